@@ -1,0 +1,39 @@
+/* Prometheus metrics: counters and gauges a service registers once and
+ * updates from any thread; rendered in the text exposition format at /metrics.
+ *
+ *   prism_metric *jobs = prism_metrics_counter(m, "prism_gcs_jobs_submitted_total",
+ *                                              "Jobs submitted", NULL);
+ *   prism_metric_add(jobs, 1);
+ *
+ * A series may carry fixed labels in Prometheus syntax (`method="GET",code="200"`);
+ * series of one name share its HELP and TYPE lines. Handles live as long as the
+ * registry. Updates are lock-free; registration and rendering take a lock. */
+#ifndef PRISM_METRICS_H
+#define PRISM_METRICS_H
+
+#include "prism_buf.h"
+
+typedef struct prism_metrics prism_metrics;
+typedef struct prism_metric prism_metric;
+
+prism_metrics *prism_metrics_create(void);
+void prism_metrics_destroy(prism_metrics *m);
+
+/* Returns the series with this name and labels, creating it on first use
+ * (so a call with the same arguments returns the same handle). NULL when out of memory. */
+prism_metric *prism_metrics_counter(prism_metrics *m, const char *name, const char *help,
+                                    const char *labels);
+prism_metric *prism_metrics_gauge(prism_metrics *m, const char *name, const char *help,
+                                  const char *labels);
+/* A gauge whose value is read by calling `fn(ud)` at each render. */
+prism_metric *prism_metrics_gauge_fn(prism_metrics *m, const char *name, const char *help,
+                                     const char *labels, double (*fn)(void *ud), void *ud);
+
+void prism_metric_add(prism_metric *c, double v); /* NULL is ignored */
+void prism_metric_set(prism_metric *g, double v); /* NULL is ignored */
+double prism_metric_value(const prism_metric *c);
+
+/* Appends the exposition text of every series. Returns 0 or -1 (buffer cap). */
+int prism_metrics_render(prism_metrics *m, prism_buf *out);
+
+#endif

@@ -1,0 +1,121 @@
+/* The HTTP server every Prism service uses for its REST API.
+ *
+ * A service describes its API as a table of routes (method + path pattern →
+ * handler). The server adds what every endpoint owes: bearer-token auth on
+ * every path but /healthz, request bodies read into buffers capped per route,
+ * one JSON error envelope
+ *
+ *   {"error": {"code": "not_found", "message": "no job 'abc'"}}
+ *
+ * with stable codes, GET /healthz and GET /metrics (Prometheus text), and a
+ * request counter per route and status.
+ *
+ * Each connection is served on its own thread, so a handler may block (a
+ * streamed log that follows a running job does). Handlers of one server run
+ * concurrently: guard shared state.
+ *
+ * A handler answers by calling exactly one prism_http_reply* function on the
+ * request. The request and everything read from it stay valid until the
+ * handler returns. */
+#ifndef PRISM_HTTP_H
+#define PRISM_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "prism_metrics.h"
+
+typedef struct prism_http_server prism_http_server;
+typedef struct prism_http_req prism_http_req;
+
+typedef void (*prism_http_handler)(prism_http_req *req, void *ctx);
+
+typedef struct prism_http_route {
+    const char *method;  /* "GET", "POST", "PUT", "DELETE" */
+    const char *pattern; /* "/api/v1/jobs/{id}/logs": {name} matches one path segment */
+    prism_http_handler handler;
+    size_t max_body; /* request body cap in bytes; 0 means the server default */
+} prism_http_route;
+
+typedef struct prism_http_config {
+    const char *host;  /* address to bind; "127.0.0.1" when NULL */
+    int port;          /* 0 picks a free port: read it with prism_http_server_port */
+    const char *token; /* bearer token required on every path but /healthz; NULL or ""
+                          turns auth off (services only allow that when told to) */
+    const prism_http_route *routes; /* borrowed: must outlive the server */
+    size_t nroutes;
+    void *ctx;               /* handed to every handler */
+    size_t default_max_body; /* 0 means 1 MiB */
+    prism_metrics *metrics;  /* borrowed; rendered at /metrics; may be NULL */
+    const char *name;        /* service name reported by /healthz */
+} prism_http_config;
+
+/* Starts serving in background threads. Returns 0, or -1 with `err` filled. */
+int prism_http_server_create(prism_http_server **out, const prism_http_config *cfg, char *err,
+                             size_t errlen);
+/* The bound port (useful after binding port 0). */
+int prism_http_server_port(const prism_http_server *s);
+/* Stops accepting, ends streamed responses, waits for running handlers. NULL is a no-op. */
+void prism_http_server_destroy(prism_http_server *s);
+
+/* --- reading a request --- */
+const char *prism_http_method(const prism_http_req *req);
+const char *prism_http_path(const prism_http_req *req);
+/* The value of a {name} segment of the route pattern, or NULL. */
+const char *prism_http_param(const prism_http_req *req, const char *name);
+/* A query-string argument, or NULL. */
+const char *prism_http_query(const prism_http_req *req, const char *name);
+/* A request header (case-insensitive name), or NULL. */
+const char *prism_http_header(const prism_http_req *req, const char *name);
+/* The request body (NUL-terminated; `len_out` may be NULL). Never NULL. */
+const char *prism_http_body(const prism_http_req *req, size_t *len_out);
+
+/* --- helpers that reply 400 themselves and return NULL / -1 on bad input --- */
+/* The body parsed as a JSON object. The caller owns the result. */
+json_t *prism_http_body_json(prism_http_req *req);
+/* A string member; absent is an error only when `required`; `*out` stays
+ * untouched when absent. Returns 0 or -1 (already replied). */
+int prism_http_field_string(prism_http_req *req, json_t *obj, const char *key, bool required,
+                            const char **out);
+/* A member that must be a JSON object when present (`*out` NULL when absent). */
+int prism_http_field_object(prism_http_req *req, json_t *obj, const char *key, json_t **out);
+/* A non-negative number member. */
+int prism_http_field_number(prism_http_req *req, json_t *obj, const char *key, double *out);
+/* A query integer within [min, max], `def` when absent. */
+int prism_http_query_int(prism_http_req *req, const char *name, int64_t def, int64_t min,
+                         int64_t max, int64_t *out);
+/* A query boolean ("true", "1", "false", "0"), `def` when absent. */
+int prism_http_query_bool(prism_http_req *req, const char *name, bool def, bool *out);
+
+/* --- answering --- */
+/* Copies `body`. */
+void prism_http_reply(prism_http_req *req, int status, const char *content_type, const void *body,
+                      size_t len);
+/* Takes the reference to `doc`. */
+void prism_http_reply_json(prism_http_req *req, int status, json_t *doc);
+/* The error envelope; `code` is a stable machine-readable word. */
+void prism_http_reply_error(prism_http_req *req, int status, const char *code, const char *fmt,
+                            ...) __attribute__((format(printf, 4, 5)));
+/* Sends `len` bytes of the open file `fd` from `offset`; the server closes `fd`. */
+void prism_http_reply_fd(prism_http_req *req, int status, const char *content_type, int fd,
+                         uint64_t offset, uint64_t len);
+
+/* A streamed (chunked) response. `read` is called repeatedly on the
+ * connection's thread: it copies up to `max` bytes into `buf` and returns
+ * their count, or 0 when nothing is ready yet (it is called again shortly),
+ * or PRISM_HTTP_STREAM_END, or PRISM_HTTP_STREAM_ERROR. The stream also ends
+ * when the server stops or the client goes away. `done(ud)` is called once at
+ * the end, whatever happened. */
+#define PRISM_HTTP_STREAM_END (-1)
+#define PRISM_HTTP_STREAM_ERROR (-2)
+typedef ssize_t (*prism_http_stream_read)(void *ud, char *buf, size_t max);
+void prism_http_reply_stream(prism_http_req *req, int status, const char *content_type,
+                             prism_http_stream_read read, void (*done)(void *ud), void *ud);
+
+/* Adds a response header (call before a reply function). Both strings are copied. */
+void prism_http_add_header(prism_http_req *req, const char *name, const char *value);
+
+#endif

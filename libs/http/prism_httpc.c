@@ -1,0 +1,189 @@
+#include "prism_httpc.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prism_buf.h"
+
+#define DEFAULT_MAX_RESP (64u << 20)
+
+struct prism_httpc {
+    CURL *curl;
+    char *base;
+    char *auth; /* "Authorization: Bearer ..." or NULL */
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+int prism_httpc_create(prism_httpc **out, const char *base_url, const char *token)
+{
+    pthread_once(&curl_once, curl_init_once);
+    prism_httpc *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    c->curl = curl_easy_init();
+    c->base = strdup(base_url);
+    size_t n = strlen(c->base);
+    while (n > 0 && c->base[n - 1] == '/')
+        c->base[--n] = '\0';
+    if (token && *token) {
+        size_t len = strlen(token) + 32;
+        c->auth = malloc(len);
+        if (c->auth)
+            snprintf(c->auth, len, "Authorization: Bearer %s", token);
+    }
+    if (!c->curl || !c->base || (token && *token && !c->auth)) {
+        prism_httpc_destroy(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void prism_httpc_destroy(prism_httpc *c)
+{
+    if (!c)
+        return;
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    free(c->base);
+    free(c->auth);
+    free(c);
+}
+
+typedef struct sink_ctx {
+    prism_buf *buf;
+    int (*fn)(void *, const char *, size_t);
+    void *ud;
+    int overflow;
+} sink_ctx;
+
+static size_t on_data(char *data, size_t size, size_t nmemb, void *userp)
+{
+    sink_ctx *s = userp;
+    size_t n = size * nmemb;
+    if (s->fn)
+        return s->fn(s->ud, data, n) == 0 ? n : 0;
+    if (prism_buf_append(s->buf, data, n) != 0) {
+        s->overflow = 1;
+        return 0;
+    }
+    return n;
+}
+
+/* Sets up one transfer on the reused handle. Returns the header list to free. */
+static struct curl_slist *prepare(prism_httpc *c, const char *method, const char *path,
+                                  const char *content_type, const void *body, size_t len,
+                                  int timeout_ms, sink_ctx *sink, char *url, size_t urllen)
+{
+    CURL *h = c->curl;
+    curl_easy_reset(h);
+    snprintf(url, urllen, "%s%s", c->base, path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    struct curl_slist *headers = NULL;
+    if (c->auth)
+        headers = curl_slist_append(headers, c->auth);
+    if (body || !strcmp(method, "POST") || !strcmp(method, "PUT")) {
+        char ct[256];
+        snprintf(ct, sizeof ct, "Content-Type: %s",
+                 content_type ? content_type : "application/octet-stream");
+        headers = curl_slist_append(headers, ct);
+        headers = curl_slist_append(headers, "Expect:");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    return headers;
+}
+
+static int perform(prism_httpc *c, const char *url, long *status, sink_ctx *sink, char *err,
+                   size_t errlen)
+{
+    CURLcode rc = curl_easy_perform(c->curl);
+    *status = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+    if (sink->overflow) {
+        snprintf(err, errlen, "response from %s is larger than the limit", url);
+        return -1;
+    }
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && sink->fn)) {
+        snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int prism_httpc_request(prism_httpc *c, const char *method, const char *path,
+                        const char *content_type, const void *body, size_t len, int timeout_ms,
+                        size_t max_resp, prism_httpc_resp *out, char *err, size_t errlen)
+{
+    prism_buf buf;
+    prism_buf_init(&buf, max_resp ? max_resp : DEFAULT_MAX_RESP);
+    sink_ctx sink = {.buf = &buf};
+    char url[4096];
+    struct curl_slist *headers =
+        prepare(c, method, path, content_type, body, len, timeout_ms, &sink, url, sizeof url);
+    int rc = perform(c, url, &out->status, &sink, err, errlen);
+    curl_slist_free_all(headers);
+    out->body = prism_buf_take(&buf, &out->len);
+    if (rc != 0) {
+        prism_httpc_resp_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void prism_httpc_resp_free(prism_httpc_resp *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+}
+
+int prism_httpc_json(prism_httpc *c, const char *method, const char *path, json_t *body,
+                     int timeout_ms, long *status, json_t **out, char *err, size_t errlen)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    prism_httpc_resp resp;
+    int rc = prism_httpc_request(c, method, path, "application/json", text, text ? strlen(text) : 0,
+                                 timeout_ms, 0, &resp, err, errlen);
+    free(text);
+    *out = NULL;
+    if (rc != 0)
+        return -1;
+    *status = resp.status;
+    if (resp.len)
+        *out = json_loadb(resp.body, resp.len, 0, NULL);
+    prism_httpc_resp_free(&resp);
+    return 0;
+}
+
+int prism_httpc_stream(prism_httpc *c, const char *method, const char *path, int timeout_ms,
+                       int (*sink_fn)(void *ud, const char *data, size_t len), void *ud,
+                       long *status, char *err, size_t errlen)
+{
+    sink_ctx sink = {.fn = sink_fn, .ud = ud};
+    char url[4096];
+    struct curl_slist *headers =
+        prepare(c, method, path, NULL, NULL, 0, timeout_ms, &sink, url, sizeof url);
+    int rc = perform(c, url, status, &sink, err, errlen);
+    curl_slist_free_all(headers);
+    return rc;
+}
+
+const char *prism_httpc_error_message(json_t *doc, const char *fallback)
+{
+    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+    return msg ? msg : fallback;
+}

@@ -1,0 +1,48 @@
+/* HTTP client on libcurl, for the CLI and for service-to-service calls.
+ *
+ * A client is bound to a base URL ("http://127.0.0.1:8265") and a bearer
+ * token, and reuses its connection between requests. One client must not be
+ * used by two threads at once: give each thread its own. */
+#ifndef PRISM_HTTPC_H
+#define PRISM_HTTPC_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct prism_httpc prism_httpc;
+
+typedef struct prism_httpc_resp {
+    long status;  /* HTTP status; 0 when no response came */
+    char *body;   /* NUL-terminated, owned; free with prism_httpc_resp_free */
+    size_t len;
+} prism_httpc_resp;
+
+/* `token` may be NULL or "" for no Authorization header. Both strings are copied. */
+int prism_httpc_create(prism_httpc **out, const char *base_url, const char *token);
+void prism_httpc_destroy(prism_httpc *c);
+
+/* One request. `path` is appended to the base URL and may carry a query.
+ * The response body is capped at `max_resp` bytes (0: 64 MiB). Returns 0 when
+ * a response arrived (any status), -1 on a transport error with `err` filled. */
+int prism_httpc_request(prism_httpc *c, const char *method, const char *path,
+                        const char *content_type, const void *body, size_t len, int timeout_ms,
+                        size_t max_resp, prism_httpc_resp *out, char *err, size_t errlen);
+void prism_httpc_resp_free(prism_httpc_resp *r);
+
+/* A JSON request: `body` is borrowed and may be NULL. On a response, `*status`
+ * is set and `*out` receives the parsed body (NULL when it was not JSON).
+ * Returns 0, or -1 on a transport error. */
+int prism_httpc_json(prism_httpc *c, const char *method, const char *path, json_t *body,
+                     int timeout_ms, long *status, json_t **out, char *err, size_t errlen);
+
+/* Streams a response body to `sink(ud, data, len)` as it arrives (for
+ * following logs). `sink` returns 0 to go on or -1 to stop. `timeout_ms` of 0
+ * means no overall limit. Returns 0 when the transfer ended, -1 on error. */
+int prism_httpc_stream(prism_httpc *c, const char *method, const char *path, int timeout_ms,
+                       int (*sink)(void *ud, const char *data, size_t len), void *ud,
+                       long *status, char *err, size_t errlen);
+
+/* Message of an error envelope in `doc`, or `fallback`. */
+const char *prism_httpc_error_message(json_t *doc, const char *fallback);
+
+#endif

@@ -1,0 +1,197 @@
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prism_log.h"
+
+/* Migration N takes the schema from version N to N+1. Append, never edit. */
+static const char *const migrations[] = {
+    /* 0 → 1: nodes, jobs, actors, packages, key-value */
+    "CREATE TABLE nodes ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  address TEXT,"
+    "  resources TEXT NOT NULL,"
+    "  registered_at INTEGER NOT NULL,"
+    "  last_heartbeat INTEGER,"
+    "  dead_at INTEGER,"
+    "  message TEXT);"
+    "CREATE INDEX nodes_state ON nodes(state, seq);"
+    "CREATE TABLE jobs ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  state TEXT NOT NULL,"
+    "  entrypoint TEXT NOT NULL,"
+    "  env TEXT,"
+    "  working_dir TEXT,"
+    "  resources TEXT NOT NULL,"
+    "  metadata TEXT,"
+    "  node_id TEXT,"
+    "  message TEXT,"
+    "  exit_code INTEGER,"
+    "  submitted_at INTEGER NOT NULL,"
+    "  assigned_at INTEGER,"
+    "  start_time INTEGER,"
+    "  end_time INTEGER,"
+    "  stop_requested INTEGER NOT NULL DEFAULT 0,"
+    "  ray INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_state ON jobs(state, seq);"
+    "CREATE INDEX jobs_node ON jobs(node_id, state);"
+    "CREATE INDEX jobs_end ON jobs(end_time);"
+    "CREATE TABLE actors ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT,"
+    "  namespace TEXT,"
+    "  state TEXT NOT NULL,"
+    "  spec TEXT,"
+    "  node_id TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  message TEXT);"
+    "CREATE UNIQUE INDEX actors_name ON actors(namespace, name) WHERE name IS NOT NULL;"
+    "CREATE TABLE packages ("
+    "  sha256 TEXT PRIMARY KEY,"
+    "  size INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE kv ("
+    "  namespace TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value BLOB NOT NULL,"
+    "  content_type TEXT,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (namespace, key));",
+};
+
+int gcs_db_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = gcs_db_prepare(db, "PRAGMA user_version");
+    int v = -1;
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    int have = gcs_db_version(db), want = (int)(sizeof migrations / sizeof migrations[0]);
+    if (have > want) {
+        snprintf(err, errlen, "database schema version %d is newer than this GCS knows (%d)", have,
+                 want);
+        return -1;
+    }
+    for (int v = have; v < want; v++) {
+        char *msg = NULL, pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d;", v + 1);
+        /* Each step and its version bump commit together or not at all. */
+        int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(db, migrations[v], NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(db, pragma, NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+            snprintf(err, errlen, "schema migration %d -> %d failed: %s", v, v + 1,
+                     msg ? msg : sqlite3_errstr(rc));
+            sqlite3_free(msg);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        LOG_INFO("database migrated to schema version %d", v + 1);
+    }
+    return 0;
+}
+
+int gcs_db_open(sqlite3 **out, const char *path, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path, sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    char *msg = NULL;
+    rc = sqlite3_exec(db,
+                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                      NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot set up database %s: %s", path, msg ? msg : "");
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return -1;
+    }
+    if (migrate(db, err, errlen) != 0) {
+        sqlite3_close(db);
+        return -1;
+    }
+    *out = db;
+    return 0;
+}
+
+void gcs_db_close(sqlite3 *db) { sqlite3_close(db); }
+
+sqlite3_stmt *gcs_db_prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        LOG_ERROR("SQL prepare failed: %s: %s", sqlite3_errmsg(db), sql);
+        return NULL;
+    }
+    return st;
+}
+
+void gcs_db_bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+    if (text)
+        sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+void gcs_db_bind_json(sqlite3_stmt *st, int i, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    if (text)
+        sqlite3_bind_text(st, i, text, -1, free);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+json_t *gcs_db_column_json(sqlite3_stmt *st, int i)
+{
+    const unsigned char *text = sqlite3_column_text(st, i);
+    json_t *doc = text ? json_loads((const char *)text, 0, NULL) : NULL;
+    return doc ? doc : json_null();
+}
+
+json_t *gcs_db_column_int_or_null(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return json_null();
+    return json_integer(sqlite3_column_int64(st, i));
+}
+
+json_t *gcs_db_column_text_or_null(sqlite3_stmt *st, int i)
+{
+    const unsigned char *text = sqlite3_column_text(st, i);
+    return text ? json_string((const char *)text) : json_null();
+}
+
+int gcs_db_exec_stmt(sqlite3_stmt *st)
+{
+    if (!st)
+        return SQLITE_ERROR;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        LOG_ERROR("SQL step failed: %s", sqlite3_errmsg(sqlite3_db_handle(st)));
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}

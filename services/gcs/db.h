@@ -1,0 +1,30 @@
+/* The GCS database: SQLite in WAL mode with versioned schema migrations.
+ * Every statement is prepared with bound parameters; none is built from text. */
+#ifndef PRISM_GCS_DB_H
+#define PRISM_GCS_DB_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Opens (creating if needed) and migrates to the latest schema version. */
+int gcs_db_open(sqlite3 **out, const char *path, char *err, size_t errlen);
+void gcs_db_close(sqlite3 *db);
+/* The schema version the database is at (PRAGMA user_version). */
+int gcs_db_version(sqlite3 *db);
+
+/* Prepares `sql`; NULL on error (logged: a failure here is a bug). */
+sqlite3_stmt *gcs_db_prepare(sqlite3 *db, const char *sql);
+/* Binds text, or NULL when `text` is NULL. */
+void gcs_db_bind_text(sqlite3_stmt *st, int i, const char *text);
+/* Binds `doc` as compact JSON text, or NULL. */
+void gcs_db_bind_json(sqlite3_stmt *st, int i, json_t *doc);
+/* A column as JSON: parsed text, an integer, or null. New reference. */
+json_t *gcs_db_column_json(sqlite3_stmt *st, int i);
+json_t *gcs_db_column_int_or_null(sqlite3_stmt *st, int i);
+json_t *gcs_db_column_text_or_null(sqlite3_stmt *st, int i);
+/* Runs a statement that returns no rows, then finalizes it. Returns SQLITE_DONE on success. */
+int gcs_db_exec_stmt(sqlite3_stmt *st);
+
+#endif

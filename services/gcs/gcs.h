@@ -1,0 +1,145 @@
+/* prism-gcs: the cluster's metadata store and public REST API.
+ *
+ * All state lives in one struct guarded by one lock: the SQLite database
+ * (the truth, surviving restarts) plus what is soft and rebuilt on start
+ * (node liveness clocks, resource accounting). HTTP handlers and NATS
+ * callbacks take the lock; nothing slow (network calls) runs while holding it. */
+#ifndef PRISM_GCS_H
+#define PRISM_GCS_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "prism_bus.h"
+#include "prism_http.h"
+#include "prism_id.h"
+#include "prism_metrics.h"
+
+#define GCS_VERSION "0.1.0"
+
+typedef struct gcs_config {
+    char *host;
+    int64_t port;
+    char *address_file;
+    char *token;
+    char *token_file;
+    bool no_auth;
+    char *nats_url;
+    char *data_dir;
+    int64_t node_timeout_ms;
+    int64_t job_retention_count;
+    int64_t job_retention_age_s;
+    int64_t max_package_size;
+    int64_t max_kv_value_size;
+    char *log_level;
+} gcs_config;
+
+/* A node as the GCS sees it. Live nodes are kept in memory; dead ones only in the database. */
+typedef struct gcs_node {
+    char id[PRISM_ID_HEX_LEN + 1];
+    char *name;
+    char *address;     /* the node agent's REST base URL */
+    json_t *resources; /* totals the node registered */
+    json_t *used;      /* what placed jobs hold */
+    json_t *running;   /* job ids the last heartbeat listed */
+    int64_t last_heartbeat_mono;
+    int64_t last_reconcile_mono;
+    struct gcs_node *next;
+} gcs_node;
+
+typedef struct gcs {
+    gcs_config cfg;
+    pthread_mutex_t lock;
+    sqlite3 *db;
+    prism_bus *bus;
+    prism_http_server *http;
+    prism_metrics *metrics;
+    gcs_node *nodes; /* ALIVE nodes */
+    char *packages_dir;
+    bool placement_wanted;
+    int64_t last_retention_mono;
+    prism_metric *m_jobs_submitted, *m_jobs_finished, *m_nodes_dead, *m_heartbeats;
+} gcs;
+
+/* routes.c */
+extern const prism_http_route gcs_routes[];
+extern const size_t gcs_nroutes;
+
+/* nodes.c: registration, heartbeats, liveness, REST */
+int gcs_nodes_start(gcs *g);
+void gcs_nodes_cron(gcs *g);
+gcs_node *gcs_node_find(gcs *g, const char *id);
+void gcs_nodes_free(gcs *g);
+json_t *gcs_node_row_json(sqlite3_stmt *st);
+void gcs_api_nodes_list(prism_http_req *req, void *ctx);
+void gcs_api_node_get(prism_http_req *req, void *ctx);
+void gcs_api_cluster(prism_http_req *req, void *ctx);
+
+/* jobs.c: the job model and its state machine */
+typedef struct gcs_job_spec {
+    const char *id; /* NULL: generate */
+    const char *entrypoint;
+    json_t *env, *resources, *metadata; /* borrowed */
+    const char *working_dir;
+    bool ray; /* submitted through the Ray-compatible API */
+} gcs_job_spec;
+int gcs_jobs_start(gcs *g);
+void gcs_jobs_cron(gcs *g);
+/* Returns 0 and the new job's id in `id_out`, or an HTTP status with `err` (code, message). */
+int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
+                   const char **code, char *err, size_t errlen);
+/* The job as JSON (NULL when unknown). */
+json_t *gcs_job_get(gcs *g, const char *id);
+/* Requests a stop. Returns 0, or an HTTP status with code/message. */
+int gcs_job_stop(gcs *g, const char *id, const char **code, char *err, size_t errlen);
+int gcs_job_delete(gcs *g, const char *id, const char **code, char *err, size_t errlen);
+/* Terminal transition from whatever non-terminal state; false when already terminal. Lock held. */
+bool gcs_job_finish_locked(gcs *g, const char *id, const char *state, json_t *exit_code,
+                           int64_t end_time, const char *message);
+/* Fails every unfinished job placed on `node_id` (lock held). */
+void gcs_jobs_fail_node_locked(gcs *g, const char *node_id, const char *message);
+bool gcs_state_terminal(const char *state);
+void gcs_api_jobs_submit(prism_http_req *req, void *ctx);
+void gcs_api_jobs_list(prism_http_req *req, void *ctx);
+void gcs_api_job_get(prism_http_req *req, void *ctx);
+void gcs_api_job_stop(prism_http_req *req, void *ctx);
+void gcs_api_job_delete(prism_http_req *req, void *ctx);
+/* Parses the JSON submit body shared by both APIs into `spec`; replies 400 itself. */
+int gcs_job_spec_from_json(prism_http_req *req, json_t *body, gcs_job_spec *spec);
+
+/* job_logs.c */
+void gcs_api_job_logs(prism_http_req *req, void *ctx);
+/* The whole log of a job as text (Ray's API). Returns 0 or an HTTP status. */
+int gcs_job_logs_text(gcs *g, const char *id, char **out, size_t *len, const char **code,
+                      char *err, size_t errlen);
+
+/* kv.c, packages.c */
+void gcs_api_kv_get(prism_http_req *req, void *ctx);
+void gcs_api_kv_put(prism_http_req *req, void *ctx);
+void gcs_api_kv_delete(prism_http_req *req, void *ctx);
+void gcs_api_kv_list(prism_http_req *req, void *ctx);
+void gcs_api_package_put(prism_http_req *req, void *ctx);
+void gcs_api_package_get(prism_http_req *req, void *ctx);
+
+/* raycompat.c: Ray's Jobs REST API over the same code */
+void gcs_ray_version(prism_http_req *req, void *ctx);
+void gcs_ray_jobs_submit(prism_http_req *req, void *ctx);
+void gcs_ray_jobs_list(prism_http_req *req, void *ctx);
+void gcs_ray_job_get(prism_http_req *req, void *ctx);
+void gcs_ray_job_stop(prism_http_req *req, void *ctx);
+void gcs_ray_job_delete(prism_http_req *req, void *ctx);
+void gcs_ray_job_logs(prism_http_req *req, void *ctx);
+
+/* resources.c: resource maps are JSON objects name → amount */
+bool gcs_res_fits(json_t *total, json_t *used, json_t *want);
+void gcs_res_add(json_t *acc, json_t *delta, double sign);
+/* "GPU 1, CPU 4" for messages; the caller frees. */
+char *gcs_res_describe(json_t *res);
+
+/* events */
+void gcs_publish_job_event(gcs *g, const char *id);
+
+#endif

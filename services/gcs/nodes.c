@@ -1,0 +1,365 @@
+/* Nodes: registration, heartbeats, liveness, and the nodes REST API. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "gcs.h"
+#include "prism_log.h"
+#include "prism_time.h"
+
+#define NODE_COLUMNS \
+    "id, name, state, address, resources, registered_at, last_heartbeat, dead_at, message"
+
+gcs_node *gcs_node_find(gcs *g, const char *id)
+{
+    for (gcs_node *n = g->nodes; n; n = n->next)
+        if (!strcmp(n->id, id))
+            return n;
+    return NULL;
+}
+
+static void node_free(gcs_node *n)
+{
+    free(n->name);
+    free(n->address);
+    json_decref(n->resources);
+    json_decref(n->used);
+    json_decref(n->running);
+    free(n);
+}
+
+void gcs_nodes_free(gcs *g)
+{
+    for (gcs_node *n = g->nodes, *next; n; n = next) {
+        next = n->next;
+        node_free(n);
+    }
+    g->nodes = NULL;
+}
+
+static void publish_node_event(gcs *g, const char *id, const char *name, const char *state,
+                               const char *message)
+{
+    json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:I}", "node_id", id, "name", name, "state", state,
+                           "message", message ? message : "", "time", (json_int_t)prism_now_ms());
+    prism_bus_publish_json(g->bus, "prism.event.node", ev);
+    json_decref(ev);
+}
+
+/* Marks a live node DEAD everywhere and fails its jobs. Lock held. */
+static void node_kill_locked(gcs *g, gcs_node *node, const char *message)
+{
+    sqlite3_stmt *st = gcs_db_prepare(
+        g->db, "UPDATE nodes SET state='DEAD', dead_at=?, message=? WHERE id=?");
+    sqlite3_bind_int64(st, 1, prism_now_ms());
+    gcs_db_bind_text(st, 2, message);
+    gcs_db_bind_text(st, 3, node->id);
+    gcs_db_exec_stmt(st);
+    char jobmsg[512];
+    snprintf(jobmsg, sizeof jobmsg, "node %s (%s) died: %s", node->name, node->id, message);
+    gcs_jobs_fail_node_locked(g, node->id, jobmsg);
+    LOG_WARN("node %s (%s) is DEAD: %s", node->name, node->id, message);
+    publish_node_event(g, node->id, node->name, "DEAD", message);
+    prism_metric_add(g->m_nodes_dead, 1);
+    for (gcs_node **pp = &g->nodes; *pp; pp = &(*pp)->next) {
+        if (*pp == node) {
+            *pp = node->next;
+            break;
+        }
+    }
+    node_free(node);
+}
+
+static void reply_json(gcs *g, const char *reply, json_t *doc)
+{
+    if (reply)
+        prism_bus_publish_json(g->bus, reply, doc);
+    json_decref(doc);
+}
+
+static json_t *error_doc(const char *code, const char *message)
+{
+    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+}
+
+static bool valid_resources(json_t *res)
+{
+    const char *name;
+    json_t *v;
+    if (!json_is_object(res))
+        return false;
+    json_object_foreach(res, name, v) if (!json_is_number(v) || json_number_value(v) < 0) return false;
+    return true;
+}
+
+static void insert_node_locked(gcs *g, gcs_node *n)
+{
+    sqlite3_stmt *st = gcs_db_prepare(
+        g->db, "INSERT INTO nodes (id, name, state, address, resources, registered_at, "
+               "last_heartbeat) VALUES (?, ?, 'ALIVE', ?, ?, ?, ?)");
+    int64_t now = prism_now_ms();
+    gcs_db_bind_text(st, 1, n->id);
+    gcs_db_bind_text(st, 2, n->name);
+    gcs_db_bind_text(st, 3, n->address);
+    gcs_db_bind_json(st, 4, n->resources);
+    sqlite3_bind_int64(st, 5, now);
+    sqlite3_bind_int64(st, 6, now);
+    gcs_db_exec_stmt(st);
+}
+
+static bool node_id_known(gcs *g, const char *id)
+{
+    sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT 1 FROM nodes WHERE id=?");
+    gcs_db_bind_text(st, 1, id);
+    bool known = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return known;
+}
+
+static void on_register(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                        size_t len, void *ud)
+{
+    gcs *g = ud;
+    json_t *msg = json_loadb(data, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(msg, "node_id"));
+    const char *name = json_string_value(json_object_get(msg, "name"));
+    const char *address = json_string_value(json_object_get(msg, "address"));
+    json_t *res = json_object_get(msg, "resources");
+    prism_id parsed;
+    if (!id || prism_id_from_hex(&parsed, id) != 0 || !name || !*name || !valid_resources(res)) {
+        reply_json(g, reply, error_doc("invalid_argument",
+                                       "register needs node_id (32 hex), name and resources"));
+        json_decref(msg);
+        return;
+    }
+    pthread_mutex_lock(&g->lock);
+    if (gcs_node_find(g, id) || node_id_known(g, id)) {
+        bool alive = gcs_node_find(g, id) != NULL;
+        pthread_mutex_unlock(&g->lock);
+        reply_json(g, reply, alive ? json_pack("{s:b}", "ok", 1)
+                                   : error_doc("node_dead", "this node incarnation is dead"));
+        json_decref(msg);
+        return;
+    }
+    for (gcs_node *old = g->nodes; old; old = old->next) {
+        if (!strcmp(old->name, name)) {
+            node_kill_locked(g, old, "replaced by a new incarnation of the node");
+            break;
+        }
+    }
+    gcs_node *n = calloc(1, sizeof *n);
+    snprintf(n->id, sizeof n->id, "%s", id);
+    n->name = strdup(name);
+    n->address = address ? strdup(address) : NULL;
+    n->resources = json_deep_copy(res);
+    n->used = json_object();
+    n->running = json_array();
+    n->last_heartbeat_mono = prism_mono_ms();
+    n->next = g->nodes;
+    g->nodes = n;
+    insert_node_locked(g, n);
+    g->placement_wanted = true;
+    pthread_mutex_unlock(&g->lock);
+    LOG_INFO("node %s (%s) registered at %s", name, id, address ? address : "-");
+    publish_node_event(g, id, name, "ALIVE", "registered");
+    reply_json(g, reply, json_pack("{s:b}", "ok", 1));
+    json_decref(msg);
+}
+
+static void on_heartbeat(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                         size_t len, void *ud)
+{
+    gcs *g = ud;
+    json_t *msg = json_loadb(data, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(msg, "node_id"));
+    json_t *running = json_object_get(msg, "running_jobs");
+    json_t *answer;
+    pthread_mutex_lock(&g->lock);
+    gcs_node *n = id ? gcs_node_find(g, id) : NULL;
+    if (n) {
+        n->last_heartbeat_mono = prism_mono_ms();
+        if (json_is_array(running)) {
+            json_decref(n->running);
+            n->running = json_deep_copy(running);
+        }
+        sqlite3_stmt *st = gcs_db_prepare(g->db, "UPDATE nodes SET last_heartbeat=? WHERE id=?");
+        sqlite3_bind_int64(st, 1, prism_now_ms());
+        gcs_db_bind_text(st, 2, id);
+        gcs_db_exec_stmt(st);
+        answer = json_pack("{s:b}", "ok", 1);
+    } else if (id && node_id_known(g, id)) {
+        answer = error_doc("node_dead", "the cluster marked this node incarnation dead");
+    } else {
+        answer = error_doc("unknown_node", "no such node: register first");
+    }
+    pthread_mutex_unlock(&g->lock);
+    prism_metric_add(g->m_heartbeats, 1);
+    reply_json(g, reply, answer);
+    json_decref(msg);
+}
+
+/* Rebuilds the live-node list from the database after a restart. Liveness
+ * clocks start now, so nodes get a full timeout to show they are still there. */
+static void load_live_nodes(gcs *g)
+{
+    sqlite3_stmt *st = gcs_db_prepare(
+        g->db, "SELECT id, name, address, resources FROM nodes WHERE state='ALIVE'");
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        gcs_node *n = calloc(1, sizeof *n);
+        snprintf(n->id, sizeof n->id, "%s", (const char *)sqlite3_column_text(st, 0));
+        n->name = strdup((const char *)sqlite3_column_text(st, 1));
+        const unsigned char *addr = sqlite3_column_text(st, 2);
+        n->address = addr ? strdup((const char *)addr) : NULL;
+        n->resources = gcs_db_column_json(st, 3);
+        n->used = json_object();
+        n->running = json_array();
+        n->last_heartbeat_mono = prism_mono_ms();
+        n->next = g->nodes;
+        g->nodes = n;
+    }
+    sqlite3_finalize(st);
+}
+
+int gcs_nodes_start(gcs *g)
+{
+    load_live_nodes(g);
+    if (prism_bus_subscribe(g->bus, "prism.gcs.node.register", "gcs", on_register, g) != 0 ||
+        prism_bus_subscribe(g->bus, "prism.gcs.node.heartbeat", "gcs", on_heartbeat, g) != 0)
+        return -1;
+    return 0;
+}
+
+void gcs_nodes_cron(gcs *g)
+{
+    int64_t now = prism_mono_ms();
+    pthread_mutex_lock(&g->lock);
+    for (gcs_node *n = g->nodes, *next; n; n = next) {
+        next = n->next;
+        int64_t silent = now - n->last_heartbeat_mono;
+        if (silent > g->cfg.node_timeout_ms) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "no heartbeat for %.1f s", (double)silent / 1000.0);
+            node_kill_locked(g, n, msg);
+        }
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* ---------- REST ---------- */
+
+json_t *gcs_node_row_json(sqlite3_stmt *st)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "node_id",
+                     gcs_db_column_text_or_null(st, 0), "name", gcs_db_column_text_or_null(st, 1),
+                     "state", gcs_db_column_text_or_null(st, 2), "address",
+                     gcs_db_column_text_or_null(st, 3), "resources", gcs_db_column_json(st, 4),
+                     "registered_at", gcs_db_column_int_or_null(st, 5), "last_heartbeat",
+                     gcs_db_column_int_or_null(st, 6), "dead_at", gcs_db_column_int_or_null(st, 7),
+                     "message", gcs_db_column_text_or_null(st, 8));
+}
+
+/* Adds what only the live view knows: free resources. Lock held. */
+static void add_live_fields(gcs *g, json_t *node)
+{
+    gcs_node *n = gcs_node_find(g, json_string_value(json_object_get(node, "node_id")));
+    json_t *avail = json_object();
+    if (n) {
+        gcs_res_add(avail, n->resources, 1);
+        gcs_res_add(avail, n->used, -1);
+    }
+    json_object_set_new(node, "available", avail);
+}
+
+static bool valid_node_state(const char *s)
+{
+    return !s || !strcmp(s, "ALIVE") || !strcmp(s, "DEAD");
+}
+
+void gcs_api_nodes_list(prism_http_req *req, void *ctx)
+{
+    gcs *g = ctx;
+    int64_t limit, cursor;
+    const char *state = prism_http_query(req, "state");
+    if (prism_http_query_int(req, "limit", 100, 1, 1000, &limit) != 0 ||
+        prism_http_query_int(req, "cursor", INT64_MAX, 0, INT64_MAX, &cursor) != 0)
+        return;
+    if (!valid_node_state(state)) {
+        prism_http_reply_error(req, 400, "invalid_argument", "state must be ALIVE or DEAD");
+        return;
+    }
+    pthread_mutex_lock(&g->lock);
+    sqlite3_stmt *st = gcs_db_prepare(
+        g->db, "SELECT " NODE_COLUMNS ", seq FROM nodes WHERE seq < ? AND (?2 IS NULL OR state = ?2)"
+               " ORDER BY seq DESC LIMIT ?");
+    sqlite3_bind_int64(st, 1, cursor);
+    gcs_db_bind_text(st, 2, state);
+    sqlite3_bind_int64(st, 3, limit);
+    json_t *list = json_array();
+    int64_t last = 0;
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        json_t *node = gcs_node_row_json(st);
+        add_live_fields(g, node);
+        json_array_append_new(list, node);
+        last = sqlite3_column_int64(st, 9);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&g->lock);
+    json_t *next = (int64_t)json_array_size(list) == limit ? json_sprintf("%lld", (long long)last)
+                                                            : json_null();
+    prism_http_reply_json(req, 200, json_pack("{s:o,s:o}", "nodes", list, "next_cursor", next));
+}
+
+void gcs_api_node_get(prism_http_req *req, void *ctx)
+{
+    gcs *g = ctx;
+    const char *id = prism_http_param(req, "id");
+    pthread_mutex_lock(&g->lock);
+    sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT " NODE_COLUMNS " FROM nodes WHERE id = ?");
+    gcs_db_bind_text(st, 1, id);
+    json_t *node = NULL;
+    if (st && sqlite3_step(st) == SQLITE_ROW) {
+        node = gcs_node_row_json(st);
+        add_live_fields(g, node);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&g->lock);
+    if (!node) {
+        prism_http_reply_error(req, 404, "not_found", "no node '%s'", id);
+        return;
+    }
+    prism_http_reply_json(req, 200, node);
+}
+
+static int64_t count_rows(gcs *g, const char *sql, const char *arg)
+{
+    sqlite3_stmt *st = gcs_db_prepare(g->db, sql);
+    gcs_db_bind_text(st, 1, arg);
+    int64_t n = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return n;
+}
+
+void gcs_api_cluster(prism_http_req *req, void *ctx)
+{
+    gcs *g = ctx;
+    json_t *total = json_object(), *avail = json_object();
+    int alive = 0;
+    pthread_mutex_lock(&g->lock);
+    for (gcs_node *n = g->nodes; n; n = n->next) {
+        alive++;
+        gcs_res_add(total, n->resources, 1);
+        gcs_res_add(avail, n->resources, 1);
+        gcs_res_add(avail, n->used, -1);
+    }
+    const char *by_state = "SELECT count(*) FROM jobs WHERE state = ?";
+    json_t *jobs = json_pack("{s:I,s:I}", "pending", (json_int_t)count_rows(g, by_state, "PENDING"),
+                             "running", (json_int_t)count_rows(g, by_state, "RUNNING"));
+    int64_t dead = count_rows(g, "SELECT count(*) FROM nodes WHERE state = ?", "DEAD");
+    pthread_mutex_unlock(&g->lock);
+    prism_http_reply_json(req, 200,
+                          json_pack("{s:s,s:i,s:I,s:{s:o,s:o},s:o}", "version", GCS_VERSION,
+                                    "nodes_alive", alive, "nodes_dead", (json_int_t)dead,
+                                    "resources", "total", total, "available", avail, "jobs", jobs));
+}

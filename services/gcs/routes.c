@@ -1,0 +1,32 @@
+/* The GCS REST API: one table, documented in openapi/gcs.yaml. */
+#include "gcs.h"
+
+#define KiB 1024u
+#define MiB (1024u * 1024u)
+
+const prism_http_route gcs_routes[] = {
+    {"GET", "/api/v1/cluster", gcs_api_cluster, 0},
+    {"GET", "/api/v1/nodes", gcs_api_nodes_list, 0},
+    {"GET", "/api/v1/nodes/{id}", gcs_api_node_get, 0},
+    {"POST", "/api/v1/jobs", gcs_api_jobs_submit, 1 * MiB},
+    {"GET", "/api/v1/jobs", gcs_api_jobs_list, 0},
+    {"GET", "/api/v1/jobs/{id}", gcs_api_job_get, 0},
+    {"DELETE", "/api/v1/jobs/{id}", gcs_api_job_delete, 0},
+    {"GET", "/api/v1/jobs/{id}/logs", gcs_api_job_logs, 0},
+    {"POST", "/api/v1/jobs/{id}/stop", gcs_api_job_stop, 0},
+    {"GET", "/api/v1/kv/{namespace}", gcs_api_kv_list, 0},
+    {"GET", "/api/v1/kv/{namespace}/{key}", gcs_api_kv_get, 0},
+    {"PUT", "/api/v1/kv/{namespace}/{key}", gcs_api_kv_put, 0 /* set from --max-kv-value-size */},
+    {"DELETE", "/api/v1/kv/{namespace}/{key}", gcs_api_kv_delete, 0},
+    {"POST", "/api/v1/packages", gcs_api_package_put, 0 /* set from --max-package-size */},
+    {"GET", "/api/v1/packages/{sha256}", gcs_api_package_get, 0},
+    /* Ray's Jobs REST API */
+    {"GET", "/api/version", gcs_ray_version, 0},
+    {"POST", "/api/jobs", gcs_ray_jobs_submit, 1 * MiB},
+    {"GET", "/api/jobs", gcs_ray_jobs_list, 0},
+    {"GET", "/api/jobs/{id}", gcs_ray_job_get, 0},
+    {"DELETE", "/api/jobs/{id}", gcs_ray_job_delete, 0},
+    {"POST", "/api/jobs/{id}/stop", gcs_ray_job_stop, 0},
+    {"GET", "/api/jobs/{id}/logs", gcs_ray_job_logs, 0},
+};
+const size_t gcs_nroutes = sizeof gcs_routes / sizeof gcs_routes[0];
