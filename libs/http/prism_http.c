@@ -19,6 +19,10 @@
 #define MAX_SEGMENTS 16
 #define DEFAULT_MAX_BODY (1u << 20)
 #define MAX_EXTRA_HEADERS 8
+/* An oversized body is read and dropped up to this much, so that clients that
+ * send the whole body before reading (most do) still see the 413; past it the
+ * connection is cut. */
+#define DRAIN_LIMIT (64u << 20)
 
 struct prism_http_server {
     struct MHD_Daemon *daemon;
@@ -42,6 +46,7 @@ struct prism_http_req {
     prism_buf body;
     size_t max_body;
     bool too_large;
+    size_t drained;
     struct MHD_Response *response;
     int status;
     int nheaders;
@@ -417,6 +422,12 @@ static void serve_metrics(prism_http_req *req)
     prism_buf_free(&out);
 }
 
+static void reply_too_large(prism_http_req *req)
+{
+    prism_http_reply_error(req, 413, "body_too_large", "request body is over the %zu byte limit",
+                           req->max_body);
+}
+
 /* Decides before the body is read: built-ins, auth, routing, body limits.
  * Returns true when a response was already set. */
 static bool on_headers(prism_http_req *req)
@@ -452,11 +463,12 @@ static bool on_headers(prism_http_req *req)
                                                      : DEFAULT_MAX_BODY;
     prism_buf_init(&req->body, req->max_body);
     const char *cl = prism_http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > req->max_body) {
-        prism_http_reply_error(req, 413, "body_too_large", "request body is over the %zu byte limit",
-                               req->max_body);
+    unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+    if (announced > req->max_body + (unsigned long long)DRAIN_LIMIT) {
+        reply_too_large(req);
         return true;
     }
+    req->too_large = announced > req->max_body;
     return false;
 }
 

@@ -190,7 +190,7 @@ int gcs_db_exec_stmt(sqlite3_stmt *st)
     if (!st)
         return SQLITE_ERROR;
     int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW && rc != SQLITE_CONSTRAINT)
         LOG_ERROR("SQL step failed: %s", sqlite3_errmsg(sqlite3_db_handle(st)));
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? SQLITE_DONE : rc;

@@ -340,7 +340,9 @@ int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
                    "'waiting for a node', ?, ?)");
         gcs_db_bind_text(st, 1, job_id);
         gcs_db_bind_text(st, 2, spec->entrypoint);
-        gcs_db_bind_json(st, 3, spec->env ? spec->env : json_object());
+        json_t *no_env = json_object();
+        gcs_db_bind_json(st, 3, spec->env ? spec->env : no_env);
+        json_decref(no_env);
         gcs_db_bind_text(st, 4, spec->working_dir);
         gcs_db_bind_json(st, 5, resources);
         gcs_db_bind_json(st, 6, spec->metadata);

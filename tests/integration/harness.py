@@ -1,0 +1,283 @@
+"""Starts real Prism clusters for integration tests.
+
+A Cluster runs a real nats-server and the real service binaries as separate
+processes on free loopback ports, with state in a temporary directory. Every
+process is stopped with SIGTERM at the end, and a service that does not exit
+cleanly (status 0: no crash, no sanitizer report, no leak) fails the test.
+Only the Python standard library is used.
+"""
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BIN = os.environ.get("PRISM_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/bin"))
+SKIP = 77
+
+
+def skip(reason):
+    print("SKIP: " + reason)
+    sys.exit(SKIP)
+
+
+def find_nats():
+    for d in os.environ.get("PATH", "").split(":") + ["/usr/sbin", "/usr/bin"]:
+        p = os.path.join(d, "nats-server")
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(fn, timeout=20.0, interval=0.05, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+class Proc:
+    def __init__(self, name, argv, log_path, env=None):
+        self.name, self.argv, self.log_path = name, argv, log_path
+        self.log = open(log_path, "ab")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                  start_new_session=True)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            self.p.send_signal(sig)
+        self.p.wait(timeout=30)
+
+    def stop(self, timeout=20):
+        """SIGTERM; returns the exit status (None when it had to be killed)."""
+        if not self.alive():
+            return self.p.returncode
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            return None
+
+    def tail(self, n=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"".join(f.readlines()[-n:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+class Response:
+    def __init__(self, status, body, headers):
+        self.status, self.body, self.headers = status, body, headers
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:300])
+
+
+class Cluster:
+    def __init__(self, nodes=1, node_timeout_ms=3000, gcs_args=(), node_args=None):
+        if not find_nats():
+            skip("nats-server is not installed (make bootstrap installs it)")
+        for b in ("prism-gcs",) + (("prism-nodeagent",) if nodes else ()):
+            if not os.access(os.path.join(BIN, b), os.X_OK):
+                skip("%s is not built in %s" % (b, BIN))
+        self.dir = tempfile.mkdtemp(prefix="prism-it-")
+        self.token = secrets.token_hex(16)
+        self.token_file = os.path.join(self.dir, "token")
+        with open(self.token_file, "w") as f:
+            f.write(self.token)
+        os.chmod(self.token_file, 0o600)
+        self.node_timeout_ms = node_timeout_ms
+        self.gcs_args = list(gcs_args)
+        self.procs = []
+        self.nodes = {}
+        self.failed_shutdowns = []
+        self.nats_port = free_port()
+        self.nats_url = "nats://127.0.0.1:%d" % self.nats_port
+        self.start_nats()
+        self.gcs_port = free_port()
+        self.start_gcs()
+        for i in range(nodes):
+            self.start_node("node-%d" % (i + 1), *(node_args or ()))
+        if nodes:
+            self.wait_nodes(nodes)
+
+    # ---- processes ----
+    def _spawn(self, name, argv, env=None):
+        p = Proc(name, argv, os.path.join(self.dir, name + ".log"), env)
+        self.procs.append(p)
+        return p
+
+    def start_nats(self):
+        conf = os.path.join(self.dir, "nats.conf")
+        with open(conf, "w") as f:
+            f.write('listen: 127.0.0.1:%d\nauthorization { token: "%s" }\n' % (self.nats_port, self.token))
+        self.nats = self._spawn("nats", [find_nats(), "-c", conf])
+        wait_until(lambda: self._port_open(self.nats_port), what="nats-server")
+
+    def _port_open(self, port):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    def service_env(self):
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        return env
+
+    def start_gcs(self, extra=()):
+        argv = [os.path.join(BIN, "prism-gcs"), "--port", str(self.gcs_port), "--token-file",
+                self.token_file, "--nats-url", self.nats_url, "--data-dir",
+                os.path.join(self.dir, "gcs"), "--node-timeout-ms", str(self.node_timeout_ms),
+                "--log-level", "debug"] + self.gcs_args + list(extra)
+        self.gcs = self._spawn("gcs", argv, self.service_env())
+        self.url = "http://127.0.0.1:%d" % self.gcs_port
+        wait_until(self._healthy, what="GCS /healthz")
+        return self.gcs
+
+    def _healthy(self):
+        try:
+            return self.get("/healthz", token=None).status == 200
+        except OSError:
+            return False
+
+    def start_node(self, name, *extra):
+        state = os.path.join(self.dir, "nodes", name)
+        os.makedirs(state, exist_ok=True)
+        argv = [os.path.join(BIN, "prism-nodeagent"), "--port", "0", "--token-file",
+                self.token_file, "--nats-url", self.nats_url, "--gcs-address", self.url,
+                "--state-dir", state, "--name", name, "--heartbeat-ms", "300",
+                "--stop-grace-ms", "1000", "--log-level", "debug"] + list(extra)
+        p = self._spawn(name + "-" + str(len(self.procs)), argv, self.service_env())
+        self.nodes[name] = p
+        return p
+
+    def wait_nodes(self, n, timeout=20):
+        return wait_until(lambda: self.get("/api/v1/cluster").json()["nodes_alive"] == n,
+                          timeout=timeout, what="%d nodes alive" % n)
+
+    # ---- HTTP ----
+    def request(self, method, path, body=None, token="default", headers=None, raw=None,
+                timeout=30):
+        data = raw
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        if token == "default":
+            token = self.token
+        if token is not None:
+            hdrs["Authorization"] = "Bearer " + token
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return Response(r.status, r.read(), dict(r.headers))
+        except urllib.error.HTTPError as e:
+            return Response(e.code, e.read(), dict(e.headers))
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def submit(self, entrypoint, **fields):
+        fields["entrypoint"] = entrypoint
+        r = self.post("/api/v1/jobs", fields)
+        assert r.status == 201, r
+        return r.json()["job_id"]
+
+    def job(self, job_id):
+        r = self.get("/api/v1/jobs/" + job_id)
+        assert r.status == 200, r
+        return r.json()
+
+    def wait_job(self, job_id, states=("SUCCEEDED", "FAILED", "STOPPED"), timeout=30):
+        return wait_until(lambda: (lambda j: j if j["state"] in states else None)(self.job(job_id)),
+                          timeout=timeout, what="job %s in %s" % (job_id, states))
+
+    def logs(self, job_id):
+        r = self.get("/api/v1/jobs/%s/logs" % job_id)
+        assert r.status == 200, r
+        return r.body.decode()
+
+    # ---- teardown ----
+    def stop_proc(self, p):
+        rc = p.stop()
+        if rc is None:
+            self.failed_shutdowns.append((p.name, "did not exit on SIGTERM", p.tail()))
+        elif rc != 0:
+            self.failed_shutdowns.append((p.name, rc, p.tail()))
+
+    def close(self, check=True):
+        for p in reversed(self.procs):
+            if p is self.nats:
+                continue
+            if p.alive():
+                self.stop_proc(p)
+        self.nats.stop()
+        for p in self.procs:
+            p.log.close()
+        if check and self.failed_shutdowns:
+            msg = "\n".join("%s: exit %s\n%s" % f for f in self.failed_shutdowns)
+            raise AssertionError("services did not shut down cleanly:\n" + msg)
+        if os.environ.get("PRISM_KEEP_TEST_DIR"):
+            print("kept", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def dump_logs(self):
+        for p in self.procs:
+            print("----- %s (%s) -----\n%s" % (p.name, p.log_path, p.tail(60)))
+
+
+def run(tests, **cluster_kw):
+    """Runs test functions against one fresh cluster each; prints a summary line."""
+    passed = failed = 0
+    for t in tests:
+        c = None
+        try:
+            kw = dict(cluster_kw)
+            kw.update(getattr(t, "cluster", {}))
+            c = Cluster(**kw)
+            t(c)
+            c.close()
+            passed += 1
+            print("PASS", t.__name__, flush=True)
+        except SystemExit:
+            raise
+        except BaseException as e:
+            failed += 1
+            print("FAIL", t.__name__, "-", repr(e), flush=True)
+            if c:
+                c.dump_logs()
+                try:
+                    c.close(check=False)
+                except Exception:
+                    pass
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)

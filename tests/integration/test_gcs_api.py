@@ -1,0 +1,206 @@
+"""The GCS REST API without nodes: auth, errors, key-value, packages, versions."""
+import hashlib
+import json
+
+from harness import run
+
+
+def test_healthz_needs_no_token(c):
+    r = c.get("/healthz", token=None)
+    assert r.status == 200 and r.json()["status"] == "ok", r
+
+
+def test_token_required_everywhere_else(c):
+    for path in ("/api/v1/cluster", "/api/v1/jobs", "/api/v1/nodes", "/metrics", "/api/version",
+                 "/api/jobs/", "/api/v1/kv/ns/k"):
+        r = c.get(path, token=None)
+        assert r.status == 401, (path, r)
+        assert r.json()["error"]["code"] == "unauthorized", r
+        r = c.get(path, token="wrong-" + c.token)
+        assert r.status == 401, (path, r)
+
+
+def test_cluster_without_nodes(c):
+    d = c.get("/api/v1/cluster").json()
+    assert d["nodes_alive"] == 0 and d["nodes_dead"] == 0, d
+    assert d["resources"]["total"] == {} and d["jobs"] == {"pending": 0, "running": 0}, d
+
+
+def test_unknown_ids_are_404(c):
+    for path in ("/api/v1/jobs/nope", "/api/v1/nodes/00000000000000000000000000000000",
+                 "/api/v1/jobs/nope/logs", "/api/v1/kv/ns/missing", "/api/jobs/nope",
+                 "/api/v1/packages/" + "0" * 64, "/api/v1/no/such/route"):
+        r = c.get(path)
+        assert r.status == 404, (path, r)
+        assert r.json()["error"]["code"] == "not_found", r
+    for path in ("/api/v1/jobs/nope/stop", "/api/jobs/nope/stop"):
+        assert c.post(path).status == 404, path
+    assert c.request("DELETE", "/api/v1/jobs/nope").status == 404
+
+
+def test_wrong_method_is_405(c):
+    r = c.request("PUT", "/api/v1/jobs")
+    assert r.status == 405 and r.json()["error"]["code"] == "method_not_allowed", r
+
+
+def test_bad_job_bodies_are_400(c):
+    cases = [
+        (b"{not json", "invalid_json"),
+        (b"[1,2]", "invalid_json"),
+        (b"", "invalid_json"),
+        (json.dumps({}).encode(), "invalid_argument"),
+        (json.dumps({"entrypoint": 5}).encode(), "invalid_argument"),
+        (json.dumps({"entrypoint": ""}).encode(), "invalid_argument"),
+        (json.dumps({"entrypoint": "true", "env": {"A": 1}}).encode(), "invalid_argument"),
+        (json.dumps({"entrypoint": "true", "env": "A=1"}).encode(), "invalid_argument"),
+        (json.dumps({"entrypoint": "true", "resources": {"CPU": -1}}).encode(), "invalid_argument"),
+        (json.dumps({"entrypoint": "true", "resources": {"CPU": "1"}}).encode(), "invalid_argument"),
+        (json.dumps({"entrypoint": "true", "submission_id": "../etc"}).encode(), "invalid_argument"),
+        (json.dumps({"entrypoint": "true", "working_dir": "/tmp"}).encode(), "invalid_argument"),
+    ]
+    for raw, code in cases:
+        r = c.request("POST", "/api/v1/jobs", raw=raw, headers={"Content-Type": "application/json"})
+        assert r.status == 400, (raw, r)
+        assert r.json()["error"]["code"] == code, (raw, r)
+        assert r.json()["error"]["message"], r
+    assert c.get("/api/v1/jobs").json()["jobs"] == [], "a rejected submission left a job behind"
+
+
+def test_oversized_body_is_413(c):
+    big = b'{"entrypoint": "' + b"x" * (2 << 20) + b'"}'
+    r = c.request("POST", "/api/v1/jobs", raw=big, headers={"Content-Type": "application/json"})
+    assert r.status == 413 and r.json()["error"]["code"] == "body_too_large", r
+    assert c.get("/healthz", token=None).status == 200
+
+
+def test_bad_query_is_400(c):
+    for path in ("/api/v1/jobs?limit=0", "/api/v1/jobs?limit=abc", "/api/v1/jobs?state=DONE",
+                 "/api/v1/nodes?state=UP", "/api/v1/jobs/x/logs?follow=maybe"):
+        r = c.get(path)
+        assert r.status in (400, 404), (path, r)
+        if "logs" not in path:
+            assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", (path, r)
+
+
+def test_pending_job_without_nodes(c):
+    jid = c.submit("echo hi", resources={"GPU": 1})
+    j = c.job(jid)
+    assert j["state"] == "PENDING" and j["node_id"] is None, j
+    import time
+    time.sleep(0.5)
+    j = c.job(jid)
+    assert "waiting for resources: GPU 1" in j["message"], j
+    r = c.post("/api/v1/jobs", {"entrypoint": "true", "submission_id": jid})
+    assert r.status == 409 and r.json()["error"]["code"] == "duplicate_submission_id", r
+    assert c.request("DELETE", "/api/v1/jobs/" + jid).status == 409
+    r = c.post("/api/v1/jobs/%s/stop" % jid)
+    assert r.status == 200 and r.json()["state"] == "STOPPED", r
+    j = c.job(jid)
+    assert j["state"] == "STOPPED" and j["end_time"], j
+    assert c.post("/api/v1/jobs/%s/stop" % jid).status == 409
+    assert c.request("DELETE", "/api/v1/jobs/" + jid).json() == {"deleted": True}
+    assert c.get("/api/v1/jobs/" + jid).status == 404
+
+
+def test_job_list_pagination(c):
+    ids = [c.submit("true", submission_id="page-%02d" % i) for i in range(25)]
+    seen, cursor = [], None
+    while True:
+        q = "/api/v1/jobs?limit=10" + ("&cursor=" + cursor if cursor else "")
+        d = c.get(q).json()
+        seen += [j["job_id"] for j in d["jobs"]]
+        cursor = d["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(ids)), seen
+    pend = c.get("/api/v1/jobs?state=PENDING&limit=1000").json()["jobs"]
+    assert len(pend) == 25
+
+
+def test_kv(c):
+    assert c.request("PUT", "/api/v1/kv/app/greeting", raw=b"hello",
+                     headers={"Content-Type": "text/plain"}).status == 200
+    r = c.get("/api/v1/kv/app/greeting")
+    assert r.status == 200 and r.body == b"hello" and r.headers["Content-Type"] == "text/plain", r
+    c.request("PUT", "/api/v1/kv/app/greeting", raw=b"again")
+    assert c.get("/api/v1/kv/app/greeting").body == b"again"
+    c.request("PUT", "/api/v1/kv/app/other", raw=b"\x00\x01binary")
+    assert c.get("/api/v1/kv/app/other").body == b"\x00\x01binary"
+    keys = c.get("/api/v1/kv/app").json()["keys"]
+    assert keys == ["greeting", "other"], keys
+    assert c.get("/api/v1/kv/app?prefix=gr").json()["keys"] == ["greeting"]
+    assert c.request("DELETE", "/api/v1/kv/app/greeting").json() == {"deleted": True}
+    assert c.get("/api/v1/kv/app/greeting").status == 404
+    assert c.request("DELETE", "/api/v1/kv/app/greeting").status == 404
+    r = c.request("PUT", "/api/v1/kv/bad%20ns/k", raw=b"x")
+    assert r.status == 400, r
+    r = c.request("PUT", "/api/v1/kv/app/big", raw=b"x" * (2 << 20))
+    assert r.status == 413, r
+
+
+def test_packages(c):
+    blob = b"package bytes \x00\xff" * 1000
+    sha = hashlib.sha256(blob).hexdigest()
+    r = c.request("POST", "/api/v1/packages", raw=blob,
+                  headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 201 and r.json() == {"sha256": sha, "size": len(blob)}, r
+    r = c.request("POST", "/api/v1/packages", raw=blob)
+    assert r.status == 200 and r.json()["sha256"] == sha, r
+    r = c.get("/api/v1/packages/" + sha)
+    assert r.status == 200 and r.body == blob, r
+    for bad in ("../../etc/passwd", "ABC", "%2e%2e%2fgcs.db", "0" * 63 + "g"):
+        r = c.get("/api/v1/packages/" + bad)
+        assert r.status in (400, 404), (bad, r)
+    assert c.request("POST", "/api/v1/packages", raw=b"").status == 400
+    r = c.post("/api/v1/jobs", {"entrypoint": "true", "working_dir": "1" * 64})
+    assert r.status == 404 and "no package" in r.json()["error"]["message"], r
+
+
+def test_metrics(c):
+    c.get("/api/v1/cluster")
+    text = c.get("/metrics").body.decode()
+    assert "# TYPE prism_http_requests_total counter" in text, text
+    assert "prism_gcs_nodes_alive 0" in text, text
+    assert "prism_gcs_jobs_submitted_total" in text, text
+
+
+def test_ray_version_and_jobs(c):
+    v = c.get("/api/version").json()
+    assert v["version"] == "4" and "ray_version" in v and "ray_commit" in v, v
+    r = c.post("/api/jobs/", {"entrypoint": "echo ray", "submission_id": "raysubmit_abc",
+                              "runtime_env": {"env_vars": {"A": "1"}},
+                              "entrypoint_num_cpus": 0.5, "entrypoint_resources": {"accel": 1},
+                              "metadata": {"owner": "me"}})
+    assert r.status == 200 and r.json()["submission_id"] == "raysubmit_abc", r
+    d = c.get("/api/jobs/raysubmit_abc").json()
+    assert d["type"] == "SUBMISSION" and d["status"] == "PENDING", d
+    assert d["entrypoint"] == "echo ray" and d["metadata"] == {"owner": "me"}, d
+    assert d["runtime_env"]["env_vars"] == {"A": "1"}, d
+    assert d["entrypoint_num_cpus"] == 0.5 and d["entrypoint_resources"] == {"accel": 1}, d
+    assert isinstance(d["start_time"], int), d
+    lst = c.get("/api/jobs/").json()
+    assert isinstance(lst, list) and lst[0]["submission_id"] == "raysubmit_abc", lst
+    r = c.post("/api/jobs/", {"entrypoint": "x", "runtime_env": {"pip": ["numpy"]}})
+    assert r.status == 400 and r.json()["error"]["code"] == "unsupported", r
+    assert c.post("/api/jobs/raysubmit_abc/stop").json() == {"stopped": True}
+    assert c.post("/api/jobs/raysubmit_abc/stop").json() == {"stopped": False}
+    assert c.get("/api/jobs/raysubmit_abc/logs").json() == {"logs": ""}
+    assert c.request("DELETE", "/api/jobs/raysubmit_abc").json() == {"deleted": True}
+
+
+def test_restart_keeps_state(c):
+    jid = c.submit("echo kept", resources={"GPU": 4}, metadata={"k": "v"})
+    c.request("PUT", "/api/v1/kv/ns/key", raw=b"value")
+    assert c.stop_proc(c.gcs) is None and not c.failed_shutdowns, c.failed_shutdowns
+    c.start_gcs()
+    j = c.job(jid)
+    assert j["state"] == "PENDING" and j["metadata"] == {"k": "v"}, j
+    assert c.get("/api/v1/kv/ns/key").body == b"value"
+
+
+if __name__ == "__main__":
+    run([test_healthz_needs_no_token, test_token_required_everywhere_else, test_cluster_without_nodes,
+         test_unknown_ids_are_404, test_wrong_method_is_405, test_bad_job_bodies_are_400,
+         test_oversized_body_is_413, test_bad_query_is_400, test_pending_job_without_nodes,
+         test_job_list_pagination, test_kv, test_packages, test_metrics, test_ray_version_and_jobs,
+         test_restart_keeps_state], nodes=0)
