@@ -640,6 +640,13 @@ int prism_http_server_create(prism_http_server **out, const prism_http_config *c
     return 0;
 }
 
+void prism_http_print_routes(FILE *out, const prism_http_route *routes, size_t n)
+{
+    fprintf(out, "GET /healthz\nGET /metrics\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s %s\n", routes[i].method, routes[i].pattern);
+}
+
 int prism_http_server_port(const prism_http_server *s) { return s->port; }
 
 void prism_http_server_destroy(prism_http_server *s)

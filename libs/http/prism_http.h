@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "prism_metrics.h"
@@ -60,6 +61,11 @@ int prism_http_server_create(prism_http_server **out, const prism_http_config *c
 int prism_http_server_port(const prism_http_server *s);
 /* Stops accepting, ends streamed responses, waits for running handlers. NULL is a no-op. */
 void prism_http_server_destroy(prism_http_server *s);
+
+/* Writes "METHOD PATTERN" per line for every route, the built-in /healthz and
+ * /metrics included: services print it for `--print-routes`, which the API
+ * contract test compares with the OpenAPI spec. */
+void prism_http_print_routes(FILE *out, const prism_http_route *routes, size_t n);
 
 /* --- reading a request --- */
 const char *prism_http_method(const prism_http_req *req);

@@ -35,6 +35,7 @@ typedef struct gcs_config {
     int64_t max_package_size;
     int64_t max_kv_value_size;
     char *log_level;
+    bool print_routes;
 } gcs_config;
 
 /* A node as the GCS sees it. Live nodes are kept in memory; dead ones only in the database. */

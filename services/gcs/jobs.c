@@ -92,8 +92,10 @@ void gcs_publish_job_event(gcs *g, const char *id)
 static void release_locked(gcs *g, const char *node_id, json_t *resources)
 {
     gcs_node *n = node_id ? gcs_node_find(g, node_id) : NULL;
-    if (n && resources)
+    if (n && resources) {
         gcs_res_add(n->used, resources, -1);
+        g->placement_wanted = true; /* a waiting job may fit now */
+    }
 }
 
 typedef struct job_place {

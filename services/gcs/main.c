@@ -41,6 +41,8 @@ static prism_option *options(gcs_config *c, size_t *n)
         {"max-kv-value-size", PRISM_OPT_SIZE, &c->max_kv_value_size, "1MiB",
          "largest key-value value accepted"},
         {"log-level", PRISM_OPT_STRING, &c->log_level, "info", "debug, info, warn or error"},
+        {"print-routes", PRISM_OPT_BOOL, &c->print_routes, "false",
+         "print the REST routes served and exit"},
     };
     *n = sizeof table / sizeof table[0];
     memcpy(opts, table, sizeof table);
@@ -155,6 +157,11 @@ int main(int argc, char **argv)
     int rc = prism_config_parse(opts, nopts, argc, argv, NULL, err, sizeof err);
     if (rc == PRISM_CONFIG_HELP) {
         prism_config_print_help(stdout, opts, nopts, usage);
+        prism_config_free(opts, nopts);
+        return 0;
+    }
+    if (rc == PRISM_CONFIG_OK && g.cfg.print_routes) {
+        prism_http_print_routes(stdout, gcs_routes, gcs_nroutes);
         prism_config_free(opts, nopts);
         return 0;
     }

@@ -1,0 +1,194 @@
+"""Jobs end to end: real GCS, node agents and drivers."""
+import threading
+import time
+import urllib.request
+
+from harness import run, wait_until
+
+
+def test_echo_job(c):
+    jid = c.submit("echo hello from $PRISM_JOB_ID; echo to-stderr >&2")
+    j = c.wait_job(jid)
+    assert j["state"] == "SUCCEEDED" and j["driver_exit_code"] == 0, j
+    assert j["start_time"] and j["end_time"] and j["end_time"] >= j["start_time"], j
+    assert j["node_id"], j
+    logs = c.logs(jid)
+    assert "hello from " + jid in logs and "to-stderr" in logs, logs
+
+
+def test_exit_code_3_fails(c):
+    jid = c.submit("echo about to fail; exit 3")
+    j = c.wait_job(jid)
+    assert j["state"] == "FAILED" and j["driver_exit_code"] == 3, j
+    assert "3" in j["message"], j
+    assert "about to fail" in c.logs(jid)
+
+
+def test_env_and_cluster_access(c):
+    jid = c.submit('echo "A=$A"; test -n "$PRISM_ADDRESS" && test -n "$PRISM_TOKEN" && '
+                   'curl -sf -H "Authorization: Bearer $PRISM_TOKEN" "$PRISM_ADDRESS/api/v1/cluster"',
+                   env={"A": "value with spaces"})
+    j = c.wait_job(jid)
+    logs = c.logs(jid)
+    assert j["state"] == "SUCCEEDED", (j, logs)
+    assert "A=value with spaces" in logs and '"nodes_alive":1' in logs, logs
+
+
+def test_stop_long_job(c):
+    jid = c.submit("echo started; exec sleep 600")
+    c.wait_job(jid, states=("RUNNING",))
+    wait_until(lambda: "started" in c.logs(jid), what="driver output")
+    r = c.post("/api/v1/jobs/%s/stop" % jid)
+    assert r.status == 200, r
+    j = c.wait_job(jid, timeout=15)
+    assert j["state"] == "STOPPED", j
+    # A driver that ignores SIGTERM is killed after the grace period.
+    jid = c.submit("trap '' TERM; echo stubborn; while true; do sleep 0.1; done")
+    c.wait_job(jid, states=("RUNNING",))
+    wait_until(lambda: "stubborn" in c.logs(jid), what="driver output")
+    c.post("/api/v1/jobs/%s/stop" % jid)
+    assert c.wait_job(jid, timeout=15)["state"] == "STOPPED"
+
+
+def test_follow_logs(c):
+    jid = c.submit("for i in 1 2 3 4 5; do echo line-$i; sleep 0.2; done")
+    req = urllib.request.Request(c.url + "/api/v1/jobs/%s/logs?follow=true" % jid,
+                                 headers={"Authorization": "Bearer " + c.token})
+    t0 = time.time()
+    with urllib.request.urlopen(req, timeout=30) as r:
+        first = r.readline()
+        t_first = time.time() - t0
+        rest = r.read()
+    text = (first + rest).decode()
+    assert [l for l in text.splitlines()] == ["line-%d" % i for i in range(1, 6)], text
+    assert t_first < 1.0, "the first line should arrive while the job runs (%.2fs)" % t_first
+    assert c.job(jid)["state"] == "SUCCEEDED"
+
+
+def test_resources_and_infeasible(c):
+    cl = c.get("/api/v1/cluster").json()
+    assert cl["resources"]["total"]["CPU"] == 2 and cl["resources"]["total"]["accel"] == 1, cl
+    big = c.submit("echo never", resources={"GPU": 1})
+    a = c.submit("sleep 1", resources={"accel": 1})
+    b = c.submit("echo second", resources={"accel": 1})
+    assert c.wait_job(a, states=("RUNNING",))
+    j = c.job(b)
+    wait_until(lambda: "busy" in c.job(b)["message"], what="busy message")
+    assert c.job(b)["state"] == "PENDING"
+    assert c.wait_job(b)["state"] == "SUCCEEDED"
+    j = c.job(big)
+    assert j["state"] == "PENDING" and "GPU 1" in j["message"], j
+    c.post("/api/v1/jobs/%s/stop" % big)
+test_resources_and_infeasible.cluster = {"node_args": ("--num-cpus", "2", "--num-gpus", "0",
+                                                       "--resources", '{"accel": 1}')}
+
+
+def test_infeasible_until_node_joins(c):
+    jid = c.submit("echo got it", resources={"special": 1})
+    time.sleep(0.5)
+    assert c.job(jid)["state"] == "PENDING"
+    c.start_node("special-node", "--resources", '{"special": 2}')
+    j = c.wait_job(jid)
+    assert j["state"] == "SUCCEEDED", j
+
+
+def test_concurrent_submissions(c):
+    ids, errors = [], []
+    lock = threading.Lock()
+
+    def worker(k):
+        for i in range(25):
+            r = c.post("/api/v1/jobs", {"entrypoint": "echo job-%d-%d" % (k, i)})
+            with lock:
+                (ids.append(r.json()["job_id"]) if r.status == 201 else errors.append(r))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(ids)) == 100, errors
+    for jid in ids:
+        assert c.wait_job(jid, timeout=120)["state"] == "SUCCEEDED", c.job(jid)
+    listed = c.get("/api/v1/jobs?limit=1000").json()["jobs"]
+    assert len(listed) == 100
+
+
+def test_gcs_restart_mid_job(c):
+    jid = c.submit("echo before; sleep 3; echo after")
+    c.wait_job(jid, states=("RUNNING",))
+    c.gcs.kill()
+    time.sleep(4)  # the job ends while the GCS is down: its event is lost
+    c.start_gcs()
+    j = c.wait_job(jid, timeout=30)
+    assert j["state"] == "SUCCEEDED" and j["driver_exit_code"] == 0, j
+    assert "after" in c.logs(jid)
+    # And a job running across the restart is still followed.
+    jid = c.submit("sleep 2; echo done")
+    c.wait_job(jid, states=("RUNNING",))
+    c.gcs.kill()
+    c.start_gcs()
+    assert c.wait_job(jid, timeout=30)["state"] == "SUCCEEDED"
+
+
+def test_node_agent_killed(c):
+    jid = c.submit("echo running; exec sleep 600")
+    c.wait_job(jid, states=("RUNNING",))
+    node_id = c.job(jid)["node_id"]
+    c.nodes["node-1"].kill()
+    j = c.wait_job(jid, timeout=20)
+    assert j["state"] == "FAILED" and "died" in j["message"], j
+    n = c.get("/api/v1/nodes/" + node_id).json()
+    assert n["state"] == "DEAD" and n["message"], n
+    # A restarted agent is a new incarnation.
+    c.start_node("node-1")
+    c.wait_nodes(1)
+    nodes = c.get("/api/v1/nodes").json()["nodes"]
+    assert len(nodes) == 2 and {n["state"] for n in nodes} == {"ALIVE", "DEAD"}, nodes
+    assert c.wait_job(c.submit("true"))["state"] == "SUCCEEDED"
+
+
+def test_working_dir_package(c):
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = b"#!/bin/sh\necho script says hi\n"
+        info = tarfile.TarInfo("run.sh")
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
+    r = c.request("POST", "/api/v1/packages", raw=buf.getvalue())
+    assert r.status == 201, r
+    sha = r.json()["sha256"]
+    jid = c.submit("./run.sh && pwd", working_dir=sha)
+    j = c.wait_job(jid)
+    logs = c.logs(jid)
+    assert j["state"] == "SUCCEEDED" and "script says hi" in logs and sha in logs, (j, logs)
+
+
+def test_retention_prunes_jobs(c):
+    ids = [c.submit("true") for _ in range(8)]
+    for jid in ids:
+        c.wait_job(jid)
+    wait_until(lambda: len(c.get("/api/v1/jobs").json()["jobs"]) == 3, timeout=20,
+               what="retention to keep 3 jobs")
+    kept = [j["job_id"] for j in c.get("/api/v1/jobs").json()["jobs"]]
+    assert kept == list(reversed(ids[-3:])), kept
+    assert c.get("/api/v1/jobs/" + ids[0]).status == 404
+test_retention_prunes_jobs.cluster = {"gcs_args": ("--job-retention-count", "3")}
+
+
+def test_events_and_metrics(c):
+    jid = c.submit("true")
+    c.wait_job(jid)
+    text = c.get("/metrics").body.decode()
+    assert "prism_gcs_jobs_finished_total 1" in text, text
+    node = c.get("/api/v1/nodes").json()["nodes"][0]
+    assert node["state"] == "ALIVE" and node["available"]["CPU"] == node["resources"]["CPU"], node
+
+
+if __name__ == "__main__":
+    run([test_echo_job, test_exit_code_3_fails, test_env_and_cluster_access, test_stop_long_job,
+         test_follow_logs, test_resources_and_infeasible, test_infeasible_until_node_joins,
+         test_concurrent_submissions, test_gcs_restart_mid_job, test_node_agent_killed,
+         test_working_dir_package, test_retention_prunes_jobs, test_events_and_metrics], nodes=1)
