@@ -281,3 +281,66 @@ def run(tests, **cluster_kw):
                     pass
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
+
+
+class NatsSubscriber:
+    """A minimal NATS client (the text protocol over a socket) that records the
+    messages of one subject, so tests can check the events services publish."""
+
+    def __init__(self, port, token, subject):
+        import threading
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.messages = []
+        self.lock = threading.Lock()
+        self.buf = b""
+        self._line()  # INFO
+        connect = {"verbose": False, "pedantic": False, "auth_token": token, "name": "test"}
+        self.sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nSUB " +
+                          subject.encode() + b" 1\r\nPING\r\n")
+        while self._line() != b"PONG":
+            pass
+        self.sock.settimeout(None)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _read(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _loop(self):
+        try:
+            while True:
+                line = self._line()
+                if line.startswith(b"MSG "):
+                    parts = line.split()
+                    data = self._read(int(parts[-1]))
+                    with self.lock:
+                        self.messages.append((parts[1].decode(), json.loads(data)))
+                elif line == b"PING":
+                    self.sock.sendall(b"PONG\r\n")
+        except (EOFError, OSError, ValueError):
+            pass
+
+    def events(self):
+        with self.lock:
+            return list(self.messages)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
