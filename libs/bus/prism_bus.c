@@ -98,6 +98,16 @@ int prism_bus_connect(prism_bus **out, const char *url, const char *token, const
     return PRISM_BUS_OK;
 }
 
+/* Stops delivery to `s` and waits for its running callback, so nothing
+ * touches the subscriber's state after this returns. */
+static void end_subscription(bus_sub *s)
+{
+    if (natsSubscription_Drain(s->sub) == NATS_OK)
+        natsSubscription_WaitForDrainCompletion(s->sub, 5000);
+    else
+        natsSubscription_Unsubscribe(s->sub);
+}
+
 void prism_bus_destroy(prism_bus *b)
 {
     if (!b)
@@ -105,7 +115,7 @@ void prism_bus_destroy(prism_bus *b)
     if (b->nc) {
         natsConnection_FlushTimeout(b->nc, 1000);
         for (bus_sub *s = b->subs; s; s = s->next)
-            natsSubscription_Unsubscribe(s->sub);
+            end_subscription(s);
         natsConnection_Close(b->nc);
     }
     for (bus_sub *s = b->subs, *next; s; s = next) {
@@ -175,6 +185,31 @@ int prism_bus_subscribe(prism_bus *b, const char *subject, const char *queue,
     b->subs = s;
     pthread_mutex_unlock(&b->lock);
     return PRISM_BUS_OK;
+}
+
+int prism_bus_unsubscribe(prism_bus *b, const char *subject)
+{
+    bus_sub *gone = NULL;
+    pthread_mutex_lock(&b->lock);
+    for (bus_sub **pp = &b->subs; *pp;) {
+        bus_sub *s = *pp;
+        if (!strcmp(natsSubscription_GetSubject(s->sub), subject)) {
+            *pp = s->next;
+            s->next = gone;
+            gone = s;
+        } else {
+            pp = &s->next;
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    int n = 0;
+    for (bus_sub *s = gone, *next; s; s = next, n++) {
+        next = s->next;
+        end_subscription(s);
+        natsSubscription_Destroy(s->sub);
+        free(s);
+    }
+    return n;
 }
 
 int prism_bus_request(prism_bus *b, const char *subject, const void *data, size_t len,

@@ -33,7 +33,8 @@ enum {
  * returns at once and the client keeps trying in the background. */
 int prism_bus_connect(prism_bus **out, const char *url, const char *token, const char *name,
                       int wait_ms, char *err, size_t errlen);
-/* Flushes what is buffered, unsubscribes, closes. NULL is a no-op. */
+/* Flushes what is buffered, ends the subscriptions (waiting for callbacks
+ * that are running), closes. NULL is a no-op. */
 void prism_bus_destroy(prism_bus *b);
 bool prism_bus_connected(prism_bus *b);
 
@@ -45,6 +46,10 @@ int prism_bus_publish_json(prism_bus *b, const char *subject, json_t *doc);
  * subscribers of that queue share the messages: each goes to one of them. */
 int prism_bus_subscribe(prism_bus *b, const char *subject, const char *queue,
                         prism_bus_handler fn, void *ud);
+
+/* Ends this bus's subscriptions to exactly `subject`, waiting for callbacks
+ * already running on them. Returns how many ended. */
+int prism_bus_unsubscribe(prism_bus *b, const char *subject);
 
 /* Sends a request and waits up to `timeout_ms` for one reply, which the
  * caller frees. Returns PRISM_BUS_OK, _TIMEOUT, _NO_RESPONDERS or _ERROR. */

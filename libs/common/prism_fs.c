@@ -66,33 +66,51 @@ int prism_write_file_atomic(const char *path, const void *data, size_t len, mode
 
 char *prism_read_file(const char *path, size_t max, size_t *len_out)
 {
+    /* Read to the end rather than trusting st_size: /proc and /sys files report 0 or 4096. */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return NULL;
-    }
-    if ((size_t)st.st_size > max) {
-        close(fd);
-        errno = EFBIG;
-        return NULL;
-    }
-    size_t size = (size_t)st.st_size;
-    char *buf = malloc(size + 1);
-    size_t got = 0;
-    while (buf && got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
+    size_t cap = 4096, got = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        if (got == cap) {
+            if (cap > max) {
+                free(buf);
+                buf = NULL;
+                errno = EFBIG;
+                break;
+            }
+            cap *= 2;
+            char *p = realloc(buf, cap + 1);
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = p;
+        }
+        ssize_t r = read(fd, buf + got, cap - got);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            buf = NULL;
+            errno = e;
+            break;
+        }
+        if (r == 0)
             break;
         got += (size_t)r;
     }
     close(fd);
     if (!buf)
         return NULL;
+    if (got > max) {
+        free(buf);
+        errno = EFBIG;
+        return NULL;
+    }
     buf[got] = '\0';
     if (len_out)
         *len_out = got;

@@ -541,18 +541,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     /* MHD queues a reply only before the body or after all of it: a body that
      * went over the cap mid-way (no Content-Length) is answered once it ends. */
-    if (req->too_large && *upload_size == 0)
+    if (req->too_large && *upload_size == 0) {
+        reply_too_large(req); /* a no-op when it was already set */
         return send_response(req);
-    if (req->response) /* already answered (e.g. 413): discard what still arrives */ {
+    }
+    if (req->response) { /* already answered (e.g. 413): discard what still arrives */
+        req->drained += *upload_size;
         *upload_size = 0;
-        return MHD_YES;
+        return req->drained > DRAIN_LIMIT ? MHD_NO : MHD_YES; /* MHD_NO cuts the connection */
     }
     if (*upload_size) {
         if (prism_buf_append(&req->body, upload_data, *upload_size) != 0) {
             *upload_size = 0;
             req->too_large = true;
-            prism_http_reply_error(req, 413, "body_too_large",
-                                   "request body is over the %zu byte limit", req->max_body);
+            reply_too_large(req);
             return MHD_YES;
         }
         *upload_size = 0;

@@ -56,6 +56,7 @@ void prism_httpc_destroy(prism_httpc *c)
 }
 
 typedef struct sink_ctx {
+    CURL *curl;
     prism_buf *buf;
     int (*fn)(void *, const char *, size_t);
     void *ud;
@@ -66,7 +67,10 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userp)
 {
     sink_ctx *s = userp;
     size_t n = size * nmemb;
+    long status = 0;
     if (s->fn)
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (s->fn && status >= 200 && status < 300)
         return s->fn(s->ud, data, n) == 0 ? n : 0;
     if (prism_buf_append(s->buf, data, n) != 0) {
         s->overflow = 1;
@@ -117,7 +121,7 @@ static int perform(prism_httpc *c, const char *url, long *status, sink_ctx *sink
         snprintf(err, errlen, "response from %s is larger than the limit", url);
         return -1;
     }
-    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && sink->fn)) {
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && sink->fn && !sink->overflow)) {
         snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(rc));
         return -1;
     }
@@ -173,12 +177,22 @@ int prism_httpc_stream(prism_httpc *c, const char *method, const char *path, int
                        int (*sink_fn)(void *ud, const char *data, size_t len), void *ud,
                        long *status, char *err, size_t errlen)
 {
-    sink_ctx sink = {.fn = sink_fn, .ud = ud};
+    prism_buf errbody; /* a non-2xx answer is kept for its message, not streamed */
+    prism_buf_init(&errbody, 64u << 10);
+    sink_ctx sink = {.curl = c->curl, .buf = &errbody, .fn = sink_fn, .ud = ud};
     char url[4096];
     struct curl_slist *headers =
         prepare(c, method, path, NULL, NULL, 0, timeout_ms, &sink, url, sizeof url);
     int rc = perform(c, url, status, &sink, err, errlen);
     curl_slist_free_all(headers);
+    if (rc == 0 && (*status < 200 || *status >= 300)) {
+        json_t *doc = errbody.len ? json_loadb(errbody.data, errbody.len, 0, NULL) : NULL;
+        char fallback[64];
+        snprintf(fallback, sizeof fallback, "the server answered HTTP %ld", *status);
+        snprintf(err, errlen, "%s", prism_httpc_error_message(doc, fallback));
+        json_decref(doc);
+    }
+    prism_buf_free(&errbody);
     return rc;
 }
 

@@ -36,8 +36,11 @@ int prism_httpc_json(prism_httpc *c, const char *method, const char *path, json_
                      int timeout_ms, long *status, json_t **out, char *err, size_t errlen);
 
 /* Streams a response body to `sink(ud, data, len)` as it arrives (for
- * following logs). `sink` returns 0 to go on or -1 to stop. `timeout_ms` of 0
- * means no overall limit. Returns 0 when the transfer ended, -1 on error. */
+ * following logs). Only a 2xx body reaches `sink`, which returns 0 to go on or
+ * -1 to stop. Any other status sets `*status`, puts the server's error message
+ * (or the status) in `err` and returns 0 without calling `sink`. `timeout_ms`
+ * of 0 means no overall limit. Returns 0 when the transfer ended, -1 on a
+ * transport error. */
 int prism_httpc_stream(prism_httpc *c, const char *method, const char *path, int timeout_ms,
                        int (*sink)(void *ud, const char *data, size_t len), void *ud,
                        long *status, char *err, size_t errlen);

@@ -1,0 +1,20 @@
+/* The subcommands of the prism command. Each takes its own argv (argv[0] is
+ * the subcommand's name) and returns the process exit status: 0 on success,
+ * 1 on failure, 2 on a usage error. */
+#ifndef PRISM_CLI_H
+#define PRISM_CLI_H
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+int cmd_up(int argc, char **argv);      /* cluster.c */
+int cmd_down(int argc, char **argv);    /* cluster.c */
+int cmd_status(int argc, char **argv);  /* status.c */
+int cmd_job(int argc, char **argv);     /* job.c */
+int cmd_package(int argc, char **argv); /* package.c */
+
+/* Maps a cli_parse result to a finished exit status, or -1 to go on. */
+int cli_parse_exit(int parse_rc);
+
+#endif

@@ -1,0 +1,149 @@
+#include "client.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "prism_fs.h"
+
+const char *cli_home(void)
+{
+    static char home[2048];
+    if (home[0])
+        return home;
+    const char *env = getenv("PRISM_HOME");
+    const char *user = getenv("HOME");
+    if (env && *env)
+        snprintf(home, sizeof home, "%s", env);
+    else
+        snprintf(home, sizeof home, "%s/.prism", user && *user ? user : ".");
+    return home;
+}
+
+int cli_home_path(char *out, size_t n, const char *name)
+{
+    if ((size_t)snprintf(out, n, "%s/%s", cli_home(), name) >= n) {
+        fprintf(stderr, "prism: path under %s is too long\n", cli_home());
+        return -1;
+    }
+    return 0;
+}
+
+char *cli_read_text(const char *path)
+{
+    size_t len = 0;
+    char *text = prism_read_file(path, 64 * 1024, &len);
+    while (text && len > 0 && isspace((unsigned char)text[len - 1]))
+        text[--len] = '\0';
+    return text;
+}
+
+/* The value of a global flag, else of an environment variable, else of a file in the home. */
+static char *resolve(const char *flag, const char *env, const char *file)
+{
+    if (flag && *flag)
+        return strdup(flag);
+    const char *v = getenv(env);
+    if (v && *v)
+        return strdup(v);
+    char path[4096];
+    if (cli_home_path(path, sizeof path, file) != 0)
+        return NULL;
+    return cli_read_text(path);
+}
+
+int cli_client_open(cli_client *c)
+{
+    memset(c, 0, sizeof *c);
+    char *address = resolve(cli_global_address, "PRISM_ADDRESS", "address");
+    if (!address || !*address) {
+        fprintf(stderr, "prism: no cluster at %s: run `prism up` (or give --address / PRISM_ADDRESS)\n",
+                cli_home());
+        free(address);
+        return -1;
+    }
+    char *token = resolve(cli_global_token, "PRISM_TOKEN", "token");
+    snprintf(c->address, sizeof c->address, "%s", address);
+    int rc = prism_httpc_create(&c->http, address, token);
+    if (rc != 0)
+        fprintf(stderr, "prism: cannot create an HTTP client for %s\n", address);
+    free(address);
+    free(token);
+    return rc;
+}
+
+void cli_client_close(cli_client *c)
+{
+    prism_httpc_destroy(c->http);
+    c->http = NULL;
+}
+
+void cli_report_error(cli_client *c, long status, json_t *doc, const char *transport_err)
+{
+    if (transport_err) {
+        fprintf(stderr, "prism: cannot reach the cluster at %s (%s): is it running? (`prism up`)\n",
+                c->address, transport_err);
+        return;
+    }
+    char fallback[64];
+    snprintf(fallback, sizeof fallback, "the cluster answered HTTP %ld", status);
+    fprintf(stderr, "prism: %s\n", prism_httpc_error_message(doc, fallback));
+}
+
+int cli_call(cli_client *c, const char *method, const char *path, json_t *body, json_t **out)
+{
+    char err[512];
+    long status = 0;
+    json_t *doc = NULL;
+    if (out)
+        *out = NULL;
+    if (prism_httpc_json(c->http, method, path, body, CLI_TIMEOUT_MS, &status, &doc, err,
+                         sizeof err) != 0) {
+        cli_report_error(c, 0, NULL, err);
+        return -1;
+    }
+    if (status < 200 || status >= 300) {
+        cli_report_error(c, status, doc, NULL);
+        json_decref(doc);
+        return -1;
+    }
+    if (out)
+        *out = doc;
+    else
+        json_decref(doc);
+    return 0;
+}
+
+int cli_escape(const char *in, char *out, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t j = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        if (j + 4 > n)
+            return -1;
+        if (isalnum(*p) || strchr("-._~", *p)) {
+            out[j++] = (char)*p;
+        } else {
+            out[j++] = '%';
+            out[j++] = hex[*p >> 4];
+            out[j++] = hex[*p & 15];
+        }
+    }
+    if (j >= n)
+        return -1;
+    out[j] = '\0';
+    return 0;
+}
+
+int cli_job_path(char *out, size_t n, const char *id, const char *suffix)
+{
+    char esc[1024];
+    if (cli_escape(id, esc, sizeof esc) != 0 ||
+        (size_t)snprintf(out, n, "/api/v1/jobs/%s%s", esc, suffix) >= n) {
+        fprintf(stderr, "prism: job id is too long\n");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,296 @@
+/* prism job: dispatch of its subcommands, and list, status, stop, delete. */
+#include "job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "cli.h"
+#include "format.h"
+#include "prism_time.h"
+
+#define LIST_PAGE 100
+
+bool job_state_final(const char *state)
+{
+    return state && (!strcmp(state, "SUCCEEDED") || !strcmp(state, "FAILED") ||
+                     !strcmp(state, "STOPPED"));
+}
+
+json_t *job_get(cli_client *c, const char *id)
+{
+    char path[1200];
+    json_t *job = NULL;
+    if (cli_job_path(path, sizeof path, id, "") != 0 || cli_call(c, "GET", path, NULL, &job) != 0)
+        return NULL;
+    return job;
+}
+
+/* Runs fn(client, id) for a command that takes one job ID. */
+static int with_job(const cli_command *cmd, int argc, char **argv,
+                    int (*fn)(cli_client *c, const char *id))
+{
+    cli_parsed p;
+    int rc = cli_parse_exit(cli_parse(cmd, argc, argv, &p));
+    if (rc >= 0)
+        return rc;
+    cli_client c;
+    if (cli_client_open(&c) != 0)
+        return CLI_EXIT_FAIL;
+    rc = fn(&c, p.pos[0]) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    cli_client_close(&c);
+    return rc;
+}
+
+/* --- list --- */
+
+static void print_job_row(json_t *job)
+{
+    char submitted[32], took[32] = "-";
+    fmt_time(json_object_get(job, "submitted_at"), submitted, sizeof submitted);
+    json_t *start = json_object_get(job, "start_time"), *end = json_object_get(job, "end_time");
+    if (json_is_number(start))
+        fmt_duration((json_is_number(end) ? fmt_int(job, "end_time") : prism_now_ms()) -
+                         fmt_int(job, "start_time"),
+                     took, sizeof took);
+    printf("%-32s  %-9s  %-12.12s  %-19s  %-8s  %.60s\n", fmt_str(job, "job_id", "-"),
+           fmt_str(job, "state", "?"), fmt_str(job, "node_id", "-"), submitted, took,
+           fmt_str(job, "entrypoint", ""));
+}
+
+/* Fetches one page into `*doc`; returns the number of jobs on it or -1. */
+static int list_page(cli_client *c, const char *state, const char *cursor, int64_t limit,
+                     json_t **doc)
+{
+    char path[4096], esc_state[256] = "", esc_cursor[1024] = "";
+    if ((state && cli_escape(state, esc_state, sizeof esc_state) != 0) ||
+        (cursor && cli_escape(cursor, esc_cursor, sizeof esc_cursor) != 0))
+        return -1;
+    snprintf(path, sizeof path, "/api/v1/jobs?limit=%lld%s%s%s%s", (long long)limit,
+             state ? "&state=" : "", esc_state, cursor ? "&cursor=" : "", esc_cursor);
+    if (cli_call(c, "GET", path, NULL, doc) != 0)
+        return -1;
+    return (int)json_array_size(json_object_get(*doc, "jobs"));
+}
+
+static int list_run(cli_client *c, const char *state, int64_t limit, bool as_json)
+{
+    char *cursor = NULL;
+    int64_t shown = 0;
+    int rc = 0;
+    while (shown < limit && rc == 0) {
+        json_t *doc = NULL, *job;
+        int64_t want = limit - shown < LIST_PAGE ? limit - shown : LIST_PAGE;
+        rc = list_page(c, state, cursor, want, &doc) < 0 ? -1 : 0;
+        if (rc == 0 && !as_json && !cursor)
+            printf("%-32s  %-9s  %-12s  %-19s  %-8s  %s\n", "JOB ID", "STATE", "NODE",
+                   "SUBMITTED", "TIME", "ENTRYPOINT");
+        size_t i;
+        json_array_foreach(json_object_get(doc, "jobs"), i, job) {
+            if (shown++ >= limit)
+                break;
+            if (as_json) {
+                json_dumpf(job, stdout, JSON_COMPACT);
+                printf("\n");
+            } else {
+                print_job_row(job);
+            }
+        }
+        const char *next = json_string_value(json_object_get(doc, "next_cursor"));
+        free(cursor);
+        cursor = next && *next && i > 0 ? strdup(next) : NULL;
+        json_decref(doc);
+        if (!cursor)
+            break;
+    }
+    free(cursor);
+    return rc;
+}
+
+static int job_list(int argc, char **argv)
+{
+    const char *state = NULL;
+    int64_t limit = 100;
+    bool as_json = false;
+    cli_opt opts[] = {
+        {"state", 's', CLI_STRING, &state, "S", "only jobs in state S (PENDING, RUNNING, SUCCEEDED...)"},
+        {"limit", 'l', CLI_INT, &limit, "N", "at most N jobs (default 100)"},
+        {"json", 0, CLI_FLAG, &as_json, NULL, "one JSON job object per line"},
+    };
+    cli_command cmd = {
+        .usage = "prism job list [--state S] [--limit N] [--json]",
+        .summary = "Lists jobs, newest first.",
+        .opts = opts,
+        .nopts = sizeof opts / sizeof opts[0],
+    };
+    cli_parsed p;
+    int rc = cli_parse_exit(cli_parse(&cmd, argc, argv, &p));
+    if (rc >= 0)
+        return rc;
+    cli_client c;
+    if (cli_client_open(&c) != 0)
+        return CLI_EXIT_FAIL;
+    rc = list_run(&c, state, limit > 0 ? limit : 0, as_json) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    cli_client_close(&c);
+    return rc;
+}
+
+/* --- status --- */
+
+static void print_map(const char *label, json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        printf("%-17s %s=%s\n", label, key, text ? text : json_string_value(v));
+        free(text);
+        label = "";
+    }
+}
+
+static void print_job(json_t *job)
+{
+    static const char *const times[] = {"submitted_at", "start_time", "end_time"};
+    printf("%-17s %s\n", "job_id:", fmt_str(job, "job_id", "-"));
+    printf("%-17s %s\n", "state:", fmt_str(job, "state", "?"));
+    printf("%-17s %s\n", "entrypoint:", fmt_str(job, "entrypoint", ""));
+    printf("%-17s %s\n", "node_id:", fmt_str(job, "node_id", "-"));
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        char t[32], label[32];
+        fmt_time(json_object_get(job, times[i]), t, sizeof t);
+        snprintf(label, sizeof label, "%s:", times[i]);
+        printf("%-17s %s\n", label, t);
+    }
+    json_t *code = json_object_get(job, "driver_exit_code");
+    if (json_is_integer(code))
+        printf("%-17s %lld\n", "driver_exit_code:", (long long)json_integer_value(code));
+    printf("%-17s %s\n", "message:", fmt_str(job, "message", "-"));
+    printf("%-17s %s\n", "working_dir:", fmt_str(job, "working_dir", "-"));
+    prism_buf res;
+    prism_buf_init(&res, 1 << 16);
+    fmt_resources(json_object_get(job, "resources"), &res);
+    printf("%-17s %s\n", "resources:", res.data ? res.data : "-");
+    prism_buf_free(&res);
+    print_map("env:", json_object_get(job, "env"));
+    print_map("metadata:", json_object_get(job, "metadata"));
+}
+
+static bool status_as_json;
+
+static int status_one(cli_client *c, const char *id)
+{
+    json_t *job = job_get(c, id);
+    if (!job)
+        return -1;
+    if (status_as_json) {
+        json_dumpf(job, stdout, JSON_INDENT(2));
+        printf("\n");
+    } else {
+        print_job(job);
+    }
+    json_decref(job);
+    return 0;
+}
+
+static int job_status(int argc, char **argv)
+{
+    cli_opt opts[] = {
+        {"json", 0, CLI_FLAG, &status_as_json, NULL, "print the job object as JSON"},
+    };
+    cli_command cmd = {
+        .usage = "prism job status ID [--json]",
+        .summary = "Shows a job: state, entrypoint, node, times, exit code, message.",
+        .opts = opts,
+        .nopts = sizeof opts / sizeof opts[0],
+        .min_pos = 1,
+        .max_pos = 1,
+    };
+    return with_job(&cmd, argc, argv, status_one);
+}
+
+/* --- stop, delete --- */
+
+static int stop_one(cli_client *c, const char *id)
+{
+    char path[1200];
+    json_t *job = NULL;
+    if (cli_job_path(path, sizeof path, id, "/stop") != 0 ||
+        cli_call(c, "POST", path, NULL, &job) != 0)
+        return -1;
+    printf("Stop requested for job %s (state %s)\n", id, fmt_str(job, "state", "?"));
+    json_decref(job);
+    return 0;
+}
+
+static int job_stop(int argc, char **argv)
+{
+    cli_command cmd = {
+        .usage = "prism job stop ID",
+        .summary = "Stops a job: its driver gets SIGTERM, then SIGKILL after a grace period.",
+        .min_pos = 1,
+        .max_pos = 1,
+    };
+    return with_job(&cmd, argc, argv, stop_one);
+}
+
+static int delete_one(cli_client *c, const char *id)
+{
+    char path[1200];
+    if (cli_job_path(path, sizeof path, id, "") != 0 || cli_call(c, "DELETE", path, NULL, NULL) != 0)
+        return -1;
+    printf("Deleted job %s\n", id);
+    return 0;
+}
+
+static int job_delete(int argc, char **argv)
+{
+    cli_command cmd = {
+        .usage = "prism job delete ID",
+        .summary = "Deletes a finished job and its logs.",
+        .min_pos = 1,
+        .max_pos = 1,
+    };
+    return with_job(&cmd, argc, argv, delete_one);
+}
+
+/* --- dispatch --- */
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommands[] = {
+    {"submit", job_submit, "submit a job: prism job submit [--wait] -- CMD..."},
+    {"list", job_list, "list jobs"},
+    {"status", job_status, "show one job"},
+    {"logs", job_logs, "print a job's driver log (-f to follow)"},
+    {"stop", job_stop, "stop a running job"},
+    {"delete", job_delete, "delete a finished job"},
+};
+
+static void print_job_help(FILE *f)
+{
+    fprintf(f, "usage: prism job COMMAND [ARGS...]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(f, "\nRun `prism job COMMAND --help` for a command's options.\n");
+}
+
+int cmd_job(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_job_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_job_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (!strcmp(argv[1], subcommands[i].name))
+            return subcommands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "prism: unknown job command '%s' (see prism job --help)\n", argv[1]);
+    return CLI_EXIT_USAGE;
+}

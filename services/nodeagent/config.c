@@ -1,0 +1,256 @@
+/* Flags of prism-nodeagent and the defaults it detects from the machine. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nodeagent.h"
+#include "prism_config.h"
+#include "prism_fs.h"
+
+#define MAX_GPUS 64
+#define TOKEN_FILE_MAX 4096
+
+static size_t option_table(na_config *c, prism_option *o)
+{
+    prism_option t[] = {
+        {"host", PRISM_OPT_STRING, &c->host, "127.0.0.1", "address to bind the REST API"},
+        {"port", PRISM_OPT_INT, &c->port, "0", "port to bind (0: any free port)"},
+        {"address-file", PRISM_OPT_STRING, &c->address_file, NULL,
+         "file to write http://host:port to once serving"},
+        {"token", PRISM_OPT_STRING, &c->token, NULL, "cluster token"},
+        {"token-file", PRISM_OPT_STRING, &c->token_file, NULL, "file holding the cluster token"},
+        {"no-auth", PRISM_OPT_BOOL, &c->no_auth, "false", "run without a token (tests only)"},
+        {"nats-url", PRISM_OPT_STRING, &c->nats_url, "nats://127.0.0.1:4222", "NATS server"},
+        {"gcs-address", PRISM_OPT_STRING, &c->gcs_address, NULL,
+         "GCS REST base URL (packages; PRISM_ADDRESS of drivers)"},
+        {"state-dir", PRISM_OPT_STRING, &c->state_dir, NULL,
+         "directory for job logs, records and packages (default: ~/.prism/node-NAME)"},
+        {"name", PRISM_OPT_STRING, &c->name, NULL, "node name (default: host name)"},
+        {"num-cpus", PRISM_OPT_INT, &c->num_cpus, NULL, "CPUs to offer (default: usable CPUs)"},
+        {"num-gpus", PRISM_OPT_INT, &c->num_gpus, NULL, "GPUs to offer (default: detected)"},
+        {"memory", PRISM_OPT_SIZE, &c->memory, NULL, "memory to offer (default: physical)"},
+        {"resources", PRISM_OPT_STRING, &c->resources, "{}",
+         "custom resources as a JSON object, e.g. {\"accel\": 2}"},
+        {"heartbeat-ms", PRISM_OPT_INT, &c->heartbeat_ms, "1000", "heartbeat period"},
+        {"stop-grace-ms", PRISM_OPT_INT, &c->stop_grace_ms, "3000",
+         "time from SIGTERM to SIGKILL when a job is stopped"},
+        {"package-max-size", PRISM_OPT_SIZE, &c->package_max, "1GiB",
+         "largest working-directory package fetched"},
+        {"package-timeout-ms", PRISM_OPT_INT, &c->package_timeout_ms, "120000",
+         "time limit of one package download"},
+        {"log-level", PRISM_OPT_STRING, &c->log_level, "info", "debug, info, warn or error"},
+    };
+    if (o)
+        memcpy(o, t, sizeof t);
+    return sizeof t / sizeof t[0];
+}
+
+void na_config_print_help(FILE *out)
+{
+    na_config c = {0};
+    prism_option o[32];
+    size_t n = option_table(&c, o);
+    prism_config_print_help(out, o, n,
+                            "usage: prism-nodeagent [options]\n\n"
+                            "Registers this node with the GCS and runs the job drivers placed "
+                            "on it.");
+}
+
+void na_config_free(na_config *c)
+{
+    prism_option o[32];
+    size_t n = option_table(c, o);
+    prism_config_free(o, n);
+    json_decref(c->custom);
+    c->custom = NULL;
+}
+
+/* Replaces a string option with a heap copy of `value` (freed by na_config_free). */
+static int set_string(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int read_token_file(na_config *c, char *err, size_t errlen)
+{
+    char *text = prism_read_file(c->token_file, TOKEN_FILE_MAX, NULL);
+    if (!text) {
+        snprintf(err, errlen, "--token-file %s: %s", c->token_file, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(text);
+    while (len > 0 && isspace((unsigned char)text[len - 1]))
+        text[--len] = '\0';
+    free(c->token);
+    c->token = text;
+    return 0;
+}
+
+static int resolve_auth(na_config *c, char *err, size_t errlen)
+{
+    if (c->token_file && *c->token_file && read_token_file(c, err, errlen) != 0)
+        return -1;
+    if (c->no_auth) {
+        free(c->token);
+        c->token = NULL;
+        return 0;
+    }
+    if (!c->token || !*c->token) {
+        snprintf(err, errlen, "a cluster token is required: --token, --token-file or --no-auth");
+        return -1;
+    }
+    return 0;
+}
+
+static int resolve_name_and_dir(na_config *c, char *err, size_t errlen)
+{
+    if (!c->name || !*c->name) {
+        char host[256] = "node";
+        if (gethostname(host, sizeof host - 1) != 0)
+            snprintf(host, sizeof host, "node");
+        if (set_string(&c->name, host) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    if (c->state_dir && *c->state_dir)
+        return 0;
+    const char *home = getenv("HOME");
+    struct passwd *pw = home ? NULL : getpwuid(getuid());
+    if (!home)
+        home = pw ? pw->pw_dir : "/tmp";
+    if (!prism_safe_name(c->name)) {
+        snprintf(err, errlen, "node name '%s' cannot name a directory: give --state-dir", c->name);
+        return -1;
+    }
+    char dir[NA_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/.prism/node-%s", home, c->name);
+    if (set_string(&c->state_dir, dir) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
+
+int na_read_line(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char *line = fgets(buf, (int)len, f);
+    fclose(f);
+    if (!line)
+        return -1;
+    buf[strcspn(buf, "\n")] = '\0';
+    return 0;
+}
+
+/* Physical memory, or the cgroup (v2) limit when that is lower. */
+static int64_t usable_memory(void)
+{
+    int64_t bytes = (int64_t)sysconf(_SC_PHYS_PAGES) * (int64_t)sysconf(_SC_PAGE_SIZE);
+    char text[64], *end;
+    if (na_read_line("/sys/fs/cgroup/memory.max", text, sizeof text) == 0) {
+        long long limit = strtoll(text, &end, 10);
+        if (end != text && limit > 0 && limit < bytes)
+            bytes = limit;
+    }
+    return bytes;
+}
+
+static int parse_custom(na_config *c, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    c->custom = json_loads(c->resources, 0, &jerr);
+    if (!json_is_object(c->custom)) {
+        snprintf(err, errlen, "--resources must be a JSON object: %s",
+                 c->custom ? "not an object" : jerr.text);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(c->custom, key, v) {
+        if (!strcmp(key, "CPU") || !strcmp(key, "GPU") || !strcmp(key, "memory")) {
+            snprintf(err, errlen, "--resources: give %s with its own flag", key);
+            return -1;
+        }
+        if (!json_is_number(v) || json_number_value(v) < 0) {
+            snprintf(err, errlen, "--resources: '%s' must be a non-negative number", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int resolve_amounts(na_config *c, char *err, size_t errlen)
+{
+    if (c->num_cpus < 0)
+        c->num_cpus = usable_cpus();
+    if (c->num_gpus < 0)
+        c->num_gpus = na_gpu_detect();
+    if (c->memory < 0)
+        c->memory = usable_memory();
+    if (c->num_gpus > MAX_GPUS) {
+        snprintf(err, errlen, "--num-gpus: at most %d", MAX_GPUS);
+        return -1;
+    }
+    if (c->heartbeat_ms <= 0 || c->stop_grace_ms < 0 || c->package_timeout_ms <= 0) {
+        snprintf(err, errlen, "--heartbeat-ms and --package-timeout-ms must be positive, "
+                              "--stop-grace-ms not negative");
+        return -1;
+    }
+    if (c->port < 0 || c->port > 65535) {
+        snprintf(err, errlen, "--port must be 0..65535");
+        return -1;
+    }
+    return parse_custom(c, err, errlen);
+}
+
+int na_config_load(na_config *c, int argc, char **argv, char *err, size_t errlen)
+{
+    prism_option o[32];
+    size_t n = option_table(c, o);
+    c->num_cpus = c->num_gpus = c->memory = -1; /* options without a default keep these */
+    int rc = prism_config_parse(o, n, argc, argv, NULL, err, errlen);
+    if (rc != PRISM_CONFIG_OK)
+        return rc == PRISM_CONFIG_HELP ? NA_CONFIG_HELP : NA_CONFIG_ERROR;
+    if (prism_log_level_parse(c->log_level, &c->level) != 0) {
+        snprintf(err, errlen, "--log-level: '%s' is not debug, info, warn or error", c->log_level);
+        return NA_CONFIG_ERROR;
+    }
+    if (resolve_auth(c, err, errlen) != 0 || resolve_name_and_dir(c, err, errlen) != 0 ||
+        resolve_amounts(c, err, errlen) != 0)
+        return NA_CONFIG_ERROR;
+    return NA_CONFIG_OK;
+}
+
+json_t *na_config_resources(const na_config *c)
+{
+    json_t *r = json_deep_copy(c->custom);
+    if (!r)
+        return NULL;
+    json_object_set_new(r, "CPU", json_integer(c->num_cpus));
+    json_object_set_new(r, "GPU", json_integer(c->num_gpus));
+    json_object_set_new(r, "memory", json_integer(c->memory));
+    return r;
+}

@@ -1,0 +1,347 @@
+/* Starting a job's driver: `/bin/sh -c ENTRYPOINT` in its own process group,
+ * in the job's directory or its package, output appended to driver.log. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nodeagent.h"
+#include "prism_fs.h"
+#include "prism_time.h"
+
+extern char **environ;
+
+/* What job.start asked for; strings borrowed from the request. */
+typedef struct start_req {
+    const char *job_id;
+    const char *entrypoint;
+    const char *package; /* NULL: run in the job's directory */
+    json_t *env;         /* object of strings, may be NULL */
+    int gpus;
+} start_req;
+
+/* ---------- the environment ---------- */
+
+typedef struct strvec {
+    char **v; /* NULL-terminated */
+    size_t n, cap;
+} strvec;
+
+static void vec_free(strvec *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->v[i]);
+    free(e->v);
+}
+
+static int vec_push(strvec *e, char *owned)
+{
+    if (!owned)
+        return -1;
+    if (e->n + 2 > e->cap) {
+        size_t cap = e->cap ? 2 * e->cap : 64;
+        char **v = realloc(e->v, cap * sizeof *v);
+        if (!v) {
+            free(owned);
+            return -1;
+        }
+        e->v = v;
+        e->cap = cap;
+    }
+    e->v[e->n++] = owned;
+    e->v[e->n] = NULL;
+    return 0;
+}
+
+/* Sets NAME=VALUE, replacing an earlier NAME. */
+static int env_set(strvec *e, const char *name, const char *value)
+{
+    char *entry;
+    if (asprintf(&entry, "%s=%s", name, value) < 0)
+        return -1;
+    size_t len = strlen(name);
+    for (size_t i = 0; i < e->n; i++) {
+        if (!strncmp(e->v[i], name, len) && e->v[i][len] == '=') {
+            free(e->v[i]);
+            e->v[i] = entry;
+            return 0;
+        }
+    }
+    return vec_push(e, entry);
+}
+
+/* The agent's environment without its own PRISM_* settings (its port, state
+ * directory... mean nothing to a driver and would mislead a prism client). */
+static int env_inherit(strvec *e)
+{
+    for (char **p = environ; *p; p++)
+        if (strncmp(*p, "PRISM_", 6) != 0 && vec_push(e, strdup(*p)) != 0)
+            return -1;
+    return 0;
+}
+
+static int env_job(strvec *e, json_t *env)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(env, key, v) {
+        if (env_set(e, key, json_string_value(v)) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int env_prism(strvec *e, const nodeagent *na, const na_job *j)
+{
+    const na_config *c = &na->cfg;
+    int rc = 0;
+    if (c->gcs_address && *c->gcs_address)
+        rc |= env_set(e, "PRISM_ADDRESS", c->gcs_address);
+    if (c->token && *c->token)
+        rc |= env_set(e, "PRISM_TOKEN", c->token);
+    rc |= env_set(e, "PRISM_NATS_URL", c->nats_url);
+    rc |= env_set(e, "PRISM_JOB_ID", j->id);
+    rc |= env_set(e, "PRISM_NODE_ID", j->node_id);
+    if (j->ngpus > 0) {
+        char devices[512];
+        rc |= na_gpu_visible_devices(j->gpus, j->ngpus, devices, sizeof devices);
+        rc |= env_set(e, "CUDA_VISIBLE_DEVICES", devices);
+    }
+    return rc ? -1 : 0;
+}
+
+static int build_env(strvec *e, const nodeagent *na, const na_job *j, json_t *job_env)
+{
+    if (env_inherit(e) != 0 || (job_env && env_job(e, job_env) != 0))
+        return -1;
+    return env_prism(e, na, j);
+}
+
+/* ---------- parsing the request ---------- */
+
+static json_t *check_env(json_t *env)
+{
+    if (env && !json_is_object(env))
+        return na_error("invalid_argument", "'env' must be an object of strings");
+    const char *key;
+    json_t *v;
+    json_object_foreach(env, key, v) {
+        if (!json_is_string(v) || !*key || strchr(key, '='))
+            return na_error("invalid_argument", "env '%s' must be a string with a name "
+                                                "without '='", key);
+    }
+    return NULL;
+}
+
+static json_t *check_resources(json_t *res, start_req *r)
+{
+    if (res && !json_is_object(res))
+        return na_error("invalid_argument", "'resources' must be an object");
+    json_t *gpu = json_object_get(res, "GPU");
+    if (gpu && (!json_is_number(gpu) || json_number_value(gpu) < 0 ||
+                json_number_value(gpu) > 64))
+        return na_error("invalid_argument", "resources.GPU must be a number from 0 to 64");
+    /* A fraction of a GPU takes a whole device: drivers do not share GPUs. */
+    r->gpus = gpu ? (int)ceil(json_number_value(gpu)) : 0;
+    return NULL;
+}
+
+static json_t *parse_request(json_t *req, start_req *r)
+{
+    r->job_id = json_string_value(json_object_get(req, "job_id"));
+    r->entrypoint = json_string_value(json_object_get(req, "entrypoint"));
+    if (!r->job_id || !prism_safe_name(r->job_id))
+        return na_error("invalid_argument", "'job_id' must be 1-128 of [A-Za-z0-9._-]");
+    if (!r->entrypoint || !*r->entrypoint)
+        return na_error("invalid_argument", "'entrypoint' is required");
+    json_t *wd = json_object_get(req, "working_dir");
+    const char *sha = json_string_value(wd);
+    if (wd && !json_is_null(wd) && !(sha && (!*sha || na_is_package_sha(sha))))
+        return na_error("invalid_argument", "'working_dir' must name a package (64 hex digits)");
+    r->package = sha && *sha ? sha : NULL;
+    r->env = json_object_get(req, "env");
+    json_t *err = check_env(r->env);
+    return err ? err : check_resources(json_object_get(req, "resources"), r);
+}
+
+/* ---------- the steps of a start ---------- */
+
+static json_t *ok_reply(const na_job *j)
+{
+    return json_pack("{s:b,s:i,s:I}", "ok", 1, "pid", (int)j->pid, "start_time",
+                     (json_int_t)j->start_time);
+}
+
+/* Puts a STARTING entry in the table, so that a second start of the same job
+ * waits for nothing and fails. Returns NULL, or the reply to give at once. */
+static json_t *claim(nodeagent *na, const start_req *r)
+{
+    if (na->closing)
+        return na_error("start_failed", "the node agent is shutting down");
+    na_job *j = na_job_find(na, r->job_id);
+    if (j && j->state == NA_JOB_RUNNING)
+        return ok_reply(j); /* a repeated start (the GCS retried): same answer */
+    if (j)
+        return na_error("start_failed", "job '%s' is already being started", r->job_id);
+    json_t *st = na_job_read_status(na, r->job_id);
+    if (st) {
+        json_decref(st);
+        return na_error("start_failed", "job '%s' already ran on this node", r->job_id);
+    }
+    j = calloc(1, sizeof *j);
+    if (!j)
+        return na_error("start_failed", "out of memory");
+    snprintf(j->id, sizeof j->id, "%s", r->job_id);
+    snprintf(j->node_id, sizeof j->node_id, "%s", na->node_id);
+    j->state = NA_JOB_STARTING;
+    j->next = na->jobs;
+    na->jobs = j;
+    return NULL;
+}
+
+static int free_gpus(const nodeagent *na)
+{
+    int n = 0;
+    for (int i = 0; i < na->cfg.num_gpus; i++)
+        n += !na->gpu_used[i];
+    return n;
+}
+
+static int alloc_gpus(nodeagent *na, na_job *j, int want)
+{
+    for (int i = 0; i < na->cfg.num_gpus && j->ngpus < want; i++)
+        if (!na->gpu_used[i])
+            j->gpus[j->ngpus++] = i;
+    if (j->ngpus < want) {
+        j->ngpus = 0;
+        return -1;
+    }
+    for (int k = 0; k < j->ngpus; k++)
+        na->gpu_used[j->gpus[k]] = true;
+    return 0;
+}
+
+static int open_log(const nodeagent *na, const char *id)
+{
+    char path[NA_PATH_MAX];
+    if (na_job_path(na, id, "driver.log", path, sizeof path) != 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+}
+
+/* Forks the driver. Called with `lock` held. */
+static int spawn(nodeagent *na, na_job *j, const start_req *r, const char *dir, char *err,
+                 size_t errlen)
+{
+    strvec env = {0};
+    int fd = open_log(na, j->id);
+    if (fd < 0 || build_env(&env, na, j, r->env) != 0) {
+        snprintf(err, errlen, "cannot prepare the driver: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        vec_free(&env);
+        return -1;
+    }
+    char *argv[] = {"/bin/sh", "-c", (char *)r->entrypoint, NULL};
+    na_spawn s = {.argv = argv, .envp = env.v, .dir = dir, .stdout_fd = fd};
+    pid_t pid = na_launcher_spawn(na->launcher, &s);
+    if (pid < 0)
+        snprintf(err, errlen, "fork failed: %s", strerror(errno));
+    close(fd);
+    vec_free(&env);
+    if (pid < 0)
+        return -1;
+    j->pid = pid;
+    j->start_time = prism_now_ms();
+    j->state = NA_JOB_RUNNING;
+    return 0;
+}
+
+static int launch(nodeagent *na, na_job *j, const start_req *r, const char *dir, char *err,
+                  size_t errlen)
+{
+    if (na->closing) {
+        snprintf(err, errlen, "the node agent is shutting down");
+        return -1;
+    }
+    if (j->stop_requested) {
+        snprintf(err, errlen, "the job was stopped before its driver started");
+        return -1;
+    }
+    if (strcmp(j->node_id, na->node_id) != 0) {
+        snprintf(err, errlen, "the node re-registered as %s meanwhile", na->node_id);
+        return -1;
+    }
+    if (alloc_gpus(na, j, r->gpus) != 0) {
+        snprintf(err, errlen, "the job asks for %d GPU(s), %d are free on this node", r->gpus,
+                 free_gpus(na));
+        return -1;
+    }
+    if (spawn(na, j, r, dir, err, errlen) != 0) {
+        for (int k = 0; k < j->ngpus; k++)
+            na->gpu_used[j->gpus[k]] = false;
+        return -1;
+    }
+    if (na_job_write_driver_file(na, j) != 0)
+        LOG_WARN("job %s: cannot write driver.json: %s", j->id, strerror(errno));
+    prism_metric_add(na->m.started, 1);
+    prism_metric_set(na->m.running, na_running_count(na));
+    LOG_INFO("job %s: driver started, pid %d, in %s", j->id, (int)j->pid, dir);
+    return 0;
+}
+
+/* The directory the driver runs in, made ready (package fetched). */
+static int prepare_dir(nodeagent *na, const start_req *r, char *dir, size_t dirlen, char *err,
+                       size_t errlen)
+{
+    char jobdir[NA_PATH_MAX];
+    if (na_job_path(na, r->job_id, NULL, jobdir, sizeof jobdir) != 0 ||
+        prism_mkdir_p(jobdir, 0700) != 0) {
+        snprintf(err, errlen, "cannot create the job directory: %s", strerror(errno));
+        return -1;
+    }
+    if (r->package)
+        return na_package_ensure(na, r->package, dir, dirlen, err, errlen);
+    snprintf(dir, dirlen, "%s", jobdir);
+    return 0;
+}
+
+static json_t *start_failed(nodeagent *na, na_job *j, const char *err)
+{
+    char dir[NA_PATH_MAX];
+    LOG_WARN("job %s: start failed: %s", j->id, err);
+    if (na_job_path(na, j->id, NULL, dir, sizeof dir) == 0)
+        prism_remove_tree(dir);
+    json_t *reply = na_error("start_failed", "%s", err);
+    na_job_remove(na, j);
+    return reply;
+}
+
+json_t *na_driver_start(nodeagent *na, json_t *req)
+{
+    start_req r = {0};
+    json_t *reply = parse_request(req, &r);
+    if (reply)
+        return reply;
+    pthread_mutex_lock(&na->lock);
+    reply = claim(na, &r);
+    na_job *j = reply ? NULL : na_job_find(na, r.job_id);
+    pthread_mutex_unlock(&na->lock);
+    if (reply)
+        return reply;
+    /* Fetching a package may take long: the lock is not held meanwhile. */
+    char dir[NA_PATH_MAX], err[512];
+    int rc = prepare_dir(na, &r, dir, sizeof dir, err, sizeof err);
+    pthread_mutex_lock(&na->lock);
+    if (rc == 0)
+        rc = launch(na, j, &r, dir, err, sizeof err);
+    reply = rc == 0 ? ok_reply(j) : start_failed(na, j, err);
+    pthread_mutex_unlock(&na->lock);
+    return reply;
+}

@@ -1,0 +1,197 @@
+/* prism-nodeagent: the per-node service that registers the node with the GCS,
+ * heartbeats, and runs job drivers (docs/nodeagent.md, docs/protocol.md).
+ *
+ * All of the service's state is one struct, `nodeagent`. Three kinds of
+ * threads touch it: the main thread (signal wait + cron: heartbeats, reaping,
+ * stop deadlines), NATS callbacks (job.start/stop/status/delete) and HTTP
+ * handlers. Everything below `lock` in the struct is guarded by it; the
+ * configuration and what is set before serving starts are read-only after. */
+#ifndef PRISM_NODEAGENT_H
+#define PRISM_NODEAGENT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "prism_bus.h"
+#include "prism_http.h"
+#include "prism_id.h"
+#include "prism_log.h"
+#include "prism_metrics.h"
+
+#define NA_JOB_ID_MAX 128
+#define NA_PATH_MAX 4096
+#define NA_MESSAGE_MAX 256
+
+/* ---------- configuration (config.c) ---------- */
+
+typedef struct na_config {
+    char *host;
+    int64_t port;
+    char *address_file;
+    char *token;
+    char *token_file;
+    bool no_auth;
+    char *nats_url;
+    char *gcs_address;
+    char *state_dir;
+    char *name;
+    int64_t num_cpus; /* -1 until resolved */
+    int64_t num_gpus;
+    int64_t memory;
+    char *resources; /* JSON object text of custom resources */
+    int64_t heartbeat_ms;
+    int64_t stop_grace_ms;
+    int64_t package_max;
+    int64_t package_timeout_ms;
+    char *log_level;
+    prism_log_level level;
+    json_t *custom; /* parsed `resources`; owned */
+} na_config;
+
+enum { NA_CONFIG_OK = 0, NA_CONFIG_HELP = 1, NA_CONFIG_ERROR = -1 };
+
+/* Parses flags and PRISM_* variables, then fills in the detected defaults
+ * (name, state dir, CPUs, GPUs, memory) and reads the token file. */
+int na_config_load(na_config *cfg, int argc, char **argv, char *err, size_t errlen);
+void na_config_print_help(FILE *out);
+void na_config_free(na_config *cfg);
+/* The first line of a small file (procfs, sysfs), without its newline. */
+int na_read_line(const char *path, char *buf, size_t len);
+/* {CPU, GPU, memory, custom...} as registered with the GCS. */
+json_t *na_config_resources(const na_config *cfg);
+
+/* ---------- GPUs (gpu.c) ---------- */
+
+/* The number of CUDA devices, 0 without CUDA support or without a device. */
+int na_gpu_detect(void);
+/* Writes the CUDA_VISIBLE_DEVICES value for pool indices `idx`, mapped
+ * through the agent's own CUDA_VISIBLE_DEVICES when it has one. */
+int na_gpu_visible_devices(const int *idx, int n, char *out, size_t outlen);
+
+/* ---------- process launching (launch.c) ---------- */
+
+typedef struct na_launcher na_launcher;
+
+typedef struct na_spawn {
+    char *const *argv;
+    char *const *envp;
+    const char *dir; /* working directory of the child */
+    int stdout_fd;   /* stdout and stderr of the child */
+} na_spawn;
+
+/* Starts the thread that forks every driver: PR_SET_PDEATHSIG fires when the
+ * thread that forked dies, so that thread must live as long as the agent. */
+int na_launcher_create(na_launcher **out);
+void na_launcher_destroy(na_launcher *l);
+/* Forks and execs `s` as the leader of a new process group. Returns the pid,
+ * or -1 with errno set. */
+pid_t na_launcher_spawn(na_launcher *l, const na_spawn *s);
+
+/* ---------- jobs ---------- */
+
+typedef enum na_job_state {
+    NA_JOB_STARTING, /* accepted, package being fetched; no process yet */
+    NA_JOB_RUNNING,
+    NA_JOB_SUCCEEDED,
+    NA_JOB_FAILED,
+    NA_JOB_STOPPED,
+} na_job_state;
+
+typedef struct na_job {
+    char id[NA_JOB_ID_MAX + 1];
+    char node_id[PRISM_ID_HEX_LEN + 1]; /* the incarnation that started it */
+    pid_t pid;                           /* also its process group; 0 while STARTING */
+    na_job_state state;
+    int exit_code;
+    int64_t start_time, end_time; /* ms since the epoch */
+    char message[NA_MESSAGE_MAX];
+    bool stop_requested;
+    int64_t kill_at_ms; /* monotonic time to send SIGKILL after a stop; 0: none */
+    int gpus[64];
+    int ngpus;
+    struct na_job *next;
+} na_job;
+
+/* ---------- the service ---------- */
+
+typedef struct nodeagent {
+    na_config cfg;
+    json_t *resources; /* registered totals; read-only after startup */
+    char address[512]; /* our REST base URL, http://host:port */
+    char boot_id[64];
+    prism_metrics *metrics;
+    struct {
+        prism_metric *running, *started, *heartbeats, *heartbeat_failures, *registrations;
+    } m;
+    prism_bus *bus;
+    prism_http_server *http;
+    na_launcher *launcher;
+    pthread_mutex_t pkg_lock; /* one package download/extraction at a time */
+
+    /* Main thread only (cron). */
+    int64_t next_link_ms; /* monotonic time of the next register/heartbeat */
+    bool link_ok;         /* the last heartbeat was answered */
+    int register_failures;
+
+    pthread_mutex_t lock; /* guards what follows */
+    pthread_cond_t idle;  /* signalled when `busy` drops to 0 */
+    char node_id[PRISM_ID_HEX_LEN + 1];
+    bool registered;
+    bool closing; /* shutting down: refuse new work */
+    int busy;     /* NATS handlers in progress */
+    na_job *jobs;
+    bool gpu_used[64];
+} nodeagent;
+
+/* jobs.c: the job table and the records on disk. Callers hold `lock`. */
+const char *na_state_name(na_job_state s);
+bool na_state_ended(na_job_state s);
+int na_job_path(const nodeagent *na, const char *id, const char *file, char *out, size_t len);
+na_job *na_job_find(nodeagent *na, const char *id);
+void na_job_remove(nodeagent *na, na_job *j);
+json_t *na_job_json(const na_job *j);
+int na_job_write_status(const nodeagent *na, const na_job *j);
+int na_job_write_driver_file(const nodeagent *na, const na_job *j);
+json_t *na_job_read_status(const nodeagent *na, const char *id);
+int na_jobs_recover(nodeagent *na);
+void na_jobs_delete(nodeagent *na, json_t *ids);
+
+/* drivers.c: starting a driver. */
+/* Handles a job.start payload; returns the reply (a result or error envelope). */
+json_t *na_driver_start(nodeagent *na, json_t *req);
+
+/* reaper.c: stopping drivers and noticing their exits. Callers hold `lock`
+ * except for na_drivers_shutdown. */
+/* SIGTERM to the job's group, SIGKILL after --stop-grace-ms. Returns -1 when
+ * it is not running (a start in progress is told to give up). */
+int na_driver_stop(nodeagent *na, na_job *j);
+void na_drivers_reap(nodeagent *na);
+void na_drivers_enforce_stops(nodeagent *na);
+void na_drivers_kill_all(nodeagent *na, const char *why);
+void na_drivers_shutdown(nodeagent *na);
+int na_running_count(const nodeagent *na);
+json_t *na_running_jobs(const nodeagent *na);
+
+/* packages.c: fetch and extract a working-directory package. */
+bool na_is_package_sha(const char *text);
+int na_package_ensure(nodeagent *na, const char *sha, char *dir, size_t dirlen, char *err,
+                      size_t errlen);
+
+/* gcs_link.c: register, heartbeat, job updates. */
+/* Starts a new incarnation: a fresh node ID, subscribed, to be registered. */
+int na_link_start(nodeagent *na);
+void na_link_cron(nodeagent *na);
+void na_link_publish_job(nodeagent *na, const na_job *j);
+
+/* subjects.c: prism.node.<node_id>.job.* */
+int na_subjects_subscribe(nodeagent *na, const char *node_id);
+void na_subjects_unsubscribe(nodeagent *na, const char *node_id);
+json_t *na_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* api.c: the REST API. */
+int na_api_start(nodeagent *na, char *err, size_t errlen);
+
+#endif

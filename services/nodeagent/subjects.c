@@ -1,0 +1,166 @@
+/* The node's NATS subjects, prism.node.<node_id>.job.<verb>, dispatched from
+ * one table. Each verb has its own subscription (so its own thread): a start
+ * that fetches a package does not hold up a stop or a status. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nodeagent.h"
+#include "prism_fs.h"
+
+typedef json_t *(*subject_fn)(nodeagent *na, json_t *req);
+
+json_t *na_error(const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+}
+
+/* The job_id member, checked to be usable in a path; NULL when it is not. */
+static const char *job_id_of(json_t *req)
+{
+    const char *id = json_string_value(json_object_get(req, "job_id"));
+    return id && prism_safe_name(id) ? id : NULL;
+}
+
+static json_t *on_start(nodeagent *na, json_t *req)
+{
+    return na_driver_start(na, req);
+}
+
+static json_t *on_stop(nodeagent *na, json_t *req)
+{
+    const char *id = job_id_of(req);
+    if (!id)
+        return na_error("invalid_argument", "'job_id' must be 1-128 of [A-Za-z0-9._-]");
+    pthread_mutex_lock(&na->lock);
+    na_job *j = na_job_find(na, id);
+    int rc = j ? na_driver_stop(na, j) : -1;
+    pthread_mutex_unlock(&na->lock);
+    return rc == 0 ? json_pack("{s:b}", "ok", 1)
+                   : na_error("not_running", "job '%s' is not running on this node", id);
+}
+
+static json_t *on_status(nodeagent *na, json_t *req)
+{
+    const char *id = job_id_of(req);
+    if (!id)
+        return na_error("invalid_argument", "'job_id' must be 1-128 of [A-Za-z0-9._-]");
+    pthread_mutex_lock(&na->lock);
+    na_job *j = na_job_find(na, id);
+    json_t *st = j ? na_job_json(j) : na_job_read_status(na, id);
+    pthread_mutex_unlock(&na->lock);
+    return st ? st : json_pack("{s:s,s:s}", "job_id", id, "state", "UNKNOWN");
+}
+
+static json_t *on_delete(nodeagent *na, json_t *req)
+{
+    json_t *ids = json_object_get(req, "job_ids");
+    if (!json_is_array(ids))
+        return na_error("invalid_argument", "'job_ids' must be an array");
+    pthread_mutex_lock(&na->lock);
+    na_jobs_delete(na, ids);
+    pthread_mutex_unlock(&na->lock);
+    return json_pack("{s:b}", "ok", 1); /* sent only when asked as a request */
+}
+
+static const struct {
+    const char *verb;
+    subject_fn fn;
+} subjects[] = {
+    {"start", on_start},
+    {"stop", on_stop},
+    {"status", on_status},
+    {"delete", on_delete},
+};
+
+#define SUBJECT_PREFIX "prism.node."
+
+/* Splits prism.node.<id>.job.<verb> into the node ID and the table entry. */
+static subject_fn route(const char *subject, char node_id[PRISM_ID_HEX_LEN + 1])
+{
+    const char *p = subject + strlen(SUBJECT_PREFIX);
+    if (strncmp(subject, SUBJECT_PREFIX, strlen(SUBJECT_PREFIX)) != 0 ||
+        strlen(p) < PRISM_ID_HEX_LEN + 5 || strncmp(p + PRISM_ID_HEX_LEN, ".job.", 5) != 0)
+        return NULL;
+    memcpy(node_id, p, PRISM_ID_HEX_LEN);
+    node_id[PRISM_ID_HEX_LEN] = '\0';
+    for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++)
+        if (!strcmp(p + PRISM_ID_HEX_LEN + 5, subjects[i].verb))
+            return subjects[i].fn;
+    return NULL;
+}
+
+/* Counts a handler in (see `busy`): NULL, or the error to answer instead. */
+static json_t *enter(nodeagent *na, const char *node_id)
+{
+    json_t *err = NULL;
+    pthread_mutex_lock(&na->lock);
+    na->busy++;
+    if (na->closing)
+        err = na_error("shutting_down", "the node agent is shutting down");
+    else if (strcmp(node_id, na->node_id) != 0)
+        err = na_error("unknown_node", "node %s is a previous incarnation of this node, now %s",
+                       node_id, na->node_id);
+    pthread_mutex_unlock(&na->lock);
+    return err;
+}
+
+static void leave(nodeagent *na)
+{
+    pthread_mutex_lock(&na->lock);
+    if (--na->busy == 0)
+        pthread_cond_broadcast(&na->idle);
+    pthread_mutex_unlock(&na->lock);
+}
+
+static void send_reply(prism_bus *bus, const char *subject, const char *reply, json_t *answer)
+{
+    if (reply && answer && prism_bus_publish_json(bus, reply, answer) != 0)
+        LOG_WARN("%s: cannot send the reply: %s", subject, prism_bus_last_error(bus));
+    json_decref(answer);
+}
+
+static void on_message(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                       size_t len, void *ud)
+{
+    nodeagent *na = ud;
+    char node_id[PRISM_ID_HEX_LEN + 1];
+    subject_fn fn = route(subject, node_id);
+    if (!fn)
+        return;
+    json_t *answer = enter(na, node_id);
+    if (!answer) {
+        json_t *req = json_loadb(data, len, 0, NULL);
+        answer = json_is_object(req)
+                     ? fn(na, req)
+                     : na_error("invalid_json", "the payload must be a JSON object");
+        json_decref(req);
+    }
+    send_reply(bus, subject, reply, answer);
+    leave(na);
+}
+
+int na_subjects_subscribe(nodeagent *na, const char *node_id)
+{
+    for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++) {
+        char subject[128];
+        snprintf(subject, sizeof subject, SUBJECT_PREFIX "%s.job.%s", node_id, subjects[i].verb);
+        if (prism_bus_subscribe(na->bus, subject, NULL, on_message, na) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void na_subjects_unsubscribe(nodeagent *na, const char *node_id)
+{
+    for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++) {
+        char subject[128];
+        snprintf(subject, sizeof subject, SUBJECT_PREFIX "%s.job.%s", node_id, subjects[i].verb);
+        prism_bus_unsubscribe(na->bus, subject);
+    }
+}

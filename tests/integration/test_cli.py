@@ -1,0 +1,198 @@
+"""The prism command end to end: `prism up` starts a real cluster in a temporary
+PRISM_HOME, jobs are submitted and followed through the CLI, `prism down` stops it.
+
+Belongs in tests/integration/ (it imports harness.py from there)."""
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+
+from harness import BIN, find_nats, skip, wait_until
+
+PRISM = os.path.join(BIN, "prism")
+
+
+class Home:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="prism-cli-")
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("PRISM_ADDRESS", "PRISM_TOKEN")}
+        self.env["PRISM_HOME"] = self.dir
+        self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+
+    def prism(self, *args, check=None, timeout=120):
+        r = subprocess.run([PRISM] + list(args), env=self.env, capture_output=True, text=True,
+                           timeout=timeout)
+        if check is not None and r.returncode != check:
+            raise AssertionError("prism %s: status %d, want %d\nstdout: %s\nstderr: %s"
+                                 % (" ".join(args), r.returncode, check, r.stdout, r.stderr))
+        return r
+
+    def ok(self, *args, **kw):
+        return self.prism(*args, check=0, **kw).stdout
+
+    def pids(self):
+        path = os.path.join(self.dir, "pids")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [int(line.split()[1]) for line in f if line.strip()]
+
+    def sanitizer_reports(self):
+        logs = os.path.join(self.dir, "logs")
+        found = []
+        for name in os.listdir(logs) if os.path.isdir(logs) else []:
+            with open(os.path.join(logs, name), errors="replace") as f:
+                if "Sanitizer" in f.read():
+                    found.append(name)
+        return found
+
+    def close(self):
+        self.prism("down")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def running(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_up_status_down(h):
+    out = h.ok("up", "--nodes", "2")
+    assert "2 nodes alive" in out, out
+    for name in ("token", "nats.conf"):
+        mode = stat.S_IMODE(os.stat(os.path.join(h.dir, name)).st_mode)
+        assert mode == 0o600, (name, oct(mode))
+    with open(os.path.join(h.dir, "address")) as f:
+        assert f.read().startswith("http://127.0.0.1:")
+    pids = h.pids()
+    assert len(pids) == 4 and all(running(p) for p in pids), pids
+    out = h.ok("status")
+    assert "2 alive, 0 dead" in out and "node-1" in out and "node-2" in out, out
+    assert json.loads(h.ok("status", "--json"))["nodes_alive"] == 2
+    r = h.prism("up", check=1)
+    assert "already running" in r.stderr, r.stderr
+    out = h.ok("down")
+    assert "4 processes" in out, out
+    assert not any(running(p) for p in pids), pids
+    assert not os.path.exists(os.path.join(h.dir, "pids"))
+    assert not os.path.exists(os.path.join(h.dir, "address"))
+    assert "No cluster" in h.ok("down")
+    r = h.prism("status", check=1)
+    assert "run `prism up`" in r.stderr, r.stderr
+    assert not h.sanitizer_reports(), h.sanitizer_reports()
+
+
+def test_submit_quoting_and_wait(h):
+    h.ok("up")
+    jid = h.ok("job", "submit", "--", "echo", "a  b", "it's").strip()
+    assert len(jid) == 32, jid
+    h.ok("job", "logs", "-f", jid)
+    assert h.ok("job", "logs", jid) == "a  b it's\n"
+    r = h.prism("job", "submit", "--wait", "--", "seq 1 100 | paste -sd+ | bc", check=0)
+    assert r.stdout == "5050\n" and "SUCCEEDED" in r.stderr, r
+    r = h.prism("job", "submit", "--wait", "--", "echo failing; exit 3", check=1)
+    assert "failing" in r.stdout and "FAILED (exit code 3)" in r.stderr, r
+
+
+def test_options_reach_the_job(h):
+    h.ok("up")
+    jid = h.ok("job", "submit", "--submission-id", "cli-opts", "-e", "A=1 2", "--env", "B=x=y",
+               "-m", "team=ml", "--num-cpus", "0.5", "--memory", "1MiB", "--", 'echo "$A|$B"').strip()
+    assert jid == "cli-opts"
+    h.ok("job", "logs", "--follow", jid)
+    job = json.loads(h.ok("job", "status", "--json", jid))
+    assert job["env"] == {"A": "1 2", "B": "x=y"} and job["metadata"] == {"team": "ml"}, job
+    assert job["resources"]["CPU"] == 0.5 and job["resources"]["memory"] == 1 << 20, job
+    assert h.ok("job", "logs", jid) == "1 2|x=y\n"
+    r = h.prism("job", "submit", "--submission-id", "cli-opts", "--", "true", check=1)
+    assert r.stderr.startswith("prism: ") and "cli-opts" in r.stderr, r.stderr
+    lines = h.ok("job", "list", "--json").splitlines()
+    assert [json.loads(l)["job_id"] for l in lines] == ["cli-opts"], lines
+    assert "cli-opts" in h.ok("job", "list", "--state", "SUCCEEDED")
+
+
+def test_follow_stop_delete(h):
+    h.ok("up")
+    jid = h.ok("job", "submit", "--", "for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done").strip()
+    out = h.ok("job", "logs", "-f", jid)
+    assert out == "".join("line %d\n" % i for i in range(1, 6)), out
+    jid = h.ok("job", "submit", "--", "echo started; exec sleep 600").strip()
+    wait_until(lambda: "started" in h.ok("job", "logs", jid), what="driver output")
+    assert "Stop requested" in h.ok("job", "stop", jid)
+    h.ok("job", "logs", "-f", jid, timeout=30)
+    assert json.loads(h.ok("job", "status", "--json", jid))["state"] == "STOPPED"
+    h.ok("job", "delete", jid)
+    r = h.prism("job", "status", jid, check=1)
+    assert r.stderr.startswith("prism: "), r.stderr
+
+
+def test_package_working_dir(h):
+    h.ok("up")
+    src = os.path.join(h.dir, "src")
+    os.makedirs(src)
+    with open(os.path.join(src, "data.txt"), "w") as f:
+        f.write("42\n")
+    sha = h.ok("package", "upload", src).strip()
+    assert len(sha) == 64, sha
+    r = h.prism("job", "submit", "--wait", "--working-dir", sha, "--", "cat data.txt", check=0)
+    assert r.stdout == "42\n", r
+    r = h.prism("job", "submit", "--wait", "--working-dir", src, "--", "cat", "data.txt", check=0)
+    assert r.stdout == "42\n", r
+
+
+def test_errors(h):
+    h.ok("up")
+    r = h.prism("--token", "wrong", "status", check=1)
+    assert r.stderr.startswith("prism: ") and "token" in r.stderr, r.stderr
+    r = h.prism("job", "logs", "no-such-job", check=1)
+    assert r.stderr.startswith("prism: "), r.stderr
+    assert h.prism("job", "submit", check=2).returncode == 2
+    assert h.prism("no-such-command", check=2).returncode == 2
+    assert "usage: prism job submit" in h.ok("job", "submit", "--help")
+
+
+def test_up_failure_cleans_up(h):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = h.prism("up", "--port", str(port), check=1)
+    assert "last lines of" in r.stderr and "gcs.log" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(h.dir, "pids"))
+    assert not os.path.exists(os.path.join(h.dir, "address"))
+
+
+def main():
+    if not find_nats():
+        skip("nats-server is not installed (make bootstrap installs it)")
+    for b in ("prism", "prism-gcs", "prism-nodeagent"):
+        if not os.access(os.path.join(BIN, b), os.X_OK):
+            skip("%s is not built in %s" % (b, BIN))
+    tests = [test_up_status_down, test_submit_quoting_and_wait, test_options_reach_the_job,
+             test_follow_stop_delete, test_package_working_dir, test_errors,
+             test_up_failure_cleans_up]
+    failed = 0
+    for t in tests:
+        h = Home()
+        try:
+            t(h)
+            print("PASS", t.__name__, flush=True)
+        except BaseException as e:
+            failed += 1
+            print("FAIL", t.__name__, "-", repr(e), flush=True)
+            subprocess.run("tail -n 30 %s/logs/*.log" % h.dir, shell=True)
+        finally:
+            h.close()
+    print("%d passed, %d failed" % (len(tests) - failed, failed))
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
