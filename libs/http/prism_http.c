@@ -422,6 +422,23 @@ static void serve_metrics(prism_http_req *req)
     prism_buf_free(&out);
 }
 
+/* "GET, DELETE": the methods some route serves on this request's path. */
+static void allowed_methods(prism_http_req *probe, char *out, size_t n)
+{
+    const prism_http_config *cfg = &probe->srv->cfg;
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        prism_http_req tmp = {.srv = probe->srv};
+        if (!match_route(&tmp, cfg->routes[i].pattern, probe->path))
+            continue;
+        for (int k = 0; k < tmp.nparams; k++)
+            free(tmp.param_values[k]);
+        if (len < n)
+            len += (size_t)snprintf(out + len, n - len, "%s%s", len ? ", " : "", cfg->routes[i].method);
+    }
+}
+
 static void reply_too_large(prism_http_req *req)
 {
     prism_http_reply_error(req, 413, "body_too_large", "request body is over the %zu byte limit",
@@ -451,11 +468,16 @@ static bool on_headers(prism_http_req *req)
     bool path_known;
     req->route = find_route(req, &path_known);
     if (!req->route) {
-        if (path_known)
+        if (path_known) {
+            char allow[128];
+            allowed_methods(req, allow, sizeof allow);
+            prism_http_add_header(req, "Allow", allow);
             prism_http_reply_error(req, 405, "method_not_allowed", "%s is not allowed on %s",
                                    req->method, req->path);
-        else
+        }
+        else {
             prism_http_reply_error(req, 404, "not_found", "no route %s %s", req->method, req->path);
+        }
         return true;
     }
     req->max_body = req->route->max_body ? req->route->max_body

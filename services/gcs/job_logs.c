@@ -79,7 +79,11 @@ int gcs_job_logs_text(gcs *g, const char *id, char **out, size_t *len, const cha
     prism_buf_init(&all, MAX_WHOLE_LOG);
     int status = 0;
     prism_httpc *c = NULL;
-    if (src.address && prism_httpc_create(&c, src.address, g->cfg.token) == 0) {
+    if (src.address && prism_httpc_create(&c, src.address, g->cfg.token) != 0) {
+        *code = "internal";
+        snprintf(err, errlen, "cannot make an HTTP client");
+        status = 500;
+    } else if (src.address) {
         char *chunk = malloc(1u << 20);
         for (;;) {
             ssize_t n = chunk ? fetch(c, id, all.len, 1u << 20, chunk) : -1;

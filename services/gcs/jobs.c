@@ -822,6 +822,16 @@ int gcs_job_delete(gcs *g, const char *id, const char **code, char *err, size_t 
 
 /* ---------- REST ---------- */
 
+/* Answers with `job`, or 404 when it was deleted or pruned meanwhile. Takes `job`. */
+static void reply_job(prism_http_req *req, int status, json_t *job, const char *id)
+{
+    if (!job) {
+        prism_http_reply_error(req, 404, "not_found", "job '%s' was deleted meanwhile", id);
+        return;
+    }
+    prism_http_reply_json(req, status, job);
+}
+
 void gcs_api_jobs_submit(prism_http_req *req, void *ctx)
 {
     gcs *g = ctx;
@@ -839,7 +849,7 @@ void gcs_api_jobs_submit(prism_http_req *req, void *ctx)
         prism_http_reply_error(req, status, code, "%s", err);
         return;
     }
-    prism_http_reply_json(req, 201, gcs_job_get(g, id));
+    reply_job(req, 201, gcs_job_get(g, id), id);
 }
 
 static bool valid_job_state(const char *s)
@@ -866,17 +876,21 @@ void gcs_api_jobs_list(prism_http_req *req, void *ctx)
                "ORDER BY seq DESC LIMIT ?3");
     sqlite3_bind_int64(st, 1, cursor);
     gcs_db_bind_text(st, 2, state);
-    sqlite3_bind_int64(st, 3, limit);
+    sqlite3_bind_int64(st, 3, limit + 1); /* one more tells whether a next page exists */
     json_t *list = json_array();
     int64_t last = 0;
+    bool more = false;
     while (st && sqlite3_step(st) == SQLITE_ROW) {
+        if ((int64_t)json_array_size(list) == limit) {
+            more = true;
+            break;
+        }
         json_array_append_new(list, job_row_json(st));
         last = sqlite3_column_int64(st, 15);
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&g->lock);
-    json_t *next = (int64_t)json_array_size(list) == limit ? json_sprintf("%lld", (long long)last)
-                                                            : json_null();
+    json_t *next = more ? json_sprintf("%lld", (long long)last) : json_null();
     prism_http_reply_json(req, 200, json_pack("{s:o,s:o}", "jobs", list, "next_cursor", next));
 }
 
@@ -900,7 +914,7 @@ void gcs_api_job_stop(prism_http_req *req, void *ctx)
         prism_http_reply_error(req, status, code, "%s", err);
         return;
     }
-    prism_http_reply_json(req, 200, gcs_job_get(ctx, id));
+    reply_job(req, 200, gcs_job_get(ctx, id), id);
 }
 
 void gcs_api_job_delete(prism_http_req *req, void *ctx)

@@ -123,14 +123,19 @@ void gcs_api_kv_list(prism_http_req *req, void *ctx)
     gcs_db_bind_text(st, 1, ns);
     gcs_db_bind_text(st, 2, after ? after : "");
     gcs_db_bind_text(st, 3, prefix ? prefix : "");
-    sqlite3_bind_int64(st, 4, limit);
+    sqlite3_bind_int64(st, 4, limit + 1); /* one more tells whether a next page exists */
     json_t *keys = json_array();
-    while (st && sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(keys, json_string((const char *)sqlite3_column_text(st, 0)));
+    bool more = false;
+    while (st && sqlite3_step(st) == SQLITE_ROW && !more) {
+        if ((int64_t)json_array_size(keys) == limit)
+            more = true;
+        else
+            json_array_append_new(keys, json_string((const char *)sqlite3_column_text(st, 0)));
+    }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&g->lock);
     size_t n = json_array_size(keys);
-    json_t *next = (int64_t)n == limit ? json_incref(json_array_get(keys, n - 1)) : json_null();
+    json_t *next = more ? json_incref(json_array_get(keys, n - 1)) : json_null();
     prism_http_reply_json(req, 200, json_pack("{s:s,s:o,s:o}", "namespace", ns, "keys", keys,
                                               "next_cursor", next));
 }

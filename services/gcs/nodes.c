@@ -9,6 +9,7 @@
 #include "prism_log.h"
 #include "prism_time.h"
 
+#define DEAD_NODES_KEPT 1000
 #define NODE_COLUMNS \
     "id, name, state, address, resources, registered_at, last_heartbeat, dead_at, message"
 
@@ -231,6 +232,17 @@ int gcs_nodes_start(gcs *g)
     return 0;
 }
 
+/* Dead incarnations are history: keep the newest ones, so restarts over
+ * months do not grow the table without bound. Lock held. */
+static void prune_dead_nodes_locked(gcs *g)
+{
+    sqlite3_stmt *st = gcs_db_prepare(
+        g->db, "DELETE FROM nodes WHERE seq IN (SELECT seq FROM nodes WHERE state='DEAD' "
+               "ORDER BY seq DESC LIMIT 1000 OFFSET ?)");
+    sqlite3_bind_int64(st, 1, DEAD_NODES_KEPT);
+    gcs_db_exec_stmt(st);
+}
+
 void gcs_nodes_cron(gcs *g)
 {
     int64_t now = prism_mono_ms();
@@ -242,6 +254,7 @@ void gcs_nodes_cron(gcs *g)
             char msg[128];
             snprintf(msg, sizeof msg, "no heartbeat for %.1f s", (double)silent / 1000.0);
             node_kill_locked(g, n, msg);
+            prune_dead_nodes_locked(g);
         }
     }
     pthread_mutex_unlock(&g->lock);
@@ -295,10 +308,15 @@ void gcs_api_nodes_list(prism_http_req *req, void *ctx)
                " ORDER BY seq DESC LIMIT ?");
     sqlite3_bind_int64(st, 1, cursor);
     gcs_db_bind_text(st, 2, state);
-    sqlite3_bind_int64(st, 3, limit);
+    sqlite3_bind_int64(st, 3, limit + 1); /* one more tells whether a next page exists */
     json_t *list = json_array();
     int64_t last = 0;
+    bool more = false;
     while (st && sqlite3_step(st) == SQLITE_ROW) {
+        if ((int64_t)json_array_size(list) == limit) {
+            more = true;
+            break;
+        }
         json_t *node = gcs_node_row_json(st);
         add_live_fields(g, node);
         json_array_append_new(list, node);
@@ -306,8 +324,7 @@ void gcs_api_nodes_list(prism_http_req *req, void *ctx)
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&g->lock);
-    json_t *next = (int64_t)json_array_size(list) == limit ? json_sprintf("%lld", (long long)last)
-                                                            : json_null();
+    json_t *next = more ? json_sprintf("%lld", (long long)last) : json_null();
     prism_http_reply_json(req, 200, json_pack("{s:o,s:o}", "nodes", list, "next_cursor", next));
 }
 
