@@ -376,7 +376,8 @@ void gcs_api_cluster(prism_http_req *req, void *ctx)
     int64_t dead = count_rows(g, "SELECT count(*) FROM nodes WHERE state = ?", "DEAD");
     pthread_mutex_unlock(&g->lock);
     prism_http_reply_json(req, 200,
-                          json_pack("{s:s,s:i,s:I,s:{s:o,s:o},s:o}", "version", GCS_VERSION,
+                          json_pack("{s:s,s:i,s:I,s:{s:o,s:o},s:o,s:s}", "version", GCS_VERSION,
                                     "nodes_alive", alive, "nodes_dead", (json_int_t)dead,
-                                    "resources", "total", total, "available", avail, "jobs", jobs));
+                                    "resources", "total", total, "available", avail, "jobs", jobs,
+                                    "nats_url", g->cfg.nats_url));
 }

@@ -1,0 +1,185 @@
+/* libprism: the C API of Prism for drivers and for task code.
+ *
+ * A driver connects to a cluster, submits tasks that return futures
+ * (references to objects), and gets their values:
+ *
+ *   prism_client *c;
+ *   if (prism_connect(&c, NULL) != PRISM_OK)        // address and token from the
+ *       die(prism_last_error());                     // environment or $PRISM_HOME
+ *   int64_t shape[] = {5, 5};
+ *   prism_value *arg = prism_value_json("[5, 5]");
+ *   prism_ref *o1, *o2, *o3;
+ *   prism_submit(c, "builtin", "zeros", &arg, 1, NULL, &o1);
+ *   prism_submit(c, "builtin", "zeros", &arg, 1, NULL, &o2);
+ *   prism_value *args[] = {prism_value_ref(o1), prism_value_ref(o2)};
+ *   prism_submit(c, "builtin", "add", args, 2, NULL, &o3);
+ *   prism_value *result;
+ *   prism_get(c, o3, 10000, &result);               // a 5x5 tensor of zeros
+ *
+ * Ownership: the process that submits a task owns the objects it returns.
+ * An object lives while some prism_ref to it exists anywhere (here, in tasks
+ * that take it, in processes it was passed to); releasing the last one frees
+ * every copy in the cluster. If the owner exits, its objects are lost: gets
+ * of them elsewhere fail with PRISM_ERR_OWNER_DIED.
+ *
+ * Memory rules: a function that returns a new prism_value or prism_ref gives
+ * it to the caller, who frees it (prism_value_free, prism_ref_release).
+ * Arguments are borrowed unless a comment says "takes".
+ *
+ * Threads: a client may be used from several threads at once. */
+#ifndef PRISM_PRISM_H
+#define PRISM_PRISM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum prism_status {
+    PRISM_OK = 0,
+    PRISM_ERR_INVALID,          /* a bad argument */
+    PRISM_ERR_CONNECT,          /* the cluster cannot be reached */
+    PRISM_ERR_TIMEOUT,          /* a get or wait ran out of time */
+    PRISM_ERR_TASK,             /* the task failed: the value holds its name and message */
+    PRISM_ERR_UNKNOWN_FUNCTION, /* no such package or function */
+    PRISM_ERR_WORKER_DIED,      /* the task's worker died more often than its retries allow */
+    PRISM_ERR_OBJECT_LOST,      /* every copy is gone and it cannot be rebuilt */
+    PRISM_ERR_OWNER_DIED,       /* the object's owner exited */
+    PRISM_ERR_CANCELLED,        /* the task was cancelled */
+    PRISM_ERR_NO_MEMORY,        /* out of memory, here or in the object store */
+    PRISM_ERR_INTERNAL,         /* a bug or an unexpected failure; see prism_last_error */
+} prism_status;
+
+/* A stable English text for a status. Never NULL. */
+const char *prism_status_text(prism_status s);
+/* What went wrong in the last failed call of this thread. Never NULL. */
+const char *prism_last_error(void);
+
+/* ---------- values ---------- */
+
+typedef struct prism_value prism_value;
+typedef struct prism_ref prism_ref;
+
+typedef enum prism_value_kind {
+    PRISM_VALUE_NULL = 0,
+    PRISM_VALUE_JSON,   /* UTF-8 JSON text */
+    PRISM_VALUE_BYTES,  /* raw bytes */
+    PRISM_VALUE_TENSOR, /* dtype, shape and dense row-major data */
+    PRISM_VALUE_LIST,   /* values, which may be references */
+    PRISM_VALUE_REF,    /* a reference to an object */
+    PRISM_VALUE_ERROR,  /* a task's failure: task name and message */
+} prism_value_kind;
+
+typedef enum prism_dtype {
+    PRISM_F32 = 1,
+    PRISM_F64,
+    PRISM_I32,
+    PRISM_I64,
+    PRISM_U8,
+} prism_dtype;
+
+#define PRISM_MAX_DIMS 8
+
+prism_value *prism_value_null(void);
+/* NULL when `text` is not valid JSON. */
+prism_value *prism_value_json(const char *text);
+prism_value *prism_value_bytes(const void *data, size_t len);
+/* A tensor of `ndim` dimensions; `data` (may be NULL for zeros) is copied. */
+prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shape,
+                                const void *data);
+prism_value *prism_value_list(void);
+/* Appends to a list; takes `item`. Returns PRISM_ERR_INVALID if `list` is not a list. */
+prism_status prism_value_list_append(prism_value *list, prism_value *item);
+/* A value that stands for the object `ref` names (passing it to a task
+ * passes the object; the task receives the object's value). */
+prism_value *prism_value_ref(const prism_ref *ref);
+prism_value *prism_value_error(const char *task, const char *message);
+prism_value *prism_value_copy(const prism_value *v);
+void prism_value_free(prism_value *v);
+
+prism_value_kind prism_value_kind_of(const prism_value *v);
+/* JSON text, bytes or tensor data. For values read from the object store the
+ * pointer is into shared memory (zero-copy): valid as long as the value. */
+const char *prism_value_json_text(const prism_value *v);
+const void *prism_value_data(const prism_value *v, size_t *len);
+prism_dtype prism_value_dtype(const prism_value *v);
+int prism_value_ndim(const prism_value *v);
+const int64_t *prism_value_shape(const prism_value *v);
+size_t prism_value_list_size(const prism_value *v);
+const prism_value *prism_value_list_get(const prism_value *v, size_t i);
+/* The reference a REF value holds (borrowed from the value). */
+const prism_ref *prism_value_get_ref(const prism_value *v);
+const char *prism_value_error_task(const prism_value *v);
+const char *prism_value_error_message(const prism_value *v);
+/* Bytes per element of a dtype (0 for an unknown one). */
+size_t prism_dtype_size(prism_dtype dtype);
+
+/* ---------- the cluster ---------- */
+
+typedef struct prism_client prism_client;
+
+typedef struct prism_connect_options {
+    const char *address; /* GCS URL; NULL: $PRISM_ADDRESS, else $PRISM_HOME/address */
+    const char *token;   /* NULL: $PRISM_TOKEN, else $PRISM_HOME/token */
+} prism_connect_options;
+
+prism_status prism_connect(prism_client **out, const prism_connect_options *opts);
+/* Returns leases and frees everything; objects this client owns are freed. */
+void prism_disconnect(prism_client *c);
+
+/* Stores a value in the cluster; the caller owns the object. */
+prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out);
+
+/* Waits up to `timeout_ms` (-1: forever) for the object and returns its value.
+ * A failed task gives PRISM_ERR_TASK and an ERROR value naming the task. */
+prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, prism_value **out);
+
+/* Waits until `k` of the `n` objects are ready or `timeout_ms` passes;
+ * `ready[i]` tells which are. PRISM_ERR_TIMEOUT when fewer than k are. */
+prism_status prism_wait(prism_client *c, prism_ref *const *refs, size_t n, size_t k,
+                        int timeout_ms, bool *ready);
+
+prism_ref *prism_ref_dup(const prism_ref *ref);
+void prism_ref_release(prism_ref *ref);
+/* The object's ID as 40 hex digits (borrowed from the ref). */
+const char *prism_ref_id(const prism_ref *ref);
+
+typedef enum prism_strategy {
+    PRISM_STRATEGY_DEFAULT = 0,
+    PRISM_STRATEGY_SPREAD,
+    PRISM_STRATEGY_NODE_AFFINITY,
+} prism_strategy;
+
+typedef struct prism_task_options {
+    int num_returns;      /* default 1 */
+    double num_cpus;      /* default 1 */
+    double num_gpus;      /* default 0 */
+    double memory;        /* bytes; default 0 */
+    const char *resources; /* custom resources as a JSON object, e.g. {"accel": 1}; may be NULL */
+    int max_retries;       /* retries after worker or node death; default 3, -1 forever */
+    bool retry_exceptions; /* also retry application errors */
+    prism_strategy strategy;
+    const char *node_id; /* NODE_AFFINITY target */
+    bool soft;           /* NODE_AFFINITY may fall back to other nodes */
+} prism_task_options;
+
+/* Defaults as documented on each field. */
+#define PRISM_TASK_OPTIONS_INIT {1, 1.0, 0.0, 0.0, NULL, 3, false, PRISM_STRATEGY_DEFAULT, NULL, false}
+
+/* Submits `package`/`function` with `nargs` arguments (borrowed). `opts` may be
+ * NULL for the defaults. `returns` receives num_returns references. */
+prism_status prism_submit(prism_client *c, const char *package, const char *function,
+                          prism_value *const *args, size_t nargs, const prism_task_options *opts,
+                          prism_ref **returns);
+
+/* Cancels the task that produces `ref`: a queued task never runs; a running
+ * one is interrupted only when `force` (its worker is killed). */
+prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,58 @@
+/* Writing task functions for Prism.
+ *
+ * Task code is C in a shared library (a package). Each function is declared
+ * with PRISM_TASK and receives its arguments as values — a reference argument
+ * arrives resolved to its object's value, read zero-copy from the node's
+ * object store when it is large — and fills its return values:
+ *
+ *   #include <prism/task.h>
+ *
+ *   PRISM_TASK(double_it)
+ *   {
+ *       if (nargs != 1 || prism_value_kind_of(args[0]) != PRISM_VALUE_JSON)
+ *           return prism_task_fail(ctx, "double_it takes one JSON number");
+ *       double x = atof(prism_value_json_text(args[0]));
+ *       char out[64];
+ *       snprintf(out, sizeof out, "%.17g", 2 * x);
+ *       returns[0] = prism_value_json(out);
+ *       return PRISM_OK;
+ *   }
+ *
+ * Build it with `cc -shared -fPIC`, upload it with `prism package upload`, and
+ * submit it by the package's sha256 and the function's name. A task may use
+ * the cluster itself (nested tasks, put, get) through prism_task_client(ctx).
+ *
+ * Returns: the function sets returns[0..nreturns-1] (values it gives away);
+ * a slot left NULL returns null. Arguments stay owned by the runtime. */
+#ifndef PRISM_TASK_H
+#define PRISM_TASK_H
+
+#include "prism.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct prism_task_ctx prism_task_ctx;
+
+typedef prism_status (*prism_task_fn)(prism_task_ctx *ctx, const prism_value *const *args,
+                                      size_t nargs, prism_value **returns, size_t nreturns);
+
+/* Defines a task function exported as `prism_task__NAME`, the symbol workers look up. */
+#define PRISM_TASK(name)                                                                      \
+    __attribute__((visibility("default"))) prism_status prism_task__##name(                   \
+        prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,                    \
+        prism_value **returns, size_t nreturns)
+
+/* The client of the worker running this task, for nested calls. */
+prism_client *prism_task_client(prism_task_ctx *ctx);
+/* The task's name ("package/function"). */
+const char *prism_task_name(prism_task_ctx *ctx);
+/* Fails the task with a message (an application error): returns PRISM_ERR_TASK. */
+prism_status prism_task_fail(prism_task_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,210 @@
+/* The built-in package: functions every cluster has, for curl users,
+ * tests and benchmarks. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "prism_internal.h"
+#include "worker.h"
+
+/* zeros(shape): a float64 tensor of zeros; shape is a JSON list of sizes. */
+static prism_status builtin_zeros(prism_task_ctx *ctx, const prism_value *const *args,
+                                  size_t nargs, prism_value **returns, size_t nreturns)
+{
+    json_t *shape = nargs == 1 && args[0]->kind == PRISM_VALUE_JSON
+                        ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL) : NULL;
+    int64_t dims[PRISM_MAX_DIMS];
+    size_t n = json_array_size(shape);
+    bool ok = json_is_array(shape) && n <= PRISM_MAX_DIMS;
+    for (size_t i = 0; ok && i < n; i++) {
+        json_t *d = json_array_get(shape, i);
+        ok = json_is_integer(d) && json_integer_value(d) >= 0;
+        dims[i] = ok ? json_integer_value(d) : 0;
+    }
+    json_decref(shape);
+    if (!ok)
+        return prism_task_fail(ctx, "zeros takes one argument: a shape such as [5, 5]");
+    returns[0] = prism_value_tensor(PRISM_F64, (int)n, dims, NULL);
+    return returns[0] ? PRISM_OK : prism_task_fail(ctx, "a tensor of that shape is too large");
+}
+
+static double number_of(const prism_value *v, bool *ok)
+{
+    json_t *j = v->kind == PRISM_VALUE_JSON ? json_loads(v->text, JSON_DECODE_ANY, NULL) : NULL;
+    *ok = json_is_number(j);
+    double x = json_number_value(j);
+    json_decref(j);
+    return x;
+}
+
+static double element(const prism_value *t, size_t i)
+{
+    switch (t->dtype) {
+    case PRISM_F32: return ((const float *)t->data)[i];
+    case PRISM_F64: return ((const double *)t->data)[i];
+    case PRISM_I32: return ((const int32_t *)t->data)[i];
+    case PRISM_I64: return (double)((const int64_t *)t->data)[i];
+    case PRISM_U8: return t->data[i];
+    }
+    return 0;
+}
+
+static void set_element(prism_value *t, size_t i, double x)
+{
+    switch (t->dtype) {
+    case PRISM_F32: ((float *)t->data)[i] = (float)x; break;
+    case PRISM_F64: ((double *)t->data)[i] = x; break;
+    case PRISM_I32: ((int32_t *)t->data)[i] = (int32_t)x; break;
+    case PRISM_I64: ((int64_t *)t->data)[i] = (int64_t)x; break;
+    case PRISM_U8: t->data[i] = (uint8_t)x; break;
+    }
+}
+
+static prism_value *json_number(double x)
+{
+    char text[64];
+    if (x == floor(x) && fabs(x) < 9e15)
+        snprintf(text, sizeof text, "%.0f", x);
+    else
+        snprintf(text, sizeof text, "%.17g", x);
+    return prism_value_json(text);
+}
+
+/* add(a, b): element-wise sum of two tensors of one shape, or of two JSON numbers. */
+static prism_status builtin_add(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                                prism_value **returns, size_t nreturns)
+{
+    if (nargs != 2)
+        return prism_task_fail(ctx, "add takes two arguments");
+    const prism_value *a = args[0], *b = args[1];
+    if (a->kind == PRISM_VALUE_TENSOR && b->kind == PRISM_VALUE_TENSOR) {
+        if (a->dtype != b->dtype || a->ndim != b->ndim ||
+            memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof a->shape[0]) != 0)
+            return prism_task_fail(ctx, "add needs tensors of one dtype and shape");
+        prism_value *out = prism_value_tensor(a->dtype, a->ndim, a->shape, NULL);
+        if (!out)
+            return prism_task_fail(ctx, "out of memory");
+        size_t n = a->len / prism_dtype_size(a->dtype);
+        for (size_t i = 0; i < n; i++)
+            set_element(out, i, element(a, i) + element(b, i));
+        returns[0] = out;
+        return PRISM_OK;
+    }
+    bool oka, okb;
+    double x = number_of(a, &oka), y = number_of(b, &okb);
+    if (!oka || !okb)
+        return prism_task_fail(ctx, "add takes two tensors or two JSON numbers");
+    returns[0] = json_number(x + y);
+    return PRISM_OK;
+}
+
+/* sum(x): the sum of a tensor's elements or of a JSON list of numbers, as a JSON number. */
+static prism_status builtin_sum(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                                prism_value **returns, size_t nreturns)
+{
+    if (nargs != 1)
+        return prism_task_fail(ctx, "sum takes one argument");
+    double total = 0;
+    if (args[0]->kind == PRISM_VALUE_TENSOR) {
+        size_t n = args[0]->len / prism_dtype_size(args[0]->dtype);
+        for (size_t i = 0; i < n; i++)
+            total += element(args[0], i);
+    } else {
+        json_t *j = args[0]->kind == PRISM_VALUE_JSON
+                        ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL) : NULL;
+        size_t i;
+        json_t *v;
+        bool ok = json_is_array(j);
+        json_array_foreach(j, i, v) {
+            ok = ok && json_is_number(v);
+            total += json_number_value(v);
+        }
+        json_decref(j);
+        if (!ok)
+            return prism_task_fail(ctx, "sum takes a tensor or a JSON list of numbers");
+    }
+    returns[0] = json_number(total);
+    return PRISM_OK;
+}
+
+/* sleep(ms): sleeps, returns null. */
+static prism_status builtin_sleep(prism_task_ctx *ctx, const prism_value *const *args,
+                                  size_t nargs, prism_value **returns, size_t nreturns)
+{
+    bool ok = nargs == 1;
+    double ms = ok ? number_of(args[0], &ok) : 0;
+    if (!ok || ms < 0 || ms > 86400e3)
+        return prism_task_fail(ctx, "sleep takes a number of milliseconds");
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+                          .tv_nsec = (long)(fmod(ms, 1000.0) * 1e6)};
+    nanosleep(&ts, NULL);
+    returns[0] = prism_value_null();
+    return PRISM_OK;
+}
+
+/* echo(a, b, ...): returns its arguments, one per return (null past the end). */
+static prism_status builtin_echo(prism_task_ctx *ctx, const prism_value *const *args,
+                                 size_t nargs, prism_value **returns, size_t nreturns)
+{
+    for (size_t i = 0; i < nreturns; i++)
+        returns[i] = i < nargs ? prism_value_copy(args[i]) : prism_value_null();
+    return PRISM_OK;
+}
+
+/* fail(message): fails with the message, for testing error paths. */
+static prism_status builtin_fail(prism_task_ctx *ctx, const prism_value *const *args,
+                                 size_t nargs, prism_value **returns, size_t nreturns)
+{
+    const char *msg = nargs >= 1 && args[0]->kind == PRISM_VALUE_JSON ? args[0]->text : "failed";
+    return prism_task_fail(ctx, "%s", msg);
+}
+
+/* nested(depth): submits nested(depth - 1) and returns its result + 1; nested(0) is 0. */
+static prism_status builtin_nested(prism_task_ctx *ctx, const prism_value *const *args,
+                                   size_t nargs, prism_value **returns, size_t nreturns)
+{
+    bool ok = nargs == 1;
+    double depth = ok ? number_of(args[0], &ok) : 0;
+    if (!ok || depth < 0 || depth > 16)
+        return prism_task_fail(ctx, "nested takes a depth from 0 to 16");
+    if (depth == 0) {
+        returns[0] = prism_value_json("0");
+        return PRISM_OK;
+    }
+    prism_client *c = prism_task_client(ctx);
+    if (!c)
+        return prism_task_fail(ctx, "cannot reach the cluster: %s", prism_last_error());
+    prism_value *arg = json_number(depth - 1);
+    prism_ref *ref = NULL;
+    prism_task_options o = PRISM_TASK_OPTIONS_INIT;
+    o.num_cpus = 0; /* the caller holds its CPU while it waits */
+    prism_status s = prism_submit(c, "builtin", "nested", &arg, 1, &o, &ref);
+    prism_value_free(arg);
+    prism_value *inner = NULL;
+    if (s == PRISM_OK)
+        s = prism_get(c, ref, -1, &inner);
+    prism_ref_release(ref);
+    double x = s == PRISM_OK ? number_of(inner, &ok) : 0;
+    prism_value_free(inner);
+    if (s != PRISM_OK || !ok)
+        return prism_task_fail(ctx, "the nested task failed: %s", prism_last_error());
+    returns[0] = json_number(x + 1);
+    return PRISM_OK;
+}
+
+prism_task_fn prism__builtin_find(const char *name)
+{
+    static const struct {
+        const char *name;
+        prism_task_fn fn;
+    } table[] = {{"zeros", builtin_zeros}, {"add", builtin_add},   {"sum", builtin_sum},
+                 {"sleep", builtin_sleep}, {"echo", builtin_echo}, {"fail", builtin_fail},
+                 {"nested", builtin_nested}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (!strcmp(table[i].name, name))
+            return table[i].fn;
+    return NULL;
+}

@@ -1,0 +1,535 @@
+/* Connecting, the ownership table, put, get, wait and reference handles. */
+#include "client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "prism_fs.h"
+#include "prism_httpc.h"
+#include "prism_time.h"
+
+/* ---------- the ownership table ---------- */
+
+static size_t bucket_of(const prism_client *c, const prism_object_id *id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < sizeof id->b; i++)
+        h = (h ^ id->b[i]) * 1099511628211ULL;
+    return (size_t)(h & (c->nbuckets - 1));
+}
+
+obj_entry *prism__obj_find(prism_client *c, const prism_object_id *id)
+{
+    for (obj_entry *e = c->buckets[bucket_of(c, id)]; e; e = e->next)
+        if (!memcmp(e->id.b, id->b, sizeof id->b))
+            return e;
+    return NULL;
+}
+
+static void grow_table(prism_client *c)
+{
+    size_t n = c->nbuckets * 2;
+    obj_entry **b = calloc(n, sizeof *b);
+    if (!b)
+        return; /* longer chains, still correct */
+    obj_entry **old = c->buckets;
+    size_t oldn = c->nbuckets;
+    c->buckets = b;
+    c->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++) {
+        for (obj_entry *e = old[i], *next; e; e = next) {
+            next = e->next;
+            size_t k = bucket_of(c, &e->id);
+            e->next = b[k];
+            b[k] = e;
+        }
+    }
+    free(old);
+}
+
+obj_entry *prism__obj_add(prism_client *c, const prism_object_id *id)
+{
+    obj_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->id = *id;
+    if (c->nobjects + 1 > c->nbuckets)
+        grow_table(c);
+    size_t k = bucket_of(c, id);
+    e->next = c->buckets[k];
+    c->buckets[k] = e;
+    c->nobjects++;
+    return e;
+}
+
+static void clear_value(obj_entry *e)
+{
+    free(e->inline_buf);
+    free(e->node_id);
+    free(e->store_socket);
+    free(e->store_url);
+    e->inline_buf = NULL;
+    e->node_id = e->store_socket = e->store_url = NULL;
+}
+
+/* Tells the tasks waiting on `e` that it is settled. */
+static void settle(prism_client *c, obj_entry *e)
+{
+    task_spec **w = e->waiters;
+    size_t n = e->nwaiters;
+    e->waiters = NULL;
+    e->nwaiters = e->capwaiters = 0;
+    for (size_t i = 0; i < n; i++)
+        prism__task_dep_done(c, w[i], e);
+    free(w);
+    pthread_cond_broadcast(&c->changed);
+}
+
+void prism__obj_set_inline(prism_client *c, obj_entry *e, const uint8_t *buf, size_t len)
+{
+    clear_value(e);
+    e->inline_buf = malloc(len ? len : 1);
+    if (!e->inline_buf) {
+        prism__obj_set_failed(c, e, PRISM_ERR_NO_MEMORY, "", "out of memory storing a result");
+        return;
+    }
+    memcpy(e->inline_buf, buf, len);
+    e->inline_len = len;
+    e->size = len;
+    e->state = OBJ_READY;
+    settle(c, e);
+}
+
+void prism__obj_set_stored(prism_client *c, obj_entry *e, const char *node, const char *socket,
+                           const char *url, uint64_t size)
+{
+    clear_value(e);
+    e->node_id = strdup(node ? node : "");
+    e->store_socket = strdup(socket ? socket : "");
+    e->store_url = strdup(url ? url : "");
+    e->size = size;
+    e->state = OBJ_READY;
+    settle(c, e);
+}
+
+void prism__obj_set_failed(prism_client *c, obj_entry *e, prism_status s, const char *task,
+                           const char *message)
+{
+    clear_value(e);
+    prism_value *err = prism_value_error(task, message);
+    prism_buf b;
+    prism_buf_init(&b, 1u << 20);
+    prism_writer w = {&b, 0};
+    if (err)
+        pw_value(&w, err, c->self_addr);
+    prism_value_free(err);
+    e->inline_buf = (uint8_t *)prism_buf_take(&b, &e->inline_len);
+    e->error = s;
+    e->state = OBJ_FAILED;
+    settle(c, e);
+}
+
+/* The last handle went: forget the object and free its stored copy. Lock held. */
+static void obj_free(prism_client *c, obj_entry *e)
+{
+    if (e->store_socket && *e->store_socket) {
+        deletion *d = calloc(1, sizeof *d);
+        if (d) {
+            d->id = e->id;
+            d->store_socket = strdup(e->store_socket);
+            d->store_url = strdup(e->store_url ? e->store_url : "");
+            d->next = c->deletions;
+            c->deletions = d;
+            pthread_cond_signal(&c->leaser_wake);
+        }
+    }
+    obj_entry **pp = &c->buckets[bucket_of(c, &e->id)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    c->nobjects--;
+    clear_value(e);
+    free(e->waiters);
+    free(e);
+}
+
+/* ---------- references ---------- */
+
+prism_ref *prism__ref_new(prism_client *client, const prism_object_id *id, const char *owner)
+{
+    prism_ref *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->id = *id;
+    prism_object_id_to_hex(id, r->hex);
+    r->owner = owner ? strdup(owner) : NULL;
+    r->client = client;
+    if (client && !owner) {
+        pthread_mutex_lock(&client->lock);
+        obj_entry *e = prism__obj_find(client, id);
+        if (e)
+            e->refs++;
+        else
+            r->client = NULL; /* already freed: the handle names a lost object */
+        pthread_mutex_unlock(&client->lock);
+    }
+    return r;
+}
+
+prism_ref *prism_ref_dup(const prism_ref *ref)
+{
+    return ref ? prism__ref_new(ref->client, &ref->id, ref->owner) : NULL;
+}
+
+void prism_ref_release(prism_ref *ref)
+{
+    if (!ref)
+        return;
+    prism_client *c = ref->client;
+    if (c && !ref->owner) {
+        pthread_mutex_lock(&c->lock);
+        obj_entry *e = prism__obj_find(c, &ref->id);
+        if (e && --e->refs <= 0)
+            obj_free(c, e);
+        pthread_mutex_unlock(&c->lock);
+    }
+    free(ref->owner);
+    free(ref);
+}
+
+const char *prism_ref_id(const prism_ref *ref) { return ref ? ref->hex : ""; }
+
+/* ---------- connecting ---------- */
+
+static char *home_file(const char *name)
+{
+    const char *home = getenv("PRISM_HOME");
+    char path[4096];
+    if (home && *home)
+        snprintf(path, sizeof path, "%s/%s", home, name);
+    else
+        snprintf(path, sizeof path, "%s/.prism/%s", getenv("HOME") ? getenv("HOME") : ".", name);
+    char *text = prism_read_file(path, 4096, NULL);
+    if (text)
+        text[strcspn(text, "\r\n")] = '\0';
+    return text;
+}
+
+static char *setting(const char *given, const char *env, const char *file)
+{
+    if (given && *given)
+        return strdup(given);
+    const char *e = getenv(env);
+    if (e && *e)
+        return strdup(e);
+    return home_file(file);
+}
+
+/* Asks the GCS for what the client needs to know about the cluster. */
+static prism_status fetch_cluster(prism_client *c)
+{
+    prism_httpc *http;
+    if (prism_httpc_create(&http, c->address, c->token) != 0)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "cannot make an HTTP client");
+    long status = 0;
+    json_t *doc = NULL;
+    char err[512];
+    int rc = prism_httpc_json(http, "GET", "/api/v1/cluster", NULL, 10000, &status, &doc, err,
+                              sizeof err);
+    prism_httpc_destroy(http);
+    prism_status s = PRISM_OK;
+    if (rc != 0)
+        s = prism__fail(PRISM_ERR_CONNECT, "cannot reach the cluster at %s: %s", c->address, err);
+    else if (status != 200)
+        s = prism__fail(PRISM_ERR_CONNECT, "the cluster at %s refused: %s", c->address,
+                        prism_httpc_error_message(doc, "unexpected answer"));
+    else if (!c->nats_url && json_is_string(json_object_get(doc, "nats_url")))
+        c->nats_url = strdup(json_string_value(json_object_get(doc, "nats_url")));
+    json_decref(doc);
+    if (s == PRISM_OK && !c->nats_url)
+        s = prism__fail(PRISM_ERR_CONNECT, "the cluster did not say where its NATS server is");
+    return s;
+}
+
+static prism_status open_local_store(prism_client *c)
+{
+    const char *sock = getenv("PRISM_STORE_SOCKET");
+    if (!sock || !*sock)
+        return PRISM_OK; /* no local store: large values stay in this process */
+    char err[256];
+    if (prism_store_connect(&c->store, sock, err, sizeof err) != PRISM_STORE_OK)
+        return prism__fail(PRISM_ERR_CONNECT, "cannot use the object store at %s: %s", sock, err);
+    c->store_socket = strdup(sock);
+    return PRISM_OK;
+}
+
+void prism_disconnect(prism_client *c)
+{
+    if (!c)
+        return;
+    prism__pools_stop(c);
+    prism_bus_destroy(c->bus);
+    for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
+        for (obj_entry *e = c->buckets[i], *next; e; e = next) {
+            next = e->next;
+            for (size_t k = 0; k < e->nwaiters; k++) /* tasks still waiting for arguments */
+                if (--e->waiters[k]->deps_pending == 0)
+                    prism__task_free(e->waiters[k]);
+            if (e->store_socket && *e->store_socket && c->store)
+                prism_store_delete(c->store, &e->id);
+            clear_value(e);
+            free(e->waiters);
+            free(e);
+        }
+    }
+    prism_store_destroy(c->store);
+    free(c->buckets);
+    free(c->address);
+    free(c->token);
+    free(c->nats_url);
+    free(c->store_socket);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->changed);
+    pthread_cond_destroy(&c->leaser_wake);
+    free(c);
+}
+
+prism_status prism_connect(prism_client **out, const prism_connect_options *opts)
+{
+    *out = NULL;
+    prism_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->changed, NULL);
+    pthread_cond_init(&c->leaser_wake, NULL);
+    c->epfd = c->wakefd = -1;
+    c->nbuckets = 1024;
+    c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
+    c->address = setting(opts ? opts->address : NULL, "PRISM_ADDRESS", "address");
+    c->token = setting(opts ? opts->token : NULL, "PRISM_TOKEN", "token");
+    const char *nats = getenv("PRISM_NATS_URL");
+    c->nats_url = nats && *nats ? strdup(nats) : NULL;
+    const char *node = getenv("PRISM_NODE_ID");
+    snprintf(c->node_id, sizeof c->node_id, "%s", node ? node : "");
+    prism_id_random(&c->put_task);
+    char hex[PRISM_ID_HEX_LEN + 1];
+    prism_id_to_hex(&c->put_task, hex);
+    snprintf(c->self_addr, sizeof c->self_addr, "owner:%s", hex);
+    prism_status s = PRISM_OK;
+    char err[512];
+    if (!c->buckets)
+        s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    else if (!c->address)
+        s = prism__fail(PRISM_ERR_CONNECT, "no cluster address: set PRISM_ADDRESS or run `prism up`");
+    if (s == PRISM_OK)
+        s = fetch_cluster(c);
+    if (s == PRISM_OK && prism_bus_connect(&c->bus, c->nats_url, c->token, "prism-client", 5000,
+                                           err, sizeof err) != 0)
+        s = prism__fail(PRISM_ERR_CONNECT, "%s", err);
+    if (s == PRISM_OK)
+        s = open_local_store(c);
+    if (s == PRISM_OK && prism__pools_start(c) != 0)
+        s = prism__fail(PRISM_ERR_INTERNAL, "cannot start the client's threads");
+    if (s != PRISM_OK) {
+        prism_disconnect(c);
+        return s;
+    }
+    *out = c;
+    return PRISM_OK;
+}
+
+/* ---------- put ---------- */
+
+prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out)
+{
+    *out = NULL;
+    if (!c || !v)
+        return prism__fail(PRISM_ERR_INVALID, "put needs a client and a value");
+    prism_buf b;
+    prism_buf_init(&b, WIRE_VALUE_MAX);
+    prism_writer w = {&b, 0};
+    pw_value(&w, v, c->self_addr);
+    if (w.failed) {
+        prism_buf_free(&b);
+        return prism__fail(PRISM_ERR_INVALID, "the value is too large or too deeply nested");
+    }
+    pthread_mutex_lock(&c->lock);
+    prism_object_id id;
+    prism_object_id_make(&id, &c->put_task, PRISM_PUT_INDEX_BASE + c->put_index++);
+    pthread_mutex_unlock(&c->lock);
+    bool stored = false;
+    if (b.len > PRISM_INLINE_MAX && c->store) {
+        prism_store_status ss = prism_store_put(c->store, &id, b.data, b.len, NULL, 0, PRISM_STORE_PIN);
+        if (ss != PRISM_STORE_OK) {
+            prism_buf_free(&b);
+            return prism__fail(ss == PRISM_STORE_OUT_OF_MEMORY || ss == PRISM_STORE_TOO_LARGE
+                                   ? PRISM_ERR_NO_MEMORY : PRISM_ERR_INTERNAL,
+                               "object store put failed: %s", prism_store_status_text(ss));
+        }
+        stored = true;
+    }
+    pthread_mutex_lock(&c->lock);
+    obj_entry *e = prism__obj_add(c, &id);
+    if (e && stored)
+        prism__obj_set_stored(c, e, c->node_id, c->store_socket, "", b.len);
+    else if (e)
+        prism__obj_set_inline(c, e, (const uint8_t *)b.data, b.len);
+    pthread_mutex_unlock(&c->lock);
+    prism_buf_free(&b);
+    if (!e)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    *out = prism__ref_new(c, &id, NULL);
+    return *out ? PRISM_OK : prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+}
+
+/* ---------- get and wait ---------- */
+
+static void deadline_ts(struct timespec *ts, int timeout_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Waits for `e` to settle. Lock held; returns false on timeout. */
+static bool wait_settled(prism_client *c, const prism_object_id *id, int timeout_ms)
+{
+    struct timespec ts;
+    deadline_ts(&ts, timeout_ms);
+    for (;;) {
+        obj_entry *e = prism__obj_find(c, id);
+        if (!e || e->state != OBJ_PENDING)
+            return true;
+        int rc = timeout_ms < 0 ? pthread_cond_wait(&c->changed, &c->lock)
+                                : pthread_cond_timedwait(&c->changed, &c->lock, &ts);
+        if (rc == ETIMEDOUT)
+            return false;
+    }
+}
+
+typedef struct store_hold {
+    prism_store *store;
+    prism_object_id id;
+    int users;
+    pthread_mutex_t lock;
+} store_hold;
+
+static void hold_ref(void *ud)
+{
+    store_hold *h = ud;
+    pthread_mutex_lock(&h->lock);
+    h->users++;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void hold_release(void *ud)
+{
+    store_hold *h = ud;
+    pthread_mutex_lock(&h->lock);
+    int left = --h->users;
+    pthread_mutex_unlock(&h->lock);
+    if (left > 0)
+        return;
+    prism_store_release(h->store, &h->id);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+prism_status prism__decode_stored(prism_store *store, const prism_object_id *id, int timeout_ms,
+                                  prism_client *c, const char *self, prism_value **out)
+{
+    prism_store_buffer buf;
+    prism_store_status ss = prism_store_get(store, id, timeout_ms, &buf);
+    if (ss != PRISM_STORE_OK)
+        return prism__fail(ss == PRISM_STORE_TIMEOUT ? PRISM_ERR_TIMEOUT : PRISM_ERR_OBJECT_LOST,
+                           "object store get failed: %s", prism_store_status_text(ss));
+    store_hold *h = calloc(1, sizeof *h);
+    if (!h) {
+        prism_store_release(store, id);
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    }
+    h->store = store;
+    h->id = *id;
+    h->users = 1; /* the decoder's own hold, dropped below */
+    pthread_mutex_init(&h->lock, NULL);
+    prism_reader r = {buf.data, buf.size, 0, hold_ref, hold_release, h};
+    *out = pr_value(&r, c, self);
+    hold_release(h);
+    return *out ? PRISM_OK : prism__fail(PRISM_ERR_INTERNAL, "a stored value is malformed");
+}
+
+prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, prism_value **out)
+{
+    *out = NULL;
+    if (!c || !ref)
+        return prism__fail(PRISM_ERR_INVALID, "get needs a client and a reference");
+    if (ref->owner)
+        return prism__fail(PRISM_ERR_INVALID,
+                           "getting an object owned by another process is not supported yet");
+    pthread_mutex_lock(&c->lock);
+    if (!wait_settled(c, &ref->id, timeout_ms)) {
+        pthread_mutex_unlock(&c->lock);
+        return prism__fail(PRISM_ERR_TIMEOUT, "object %s was not ready within %d ms", ref->hex,
+                           timeout_ms);
+    }
+    obj_entry *e = prism__obj_find(c, &ref->id);
+    if (!e) {
+        pthread_mutex_unlock(&c->lock);
+        return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s was freed", ref->hex);
+    }
+    prism_status s = e->state == OBJ_FAILED ? (e->error ? e->error : PRISM_ERR_TASK) : PRISM_OK;
+    if (e->inline_buf) {
+        prism_reader r = {e->inline_buf, e->inline_len, 0, NULL, NULL, NULL};
+        *out = pr_value(&r, c, c->self_addr);
+        pthread_mutex_unlock(&c->lock);
+        if (!*out)
+            return prism__fail(PRISM_ERR_INTERNAL, "a stored value is malformed");
+    } else {
+        pthread_mutex_unlock(&c->lock);
+        if (!c->store)
+            return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s is in an object store this "
+                               "process cannot reach (set PRISM_STORE_SOCKET)", ref->hex);
+        s = prism__decode_stored(c->store, &ref->id, 10000, c, c->self_addr, out);
+    }
+    if (s == PRISM_ERR_TASK || (s != PRISM_OK && *out))
+        prism__fail(s, "%s: %s", prism_value_error_task(*out) ? prism_value_error_task(*out) : "",
+                    prism_value_error_message(*out) ? prism_value_error_message(*out) : "");
+    return s;
+}
+
+prism_status prism_wait(prism_client *c, prism_ref *const *refs, size_t n, size_t k,
+                        int timeout_ms, bool *ready)
+{
+    if (!c || (n && (!refs || !ready)) || k > n)
+        return prism__fail(PRISM_ERR_INVALID, "wait needs k <= n references");
+    struct timespec ts;
+    deadline_ts(&ts, timeout_ms);
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        size_t done = 0;
+        for (size_t i = 0; i < n; i++) {
+            obj_entry *e = refs[i]->owner ? NULL : prism__obj_find(c, &refs[i]->id);
+            ready[i] = !e || e->state != OBJ_PENDING;
+            done += ready[i];
+        }
+        if (done >= k)
+            break;
+        int rc = timeout_ms < 0 ? pthread_cond_wait(&c->changed, &c->lock)
+                                : pthread_cond_timedwait(&c->changed, &c->lock, &ts);
+        if (rc == ETIMEDOUT) {
+            pthread_mutex_unlock(&c->lock);
+            return prism__fail(PRISM_ERR_TIMEOUT, "fewer than %zu of %zu objects were ready", k, n);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return PRISM_OK;
+}

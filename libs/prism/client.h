@@ -1,0 +1,142 @@
+/* The owner side of libprism: the ownership table, task queues, leases and
+ * the connections to leased workers. One lock guards it all; two threads run
+ * in the background: `io` (reads results from workers, flushes writes) and
+ * `leaser` (asks for leases, returns idle ones, deletes freed objects). */
+#ifndef PRISM_CLIENT_H
+#define PRISM_CLIENT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "prism_buf.h"
+#include "prism_bus.h"
+#include "prism_internal.h"
+#include "prism_store.h"
+
+#define PIPELINE_DEPTH 16       /* tasks in flight per leased worker */
+#define MAX_LEASES_PER_SHAPE 64
+#define LEASE_IDLE_MS 1000      /* an idle lease is returned after this */
+
+enum obj_state { OBJ_PENDING, OBJ_READY, OBJ_FAILED };
+
+typedef struct task_spec task_spec;
+typedef struct worker_conn worker_conn;
+typedef struct pool pool;
+
+typedef struct obj_entry {
+    prism_object_id id;
+    int refs;  /* prism_ref handles alive in this process */
+    int state; /* enum obj_state */
+    prism_status error;
+    uint8_t *inline_buf; /* encoded value (READY inline, or the error value) */
+    size_t inline_len;
+    char *node_id, *store_socket, *store_url; /* READY in an object store */
+    uint64_t size;
+    task_spec **waiters; /* tasks whose arguments include this object */
+    size_t nwaiters, capwaiters;
+    struct obj_entry *next;
+} obj_entry;
+
+struct task_spec {
+    prism_task_id id;
+    char *package, *function;
+    prism_value **args; /* owned; references in them keep their objects alive */
+    size_t nargs;
+    int num_returns;
+    int attempts_left; /* -1: forever */
+    bool retry_exceptions;
+    int deps_pending;
+    bool dep_failed; /* an argument failed: the returns failed already */
+    pool *pool;
+    int64_t submitted_ms;
+    task_spec *next; /* queue or in-flight list */
+};
+
+struct worker_conn {
+    int fd;
+    char *lease_id, *node_id, *worker_id;
+    int inflight;
+    task_spec *running, *running_tail; /* pushed, in order */
+    prism_buf in, out;
+    int64_t idle_since_ms;
+    bool want_out; /* EPOLLOUT armed */
+    pool *pool;
+    worker_conn *next;
+};
+
+struct pool {
+    char *key; /* resources + strategy: tasks of one shape share leases */
+    json_t *request; /* the lease request body */
+    task_spec *queue, *queue_tail;
+    size_t queued;
+    worker_conn *workers;
+    int nworkers;
+    bool requesting;
+    int64_t next_request_ms;
+    char *pending_reason; /* why tasks wait (infeasible, busy), for people */
+    pool *next;
+};
+
+typedef struct deletion {
+    prism_object_id id;
+    char *store_socket, *store_url;
+    struct deletion *next;
+} deletion;
+
+struct prism_client {
+    char *address, *token, *nats_url;
+    char self_addr[128]; /* how references this process owns are named elsewhere */
+    char node_id[64];    /* this process's node, when known */
+    char *store_socket;  /* the local object store, when there is one */
+    prism_bus *bus;
+    prism_store *store; /* NULL without a local store */
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* an object or a task changed state */
+    pthread_cond_t leaser_wake;
+    obj_entry **buckets;
+    size_t nbuckets, nobjects;
+    pool *pools;
+    deletion *deletions;
+    prism_task_id put_task;
+    uint32_t put_index;
+    int epfd, wakefd;
+    pthread_t io_thread, leaser_thread;
+    bool stopping;
+    /* counters for inspection and benchmarks */
+    uint64_t tasks_submitted, tasks_finished, tasks_retried;
+};
+
+/* ---- the ownership table (client.c); lock held ---- */
+obj_entry *prism__obj_find(prism_client *c, const prism_object_id *id);
+obj_entry *prism__obj_add(prism_client *c, const prism_object_id *id);
+/* Marks an entry ready with an encoded inline value (copied). */
+void prism__obj_set_inline(prism_client *c, obj_entry *e, const uint8_t *buf, size_t len);
+void prism__obj_set_stored(prism_client *c, obj_entry *e, const char *node, const char *socket,
+                           const char *url, uint64_t size);
+void prism__obj_set_failed(prism_client *c, obj_entry *e, prism_status s, const char *task,
+                           const char *message);
+
+/* Decodes an object of `store` zero-copy: its bytes and tensors point into the arena. */
+prism_status prism__decode_stored(prism_store *store, const prism_object_id *id, int timeout_ms,
+                                  prism_client *c, const char *self, prism_value **out);
+
+/* ---- tasks (submit.c); lock held ---- */
+/* Called when an object a task waits for is ready or failed. */
+void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep);
+/* A DONE frame for `t` arrived (payload after the task id). */
+void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t len);
+/* The worker running `t` died: retry or fail. */
+void prism__task_worker_died(prism_client *c, task_spec *t, const char *why);
+void prism__task_free(task_spec *t);
+/* Fails every return of `t` with `s` and frees it. */
+void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message);
+
+/* ---- pools and workers (pool.c) ---- */
+int prism__pools_start(prism_client *c);
+void prism__pools_stop(prism_client *c);
+/* Queues a task whose arguments are ready and pushes what can go. Lock held. */
+void prism__pool_enqueue(prism_client *c, task_spec *t, bool front);
+pool *prism__pool_for(prism_client *c, const prism_task_options *o);
+
+#endif

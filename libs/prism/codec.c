@@ -1,0 +1,272 @@
+#include "codec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 32
+/* Tensor data starts at a multiple of this from the start of the encoding, so
+ * task code may read it as float or int64 arrays where it lies (the object
+ * store's arena and malloc both align at least this much). */
+#define TENSOR_ALIGN 16
+
+void pw_bytes(prism_writer *w, const void *p, size_t n)
+{
+    if (!w->failed && prism_buf_append(w->buf, p, n) != 0)
+        w->failed = 1;
+}
+
+void pw_u8(prism_writer *w, uint8_t v) { pw_bytes(w, &v, 1); }
+
+static void put_le(prism_writer *w, uint64_t v, int n)
+{
+    uint8_t b[8];
+    for (int i = 0; i < n; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    pw_bytes(w, b, (size_t)n);
+}
+
+void pw_u16(prism_writer *w, uint16_t v) { put_le(w, v, 2); }
+void pw_u32(prism_writer *w, uint32_t v) { put_le(w, v, 4); }
+void pw_u64(prism_writer *w, uint64_t v) { put_le(w, v, 8); }
+
+/* A count byte and that many zeros, up to the next multiple of `align`. */
+static void pad_to(prism_writer *w, size_t align)
+{
+    size_t pos = w->buf->len + 1;
+    uint8_t n = (uint8_t)((align - pos % align) % align), zeros[16] = {0};
+    pw_u8(w, n);
+    pw_bytes(w, zeros, n);
+}
+
+void pw_str(prism_writer *w, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    pw_u32(w, (uint32_t)n);
+    pw_bytes(w, s, n);
+}
+
+static void pw_value_depth(prism_writer *w, const prism_value *v, const char *self, int depth)
+{
+    if (depth > MAX_DEPTH) {
+        w->failed = 1;
+        return;
+    }
+    pw_u8(w, (uint8_t)v->kind);
+    switch (v->kind) {
+    case PRISM_VALUE_NULL:
+        break;
+    case PRISM_VALUE_JSON:
+        pw_str(w, v->text);
+        break;
+    case PRISM_VALUE_BYTES:
+        pw_u64(w, v->len);
+        pw_bytes(w, v->data, v->len);
+        break;
+    case PRISM_VALUE_TENSOR:
+        pw_u8(w, (uint8_t)v->dtype);
+        pw_u8(w, (uint8_t)v->ndim);
+        for (int i = 0; i < v->ndim; i++)
+            pw_u64(w, (uint64_t)v->shape[i]);
+        pw_u64(w, v->len);
+        pad_to(w, TENSOR_ALIGN);
+        pw_bytes(w, v->data, v->len);
+        break;
+    case PRISM_VALUE_LIST:
+        pw_u32(w, (uint32_t)v->nitems);
+        for (size_t i = 0; i < v->nitems; i++)
+            pw_value_depth(w, v->items[i], self, depth + 1);
+        break;
+    case PRISM_VALUE_REF:
+        pw_bytes(w, v->ref->id.b, PRISM_OBJECT_ID_BYTES);
+        pw_str(w, v->ref->owner ? v->ref->owner : self);
+        break;
+    case PRISM_VALUE_ERROR:
+        pw_str(w, v->text);
+        pw_str(w, v->message);
+        break;
+    }
+}
+
+void pw_value(prism_writer *w, const prism_value *v, const char *self_addr)
+{
+    pw_value_depth(w, v, self_addr, 0);
+}
+
+const uint8_t *pr_bytes(prism_reader *r, size_t n)
+{
+    if (r->failed || n > r->left) {
+        r->failed = 1;
+        return NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    r->left -= n;
+    return p;
+}
+
+static uint64_t get_le(prism_reader *r, int n)
+{
+    const uint8_t *b = pr_bytes(r, (size_t)n);
+    uint64_t v = 0;
+    for (int i = n - 1; b && i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+uint8_t pr_u8(prism_reader *r) { return (uint8_t)get_le(r, 1); }
+uint16_t pr_u16(prism_reader *r) { return (uint16_t)get_le(r, 2); }
+uint32_t pr_u32(prism_reader *r) { return (uint32_t)get_le(r, 4); }
+uint64_t pr_u64(prism_reader *r) { return get_le(r, 8); }
+
+char *pr_str(prism_reader *r)
+{
+    uint32_t n = pr_u32(r);
+    const uint8_t *p = pr_bytes(r, n);
+    if (!p)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (!s) {
+        r->failed = 1;
+        return NULL;
+    }
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+static prism_value *read_tensor(prism_reader *r)
+{
+    prism_dtype dtype = (prism_dtype)pr_u8(r);
+    int ndim = pr_u8(r);
+    int64_t shape[PRISM_MAX_DIMS];
+    if (ndim > PRISM_MAX_DIMS) {
+        r->failed = 1;
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++)
+        shape[i] = (int64_t)pr_u64(r);
+    uint64_t len = pr_u64(r);
+    pr_bytes(r, pr_u8(r)); /* alignment padding */
+    const uint8_t *data = pr_bytes(r, len);
+    if (!data)
+        return NULL;
+    prism_value *v;
+    if (r->hold) { /* zero-copy: the value points into the reader's buffer */
+        int64_t n = 1;
+        for (int i = 0; i < ndim; i++)
+            n *= shape[i] >= 0 ? shape[i] : -1;
+        if (!prism_dtype_size(dtype) || n < 0 || (uint64_t)n * prism_dtype_size(dtype) != len) {
+            r->failed = 1;
+            return NULL;
+        }
+        v = prism__value_borrowed(PRISM_VALUE_TENSOR, data, len, r->release, r->ud);
+        if (v) {
+            r->hold(r->ud);
+            v->dtype = dtype;
+            v->ndim = ndim;
+            memcpy(v->shape, shape, (size_t)ndim * sizeof *shape);
+        }
+        return v;
+    }
+    v = prism_value_tensor(dtype, ndim, shape, data);
+    if (!v || v->len != len) { /* the shape must account for the bytes exactly */
+        prism_value_free(v);
+        r->failed = 1;
+        return NULL;
+    }
+    return v;
+}
+
+static prism_value *read_value(prism_reader *r, prism_client *c, const char *self, int depth);
+
+static prism_value *read_list(prism_reader *r, prism_client *c, const char *self, int depth)
+{
+    uint32_t n = pr_u32(r);
+    prism_value *l = prism_value_list();
+    for (uint32_t i = 0; l && i < n && !r->failed; i++) {
+        prism_value *item = read_value(r, c, self, depth + 1);
+        if (!item || prism_value_list_append(l, item) != PRISM_OK) {
+            r->failed = 1;
+            break;
+        }
+    }
+    if (r->failed) {
+        prism_value_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static prism_value *read_ref(prism_reader *r, prism_client *c, const char *self)
+{
+    const uint8_t *id = pr_bytes(r, PRISM_OBJECT_ID_BYTES);
+    char *owner = pr_str(r);
+    prism_value *v = NULL;
+    if (id && owner) {
+        prism_object_id oid;
+        memcpy(oid.b, id, sizeof oid.b);
+        bool mine = self && !strcmp(owner, self);
+        prism_ref *ref = prism__ref_new(c, &oid, mine ? NULL : owner);
+        v = ref ? prism_value_ref(ref) : NULL;
+        prism_ref_release(ref);
+    }
+    free(owner);
+    if (!v)
+        r->failed = 1;
+    return v;
+}
+
+static prism_value *read_value(prism_reader *r, prism_client *c, const char *self, int depth)
+{
+    if (depth > MAX_DEPTH) {
+        r->failed = 1;
+        return NULL;
+    }
+    prism_value_kind kind = (prism_value_kind)pr_u8(r);
+    if (r->failed)
+        return NULL;
+    switch (kind) {
+    case PRISM_VALUE_NULL: return prism_value_null();
+    case PRISM_VALUE_JSON: {
+        char *text = pr_str(r);
+        prism_value *v = text ? prism_value_json(text) : NULL;
+        free(text);
+        if (!v)
+            r->failed = 1;
+        return v;
+    }
+    case PRISM_VALUE_BYTES: {
+        uint64_t n = pr_u64(r);
+        const uint8_t *p = pr_bytes(r, n);
+        if (p && r->hold) {
+            prism_value *v = prism__value_borrowed(PRISM_VALUE_BYTES, p, n, r->release, r->ud);
+            if (v)
+                r->hold(r->ud);
+            return v;
+        }
+        return p ? prism_value_bytes(p, n) : NULL;
+    }
+    case PRISM_VALUE_TENSOR: return read_tensor(r);
+    case PRISM_VALUE_LIST: return read_list(r, c, self, depth);
+    case PRISM_VALUE_REF: return read_ref(r, c, self);
+    case PRISM_VALUE_ERROR: {
+        char *task = pr_str(r), *msg = pr_str(r);
+        prism_value *v = task && msg ? prism_value_error(task, msg) : NULL;
+        free(task);
+        free(msg);
+        return v;
+    }
+    }
+    r->failed = 1;
+    return NULL;
+}
+
+prism_value *pr_value(prism_reader *r, prism_client *client, const char *self_addr)
+{
+    prism_value *v = read_value(r, client, self_addr, 0);
+    if (r->failed) {
+        prism_value_free(v);
+        return NULL;
+    }
+    return v;
+}

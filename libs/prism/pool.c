@@ -1,0 +1,564 @@
+/* Leases and the connections to leased workers.
+ *
+ * Tasks of one shape (resources + strategy) share a pool of leased workers.
+ * The leaser thread asks the scheduler for a lease when a pool has queued
+ * tasks and every worker of it is full, and gives back (closes) workers idle
+ * for LEASE_IDLE_MS. The io thread reads DONE frames, flushes pending writes
+ * and notices dead workers. Pushing happens under the client lock from
+ * whichever thread made a task ready: writes are non-blocking, and what does
+ * not fit waits in the connection's out buffer for the io thread. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "codec.h"
+#include "prism_httpc.h"
+#include "prism_time.h"
+#include "wire.h"
+
+#define LEASE_TIMEOUT_MS 10000
+#define MAX_BACKOFF_MS 1000
+
+/* ---------- pools ---------- */
+
+static json_t *lease_request(const prism_client *c, const prism_task_options *o)
+{
+    json_t *res = o->resources ? json_loads(o->resources, 0, NULL) : NULL;
+    if (!json_is_object(res)) {
+        json_decref(res);
+        res = json_object();
+    }
+    if (o->num_cpus > 0)
+        json_object_set_new(res, "CPU", json_real(o->num_cpus));
+    if (o->num_gpus > 0)
+        json_object_set_new(res, "GPU", json_real(o->num_gpus));
+    if (o->memory > 0)
+        json_object_set_new(res, "memory", json_real(o->memory));
+    static const char *const names[] = {"DEFAULT", "SPREAD", "NODE_AFFINITY"};
+    json_t *req = json_pack("{s:s,s:o,s:s}", "owner_id", c->self_addr, "resources", res,
+                            "strategy", names[o->strategy <= 2 ? o->strategy : 0]);
+    if (o->strategy == PRISM_STRATEGY_NODE_AFFINITY) {
+        json_object_set_new(req, "node_id", json_string(o->node_id ? o->node_id : ""));
+        json_object_set_new(req, "soft", json_boolean(o->soft));
+    }
+    return req;
+}
+
+pool *prism__pool_for(prism_client *c, const prism_task_options *o)
+{
+    json_t *req = lease_request(c, o);
+    char *key = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
+    for (pool *p = c->pools; p && key; p = p->next) {
+        if (!strcmp(p->key, key)) {
+            free(key);
+            json_decref(req);
+            return p;
+        }
+    }
+    pool *p = key ? calloc(1, sizeof *p) : NULL;
+    if (!p) {
+        free(key);
+        json_decref(req);
+        return NULL;
+    }
+    p->key = key;
+    p->request = req;
+    p->next = c->pools;
+    c->pools = p;
+    return p;
+}
+
+/* ---------- pushing ---------- */
+
+static void write_arg(prism_client *c, prism_writer *w, const prism_value *v)
+{
+    const prism_ref *r = prism_value_get_ref(v);
+    obj_entry *e = r && !r->owner ? prism__obj_find(c, &r->id) : NULL;
+    if (e && e->state == OBJ_READY && !e->inline_buf) {
+        pw_u8(w, SLOT_STORED);
+        pw_bytes(w, e->id.b, sizeof e->id.b);
+        pw_str(w, e->node_id);
+        pw_str(w, e->store_socket);
+        pw_str(w, e->store_url);
+        pw_u64(w, e->size);
+        return;
+    }
+    pw_u8(w, SLOT_INLINE);
+    if (e && e->inline_buf) { /* the reference's value travels in its place */
+        pw_u32(w, (uint32_t)e->inline_len);
+        pw_bytes(w, e->inline_buf, e->inline_len);
+        return;
+    }
+    size_t at = w->buf->len;
+    pw_u32(w, 0);
+    pw_value(w, v, c->self_addr);
+    uint32_t n = (uint32_t)(w->buf->len - at - 4);
+    for (int i = 0; i < 4 && !w->failed; i++)
+        w->buf->data[at + (size_t)i] = (char)(n >> (8 * i));
+}
+
+static void encode_push(prism_client *c, prism_buf *out, const task_spec *t)
+{
+    size_t start = out->len;
+    wire_begin(out, WIRE_PUSH);
+    prism_writer w = {out, 0};
+    pw_bytes(&w, t->id.b, sizeof t->id.b);
+    pw_str(&w, t->package);
+    pw_str(&w, t->function);
+    pw_u16(&w, (uint16_t)t->num_returns);
+    pw_u32(&w, (uint32_t)t->nargs);
+    for (size_t i = 0; i < t->nargs; i++)
+        write_arg(c, &w, t->args[i]);
+    wire_end(out, start);
+}
+
+static void arm_out(prism_client *c, worker_conn *wc, bool on)
+{
+    if (wc->want_out == on)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = wc};
+    epoll_ctl(c->epfd, EPOLL_CTL_MOD, wc->fd, &ev);
+    wc->want_out = on;
+}
+
+/* Sends what the socket takes now. Returns -1 when the connection broke. */
+static int flush_out(prism_client *c, worker_conn *wc)
+{
+    size_t sent = 0;
+    while (sent < wc->out.len) {
+        ssize_t n = send(wc->fd, wc->out.data + sent, wc->out.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        return -1;
+    }
+    if (sent) {
+        memmove(wc->out.data, wc->out.data + sent, wc->out.len - sent);
+        wc->out.len -= sent;
+    }
+    arm_out(c, wc, wc->out.len > 0);
+    return 0;
+}
+
+static worker_conn *least_loaded(pool *p)
+{
+    worker_conn *best = NULL;
+    for (worker_conn *w = p->workers; w; w = w->next)
+        if (w->inflight < PIPELINE_DEPTH && (!best || w->inflight < best->inflight))
+            best = w;
+    return best;
+}
+
+static void dispatch(prism_client *c, pool *p)
+{
+    worker_conn *w;
+    while (p->queue && (w = least_loaded(p))) {
+        task_spec *t = p->queue;
+        p->queue = t->next;
+        if (!p->queue)
+            p->queue_tail = NULL;
+        p->queued--;
+        t->next = NULL;
+        encode_push(c, &w->out, t);
+        if (w->running_tail)
+            w->running_tail->next = t;
+        else
+            w->running = t;
+        w->running_tail = t;
+        w->inflight++;
+        flush_out(c, w);
+    }
+    if (p->queue)
+        pthread_cond_signal(&c->leaser_wake);
+}
+
+void prism__pool_enqueue(prism_client *c, task_spec *t, bool front)
+{
+    pool *p = t->pool;
+    t->next = NULL;
+    if (front) {
+        t->next = p->queue;
+        p->queue = t;
+        if (!p->queue_tail)
+            p->queue_tail = t;
+    } else if (p->queue_tail) {
+        p->queue_tail->next = t;
+        p->queue_tail = t;
+    } else {
+        p->queue = p->queue_tail = t;
+    }
+    p->queued++;
+    dispatch(c, p);
+}
+
+/* ---------- connections ---------- */
+
+static void conn_close(prism_client *c, worker_conn *wc, const char *why)
+{
+    pool *p = wc->pool;
+    for (worker_conn **pp = &p->workers; *pp; pp = &(*pp)->next) {
+        if (*pp == wc) {
+            *pp = wc->next;
+            p->nworkers--;
+            break;
+        }
+    }
+    epoll_ctl(c->epfd, EPOLL_CTL_DEL, wc->fd, NULL);
+    close(wc->fd);
+    /* Retried tasks go back to the front in their original order. */
+    task_spec *list = wc->running, *rev = NULL;
+    while (list) {
+        task_spec *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    for (task_spec *t = rev, *next; t; t = next) {
+        next = t->next;
+        prism__task_worker_died(c, t, why);
+    }
+    prism_buf_free(&wc->in);
+    prism_buf_free(&wc->out);
+    free(wc->lease_id);
+    free(wc->node_id);
+    free(wc->worker_id);
+    free(wc);
+    dispatch(c, p);
+}
+
+static void on_done(prism_client *c, worker_conn *wc, const uint8_t *p, size_t len)
+{
+    if (len < PRISM_ID_BYTES)
+        return;
+    task_spec *prev = NULL;
+    for (task_spec *t = wc->running; t; prev = t, t = t->next) {
+        if (memcmp(t->id.b, p, PRISM_ID_BYTES) != 0)
+            continue;
+        if (prev)
+            prev->next = t->next;
+        else
+            wc->running = t->next;
+        if (wc->running_tail == t)
+            wc->running_tail = prev;
+        t->next = NULL;
+        if (--wc->inflight == 0)
+            wc->idle_since_ms = prism_mono_ms();
+        prism__task_done(c, t, p + PRISM_ID_BYTES, len - PRISM_ID_BYTES);
+        break;
+    }
+    dispatch(c, wc->pool);
+}
+
+/* Reads what arrived. Returns -1 when the connection is finished. */
+static int conn_read(prism_client *c, worker_conn *wc)
+{
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = recv(wc->fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n == 0)
+            return -1;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+        if (prism_buf_append(&wc->in, chunk, (size_t)n) != 0)
+            return -1;
+        size_t off = 0;
+        for (;;) {
+            uint8_t type;
+            const uint8_t *payload;
+            size_t plen;
+            long used = wire_parse((uint8_t *)wc->in.data + off, wc->in.len - off, &type, &payload, &plen);
+            if (used < 0)
+                return -1;
+            if (used == 0)
+                break;
+            if (type == WIRE_DONE)
+                on_done(c, wc, payload, plen);
+            off += (size_t)used;
+        }
+        memmove(wc->in.data, wc->in.data + off, wc->in.len - off);
+        wc->in.len -= off;
+        if ((size_t)n < sizeof chunk)
+            return 0;
+    }
+}
+
+static void *io_main(void *arg)
+{
+    prism_client *c = arg;
+    struct epoll_event evs[64];
+    for (;;) {
+        int n = epoll_wait(c->epfd, evs, 64, 1000);
+        pthread_mutex_lock(&c->lock);
+        bool stop = c->stopping;
+        for (int i = 0; i < n && !stop; i++) {
+            worker_conn *wc = evs[i].data.ptr;
+            if (!wc) {
+                uint64_t v;
+                if (read(c->wakefd, &v, sizeof v) < 0) {
+                }
+                continue;
+            }
+            int rc = 0;
+            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                rc = conn_read(c, wc);
+            if (rc == 0 && (evs[i].events & EPOLLOUT))
+                rc = flush_out(c, wc);
+            if (rc != 0)
+                conn_close(c, wc, "its connection closed");
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (stop)
+            return NULL;
+    }
+}
+
+/* ---------- leases ---------- */
+
+static worker_conn *connect_worker(prism_client *c, json_t *grant)
+{
+    const char *unix_path = json_string_value(json_object_get(grant, "unix"));
+    const char *tcp = json_string_value(json_object_get(grant, "tcp"));
+    char addr[512];
+    int fd = -1;
+    if (unix_path && *unix_path) {
+        snprintf(addr, sizeof addr, "unix:%s", unix_path);
+        fd = wire_connect(addr);
+    }
+    if (fd < 0 && tcp && *tcp) {
+        snprintf(addr, sizeof addr, "tcp:%s", tcp);
+        fd = wire_connect(addr);
+    }
+    if (fd < 0)
+        return NULL;
+    worker_conn *wc = calloc(1, sizeof *wc);
+    if (!wc) {
+        close(fd);
+        return NULL;
+    }
+    wc->fd = fd;
+    wc->lease_id = strdup(json_string_value(json_object_get(grant, "lease_id")) ?: "");
+    wc->node_id = strdup(json_string_value(json_object_get(grant, "node_id")) ?: "");
+    wc->worker_id = strdup(json_string_value(json_object_get(grant, "worker_id")) ?: "");
+    prism_buf_init(&wc->in, WIRE_MAX_FRAME + 65536);
+    prism_buf_init(&wc->out, (size_t)WIRE_MAX_FRAME * 4);
+    wc->idle_since_ms = prism_mono_ms();
+    size_t start = wc->out.len;
+    wire_begin(&wc->out, WIRE_HELLO);
+    prism_writer w = {&wc->out, 0};
+    pw_str(&w, wc->lease_id);
+    pw_str(&w, c->self_addr);
+    wire_end(&wc->out, start);
+    return wc;
+}
+
+static const char *reply_error(json_t *reply, const char **code)
+{
+    json_t *err = json_object_get(reply, "error");
+    *code = json_string_value(json_object_get(err, "code"));
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    return msg ? msg : "no reason given";
+}
+
+static void set_reason(pool *p, const char *reason)
+{
+    free(p->pending_reason);
+    p->pending_reason = reason ? strdup(reason) : NULL;
+}
+
+/* One lease request for `p`. Called and returns with the lock held; drops it meanwhile. */
+static void request_lease(prism_client *c, pool *p)
+{
+    p->requesting = true;
+    json_t *req = json_incref(p->request), *reply = NULL;
+    pthread_mutex_unlock(&c->lock);
+    int rc = prism_bus_request_json(c->bus, "prism.sched.lease", req, LEASE_TIMEOUT_MS, &reply);
+    json_decref(req);
+    worker_conn *wc = rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"))
+                          ? connect_worker(c, reply) : NULL;
+    pthread_mutex_lock(&c->lock);
+    p->requesting = false;
+    int64_t now = prism_mono_ms();
+    const char *code = NULL;
+    if (wc) {
+        wc->pool = p;
+        wc->next = p->workers;
+        p->workers = wc;
+        p->nworkers++;
+        set_reason(p, NULL);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = wc};
+        epoll_ctl(c->epfd, EPOLL_CTL_ADD, wc->fd, &ev);
+        dispatch(c, p);
+        flush_out(c, wc);
+    } else if (rc == PRISM_BUS_NO_RESPONDERS) {
+        set_reason(p, "waiting for a scheduler: none is running");
+        p->next_request_ms = now + MAX_BACKOFF_MS;
+    } else if (rc != PRISM_BUS_OK) {
+        set_reason(p, "waiting for the scheduler to answer");
+        p->next_request_ms = now + 200;
+    } else {
+        const char *msg = json_is_true(json_object_get(reply, "ok"))
+                              ? "the granted worker could not be reached" : reply_error(reply, &code);
+        set_reason(p, msg);
+        bool infeasible = code && !strcmp(code, "infeasible");
+        p->next_request_ms = now + (infeasible ? MAX_BACKOFF_MS : 50 + (int64_t)(rand() % 150));
+    }
+    json_decref(reply);
+}
+
+/* Closes workers idle past the lease timeout; the worker gives the lease back. */
+static void return_idle(prism_client *c, int64_t now)
+{
+    for (pool *p = c->pools; p; p = p->next) {
+        for (worker_conn *w = p->workers, *next; w; w = next) {
+            next = w->next;
+            if (w->inflight == 0 && !p->queue && now - w->idle_since_ms > LEASE_IDLE_MS)
+                conn_close(c, w, "lease returned");
+        }
+    }
+}
+
+static void run_deletions(prism_client *c)
+{
+    deletion *list = c->deletions;
+    c->deletions = NULL;
+    if (!list)
+        return;
+    pthread_mutex_unlock(&c->lock);
+    for (deletion *d = list, *next; d; d = next) {
+        next = d->next;
+        if (c->store && c->store_socket && !strcmp(d->store_socket, c->store_socket)) {
+            prism_store_delete(c->store, &d->id);
+        } else if (*d->store_url) {
+            prism_httpc *h;
+            if (prism_httpc_create(&h, d->store_url, c->token) == 0) {
+                char path[128], err[256];
+                prism_httpc_resp resp;
+                snprintf(path, sizeof path, "/api/v1/objects/");
+                prism_object_id_to_hex(&d->id, path + strlen(path));
+                if (prism_httpc_request(h, "DELETE", path, NULL, NULL, 0, 5000, 0, &resp, err,
+                                        sizeof err) == 0)
+                    prism_httpc_resp_free(&resp);
+                prism_httpc_destroy(h);
+            }
+        }
+        free(d->store_socket);
+        free(d->store_url);
+        free(d);
+    }
+    pthread_mutex_lock(&c->lock);
+}
+
+static bool wants_lease(const pool *p, int64_t now)
+{
+    if (!p->queue || p->requesting || now < p->next_request_ms || p->nworkers >= MAX_LEASES_PER_SHAPE)
+        return false;
+    for (const worker_conn *w = p->workers; w; w = w->next)
+        if (w->inflight < PIPELINE_DEPTH)
+            return false;
+    return true;
+}
+
+static void *leaser_main(void *arg)
+{
+    prism_client *c = arg;
+    pthread_mutex_lock(&c->lock);
+    while (!c->stopping) {
+        int64_t now = prism_mono_ms();
+        pool *need = NULL;
+        for (pool *p = c->pools; p && !need; p = p->next)
+            if (wants_lease(p, now))
+                need = p;
+        if (need) {
+            request_lease(c, need);
+            continue;
+        }
+        return_idle(c, now);
+        run_deletions(c);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!c->stopping && !c->deletions)
+            pthread_cond_timedwait(&c->leaser_wake, &c->lock, &ts);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+int prism__pools_start(prism_client *c)
+{
+    c->epfd = epoll_create1(EPOLL_CLOEXEC);
+    c->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->epfd < 0 || c->wakefd < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev);
+    if (pthread_create(&c->io_thread, NULL, io_main, c) != 0)
+        return -1;
+    if (pthread_create(&c->leaser_thread, NULL, leaser_main, c) != 0) {
+        c->stopping = true;
+        uint64_t one = 1;
+        if (write(c->wakefd, &one, sizeof one) < 0) {
+        }
+        pthread_join(c->io_thread, NULL);
+        c->io_thread = 0;
+        return -1;
+    }
+    return 0;
+}
+
+static void free_pool(prism_client *c, pool *p)
+{
+    while (p->workers)
+        conn_close(c, p->workers, "the client disconnected");
+    for (task_spec *t = p->queue, *next; t; t = next) {
+        next = t->next;
+        prism__task_fail(c, t, PRISM_ERR_CANCELLED, "the client disconnected");
+    }
+    json_decref(p->request);
+    free(p->key);
+    free(p->pending_reason);
+    free(p);
+}
+
+void prism__pools_stop(prism_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->leaser_wake);
+    pthread_mutex_unlock(&c->lock);
+    uint64_t one = 1;
+    if (c->wakefd >= 0 && write(c->wakefd, &one, sizeof one) < 0) {
+    }
+    if (c->io_thread)
+        pthread_join(c->io_thread, NULL);
+    if (c->leaser_thread)
+        pthread_join(c->leaser_thread, NULL);
+    pthread_mutex_lock(&c->lock);
+    for (pool *p = c->pools, *next; p; p = next) {
+        next = p->next;
+        free_pool(c, p);
+    }
+    c->pools = NULL;
+    /* Tasks held only as dependents of pending objects go with the table. */
+    run_deletions(c);
+    pthread_mutex_unlock(&c->lock);
+    if (c->epfd >= 0)
+        close(c->epfd);
+    if (c->wakefd >= 0)
+        close(c->wakefd);
+}

@@ -1,0 +1,51 @@
+/* libprism internals shared between its files; not part of the public API. */
+#ifndef PRISM_INTERNAL_H
+#define PRISM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "prism/prism.h"
+#include "prism_id.h"
+
+#define PRISM_INLINE_MAX (100u * 1024u) /* values up to this size travel inline */
+#define WIRE_VALUE_MAX (1ull << 40) /* largest encoded value */
+
+/* Sets this thread's last error and returns `s`. */
+prism_status prism__fail(prism_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+struct prism_value {
+    prism_value_kind kind;
+    char *text; /* JSON text; ERROR task name */
+    char *message; /* ERROR message */
+    uint8_t *data; /* BYTES / TENSOR bytes */
+    size_t len;
+    prism_dtype dtype;
+    int ndim;
+    int64_t shape[PRISM_MAX_DIMS];
+    prism_value **items; /* LIST */
+    size_t nitems, cap;
+    prism_ref *ref; /* REF */
+    /* When `data` points into memory someone else owns (the object store's
+     * arena), `release(release_ud)` is called instead of free(data). */
+    void (*release)(void *ud);
+    void *release_ud;
+};
+
+/* A reference handle. Each live handle counts once in its owner's table. */
+struct prism_ref {
+    prism_object_id id;
+    char hex[PRISM_OBJECT_ID_HEX_LEN + 1];
+    char *owner; /* owner's address ("tcp:host:port"); NULL: this process owns it */
+    prism_client *client; /* the client that tracks this handle, or NULL */
+};
+
+/* Creates a handle to `id` owned at `owner` (NULL: the caller's client).
+ * Counts one reference in `client`'s table when `client` is not NULL. */
+prism_ref *prism__ref_new(prism_client *client, const prism_object_id *id, const char *owner);
+
+/* A value that borrows `data` (zero-copy); `release(ud)` runs when it is freed. */
+prism_value *prism__value_borrowed(prism_value_kind kind, const uint8_t *data, size_t len,
+                                   void (*release)(void *), void *ud);
+
+#endif

@@ -1,0 +1,35 @@
+#include <stdio.h>
+
+#include "prism_internal.h"
+
+static __thread char last_error[1024];
+
+const char *prism_status_text(prism_status s)
+{
+    switch (s) {
+    case PRISM_OK: return "ok";
+    case PRISM_ERR_INVALID: return "invalid argument";
+    case PRISM_ERR_CONNECT: return "cannot reach the cluster";
+    case PRISM_ERR_TIMEOUT: return "timed out";
+    case PRISM_ERR_TASK: return "the task failed";
+    case PRISM_ERR_UNKNOWN_FUNCTION: return "unknown package or function";
+    case PRISM_ERR_WORKER_DIED: return "the task's worker died";
+    case PRISM_ERR_OBJECT_LOST: return "the object is lost";
+    case PRISM_ERR_OWNER_DIED: return "the object's owner died";
+    case PRISM_ERR_CANCELLED: return "the task was cancelled";
+    case PRISM_ERR_NO_MEMORY: return "out of memory";
+    case PRISM_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+const char *prism_last_error(void) { return last_error; }
+
+prism_status prism__fail(prism_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return s;
+}

@@ -1,0 +1,251 @@
+/* Submitting tasks: specs, dependencies on owned objects, results, retries. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "codec.h"
+#include "prism_time.h"
+#include "wire.h"
+
+void prism__task_free(task_spec *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->nargs; i++)
+        prism_value_free(t->args[i]);
+    free(t->args);
+    free(t->package);
+    free(t->function);
+    free(t);
+}
+
+static void task_name(const task_spec *t, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", t->package, t->function);
+}
+
+/* Fails every return of `t` with `s`; the task itself is left to the caller. */
+static void fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message)
+{
+    char name[256];
+    task_name(t, name, sizeof name);
+    for (int i = 0; i < t->num_returns; i++) {
+        prism_object_id oid;
+        prism_object_id_make(&oid, &t->id, (uint32_t)i);
+        obj_entry *e = prism__obj_find(c, &oid);
+        if (e)
+            prism__obj_set_failed(c, e, s, name, message);
+    }
+    c->tasks_finished++;
+}
+
+void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message)
+{
+    fail_returns(c, t, s, message);
+    prism__task_free(t);
+}
+
+/* Registers `t` as waiting for the owned, pending references among its arguments. */
+static void add_dependencies(prism_client *c, task_spec *t)
+{
+    for (size_t i = 0; i < t->nargs; i++) {
+        const prism_ref *r = prism_value_get_ref(t->args[i]);
+        obj_entry *e = r && !r->owner ? prism__obj_find(c, &r->id) : NULL;
+        if (!e || e->state != OBJ_PENDING)
+            continue;
+        if (e->nwaiters == e->capwaiters) {
+            size_t cap = e->capwaiters ? 2 * e->capwaiters : 2;
+            task_spec **w = realloc(e->waiters, cap * sizeof *w);
+            if (!w)
+                continue; /* the dispatcher will find it pending and fail it */
+            e->waiters = w;
+            e->capwaiters = cap;
+        }
+        e->waiters[e->nwaiters++] = t;
+        t->deps_pending++;
+    }
+}
+
+/* `t` sits in the waiter list of each pending argument, counted by
+ * deps_pending: it is queued (or, when an argument failed, freed) only when
+ * the last of those lists lets go of it. */
+void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep)
+{
+    if (dep->state == OBJ_FAILED && !t->dep_failed) {
+        prism_reader r = {dep->inline_buf, dep->inline_len, 0, NULL, NULL, NULL};
+        prism_value *err = pr_value(&r, NULL, NULL);
+        char msg[1024];
+        snprintf(msg, sizeof msg, "an argument failed: %s: %s",
+                 err ? prism_value_error_task(err) : "?", err ? prism_value_error_message(err) : "?");
+        prism_value_free(err);
+        t->dep_failed = true;
+        fail_returns(c, t, dep->error ? dep->error : PRISM_ERR_TASK, msg);
+    }
+    if (--t->deps_pending > 0)
+        return;
+    if (t->dep_failed)
+        prism__task_free(t);
+    else
+        prism__pool_enqueue(c, t, false);
+}
+
+static prism_status check_submit(prism_client *c, const char *package, const char *function,
+                                 prism_value *const *args, size_t nargs,
+                                 const prism_task_options *o, prism_ref **returns)
+{
+    if (!c || !package || !*package || !function || !*function || !returns ||
+        (nargs && !args))
+        return prism__fail(PRISM_ERR_INVALID, "submit needs a client, a package, a function and "
+                                              "room for the returns");
+    if (o->num_returns < 1 || o->num_returns > 1024)
+        return prism__fail(PRISM_ERR_INVALID, "num_returns must be 1-1024");
+    if (o->num_cpus < 0 || o->num_gpus < 0 || o->memory < 0)
+        return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
+    for (size_t i = 0; i < nargs; i++)
+        if (!args[i])
+            return prism__fail(PRISM_ERR_INVALID, "argument %zu is NULL", i);
+    return PRISM_OK;
+}
+
+static task_spec *make_task(const char *package, const char *function, prism_value *const *args,
+                            size_t nargs, const prism_task_options *o)
+{
+    task_spec *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    prism_id_random(&t->id);
+    t->package = strdup(package);
+    t->function = strdup(function);
+    t->args = calloc(nargs ? nargs : 1, sizeof *t->args);
+    t->nargs = nargs;
+    t->num_returns = o->num_returns;
+    t->attempts_left = o->max_retries;
+    t->retry_exceptions = o->retry_exceptions;
+    t->submitted_ms = prism_mono_ms();
+    bool ok = t->package && t->function && t->args;
+    for (size_t i = 0; ok && i < nargs; i++)
+        ok = (t->args[i] = prism_value_copy(args[i])) != NULL;
+    if (!ok) {
+        prism__task_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+prism_status prism_submit(prism_client *c, const char *package, const char *function,
+                          prism_value *const *args, size_t nargs, const prism_task_options *opts,
+                          prism_ref **returns)
+{
+    static const prism_task_options defaults = PRISM_TASK_OPTIONS_INIT;
+    const prism_task_options *o = opts ? opts : &defaults;
+    prism_status s = check_submit(c, package, function, args, nargs, o, returns);
+    if (s != PRISM_OK)
+        return s;
+    task_spec *t = make_task(package, function, args, nargs, o);
+    if (!t)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    pthread_mutex_lock(&c->lock);
+    t->pool = prism__pool_for(c, o);
+    for (int i = 0; i < t->num_returns && t->pool; i++) {
+        prism_object_id oid;
+        prism_object_id_make(&oid, &t->id, (uint32_t)i);
+        if (!prism__obj_add(c, &oid))
+            s = PRISM_ERR_NO_MEMORY;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!t->pool || s != PRISM_OK) {
+        prism__task_free(t);
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < t->num_returns; i++) {
+        prism_object_id oid;
+        prism_object_id_make(&oid, &t->id, (uint32_t)i);
+        returns[i] = prism__ref_new(c, &oid, NULL);
+    }
+    pthread_mutex_lock(&c->lock);
+    c->tasks_submitted++;
+    add_dependencies(c, t);
+    if (t->deps_pending == 0)
+        prism__pool_enqueue(c, t, false);
+    pthread_mutex_unlock(&c->lock);
+    return PRISM_OK;
+}
+
+/* ---------- results ---------- */
+
+static bool read_slot(prism_client *c, prism_reader *r, obj_entry *e, const char *name)
+{
+    uint8_t slot = pr_u8(r);
+    if (slot == SLOT_INLINE) {
+        uint32_t n = pr_u32(r);
+        const uint8_t *p = pr_bytes(r, n);
+        if (p && e)
+            prism__obj_set_inline(c, e, p, n);
+    } else if (slot == SLOT_STORED) {
+        char *node = pr_str(r), *sock = pr_str(r), *url = pr_str(r);
+        uint64_t size = pr_u64(r);
+        if (!r->failed && e)
+            prism__obj_set_stored(c, e, node, sock, url, size);
+        free(node);
+        free(sock);
+        free(url);
+    } else if (slot == SLOT_ERROR) {
+        prism_status s = (prism_status)pr_u8(r);
+        char *task = pr_str(r), *msg = pr_str(r);
+        if (!r->failed && e)
+            prism__obj_set_failed(c, e, s ? s : PRISM_ERR_TASK, task && *task ? task : name, msg);
+        free(task);
+        free(msg);
+    } else {
+        r->failed = 1;
+    }
+    return !r->failed;
+}
+
+/* A DONE frame holds one slot per return; an application error may be retried. */
+void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t len)
+{
+    char name[256];
+    task_name(t, name, sizeof name);
+    prism_reader r = {p, len, 0, NULL, NULL, NULL};
+    uint16_t n = pr_u16(&r);
+    bool app_error = r.left > 0 && r.p[0] == SLOT_ERROR;
+    if (app_error && t->retry_exceptions && t->attempts_left != 0) {
+        if (t->attempts_left > 0)
+            t->attempts_left--;
+        c->tasks_retried++;
+        prism__pool_enqueue(c, t, true);
+        return;
+    }
+    for (uint16_t i = 0; i < n && !r.failed; i++) {
+        prism_object_id oid;
+        prism_object_id_make(&oid, &t->id, i);
+        read_slot(c, &r, prism__obj_find(c, &oid), name);
+    }
+    if (r.failed || n != t->num_returns) {
+        prism__task_fail(c, t, PRISM_ERR_INTERNAL, "the worker sent a malformed result");
+        return;
+    }
+    c->tasks_finished++;
+    prism__task_free(t);
+}
+
+void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)
+{
+    if (t->attempts_left != 0) {
+        if (t->attempts_left > 0)
+            t->attempts_left--;
+        c->tasks_retried++;
+        prism__pool_enqueue(c, t, true);
+        return;
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "the worker died and no retries are left: %s", why);
+    prism__task_fail(c, t, PRISM_ERR_WORKER_DIED, msg);
+}
+
+prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
+{
+    return prism__fail(PRISM_ERR_INVALID, "cancel is not supported yet");
+}

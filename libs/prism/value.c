@@ -1,0 +1,242 @@
+/* prism_value: typed values (JSON, bytes, tensors, lists, references, errors). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prism_internal.h"
+
+static prism_value *value_new(prism_value_kind kind)
+{
+    prism_value *v = calloc(1, sizeof *v);
+    if (v)
+        v->kind = kind;
+    return v;
+}
+
+size_t prism_dtype_size(prism_dtype dtype)
+{
+    switch (dtype) {
+    case PRISM_F32: return 4;
+    case PRISM_F64: return 8;
+    case PRISM_I32: return 4;
+    case PRISM_I64: return 8;
+    case PRISM_U8: return 1;
+    }
+    return 0;
+}
+
+prism_value *prism_value_null(void) { return value_new(PRISM_VALUE_NULL); }
+
+prism_value *prism_value_json(const char *text)
+{
+    json_t *doc = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    if (!doc)
+        return NULL;
+    json_decref(doc);
+    prism_value *v = value_new(PRISM_VALUE_JSON);
+    if (v && !(v->text = strdup(text))) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+prism_value *prism_value_bytes(const void *data, size_t len)
+{
+    prism_value *v = value_new(PRISM_VALUE_BYTES);
+    if (!v)
+        return NULL;
+    v->data = malloc(len ? len : 1);
+    if (!v->data) {
+        free(v);
+        return NULL;
+    }
+    if (len)
+        memcpy(v->data, data, len);
+    v->len = len;
+    return v;
+}
+
+/* Elements of a shape, or -1 when a dimension is negative or it overflows. */
+static int64_t shape_elements(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && n > INT64_MAX / shape[i]))
+            return -1;
+        n *= shape[i];
+    }
+    return n;
+}
+
+prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shape,
+                                const void *data)
+{
+    size_t esize = prism_dtype_size(dtype);
+    int64_t n = ndim >= 0 && ndim <= PRISM_MAX_DIMS ? shape_elements(ndim, shape) : -1;
+    if (!esize || n < 0 || (uint64_t)n > SIZE_MAX / esize)
+        return NULL;
+    size_t len = (size_t)n * esize;
+    prism_value *v = value_new(PRISM_VALUE_TENSOR);
+    if (!v)
+        return NULL;
+    v->data = data ? malloc(len ? len : 1) : calloc(1, len ? len : 1);
+    if (!v->data) {
+        free(v);
+        return NULL;
+    }
+    if (data && len)
+        memcpy(v->data, data, len);
+    v->len = len;
+    v->dtype = dtype;
+    v->ndim = ndim;
+    memcpy(v->shape, shape, (size_t)ndim * sizeof *shape);
+    return v;
+}
+
+prism_value *prism_value_list(void) { return value_new(PRISM_VALUE_LIST); }
+
+prism_status prism_value_list_append(prism_value *list, prism_value *item)
+{
+    if (!list || list->kind != PRISM_VALUE_LIST || !item) {
+        prism_value_free(item);
+        return prism__fail(PRISM_ERR_INVALID, "list append needs a list and an item");
+    }
+    if (list->nitems == list->cap) {
+        size_t cap = list->cap ? 2 * list->cap : 4;
+        prism_value **items = realloc(list->items, cap * sizeof *items);
+        if (!items) {
+            prism_value_free(item);
+            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+        }
+        list->items = items;
+        list->cap = cap;
+    }
+    list->items[list->nitems++] = item;
+    return PRISM_OK;
+}
+
+prism_value *prism_value_ref(const prism_ref *ref)
+{
+    if (!ref)
+        return NULL;
+    prism_value *v = value_new(PRISM_VALUE_REF);
+    if (v && !(v->ref = prism_ref_dup(ref))) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+prism_value *prism_value_error(const char *task, const char *message)
+{
+    prism_value *v = value_new(PRISM_VALUE_ERROR);
+    if (!v)
+        return NULL;
+    v->text = strdup(task ? task : "");
+    v->message = strdup(message ? message : "");
+    if (!v->text || !v->message) {
+        prism_value_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+prism_value *prism__value_borrowed(prism_value_kind kind, const uint8_t *data, size_t len,
+                                   void (*release)(void *), void *ud)
+{
+    prism_value *v = value_new(kind);
+    if (!v)
+        return NULL;
+    v->data = (uint8_t *)data;
+    v->len = len;
+    v->release = release;
+    v->release_ud = ud;
+    return v;
+}
+
+prism_value *prism_value_copy(const prism_value *v)
+{
+    if (!v)
+        return NULL;
+    switch (v->kind) {
+    case PRISM_VALUE_NULL: return prism_value_null();
+    case PRISM_VALUE_JSON: return prism_value_json(v->text);
+    case PRISM_VALUE_BYTES: return prism_value_bytes(v->data, v->len);
+    case PRISM_VALUE_TENSOR: return prism_value_tensor(v->dtype, v->ndim, v->shape, v->data);
+    case PRISM_VALUE_REF: return prism_value_ref(v->ref);
+    case PRISM_VALUE_ERROR: return prism_value_error(v->text, v->message);
+    case PRISM_VALUE_LIST: {
+        prism_value *l = prism_value_list();
+        for (size_t i = 0; l && i < v->nitems; i++) {
+            if (prism_value_list_append(l, prism_value_copy(v->items[i])) != PRISM_OK) {
+                prism_value_free(l);
+                return NULL;
+            }
+        }
+        return l;
+    }
+    }
+    return NULL;
+}
+
+void prism_value_free(prism_value *v)
+{
+    if (!v)
+        return;
+    free(v->text);
+    free(v->message);
+    if (v->release)
+        v->release(v->release_ud);
+    else
+        free(v->data);
+    for (size_t i = 0; i < v->nitems; i++)
+        prism_value_free(v->items[i]);
+    free(v->items);
+    prism_ref_release(v->ref);
+    free(v);
+}
+
+prism_value_kind prism_value_kind_of(const prism_value *v) { return v ? v->kind : PRISM_VALUE_NULL; }
+
+const char *prism_value_json_text(const prism_value *v)
+{
+    return v && v->kind == PRISM_VALUE_JSON ? v->text : NULL;
+}
+
+const void *prism_value_data(const prism_value *v, size_t *len)
+{
+    bool has = v && (v->kind == PRISM_VALUE_BYTES || v->kind == PRISM_VALUE_TENSOR);
+    if (len)
+        *len = has ? v->len : 0;
+    return has ? v->data : NULL;
+}
+
+prism_dtype prism_value_dtype(const prism_value *v) { return v ? v->dtype : 0; }
+int prism_value_ndim(const prism_value *v) { return v && v->kind == PRISM_VALUE_TENSOR ? v->ndim : 0; }
+const int64_t *prism_value_shape(const prism_value *v) { return v ? v->shape : NULL; }
+
+size_t prism_value_list_size(const prism_value *v)
+{
+    return v && v->kind == PRISM_VALUE_LIST ? v->nitems : 0;
+}
+
+const prism_value *prism_value_list_get(const prism_value *v, size_t i)
+{
+    return v && v->kind == PRISM_VALUE_LIST && i < v->nitems ? v->items[i] : NULL;
+}
+
+const prism_ref *prism_value_get_ref(const prism_value *v)
+{
+    return v && v->kind == PRISM_VALUE_REF ? v->ref : NULL;
+}
+
+const char *prism_value_error_task(const prism_value *v)
+{
+    return v && v->kind == PRISM_VALUE_ERROR ? v->text : NULL;
+}
+
+const char *prism_value_error_message(const prism_value *v)
+{
+    return v && v->kind == PRISM_VALUE_ERROR ? v->message : NULL;
+}

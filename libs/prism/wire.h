@@ -1,0 +1,43 @@
+/* Frames of the direct protocol between owners and workers (docs/tasks.md):
+ *   u32 length (of type + payload, little-endian) | u8 type | payload */
+#ifndef PRISM_WIRE_H
+#define PRISM_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prism_buf.h"
+
+#define WIRE_MAX_FRAME (256u << 20)
+
+enum wire_type {
+    WIRE_HELLO = 1, /* owner → worker: str lease_id, str owner address */
+    WIRE_PUSH = 2,  /* owner → worker: a task */
+    WIRE_DONE = 3,  /* worker → owner: a task's results */
+    WIRE_CANCEL = 4, /* owner → worker: task id (drop it if not started) */
+};
+
+/* How an argument or a return travels. */
+enum wire_slot {
+    SLOT_INLINE = 1, /* the encoded value follows (u32 length + bytes) */
+    SLOT_STORED = 2, /* object id, str node id, str store socket, str store URL, u64 size */
+    SLOT_ERROR = 3,  /* u8 status, str task, str message */
+};
+
+/* Starts a frame in `b` (reserving the length); finish it with wire_end. */
+void wire_begin(prism_buf *b, uint8_t type);
+/* Fills in the length of the frame that starts at `start`. */
+void wire_end(prism_buf *b, size_t start);
+
+/* Parses one complete frame at the start of `data`. Returns its total size
+ * (0 when more bytes are needed, -1 for a malformed length). */
+long wire_parse(const uint8_t *data, size_t len, uint8_t *type, const uint8_t **payload,
+                size_t *payload_len);
+
+/* Sends all of `len` bytes on a blocking socket. Returns 0 or -1. */
+int wire_send_all(int fd, const void *data, size_t len);
+
+/* Connects to "unix:PATH" or "tcp:HOST:PORT". Returns the fd or -1. */
+int wire_connect(const char *address);
+
+#endif

@@ -1,0 +1,668 @@
+/* The worker runtime: one thread, one epoll loop. Owners connect (Unix socket
+ * on the node, TCP from elsewhere), say HELLO with their lease, and push
+ * tasks; the worker runs them in arrival order and answers DONE on the same
+ * connection. When an owner's connection closes, the worker gives the lease
+ * back to its node agent. */
+#include "worker.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "codec.h"
+#include "prism_fs.h"
+#include "prism_httpc.h"
+#include "prism_log.h"
+#include "prism_sha256.h"
+#include "wire.h"
+
+typedef struct conn {
+    int fd;
+    char *lease_id, *owner;
+    prism_buf in;
+    struct conn *next;
+} conn;
+
+typedef struct job {
+    conn *from;
+    uint8_t *frame; /* a PUSH payload */
+    size_t len;
+    struct job *next;
+} job;
+
+typedef struct package {
+    char sha[PRISM_SHA256_HEX_LEN + 1];
+    void *handle;
+    struct package *next;
+} package;
+
+typedef struct worker_rt {
+    const prism_worker_config *cfg;
+    int epfd, sigfd, unix_fd, tcp_fd;
+    conn *conns;
+    job *queue, *queue_tail;
+    package *packages;
+    prism_store *store;
+    prism_bus *bus;
+    prism_client *client; /* for nested calls, made on first use */
+    bool stop;
+} worker_rt;
+
+struct prism_task_ctx {
+    worker_rt *w;
+    char name[256];
+    char *error;
+};
+
+/* ---------- task context ---------- */
+
+prism_client *prism_task_client(prism_task_ctx *ctx)
+{
+    worker_rt *w = ctx->w;
+    if (!w->client) {
+        prism_connect_options o = {w->cfg->gcs_address, w->cfg->token};
+        if (prism_connect(&w->client, &o) != PRISM_OK)
+            w->client = NULL;
+    }
+    return w->client;
+}
+
+const char *prism_task_name(prism_task_ctx *ctx) { return ctx->name; }
+
+prism_status prism_task_fail(prism_task_ctx *ctx, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    free(ctx->error);
+    ctx->error = strdup(msg);
+    return PRISM_ERR_TASK;
+}
+
+/* ---------- packages ---------- */
+
+static bool is_sha(const char *s)
+{
+    if (strlen(s) != PRISM_SHA256_HEX_LEN)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+/* Downloads a package into the cache unless it is there. Returns 0 or -1. */
+static int fetch_package(worker_rt *w, const char *sha, const char *path, char *err, size_t n)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return 0;
+    prism_httpc *h;
+    if (prism_httpc_create(&h, w->cfg->gcs_address, w->cfg->token) != 0) {
+        snprintf(err, n, "cannot make an HTTP client");
+        return -1;
+    }
+    char url[128];
+    snprintf(url, sizeof url, "/api/v1/packages/%s", sha);
+    prism_httpc_resp resp;
+    int rc = prism_httpc_request(h, "GET", url, NULL, NULL, 0, 60000, 1u << 30, &resp, err, n);
+    prism_httpc_destroy(h);
+    if (rc != 0)
+        return -1;
+    char got[PRISM_SHA256_HEX_LEN + 1];
+    prism_sha256_hex(resp.body, resp.len, got);
+    if (resp.status != 200 || strcmp(got, sha) != 0) {
+        snprintf(err, n, resp.status == 404 ? "no package %s" : "package %s could not be fetched (HTTP %ld)",
+                 sha, resp.status);
+        prism_httpc_resp_free(&resp);
+        return -1;
+    }
+    prism_mkdir_p(w->cfg->package_dir, 0700);
+    rc = prism_write_file_atomic(path, resp.body, resp.len, 0700);
+    prism_httpc_resp_free(&resp);
+    if (rc != 0)
+        snprintf(err, n, "cannot write %s: %s", path, strerror(errno));
+    return rc;
+}
+
+static prism_task_fn find_function(worker_rt *w, const char *pkg, const char *fn, char *err,
+                                   size_t n)
+{
+    if (!strcmp(pkg, "builtin")) {
+        prism_task_fn f = prism__builtin_find(fn);
+        if (!f)
+            snprintf(err, n, "the builtin package has no function '%s'", fn);
+        return f;
+    }
+    if (!is_sha(pkg)) {
+        snprintf(err, n, "a package is 'builtin' or a sha256 (64 hex digits), not '%s'", pkg);
+        return NULL;
+    }
+    package *p = w->packages;
+    while (p && strcmp(p->sha, pkg))
+        p = p->next;
+    if (!p) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.so", w->cfg->package_dir, pkg);
+        if (fetch_package(w, pkg, path, err, n) != 0)
+            return NULL;
+        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            snprintf(err, n, "package %s is not a loadable library: %s", pkg, dlerror());
+            return NULL;
+        }
+        p = calloc(1, sizeof *p);
+        snprintf(p->sha, sizeof p->sha, "%s", pkg);
+        p->handle = h;
+        p->next = w->packages;
+        w->packages = p;
+    }
+    char sym[300];
+    snprintf(sym, sizeof sym, "prism_task__%s", fn);
+    prism_task_fn f = (prism_task_fn)dlsym(p->handle, sym);
+    if (!f)
+        snprintf(err, n, "package %s has no task '%s'", pkg, fn);
+    return f;
+}
+
+/* ---------- arguments ---------- */
+
+/* Pulls an object held by another node's store into this node's store. */
+static int pull_object(worker_rt *w, const prism_object_id *id, const char *source, char *err,
+                       size_t n)
+{
+    if (!w->cfg->store_address || !*source) {
+        snprintf(err, n, "the object is on another node and cannot be pulled here");
+        return -1;
+    }
+    prism_httpc *h;
+    if (prism_httpc_create(&h, w->cfg->store_address, w->cfg->token) != 0)
+        return -1;
+    char path[128];
+    char hex[PRISM_OBJECT_ID_HEX_LEN + 1];
+    prism_object_id_to_hex(id, hex);
+    snprintf(path, sizeof path, "/api/v1/objects/%s/pull", hex);
+    json_t *body = json_pack("{s:s,s:i}", "source", source, "timeout_ms", 600000);
+    long status = 0;
+    json_t *reply = NULL;
+    int rc = prism_httpc_json(h, "POST", path, body, 600000, &status, &reply, err, n);
+    json_decref(body);
+    prism_httpc_destroy(h);
+    if (rc == 0 && status != 200) {
+        snprintf(err, n, "pull failed: %s", prism_httpc_error_message(reply, "no reason given"));
+        rc = -1;
+    }
+    json_decref(reply);
+    return rc;
+}
+
+static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, size_t n)
+{
+    const uint8_t *idb = pr_bytes(r, PRISM_OBJECT_ID_BYTES);
+    char *node = pr_str(r), *sock = pr_str(r), *url = pr_str(r);
+    pr_u64(r);
+    prism_value *v = NULL;
+    if (idb && !r->failed && w->store) {
+        prism_object_id id;
+        memcpy(id.b, idb, sizeof id.b);
+        bool local = w->cfg->store_socket && !strcmp(sock, w->cfg->store_socket);
+        if (local || pull_object(w, &id, url, err, n) == 0) {
+            if (prism__decode_stored(w->store, &id, 60000, NULL, NULL, &v) != PRISM_OK)
+                snprintf(err, n, "%s", prism_last_error());
+        }
+    } else if (!w->store) {
+        snprintf(err, n, "this worker has no object store to read a large argument from");
+    }
+    free(node);
+    free(sock);
+    free(url);
+    return v;
+}
+
+static prism_value *read_arg(worker_rt *w, prism_reader *r, char *err, size_t n)
+{
+    uint8_t slot = pr_u8(r);
+    if (slot == SLOT_INLINE) {
+        uint32_t len = pr_u32(r);
+        const uint8_t *p = pr_bytes(r, len);
+        prism_reader vr = {p, len, 0, NULL, NULL, NULL};
+        prism_value *v = p ? pr_value(&vr, NULL, NULL) : NULL;
+        if (!v)
+            snprintf(err, n, "a malformed argument");
+        return v;
+    }
+    if (slot == SLOT_STORED)
+        return read_stored_arg(w, r, err, n);
+    snprintf(err, n, "an unknown argument kind %u", slot);
+    r->failed = 1;
+    return NULL;
+}
+
+/* ---------- results ---------- */
+
+static void write_error_slot(prism_writer *out, prism_status s, const char *task, const char *msg)
+{
+    pw_u8(out, SLOT_ERROR);
+    pw_u8(out, (uint8_t)s);
+    pw_str(out, task);
+    pw_str(out, msg);
+}
+
+/* Encodes one return: inline when small, else into the node's store. */
+static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *task, uint16_t i,
+                         const prism_value *v, const char *name)
+{
+    prism_buf b;
+    prism_buf_init(&b, WIRE_VALUE_MAX);
+    prism_writer vw = {&b, 0};
+    pw_value(&vw, v, NULL);
+    if (vw.failed) {
+        write_error_slot(out, PRISM_ERR_TASK, name, "the return value could not be encoded");
+    } else if (b.len <= PRISM_INLINE_MAX || !w->store) {
+        pw_u8(out, SLOT_INLINE);
+        pw_u32(out, (uint32_t)b.len);
+        pw_bytes(out, b.data, b.len);
+    } else {
+        prism_object_id oid;
+        prism_object_id_make(&oid, task, i);
+        prism_store_status ss = prism_store_put(w->store, &oid, b.data, b.len, NULL, 0, PRISM_STORE_PIN);
+        if (ss == PRISM_STORE_OK) {
+            pw_u8(out, SLOT_STORED);
+            pw_str(out, w->cfg->node_id);
+            pw_str(out, w->cfg->store_socket);
+            pw_str(out, w->cfg->store_address);
+            pw_u64(out, b.len);
+        } else {
+            char msg[256];
+            snprintf(msg, sizeof msg, "storing the result failed: %s", prism_store_status_text(ss));
+            write_error_slot(out, PRISM_ERR_NO_MEMORY, name, msg);
+        }
+    }
+    prism_buf_free(&b);
+}
+
+/* ---------- running a task ---------- */
+
+typedef struct push {
+    prism_task_id id;
+    char *package, *function;
+    uint16_t nreturns;
+    prism_value **args;
+    uint32_t nargs;
+} push;
+
+static void push_free(push *p)
+{
+    for (uint32_t i = 0; p->args && i < p->nargs; i++)
+        prism_value_free(p->args[i]);
+    free(p->args);
+    free(p->package);
+    free(p->function);
+}
+
+static int parse_push(worker_rt *w, const uint8_t *data, size_t len, push *p, char *err, size_t n)
+{
+    prism_reader r = {data, len, 0, NULL, NULL, NULL};
+    const uint8_t *id = pr_bytes(&r, PRISM_ID_BYTES);
+    if (id)
+        memcpy(p->id.b, id, PRISM_ID_BYTES);
+    p->package = pr_str(&r);
+    p->function = pr_str(&r);
+    p->nreturns = pr_u16(&r);
+    p->nargs = pr_u32(&r);
+    if (r.failed || p->nreturns == 0 || p->nargs > 65536) {
+        snprintf(err, n, "a malformed task");
+        p->nargs = 0;
+        return -1;
+    }
+    p->args = calloc(p->nargs ? p->nargs : 1, sizeof *p->args);
+    for (uint32_t i = 0; p->args && i < p->nargs; i++)
+        if (!(p->args[i] = read_arg(w, &r, err, n)))
+            return -1;
+    return p->args ? 0 : -1;
+}
+
+/* Runs one PUSH and writes its DONE frame into `out`. */
+static void run_task(worker_rt *w, const uint8_t *data, size_t len, prism_buf *out)
+{
+    push p = {0};
+    char err[1024] = "";
+    prism_task_ctx ctx = {.w = w};
+    int parsed = parse_push(w, data, len, &p, err, sizeof err);
+    snprintf(ctx.name, sizeof ctx.name, "%s/%s", p.package ? p.package : "?",
+             p.function ? p.function : "?");
+    prism_task_fn fn = parsed == 0 ? find_function(w, p.package, p.function, err, sizeof err) : NULL;
+    uint16_t nret = p.nreturns ? p.nreturns : 1;
+    prism_value **rets = calloc(nret, sizeof *rets);
+    prism_status s = PRISM_ERR_INVALID;
+    if (fn && rets)
+        s = fn(&ctx, (const prism_value *const *)p.args, p.nargs, rets, nret);
+    size_t start = out->len;
+    wire_begin(out, WIRE_DONE);
+    prism_writer wr = {out, 0};
+    pw_bytes(&wr, p.id.b, PRISM_ID_BYTES);
+    pw_u16(&wr, nret);
+    for (uint16_t i = 0; i < nret; i++) {
+        if (s == PRISM_OK) {
+            prism_value *null = rets[i] ? NULL : prism_value_null();
+            write_return(w, &wr, &p.id, i, rets[i] ? rets[i] : null, ctx.name);
+            prism_value_free(null);
+        } else if (!fn) {
+            write_error_slot(&wr, parsed == 0 ? PRISM_ERR_UNKNOWN_FUNCTION : PRISM_ERR_INVALID,
+                             ctx.name, err);
+        } else {
+            write_error_slot(&wr, PRISM_ERR_TASK, ctx.name,
+                             ctx.error ? ctx.error : prism_status_text(s));
+        }
+    }
+    wire_end(out, start);
+    for (uint16_t i = 0; rets && i < nret; i++)
+        prism_value_free(rets[i]);
+    free(rets);
+    free(ctx.error);
+    push_free(&p);
+}
+
+/* ---------- connections ---------- */
+
+static void return_lease(worker_rt *w, const char *lease_id)
+{
+    if (!lease_id || !*lease_id || !w->bus)
+        return;
+    char subject[160];
+    snprintf(subject, sizeof subject, "prism.node.%s.worker.return", w->cfg->node_id);
+    json_t *req = json_pack("{s:s,s:s}", "lease_id", lease_id, "worker_id", w->cfg->worker_id), *reply = NULL;
+    if (prism_bus_request_json(w->bus, subject, req, 2000, &reply) != PRISM_BUS_OK)
+        LOG_WARN("could not return lease %s to the node agent", lease_id);
+    json_decref(req);
+    json_decref(reply);
+}
+
+static void conn_drop(worker_rt *w, conn *c)
+{
+    for (conn **pp = &w->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    /* Its queued tasks go too: nobody is there to take the results. */
+    job **jp = &w->queue;
+    w->queue_tail = NULL;
+    while (*jp) {
+        if ((*jp)->from == c) {
+            job *j = *jp;
+            *jp = j->next;
+            free(j->frame);
+            free(j);
+        } else {
+            w->queue_tail = *jp;
+            jp = &(*jp)->next;
+        }
+    }
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    LOG_DEBUG("owner %s left (lease %s)", c->owner ? c->owner : "?", c->lease_id ? c->lease_id : "-");
+    return_lease(w, c->lease_id);
+    prism_buf_free(&c->in);
+    free(c->lease_id);
+    free(c->owner);
+    free(c);
+}
+
+static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_t n)
+{
+    if (type == WIRE_HELLO) {
+        prism_reader r = {p, n, 0, NULL, NULL, NULL};
+        free(c->lease_id);
+        free(c->owner);
+        c->lease_id = pr_str(&r);
+        c->owner = pr_str(&r);
+        return r.failed ? -1 : 0;
+    }
+    if (type != WIRE_PUSH)
+        return type == WIRE_CANCEL ? 0 : -1;
+    job *j = calloc(1, sizeof *j);
+    if (!j || !(j->frame = malloc(n ? n : 1))) {
+        free(j);
+        return -1;
+    }
+    memcpy(j->frame, p, n);
+    j->len = n;
+    j->from = c;
+    if (w->queue_tail)
+        w->queue_tail->next = j;
+    else
+        w->queue = j;
+    w->queue_tail = j;
+    return 0;
+}
+
+static int conn_read(worker_rt *w, conn *c)
+{
+    char chunk[65536];
+    ssize_t n = recv(c->fd, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        return -1;
+    if (n < 0)
+        return 0;
+    if (prism_buf_append(&c->in, chunk, (size_t)n) != 0)
+        return -1;
+    size_t off = 0;
+    for (;;) {
+        uint8_t type;
+        const uint8_t *payload;
+        size_t plen;
+        long used = wire_parse((uint8_t *)c->in.data + off, c->in.len - off, &type, &payload, &plen);
+        if (used < 0 || (used > 0 && on_frame(w, c, type, payload, plen) != 0))
+            return -1; /* garbage: this connection goes, the worker stays */
+        if (used == 0)
+            break;
+        off += (size_t)used;
+    }
+    memmove(c->in.data, c->in.data + off, c->in.len - off);
+    c->in.len -= off;
+    return 0;
+}
+
+static void accept_conn(worker_rt *w, int lfd)
+{
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    prism_buf_init(&c->in, WIRE_MAX_FRAME + 65536);
+    c->next = w->conns;
+    w->conns = c;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* ---------- the loop ---------- */
+
+static void run_next(worker_rt *w)
+{
+    job *j = w->queue;
+    w->queue = j->next;
+    if (!w->queue)
+        w->queue_tail = NULL;
+    prism_buf out;
+    prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
+    run_task(w, j->frame, j->len, &out);
+    conn *c = j->from;
+    if (out.len && wire_send_all(c->fd, out.data, out.len) != 0)
+        conn_drop(w, c);
+    prism_buf_free(&out);
+    free(j->frame);
+    free(j);
+}
+
+static void poll_once(worker_rt *w, int timeout_ms)
+{
+    struct epoll_event evs[32];
+    int n = epoll_wait(w->epfd, evs, 32, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        void *tag = evs[i].data.ptr;
+        if (tag == &w->sigfd) {
+            struct signalfd_siginfo si;
+            if (read(w->sigfd, &si, sizeof si) > 0 && si.ssi_signo != SIGHUP)
+                w->stop = true;
+        } else if (tag == &w->unix_fd) {
+            accept_conn(w, w->unix_fd);
+        } else if (tag == &w->tcp_fd) {
+            accept_conn(w, w->tcp_fd);
+        } else {
+            conn *c = tag;
+            bool known = false;
+            for (conn *k = w->conns; k && !known; k = k->next)
+                known = k == c;
+            if (known && conn_read(w, c) != 0)
+                conn_drop(w, c);
+        }
+    }
+}
+
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path)
+        return -1;
+    strcpy(sa.sun_path, path);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 128) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int listen_tcp(const char *host, char *addr, size_t n)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
+    if (getaddrinfo(host, "0", &hints, &res) != 0)
+        return -1;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    char port[16];
+    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof port, NI_NUMERICSERV);
+    snprintf(addr, n, "%s:%s", host, port);
+    return fd;
+}
+
+static void watch(worker_rt *w, int fd, void *tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int start(worker_rt *w, char *err, size_t n)
+{
+    const prism_worker_config *cfg = w->cfg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    char tcp[300] = "";
+    w->unix_fd = listen_unix(cfg->socket_path);
+    w->tcp_fd = listen_tcp(cfg->host ? cfg->host : "127.0.0.1", tcp, sizeof tcp);
+    if (w->epfd < 0 || w->sigfd < 0 || w->unix_fd < 0 || w->tcp_fd < 0) {
+        snprintf(err, n, "cannot listen on %s and %s: %s", cfg->socket_path,
+                 cfg->host ? cfg->host : "127.0.0.1", strerror(errno));
+        return -1;
+    }
+    watch(w, w->sigfd, &w->sigfd);
+    watch(w, w->unix_fd, &w->unix_fd);
+    watch(w, w->tcp_fd, &w->tcp_fd);
+    if (cfg->store_socket && *cfg->store_socket &&
+        prism_store_connect(&w->store, cfg->store_socket, err, n) != PRISM_STORE_OK)
+        return -1;
+    if (cfg->nats_url && *cfg->nats_url &&
+        prism_bus_connect(&w->bus, cfg->nats_url, cfg->token, "prism-worker", 0, err, n) != 0)
+        return -1;
+    if (cfg->ready_fd >= 0) {
+        json_t *ready = json_pack("{s:s,s:s}", "unix", cfg->socket_path, "tcp", tcp);
+        char *line = json_dumps(ready, JSON_COMPACT);
+        json_decref(ready);
+        if (line) {
+            wire_send_all(cfg->ready_fd, line, strlen(line)) == 0 ? (void)0 : (void)0;
+            if (write(cfg->ready_fd, "\n", 1) < 0) {
+            }
+        }
+        free(line);
+        close(cfg->ready_fd);
+    }
+    LOG_INFO("worker %s serving on unix:%s and tcp:%s", cfg->worker_id, cfg->socket_path, tcp);
+    return 0;
+}
+
+static void finish(worker_rt *w)
+{
+    while (w->conns)
+        conn_drop(w, w->conns);
+    for (package *p = w->packages, *next; p; p = next) {
+        next = p->next;
+        dlclose(p->handle);
+        free(p);
+    }
+    prism_disconnect(w->client);
+    prism_bus_destroy(w->bus);
+    prism_store_destroy(w->store);
+    if (w->unix_fd >= 0) {
+        close(w->unix_fd);
+        unlink(w->cfg->socket_path);
+    }
+    if (w->tcp_fd >= 0)
+        close(w->tcp_fd);
+    if (w->sigfd >= 0)
+        close(w->sigfd);
+    if (w->epfd >= 0)
+        close(w->epfd);
+}
+
+int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
+{
+    worker_rt w = {.cfg = cfg, .epfd = -1, .sigfd = -1, .unix_fd = -1, .tcp_fd = -1};
+    int rc = start(&w, err, errlen);
+    while (rc == 0 && !w.stop) {
+        poll_once(&w, w.queue ? 0 : 1000);
+        if (w.queue && !w.stop)
+            run_next(&w);
+    }
+    finish(&w);
+    return rc;
+}

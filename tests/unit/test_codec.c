@@ -1,0 +1,164 @@
+/* Value encoding: round trips, tensor alignment, and malformed input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "wire.h"
+
+static prism_buf encode(const prism_value *v)
+{
+    prism_buf b;
+    prism_buf_init(&b, 1u << 26);
+    prism_writer w = {&b, 0};
+    pw_value(&w, v, "owner:me");
+    assert_false(w.failed);
+    return b;
+}
+
+static prism_value *decode(const prism_buf *b)
+{
+    prism_reader r = {(const uint8_t *)b->data, b->len, 0, NULL, NULL, NULL};
+    prism_value *v = pr_value(&r, NULL, NULL);
+    if (v)
+        assert_int_equal(r.left, 0);
+    return v;
+}
+
+static void test_round_trips(void **state)
+{
+    int64_t shape[] = {3, 4};
+    double data[12];
+    for (int i = 0; i < 12; i++)
+        data[i] = i * 1.5;
+    prism_value *list = prism_value_list();
+    prism_value_list_append(list, prism_value_json("{\"a\": [1, 2, \"x\"]}"));
+    prism_value_list_append(list, prism_value_bytes("\0\1\2", 3));
+    prism_value_list_append(list, prism_value_tensor(PRISM_F64, 2, shape, data));
+    prism_value_list_append(list, prism_value_null());
+    prism_value_list_append(list, prism_value_error("pkg/fn", "it broke"));
+    prism_value *inner = prism_value_list();
+    prism_value_list_append(inner, prism_value_json("7"));
+    prism_value_list_append(list, inner);
+    prism_buf b = encode(list);
+    prism_value *back = decode(&b);
+    assert_non_null(back);
+    assert_int_equal(prism_value_list_size(back), 6);
+    assert_string_equal(prism_value_json_text(prism_value_list_get(back, 0)), "{\"a\": [1, 2, \"x\"]}");
+    size_t len;
+    const void *p = prism_value_data(prism_value_list_get(back, 1), &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(p, "\0\1\2", 3);
+    const prism_value *t = prism_value_list_get(back, 2);
+    assert_int_equal(prism_value_ndim(t), 2);
+    assert_int_equal(prism_value_shape(t)[1], 4);
+    assert_memory_equal(prism_value_data(t, &len), data, sizeof data);
+    assert_int_equal(prism_value_kind_of(prism_value_list_get(back, 3)), PRISM_VALUE_NULL);
+    assert_string_equal(prism_value_error_message(prism_value_list_get(back, 4)), "it broke");
+    assert_string_equal(
+        prism_value_json_text(prism_value_list_get(prism_value_list_get(back, 5), 0)), "7");
+    prism_value_free(back);
+    prism_value_free(list);
+    prism_buf_free(&b);
+}
+
+static void test_tensor_data_is_aligned(void **state)
+{
+    for (int ndim = 0; ndim <= 3; ndim++) {
+        int64_t shape[3] = {2, 2, 2};
+        prism_value *t = prism_value_tensor(PRISM_F32, ndim, shape, NULL);
+        prism_buf b = encode(t);
+        /* The data is the last len bytes of the encoding. */
+        size_t len;
+        prism_value_data(t, &len);
+        assert_int_equal((b.len - len) % 16, 0);
+        prism_value_free(t);
+        prism_buf_free(&b);
+    }
+}
+
+static void test_invalid_values_are_refused(void **state)
+{
+    assert_null(prism_value_json("{not json"));
+    int64_t bad[] = {-1};
+    assert_null(prism_value_tensor(PRISM_F32, 1, bad, NULL));
+    assert_null(prism_value_tensor((prism_dtype)99, 0, NULL, NULL));
+    int64_t huge[] = {INT64_MAX / 2, 4};
+    assert_null(prism_value_tensor(PRISM_F64, 2, huge, NULL));
+    prism_value *not_list = prism_value_null();
+    assert_int_equal(prism_value_list_append(not_list, NULL), PRISM_ERR_INVALID);
+    prism_value_free(not_list);
+}
+
+/* Every truncation of a valid encoding fails cleanly; so does random garbage. */
+static void test_malformed_input(void **state)
+{
+    int64_t shape[] = {2, 3};
+    prism_value *list = prism_value_list();
+    prism_value_list_append(list, prism_value_tensor(PRISM_I32, 2, shape, NULL));
+    prism_value_list_append(list, prism_value_json("[1,2,3]"));
+    prism_value_list_append(list, prism_value_error("t", "m"));
+    prism_buf b = encode(list);
+    for (size_t cut = 0; cut < b.len; cut++) {
+        prism_reader r = {(const uint8_t *)b.data, cut, 0, NULL, NULL, NULL};
+        assert_null(pr_value(&r, NULL, NULL));
+    }
+    srand(42);
+    uint8_t junk[256];
+    for (int round = 0; round < 20000; round++) {
+        size_t n = (size_t)(rand() % (int)sizeof junk);
+        for (size_t i = 0; i < n; i++)
+            junk[i] = (uint8_t)rand();
+        if (n && round % 2)
+            junk[0] = (uint8_t)(rand() % 8); /* a plausible kind, to go deeper */
+        prism_reader r = {junk, n, 0, NULL, NULL, NULL};
+        prism_value_free(pr_value(&r, NULL, NULL));
+    }
+    /* Lists nested past the depth limit are refused, not recursed into. */
+    uint8_t deep[400];
+    for (size_t i = 0; i + 5 <= sizeof deep; i += 5) {
+        deep[i] = PRISM_VALUE_LIST;
+        deep[i + 1] = 1;
+        deep[i + 2] = deep[i + 3] = deep[i + 4] = 0;
+    }
+    prism_reader r = {deep, sizeof deep, 0, NULL, NULL, NULL};
+    assert_null(pr_value(&r, NULL, NULL));
+    prism_value_free(list);
+    prism_buf_free(&b);
+}
+
+static void test_frames(void **state)
+{
+    prism_buf b;
+    prism_buf_init(&b, 1 << 20);
+    wire_begin(&b, WIRE_PUSH);
+    prism_buf_append(&b, "abc", 3);
+    wire_end(&b, 0);
+    uint8_t type;
+    const uint8_t *payload;
+    size_t plen;
+    assert_int_equal(wire_parse((uint8_t *)b.data, b.len - 1, &type, &payload, &plen), 0);
+    assert_int_equal(wire_parse((uint8_t *)b.data, b.len, &type, &payload, &plen), (long)b.len);
+    assert_int_equal(type, WIRE_PUSH);
+    assert_int_equal(plen, 3);
+    uint8_t bad[5] = {0, 0, 0, 0, 1}; /* zero length: malformed */
+    assert_int_equal(wire_parse(bad, 5, &type, &payload, &plen), -1);
+    uint8_t huge[5] = {0xff, 0xff, 0xff, 0x7f, 1};
+    assert_int_equal(wire_parse(huge, 5, &type, &payload, &plen), -1);
+    prism_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_tensor_data_is_aligned),
+        cmocka_unit_test(test_invalid_values_are_refused),
+        cmocka_unit_test(test_malformed_input),
+        cmocka_unit_test(test_frames),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
