@@ -1,0 +1,442 @@
+/* Client of prism-objectstore: see prism_store.h; wire format in prism_store_proto.h. */
+#include "prism_store.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "prism_store_proto.h"
+
+/* A reply never exceeds this; anything longer is a protocol error. */
+#define REPLY_MAX 256
+/* Extra time a waiting get gives the store to answer before declaring it hung. */
+#define REPLY_GRACE_MS 10000
+
+struct prism_store {
+    pthread_mutex_t mu;
+    int fd;
+    uint8_t *arena;
+    uint64_t arena_size;
+    bool broken;
+    char err[256];
+};
+
+static const char *const status_texts[] = {
+    [PRISM_STORE_OK] = "ok",
+    [PRISM_STORE_ERROR] = "object store error",
+    [PRISM_STORE_NOT_FOUND] = "object not found",
+    [PRISM_STORE_EXISTS] = "object already exists",
+    [PRISM_STORE_TIMEOUT] = "timed out waiting for the object",
+    [PRISM_STORE_OUT_OF_MEMORY] = "object store is out of memory",
+    [PRISM_STORE_TOO_LARGE] = "object is larger than the object store's arena",
+    [PRISM_STORE_NOT_SEALED] = "object is not sealed",
+    [PRISM_STORE_SEALED] = "object is already sealed",
+    [PRISM_STORE_NOT_OWNER] = "object was created by another client",
+    [PRISM_STORE_NOT_HELD] = "no reference to release",
+    [PRISM_STORE_INVALID] = "invalid argument",
+    [PRISM_STORE_IO_ERROR] = "object store disk I/O failed",
+    [PRISM_STORE_DISCONNECTED] = "disconnected from the object store",
+    [PRISM_STORE_PROTOCOL] = "object store protocol error",
+};
+
+const char *prism_store_status_text(prism_store_status s)
+{
+    if ((unsigned)s >= sizeof status_texts / sizeof status_texts[0] || !status_texts[s])
+        return "unknown object store status";
+    return status_texts[s];
+}
+
+__attribute__((format(printf, 3, 4))) static prism_store_status fail(prism_store *st,
+                                                                     prism_store_status s,
+                                                                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->err, sizeof st->err, fmt, ap);
+    va_end(ap);
+    if (s == PRISM_STORE_DISCONNECTED || s == PRISM_STORE_PROTOCOL)
+        st->broken = true;
+    return s;
+}
+
+static prism_store_status set_status(prism_store *st, prism_store_status s)
+{
+    if (s == PRISM_STORE_OK)
+        st->err[0] = '\0';
+    else
+        snprintf(st->err, sizeof st->err, "%s", prism_store_status_text(s));
+    return s;
+}
+
+static prism_store_status send_all(prism_store *st, const struct iovec *iov_in, int n)
+{
+    struct iovec iov[4];
+    memcpy(iov, iov_in, (size_t)n * sizeof iov[0]);
+    struct iovec *v = iov;
+    while (n > 0) {
+        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(st->fd, &m, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail(st, PRISM_STORE_DISCONNECTED, "object store: send: %s", strerror(errno));
+        }
+        size_t left = (size_t)w;
+        while (n > 0 && left >= v->iov_len) {
+            left -= v->iov_len;
+            v++;
+            n--;
+        }
+        if (n > 0) {
+            v->iov_base = (char *)v->iov_base + left;
+            v->iov_len -= left;
+        }
+    }
+    return PRISM_STORE_OK;
+}
+
+/* Reads exactly `len` bytes, waiting at most `timeout_ms` (-1: forever) in total. */
+static prism_store_status recv_all(prism_store *st, void *buf, size_t len, int timeout_ms)
+{
+    size_t got = 0;
+    while (got < len) {
+        if (timeout_ms >= 0) {
+            struct pollfd p = {.fd = st->fd, .events = POLLIN};
+            int r = poll(&p, 1, timeout_ms);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r == 0)
+                return fail(st, PRISM_STORE_DISCONNECTED, "object store did not answer in time");
+        }
+        ssize_t n = recv(st->fd, (char *)buf + got, len - got, 0);
+        if (n == 0)
+            return fail(st, PRISM_STORE_DISCONNECTED, "object store closed the connection");
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail(st, PRISM_STORE_DISCONNECTED, "object store: recv: %s", strerror(errno));
+        }
+        got += (size_t)n;
+    }
+    return PRISM_STORE_OK;
+}
+
+/* Sends one request (header + up to three body parts) and, unless NOREPLY,
+ * reads its reply into `rep` (exactly `rep_len` bytes expected). */
+static prism_store_status call(prism_store *st, uint16_t type, uint16_t flags, const void *a,
+                               size_t alen, const void *b, size_t blen, const void *c, size_t clen,
+                               void *rep, size_t rep_len, int wait_ms)
+{
+    if (st->broken)
+        return fail(st, PRISM_STORE_DISCONNECTED, "object store connection is broken");
+    psp_hdr h = {.len = (uint32_t)(alen + blen + clen), .type = type, .flags = flags};
+    struct iovec iov[4] = {{&h, sizeof h}, {(void *)a, alen}, {(void *)b, blen}, {(void *)c, clen}};
+    prism_store_status s = send_all(st, iov, 4);
+    if (s != PRISM_STORE_OK || (flags & PSP_FLAG_NOREPLY))
+        return s;
+    int limit = wait_ms < 0 ? -1 : wait_ms + REPLY_GRACE_MS;
+    psp_hdr rh;
+    if ((s = recv_all(st, &rh, sizeof rh, limit)) != PRISM_STORE_OK)
+        return s;
+    if (rh.type != (type | PSP_REPLY) || rh.len != rep_len || rep_len > REPLY_MAX)
+        return fail(st, PRISM_STORE_PROTOCOL, "object store: unexpected reply type %u length %u",
+                    rh.type, rh.len);
+    if ((s = recv_all(st, rep, rep_len, REPLY_GRACE_MS)) != PRISM_STORE_OK)
+        return s;
+    int32_t status;
+    memcpy(&status, rep, sizeof status);
+    if (status < 0 || status > PRISM_STORE_PROTOCOL)
+        return fail(st, PRISM_STORE_PROTOCOL, "object store: bad status %d", status);
+    return set_status(st, (prism_store_status)status);
+}
+
+static int recv_fd(int sock, void *buf, size_t len, int *fd_out)
+{
+    char ctrl[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {buf, len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
+                       .msg_controllen = sizeof ctrl};
+    ssize_t n;
+    do
+        n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)len)
+        return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+            return 0;
+        }
+    return -1;
+}
+
+static prism_store_status handshake(prism_store *st)
+{
+    psp_hello_req req = {.version = PSP_VERSION, .pid = (uint32_t)getpid()};
+    psp_hdr h = {.len = sizeof req, .type = PSP_HELLO};
+    struct iovec iov[4] = {{&h, sizeof h}, {&req, sizeof req}};
+    prism_store_status s = send_all(st, iov, 2);
+    if (s != PRISM_STORE_OK)
+        return s;
+    struct {
+        psp_hdr h;
+        psp_hello_rep r;
+    } rep;
+    int afd = -1;
+    struct pollfd p = {.fd = st->fd, .events = POLLIN};
+    if (poll(&p, 1, REPLY_GRACE_MS) != 1 || recv_fd(st->fd, &rep, sizeof rep, &afd) != 0)
+        return fail(st, PRISM_STORE_PROTOCOL, "object store: bad handshake reply");
+    if (rep.h.type != (PSP_HELLO | PSP_REPLY) || rep.h.len != sizeof rep.r ||
+        rep.r.status != PRISM_STORE_OK || rep.r.version != PSP_VERSION) {
+        close(afd);
+        return fail(st, PRISM_STORE_PROTOCOL, "object store: handshake refused (version %u)",
+                    rep.r.version);
+    }
+    int mflags = MAP_SHARED | ((rep.r.flags & PSP_ARENA_PREFAULTED) ? MAP_POPULATE : 0);
+    void *m = mmap(NULL, rep.r.arena_size, PROT_READ | PROT_WRITE, mflags, afd, 0);
+    close(afd);
+    if (m == MAP_FAILED)
+        return fail(st, PRISM_STORE_ERROR, "object store: mmap of %llu bytes: %s",
+                    (unsigned long long)rep.r.arena_size, strerror(errno));
+    st->arena = m;
+    st->arena_size = rep.r.arena_size;
+    return PRISM_STORE_OK;
+}
+
+prism_store_status prism_store_connect(prism_store **out, const char *socket_path, char *err,
+                                       size_t errlen)
+{
+    *out = NULL;
+    prism_store *st = calloc(1, sizeof *st);
+    if (!st) {
+        if (err)
+            snprintf(err, errlen, "out of memory");
+        return PRISM_STORE_ERROR;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    prism_store_status s = PRISM_STORE_OK;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (!socket_path || strlen(socket_path) >= sizeof sa.sun_path) {
+        s = fail(st, PRISM_STORE_INVALID, "object store socket path is missing or too long");
+        goto out;
+    }
+    strcpy(sa.sun_path, socket_path);
+    st->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (st->fd < 0 || connect(st->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        s = fail(st, PRISM_STORE_DISCONNECTED, "cannot connect to object store at %s: %s",
+                 socket_path, strerror(errno));
+        goto out;
+    }
+    s = handshake(st);
+out:
+    if (s != PRISM_STORE_OK) {
+        if (err)
+            snprintf(err, errlen, "%s", st->err);
+        if (st->fd >= 0)
+            close(st->fd);
+        pthread_mutex_destroy(&st->mu);
+        free(st);
+        return s;
+    }
+    *out = st;
+    return PRISM_STORE_OK;
+}
+
+void prism_store_destroy(prism_store *st)
+{
+    if (!st)
+        return;
+    close(st->fd);
+    if (st->arena)
+        munmap(st->arena, st->arena_size);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+uint64_t prism_store_capacity(const prism_store *st) { return st->arena_size; }
+
+const char *prism_store_last_error(const prism_store *st) { return st->err; }
+
+/* The data of an arena range from a reply, checked against the mapping. */
+static uint8_t *arena_ptr(prism_store *st, uint64_t off, uint64_t len)
+{
+    if (off > st->arena_size || len > st->arena_size - off)
+        return NULL;
+    return st->arena + off;
+}
+
+prism_store_status prism_store_create(prism_store *st, const prism_object_id *id, uint64_t size,
+                                      const void *metadata, uint32_t metadata_size,
+                                      unsigned flags, uint8_t **data)
+{
+    if (!id || !data || metadata_size > PRISM_STORE_MAX_METADATA ||
+        (metadata_size && !metadata))
+        return fail(st, PRISM_STORE_INVALID, "create: bad arguments");
+    psp_create_req req = {.metadata_size = metadata_size, .data_size = size};
+    memcpy(req.id, id->b, sizeof req.id);
+    psp_create_rep rep;
+    pthread_mutex_lock(&st->mu);
+    prism_store_status s = call(st, PSP_CREATE, (flags & PRISM_STORE_PIN) ? PSP_FLAG_PIN : 0, &req,
+                                sizeof req, metadata, metadata_size, NULL, 0, &rep, sizeof rep, 0);
+    if (s == PRISM_STORE_OK) {
+        *data = arena_ptr(st, rep.offset, size + metadata_size);
+        if (!*data)
+            s = fail(st, PRISM_STORE_PROTOCOL, "create: offset outside the arena");
+    } else if (s == PRISM_STORE_TOO_LARGE) {
+        s = fail(st, s, "object of %llu bytes is larger than the object store's arena (%llu bytes)",
+                 (unsigned long long)size, (unsigned long long)st->arena_size);
+    } else if (s == PRISM_STORE_OUT_OF_MEMORY) {
+        s = fail(st, s,
+                 "object store is out of memory: no room for %llu bytes even after evicting "
+                 "and spilling (the rest is in use by readers or unsealed objects)",
+                 (unsigned long long)size);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+static prism_store_status id_call(prism_store *st, uint16_t type, const prism_object_id *id)
+{
+    if (!id)
+        return fail(st, PRISM_STORE_INVALID, "missing object ID");
+    psp_id_req req;
+    memcpy(req.id, id->b, sizeof req.id);
+    psp_status_rep rep;
+    pthread_mutex_lock(&st->mu);
+    prism_store_status s =
+        call(st, type, 0, &req, sizeof req, NULL, 0, NULL, 0, &rep, sizeof rep, 0);
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+prism_store_status prism_store_seal(prism_store *st, const prism_object_id *id)
+{
+    return id_call(st, PSP_SEAL, id);
+}
+
+prism_store_status prism_store_abort(prism_store *st, const prism_object_id *id)
+{
+    return id_call(st, PSP_ABORT, id);
+}
+
+prism_store_status prism_store_delete(prism_store *st, const prism_object_id *id)
+{
+    return id_call(st, PSP_DELETE, id);
+}
+
+prism_store_status prism_store_pin(prism_store *st, const prism_object_id *id)
+{
+    return id_call(st, PSP_PIN, id);
+}
+
+prism_store_status prism_store_unpin(prism_store *st, const prism_object_id *id)
+{
+    return id_call(st, PSP_UNPIN, id);
+}
+
+prism_store_status prism_store_put(prism_store *st, const prism_object_id *id, const void *data,
+                                   uint64_t size, const void *metadata, uint32_t metadata_size,
+                                   unsigned flags)
+{
+    if (!id || (size && !data) || metadata_size > PRISM_STORE_MAX_METADATA ||
+        (metadata_size && !metadata))
+        return fail(st, PRISM_STORE_INVALID, "put: bad arguments");
+    if (size > PSP_INLINE_MAX) {
+        uint8_t *p;
+        prism_store_status s = prism_store_create(st, id, size, metadata, metadata_size, flags, &p);
+        if (s != PRISM_STORE_OK)
+            return s;
+        memcpy(p, data, size);
+        return prism_store_seal(st, id);
+    }
+    psp_create_req req = {.metadata_size = metadata_size, .data_size = size};
+    memcpy(req.id, id->b, sizeof req.id);
+    psp_status_rep rep;
+    pthread_mutex_lock(&st->mu);
+    prism_store_status s = call(st, PSP_PUT, (flags & PRISM_STORE_PIN) ? PSP_FLAG_PIN : 0, &req,
+                                sizeof req, metadata, metadata_size, data, (size_t)size, &rep,
+                                sizeof rep, 0);
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+prism_store_status prism_store_get(prism_store *st, const prism_object_id *id, int timeout_ms,
+                                   prism_store_buffer *out)
+{
+    if (!id || !out)
+        return fail(st, PRISM_STORE_INVALID, "get: bad arguments");
+    psp_get_req req = {.timeout_ms = timeout_ms < 0 ? -1 : timeout_ms};
+    memcpy(req.id, id->b, sizeof req.id);
+    psp_get_rep rep;
+    pthread_mutex_lock(&st->mu);
+    prism_store_status s =
+        call(st, PSP_GET, 0, &req, sizeof req, NULL, 0, NULL, 0, &rep, sizeof rep, req.timeout_ms);
+    if (s == PRISM_STORE_OK) {
+        uint8_t *p = arena_ptr(st, rep.offset, rep.data_size + rep.metadata_size);
+        if (!p || rep.metadata_size > PRISM_STORE_MAX_METADATA) {
+            s = fail(st, PRISM_STORE_PROTOCOL, "get: object outside the arena");
+        } else {
+            out->data = p;
+            out->size = rep.data_size;
+            out->metadata = p + rep.data_size;
+            out->metadata_size = rep.metadata_size;
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+prism_store_status prism_store_release(prism_store *st, const prism_object_id *id)
+{
+    if (!id)
+        return fail(st, PRISM_STORE_INVALID, "missing object ID");
+    psp_id_req req;
+    memcpy(req.id, id->b, sizeof req.id);
+    pthread_mutex_lock(&st->mu);
+    prism_store_status s = call(st, PSP_RELEASE, PSP_FLAG_NOREPLY, &req, sizeof req, NULL, 0, NULL,
+                                0, NULL, 0, 0);
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+prism_store_status prism_store_contains(prism_store *st, const prism_object_id *id,
+                                        prism_store_presence *out)
+{
+    if (!id || !out)
+        return fail(st, PRISM_STORE_INVALID, "contains: bad arguments");
+    psp_id_req req;
+    memcpy(req.id, id->b, sizeof req.id);
+    psp_contains_rep rep;
+    pthread_mutex_lock(&st->mu);
+    prism_store_status s =
+        call(st, PSP_CONTAINS, 0, &req, sizeof req, NULL, 0, NULL, 0, &rep, sizeof rep, 0);
+    if (s == PRISM_STORE_OK)
+        *out = rep.presence <= PRISM_STORE_PRESENT_SPILLED ? (prism_store_presence)rep.presence
+                                                          : PRISM_STORE_ABSENT;
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+prism_store_status prism_store_stats_get(prism_store *st, prism_store_stats *out)
+{
+    if (!out)
+        return fail(st, PRISM_STORE_INVALID, "stats: bad arguments");
+    psp_stats_rep rep;
+    _Static_assert(sizeof rep.v == sizeof *out, "stats fields");
+    pthread_mutex_lock(&st->mu);
+    prism_store_status s =
+        call(st, PSP_STATS, 0, NULL, 0, NULL, 0, NULL, 0, &rep, sizeof rep, 0);
+    if (s == PRISM_STORE_OK)
+        memcpy(out, rep.v, sizeof *out);
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
