@@ -158,8 +158,13 @@ static prism_status builtin_echo(prism_task_ctx *ctx, const prism_value *const *
 static prism_status builtin_fail(prism_task_ctx *ctx, const prism_value *const *args,
                                  size_t nargs, prism_value **returns, size_t nreturns)
 {
-    const char *msg = nargs >= 1 && args[0]->kind == PRISM_VALUE_JSON ? args[0]->text : "failed";
-    return prism_task_fail(ctx, "%s", msg);
+    json_t *j = nargs >= 1 && args[0]->kind == PRISM_VALUE_JSON
+                    ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL) : NULL;
+    prism_status s = prism_task_fail(ctx, "%s", json_is_string(j) ? json_string_value(j)
+                                                : nargs >= 1 && args[0]->text ? args[0]->text
+                                                                              : "failed");
+    json_decref(j);
+    return s;
 }
 
 /* nested(depth): submits nested(depth - 1) and returns its result + 1; nested(0) is 0. */

@@ -185,6 +185,15 @@ prism_ref *prism_ref_dup(const prism_ref *ref)
     return ref ? prism__ref_new(ref->client, &ref->id, ref->owner) : NULL;
 }
 
+static void ref_drop_locked(prism_client *c, prism_ref *ref)
+{
+    obj_entry *e = prism__obj_find(c, &ref->id);
+    if (e && --e->refs <= 0)
+        obj_free(c, e);
+    free(ref->owner);
+    free(ref);
+}
+
 void prism_ref_release(prism_ref *ref)
 {
     if (!ref)
@@ -192,13 +201,27 @@ void prism_ref_release(prism_ref *ref)
     prism_client *c = ref->client;
     if (c && !ref->owner) {
         pthread_mutex_lock(&c->lock);
-        obj_entry *e = prism__obj_find(c, &ref->id);
-        if (e && --e->refs <= 0)
-            obj_free(c, e);
+        ref_drop_locked(c, ref);
         pthread_mutex_unlock(&c->lock);
+        return;
     }
     free(ref->owner);
     free(ref);
+}
+
+void prism__value_free_locked(prism_client *c, prism_value *v)
+{
+    if (!v)
+        return;
+    if (v->ref && v->ref->client == c && !v->ref->owner) {
+        ref_drop_locked(c, v->ref);
+        v->ref = NULL;
+    }
+    for (size_t i = 0; i < v->nitems; i++) {
+        prism__value_free_locked(c, v->items[i]);
+        v->items[i] = NULL;
+    }
+    prism_value_free(v);
 }
 
 const char *prism_ref_id(const prism_ref *ref) { return ref ? ref->hex : ""; }
@@ -273,12 +296,30 @@ void prism_disconnect(prism_client *c)
         return;
     prism__pools_stop(c);
     prism_bus_destroy(c->bus);
+    /* Tasks still waiting for arguments: collected first, since freeing them
+     * drops references and so changes the table. */
+    task_spec *waiting = NULL;
+    for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
+        for (obj_entry *e = c->buckets[i]; e; e = e->next) {
+            for (size_t k = 0; k < e->nwaiters; k++) {
+                task_spec *t = e->waiters[k];
+                if (--t->deps_pending == 0) {
+                    t->next = waiting;
+                    waiting = t;
+                }
+            }
+            e->nwaiters = 0;
+        }
+    }
+    pthread_mutex_lock(&c->lock);
+    for (task_spec *t = waiting, *next; t; t = next) {
+        next = t->next;
+        prism__task_free(c, t);
+    }
+    pthread_mutex_unlock(&c->lock);
     for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
         for (obj_entry *e = c->buckets[i], *next; e; e = next) {
             next = e->next;
-            for (size_t k = 0; k < e->nwaiters; k++) /* tasks still waiting for arguments */
-                if (--e->waiters[k]->deps_pending == 0)
-                    prism__task_free(e->waiters[k]);
             if (e->store_socket && *e->store_socket && c->store)
                 prism_store_delete(c->store, &e->id);
             clear_value(e);
@@ -305,7 +346,11 @@ prism_status prism_connect(prism_client **out, const prism_connect_options *opts
     if (!c)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->changed, NULL);
+    pthread_condattr_t ca; /* get/wait deadlines are on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->changed, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&c->leaser_wake, NULL);
     c->epfd = c->wakefd = -1;
     c->nbuckets = 1024;

@@ -128,7 +128,8 @@ void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep);
 void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t len);
 /* The worker running `t` died: retry or fail. */
 void prism__task_worker_died(prism_client *c, task_spec *t, const char *why);
-void prism__task_free(task_spec *t);
+/* Frees a task; `c`'s lock is held (or `c` is NULL when the task never entered the table). */
+void prism__task_free(prism_client *c, task_spec *t);
 /* Fails every return of `t` with `s` and frees it. */
 void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message);
 

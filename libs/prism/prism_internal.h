@@ -44,6 +44,10 @@ struct prism_ref {
  * Counts one reference in `client`'s table when `client` is not NULL. */
 prism_ref *prism__ref_new(prism_client *client, const prism_object_id *id, const char *owner);
 
+/* prism_value_free for code that holds `c`'s lock: references it tracks are
+ * dropped without taking the lock again. */
+void prism__value_free_locked(prism_client *c, prism_value *v);
+
 /* A value that borrows `data` (zero-copy); `release(ud)` runs when it is freed. */
 prism_value *prism__value_borrowed(prism_value_kind kind, const uint8_t *data, size_t len,
                                    void (*release)(void *), void *ud);

@@ -8,12 +8,12 @@
 #include "prism_time.h"
 #include "wire.h"
 
-void prism__task_free(task_spec *t)
+void prism__task_free(prism_client *c, task_spec *t)
 {
     if (!t)
         return;
     for (size_t i = 0; i < t->nargs; i++)
-        prism_value_free(t->args[i]);
+        prism__value_free_locked(c, t->args[i]);
     free(t->args);
     free(t->package);
     free(t->function);
@@ -43,7 +43,21 @@ static void fail_returns(prism_client *c, task_spec *t, prism_status s, const ch
 void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message)
 {
     fail_returns(c, t, s, message);
-    prism__task_free(t);
+    prism__task_free(c, t);
+}
+
+static void fail_from_argument(prism_client *c, task_spec *t, const obj_entry *dep)
+{
+    if (t->dep_failed)
+        return;
+    prism_reader r = {dep->inline_buf, dep->inline_len, 0, NULL, NULL, NULL};
+    prism_value *err = pr_value(&r, NULL, NULL);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "an argument failed: %s: %s",
+             err ? prism_value_error_task(err) : "?", err ? prism_value_error_message(err) : "?");
+    prism_value_free(err);
+    t->dep_failed = true;
+    fail_returns(c, t, dep->error ? dep->error : PRISM_ERR_TASK, msg);
 }
 
 /* Registers `t` as waiting for the owned, pending references among its arguments. */
@@ -52,6 +66,8 @@ static void add_dependencies(prism_client *c, task_spec *t)
     for (size_t i = 0; i < t->nargs; i++) {
         const prism_ref *r = prism_value_get_ref(t->args[i]);
         obj_entry *e = r && !r->owner ? prism__obj_find(c, &r->id) : NULL;
+        if (e && e->state == OBJ_FAILED)
+            fail_from_argument(c, t, e);
         if (!e || e->state != OBJ_PENDING)
             continue;
         if (e->nwaiters == e->capwaiters) {
@@ -70,22 +86,15 @@ static void add_dependencies(prism_client *c, task_spec *t)
 /* `t` sits in the waiter list of each pending argument, counted by
  * deps_pending: it is queued (or, when an argument failed, freed) only when
  * the last of those lists lets go of it. */
+/* An argument of `t` failed: so do its returns, with the argument's error. */
 void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep)
 {
-    if (dep->state == OBJ_FAILED && !t->dep_failed) {
-        prism_reader r = {dep->inline_buf, dep->inline_len, 0, NULL, NULL, NULL};
-        prism_value *err = pr_value(&r, NULL, NULL);
-        char msg[1024];
-        snprintf(msg, sizeof msg, "an argument failed: %s: %s",
-                 err ? prism_value_error_task(err) : "?", err ? prism_value_error_message(err) : "?");
-        prism_value_free(err);
-        t->dep_failed = true;
-        fail_returns(c, t, dep->error ? dep->error : PRISM_ERR_TASK, msg);
-    }
+    if (dep->state == OBJ_FAILED)
+        fail_from_argument(c, t, dep);
     if (--t->deps_pending > 0)
         return;
     if (t->dep_failed)
-        prism__task_free(t);
+        prism__task_free(c, t);
     else
         prism__pool_enqueue(c, t, false);
 }
@@ -127,7 +136,10 @@ static task_spec *make_task(const char *package, const char *function, prism_val
     for (size_t i = 0; ok && i < nargs; i++)
         ok = (t->args[i] = prism_value_copy(args[i])) != NULL;
     if (!ok) {
-        prism__task_free(t);
+        for (size_t i = 0; i < nargs; i++)
+            prism_value_free(t->args[i]);
+        t->nargs = 0;
+        prism__task_free(NULL, t);
         return NULL;
     }
     return t;
@@ -155,7 +167,7 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
     }
     pthread_mutex_unlock(&c->lock);
     if (!t->pool || s != PRISM_OK) {
-        prism__task_free(t);
+        prism__task_free(NULL, t); /* its references are not in the table: free them unlocked */
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     }
     for (int i = 0; i < t->num_returns; i++) {
@@ -166,7 +178,9 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
     pthread_mutex_lock(&c->lock);
     c->tasks_submitted++;
     add_dependencies(c, t);
-    if (t->deps_pending == 0)
+    if (t->deps_pending == 0 && t->dep_failed)
+        prism__task_free(c, t);
+    else if (t->deps_pending == 0)
         prism__pool_enqueue(c, t, false);
     pthread_mutex_unlock(&c->lock);
     return PRISM_OK;
@@ -228,7 +242,7 @@ void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t le
         return;
     }
     c->tasks_finished++;
-    prism__task_free(t);
+    prism__task_free(c, t);
 }
 
 void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)
@@ -245,7 +259,44 @@ void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)
     prism__task_fail(c, t, PRISM_ERR_WORKER_DIED, msg);
 }
 
+/* Takes the task with `id` out of its pool's queue. Lock held. */
+static task_spec *unqueue(prism_client *c, const prism_task_id *id)
+{
+    for (pool *p = c->pools; p; p = p->next) {
+        task_spec *prev = NULL;
+        for (task_spec *t = p->queue; t; prev = t, t = t->next) {
+            if (memcmp(t->id.b, id->b, sizeof id->b) != 0)
+                continue;
+            if (prev)
+                prev->next = t->next;
+            else
+                p->queue = t->next;
+            if (p->queue_tail == t)
+                p->queue_tail = prev;
+            p->queued--;
+            t->next = NULL;
+            return t;
+        }
+    }
+    return NULL;
+}
+
 prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
 {
-    return prism__fail(PRISM_ERR_INVALID, "cancel is not supported yet");
+    if (!c || !ref || ref->owner)
+        return prism__fail(PRISM_ERR_INVALID, "cancel needs a reference this process owns");
+    prism_task_id id;
+    prism_object_id_task(&ref->id, &id);
+    pthread_mutex_lock(&c->lock);
+    task_spec *t = unqueue(c, &id);
+    if (t)
+        prism__task_fail(c, t, PRISM_ERR_CANCELLED, "cancelled before it ran");
+    obj_entry *e = prism__obj_find(c, &ref->id);
+    bool settled = !e || e->state != OBJ_PENDING;
+    pthread_mutex_unlock(&c->lock);
+    if (t || settled)
+        return PRISM_OK;
+    return prism__fail(PRISM_ERR_INVALID, force ? "the task is running or waiting for its "
+                                                  "arguments; force-cancelling it is not supported yet"
+                                                : "the task is running or waiting for its arguments");
 }

@@ -191,7 +191,7 @@ void prism_value_free(prism_value *v)
     else
         free(v->data);
     for (size_t i = 0; i < v->nitems; i++)
-        prism_value_free(v->items[i]);
+        prism_value_free(v->items[i]); /* NULL items are skipped */
     free(v->items);
     prism_ref_release(v->ref);
     free(v);

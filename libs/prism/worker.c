@@ -581,6 +581,21 @@ static int listen_tcp(const char *host, char *addr, size_t n)
     return fd;
 }
 
+/* write(2) until done: the ready fd is a pipe, not a socket. */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 static void watch(worker_rt *w, int fd, void *tag)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
@@ -618,11 +633,8 @@ static int start(worker_rt *w, char *err, size_t n)
         json_t *ready = json_pack("{s:s,s:s}", "unix", cfg->socket_path, "tcp", tcp);
         char *line = json_dumps(ready, JSON_COMPACT);
         json_decref(ready);
-        if (line) {
-            wire_send_all(cfg->ready_fd, line, strlen(line)) == 0 ? (void)0 : (void)0;
-            if (write(cfg->ready_fd, "\n", 1) < 0) {
-            }
-        }
+        if (line && write_all(cfg->ready_fd, line, strlen(line)) == 0)
+            write_all(cfg->ready_fd, "\n", 1);
         free(line);
         close(cfg->ready_fd);
     }

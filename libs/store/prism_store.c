@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ struct prism_store {
     uint8_t *arena;
     uint64_t arena_size;
     bool broken;
+    int rcv_timeout_ms; /* SO_RCVTIMEO now set; -1: none */
     char err[256];
 };
 
@@ -104,27 +106,36 @@ static prism_store_status send_all(prism_store *st, const struct iovec *iov_in, 
     return PRISM_STORE_OK;
 }
 
-/* Reads exactly `len` bytes, waiting at most `timeout_ms` (-1: forever) in total. */
+/* Bounds every recv by `timeout_ms` (-1: none); the socket option is only
+ * changed when the bound changes, so the common call costs no extra syscall. */
+static void set_timeout(prism_store *st, int timeout_ms)
+{
+    if (timeout_ms == st->rcv_timeout_ms)
+        return;
+    struct timeval tv = {0};
+    if (timeout_ms > 0) {
+        tv.tv_sec = timeout_ms / 1000;
+        tv.tv_usec = (timeout_ms % 1000) * 1000;
+    }
+    if (setsockopt(st->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0)
+        st->rcv_timeout_ms = timeout_ms;
+}
+
+/* Reads exactly `len` bytes, each recv waiting at most `timeout_ms` (-1: forever). */
 static prism_store_status recv_all(prism_store *st, void *buf, size_t len, int timeout_ms)
 {
+    set_timeout(st, timeout_ms);
     size_t got = 0;
     while (got < len) {
-        if (timeout_ms >= 0) {
-            struct pollfd p = {.fd = st->fd, .events = POLLIN};
-            int r = poll(&p, 1, timeout_ms);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r == 0)
-                return fail(st, PRISM_STORE_DISCONNECTED, "object store did not answer in time");
-        }
         ssize_t n = recv(st->fd, (char *)buf + got, len - got, 0);
         if (n == 0)
             return fail(st, PRISM_STORE_DISCONNECTED, "object store closed the connection");
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return fail(st, PRISM_STORE_DISCONNECTED, "object store did not answer in time");
+        if (n < 0)
             return fail(st, PRISM_STORE_DISCONNECTED, "object store: recv: %s", strerror(errno));
-        }
         got += (size_t)n;
     }
     return PRISM_STORE_OK;
@@ -144,14 +155,18 @@ static prism_store_status call(prism_store *st, uint16_t type, uint16_t flags, c
     if (s != PRISM_STORE_OK || (flags & PSP_FLAG_NOREPLY))
         return s;
     int limit = wait_ms < 0 ? -1 : wait_ms + REPLY_GRACE_MS;
-    psp_hdr rh;
-    if ((s = recv_all(st, &rh, sizeof rh, limit)) != PRISM_STORE_OK)
+    /* header and body in one recv: replies are small and of known length */
+    uint8_t buf[sizeof(psp_hdr) + REPLY_MAX];
+    if (rep_len > REPLY_MAX)
+        return fail(st, PRISM_STORE_INVALID, "reply buffer too large");
+    if ((s = recv_all(st, buf, sizeof(psp_hdr) + rep_len, limit)) != PRISM_STORE_OK)
         return s;
-    if (rh.type != (type | PSP_REPLY) || rh.len != rep_len || rep_len > REPLY_MAX)
+    psp_hdr rh;
+    memcpy(&rh, buf, sizeof rh);
+    if (rh.type != (type | PSP_REPLY) || rh.len != rep_len)
         return fail(st, PRISM_STORE_PROTOCOL, "object store: unexpected reply type %u length %u",
                     rh.type, rh.len);
-    if ((s = recv_all(st, rep, rep_len, REPLY_GRACE_MS)) != PRISM_STORE_OK)
-        return s;
+    memcpy(rep, buf + sizeof rh, rep_len);
     int32_t status;
     memcpy(&status, rep, sizeof status);
     if (status < 0 || status > PRISM_STORE_PROTOCOL)
@@ -223,6 +238,8 @@ prism_store_status prism_store_connect(prism_store **out, const char *socket_pat
         return PRISM_STORE_ERROR;
     }
     pthread_mutex_init(&st->mu, NULL);
+    st->rcv_timeout_ms = -1;
+    st->fd = -1;
     prism_store_status s = PRISM_STORE_OK;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (!socket_path || strlen(socket_path) >= sizeof sa.sun_path) {

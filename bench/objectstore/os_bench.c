@@ -1,0 +1,221 @@
+/* Object store microbenchmark, named after Ray's (single_client_put_calls,
+ * single_client_get_calls, single_client_put_gigabytes), against a running
+ * prism-objectstore. Prints one "name value unit" line per result.
+ *
+ *   prism-objectstore-bench memcpy
+ *   prism-objectstore-bench core SOCKET     put/get rates and throughput
+ *   prism-objectstore-bench spill SOCKET N  writes N times the arena of pinned
+ *                                           objects, then reads them all back */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prism_store.h"
+#include "prism_time.h"
+
+#define KiB 1024ull
+#define MiB (1024ull * 1024)
+
+static uint32_t next_index;
+
+static prism_object_id fresh_id(void)
+{
+    static prism_task_id task;
+    if (next_index == 0)
+        prism_id_random(&task);
+    prism_object_id id;
+    prism_object_id_make(&id, &task, next_index++);
+    return id;
+}
+
+static double now_s(void) { return (double)prism_mono_ns() / 1e9; }
+
+static void die(prism_store *st, prism_store_status s, const char *what)
+{
+    fprintf(stderr, "%s: %s\n", what, st ? prism_store_last_error(st) : prism_store_status_text(s));
+    exit(1);
+}
+
+static void result(const char *name, double value, const char *unit)
+{
+    printf("%s %.6g %s\n", name, value, unit);
+    fflush(stdout);
+}
+
+static void bench_memcpy(void)
+{
+    size_t n = 100 * MiB;
+    char *a = malloc(n), *b = malloc(n);
+    memset(a, 1, n);
+    memset(b, 2, n);
+    double best = 0;
+    for (int i = 0; i < 10; i++) {
+        double t = now_s();
+        memcpy(b, a, n);
+        t = now_s() - t;
+        if (n / t > best)
+            best = n / t;
+    }
+    if (b[n / 2] != 1)
+        exit(1);
+    result("memcpy_100MiB", best / (1 << 30), "GiB/s");
+    free(a);
+    free(b);
+}
+
+/* puts of `size` bytes for about `secs` seconds (at most `max` of them);
+ * unpinned, so the store evicts old ones as needed. */
+static void bench_put(prism_store *st, const char *name, uint64_t size, int max, double secs,
+                      bool bytes)
+{
+    uint8_t *buf = malloc(size);
+    memset(buf, 0x5a, size);
+    int n = 0;
+    double t0 = now_s(), t = t0;
+    for (; n < max && t - t0 < secs; n++) {
+        prism_object_id id = fresh_id();
+        prism_store_status s = prism_store_put(st, &id, buf, size, NULL, 0, 0);
+        if (s != PRISM_STORE_OK)
+            die(st, s, "put");
+        if (bytes) /* keep the arena free for the next big put */
+            prism_store_delete(st, &id);
+        if ((n & 63) == 0 || bytes)
+            t = now_s();
+    }
+    t = now_s() - t0;
+    if (bytes)
+        result(name, (double)size * n / t / (1 << 30), "GiB/s");
+    else
+        result(name, n / t, "calls/s");
+    free(buf);
+}
+
+static void bench_get(prism_store *st, const char *name, uint64_t size, double secs)
+{
+    uint8_t *buf = malloc(size);
+    memset(buf, 0x33, size);
+    prism_object_id id = fresh_id();
+    prism_store_status s = prism_store_put(st, &id, buf, size, NULL, 0, PRISM_STORE_PIN);
+    if (s != PRISM_STORE_OK)
+        die(st, s, "put");
+    int n = 0;
+    volatile uint8_t sink = 0;
+    double t0 = now_s(), t = t0;
+    for (; t - t0 < secs; n++) {
+        prism_store_buffer b;
+        if ((s = prism_store_get(st, &id, 0, &b)) != PRISM_STORE_OK)
+            die(st, s, "get");
+        sink ^= b.data[b.size - 1]; /* the bytes are there, not copied */
+        prism_store_release(st, &id);
+        if ((n & 63) == 0)
+            t = now_s();
+    }
+    t = now_s() - t0;
+    char nm[96];
+    snprintf(nm, sizeof nm, "%s_latency", name);
+    result(nm, t / n * 1e6, "us");
+    snprintf(nm, sizeof nm, "%s_throughput", name);
+    result(nm, (double)size * n / t / (1 << 30), "GiB/s");
+    prism_store_delete(st, &id);
+    free(buf);
+}
+
+static void bench_pairs(prism_store *st, double secs)
+{
+    uint8_t buf[64] = {0};
+    int n = 0;
+    double t0 = now_s(), t = t0;
+    for (; t - t0 < secs; n++) {
+        prism_object_id id = fresh_id();
+        prism_store_buffer b;
+        prism_store_status s = prism_store_put(st, &id, buf, sizeof buf, NULL, 0, 0);
+        if (s == PRISM_STORE_OK)
+            s = prism_store_get(st, &id, 0, &b);
+        if (s != PRISM_STORE_OK)
+            die(st, s, "put+get");
+        prism_store_release(st, &id);
+        if ((n & 63) == 0)
+            t = now_s();
+    }
+    result("single_client_put_get_pairs", n / (now_s() - t0), "pairs/s");
+}
+
+static void bench_core(prism_store *st)
+{
+    bench_put(st, "single_client_put_calls", 1 * KiB, 1 << 30, 2.0, false);
+    /* get calls: one small object, fetched again and again */
+    bench_get(st, "single_client_get_calls_1KiB", 1 * KiB, 2.0);
+    bench_pairs(st, 2.0);
+    bench_put(st, "put_1KiB", 1 * KiB, 1 << 30, 1.0, true);
+    bench_put(st, "put_1MiB", 1 * MiB, 2000, 1.0, true);
+    bench_put(st, "single_client_put_gigabytes", 100 * MiB, 20, 3.0, true);
+    bench_get(st, "get_1MiB", 1 * MiB, 1.0);
+    bench_get(st, "get_100MiB", 100 * MiB, 1.0);
+}
+
+/* Pinned objects of 8 MiB, `times` arenas of them, then all read back. */
+static void bench_spill(prism_store *st, int times)
+{
+    const uint64_t size = 8 * MiB;
+    uint64_t n = prism_store_capacity(st) * (uint64_t)times / size;
+    prism_object_id *ids = calloc(n, sizeof *ids);
+    uint8_t *buf = malloc(size);
+    memset(buf, 0x42, size);
+    prism_store_stats s0, s1, s2;
+    prism_store_stats_get(st, &s0);
+    double t = now_s();
+    for (uint64_t i = 0; i < n; i++) {
+        ids[i] = fresh_id();
+        prism_store_status s = prism_store_put(st, &ids[i], buf, size, NULL, 0, PRISM_STORE_PIN);
+        if (s != PRISM_STORE_OK)
+            die(st, s, "put");
+    }
+    double put_t = now_s() - t;
+    prism_store_stats_get(st, &s1);
+    uint64_t spilled = s1.spilled_bytes_total - s0.spilled_bytes_total;
+    result("spill_put_total", (double)size * n / put_t / (1 << 30), "GiB/s");
+    result("spill_bytes", (double)spilled / (1 << 30), "GiB");
+    result("spill_throughput", (double)spilled / put_t / (1 << 30), "GiB/s");
+    t = now_s();
+    for (uint64_t i = 0; i < n; i++) {
+        prism_store_buffer b;
+        prism_store_status s = prism_store_get(st, &ids[i], 0, &b);
+        if (s != PRISM_STORE_OK || b.data[size - 1] != 0x42)
+            die(st, s, "get");
+        prism_store_release(st, &ids[i]);
+    }
+    double get_t = now_s() - t;
+    prism_store_stats_get(st, &s2);
+    uint64_t restored = s2.restored_bytes_total - s1.restored_bytes_total;
+    result("restore_bytes", (double)restored / (1 << 30), "GiB");
+    result("restore_throughput", (double)restored / get_t / (1 << 30), "GiB/s");
+    for (uint64_t i = 0; i < n; i++)
+        prism_store_delete(st, &ids[i]);
+    free(ids);
+    free(buf);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "memcpy")) {
+        bench_memcpy();
+        return 0;
+    }
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s memcpy | core SOCKET | spill SOCKET TIMES\n", argv[0]);
+        return 2;
+    }
+    prism_store *st;
+    char err[256];
+    if (prism_store_connect(&st, argv[2], err, sizeof err) != PRISM_STORE_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (!strcmp(argv[1], "core"))
+        bench_core(st);
+    else if (!strcmp(argv[1], "spill"))
+        bench_spill(st, argc > 3 ? atoi(argv[3]) : 3);
+    prism_store_destroy(st);
+    return 0;
+}

@@ -1,0 +1,67 @@
+/* prism-objectstore: the state of the service, in one struct, shared by the
+ * Unix-socket server (os_server.c, one epoll loop on the main thread), the
+ * HTTP routes (os_http.c, a thread per connection) and transfers between
+ * nodes (os_pull.c). Everything below `store.mu` is guarded by it. */
+#ifndef OBJECTSTORE_H
+#define OBJECTSTORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "os_store.h"
+#include "prism_bus.h"
+#include "prism_http.h"
+#include "prism_metrics.h"
+
+typedef struct os_conn os_conn;
+typedef struct os_pull os_pull;
+
+#define OS_NROUTES 7
+
+typedef struct objectstore {
+    os_store store; /* its `mu` guards everything in this struct that changes */
+
+    /* settings (read-only after start) */
+    char *socket_path;
+    char *node_id;
+    char *token; /* "" when auth is off */
+    uint64_t max_put;
+
+    /* Unix-socket server; touched by the loop thread, and by any thread that
+     * wakes a waiting get (under mu) */
+    int listen_fd, epfd, sig_fd, wake_fd;
+    os_conn *conns;
+    bool resume_pending;
+
+    /* transfers in flight, merged by object ID; `pull_cv` signals their end */
+    os_pull *pulls;
+    pthread_cond_t pull_cv;
+
+    prism_http_server *http;
+    prism_http_route routes[OS_NROUTES];
+    prism_metrics *metrics;
+    prism_bus *bus;
+    prism_metric *m_evictions, *m_spills, *m_spilled_bytes, *m_restores, *m_restored_bytes,
+        *m_transfer_in, *m_transfer_out;
+    prism_store_stats last; /* counters already added to the metrics */
+} objectstore;
+
+/* os_server.c */
+int os_server_listen(objectstore *os, char *err, size_t errlen);
+/* Serves until SIGTERM or SIGINT; calls `cron` about every `period_ms`. */
+void os_server_run(objectstore *os, void (*cron)(objectstore *os), int period_ms);
+/* Closes every connection (dropping their references) and the socket. */
+void os_server_close(objectstore *os);
+/* Answers the gets waiting for `o`, which was just sealed. With mu held. */
+void os_server_sealed(objectstore *os, const os_object *o);
+
+/* os_http.c */
+int os_http_start(objectstore *os, const char *host, int port, char *err, size_t errlen);
+/* The JSON description of a sealed object (GET .../info, pull replies). With mu held. */
+json_t *os_http_object_json(objectstore *os, const os_object *o);
+
+/* os_pull.c */
+void os_pull_handler(prism_http_req *req, void *ctx);
+
+#endif

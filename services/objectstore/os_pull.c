@@ -1,0 +1,214 @@
+/* POST /api/v1/objects/{id}/pull {"source": "http://host:port"}: copies an
+ * object from another node's store into this one. The bytes stream from the
+ * source's GET /api/v1/objects/{id} straight into a block of the local arena;
+ * the object is sealed only when every byte arrived, and aborted otherwise
+ * (no partial object is ever visible). Concurrent pulls of one object are
+ * merged: later requests wait for the transfer in flight and share its result. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "objectstore.h"
+#include "prism_httpc.h"
+#include "prism_log.h"
+
+#define INFO_TIMEOUT_MS 10000
+#define DEFAULT_TIMEOUT_MS 600000
+
+struct os_pull {
+    prism_object_id id;
+    int refs; /* requests that wait for this transfer, the first included */
+    bool done;
+    int http;  /* 200 on success, else the HTTP status to answer */
+    const char *code;
+    char msg[256];
+    uint64_t size;
+    os_pull *next;
+};
+
+typedef struct sink_ctx {
+    uint8_t *dst;
+    uint64_t size, pos;
+} sink_ctx;
+
+static int sink(void *ud, const char *data, size_t len)
+{
+    sink_ctx *s = ud;
+    if (len > s->size - s->pos)
+        return -1; /* more bytes than the object has */
+    memcpy(s->dst + s->pos, data, len);
+    s->pos += len;
+    return 0;
+}
+
+__attribute__((format(printf, 4, 5))) static void pull_fail(os_pull *p, int http,
+                                                            const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->msg, sizeof p->msg, fmt, ap);
+    va_end(ap);
+    p->http = http;
+    p->code = code;
+}
+
+/* Asks the source for the object's size and metadata. Returns 0 or -1 (p filled). */
+static int source_info(prism_httpc *hc, os_pull *p, const char *hex, uint8_t *meta,
+                       uint32_t *meta_len)
+{
+    char path[128], err[256];
+    snprintf(path, sizeof path, "/api/v1/objects/%s/info", hex);
+    long status = 0;
+    json_t *info = NULL;
+    if (prism_httpc_json(hc, "GET", path, NULL, INFO_TIMEOUT_MS, &status, &info, err,
+                         sizeof err) != 0) {
+        pull_fail(p, 502, "source_unreachable", "source store: %s", err);
+        return -1;
+    }
+    int rc = -1;
+    const char *mh = json_string_value(json_object_get(info, "metadata_hex"));
+    json_t *size = json_object_get(info, "size");
+    const char *state = json_string_value(json_object_get(info, "state"));
+    if (status == 404) {
+        pull_fail(p, 404, "not_found", "the source store has no object %s", hex);
+    } else if (status != 200 || !json_is_integer(size) || json_integer_value(size) < 0 || !mh ||
+               strlen(mh) % 2 || strlen(mh) / 2 > PRISM_STORE_MAX_METADATA) {
+        pull_fail(p, 502, "bad_source", "the source store answered %ld with an unusable body",
+                  status);
+    } else if (!state || strcmp(state, "sealed") != 0) {
+        pull_fail(p, 409, "not_sealed", "object %s is not sealed at the source", hex);
+    } else if (prism_hex_decode(meta, (int)(strlen(mh) / 2), mh) != 0) {
+        pull_fail(p, 502, "bad_source", "the source store sent bad metadata");
+    } else {
+        *meta_len = (uint32_t)(strlen(mh) / 2);
+        p->size = (uint64_t)json_integer_value(size);
+        rc = 0;
+    }
+    json_decref(info);
+    return rc;
+}
+
+static void run_pull(objectstore *os, os_pull *p, const char *source, int64_t timeout_ms, bool pin)
+{
+    char hex[PRISM_OBJECT_ID_HEX_LEN + 1], path[128], err[256] = "";
+    prism_object_id_to_hex(&p->id, hex);
+    prism_httpc *hc = NULL;
+    if (prism_httpc_create(&hc, source, os->token) != 0) {
+        pull_fail(p, 500, "internal", "cannot create an HTTP client");
+        return;
+    }
+    uint8_t meta[PRISM_STORE_MAX_METADATA];
+    uint32_t meta_len = 0;
+    if (source_info(hc, p, hex, meta, &meta_len) != 0)
+        goto out;
+    os_client cl;
+    os_client_init(&cl);
+    os_object *o = NULL;
+    pthread_mutex_lock(&os->store.mu);
+    int st = os_create(&os->store, &cl, &p->id, p->size, meta, meta_len, pin, &o);
+    sink_ctx sc = {.dst = st == PRISM_STORE_OK ? os_data(&os->store, o) : NULL, .size = p->size};
+    pthread_mutex_unlock(&os->store.mu);
+    if (st != PRISM_STORE_OK) {
+        pull_fail(p, st == PRISM_STORE_EXISTS ? 409 : 507,
+                  st == PRISM_STORE_EXISTS ? "exists" : "out_of_memory", "%s",
+                  prism_store_status_text(st));
+        goto out;
+    }
+    snprintf(path, sizeof path, "/api/v1/objects/%s", hex);
+    long status = 0;
+    int rc = prism_httpc_stream(hc, "GET", path, (int)timeout_ms, sink, &sc, &status, err,
+                                sizeof err);
+    pthread_mutex_lock(&os->store.mu);
+    if (rc == 0 && status == 200 && sc.pos == p->size) {
+        st = os_seal(&os->store, &cl, &p->id);
+        os->store.transfer_in += p->size;
+        p->http = st == PRISM_STORE_OK ? 200 : 500;
+    } else {
+        os_abort(&os->store, &cl, &p->id);
+        pull_fail(p, 502, "transfer_failed",
+                  "transfer of %s failed after %llu of %llu bytes (HTTP %ld%s%s)", hex,
+                  (unsigned long long)sc.pos, (unsigned long long)p->size, status,
+                  err[0] ? ": " : "", err);
+    }
+    os_client_drop(&os->store, &cl);
+    pthread_mutex_unlock(&os->store.mu);
+out:
+    if (p->http != 200)
+        LOG_WARN("pull of %s from %s: %s", hex, source, p->msg);
+    prism_httpc_destroy(hc);
+}
+
+static os_pull **find(objectstore *os, const prism_object_id *id)
+{
+    os_pull **pp = &os->pulls;
+    while (*pp && memcmp(&(*pp)->id, id, sizeof *id) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+void os_pull_handler(prism_http_req *req, void *ctx)
+{
+    objectstore *os = ctx;
+    prism_object_id id;
+    const char *hex = prism_http_param(req, "id");
+    if (!hex || prism_object_id_from_hex(&id, hex) != 0) {
+        prism_http_reply_error(req, 400, "bad_request", "object IDs are %d hex digits",
+                               PRISM_OBJECT_ID_HEX_LEN);
+        return;
+    }
+    json_t *body = prism_http_body_json(req);
+    const char *source = NULL;
+    double timeout = DEFAULT_TIMEOUT_MS;
+    json_t *pin = NULL;
+    if (!body || prism_http_field_string(req, body, "source", true, &source) != 0 ||
+        prism_http_field_number(req, body, "timeout_ms", &timeout) != 0) {
+        json_decref(body);
+        return;
+    }
+    pin = json_object_get(body, "pin");
+    pthread_mutex_lock(&os->store.mu);
+    os_object *o = os_map_get(&os->store.objects, &id);
+    if (o && o->state == OS_OBJ_SEALED) { /* already here */
+        json_t *j = os_http_object_json(os, o);
+        pthread_mutex_unlock(&os->store.mu);
+        json_decref(body);
+        prism_http_reply_json(req, 200, j);
+        return;
+    }
+    os_pull **pp = find(os, &id), *p = *pp;
+    if (p) {
+        p->refs++;
+        while (!p->done)
+            pthread_cond_wait(&os->pull_cv, &os->store.mu);
+    } else if ((p = calloc(1, sizeof *p))) {
+        p->id = id;
+        p->refs = 1;
+        p->http = 500;
+        p->next = os->pulls;
+        os->pulls = p;
+        pthread_mutex_unlock(&os->store.mu);
+        run_pull(os, p, source, (int64_t)timeout, json_is_true(pin));
+        pthread_mutex_lock(&os->store.mu);
+        *find(os, &id) = p->next;
+        p->done = true;
+        pthread_cond_broadcast(&os->pull_cv);
+    }
+    json_t *j = NULL;
+    int http = p ? p->http : 500;
+    const char *code = p && p->code ? p->code : "internal";
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", p ? p->msg : "out of memory");
+    if (http == 200) {
+        j = json_pack("{s:s, s:I, s:s}", "object_id", hex, "size", (json_int_t)p->size, "state",
+                      "sealed");
+    }
+    if (p && --p->refs == 0)
+        free(p);
+    pthread_mutex_unlock(&os->store.mu);
+    json_decref(body);
+    if (j)
+        prism_http_reply_json(req, 200, j);
+    else
+        prism_http_reply_error(req, http, code, "%s", msg);
+}

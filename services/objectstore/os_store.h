@@ -1,0 +1,134 @@
+/* The object store's core: objects in the arena, references, LRU eviction of
+ * secondary copies, spilling and restoring of primary copies. It knows
+ * nothing of sockets or HTTP; the Unix-socket server and the HTTP routes call
+ * it with `mu` held, on behalf of an os_client (a connection, an HTTP request,
+ * a transfer), which is what owns references and unsealed objects.
+ *
+ * Functions return a prism_store_status. */
+#ifndef OS_STORE_H
+#define OS_STORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "os_alloc.h"
+#include "os_map.h"
+#include "prism_id.h"
+#include "prism_store.h"
+
+typedef struct os_spill_file {
+    uint64_t seq;
+    int fd;
+    char *path;
+    uint64_t live; /* objects whose spilled copy is in this file */
+    uint64_t size;
+    struct os_spill_file *prev, *next;
+} os_spill_file;
+
+typedef enum os_obj_state { OS_OBJ_CREATED, OS_OBJ_SEALED } os_obj_state;
+
+typedef struct os_client os_client;
+
+typedef struct os_object {
+    prism_object_id id;
+    uint64_t data_size;
+    uint32_t meta_size;
+    os_obj_state state;
+    bool pinned;      /* primary copy: spilled, never evicted */
+    bool deleted;     /* out of the table; freed when the last reader goes */
+    os_block *block;  /* the arena copy; NULL while only on disk */
+    os_spill_file *spill; /* the disk copy; NULL when none */
+    uint64_t spill_off;
+    uint32_t readers;    /* references held by clients */
+    os_client *creator;  /* while OS_OBJ_CREATED */
+    int lru;             /* which LRU list holds it: 0 none, 1 secondary, 2 primary */
+    struct os_object *lru_prev, *lru_next;
+} os_object;
+
+/* A holder of references and of unsealed objects. */
+struct os_client {
+    os_map refs;    /* id -> os_ref */
+    os_map created; /* id -> os_object, unsealed objects it writes */
+};
+
+typedef struct os_lru {
+    os_object *head, *tail; /* head: least recently used */
+} os_lru;
+
+typedef enum os_event { OS_EV_ADDED, OS_EV_REMOVED, OS_EV_SPILLED } os_event;
+
+typedef struct os_store_config {
+    uint64_t capacity;
+    const char *spill_dir;
+    uint64_t spill_batch; /* spill at least this many bytes at a time */
+    bool prefault;        /* touch every arena page at start */
+    /* Called with `mu` held on every added / removed / spilled object. */
+    void (*on_event)(void *ud, os_event ev, const os_object *o);
+    void *ud;
+} os_store_config;
+
+typedef struct os_store {
+    pthread_mutex_t mu;
+    int arena_fd;
+    uint8_t *arena;
+    uint64_t capacity;
+    bool prefaulted;
+    os_alloc alloc;
+    os_map objects;
+    os_lru secondary, primary;
+    char *spill_dir;
+    uint64_t spill_batch;
+    uint64_t spill_seq;
+    os_spill_file *spill_files;
+    void (*on_event)(void *ud, os_event ev, const os_object *o);
+    void *ud;
+    /* counters */
+    uint64_t evictions, spills, spilled_bytes_total, restores, restored_bytes_total;
+    uint64_t transfer_in, transfer_out, clients;
+} os_store;
+
+int os_store_init(os_store *s, const os_store_config *cfg, char *err, size_t errlen);
+/* Frees every object and removes the spill files. */
+void os_store_destroy(os_store *s);
+
+void os_client_init(os_client *c);
+/* Aborts the client's unsealed objects and drops its references (a closed
+ * connection, a finished request). The client is reusable afterwards. */
+void os_client_drop(os_store *s, os_client *c);
+
+int os_create(os_store *s, os_client *c, const prism_object_id *id, uint64_t size,
+              const void *meta, uint32_t meta_size, bool pin, os_object **out);
+int os_seal(os_store *s, os_client *c, const prism_object_id *id);
+int os_abort(os_store *s, os_client *c, const prism_object_id *id);
+/* Takes a reference to a sealed object, restoring it from disk when spilled.
+ * NOT_FOUND when absent, NOT_SEALED while being written (the caller may wait). */
+int os_get(os_store *s, os_client *c, const prism_object_id *id, os_object **out);
+int os_release(os_store *s, os_client *c, const prism_object_id *id);
+int os_delete(os_store *s, const prism_object_id *id);
+int os_pin(os_store *s, const prism_object_id *id, bool pin);
+prism_store_presence os_contains(os_store *s, const prism_object_id *id);
+void os_stats(os_store *s, prism_store_stats *out);
+
+static inline uint8_t *os_data(const os_store *s, const os_object *o)
+{
+    return s->arena + o->block->off;
+}
+
+/* --- os_spill.c --- */
+/* Writes the least recently used unreferenced primary copies to one spill
+ * file until at least `need` bytes (and the batch size) are freed. */
+int os_spill_some(os_store *s, uint64_t need);
+/* Reads a spilled object back into its (already allocated) block. */
+int os_spill_restore(os_store *s, os_object *o);
+/* Drops an object's disk copy; removes the file with its last object. */
+void os_spill_drop(os_store *s, os_object *o);
+/* Removes every spill file. */
+void os_spill_cleanup(os_store *s);
+/* Removes spill files left by stores that died (their pid is gone). */
+void os_spill_remove_stale(const char *dir);
+
+/* internal to the core, shared with os_spill.c */
+void os_lru_update(os_store *s, os_object *o);
+
+#endif

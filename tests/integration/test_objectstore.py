@@ -1,0 +1,445 @@
+#!/usr/bin/python3
+"""prism-objectstore, black-box: real store processes (and a real nats-server
+for the events) on free loopback ports, driven over the Unix socket by
+prism-objectstore-testclient and over HTTP with urllib.
+
+The helpers here are also used by test_objectstore_transfer.py."""
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+MiB = 1 << 20
+TOKEN = "objectstore-test-token"
+BIN = os.environ.get("PRISM_BIN_DIR", "")
+
+
+def skip(reason):
+    print("SKIP:", reason)
+    sys.exit(77)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout=20.0, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def object_id(n, prefix="7e57"):
+    return (prefix * 8)[:32] + "%08x" % n
+
+
+class Nats:
+    """nats-server, and a tiny subscriber speaking the NATS text protocol."""
+
+    def __init__(self, tmp):
+        exe = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        if not os.path.exists(exe):
+            skip("nats-server is not installed")
+        self.port = free_port()
+        self.url = "nats://127.0.0.1:%d" % self.port
+        self.proc = subprocess.Popen([exe, "-a", "127.0.0.1", "-p", str(self.port), "--auth", TOKEN],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "nats.log"), "w"))
+        wait_for(self._up, what="nats-server")
+        self.msgs = []
+        self.lock = threading.Lock()
+        self.sock = None
+
+    def _up(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def subscribe(self, subject):
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.recv(4096)  # INFO
+        s.sendall(b'CONNECT {"auth_token":"%s","verbose":false,"pedantic":false}\r\nSUB %s 1\r\nPING\r\n'
+                  % (TOKEN.encode(), subject.encode()))
+        self.sock = s
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        buf = b""
+        while True:
+            try:
+                d = self.sock.recv(65536)
+            except OSError:
+                return
+            if not d:
+                return
+            buf += d
+            while b"\r\n" in buf:
+                line, rest = buf.split(b"\r\n", 1)
+                if line.startswith(b"PING"):
+                    self.sock.sendall(b"PONG\r\n")
+                    buf = rest
+                elif line.startswith(b"MSG "):
+                    parts = line.split()
+                    n = int(parts[-1])
+                    if len(rest) < n + 2:
+                        break
+                    with self.lock:
+                        self.msgs.append((parts[1].decode(), json.loads(rest[:n])))
+                    buf = rest[n + 2:]
+                else:
+                    buf = rest
+
+    def events(self):
+        with self.lock:
+            return list(self.msgs)
+
+    def stop(self):
+        if self.sock:
+            self.sock.close()
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Store:
+    def __init__(self, tmp, name, memory="32MiB", nats=None, extra=(), spill_batch="8MiB"):
+        exe = os.path.join(BIN, "prism-objectstore")
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, "store.sock")
+        self.spill = os.path.join(self.dir, "spill")
+        addr = os.path.join(self.dir, "address")
+        if os.path.exists(addr):
+            os.unlink(addr)
+        args = [exe, "--socket", self.sock, "--memory", memory, "--port", "0", "--address-file", addr,
+                "--token", TOKEN, "--spill-dir", self.spill, "--spill-batch", spill_batch,
+                "--node-id", name] + list(extra)
+        if nats:
+            args += ["--nats-url", nats.url]
+        self.log = open(os.path.join(self.dir, "store.log"), "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(addr) or self.proc.poll() is not None, what="store address")
+        if self.proc.poll() is not None:
+            raise AssertionError("store %s exited: %s" % (name, open(os.path.join(self.dir, "store.log")).read()))
+        self.url = open(addr).read().strip()
+
+    def client(self, *cmds, timeout=120, check=True):
+        """Runs testclient commands (lists of words); returns its output lines."""
+        args = [os.path.join(BIN, "prism-objectstore-testclient"), self.sock]
+        for i, c in enumerate(cmds):
+            if i:
+                args.append("--")
+            args += [str(w) for w in c]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        lines = r.stdout.strip().splitlines()
+        if check and r.returncode != 0:
+            raise AssertionError("testclient %s failed: %s %s" % (cmds, r.stdout, r.stderr))
+        return lines
+
+    def spawn(self, *words):
+        args = [os.path.join(BIN, "prism-objectstore-testclient"), self.sock] + [str(w) for w in words]
+        return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+
+    def stats(self):
+        line = self.client(["stats"])[0]
+        return {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+
+    def http(self, method, path, body=None, headers=None, token=TOKEN, timeout=120):
+        req = urllib.request.Request(self.url + path, data=body, method=method)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(30)
+        self.log.close()
+        return rc
+
+
+def sanitizer_report(store):
+    text = open(os.path.join(store.dir, "store.log")).read()
+    return "ERROR: AddressSanitizer" in text or "ERROR: LeakSanitizer" in text or "runtime error" in text
+
+
+def run_tests(tests):
+    if not BIN or not os.path.exists(os.path.join(BIN, "prism-objectstore")):
+        skip("prism-objectstore is not built (PRISM_BIN_DIR=%r)" % BIN)
+    failed = 0
+    for t in tests:
+        tmp = tempfile.mkdtemp(prefix="prism-os-test-")
+        start = time.time()
+        try:
+            t(tmp)
+            print("PASS %s (%.1fs)" % (t.__name__, time.time() - start), flush=True)
+        except Exception as e:  # report and go on with the next test
+            failed += 1
+            print("FAIL %s: %r" % (t.__name__, e), flush=True)
+            for root, _, files in os.walk(tmp):
+                for f in files:
+                    if f.endswith(".log"):
+                        print("--- %s:\n%s" % (f, open(os.path.join(root, f)).read()[-3000:]))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+# --- tests ---
+
+def test_round_trips(tmp):
+    s = Store(tmp, "a")
+    try:
+        a, b = object_id(1), object_id(2)
+        out = s.client(["put", a, 100000, 1, "pin"], ["get", a], ["contains", a], ["contains", b],
+                       ["put", a, 10, 1], ["unpin", a], ["pin", a], ["delete", a], ["contains", a],
+                       ["get", a], check=False)
+        sha = out[0].split("sha256=")[1]
+        expect(out[1].startswith("OK size=100000 sha256=" + sha), out[1])
+        expect(out[1].endswith("metadata=application/x-test"), out[1])
+        expect(out[2] == "OK memory" and out[3] == "OK absent", out)
+        expect(out[4].startswith("ERR 3 "), "a second create of one ID is refused: " + out[4])
+        expect(out[5:8] == ["OK"] * 3 and out[8] == "OK absent", out)
+        expect(out[9].startswith("ERR 2 "), out[9])
+        # abort: an unsealed object disappears with its space
+        out = s.client(["wait", b, 50], ["stats"], check=False)
+        expect(out[0].startswith("ERR 4 "), "a get of a missing object times out: " + out[0])
+        st = s.stats()
+        expect(st["used"] == 0 and st["objects"] == 0, st)
+    finally:
+        expect(s.stop() == 0, "clean exit")
+        expect(not sanitizer_report(s), "sanitizer report in the store log")
+
+
+def test_concurrent_clients(tmp):
+    s = Store(tmp, "a", memory="48MiB")
+    try:
+        procs = [s.spawn("stress", 300, 1000 + i) for i in range(4)]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        for p, o in zip(procs, outs):
+            expect(p.returncode == 0 and o.startswith("OK stress 300"), o)
+        st = s.stats()
+        expect(st["used"] == 0 and st["objects"] == 0 and st["clients"] == 1, st)
+    finally:
+        expect(s.stop() == 0, "clean exit")
+
+
+def test_spill_three_times_the_arena(tmp):
+    s = Store(tmp, "a", memory="32MiB")
+    try:
+        n, size = 24, 4 * MiB  # 96 MiB of pinned objects through a 32 MiB arena
+        out = s.client(["fill", "5b" * 16, n, size], ["stats"])
+        expect(out[0] == "OK filled %d" % n, out)
+        st = s.stats()
+        expect(st["used"] <= st["capacity"], st)
+        expect(st["spills"] >= n - 7 and st["restores"] > 0 and st["evictions"] == 0, st)
+        expect(st["spill_files"] < st["spills"], "spilling is batched: %s" % st)
+        files = os.listdir(s.spill)
+        expect(files, "spill files exist")
+        # contains reports spilled copies; a get restores them
+        oid = ("5b" * 16) + "%08x" % 0
+        expect(s.client(["contains", oid])[0] in ("OK spilled", "OK memory"), "contains")
+        s.client(*[["delete", ("5b" * 16) + "%08x" % i] for i in range(n)])
+        expect(os.listdir(s.spill) == [], "spill files removed with their objects: %s" % os.listdir(s.spill))
+        st = s.stats()
+        expect(st["used"] == 0 and st["objects"] == 0, st)
+    finally:
+        expect(s.stop() == 0, "clean exit")
+
+
+def test_eviction_order(tmp):
+    s = Store(tmp, "a", memory="32MiB")
+    try:
+        ids = [object_id(i) for i in range(5)]
+        size = 7 * MiB
+        for i in range(4):
+            s.client(["put", ids[i], size, i])
+        s.client(["get", ids[0]])  # 0 becomes the most recently used
+        s.client(["put", ids[4], size, 4])  # room for it: 1 goes
+        got = [s.client(["contains", x])[0] for x in ids]
+        expect(got == ["OK memory", "OK absent", "OK memory", "OK memory", "OK memory"], got)
+        expect(s.stats()["evictions"] == 1, s.stats())
+    finally:
+        s.stop()
+
+
+def test_killed_clients(tmp):
+    s = Store(tmp, "a")
+    try:
+        a, b = object_id(1), object_id(2)
+        p = s.spawn("create-hang", a, 8 * MiB)
+        expect(p.stdout.readline().startswith("OK created"), "created")
+        expect(s.client(["contains", a])[0] == "OK unsealed", "unsealed while written")
+        p.kill()
+        p.wait()
+        wait_for(lambda: s.client(["contains", a])[0] == "OK absent", what="abort of the dead writer's object")
+        expect(s.stats()["used"] == 0, "space reclaimed")
+        # a reader killed while holding a reference
+        s.client(["put", b, MiB, 2])
+        p = s.spawn("hold", b)
+        expect(p.stdout.readline().startswith("OK held"), "held")
+        st, _, body = s.http("GET", "/api/v1/objects/%s/info" % b)
+        expect(json.loads(body)["readers"] == 1, body)
+        p.kill()
+        p.wait()
+        wait_for(lambda: json.loads(s.http("GET", "/api/v1/objects/%s/info" % b)[2])["readers"] == 0,
+                 what="references dropped")
+    finally:
+        s.stop()
+
+
+def test_too_large(tmp):
+    s = Store(tmp, "a", memory="16MiB")
+    try:
+        out = s.client(["put", object_id(1), 64 * MiB, 1], check=False)
+        expect(out[0].startswith("ERR 6 ") and "larger than" in out[0], out)
+        # a full arena of objects being written: out of memory, not a hang
+        p = s.spawn("create-hang", object_id(2), 12 * MiB)
+        expect(p.stdout.readline().startswith("OK created"), "created")
+        out = s.client(["put", object_id(3), 8 * MiB, 1], check=False)
+        expect(out[0].startswith("ERR 5 ") and "out of memory" in out[0], out)
+        p.kill()
+        p.wait()
+        st, _, body = s.http("PUT", "/api/v1/objects/" + object_id(4), b"x" * (17 * MiB))
+        expect(st == 413, "HTTP put larger than the arena: %d %s" % (st, body[:200]))
+    finally:
+        s.stop()
+
+
+def test_garbage_frames(tmp):
+    s = Store(tmp, "a")
+    try:
+        frames = [
+            b"\x00" * 64,  # type 0
+            struct.pack("<IHH", 1 << 30, 2, 0),  # a frame past the cap
+            struct.pack("<IHH", 8, 1, 0) + struct.pack("<II", 1, 1) + struct.pack("<IHH", 3, 99, 0) + b"abc",
+            struct.pack("<IHH", 20, 3, 0) + b"\x01" * 20,  # a request before hello
+            os.urandom(4096),
+        ]
+        keep = s.spawn("hold", object_id(9))  # fails (absent) but proves service; see below
+        keep.wait()
+        for f in frames:
+            c = socket.socket(socket.AF_UNIX)
+            c.settimeout(10)
+            c.connect(s.sock)
+            try:
+                c.sendall(f)
+            except OSError:
+                pass
+            data = b""
+            try:
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    data += d
+            except ConnectionResetError:
+                pass
+            c.close()
+            out = s.client(["put", object_id(1), 1000, 1], ["get", object_id(1)], ["delete", object_id(1)])
+            expect(out[1].startswith("OK size=1000"), "the store still serves others")
+        expect(s.stats()["clients"] == 1, "the garbage connections are gone")
+    finally:
+        expect(s.stop() == 0, "clean exit")
+        expect(not sanitizer_report(s), "sanitizer report in the store log")
+
+
+def test_store_restart(tmp):
+    s = Store(tmp, "a")
+    p = s.spawn("wait", object_id(1), 600000)
+    time.sleep(0.5)
+    s.stop(signal.SIGKILL)
+    out, _ = p.communicate(timeout=20)
+    expect(out.startswith("ERR 13 "), "a waiting client reports the lost store: " + out)
+    s2 = Store(tmp, "a")  # restarts on the same socket path
+    try:
+        out = s2.client(["put", object_id(1), 10, 1], ["get", object_id(1)])
+        expect(out[1].startswith("OK size=10"), out)
+    finally:
+        s2.stop()
+
+
+def test_http_and_events(tmp):
+    nats = Nats(tmp)
+    nats.subscribe("prism.object.>")
+    s = Store(tmp, "node1", memory="16MiB", nats=nats)
+    try:
+        time.sleep(0.5)  # the store's bus connection comes up in the background
+        oid = object_id(1)
+        st, _, _ = s.http("PUT", "/api/v1/objects/" + oid, b"hi", token=None)
+        expect(st == 401, "a token is required: %d" % st)
+        st, _, body = s.http("PUT", "/api/v1/objects/" + oid, bytes(range(256)) * 4,
+                             {"Content-Type": "application/x-bytes"})
+        expect(st == 201 and json.loads(body)["size"] == 1024, body)
+        st, h, body = s.http("GET", "/api/v1/objects/" + oid)
+        expect(st == 200 and body == bytes(range(256)) * 4 and h["Content-Type"] == "application/x-bytes", h)
+        st, h, body = s.http("GET", "/api/v1/objects/" + oid, headers={"Range": "bytes=10-19"})
+        expect(st == 206 and body == bytes(range(10, 20)) and h["Content-Range"] == "bytes 10-19/1024", h)
+        st, h, body = s.http("GET", "/api/v1/objects/" + oid, headers={"Range": "bytes=-4"})
+        expect(st == 206 and body == bytes(range(252, 256)), body)
+        st, _, _ = s.http("GET", "/api/v1/objects/" + oid, headers={"Range": "bytes=5000-"})
+        expect(st == 416, "unsatisfiable range: %d" % st)
+        st, _, body = s.http("POST", "/api/v1/objects", b"x" * 5000, {"Content-Type": "text/plain"})
+        new = json.loads(body)["object_id"]
+        expect(st == 201 and len(new) == 40, body)
+        st, _, body = s.http("GET", "/api/v1/objects/%s/info" % new)
+        info = json.loads(body)
+        expect(info["size"] == 5000 and info["content_type"] == "text/plain" and info["pinned"], info)
+        expect(s.http("GET", "/api/v1/objects/" + object_id(99))[0] == 404, "absent object")
+        expect(s.http("GET", "/api/v1/objects/nothex")[0] == 400, "bad id")
+        # spill everything: 20 MiB of pinned objects through a 16 MiB arena
+        for i in range(5):
+            st, _, _ = s.http("PUT", "/api/v1/objects/" + object_id(10 + i), b"%d" % i * (4 * MiB))
+            expect(st == 201, "put %d" % i)
+        st, _, body = s.http("GET", "/api/v1/objects/" + object_id(10))
+        expect(st == 200 and body == b"0" * (4 * MiB), "restored through HTTP")
+        expect(s.http("DELETE", "/api/v1/objects/" + oid)[0] == 200, "delete")
+        st, _, body = s.http("GET", "/api/v1/stats")
+        stats = json.loads(body)
+        expect(stats["node_id"] == "node1" and stats["spills_total"] > 0 and stats["restores_total"] > 0, stats)
+        time.sleep(1.2)  # counters reach /metrics with the next cron
+        st, _, body = s.http("GET", "/metrics")
+        text = body.decode()
+        for m in ("prism_objectstore_used_bytes", "prism_objectstore_capacity_bytes", "prism_objectstore_objects",
+                  "prism_objectstore_spilled_bytes", "prism_objectstore_evictions_total",
+                  "prism_objectstore_restores_total", "prism_objectstore_transfer_bytes_total"):
+            expect(m in text, "metric " + m)
+        ev = wait_for(lambda: [e for e in nats.events() if e[0] == "prism.object.removed"], what="removed event")
+        expect(ev[0][1] == {"object_id": oid, "node_id": "node1", "size": 1024}, ev)
+        subjects = {e[0] for e in nats.events()}
+        expect({"prism.object.added", "prism.object.spilled"} <= subjects, subjects)
+    finally:
+        s.stop()
+        nats.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests([test_round_trips, test_concurrent_clients, test_spill_three_times_the_arena,
+                        test_eviction_order, test_killed_clients, test_too_large, test_garbage_frames,
+                        test_store_restart, test_http_and_events]))

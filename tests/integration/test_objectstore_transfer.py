@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""Transfers between two prism-objectstore processes: a 200 MiB object moves
+intact, concurrent pulls of one object are merged into one transfer, and a
+transfer whose source dies midway fails cleanly, leaving no partial object."""
+import http.server
+import json
+import os
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_objectstore import MiB, Store, expect, object_id, run_tests  # noqa: E402
+
+
+def pull(dst, oid, source, out=None, timeout_ms=120000):
+    st, _, body = dst.http("POST", "/api/v1/objects/%s/pull" % oid,
+                           json.dumps({"source": source, "timeout_ms": timeout_ms}).encode(),
+                           {"Content-Type": "application/json"}, timeout=180)
+    if out is not None:
+        out.append((st, body))
+    return st, body
+
+
+def test_transfer_200mib(tmp):
+    a = Store(tmp, "a", memory="256MiB")
+    b = Store(tmp, "b", memory="256MiB")
+    try:
+        oid = object_id(1)
+        sha = a.client(["put", oid, 200 * MiB, 42, "pin"])[0].split("sha256=")[1]
+        st, body = pull(b, oid, a.url)
+        expect(st == 200 and json.loads(body)["size"] == 200 * MiB, body)
+        out = b.client(["get", oid])[0]
+        expect(out.startswith("OK size=%d sha256=%s" % (200 * MiB, sha)), out)
+        expect(out.endswith("metadata=application/x-test"), "metadata travels: " + out)
+        # a pull of an object already here answers at once
+        st, body = pull(b, oid, a.url)
+        expect(st == 200, body)
+        # concurrent pulls of one object: one transfer
+        oid2 = object_id(2)
+        a.client(["put", oid2, 32 * MiB, 7])
+        before = json.loads(b.http("GET", "/api/v1/stats")[2])["transfer_in_bytes_total"]
+        results = []
+        threads = [threading.Thread(target=pull, args=(b, oid2, a.url, results)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        expect(len(results) == 4 and all(r[0] == 200 for r in results), results)
+        after = json.loads(b.http("GET", "/api/v1/stats")[2])["transfer_in_bytes_total"]
+        expect(after - before == 32 * MiB, "merged into one transfer: %d bytes" % (after - before))
+        # an object the source lacks
+        st, body = pull(b, object_id(3), a.url)
+        expect(st == 404, body)
+    finally:
+        a.stop()
+        b.stop()
+
+
+class DyingSource(http.server.BaseHTTPRequestHandler):
+    """Announces a 200 MiB object, sends 50 MiB of it and dies."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path.endswith("/info"):
+            body = json.dumps({"object_id": self.path.split("/")[4], "size": 200 * MiB, "state": "sealed",
+                               "metadata_hex": ""}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(200 * MiB))
+        self.end_headers()
+        chunk = b"\xab" * MiB
+        for _ in range(50):
+            self.wfile.write(chunk)
+        self.wfile.flush()
+        self.connection.shutdown(2)
+        self.close_connection = True
+
+
+def test_source_dies_midway(tmp):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DyingSource)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    b = Store(tmp, "b", memory="256MiB")
+    try:
+        oid = object_id(5)
+        st, body = pull(b, oid, "http://127.0.0.1:%d" % srv.server_address[1])
+        expect(st == 502 and b"transfer_failed" in body, "%d %s" % (st, body))
+        expect(b.client(["contains", oid])[0] == "OK absent", "no partial object")
+        expect(b.stats()["used"] == 0, "its space is reclaimed")
+        # a real source killed before the pull
+        a = Store(tmp, "a", memory="16MiB")
+        a.client(["put", oid, MiB, 1])
+        url = a.url
+        a.stop()
+        st, body = pull(b, oid, url)
+        expect(st == 502, body)
+        expect(b.client(["contains", oid])[0] == "OK absent", "no partial object")
+    finally:
+        b.stop()
+        srv.shutdown()
+        srv.server_close()
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests([test_transfer_200mib, test_source_dies_midway]))

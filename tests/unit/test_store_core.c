@@ -1,0 +1,225 @@
+/* The object store's core, in process: lifecycle, eviction order, spilling
+ * and restoring, out-of-memory errors, cleanup of a dropped client. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "os_store.h"
+#include "prism_fs.h"
+
+#define KiB 1024ull
+#define MiB (1024ull * 1024)
+
+typedef struct fixture {
+    os_store s;
+    os_client c;
+    char dir[64];
+    int added, removed, spilled;
+} fixture;
+
+static void on_event(void *ud, os_event ev, const os_object *o)
+{
+    fixture *f = ud;
+    if (ev == OS_EV_ADDED)
+        f->added++;
+    else if (ev == OS_EV_REMOVED)
+        f->removed++;
+    else
+        f->spilled++;
+}
+
+static fixture *setup(uint64_t capacity, uint64_t batch)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/prism-test-store-%d", (int)getpid());
+    os_store_config cfg = {.capacity = capacity, .spill_dir = f->dir, .spill_batch = batch,
+                           .on_event = on_event, .ud = f};
+    char err[256];
+    assert_int_equal(os_store_init(&f->s, &cfg, err, sizeof err), 0);
+    os_client_init(&f->c);
+    return f;
+}
+
+static void teardown(fixture *f)
+{
+    os_client_drop(&f->s, &f->c);
+    os_store_destroy(&f->s);
+    prism_remove_tree(f->dir);
+    free(f);
+}
+
+static prism_object_id oid(uint32_t n)
+{
+    prism_object_id id;
+    memset(&id, 0x5a, sizeof id);
+    memcpy(id.b + 16, &n, 4);
+    return id;
+}
+
+static void fill(uint8_t *p, uint64_t n, uint32_t seed)
+{
+    for (uint64_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 9));
+}
+
+static int check(const uint8_t *p, uint64_t n, uint32_t seed)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (p[i] != (uint8_t)(seed * 31 + i * 7 + (i >> 9)))
+            return -1;
+    return 0;
+}
+
+static void put(fixture *f, uint32_t n, uint64_t size, bool pin)
+{
+    prism_object_id id = oid(n);
+    os_object *o;
+    assert_int_equal(os_create(&f->s, &f->c, &id, size, "t", 1, pin, &o), PRISM_STORE_OK);
+    fill(os_data(&f->s, o), size, n);
+    assert_int_equal(os_seal(&f->s, &f->c, &id), PRISM_STORE_OK);
+}
+
+static void test_lifecycle(void **state)
+{
+    fixture *f = setup(1 * MiB, 0);
+    prism_object_id id = oid(1);
+    os_object *o;
+    assert_int_equal(os_get(&f->s, &f->c, &id, &o), PRISM_STORE_NOT_FOUND);
+    assert_int_equal(os_create(&f->s, &f->c, &id, 1000, "meta", 4, false, &o), PRISM_STORE_OK);
+    assert_int_equal(os_create(&f->s, &f->c, &id, 10, NULL, 0, false, &o), PRISM_STORE_EXISTS);
+    assert_int_equal(os_contains(&f->s, &id), PRISM_STORE_PRESENT_UNSEALED);
+    assert_int_equal(os_get(&f->s, &f->c, &id, &o), PRISM_STORE_NOT_SEALED);
+    os_client other;
+    os_client_init(&other);
+    assert_int_equal(os_seal(&f->s, &other, &id), PRISM_STORE_NOT_OWNER);
+    assert_int_equal(os_seal(&f->s, &f->c, &id), PRISM_STORE_OK);
+    assert_int_equal(os_seal(&f->s, &f->c, &id), PRISM_STORE_SEALED);
+    assert_int_equal(f->added, 1);
+    assert_int_equal(os_get(&f->s, &other, &id, &o), PRISM_STORE_OK);
+    assert_memory_equal(os_data(&f->s, o) + 1000, "meta", 4);
+    assert_int_equal(o->readers, 1);
+    /* delete while read: hidden at once, freed at the last release */
+    assert_int_equal(os_delete(&f->s, &id), PRISM_STORE_OK);
+    assert_int_equal(os_contains(&f->s, &id), PRISM_STORE_ABSENT);
+    assert_int_not_equal(f->s.alloc.used, 0);
+    assert_int_equal(os_release(&f->s, &other, &id), PRISM_STORE_OK);
+    assert_int_equal(os_release(&f->s, &other, &id), PRISM_STORE_NOT_HELD);
+    assert_int_equal(f->s.alloc.used, 0);
+    assert_int_equal(f->removed, 1);
+    os_client_drop(&f->s, &other);
+    teardown(f);
+}
+
+static void test_too_large_and_oom(void **state)
+{
+    fixture *f = setup(1 * MiB, 0);
+    prism_object_id id = oid(1);
+    os_object *o;
+    assert_int_equal(os_create(&f->s, &f->c, &id, 2 * MiB, NULL, 0, true, &o),
+                     PRISM_STORE_TOO_LARGE);
+    /* referenced and unsealed objects can be neither evicted nor spilled */
+    assert_int_equal(os_create(&f->s, &f->c, &id, 600 * KiB, NULL, 0, true, &o), PRISM_STORE_OK);
+    prism_object_id id2 = oid(2);
+    assert_int_equal(os_create(&f->s, &f->c, &id2, 600 * KiB, NULL, 0, true, &o),
+                     PRISM_STORE_OUT_OF_MEMORY);
+    teardown(f); /* drops the unsealed object */
+}
+
+/* Secondary copies go least recently used first; a get refreshes. */
+static void test_eviction_order(void **state)
+{
+    const uint64_t quarter = 256 * KiB - 64; /* + 1 byte of metadata: a quarter of the arena */
+    fixture *f = setup(1 * MiB, 0);
+    for (uint32_t i = 0; i < 4; i++)
+        put(f, i, quarter, false);
+    assert_int_equal(f->s.alloc.used, f->s.capacity);
+    os_object *o;
+    prism_object_id id0 = oid(0), id1 = oid(1), id2 = oid(2), id3 = oid(3);
+    assert_int_equal(os_get(&f->s, &f->c, &id0, &o), PRISM_STORE_OK); /* 0 is now newest */
+    assert_int_equal(os_release(&f->s, &f->c, &id0), PRISM_STORE_OK);
+    put(f, 4, 200 * KiB, false); /* evicts 1, the least recently used */
+    assert_int_equal(os_contains(&f->s, &id1), PRISM_STORE_ABSENT);
+    assert_int_equal(os_contains(&f->s, &id2), PRISM_STORE_PRESENT_MEMORY);
+    assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_MEMORY);
+    /* a referenced object is skipped: hold 2, so 3 goes next */
+    assert_int_equal(os_get(&f->s, &f->c, &id2, &o), PRISM_STORE_OK);
+    put(f, 5, 200 * KiB, false);
+    assert_int_equal(os_contains(&f->s, &id3), PRISM_STORE_ABSENT);
+    assert_int_equal(os_contains(&f->s, &id2), PRISM_STORE_PRESENT_MEMORY);
+    assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_MEMORY);
+    assert_int_equal(os_release(&f->s, &f->c, &id2), PRISM_STORE_OK);
+    assert_int_equal(f->s.evictions, 2);
+    assert_int_equal(f->removed, 2);
+    assert_int_equal(f->spilled, 0);
+    teardown(f);
+}
+
+/* Three arenas' worth of pinned objects all come back intact through spilling. */
+static void test_spill_restore(void **state)
+{
+    enum { N = 48 };
+    fixture *f = setup(4 * MiB, 512 * KiB);
+    for (uint32_t i = 0; i < N; i++)
+        put(f, i, 256 * KiB, true);
+    prism_store_stats st;
+    os_stats(&f->s, &st);
+    assert_true(st.spilled_objects > 0);
+    assert_true(st.spill_files < st.spills_total); /* batched */
+    assert_true(f->s.alloc.used <= f->s.capacity);
+    assert_int_equal(f->s.evictions, 0);
+    for (uint32_t i = 0; i < N; i++) {
+        prism_object_id id = oid(i);
+        os_object *o;
+        assert_int_equal(os_get(&f->s, &f->c, &id, &o), PRISM_STORE_OK);
+        assert_int_equal(check(os_data(&f->s, o), 256 * KiB, i), 0);
+        assert_int_equal(os_release(&f->s, &f->c, &id), PRISM_STORE_OK);
+    }
+    assert_true(f->s.restores > 0);
+    /* deleting everything removes every spill file */
+    for (uint32_t i = 0; i < N; i++) {
+        prism_object_id id = oid(i);
+        assert_int_equal(os_delete(&f->s, &id), PRISM_STORE_OK);
+    }
+    os_stats(&f->s, &st);
+    assert_int_equal(st.spill_files, 0);
+    assert_int_equal(st.used_bytes, 0);
+    teardown(f);
+}
+
+static void test_client_drop(void **state)
+{
+    fixture *f = setup(1 * MiB, 0);
+    os_client dead;
+    os_client_init(&dead);
+    prism_object_id a = oid(1), b = oid(2);
+    os_object *o;
+    assert_int_equal(os_create(&f->s, &dead, &a, 100 * KiB, NULL, 0, false, &o), PRISM_STORE_OK);
+    put(f, 2, 100 * KiB, false);
+    assert_int_equal(os_get(&f->s, &dead, &b, &o), PRISM_STORE_OK);
+    assert_int_equal(os_get(&f->s, &dead, &b, &o), PRISM_STORE_OK);
+    assert_int_equal(o->readers, 2);
+    os_client_drop(&f->s, &dead);
+    assert_int_equal(os_contains(&f->s, &a), PRISM_STORE_ABSENT);
+    assert_int_equal(o->readers, 0);
+    assert_int_equal(f->s.alloc.used, os_alloc_rounded(100 * KiB + 1));
+    teardown(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_too_large_and_oom),
+        cmocka_unit_test(test_eviction_order),
+        cmocka_unit_test(test_spill_restore),
+        cmocka_unit_test(test_client_drop),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
