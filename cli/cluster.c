@@ -5,10 +5,11 @@
  *   $PRISM_HOME/address    the GCS URL, written once the cluster is ready
  *   $PRISM_HOME/pids       "name pid" per started process
  *   $PRISM_HOME/lock       held while `up` or `down` runs
- *   $PRISM_HOME/logs/      one log per process: nats-server, gcs, node-1...
+ *   $PRISM_HOME/logs/      one log per process: nats-server, gcs, scheduler,
+ *                          objectstore-node-1, node-1...
  *   $PRISM_HOME/run/       the address files the services write
  *   $PRISM_HOME/gcs/       the GCS data (SQLite file, packages)
- *   $PRISM_HOME/nodes/N/   each node agent's state */
+ *   $PRISM_HOME/nodes/N/   each node's state: the agent's, objectstore.sock, spill/ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -34,7 +35,7 @@
 #define MAX_NODES 32
 
 typedef struct up_opts {
-    int64_t nodes, port, memory, num_cpus, num_gpus;
+    int64_t nodes, port, memory, num_cpus, num_gpus, store_memory;
     const char *resources, *log_level;
 } up_opts;
 
@@ -47,6 +48,7 @@ typedef struct cluster {
     int nats_port;
     char nats_url[64];
     char gcs_url[1024];
+    char scheduler_url[1024];
     pid_t gcs_pid;
 } cluster;
 
@@ -241,7 +243,37 @@ static int start_gcs(cluster *c)
     return wait_service("gcs", c->gcs_pid, c->gcs_url, sizeof c->gcs_url);
 }
 
-static pid_t start_node(cluster *c, const char *name)
+static int start_scheduler(cluster *c)
+{
+    argv_list a = {0};
+    if (service_args(c, &a, "prism-scheduler", "scheduler", 0) != 0)
+        return -1;
+    pid_t pid = start(c, "scheduler", &a);
+    if (pid < 0)
+        return -1;
+    return wait_service("scheduler", pid, c->scheduler_url, sizeof c->scheduler_url);
+}
+
+/* The object store of node `name`, named objectstore-NAME. */
+static pid_t start_store(cluster *c, const char *name)
+{
+    argv_list a = {0};
+    char proc[64], dir[4096];
+    snprintf(proc, sizeof proc, "objectstore-%s", name);
+    home_file(dir, sizeof dir, "nodes/%s", name);
+    if (prism_mkdir_p(dir, 0700) != 0) {
+        fprintf(stderr, "prism: cannot create %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (service_args(c, &a, "prism-objectstore", proc, 0) != 0)
+        return -1;
+    arg_add(&a, "--socket=%s/objectstore.sock", dir);
+    arg_add(&a, "--memory=%lld", (long long)c->o->store_memory);
+    arg_add(&a, "--spill-dir=%s/spill", dir);
+    return start(c, proc, &a);
+}
+
+static pid_t start_node(cluster *c, const char *name, const char *store_url)
 {
     argv_list a = {0};
     char dir[4096];
@@ -250,6 +282,8 @@ static pid_t start_node(cluster *c, const char *name)
     arg_add(&a, "--gcs-address=%s", c->gcs_url);
     home_file(dir, sizeof dir, "nodes/%s", name);
     arg_add(&a, "--state-dir=%s", dir);
+    arg_add(&a, "--store-socket=%s/objectstore.sock", dir);
+    arg_add(&a, "--store-address=%s", store_url);
     arg_add(&a, "--name=%s", name);
     if (c->o->num_cpus >= 0)
         arg_add(&a, "--num-cpus=%lld", (long long)c->o->num_cpus);
@@ -262,13 +296,34 @@ static pid_t start_node(cluster *c, const char *name)
     return start(c, name, &a);
 }
 
+/* Every node's object store, each one's URL in `urls`. */
+static int start_stores(cluster *c, char urls[][1024])
+{
+    pid_t pids[MAX_NODES];
+    char name[64];
+    for (int i = 0; i < c->o->nodes; i++) {
+        snprintf(name, sizeof name, "node-%d", i + 1);
+        if ((pids[i] = start_store(c, name)) < 0)
+            return -1;
+    }
+    for (int i = 0; i < c->o->nodes; i++) {
+        snprintf(name, sizeof name, "objectstore-node-%d", i + 1);
+        if (wait_service(name, pids[i], urls[i], 1024) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The node agents, once their object stores serve. */
 static int start_nodes(cluster *c)
 {
     pid_t pids[MAX_NODES];
-    char name[32], url[1024];
+    char stores[MAX_NODES][1024], name[32], url[1024];
+    if (start_stores(c, stores) != 0)
+        return -1;
     for (int i = 0; i < c->o->nodes; i++) {
         snprintf(name, sizeof name, "node-%d", i + 1);
-        if ((pids[i] = start_node(c, name)) < 0)
+        if ((pids[i] = start_node(c, name, stores[i])) < 0)
             return -1;
     }
     for (int i = 0; i < c->o->nodes; i++) {
@@ -350,12 +405,14 @@ static void print_started(cluster *c)
 {
     const char *home = cli_home();
     printf("Started a local Prism cluster in %s\n"
-           "  GCS:   %s (%lld node%s alive)\n"
-           "  NATS:  %s\n"
-           "  logs:  %s/logs/\n"
+           "  GCS:       %s (%lld node%s alive)\n"
+           "  scheduler: %s\n"
+           "  NATS:      %s\n"
+           "  logs:      %s/logs/\n"
            "Try `prism status` or `prism job submit -- echo hello`; stop it with `prism down`.\n"
            "Other clients: export PRISM_ADDRESS=%s PRISM_TOKEN=$(cat %s/token)\n",
-           home, c->gcs_url, (long long)c->o->nodes, c->o->nodes == 1 ? "" : "s", c->nats_url,
+           home, c->gcs_url, (long long)c->o->nodes, c->o->nodes == 1 ? "" : "s",
+           c->scheduler_url, c->nats_url,
            home, c->gcs_url, home);
 }
 
@@ -372,7 +429,8 @@ static int up_run(up_opts *o)
     home_file(address, sizeof address, "%s", "address");
     unlink(address);
     if (make_token(token) != 0 || start_nats(&c, token) != 0 || start_gcs(&c) != 0 ||
-        start_nodes(&c) != 0 || wait_nodes_alive(&c, token) != 0 || write_address(&c) != 0) {
+        start_scheduler(&c) != 0 || start_nodes(&c) != 0 || wait_nodes_alive(&c, token) != 0 ||
+        write_address(&c) != 0) {
         rollback(&c);
         return CLI_EXIT_FAIL;
     }
@@ -389,6 +447,8 @@ static int check_up_opts(const up_opts *o)
         fprintf(stderr, "prism: --nodes must be between 1 and %d\n", MAX_NODES);
     else if (o->num_cpus < -1 || o->num_gpus < -1)
         fprintf(stderr, "prism: --num-cpus and --num-gpus must not be negative\n");
+    else if (o->store_memory <= 0)
+        fprintf(stderr, "prism: --object-store-memory must be positive\n");
     else if (o->port < 0 || o->port > 65535)
         fprintf(stderr, "prism: --port must be between 0 and 65535\n");
     else if (bad_res)
@@ -400,21 +460,26 @@ static int check_up_opts(const up_opts *o)
 
 int cmd_up(int argc, char **argv)
 {
-    up_opts o = {.nodes = 1, .memory = -1, .num_cpus = -1, .num_gpus = -1};
+    up_opts o = {.nodes = 1, .memory = -1, .num_cpus = -1, .num_gpus = -1,
+                 .store_memory = 512 << 20};
     cli_opt opts[] = {
         {"nodes", 'n', CLI_INT, &o.nodes, "N", "node agents to start (default 1)"},
         {"num-cpus", 0, CLI_INT, &o.num_cpus, "N", "CPUs per node (default: detected)"},
         {"num-gpus", 0, CLI_INT, &o.num_gpus, "N", "GPUs per node (default: detected)"},
         {"memory", 0, CLI_SIZE, &o.memory, "SIZE", "memory per node, e.g. 4GiB (default: detected)"},
         {"resources", 0, CLI_STRING, &o.resources, "JSON", "custom resources per node, e.g. '{\"disk\": 4}'"},
+        {"object-store-memory", 0, CLI_SIZE, &o.store_memory, "SIZE",
+         "shared memory of each node's object store (default 512MiB)"},
         {"port", 'p', CLI_INT, &o.port, "P", "GCS port (default 0: a free port)"},
         {"log-level", 0, CLI_STRING, &o.log_level, "LEVEL", "services' log level: debug|info|warn|error"},
     };
     cli_command cmd = {
-        .usage = "prism up [--nodes N] [--num-cpus N] [--memory SIZE] [--port P]",
-        .summary = "Starts a local cluster on loopback: nats-server, the GCS and N node agents,\n"
-                   "with a new token, all state under $PRISM_HOME (default ~/.prism). The GCS\n"
-                   "address is written to $PRISM_HOME/address; `prism down` stops the cluster.",
+        .usage = "prism up [--nodes N] [--num-cpus N] [--memory SIZE] [--object-store-memory SIZE]\n"
+                 "         [--port P]",
+        .summary = "Starts a local cluster on loopback: nats-server, the GCS, the scheduler and N\n"
+                   "nodes (a node agent and an object store each), with a new token, all state\n"
+                   "under $PRISM_HOME (default ~/.prism). The GCS address is written to\n"
+                   "$PRISM_HOME/address; `prism down` stops the cluster.",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };

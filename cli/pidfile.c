@@ -51,6 +51,10 @@ const char *pidfile_program(const char *name)
         return "nats-server";
     if (!strcmp(name, "gcs"))
         return "prism-gcs";
+    if (!strcmp(name, "scheduler"))
+        return "prism-scheduler";
+    if (!strncmp(name, "objectstore-", 12))
+        return "prism-objectstore";
     return "prism-nodeagent";
 }
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PIDFILE_MAX 64
+#define PIDFILE_MAX 128 /* nats-server, gcs, scheduler, 2 per node (32 nodes) */
 
 typedef struct pidfile_entry {
     char name[64];
@@ -22,7 +22,8 @@ typedef struct pidfile {
 int pidfile_load(pidfile *t, const char *path);
 /* Appends one line (the file is created with mode 0600). Returns 0 or -1 (printed). */
 int pidfile_append(const char *path, const char *name, pid_t pid);
-/* The program a name stands for: "nats-server", "prism-gcs" or "prism-nodeagent". */
+/* The program a name stands for: "nats-server", "prism-gcs", "prism-scheduler",
+ * "prism-objectstore" (objectstore-NODE) or "prism-nodeagent". */
 const char *pidfile_program(const char *name);
 /* How many recorded processes still run their program. */
 size_t pidfile_count_alive(const pidfile *t);

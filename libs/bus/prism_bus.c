@@ -100,10 +100,11 @@ int prism_bus_connect(prism_bus **out, const char *url, const char *token, const
 
 /* Stops delivery to `s` and waits for its running callback, so nothing
  * touches the subscriber's state after this returns. */
-static void end_subscription(bus_sub *s)
+static void end_subscription(prism_bus *b, bus_sub *s)
 {
-    if (natsSubscription_Drain(s->sub) == NATS_OK)
-        natsSubscription_WaitForDrainCompletion(s->sub, 5000);
+    /* Draining needs the server: without it, it would only wait out its timeout. */
+    if (prism_bus_connected(b) && natsSubscription_Drain(s->sub) == NATS_OK)
+        natsSubscription_WaitForDrainCompletion(s->sub, 2000);
     else
         natsSubscription_Unsubscribe(s->sub);
 }
@@ -113,9 +114,10 @@ void prism_bus_destroy(prism_bus *b)
     if (!b)
         return;
     if (b->nc) {
-        natsConnection_FlushTimeout(b->nc, 1000);
+        if (prism_bus_connected(b))
+            natsConnection_FlushTimeout(b->nc, 1000);
         for (bus_sub *s = b->subs; s; s = s->next)
-            end_subscription(s);
+            end_subscription(b, s);
         natsConnection_Close(b->nc);
     }
     for (bus_sub *s = b->subs, *next; s; s = next) {
@@ -205,7 +207,7 @@ int prism_bus_unsubscribe(prism_bus *b, const char *subject)
     int n = 0;
     for (bus_sub *s = gone, *next; s; s = next, n++) {
         next = s->next;
-        end_subscription(s);
+        end_subscription(b, s);
         natsSubscription_Destroy(s->sub);
         free(s);
     }

@@ -36,6 +36,7 @@ typedef struct gcs_config {
     int64_t max_kv_value_size;
     char *log_level;
     bool print_routes;
+    int64_t object_ttl_s;
 } gcs_config;
 
 /* A node as the GCS sees it. Live nodes are kept in memory; dead ones only in the database. */
@@ -51,8 +52,11 @@ typedef struct gcs_node {
     struct gcs_node *next;
 } gcs_node;
 
+typedef struct gcs_tasks gcs_tasks;
+
 typedef struct gcs {
     gcs_config cfg;
+    gcs_tasks *tasks; /* objects owned through the REST task API */
     pthread_mutex_t lock;
     sqlite3 *db;
     prism_bus *bus;
@@ -124,6 +128,15 @@ void gcs_api_kv_delete(prism_http_req *req, void *ctx);
 void gcs_api_kv_list(prism_http_req *req, void *ctx);
 void gcs_api_package_put(prism_http_req *req, void *ctx);
 void gcs_api_package_get(prism_http_req *req, void *ctx);
+
+/* tasks_api.c: tasks for curl users, owned by the GCS */
+int gcs_tasks_create(gcs *g);
+void gcs_tasks_destroy(gcs *g);
+void gcs_tasks_cron(gcs *g);
+void gcs_api_tasks_submit(prism_http_req *req, void *ctx);
+void gcs_api_object_get(prism_http_req *req, void *ctx);
+void gcs_api_object_delete(prism_http_req *req, void *ctx);
+void gcs_api_objects_list(prism_http_req *req, void *ctx);
 
 /* raycompat.c: Ray's Jobs REST API over the same code */
 void gcs_ray_version(prism_http_req *req, void *ctx);

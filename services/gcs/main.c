@@ -18,7 +18,7 @@ static const char usage[] =
 
 static prism_option *options(gcs_config *c, size_t *n)
 {
-    static prism_option opts[16];
+    static prism_option opts[32];
     prism_option table[] = {
         {"host", PRISM_OPT_STRING, &c->host, "127.0.0.1", "address to listen on"},
         {"port", PRISM_OPT_INT, &c->port, "8265", "port to listen on (0: any free port)"},
@@ -41,6 +41,8 @@ static prism_option *options(gcs_config *c, size_t *n)
         {"max-kv-value-size", PRISM_OPT_SIZE, &c->max_kv_value_size, "1MiB",
          "largest key-value value accepted"},
         {"log-level", PRISM_OPT_STRING, &c->log_level, "info", "debug, info, warn or error"},
+        {"object-ttl-s", PRISM_OPT_INT, &c->object_ttl_s, "3600",
+         "objects made through POST /api/v1/tasks are freed this long after creation"},
         {"print-routes", PRISM_OPT_BOOL, &c->print_routes, "false",
          "print the REST routes served and exit"},
     };
@@ -111,6 +113,10 @@ static int start(gcs *g, prism_http_route *routes, char *err, size_t errlen)
     if (open_storage(g, err, errlen) != 0)
         return -1;
     make_metrics(g);
+    if (gcs_tasks_create(g) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     prism_metrics_gauge_fn(g->metrics, "prism_gcs_nodes_alive", "Nodes alive", NULL, alive_nodes, g);
     if (prism_bus_connect(&g->bus, g->cfg.nats_url, g->cfg.token, "prism-gcs", 0, err, errlen) != 0)
         return -1;
@@ -138,6 +144,7 @@ static int start(gcs *g, prism_http_route *routes, char *err, size_t errlen)
 static void stop(gcs *g)
 {
     prism_http_server_destroy(g->http);
+    gcs_tasks_destroy(g);
     prism_bus_destroy(g->bus);
     gcs_nodes_free(g);
     if (g->db)
@@ -193,6 +200,7 @@ int main(int argc, char **argv)
         while (!(sig = prism_signal_wait(TICK_MS))) {
             gcs_nodes_cron(&g);
             gcs_jobs_cron(&g);
+            gcs_tasks_cron(&g);
         }
         LOG_INFO("signal %d: shutting down", sig);
     }

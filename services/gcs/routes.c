@@ -20,6 +20,10 @@ const prism_http_route gcs_routes[] = {
     {"DELETE", "/api/v1/kv/{namespace}/{key}", gcs_api_kv_delete, 0},
     {"POST", "/api/v1/packages", gcs_api_package_put, 0 /* set from --max-package-size */},
     {"GET", "/api/v1/packages/{sha256}", gcs_api_package_get, 0},
+    {"POST", "/api/v1/tasks", gcs_api_tasks_submit, 1 * MiB},
+    {"GET", "/api/v1/objects", gcs_api_objects_list, 0},
+    {"GET", "/api/v1/objects/{id}", gcs_api_object_get, 0},
+    {"DELETE", "/api/v1/objects/{id}", gcs_api_object_delete, 0},
     /* Ray's Jobs REST API */
     {"GET", "/api/version", gcs_ray_version, 0},
     {"POST", "/api/jobs", gcs_ray_jobs_submit, 1 * MiB},

@@ -18,10 +18,27 @@ static void get_node(prism_http_req *req, void *ctx)
 {
     nodeagent *na = ctx;
     pthread_mutex_lock(&na->lock);
-    json_t *doc = json_pack("{s:s,s:s,s:s,s:O,s:o,s:b,s:i}", "node_id", na->node_id, "name",
-                            na->cfg.name, "address", na->address, "resources", na->resources,
-                            "running_jobs", na_running_jobs(na), "registered", na->registered,
-                            "pid", (int)getpid());
+    json_t *doc = json_pack("{s:s,s:s,s:s,s:O,s:o,s:o,s:b,s:i,s:s?}", "node_id", na->node_id,
+                            "name", na->cfg.name, "address", na->address, "resources",
+                            na->resources, "available", na_available(na), "running_jobs",
+                            na_running_jobs(na), "registered", na->registered, "pid",
+                            (int)getpid(), "store_address", na->cfg.store_address);
+    pthread_mutex_unlock(&na->lock);
+    if (!doc) {
+        prism_http_reply_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    prism_http_reply_json(req, 200, doc);
+}
+
+static void get_workers(prism_http_req *req, void *ctx)
+{
+    nodeagent *na = ctx;
+    pthread_mutex_lock(&na->lock);
+    json_t *doc = json_pack("{s:s,s:o,s:I,s:I}", "node_id", na->node_id, "workers",
+                            na_workers_json(na), "prestart_workers",
+                            (json_int_t)na->cfg.prestart_workers, "max_workers",
+                            (json_int_t)na->cfg.max_workers);
     pthread_mutex_unlock(&na->lock);
     if (!doc) {
         prism_http_reply_error(req, 500, "internal", "out of memory");
@@ -84,7 +101,13 @@ static void get_logs(prism_http_req *req, void *ctx)
 static const prism_http_route routes[] = {
     {"GET", "/api/v1/node", get_node, 0},
     {"GET", "/api/v1/jobs/{id}/logs", get_logs, 0},
+    {"GET", "/api/v1/workers", get_workers, 0},
 };
+
+void na_api_print_routes(FILE *out)
+{
+    prism_http_print_routes(out, routes, sizeof routes / sizeof routes[0]);
+}
 
 int na_api_start(nodeagent *na, char *err, size_t errlen)
 {

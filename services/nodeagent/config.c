@@ -44,7 +44,23 @@ static size_t option_table(na_config *c, prism_option *o)
          "largest working-directory package fetched"},
         {"package-timeout-ms", PRISM_OPT_INT, &c->package_timeout_ms, "120000",
          "time limit of one package download"},
+        {"store-socket", PRISM_OPT_STRING, &c->store_socket, NULL,
+         "Unix socket of the node's object store (handed to workers)"},
+        {"store-address", PRISM_OPT_STRING, &c->store_address, NULL,
+         "HTTP URL of the node's object store (reported with the node)"},
+        {"worker-bin", PRISM_OPT_STRING, &c->worker_bin, NULL,
+         "worker program (default: prism-worker next to this program)"},
+        {"prestart-workers", PRISM_OPT_INT, &c->prestart_workers, NULL,
+         "idle workers kept ready (default: min(2, CPUs))"},
+        {"max-workers", PRISM_OPT_INT, &c->max_workers, NULL,
+         "most worker processes at once (default: 4 x CPUs, at least 4)"},
+        {"worker-idle-ms", PRISM_OPT_INT, &c->worker_idle_ms, "60000",
+         "idle workers beyond --prestart-workers are stopped after this"},
+        {"worker-start-timeout-ms", PRISM_OPT_INT, &c->worker_start_timeout_ms, "30000",
+         "a worker not ready after this is killed"},
         {"log-level", PRISM_OPT_STRING, &c->log_level, "info", "debug, info, warn or error"},
+        {"print-routes", PRISM_OPT_BOOL, &c->print_routes, "false",
+         "print the REST routes served and exit"},
     };
     if (o)
         memcpy(o, t, sizeof t);
@@ -58,8 +74,8 @@ void na_config_print_help(FILE *out)
     size_t n = option_table(&c, o);
     prism_config_print_help(out, o, n,
                             "usage: prism-nodeagent [options]\n\n"
-                            "Registers this node with the GCS and runs the job drivers placed "
-                            "on it.");
+                            "Registers this node with the GCS, runs the job drivers placed on "
+                            "it,\nkeeps its pool of workers and grants worker leases.");
 }
 
 void na_config_free(na_config *c)
@@ -121,6 +137,16 @@ static int resolve_name_and_dir(na_config *c, char *err, size_t errlen)
             snprintf(host, sizeof host, "node");
         if (set_string(&c->name, host) != 0) {
             snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    if (c->state_dir && *c->state_dir && c->state_dir[0] != '/') {
+        /* Workers and drivers run elsewhere: their paths must not depend on our cwd. */
+        char cwd[NA_PATH_MAX], dir[NA_PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd) ||
+            snprintf(dir, sizeof dir, "%s/%s", cwd, c->state_dir) >= (int)sizeof dir ||
+            set_string(&c->state_dir, dir) != 0) {
+            snprintf(err, errlen, "cannot make --state-dir absolute");
             return -1;
         }
     }
@@ -202,6 +228,47 @@ static int parse_custom(na_config *c, char *err, size_t errlen)
     return 0;
 }
 
+/* prism-worker in the directory of this program. */
+static int default_worker_bin(na_config *c, char *err, size_t errlen)
+{
+    char self[NA_PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        snprintf(err, errlen, "cannot find this program (/proc/self/exe): give --worker-bin");
+        return -1;
+    }
+    self[len] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    char path[NA_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/prism-worker", self);
+    if (set_string(&c->worker_bin, path) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int resolve_workers(na_config *c, char *err, size_t errlen)
+{
+    if (c->prestart_workers < 0)
+        c->prestart_workers = c->num_cpus < 2 ? c->num_cpus : 2;
+    if (c->max_workers < 0)
+        c->max_workers = 4 * c->num_cpus < 4 ? 4 : 4 * c->num_cpus;
+    if (c->max_workers < 1 || c->prestart_workers > c->max_workers) {
+        snprintf(err, errlen, "--max-workers must be positive and at least --prestart-workers");
+        return -1;
+    }
+    if (c->worker_idle_ms <= 0 || c->worker_start_timeout_ms <= 0) {
+        snprintf(err, errlen, "--worker-idle-ms and --worker-start-timeout-ms must be positive");
+        return -1;
+    }
+    if (!c->worker_bin || !*c->worker_bin)
+        return default_worker_bin(c, err, errlen);
+    return 0;
+}
+
 static int resolve_amounts(na_config *c, char *err, size_t errlen)
 {
     if (c->num_cpus < 0)
@@ -230,16 +297,19 @@ int na_config_load(na_config *c, int argc, char **argv, char *err, size_t errlen
 {
     prism_option o[32];
     size_t n = option_table(c, o);
-    c->num_cpus = c->num_gpus = c->memory = -1; /* options without a default keep these */
+    /* options without a default keep these */
+    c->num_cpus = c->num_gpus = c->memory = c->prestart_workers = c->max_workers = -1;
     int rc = prism_config_parse(o, n, argc, argv, NULL, err, errlen);
     if (rc != PRISM_CONFIG_OK)
         return rc == PRISM_CONFIG_HELP ? NA_CONFIG_HELP : NA_CONFIG_ERROR;
+    if (c->print_routes)
+        return NA_CONFIG_ROUTES;
     if (prism_log_level_parse(c->log_level, &c->level) != 0) {
         snprintf(err, errlen, "--log-level: '%s' is not debug, info, warn or error", c->log_level);
         return NA_CONFIG_ERROR;
     }
     if (resolve_auth(c, err, errlen) != 0 || resolve_name_and_dir(c, err, errlen) != 0 ||
-        resolve_amounts(c, err, errlen) != 0)
+        resolve_amounts(c, err, errlen) != 0 || resolve_workers(c, err, errlen) != 0)
         return NA_CONFIG_ERROR;
     return NA_CONFIG_OK;
 }

@@ -13,110 +13,51 @@
 #include "prism_fs.h"
 #include "prism_time.h"
 
-extern char **environ;
-
 /* What job.start asked for; strings borrowed from the request. */
 typedef struct start_req {
     const char *job_id;
     const char *entrypoint;
     const char *package; /* NULL: run in the job's directory */
     json_t *env;         /* object of strings, may be NULL */
+    json_t *resources;   /* object, may be NULL */
     int gpus;
 } start_req;
 
 /* ---------- the environment ---------- */
 
-typedef struct strvec {
-    char **v; /* NULL-terminated */
-    size_t n, cap;
-} strvec;
-
-static void vec_free(strvec *e)
-{
-    for (size_t i = 0; i < e->n; i++)
-        free(e->v[i]);
-    free(e->v);
-}
-
-static int vec_push(strvec *e, char *owned)
-{
-    if (!owned)
-        return -1;
-    if (e->n + 2 > e->cap) {
-        size_t cap = e->cap ? 2 * e->cap : 64;
-        char **v = realloc(e->v, cap * sizeof *v);
-        if (!v) {
-            free(owned);
-            return -1;
-        }
-        e->v = v;
-        e->cap = cap;
-    }
-    e->v[e->n++] = owned;
-    e->v[e->n] = NULL;
-    return 0;
-}
-
-/* Sets NAME=VALUE, replacing an earlier NAME. */
-static int env_set(strvec *e, const char *name, const char *value)
-{
-    char *entry;
-    if (asprintf(&entry, "%s=%s", name, value) < 0)
-        return -1;
-    size_t len = strlen(name);
-    for (size_t i = 0; i < e->n; i++) {
-        if (!strncmp(e->v[i], name, len) && e->v[i][len] == '=') {
-            free(e->v[i]);
-            e->v[i] = entry;
-            return 0;
-        }
-    }
-    return vec_push(e, entry);
-}
-
-/* The agent's environment without its own PRISM_* settings (its port, state
- * directory... mean nothing to a driver and would mislead a prism client). */
-static int env_inherit(strvec *e)
-{
-    for (char **p = environ; *p; p++)
-        if (strncmp(*p, "PRISM_", 6) != 0 && vec_push(e, strdup(*p)) != 0)
-            return -1;
-    return 0;
-}
-
-static int env_job(strvec *e, json_t *env)
+static int env_job(na_env *e, json_t *env)
 {
     const char *key;
     json_t *v;
     json_object_foreach(env, key, v) {
-        if (env_set(e, key, json_string_value(v)) != 0)
+        if (na_env_set(e, key, json_string_value(v)) != 0)
             return -1;
     }
     return 0;
 }
 
-static int env_prism(strvec *e, const nodeagent *na, const na_job *j)
+static int env_prism(na_env *e, const nodeagent *na, const na_job *j)
 {
     const na_config *c = &na->cfg;
     int rc = 0;
     if (c->gcs_address && *c->gcs_address)
-        rc |= env_set(e, "PRISM_ADDRESS", c->gcs_address);
+        rc |= na_env_set(e, "PRISM_ADDRESS", c->gcs_address);
     if (c->token && *c->token)
-        rc |= env_set(e, "PRISM_TOKEN", c->token);
-    rc |= env_set(e, "PRISM_NATS_URL", c->nats_url);
-    rc |= env_set(e, "PRISM_JOB_ID", j->id);
-    rc |= env_set(e, "PRISM_NODE_ID", j->node_id);
+        rc |= na_env_set(e, "PRISM_TOKEN", c->token);
+    rc |= na_env_set(e, "PRISM_NATS_URL", c->nats_url);
+    rc |= na_env_set(e, "PRISM_JOB_ID", j->id);
+    rc |= na_env_set(e, "PRISM_NODE_ID", j->node_id);
     if (j->ngpus > 0) {
         char devices[512];
         rc |= na_gpu_visible_devices(j->gpus, j->ngpus, devices, sizeof devices);
-        rc |= env_set(e, "CUDA_VISIBLE_DEVICES", devices);
+        rc |= na_env_set(e, "CUDA_VISIBLE_DEVICES", devices);
     }
     return rc ? -1 : 0;
 }
 
-static int build_env(strvec *e, const nodeagent *na, const na_job *j, json_t *job_env)
+static int build_env(na_env *e, const nodeagent *na, const na_job *j, json_t *job_env)
 {
-    if (env_inherit(e) != 0 || (job_env && env_job(e, job_env) != 0))
+    if (na_env_inherit(e) != 0 || (job_env && env_job(e, job_env) != 0))
         return -1;
     return env_prism(e, na, j);
 }
@@ -145,6 +86,7 @@ static json_t *check_resources(json_t *res, start_req *r)
     if (gpu && (!json_is_number(gpu) || json_number_value(gpu) < 0 ||
                 json_number_value(gpu) > 64))
         return na_error("invalid_argument", "resources.GPU must be a number from 0 to 64");
+    r->resources = res;
     /* A fraction of a GPU takes a whole device: drivers do not share GPUs. */
     r->gpus = gpu ? (int)ceil(json_number_value(gpu)) : 0;
     return NULL;
@@ -198,17 +140,11 @@ static json_t *claim(nodeagent *na, const start_req *r)
     snprintf(j->id, sizeof j->id, "%s", r->job_id);
     snprintf(j->node_id, sizeof j->node_id, "%s", na->node_id);
     j->state = NA_JOB_STARTING;
+    j->resources = r->resources ? json_deep_copy(r->resources) : json_object();
     j->next = na->jobs;
     na->jobs = j;
+    na->report_wanted = true; /* what the job holds is not free for leases */
     return NULL;
-}
-
-static int free_gpus(const nodeagent *na)
-{
-    int n = 0;
-    for (int i = 0; i < na->cfg.num_gpus; i++)
-        n += !na->gpu_used[i];
-    return n;
 }
 
 static int alloc_gpus(nodeagent *na, na_job *j, int want)
@@ -239,13 +175,13 @@ static int open_log(const nodeagent *na, const char *id)
 static int spawn(nodeagent *na, na_job *j, const start_req *r, const char *dir, char *err,
                  size_t errlen)
 {
-    strvec env = {0};
+    na_env env = {0};
     int fd = open_log(na, j->id);
     if (fd < 0 || build_env(&env, na, j, r->env) != 0) {
         snprintf(err, errlen, "cannot prepare the driver: %s", strerror(errno));
         if (fd >= 0)
             close(fd);
-        vec_free(&env);
+        na_env_free(&env);
         return -1;
     }
     char *argv[] = {"/bin/sh", "-c", (char *)r->entrypoint, NULL};
@@ -254,7 +190,7 @@ static int spawn(nodeagent *na, na_job *j, const start_req *r, const char *dir, 
     if (pid < 0)
         snprintf(err, errlen, "fork failed: %s", strerror(errno));
     close(fd);
-    vec_free(&env);
+    na_env_free(&env);
     if (pid < 0)
         return -1;
     j->pid = pid;
@@ -280,7 +216,7 @@ static int launch(nodeagent *na, na_job *j, const start_req *r, const char *dir,
     }
     if (alloc_gpus(na, j, r->gpus) != 0) {
         snprintf(err, errlen, "the job asks for %d GPU(s), %d are free on this node", r->gpus,
-                 free_gpus(na));
+                 na_free_gpus(na));
         return -1;
     }
     if (spawn(na, j, r, dir, err, errlen) != 0) {

@@ -1,5 +1,7 @@
-/* The link to the GCS over NATS: registering each incarnation, heartbeats,
- * and job updates. Register and heartbeat run from the main thread's cron. */
+/* The link to the cluster over NATS: registering each incarnation with the
+ * GCS, heartbeats, job updates, and the resource reports schedulers build
+ * their view from (prism.sched.node). Register, heartbeat and reports run
+ * from the main thread's cron. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,9 +46,9 @@ int na_link_start(nodeagent *na)
 static json_t *register_payload(nodeagent *na)
 {
     pthread_mutex_lock(&na->lock);
-    json_t *p = json_pack("{s:s,s:s,s:s,s:O,s:i}", "node_id", na->node_id, "name", na->cfg.name,
-                          "address", na->address, "resources", na->resources, "pid",
-                          (int)getpid());
+    json_t *p = json_pack("{s:s,s:s,s:s,s:O,s:i,s:s?}", "node_id", na->node_id, "name",
+                          na->cfg.name, "address", na->address, "resources", na->resources, "pid",
+                          (int)getpid(), "store_address", na->cfg.store_address);
     pthread_mutex_unlock(&na->lock);
     return p;
 }
@@ -82,6 +84,7 @@ static void reincarnate(nodeagent *na, const char *code)
     snprintf(why, sizeof why, "the GCS declared node %s dead (%s)", na->node_id, code);
     pthread_mutex_lock(&na->lock);
     na_drivers_kill_all(na, why);
+    na_workers_kill_all(na, why); /* they carry the old node ID */
     pthread_mutex_unlock(&na->lock);
     LOG_WARN("%s: registering again under a new node ID", why);
     char old[PRISM_ID_HEX_LEN + 1];
@@ -130,6 +133,33 @@ void na_link_cron(nodeagent *na)
         try_register(na);
     else
         heartbeat(na);
+    if (na->registered)
+        na_link_report(na);
+}
+
+static json_t *report_payload(nodeagent *na)
+{
+    pthread_mutex_lock(&na->lock);
+    na->report_wanted = false;
+    json_t *p = json_pack("{s:s,s:s,s:O,s:o,s:i,s:i,s:I,s:s,s:s?}", "node_id", na->node_id,
+                          "name", na->cfg.name, "total", na->resources, "available",
+                          na_available(na), "workers_idle",
+                          na_workers_count(na, NA_WORKER_IDLE, true), "workers",
+                          na_workers_count(na, NA_WORKER_IDLE, false) +
+                              na_workers_count(na, NA_WORKER_LEASED, false) +
+                              na_workers_count(na, NA_WORKER_STARTING, false),
+                          "time", (json_int_t)prism_now_ms(), "address", na->address,
+                          "store_address", na->cfg.store_address);
+    pthread_mutex_unlock(&na->lock);
+    return p;
+}
+
+void na_link_report(nodeagent *na)
+{
+    json_t *p = report_payload(na);
+    if (!p || prism_bus_publish_json(na->bus, "prism.sched.node", p) != 0)
+        LOG_DEBUG("cannot publish the resource report: %s", prism_bus_last_error(na->bus));
+    json_decref(p);
 }
 
 void na_link_publish_job(nodeagent *na, const na_job *j)

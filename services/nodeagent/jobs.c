@@ -53,7 +53,9 @@ void na_job_remove(nodeagent *na, na_job *j)
     for (na_job **p = &na->jobs; *p; p = &(*p)->next) {
         if (*p == j) {
             *p = j->next;
+            json_decref(j->resources);
             free(j);
+            na->report_wanted = true;
             return;
         }
     }

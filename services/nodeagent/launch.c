@@ -1,4 +1,4 @@
-/* The launcher: one long-lived thread that forks every driver.
+/* The launcher: one long-lived thread that forks every driver and worker.
  *
  * A driver must die with the agent, which PR_SET_PDEATHSIG arranges, but the
  * kernel sends that signal when the *thread* that forked exits, not the
@@ -48,15 +48,21 @@ static void child_exec(const na_spawn *s, pid_t agent)
     int null_fd = open("/dev/null", O_RDONLY);
     if (null_fd >= 0)
         dup2(null_fd, 0);
-    for (int fd = 0; fd < 3; fd++)
+    int keep = 3; /* descriptors below this stay open */
+    if (s->extra_fd > 2) {
+        if (s->extra_fd != 3)
+            dup2(s->extra_fd, 3);
+        keep = 4;
+    }
+    for (int fd = 0; fd < keep; fd++)
         fcntl(fd, F_SETFD, 0);
-    if (close_range(3, ~0U, 0) != 0)
-        for (int fd = 3; fd < 4096; fd++)
+    if (close_range((unsigned)keep, ~0U, 0) != 0)
+        for (int fd = keep; fd < 4096; fd++)
             close(fd);
     if (chdir(s->dir) != 0)
-        child_fail("prism-nodeagent: cannot enter the job's working directory\n");
+        child_fail("prism-nodeagent: cannot enter the working directory\n");
     execve(s->argv[0], s->argv, s->envp);
-    child_fail("prism-nodeagent: cannot execute the driver\n");
+    child_fail("prism-nodeagent: cannot execute the program\n");
 }
 
 static void fork_request(na_launcher *l)

@@ -17,6 +17,20 @@ static void read_boot_id(nodeagent *na)
         snprintf(na->boot_id, sizeof na->boot_id, "unknown");
 }
 
+static double worker_gauge(nodeagent *na, na_worker_state state)
+{
+    pthread_mutex_lock(&na->lock);
+    int n = na_workers_count(na, state, false);
+    pthread_mutex_unlock(&na->lock);
+    return n;
+}
+
+static double g_starting(void *na) { return worker_gauge(na, NA_WORKER_STARTING); }
+static double g_idle(void *na) { return worker_gauge(na, NA_WORKER_IDLE); }
+static double g_leased(void *na) { return worker_gauge(na, NA_WORKER_LEASED); }
+static double g_stopping(void *na) { return worker_gauge(na, NA_WORKER_STOPPING); }
+static double (*const worker_gauges[])(void *) = {g_starting, g_idle, g_leased, g_stopping};
+
 static int register_metrics(nodeagent *na)
 {
     prism_metrics *m = na->metrics = prism_metrics_create();
@@ -32,6 +46,23 @@ static int register_metrics(nodeagent *na)
         m, "prism_nodeagent_heartbeat_failures_total", "Heartbeats not answered", NULL);
     na->m.registrations = prism_metrics_counter(m, "prism_nodeagent_registrations_total",
                                                 "Incarnations registered with the GCS", NULL);
+    na->m.workers_started = prism_metrics_counter(m, "prism_nodeagent_workers_started_total",
+                                                  "Worker processes started", NULL);
+    na->m.worker_failures = prism_metrics_counter(
+        m, "prism_nodeagent_worker_start_failures_total", "Workers that failed to start", NULL);
+    na->m.leases_granted = prism_metrics_counter(m, "prism_nodeagent_leases_granted_total",
+                                                 "Worker leases granted", NULL);
+    na->m.leases_busy = prism_metrics_counter(m, "prism_nodeagent_leases_busy_total",
+                                              "Worker lease requests answered busy", NULL);
+    na->m.leases_returned = prism_metrics_counter(m, "prism_nodeagent_leases_returned_total",
+                                                  "Worker leases returned", NULL);
+    static const char *const states[] = {"starting", "idle", "leased", "stopping"};
+    for (int i = 0; i < 4; i++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "state=\"%s\"", states[i]);
+        prism_metrics_gauge_fn(m, "prism_nodeagent_workers", "Worker processes by state", labels,
+                               worker_gauges[i], na);
+    }
     return 0;
 }
 
@@ -71,6 +102,11 @@ static int startup(nodeagent *na, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create %s: %s", jobs, strerror(errno));
         return -1;
     }
+    if (na_workers_prepare_dir(na, err, errlen) != 0)
+        return -1;
+    if (access(na->cfg.worker_bin, X_OK) != 0)
+        LOG_WARN("no worker program at %s (%s): leases will be answered busy until it exists",
+                 na->cfg.worker_bin, strerror(errno));
     na->resources = na_config_resources(&na->cfg);
     if (!na->resources || register_metrics(na) != 0 || na_launcher_create(&na->launcher) != 0) {
         snprintf(err, errlen, "out of resources at startup");
@@ -100,8 +136,12 @@ static void cron(nodeagent *na)
     pthread_mutex_lock(&na->lock);
     na_drivers_reap(na);
     na_drivers_enforce_stops(na);
+    na_workers_cron(na);
+    bool report = na->report_wanted && na->registered;
     pthread_mutex_unlock(&na->lock);
     na_link_cron(na);
+    if (report)
+        na_link_report(na); /* availability changed since the last report */
 }
 
 static void shutdown_agent(nodeagent *na)
@@ -114,6 +154,7 @@ static void shutdown_agent(nodeagent *na)
         pthread_cond_wait(&na->idle, &na->lock);
     pthread_mutex_unlock(&na->lock);
     na_drivers_shutdown(na);
+    na_workers_shutdown(na);
     prism_bus_destroy(na->bus); /* flushes the last job updates */
     prism_http_server_destroy(na->http);
     na_launcher_destroy(na->launcher);
@@ -132,10 +173,12 @@ int main(int argc, char **argv)
     if (rc != NA_CONFIG_OK) {
         if (rc == NA_CONFIG_HELP)
             na_config_print_help(stdout);
+        else if (rc == NA_CONFIG_ROUTES)
+            na_api_print_routes(stdout);
         else
             fprintf(stderr, "prism-nodeagent: %s\n", err);
         na_config_free(&na.cfg);
-        return rc == NA_CONFIG_HELP ? 0 : 2;
+        return rc == NA_CONFIG_ERROR ? 2 : 0;
     }
     prism_log_init("nodeagent", na.cfg.level);
     pthread_mutex_init(&na.lock, NULL);
@@ -148,7 +191,7 @@ int main(int argc, char **argv)
         int sig;
         while ((sig = prism_signal_wait(TICK_MS)) == 0)
             cron(&na);
-        LOG_INFO("signal %d: stopping drivers and shutting down", sig);
+        LOG_INFO("signal %d: stopping drivers and workers, shutting down", sig);
     }
     shutdown_agent(&na);
     pthread_cond_destroy(&na.idle);

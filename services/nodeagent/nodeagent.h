@@ -1,10 +1,11 @@
 /* prism-nodeagent: the per-node service that registers the node with the GCS,
- * heartbeats, and runs job drivers (docs/nodeagent.md, docs/protocol.md).
+ * heartbeats, runs job drivers and the worker pool, and grants worker leases
+ * (docs/nodeagent.md, docs/protocol.md, docs/tasks.md).
  *
  * All of the service's state is one struct, `nodeagent`. Three kinds of
  * threads touch it: the main thread (signal wait + cron: heartbeats, reaping,
- * stop deadlines), NATS callbacks (job.start/stop/status/delete) and HTTP
- * handlers. Everything below `lock` in the struct is guarded by it; the
+ * stop deadlines, worker starts), NATS callbacks (job.*, worker.lease,
+ * worker.return) and HTTP handlers. Everything below `lock` in the struct is guarded by it; the
  * configuration and what is set before serving starts are read-only after. */
 #ifndef PRISM_NODEAGENT_H
 #define PRISM_NODEAGENT_H
@@ -46,12 +47,20 @@ typedef struct na_config {
     int64_t stop_grace_ms;
     int64_t package_max;
     int64_t package_timeout_ms;
+    char *store_socket;  /* the node's object store (handed to workers) */
+    char *store_address; /* its HTTP URL (reported) */
+    char *worker_bin;    /* default: prism-worker next to this program */
+    int64_t prestart_workers;
+    int64_t max_workers;
+    int64_t worker_idle_ms;
+    int64_t worker_start_timeout_ms;
     char *log_level;
+    bool print_routes;
     prism_log_level level;
     json_t *custom; /* parsed `resources`; owned */
 } na_config;
 
-enum { NA_CONFIG_OK = 0, NA_CONFIG_HELP = 1, NA_CONFIG_ERROR = -1 };
+enum { NA_CONFIG_OK = 0, NA_CONFIG_HELP = 1, NA_CONFIG_ROUTES = 2, NA_CONFIG_ERROR = -1 };
 
 /* Parses flags and PRISM_* variables, then fills in the detected defaults
  * (name, state dir, CPUs, GPUs, memory) and reads the token file. */
@@ -80,6 +89,7 @@ typedef struct na_spawn {
     char *const *envp;
     const char *dir; /* working directory of the child */
     int stdout_fd;   /* stdout and stderr of the child */
+    int extra_fd;    /* when > 2: becomes descriptor 3 of the child */
 } na_spawn;
 
 /* Starts the thread that forks every driver: PR_SET_PDEATHSIG fires when the
@@ -89,6 +99,20 @@ void na_launcher_destroy(na_launcher *l);
 /* Forks and execs `s` as the leader of a new process group. Returns the pid,
  * or -1 with errno set. */
 pid_t na_launcher_spawn(na_launcher *l, const na_spawn *s);
+
+/* ---------- environments of children (env.c) ---------- */
+
+typedef struct na_env {
+    char **v; /* NULL-terminated */
+    size_t n, cap;
+} na_env;
+
+void na_env_free(na_env *e);
+/* Sets NAME=VALUE, replacing an earlier NAME. Returns 0 or -1. */
+int na_env_set(na_env *e, const char *name, const char *value);
+/* The agent's environment without its own PRISM_* settings (its port, state
+ * directory... mean nothing to a child and would mislead a prism client). */
+int na_env_inherit(na_env *e);
 
 /* ---------- jobs ---------- */
 
@@ -112,8 +136,52 @@ typedef struct na_job {
     int64_t kill_at_ms; /* monotonic time to send SIGKILL after a stop; 0: none */
     int gpus[64];
     int ngpus;
+    json_t *resources; /* what job.start asked for (counted as used); owned */
     struct na_job *next;
 } na_job;
+
+/* ---------- workers and leases ---------- */
+
+#define NA_READY_MAX 4096 /* the ready line of a worker */
+#define NA_LEASE_ID_MAX 128
+
+typedef enum na_worker_state {
+    NA_WORKER_STARTING, /* forked; its ready line not read yet */
+    NA_WORKER_IDLE,
+    NA_WORKER_LEASED,
+    NA_WORKER_STOPPING, /* told to exit (or died); reaped by the cron */
+} na_worker_state;
+
+typedef struct na_lease na_lease;
+
+typedef struct na_worker {
+    char id[PRISM_ID_HEX_LEN + 1];
+    pid_t pid; /* also its process group */
+    na_worker_state state;
+    bool dedicated;     /* started for one lease (GPUs): stopped when it is returned */
+    int ready_fd;       /* our end of its ready channel; -1 once done */
+    char ready[NA_READY_MAX];
+    size_t ready_len;
+    char socket[NA_PATH_MAX]; /* --socket given to it */
+    char *unix_path, *tcp;    /* from its ready line */
+    int64_t started_ms;       /* wall clock */
+    int64_t started_mono, idle_since_mono, kill_at_mono;
+    int gpus[64];
+    int ngpus;
+    na_lease *lease; /* granted or pending on it */
+    struct na_worker *next;
+} na_worker;
+
+struct na_lease {
+    char id[NA_LEASE_ID_MAX + 1];
+    char owner_id[NA_LEASE_ID_MAX + 1];
+    json_t *resources; /* owned */
+    na_worker *worker;
+    char *reply;           /* pending: answer here once the worker is ready; NULL once granted */
+    int64_t deadline_mono; /* pending: grant nothing after this (the asker gave up) */
+    int64_t granted_ms;    /* wall clock; 0 while pending */
+    struct na_lease *next;
+};
 
 /* ---------- the service ---------- */
 
@@ -125,6 +193,8 @@ typedef struct nodeagent {
     prism_metrics *metrics;
     struct {
         prism_metric *running, *started, *heartbeats, *heartbeat_failures, *registrations;
+        prism_metric *workers_started, *worker_failures, *leases_granted, *leases_busy,
+            *leases_returned;
     } m;
     prism_bus *bus;
     prism_http_server *http;
@@ -144,6 +214,12 @@ typedef struct nodeagent {
     int busy;     /* NATS handlers in progress */
     na_job *jobs;
     bool gpu_used[64];
+    na_worker *workers;
+    na_lease *leases;
+    bool report_wanted;        /* availability changed: publish prism.sched.node */
+    int worker_failures;       /* worker starts that failed in a row */
+    int64_t worker_retry_mono; /* no new worker before this (after failures) */
+    char worker_error[NA_MESSAGE_MAX]; /* why the last start failed */
 } nodeagent;
 
 /* jobs.c: the job table and the records on disk. Callers hold `lock`. */
@@ -180,18 +256,51 @@ bool na_is_package_sha(const char *text);
 int na_package_ensure(nodeagent *na, const char *sha, char *dir, size_t dirlen, char *err,
                       size_t errlen);
 
-/* gcs_link.c: register, heartbeat, job updates. */
+/* gcs_link.c: register, heartbeat, job updates, resource reports. */
 /* Starts a new incarnation: a fresh node ID, subscribed, to be registered. */
 int na_link_start(nodeagent *na);
 void na_link_cron(nodeagent *na);
 void na_link_publish_job(nodeagent *na, const na_job *j);
+/* Publishes prism.sched.node now (takes the lock). */
+void na_link_report(nodeagent *na);
 
-/* subjects.c: prism.node.<node_id>.job.* */
+/* workers.c: the worker pool. Callers hold `lock` unless noted. */
+const char *na_worker_state_name(na_worker_state s);
+/* Starts a worker; `gpus` devices (pool indices) make it dedicated. */
+na_worker *na_worker_start(nodeagent *na, const int *gpus, int ngpus, char *err, size_t errlen);
+/* SIGTERM (SIGKILL after --stop-grace-ms); the cron reaps it. */
+void na_worker_stop(nodeagent *na, na_worker *w);
+/* Reads ready lines, reaps, enforces deadlines, keeps the pool's size. */
+void na_workers_cron(nodeagent *na);
+/* SIGKILL to every worker, their leases freed (a new incarnation). */
+void na_workers_kill_all(nodeagent *na, const char *why);
+/* Stops every worker and waits for them (no NATS handler runs any more). No lock. */
+void na_workers_shutdown(nodeagent *na);
+json_t *na_workers_json(nodeagent *na);
+int na_workers_count(const nodeagent *na, na_worker_state state, bool unleased_only);
+int na_workers_prepare_dir(nodeagent *na, char *err, size_t errlen);
+
+/* leases.c: worker.lease, worker.return and the node's free resources. */
+/* Handles a lease request: the grant or an error now, or NULL when the
+ * answer goes to `reply` once a worker is ready. */
+json_t *na_lease_request(nodeagent *na, json_t *req, const char *reply);
+json_t *na_lease_return(nodeagent *na, json_t *req);
+/* The worker of a pending lease is ready: grant it (lock held). */
+void na_lease_worker_ready(nodeagent *na, na_worker *w);
+/* Frees a lease; `error` (code busy) answers it first when it is pending. */
+void na_lease_free(nodeagent *na, na_lease *l, const char *error);
+/* Total minus leases minus jobs; GPU counts free devices. Owned by the caller. */
+json_t *na_available(nodeagent *na);
+int na_free_gpus(const nodeagent *na);
+
+/* subjects.c: prism.node.<node_id>.{job.*, worker.*} */
 int na_subjects_subscribe(nodeagent *na, const char *node_id);
 void na_subjects_unsubscribe(nodeagent *na, const char *node_id);
 json_t *na_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* api.c: the REST API. */
 int na_api_start(nodeagent *na, char *err, size_t errlen);
+/* "METHOD PATTERN" per route served (--print-routes). */
+void na_api_print_routes(FILE *out);
 
 #endif

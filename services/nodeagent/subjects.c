@@ -1,6 +1,6 @@
-/* The node's NATS subjects, prism.node.<node_id>.job.<verb>, dispatched from
- * one table. Each verb has its own subscription (so its own thread): a start
- * that fetches a package does not hold up a stop or a status. */
+/* The node's NATS subjects, prism.node.<node_id>.<verb>, dispatched from one
+ * table. Each verb has its own subscription (so its own thread): a start
+ * that fetches a package does not hold up a stop, a status or a lease. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,7 +8,9 @@
 #include "nodeagent.h"
 #include "prism_fs.h"
 
-typedef json_t *(*subject_fn)(nodeagent *na, json_t *req);
+/* Returns the answer, or NULL when there is none (yet: a lease whose worker
+ * is starting is answered on `reply` later). */
+typedef json_t *(*subject_fn)(nodeagent *na, json_t *req, const char *reply);
 
 json_t *na_error(const char *code, const char *fmt, ...)
 {
@@ -27,12 +29,12 @@ static const char *job_id_of(json_t *req)
     return id && prism_safe_name(id) ? id : NULL;
 }
 
-static json_t *on_start(nodeagent *na, json_t *req)
+static json_t *on_start(nodeagent *na, json_t *req, const char *reply)
 {
     return na_driver_start(na, req);
 }
 
-static json_t *on_stop(nodeagent *na, json_t *req)
+static json_t *on_stop(nodeagent *na, json_t *req, const char *reply)
 {
     const char *id = job_id_of(req);
     if (!id)
@@ -45,7 +47,7 @@ static json_t *on_stop(nodeagent *na, json_t *req)
                    : na_error("not_running", "job '%s' is not running on this node", id);
 }
 
-static json_t *on_status(nodeagent *na, json_t *req)
+static json_t *on_status(nodeagent *na, json_t *req, const char *reply)
 {
     const char *id = job_id_of(req);
     if (!id)
@@ -57,7 +59,7 @@ static json_t *on_status(nodeagent *na, json_t *req)
     return st ? st : json_pack("{s:s,s:s}", "job_id", id, "state", "UNKNOWN");
 }
 
-static json_t *on_delete(nodeagent *na, json_t *req)
+static json_t *on_delete(nodeagent *na, json_t *req, const char *reply)
 {
     json_t *ids = json_object_get(req, "job_ids");
     if (!json_is_array(ids))
@@ -68,29 +70,41 @@ static json_t *on_delete(nodeagent *na, json_t *req)
     return json_pack("{s:b}", "ok", 1); /* sent only when asked as a request */
 }
 
+static json_t *on_lease(nodeagent *na, json_t *req, const char *reply)
+{
+    return na_lease_request(na, req, reply);
+}
+
+static json_t *on_return(nodeagent *na, json_t *req, const char *reply)
+{
+    return na_lease_return(na, req);
+}
+
 static const struct {
     const char *verb;
     subject_fn fn;
 } subjects[] = {
-    {"start", on_start},
-    {"stop", on_stop},
-    {"status", on_status},
-    {"delete", on_delete},
+    {"job.start", on_start},
+    {"job.stop", on_stop},
+    {"job.status", on_status},
+    {"job.delete", on_delete},
+    {"worker.lease", on_lease},
+    {"worker.return", on_return},
 };
 
 #define SUBJECT_PREFIX "prism.node."
 
-/* Splits prism.node.<id>.job.<verb> into the node ID and the table entry. */
+/* Splits prism.node.<id>.<verb> into the node ID and the table entry. */
 static subject_fn route(const char *subject, char node_id[PRISM_ID_HEX_LEN + 1])
 {
     const char *p = subject + strlen(SUBJECT_PREFIX);
     if (strncmp(subject, SUBJECT_PREFIX, strlen(SUBJECT_PREFIX)) != 0 ||
-        strlen(p) < PRISM_ID_HEX_LEN + 5 || strncmp(p + PRISM_ID_HEX_LEN, ".job.", 5) != 0)
+        strlen(p) < PRISM_ID_HEX_LEN + 2 || p[PRISM_ID_HEX_LEN] != '.')
         return NULL;
     memcpy(node_id, p, PRISM_ID_HEX_LEN);
     node_id[PRISM_ID_HEX_LEN] = '\0';
     for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++)
-        if (!strcmp(p + PRISM_ID_HEX_LEN + 5, subjects[i].verb))
+        if (!strcmp(p + PRISM_ID_HEX_LEN + 1, subjects[i].verb))
             return subjects[i].fn;
     return NULL;
 }
@@ -137,7 +151,7 @@ static void on_message(prism_bus *bus, const char *subject, const char *reply, c
     if (!answer) {
         json_t *req = json_loadb(data, len, 0, NULL);
         answer = json_is_object(req)
-                     ? fn(na, req)
+                     ? fn(na, req, reply)
                      : na_error("invalid_json", "the payload must be a JSON object");
         json_decref(req);
     }
@@ -149,7 +163,7 @@ int na_subjects_subscribe(nodeagent *na, const char *node_id)
 {
     for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++) {
         char subject[128];
-        snprintf(subject, sizeof subject, SUBJECT_PREFIX "%s.job.%s", node_id, subjects[i].verb);
+        snprintf(subject, sizeof subject, SUBJECT_PREFIX "%s.%s", node_id, subjects[i].verb);
         if (prism_bus_subscribe(na->bus, subject, NULL, on_message, na) != 0)
             return -1;
     }
@@ -160,7 +174,7 @@ void na_subjects_unsubscribe(nodeagent *na, const char *node_id)
 {
     for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++) {
         char subject[128];
-        snprintf(subject, sizeof subject, SUBJECT_PREFIX "%s.job.%s", node_id, subjects[i].verb);
+        snprintf(subject, sizeof subject, SUBJECT_PREFIX "%s.%s", node_id, subjects[i].verb);
         prism_bus_unsubscribe(na->bus, subject);
     }
 }

@@ -1,7 +1,9 @@
 """Starts real Prism clusters for integration tests.
 
 A Cluster runs a real nats-server and the real service binaries as separate
-processes on free loopback ports, with state in a temporary directory. Every
+processes on free loopback ports, with state in a temporary directory: the
+GCS, the scheduler, and per node an object store and a node agent (which runs
+its pool of prism-worker processes when that program is built). Every
 process is stopped with SIGTERM at the end, and a service that does not exit
 cleanly (status 0: no crash, no sanitizer report, no leak) fails the test.
 Only the Python standard library is used.
@@ -100,10 +102,17 @@ class Response:
 
 
 class Cluster:
-    def __init__(self, nodes=1, node_timeout_ms=3000, gcs_args=(), node_args=None):
+    """nats-server, the GCS, the scheduler (unless scheduler=False) and `nodes`
+    node agents, each with its object store (unless objectstore=False)."""
+
+    def __init__(self, nodes=1, node_timeout_ms=3000, gcs_args=(), node_args=None,
+                 scheduler=True, scheduler_args=(), objectstore=True):
         if not find_nats():
             skip("nats-server is not installed (make bootstrap installs it)")
-        for b in ("prism-gcs",) + (("prism-nodeagent",) if nodes else ()):
+        needed = ("prism-gcs",) + (("prism-scheduler",) if scheduler else ())
+        if nodes:
+            needed += ("prism-nodeagent",) + (("prism-objectstore",) if objectstore else ())
+        for b in needed:
             if not os.access(os.path.join(BIN, b), os.X_OK):
                 skip("%s is not built in %s" % (b, BIN))
         self.dir = tempfile.mkdtemp(prefix="prism-it-")
@@ -116,12 +125,19 @@ class Cluster:
         self.gcs_args = list(gcs_args)
         self.procs = []
         self.nodes = {}
+        self.stores = {}  # node name -> its prism-objectstore Proc
+        self.store_addresses = {}  # node name -> the store's HTTP URL
+        self.objectstore = objectstore
+        self.scheduler_args = list(scheduler_args)
+        self.scheduler = None
         self.failed_shutdowns = []
         self.nats_port = free_port()
         self.nats_url = "nats://127.0.0.1:%d" % self.nats_port
         self.start_nats()
         self.gcs_port = free_port()
         self.start_gcs()
+        if scheduler:
+            self.start_scheduler()
         for i in range(nodes):
             self.start_node("node-%d" % (i + 1), *(node_args or ()))
         if nodes:
@@ -159,20 +175,66 @@ class Cluster:
         wait_until(self._healthy, what="GCS /healthz")
         return self.gcs
 
-    def _healthy(self):
+    def _healthy(self, base=None):
         try:
-            return self.get("/healthz", token=None).status == 200
+            return self.get("/healthz", token=None, base=base).status == 200
         except OSError:
             return False
 
-    def start_node(self, name, *extra):
+    def start_scheduler(self, extra=()):
+        """prism-scheduler on a free port; its REST base URL is self.scheduler_url."""
+        port = free_port()
+        argv = [os.path.join(BIN, "prism-scheduler"), "--port", str(port), "--token-file",
+                self.token_file, "--nats-url", self.nats_url, "--node-timeout-ms",
+                str(self.node_timeout_ms), "--log-level", "debug"] + self.scheduler_args + list(extra)
+        self.scheduler = self._spawn("scheduler-" + str(len(self.procs)), argv, self.service_env())
+        self.scheduler_url = "http://127.0.0.1:%d" % port
+        wait_until(lambda: self._healthy(self.scheduler_url), what="scheduler /healthz")
+        return self.scheduler
+
+    def start_store(self, name):
+        """The object store of node `name` (kept when it still runs); returns its URL."""
+        p = self.stores.get(name)
+        if p and p.alive():
+            return self.store_addresses[name]
+        state = os.path.join(self.dir, "nodes", name)
+        os.makedirs(state, exist_ok=True)
+        addr_file = os.path.join(state, "objectstore.address")
+        if os.path.exists(addr_file):
+            os.unlink(addr_file)
+        argv = [os.path.join(BIN, "prism-objectstore"), "--socket",
+                os.path.join(state, "objectstore.sock"), "--port", "0", "--address-file",
+                addr_file, "--token-file", self.token_file, "--nats-url", self.nats_url,
+                "--memory", "64MiB", "--prefault=false", "--spill-dir",
+                os.path.join(state, "spill"), "--log-level", "debug"]
+        p = self._spawn("store-%s-%d" % (name, len(self.procs)), argv, self.service_env())
+        self.stores[name] = p
+
+        def address():
+            if not p.alive():
+                raise AssertionError("the object store of %s exited:\n%s" % (name, p.tail()))
+            try:
+                with open(addr_file) as f:
+                    url = f.read().strip()
+            except OSError:
+                return None
+            return url if url and self._healthy(url) else None
+        self.store_addresses[name] = wait_until(address, what="object store of " + name)
+        return self.store_addresses[name]
+
+    def start_node(self, name, *extra, objectstore=None):
+        """A node agent named `name`, with its object store unless objectstore=False
+        (default: the cluster's setting)."""
         state = os.path.join(self.dir, "nodes", name)
         os.makedirs(state, exist_ok=True)
         argv = [os.path.join(BIN, "prism-nodeagent"), "--port", "0", "--token-file",
                 self.token_file, "--nats-url", self.nats_url, "--gcs-address", self.url,
                 "--state-dir", state, "--name", name, "--heartbeat-ms", "300",
-                "--stop-grace-ms", "1000", "--log-level", "debug"] + list(extra)
-        p = self._spawn(name + "-" + str(len(self.procs)), argv, self.service_env())
+                "--stop-grace-ms", "1000", "--log-level", "debug"]
+        if self.objectstore if objectstore is None else objectstore:
+            argv += ["--store-socket", os.path.join(state, "objectstore.sock"),
+                     "--store-address", self.start_store(name)]
+        p = self._spawn(name + "-" + str(len(self.procs)), argv + list(extra), self.service_env())
         self.nodes[name] = p
         return p
 
@@ -182,7 +244,8 @@ class Cluster:
 
     # ---- HTTP ----
     def request(self, method, path, body=None, token="default", headers=None, raw=None,
-                timeout=30):
+                timeout=30, base=None):
+        """An HTTP request to the GCS (or to `base`, another service's URL)."""
         data = raw
         hdrs = dict(headers or {})
         if body is not None:
@@ -192,7 +255,8 @@ class Cluster:
             token = self.token
         if token is not None:
             hdrs["Authorization"] = "Bearer " + token
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
+        req = urllib.request.Request((base or self.url) + path, data=data, method=method,
+                                     headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return Response(r.status, r.read(), dict(r.headers))

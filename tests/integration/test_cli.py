@@ -72,14 +72,15 @@ def test_up_status_down(h):
     with open(os.path.join(h.dir, "address")) as f:
         assert f.read().startswith("http://127.0.0.1:")
     pids = h.pids()
-    assert len(pids) == 4 and all(running(p) for p in pids), pids
+    # nats-server, GCS, scheduler, and an object store and a node agent per node
+    assert len(pids) == 7 and all(running(p) for p in pids), pids
     out = h.ok("status")
     assert "2 alive, 0 dead" in out and "node-1" in out and "node-2" in out, out
     assert json.loads(h.ok("status", "--json"))["nodes_alive"] == 2
     r = h.prism("up", check=1)
     assert "already running" in r.stderr, r.stderr
     out = h.ok("down")
-    assert "4 processes" in out, out
+    assert "7 processes" in out, out
     assert not any(running(p) for p in pids), pids
     assert not os.path.exists(os.path.join(h.dir, "pids"))
     assert not os.path.exists(os.path.join(h.dir, "address"))

@@ -40,7 +40,8 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 # binary, spec, whether a missing spec fails the test
 SERVICES = [("prism-gcs", "gcs.yaml", True),
             ("prism-nodeagent", "nodeagent.yaml", False),
-            ("prism-objectstore", "objectstore.yaml", False)]
+            ("prism-objectstore", "objectstore.yaml", False),
+            ("prism-scheduler", "scheduler.yaml", True)]
 DEFAULT = object()
 
 # (spec name, METHOD, path template, status) of every response seen, for the report.
@@ -588,6 +589,18 @@ def test_gcs_routes_answer_valid_requests(c):
     for j in (first, waiting, long_job):
         api.call("DELETE", "/api/v1/jobs/{id}", {"id": j["job_id"]}, expect=200)
     api.call("GET", "/api/v1/jobs/{id}", {"id": pkg_job["job_id"]}, expect=200)
+
+    # tasks through the GCS (needs the task runtime: scheduler, workers)
+    made = api.call("POST", "/api/v1/tasks", body={"package": "builtin", "function": "add",
+                                                   "args": [2, 40]}, expect=201).json()
+    oid = made["object_ids"][0]
+    ready = api.call("GET", "/api/v1/objects/{id}", {"id": oid}, query={"timeout_ms": 30000},
+                     expect=200).json()
+    assert ready["value"] == {"kind": "json", "value": 42}, ready
+    listed = api.call("GET", "/api/v1/objects", query={"limit": 10}, expect=200).json()
+    assert listed["objects"][0]["object_id"] == oid, listed
+    api.call("DELETE", "/api/v1/objects/{id}", {"id": oid}, expect=200)
+    api.call("GET", "/api/v1/objects/{id}", {"id": oid}, expect=404, code="not_found")
 
     # Ray's Jobs API
     v = api.call("GET", "/api/version", expect=200).json()

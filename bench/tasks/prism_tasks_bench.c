@@ -1,0 +1,747 @@
+/* Task benchmarks of Prism, named as in Ray's microbenchmark. A driver on
+ * libprism: it connects to the cluster of PRISM_ADDRESS/PRISM_TOKEN (or
+ * $PRISM_HOME), runs one benchmark with a warm-up, times it with
+ * CLOCK_MONOTONIC and prints one JSON line per result:
+ *
+ *   {"system": "prism", "bench": NAME, "rate": ..., "unit": ..., ...}
+ *
+ *   prism-tasks-bench BENCH [options]
+ *
+ * BENCH:
+ *   sync     single_client_tasks_sync: submit + get one trivial task at a
+ *            time; median and p99 latency and the rate
+ *   async    single_client_tasks_async: submit N trivial tasks, then get
+ *            them all; the median rate of the rounds
+ *   multi    multi_client_tasks_async: --clients driver processes, each with
+ *            its own client, run `async` rounds started together; the
+ *            rate is all their tasks over the time from the first start to
+ *            the last end
+ *   wait     single_client_wait_1k_refs: submit 1000 tasks, then
+ *            prism_wait(k=1) on those not yet taken, taking one ready
+ *            reference per call, until none is left (Ray's ray.wait loop)
+ *   get10k   single_client_get_object_containing_10k_refs: put a list value
+ *            holding 10,000 references, then get it
+ *   get10k-task  the same list passed through a task (echo) and got back
+ *   arg      tasks taking a put argument of --size bytes (a u8 tensor): the
+ *            checksum is checked once with builtin sum, then each timed task
+ *            is echo(small, big) returning the small value, so the time is
+ *            the argument's delivery, not arithmetic
+ *   all      each of the above in turn (arg at 1 MiB and 100 MiB), each in
+ *            a child process of its own
+ *
+ * Options: --n N (tasks per round), --rounds R, --warmup W, --clients K,
+ * --size BYTES (K/M/G suffixes, binary), --max-seconds S (a time bound on
+ * the timed part of sync and arg), --num-cpus X (the tasks' CPU demand).
+ *
+ * The trivial task is builtin echo with no argument (it returns null). */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <prism/prism.h>
+
+#include "bench_util.h"
+
+#define GET_TIMEOUT_MS 120000
+
+typedef struct cfg {
+    long n, rounds, warmup, clients;
+    long long size;
+    double max_seconds, num_cpus;
+    bool n_set, rounds_set, warmup_set;
+} cfg;
+
+static const char *bench_name = "?";
+
+/* ---------- output ---------- */
+
+static void json_string_out(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+/* One error line for the current benchmark; returns 1 (the exit status). */
+static int report_error(const char *what, prism_status s)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s: %s: %s", what, prism_status_text(s), prism_last_error());
+    printf("{\"system\": \"prism\", \"bench\": ");
+    json_string_out(stdout, bench_name);
+    printf(", \"error\": ");
+    json_string_out(stdout, msg);
+    printf("}\n");
+    fflush(stdout);
+    fprintf(stderr, "prism-tasks-bench %s: %s\n", bench_name, msg);
+    return 1;
+}
+
+#define TRY(call, what)                                                                        \
+    do {                                                                                       \
+        prism_status s_ = (call);                                                              \
+        if (s_ != PRISM_OK)                                                                    \
+            return report_error(what, s_);                                                     \
+    } while (0)
+
+static prism_task_options task_opts(const cfg *c)
+{
+    prism_task_options o = PRISM_TASK_OPTIONS_INIT;
+    o.num_cpus = c->num_cpus;
+    return o;
+}
+
+static int connect_client(prism_client **out)
+{
+    prism_status s = prism_connect(out, NULL);
+    return s == PRISM_OK ? 0 : report_error("connect", s);
+}
+
+/* Submits the trivial task. */
+static prism_status submit_trivial(prism_client *c, const prism_task_options *o, prism_ref **r)
+{
+    return prism_submit(c, "builtin", "echo", NULL, 0, o, r);
+}
+
+/* Gets, checks and frees a trivial task's result. */
+static prism_status get_trivial(prism_client *c, prism_ref *r)
+{
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, GET_TIMEOUT_MS, &v);
+    if (s == PRISM_OK && prism_value_kind_of(v) != PRISM_VALUE_NULL)
+        s = PRISM_ERR_INTERNAL; /* echo() returns null */
+    prism_value_free(v);
+    return s;
+}
+
+/* Submits n trivial tasks, then gets them all. */
+static prism_status async_round(prism_client *c, const prism_task_options *o, prism_ref **refs,
+                                long n)
+{
+    prism_status s = PRISM_OK;
+    long submitted = 0;
+    for (; submitted < n && s == PRISM_OK; submitted++)
+        s = submit_trivial(c, o, &refs[submitted]);
+    if (s != PRISM_OK)
+        submitted--;
+    for (long i = 0; i < submitted; i++) {
+        prism_status g = s == PRISM_OK ? get_trivial(c, refs[i]) : PRISM_OK;
+        if (s == PRISM_OK)
+            s = g;
+        prism_ref_release(refs[i]);
+    }
+    return s;
+}
+
+/* ---------- single_client_tasks_sync ---------- */
+
+static int bench_sync(const cfg *cf)
+{
+    bench_name = "single_client_tasks_sync";
+    prism_client *c;
+    if (connect_client(&c))
+        return 1;
+    prism_task_options o = task_opts(cf);
+    for (long i = 0; i < cf->warmup; i++) {
+        prism_ref *r = NULL;
+        TRY(submit_trivial(c, &o, &r), "warm-up submit");
+        prism_status s = get_trivial(c, r);
+        prism_ref_release(r);
+        TRY(s, "warm-up get");
+    }
+    int64_t *lat = malloc((size_t)cf->n * sizeof *lat);
+    long n = 0;
+    int64_t t0 = bench_now_ns(), limit = (int64_t)(cf->max_seconds * 1e9);
+    while (n < cf->n) {
+        int64_t a = bench_now_ns();
+        prism_ref *r = NULL;
+        TRY(submit_trivial(c, &o, &r), "submit");
+        prism_status s = get_trivial(c, r);
+        prism_ref_release(r);
+        TRY(s, "get");
+        int64_t b = bench_now_ns();
+        lat[n++] = b - a;
+        if (b - t0 > limit)
+            break;
+    }
+    double total = (double)(bench_now_ns() - t0) / 1e9;
+    qsort(lat, (size_t)n, sizeof *lat, bench_cmp_i64);
+    double sum = 0;
+    for (long i = 0; i < n; i++)
+        sum += (double)lat[i];
+    printf("{\"system\": \"prism\", \"bench\": \"%s\", \"n\": %ld, \"rate\": %.1f, "
+           "\"unit\": \"tasks/s\", \"median_us\": %.2f, \"p99_us\": %.2f, \"mean_us\": %.2f, "
+           "\"min_us\": %.2f}\n",
+           bench_name, n, (double)n / total, (double)bench_quantile(lat, (size_t)n, 0.5) / 1e3,
+           (double)bench_quantile(lat, (size_t)n, 0.99) / 1e3, sum / (double)n / 1e3,
+           (double)lat[0] / 1e3);
+    fflush(stdout);
+    free(lat);
+    prism_disconnect(c);
+    return 0;
+}
+
+/* ---------- single_client_tasks_async ---------- */
+
+static int bench_async(const cfg *cf)
+{
+    bench_name = "single_client_tasks_async";
+    prism_client *c;
+    if (connect_client(&c))
+        return 1;
+    prism_task_options o = task_opts(cf);
+    long cap = cf->n > cf->warmup ? cf->n : cf->warmup;
+    prism_ref **refs = calloc((size_t)cap, sizeof *refs);
+    TRY(async_round(c, &o, refs, cf->warmup), "warm-up");
+    double *rates = calloc((size_t)cf->rounds, sizeof *rates);
+    for (long r = 0; r < cf->rounds; r++) {
+        int64_t t0 = bench_now_ns();
+        TRY(async_round(c, &o, refs, cf->n), "round");
+        rates[r] = (double)cf->n / ((double)(bench_now_ns() - t0) / 1e9);
+    }
+    double lo = rates[0], hi = rates[0];
+    for (long r = 0; r < cf->rounds; r++) {
+        lo = rates[r] < lo ? rates[r] : lo;
+        hi = rates[r] > hi ? rates[r] : hi;
+    }
+    printf("{\"system\": \"prism\", \"bench\": \"%s\", \"n\": %ld, \"rounds\": %ld, "
+           "\"rate\": %.1f, \"unit\": \"tasks/s\", \"rate_min\": %.1f, \"rate_max\": %.1f}\n",
+           bench_name, cf->n, cf->rounds, bench_median_d(rates, (size_t)cf->rounds), lo, hi);
+    fflush(stdout);
+    free(rates);
+    free(refs);
+    prism_disconnect(c);
+    return 0;
+}
+
+/* ---------- multi_client_tasks_async ---------- */
+
+typedef struct child_msg {
+    int type; /* 1 ready, 2 result */
+    int ok;
+    long n;
+    int64_t start, end;
+    char error[200];
+} child_msg;
+
+static void child_send(int fd, const child_msg *m)
+{
+    ssize_t w;
+    do
+        w = write(fd, m, sizeof *m); /* < PIPE_BUF: atomic */
+    while (w < 0 && errno == EINTR);
+}
+
+static void child_fail(int fd, const char *what, prism_status s)
+{
+    child_msg m = {.type = 2, .ok = 0};
+    snprintf(m.error, sizeof m.error, "%s: %s: %s", what, prism_status_text(s), prism_last_error());
+    child_send(fd, &m);
+}
+
+static int multi_child(const cfg *cf, int up, int go)
+{
+    prism_client *c;
+    prism_status s = prism_connect(&c, NULL);
+    if (s != PRISM_OK) {
+        child_fail(up, "connect", s);
+        return 1;
+    }
+    prism_task_options o = task_opts(cf);
+    long cap = cf->n > cf->warmup ? cf->n : cf->warmup;
+    prism_ref **refs = calloc((size_t)cap, sizeof *refs);
+    if ((s = async_round(c, &o, refs, cf->warmup)) != PRISM_OK) {
+        child_fail(up, "warm-up", s);
+        return 1;
+    }
+    for (long r = 0; r < cf->rounds; r++) {
+        child_msg m = {.type = 1};
+        child_send(up, &m);
+        char b;
+        if (read(go, &b, 1) != 1)
+            return 1;
+        m.type = 2;
+        m.start = bench_now_ns();
+        s = async_round(c, &o, refs, cf->n);
+        m.end = bench_now_ns();
+        m.n = cf->n;
+        m.ok = s == PRISM_OK;
+        if (!m.ok) {
+            child_fail(up, "round", s);
+            return 1;
+        }
+        child_send(up, &m);
+    }
+    free(refs);
+    prism_disconnect(c);
+    return 0;
+}
+
+static int bench_multi(const cfg *cf)
+{
+    bench_name = "multi_client_tasks_async";
+    int up[2], go[2];
+    if (pipe(up) != 0 || pipe(go) != 0)
+        return report_error("pipe", PRISM_ERR_INTERNAL);
+    long k = cf->clients;
+    pid_t *kids = calloc((size_t)k, sizeof *kids);
+    for (long i = 0; i < k; i++) {
+        fflush(stdout);
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            close(up[0]);
+            close(go[1]);
+            _exit(multi_child(cf, up[1], go[0]));
+        }
+    }
+    close(up[1]);
+    close(go[0]);
+    double *rates = calloc((size_t)cf->rounds, sizeof *rates);
+    long ready = 0, results = 0, round = 0, total_n = 0;
+    int64_t first = INT64_MAX, last = 0, last_msg = bench_now_ns();
+    char error[300] = "";
+    while (round < cf->rounds && !error[0]) {
+        struct pollfd p = {.fd = up[0], .events = POLLIN};
+        int pr = poll(&p, 1, 1000);
+        if (pr == 0) { /* a client that died without a word (a crash) */
+            for (long i = 0; i < k && !error[0]; i++) {
+                int st;
+                if (kids[i] > 0 && waitpid(kids[i], &st, WNOHANG) == kids[i]) {
+                    snprintf(error, sizeof error, "client process %ld %s %d", i,
+                             WIFSIGNALED(st) ? "was killed by signal" : "exited with status",
+                             WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+                    kids[i] = -1;
+                }
+            }
+            if (!error[0] && bench_now_ns() - last_msg > (int64_t)(GET_TIMEOUT_MS + 60000) * 1000000)
+                snprintf(error, sizeof error, "the client processes did not answer in time");
+            continue;
+        }
+        child_msg m;
+        ssize_t got = pr > 0 ? read(up[0], &m, sizeof m) : -1;
+        if (got != (ssize_t)sizeof m) {
+            snprintf(error, sizeof error, "the client processes exited early");
+            break;
+        }
+        last_msg = bench_now_ns();
+        if (m.type == 1 && ++ready == k) {
+            char gobytes[256];
+            memset(gobytes, 'g', sizeof gobytes);
+            for (long left = k; left > 0;) {
+                ssize_t w = write(go[1], gobytes, (size_t)(left < 256 ? left : 256));
+                if (w > 0)
+                    left -= w;
+            }
+            ready = 0;
+        } else if (m.type == 2) {
+            if (!m.ok) {
+                snprintf(error, sizeof error, "a client: %s", m.error);
+                break;
+            }
+            first = m.start < first ? m.start : first;
+            last = m.end > last ? m.end : last;
+            total_n += m.n;
+            if (++results == k) {
+                rates[round++] = (double)total_n / ((double)(last - first) / 1e9);
+                results = 0;
+                total_n = 0;
+                first = INT64_MAX;
+                last = 0;
+            }
+        }
+    }
+    if (error[0])
+        for (long i = 0; i < k; i++)
+            if (kids[i] > 0)
+                kill(kids[i], SIGKILL);
+    close(go[1]);
+    close(up[0]);
+    for (long i = 0; i < k; i++)
+        if (kids[i] > 0)
+            waitpid(kids[i], NULL, 0);
+    free(kids);
+    if (error[0]) {
+        free(rates);
+        printf("{\"system\": \"prism\", \"bench\": \"%s\", \"error\": ", bench_name);
+        json_string_out(stdout, error);
+        printf("}\n");
+        fflush(stdout);
+        fprintf(stderr, "prism-tasks-bench %s: %s\n", bench_name, error);
+        return 1;
+    }
+    printf("{\"system\": \"prism\", \"bench\": \"%s\", \"clients\": %ld, \"n\": %ld, "
+           "\"rounds\": %ld, \"round_rates\": [",
+           bench_name, k, cf->n * k, cf->rounds);
+    for (long r = 0; r < cf->rounds; r++)
+        printf("%s%.0f", r ? ", " : "", rates[r]);
+    printf("], \"rate\": %.1f, \"unit\": \"tasks/s\"}\n",
+           bench_median_d(rates, (size_t)cf->rounds));
+    fflush(stdout);
+    free(rates);
+    return 0;
+}
+
+/* ---------- single_client_wait_1k_refs ---------- */
+
+static prism_status wait_round(prism_client *c, const prism_task_options *o, prism_ref **refs,
+                               bool *ready, long n, long *calls)
+{
+    prism_status s = PRISM_OK;
+    long have = 0;
+    for (; have < n; have++)
+        if ((s = submit_trivial(c, o, &refs[have])) != PRISM_OK)
+            break;
+    while (have > 0 && s == PRISM_OK) {
+        s = prism_wait(c, refs, (size_t)have, 1, GET_TIMEOUT_MS, ready);
+        (*calls)++;
+        long j = 0;
+        while (j < have && !ready[j])
+            j++;
+        if (s != PRISM_OK || j == have)
+            break;
+        prism_ref_release(refs[j]); /* taken: like ray.wait(not_ready) returning one */
+        refs[j] = refs[--have];
+    }
+    for (long i = 0; i < have; i++)
+        prism_ref_release(refs[i]);
+    return s;
+}
+
+static int bench_wait(const cfg *cf)
+{
+    bench_name = "single_client_wait_1k_refs";
+    prism_client *c;
+    if (connect_client(&c))
+        return 1;
+    prism_task_options o = task_opts(cf);
+    long n = 1000, calls = 0;
+    prism_ref **refs = calloc((size_t)n, sizeof *refs);
+    bool *ready = calloc((size_t)n, sizeof *ready);
+    for (long w = 0; w < cf->warmup; w++)
+        TRY(wait_round(c, &o, refs, ready, n, &calls), "warm-up");
+    double *ms = calloc((size_t)cf->rounds, sizeof *ms);
+    calls = 0;
+    int64_t t0 = bench_now_ns();
+    for (long r = 0; r < cf->rounds; r++) {
+        int64_t a = bench_now_ns();
+        TRY(wait_round(c, &o, refs, ready, n, &calls), "round");
+        ms[r] = (double)(bench_now_ns() - a) / 1e6;
+    }
+    double total = (double)(bench_now_ns() - t0) / 1e9;
+    printf("{\"system\": \"prism\", \"bench\": \"%s\", \"rounds\": %ld, \"rate\": %.2f, "
+           "\"unit\": \"rounds/s\", \"median_ms\": %.2f, \"wait_calls\": %ld}\n",
+           bench_name, cf->rounds, (double)cf->rounds / total,
+           bench_median_d(ms, (size_t)cf->rounds), calls);
+    fflush(stdout);
+    free(ms);
+    free(refs);
+    free(ready);
+    prism_disconnect(c);
+    return 0;
+}
+
+/* ---------- single_client_get_object_containing_10k_refs ---------- */
+
+static prism_status check_list(const prism_value *v, size_t n)
+{
+    if (prism_value_kind_of(v) != PRISM_VALUE_LIST || prism_value_list_size(v) != n)
+        return PRISM_ERR_INTERNAL;
+    for (size_t i = 0; i < n; i += 997)
+        if (prism_value_kind_of(prism_value_list_get(v, i)) != PRISM_VALUE_REF)
+            return PRISM_ERR_INTERNAL;
+    return PRISM_OK;
+}
+
+static int bench_get10k(const cfg *cf, bool via_task)
+{
+    bench_name = via_task ? "single_client_get_object_containing_10k_refs_via_task"
+                          : "single_client_get_object_containing_10k_refs";
+    prism_client *c;
+    if (connect_client(&c))
+        return 1;
+    const size_t n = 10000;
+    prism_ref **items = calloc(n, sizeof *items);
+    prism_value *one = prism_value_json("1"), *list = prism_value_list();
+    for (size_t i = 0; i < n; i++) {
+        TRY(prism_put(c, one, &items[i]), "put an item");
+        prism_value_list_append(list, prism_value_ref(items[i]));
+    }
+    prism_task_options o = task_opts(cf);
+    double *ms = calloc((size_t)cf->rounds, sizeof *ms);
+    int64_t t0 = 0;
+    for (long r = -cf->warmup; r < cf->rounds; r++) {
+        if (r == 0)
+            t0 = bench_now_ns();
+        int64_t a = bench_now_ns();
+        prism_ref *holder = NULL;
+        if (via_task)
+            TRY(prism_submit(c, "builtin", "echo", &list, 1, &o, &holder), "submit echo(list)");
+        else
+            TRY(prism_put(c, list, &holder), "put the list");
+        prism_value *v = NULL;
+        prism_status s = prism_get(c, holder, GET_TIMEOUT_MS, &v);
+        if (s == PRISM_OK)
+            s = check_list(v, n);
+        prism_value_free(v);
+        prism_ref_release(holder);
+        TRY(s, "get the list");
+        if (r >= 0)
+            ms[r] = (double)(bench_now_ns() - a) / 1e6;
+    }
+    double total = (double)(bench_now_ns() - t0) / 1e9;
+    printf("{\"system\": \"prism\", \"bench\": \"%s\", \"rounds\": %ld, \"rate\": %.2f, "
+           "\"unit\": \"ops/s\", \"median_ms\": %.3f}\n",
+           bench_name, cf->rounds, (double)cf->rounds / total,
+           bench_median_d(ms, (size_t)cf->rounds));
+    fflush(stdout);
+    free(ms);
+    prism_value_free(list);
+    prism_value_free(one);
+    for (size_t i = 0; i < n; i++)
+        prism_ref_release(items[i]);
+    free(items);
+    prism_disconnect(c);
+    return 0;
+}
+
+/* ---------- tasks with large arguments ---------- */
+
+static void size_label(long long size, char *out, size_t n)
+{
+    if (size >= (1LL << 20) && size % (1LL << 20) == 0)
+        snprintf(out, n, "%lldmib", size >> 20);
+    else if (size >= 1024 && size % 1024 == 0)
+        snprintf(out, n, "%lldkib", size >> 10);
+    else
+        snprintf(out, n, "%lldb", size);
+}
+
+static int bench_arg(const cfg *cf)
+{
+    static char name[96];
+    char label[32];
+    size_label(cf->size, label, sizeof label);
+    snprintf(name, sizeof name, "single_client_tasks_%s_arg", label);
+    bench_name = name;
+    prism_client *c;
+    if (connect_client(&c))
+        return 1;
+    size_t size = (size_t)cf->size;
+    uint8_t *buf = malloc(size);
+    if (!buf)
+        return report_error("malloc", PRISM_ERR_NO_MEMORY);
+    unsigned long long checksum = 0;
+    for (size_t i = 0; i < size; i++)
+        checksum += buf[i] = (uint8_t)(i * 7 + (i >> 12));
+    int64_t shape[1] = {(int64_t)size};
+    prism_value *big = prism_value_tensor(PRISM_U8, 1, shape, buf);
+    free(buf);
+    prism_ref *ref = NULL;
+    int64_t p0 = bench_now_ns();
+    TRY(prism_put(c, big, &ref), "put");
+    double put_ms = (double)(bench_now_ns() - p0) / 1e6;
+    prism_value_free(big);
+    prism_task_options o = task_opts(cf);
+    /* the checksum, once: the bytes arrive intact */
+    prism_value *arg = prism_value_ref(ref);
+    prism_ref *r = NULL;
+    prism_value *v = NULL;
+    TRY(prism_submit(c, "builtin", "sum", &arg, 1, &o, &r), "submit sum");
+    prism_status s = prism_get(c, r, GET_TIMEOUT_MS, &v);
+    prism_ref_release(r);
+    TRY(s, "get sum");
+    const char *text = prism_value_json_text(v);
+    if (!text || strtoull(text, NULL, 10) != checksum) {
+        fprintf(stderr, "checksum: got %s, want %llu\n", text ? text : "(none)", checksum);
+        return report_error("checksum", PRISM_ERR_INTERNAL);
+    }
+    prism_value_free(v);
+    prism_value *args[2] = {prism_value_json("1"), arg};
+    long cap = cf->n;
+    int64_t *lat = malloc((size_t)cap * sizeof *lat);
+    long n = 0;
+    int64_t t0 = 0, limit = (int64_t)(cf->max_seconds * 1e9);
+    for (long i = -cf->warmup; i < cap; i++) {
+        if (i == 0)
+            t0 = bench_now_ns();
+        int64_t a = bench_now_ns();
+        TRY(prism_submit(c, "builtin", "echo", args, 2, &o, &r), "submit echo");
+        s = prism_get(c, r, GET_TIMEOUT_MS, &v);
+        if (s == PRISM_OK && (!prism_value_json_text(v) || strcmp(prism_value_json_text(v), "1")))
+            s = PRISM_ERR_INTERNAL;
+        prism_value_free(v);
+        prism_ref_release(r);
+        TRY(s, "get echo");
+        int64_t b = bench_now_ns();
+        if (i >= 0) {
+            lat[n++] = b - a;
+            if (b - t0 > limit)
+                break;
+        }
+    }
+    double total = (double)(bench_now_ns() - t0) / 1e9;
+    qsort(lat, (size_t)n, sizeof *lat, bench_cmp_i64);
+    const char *store = getenv("PRISM_STORE_SOCKET");
+    printf("{\"system\": \"prism\", \"bench\": \"%s\", \"size\": %zu, \"n\": %ld, "
+           "\"rate\": %.1f, \"unit\": \"tasks/s\", \"median_us\": %.1f, \"p99_us\": %.1f, "
+           "\"put_ms\": %.2f, \"driver_store\": %s}\n",
+           bench_name, size, n, (double)n / total,
+           (double)bench_quantile(lat, (size_t)n, 0.5) / 1e3,
+           (double)bench_quantile(lat, (size_t)n, 0.99) / 1e3, put_ms,
+           store && *store ? "true" : "false");
+    fflush(stdout);
+    free(lat);
+    prism_value_free(args[0]);
+    prism_value_free(arg);
+    prism_ref_release(ref);
+    prism_disconnect(c);
+    return 0;
+}
+
+/* ---------- main ---------- */
+
+static long long parse_size(const char *s)
+{
+    char *end;
+    double x = strtod(s, &end);
+    switch (*end) {
+    case 'k': case 'K': x *= 1024; break;
+    case 'm': case 'M': x *= 1024 * 1024; break;
+    case 'g': case 'G': x *= 1024.0 * 1024 * 1024; break;
+    default: break;
+    }
+    return (long long)x;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: prism-tasks-bench sync|async|multi|wait|get10k|get10k-task|arg|all\n"
+            "         [--n N] [--rounds R] [--warmup W] [--clients K] [--size BYTES]\n"
+            "         [--max-seconds S] [--num-cpus X]\n");
+}
+
+/* Defaults per benchmark, unless given. */
+static cfg defaults_for(const char *bench, const cfg *given)
+{
+    cfg c = *given;
+    long n = 10000, rounds = 5, warmup = 1000;
+    if (!strcmp(bench, "sync"))
+        n = 20000, rounds = 1, warmup = 2000;
+    else if (!strcmp(bench, "multi"))
+        n = 10000, rounds = 5, warmup = 2000;
+    else if (!strcmp(bench, "wait"))
+        n = 1000, rounds = 20, warmup = 2;
+    else if (!strcmp(bench, "get10k") || !strcmp(bench, "get10k-task"))
+        n = 10000, rounds = 20, warmup = 2;
+    else if (!strcmp(bench, "arg"))
+        n = 2000, rounds = 1, warmup = 3;
+    if (!c.n_set)
+        c.n = n;
+    if (!c.rounds_set)
+        c.rounds = rounds;
+    if (!c.warmup_set)
+        c.warmup = warmup;
+    return c;
+}
+
+static int run_one(const char *bench, const cfg *given)
+{
+    cfg c = defaults_for(bench, given);
+    if (!strcmp(bench, "sync"))
+        return bench_sync(&c);
+    if (!strcmp(bench, "async"))
+        return bench_async(&c);
+    if (!strcmp(bench, "multi"))
+        return bench_multi(&c);
+    if (!strcmp(bench, "wait"))
+        return bench_wait(&c);
+    if (!strcmp(bench, "get10k"))
+        return bench_get10k(&c, false);
+    if (!strcmp(bench, "get10k-task"))
+        return bench_get10k(&c, true);
+    if (!strcmp(bench, "arg"))
+        return bench_arg(&c);
+    usage();
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage();
+        return 2;
+    }
+    cfg c = {.clients = 2, .size = 1 << 20, .max_seconds = 20, .num_cpus = 1};
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            usage();
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--n"))
+            c.n = atol(v), c.n_set = true;
+        else if (!strcmp(a, "--rounds"))
+            c.rounds = atol(v), c.rounds_set = true;
+        else if (!strcmp(a, "--warmup"))
+            c.warmup = atol(v), c.warmup_set = true;
+        else if (!strcmp(a, "--clients"))
+            c.clients = atol(v);
+        else if (!strcmp(a, "--size"))
+            c.size = parse_size(v);
+        else if (!strcmp(a, "--max-seconds"))
+            c.max_seconds = atof(v);
+        else if (!strcmp(a, "--num-cpus"))
+            c.num_cpus = atof(v);
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if ((c.n_set && c.n < 1) || (c.rounds_set && c.rounds < 1) || c.warmup < 0 ||
+        c.clients < 1 || c.size < 1) {
+        usage();
+        return 2;
+    }
+    if (strcmp(argv[1], "all"))
+        return run_one(argv[1], &c);
+    /* every benchmark in a child process of its own */
+    static const struct {
+        const char *bench;
+        long long size;
+    } plan[] = {{"sync", 0},        {"async", 0},         {"multi", 0},
+                {"wait", 0},        {"get10k", 0},        {"get10k-task", 0},
+                {"arg", 1LL << 20}, {"arg", 100LL << 20}};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            cfg one = c;
+            if (plan[i].size)
+                one.size = plan[i].size;
+            _exit(run_one(plan[i].bench, &one));
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            rc = 1;
+    }
+    return rc;
+}

@@ -1,0 +1,176 @@
+#!/bin/sh
+# Task benchmarks of Prism side by side with Dask distributed and Python
+# multiprocessing, with the physical limits measured in the same run, then a
+# soak of many tasks through one driver. Prints one table.
+#
+#   bench/tasks/run.sh [BUILD_DIR]
+#
+# BUILD_DIR (default build-bench) is configured as a Release build when it
+# does not exist yet, and built (-j1). A sanitizer build is refused: its
+# numbers mean nothing. The benchmark programs come from CMake when the top
+# CMakeLists.txt has add_subdirectory(bench/tasks), otherwise they are
+# compiled here into BUILD_DIR/bench-tasks/ with the same flags.
+#
+# It runs, in order: the physical limits (prism-tasks-pingpong), the peers
+# (bench/tasks/peers.py with Debian's /usr/bin/python3; python3-distributed is
+# installed with apt-get when it is missing and this runs as root), then a
+# local cluster (`prism up --nodes $NODES --num-cpus 2` in a temporary
+# PRISM_HOME, stopped by a trap), every Prism benchmark, and the soak.
+#
+# Environment: NODES (default 1), SOAK_TASKS (default 1000000),
+# SOAK_SECONDS (time bound of the soak, default 480), QUICK=1 (short runs
+# of everything, for trying the script), KEEP=1 (keep the work directory:
+# results, cluster logs), CC (default cc).
+set -eu
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+BUILD=${1:-build-bench}
+NODES=${NODES:-1}
+SOAK_TASKS=${SOAK_TASKS:-1000000}
+SOAK_SECONDS=${SOAK_SECONDS:-480}
+QUICK=${QUICK:-}
+PY=/usr/bin/python3
+SRC=bench/tasks
+
+say() { echo "run.sh: $*" >&2; }
+
+# ---- build ----
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  say "configuring $BUILD (Release)"
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+if grep -q '^PRISM_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt"; then
+  say "$BUILD is a sanitizer build; give a Release build directory"
+  exit 2
+fi
+say "building $BUILD"
+if ! cmake --build "$BUILD" -j1 >"$BUILD/bench-tasks-build.log" 2>&1; then
+  tail -30 "$BUILD/bench-tasks-build.log" >&2
+  exit 1
+fi
+BIN=$BUILD/bin
+if [ -d "$BUILD/bench/tasks" ] && [ -x "$BIN/prism-tasks-bench" ]; then
+  TB=$BIN/prism-tasks-bench PP=$BIN/prism-tasks-pingpong SOAK=$BIN/prism-tasks-soak
+else
+  OUT=$BUILD/bench-tasks
+  mkdir -p "$OUT"
+  CFLAGS="-O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter"
+  LIBDIR=$ROOT/$BUILD/lib
+  build_one() { # SOURCE PROGRAM LIBS...
+    src=$1 prog=$2
+    shift 2
+    if [ ! -x "$OUT/$prog" ] || [ "$SRC/$src" -nt "$OUT/$prog" ] ||
+       [ "$SRC/bench_util.h" -nt "$OUT/$prog" ] || [ "$LIBDIR/libprism.so" -nt "$OUT/$prog" ]; then
+      say "compiling $prog"
+      # shellcheck disable=SC2086
+      ${CC:-cc} $CFLAGS -Iinclude "$SRC/$src" -o "$OUT/$prog" "$@"
+    fi
+  }
+  PRISM_LIBS="-L$LIBDIR -lprism -Wl,-rpath,$LIBDIR"
+  # shellcheck disable=SC2086
+  build_one prism_tasks_bench.c prism-tasks-bench $PRISM_LIBS
+  build_one pingpong.c prism-tasks-pingpong -pthread
+  # shellcheck disable=SC2086
+  build_one soak.c prism-tasks-soak $PRISM_LIBS $(pkg-config --libs jansson libcurl)
+  TB=$OUT/prism-tasks-bench PP=$OUT/prism-tasks-pingpong SOAK=$OUT/prism-tasks-soak
+fi
+
+# ---- the peers' Python ----
+if ! $PY -c 'import distributed' 2>/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian's python3-distributed"
+    apt-get install -y python3-distributed >/dev/null 2>&1 ||
+      { apt-get update >/dev/null 2>&1 && apt-get install -y python3-distributed >/dev/null 2>&1; } ||
+      say "apt-get install python3-distributed failed: Dask is left out"
+  else
+    say "python3-distributed is missing (apt-get install python3-distributed as root): Dask is left out"
+  fi
+fi
+
+# ---- work directory and cluster ----
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-tasks-bench.XXXXXX")
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+export PRISM_HOME=$WORK/home
+unset PRISM_ADDRESS PRISM_TOKEN PRISM_NATS_URL PRISM_STORE_SOCKET PRISM_NODE_ID
+UP=""
+FAILED=""
+cleanup() {
+  if [ -n "$UP" ]; then "$BIN/prism" down >/dev/null 2>&1 || true; fi
+  if [ -n "$KEEP$FAILED" ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+run_step() { # LIMIT_SECONDS COMMAND...: JSON lines to the results, the rest to stderr
+  limit=$1
+  shift
+  if ! timeout "$limit" "$@" >>"$RESULTS"; then
+    say "failed: $*"
+    FAILED=1
+  fi
+}
+
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+say "physical limits"
+if [ -n "$QUICK" ]; then run_step 120 "$PP" --n 20000; else run_step 300 "$PP"; fi
+say "peers: multiprocessing"
+run_step 600 $PY "$SRC/peers.py" multiprocessing ${QUICK:+--quick}
+if $PY -c 'import distributed' 2>/dev/null; then
+  say "peers: Dask distributed"
+  run_step 900 $PY "$SRC/peers.py" dask ${QUICK:+--quick}
+fi
+
+say "starting a local cluster: $NODES node(s), 2 CPUs each"
+"$BIN/prism" up --nodes "$NODES" --num-cpus 2 >"$WORK/up.log" 2>&1 || {
+  cat "$WORK/up.log" >&2
+  FAILED=1
+  exit 1
+}
+UP=1
+# the driver's local object store: where put values above the inline size go
+if [ -S "$PRISM_HOME/nodes/node-1/objectstore.sock" ]; then
+  export PRISM_STORE_SOCKET=$PRISM_HOME/nodes/node-1/objectstore.sock
+fi
+
+Q=""
+[ -n "$QUICK" ] && Q="--rounds 2 --max-seconds 3"
+for b in sync async multi wait get10k get10k-task; do
+  say "prism: $b"
+  if [ -n "$QUICK" ] && [ "$b" = sync ]; then
+    run_step 600 "$TB" sync --n 3000 --warmup 300
+  else
+    # shellcheck disable=SC2086
+    run_step 600 "$TB" "$b" $Q
+  fi
+done
+for size in 1M 100M; do
+  say "prism: arg $size"
+  # shellcheck disable=SC2086
+  run_step 600 "$TB" arg --size "$size" $Q
+done
+
+say "prism: soak ($SOAK_TASKS tasks, at most $SOAK_SECONDS s)"
+if [ -n "$QUICK" ]; then
+  run_step 300 "$SOAK" --tasks 100000 --warmup 10000
+else
+  run_step $((SOAK_SECONDS + 300)) "$SOAK" --tasks "$SOAK_TASKS" --max-seconds "$SOAK_SECONDS"
+fi
+"$BIN/prism" down >/dev/null 2>&1 || true
+UP=""
+say "physical limits, again (the table takes the better of the two)"
+if [ -n "$QUICK" ]; then run_step 120 "$PP" --n 20000; else run_step 300 "$PP"; fi
+if [ -n "$FAILED" ]; then
+  for f in "$PRISM_HOME"/logs/*.log; do
+    say "--- tail of $f"
+    tail -5 "$f" >&2
+  done
+fi
+
+echo "Prism task benchmarks: $(nproc) CPUs, $(uname -sr), load average at the start $LOAD0," \
+  "$NODES node(s) of 2 CPUs;" \
+  "Dask $($PY -c 'import distributed; print(distributed.__version__)' 2>/dev/null || echo absent)," \
+  "Python $($PY -c 'import platform; print(platform.python_version())')"
+echo
+$PY "$SRC/table.py" "$RESULTS" || FAILED=1
+[ -z "$FAILED" ]

@@ -1,0 +1,323 @@
+/* Worker leases: the node agent is the authority on what its node has free.
+ *
+ *   prism.node.<id>.worker.lease   {lease_id, owner_id, resources, timeout_ms?}
+ *       → {ok, lease_id, worker_id, node_id, unix, tcp} or error busy
+ *   prism.node.<id>.worker.return  {lease_id} → {ok}
+ *
+ * Free = registered totals − granted and pending leases − jobs' resources;
+ * GPUs are whole devices from the pool drivers also take from. A lease that
+ * does not fit is answered `busy`. A lease without GPUs takes an idle worker
+ * (answered at once) or one being started (answered by the cron once it is
+ * ready); a lease with GPUs gets a worker of its own, started with those
+ * devices and stopped when the lease is returned. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nodeagent.h"
+#include "prism_buf.h"
+#include "prism_time.h"
+
+#define EPS 1e-9
+#define ANSWER_MARGIN_MS 50 /* a pending lease gives up this long before the asker does */
+#define DEFAULT_TIMEOUT_MS 5000
+
+int na_free_gpus(const nodeagent *na)
+{
+    int n = 0;
+    for (int i = 0; i < na->cfg.num_gpus; i++)
+        n += !na->gpu_used[i];
+    return n;
+}
+
+static void subtract(json_t *avail, json_t *used)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(used, name, v) {
+        json_t *have = json_object_get(avail, name);
+        if (have && strcmp(name, "GPU") != 0)
+            json_object_set_new(avail, name,
+                                json_real(json_number_value(have) - json_number_value(v)));
+    }
+}
+
+json_t *na_available(nodeagent *na)
+{
+    json_t *avail = json_deep_copy(na->resources);
+    if (!avail)
+        return NULL;
+    for (na_lease *l = na->leases; l; l = l->next)
+        subtract(avail, l->resources);
+    for (na_job *j = na->jobs; j; j = j->next)
+        if (!na_state_ended(j->state))
+            subtract(avail, j->resources);
+    const char *name;
+    json_t *v;
+    json_object_foreach(avail, name, v) {
+        if (json_number_value(v) < EPS) /* clamped: jobs are placed by the GCS */
+            json_object_set_new(avail, name, json_integer(0));
+    }
+    json_object_set_new(avail, "GPU", json_integer(na_free_gpus(na)));
+    return avail;
+}
+
+/* NULL when `want` fits in what is free, else why not (the caller frees). */
+static char *shortfall(nodeagent *na, json_t *want)
+{
+    json_t *avail = na_available(na);
+    prism_buf b;
+    prism_buf_init(&b, 4096);
+    const char *name;
+    json_t *v;
+    json_object_foreach(want, name, v) {
+        double need = json_number_value(v), have = json_number_value(json_object_get(avail, name));
+        if (!strcmp(name, "GPU"))
+            need = ceil(need); /* whole devices */
+        if (need > 0 && have + EPS < need)
+            prism_buf_printf(&b, "%s%s %g asked, %g free", b.len ? "; " : "", name, need, have);
+    }
+    json_decref(avail);
+    char *why = b.len ? prism_buf_take(&b, NULL) : NULL;
+    prism_buf_free(&b);
+    return why;
+}
+
+/* ---------- the lease table (lock held) ---------- */
+
+static na_lease *lease_find(nodeagent *na, const char *id)
+{
+    for (na_lease *l = na->leases; l; l = l->next)
+        if (!strcmp(l->id, id))
+            return l;
+    return NULL;
+}
+
+/* The grant, with what the node has free after it (for the scheduler's view). */
+static json_t *grant_json(nodeagent *na, const na_lease *l)
+{
+    const na_worker *w = l->worker;
+    return json_pack("{s:b,s:s,s:s,s:s,s:s?,s:s?,s:o}", "ok", 1, "lease_id", l->id, "worker_id",
+                     w->id, "node_id", na->node_id, "unix", w->unix_path, "tcp", w->tcp,
+                     "available", na_available(na));
+}
+
+static void answer(nodeagent *na, const char *reply, json_t *doc)
+{
+    if (reply && doc && prism_bus_publish_json(na->bus, reply, doc) != 0)
+        LOG_WARN("cannot answer a lease request: %s", prism_bus_last_error(na->bus));
+    json_decref(doc);
+}
+
+void na_lease_free(nodeagent *na, na_lease *l, const char *error)
+{
+    if (l->reply && error)
+        answer(na, l->reply, na_error("busy", "%s", error));
+    for (na_lease **p = &na->leases; *p; p = &(*p)->next) {
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    }
+    if (l->worker)
+        l->worker->lease = NULL;
+    json_decref(l->resources);
+    free(l->reply);
+    free(l);
+    na->report_wanted = true;
+}
+
+void na_lease_worker_ready(nodeagent *na, na_worker *w)
+{
+    na_lease *l = w->lease;
+    if (prism_mono_ms() > l->deadline_mono) {
+        LOG_INFO("lease %s: worker %s was ready too late, the request was given up", l->id,
+                 w->id);
+        na_lease_free(na, l, NULL);
+        if (w->dedicated)
+            na_worker_stop(na, w);
+        else
+            w->state = NA_WORKER_IDLE;
+        return;
+    }
+    w->state = NA_WORKER_LEASED;
+    l->granted_ms = prism_now_ms();
+    answer(na, l->reply, grant_json(na, l));
+    free(l->reply);
+    l->reply = NULL;
+    prism_metric_add(na->m.leases_granted, 1);
+    LOG_DEBUG("lease %s granted: worker %s for owner %s", l->id, w->id, l->owner_id);
+}
+
+/* ---------- worker.lease ---------- */
+
+typedef struct lease_req {
+    const char *id, *owner_id;
+    json_t *resources;
+    int64_t timeout_ms;
+    int gpus;
+} lease_req;
+
+static json_t *parse(json_t *req, lease_req *r)
+{
+    r->id = json_string_value(json_object_get(req, "lease_id"));
+    r->owner_id = json_string_value(json_object_get(req, "owner_id"));
+    r->resources = json_object_get(req, "resources");
+    json_t *t = json_object_get(req, "timeout_ms");
+    if (!r->id || !*r->id || strlen(r->id) > NA_LEASE_ID_MAX || !r->owner_id || !*r->owner_id ||
+        strlen(r->owner_id) > NA_LEASE_ID_MAX)
+        return na_error("invalid_argument", "'lease_id' and 'owner_id' must be strings of 1-%d "
+                                            "characters", NA_LEASE_ID_MAX);
+    if (!json_is_object(r->resources))
+        return na_error("invalid_argument", "'resources' must be an object");
+    const char *name;
+    json_t *v;
+    json_object_foreach(r->resources, name, v) {
+        if (!json_is_number(v) || json_number_value(v) < 0)
+            return na_error("invalid_argument", "resources.%s must be a non-negative number",
+                            name);
+    }
+    if (t && (!json_is_integer(t) || json_integer_value(t) < 1))
+        return na_error("invalid_argument", "'timeout_ms' must be a positive integer");
+    r->timeout_ms = t ? json_integer_value(t) : DEFAULT_TIMEOUT_MS;
+    r->gpus = (int)ceil(json_number_value(json_object_get(r->resources, "GPU")));
+    return NULL;
+}
+
+static na_lease *lease_new(nodeagent *na, const lease_req *r, const char *reply)
+{
+    na_lease *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    snprintf(l->id, sizeof l->id, "%s", r->id);
+    snprintf(l->owner_id, sizeof l->owner_id, "%s", r->owner_id);
+    l->resources = json_deep_copy(r->resources);
+    l->reply = reply ? strdup(reply) : NULL;
+    l->deadline_mono = prism_mono_ms() + r->timeout_ms - ANSWER_MARGIN_MS;
+    if (!l->resources || (reply && !l->reply)) {
+        json_decref(l->resources);
+        free(l->reply);
+        free(l);
+        return NULL;
+    }
+    l->next = na->leases;
+    na->leases = l;
+    na->report_wanted = true;
+    return l;
+}
+
+/* A pool worker for a lease: idle first, else one starting, else a new one. */
+static na_worker *pool_worker(nodeagent *na, char *err, size_t errlen)
+{
+    na_worker *starting = NULL;
+    for (na_worker *w = na->workers; w; w = w->next) {
+        if (w->dedicated || w->lease)
+            continue;
+        if (w->state == NA_WORKER_IDLE)
+            return w;
+        if (w->state == NA_WORKER_STARTING && !starting)
+            starting = w;
+    }
+    return starting ? starting : na_worker_start(na, NULL, 0, err, errlen);
+}
+
+/* A worker of its own with `n` devices. */
+static na_worker *gpu_worker(nodeagent *na, int n, char *err, size_t errlen)
+{
+    int idx[64], k = 0;
+    for (int i = 0; i < na->cfg.num_gpus && k < n; i++)
+        if (!na->gpu_used[i])
+            idx[k++] = i;
+    if (k < n) {
+        snprintf(err, errlen, "GPU %d asked, %d free", n, k);
+        return NULL;
+    }
+    return na_worker_start(na, idx, n, err, errlen);
+}
+
+/* Attaches a new lease to a worker; the answer now, or NULL (later). */
+static json_t *lease_on(nodeagent *na, const lease_req *r, const char *reply)
+{
+    char err[NA_MESSAGE_MAX] = "";
+    na_worker *w = r->gpus > 0 ? gpu_worker(na, r->gpus, err, sizeof err)
+                               : pool_worker(na, err, sizeof err);
+    if (!w)
+        return na_error("busy", "no worker for the lease: %s", err);
+    na_lease *l = lease_new(na, r, w->state == NA_WORKER_IDLE ? NULL : reply);
+    if (!l) {
+        if (w->dedicated)
+            na_worker_stop(na, w);
+        return na_error("busy", "out of memory");
+    }
+    l->worker = w;
+    w->lease = l;
+    if (w->state != NA_WORKER_IDLE)
+        return NULL; /* the cron answers once the worker is ready */
+    w->state = NA_WORKER_LEASED;
+    l->granted_ms = prism_now_ms();
+    prism_metric_add(na->m.leases_granted, 1);
+    LOG_DEBUG("lease %s granted: idle worker %s for owner %s", l->id, w->id, l->owner_id);
+    return grant_json(na, l);
+}
+
+/* The same request again (the asker retried): the same answer. */
+static json_t *repeat(na_lease *l, nodeagent *na, const char *reply)
+{
+    if (!l->reply)
+        return grant_json(na, l);
+    char *copy = reply ? strdup(reply) : NULL;
+    if (copy) {
+        free(l->reply);
+        l->reply = copy;
+    }
+    return NULL;
+}
+
+json_t *na_lease_request(nodeagent *na, json_t *req, const char *reply)
+{
+    lease_req r = {0};
+    json_t *err = parse(req, &r);
+    if (err)
+        return err;
+    pthread_mutex_lock(&na->lock);
+    na_lease *old = lease_find(na, r.id);
+    char *why = old ? NULL : shortfall(na, r.resources);
+    json_t *out;
+    if (old)
+        out = repeat(old, na, reply);
+    else if (why)
+        out = na_error("busy", "not enough free on this node: %s", why);
+    else
+        out = lease_on(na, &r, reply);
+    if (out && !json_is_true(json_object_get(out, "ok")))
+        prism_metric_add(na->m.leases_busy, 1);
+    pthread_mutex_unlock(&na->lock);
+    free(why);
+    return out;
+}
+
+/* ---------- worker.return ---------- */
+
+json_t *na_lease_return(nodeagent *na, json_t *req)
+{
+    const char *id = json_string_value(json_object_get(req, "lease_id"));
+    if (!id)
+        return na_error("invalid_argument", "'lease_id' must be a string");
+    pthread_mutex_lock(&na->lock);
+    na_lease *l = lease_find(na, id);
+    if (l) {
+        na_worker *w = l->worker;
+        LOG_DEBUG("lease %s returned (worker %s)", l->id, w ? w->id : "-");
+        na_lease_free(na, l, "the lease was returned before its worker was ready");
+        prism_metric_add(na->m.leases_returned, 1);
+        if (w && w->dedicated)
+            na_worker_stop(na, w);
+        else if (w && w->state == NA_WORKER_LEASED) {
+            w->state = NA_WORKER_IDLE;
+            w->idle_since_mono = prism_mono_ms();
+        }
+    }
+    pthread_mutex_unlock(&na->lock);
+    return json_pack("{s:b}", "ok", 1); /* an unknown lease is fine: returns are idempotent */
+}

@@ -1,0 +1,483 @@
+/* prism.sched.lease: an owner asks for a worker lease; the scheduler picks
+ * candidate nodes from its view and asks each node agent in turn
+ * (prism.node.<id>.worker.lease) until one grants it.
+ *
+ *   request  {owner_id, resources, strategy?, node_id?, soft?,
+ *             locality?: {node_id: bytes}, timeout_ms?}
+ *   reply    the node agent's grant {ok, lease_id, worker_id, node_id, unix, tcp}
+ *            or an error: infeasible (no node alive has the resources at all),
+ *            busy (every node that could run it is full), invalid_argument.
+ *
+ * The NATS callback only queues the request: lease threads answer it, so a
+ * node agent that is slow to answer (a worker starting) holds up one thread,
+ * not every request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prism_buf.h"
+#include "prism_log.h"
+#include "prism_time.h"
+#include "scheduler.h"
+
+#define MAX_CANDIDATES 8
+#define OWNER_ID_MAX 128
+#define REPLY_MARGIN_MS 100 /* answer the owner this long before its deadline */
+#define MIN_FORWARD_MS 50   /* not worth asking a node with less time left */
+#define TIMEOUT_MAX_MS 600000
+
+typedef enum strategy { STRATEGY_DEFAULT, STRATEGY_SPREAD, STRATEGY_NODE_AFFINITY } strategy;
+
+static const char *const strategy_names[] = {"DEFAULT", "SPREAD", "NODE_AFFINITY"};
+
+/* A parsed request; JSON borrowed from the message. */
+typedef struct lease_req {
+    const char *owner_id;
+    json_t *resources;
+    strategy strategy;
+    const char *node_id; /* NODE_AFFINITY */
+    bool soft;
+    json_t *locality; /* object or NULL */
+    int64_t deadline_mono;
+} lease_req;
+
+typedef struct candidates {
+    char ids[MAX_CANDIDATES][PRISM_ID_HEX_LEN + 1];
+    int n;
+} candidates;
+
+/* A node and its sort keys (smaller first). */
+typedef struct ranked {
+    sched_node *node;
+    double k1, k2;
+} ranked;
+
+/* ---------- the request ---------- */
+
+static json_t *parse_strategy(json_t *msg, lease_req *r)
+{
+    json_t *v = json_object_get(msg, "strategy");
+    const char *name = json_string_value(v);
+    r->strategy = STRATEGY_DEFAULT;
+    if (v && !json_is_null(v) && !name)
+        return sched_error("invalid_argument", "'strategy' must be a string");
+    if (!name)
+        return NULL;
+    for (int i = 0; i < 3; i++) {
+        if (!strcmp(name, strategy_names[i])) {
+            r->strategy = (strategy)i;
+            return NULL;
+        }
+    }
+    return sched_error("invalid_argument",
+                       "'strategy' must be DEFAULT, SPREAD or NODE_AFFINITY, not '%s'", name);
+}
+
+static json_t *parse_placement(json_t *msg, lease_req *r)
+{
+    json_t *err = parse_strategy(msg, r);
+    if (err)
+        return err;
+    r->node_id = json_string_value(json_object_get(msg, "node_id"));
+    r->soft = json_is_true(json_object_get(msg, "soft"));
+    if (r->strategy == STRATEGY_NODE_AFFINITY && (!r->node_id || !*r->node_id))
+        return sched_error("invalid_argument", "NODE_AFFINITY needs 'node_id'");
+    r->locality = json_object_get(msg, "locality");
+    if (r->locality && !json_is_null(r->locality) && sched_res_check(r->locality))
+        return sched_error("invalid_argument",
+                           "'locality' must map node IDs to non-negative byte counts");
+    if (json_is_null(r->locality))
+        r->locality = NULL;
+    return NULL;
+}
+
+static json_t *parse(json_t *msg, lease_req *r, int64_t received, int64_t timeout_ms)
+{
+    r->owner_id = json_string_value(json_object_get(msg, "owner_id"));
+    if (!r->owner_id || !*r->owner_id || strlen(r->owner_id) > OWNER_ID_MAX)
+        return sched_error("invalid_argument", "'owner_id' must be a string of 1-%d characters",
+                           OWNER_ID_MAX);
+    if (!json_object_get(msg, "resources"))
+        json_object_set_new(msg, "resources", json_object());
+    r->resources = json_object_get(msg, "resources");
+    const char *why = sched_res_check(r->resources);
+    if (why)
+        return sched_error("invalid_argument", "%s", why);
+    json_t *t = json_object_get(msg, "timeout_ms");
+    if (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
+              json_integer_value(t) > TIMEOUT_MAX_MS))
+        return sched_error("invalid_argument", "'timeout_ms' must be an integer from 1 to %d",
+                           TIMEOUT_MAX_MS);
+    r->deadline_mono = received + (t ? json_integer_value(t) : timeout_ms);
+    return parse_placement(msg, r);
+}
+
+/* ---------- choosing candidates (lock held) ---------- */
+
+/* "GPU 1, accel 2": what `want` asks for that no node in the view has. */
+static char *missing_everywhere(scheduler *s, json_t *want)
+{
+    json_t *missing = json_object();
+    const char *name;
+    json_t *v;
+    json_object_foreach(want, name, v) {
+        double need = json_number_value(v);
+        bool found = false;
+        for (sched_node *n = s->nodes; n && !found; n = n->next)
+            found = json_number_value(json_object_get(n->total, name)) + 1e-9 >= need;
+        if (need > 0 && !found)
+            json_object_set(missing, name, v);
+    }
+    char *text = json_object_size(missing) ? sched_res_describe(missing) : NULL;
+    json_decref(missing);
+    return text;
+}
+
+static json_t *infeasible(scheduler *s, json_t *want)
+{
+    char *asked = sched_res_describe(want);
+    char *missing = missing_everywhere(s, want);
+    json_t *err;
+    if (!s->nodes)
+        err = sched_error("infeasible", "no node is alive to run it (it asks for %s)", asked);
+    else if (missing)
+        err = sched_error("infeasible", "no node has %s", missing);
+    else
+        err = sched_error("infeasible", "no single node has %s together", asked);
+    free(asked);
+    free(missing);
+    return err;
+}
+
+static double locality_bytes(const lease_req *r, const sched_node *n)
+{
+    return r->locality ? json_number_value(json_object_get(r->locality, n->id)) : 0;
+}
+
+static void rank_node(ranked *x, const lease_req *r, sched_node *n)
+{
+    x->node = n;
+    if (r->strategy == STRATEGY_SPREAD) {
+        x->k1 = (double)n->last_chosen; /* least recently chosen first */
+        x->k2 = sched_res_load(n->total, n->available);
+    } else {
+        x->k1 = -locality_bytes(r, n); /* most argument bytes first */
+        x->k2 = sched_res_load(n->total, n->available);
+    }
+}
+
+static int ranked_cmp(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->k1 != y->k1)
+        return x->k1 < y->k1 ? -1 : 1;
+    if (x->k2 != y->k2)
+        return x->k2 < y->k2 ? -1 : 1;
+    if (x->node->last_chosen != y->node->last_chosen)
+        return x->node->last_chosen < y->node->last_chosen ? -1 : 1;
+    return strcmp(x->node->name, y->node->name);
+}
+
+/* Appends the nodes with room (but `skip`) in the strategy's order. */
+static void add_ranked(scheduler *s, const lease_req *r, const char *skip, candidates *c)
+{
+    size_t count = sched_node_count(s), k = 0;
+    ranked *list = calloc(count ? count : 1, sizeof *list);
+    if (!list)
+        return;
+    for (sched_node *n = s->nodes; n; n = n->next)
+        if ((!skip || strcmp(n->id, skip)) && sched_res_fits(n->total, r->resources) &&
+            sched_res_fits(n->available, r->resources))
+            rank_node(&list[k++], r, n);
+    qsort(list, k, sizeof *list, ranked_cmp);
+    for (size_t i = 0; i < k && c->n < MAX_CANDIDATES; i++)
+        snprintf(c->ids[c->n++], sizeof c->ids[0], "%s", list[i].node->id);
+    free(list);
+}
+
+static json_t *busy_everywhere(scheduler *s, json_t *want)
+{
+    int feasible = 0;
+    for (sched_node *n = s->nodes; n; n = n->next)
+        feasible += sched_res_fits(n->total, want);
+    char *asked = sched_res_describe(want);
+    json_t *err = sched_error("busy", "all %d node%s that can hold %s are busy", feasible,
+                              feasible == 1 ? "" : "s", asked);
+    free(asked);
+    return err;
+}
+
+/* NODE_AFFINITY: the node first; soft falls back to DEFAULT, hard fails. */
+static json_t *choose_affinity(scheduler *s, const lease_req *r, candidates *c)
+{
+    sched_node *n = sched_node_find(s, r->node_id);
+    bool feasible = n && sched_res_fits(n->total, r->resources);
+    if (feasible && sched_res_fits(n->available, r->resources))
+        snprintf(c->ids[c->n++], sizeof c->ids[0], "%s", n->id);
+    if (r->soft) {
+        add_ranked(s, r, r->node_id, c);
+        return NULL;
+    }
+    if (!n)
+        return sched_error("infeasible", "node %s is not alive (NODE_AFFINITY, not soft)",
+                           r->node_id);
+    if (!feasible) {
+        char *asked = sched_res_describe(r->resources);
+        json_t *err = sched_error("infeasible", "node %s (%s) does not have %s", n->id, n->name,
+                                  asked);
+        free(asked);
+        return err;
+    }
+    return c->n ? NULL : sched_error("busy", "node %s (%s) is busy", n->id, n->name);
+}
+
+static json_t *choose(scheduler *s, const lease_req *r, candidates *c)
+{
+    bool feasible = false;
+    for (sched_node *n = s->nodes; n && !feasible; n = n->next)
+        feasible = sched_res_fits(n->total, r->resources);
+    if (r->strategy == STRATEGY_NODE_AFFINITY) {
+        json_t *err = choose_affinity(s, r, c);
+        if (err || c->n)
+            return err;
+    } else {
+        add_ranked(s, r, NULL, c);
+    }
+    if (c->n)
+        return NULL;
+    return feasible ? busy_everywhere(s, r->resources) : infeasible(s, r->resources);
+}
+
+/* ---------- asking the node agents ---------- */
+
+/* Takes what the node has free after the grant from the grant itself (or
+ * subtracts the lease) until its next report; drops that from the reply. */
+static void note_grant(scheduler *s, const char *node_id, json_t *resources, json_t *grant)
+{
+    json_t *avail = json_object_get(grant, "available");
+    pthread_mutex_lock(&s->lock);
+    sched_node *n = sched_node_find(s, node_id);
+    if (n && !sched_res_check(avail)) {
+        json_decref(n->available);
+        n->available = json_deep_copy(avail);
+    } else if (n) {
+        sched_res_add(n->available, resources, -1);
+    }
+    if (n)
+        n->last_chosen = ++s->grant_seq;
+    pthread_mutex_unlock(&s->lock);
+    json_object_del(grant, "available");
+}
+
+static bool is_error(json_t *reply, const char *code)
+{
+    const char *c = json_string_value(json_object_get(json_object_get(reply, "error"), "code"));
+    return c && !strcmp(c, code);
+}
+
+/* The grant, an error for the owner, or NULL to try the next node. */
+static json_t *forward(scheduler *s, const lease_req *r, const char *node_id, int timeout_ms,
+                       prism_buf *why)
+{
+    prism_id lid;
+    char lease_id[PRISM_ID_HEX_LEN + 1], subject[128];
+    prism_id_random(&lid);
+    prism_id_to_hex(&lid, lease_id);
+    snprintf(subject, sizeof subject, "prism.node.%s.worker.lease", node_id);
+    json_t *req = json_pack("{s:s,s:s,s:O,s:i}", "lease_id", lease_id, "owner_id", r->owner_id,
+                            "resources", r->resources, "timeout_ms", timeout_ms);
+    json_t *reply = NULL;
+    int rc = prism_bus_request_json(s->bus, subject, req, timeout_ms, &reply);
+    json_decref(req);
+    prism_metric_add(s->m.forwards, 1);
+    if (rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"))) {
+        if (!json_object_get(reply, "node_id"))
+            json_object_set_new(reply, "node_id", json_string(node_id));
+        note_grant(s, node_id, r->resources, reply);
+        return reply;
+    }
+    if (rc == PRISM_BUS_OK && reply && !is_error(reply, "busy") &&
+        !is_error(reply, "unknown_node") && !is_error(reply, "shutting_down"))
+        return reply; /* the request itself is wrong: the owner should know */
+    if (rc == PRISM_BUS_NO_RESPONDERS)
+        sched_view_forget(s, node_id); /* its agent is gone; a report brings it back */
+    const char *msg = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+    prism_buf_printf(why, "; node %.8s: %s", node_id,
+                     msg ? msg : rc == PRISM_BUS_TIMEOUT ? "no answer in time" : "not reachable");
+    json_decref(reply);
+    return NULL;
+}
+
+static json_t *place(scheduler *s, const lease_req *r)
+{
+    candidates c = {0};
+    pthread_mutex_lock(&s->lock);
+    json_t *answer = choose(s, r, &c);
+    pthread_mutex_unlock(&s->lock);
+    prism_buf why;
+    prism_buf_init(&why, 4096);
+    for (int i = 0; !answer && i < c.n; i++) {
+        int64_t left = r->deadline_mono - prism_mono_ms() - REPLY_MARGIN_MS;
+        if (left < MIN_FORWARD_MS)
+            break;
+        int timeout = (int)(left < s->cfg.forward_timeout_ms ? left : s->cfg.forward_timeout_ms);
+        answer = forward(s, r, c.ids[i], timeout, &why);
+    }
+    if (!answer)
+        answer = sched_error("busy", "no node could grant the lease%s",
+                             why.data ? why.data : "");
+    prism_buf_free(&why);
+    return answer;
+}
+
+static void count(scheduler *s, json_t *answer)
+{
+    if (json_is_true(json_object_get(answer, "ok")))
+        prism_metric_add(s->m.grants, 1);
+    else if (is_error(answer, "infeasible"))
+        prism_metric_add(s->m.infeasible, 1);
+    else if (is_error(answer, "busy"))
+        prism_metric_add(s->m.busy, 1);
+    else
+        prism_metric_add(s->m.errors, 1);
+}
+
+static void send_answer(scheduler *s, const char *reply, json_t *answer)
+{
+    if (answer && prism_bus_publish_json(s->bus, reply, answer) != 0)
+        LOG_WARN("cannot answer a lease request: %s", prism_bus_last_error(s->bus));
+    json_decref(answer);
+}
+
+static void handle(scheduler *s, sched_job *j)
+{
+    json_t *msg = json_loadb(j->data, j->len, 0, NULL), *answer;
+    lease_req r = {0};
+    if (!json_is_object(msg))
+        answer = sched_error("invalid_json", "the payload must be a JSON object");
+    else if (!(answer = parse(msg, &r, j->received_mono, s->cfg.lease_timeout_ms)))
+        answer = place(s, &r);
+    count(s, answer);
+    if (json_is_true(json_object_get(answer, "ok")))
+        LOG_DEBUG("lease %s for owner %s on node %s",
+                  json_string_value(json_object_get(answer, "lease_id")), r.owner_id,
+                  json_string_value(json_object_get(answer, "node_id")));
+    else
+        LOG_DEBUG("lease refused: %s",
+                  json_string_value(json_object_get(json_object_get(answer, "error"), "message")));
+    send_answer(s, j->reply, answer);
+    json_decref(msg);
+}
+
+/* ---------- the queue and its threads ---------- */
+
+static void job_free(sched_job *j)
+{
+    if (!j)
+        return;
+    free(j->reply);
+    free(j->data);
+    free(j);
+}
+
+static sched_job *job_new(const char *reply, const char *data, size_t len)
+{
+    sched_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->reply = strdup(reply);
+    j->data = malloc(len + 1);
+    if (!j->reply || !j->data) {
+        job_free(j);
+        return NULL;
+    }
+    memcpy(j->data, data, len);
+    j->data[len] = '\0';
+    j->len = len;
+    j->received_mono = prism_mono_ms();
+    return j;
+}
+
+static void on_lease(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                     size_t len, void *ud)
+{
+    scheduler *s = ud;
+    if (!reply)
+        return; /* nobody to answer */
+    prism_metric_add(s->m.requests, 1);
+    sched_job *j = job_new(reply, data, len);
+    json_t *refusal = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->quit)
+        refusal = sched_error("shutting_down", "the scheduler is shutting down");
+    else if (!j || s->queued >= (size_t)s->cfg.queue_max)
+        refusal = sched_error("busy", "the scheduler has too many requests queued");
+    if (!refusal) {
+        *(s->tail ? &s->tail->next : &s->head) = j;
+        s->tail = j;
+        s->queued++;
+        pthread_cond_signal(&s->queue_cv);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (refusal) {
+        count(s, refusal);
+        send_answer(s, reply, refusal);
+        job_free(j);
+    }
+}
+
+static sched_job *pop(scheduler *s)
+{
+    sched_job *j = s->head;
+    s->head = j->next;
+    if (!s->head)
+        s->tail = NULL;
+    s->queued--;
+    return j;
+}
+
+static void *lease_thread(void *arg)
+{
+    scheduler *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->head && !s->quit)
+            pthread_cond_wait(&s->queue_cv, &s->lock);
+        if (!s->head)
+            break;
+        sched_job *j = pop(s);
+        bool quitting = s->quit;
+        pthread_mutex_unlock(&s->lock);
+        if (quitting)
+            send_answer(s, j->reply, sched_error("shutting_down", "the scheduler is shutting down"));
+        else
+            handle(s, j);
+        job_free(j);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int sched_lease_start(scheduler *s)
+{
+    for (int i = 0; i < s->cfg.lease_threads; i++) {
+        if (pthread_create(&s->threads[i], NULL, lease_thread, s) != 0)
+            return -1;
+        s->nthreads++;
+    }
+    return prism_bus_subscribe(s->bus, "prism.sched.lease", "scheduler", on_lease, s);
+}
+
+void sched_lease_stop(scheduler *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->quit = true;
+    pthread_cond_broadcast(&s->queue_cv);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < s->nthreads; i++)
+        pthread_join(s->threads[i], NULL);
+    s->nthreads = 0;
+    while (s->head)
+        job_free(pop(s));
+}

@@ -1,0 +1,90 @@
+/* Resource maps: JSON objects from a resource name to an amount, e.g.
+ * {"CPU": 2, "GPU": 1, "memory": 4294967296, "accel": 1}. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "prism_buf.h"
+#include "scheduler.h"
+
+/* Amounts are compared with a little slack so fractional CPUs add up. */
+#define EPS 1e-9
+
+bool sched_res_fits(json_t *have, json_t *want)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(want, name, v) {
+        double need = json_number_value(v);
+        if (need > 0 && json_number_value(json_object_get(have, name)) + EPS < need)
+            return false;
+    }
+    return true;
+}
+
+void sched_res_add(json_t *acc, json_t *delta, double sign)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(delta, name, v) {
+        json_t *old = json_object_get(acc, name);
+        if (!old)
+            continue; /* a resource the node does not have stays absent */
+        double now = json_number_value(old) + sign * json_number_value(v);
+        json_object_set_new(acc, name, json_real(now < EPS ? 0 : now));
+    }
+}
+
+char *sched_res_describe(json_t *res)
+{
+    prism_buf b;
+    prism_buf_init(&b, 4096);
+    const char *name;
+    json_t *v;
+    json_object_foreach(res, name, v) {
+        if (json_number_value(v) > 0)
+            prism_buf_printf(&b, "%s%s %g", b.len ? ", " : "", name, json_number_value(v));
+    }
+    if (!b.len)
+        prism_buf_printf(&b, "no resources");
+    return prism_buf_take(&b, NULL);
+}
+
+double sched_res_load(json_t *total, json_t *available)
+{
+    double load = 0;
+    const char *name;
+    json_t *v;
+    json_object_foreach(total, name, v) {
+        double t = json_number_value(v);
+        if (t <= 0)
+            continue;
+        double used = (t - json_number_value(json_object_get(available, name))) / t;
+        if (used > load)
+            load = used;
+    }
+    return load;
+}
+
+const char *sched_res_check(json_t *res)
+{
+    if (!json_is_object(res))
+        return "'resources' must be an object of resource name to amount";
+    const char *name;
+    json_t *v;
+    json_object_foreach(res, name, v) {
+        if (!json_is_number(v) || json_number_value(v) < 0)
+            return "every amount in 'resources' must be a non-negative number";
+    }
+    return NULL;
+}
+
+json_t *sched_error(const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+}

@@ -1,0 +1,127 @@
+/* prism-scheduler: the cluster's resource view and the worker-lease broker
+ * (docs/scheduler.md, docs/tasks.md).
+ *
+ * All of the service's state is one struct, `scheduler`. The view of the
+ * nodes is soft: it is rebuilt from the `prism.sched.node` reports the node
+ * agents publish, so a restarted scheduler (or a new replica) knows the
+ * cluster again after one heartbeat. Lease requests arrive on the queue group
+ * "scheduler" and are handed to a few lease threads, because answering one
+ * means a NATS request to a node agent, which may take a worker start.
+ * Everything below `lock` in the struct is guarded by it; nothing slow runs
+ * while it is held. */
+#ifndef PRISM_SCHEDULER_H
+#define PRISM_SCHEDULER_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "prism_bus.h"
+#include "prism_http.h"
+#include "prism_id.h"
+#include "prism_metrics.h"
+
+#define SCHED_MAX_THREADS 64
+#define SCHED_TOMBS 256 /* recently dead node incarnations remembered */
+
+typedef struct sched_config {
+    char *host;
+    int64_t port;
+    char *address_file;
+    char *token;
+    char *token_file;
+    bool no_auth;
+    char *nats_url;
+    int64_t node_timeout_ms;
+    int64_t lease_timeout_ms;
+    int64_t forward_timeout_ms;
+    int64_t lease_threads;
+    int64_t queue_max;
+    char *log_level;
+    bool print_routes;
+} sched_config;
+
+/* A node as its last report described it. */
+typedef struct sched_node {
+    char id[PRISM_ID_HEX_LEN + 1];
+    char *name;
+    json_t *total;
+    json_t *available; /* as reported, less what this scheduler granted since */
+    int64_t workers_idle;
+    int64_t last_report_ms;   /* wall clock, for people */
+    int64_t last_report_mono; /* for the silence timeout */
+    uint64_t last_chosen;     /* grant sequence number; 0: never (SPREAD) */
+    struct sched_node *next;
+} sched_node;
+
+/* A lease request waiting for a lease thread. */
+typedef struct sched_job {
+    char *reply;
+    char *data;
+    size_t len;
+    int64_t received_mono;
+    struct sched_job *next;
+} sched_job;
+
+typedef struct sched_tomb {
+    char id[PRISM_ID_HEX_LEN + 1];
+    int64_t until_mono;
+} sched_tomb;
+
+typedef struct scheduler {
+    sched_config cfg;
+    char id[PRISM_ID_HEX_LEN + 1]; /* this replica */
+    prism_bus *bus;
+    prism_http_server *http;
+    prism_metrics *metrics;
+    struct {
+        prism_metric *requests, *grants, *infeasible, *busy, *errors, *forwards;
+    } m;
+    pthread_t threads[SCHED_MAX_THREADS];
+    int nthreads;
+
+    pthread_mutex_t lock; /* guards what follows */
+    pthread_cond_t queue_cv;
+    sched_job *head, *tail;
+    size_t queued;
+    bool quit;
+    sched_node *nodes;
+    sched_tomb tombs[SCHED_TOMBS];
+    size_t next_tomb;
+    uint64_t grant_seq;
+} scheduler;
+
+/* res.c: resource maps are JSON objects name → amount. */
+/* Whether `have` holds every positive amount of `want`. */
+bool sched_res_fits(json_t *have, json_t *want);
+/* acc[name] += sign * delta[name], never below 0. */
+void sched_res_add(json_t *acc, json_t *delta, double sign);
+/* "GPU 1, CPU 4" (the positive amounts of `res`); the caller frees. */
+char *sched_res_describe(json_t *res);
+/* The largest used fraction of any resource the node has. */
+double sched_res_load(json_t *total, json_t *available);
+/* NULL when `res` is an object of non-negative numbers, else why not. */
+const char *sched_res_check(json_t *res);
+
+/* view.c: the nodes. Callers hold `lock` unless noted. */
+int sched_view_start(scheduler *s); /* subscribes; no lock */
+void sched_view_cron(scheduler *s); /* takes the lock */
+sched_node *sched_node_find(scheduler *s, const char *id);
+void sched_view_free(scheduler *s);
+json_t *sched_view_json(scheduler *s);
+size_t sched_node_count(scheduler *s);
+/* Drops a node whose agent is gone (takes the lock). */
+void sched_view_forget(scheduler *s, const char *id);
+
+/* lease.c: prism.sched.lease. */
+int sched_lease_start(scheduler *s); /* threads and subscription; no lock */
+void sched_lease_stop(scheduler *s); /* answers what is queued, joins the threads */
+
+/* api.c: the REST API (openapi/scheduler.yaml). */
+extern const prism_http_route sched_routes[];
+extern const size_t sched_nroutes;
+
+json_t *sched_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,493 @@
+"""Multi-node Prism clusters on one machine, one network namespace per node.
+
+Layout (all names carry this process's pid, all addresses are in the
+documentation range 198.51.100.0/24, which exists nowhere else):
+
+    root namespace                      namespace prism-PID-n1 ...
+    ------------------------------      ------------------------------
+    bridge prPIDb  198.51.100.B+1/28    veth prPIDc1  198.51.100.B+2/28
+      veth prPIDh1 -------------------- (its peer)
+      veth prPIDh2 ...                  prism-nodeagent  --host B+2
+    nats-server, prism-gcs on B+1       prism-objectstore --host B+2
+
+B is 16 x a slot number (0-15): concurrent runs take different /28 slots,
+each guarded by a lock file, so two test processes never share addresses.
+Each node's services bind only to that node's address and reach the head
+only over its veth, so killing a node's processes or setting its veth down is
+a real node loss or a real partition. Every interface, namespace and process
+is removed at the end, on failure too; leftovers of a run that was killed
+(its pid gone) are removed before a new run starts.
+
+Needs root and `ip netns`; otherwise the tests exit 77 (skipped) with a reason.
+Uses the integration harness (tests/integration/harness.py) for processes,
+HTTP and shutdown checks."""
+import atexit
+import fcntl
+import functools
+import inspect
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import harness  # noqa: E402
+from harness import BIN, Proc, find_nats, skip, wait_until  # noqa: E402,F401
+
+NET_PREFIX = "198.51.100."
+SLOTS = 16  # /28 slots in the /24
+MAX_NODES = 13  # a /28 holds the bridge and 13 nodes
+
+
+def sh(*argv, check=True):
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(argv), r.stderr.decode(errors="replace").strip()))
+    return r.stdout.decode(errors="replace")
+
+
+@functools.lru_cache(maxsize=None)
+def agent_help():
+    return subprocess.run([os.path.join(BIN, "prism-nodeagent"), "--help"], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=30).stdout.decode(errors="replace")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def check_prerequisites():
+    if os.geteuid() != 0:
+        skip("network namespaces need root (run as root, or use `prism up --nodes N` for a "
+             "single-namespace cluster)")
+    if not shutil.which("ip"):
+        skip("the `ip` command (iproute2) is not installed")
+    probe = "prism-%d-probe" % os.getpid()
+    r = subprocess.run(["ip", "netns", "add", probe], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    if r.returncode != 0:
+        skip("cannot create a network namespace: " + r.stderr.decode(errors="replace").strip())
+    sh("ip", "netns", "del", probe, check=False)
+    if not find_nats():
+        skip("nats-server is not installed (make bootstrap installs it)")
+    for b in ("prism-gcs", "prism-nodeagent"):
+        if not os.access(os.path.join(BIN, b), os.X_OK):
+            skip("%s is not built in %s" % (b, BIN))
+
+
+OWNER_VAR = "PRISMTEST_NETNS_OWNER"  # marks every process a run starts, with the run's pid
+OWNER_FILE = "netns-owner"  # in a run's temporary directory: the run's pid
+
+
+def remove_stale():
+    """Removes the processes, namespaces and links left by runs whose process is gone
+    (killed before their cleanup ran)."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % d, "rb") as f:
+                m = re.search(rb"(?:^|\0)" + OWNER_VAR.encode() + rb"=(\d+)\0", f.read())
+        except OSError:
+            continue
+        if m and not pid_alive(int(m.group(1))):
+            try:
+                os.kill(int(d), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for line in sh("ip", "netns", "list", check=False).splitlines():
+        m = re.match(r"^(prism-(\d+)-\S+)", line)
+        if m and not pid_alive(int(m.group(2))):
+            for pid in sh("ip", "netns", "pids", m.group(1), check=False).split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh("ip", "netns", "del", m.group(1), check=False)
+            shutil.rmtree(os.path.join("/etc/netns", m.group(1)), ignore_errors=True)
+    tmp = tempfile.gettempdir()
+    for name in os.listdir(tmp):
+        path = os.path.join(tmp, name, OWNER_FILE)
+        if name.startswith("prism-it-") and os.path.isfile(path):
+            try:
+                with open(path) as f:
+                    owner = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                continue
+            if owner and not pid_alive(owner):
+                shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+    if os.path.isdir("/etc/netns"):
+        for name in os.listdir("/etc/netns"):
+            m = re.match(r"^prism-(\d+)-", name)
+            if m and not pid_alive(int(m.group(1))):
+                shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
+    for line in sh("ip", "-o", "link", "show", check=False).splitlines():
+        m = re.match(r"^\d+:\s+(pr(\d+)[bhc]\d*)[@:]", line)
+        if m and not pid_alive(int(m.group(2))):
+            sh("ip", "link", "del", m.group(1), check=False)
+
+
+class Net:
+    """A bridge in the root namespace and one namespace + veth pair per node."""
+
+    def __init__(self, nodes):
+        assert 1 <= nodes <= MAX_NODES
+        self.pid = os.getpid()
+        os.environ[OWNER_VAR] = str(self.pid)  # inherited by every process started from here
+        self.nodes = nodes
+        self.bridge = "pr%db" % self.pid
+        self.created_ns, self.created_links = [], []
+        self.lock_fd = None
+        remove_stale()
+        self.slot = self._take_slot()
+        self.base = 16 * self.slot
+        self.head_ip = NET_PREFIX + str(self.base + 1)
+        atexit.register(self.teardown)
+        try:
+            self._build()
+        except BaseException:
+            self.teardown()
+            raise
+
+    def _take_slot(self):
+        used = sh("ip", "-o", "-4", "addr", "show", check=False)
+        for slot in range(SLOTS):
+            path = os.path.join(tempfile.gettempdir(), "prism-netns-slot-%d.lock" % slot)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            taken = any(re.search(r"inet %s%d/" % (re.escape(NET_PREFIX), 16 * slot + k), used)
+                        for k in range(16))
+            if taken:
+                os.close(fd)
+                continue
+            self.lock_fd = fd
+            return slot
+        skip("every 198.51.100.0/28 slot is in use by other test runs")
+
+    def ns(self, i):
+        return "prism-%d-n%d" % (self.pid, i)
+
+    def node_ip(self, i):
+        return NET_PREFIX + str(self.base + 1 + i)
+
+    def host_veth(self, i):
+        return "pr%dh%d" % (self.pid, i)
+
+    def _build(self):
+        sh("ip", "link", "add", self.bridge, "type", "bridge")
+        self.created_links.append(self.bridge)
+        sh("ip", "addr", "add", self.head_ip + "/28", "dev", self.bridge)
+        sh("ip", "link", "set", self.bridge, "up")
+        for i in range(1, self.nodes + 1):
+            ns, host, peer = self.ns(i), self.host_veth(i), "pr%dc%d" % (self.pid, i)
+            sh("ip", "netns", "add", ns)
+            self.created_ns.append(ns)
+            sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
+            self.created_links.append(host)
+            sh("ip", "link", "set", peer, "netns", ns)
+            sh("ip", "link", "set", host, "master", self.bridge)
+            sh("ip", "link", "set", host, "up")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", self.node_ip(i) + "/28", "dev", peer)
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up")
+
+    def set_etc_file(self, i, name, text):
+        """A file that processes run with `ip netns exec` in namespace i see as
+        /etc/NAME (e.g. hosts, to resolve names the way a container network does)."""
+        d = os.path.join("/etc/netns", self.ns(i))
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+
+    def cut(self, i):
+        """The node's cable is pulled: its veth's bridge end goes down."""
+        sh("ip", "link", "set", self.host_veth(i), "down")
+
+    def restore(self, i):
+        sh("ip", "link", "set", self.host_veth(i), "up")
+
+    def ns_pids(self, i):
+        return [int(p) for p in sh("ip", "netns", "pids", self.ns(i), check=False).split()]
+
+    def ns_cmdlines(self, i):
+        """{pid: command line} of the processes in node i's namespace."""
+        out = {}
+        for pid in self.ns_pids(i):
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    out[pid] = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                pass
+        return out
+
+    def kill_ns(self, i):
+        """SIGKILL to every process of the node's namespace: the machine is gone."""
+        for pid in self.ns_pids(i):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def teardown(self):
+        for ns in self.created_ns:
+            for _ in range(50):  # bounded: processes should all be gone already
+                pids = [int(p) for p in sh("ip", "netns", "pids", ns, check=False).split()]
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.1)
+            sh("ip", "netns", "del", ns, check=False)
+            # files `ip netns exec` mounts over /etc (see set_etc_file)
+            shutil.rmtree(os.path.join("/etc/netns", ns), ignore_errors=True)
+        for link in reversed(self.created_links):
+            sh("ip", "link", "del", link, check=False)
+        self.created_ns, self.created_links = [], []
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+
+class NetCluster(harness.Cluster):
+    """harness.Cluster with the head on the bridge and each node in its namespace.
+
+    Node i is named node-i, offers CPU 1 and a custom resource `on_node_i: 1`
+    (to aim a job at it), and with objectstores=True also runs a
+    prism-objectstore in its namespace."""
+
+    def __init__(self, nodes=3, node_timeout_ms=2000, objectstores=False, gcs_args=(),
+                 node_args=None):
+        check_prerequisites()
+        self.net = Net(nodes)
+        self.objectstores = objectstores
+        self.node_stores = {}  # node name -> (Proc, HTTP URL) of its object store
+        self.killed = []
+        self.procs = []
+        # This class starts the nodes' object stores itself, in their namespaces;
+        # the head needs no scheduler while the GCS places jobs.
+        params = inspect.signature(harness.Cluster.__init__).parameters
+        extra = {k: False for k in ("scheduler", "objectstore") if k in params}
+        try:
+            super().__init__(nodes=nodes, node_timeout_ms=node_timeout_ms, gcs_args=gcs_args,
+                             node_args=node_args, **extra)
+        except BaseException:
+            self._abort()
+            raise
+
+    # ---- head services, on the bridge address ----
+    def start_nats(self):
+        with open(os.path.join(self.dir, OWNER_FILE), "w") as f:  # for remove_stale()
+            f.write(str(self.net.pid))
+        conf = os.path.join(self.dir, "nats.conf")
+        with open(conf, "w") as f:
+            f.write('listen: %s:%d\nauthorization { token: "%s" }\n' %
+                    (self.net.head_ip, self.nats_port, self.token))
+        self.nats_url = "nats://%s:%d" % (self.net.head_ip, self.nats_port)
+        self.nats = self._spawn("nats", [find_nats(), "-c", conf])
+        wait_until(lambda: self._port_open(self.nats_port), what="nats-server")
+
+    def _port_open(self, port, host=None):
+        import socket
+        with socket.socket() as s:
+            s.settimeout(1)
+            return s.connect_ex((host or self.net.head_ip, port)) == 0
+
+    def start_gcs(self, extra=()):
+        argv = [os.path.join(BIN, "prism-gcs"), "--host", self.net.head_ip, "--port",
+                str(self.gcs_port), "--token-file", self.token_file, "--nats-url", self.nats_url,
+                "--data-dir", os.path.join(self.dir, "gcs"), "--node-timeout-ms",
+                str(self.node_timeout_ms), "--log-level", "debug"] + self.gcs_args + list(extra)
+        self.gcs = self._spawn("gcs", argv, self.service_env())
+        self.url = "http://%s:%d" % (self.net.head_ip, self.gcs_port)
+        wait_until(self._healthy, what="GCS /healthz")
+        return self.gcs
+
+    # ---- nodes, each in its namespace ----
+    def node_index(self, name):
+        return int(name.rsplit("-", 1)[1])
+
+    def start_node(self, name, *extra, **_):
+        i = self.node_index(name)
+        state = os.path.join(self.dir, "nodes", name)
+        os.makedirs(state, exist_ok=True)
+        ip = self.net.node_ip(i)
+        if self.objectstores:
+            url = self.start_store(name)
+            if "--store-address" in agent_help():  # agents that know their store
+                extra = ("--store-socket", os.path.join(state, "store.sock"),
+                         "--store-address", url) + tuple(extra)
+        argv = ["ip", "netns", "exec", self.net.ns(i), os.path.join(BIN, "prism-nodeagent"),
+                "--host", ip, "--port", "0", "--address-file", os.path.join(state, "agent.address"),
+                "--token-file", self.token_file, "--nats-url", self.nats_url, "--gcs-address",
+                self.url, "--state-dir", state, "--name", name, "--heartbeat-ms", "300",
+                "--stop-grace-ms", "1000", "--num-cpus", "1", "--resources",
+                json.dumps({"on_node_%d" % i: 1}), "--log-level", "debug"] + list(extra)
+        p = self._spawn("%s-agent-%d" % (name, len(self.procs)), argv, self.service_env())
+        self.nodes[name] = p
+        return p
+
+    def start_store(self, name):
+        i = self.node_index(name)
+        state = os.path.join(self.dir, "nodes", name)
+        addr_file = os.path.join(state, "store.address")
+        if os.path.exists(addr_file):
+            os.unlink(addr_file)
+        argv = ["ip", "netns", "exec", self.net.ns(i), os.path.join(BIN, "prism-objectstore"),
+                "--host", self.net.node_ip(i), "--port", "0", "--address-file", addr_file,
+                "--token-file", self.token_file, "--nats-url", self.nats_url, "--socket",
+                os.path.join(state, "store.sock"), "--memory", "64MiB", "--spill-dir",
+                os.path.join(state, "spill"), "--prefault=false", "--log-level", "debug"]
+        p = self._spawn("%s-store-%d" % (name, len(self.procs)), argv, self.service_env())
+        url = wait_until(lambda: self._read(addr_file) if p.alive() or self._fail(p) else None,
+                         what="%s's object store address" % name)
+        self.node_stores[name] = (p, url)
+        return url
+
+    def _read(self, path):
+        try:
+            with open(path) as f:
+                return f.read().strip() or None
+        except OSError:
+            return None
+
+    def _fail(self, p):
+        raise AssertionError("%s exited with %s:\n%s" % (p.name, p.p.poll(), p.tail()))
+
+    def agent_address(self, name):
+        return self._read(os.path.join(self.dir, "nodes", name, "agent.address"))
+
+    def kill_node(self, name):
+        """SIGKILL to every process in the node's namespace (agent, store, drivers)."""
+        i = self.node_index(name)
+        self.net.kill_ns(i)
+        mine = [p for p in self.procs if p.argv[:4] == ["ip", "netns", "exec", self.net.ns(i)]]
+        for p in mine:
+            p.p.wait(timeout=30)
+            self.procs.remove(p)
+            self.killed.append(p)
+        self.nodes.pop(name, None)
+        self.node_stores.pop(name, None)
+        wait_until(lambda: not self.net.ns_pids(i), timeout=10,
+                   what="every process of %s gone" % name)
+
+    def http(self, base, method, path, data=None, headers=None, timeout=60):
+        """A request to any service of this cluster (a node's store, agent...)."""
+        import urllib.error
+        import urllib.request
+        hdrs = dict(headers or {})
+        hdrs["Authorization"] = "Bearer " + self.token
+        req = urllib.request.Request(base + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return harness.Response(r.status, r.read(), dict(r.headers))
+        except urllib.error.HTTPError as e:
+            return harness.Response(e.code, e.read(), dict(e.headers))
+
+    # ---- GCS views ----
+    def node_list(self, state=None):
+        q = "?limit=1000" + ("&state=" + state if state else "")
+        r = self.get("/api/v1/nodes" + q)
+        assert r.status == 200, r
+        return r.json()["nodes"]
+
+    def alive_node(self, name):
+        for n in self.node_list("ALIVE"):
+            if n["name"] == name:
+                return n
+        return None
+
+    def node_by_id(self, node_id):
+        r = self.get("/api/v1/nodes/" + node_id)
+        assert r.status == 200, r
+        return r.json()
+
+    def all_jobs(self):
+        r = self.get("/api/v1/jobs?limit=1000")
+        assert r.status == 200, r
+        return r.json()["jobs"]
+
+    def check_no_false_state(self):
+        """No job is RUNNING on a node the GCS considers DEAD."""
+        dead = {n["node_id"] for n in self.node_list("DEAD")}
+        bad = [j for j in self.all_jobs() if j["state"] == "RUNNING" and j["node_id"] in dead]
+        assert not bad, "jobs RUNNING on dead nodes: %r" % bad
+
+    # ---- teardown ----
+    def _abort(self):
+        for p in reversed(self.procs):
+            try:
+                p.kill()
+            except Exception:
+                pass
+        self.net.teardown()
+
+    def close(self, check=True):
+        try:
+            for p in self.killed:
+                p.log.close()
+            super().close(check=check)
+        finally:
+            self.net.teardown()
+
+    def dump_logs(self):
+        for p in self.killed:
+            print("----- %s (killed by the test) -----\n%s" % (p.name, p.tail(30)))
+        super().dump_logs()
+
+
+def exit_on_sigterm():
+    """SIGTERM (a test runner's timeout, a stop) unwinds like an exception, so
+    the finally blocks and atexit handlers tear everything down."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def run(tests, **cluster_kw):
+    """Each test function gets a fresh NetCluster; prints 'N passed, N failed'."""
+    check_prerequisites()
+    exit_on_sigterm()
+    passed = failed = 0
+    for t in tests:
+        c = None
+        t0 = time.time()
+        try:
+            kw = dict(cluster_kw)
+            kw.update(getattr(t, "cluster", {}))
+            c = NetCluster(**kw)
+            t(c)
+            c.close()
+            c = None
+            passed += 1
+            print("PASS %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
+        except SystemExit:
+            raise
+        except BaseException as e:
+            failed += 1
+            print("FAIL", t.__name__, "-", repr(e), flush=True)
+            if c:
+                c.dump_logs()
+        finally:
+            if c:
+                try:
+                    c.close(check=False)
+                except Exception:
+                    pass
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,491 @@
+#!/usr/bin/python3
+"""Offline checks of deploy/: neither Docker nor Kubernetes runs here, so this
+validates what can be validated without them.
+
+- every YAML file is well formed; the chart's metadata is complete;
+- deploy/k8s/manifests/ is exactly a fresh rendering of the chart with its
+  default values (scripts/render-k8s.py --check);
+- the chart's objects reference each other consistently, with default values
+  and with every optional part on: Services select pods that exist, on ports
+  those pods declare; StatefulSets name their Service; mounts name volumes
+  that exist; Secret and ConfigMap names match; probes use declared ports;
+  every URL in the environment names a Service and one of its ports;
+- the compose file, likewise: URLs name services and the ports they listen
+  on, healthchecks probe those ports, volumes are declared, each node's agent
+  and object store share /dev/shm;
+- every PRISM_* variable given to a service is one of that binary's flags
+  (read from its --help) and PRISM_PORT is the port it is reached on;
+- the image installs a Debian package for each library the binaries load;
+- `docker-compose config` accepts the compose file (when Debian's
+  docker-compose is installed; otherwise a note says it was skipped).
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+try:
+    import yaml
+except ImportError:
+    print("SKIP: python3-yaml is not installed (make bootstrap installs it)")
+    sys.exit(77)
+
+ROOT = os.path.normpath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+BIN = os.environ.get("PRISM_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+DOCKER = os.path.join(ROOT, "deploy", "docker")
+CHART = os.path.join(ROOT, "deploy", "k8s", "prism")
+MANIFESTS = os.path.join(ROOT, "deploy", "k8s", "manifests")
+RENDER = os.path.join(ROOT, "scripts", "render-k8s.py")
+PY = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+# Variables a container may carry that are not flags of its own program.
+NOT_FLAGS = {
+    "PRISM_ADDRESS",  # for the `prism` CLI run inside the GCS container
+}
+NATS_SCRIPT = os.path.join(DOCKER, "prism-nats.sh")
+# Programs that may not exist yet: their flags are checked once they are built.
+FUTURE = {"prism-scheduler", "prism-dataservice", "prism-worker"}
+
+notes = []
+
+
+def note(msg):
+    notes.append(msg)
+    print("NOTE:", msg, flush=True)
+
+
+# ---- helpers ----
+
+_flag_cache = {}
+
+
+def flags_of(program):
+    """The PRISM_* variables a program reads, from its --help; None if not built."""
+    if program not in _flag_cache:
+        exe = os.path.join(BIN, program)
+        if program == "prism-nats":  # a script of the image: the variables it reads
+            with open(NATS_SCRIPT) as f:
+                _flag_cache[program] = set(re.findall(r"\$\{?(PRISM_[A-Z0-9_]+)", f.read()))
+        elif not os.access(exe, os.X_OK):
+            _flag_cache[program] = None
+        else:
+            out = subprocess.run([exe, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 timeout=30).stdout.decode()
+            _flag_cache[program] = set(re.findall(r"\[(PRISM_[A-Z0-9_]+)", out))
+    return _flag_cache[program]
+
+
+def check_env(where, program, env):
+    """env: {name: value or None}. Checks the PRISM_* names against the program's flags."""
+    flags = flags_of(program)
+    if flags is None and program in FUTURE:
+        return  # not written yet: nothing to check against
+    if flags is None:
+        note("%s is not built in %s: the flags of %s were not checked" % (program, BIN, where))
+        return
+    bad = [k for k in env if k.startswith("PRISM_") and k not in flags and k not in NOT_FLAGS]
+    assert not bad, "%s: %s does not read %s (see its --help)" % (where, program, bad)
+
+
+URL = re.compile(r"^(nats|http)://([A-Za-z0-9.-]+):(\d+)")
+
+
+def label_match(selector, labels):
+    return all(labels.get(k) == v for k, v in (selector or {}).items())
+
+
+# ---- YAML well formed ----
+
+def test_yaml_well_formed():
+    count = 0
+    for d, _, files in os.walk(os.path.join(ROOT, "deploy")):
+        if os.path.join("k8s", "prism", "templates") in d:
+            continue  # Go templates: checked once rendered
+        for f in files:
+            if f.endswith((".yaml", ".yml")):
+                with open(os.path.join(d, f)) as fh:
+                    docs = [x for x in yaml.safe_load_all(fh) if x is not None]
+                assert docs, "%s is empty" % f
+                count += 1
+    assert count >= 4, count
+    with open(os.path.join(CHART, "Chart.yaml")) as f:
+        meta = yaml.safe_load(f)
+    for k in ("apiVersion", "name", "version", "appVersion"):
+        assert meta.get(k), "Chart.yaml lacks %s" % k
+    assert meta["apiVersion"] == "v2" and meta["name"] == "prism"
+
+
+# ---- the chart ----
+
+def render(*sets):
+    r = subprocess.run([PY, RENDER] + [a for s in sets for a in ("--set", s)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    return [d for d in yaml.safe_load_all(r.stdout) if d is not None]
+
+
+def test_manifests_are_fresh():
+    r = subprocess.run([PY, RENDER, "--check", MANIFESTS], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    assert r.returncode == 0, r.stdout.decode()
+    # and the committed files parse to the same objects as a plain rendering
+    committed = []
+    for f in sorted(os.listdir(MANIFESTS)):
+        with open(os.path.join(MANIFESTS, f)) as fh:
+            committed += [d for d in yaml.safe_load_all(fh) if d is not None]
+    fresh = render()
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+    assert sorted(committed, key=key) == sorted(fresh, key=key)
+
+
+def pods_of(objs):
+    """(workload, pod template spec, pod labels) for each Deployment/StatefulSet."""
+    return [(o, o["spec"]["template"]["spec"], o["spec"]["template"]["metadata"]["labels"])
+            for o in objs if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")]
+
+
+def container_ports(spec):
+    return {p["name"]: p["containerPort"] for c in spec["containers"] for p in c.get("ports", [])}
+
+
+def check_chart(objs, values):
+    by_kind = {}
+    for o in objs:
+        assert o.get("apiVersion") and o.get("kind") and o.get("metadata", {}).get("name"), o
+        names = by_kind.setdefault(o["kind"], {})
+        assert o["metadata"]["name"] not in names, "two %s named %s" % (o["kind"], o["metadata"]["name"])
+        names[o["metadata"]["name"]] = o
+        assert o["metadata"].get("labels", {}).get("app.kubernetes.io/instance"), o["metadata"]
+    services = by_kind.get("Service", {})
+    pods = pods_of(objs)
+    assert pods, "no workloads"
+    secret = values["auth"]["secretName"]
+    for w, spec, labels in pods:
+        name = "%s/%s" % (w["kind"], w["metadata"]["name"])
+        assert label_match(w["spec"]["selector"]["matchLabels"], labels), name + ": selector"
+        if w["kind"] == "StatefulSet":
+            assert w["spec"]["serviceName"] in services, name + ": no Service " + w["spec"]["serviceName"]
+        vols = {v["name"]: v for v in spec.get("volumes", [])}
+        vols.update({t["metadata"]["name"]: t for t in w["spec"].get("volumeClaimTemplates", [])})
+        mounted = set()
+        ports = container_ports(spec)
+        for v in vols.values():
+            if "configMap" in v:
+                assert v["configMap"]["name"] in by_kind.get("ConfigMap", {}), name + ": ConfigMap"
+            if "secret" in v:
+                assert v["secret"]["secretName"] == secret, name + ": Secret"
+        for c in spec["containers"]:
+            cname = "%s container %s" % (name, c["name"])
+            for m in c.get("volumeMounts", []):
+                assert m["name"] in vols, "%s mounts unknown volume %s" % (cname, m["name"])
+                mounted.add(m["name"])
+            cports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            for probe in ("readinessProbe", "livenessProbe"):
+                assert probe in c, "%s has no %s" % (cname, probe)
+                port = c[probe]["httpGet"]["port"]
+                assert port in cports or port in cports.values(), "%s: %s port %s" % (cname, probe, port)
+                assert c[probe]["httpGet"]["path"] == "/healthz"
+            env = {}
+            for e in c.get("env", []):
+                env[e["name"]] = e.get("value")
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] == secret and ref["key"] == "token", "%s: %r" % (cname, ref)
+            assert "PRISM_TOKEN" in env, cname + " gets no token"
+            program = c["command"][0]
+            assert program.startswith("prism-"), cname + ": every container runs a program of the image"
+            check_env(cname, program, env)
+            if program == "prism-nats":
+                assert int(env["PRISM_NATS_PORT"]) in cports.values(), cname + ": client port"
+                assert int(env["PRISM_NATS_MONITOR_PORT"]) in cports.values(), cname + ": monitor port"
+            else:
+                assert int(env["PRISM_PORT"]) in cports.values(), cname + ": PRISM_PORT not a containerPort"
+                assert "PRISM_HOST" in env, cname + " binds loopback only"
+            for k, v in env.items():
+                m = URL.match(v or "")
+                if m:
+                    svc = services.get(m.group(2))
+                    assert svc, "%s: %s=%s names no Service" % (cname, k, v)
+                    assert int(m.group(3)) in [p["port"] for p in svc["spec"]["ports"]], \
+                        "%s: %s=%s: the Service has no such port" % (cname, k, v)
+        assert mounted == set(vols), "%s: volumes never mounted: %s" % (name, set(vols) - mounted)
+        # the object store's arena fits in its container
+        for c in spec["containers"]:
+            if c["command"][0] == "prism-objectstore":
+                arena = parse_size([e["value"] for e in c["env"] if e["name"] == "PRISM_MEMORY"][0])
+                limit = parse_size(c["resources"]["limits"]["memory"])
+                assert limit > arena, "object store limit %d <= arena %d" % (limit, arena)
+        # a node's agent and object store share /dev/shm, an emptyDir in memory
+        progs = {c["command"][0]: c for c in spec["containers"]}
+        if "prism-objectstore" in progs:
+            shm = [{m["name"] for m in progs[p].get("volumeMounts", []) if m["mountPath"] == "/dev/shm"}
+                   for p in ("prism-nodeagent", "prism-objectstore")]
+            assert len(shm[0] & shm[1]) == 1, name + ": agent and store share /dev/shm"
+            assert vols[(shm[0] & shm[1]).pop()]["emptyDir"]["medium"] == "Memory", name
+            sock = [e["value"] for e in progs["prism-objectstore"]["env"] if e["name"] == "PRISM_SOCKET"]
+            assert sock and sock[0].startswith("/dev/shm/"), name + ": the store's socket is on /dev/shm"
+    for s in services.values():
+        sel = s["spec"]["selector"]
+        matches = [(w, spec) for w, spec, labels in pods if label_match(sel, labels)]
+        assert matches, "Service %s selects no pods" % s["metadata"]["name"]
+        for p in s["spec"]["ports"]:
+            for w, spec in matches:
+                ports = container_ports(spec)
+                t = p.get("targetPort", p["port"])
+                assert t in ports or t in ports.values(), \
+                    "Service %s port %s: pods of %s have no port %s" % (s["metadata"]["name"], p["name"], w["metadata"]["name"], t)
+    if values["auth"]["token"]:
+        sec = by_kind.get("Secret", {}).get(secret)
+        assert sec and "token" in sec.get("data", {}), "the Secret %s with key token" % secret
+    else:
+        assert "Secret" not in by_kind, "no Secret without a token"
+    return by_kind
+
+
+def parse_size(s):
+    s = str(s)
+    m = re.fullmatch(r"(\d+)\s*(|[KMGT]i?B?|[KMGT])", s)
+    assert m, "size %r" % s
+    mult = {"": 1, "K": 1000, "M": 1000 ** 2, "G": 1000 ** 3, "T": 1000 ** 4}
+    unit = m.group(2).rstrip("B")
+    if unit.endswith("i"):
+        return int(m.group(1)) << (10 * "KMGT".index(unit[0]) + 10)
+    return int(m.group(1)) * mult[unit]
+
+
+def chart_values(*sets):
+    sys.path.insert(0, os.path.dirname(RENDER))
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("render_k8s", RENDER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.load_values(CHART, (), sets)
+
+
+def test_chart_defaults_consistent():
+    by_kind = check_chart(render(), chart_values())
+    assert set(by_kind["StatefulSet"]) == {"prism-gcs", "prism-node"}
+    assert set(by_kind["Deployment"]) == {"prism-nats"}, "scheduler and dataservice are off by default"
+    gcs = by_kind["StatefulSet"]["prism-gcs"]
+    assert gcs["spec"]["replicas"] == 1 and gcs["spec"]["volumeClaimTemplates"]
+    node = by_kind["StatefulSet"]["prism-node"]["spec"]["template"]["spec"]
+    names = sorted(c["command"][0] for c in node["containers"])
+    assert names == ["prism-nodeagent", "prism-objectstore"], names
+    shm = [v for v in node["volumes"] if v["name"] == "shm"][0]
+    assert shm["emptyDir"]["medium"] == "Memory"
+
+
+def test_chart_everything_on_consistent():
+    sets = ("auth.token=0123abcd", "scheduler.enabled=true", "dataservice.enabled=true",
+            "nodes.replicas=5")
+    by_kind = check_chart(render(*sets), chart_values(*sets))
+    assert {"prism-scheduler", "prism-dataservice", "prism-nats"} <= set(by_kind["Deployment"])
+    assert by_kind["StatefulSet"]["prism-node"]["spec"]["replicas"] == 5
+
+
+# ---- the compose file ----
+
+def compose():
+    with open(os.path.join(DOCKER, "docker-compose.yml")) as f:
+        return yaml.safe_load(f)  # PyYAML resolves the << merge keys like compose does
+
+
+def expand(v):
+    """${VAR:-default} as compose expands it with VAR unset."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(v))
+
+
+def test_compose_consistent():
+    doc = compose()
+    services = doc["services"]
+    volumes = doc.get("volumes", {})
+    assert "nats" in services and "gcs" in services
+    # the ports each service listens on, from its environment
+    listen = {}
+    for name, s in services.items():
+        env = {k: expand(v) for k, v in (s.get("environment") or {}).items()}
+        listen[name] = {int(env[k]) for k in ("PRISM_PORT", "PRISM_NATS_PORT",
+                                              "PRISM_NATS_MONITOR_PORT") if k in env}
+    nodes = 0
+    for name, s in services.items():
+        where = "compose service " + name
+        assert s.get("image") and s.get("env_file") == "prism.env", where
+        env = {k: expand(v) for k, v in (s.get("environment") or {}).items()}
+        program = s["command"][0]
+        assert program.startswith("prism-"), where + ": runs a program of the image"
+        check_env(where, program, env)
+        if program != "prism-nats":
+            assert env.get("PRISM_HOST") == "0.0.0.0", where + " must listen beyond loopback"
+        for k, v in env.items():
+            m = URL.match(v)
+            if m:
+                host = name if m.group(2) == "127.0.0.1" else m.group(2)
+                assert host in services, "%s: %s=%s names no service" % (where, k, v)
+                assert int(m.group(3)) in listen.get(host, ()), \
+                    "%s: %s=%s: %s does not listen there" % (where, k, v, host)
+        hc = " ".join(s["healthcheck"]["test"])
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/healthz", hc)
+        assert m and int(m.group(1)) in listen[name], "%s: healthcheck %s" % (where, hc)
+        for dep in s.get("depends_on", {}):
+            assert dep in services, "%s depends on unknown %s" % (where, dep)
+        mounts = {}
+        for v in s.get("volumes", []):
+            src, dst = v.split(":")[:2]
+            if not src.startswith((".", "/")):
+                assert src in volumes, "%s: volume %s is not declared" % (where, src)
+            mounts[dst] = src
+        if program == "prism-nodeagent":
+            nodes += 1
+            assert s.get("hostname") == name, where + ": the agent advertises its host name"
+            assert env.get("PRISM_NAME") == name
+            store = services.get(name + "-store")
+            assert store and store["command"][0] == "prism-objectstore", where + ": its object store"
+            smounts = dict(v.split(":")[:2][::-1] for v in store["volumes"])
+            assert mounts.get("/dev/shm") and smounts.get("/dev/shm") == mounts["/dev/shm"], \
+                where + ": agent and store share /dev/shm"
+            assert store["environment"]["PRISM_SOCKET"].startswith("/dev/shm/")
+            assert volumes[mounts["/dev/shm"]]["driver_opts"]["type"] == "tmpfs"
+        if name == "gcs":
+            assert "/var/lib/prism/gcs" in mounts and env["PRISM_DATA_DIR"] == "/var/lib/prism/gcs"
+            assert any(expand(p).endswith(":8265") for p in s["ports"]), s["ports"]
+    assert nodes >= 2, nodes
+    # the token's env file: an example is committed, gen-env.sh makes a real one
+    with open(os.path.join(DOCKER, "prism.env.example")) as f:
+        assert re.search(r"(?m)^PRISM_TOKEN=", f.read())
+    tmp = tempfile.mkdtemp(prefix="prism-deploy-")
+    try:
+        shutil.copy(os.path.join(DOCKER, "gen-env.sh"), tmp)
+        r = subprocess.run(["sh", os.path.join(tmp, "gen-env.sh")], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        assert r.returncode == 0, r.stdout
+        with open(os.path.join(tmp, "prism.env")) as f:
+            assert re.fullmatch(r"PRISM_TOKEN=[0-9a-f]{64}\n", f.read())
+        assert os.stat(os.path.join(tmp, "prism.env")).st_mode & 0o077 == 0, "prism.env is private"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_docker_compose_config():
+    exe = shutil.which("docker-compose")
+    if not exe:
+        note("docker-compose is not installed (Debian package docker-compose): "
+             "`docker-compose config` was not run")
+        return
+    tmp = tempfile.mkdtemp(prefix="prism-compose-")
+    try:
+        d = os.path.join(tmp, "deploy", "docker")
+        os.makedirs(d)
+        shutil.copy(os.path.join(DOCKER, "docker-compose.yml"), d)
+        shutil.copy(os.path.join(DOCKER, "prism.env.example"), os.path.join(d, "prism.env"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PRISM_", "COMPOSE_"))}
+        r = subprocess.run([exe, "config"], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120, env=env)
+        assert r.returncode == 0, r.stderr.decode()
+        out = yaml.safe_load(r.stdout)
+        assert set(out["services"]) == set(compose()["services"])
+        assert out["services"]["gcs"]["environment"]["PRISM_TOKEN"] == "replace-with-64-hex-digits"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- the image ----
+
+def dockerfile():
+    with open(os.path.join(DOCKER, "Dockerfile")) as f:
+        return f.read().replace("\\\n", " ")
+
+
+def test_dockerfile():
+    text = dockerfile()
+    froms = re.findall(r"(?m)^FROM\s+(\S+)", text)
+    assert froms == ["debian:${DEBIAN_RELEASE}", "debian:${DEBIAN_RELEASE}-slim"], froms
+    assert re.search(r"(?m)^ARG DEBIAN_RELEASE=bookworm$", text)
+    copied = {}
+    for src, dst in re.findall(r"(?m)^COPY\s+(?:--chmod=\S+\s+)?(?!--from)(\S+)\s+(\S+)", text):
+        if src != ".":
+            assert os.path.exists(os.path.join(ROOT, src)), "COPY of missing " + src
+            copied[os.path.basename(dst)] = src
+    assert copied.get("prism-nats") == "deploy/docker/prism-nats.sh", copied
+    assert os.access(NATS_SCRIPT, os.X_OK)
+    kept = set(re.search(r"for b in ([^;]+);", text).group(1).split())
+    used = set()
+    for s in compose()["services"].values():
+        used.add(s["command"][0])
+    for o in render("scheduler.enabled=true", "dataservice.enabled=true"):
+        for w in ([o] if o["kind"] in ("Deployment", "StatefulSet") else []):
+            used |= {c["command"][0] for c in w["spec"]["template"]["spec"]["containers"]}
+    assert used <= kept | {"prism-nats"}, "the image lacks %s" % (used - kept)
+    runtime = text.split("AS runtime", 1)[1]
+    pkgs = set(re.search(r"apt-get install -y --no-install-recommends ([^&]+)&&", runtime).group(1).split())
+    assert {"nats-server", "curl", "tini"} <= pkgs, pkgs
+    # each library the binaries load directly comes from a package the image installs
+    if not shutil.which("readelf") or not shutil.which("dpkg"):
+        note("readelf or dpkg missing: the image's library packages were not checked")
+        return
+    base = {"libc6", "libgcc-s1"}  # in every Debian image
+    build_only = ("libasan", "libubsan", "libcudart")  # sanitizer and CUDA builds only
+    needs = {}  # library -> binaries
+    libdir = os.path.join(BIN, "..", "lib")
+    own_libs = sorted(f for f in os.listdir(libdir) if ".so" in f) if os.path.isdir(libdir) else []
+    for b in ["prism", "prism-gcs", "prism-nodeagent", "prism-objectstore", "prism-scheduler",
+              "prism-dataservice", "prism-worker"] + [os.path.join("..", "lib", f) for f in own_libs]:
+        exe = os.path.join(BIN, b)
+        if not os.path.isfile(exe):
+            continue
+        for lib in re.findall(r"\(NEEDED\).*\[(.+)\]", subprocess.run(
+                ["readelf", "-d", exe], stdout=subprocess.PIPE, timeout=30).stdout.decode()):
+            if lib.startswith(build_only):
+                continue
+            if os.path.exists(os.path.join(BIN, "..", "lib", lib)):  # the project's own
+                assert re.search(r"COPY --from=build /out/lib/ /usr/local/lib/", text) and \
+                    "/build/lib/*.so" in text and re.search(r"(?m)^RUN ldconfig", text), \
+                    "%s needs %s: the image must carry the project's libraries" % (b, lib)
+                continue
+            needs.setdefault(lib, []).append(b)
+    checked = len(needs)
+    if needs:  # one dpkg -S for all: it is slow
+        r = subprocess.run(["dpkg", "-S"] + ["*/" + lib for lib in sorted(needs)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        owners = {}
+        for line in r.stdout.decode().splitlines():
+            pkg, path = line.split(": ", 1)
+            for p in pkg.split(", "):
+                owners.setdefault(os.path.basename(path), set()).add(p.split(":")[0])
+        for lib, users in sorted(needs.items()):
+            assert owners.get(lib), "no Debian package owns %s (needed by %s)" % (lib, users)
+            assert owners[lib] & (pkgs | base), \
+                "%s need %s from %s, which the image does not install" % (users, lib, owners[lib])
+    if not checked:
+        note("no binaries in %s: the image's library packages were not checked" % BIN)
+    if shutil.which("apt-cache"):
+        r = subprocess.run(["apt-cache", "show", "--no-all-versions"] + sorted(pkgs),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        known = set(re.findall(r"(?m)^Package: (\S+)", r.stdout.decode()))
+        if pkgs - known:
+            note("apt-cache does not know %s here (no package lists?)" % sorted(pkgs - known))
+
+
+def main():
+    tests = [test_yaml_well_formed, test_manifests_are_fresh, test_chart_defaults_consistent,
+             test_chart_everything_on_consistent, test_compose_consistent,
+             test_docker_compose_config, test_dockerfile]
+    passed = failed = 0
+    for t in tests:
+        try:
+            t()
+            passed += 1
+            print("PASS", t.__name__, flush=True)
+        except Exception as e:
+            failed += 1
+            print("FAIL", t.__name__, "-", e, flush=True)
+    print("Docker and Kubernetes do not run here: images are not built and the chart is not "
+          "installed; see docs/deploy.md.")
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

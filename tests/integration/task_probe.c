@@ -1,0 +1,231 @@
+/* A driver for the task integration tests: each subcommand runs one scenario
+ * against the cluster in PRISM_ADDRESS/PRISM_TOKEN, prints what it saw, and
+ * exits 0 only when every result was right. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <prism/prism.h>
+
+#define CHECK(cond, ...)                                                                       \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "probe: " __VA_ARGS__);                                            \
+            fprintf(stderr, " (%s)\n", prism_last_error());                                    \
+            return 1;                                                                          \
+        }                                                                                      \
+    } while (0)
+
+static prism_ref *submit1(prism_client *c, const char *pkg, const char *fn, prism_value **args,
+                          size_t n, const prism_task_options *o)
+{
+    prism_ref *r = NULL;
+    return prism_submit(c, pkg, fn, args, n, o, &r) == PRISM_OK ? r : NULL;
+}
+
+static double json_num(const prism_value *v) { return atof(prism_value_json_text(v) ?: "nan"); }
+
+/* seed: zeros + zeros -> add -> a 5x5 tensor of zeros. */
+static int seed(prism_client *c)
+{
+    prism_value *shape = prism_value_json("[5, 5]");
+    prism_ref *o1 = submit1(c, "builtin", "zeros", &shape, 1, NULL);
+    prism_ref *o2 = submit1(c, "builtin", "zeros", &shape, 1, NULL);
+    prism_value *args[2] = {prism_value_ref(o1), prism_value_ref(o2)};
+    prism_ref *o3 = submit1(c, "builtin", "add", args, 2, NULL);
+    prism_value *out = NULL;
+    prism_status s = prism_get(c, o3, 60000, &out);
+    CHECK(s == PRISM_OK, "get failed: %s", prism_status_text(s));
+    CHECK(prism_value_ndim(out) == 2 && prism_value_shape(out)[0] == 5, "wrong shape");
+    size_t len;
+    const double *d = prism_value_data(out, &len);
+    for (size_t i = 0; i < len / 8; i++)
+        CHECK(d[i] == 0, "element %zu is %g", i, d[i]);
+    printf("seed ok: 5x5 zeros\n");
+    prism_value_free(out);
+    prism_value_free(args[0]);
+    prism_value_free(args[1]);
+    prism_value_free(shape);
+    prism_ref_release(o1);
+    prism_ref_release(o2);
+    prism_ref_release(o3);
+    return 0;
+}
+
+/* many N: N add tasks in flight at once, every result checked. */
+static int many(prism_client *c, int n)
+{
+    prism_ref **refs = calloc((size_t)n, sizeof *refs);
+    for (int i = 0; i < n; i++) {
+        char a[32];
+        snprintf(a, sizeof a, "%d", i);
+        prism_value *args[2] = {prism_value_json(a), prism_value_json("1000000")};
+        refs[i] = submit1(c, "builtin", "add", args, 2, NULL);
+        prism_value_free(args[0]);
+        prism_value_free(args[1]);
+        CHECK(refs[i], "submit %d failed", i);
+    }
+    for (int i = 0; i < n; i++) {
+        prism_value *v = NULL;
+        prism_status s = prism_get(c, refs[i], 120000, &v);
+        CHECK(s == PRISM_OK && json_num(v) == i + 1000000, "task %d: %s", i, prism_status_text(s));
+        prism_value_free(v);
+        prism_ref_release(refs[i]);
+    }
+    free(refs);
+    printf("many ok: %d results right\n", n);
+    return 0;
+}
+
+/* nested D: a task that submits a task ... D levels deep. */
+static int nested(prism_client *c, int depth)
+{
+    char d[16];
+    snprintf(d, sizeof d, "%d", depth);
+    prism_value *arg = prism_value_json(d);
+    prism_ref *r = submit1(c, "builtin", "nested", &arg, 1, NULL);
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, 60000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == depth, "nested %d: %s", depth, prism_status_text(s));
+    printf("nested ok: %d levels\n", depth);
+    prism_value_free(v);
+    prism_value_free(arg);
+    prism_ref_release(r);
+    return 0;
+}
+
+/* errors: an application error names the task; an unknown function is clear;
+ * a failed argument fails its dependents. */
+static int errors(prism_client *c)
+{
+    prism_value *msg = prism_value_json("\"boom\"");
+    prism_ref *r = submit1(c, "builtin", "fail", &msg, 1, NULL);
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, 30000, &v);
+    CHECK(s == PRISM_ERR_TASK, "fail gave %s", prism_status_text(s));
+    CHECK(!strcmp(prism_value_error_task(v), "builtin/fail") &&
+              strstr(prism_value_error_message(v), "boom"),
+          "error value: %s / %s", prism_value_error_task(v), prism_value_error_message(v));
+    printf("error ok: %s: %s\n", prism_value_error_task(v), prism_value_error_message(v));
+    prism_value_free(v);
+    prism_value *dep = prism_value_ref(r);
+    prism_value *one = prism_value_json("1");
+    prism_value *args[2] = {dep, one};
+    prism_ref *r2 = submit1(c, "builtin", "add", args, 2, NULL);
+    s = prism_get(c, r2, 30000, &v);
+    CHECK(s == PRISM_ERR_TASK && strstr(prism_value_error_message(v), "boom"),
+          "dependent of a failed task gave %s", prism_status_text(s));
+    printf("dependent ok: %s\n", prism_value_error_message(v));
+    prism_value_free(v);
+    prism_ref *r3 = submit1(c, "builtin", "no_such_function", NULL, 0, NULL);
+    s = prism_get(c, r3, 30000, &v);
+    CHECK(s == PRISM_ERR_UNKNOWN_FUNCTION, "unknown function gave %s", prism_status_text(s));
+    printf("unknown ok: %s\n", prism_value_error_message(v));
+    prism_value_free(v);
+    prism_value *bad = prism_value_json("\"x\"");
+    prism_ref *r4 = submit1(c, "builtin", "zeros", &bad, 1, NULL);
+    s = prism_get(c, r4, 30000, &v);
+    CHECK(s == PRISM_ERR_TASK, "bad arguments gave %s", prism_status_text(s));
+    printf("bad argument ok: %s\n", prism_value_error_message(v));
+    prism_value_free(v);
+    prism_ref *r5 = NULL;
+    CHECK(prism_submit(c, "", "x", NULL, 0, NULL, &r5) == PRISM_ERR_INVALID, "empty package accepted");
+    prism_value_free(msg);
+    prism_value_free(dep);
+    prism_value_free(one);
+    prism_value_free(bad);
+    prism_ref_release(r);
+    prism_ref_release(r2);
+    prism_ref_release(r3);
+    prism_ref_release(r4);
+    return 0;
+}
+
+/* package SHA: square(7) and checksum of 1 MiB from an uploaded package. */
+static int package(prism_client *c, const char *sha)
+{
+    prism_value *x = prism_value_json("7");
+    prism_ref *r = submit1(c, sha, "square", &x, 1, NULL);
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, 60000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == 49, "square(7): %s", prism_status_text(s));
+    prism_value_free(v);
+    size_t n = 1u << 20;
+    unsigned char *buf = malloc(n);
+    unsigned long long sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += buf[i] = (unsigned char)(i * 7);
+    prism_value *bytes = prism_value_bytes(buf, n);
+    prism_ref *big = NULL;
+    CHECK(prism_put(c, bytes, &big) == PRISM_OK, "put 1 MiB");
+    prism_value *arg = prism_value_ref(big);
+    prism_ref *r2 = submit1(c, sha, "checksum", &arg, 1, NULL);
+    s = prism_get(c, r2, 60000, &v);
+    CHECK(s == PRISM_OK && (unsigned long long)json_num(v) == sum, "checksum: %s", prism_status_text(s));
+    printf("package ok: square(7)=49, checksum of 1 MiB right\n");
+    prism_value_free(v);
+    prism_value_free(x);
+    prism_value_free(bytes);
+    prism_value_free(arg);
+    free(buf);
+    prism_ref_release(r);
+    prism_ref_release(r2);
+    prism_ref_release(big);
+    return 0;
+}
+
+/* crash SHA: a task that kills its worker is retried, then fails clearly. */
+static int crash(prism_client *c, const char *sha)
+{
+    prism_task_options o = PRISM_TASK_OPTIONS_INIT;
+    o.max_retries = 1;
+    prism_ref *r = submit1(c, sha, "crash", NULL, 0, &o);
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, 60000, &v);
+    CHECK(s == PRISM_ERR_WORKER_DIED, "crash gave %s", prism_status_text(s));
+    printf("crash ok: %s\n", prism_value_error_message(v));
+    prism_value_free(v);
+    prism_ref_release(r);
+    return seed(c); /* and the cluster still works */
+}
+
+/* sleep MS: one long task, to be killed from outside (its retry must succeed). */
+static int sleeper(prism_client *c, const char *ms)
+{
+    prism_value *arg = prism_value_json(ms);
+    prism_ref *r = submit1(c, "builtin", "sleep", &arg, 1, NULL);
+    printf("submitted\n");
+    fflush(stdout);
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, 120000, &v);
+    CHECK(s == PRISM_OK, "sleep gave %s", prism_status_text(s));
+    printf("sleep ok after retry\n");
+    prism_value_free(v);
+    prism_value_free(arg);
+    prism_ref_release(r);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: task_probe seed|many N|nested D|errors|package SHA|crash SHA|sleep MS\n");
+        return 2;
+    }
+    prism_client *c;
+    if (prism_connect(&c, NULL) != PRISM_OK) {
+        fprintf(stderr, "probe: connect: %s\n", prism_last_error());
+        return 1;
+    }
+    const char *cmd = argv[1], *arg = argc > 2 ? argv[2] : "";
+    int rc = !strcmp(cmd, "seed")      ? seed(c)
+             : !strcmp(cmd, "many")    ? many(c, atoi(arg))
+             : !strcmp(cmd, "nested")  ? nested(c, atoi(arg))
+             : !strcmp(cmd, "errors")  ? errors(c)
+             : !strcmp(cmd, "package") ? package(c, arg)
+             : !strcmp(cmd, "crash")   ? crash(c, arg)
+             : !strcmp(cmd, "sleep")   ? sleeper(c, arg)
+                                       : 2;
+    prism_disconnect(c);
+    return rc;
+}

@@ -1,0 +1,155 @@
+"""Tasks end to end: a C driver (task_probe) against real schedulers, node
+agents, workers and object stores."""
+import os
+import signal
+import subprocess
+import time
+
+from harness import BIN, run, skip, wait_until
+
+PROBE = os.path.join(BIN, "task_probe")
+PACKAGE = os.path.join(BIN, "..", "examples", "example_tasks.so")
+
+
+def probe(c, *args, node="node-1", timeout=180, check=True):
+    if not os.access(PROBE, os.X_OK) or not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
+        skip("task_probe or prism-worker is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
+               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", node, "objectstore.sock"))
+    env.pop("PRISM_HOME", None)
+    r = subprocess.run([PROBE] + [str(a) for a in args], env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    if check:
+        assert r.returncode == 0, "probe %s failed (%d):\n%s\n%s" % (args, r.returncode, r.stdout,
+                                                                    r.stderr)
+    return r
+
+
+def upload_package(c):
+    with open(PACKAGE, "rb") as f:
+        r = c.request("POST", "/api/v1/packages", raw=f.read())
+    assert r.status in (200, 201), r
+    return r.json()["sha256"]
+
+
+def store_stats(c, node):
+    import json
+    import urllib.request
+    url = c.store_addresses[node] + "/api/v1/stats"
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + c.token})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_seed_program(c):
+    out = probe(c, "seed").stdout
+    assert "seed ok" in out, out
+
+
+def test_seed_as_a_job(c):
+    jid = c.submit(os.path.abspath(os.path.join(BIN, "prism-example-seed")))
+    j = c.wait_job(jid, timeout=60)
+    assert j["state"] == "SUCCEEDED", (j, c.logs(jid))
+    assert "5x5 tensor" in c.logs(jid)
+
+
+def test_ten_thousand_tasks(c):
+    out = probe(c, "many", 10000).stdout
+    assert "10000 results right" in out, out
+
+
+def test_nested_tasks(c):
+    assert "3 levels" in probe(c, "nested", 3).stdout
+
+
+def test_errors_are_clear(c):
+    out = probe(c, "errors").stdout
+    assert "builtin/fail: boom" in out and "no function 'no_such_function'" in out, out
+
+
+def test_package_tasks(c):
+    sha = upload_package(c)
+    assert "package ok" in probe(c, "package", sha).stdout
+
+
+def test_worker_crash_is_retried_then_fails(c):
+    sha = upload_package(c)
+    out = probe(c, "crash", sha).stdout
+    assert "crash ok" in out and "seed ok" in out, out
+
+
+def test_kill_worker_mid_task(c):
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    p = subprocess.Popen([PROBE, "sleep", "3000"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "submitted"
+
+        time.sleep(1.0)
+        pids = [int(x) for x in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir],
+                                               capture_output=True, text=True).stdout.split()]
+        assert pids, "no workers found"
+        for pid in pids:  # every worker: the one running the task is among them
+            os.kill(pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and "sleep ok after retry" in out, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def test_stores_empty_after_the_program(c):
+    sha = upload_package(c)
+    probe(c, "package", sha)
+    probe(c, "seed")
+    wait_until(lambda: store_stats(c, "node-1")["objects"] == 0, timeout=20,
+               what="object store of node-1 to be empty")
+
+
+
+def test_rest_tasks(c):
+    """A curl user runs the seed program through the GCS, which owns the objects."""
+    if not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
+        skip("prism-worker is not built")
+    r = c.post("/api/v1/tasks", {"package": "builtin", "function": "zeros", "args": [[5, 5]]})
+    assert r.status == 201, r
+    o1 = r.json()["object_ids"][0]
+    o2 = c.post("/api/v1/tasks", {"package": "builtin", "function": "zeros",
+                                  "args": [[5, 5]]}).json()["object_ids"][0]
+    r = c.post("/api/v1/tasks", {"package": "builtin", "function": "add",
+                                 "args": [{"$ref": o1}, {"$ref": o2}]})
+    assert r.status == 201 and r.json()["owner"] == "gcs", r
+    o3 = r.json()["object_ids"][0]
+    d = c.get("/api/v1/objects/%s?timeout_ms=30000" % o3).json()
+    assert d["state"] == "READY" and d["value"]["kind"] == "tensor", d
+    assert d["value"]["shape"] == [5, 5] and d["value"]["dtype"] == "float64", d
+    raw = c.get("/api/v1/objects/%s?format=raw&timeout_ms=1000" % o3)
+    assert raw.status == 200 and raw.body == b"\0" * 200, raw
+    s = c.post("/api/v1/tasks", {"package": "builtin", "function": "add", "args": [2, 40]})
+    d = c.get("/api/v1/objects/%s?timeout_ms=30000" % s.json()["object_ids"][0]).json()
+    assert d["value"] == {"kind": "json", "value": 42}, d
+    f = c.post("/api/v1/tasks", {"package": "builtin", "function": "fail", "args": ["nope"]})
+    d = c.get("/api/v1/objects/%s?timeout_ms=30000" % f.json()["object_ids"][0]).json()
+    assert d["state"] == "FAILED" and d["error"]["message"] == "nope", d
+    assert d["error"]["task"] == "builtin/fail", d
+    slow = c.post("/api/v1/tasks", {"package": "builtin", "function": "sleep", "args": [3000]})
+    r = c.get("/api/v1/objects/%s" % slow.json()["object_ids"][0])
+    assert r.status == 202 and r.json()["state"] == "PENDING", r
+    listed = c.get("/api/v1/objects").json()
+    assert listed["total"] == 6 and {o["owner"] for o in listed["objects"]} == {"gcs"}, listed
+    assert c.request("DELETE", "/api/v1/objects/" + o1).json() == {"deleted": True}
+    assert c.get("/api/v1/objects/" + o1).status == 404
+    for bad, code in (({"function": "x"}, 400), ({"package": "builtin", "function": "echo",
+                                                   "args": "x"}, 400),
+                      ({"package": "builtin", "function": "echo", "args": [{"$ref": "f" * 40}]}, 404),
+                      ({"package": "builtin", "function": "echo",
+                        "options": {"strategy": "NOWHERE"}}, 400)):
+        r = c.post("/api/v1/tasks", bad)
+        assert r.status == code, (bad, r)
+
+
+if __name__ == "__main__":
+    run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
+         test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
+         test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks], nodes=1,
+        node_args=("--num-cpus", "4"))
