@@ -152,9 +152,34 @@ static void obj_free(prism_client *c, obj_entry *e)
         pp = &(*pp)->next;
     *pp = e->next;
     c->nobjects--;
+    task_spec *lineage = e->lineage;
     clear_value(e);
     free(e->waiters);
     free(e);
+    /* Last: freeing the lineage drops its arguments, which may free more entries. */
+    if (lineage && --lineage->lineage_refs == 0 && !lineage->in_flight)
+        prism__task_free(c, lineage);
+}
+
+/* A node died: what its stores held is lost, what its workers ran is retried. */
+static void on_node_event(prism_bus *bus, const char *subject, const char *reply,
+                          const char *data, size_t len, void *ud)
+{
+    prism_client *c = ud;
+    json_t *ev = json_loadb(data, len, 0, NULL);
+    const char *node = json_string_value(json_object_get(ev, "node_id"));
+    const char *state = json_string_value(json_object_get(ev, "state"));
+    if (node && *node && state && !strcmp(state, "DEAD")) {
+        pthread_mutex_lock(&c->lock);
+        prism__pools_node_dead(c, node);
+        for (size_t i = 0; i < c->nbuckets; i++)
+            for (obj_entry *e = c->buckets[i]; e; e = e->next)
+                if (e->state == OBJ_READY && !e->inline_buf && e->node_id && !strcmp(e->node_id, node))
+                    e->lost = true;
+        pthread_cond_broadcast(&c->changed);
+        pthread_mutex_unlock(&c->lock);
+    }
+    json_decref(ev);
 }
 
 /* ---------- references ---------- */
@@ -311,6 +336,16 @@ void prism_disconnect(prism_client *c)
             e->nwaiters = 0;
         }
     }
+    for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
+        for (obj_entry *e = c->buckets[i]; e; e = e->next) {
+            task_spec *t = e->lineage;
+            e->lineage = NULL;
+            if (t && --t->lineage_refs == 0) {
+                t->next = waiting;
+                waiting = t;
+            }
+        }
+    }
     pthread_mutex_lock(&c->lock);
     for (task_spec *t = waiting, *next; t; t = next) {
         next = t->next;
@@ -378,6 +413,9 @@ prism_status prism_connect(prism_client **out, const prism_connect_options *opts
         s = prism__fail(PRISM_ERR_CONNECT, "%s", err);
     if (s == PRISM_OK)
         s = open_local_store(c);
+    if (s == PRISM_OK &&
+        prism_bus_subscribe(c->bus, "prism.event.node", NULL, on_node_event, c) != PRISM_BUS_OK)
+        s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to node events");
     if (s == PRISM_OK && prism__pools_start(c) != 0)
         s = prism__fail(PRISM_ERR_INTERNAL, "cannot start the client's threads");
     if (s != PRISM_OK) {
@@ -512,6 +550,39 @@ prism_status prism__decode_stored(prism_store *store, const prism_object_id *id,
     return *out ? PRISM_OK : prism__fail(PRISM_ERR_INTERNAL, "a stored value is malformed");
 }
 
+/* Reads a stored object from the HTTP API of the store that holds it (a copy). */
+static prism_status fetch_remote(prism_client *c, const char *url, const prism_ref *ref,
+                                 prism_value **out)
+{
+    if (!url || !*url)
+        return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s is in an object store this process "
+                           "cannot reach", ref->hex);
+    prism_httpc *h;
+    if (prism_httpc_create(&h, url, c->token) != 0)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    char path[128], err[512];
+    snprintf(path, sizeof path, "/api/v1/objects/%s", ref->hex);
+    prism_httpc_resp resp;
+    int rc = prism_httpc_request(h, "GET", path, NULL, NULL, 0, 600000, (size_t)1 << 40, &resp,
+                                 err, sizeof err);
+    prism_httpc_destroy(h);
+    if (rc != 0)
+        return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s: its store does not answer: %s",
+                           ref->hex, err);
+    prism_status s = PRISM_OK;
+    if (resp.status != 200) {
+        s = prism__fail(PRISM_ERR_OBJECT_LOST, "object %s: its store answered HTTP %ld", ref->hex,
+                        resp.status);
+    } else {
+        prism_reader r = {(const uint8_t *)resp.body, resp.len, 0, NULL, NULL, NULL};
+        *out = pr_value(&r, c, c->self_addr);
+        if (!*out)
+            s = prism__fail(PRISM_ERR_INTERNAL, "a stored value is malformed");
+    }
+    prism_httpc_resp_free(&resp);
+    return s;
+}
+
 prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, prism_value **out)
 {
     *out = NULL;
@@ -521,6 +592,12 @@ prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, pr
         return prism__fail(PRISM_ERR_INVALID,
                            "getting an object owned by another process is not supported yet");
     pthread_mutex_lock(&c->lock);
+    obj_entry *lost = prism__obj_find(c, &ref->id);
+    if (lost && lost->lost && !prism__reconstruct(c, lost)) {
+        pthread_mutex_unlock(&c->lock);
+        return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s was stored on node %s, which died; "
+                           "objects made by put cannot be rebuilt", ref->hex, lost->node_id);
+    }
     if (!wait_settled(c, &ref->id, timeout_ms)) {
         pthread_mutex_unlock(&c->lock);
         return prism__fail(PRISM_ERR_TIMEOUT, "object %s was not ready within %d ms", ref->hex,
@@ -539,11 +616,15 @@ prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, pr
         if (!*out)
             return prism__fail(PRISM_ERR_INTERNAL, "a stored value is malformed");
     } else {
+        char *url = e->store_url ? strdup(e->store_url) : NULL;
+        bool local = c->store && e->store_socket && c->store_socket &&
+                     !strcmp(e->store_socket, c->store_socket);
         pthread_mutex_unlock(&c->lock);
-        if (!c->store)
-            return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s is in an object store this "
-                               "process cannot reach (set PRISM_STORE_SOCKET)", ref->hex);
-        s = prism__decode_stored(c->store, &ref->id, 10000, c, c->self_addr, out);
+        if (local)
+            s = prism__decode_stored(c->store, &ref->id, 10000, c, c->self_addr, out);
+        else
+            s = fetch_remote(c, url, ref, out);
+        free(url);
     }
     if (s == PRISM_ERR_TASK || (s != PRISM_OK && *out))
         prism__fail(s, "%s: %s", prism_value_error_task(*out) ? prism_value_error_task(*out) : "",

@@ -35,6 +35,8 @@ typedef struct obj_entry {
     uint64_t size;
     task_spec **waiters; /* tasks whose arguments include this object */
     size_t nwaiters, capwaiters;
+    task_spec *lineage; /* the task that made a stored value, to run again if it is lost */
+    bool lost;          /* its store's node died */
     struct obj_entry *next;
 } obj_entry;
 
@@ -48,6 +50,8 @@ struct task_spec {
     bool retry_exceptions;
     int deps_pending;
     bool dep_failed; /* an argument failed: the returns failed already */
+    int lineage_refs; /* entries that keep this task as their lineage */
+    bool in_flight;   /* queued or running (a lineage task may run again) */
     pool *pool;
     int64_t submitted_ms;
     task_spec *next; /* queue or in-flight list */
@@ -61,6 +65,7 @@ struct worker_conn {
     prism_buf in, out;
     int64_t idle_since_ms;
     bool want_out; /* EPOLLOUT armed */
+    bool dead;     /* closed; freed by the io thread once no event can name it */
     pool *pool;
     worker_conn *next;
 };
@@ -97,6 +102,7 @@ struct prism_client {
     obj_entry **buckets;
     size_t nbuckets, nobjects;
     pool *pools;
+    worker_conn *graveyard; /* closed connections the io thread frees */
     deletion *deletions;
     prism_task_id put_task;
     uint32_t put_index;
@@ -128,6 +134,13 @@ void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep);
 void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t len);
 /* The worker running `t` died: retry or fail. */
 void prism__task_worker_died(prism_client *c, task_spec *t, const char *why);
+/* A task is done with (finished, failed or never to run): freed unless some
+ * entry keeps it as lineage. Lock held. */
+void prism__task_release(prism_client *c, task_spec *t);
+/* Runs the lineage of a lost object again. Returns false when it has none. Lock held. */
+bool prism__reconstruct(prism_client *c, obj_entry *e);
+/* Closes the connections to workers on `node_id` (their tasks are retried). Lock held. */
+void prism__pools_node_dead(prism_client *c, const char *node_id);
 /* Frees a task; `c`'s lock is held (or `c` is NULL when the task never entered the table). */
 void prism__task_free(prism_client *c, task_spec *t);
 /* Fails every return of `t` with `s` and frees it. */

@@ -187,6 +187,7 @@ void prism__pool_enqueue(prism_client *c, task_spec *t, bool front)
 {
     pool *p = t->pool;
     t->next = NULL;
+    t->in_flight = true;
     if (front) {
         t->next = p->queue;
         p->queue = t;
@@ -230,11 +231,33 @@ static void conn_close(prism_client *c, worker_conn *wc, const char *why)
     }
     prism_buf_free(&wc->in);
     prism_buf_free(&wc->out);
-    free(wc->lease_id);
-    free(wc->node_id);
-    free(wc->worker_id);
-    free(wc);
+    /* The io thread may hold this pointer from its last wait: it frees it. */
+    wc->dead = true;
+    wc->next = c->graveyard;
+    c->graveyard = wc;
     dispatch(c, p);
+}
+
+static void bury(prism_client *c)
+{
+    for (worker_conn *wc = c->graveyard, *next; wc; wc = next) {
+        next = wc->next;
+        free(wc->lease_id);
+        free(wc->node_id);
+        free(wc->worker_id);
+        free(wc);
+    }
+    c->graveyard = NULL;
+}
+
+void prism__pools_node_dead(prism_client *c, const char *node_id)
+{
+    for (pool *p = c->pools; p; p = p->next)
+        for (worker_conn *w = p->workers, *next; w; w = next) {
+            next = w->next;
+            if (!strcmp(w->node_id, node_id))
+                conn_close(c, w, "its node died");
+        }
 }
 
 static void on_done(prism_client *c, worker_conn *wc, const uint8_t *p, size_t len)
@@ -298,11 +321,16 @@ static void *io_main(void *arg)
     prism_client *c = arg;
     struct epoll_event evs[64];
     for (;;) {
+        pthread_mutex_lock(&c->lock);
+        bury(c); /* no event from the coming wait can name these */
+        pthread_mutex_unlock(&c->lock);
         int n = epoll_wait(c->epfd, evs, 64, 1000);
         pthread_mutex_lock(&c->lock);
         bool stop = c->stopping;
         for (int i = 0; i < n && !stop; i++) {
             worker_conn *wc = evs[i].data.ptr;
+            if (wc && wc->dead)
+                continue;
             if (!wc) {
                 uint64_t v;
                 if (read(c->wakefd, &v, sizeof v) < 0) {
@@ -554,6 +582,7 @@ void prism__pools_stop(prism_client *c)
         free_pool(c, p);
     }
     c->pools = NULL;
+    bury(c);
     /* Tasks held only as dependents of pending objects go with the table. */
     run_deletions(c);
     pthread_mutex_unlock(&c->lock);

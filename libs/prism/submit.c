@@ -40,10 +40,17 @@ static void fail_returns(prism_client *c, task_spec *t, prism_status s, const ch
     c->tasks_finished++;
 }
 
+void prism__task_release(prism_client *c, task_spec *t)
+{
+    t->in_flight = false;
+    if (t->lineage_refs == 0)
+        prism__task_free(c, t);
+}
+
 void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message)
 {
     fail_returns(c, t, s, message);
-    prism__task_free(c, t);
+    prism__task_release(c, t);
 }
 
 static void fail_from_argument(prism_client *c, task_spec *t, const obj_entry *dep)
@@ -94,7 +101,7 @@ void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep)
     if (--t->deps_pending > 0)
         return;
     if (t->dep_failed)
-        prism__task_free(c, t);
+        prism__task_release(c, t);
     else
         prism__pool_enqueue(c, t, false);
 }
@@ -179,7 +186,7 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
     c->tasks_submitted++;
     add_dependencies(c, t);
     if (t->deps_pending == 0 && t->dep_failed)
-        prism__task_free(c, t);
+        prism__task_release(c, t);
     else if (t->deps_pending == 0)
         prism__pool_enqueue(c, t, false);
     pthread_mutex_unlock(&c->lock);
@@ -235,14 +242,43 @@ void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t le
     for (uint16_t i = 0; i < n && !r.failed; i++) {
         prism_object_id oid;
         prism_object_id_make(&oid, &t->id, i);
-        read_slot(c, &r, prism__obj_find(c, &oid), name);
+        obj_entry *e = prism__obj_find(c, &oid);
+        read_slot(c, &r, e, name);
+        /* A stored value can be lost with its node: keep how to make it again. */
+        if (e && e->state == OBJ_READY && !e->inline_buf && e->lineage != t) {
+            e->lineage = t;
+            t->lineage_refs++;
+        }
     }
     if (r.failed || n != t->num_returns) {
         prism__task_fail(c, t, PRISM_ERR_INTERNAL, "the worker sent a malformed result");
         return;
     }
     c->tasks_finished++;
-    prism__task_free(c, t);
+    prism__task_release(c, t);
+}
+
+bool prism__reconstruct(prism_client *c, obj_entry *e)
+{
+    task_spec *t = e->lineage;
+    if (!t)
+        return false;
+    if (t->in_flight)
+        return true; /* already running again */
+    for (int i = 0; i < t->num_returns; i++) {
+        prism_object_id oid;
+        prism_object_id_make(&oid, &t->id, (uint32_t)i);
+        obj_entry *r = prism__obj_find(c, &oid);
+        if (r && r->lost) {
+            r->lost = false;
+            r->state = OBJ_PENDING;
+        }
+    }
+    if (t->attempts_left == 0)
+        t->attempts_left = 1;
+    c->tasks_retried++;
+    prism__pool_enqueue(c, t, false);
+    return true;
 }
 
 void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)

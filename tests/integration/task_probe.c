@@ -206,6 +206,39 @@ static int sleeper(prism_client *c, const char *ms)
     return 0;
 }
 
+/* reconstruct NODE: a stored result made on NODE (soft affinity); after "go"
+ * on stdin (NODE has died meanwhile) it is read again: rebuilt from lineage.
+ * A put object stored on NODE cannot be rebuilt and says so. */
+static int reconstruct(prism_client *c, const char *node)
+{
+    prism_task_options o = PRISM_TASK_OPTIONS_INIT;
+    o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+    o.node_id = node;
+    o.soft = true;
+    prism_value *shape = prism_value_json("[200, 200]"); /* 320 KB: kept in a store */
+    prism_ref *r = submit1(c, "builtin", "zeros", &shape, 1, &o);
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, 60000, &v);
+    CHECK(s == PRISM_OK && prism_value_shape(v)[0] == 200, "first get: %s", prism_status_text(s));
+    prism_value_free(v);
+    printf("first get ok\n");
+    fflush(stdout);
+    char line[64];
+    CHECK(fgets(line, sizeof line, stdin) != NULL, "no go");
+    s = prism_get(c, r, 60000, &v);
+    CHECK(s == PRISM_OK && prism_value_shape(v)[1] == 200, "get after the node died: %s",
+          prism_status_text(s));
+    size_t len;
+    const double *d = prism_value_data(v, &len);
+    for (size_t i = 0; i < len / 8; i++)
+        CHECK(d[i] == 0, "element %zu", i);
+    printf("reconstructed ok\n");
+    prism_value_free(v);
+    prism_value_free(shape);
+    prism_ref_release(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -225,6 +258,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "package") ? package(c, arg)
              : !strcmp(cmd, "crash")   ? crash(c, arg)
              : !strcmp(cmd, "sleep")   ? sleeper(c, arg)
+             : !strcmp(cmd, "reconstruct") ? reconstruct(c, arg)
                                        : 2;
     prism_disconnect(c);
     return rc;

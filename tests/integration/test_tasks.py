@@ -148,8 +148,35 @@ def test_rest_tasks(c):
         assert r.status == code, (bad, r)
 
 
+
+def test_lost_object_is_rebuilt(c):
+    """A stored result whose node dies is made again from its lineage on get."""
+    c.start_node("node-2", "--num-cpus", "4")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
+               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"))
+    p = subprocess.Popen([PROBE, "reconstruct", nodes["node-2"]], env=env, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "first get ok", p.stderr.read()
+        c.nodes["node-2"].kill()
+        c.stores["node-2"].kill()
+        for pid in subprocess.run(["pgrep", "-f", "prism-worker.*nodes/node-2/"],
+                                  capture_output=True, text=True).stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+        wait_until(lambda: c.get("/api/v1/nodes/" + nodes["node-2"]).json()["state"] == "DEAD",
+                   what="node-2 DEAD")
+        out, err = p.communicate("go\n", timeout=120)
+        assert p.returncode == 0 and "reconstructed ok" in out, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
-         test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks], nodes=1,
+         test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
+         test_lost_object_is_rebuilt], nodes=1,
         node_args=("--num-cpus", "4"))
