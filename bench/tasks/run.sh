@@ -29,6 +29,7 @@ NODES=${NODES:-1}
 SOAK_TASKS=${SOAK_TASKS:-1000000}
 SOAK_SECONDS=${SOAK_SECONDS:-480}
 QUICK=${QUICK:-}
+KEEP=${KEEP:-}
 PY=/usr/bin/python3
 SRC=bench/tasks
 
@@ -59,6 +60,7 @@ else
   build_one() { # SOURCE PROGRAM LIBS...
     src=$1 prog=$2
     shift 2
+    # shellcheck disable=SC3013 # -nt: dash and bash have it
     if [ ! -x "$OUT/$prog" ] || [ "$SRC/$src" -nt "$OUT/$prog" ] ||
        [ "$SRC/bench_util.h" -nt "$OUT/$prog" ] || [ "$LIBDIR/libprism.so" -nt "$OUT/$prog" ]; then
       say "compiling $prog"
@@ -70,7 +72,7 @@ else
   # shellcheck disable=SC2086
   build_one prism_tasks_bench.c prism-tasks-bench $PRISM_LIBS
   build_one pingpong.c prism-tasks-pingpong -pthread
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2046,SC2086
   build_one soak.c prism-tasks-soak $PRISM_LIBS $(pkg-config --libs jansson libcurl)
   TB=$OUT/prism-tasks-bench PP=$OUT/prism-tasks-pingpong SOAK=$OUT/prism-tasks-soak
 fi
@@ -91,7 +93,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-tasks-bench.XXXXXX")
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
-export PRISM_HOME=$WORK/home
+export PRISM_HOME="$WORK/home"
 unset PRISM_ADDRESS PRISM_TOKEN PRISM_NATS_URL PRISM_STORE_SOCKET PRISM_NODE_ID
 UP=""
 FAILED=""
@@ -130,7 +132,7 @@ say "starting a local cluster: $NODES node(s), 2 CPUs each"
 UP=1
 # the driver's local object store: where put values above the inline size go
 if [ -S "$PRISM_HOME/nodes/node-1/objectstore.sock" ]; then
-  export PRISM_STORE_SOCKET=$PRISM_HOME/nodes/node-1/objectstore.sock
+  export PRISM_STORE_SOCKET="$PRISM_HOME/nodes/node-1/objectstore.sock"
 fi
 
 Q=""
@@ -150,10 +152,11 @@ for size in 1M 100M; do
   run_step 600 "$TB" arg --size "$size" $Q
 done
 
-say "prism: soak ($SOAK_TASKS tasks, at most $SOAK_SECONDS s)"
 if [ -n "$QUICK" ]; then
+  say "prism: soak (100000 tasks)"
   run_step 300 "$SOAK" --tasks 100000 --warmup 10000
 else
+  say "prism: soak ($SOAK_TASKS tasks, at most $SOAK_SECONDS s)"
   run_step $((SOAK_SECONDS + 300)) "$SOAK" --tasks "$SOAK_TASKS" --max-seconds "$SOAK_SECONDS"
 fi
 "$BIN/prism" down >/dev/null 2>&1 || true

@@ -16,7 +16,8 @@
 
 #define PIPELINE_DEPTH 16       /* tasks in flight per leased worker */
 #define MAX_LEASES_PER_SHAPE 64
-#define LEASE_IDLE_MS 1000      /* an idle lease is returned after this */
+#define LEASE_IDLE_MS 200       /* an idle lease is returned after this */
+#define IO_SPIN_US 50           /* the io thread polls this long for results before sleeping */
 
 enum obj_state { OBJ_PENDING, OBJ_READY, OBJ_FAILED };
 
@@ -71,6 +72,7 @@ struct worker_conn {
 };
 
 struct pool {
+    prism_task_options shape; /* the options that decide the lease (strings owned) */
     char *key; /* resources + strategy: tasks of one shape share leases */
     json_t *request; /* the lease request body */
     task_spec *queue, *queue_tail;
@@ -106,6 +108,7 @@ struct prism_client {
     deletion *deletions;
     prism_task_id put_task;
     uint32_t put_index;
+    uint64_t task_counter; /* task IDs: a random prefix per client and a counter */
     int epfd, wakefd;
     pthread_t io_thread, leaser_thread;
     bool stopping;

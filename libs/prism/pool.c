@@ -50,8 +50,25 @@ static json_t *lease_request(const prism_client *c, const prism_task_options *o)
     return req;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* Only what decides the lease counts: resources and placement. */
+static bool same_shape(const prism_task_options *a, const prism_task_options *b)
+{
+    return a->num_cpus == b->num_cpus && a->num_gpus == b->num_gpus && a->memory == b->memory &&
+           a->strategy == b->strategy && a->soft == b->soft && same_text(a->resources, b->resources) &&
+           same_text(a->node_id, b->node_id);
+}
+
 pool *prism__pool_for(prism_client *c, const prism_task_options *o)
 {
+    /* The common case, checked without building any JSON: a pool of this shape exists. */
+    for (pool *p = c->pools; p; p = p->next)
+        if (same_shape(&p->shape, o))
+            return p;
     json_t *req = lease_request(c, o);
     char *key = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
     for (pool *p = c->pools; p && key; p = p->next) {
@@ -69,6 +86,9 @@ pool *prism__pool_for(prism_client *c, const prism_task_options *o)
     }
     p->key = key;
     p->request = req;
+    p->shape = *o;
+    p->shape.resources = o->resources ? strdup(o->resources) : NULL;
+    p->shape.node_id = o->node_id ? strdup(o->node_id) : NULL;
     p->next = c->pools;
     c->pools = p;
     return p;
@@ -316,6 +336,33 @@ static int conn_read(prism_client *c, worker_conn *wc)
     }
 }
 
+static bool tasks_in_flight(prism_client *c)
+{
+    for (pool *p = c->pools; p; p = p->next)
+        for (worker_conn *w = p->workers; w; w = w->next)
+            if (w->inflight)
+                return true;
+    return false;
+}
+
+/* While results are due, polls for a moment before sleeping: a result that
+ * arrives within microseconds then costs no wake-up of this thread. */
+static int wait_events(prism_client *c, struct epoll_event *evs, int max)
+{
+    pthread_mutex_lock(&c->lock);
+    bool busy = tasks_in_flight(c);
+    pthread_mutex_unlock(&c->lock);
+    if (busy) {
+        int64_t until = prism_mono_ns() + IO_SPIN_US * 1000;
+        do {
+            int n = epoll_wait(c->epfd, evs, max, 0);
+            if (n != 0)
+                return n;
+        } while (prism_mono_ns() < until);
+    }
+    return epoll_wait(c->epfd, evs, max, 1000);
+}
+
 static void *io_main(void *arg)
 {
     prism_client *c = arg;
@@ -324,7 +371,7 @@ static void *io_main(void *arg)
         pthread_mutex_lock(&c->lock);
         bury(c); /* no event from the coming wait can name these */
         pthread_mutex_unlock(&c->lock);
-        int n = epoll_wait(c->epfd, evs, 64, 1000);
+        int n = wait_events(c, evs, 64);
         pthread_mutex_lock(&c->lock);
         bool stop = c->stopping;
         for (int i = 0; i < n && !stop; i++) {
@@ -558,6 +605,8 @@ static void free_pool(prism_client *c, pool *p)
         prism__task_fail(c, t, PRISM_ERR_CANCELLED, "the client disconnected");
     }
     json_decref(p->request);
+    free((char *)p->shape.resources);
+    free((char *)p->shape.node_id);
     free(p->key);
     free(p->pending_reason);
     free(p);

@@ -130,7 +130,7 @@ static task_spec *make_task(const char *package, const char *function, prism_val
     task_spec *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    prism_id_random(&t->id);
+    (void)0; /* the ID is assigned under the client lock, in prism_submit */
     t->package = strdup(package);
     t->function = strdup(function);
     t->args = calloc(nargs ? nargs : 1, sizeof *t->args);
@@ -165,6 +165,12 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
     if (!t)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     pthread_mutex_lock(&c->lock);
+    /* Unique without a system call: the client's random put-task prefix and a counter. */
+    t->id = c->put_task;
+    uint64_t n = ++c->task_counter;
+    for (int i = 0; i < 8; i++)
+        t->id.b[8 + i] ^= (uint8_t)(n >> (8 * i));
+    t->id.b[0] ^= 0x80; /* never equal to the put-task ID itself */
     t->pool = prism__pool_for(c, o);
     for (int i = 0; i < t->num_returns && t->pool; i++) {
         prism_object_id oid;

@@ -134,7 +134,7 @@ static int fetch_package(worker_rt *w, const char *sha, const char *path, char *
     rc = prism_write_file_atomic(path, resp.body, resp.len, 0700);
     prism_httpc_resp_free(&resp);
     if (rc != 0)
-        snprintf(err, n, "cannot write %s: %s", path, strerror(errno));
+        snprintf(err, n, "cannot write the package %.64s: %s", sha, strerror(errno));
     return rc;
 }
 

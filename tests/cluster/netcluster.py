@@ -453,6 +453,101 @@ class NetCluster(harness.Cluster):
         super().dump_logs()
 
 
+# ---- containers (the deployment tests) ----
+
+CONTAINER_SCRIPT = (
+    'set -e; hostname "$0"; fs=$1; stash=$2; n=$3; shift 3; '
+    'mount --bind "$fs" "$stash"; '
+    'mount -t tmpfs -o mode=755 prism-container "$fs"; '
+    'while [ "$n" -gt 0 ]; do mkdir -p "$fs/$1"; mount --bind "$stash/$1" "$fs/$1"; shift; n=$((n-1)); done; '
+    'n=$1; shift; '
+    'while [ "$n" -gt 0 ]; do mount --bind "$stash/$1" "$2"; shift 2; n=$((n-1)); done; '
+    'umount "$stash"; exec "$@"')
+
+
+def container_argv(net, i, hostname, fs, stash, visible, argv, mounts=()):
+    """argv run in namespace i the way a container runs: with its own host name
+    and its own files. `fs` is the directory holding the files of every
+    container of the test (their private directories and the volumes); the
+    process sees only the paths `visible` (relative to fs) of it, through a
+    mount namespace of its own, so another container's files, its Unix
+    sockets included, are out of its reach as they are under Docker or
+    Kubernetes. `mounts`: (path relative to fs, absolute directory that
+    exists here, e.g. /dev/shm) pairs mounted there for the container only,
+    so its programs use the very paths the deployment file names. `stash`:
+    an empty directory of this container's, outside fs."""
+    for v in list(visible) + [m[0] for m in mounts]:
+        os.makedirs(os.path.join(fs, v), exist_ok=True)
+    os.makedirs(stash, exist_ok=True)
+    return (["ip", "netns", "exec", net.ns(i), "unshare", "--mount", "--uts", "--propagation",
+             "private", "sh", "-c", CONTAINER_SCRIPT, hostname, fs, stash, str(len(visible))] +
+            list(visible) + [str(len(mounts))] + [x for m in mounts for x in m] + list(argv))
+
+
+# ---- tasks through the GCS's REST API (the deployment tests) ----
+
+def rest(url, token, method="GET", body=None, timeout=60):
+    """(status, body bytes) of one request with the cluster token."""
+    import urllib.error
+    import urllib.request
+    hdrs = {"Authorization": "Bearer " + token}
+    data = None
+    if body is not None:
+        data, hdrs["Content-Type"] = json.dumps(body).encode(), "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def submit_task(gcs, token, function, args, **options):
+    """POST /api/v1/tasks of a built-in function; the ID of its one object."""
+    body = {"package": "builtin", "function": function, "args": args}
+    if options:
+        body["options"] = options
+    st, out = rest(gcs + "/api/v1/tasks", token, "POST", body)
+    assert st == 201, (st, out)
+    return json.loads(out)["object_ids"][0]
+
+
+def task_value(gcs, token, oid):
+    """The object's value once READY (waits up to 30 s in the GCS)."""
+    st, out = rest(gcs + "/api/v1/objects/%s?timeout_ms=30000" % oid, token, timeout=45)
+    o = json.loads(out)
+    assert st == 200 and o["state"] == "READY", (st, o)
+    return o["value"]
+
+
+def tasks_across_nodes(gcs, token, a, b):
+    """A deployment's scheduler, workers and object stores together: a 320 KB
+    tensor made by a task pinned to node a stays in a's object store; a task
+    pinned to node b takes it as its argument, so b's worker has b's store
+    pull it from a's store (the URL a's agent hands its workers); the GCS,
+    the owner, reads it through that URL too, and DELETE frees a's copy
+    through it. a and b:
+    {"name", "store": a URL of the node's object store reachable from here}."""
+    nodes = {n["name"]: n["node_id"] for n in json.loads(
+        rest(gcs + "/api/v1/nodes?state=ALIVE&limit=1000", token)[1])["nodes"]}
+    pin = lambda n: {"strategy": "NODE_AFFINITY", "node_id": nodes[n["name"]]}  # noqa: E731
+    big = submit_task(gcs, token, "zeros", [[200, 200]], **pin(a))
+    total = submit_task(gcs, token, "sum", [{"$ref": big}], **pin(b))
+    v = task_value(gcs, token, total)
+    assert v["kind"] == "json" and v["value"] == 0, v
+    # the GCS, the owner, reads the tensor from a's store (its URL, as the worker reported it)
+    v = task_value(gcs, token, big)
+    assert v["kind"] == "tensor" and v["shape"] == [200, 200] and v["size"] == 200 * 200 * 8, v
+    st, raw = rest(a["store"] + "/api/v1/objects/" + big, token)
+    assert st == 200 and len(raw) >= 200 * 200 * 8, (st, raw[:200])  # the primary copy, on a
+    st, raw = rest(b["store"] + "/api/v1/objects/" + big, token)
+    assert st == 200 and len(raw) >= 200 * 200 * 8, (st, raw[:200])  # b's pulled copy
+    st, out = rest(gcs + "/api/v1/objects/" + big, token, "DELETE")
+    assert st == 200, (st, out)
+    wait_until(lambda: rest(a["store"] + "/api/v1/objects/" + big, token)[0] == 404, timeout=15,
+               what="the owner freeing the tensor in %s's store" % a["name"])
+
+
 def exit_on_sigterm():
     """SIGTERM (a test runner's timeout, a stop) unwinds like an exception, so
     the finally blocks and atexit handlers tear everything down."""

@@ -6,8 +6,18 @@ pass, with exactly the command and environment the compose file gives it, the
 token from an env file, service names resolved through a hosts file (as
 Docker's DNS does), the service's `hostname:`, and named volumes as shared
 directories (node-N and node-N-store share the one mounted on /dev/shm).
-Then the README's curl submission runs against the GCS, logs come back from
-both nodes, and an object moves between the nodes' stores by service name.
+Each container sees only its own files and the volumes it mounts (a mount
+namespace of its own; its /tmp is private too), so a Unix socket of one
+container cannot be reached from another, as under Docker; a volume mounted
+on /dev/shm is mounted there for real, so every node's processes use the
+very socket paths the file names.
+Then the curl job submission of docs/deploy.md runs against the GCS, logs
+come back from both nodes, and an object moves between the nodes' stores by
+service name. Tasks run end to end through the GCS's REST API: the curl
+add(2, 40) of docs/deploy.md, then a large result made on node-1 is the
+argument of a task on node-2 (the scheduler's leases, the node agents'
+workers reached by their node's name, the stores' sockets and URLs as the
+compose file gives them).
 
 This checks that the compose file's configuration alone makes a working
 cluster; the image itself is not built here (no Docker)."""
@@ -22,7 +32,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netcluster import BIN, Net, Proc, check_prerequisites, exit_on_sigterm, skip, wait_until  # noqa: E402
+from netcluster import (BIN, Net, Proc, check_prerequisites, container_argv,  # noqa: E402
+                        exit_on_sigterm, skip, tasks_across_nodes, wait_until)
 
 try:
     import yaml
@@ -33,6 +44,9 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 DOCKER = os.path.join(ROOT, "deploy", "docker")
 # what the image's COPY lines put where
 IMAGE_PROGRAMS = {"prism-nats": os.path.join(DOCKER, "prism-nats.sh")}
+# container paths that volumes are mounted on for real (in the container's own
+# mount namespace); other container paths become directories of the test
+REAL_MOUNTS = ("/dev/shm",)
 
 
 def expand(v):
@@ -83,33 +97,42 @@ class Compose:
                     env[k] = v
         return env
 
+    @property
+    def fs(self):
+        """Every container's files: fs/containers/NAME (its own), fs/volumes/VOLUME."""
+        return os.path.join(self.dir, "fs")
+
     def path_map(self, name, s):
-        """Container paths -> host directories: named volumes shared, the rest private."""
+        """Container paths -> directories under fs: named volumes shared, the rest private."""
         m = {}
         for v in s.get("volumes", []):
             vol, dst = v.split(":")[:2]
-            d = os.path.join(self.dir, "volumes", vol)
+            d = os.path.join(self.fs, "volumes", vol)
             os.makedirs(d, exist_ok=True)
             m[dst] = d
         return m
 
     def host_path(self, name, pmap, p):
         for dst, d in sorted(pmap.items(), key=lambda x: -len(x[0])):
+            if dst in REAL_MOUNTS:
+                continue
             if p == dst or p.startswith(dst + "/"):
                 return d + p[len(dst):]
-        d = os.path.join(self.dir, "containers", name) + p
+        d = os.path.join(self.fs, "containers", name) + p
         os.makedirs(d if not os.path.splitext(p)[1] else os.path.dirname(d), exist_ok=True)
         return d
 
     def start(self, name):
         s = self.services[name]
         pmap = self.path_map(name, s)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PRISM_", "TMPDIR"))}
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env["TMPDIR"] = self.host_path(name, pmap, "/tmp")  # the container's own /tmp
         env.update(self.env_file(s["env_file"]))
         for k, v in (s.get("environment") or {}).items():
             v = expand(v)
-            env[k] = self.host_path(name, pmap, v) if v.startswith("/") else v
+            real = any(v == m or v.startswith(m + "/") for m in REAL_MOUNTS)
+            env[k] = self.host_path(name, pmap, v) if v.startswith("/") and not real else v
         argv = []
         for a in s["command"]:
             if a.startswith("/"):
@@ -122,11 +145,14 @@ class Compose:
         if name == "nats":
             from harness import find_nats
             env["PATH"] = os.path.dirname(find_nats()) + ":" + env.get("PATH", "/usr/bin:/bin")
-            env["PRISM_NATS_RUN_DIR"] = os.path.join(self.dir, "containers", name, "run")
-        pre = ["ip", "netns", "exec", self.net.ns(self.idx(name))]
-        if s.get("hostname"):
-            pre += ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', s["hostname"]]
-        self.procs[name] = Proc(name, pre + argv, os.path.join(self.dir, name + ".log"), env)
+            env["PRISM_NATS_RUN_DIR"] = self.host_path(name, pmap, "/tmp/prism-nats")
+        # what the container sees of fs: its own files and the volumes it mounts
+        visible = [os.path.join("containers", name)] + [
+            os.path.relpath(d, self.fs) for dst, d in pmap.items() if dst not in REAL_MOUNTS]
+        mounts = [(os.path.relpath(d, self.fs), dst) for dst, d in pmap.items() if dst in REAL_MOUNTS]
+        argv = container_argv(self.net, self.idx(name), s.get("hostname") or name, self.fs,
+                              os.path.join(self.dir, "stash", name), visible, argv, mounts)
+        self.procs[name] = Proc(name, argv, os.path.join(self.dir, name + ".log"), env)
 
     def healthy(self, name):
         test = self.services[name]["healthcheck"]["test"]
@@ -149,7 +175,7 @@ class Compose:
                        what="%s healthy" % name)
 
     def curl(self, *args):
-        r = subprocess.run(["curl", "-sS", "--max-time", "30"] + list(args),
+        r = subprocess.run(["curl", "-sS", "--max-time", "45"] + list(args),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         assert r.returncode == 0, r.stderr.decode()
         return r.stdout.decode()
@@ -184,7 +210,7 @@ def scenario(c):
     nodes = [n for n, s in c.services.items() if s["command"][0] == "prism-nodeagent"]
     wait_until(lambda: json.loads(c.curl("-H", auth, addr + "/api/v1/cluster"))["nodes_alive"] == len(nodes),
                timeout=20, what="every compose node alive")
-    # the README's submission, word for word
+    # docs/deploy.md's job submission, word for word
     job = json.loads(c.curl("-H", auth, "-H", "Content-Type: application/json", "-d",
                             '{"entrypoint": "echo hi from $PRISM_NODE_ID", "resources": {"CPU": 1}}',
                             addr + "/api/v1/jobs"))
@@ -220,14 +246,33 @@ def scenario(c):
         # each store made its socket on the /dev/shm volume it shares with its agent
         for n in nodes:
             vol = [v.split(":")[0] for v in c.services[n]["volumes"] if v.endswith(":/dev/shm")][0]
-            assert os.path.exists(os.path.join(c.dir, "volumes", vol, "prism-objectstore.sock")), n
+            sock = os.path.basename(c.services[n + "-store"]["environment"]["PRISM_SOCKET"])
+            assert os.path.exists(os.path.join(c.fs, "volumes", vol, sock)), n
+    # the scheduler knows every node from their reports
+    sched = "http://%s:8268" % c.ip("scheduler")
+    wait_until(lambda: sorted(n["name"] for n in json.loads(
+        c.curl("-H", auth, sched + "/api/v1/scheduler"))["nodes"]) == sorted(nodes),
+        timeout=20, what="the scheduler's view of every node")
+    # docs/deploy.md's task, word for word: the GCS owns the result
+    sub = json.loads(c.curl("-H", auth, "-H", "Content-Type: application/json", "-d",
+                            '{"package": "builtin", "function": "add", "args": [2, 40]}',
+                            addr + "/api/v1/tasks"))
+    assert sub["owner"] == "gcs" and len(sub["object_ids"]) == 1, sub
+    obj = json.loads(c.curl("-H", auth, "%s/api/v1/objects/%s?timeout_ms=30000" %
+                            (addr, sub["object_ids"][0])))
+    assert obj["state"] == "READY" and obj["value"] == {"kind": "json", "value": 42}, obj
+    # a large result on node-1 is the argument of a task on node-2
+    tasks_across_nodes(addr, c.token,
+                       {"name": "node-1", "store": "http://%s:8267" % c.ip("node-1-store")},
+                       {"name": "node-2", "store": "http://%s:8267" % c.ip("node-2-store")})
     return cluster
 
 
 def main():
     check_prerequisites()
     exit_on_sigterm()
-    for b in ("prism", "prism-gcs", "prism-nodeagent", "prism-objectstore"):
+    for b in ("prism", "prism-gcs", "prism-nodeagent", "prism-objectstore", "prism-scheduler",
+              "prism-worker"):
         if not os.access(os.path.join(BIN, b), os.X_OK):
             skip("%s is not built in %s" % (b, BIN))
     if not shutil.which("curl") or not shutil.which("unshare"):

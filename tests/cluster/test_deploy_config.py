@@ -9,13 +9,21 @@ validates what can be validated without them.
   and with every optional part on: Services select pods that exist, on ports
   those pods declare; StatefulSets name their Service; mounts name volumes
   that exist; Secret and ConfigMap names match; probes use declared ports;
-  every URL in the environment names a Service and one of its ports;
+  every URL in the environment names a Service and one of its ports (or the
+  pod's own IP and one of the pod's ports); every $(VAR) is defined above it;
 - the compose file, likewise: URLs name services and the ports they listen
   on, healthchecks probe those ports, volumes are declared, each node's agent
   and object store share /dev/shm;
+- the scheduler runs (on by default in the chart), and each node agent is
+  handed its own store's socket (PRISM_STORE_SOCKET = the store's
+  PRISM_SOCKET, on the shared /dev/shm, a name no other node uses) and URL
+  (PRISM_STORE_ADDRESS), and binds an address other pods or containers reach,
+  not a wildcard (its workers announce that address to task owners);
 - every PRISM_* variable given to a service is one of that binary's flags
   (read from its --help) and PRISM_PORT is the port it is reached on;
-- the image installs a Debian package for each library the binaries load;
+- the image builds every program the files run and prism-worker (next to
+  prism-nodeagent), carries libprism.so, and installs a Debian package for
+  each library the binaries load;
 - `docker-compose config` accepts the compose file (when Debian's
   docker-compose is installed; otherwise a note says it was skipped).
 """
@@ -47,7 +55,15 @@ NOT_FLAGS = {
 }
 NATS_SCRIPT = os.path.join(DOCKER, "prism-nats.sh")
 # Programs that may not exist yet: their flags are checked once they are built.
-FUTURE = {"prism-scheduler", "prism-dataservice", "prism-worker"}
+FUTURE = {"prism-dataservice"}
+# Programs the image must carry: those the files run, and prism-worker, which
+# prism-nodeagent starts from its own directory (--worker-bin's default).
+IMAGE_PROGRAMS = {"prism", "prism-gcs", "prism-nodeagent", "prism-objectstore", "prism-scheduler",
+                  "prism-worker"}
+# What the downward API gives, as the checks below see it.
+POD_NAME, POD_IP = "{pod-name}", "{pod-ip}"
+FIELD_REFS = {"metadata.name": POD_NAME, "status.podIP": POD_IP}
+WILDCARDS = ("0.0.0.0", "::", "")
 
 notes = []
 
@@ -90,7 +106,33 @@ def check_env(where, program, env):
     assert not bad, "%s: %s does not read %s (see its --help)" % (where, program, bad)
 
 
-URL = re.compile(r"^(nats|http)://([A-Za-z0-9.-]+):(\d+)")
+URL = re.compile(r"^(nats|http)://([A-Za-z0-9.{}-]+):(\d+)")
+VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def container_env(cname, c, secret):
+    """A container's environment as the kubelet makes it: secrets as None,
+    downward API fields as POD_NAME / POD_IP, $(VAR) expanded (each must name a
+    variable defined above it in the same container)."""
+    env = {}
+    for e in c.get("env", []):
+        if "value" in e:
+            v = str(e["value"])
+            for ref in VAR_REF.findall(v):
+                assert ref in env and env[ref] is not None, \
+                    "%s: %s refers to $(%s), not defined above it" % (cname, e["name"], ref)
+            env[e["name"]] = VAR_REF.sub(lambda m: env[m.group(1)], v)
+            continue
+        ref = e.get("valueFrom", {})
+        if "secretKeyRef" in ref:
+            assert ref["secretKeyRef"]["name"] == secret and ref["secretKeyRef"]["key"] == "token", \
+                "%s: %r" % (cname, ref)
+            env[e["name"]] = None
+        else:
+            path = ref.get("fieldRef", {}).get("fieldPath")
+            assert path in FIELD_REFS, "%s: %s from %r" % (cname, e["name"], ref)
+            env[e["name"]] = FIELD_REFS[path]
+    return env
 
 
 def label_match(selector, labels):
@@ -188,12 +230,7 @@ def check_chart(objs, values):
                 port = c[probe]["httpGet"]["port"]
                 assert port in cports or port in cports.values(), "%s: %s port %s" % (cname, probe, port)
                 assert c[probe]["httpGet"]["path"] == "/healthz"
-            env = {}
-            for e in c.get("env", []):
-                env[e["name"]] = e.get("value")
-                ref = e.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
-                    assert ref["name"] == secret and ref["key"] == "token", "%s: %r" % (cname, ref)
+            env = container_env(cname, c, secret)
             assert "PRISM_TOKEN" in env, cname + " gets no token"
             program = c["command"][0]
             assert program.startswith("prism-"), cname + ": every container runs a program of the image"
@@ -206,7 +243,10 @@ def check_chart(objs, values):
                 assert "PRISM_HOST" in env, cname + " binds loopback only"
             for k, v in env.items():
                 m = URL.match(v or "")
-                if m:
+                if m and m.group(2) == POD_IP:  # this pod's own address
+                    assert int(m.group(3)) in ports.values(), \
+                        "%s: %s=%s: the pod has no such port" % (cname, k, v)
+                elif m:
                     svc = services.get(m.group(2))
                     assert svc, "%s: %s=%s names no Service" % (cname, k, v)
                     assert int(m.group(3)) in [p["port"] for p in svc["spec"]["ports"]], \
@@ -225,8 +265,12 @@ def check_chart(objs, values):
                    for p in ("prism-nodeagent", "prism-objectstore")]
             assert len(shm[0] & shm[1]) == 1, name + ": agent and store share /dev/shm"
             assert vols[(shm[0] & shm[1]).pop()]["emptyDir"]["medium"] == "Memory", name
-            sock = [e["value"] for e in progs["prism-objectstore"]["env"] if e["name"] == "PRISM_SOCKET"]
-            assert sock and sock[0].startswith("/dev/shm/"), name + ": the store's socket is on /dev/shm"
+            agent = container_env(name, progs["prism-nodeagent"], secret)
+            store = container_env(name, progs["prism-objectstore"], secret)
+            check_node(name, agent, store, int(store["PRISM_PORT"]), POD_IP)
+            # every pod names its socket apart: libprism tells a local store by the path
+            assert POD_NAME in store["PRISM_SOCKET"], \
+                name + ": the store's socket must be named after its pod"
     for s in services.values():
         sel = s["spec"]["selector"]
         matches = [(w, spec) for w, spec, labels in pods if label_match(sel, labels)]
@@ -243,6 +287,24 @@ def check_chart(objs, values):
     else:
         assert "Secret" not in by_kind, "no Secret without a token"
     return by_kind
+
+
+def check_node(where, agent, store, store_port, host):
+    """A node agent and its object store: the workers the agent starts get the
+    store's socket and URL, and its address (host) is reachable from other
+    nodes, since the agent hands it to its workers (--host), which announce
+    it to task owners elsewhere."""
+    sock = store.get("PRISM_SOCKET") or ""
+    assert sock.startswith("/dev/shm/"), where + ": the store's socket is on /dev/shm"
+    assert agent.get("PRISM_STORE_SOCKET") == sock, \
+        "%s: the agent's PRISM_STORE_SOCKET %r is not its store's socket %r" % (
+            where, agent.get("PRISM_STORE_SOCKET"), sock)
+    assert agent.get("PRISM_STORE_ADDRESS") == "http://%s:%d" % (host, store_port), \
+        "%s: the agent's PRISM_STORE_ADDRESS %r is not its store's URL" % (
+            where, agent.get("PRISM_STORE_ADDRESS"))
+    assert agent.get("PRISM_HOST") not in WILDCARDS, \
+        "%s: the agent binds %r: its workers would announce that address to owners" % (
+            where, agent.get("PRISM_HOST"))
 
 
 def parse_size(s):
@@ -268,7 +330,12 @@ def chart_values(*sets):
 def test_chart_defaults_consistent():
     by_kind = check_chart(render(), chart_values())
     assert set(by_kind["StatefulSet"]) == {"prism-gcs", "prism-node"}
-    assert set(by_kind["Deployment"]) == {"prism-nats"}, "scheduler and dataservice are off by default"
+    assert set(by_kind["Deployment"]) == {"prism-nats", "prism-scheduler"}, \
+        "the scheduler is on by default, the dataservice off"
+    sched = by_kind["Deployment"]["prism-scheduler"]
+    assert sched["spec"]["replicas"] == chart_values()["scheduler"]["replicas"] >= 2, \
+        "the scheduler has replicas (they share lease requests)"
+    assert "prism-scheduler" in by_kind["Service"]
     gcs = by_kind["StatefulSet"]["prism-gcs"]
     assert gcs["spec"]["replicas"] == 1 and gcs["spec"]["volumeClaimTemplates"]
     node = by_kind["StatefulSet"]["prism-node"]["spec"]["template"]["spec"]
@@ -309,7 +376,7 @@ def test_compose_consistent():
         env = {k: expand(v) for k, v in (s.get("environment") or {}).items()}
         listen[name] = {int(env[k]) for k in ("PRISM_PORT", "PRISM_NATS_PORT",
                                               "PRISM_NATS_MONITOR_PORT") if k in env}
-    nodes = 0
+    nodes, sockets = 0, set()
     for name, s in services.items():
         where = "compose service " + name
         assert s.get("image") and s.get("env_file") == "prism.env", where
@@ -317,7 +384,11 @@ def test_compose_consistent():
         program = s["command"][0]
         assert program.startswith("prism-"), where + ": runs a program of the image"
         check_env(where, program, env)
-        if program != "prism-nats":
+        if program == "prism-nodeagent":
+            # its own address, not a wildcard: its workers announce it to task owners
+            assert env.get("PRISM_HOST") == name == s.get("hostname"), \
+                where + ": the agent binds its service name, which is its host name"
+        elif program != "prism-nats":
             assert env.get("PRISM_HOST") == "0.0.0.0", where + " must listen beyond loopback"
         for k, v in env.items():
             m = URL.match(v)
@@ -327,8 +398,9 @@ def test_compose_consistent():
                 assert int(m.group(3)) in listen.get(host, ()), \
                     "%s: %s=%s: %s does not listen there" % (where, k, v, host)
         hc = " ".join(s["healthcheck"]["test"])
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/healthz", hc)
-        assert m and int(m.group(1)) in listen[name], "%s: healthcheck %s" % (where, hc)
+        m = re.search(r"http://([A-Za-z0-9.-]+):(\d+)/healthz", hc)
+        assert m and m.group(1) in ("127.0.0.1", env.get("PRISM_HOST")) and \
+            int(m.group(2)) in listen[name], "%s: healthcheck %s" % (where, hc)
         for dep in s.get("depends_on", {}):
             assert dep in services, "%s depends on unknown %s" % (where, dep)
         mounts = {}
@@ -346,12 +418,19 @@ def test_compose_consistent():
             smounts = dict(v.split(":")[:2][::-1] for v in store["volumes"])
             assert mounts.get("/dev/shm") and smounts.get("/dev/shm") == mounts["/dev/shm"], \
                 where + ": agent and store share /dev/shm"
-            assert store["environment"]["PRISM_SOCKET"].startswith("/dev/shm/")
+            senv = {k: expand(v) for k, v in store["environment"].items()}
+            check_node(where, env, senv, int(senv["PRISM_PORT"]), name + "-store")
+            assert senv["PRISM_SOCKET"] not in sockets, \
+                where + ": another node's store has this socket path (libprism tells a local " \
+                "store by the path)"
+            sockets.add(senv["PRISM_SOCKET"])
             assert volumes[mounts["/dev/shm"]]["driver_opts"]["type"] == "tmpfs"
         if name == "gcs":
             assert "/var/lib/prism/gcs" in mounts and env["PRISM_DATA_DIR"] == "/var/lib/prism/gcs"
             assert any(expand(p).endswith(":8265") for p in s["ports"]), s["ports"]
     assert nodes >= 2, nodes
+    assert [n for n, s in services.items() if s["command"][0] == "prism-scheduler"], \
+        "no scheduler: tasks would find no worker"
     # the token's env file: an example is committed, gen-env.sh makes a real one
     with open(os.path.join(DOCKER, "prism.env.example")) as f:
         assert re.search(r"(?m)^PRISM_TOKEN=", f.read())
@@ -410,7 +489,20 @@ def test_dockerfile():
             copied[os.path.basename(dst)] = src
     assert copied.get("prism-nats") == "deploy/docker/prism-nats.sh", copied
     assert os.access(NATS_SCRIPT, os.X_OK)
-    kept = set(re.search(r"for b in ([^;]+);", text).group(1).split())
+    # `for b in LIST; do BODY done` loops of the build stage: a body that tests
+    # `[ -x` keeps what exists (optional); the others fail the build without one
+    kept, required = set(), set()
+    for names, body in re.findall(r"for b in ([^;]+); do(.*?)done", text):
+        kept |= set(names.split())
+        if "[ -x" not in body:
+            required |= set(names.split())
+    assert IMAGE_PROGRAMS <= required, "the image build must fail without %s" % (
+        IMAGE_PROGRAMS - required)
+    # prism-worker lands next to prism-nodeagent, where the agent looks for it
+    assert re.search(r"(?m)^COPY --from=build /out/bin/ /usr/local/bin/$", text)
+    assert "test -f /build/lib/libprism.so" in text, "the image must carry libprism.so"
+    assert re.search(r'(?m)^RUN ldconfig\s+&& for b in /usr/local/bin/prism\*; do "\$b" --help', text), \
+        "the runtime stage must check that every program loads (libprism.so found)"
     used = set()
     for s in compose()["services"].values():
         used.add(s["command"][0])

@@ -3,18 +3,26 @@
 (scripts/render-k8s.py, with a token and three node replicas) and each pod
 becomes one network namespace in which its containers run as processes with
 exactly their command and environment: values, the Secret's token,
-metadata.name and status.podIP from the downward API. Service names (and the
-headless Service's pod names) resolve through a hosts file as cluster DNS
-would; emptyDirs and the GCS's volume claim are directories. Every pod starts
-at once, in no order, as on Kubernetes. Readiness probes are polled the way
-the kubelet does (HTTP GET on the pod IP and the named port), then a job runs
-on each node, logs come back through the GCS, and an object moves between two
-node pods' stores.
+metadata.name and status.podIP from the downward API, $(VAR) references
+expanded as the kubelet does. Service names (and the headless Service's pod
+names) resolve through a hosts file as cluster DNS would; emptyDirs and the
+GCS's volume claim are directories. Each container sees only its own files
+and its pod's volumes it mounts (a mount namespace of its own, its /tmp
+private), so no Unix socket is reachable across pods; a volume mounted on
+/dev/shm is mounted there for real, so the socket paths are the chart's own.
+Every pod starts at once, in no order, as on Kubernetes. Readiness probes are
+polled the way the kubelet does (HTTP GET on the pod IP and the named port),
+then a job runs on each node, logs come back through the GCS, an object moves
+between two node pods' stores, and tasks run end to end through the GCS's
+REST API: add(2, 40), then a large result made on one node pod is the
+argument of a task on another (the schedulers' leases, the agents' workers
+on the pod IPs, the stores' sockets and URLs as the chart gives them).
 
 This checks that the chart's configuration alone makes a working cluster;
 neither an image nor a Kubernetes cluster is involved."""
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -25,7 +33,9 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netcluster import BIN, Net, Proc, check_prerequisites, exit_on_sigterm, skip, wait_until  # noqa: E402
+from netcluster import (BIN, Net, Proc, check_prerequisites, container_argv,  # noqa: E402
+                        exit_on_sigterm, rest, skip, submit_task, task_value, tasks_across_nodes,
+                        wait_until)
 
 try:
     import yaml
@@ -36,6 +46,9 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 RENDER = os.path.join(ROOT, "scripts", "render-k8s.py")
 IMAGE_PROGRAMS = {"prism-nats": os.path.join(ROOT, "deploy", "docker", "prism-nats.sh")}
 NODES = 3
+# container paths that volumes are mounted on for real (in the container's own
+# mount namespace); other container paths become directories of the test
+REAL_MOUNTS = ("/dev/shm",)
 
 
 class Pods:
@@ -68,8 +81,7 @@ class Pods:
             if o["spec"].get("clusterIP") == "None":  # headless: pod-name.service
                 for i in backs:
                     hosts.append("%s %s.%s" % (self.ip(i), self.pods[i][0], o["metadata"]["name"]))
-            else:
-                assert len(backs) == 1, "one backend per ClusterIP Service here"
+            else:  # a virtual IP that balances over the pods: here the first pod
                 hosts.append("%s %s" % (self.ip(backs[0]), o["metadata"]["name"]))
         for i in range(len(self.pods)):
             self.net.set_etc_file(i + 1, "hosts", "\n".join(hosts) + "\n")
@@ -78,19 +90,37 @@ class Pods:
         return self.net.node_ip(i + 1)
 
     def start_all(self):
+        fs = os.path.join(self.dir, "fs")  # FS/POD/volumes/VOLUME, FS/POD/CONTAINER/...
         for i, (pod, w, spec) in enumerate(self.pods):
             vols = {}
             for v in spec.get("volumes", []) + w["spec"].get("volumeClaimTemplates", []):
                 vname = v.get("name") or v["metadata"]["name"]
-                vols[vname] = os.path.join(self.dir, pod, "volumes", vname)
-                os.makedirs(vols[vname], exist_ok=True)
+                vols[vname] = os.path.join(pod, "volumes", vname)
+                os.makedirs(os.path.join(fs, vols[vname]), exist_ok=True)
             for c in spec["containers"]:
                 mounts = {m["mountPath"]: vols[m["name"]] for m in c.get("volumeMounts", [])}
-                env = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
+                own = os.path.join(pod, c["name"])
+
+                def host_path(p):
+                    """A path of the container -> the test's directory for it."""
+                    if any(p == m or p.startswith(m + "/") for m in REAL_MOUNTS):
+                        return p
+                    for mp, d in mounts.items():
+                        if p == mp or p.startswith(mp + "/"):
+                            return os.path.join(fs, d) + p[len(mp):]
+                    d = os.path.join(fs, own) + p  # the container's own filesystem
+                    os.makedirs(d, exist_ok=True)
+                    return d
+
+                env = {k: v for k, v in os.environ.items() if not k.startswith(("PRISM_", "TMPDIR"))}
                 env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+                env["TMPDIR"] = host_path("/tmp")
+                seen = {}  # the container's own view, for $(VAR)
                 for e in c.get("env", []):
                     if "value" in e:
-                        val = e["value"]
+                        # $(VAR): a variable defined above in this container; else left as is
+                        val = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                                     lambda m: seen.get(m.group(1), m.group(0)), e["value"])
                     else:
                         ref = e["valueFrom"]
                         if "secretKeyRef" in ref:
@@ -98,21 +128,19 @@ class Pods:
                         else:
                             val = {"metadata.name": pod, "status.podIP": self.ip(i)}[
                                 ref["fieldRef"]["fieldPath"]]
-                    for mp, d in mounts.items():
-                        if val == mp or val.startswith(mp + "/"):
-                            val = d + val[len(mp):]
-                    if val.startswith("/var/lib/prism/"):  # the container's own filesystem
-                        val = os.path.join(self.dir, pod, c["name"]) + val
-                        os.makedirs(val, exist_ok=True)
-                    env[e["name"]] = val
+                    seen[e["name"]] = val
+                    env[e["name"]] = host_path(val) if val.startswith("/") else val
                 prog = c["command"][0]
                 argv = [IMAGE_PROGRAMS.get(prog) or os.path.join(BIN, prog)] + c["command"][1:]
                 if prog == "prism-nats":
                     from harness import find_nats
                     env["PATH"] = os.path.dirname(find_nats()) + ":" + env.get("PATH", "/usr/bin")
-                pre = ["ip", "netns", "exec", self.net.ns(i + 1), "unshare", "--uts", "sh", "-c",
-                       'hostname "$0" && exec "$@"', pod]
-                self.procs.append(Proc("%s.%s" % (pod, c["name"]), pre + argv,
+                visible = [own] + [d for mp, d in mounts.items() if mp not in REAL_MOUNTS]
+                real = [(d, mp) for mp, d in mounts.items() if mp in REAL_MOUNTS]
+                argv = container_argv(self.net, i + 1, pod, fs,
+                                      os.path.join(self.dir, "stash", pod, c["name"]), visible, argv,
+                                      real)
+                self.procs.append(Proc("%s.%s" % (pod, c["name"]), argv,
                                        os.path.join(self.dir, "%s.%s.log" % (pod, c["name"])), env))
 
     def ready(self):
@@ -205,12 +233,34 @@ def scenario(k):
     st, body = k.req(b, "POST", "/api/v1/objects/%s/pull" % oid, {"source": a})
     assert st == 200, body
     assert k.req(b, "GET", "/api/v1/objects/" + oid) == (200, b"from pod 0")
+    # each store made its socket, named after its pod, on the pod's /dev/shm
+    for n in range(NODES):
+        pod = "prism-node-%d" % n
+        assert os.path.exists(os.path.join(k.dir, "fs", pod, "volumes", "shm",
+                                           "prism-objectstore-%s.sock" % pod)), pod
+    # every scheduler replica knows every node pod from their reports
+    scheds = [k.ip(i) for i, (p, _, _) in enumerate(k.pods) if p.startswith("prism-scheduler-")]
+    assert len(scheds) == 2, scheds  # scheduler.replicas
+    for ip in scheds:
+        wait_until(lambda: len(json.loads(k.req("http://%s:8268" % ip, "GET", "/api/v1/scheduler")[1])
+                               ["nodes"]) == NODES, timeout=20, what="scheduler %s's view" % ip)
+    # a task through the GCS's REST API (the GCS owns its result)
+    assert task_value(gcs, k.token, submit_task(gcs, k.token, "add", [2, 40])) == \
+        {"kind": "json", "value": 42}
+    # a large result made on node pod 0 is the argument of a task on node pod 1
+    tasks_across_nodes(gcs, k.token,
+                       {"name": "prism-node-0", "store": "http://%s:8267" % k.pod_ip("prism-node-0")},
+                       {"name": "prism-node-1", "store": "http://%s:8267" % k.pod_ip("prism-node-1")})
+    # the replicas (a NATS queue group) granted the leases of those three task shapes
+    status = [json.loads(rest("http://%s:8268/api/v1/scheduler" % ip, k.token)[1]) for ip in scheds]
+    grants = sum(st["leases"]["grants"] for st in status)
+    assert grants >= 3, grants
 
 
 def main():
     check_prerequisites()
     exit_on_sigterm()
-    for b in ("prism-gcs", "prism-nodeagent", "prism-objectstore"):
+    for b in ("prism-gcs", "prism-nodeagent", "prism-objectstore", "prism-scheduler", "prism-worker"):
         if not os.access(os.path.join(BIN, b), os.X_OK):
             skip("%s is not built in %s" % (b, BIN))
     if not shutil.which("unshare"):
