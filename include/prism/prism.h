@@ -175,6 +175,11 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
                           prism_value *const *args, size_t nargs, const prism_task_options *opts,
                           prism_ref **returns);
 
+/* Why the task that produces `ref` has not run yet (for people): copies a
+ * reason such as "waiting for resources: no node has GPU 1" into `buf`.
+ * Returns PRISM_OK with an empty string when it is not waiting. */
+prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *buf, size_t len);
+
 /* Cancels the task that produces `ref`: a queued task never runs; a running
  * one is interrupted only when `force` (its worker is killed). */
 prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force);

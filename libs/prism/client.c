@@ -141,6 +141,7 @@ static void obj_free(prism_client *c, obj_entry *e)
         if (d) {
             d->id = e->id;
             d->store_socket = strdup(e->store_socket);
+            d->node_id = strdup(e->node_id ? e->node_id : "");
             d->store_url = strdup(e->store_url ? e->store_url : "");
             d->next = c->deletions;
             c->deletions = d;
@@ -617,8 +618,8 @@ prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, pr
             return prism__fail(PRISM_ERR_INTERNAL, "a stored value is malformed");
     } else {
         char *url = e->store_url ? strdup(e->store_url) : NULL;
-        bool local = c->store && e->store_socket && c->store_socket &&
-                     !strcmp(e->store_socket, c->store_socket);
+        bool local = c->store && prism__same_store(e->node_id, e->store_socket, c->node_id,
+                                                   c->store_socket);
         pthread_mutex_unlock(&c->lock);
         if (local)
             s = prism__decode_stored(c->store, &ref->id, 10000, c, c->self_addr, out);

@@ -87,7 +87,7 @@ struct pool {
 
 typedef struct deletion {
     prism_object_id id;
-    char *store_socket, *store_url;
+    char *store_socket, *store_url, *node_id;
     struct deletion *next;
 } deletion;
 

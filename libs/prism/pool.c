@@ -512,7 +512,7 @@ static void run_deletions(prism_client *c)
     pthread_mutex_unlock(&c->lock);
     for (deletion *d = list, *next; d; d = next) {
         next = d->next;
-        if (c->store && c->store_socket && !strcmp(d->store_socket, c->store_socket)) {
+        if (c->store && prism__same_store(d->node_id, d->store_socket, c->node_id, c->store_socket)) {
             prism_store_delete(c->store, &d->id);
         } else if (*d->store_url) {
             prism_httpc *h;
@@ -529,6 +529,7 @@ static void run_deletions(prism_client *c)
         }
         free(d->store_socket);
         free(d->store_url);
+        free(d->node_id);
         free(d);
     }
     pthread_mutex_lock(&c->lock);

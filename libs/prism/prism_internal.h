@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 
 #include "prism/prism.h"
 #include "prism_id.h"
@@ -47,6 +48,12 @@ prism_ref *prism__ref_new(prism_client *client, const prism_object_id *id, const
 /* prism_value_free for code that holds `c`'s lock: references it tracks are
  * dropped without taking the lock again. */
 void prism__value_free_locked(prism_client *c, prism_value *v);
+
+/* Whether a value stored by node `node` through socket `socket` is in the local
+ * store (node `my_node`, socket `my_socket`). Node IDs decide when both are
+ * known: socket paths are only unique on one machine. */
+bool prism__same_store(const char *node, const char *socket, const char *my_node,
+                       const char *my_socket);
 
 /* A value that borrows `data` (zero-copy); `release(ud)` runs when it is freed. */
 prism_value *prism__value_borrowed(prism_value_kind kind, const uint8_t *data, size_t len,

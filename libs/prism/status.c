@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <string.h>
 
 #include "prism_internal.h"
 
@@ -32,4 +33,12 @@ prism_status prism__fail(prism_status s, const char *fmt, ...)
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
     return s;
+}
+
+bool prism__same_store(const char *node, const char *socket, const char *my_node,
+                       const char *my_socket)
+{
+    if (node && *node && my_node && *my_node)
+        return !strcmp(node, my_node);
+    return socket && *socket && my_socket && !strcmp(socket, my_socket);
 }

@@ -342,3 +342,23 @@ prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
                                                   "arguments; force-cancelling it is not supported yet"
                                                 : "the task is running or waiting for its arguments");
 }
+
+prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *buf, size_t len)
+{
+    if (!c || !ref || !buf || !len)
+        return prism__fail(PRISM_ERR_INVALID, "pending_reason needs a reference and a buffer");
+    buf[0] = '\0';
+    prism_task_id id;
+    prism_object_id_task(&ref->id, &id);
+    pthread_mutex_lock(&c->lock);
+    obj_entry *e = prism__obj_find(c, &ref->id);
+    for (pool *p = c->pools; e && e->state == OBJ_PENDING && p && !buf[0]; p = p->next)
+        for (task_spec *t = p->queue; t && !buf[0]; t = t->next)
+            if (!memcmp(t->id.b, id.b, sizeof id.b))
+                snprintf(buf, len, "%s", p->pending_reason ? p->pending_reason
+                                                           : "queued for a worker");
+    if (e && e->state == OBJ_PENDING && !buf[0])
+        snprintf(buf, len, "running, or waiting for its arguments");
+    pthread_mutex_unlock(&c->lock);
+    return PRISM_OK;
+}

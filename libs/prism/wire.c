@@ -79,6 +79,10 @@ static int connect_tcp(const char *hostport)
         return -1;
     memcpy(host, hostport, (size_t)(colon - hostport));
     host[colon - hostport] = '\0';
+    if (host[0] == '[' && colon > hostport + 1 && colon[-1] == ']') { /* [v6]:port */
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
     if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
         return -1;

@@ -25,7 +25,10 @@
 #include "prism_httpc.h"
 #include "prism_log.h"
 #include "prism_sha256.h"
+#include "prism_time.h"
 #include "wire.h"
+
+#define WORKER_SPIN_NS 50000
 
 typedef struct conn {
     int fd;
@@ -218,7 +221,7 @@ static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, si
     if (idb && !r->failed && w->store) {
         prism_object_id id;
         memcpy(id.b, idb, sizeof id.b);
-        bool local = w->cfg->store_socket && !strcmp(sock, w->cfg->store_socket);
+        bool local = prism__same_store(node, sock, w->cfg->node_id, w->cfg->store_socket);
         if (local || pull_object(w, &id, url, err, n) == 0) {
             if (prism__decode_stored(w->store, &id, 60000, NULL, NULL, &v) != PRISM_OK)
                 snprintf(err, n, "%s", prism_last_error());
@@ -575,9 +578,12 @@ static int listen_tcp(const char *host, char *addr, size_t n)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     getsockname(fd, (struct sockaddr *)&ss, &sl);
-    char port[16];
+    char port[16], name[256];
     getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof port, NI_NUMERICSERV);
-    snprintf(addr, n, "%s:%s", host, port);
+    /* A wildcard address is no place to reach: owners elsewhere get the host's name. */
+    if ((!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) && gethostname(name, sizeof name - 1) == 0)
+        host = name;
+    snprintf(addr, n, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
     return fd;
 }
 
@@ -670,10 +676,16 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
 {
     worker_rt w = {.cfg = cfg, .epfd = -1, .sigfd = -1, .unix_fd = -1, .tcp_fd = -1};
     int rc = start(&w, err, errlen);
+    int64_t spin_until = 0;
     while (rc == 0 && !w.stop) {
-        poll_once(&w, w.queue ? 0 : 1000);
-        if (w.queue && !w.stop)
+        /* Just after a task the next one often follows within microseconds (an
+         * owner waiting on each result): polling briefly saves a wake-up. */
+        bool spin = !w.queue && prism_mono_ns() < spin_until;
+        poll_once(&w, w.queue || spin ? 0 : 1000);
+        if (w.queue && !w.stop) {
             run_next(&w);
+            spin_until = prism_mono_ns() + WORKER_SPIN_NS;
+        }
     }
     finish(&w);
     return rc;

@@ -268,9 +268,13 @@ void gcs_api_object_get(prism_http_req *req, void *ctx)
     }
     prism_value *v = NULL;
     prism_status s = prism_get(c, ref, (int)wait_ms, &v);
+    char reason[512] = "";
+    if (s == PRISM_ERR_TIMEOUT)
+        prism_pending_reason(c, ref, reason, sizeof reason);
     prism_ref_release(ref);
     if (s == PRISM_ERR_TIMEOUT) {
-        prism_http_reply_json(req, 202, json_pack("{s:s,s:s}", "object_id", id, "state", "PENDING"));
+        prism_http_reply_json(req, 202, json_pack("{s:s,s:s,s:s}", "object_id", id, "state",
+                                                  "PENDING", "reason", reason));
     } else if (s != PRISM_OK) {
         prism_http_reply_json(req, 200, json_pack("{s:s,s:s,s:{s:s,s:s,s:s}}", "object_id", id,
                                                   "state", "FAILED", "error", "code",

@@ -174,9 +174,23 @@ def test_lost_object_is_rebuilt(c):
             p.kill()
 
 
+
+def test_infeasible_task_waits_for_a_node(c):
+    """A task asking for what no node has stays pending with a reason, then runs."""
+    r = c.post("/api/v1/tasks", {"package": "builtin", "function": "add", "args": [1, 2],
+                                 "options": {"resources": {"special": 1}}})
+    oid = r.json()["object_ids"][0]
+    d = wait_until(lambda: (lambda x: x if "special" in x.get("reason", "") else None)(
+        c.get("/api/v1/objects/%s?timeout_ms=200" % oid).json()), what="a pending reason")
+    assert d["state"] == "PENDING" and "no node" in d["reason"], d
+    c.start_node("special-node", "--resources", '{"special": 1}')
+    d = c.get("/api/v1/objects/%s?timeout_ms=30000" % oid).json()
+    assert d["state"] == "READY" and d["value"]["value"] == 3, d
+
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
-         test_lost_object_is_rebuilt], nodes=1,
+         test_lost_object_is_rebuilt, test_infeasible_task_waits_for_a_node], nodes=1,
         node_args=("--num-cpus", "4"))
