@@ -106,7 +106,7 @@ class Cluster:
     node agents, each with its object store (unless objectstore=False)."""
 
     def __init__(self, nodes=1, node_timeout_ms=3000, gcs_args=(), node_args=None,
-                 scheduler=True, scheduler_args=(), objectstore=True):
+                 scheduler=True, scheduler_args=(), objectstore=True, store_memory="64MiB"):
         if not find_nats():
             skip("nats-server is not installed (make bootstrap installs it)")
         needed = ("prism-gcs",) + (("prism-scheduler",) if scheduler else ())
@@ -128,6 +128,7 @@ class Cluster:
         self.stores = {}  # node name -> its prism-objectstore Proc
         self.store_addresses = {}  # node name -> the store's HTTP URL
         self.objectstore = objectstore
+        self.store_memory = store_memory  # each node's arena (not prefaulted)
         self.scheduler_args = list(scheduler_args)
         self.scheduler = None
         self.failed_shutdowns = []
@@ -205,7 +206,7 @@ class Cluster:
         argv = [os.path.join(BIN, "prism-objectstore"), "--socket",
                 os.path.join(state, "objectstore.sock"), "--port", "0", "--address-file",
                 addr_file, "--token-file", self.token_file, "--nats-url", self.nats_url,
-                "--memory", "64MiB", "--prefault=false", "--spill-dir",
+                "--memory", self.store_memory, "--prefault=false", "--spill-dir",
                 os.path.join(state, "spill"), "--log-level", "debug"]
         p = self._spawn("store-%s-%d" % (name, len(self.procs)), argv, self.service_env())
         self.stores[name] = p

@@ -239,6 +239,30 @@ static int reconstruct(prism_client *c, const char *node)
     return 0;
 }
 
+/* bigarg A B: a 200 MiB tensor made on node A is the argument of a task on node B. */
+static int bigarg(prism_client *c, const char *a, const char *b)
+{
+    prism_task_options on_a = PRISM_TASK_OPTIONS_INIT, on_b = PRISM_TASK_OPTIONS_INIT;
+    on_a.strategy = on_b.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+    on_a.node_id = a;
+    on_b.node_id = b;
+    prism_value *shape = prism_value_json("[26214400]"); /* float64: 200 MiB */
+    prism_ref *big = submit1(c, "builtin", "zeros", &shape, 1, &on_a);
+    prism_value *arg = prism_value_ref(big);
+    prism_ref *total = submit1(c, "builtin", "sum", &arg, 1, &on_b);
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, total, 120000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == 0, "sum of 200 MiB on the other node: %s",
+          prism_status_text(s));
+    printf("bigarg ok: 200 MiB made on one node, summed on the other\n");
+    prism_value_free(v);
+    prism_value_free(arg);
+    prism_value_free(shape);
+    prism_ref_release(big);
+    prism_ref_release(total);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -259,6 +283,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "crash")   ? crash(c, arg)
              : !strcmp(cmd, "sleep")   ? sleeper(c, arg)
              : !strcmp(cmd, "reconstruct") ? reconstruct(c, arg)
+             : !strcmp(cmd, "bigarg") && argc > 3 ? bigarg(c, arg, argv[3])
                                        : 2;
     prism_disconnect(c);
     return rc;

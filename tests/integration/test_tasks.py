@@ -188,9 +188,22 @@ def test_infeasible_task_waits_for_a_node(c):
     assert d["state"] == "READY" and d["value"]["value"] == 3, d
 
 
+
+def test_200mib_argument_from_another_node(c):
+    c.start_node("node-2", "--num-cpus", "4")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    out = probe(c, "bigarg", nodes["node-1"], nodes["node-2"]).stdout
+    assert "bigarg ok" in out, out
+    stats = store_stats(c, "node-2")
+    assert stats["transfer_in_bytes_total"] >= 200 << 20, stats
+test_200mib_argument_from_another_node.cluster = {"store_memory": "512MiB"}
+
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
-         test_lost_object_is_rebuilt, test_infeasible_task_waits_for_a_node], nodes=1,
+         test_lost_object_is_rebuilt, test_infeasible_task_waits_for_a_node,
+         test_200mib_argument_from_another_node], nodes=1,
         node_args=("--num-cpus", "4"))
