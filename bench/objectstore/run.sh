@@ -37,10 +37,10 @@ OUT=$WORK/results
   "$BIN/prism-objectstore-bench" memcpy
   start_store core 1GiB
   "$BIN/prism-objectstore-bench" core "$WORK/core.sock"
-  start_store spill 256MiB
-  "$BIN/prism-objectstore-bench" spill "$WORK/spill.sock" 4
-  # ceilings for spilling: the disk with its cache flushed, and the page cache
-  # (spill files are not fsynced: they do not need to survive the store)
+  # ceilings for spilling, measured just before it the same way it writes: into
+  # new files (on some disks the first write of fresh blocks is far slower
+  # than a rewrite). With its cache flushed (fdatasync) and into the page
+  # cache (spill files are not fsynced: they do not need to survive the store)
   for mode in fdatasync none; do
     conv=""; [ "$mode" = fdatasync ] && conv="conv=fdatasync"
     # shellcheck disable=SC2086
@@ -49,6 +49,8 @@ OUT=$WORK/results
         v = $(i - 1); if ($i == "MB/s") v = v / 1000; printf "dd_write_%s %.4g GB/s\n", m, v } }'
     rm -f "$WORK/dd.bin"
   done
+  start_store spill 256MiB
+  "$BIN/prism-objectstore-bench" spill "$WORK/spill.sock" 4
 } >"$OUT"
 echo "prism-objectstore benchmark ($(nproc) cores, $(uname -r))"
 awk '{ printf "%-40s %12s %s\n", $1, $2, $3 }' "$OUT"
