@@ -104,5 +104,20 @@ run prism job stop "$id"
 run prism job logs --follow "$id" # returns once the driver is gone
 run prism job status "$id"
 
+step "Tasks: the seed program in C (zeros + zeros -> add), run as a job"
+run prism job submit --wait -- "$BIN/prism-example-seed"
+
+step "Tasks for curl users: the GCS submits add(2, 40) and owns the result"
+ADDR=$(cat "$PRISM_HOME/address")
+AUTH="Authorization: Bearer $(cat "$PRISM_HOME/token")"
+printf '$ curl -X POST %s/api/v1/tasks -d %s\n' "$ADDR" "'{\"package\": \"builtin\", \"function\": \"add\", \"args\": [2, 40]}'"
+made=$(curl -sf -H "$AUTH" -H 'Content-Type: application/json' \
+    -d '{"package": "builtin", "function": "add", "args": [2, 40]}' "$ADDR/api/v1/tasks")
+echo "$made"
+oid=$(echo "$made" | sed 's/.*"object_ids":\["\([0-9a-f]*\)".*/\1/')
+printf '$ curl %s/api/v1/objects/%s?timeout_ms=10000\n' "$ADDR" "$oid"
+curl -sf -H "$AUTH" "$ADDR/api/v1/objects/$oid?timeout_ms=10000"
+echo
+
 step "All jobs"
 run prism job list
