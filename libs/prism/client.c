@@ -123,7 +123,7 @@ void prism__obj_set_failed(prism_client *c, obj_entry *e, prism_status s, const 
     prism_value *err = prism_value_error(task, message);
     prism_buf b;
     prism_buf_init(&b, 1u << 20);
-    prism_writer w = {&b, 0};
+    prism_writer w = {.buf = &b};
     if (err)
         pw_value(&w, err, c->self_addr);
     prism_value_free(err);
@@ -429,38 +429,60 @@ prism_status prism_connect(prism_client **out, const prism_connect_options *opts
 
 /* ---------- put ---------- */
 
+prism_store_status prism__store_value(prism_store *store, const prism_object_id *id,
+                                      const prism_value *v, const char *self, uint64_t *size)
+{
+    size_t n = pw_value_size(v, self);
+    uint8_t *p;
+    if (n == 0)
+        return PRISM_STORE_INVALID;
+    prism_store_status s = prism_store_create(store, id, n, NULL, 0, PRISM_STORE_PIN, &p);
+    if (s != PRISM_STORE_OK)
+        return s;
+    prism_writer w = {.out = p, .cap = n};
+    pw_value(&w, v, self);
+    if (w.failed || w.pos != n) {
+        prism_store_abort(store, id);
+        return PRISM_STORE_INVALID;
+    }
+    *size = n;
+    return prism_store_seal(store, id);
+}
+
 prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out)
 {
     *out = NULL;
     if (!c || !v)
         return prism__fail(PRISM_ERR_INVALID, "put needs a client and a value");
-    prism_buf b;
-    prism_buf_init(&b, WIRE_VALUE_MAX);
-    prism_writer w = {&b, 0};
-    pw_value(&w, v, c->self_addr);
-    if (w.failed) {
-        prism_buf_free(&b);
+    size_t size = pw_value_size(v, c->self_addr);
+    if (size == 0)
         return prism__fail(PRISM_ERR_INVALID, "the value is too large or too deeply nested");
-    }
     pthread_mutex_lock(&c->lock);
     prism_object_id id;
     prism_object_id_make(&id, &c->put_task, PRISM_PUT_INDEX_BASE + c->put_index++);
     pthread_mutex_unlock(&c->lock);
-    bool stored = false;
-    if (b.len > PRISM_INLINE_MAX && c->store) {
-        prism_store_status ss = prism_store_put(c->store, &id, b.data, b.len, NULL, 0, PRISM_STORE_PIN);
-        if (ss != PRISM_STORE_OK) {
-            prism_buf_free(&b);
+    bool stored = size > PRISM_INLINE_MAX && c->store;
+    prism_buf b;
+    prism_buf_init(&b, WIRE_VALUE_MAX);
+    uint64_t stored_size = 0;
+    if (stored) {
+        prism_store_status ss = prism__store_value(c->store, &id, v, c->self_addr, &stored_size);
+        if (ss != PRISM_STORE_OK)
             return prism__fail(ss == PRISM_STORE_OUT_OF_MEMORY || ss == PRISM_STORE_TOO_LARGE
                                    ? PRISM_ERR_NO_MEMORY : PRISM_ERR_INTERNAL,
                                "object store put failed: %s", prism_store_status_text(ss));
+    } else {
+        prism_writer w = {.buf = &b};
+        pw_value(&w, v, c->self_addr);
+        if (w.failed) {
+            prism_buf_free(&b);
+            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory encoding the value");
         }
-        stored = true;
     }
     pthread_mutex_lock(&c->lock);
     obj_entry *e = prism__obj_add(c, &id);
     if (e && stored)
-        prism__obj_set_stored(c, e, c->node_id, c->store_socket, "", b.len);
+        prism__obj_set_stored(c, e, c->node_id, c->store_socket, "", stored_size);
     else if (e)
         prism__obj_set_inline(c, e, (const uint8_t *)b.data, b.len);
     pthread_mutex_unlock(&c->lock);

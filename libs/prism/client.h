@@ -130,6 +130,11 @@ void prism__obj_set_failed(prism_client *c, obj_entry *e, prism_status s, const 
 prism_status prism__decode_stored(prism_store *store, const prism_object_id *id, int timeout_ms,
                                   prism_client *c, const char *self, prism_value **out);
 
+/* Encodes `v` straight into a new pinned object of `store` (one copy, no
+ * temporary buffer); `*size` receives its size. */
+prism_store_status prism__store_value(prism_store *store, const prism_object_id *id,
+                                      const prism_value *v, const char *self, uint64_t *size);
+
 /* ---- tasks (submit.c); lock held ---- */
 /* Called when an object a task waits for is ready or failed. */
 void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep);

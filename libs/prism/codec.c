@@ -11,8 +11,29 @@
 
 void pw_bytes(prism_writer *w, const void *p, size_t n)
 {
-    if (!w->failed && prism_buf_append(w->buf, p, n) != 0)
+    if (w->failed)
+        return;
+    if (w->buf) {
+        if (prism_buf_append(w->buf, p, n) != 0)
+            w->failed = 1;
+        return;
+    }
+    if (w->out && (n > w->cap || w->pos > w->cap - n)) {
         w->failed = 1;
+        return;
+    }
+    if (w->out && n)
+        memcpy(w->out + w->pos, p, n);
+    w->pos += n;
+}
+
+static size_t writer_pos(const prism_writer *w) { return w->buf ? w->buf->len : w->pos; }
+
+size_t pw_value_size(const prism_value *v, const char *self_addr)
+{
+    prism_writer w = {0};
+    pw_value(&w, v, self_addr);
+    return w.failed ? 0 : w.pos;
 }
 
 void pw_u8(prism_writer *w, uint8_t v) { pw_bytes(w, &v, 1); }
@@ -32,7 +53,7 @@ void pw_u64(prism_writer *w, uint64_t v) { put_le(w, v, 8); }
 /* A count byte and that many zeros, up to the next multiple of `align`. */
 static void pad_to(prism_writer *w, size_t align)
 {
-    size_t pos = w->buf->len + 1;
+    size_t pos = writer_pos(w) + 1;
     uint8_t n = (uint8_t)((align - pos % align) % align), zeros[16] = {0};
     pw_u8(w, n);
     pw_bytes(w, zeros, n);

@@ -10,10 +10,18 @@
 #include "prism_buf.h"
 #include "prism_internal.h"
 
+/* Writes into `buf`, or, when `buf` is NULL, into the fixed region `out` of
+ * `cap` bytes (NULL `out`: only counts, to size a region first). `pos` is
+ * how much was written (or counted) in the fixed modes. */
 typedef struct prism_writer {
     prism_buf *buf;
     int failed; /* set when the buffer refused data */
+    uint8_t *out;
+    size_t cap, pos;
 } prism_writer;
+
+/* The encoded size of a value (what pw_value would write). */
+size_t pw_value_size(const prism_value *v, const char *self_addr);
 
 void pw_u8(prism_writer *w, uint8_t v);
 void pw_u16(prism_writer *w, uint16_t v);

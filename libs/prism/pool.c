@@ -127,7 +127,7 @@ static void encode_push(prism_client *c, prism_buf *out, const task_spec *t)
 {
     size_t start = out->len;
     wire_begin(out, WIRE_PUSH);
-    prism_writer w = {out, 0};
+    prism_writer w = {.buf = out};
     pw_bytes(&w, t->id.b, sizeof t->id.b);
     pw_str(&w, t->package);
     pw_str(&w, t->function);
@@ -430,7 +430,7 @@ static worker_conn *connect_worker(prism_client *c, json_t *grant)
     wc->idle_since_ms = prism_mono_ms();
     size_t start = wc->out.len;
     wire_begin(&wc->out, WIRE_HELLO);
-    prism_writer w = {&wc->out, 0};
+    prism_writer w = {.buf = &wc->out};
     pw_str(&w, wc->lease_id);
     pw_str(&w, c->self_addr);
     wire_end(&wc->out, start);

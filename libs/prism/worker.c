@@ -264,37 +264,41 @@ static void write_error_slot(prism_writer *out, prism_status s, const char *task
     pw_str(out, msg);
 }
 
-/* Encodes one return: inline when small, else into the node's store. */
+/* Encodes one return: inline in the DONE frame when small, else straight
+ * into the node's store. */
 static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *task, uint16_t i,
                          const prism_value *v, const char *name)
 {
-    prism_buf b;
-    prism_buf_init(&b, WIRE_VALUE_MAX);
-    prism_writer vw = {&b, 0};
-    pw_value(&vw, v, NULL);
-    if (vw.failed) {
+    size_t size = pw_value_size(v, NULL);
+    if (size == 0) {
         write_error_slot(out, PRISM_ERR_TASK, name, "the return value could not be encoded");
-    } else if (b.len <= PRISM_INLINE_MAX || !w->store) {
+    } else if (size <= PRISM_INLINE_MAX || !w->store) {
+        /* The length is patched in after: alignment padding depends on where
+         * in the frame the value lands. */
         pw_u8(out, SLOT_INLINE);
-        pw_u32(out, (uint32_t)b.len);
-        pw_bytes(out, b.data, b.len);
+        size_t at = out->buf->len;
+        pw_u32(out, 0);
+        pw_value(out, v, NULL);
+        uint32_t n = (uint32_t)(out->buf->len - at - 4);
+        for (int k = 0; k < 4 && !out->failed; k++)
+            out->buf->data[at + (size_t)k] = (char)(n >> (8 * k));
     } else {
         prism_object_id oid;
         prism_object_id_make(&oid, task, i);
-        prism_store_status ss = prism_store_put(w->store, &oid, b.data, b.len, NULL, 0, PRISM_STORE_PIN);
+        uint64_t stored = 0;
+        prism_store_status ss = prism__store_value(w->store, &oid, v, NULL, &stored);
         if (ss == PRISM_STORE_OK) {
             pw_u8(out, SLOT_STORED);
             pw_str(out, w->cfg->node_id);
             pw_str(out, w->cfg->store_socket);
             pw_str(out, w->cfg->store_address);
-            pw_u64(out, b.len);
+            pw_u64(out, stored);
         } else {
             char msg[256];
             snprintf(msg, sizeof msg, "storing the result failed: %s", prism_store_status_text(ss));
             write_error_slot(out, PRISM_ERR_NO_MEMORY, name, msg);
         }
     }
-    prism_buf_free(&b);
 }
 
 /* ---------- running a task ---------- */
@@ -355,7 +359,7 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, prism_buf *o
         s = fn(&ctx, (const prism_value *const *)p.args, p.nargs, rets, nret);
     size_t start = out->len;
     wire_begin(out, WIRE_DONE);
-    prism_writer wr = {out, 0};
+    prism_writer wr = {.buf = out};
     pw_bytes(&wr, p.id.b, PRISM_ID_BYTES);
     pw_u16(&wr, nret);
     for (uint16_t i = 0; i < nret; i++) {

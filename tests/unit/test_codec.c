@@ -13,7 +13,7 @@ static prism_buf encode(const prism_value *v)
 {
     prism_buf b;
     prism_buf_init(&b, 1u << 26);
-    prism_writer w = {&b, 0};
+    prism_writer w = {.buf = &b};
     pw_value(&w, v, "owner:me");
     assert_false(w.failed);
     return b;
@@ -130,6 +130,31 @@ static void test_malformed_input(void **state)
     prism_buf_free(&b);
 }
 
+/* Sizing, then writing into a fixed region (how large values go straight into
+ * the object store), gives the same bytes as the growable buffer. */
+static void test_fixed_region(void **state)
+{
+    int64_t shape[] = {300, 7};
+    prism_value *list = prism_value_list();
+    prism_value_list_append(list, prism_value_json("\"x\""));
+    prism_value_list_append(list, prism_value_tensor(PRISM_F64, 2, shape, NULL));
+    prism_buf b = encode(list);
+    size_t n = pw_value_size(list, "owner:me");
+    assert_int_equal(n, b.len);
+    uint8_t *region = malloc(n);
+    prism_writer w = {.out = region, .cap = n};
+    pw_value(&w, list, "owner:me");
+    assert_false(w.failed);
+    assert_int_equal(w.pos, n);
+    assert_memory_equal(region, b.data, n);
+    prism_writer small = {.out = region, .cap = n - 1};
+    pw_value(&small, list, "owner:me");
+    assert_true(small.failed);
+    free(region);
+    prism_value_free(list);
+    prism_buf_free(&b);
+}
+
 static void test_frames(void **state)
 {
     prism_buf b;
@@ -158,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_tensor_data_is_aligned),
         cmocka_unit_test(test_invalid_values_are_refused),
         cmocka_unit_test(test_malformed_input),
+        cmocka_unit_test(test_fixed_region),
         cmocka_unit_test(test_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
