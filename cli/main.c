@@ -22,6 +22,8 @@ static const command commands[] = {
     {"status", cmd_status, "show the cluster's nodes, resources and jobs"},
     {"job", cmd_job, "submit, list, follow, stop and delete jobs"},
     {"package", cmd_package, "upload a file or directory as a package"},
+    {"task", cmd_task, "list the cluster's recent tasks"},
+    {"object", cmd_object, "list the objects the GCS holds for REST task users"},
 };
 
 int cli_parse_exit(int parse_rc)

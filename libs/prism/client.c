@@ -320,6 +320,12 @@ void prism_disconnect(prism_client *c)
 {
     if (!c)
         return;
+    if (c->bus && c->buckets) { /* what finished last still reaches the task list */
+        pthread_mutex_lock(&c->lock);
+        c->last_events_ms = 0;
+        prism__events_tick(c);
+        pthread_mutex_unlock(&c->lock);
+    }
     prism__pools_stop(c);
     prism_bus_destroy(c->bus);
     /* Tasks still waiting for arguments: collected first, since freeing them
@@ -365,6 +371,7 @@ void prism_disconnect(prism_client *c)
     }
     prism_store_destroy(c->store);
     free(c->buckets);
+    free(c->events);
     free(c->address);
     free(c->token);
     free(c->nats_url);

@@ -54,9 +54,24 @@ struct task_spec {
     int lineage_refs; /* entries that keep this task as their lineage */
     bool in_flight;   /* queued or running (a lineage task may run again) */
     pool *pool;
-    int64_t submitted_ms;
+    int64_t submitted_ms;  /* monotonic, for waits */
+    int64_t submitted_at;  /* wall clock, for people */
+    int64_t started_at;    /* wall clock of the last push */
+    char node_id[PRISM_ID_HEX_LEN + 1], worker_id[PRISM_ID_HEX_LEN + 1]; /* where it last ran */
+    bool reported_pending; /* a PENDING event went out for it */
     task_spec *next; /* queue or in-flight list */
 };
+
+/* One task's state for the cluster's task list (published in batches). */
+enum task_event_state { TASK_EV_PENDING, TASK_EV_FINISHED, TASK_EV_FAILED };
+typedef struct task_event {
+    prism_task_id id;
+    char name[128];
+    uint8_t state;
+    char node_id[PRISM_ID_HEX_LEN + 1], worker_id[PRISM_ID_HEX_LEN + 1];
+    int64_t submitted_at, started_at, ended_at;
+    char detail[256]; /* the error, or why it waits */
+} task_event;
 
 struct worker_conn {
     int fd;
@@ -106,6 +121,10 @@ struct prism_client {
     pool *pools;
     worker_conn *graveyard; /* closed connections the io thread frees */
     deletion *deletions;
+    task_event *events; /* waiting to be published */
+    size_t nevents, capevents;
+    uint64_t events_dropped;
+    int64_t last_events_ms, last_pending_scan_ms;
     prism_task_id put_task;
     uint32_t put_index;
     uint64_t task_counter; /* task IDs: a random prefix per client and a counter */
@@ -153,6 +172,13 @@ void prism__pools_node_dead(prism_client *c, const char *node_id);
 void prism__task_free(prism_client *c, task_spec *t);
 /* Fails every return of `t` with `s` and frees it. */
 void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message);
+
+/* ---- task events (events.c) ---- */
+/* Records a task's state for the cluster's task list. Lock held. */
+void prism__event_task(prism_client *c, const task_spec *t, int state, const char *detail);
+/* Publishes what was recorded (drops the lock meanwhile) and reports tasks
+ * that have waited long. Leaser thread, lock held. */
+void prism__events_tick(prism_client *c);
 
 /* ---- pools and workers (pool.c) ---- */
 int prism__pools_start(prism_client *c);

@@ -191,6 +191,11 @@ static void dispatch(prism_client *c, pool *p)
         p->queued--;
         t->next = NULL;
         encode_push(c, &w->out, t);
+        t->started_at = prism_now_ms();
+        memcpy(t->node_id, w->node_id, strnlen(w->node_id, PRISM_ID_HEX_LEN) + 1);
+        t->node_id[PRISM_ID_HEX_LEN] = '\0';
+        memcpy(t->worker_id, w->worker_id, strnlen(w->worker_id, PRISM_ID_HEX_LEN) + 1);
+        t->worker_id[PRISM_ID_HEX_LEN] = '\0';
         if (w->running_tail)
             w->running_tail->next = t;
         else
@@ -561,6 +566,7 @@ static void *leaser_main(void *arg)
         }
         return_idle(c, now);
         run_deletions(c);
+        prism__events_tick(c);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000L;

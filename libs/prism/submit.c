@@ -28,6 +28,7 @@ static void task_name(const task_spec *t, char *out, size_t n)
 /* Fails every return of `t` with `s`; the task itself is left to the caller. */
 static void fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message)
 {
+    prism__event_task(c, t, TASK_EV_FAILED, message);
     char name[256];
     task_name(t, name, sizeof name);
     for (int i = 0; i < t->num_returns; i++) {
@@ -139,6 +140,7 @@ static task_spec *make_task(const char *package, const char *function, prism_val
     t->attempts_left = o->max_retries;
     t->retry_exceptions = o->retry_exceptions;
     t->submitted_ms = prism_mono_ms();
+    t->submitted_at = prism_now_ms();
     bool ok = t->package && t->function && t->args;
     for (size_t i = 0; ok && i < nargs; i++)
         ok = (t->args[i] = prism_value_copy(args[i])) != NULL;
@@ -261,6 +263,17 @@ void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t le
         return;
     }
     c->tasks_finished++;
+    char *message = NULL;
+    if (app_error) { /* the first return's error slot: status, task, message */
+        prism_reader er = {p, len, 0, NULL, NULL, NULL};
+        pr_u16(&er);
+        pr_u8(&er);
+        pr_u8(&er);
+        free(pr_str(&er));
+        message = pr_str(&er);
+    }
+    prism__event_task(c, t, app_error ? TASK_EV_FAILED : TASK_EV_FINISHED, message);
+    free(message);
     prism__task_release(c, t);
 }
 

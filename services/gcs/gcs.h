@@ -37,6 +37,7 @@ typedef struct gcs_config {
     char *log_level;
     bool print_routes;
     int64_t object_ttl_s;
+    int64_t task_list_size;
 } gcs_config;
 
 /* A node as the GCS sees it. Live nodes are kept in memory; dead ones only in the database. */
@@ -53,10 +54,12 @@ typedef struct gcs_node {
 } gcs_node;
 
 typedef struct gcs_tasks gcs_tasks;
+typedef struct gcs_task_list gcs_task_list;
 
 typedef struct gcs {
     gcs_config cfg;
     gcs_tasks *tasks; /* objects owned through the REST task API */
+    gcs_task_list *task_list; /* recent tasks of every owner */
     pthread_mutex_t lock;
     sqlite3 *db;
     prism_bus *bus;
@@ -137,6 +140,12 @@ void gcs_api_tasks_submit(prism_http_req *req, void *ctx);
 void gcs_api_object_get(prism_http_req *req, void *ctx);
 void gcs_api_object_delete(prism_http_req *req, void *ctx);
 void gcs_api_objects_list(prism_http_req *req, void *ctx);
+
+/* task_list.c: recent tasks reported by owners */
+int gcs_task_list_create(gcs *g);
+int gcs_task_list_start(gcs *g);
+void gcs_task_list_destroy(gcs *g);
+void gcs_api_tasks_list(prism_http_req *req, void *ctx);
 
 /* raycompat.c: Ray's Jobs REST API over the same code */
 void gcs_ray_version(prism_http_req *req, void *ctx);

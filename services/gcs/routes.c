@@ -21,6 +21,7 @@ const prism_http_route gcs_routes[] = {
     {"POST", "/api/v1/packages", gcs_api_package_put, 0 /* set from --max-package-size */},
     {"GET", "/api/v1/packages/{sha256}", gcs_api_package_get, 0},
     {"POST", "/api/v1/tasks", gcs_api_tasks_submit, 1 * MiB},
+    {"GET", "/api/v1/tasks", gcs_api_tasks_list, 0},
     {"GET", "/api/v1/objects", gcs_api_objects_list, 0},
     {"GET", "/api/v1/objects/{id}", gcs_api_object_get, 0},
     {"DELETE", "/api/v1/objects/{id}", gcs_api_object_delete, 0},

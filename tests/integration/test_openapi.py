@@ -597,6 +597,10 @@ def test_gcs_routes_answer_valid_requests(c):
     ready = api.call("GET", "/api/v1/objects/{id}", {"id": oid}, query={"timeout_ms": 30000},
                      expect=200).json()
     assert ready["value"] == {"kind": "json", "value": 42}, ready
+    tasks = wait_until(lambda: api.call("GET", "/api/v1/tasks", query={"limit": 10},
+                                        expect=200).json()["tasks"], what="the task list")
+    assert tasks[0]["name"] == "builtin/add", tasks
+    api.call("GET", "/api/v1/tasks", query={"state": "DONE"}, expect=400, code="invalid_argument")
     listed = api.call("GET", "/api/v1/objects", query={"limit": 10}, expect=200).json()
     assert listed["objects"][0]["object_id"] == oid, listed
     api.call("DELETE", "/api/v1/objects/{id}", {"id": oid}, expect=200)

@@ -200,10 +200,45 @@ def test_200mib_argument_from_another_node(c):
 test_200mib_argument_from_another_node.cluster = {"store_memory": "512MiB"}
 
 
+
+def test_task_list(c):
+    """Owners report their tasks; GET /api/v1/tasks shows the recent ones."""
+    probe(c, "seed")
+    probe(c, "errors")
+    r = c.post("/api/v1/tasks", {"package": "builtin", "function": "echo", "args": [1],
+                                 "options": {"resources": {"nowhere": 1}}})
+    assert r.status == 201, r
+
+    def listed():
+        tasks = c.get("/api/v1/tasks?limit=1000").json()["tasks"]
+        names = {(t["name"], t["state"]) for t in tasks}
+        want = {("builtin/zeros", "FINISHED"), ("builtin/add", "FINISHED"),
+                ("builtin/fail", "FAILED"), ("builtin/echo", "PENDING")}
+        return tasks if want <= names else None
+    tasks = wait_until(listed, timeout=20, what="the task list")
+    done = [t for t in tasks if t["name"] == "builtin/zeros"][0]
+    assert done["node_id"] and done["worker_id"] and done["ended_at"] >= done["started_at"], done
+    failed = [t for t in tasks if t["name"] == "builtin/fail"][0]
+    assert failed["error"], failed
+    pending = [t for t in tasks if t["name"] == "builtin/echo"][0]
+    assert "nowhere" in pending["reason"], pending
+    only_failed = c.get("/api/v1/tasks?state=FAILED").json()["tasks"]
+    assert only_failed and {t["state"] for t in only_failed} == {"FAILED"}, only_failed
+    assert c.get("/api/v1/tasks?state=DONE").status == 400
+    cli = [os.path.join(BIN, "prism"), "--address", c.url, "--token", c.token]
+    out = subprocess.run(cli + ["task", "list", "--state", "FAILED"], capture_output=True,
+                         text=True, timeout=30)
+    rows = out.stdout.splitlines()[1:]
+    assert out.returncode == 0 and any("builtin/fail" in r and "boom" in r for r in rows), out
+    assert all(" FAILED " in r for r in rows), out
+    out = subprocess.run(cli + ["object", "list"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "OBJECT ID" in out.stdout and "builtin/echo" in out.stdout, out
+
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
          test_lost_object_is_rebuilt, test_infeasible_task_waits_for_a_node,
-         test_200mib_argument_from_another_node], nodes=1,
+         test_200mib_argument_from_another_node, test_task_list], nodes=1,
         node_args=("--num-cpus", "4"))
