@@ -371,6 +371,8 @@ void prism_disconnect(prism_client *c)
     }
     prism_store_destroy(c->store);
     free(c->buckets);
+    for (size_t i = 0; i < c->nevents; i++)
+        free(c->events[i].detail);
     free(c->events);
     free(c->address);
     free(c->token);

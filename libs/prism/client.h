@@ -66,11 +66,11 @@ struct task_spec {
 enum task_event_state { TASK_EV_PENDING, TASK_EV_FINISHED, TASK_EV_FAILED };
 typedef struct task_event {
     prism_task_id id;
-    char name[128];
+    char name[80];
     uint8_t state;
     char node_id[PRISM_ID_HEX_LEN + 1], worker_id[PRISM_ID_HEX_LEN + 1];
     int64_t submitted_at, started_at, ended_at;
-    char detail[256]; /* the error, or why it waits */
+    char *detail; /* the error, or why it waits (owned; NULL for a success) */
 } task_event;
 
 struct worker_conn {

@@ -33,7 +33,7 @@ void prism__event_task(prism_client *c, const task_spec *t, int state, const cha
     e->submitted_at = t->submitted_at;
     e->started_at = t->started_at;
     e->ended_at = state == TASK_EV_PENDING ? 0 : prism_now_ms();
-    snprintf(e->detail, sizeof e->detail, "%s", detail ? detail : "");
+    e->detail = detail && *detail ? strndup(detail, 512) : NULL;
 }
 
 static json_t *event_json(const char *owner, const task_event *e)
@@ -52,7 +52,7 @@ static json_t *event_json(const char *owner, const task_event *e)
         json_object_set_new(j, "started_at", json_integer(e->started_at));
     if (e->ended_at)
         json_object_set_new(j, "ended_at", json_integer(e->ended_at));
-    if (e->detail[0])
+    if (e->detail)
         json_object_set_new(j, e->state == TASK_EV_PENDING ? "reason" : "error",
                             json_string(e->detail));
     return j;
@@ -86,8 +86,10 @@ void prism__events_tick(prism_client *c)
     c->nevents = c->capevents = 0;
     pthread_mutex_unlock(&c->lock);
     json_t *list = json_array();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         json_array_append_new(list, event_json(c->self_addr, &batch[i]));
+        free(batch[i].detail);
+    }
     json_t *msg = json_pack("{s:s,s:o}", "owner", c->self_addr, "events", list);
     prism_bus_publish_json(c->bus, "prism.event.tasks", msg);
     json_decref(msg);
