@@ -457,10 +457,31 @@ static void set_reason(pool *p, const char *reason)
 }
 
 /* One lease request for `p`. Called and returns with the lock held; drops it meanwhile. */
+/* The request for `p`, with where the next task's stored arguments lie: the
+ * scheduler prefers the node holding most of their bytes. Lock held. */
+static json_t *lease_request_now(prism_client *c, pool *p)
+{
+    json_t *req = json_copy(p->request), *where = json_object();
+    for (size_t i = 0; p->queue && i < p->queue->nargs; i++) {
+        const prism_ref *r = prism_value_get_ref(p->queue->args[i]);
+        obj_entry *e = r && !r->owner ? prism__obj_find(c, &r->id) : NULL;
+        if (!e || e->state != OBJ_READY || e->inline_buf || !e->node_id || !*e->node_id)
+            continue;
+        double before = json_number_value(json_object_get(where, e->node_id));
+        json_object_set_new(where, e->node_id, json_real(before + (double)e->size));
+    }
+    if (json_object_size(where))
+        json_object_set(req, "locality", where);
+    json_decref(where);
+    /* The scheduler answers within this, before our own wait ends. */
+    json_object_set_new(req, "timeout_ms", json_integer(LEASE_TIMEOUT_MS - 1000));
+    return req;
+}
+
 static void request_lease(prism_client *c, pool *p)
 {
     p->requesting = true;
-    json_t *req = json_incref(p->request), *reply = NULL;
+    json_t *req = lease_request_now(c, p), *reply = NULL;
     pthread_mutex_unlock(&c->lock);
     int rc = prism_bus_request_json(c->bus, "prism.sched.lease", req, LEASE_TIMEOUT_MS, &reply);
     json_decref(req);

@@ -235,10 +235,35 @@ def test_task_list(c):
     assert out.returncode == 0 and "OBJECT ID" in out.stdout and "builtin/echo" in out.stdout, out
 
 
+
+def test_locality(c):
+    """A task goes to the node that holds its large argument."""
+    c.start_node("node-2", "--num-cpus", "4")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    for name in ("node-1", "node-2"):
+        r = c.post("/api/v1/tasks", {"package": "builtin", "function": "zeros", "args": [[200, 200]],
+                                     "options": {"strategy": "NODE_AFFINITY",
+                                                 "node_id": nodes[name]}})
+        big = r.json()["object_ids"][0]
+        assert c.get("/api/v1/objects/%s?timeout_ms=30000" % big).json()["state"] == "READY"
+        # a shape of its own, so no lease is reused: the scheduler chooses afresh
+        r = c.post("/api/v1/tasks", {"package": "builtin", "function": "sum",
+                                     "args": [{"$ref": big}],
+                                     "options": {"num_cpus": 0.25 if name == "node-1" else 0.5}})
+        total = r.json()["object_ids"][0]
+        d = c.get("/api/v1/objects/%s?timeout_ms=30000" % total).json()
+        assert d["state"] == "READY" and d["value"]["value"] == 0, d
+        task_id = total[:32]
+        ran = wait_until(lambda: [t for t in c.get("/api/v1/tasks?limit=1000").json()["tasks"]
+                                  if t["task_id"] == task_id], what="the sum task in the list")
+        assert ran[0]["node_id"] == nodes[name], (name, ran, nodes)
+
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
          test_lost_object_is_rebuilt, test_infeasible_task_waits_for_a_node,
-         test_200mib_argument_from_another_node, test_task_list], nodes=1,
+         test_200mib_argument_from_another_node, test_task_list, test_locality], nodes=1,
         node_args=("--num-cpus", "4"))
