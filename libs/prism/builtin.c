@@ -184,9 +184,7 @@ static prism_status builtin_nested(prism_task_ctx *ctx, const prism_value *const
         return prism_task_fail(ctx, "cannot reach the cluster: %s", prism_last_error());
     prism_value *arg = json_number(depth - 1);
     prism_ref *ref = NULL;
-    prism_task_options o = PRISM_TASK_OPTIONS_INIT;
-    o.num_cpus = 0; /* the caller holds its CPU while it waits */
-    prism_status s = prism_submit(c, "builtin", "nested", &arg, 1, &o, &ref);
+    prism_status s = prism_submit(c, "builtin", "nested", &arg, 1, NULL, &ref);
     prism_value_free(arg);
     prism_value *inner = NULL;
     if (s == PRISM_OK)

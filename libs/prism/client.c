@@ -615,7 +615,53 @@ static prism_status fetch_remote(prism_client *c, const char *url, const prism_r
     return s;
 }
 
+static void (*block_hook)(void *, bool);
+static void *block_ud;
+
+void prism__set_block_hook(void (*hook)(void *ud, bool blocked), void *ud)
+{
+    block_hook = hook;
+    block_ud = ud;
+}
+
+/* True (and the hook told) when a get or wait of these objects would block. */
+static bool enter_block(prism_client *c, prism_ref *const *refs, size_t n, size_t k)
+{
+    if (!block_hook || !c)
+        return false;
+    size_t ready = 0;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < n; i++) {
+        obj_entry *e = refs[i] && !refs[i]->owner ? prism__obj_find(c, &refs[i]->id) : NULL;
+        ready += !e || e->state != OBJ_PENDING;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (ready >= k)
+        return false;
+    block_hook(block_ud, true);
+    return true;
+}
+
+static void leave_block(bool blocked)
+{
+    if (blocked)
+        block_hook(block_ud, false);
+}
+
+static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout_ms,
+                              prism_value **out);
+
 prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, prism_value **out)
+{
+    prism_ref *one = (prism_ref *)ref;
+    bool blocked = ref && enter_block(c, &one, 1, 1);
+    prism_status s = get_value(c, ref, timeout_ms, out);
+    leave_block(blocked);
+    return s;
+}
+
+static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout_ms,
+                              prism_value **out)
 {
     *out = NULL;
     if (!c || !ref)
@@ -664,11 +710,23 @@ prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, pr
     return s;
 }
 
+static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n, size_t k,
+                              int timeout_ms, bool *ready);
+
 prism_status prism_wait(prism_client *c, prism_ref *const *refs, size_t n, size_t k,
                         int timeout_ms, bool *ready)
 {
     if (!c || (n && (!refs || !ready)) || k > n)
         return prism__fail(PRISM_ERR_INVALID, "wait needs k <= n references");
+    bool blocked = enter_block(c, refs, n, k);
+    prism_status s = wait_refs(c, refs, n, k, timeout_ms, ready);
+    leave_block(blocked);
+    return s;
+}
+
+static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n, size_t k,
+                              int timeout_ms, bool *ready)
+{
     struct timespec ts;
     deadline_ts(&ts, timeout_ms);
     pthread_mutex_lock(&c->lock);

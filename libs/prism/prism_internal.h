@@ -45,6 +45,10 @@ struct prism_ref {
  * Counts one reference in `client`'s table when `client` is not NULL. */
 prism_ref *prism__ref_new(prism_client *client, const prism_object_id *id, const char *owner);
 
+/* Called with true before a get or wait blocks, and with false after: the
+ * worker runtime lends its CPU back to the node meanwhile. One per process. */
+void prism__set_block_hook(void (*hook)(void *ud, bool blocked), void *ud);
+
 /* prism_value_free for code that holds `c`'s lock: references it tracks are
  * dropped without taking the lock again. */
 void prism__value_free_locked(prism_client *c, prism_value *v);

@@ -59,6 +59,7 @@ typedef struct worker_rt {
     prism_store *store;
     prism_bus *bus;
     prism_client *client; /* for nested calls, made on first use */
+    const char *current_lease; /* of the task running now */
     bool stop;
 } worker_rt;
 
@@ -513,7 +514,9 @@ static void run_next(worker_rt *w)
         w->queue_tail = NULL;
     prism_buf out;
     prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
+    w->current_lease = j->from->lease_id;
     run_task(w, j->frame, j->len, &out);
+    w->current_lease = NULL;
     conn *c = j->from;
     if (out.len && wire_send_all(c->fd, out.data, out.len) != 0)
         conn_drop(w, c);
@@ -676,9 +679,24 @@ static void finish(worker_rt *w)
         close(w->epfd);
 }
 
+/* A task waiting in get lends its CPU to the tasks it waits for (nested tasks
+ * would otherwise deadlock a full node). */
+static void on_block(void *ud, bool blocked)
+{
+    worker_rt *w = ud;
+    if (!w->bus || !w->current_lease || !*w->current_lease)
+        return;
+    char subject[160];
+    snprintf(subject, sizeof subject, "prism.node.%s.worker.blocked", w->cfg->node_id);
+    json_t *msg = json_pack("{s:s,s:b}", "lease_id", w->current_lease, "blocked", blocked);
+    prism_bus_publish_json(w->bus, subject, msg);
+    json_decref(msg);
+}
+
 int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
 {
     worker_rt w = {.cfg = cfg, .epfd = -1, .sigfd = -1, .unix_fd = -1, .tcp_fd = -1};
+    prism__set_block_hook(on_block, &w);
     int rc = start(&w, err, errlen);
     int64_t spin_until = 0;
     while (rc == 0 && !w.stop) {
@@ -692,5 +710,6 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
         }
     }
     finish(&w);
+    prism__set_block_hook(NULL, NULL);
     return rc;
 }

@@ -31,13 +31,14 @@ int na_free_gpus(const nodeagent *na)
     return n;
 }
 
-static void subtract(json_t *avail, json_t *used)
+/* GPUs are counted by device elsewhere; `skip` (may be NULL) is not subtracted either. */
+static void subtract_but(json_t *avail, json_t *used, const char *skip)
 {
     const char *name;
     json_t *v;
     json_object_foreach(used, name, v) {
         json_t *have = json_object_get(avail, name);
-        if (have && strcmp(name, "GPU") != 0)
+        if (have && strcmp(name, "GPU") != 0 && (!skip || strcmp(name, skip) != 0))
             json_object_set_new(avail, name,
                                 json_real(json_number_value(have) - json_number_value(v)));
     }
@@ -49,10 +50,10 @@ json_t *na_available(nodeagent *na)
     if (!avail)
         return NULL;
     for (na_lease *l = na->leases; l; l = l->next)
-        subtract(avail, l->resources);
+        subtract_but(avail, l->resources, l->blocked ? "CPU" : NULL);
     for (na_job *j = na->jobs; j; j = j->next)
         if (!na_state_ended(j->state))
-            subtract(avail, j->resources);
+            subtract_but(avail, j->resources, NULL);
     const char *name;
     json_t *v;
     json_object_foreach(avail, name, v) {
@@ -320,4 +321,25 @@ json_t *na_lease_return(nodeagent *na, json_t *req)
     }
     pthread_mutex_unlock(&na->lock);
     return json_pack("{s:b}", "ok", 1); /* an unknown lease is fine: returns are idempotent */
+}
+
+/* ---------- worker.blocked ---------- */
+
+json_t *na_lease_blocked(nodeagent *na, json_t *req)
+{
+    const char *id = json_string_value(json_object_get(req, "lease_id"));
+    json_t *blocked = json_object_get(req, "blocked");
+    if (!id || !json_is_boolean(blocked))
+        return na_error("invalid_argument", "'lease_id' (string) and 'blocked' (boolean) are needed");
+    pthread_mutex_lock(&na->lock);
+    na_lease *l = lease_find(na, id);
+    if (l && l->blocked != json_is_true(blocked)) {
+        /* Like Ray: a worker waiting for other tasks must not hold the CPU they need
+         * (the node may run over its CPUs briefly when it wakes). */
+        l->blocked = json_is_true(blocked);
+        na->report_wanted = true;
+        LOG_DEBUG("lease %s %s", l->id, l->blocked ? "blocked: its CPU is lent" : "unblocked");
+    }
+    pthread_mutex_unlock(&na->lock);
+    return json_pack("{s:b}", "ok", 1);
 }

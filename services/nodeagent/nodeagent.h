@@ -180,6 +180,7 @@ struct na_lease {
     char *reply;           /* pending: answer here once the worker is ready; NULL once granted */
     int64_t deadline_mono; /* pending: grant nothing after this (the asker gave up) */
     int64_t granted_ms;    /* wall clock; 0 while pending */
+    bool blocked;          /* its worker waits in a get: its CPU is lent out meanwhile */
     struct na_lease *next;
 };
 
@@ -285,6 +286,8 @@ int na_workers_prepare_dir(nodeagent *na, char *err, size_t errlen);
  * answer goes to `reply` once a worker is ready. */
 json_t *na_lease_request(nodeagent *na, json_t *req, const char *reply);
 json_t *na_lease_return(nodeagent *na, json_t *req);
+/* worker.blocked: a worker blocked in a get lends its lease's CPU until it unblocks. */
+json_t *na_lease_blocked(nodeagent *na, json_t *req);
 /* The worker of a pending lease is ready: grant it (lock held). */
 void na_lease_worker_ready(nodeagent *na, na_worker *w);
 /* Frees a lease; `error` (code busy) answers it first when it is pending. */

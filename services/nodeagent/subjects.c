@@ -80,6 +80,11 @@ static json_t *on_return(nodeagent *na, json_t *req, const char *reply)
     return na_lease_return(na, req);
 }
 
+static json_t *on_blocked(nodeagent *na, json_t *req, const char *reply)
+{
+    return na_lease_blocked(na, req);
+}
+
 static const struct {
     const char *verb;
     subject_fn fn;
@@ -90,6 +95,7 @@ static const struct {
     {"job.delete", on_delete},
     {"worker.lease", on_lease},
     {"worker.return", on_return},
+    {"worker.blocked", on_blocked},
 };
 
 #define SUBJECT_PREFIX "prism.node."

@@ -260,10 +260,18 @@ def test_locality(c):
         assert ran[0]["node_id"] == nodes[name], (name, ran, nodes)
 
 
+
+def test_nested_tasks_on_one_cpu(c):
+    """A task blocked in get lends its CPU: three levels of 1-CPU tasks on a 1-CPU node."""
+    assert "3 levels" in probe(c, "nested", 3).stdout
+test_nested_tasks_on_one_cpu.cluster = {"node_args": ("--num-cpus", "1")}
+
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
          test_lost_object_is_rebuilt, test_infeasible_task_waits_for_a_node,
-         test_200mib_argument_from_another_node, test_task_list, test_locality], nodes=1,
+         test_200mib_argument_from_another_node, test_task_list, test_locality,
+         test_nested_tasks_on_one_cpu], nodes=1,
         node_args=("--num-cpus", "4"))
