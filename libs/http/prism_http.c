@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "prism_buf.h"
+#include "prism_fs.h"
 #include "prism_log.h"
+#include "prism_net.h"
 #include "prism_time.h"
 
 #define MAX_PARAMS 8
@@ -672,6 +674,19 @@ void prism_http_print_routes(FILE *out, const prism_http_route *routes, size_t n
 }
 
 int prism_http_server_port(const prism_http_server *s) { return s->port; }
+
+int prism_http_server_publish(const prism_http_server *s, const char *bind_host, const char *file,
+                              char *url, size_t urllen, char *err, size_t errlen)
+{
+    char host[300];
+    prism_advertised_host(bind_host ? bind_host : "127.0.0.1", host, sizeof host);
+    snprintf(url, urllen, "http://%s:%d", host, s->port);
+    if (file && *file && prism_write_file_atomic(file, url, strlen(url), 0644) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", file, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
 
 void prism_http_server_destroy(prism_http_server *s)
 {

@@ -59,6 +59,11 @@ int prism_http_server_create(prism_http_server **out, const prism_http_config *c
                              size_t errlen);
 /* The bound port (useful after binding port 0). */
 int prism_http_server_port(const prism_http_server *s);
+/* Writes the server's URL ("http://host:port", as others reach it: see
+ * prism_advertised_host) into `url`, and into `file` when `file` is set
+ * (atomically: readers see all of it or nothing). Returns 0, or -1 with `err`. */
+int prism_http_server_publish(const prism_http_server *s, const char *bind_host, const char *file,
+                              char *url, size_t urllen, char *err, size_t errlen);
 /* Stops accepting, ends streamed responses, waits for running handlers. NULL is a no-op. */
 void prism_http_server_destroy(prism_http_server *s);
 

@@ -24,6 +24,7 @@
 #include "prism_fs.h"
 #include "prism_httpc.h"
 #include "prism_log.h"
+#include "prism_net.h"
 #include "prism_sha256.h"
 #include "prism_time.h"
 #include "wire.h"
@@ -585,12 +586,10 @@ static int listen_tcp(const char *host, char *addr, size_t n)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     getsockname(fd, (struct sockaddr *)&ss, &sl);
-    char port[16], name[256];
+    char port[16], advertised[300];
     getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof port, NI_NUMERICSERV);
-    /* A wildcard address is no place to reach: owners elsewhere get the host's name. */
-    if ((!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) && gethostname(name, sizeof name - 1) == 0)
-        host = name;
-    snprintf(addr, n, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+    prism_advertised_host(host, advertised, sizeof advertised);
+    snprintf(addr, n, "%s:%s", advertised, port);
     return fd;
 }
 

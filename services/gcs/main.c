@@ -132,12 +132,9 @@ static int start(gcs *g, prism_http_route *routes, char *err, size_t errlen)
     if (prism_http_server_create(&g->http, &hc, err, errlen) != 0)
         return -1;
     char url[512];
-    snprintf(url, sizeof url, "http://%s:%d", g->cfg.host, prism_http_server_port(g->http));
-    if (g->cfg.address_file &&
-        prism_write_file_atomic(g->cfg.address_file, url, strlen(url), 0644) != 0) {
-        snprintf(err, errlen, "cannot write %s: %m", g->cfg.address_file);
+    if (prism_http_server_publish(g->http, g->cfg.host, g->cfg.address_file, url, sizeof url, err,
+                                  errlen) != 0)
         return -1;
-    }
     LOG_INFO("serving the API at %s (database schema v%d, data in %s)", url, gcs_db_version(g->db),
              g->cfg.data_dir);
     return 0;

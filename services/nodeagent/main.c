@@ -66,31 +66,12 @@ static int register_metrics(nodeagent *na)
     return 0;
 }
 
-/* http://host:port as others reach us: a wildcard bind advertises the host name. */
-static void make_address(nodeagent *na)
-{
-    const char *host = na->cfg.host;
-    char name[256];
-    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) {
-        if (gethostname(name, sizeof name - 1) == 0)
-            host = name;
-    }
-    bool v6 = strchr(host, ':') != NULL;
-    snprintf(na->address, sizeof na->address, "http://%s%s%s:%d", v6 ? "[" : "", host,
-             v6 ? "]" : "", prism_http_server_port(na->http));
-}
-
 static int serve(nodeagent *na, char *err, size_t errlen)
 {
     if (na_api_start(na, err, errlen) != 0)
         return -1;
-    make_address(na);
-    const char *file = na->cfg.address_file;
-    if (file && *file && prism_write_file_atomic(file, na->address, strlen(na->address), 0644)) {
-        snprintf(err, errlen, "cannot write %s: %s", file, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return prism_http_server_publish(na->http, na->cfg.host, na->cfg.address_file, na->address,
+                                     sizeof na->address, err, errlen);
 }
 
 static int startup(nodeagent *na, char *err, size_t errlen)

@@ -181,13 +181,10 @@ static int start(objectstore *os, settings *cfg, char *err, size_t errlen)
     metrics_init(os);
     if (os_http_start(os, cfg->host, (int)cfg->port, err, errlen) != 0)
         return -1;
-    char addr[300];
-    snprintf(addr, sizeof addr, "http://%s:%d", cfg->host, prism_http_server_port(os->http));
-    if (cfg->address_file && cfg->address_file[0] &&
-        prism_write_file_atomic(cfg->address_file, addr, strlen(addr), 0644) != 0) {
-        snprintf(err, errlen, "cannot write --address-file %s", cfg->address_file);
+    char addr[512];
+    if (prism_http_server_publish(os->http, cfg->host, cfg->address_file, addr, sizeof addr, err,
+                                  errlen) != 0)
         return -1;
-    }
     LOG_INFO("node %s: %llu-byte arena, socket %s, HTTP %s, spill dir %s", os->node_id,
              (unsigned long long)os->store.capacity, os->socket_path, addr, spill);
     return 0;

@@ -103,12 +103,9 @@ static int serve(scheduler *s, char *err, size_t errlen)
     if (prism_http_server_create(&s->http, &hc, err, errlen) != 0)
         return -1;
     char url[512];
-    snprintf(url, sizeof url, "http://%s:%d", s->cfg.host, prism_http_server_port(s->http));
-    if (s->cfg.address_file && *s->cfg.address_file &&
-        prism_write_file_atomic(s->cfg.address_file, url, strlen(url), 0644) != 0) {
-        snprintf(err, errlen, "cannot write %s: %m", s->cfg.address_file);
+    if (prism_http_server_publish(s->http, s->cfg.host, s->cfg.address_file, url, sizeof url, err,
+                                  errlen) != 0)
         return -1;
-    }
     LOG_INFO("scheduler %s serving its status at %s", s->id, url);
     return 0;
 }

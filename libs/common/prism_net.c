@@ -1,0 +1,16 @@
+#include "prism_net.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void prism_advertised_host(const char *bind_host, char *out, size_t n)
+{
+    char name[256];
+    const char *host = bind_host;
+    if ((!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) && gethostname(name, sizeof name - 1) == 0) {
+        name[sizeof name - 1] = '\0';
+        host = name;
+    }
+    snprintf(out, n, strchr(host, ':') ? "[%s]" : "%s", host);
+}
