@@ -558,31 +558,4 @@ def run(tests, **cluster_kw):
     """Each test function gets a fresh NetCluster; prints 'N passed, N failed'."""
     check_prerequisites()
     exit_on_sigterm()
-    passed = failed = 0
-    for t in tests:
-        c = None
-        t0 = time.time()
-        try:
-            kw = dict(cluster_kw)
-            kw.update(getattr(t, "cluster", {}))
-            c = NetCluster(**kw)
-            t(c)
-            c.close()
-            c = None
-            passed += 1
-            print("PASS %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
-        except SystemExit:
-            raise
-        except BaseException as e:
-            failed += 1
-            print("FAIL", t.__name__, "-", repr(e), flush=True)
-            if c:
-                c.dump_logs()
-        finally:
-            if c:
-                try:
-                    c.close(check=False)
-                except Exception:
-                    pass
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    harness.run(tests, cluster_class=NetCluster, **cluster_kw)

@@ -320,19 +320,23 @@ class Cluster:
             print("----- %s (%s) -----\n%s" % (p.name, p.log_path, p.tail(60)))
 
 
-def run(tests, **cluster_kw):
-    """Runs test functions against one fresh cluster each; prints a summary line."""
+def run(tests, cluster_class=None, **cluster_kw):
+    """Runs test functions against one fresh cluster each (a Cluster, or
+    `cluster_class`); prints 'N passed, N failed'. A cluster is always closed,
+    also when a test skips or fails midway."""
     passed = failed = 0
     for t in tests:
         c = None
+        t0 = time.time()
         try:
             kw = dict(cluster_kw)
             kw.update(getattr(t, "cluster", {}))
-            c = Cluster(**kw)
+            c = (cluster_class or Cluster)(**kw)
             t(c)
             c.close()
+            c = None
             passed += 1
-            print("PASS", t.__name__, flush=True)
+            print("PASS %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
         except SystemExit:
             raise
         except BaseException as e:
@@ -340,6 +344,8 @@ def run(tests, **cluster_kw):
             print("FAIL", t.__name__, "-", repr(e), flush=True)
             if c:
                 c.dump_logs()
+        finally:
+            if c:
                 try:
                     c.close(check=False)
                 except Exception:
