@@ -3,6 +3,7 @@
  * then `prism package upload tasks.so` and submit "square" by the printed sha256. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <prism/task.h>
 
@@ -40,4 +41,68 @@ PRISM_TASK(checksum)
 PRISM_TASK(crash)
 {
     abort();
+}
+
+/* stash(n): puts n bytes (byte i is i % 251) into the cluster and returns
+ * [reference, worker pid]. The worker owns the object; whoever gets the
+ * list borrows it, and the object lives until the last holder drops it. */
+PRISM_TASK(stash)
+{
+    const char *text = nargs == 1 ? prism_value_json_text(args[0]) : NULL;
+    long n = text ? atol(text) : -1;
+    if (n < 0 || n > (1L << 30))
+        return prism_task_fail(ctx, "stash takes a byte count up to 1 GiB");
+    unsigned char *data = malloc((size_t)n + 1);
+    if (!data)
+        return prism_task_fail(ctx, "out of memory");
+    for (long i = 0; i < n; i++)
+        data[i] = (unsigned char)(i % 251);
+    prism_value *v = prism_value_bytes(data, (size_t)n);
+    free(data);
+    prism_ref *ref = NULL;
+    prism_status s = v ? prism_put(prism_task_client(ctx), v, &ref) : PRISM_ERR_NO_MEMORY;
+    prism_value_free(v);
+    if (s != PRISM_OK)
+        return prism_task_fail(ctx, "put failed: %s", prism_last_error());
+    char pid[32];
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    prism_value *out = prism_value_list();
+    prism_value_list_append(out, prism_value_ref(ref));
+    prism_value_list_append(out, prism_value_json(pid));
+    prism_ref_release(ref);
+    returns[0] = out;
+    return PRISM_OK;
+}
+
+/* deref_sum([ref, ...]): gets each referenced object (references inside a
+ * list arrive as references, not values) and adds up its bytes, or its
+ * value when it is a JSON number. */
+PRISM_TASK(deref_sum)
+{
+    if (nargs != 1 || prism_value_kind_of(args[0]) != PRISM_VALUE_LIST)
+        return prism_task_fail(ctx, "deref_sum takes a list of references");
+    double total = 0;
+    for (size_t i = 0; i < prism_value_list_size(args[0]); i++) {
+        const prism_ref *ref = prism_value_get_ref(prism_value_list_get(args[0], i));
+        if (!ref)
+            return prism_task_fail(ctx, "item %zu is not a reference", i);
+        prism_value *v = NULL;
+        prism_status s = prism_get(prism_task_client(ctx), ref, 60000, &v);
+        if (s != PRISM_OK) {
+            prism_value_free(v);
+            return prism_task_fail(ctx, "get of item %zu failed: %s", i, prism_last_error());
+        }
+        size_t len = 0;
+        const unsigned char *p = prism_value_data(v, &len);
+        if (p)
+            for (size_t k = 0; k < len; k++)
+                total += p[k];
+        else if (prism_value_json_text(v))
+            total += atof(prism_value_json_text(v));
+        prism_value_free(v);
+    }
+    char out[64];
+    snprintf(out, sizeof out, "%.17g", total);
+    returns[0] = prism_value_json(out);
+    return PRISM_OK;
 }

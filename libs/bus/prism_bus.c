@@ -149,6 +149,17 @@ int prism_bus_publish(prism_bus *b, const char *subject, const void *data, size_
     return PRISM_BUS_OK;
 }
 
+int prism_bus_publish_request(prism_bus *b, const char *subject, const char *reply,
+                              const void *data, size_t len)
+{
+    natsStatus s = natsConnection_PublishRequest(b->nc, subject, reply, data, (int)len);
+    if (s != NATS_OK) {
+        set_error(b, subject, s);
+        return PRISM_BUS_ERROR;
+    }
+    return PRISM_BUS_OK;
+}
+
 int prism_bus_publish_json(prism_bus *b, const char *subject, json_t *doc)
 {
     char *text = json_dumps(doc, JSON_COMPACT);

@@ -39,6 +39,10 @@ void prism_bus_destroy(prism_bus *b);
 bool prism_bus_connected(prism_bus *b);
 
 int prism_bus_publish(prism_bus *b, const char *subject, const void *data, size_t len);
+/* Publishes with a reply subject: the answer arrives later on a subscription
+ * of the caller's to `reply` (a request that does not wait). */
+int prism_bus_publish_request(prism_bus *b, const char *subject, const char *reply,
+                              const void *data, size_t len);
 /* Publishes `doc` as compact JSON; `doc` is borrowed. */
 int prism_bus_publish_json(prism_bus *b, const char *subject, json_t *doc);
 

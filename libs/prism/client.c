@@ -66,7 +66,7 @@ obj_entry *prism__obj_add(prism_client *c, const prism_object_id *id)
     return e;
 }
 
-static void clear_value(obj_entry *e)
+static void clear_value(prism_client *c, obj_entry *e)
 {
     free(e->inline_buf);
     free(e->node_id);
@@ -74,6 +74,13 @@ static void clear_value(obj_entry *e)
     free(e->store_url);
     e->inline_buf = NULL;
     e->node_id = e->store_socket = e->store_url = NULL;
+    prism_ref **held = e->contained;
+    size_t n = e->ncontained;
+    e->contained = NULL;
+    e->ncontained = 0;
+    for (size_t i = 0; i < n; i++)
+        prism__ref_drop_locked(c, held[i]);
+    free(held);
 }
 
 /* Tells the tasks waiting on `e` that it is settled. */
@@ -86,12 +93,13 @@ static void settle(prism_client *c, obj_entry *e)
     for (size_t i = 0; i < n; i++)
         prism__task_dep_done(c, w[i], e);
     free(w);
+    prism__borrow_settled(c, e);
     pthread_cond_broadcast(&c->changed);
 }
 
 void prism__obj_set_inline(prism_client *c, obj_entry *e, const uint8_t *buf, size_t len)
 {
-    clear_value(e);
+    clear_value(c, e);
     e->inline_buf = malloc(len ? len : 1);
     if (!e->inline_buf) {
         prism__obj_set_failed(c, e, PRISM_ERR_NO_MEMORY, "", "out of memory storing a result");
@@ -107,7 +115,7 @@ void prism__obj_set_inline(prism_client *c, obj_entry *e, const uint8_t *buf, si
 void prism__obj_set_stored(prism_client *c, obj_entry *e, const char *node, const char *socket,
                            const char *url, uint64_t size)
 {
-    clear_value(e);
+    clear_value(c, e);
     e->node_id = strdup(node ? node : "");
     e->store_socket = strdup(socket ? socket : "");
     e->store_url = strdup(url ? url : "");
@@ -119,7 +127,7 @@ void prism__obj_set_stored(prism_client *c, obj_entry *e, const char *node, cons
 void prism__obj_set_failed(prism_client *c, obj_entry *e, prism_status s, const char *task,
                            const char *message)
 {
-    clear_value(e);
+    clear_value(c, e);
     prism_value *err = prism_value_error(task, message);
     prism_buf b;
     prism_buf_init(&b, 1u << 20);
@@ -133,10 +141,24 @@ void prism__obj_set_failed(prism_client *c, obj_entry *e, prism_status s, const 
     settle(c, e);
 }
 
-/* The last handle went: forget the object and free its stored copy. Lock held. */
+void prism__obj_set_failed_encoded(prism_client *c, obj_entry *e, prism_status s,
+                                   const uint8_t *buf, size_t len)
+{
+    clear_value(c, e);
+    e->inline_buf = malloc(len ? len : 1);
+    if (e->inline_buf)
+        memcpy(e->inline_buf, buf, len);
+    e->inline_len = e->inline_buf ? len : 0;
+    e->error = s;
+    e->state = OBJ_FAILED;
+    settle(c, e);
+}
+
+/* Nothing holds the object any more: forget it and free its stored copy
+ * (borrowed ones give their registrations back instead). Lock held. */
 static void obj_free(prism_client *c, obj_entry *e)
 {
-    if (e->store_socket && *e->store_socket) {
+    if (!e->owner && e->store_socket && *e->store_socket) {
         deletion *d = calloc(1, sizeof *d);
         if (d) {
             d->id = e->id;
@@ -153,13 +175,20 @@ static void obj_free(prism_client *c, obj_entry *e)
         pp = &(*pp)->next;
     *pp = e->next;
     c->nobjects--;
+    prism__borrow_forget(c, e);
     task_spec *lineage = e->lineage;
-    clear_value(e);
+    clear_value(c, e);
     free(e->waiters);
     free(e);
     /* Last: freeing the lineage drops its arguments, which may free more entries. */
     if (lineage && --lineage->lineage_refs == 0 && !lineage->in_flight)
         prism__task_free(c, lineage);
+}
+
+void prism__obj_maybe_free(prism_client *c, obj_entry *e)
+{
+    if (e->refs <= 0 && !e->borrowers)
+        obj_free(c, e);
 }
 
 /* A node died: what its stores held is lost, what its workers ran is retried. */
@@ -185,7 +214,22 @@ static void on_node_event(prism_bus *bus, const char *subject, const char *reply
 
 /* ---------- references ---------- */
 
-prism_ref *prism__ref_new(prism_client *client, const prism_object_id *id, const char *owner)
+/* A borrowed entry is registered with its owner only when this process keeps
+ * it past the task or get that brought it (prism__borrow_register). */
+static void note_unregistered(prism_client *c, const prism_object_id *id)
+{
+    if (c->nunreg == c->capunreg) {
+        size_t cap = c->capunreg ? 2 * c->capunreg : 16;
+        prism_object_id *ids = realloc(c->unreg, cap * sizeof *ids);
+        if (!ids)
+            return;
+        c->unreg = ids;
+        c->capunreg = cap;
+    }
+    c->unreg[c->nunreg++] = *id;
+}
+
+prism_ref *prism__ref_new_locked(prism_client *c, const prism_object_id *id, const char *owner)
 {
     prism_ref *r = calloc(1, sizeof *r);
     if (!r)
@@ -193,16 +237,28 @@ prism_ref *prism__ref_new(prism_client *client, const prism_object_id *id, const
     r->id = *id;
     prism_object_id_to_hex(id, r->hex);
     r->owner = owner ? strdup(owner) : NULL;
-    r->client = client;
-    if (client && !owner) {
-        pthread_mutex_lock(&client->lock);
-        obj_entry *e = prism__obj_find(client, id);
-        if (e)
-            e->refs++;
-        else
-            r->client = NULL; /* already freed: the handle names a lost object */
-        pthread_mutex_unlock(&client->lock);
+    r->client = c;
+    if (!c)
+        return r;
+    obj_entry *e = prism__obj_find(c, id);
+    if (!e && owner && (e = prism__obj_add(c, id))) {
+        e->owner = strdup(owner);
+        note_unregistered(c, id);
     }
+    if (e)
+        e->refs++;
+    else
+        r->client = NULL; /* already freed: the handle names a lost object */
+    return r;
+}
+
+prism_ref *prism__ref_new(prism_client *client, const prism_object_id *id, const char *owner)
+{
+    if (!client)
+        return prism__ref_new_locked(NULL, id, owner);
+    pthread_mutex_lock(&client->lock);
+    prism_ref *r = prism__ref_new_locked(client, id, owner);
+    pthread_mutex_unlock(&client->lock);
     return r;
 }
 
@@ -211,11 +267,11 @@ prism_ref *prism_ref_dup(const prism_ref *ref)
     return ref ? prism__ref_new(ref->client, &ref->id, ref->owner) : NULL;
 }
 
-static void ref_drop_locked(prism_client *c, prism_ref *ref)
+void prism__ref_drop_locked(prism_client *c, prism_ref *ref)
 {
     obj_entry *e = prism__obj_find(c, &ref->id);
     if (e && --e->refs <= 0)
-        obj_free(c, e);
+        prism__obj_maybe_free(c, e);
     free(ref->owner);
     free(ref);
 }
@@ -225,9 +281,9 @@ void prism_ref_release(prism_ref *ref)
     if (!ref)
         return;
     prism_client *c = ref->client;
-    if (c && !ref->owner) {
+    if (c) {
         pthread_mutex_lock(&c->lock);
-        ref_drop_locked(c, ref);
+        prism__ref_drop_locked(c, ref);
         pthread_mutex_unlock(&c->lock);
         return;
     }
@@ -239,8 +295,8 @@ void prism__value_free_locked(prism_client *c, prism_value *v)
 {
     if (!v)
         return;
-    if (v->ref && v->ref->client == c && !v->ref->owner) {
-        ref_drop_locked(c, v->ref);
+    if (v->ref && v->ref->client == c) {
+        prism__ref_drop_locked(c, v->ref);
         v->ref = NULL;
     }
     for (size_t i = 0; i < v->nitems; i++) {
@@ -248,6 +304,27 @@ void prism__value_free_locked(prism_client *c, prism_value *v)
         v->items[i] = NULL;
     }
     prism_value_free(v);
+}
+
+int prism__value_refs(const prism_value *v, const prism_ref ***out, size_t *n, size_t *cap)
+{
+    if (!v)
+        return 0;
+    if (v->kind == PRISM_VALUE_REF && v->ref) {
+        if (*n == *cap) {
+            size_t more = *cap ? 2 * *cap : 8;
+            const prism_ref **grown = realloc(*out, more * sizeof *grown);
+            if (!grown)
+                return -1;
+            *out = grown;
+            *cap = more;
+        }
+        (*out)[(*n)++] = v->ref;
+    }
+    for (size_t i = 0; i < v->nitems; i++)
+        if (prism__value_refs(v->items[i], out, n, cap) != 0)
+            return -1;
+    return 0;
 }
 
 const char *prism_ref_id(const prism_ref *ref) { return ref ? ref->hex : ""; }
@@ -313,6 +390,23 @@ static prism_status open_local_store(prism_client *c)
     if (prism_store_connect(&c->store, sock, err, sizeof err) != PRISM_STORE_OK)
         return prism__fail(PRISM_ERR_CONNECT, "cannot use the object store at %s: %s", sock, err);
     c->store_socket = strdup(sock);
+    const char *url = getenv("PRISM_STORE_URL");
+    c->store_url = url && *url ? strdup(url) : NULL;
+    return PRISM_OK;
+}
+
+prism_status prism__client_use_store(prism_client *c, const char *node_id, const char *socket,
+                                     const char *url)
+{
+    if (c->store || !socket || !*socket)
+        return PRISM_OK;
+    char err[256];
+    if (prism_store_connect(&c->store, socket, err, sizeof err) != PRISM_STORE_OK)
+        return prism__fail(PRISM_ERR_CONNECT, "cannot use the object store at %s: %s", socket, err);
+    c->store_socket = strdup(socket);
+    free(c->store_url);
+    c->store_url = url && *url ? strdup(url) : NULL;
+    snprintf(c->node_id, sizeof c->node_id, "%s", node_id ? node_id : "");
     return PRISM_OK;
 }
 
@@ -326,6 +420,7 @@ void prism_disconnect(prism_client *c)
         prism__events_tick(c);
         pthread_mutex_unlock(&c->lock);
     }
+    prism__borrow_stop(c);
     prism__pools_stop(c);
     prism_bus_destroy(c->bus);
     /* Tasks still waiting for arguments: collected first, since freeing them
@@ -362,9 +457,23 @@ void prism_disconnect(prism_client *c)
     for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
         for (obj_entry *e = c->buckets[i], *next; e; e = next) {
             next = e->next;
-            if (e->store_socket && *e->store_socket && c->store)
+            if (!e->owner && e->store_socket && *e->store_socket && c->store)
                 prism_store_delete(c->store, &e->id);
-            clear_value(e);
+            /* The whole table goes: handles inside values are freed, not dropped. */
+            for (size_t k = 0; k < e->ncontained; k++) {
+                free(e->contained[k]->owner);
+                free(e->contained[k]);
+            }
+            free(e->contained);
+            e->contained = NULL;
+            e->ncontained = 0;
+            for (borrower *b = e->borrowers, *bn; b; b = bn) {
+                bn = b->next;
+                free(b->addr);
+                free(b);
+            }
+            free(e->owner);
+            clear_value(c, e);
             free(e->waiters);
             free(e);
         }
@@ -374,6 +483,15 @@ void prism_disconnect(prism_client *c)
     for (size_t i = 0; i < c->nevents; i++)
         free(c->events[i].detail);
     free(c->events);
+    free(c->unreg);
+    for (outmsg *m = c->outbox, *mn; m; m = mn) {
+        mn = m->next;
+        free(m->subject);
+        free(m->reply);
+        free(m->data);
+        free(m);
+    }
+    free(c->store_url);
     free(c->address);
     free(c->token);
     free(c->nats_url);
@@ -426,6 +544,8 @@ prism_status prism_connect(prism_client **out, const prism_connect_options *opts
     if (s == PRISM_OK &&
         prism_bus_subscribe(c->bus, "prism.event.node", NULL, on_node_event, c) != PRISM_BUS_OK)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to node events");
+    if (s == PRISM_OK && prism__borrow_start(c) != 0)
+        s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to this owner's subject");
     if (s == PRISM_OK && prism__pools_start(c) != 0)
         s = prism__fail(PRISM_ERR_INTERNAL, "cannot start the client's threads");
     if (s != PRISM_OK) {
@@ -456,6 +576,23 @@ prism_store_status prism__store_value(prism_store *store, const prism_object_id 
     }
     *size = n;
     return prism_store_seal(store, id);
+}
+
+/* The references inside a value live as long as the object holding it. Lock held. */
+static void hold_contained(prism_client *c, obj_entry *e, const prism_value *v)
+{
+    const prism_ref **refs = NULL;
+    size_t n = 0, cap = 0;
+    if (prism__value_refs(v, &refs, &n, &cap) == 0 && n)
+        e->contained = calloc(n, sizeof *e->contained);
+    for (size_t i = 0; e->contained && i < n; i++) {
+        const prism_ref *r = refs[i];
+        bool mine = !r->owner || !strcmp(r->owner, c->self_addr);
+        prism_ref *h = prism__ref_new_locked(c, &r->id, mine ? NULL : r->owner);
+        if (h)
+            e->contained[e->ncontained++] = h;
+    }
+    free(refs);
 }
 
 prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out)
@@ -491,9 +628,11 @@ prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out)
     pthread_mutex_lock(&c->lock);
     obj_entry *e = prism__obj_add(c, &id);
     if (e && stored)
-        prism__obj_set_stored(c, e, c->node_id, c->store_socket, "", stored_size);
+        prism__obj_set_stored(c, e, c->node_id, c->store_socket, c->store_url, stored_size);
     else if (e)
         prism__obj_set_inline(c, e, (const uint8_t *)b.data, b.len);
+    if (e)
+        hold_contained(c, e, v);
     pthread_mutex_unlock(&c->lock);
     prism_buf_free(&b);
     if (!e)
@@ -632,7 +771,7 @@ static bool enter_block(prism_client *c, prism_ref *const *refs, size_t n, size_
     size_t ready = 0;
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < n; i++) {
-        obj_entry *e = refs[i] && !refs[i]->owner ? prism__obj_find(c, &refs[i]->id) : NULL;
+        obj_entry *e = refs[i] ? prism__obj_find(c, &refs[i]->id) : NULL;
         ready += !e || e->state != OBJ_PENDING;
     }
     pthread_mutex_unlock(&c->lock);
@@ -660,39 +799,76 @@ prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, pr
     return s;
 }
 
+/* While a get or wait uses a handle that `c` does not track (another
+ * client's, or a bare one), a temporary handle of `c`'s makes the borrowed
+ * entry it needs. Returns it (to release after) or NULL. Lock held. */
+static prism_ref *track(prism_client *c, const prism_ref *ref)
+{
+    if (ref->client == c || prism__obj_find(c, &ref->id) || !ref->owner ||
+        !strcmp(ref->owner, c->self_addr))
+        return NULL;
+    return prism__ref_new_locked(c, &ref->id, ref->owner);
+}
+
+/* Whether a borrowed entry needs its value fetched from the owner. A copy lost
+ * with its node is forgotten: the owner knows where the object lives now (or
+ * rebuilds it). Lock held. */
+static bool needs_fetch(prism_client *c, obj_entry *e)
+{
+    if (!e || !e->owner)
+        return false;
+    if (e->lost) {
+        clear_value(c, e);
+        e->lost = false;
+        e->state = OBJ_PENDING;
+    }
+    return e->state == OBJ_PENDING && !e->resolving;
+}
+
 static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout_ms,
                               prism_value **out)
 {
     *out = NULL;
     if (!c || !ref)
         return prism__fail(PRISM_ERR_INVALID, "get needs a client and a reference");
-    if (ref->owner)
-        return prism__fail(PRISM_ERR_INVALID,
-                           "getting an object owned by another process is not supported yet");
     pthread_mutex_lock(&c->lock);
+    prism_ref *temp = track(c, ref);
     obj_entry *lost = prism__obj_find(c, &ref->id);
-    if (lost && lost->lost && !prism__reconstruct(c, lost)) {
+    if (lost && !lost->owner && lost->lost && !prism__reconstruct(c, lost)) {
         pthread_mutex_unlock(&c->lock);
         return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s was stored on node %s, which died; "
                            "objects made by put cannot be rebuilt", ref->hex, lost->node_id);
     }
-    if (!wait_settled(c, &ref->id, timeout_ms)) {
+    bool fetch = needs_fetch(c, lost);
+    pthread_mutex_unlock(&c->lock);
+    if (fetch)
+        prism__borrow_fetch_now(c, &ref->id);
+    pthread_mutex_lock(&c->lock);
+    prism_status s = PRISM_OK;
+    obj_entry *e = NULL;
+    if (!wait_settled(c, &ref->id, timeout_ms))
+        s = prism__fail(PRISM_ERR_TIMEOUT, "object %s was not ready within %d ms", ref->hex,
+                        timeout_ms);
+    else if (!(e = prism__obj_find(c, &ref->id)))
+        s = prism__fail(PRISM_ERR_OBJECT_LOST, "object %s was freed", ref->hex);
+    if (s != PRISM_OK) {
         pthread_mutex_unlock(&c->lock);
-        return prism__fail(PRISM_ERR_TIMEOUT, "object %s was not ready within %d ms", ref->hex,
-                           timeout_ms);
+        prism_ref_release(temp);
+        return s;
     }
-    obj_entry *e = prism__obj_find(c, &ref->id);
-    if (!e) {
-        pthread_mutex_unlock(&c->lock);
-        return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s was freed", ref->hex);
-    }
-    prism_status s = e->state == OBJ_FAILED ? (e->error ? e->error : PRISM_ERR_TASK) : PRISM_OK;
+    s = e->state == OBJ_FAILED ? (e->error ? e->error : PRISM_ERR_TASK) : PRISM_OK;
     if (e->inline_buf) {
-        prism_reader r = {e->inline_buf, e->inline_len, 0, NULL, NULL, NULL};
-        *out = pr_value(&r, c, c->self_addr);
+        /* Decoded unlocked: references inside make handles, which take the lock. */
+        size_t len = e->inline_len;
+        uint8_t *copy = malloc(len ? len : 1);
+        if (copy)
+            memcpy(copy, e->inline_buf, len);
         pthread_mutex_unlock(&c->lock);
+        prism_reader r = {copy, len, 0, NULL, NULL, NULL};
+        *out = copy ? pr_value(&r, c, c->self_addr) : NULL;
+        free(copy);
         if (!*out)
-            return prism__fail(PRISM_ERR_INTERNAL, "a stored value is malformed");
+            s = prism__fail(PRISM_ERR_INTERNAL, "a stored value is malformed");
     } else {
         char *url = e->store_url ? strdup(e->store_url) : NULL;
         bool local = c->store && prism__same_store(e->node_id, e->store_socket, c->node_id,
@@ -704,9 +880,16 @@ static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout
             s = fetch_remote(c, url, ref, out);
         free(url);
     }
-    if (s == PRISM_ERR_TASK || (s != PRISM_OK && *out))
-        prism__fail(s, "%s: %s", prism_value_error_task(*out) ? prism_value_error_task(*out) : "",
-                    prism_value_error_message(*out) ? prism_value_error_message(*out) : "");
+    prism_ref_release(temp);
+    /* References that came inside the value: their owners learn this process holds them. */
+    prism__borrow_register(c);
+    if (*out && (s == PRISM_ERR_TASK || s != PRISM_OK)) {
+        const char *task = prism_value_error_task(*out), *msg = prism_value_error_message(*out);
+        if (task && *task)
+            prism__fail(s, "%s: %s", task, msg ? msg : "");
+        else
+            prism__fail(s, "object %s: %s", ref->hex, msg ? msg : "");
+    }
     return s;
 }
 
@@ -729,11 +912,21 @@ static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n,
 {
     struct timespec ts;
     deadline_ts(&ts, timeout_ms);
+    prism_ref **temps = calloc(n ? n : 1, sizeof *temps);
+    if (!temps)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < n; i++) { /* borrowed ones: their owners are asked */
+        temps[i] = track(c, refs[i]);
+        obj_entry *e = prism__obj_find(c, &refs[i]->id);
+        if (needs_fetch(c, e))
+            prism__borrow_resolve(c, e);
+    }
+    prism_status s = PRISM_OK;
     for (;;) {
         size_t done = 0;
         for (size_t i = 0; i < n; i++) {
-            obj_entry *e = refs[i]->owner ? NULL : prism__obj_find(c, &refs[i]->id);
+            obj_entry *e = prism__obj_find(c, &refs[i]->id);
             ready[i] = !e || e->state != OBJ_PENDING;
             done += ready[i];
         }
@@ -742,10 +935,14 @@ static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n,
         int rc = timeout_ms < 0 ? pthread_cond_wait(&c->changed, &c->lock)
                                 : pthread_cond_timedwait(&c->changed, &c->lock, &ts);
         if (rc == ETIMEDOUT) {
-            pthread_mutex_unlock(&c->lock);
-            return prism__fail(PRISM_ERR_TIMEOUT, "fewer than %zu of %zu objects were ready", k, n);
+            s = prism__fail(PRISM_ERR_TIMEOUT, "fewer than %zu of %zu objects were ready", k, n);
+            break;
         }
     }
+    for (size_t i = 0; i < n; i++)
+        if (temps[i])
+            prism__ref_drop_locked(c, temps[i]);
     pthread_mutex_unlock(&c->lock);
-    return PRISM_OK;
+    free(temps);
+    return s;
 }

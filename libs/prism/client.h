@@ -25,6 +25,13 @@ typedef struct task_spec task_spec;
 typedef struct worker_conn worker_conn;
 typedef struct pool pool;
 
+/* Another process holding references to an object this one owns (borrow.c). */
+typedef struct borrower {
+    char *addr; /* its owner address */
+    int count;  /* adds not yet removed */
+    struct borrower *next;
+} borrower;
+
 typedef struct obj_entry {
     prism_object_id id;
     int refs;  /* prism_ref handles alive in this process */
@@ -38,6 +45,16 @@ typedef struct obj_entry {
     size_t nwaiters, capwaiters;
     task_spec *lineage; /* the task that made a stored value, to run again if it is lost */
     bool lost;          /* its store's node died */
+    /* References inside the value (handles of this table): they live as long as it does. */
+    prism_ref **contained;
+    size_t ncontained;
+    borrower *borrowers; /* owned objects: other processes that hold references */
+    /* Borrowed objects (another process owns them; the entry caches the value): */
+    char *owner;        /* the owner's address; NULL: this process owns the object */
+    int registrations;  /* adds the owner holds for this process (sent back on release) */
+    bool registering;   /* an add for this process is on its way to the owner */
+    bool resolving;     /* a request for the value is out */
+    int64_t resolve_sent_ms;
     struct obj_entry *next;
 } obj_entry;
 
@@ -100,6 +117,22 @@ struct pool {
     pool *next;
 };
 
+/* A message the leaser thread publishes with the lock dropped (borrow.c). */
+typedef struct outmsg {
+    char *subject, *reply; /* reply may be NULL */
+    uint8_t *data;
+    size_t len;
+    struct outmsg *next;
+} outmsg;
+
+/* A borrower's request for the value of a pending object, answered once it settles. */
+typedef struct remote_get {
+    prism_object_id id;
+    char *reply;
+    int64_t deadline_ms;
+    struct remote_get *next;
+} remote_get;
+
 typedef struct deletion {
     prism_object_id id;
     char *store_socket, *store_url, *node_id;
@@ -111,6 +144,9 @@ struct prism_client {
     char self_addr[128]; /* how references this process owns are named elsewhere */
     char node_id[64];    /* this process's node, when known */
     char *store_socket;  /* the local object store, when there is one */
+    char *store_url;     /* its HTTP address, for readers on other nodes (may be NULL) */
+    char owner_subject[80]; /* prism.owner.HEX: where borrowers reach this owner */
+    char reply_subject[84]; /* prism.owner.HEX.r: answers to this process's requests */
     prism_bus *bus;
     prism_store *store; /* NULL without a local store */
     pthread_mutex_t lock;
@@ -121,6 +157,13 @@ struct prism_client {
     pool *pools;
     worker_conn *graveyard; /* closed connections the io thread frees */
     deletion *deletions;
+    outmsg *outbox, **outbox_tail;
+    remote_get *remote_gets;
+    prism_object_id *unreg; /* borrowed entries made since the last registration */
+    size_t nunreg, capunreg;
+    size_t nresolving;  /* borrowed entries with a request for their value out */
+    size_t nborrowers;  /* borrower records over all owned entries */
+    int64_t last_resolve_check_ms, last_borrower_check_ms;
     task_event *events; /* waiting to be published */
     size_t nevents, capevents;
     uint64_t events_dropped;
@@ -144,6 +187,50 @@ void prism__obj_set_stored(prism_client *c, obj_entry *e, const char *node, cons
                            const char *url, uint64_t size);
 void prism__obj_set_failed(prism_client *c, obj_entry *e, prism_status s, const char *task,
                            const char *message);
+
+/* A new handle on `id` counted in `c`'s table; `owner` NULL means `c` owns it,
+ * else an entry for the borrowed object is made when there is none. */
+prism_ref *prism__ref_new_locked(prism_client *c, const prism_object_id *id, const char *owner);
+/* Drops a handle of `c`'s table (and frees it). */
+void prism__ref_drop_locked(prism_client *c, prism_ref *ref);
+/* Frees `e` when nothing holds it any more (no handle, no borrower). */
+void prism__obj_maybe_free(prism_client *c, obj_entry *e);
+/* Marks an entry failed with an encoded ERROR value (copied). */
+void prism__obj_set_failed_encoded(prism_client *c, obj_entry *e, prism_status s,
+                                   const uint8_t *buf, size_t len);
+/* Appends to `*out` (grown as needed) every reference inside `v`. Returns -1 when out of memory. */
+int prism__value_refs(const prism_value *v, const prism_ref ***out, size_t *n, size_t *cap);
+
+/* ---- borrowing (borrow.c) ---- */
+/* Subscribes to this owner's subjects. */
+int prism__borrow_start(prism_client *c);
+/* Ends them and gives back what this process borrowed (disconnecting). */
+void prism__borrow_stop(prism_client *c);
+/* Gives a client the node's object store (the worker runtime's own client). */
+prism_status prism__client_use_store(prism_client *c, const char *node_id, const char *socket,
+                                     const char *url);
+/* An owned object settled: answers borrowers waiting for it. Lock held. */
+void prism__borrow_settled(prism_client *c, obj_entry *e);
+/* An entry goes away: a borrowed one gives its registrations back, an owned
+ * one answers whoever still waits for it. Lock held. */
+void prism__borrow_forget(prism_client *c, obj_entry *e);
+/* Asks the owner of a pending borrowed entry for its value (answered later,
+ * on the reply subject). Lock held. */
+void prism__borrow_resolve(prism_client *c, obj_entry *e);
+/* Publishes what is queued; called without the lock. */
+void prism__borrow_flush(prism_client *c);
+/* One synchronous try at a borrowed entry's value, so a dead owner shows at
+ * once. Called without the lock. */
+void prism__borrow_fetch_now(prism_client *c, const prism_object_id *id);
+/* Tells owners about the borrowed entries this process still holds and has
+ * not registered yet (before a worker reports a task done, after a get).
+ * Called without the lock. */
+void prism__borrow_register(prism_client *c);
+/* Registers `who` as holding `ref`: locally when this process owns it,
+ * else with its owner (synchronously). Called without the lock. */
+void prism__borrow_add_for(prism_client *c, const prism_ref *ref, const char *who);
+/* Leaser thread, lock held: answers and expiries, dead owners and borrowers. */
+void prism__borrow_tick(prism_client *c);
 
 /* Decodes an object of `store` zero-copy: its bytes and tensors point into the arena. */
 prism_status prism__decode_stored(prism_store *store, const prism_object_id *id, int timeout_ms,

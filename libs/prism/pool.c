@@ -99,7 +99,7 @@ pool *prism__pool_for(prism_client *c, const prism_task_options *o)
 static void write_arg(prism_client *c, prism_writer *w, const prism_value *v)
 {
     const prism_ref *r = prism_value_get_ref(v);
-    obj_entry *e = r && !r->owner ? prism__obj_find(c, &r->id) : NULL;
+    obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL; /* owned, or borrowed and fetched */
     if (e && e->state == OBJ_READY && !e->inline_buf) {
         pw_u8(w, SLOT_STORED);
         pw_bytes(w, e->id.b, sizeof e->id.b);
@@ -464,7 +464,7 @@ static json_t *lease_request_now(prism_client *c, pool *p)
     json_t *req = json_copy(p->request), *where = json_object();
     for (size_t i = 0; p->queue && i < p->queue->nargs; i++) {
         const prism_ref *r = prism_value_get_ref(p->queue->args[i]);
-        obj_entry *e = r && !r->owner ? prism__obj_find(c, &r->id) : NULL;
+        obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL;
         if (!e || e->state != OBJ_READY || e->inline_buf || !e->node_id || !*e->node_id)
             continue;
         double before = json_number_value(json_object_get(where, e->node_id));
@@ -588,6 +588,7 @@ static void *leaser_main(void *arg)
         return_idle(c, now);
         run_deletions(c);
         prism__events_tick(c);
+        prism__borrow_tick(c);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000L;
@@ -595,7 +596,7 @@ static void *leaser_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        if (!c->stopping && !c->deletions)
+        if (!c->stopping && !c->deletions && !c->outbox)
             pthread_cond_timedwait(&c->leaser_wake, &c->lock, &ts);
     }
     pthread_mutex_unlock(&c->lock);

@@ -73,11 +73,12 @@ static void add_dependencies(prism_client *c, task_spec *t)
 {
     for (size_t i = 0; i < t->nargs; i++) {
         const prism_ref *r = prism_value_get_ref(t->args[i]);
-        obj_entry *e = r && !r->owner ? prism__obj_find(c, &r->id) : NULL;
+        obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL;
         if (e && e->state == OBJ_FAILED)
             fail_from_argument(c, t, e);
         if (!e || e->state != OBJ_PENDING)
             continue;
+        prism__borrow_resolve(c, e); /* a borrowed one: its owner is asked for the value */
         if (e->nwaiters == e->capwaiters) {
             size_t cap = e->capwaiters ? 2 * e->capwaiters : 2;
             task_spec **w = realloc(e->waiters, cap * sizeof *w);
@@ -125,8 +126,22 @@ static prism_status check_submit(prism_client *c, const char *package, const cha
     return PRISM_OK;
 }
 
-static task_spec *make_task(const char *package, const char *function, prism_value *const *args,
-                            size_t nargs, const prism_task_options *o)
+/* A copy of an argument; a reference is re-made as a handle of `c`, so the
+ * task's dependency on it is tracked whoever made the handle given. */
+static prism_value *copy_arg(prism_client *c, const prism_value *v)
+{
+    const prism_ref *r = prism_value_get_ref(v);
+    if (!r || r->client == c)
+        return prism_value_copy(v);
+    bool mine = !r->owner || !strcmp(r->owner, c->self_addr);
+    prism_ref *h = prism__ref_new(c, &r->id, mine ? NULL : r->owner);
+    prism_value *copy = h ? prism_value_ref(h) : NULL;
+    prism_ref_release(h);
+    return copy;
+}
+
+static task_spec *make_task(prism_client *c, const char *package, const char *function,
+                            prism_value *const *args, size_t nargs, const prism_task_options *o)
 {
     task_spec *t = calloc(1, sizeof *t);
     if (!t)
@@ -143,7 +158,7 @@ static task_spec *make_task(const char *package, const char *function, prism_val
     t->submitted_at = prism_now_ms();
     bool ok = t->package && t->function && t->args;
     for (size_t i = 0; ok && i < nargs; i++)
-        ok = (t->args[i] = prism_value_copy(args[i])) != NULL;
+        ok = (t->args[i] = copy_arg(c, args[i])) != NULL;
     if (!ok) {
         for (size_t i = 0; i < nargs; i++)
             prism_value_free(t->args[i]);
@@ -163,7 +178,7 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
     prism_status s = check_submit(c, package, function, args, nargs, o, returns);
     if (s != PRISM_OK)
         return s;
-    task_spec *t = make_task(package, function, args, nargs, o);
+    task_spec *t = make_task(c, package, function, args, nargs, o);
     if (!t)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     pthread_mutex_lock(&c->lock);
@@ -197,7 +212,10 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
         prism__task_release(c, t);
     else if (t->deps_pending == 0)
         prism__pool_enqueue(c, t, false);
+    bool asked = c->outbox != NULL; /* owners of borrowed arguments */
     pthread_mutex_unlock(&c->lock);
+    if (asked)
+        prism__borrow_flush(c);
     return PRISM_OK;
 }
 
@@ -232,6 +250,68 @@ static bool read_slot(prism_client *c, prism_reader *r, obj_entry *e, const char
     return !r->failed;
 }
 
+/* Skips one slot (to reach the references listed after it). */
+static void skip_slot(prism_reader *r)
+{
+    uint8_t slot = pr_u8(r);
+    if (slot == SLOT_INLINE) {
+        pr_bytes(r, pr_u32(r));
+    } else if (slot == SLOT_STORED) {
+        for (int i = 0; i < 3; i++)
+            pr_bytes(r, pr_u32(r));
+        pr_u64(r);
+    } else if (slot == SLOT_ERROR) {
+        pr_u8(r);
+        pr_bytes(r, pr_u32(r));
+        pr_bytes(r, pr_u32(r));
+    } else {
+        r->failed = 1;
+    }
+}
+
+/* One return: its slot, then the references its value holds (u32 n, n x
+ * (object id, str owner)). Those become handles of the entry, made before
+ * the value replaces an older one so that nothing they share is freed in
+ * between; the worker registered this process with their owners already. */
+static bool read_return(prism_client *c, prism_reader *r, obj_entry *e, const char *name)
+{
+    prism_reader slot = *r;
+    skip_slot(r);
+    uint32_t n = pr_u32(r);
+    if (r->failed || n > r->left / (PRISM_OBJECT_ID_BYTES + 4)) {
+        r->failed = 1;
+        return false;
+    }
+    prism_ref **held = n ? calloc(n, sizeof *held) : NULL;
+    size_t nheld = 0;
+    for (uint32_t i = 0; i < n && !r->failed; i++) {
+        const uint8_t *idb = pr_bytes(r, PRISM_OBJECT_ID_BYTES);
+        char *owner = pr_str(r);
+        if (idb && owner && held) {
+            prism_object_id oid;
+            memcpy(oid.b, idb, sizeof oid.b);
+            bool mine = !strcmp(owner, c->self_addr);
+            prism_ref *h = prism__ref_new_locked(c, &oid, mine ? NULL : owner);
+            obj_entry *b = h && !mine ? prism__obj_find(c, &oid) : NULL;
+            if (b && b->owner)
+                b->registrations++;
+            if (h)
+                held[nheld++] = h;
+        }
+        free(owner);
+    }
+    read_slot(c, &slot, e, name);
+    if (e && !r->failed && !slot.failed && nheld) {
+        e->contained = held;
+        e->ncontained = nheld;
+    } else {
+        for (size_t i = 0; i < nheld; i++)
+            prism__ref_drop_locked(c, held[i]);
+        free(held);
+    }
+    return !r->failed && !slot.failed;
+}
+
 /* A DONE frame holds one slot per return; an application error may be retried. */
 void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t len)
 {
@@ -251,7 +331,7 @@ void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t le
         prism_object_id oid;
         prism_object_id_make(&oid, &t->id, i);
         obj_entry *e = prism__obj_find(c, &oid);
-        read_slot(c, &r, e, name);
+        read_return(c, &r, e, name);
         /* A stored value can be lost with its node: keep how to make it again. */
         if (e && e->state == OBJ_READY && !e->inline_buf && e->lineage != t) {
             e->lineage = t;

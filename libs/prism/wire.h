@@ -13,7 +13,8 @@
 enum wire_type {
     WIRE_HELLO = 1, /* owner → worker: str lease_id, str owner address */
     WIRE_PUSH = 2,  /* owner → worker: a task */
-    WIRE_DONE = 3,  /* worker → owner: a task's results */
+    WIRE_DONE = 3,  /* worker → owner: task id, u16 n, n x (slot, u32 m, m x (object id,
+                     * str owner): the references inside that return) */
     WIRE_CANCEL = 4, /* owner → worker: task id (drop it if not started) */
 };
 

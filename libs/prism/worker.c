@@ -72,16 +72,25 @@ struct prism_task_ctx {
 
 /* ---------- task context ---------- */
 
-prism_client *prism_task_client(prism_task_ctx *ctx)
+/* The worker's own client: it owns what its tasks put and submit, and tracks
+ * the references its tasks borrow. Made at start, or on first use when the
+ * cluster could not be reached then. */
+static prism_client *worker_client(worker_rt *w)
 {
-    worker_rt *w = ctx->w;
-    if (!w->client) {
+    if (!w->client && w->cfg->gcs_address && *w->cfg->gcs_address) {
         prism_connect_options o = {w->cfg->gcs_address, w->cfg->token};
         if (prism_connect(&w->client, &o) != PRISM_OK)
             w->client = NULL;
+        else if (prism__client_use_store(w->client, w->cfg->node_id, w->cfg->store_socket,
+                                         w->cfg->store_address) != PRISM_OK)
+            LOG_WARN("the worker's client cannot use the object store: %s", prism_last_error());
     }
     return w->client;
 }
+
+static const char *self_addr(const worker_rt *w) { return w->client ? w->client->self_addr : NULL; }
+
+prism_client *prism_task_client(prism_task_ctx *ctx) { return worker_client(ctx->w); }
 
 const char *prism_task_name(prism_task_ctx *ctx) { return ctx->name; }
 
@@ -225,7 +234,7 @@ static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, si
         memcpy(id.b, idb, sizeof id.b);
         bool local = prism__same_store(node, sock, w->cfg->node_id, w->cfg->store_socket);
         if (local || pull_object(w, &id, url, err, n) == 0) {
-            if (prism__decode_stored(w->store, &id, 60000, NULL, NULL, &v) != PRISM_OK)
+            if (prism__decode_stored(w->store, &id, 60000, w->client, self_addr(w), &v) != PRISM_OK)
                 snprintf(err, n, "%s", prism_last_error());
         }
     } else if (!w->store) {
@@ -244,7 +253,7 @@ static prism_value *read_arg(worker_rt *w, prism_reader *r, char *err, size_t n)
         uint32_t len = pr_u32(r);
         const uint8_t *p = pr_bytes(r, len);
         prism_reader vr = {p, len, 0, NULL, NULL, NULL};
-        prism_value *v = p ? pr_value(&vr, NULL, NULL) : NULL;
+        prism_value *v = p ? pr_value(&vr, w->client, self_addr(w)) : NULL;
         if (!v)
             snprintf(err, n, "a malformed argument");
         return v;
@@ -266,12 +275,31 @@ static void write_error_slot(prism_writer *out, prism_status s, const char *task
     pw_str(out, msg);
 }
 
+/* After a return's slot: the references its value holds (u32 n, n x (object
+ * id, str owner)). The task's owner will hold them through the returned
+ * object, so it is registered with their owners before DONE leaves. */
+static void write_held(worker_rt *w, prism_writer *out, const prism_value *v, const char *task_owner)
+{
+    const prism_ref **refs = NULL;
+    size_t n = 0, cap = 0;
+    if (!v || prism__value_refs(v, &refs, &n, &cap) != 0)
+        n = 0;
+    pw_u32(out, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        pw_bytes(out, refs[i]->id.b, PRISM_OBJECT_ID_BYTES);
+        pw_str(out, refs[i]->owner ? refs[i]->owner : self_addr(w));
+        prism__borrow_add_for(w->client, refs[i], task_owner);
+    }
+    free(refs);
+}
+
 /* Encodes one return: inline in the DONE frame when small, else straight
  * into the node's store. */
 static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *task, uint16_t i,
                          const prism_value *v, const char *name)
 {
-    size_t size = pw_value_size(v, NULL);
+    const char *self = self_addr(w);
+    size_t size = pw_value_size(v, self);
     if (size == 0) {
         write_error_slot(out, PRISM_ERR_TASK, name, "the return value could not be encoded");
     } else if (size <= PRISM_INLINE_MAX || !w->store) {
@@ -280,7 +308,7 @@ static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *t
         pw_u8(out, SLOT_INLINE);
         size_t at = out->buf->len;
         pw_u32(out, 0);
-        pw_value(out, v, NULL);
+        pw_value(out, v, self);
         uint32_t n = (uint32_t)(out->buf->len - at - 4);
         for (int k = 0; k < 4 && !out->failed; k++)
             out->buf->data[at + (size_t)k] = (char)(n >> (8 * k));
@@ -288,7 +316,7 @@ static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *t
         prism_object_id oid;
         prism_object_id_make(&oid, task, i);
         uint64_t stored = 0;
-        prism_store_status ss = prism__store_value(w->store, &oid, v, NULL, &stored);
+        prism_store_status ss = prism__store_value(w->store, &oid, v, self, &stored);
         if (ss == PRISM_STORE_OK) {
             pw_u8(out, SLOT_STORED);
             pw_str(out, w->cfg->node_id);
@@ -344,8 +372,9 @@ static int parse_push(worker_rt *w, const uint8_t *data, size_t len, push *p, ch
     return p->args ? 0 : -1;
 }
 
-/* Runs one PUSH and writes its DONE frame into `out`. */
-static void run_task(worker_rt *w, const uint8_t *data, size_t len, prism_buf *out)
+/* Runs one PUSH from `task_owner` and writes its DONE frame into `out`. */
+static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *task_owner,
+                     prism_buf *out)
 {
     push p = {0};
     char err[1024] = "";
@@ -369,12 +398,15 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, prism_buf *o
             prism_value *null = rets[i] ? NULL : prism_value_null();
             write_return(w, &wr, &p.id, i, rets[i] ? rets[i] : null, ctx.name);
             prism_value_free(null);
+            write_held(w, &wr, rets[i], task_owner);
         } else if (!fn) {
             write_error_slot(&wr, parsed == 0 ? PRISM_ERR_UNKNOWN_FUNCTION : PRISM_ERR_INVALID,
                              ctx.name, err);
+            pw_u32(&wr, 0);
         } else {
             write_error_slot(&wr, PRISM_ERR_TASK, ctx.name,
                              ctx.error ? ctx.error : prism_status_text(s));
+            pw_u32(&wr, 0);
         }
     }
     wire_end(out, start);
@@ -383,6 +415,9 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, prism_buf *o
     free(rets);
     free(ctx.error);
     push_free(&p);
+    /* References the task kept (its arguments are gone now) must be known to
+     * their owners before DONE lets the task's owner drop its own. */
+    prism__borrow_register(w->client);
 }
 
 /* ---------- connections ---------- */
@@ -516,7 +551,7 @@ static void run_next(worker_rt *w)
     prism_buf out;
     prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
     w->current_lease = j->from->lease_id;
-    run_task(w, j->frame, j->len, &out);
+    run_task(w, j->frame, j->len, j->from->owner, &out);
     w->current_lease = NULL;
     conn *c = j->from;
     if (out.len && wire_send_all(c->fd, out.data, out.len) != 0)
@@ -641,6 +676,7 @@ static int start(worker_rt *w, char *err, size_t n)
     if (cfg->nats_url && *cfg->nats_url &&
         prism_bus_connect(&w->bus, cfg->nats_url, cfg->token, "prism-worker", 0, err, n) != 0)
         return -1;
+    worker_client(w); /* a cluster that cannot be reached now is tried again on first use */
     if (cfg->ready_fd >= 0) {
         json_t *ready = json_pack("{s:s,s:s}", "unix", cfg->socket_path, "tcp", tcp);
         char *line = json_dumps(ready, JSON_COMPACT);

@@ -3,7 +3,9 @@
  * exits 0 only when every result was right. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <prism/prism.h>
 
@@ -263,6 +265,129 @@ static int bigarg(prism_client *c, const char *a, const char *b)
     return 0;
 }
 
+/* The byte sum stash(n) gives: byte i is i % 251. */
+static double stash_sum(long n)
+{
+    double t = 0;
+    for (long i = 0; i < n; i++)
+        t += (double)(i % 251);
+    return t;
+}
+
+/* stash(n) on a worker: the list it returns and the reference inside, which the worker owns. */
+static prism_ref *stashed(prism_client *c, const char *sha, long n, prism_value **list, long *pid)
+{
+    char a[32];
+    snprintf(a, sizeof a, "%ld", n);
+    prism_value *arg = prism_value_json(a);
+    prism_ref *o = submit1(c, sha, "stash", &arg, 1, NULL);
+    prism_value_free(arg);
+    *list = NULL;
+    if (!o || prism_get(c, o, 60000, list) != PRISM_OK || prism_value_list_size(*list) != 2) {
+        prism_ref_release(o);
+        return NULL;
+    }
+    prism_ref_release(o); /* the list value holds its own handle */
+    *pid = atol(prism_value_json_text(prism_value_list_get(*list, 1)) ?: "0");
+    return prism_ref_dup(prism_value_get_ref(prism_value_list_get(*list, 0)));
+}
+
+/* borrow SHA: references owned by other processes, got and passed on. */
+static int borrow(prism_client *c, const char *sha)
+{
+    /* A reference a task put and returned: the driver borrows it from the worker. */
+    prism_value *list = NULL;
+    long pid = 0, n = 1 << 20;
+    prism_ref *x = stashed(c, sha, n, &list, &pid);
+    CHECK(x && pid > 0, "stash gave no reference");
+    prism_value_free(list); /* x alone keeps the object alive now */
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, x, 60000, &v);
+    size_t len = 0;
+    const unsigned char *p = v ? prism_value_data(v, &len) : NULL;
+    CHECK(s == PRISM_OK && p && len == (size_t)n, "get of the borrowed object: %s",
+          prism_status_text(s));
+    for (size_t i = 0; i < len; i++)
+        CHECK(p[i] == i % 251, "byte %zu is %u", i, p[i]);
+    prism_value_free(v);
+    printf("borrowed get ok: 1 MiB owned by worker %ld\n", pid);
+
+    /* Passed on: as a top-level argument (the value arrives), and inside a
+     * list with an object of the driver's (the task borrows both). */
+    prism_value *arg = prism_value_ref(x);
+    prism_ref *sum = submit1(c, sha, "checksum", &arg, 1, NULL);
+    prism_value_free(arg);
+    s = prism_get(c, sum, 60000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == stash_sum(n), "checksum of the borrowed argument: %s",
+          prism_status_text(s));
+    prism_value_free(v);
+    prism_ref_release(sum);
+    prism_value *num = prism_value_json("1000");
+    prism_ref *mine = NULL;
+    CHECK(prism_put(c, num, &mine) == PRISM_OK, "put");
+    prism_value_free(num);
+    prism_value *refs = prism_value_list();
+    prism_value_list_append(refs, prism_value_ref(x));
+    prism_value_list_append(refs, prism_value_ref(mine));
+    sum = submit1(c, sha, "deref_sum", &refs, 1, NULL);
+    s = prism_get(c, sum, 60000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == stash_sum(n) + 1000, "deref_sum: %s",
+          prism_status_text(s));
+    prism_value_free(v);
+    prism_ref_release(sum);
+    printf("passed on ok\n");
+
+    /* An object put inside another keeps it alive: the driver drops its own
+     * handle, a task gets it through the outer object. */
+    prism_ref *outer = NULL;
+    CHECK(prism_put(c, refs, &outer) == PRISM_OK, "put of a list of references");
+    prism_value_free(refs);
+    prism_ref_release(mine);
+    arg = prism_value_ref(outer);
+    sum = submit1(c, sha, "deref_sum", &arg, 1, NULL);
+    prism_value_free(arg);
+    s = prism_get(c, sum, 60000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == stash_sum(n) + 1000, "deref_sum through a put list: %s",
+          prism_status_text(s));
+    prism_value_free(v);
+    prism_ref_release(sum);
+    prism_ref_release(outer);
+    printf("nested in a put ok\n");
+
+    /* wait on a borrowed object that has not been fetched yet. */
+    prism_ref *y = stashed(c, sha, 100, &list, &pid);
+    CHECK(y, "second stash");
+    bool ready = false;
+    s = prism_wait(c, &y, 1, 1, 30000, &ready);
+    CHECK(s == PRISM_OK && ready, "wait on a borrowed object: %s", prism_status_text(s));
+    prism_value_free(list);
+    prism_ref_release(y);
+    prism_ref_release(x);
+    printf("borrow ok\n");
+    return 0;
+}
+
+/* ownerdied SHA: the worker owning a borrowed object is killed: get fails
+ * with "owner died" instead of hanging. */
+static int ownerdied(prism_client *c, const char *sha)
+{
+    prism_value *list = NULL;
+    long pid = 0;
+    prism_ref *y = stashed(c, sha, 100, &list, &pid);
+    CHECK(y && pid > 0, "stash");
+    CHECK(kill((pid_t)pid, SIGKILL) == 0, "kill %ld", pid);
+    for (int i = 0; i < 100 && kill((pid_t)pid, 0) == 0; i++)
+        usleep(50000); /* gone from the process table once its node agent reaps it */
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, y, 30000, &v);
+    CHECK(s == PRISM_ERR_OWNER_DIED, "get after the owner died gave %s", prism_status_text(s));
+    printf("owner died ok: %s\n", prism_last_error());
+    prism_value_free(v);
+    prism_value_free(list);
+    prism_ref_release(y);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -284,6 +409,8 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "sleep")   ? sleeper(c, arg)
              : !strcmp(cmd, "reconstruct") ? reconstruct(c, arg)
              : !strcmp(cmd, "bigarg") && argc > 3 ? bigarg(c, arg, argv[3])
+             : !strcmp(cmd, "borrow")  ? borrow(c, arg)
+             : !strcmp(cmd, "ownerdied") ? ownerdied(c, arg)
                                        : 2;
     prism_disconnect(c);
     return rc;

@@ -267,11 +267,33 @@ def test_nested_tasks_on_one_cpu(c):
 test_nested_tasks_on_one_cpu.cluster = {"node_args": ("--num-cpus", "1")}
 
 
+def test_borrowed_references(c):
+    """A reference a task put and returned is got by the driver, passed on to
+    other tasks, kept alive inside a put list; afterwards the stores are empty."""
+    sha = upload_package(c)
+    out = probe(c, "borrow", sha).stdout
+    print(out.strip())
+    for line in ("borrowed get ok", "passed on ok", "nested in a put ok", "borrow ok"):
+        assert line in out, out
+    wait_until(lambda: sum(store_stats(c, n)["objects"] for n in c.store_addresses) == 0,
+               timeout=20, what="every object store to be empty after the borrowers left")
+
+
+def test_owner_death_fails_borrowers(c):
+    sha = upload_package(c)
+    t0 = time.monotonic()
+    out = probe(c, "ownerdied", sha).stdout
+    assert "owner died ok" in out and "died" in out, out
+    print(out.strip())
+    assert time.monotonic() - t0 < 30, "owner death took too long to notice"
+
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
          test_lost_object_is_rebuilt, test_infeasible_task_waits_for_a_node,
          test_200mib_argument_from_another_node, test_task_list, test_locality,
-         test_nested_tasks_on_one_cpu], nodes=1,
+         test_nested_tasks_on_one_cpu, test_borrowed_references,
+         test_owner_death_fails_borrowers], nodes=1,
         node_args=("--num-cpus", "4"))
