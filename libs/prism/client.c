@@ -423,6 +423,7 @@ void prism_disconnect(prism_client *c)
     prism__borrow_stop(c);
     prism__pools_stop(c);
     prism_bus_destroy(c->bus);
+    prism__actors_free(c);
     /* Tasks still waiting for arguments: collected first, since freeing them
      * drops references and so changes the table. */
     task_spec *waiting = NULL;
@@ -544,6 +545,8 @@ prism_status prism_connect(prism_client **out, const prism_connect_options *opts
     if (s == PRISM_OK &&
         prism_bus_subscribe(c->bus, "prism.event.node", NULL, on_node_event, c) != PRISM_BUS_OK)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to node events");
+    if (s == PRISM_OK && prism__actors_start(c) != 0)
+        s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to actor events");
     if (s == PRISM_OK && prism__borrow_start(c) != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to this owner's subject");
     if (s == PRISM_OK && prism__pools_start(c) != 0)

@@ -25,8 +25,7 @@ static void task_name(const task_spec *t, char *out, size_t n)
     snprintf(out, n, "%s/%s", t->package, t->function);
 }
 
-/* Fails every return of `t` with `s`; the task itself is left to the caller. */
-static void fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message)
+void prism__task_fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message)
 {
     prism__event_task(c, t, TASK_EV_FAILED, message);
     char name[256];
@@ -50,7 +49,7 @@ void prism__task_release(prism_client *c, task_spec *t)
 
 void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message)
 {
-    fail_returns(c, t, s, message);
+    prism__task_fail_returns(c, t, s, message);
     prism__task_release(c, t);
 }
 
@@ -65,7 +64,7 @@ static void fail_from_argument(prism_client *c, task_spec *t, const obj_entry *d
              err ? prism_value_error_task(err) : "?", err ? prism_value_error_message(err) : "?");
     prism_value_free(err);
     t->dep_failed = true;
-    fail_returns(c, t, dep->error ? dep->error : PRISM_ERR_TASK, msg);
+    prism__task_fail_returns(c, t, dep->error ? dep->error : PRISM_ERR_TASK, msg);
 }
 
 /* Registers `t` as waiting for the owned, pending references among its arguments. */
@@ -102,6 +101,10 @@ void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep)
         fail_from_argument(c, t, dep);
     if (--t->deps_pending > 0)
         return;
+    if (t->pool->actor) { /* queued at submission, to keep the order */
+        prism__dispatch(c, t->pool);
+        return;
+    }
     if (t->dep_failed)
         prism__task_release(c, t);
     else
@@ -174,7 +177,14 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
                           prism_ref **returns)
 {
     static const prism_task_options defaults = PRISM_TASK_OPTIONS_INIT;
-    const prism_task_options *o = opts ? opts : &defaults;
+    return prism__submit(c, NULL, package, function, args, nargs, opts ? opts : &defaults,
+                         returns);
+}
+
+prism_status prism__submit(prism_client *c, pool *actor_pool, const char *package,
+                           const char *function, prism_value *const *args, size_t nargs,
+                           const prism_task_options *o, prism_ref **returns)
+{
     prism_status s = check_submit(c, package, function, args, nargs, o, returns);
     if (s != PRISM_OK)
         return s;
@@ -188,7 +198,7 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
     for (int i = 0; i < 8; i++)
         t->id.b[8 + i] ^= (uint8_t)(n >> (8 * i));
     t->id.b[0] ^= 0x80; /* never equal to the put-task ID itself */
-    t->pool = prism__pool_for(c, o);
+    t->pool = actor_pool ? actor_pool : prism__pool_for(c, o);
     for (int i = 0; i < t->num_returns && t->pool; i++) {
         prism_object_id oid;
         prism_object_id_make(&oid, &t->id, (uint32_t)i);
@@ -210,7 +220,7 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
     add_dependencies(c, t);
     if (t->deps_pending == 0 && t->dep_failed)
         prism__task_release(c, t);
-    else if (t->deps_pending == 0)
+    else if (t->deps_pending == 0 || actor_pool)
         prism__pool_enqueue(c, t, false);
     bool asked = c->outbox != NULL; /* owners of borrowed arguments */
     pthread_mutex_unlock(&c->lock);
@@ -332,8 +342,9 @@ void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t le
         prism_object_id_make(&oid, &t->id, i);
         obj_entry *e = prism__obj_find(c, &oid);
         read_return(c, &r, e, name);
-        /* A stored value can be lost with its node: keep how to make it again. */
-        if (e && e->state == OBJ_READY && !e->inline_buf && e->lineage != t) {
+        /* A stored value can be lost with its node: keep how to make it again
+         * (not for actor calls: running one again would change the actor). */
+        if (e && e->state == OBJ_READY && !e->inline_buf && e->lineage != t && !t->pool->actor) {
             e->lineage = t;
             t->lineage_refs++;
         }
@@ -390,6 +401,12 @@ void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)
         return;
     }
     char msg[512];
+    if (t->pool->actor) {
+        snprintf(msg, sizeof msg, "the actor %s died while the call ran (%s); max_task_retries "
+                 "allows no more tries", t->pool->actor->id, why);
+        prism__task_fail(c, t, PRISM_ERR_ACTOR_DIED, msg);
+        return;
+    }
     snprintf(msg, sizeof msg, "the worker died and no retries are left: %s", why);
     prism__task_fail(c, t, PRISM_ERR_WORKER_DIED, msg);
 }
@@ -402,6 +419,12 @@ static task_spec *unqueue(prism_client *c, const prism_task_id *id)
         for (task_spec *t = p->queue; t; prev = t, t = t->next) {
             if (memcmp(t->id.b, id->b, sizeof id->b) != 0)
                 continue;
+            if (t->deps_pending > 0) { /* an actor call: dropped when it reaches the front */
+                if (!t->dep_failed)
+                    prism__task_fail_returns(c, t, PRISM_ERR_CANCELLED, "cancelled before it ran");
+                t->dep_failed = true;
+                return NULL;
+            }
             if (prev)
                 prev->next = t->next;
             else

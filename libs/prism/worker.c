@@ -40,10 +40,20 @@ typedef struct conn {
 
 typedef struct job {
     conn *from;
-    uint8_t *frame; /* a PUSH payload */
+    uint8_t type;   /* WIRE_PUSH or WIRE_ACTOR_CREATE */
+    uint8_t *frame; /* its payload */
     size_t len;
     struct job *next;
 } job;
+
+/* The actor this worker is dedicated to, once ACTOR_CREATE succeeded. */
+typedef struct actor_host {
+    char id[PRISM_ID_HEX_LEN + 1];
+    char *cls;
+    void *lib; /* the package (owned by the package list); NULL for builtin */
+    void *state;
+    prism_actor_free_fn free_fn;
+} actor_host;
 
 typedef struct package {
     char sha[PRISM_SHA256_HEX_LEN + 1];
@@ -61,6 +71,7 @@ typedef struct worker_rt {
     prism_bus *bus;
     prism_client *client; /* for nested calls, made on first use */
     const char *current_lease; /* of the task running now */
+    actor_host *actor;
     bool stop;
 } worker_rt;
 
@@ -152,6 +163,8 @@ static int fetch_package(worker_rt *w, const char *sha, const char *path, char *
     return rc;
 }
 
+static void *load_package(worker_rt *w, const char *pkg, char *err, size_t n);
+
 static prism_task_fn find_function(worker_rt *w, const char *pkg, const char *fn, char *err,
                                    size_t n)
 {
@@ -161,6 +174,20 @@ static prism_task_fn find_function(worker_rt *w, const char *pkg, const char *fn
             snprintf(err, n, "the builtin package has no function '%s'", fn);
         return f;
     }
+    void *lib = load_package(w, pkg, err, n);
+    if (!lib)
+        return NULL;
+    char sym[300];
+    snprintf(sym, sizeof sym, "prism_task__%s", fn);
+    prism_task_fn f = (prism_task_fn)dlsym(lib, sym);
+    if (!f)
+        snprintf(err, n, "package %s has no task '%s'", pkg, fn);
+    return f;
+}
+
+/* The loaded package `pkg` (a sha256), fetched first when not cached. */
+static void *load_package(worker_rt *w, const char *pkg, char *err, size_t n)
+{
     if (!is_sha(pkg)) {
         snprintf(err, n, "a package is 'builtin' or a sha256 (64 hex digits), not '%s'", pkg);
         return NULL;
@@ -184,12 +211,7 @@ static prism_task_fn find_function(worker_rt *w, const char *pkg, const char *fn
         p->next = w->packages;
         w->packages = p;
     }
-    char sym[300];
-    snprintf(sym, sizeof sym, "prism_task__%s", fn);
-    prism_task_fn f = (prism_task_fn)dlsym(p->handle, sym);
-    if (!f)
-        snprintf(err, n, "package %s has no task '%s'", pkg, fn);
-    return f;
+    return p->handle;
 }
 
 /* ---------- arguments ---------- */
@@ -312,6 +334,8 @@ static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *t
         uint32_t n = (uint32_t)(out->buf->len - at - 4);
         for (int k = 0; k < 4 && !out->failed; k++)
             out->buf->data[at + (size_t)k] = (char)(n >> (8 * k));
+    } else if (!task) {
+        write_error_slot(out, PRISM_ERR_INVALID, name, "this value cannot be stored");
     } else {
         prism_object_id oid;
         prism_object_id_make(&oid, task, i);
@@ -372,6 +396,145 @@ static int parse_push(worker_rt *w, const uint8_t *data, size_t len, push *p, ch
     return p->args ? 0 : -1;
 }
 
+/* ---------- actors ---------- */
+
+/* Actor calls name the actor (32 hex digits) where tasks name a package. */
+static bool is_actor_call(const char *pkg)
+{
+    return pkg && strlen(pkg) == PRISM_ID_HEX_LEN &&
+           strspn(pkg, "0123456789abcdef") == PRISM_ID_HEX_LEN;
+}
+
+static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const char *method,
+                                         char *err, size_t n, prism_status *why)
+{
+    *why = PRISM_ERR_UNKNOWN_FUNCTION;
+    if (!w->actor || strcmp(w->actor->id, actor) != 0) {
+        *why = PRISM_ERR_ACTOR_DIED;
+        snprintf(err, n, "this worker hosts no actor %s (it restarted or died)", actor);
+        return NULL;
+    }
+    prism_actor_method_fn f = NULL;
+    if (!w->actor->lib) {
+        f = prism__builtin_actor_method(w->actor->cls, method);
+    } else {
+        char sym[300];
+        snprintf(sym, sizeof sym, "prism_actor_method__%s__%s", w->actor->cls, method);
+        f = (prism_actor_method_fn)dlsym(w->actor->lib, sym);
+    }
+    if (!f)
+        snprintf(err, n, "actor class %s has no method '%s'", w->actor->cls, method);
+    return f;
+}
+
+/* ACTOR_CREATE: runs the constructor; the worker is the actor's from then on.
+ * The DONE frame's one return is null, or the constructor's error. */
+static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf *out)
+{
+    prism_reader r = {data, len, 0, NULL, NULL, NULL};
+    const uint8_t *idb = pr_bytes(&r, PRISM_ID_BYTES);
+    char *pkg = pr_str(&r), *cls = pr_str(&r);
+    uint16_t concurrency = pr_u16(&r);
+    uint32_t nargs = pr_u32(&r);
+    char err[1024] = "";
+    prism_task_ctx ctx = {.w = w};
+    snprintf(ctx.name, sizeof ctx.name, "%s.__init__", cls ? cls : "?");
+    prism_value **args = !r.failed && nargs <= 65536 ? calloc(nargs ? nargs : 1, sizeof *args) : NULL;
+    bool ok = args != NULL;
+    for (uint32_t i = 0; ok && i < nargs; i++)
+        ok = (args[i] = read_arg(w, &r, err, sizeof err)) != NULL;
+    if (!args)
+        snprintf(err, sizeof err, "a malformed ACTOR_CREATE");
+    prism_actor_init_fn init = NULL;
+    prism_actor_free_fn fr = NULL;
+    void *lib = NULL;
+    prism_status s = PRISM_ERR_INVALID;
+    if (ok && w->actor) {
+        snprintf(err, sizeof err, "this worker hosts an actor already");
+    } else if (ok && concurrency != 1) {
+        snprintf(err, sizeof err, "max_concurrency above 1 is not supported by this worker");
+    } else if (ok && !strcmp(pkg, "builtin")) {
+        if (!prism__builtin_actor(cls, &init, &fr))
+            snprintf(err, sizeof err, "the builtin package has no actor class '%s'", cls);
+    } else if (ok && (lib = load_package(w, pkg, err, sizeof err))) {
+        char sym[300];
+        snprintf(sym, sizeof sym, "prism_actor_init__%s", cls);
+        init = (prism_actor_init_fn)dlsym(lib, sym);
+        snprintf(sym, sizeof sym, "prism_actor_free__%s", cls);
+        fr = (prism_actor_free_fn)dlsym(lib, sym);
+        if (!init)
+            snprintf(err, sizeof err, "package %s has no actor class '%s'", pkg, cls);
+    }
+    void *state = NULL;
+    if (init) {
+        s = init(&ctx, (const prism_value *const *)args, nargs, &state);
+        if (s != PRISM_OK)
+            snprintf(err, sizeof err, "%s", ctx.error ? ctx.error : prism_status_text(s));
+    }
+    if (s == PRISM_OK && (w->actor = calloc(1, sizeof *w->actor))) {
+        prism_id_to_hex((const prism_id *)idb, w->actor->id);
+        w->actor->cls = strdup(cls);
+        w->actor->lib = lib;
+        w->actor->state = state;
+        w->actor->free_fn = fr;
+        LOG_INFO("worker %s hosts actor %s of class %s", w->cfg->worker_id, w->actor->id, cls);
+    } else if (s == PRISM_OK) {
+        if (fr)
+            fr(state);
+        s = PRISM_ERR_NO_MEMORY;
+        snprintf(err, sizeof err, "out of memory");
+    }
+    size_t start = out->len;
+    wire_begin(out, WIRE_DONE);
+    prism_writer wr = {.buf = out};
+    uint8_t zero[PRISM_ID_BYTES] = {0};
+    pw_bytes(&wr, idb ? idb : zero, PRISM_ID_BYTES);
+    pw_u16(&wr, 1);
+    if (s == PRISM_OK) {
+        prism_value *null = prism_value_null();
+        write_return(w, &wr, NULL, 0, null, ctx.name);
+        prism_value_free(null);
+    } else {
+        write_error_slot(&wr, init ? PRISM_ERR_TASK : PRISM_ERR_UNKNOWN_FUNCTION, ctx.name, err);
+    }
+    pw_u32(&wr, 0);
+    wire_end(out, start);
+    for (uint32_t i = 0; args && i < nargs; i++)
+        prism_value_free(args[i]);
+    free(args);
+    free(ctx.error);
+    free(pkg);
+    free(cls);
+}
+
+/* ACTOR_ATTACH: a GCS that restarted asks whether this worker hosts the actor. */
+static int attach_actor(worker_rt *w, conn *c, const uint8_t *p, size_t n)
+{
+    if (n < PRISM_ID_BYTES)
+        return -1;
+    char hex[PRISM_ID_HEX_LEN + 1];
+    prism_id_to_hex((const prism_id *)p, hex);
+    prism_buf out;
+    prism_buf_init(&out, 1u << 20);
+    size_t start = out.len;
+    wire_begin(&out, WIRE_DONE);
+    prism_writer wr = {.buf = &out};
+    pw_bytes(&wr, p, PRISM_ID_BYTES);
+    pw_u16(&wr, 1);
+    if (w->actor && !strcmp(w->actor->id, hex)) {
+        prism_value *null = prism_value_null();
+        write_return(w, &wr, NULL, 0, null, "attach");
+        prism_value_free(null);
+    } else {
+        write_error_slot(&wr, PRISM_ERR_ACTOR_DIED, "attach", "this worker hosts no such actor");
+    }
+    pw_u32(&wr, 0);
+    wire_end(&out, start);
+    int rc = wire_send_all(c->fd, out.data, out.len);
+    prism_buf_free(&out);
+    return rc;
+}
+
 /* Runs one PUSH from `task_owner` and writes its DONE frame into `out`. */
 static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *task_owner,
                      prism_buf *out)
@@ -382,12 +545,23 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
     int parsed = parse_push(w, data, len, &p, err, sizeof err);
     snprintf(ctx.name, sizeof ctx.name, "%s/%s", p.package ? p.package : "?",
              p.function ? p.function : "?");
-    prism_task_fn fn = parsed == 0 ? find_function(w, p.package, p.function, err, sizeof err) : NULL;
+    prism_task_fn fn = NULL;
+    prism_actor_method_fn method = NULL;
+    prism_status unknown = PRISM_ERR_UNKNOWN_FUNCTION;
+    if (parsed == 0 && is_actor_call(p.package)) {
+        method = find_method(w, p.package, p.function, err, sizeof err, &unknown);
+        if (w->actor)
+            snprintf(ctx.name, sizeof ctx.name, "%s.%s", w->actor->cls, p.function);
+    } else if (parsed == 0) {
+        fn = find_function(w, p.package, p.function, err, sizeof err);
+    }
     uint16_t nret = p.nreturns ? p.nreturns : 1;
     prism_value **rets = calloc(nret, sizeof *rets);
     prism_status s = PRISM_ERR_INVALID;
     if (fn && rets)
         s = fn(&ctx, (const prism_value *const *)p.args, p.nargs, rets, nret);
+    else if (method && rets)
+        s = method(&ctx, w->actor->state, (const prism_value *const *)p.args, p.nargs, rets, nret);
     size_t start = out->len;
     wire_begin(out, WIRE_DONE);
     prism_writer wr = {.buf = out};
@@ -399,9 +573,8 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
             write_return(w, &wr, &p.id, i, rets[i] ? rets[i] : null, ctx.name);
             prism_value_free(null);
             write_held(w, &wr, rets[i], task_owner);
-        } else if (!fn) {
-            write_error_slot(&wr, parsed == 0 ? PRISM_ERR_UNKNOWN_FUNCTION : PRISM_ERR_INVALID,
-                             ctx.name, err);
+        } else if (!fn && !method) {
+            write_error_slot(&wr, parsed == 0 ? unknown : PRISM_ERR_INVALID, ctx.name, err);
             pw_u32(&wr, 0);
         } else {
             write_error_slot(&wr, PRISM_ERR_TASK, ctx.name,
@@ -460,7 +633,8 @@ static void conn_drop(worker_rt *w, conn *c)
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     LOG_DEBUG("owner %s left (lease %s)", c->owner ? c->owner : "?", c->lease_id ? c->lease_id : "-");
-    return_lease(w, c->lease_id);
+    if (!w->actor) /* an actor's worker holds its lease until it exits */
+        return_lease(w, c->lease_id);
     prism_buf_free(&c->in);
     free(c->lease_id);
     free(c->owner);
@@ -477,7 +651,16 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
         c->owner = pr_str(&r);
         return r.failed ? -1 : 0;
     }
-    if (type != WIRE_PUSH)
+    if (type == WIRE_ACTOR_KILL) {
+        if (w->actor && n >= PRISM_ID_BYTES) {
+            LOG_INFO("actor %s is killed", w->actor->id);
+            w->stop = true; /* the destructor runs on the way out */
+        }
+        return 0;
+    }
+    if (type == WIRE_ACTOR_ATTACH)
+        return attach_actor(w, c, p, n);
+    if (type != WIRE_PUSH && type != WIRE_ACTOR_CREATE)
         return type == WIRE_CANCEL ? 0 : -1;
     job *j = calloc(1, sizeof *j);
     if (!j || !(j->frame = malloc(n ? n : 1))) {
@@ -486,6 +669,7 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
     }
     memcpy(j->frame, p, n);
     j->len = n;
+    j->type = type;
     j->from = c;
     if (w->queue_tail)
         w->queue_tail->next = j;
@@ -551,7 +735,10 @@ static void run_next(worker_rt *w)
     prism_buf out;
     prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
     w->current_lease = j->from->lease_id;
-    run_task(w, j->frame, j->len, j->from->owner, &out);
+    if (j->type == WIRE_ACTOR_CREATE)
+        run_create(w, j->frame, j->len, &out);
+    else
+        run_task(w, j->frame, j->len, j->from->owner, &out);
     w->current_lease = NULL;
     conn *c = j->from;
     if (out.len && wire_send_all(c->fd, out.data, out.len) != 0)
@@ -694,6 +881,13 @@ static void finish(worker_rt *w)
 {
     while (w->conns)
         conn_drop(w, w->conns);
+    if (w->actor) {
+        if (w->actor->free_fn)
+            w->actor->free_fn(w->actor->state);
+        free(w->actor->cls);
+        free(w->actor);
+        w->actor = NULL;
+    }
     for (package *p = w->packages, *next; p; p = next) {
         next = p->next;
         dlclose(p->handle);
