@@ -133,6 +133,12 @@ struct prism_client {
     bool stopping;
     /* counters for inspection and benchmarks */
     uint64_t tasks_submitted, tasks_finished, tasks_retried;
+    /* the last report of the ownership table on prism.event.objects (events.c) */
+    struct {
+        uint64_t signature; /* of the table when reported */
+        int64_t sent_ms;    /* monotonic */
+        size_t total;       /* objects it counted */
+    } objects_report;
 };
 
 /* ---- the ownership table (client.c); lock held ---- */
