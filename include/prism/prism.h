@@ -130,6 +130,9 @@ typedef struct prism_connect_options {
 prism_status prism_connect(prism_client **out, const prism_connect_options *opts);
 /* Returns leases and frees everything; objects this client owns are freed. */
 void prism_disconnect(prism_client *c);
+/* How the cluster names this client as an owner: the `owner` of its tasks and
+ * objects in GET /api/v1/tasks and GET /api/v1/objects (borrowed). */
+const char *prism_client_owner(const prism_client *c);
 
 /* Stores a value in the cluster; the caller owns the object. */
 prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out);

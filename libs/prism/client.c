@@ -243,6 +243,7 @@ prism_ref *prism__ref_new_locked(prism_client *c, const prism_object_id *id, con
     obj_entry *e = prism__obj_find(c, id);
     if (!e && owner && (e = prism__obj_add(c, id))) {
         e->owner = strdup(owner);
+        c->nborrowed++;
         note_unregistered(c, id);
     }
     if (e)

@@ -181,6 +181,7 @@ struct prism_client {
     size_t nunreg, capunreg;
     size_t nresolving;  /* borrowed entries with a request for their value out */
     size_t nborrowers;  /* borrower records over all owned entries */
+    size_t nborrowed;   /* entries of objects other processes own */
     int64_t last_resolve_check_ms, last_borrower_check_ms;
     task_event *events; /* waiting to be published */
     size_t nevents, capevents;
@@ -194,6 +195,12 @@ struct prism_client {
     bool stopping;
     /* counters for inspection and benchmarks */
     uint64_t tasks_submitted, tasks_finished, tasks_retried;
+    /* the last report of the ownership table on prism.event.objects (events.c) */
+    struct {
+        uint64_t signature; /* of the table when reported */
+        int64_t sent_ms;    /* monotonic */
+        size_t total;       /* objects it counted */
+    } objects_report;
 };
 
 /* ---- the ownership table (client.c); lock held ---- */

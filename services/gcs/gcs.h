@@ -55,11 +55,13 @@ typedef struct gcs_node {
 
 typedef struct gcs_tasks gcs_tasks;
 typedef struct gcs_task_list gcs_task_list;
+typedef struct gcs_object_list gcs_object_list;
 
 typedef struct gcs {
     gcs_config cfg;
     gcs_tasks *tasks; /* objects owned through the REST task API */
     gcs_task_list *task_list; /* recent tasks of every owner */
+    gcs_object_list *object_list; /* the objects every owner reports */
     pthread_mutex_t lock;
     sqlite3 *db;
     prism_bus *bus;
@@ -139,13 +141,21 @@ void gcs_tasks_cron(gcs *g);
 void gcs_api_tasks_submit(prism_http_req *req, void *ctx);
 void gcs_api_object_get(prism_http_req *req, void *ctx);
 void gcs_api_object_delete(prism_http_req *req, void *ctx);
-void gcs_api_objects_list(prism_http_req *req, void *ctx);
 
 /* task_list.c: recent tasks reported by owners */
 int gcs_task_list_create(gcs *g);
 int gcs_task_list_start(gcs *g);
 void gcs_task_list_destroy(gcs *g);
 void gcs_api_tasks_list(prism_http_req *req, void *ctx);
+
+/* object_list.c: the objects of every owner, as they report them */
+int gcs_object_list_create(gcs *g);
+int gcs_object_list_start(gcs *g);
+void gcs_object_list_destroy(gcs *g);
+void gcs_object_list_cron(gcs *g);
+/* Names the GCS's own client: its objects are listed with owner "gcs". */
+void gcs_object_list_set_own(gcs *g, const char *owner);
+void gcs_api_objects_list(prism_http_req *req, void *ctx);
 
 /* raycompat.c: Ray's Jobs REST API over the same code */
 void gcs_ray_version(prism_http_req *req, void *ctx);

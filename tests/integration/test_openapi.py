@@ -601,8 +601,14 @@ def test_gcs_routes_answer_valid_requests(c):
                                         expect=200).json()["tasks"], what="the task list")
     assert tasks[0]["name"] == "builtin/add", tasks
     api.call("GET", "/api/v1/tasks", query={"state": "DONE"}, expect=400, code="invalid_argument")
-    listed = api.call("GET", "/api/v1/objects", query={"limit": 10}, expect=200).json()
-    assert listed["objects"][0]["object_id"] == oid, listed
+    listed = wait_until(lambda: (lambda d: d if [o["object_id"] for o in d["objects"]] == [oid]
+                                 else None)(api.call("GET", "/api/v1/objects", query={"limit": 10},
+                                                     expect=200).json()), what="the object listed")
+    assert listed["objects"][0]["owner"] == "gcs", listed
+    for q in ({"owner": "gcs"}, {"state": "READY"}, {"node_id": "0" * 32}):
+        api.call("GET", "/api/v1/objects", query=q, expect=200)
+    api.call("GET", "/api/v1/objects", query={"state": "BOGUS"}, expect=400, code="invalid_argument")
+    api.call("GET", "/api/v1/objects", query={"limit": "abc"}, expect=400, code="invalid_argument")
     api.call("DELETE", "/api/v1/objects/{id}", {"id": oid}, expect=200)
     api.call("GET", "/api/v1/objects/{id}", {"id": oid}, expect=404, code="not_found")
 
