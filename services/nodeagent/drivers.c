@@ -326,6 +326,13 @@ static json_t *start_failed(nodeagent *na, na_job *j, const char *err)
 {
     char dir[NA_PATH_MAX];
     LOG_WARN("job %s: start failed: %s", j->id, err);
+    /* Published as well as answered: after a long download the GCS has given
+     * up waiting for this answer, and would otherwise place the job again. */
+    j->state = j->stop_requested ? NA_JOB_STOPPED : NA_JOB_FAILED;
+    j->exit_code = -1;
+    j->end_time = prism_now_ms();
+    snprintf(j->message, sizeof j->message, "the driver could not start: %s", err);
+    na_link_publish_job(na, j);
     if (na_job_path(na, j->id, NULL, dir, sizeof dir) == 0)
         prism_remove_tree(dir);
     json_t *reply = na_error("start_failed", "%s", err);

@@ -24,7 +24,7 @@
 
 #define NA_JOB_ID_MAX 128
 #define NA_PATH_MAX 4096
-#define NA_MESSAGE_MAX 256
+#define NA_MESSAGE_MAX 1024 /* room for a start failure naming package digests */
 
 /* ---------- configuration (config.c) ---------- */
 

@@ -248,6 +248,27 @@ def test_job_package_cannot_be_fetched(c):
                                            sha + ".so"))
 
 
+def test_slow_package_fetch_fails_job(c):
+    """A download that outlasts the GCS's start request still ends the job FAILED with
+    the reason (the node agent publishes it), rather than as a lost driver."""
+    import socket
+    hole = socket.socket()  # accepts connections (the backlog) and never answers
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    try:
+        c.start_node("slow-node", "--gcs-address", "http://127.0.0.1:%d" % hole.getsockname()[1],
+                     "--package-timeout-ms", "7000")
+        c.wait_nodes(1)
+        sha = upload(c, b"a package the node cannot get in time")
+        jid = c.submit("echo the driver ran", packages=[sha])
+        j = c.wait_job(jid, timeout=30)
+        assert j["state"] == "FAILED", j
+        assert "package %s could not be fetched" % sha in j["message"], j
+    finally:
+        hole.close()
+test_slow_package_fetch_fails_job.cluster = {"nodes": 0}
+
+
 def test_retention_prunes_jobs(c):
     ids = [c.submit("true") for _ in range(8)]
     for jid in ids:
@@ -274,5 +295,6 @@ if __name__ == "__main__":
          test_follow_logs, test_resources_and_infeasible, test_infeasible_until_node_joins,
          test_concurrent_submissions, test_gcs_restart_mid_job, test_node_agent_killed,
          test_working_dir_package, test_job_packages, test_job_packages_refused,
-         test_job_package_cannot_be_fetched, test_retention_prunes_jobs, test_events_and_metrics],
+         test_job_package_cannot_be_fetched, test_slow_package_fetch_fails_job,
+         test_retention_prunes_jobs, test_events_and_metrics],
         nodes=1)
