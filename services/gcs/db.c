@@ -63,6 +63,8 @@ static const char *const migrations[] = {
     "  content_type TEXT,"
     "  updated_at INTEGER NOT NULL,"
     "  PRIMARY KEY (namespace, key));",
+    /* 1 → 2: the packages a job names, a JSON list of {sha256, name}; NULL for none */
+    "ALTER TABLE jobs ADD COLUMN packages TEXT;",
 };
 
 int gcs_db_version(sqlite3 *db)

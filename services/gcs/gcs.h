@@ -94,7 +94,8 @@ typedef struct gcs_job_spec {
     const char *entrypoint;
     json_t *env, *resources, *metadata; /* borrowed */
     const char *working_dir;
-    bool ray; /* submitted through the Ray-compatible API */
+    json_t *packages; /* [{sha256, name}] (name null when none), or NULL; owned */
+    bool ray;         /* submitted through the Ray-compatible API */
 } gcs_job_spec;
 int gcs_jobs_start(gcs *g);
 void gcs_jobs_cron(gcs *g);
@@ -117,8 +118,10 @@ void gcs_api_jobs_list(prism_http_req *req, void *ctx);
 void gcs_api_job_get(prism_http_req *req, void *ctx);
 void gcs_api_job_stop(prism_http_req *req, void *ctx);
 void gcs_api_job_delete(prism_http_req *req, void *ctx);
-/* Parses the JSON submit body shared by both APIs into `spec`; replies 400 itself. */
+/* Parses the JSON submit body shared by both APIs into `spec`; replies 400 itself.
+ * After success, gcs_job_spec_free releases what the spec owns. */
 int gcs_job_spec_from_json(prism_http_req *req, json_t *body, gcs_job_spec *spec);
+void gcs_job_spec_free(gcs_job_spec *spec);
 
 /* job_logs.c */
 void gcs_api_job_logs(prism_http_req *req, void *ctx);
