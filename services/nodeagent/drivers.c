@@ -53,6 +53,11 @@ static int env_prism(na_env *e, const nodeagent *na, const na_job *j)
     rc |= na_env_set(e, "PRISM_NATS_URL", c->nats_url);
     rc |= na_env_set(e, "PRISM_JOB_ID", j->id);
     rc |= na_env_set(e, "PRISM_NODE_ID", j->node_id);
+    /* Drivers use the node's object store like workers: large values go there. */
+    if (c->store_socket && *c->store_socket)
+        rc |= na_env_set(e, "PRISM_STORE_SOCKET", c->store_socket);
+    if (c->store_address && *c->store_address)
+        rc |= na_env_set(e, "PRISM_STORE_URL", c->store_address);
     if (j->ngpus > 0) {
         char devices[512];
         rc |= na_gpu_visible_devices(j->gpus, j->ngpus, devices, sizeof devices);

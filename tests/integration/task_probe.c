@@ -385,6 +385,9 @@ static int ownerdied(prism_client *c, const char *sha)
     prism_value_free(v);
     prism_value_free(list);
     prism_ref_release(y);
+    return 0;
+}
+
 /* hold NODE: objects of every kind, kept until a line on stdin: a small put
  * (inline), a 256 KiB put (in the local store), a task result (inline, two
  * handles), a 320 KB task result made on NODE (in NODE's store), a failed
