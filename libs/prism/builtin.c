@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "prism_internal.h"
 #include "worker.h"
@@ -289,6 +290,14 @@ static prism_status counter_sleep(prism_task_ctx *ctx, void *state, const prism_
     return builtin_sleep(ctx, args, nargs, returns, nreturns);
 }
 
+/* pid(): the worker's process ID (to find the actor's process in tests and when debugging). */
+static prism_status counter_pid(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                size_t nargs, prism_value **returns, size_t nreturns)
+{
+    returns[0] = integer_value((long long)getpid());
+    return PRISM_OK;
+}
+
 static void counter_free(void *state) { free(state); }
 
 bool prism__builtin_actor(const char *cls, prism_actor_init_fn *init, prism_actor_free_fn *fr)
@@ -306,7 +315,7 @@ prism_actor_method_fn prism__builtin_actor_method(const char *cls, const char *m
         const char *name;
         prism_actor_method_fn fn;
     } table[] = {{"inc", counter_inc}, {"get", counter_get}, {"echo", counter_echo},
-                 {"sleep", counter_sleep}};
+                 {"sleep", counter_sleep}, {"pid", counter_pid}};
     for (size_t i = 0; !strcmp(cls, "Counter") && i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(table[i].name, method))
             return table[i].fn;
