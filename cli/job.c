@@ -150,6 +150,20 @@ static void print_map(const char *label, json_t *obj)
     }
 }
 
+/* One line per package: NAME=SHA, or the sha256 alone. */
+static void print_packages(json_t *list)
+{
+    const char *label = "packages:";
+    size_t i;
+    json_t *p;
+    json_array_foreach(list, i, p) {
+        const char *name = fmt_str(p, "name", NULL);
+        printf("%-17s %s%s%s\n", label, name ? name : "", name ? "=" : "",
+               fmt_str(p, "sha256", "?"));
+        label = "";
+    }
+}
+
 static void print_job(json_t *job)
 {
     static const char *const times[] = {"submitted_at", "start_time", "end_time"};
@@ -168,6 +182,7 @@ static void print_job(json_t *job)
         printf("%-17s %lld\n", "driver_exit_code:", (long long)json_integer_value(code));
     printf("%-17s %s\n", "message:", fmt_str(job, "message", "-"));
     printf("%-17s %s\n", "working_dir:", fmt_str(job, "working_dir", "-"));
+    print_packages(json_object_get(job, "packages"));
     prism_buf res;
     prism_buf_init(&res, 1 << 16);
     fmt_resources(json_object_get(job, "resources"), &res);

@@ -16,7 +16,7 @@ typedef struct submit_opts {
     const char *submission_id, *working_dir, *resources;
     double num_cpus, num_gpus;
     int64_t memory;
-    cli_list env, metadata;
+    cli_list env, metadata, packages;
 } submit_opts;
 
 static json_t *number(double v)
@@ -85,6 +85,51 @@ static int working_dir(cli_client *c, const char *arg, json_t *body)
     return json_object_set_new(body, "working_dir", json_string(sha));
 }
 
+/* --package [NAME=]SHA|PATH: a sha256 as is, a local file (or directory) uploaded
+ * first. NAME= is taken only when the text before '=' can be a name (letters,
+ * digits, '_'), so a path holding '=' still works. */
+static int package_arg(cli_client *c, const char *arg, json_t *list)
+{
+    const char *eq = strchr(arg, '='), *what = arg;
+    char *name = NULL, sha[PRISM_SHA256_HEX_LEN + 1];
+    struct stat st;
+    size_t n = eq ? (size_t)(eq - arg) : 0;
+    const char *name_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_";
+    if (n > 0 && strspn(arg, name_chars) == n) {
+        name = strndup(arg, n);
+        what = eq + 1;
+    }
+    int rc = 0;
+    if (stat(what, &st) == 0) {
+        rc = package_upload(c, what, sha);
+        if (rc == 0)
+            fprintf(stderr, "Uploaded %s as package %s\n", what, sha);
+    } else if (is_sha256(what)) {
+        snprintf(sha, sizeof sha, "%s", what);
+    } else {
+        fprintf(stderr, "prism: --package: '%s' is neither a package sha256 nor a local file\n",
+                what);
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = json_array_append_new(list, name ? json_pack("{s:s,s:s}", "name", name, "sha256", sha)
+                                              : json_string(sha));
+    free(name);
+    return rc;
+}
+
+static int packages(cli_client *c, const cli_list *l, json_t *body)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < l->n; i++) {
+        if (package_arg(c, l->items[i], list) != 0) {
+            json_decref(list);
+            return -1;
+        }
+    }
+    return json_object_set_new(body, "packages", list);
+}
+
 /* The entrypoint: one argument is a shell command line as is; several are
  * joined into one, each quoted for the shell where it needs it. */
 static char *entrypoint(char *const *args, int n)
@@ -118,6 +163,8 @@ static json_t *build_body(cli_client *c, const submit_opts *o, char *const *args
             json_object_set(body, "resources", res);
         if (o->working_dir)
             rc = working_dir(c, o->working_dir, body);
+        if (rc == 0 && o->packages.n > 0)
+            rc = packages(c, &o->packages, body);
     }
     free(entry);
     json_decref(env);
@@ -190,6 +237,8 @@ int job_submit(int argc, char **argv)
         {"resources", 0, CLI_STRING, &o.resources, "JSON", "custom resources, e.g. '{\"disk\": 1}'"},
         {"env", 'e', CLI_LIST, &o.env, "K=V", "environment variable of the driver"},
         {"metadata", 'm', CLI_LIST, &o.metadata, "K=V", "metadata kept with the job"},
+        {"package", 0, CLI_LIST, &o.packages, "[NAME=]PKG",
+         "a package the job uses: a sha256, or a local .so to upload"},
     };
     cli_command cmd = {
         .usage = "prism job submit [OPTIONS] -- CMD [ARGS...]",

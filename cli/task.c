@@ -1,5 +1,5 @@
 /* prism task list, prism object list: what the cluster ran lately, and the
- * objects the GCS holds for curl users. */
+ * objects every owner holds, as the owners report them. */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,29 +8,48 @@
 #include "client.h"
 #include "format.h"
 
-/* Runs a list command: GET `path`, then one row (or JSON line) per member of `key`. */
-static int list(int argc, char **argv, const char *usage, const char *summary, const char *base,
-                const char *key, void (*header)(void), void (*row)(json_t *))
+/* Appends "&name=VALUE" (escaped) to `path` when `value` is set. Returns 0 or -1. */
+static int add_query(char *path, size_t n, const char *name, const char *value)
 {
-    const char *state = NULL;
+    char esc[512];
+    if (!value)
+        return 0;
+    if (cli_escape(value, esc, sizeof esc) != 0)
+        return -1;
+    size_t len = strlen(path);
+    return snprintf(path + len, n - len, "&%s=%s", name, esc) < (int)(n - len) ? 0 : -1;
+}
+
+/* Runs a list command: GET `path`, then one row (or JSON line) per member of
+ * `key`. Objects are also filtered by owner and node. */
+static int list(int argc, char **argv, const char *usage, const char *summary, const char *base,
+                const char *key, void (*header)(void), void (*row)(json_t *), bool objects)
+{
+    const char *state = NULL, *owner = NULL, *node = NULL;
     int64_t limit = 100;
     bool as_json = false;
     cli_opt opts[] = {
         {"state", 's', CLI_STRING, &state, "S", "only those in state S"},
         {"limit", 'l', CLI_INT, &limit, "N", "at most N (default 100, at most 1000)"},
         {"json", 0, CLI_FLAG, &as_json, NULL, "one JSON object per line"},
+        {"owner", 'o', CLI_STRING, &owner, "OWNER",
+         "only those this owner holds (\"gcs\": the REST API's)"},
+        {"node", 'n', CLI_STRING, &node, "NODE_ID", "only those whose value is on this node"},
     };
     cli_command cmd = {.usage = usage, .summary = summary, .opts = opts,
-                       .nopts = sizeof opts / sizeof opts[0]};
+                       .nopts = sizeof opts / sizeof opts[0] - (objects ? 0 : 2)};
     cli_parsed p;
     int rc = cli_parse_exit(cli_parse(&cmd, argc, argv, &p));
     if (rc >= 0)
         return rc;
-    char path[512], esc[128] = "";
-    if (state && cli_escape(state, esc, sizeof esc) != 0)
+    char path[2048];
+    snprintf(path, sizeof path, "%s?limit=%lld", base, (long long)limit);
+    if (add_query(path, sizeof path, "state", state) != 0 ||
+        add_query(path, sizeof path, "owner", owner) != 0 ||
+        add_query(path, sizeof path, "node_id", node) != 0) {
+        fprintf(stderr, "prism: a filter is too long\n");
         return CLI_EXIT_USAGE;
-    snprintf(path, sizeof path, "%s?limit=%lld%s%s", base, (long long)limit,
-             state ? "&state=" : "", esc);
+    }
     cli_client c;
     if (cli_client_open(&c) != 0)
         return CLI_EXIT_FAIL;
@@ -47,6 +66,12 @@ static int list(int argc, char **argv, const char *usage, const char *summary, c
             row(item);
         }
     }
+    json_int_t total = json_integer_value(json_object_get(doc, "total"));
+    json_int_t unreported = json_integer_value(json_object_get(doc, "unreported"));
+    if (objects && !as_json && total > (json_int_t)i)
+        printf("(%zu of %lld shown)\n", i, (long long)total);
+    if (objects && !as_json && unreported > 0)
+        printf("(and %lld more that their owners hold but do not list)\n", (long long)unreported);
     json_decref(doc);
     cli_client_close(&c);
     return rc;
@@ -70,15 +95,21 @@ static void task_row(json_t *t)
 
 static void object_header(void)
 {
-    printf("%-40s  %-6s  %-24s  %s\n", "OBJECT ID", "OWNER", "TASK", "CREATED");
+    printf("%-40s  %-38s  %-7s  %-5s  %-12s  %-5s  %-10s  %s\n", "OBJECT ID", "OWNER", "STATE",
+           "IN", "NODE", "FROM", "SIZE", "REFS");
 }
 
+/* IN: the value is in the owner's memory or in the object store of NODE. */
 static void object_row(json_t *o)
 {
-    char when[32];
-    fmt_time(json_object_get(o, "created_at"), when, sizeof when);
-    printf("%-40s  %-6s  %-24.24s  %s\n", fmt_str(o, "object_id", "?"), fmt_str(o, "owner", "?"),
-           fmt_str(o, "task", "?"), when);
+    char node[13], size[32];
+    snprintf(node, sizeof node, "%s", fmt_str(o, "node_id", "-")); /* as in the task list */
+    fmt_bytes((double)fmt_int(o, "size"), size, sizeof size);
+    printf("%-40s  %-38s  %-7s  %-5s  %-12s  %-5s  %-10s  %lld%s\n", fmt_str(o, "object_id", "?"),
+           fmt_str(o, "owner", "?"), fmt_str(o, "state", "?"), fmt_str(o, "location", "-"), node,
+           fmt_str(o, "source", "?"), !strcmp(fmt_str(o, "state", ""), "READY") ? size : "-",
+           (long long)fmt_int(o, "refs"),
+           json_is_true(json_object_get(o, "lost")) ? "  (lost)" : "");
 }
 
 int cmd_task(int argc, char **argv)
@@ -86,7 +117,7 @@ int cmd_task(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "list"))
         return list(argc - 1, argv + 1, "prism task list [--state PENDING|FINISHED|FAILED] [--limit N] [--json]",
                     "Lists the cluster's recent tasks, newest first (as their owners reported them).",
-                    "/api/v1/tasks", "tasks", task_header, task_row);
+                    "/api/v1/tasks", "tasks", task_header, task_row, false);
     fprintf(argc < 2 || strcmp(argv[1], "--help") ? stderr : stdout,
             "usage: prism task list [--state S] [--limit N] [--json]\n");
     return argc >= 2 && !strcmp(argv[1], "--help") ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -95,10 +126,14 @@ int cmd_task(int argc, char **argv)
 int cmd_object(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "list"))
-        return list(argc - 1, argv + 1, "prism object list [--limit N] [--json]",
-                    "Lists the objects the GCS holds for POST /api/v1/tasks, newest first.",
-                    "/api/v1/objects", "objects", object_header, object_row);
+        return list(argc - 1, argv + 1,
+                    "prism object list [--owner OWNER] [--node NODE_ID]\n"
+                    "                         [--state PENDING|READY|FAILED] [--limit N] [--json]",
+                    "Lists the objects of every owner in the cluster, as the owners last reported\n"
+                    "them (each lists at most 1000 of its objects; the others are counted).",
+                    "/api/v1/objects", "objects", object_header, object_row, true);
     fprintf(argc < 2 || strcmp(argv[1], "--help") ? stderr : stdout,
-            "usage: prism object list [--limit N] [--json]\n");
+            "usage: prism object list [--owner OWNER] [--node NODE_ID] [--state S] [--limit N] "
+            "[--json]\n");
     return argc >= 2 && !strcmp(argv[1], "--help") ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }

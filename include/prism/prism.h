@@ -51,6 +51,7 @@ typedef enum prism_status {
     PRISM_ERR_CANCELLED,        /* the task was cancelled */
     PRISM_ERR_NO_MEMORY,        /* out of memory, here or in the object store */
     PRISM_ERR_INTERNAL,         /* a bug or an unexpected failure; see prism_last_error */
+    PRISM_ERR_ACTOR_DIED,       /* the actor died (the error says why) before the call finished */
 } prism_status;
 
 /* A stable English text for a status. Never NULL. */
@@ -129,6 +130,9 @@ typedef struct prism_connect_options {
 prism_status prism_connect(prism_client **out, const prism_connect_options *opts);
 /* Returns leases and frees everything; objects this client owns are freed. */
 void prism_disconnect(prism_client *c);
+/* How the cluster names this client as an owner: the `owner` of its tasks and
+ * objects in GET /api/v1/tasks and GET /api/v1/objects (borrowed). */
+const char *prism_client_owner(const prism_client *c);
 
 /* Stores a value in the cluster; the caller owns the object. */
 prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out);
@@ -183,6 +187,72 @@ prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *b
 /* Cancels the task that produces `ref`: a queued task never runs; a running
  * one is interrupted only when `force` (its worker is killed). */
 prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force);
+
+/* ---------- actors ----------
+ *
+ * An actor is an instance of a class from a package (PRISM_ACTOR_* in
+ * task.h) living in a worker of its own. Calls through a handle run in the
+ * order this process made them and return futures like tasks:
+ *
+ *   prism_actor *counter;
+ *   prism_actor_create(c, "builtin", "Counter", NULL, 0, NULL, &counter);
+ *   prism_ref *r1, *r2;
+ *   prism_actor_call(c, counter, "inc", NULL, 0, 1, &r1);
+ *   prism_actor_call(c, counter, "inc", NULL, 0, 1, &r2);  // get: 1, then 2
+ *
+ * The GCS keeps the actor's state and restarts it (fresh state) when its
+ * worker dies, up to max_restarts. An actor that is not detached dies with
+ * the process that created it. A handle is passed to tasks and other actors
+ * as its ID (prism_actor_id), which they open with prism_actor_open. */
+
+typedef struct prism_actor prism_actor;
+
+typedef struct prism_actor_options {
+    double num_cpus;       /* held for the actor's life; default 1 */
+    double num_gpus;       /* default 0 */
+    double memory;         /* bytes; default 0 */
+    const char *resources; /* custom resources as a JSON object; may be NULL */
+    const char *name;      /* to find it with prism_actor_get; NULL: unnamed */
+    const char *ns;        /* the name's namespace; NULL: $PRISM_NAMESPACE, else "default" */
+    bool detached;         /* outlives its creator; ends only when killed */
+    int max_restarts;      /* restarts after its worker dies; default 0, -1 forever */
+    int max_task_retries;  /* pushes again of calls in flight when it died; default 0, -1 forever */
+    int max_concurrency;   /* calls running at once (threads); default 1: one at a time, in order */
+    prism_strategy strategy;
+    const char *node_id;   /* NODE_AFFINITY target */
+    bool soft;
+} prism_actor_options;
+
+#define PRISM_ACTOR_OPTIONS_INIT {1.0, 0.0, 0.0, NULL, NULL, NULL, false, 0, 0, 1, PRISM_STRATEGY_DEFAULT, NULL, false}
+
+/* Creates an actor of `package`/`cls` with constructor arguments `args`
+ * (borrowed; references are resolved first). Returns once the GCS has it;
+ * the constructor runs in the background (calls wait for it). */
+prism_status prism_actor_create(prism_client *c, const char *package, const char *cls,
+                                prism_value *const *args, size_t nargs,
+                                const prism_actor_options *opts, prism_actor **out);
+
+/* Calls `method` with `nargs` arguments (borrowed); `returns` receives
+ * `num_returns` references. A call to a dead actor fails with
+ * PRISM_ERR_ACTOR_DIED in its objects. */
+prism_status prism_actor_call(prism_client *c, prism_actor *a, const char *method,
+                              prism_value *const *args, size_t nargs, int num_returns,
+                              prism_ref **returns);
+
+/* Finds a named actor (`ns` NULL: as in prism_actor_options). PRISM_ERR_INVALID
+ * when no live actor has that name. */
+prism_status prism_actor_get(prism_client *c, const char *name, const char *ns, prism_actor **out);
+
+/* A handle on the actor with this ID (as prism_actor_id gives). */
+prism_status prism_actor_open(prism_client *c, const char *actor_id, prism_actor **out);
+
+/* Kills the actor: with `no_restart` it is DEAD for good, else it restarts
+ * as after a crash (when max_restarts allows). */
+prism_status prism_actor_kill(prism_client *c, const prism_actor *a, bool no_restart);
+
+/* The actor's ID as 32 hex digits (borrowed from the handle). */
+const char *prism_actor_id(const prism_actor *a);
+void prism_actor_release(prism_actor *a);
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,36 @@ typedef prism_status (*prism_task_fn)(prism_task_ctx *ctx, const prism_value *co
         prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,                    \
         prism_value **returns, size_t nreturns)
 
+/* Actor classes: a constructor that makes the state, methods that get it,
+ * and a destructor. The worker looks the symbols up by class and method name
+ * (docs/actors.md has an example):
+ *
+ *   PRISM_ACTOR_INIT(Counter)      { ... *state = calloc(1, 8); return PRISM_OK; }
+ *   PRISM_ACTOR_METHOD(Counter, inc) { long *n = state; ... returns[0] = ...; }
+ *   PRISM_ACTOR_FREE(Counter)      { free(state); }
+ *
+ * With max_concurrency above 1 methods run on several threads at once and
+ * must guard the state themselves. */
+typedef prism_status (*prism_actor_init_fn)(prism_task_ctx *ctx, const prism_value *const *args,
+                                            size_t nargs, void **state);
+typedef prism_status (*prism_actor_method_fn)(prism_task_ctx *ctx, void *state,
+                                              const prism_value *const *args, size_t nargs,
+                                              prism_value **returns, size_t nreturns);
+typedef void (*prism_actor_free_fn)(void *state);
+
+#define PRISM_ACTOR_INIT(cls)                                                                 \
+    __attribute__((visibility("default"))) prism_status prism_actor_init__##cls(              \
+        prism_task_ctx *ctx, const prism_value *const *args, size_t nargs, void **state)
+
+#define PRISM_ACTOR_METHOD(cls, method)                                                       \
+    __attribute__((visibility("default"))) prism_status prism_actor_method__##cls##__##method( \
+        prism_task_ctx *ctx, void *state, const prism_value *const *args, size_t nargs,       \
+        prism_value **returns, size_t nreturns)
+
+/* Optional: a class without one frees nothing. */
+#define PRISM_ACTOR_FREE(cls)                                                                 \
+    __attribute__((visibility("default"))) void prism_actor_free__##cls(void *state)
+
 /* The client of the worker running this task, for nested calls. */
 prism_client *prism_task_client(prism_task_ctx *ctx);
 /* The task's name ("package/function"). */

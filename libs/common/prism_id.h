@@ -26,7 +26,6 @@ typedef prism_id prism_node_id;
 typedef prism_id prism_worker_id;
 typedef prism_id prism_job_id;
 typedef prism_id prism_task_id;
-typedef prism_id prism_actor_id;
 
 typedef struct prism_object_id {
     uint8_t b[PRISM_OBJECT_ID_BYTES];

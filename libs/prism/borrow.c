@@ -257,6 +257,7 @@ void prism__borrow_forget(prism_client *c, obj_entry *e)
         e->registrations = 0;
         free(e->owner);
         e->owner = NULL;
+        c->nborrowed--;
         return;
     }
     for (borrower *b = e->borrowers, *next; b; b = next) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "prism_internal.h"
 #include "worker.h"
@@ -208,6 +209,115 @@ prism_task_fn prism__builtin_find(const char *name)
                  {"nested", builtin_nested}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(table[i].name, name))
+            return table[i].fn;
+    return NULL;
+}
+
+/* ---------- the built-in actor class Counter ---------- */
+
+/* Counter(start?): a count, updated atomically so that it stays exact with
+ * max_concurrency above 1. */
+typedef struct counter {
+    long long n;
+} counter;
+
+static bool integer_arg(const prism_value *const *args, size_t nargs, long long dflt,
+                        long long *out)
+{
+    *out = dflt;
+    if (nargs == 0)
+        return true;
+    json_t *j = nargs == 1 && args[0]->kind == PRISM_VALUE_JSON
+                    ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL) : NULL;
+    bool ok = json_is_integer(j);
+    if (ok)
+        *out = json_integer_value(j);
+    json_decref(j);
+    return ok;
+}
+
+static prism_value *integer_value(long long n)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%lld", n);
+    return prism_value_json(text);
+}
+
+static prism_status counter_init(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                                 void **state)
+{
+    long long start;
+    if (!integer_arg(args, nargs, 0, &start))
+        return prism_task_fail(ctx, "Counter takes an optional JSON integer to start from");
+    counter *c = calloc(1, sizeof *c);
+    if (!c)
+        return prism_task_fail(ctx, "out of memory");
+    c->n = start;
+    *state = c;
+    return PRISM_OK;
+}
+
+/* inc(by?): adds `by` (default 1) and returns the new count. */
+static prism_status counter_inc(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                size_t nargs, prism_value **returns, size_t nreturns)
+{
+    long long by;
+    if (!integer_arg(args, nargs, 1, &by))
+        return prism_task_fail(ctx, "inc takes an optional JSON integer");
+    returns[0] = integer_value(__atomic_add_fetch(&((counter *)state)->n, by, __ATOMIC_SEQ_CST));
+    return PRISM_OK;
+}
+
+static prism_status counter_get(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                size_t nargs, prism_value **returns, size_t nreturns)
+{
+    returns[0] = integer_value(__atomic_load_n(&((counter *)state)->n, __ATOMIC_SEQ_CST));
+    return PRISM_OK;
+}
+
+/* echo(x): x itself (for latency measurements). */
+static prism_status counter_echo(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                 size_t nargs, prism_value **returns, size_t nreturns)
+{
+    returns[0] = nargs ? prism_value_copy(args[0]) : prism_value_null();
+    return PRISM_OK;
+}
+
+/* sleep(ms): waits, then returns ms (for tests of calls in flight). */
+static prism_status counter_sleep(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                  size_t nargs, prism_value **returns, size_t nreturns)
+{
+    return builtin_sleep(ctx, args, nargs, returns, nreturns);
+}
+
+/* pid(): the worker's process ID (to find the actor's process in tests and when debugging). */
+static prism_status counter_pid(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                size_t nargs, prism_value **returns, size_t nreturns)
+{
+    returns[0] = integer_value((long long)getpid());
+    return PRISM_OK;
+}
+
+static void counter_free(void *state) { free(state); }
+
+bool prism__builtin_actor(const char *cls, prism_actor_init_fn *init, prism_actor_free_fn *fr)
+{
+    if (strcmp(cls, "Counter") != 0)
+        return false;
+    *init = counter_init;
+    *fr = counter_free;
+    return true;
+}
+
+prism_actor_method_fn prism__builtin_actor_method(const char *cls, const char *method)
+{
+    static const struct {
+        const char *name;
+        prism_actor_method_fn fn;
+    } table[] = {{"inc", counter_inc}, {"get", counter_get}, {"echo", counter_echo},
+                 {"sleep", counter_sleep}, {"pid", counter_pid}};
+    for (size_t i = 0; !strcmp(cls, "Counter") && i < sizeof table / sizeof table[0]; i++)
+        if (!strcmp(table[i].name, method))
             return table[i].fn;
     return NULL;
 }

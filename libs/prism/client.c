@@ -206,6 +206,7 @@ static void on_node_event(prism_bus *bus, const char *subject, const char *reply
             for (obj_entry *e = c->buckets[i]; e; e = e->next)
                 if (e->state == OBJ_READY && !e->inline_buf && e->node_id && !strcmp(e->node_id, node))
                     e->lost = true;
+        prism__tasks_args_lost(c);
         pthread_cond_broadcast(&c->changed);
         pthread_mutex_unlock(&c->lock);
     }
@@ -243,6 +244,7 @@ prism_ref *prism__ref_new_locked(prism_client *c, const prism_object_id *id, con
     obj_entry *e = prism__obj_find(c, id);
     if (!e && owner && (e = prism__obj_add(c, id))) {
         e->owner = strdup(owner);
+        c->nborrowed++;
         note_unregistered(c, id);
     }
     if (e)
@@ -423,6 +425,7 @@ void prism_disconnect(prism_client *c)
     prism__borrow_stop(c);
     prism__pools_stop(c);
     prism_bus_destroy(c->bus);
+    prism__actors_free(c);
     /* Tasks still waiting for arguments: collected first, since freeing them
      * drops references and so changes the table. */
     task_spec *waiting = NULL;
@@ -544,6 +547,8 @@ prism_status prism_connect(prism_client **out, const prism_connect_options *opts
     if (s == PRISM_OK &&
         prism_bus_subscribe(c->bus, "prism.event.node", NULL, on_node_event, c) != PRISM_BUS_OK)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to node events");
+    if (s == PRISM_OK && prism__actors_start(c) != 0)
+        s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to actor events");
     if (s == PRISM_OK && prism__borrow_start(c) != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to this owner's subject");
     if (s == PRISM_OK && prism__pools_start(c) != 0)

@@ -13,6 +13,7 @@
 #include "prism_bus.h"
 #include "prism_internal.h"
 #include "prism_store.h"
+#include "codec.h"
 
 #define PIPELINE_DEPTH 16       /* tasks in flight per leased worker */
 #define MAX_LEASES_PER_SHAPE 64
@@ -24,6 +25,7 @@ enum obj_state { OBJ_PENDING, OBJ_READY, OBJ_FAILED };
 typedef struct task_spec task_spec;
 typedef struct worker_conn worker_conn;
 typedef struct pool pool;
+typedef struct actor_rec actor_rec;
 
 /* Another process holding references to an object this one owns (borrow.c). */
 typedef struct borrower {
@@ -76,6 +78,7 @@ struct task_spec {
     int64_t started_at;    /* wall clock of the last push */
     char node_id[PRISM_ID_HEX_LEN + 1], worker_id[PRISM_ID_HEX_LEN + 1]; /* where it last ran */
     bool reported_pending; /* a PENDING event went out for it */
+    bool cancelled;        /* force-cancelled while it ran: its worker is being killed */
     task_spec *next; /* queue or in-flight list */
 };
 
@@ -114,7 +117,22 @@ struct pool {
     bool requesting;
     int64_t next_request_ms;
     char *pending_reason; /* why tasks wait (infeasible, busy), for people */
+    actor_rec *actor; /* an actor's calls: no leases, one connection to its worker, order kept */
     pool *next;
+};
+
+/* What a caller knows of an actor (actor.c). Kept until the client disconnects. */
+enum actor_state { ACTOR_UNKNOWN, ACTOR_PENDING, ACTOR_ALIVE, ACTOR_RESTARTING, ACTOR_DEAD };
+struct actor_rec {
+    char id[PRISM_ID_HEX_LEN + 1];
+    int state; /* enum actor_state */
+    char *cause; /* why it is DEAD */
+    char *node_id, *worker_id, *unix_path, *tcp; /* its worker while ALIVE */
+    int max_task_retries;
+    bool busy;             /* the leaser is connecting or asking the GCS */
+    int64_t next_query_ms; /* when to ask the GCS again while not ALIVE */
+    pool *pool;
+    actor_rec *next;
 };
 
 /* A message the leaser thread publishes with the lock dropped (borrow.c). */
@@ -155,6 +173,7 @@ struct prism_client {
     obj_entry **buckets;
     size_t nbuckets, nobjects;
     pool *pools;
+    actor_rec *actors;
     worker_conn *graveyard; /* closed connections the io thread frees */
     deletion *deletions;
     outmsg *outbox, **outbox_tail;
@@ -163,6 +182,7 @@ struct prism_client {
     size_t nunreg, capunreg;
     size_t nresolving;  /* borrowed entries with a request for their value out */
     size_t nborrowers;  /* borrower records over all owned entries */
+    size_t nborrowed;   /* entries of objects other processes own */
     int64_t last_resolve_check_ms, last_borrower_check_ms;
     task_event *events; /* waiting to be published */
     size_t nevents, capevents;
@@ -176,6 +196,12 @@ struct prism_client {
     bool stopping;
     /* counters for inspection and benchmarks */
     uint64_t tasks_submitted, tasks_finished, tasks_retried;
+    /* the last report of the ownership table on prism.event.objects (events.c) */
+    struct {
+        uint64_t signature; /* of the table when reported */
+        int64_t sent_ms;    /* monotonic */
+        size_t total;       /* objects it counted */
+    } objects_report;
 };
 
 /* ---- the ownership table (client.c); lock held ---- */
@@ -253,12 +279,30 @@ void prism__task_worker_died(prism_client *c, task_spec *t, const char *why);
 void prism__task_release(prism_client *c, task_spec *t);
 /* Runs the lineage of a lost object again. Returns false when it has none. Lock held. */
 bool prism__reconstruct(prism_client *c, obj_entry *e);
+/* Queued tasks with an argument lost with its node wait for it to be rebuilt
+ * (or fail when it cannot be). Lock held. */
+void prism__tasks_args_lost(prism_client *c);
 /* Closes the connections to workers on `node_id` (their tasks are retried). Lock held. */
 void prism__pools_node_dead(prism_client *c, const char *node_id);
 /* Frees a task; `c`'s lock is held (or `c` is NULL when the task never entered the table). */
 void prism__task_free(prism_client *c, task_spec *t);
 /* Fails every return of `t` with `s` and frees it. */
 void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message);
+
+/* Submits a task into `actor_pool` (an actor's calls, in order) or, when it is
+ * NULL, into the pool of its shape. Called without the lock. */
+prism_status prism__submit(prism_client *c, pool *actor_pool, const char *package,
+                           const char *function, prism_value *const *args, size_t nargs,
+                           const prism_task_options *o, prism_ref **returns);
+/* Fails every return of `t` with `s`, leaving the task to the caller. Lock held. */
+void prism__task_fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message);
+
+/* ---- actors (actor.c) ---- */
+int prism__actors_start(prism_client *c);
+/* Leaser thread, lock held: connects to actors that became ALIVE, asks the
+ * GCS about the others, fails calls to dead ones. */
+void prism__actors_tick(prism_client *c);
+void prism__actors_free(prism_client *c);
 
 /* ---- task events (events.c) ---- */
 /* Records a task's state for the cluster's task list. Lock held. */
@@ -273,5 +317,18 @@ void prism__pools_stop(prism_client *c);
 /* Queues a task whose arguments are ready and pushes what can go. Lock held. */
 void prism__pool_enqueue(prism_client *c, task_spec *t, bool front);
 pool *prism__pool_for(prism_client *c, const prism_task_options *o);
+/* A pool for an actor's calls. Lock held. */
+pool *prism__pool_for_actor(prism_client *c, actor_rec *a);
+/* The lease request body for these options. */
+json_t *prism__lease_request(const prism_client *c, const prism_task_options *o);
+/* Writes an argument slot of a PUSH (stored location or inline value). Lock held. */
+void prism__write_arg(prism_client *c, prism_writer *w, const prism_value *v);
+/* Connects to a worker named by a grant {unix?, tcp?, lease_id, node_id, worker_id}.
+ * Called without the lock. */
+worker_conn *prism__worker_connect(prism_client *c, json_t *grant);
+/* Adds a connected worker to `p` and pushes what waits. Lock held. */
+void prism__pool_add_worker(prism_client *c, pool *p, worker_conn *wc);
+/* Pushes what can go now. Lock held. */
+void prism__dispatch(prism_client *c, pool *p);
 
 #endif

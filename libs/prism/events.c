@@ -1,6 +1,10 @@
-/* Task events: each owner reports its tasks' outcomes (and tasks that wait
- * long, with the reason) in batches on `prism.event.tasks`, off the task path;
- * the GCS keeps the recent ones for GET /api/v1/tasks. */
+/* What an owner tells the cluster, off the task path, from its leaser thread:
+ * - its tasks' outcomes (and tasks that wait long, with the reason), in
+ *   batches on `prism.event.tasks`; the GCS keeps the recent ones for
+ *   GET /api/v1/tasks;
+ * - its ownership table on `prism.event.objects`, when it changed and every
+ *   few seconds while it holds objects; the GCS keeps the latest report of
+ *   each owner for GET /api/v1/objects and forgets owners that go silent. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +15,10 @@
 #define FLUSH_EVERY_MS 200
 #define PENDING_AFTER_MS 1000
 #define MAX_BUFFERED 20000 /* per flush; beyond it events are counted as dropped */
+#define OBJECTS_MIN_MS 1000    /* a changed table is reported at most this often */
+#define OBJECTS_PERIOD_MS 2000 /* an unchanged one holding objects, this often: the GCS
+                                  forgets an owner silent for three periods */
+#define OBJECTS_MAX 1000       /* objects listed per report (`total` counts them all) */
 
 void prism__event_task(prism_client *c, const task_spec *t, int state, const char *detail)
 {
@@ -70,13 +78,9 @@ static void report_waiting(prism_client *c, int64_t now)
             }
 }
 
-void prism__events_tick(prism_client *c)
+/* Publishes the task events recorded since the last batch. Lock held (dropped meanwhile). */
+static void flush_tasks(prism_client *c, int64_t now)
 {
-    int64_t now = prism_mono_ms();
-    if (now - c->last_pending_scan_ms >= PENDING_AFTER_MS) {
-        c->last_pending_scan_ms = now;
-        report_waiting(c, now);
-    }
     if (!c->nevents || now - c->last_events_ms < FLUSH_EVERY_MS)
         return;
     c->last_events_ms = now;
@@ -96,3 +100,118 @@ void prism__events_tick(prism_client *c)
     free(batch);
     pthread_mutex_lock(&c->lock);
 }
+
+/* One table entry as reported, copied so the report is built without the lock. */
+typedef struct obj_row {
+    prism_object_id id;
+    uint8_t state;
+    bool stored, lost;
+    int refs, borrowers;
+    uint64_t size;
+    char node_id[64]; /* where the value is: its store's node, or the owner's */
+} obj_row;
+
+/* Notices changes without walking the table: every put, submit, task outcome
+ * and retry moves one of these counters, every free moves the count. (A change
+ * of reference counts alone, or a loss, waits for the periodic report.) The
+ * odd multipliers keep different counters from cancelling out; an idle new
+ * client has signature 0, as if it had reported already. */
+static uint64_t table_signature(const prism_client *c)
+{
+    return (uint64_t)c->nobjects + c->nborrowers * 0x94d049bb133111ebULL + c->put_index * 0x9e3779b97f4a7c15ULL +
+           c->task_counter * 0xc2b2ae3d27d4eb4fULL + c->tasks_finished * 0x165667b19e3779b1ULL +
+           c->tasks_retried * 0x27d4eb2f165667c5ULL;
+}
+
+static void row_of(const prism_client *c, const obj_entry *e, obj_row *r)
+{
+    r->id = e->id;
+    r->state = (uint8_t)e->state;
+    r->stored = e->state == OBJ_READY && !e->inline_buf;
+    r->lost = e->lost;
+    r->refs = e->refs;
+    r->borrowers = 0;
+    for (const borrower *b = e->borrowers; b; b = b->next)
+        r->borrowers++;
+    r->size = e->state == OBJ_READY ? e->size : 0;
+    const char *node = r->stored ? e->node_id : e->state != OBJ_PENDING ? c->node_id : NULL;
+    snprintf(r->node_id, sizeof r->node_id, "%s", node ? node : "");
+}
+
+static json_t *row_json(const obj_row *r)
+{
+    static const char *const states[] = {"PENDING", "READY", "FAILED"};
+    char id[PRISM_OBJECT_ID_HEX_LEN + 1];
+    prism_object_id_to_hex(&r->id, id);
+    bool put = prism_object_id_index(&r->id) >= PRISM_PUT_INDEX_BASE;
+    json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:i}", "object_id", id, "state",
+                          states[r->state <= OBJ_FAILED ? r->state : 0], "source",
+                          put ? "put" : "task", "size", (json_int_t)r->size, "refs", r->refs);
+    if (r->state != OBJ_PENDING) /* a failed object's error lives in the owner too */
+        json_object_set_new(j, "location", json_string(r->stored ? "store" : "owner"));
+    if (r->node_id[0])
+        json_object_set_new(j, "node_id", json_string(r->node_id));
+    if (r->lost)
+        json_object_set_new(j, "lost", json_true());
+    if (r->borrowers)
+        json_object_set_new(j, "borrowers", json_integer(r->borrowers));
+    return j;
+}
+
+/* Reports the ownership table when it changed (at most once per
+ * OBJECTS_MIN_MS) and every OBJECTS_PERIOD_MS while it holds objects, listing
+ * at most OBJECTS_MAX of them so a huge table costs bounded time. Called from
+ * any other thread than the leaser, it is prism_disconnect's last flush: the
+ * owner goes away with all its objects and says so with an empty report.
+ * Lock held (dropped while publishing). */
+static void report_objects(prism_client *c, int64_t now)
+{
+    bool last = !pthread_equal(pthread_self(), c->leaser_thread);
+    size_t total = last ? 0 : c->nobjects - c->nborrowed; /* borrowed entries: their owners report them */
+    uint64_t sig = table_signature(c);
+    int64_t since = now - c->objects_report.sent_ms;
+    bool send;
+    if (last)
+        send = c->objects_report.total > 0;
+    else if (sig != c->objects_report.signature)
+        send = since >= OBJECTS_MIN_MS && (total > 0 || c->objects_report.total > 0);
+    else
+        send = total > 0 && since >= OBJECTS_PERIOD_MS;
+    if (!send)
+        return;
+    c->objects_report.signature = sig;
+    c->objects_report.sent_ms = now;
+    c->objects_report.total = total;
+    size_t n = total < OBJECTS_MAX ? total : OBJECTS_MAX;
+    obj_row *rows = n ? malloc(n * sizeof *rows) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; rows && i < c->nbuckets && k < n; i++)
+        for (obj_entry *e = c->buckets[i]; e && k < n; e = e->next)
+            if (!e->owner)
+                row_of(c, e, &rows[k++]);
+    pthread_mutex_unlock(&c->lock);
+    json_t *list = json_array();
+    for (size_t i = 0; i < k; i++)
+        json_array_append_new(list, row_json(&rows[i]));
+    free(rows);
+    json_t *msg = json_pack("{s:s,s:I,s:i,s:o}", "owner", c->self_addr, "total",
+                            (json_int_t)total, "period_ms", OBJECTS_PERIOD_MS, "objects", list);
+    if (c->node_id[0])
+        json_object_set_new(msg, "node_id", json_string(c->node_id));
+    prism_bus_publish_json(c->bus, "prism.event.objects", msg);
+    json_decref(msg);
+    pthread_mutex_lock(&c->lock);
+}
+
+void prism__events_tick(prism_client *c)
+{
+    int64_t now = prism_mono_ms();
+    if (now - c->last_pending_scan_ms >= PENDING_AFTER_MS) {
+        c->last_pending_scan_ms = now;
+        report_waiting(c, now);
+    }
+    flush_tasks(c, now);
+    report_objects(c, now);
+}
+
+const char *prism_client_owner(const prism_client *c) { return c ? c->self_addr : ""; }

@@ -27,7 +27,7 @@
 
 /* ---------- pools ---------- */
 
-static json_t *lease_request(const prism_client *c, const prism_task_options *o)
+json_t *prism__lease_request(const prism_client *c, const prism_task_options *o)
 {
     json_t *res = o->resources ? json_loads(o->resources, 0, NULL) : NULL;
     if (!json_is_object(res)) {
@@ -69,7 +69,7 @@ pool *prism__pool_for(prism_client *c, const prism_task_options *o)
     for (pool *p = c->pools; p; p = p->next)
         if (same_shape(&p->shape, o))
             return p;
-    json_t *req = lease_request(c, o);
+    json_t *req = prism__lease_request(c, o);
     char *key = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
     for (pool *p = c->pools; p && key; p = p->next) {
         if (!strcmp(p->key, key)) {
@@ -94,9 +94,26 @@ pool *prism__pool_for(prism_client *c, const prism_task_options *o)
     return p;
 }
 
+pool *prism__pool_for_actor(prism_client *c, actor_rec *a)
+{
+    pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    size_t n = strlen("actor:") + sizeof a->id;
+    if (!(p->key = malloc(n))) {
+        free(p);
+        return NULL;
+    }
+    snprintf(p->key, n, "actor:%s", a->id);
+    p->actor = a;
+    p->next = c->pools;
+    c->pools = p;
+    return p;
+}
+
 /* ---------- pushing ---------- */
 
-static void write_arg(prism_client *c, prism_writer *w, const prism_value *v)
+void prism__write_arg(prism_client *c, prism_writer *w, const prism_value *v)
 {
     const prism_ref *r = prism_value_get_ref(v);
     obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL; /* owned, or borrowed and fetched */
@@ -134,7 +151,7 @@ static void encode_push(prism_client *c, prism_buf *out, const task_spec *t)
     pw_u16(&w, (uint16_t)t->num_returns);
     pw_u32(&w, (uint32_t)t->nargs);
     for (size_t i = 0; i < t->nargs; i++)
-        write_arg(c, &w, t->args[i]);
+        prism__write_arg(c, &w, t->args[i]);
     wire_end(out, start);
 }
 
@@ -185,11 +202,19 @@ static void dispatch(prism_client *c, pool *p)
     worker_conn *w;
     while (p->queue && (w = least_loaded(p))) {
         task_spec *t = p->queue;
+        /* An actor's calls go in the order they were made: one whose
+         * arguments are not ready holds back those behind it. */
+        if (t->deps_pending > 0)
+            break;
         p->queue = t->next;
         if (!p->queue)
             p->queue_tail = NULL;
         p->queued--;
         t->next = NULL;
+        if (t->dep_failed) { /* its returns failed already */
+            prism__task_release(c, t);
+            continue;
+        }
         encode_push(c, &w->out, t);
         t->started_at = prism_now_ms();
         memcpy(t->node_id, w->node_id, strnlen(w->node_id, PRISM_ID_HEX_LEN) + 1);
@@ -207,6 +232,8 @@ static void dispatch(prism_client *c, pool *p)
     if (p->queue)
         pthread_cond_signal(&c->leaser_wake);
 }
+
+void prism__dispatch(prism_client *c, pool *p) { dispatch(c, p); }
 
 void prism__pool_enqueue(prism_client *c, task_spec *t, bool front)
 {
@@ -256,6 +283,10 @@ static void conn_close(prism_client *c, worker_conn *wc, const char *why)
     }
     prism_buf_free(&wc->in);
     prism_buf_free(&wc->out);
+    if (p->actor && p->actor->state != ACTOR_DEAD) { /* it may have restarted elsewhere: ask */
+        p->actor->state = ACTOR_UNKNOWN;
+        p->actor->next_query_ms = 0;
+    }
     /* The io thread may hold this pointer from its last wait: it frees it. */
     wc->dead = true;
     wc->next = c->graveyard;
@@ -405,7 +436,7 @@ static void *io_main(void *arg)
 
 /* ---------- leases ---------- */
 
-static worker_conn *connect_worker(prism_client *c, json_t *grant)
+worker_conn *prism__worker_connect(prism_client *c, json_t *grant)
 {
     const char *unix_path = json_string_value(json_object_get(grant, "unix"));
     const char *tcp = json_string_value(json_object_get(grant, "tcp"));
@@ -486,21 +517,13 @@ static void request_lease(prism_client *c, pool *p)
     int rc = prism_bus_request_json(c->bus, "prism.sched.lease", req, LEASE_TIMEOUT_MS, &reply);
     json_decref(req);
     worker_conn *wc = rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"))
-                          ? connect_worker(c, reply) : NULL;
+                          ? prism__worker_connect(c, reply) : NULL;
     pthread_mutex_lock(&c->lock);
     p->requesting = false;
     int64_t now = prism_mono_ms();
     const char *code = NULL;
     if (wc) {
-        wc->pool = p;
-        wc->next = p->workers;
-        p->workers = wc;
-        p->nworkers++;
-        set_reason(p, NULL);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = wc};
-        epoll_ctl(c->epfd, EPOLL_CTL_ADD, wc->fd, &ev);
-        dispatch(c, p);
-        flush_out(c, wc);
+        prism__pool_add_worker(c, p, wc);
     } else if (rc == PRISM_BUS_NO_RESPONDERS) {
         set_reason(p, "waiting for a scheduler: none is running");
         p->next_request_ms = now + MAX_BACKOFF_MS;
@@ -517,11 +540,25 @@ static void request_lease(prism_client *c, pool *p)
     json_decref(reply);
 }
 
-/* Closes workers idle past the lease timeout; the worker gives the lease back. */
+void prism__pool_add_worker(prism_client *c, pool *p, worker_conn *wc)
+{
+    wc->pool = p;
+    wc->next = p->workers;
+    p->workers = wc;
+    p->nworkers++;
+    set_reason(p, NULL);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = wc};
+    epoll_ctl(c->epfd, EPOLL_CTL_ADD, wc->fd, &ev);
+    dispatch(c, p);
+    flush_out(c, wc);
+}
+
+/* Closes workers idle past the lease timeout; the worker gives the lease back.
+ * Connections to actors stay: they hold no lease. */
 static void return_idle(prism_client *c, int64_t now)
 {
     for (pool *p = c->pools; p; p = p->next) {
-        for (worker_conn *w = p->workers, *next; w; w = next) {
+        for (worker_conn *w = p->workers, *next; w && !p->actor; w = next) {
             next = w->next;
             if (w->inflight == 0 && !p->queue && now - w->idle_since_ms > LEASE_IDLE_MS)
                 conn_close(c, w, "lease returned");
@@ -563,7 +600,8 @@ static void run_deletions(prism_client *c)
 
 static bool wants_lease(const pool *p, int64_t now)
 {
-    if (!p->queue || p->requesting || now < p->next_request_ms || p->nworkers >= MAX_LEASES_PER_SHAPE)
+    if (p->actor || !p->queue || p->requesting || now < p->next_request_ms ||
+        p->nworkers >= MAX_LEASES_PER_SHAPE)
         return false;
     for (const worker_conn *w = p->workers; w; w = w->next)
         if (w->inflight < PIPELINE_DEPTH)
@@ -589,6 +627,7 @@ static void *leaser_main(void *arg)
         run_deletions(c);
         prism__events_tick(c);
         prism__borrow_tick(c);
+        prism__actors_tick(c);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000L;
@@ -631,7 +670,9 @@ static void free_pool(prism_client *c, pool *p)
         conn_close(c, p->workers, "the client disconnected");
     for (task_spec *t = p->queue, *next; t; t = next) {
         next = t->next;
-        prism__task_fail(c, t, PRISM_ERR_CANCELLED, "the client disconnected");
+        t->next = NULL;
+        if (t->deps_pending == 0) /* else a waiter list frees it with the table */
+            prism__task_fail(c, t, PRISM_ERR_CANCELLED, "the client disconnected");
     }
     json_decref(p->request);
     free((char *)p->shape.resources);

@@ -20,6 +20,7 @@ const char *prism_status_text(prism_status s)
     case PRISM_ERR_CANCELLED: return "the task was cancelled";
     case PRISM_ERR_NO_MEMORY: return "out of memory";
     case PRISM_ERR_INTERNAL: return "internal error";
+    case PRISM_ERR_ACTOR_DIED: return "actor died";
     }
     return "unknown status";
 }

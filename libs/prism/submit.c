@@ -25,8 +25,7 @@ static void task_name(const task_spec *t, char *out, size_t n)
     snprintf(out, n, "%s/%s", t->package, t->function);
 }
 
-/* Fails every return of `t` with `s`; the task itself is left to the caller. */
-static void fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message)
+void prism__task_fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message)
 {
     prism__event_task(c, t, TASK_EV_FAILED, message);
     char name[256];
@@ -50,7 +49,7 @@ void prism__task_release(prism_client *c, task_spec *t)
 
 void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message)
 {
-    fail_returns(c, t, s, message);
+    prism__task_fail_returns(c, t, s, message);
     prism__task_release(c, t);
 }
 
@@ -65,15 +64,33 @@ static void fail_from_argument(prism_client *c, task_spec *t, const obj_entry *d
              err ? prism_value_error_task(err) : "?", err ? prism_value_error_message(err) : "?");
     prism_value_free(err);
     t->dep_failed = true;
-    fail_returns(c, t, dep->error ? dep->error : PRISM_ERR_TASK, msg);
+    prism__task_fail_returns(c, t, dep->error ? dep->error : PRISM_ERR_TASK, msg);
 }
 
-/* Registers `t` as waiting for the owned, pending references among its arguments. */
+static void lost_argument(prism_client *c, task_spec *t, const obj_entry *e)
+{
+    if (t->dep_failed)
+        return;
+    char hex[PRISM_OBJECT_ID_HEX_LEN + 1], msg[512];
+    prism_object_id_to_hex(&e->id, hex);
+    snprintf(msg, sizeof msg, "argument %s was stored on node %s, which died; objects made by put "
+             "cannot be rebuilt", hex, e->node_id ? e->node_id : "?");
+    t->dep_failed = true;
+    prism__task_fail_returns(c, t, PRISM_ERR_OBJECT_LOST, msg);
+}
+
+/* Registers `t` as waiting for the pending references among its arguments
+ * (owned or borrowed). An owned argument lost with its node is made again
+ * from its lineage first. */
 static void add_dependencies(prism_client *c, task_spec *t)
 {
     for (size_t i = 0; i < t->nargs; i++) {
         const prism_ref *r = prism_value_get_ref(t->args[i]);
         obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL;
+        if (e && !e->owner && e->lost && e->state == OBJ_READY && !prism__reconstruct(c, e)) {
+            lost_argument(c, t, e);
+            continue;
+        }
         if (e && e->state == OBJ_FAILED)
             fail_from_argument(c, t, e);
         if (!e || e->state != OBJ_PENDING)
@@ -102,6 +119,10 @@ void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep)
         fail_from_argument(c, t, dep);
     if (--t->deps_pending > 0)
         return;
+    if (t->pool->actor) { /* queued at submission, to keep the order */
+        prism__dispatch(c, t->pool);
+        return;
+    }
     if (t->dep_failed)
         prism__task_release(c, t);
     else
@@ -174,7 +195,14 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
                           prism_ref **returns)
 {
     static const prism_task_options defaults = PRISM_TASK_OPTIONS_INIT;
-    const prism_task_options *o = opts ? opts : &defaults;
+    return prism__submit(c, NULL, package, function, args, nargs, opts ? opts : &defaults,
+                         returns);
+}
+
+prism_status prism__submit(prism_client *c, pool *actor_pool, const char *package,
+                           const char *function, prism_value *const *args, size_t nargs,
+                           const prism_task_options *o, prism_ref **returns)
+{
     prism_status s = check_submit(c, package, function, args, nargs, o, returns);
     if (s != PRISM_OK)
         return s;
@@ -188,7 +216,7 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
     for (int i = 0; i < 8; i++)
         t->id.b[8 + i] ^= (uint8_t)(n >> (8 * i));
     t->id.b[0] ^= 0x80; /* never equal to the put-task ID itself */
-    t->pool = prism__pool_for(c, o);
+    t->pool = actor_pool ? actor_pool : prism__pool_for(c, o);
     for (int i = 0; i < t->num_returns && t->pool; i++) {
         prism_object_id oid;
         prism_object_id_make(&oid, &t->id, (uint32_t)i);
@@ -210,7 +238,7 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
     add_dependencies(c, t);
     if (t->deps_pending == 0 && t->dep_failed)
         prism__task_release(c, t);
-    else if (t->deps_pending == 0)
+    else if (t->deps_pending == 0 || actor_pool)
         prism__pool_enqueue(c, t, false);
     bool asked = c->outbox != NULL; /* owners of borrowed arguments */
     pthread_mutex_unlock(&c->lock);
@@ -332,8 +360,9 @@ void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t le
         prism_object_id_make(&oid, &t->id, i);
         obj_entry *e = prism__obj_find(c, &oid);
         read_return(c, &r, e, name);
-        /* A stored value can be lost with its node: keep how to make it again. */
-        if (e && e->state == OBJ_READY && !e->inline_buf && e->lineage != t) {
+        /* A stored value can be lost with its node: keep how to make it again
+         * (not for actor calls: running one again would change the actor). */
+        if (e && e->state == OBJ_READY && !e->inline_buf && e->lineage != t && !t->pool->actor) {
             e->lineage = t;
             t->lineage_refs++;
         }
@@ -382,6 +411,10 @@ bool prism__reconstruct(prism_client *c, obj_entry *e)
 
 void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)
 {
+    if (t->cancelled) {
+        prism__task_fail(c, t, PRISM_ERR_CANCELLED, "cancelled while it ran (its worker was killed)");
+        return;
+    }
     if (t->attempts_left != 0) {
         if (t->attempts_left > 0)
             t->attempts_left--;
@@ -390,6 +423,12 @@ void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)
         return;
     }
     char msg[512];
+    if (t->pool->actor) {
+        snprintf(msg, sizeof msg, "the actor %s died while the call ran (%s); max_task_retries "
+                 "allows no more tries", t->pool->actor->id, why);
+        prism__task_fail(c, t, PRISM_ERR_ACTOR_DIED, msg);
+        return;
+    }
     snprintf(msg, sizeof msg, "the worker died and no retries are left: %s", why);
     prism__task_fail(c, t, PRISM_ERR_WORKER_DIED, msg);
 }
@@ -402,6 +441,12 @@ static task_spec *unqueue(prism_client *c, const prism_task_id *id)
         for (task_spec *t = p->queue; t; prev = t, t = t->next) {
             if (memcmp(t->id.b, id->b, sizeof id->b) != 0)
                 continue;
+            if (t->deps_pending > 0) { /* an actor call: dropped when it reaches the front */
+                if (!t->dep_failed)
+                    prism__task_fail_returns(c, t, PRISM_ERR_CANCELLED, "cancelled before it ran");
+                t->dep_failed = true;
+                return NULL;
+            }
             if (prev)
                 prev->next = t->next;
             else
@@ -413,6 +458,19 @@ static task_spec *unqueue(prism_client *c, const prism_task_id *id)
             return t;
         }
     }
+    return NULL;
+}
+
+/* The connection running the task `id`, if one is. Lock held. */
+static worker_conn *running_on(prism_client *c, const prism_task_id *id, task_spec **task)
+{
+    for (pool *p = c->pools; p; p = p->next)
+        for (worker_conn *w = p->workers; w; w = w->next)
+            for (task_spec *t = w->running; t; t = t->next)
+                if (!memcmp(t->id.b, id->b, sizeof id->b)) {
+                    *task = t;
+                    return w;
+                }
     return NULL;
 }
 
@@ -428,12 +486,35 @@ prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
         prism__task_fail(c, t, PRISM_ERR_CANCELLED, "cancelled before it ran");
     obj_entry *e = prism__obj_find(c, &ref->id);
     bool settled = !e || e->state != OBJ_PENDING;
+    task_spec *running = NULL;
+    worker_conn *w = t || settled ? NULL : running_on(c, &id, &running);
+    char subject[160] = "", lease[96] = "";
+    prism_status s = PRISM_OK;
+    if (t || settled) {
+    } else if (!w) {
+        s = prism__fail(PRISM_ERR_INVALID, "the task is waiting for its arguments; it can be "
+                        "cancelled once it is queued");
+    } else if (w->pool->actor) {
+        s = prism__fail(PRISM_ERR_INVALID, "a running actor call cannot be cancelled; kill the actor");
+    } else if (!force) {
+        s = prism__fail(PRISM_ERR_INVALID, "the task is running: cancel it with force, which "
+                        "kills its worker");
+    } else {
+        /* As in Ray, force kills the worker: its other pipelined tasks are retried. */
+        running->cancelled = true;
+        snprintf(subject, sizeof subject, "prism.node.%s.worker.kill", w->node_id);
+        snprintf(lease, sizeof lease, "%s", w->lease_id);
+    }
     pthread_mutex_unlock(&c->lock);
-    if (t || settled)
-        return PRISM_OK;
-    return prism__fail(PRISM_ERR_INVALID, force ? "the task is running or waiting for its "
-                                                  "arguments; force-cancelling it is not supported yet"
-                                                : "the task is running or waiting for its arguments");
+    if (subject[0]) {
+        json_t *req = json_pack("{s:s}", "lease_id", lease), *reply = NULL;
+        int rc = prism_bus_request_json(c->bus, subject, req, 5000, &reply);
+        json_decref(req);
+        if (rc != PRISM_BUS_OK || !json_is_true(json_object_get(reply, "ok")))
+            s = prism__fail(PRISM_ERR_INTERNAL, "the node agent did not kill the task's worker");
+        json_decref(reply);
+    }
+    return s;
 }
 
 prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *buf, size_t len)
@@ -454,4 +535,54 @@ prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *b
         snprintf(buf, len, "running, or waiting for its arguments");
     pthread_mutex_unlock(&c->lock);
     return PRISM_OK;
+}
+
+static bool has_lost_argument(prism_client *c, const task_spec *t)
+{
+    for (size_t i = 0; i < t->nargs; i++) {
+        const prism_ref *r = prism_value_get_ref(t->args[i]);
+        obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL;
+        if (e && !e->owner && e->lost && e->state == OBJ_READY)
+            return true;
+    }
+    return false;
+}
+
+void prism__tasks_args_lost(prism_client *c)
+{
+    /* Taken out of their queues first: rebuilding pushes, which changes queues. */
+    task_spec *taken = NULL;
+    for (pool *p = c->pools; p; p = p->next) {
+        if (p->actor) /* an actor's calls keep their order: they fail if an argument is gone */
+            continue;
+        task_spec *keep = NULL, *last = NULL;
+        for (task_spec *t = p->queue, *next; t; t = next) {
+            next = t->next;
+            t->next = NULL;
+            if (has_lost_argument(c, t)) {
+                t->next = taken;
+                taken = t;
+                p->queued--;
+                continue;
+            }
+            if (last)
+                last->next = t;
+            else
+                keep = t;
+            last = t;
+        }
+        p->queue = keep;
+        p->queue_tail = last;
+    }
+    for (task_spec *t = taken, *next; t; t = next) {
+        next = t->next;
+        t->next = NULL;
+        add_dependencies(c, t);
+        if (t->deps_pending > 0)
+            continue; /* queued again once its arguments are made again */
+        if (t->dep_failed)
+            prism__task_release(c, t);
+        else
+            prism__pool_enqueue(c, t, false);
+    }
 }

@@ -16,6 +16,10 @@ enum wire_type {
     WIRE_DONE = 3,  /* worker → owner: task id, u16 n, n x (slot, u32 m, m x (object id,
                      * str owner): the references inside that return) */
     WIRE_CANCEL = 4, /* owner → worker: task id (drop it if not started) */
+    WIRE_ACTOR_CREATE = 5, /* GCS → worker: actor id, str package, str class, u16
+                            * max_concurrency, u32 nargs, slots (docs/actors.md) */
+    WIRE_ACTOR_KILL = 6,   /* GCS → worker: actor id: run the destructor and exit */
+    WIRE_ACTOR_ATTACH = 7, /* GCS → worker: actor id: a restarted GCS takes over */
 };
 
 /* How an argument or a return travels. */

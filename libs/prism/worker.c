@@ -35,15 +35,31 @@ typedef struct conn {
     int fd;
     char *lease_id, *owner;
     prism_buf in;
+    /* Calls of a concurrent actor run on executor threads: each holds its
+     * connection (users, under the pool lock) and sends under send_lock; a
+     * connection that closes meanwhile is freed by the last of them. */
+    int users;
+    bool gone;
+    pthread_mutex_t send_lock;
     struct conn *next;
 } conn;
 
 typedef struct job {
     conn *from;
-    uint8_t *frame; /* a PUSH payload */
+    uint8_t type;   /* WIRE_PUSH or WIRE_ACTOR_CREATE */
+    uint8_t *frame; /* its payload */
     size_t len;
     struct job *next;
 } job;
+
+/* The actor this worker is dedicated to, once ACTOR_CREATE succeeded. */
+typedef struct actor_host {
+    char id[PRISM_ID_HEX_LEN + 1];
+    char *cls;
+    void *lib; /* the package (owned by the package list); NULL for builtin */
+    void *state;
+    prism_actor_free_fn free_fn;
+} actor_host;
 
 typedef struct package {
     char sha[PRISM_SHA256_HEX_LEN + 1];
@@ -61,6 +77,15 @@ typedef struct worker_rt {
     prism_bus *bus;
     prism_client *client; /* for nested calls, made on first use */
     const char *current_lease; /* of the task running now */
+    actor_host *actor;
+    pthread_mutex_t client_lock; /* executors may make the client on first use */
+    /* Executors of an actor with max_concurrency above 1. */
+    pthread_t *threads;
+    int nthreads;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    job *pool_queue, *pool_tail;
+    bool pool_stop;
     bool stop;
 } worker_rt;
 
@@ -77,6 +102,7 @@ struct prism_task_ctx {
  * cluster could not be reached then. */
 static prism_client *worker_client(worker_rt *w)
 {
+    pthread_mutex_lock(&w->client_lock);
     if (!w->client && w->cfg->gcs_address && *w->cfg->gcs_address) {
         prism_connect_options o = {w->cfg->gcs_address, w->cfg->token};
         if (prism_connect(&w->client, &o) != PRISM_OK)
@@ -85,6 +111,7 @@ static prism_client *worker_client(worker_rt *w)
                                          w->cfg->store_address) != PRISM_OK)
             LOG_WARN("the worker's client cannot use the object store: %s", prism_last_error());
     }
+    pthread_mutex_unlock(&w->client_lock);
     return w->client;
 }
 
@@ -152,6 +179,8 @@ static int fetch_package(worker_rt *w, const char *sha, const char *path, char *
     return rc;
 }
 
+static void *load_package(worker_rt *w, const char *pkg, char *err, size_t n);
+
 static prism_task_fn find_function(worker_rt *w, const char *pkg, const char *fn, char *err,
                                    size_t n)
 {
@@ -161,6 +190,20 @@ static prism_task_fn find_function(worker_rt *w, const char *pkg, const char *fn
             snprintf(err, n, "the builtin package has no function '%s'", fn);
         return f;
     }
+    void *lib = load_package(w, pkg, err, n);
+    if (!lib)
+        return NULL;
+    char sym[300];
+    snprintf(sym, sizeof sym, "prism_task__%s", fn);
+    prism_task_fn f = (prism_task_fn)dlsym(lib, sym);
+    if (!f)
+        snprintf(err, n, "package %s has no task '%s'", pkg, fn);
+    return f;
+}
+
+/* The loaded package `pkg` (a sha256), fetched first when not cached. */
+static void *load_package(worker_rt *w, const char *pkg, char *err, size_t n)
+{
     if (!is_sha(pkg)) {
         snprintf(err, n, "a package is 'builtin' or a sha256 (64 hex digits), not '%s'", pkg);
         return NULL;
@@ -184,12 +227,7 @@ static prism_task_fn find_function(worker_rt *w, const char *pkg, const char *fn
         p->next = w->packages;
         w->packages = p;
     }
-    char sym[300];
-    snprintf(sym, sizeof sym, "prism_task__%s", fn);
-    prism_task_fn f = (prism_task_fn)dlsym(p->handle, sym);
-    if (!f)
-        snprintf(err, n, "package %s has no task '%s'", pkg, fn);
-    return f;
+    return p->handle;
 }
 
 /* ---------- arguments ---------- */
@@ -312,6 +350,8 @@ static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *t
         uint32_t n = (uint32_t)(out->buf->len - at - 4);
         for (int k = 0; k < 4 && !out->failed; k++)
             out->buf->data[at + (size_t)k] = (char)(n >> (8 * k));
+    } else if (!task) {
+        write_error_slot(out, PRISM_ERR_INVALID, name, "this value cannot be stored");
     } else {
         prism_object_id oid;
         prism_object_id_make(&oid, task, i);
@@ -372,6 +412,223 @@ static int parse_push(worker_rt *w, const uint8_t *data, size_t len, push *p, ch
     return p->args ? 0 : -1;
 }
 
+/* ---------- actors ---------- */
+
+/* Actor calls name the actor (32 hex digits) where tasks name a package. */
+static bool is_actor_call(const char *pkg)
+{
+    return pkg && strlen(pkg) == PRISM_ID_HEX_LEN &&
+           strspn(pkg, "0123456789abcdef") == PRISM_ID_HEX_LEN;
+}
+
+static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const char *method,
+                                         char *err, size_t n, prism_status *why)
+{
+    *why = PRISM_ERR_UNKNOWN_FUNCTION;
+    if (!w->actor || strcmp(w->actor->id, actor) != 0) {
+        *why = PRISM_ERR_ACTOR_DIED;
+        snprintf(err, n, "this worker hosts no actor %s (it restarted or died)", actor);
+        return NULL;
+    }
+    prism_actor_method_fn f = NULL;
+    if (!w->actor->lib) {
+        f = prism__builtin_actor_method(w->actor->cls, method);
+    } else {
+        char sym[300];
+        snprintf(sym, sizeof sym, "prism_actor_method__%s__%s", w->actor->cls, method);
+        f = (prism_actor_method_fn)dlsym(w->actor->lib, sym);
+    }
+    if (!f)
+        snprintf(err, n, "actor class %s has no method '%s'", w->actor->cls, method);
+    return f;
+}
+
+static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *task_owner,
+                     prism_buf *out);
+static void conn_free(conn *c);
+
+/* The pool lock is held. */
+static void conn_release(conn *c)
+{
+    if (--c->users == 0 && c->gone)
+        conn_free(c);
+}
+
+static void *executor_main(void *arg)
+{
+    worker_rt *w = arg;
+    pthread_mutex_lock(&w->pool_lock);
+    for (;;) {
+        while (!w->pool_queue && !w->pool_stop)
+            pthread_cond_wait(&w->pool_cond, &w->pool_lock);
+        if (w->pool_stop)
+            break;
+        job *j = w->pool_queue;
+        w->pool_queue = j->next;
+        if (!w->pool_queue)
+            w->pool_tail = NULL;
+        pthread_mutex_unlock(&w->pool_lock);
+        conn *c = j->from;
+        prism_buf out;
+        prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
+        run_task(w, j->frame, j->len, c->owner, &out);
+        pthread_mutex_lock(&c->send_lock);
+        if (out.len) /* a closed connection only makes this fail */
+            wire_send_all(c->fd, out.data, out.len);
+        pthread_mutex_unlock(&c->send_lock);
+        prism_buf_free(&out);
+        free(j->frame);
+        free(j);
+        pthread_mutex_lock(&w->pool_lock);
+        conn_release(c);
+    }
+    pthread_mutex_unlock(&w->pool_lock);
+    return NULL;
+}
+
+static int start_executors(worker_rt *w, int n)
+{
+    w->threads = calloc((size_t)n, sizeof *w->threads);
+    for (int i = 0; w->threads && i < n; i++) {
+        if (pthread_create(&w->threads[i], NULL, executor_main, w) != 0)
+            break;
+        w->nthreads++;
+    }
+    return w->nthreads == n ? 0 : -1;
+}
+
+static void stop_executors(worker_rt *w)
+{
+    pthread_mutex_lock(&w->pool_lock);
+    w->pool_stop = true;
+    pthread_cond_broadcast(&w->pool_cond);
+    pthread_mutex_unlock(&w->pool_lock);
+    for (int i = 0; i < w->nthreads; i++)
+        pthread_join(w->threads[i], NULL);
+    free(w->threads);
+    w->threads = NULL;
+    w->nthreads = 0;
+    for (job *j = w->pool_queue, *next; j; j = next) { /* calls that never started */
+        next = j->next;
+        conn_release(j->from);
+        free(j->frame);
+        free(j);
+    }
+    w->pool_queue = w->pool_tail = NULL;
+}
+
+/* ACTOR_CREATE: runs the constructor; the worker is the actor's from then on.
+ * The DONE frame's one return is null, or the constructor's error. */
+static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf *out)
+{
+    prism_reader r = {data, len, 0, NULL, NULL, NULL};
+    const uint8_t *idb = pr_bytes(&r, PRISM_ID_BYTES);
+    char *pkg = pr_str(&r), *cls = pr_str(&r);
+    uint16_t concurrency = pr_u16(&r);
+    uint32_t nargs = pr_u32(&r);
+    char err[1024] = "";
+    prism_task_ctx ctx = {.w = w};
+    snprintf(ctx.name, sizeof ctx.name, "%s.__init__", cls ? cls : "?");
+    prism_value **args = !r.failed && nargs <= 65536 ? calloc(nargs ? nargs : 1, sizeof *args) : NULL;
+    bool ok = args != NULL;
+    for (uint32_t i = 0; ok && i < nargs; i++)
+        ok = (args[i] = read_arg(w, &r, err, sizeof err)) != NULL;
+    if (!args)
+        snprintf(err, sizeof err, "a malformed ACTOR_CREATE");
+    prism_actor_init_fn init = NULL;
+    prism_actor_free_fn fr = NULL;
+    void *lib = NULL;
+    prism_status s = PRISM_ERR_INVALID;
+    if (ok && w->actor) {
+        snprintf(err, sizeof err, "this worker hosts an actor already");
+    } else if (ok && (concurrency < 1 || concurrency > 1024)) {
+        snprintf(err, sizeof err, "max_concurrency must be 1-1024, not %u", concurrency);
+    } else if (ok && !strcmp(pkg, "builtin")) {
+        if (!prism__builtin_actor(cls, &init, &fr))
+            snprintf(err, sizeof err, "the builtin package has no actor class '%s'", cls);
+    } else if (ok && (lib = load_package(w, pkg, err, sizeof err))) {
+        char sym[300];
+        snprintf(sym, sizeof sym, "prism_actor_init__%s", cls);
+        init = (prism_actor_init_fn)dlsym(lib, sym);
+        snprintf(sym, sizeof sym, "prism_actor_free__%s", cls);
+        fr = (prism_actor_free_fn)dlsym(lib, sym);
+        if (!init)
+            snprintf(err, sizeof err, "package %s has no actor class '%s'", pkg, cls);
+    }
+    void *state = NULL;
+    if (init) {
+        s = init(&ctx, (const prism_value *const *)args, nargs, &state);
+        if (s != PRISM_OK)
+            snprintf(err, sizeof err, "%s", ctx.error ? ctx.error : prism_status_text(s));
+    }
+    if (s == PRISM_OK && (w->actor = calloc(1, sizeof *w->actor))) {
+        prism_id_to_hex((const prism_id *)idb, w->actor->id);
+        w->actor->cls = strdup(cls);
+        w->actor->lib = lib;
+        w->actor->state = state;
+        w->actor->free_fn = fr;
+        if (concurrency > 1 && start_executors(w, concurrency) != 0)
+            LOG_WARN("actor %s: only %d of %u threads started", w->actor->id, w->nthreads,
+                     concurrency);
+        LOG_INFO("worker %s hosts actor %s of class %s (%d threads)", w->cfg->worker_id,
+                 w->actor->id, cls, w->nthreads ? w->nthreads : 1);
+    } else if (s == PRISM_OK) {
+        if (fr)
+            fr(state);
+        s = PRISM_ERR_NO_MEMORY;
+        snprintf(err, sizeof err, "out of memory");
+    }
+    size_t start = out->len;
+    wire_begin(out, WIRE_DONE);
+    prism_writer wr = {.buf = out};
+    uint8_t zero[PRISM_ID_BYTES] = {0};
+    pw_bytes(&wr, idb ? idb : zero, PRISM_ID_BYTES);
+    pw_u16(&wr, 1);
+    if (s == PRISM_OK) {
+        prism_value *null = prism_value_null();
+        write_return(w, &wr, NULL, 0, null, ctx.name);
+        prism_value_free(null);
+    } else {
+        write_error_slot(&wr, init ? PRISM_ERR_TASK : PRISM_ERR_UNKNOWN_FUNCTION, ctx.name, err);
+    }
+    pw_u32(&wr, 0);
+    wire_end(out, start);
+    for (uint32_t i = 0; args && i < nargs; i++)
+        prism_value_free(args[i]);
+    free(args);
+    free(ctx.error);
+    free(pkg);
+    free(cls);
+}
+
+/* ACTOR_ATTACH: a GCS that restarted asks whether this worker hosts the actor. */
+static int attach_actor(worker_rt *w, conn *c, const uint8_t *p, size_t n)
+{
+    if (n < PRISM_ID_BYTES)
+        return -1;
+    char hex[PRISM_ID_HEX_LEN + 1];
+    prism_id_to_hex((const prism_id *)p, hex);
+    prism_buf out;
+    prism_buf_init(&out, 1u << 20);
+    size_t start = out.len;
+    wire_begin(&out, WIRE_DONE);
+    prism_writer wr = {.buf = &out};
+    pw_bytes(&wr, p, PRISM_ID_BYTES);
+    pw_u16(&wr, 1);
+    if (w->actor && !strcmp(w->actor->id, hex)) {
+        prism_value *null = prism_value_null();
+        write_return(w, &wr, NULL, 0, null, "attach");
+        prism_value_free(null);
+    } else {
+        write_error_slot(&wr, PRISM_ERR_ACTOR_DIED, "attach", "this worker hosts no such actor");
+    }
+    pw_u32(&wr, 0);
+    wire_end(&out, start);
+    int rc = wire_send_all(c->fd, out.data, out.len);
+    prism_buf_free(&out);
+    return rc;
+}
+
 /* Runs one PUSH from `task_owner` and writes its DONE frame into `out`. */
 static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *task_owner,
                      prism_buf *out)
@@ -382,12 +639,23 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
     int parsed = parse_push(w, data, len, &p, err, sizeof err);
     snprintf(ctx.name, sizeof ctx.name, "%s/%s", p.package ? p.package : "?",
              p.function ? p.function : "?");
-    prism_task_fn fn = parsed == 0 ? find_function(w, p.package, p.function, err, sizeof err) : NULL;
+    prism_task_fn fn = NULL;
+    prism_actor_method_fn method = NULL;
+    prism_status unknown = PRISM_ERR_UNKNOWN_FUNCTION;
+    if (parsed == 0 && is_actor_call(p.package)) {
+        method = find_method(w, p.package, p.function, err, sizeof err, &unknown);
+        if (w->actor)
+            snprintf(ctx.name, sizeof ctx.name, "%s.%s", w->actor->cls, p.function);
+    } else if (parsed == 0) {
+        fn = find_function(w, p.package, p.function, err, sizeof err);
+    }
     uint16_t nret = p.nreturns ? p.nreturns : 1;
     prism_value **rets = calloc(nret, sizeof *rets);
     prism_status s = PRISM_ERR_INVALID;
     if (fn && rets)
         s = fn(&ctx, (const prism_value *const *)p.args, p.nargs, rets, nret);
+    else if (method && rets)
+        s = method(&ctx, w->actor->state, (const prism_value *const *)p.args, p.nargs, rets, nret);
     size_t start = out->len;
     wire_begin(out, WIRE_DONE);
     prism_writer wr = {.buf = out};
@@ -399,9 +667,8 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
             write_return(w, &wr, &p.id, i, rets[i] ? rets[i] : null, ctx.name);
             prism_value_free(null);
             write_held(w, &wr, rets[i], task_owner);
-        } else if (!fn) {
-            write_error_slot(&wr, parsed == 0 ? PRISM_ERR_UNKNOWN_FUNCTION : PRISM_ERR_INVALID,
-                             ctx.name, err);
+        } else if (!fn && !method) {
+            write_error_slot(&wr, parsed == 0 ? unknown : PRISM_ERR_INVALID, ctx.name, err);
             pw_u32(&wr, 0);
         } else {
             write_error_slot(&wr, PRISM_ERR_TASK, ctx.name,
@@ -444,6 +711,24 @@ static void conn_drop(worker_rt *w, conn *c)
         }
     }
     /* Its queued tasks go too: nobody is there to take the results. */
+    pthread_mutex_lock(&w->pool_lock);
+    for (job **pp = &w->pool_queue; *pp;) {
+        job *j = *pp;
+        if (j->from != c) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        c->users--;
+        free(j->frame);
+        free(j);
+    }
+    w->pool_tail = NULL;
+    for (job *j = w->pool_queue; j; j = j->next)
+        w->pool_tail = j;
+    bool in_use = c->users > 0;
+    c->gone = true;
+    pthread_mutex_unlock(&w->pool_lock);
     job **jp = &w->queue;
     w->queue_tail = NULL;
     while (*jp) {
@@ -458,10 +743,21 @@ static void conn_drop(worker_rt *w, conn *c)
         }
     }
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
     LOG_DEBUG("owner %s left (lease %s)", c->owner ? c->owner : "?", c->lease_id ? c->lease_id : "-");
-    return_lease(w, c->lease_id);
+    if (!w->actor) /* an actor's worker holds its lease until it exits */
+        return_lease(w, c->lease_id);
+    if (in_use) { /* executors still answer on it: the last one frees it */
+        shutdown(c->fd, SHUT_RDWR);
+        return;
+    }
+    conn_free(c);
+}
+
+static void conn_free(conn *c)
+{
+    close(c->fd);
     prism_buf_free(&c->in);
+    pthread_mutex_destroy(&c->send_lock);
     free(c->lease_id);
     free(c->owner);
     free(c);
@@ -477,7 +773,16 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
         c->owner = pr_str(&r);
         return r.failed ? -1 : 0;
     }
-    if (type != WIRE_PUSH)
+    if (type == WIRE_ACTOR_KILL) {
+        if (w->actor && n >= PRISM_ID_BYTES) {
+            LOG_INFO("actor %s is killed", w->actor->id);
+            w->stop = true; /* the destructor runs on the way out */
+        }
+        return 0;
+    }
+    if (type == WIRE_ACTOR_ATTACH)
+        return attach_actor(w, c, p, n);
+    if (type != WIRE_PUSH && type != WIRE_ACTOR_CREATE)
         return type == WIRE_CANCEL ? 0 : -1;
     job *j = calloc(1, sizeof *j);
     if (!j || !(j->frame = malloc(n ? n : 1))) {
@@ -486,7 +791,20 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
     }
     memcpy(j->frame, p, n);
     j->len = n;
+    j->type = type;
     j->from = c;
+    if (type == WIRE_PUSH && w->nthreads) { /* a concurrent actor's call: to the executors */
+        pthread_mutex_lock(&w->pool_lock);
+        c->users++;
+        if (w->pool_tail)
+            w->pool_tail->next = j;
+        else
+            w->pool_queue = j;
+        w->pool_tail = j;
+        pthread_cond_signal(&w->pool_cond);
+        pthread_mutex_unlock(&w->pool_lock);
+        return 0;
+    }
     if (w->queue_tail)
         w->queue_tail->next = j;
     else
@@ -533,6 +851,7 @@ static void accept_conn(worker_rt *w, int lfd)
         return;
     }
     c->fd = fd;
+    pthread_mutex_init(&c->send_lock, NULL);
     prism_buf_init(&c->in, WIRE_MAX_FRAME + 65536);
     c->next = w->conns;
     w->conns = c;
@@ -551,7 +870,10 @@ static void run_next(worker_rt *w)
     prism_buf out;
     prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
     w->current_lease = j->from->lease_id;
-    run_task(w, j->frame, j->len, j->from->owner, &out);
+    if (j->type == WIRE_ACTOR_CREATE)
+        run_create(w, j->frame, j->len, &out);
+    else
+        run_task(w, j->frame, j->len, j->from->owner, &out);
     w->current_lease = NULL;
     conn *c = j->from;
     if (out.len && wire_send_all(c->fd, out.data, out.len) != 0)
@@ -692,8 +1014,16 @@ static int start(worker_rt *w, char *err, size_t n)
 
 static void finish(worker_rt *w)
 {
+    stop_executors(w);
     while (w->conns)
         conn_drop(w, w->conns);
+    if (w->actor) {
+        if (w->actor->free_fn)
+            w->actor->free_fn(w->actor->state);
+        free(w->actor->cls);
+        free(w->actor);
+        w->actor = NULL;
+    }
     for (package *p = w->packages, *next; p; p = next) {
         next = p->next;
         dlclose(p->handle);
@@ -731,6 +1061,9 @@ static void on_block(void *ud, bool blocked)
 int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
 {
     worker_rt w = {.cfg = cfg, .epfd = -1, .sigfd = -1, .unix_fd = -1, .tcp_fd = -1};
+    pthread_mutex_init(&w.client_lock, NULL);
+    pthread_mutex_init(&w.pool_lock, NULL);
+    pthread_cond_init(&w.pool_cond, NULL);
     prism__set_block_hook(on_block, &w);
     int rc = start(&w, err, errlen);
     int64_t spin_until = 0;
@@ -746,5 +1079,8 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
     }
     finish(&w);
     prism__set_block_hook(NULL, NULL);
+    pthread_mutex_destroy(&w.client_lock);
+    pthread_mutex_destroy(&w.pool_lock);
+    pthread_cond_destroy(&w.pool_cond);
     return rc;
 }

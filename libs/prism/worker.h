@@ -21,5 +21,8 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen);
 
 /* Built-in task functions (package "builtin"): NULL when unknown. */
 prism_task_fn prism__builtin_find(const char *name);
+/* Built-in actor classes: false when `cls` is unknown. */
+bool prism__builtin_actor(const char *cls, prism_actor_init_fn *init, prism_actor_free_fn *fr);
+prism_actor_method_fn prism__builtin_actor_method(const char *cls, const char *method);
 
 #endif

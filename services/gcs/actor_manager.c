@@ -34,16 +34,13 @@
 #define LEASE_ASK_MS 9000   /* the scheduler answers within this (timeout_ms)... */
 #define LEASE_WAIT_MS 10000 /* ...and we stop waiting after this */
 #define INFEASIBLE_RETRY_MS 1000
-#define KILL_GRACE_MS 2000 /* a worker told ACTOR_KILL exits within this, or is let go */
+#define KILL_GRACE_MS 2000 /* a worker told ACTOR_KILL exits within this, or is SIGKILLed */
 #define PING_EVERY_MS 1000
 #define PING_AGAIN_MS 3000 /* an unanswered ping is sent again: only "no responders" is death */
 #define SEND_TIMEOUT_MS 2000
 #define DEAD_KEPT 10000 /* DEAD actors kept in the table, newest first */
 #define PRUNE_EVERY_MS 10000
 #define GCS_ADDRESS "gcs" /* what the GCS calls itself in leases and HELLO */
-
-/* Frames of the direct protocol for actors (docs/actors.md). */
-enum { FRAME_ACTOR_CREATE = 5, FRAME_ACTOR_KILL = 6, FRAME_ACTOR_ATTACH = 7 };
 
 typedef enum phase {
     PH_WAIT_LEASE, /* asks the scheduler at next_ms */
@@ -392,7 +389,7 @@ static int open_conn(gcs *g, actor *a, uint8_t frame)
     start = out.len;
     wire_begin(&out, frame);
     pw_bytes(&w, a->idb.b, sizeof a->idb.b);
-    if (frame == FRAME_ACTOR_CREATE) {
+    if (frame == WIRE_ACTOR_CREATE) {
         pw_str(&w, a->package);
         pw_str(&w, a->cls);
         pw_u16(&w, a->max_concurrency);
@@ -416,12 +413,24 @@ static int send_kill(actor *a)
     prism_buf out;
     prism_buf_init(&out, 64);
     prism_writer w = {.buf = &out};
-    wire_begin(&out, FRAME_ACTOR_KILL);
+    wire_begin(&out, WIRE_ACTOR_KILL);
     pw_bytes(&w, a->idb.b, sizeof a->idb.b);
     wire_end(&out, 0);
     int rc = w.failed ? -1 : wire_send_all(a->fd, out.data, out.len);
     prism_buf_free(&out);
     return rc;
+}
+
+/* SIGKILL for a worker that did not exit when told to (its exit frees the lease). */
+static void force_kill(gcs *g, actor *a)
+{
+    if (!a->node_id || !*a->node_id || !a->lease_id || !*a->lease_id)
+        return;
+    char subject[160];
+    snprintf(subject, sizeof subject, "prism.node.%s.worker.kill", a->node_id);
+    json_t *msg = json_pack("{s:s}", "lease_id", a->lease_id);
+    prism_bus_publish_json(g->bus, subject, msg);
+    json_decref(msg);
 }
 
 static void start_on_grant(gcs *g, actor *a, json_t *grant)
@@ -431,7 +440,7 @@ static void start_on_grant(gcs *g, actor *a, json_t *grant)
     set_str(&a->worker_id, json_string_value(json_object_get(grant, "worker_id")));
     set_str(&a->unix_path, json_string_value(json_object_get(grant, "unix")));
     set_str(&a->tcp, json_string_value(json_object_get(grant, "tcp")));
-    if (open_conn(g, a, FRAME_ACTOR_CREATE) != 0) {
+    if (open_conn(g, a, WIRE_ACTOR_CREATE) != 0) {
         return_lease(g, a->node_id, a->lease_id, "its worker could not be reached");
         pending(g, a, "the granted worker could not be reached", backoff_ms(a->failures++));
         return;
@@ -490,11 +499,13 @@ static void lose_worker(gcs *g, actor *a, loss why)
         set_str(&a->reason, NULL);
         store_restarting(g, a);
         prism_metric_add(g->actors->m_restarts, 1);
-        LOG_WARN("actor %s restarts (restart %lld of %s): %s", a->id, (long long)a->restarts,
-                 a->max_restarts < 0 ? "unlimited" : "max_restarts",
-                 why == LOST_KILLED ? "killed to be restarted"
-                 : why == LOST_NODE ? "its node died"
-                                    : "its worker died");
+        char max[32] = "no limit";
+        if (a->max_restarts >= 0)
+            snprintf(max, sizeof max, "max_restarts %lld", (long long)a->max_restarts);
+        LOG_WARN("actor %s is RESTARTING (restart %lld, %s): %s", a->id, (long long)a->restarts,
+                 max, why == LOST_KILLED ? "killed to be restarted"
+                      : why == LOST_NODE ? "its node died"
+                                         : "its worker died");
         return;
     }
     char cause[256];
@@ -518,7 +529,7 @@ static void finish_kill(gcs *g, actor *a)
 
 static int attach(gcs *g, actor *a)
 {
-    if (open_conn(g, a, FRAME_ACTOR_ATTACH) != 0)
+    if (open_conn(g, a, WIRE_ACTOR_ATTACH) != 0)
         return -1;
     a->phase = PH_ATTACHING;
     return 0;
@@ -779,9 +790,9 @@ static void tick(gcs *g)
             lose_worker(g, a, LOST_WORKER);
             continue;
         } else if (a->phase == PH_KILLING && now >= a->next_ms) {
-            LOG_WARN("actor %s: worker %s did not exit within %d ms of ACTOR_KILL: its connection "
-                     "is closed and nothing more is asked of it",
-                     a->id, or_dash(a->worker_id), KILL_GRACE_MS);
+            LOG_WARN("actor %s: worker %s did not exit within %d ms of ACTOR_KILL: its node agent "
+                     "kills it", a->id, or_dash(a->worker_id), KILL_GRACE_MS);
+            force_kill(g, a);
             finish_kill(g, a);
             continue;
         }

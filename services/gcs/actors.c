@@ -16,12 +16,12 @@
 #include "actors.h"
 #include "codec.h"
 #include "db.h"
-#include "prism_fs.h"
 #include "prism_log.h"
 #include "prism_time.h"
 #include "wire.h"
 
-#define MAX_TEXT 128       /* owner, name, class */
+#define MAX_TEXT 128       /* owner, class */
+#define MAX_NAME 256       /* name, namespace (what libprism allows) */
 #define MAX_RESOURCES 64   /* names in a resource map */
 #define MAX_ARGS 65536     /* constructor arguments (the worker's limit) */
 #define KILL_WAIT_MS 2000  /* a kill request waits this long for the manager to act */
@@ -387,10 +387,10 @@ static int parse_create(const char *data, size_t len, json_t **msg, create_req *
     else if (!identifier(out->cls))
         snprintf(err, n, "'class' must be 1-%d characters of A-Z a-z 0-9 _, not starting with a digit",
                  MAX_TEXT);
-    else if (out->name && !plain_text(out->name, MAX_TEXT))
-        snprintf(err, n, "'name' must be 1-%d characters without control characters", MAX_TEXT);
-    else if (!prism_safe_name(out->ns))
-        snprintf(err, n, "'namespace' must be 1-128 characters of A-Z a-z 0-9 . _ -");
+    else if (out->name && !plain_text(out->name, MAX_NAME))
+        snprintf(err, n, "'name' must be 1-%d bytes without control characters", MAX_NAME);
+    else if (!plain_text(out->ns, MAX_NAME))
+        snprintf(err, n, "'namespace' must be 1-%d bytes without control characters", MAX_NAME);
     else if (!(out->lease = lease_spec(m, err, n)))
         return -1;
     else

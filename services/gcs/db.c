@@ -63,7 +63,9 @@ static const char *const migrations[] = {
     "  content_type TEXT,"
     "  updated_at INTEGER NOT NULL,"
     "  PRIMARY KEY (namespace, key));",
-    /* 1 → 2: actors as docs/actors.md has them (the first table was a placeholder, never
+    /* 1 → 2: the packages a job names, a JSON list of {sha256, name}; NULL for none */
+    "ALTER TABLE jobs ADD COLUMN packages TEXT;",
+    /* 2 → 3: actors as docs/actors.md has them (the first table was a placeholder, never
      * written). A name is unique in its namespace among actors that are not DEAD. */
     "DROP TABLE actors;"
     "CREATE TABLE actors ("

@@ -55,12 +55,14 @@ typedef struct gcs_node {
 
 typedef struct gcs_tasks gcs_tasks;
 typedef struct gcs_task_list gcs_task_list;
+typedef struct gcs_object_list gcs_object_list;
 typedef struct gcs_actors gcs_actors;
 
 typedef struct gcs {
     gcs_config cfg;
     gcs_tasks *tasks; /* objects owned through the REST task API */
     gcs_task_list *task_list; /* recent tasks of every owner */
+    gcs_object_list *object_list; /* the objects every owner reports */
     gcs_actors *actors;       /* the actors' lifecycle (actors.h) */
     pthread_mutex_t lock;
     sqlite3 *db;
@@ -94,7 +96,8 @@ typedef struct gcs_job_spec {
     const char *entrypoint;
     json_t *env, *resources, *metadata; /* borrowed */
     const char *working_dir;
-    bool ray; /* submitted through the Ray-compatible API */
+    json_t *packages; /* [{sha256, name}] (name null when none), or NULL; owned */
+    bool ray;         /* submitted through the Ray-compatible API */
 } gcs_job_spec;
 int gcs_jobs_start(gcs *g);
 void gcs_jobs_cron(gcs *g);
@@ -117,8 +120,10 @@ void gcs_api_jobs_list(prism_http_req *req, void *ctx);
 void gcs_api_job_get(prism_http_req *req, void *ctx);
 void gcs_api_job_stop(prism_http_req *req, void *ctx);
 void gcs_api_job_delete(prism_http_req *req, void *ctx);
-/* Parses the JSON submit body shared by both APIs into `spec`; replies 400 itself. */
+/* Parses the JSON submit body shared by both APIs into `spec`; replies 400 itself.
+ * After success, gcs_job_spec_free releases what the spec owns. */
 int gcs_job_spec_from_json(prism_http_req *req, json_t *body, gcs_job_spec *spec);
+void gcs_job_spec_free(gcs_job_spec *spec);
 
 /* job_logs.c */
 void gcs_api_job_logs(prism_http_req *req, void *ctx);
@@ -141,13 +146,21 @@ void gcs_tasks_cron(gcs *g);
 void gcs_api_tasks_submit(prism_http_req *req, void *ctx);
 void gcs_api_object_get(prism_http_req *req, void *ctx);
 void gcs_api_object_delete(prism_http_req *req, void *ctx);
-void gcs_api_objects_list(prism_http_req *req, void *ctx);
 
 /* task_list.c: recent tasks reported by owners */
 int gcs_task_list_create(gcs *g);
 int gcs_task_list_start(gcs *g);
 void gcs_task_list_destroy(gcs *g);
 void gcs_api_tasks_list(prism_http_req *req, void *ctx);
+
+/* object_list.c: the objects of every owner, as they report them */
+int gcs_object_list_create(gcs *g);
+int gcs_object_list_start(gcs *g);
+void gcs_object_list_destroy(gcs *g);
+void gcs_object_list_cron(gcs *g);
+/* Names the GCS's own client: its objects are listed with owner "gcs". */
+void gcs_object_list_set_own(gcs *g, const char *owner);
+void gcs_api_objects_list(prism_http_req *req, void *ctx);
 
 /* actors.c, actor_manager.c: actors, whose lifecycle the GCS owns (docs/actors.md) */
 int gcs_actors_create(gcs *g);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "db.h"
 #include "gcs.h"
@@ -17,13 +18,15 @@
 
 #define JOB_COLUMNS                                                                             \
     "id, state, entrypoint, env, working_dir, resources, metadata, node_id, message, exit_code, " \
-    "submitted_at, start_time, end_time, stop_requested, ray, seq"
+    "submitted_at, start_time, end_time, stop_requested, ray, seq, packages"
 #define NOT_ENDED "state NOT IN ('SUCCEEDED','FAILED','STOPPED')"
 #define START_TIMEOUT_MS 5000
 #define RECONCILE_EVERY_MS 2000
 #define RECONCILE_GRACE_MS 3000
 #define RETENTION_EVERY_MS 5000
 #define RETENTION_BATCH 1000
+#define MAX_JOB_PACKAGES 32
+#define PACKAGE_NAME_MAX 64
 
 bool gcs_state_terminal(const char *state)
 {
@@ -31,9 +34,19 @@ bool gcs_state_terminal(const char *state)
                      !strcmp(state, "STOPPED"));
 }
 
+/* The job's packages column: a list, empty for a job that names none. */
+static json_t *packages_column(sqlite3_stmt *st, int i)
+{
+    json_t *list = gcs_db_column_json(st, i);
+    if (json_is_array(list))
+        return list;
+    json_decref(list);
+    return json_array();
+}
+
 static json_t *job_row_json(sqlite3_stmt *st)
 {
-    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b}", "job_id",
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:o}", "job_id",
                      gcs_db_column_text_or_null(st, 0), "submission_id",
                      gcs_db_column_text_or_null(st, 0), "state", gcs_db_column_text_or_null(st, 1),
                      "entrypoint", gcs_db_column_text_or_null(st, 2), "env",
@@ -45,7 +58,7 @@ static json_t *job_row_json(sqlite3_stmt *st)
                      gcs_db_column_int_or_null(st, 10), "start_time",
                      gcs_db_column_int_or_null(st, 11), "end_time",
                      gcs_db_column_int_or_null(st, 12), "stop_requested",
-                     sqlite3_column_int(st, 13));
+                     sqlite3_column_int(st, 13), "packages", packages_column(st, 16));
 }
 
 static json_t *job_get_locked(gcs *g, const char *id)
@@ -277,6 +290,77 @@ static bool is_sha256_hex(const char *s)
     return true;
 }
 
+/* A package's name becomes part of the driver's PRISM_PACKAGE_<NAME>. */
+static bool package_name_ok(const char *s)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+    return n > 0 && n <= PACKAGE_NAME_MAX && s[n] == '\0';
+}
+
+/* Whether `out` already has the sha256 or (ignoring case, as the variable
+ * names are upper case) the name. */
+static const char *package_duplicate(json_t *out, const char *sha, const char *name)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(out, i, e) {
+        const char *other = json_string_value(json_object_get(e, "name"));
+        if (!strcmp(json_string_value(json_object_get(e, "sha256")), sha))
+            return "is listed twice";
+        if (name && other && !strcasecmp(name, other))
+            return "has a name used twice (names are compared ignoring case)";
+    }
+    return NULL;
+}
+
+/* `packages`: a list whose entries are a package sha256 or {"sha256", "name"},
+ * made into [{"sha256", "name"}] (name null when none). NULL with `bad` set
+ * when it is not valid. */
+static json_t *parse_packages(json_t *list, char *bad, size_t badlen)
+{
+    if (!json_is_array(list)) {
+        snprintf(bad, badlen, "field 'packages' must be a list of package sha256s or "
+                              "{\"sha256\", \"name\"} objects");
+        return NULL;
+    }
+    if (json_array_size(list) > MAX_JOB_PACKAGES) {
+        snprintf(bad, badlen, "field 'packages' has %zu entries; a job names at most %d",
+                 json_array_size(list), MAX_JOB_PACKAGES);
+        return NULL;
+    }
+    json_t *out = json_array(), *e;
+    size_t i;
+    json_array_foreach(list, i, e) {
+        json_t *name_v = json_is_object(e) ? json_object_get(e, "name") : NULL;
+        const char *sha = json_string_value(json_is_object(e) ? json_object_get(e, "sha256") : e);
+        const char *name = json_string_value(name_v), *dup = NULL;
+        if (!json_is_string(e) && !json_is_object(e))
+            snprintf(bad, badlen, "packages[%zu] must be a package sha256 or an object "
+                                  "{\"sha256\", \"name\"}", i);
+        else if (!sha || !is_sha256_hex(sha))
+            snprintf(bad, badlen, "packages[%zu] must name a package by its sha256 "
+                                  "(64 lowercase hex digits)", i);
+        else if (name_v && !json_is_null(name_v) && !(name && package_name_ok(name)))
+            snprintf(bad, badlen, "packages[%zu]: 'name' must be 1-%d characters of "
+                                  "A-Z a-z 0-9 _", i, PACKAGE_NAME_MAX);
+        else if ((dup = package_duplicate(out, sha, name)) != NULL)
+            snprintf(bad, badlen, "packages[%zu] (%s) %s", i, name ? name : sha, dup);
+        else {
+            json_array_append_new(out, json_pack("{s:s,s:s?}", "sha256", sha, "name", name));
+            continue;
+        }
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+void gcs_job_spec_free(gcs_job_spec *spec)
+{
+    json_decref(spec->packages);
+    spec->packages = NULL;
+}
+
 int gcs_job_spec_from_json(prism_http_req *req, json_t *body, gcs_job_spec *spec)
 {
     memset(spec, 0, sizeof *spec);
@@ -304,6 +388,14 @@ int gcs_job_spec_from_json(prism_http_req *req, json_t *body, gcs_job_spec *spec
         prism_http_reply_error(req, 400, "invalid_argument", "%s", bad);
         return -1;
     }
+    json_t *packages = json_object_get(body, "packages");
+    if (packages && !json_is_null(packages)) {
+        char why[256];
+        if (!(spec->packages = parse_packages(packages, why, sizeof why))) {
+            prism_http_reply_error(req, 400, "invalid_argument", "%s", why);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -314,6 +406,19 @@ static bool package_known_locked(gcs *g, const char *sha)
     bool known = st && sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
     return known;
+}
+
+/* The first of the job's packages the GCS does not have, or NULL. Lock held. */
+static const char *unknown_package_locked(gcs *g, json_t *packages)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(packages, i, e) {
+        const char *sha = json_string_value(json_object_get(e, "sha256"));
+        if (!package_known_locked(g, sha))
+            return sha;
+    }
+    return NULL;
 }
 
 int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
@@ -330,16 +435,22 @@ int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
     json_t *resources = spec->resources ? json_incref(spec->resources) : json_object();
     pthread_mutex_lock(&g->lock);
     int status = 0;
+    const char *unknown = NULL;
     if (spec->working_dir && !package_known_locked(g, spec->working_dir)) {
         *code = "not_found";
         snprintf(err, errlen, "no package '%s' (upload it with POST /api/v1/packages)",
                  spec->working_dir);
         status = 404;
+    } else if ((unknown = unknown_package_locked(g, spec->packages)) != NULL) {
+        /* 400, not 404 like working_dir: the route exists, a field of the body is wrong. */
+        *code = "unknown_package";
+        snprintf(err, errlen, "no package '%s' (upload it with POST /api/v1/packages)", unknown);
+        status = 400;
     } else {
         sqlite3_stmt *st = gcs_db_prepare(
             g->db, "INSERT INTO jobs (id, state, entrypoint, env, working_dir, resources, metadata, "
-                   "message, submitted_at, ray) VALUES (?, 'PENDING', ?, ?, ?, ?, ?, "
-                   "'waiting for a node', ?, ?)");
+                   "message, submitted_at, ray, packages) VALUES (?, 'PENDING', ?, ?, ?, ?, ?, "
+                   "'waiting for a node', ?, ?, ?)");
         gcs_db_bind_text(st, 1, job_id);
         gcs_db_bind_text(st, 2, spec->entrypoint);
         json_t *no_env = json_object();
@@ -350,6 +461,7 @@ int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
         gcs_db_bind_json(st, 6, spec->metadata);
         sqlite3_bind_int64(st, 7, prism_now_ms());
         sqlite3_bind_int(st, 8, spec->ray);
+        gcs_db_bind_json(st, 9, json_array_size(spec->packages) ? spec->packages : NULL);
         int rc = gcs_db_exec_stmt(st);
         if (rc == SQLITE_CONSTRAINT) {
             *code = "duplicate_submission_id";
@@ -431,7 +543,7 @@ static start_item *place_jobs_locked(gcs *g)
 {
     start_item *list = NULL;
     sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "SELECT id, entrypoint, env, working_dir, resources FROM jobs "
+        g->db, "SELECT id, entrypoint, env, working_dir, resources, packages FROM jobs "
                "WHERE state='PENDING' AND node_id IS NULL ORDER BY seq LIMIT 64");
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(st, 0);
@@ -457,10 +569,11 @@ static start_item *place_jobs_locked(gcs *g)
         start_item *item = calloc(1, sizeof *item);
         item->job_id = strdup(id);
         item->node_id = strdup(n->id);
-        item->request = json_pack("{s:s,s:s,s:o,s:o,s:o}", "job_id", id, "entrypoint",
+        item->request = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o}", "job_id", id, "entrypoint",
                                   (const char *)sqlite3_column_text(st, 1), "env",
                                   gcs_db_column_json(st, 2), "working_dir",
-                                  gcs_db_column_text_or_null(st, 3), "resources", want);
+                                  gcs_db_column_text_or_null(st, 3), "resources", want,
+                                  "packages", packages_column(st, 5));
         item->next = list;
         list = item;
     }
@@ -844,6 +957,7 @@ void gcs_api_jobs_submit(prism_http_req *req, void *ctx)
     char id[256], err[512];
     const char *code = "internal";
     int status = gcs_job_submit(g, &spec, id, sizeof id, &code, err, sizeof err);
+    gcs_job_spec_free(&spec);
     json_decref(body);
     if (status) {
         prism_http_reply_error(req, status, code, "%s", err);

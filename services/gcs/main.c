@@ -115,7 +115,8 @@ static int start(gcs *g, prism_http_route *routes, char *err, size_t errlen)
     if (open_storage(g, err, errlen) != 0)
         return -1;
     make_metrics(g);
-    if (gcs_tasks_create(g) != 0 || gcs_task_list_create(g) != 0 || gcs_actors_create(g) != 0) {
+    if (gcs_tasks_create(g) != 0 || gcs_task_list_create(g) != 0 ||
+        gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -123,7 +124,7 @@ static int start(gcs *g, prism_http_route *routes, char *err, size_t errlen)
     if (prism_bus_connect(&g->bus, g->cfg.nats_url, g->cfg.token, "prism-gcs", 0, err, errlen) != 0)
         return -1;
     if (gcs_nodes_start(g) != 0 || gcs_jobs_start(g) != 0 || gcs_task_list_start(g) != 0 ||
-        gcs_actors_start(g) != 0) {
+        gcs_object_list_start(g) != 0 || gcs_actors_start(g) != 0) {
         snprintf(err, errlen, "cannot subscribe to NATS subjects: %s", prism_bus_last_error(g->bus));
         return -1;
     }
@@ -150,6 +151,7 @@ static void stop(gcs *g)
     gcs_actors_destroy(g);
     gcs_nodes_free(g);
     gcs_task_list_destroy(g);
+    gcs_object_list_destroy(g);
     if (g->db)
         gcs_db_close(g->db);
     prism_metrics_destroy(g->metrics);
@@ -204,6 +206,7 @@ int main(int argc, char **argv)
             gcs_nodes_cron(&g);
             gcs_jobs_cron(&g);
             gcs_tasks_cron(&g);
+            gcs_object_list_cron(&g);
         }
         LOG_INFO("signal %d: shutting down", sig);
     }

@@ -84,6 +84,7 @@ void gcs_ray_jobs_submit(prism_http_req *req, void *ctx)
     char id[256], err[512];
     const char *code = "internal";
     int status = gcs_job_submit(ctx, &spec, id, sizeof id, &code, err, sizeof err);
+    gcs_job_spec_free(&spec);
     json_decref(body);
     json_decref(p);
     if (status) {

@@ -15,7 +15,6 @@
 
 typedef struct rest_object {
     prism_ref *ref;
-    char task[256];
     int64_t created_ms;
     struct rest_object *next;
 } rest_object;
@@ -59,6 +58,8 @@ static prism_client *client(gcs *g)
         prism_connect_options o = {url, g->cfg.token};
         if (prism_connect(&g->tasks->client, &o) != PRISM_OK)
             g->tasks->client = NULL;
+        else
+            gcs_object_list_set_own(g, prism_client_owner(g->tasks->client));
     }
     return g->tasks->client;
 }
@@ -173,7 +174,6 @@ static json_t *submit_locked(gcs *g, prism_http_req *req, const char *pkg, const
     for (int i = 0; i < o->num_returns; i++) {
         rest_object *ro = calloc(1, sizeof *ro);
         ro->ref = refs[i];
-        snprintf(ro->task, sizeof ro->task, "%s/%s", pkg, fn);
         ro->created_ms = prism_now_ms();
         ro->next = g->tasks->objects;
         g->tasks->objects = ro;
@@ -316,21 +316,4 @@ void gcs_api_object_delete(prism_http_req *req, void *ctx)
     prism_ref_release(gone->ref);
     free(gone);
     prism_http_reply_json(req, 200, json_pack("{s:b}", "deleted", 1));
-}
-
-void gcs_api_objects_list(prism_http_req *req, void *ctx)
-{
-    gcs *g = ctx;
-    int64_t limit;
-    if (prism_http_query_int(req, "limit", 100, 1, 1000, &limit) != 0)
-        return;
-    json_t *list = json_array();
-    pthread_mutex_lock(&g->tasks->lock);
-    for (rest_object *o = g->tasks->objects; o && (int64_t)json_array_size(list) < limit; o = o->next)
-        json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:I}", "object_id", prism_ref_id(o->ref),
-                                              "owner", "gcs", "task", o->task, "created_at",
-                                              (json_int_t)o->created_ms));
-    size_t total = g->tasks->count;
-    pthread_mutex_unlock(&g->tasks->lock);
-    prism_http_reply_json(req, 200, json_pack("{s:o,s:I}", "objects", list, "total", (json_int_t)total));
 }

@@ -41,7 +41,7 @@ static size_t option_table(na_config *c, prism_option *o)
         {"stop-grace-ms", PRISM_OPT_INT, &c->stop_grace_ms, "3000",
          "time from SIGTERM to SIGKILL when a job is stopped"},
         {"package-max-size", PRISM_OPT_SIZE, &c->package_max, "1GiB",
-         "largest working-directory package fetched"},
+         "largest package fetched (a working directory or a job's package)"},
         {"package-timeout-ms", PRISM_OPT_INT, &c->package_timeout_ms, "120000",
          "time limit of one package download"},
         {"store-socket", PRISM_OPT_STRING, &c->store_socket, NULL,

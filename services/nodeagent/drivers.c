@@ -1,5 +1,6 @@
 /* Starting a job's driver: `/bin/sh -c ENTRYPOINT` in its own process group,
  * in the job's directory or its package, output appended to driver.log. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -11,6 +12,7 @@
 
 #include "nodeagent.h"
 #include "prism_fs.h"
+#include "prism_sha256.h"
 #include "prism_time.h"
 
 /* What job.start asked for; strings borrowed from the request. */
@@ -20,8 +22,12 @@ typedef struct start_req {
     const char *package; /* NULL: run in the job's directory */
     json_t *env;         /* object of strings, may be NULL */
     json_t *resources;   /* object, may be NULL */
+    json_t *packages;    /* [{sha256, name?}] for the workers' cache, may be NULL */
     int gpus;
 } start_req;
+
+#define MAX_JOB_PACKAGES 32
+#define PACKAGE_NAME_MAX 64
 
 /* ---------- the environment ---------- */
 
@@ -47,6 +53,11 @@ static int env_prism(na_env *e, const nodeagent *na, const na_job *j)
     rc |= na_env_set(e, "PRISM_NATS_URL", c->nats_url);
     rc |= na_env_set(e, "PRISM_JOB_ID", j->id);
     rc |= na_env_set(e, "PRISM_NODE_ID", j->node_id);
+    /* Drivers use the node's object store like workers: large values go there. */
+    if (c->store_socket && *c->store_socket)
+        rc |= na_env_set(e, "PRISM_STORE_SOCKET", c->store_socket);
+    if (c->store_address && *c->store_address)
+        rc |= na_env_set(e, "PRISM_STORE_URL", c->store_address);
     if (j->ngpus > 0) {
         char devices[512];
         rc |= na_gpu_visible_devices(j->gpus, j->ngpus, devices, sizeof devices);
@@ -55,9 +66,36 @@ static int env_prism(na_env *e, const nodeagent *na, const na_job *j)
     return rc ? -1 : 0;
 }
 
-static int build_env(na_env *e, const nodeagent *na, const na_job *j, json_t *job_env)
+/* PRISM_PACKAGES (the sha256s, space-separated) and PRISM_PACKAGE_<NAME>
+ * (upper case) for each named one, so a driver submits tasks by name. */
+static int env_packages(na_env *e, json_t *packages)
 {
-    if (na_env_inherit(e) != 0 || (job_env && env_job(e, job_env) != 0))
+    if (json_array_size(packages) == 0)
+        return 0;
+    char all[MAX_JOB_PACKAGES * (PRISM_SHA256_HEX_LEN + 1)] = "";
+    size_t i, used = 0;
+    json_t *p;
+    int rc = 0;
+    json_array_foreach(packages, i, p) {
+        const char *sha = json_string_value(json_object_get(p, "sha256"));
+        const char *name = json_string_value(json_object_get(p, "name"));
+        used += (size_t)snprintf(all + used, sizeof all - used, "%s%s", i ? " " : "", sha);
+        if (name) {
+            char var[sizeof "PRISM_PACKAGE_" + PACKAGE_NAME_MAX];
+            snprintf(var, sizeof var, "PRISM_PACKAGE_%s", name);
+            for (char *c = var + strlen("PRISM_PACKAGE_"); *c; c++)
+                *c = (char)toupper((unsigned char)*c);
+            rc |= na_env_set(e, var, sha);
+        }
+    }
+    rc |= na_env_set(e, "PRISM_PACKAGES", all);
+    return rc ? -1 : 0;
+}
+
+static int build_env(na_env *e, const nodeagent *na, const na_job *j, const start_req *r)
+{
+    if (na_env_inherit(e) != 0 || (r->env && env_job(e, r->env) != 0) ||
+        env_packages(e, r->packages) != 0)
         return -1;
     return env_prism(e, na, j);
 }
@@ -92,6 +130,36 @@ static json_t *check_resources(json_t *res, start_req *r)
     return NULL;
 }
 
+/* A package name is 1-64 of [A-Za-z0-9_]: it becomes part of a variable's name. */
+static bool package_name_ok(const char *s)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+    return n > 0 && n <= PACKAGE_NAME_MAX && s[n] == '\0';
+}
+
+static json_t *check_packages(json_t *packages, start_req *r)
+{
+    if (packages && !json_is_null(packages) &&
+        (!json_is_array(packages) || json_array_size(packages) > MAX_JOB_PACKAGES))
+        return na_error("invalid_argument", "'packages' must be a list of at most %d packages",
+                        MAX_JOB_PACKAGES);
+    size_t i;
+    json_t *p;
+    json_array_foreach(packages, i, p) {
+        const char *sha = json_string_value(json_object_get(p, "sha256"));
+        json_t *name = json_object_get(p, "name");
+        if (!sha || !na_is_package_sha(sha))
+            return na_error("invalid_argument", "packages[%zu] must have a 'sha256' of 64 hex "
+                                                "digits", i);
+        if (name && !json_is_null(name) &&
+            !(json_is_string(name) && package_name_ok(json_string_value(name))))
+            return na_error("invalid_argument", "packages[%zu]: 'name' must be 1-%d of "
+                                                "[A-Za-z0-9_]", i, PACKAGE_NAME_MAX);
+    }
+    r->packages = json_is_array(packages) ? packages : NULL;
+    return NULL;
+}
+
 static json_t *parse_request(json_t *req, start_req *r)
 {
     r->job_id = json_string_value(json_object_get(req, "job_id"));
@@ -107,6 +175,8 @@ static json_t *parse_request(json_t *req, start_req *r)
     r->package = sha && *sha ? sha : NULL;
     r->env = json_object_get(req, "env");
     json_t *err = check_env(r->env);
+    if (!err)
+        err = check_packages(json_object_get(req, "packages"), r);
     return err ? err : check_resources(json_object_get(req, "resources"), r);
 }
 
@@ -177,7 +247,7 @@ static int spawn(nodeagent *na, na_job *j, const start_req *r, const char *dir, 
 {
     na_env env = {0};
     int fd = open_log(na, j->id);
-    if (fd < 0 || build_env(&env, na, j, r->env) != 0) {
+    if (fd < 0 || build_env(&env, na, j, r) != 0) {
         snprintf(err, errlen, "cannot prepare the driver: %s", strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -232,7 +302,9 @@ static int launch(nodeagent *na, na_job *j, const start_req *r, const char *dir,
     return 0;
 }
 
-/* The directory the driver runs in, made ready (package fetched). */
+/* The directory the driver runs in, made ready (package fetched), and the
+ * job's packages in the workers' cache, so that its first tasks do not wait
+ * for a download and a package that cannot be fetched fails the job now. */
 static int prepare_dir(nodeagent *na, const start_req *r, char *dir, size_t dirlen, char *err,
                        size_t errlen)
 {
@@ -241,6 +313,13 @@ static int prepare_dir(nodeagent *na, const start_req *r, char *dir, size_t dirl
         prism_mkdir_p(jobdir, 0700) != 0) {
         snprintf(err, errlen, "cannot create the job directory: %s", strerror(errno));
         return -1;
+    }
+    size_t i;
+    json_t *p;
+    json_array_foreach(r->packages, i, p) {
+        if (na_package_cache(na, json_string_value(json_object_get(p, "sha256")), err,
+                             errlen) != 0)
+            return -1;
     }
     if (r->package)
         return na_package_ensure(na, r->package, dir, dirlen, err, errlen);
@@ -252,6 +331,13 @@ static json_t *start_failed(nodeagent *na, na_job *j, const char *err)
 {
     char dir[NA_PATH_MAX];
     LOG_WARN("job %s: start failed: %s", j->id, err);
+    /* Published as well as answered: after a long download the GCS has given
+     * up waiting for this answer, and would otherwise place the job again. */
+    j->state = j->stop_requested ? NA_JOB_STOPPED : NA_JOB_FAILED;
+    j->exit_code = -1;
+    j->end_time = prism_now_ms();
+    snprintf(j->message, sizeof j->message, "the driver could not start: %s", err);
+    na_link_publish_job(na, j);
     if (na_job_path(na, j->id, NULL, dir, sizeof dir) == 0)
         prism_remove_tree(dir);
     json_t *reply = na_error("start_failed", "%s", err);

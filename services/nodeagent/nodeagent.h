@@ -24,7 +24,7 @@
 
 #define NA_JOB_ID_MAX 128
 #define NA_PATH_MAX 4096
-#define NA_MESSAGE_MAX 256
+#define NA_MESSAGE_MAX 1024 /* room for a start failure naming package digests */
 
 /* ---------- configuration (config.c) ---------- */
 
@@ -252,10 +252,14 @@ void na_drivers_shutdown(nodeagent *na);
 int na_running_count(const nodeagent *na);
 json_t *na_running_jobs(const nodeagent *na);
 
-/* packages.c: fetch and extract a working-directory package. */
+/* packages.c: fetch and extract a working-directory package; fetch a job's
+ * packages into the workers' cache. */
 bool na_is_package_sha(const char *text);
 int na_package_ensure(nodeagent *na, const char *sha, char *dir, size_t dirlen, char *err,
                       size_t errlen);
+/* Downloads package `sha` to STATE_DIR/worker-packages/SHA.so (the file a
+ * worker started with --package-dir loads it from) unless it is there. */
+int na_package_cache(nodeagent *na, const char *sha, char *err, size_t errlen);
 
 /* gcs_link.c: register, heartbeat, job updates, resource reports. */
 /* Starts a new incarnation: a fresh node ID, subscribed, to be registered. */
@@ -288,6 +292,9 @@ json_t *na_lease_request(nodeagent *na, json_t *req, const char *reply);
 json_t *na_lease_return(nodeagent *na, json_t *req);
 /* worker.blocked: a worker blocked in a get lends its lease's CPU until it unblocks. */
 json_t *na_lease_blocked(nodeagent *na, json_t *req);
+/* worker.kill: SIGKILLs the worker holding a lease (a force-cancelled task, an
+ * actor that does not exit when told); its death frees the lease as usual. */
+json_t *na_lease_kill(nodeagent *na, json_t *req);
 /* The worker of a pending lease is ready: grant it (lock held). */
 void na_lease_worker_ready(nodeagent *na, na_worker *w);
 /* Frees a lease; `error` (code busy) answers it first when it is pending. */

@@ -159,8 +159,9 @@ static int extract(const char *archive, const char *into, char *err, size_t errl
 
 /* ---------- fetching ---------- */
 
-static int download(const nodeagent *na, const char *sha, const char *archive, char *err,
-                    size_t errlen)
+/* GET the package into `file` (mode `mode`), checking its digest. */
+static int download(const nodeagent *na, const char *sha, const char *file, mode_t mode,
+                    char *err, size_t errlen)
 {
     const na_config *c = &na->cfg;
     prism_httpc *h = NULL;
@@ -180,8 +181,8 @@ static int download(const nodeagent *na, const char *sha, const char *archive, c
         json_decref(doc);
     } else if (prism_sha256_hex(resp.body, resp.len, digest), strcmp(digest, sha) != 0) {
         snprintf(err, errlen, "package %s arrived with digest %s", sha, digest);
-    } else if (prism_write_file_atomic(archive, resp.body, resp.len, 0600) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", archive, strerror(errno));
+    } else if (prism_write_file_atomic(file, resp.body, resp.len, mode) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", file, strerror(errno));
     } else {
         rc = 0;
     }
@@ -196,7 +197,7 @@ static int fetch(nodeagent *na, const char *sha, const char *dir, char *err, siz
     snprintf(archive, sizeof archive, "%s/packages/.%s.tar", na->cfg.state_dir, sha);
     snprintf(tmpdir, sizeof tmpdir, "%s/packages/.%s.tmp", na->cfg.state_dir, sha);
     prism_remove_tree(tmpdir); /* left by an agent that died extracting */
-    int rc = download(na, sha, archive, err, errlen);
+    int rc = download(na, sha, archive, 0600, err, errlen);
     if (rc == 0)
         rc = check_members(archive, err, errlen);
     if (rc == 0)
@@ -213,14 +214,20 @@ static int fetch(nodeagent *na, const char *sha, const char *dir, char *err, siz
     return rc;
 }
 
+static int need_gcs(const nodeagent *na, char *err, size_t errlen)
+{
+    if (na->cfg.gcs_address && *na->cfg.gcs_address)
+        return 0;
+    snprintf(err, errlen, "the job names a package but the agent has no --gcs-address");
+    return -1;
+}
+
 int na_package_ensure(nodeagent *na, const char *sha, char *dir, size_t dirlen, char *err,
                       size_t errlen)
 {
     const na_config *c = &na->cfg;
-    if (!c->gcs_address || !*c->gcs_address) {
-        snprintf(err, errlen, "the job names a package but the agent has no --gcs-address");
+    if (need_gcs(na, err, errlen) != 0)
         return -1;
-    }
     char parent[NA_PATH_MAX];
     snprintf(parent, sizeof parent, "%s/packages", c->state_dir);
     snprintf(dir, dirlen, "%s/%s", parent, sha);
@@ -232,5 +239,28 @@ int na_package_ensure(nodeagent *na, const char *sha, char *dir, size_t dirlen, 
     struct stat st;
     int rc = stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : fetch(na, sha, dir, err, errlen);
     pthread_mutex_unlock(&na->pkg_lock);
+    return rc;
+}
+
+int na_package_cache(nodeagent *na, const char *sha, char *err, size_t errlen)
+{
+    char dir[NA_PATH_MAX], file[NA_PATH_MAX], why[512];
+    if (need_gcs(na, err, errlen) != 0)
+        return -1;
+    snprintf(dir, sizeof dir, "%s/worker-packages", na->cfg.state_dir);
+    snprintf(file, sizeof file, "%s/%s.so", dir, sha);
+    if (prism_mkdir_p(dir, 0700) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    pthread_mutex_lock(&na->pkg_lock);
+    struct stat st;
+    /* Mode 0700 and the name SHA.so, as a worker writes it when it fetches one itself. */
+    int rc = stat(file, &st) == 0 ? 0 : download(na, sha, file, 0700, why, sizeof why);
+    pthread_mutex_unlock(&na->pkg_lock);
+    if (rc != 0)
+        snprintf(err, errlen, "package %s could not be fetched: %s", sha, why);
+    else
+        LOG_DEBUG("package %s is in the workers' cache", sha);
     return rc;
 }

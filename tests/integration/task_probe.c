@@ -227,6 +227,16 @@ static int reconstruct(prism_client *c, const char *node)
     fflush(stdout);
     char line[64];
     CHECK(fgets(line, sizeof line, stdin) != NULL, "no go");
+    /* A task taking the lost object waits for it to be made again. */
+    prism_value *arg = prism_value_ref(r);
+    prism_ref *total = submit1(c, "builtin", "sum", &arg, 1, NULL);
+    prism_value_free(arg);
+    s = prism_get(c, total, 60000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == 0, "a task taking the lost object: %s",
+          prism_status_text(s));
+    prism_value_free(v);
+    prism_ref_release(total);
+    printf("lost argument rebuilt ok\n");
     s = prism_get(c, r, 60000, &v);
     CHECK(s == PRISM_OK && prism_value_shape(v)[1] == 200, "get after the node died: %s",
           prism_status_text(s));
@@ -388,10 +398,93 @@ static int ownerdied(prism_client *c, const char *sha)
     return 0;
 }
 
+/* hold NODE: objects of every kind, kept until a line on stdin: a small put
+ * (inline), a 256 KiB put (in the local store), a task result (inline, two
+ * handles), a 320 KB task result made on NODE (in NODE's store), a failed
+ * task and a task no node can run (pending). Prints "owner ADDR", one
+ * "NAME OBJECT_ID" line each, then "ready". */
+static int hold(prism_client *c, const char *node)
+{
+    prism_task_options on_node = PRISM_TASK_OPTIONS_INIT, nowhere = PRISM_TASK_OPTIONS_INIT;
+    on_node.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+    on_node.node_id = node;
+    nowhere.resources = "{\"nowhere\": 1}";
+    static unsigned char big_bytes[256 * 1024];
+    prism_value *small = prism_value_json("[1, 2, 3]");
+    prism_value *big = prism_value_bytes(big_bytes, sizeof big_bytes);
+    prism_value *add[2] = {prism_value_json("2"), prism_value_json("40")};
+    prism_value *shape = prism_value_json("[200, 200]"), *boom = prism_value_json("\"boom\"");
+    prism_ref *refs[7] = {0};
+    const char *names[7] = {"small", "big", "answer", "remote", "failed", "pending", "answer"};
+    CHECK(prism_put(c, small, &refs[0]) == PRISM_OK && prism_put(c, big, &refs[1]) == PRISM_OK,
+          "put");
+    refs[2] = submit1(c, "builtin", "add", add, 2, NULL);
+    refs[3] = submit1(c, "builtin", "zeros", &shape, 1, &on_node);
+    refs[4] = submit1(c, "builtin", "fail", &boom, 1, NULL);
+    refs[5] = submit1(c, "builtin", "echo", NULL, 0, &nowhere);
+    CHECK(refs[2] && refs[3] && refs[4] && refs[5], "submit");
+    refs[6] = prism_ref_dup(refs[2]);
+    bool ready[3];
+    CHECK(prism_wait(c, refs + 2, 3, 3, 60000, ready) == PRISM_OK, "wait for the results");
+    printf("owner %s\n", prism_client_owner(c));
+    for (int i = 0; i < 6; i++)
+        printf("%s %s\n", names[i], prism_ref_id(refs[i]));
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    CHECK(fgets(line, sizeof line, stdin) != NULL || feof(stdin), "stdin");
+    for (int i = 0; i < 7; i++)
+        prism_ref_release(refs[i]);
+    prism_value_free(small);
+    prism_value_free(big);
+    prism_value_free(add[0]);
+    prism_value_free(add[1]);
+    prism_value_free(shape);
+    prism_value_free(boom);
+    return 0;
+}
+
+/* cancel: a running task is cancelled only with force, which kills its
+ * worker; the cluster runs the next task as usual. */
+static int cancel(prism_client *c)
+{
+    prism_value *ms = prism_value_json("30000");
+    prism_ref *r = submit1(c, "builtin", "sleep", &ms, 1, NULL);
+    prism_value_free(ms);
+    char why[256] = "";
+    for (int i = 0; i < 200; i++) { /* until it has left the queue */
+        prism_pending_reason(c, r, why, sizeof why);
+        if (strstr(why, "running"))
+            break;
+        usleep(20000);
+    }
+    usleep(300000);
+    CHECK(prism_cancel(c, r, false) == PRISM_ERR_INVALID && strstr(prism_last_error(), "force"),
+          "a cancel without force of a running task");
+    CHECK(prism_cancel(c, r, true) == PRISM_OK, "force cancel");
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, 20000, &v);
+    CHECK(s == PRISM_ERR_CANCELLED, "get of a cancelled task gave %s", prism_status_text(s));
+    printf("cancelled ok: %s\n", prism_last_error());
+    prism_value_free(v);
+    prism_ref_release(r);
+    prism_value *args[2] = {prism_value_json("2"), prism_value_json("40")};
+    r = submit1(c, "builtin", "add", args, 2, NULL);
+    s = prism_get(c, r, 60000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == 42, "a task after the cancel: %s", prism_status_text(s));
+    prism_value_free(v);
+    prism_value_free(args[0]);
+    prism_value_free(args[1]);
+    prism_ref_release(r);
+    printf("cancel ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: task_probe seed|many N|nested D|errors|package SHA|crash SHA|sleep MS\n");
+        fprintf(stderr, "usage: task_probe seed|many N|nested D|errors|package SHA|crash SHA|"
+                        "sleep MS|reconstruct NODE|bigarg A B|hold NODE\n");
         return 2;
     }
     prism_client *c;
@@ -408,9 +501,11 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "crash")   ? crash(c, arg)
              : !strcmp(cmd, "sleep")   ? sleeper(c, arg)
              : !strcmp(cmd, "reconstruct") ? reconstruct(c, arg)
+             : !strcmp(cmd, "hold")    ? hold(c, arg)
              : !strcmp(cmd, "bigarg") && argc > 3 ? bigarg(c, arg, argv[3])
              : !strcmp(cmd, "borrow")  ? borrow(c, arg)
              : !strcmp(cmd, "ownerdied") ? ownerdied(c, arg)
+             : !strcmp(cmd, "cancel")  ? cancel(c)
                                        : 2;
     prism_disconnect(c);
     return rc;

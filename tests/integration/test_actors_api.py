@@ -7,8 +7,10 @@ import json
 import os
 import secrets
 import signal
+import socket
 import struct
 import subprocess
+import threading
 import time
 
 from harness import BIN, NatsClient, NatsSubscriber, run, wait_until
@@ -48,6 +50,85 @@ def wait_actor(c, aid, states, timeout=30, **match):
     return wait_until(ok, timeout=timeout, what="actor %s in %s %s" % (aid, states, match))
 
 
+def workers(c, node="node-1"):
+    """The node agent's worker list (pid by worker ID)."""
+    addr = [n["address"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]
+            if n["name"] == node][0]
+    r = c.get("/api/v1/workers", base=addr.rstrip("/"))
+    assert r.status == 200, r
+    return {w["worker_id"]: w for w in r.json()["workers"]}
+
+
+def pid_of(c, a, node="node-1"):
+    w = workers(c, node).get(a["worker_id"])
+    assert w and w["pid"] > 0, (a, workers(c, node))
+    return w["pid"]
+
+
+def running(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[-1][0] not in "ZX"
+    except OSError:
+        return False
+
+
+def free_cpu(c, node="node-1"):
+    n = [n for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"] if n["name"] == node][0]
+    r = c.get("/api/v1/node", base=n["address"].rstrip("/"))
+    return r.json()["available"].get("CPU", 0)
+
+
+class FakeOwner:
+    """Answers PING on prism.owner.HEX as a live libprism client does (u8 0),
+    until closed: then the subject has no subscriber, as when an owner dies."""
+
+    def __init__(self, c):
+        self.hex = secrets.token_hex(16)
+        self.address = "owner:" + self.hex
+        self.pings = 0
+        self.sock = socket.create_connection(("127.0.0.1", c.nats_port), timeout=10)
+        self.sock.recv(4096)  # INFO
+        connect = {"verbose": False, "pedantic": False, "auth_token": c.token, "name": "owner"}
+        self.sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nSUB prism.owner." +
+                          self.hex.encode() + b" 1\r\nPING\r\n")
+        self.buf = b""
+        while self._line() != b"PONG":
+            pass
+        self.sock.settimeout(None)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _loop(self):
+        try:
+            while True:
+                parts = self._line().split()
+                if parts[:1] == [b"PING"]:
+                    self.sock.sendall(b"PONG\r\n")
+                elif parts[:1] == [b"MSG"]:
+                    n = int(parts[-1])
+                    while len(self.buf) < n + 2:
+                        self.buf += self.sock.recv(65536)
+                    data, self.buf = self.buf[:n], self.buf[n + 2:]
+                    if data[:1] == b"\x04" and len(parts) == 5:  # PING with a reply subject
+                        self.pings += 1
+                        self.sock.sendall(b"PUB " + parts[3] + b" 1\r\n\x00\r\n")
+        except (EOFError, OSError):
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
 def nats(c):
     return NatsClient(c.nats_port, c.token)
 
@@ -81,7 +162,7 @@ def test_create_is_validated(c):
                 ("package", None, "package"), ("package", "../etc", "package"),
                 ("package", "0" * 63, "package"), ("class", None, "class"),
                 ("class", "1abc", "class"), ("class", "a-b", "class"), ("name", "", "name"),
-                ("name", "tab\there", "name"), ("name", 5, "name"), ("namespace", "a b", "namespace"),
+                ("name", "tab\there", "name"), ("name", 5, "name"), ("namespace", "a\nb", "namespace"), ("name", "n" * 257, "name"),
                 ("namespace", "", "namespace"), ("detached", "yes", "detached"),
                 ("max_restarts", -2, "max_restarts"), ("max_restarts", 1.5, "max_restarts"),
                 ("max_task_retries", "3", "max_task_retries"),
@@ -313,8 +394,205 @@ def test_gcs_restart_keeps_pending_and_dead(c):
         nc.close()
 
 
+def test_restarts_after_the_worker_dies(c):
+    """kill -9 of its worker: RESTARTING, then ALIVE on a new worker with
+    restarts 1; the next death uses max_restarts (1) up: DEAD with the cause."""
+    sub = NatsSubscriber(c.nats_port, c.token, "prism.event.actor")
+    nc = nats(c)
+    try:
+        aid = create(nc, max_restarts=1, resources={"CPU": 1})
+        a = wait_actor(c, aid, ("ALIVE",))
+        assert a["unix"] and a["tcp"] and a["node_id"] and "reason" not in a, a
+        first = a["worker_id"]
+        assert workers(c)[first]["owner_id"] == "gcs", workers(c)[first]
+        os.kill(pid_of(c, a), signal.SIGKILL)
+        a = wait_actor(c, aid, ("ALIVE",), restarts=1)
+        assert a["worker_id"] != first, a
+        os.kill(pid_of(c, a), signal.SIGKILL)
+        a = wait_actor(c, aid, ("DEAD",))
+        assert a["cause"] == "the worker died and max_restarts (1) is used up", a
+        assert a["restarts"] == 1 and "unix" not in a and "tcp" not in a, a
+        states = [e["state"] for _, e in sub.events() if e["actor_id"] == aid]
+        assert states == ["PENDING_CREATION", "ALIVE", "RESTARTING", "ALIVE", "DEAD"], states
+        wait_until(lambda: free_cpu(c) == 2, what="the actor's CPU free again")
+        metrics = c.get("/metrics").body.decode()
+        assert "prism_gcs_actor_restarts_total 1" in metrics, metrics
+    finally:
+        sub.close()
+        nc.close()
+test_restarts_after_the_worker_dies.cluster = {"node_args": ("--num-cpus", "2")}
+
+
+def test_max_restarts_zero_dies_at_once(c):
+    nc = nats(c)
+    try:
+        aid = create(nc)
+        a = wait_actor(c, aid, ("ALIVE",))
+        os.kill(pid_of(c, a), signal.SIGKILL)
+        a = wait_actor(c, aid, ("DEAD",))
+        assert a["cause"] == "the worker died and max_restarts (0) is used up", a
+        assert a["restarts"] == 0, a
+    finally:
+        nc.close()
+
+
+def test_unlimited_restarts(c):
+    nc = nats(c)
+    try:
+        aid = create(nc, max_restarts=-1)
+        for n in range(1, 4):
+            a = wait_actor(c, aid, ("ALIVE",), restarts=n - 1)
+            os.kill(pid_of(c, a), signal.SIGKILL)
+        a = wait_actor(c, aid, ("ALIVE",), restarts=3)
+    finally:
+        nc.close()
+
+
+def test_kill(c):
+    """REST kill: for good (DEAD "killed", the worker exits, its CPU is free),
+    or to restart (a new worker while max_restarts allows, then DEAD "killed")."""
+    nc = nats(c)
+    try:
+        aid = create(nc, name="k", resources={"CPU": 1})
+        a = wait_actor(c, aid, ("ALIVE",))
+        pid = pid_of(c, a)
+        r = c.post("/api/v1/actors/%s/kill" % aid, {"no_restart": True})
+        assert r.status == 200 and r.json()["state"] == "DEAD" and r.json()["cause"] == "killed", r
+        wait_until(lambda: not running(pid), what="the actor's worker to exit")
+        wait_until(lambda: free_cpu(c) == 2, what="the actor's CPU free again")
+        again = create(nc, name="k", max_restarts=1)  # the name is free again
+        a = wait_actor(c, again, ("ALIVE",))
+        r = c.post("/api/v1/actors/%s/kill" % again, {"no_restart": False})
+        assert r.status == 200, r
+        b = wait_actor(c, again, ("ALIVE",), restarts=1)
+        assert b["worker_id"] != a["worker_id"], (a, b)
+        assert nc.request_json("prism.gcs.actor.kill", {"actor_id": again}) == {"ok": True}
+        b = wait_actor(c, again, ("DEAD",))
+        assert b["cause"] == "killed" and b["restarts"] == 1, b
+    finally:
+        nc.close()
+test_kill.cluster = {"node_args": ("--num-cpus", "2")}
+
+
+def test_kill_of_a_worker_that_does_not_exit(c):
+    """A worker that does not exit within 2 s of ACTOR_KILL (here: stopped)
+    is SIGKILLed through its node agent; its lease is freed."""
+    nc = nats(c)
+    try:
+        aid = create(nc, resources={"CPU": 1})
+        pid = pid_of(c, wait_actor(c, aid, ("ALIVE",)))
+        os.kill(pid, signal.SIGSTOP)
+        t0 = time.time()
+        r = c.post("/api/v1/actors/%s/kill" % aid, {"no_restart": True})
+        assert r.json()["state"] == "DEAD" and r.json()["cause"] == "killed", r
+        wait_until(lambda: not running(pid), timeout=15, what="the stopped worker to be killed")
+        assert time.time() - t0 >= 1.5, "killed before its grace"
+        wait_until(lambda: free_cpu(c) == 2, what="its CPU free again")
+        assert "did not exit within 2000 ms of ACTOR_KILL" in open(c.gcs.log_path).read()
+    finally:
+        nc.close()
+test_kill_of_a_worker_that_does_not_exit.cluster = {"node_args": ("--num-cpus", "2")}
+
+def test_owner_gone_kills_a_live_actor(c):
+    """An owner that answers PING keeps its actor ALIVE; once it is gone the
+    actor is DEAD ("its owner died") and its worker exits. A detached one stays."""
+    nc = nats(c)
+    owner = FakeOwner(c)
+    try:
+        aid = create(nc, owner=owner.address, detached=False)
+        kept = create(nc, owner=owner.address, detached=True)
+        a = wait_actor(c, aid, ("ALIVE",))
+        wait_actor(c, kept, ("ALIVE",))
+        time.sleep(2.5)
+        assert actor(c, aid)["state"] == "ALIVE" and owner.pings >= 2, (actor(c, aid), owner.pings)
+        pid = pid_of(c, a)
+        owner.close()
+        a = wait_actor(c, aid, ("DEAD",), timeout=10)
+        assert a["cause"] == "its owner died", a
+        wait_until(lambda: not running(pid), what="the actor's worker to exit")
+        assert actor(c, kept)["state"] == "ALIVE"
+    finally:
+        owner.close()
+        nc.close()
+
+
+def test_missing_package_fails_the_constructor(c):
+    nc = nats(c)
+    try:
+        aid = create(nc, package="0" * 64, max_restarts=3)
+        a = wait_actor(c, aid, ("DEAD",))
+        assert a["cause"].startswith("the constructor failed: ") and "0" * 64 in a["cause"], a
+        assert a["restarts"] == 0, a
+        bad = create(nc, **{"class": "NoSuchClass"})
+        a = wait_actor(c, bad, ("DEAD",))
+        assert a["cause"].startswith("the constructor failed: ") and "NoSuchClass" in a["cause"], a
+        wait_until(lambda: free_cpu(c) == 2, what="the leases given back")
+    finally:
+        nc.close()
+test_missing_package_fails_the_constructor.cluster = {"node_args": ("--num-cpus", "2")}
+
+
+def test_node_that_dies_takes_its_actors(c):
+    """A node agent that stops heartbeating (SIGSTOP: its workers live on) is
+    declared DEAD: its actors restart elsewhere, or die with the cause."""
+    nc = nats(c)
+    try:
+        node1 = [n["node_id"] for n in c.get("/api/v1/nodes").json()["nodes"]][0]
+        doomed = create(nc, strategy="NODE_AFFINITY", node_id=node1)
+        moving = create(nc, max_restarts=1)
+        wait_actor(c, doomed, ("ALIVE",))
+        wait_actor(c, moving, ("ALIVE",), node_id=node1)
+        c.start_node("node-2")
+        c.wait_nodes(2)
+        c.nodes["node-1"].p.send_signal(signal.SIGSTOP)
+        try:
+            a = wait_actor(c, doomed, ("DEAD",), timeout=30)
+            assert a["cause"] == "its node died and max_restarts (0) is used up", a
+            b = wait_actor(c, moving, ("ALIVE",), restarts=1, timeout=30)
+            assert b["node_id"] != node1, b
+        finally:
+            c.nodes["node-1"].p.send_signal(signal.SIGCONT)
+    finally:
+        nc.close()
+
+
+def test_gcs_restart_keeps_alive_actors(c):
+    """The GCS is stopped and started again: an ALIVE actor stays ALIVE on the
+    same worker (re-attached), and a later crash of that worker still restarts it."""
+    nc = nats(c)
+    try:
+        aid = create(nc, max_restarts=1)
+        a = wait_actor(c, aid, ("ALIVE",))
+        pid = pid_of(c, a)
+        c.stop_proc(c.gcs)
+        c.start_gcs()
+        time.sleep(1)
+        b = wait_actor(c, aid, ("ALIVE",))
+        assert b["worker_id"] == a["worker_id"] and running(pid), (a, b)
+        assert b["updated_at"] == a["updated_at"], (a, b)
+        os.kill(pid, signal.SIGKILL)
+        b = wait_actor(c, aid, ("ALIVE",), restarts=1)
+        assert b["worker_id"] != a["worker_id"], b
+        # killed by the GCS it re-attached to
+        c.stop_proc(c.gcs)
+        c.start_gcs()
+        pid = pid_of(c, b)
+        wait_until(lambda: c.post("/api/v1/actors/%s/kill" % aid,
+                                  {"no_restart": True}).json()["state"] == "DEAD",
+                   what="the kill")
+        wait_until(lambda: not running(pid), what="the re-attached worker to exit on the kill")
+    finally:
+        nc.close()
+    gcs_log = open(c.gcs.log_path).read()
+    assert "re-attached to worker" in gcs_log, gcs_log[-2000:]
+
+
 if __name__ == "__main__":
     run([test_create_is_validated, test_rest_api, test_events, test_cli,
          test_infeasible_waits_with_a_reason,
          test_owner_that_dies_takes_its_actor, test_no_scheduler_is_a_reason,
-         test_gcs_restart_keeps_pending_and_dead], nodes=1)
+         test_gcs_restart_keeps_pending_and_dead, test_restarts_after_the_worker_dies,
+         test_max_restarts_zero_dies_at_once, test_unlimited_restarts, test_kill,
+         test_kill_of_a_worker_that_does_not_exit,
+         test_owner_gone_kills_a_live_actor, test_missing_package_fails_the_constructor,
+         test_node_that_dies_takes_its_actors, test_gcs_restart_keeps_alive_actors], nodes=1)

@@ -2,6 +2,7 @@
 PRISM_HOME, jobs are submitted and followed through the CLI, `prism down` stops it.
 
 Belongs in tests/integration/ (it imports harness.py from there)."""
+import hashlib
 import json
 import os
 import shutil
@@ -148,6 +149,30 @@ def test_package_working_dir(h):
     assert r.stdout == "42\n", r
 
 
+def test_job_packages(h):
+    h.ok("up")
+    lib = os.path.join(h.dir, "libdemo.so")
+    with open(lib, "wb") as f:
+        f.write(b"stands in for a task library")
+    other = h.ok("package", "upload", lib).strip()
+    with open(lib, "wb") as f:
+        f.write(b"another task library")
+    r = h.prism("job", "submit", "--wait", "--package", "demo=" + lib, "--package", other, "--",
+                'echo "$PRISM_PACKAGE_DEMO|$PRISM_PACKAGES"', check=0)
+    sha = hashlib.sha256(b"another task library").hexdigest()
+    assert r.stdout == "%s|%s %s\n" % (sha, sha, other), r
+    assert "Uploaded %s as package %s" % (lib, sha) in r.stderr, r.stderr
+    job = json.loads(h.ok("job", "list", "--json").splitlines()[0])
+    assert job["packages"] == [{"sha256": sha, "name": "demo"},
+                               {"sha256": other, "name": None}], job
+    out = h.ok("job", "status", job["job_id"])
+    assert "packages:         demo=%s\n" % sha in out and " %s\n" % other in out, out
+    r = h.prism("job", "submit", "--package", "no-such-file.so", "--", "true", check=1)
+    assert "neither a package sha256 nor a local file" in r.stderr, r.stderr
+    r = h.prism("job", "submit", "--package", "0" * 64, "--", "true", check=1)
+    assert r.stderr.startswith("prism: no package '%s'" % ("0" * 64)), r.stderr
+
+
 def test_errors(h):
     h.ok("up")
     r = h.prism("--token", "wrong", "status", check=1)
@@ -177,7 +202,7 @@ def main():
         if not os.access(os.path.join(BIN, b), os.X_OK):
             skip("%s is not built in %s" % (b, BIN))
     tests = [test_up_status_down, test_submit_quoting_and_wait, test_options_reach_the_job,
-             test_follow_stop_delete, test_package_working_dir, test_errors,
+             test_follow_stop_delete, test_package_working_dir, test_job_packages, test_errors,
              test_up_failure_cleans_up]
     failed = 0
     for t in tests:

@@ -198,9 +198,28 @@ def test_restart_keeps_state(c):
     assert c.get("/api/v1/kv/ns/key").body == b"value"
 
 
+def test_schema_upgrade(c):
+    """A database of schema version 1 (before jobs named packages) is migrated on start."""
+    import os
+    import sqlite3
+    jid = c.submit("echo old", metadata={"k": "v"})
+    assert c.stop_proc(c.gcs) is None and not c.failed_shutdowns, c.failed_shutdowns
+    db = sqlite3.connect(os.path.join(c.dir, "gcs", "gcs.db"))
+    db.executescript("ALTER TABLE jobs DROP COLUMN packages; PRAGMA user_version = 1;")
+    db.close()
+    c.start_gcs()
+    j = c.job(jid)
+    assert j["packages"] == [] and j["metadata"] == {"k": "v"}, j
+    sha = c.request("POST", "/api/v1/packages", raw=b"lib").json()["sha256"]
+    assert c.job(c.submit("true", packages=[sha]))["packages"] == [{"sha256": sha, "name": None}]
+    db = sqlite3.connect(os.path.join(c.dir, "gcs", "gcs.db"))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3  # the latest (3: actors)
+    db.close()
+
+
 if __name__ == "__main__":
     run([test_healthz_needs_no_token, test_token_required_everywhere_else, test_cluster_without_nodes,
          test_unknown_ids_are_404, test_wrong_method_is_405, test_bad_job_bodies_are_400,
          test_oversized_body_is_413, test_bad_query_is_400, test_pending_job_without_nodes,
          test_job_list_pagination, test_kv, test_packages, test_metrics, test_ray_version_and_jobs,
-         test_restart_keeps_state], nodes=0)
+         test_restart_keeps_state, test_schema_upgrade], nodes=0)

@@ -1,9 +1,14 @@
 """Jobs end to end: real GCS, node agents and drivers."""
+import hashlib
+import os
 import threading
 import time
 import urllib.request
 
-from harness import run, wait_until
+from harness import BIN, run, skip, wait_until
+
+TASKS_SO = os.path.join(BIN, "..", "examples", "example_tasks.so")
+PROBE = os.path.join(BIN, "task_probe")
 
 
 def test_echo_job(c):
@@ -166,6 +171,104 @@ def test_working_dir_package(c):
     assert j["state"] == "SUCCEEDED" and "script says hi" in logs and sha in logs, (j, logs)
 
 
+def upload(c, data):
+    r = c.request("POST", "/api/v1/packages", raw=data)
+    assert r.status in (200, 201), r
+    return r.json()["sha256"]
+
+
+def test_job_packages(c):
+    """A job names the example task package (by a name) and a second one: both are in the
+    node's worker cache when the driver starts, the driver sees them in its environment
+    and runs a task of the named one by $PRISM_PACKAGE_TASKS."""
+    for path in (TASKS_SO, PROBE, os.path.join(BIN, "prism-worker")):
+        if not os.access(path, os.R_OK):
+            skip("%s is not built" % path)
+    with open(TASKS_SO, "rb") as f:
+        tasks = upload(c, f.read())
+    other = upload(c, b"not a library, just bytes a job names")
+    cache = os.path.join(c.dir, "nodes", "node-1", "worker-packages")
+    assert not os.path.exists(os.path.join(cache, tasks + ".so"))
+    driver = ('test -f "%s/$PRISM_PACKAGE_TASKS.so" && test -f "%s/%s.so" && echo cached-first; '
+              'echo "all=$PRISM_PACKAGES"; exec %s package "$PRISM_PACKAGE_TASKS"'
+              % (cache, cache, other, os.path.abspath(PROBE)))
+    r = c.post("/api/v1/jobs", {"entrypoint": driver, "packages": [
+        {"name": "tasks", "sha256": tasks}, other],
+        "env": {"PRISM_STORE_SOCKET": os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")}})
+    assert r.status == 201, r
+    job = r.json()
+    want = [{"sha256": tasks, "name": "tasks"}, {"sha256": other, "name": None}]
+    assert job["packages"] == want, job
+    j = c.wait_job(job["job_id"], timeout=120)
+    logs = c.logs(job["job_id"])
+    assert j["state"] == "SUCCEEDED" and j["packages"] == want, (j, logs)
+    assert "cached-first" in logs and "all=%s %s" % (tasks, other) in logs, logs
+    assert "package ok" in logs, logs
+    listed = c.get("/api/v1/jobs").json()["jobs"]
+    assert listed[0]["packages"] == want and c.job(c.submit("true"))["packages"] == [], listed
+
+
+def test_job_packages_refused(c):
+    known = upload(c, b"a known package")
+    other = upload(c, b"another known package")
+    unknown = hashlib.sha256(b"never uploaded").hexdigest()
+    r = c.post("/api/v1/jobs", {"entrypoint": "true", "submission_id": "pkg-unknown",
+                                "packages": [known, {"name": "lib", "sha256": unknown}]})
+    err = r.json()["error"]
+    assert r.status == 400 and err["code"] == "unknown_package", r
+    assert unknown in err["message"] and "POST /api/v1/packages" in err["message"], r
+    many = [hashlib.sha256(b"%d" % i).hexdigest() for i in range(33)]
+    for bad in ("abc", 5, {"sha256": known}, [5], [None], ["nothex"], [known.upper()],
+                [{"name": "lib"}], [{"sha256": 7}], [{"sha256": known, "name": "bad-name"}],
+                [{"sha256": known, "name": ""}], [{"sha256": known, "name": "x" * 65}],
+                [{"sha256": known, "name": 7}], many, [known, known],
+                [known, {"name": "x", "sha256": known}],
+                [{"name": "lib", "sha256": known}, {"name": "LIB", "sha256": other}]):
+        r = c.post("/api/v1/jobs", {"entrypoint": "true", "packages": bad})
+        assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", (bad, r)
+        assert "packages" in r.json()["error"]["message"], (bad, r)
+    assert c.get("/api/v1/jobs").json()["jobs"] == [], "a refused job was stored"
+    assert c.get("/api/v1/jobs/pkg-unknown").status == 404
+    # null and an empty list are no packages
+    for none in (None, []):
+        assert c.job(c.submit("true", packages=none))["packages"] == []
+
+
+def test_job_package_cannot_be_fetched(c):
+    """The GCS knows the package but has lost its bytes: the job fails before its driver runs."""
+    sha = upload(c, b"bytes that will be lost")
+    os.unlink(os.path.join(c.dir, "gcs", "packages", sha))
+    jid = c.submit("echo the driver ran", packages=[{"name": "lost", "sha256": sha}])
+    j = c.wait_job(jid)
+    assert j["state"] == "FAILED" and j["driver_exit_code"] is None, j
+    assert "package %s could not be fetched" % sha in j["message"], j
+    r = c.get("/api/v1/jobs/%s/logs" % jid)
+    assert r.status in (200, 404) and b"the driver ran" not in r.body, r
+    assert not os.path.exists(os.path.join(c.dir, "nodes", "node-1", "worker-packages",
+                                           sha + ".so"))
+
+
+def test_slow_package_fetch_fails_job(c):
+    """A download that outlasts the GCS's start request still ends the job FAILED with
+    the reason (the node agent publishes it), rather than as a lost driver."""
+    import socket
+    hole = socket.socket()  # accepts connections (the backlog) and never answers
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    try:
+        c.start_node("slow-node", "--gcs-address", "http://127.0.0.1:%d" % hole.getsockname()[1],
+                     "--package-timeout-ms", "7000")
+        c.wait_nodes(1)
+        sha = upload(c, b"a package the node cannot get in time")
+        jid = c.submit("echo the driver ran", packages=[sha])
+        j = c.wait_job(jid, timeout=30)
+        assert j["state"] == "FAILED", j
+        assert "package %s could not be fetched" % sha in j["message"], j
+    finally:
+        hole.close()
+test_slow_package_fetch_fails_job.cluster = {"nodes": 0}
+
+
 def test_retention_prunes_jobs(c):
     ids = [c.submit("true") for _ in range(8)]
     for jid in ids:
@@ -191,4 +294,7 @@ if __name__ == "__main__":
     run([test_echo_job, test_exit_code_3_fails, test_env_and_cluster_access, test_stop_long_job,
          test_follow_logs, test_resources_and_infeasible, test_infeasible_until_node_joins,
          test_concurrent_submissions, test_gcs_restart_mid_job, test_node_agent_killed,
-         test_working_dir_package, test_retention_prunes_jobs, test_events_and_metrics], nodes=1)
+         test_working_dir_package, test_job_packages, test_job_packages_refused,
+         test_job_package_cannot_be_fetched, test_slow_package_fetch_fails_job,
+         test_retention_prunes_jobs, test_events_and_metrics],
+        nodes=1)

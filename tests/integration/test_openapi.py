@@ -554,8 +554,10 @@ def test_gcs_routes_answer_valid_requests(c):
     first = api.call("POST", "/api/v1/jobs", body=example, expect=201).json()
     assert first["state"] == "PENDING" and first["entrypoint"] == example["entrypoint"], first
     pkg_job = api.call("POST", "/api/v1/jobs", body={"entrypoint": "./run.sh", "working_dir": sha,
-                                                     "submission_id": "openapi-pkg"},
+                                                     "submission_id": "openapi-pkg",
+                                                     "packages": [{"name": "run", "sha256": sha}]},
                        expect=201).json()
+    assert pkg_job["packages"] == [{"sha256": sha, "name": "run"}], pkg_job
     waiting = api.call("POST", "/api/v1/jobs",
                        body={"entrypoint": "true", "resources": {"GPU": 1000}}, expect=201).json()
     for j in (first, pkg_job):
@@ -602,8 +604,14 @@ def test_gcs_routes_answer_valid_requests(c):
                                         expect=200).json()["tasks"], what="the task list")
     assert tasks[0]["name"] == "builtin/add", tasks
     api.call("GET", "/api/v1/tasks", query={"state": "DONE"}, expect=400, code="invalid_argument")
-    listed = api.call("GET", "/api/v1/objects", query={"limit": 10}, expect=200).json()
-    assert listed["objects"][0]["object_id"] == oid, listed
+    listed = wait_until(lambda: (lambda d: d if [o["object_id"] for o in d["objects"]] == [oid]
+                                 else None)(api.call("GET", "/api/v1/objects", query={"limit": 10},
+                                                     expect=200).json()), what="the object listed")
+    assert listed["objects"][0]["owner"] == "gcs", listed
+    for q in ({"owner": "gcs"}, {"state": "READY"}, {"node_id": "0" * 32}):
+        api.call("GET", "/api/v1/objects", query=q, expect=200)
+    api.call("GET", "/api/v1/objects", query={"state": "BOGUS"}, expect=400, code="invalid_argument")
+    api.call("GET", "/api/v1/objects", query={"limit": "abc"}, expect=400, code="invalid_argument")
     api.call("DELETE", "/api/v1/objects/{id}", {"id": oid}, expect=200)
     api.call("GET", "/api/v1/objects/{id}", {"id": oid}, expect=404, code="not_found")
 
@@ -696,6 +704,8 @@ def test_gcs_errors_are_documented(c):
              expect=404, code="not_found")
     api.call("POST", "/api/jobs", body={"entrypoint": "true", "runtime_env": {"working_dir": "1" * 64}},
              expect=404, code="not_found")
+    api.call("POST", "/api/v1/jobs", body={"entrypoint": "true", "packages": ["1" * 64]},
+             expect=400, code="unknown_package")
 
     # 405: every method a documented path does not document
     for template in spec.doc["paths"]:
@@ -764,6 +774,14 @@ def test_gcs_errors_are_documented(c):
         (j({"entrypoint": "true", "submission_id": "x" * 129}), "invalid_argument"),
         (j({"entrypoint": "true", "submission_id": 7}), "invalid_argument"),
         (j({"entrypoint": "true", "working_dir": "/tmp"}), "invalid_argument"),
+        (j({"entrypoint": "true", "packages": "1" * 64}), "invalid_argument"),
+        (j({"entrypoint": "true", "packages": [7]}), "invalid_argument"),
+        (j({"entrypoint": "true", "packages": ["/tmp/lib.so"]}), "invalid_argument"),
+        (j({"entrypoint": "true", "packages": [{"name": "lib"}]}), "invalid_argument"),
+        (j({"entrypoint": "true", "packages": [{"sha256": "1" * 64, "name": "a-b"}]}),
+         "invalid_argument"),
+        (j({"entrypoint": "true", "packages": ["%064x" % i for i in range(33)]}),
+         "invalid_argument"),
     ])
     bad_bodies("/api/jobs", [
         (b"{not json", "invalid_json"), (j({}), "invalid_argument"),

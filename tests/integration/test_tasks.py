@@ -1,5 +1,6 @@
 """Tasks end to end: a C driver (task_probe) against real schedulers, node
 agents, workers and object stores."""
+import json
 import os
 import signal
 import subprocess
@@ -135,8 +136,10 @@ def test_rest_tasks(c):
     slow = c.post("/api/v1/tasks", {"package": "builtin", "function": "sleep", "args": [3000]})
     r = c.get("/api/v1/objects/%s" % slow.json()["object_ids"][0])
     assert r.status == 202 and r.json()["state"] == "PENDING", r
-    listed = c.get("/api/v1/objects").json()
-    assert listed["total"] == 6 and {o["owner"] for o in listed["objects"]} == {"gcs"}, listed
+    listed = wait_until(lambda: (lambda d: d if d["total"] == 6 else None)(
+        c.get("/api/v1/objects").json()), what="the GCS's six objects listed")
+    assert {o["owner"] for o in listed["objects"]} == {"gcs"}, listed
+    assert c.get("/api/v1/objects?owner=gcs&state=FAILED").json()["total"] == 1
     assert c.request("DELETE", "/api/v1/objects/" + o1).json() == {"deleted": True}
     assert c.get("/api/v1/objects/" + o1).status == 404
     for bad, code in (({"function": "x"}, 400), ({"package": "builtin", "function": "echo",
@@ -168,7 +171,8 @@ def test_lost_object_is_rebuilt(c):
         wait_until(lambda: c.get("/api/v1/nodes/" + nodes["node-2"]).json()["state"] == "DEAD",
                    what="node-2 DEAD")
         out, err = p.communicate("go\n", timeout=120)
-        assert p.returncode == 0 and "reconstructed ok" in out, (out, err)
+        assert p.returncode == 0 and "lost argument rebuilt ok" in out, (out, err)
+        assert "reconstructed ok" in out, (out, err)
     finally:
         if p.poll() is None:
             p.kill()
@@ -208,6 +212,7 @@ def test_task_list(c):
     r = c.post("/api/v1/tasks", {"package": "builtin", "function": "echo", "args": [1],
                                  "options": {"resources": {"nowhere": 1}}})
     assert r.status == 201, r
+    echo = r.json()["object_ids"][0]
 
     def listed():
         tasks = c.get("/api/v1/tasks?limit=1000").json()["tasks"]
@@ -231,9 +236,131 @@ def test_task_list(c):
     rows = out.stdout.splitlines()[1:]
     assert out.returncode == 0 and any("builtin/fail" in r and "boom" in r for r in rows), out
     assert all(" FAILED " in r for r in rows), out
-    out = subprocess.run(cli + ["object", "list"], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0 and "OBJECT ID" in out.stdout and "builtin/echo" in out.stdout, out
+    out = wait_until(lambda: (lambda o: o if echo in o.stdout else None)(
+        subprocess.run(cli + ["object", "list"], capture_output=True, text=True, timeout=30)),
+        what="the pending object in prism object list")
+    row = [r for r in out.stdout.splitlines() if echo in r][0]
+    assert out.returncode == 0 and "OBJECT ID" in out.stdout, out
+    assert row.split()[1:3] == ["gcs", "PENDING"], out
 
+
+
+def start_holder(c, node_id, remote_node):
+    """A driver on node-1 (`node_id`) holding objects of every kind, one made
+    on `remote_node`, until its stdin closes (task_probe hold)."""
+    if not os.access(PROBE, os.X_OK):
+        skip("task_probe is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token, PRISM_NODE_ID=node_id,
+               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"))
+    env.pop("PRISM_HOME", None)
+    return subprocess.Popen([PROBE, "hold", remote_node], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read_holder(p):
+    """The holder's owner address and {name: object_id}, once it says ready."""
+    ids = {}
+    for line in p.stdout:
+        if line.strip() == "ready":
+            return ids.pop("owner"), ids
+        name, value = line.split()
+        ids[name] = value
+    raise AssertionError("the holder ended early: %s" % p.stderr.read())
+
+
+def test_object_list(c):
+    """Every owner reports its objects: GET /api/v1/objects lists them with
+    owner, state, size, place and references; filters work; an owner's
+    objects go when it exits, or soon after it is killed."""
+    c.start_node("node-2", "--num-cpus", "4")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    n1, n2 = nodes["node-1"], nodes["node-2"]
+    holder, victim = start_holder(c, n1, n2), start_holder(c, n1, n2)
+    try:
+        owner, ids = read_holder(holder)
+        victim_owner, _ = read_holder(victim)
+
+        def listed(query):
+            r = c.get("/api/v1/objects?" + query)
+            assert r.status == 200, r
+            return r.json()
+        def all_six():
+            d = listed("owner=" + owner)
+            states = sorted(o["state"] for o in d["objects"])  # reports lag up to a second
+            settled = states == ["FAILED", "PENDING", "READY", "READY", "READY", "READY"]
+            return d if d["total"] == 6 and settled else None
+        got = wait_until(all_six, what="the holder's six objects")
+        objs = {o["object_id"]: o for o in got["objects"]}
+        assert set(objs) == set(ids.values()) and got["unreported"] == 0, (got, ids)
+        by = {name: objs[oid] for name, oid in ids.items()}
+        for o in by.values():
+            assert o["owner"] == owner and o["owner_node_id"] == n1, o
+        want = {  # name: (state, source, location, node, refs)
+            "small": ("READY", "put", "owner", n1, 1), "big": ("READY", "put", "store", n1, 1),
+            "answer": ("READY", "task", "owner", n1, 2), "remote": ("READY", "task", "store", n2, 1),
+            "failed": ("FAILED", "task", "owner", n1, 1), "pending": ("PENDING", "task", None, None, 1)}
+        for name, (state, source, location, node, refs) in want.items():
+            o = by[name]
+            assert (o["state"], o["source"], o.get("location"), o.get("node_id"), o["refs"]) == \
+                (state, source, location, node, refs), (name, o)
+        assert 256 << 10 <= by["big"]["size"] < (256 << 10) + 256, by["big"]
+        assert 320000 <= by["remote"]["size"] < 320000 + 256, by["remote"]
+        assert 0 < by["small"]["size"] < 100 and 0 < by["answer"]["size"] < 100, by
+        assert by["failed"]["size"] == 0 and by["pending"]["size"] == 0, by
+
+        # filters, the union of owners, limits
+        everyone = wait_until(lambda: (lambda d: d if d["total"] == 12 and listed(
+            "state=PENDING")["total"] == 2 else None)(listed("limit=1000")),
+            what="both holders' objects, settled")
+        assert {o["owner"] for o in everyone["objects"]} == {owner, victim_owner}, everyone
+        ready = listed("owner=%s&state=READY" % owner)
+        assert ready["total"] == 4 and {o["state"] for o in ready["objects"]} == {"READY"}, ready
+        on_n2 = listed("node_id=" + n2)
+        assert on_n2["total"] == 2 and {o["node_id"] for o in on_n2["objects"]} == {n2}, on_n2
+        assert ids["remote"] in {o["object_id"] for o in on_n2["objects"]}, on_n2
+        pending = listed("state=PENDING&owner=" + owner)["objects"]
+        assert [o["object_id"] for o in pending] == [ids["pending"]], pending
+        page = listed("limit=2")
+        assert len(page["objects"]) == 2 and page["total"] == 12, page
+        assert listed("owner=nobody") == {"objects": [], "total": 0, "unreported": 0}
+        for bad in ("limit=-1", "limit=abc", "limit=0", "limit=1001", "state=BOGUS", "state="):
+            r = c.get("/api/v1/objects?" + bad)
+            assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument" and \
+                r.json()["error"]["message"], (bad, r)
+        metrics = c.get("/metrics").body.decode()
+        assert "prism_gcs_objects 12" in metrics and "prism_gcs_object_owners 2" in metrics, metrics
+
+        cli = [os.path.join(BIN, "prism"), "--address", c.url, "--token", c.token]
+        out = subprocess.run(cli + ["object", "list", "--owner", owner, "--state", "READY"],
+                             capture_output=True, text=True, timeout=30)
+        rows = out.stdout.splitlines()
+        assert out.returncode == 0 and rows[0].split()[:3] == ["OBJECT", "ID", "OWNER"], out
+        assert len(rows) == 5 and all(owner in r and " READY " in r for r in rows[1:]), out
+        assert any(ids["remote"] in r and n2[:12] in r for r in rows), out
+        out = subprocess.run(cli + ["object", "list", "--node", n2, "--json"], capture_output=True,
+                             text=True, timeout=30)
+        lines = [json.loads(x) for x in out.stdout.splitlines()]
+        assert out.returncode == 0 and len(lines) == 2 and {x["node_id"] for x in lines} == {n2}, out
+
+        # a clean exit takes the owner's objects along; a killed owner's expire
+        victim.kill()
+        holder.stdin.close()
+        assert holder.wait(timeout=60) == 0, holder.stderr.read()
+        t0 = time.time()
+        wait_until(lambda: listed("owner=" + owner)["total"] == 0, timeout=10,
+                   what="the holder's objects to go")
+        # its last report said so: expiring would take 4 s or more
+        assert time.time() - t0 < 3, "gone after %.1fs" % (time.time() - t0)
+        t0 = time.time()
+        wait_until(lambda: listed("")["total"] == 0, timeout=30,
+                   what="the killed holder's objects to expire")
+        assert time.time() - t0 < 15, "expired after %.1fs" % (time.time() - t0)
+    finally:
+        for p in (holder, victim):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
 
 
 def test_locality(c):
@@ -288,12 +415,19 @@ def test_owner_death_fails_borrowers(c):
     assert time.monotonic() - t0 < 30, "owner death took too long to notice"
 
 
+def test_force_cancel_of_a_running_task(c):
+    t0 = time.monotonic()
+    out = probe(c, "cancel").stdout
+    assert "cancelled ok" in out and "cancel ok" in out, out
+    assert time.monotonic() - t0 < 25, "the 30 s task was not cut short"
+
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
          test_lost_object_is_rebuilt, test_infeasible_task_waits_for_a_node,
-         test_200mib_argument_from_another_node, test_task_list, test_locality,
+         test_200mib_argument_from_another_node, test_task_list, test_object_list, test_locality,
          test_nested_tasks_on_one_cpu, test_borrowed_references,
-         test_owner_death_fails_borrowers], nodes=1,
+         test_owner_death_fails_borrowers, test_force_cancel_of_a_running_task], nodes=1,
         node_args=("--num-cpus", "4"))

@@ -1,0 +1,479 @@
+/* Actors on the caller's side: creating them through the GCS, handles, and
+ * calls pushed straight to the actor's worker (docs/actors.md).
+ *
+ * Each actor a client knows has a record and a pool of its own: the pool's
+ * queue keeps the calls in the order they were made, its one connection goes
+ * to the actor's worker. The leaser thread connects once the actor is ALIVE
+ * and asks the GCS again whenever the connection drops (the actor may have
+ * restarted elsewhere); `prism.event.actor` tells it sooner. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "codec.h"
+#include "prism_time.h"
+#include "wire.h"
+
+#define GCS_REQUEST_MS 10000
+#define QUERY_EVERY_MS 500 /* while not ALIVE, in case an event was missed */
+
+struct prism_actor {
+    prism_client *client;
+    char id[PRISM_ID_HEX_LEN + 1];
+};
+
+static const char *const state_names[] = {"UNKNOWN", "PENDING_CREATION", "ALIVE", "RESTARTING",
+                                          "DEAD"};
+
+static int state_of(const char *name)
+{
+    for (int i = 1; name && i < 5; i++)
+        if (!strcmp(name, state_names[i]))
+            return i;
+    return ACTOR_UNKNOWN;
+}
+
+static actor_rec *find_rec(prism_client *c, const char *id)
+{
+    for (actor_rec *a = c->actors; a; a = a->next)
+        if (!strcmp(a->id, id))
+            return a;
+    return NULL;
+}
+
+/* The record of actor `id`, made when new. Lock held. */
+static actor_rec *rec_for(prism_client *c, const char *id)
+{
+    actor_rec *a = find_rec(c, id);
+    if (a)
+        return a;
+    a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    snprintf(a->id, sizeof a->id, "%s", id);
+    if (!(a->pool = prism__pool_for_actor(c, a))) {
+        free(a);
+        return NULL;
+    }
+    a->next = c->actors;
+    c->actors = a;
+    return a;
+}
+
+static void set_text(char **field, json_t *value)
+{
+    free(*field);
+    *field = json_is_string(value) && *json_string_value(value) ? strdup(json_string_value(value))
+                                                                 : NULL;
+}
+
+/* Takes what the GCS says of an actor (ACTOR of docs/actors.md). Lock held. */
+static void rec_update(actor_rec *a, json_t *j)
+{
+    int state = state_of(json_string_value(json_object_get(j, "state")));
+    if (state == ACTOR_UNKNOWN)
+        return;
+    a->state = state;
+    set_text(&a->cause, json_object_get(j, "cause"));
+    set_text(&a->node_id, json_object_get(j, "node_id"));
+    set_text(&a->worker_id, json_object_get(j, "worker_id"));
+    set_text(&a->unix_path, json_object_get(j, "unix"));
+    set_text(&a->tcp, json_object_get(j, "tcp"));
+    json_t *retries = json_object_get(j, "max_task_retries");
+    if (json_is_integer(retries))
+        a->max_task_retries = (int)json_integer_value(retries);
+    if (state == ACTOR_ALIVE && !a->tcp && !a->unix_path)
+        a->state = ACTOR_UNKNOWN; /* an address is missing: ask again */
+}
+
+static void on_actor_event(prism_bus *bus, const char *subject, const char *reply,
+                           const char *data, size_t len, void *ud)
+{
+    prism_client *c = ud;
+    json_t *ev = json_loadb(data, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(ev, "actor_id"));
+    if (id) {
+        pthread_mutex_lock(&c->lock);
+        actor_rec *a = find_rec(c, id);
+        if (a) {
+            rec_update(a, ev);
+            pthread_cond_signal(&c->leaser_wake);
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    json_decref(ev);
+}
+
+int prism__actors_start(prism_client *c)
+{
+    return prism_bus_subscribe(c->bus, "prism.event.actor", NULL, on_actor_event, c) ==
+                   PRISM_BUS_OK ? 0 : -1;
+}
+
+void prism__actors_free(prism_client *c)
+{
+    for (actor_rec *a = c->actors, *next; a; a = next) {
+        next = a->next;
+        free(a->cause);
+        free(a->node_id);
+        free(a->worker_id);
+        free(a->unix_path);
+        free(a->tcp);
+        free(a);
+    }
+    c->actors = NULL;
+}
+
+/* A request to the GCS about actors; `*reply` is its JSON. */
+static prism_status gcs_request(prism_client *c, const char *subject, const void *body, size_t len,
+                                json_t **reply)
+{
+    char *data = NULL;
+    size_t n = 0;
+    *reply = NULL;
+    int rc = prism_bus_request(c->bus, subject, body, len, GCS_REQUEST_MS, &data, &n);
+    if (rc == PRISM_BUS_NO_RESPONDERS)
+        return prism__fail(PRISM_ERR_CONNECT, "no GCS answers %s", subject);
+    if (rc != PRISM_BUS_OK)
+        return prism__fail(PRISM_ERR_CONNECT, "the GCS did not answer %s in time", subject);
+    *reply = json_loadb(data, n, 0, NULL);
+    free(data);
+    if (!json_is_object(*reply)) {
+        json_decref(*reply);
+        *reply = NULL;
+        return prism__fail(PRISM_ERR_INTERNAL, "the GCS answered %s with something else than JSON",
+                           subject);
+    }
+    json_t *err = json_object_get(*reply, "error");
+    if (err) {
+        prism_status s = prism__fail(PRISM_ERR_INVALID, "%s",
+                                     json_string_value(json_object_get(err, "message")) ?: "refused");
+        json_decref(*reply);
+        *reply = NULL;
+        return s;
+    }
+    return PRISM_OK;
+}
+
+static prism_status gcs_request_json(prism_client *c, const char *subject, json_t *req,
+                                     json_t **reply)
+{
+    char *text = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (!text)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    prism_status s = gcs_request(c, subject, text, strlen(text), reply);
+    free(text);
+    return s;
+}
+
+static prism_status make_handle(prism_client *c, const char *id, json_t *actor, prism_actor **out)
+{
+    prism_actor *h = calloc(1, sizeof *h);
+    if (!h)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    h->client = c;
+    snprintf(h->id, sizeof h->id, "%s", id);
+    pthread_mutex_lock(&c->lock);
+    actor_rec *a = rec_for(c, id);
+    if (a && actor)
+        rec_update(a, actor);
+    pthread_mutex_unlock(&c->lock);
+    if (!a) {
+        free(h);
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    }
+    *out = h;
+    return PRISM_OK;
+}
+
+static const char *namespace_of(const char *ns)
+{
+    if (ns && *ns)
+        return ns;
+    const char *env = getenv("PRISM_NAMESPACE");
+    return env && *env ? env : "default";
+}
+
+/* The constructor's arguments as a PUSH carries them. References are waited
+ * for first: the GCS keeps these bytes to run the constructor again. */
+static prism_status encode_args(prism_client *c, prism_value *const *args, size_t nargs,
+                                prism_buf *out)
+{
+    for (size_t i = 0; i < nargs; i++) {
+        const prism_ref *r = prism_value_get_ref(args[i]);
+        if (!r)
+            continue;
+        prism_value *v = NULL;
+        prism_status s = prism_get(c, r, 60000, &v);
+        prism_value_free(v);
+        if (s != PRISM_OK)
+            return prism__fail(s, "constructor argument %zu: %s", i, prism_last_error());
+    }
+    prism_writer w = {.buf = out};
+    pw_u32(&w, (uint32_t)nargs);
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < nargs; i++)
+        prism__write_arg(c, &w, args[i]);
+    pthread_mutex_unlock(&c->lock);
+    return w.failed ? prism__fail(PRISM_ERR_NO_MEMORY, "the constructor arguments are too large")
+                    : PRISM_OK;
+}
+
+static prism_status check_options(const prism_actor_options *o)
+{
+    if (o->num_cpus < 0 || o->num_gpus < 0 || o->memory < 0)
+        return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
+    if (o->max_restarts < -1 || o->max_task_retries < -1)
+        return prism__fail(PRISM_ERR_INVALID, "max_restarts and max_task_retries are -1 (forever) or more");
+    if (o->max_concurrency < 1 || o->max_concurrency > 1024)
+        return prism__fail(PRISM_ERR_INVALID, "max_concurrency must be 1-1024");
+    if ((o->name && strlen(o->name) > 256) || (o->ns && strlen(o->ns) > 256))
+        return prism__fail(PRISM_ERR_INVALID, "names and namespaces are at most 256 bytes");
+    return PRISM_OK;
+}
+
+prism_status prism_actor_create(prism_client *c, const char *package, const char *cls,
+                                prism_value *const *args, size_t nargs,
+                                const prism_actor_options *opts, prism_actor **out)
+{
+    static const prism_actor_options defaults = PRISM_ACTOR_OPTIONS_INIT;
+    const prism_actor_options *o = opts ? opts : &defaults;
+    if (out)
+        *out = NULL;
+    if (!c || !package || !*package || !cls || !*cls || !out || (nargs && !args))
+        return prism__fail(PRISM_ERR_INVALID, "actor_create needs a client, a package and a class");
+    for (size_t i = 0; i < nargs; i++)
+        if (!args[i])
+            return prism__fail(PRISM_ERR_INVALID, "argument %zu is NULL", i);
+    prism_status s = check_options(o);
+    if (s != PRISM_OK)
+        return s;
+    prism_id id;
+    prism_id_random(&id);
+    char hex[PRISM_ID_HEX_LEN + 1];
+    prism_id_to_hex(&id, hex);
+
+    prism_task_options shape = PRISM_TASK_OPTIONS_INIT;
+    shape.num_cpus = o->num_cpus;
+    shape.num_gpus = o->num_gpus;
+    shape.memory = o->memory;
+    shape.resources = o->resources;
+    shape.strategy = o->strategy;
+    shape.node_id = o->node_id;
+    shape.soft = o->soft;
+    json_t *lease = prism__lease_request(c, &shape);
+    json_t *req = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:O,s:O}", "actor_id", hex,
+                            "owner", c->self_addr, "package", package, "class", cls, "namespace",
+                            namespace_of(o->ns), "detached", o->detached, "max_restarts",
+                            o->max_restarts, "max_task_retries", o->max_task_retries,
+                            "max_concurrency", o->max_concurrency, "resources",
+                            json_object_get(lease, "resources"), "strategy",
+                            json_object_get(lease, "strategy"));
+    if (req && o->name && *o->name)
+        json_object_set_new(req, "name", json_string(o->name));
+    if (req && o->strategy == PRISM_STRATEGY_NODE_AFFINITY) {
+        json_object_set(req, "node_id", json_object_get(lease, "node_id"));
+        json_object_set(req, "soft", json_object_get(lease, "soft"));
+    }
+    json_decref(lease);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (!text)
+        return prism__fail(PRISM_ERR_INVALID, "the actor's options cannot be encoded (a name that "
+                           "is not UTF-8?)");
+    /* u32 length, the JSON, then the arguments. */
+    prism_buf body;
+    prism_buf_init(&body, 64u << 20);
+    prism_writer w = {.buf = &body};
+    pw_str(&w, text);
+    free(text);
+    s = w.failed ? prism__fail(PRISM_ERR_NO_MEMORY, "out of memory")
+                 : encode_args(c, args, nargs, &body);
+    json_t *reply = NULL;
+    if (s == PRISM_OK)
+        s = gcs_request(c, "prism.gcs.actor.create", body.data, body.len, &reply);
+    prism_buf_free(&body);
+    json_decref(reply);
+    if (s != PRISM_OK)
+        return s;
+    s = make_handle(c, hex, NULL, out);
+    if (s == PRISM_OK) {
+        pthread_mutex_lock(&c->lock);
+        actor_rec *a = find_rec(c, hex);
+        a->state = ACTOR_PENDING;
+        a->max_task_retries = o->max_task_retries;
+        pthread_mutex_unlock(&c->lock);
+    }
+    return s;
+}
+
+prism_status prism_actor_get(prism_client *c, const char *name, const char *ns, prism_actor **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c || !name || !*name || !out)
+        return prism__fail(PRISM_ERR_INVALID, "actor_get needs a client and a name");
+    json_t *reply = NULL;
+    prism_status s = gcs_request_json(c, "prism.gcs.actor.get",
+                                      json_pack("{s:s,s:s}", "name", name, "namespace",
+                                                namespace_of(ns)), &reply);
+    json_t *actor = json_object_get(reply, "actor");
+    const char *id = json_string_value(json_object_get(actor, "actor_id"));
+    if (s == PRISM_OK && !id)
+        s = prism__fail(PRISM_ERR_INTERNAL, "the GCS named no actor ID");
+    if (s == PRISM_OK)
+        s = make_handle(c, id, actor, out);
+    json_decref(reply);
+    return s;
+}
+
+static bool is_actor_id(const char *s)
+{
+    if (!s || strlen(s) != PRISM_ID_HEX_LEN)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+prism_status prism_actor_open(prism_client *c, const char *actor_id, prism_actor **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c || !out || !is_actor_id(actor_id))
+        return prism__fail(PRISM_ERR_INVALID, "an actor ID is 32 lowercase hex digits");
+    json_t *reply = NULL;
+    prism_status s = gcs_request_json(c, "prism.gcs.actor.get",
+                                      json_pack("{s:s}", "actor_id", actor_id), &reply);
+    if (s == PRISM_OK)
+        s = make_handle(c, actor_id, json_object_get(reply, "actor"), out);
+    json_decref(reply);
+    return s;
+}
+
+prism_status prism_actor_kill(prism_client *c, const prism_actor *a, bool no_restart)
+{
+    if (!c || !a)
+        return prism__fail(PRISM_ERR_INVALID, "actor_kill needs a client and a handle");
+    json_t *reply = NULL;
+    prism_status s = gcs_request_json(c, "prism.gcs.actor.kill",
+                                      json_pack("{s:s,s:b}", "actor_id", a->id, "no_restart",
+                                                no_restart), &reply);
+    json_decref(reply);
+    return s;
+}
+
+prism_status prism_actor_call(prism_client *c, prism_actor *a, const char *method,
+                              prism_value *const *args, size_t nargs, int num_returns,
+                              prism_ref **returns)
+{
+    if (!c || !a || !method || !*method)
+        return prism__fail(PRISM_ERR_INVALID, "actor_call needs a client, a handle and a method");
+    pthread_mutex_lock(&c->lock);
+    actor_rec *rec = rec_for(c, a->id);
+    pool *p = rec ? rec->pool : NULL;
+    prism_task_options o = PRISM_TASK_OPTIONS_INIT;
+    o.num_returns = num_returns;
+    o.max_retries = rec ? rec->max_task_retries : 0;
+    pthread_mutex_unlock(&c->lock);
+    if (!p)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    return prism__submit(c, p, a->id, method, args, nargs, &o, returns);
+}
+
+const char *prism_actor_id(const prism_actor *a) { return a ? a->id : ""; }
+
+void prism_actor_release(prism_actor *a) { free(a); }
+
+/* ---------- the leaser's part ---------- */
+
+static void connect_actor(prism_client *c, actor_rec *a)
+{
+    bool here = a->node_id && !strcmp(a->node_id, c->node_id);
+    json_t *grant = json_pack("{s:s,s:s,s:s,s:s,s:s}", "unix", here && a->unix_path ? a->unix_path : "",
+                              "tcp", a->tcp ? a->tcp : "", "lease_id", "", "node_id",
+                              a->node_id ? a->node_id : "", "worker_id",
+                              a->worker_id ? a->worker_id : "");
+    a->busy = true;
+    pthread_mutex_unlock(&c->lock);
+    worker_conn *wc = grant ? prism__worker_connect(c, grant) : NULL;
+    json_decref(grant);
+    pthread_mutex_lock(&c->lock);
+    a->busy = false;
+    if (wc) {
+        prism__pool_add_worker(c, a->pool, wc);
+    } else if (a->state != ACTOR_DEAD) {
+        a->state = ACTOR_UNKNOWN; /* gone from that address: ask where it is now */
+        a->next_query_ms = prism_mono_ms() + 100;
+    }
+}
+
+static void query_actor(prism_client *c, actor_rec *a)
+{
+    json_t *req = json_pack("{s:s}", "actor_id", a->id), *reply = NULL;
+    a->busy = true;
+    pthread_mutex_unlock(&c->lock);
+    prism_status s = gcs_request_json(c, "prism.gcs.actor.get", req, &reply);
+    pthread_mutex_lock(&c->lock);
+    a->busy = false;
+    a->next_query_ms = prism_mono_ms() + QUERY_EVERY_MS;
+    json_t *actor = json_object_get(reply, "actor");
+    if (s == PRISM_OK && actor) {
+        rec_update(a, actor);
+    } else if (s == PRISM_ERR_INVALID) { /* the GCS does not know it */
+        a->state = ACTOR_DEAD;
+        free(a->cause);
+        a->cause = strdup(prism_last_error());
+    }
+    json_decref(reply);
+}
+
+/* Calls to a dead actor fail; those still waiting for arguments go once
+ * their arguments settle (dispatch drops them then). */
+static void fail_queued(prism_client *c, actor_rec *a)
+{
+    pool *p = a->pool;
+    char msg[600];
+    snprintf(msg, sizeof msg, "the actor %s is dead: %s", a->id, a->cause ? a->cause : "no cause given");
+    task_spec *keep = NULL, *last = NULL;
+    size_t kept = 0;
+    for (task_spec *t = p->queue, *next; t; t = next) {
+        next = t->next;
+        t->next = NULL;
+        if (!t->dep_failed)
+            prism__task_fail_returns(c, t, PRISM_ERR_ACTOR_DIED, msg);
+        t->dep_failed = true;
+        if (t->deps_pending == 0) {
+            prism__task_release(c, t);
+            continue;
+        }
+        if (last)
+            last->next = t;
+        else
+            keep = t;
+        last = t;
+        kept++;
+    }
+    p->queue = keep;
+    p->queue_tail = last;
+    p->queued = kept;
+}
+
+void prism__actors_tick(prism_client *c)
+{
+    int64_t now = prism_mono_ms();
+    for (actor_rec *a = c->actors; a; a = a->next) {
+        pool *p = a->pool;
+        if (!p->queue || p->workers || a->busy)
+            continue;
+        if (a->state == ACTOR_DEAD)
+            fail_queued(c, a);
+        else if (a->state == ACTOR_ALIVE)
+            connect_actor(c, a);
+        else if (now >= a->next_query_ms)
+            query_actor(c, a);
+    }
+}

@@ -1,0 +1,317 @@
+/* A driver for the actor integration tests: each subcommand runs one
+ * scenario against the cluster in PRISM_ADDRESS/PRISM_TOKEN with the
+ * builtin Counter, prints what it saw, and exits 0 only when it was right. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <prism/prism.h>
+
+#define CHECK(cond, ...)                                                                       \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "probe: " __VA_ARGS__);                                            \
+            fprintf(stderr, " (%s)\n", prism_last_error());                                    \
+            return 1;                                                                          \
+        }                                                                                      \
+    } while (0)
+
+/* One call with at most one JSON argument; its value as a number (or NAN-ish -1e300). */
+static prism_status call(prism_client *c, prism_actor *a, const char *method, const char *arg,
+                         double *out)
+{
+    prism_value *v = arg ? prism_value_json(arg) : NULL;
+    prism_ref *r = NULL;
+    prism_status s = prism_actor_call(c, a, method, v ? &v : NULL, v ? 1 : 0, 1, &r);
+    prism_value_free(v);
+    prism_value *got = NULL;
+    if (s == PRISM_OK)
+        s = prism_get(c, r, 60000, &got);
+    *out = got && prism_value_json_text(got) ? atof(prism_value_json_text(got)) : -1e300;
+    prism_value_free(got);
+    prism_ref_release(r);
+    return s;
+}
+
+static void wait_line(void)
+{
+    char line[64];
+    if (!fgets(line, sizeof line, stdin)) {
+    }
+}
+
+/* counter: the seed's Counter: inc twice gives 1 then 2; errors are clear. */
+static int counter(prism_client *c)
+{
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, NULL, &a) == PRISM_OK, "create");
+    prism_ref *r[2];
+    CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &r[0]) == PRISM_OK &&
+          prism_actor_call(c, a, "inc", NULL, 0, 1, &r[1]) == PRISM_OK, "call");
+    for (int i = 0; i < 2; i++) {
+        prism_value *v = NULL;
+        prism_status s = prism_get(c, r[i], 60000, &v);
+        CHECK(s == PRISM_OK && atof(prism_value_json_text(v)) == i + 1, "inc %d gave %s", i + 1,
+              prism_status_text(s));
+        prism_value_free(v);
+        prism_ref_release(r[i]);
+    }
+    printf("counter ok: [1, 2]\n");
+    double x;
+    prism_status s = call(c, a, "nosuch", NULL, &x);
+    CHECK(s == PRISM_ERR_UNKNOWN_FUNCTION && strstr(prism_last_error(), "no method 'nosuch'"),
+          "an unknown method gave %s", prism_status_text(s));
+    printf("unknown method: %s\n", prism_last_error());
+    s = call(c, a, "inc", "\"x\"", &x);
+    CHECK(s == PRISM_ERR_TASK && strstr(prism_last_error(), "Counter.inc"), "a bad argument gave %s",
+          prism_status_text(s));
+    printf("bad argument: %s\n", prism_last_error());
+    CHECK(call(c, a, "get", NULL, &x) == PRISM_OK && x == 2, "get after errors: %g", x);
+    prism_actor *bad = NULL;
+    s = prism_actor_create(c, "builtin", "NoSuchClass", NULL, 0, NULL, &bad);
+    CHECK(s == PRISM_OK, "create of an unknown class is accepted (it fails in the background)");
+    s = call(c, bad, "inc", NULL, &x);
+    CHECK(s == PRISM_ERR_ACTOR_DIED && strstr(prism_last_error(), "NoSuchClass"),
+          "a call to an actor whose constructor failed gave %s", prism_status_text(s));
+    printf("constructor failed: %s\n", prism_last_error());
+    prism_actor_release(bad);
+    CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
+    prism_actor_release(a);
+    printf("errors ok\n");
+    return 0;
+}
+
+/* create NAME [detached]: a named Counter; prints its ID, then waits for a
+ * line on stdin (a detached one need not: the process exits at once). */
+static int create(prism_client *c, const char *name, bool detached)
+{
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.name = name;
+    o.detached = detached;
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a) == PRISM_OK, "create");
+    double x;
+    CHECK(call(c, a, "get", NULL, &x) == PRISM_OK && x == 0, "first call");
+    printf("actor %s\n", prism_actor_id(a));
+    fflush(stdout);
+    if (!detached)
+        wait_line();
+    prism_actor_release(a);
+    return 0;
+}
+
+/* calls NAME N: N calls of inc to the named actor, all in flight at once;
+ * the counts this caller sees must rise in the order it made the calls. */
+static int calls(prism_client *c, const char *name, int n)
+{
+    prism_actor *a = NULL;
+    CHECK(prism_actor_get(c, name, NULL, &a) == PRISM_OK, "get %s", name);
+    prism_ref **refs = calloc((size_t)n, sizeof *refs);
+    for (int i = 0; i < n; i++)
+        CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &refs[i]) == PRISM_OK, "call %d", i);
+    double last = 0;
+    for (int i = 0; i < n; i++) {
+        prism_value *v = NULL;
+        prism_status s = prism_get(c, refs[i], 120000, &v);
+        double x = v && prism_value_json_text(v) ? atof(prism_value_json_text(v)) : -1;
+        CHECK(s == PRISM_OK && x > last, "call %d gave %g after %g: %s", i, x, last,
+              prism_status_text(s));
+        last = x;
+        prism_value_free(v);
+        prism_ref_release(refs[i]);
+    }
+    free(refs);
+    printf("calls ok: %d in order, last %g\n", n, last);
+    prism_actor_release(a);
+    return 0;
+}
+
+/* get NAME: the named actor's count. */
+static int get(prism_client *c, const char *name)
+{
+    prism_actor *a = NULL;
+    CHECK(prism_actor_get(c, name, NULL, &a) == PRISM_OK, "get %s", name);
+    double x;
+    CHECK(call(c, a, "get", NULL, &x) == PRISM_OK, "get");
+    printf("count %.0f\n", x);
+    prism_actor_release(a);
+    return 0;
+}
+
+static long pid_of(prism_client *c, prism_actor *a)
+{
+    double x;
+    return call(c, a, "pid", NULL, &x) == PRISM_OK ? (long)x : -1;
+}
+
+static void kill_and_wait(long pid)
+{
+    kill((pid_t)pid, SIGKILL);
+    for (int i = 0; i < 200 && kill((pid_t)pid, 0) == 0; i++)
+        usleep(25000);
+}
+
+/* restart: max_restarts 1. kill -9 its worker: it comes back with fresh
+ * state; kill it again: DEAD with the cause, and calls fail at once. */
+static int restart(prism_client *c)
+{
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.max_restarts = 1;
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a) == PRISM_OK, "create");
+    double x;
+    for (int i = 1; i <= 3; i++)
+        CHECK(call(c, a, "inc", NULL, &x) == PRISM_OK && x == i, "inc %d", i);
+    long pid = pid_of(c, a);
+    CHECK(pid > 0, "pid");
+    printf("actor %s pid %ld\n", prism_actor_id(a), pid);
+    fflush(stdout);
+    kill_and_wait(pid);
+    /* Calls made now wait for the restart; the state is fresh. */
+    CHECK(call(c, a, "inc", NULL, &x) == PRISM_OK && x == 1, "inc after the restart gave %g", x);
+    long pid2 = pid_of(c, a);
+    CHECK(pid2 > 0 && pid2 != pid, "a new worker (%ld, was %ld)", pid2, pid);
+    printf("restarted ok: fresh state in worker %ld\n", pid2);
+    fflush(stdout);
+    wait_line(); /* the test checks restarts = 1 */
+    kill_and_wait(pid2);
+    prism_status s = call(c, a, "inc", NULL, &x);
+    CHECK(s == PRISM_ERR_ACTOR_DIED, "a call after max_restarts gave %s", prism_status_text(s));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    s = call(c, a, "inc", NULL, &x);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    CHECK(s == PRISM_ERR_ACTOR_DIED && ms < 1000, "the next call gave %s after %.0f ms",
+          prism_status_text(s), ms);
+    printf("dead ok: %s\n", prism_last_error());
+    prism_actor_release(a);
+    return 0;
+}
+
+/* inflight RETRIES: a call running when the worker is killed fails with
+ * "actor died", or with max_task_retries runs again after the restart. */
+static int inflight(prism_client *c, int retries)
+{
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.max_restarts = 1;
+    o.max_task_retries = retries;
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a) == PRISM_OK, "create");
+    long pid = pid_of(c, a);
+    CHECK(pid > 0, "pid");
+    prism_value *ms = prism_value_json("1500");
+    prism_ref *r = NULL;
+    CHECK(prism_actor_call(c, a, "sleep", &ms, 1, 1, &r) == PRISM_OK, "call");
+    prism_value_free(ms);
+    usleep(300000);
+    kill_and_wait(pid);
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, 60000, &v);
+    if (retries) {
+        CHECK(s == PRISM_OK, "a retried call gave %s", prism_status_text(s));
+        printf("inflight ok: retried after the restart\n");
+    } else {
+        CHECK(s == PRISM_ERR_ACTOR_DIED, "a call in flight gave %s", prism_status_text(s));
+        printf("inflight ok: %s\n", prism_last_error());
+    }
+    prism_value_free(v);
+    prism_ref_release(r);
+    prism_actor_kill(c, a, true);
+    prism_actor_release(a);
+    return 0;
+}
+
+/* onnode NODE: a Counter with max_restarts placed on NODE (soft); after a
+ * line on stdin (NODE died meanwhile) it answers again, from another node. */
+static int onnode(prism_client *c, const char *node)
+{
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.max_restarts = -1;
+    o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+    o.node_id = node;
+    o.soft = true;
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a) == PRISM_OK, "create");
+    double x;
+    CHECK(call(c, a, "inc", NULL, &x) == PRISM_OK && x == 1, "first inc");
+    printf("actor %s\n", prism_actor_id(a));
+    fflush(stdout);
+    wait_line();
+    CHECK(call(c, a, "inc", NULL, &x) == PRISM_OK && x == 1, "inc after its node died gave %g", x);
+    printf("moved ok\n");
+    prism_actor_kill(c, a, true);
+    prism_actor_release(a);
+    return 0;
+}
+
+/* concurrent: with max_concurrency 8, eight calls of sleep(1000) overlap (one
+ * at a time they would take 8 s); the count stays exact under threads. */
+static int concurrent(prism_client *c)
+{
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.max_concurrency = 8;
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a) == PRISM_OK, "create");
+    double x;
+    CHECK(call(c, a, "get", NULL, &x) == PRISM_OK && x == 0, "first call");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    prism_ref *r[8];
+    prism_value *ms = prism_value_json("1000");
+    for (int i = 0; i < 8; i++)
+        CHECK(prism_actor_call(c, a, "sleep", &ms, 1, 1, &r[i]) == PRISM_OK, "call");
+    prism_value_free(ms);
+    for (int i = 0; i < 8; i++) {
+        prism_value *v = NULL;
+        CHECK(prism_get(c, r[i], 60000, &v) == PRISM_OK, "sleep %d", i);
+        prism_value_free(v);
+        prism_ref_release(r[i]);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK(s < 6, "eight 1 s calls took %.1f s: they did not overlap", s);
+    prism_ref *inc[400];
+    for (int i = 0; i < 400; i++)
+        CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &inc[i]) == PRISM_OK, "inc");
+    for (int i = 0; i < 400; i++) {
+        prism_value *v = NULL;
+        CHECK(prism_get(c, inc[i], 60000, &v) == PRISM_OK, "inc %d", i);
+        prism_value_free(v);
+        prism_ref_release(inc[i]);
+    }
+    CHECK(call(c, a, "get", NULL, &x) == PRISM_OK && x == 400, "count %g after 400 incs", x);
+    printf("concurrent ok: 8 calls in %.1f s, count exact\n", s);
+    prism_actor_kill(c, a, true);
+    prism_actor_release(a);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: actor_probe counter|create NAME [detached]|calls NAME N|get NAME|"
+                        "restart|inflight RETRIES|onnode NODE\n");
+        return 2;
+    }
+    prism_client *c;
+    if (prism_connect(&c, NULL) != PRISM_OK) {
+        fprintf(stderr, "probe: connect: %s\n", prism_last_error());
+        return 1;
+    }
+    const char *cmd = argv[1], *arg = argc > 2 ? argv[2] : "";
+    int rc = !strcmp(cmd, "counter")    ? counter(c)
+             : !strcmp(cmd, "create")   ? create(c, arg, argc > 3 && !strcmp(argv[3], "detached"))
+             : !strcmp(cmd, "calls")    ? calls(c, arg, argc > 3 ? atoi(argv[3]) : 100)
+             : !strcmp(cmd, "get")      ? get(c, arg)
+             : !strcmp(cmd, "restart")  ? restart(c)
+             : !strcmp(cmd, "inflight") ? inflight(c, atoi(arg))
+             : !strcmp(cmd, "onnode")   ? onnode(c, arg)
+             : !strcmp(cmd, "concurrent") ? concurrent(c)
+                                        : 2;
+    prism_disconnect(c);
+    return rc;
+}
