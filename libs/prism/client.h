@@ -127,6 +127,7 @@ struct actor_rec {
     char id[PRISM_ID_HEX_LEN + 1];
     int state; /* enum actor_state */
     char *cause; /* why it is DEAD */
+    char *cls;   /* its class, once the GCS said */
     char *node_id, *worker_id, *unix_path, *tcp; /* its worker while ALIVE */
     int max_task_retries;
     bool busy;             /* the leaser is connecting or asking the GCS */
@@ -294,6 +295,8 @@ void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char 
 prism_status prism__submit(prism_client *c, pool *actor_pool, const char *package,
                            const char *function, prism_value *const *args, size_t nargs,
                            const prism_task_options *o, prism_ref **returns);
+/* How people see a task's name: "package/function", or "Class.method" for an actor call. */
+void prism__task_name(const task_spec *t, char *out, size_t n);
 /* Fails every return of `t` with `s`, leaving the task to the caller. Lock held. */
 void prism__task_fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message);
 

@@ -20,16 +20,20 @@ void prism__task_free(prism_client *c, task_spec *t)
     free(t);
 }
 
-static void task_name(const task_spec *t, char *out, size_t n)
+void prism__task_name(const task_spec *t, char *out, size_t n)
 {
-    snprintf(out, n, "%s/%s", t->package, t->function);
+    const actor_rec *a = t->pool ? t->pool->actor : NULL;
+    if (a)
+        snprintf(out, n, "%s.%s", a->cls ? a->cls : "actor", t->function);
+    else
+        snprintf(out, n, "%s/%s", t->package, t->function);
 }
 
 void prism__task_fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message)
 {
     prism__event_task(c, t, TASK_EV_FAILED, message);
     char name[256];
-    task_name(t, name, sizeof name);
+    prism__task_name(t, name, sizeof name);
     for (int i = 0; i < t->num_returns; i++) {
         prism_object_id oid;
         prism_object_id_make(&oid, &t->id, (uint32_t)i);
@@ -344,7 +348,7 @@ static bool read_return(prism_client *c, prism_reader *r, obj_entry *e, const ch
 void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t len)
 {
     char name[256];
-    task_name(t, name, sizeof name);
+    prism__task_name(t, name, sizeof name);
     prism_reader r = {p, len, 0, NULL, NULL, NULL};
     uint16_t n = pr_u16(&r);
     bool app_error = r.left > 0 && r.p[0] == SLOT_ERROR;
