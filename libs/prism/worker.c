@@ -774,8 +774,12 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
         return r.failed ? -1 : 0;
     }
     if (type == WIRE_ACTOR_KILL) {
-        if (w->actor && n >= PRISM_ID_BYTES) {
-            LOG_INFO("actor %s is killed", w->actor->id);
+        bool queued = false; /* killed before its constructor ran: it never will */
+        for (job *j = w->queue; j && n >= PRISM_ID_BYTES; j = j->next)
+            queued |= j->type == WIRE_ACTOR_CREATE && j->len >= PRISM_ID_BYTES &&
+                      !memcmp(j->frame, p, PRISM_ID_BYTES);
+        if ((w->actor && n >= PRISM_ID_BYTES) || queued) {
+            LOG_INFO("actor %s is killed", w->actor ? w->actor->id : "(not created yet)");
             w->stop = true; /* the destructor runs on the way out */
         }
         return 0;

@@ -539,7 +539,7 @@ static void on_kill(prism_bus *bus, const char *subject, const char *reply, cons
     gcs *g = ud;
     json_t *msg = json_loadb(data, len, 0, NULL), *answer;
     const char *id = NULL;
-    bool no_restart = false;
+    bool no_restart = true; /* as Ray's ray.kill: killed for good unless asked */
     char err[256] = "";
     if (!json_is_object(msg) || !opt_string(msg, "actor_id", &id, err, sizeof err) ||
         !opt_bool(msg, "no_restart", &no_restart, err, sizeof err) || !id)
@@ -777,7 +777,7 @@ void gcs_api_actor_kill(prism_http_req *req, void *ctx)
         json_decref(body);
         return;
     }
-    bool no_restart = json_is_true(v);
+    bool no_restart = !v || json_is_true(v); /* as Ray's ray.kill: for good unless asked */
     json_decref(body);
     if (!kill_actor(g, id, no_restart)) {
         prism_http_reply_error(req, 404, "not_found", "no actor '%s'", id);
