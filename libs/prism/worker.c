@@ -59,6 +59,10 @@ typedef struct actor_host {
     void *lib; /* the package (owned by the package list); NULL for builtin */
     void *state;
     prism_actor_free_fn free_fn;
+    /* Calls for the GCS's view (prism.event.actor.calls): taken, finished. */
+    uint64_t taken, done;
+    uint64_t reported_taken, reported_done;
+    int64_t reported_ms;
 } actor_host;
 
 typedef struct package {
@@ -472,6 +476,7 @@ static void *executor_main(void *arg)
         prism_buf out;
         prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
         run_task(w, j->frame, j->len, c->owner, &out);
+        __atomic_add_fetch(&w->actor->done, 1, __ATOMIC_RELAXED);
         pthread_mutex_lock(&c->send_lock);
         if (out.len) /* a closed connection only makes this fail */
             wire_send_all(c->fd, out.data, out.len);
@@ -797,6 +802,8 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
     j->len = n;
     j->type = type;
     j->from = c;
+    if (type == WIRE_PUSH && w->actor)
+        __atomic_add_fetch(&w->actor->taken, 1, __ATOMIC_RELAXED);
     if (type == WIRE_PUSH && w->nthreads) { /* a concurrent actor's call: to the executors */
         pthread_mutex_lock(&w->pool_lock);
         c->users++;
@@ -878,6 +885,8 @@ static void run_next(worker_rt *w)
         run_create(w, j->frame, j->len, &out);
     else
         run_task(w, j->frame, j->len, j->from->owner, &out);
+    if (j->type == WIRE_PUSH && w->actor)
+        w->actor->done++;
     w->current_lease = NULL;
     conn *c = j->from;
     if (out.len && wire_send_all(c->fd, out.data, out.len) != 0)
@@ -1062,6 +1071,28 @@ static void on_block(void *ud, bool blocked)
     json_decref(msg);
 }
 
+/* An actor's worker tells the GCS how many calls it holds (twice a second at
+ * most, when that changed): GET /api/v1/actors shows them. */
+static void report_calls(worker_rt *w)
+{
+    actor_host *a = w->actor;
+    if (!a || !w->bus)
+        return;
+    uint64_t taken = __atomic_load_n(&a->taken, __ATOMIC_RELAXED);
+    uint64_t done = __atomic_load_n(&a->done, __ATOMIC_RELAXED);
+    int64_t now = prism_mono_ms();
+    bool changed = taken != a->reported_taken || done != a->reported_done;
+    if (now - a->reported_ms < (changed ? 500 : 5000))
+        return;
+    a->reported_taken = taken;
+    a->reported_done = done;
+    a->reported_ms = now;
+    json_t *msg = json_pack("{s:s,s:s,s:I,s:I}", "actor_id", a->id, "worker_id", w->cfg->worker_id,
+                            "pending", (json_int_t)(taken - done), "done", (json_int_t)done);
+    prism_bus_publish_json(w->bus, "prism.event.actor.calls", msg);
+    json_decref(msg);
+}
+
 int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
 {
     worker_rt w = {.cfg = cfg, .epfd = -1, .sigfd = -1, .unix_fd = -1, .tcp_fd = -1};
@@ -1080,6 +1111,7 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
             run_next(&w);
             spin_until = prism_mono_ns() + WORKER_SPIN_NS;
         }
+        report_calls(&w);
     }
     finish(&w);
     prism__set_block_hook(NULL, NULL);

@@ -124,13 +124,55 @@ static json_t *actor_row_json(sqlite3_stmt *st)
     return a;
 }
 
+static bool is_hex(const char *s, size_t n);
+
+#define CALLS_FRESH_MS 15000 /* workers report at least every 5 s while ALIVE */
+
+/* Adds the calls an ALIVE actor's worker last reported holding. Lock held. */
+static void add_calls(gcs *g, json_t *a)
+{
+    const char *id = json_string_value(json_object_get(a, "actor_id"));
+    const char *state = json_string_value(json_object_get(a, "state"));
+    json_t *c = id ? json_object_get(g->actors->calls, id) : NULL;
+    const char *worker = json_string_value(json_object_get(c, "worker_id"));
+    const char *now_worker = json_string_value(json_object_get(a, "worker_id"));
+    if (!c || !state || strcmp(state, "ALIVE") || !worker || !now_worker || strcmp(worker, now_worker) ||
+        prism_mono_ms() - json_integer_value(json_object_get(c, "at")) > CALLS_FRESH_MS)
+        return;
+    json_object_set(a, "pending_calls", json_object_get(c, "pending"));
+    json_object_set(a, "calls_done", json_object_get(c, "done"));
+}
+
 json_t *gcs_actor_json_locked(gcs *g, const char *id)
 {
     sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT " ACTOR_COLUMNS " FROM actors WHERE id = ?");
     gcs_db_bind_text(st, 1, id);
     json_t *a = st && sqlite3_step(st) == SQLITE_ROW ? actor_row_json(st) : NULL;
     sqlite3_finalize(st);
+    if (a)
+        add_calls(g, a);
     return a;
+}
+
+static void on_calls(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                     size_t len, void *ud)
+{
+    gcs *g = ud;
+    json_t *msg = json_loadb(data, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(msg, "actor_id"));
+    json_t *worker = json_object_get(msg, "worker_id");
+    json_t *pending = json_object_get(msg, "pending"), *done = json_object_get(msg, "done");
+    if (id && is_hex(id, PRISM_ID_HEX_LEN) && json_is_string(worker) && json_is_integer(pending) &&
+        json_is_integer(done)) {
+        pthread_mutex_lock(&g->lock);
+        if (json_object_size(g->actors->calls) >= 100000)
+            json_object_clear(g->actors->calls); /* soft state: bounded, refilled within seconds */
+        json_object_set_new(g->actors->calls, id,
+                            json_pack("{s:O,s:O,s:O,s:I}", "worker_id", worker, "pending", pending,
+                                      "done", done, "at", (json_int_t)prism_mono_ms()));
+        pthread_mutex_unlock(&g->lock);
+    }
+    json_decref(msg);
 }
 
 void gcs_actor_publish_locked(gcs *g, const char *id)
@@ -619,7 +661,8 @@ int gcs_actors_create(gcs *g)
     prism_id_to_hex(&inst, hex);
     snprintf(A->reply_prefix, sizeof A->reply_prefix, "prism.gcs.actors.%s", hex);
     g->actors = A;
-    if (A->epfd < 0 || A->wakefd < 0)
+    A->calls = json_object();
+    if (A->epfd < 0 || A->wakefd < 0 || !A->calls)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(A->epfd, EPOLL_CTL_ADD, A->wakefd, &ev);
@@ -647,7 +690,8 @@ int gcs_actors_start(gcs *g)
     if (prism_bus_subscribe(g->bus, replies, NULL, on_reply, g) != 0 ||
         prism_bus_subscribe(g->bus, "prism.gcs.actor.create", "gcs", on_create, g) != 0 ||
         prism_bus_subscribe(g->bus, "prism.gcs.actor.get", "gcs", on_get, g) != 0 ||
-        prism_bus_subscribe(g->bus, "prism.gcs.actor.kill", "gcs", on_kill, g) != 0)
+        prism_bus_subscribe(g->bus, "prism.gcs.actor.kill", "gcs", on_kill, g) != 0 ||
+        prism_bus_subscribe(g->bus, "prism.event.actor.calls", "gcs", on_calls, g) != 0)
         return -1;
     if (pthread_create(&A->thread, NULL, gcs_actor_manager_main, g) != 0)
         return -1;
@@ -689,6 +733,7 @@ void gcs_actors_destroy(gcs *g)
         close(A->wakefd);
     pthread_cond_destroy(&A->processed_cv);
     pthread_mutex_destroy(&A->lock);
+    json_decref(A->calls);
     free(A);
     g->actors = NULL;
 }
@@ -736,7 +781,10 @@ void gcs_api_actors_list(prism_http_req *req, void *ctx)
             more = true;
             break;
         }
-        json_array_append_new(list, actor_row_json(st));
+        json_t *a = actor_row_json(st);
+        if (a)
+            add_calls(g, a);
+        json_array_append_new(list, a);
         last = sqlite3_column_int64(st, 21);
     }
     sqlite3_finalize(st);
