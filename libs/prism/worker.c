@@ -139,15 +139,6 @@ prism_status prism_task_fail(prism_task_ctx *ctx, const char *fmt, ...)
 
 /* ---------- packages ---------- */
 
-static bool is_sha(const char *s)
-{
-    if (strlen(s) != PRISM_SHA256_HEX_LEN)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
 
 /* Downloads a package into the cache unless it is there. Returns 0 or -1. */
 static int fetch_package(worker_rt *w, const char *sha, const char *path, char *err, size_t n)
@@ -208,7 +199,7 @@ static prism_task_fn find_function(worker_rt *w, const char *pkg, const char *fn
 /* The loaded package `pkg` (a sha256), fetched first when not cached. */
 static void *load_package(worker_rt *w, const char *pkg, char *err, size_t n)
 {
-    if (!is_sha(pkg)) {
+    if (!prism_is_hex(pkg, PRISM_SHA256_HEX_LEN)) {
         snprintf(err, n, "a package is 'builtin' or a sha256 (64 hex digits), not '%s'", pkg);
         return NULL;
     }
@@ -419,11 +410,7 @@ static int parse_push(worker_rt *w, const uint8_t *data, size_t len, push *p, ch
 /* ---------- actors ---------- */
 
 /* Actor calls name the actor (32 hex digits) where tasks name a package. */
-static bool is_actor_call(const char *pkg)
-{
-    return pkg && strlen(pkg) == PRISM_ID_HEX_LEN &&
-           strspn(pkg, "0123456789abcdef") == PRISM_ID_HEX_LEN;
-}
+static bool is_actor_call(const char *pkg) { return prism_is_hex(pkg, PRISM_ID_HEX_LEN); }
 
 static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const char *method,
                                          char *err, size_t n, prism_status *why)

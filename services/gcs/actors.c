@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "db.h"
 #include "prism_log.h"
+#include "prism_sha256.h"
 #include "prism_time.h"
 #include "wire.h"
 
@@ -124,7 +125,6 @@ static json_t *actor_row_json(sqlite3_stmt *st)
     return a;
 }
 
-static bool is_hex(const char *s, size_t n);
 
 #define CALLS_FRESH_MS 15000 /* workers report at least every 5 s while ALIVE */
 
@@ -162,7 +162,7 @@ static void on_calls(prism_bus *bus, const char *subject, const char *reply, con
     const char *id = json_string_value(json_object_get(msg, "actor_id"));
     json_t *worker = json_object_get(msg, "worker_id");
     json_t *pending = json_object_get(msg, "pending"), *done = json_object_get(msg, "done");
-    if (id && is_hex(id, PRISM_ID_HEX_LEN) && json_is_string(worker) && json_is_integer(pending) &&
+    if (id && prism_is_hex(id, PRISM_ID_HEX_LEN) && json_is_string(worker) && json_is_integer(pending) &&
         json_is_integer(done)) {
         pthread_mutex_lock(&g->lock);
         if (json_object_size(g->actors->calls) >= 100000)
@@ -205,15 +205,6 @@ static json_t *live_by_name_locked(gcs *g, const char *ns, const char *name)
 
 /* ---------- validation ---------- */
 
-static bool is_hex(const char *s, size_t n)
-{
-    if (!s || strlen(s) != n)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return true;
-}
 
 /* 1-max bytes without control characters. */
 static bool plain_text(const char *s, size_t max)
@@ -366,7 +357,7 @@ static json_t *lease_spec(json_t *msg, char *err, size_t n)
         snprintf(err, n, "'strategy' must be DEFAULT, SPREAD or NODE_AFFINITY");
         return NULL;
     }
-    if (affinity && !is_hex(node, PRISM_ID_HEX_LEN)) {
+    if (affinity && !prism_is_hex(node, PRISM_ID_HEX_LEN)) {
         snprintf(err, n, "NODE_AFFINITY needs 'node_id' (32 lowercase hex digits)");
         return NULL;
     }
@@ -417,14 +408,14 @@ static int parse_create(const char *data, size_t len, json_t **msg, create_req *
         !opt_int(m, "max_task_retries", -1, INT32_MAX, &out->max_task_retries, err, n) ||
         !opt_int(m, "max_concurrency", 1, UINT16_MAX, &out->max_concurrency, err, n))
         return -1;
-    if (!is_hex(out->id, PRISM_ID_HEX_LEN))
+    if (!prism_is_hex(out->id, PRISM_ID_HEX_LEN))
         snprintf(err, n, "'actor_id' must be 32 lowercase hex digits");
     else if (!plain_text(out->owner, MAX_TEXT))
         snprintf(err, n, "'owner' must be 1-%d characters", MAX_TEXT);
     else if (!out->detached && !owner_address(out->owner) && strcmp(out->owner, "gcs"))
         snprintf(err, n, "an actor that is not detached needs an owner address (owner:HEX) to "
                          "share its fate with");
-    else if (!out->package || (strcmp(out->package, "builtin") && !is_hex(out->package, 64)))
+    else if (!out->package || (strcmp(out->package, "builtin") && !prism_is_hex(out->package, PRISM_SHA256_HEX_LEN)))
         snprintf(err, n, "'package' must be \"builtin\" or a package's sha256 (64 lowercase hex)");
     else if (!identifier(out->cls))
         snprintf(err, n, "'class' must be 1-%d characters of A-Z a-z 0-9 _, not starting with a digit",
