@@ -385,10 +385,11 @@ void prism_actor_release(prism_actor *a) { free(a); }
 
 /* ---------- the leaser's part ---------- */
 
+/* The Unix socket first, as for task workers: a driver may not know its
+ * node, and a path of another machine just does not connect (then TCP). */
 static void connect_actor(prism_client *c, actor_rec *a)
 {
-    bool here = a->node_id && !strcmp(a->node_id, c->node_id);
-    json_t *grant = json_pack("{s:s,s:s,s:s,s:s,s:s}", "unix", here && a->unix_path ? a->unix_path : "",
+    json_t *grant = json_pack("{s:s,s:s,s:s,s:s,s:s}", "unix", a->unix_path ? a->unix_path : "",
                               "tcp", a->tcp ? a->tcp : "", "lease_id", "", "node_id",
                               a->node_id ? a->node_id : "", "worker_id",
                               a->worker_id ? a->worker_id : "");

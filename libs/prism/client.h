@@ -16,6 +16,9 @@
 #include "codec.h"
 
 #define PIPELINE_DEPTH 16       /* tasks in flight per leased worker */
+/* An actor's calls have one connection and nothing to balance: a deep window
+ * keeps its worker busy without a round trip per batch. */
+#define ACTOR_PIPELINE_DEPTH 256
 #define MAX_LEASES_PER_SHAPE 64
 #define LEASE_IDLE_MS 200       /* an idle lease is returned after this */
 #define IO_SPIN_US 50           /* the io thread polls this long for results before sleeping */

@@ -191,8 +191,9 @@ static int flush_out(prism_client *c, worker_conn *wc)
 static worker_conn *least_loaded(pool *p)
 {
     worker_conn *best = NULL;
+    int depth = p->actor ? ACTOR_PIPELINE_DEPTH : PIPELINE_DEPTH;
     for (worker_conn *w = p->workers; w; w = w->next)
-        if (w->inflight < PIPELINE_DEPTH && (!best || w->inflight < best->inflight))
+        if (w->inflight < depth && (!best || w->inflight < best->inflight))
             best = w;
     return best;
 }

@@ -8,6 +8,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -849,6 +851,11 @@ static void accept_conn(worker_rt *w, int lfd)
         return;
     }
     c->fd = fd;
+    /* Each DONE goes out on its own: over TCP it must not wait for the
+     * owner's delayed ACK of the one before. */
+    int one = 1;
+    if (lfd == w->tcp_fd)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     pthread_mutex_init(&c->send_lock, NULL);
     prism_buf_init(&c->in, WIRE_MAX_FRAME + 65536);
     c->next = w->conns;
