@@ -24,6 +24,7 @@ static const command commands[] = {
     {"package", cmd_package, "upload a file or directory as a package"},
     {"task", cmd_task, "list the cluster's recent tasks"},
     {"object", cmd_object, "list the objects the GCS holds for REST task users"},
+    {"actor", cmd_actor, "list and kill actors"},
 };
 
 int cli_parse_exit(int parse_rc)

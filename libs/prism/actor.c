@@ -76,6 +76,8 @@ static void rec_update(actor_rec *a, json_t *j)
         return;
     a->state = state;
     set_text(&a->cause, json_object_get(j, "cause"));
+    if (json_is_string(json_object_get(j, "class")))
+        set_text(&a->cls, json_object_get(j, "class"));
     set_text(&a->node_id, json_object_get(j, "node_id"));
     set_text(&a->worker_id, json_object_get(j, "worker_id"));
     set_text(&a->unix_path, json_object_get(j, "unix"));
@@ -116,6 +118,7 @@ void prism__actors_free(prism_client *c)
     for (actor_rec *a = c->actors, *next; a; a = next) {
         next = a->next;
         free(a->cause);
+        free(a->cls);
         free(a->node_id);
         free(a->worker_id);
         free(a->unix_path);
@@ -304,6 +307,8 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
         actor_rec *a = find_rec(c, hex);
         a->state = ACTOR_PENDING;
         a->max_task_retries = o->max_task_retries;
+        free(a->cls);
+        a->cls = strdup(cls);
         pthread_mutex_unlock(&c->lock);
     }
     return s;

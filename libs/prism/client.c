@@ -206,6 +206,7 @@ static void on_node_event(prism_bus *bus, const char *subject, const char *reply
             for (obj_entry *e = c->buckets[i]; e; e = e->next)
                 if (e->state == OBJ_READY && !e->inline_buf && e->node_id && !strcmp(e->node_id, node))
                     e->lost = true;
+        prism__tasks_args_lost(c);
         pthread_cond_broadcast(&c->changed);
         pthread_mutex_unlock(&c->lock);
     }

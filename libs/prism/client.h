@@ -78,6 +78,7 @@ struct task_spec {
     int64_t started_at;    /* wall clock of the last push */
     char node_id[PRISM_ID_HEX_LEN + 1], worker_id[PRISM_ID_HEX_LEN + 1]; /* where it last ran */
     bool reported_pending; /* a PENDING event went out for it */
+    bool cancelled;        /* force-cancelled while it ran: its worker is being killed */
     task_spec *next; /* queue or in-flight list */
 };
 
@@ -126,6 +127,7 @@ struct actor_rec {
     char id[PRISM_ID_HEX_LEN + 1];
     int state; /* enum actor_state */
     char *cause; /* why it is DEAD */
+    char *cls;   /* its class, once the GCS said */
     char *node_id, *worker_id, *unix_path, *tcp; /* its worker while ALIVE */
     int max_task_retries;
     bool busy;             /* the leaser is connecting or asking the GCS */
@@ -278,6 +280,9 @@ void prism__task_worker_died(prism_client *c, task_spec *t, const char *why);
 void prism__task_release(prism_client *c, task_spec *t);
 /* Runs the lineage of a lost object again. Returns false when it has none. Lock held. */
 bool prism__reconstruct(prism_client *c, obj_entry *e);
+/* Queued tasks with an argument lost with its node wait for it to be rebuilt
+ * (or fail when it cannot be). Lock held. */
+void prism__tasks_args_lost(prism_client *c);
 /* Closes the connections to workers on `node_id` (their tasks are retried). Lock held. */
 void prism__pools_node_dead(prism_client *c, const char *node_id);
 /* Frees a task; `c`'s lock is held (or `c` is NULL when the task never entered the table). */
@@ -290,6 +295,8 @@ void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char 
 prism_status prism__submit(prism_client *c, pool *actor_pool, const char *package,
                            const char *function, prism_value *const *args, size_t nargs,
                            const prism_task_options *o, prism_ref **returns);
+/* How people see a task's name: "package/function", or "Class.method" for an actor call. */
+void prism__task_name(const task_spec *t, char *out, size_t n);
 /* Fails every return of `t` with `s`, leaving the task to the caller. Lock held. */
 void prism__task_fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message);
 

@@ -34,7 +34,7 @@ void prism__event_task(prism_client *c, const task_spec *t, int state, const cha
     }
     task_event *e = &c->events[c->nevents++];
     e->id = t->id;
-    snprintf(e->name, sizeof e->name, "%s/%s", t->package, t->function);
+    prism__task_name(t, e->name, sizeof e->name);
     e->state = (uint8_t)state;
     memcpy(e->node_id, t->node_id, sizeof e->node_id);
     memcpy(e->worker_id, t->worker_id, sizeof e->worker_id);

@@ -20,16 +20,20 @@ void prism__task_free(prism_client *c, task_spec *t)
     free(t);
 }
 
-static void task_name(const task_spec *t, char *out, size_t n)
+void prism__task_name(const task_spec *t, char *out, size_t n)
 {
-    snprintf(out, n, "%s/%s", t->package, t->function);
+    const actor_rec *a = t->pool ? t->pool->actor : NULL;
+    if (a)
+        snprintf(out, n, "%s.%s", a->cls ? a->cls : "actor", t->function);
+    else
+        snprintf(out, n, "%s/%s", t->package, t->function);
 }
 
 void prism__task_fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message)
 {
     prism__event_task(c, t, TASK_EV_FAILED, message);
     char name[256];
-    task_name(t, name, sizeof name);
+    prism__task_name(t, name, sizeof name);
     for (int i = 0; i < t->num_returns; i++) {
         prism_object_id oid;
         prism_object_id_make(&oid, &t->id, (uint32_t)i);
@@ -67,12 +71,30 @@ static void fail_from_argument(prism_client *c, task_spec *t, const obj_entry *d
     prism__task_fail_returns(c, t, dep->error ? dep->error : PRISM_ERR_TASK, msg);
 }
 
-/* Registers `t` as waiting for the owned, pending references among its arguments. */
+static void lost_argument(prism_client *c, task_spec *t, const obj_entry *e)
+{
+    if (t->dep_failed)
+        return;
+    char hex[PRISM_OBJECT_ID_HEX_LEN + 1], msg[512];
+    prism_object_id_to_hex(&e->id, hex);
+    snprintf(msg, sizeof msg, "argument %s was stored on node %s, which died; objects made by put "
+             "cannot be rebuilt", hex, e->node_id ? e->node_id : "?");
+    t->dep_failed = true;
+    prism__task_fail_returns(c, t, PRISM_ERR_OBJECT_LOST, msg);
+}
+
+/* Registers `t` as waiting for the pending references among its arguments
+ * (owned or borrowed). An owned argument lost with its node is made again
+ * from its lineage first. */
 static void add_dependencies(prism_client *c, task_spec *t)
 {
     for (size_t i = 0; i < t->nargs; i++) {
         const prism_ref *r = prism_value_get_ref(t->args[i]);
         obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL;
+        if (e && !e->owner && e->lost && e->state == OBJ_READY && !prism__reconstruct(c, e)) {
+            lost_argument(c, t, e);
+            continue;
+        }
         if (e && e->state == OBJ_FAILED)
             fail_from_argument(c, t, e);
         if (!e || e->state != OBJ_PENDING)
@@ -326,7 +348,7 @@ static bool read_return(prism_client *c, prism_reader *r, obj_entry *e, const ch
 void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t len)
 {
     char name[256];
-    task_name(t, name, sizeof name);
+    prism__task_name(t, name, sizeof name);
     prism_reader r = {p, len, 0, NULL, NULL, NULL};
     uint16_t n = pr_u16(&r);
     bool app_error = r.left > 0 && r.p[0] == SLOT_ERROR;
@@ -393,6 +415,10 @@ bool prism__reconstruct(prism_client *c, obj_entry *e)
 
 void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)
 {
+    if (t->cancelled) {
+        prism__task_fail(c, t, PRISM_ERR_CANCELLED, "cancelled while it ran (its worker was killed)");
+        return;
+    }
     if (t->attempts_left != 0) {
         if (t->attempts_left > 0)
             t->attempts_left--;
@@ -439,6 +465,19 @@ static task_spec *unqueue(prism_client *c, const prism_task_id *id)
     return NULL;
 }
 
+/* The connection running the task `id`, if one is. Lock held. */
+static worker_conn *running_on(prism_client *c, const prism_task_id *id, task_spec **task)
+{
+    for (pool *p = c->pools; p; p = p->next)
+        for (worker_conn *w = p->workers; w; w = w->next)
+            for (task_spec *t = w->running; t; t = t->next)
+                if (!memcmp(t->id.b, id->b, sizeof id->b)) {
+                    *task = t;
+                    return w;
+                }
+    return NULL;
+}
+
 prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
 {
     if (!c || !ref || ref->owner)
@@ -451,12 +490,35 @@ prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
         prism__task_fail(c, t, PRISM_ERR_CANCELLED, "cancelled before it ran");
     obj_entry *e = prism__obj_find(c, &ref->id);
     bool settled = !e || e->state != OBJ_PENDING;
+    task_spec *running = NULL;
+    worker_conn *w = t || settled ? NULL : running_on(c, &id, &running);
+    char subject[160] = "", lease[96] = "";
+    prism_status s = PRISM_OK;
+    if (t || settled) {
+    } else if (!w) {
+        s = prism__fail(PRISM_ERR_INVALID, "the task is waiting for its arguments; it can be "
+                        "cancelled once it is queued");
+    } else if (w->pool->actor) {
+        s = prism__fail(PRISM_ERR_INVALID, "a running actor call cannot be cancelled; kill the actor");
+    } else if (!force) {
+        s = prism__fail(PRISM_ERR_INVALID, "the task is running: cancel it with force, which "
+                        "kills its worker");
+    } else {
+        /* As in Ray, force kills the worker: its other pipelined tasks are retried. */
+        running->cancelled = true;
+        snprintf(subject, sizeof subject, "prism.node.%s.worker.kill", w->node_id);
+        snprintf(lease, sizeof lease, "%s", w->lease_id);
+    }
     pthread_mutex_unlock(&c->lock);
-    if (t || settled)
-        return PRISM_OK;
-    return prism__fail(PRISM_ERR_INVALID, force ? "the task is running or waiting for its "
-                                                  "arguments; force-cancelling it is not supported yet"
-                                                : "the task is running or waiting for its arguments");
+    if (subject[0]) {
+        json_t *req = json_pack("{s:s}", "lease_id", lease), *reply = NULL;
+        int rc = prism_bus_request_json(c->bus, subject, req, 5000, &reply);
+        json_decref(req);
+        if (rc != PRISM_BUS_OK || !json_is_true(json_object_get(reply, "ok")))
+            s = prism__fail(PRISM_ERR_INTERNAL, "the node agent did not kill the task's worker");
+        json_decref(reply);
+    }
+    return s;
 }
 
 prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *buf, size_t len)
@@ -477,4 +539,54 @@ prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *b
         snprintf(buf, len, "running, or waiting for its arguments");
     pthread_mutex_unlock(&c->lock);
     return PRISM_OK;
+}
+
+static bool has_lost_argument(prism_client *c, const task_spec *t)
+{
+    for (size_t i = 0; i < t->nargs; i++) {
+        const prism_ref *r = prism_value_get_ref(t->args[i]);
+        obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL;
+        if (e && !e->owner && e->lost && e->state == OBJ_READY)
+            return true;
+    }
+    return false;
+}
+
+void prism__tasks_args_lost(prism_client *c)
+{
+    /* Taken out of their queues first: rebuilding pushes, which changes queues. */
+    task_spec *taken = NULL;
+    for (pool *p = c->pools; p; p = p->next) {
+        if (p->actor) /* an actor's calls keep their order: they fail if an argument is gone */
+            continue;
+        task_spec *keep = NULL, *last = NULL;
+        for (task_spec *t = p->queue, *next; t; t = next) {
+            next = t->next;
+            t->next = NULL;
+            if (has_lost_argument(c, t)) {
+                t->next = taken;
+                taken = t;
+                p->queued--;
+                continue;
+            }
+            if (last)
+                last->next = t;
+            else
+                keep = t;
+            last = t;
+        }
+        p->queue = keep;
+        p->queue_tail = last;
+    }
+    for (task_spec *t = taken, *next; t; t = next) {
+        next = t->next;
+        t->next = NULL;
+        add_dependencies(c, t);
+        if (t->deps_pending > 0)
+            continue; /* queued again once its arguments are made again */
+        if (t->dep_failed)
+            prism__task_release(c, t);
+        else
+            prism__pool_enqueue(c, t, false);
+    }
 }

@@ -35,6 +35,12 @@ typedef struct conn {
     int fd;
     char *lease_id, *owner;
     prism_buf in;
+    /* Calls of a concurrent actor run on executor threads: each holds its
+     * connection (users, under the pool lock) and sends under send_lock; a
+     * connection that closes meanwhile is freed by the last of them. */
+    int users;
+    bool gone;
+    pthread_mutex_t send_lock;
     struct conn *next;
 } conn;
 
@@ -72,6 +78,14 @@ typedef struct worker_rt {
     prism_client *client; /* for nested calls, made on first use */
     const char *current_lease; /* of the task running now */
     actor_host *actor;
+    pthread_mutex_t client_lock; /* executors may make the client on first use */
+    /* Executors of an actor with max_concurrency above 1. */
+    pthread_t *threads;
+    int nthreads;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    job *pool_queue, *pool_tail;
+    bool pool_stop;
     bool stop;
 } worker_rt;
 
@@ -88,6 +102,7 @@ struct prism_task_ctx {
  * cluster could not be reached then. */
 static prism_client *worker_client(worker_rt *w)
 {
+    pthread_mutex_lock(&w->client_lock);
     if (!w->client && w->cfg->gcs_address && *w->cfg->gcs_address) {
         prism_connect_options o = {w->cfg->gcs_address, w->cfg->token};
         if (prism_connect(&w->client, &o) != PRISM_OK)
@@ -96,6 +111,7 @@ static prism_client *worker_client(worker_rt *w)
                                          w->cfg->store_address) != PRISM_OK)
             LOG_WARN("the worker's client cannot use the object store: %s", prism_last_error());
     }
+    pthread_mutex_unlock(&w->client_lock);
     return w->client;
 }
 
@@ -427,6 +443,80 @@ static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const 
     return f;
 }
 
+static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *task_owner,
+                     prism_buf *out);
+static void conn_free(conn *c);
+
+/* The pool lock is held. */
+static void conn_release(conn *c)
+{
+    if (--c->users == 0 && c->gone)
+        conn_free(c);
+}
+
+static void *executor_main(void *arg)
+{
+    worker_rt *w = arg;
+    pthread_mutex_lock(&w->pool_lock);
+    for (;;) {
+        while (!w->pool_queue && !w->pool_stop)
+            pthread_cond_wait(&w->pool_cond, &w->pool_lock);
+        if (w->pool_stop)
+            break;
+        job *j = w->pool_queue;
+        w->pool_queue = j->next;
+        if (!w->pool_queue)
+            w->pool_tail = NULL;
+        pthread_mutex_unlock(&w->pool_lock);
+        conn *c = j->from;
+        prism_buf out;
+        prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
+        run_task(w, j->frame, j->len, c->owner, &out);
+        pthread_mutex_lock(&c->send_lock);
+        if (out.len) /* a closed connection only makes this fail */
+            wire_send_all(c->fd, out.data, out.len);
+        pthread_mutex_unlock(&c->send_lock);
+        prism_buf_free(&out);
+        free(j->frame);
+        free(j);
+        pthread_mutex_lock(&w->pool_lock);
+        conn_release(c);
+    }
+    pthread_mutex_unlock(&w->pool_lock);
+    return NULL;
+}
+
+static int start_executors(worker_rt *w, int n)
+{
+    w->threads = calloc((size_t)n, sizeof *w->threads);
+    for (int i = 0; w->threads && i < n; i++) {
+        if (pthread_create(&w->threads[i], NULL, executor_main, w) != 0)
+            break;
+        w->nthreads++;
+    }
+    return w->nthreads == n ? 0 : -1;
+}
+
+static void stop_executors(worker_rt *w)
+{
+    pthread_mutex_lock(&w->pool_lock);
+    w->pool_stop = true;
+    pthread_cond_broadcast(&w->pool_cond);
+    pthread_mutex_unlock(&w->pool_lock);
+    for (int i = 0; i < w->nthreads; i++)
+        pthread_join(w->threads[i], NULL);
+    free(w->threads);
+    w->threads = NULL;
+    w->nthreads = 0;
+    for (job *j = w->pool_queue, *next; j; j = next) { /* calls that never started */
+        next = j->next;
+        conn_release(j->from);
+        free(j->frame);
+        free(j);
+    }
+    w->pool_queue = w->pool_tail = NULL;
+}
+
 /* ACTOR_CREATE: runs the constructor; the worker is the actor's from then on.
  * The DONE frame's one return is null, or the constructor's error. */
 static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf *out)
@@ -451,8 +541,8 @@ static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf 
     prism_status s = PRISM_ERR_INVALID;
     if (ok && w->actor) {
         snprintf(err, sizeof err, "this worker hosts an actor already");
-    } else if (ok && concurrency != 1) {
-        snprintf(err, sizeof err, "max_concurrency above 1 is not supported by this worker");
+    } else if (ok && (concurrency < 1 || concurrency > 1024)) {
+        snprintf(err, sizeof err, "max_concurrency must be 1-1024, not %u", concurrency);
     } else if (ok && !strcmp(pkg, "builtin")) {
         if (!prism__builtin_actor(cls, &init, &fr))
             snprintf(err, sizeof err, "the builtin package has no actor class '%s'", cls);
@@ -477,7 +567,11 @@ static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf 
         w->actor->lib = lib;
         w->actor->state = state;
         w->actor->free_fn = fr;
-        LOG_INFO("worker %s hosts actor %s of class %s", w->cfg->worker_id, w->actor->id, cls);
+        if (concurrency > 1 && start_executors(w, concurrency) != 0)
+            LOG_WARN("actor %s: only %d of %u threads started", w->actor->id, w->nthreads,
+                     concurrency);
+        LOG_INFO("worker %s hosts actor %s of class %s (%d threads)", w->cfg->worker_id,
+                 w->actor->id, cls, w->nthreads ? w->nthreads : 1);
     } else if (s == PRISM_OK) {
         if (fr)
             fr(state);
@@ -617,6 +711,24 @@ static void conn_drop(worker_rt *w, conn *c)
         }
     }
     /* Its queued tasks go too: nobody is there to take the results. */
+    pthread_mutex_lock(&w->pool_lock);
+    for (job **pp = &w->pool_queue; *pp;) {
+        job *j = *pp;
+        if (j->from != c) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        c->users--;
+        free(j->frame);
+        free(j);
+    }
+    w->pool_tail = NULL;
+    for (job *j = w->pool_queue; j; j = j->next)
+        w->pool_tail = j;
+    bool in_use = c->users > 0;
+    c->gone = true;
+    pthread_mutex_unlock(&w->pool_lock);
     job **jp = &w->queue;
     w->queue_tail = NULL;
     while (*jp) {
@@ -631,11 +743,21 @@ static void conn_drop(worker_rt *w, conn *c)
         }
     }
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
     LOG_DEBUG("owner %s left (lease %s)", c->owner ? c->owner : "?", c->lease_id ? c->lease_id : "-");
     if (!w->actor) /* an actor's worker holds its lease until it exits */
         return_lease(w, c->lease_id);
+    if (in_use) { /* executors still answer on it: the last one frees it */
+        shutdown(c->fd, SHUT_RDWR);
+        return;
+    }
+    conn_free(c);
+}
+
+static void conn_free(conn *c)
+{
+    close(c->fd);
     prism_buf_free(&c->in);
+    pthread_mutex_destroy(&c->send_lock);
     free(c->lease_id);
     free(c->owner);
     free(c);
@@ -671,6 +793,18 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
     j->len = n;
     j->type = type;
     j->from = c;
+    if (type == WIRE_PUSH && w->nthreads) { /* a concurrent actor's call: to the executors */
+        pthread_mutex_lock(&w->pool_lock);
+        c->users++;
+        if (w->pool_tail)
+            w->pool_tail->next = j;
+        else
+            w->pool_queue = j;
+        w->pool_tail = j;
+        pthread_cond_signal(&w->pool_cond);
+        pthread_mutex_unlock(&w->pool_lock);
+        return 0;
+    }
     if (w->queue_tail)
         w->queue_tail->next = j;
     else
@@ -717,6 +851,7 @@ static void accept_conn(worker_rt *w, int lfd)
         return;
     }
     c->fd = fd;
+    pthread_mutex_init(&c->send_lock, NULL);
     prism_buf_init(&c->in, WIRE_MAX_FRAME + 65536);
     c->next = w->conns;
     w->conns = c;
@@ -879,6 +1014,7 @@ static int start(worker_rt *w, char *err, size_t n)
 
 static void finish(worker_rt *w)
 {
+    stop_executors(w);
     while (w->conns)
         conn_drop(w, w->conns);
     if (w->actor) {
@@ -925,6 +1061,9 @@ static void on_block(void *ud, bool blocked)
 int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
 {
     worker_rt w = {.cfg = cfg, .epfd = -1, .sigfd = -1, .unix_fd = -1, .tcp_fd = -1};
+    pthread_mutex_init(&w.client_lock, NULL);
+    pthread_mutex_init(&w.pool_lock, NULL);
+    pthread_cond_init(&w.pool_cond, NULL);
     prism__set_block_hook(on_block, &w);
     int rc = start(&w, err, errlen);
     int64_t spin_until = 0;
@@ -940,5 +1079,8 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
     }
     finish(&w);
     prism__set_block_hook(NULL, NULL);
+    pthread_mutex_destroy(&w.client_lock);
+    pthread_mutex_destroy(&w.pool_lock);
+    pthread_cond_destroy(&w.pool_cond);
     return rc;
 }

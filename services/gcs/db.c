@@ -65,6 +65,37 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (namespace, key));",
     /* 1 → 2: the packages a job names, a JSON list of {sha256, name}; NULL for none */
     "ALTER TABLE jobs ADD COLUMN packages TEXT;",
+    /* 2 → 3: actors as docs/actors.md has them (the first table was a placeholder, never
+     * written). A name is unique in its namespace among actors that are not DEAD. */
+    "DROP TABLE actors;"
+    "CREATE TABLE actors ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  name TEXT,"
+    "  namespace TEXT NOT NULL,"
+    "  class TEXT NOT NULL,"
+    "  package TEXT NOT NULL,"
+    "  owner TEXT NOT NULL,"
+    "  detached INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  spec TEXT NOT NULL,"
+    "  args BLOB NOT NULL,"
+    "  node_id TEXT,"
+    "  worker_id TEXT,"
+    "  lease_id TEXT,"
+    "  unix TEXT,"
+    "  tcp TEXT,"
+    "  restarts INTEGER NOT NULL DEFAULT 0,"
+    "  max_restarts INTEGER NOT NULL,"
+    "  max_task_retries INTEGER NOT NULL,"
+    "  max_concurrency INTEGER NOT NULL,"
+    "  cause TEXT,"
+    "  reason TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX actors_live_name ON actors(namespace, name)"
+    "  WHERE name IS NOT NULL AND state <> 'DEAD';"
+    "CREATE INDEX actors_state ON actors(state, seq);",
 };
 
 int gcs_db_version(sqlite3 *db)

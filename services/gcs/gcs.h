@@ -56,12 +56,14 @@ typedef struct gcs_node {
 typedef struct gcs_tasks gcs_tasks;
 typedef struct gcs_task_list gcs_task_list;
 typedef struct gcs_object_list gcs_object_list;
+typedef struct gcs_actors gcs_actors;
 
 typedef struct gcs {
     gcs_config cfg;
     gcs_tasks *tasks; /* objects owned through the REST task API */
     gcs_task_list *task_list; /* recent tasks of every owner */
     gcs_object_list *object_list; /* the objects every owner reports */
+    gcs_actors *actors;       /* the actors' lifecycle (actors.h) */
     pthread_mutex_t lock;
     sqlite3 *db;
     prism_bus *bus;
@@ -159,6 +161,19 @@ void gcs_object_list_cron(gcs *g);
 /* Names the GCS's own client: its objects are listed with owner "gcs". */
 void gcs_object_list_set_own(gcs *g, const char *owner);
 void gcs_api_objects_list(prism_http_req *req, void *ctx);
+
+/* actors.c, actor_manager.c: actors, whose lifecycle the GCS owns (docs/actors.md) */
+int gcs_actors_create(gcs *g);
+/* Loads the actors, subscribes to their subjects and starts the manager thread. */
+int gcs_actors_start(gcs *g);
+/* Ends the manager thread (before the bus goes); destroy frees the rest (after). */
+void gcs_actors_stop(gcs *g);
+void gcs_actors_destroy(gcs *g);
+/* The GCS declared `node_id` dead: its actors restart or die. Any lock may be held. */
+void gcs_actors_node_dead(gcs *g, const char *node_id);
+void gcs_api_actors_list(prism_http_req *req, void *ctx);
+void gcs_api_actor_get(prism_http_req *req, void *ctx);
+void gcs_api_actor_kill(prism_http_req *req, void *ctx);
 
 /* raycompat.c: Ray's Jobs REST API over the same code */
 void gcs_ray_version(prism_http_req *req, void *ctx);

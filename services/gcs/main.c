@@ -116,7 +116,7 @@ static int start(gcs *g, prism_http_route *routes, char *err, size_t errlen)
         return -1;
     make_metrics(g);
     if (gcs_tasks_create(g) != 0 || gcs_task_list_create(g) != 0 ||
-        gcs_object_list_create(g) != 0) {
+        gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -124,7 +124,7 @@ static int start(gcs *g, prism_http_route *routes, char *err, size_t errlen)
     if (prism_bus_connect(&g->bus, g->cfg.nats_url, g->cfg.token, "prism-gcs", 0, err, errlen) != 0)
         return -1;
     if (gcs_nodes_start(g) != 0 || gcs_jobs_start(g) != 0 || gcs_task_list_start(g) != 0 ||
-        gcs_object_list_start(g) != 0) {
+        gcs_object_list_start(g) != 0 || gcs_actors_start(g) != 0) {
         snprintf(err, errlen, "cannot subscribe to NATS subjects: %s", prism_bus_last_error(g->bus));
         return -1;
     }
@@ -146,7 +146,9 @@ static void stop(gcs *g)
 {
     prism_http_server_destroy(g->http);
     gcs_tasks_destroy(g);
+    gcs_actors_stop(g);
     prism_bus_destroy(g->bus);
+    gcs_actors_destroy(g);
     gcs_nodes_free(g);
     gcs_task_list_destroy(g);
     gcs_object_list_destroy(g);

@@ -61,6 +61,7 @@ static void node_kill_locked(gcs *g, gcs_node *node, const char *message)
     char jobmsg[512];
     snprintf(jobmsg, sizeof jobmsg, "node %s (%s) died: %s", node->name, node->id, message);
     gcs_jobs_fail_node_locked(g, node->id, jobmsg);
+    gcs_actors_node_dead(g, node->id);
     LOG_WARN("node %s (%s) is DEAD: %s", node->name, node->id, message);
     publish_node_event(g, node->id, node->name, "DEAD", message);
     prism_metric_add(g->m_nodes_dead, 1);

@@ -25,6 +25,9 @@ const prism_http_route gcs_routes[] = {
     {"GET", "/api/v1/objects", gcs_api_objects_list, 0},
     {"GET", "/api/v1/objects/{id}", gcs_api_object_get, 0},
     {"DELETE", "/api/v1/objects/{id}", gcs_api_object_delete, 0},
+    {"GET", "/api/v1/actors", gcs_api_actors_list, 0},
+    {"GET", "/api/v1/actors/{id}", gcs_api_actor_get, 0},
+    {"POST", "/api/v1/actors/{id}/kill", gcs_api_actor_kill, 4 * KiB},
     /* Ray's Jobs REST API */
     {"GET", "/api/version", gcs_ray_version, 0},
     {"POST", "/api/jobs", gcs_ray_jobs_submit, 1 * MiB},

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 
 #include "nodeagent.h"
@@ -342,4 +343,24 @@ json_t *na_lease_blocked(nodeagent *na, json_t *req)
     }
     pthread_mutex_unlock(&na->lock);
     return json_pack("{s:b}", "ok", 1);
+}
+
+/* ---------- worker.kill ---------- */
+
+json_t *na_lease_kill(nodeagent *na, json_t *req)
+{
+    const char *id = json_string_value(json_object_get(req, "lease_id"));
+    if (!id || !*id)
+        return na_error("invalid_argument", "'lease_id' must be a string");
+    pthread_mutex_lock(&na->lock);
+    na_lease *l = lease_find(na, id);
+    na_worker *w = l ? l->worker : NULL;
+    bool found = w && w->pid > 0;
+    if (found) {
+        LOG_INFO("killing worker %s (lease %s), as asked", w->id, l->id);
+        kill(-w->pid, SIGKILL);
+    }
+    pthread_mutex_unlock(&na->lock);
+    return found ? json_pack("{s:b}", "ok", 1)
+                 : na_error("not_found", "no worker holds lease %s on this node", id);
 }

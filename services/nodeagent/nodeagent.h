@@ -292,6 +292,9 @@ json_t *na_lease_request(nodeagent *na, json_t *req, const char *reply);
 json_t *na_lease_return(nodeagent *na, json_t *req);
 /* worker.blocked: a worker blocked in a get lends its lease's CPU until it unblocks. */
 json_t *na_lease_blocked(nodeagent *na, json_t *req);
+/* worker.kill: SIGKILLs the worker holding a lease (a force-cancelled task, an
+ * actor that does not exit when told); its death frees the lease as usual. */
+json_t *na_lease_kill(nodeagent *na, json_t *req);
 /* The worker of a pending lease is ready: grant it (lock held). */
 void na_lease_worker_ready(nodeagent *na, na_worker *w);
 /* Frees a lease; `error` (code busy) answers it first when it is pending. */

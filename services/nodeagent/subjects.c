@@ -85,6 +85,11 @@ static json_t *on_blocked(nodeagent *na, json_t *req, const char *reply)
     return na_lease_blocked(na, req);
 }
 
+static json_t *on_kill(nodeagent *na, json_t *req, const char *reply)
+{
+    return na_lease_kill(na, req);
+}
+
 static const struct {
     const char *verb;
     subject_fn fn;
@@ -96,6 +101,7 @@ static const struct {
     {"worker.lease", on_lease},
     {"worker.return", on_return},
     {"worker.blocked", on_blocked},
+    {"worker.kill", on_kill},
 };
 
 #define SUBJECT_PREFIX "prism.node."

@@ -415,3 +415,86 @@ class NatsSubscriber:
             self.sock.close()
         except OSError:
             pass
+
+
+class NoResponders(Exception):
+    """A NATS request found no subscriber on its subject."""
+
+
+class NatsClient:
+    """A minimal NATS client for requests (binary or JSON bodies): each request
+    gets its own inbox; "no responders" (a 503 status) raises NoResponders."""
+
+    def __init__(self, port, token):
+        import threading
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+        self.lock = threading.Lock()
+        self.sid = 0
+        self._line()  # INFO
+        connect = {"verbose": False, "pedantic": False, "auth_token": token, "name": "test",
+                   "headers": True, "no_responders": True, "protocol": 1}
+        self.sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+        while self._line() != b"PONG":
+            pass
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("NATS closed the connection")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _read(self, n):
+        while len(self.buf) < n + 2:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def request(self, subject, data, timeout=10.0):
+        """Sends `data` (bytes, or anything JSON) and returns the reply's bytes."""
+        if not isinstance(data, bytes):
+            data = json.dumps(data).encode()
+        with self.lock:
+            self.sid += 1
+            sid = str(self.sid).encode()
+            inbox = ("_INBOX.test.%s.%d" % (secrets.token_hex(4), self.sid)).encode()
+            self.sock.sendall(b"SUB " + inbox + b" " + sid + b"\r\nPUB " + subject.encode() + b" " +
+                              inbox + b" " + str(len(data)).encode() + b"\r\n" + data + b"\r\n")
+            self.sock.settimeout(timeout)
+            try:
+                while True:
+                    line = self._line()
+                    if line == b"PING":
+                        self.sock.sendall(b"PONG\r\n")
+                        continue
+                    parts = line.split()
+                    if parts[:1] == [b"MSG"] and parts[2] == sid:
+                        return self._read(int(parts[-1]))
+                    if parts[:1] == [b"HMSG"] and parts[2] == sid:
+                        msg = self._read(int(parts[-1]))
+                        head = msg[:int(parts[-2])]
+                        if head.split(b"\r\n")[0].split()[1:2] == [b"503"]:
+                            raise NoResponders(subject)
+                        return msg[int(parts[-2]):]
+                    if parts[:1] in ([b"MSG"], [b"HMSG"]):  # a late answer to an earlier request
+                        self._read(int(parts[-1]))
+            except socket.timeout:
+                raise TimeoutError("no answer on %s in %.1fs" % (subject, timeout))
+            finally:
+                self.sock.settimeout(None)
+                self.sock.sendall(b"UNSUB " + sid + b"\r\n")
+
+    def request_json(self, subject, data, timeout=10.0):
+        return json.loads(self.request(subject, data, timeout))
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass

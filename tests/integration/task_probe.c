@@ -227,6 +227,16 @@ static int reconstruct(prism_client *c, const char *node)
     fflush(stdout);
     char line[64];
     CHECK(fgets(line, sizeof line, stdin) != NULL, "no go");
+    /* A task taking the lost object waits for it to be made again. */
+    prism_value *arg = prism_value_ref(r);
+    prism_ref *total = submit1(c, "builtin", "sum", &arg, 1, NULL);
+    prism_value_free(arg);
+    s = prism_get(c, total, 60000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == 0, "a task taking the lost object: %s",
+          prism_status_text(s));
+    prism_value_free(v);
+    prism_ref_release(total);
+    printf("lost argument rebuilt ok\n");
     s = prism_get(c, r, 60000, &v);
     CHECK(s == PRISM_OK && prism_value_shape(v)[1] == 200, "get after the node died: %s",
           prism_status_text(s));
@@ -434,6 +444,42 @@ static int hold(prism_client *c, const char *node)
     return 0;
 }
 
+/* cancel: a running task is cancelled only with force, which kills its
+ * worker; the cluster runs the next task as usual. */
+static int cancel(prism_client *c)
+{
+    prism_value *ms = prism_value_json("30000");
+    prism_ref *r = submit1(c, "builtin", "sleep", &ms, 1, NULL);
+    prism_value_free(ms);
+    char why[256] = "";
+    for (int i = 0; i < 200; i++) { /* until it has left the queue */
+        prism_pending_reason(c, r, why, sizeof why);
+        if (strstr(why, "running"))
+            break;
+        usleep(20000);
+    }
+    usleep(300000);
+    CHECK(prism_cancel(c, r, false) == PRISM_ERR_INVALID && strstr(prism_last_error(), "force"),
+          "a cancel without force of a running task");
+    CHECK(prism_cancel(c, r, true) == PRISM_OK, "force cancel");
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, 20000, &v);
+    CHECK(s == PRISM_ERR_CANCELLED, "get of a cancelled task gave %s", prism_status_text(s));
+    printf("cancelled ok: %s\n", prism_last_error());
+    prism_value_free(v);
+    prism_ref_release(r);
+    prism_value *args[2] = {prism_value_json("2"), prism_value_json("40")};
+    r = submit1(c, "builtin", "add", args, 2, NULL);
+    s = prism_get(c, r, 60000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == 42, "a task after the cancel: %s", prism_status_text(s));
+    prism_value_free(v);
+    prism_value_free(args[0]);
+    prism_value_free(args[1]);
+    prism_ref_release(r);
+    printf("cancel ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -459,6 +505,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "bigarg") && argc > 3 ? bigarg(c, arg, argv[3])
              : !strcmp(cmd, "borrow")  ? borrow(c, arg)
              : !strcmp(cmd, "ownerdied") ? ownerdied(c, arg)
+             : !strcmp(cmd, "cancel")  ? cancel(c)
                                        : 2;
     prism_disconnect(c);
     return rc;

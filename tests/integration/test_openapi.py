@@ -20,13 +20,14 @@ import io
 import json
 import os
 import re
+import struct
 import subprocess
 import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import BIN, Response, run, skip, wait_until
+from harness import BIN, NatsClient, Response, run, skip, wait_until
 
 try:
     import yaml
@@ -614,6 +615,30 @@ def test_gcs_routes_answer_valid_requests(c):
     api.call("DELETE", "/api/v1/objects/{id}", {"id": oid}, expect=200)
     api.call("GET", "/api/v1/objects/{id}", {"id": oid}, expect=404, code="not_found")
 
+    # actors: created over NATS as libprism does (a resource no node has keeps it pending)
+    aid = "ab" * 16
+    spec = json.dumps({"actor_id": aid, "owner": "gcs", "detached": True, "package": "builtin",
+                       "class": "Counter", "name": "openapi", "resources": {"nothing-has": 1}})
+    nc = NatsClient(c.nats_port, c.token)
+    try:
+        made = nc.request("prism.gcs.actor.create",
+                          struct.pack("<I", len(spec)) + spec.encode() + struct.pack("<I", 0))
+        assert json.loads(made) == {"ok": True, "actor_id": aid}, made
+    finally:
+        nc.close()
+    lst = api.call("GET", "/api/v1/actors", query={"namespace": "default", "limit": 10},
+                   expect=200).json()
+    assert [a["actor_id"] for a in lst["actors"]] == [aid] and lst["next_cursor"] is None, lst
+    api.call("GET", "/api/v1/actors", query={"state": "PENDING_CREATION", "class": "Counter",
+                                             "name": "openapi"}, expect=200)
+    wait_until(lambda: api.call("GET", "/api/v1/actors/{id}", {"id": aid},
+                                expect=200).json().get("reason"), what="the actor's reason")
+    api.call("POST", "/api/v1/actors/{id}/kill", {"id": aid}, raw=b"[]",
+             headers={"Content-Type": "application/json"}, expect=400, code="invalid_json")
+    killed = api.call("POST", "/api/v1/actors/{id}/kill", {"id": aid}, body={"no_restart": True},
+                      expect=200).json()
+    assert killed["state"] == "DEAD" and killed["cause"] == "killed", killed
+
     # Ray's Jobs API
     v = api.call("GET", "/api/version", expect=200).json()
     assert v["version"] == "4", v
@@ -701,7 +726,9 @@ def test_gcs_errors_are_documented(c):
     for template, query in [("/api/v1/jobs", {"limit": 0}), ("/api/v1/jobs", {"limit": 1001}),
                             ("/api/v1/jobs", {"limit": "abc"}), ("/api/v1/jobs", {"cursor": "x"}),
                             ("/api/v1/jobs", {"state": "DONE"}), ("/api/v1/nodes", {"state": "UP"}),
-                            ("/api/v1/nodes", {"limit": -1}), ("/api/v1/nodes", {"cursor": "-5"})]:
+                            ("/api/v1/nodes", {"limit": -1}), ("/api/v1/nodes", {"cursor": "-5"}),
+                            ("/api/v1/actors", {"state": "UP"}), ("/api/v1/actors", {"limit": 0}),
+                            ("/api/v1/actors", {"cursor": "x"})]:
         api.call("GET", template, query=query, expect=400, code="invalid_argument")
     api.call("GET", "/api/v1/jobs/{id}/logs", {"id": "x"}, query={"follow": "maybe"}, expect=400,
              code="invalid_argument")
@@ -798,6 +825,8 @@ def test_gcs_errors_are_documented(c):
     api.call("POST", "/api/v1/packages", raw=b"p" * (64 * 1024 + 1), expect=413,
              code="body_too_large")
     api.call("POST", "/api/v1/packages", raw=b"p" * (64 * 1024), expect=201)
+    api.call("POST", "/api/v1/actors/{id}/kill", {"id": "0" * 32}, raw=b"{" + b" " * 8192 + b"}",
+             headers={"Content-Type": "application/json"}, expect=413, code="body_too_large")
 test_gcs_errors_are_documented.cluster = {
     "nodes": 0, "gcs_args": ("--max-package-size", "64KiB", "--max-kv-value-size", "1KiB")}
 

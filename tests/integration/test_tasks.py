@@ -171,7 +171,8 @@ def test_lost_object_is_rebuilt(c):
         wait_until(lambda: c.get("/api/v1/nodes/" + nodes["node-2"]).json()["state"] == "DEAD",
                    what="node-2 DEAD")
         out, err = p.communicate("go\n", timeout=120)
-        assert p.returncode == 0 and "reconstructed ok" in out, (out, err)
+        assert p.returncode == 0 and "lost argument rebuilt ok" in out, (out, err)
+        assert "reconstructed ok" in out, (out, err)
     finally:
         if p.poll() is None:
             p.kill()
@@ -414,6 +415,13 @@ def test_owner_death_fails_borrowers(c):
     assert time.monotonic() - t0 < 30, "owner death took too long to notice"
 
 
+def test_force_cancel_of_a_running_task(c):
+    t0 = time.monotonic()
+    out = probe(c, "cancel").stdout
+    assert "cancelled ok" in out and "cancel ok" in out, out
+    assert time.monotonic() - t0 < 25, "the 30 s task was not cut short"
+
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
@@ -421,5 +429,5 @@ if __name__ == "__main__":
          test_lost_object_is_rebuilt, test_infeasible_task_waits_for_a_node,
          test_200mib_argument_from_another_node, test_task_list, test_object_list, test_locality,
          test_nested_tasks_on_one_cpu, test_borrowed_references,
-         test_owner_death_fails_borrowers], nodes=1,
+         test_owner_death_fails_borrowers, test_force_cancel_of_a_running_task], nodes=1,
         node_args=("--num-cpus", "4"))

@@ -1,0 +1,73 @@
+/* Actors inside the GCS (docs/actors.md), shared by actors.c (the table,
+ * the NATS requests, REST) and actor_manager.c (the lifecycle thread).
+ *
+ * The database is the truth everyone reads; only the manager thread changes
+ * an actor after its row is inserted. NATS callbacks and HTTP handlers hand
+ * it work through a queue of commands and never touch a connection. */
+#ifndef PRISM_GCS_ACTORS_H
+#define PRISM_GCS_ACTORS_H
+
+#include <stdint.h>
+
+#include "gcs.h"
+#include "prism_id.h"
+
+#define ACTOR_COLUMNS                                                                          \
+    "id, class, package, name, namespace, state, owner, detached, node_id, worker_id, unix, " \
+    "tcp, restarts, max_restarts, max_task_retries, max_concurrency, cause, reason, "         \
+    "created_at, updated_at, spec, seq"
+
+typedef enum actor_cmd_kind {
+    AC_CREATED,     /* a row was inserted: load it and start creating */
+    AC_KILL,        /* kill `id` (no_restart) */
+    AC_LEASE_REPLY, /* the scheduler's answer to lease request `n` of `id` */
+    AC_PING_REPLY,  /* the owner's answer to a PING of `id` (empty: nobody there) */
+    AC_NODE_DEAD,   /* the GCS declared node `id` dead */
+} actor_cmd_kind;
+
+typedef struct actor_cmd {
+    actor_cmd_kind kind;
+    char id[PRISM_ID_HEX_LEN + 1];
+    uint64_t n;
+    bool no_restart;
+    char *data; /* a reply's bytes (owned) */
+    size_t len;
+    uint64_t seq; /* set by gcs_actors_post */
+    struct actor_cmd *next;
+} actor_cmd;
+
+typedef struct actor actor;
+
+struct gcs_actors {
+    pthread_mutex_t lock; /* the queue and `processed` */
+    pthread_cond_t processed_cv;
+    actor_cmd *head, *tail;
+    uint64_t posted, processed;
+    bool stopping;
+    int epfd, wakefd;
+    pthread_t thread;
+    bool started;
+    char reply_prefix[64]; /* prism.gcs.actors.<random hex>: replies to our requests */
+    actor *live;           /* actors not DEAD, or killed and not gone yet: manager thread only */
+    int64_t last_prune_mono;
+    prism_metric *m_created, *m_restarts;
+};
+
+/* actors.c */
+/* Queues `c` (taken) for the manager. Returns its sequence number. */
+uint64_t gcs_actors_post(gcs *g, actor_cmd *c);
+/* Waits until the manager handled command `seq` (true) or `timeout_ms` passed. */
+bool gcs_actors_wait(gcs *g, uint64_t seq, int timeout_ms);
+/* The ACTOR object of docs/actors.md, or NULL. Lock held. */
+json_t *gcs_actor_json_locked(gcs *g, const char *id);
+/* Publishes the actor on prism.event.actor. Lock held. */
+void gcs_actor_publish_locked(gcs *g, const char *id);
+
+/* actor_manager.c */
+/* Loads the actors that are not DEAD from the database (before the thread starts). */
+void gcs_actor_manager_load(gcs *g);
+void *gcs_actor_manager_main(void *arg);
+/* Closes every connection and frees what the manager holds (after the thread ended). */
+void gcs_actor_manager_free(gcs *g);
+
+#endif

@@ -1,0 +1,155 @@
+"""Actors end to end: a C driver (actor_probe) with the builtin Counter
+against real schedulers, node agents, workers and the GCS."""
+import os
+import signal
+import subprocess
+import time
+
+from harness import BIN, run, skip, wait_until
+
+PROBE = os.path.join(BIN, "actor_probe")
+
+
+def env_of(c, node="node-1"):
+    if not os.access(PROBE, os.X_OK) or not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
+        skip("actor_probe or prism-worker is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
+               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", node, "objectstore.sock"),
+               PRISM_NODE_ID="")
+    env.pop("PRISM_HOME", None)
+    return env
+
+
+def probe(c, *args, timeout=180):
+    r = subprocess.run([PROBE] + [str(a) for a in args], env=env_of(c), capture_output=True,
+                       text=True, timeout=timeout)
+    assert r.returncode == 0, "probe %s failed (%d):\n%s\n%s" % (args, r.returncode, r.stdout,
+                                                                r.stderr)
+    return r.stdout
+
+
+def start(c, *args):
+    return subprocess.Popen([PROBE] + [str(a) for a in args], env=env_of(c), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def actor(c, actor_id):
+    r = c.get("/api/v1/actors/" + actor_id)
+    assert r.status == 200, r
+    return r.json()
+
+
+def first_line(p, prefix):
+    line = p.stdout.readline().strip()
+    assert line.startswith(prefix), (line, p.stderr.read() if p.poll() is not None else "")
+    return line
+
+
+def test_counter(c):
+    out = probe(c, "counter")
+    for line in ("counter ok: [1, 2]", "unknown method:", "constructor failed:", "errors ok"):
+        assert line in out, out
+    print(out.strip())
+
+
+def test_order_of_three_callers(c):
+    """10,002 calls from three processes at once: each sees its own counts
+    rise in the order it made the calls, and the total is exact."""
+    owner = start(c, "create", "ordered")
+    try:
+        first_line(owner, "actor ")
+        callers = [start(c, "calls", "ordered", 3334) for _ in range(3)]
+        for p in callers:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0 and "calls ok: 3334 in order" in out, (out, err)
+        assert "count 10002" in probe(c, "get", "ordered")
+    finally:
+        owner.communicate("done\n", timeout=60)
+
+
+def test_named_actor_from_another_job(c):
+    owner = start(c, "create", "shared")
+    try:
+        first_line(owner, "actor ")
+        jid = c.submit("%s calls shared 50" % PROBE)
+        j = c.wait_job(jid, timeout=120)
+        assert j["state"] == "SUCCEEDED" and "calls ok: 50 in order" in c.logs(jid), (j, c.logs(jid))
+        assert "count 50" in probe(c, "get", "shared")
+    finally:
+        owner.communicate("done\n", timeout=60)
+
+
+def test_detached_actor_outlives_its_driver(c):
+    out = probe(c, "create", "keeper", "detached")
+    actor_id = out.split()[1]
+    assert "calls ok: 5" in probe(c, "calls", "keeper", 5)
+    a = actor(c, actor_id)
+    assert a["state"] == "ALIVE" and a["detached"] and a["name"] == "keeper", a
+    r = c.post("/api/v1/actors/%s/kill" % actor_id, {"no_restart": True})
+    assert r.status == 200, r
+    wait_until(lambda: actor(c, actor_id)["state"] == "DEAD", what="the killed actor to be DEAD")
+    assert "killed" in actor(c, actor_id).get("cause", ""), actor(c, actor_id)
+
+
+def test_owned_actor_dies_with_its_owner(c):
+    owner = start(c, "create", "short-lived")
+    actor_id = first_line(owner, "actor ").split()[1]
+    owner.communicate("done\n", timeout=60)
+    wait_until(lambda: actor(c, actor_id)["state"] == "DEAD", timeout=20,
+               what="an owned actor to die with its owner")
+    assert "owner" in actor(c, actor_id).get("cause", ""), actor(c, actor_id)
+
+
+def test_restart_then_max_restarts(c):
+    p = start(c, "restart")
+    try:
+        actor_id = first_line(p, "actor ").split()[1]
+        first_line(p, "restarted ok")
+        a = actor(c, actor_id)
+        assert a["state"] == "ALIVE" and a["restarts"] == 1, a
+        out, err = p.communicate("go\n", timeout=120)
+        assert p.returncode == 0 and "dead ok" in out, (out, err)
+        a = actor(c, actor_id)
+        assert a["state"] == "DEAD" and a["restarts"] == 1 and a.get("cause"), a
+        print(a["cause"])
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def test_calls_in_flight_when_the_actor_dies(c):
+    assert "inflight ok: " in probe(c, "inflight", 0)
+    assert "inflight ok: retried" in probe(c, "inflight", 1)
+
+
+def test_concurrent_actor(c):
+    assert "concurrent ok" in probe(c, "concurrent")
+
+
+def test_actor_on_a_node_that_dies(c):
+    c.start_node("node-2", "--num-cpus", "4")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    p = start(c, "onnode", nodes["node-2"])
+    try:
+        actor_id = first_line(p, "actor ").split()[1]
+        assert actor(c, actor_id)["node_id"] == nodes["node-2"]
+        c.nodes["node-2"].kill()
+        c.stores["node-2"].kill()
+        for pid in subprocess.run(["pgrep", "-f", "prism-worker.*nodes/node-2/"],
+                                  capture_output=True, text=True).stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+        out, err = p.communicate("go\n", timeout=120)
+        assert p.returncode == 0 and "moved ok" in out, (out, err)
+        a = actor(c, actor_id)
+        assert a["restarts"] >= 1 and a.get("node_id") == nodes["node-1"], a
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+if __name__ == "__main__":
+    run([test_counter, test_order_of_three_callers, test_named_actor_from_another_job,
+         test_detached_actor_outlives_its_driver, test_owned_actor_dies_with_its_owner,
+         test_restart_then_max_restarts, test_calls_in_flight_when_the_actor_dies,
+         test_concurrent_actor, test_actor_on_a_node_that_dies], nodes=1, node_args=("--num-cpus", "4"))
