@@ -44,8 +44,10 @@ def main():
         print("1_1_actor_calls_concurrent (max_concurrency %s) is not supported by Prism: %s"
               % (conc.get("max_concurrency"), conc["unsupported"]))
     elif conc:
-        print("1_1_actor_calls_concurrent: max_concurrency %s; %s: %s"
+        print("1_1_actor_calls_concurrent: max_concurrency %s; %s (one at a time would take "
+              "%s × 20 ms): %s"
               % (conc.get("max_concurrency"), conc.get("overlap_check"),
+                 conc.get("max_concurrency"),
                  "they overlap" if conc.get("overlapped") else "they did NOT overlap"))
     dconc = res.get(("dask", "1_1_actor_calls_concurrent"))
     if dconc:
