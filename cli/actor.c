@@ -117,15 +117,15 @@ static int actor_list(int argc, char **argv)
 
 static int actor_kill(int argc, char **argv)
 {
-    bool no_restart = false;
+    bool restart = false;
     cli_opt opts[] = {
-        {"no-restart", 0, CLI_FLAG, &no_restart, NULL,
-         "kill it for good (without it, it restarts if max_restarts allows)"},
+        {"restart", 0, CLI_FLAG, &restart, NULL,
+         "restart it as after a crash, if max_restarts allows (without it: killed for good)"},
     };
     cli_command cmd = {
-        .usage = "prism actor kill ID [--no-restart]",
-        .summary = "Kills an actor: its worker runs the destructor and exits. The actor then "
-                   "restarts as after a crash, or with --no-restart is DEAD (\"killed\").",
+        .usage = "prism actor kill ID [--restart]",
+        .summary = "Kills an actor: its worker runs the destructor and exits. The actor is then "
+                   "DEAD (\"killed\"), or with --restart restarts as after a crash.",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
         .min_pos = 1,
@@ -144,7 +144,7 @@ static int actor_kill(int argc, char **argv)
     cli_client c;
     if (cli_client_open(&c) != 0)
         return CLI_EXIT_FAIL;
-    json_t *body = json_pack("{s:b}", "no_restart", no_restart), *a = NULL;
+    json_t *body = json_pack("{s:b}", "no_restart", !restart), *a = NULL;
     rc = cli_call(&c, "POST", path, body, &a) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     if (rc == CLI_EXIT_OK)
         printf("Killed actor %s (state %s%s%s)\n", p.pos[0], fmt_str(a, "state", "?"),
@@ -168,7 +168,7 @@ int cmd_actor(int argc, char **argv)
     fprintf(help ? stdout : stderr,
             "usage: prism actor COMMAND [ARGS...]\n\nCommands:\n"
             "  list     list actors: prism actor list [--state S] [--limit N] [--json]\n"
-            "  kill     kill an actor: prism actor kill ID [--no-restart]\n"
+            "  kill     kill an actor: prism actor kill ID [--restart]\n"
             "\nRun `prism actor COMMAND --help` for a command's options.\n");
     return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }

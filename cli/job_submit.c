@@ -10,6 +10,7 @@
 #include "format.h"
 #include "job.h"
 #include "package.h"
+#include "prism_id.h"
 
 typedef struct submit_opts {
     bool wait;
@@ -60,11 +61,6 @@ static json_t *resources(const submit_opts *o)
     return res;
 }
 
-static bool is_sha256(const char *s)
-{
-    size_t n = strspn(s, "0123456789abcdef");
-    return n == PRISM_SHA256_HEX_LEN && s[n] == '\0';
-}
 
 /* --working-dir: a package sha256 as is; a local file or directory is uploaded first. */
 static int working_dir(cli_client *c, const char *arg, json_t *body)
@@ -72,7 +68,7 @@ static int working_dir(cli_client *c, const char *arg, json_t *body)
     struct stat st;
     char sha[PRISM_SHA256_HEX_LEN + 1];
     if (stat(arg, &st) != 0) {
-        if (!is_sha256(arg)) {
+        if (!prism_is_hex(arg, PRISM_SHA256_HEX_LEN)) {
             fprintf(stderr, "prism: --working-dir: '%s' is neither a package sha256 nor a local path\n",
                     arg);
             return -1;
@@ -104,7 +100,7 @@ static int package_arg(cli_client *c, const char *arg, json_t *list)
         rc = package_upload(c, what, sha);
         if (rc == 0)
             fprintf(stderr, "Uploaded %s as package %s\n", what, sha);
-    } else if (is_sha256(what)) {
+    } else if (prism_is_hex(what, PRISM_SHA256_HEX_LEN)) {
         snprintf(sha, sizeof sha, "%s", what);
     } else {
         fprintf(stderr, "prism: --package: '%s' is neither a package sha256 nor a local file\n",

@@ -106,3 +106,24 @@ PRISM_TASK(deref_sum)
     returns[0] = prism_value_json(out);
     return PRISM_OK;
 }
+
+/* bump(actor_id): calls inc on the actor whose ID it is given (handles
+ * travel as IDs) and returns the new count. */
+PRISM_TASK(bump)
+{
+    const char *text = nargs == 1 ? prism_value_json_text(args[0]) : NULL;
+    char id[64];
+    if (!text || sscanf(text, "\"%63[0-9a-f]\"", id) != 1)
+        return prism_task_fail(ctx, "bump takes an actor ID as a JSON string");
+    prism_client *c = prism_task_client(ctx);
+    prism_actor *a = NULL;
+    if (prism_actor_open(c, id, &a) != PRISM_OK)
+        return prism_task_fail(ctx, "no actor %s: %s", id, prism_last_error());
+    prism_ref *r = NULL;
+    prism_status s = prism_actor_call(c, a, "inc", NULL, 0, 1, &r);
+    if (s == PRISM_OK)
+        s = prism_get(c, r, 60000, &returns[0]);
+    prism_ref_release(r);
+    prism_actor_release(a);
+    return s == PRISM_OK ? PRISM_OK : prism_task_fail(ctx, "inc failed: %s", prism_last_error());
+}

@@ -94,3 +94,8 @@ int prism_object_id_from_hex(prism_object_id *out, const char *hex)
 {
     return prism_hex_decode(out->b, PRISM_OBJECT_ID_BYTES, hex);
 }
+
+bool prism_is_hex(const char *s, size_t n)
+{
+    return s && strspn(s, "0123456789abcdef") == n && s[n] == '\0';
+}

@@ -9,6 +9,7 @@
 #define PRISM_ID_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define PRISM_ID_BYTES 16
@@ -49,5 +50,7 @@ int prism_object_id_from_hex(prism_object_id *out, const char *hex);
 /* Hex helpers shared by the ID kinds and by digests. Returns 0 or -1. */
 void prism_hex_encode(const uint8_t *bytes, int n, char *out);
 int prism_hex_decode(uint8_t *out, int n, const char *hex);
+/* Whether `s` is exactly `n` lowercase hex digits (IDs, sha256s; NULL: false). */
+bool prism_is_hex(const char *s, size_t n);
 
 #endif

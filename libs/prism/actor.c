@@ -334,21 +334,11 @@ prism_status prism_actor_get(prism_client *c, const char *name, const char *ns, 
     return s;
 }
 
-static bool is_actor_id(const char *s)
-{
-    if (!s || strlen(s) != PRISM_ID_HEX_LEN)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return true;
-}
-
 prism_status prism_actor_open(prism_client *c, const char *actor_id, prism_actor **out)
 {
     if (out)
         *out = NULL;
-    if (!c || !out || !is_actor_id(actor_id))
+    if (!c || !out || !prism_is_hex(actor_id, PRISM_ID_HEX_LEN))
         return prism__fail(PRISM_ERR_INVALID, "an actor ID is 32 lowercase hex digits");
     json_t *reply = NULL;
     prism_status s = gcs_request_json(c, "prism.gcs.actor.get",
@@ -436,6 +426,8 @@ static void query_actor(prism_client *c, actor_rec *a)
     json_decref(reply);
 }
 
+static bool arguments_ready(prism_client *c, const task_spec *t) { return t->deps_pending == 0; }
+
 /* Calls to a dead actor fail; those still waiting for arguments go once
  * their arguments settle (dispatch drops them then). */
 static void fail_queued(prism_client *c, actor_rec *a)
@@ -443,28 +435,15 @@ static void fail_queued(prism_client *c, actor_rec *a)
     pool *p = a->pool;
     char msg[600];
     snprintf(msg, sizeof msg, "the actor %s is dead: %s", a->id, a->cause ? a->cause : "no cause given");
-    task_spec *keep = NULL, *last = NULL;
-    size_t kept = 0;
-    for (task_spec *t = p->queue, *next; t; t = next) {
-        next = t->next;
-        t->next = NULL;
+    for (task_spec *t = p->queue; t; t = t->next) {
         if (!t->dep_failed)
             prism__task_fail_returns(c, t, PRISM_ERR_ACTOR_DIED, msg);
         t->dep_failed = true;
-        if (t->deps_pending == 0) {
-            prism__task_release(c, t);
-            continue;
-        }
-        if (last)
-            last->next = t;
-        else
-            keep = t;
-        last = t;
-        kept++;
     }
-    p->queue = keep;
-    p->queue_tail = last;
-    p->queued = kept;
+    for (task_spec *t = prism__pool_take(c, p, arguments_ready), *next; t; t = next) {
+        next = t->next;
+        prism__task_release(c, t);
+    }
 }
 
 void prism__actors_tick(prism_client *c)

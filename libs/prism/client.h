@@ -333,5 +333,8 @@ worker_conn *prism__worker_connect(prism_client *c, json_t *grant);
 void prism__pool_add_worker(prism_client *c, pool *p, worker_conn *wc);
 /* Pushes what can go now. Lock held. */
 void prism__dispatch(prism_client *c, pool *p);
+/* Takes the tasks `pick` chooses out of `p`'s queue, in queue order (a list
+ * through `next`). Lock held. */
+task_spec *prism__pool_take(prism_client *c, pool *p, bool (*pick)(prism_client *, const task_spec *));
 
 #endif

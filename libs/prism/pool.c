@@ -235,6 +235,26 @@ static void dispatch(prism_client *c, pool *p)
 
 void prism__dispatch(prism_client *c, pool *p) { dispatch(c, p); }
 
+task_spec *prism__pool_take(prism_client *c, pool *p, bool (*pick)(prism_client *, const task_spec *))
+{
+    task_spec *taken = NULL, **tail = &taken, **pp = &p->queue;
+    p->queue_tail = NULL;
+    while (*pp) {
+        task_spec *t = *pp;
+        if (!pick(c, t)) {
+            p->queue_tail = t;
+            pp = &t->next;
+            continue;
+        }
+        *pp = t->next;
+        t->next = NULL;
+        *tail = t;
+        tail = &t->next;
+        p->queued--;
+    }
+    return taken;
+}
+
 void prism__pool_enqueue(prism_client *c, task_spec *t, bool front)
 {
     pool *p = t->pool;

@@ -554,29 +554,15 @@ static bool has_lost_argument(prism_client *c, const task_spec *t)
 
 void prism__tasks_args_lost(prism_client *c)
 {
-    /* Taken out of their queues first: rebuilding pushes, which changes queues. */
-    task_spec *taken = NULL;
+    /* Taken out of their queues first: rebuilding pushes, which changes queues.
+     * (An actor's calls keep their order: they fail if an argument is gone.) */
+    task_spec *taken = NULL, **tail = &taken;
     for (pool *p = c->pools; p; p = p->next) {
-        if (p->actor) /* an actor's calls keep their order: they fail if an argument is gone */
+        if (p->actor)
             continue;
-        task_spec *keep = NULL, *last = NULL;
-        for (task_spec *t = p->queue, *next; t; t = next) {
-            next = t->next;
-            t->next = NULL;
-            if (has_lost_argument(c, t)) {
-                t->next = taken;
-                taken = t;
-                p->queued--;
-                continue;
-            }
-            if (last)
-                last->next = t;
-            else
-                keep = t;
-            last = t;
-        }
-        p->queue = keep;
-        p->queue_tail = last;
+        *tail = prism__pool_take(c, p, has_lost_argument);
+        while (*tail)
+            tail = &(*tail)->next;
     }
     for (task_spec *t = taken, *next; t; t = next) {
         next = t->next;

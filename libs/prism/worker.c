@@ -59,6 +59,10 @@ typedef struct actor_host {
     void *lib; /* the package (owned by the package list); NULL for builtin */
     void *state;
     prism_actor_free_fn free_fn;
+    /* Calls for the GCS's view (prism.event.actor.calls): taken, finished. */
+    uint64_t taken, done;
+    uint64_t reported_taken, reported_done;
+    int64_t reported_ms;
 } actor_host;
 
 typedef struct package {
@@ -135,15 +139,6 @@ prism_status prism_task_fail(prism_task_ctx *ctx, const char *fmt, ...)
 
 /* ---------- packages ---------- */
 
-static bool is_sha(const char *s)
-{
-    if (strlen(s) != PRISM_SHA256_HEX_LEN)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
 
 /* Downloads a package into the cache unless it is there. Returns 0 or -1. */
 static int fetch_package(worker_rt *w, const char *sha, const char *path, char *err, size_t n)
@@ -204,7 +199,7 @@ static prism_task_fn find_function(worker_rt *w, const char *pkg, const char *fn
 /* The loaded package `pkg` (a sha256), fetched first when not cached. */
 static void *load_package(worker_rt *w, const char *pkg, char *err, size_t n)
 {
-    if (!is_sha(pkg)) {
+    if (!prism_is_hex(pkg, PRISM_SHA256_HEX_LEN)) {
         snprintf(err, n, "a package is 'builtin' or a sha256 (64 hex digits), not '%s'", pkg);
         return NULL;
     }
@@ -415,11 +410,7 @@ static int parse_push(worker_rt *w, const uint8_t *data, size_t len, push *p, ch
 /* ---------- actors ---------- */
 
 /* Actor calls name the actor (32 hex digits) where tasks name a package. */
-static bool is_actor_call(const char *pkg)
-{
-    return pkg && strlen(pkg) == PRISM_ID_HEX_LEN &&
-           strspn(pkg, "0123456789abcdef") == PRISM_ID_HEX_LEN;
-}
+static bool is_actor_call(const char *pkg) { return prism_is_hex(pkg, PRISM_ID_HEX_LEN); }
 
 static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const char *method,
                                          char *err, size_t n, prism_status *why)
@@ -472,6 +463,7 @@ static void *executor_main(void *arg)
         prism_buf out;
         prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
         run_task(w, j->frame, j->len, c->owner, &out);
+        __atomic_add_fetch(&w->actor->done, 1, __ATOMIC_RELAXED);
         pthread_mutex_lock(&c->send_lock);
         if (out.len) /* a closed connection only makes this fail */
             wire_send_all(c->fd, out.data, out.len);
@@ -774,8 +766,12 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
         return r.failed ? -1 : 0;
     }
     if (type == WIRE_ACTOR_KILL) {
-        if (w->actor && n >= PRISM_ID_BYTES) {
-            LOG_INFO("actor %s is killed", w->actor->id);
+        bool queued = false; /* killed before its constructor ran: it never will */
+        for (job *j = w->queue; j && n >= PRISM_ID_BYTES; j = j->next)
+            queued |= j->type == WIRE_ACTOR_CREATE && j->len >= PRISM_ID_BYTES &&
+                      !memcmp(j->frame, p, PRISM_ID_BYTES);
+        if ((w->actor && n >= PRISM_ID_BYTES) || queued) {
+            LOG_INFO("actor %s is killed", w->actor ? w->actor->id : "(not created yet)");
             w->stop = true; /* the destructor runs on the way out */
         }
         return 0;
@@ -793,6 +789,8 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
     j->len = n;
     j->type = type;
     j->from = c;
+    if (type == WIRE_PUSH && w->actor)
+        __atomic_add_fetch(&w->actor->taken, 1, __ATOMIC_RELAXED);
     if (type == WIRE_PUSH && w->nthreads) { /* a concurrent actor's call: to the executors */
         pthread_mutex_lock(&w->pool_lock);
         c->users++;
@@ -874,6 +872,8 @@ static void run_next(worker_rt *w)
         run_create(w, j->frame, j->len, &out);
     else
         run_task(w, j->frame, j->len, j->from->owner, &out);
+    if (j->type == WIRE_PUSH && w->actor)
+        w->actor->done++;
     w->current_lease = NULL;
     conn *c = j->from;
     if (out.len && wire_send_all(c->fd, out.data, out.len) != 0)
@@ -1058,6 +1058,28 @@ static void on_block(void *ud, bool blocked)
     json_decref(msg);
 }
 
+/* An actor's worker tells the GCS how many calls it holds (twice a second at
+ * most, when that changed): GET /api/v1/actors shows them. */
+static void report_calls(worker_rt *w)
+{
+    actor_host *a = w->actor;
+    if (!a || !w->bus)
+        return;
+    uint64_t taken = __atomic_load_n(&a->taken, __ATOMIC_RELAXED);
+    uint64_t done = __atomic_load_n(&a->done, __ATOMIC_RELAXED);
+    int64_t now = prism_mono_ms();
+    bool changed = taken != a->reported_taken || done != a->reported_done;
+    if (now - a->reported_ms < (changed ? 500 : 5000))
+        return;
+    a->reported_taken = taken;
+    a->reported_done = done;
+    a->reported_ms = now;
+    json_t *msg = json_pack("{s:s,s:s,s:I,s:I}", "actor_id", a->id, "worker_id", w->cfg->worker_id,
+                            "pending", (json_int_t)(taken - done), "done", (json_int_t)done);
+    prism_bus_publish_json(w->bus, "prism.event.actor.calls", msg);
+    json_decref(msg);
+}
+
 int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
 {
     worker_rt w = {.cfg = cfg, .epfd = -1, .sigfd = -1, .unix_fd = -1, .tcp_fd = -1};
@@ -1076,6 +1098,7 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
             run_next(&w);
             spin_until = prism_mono_ns() + WORKER_SPIN_NS;
         }
+        report_calls(&w);
     }
     finish(&w);
     prism__set_block_hook(NULL, NULL);

@@ -15,6 +15,11 @@
  * never while an epoll batch may still name it: each fd appears once per
  * batch, and commands and the tick run after the batch. */
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +43,7 @@
 #define PING_EVERY_MS 1000
 #define PING_AGAIN_MS 3000 /* an unanswered ping is sent again: only "no responders" is death */
 #define SEND_TIMEOUT_MS 2000
+#define CONNECT_TIMEOUT_MS 2000
 #define DEAD_KEPT 10000 /* DEAD actors kept in the table, newest first */
 #define PRUNE_EVERY_MS 10000
 #define GCS_ADDRESS "gcs" /* what the GCS calls itself in leases and HELLO */
@@ -359,21 +365,60 @@ static void request_lease(gcs *g, actor *a)
     a->next_ms = prism_mono_ms() + LEASE_WAIT_MS;
 }
 
+/* A TCP connect that gives up after CONNECT_TIMEOUT_MS: a node cut off from
+ * the network must not hold the manager for the kernel's two minutes. */
+static int connect_tcp(const char *hostport)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host)
+        return -1;
+    memcpy(host, hostport, (size_t)(colon - hostport));
+    host[colon - hostport] = '\0';
+    if (host[0] == '[' && colon[-1] == ']') { /* [v6]:port */
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+        return -1;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int rc = fd < 0 ? -1 : connect(fd, res->ai_addr, res->ai_addrlen);
+    int why = errno;
+    freeaddrinfo(res);
+    if (rc != 0 && fd >= 0 && why == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (poll(&p, 1, CONNECT_TIMEOUT_MS) == 1 &&
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
+            rc = 0;
+    }
+    if (rc != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
 /* Connects to the actor's worker and sends HELLO and `frame` (CREATE or
  * ATTACH). Returns 0, or -1 with nothing left open. */
 static int open_conn(gcs *g, actor *a, uint8_t frame)
 {
     char addr[600];
     int fd = -1;
-    /* The socket path only exists on the worker's machine; TCP works from anywhere. */
+    /* The socket path only exists on the worker's machine (where a connect is
+     * answered at once); TCP works from anywhere. */
     if (a->unix_path && *a->unix_path) {
         snprintf(addr, sizeof addr, "unix:%s", a->unix_path);
         fd = wire_connect(addr);
     }
-    if (fd < 0 && a->tcp && *a->tcp) {
-        snprintf(addr, sizeof addr, "tcp:%s", a->tcp);
-        fd = wire_connect(addr);
-    }
+    if (fd < 0 && a->tcp && *a->tcp)
+        fd = connect_tcp(a->tcp);
     if (fd < 0)
         return -1;
     struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};

@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "db.h"
 #include "prism_log.h"
+#include "prism_sha256.h"
 #include "prism_time.h"
 #include "wire.h"
 
@@ -124,13 +125,54 @@ static json_t *actor_row_json(sqlite3_stmt *st)
     return a;
 }
 
+
+#define CALLS_FRESH_MS 15000 /* workers report at least every 5 s while ALIVE */
+
+/* Adds the calls an ALIVE actor's worker last reported holding. Lock held. */
+static void add_calls(gcs *g, json_t *a)
+{
+    const char *id = json_string_value(json_object_get(a, "actor_id"));
+    const char *state = json_string_value(json_object_get(a, "state"));
+    json_t *c = id ? json_object_get(g->actors->calls, id) : NULL;
+    const char *worker = json_string_value(json_object_get(c, "worker_id"));
+    const char *now_worker = json_string_value(json_object_get(a, "worker_id"));
+    if (!c || !state || strcmp(state, "ALIVE") || !worker || !now_worker || strcmp(worker, now_worker) ||
+        prism_mono_ms() - json_integer_value(json_object_get(c, "at")) > CALLS_FRESH_MS)
+        return;
+    json_object_set(a, "pending_calls", json_object_get(c, "pending"));
+    json_object_set(a, "calls_done", json_object_get(c, "done"));
+}
+
 json_t *gcs_actor_json_locked(gcs *g, const char *id)
 {
     sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT " ACTOR_COLUMNS " FROM actors WHERE id = ?");
     gcs_db_bind_text(st, 1, id);
     json_t *a = st && sqlite3_step(st) == SQLITE_ROW ? actor_row_json(st) : NULL;
     sqlite3_finalize(st);
+    if (a)
+        add_calls(g, a);
     return a;
+}
+
+static void on_calls(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                     size_t len, void *ud)
+{
+    gcs *g = ud;
+    json_t *msg = json_loadb(data, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(msg, "actor_id"));
+    json_t *worker = json_object_get(msg, "worker_id");
+    json_t *pending = json_object_get(msg, "pending"), *done = json_object_get(msg, "done");
+    if (id && prism_is_hex(id, PRISM_ID_HEX_LEN) && json_is_string(worker) && json_is_integer(pending) &&
+        json_is_integer(done)) {
+        pthread_mutex_lock(&g->lock);
+        if (json_object_size(g->actors->calls) >= 100000)
+            json_object_clear(g->actors->calls); /* soft state: bounded, refilled within seconds */
+        json_object_set_new(g->actors->calls, id,
+                            json_pack("{s:O,s:O,s:O,s:I}", "worker_id", worker, "pending", pending,
+                                      "done", done, "at", (json_int_t)prism_mono_ms()));
+        pthread_mutex_unlock(&g->lock);
+    }
+    json_decref(msg);
 }
 
 void gcs_actor_publish_locked(gcs *g, const char *id)
@@ -163,15 +205,6 @@ static json_t *live_by_name_locked(gcs *g, const char *ns, const char *name)
 
 /* ---------- validation ---------- */
 
-static bool is_hex(const char *s, size_t n)
-{
-    if (!s || strlen(s) != n)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return true;
-}
 
 /* 1-max bytes without control characters. */
 static bool plain_text(const char *s, size_t max)
@@ -324,7 +357,7 @@ static json_t *lease_spec(json_t *msg, char *err, size_t n)
         snprintf(err, n, "'strategy' must be DEFAULT, SPREAD or NODE_AFFINITY");
         return NULL;
     }
-    if (affinity && !is_hex(node, PRISM_ID_HEX_LEN)) {
+    if (affinity && !prism_is_hex(node, PRISM_ID_HEX_LEN)) {
         snprintf(err, n, "NODE_AFFINITY needs 'node_id' (32 lowercase hex digits)");
         return NULL;
     }
@@ -375,14 +408,14 @@ static int parse_create(const char *data, size_t len, json_t **msg, create_req *
         !opt_int(m, "max_task_retries", -1, INT32_MAX, &out->max_task_retries, err, n) ||
         !opt_int(m, "max_concurrency", 1, UINT16_MAX, &out->max_concurrency, err, n))
         return -1;
-    if (!is_hex(out->id, PRISM_ID_HEX_LEN))
+    if (!prism_is_hex(out->id, PRISM_ID_HEX_LEN))
         snprintf(err, n, "'actor_id' must be 32 lowercase hex digits");
     else if (!plain_text(out->owner, MAX_TEXT))
         snprintf(err, n, "'owner' must be 1-%d characters", MAX_TEXT);
     else if (!out->detached && !owner_address(out->owner) && strcmp(out->owner, "gcs"))
         snprintf(err, n, "an actor that is not detached needs an owner address (owner:HEX) to "
                          "share its fate with");
-    else if (!out->package || (strcmp(out->package, "builtin") && !is_hex(out->package, 64)))
+    else if (!out->package || (strcmp(out->package, "builtin") && !prism_is_hex(out->package, PRISM_SHA256_HEX_LEN)))
         snprintf(err, n, "'package' must be \"builtin\" or a package's sha256 (64 lowercase hex)");
     else if (!identifier(out->cls))
         snprintf(err, n, "'class' must be 1-%d characters of A-Z a-z 0-9 _, not starting with a digit",
@@ -539,7 +572,7 @@ static void on_kill(prism_bus *bus, const char *subject, const char *reply, cons
     gcs *g = ud;
     json_t *msg = json_loadb(data, len, 0, NULL), *answer;
     const char *id = NULL;
-    bool no_restart = false;
+    bool no_restart = true; /* as Ray's ray.kill: killed for good unless asked */
     char err[256] = "";
     if (!json_is_object(msg) || !opt_string(msg, "actor_id", &id, err, sizeof err) ||
         !opt_bool(msg, "no_restart", &no_restart, err, sizeof err) || !id)
@@ -619,7 +652,8 @@ int gcs_actors_create(gcs *g)
     prism_id_to_hex(&inst, hex);
     snprintf(A->reply_prefix, sizeof A->reply_prefix, "prism.gcs.actors.%s", hex);
     g->actors = A;
-    if (A->epfd < 0 || A->wakefd < 0)
+    A->calls = json_object();
+    if (A->epfd < 0 || A->wakefd < 0 || !A->calls)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(A->epfd, EPOLL_CTL_ADD, A->wakefd, &ev);
@@ -647,7 +681,8 @@ int gcs_actors_start(gcs *g)
     if (prism_bus_subscribe(g->bus, replies, NULL, on_reply, g) != 0 ||
         prism_bus_subscribe(g->bus, "prism.gcs.actor.create", "gcs", on_create, g) != 0 ||
         prism_bus_subscribe(g->bus, "prism.gcs.actor.get", "gcs", on_get, g) != 0 ||
-        prism_bus_subscribe(g->bus, "prism.gcs.actor.kill", "gcs", on_kill, g) != 0)
+        prism_bus_subscribe(g->bus, "prism.gcs.actor.kill", "gcs", on_kill, g) != 0 ||
+        prism_bus_subscribe(g->bus, "prism.event.actor.calls", "gcs", on_calls, g) != 0)
         return -1;
     if (pthread_create(&A->thread, NULL, gcs_actor_manager_main, g) != 0)
         return -1;
@@ -689,6 +724,7 @@ void gcs_actors_destroy(gcs *g)
         close(A->wakefd);
     pthread_cond_destroy(&A->processed_cv);
     pthread_mutex_destroy(&A->lock);
+    json_decref(A->calls);
     free(A);
     g->actors = NULL;
 }
@@ -736,7 +772,10 @@ void gcs_api_actors_list(prism_http_req *req, void *ctx)
             more = true;
             break;
         }
-        json_array_append_new(list, actor_row_json(st));
+        json_t *a = actor_row_json(st);
+        if (a)
+            add_calls(g, a);
+        json_array_append_new(list, a);
         last = sqlite3_column_int64(st, 21);
     }
     sqlite3_finalize(st);
@@ -777,7 +816,7 @@ void gcs_api_actor_kill(prism_http_req *req, void *ctx)
         json_decref(body);
         return;
     }
-    bool no_restart = json_is_true(v);
+    bool no_restart = !v || json_is_true(v); /* as Ray's ray.kill: for good unless asked */
     json_decref(body);
     if (!kill_actor(g, id, no_restart)) {
         prism_http_reply_error(req, 404, "not_found", "no actor '%s'", id);

@@ -51,6 +51,9 @@ struct gcs_actors {
     actor *live;           /* actors not DEAD, or killed and not gone yet: manager thread only */
     int64_t last_prune_mono;
     prism_metric *m_created, *m_restarts;
+    /* What actors' workers last said of their calls (prism.event.actor.calls):
+     * actor ID -> {worker_id, pending, done, at}. Soft state, under the GCS lock. */
+    json_t *calls;
 };
 
 /* actors.c */

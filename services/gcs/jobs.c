@@ -12,6 +12,7 @@
 
 #include "db.h"
 #include "gcs.h"
+#include "prism_sha256.h"
 #include "prism_fs.h"
 #include "prism_log.h"
 #include "prism_time.h"
@@ -280,15 +281,6 @@ static bool number_map(json_t *obj)
     return true;
 }
 
-static bool is_sha256_hex(const char *s)
-{
-    if (strlen(s) != 64)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
 
 /* A package's name becomes part of the driver's PRISM_PACKAGE_<NAME>. */
 static bool package_name_ok(const char *s)
@@ -337,7 +329,7 @@ static json_t *parse_packages(json_t *list, char *bad, size_t badlen)
         if (!json_is_string(e) && !json_is_object(e))
             snprintf(bad, badlen, "packages[%zu] must be a package sha256 or an object "
                                   "{\"sha256\", \"name\"}", i);
-        else if (!sha || !is_sha256_hex(sha))
+        else if (!sha || !prism_is_hex(sha, PRISM_SHA256_HEX_LEN))
             snprintf(bad, badlen, "packages[%zu] must name a package by its sha256 "
                                   "(64 lowercase hex digits)", i);
         else if (name_v && !json_is_null(name_v) && !(name && package_name_ok(name)))
@@ -376,7 +368,7 @@ int gcs_job_spec_from_json(prism_http_req *req, json_t *body, gcs_job_spec *spec
         bad = "field 'entrypoint' must not be empty";
     else if (spec->id && !prism_safe_name(spec->id))
         bad = "field 'submission_id' must be 1-128 characters of A-Z a-z 0-9 . _ -";
-    else if (spec->working_dir && !is_sha256_hex(spec->working_dir))
+    else if (spec->working_dir && !prism_is_hex(spec->working_dir, PRISM_SHA256_HEX_LEN))
         bad = "field 'working_dir' must be a package sha256 (64 lowercase hex digits)";
     else if (spec->env && !string_map(spec->env))
         bad = "field 'env' must map names to strings";

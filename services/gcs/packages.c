@@ -14,15 +14,6 @@
 #include "prism_sha256.h"
 #include "prism_time.h"
 
-static bool is_sha256_hex(const char *s)
-{
-    if (!s || strlen(s) != PRISM_SHA256_HEX_LEN)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
 
 void gcs_api_package_put(prism_http_req *req, void *ctx)
 {
@@ -67,7 +58,7 @@ void gcs_api_package_get(prism_http_req *req, void *ctx)
 {
     gcs *g = ctx;
     const char *sha = prism_http_param(req, "sha256");
-    if (!is_sha256_hex(sha)) {
+    if (!prism_is_hex(sha, PRISM_SHA256_HEX_LEN)) {
         prism_http_reply_error(req, 400, "invalid_argument",
                                "a package is named by its sha256: 64 lowercase hex digits");
         return;

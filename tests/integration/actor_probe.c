@@ -290,6 +290,33 @@ static int concurrent(prism_client *c)
     return 0;
 }
 
+/* handle SHA: the actor's ID passed to a task (package SHA, task bump), which
+ * calls the same instance. */
+static int handle(prism_client *c, const char *sha)
+{
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, NULL, &a) == PRISM_OK, "create");
+    double x;
+    CHECK(call(c, a, "inc", NULL, &x) == PRISM_OK && x == 1, "inc");
+    char id[64];
+    snprintf(id, sizeof id, "\"%s\"", prism_actor_id(a));
+    prism_value *arg = prism_value_json(id);
+    prism_ref *r = NULL;
+    CHECK(prism_submit(c, sha, "bump", &arg, 1, NULL, &r) == PRISM_OK, "submit");
+    prism_value_free(arg);
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, r, 60000, &v);
+    CHECK(s == PRISM_OK && atof(prism_value_json_text(v)) == 2, "the task's call: %s",
+          prism_status_text(s));
+    prism_value_free(v);
+    prism_ref_release(r);
+    CHECK(call(c, a, "inc", NULL, &x) == PRISM_OK && x == 3, "inc after the task's: %g", x);
+    printf("handle ok: a task called the same instance\n");
+    prism_actor_kill(c, a, true);
+    prism_actor_release(a);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -311,6 +338,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "inflight") ? inflight(c, atoi(arg))
              : !strcmp(cmd, "onnode")   ? onnode(c, arg)
              : !strcmp(cmd, "concurrent") ? concurrent(c)
+             : !strcmp(cmd, "handle")   ? handle(c, arg)
                                         : 2;
     prism_disconnect(c);
     return rc;

@@ -8,6 +8,7 @@ import time
 from harness import BIN, run, skip, wait_until
 
 PROBE = os.path.join(BIN, "actor_probe")
+PACKAGE = os.path.join(BIN, "..", "examples", "example_tasks.so")
 
 
 def env_of(c, node="node-1"):
@@ -63,6 +64,10 @@ def test_order_of_three_callers(c):
             out, err = p.communicate(timeout=300)
             assert p.returncode == 0 and "calls ok: 3334 in order" in out, (out, err)
         assert "count 10002" in probe(c, "get", "ordered")
+        a = c.get("/api/v1/actors?name=ordered").json()["actors"][0]
+        wait_until(lambda: actor(c, a["actor_id"]).get("calls_done", 0) >= 10003, timeout=10,
+                   what="the worker to report the calls it finished")
+        assert actor(c, a["actor_id"])["pending_calls"] == 0
     finally:
         owner.communicate("done\n", timeout=60)
 
@@ -122,6 +127,13 @@ def test_calls_in_flight_when_the_actor_dies(c):
     assert "inflight ok: retried" in probe(c, "inflight", 1)
 
 
+def test_handle_passed_to_a_task(c):
+    with open(PACKAGE, "rb") as f:
+        r = c.request("POST", "/api/v1/packages", raw=f.read())
+    assert r.status in (200, 201), r
+    assert "handle ok" in probe(c, "handle", r.json()["sha256"])
+
+
 def test_concurrent_actor(c):
     assert "concurrent ok" in probe(c, "concurrent")
 
@@ -152,4 +164,5 @@ if __name__ == "__main__":
     run([test_counter, test_order_of_three_callers, test_named_actor_from_another_job,
          test_detached_actor_outlives_its_driver, test_owned_actor_dies_with_its_owner,
          test_restart_then_max_restarts, test_calls_in_flight_when_the_actor_dies,
-         test_concurrent_actor, test_actor_on_a_node_that_dies], nodes=1, node_args=("--num-cpus", "4"))
+         test_handle_passed_to_a_task, test_concurrent_actor, test_actor_on_a_node_that_dies],
+        nodes=1, node_args=("--num-cpus", "4"))

@@ -319,7 +319,7 @@ def test_cli(c):
         assert json.loads(out.splitlines()[0])["actor_id"] == aid, out
         assert prism_cli(c, "actor", "list", "--state", "DEAD").splitlines()[1:] == []
         assert "no actor" in prism_cli(c, "actor", "kill", "0" * 32, status=1)
-        out = prism_cli(c, "actor", "kill", aid, "--no-restart")
+        out = prism_cli(c, "actor", "kill", aid)
         assert "Killed actor %s (state DEAD: killed)" % aid in out, out
         out = prism_cli(c, "actor", "list", "--class", "Counter")
         assert "DEAD" in out and "killed" in out, out

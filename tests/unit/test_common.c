@@ -48,6 +48,17 @@ static void test_id_hex_round_trip(void **state)
     assert_false(prism_id_equal(&nil, &a));
 }
 
+static void test_is_hex(void **state)
+{
+    assert_true(prism_is_hex("0123456789abcdef", 16));
+    assert_true(prism_is_hex("", 0));
+    assert_false(prism_is_hex("0123456789abcdef", 15));   /* too long */
+    assert_false(prism_is_hex("0123456789abcde", 16));    /* too short */
+    assert_false(prism_is_hex("0123456789ABCDEF", 16));   /* upper case */
+    assert_false(prism_is_hex("0123456789abcdeg", 16));
+    assert_false(prism_is_hex(NULL, 0));
+}
+
 static void test_id_bad_hex(void **state)
 {
     prism_id id;
@@ -557,6 +568,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_id_hex_round_trip),
         cmocka_unit_test(test_id_bad_hex),
+        cmocka_unit_test(test_is_hex),
         cmocka_unit_test(test_object_id),
         cmocka_unit_test_setup_teardown(test_config_defaults, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_config_env_and_flags, env_setup, env_teardown),
