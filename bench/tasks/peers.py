@@ -52,13 +52,47 @@ def make_bytes(size):
     return (bytes(range(256)) * (size // 256 + 1))[:size]
 
 
-def latency_fields(lat_ns, total_s):
+def latency_fields(lat_ns, total_s, unit="tasks/s"):
     lat = sorted(lat_ns)
     n = len(lat)
-    return dict(n=n, rate=round(n / total_s, 1), unit="tasks/s",
+    return dict(n=n, rate=round(n / total_s, 1), unit=unit,
                 median_us=round(lat[n // 2] / 1e3, 2),
                 p99_us=round(lat[min(n - 1, int(n * 0.99))] / 1e3, 2),
                 mean_us=round(sum(lat) / n / 1e3, 2))
+
+
+def rates_fields(rates, unit="tasks/s"):
+    """The median rate of some rounds, with the lowest and highest."""
+    return dict(rounds=len(rates), rate=round(statistics.median(rates), 1), unit=unit,
+                rate_min=round(min(rates), 1), rate_max=round(max(rates), 1))
+
+
+def round_rates(one_round, n, rounds, warmup):
+    """one_round(warmup) once, then `rounds` timed rounds of one_round(n):
+    the rate of each."""
+    one_round(warmup)
+    rates = []
+    for _ in range(rounds):
+        a = now()
+        one_round(n)
+        rates.append(n / ((now() - a) / 1e9))
+    return rates
+
+
+def dask_local_cluster():
+    """A Dask LocalCluster of 2 worker processes with one thread each, and a
+    Client of it. Exits with a hint when Dask is missing."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        sys.exit("peers.py: Dask distributed is missing: install Debian's python3-distributed "
+                 "(apt-get install python3-distributed) and run this with /usr/bin/python3")
+    import logging
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    client = Client(cluster)
+    client.wait_for_workers(2)
+    return cluster, client
 
 
 def timed_loop(call, n_max, max_s, warmup):
@@ -80,60 +114,24 @@ def timed_loop(call, n_max, max_s, warmup):
 
 # ---------------------------------------------------------------- Dask
 
-def dask_multi_child(address, n, rounds, warmup, barrier, results):
-    from distributed import Client
-    client = Client(address)
-    futs = [client.submit(noop, pure=False) for _ in range(warmup)]
-    client.gather(futs)
+def client_rounds(barrier, results, rounds, one_round):
+    """The rounds of one client process of rounds_in_processes: each waits at
+    the barrier, then runs one_round(), which returns how many calls it made."""
     for _ in range(rounds):
         barrier.wait()
         a = now()
-        futs = [client.submit(noop, pure=False) for _ in range(n)]
-        client.gather(futs)
+        n = one_round()
         results.put((a, now(), n))
-    client.close()
 
 
-def run_dask():
-    try:
-        import distributed
-        from distributed import Client, LocalCluster, wait
-    except ImportError:
-        sys.exit("peers.py: Dask distributed is missing: install Debian's python3-distributed "
-                 "(apt-get install python3-distributed) and run this with /usr/bin/python3")
-    import logging
-    import multiprocessing as mp
-    S = "dask"
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
-    client = Client(cluster)
-    client.wait_for_workers(2)
-    version = distributed.__version__
-
-    # single_client_tasks_sync
-    lat, total = timed_loop(lambda: client.submit(noop, pure=False).result(),
-                            300 if QUICK else 3000, 3 if QUICK else 10, 100)
-    emit(system=S, bench="single_client_tasks_sync", version=version, **latency_fields(lat, total))
-
-    # single_client_tasks_async
-    n = 500 if QUICK else 3000
-    client.gather([client.submit(noop, pure=False) for _ in range(200)])
-    rates = []
-    for _ in range(2 if QUICK else 3):
-        a = now()
-        client.gather([client.submit(noop, pure=False) for _ in range(n)])
-        rates.append(n / ((now() - a) / 1e9))
-    emit(system=S, bench="single_client_tasks_async", n=n, rounds=len(rates),
-         rate=round(statistics.median(rates), 1), unit="tasks/s",
-         rate_min=round(min(rates), 1), rate_max=round(max(rates), 1))
-
-    # multi_client_tasks_async: 2 driver processes, each with its own Client
-    k, n, rounds = 2, (300 if QUICK else 1500), (2 if QUICK else 3)
-    ctx = mp.get_context("spawn")
+def rounds_in_processes(target, args, k, rounds, ctx):
+    """Runs target(*args, index, barrier, results) in k processes (index 0
+    to k-1) of the multiprocessing context ctx; target calls client_rounds.
+    Returns the rate of each round: all the calls over the time from the
+    first start to the last end (as bench_clients_rounds in bench_util.h)."""
     barrier, results = ctx.Barrier(k), ctx.Queue()
-    kids = [ctx.Process(target=dask_multi_child,
-                        args=(cluster.scheduler_address, n, rounds, 100, barrier, results))
-            for _ in range(k)]
+    kids = [ctx.Process(target=target, args=tuple(args) + (i, barrier, results))
+            for i in range(k)]
     for p in kids:
         p.start()
     rates = []
@@ -143,6 +141,46 @@ def run_dask():
                                                 min(g[0] for g in got)) / 1e9))
     for p in kids:
         p.join()
+    return rates
+
+
+def dask_multi_child(address, n, rounds, warmup, index, barrier, results):
+    from distributed import Client
+    client = Client(address)
+    futs = [client.submit(noop, pure=False) for _ in range(warmup)]
+    client.gather(futs)
+
+    def one_round():
+        client.gather([client.submit(noop, pure=False) for _ in range(n)])
+        return n
+    client_rounds(barrier, results, rounds, one_round)
+    client.close()
+
+
+def run_dask():
+    cluster, client = dask_local_cluster()
+    import multiprocessing as mp
+    import distributed
+    from distributed import wait
+    S = "dask"
+    version = distributed.__version__
+
+    # single_client_tasks_sync
+    lat, total = timed_loop(lambda: client.submit(noop, pure=False).result(),
+                            300 if QUICK else 3000, 3 if QUICK else 10, 100)
+    emit(system=S, bench="single_client_tasks_sync", version=version, **latency_fields(lat, total))
+
+    # single_client_tasks_async
+    n = 500 if QUICK else 3000
+    rates = round_rates(lambda m: client.gather([client.submit(noop, pure=False)
+                                                 for _ in range(m)]),
+                        n, 2 if QUICK else 3, 200)
+    emit(system=S, bench="single_client_tasks_async", n=n, **rates_fields(rates))
+
+    # multi_client_tasks_async: 2 driver processes, each with its own Client
+    k, n, rounds = 2, (300 if QUICK else 1500), (2 if QUICK else 3)
+    rates = rounds_in_processes(dask_multi_child, (cluster.scheduler_address, n, rounds, 100),
+                                k, rounds, mp.get_context("spawn"))
     emit(system=S, bench="multi_client_tasks_async", clients=k, n=n * k, rounds=rounds,
          rate=round(statistics.median(rates), 1), unit="tasks/s")
 
@@ -200,15 +238,8 @@ def run_multiprocessing():
         for r in rs:
             r.get()
     n = 2000 if QUICK else 10000
-    async_round(1000)
-    rates = []
-    for _ in range(2 if QUICK else 5):
-        a = now()
-        async_round(n)
-        rates.append(n / ((now() - a) / 1e9))
-    emit(system=S, bench="single_client_tasks_async", n=n, rounds=len(rates),
-         rate=round(statistics.median(rates), 1), unit="tasks/s",
-         rate_min=round(min(rates), 1), rate_max=round(max(rates), 1))
+    rates = round_rates(async_round, n, 2 if QUICK else 5, 1000)
+    emit(system=S, bench="single_client_tasks_async", n=n, **rates_fields(rates))
 
     # multi_client_tasks_async: 2 threads submitting to the one pool
     k, rounds = 2, (2 if QUICK else 5)

@@ -34,22 +34,14 @@
  * the timed part of sync and arg), --num-cpus X (the tasks' CPU demand).
  *
  * The trivial task is builtin echo with no argument (it returns null). */
-#include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <prism/prism.h>
 
 #include "bench_util.h"
-
-#define GET_TIMEOUT_MS 120000
+#include "bench_prism.h"
 
 typedef struct cfg {
     long n, rounds, warmup, clients;
@@ -58,47 +50,6 @@ typedef struct cfg {
     bool n_set, rounds_set, warmup_set;
 } cfg;
 
-static const char *bench_name = "?";
-
-/* ---------- output ---------- */
-
-static void json_string_out(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
-/* One error line for the current benchmark; returns 1 (the exit status). */
-static int report_error(const char *what, prism_status s)
-{
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s: %s: %s", what, prism_status_text(s), prism_last_error());
-    printf("{\"system\": \"prism\", \"bench\": ");
-    json_string_out(stdout, bench_name);
-    printf(", \"error\": ");
-    json_string_out(stdout, msg);
-    printf("}\n");
-    fflush(stdout);
-    fprintf(stderr, "prism-tasks-bench %s: %s\n", bench_name, msg);
-    return 1;
-}
-
-#define TRY(call, what)                                                                        \
-    do {                                                                                       \
-        prism_status s_ = (call);                                                              \
-        if (s_ != PRISM_OK)                                                                    \
-            return report_error(what, s_);                                                     \
-    } while (0)
-
 static prism_task_options task_opts(const cfg *c)
 {
     prism_task_options o = PRISM_TASK_OPTIONS_INIT;
@@ -106,27 +57,10 @@ static prism_task_options task_opts(const cfg *c)
     return o;
 }
 
-static int connect_client(prism_client **out)
-{
-    prism_status s = prism_connect(out, NULL);
-    return s == PRISM_OK ? 0 : report_error("connect", s);
-}
-
 /* Submits the trivial task. */
 static prism_status submit_trivial(prism_client *c, const prism_task_options *o, prism_ref **r)
 {
     return prism_submit(c, "builtin", "echo", NULL, 0, o, r);
-}
-
-/* Gets, checks and frees a trivial task's result. */
-static prism_status get_trivial(prism_client *c, prism_ref *r)
-{
-    prism_value *v = NULL;
-    prism_status s = prism_get(c, r, GET_TIMEOUT_MS, &v);
-    if (s == PRISM_OK && prism_value_kind_of(v) != PRISM_VALUE_NULL)
-        s = PRISM_ERR_INTERNAL; /* echo() returns null */
-    prism_value_free(v);
-    return s;
 }
 
 /* Submits n trivial tasks, then gets them all. */
@@ -140,7 +74,7 @@ static prism_status async_round(prism_client *c, const prism_task_options *o, pr
     if (s != PRISM_OK)
         submitted--;
     for (long i = 0; i < submitted; i++) {
-        prism_status g = s == PRISM_OK ? get_trivial(c, refs[i]) : PRISM_OK;
+        prism_status g = s == PRISM_OK ? bench_get_null(c, refs[i]) : PRISM_OK;
         if (s == PRISM_OK)
             s = g;
         prism_ref_release(refs[i]);
@@ -154,15 +88,15 @@ static int bench_sync(const cfg *cf)
 {
     bench_name = "single_client_tasks_sync";
     prism_client *c;
-    if (connect_client(&c))
+    if (bench_connect(&c))
         return 1;
     prism_task_options o = task_opts(cf);
     for (long i = 0; i < cf->warmup; i++) {
         prism_ref *r = NULL;
-        TRY(submit_trivial(c, &o, &r), "warm-up submit");
-        prism_status s = get_trivial(c, r);
+        BENCH_TRY(submit_trivial(c, &o, &r), "warm-up submit");
+        prism_status s = bench_get_null(c, r);
         prism_ref_release(r);
-        TRY(s, "warm-up get");
+        BENCH_TRY(s, "warm-up get");
     }
     int64_t *lat = malloc((size_t)cf->n * sizeof *lat);
     long n = 0;
@@ -170,26 +104,19 @@ static int bench_sync(const cfg *cf)
     while (n < cf->n) {
         int64_t a = bench_now_ns();
         prism_ref *r = NULL;
-        TRY(submit_trivial(c, &o, &r), "submit");
-        prism_status s = get_trivial(c, r);
+        BENCH_TRY(submit_trivial(c, &o, &r), "submit");
+        prism_status s = bench_get_null(c, r);
         prism_ref_release(r);
-        TRY(s, "get");
+        BENCH_TRY(s, "get");
         int64_t b = bench_now_ns();
         lat[n++] = b - a;
         if (b - t0 > limit)
             break;
     }
     double total = (double)(bench_now_ns() - t0) / 1e9;
-    qsort(lat, (size_t)n, sizeof *lat, bench_cmp_i64);
-    double sum = 0;
-    for (long i = 0; i < n; i++)
-        sum += (double)lat[i];
-    printf("{\"system\": \"prism\", \"bench\": \"%s\", \"n\": %ld, \"rate\": %.1f, "
-           "\"unit\": \"tasks/s\", \"median_us\": %.2f, \"p99_us\": %.2f, \"mean_us\": %.2f, "
-           "\"min_us\": %.2f}\n",
-           bench_name, n, (double)n / total, (double)bench_quantile(lat, (size_t)n, 0.5) / 1e3,
-           (double)bench_quantile(lat, (size_t)n, 0.99) / 1e3, sum / (double)n / 1e3,
-           (double)lat[0] / 1e3);
+    printf("{\"system\": \"prism\", \"bench\": \"%s\", ", bench_name);
+    bench_latency_fields(stdout, lat, (size_t)n, total, "tasks/s");
+    printf("}\n");
     fflush(stdout);
     free(lat);
     prism_disconnect(c);
@@ -202,16 +129,16 @@ static int bench_async(const cfg *cf)
 {
     bench_name = "single_client_tasks_async";
     prism_client *c;
-    if (connect_client(&c))
+    if (bench_connect(&c))
         return 1;
     prism_task_options o = task_opts(cf);
     long cap = cf->n > cf->warmup ? cf->n : cf->warmup;
     prism_ref **refs = calloc((size_t)cap, sizeof *refs);
-    TRY(async_round(c, &o, refs, cf->warmup), "warm-up");
+    BENCH_TRY(async_round(c, &o, refs, cf->warmup), "warm-up");
     double *rates = calloc((size_t)cf->rounds, sizeof *rates);
     for (long r = 0; r < cf->rounds; r++) {
         int64_t t0 = bench_now_ns();
-        TRY(async_round(c, &o, refs, cf->n), "round");
+        BENCH_TRY(async_round(c, &o, refs, cf->n), "round");
         rates[r] = (double)cf->n / ((double)(bench_now_ns() - t0) / 1e9);
     }
     double lo = rates[0], hi = rates[0];
@@ -231,62 +158,30 @@ static int bench_async(const cfg *cf)
 
 /* ---------- multi_client_tasks_async ---------- */
 
-typedef struct child_msg {
-    int type; /* 1 ready, 2 result */
-    int ok;
-    long n;
-    int64_t start, end;
-    char error[200];
-} child_msg;
-
-static void child_send(int fd, const child_msg *m)
+/* One client process: its own client, a warm-up, then the rounds. */
+static int multi_child(void *arg, long index, bench_client *cl)
 {
-    ssize_t w;
-    do
-        w = write(fd, m, sizeof *m); /* < PIPE_BUF: atomic */
-    while (w < 0 && errno == EINTR);
-}
-
-static void child_fail(int fd, const char *what, prism_status s)
-{
-    child_msg m = {.type = 2, .ok = 0};
-    snprintf(m.error, sizeof m.error, "%s: %s: %s", what, prism_status_text(s), prism_last_error());
-    child_send(fd, &m);
-}
-
-static int multi_child(const cfg *cf, int up, int go)
-{
+    const cfg *cf = arg;
     prism_client *c;
     prism_status s = prism_connect(&c, NULL);
-    if (s != PRISM_OK) {
-        child_fail(up, "connect", s);
-        return 1;
-    }
+    if (s != PRISM_OK)
+        return bench_client_fail_status(cl, "connect", s);
     prism_task_options o = task_opts(cf);
     long cap = cf->n > cf->warmup ? cf->n : cf->warmup;
     prism_ref **refs = calloc((size_t)cap, sizeof *refs);
-    if ((s = async_round(c, &o, refs, cf->warmup)) != PRISM_OK) {
-        child_fail(up, "warm-up", s);
-        return 1;
-    }
-    for (long r = 0; r < cf->rounds; r++) {
-        child_msg m = {.type = 1};
-        child_send(up, &m);
-        char b;
-        if (read(go, &b, 1) != 1)
+    const char *what = "warm-up";
+    s = async_round(c, &o, refs, cf->warmup);
+    for (long r = 0; r < cf->rounds && s == PRISM_OK; r++) {
+        what = "round";
+        if (bench_client_ready(cl) != 0)
             return 1;
-        m.type = 2;
-        m.start = bench_now_ns();
+        int64_t start = bench_now_ns();
         s = async_round(c, &o, refs, cf->n);
-        m.end = bench_now_ns();
-        m.n = cf->n;
-        m.ok = s == PRISM_OK;
-        if (!m.ok) {
-            child_fail(up, "round", s);
-            return 1;
-        }
-        child_send(up, &m);
+        if (s == PRISM_OK)
+            bench_client_done(cl, cf->n, start, bench_now_ns());
     }
+    if (s != PRISM_OK)
+        return bench_client_fail_status(cl, what, s);
     free(refs);
     prism_disconnect(c);
     return 0;
@@ -295,103 +190,15 @@ static int multi_child(const cfg *cf, int up, int go)
 static int bench_multi(const cfg *cf)
 {
     bench_name = "multi_client_tasks_async";
-    int up[2], go[2];
-    if (pipe(up) != 0 || pipe(go) != 0)
-        return report_error("pipe", PRISM_ERR_INTERNAL);
-    long k = cf->clients;
-    pid_t *kids = calloc((size_t)k, sizeof *kids);
-    for (long i = 0; i < k; i++) {
-        fflush(stdout);
-        kids[i] = fork();
-        if (kids[i] == 0) {
-            close(up[0]);
-            close(go[1]);
-            _exit(multi_child(cf, up[1], go[0]));
-        }
-    }
-    close(up[1]);
-    close(go[0]);
     double *rates = calloc((size_t)cf->rounds, sizeof *rates);
-    long ready = 0, results = 0, round = 0, total_n = 0;
-    int64_t first = INT64_MAX, last = 0, last_msg = bench_now_ns();
-    char error[300] = "";
-    while (round < cf->rounds && !error[0]) {
-        struct pollfd p = {.fd = up[0], .events = POLLIN};
-        int pr = poll(&p, 1, 1000);
-        if (pr == 0) { /* a client that died without a word (a crash) */
-            for (long i = 0; i < k && !error[0]; i++) {
-                int st;
-                if (kids[i] > 0 && waitpid(kids[i], &st, WNOHANG) == kids[i]) {
-                    snprintf(error, sizeof error, "client process %ld %s %d", i,
-                             WIFSIGNALED(st) ? "was killed by signal" : "exited with status",
-                             WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-                    kids[i] = -1;
-                }
-            }
-            if (!error[0] && bench_now_ns() - last_msg > (int64_t)(GET_TIMEOUT_MS + 60000) * 1000000)
-                snprintf(error, sizeof error, "the client processes did not answer in time");
-            continue;
-        }
-        child_msg m;
-        ssize_t got = pr > 0 ? read(up[0], &m, sizeof m) : -1;
-        if (got != (ssize_t)sizeof m) {
-            snprintf(error, sizeof error, "the client processes exited early");
-            break;
-        }
-        last_msg = bench_now_ns();
-        if (m.type == 1 && ++ready == k) {
-            char gobytes[256];
-            memset(gobytes, 'g', sizeof gobytes);
-            for (long left = k; left > 0;) {
-                ssize_t w = write(go[1], gobytes, (size_t)(left < 256 ? left : 256));
-                if (w > 0)
-                    left -= w;
-            }
-            ready = 0;
-        } else if (m.type == 2) {
-            if (!m.ok) {
-                snprintf(error, sizeof error, "a client: %s", m.error);
-                break;
-            }
-            first = m.start < first ? m.start : first;
-            last = m.end > last ? m.end : last;
-            total_n += m.n;
-            if (++results == k) {
-                rates[round++] = (double)total_n / ((double)(last - first) / 1e9);
-                results = 0;
-                total_n = 0;
-                first = INT64_MAX;
-                last = 0;
-            }
-        }
-    }
-    if (error[0])
-        for (long i = 0; i < k; i++)
-            if (kids[i] > 0)
-                kill(kids[i], SIGKILL);
-    close(go[1]);
-    close(up[0]);
-    for (long i = 0; i < k; i++)
-        if (kids[i] > 0)
-            waitpid(kids[i], NULL, 0);
-    free(kids);
-    if (error[0]) {
+    char error[300];
+    if (bench_clients_rounds(cf->clients, cf->rounds, multi_child, (void *)cf,
+                             BENCH_GET_TIMEOUT_MS + 60000, rates, error, sizeof error) != 0) {
         free(rates);
-        printf("{\"system\": \"prism\", \"bench\": \"%s\", \"error\": ", bench_name);
-        json_string_out(stdout, error);
-        printf("}\n");
-        fflush(stdout);
-        fprintf(stderr, "prism-tasks-bench %s: %s\n", bench_name, error);
+        bench_error_line(bench_prog, "prism", bench_name, error);
         return 1;
     }
-    printf("{\"system\": \"prism\", \"bench\": \"%s\", \"clients\": %ld, \"n\": %ld, "
-           "\"rounds\": %ld, \"round_rates\": [",
-           bench_name, k, cf->n * k, cf->rounds);
-    for (long r = 0; r < cf->rounds; r++)
-        printf("%s%.0f", r ? ", " : "", rates[r]);
-    printf("], \"rate\": %.1f, \"unit\": \"tasks/s\"}\n",
-           bench_median_d(rates, (size_t)cf->rounds));
-    fflush(stdout);
+    bench_print_rounds(cf->clients, cf->n * cf->clients, rates, cf->rounds, "tasks/s");
     free(rates);
     return 0;
 }
@@ -407,7 +214,7 @@ static prism_status wait_round(prism_client *c, const prism_task_options *o, pri
         if ((s = submit_trivial(c, o, &refs[have])) != PRISM_OK)
             break;
     while (have > 0 && s == PRISM_OK) {
-        s = prism_wait(c, refs, (size_t)have, 1, GET_TIMEOUT_MS, ready);
+        s = prism_wait(c, refs, (size_t)have, 1, BENCH_GET_TIMEOUT_MS, ready);
         (*calls)++;
         long j = 0;
         while (j < have && !ready[j])
@@ -426,20 +233,20 @@ static int bench_wait(const cfg *cf)
 {
     bench_name = "single_client_wait_1k_refs";
     prism_client *c;
-    if (connect_client(&c))
+    if (bench_connect(&c))
         return 1;
     prism_task_options o = task_opts(cf);
     long n = 1000, calls = 0;
     prism_ref **refs = calloc((size_t)n, sizeof *refs);
     bool *ready = calloc((size_t)n, sizeof *ready);
     for (long w = 0; w < cf->warmup; w++)
-        TRY(wait_round(c, &o, refs, ready, n, &calls), "warm-up");
+        BENCH_TRY(wait_round(c, &o, refs, ready, n, &calls), "warm-up");
     double *ms = calloc((size_t)cf->rounds, sizeof *ms);
     calls = 0;
     int64_t t0 = bench_now_ns();
     for (long r = 0; r < cf->rounds; r++) {
         int64_t a = bench_now_ns();
-        TRY(wait_round(c, &o, refs, ready, n, &calls), "round");
+        BENCH_TRY(wait_round(c, &o, refs, ready, n, &calls), "round");
         ms[r] = (double)(bench_now_ns() - a) / 1e6;
     }
     double total = (double)(bench_now_ns() - t0) / 1e9;
@@ -472,13 +279,13 @@ static int bench_get10k(const cfg *cf, bool via_task)
     bench_name = via_task ? "single_client_get_object_containing_10k_refs_via_task"
                           : "single_client_get_object_containing_10k_refs";
     prism_client *c;
-    if (connect_client(&c))
+    if (bench_connect(&c))
         return 1;
     const size_t n = 10000;
     prism_ref **items = calloc(n, sizeof *items);
     prism_value *one = prism_value_json("1"), *list = prism_value_list();
     for (size_t i = 0; i < n; i++) {
-        TRY(prism_put(c, one, &items[i]), "put an item");
+        BENCH_TRY(prism_put(c, one, &items[i]), "put an item");
         prism_value_list_append(list, prism_value_ref(items[i]));
     }
     prism_task_options o = task_opts(cf);
@@ -490,16 +297,17 @@ static int bench_get10k(const cfg *cf, bool via_task)
         int64_t a = bench_now_ns();
         prism_ref *holder = NULL;
         if (via_task)
-            TRY(prism_submit(c, "builtin", "echo", &list, 1, &o, &holder), "submit echo(list)");
+            BENCH_TRY(prism_submit(c, "builtin", "echo", &list, 1, &o, &holder),
+                      "submit echo(list)");
         else
-            TRY(prism_put(c, list, &holder), "put the list");
+            BENCH_TRY(prism_put(c, list, &holder), "put the list");
         prism_value *v = NULL;
-        prism_status s = prism_get(c, holder, GET_TIMEOUT_MS, &v);
+        prism_status s = prism_get(c, holder, BENCH_GET_TIMEOUT_MS, &v);
         if (s == PRISM_OK)
             s = check_list(v, n);
         prism_value_free(v);
         prism_ref_release(holder);
-        TRY(s, "get the list");
+        BENCH_TRY(s, "get the list");
         if (r >= 0)
             ms[r] = (double)(bench_now_ns() - a) / 1e6;
     }
@@ -539,12 +347,12 @@ static int bench_arg(const cfg *cf)
     snprintf(name, sizeof name, "single_client_tasks_%s_arg", label);
     bench_name = name;
     prism_client *c;
-    if (connect_client(&c))
+    if (bench_connect(&c))
         return 1;
     size_t size = (size_t)cf->size;
     uint8_t *buf = malloc(size);
     if (!buf)
-        return report_error("malloc", PRISM_ERR_NO_MEMORY);
+        return bench_fail("malloc", PRISM_ERR_NO_MEMORY);
     unsigned long long checksum = 0;
     for (size_t i = 0; i < size; i++)
         checksum += buf[i] = (uint8_t)(i * 7 + (i >> 12));
@@ -553,7 +361,7 @@ static int bench_arg(const cfg *cf)
     free(buf);
     prism_ref *ref = NULL;
     int64_t p0 = bench_now_ns();
-    TRY(prism_put(c, big, &ref), "put");
+    BENCH_TRY(prism_put(c, big, &ref), "put");
     double put_ms = (double)(bench_now_ns() - p0) / 1e6;
     prism_value_free(big);
     prism_task_options o = task_opts(cf);
@@ -561,14 +369,14 @@ static int bench_arg(const cfg *cf)
     prism_value *arg = prism_value_ref(ref);
     prism_ref *r = NULL;
     prism_value *v = NULL;
-    TRY(prism_submit(c, "builtin", "sum", &arg, 1, &o, &r), "submit sum");
-    prism_status s = prism_get(c, r, GET_TIMEOUT_MS, &v);
+    BENCH_TRY(prism_submit(c, "builtin", "sum", &arg, 1, &o, &r), "submit sum");
+    prism_status s = prism_get(c, r, BENCH_GET_TIMEOUT_MS, &v);
     prism_ref_release(r);
-    TRY(s, "get sum");
+    BENCH_TRY(s, "get sum");
     const char *text = prism_value_json_text(v);
     if (!text || strtoull(text, NULL, 10) != checksum) {
         fprintf(stderr, "checksum: got %s, want %llu\n", text ? text : "(none)", checksum);
-        return report_error("checksum", PRISM_ERR_INTERNAL);
+        return bench_fail("checksum", PRISM_ERR_INTERNAL);
     }
     prism_value_free(v);
     prism_value *args[2] = {prism_value_json("1"), arg};
@@ -580,13 +388,13 @@ static int bench_arg(const cfg *cf)
         if (i == 0)
             t0 = bench_now_ns();
         int64_t a = bench_now_ns();
-        TRY(prism_submit(c, "builtin", "echo", args, 2, &o, &r), "submit echo");
-        s = prism_get(c, r, GET_TIMEOUT_MS, &v);
+        BENCH_TRY(prism_submit(c, "builtin", "echo", args, 2, &o, &r), "submit echo");
+        s = prism_get(c, r, BENCH_GET_TIMEOUT_MS, &v);
         if (s == PRISM_OK && (!prism_value_json_text(v) || strcmp(prism_value_json_text(v), "1")))
             s = PRISM_ERR_INTERNAL;
         prism_value_free(v);
         prism_ref_release(r);
-        TRY(s, "get echo");
+        BENCH_TRY(s, "get echo");
         int64_t b = bench_now_ns();
         if (i >= 0) {
             lat[n++] = b - a;
@@ -614,19 +422,6 @@ static int bench_arg(const cfg *cf)
 }
 
 /* ---------- main ---------- */
-
-static long long parse_size(const char *s)
-{
-    char *end;
-    double x = strtod(s, &end);
-    switch (*end) {
-    case 'k': case 'K': x *= 1024; break;
-    case 'm': case 'M': x *= 1024 * 1024; break;
-    case 'g': case 'G': x *= 1024.0 * 1024 * 1024; break;
-    default: break;
-    }
-    return (long long)x;
-}
 
 static void usage(void)
 {
@@ -681,67 +476,46 @@ static int run_one(const char *bench, const cfg *given)
     return 2;
 }
 
+/* The plan of `all`: each benchmark, arg at 1 MiB and 100 MiB. */
+static const struct {
+    const char *bench;
+    long long size;
+} plan[] = {{"sync", 0},        {"async", 0},         {"multi", 0},
+            {"wait", 0},        {"get10k", 0},        {"get10k-task", 0},
+            {"arg", 1LL << 20}, {"arg", 100LL << 20}};
+
+static int run_planned(void *arg, size_t i)
+{
+    cfg one = *(const cfg *)arg;
+    if (plan[i].size)
+        one.size = plan[i].size;
+    return run_one(plan[i].bench, &one);
+}
+
 int main(int argc, char **argv)
 {
+    bench_prog = "prism-tasks-bench";
     if (argc < 2) {
         usage();
         return 2;
     }
     cfg c = {.clients = 2, .size = 1 << 20, .max_seconds = 20, .num_cpus = 1};
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) {
-            usage();
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--n"))
-            c.n = atol(v), c.n_set = true;
-        else if (!strcmp(a, "--rounds"))
-            c.rounds = atol(v), c.rounds_set = true;
-        else if (!strcmp(a, "--warmup"))
-            c.warmup = atol(v), c.warmup_set = true;
-        else if (!strcmp(a, "--clients"))
-            c.clients = atol(v);
-        else if (!strcmp(a, "--size"))
-            c.size = parse_size(v);
-        else if (!strcmp(a, "--max-seconds"))
-            c.max_seconds = atof(v);
-        else if (!strcmp(a, "--num-cpus"))
-            c.num_cpus = atof(v);
-        else {
-            usage();
-            return 2;
-        }
-    }
-    if ((c.n_set && c.n < 1) || (c.rounds_set && c.rounds < 1) || c.warmup < 0 ||
+    const bench_opt opts[] = {
+        {"--n", 'l', &c.n, &c.n_set},
+        {"--rounds", 'l', &c.rounds, &c.rounds_set},
+        {"--warmup", 'l', &c.warmup, &c.warmup_set},
+        {"--clients", 'l', &c.clients, NULL},
+        {"--size", 's', &c.size, NULL},
+        {"--max-seconds", 'd', &c.max_seconds, NULL},
+        {"--num-cpus", 'd', &c.num_cpus, NULL},
+    };
+    if (bench_parse_opts(argc, argv, 2, opts, sizeof opts / sizeof opts[0]) != 0 ||
+        (c.n_set && c.n < 1) || (c.rounds_set && c.rounds < 1) || c.warmup < 0 ||
         c.clients < 1 || c.size < 1) {
         usage();
         return 2;
     }
     if (strcmp(argv[1], "all"))
         return run_one(argv[1], &c);
-    /* every benchmark in a child process of its own */
-    static const struct {
-        const char *bench;
-        long long size;
-    } plan[] = {{"sync", 0},        {"async", 0},         {"multi", 0},
-                {"wait", 0},        {"get10k", 0},        {"get10k-task", 0},
-                {"arg", 1LL << 20}, {"arg", 100LL << 20}};
-    int rc = 0;
-    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid == 0) {
-            cfg one = c;
-            if (plan[i].size)
-                one.size = plan[i].size;
-            _exit(run_one(plan[i].bench, &one));
-        }
-        int st = 0;
-        waitpid(pid, &st, 0);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            rc = 1;
-    }
-    return rc;
+    return bench_each_in_child(sizeof plan / sizeof plan[0], run_planned, &c);
 }

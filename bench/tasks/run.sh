@@ -33,23 +33,11 @@ KEEP=${KEEP:-}
 PY=/usr/bin/python3
 SRC=bench/tasks
 
-say() { echo "run.sh: $*" >&2; }
+NAME=run.sh
+. bench/tasks/common.sh
 
 # ---- build ----
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  say "configuring $BUILD (Release)"
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-if grep -q '^PRISM_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt"; then
-  say "$BUILD is a sanitizer build; give a Release build directory"
-  exit 2
-fi
-say "building $BUILD"
-if ! cmake --build "$BUILD" -j1 >"$BUILD/bench-tasks-build.log" 2>&1; then
-  tail -30 "$BUILD/bench-tasks-build.log" >&2
-  exit 1
-fi
-BIN=$BUILD/bin
+bench_build 1 bench-tasks-build.log
 if [ -d "$BUILD/bench/tasks" ] && [ -x "$BIN/prism-tasks-bench" ]; then
   TB=$BIN/prism-tasks-bench PP=$BIN/prism-tasks-pingpong SOAK=$BIN/prism-tasks-soak
 else
@@ -77,63 +65,21 @@ else
   TB=$OUT/prism-tasks-bench PP=$OUT/prism-tasks-pingpong SOAK=$OUT/prism-tasks-soak
 fi
 
-# ---- the peers' Python ----
-if ! $PY -c 'import distributed' 2>/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    say "installing Debian's python3-distributed"
-    apt-get install -y python3-distributed >/dev/null 2>&1 ||
-      { apt-get update >/dev/null 2>&1 && apt-get install -y python3-distributed >/dev/null 2>&1; } ||
-      say "apt-get install python3-distributed failed: Dask is left out"
-  else
-    say "python3-distributed is missing (apt-get install python3-distributed as root): Dask is left out"
-  fi
-fi
-
-# ---- work directory and cluster ----
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-tasks-bench.XXXXXX")
-RESULTS=$WORK/results.jsonl
-: >"$RESULTS"
-export PRISM_HOME="$WORK/home"
-unset PRISM_ADDRESS PRISM_TOKEN PRISM_NATS_URL PRISM_STORE_SOCKET PRISM_NODE_ID
-UP=""
-FAILED=""
-cleanup() {
-  if [ -n "$UP" ]; then "$BIN/prism" down >/dev/null 2>&1 || true; fi
-  if [ -n "$KEEP$FAILED" ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-run_step() { # LIMIT_SECONDS COMMAND...: JSON lines to the results, the rest to stderr
-  limit=$1
-  shift
-  if ! timeout "$limit" "$@" >>"$RESULTS"; then
-    say "failed: $*"
-    FAILED=1
-  fi
-}
+# ---- the peers' Python, work directory ----
+bench_need_dask
+bench_workdir prism-tasks-bench
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 say "physical limits"
-if [ -n "$QUICK" ]; then run_step 120 "$PP" --n 20000; else run_step 300 "$PP"; fi
+bench_limits
 say "peers: multiprocessing"
 run_step 600 $PY "$SRC/peers.py" multiprocessing ${QUICK:+--quick}
-if $PY -c 'import distributed' 2>/dev/null; then
+if have_dask; then
   say "peers: Dask distributed"
   run_step 900 $PY "$SRC/peers.py" dask ${QUICK:+--quick}
 fi
 
-say "starting a local cluster: $NODES node(s), 2 CPUs each"
-"$BIN/prism" up --nodes "$NODES" --num-cpus 2 >"$WORK/up.log" 2>&1 || {
-  cat "$WORK/up.log" >&2
-  FAILED=1
-  exit 1
-}
-UP=1
-# the driver's local object store: where put values above the inline size go
-if [ -S "$PRISM_HOME/nodes/node-1/objectstore.sock" ]; then
-  export PRISM_STORE_SOCKET="$PRISM_HOME/nodes/node-1/objectstore.sock"
-fi
+bench_cluster_up "$NODES" 2
 
 Q=""
 [ -n "$QUICK" ] && Q="--rounds 2 --max-seconds 3"
@@ -159,21 +105,11 @@ else
   say "prism: soak ($SOAK_TASKS tasks, at most $SOAK_SECONDS s)"
   run_step $((SOAK_SECONDS + 300)) "$SOAK" --tasks "$SOAK_TASKS" --max-seconds "$SOAK_SECONDS"
 fi
-"$BIN/prism" down >/dev/null 2>&1 || true
-UP=""
+bench_cluster_down
 say "physical limits, again (the table takes the better of the two)"
-if [ -n "$QUICK" ]; then run_step 120 "$PP" --n 20000; else run_step 300 "$PP"; fi
-if [ -n "$FAILED" ]; then
-  for f in "$PRISM_HOME"/logs/*.log; do
-    say "--- tail of $f"
-    tail -5 "$f" >&2
-  done
-fi
+bench_limits
+bench_failed_logs
 
-echo "Prism task benchmarks: $(nproc) CPUs, $(uname -sr), load average at the start $LOAD0," \
-  "$NODES node(s) of 2 CPUs;" \
-  "Dask $($PY -c 'import distributed; print(distributed.__version__)' 2>/dev/null || echo absent)," \
-  "Python $($PY -c 'import platform; print(platform.python_version())')"
-echo
+bench_header "Prism task benchmarks" "$NODES" 2
 $PY "$SRC/table.py" "$RESULTS" || FAILED=1
 [ -z "$FAILED" ]

@@ -57,37 +57,75 @@ def fmt(x, unit=""):
     return s + unit
 
 
+def val(res, system, bench, field):
+    d = res.get((system, bench))
+    return None if d is None else d.get(field)
+
+
+def limit_text(res, kind):
+    """The physical limit shown next to a row: "rtt_rate", "rtt_us", "pipe",
+    "copy_1mib", "copy_100mib" (prism-tasks-pingpong's results), or ""."""
+    def lim(bench, field):
+        return val(res, "limit", bench, field)
+    rtt_us, rtt_rate = lim("unix_rtt", "median_us"), lim("unix_rtt", "rate")
+    hand_us = lim("unix_rtt_handoff", "median_us")
+    pipe_rate = lim("unix_pipelined", "rate")
+    if kind == "rtt_rate" and rtt_rate:
+        return "1 RTT: %s/s" % fmt(rtt_rate)
+    if kind == "rtt_us" and rtt_us:
+        same, two = lim("unix_rtt_same_cpu", "median_us"), lim("unix_rtt_two_cpus", "median_us")
+        text = "1 RTT: %s µs" % fmt(rtt_us)
+        if same is not None and two is not None:
+            text += " (one CPU %s, two CPUs %s)" % (fmt(same), fmt(two))
+        return text + "; with a thread hand-off %s" % fmt(hand_us)
+    if kind == "pipe" and pipe_rate:
+        return "pipelined msgs: %s/s" % fmt(pipe_rate)
+    if kind.startswith("copy") and lim("memcpy_" + kind[5:], "median_ms") is not None:
+        return "zero-copy: 1 RTT %s µs; one copy %s µs" % (
+            fmt(rtt_us), fmt(1e3 * lim("memcpy_" + kind[5:], "median_ms")))
+    return ""
+
+
+def print_table(res, rows, peers, peer_heads):
+    """rows: (label, bench, field, unit, higher is better, limit kind); one
+    column for Prism, one per peer, the ratio to the best peer and the limit.
+    A result marked "unsupported" shows as "not supported"."""
+    def cell(system, bench, field):
+        d = res.get((system, bench))
+        return "not supported" if d is not None and "unsupported" in d else fmt(
+            None if d is None else d.get(field))
+    head = ("benchmark", "unit", "Prism") + tuple(peer_heads) + ("Prism ÷ best peer",
+                                                                 "physical limit")
+    table = []
+    for label, bench, field, unit, higher, limit in rows:
+        p = val(res, "prism", bench, field)
+        have = [x for x in (val(res, s, bench, field) for s in peers) if x is not None]
+        best = (max(have) if higher else min(have)) if have else None
+        ratio = "%.2f" % (p / best) if p is not None and best else "n/a"
+        table.append((label, unit, cell("prism", bench, field)) +
+                     tuple(cell(s, bench, field) for s in peers) +
+                     (ratio, limit_text(res, limit)))
+    widths = [max(len(r[i]) for r in table + [head]) for i in range(len(head))]
+    left = (0, 1, len(head) - 1)
+    line = lambda r: "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    print(line(head))
+    print(line(tuple("-" * w for w in widths)))
+    for r in table:
+        print(line(r))
+    print("Prism ÷ best peer: the Prism number over the best peer's; above 1 is better for a "
+          "rate, below 1 for a latency.")
+
+
+def print_errors(errors):
+    for e in errors:
+        print("error: %s %s: %s" % (e.get("system"), e.get("bench"), e.get("error")))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: table.py RESULTS.jsonl")
     res, errors = load(sys.argv[1])
-
-    def val(system, bench, field):
-        d = res.get((system, bench))
-        return None if d is None else d.get(field)
-
-    def lim(bench, field):
-        return val("limit", bench, field)
-
-    rtt_us, rtt_rate = lim("unix_rtt", "median_us"), lim("unix_rtt", "rate")
-    hand_us = lim("unix_rtt_handoff", "median_us")
-    pipe_rate = lim("unix_pipelined", "rate")
-
-    def limit_text(kind):
-        if kind == "rtt_rate" and rtt_rate:
-            return "1 RTT: %s/s" % fmt(rtt_rate)
-        if kind == "rtt_us" and rtt_us:
-            same, two = lim("unix_rtt_same_cpu", "median_us"), lim("unix_rtt_two_cpus", "median_us")
-            text = "1 RTT: %s µs" % fmt(rtt_us)
-            if same is not None and two is not None:
-                text += " (one CPU %s, two CPUs %s)" % (fmt(same), fmt(two))
-            return text + "; with a thread hand-off %s" % fmt(hand_us)
-        if kind == "pipe" and pipe_rate:
-            return "pipelined msgs: %s/s" % fmt(pipe_rate)
-        if kind.startswith("copy") and lim("memcpy_" + kind[5:], "median_ms") is not None:
-            return "zero-copy: 1 RTT %s µs; one copy %s µs" % (
-                fmt(rtt_us), fmt(1e3 * lim("memcpy_" + kind[5:], "median_ms")))
-        return ""
 
     # (label, bench, field, unit, higher is better, limit)
     rows = [
@@ -113,31 +151,12 @@ def main():
          "copy_100mib"),
         ("  put or scatter, once", "single_client_tasks_100mib_arg", "put_ms", "ms", False, ""),
     ]
-    head = ("benchmark", "unit", "Prism", "Dask", "multiproc.", "Prism ÷ best peer",
-            "physical limit")
-    table = []
-    for label, bench, field, unit, higher, limit in rows:
-        p = val("prism", bench, field)
-        peers = [val(s, bench, field) for s in PEERS]
-        have = [x for x in peers if x is not None]
-        best = (max(have) if higher else min(have)) if have else None
-        ratio = "%.2f" % (p / best) if p is not None and best else "n/a"
-        table.append((label, unit, fmt(p), fmt(peers[0]), fmt(peers[1]), ratio,
-                      limit_text(limit)))
-    widths = [max(len(r[i]) for r in table + [head]) for i in range(len(head))]
-    line = lambda r: "  ".join(c.ljust(w) if i in (0, 1, 6) else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-    print(line(head))
-    print(line(tuple("-" * w for w in widths)))
-    for r in table:
-        print(line(r))
-    print("Prism ÷ best peer: the Prism number over the best peer's; above 1 is better for a "
-          "rate, below 1 for a latency.")
+    print_table(res, rows, PEERS, ("Dask", "multiproc."))
 
     # targets
     print()
-    async_rate = val("prism", "single_client_tasks_async", "rate")
-    sync_med = val("prism", "single_client_tasks_sync", "median_us")
+    async_rate = val(res, "prism", "single_client_tasks_async", "rate")
+    sync_med = val(res, "prism", "single_client_tasks_sync", "median_us")
     verdict = lambda ok: "met" if ok else "MISSED"
     if async_rate is not None:
         print("target single_client_tasks_async >= 50,000/s: %s (%s/s)"
@@ -163,8 +182,7 @@ def main():
               "warm-up, %d at the end: %s"
               % (soak["max_growth_pct"], soak["stores"], soak["store_objects_warm"],
                  soak["store_objects_end"], "ok" if soak["ok"] else "FAILED"))
-    for e in errors:
-        print("error: %s %s: %s" % (e.get("system"), e.get("bench"), e.get("error")))
+    print_errors(errors)
     return 1 if errors else 0
 
 
