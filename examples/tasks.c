@@ -127,3 +127,48 @@ PRISM_TASK(bump)
     prism_actor_release(a);
     return s == PRISM_OK ? PRISM_OK : prism_task_fail(ctx, "inc failed: %s", prism_last_error());
 }
+
+/* An actor class: Accumulator(start?) keeps a running total.
+ *   add(x) adds a JSON number and returns the total; total() returns it. */
+typedef struct accumulator {
+    double total;
+} accumulator;
+
+PRISM_ACTOR_INIT(Accumulator)
+{
+    const char *text = nargs == 1 ? prism_value_json_text(args[0]) : NULL;
+    if (nargs > 1 || (nargs == 1 && !text))
+        return prism_task_fail(ctx, "Accumulator takes an optional JSON number to start from");
+    accumulator *a = calloc(1, sizeof *a);
+    if (!a)
+        return prism_task_fail(ctx, "out of memory");
+    a->total = text ? atof(text) : 0;
+    *state = a;
+    return PRISM_OK;
+}
+
+static prism_value *number(double x)
+{
+    char out[64];
+    snprintf(out, sizeof out, "%.17g", x);
+    return prism_value_json(out);
+}
+
+PRISM_ACTOR_METHOD(Accumulator, add)
+{
+    const char *text = nargs == 1 ? prism_value_json_text(args[0]) : NULL;
+    if (!text)
+        return prism_task_fail(ctx, "add takes one JSON number");
+    accumulator *a = state;
+    a->total += atof(text);
+    returns[0] = number(a->total);
+    return PRISM_OK;
+}
+
+PRISM_ACTOR_METHOD(Accumulator, total)
+{
+    returns[0] = number(((accumulator *)state)->total);
+    return PRISM_OK;
+}
+
+PRISM_ACTOR_FREE(Accumulator) { free(state); }

@@ -317,6 +317,25 @@ static int handle(prism_client *c, const char *sha)
     return 0;
 }
 
+/* package SHA: an actor class from an uploaded package (Accumulator). */
+static int package(prism_client *c, const char *sha)
+{
+    prism_value *start = prism_value_json("10");
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, sha, "Accumulator", &start, 1, NULL, &a) == PRISM_OK, "create");
+    prism_value_free(start);
+    double x;
+    CHECK(call(c, a, "add", "5", &x) == PRISM_OK && x == 15, "add 5 gave %g", x);
+    CHECK(call(c, a, "add", "2.5", &x) == PRISM_OK && x == 17.5, "add 2.5 gave %g", x);
+    CHECK(call(c, a, "total", NULL, &x) == PRISM_OK && x == 17.5, "total gave %g", x);
+    prism_status s = call(c, a, "inc", NULL, &x);
+    CHECK(s == PRISM_ERR_UNKNOWN_FUNCTION, "a method the class lacks gave %s", prism_status_text(s));
+    printf("package actor ok: %s\n", prism_last_error());
+    prism_actor_kill(c, a, true);
+    prism_actor_release(a);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -339,6 +358,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "onnode")   ? onnode(c, arg)
              : !strcmp(cmd, "concurrent") ? concurrent(c)
              : !strcmp(cmd, "handle")   ? handle(c, arg)
+             : !strcmp(cmd, "package")  ? package(c, arg)
                                         : 2;
     prism_disconnect(c);
     return rc;

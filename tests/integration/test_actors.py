@@ -127,11 +127,20 @@ def test_calls_in_flight_when_the_actor_dies(c):
     assert "inflight ok: retried" in probe(c, "inflight", 1)
 
 
-def test_handle_passed_to_a_task(c):
+def upload_package(c):
     with open(PACKAGE, "rb") as f:
         r = c.request("POST", "/api/v1/packages", raw=f.read())
     assert r.status in (200, 201), r
-    assert "handle ok" in probe(c, "handle", r.json()["sha256"])
+    return r.json()["sha256"]
+
+
+def test_handle_passed_to_a_task(c):
+    assert "handle ok" in probe(c, "handle", upload_package(c))
+
+
+def test_actor_class_from_a_package(c):
+    out = probe(c, "package", upload_package(c))
+    assert "package actor ok" in out and "no method 'inc'" in out, out
 
 
 def test_concurrent_actor(c):
@@ -164,5 +173,5 @@ if __name__ == "__main__":
     run([test_counter, test_order_of_three_callers, test_named_actor_from_another_job,
          test_detached_actor_outlives_its_driver, test_owned_actor_dies_with_its_owner,
          test_restart_then_max_restarts, test_calls_in_flight_when_the_actor_dies,
-         test_handle_passed_to_a_task, test_concurrent_actor, test_actor_on_a_node_that_dies],
-        nodes=1, node_args=("--num-cpus", "4"))
+         test_handle_passed_to_a_task, test_actor_class_from_a_package, test_concurrent_actor,
+         test_actor_on_a_node_that_dies], nodes=1, node_args=("--num-cpus", "4"))
