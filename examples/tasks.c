@@ -172,3 +172,49 @@ PRISM_ACTOR_METHOD(Accumulator, total)
 }
 
 PRISM_ACTOR_FREE(Accumulator) { free(state); }
+
+/* An actor class that keeps references: Holder.keep([ref, ...]) holds them
+ * past the call (the caller may drop its own), sum() gets them and adds up
+ * their bytes, drop() lets them go. */
+typedef struct holder {
+    prism_value *kept;
+} holder;
+
+PRISM_ACTOR_INIT(Holder)
+{
+    *state = calloc(1, sizeof(holder));
+    return *state ? PRISM_OK : prism_task_fail(ctx, "out of memory");
+}
+
+PRISM_ACTOR_METHOD(Holder, keep)
+{
+    if (nargs != 1 || prism_value_kind_of(args[0]) != PRISM_VALUE_LIST)
+        return prism_task_fail(ctx, "keep takes a list of references");
+    holder *h = state;
+    prism_value_free(h->kept);
+    h->kept = prism_value_copy(args[0]);
+    return h->kept ? PRISM_OK : prism_task_fail(ctx, "out of memory");
+}
+
+PRISM_ACTOR_METHOD(Holder, sum)
+{
+    holder *h = state;
+    return h->kept ? prism_task__deref_sum(ctx, (const prism_value *const *)&h->kept, 1, returns,
+                                           nreturns)
+                   : prism_task_fail(ctx, "nothing kept");
+}
+
+PRISM_ACTOR_METHOD(Holder, drop)
+{
+    holder *h = state;
+    prism_value_free(h->kept);
+    h->kept = NULL;
+    return PRISM_OK;
+}
+
+PRISM_ACTOR_FREE(Holder)
+{
+    holder *h = state;
+    prism_value_free(h->kept);
+    free(h);
+}

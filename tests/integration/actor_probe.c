@@ -336,6 +336,47 @@ static int package(prism_client *c, const char *sha)
     return 0;
 }
 
+/* hold SHA: an actor keeps a reference past the call that brought it (its
+ * worker registers as a borrower), so the object outlives the driver's own
+ * handle; once the actor drops it the object is freed. */
+static int hold(prism_client *c, const char *sha)
+{
+    enum { N = 1 << 20 };
+    unsigned char *data = malloc(N);
+    double want = 0;
+    for (int i = 0; i < N; i++)
+        want += (data[i] = (unsigned char)(i % 7));
+    prism_value *bytes = prism_value_bytes(data, N);
+    free(data);
+    prism_ref *x = NULL;
+    CHECK(prism_put(c, bytes, &x) == PRISM_OK, "put");
+    prism_value_free(bytes);
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, sha, "Holder", NULL, 0, NULL, &a) == PRISM_OK, "create");
+    prism_value *list = prism_value_list();
+    prism_value_list_append(list, prism_value_ref(x));
+    prism_ref *r = NULL;
+    CHECK(prism_actor_call(c, a, "keep", &list, 1, 1, &r) == PRISM_OK, "keep");
+    prism_value_free(list);
+    prism_value *v = NULL;
+    CHECK(prism_get(c, r, 60000, &v) == PRISM_OK, "keep's result");
+    prism_value_free(v);
+    prism_ref_release(r);
+    prism_ref_release(x); /* only the actor holds it now */
+    usleep(300000);
+    double got;
+    CHECK(call(c, a, "sum", NULL, &got) == PRISM_OK && got == want,
+          "sum of what the actor kept: %g, not %g", got, want);
+    printf("kept ok: the object outlived the driver's handle\n");
+    CHECK(call(c, a, "drop", NULL, &got) == PRISM_OK, "drop");
+    printf("dropped\n");
+    fflush(stdout);
+    wait_line(); /* the test sees the store empty */
+    prism_actor_kill(c, a, true);
+    prism_actor_release(a);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -359,6 +400,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "concurrent") ? concurrent(c)
              : !strcmp(cmd, "handle")   ? handle(c, arg)
              : !strcmp(cmd, "package")  ? package(c, arg)
+             : !strcmp(cmd, "hold")     ? hold(c, arg)
                                         : 2;
     prism_disconnect(c);
     return rc;

@@ -143,6 +143,31 @@ def test_actor_class_from_a_package(c):
     assert "package actor ok" in out and "no method 'inc'" in out, out
 
 
+def store_objects(c, node="node-1"):
+    import json
+    import urllib.request
+    req = urllib.request.Request(c.store_addresses[node] + "/api/v1/stats",
+                                 headers={"Authorization": "Bearer " + c.token})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())["objects"]
+
+
+def test_actor_keeps_a_borrowed_reference(c):
+    """An actor holds a reference after the call that brought it: the object
+    outlives the driver's own handle, and goes once the actor drops it."""
+    p = start(c, "hold", upload_package(c))
+    try:
+        first_line(p, "kept ok")
+        first_line(p, "dropped")
+        wait_until(lambda: store_objects(c) == 0, timeout=20,
+                   what="the object store to be empty once the actor dropped the reference")
+        out, err = p.communicate("done\n", timeout=60)
+        assert p.returncode == 0, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 def test_concurrent_actor(c):
     assert "concurrent ok" in probe(c, "concurrent")
 
@@ -173,5 +198,6 @@ if __name__ == "__main__":
     run([test_counter, test_order_of_three_callers, test_named_actor_from_another_job,
          test_detached_actor_outlives_its_driver, test_owned_actor_dies_with_its_owner,
          test_restart_then_max_restarts, test_calls_in_flight_when_the_actor_dies,
-         test_handle_passed_to_a_task, test_actor_class_from_a_package, test_concurrent_actor,
+         test_handle_passed_to_a_task, test_actor_class_from_a_package,
+         test_actor_keeps_a_borrowed_reference, test_concurrent_actor,
          test_actor_on_a_node_that_dies], nodes=1, node_args=("--num-cpus", "4"))
