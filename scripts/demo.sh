@@ -104,7 +104,7 @@ run prism job stop "$id"
 run prism job logs --follow "$id" # returns once the driver is gone
 run prism job status "$id"
 
-step "Tasks: the seed program in C (zeros + zeros -> add), run as a job"
+step "Tasks and actors: the seed program in C (zeros + zeros -> add; Counter.inc twice), run as a job"
 run prism job submit --wait -- "$BIN/prism-example-seed"
 
 step "Tasks for curl users: the GCS submits add(2, 40) and owns the result"

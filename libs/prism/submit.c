@@ -478,6 +478,17 @@ static worker_conn *running_on(prism_client *c, const prism_task_id *id, task_sp
     return NULL;
 }
 
+/* The task `id` waiting for its arguments (in some object's waiter list). Lock held. */
+static task_spec *waiting_task(prism_client *c, const prism_task_id *id)
+{
+    for (size_t i = 0; i < c->nbuckets; i++)
+        for (obj_entry *e = c->buckets[i]; e; e = e->next)
+            for (size_t k = 0; k < e->nwaiters; k++)
+                if (!memcmp(e->waiters[k]->id.b, id->b, sizeof id->b))
+                    return e->waiters[k];
+    return NULL;
+}
+
 prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
 {
     if (!c || !ref || ref->owner)
@@ -490,14 +501,20 @@ prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
         prism__task_fail(c, t, PRISM_ERR_CANCELLED, "cancelled before it ran");
     obj_entry *e = prism__obj_find(c, &ref->id);
     bool settled = !e || e->state != OBJ_PENDING;
-    task_spec *running = NULL;
+    task_spec *running = NULL, *waiting = NULL;
     worker_conn *w = t || settled ? NULL : running_on(c, &id, &running);
+    if (!t && !settled && !w)
+        waiting = waiting_task(c, &id);
     char subject[160] = "", lease[96] = "";
     prism_status s = PRISM_OK;
     if (t || settled) {
+    } else if (waiting) { /* it is let go once its arguments settle */
+        if (!waiting->dep_failed)
+            prism__task_fail_returns(c, waiting, PRISM_ERR_CANCELLED,
+                                     "cancelled while it waited for its arguments");
+        waiting->dep_failed = true;
     } else if (!w) {
-        s = prism__fail(PRISM_ERR_INVALID, "the task is waiting for its arguments; it can be "
-                        "cancelled once it is queued");
+        s = prism__fail(PRISM_ERR_INVALID, "the task is neither queued, waiting nor running here");
     } else if (w->pool->actor) {
         s = prism__fail(PRISM_ERR_INVALID, "a running actor call cannot be cancelled; kill the actor");
     } else if (!force) {

@@ -451,6 +451,17 @@ static int cancel(prism_client *c)
     prism_value *ms = prism_value_json("30000");
     prism_ref *r = submit1(c, "builtin", "sleep", &ms, 1, NULL);
     prism_value_free(ms);
+    /* A task waiting for the sleeper's result is cancelled without force. */
+    prism_value *dep[2] = {prism_value_ref(r), prism_value_json("1")};
+    prism_ref *w = submit1(c, "builtin", "add", dep, 2, NULL);
+    prism_value_free(dep[0]);
+    prism_value_free(dep[1]);
+    CHECK(prism_cancel(c, w, false) == PRISM_OK, "cancel of a task waiting for its arguments");
+    prism_value *wv = NULL;
+    CHECK(prism_get(c, w, 5000, &wv) == PRISM_ERR_CANCELLED, "get of the cancelled waiting task");
+    prism_value_free(wv);
+    prism_ref_release(w);
+    printf("waiting task cancelled ok\n");
     char why[256] = "";
     for (int i = 0; i < 200; i++) { /* until it has left the queue */
         prism_pending_reason(c, r, why, sizeof why);

@@ -51,7 +51,7 @@ def test_seed_as_a_job(c):
     jid = c.submit(os.path.abspath(os.path.join(BIN, "prism-example-seed")))
     j = c.wait_job(jid, timeout=60)
     assert j["state"] == "SUCCEEDED", (j, c.logs(jid))
-    assert "5x5 tensor" in c.logs(jid)
+    assert "5x5 tensor" in c.logs(jid) and "Counter: [1, 2]" in c.logs(jid), c.logs(jid)
 
 
 def test_ten_thousand_tasks(c):
@@ -418,7 +418,7 @@ def test_owner_death_fails_borrowers(c):
 def test_force_cancel_of_a_running_task(c):
     t0 = time.monotonic()
     out = probe(c, "cancel").stdout
-    assert "cancelled ok" in out and "cancel ok" in out, out
+    assert "waiting task cancelled ok" in out and "cancelled ok" in out and "cancel ok" in out, out
     assert time.monotonic() - t0 < 25, "the 30 s task was not cut short"
 
 
