@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "gcs.h"
+#include "prism_json_text.h"
 
 #define RAY_API_VERSION "4"
 
@@ -195,36 +196,6 @@ void gcs_ray_job_delete(prism_http_req *req, void *ctx)
     prism_http_reply_json(req, 200, json_pack("{s:b}", "deleted", 1));
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-    size_t n = p[0] < 0x80 ? 1 : (p[0] >> 5) == 6 ? 2 : (p[0] >> 4) == 14 ? 3 : (p[0] >> 3) == 30 ? 4 : 0;
-    if (n == 0 || n > left || (n == 1 && p[0] == 0))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    if ((n == 2 && p[0] < 0xc2) || (n == 3 && p[0] == 0xe0 && p[1] < 0xa0) ||
-        (n == 3 && p[0] == 0xed && p[1] >= 0xa0) || (n == 4 && p[0] == 0xf0 && p[1] < 0x90) ||
-        (n == 4 && p[0] > 0xf4) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
-        return 0; /* overlong, surrogate or past U+10FFFF */
-    return n;
-}
-
-/* Replaces each byte that is not part of valid UTF-8 with '?', in place. */
-static void scrub_utf8(char *text, size_t len)
-{
-    unsigned char *p = (unsigned char *)text;
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(p + i, len - i);
-        if (n == 0) {
-            p[i++] = '?';
-        } else {
-            i += n;
-        }
-    }
-}
-
 void gcs_ray_job_logs(prism_http_req *req, void *ctx)
 {
     const char *id = prism_http_param(req, "id"), *code = "internal";
@@ -237,7 +208,7 @@ void gcs_ray_job_logs(prism_http_req *req, void *ctx)
     }
     json_t *logs = json_stringn(text, len);
     if (!logs) { /* not UTF-8: replace the bad bytes rather than fail */
-        scrub_utf8(text, len);
+        prism_utf8_scrub(text, len);
         logs = json_stringn(text, len);
     }
     free(text);

@@ -57,6 +57,9 @@ def test_seed_as_a_job(c):
 def test_ten_thousand_tasks(c):
     out = probe(c, "many", 10000).stdout
     assert "10000 results right" in out, out
+    # Their outcomes reach the task list, in batches larger than one NATS message.
+    wait_until(lambda: c.get("/api/v1/tasks?limit=1").json()["kept"] >= 10000, timeout=20,
+               what="10,000 task outcomes in the task list")
 
 
 def test_nested_tasks(c):

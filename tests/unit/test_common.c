@@ -18,6 +18,7 @@
 #include "prism_config.h"
 #include "prism_fs.h"
 #include "prism_id.h"
+#include "prism_json_text.h"
 #include "prism_metrics.h"
 #include "prism_sha256.h"
 
@@ -57,6 +58,33 @@ static void test_is_hex(void **state)
     assert_false(prism_is_hex("0123456789ABCDEF", 16));   /* upper case */
     assert_false(prism_is_hex("0123456789abcdeg", 16));
     assert_false(prism_is_hex(NULL, 0));
+}
+
+static void json_text_is(const char *in, const char *want)
+{
+    prism_buf b;
+    prism_buf_init(&b, 1024);
+    assert_int_equal(prism_json_string(&b, in), 0);
+    assert_string_equal(b.data, want);
+    prism_buf_free(&b);
+}
+
+static void test_json_string(void **state)
+{
+    json_text_is("plain", "\"plain\"");
+    json_text_is(NULL, "\"\"");
+    json_text_is("a\"b\\c", "\"a\\\"b\\\\c\"");
+    json_text_is("tab\there\n", "\"tab\\u0009here\\u000a\"");
+    json_text_is("caf\xc3\xa9", "\"caf\xc3\xa9\"");          /* UTF-8 stays */
+    json_text_is("bad\xff\xc3x", "\"bad??x\"");               /* not UTF-8: one ? a byte */
+    json_text_is("\xed\xa0\x80", "\"???\"");                  /* a surrogate */
+    prism_buf small;
+    prism_buf_init(&small, 4);
+    assert_int_equal(prism_json_string(&small, "too long"), -1);
+    prism_buf_free(&small);
+    char text[] = "ok\xfe!";
+    prism_utf8_scrub(text, strlen(text));
+    assert_string_equal(text, "ok?!");
 }
 
 static void test_id_bad_hex(void **state)
@@ -569,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_id_hex_round_trip),
         cmocka_unit_test(test_id_bad_hex),
         cmocka_unit_test(test_is_hex),
+        cmocka_unit_test(test_json_string),
         cmocka_unit_test(test_object_id),
         cmocka_unit_test_setup_teardown(test_config_defaults, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_config_env_and_flags, env_setup, env_teardown),
