@@ -190,7 +190,8 @@ struct prism_client {
     int64_t last_resolve_check_ms, last_borrower_check_ms;
     task_event *events; /* waiting to be published */
     size_t nevents, capevents;
-    uint64_t events_dropped;
+    uint64_t events_dropped; /* since the last flush */
+    size_t finished_events;  /* FINISHED events in the batch being gathered */
     int64_t last_events_ms, last_pending_scan_ms;
     prism_task_id put_task;
     uint32_t put_index;

@@ -16,6 +16,10 @@
 #define FLUSH_EVERY_MS 200
 #define PENDING_AFTER_MS 1000
 #define MAX_BUFFERED 20000 /* per flush; beyond it events are counted as dropped */
+/* Successes per flush (12,500/s): the list is for looking at recent tasks, and
+ * the GCS keeps 10,000 in all, so sending every success of an owner doing
+ * 100k tasks/s would only cost the GCS its CPU. Failures and waits always go. */
+#define FINISHED_PER_FLUSH 2500
 #define MESSAGE_MAX (768u << 10) /* bytes of events per message, under NATS's 1 MiB */
 #define OBJECTS_MIN_MS 1000    /* a changed table is reported at most this often */
 #define OBJECTS_PERIOD_MS 2000 /* an unchanged one holding objects, this often: the GCS
@@ -24,6 +28,10 @@
 
 void prism__event_task(prism_client *c, const task_spec *t, int state, const char *detail)
 {
+    if (state == TASK_EV_FINISHED && c->finished_events >= FINISHED_PER_FLUSH) {
+        c->events_dropped++;
+        return;
+    }
     if (c->nevents == c->capevents) {
         size_t cap = c->capevents ? 2 * c->capevents : 256;
         task_event *ev = cap <= MAX_BUFFERED ? realloc(c->events, cap * sizeof *ev) : NULL;
@@ -34,6 +42,7 @@ void prism__event_task(prism_client *c, const task_spec *t, int state, const cha
         c->events = ev;
         c->capevents = cap;
     }
+    c->finished_events += state == TASK_EV_FINISHED;
     task_event *e = &c->events[c->nevents++];
     e->id = t->id;
     prism__task_name(t, e->name, sizeof e->name);
@@ -94,28 +103,35 @@ static void report_waiting(prism_client *c, int64_t now)
 /* Publishes the task events recorded since the last batch. Lock held (dropped meanwhile). */
 static void flush_tasks(prism_client *c, int64_t now)
 {
-    if (!c->nevents || now - c->last_events_ms < FLUSH_EVERY_MS)
+    if ((!c->nevents && !c->events_dropped) || now - c->last_events_ms < FLUSH_EVERY_MS)
         return;
     c->last_events_ms = now;
     task_event *batch = c->events;
     size_t n = c->nevents;
+    uint64_t dropped = c->events_dropped;
     c->events = NULL;
-    c->nevents = c->capevents = 0;
+    c->nevents = c->capevents = c->finished_events = 0;
+    c->events_dropped = 0;
     pthread_mutex_unlock(&c->lock);
     /* Several messages when the batch is large: a NATS message holds 1 MiB. */
     prism_buf b;
     prism_buf_init(&b, MESSAGE_MAX + 4096);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n || (i == 0 && dropped); i++) {
         if (b.len == 0) {
             append_text(&b, "{\"owner\":");
             prism_json_string(&b, c->self_addr);
+            if (dropped) /* successes left out (FINISHED_PER_FLUSH) or no room */
+                prism_buf_printf(&b, ",\"dropped\":%llu", (unsigned long long)dropped);
+            dropped = 0;
             append_text(&b, ",\"events\":[");
         } else {
             append_text(&b, ",");
         }
-        event_text(&b, c->self_addr, &batch[i]);
-        free(batch[i].detail);
-        if (b.len > MESSAGE_MAX - 2048 || i + 1 == n) {
+        if (i < n) {
+            event_text(&b, c->self_addr, &batch[i]);
+            free(batch[i].detail);
+        }
+        if (b.len > MESSAGE_MAX - 2048 || i + 1 >= n) {
             if (append_text(&b, "]}") == 0)
                 prism_bus_publish(c->bus, "prism.event.tasks", b.data, b.len);
             b.len = 0;

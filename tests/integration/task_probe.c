@@ -491,6 +491,31 @@ static int cancel(prism_client *c)
     return 0;
 }
 
+/* failmany N: N tasks that fail, each with its own error (every failure is
+ * reported to the task list: the batches are larger than one NATS message). */
+static int failmany(prism_client *c, int n)
+{
+    prism_ref **refs = calloc((size_t)n, sizeof *refs);
+    for (int i = 0; i < n; i++) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "\"failure number %d\"", i);
+        prism_value *arg = prism_value_json(msg);
+        refs[i] = submit1(c, "builtin", "fail", &arg, 1, NULL);
+        prism_value_free(arg);
+        CHECK(refs[i], "submit %d", i);
+    }
+    for (int i = 0; i < n; i++) {
+        prism_value *v = NULL;
+        prism_status s = prism_get(c, refs[i], 120000, &v);
+        CHECK(s == PRISM_ERR_TASK, "task %d gave %s", i, prism_status_text(s));
+        prism_value_free(v);
+        prism_ref_release(refs[i]);
+    }
+    free(refs);
+    printf("failmany ok: %d failures\n", n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -517,6 +542,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "borrow")  ? borrow(c, arg)
              : !strcmp(cmd, "ownerdied") ? ownerdied(c, arg)
              : !strcmp(cmd, "cancel")  ? cancel(c)
+             : !strcmp(cmd, "failmany") ? failmany(c, atoi(arg))
                                        : 2;
     prism_disconnect(c);
     return rc;
