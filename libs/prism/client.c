@@ -927,14 +927,35 @@ static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n,
         if (needs_fetch(c, e))
             prism__borrow_resolve(c, e);
     }
-    prism_status s = PRISM_OK;
-    for (;;) {
-        size_t done = 0;
-        for (size_t i = 0; i < n; i++) {
-            obj_entry *e = prism__obj_find(c, &refs[i]->id);
-            ready[i] = !e || e->state != OBJ_PENDING;
-            done += ready[i];
+    /* Every settling wakes this thread: only the objects still pending are
+     * looked at again, and a scan stops once enough are pending that k
+     * cannot be reached yet (tasks tend to finish in order: a wait for all
+     * then costs one look per wake-up, not n). */
+    size_t *pending = malloc((n ? n : 1) * sizeof *pending), npending = n, done = 0;
+    for (size_t i = 0; i < n; i++) {
+        pending[i] = i;
+        ready[i] = false;
+    }
+    prism_status s = pending ? PRISM_OK : prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    while (pending) {
+        size_t kept = 0, seen = 0, i = 0;
+        for (; i < npending; i++) {
+            size_t x = pending[i];
+            obj_entry *e = prism__obj_find(c, &refs[x]->id);
+            if (!e || e->state != OBJ_PENDING) {
+                ready[x] = true;
+                done++;
+                continue;
+            }
+            pending[kept++] = x;
+            if (++seen > n - k) { /* fewer than k can be ready now */
+                i++;
+                break;
+            }
         }
+        while (i < npending)
+            pending[kept++] = pending[i++];
+        npending = kept;
         if (done >= k)
             break;
         int rc = timeout_ms < 0 ? pthread_cond_wait(&c->changed, &c->lock)
@@ -944,10 +965,15 @@ static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n,
             break;
         }
     }
+    for (size_t i = 0; pending && s != PRISM_OK && i < npending; i++) { /* ready[] exact on timeout too */
+        obj_entry *e = prism__obj_find(c, &refs[pending[i]]->id);
+        ready[pending[i]] = !e || e->state != OBJ_PENDING;
+    }
     for (size_t i = 0; i < n; i++)
         if (temps[i])
             prism__ref_drop_locked(c, temps[i]);
     pthread_mutex_unlock(&c->lock);
+    free(pending);
     free(temps);
     return s;
 }

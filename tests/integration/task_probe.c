@@ -516,6 +516,33 @@ static int failmany(prism_client *c, int n)
     return 0;
 }
 
+/* waitk: wait for k of n (tasks of 100, 1500 and 3000 ms), a timeout that
+ * still tells which are ready, then all. */
+static int waitk(prism_client *c)
+{
+    const char *ms[3] = {"100", "1500", "3000"};
+    prism_ref *r[3];
+    for (int i = 0; i < 3; i++) {
+        prism_value *arg = prism_value_json(ms[i]);
+        r[i] = submit1(c, "builtin", "sleep", &arg, 1, NULL);
+        prism_value_free(arg);
+        CHECK(r[i], "submit");
+    }
+    bool ready[3];
+    CHECK(prism_wait(c, r, 3, 1, 10000, ready) == PRISM_OK && ready[0] && !ready[1] && !ready[2],
+          "1 of 3: %d %d %d", ready[0], ready[1], ready[2]);
+    CHECK(prism_wait(c, r, 3, 3, 300, ready) == PRISM_ERR_TIMEOUT && ready[0] && !ready[2],
+          "3 of 3 in 300 ms: %d %d %d", ready[0], ready[1], ready[2]);
+    CHECK(prism_wait(c, r, 3, 2, 10000, ready) == PRISM_OK && ready[0] && ready[1] && !ready[2],
+          "2 of 3: %d %d %d", ready[0], ready[1], ready[2]);
+    CHECK(prism_wait(c, r, 3, 3, 10000, ready) == PRISM_OK && ready[0] && ready[1] && ready[2],
+          "3 of 3");
+    for (int i = 0; i < 3; i++)
+        prism_ref_release(r[i]);
+    printf("waitk ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -543,6 +570,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "ownerdied") ? ownerdied(c, arg)
              : !strcmp(cmd, "cancel")  ? cancel(c)
              : !strcmp(cmd, "failmany") ? failmany(c, atoi(arg))
+             : !strcmp(cmd, "waitk")   ? waitk(c)
                                        : 2;
     prism_disconnect(c);
     return rc;

@@ -426,6 +426,10 @@ def test_owner_death_fails_borrowers(c):
     assert time.monotonic() - t0 < 30, "owner death took too long to notice"
 
 
+def test_wait_for_k_of_n(c):
+    assert "waitk ok" in probe(c, "waitk").stdout
+
+
 def test_force_cancel_of_a_running_task(c):
     t0 = time.monotonic()
     out = probe(c, "cancel").stdout
@@ -440,5 +444,6 @@ if __name__ == "__main__":
          test_lost_object_is_rebuilt, test_infeasible_task_waits_for_a_node,
          test_200mib_argument_from_another_node, test_task_list, test_object_list, test_locality,
          test_nested_tasks_on_one_cpu, test_borrowed_references,
-         test_owner_death_fails_borrowers, test_force_cancel_of_a_running_task], nodes=1,
+         test_owner_death_fails_borrowers, test_wait_for_k_of_n,
+         test_force_cancel_of_a_running_task], nodes=1,
         node_args=("--num-cpus", "4"))
