@@ -141,8 +141,9 @@ prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out);
  * A failed task gives PRISM_ERR_TASK and an ERROR value naming the task. */
 prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, prism_value **out);
 
-/* Waits until `k` of the `n` objects are ready or `timeout_ms` passes;
- * `ready[i]` tells which are. PRISM_ERR_TIMEOUT when fewer than k are. */
+/* Waits until `k` of the `n` objects are ready or `timeout_ms` passes.
+ * `ready[i]` marks k ready ones (the first found, as Ray's num_returns: others
+ * may be ready too), or on PRISM_ERR_TIMEOUT every one that is. */
 prism_status prism_wait(prism_client *c, prism_ref *const *refs, size_t n, size_t k,
                         int timeout_ms, bool *ready);
 

@@ -917,34 +917,45 @@ static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n,
 {
     struct timespec ts;
     deadline_ts(&ts, timeout_ms);
-    prism_ref **temps = calloc(n ? n : 1, sizeof *temps);
-    if (!temps)
+    /* One look at each object until k are found ready (as Ray's num_returns:
+     * the first k found are marked); then each settling wakes this thread and
+     * only the objects still pending are looked at again, a scan stopping at
+     * the k-th ready one or once too many are pending for k (tasks tend to
+     * finish in order: a wait costs a look or two per wake-up, not n). */
+    size_t *pending = malloc((n ? n : 1) * sizeof *pending), npending = 0, done = 0;
+    prism_ref **temps = NULL; /* handles of `c` for references it did not track */
+    if (!pending)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-    pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < n; i++) { /* borrowed ones: their owners are asked */
-        temps[i] = track(c, refs[i]);
-        obj_entry *e = prism__obj_find(c, &refs[i]->id);
-        if (needs_fetch(c, e))
-            prism__borrow_resolve(c, e);
-    }
-    /* Every settling wakes this thread: only the objects still pending are
-     * looked at again, and a scan stops once enough are pending that k
-     * cannot be reached yet (tasks tend to finish in order: a wait for all
-     * then costs one look per wake-up, not n). */
-    size_t *pending = malloc((n ? n : 1) * sizeof *pending), npending = n, done = 0;
-    for (size_t i = 0; i < n; i++) {
-        pending[i] = i;
+    for (size_t i = 0; i < n; i++)
         ready[i] = false;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < n && done < k; i++) {
+        obj_entry *e = prism__obj_find(c, &refs[i]->id);
+        if (!e && (temps || (temps = calloc(n, sizeof *temps))) && (temps[i] = track(c, refs[i])))
+            e = prism__obj_find(c, &refs[i]->id);
+        if (!e || e->state != OBJ_PENDING) {
+            ready[i] = true;
+            done++;
+            continue;
+        }
+        if (needs_fetch(c, e)) /* borrowed: its owner is asked */
+            prism__borrow_resolve(c, e);
+        pending[npending++] = i;
     }
-    prism_status s = pending ? PRISM_OK : prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-    while (pending) {
+    prism_status s = PRISM_OK;
+    while (done < k) {
+        int rc = timeout_ms < 0 ? pthread_cond_wait(&c->changed, &c->lock)
+                                : pthread_cond_timedwait(&c->changed, &c->lock, &ts);
         size_t kept = 0, seen = 0, i = 0;
         for (; i < npending; i++) {
             size_t x = pending[i];
             obj_entry *e = prism__obj_find(c, &refs[x]->id);
             if (!e || e->state != OBJ_PENDING) {
                 ready[x] = true;
-                done++;
+                if (++done == k) {
+                    i++;
+                    break;
+                }
                 continue;
             }
             pending[kept++] = x;
@@ -956,20 +967,16 @@ static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n,
         while (i < npending)
             pending[kept++] = pending[i++];
         npending = kept;
-        if (done >= k)
-            break;
-        int rc = timeout_ms < 0 ? pthread_cond_wait(&c->changed, &c->lock)
-                                : pthread_cond_timedwait(&c->changed, &c->lock, &ts);
-        if (rc == ETIMEDOUT) {
+        if (done < k && rc == ETIMEDOUT) {
             s = prism__fail(PRISM_ERR_TIMEOUT, "fewer than %zu of %zu objects were ready", k, n);
+            for (size_t j = 0; j < npending; j++) { /* ready[] exact on timeout */
+                obj_entry *e = prism__obj_find(c, &refs[pending[j]]->id);
+                ready[pending[j]] = !e || e->state != OBJ_PENDING;
+            }
             break;
         }
     }
-    for (size_t i = 0; pending && s != PRISM_OK && i < npending; i++) { /* ready[] exact on timeout too */
-        obj_entry *e = prism__obj_find(c, &refs[pending[i]]->id);
-        ready[pending[i]] = !e || e->state != OBJ_PENDING;
-    }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; temps && i < n; i++)
         if (temps[i])
             prism__ref_drop_locked(c, temps[i]);
     pthread_mutex_unlock(&c->lock);
