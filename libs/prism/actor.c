@@ -294,24 +294,34 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
     free(text);
     s = w.failed ? prism__fail(PRISM_ERR_NO_MEMORY, "out of memory")
                  : encode_args(c, args, nargs, &body);
+    /* The record exists before the GCS hears of the actor: its ALIVE event
+     * may come before the GCS's answer does. */
+    pthread_mutex_lock(&c->lock);
+    actor_rec *a = s == PRISM_OK ? rec_for(c, hex) : NULL;
+    if (a) {
+        a->state = ACTOR_PENDING;
+        a->max_task_retries = o->max_task_retries;
+        a->cls = strdup(cls);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (s == PRISM_OK && !a)
+        s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     json_t *reply = NULL;
     if (s == PRISM_OK)
         s = gcs_request(c, "prism.gcs.actor.create", body.data, body.len, &reply);
     prism_buf_free(&body);
     json_decref(reply);
-    if (s != PRISM_OK)
-        return s;
-    s = make_handle(c, hex, NULL, out);
-    if (s == PRISM_OK) {
+    if (s != PRISM_OK) {
         pthread_mutex_lock(&c->lock);
-        actor_rec *a = find_rec(c, hex);
-        a->state = ACTOR_PENDING;
-        a->max_task_retries = o->max_task_retries;
-        free(a->cls);
-        a->cls = strdup(cls);
+        if (a) { /* never created: calls through a stale handle fail, not wait */
+            a->state = ACTOR_DEAD;
+            free(a->cause);
+            a->cause = strdup("it was never created");
+        }
         pthread_mutex_unlock(&c->lock);
+        return s;
     }
-    return s;
+    return make_handle(c, hex, NULL, out);
 }
 
 prism_status prism_actor_get(prism_client *c, const char *name, const char *ns, prism_actor **out)
