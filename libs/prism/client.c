@@ -74,12 +74,12 @@ static void clear_value(prism_client *c, obj_entry *e)
     free(e->store_url);
     e->inline_buf = NULL;
     e->node_id = e->store_socket = e->store_url = NULL;
-    prism_ref **held = e->contained;
+    prism_object_id *held = e->contained;
     size_t n = e->ncontained;
     e->contained = NULL;
     e->ncontained = 0;
     for (size_t i = 0; i < n; i++)
-        prism__ref_drop_locked(c, held[i]);
+        prism__obj_unhold(c, &held[i]);
     free(held);
 }
 
@@ -230,6 +230,26 @@ static void note_unregistered(prism_client *c, const prism_object_id *id)
     c->unreg[c->nunreg++] = *id;
 }
 
+bool prism__obj_hold(prism_client *c, const prism_object_id *id, const char *owner)
+{
+    obj_entry *e = prism__obj_find(c, id);
+    if (!e && owner && (e = prism__obj_add(c, id))) {
+        e->owner = strdup(owner);
+        c->nborrowed++;
+        note_unregistered(c, id);
+    }
+    if (e)
+        e->refs++;
+    return e != NULL;
+}
+
+void prism__obj_unhold(prism_client *c, const prism_object_id *id)
+{
+    obj_entry *e = prism__obj_find(c, id);
+    if (e && --e->refs <= 0)
+        prism__obj_maybe_free(c, e);
+}
+
 prism_ref *prism__ref_new_locked(prism_client *c, const prism_object_id *id, const char *owner)
 {
     prism_ref *r = calloc(1, sizeof *r);
@@ -239,17 +259,7 @@ prism_ref *prism__ref_new_locked(prism_client *c, const prism_object_id *id, con
     prism_object_id_to_hex(id, r->hex);
     r->owner = owner ? strdup(owner) : NULL;
     r->client = c;
-    if (!c)
-        return r;
-    obj_entry *e = prism__obj_find(c, id);
-    if (!e && owner && (e = prism__obj_add(c, id))) {
-        e->owner = strdup(owner);
-        c->nborrowed++;
-        note_unregistered(c, id);
-    }
-    if (e)
-        e->refs++;
-    else
+    if (c && !prism__obj_hold(c, id, owner))
         r->client = NULL; /* already freed: the handle names a lost object */
     return r;
 }
@@ -271,9 +281,7 @@ prism_ref *prism_ref_dup(const prism_ref *ref)
 
 void prism__ref_drop_locked(prism_client *c, prism_ref *ref)
 {
-    obj_entry *e = prism__obj_find(c, &ref->id);
-    if (e && --e->refs <= 0)
-        prism__obj_maybe_free(c, e);
+    prism__obj_unhold(c, &ref->id);
     free(ref->owner);
     free(ref);
 }
@@ -462,12 +470,7 @@ void prism_disconnect(prism_client *c)
             next = e->next;
             if (!e->owner && e->store_socket && *e->store_socket && c->store)
                 prism_store_delete(c->store, &e->id);
-            /* The whole table goes: handles inside values are freed, not dropped. */
-            for (size_t k = 0; k < e->ncontained; k++) {
-                free(e->contained[k]->owner);
-                free(e->contained[k]);
-            }
-            free(e->contained);
+            free(e->contained); /* the whole table goes: nothing to drop */
             e->contained = NULL;
             e->ncontained = 0;
             for (borrower *b = e->borrowers, *bn; b; b = bn) {
@@ -589,13 +592,12 @@ static void hold_contained(prism_client *c, obj_entry *e, const prism_value *v)
     const prism_ref **refs = NULL;
     size_t n = 0, cap = 0;
     if (prism__value_refs(v, &refs, &n, &cap) == 0 && n)
-        e->contained = calloc(n, sizeof *e->contained);
+        e->contained = malloc(n * sizeof *e->contained);
     for (size_t i = 0; e->contained && i < n; i++) {
         const prism_ref *r = refs[i];
         bool mine = !r->owner || !strcmp(r->owner, c->self_addr);
-        prism_ref *h = prism__ref_new_locked(c, &r->id, mine ? NULL : r->owner);
-        if (h)
-            e->contained[e->ncontained++] = h;
+        if (prism__obj_hold(c, &r->id, mine ? NULL : r->owner))
+            e->contained[e->ncontained++] = r->id;
     }
     free(refs);
 }

@@ -50,8 +50,9 @@ typedef struct obj_entry {
     size_t nwaiters, capwaiters;
     task_spec *lineage; /* the task that made a stored value, to run again if it is lost */
     bool lost;          /* its store's node died */
-    /* References inside the value (handles of this table): they live as long as it does. */
-    prism_ref **contained;
+    /* Objects referenced inside the value, each counted once in `refs` of its
+     * entry (as a handle would be, without the handle): they live as long as it does. */
+    prism_object_id *contained;
     size_t ncontained;
     borrower *borrowers; /* owned objects: other processes that hold references */
     /* Borrowed objects (another process owns them; the entry caches the value): */
@@ -224,6 +225,12 @@ void prism__obj_set_failed(prism_client *c, obj_entry *e, prism_status s, const 
 prism_ref *prism__ref_new_locked(prism_client *c, const prism_object_id *id, const char *owner);
 /* Drops a handle of `c`'s table (and frees it). */
 void prism__ref_drop_locked(prism_client *c, prism_ref *ref);
+/* Counts one reference to `id` in the table, as a handle does but without
+ * one (`owner` as for prism__ref_new_locked). False when it is not tracked
+ * (an owned object already freed). */
+bool prism__obj_hold(prism_client *c, const prism_object_id *id, const char *owner);
+/* Drops a count taken by prism__obj_hold. */
+void prism__obj_unhold(prism_client *c, const prism_object_id *id);
 /* Frees `e` when nothing holds it any more (no handle, no borrower). */
 void prism__obj_maybe_free(prism_client *c, obj_entry *e);
 /* Marks an entry failed with an encoded ERROR value (copied). */

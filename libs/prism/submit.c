@@ -302,9 +302,9 @@ static void skip_slot(prism_reader *r)
 }
 
 /* One return: its slot, then the references its value holds (u32 n, n x
- * (object id, str owner)). Those become handles of the entry, made before
- * the value replaces an older one so that nothing they share is freed in
- * between; the worker registered this process with their owners already. */
+ * (object id, str owner)). The entry holds them, counted before the value
+ * replaces an older one so that nothing they share is freed in between; the
+ * worker registered this process with their owners already. */
 static bool read_return(prism_client *c, prism_reader *r, obj_entry *e, const char *name)
 {
     prism_reader slot = *r;
@@ -314,7 +314,7 @@ static bool read_return(prism_client *c, prism_reader *r, obj_entry *e, const ch
         r->failed = 1;
         return false;
     }
-    prism_ref **held = n ? calloc(n, sizeof *held) : NULL;
+    prism_object_id *held = n ? malloc(n * sizeof *held) : NULL;
     size_t nheld = 0;
     for (uint32_t i = 0; i < n && !r->failed; i++) {
         const uint8_t *idb = pr_bytes(r, PRISM_OBJECT_ID_BYTES);
@@ -323,12 +323,12 @@ static bool read_return(prism_client *c, prism_reader *r, obj_entry *e, const ch
             prism_object_id oid;
             memcpy(oid.b, idb, sizeof oid.b);
             bool mine = !strcmp(owner, c->self_addr);
-            prism_ref *h = prism__ref_new_locked(c, &oid, mine ? NULL : owner);
-            obj_entry *b = h && !mine ? prism__obj_find(c, &oid) : NULL;
-            if (b && b->owner)
-                b->registrations++;
-            if (h)
-                held[nheld++] = h;
+            if (prism__obj_hold(c, &oid, mine ? NULL : owner)) {
+                obj_entry *b = mine ? NULL : prism__obj_find(c, &oid);
+                if (b && b->owner)
+                    b->registrations++;
+                held[nheld++] = oid;
+            }
         }
         free(owner);
     }
@@ -338,7 +338,7 @@ static bool read_return(prism_client *c, prism_reader *r, obj_entry *e, const ch
         e->ncontained = nheld;
     } else {
         for (size_t i = 0; i < nheld; i++)
-            prism__ref_drop_locked(c, held[i]);
+            prism__obj_unhold(c, &held[i]);
         free(held);
     }
     return !r->failed && !slot.failed;
