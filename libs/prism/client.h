@@ -20,7 +20,7 @@
  * keeps its worker busy without a round trip per batch. */
 #define ACTOR_PIPELINE_DEPTH 256
 #define MAX_LEASES_PER_SHAPE 64
-#define LEASE_IDLE_MS 200       /* an idle lease is returned after this */
+#define LEASE_IDLE_MS 50        /* an idle lease is returned after this */
 #define IO_SPIN_US 50           /* the io thread polls this long for results before sleeping */
 
 enum obj_state { OBJ_PENDING, OBJ_READY, OBJ_FAILED };
