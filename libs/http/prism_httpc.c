@@ -19,9 +19,11 @@ struct prism_httpc {
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
+void prism_httpc_global_init(void) { pthread_once(&curl_once, curl_init_once); }
+
 int prism_httpc_create(prism_httpc **out, const char *base_url, const char *token)
 {
-    pthread_once(&curl_once, curl_init_once);
+    prism_httpc_global_init();
     prism_httpc *c = calloc(1, sizeof *c);
     if (!c)
         return -1;

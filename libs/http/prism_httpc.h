@@ -17,6 +17,12 @@ typedef struct prism_httpc_resp {
     size_t len;
 } prism_httpc_resp;
 
+/* Initializes libcurl (and the TLS library under it) once. A service calls it
+ * from its main thread before starting others: libcurl's global init is not
+ * thread-safe, and TLS state made on a short-lived callback thread shows up
+ * as a leak at exit. prism_httpc_create calls it too, for programs that did not. */
+void prism_httpc_global_init(void);
+
 /* `token` may be NULL or "" for no Authorization header. Both strings are copied. */
 int prism_httpc_create(prism_httpc **out, const char *base_url, const char *token);
 void prism_httpc_destroy(prism_httpc *c);

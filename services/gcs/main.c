@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prism_httpc.h"
 #include "db.h"
 #include "gcs.h"
 #include "prism_config.h"
@@ -195,6 +196,7 @@ int main(int argc, char **argv)
     free(g.cfg.token);
     g.cfg.token = token;
     prism_log_init("gcs", level);
+    prism_httpc_global_init(); /* before any thread: REST tasks make a client on an HTTP thread */
     prism_http_route *routes = routes_for(&g.cfg);
     int status = 0;
     if (!routes || start(&g, routes, err, sizeof err) != 0) {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "prism_httpc.h"
 #include "nodeagent.h"
 #include "prism_fs.h"
 #include "prism_signal.h"
@@ -162,6 +163,7 @@ int main(int argc, char **argv)
         return rc == NA_CONFIG_ERROR ? 2 : 0;
     }
     prism_log_init("nodeagent", na.cfg.level);
+    prism_httpc_global_init(); /* before any thread: package fetches run on NATS callbacks */
     pthread_mutex_init(&na.lock, NULL);
     pthread_mutex_init(&na.pkg_lock, NULL);
     pthread_cond_init(&na.idle, NULL);
