@@ -102,13 +102,15 @@ static void object_header(void)
 /* IN: the value is in the owner's memory or in the object store of NODE. */
 static void object_row(json_t *o)
 {
-    char node[13], size[32];
+    char node[13], size[32], borrowers[48] = "";
     snprintf(node, sizeof node, "%s", fmt_str(o, "node_id", "-")); /* as in the task list */
     fmt_bytes((double)fmt_int(o, "size"), size, sizeof size);
-    printf("%-40s  %-38s  %-7s  %-5s  %-12s  %-5s  %-10s  %lld%s\n", fmt_str(o, "object_id", "?"),
+    if (fmt_int(o, "borrowers") > 0) /* other processes holding references */
+        snprintf(borrowers, sizeof borrowers, " +%lld borrowing", (long long)fmt_int(o, "borrowers"));
+    printf("%-40s  %-38s  %-7s  %-5s  %-12s  %-5s  %-10s  %lld%s%s\n", fmt_str(o, "object_id", "?"),
            fmt_str(o, "owner", "?"), fmt_str(o, "state", "?"), fmt_str(o, "location", "-"), node,
            fmt_str(o, "source", "?"), !strcmp(fmt_str(o, "state", ""), "READY") ? size : "-",
-           (long long)fmt_int(o, "refs"),
+           (long long)fmt_int(o, "refs"), borrowers,
            json_is_true(json_object_get(o, "lost")) ? "  (lost)" : "");
 }
 

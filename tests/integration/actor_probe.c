@@ -368,6 +368,8 @@ static int hold(prism_client *c, const char *sha)
     CHECK(call(c, a, "sum", NULL, &got) == PRISM_OK && got == want,
           "sum of what the actor kept: %g, not %g", got, want);
     printf("kept ok: the object outlived the driver's handle\n");
+    fflush(stdout);
+    wait_line(); /* the test sees the actor's worker as its borrower */
     CHECK(call(c, a, "drop", NULL, &got) == PRISM_OK, "drop");
     printf("dropped\n");
     fflush(stdout);

@@ -158,6 +158,16 @@ def test_actor_keeps_a_borrowed_reference(c):
     p = start(c, "hold", upload_package(c))
     try:
         first_line(p, "kept ok")
+        # The driver's own handle is gone: the object lists a borrower, no handle.
+        held = lambda: [o for o in c.get("/api/v1/objects?state=READY").json()["objects"]
+                        if o.get("borrowers") == 1 and o["refs"] == 0 and o["size"] > 1000000]
+        wait_until(held, timeout=10, what="the object listed with one borrower")
+        env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+        out = subprocess.run([os.path.join(BIN, "prism"), "object", "list"], env=env,
+                             capture_output=True, text=True, timeout=60).stdout
+        assert "+1 borrowing" in out, out
+        p.stdin.write("go\n")
+        p.stdin.flush()
         first_line(p, "dropped")
         wait_until(lambda: store_objects(c) == 0, timeout=20,
                    what="the object store to be empty once the actor dropped the reference")
