@@ -31,29 +31,7 @@
 #define MAX_ANSWER (900u * 1024u) /* under the NATS server's default 1 MiB payload */
 #define MAX_CHECKED 32            /* processes pinged per check */
 
-enum { OP_GET = 1, OP_ADD, OP_REMOVE, OP_PING };
 enum { ANS_INLINE = 1, ANS_STORED, ANS_FAILED, ANS_PENDING, ANS_UNKNOWN };
-
-/* "owner:HEX" -> "prism.owner.HEX"; false for an address that names no owner. */
-static bool subject_of(const char *addr, char *out, size_t n)
-{
-    if (!addr || strncmp(addr, "owner:", 6) != 0 || !addr[6] || strpbrk(addr + 6, ". *>"))
-        return false;
-    snprintf(out, n, "prism.owner.%s", addr + 6);
-    return true;
-}
-
-/* A request: u8 op, str borrower, u32 wait_ms, u32 n, n x (object id, u32 count). */
-static void request_begin(prism_buf *b, uint8_t op, const char *who, uint32_t wait_ms,
-                          uint32_t n)
-{
-    prism_buf_init(b, 64u << 20);
-    prism_writer w = {.buf = b};
-    pw_u8(&w, op);
-    pw_str(&w, who);
-    pw_u32(&w, wait_ms);
-    pw_u32(&w, n);
-}
 
 static void request_item(prism_buf *b, const prism_object_id *id, uint32_t count)
 {
@@ -118,10 +96,10 @@ void prism__borrow_flush(prism_client *c)
 static void queue_remove(prism_client *c, const char *owner, const prism_object_id *id, int count)
 {
     char subject[96];
-    if (count <= 0 || !subject_of(owner, subject, sizeof subject))
+    if (count <= 0 || !wire_owner_subject(owner, subject, sizeof subject))
         return;
     prism_buf b;
-    request_begin(&b, OP_REMOVE, c->self_addr, 0, 1);
+    wire_owner_request(&b, OWNER_REMOVE, c->self_addr, 0, 1);
     request_item(&b, id, (uint32_t)count);
     outbox_put(c, subject, NULL, &b);
 }
@@ -317,12 +295,12 @@ static void on_request(prism_bus *bus, const char *subject, const char *reply, c
     prism_writer w = {.buf = &ans};
     bool answer = true;
     pthread_mutex_lock(&c->lock);
-    if (op == OP_GET && n == 1) {
+    if (op == OWNER_GET && n == 1) {
         prism_object_id id;
         memcpy(id.b, pr_bytes(&r, sizeof id.b), sizeof id.b);
         prism_buf_free(&ans);
         answer = on_get(c, &id, wait_ms, reply, &ans);
-    } else if (op == OP_ADD || op == OP_REMOVE) {
+    } else if (op == OWNER_ADD || op == OWNER_REMOVE) {
         uint32_t unknown = 0;
         for (uint32_t i = 0; i < n; i++) {
             prism_object_id id;
@@ -331,7 +309,7 @@ static void on_request(prism_bus *bus, const char *subject, const char *reply, c
             obj_entry *e = prism__obj_find(c, &id);
             if (!e || e->owner || count <= 0) {
                 unknown++;
-            } else if (op == OP_ADD) {
+            } else if (op == OWNER_ADD) {
                 borrower_add(c, e, from, count);
             } else {
                 borrower_remove(c, e, from, count);
@@ -364,7 +342,7 @@ void prism__borrow_resolve(prism_client *c, obj_entry *e)
     if (!e->owner || e->resolving || e->state != OBJ_PENDING)
         return;
     char subject[96];
-    if (!subject_of(e->owner, subject, sizeof subject)) {
+    if (!wire_owner_subject(e->owner, subject, sizeof subject)) {
         fail_owner_died(c, e);
         return;
     }
@@ -372,7 +350,7 @@ void prism__borrow_resolve(prism_client *c, obj_entry *e)
     e->resolve_sent_ms = prism_mono_ms();
     c->nresolving++;
     prism_buf b;
-    request_begin(&b, OP_GET, c->self_addr, LONG_POLL_MS, 1);
+    wire_owner_request(&b, OWNER_GET, c->self_addr, LONG_POLL_MS, 1);
     request_item(&b, &e->id, 0);
     outbox_put(c, subject, c->reply_subject, &b);
 }
@@ -446,7 +424,7 @@ void prism__borrow_fetch_now(prism_client *c, const prism_object_id *id)
         pthread_mutex_unlock(&c->lock);
         return;
     }
-    if (!subject_of(e->owner, subject, sizeof subject)) {
+    if (!wire_owner_subject(e->owner, subject, sizeof subject)) {
         fail_owner_died(c, e);
         pthread_mutex_unlock(&c->lock);
         return;
@@ -456,7 +434,7 @@ void prism__borrow_fetch_now(prism_client *c, const prism_object_id *id)
     c->nresolving++;
     pthread_mutex_unlock(&c->lock);
     prism_buf b;
-    request_begin(&b, OP_GET, c->self_addr, 0, 1);
+    wire_owner_request(&b, OWNER_GET, c->self_addr, 0, 1);
     request_item(&b, id, 0);
     char *reply = NULL;
     size_t rlen = 0;
@@ -490,10 +468,10 @@ static int send_add(prism_client *c, const char *owner, const char *who,
                     const prism_object_id *ids, size_t n)
 {
     char subject[96];
-    if (!subject_of(owner, subject, sizeof subject))
+    if (!wire_owner_subject(owner, subject, sizeof subject))
         return PRISM_BUS_NO_RESPONDERS;
     prism_buf b;
-    request_begin(&b, OP_ADD, who, 0, (uint32_t)n);
+    wire_owner_request(&b, OWNER_ADD, who, 0, (uint32_t)n);
     for (size_t i = 0; i < n; i++)
         request_item(&b, &ids[i], 1);
     char *reply = NULL;
@@ -584,10 +562,10 @@ void prism__borrow_add_for(prism_client *c, const prism_ref *ref, const char *wh
 static bool alive(prism_client *c, const char *addr)
 {
     char subject[96];
-    if (!subject_of(addr, subject, sizeof subject))
+    if (!wire_owner_subject(addr, subject, sizeof subject))
         return false;
     prism_buf b;
-    request_begin(&b, OP_PING, c->self_addr, 0, 0);
+    wire_owner_request(&b, OWNER_PING, c->self_addr, 0, 0);
     char *reply = NULL;
     size_t rlen = 0;
     int rc = prism_bus_request(c->bus, subject, b.data, b.len, ANSWER_MS, &reply, &rlen);

@@ -1,5 +1,7 @@
 #include "wire.h"
 
+#include "codec.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -9,6 +11,24 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+bool wire_owner_subject(const char *addr, char *out, size_t n)
+{
+    if (!addr || strncmp(addr, "owner:", 6) != 0 || !addr[6] || strpbrk(addr + 6, ". *>"))
+        return false;
+    snprintf(out, n, "prism.owner.%s", addr + 6);
+    return true;
+}
+
+void wire_owner_request(prism_buf *b, uint8_t op, const char *from, uint32_t wait_ms, uint32_t n)
+{
+    prism_buf_init(b, 64u << 20);
+    prism_writer w = {.buf = b};
+    pw_u8(&w, op);
+    pw_str(&w, from);
+    pw_u32(&w, wait_ms);
+    pw_u32(&w, n);
+}
 
 void wire_begin(prism_buf *b, uint8_t type)
 {

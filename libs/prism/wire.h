@@ -3,6 +3,7 @@
 #ifndef PRISM_WIRE_H
 #define PRISM_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,16 @@ enum wire_slot {
     SLOT_STORED = 2, /* object id, str node id, str store socket, str store URL, u64 size */
     SLOT_ERROR = 3,  /* u8 status, str task, str message */
 };
+
+/* The owners' protocol over NATS (docs/tasks.md#borrowing): a request is
+ * u8 op, str from, u32 wait_ms, u32 n, then n x (object id, u32 count). */
+enum owner_op { OWNER_GET = 1, OWNER_ADD, OWNER_REMOVE, OWNER_PING };
+
+/* "owner:HEX" -> "prism.owner.HEX" in `out`; false for an address that names no owner. */
+bool wire_owner_subject(const char *addr, char *out, size_t n);
+
+/* Initializes `b` with a request's head; its n items are appended after. */
+void wire_owner_request(prism_buf *b, uint8_t op, const char *from, uint32_t wait_ms, uint32_t n);
 
 /* Starts a frame in `b` (reserving the length); finish it with wire_end. */
 void wire_begin(prism_buf *b, uint8_t type);

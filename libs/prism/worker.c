@@ -511,6 +511,27 @@ static void stop_executors(worker_rt *w)
     w->pool_queue = w->pool_tail = NULL;
 }
 
+/* The DONE answering ACTOR_CREATE or ACTOR_ATTACH: one return, null when `s`
+ * is PRISM_OK, else an error slot. */
+static void actor_done(worker_rt *w, prism_buf *out, const uint8_t *id, prism_status s,
+                       const char *name, const char *err)
+{
+    size_t start = out->len;
+    wire_begin(out, WIRE_DONE);
+    prism_writer wr = {.buf = out};
+    pw_bytes(&wr, id, PRISM_ID_BYTES);
+    pw_u16(&wr, 1);
+    if (s == PRISM_OK) {
+        prism_value *null = prism_value_null();
+        write_return(w, &wr, NULL, 0, null, name);
+        prism_value_free(null);
+    } else {
+        write_error_slot(&wr, s, name, err);
+    }
+    pw_u32(&wr, 0);
+    wire_end(out, start);
+}
+
 /* ACTOR_CREATE: runs the constructor; the worker is the actor's from then on.
  * The DONE frame's one return is null, or the constructor's error. */
 static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf *out)
@@ -572,21 +593,10 @@ static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf 
         s = PRISM_ERR_NO_MEMORY;
         snprintf(err, sizeof err, "out of memory");
     }
-    size_t start = out->len;
-    wire_begin(out, WIRE_DONE);
-    prism_writer wr = {.buf = out};
     uint8_t zero[PRISM_ID_BYTES] = {0};
-    pw_bytes(&wr, idb ? idb : zero, PRISM_ID_BYTES);
-    pw_u16(&wr, 1);
-    if (s == PRISM_OK) {
-        prism_value *null = prism_value_null();
-        write_return(w, &wr, NULL, 0, null, ctx.name);
-        prism_value_free(null);
-    } else {
-        write_error_slot(&wr, init ? PRISM_ERR_TASK : PRISM_ERR_UNKNOWN_FUNCTION, ctx.name, err);
-    }
-    pw_u32(&wr, 0);
-    wire_end(out, start);
+    actor_done(w, out, idb ? idb : zero,
+               s == PRISM_OK ? PRISM_OK : init ? PRISM_ERR_TASK : PRISM_ERR_UNKNOWN_FUNCTION,
+               ctx.name, err);
     for (uint32_t i = 0; args && i < nargs; i++)
         prism_value_free(args[i]);
     free(args);
@@ -604,20 +614,9 @@ static int attach_actor(worker_rt *w, conn *c, const uint8_t *p, size_t n)
     prism_id_to_hex((const prism_id *)p, hex);
     prism_buf out;
     prism_buf_init(&out, 1u << 20);
-    size_t start = out.len;
-    wire_begin(&out, WIRE_DONE);
-    prism_writer wr = {.buf = &out};
-    pw_bytes(&wr, p, PRISM_ID_BYTES);
-    pw_u16(&wr, 1);
-    if (w->actor && !strcmp(w->actor->id, hex)) {
-        prism_value *null = prism_value_null();
-        write_return(w, &wr, NULL, 0, null, "attach");
-        prism_value_free(null);
-    } else {
-        write_error_slot(&wr, PRISM_ERR_ACTOR_DIED, "attach", "this worker hosts no such actor");
-    }
-    pw_u32(&wr, 0);
-    wire_end(&out, start);
+    bool hosted = w->actor && !strcmp(w->actor->id, hex);
+    actor_done(w, &out, p, hosted ? PRISM_OK : PRISM_ERR_ACTOR_DIED, "attach",
+               "this worker hosts no such actor");
     int rc = wire_send_all(c->fd, out.data, out.len);
     prism_buf_free(&out);
     return rc;

@@ -797,23 +797,18 @@ static void run_commands(gcs *g)
 
 /* ---------- the tick ---------- */
 
-/* PING on prism.owner.HEX: u8 4, str from, u32 wait_ms 0, u32 n 0 (tasks.md). */
+/* PING on prism.owner.HEX (the owners' protocol, tasks.md). */
 static void ping_owner(gcs *g, actor *a, int64_t now)
 {
-    if (a->detached || a->dead || strncmp(a->owner, "owner:", 6) != 0 || now < a->next_ping_ms ||
-        (a->ping_sent_ms && now - a->ping_sent_ms < PING_AGAIN_MS))
-        return;
     char subject[192], reply[192];
-    snprintf(subject, sizeof subject, "prism.owner.%s", a->owner + 6);
+    if (a->detached || a->dead || now < a->next_ping_ms ||
+        (a->ping_sent_ms && now - a->ping_sent_ms < PING_AGAIN_MS) ||
+        !wire_owner_subject(a->owner, subject, sizeof subject))
+        return;
     snprintf(reply, sizeof reply, "%s.ping.%s", g->actors->reply_prefix, a->id);
     prism_buf b;
-    prism_buf_init(&b, 256);
-    prism_writer w = {.buf = &b};
-    pw_u8(&w, 4);
-    pw_str(&w, GCS_ADDRESS);
-    pw_u32(&w, 0);
-    pw_u32(&w, 0);
-    if (!w.failed)
+    wire_owner_request(&b, OWNER_PING, GCS_ADDRESS, 0, 0);
+    if (b.len)
         prism_bus_publish_request(g->bus, subject, reply, b.data, b.len);
     prism_buf_free(&b);
     a->ping_sent_ms = now;
