@@ -37,15 +37,17 @@ int prism_hex_decode(uint8_t *out, int n, const char *hex)
     return 0;
 }
 
-void prism_id_random(prism_id *out)
+void prism_random_bytes(void *out, size_t n)
 {
     size_t got = 0;
-    while (got < sizeof out->b) {
-        ssize_t r = getrandom(out->b + got, sizeof out->b - got, 0);
+    while (got < n) {
+        ssize_t r = getrandom((uint8_t *)out + got, n - got, 0);
         if (r > 0)
             got += (size_t)r;
     }
 }
+
+void prism_id_random(prism_id *out) { prism_random_bytes(out->b, sizeof out->b); }
 
 bool prism_id_is_nil(const prism_id *id)
 {

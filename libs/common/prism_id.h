@@ -32,6 +32,8 @@ typedef struct prism_object_id {
     uint8_t b[PRISM_OBJECT_ID_BYTES];
 } prism_object_id;
 
+/* Fills `n` bytes at `out` from the kernel's random source (nonces, keys). */
+void prism_random_bytes(void *out, size_t n);
 /* Fills `out` from the kernel's random source. */
 void prism_id_random(prism_id *out);
 bool prism_id_is_nil(const prism_id *id);

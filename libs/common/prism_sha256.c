@@ -111,3 +111,39 @@ void prism_sha256_hex(const void *data, size_t len, char out[PRISM_SHA256_HEX_LE
     prism_sha256_final(&c, digest);
     prism_hex_encode(digest, PRISM_SHA256_BYTES, out);
 }
+
+void prism_hmac_sha256(const void *key, size_t key_len, const void *const *parts,
+                       const size_t *lens, size_t nparts, uint8_t out[PRISM_SHA256_BYTES])
+{
+    uint8_t k[64] = {0}, pad[64], inner[PRISM_SHA256_BYTES];
+    prism_sha256_ctx c;
+    if (key_len > sizeof k) {
+        prism_sha256_init(&c);
+        prism_sha256_update(&c, key, key_len);
+        prism_sha256_final(&c, k);
+    } else if (key_len) {
+        memcpy(k, key, key_len);
+    }
+    for (size_t i = 0; i < sizeof k; i++)
+        pad[i] = k[i] ^ 0x36;
+    prism_sha256_init(&c);
+    prism_sha256_update(&c, pad, sizeof pad);
+    for (size_t i = 0; i < nparts; i++)
+        prism_sha256_update(&c, parts[i], lens[i]);
+    prism_sha256_final(&c, inner);
+    for (size_t i = 0; i < sizeof k; i++)
+        pad[i] = k[i] ^ 0x5c;
+    prism_sha256_init(&c);
+    prism_sha256_update(&c, pad, sizeof pad);
+    prism_sha256_update(&c, inner, sizeof inner);
+    prism_sha256_final(&c, out);
+}
+
+bool prism_equal_ct(const void *a, const void *b, size_t n)
+{
+    const volatile uint8_t *x = a, *y = b;
+    uint8_t diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= x[i] ^ y[i];
+    return diff == 0;
+}

@@ -526,6 +526,7 @@ prism_status prism_connect(prism_client **out, const prism_connect_options *opts
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
     c->address = setting(opts ? opts->address : NULL, "PRISM_ADDRESS", "address");
     c->token = setting(opts ? opts->token : NULL, "PRISM_TOKEN", "token");
+    wire_auth_key(c->token, c->wire_key);
     const char *nats = getenv("PRISM_NATS_URL");
     c->nats_url = nats && *nats ? strdup(nats) : NULL;
     const char *node = getenv("PRISM_NODE_ID");

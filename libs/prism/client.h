@@ -14,6 +14,7 @@
 #include "prism_internal.h"
 #include "prism_store.h"
 #include "codec.h"
+#include "wire.h"
 
 #define PIPELINE_DEPTH 16       /* tasks in flight per leased worker */
 /* An actor's calls have one connection and nothing to balance: a deep window
@@ -99,6 +100,7 @@ typedef struct task_event {
 
 struct worker_conn {
     int fd;
+    wire_auth auth; /* nothing is sent before the worker's CHALLENGE came */
     char *lease_id, *node_id, *worker_id;
     int inflight;
     task_spec *running, *running_tail; /* pushed, in order */
@@ -164,6 +166,7 @@ typedef struct deletion {
 
 struct prism_client {
     char *address, *token, *nats_url;
+    uint8_t wire_key[WIRE_KEY_BYTES]; /* proves the token to workers (wire.h) */
     char self_addr[128]; /* how references this process owns are named elsewhere */
     char node_id[64];    /* this process's node, when known */
     char *store_socket;  /* the local object store, when there is one */

@@ -167,6 +167,8 @@ static void arm_out(prism_client *c, worker_conn *wc, bool on)
 /* Sends what the socket takes now. Returns -1 when the connection broke. */
 static int flush_out(prism_client *c, worker_conn *wc)
 {
+    if (wc->auth.state == 0) /* the worker's CHALLENGE first: AUTH goes before all else */
+        return 0;
     size_t sent = 0;
     while (sent < wc->out.len) {
         ssize_t n = send(wc->fd, wc->out.data + sent, wc->out.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -360,6 +362,26 @@ static void on_done(prism_client *c, worker_conn *wc, const uint8_t *p, size_t l
     dispatch(c, wc->pool);
 }
 
+/* A frame of the handshake: the AUTH answering the CHALLENGE goes out before
+ * the frames queued meanwhile. Returns -1 when the worker failed it. */
+static int on_auth(prism_client *c, worker_conn *wc, uint8_t type, const uint8_t *p, size_t n)
+{
+    prism_buf auth;
+    prism_buf_init(&auth, (size_t)WIRE_MAX_FRAME * 4);
+    int rc = wire_auth_step(&wc->auth, c->wire_key, type, p, n, &auth);
+    if (rc == 0 && auth.len) { /* the AUTH frame */
+        if (prism_buf_append(&auth, wc->out.data, wc->out.len) != 0) {
+            prism_buf_free(&auth);
+            return -1;
+        }
+        prism_buf_free(&wc->out);
+        wc->out = auth;
+        return flush_out(c, wc);
+    }
+    prism_buf_free(&auth);
+    return rc;
+}
+
 /* Reads what arrived. Returns -1 when the connection is finished. */
 static int conn_read(prism_client *c, worker_conn *wc)
 {
@@ -382,9 +404,13 @@ static int conn_read(prism_client *c, worker_conn *wc)
                 return -1;
             if (used == 0)
                 break;
-            if (type == WIRE_DONE)
-                on_done(c, wc, payload, plen);
             off += (size_t)used;
+            if (!wire_auth_done(&wc->auth)) {
+                if (on_auth(c, wc, type, payload, plen) != 0)
+                    return -1;
+            } else if (type == WIRE_DONE) {
+                on_done(c, wc, payload, plen);
+            }
         }
         memmove(wc->in.data, wc->in.data + off, wc->in.len - off);
         wc->in.len -= off;

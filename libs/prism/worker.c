@@ -1,8 +1,13 @@
 /* The worker runtime: one thread, one epoll loop. Owners connect (Unix socket
- * on the node, TCP from elsewhere), say HELLO with their lease, and push
- * tasks; the worker runs them in arrival order and answers DONE on the same
- * connection. When an owner's connection closes, the worker gives the lease
- * back to its node agent. */
+ * on the node, TCP from elsewhere), prove they hold the cluster's secret
+ * (wire.h), say HELLO with their lease, and push tasks; the worker runs them
+ * in arrival order and answers DONE on the same connection. When an owner's
+ * connection closes, the worker gives the lease back to its node agent.
+ *
+ * What a connection may do (docs/security.md): nothing before AUTH; with a
+ * lease that the node agent confirms it granted to that owner for this
+ * worker, anything; without one (an actor's callers), only calls to the actor
+ * this worker hosts. */
 #include "worker.h"
 
 #include <dlfcn.h>
@@ -32,10 +37,18 @@
 #include "wire.h"
 
 #define WORKER_SPIN_NS 50000
+#define AUTH_DEADLINE_MS 5000 /* a peer that has not proved itself by then is dropped */
+#define MAX_UNAUTHED 64       /* connections still in the handshake; the oldest goes first */
+#define MAX_CONNS 1024
+#define LEASE_CHECK_MS 2000
 
 typedef struct conn {
     int fd;
     char *lease_id, *owner;
+    bool authed;  /* AUTH checked */
+    bool leased;  /* HELLO named a lease the node agent granted to this owner here */
+    uint8_t nonce[WIRE_NONCE_BYTES];
+    int64_t accepted_ms;
     prism_buf in;
     /* Calls of a concurrent actor run on executor threads: each holds its
      * connection (users, under the pool lock) and sends under send_lock; a
@@ -76,7 +89,9 @@ typedef struct package {
 typedef struct worker_rt {
     const prism_worker_config *cfg;
     int epfd, sigfd, unix_fd, tcp_fd;
+    uint8_t key[WIRE_KEY_BYTES];
     conn *conns;
+    int nconns, nunauthed;
     job *queue, *queue_tail;
     package *packages;
     prism_store *store;
@@ -703,6 +718,8 @@ static void conn_drop(worker_rt *w, conn *c)
             break;
         }
     }
+    w->nconns--;
+    w->nunauthed -= !c->authed;
     /* Its queued tasks go too: nobody is there to take the results. */
     pthread_mutex_lock(&w->pool_lock);
     for (job **pp = &w->pool_queue; *pp;) {
@@ -737,7 +754,7 @@ static void conn_drop(worker_rt *w, conn *c)
     }
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     LOG_DEBUG("owner %s left (lease %s)", c->owner ? c->owner : "?", c->lease_id ? c->lease_id : "-");
-    if (!w->actor) /* an actor's worker holds its lease until it exits */
+    if (!w->actor && c->leased) /* an actor's worker holds its lease until it exits */
         return_lease(w, c->lease_id);
     if (in_use) { /* executors still answer on it: the last one frees it */
         shutdown(c->fd, SHUT_RDWR);
@@ -756,15 +773,80 @@ static void conn_free(conn *c)
     free(c);
 }
 
+/* Asks the node agent whether it granted `lease` on this worker to `owner`. */
+static bool lease_granted(worker_rt *w, const char *lease, const char *owner)
+{
+    if (!w->bus) /* no control plane to ask: nothing was granted */
+        return false;
+    char subject[160];
+    snprintf(subject, sizeof subject, "prism.node.%s.worker.check", w->cfg->node_id);
+    json_t *req = json_pack("{s:s,s:s,s:s}", "lease_id", lease, "worker_id", w->cfg->worker_id,
+                            "owner_id", owner), *reply = NULL;
+    bool ok = req && prism_bus_request_json(w->bus, subject, req, LEASE_CHECK_MS, &reply) ==
+                         PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"));
+    json_decref(req);
+    json_decref(reply);
+    return ok;
+}
+
+static int on_hello(worker_rt *w, conn *c, const uint8_t *p, size_t n)
+{
+    prism_reader r = {p, n, 0, NULL, NULL, NULL};
+    free(c->lease_id);
+    free(c->owner);
+    c->lease_id = pr_str(&r);
+    c->owner = pr_str(&r);
+    if (r.failed)
+        return -1;
+    c->leased = *c->lease_id && lease_granted(w, c->lease_id, c->owner);
+    if (*c->lease_id && !c->leased) {
+        LOG_WARN("a peer named lease %.64s for owner %.64s, which the node agent did not grant "
+                 "on this worker: connection closed", c->lease_id, c->owner);
+        return -1;
+    }
+    return 0;
+}
+
+/* A call on a connection without a lease: only to the actor hosted here. */
+static bool is_call_to_own_actor(const worker_rt *w, const uint8_t *p, size_t n)
+{
+    if (!w->actor)
+        return false;
+    prism_reader r = {p, n, 0, NULL, NULL, NULL};
+    pr_bytes(&r, PRISM_ID_BYTES);
+    char *pkg = pr_str(&r);
+    bool ok = !r.failed && pkg && !strcmp(pkg, w->actor->id);
+    free(pkg);
+    return ok;
+}
+
+static int on_auth(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_t n)
+{
+    prism_buf ok;
+    prism_buf_init(&ok, 256);
+    int rc = type == WIRE_AUTH ? wire_auth_accept(w->key, c->nonce, p, n, &ok) : -1;
+    if (rc == 0)
+        rc = wire_send_all(c->fd, ok.data, ok.len);
+    prism_buf_free(&ok);
+    if (rc != 0) {
+        LOG_WARN("a peer failed the handshake (frame %u first): connection closed", type);
+        return -1;
+    }
+    c->authed = true;
+    w->nunauthed--;
+    return 0;
+}
+
 static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_t n)
 {
-    if (type == WIRE_HELLO) {
-        prism_reader r = {p, n, 0, NULL, NULL, NULL};
-        free(c->lease_id);
-        free(c->owner);
-        c->lease_id = pr_str(&r);
-        c->owner = pr_str(&r);
-        return r.failed ? -1 : 0;
+    if (!c->authed)
+        return on_auth(w, c, type, p, n);
+    if (type == WIRE_HELLO)
+        return on_hello(w, c, p, n);
+    if (!c->leased && type != WIRE_CANCEL &&
+        (type != WIRE_PUSH || !is_call_to_own_actor(w, p, n))) {
+        LOG_WARN("a peer without a lease sent frame %u: connection closed", type);
+        return -1;
     }
     if (type == WIRE_ACTOR_KILL) {
         bool queued = false; /* killed before its constructor ran: it never will */
@@ -827,6 +909,12 @@ static int conn_read(worker_rt *w, conn *c)
         uint8_t type;
         const uint8_t *payload;
         size_t plen;
+        /* Before the handshake only a short AUTH may come: no large frame
+         * from an unknown peer is ever buffered. */
+        if (!c->authed && c->in.len - off >= 5 &&
+            (wire_frame_size((uint8_t *)c->in.data + off) > WIRE_AUTH_FRAME_MAX ||
+             (uint8_t)c->in.data[off + 4] != WIRE_AUTH))
+            return -1;
         long used = wire_parse((uint8_t *)c->in.data + off, c->in.len - off, &type, &payload, &plen);
         if (used < 0 || (used > 0 && on_frame(w, c, type, payload, plen) != 0))
             return -1; /* garbage: this connection goes, the worker stays */
@@ -839,17 +927,56 @@ static int conn_read(worker_rt *w, conn *c)
     return 0;
 }
 
+/* The oldest connection still in the handshake (the list is newest first). */
+static conn *oldest_unauthed(worker_rt *w)
+{
+    conn *old = NULL;
+    for (conn *c = w->conns; c; c = c->next)
+        if (!c->authed)
+            old = c;
+    return old;
+}
+
+/* Drops peers that did not prove themselves in time. */
+static void reap_unauthed(worker_rt *w)
+{
+    int64_t now = prism_mono_ms();
+    for (conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->authed && now - c->accepted_ms > AUTH_DEADLINE_MS) {
+            LOG_WARN("a peer did not complete the handshake within %d ms: connection closed",
+                     AUTH_DEADLINE_MS);
+            conn_drop(w, c);
+        }
+    }
+}
+
 static void accept_conn(worker_rt *w, int lfd)
 {
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0)
         return;
-    conn *c = calloc(1, sizeof *c);
-    if (!c) {
+    conn *old = w->nunauthed >= MAX_UNAUTHED ? oldest_unauthed(w) : NULL;
+    if (old) /* many strangers: the oldest makes room */
+        conn_drop(w, old);
+    conn *c = w->nconns < MAX_CONNS ? calloc(1, sizeof *c) : NULL;
+    prism_buf hello;
+    prism_buf_init(&hello, 256);
+    if (c)
+        wire_auth_challenge(&hello, c->nonce);
+    if (!c || send(fd, hello.data, hello.len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)hello.len) {
+        if (!c)
+            LOG_WARN("%d connections already: a new one is refused", w->nconns);
+        prism_buf_free(&hello);
+        free(c);
         close(fd);
         return;
     }
+    prism_buf_free(&hello);
     c->fd = fd;
+    c->accepted_ms = prism_mono_ms();
+    w->nconns++;
+    w->nunauthed++;
     /* Each DONE goes out on its own: over TCP it must not wait for the
      * owner's delayed ACK of the one before. */
     int one = 1;
@@ -985,6 +1112,7 @@ static int start(worker_rt *w, char *err, size_t n)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    wire_auth_key(cfg->token, w->key);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     char tcp[300] = "";
@@ -1105,6 +1233,8 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
             spin_until = prism_mono_ns() + WORKER_SPIN_NS;
         }
         report_calls(&w);
+        if (w.nunauthed)
+            reap_unauthed(&w);
     }
     finish(&w);
     prism__set_block_hook(NULL, NULL);

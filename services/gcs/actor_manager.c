@@ -79,6 +79,8 @@ struct actor {
     int64_t next_ping_ms, ping_sent_ms;
     int fd;
     prism_buf in;
+    wire_auth auth;    /* of the connection: nothing is sent before the worker's CHALLENGE */
+    prism_buf pending; /* frames for after the handshake's AUTH */
     char *lease_id, *node_id, *worker_id, *unix_path, *tcp;
     actor *next;
 };
@@ -115,6 +117,7 @@ static void conn_close(gcs *g, actor *a)
     close(a->fd);
     a->fd = -1;
     prism_buf_free(&a->in);
+    prism_buf_free(&a->pending);
 }
 
 static void actor_free(actor *a)
@@ -126,6 +129,7 @@ static void actor_free(actor *a)
     free(a->args);
     free(a->reason);
     prism_buf_free(&a->in);
+    prism_buf_free(&a->pending);
     free(a->lease_id);
     free(a->node_id);
     free(a->worker_id);
@@ -211,7 +215,11 @@ static void load(gcs *g, const char *id)
         LOG_INFO("%d actors to take over (ALIVE ones are re-attached, others leased again)", n);
 }
 
-void gcs_actor_manager_load(gcs *g) { load(g, NULL); }
+void gcs_actor_manager_load(gcs *g)
+{
+    wire_auth_key(g->cfg.token, g->actors->wire_key);
+    load(g, NULL);
+}
 
 void gcs_actor_manager_free(gcs *g)
 {
@@ -405,8 +413,9 @@ static int connect_tcp(const char *hostport)
     return fd;
 }
 
-/* Connects to the actor's worker and sends HELLO and `frame` (CREATE or
- * ATTACH). Returns 0, or -1 with nothing left open. */
+/* Connects to the actor's worker and queues HELLO and `frame` (CREATE or
+ * ATTACH), sent once the worker's CHALLENGE came (see on_auth). Returns 0,
+ * or -1 with nothing left open. */
 static int open_conn(gcs *g, actor *a, uint8_t frame)
 {
     char addr[600];
@@ -423,16 +432,17 @@ static int open_conn(gcs *g, actor *a, uint8_t frame)
         return -1;
     struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    prism_buf out;
-    prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
-    prism_writer w = {.buf = &out};
-    size_t start = out.len;
-    wire_begin(&out, WIRE_HELLO);
+    prism_buf *out = &a->pending;
+    prism_buf_free(out);
+    prism_buf_init(out, (size_t)WIRE_MAX_FRAME);
+    prism_writer w = {.buf = out};
+    size_t start = out->len;
+    wire_begin(out, WIRE_HELLO);
     pw_str(&w, a->lease_id);
     pw_str(&w, GCS_ADDRESS);
-    wire_end(&out, start);
-    start = out.len;
-    wire_begin(&out, frame);
+    wire_end(out, start);
+    start = out->len;
+    wire_begin(out, frame);
     pw_bytes(&w, a->idb.b, sizeof a->idb.b);
     if (frame == WIRE_ACTOR_CREATE) {
         pw_str(&w, a->package);
@@ -440,17 +450,36 @@ static int open_conn(gcs *g, actor *a, uint8_t frame)
         pw_u16(&w, a->max_concurrency);
         pw_bytes(&w, a->args, a->args_len);
     }
-    wire_end(&out, start);
-    int rc = w.failed ? -1 : wire_send_all(fd, out.data, out.len);
-    prism_buf_free(&out);
+    wire_end(out, start);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = a};
-    if (rc != 0 || epoll_ctl(g->actors->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    if (w.failed || epoll_ctl(g->actors->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        prism_buf_free(out);
         close(fd);
         return -1;
     }
     a->fd = fd;
+    a->auth = (wire_auth){0};
     prism_buf_init(&a->in, 1u << 20);
     return 0;
+}
+
+/* A frame of the handshake: the AUTH answering the CHALLENGE goes out with
+ * the frames queued behind it. Returns -1 when the worker failed it. */
+static int on_auth(gcs *g, actor *a, uint8_t type, const uint8_t *p, size_t n)
+{
+    prism_buf out;
+    prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
+    int rc = wire_auth_step(&a->auth, g->actors->wire_key, type, p, n, &out);
+    if (rc == 0 && out.len) {
+        rc = prism_buf_append(&out, a->pending.data, a->pending.len);
+        if (rc == 0)
+            rc = wire_send_all(a->fd, out.data, out.len);
+        prism_buf_free(&a->pending);
+    }
+    prism_buf_free(&out);
+    if (rc != 0)
+        LOG_WARN("actor %s: worker %s failed the handshake", a->id, or_dash(a->worker_id));
+    return rc;
 }
 
 static int send_kill(actor *a)
@@ -461,7 +490,11 @@ static int send_kill(actor *a)
     wire_begin(&out, WIRE_ACTOR_KILL);
     pw_bytes(&w, a->idb.b, sizeof a->idb.b);
     wire_end(&out, 0);
-    int rc = w.failed ? -1 : wire_send_all(a->fd, out.data, out.len);
+    int rc = -1;
+    if (!w.failed && a->auth.state == 0) /* still queued behind the handshake */
+        rc = prism_buf_append(&a->pending, out.data, out.len);
+    else if (!w.failed)
+        rc = wire_send_all(a->fd, out.data, out.len);
     prism_buf_free(&out);
     return rc;
 }
@@ -718,6 +751,13 @@ static void on_conn_event(gcs *g, actor *a)
         if (used == 0)
             break;
         off += (size_t)used;
+        if (!wire_auth_done(&a->auth)) {
+            if (on_auth(g, a, type, payload, plen) != 0) {
+                closed = true;
+                break;
+            }
+            continue;
+        }
         /* Nothing but DONE comes on this connection (method calls use callers' own). */
         if (type == WIRE_DONE && on_done(g, a, payload, plen))
             return;

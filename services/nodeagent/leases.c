@@ -3,6 +3,7 @@
  *   prism.node.<id>.worker.lease   {lease_id, owner_id, resources, timeout_ms?}
  *       → {ok, lease_id, worker_id, node_id, unix, tcp} or error busy
  *   prism.node.<id>.worker.return  {lease_id} → {ok}
+ *   prism.node.<id>.worker.check   {lease_id, worker_id, owner_id} → {ok} or error not_granted
  *
  * Free = registered totals − granted and pending leases − jobs' resources;
  * GPUs are whole devices from the pool drivers also take from. A lease that
@@ -322,6 +323,29 @@ json_t *na_lease_return(nodeagent *na, json_t *req)
     }
     pthread_mutex_unlock(&na->lock);
     return json_pack("{s:b}", "ok", 1); /* an unknown lease is fine: returns are idempotent */
+}
+
+/* ---------- worker.check ---------- */
+
+/* A worker asks before it serves a connection that names a lease: only what
+ * this agent granted, on that worker, to that owner, is served. */
+json_t *na_lease_check(nodeagent *na, json_t *req)
+{
+    const char *id = json_string_value(json_object_get(req, "lease_id"));
+    const char *worker = json_string_value(json_object_get(req, "worker_id"));
+    const char *owner = json_string_value(json_object_get(req, "owner_id"));
+    if (!id || !worker || !owner)
+        return na_error("invalid_argument", "'lease_id', 'worker_id' and 'owner_id' must be strings");
+    pthread_mutex_lock(&na->lock);
+    na_lease *l = lease_find(na, id);
+    bool ok = l && !l->reply && l->worker && !strcmp(l->worker->id, worker) &&
+              !strcmp(l->owner_id, owner);
+    pthread_mutex_unlock(&na->lock);
+    if (ok)
+        return json_pack("{s:b}", "ok", 1);
+    LOG_WARN("worker %.32s asked about lease %.64s for owner %.64s: not granted here", worker, id,
+             owner);
+    return na_error("not_granted", "lease %.64s is not granted to that owner on that worker", id);
 }
 
 /* ---------- worker.blocked ---------- */

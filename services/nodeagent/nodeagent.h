@@ -289,6 +289,8 @@ int na_workers_prepare_dir(nodeagent *na, char *err, size_t errlen);
 /* Handles a lease request: the grant or an error now, or NULL when the
  * answer goes to `reply` once a worker is ready. */
 json_t *na_lease_request(nodeagent *na, json_t *req, const char *reply);
+/* worker.check: whether a lease is granted on a worker to an owner. */
+json_t *na_lease_check(nodeagent *na, json_t *req);
 json_t *na_lease_return(nodeagent *na, json_t *req);
 /* worker.blocked: a worker blocked in a get lends its lease's CPU until it unblocks. */
 json_t *na_lease_blocked(nodeagent *na, json_t *req);

@@ -80,6 +80,11 @@ static json_t *on_return(nodeagent *na, json_t *req, const char *reply)
     return na_lease_return(na, req);
 }
 
+static json_t *on_check(nodeagent *na, json_t *req, const char *reply)
+{
+    return na_lease_check(na, req);
+}
+
 static json_t *on_blocked(nodeagent *na, json_t *req, const char *reply)
 {
     return na_lease_blocked(na, req);
@@ -100,6 +105,7 @@ static const struct {
     {"job.delete", on_delete},
     {"worker.lease", on_lease},
     {"worker.return", on_return},
+    {"worker.check", on_check},
     {"worker.blocked", on_blocked},
     {"worker.kill", on_kill},
 };

@@ -119,7 +119,7 @@ static void cron(objectstore *os)
 
 typedef struct settings {
     char *host, *address_file, *token, *token_file, *nats_url, *socket, *spill_dir, *node_id,
-        *log_level;
+        *log_level, *peers;
     int64_t port, memory, spill_batch, max_put;
     bool no_auth, prefault;
 } settings;
@@ -174,6 +174,11 @@ static int start(objectstore *os, settings *cfg, char *err, size_t errlen)
         prism_bus_connect(&os->bus, cfg->nats_url, os->token, "prism-objectstore", 0, err,
                           errlen) != 0)
         return -1;
+    if (os_peers_create(&os->peers, cfg->peers, os->bus) != 0) {
+        snprintf(err, errlen, "cannot follow the cluster's stores: %s",
+                 os->bus ? prism_bus_last_error(os->bus) : "out of memory");
+        return -1;
+    }
     if (!(os->metrics = prism_metrics_create())) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -195,6 +200,7 @@ static void stop(objectstore *os)
     prism_http_server_destroy(os->http); /* waits for running handlers */
     os_server_close(os);
     prism_bus_destroy(os->bus);
+    os_peers_destroy(os->peers);
     if (os->store.arena)
         os_store_destroy(&os->store);
     prism_metrics_destroy(os->metrics);
@@ -216,6 +222,8 @@ int main(int argc, char **argv)
         {"token-file", PRISM_OPT_STRING, &cfg.token_file, NULL, "file holding the cluster token"},
         {"no-auth", PRISM_OPT_BOOL, &cfg.no_auth, "false", "serve HTTP without a token"},
         {"nats-url", PRISM_OPT_STRING, &cfg.nats_url, NULL, "NATS server for object events"},
+        {"peers", PRISM_OPT_STRING, &cfg.peers, NULL,
+         "stores to pull from besides those of the cluster's nodes (comma-separated URLs)"},
         {"socket", PRISM_OPT_STRING, &cfg.socket, NULL, "Unix socket for local clients (required)"},
         {"memory", PRISM_OPT_SIZE, &cfg.memory, "512MiB", "size of the shared-memory arena"},
         {"prefault", PRISM_OPT_BOOL, &cfg.prefault, "true",

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "os_peers.h"
 #include "os_store.h"
 #include "prism_bus.h"
 #include "prism_http.h"
@@ -37,6 +38,7 @@ typedef struct objectstore {
     /* transfers in flight, merged by object ID; `pull_cv` signals their end */
     os_pull *pulls;
     pthread_cond_t pull_cv;
+    os_peers *peers; /* the only sources a pull may name */
 
     prism_http_server *http;
     prism_http_route routes[OS_NROUTES];

@@ -1,5 +1,6 @@
 /* POST /api/v1/objects/{id}/pull {"source": "http://host:port"}: copies an
- * object from another node's store into this one. The bytes stream from the
+ * object from another node's store into this one. The source must be a store
+ * of the cluster (os_peers.c): the pull sends it the cluster token. The bytes stream from the
  * source's GET /api/v1/objects/{id} straight into a block of the local arena;
  * the object is sealed only when every byte arrived, and aborted otherwise
  * (no partial object is ever visible). Concurrent pulls of one object are
@@ -14,6 +15,7 @@
 #include "prism_log.h"
 
 #define INFO_TIMEOUT_MS 10000
+#define PEER_WAIT_MS 3000 /* a store that just joined is announced within this */
 #define DEFAULT_TIMEOUT_MS 600000
 
 struct os_pull {
@@ -167,6 +169,15 @@ void os_pull_handler(prism_http_req *req, void *ctx)
         return;
     }
     pin = json_object_get(body, "pin");
+    if (!os_peers_known(os->peers, source, PEER_WAIT_MS)) {
+        LOG_WARN("a pull of %s named source %.200s, which is no store of the cluster: refused",
+                 hex, source);
+        prism_http_reply_error(req, 403, "unknown_source",
+                               "%.200s is not the store of a node of this cluster (nor a --peers "
+                               "entry): objects are pulled only from those", source);
+        json_decref(body);
+        return;
+    }
     pthread_mutex_lock(&os->store.mu);
     os_object *o = os_map_get(&os->store.objects, &id);
     if (o && o->state == OS_OBJ_SEALED) { /* already here */

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Transfers between two prism-objectstore processes: a 200 MiB object moves
-intact, concurrent pulls of one object are merged into one transfer, and a
-transfer whose source dies midway fails cleanly, leaving no partial object."""
+intact, concurrent pulls of one object are merged into one transfer, a
+transfer whose source dies midway fails cleanly, leaving no partial object,
+and a store pulls only from the cluster's stores (it sends them the token)."""
 import http.server
 import json
 import os
@@ -23,7 +24,7 @@ def pull(dst, oid, source, out=None, timeout_ms=120000):
 
 def test_transfer_200mib(tmp):
     a = Store(tmp, "a", memory="256MiB")
-    b = Store(tmp, "b", memory="256MiB")
+    b = Store(tmp, "b", memory="256MiB", extra=("--peers", a.url))
     try:
         oid = object_id(1)
         sha = a.client(["put", oid, 200 * MiB, 42, "pin"])[0].split("sha256=")[1]
@@ -87,17 +88,18 @@ class DyingSource(http.server.BaseHTTPRequestHandler):
 def test_source_dies_midway(tmp):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DyingSource)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    b = Store(tmp, "b", memory="256MiB")
+    oid = object_id(5)
+    a = Store(tmp, "a", memory="16MiB")
+    a.client(["put", oid, MiB, 1])
+    url = a.url
+    source = "http://127.0.0.1:%d" % srv.server_address[1]
+    b = Store(tmp, "b", memory="256MiB", extra=("--peers", source + "," + url))
     try:
-        oid = object_id(5)
-        st, body = pull(b, oid, "http://127.0.0.1:%d" % srv.server_address[1])
+        st, body = pull(b, oid, source)
         expect(st == 502 and b"transfer_failed" in body, "%d %s" % (st, body))
         expect(b.client(["contains", oid])[0] == "OK absent", "no partial object")
         expect(b.stats()["used"] == 0, "its space is reclaimed")
         # a real source killed before the pull
-        a = Store(tmp, "a", memory="16MiB")
-        a.client(["put", oid, MiB, 1])
-        url = a.url
         a.stop()
         st, body = pull(b, oid, url)
         expect(st == 502, body)
@@ -108,5 +110,36 @@ def test_source_dies_midway(tmp):
         srv.server_close()
 
 
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers 404 to everything and keeps the Authorization headers it saw."""
+    seen = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        Recorder.seen.append(self.headers.get("Authorization"))
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_unknown_source_gets_no_token(tmp):
+    """A pull naming a URL that is no store of the cluster is refused before
+    anything is sent there: the token never leaves for a stranger."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    b = Store(tmp, "b", memory="16MiB")
+    try:
+        st, body = pull(b, object_id(7), "http://127.0.0.1:%d" % srv.server_address[1])
+        expect(st == 403 and b"unknown_source" in body, "%d %s" % (st, body))
+        expect(Recorder.seen == [], "the stranger was sent %s" % Recorder.seen)
+    finally:
+        b.stop()
+        srv.shutdown()
+        srv.server_close()
+
+
 if __name__ == "__main__":
-    sys.exit(run_tests([test_transfer_200mib, test_source_dies_midway]))
+    sys.exit(run_tests([test_transfer_200mib, test_source_dies_midway,
+                        test_unknown_source_gets_no_token]))
