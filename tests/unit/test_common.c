@@ -406,6 +406,31 @@ static void test_sha256_incremental_matches_one_shot(void **state)
     }
 }
 
+/* RFC 4231's test cases 2 (a short key) and 6 (a key longer than a block),
+ * the message split in parts as the handshake passes it. */
+static void test_hmac_sha256_vectors(void **state)
+{
+    uint8_t mac[PRISM_SHA256_BYTES], big[131];
+    char hex[PRISM_SHA256_HEX_LEN + 1];
+    const void *parts[] = {"what do ya ", "want for nothing?"};
+    size_t lens[] = {11, 17};
+    prism_hmac_sha256("Jefe", 4, parts, lens, 2, mac);
+    prism_hex_encode(mac, sizeof mac, hex);
+    assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    memset(big, 0xaa, sizeof big);
+    const char *msg = "Test Using Larger Than Block-Size Key - Hash Key First";
+    const void *one[] = {msg};
+    size_t len[] = {strlen(msg)};
+    prism_hmac_sha256(big, sizeof big, one, len, 1, mac);
+    prism_hex_encode(mac, sizeof mac, hex);
+    assert_string_equal(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    uint8_t other[PRISM_SHA256_BYTES];
+    memcpy(other, mac, sizeof mac);
+    assert_true(prism_equal_ct(mac, other, sizeof mac));
+    other[31] ^= 1;
+    assert_false(prism_equal_ct(mac, other, sizeof mac));
+}
+
 /* ---------- capped buffers ---------- */
 
 static void test_buf_cap(void **state)
@@ -612,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_hmac_sha256_vectors),
         cmocka_unit_test_setup_teardown(test_fs_atomic_write, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test(test_fs_safe_name),
     };
