@@ -178,6 +178,8 @@ static int start_nats(cluster *c, const char *token)
         return -1;
     if ((c->nats_port = ready_free_port()) < 0)
         return -1;
+    /* No `http` line: nats-server then serves no monitoring, whose
+     * /connz?auth=1 would show the token to anyone on this host. */
     snprintf(conf, sizeof conf,
              "# written by `prism up`\nlisten: \"127.0.0.1:%d\"\nauthorization {\n  token: \"%s\"\n}\n",
              c->nats_port, token);

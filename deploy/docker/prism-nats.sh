@@ -4,7 +4,7 @@
 # config file: nats-server would parse the value of an unquoted $VARIABLE in
 # its config, and a hex token such as 1e5c... then reads as a number.
 #   PRISM_NATS_PORT          client port (4222)
-#   PRISM_NATS_MONITOR_PORT  monitoring port, serves /healthz (8222)
+#   PRISM_NATS_MONITOR_PORT  monitoring port on 127.0.0.1 only, serves /healthz (8222)
 #   PRISM_NATS_RUN_DIR       where the config is written (/tmp/prism-nats)
 set -eu
 : "${PRISM_TOKEN:?prism-nats: PRISM_TOKEN is not set}"
@@ -18,10 +18,13 @@ monitor=${PRISM_NATS_MONITOR_PORT:-8222}
 dir=${PRISM_NATS_RUN_DIR:-/tmp/prism-nats}
 umask 077
 mkdir -p "$dir"
+# Monitoring listens on loopback only: its /connz?auth=1 shows the clients'
+# token and /subsz every subject, so only the container's own healthcheck
+# (or the pod's exec probes) may reach it.
 cat > "$dir/nats.conf" <<CONF
 # written by prism-nats at start
 listen: "0.0.0.0:$port"
-http: "0.0.0.0:$monitor"
+http: "127.0.0.1:$monitor"
 authorization {
   token: "$PRISM_TOKEN"
 }

@@ -273,6 +273,29 @@ static bool string_map(json_t *obj)
     return true;
 }
 
+/* The driver's environment is built from these names as NAME=VALUE strings:
+ * an empty name, '=' or NUL in a name, or NUL in a value would make another
+ * variable or a truncated one, so they are refused here rather than on the
+ * node when the driver starts. Fills `bad` and returns -1 on the first one. */
+static int env_check(json_t *env, char *bad, size_t badlen)
+{
+    const char *k;
+    size_t klen;
+    json_t *v;
+    json_object_keylen_foreach(env, k, klen, v) {
+        if (klen == 0 || klen != strlen(k) || strchr(k, '=')) {
+            snprintf(bad, badlen, "env: variable name '%.128s' is not valid (a name must not be "
+                                  "empty nor contain '=' or NUL)", k);
+            return -1;
+        }
+        if (json_string_length(v) != strlen(json_string_value(v))) {
+            snprintf(bad, badlen, "env: the value of '%.128s' contains NUL", k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static bool number_map(json_t *obj)
 {
     const char *k;
@@ -376,6 +399,9 @@ int gcs_job_spec_from_json(prism_http_req *req, json_t *body, gcs_job_spec *spec
         bad = "field 'metadata' must map names to strings";
     else if (spec->resources && !number_map(spec->resources))
         bad = "field 'resources' must map names to non-negative numbers";
+    char env_bad[256];
+    if (!bad && spec->env && env_check(spec->env, env_bad, sizeof env_bad) != 0)
+        bad = env_bad;
     if (bad) {
         prism_http_reply_error(req, 400, "invalid_argument", "%s", bad);
         return -1;

@@ -12,6 +12,7 @@
 #include "prism_fs.h"
 #include "prism_log.h"
 #include "prism_sha256.h"
+#include "prism_tar.h"
 #include "prism_time.h"
 
 
@@ -22,6 +23,14 @@ void gcs_api_package_put(prism_http_req *req, void *ctx)
     const char *body = prism_http_body(req, &len);
     if (len == 0) {
         prism_http_reply_error(req, 400, "invalid_argument", "a package must not be empty");
+        return;
+    }
+    /* A tar archive is a working directory a node agent will extract: one that
+     * would put anything outside its directory is refused here, before a job
+     * names it. Other blobs (task libraries) are stored as they are. */
+    char why[512];
+    if (prism_tar_check(body, len, NULL, why, sizeof why) == PRISM_TAR_UNSAFE) {
+        prism_http_reply_error(req, 400, "unsafe_package", "%s", why);
         return;
     }
     char sha[PRISM_SHA256_HEX_LEN + 1], path[4096];

@@ -3,8 +3,12 @@
  *
  * Extraction goes to a temporary directory renamed into place at the end, so
  * a half-extracted package is never used. An archive is refused when its
- * digest is not the one asked for or when a member name is absolute or has a
- * ".." component (GNU tar also refuses those; this check does not rely on it). */
+ * digest is not the one asked for, or when it would put anything outside its
+ * directory or make special files (prism_tar.h; GNU tar also refuses some of
+ * those, this check does not rely on it). What tar made is walked once more:
+ * setuid, setgid, sticky and world-write bits are dropped, links and file
+ * types checked on disk. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,8 +25,8 @@
 #include "prism_fs.h"
 #include "prism_httpc.h"
 #include "prism_sha256.h"
+#include "prism_tar.h"
 
-#define TAR_OUTPUT_MAX (16u << 20)
 
 extern char **environ;
 
@@ -99,46 +103,121 @@ static int run_tar(char *const argv[], int capture, prism_buf *out)
 
 /* ---------- checking and extracting ---------- */
 
-static bool member_safe(const char *name)
+/* The archive must pass the same check as at upload (prism_tar.h): the GCS
+ * may hold packages stored before it refused unsafe ones. Only a plain or a
+ * gzip'd tar archive passes, so tar is never left to guess a format the
+ * check did not read. */
+static int check_archive(const nodeagent *na, const char *archive, bool *gzipped, char *err,
+                         size_t errlen)
 {
-    if (name[0] == '/')
-        return false;
-    for (const char *p = name; *p;) {
-        size_t len = strcspn(p, "/");
-        if (len == 2 && p[0] == '.' && p[1] == '.')
-            return false;
-        p += len;
-        p += *p == '/';
-    }
-    return true;
-}
-
-static int check_members(const char *archive, char *err, size_t errlen)
-{
-    prism_buf list;
-    prism_buf_init(&list, TAR_OUTPUT_MAX);
-    char *argv[] = {"tar", "-tPf", (char *)archive, NULL}; /* -P: names exactly as stored */
-    int rc = run_tar(argv, 1, &list);
-    if (rc != 0) {
-        snprintf(err, errlen, "the package is not a readable tar archive");
-        prism_buf_free(&list);
+    size_t len;
+    char *data = prism_read_file(archive, (size_t)na->cfg.package_max, &len);
+    if (!data) {
+        snprintf(err, errlen, "cannot read %s: %s", archive, strerror(errno));
         return -1;
     }
-    char *save = NULL;
-    for (char *line = strtok_r(list.data ? list.data : "", "\n", &save); line && rc == 0;
-         line = strtok_r(NULL, "\n", &save)) {
-        if (!member_safe(line)) {
-            snprintf(err, errlen, "the package has an unsafe member '%.200s'", line);
+    char why[512];
+    prism_tar_verdict v = prism_tar_check(data, len, gzipped, why, sizeof why);
+    free(data);
+    if (v != PRISM_TAR_SAFE)
+        snprintf(err, errlen, "the package is refused: %s", why);
+    return v == PRISM_TAR_SAFE ? 0 : -1;
+}
+
+#define TIDY_DEPTH_MAX 256
+#define MODE_DROPPED (S_ISUID | S_ISGID | S_ISVTX | S_IWOTH)
+
+static int tidy_dir(int fd, const char *rel, int depth, char *err, size_t errlen);
+
+/* One entry of an extracted tree, `name` in the directory `dirfd`, `rel` its
+ * path in the package. */
+static int tidy_entry(int dirfd, const char *name, const char *rel, int depth, char *err,
+                      size_t errlen)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        snprintf(err, errlen, "cannot stat '%.200s' of the package: %s", rel, strerror(errno));
+        return -1;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        char target[NA_PATH_MAX];
+        ssize_t n = readlinkat(dirfd, name, target, sizeof target - 1);
+        if (n < 0 || (target[n] = '\0', !prism_tar_link_safe(rel, target))) {
+            snprintf(err, errlen, "the package is refused: symbolic link '%.200s' points outside "
+                                  "the package", rel);
+            return -1;
+        }
+        return 0;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "the package is refused: '%.200s' is a special file", rel);
+        return -1;
+    }
+    /* not a link (just checked), in a directory only this agent can enter */
+    if ((st.st_mode & MODE_DROPPED) && fchmodat(dirfd, name, st.st_mode & 0777 & ~S_IWOTH, 0)) {
+        snprintf(err, errlen, "cannot chmod '%.200s' of the package: %s", rel, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return 0;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open '%.200s' of the package: %s", rel, strerror(errno));
+        return -1;
+    }
+    return tidy_dir(fd, rel, depth + 1, err, errlen);
+}
+
+/* Every entry under the directory `fd` (closed here). */
+static int tidy_dir(int fd, const char *rel, int depth, char *err, size_t errlen)
+{
+    DIR *d = fdopendir(fd);
+    if (!d || depth > TIDY_DEPTH_MAX) {
+        snprintf(err, errlen, "cannot walk '%.200s' of the package%s", rel,
+                 d ? ": too deep" : "");
+        if (d)
+            closedir(d);
+        else
+            close(fd);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char path[NA_PATH_MAX];
+        if ((size_t)snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >=
+            sizeof path) {
+            snprintf(err, errlen, "the package has a path too long under '%.200s'", rel);
             rc = -1;
+        } else {
+            rc = tidy_entry(dirfd(d), e->d_name, path, depth, err, errlen);
         }
     }
-    prism_buf_free(&list);
+    closedir(d);
     return rc;
 }
 
-static int extract(const char *archive, const char *into, char *err, size_t errlen)
+/* After tar: setuid, setgid, sticky and world-write bits dropped everywhere
+ * (tar run as root keeps them), and the links and file types checked again on
+ * what is really on disk. */
+static int tidy(const char *into, char *err, size_t errlen)
 {
-    char *argv[] = {"tar", "-xf", (char *)archive, "-C", (char *)into, "--no-same-owner", NULL};
+    int fd = open(into, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, 0700) != 0) {
+        snprintf(err, errlen, "cannot open %s: %s", into, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return tidy_dir(fd, "", 0, err, errlen);
+}
+
+static int extract(const char *archive, bool gzipped, const char *into, char *err, size_t errlen)
+{
+    char *argv[] = {"tar",  gzipped ? "-xzf" : "-xf", (char *)archive, "-C", (char *)into,
+                    "--no-same-owner", "--no-same-permissions", NULL};
     if (prism_mkdir_p(into, 0700) != 0) {
         snprintf(err, errlen, "cannot create %s: %s", into, strerror(errno));
         return -1;
@@ -154,7 +233,7 @@ static int extract(const char *archive, const char *into, char *err, size_t errl
                  msg.data ? msg.data : "tar did not run");
     }
     prism_buf_free(&msg);
-    return rc == 0 ? 0 : -1;
+    return rc == 0 ? tidy(into, err, errlen) : -1;
 }
 
 /* ---------- fetching ---------- */
@@ -197,11 +276,12 @@ static int fetch(nodeagent *na, const char *sha, const char *dir, char *err, siz
     snprintf(archive, sizeof archive, "%s/packages/.%s.tar", na->cfg.state_dir, sha);
     snprintf(tmpdir, sizeof tmpdir, "%s/packages/.%s.tmp", na->cfg.state_dir, sha);
     prism_remove_tree(tmpdir); /* left by an agent that died extracting */
+    bool gzipped = false;
     int rc = download(na, sha, archive, 0600, err, errlen);
     if (rc == 0)
-        rc = check_members(archive, err, errlen);
+        rc = check_archive(na, archive, &gzipped, err, errlen);
     if (rc == 0)
-        rc = extract(archive, tmpdir, err, errlen);
+        rc = extract(archive, gzipped, tmpdir, err, errlen);
     if (rc == 0 && rename(tmpdir, dir) != 0) {
         snprintf(err, errlen, "cannot rename %s: %s", tmpdir, strerror(errno));
         rc = -1;

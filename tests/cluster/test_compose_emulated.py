@@ -17,7 +17,9 @@ service name. Tasks run end to end through the GCS's REST API: the curl
 add(2, 40) of docs/deploy.md, then a large result made on node-1 is the
 argument of a task on node-2 (the scheduler's leases, the node agents'
 workers reached by their node's name, the stores' sockets and URLs as the
-compose file gives them).
+compose file gives them). NATS monitoring answers the nats container's
+healthcheck on its loopback and nothing on its network address (it would
+show the token).
 
 This checks that the compose file's configuration alone makes a working
 cluster; the image itself is not built here (no Docker)."""
@@ -203,7 +205,17 @@ class Compose:
             print("----- %s -----\n%s" % (name, p.tail(30)))
 
 
+def nats_monitoring_private(c):
+    """NATS monitoring (/connz?auth=1 shows the token) is on the container's loopback only."""
+    import socket
+    assert c.healthy("nats")  # its healthcheck asks 127.0.0.1:8222 inside the container
+    with socket.socket() as s:
+        s.settimeout(2)
+        assert s.connect_ex((c.ip("nats"), 8222)) != 0, "NATS monitoring answers on its address"
+
+
 def scenario(c):
+    nats_monitoring_private(c)
     addr = "http://%s:8265" % c.ip("gcs")  # published on the host as 127.0.0.1:8265
     auth = "Authorization: Bearer " + c.token
     cluster = json.loads(c.curl("-H", auth, addr + "/api/v1/cluster"))

@@ -24,6 +24,10 @@ validates what can be validated without them.
 - the image builds every program the files run and prism-worker (next to
   prism-nodeagent), carries libprism.so, and installs a Debian package for
   each library the binaries load;
+- NATS monitoring (whose /connz?auth=1 shows the token) listens on the NATS
+  container's loopback only: prism-nats binds it to 127.0.0.1, probes and
+  healthchecks ask it from inside, and no Service, containerPort, EXPOSE or
+  published port names it;
 - `docker-compose config` accepts the compose file (when Debian's
   docker-compose is installed; otherwise a note says it was skipped).
 """
@@ -227,6 +231,11 @@ def check_chart(objs, values):
             cports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
             for probe in ("readinessProbe", "livenessProbe"):
                 assert probe in c, "%s has no %s" % (cname, probe)
+                if "exec" in c[probe]:  # a loopback-only port, asked from inside
+                    cmd = c[probe]["exec"]["command"]
+                    assert cmd[0] == "curl" and re.match(r"http://127\.0\.0\.1:\d+/healthz$",
+                                                         cmd[-1]), "%s: %s %s" % (cname, probe, cmd)
+                    continue
                 port = c[probe]["httpGet"]["port"]
                 assert port in cports or port in cports.values(), "%s: %s port %s" % (cname, probe, port)
                 assert c[probe]["httpGet"]["path"] == "/healthz"
@@ -237,7 +246,7 @@ def check_chart(objs, values):
             check_env(cname, program, env)
             if program == "prism-nats":
                 assert int(env["PRISM_NATS_PORT"]) in cports.values(), cname + ": client port"
-                assert int(env["PRISM_NATS_MONITOR_PORT"]) in cports.values(), cname + ": monitor port"
+                check_nats_monitoring(cname, c, env, services)
             else:
                 assert int(env["PRISM_PORT"]) in cports.values(), cname + ": PRISM_PORT not a containerPort"
                 assert "PRISM_HOST" in env, cname + " binds loopback only"
@@ -287,6 +296,40 @@ def check_chart(objs, values):
     else:
         assert "Secret" not in by_kind, "no Secret without a token"
     return by_kind
+
+
+def check_nats_monitoring(cname, c, env, services):
+    """NATS monitoring shows the clients' token (/connz?auth=1) and every subject:
+    it must stay on the pod's loopback, probed from inside, never a port of the
+    pod or of a Service."""
+    monitor = int(env["PRISM_NATS_MONITOR_PORT"])
+    assert monitor not in [p["containerPort"] for p in c.get("ports", [])], \
+        cname + ": the NATS monitoring port must not be a containerPort"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert "httpGet" not in c[probe] and "tcpSocket" not in c[probe], \
+            "%s: %s would need monitoring on the pod IP" % (cname, probe)
+        assert c[probe]["exec"]["command"][-1] == "http://127.0.0.1:%d/healthz" % monitor, c[probe]
+    for sname, svc in services.items():
+        for p in svc["spec"]["ports"]:
+            assert monitor not in (p["port"], p.get("targetPort")) and \
+                p.get("targetPort") != "monitor", "Service %s exposes NATS monitoring" % sname
+
+
+def test_nats_monitoring_private():
+    """prism-nats binds monitoring to loopback; neither the image nor compose
+    publishes it (the chart is checked in check_chart)."""
+    with open(os.path.join(DOCKER, "prism-nats.sh")) as f:
+        script = f.read()
+    conf = re.findall(r"(?m)^(?:http|https|http_port|https_port|monitor_port)\s*:.*$", script)
+    assert conf == ['http: "127.0.0.1:$monitor"'], conf
+    assert not re.search(r"(?m)^\s*(listen|host|net)\s*:\s*.*\$monitor", script), script
+    assert "-m" not in script.split("exec", 1)[1].split(), "prism-nats passes a monitoring flag"
+    exposed = re.findall(r"(?m)^EXPOSE\s+(.*)$", dockerfile())
+    assert exposed and all("8222" not in e for e in exposed), exposed
+    s = compose()["services"]["nats"]
+    monitor = expand(s["environment"]["PRISM_NATS_MONITOR_PORT"])
+    assert not s.get("ports") and not s.get("expose"), "compose publishes NATS ports: %s" % s
+    assert s["healthcheck"]["test"][-1] == "http://127.0.0.1:%s/healthz" % monitor, s["healthcheck"]
 
 
 def check_node(where, agent, store, store_port, host):
@@ -563,7 +606,7 @@ def test_dockerfile():
 def main():
     tests = [test_yaml_well_formed, test_manifests_are_fresh, test_chart_defaults_consistent,
              test_chart_everything_on_consistent, test_compose_consistent,
-             test_docker_compose_config, test_dockerfile]
+             test_docker_compose_config, test_dockerfile, test_nats_monitoring_private]
     passed = failed = 0
     for t in tests:
         try:

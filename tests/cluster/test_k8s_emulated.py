@@ -11,8 +11,9 @@ and its pod's volumes it mounts (a mount namespace of its own, its /tmp
 private), so no Unix socket is reachable across pods; a volume mounted on
 /dev/shm is mounted there for real, so the socket paths are the chart's own.
 Every pod starts at once, in no order, as on Kubernetes. Readiness probes are
-polled the way the kubelet does (HTTP GET on the pod IP and the named port),
-then a job runs on each node, logs come back through the GCS, an object moves
+polled the way the kubelet does (HTTP GET on the pod IP and the named port, or
+the exec probe's command inside the pod's network namespace); NATS monitoring
+answers there on loopback and not on the pod IP (it would show the token); then a job runs on each node, logs come back through the GCS, an object moves
 between two node pods' stores, and tasks run end to end through the GCS's
 REST API: add(2, 40), then a large result made on one node pod is the
 argument of a task on another (the schedulers' leases, the agents' workers
@@ -147,6 +148,13 @@ class Pods:
         """Every container's readinessProbe answers, as the kubelet would ask it."""
         for i, (pod, _, spec) in enumerate(self.pods):
             for c in spec["containers"]:
+                if "exec" in c["readinessProbe"]:  # run inside the pod's network namespace
+                    r = subprocess.run(["ip", "netns", "exec", self.net.ns(i + 1)] +
+                                       c["readinessProbe"]["exec"]["command"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+                    if r.returncode != 0:
+                        return False
+                    continue
                 port = c["readinessProbe"]["httpGet"]["port"]
                 port = {p["name"]: p["containerPort"] for p in c["ports"]}.get(port, port)
                 url = "http://%s:%d%s" % (self.ip(i), port, c["readinessProbe"]["httpGet"]["path"])
@@ -199,7 +207,22 @@ class Pods:
             print("----- %s -----\n%s" % (p.name, p.tail(30)))
 
 
+def nats_monitoring_private(k):
+    """NATS monitoring (/connz?auth=1 shows the token) answers only on the NATS
+    pod's loopback, where its probes ask it."""
+    i = [n for n, (p, _, _) in enumerate(k.pods) if p.startswith("prism-nats")][0]
+    assert subprocess.run(["ip", "netns", "exec", k.net.ns(i + 1), "curl", "-fsS",
+                           "http://127.0.0.1:8222/healthz"], stdout=subprocess.DEVNULL).returncode == 0
+    for path in ("/healthz", "/connz?auth=1"):
+        try:
+            urllib.request.urlopen("http://%s:8222%s" % (k.ip(i), path), timeout=2)
+            raise AssertionError("NATS monitoring answers on the pod IP: " + path)
+        except urllib.error.URLError as e:
+            assert isinstance(e.reason, ConnectionRefusedError), e
+
+
 def scenario(k):
+    nats_monitoring_private(k)
     gcs = "http://%s:8265" % k.pod_ip("prism-gcs-0")
     wait_until(lambda: json.loads(k.req(gcs, "GET", "/api/v1/cluster")[1])["nodes_alive"] == NODES,
                timeout=30, what="%d node pods alive" % NODES)

@@ -5,6 +5,7 @@ Belongs in tests/integration/ (it imports harness.py from there)."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -64,6 +65,34 @@ def running(pid):
         return False
 
 
+def listening(pid):
+    """The (address, port) of every TCP socket process `pid` listens on."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        with open("/proc/%d/net/%s" % (pid, table)) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[3] != "0A" or cols[9] not in inodes:  # 0A: LISTEN
+                    continue
+                addr, port = cols[1].split(":")
+                raw = bytes.fromhex(addr)
+                if len(raw) == 4:
+                    host = socket.inet_ntop(socket.AF_INET, raw[::-1])
+                else:  # four little-endian words
+                    host = socket.inet_ntop(socket.AF_INET6, b"".join(
+                        raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+                found.add((host, int(port, 16)))
+    return found
+
+
 def test_up_status_down(h):
     out = h.ok("up", "--nodes", "2")
     assert "2 nodes alive" in out, out
@@ -75,6 +104,13 @@ def test_up_status_down(h):
     pids = h.pids()
     # nats-server, GCS, scheduler, and an object store and a node agent per node
     assert len(pids) == 7 and all(running(p) for p in pids), pids
+    # nats-server serves its clients on loopback and no monitoring at all (its
+    # /connz?auth=1 would show the token to anyone on the host)
+    with open(os.path.join(h.dir, "pids")) as f:
+        nats = [int(l.split()[1]) for l in f if l.split()[0] == "nats-server"]
+    with open(os.path.join(h.dir, "nats.conf")) as f:
+        port = int(re.search(r'listen: "127\.0\.0\.1:(\d+)"', f.read()).group(1))
+    assert len(nats) == 1 and listening(nats[0]) == {("127.0.0.1", port)}, listening(nats[0])
     out = h.ok("status")
     assert "2 alive, 0 dead" in out and "node-1" in out and "node-2" in out, out
     assert json.loads(h.ok("status", "--json"))["nodes_alive"] == 2

@@ -63,6 +63,14 @@ def test_bad_job_bodies_are_400(c):
         assert r.status == 400, (raw, r)
         assert r.json()["error"]["code"] == code, (raw, r)
         assert r.json()["error"]["message"], r
+    # env names the driver's environment could not hold, named in the answer (Ray's too)
+    for name in ("A=B", "", "=", "PATH=/tmp"):
+        for path, body in (("/api/v1/jobs", {"entrypoint": "true", "env": {name: "x"}}),
+                           ("/api/jobs/", {"entrypoint": "true",
+                                           "runtime_env": {"env_vars": {name: "x"}}})):
+            r = c.post(path, body)
+            assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", (name, r)
+            assert "'%s'" % name in r.json()["error"]["message"], (name, r)
     assert c.get("/api/v1/jobs").json()["jobs"] == [], "a rejected submission left a job behind"
 
 

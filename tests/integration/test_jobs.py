@@ -171,6 +171,98 @@ def test_working_dir_package(c):
     assert j["state"] == "SUCCEEDED" and "script says hi" in logs and sha in logs, (j, logs)
 
 
+def tar_of(members, gz=False, fmt=None):
+    """A tar archive (bytes) of (name, type, link-or-data, mode) tuples."""
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    kw = {"format": fmt} if fmt is not None else {}
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w", **kw) as tar:
+        for name, kind, extra, mode in members:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, mode
+            data = None
+            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                info.linkname = extra
+            elif kind == tarfile.REGTYPE:
+                data = extra or b""
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def test_unsafe_packages_refused_at_upload(c):
+    """A working directory that would put anything outside its directory, or make a
+    device or a FIFO, is refused whole when it is uploaded (400 unsafe_package)."""
+    import tarfile
+    REG, DIR, SYM, LNK = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
+    f = ("ok.txt", REG, b"fine", 0o644)
+    cases = [  # (members, what the message names, gzip, format)
+        ([f, ("link", SYM, "/etc/passwd", 0o777)], "link", False, None),
+        ([f, ("a/b/link", SYM, "../../../etc", 0o777)], "a/b/link", True, None),
+        ([("s", SYM, ".", 0o777), ("t", SYM, "s/..", 0o777)], "'t'", False, None),
+        ([("d", DIR, None, 0o755), ("l", SYM, "d", 0o777), ("l/x", REG, b"x", 0o644)], "l/x",
+         False, None),
+        ([f, ("h", LNK, "../outside", 0o644)], "'h'", False, None),
+        ([f, ("h", LNK, "/etc/shadow", 0o644)], "'h'", True, None),
+        ([f, ("dev", tarfile.CHRTYPE, None, 0o666)], "character device", False, None),
+        ([f, ("pipe", tarfile.FIFOTYPE, None, 0o666)], "FIFO", True, None),
+        ([("/abs", REG, b"x", 0o644)], "/abs", False, None),
+        ([("../up", REG, b"x", 0o644)], "../up", False, None),
+        ([("d" * 120 + "/../../y", REG, b"x", 0o644)], "d" * 100, True, tarfile.PAX_FORMAT),
+        ([("ln", SYM, "/" + "a" * 150, 0o777)], "'ln'", False, tarfile.GNU_FORMAT),
+    ]
+    for members, names, gz, fmt in cases:
+        data = tar_of(members, gz, fmt)
+        r = c.request("POST", "/api/v1/packages", raw=data)
+        assert r.status == 400 and r.json()["error"]["code"] == "unsafe_package", (members, r)
+        assert names in r.json()["error"]["message"], (names, r)
+        assert c.get("/api/v1/packages/" + hashlib.sha256(data).hexdigest()).status == 404
+    # links that stay inside, a hard link, and blobs that are not tar archives are stored
+    inside = tar_of([("file", REG, b"x", 0o644), ("lib/a", SYM, "../file", 0o777),
+                     ("cur", SYM, "lib/a", 0o777), ("lib/b", SYM, "./a", 0o777),
+                     ("h", LNK, "file", 0o644), ("suid", REG, b"y", 0o4755)], gz=True)
+    for ok in (inside, b"\x7fELF not really a library", b"\x1f\x8b but not gzip"):
+        assert c.request("POST", "/api/v1/packages", raw=ok).status == 201, ok[:20]
+test_unsafe_packages_refused_at_upload.cluster = {"nodes": 0}
+
+
+def test_package_extracted_safely(c):
+    """The node agent drops setuid, setgid, sticky and world-write bits when it
+    extracts a working directory, and refuses an unsafe one the GCS stored before it
+    checked uploads."""
+    import sqlite3
+    import tarfile
+    REG, DIR, SYM = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE
+    sha = upload(c, tar_of([("run.sh", REG, b"#!/bin/sh\necho from-run\n", 0o6755),
+                            ("open", REG, b"x", 0o666), ("tmp", DIR, None, 0o1777),
+                            ("sub/up", SYM, "../run.sh", 0o777)]))
+    jid = c.submit("stat -c '%a %n' run.sh open tmp; ./sub/up", working_dir=sha)
+    j = c.wait_job(jid)
+    logs = c.logs(jid)
+    assert j["state"] == "SUCCEEDED" and "from-run" in logs, (j, logs)
+    modes = {l.split()[1]: int(l.split()[0], 8) for l in logs.splitlines() if " " in l}
+    assert set(modes) == {"run.sh", "open", "tmp"}, logs
+    for name, mode in modes.items():
+        assert not mode & 0o7002, (name, oct(mode))
+    assert modes["run.sh"] & 0o100, logs  # still executable
+
+    bad = tar_of([("run.sh", REG, b"x", 0o755), ("etc", SYM, "/etc", 0o777)])
+    sha = hashlib.sha256(bad).hexdigest()
+    with open(os.path.join(c.dir, "gcs", "packages", sha), "wb") as f:
+        f.write(bad)
+    db = sqlite3.connect(os.path.join(c.dir, "gcs", "gcs.db"), timeout=10)
+    with db:
+        db.execute("INSERT INTO packages (sha256, size, created_at) VALUES (?, ?, 0)",
+                   (sha, len(bad)))
+    db.close()
+    jid = c.submit("echo the driver ran", working_dir=sha)
+    j = c.wait_job(jid)
+    assert j["state"] == "FAILED" and j["driver_exit_code"] is None, j
+    assert "refused" in j["message"] and "'etc'" in j["message"], j
+    assert not os.path.exists(os.path.join(c.dir, "nodes", "node-1", "packages", sha))
+
+
 def upload(c, data):
     r = c.request("POST", "/api/v1/packages", raw=data)
     assert r.status in (200, 201), r
@@ -294,7 +386,8 @@ if __name__ == "__main__":
     run([test_echo_job, test_exit_code_3_fails, test_env_and_cluster_access, test_stop_long_job,
          test_follow_logs, test_resources_and_infeasible, test_infeasible_until_node_joins,
          test_concurrent_submissions, test_gcs_restart_mid_job, test_node_agent_killed,
-         test_working_dir_package, test_job_packages, test_job_packages_refused,
+         test_working_dir_package, test_unsafe_packages_refused_at_upload,
+         test_package_extracted_safely, test_job_packages, test_job_packages_refused,
          test_job_package_cannot_be_fetched, test_slow_package_fetch_fails_job,
          test_retention_prunes_jobs, test_events_and_metrics],
         nodes=1)
