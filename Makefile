@@ -2,10 +2,14 @@
 # Each installs what it needs (Debian packages, the build) by itself.
 BUILD ?= build
 SAN_BUILD ?= build-san
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 600
+# How long `make test` runs each fuzz target (two at a time).
+FUZZ_TEST_SECONDS ?= 20
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all bootstrap build build-san demo test test-fast clean
+.PHONY: all bootstrap build build-san build-fuzz demo fuzz test test-fast clean
 
 all: build
 
@@ -21,12 +25,27 @@ build-san: bootstrap
 	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPRISM_WERROR=ON -DPRISM_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(SAN_BUILD) -j$(JOBS)
 
-# The whole suite under the sanitizers, as CI runs it.
-test: build-san
+# The libFuzzer targets of fuzz/ (clang, ASan and UBSan; fuzz/README.md).
+build-fuzz: bootstrap
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	  -DPRISM_WERROR=ON -DPRISM_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j$(JOBS)
+
+# Each target for FUZZ_SECONDS (default 600), two at a time; what they find
+# accumulates in $(FUZZ_BUILD)/fuzz-corpus, crashes in $(FUZZ_BUILD)/fuzz-artifacts.
+fuzz: build-fuzz
+	cd $(FUZZ_BUILD) && FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	  ctest --output-on-failure -j$(JOBS) -L fuzz --timeout $$(($(FUZZ_SECONDS) + 300))
+
+# The whole suite under the sanitizers, as CI runs it, then each fuzz target
+# for FUZZ_TEST_SECONDS on its seeds and regression inputs.
+test: build-san build-fuzz
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j$(JOBS) --timeout 600
+	cd $(FUZZ_BUILD) && FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) \
+	  ctest --output-on-failure -j$(JOBS) -L fuzz --timeout $$(($(FUZZ_TEST_SECONDS) + 300))
 
 # The suite on the plain build: quicker while developing.
 test-fast: build
@@ -37,4 +56,4 @@ demo: build
 	./scripts/demo.sh $(BUILD)/bin
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

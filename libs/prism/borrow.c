@@ -14,6 +14,7 @@
  * Failures: a borrower whose owner has no responder fails its pending gets
  * with PRISM_ERR_OWNER_DIED (fate sharing); an owner drops the borrower
  * records of processes that no longer answer a ping. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,7 +111,8 @@ static void borrower_add(prism_client *c, obj_entry *e, const char *addr, int co
 {
     for (borrower *b = e->borrowers; b; b = b->next) {
         if (!strcmp(b->addr, addr)) {
-            b->count += count;
+            /* Saturates: a peer's adds must not wrap the count negative. */
+            b->count = count > INT_MAX - b->count ? INT_MAX : b->count + count;
             return;
         }
     }

@@ -1,5 +1,6 @@
 #include "codec.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,23 @@ char *pr_str(prism_reader *r)
     return s;
 }
 
+/* Whether `len` bytes are exactly a tensor of this dtype and shape. The
+ * shape comes from the network: its product must not overflow, and a copy
+ * of `len` bytes must not be sized by the shape. No partial product may
+ * pass INT64_MAX, as prism_value_tensor requires of the element count. */
+static bool tensor_len_ok(prism_dtype dtype, int ndim, const int64_t *shape, uint64_t len)
+{
+    uint64_t n = prism_dtype_size(dtype);
+    if (!n)
+        return false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && n > (uint64_t)INT64_MAX / (uint64_t)shape[i]))
+            return false;
+        n *= (uint64_t)shape[i];
+    }
+    return n == len;
+}
+
 static prism_value *read_tensor(prism_reader *r)
 {
     prism_dtype dtype = (prism_dtype)pr_u8(r);
@@ -171,15 +189,12 @@ static prism_value *read_tensor(prism_reader *r)
     const uint8_t *data = pr_bytes(r, len);
     if (!data)
         return NULL;
+    if (!tensor_len_ok(dtype, ndim, shape, len)) {
+        r->failed = 1;
+        return NULL;
+    }
     prism_value *v;
     if (r->hold) { /* zero-copy: the value points into the reader's buffer */
-        int64_t n = 1;
-        for (int i = 0; i < ndim; i++)
-            n *= shape[i] >= 0 ? shape[i] : -1;
-        if (!prism_dtype_size(dtype) || n < 0 || (uint64_t)n * prism_dtype_size(dtype) != len) {
-            r->failed = 1;
-            return NULL;
-        }
         v = prism__value_borrowed(PRISM_VALUE_TENSOR, data, len, r->release, r->ud);
         if (v) {
             r->hold(r->ud);
@@ -190,11 +205,8 @@ static prism_value *read_tensor(prism_reader *r)
         return v;
     }
     v = prism_value_tensor(dtype, ndim, shape, data);
-    if (!v || v->len != len) { /* the shape must account for the bytes exactly */
-        prism_value_free(v);
+    if (!v)
         r->failed = 1;
-        return NULL;
-    }
     return v;
 }
 

@@ -57,6 +57,11 @@ void os_server_run(objectstore *os, void (*cron)(objectstore *os), int period_ms
 void os_server_close(objectstore *os);
 /* Answers the gets waiting for `o`, which was just sealed. With mu held. */
 void os_server_sealed(objectstore *os, const os_object *o);
+/* Runs `len` bytes of requests as a new connection on `fd` would (replies
+ * are queued, not sent; only HELLO writes to `fd`), then drops the
+ * connection as if its client went away. Returns -1 on a protocol error.
+ * The fuzz target's way in: the parsing is the server's own. */
+int os_server_feed(objectstore *os, int fd, const uint8_t *data, size_t len);
 
 /* os_http.c */
 int os_http_start(objectstore *os, const char *host, int port, char *err, size_t errlen);

@@ -334,6 +334,27 @@ static int process(objectstore *os, os_conn *c)
     return rc;
 }
 
+int os_server_feed(objectstore *os, int fd, const uint8_t *data, size_t len)
+{
+    os_conn *c = calloc(1, sizeof *c);
+    if (!c || !(c->in = malloc(len ? len : 1))) {
+        free(c);
+        return -1;
+    }
+    os_client_init(&c->cl);
+    c->fd = fd;
+    memcpy(c->in, data, len);
+    c->in_len = c->in_cap = len;
+    pthread_mutex_lock(&os->store.mu);
+    int rc = process(os, c);
+    os_client_drop(&os->store, &c->cl); /* as when the client goes away */
+    pthread_mutex_unlock(&os->store.mu);
+    free(c->in);
+    free(c->out);
+    free(c);
+    return rc;
+}
+
 /* --- connections --- */
 
 static void conn_close(objectstore *os, os_conn *c)

@@ -459,6 +459,19 @@ static void *lease_thread(void *arg)
     return NULL;
 }
 
+void sched_lease_run_queued(scheduler *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (s->head) {
+        sched_job *j = pop(s);
+        pthread_mutex_unlock(&s->lock);
+        handle(s, j);
+        job_free(j);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 int sched_lease_start(scheduler *s)
 {
     for (int i = 0; i < s->cfg.lease_threads; i++) {

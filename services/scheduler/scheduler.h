@@ -117,6 +117,8 @@ void sched_view_forget(scheduler *s, const char *id);
 /* lease.c: prism.sched.lease. */
 int sched_lease_start(scheduler *s); /* threads and subscription; no lock */
 void sched_lease_stop(scheduler *s); /* answers what is queued, joins the threads */
+/* Handles the queued requests on the calling thread (with lease_threads 0: the fuzz target). */
+void sched_lease_run_queued(scheduler *s);
 
 /* api.c: the REST API (openapi/scheduler.yaml). */
 extern const prism_http_route sched_routes[];

@@ -1,0 +1,88 @@
+/* The GCS (services/gcs): every REST handler (jobs, the Ray jobs API, actors,
+ * nodes, key-value, packages, tasks, objects) on request bodies and query
+ * arguments, and every NATS subscription (node register and heartbeat, job
+ * updates, task and object events, actor create/get/kill/calls), with the
+ * crons that act on what they stored (placement, reconciliation,
+ * retention) run after each message. Input: one or more messages in the
+ * format of fake.h. Each input starts from an empty in-memory database. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors.h"
+#include "db.h"
+#include "fake.h"
+#include "gcs.h"
+#include "prism_fs.h"
+#include "prism_log.h"
+
+static char *dir;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    prism_log_init("fuzz", PRISM_LOG_ERROR);
+    dir = fuzz_tmpdir("gcs");
+    return dir ? 0 : -1;
+}
+
+static int start(gcs *g)
+{
+    char err[512], path[600];
+    pthread_mutex_init(&g->lock, NULL);
+    g->cfg = (gcs_config){.host = "127.0.0.1", .token = "", .data_dir = dir,
+                          .node_timeout_ms = 10000, .job_retention_count = 100,
+                          .job_retention_age_s = 3600, .max_package_size = 1 << 20,
+                          .max_kv_value_size = 1 << 16, .object_ttl_s = 3600,
+                          .task_list_size = 100};
+    snprintf(path, sizeof path, "%s/packages", dir);
+    g->packages_dir = strdup(path);
+    prism_mkdir_p(path, 0700);
+    if (gcs_db_open(&g->db, ":memory:", err, sizeof err) != 0)
+        return -1;
+    g->metrics = prism_metrics_create();
+    if (gcs_tasks_create(g) != 0 || gcs_task_list_create(g) != 0 ||
+        gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0)
+        return -1;
+    g->bus = fuzz_bus();
+    if (gcs_nodes_start(g) != 0 || gcs_jobs_start(g) != 0 || gcs_task_list_start(g) != 0 ||
+        gcs_object_list_start(g) != 0 || gcs_actors_start(g) != 0)
+        return -1;
+    prism_http_config hc = {.routes = gcs_routes, .nroutes = gcs_nroutes, .ctx = g,
+                            .metrics = g->metrics, .name = "prism-gcs"};
+    return prism_http_server_create(&g->http, &hc, err, sizeof err);
+}
+
+/* As the GCS's main.c stops. */
+static void stop(gcs *g)
+{
+    prism_http_server_destroy(g->http);
+    gcs_tasks_destroy(g);
+    gcs_actors_stop(g);
+    prism_bus_destroy(g->bus);
+    gcs_actors_destroy(g);
+    gcs_nodes_free(g);
+    gcs_task_list_destroy(g);
+    gcs_object_list_destroy(g);
+    if (g->db)
+        gcs_db_close(g->db);
+    prism_metrics_destroy(g->metrics);
+    free(g->packages_dir);
+    pthread_mutex_destroy(&g->lock);
+}
+
+static void crons(void *ud)
+{
+    gcs *g = ud;
+    gcs_nodes_cron(g);
+    gcs_jobs_cron(g);
+    gcs_object_list_cron(g);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    gcs g = {0};
+    if (start(&g) == 0)
+        fuzz_run_messages(data, size, crons, &g);
+    stop(&g);
+    return 0;
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Writes the seed inputs of the binary fuzz targets into corpus/<name>/.
+
+Seeds are valid and near-valid messages in the layouts of docs/tasks.md and
+libs/prism/codec.h. The service targets' seeds (REST and NATS messages) are
+text files written by hand. Run it again after changing a layout:
+    python3 fuzz/make_seeds.py
+Regression inputs (crash-*) in the corpus directories are kept as they are."""
+import hashlib
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SELF = b"owner:0123456789abcdef0123456789abcdef"
+OTHER = b"owner:fedcba9876543210fedcba9876543210"
+
+
+def u8(v): return struct.pack("<B", v)
+def u16(v): return struct.pack("<H", v)
+def u32(v): return struct.pack("<I", v)
+def u64(v): return struct.pack("<Q", v)
+def s(b): return u32(len(b)) + b
+
+
+OID = bytes(range(20))
+OID2 = bytes(range(20, 40))
+TID = bytes(range(16))
+
+# values (codec.c): kind, then its body
+NULL = u8(0)
+def JSON(t): return u8(1) + s(t)
+def BYTES(b): return u8(2) + u64(len(b)) + b
+def TENSOR(dtype, shape, data, pos=0):
+    head = u8(3) + u8(dtype) + u8(len(shape)) + b"".join(u64(d) for d in shape) + u64(len(data))
+    at = pos + len(head) + 1
+    pad = (16 - at % 16) % 16
+    return head + u8(pad) + bytes(pad) + data
+def LIST(*items): return u8(4) + u32(len(items)) + b"".join(items)
+def REF(oid, owner): return u8(5) + oid + s(owner)
+def ERROR(task, msg): return u8(6) + s(task) + s(msg)
+
+
+def inline(v): return u8(1) + u32(len(v)) + v
+def stored(): return u8(2) + OID + s(b"n" * 32) + s(b"/tmp/store.sock") + s(b"http://127.0.0.1:1") + u64(4096)
+def error_slot(): return u8(3) + u8(11) + s(b"pkg/fn") + s(b"boom")
+
+
+def frame(t, payload): return u32(len(payload) + 1) + u8(t) + payload
+
+
+def write(name, items):
+    d = os.path.join(HERE, "corpus", name)
+    os.makedirs(d, exist_ok=True)
+    for label, data in items:
+        h = hashlib.sha1(data).hexdigest()[:12]
+        with open(os.path.join(d, "seed-%s-%s" % (label, h)), "wb") as f:
+            f.write(data)
+
+
+def codec():
+    values = [
+        ("null", NULL), ("json", JSON(b'{"a": [1, 2.5, "x"]}')), ("json-bad", JSON(b'{"a":')),
+        ("bytes", BYTES(b"hello")), ("bytes-empty", BYTES(b"")),
+        ("tensor", TENSOR(1, [2, 2], bytes(16))), ("tensor-u8", TENSOR(5, [3], b"abc")),
+        ("tensor-short", TENSOR(4, [4], bytes(8))), ("tensor-0d", TENSOR(2, [], bytes(8))),
+        ("list", LIST(NULL, JSON(b"1"), REF(OID, OTHER), LIST(BYTES(b"x")))),
+        ("ref-mine", REF(OID, SELF)), ("ref", REF(OID2, OTHER)), ("error", ERROR(b"pkg/fn", b"it failed")),
+        ("deep", LIST(LIST(LIST(LIST(LIST(NULL)))))), ("list-long", u8(4) + u32(0xffffffff) + NULL),
+    ]
+    items = []
+    for label, v in values:
+        for flags in (0, 1, 3):
+            items.append(("%s-%d" % (label, flags), u8(flags) + v))
+    write("codec", items)
+
+
+def wire():
+    hello = frame(1, s(b"0" * 32) + s(SELF))
+    push = frame(2, TID + s(b"builtin") + s(b"add") + u16(1) + u32(2) + inline(JSON(b"1")) + inline(JSON(b"2")))
+    push_stored = frame(2, TID + s(b"builtin") + s(b"echo") + u16(1) + u32(1) + stored())
+    done = frame(3, TID + u16(2) + inline(JSON(b"3")) + u32(1) + OID + s(OTHER) + error_slot() + u32(0))
+    cancel = frame(4, TID)
+    create = frame(5, TID + s(b"builtin") + s(b"Counter") + u16(1) + u32(1) + inline(JSON(b"0")))
+    kill = frame(6, TID)
+    write("wire", [
+        ("hello-push", hello + push), ("push-stored", push_stored), ("done", done),
+        ("cancel", cancel), ("actor", create + kill + frame(7, TID)),
+        ("short", push[:-3]), ("bad-length", u32(0) + u8(2)), ("big-length", u32(0xfffffff0) + u8(3)),
+    ])
+
+
+def owner():
+    def req(op, frm, wait, items):
+        return u8(op) + s(frm) + u32(wait) + u32(len(items)) + b"".join(o + u32(c) for o, c in items)
+    # first byte: 0 = a request on prism.owner.HEX, 1 = an answer on .r, 2 = a DONE for a task
+    oids = [bytes([i]) * 20 for i in range(6)]
+    reqs = [
+        ("get", req(1, OTHER, 0, [(oids[0], 0)])), ("get-wait", req(1, OTHER, 2000, [(oids[1], 0)])),
+        ("add", req(2, OTHER, 0, [(oids[0], 1), (oids[2], 2)])),
+        ("remove", req(3, OTHER, 0, [(oids[0], 1)])), ("ping", req(4, OTHER, 0, [])),
+        ("add-many", req(2, OTHER, 0, [(o, 3) for o in oids])),
+        ("remove-neg", req(3, OTHER, 0, [(oids[2], 0xffffffff)])),
+        ("n-big", u8(2) + s(OTHER) + u32(0) + u32(0x10000000)),
+    ]
+    answers = [
+        ("inline", u8(1) + oids[3] + u32(len(JSON(b"7"))) + JSON(b"7")),
+        ("stored", u8(2) + oids[4] + s(b"n" * 32) + s(b"/tmp/s.sock") + s(b"http://x") + u64(10)),
+        ("failed", u8(3) + oids[3] + u8(11) + u32(len(ERROR(b"t", b"m"))) + ERROR(b"t", b"m")),
+        ("pending", u8(4) + oids[4]), ("unknown", u8(5) + oids[3]), ("short", u8(1) + oids[3] + u32(100)),
+    ]
+    dones = [
+        ("done", u16(1) + inline(JSON(b"3")) + u32(0)),
+        ("done-refs", u16(1) + inline(LIST(REF(oids[0], SELF), REF(oids[5], OTHER))) + u32(2) + oids[0] + s(SELF) + oids[5] + s(OTHER)),
+        ("done-stored", u16(1) + stored() + u32(0)),
+        ("done-error", u16(1) + error_slot() + u32(0)),
+        ("done-two", u16(2) + inline(NULL) + u32(0) + inline(NULL) + u32(0)),
+    ]
+    write("owner", [(l, u8(0) + d) for l, d in reqs] + [(l, u8(1) + d) for l, d in answers] +
+          [(l, u8(2) + d) for l, d in dones])
+
+
+def store_proto():
+    # psp_hdr: u32 len, u16 type, u16 flags (host order: little-endian here)
+    def msg(t, body, flags=0): return u32(len(body)) + u16(t) + u16(flags) + body
+    hello = msg(1, u32(1) + u32(1234))
+    create = msg(2, OID + u32(4) + u32(0) + u64(100) + b"meta")
+    put = msg(5, OID2 + u32(2) + u32(0) + u64(5) + b"mt" + b"hello", 2)
+    write("store_proto", [
+        ("hello", hello), ("create-seal", hello + create + msg(3, OID)),
+        ("put-get", hello + put + msg(6, OID2 + u32(0)) + msg(7, OID2)),
+        ("abort", hello + create + msg(4, OID)),
+        ("misc", hello + put + msg(9, OID2) + msg(10, OID2) + msg(11, OID2) + msg(12, b"") + msg(8, OID2)),
+        ("noreply", hello + msg(12, b"", 1)), ("no-hello", create),
+        ("bad-len", hello + msg(3, OID + b"x")), ("big-create", hello + msg(2, OID + u32(0) + u32(0) + u64(1 << 62))),
+        ("get-wait", hello + msg(6, OID + struct.pack("<i", 5))),
+    ])
+
+
+if __name__ == "__main__":
+    codec()
+    wire()
+    owner()
+    store_proto()
