@@ -50,6 +50,26 @@ static void read_slots(prism_reader *r, uint32_t n)
         read_slot(r);
 }
 
+/* Both sides of the handshake on whatever a peer sends: a proof can only
+ * pass when it was made with the key, which random bytes never are. */
+static void handshake(uint8_t type, const uint8_t *p, size_t n)
+{
+    static const uint8_t key[WIRE_KEY_BYTES] = {1, 2, 3};
+    static const uint8_t nonce[WIRE_NONCE_BYTES] = {4, 5, 6};
+    prism_buf out;
+    prism_buf_init(&out, 1024);
+    check(type != WIRE_AUTH || wire_auth_accept(key, nonce, p, n, &out) != 0,
+          "a forged AUTH passes");
+    wire_auth a = {0};
+    int rc = wire_auth_step(&a, key, type, p, n, &out);
+    check(rc != 0 || (type == WIRE_CHALLENGE && a.state == 1), "only a CHALLENGE moves a new peer on");
+    if (rc == 0) { /* then an AUTH_OK of random bytes must fail */
+        check(wire_auth_step(&a, key, WIRE_AUTH_OK, p, n > 32 ? 32 : n, &out) != 0,
+              "a forged AUTH_OK passes");
+    }
+    prism_buf_free(&out);
+}
+
 static void read_payload(uint8_t type, const uint8_t *p, size_t n)
 {
     prism_reader r = {p, n, 0, NULL, NULL, NULL};
@@ -91,6 +111,11 @@ static void read_payload(uint8_t type, const uint8_t *p, size_t n)
             read_slots(&r, nargs);
         break;
     }
+    case WIRE_CHALLENGE:
+    case WIRE_AUTH:
+    case WIRE_AUTH_OK:
+        handshake(type, p, n);
+        break;
     default: /* CANCEL, ACTOR_KILL, ACTOR_ATTACH: an id */
         pr_bytes(&r, PRISM_ID_BYTES);
         break;
