@@ -1049,7 +1049,10 @@ static int listen_unix(const char *path)
     strcpy(sa.sun_path, path);
     unlink(path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 128) != 0) {
+    /* Only the node's own user may connect at all (the handshake still runs);
+     * the mode is set before listen, so no connect slips in. */
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(path, 0600) != 0 ||
+        listen(fd, 128) != 0) {
         if (fd >= 0)
             close(fd);
         return -1;

@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -518,8 +519,10 @@ static int bind_socket(objectstore *os, char *err, size_t errlen)
     if (probe >= 0)
         close(probe);
     unlink(os->socket_path);
+    /* The file's mode is the access control of local clients (the store's own
+     * user only, whatever the umask); set before listen, so no connect slips in. */
     if (bind(os->listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        listen(os->listen_fd, 256) != 0)
+        chmod(os->socket_path, 0600) != 0 || listen(os->listen_fd, 256) != 0)
         goto fail;
     return 0;
 fail:

@@ -246,13 +246,17 @@ def scenario(k):
         assert st == 200 and j["state"] == "SUCCEEDED" and log.decode() == j["node_id"] + "\n", (j, log)
         seen.add(j["node_id"])
     assert len(seen) == NODES, "the jobs did not spread over the node pods"
-    # an object from node pod 0's store to node pod 1's, by the headless Service's names
+    # an object from node pod 0's store to node pod 1's, named as node pod 0's
+    # agent announces its store (PRISM_STORE_ADDRESS: the pod's IP); any other
+    # name for it, the headless Service's included, is no source a store sends the token to
     oid = "8c" * 16 + "00000001"
-    a = "http://prism-node-0.prism-node:8267"
-    st, _ = k.req("http://%s:8267" % k.pod_ip("prism-node-0"), "PUT", "/api/v1/objects/" + oid,
-                  raw=b"from pod 0", ctype="text/plain")
+    a = "http://%s:8267" % k.pod_ip("prism-node-0")
+    st, _ = k.req(a, "PUT", "/api/v1/objects/" + oid, raw=b"from pod 0", ctype="text/plain")
     assert st == 201
     b = "http://%s:8267" % k.pod_ip("prism-node-1")
+    st, body = k.req(b, "POST", "/api/v1/objects/%s/pull" % oid,
+                     {"source": "http://prism-node-0.prism-node:8267"})
+    assert st == 403 and b"unknown_source" in body, body
     st, body = k.req(b, "POST", "/api/v1/objects/%s/pull" % oid, {"source": a})
     assert st == 200, body
     assert k.req(b, "GET", "/api/v1/objects/" + oid) == (200, b"from pod 0")

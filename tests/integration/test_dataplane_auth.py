@@ -127,6 +127,18 @@ def test_strangers_get_nothing_done(c):
     task_runs(c)
 
 
+def test_unix_sockets_are_private(c):
+    """Whatever the umask, only the node's user may connect to a worker's or
+    the object store's Unix socket."""
+    node = c.get("/api/v1/nodes").json()["nodes"][0]
+    workers = c.request("GET", "/api/v1/workers", base=node["address"]).json()["workers"]
+    paths = [w["unix"] for w in workers if w.get("unix")]
+    paths.append(os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"))
+    for p in paths:
+        mode = os.stat(p).st_mode & 0o777
+        assert mode == 0o600, "%s has mode %o" % (p, mode)
+
+
 def test_leases_are_checked(c):
     key = wire_key(c.token)
     tcp = idle_worker_tcp(c)
@@ -216,5 +228,6 @@ def test_stalled_handshakes_are_dropped(c):
 
 
 if __name__ == "__main__":
-    run([test_strangers_get_nothing_done, test_leases_are_checked, test_actor_kill_needs_the_lease,
+    os.umask(0)  # the services inherit it: their sockets must not
+    run([test_strangers_get_nothing_done, test_unix_sockets_are_private, test_leases_are_checked, test_actor_kill_needs_the_lease,
          test_stalled_handshakes_are_dropped], node_args=("--num-cpus", "2"))
