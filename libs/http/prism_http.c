@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "prism_buf.h"
@@ -776,7 +777,7 @@ static const char *parser_error_code(unsigned status, const char **message)
         *message = "the request could not be read";
         return "internal";
     default:
-        *message = "malformed HTTP request (request line, a header, Content-Length or chunked body)";
+        *message = "malformed HTTP request (a header, Content-Length or the chunked body)";
         return "bad_request";
     }
 }

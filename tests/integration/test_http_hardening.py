@@ -157,7 +157,8 @@ def test_slowloris_does_not_starve_clients(c):
             trickle()
             poller.poll(500)
             return all(closed(s) for s in socks)
-        wait_until(all_closed, timeout=20, interval=0.2, what="the server to drop %d slow connections" % n)
+        wait_until(all_closed, timeout=20, interval=0.2,
+                   what="the server to drop %d slow connections" % n)
     finally:
         for s in socks:
             s.close()
