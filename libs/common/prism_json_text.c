@@ -18,6 +18,18 @@ size_t prism_utf8_seq(const unsigned char *p, size_t left)
     return n;
 }
 
+bool prism_utf8_valid(const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        size_t n = prism_utf8_seq(p + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
 void prism_utf8_scrub(char *text, size_t len)
 {
     unsigned char *p = (unsigned char *)text;

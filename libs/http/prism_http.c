@@ -3,16 +3,21 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "prism_buf.h"
 #include "prism_fs.h"
+#include "prism_json_text.h"
 #include "prism_log.h"
 #include "prism_net.h"
 #include "prism_time.h"
@@ -25,6 +30,31 @@
  * send the whole body before reading (most do) still see the 413; past it the
  * connection is cut. */
 #define DRAIN_LIMIT (64u << 20)
+#define DEFAULT_HEADER_TIMEOUT_MS 5000
+#define DEFAULT_MAX_CONNECTIONS 2048u
+/* Files kept for everything else the process opens (database, NATS, logs). */
+#define RESERVED_FDS 256u
+/* Our limits on the request head sit well below libmicrohttpd's (its
+ * per-connection memory), so that nearly every oversized request is answered
+ * by us, with the JSON envelope. */
+#define MAX_URI 8192u
+#define MAX_HEAD (32u << 10)
+#define CONNECTION_MEMORY (128u << 10)
+
+/* One accepted connection, from accept to close. `fd` stays the connection's
+ * socket for the slot's whole life: libmicrohttpd reports the close (which
+ * removes the slot under `conns_lock`) before it closes the socket, and the
+ * reaper only shuts sockets down under that lock, so it never touches a
+ * reused descriptor. */
+typedef struct conn_slot {
+    struct conn_slot *prev, *next;
+    prism_http_server *srv;
+    int fd;
+    bool busy;     /* a request's headers arrived and its response is not done */
+    bool closing;  /* shut down by the reaper or evicted: no longer counted */
+    bool answered; /* the current request has a response queued (connection thread only) */
+    int64_t idle_since_ns;
+} conn_slot;
 
 struct prism_http_server {
     struct MHD_Daemon *daemon;
@@ -33,11 +63,23 @@ struct prism_http_server {
     char *name;
     atomic_bool stopping;
     int port;
+    pthread_mutex_t conns_lock;
+    pthread_cond_t reaper_wake;
+    conn_slot *conns; /* newest first */
+    size_t nidle;     /* slots neither busy nor closing */
+    size_t max_idle;
+    int64_t header_timeout_ns;
+    bool sync_ready, reaper_running;
+    pthread_t reaper;
 };
 
 struct prism_http_req {
     prism_http_server *srv;
     struct MHD_Connection *conn;
+    conn_slot *slot; /* NULL when it could not be allocated */
+    bool started;    /* the headers were seen */
+    bool uri_too_long;
+    bool uri_has_nul; /* "%00" in the raw URL: decoding would cut the path or a query value */
     const prism_http_route *route;
     const char *method;
     char *path;
@@ -111,6 +153,14 @@ static int match_route(prism_http_req *req, const char *pattern, const char *pat
     return 1;
 }
 
+/* HEAD is answered by the GET route (libmicrohttpd leaves out the body). */
+static bool is_method(const prism_http_req *req, const char *method)
+{
+    if (!strcmp(req->method, method))
+        return true;
+    return !strcmp(method, "GET") && !strcmp(req->method, "HEAD");
+}
+
 /* Finds the route for method+path. Sets *path_known when some route has the path. */
 static const prism_http_route *find_route(prism_http_req *req, bool *path_known)
 {
@@ -120,7 +170,7 @@ static const prism_http_route *find_route(prism_http_req *req, bool *path_known)
         const prism_http_route *r = &cfg->routes[i];
         if (!match_route(req, r->pattern, req->path))
             continue;
-        if (strcmp(r->method, req->method) == 0)
+        if (is_method(req, r->method))
             return r;
         *path_known = true;
         for (int k = 0; k < req->nparams; k++)
@@ -159,11 +209,13 @@ void prism_http_reply(prism_http_req *req, int status, const char *content_type,
 
 void prism_http_reply_json(prism_http_req *req, int status, json_t *doc)
 {
+    /* NULL doc: a json_pack that failed, on memory or on a string that is not UTF-8. */
+    static const char fallback[] =
+        "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode the response\"}}";
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (!text) {
-        prism_http_reply(req, 500, "application/json",
-                         "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}", 56);
+        prism_http_reply(req, 500, "application/json", fallback, sizeof fallback - 1);
         return;
     }
     struct MHD_Response *resp =
@@ -182,6 +234,9 @@ void prism_http_reply_error(prism_http_req *req, int status, const char *code, c
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Messages quote what the client sent (and truncation may split a
+     * character): jansson refuses strings that are not UTF-8. */
+    prism_utf8_scrub(msg, strlen(msg));
     prism_http_reply_json(req, status,
                           json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
@@ -247,6 +302,11 @@ void prism_http_reply_stream(prism_http_req *req, int status, const char *conten
         prism_http_reply_error(req, 500, "internal", "out of memory");
         return;
     }
+    /* libmicrohttpd 0.9.75 ends a chunked answer to HEAD with "0\r\n\r\n",
+     * body bytes the client does not expect; without chunking (closing the
+     * connection instead) nothing follows the headers. */
+    if (!strcmp(req->method, "HEAD"))
+        MHD_set_response_options(resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
     set_response(req, status, resp, content_type);
 }
 
@@ -436,8 +496,10 @@ static void allowed_methods(prism_http_req *probe, char *out, size_t n)
             continue;
         for (int k = 0; k < tmp.nparams; k++)
             free(tmp.param_values[k]);
+        const char *m = cfg->routes[i].method;
         if (len < n)
-            len += (size_t)snprintf(out + len, n - len, "%s%s", len ? ", " : "", cfg->routes[i].method);
+            len += (size_t)snprintf(out + len, n - len, "%s%s%s", len ? ", " : "", m,
+                                    strcmp(m, "GET") ? "" : ", HEAD");
     }
 }
 
@@ -447,11 +509,49 @@ static void reply_too_large(prism_http_req *req)
                            req->max_body);
 }
 
+static enum MHD_Result check_query_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+    bool *ok = cls;
+    *ok = prism_utf8_valid(key, strlen(key)) && (!value || prism_utf8_valid(value, strlen(value)));
+    return *ok ? MHD_YES : MHD_NO;
+}
+
+/* Handlers echo path segments and query values into JSON, which must be UTF-8. */
+static bool url_text_ok(prism_http_req *req)
+{
+    bool ok = !req->uri_has_nul && prism_utf8_valid(req->path, strlen(req->path));
+    if (ok)
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_value, &ok);
+    return ok;
+}
+
+/* The request head within our limits (checked before anything else). */
+static bool head_size_ok(prism_http_req *req)
+{
+    if (req->uri_too_long) {
+        prism_http_reply_error(req, 414, "uri_too_long", "the URL is over the %u byte limit",
+                               MAX_URI);
+        return false;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (ci && ci->header_size > MAX_HEAD) {
+        prism_http_reply_error(req, 431, "headers_too_large",
+                               "the request line and headers are over the %u byte limit",
+                               MAX_HEAD);
+        return false;
+    }
+    return true;
+}
+
 /* Decides before the body is read: built-ins, auth, routing, body limits.
  * Returns true when a response was already set. */
 static bool on_headers(prism_http_req *req)
 {
-    if (!strcmp(req->path, "/healthz") && !strcmp(req->method, "GET")) {
+    if (!head_size_ok(req))
+        return true;
+    if (!strcmp(req->path, "/healthz") && is_method(req, "GET")) {
         json_t *doc = json_pack("{s:s,s:s}", "status", "ok", "service",
                                 req->srv->name ? req->srv->name : "prism");
         prism_http_reply_json(req, 200, doc);
@@ -463,7 +563,12 @@ static bool on_headers(prism_http_req *req)
                                "missing or wrong bearer token (Authorization: Bearer TOKEN)");
         return true;
     }
-    if (!strcmp(req->path, "/metrics") && !strcmp(req->method, "GET")) {
+    if (!url_text_ok(req)) {
+        prism_http_reply_error(req, 400, "invalid_argument",
+                               "the path and query must be UTF-8 without NUL (%%00)");
+        return true;
+    }
+    if (!strcmp(req->path, "/metrics") && is_method(req, "GET")) {
         serve_metrics(req);
         return true;
     }
@@ -524,6 +629,8 @@ static enum MHD_Result send_response(prism_http_req *req)
 {
     if (!req->response)
         prism_http_reply_error(req, 500, "internal", "the handler gave no response");
+    if (req->slot)
+        req->slot->answered = true;
     count_request(req);
     int64_t us = (prism_mono_ns() - req->started_ns) / 1000;
     if (req->status >= 500)
@@ -533,9 +640,223 @@ static enum MHD_Result send_response(prism_http_req *req)
     return MHD_queue_response(req->conn, (unsigned)req->status, req->response);
 }
 
+/* ---------- connections: header deadline, eviction, parser errors ---------- */
+
+/* The slot of the connection this thread serves (thread per connection), set
+ * once its first request line is parsed: lets the log hook below answer for
+ * libmicrohttpd. */
+static _Thread_local conn_slot *current_slot;
+
+/* Closes the connection under the slot (caller holds conns_lock): its thread
+ * sees the end of the stream and lets libmicrohttpd close it. */
+static void slot_shut(conn_slot *c)
+{
+    if (!c->busy && !c->closing)
+        c->srv->nidle--;
+    c->closing = true;
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+static void slot_set_busy(conn_slot *c, bool busy)
+{
+    if (!c)
+        return;
+    prism_http_server *s = c->srv;
+    pthread_mutex_lock(&s->conns_lock);
+    if (!c->closing && c->busy != busy) {
+        c->busy = busy;
+        if (busy) {
+            s->nidle--;
+        } else {
+            s->nidle++;
+            c->idle_since_ns = prism_mono_ns(); /* the next request's deadline starts */
+        }
+    }
+    pthread_mutex_unlock(&s->conns_lock);
+}
+
+/* When too many connections wait for headers, the one waiting longest goes,
+ * so that clients that send a request at once are always let in, however many
+ * trickling connections someone holds (on loopback they all share one
+ * address, so limits per address cannot tell them apart). */
+static void evict_if_full(prism_http_server *s)
+{
+    if (s->nidle <= s->max_idle)
+        return;
+    conn_slot *oldest = NULL;
+    for (conn_slot *c = s->conns; c; c = c->next)
+        if (!c->busy && !c->closing)
+            oldest = c; /* the list is newest first: the last idle one waited longest */
+    if (oldest)
+        slot_shut(oldest);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    prism_http_server *s = cls;
+    conn_slot *c = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c = ci ? calloc(1, sizeof *c) : NULL;
+        if (!c)
+            return; /* served without a deadline; nothing else depends on the slot */
+        c->srv = s;
+        c->fd = ci->connect_fd;
+        c->idle_since_ns = prism_mono_ns();
+        pthread_mutex_lock(&s->conns_lock);
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        s->nidle++;
+        evict_if_full(s);
+        pthread_mutex_unlock(&s->conns_lock);
+        *socket_context = c;
+        return;
+    }
+    if (!c)
+        return;
+    pthread_mutex_lock(&s->conns_lock);
+    if (!c->busy && !c->closing)
+        s->nidle--;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&s->conns_lock);
+    *socket_context = NULL;
+    free(c);
+}
+
+/* Shuts down connections that waited for headers past the deadline. A byte
+ * received does not reset it (libmicrohttpd's own timeout would be). */
+static void *reaper_main(void *arg)
+{
+    prism_http_server *s = arg;
+    int64_t period_ns = s->header_timeout_ns / 4;
+    if (period_ns < 20 * 1000000LL)
+        period_ns = 20 * 1000000LL;
+    pthread_mutex_lock(&s->conns_lock);
+    while (!atomic_load(&s->stopping)) {
+        int64_t now = prism_mono_ns();
+        for (conn_slot *c = s->conns; c; c = c->next)
+            if (!c->busy && !c->closing && now - c->idle_since_ns > s->header_timeout_ns)
+                slot_shut(c);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t wake = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + period_ns;
+        ts.tv_sec = (time_t)(wake / 1000000000LL);
+        ts.tv_nsec = (long)(wake % 1000000000LL);
+        pthread_cond_timedwait(&s->reaper_wake, &s->conns_lock, &ts);
+    }
+    pthread_mutex_unlock(&s->conns_lock);
+    return NULL;
+}
+
+/* The stable code and message for an error libmicrohttpd found itself. */
+static const char *parser_error_code(unsigned status, const char **message)
+{
+    switch (status) {
+    case 413:
+        *message = "the Content-Length or a chunk size is too large";
+        return "body_too_large";
+    case 414:
+        *message = "the URL is too long";
+        return "uri_too_long";
+    case 431:
+        *message = "the request headers are too large";
+        return "headers_too_large";
+    case 505:
+        *message = "only HTTP/1.0 and HTTP/1.1 are served";
+        return "http_version_not_supported";
+    case 500:
+        *message = "the request could not be read";
+        return "internal";
+    default:
+        *message = "malformed HTTP request (a header, Content-Length or the chunked body)";
+        return "bad_request";
+    }
+}
+
+/* libmicrohttpd answers a request it cannot parse (bad Content-Length,
+ * headers over its memory, a malformed chunk...) with an HTML page of its own,
+ * and for some of them (0.9.75) sends the status line twice. It offers no
+ * hook to change that body, but it logs each such error on the connection's
+ * thread just before queueing its answer. So this log hook sends the JSON
+ * envelope itself and shuts the socket for writing: the library's own answer
+ * then fails to send and it closes the connection. Requests the handler
+ * already answered are left alone. The only errors this cannot reach come
+ * before a connection's first request line is parsed (no slot is known on
+ * the thread yet): libmicrohttpd answers those itself, once. */
+static const char PARSER_ERROR_LOG[] = "Error processing request (HTTP response code is %u";
+
+static void send_parser_error(conn_slot *c, unsigned status)
+{
+    const char *message, *code = parser_error_code(status, &message);
+    char body[256], head[256];
+    int blen = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                        code, message);
+    const char *reason = MHD_get_reason_phrase_for(status);
+    int hlen = snprintf(head, sizeof head,
+                        "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\nConnection: close\r\n\r\n",
+                        status, reason && *reason ? reason : "Error", blen);
+    /* Small enough for any socket buffer; a peer that reads nothing loses it. */
+    if (send(c->fd, head, (size_t)hlen, MSG_NOSIGNAL | MSG_DONTWAIT) == hlen)
+        (void)send(c->fd, body, (size_t)blen, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(c->fd, SHUT_WR);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    conn_slot *c = current_slot;
+    if (!strncmp(fmt, PARSER_ERROR_LOG, sizeof PARSER_ERROR_LOG - 1) && c && c->srv == cls &&
+        !c->answered) {
+        va_list copy;
+        va_copy(copy, ap);
+        unsigned status = va_arg(copy, unsigned);
+        va_end(copy);
+        c->answered = true;
+        send_parser_error(c, status);
+    }
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    LOG_DEBUG("http: %s", line);
+}
+
+/* Called once the request line is parsed, before the headers, with the URL
+ * as sent (not yet percent-decoded). Its result becomes the request's context. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    prism_http_server *s = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_slot *c = ci ? ci->socket_context : NULL;
+    current_slot = c;
+    if (c)
+        c->answered = false;
+    prism_http_req *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL; /* on_request tries again */
+    req->srv = s;
+    req->conn = conn;
+    req->slot = c;
+    req->uri_too_long = strlen(uri) > MAX_URI;
+    for (const char *p = strchr(uri, '%'); p && !req->uri_has_nul; p = strchr(p + 1, '%'))
+        req->uri_has_nul = p[1] == '0' && p[2] == '0';
+    return req;
+}
+
 static char *normalize_path(const char *url)
 {
     char *path = strdup(url);
+    if (!path)
+        return NULL;
     size_t n = strlen(path);
     /* "/api/jobs/" and "/api/jobs" name the same resource. */
     while (n > 1 && path[n - 1] == '/')
@@ -555,10 +876,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         req->srv = srv;
         req->conn = conn;
+        *con_cls = req;
+    }
+    if (!req->started) {
+        req->started = true;
         req->method = method;
         req->path = normalize_path(url);
+        if (!req->path)
+            return MHD_NO;
         req->started_ns = prism_mono_ns();
-        *con_cls = req;
+        slot_set_busy(req->slot, true);
         if (on_headers(req))
             return send_response(req);
         return MHD_YES;
@@ -594,6 +921,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     prism_http_req *req = *con_cls;
     if (!req)
         return;
+    /* The next request on this connection has its own header deadline. */
+    slot_set_busy(req->slot, false);
+    if (req->slot)
+        req->slot->answered = false;
     if (req->response)
         MHD_destroy_response(req->response);
     for (int i = 0; i < req->nparams; i++)
@@ -623,6 +954,67 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss, sock
     return 0;
 }
 
+/* The connection limit the process can hold: raises the soft limit on open
+ * files toward `want` plus a reserve when allowed, else serves fewer. */
+static unsigned connection_limit(unsigned want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return want;
+    rlim_t need = (rlim_t)want + RESERVED_FDS;
+    if (rl.rlim_cur < need) {
+        struct rlimit raised = rl;
+        raised.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = raised.rlim_cur;
+    }
+    if (rl.rlim_cur >= need)
+        return want;
+    return rl.rlim_cur > 2 * RESERVED_FDS ? (unsigned)(rl.rlim_cur - RESERVED_FDS)
+                                          : (unsigned)(rl.rlim_cur / 2);
+}
+
+static int init_sync(prism_http_server *s)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&s->reaper_wake, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0)
+        return -1;
+    pthread_mutex_init(&s->conns_lock, NULL);
+    s->sync_ready = true;
+    return 0;
+}
+
+static void stop_reaper(prism_http_server *s)
+{
+    if (!s->reaper_running)
+        return;
+    pthread_mutex_lock(&s->conns_lock);
+    atomic_store(&s->stopping, true);
+    pthread_cond_signal(&s->reaper_wake);
+    pthread_mutex_unlock(&s->conns_lock);
+    pthread_join(s->reaper, NULL);
+    s->reaper_running = false;
+}
+
+static void free_server(prism_http_server *s)
+{
+    atomic_store(&s->stopping, true);
+    stop_reaper(s);
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon); /* reports every close: the slot list ends empty */
+    if (s->sync_ready) {
+        pthread_cond_destroy(&s->reaper_wake);
+        pthread_mutex_destroy(&s->conns_lock);
+    }
+    free(s->token);
+    free(s->name);
+    free(s);
+}
+
 int prism_http_server_create(prism_http_server **out, const prism_http_config *cfg, char *err,
                              size_t errlen)
 {
@@ -642,24 +1034,43 @@ int prism_http_server_create(prism_http_server **out, const prism_http_config *c
     s->cfg = *cfg;
     s->token = cfg->token && *cfg->token ? strdup(cfg->token) : NULL;
     s->name = cfg->name ? strdup(cfg->name) : NULL;
+    unsigned limit =
+        connection_limit(cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS);
+    s->max_idle = limit / 2 ? limit / 2 : 1;
+    s->header_timeout_ns =
+        (int64_t)(cfg->header_timeout_ms > 0 ? cfg->header_timeout_ms : DEFAULT_HEADER_TIMEOUT_MS) *
+        1000000LL;
+    if (init_sync(s) != 0) {
+        snprintf(err, errlen, "out of memory");
+        free_server(s);
+        return -1;
+    }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ITC;
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                                 MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                 MHD_OPTION_CONNECTION_LIMIT, limit,
                                  MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                                  MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", host, cfg->port, strerror(errno));
-        free(s->token);
-        free(s->name);
-        free(s);
+        free_server(s);
         return -1;
     }
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        snprintf(err, errlen, "cannot start a thread: %s", strerror(errno));
+        free_server(s);
+        return -1;
+    }
+    s->reaper_running = true;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : cfg->port;
     *out = s;
@@ -690,11 +1101,6 @@ int prism_http_server_publish(const prism_http_server *s, const char *bind_host,
 
 void prism_http_server_destroy(prism_http_server *s)
 {
-    if (!s)
-        return;
-    atomic_store(&s->stopping, true);
-    MHD_stop_daemon(s->daemon);
-    free(s->token);
-    free(s->name);
-    free(s);
+    if (s)
+        free_server(s);
 }

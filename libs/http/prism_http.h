@@ -14,6 +14,12 @@
  * streamed log that follows a running job does). Handlers of one server run
  * concurrently: guard shared state.
  *
+ * HEAD is served wherever GET is (the GET handler runs; the body is not
+ * sent). Path and query must be UTF-8 without NUL (%00), so that handlers can
+ * put them in JSON; anything else is answered 400 before routing. Errors the
+ * HTTP parser itself finds (a header too large, a malformed Content-Length...)
+ * get the JSON envelope too, but for one case: see docs/api.md.
+ *
  * A handler answers by calling exactly one prism_http_reply* function on the
  * request. The request and everything read from it stay valid until the
  * handler returns. */
@@ -52,9 +58,19 @@ typedef struct prism_http_config {
     size_t default_max_body; /* 0 means 1 MiB */
     prism_metrics *metrics;  /* borrowed; rendered at /metrics; may be NULL */
     const char *name;        /* service name reported by /healthz */
+    /* A connection must deliver a request's complete headers within this long
+     * of being accepted or of its previous response (trickling bytes does not
+     * extend it). 0 means 5000. */
+    int header_timeout_ms;
+    /* Connections served at once; 0 means 2048 (fewer when the process may not
+     * open that many files). When half of them wait for headers, accepting
+     * one more closes the one that has waited longest. */
+    unsigned max_connections;
 } prism_http_config;
 
-/* Starts serving in background threads. Returns 0, or -1 with `err` filled. */
+/* Starts serving in background threads. Raises the process's soft limit on
+ * open files when the connection limit needs it (and the hard limit allows).
+ * Returns 0, or -1 with `err` filled. */
 int prism_http_server_create(prism_http_server **out, const prism_http_config *cfg, char *err,
                              size_t errlen);
 /* The bound port (useful after binding port 0). */

@@ -6,6 +6,7 @@
 #include "db.h"
 #include "gcs.h"
 #include "prism_fs.h"
+#include "prism_json_text.h"
 #include "prism_time.h"
 
 #define MAX_KEY 512
@@ -21,13 +22,17 @@ static bool valid_names(prism_http_req *req, const char **ns, const char **key)
         return false;
     }
     if (*key) {
+        /* Listings return keys as JSON strings: a key that is not UTF-8 would
+         * be stored and never listed. (The server already refuses such paths
+         * and %00, which would cut the key short.) */
         size_t n = strlen(*key);
-        bool ok = n > 0 && n <= MAX_KEY;
+        bool ok = n > 0 && n <= MAX_KEY && prism_utf8_valid(*key, n);
         for (size_t i = 0; ok && i < n; i++)
             ok = (unsigned char)(*key)[i] >= 0x20;
         if (!ok) {
             prism_http_reply_error(req, 400, "invalid_argument",
-                                   "key must be 1-%d printable bytes", MAX_KEY);
+                                   "key must be 1-%d bytes of UTF-8 without control characters",
+                                   MAX_KEY);
             return false;
         }
     }

@@ -2,7 +2,9 @@
  * route table, exercised through the client library (and a raw socket where
  * the client cannot shape the request). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -78,6 +80,15 @@ static void echo(prism_http_req *req, void *ctx)
 
 static void silent(prism_http_req *req, void *ctx) {}
 
+/* A document that could not be built (as json_pack gives on bad input). */
+static void null_json(prism_http_req *req, void *ctx) { prism_http_reply_json(req, 200, NULL); }
+
+/* A message quoting bytes that are not UTF-8. */
+static void bad_message(prism_http_req *req, void *ctx)
+{
+    prism_http_reply_error(req, 404, "not_found", "no item '%s'", "a\xff\xfe");
+}
+
 typedef struct counting_stream {
     handler_ctx *ctx;
     int sent;
@@ -141,7 +152,13 @@ static const prism_http_route routes[] = {
     {"GET", "/api/v1/stream", stream, 0},
     {"GET", "/api/v1/wait", wait_forever, 0},
     {"GET", "/api/v1/endless", endless, 0},
+    {"GET", "/api/v1/nulljson", null_json, 0},
+    {"GET", "/api/v1/badmsg", bad_message, 0},
 };
+
+/* Overrides for the servers of the deadline and eviction tests. */
+static int header_timeout_ms;
+static unsigned max_connections;
 
 /* ---------- fixture ---------- */
 
@@ -155,6 +172,8 @@ static int start_server(fixture *fx)
         .ctx = &fx->ctx,
         .metrics = fx->metrics,
         .name = "testsvc",
+        .header_timeout_ms = header_timeout_ms,
+        .max_connections = max_connections,
     };
     char err[256];
     if (prism_http_server_create(&fx->srv, &cfg, err, sizeof err) != 0) {
@@ -236,8 +255,7 @@ static const char *member(json_t *doc, const char *key)
     return json_string_value(json_object_get(doc, key));
 }
 
-/* Sends raw bytes and reads the answer until the server closes. */
-static size_t raw_exchange(int port, const char *request, char *out, size_t cap)
+static int raw_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
@@ -245,7 +263,15 @@ static size_t raw_exchange(int port, const char *request, char *out, size_t cap)
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {.tv_sec = 5};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    return fd;
+}
+
+/* Sends raw bytes and reads the answer until the server closes. */
+static size_t raw_exchange(int port, const char *request, char *out, size_t cap)
+{
+    int fd = raw_connect(port);
     size_t len = strlen(request);
     assert_int_equal(send(fd, request, len, MSG_NOSIGNAL), (ssize_t)len);
     size_t got = 0;
@@ -518,6 +544,12 @@ typedef struct stream_thread {
 
 static int discard(void *ud, const char *data, size_t len) { return 0; }
 
+/* Reads until the time in *ud (ms), then stops the transfer. */
+static int read_until(void *ud, const char *data, size_t len)
+{
+    return prism_mono_ms() < *(int64_t *)ud ? 0 : -1;
+}
+
 static void *run_stream(void *arg)
 {
     stream_thread *t = arg;
@@ -548,6 +580,265 @@ static void test_destroy_during_stream(void **state)
     assert_int_equal(t.status, 200);
 }
 
+#define AUTH "Authorization: Bearer " TOKEN "\r\n"
+
+/* Sends `len` raw bytes (the server may stop reading early) and checks the
+ * answer is one response (one status line) carrying the JSON error `code`. */
+static void expect_raw_error(int port, const char *request, size_t len, int status,
+                             const char *code)
+{
+    int fd = raw_connect(port);
+    (void)send(fd, request, len, MSG_NOSIGNAL);
+    char out[8192];
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < sizeof out && (r = recv(fd, out + got, sizeof out - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fd);
+    char want[32];
+    snprintf(want, sizeof want, "HTTP/1.1 %d ", status);
+    if (strncmp(out, want, strlen(want)) != 0)
+        fail_msg("want %s, got: %.300s", want, out);
+    assert_null(strstr(out + 1, "HTTP/1.1 "));
+    const char *body = strstr(out, "\r\n\r\n");
+    const char *cl = strstr(out, "Content-Length: ");
+    assert_non_null(body);
+    assert_non_null(cl);
+    body += 4;
+    assert_int_equal(strtoul(cl + 16, NULL, 10), strlen(body));
+    assert_non_null(strstr(out, "Content-Type: application/json"));
+    json_t *doc = json_loads(body, 0, NULL);
+    assert_non_null(doc);
+    json_t *err = json_object_get(doc, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), code);
+    assert_non_null(json_string_value(json_object_get(err, "message")));
+    json_decref(doc);
+}
+
+static void test_fallback_500_is_json(void **state)
+{
+    fixture *fx = *state;
+    prism_httpc_resp resp;
+    char err[256];
+    assert_int_equal(prism_httpc_request(fx->client, "GET", "/api/v1/nulljson", NULL, NULL, 0,
+                                         TIMEOUT_MS, 0, &resp, err, sizeof err),
+                     0);
+    assert_int_equal(resp.status, 500);
+    assert_null(memchr(resp.body, '\0', resp.len)); /* no NUL counted in Content-Length */
+    json_t *doc = json_loadb(resp.body, resp.len, 0, NULL);
+    assert_non_null(doc);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(doc, "error"), "code")), "internal");
+    json_decref(doc);
+    prism_httpc_resp_free(&resp);
+}
+
+static void test_error_message_not_utf8(void **state)
+{
+    fixture *fx = *state;
+    expect_error(fx->client, "GET", "/api/v1/badmsg", NULL, 404, "not_found");
+}
+
+static void test_url_not_utf8_or_nul(void **state)
+{
+    fixture *fx = *state;
+    static const char *const bad[] = {
+        "/api/v1/items/%ff",         "/api/v1/items/a%C0%AFb", "/api/v1/items/%ed%a0%80",
+        "/api/v1/items/a%00b",       "/api/v1/items/abc?x=%ff", "/api/v1/items/abc?x=a%00",
+        "/api/v1/items/%ff/parts/p", "/api/v1/nothing/%fe",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_error(fx->client, "GET", bad[i], NULL, 400, "invalid_argument");
+    /* Without a token the answer stays 401. */
+    expect_error(fx->anon, "GET", "/api/v1/items/%ff", NULL, 401, "unauthorized");
+    /* Multi-byte UTF-8 is fine. */
+    long status = 0;
+    json_t *doc = call(fx->client, "GET", "/api/v1/items/%C3%A9t%C3%A9", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(member(doc, "id"), "\xc3\xa9t\xc3\xa9");
+    json_decref(doc);
+}
+
+static void test_head(void **state)
+{
+    fixture *fx = *state;
+    int port = prism_http_server_port(fx->srv);
+    char out[4096];
+    raw_exchange(port, "HEAD /api/v1/items/abc HTTP/1.1\r\nHost: t\r\n" AUTH
+                       "Connection: close\r\n\r\n",
+                 out, sizeof out);
+    assert_memory_equal(out, "HTTP/1.1 200", 12);
+    assert_non_null(strstr(out, "Content-Length: 12\r\n")); /* {"id":"abc"}, not sent */
+    assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n");
+    raw_exchange(port, "HEAD /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", out,
+                 sizeof out);
+    assert_memory_equal(out, "HTTP/1.1 200", 12);
+    assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n");
+    raw_exchange(port, "HEAD /api/v1/items/abc HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                 out, sizeof out);
+    assert_memory_equal(out, "HTTP/1.1 401", 12);
+    raw_exchange(port, "HEAD /metrics HTTP/1.1\r\nHost: t\r\n" AUTH "Connection: close\r\n\r\n",
+                 out, sizeof out);
+    assert_memory_equal(out, "HTTP/1.1 200", 12);
+    /* A streamed answer is not read at all: a stream that never has data ends at once. */
+    int done_before = atomic_load(&fx->ctx.streams_done);
+    raw_exchange(port, "HEAD /api/v1/wait HTTP/1.1\r\nHost: t\r\n" AUTH "Connection: close\r\n\r\n",
+                 out, sizeof out);
+    assert_memory_equal(out, "HTTP/1.1 200", 12);
+    assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n");
+    wait_for(&fx->ctx.streams_done, done_before + 1);
+    raw_exchange(port, "HEAD /api/v1/echo HTTP/1.1\r\nHost: t\r\n" AUTH
+                       "Connection: close\r\n\r\n",
+                 out, sizeof out);
+    assert_memory_equal(out, "HTTP/1.1 405", 12);
+    raw_exchange(port, "PUT /api/v1/items/abc HTTP/1.1\r\nHost: t\r\n" AUTH
+                       "Content-Length: 0\r\nConnection: close\r\n\r\n",
+                 out, sizeof out);
+    assert_memory_equal(out, "HTTP/1.1 405", 12);
+    assert_non_null(strstr(out, "Allow: GET, HEAD, DELETE\r\n"));
+}
+
+static void test_parser_errors_are_json(void **state)
+{
+    fixture *fx = *state;
+    int port = prism_http_server_port(fx->srv);
+    static const struct {
+        const char *request;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"POST /api/v1/echo HTTP/1.1\r\nHost: t\r\n" AUTH "Content-Length: abc\r\n\r\n", 400,
+         "bad_request"},
+        {"POST /api/v1/echo HTTP/1.1\r\nHost: t\r\n" AUTH
+         "Content-Length: 99999999999999999999999\r\n\r\n",
+         413, "body_too_large"},
+        {"GET /api/v1/list HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n", 400, "bad_request"},
+        {"POST /api/v1/echo HTTP/1.1\r\nHost: t\r\n" AUTH
+         "Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+         400, "bad_request"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_raw_error(port, cases[i].request, strlen(cases[i].request), cases[i].status,
+                         cases[i].code);
+    /* Oversized heads: our limits, then past what libmicrohttpd can hold. */
+    static const size_t header_sizes[] = {40u << 10, 300u << 10};
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = header_sizes[i];
+        char *big = malloc(n + 256);
+        assert_non_null(big);
+        int k = snprintf(big, 256, "GET /api/v1/list HTTP/1.1\r\nHost: t\r\nX-Big: ");
+        memset(big + k, 'a', n);
+        memcpy(big + k + n, "\r\n\r\n", 5);
+        expect_raw_error(port, big, strlen(big), 431, "headers_too_large");
+        free(big);
+    }
+    char *uri = malloc(20000);
+    assert_non_null(uri);
+    int k = snprintf(uri, 64, "GET /api/v1/items/");
+    memset(uri + k, 'a', 10000);
+    strcpy(uri + k + 10000, " HTTP/1.1\r\nHost: t\r\n\r\n");
+    expect_raw_error(port, uri, strlen(uri), 414, "uri_too_long");
+    free(uri);
+    /* The server still serves. */
+    long status = 0;
+    json_decref(call(fx->client, "GET", "/api/v1/items/ok", NULL, &status));
+    assert_int_equal(status, 200);
+}
+
+/* Waits until the server closes `fd`, trickling a byte every 50 ms; returns ms waited. */
+static int64_t trickle_until_closed(int fd, int64_t limit_ms)
+{
+    int64_t t0 = prism_mono_ms();
+    while (prism_mono_ms() - t0 < limit_ms) {
+        if (send(fd, "X", 1, MSG_NOSIGNAL) != 1)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        char c;
+        if (poll(&p, 1, 50) > 0 && recv(fd, &c, 1, 0) <= 0)
+            break;
+    }
+    return prism_mono_ms() - t0;
+}
+
+static int setup_short_deadline(void **state)
+{
+    header_timeout_ms = 300;
+    int rc = setup(state);
+    header_timeout_ms = 0;
+    return rc;
+}
+
+static void test_header_deadline(void **state)
+{
+    fixture *fx = *state; /* its own server: headers due within 300 ms */
+    int port = prism_http_server_port(fx->srv);
+    int fd = raw_connect(port);
+    assert_int_equal(send(fd, "GET /healthz HTTP/1.1\r\nX-Slow: ", 32, MSG_NOSIGNAL), 32);
+    int64_t took = trickle_until_closed(fd, 5000);
+    close(fd);
+    assert_true(took >= 200 && took < 2000);
+    /* An idle keep-alive connection has the same deadline for its next request. */
+    fd = raw_connect(port);
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    char out[1024];
+    assert_true(recv(fd, out, sizeof out, 0) > 12);
+    assert_memory_equal(out, "HTTP/1.1 200", 12);
+    assert_true(trickle_until_closed(fd, 5000) < 2000);
+    close(fd);
+    /* A request being answered is not cut: a stream outlives the deadline. */
+    int64_t until = prism_mono_ms() + 1000;
+    long status = 0;
+    char err[256];
+    assert_int_equal(prism_httpc_stream(fx->client, "GET", "/api/v1/endless", TIMEOUT_MS,
+                                        read_until, &until, &status, err, sizeof err),
+                     0);
+    assert_int_equal(status, 200);
+    assert_true(prism_mono_ms() >= until);
+}
+
+static int setup_few_connections(void **state)
+{
+    max_connections = 8; /* evicts past 4 connections waiting for headers */
+    int rc = setup(state);
+    max_connections = 0;
+    return rc;
+}
+
+static void test_eviction(void **state)
+{
+    fixture *fx = *state; /* its own server, 8 connections at most */
+    int port = prism_http_server_port(fx->srv);
+    enum { HELD = 12 };
+    int fds[HELD];
+    for (int i = 0; i < HELD; i++) {
+        fds[i] = raw_connect(port);
+        assert_int_equal(send(fds[i], "G", 1, MSG_NOSIGNAL), 1);
+        prism_sleep_ms(5); /* in order: the oldest go first */
+    }
+    /* Clients that send their request at once are still served. */
+    for (int i = 0; i < 3; i++) {
+        long status = 0;
+        int64_t t0 = prism_mono_ms();
+        json_decref(call(fx->client, "GET", "/api/v1/items/in", NULL, &status));
+        assert_int_equal(status, 200);
+        assert_true(prism_mono_ms() - t0 < 2000);
+    }
+    /* The connections that waited longest were closed, the newest kept. */
+    int closed_old = 0, open_new = 0;
+    for (int i = 0; i < HELD; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        char c;
+        bool closed = poll(&p, 1, i < 4 ? 1000 : 0) > 0 && recv(fds[i], &c, 1, 0) <= 0;
+        closed_old += i < 4 && closed;
+        open_new += i >= HELD - 3 && !closed;
+        close(fds[i]);
+    }
+    assert_int_equal(closed_old, 4);
+    assert_int_equal(open_new, 3);
+}
+
 int main(void)
 {
     prism_log_init("test_http", PRISM_LOG_ERROR); /* the 500 test logs a warning */
@@ -566,7 +857,14 @@ int main(void)
         cmocka_unit_test(test_no_reply_is_500),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_stream_client_leaves),
+        cmocka_unit_test(test_fallback_500_is_json),
+        cmocka_unit_test(test_error_message_not_utf8),
+        cmocka_unit_test(test_url_not_utf8_or_nul),
+        cmocka_unit_test(test_head),
+        cmocka_unit_test(test_parser_errors_are_json),
         cmocka_unit_test_setup_teardown(test_destroy_during_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_deadline, setup_short_deadline, teardown),
+        cmocka_unit_test_setup_teardown(test_eviction, setup_few_connections, teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
