@@ -69,6 +69,7 @@ struct prism_http_server {
     size_t nidle;     /* slots neither busy nor closing */
     size_t max_idle;
     int64_t header_timeout_ns;
+    char *tls_cert, *tls_key; /* PEM text, kept while the daemon runs; NULL: plain HTTP */
     bool sync_ready, reaper_running;
     pthread_t reaper;
 };
@@ -821,7 +822,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         unsigned status = va_arg(copy, unsigned);
         va_end(copy);
         c->answered = true;
-        send_parser_error(c, status);
+        if (!c->srv->tls_cert) /* raw bytes would break a TLS stream: MHD answers itself there */
+            send_parser_error(c, status);
     }
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
@@ -1012,7 +1014,36 @@ static void free_server(prism_http_server *s)
     }
     free(s->token);
     free(s->name);
+    free(s->tls_cert);
+    if (s->tls_key) /* the key does not outlive its use in freed memory */
+        explicit_bzero(s->tls_key, strlen(s->tls_key));
+    free(s->tls_key);
     free(s);
+}
+
+#define TLS_FILE_MAX (1u << 20)
+
+/* Reads the certificate and key (from the config or the environment). 0 with
+ * none set (plain HTTP), 0 with both read, -1 with `err` otherwise. */
+static int load_tls(prism_http_server *s, const prism_http_config *cfg, char *err, size_t errlen)
+{
+    const char *cert = cfg->tls_cert ? cfg->tls_cert : getenv("PRISM_TLS_CERT");
+    const char *key = cfg->tls_key ? cfg->tls_key : getenv("PRISM_TLS_KEY");
+    bool have_cert = cert && *cert, have_key = key && *key;
+    if (!have_cert && !have_key)
+        return 0;
+    if (have_cert != have_key) {
+        snprintf(err, errlen, "TLS needs both a certificate and a key (PRISM_TLS_CERT, PRISM_TLS_KEY)");
+        return -1;
+    }
+    size_t n;
+    if (!(s->tls_cert = prism_read_file(cert, TLS_FILE_MAX, &n)) ||
+        !(s->tls_key = prism_read_file(key, TLS_FILE_MAX, &n))) {
+        snprintf(err, errlen, "cannot read the TLS %s %s: %s", s->tls_cert ? "key" : "certificate",
+                 s->tls_cert ? key : cert, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 int prism_http_server_create(prism_http_server **out, const prism_http_config *cfg, char *err,
@@ -1045,11 +1076,21 @@ int prism_http_server_create(prism_http_server **out, const prism_http_config *c
         free_server(s);
         return -1;
     }
+    if (load_tls(s, cfg, err, errlen) != 0) {
+        free_server(s);
+        return -1;
+    }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls[] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert},
+                                   {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
+                                   {MHD_OPTION_END, 0, NULL}};
+    if (s->tls_cert)
+        flags |= MHD_USE_TLS;
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                                 MHD_OPTION_ARRAY, s->tls_cert ? tls : tls + 2,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -1061,7 +1102,9 @@ int prism_http_server_create(prism_http_server **out, const prism_http_config *c
                                  MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                                  MHD_OPTION_END);
     if (!s->daemon) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, cfg->port, strerror(errno));
+        snprintf(err, errlen, "cannot listen on %s:%d%s: %s", host, cfg->port,
+                 s->tls_cert ? " with TLS (is the certificate and key pair valid PEM?)" : "",
+                 strerror(errno));
         free_server(s);
         return -1;
     }
@@ -1086,12 +1129,17 @@ void prism_http_print_routes(FILE *out, const prism_http_route *routes, size_t n
 
 int prism_http_server_port(const prism_http_server *s) { return s->port; }
 
+const char *prism_http_server_scheme(const prism_http_server *s)
+{
+    return s->tls_cert ? "https" : "http";
+}
+
 int prism_http_server_publish(const prism_http_server *s, const char *bind_host, const char *file,
                               char *url, size_t urllen, char *err, size_t errlen)
 {
     char host[300];
     prism_advertised_host(bind_host ? bind_host : "127.0.0.1", host, sizeof host);
-    snprintf(url, urllen, "http://%s:%d", host, s->port);
+    snprintf(url, urllen, "%s://%s:%d", prism_http_server_scheme(s), host, s->port);
     if (file && *file && prism_write_file_atomic(file, url, strlen(url), 0644) != 0) {
         snprintf(err, errlen, "cannot write %s: %s", file, strerror(errno));
         return -1;

@@ -66,6 +66,10 @@ typedef struct prism_http_config {
      * open that many files). When half of them wait for headers, accepting
      * one more closes the one that has waited longest. */
     unsigned max_connections;
+    /* PEM files of the certificate (chain) and the private key: the server
+     * speaks HTTPS when both are set. NULL means PRISM_TLS_CERT and
+     * PRISM_TLS_KEY from the environment (docs/security.md#tls). */
+    const char *tls_cert, *tls_key;
 } prism_http_config;
 
 /* Starts serving in background threads. Raises the process's soft limit on
@@ -75,6 +79,8 @@ int prism_http_server_create(prism_http_server **out, const prism_http_config *c
                              size_t errlen);
 /* The bound port (useful after binding port 0). */
 int prism_http_server_port(const prism_http_server *s);
+/* "https" when the server speaks TLS, else "http". */
+const char *prism_http_server_scheme(const prism_http_server *s);
 /* Writes the server's URL ("http://host:port", as others reach it: see
  * prism_advertised_host) into `url`, and into `file` when `file` is set
  * (atomically: readers see all of it or nothing). Returns 0, or -1 with `err`. */

@@ -97,6 +97,10 @@ static struct curl_slist *prepare(prism_httpc *c, const char *method, const char
     curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* A cluster with its own CA (docs/security.md#tls): every client trusts it. */
+    const char *ca = getenv("PRISM_TLS_CA");
+    if (ca && *ca)
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
     struct curl_slist *headers = NULL;
     if (c->auth)
         headers = curl_slist_append(headers, c->auth);

@@ -54,7 +54,8 @@ static prism_client *client(gcs *g)
 {
     if (!g->tasks->client) {
         char url[512];
-        snprintf(url, sizeof url, "http://%s:%d", g->cfg.host, prism_http_server_port(g->http));
+        snprintf(url, sizeof url, "%s://%s:%d", prism_http_server_scheme(g->http), g->cfg.host,
+                 prism_http_server_port(g->http));
         prism_connect_options o = {url, g->cfg.token};
         if (prism_connect(&g->tasks->client, &o) != PRISM_OK)
             g->tasks->client = NULL;

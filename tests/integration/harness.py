@@ -38,6 +38,11 @@ def find_nats():
     return None
 
 
+def scheme():
+    """The services speak HTTPS when PRISM_TLS_CERT (and _KEY) reach them."""
+    return "https" if os.environ.get("PRISM_TLS_CERT") else "http"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -172,7 +177,7 @@ class Cluster:
                 os.path.join(self.dir, "gcs"), "--node-timeout-ms", str(self.node_timeout_ms),
                 "--log-level", "debug"] + self.gcs_args + list(extra)
         self.gcs = self._spawn("gcs", argv, self.service_env())
-        self.url = "http://127.0.0.1:%d" % self.gcs_port
+        self.url = "%s://127.0.0.1:%d" % (scheme(), self.gcs_port)
         wait_until(self._healthy, what="GCS /healthz")
         return self.gcs
 
@@ -189,7 +194,7 @@ class Cluster:
                 self.token_file, "--nats-url", self.nats_url, "--node-timeout-ms",
                 str(self.node_timeout_ms), "--log-level", "debug"] + self.scheduler_args + list(extra)
         self.scheduler = self._spawn("scheduler-" + str(len(self.procs)), argv, self.service_env())
-        self.scheduler_url = "http://127.0.0.1:%d" % port
+        self.scheduler_url = "%s://127.0.0.1:%d" % (scheme(), port)
         wait_until(lambda: self._healthy(self.scheduler_url), what="scheduler /healthz")
         return self.scheduler
 
