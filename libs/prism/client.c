@@ -621,11 +621,15 @@ prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out)
     uint64_t stored_size = 0;
     if (stored) {
         prism_store_status ss = prism__store_value(c->store, &id, v, c->self_addr, &stored_size);
-        if (ss != PRISM_STORE_OK)
+        /* The node's store is down (being restarted): the value stays in this
+         * process, as in a driver without a store, rather than fail the put. */
+        stored = ss != PRISM_STORE_DISCONNECTED;
+        if (ss != PRISM_STORE_OK && stored)
             return prism__fail(ss == PRISM_STORE_OUT_OF_MEMORY || ss == PRISM_STORE_TOO_LARGE
                                    ? PRISM_ERR_NO_MEMORY : PRISM_ERR_INTERNAL,
                                "object store put failed: %s", prism_store_status_text(ss));
-    } else {
+    }
+    if (!stored) {
         prism_writer w = {.buf = &b};
         pw_value(&w, v, c->self_addr);
         if (w.failed) {

@@ -23,6 +23,23 @@
 /* Extra time a waiting get gives the store to answer before declaring it hung. */
 #define REPLY_GRACE_MS 10000
 
+/* The objects this handle has pointers into: gets not released yet and
+ * creates not sealed or aborted yet (ID -> count; a create counts once). */
+typedef struct held_slot {
+    prism_object_id id;
+    uint32_t count; /* 0: empty slot */
+} held_slot;
+
+typedef struct held_table {
+    held_slot *slots;
+    size_t cap, n; /* cap is 0 or a power of two */
+} held_table;
+
+typedef struct old_arena {
+    uint8_t *base;
+    uint64_t size;
+} old_arena;
+
 struct prism_store {
     pthread_mutex_t mu;
     int fd;
@@ -30,6 +47,12 @@ struct prism_store {
     uint64_t arena_size;
     bool broken;
     int rcv_timeout_ms; /* SO_RCVTIMEO now set; -1: none */
+    char *path;         /* to connect again after the store restarted */
+    held_table held;    /* pointers into the current arena */
+    held_table stale;   /* pointers into arenas of stores that went away */
+    old_arena *old;     /* those arenas: mapped while `stale` is not empty */
+    size_t nold;
+    bool keep_old;      /* an ID was held in both: which pointer a release ends is unknown */
     char err[256];
 };
 
@@ -69,6 +92,103 @@ __attribute__((format(printf, 3, 4))) static prism_store_status fail(prism_store
     if (s == PRISM_STORE_DISCONNECTED || s == PRISM_STORE_PROTOCOL)
         st->broken = true;
     return s;
+}
+
+/* ---------- the objects this handle points into ---------- */
+
+static size_t slot_of(const held_table *t, const prism_object_id *id)
+{
+    uint64_t h;
+    memcpy(&h, id->b, sizeof h); /* IDs are random bytes: their head is a hash */
+    h ^= h >> 29;
+    return (size_t)(h * 0x9e3779b97f4a7c15ull) & (t->cap - 1);
+}
+
+static held_slot *held_find(held_table *t, const prism_object_id *id)
+{
+    if (!t->n)
+        return NULL;
+    for (size_t i = slot_of(t, id);; i = (i + 1) & (t->cap - 1)) {
+        if (!t->slots[i].count)
+            return NULL;
+        if (!memcmp(t->slots[i].id.b, id->b, sizeof id->b))
+            return &t->slots[i];
+    }
+}
+
+/* Adds `count` to the ID's entry. Returns -1 when out of memory (the entry is
+ * then missing: only a restart of the store would notice). */
+static int held_add(held_table *t, const prism_object_id *id, uint32_t count)
+{
+    held_slot *e = held_find(t, id);
+    if (e) {
+        e->count += count;
+        return 0;
+    }
+    if (2 * (t->n + 1) > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        held_slot *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return -1;
+        held_table bigger = {slots, cap, 0};
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slots[i].count)
+                held_add(&bigger, &t->slots[i].id, t->slots[i].count);
+        free(t->slots);
+        *t = bigger;
+    }
+    size_t i = slot_of(t, id);
+    while (t->slots[i].count)
+        i = (i + 1) & (t->cap - 1);
+    t->slots[i].id = *id;
+    t->slots[i].count = count;
+    t->n++;
+    return 0;
+}
+
+/* Takes one off the entry (found in `t`), removing it at zero (backward shift). */
+static void held_drop(held_table *t, held_slot *e)
+{
+    if (--e->count)
+        return;
+    size_t i = (size_t)(e - t->slots);
+    for (size_t j = (i + 1) & (t->cap - 1); t->slots[j].count; j = (j + 1) & (t->cap - 1)) {
+        size_t home = slot_of(t, &t->slots[j].id);
+        /* the entry at j may move to the hole at i when its home is not in (i, j] */
+        if (((j - home) & (t->cap - 1)) >= ((j - i) & (t->cap - 1))) {
+            t->slots[i] = t->slots[j];
+            t->slots[j].count = 0;
+            i = j;
+        }
+    }
+    t->slots[i].count = 0;
+    t->n--;
+}
+
+static void unmap_old(prism_store *st)
+{
+    for (size_t i = 0; i < st->nold; i++)
+        munmap(st->old[i].base, st->old[i].size);
+    free(st->old);
+    st->old = NULL;
+    st->nold = 0;
+}
+
+/* An ID of the handle of a store that went away (a release, seal or abort of
+ * something from before the reconnect): dropped here, never sent to the new
+ * store, where the same ID may name a new object this handle also holds.
+ * Returns true when it was such an ID. */
+static bool stale_drop(prism_store *st, const prism_object_id *id)
+{
+    held_slot *e = held_find(&st->stale, id);
+    if (!e)
+        return false;
+    held_drop(&st->stale, e);
+    if (held_find(&st->held, id))
+        st->keep_old = true;
+    if (!st->stale.n && !st->keep_old)
+        unmap_old(st); /* nothing points into the old arenas any more */
+    return true;
 }
 
 static prism_store_status set_status(prism_store *st, prism_store_status s)
@@ -158,17 +278,59 @@ static prism_store_status recv_all(prism_store *st, void *buf, size_t len, int t
     return PRISM_STORE_OK;
 }
 
+static prism_store_status open_store(prism_store *st);
+
+/* A store that went away and came back (a supervisor restarted it on the
+ * same socket): a new connection and arena. The old arena stays mapped while
+ * this handle still has pointers into it (gets not released, creates not
+ * sealed); their IDs are never sent to the new store. */
+static prism_store_status reconnect(prism_store *st)
+{
+    if (st->fd >= 0)
+        close(st->fd);
+    st->fd = -1;
+    st->rcv_timeout_ms = -1;
+    for (size_t i = 0; i < st->held.cap; i++)
+        if (st->held.slots[i].count &&
+            held_add(&st->stale, &st->held.slots[i].id, st->held.slots[i].count) != 0)
+            return fail(st, PRISM_STORE_ERROR, "out of memory");
+    free(st->held.slots);
+    st->held = (held_table){0};
+    if (st->arena) {
+        if (st->stale.n) {
+            old_arena *more = realloc(st->old, (st->nold + 1) * sizeof *more);
+            if (!more)
+                return fail(st, PRISM_STORE_ERROR, "out of memory");
+            st->old = more;
+            st->old[st->nold++] = (old_arena){st->arena, st->arena_size};
+        } else {
+            munmap(st->arena, st->arena_size);
+        }
+        st->arena = NULL;
+        st->arena_size = 0;
+    }
+    prism_store_status s = open_store(st);
+    if (s != PRISM_STORE_OK)
+        return fail(st, PRISM_STORE_DISCONNECTED, "object store went away: %s", st->err);
+    st->broken = false;
+    return PRISM_STORE_OK;
+}
+
 /* Sends one request (header + up to three body parts) and, unless NOREPLY,
- * reads its reply into `rep` (exactly `rep_len` bytes expected). */
+ * reads its reply into `rep` (exactly `rep_len` bytes expected). A store
+ * that went away is connected to again first; a request it never received
+ * (the send failed: the old store was gone already) is sent to the new one. */
 static prism_store_status call(prism_store *st, uint16_t type, uint16_t flags, const void *a,
                                size_t alen, const void *b, size_t blen, const void *c, size_t clen,
                                void *rep, size_t rep_len, int wait_ms)
 {
-    if (st->broken)
-        return fail(st, PRISM_STORE_DISCONNECTED, "object store connection is broken");
+    if (st->broken && reconnect(st) != PRISM_STORE_OK)
+        return PRISM_STORE_DISCONNECTED;
     psp_hdr h = {.len = (uint32_t)(alen + blen + clen), .type = type, .flags = flags};
     struct iovec iov[4] = {{&h, sizeof h}, {(void *)a, alen}, {(void *)b, blen}, {(void *)c, clen}};
     prism_store_status s = send_all(st, iov, 4);
+    if (s == PRISM_STORE_DISCONNECTED && reconnect(st) == PRISM_STORE_OK)
+        s = send_all(st, iov, 4);
     if (s != PRISM_STORE_OK || (flags & PSP_FLAG_NOREPLY))
         return s;
     int limit = wait_ms < 0 ? -1 : wait_ms + REPLY_GRACE_MS;
@@ -244,6 +406,18 @@ static prism_store_status handshake(prism_store *st)
     return PRISM_STORE_OK;
 }
 
+/* Connects to st->path and maps the store's arena. */
+static prism_store_status open_store(prism_store *st)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, st->path);
+    st->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (st->fd < 0 || connect(st->fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        return fail(st, PRISM_STORE_DISCONNECTED, "cannot connect to object store at %s: %s",
+                    st->path, strerror(errno));
+    return handshake(st);
+}
+
 prism_store_status prism_store_connect(prism_store **out, const char *socket_path, char *err,
                                        size_t errlen)
 {
@@ -258,27 +432,17 @@ prism_store_status prism_store_connect(prism_store **out, const char *socket_pat
     st->rcv_timeout_ms = -1;
     st->fd = -1;
     prism_store_status s = PRISM_STORE_OK;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (!socket_path || strlen(socket_path) >= sizeof sa.sun_path) {
+    struct sockaddr_un sa;
+    if (!socket_path || strlen(socket_path) >= sizeof sa.sun_path)
         s = fail(st, PRISM_STORE_INVALID, "object store socket path is missing or too long");
-        goto out;
-    }
-    strcpy(sa.sun_path, socket_path);
-    st->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (st->fd < 0 || connect(st->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        s = fail(st, PRISM_STORE_DISCONNECTED, "cannot connect to object store at %s: %s",
-                 socket_path, strerror(errno));
-        goto out;
-    }
-    s = handshake(st);
-out:
+    else if (!(st->path = strdup(socket_path)))
+        s = fail(st, PRISM_STORE_ERROR, "out of memory");
+    else
+        s = open_store(st);
     if (s != PRISM_STORE_OK) {
         if (err)
             snprintf(err, errlen, "%s", st->err);
-        if (st->fd >= 0)
-            close(st->fd);
-        pthread_mutex_destroy(&st->mu);
-        free(st);
+        prism_store_destroy(st);
         return s;
     }
     *out = st;
@@ -289,9 +453,15 @@ void prism_store_destroy(prism_store *st)
 {
     if (!st)
         return;
-    close(st->fd);
+    if (st->fd >= 0)
+        close(st->fd);
     if (st->arena)
         munmap(st->arena, st->arena_size);
+    st->keep_old = false;
+    unmap_old(st);
+    free(st->held.slots);
+    free(st->stale.slots);
+    free(st->path);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -325,6 +495,8 @@ prism_store_status prism_store_create(prism_store *st, const prism_object_id *id
         *data = arena_ptr(st, rep.offset, size + metadata_size);
         if (!*data)
             s = fail(st, PRISM_STORE_PROTOCOL, "create: offset outside the arena");
+        else
+            held_add(&st->held, id, 1);
     } else if (s == PRISM_STORE_TOO_LARGE) {
         s = fail(st, s, "object of %llu bytes is larger than the object store's arena (%llu bytes)",
                  (unsigned long long)size, (unsigned long long)st->arena_size);
@@ -346,8 +518,18 @@ static prism_store_status id_call(prism_store *st, uint16_t type, const prism_ob
     memcpy(req.id, id->b, sizeof req.id);
     psp_status_rep rep;
     pthread_mutex_lock(&st->mu);
-    prism_store_status s =
-        call(st, type, 0, &req, sizeof req, NULL, 0, NULL, 0, &rep, sizeof rep, 0);
+    prism_store_status s;
+    bool ends_create = type == PSP_SEAL || type == PSP_ABORT;
+    /* a create in progress on the new store is the one meant, else the old one */
+    if (ends_create && !held_find(&st->held, id) && stale_drop(st, id))
+        s = fail(st, PRISM_STORE_DISCONNECTED,
+                 "the object store went away before the object was sealed");
+    else
+        s = call(st, type, 0, &req, sizeof req, NULL, 0, NULL, 0, &rep, sizeof rep, 0);
+    held_slot *e;
+    /* a seal or abort ends this handle's write access whatever the answer */
+    if (ends_create && (e = held_find(&st->held, id)))
+        held_drop(&st->held, e);
     pthread_mutex_unlock(&st->mu);
     return s;
 }
@@ -423,6 +605,7 @@ prism_store_status prism_store_get(prism_store *st, const prism_object_id *id, i
             out->size = rep.data_size;
             out->metadata = p + rep.data_size;
             out->metadata_size = rep.metadata_size;
+            held_add(&st->held, id, 1);
         }
     }
     pthread_mutex_unlock(&st->mu);
@@ -436,8 +619,17 @@ prism_store_status prism_store_release(prism_store *st, const prism_object_id *i
     psp_id_req req;
     memcpy(req.id, id->b, sizeof req.id);
     pthread_mutex_lock(&st->mu);
-    prism_store_status s = call(st, PSP_RELEASE, PSP_FLAG_NOREPLY, &req, sizeof req, NULL, 0, NULL,
-                                0, NULL, 0, 0);
+    prism_store_status s = PRISM_STORE_OK;
+    /* An ID held from both stores: the old one is let go first, so that the
+     * new store never loses a reader too early (the old arena then stays
+     * mapped until destroy, as either pointer may still be in use). */
+    if (!stale_drop(st, id)) {
+        held_slot *e = held_find(&st->held, id);
+        if (e)
+            held_drop(&st->held, e);
+        s = call(st, PSP_RELEASE, PSP_FLAG_NOREPLY, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0,
+                 0);
+    }
     pthread_mutex_unlock(&st->mu);
     return s;
 }

@@ -37,8 +37,13 @@
  *
  * Crashes: when a client's connection closes (exit, crash, prism_store_destroy)
  * the store aborts the objects it was still writing and drops its references.
- * When the store goes away, every call returns PRISM_STORE_DISCONNECTED
- * instead of hanging; the arena mapping stays valid until destroy.
+ * When the store goes away, the call in progress returns
+ * PRISM_STORE_DISCONNECTED instead of hanging, and the next call connects
+ * again (a supervisor restarts a store on the same socket): the new store
+ * starts empty. Pointers from the old store stay valid until released (or
+ * destroy); their releases, seals and aborts are not sent to the new store,
+ * where a seal or abort fails with PRISM_STORE_DISCONNECTED. While the store
+ * is gone every call returns PRISM_STORE_DISCONNECTED.
  *
  * Threads: calls on one handle are serialized by a lock, so a handle may be
  * shared, but a get that waits blocks the handle's other callers; give each

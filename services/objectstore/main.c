@@ -31,9 +31,37 @@ static void on_event(void *ud, os_event ev, const os_object *o)
     prism_object_id_to_hex(&o->id, hex);
     json_t *j = json_pack("{s:s, s:s, s:I}", "object_id", hex, "node_id", os->node_id, "size",
                           (json_int_t)o->data_size);
+    /* Only a delete removes a primary copy (evictions take secondary ones):
+     * its owner freed the object, and other stores drop their copies. */
+    if (j && ev == OS_EV_REMOVED && o->pinned)
+        json_object_set_new(j, "primary", json_true());
     if (j)
         prism_bus_publish_json(os->bus, event_subjects[ev], j);
     json_decref(j);
+}
+
+/* Another node's primary copy was deleted: the object is freed, so a copy
+ * pulled here (secondary) would only wait for eviction; it goes now. A
+ * primary copy here is left alone: its owner deletes it. */
+static void on_removed(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                       size_t len, void *ud)
+{
+    objectstore *os = ud;
+    json_t *ev = json_loadb(data, len, 0, NULL);
+    const char *hex = json_string_value(json_object_get(ev, "object_id"));
+    const char *node = json_string_value(json_object_get(ev, "node_id"));
+    prism_object_id id;
+    if (json_is_true(json_object_get(ev, "primary")) && hex && node &&
+        strcmp(node, os->node_id) != 0 && prism_object_id_from_hex(&id, hex) == 0) {
+        pthread_mutex_lock(&os->store.mu);
+        os_object *o = os_map_get(&os->store.objects, &id);
+        if (o && o->state == OS_OBJ_SEALED && !o->pinned) {
+            os_delete(&os->store, &id);
+            LOG_DEBUG("dropped the copy of %s: its primary copy was deleted on node %s", hex, node);
+        }
+        pthread_mutex_unlock(&os->store.mu);
+    }
+    json_decref(ev);
 }
 
 /* --- metrics --- */
@@ -177,6 +205,11 @@ static int start(objectstore *os, settings *cfg, char *err, size_t errlen)
     if (os_peers_create(&os->peers, cfg->peers, os->bus) != 0) {
         snprintf(err, errlen, "cannot follow the cluster's stores: %s",
                  os->bus ? prism_bus_last_error(os->bus) : "out of memory");
+        return -1;
+    }
+    if (os->bus &&
+        prism_bus_subscribe(os->bus, "prism.object.removed", NULL, on_removed, os) != PRISM_BUS_OK) {
+        snprintf(err, errlen, "cannot subscribe to prism.object.removed");
         return -1;
     }
     if (!(os->metrics = prism_metrics_create())) {

@@ -18,7 +18,7 @@
 typedef struct os_conn os_conn;
 typedef struct os_pull os_pull;
 
-#define OS_NROUTES 7
+#define OS_NROUTES 8
 
 typedef struct objectstore {
     os_store store; /* its `mu` guards everything in this struct that changes */

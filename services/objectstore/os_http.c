@@ -298,6 +298,34 @@ static void h_delete(prism_http_req *req, void *ctx)
         prism_http_reply_json(req, 200, json_pack("{s:b}", "deleted", 1));
 }
 
+/* The objects held, in no order (`limit` of them; `total` counts all): what
+ * a node keeps, for people and for tests that look for leaks. */
+static void h_list(prism_http_req *req, void *ctx)
+{
+    objectstore *os = ctx;
+    int64_t limit;
+    if (prism_http_query_int(req, "limit", 1000, 1, 10000, &limit) != 0)
+        return;
+    json_t *list = json_array();
+    json_int_t total = 0;
+    size_t pos = 0;
+    prism_object_id id;
+    os_object *o;
+    pthread_mutex_lock(&os->store.mu);
+    while ((o = os_map_next(&os->store.objects, &pos, &id))) {
+        if (total++ >= limit)
+            continue;
+        char hex[PRISM_OBJECT_ID_HEX_LEN + 1];
+        prism_object_id_to_hex(&o->id, hex);
+        json_array_append_new(list, json_pack("{s:s, s:I, s:s, s:b}", "object_id", hex, "size",
+                                              (json_int_t)o->data_size, "state",
+                                              o->state == OS_OBJ_SEALED ? "sealed" : "unsealed",
+                                              "pinned", o->pinned));
+    }
+    pthread_mutex_unlock(&os->store.mu);
+    prism_http_reply_json(req, 200, json_pack("{s:o, s:I}", "objects", list, "total", total));
+}
+
 static void h_info(prism_http_req *req, void *ctx)
 {
     objectstore *os = ctx;
@@ -352,6 +380,7 @@ static void h_stats(prism_http_req *req, void *ctx)
 int os_http_start(objectstore *os, const char *host, int port, char *err, size_t errlen)
 {
     const prism_http_route routes[OS_NROUTES] = {
+        {"GET", "/api/v1/objects", h_list, 0},
         {"GET", "/api/v1/objects/{id}", h_get, 0},
         {"PUT", "/api/v1/objects/{id}", h_put, os->max_put},
         {"POST", "/api/v1/objects", h_post, os->max_put},

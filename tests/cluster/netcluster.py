@@ -148,6 +148,7 @@ class Net:
         self.nodes = nodes
         self.bridge = "pr%db" % self.pid
         self.created_ns, self.created_links = [], []
+        self.stragglers = []  # (pid, command line) that teardown had to kill
         self.lock_fd = None
         remove_stale()
         self.slot = self._take_slot()
@@ -235,6 +236,14 @@ class Net:
                 pass
         return out
 
+    @staticmethod
+    def _cmdline(pid):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            return "?"
+
     def kill_ns(self, i):
         """SIGKILL to every process of the node's namespace: the machine is gone."""
         for pid in self.ns_pids(i):
@@ -250,6 +259,7 @@ class Net:
                 if not pids:
                     break
                 for pid in pids:
+                    self.stragglers.append((pid, self._cmdline(pid)))
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
@@ -279,6 +289,7 @@ class NetCluster(harness.Cluster):
         self.net = Net(nodes)
         self.objectstores = objectstores
         self.node_stores = {}  # node name -> (Proc, HTTP URL) of its object store
+        self.store_ports = {}  # node name -> its store's port, kept across restarts
         self.killed = []
         self.procs = []
         # This class starts the nodes' object stores itself, in their namespaces;
@@ -345,13 +356,20 @@ class NetCluster(harness.Cluster):
         return p
 
     def start_store(self, name):
+        """The node's object store (kept when it still runs); a store that
+        replaces a dead one listens on the same port, so that the address
+        its node agent hands out stays right. Returns its URL."""
+        old = self.node_stores.get(name)
+        if old and old[0].alive():
+            return old[1]
         i = self.node_index(name)
         state = os.path.join(self.dir, "nodes", name)
         addr_file = os.path.join(state, "store.address")
         if os.path.exists(addr_file):
             os.unlink(addr_file)
         argv = ["ip", "netns", "exec", self.net.ns(i), os.path.join(BIN, "prism-objectstore"),
-                "--host", self.net.node_ip(i), "--port", "0", "--address-file", addr_file,
+                "--host", self.net.node_ip(i), "--port", str(self.store_ports.get(name, 0)),
+                "--address-file", addr_file,
                 "--token-file", self.token_file, "--nats-url", self.nats_url, "--socket",
                 os.path.join(state, "store.sock"), "--memory", "64MiB", "--spill-dir",
                 os.path.join(state, "spill"), "--prefault=false", "--log-level", "debug"]
@@ -359,6 +377,7 @@ class NetCluster(harness.Cluster):
         url = wait_until(lambda: self._read(addr_file) if p.alive() or self._fail(p) else None,
                          what="%s's object store address" % name)
         self.node_stores[name] = (p, url)
+        self.store_ports[name] = int(url.rsplit(":", 1)[1])
         return url
 
     def _read(self, path):

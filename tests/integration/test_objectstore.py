@@ -381,6 +381,44 @@ def test_store_restart(tmp):
     try:
         out = s2.client(["put", object_id(1), 10, 1], ["get", object_id(1)])
         expect(out[1].startswith("OK size=10"), out)
+        # A client that lives across a restart (a worker) connects again by
+        # itself; what it still holds from the old store stays readable, and
+        # its release does not reach the new store, which may hold an object
+        # of that ID for it too.
+        a, b = object_id(2), object_id(3)
+        words = ["put", a, MiB, 7, "pin", "--", "keep", a, "--", "line", "--",
+                 "put", a, MiB, 8, "pin", "--", "keep", a, "--", "unkeep", a, "--",
+                 "line", "--", "put", b, 10, 1, "--", "get", b, "--", "stats"]
+        p = subprocess.Popen([os.path.join(BIN, "prism-objectstore-testclient"), s2.sock] +
+                             [str(w) for w in words],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            expect(p.stdout.readline().startswith("OK sha256="), "put")
+            kept = p.stdout.readline()
+            expect(kept.startswith("OK kept"), kept)
+            expect(p.stdout.readline().startswith("OK waiting"), "waiting")
+            s2.stop(signal.SIGKILL)
+            s3 = Store(tmp, "a")
+            try:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+                lines = [p.stdout.readline().strip() for _ in range(4)]
+                expect(lines[0].startswith("OK sha256=") and lines[1].startswith("OK kept"), lines)
+                new_sha = lines[1].split()[2]
+                expect(new_sha != kept.split()[2], "the new object has other bytes: %r" % lines)
+                expect(lines[2] == "OK " + kept.split()[2], "the old pointer's bytes: %r" % lines)
+                expect(lines[3] == "OK waiting", lines)
+                st, _, body = s3.http("GET", "/api/v1/objects/%s/info" % a)
+                expect(json.loads(body)["readers"] == 1, "the new copy is still held: %s" % body)
+                out, _ = p.communicate("go\n", timeout=30)
+                lines = out.splitlines()
+                expect(p.returncode == 0 and lines[1].startswith("OK size=10"), out)
+                expect(" objects=2 " in lines[2] and " clients=1" in lines[2], out)
+            finally:
+                s3.stop()
+        finally:
+            if p.poll() is None:
+                p.kill()
     finally:
         s2.stop()
 
@@ -431,7 +469,7 @@ def test_http_and_events(tmp):
                   "prism_objectstore_restores_total", "prism_objectstore_transfer_bytes_total"):
             expect(m in text, "metric " + m)
         ev = wait_for(lambda: [e for e in nats.events() if e[0] == "prism.object.removed"], what="removed event")
-        expect(ev[0][1] == {"object_id": oid, "node_id": "node1", "size": 1024}, ev)
+        expect(ev[0][1] == {"object_id": oid, "node_id": "node1", "size": 1024, "primary": True}, ev)
         subjects = {e[0] for e in nats.events()}
         expect({"prism.object.added", "prism.object.spilled"} <= subjects, subjects)
     finally:

@@ -182,6 +182,14 @@ static int cmd_stress(prism_store *st, uint32_t n, uint64_t seed)
 
 static const char *const presence[] = {"absent", "unsealed", "memory", "spilled"};
 
+/* Objects got by "keep" and not released yet (a held pointer across commands). */
+static struct {
+    prism_object_id id;
+    prism_store_buffer b;
+    char sha[65];
+} kept[8];
+static int nkept;
+
 /* Runs one command (argv[0] is its name); returns 0, 1 on failure, 2 on usage. */
 static int run(prism_store *st, int argc, char **argv)
 {
@@ -206,6 +214,14 @@ static int run(prism_store *st, int argc, char **argv)
                (unsigned long long)x.clients);
         return 0;
     }
+    if (!strcmp(c, "line")) { /* waits for a line on stdin: the test acts meanwhile */
+        char line[64];
+        printf("OK waiting\n");
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin))
+            return 1;
+        return 0;
+    }
     if (!strcmp(c, "fill") && argc == 4)
         return cmd_fill(st, argv[1], (uint32_t)atoi(argv[2]), strtoull(argv[3], NULL, 0));
     if (!strcmp(c, "stress") && argc == 3)
@@ -217,6 +233,27 @@ static int run(prism_store *st, int argc, char **argv)
                        argc > 4 && !strcmp(argv[4], "pin"));
     if (!strcmp(c, "get"))
         return cmd_get(st, &id, argc > 2 ? atoi(argv[2]) : 0);
+    if (!strcmp(c, "keep") && nkept < 8) { /* get without release */
+        if ((s = prism_store_get(st, &id, 0, &kept[nkept].b)) != PRISM_STORE_OK)
+            return err(st, s);
+        kept[nkept].id = id;
+        sha(kept[nkept].b.data, kept[nkept].b.size, kept[nkept].sha);
+        printf("OK kept sha256=%s\n", kept[nkept++].sha);
+        return 0;
+    }
+    if (!strcmp(c, "unkeep")) { /* the kept bytes are unchanged; then released */
+        for (int i = 0; i < nkept; i++) {
+            if (memcmp(kept[i].id.b, id.b, sizeof id.b) != 0)
+                continue;
+            char h[65];
+            sha(kept[i].b.data, kept[i].b.size, h);
+            s = prism_store_release(st, &id);
+            kept[i] = kept[--nkept];
+            printf("%s sha256=%s\n", s == PRISM_STORE_OK ? "OK" : "ERR", h);
+            return s != PRISM_STORE_OK;
+        }
+        return 2;
+    }
     if (!strcmp(c, "wait") && argc == 3) {
         prism_store_buffer b;
         s = prism_store_get(st, &id, atoi(argv[2]), &b);
