@@ -10,6 +10,10 @@
  * BENCH:
  *   sync     single_client_tasks_sync: submit + get one trivial task at a
  *            time; median and p99 latency and the rate
+ *   cold     sync with a pause of 100 ms before each task: past the 50 ms an
+ *            idle lease is kept, so each task gets a new lease and a new
+ *            connection to its worker (the handshake, the lease check):
+ *            the cost of setting a connection up, median and p99
  *   async    single_client_tasks_async: submit N trivial tasks, then get
  *            them all; the median rate of the rounds
  *   multi    multi_client_tasks_async: --clients driver processes, each with
@@ -39,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench_util.h"
 #include "bench_prism.h"
@@ -84,9 +89,11 @@ static prism_status async_round(prism_client *c, const prism_task_options *o, pr
 
 /* ---------- single_client_tasks_sync ---------- */
 
-static int bench_sync(const cfg *cf)
+#define COLD_PAUSE_NS 100000000LL
+
+static int bench_sync(const cfg *cf, bool cold)
 {
-    bench_name = "single_client_tasks_sync";
+    bench_name = cold ? "tasks_after_idle_new_lease" : "single_client_tasks_sync";
     prism_client *c;
     if (bench_connect(&c))
         return 1;
@@ -102,6 +109,10 @@ static int bench_sync(const cfg *cf)
     long n = 0;
     int64_t t0 = bench_now_ns(), limit = (int64_t)(cf->max_seconds * 1e9);
     while (n < cf->n) {
+        if (cold) {
+            struct timespec pause = {0, COLD_PAUSE_NS};
+            nanosleep(&pause, NULL);
+        }
         int64_t a = bench_now_ns();
         prism_ref *r = NULL;
         BENCH_TRY(submit_trivial(c, &o, &r), "submit");
@@ -113,7 +124,7 @@ static int bench_sync(const cfg *cf)
         if (b - t0 > limit)
             break;
     }
-    double total = (double)(bench_now_ns() - t0) / 1e9;
+    double total = (double)(bench_now_ns() - t0) / 1e9 - (cold ? (double)n * COLD_PAUSE_NS / 1e9 : 0);
     printf("{\"system\": \"prism\", \"bench\": \"%s\", ", bench_name);
     bench_latency_fields(stdout, lat, (size_t)n, total, "tasks/s");
     printf("}\n");
@@ -426,7 +437,7 @@ static int bench_arg(const cfg *cf)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: prism-tasks-bench sync|async|multi|wait|get10k|get10k-task|arg|all\n"
+            "usage: prism-tasks-bench sync|cold|async|multi|wait|get10k|get10k-task|arg|all\n"
             "         [--n N] [--rounds R] [--warmup W] [--clients K] [--size BYTES]\n"
             "         [--max-seconds S] [--num-cpus X]\n");
 }
@@ -438,6 +449,8 @@ static cfg defaults_for(const char *bench, const cfg *given)
     long n = 10000, rounds = 5, warmup = 1000;
     if (!strcmp(bench, "sync"))
         n = 20000, rounds = 1, warmup = 2000;
+    else if (!strcmp(bench, "cold"))
+        n = 100, rounds = 1, warmup = 2;
     else if (!strcmp(bench, "multi"))
         n = 10000, rounds = 5, warmup = 2000;
     else if (!strcmp(bench, "wait"))
@@ -458,8 +471,8 @@ static cfg defaults_for(const char *bench, const cfg *given)
 static int run_one(const char *bench, const cfg *given)
 {
     cfg c = defaults_for(bench, given);
-    if (!strcmp(bench, "sync"))
-        return bench_sync(&c);
+    if (!strcmp(bench, "sync") || !strcmp(bench, "cold"))
+        return bench_sync(&c, !strcmp(bench, "cold"));
     if (!strcmp(bench, "async"))
         return bench_async(&c);
     if (!strcmp(bench, "multi"))
