@@ -57,6 +57,8 @@ int prism_http_server_create(prism_http_server **out, const prism_http_config *c
 
 int prism_http_server_port(const prism_http_server *s) { return 1; }
 
+const char *prism_http_server_scheme(const prism_http_server *s) { return "http"; }
+
 int prism_http_server_publish(const prism_http_server *s, const char *bind_host, const char *file,
                               char *url, size_t urllen, char *err, size_t errlen)
 {

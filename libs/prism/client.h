@@ -161,6 +161,8 @@ typedef struct remote_get {
 typedef struct deletion {
     prism_object_id id;
     char *store_socket, *store_url, *node_id;
+    int tries;       /* failed attempts (its store unreachable): tried again at next_ms */
+    int64_t next_ms;
     struct deletion *next;
 } deletion;
 
@@ -183,7 +185,8 @@ struct prism_client {
     pool *pools;
     actor_rec *actors;
     worker_conn *graveyard; /* closed connections the io thread frees */
-    deletion *deletions;
+    deletion *deletions;       /* stored copies to delete now */
+    deletion *deletions_later; /* whose store could not be reached: tried again */
     outmsg *outbox, **outbox_tail;
     remote_get *remote_gets;
     prism_object_id *unreg; /* borrowed entries made since the last registration */

@@ -24,6 +24,8 @@
 
 #define LEASE_TIMEOUT_MS 10000
 #define MAX_BACKOFF_MS 1000
+#define DELETE_RETRY_MS 1000
+#define DELETE_TRIES 30
 
 /* ---------- pools ---------- */
 
@@ -329,8 +331,19 @@ static void bury(prism_client *c)
     c->graveyard = NULL;
 }
 
+static void deletion_free(deletion *d);
+
 void prism__pools_node_dead(prism_client *c, const char *node_id)
 {
+    for (deletion **pp = &c->deletions_later; *pp;) { /* its copies died with it */
+        deletion *d = *pp;
+        if (!strcmp(d->node_id, node_id)) {
+            *pp = d->next;
+            deletion_free(d);
+        } else {
+            pp = &d->next;
+        }
+    }
     for (pool *p = c->pools; p; p = p->next)
         for (worker_conn *w = p->workers, *next; w; w = next) {
             next = w->next;
@@ -613,36 +626,86 @@ static void return_idle(prism_client *c, int64_t now)
     }
 }
 
-static void run_deletions(prism_client *c)
+static void deletion_free(deletion *d)
 {
+    free(d->store_socket);
+    free(d->store_url);
+    free(d->node_id);
+    free(d);
+}
+
+/* Deletes one stored copy. False when its store could not be reached (a
+ * restart, a cut link): the copy may still be there. */
+static bool delete_copy(prism_client *c, deletion *d)
+{
+    if (c->store && prism__same_store(d->node_id, d->store_socket, c->node_id, c->store_socket))
+        return prism_store_delete(c->store, &d->id) != PRISM_STORE_DISCONNECTED;
+    if (!*d->store_url)
+        return true;
+    prism_httpc *h;
+    if (prism_httpc_create(&h, d->store_url, c->token) != 0)
+        return false;
+    char path[128], err[256];
+    prism_httpc_resp resp;
+    snprintf(path, sizeof path, "/api/v1/objects/");
+    prism_object_id_to_hex(&d->id, path + strlen(path));
+    bool done = false;
+    if (prism_httpc_request(h, "DELETE", path, NULL, NULL, 0, 5000, 0, &resp, err, sizeof err) == 0) {
+        done = resp.status < 500; /* deleted, or not there (404) */
+        prism_httpc_resp_free(&resp);
+    }
+    prism_httpc_destroy(h);
+    return done;
+}
+
+/* The copies freed since the last call, and those due again. A copy whose
+ * store cannot be reached is tried again with backoff (1 s doubling to 10 s,
+ * DELETE_TRIES times) until its node is declared dead (its copies died with
+ * it); with `last` (the client disconnects) it gets one more try. Lock held. */
+static void run_deletions(prism_client *c, bool last)
+{
+    int64_t now = prism_mono_ms();
     deletion *list = c->deletions;
     c->deletions = NULL;
+    for (deletion **pp = &c->deletions_later; *pp;) {
+        deletion *d = *pp;
+        if (!last && d->next_ms > now) {
+            pp = &d->next;
+            continue;
+        }
+        *pp = d->next;
+        d->next = list;
+        list = d;
+    }
     if (!list)
         return;
     pthread_mutex_unlock(&c->lock);
+    deletion *again = NULL;
+    char unreachable[1024] = ""; /* one timeout per store and pass, not one per copy */
     for (deletion *d = list, *next; d; d = next) {
         next = d->next;
-        if (c->store && prism__same_store(d->node_id, d->store_socket, c->node_id, c->store_socket)) {
-            prism_store_delete(c->store, &d->id);
-        } else if (*d->store_url) {
-            prism_httpc *h;
-            if (prism_httpc_create(&h, d->store_url, c->token) == 0) {
-                char path[128], err[256];
-                prism_httpc_resp resp;
-                snprintf(path, sizeof path, "/api/v1/objects/");
-                prism_object_id_to_hex(&d->id, path + strlen(path));
-                if (prism_httpc_request(h, "DELETE", path, NULL, NULL, 0, 5000, 0, &resp, err,
-                                        sizeof err) == 0)
-                    prism_httpc_resp_free(&resp);
-                prism_httpc_destroy(h);
-            }
+        bool done = false;
+        if (!*unreachable || strcmp(d->store_url, unreachable) != 0) {
+            done = delete_copy(c, d);
+            if (!done)
+                snprintf(unreachable, sizeof unreachable, "%s", d->store_url);
         }
-        free(d->store_socket);
-        free(d->store_url);
-        free(d->node_id);
-        free(d);
+        if (done || last || ++d->tries >= DELETE_TRIES) {
+            deletion_free(d);
+            continue;
+        }
+        int64_t wait = (int64_t)DELETE_RETRY_MS << (d->tries < 4 ? d->tries - 1 : 3);
+        d->next_ms = prism_mono_ms() + (wait < 10000 ? wait : 10000);
+        d->next = again;
+        again = d;
     }
     pthread_mutex_lock(&c->lock);
+    while (again) {
+        deletion *d = again;
+        again = d->next;
+        d->next = c->deletions_later;
+        c->deletions_later = d;
+    }
 }
 
 static bool wants_lease(const pool *p, int64_t now)
@@ -671,7 +734,7 @@ static void *leaser_main(void *arg)
             continue;
         }
         return_idle(c, now);
-        run_deletions(c);
+        run_deletions(c, false);
         prism__events_tick(c);
         prism__borrow_tick(c);
         prism__actors_tick(c);
@@ -750,7 +813,7 @@ void prism__pools_stop(prism_client *c)
     c->pools = NULL;
     bury(c);
     /* Tasks held only as dependents of pending objects go with the table. */
-    run_deletions(c);
+    run_deletions(c, true);
     pthread_mutex_unlock(&c->lock);
     if (c->epfd >= 0)
         close(c->epfd);

@@ -179,11 +179,12 @@ def unowned(c, name, dead_owners, cut_nodes, drivers):
     the store would then free them when the owner stops answering PING, as the
     GCS does for actors). Those objects alone are let pass, by their ID's
     owner prefix.
-    OPEN PROBLEM (libs/prism/pool.c, run_deletions): an owner frees a stored
-    object with one DELETE to the holding store and forgets it when that
-    fails, so an object freed while its node was cut off stays there for
-    good (the deletion should be kept and retried until it succeeds or the
-    node is declared dead). So a store of a node that was cut may keep
+    OPEN PROBLEM (libs/prism/pool.c, run_deletions): an owner whose DELETE
+    cannot reach the holding store tries again with backoff, but gives up
+    once the node is declared DEAD (its copies are taken to be gone with it);
+    a node cut off past the timeout keeps its store, and with it the copies
+    freed meanwhile (the store could drop what it holds when its node comes
+    back as a new incarnation). So a store of a node that was cut may keep
     objects of this run's drivers too."""
     return [o for o in store_objects(c, name) if owner_prefix(o) not in dead_owners and
             not (name in cut_nodes and owner_prefix(o) in drivers)]
