@@ -10,8 +10,8 @@
  * BENCH:
  *   sync     single_client_tasks_sync: submit + get one trivial task at a
  *            time; median and p99 latency and the rate
- *   cold     sync with a pause of 100 ms before each task: past the 50 ms an
- *            idle lease is kept, so each task gets a new lease and a new
+ *   cold     sync with a pause of 200 ms before each task: well past the 50 ms
+ *            an idle lease is kept (checked every 50 ms), so each task gets a new lease and a new
  *            connection to its worker (the handshake, the lease check):
  *            the cost of setting a connection up, median and p99
  *   async    single_client_tasks_async: submit N trivial tasks, then get
@@ -89,7 +89,7 @@ static prism_status async_round(prism_client *c, const prism_task_options *o, pr
 
 /* ---------- single_client_tasks_sync ---------- */
 
-#define COLD_PAUSE_NS 100000000LL
+#define COLD_PAUSE_NS 200000000LL
 
 static int bench_sync(const cfg *cf, bool cold)
 {
@@ -450,7 +450,7 @@ static cfg defaults_for(const char *bench, const cfg *given)
     if (!strcmp(bench, "sync"))
         n = 20000, rounds = 1, warmup = 2000;
     else if (!strcmp(bench, "cold"))
-        n = 100, rounds = 1, warmup = 2;
+        n = 50, rounds = 1, warmup = 2;
     else if (!strcmp(bench, "multi"))
         n = 10000, rounds = 5, warmup = 2000;
     else if (!strcmp(bench, "wait"))
