@@ -92,6 +92,10 @@ typedef struct worker_rt {
     uint8_t key[WIRE_KEY_BYTES];
     conn *conns;
     int nconns, nunauthed;
+    /* The last grant the node agent announced (prism.worker.<id>.granted),
+     * written by the bus's thread: a HELLO naming it needs no question. */
+    pthread_mutex_t grant_lock;
+    char granted_lease[128], granted_owner[160];
     job *queue, *queue_tail;
     package *packages;
     prism_store *store;
@@ -697,6 +701,32 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
 
 /* ---------- connections ---------- */
 
+static void on_granted(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                       size_t len, void *ud)
+{
+    worker_rt *w = ud;
+    json_t *j = json_loadb(data, len, 0, NULL);
+    const char *lease = json_string_value(json_object_get(j, "lease_id"));
+    const char *owner = json_string_value(json_object_get(j, "owner_id"));
+    pthread_mutex_lock(&w->grant_lock);
+    if (lease && owner && strlen(lease) < sizeof w->granted_lease &&
+        strlen(owner) < sizeof w->granted_owner) {
+        strcpy(w->granted_lease, lease);
+        strcpy(w->granted_owner, owner);
+    }
+    pthread_mutex_unlock(&w->grant_lock);
+    json_decref(j);
+}
+
+/* Forgets the announced grant once its lease went back. */
+static void forget_grant(worker_rt *w, const char *lease)
+{
+    pthread_mutex_lock(&w->grant_lock);
+    if (!strcmp(w->granted_lease, lease))
+        w->granted_lease[0] = w->granted_owner[0] = '\0';
+    pthread_mutex_unlock(&w->grant_lock);
+}
+
 static void return_lease(worker_rt *w, const char *lease_id)
 {
     if (!lease_id || !*lease_id || !w->bus)
@@ -754,8 +784,10 @@ static void conn_drop(worker_rt *w, conn *c)
     }
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     LOG_DEBUG("owner %s left (lease %s)", c->owner ? c->owner : "?", c->lease_id ? c->lease_id : "-");
-    if (!w->actor && c->leased) /* an actor's worker holds its lease until it exits */
+    if (!w->actor && c->leased) { /* an actor's worker holds its lease until it exits */
+        forget_grant(w, c->lease_id);
         return_lease(w, c->lease_id);
+    }
     if (in_use) { /* executors still answer on it: the last one frees it */
         shutdown(c->fd, SHUT_RDWR);
         return;
@@ -773,11 +805,17 @@ static void conn_free(conn *c)
     free(c);
 }
 
-/* Asks the node agent whether it granted `lease` on this worker to `owner`. */
+/* Whether the node agent granted `lease` on this worker to `owner`: as it
+ * announced, or else as it answers when asked. */
 static bool lease_granted(worker_rt *w, const char *lease, const char *owner)
 {
     if (!w->bus) /* no control plane to ask: nothing was granted */
         return false;
+    pthread_mutex_lock(&w->grant_lock);
+    bool known = !strcmp(w->granted_lease, lease) && !strcmp(w->granted_owner, owner);
+    pthread_mutex_unlock(&w->grant_lock);
+    if (known)
+        return true;
     char subject[160];
     snprintf(subject, sizeof subject, "prism.node.%s.worker.check", w->cfg->node_id);
     json_t *req = json_pack("{s:s,s:s,s:s}", "lease_id", lease, "worker_id", w->cfg->worker_id,
@@ -1135,6 +1173,10 @@ static int start(worker_rt *w, char *err, size_t n)
     if (cfg->nats_url && *cfg->nats_url &&
         prism_bus_connect(&w->bus, cfg->nats_url, cfg->token, "prism-worker", 0, err, n) != 0)
         return -1;
+    char granted[160];
+    snprintf(granted, sizeof granted, "prism.worker.%s.granted", cfg->worker_id);
+    if (w->bus && prism_bus_subscribe(w->bus, granted, NULL, on_granted, w) != 0)
+        LOG_WARN("cannot follow the node agent's grants: each lease is checked by asking");
     worker_client(w); /* a cluster that cannot be reached now is tried again on first use */
     if (cfg->ready_fd >= 0) {
         json_t *ready = json_pack("{s:s,s:s}", "unix", cfg->socket_path, "tcp", tcp);
@@ -1221,6 +1263,7 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
 {
     worker_rt w = {.cfg = cfg, .epfd = -1, .sigfd = -1, .unix_fd = -1, .tcp_fd = -1};
     pthread_mutex_init(&w.client_lock, NULL);
+    pthread_mutex_init(&w.grant_lock, NULL);
     pthread_mutex_init(&w.pool_lock, NULL);
     pthread_cond_init(&w.pool_cond, NULL);
     prism__set_block_hook(on_block, &w);
@@ -1242,6 +1285,7 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
     finish(&w);
     prism__set_block_hook(NULL, NULL);
     pthread_mutex_destroy(&w.client_lock);
+    pthread_mutex_destroy(&w.grant_lock);
     pthread_mutex_destroy(&w.pool_lock);
     pthread_cond_destroy(&w.pool_cond);
     return rc;

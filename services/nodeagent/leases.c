@@ -4,6 +4,8 @@
  *       → {ok, lease_id, worker_id, node_id, unix, tcp} or error busy
  *   prism.node.<id>.worker.return  {lease_id} → {ok}
  *   prism.node.<id>.worker.check   {lease_id, worker_id, owner_id} → {ok} or error not_granted
+ *   prism.worker.<worker>.granted  {lease_id, owner_id}, published to the worker before a grant
+ *                                  is answered (it checks such a lease without asking)
  *
  * Free = registered totals − granted and pending leases − jobs' resources;
  * GPUs are whole devices from the pool drivers also take from. A lease that
@@ -106,6 +108,19 @@ static json_t *grant_json(nodeagent *na, const na_lease *l)
                      "available", na_available(na));
 }
 
+/* Tells the worker of a grant before the asker hears of it, so that the
+ * worker knows the lease when the owner's connection names it (without it,
+ * the worker asks: worker.check). */
+static void tell_worker(nodeagent *na, const na_lease *l)
+{
+    char subject[160];
+    snprintf(subject, sizeof subject, "prism.worker.%s.granted", l->worker->id);
+    json_t *msg = json_pack("{s:s,s:s}", "lease_id", l->id, "owner_id", l->owner_id);
+    if (!msg || prism_bus_publish_json(na->bus, subject, msg) != 0)
+        LOG_DEBUG("could not tell worker %s of lease %s", l->worker->id, l->id);
+    json_decref(msg);
+}
+
 static void answer(nodeagent *na, const char *reply, json_t *doc)
 {
     if (reply && doc && prism_bus_publish_json(na->bus, reply, doc) != 0)
@@ -146,6 +161,7 @@ void na_lease_worker_ready(nodeagent *na, na_worker *w)
     }
     w->state = NA_WORKER_LEASED;
     l->granted_ms = prism_now_ms();
+    tell_worker(na, l);
     answer(na, l->reply, grant_json(na, l));
     free(l->reply);
     l->reply = NULL;
@@ -261,6 +277,7 @@ static json_t *lease_on(nodeagent *na, const lease_req *r, const char *reply)
     l->granted_ms = prism_now_ms();
     prism_metric_add(na->m.leases_granted, 1);
     LOG_DEBUG("lease %s granted: idle worker %s for owner %s", l->id, w->id, l->owner_id);
+    tell_worker(na, l);
     return grant_json(na, l);
 }
 

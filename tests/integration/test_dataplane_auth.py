@@ -160,12 +160,25 @@ def test_leases_are_checked(c):
         s.sendall(frame(HELLO, text(grant["lease_id"]) + text("owner:someone-else")) +
                   push_echo())
         assert closed(s), "a worker served a lease to another owner than its holder"
-        # The holder itself is served: the same path with the right names works.
-        s = authenticate(grant["tcp"], key)
-        s.sendall(frame(HELLO, text(grant["lease_id"]) + text("owner:test")) + push_echo())
-        got = read_frame(s, 10)
-        assert got and got[0] == DONE, got
-        s.close()
+        # The holder itself is served: the same path with the right names works,
+        # whether the worker knows the grant from the node agent's announcement
+        # or (the announcement overwritten here) asks the node agent.
+        for overwrite in (False, True):
+            if overwrite:
+                body = json.dumps({"lease_id": "0" * 32, "owner_id": "owner:nobody"}).encode()
+                nc.sock.sendall(b"PUB prism.worker.%s.granted %d\r\n%s\r\n" %
+                                (grant["worker_id"].encode(), len(body), body))
+                time.sleep(0.2)
+            s = authenticate(grant["tcp"], key)
+            s.sendall(frame(HELLO, text(grant["lease_id"]) + text("owner:test")) + push_echo())
+            got = read_frame(s, 10)
+            assert got and got[0] == DONE, (overwrite, got)
+            s.close()
+            time.sleep(0.2)  # the worker returns the lease when the connection closes...
+            # ...so it is taken again for the next round
+            grant = nc.request_json("prism.sched.lease", {"owner_id": "owner:test",
+                                                          "resources": {"CPU": 1}})
+            assert grant.get("ok"), grant
         nc.request_json("prism.node.%s.worker.return" % grant["node_id"],
                         {"lease_id": grant["lease_id"]})
     finally:
