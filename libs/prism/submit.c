@@ -345,10 +345,35 @@ static bool read_return(prism_client *c, prism_reader *r, obj_entry *e, const ch
 }
 
 /* A DONE frame holds one slot per return; an application error may be retried. */
+/* Whether a DONE says the node failed rather than the task: the worker's
+ * store went away while the result was stored (WORKER_DIED), or an argument
+ * could not be read from the stores (OBJECT_LOST). `why` gets its message. */
+static bool node_failure(const uint8_t *p, size_t len, char *why, size_t n)
+{
+    prism_reader r = {p, len, 0, NULL, NULL, NULL};
+    pr_u16(&r);
+    if (pr_u8(&r) != SLOT_ERROR)
+        return false;
+    uint8_t status = pr_u8(&r);
+    free(pr_str(&r));
+    char *msg = pr_str(&r);
+    bool yes = !r.failed && (status == PRISM_ERR_WORKER_DIED || status == PRISM_ERR_OBJECT_LOST);
+    snprintf(why, n, "%s", msg ? msg : "");
+    free(msg);
+    return yes;
+}
+
 void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t len)
 {
-    char name[256];
+    char name[256], why[512];
     prism__task_name(t, name, sizeof name);
+    /* Tried again like a task whose worker died, while retries allow (actor
+     * calls are not: they keep their order); then the error stays. */
+    if (!t->pool->actor && t->attempts_left != 0 && !t->cancelled &&
+        node_failure(p, len, why, sizeof why)) {
+        prism__task_worker_died(c, t, why);
+        return;
+    }
     prism_reader r = {p, len, 0, NULL, NULL, NULL};
     uint16_t n = pr_u16(&r);
     bool app_error = r.left > 0 && r.p[0] == SLOT_ERROR;

@@ -41,6 +41,9 @@
 #define MAX_UNAUTHED 64       /* connections still in the handshake; the oldest goes first */
 #define MAX_CONNS 1024
 #define LEASE_CHECK_MS 2000
+/* A stored argument is sealed before its owner names it (here, or pulled
+ * here first): one missing now is gone (its store restarted), not late. */
+#define ARG_GET_MS 5000
 
 typedef struct conn {
     int fd;
@@ -277,7 +280,11 @@ static int pull_object(worker_rt *w, const prism_object_id *id, const char *sour
     return rc;
 }
 
-static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, size_t n)
+/* A stored argument that cannot be read (its store unreachable, restarted
+ * empty) sets *why to PRISM_ERR_OBJECT_LOST: the node failed, not the task,
+ * and its owner tries again. */
+static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, size_t n,
+                                    prism_status *why)
 {
     const uint8_t *idb = pr_bytes(r, PRISM_OBJECT_ID_BYTES);
     char *node = pr_str(r), *sock = pr_str(r), *url = pr_str(r);
@@ -288,9 +295,12 @@ static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, si
         memcpy(id.b, idb, sizeof id.b);
         bool local = prism__same_store(node, sock, w->cfg->node_id, w->cfg->store_socket);
         if (local || pull_object(w, &id, url, err, n) == 0) {
-            if (prism__decode_stored(w->store, &id, 60000, w->client, self_addr(w), &v) != PRISM_OK)
+            if (prism__decode_stored(w->store, &id, ARG_GET_MS, w->client, self_addr(w), &v) !=
+                PRISM_OK)
                 snprintf(err, n, "%s", prism_last_error());
         }
+        if (!v)
+            *why = PRISM_ERR_OBJECT_LOST;
     } else if (!w->store) {
         snprintf(err, n, "this worker has no object store to read a large argument from");
     }
@@ -300,7 +310,7 @@ static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, si
     return v;
 }
 
-static prism_value *read_arg(worker_rt *w, prism_reader *r, char *err, size_t n)
+static prism_value *read_arg(worker_rt *w, prism_reader *r, char *err, size_t n, prism_status *why)
 {
     uint8_t slot = pr_u8(r);
     if (slot == SLOT_INLINE) {
@@ -313,7 +323,7 @@ static prism_value *read_arg(worker_rt *w, prism_reader *r, char *err, size_t n)
         return v;
     }
     if (slot == SLOT_STORED)
-        return read_stored_arg(w, r, err, n);
+        return read_stored_arg(w, r, err, n, why);
     snprintf(err, n, "an unknown argument kind %u", slot);
     r->failed = 1;
     return NULL;
@@ -380,9 +390,13 @@ static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *t
             pw_str(out, w->cfg->store_address);
             pw_u64(out, stored);
         } else {
+            /* Only a full arena is the value's fault; a store that went away
+             * (restarting) is the node's, and the owner retries the task. */
+            bool full = ss == PRISM_STORE_OUT_OF_MEMORY || ss == PRISM_STORE_TOO_LARGE;
             char msg[256];
-            snprintf(msg, sizeof msg, "storing the result failed: %s", prism_store_status_text(ss));
-            write_error_slot(out, PRISM_ERR_NO_MEMORY, name, msg);
+            snprintf(msg, sizeof msg, "storing the result in the node's object store failed: %s",
+                     prism_store_status_text(ss));
+            write_error_slot(out, full ? PRISM_ERR_NO_MEMORY : PRISM_ERR_WORKER_DIED, name, msg);
         }
     }
 }
@@ -406,8 +420,12 @@ static void push_free(push *p)
     free(p->function);
 }
 
-static int parse_push(worker_rt *w, const uint8_t *data, size_t len, push *p, char *err, size_t n)
+/* *why: PRISM_ERR_INVALID for a malformed frame, PRISM_ERR_OBJECT_LOST for an
+ * argument that could not be read. */
+static int parse_push(worker_rt *w, const uint8_t *data, size_t len, push *p, char *err, size_t n,
+                      prism_status *why)
 {
+    *why = PRISM_ERR_INVALID;
     prism_reader r = {data, len, 0, NULL, NULL, NULL};
     const uint8_t *id = pr_bytes(&r, PRISM_ID_BYTES);
     if (id)
@@ -423,7 +441,7 @@ static int parse_push(worker_rt *w, const uint8_t *data, size_t len, push *p, ch
     }
     p->args = calloc(p->nargs ? p->nargs : 1, sizeof *p->args);
     for (uint32_t i = 0; p->args && i < p->nargs; i++)
-        if (!(p->args[i] = read_arg(w, &r, err, n)))
+        if (!(p->args[i] = read_arg(w, &r, err, n, why)))
             return -1;
     return p->args ? 0 : -1;
 }
@@ -565,8 +583,9 @@ static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf 
     snprintf(ctx.name, sizeof ctx.name, "%s.__init__", cls ? cls : "?");
     prism_value **args = !r.failed && nargs <= 65536 ? calloc(nargs ? nargs : 1, sizeof *args) : NULL;
     bool ok = args != NULL;
+    prism_status why = PRISM_ERR_INVALID; /* a constructor's arguments: its failure either way */
     for (uint32_t i = 0; ok && i < nargs; i++)
-        ok = (args[i] = read_arg(w, &r, err, sizeof err)) != NULL;
+        ok = (args[i] = read_arg(w, &r, err, sizeof err, &why)) != NULL;
     if (!args)
         snprintf(err, sizeof err, "a malformed ACTOR_CREATE");
     prism_actor_init_fn init = NULL;
@@ -648,7 +667,8 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
     push p = {0};
     char err[1024] = "";
     prism_task_ctx ctx = {.w = w};
-    int parsed = parse_push(w, data, len, &p, err, sizeof err);
+    prism_status bad = PRISM_ERR_INVALID;
+    int parsed = parse_push(w, data, len, &p, err, sizeof err, &bad);
     snprintf(ctx.name, sizeof ctx.name, "%s/%s", p.package ? p.package : "?",
              p.function ? p.function : "?");
     prism_task_fn fn = NULL;
@@ -680,7 +700,7 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
             prism_value_free(null);
             write_held(w, &wr, rets[i], task_owner);
         } else if (!fn && !method) {
-            write_error_slot(&wr, parsed == 0 ? unknown : PRISM_ERR_INVALID, ctx.name, err);
+            write_error_slot(&wr, parsed == 0 ? unknown : bad, ctx.name, err);
             pw_u32(&wr, 0);
         } else {
             write_error_slot(&wr, PRISM_ERR_TASK, ctx.name,

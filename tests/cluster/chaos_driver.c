@@ -7,10 +7,9 @@
  * Each outcome is one line on stdout: "ok OP", "err OP STATUS: MESSAGE" for
  * a failure the faults explain (a worker, node, object or actor lost), or
  * "BAD OP ..." for a wrong value or an unexplained failure (a wait that ran
- * out: every wait is bounded, so a hang shows as BAD); "open OP ..." for a
- * failure of a known open problem (see failed()). The last line is
- * "summary TAG rounds=N ok=N err=N open=N bad=N"; the exit status is 0 only
- * when bad is 0. */
+ * out: every wait is bounded, so a hang shows as BAD). The last line is
+ * "summary TAG rounds=N ok=N err=N bad=N"; the exit status is 0 only when
+ * bad is 0. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,7 +25,7 @@
 #define CONNECT_TRIES 40  /* the GCS may be down when a job starts: 20 s of tries */
 
 static const char *tag = "driver";
-static long n_ok, n_err, n_open, n_bad;
+static long n_ok, n_err, n_bad;
 
 static double now_s(void)
 {
@@ -76,26 +75,6 @@ static void failed(const char *op, prism_status s, const prism_value *v)
         if (msg && *msg) {
             n_err++;
             line("err %s %s: %s", op, prism_status_text(s), msg);
-            return;
-        }
-        break;
-    case PRISM_ERR_INVALID:
-    case PRISM_ERR_NO_MEMORY:
-        /* OPEN PROBLEM (libs/prism/worker.c, read_stored_arg, write_return and
-         * run_task): a worker that cannot fetch a stored argument (its node's
-         * store is down or restarted empty, or the holding store cannot be
-         * reached) fails the task with PRISM_ERR_INVALID, and one whose store
-         * is down while it stores a result with PRISM_ERR_NO_MEMORY: permanent
-         * errors, where the owner should retry the task (as after a worker's
-         * death) or rebuild the argument. Counted apart ("open"), never as
-         * right, and only with those messages. */
-        if (msg && (strstr(msg, "/pull: ") || strstr(msg, "pull failed") ||
-                    strstr(msg, "disconnected from the object store") ||
-                    strstr(msg, "object store went away") ||
-                    strstr(msg, "cannot connect to object store") ||
-                    (s == PRISM_ERR_INVALID && strstr(msg, "object not found")))) {
-            n_open++;
-            line("open %s %s: %s", op, prism_status_text(s), msg);
             return;
         }
         break;
@@ -341,7 +320,6 @@ int main(int argc, char **argv)
         prism_actor_release(st.a);
     }
     prism_disconnect(c);
-    line("summary %s rounds=%d ok=%ld err=%ld open=%ld bad=%ld", tag, round, n_ok, n_err, n_open,
-         n_bad);
+    line("summary %s rounds=%d ok=%ld err=%ld bad=%ld", tag, round, n_ok, n_err, n_bad);
     return n_bad ? 2 : 0;
 }

@@ -275,6 +275,37 @@ static int bigarg(prism_client *c, const char *a, const char *b)
     return 0;
 }
 
+/* lostarg: a stored result vanishes from its store (the test deletes it when
+ * told "stored ID", then sends a line); a task taking it fails with
+ * OBJECT_LOST and the worker's reason, after its retries, not as a bad argument. */
+static int lostarg(prism_client *c)
+{
+    prism_value *shape = prism_value_json("[50000]"); /* float64: 400 KB, stored */
+    prism_ref *big = submit1(c, "builtin", "zeros", &shape, 1, NULL);
+    prism_value *v = NULL;
+    CHECK(big && prism_get(c, big, 60000, &v) == PRISM_OK, "zeros");
+    prism_value_free(v);
+    printf("stored %s\n", prism_ref_id(big));
+    fflush(stdout);
+    char line[64];
+    CHECK(fgets(line, sizeof line, stdin) != NULL, "no go-ahead on stdin");
+    prism_task_options o = PRISM_TASK_OPTIONS_INIT;
+    o.max_retries = 2;
+    prism_value *arg = prism_value_ref(big);
+    prism_ref *total = submit1(c, "builtin", "sum", &arg, 1, &o);
+    prism_status s = prism_get(c, total, 60000, &v);
+    const char *msg = v && prism_value_error_message(v) ? prism_value_error_message(v) : "";
+    CHECK(s == PRISM_ERR_OBJECT_LOST && strstr(msg, "object"),
+          "a task whose argument vanished: %s: %s", prism_status_text(s), msg);
+    printf("lostarg ok: %s: %s\n", prism_status_text(s), msg);
+    prism_value_free(v);
+    prism_value_free(arg);
+    prism_value_free(shape);
+    prism_ref_release(big);
+    prism_ref_release(total);
+    return 0;
+}
+
 /* The byte sum stash(n) gives: byte i is i % 251. */
 static double stash_sum(long n)
 {
@@ -566,6 +597,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "reconstruct") ? reconstruct(c, arg)
              : !strcmp(cmd, "hold")    ? hold(c, arg)
              : !strcmp(cmd, "bigarg") && argc > 3 ? bigarg(c, arg, argv[3])
+             : !strcmp(cmd, "lostarg") ? lostarg(c)
              : !strcmp(cmd, "borrow")  ? borrow(c, arg)
              : !strcmp(cmd, "ownerdied") ? ownerdied(c, arg)
              : !strcmp(cmd, "cancel")  ? cancel(c)
