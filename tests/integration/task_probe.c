@@ -290,7 +290,7 @@ static int lostarg(prism_client *c)
     char line[64];
     CHECK(fgets(line, sizeof line, stdin) != NULL, "no go-ahead on stdin");
     prism_task_options o = PRISM_TASK_OPTIONS_INIT;
-    o.max_retries = 2;
+    o.max_retries = 1; /* each try waits ARG_GET_MS (5 s) for the object */
     prism_value *arg = prism_value_ref(big);
     prism_ref *total = submit1(c, "builtin", "sum", &arg, 1, &o);
     prism_status s = prism_get(c, total, 60000, &v);
