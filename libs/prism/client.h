@@ -277,6 +277,12 @@ void prism__borrow_add_for(prism_client *c, const prism_ref *ref, const char *wh
 void prism__borrow_tick(prism_client *c);
 
 /* Decodes an object of `store` zero-copy: its bytes and tensors point into the arena. */
+/* Asks the store at `store_url` (this node's) to pull object `id` from the
+ * store at `source`: the store sends the token only to a store of the
+ * cluster and refuses any other source (docs/security.md). Returns 0, or -1
+ * with `err`. */
+int prism__store_pull(const char *store_url, const char *token, const prism_object_id *id,
+                      const char *source, char *err, size_t n);
 prism_status prism__decode_stored(prism_store *store, const prism_object_id *id, int timeout_ms,
                                   prism_client *c, const char *self, prism_value **out);
 

@@ -251,35 +251,6 @@ static void *load_package(worker_rt *w, const char *pkg, char *err, size_t n)
 
 /* ---------- arguments ---------- */
 
-/* Pulls an object held by another node's store into this node's store. */
-static int pull_object(worker_rt *w, const prism_object_id *id, const char *source, char *err,
-                       size_t n)
-{
-    if (!w->cfg->store_address || !*source) {
-        snprintf(err, n, "the object is on another node and cannot be pulled here");
-        return -1;
-    }
-    prism_httpc *h;
-    if (prism_httpc_create(&h, w->cfg->store_address, w->cfg->token) != 0)
-        return -1;
-    char path[128];
-    char hex[PRISM_OBJECT_ID_HEX_LEN + 1];
-    prism_object_id_to_hex(id, hex);
-    snprintf(path, sizeof path, "/api/v1/objects/%s/pull", hex);
-    json_t *body = json_pack("{s:s,s:i}", "source", source, "timeout_ms", 600000);
-    long status = 0;
-    json_t *reply = NULL;
-    int rc = prism_httpc_json(h, "POST", path, body, 600000, &status, &reply, err, n);
-    json_decref(body);
-    prism_httpc_destroy(h);
-    if (rc == 0 && status != 200) {
-        snprintf(err, n, "pull failed: %s", prism_httpc_error_message(reply, "no reason given"));
-        rc = -1;
-    }
-    json_decref(reply);
-    return rc;
-}
-
 /* A stored argument that cannot be read (its store unreachable, restarted
  * empty) sets *why to PRISM_ERR_OBJECT_LOST: the node failed, not the task,
  * and its owner tries again. */
@@ -294,7 +265,8 @@ static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, si
         prism_object_id id;
         memcpy(id.b, idb, sizeof id.b);
         bool local = prism__same_store(node, sock, w->cfg->node_id, w->cfg->store_socket);
-        if (local || pull_object(w, &id, url, err, n) == 0) {
+        if (local || prism__store_pull(w->cfg->store_address, w->cfg->token, &id, url, err, n) ==
+                         0) {
             if (prism__decode_stored(w->store, &id, ARG_GET_MS, w->client, self_addr(w), &v) !=
                 PRISM_OK)
                 snprintf(err, n, "%s", prism_last_error());

@@ -275,6 +275,29 @@ static int bigarg(prism_client *c, const char *a, const char *b)
     return 0;
 }
 
+/* remoteget NODE: a stored result made on NODE, got here: 400 KB of zeros. */
+static int remoteget(prism_client *c, const char *node)
+{
+    prism_task_options o = PRISM_TASK_OPTIONS_INIT;
+    o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+    o.node_id = node;
+    prism_value *shape = prism_value_json("[50000]");
+    prism_ref *big = submit1(c, "builtin", "zeros", &shape, 1, &o);
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, big, 60000, &v);
+    prism_value_free(shape);
+    prism_ref_release(big);
+    size_t n = 0;
+    const void *data = v ? prism_value_data(v, &n) : NULL;
+    bool zeros = data && n == 400000;
+    for (size_t i = 0; zeros && i < n; i++)
+        zeros = ((const unsigned char *)data)[i] == 0;
+    prism_value_free(v);
+    CHECK(s == PRISM_OK && zeros, "get of a value stored on another node: %s", prism_status_text(s));
+    printf("remoteget ok\n");
+    return 0;
+}
+
 /* lostarg: a stored result vanishes from its store (the test deletes it when
  * told "stored ID", then sends a line); a task taking it fails with
  * OBJECT_LOST and the worker's reason, after its retries, not as a bad argument. */
@@ -598,6 +621,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "hold")    ? hold(c, arg)
              : !strcmp(cmd, "bigarg") && argc > 3 ? bigarg(c, arg, argv[3])
              : !strcmp(cmd, "lostarg") ? lostarg(c)
+             : !strcmp(cmd, "remoteget") && argc > 2 ? remoteget(c, arg)
              : !strcmp(cmd, "borrow")  ? borrow(c, arg)
              : !strcmp(cmd, "ownerdied") ? ownerdied(c, arg)
              : !strcmp(cmd, "cancel")  ? cancel(c)

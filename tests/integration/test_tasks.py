@@ -190,6 +190,24 @@ def test_lost_object_is_rebuilt(c):
 
 
 
+def test_value_from_another_node_through_the_local_store(c):
+    """A driver with a store of its own gets a value stored on another node by
+    having its store pull it (which vouches for the source store) and reads
+    it there zero-copy: the token never goes to a store named in a reply."""
+    c.start_node("node-2", "--num-cpus", "4")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    before = store_stats(c, "node-1")["transfer_in_bytes_total"]
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
+               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"),
+               PRISM_STORE_URL=c.store_addresses["node-1"])
+    env.pop("PRISM_HOME", None)
+    r = subprocess.run([PROBE, "remoteget", nodes["node-2"]], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "remoteget ok" in r.stdout, (r.stdout, r.stderr)
+    assert store_stats(c, "node-1")["transfer_in_bytes_total"] - before >= 400000
+
+
 def test_vanished_argument_is_object_lost(c):
     """A stored value deleted from its store behind its owner's back: a task
     taking it is retried (the node failed it, not the task) and then fails
@@ -464,6 +482,7 @@ if __name__ == "__main__":
          test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
          test_lost_object_is_rebuilt, test_vanished_argument_is_object_lost,
+         test_value_from_another_node_through_the_local_store,
          test_infeasible_task_waits_for_a_node,
          test_200mib_argument_from_another_node, test_task_list, test_object_list, test_locality,
          test_nested_tasks_on_one_cpu, test_borrowed_references,
