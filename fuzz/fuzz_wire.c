@@ -78,7 +78,8 @@ static void read_payload(uint8_t type, const uint8_t *p, size_t n)
         free(pr_str(&r));
         free(pr_str(&r));
         break;
-    case WIRE_PUSH: { /* task id, package, function, u16 returns, u32 nargs, slots */
+    case WIRE_PUSH:         /* task id, package, function, u16 returns, u32 nargs, slots */
+    case WIRE_ACTOR_CREATE: { /* actor id, package, class, u16 concurrency, u32 nargs, slots */
         pr_bytes(&r, PRISM_ID_BYTES);
         free(pr_str(&r));
         free(pr_str(&r));
@@ -99,16 +100,6 @@ static void read_payload(uint8_t type, const uint8_t *p, size_t n)
                 free(pr_str(&r));
             }
         }
-        break;
-    }
-    case WIRE_ACTOR_CREATE: { /* actor id, package, class, u16 concurrency, u32 nargs, slots */
-        pr_bytes(&r, PRISM_ID_BYTES);
-        free(pr_str(&r));
-        free(pr_str(&r));
-        pr_u16(&r);
-        uint32_t nargs = pr_u32(&r);
-        if (nargs <= MAX_ARGS)
-            read_slots(&r, nargs);
         break;
     }
     case WIRE_CHALLENGE:

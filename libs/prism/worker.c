@@ -95,6 +95,7 @@ typedef struct worker_rt {
     uint8_t key[WIRE_KEY_BYTES];
     conn *conns;
     int nconns, nunauthed;
+    int64_t next_reap_ms;
     /* The last grant the node agent announced (prism.worker.<id>.granted),
      * written by the bus's thread: a HELLO naming it needs no question. */
     pthread_mutex_t grant_lock;
@@ -967,10 +968,14 @@ static conn *oldest_unauthed(worker_rt *w)
     return old;
 }
 
-/* Drops peers that did not prove themselves in time. */
+/* Drops peers that did not prove themselves in time (looked at once a
+ * second: the loop spins between tasks, the deadline is seconds). */
 static void reap_unauthed(worker_rt *w)
 {
     int64_t now = prism_mono_ms();
+    if (now < w->next_reap_ms)
+        return;
+    w->next_reap_ms = now + 1000;
     for (conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         if (!c->authed && now - c->accepted_ms > AUTH_DEADLINE_MS) {
