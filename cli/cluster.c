@@ -173,17 +173,30 @@ static void failed(const char *name)
 
 static int start_nats(cluster *c, const char *token)
 {
-    char program[4096], conf[8192];
+    char program[4096], conf[16384];
     if (proc_find_system("nats-server", program, sizeof program) != 0)
         return -1;
     if ((c->nats_port = ready_free_port()) < 0)
         return -1;
+    /* The certificate of the REST listeners serves NATS too (docs/security.md#tls). */
+    const char *cert = getenv("PRISM_TLS_CERT"), *key = getenv("PRISM_TLS_KEY");
+    bool tls = cert && *cert && key && *key;
+    if (tls && (strpbrk(cert, "\"\\\n") || strpbrk(key, "\"\\\n"))) {
+        fprintf(stderr, "prism: PRISM_TLS_CERT and PRISM_TLS_KEY must not contain quotes, "
+                        "backslashes or newlines\n");
+        return -1;
+    }
+    char tls_block[8192] = "";
+    if (tls)
+        snprintf(tls_block, sizeof tls_block, "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n}\n",
+                 cert, key);
     /* No `http` line: nats-server then serves no monitoring, whose
      * /connz?auth=1 would show the token to anyone on this host. */
     snprintf(conf, sizeof conf,
-             "# written by `prism up`\nlisten: \"127.0.0.1:%d\"\nauthorization {\n  token: \"%s\"\n}\n",
-             c->nats_port, token);
-    snprintf(c->nats_url, sizeof c->nats_url, "nats://127.0.0.1:%d", c->nats_port);
+             "# written by `prism up`\nlisten: \"127.0.0.1:%d\"\nauthorization {\n  token: \"%s\"\n}\n%s",
+             c->nats_port, token, tls_block);
+    snprintf(c->nats_url, sizeof c->nats_url, "%s://127.0.0.1:%d", tls ? "tls" : "nats",
+             c->nats_port);
     if (write_secret("nats.conf", conf) != 0)
         return -1;
     argv_list a = {0};

@@ -1,6 +1,7 @@
 #include "prism_bus.h"
 
 #include <nats/nats.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,16 @@ struct prism_bus {
     char last_error[256];
 };
 
+/* nats.c frees OpenSSL's list of compression methods when it closes over
+ * TLS and leaves OpenSSL's pointer to it behind (nats.c issue 904), so
+ * OpenSSL's own exit handler would free it again and crash the exit. The
+ * handler is turned off before anything starts OpenSSL (libcurl, nats.c):
+ * its memory goes back with the process. */
+__attribute__((constructor)) static void openssl_without_exit_handler(void)
+{
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+}
+
 /* nats.c keeps library-wide threads; they are released when the last bus goes. */
 static pthread_mutex_t lib_lock = PTHREAD_MUTEX_INITIALIZER;
 static int lib_users;
@@ -36,12 +47,28 @@ static void set_error(prism_bus *b, const char *what, natsStatus s)
 
 static void on_connected(natsConnection *nc, void *closure) {}
 
+/* TLS follows the URL: `tls://` asks for it, and nats.c also switches to it
+ * when the server requires it. The server's certificate is checked against
+ * PRISM_TLS_CA (the same CA bundle the REST clients use) and the URL's host. */
+static natsStatus set_tls(natsOptions *opts, const char *url)
+{
+    natsStatus s = NATS_OK;
+    const char *ca = getenv("PRISM_TLS_CA");
+    if (ca && *ca)
+        s = natsOptions_LoadCATrustedCertificates(opts, ca);
+    if (s == NATS_OK && !strncmp(url, "tls://", 6))
+        s = natsOptions_SetSecure(opts, true);
+    return s;
+}
+
 static natsStatus make_options(natsOptions **opts, const char *url, const char *token,
-                               const char *name)
+                               const char *name, bool retry)
 {
     natsStatus s = natsOptions_Create(opts);
     if (s == NATS_OK)
         s = natsOptions_SetURL(*opts, url);
+    if (s == NATS_OK)
+        s = set_tls(*opts, url);
     if (s == NATS_OK && token && *token)
         s = natsOptions_SetToken(*opts, token);
     if (s == NATS_OK && name)
@@ -54,8 +81,25 @@ static natsStatus make_options(natsOptions **opts, const char *url, const char *
      * without this a responder caps at about a thousand replies a second. */
     if (s == NATS_OK)
         s = natsOptions_SetSendAsap(*opts, true);
-    if (s == NATS_OK)
+    if (s == NATS_OK && retry)
         s = natsOptions_SetRetryOnFailedConnect(*opts, true, on_connected, NULL);
+    return s;
+}
+
+/* One connection attempt; a failure's reason (nats.c keeps it per thread) goes to `why`. */
+static natsStatus try_connect(prism_bus *b, const char *url, const char *token, const char *name,
+                              bool retry, char *why, size_t whylen)
+{
+    natsOptions *opts = NULL;
+    natsStatus s = make_options(&opts, url, token, name, retry);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&b->nc, opts);
+    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+        const char *text = nats_GetLastError(NULL);
+        const char *detail = text ? strstr(text, "): ") : NULL; /* drop nats.c's "(file:line)" */
+        snprintf(why, whylen, "%s", detail ? detail + 3 : text && *text ? text : natsStatus_GetText(s));
+    }
+    natsOptions_Destroy(opts);
     return s;
 }
 
@@ -67,25 +111,31 @@ int prism_bus_connect(prism_bus **out, const char *url, const char *token, const
     lib_users++;
     pthread_mutex_unlock(&lib_lock);
     prism_bus *b = calloc(1, sizeof *b);
-    natsOptions *opts = NULL;
-    natsStatus s = b ? make_options(&opts, url, token, name) : NATS_NO_MEMORY;
-    if (s == NATS_OK) {
+    char why[256] = "";
+    natsStatus s = NATS_NO_MEMORY;
+    if (b) {
         pthread_mutex_init(&b->lock, NULL);
-        s = natsConnection_Connect(&b->nc, opts);
+        /* A server that is not up yet is waited for (services may start
+         * before the broker); one that refuses us (token, certificate) is a
+         * mistake in the configuration, reported now. */
+        s = try_connect(b, url, token, name, false, why, sizeof why);
+        if (s == NATS_NO_SERVER)
+            s = try_connect(b, url, token, name, true, why, sizeof why);
         if (s == NATS_NOT_YET_CONNECTED)
             s = NATS_OK;
     }
-    natsOptions_Destroy(opts);
     if (s == NATS_OK && wait_ms > 0) {
         int64_t deadline = prism_mono_ms() + wait_ms;
         while (!prism_bus_connected(b) && prism_mono_ms() < deadline)
             prism_sleep_ms(20);
-        if (!prism_bus_connected(b))
+        if (!prism_bus_connected(b)) {
             s = NATS_NO_SERVER;
+            snprintf(why, sizeof why, "no server answered in time");
+        }
     }
     if (s != NATS_OK) {
         snprintf(err, errlen, "cannot connect to NATS at %s: %s", url,
-                 s == NATS_NO_SERVER ? "no server answered in time" : natsStatus_GetText(s));
+                 *why ? why : natsStatus_GetText(s));
         prism_bus_destroy(b);
         if (!b) {
             pthread_mutex_lock(&lib_lock);

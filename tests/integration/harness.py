@@ -138,7 +138,9 @@ class Cluster:
         self.scheduler = None
         self.failed_shutdowns = []
         self.nats_port = free_port()
-        self.nats_url = "nats://127.0.0.1:%d" % self.nats_port
+        # With a certificate in the environment NATS speaks TLS too, as under `prism up`.
+        self.nats_tls = bool(os.environ.get("PRISM_TLS_CERT") and os.environ.get("PRISM_TLS_KEY"))
+        self.nats_url = "%s://127.0.0.1:%d" % ("tls" if self.nats_tls else "nats", self.nats_port)
         self.start_nats()
         self.gcs_port = free_port()
         self.start_gcs()
@@ -159,6 +161,9 @@ class Cluster:
         conf = os.path.join(self.dir, "nats.conf")
         with open(conf, "w") as f:
             f.write('listen: 127.0.0.1:%d\nauthorization { token: "%s" }\n' % (self.nats_port, self.token))
+            if self.nats_tls:
+                f.write('tls { cert_file: "%s", key_file: "%s" }\n'
+                        % (os.environ["PRISM_TLS_CERT"], os.environ["PRISM_TLS_KEY"]))
         self.nats = self._spawn("nats", [find_nats(), "-c", conf])
         wait_until(lambda: self._port_open(self.nats_port), what="nats-server")
 

@@ -2,9 +2,13 @@
 every service serves HTTPS, and with PRISM_TLS_CA every client (services,
 workers, drivers, the CLI) trusts the cluster's CA: tasks, stored values
 read through the object store, jobs and their logs, the CLI all work over
-it; plain HTTP and clients without the CA get nothing."""
+it; plain HTTP and clients without the CA get nothing. NATS speaks TLS
+with the same certificate: every service above reached it over `tls://`, a
+plaintext client is turned away before it can send its token, and a service
+that does not trust the CA stops at once, saying why."""
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 
@@ -70,9 +74,38 @@ def test_no_plain_http_and_no_unknown_ca(c):
     wait_until(lambda: c.get("/healthz", token=None).status == 200, what="the GCS over HTTPS")
 
 
+def test_nats_over_tls(c):
+    assert c.nats_url.startswith("tls://"), c.nats_url
+    # nats-server announces TLS in its INFO line and drops a client that
+    # goes on in plaintext, before the token would be read
+    with socket.create_connection(("127.0.0.1", c.nats_port), timeout=10) as s:
+        info = s.recv(4096).decode()
+        assert info.startswith("INFO ") and '"tls_required":true' in info, info
+        s.sendall(b'CONNECT {"auth_token":"%s"}\r\nPING\r\n' % c.token.encode())
+        rest = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                rest += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+        assert b"PONG" not in rest, rest
+    # a service without the CA refuses the server's certificate at once and says so
+    env = dict(os.environ)
+    env.pop("PRISM_TLS_CA")
+    env.pop("SSL_CERT_FILE")
+    out = subprocess.run([os.path.join(BIN, "prism-scheduler"), "--port", "0", "--token-file",
+                          c.token_file, "--nats-url", c.nats_url], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0, out
+    assert "NATS" in out.stderr and "certificate" in out.stderr, out.stderr
+
+
 if __name__ == "__main__":
     try:
         make_certs()
-        run([test_cluster_over_https, test_no_plain_http_and_no_unknown_ca])
+        run([test_cluster_over_https, test_no_plain_http_and_no_unknown_ca, test_nats_over_tls])
     finally:
         shutil.rmtree(CERTS, ignore_errors=True)
