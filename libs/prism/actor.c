@@ -405,12 +405,18 @@ static void connect_actor(prism_client *c, actor_rec *a)
                               a->worker_id ? a->worker_id : "");
     a->busy = true;
     pthread_mutex_unlock(&c->lock);
-    worker_conn *wc = grant ? prism__worker_connect(c, grant) : NULL;
+    bool config_error = false;
+    char err[600] = "";
+    worker_conn *wc = grant ? prism__worker_connect(c, grant, &config_error, err, sizeof err) : NULL;
     json_decref(grant);
     pthread_mutex_lock(&c->lock);
     a->busy = false;
     if (wc) {
         prism__pool_add_worker(c, a->pool, wc);
+    } else if (config_error) { /* e.g. TLS without a CA: the calls fail, the actor lives */
+        char msg[700];
+        snprintf(msg, sizeof msg, "the actor %s cannot be reached: %s", a->id, err);
+        prism__pool_fail_queued(c, a->pool, PRISM_ERR_CONNECT, msg);
     } else if (a->state != ACTOR_DEAD) {
         a->state = ACTOR_UNKNOWN; /* gone from that address: ask where it is now */
         a->next_query_ms = prism_mono_ms() + 100;
@@ -437,24 +443,13 @@ static void query_actor(prism_client *c, actor_rec *a)
     json_decref(reply);
 }
 
-static bool arguments_ready(prism_client *c, const task_spec *t) { return t->deps_pending == 0; }
-
 /* Calls to a dead actor fail; those still waiting for arguments go once
  * their arguments settle (dispatch drops them then). */
 static void fail_queued(prism_client *c, actor_rec *a)
 {
-    pool *p = a->pool;
     char msg[600];
     snprintf(msg, sizeof msg, "the actor %s is dead: %s", a->id, a->cause ? a->cause : "no cause given");
-    for (task_spec *t = p->queue; t; t = t->next) {
-        if (!t->dep_failed)
-            prism__task_fail_returns(c, t, PRISM_ERR_ACTOR_DIED, msg);
-        t->dep_failed = true;
-    }
-    for (task_spec *t = prism__pool_take(c, p, arguments_ready), *next; t; t = next) {
-        next = t->next;
-        prism__task_release(c, t);
-    }
+    prism__pool_fail_queued(c, a->pool, PRISM_ERR_ACTOR_DIED, msg);
 }
 
 void prism__actors_tick(prism_client *c)

@@ -100,6 +100,7 @@ typedef struct task_event {
 
 struct worker_conn {
     int fd;
+    wire_tls *tls; /* a tls: worker's session; NULL on a plain connection */
     wire_auth auth; /* nothing is sent before the worker's CHALLENGE came */
     char *lease_id, *node_id, *worker_id;
     int inflight;
@@ -349,13 +350,19 @@ pool *prism__pool_for_actor(prism_client *c, actor_rec *a);
 json_t *prism__lease_request(const prism_client *c, const prism_task_options *o);
 /* Writes an argument slot of a PUSH (stored location or inline value). Lock held. */
 void prism__write_arg(prism_client *c, prism_writer *w, const prism_value *v);
-/* Connects to a worker named by a grant {unix?, tcp?, lease_id, node_id, worker_id}.
- * Called without the lock. */
-worker_conn *prism__worker_connect(prism_client *c, json_t *grant);
+/* Connects to a worker named by a grant {unix?, tcp?, lease_id, node_id, worker_id}:
+ * its Unix socket when that connects, else its TCP address (with TLS for a
+ * "tls:" one). NULL with `err` on failure; *config_error when trying again
+ * will not help (see wire_connect). Called without the lock. */
+worker_conn *prism__worker_connect(prism_client *c, json_t *grant, bool *config_error, char *err,
+                                   size_t errlen);
 /* Adds a connected worker to `p` and pushes what waits. Lock held. */
 void prism__pool_add_worker(prism_client *c, pool *p, worker_conn *wc);
 /* Pushes what can go now. Lock held. */
 void prism__dispatch(prism_client *c, pool *p);
+/* Fails every queued task of `p` with `s` and `message`; those still waiting
+ * for arguments go once their arguments settle. Lock held. */
+void prism__pool_fail_queued(prism_client *c, pool *p, prism_status s, const char *message);
 /* Takes the tasks `pick` chooses out of `p`'s queue, in queue order (a list
  * through `next`). Lock held. */
 task_spec *prism__pool_take(prism_client *c, pool *p, bool (*pick)(prism_client *, const task_spec *));

@@ -26,6 +26,7 @@
 #define MAX_BACKOFF_MS 1000
 #define DELETE_RETRY_MS 1000
 #define DELETE_TRIES 30
+#define CONNECT_TIMEOUT_MS 5000 /* a worker's TCP connect and TLS handshake */
 
 /* ---------- pools ---------- */
 
@@ -173,7 +174,7 @@ static int flush_out(prism_client *c, worker_conn *wc)
         return 0;
     size_t sent = 0;
     while (sent < wc->out.len) {
-        ssize_t n = send(wc->fd, wc->out.data + sent, wc->out.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = wire_send(wc->fd, wc->tls, wc->out.data + sent, wc->out.len - sent);
         if (n > 0) {
             sent += (size_t)n;
             continue;
@@ -293,6 +294,8 @@ static void conn_close(prism_client *c, worker_conn *wc, const char *why)
         }
     }
     epoll_ctl(c->epfd, EPOLL_CTL_DEL, wc->fd, NULL);
+    wire_tls_destroy(wc->tls);
+    wc->tls = NULL;
     close(wc->fd);
     /* Retried tasks go back to the front in their original order. */
     task_spec *list = wc->running, *rev = NULL;
@@ -400,7 +403,7 @@ static int conn_read(prism_client *c, worker_conn *wc)
 {
     char chunk[65536];
     for (;;) {
-        ssize_t n = recv(wc->fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        ssize_t n = wire_recv(wc->fd, wc->tls, chunk, sizeof chunk);
         if (n == 0)
             return -1;
         if (n < 0)
@@ -427,7 +430,9 @@ static int conn_read(prism_client *c, worker_conn *wc)
         }
         memmove(wc->in.data, wc->in.data + off, wc->in.len - off);
         wc->in.len -= off;
-        if ((size_t)n < sizeof chunk)
+        /* A short read emptied the socket, but not necessarily the TLS
+         * session, which epoll does not see. */
+        if ((size_t)n < sizeof chunk && !(wc->tls && wire_tls_pending(wc->tls)))
             return 0;
     }
 }
@@ -496,28 +501,35 @@ static void *io_main(void *arg)
 
 /* ---------- leases ---------- */
 
-worker_conn *prism__worker_connect(prism_client *c, json_t *grant)
+worker_conn *prism__worker_connect(prism_client *c, json_t *grant, bool *config_error, char *err,
+                                   size_t errlen)
 {
     const char *unix_path = json_string_value(json_object_get(grant, "unix"));
     const char *tcp = json_string_value(json_object_get(grant, "tcp"));
     char addr[512];
     int fd = -1;
+    wire_tls *tls = NULL;
+    *config_error = false;
+    snprintf(err, errlen, "the granted worker has no address");
     if (unix_path && *unix_path) {
         snprintf(addr, sizeof addr, "unix:%s", unix_path);
-        fd = wire_connect(addr);
+        fd = wire_connect(addr, CONNECT_TIMEOUT_MS, &tls, config_error, err, errlen);
     }
     if (fd < 0 && tcp && *tcp) {
-        snprintf(addr, sizeof addr, "tcp:%s", tcp);
-        fd = wire_connect(addr);
+        wire_tcp_address(tcp, addr, sizeof addr);
+        fd = wire_connect(addr, CONNECT_TIMEOUT_MS, &tls, config_error, err, errlen);
     }
     if (fd < 0)
         return NULL;
     worker_conn *wc = calloc(1, sizeof *wc);
     if (!wc) {
+        wire_tls_destroy(tls);
         close(fd);
+        snprintf(err, errlen, "out of memory");
         return NULL;
     }
     wc->fd = fd;
+    wc->tls = tls;
     wc->lease_id = strdup(json_string_value(json_object_get(grant, "lease_id")) ?: "");
     wc->node_id = strdup(json_string_value(json_object_get(grant, "node_id")) ?: "");
     wc->worker_id = strdup(json_string_value(json_object_get(grant, "worker_id")) ?: "");
@@ -569,6 +581,20 @@ static json_t *lease_request_now(prism_client *c, pool *p)
     return req;
 }
 
+/* Gives back a lease whose worker could not be reached: nobody else would. */
+static void return_lease(prism_client *c, json_t *grant)
+{
+    const char *node = json_string_value(json_object_get(grant, "node_id"));
+    const char *lease = json_string_value(json_object_get(grant, "lease_id"));
+    if (!node || !lease)
+        return;
+    char subject[160];
+    snprintf(subject, sizeof subject, "prism.node.%s.worker.return", node);
+    json_t *msg = json_pack("{s:s}", "lease_id", lease);
+    prism_bus_publish_json(c->bus, subject, msg);
+    json_decref(msg);
+}
+
 static void request_lease(prism_client *c, pool *p)
 {
     p->requesting = true;
@@ -576,8 +602,12 @@ static void request_lease(prism_client *c, pool *p)
     pthread_mutex_unlock(&c->lock);
     int rc = prism_bus_request_json(c->bus, "prism.sched.lease", req, LEASE_TIMEOUT_MS, &reply);
     json_decref(req);
-    worker_conn *wc = rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"))
-                          ? prism__worker_connect(c, reply) : NULL;
+    bool granted = rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"));
+    bool config_error = false;
+    char err[600] = "";
+    worker_conn *wc = granted ? prism__worker_connect(c, reply, &config_error, err, sizeof err) : NULL;
+    if (granted && !wc)
+        return_lease(c, reply);
     pthread_mutex_lock(&c->lock);
     p->requesting = false;
     int64_t now = prism_mono_ms();
@@ -590,14 +620,35 @@ static void request_lease(prism_client *c, pool *p)
     } else if (rc != PRISM_BUS_OK) {
         set_reason(p, "waiting for the scheduler to answer");
         p->next_request_ms = now + 200;
+    } else if (config_error) { /* e.g. TLS without a CA: waiting would not help */
+        char msg[700];
+        snprintf(msg, sizeof msg, "the granted worker cannot be used: %s", err);
+        prism__pool_fail_queued(c, p, PRISM_ERR_CONNECT, msg);
+        p->next_request_ms = now + MAX_BACKOFF_MS;
     } else {
-        const char *msg = json_is_true(json_object_get(reply, "ok"))
-                              ? "the granted worker could not be reached" : reply_error(reply, &code);
-        set_reason(p, msg);
+        char msg[700];
+        if (granted)
+            snprintf(msg, sizeof msg, "the granted worker could not be reached: %s", err);
+        set_reason(p, granted ? msg : reply_error(reply, &code));
         bool infeasible = code && !strcmp(code, "infeasible");
         p->next_request_ms = now + (infeasible ? MAX_BACKOFF_MS : 50 + (int64_t)(rand() % 150));
     }
     json_decref(reply);
+}
+
+static bool arguments_ready(prism_client *c, const task_spec *t) { return t->deps_pending == 0; }
+
+void prism__pool_fail_queued(prism_client *c, pool *p, prism_status s, const char *message)
+{
+    for (task_spec *t = p->queue; t; t = t->next) {
+        if (!t->dep_failed)
+            prism__task_fail_returns(c, t, s, message);
+        t->dep_failed = true;
+    }
+    for (task_spec *t = prism__pool_take(c, p, arguments_ready), *next; t; t = next) {
+        next = t->next;
+        prism__task_release(c, t);
+    }
 }
 
 void prism__pool_add_worker(prism_client *c, pool *p, worker_conn *wc)

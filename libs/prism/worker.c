@@ -47,6 +47,8 @@
 
 typedef struct conn {
     int fd;
+    wire_tls *tls;  /* on the TCP port of a worker with a certificate */
+    bool tls_ready; /* its TLS handshake is done (and CHALLENGE sent) */
     char *lease_id, *owner;
     bool authed;  /* AUTH checked */
     bool leased;  /* HELLO named a lease the node agent granted to this owner here */
@@ -55,7 +57,8 @@ typedef struct conn {
     prism_buf in;
     /* Calls of a concurrent actor run on executor threads: each holds its
      * connection (users, under the pool lock) and sends under send_lock; a
-     * connection that closes meanwhile is freed by the last of them. */
+     * connection that closes meanwhile is freed by the last of them. A TLS
+     * session takes one thread at a time: its reads take send_lock too. */
     int users;
     bool gone;
     pthread_mutex_t send_lock;
@@ -92,6 +95,7 @@ typedef struct package {
 typedef struct worker_rt {
     const prism_worker_config *cfg;
     int epfd, sigfd, unix_fd, tcp_fd;
+    bool tls; /* the TCP port speaks TLS only */
     uint8_t key[WIRE_KEY_BYTES];
     conn *conns;
     int nconns, nunauthed;
@@ -450,6 +454,15 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
                      prism_buf *out);
 static void conn_free(conn *c);
 
+/* Sends a whole frame (or several) on a connection, from any thread. */
+static int conn_send(conn *c, const void *data, size_t len)
+{
+    pthread_mutex_lock(&c->send_lock);
+    int rc = wire_send_all(c->fd, c->tls, data, len);
+    pthread_mutex_unlock(&c->send_lock);
+    return rc;
+}
+
 /* The pool lock is held. */
 static void conn_release(conn *c)
 {
@@ -476,10 +489,8 @@ static void *executor_main(void *arg)
         prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
         run_task(w, j->frame, j->len, c->owner, &out);
         __atomic_add_fetch(&w->actor->done, 1, __ATOMIC_RELAXED);
-        pthread_mutex_lock(&c->send_lock);
         if (out.len) /* a closed connection only makes this fail */
-            wire_send_all(c->fd, out.data, out.len);
-        pthread_mutex_unlock(&c->send_lock);
+            conn_send(c, out.data, out.len);
         prism_buf_free(&out);
         free(j->frame);
         free(j);
@@ -628,7 +639,7 @@ static int attach_actor(worker_rt *w, conn *c, const uint8_t *p, size_t n)
     bool hosted = w->actor && !strcmp(w->actor->id, hex);
     actor_done(w, &out, p, hosted ? PRISM_OK : PRISM_ERR_ACTOR_DIED, "attach",
                "this worker hosts no such actor");
-    int rc = wire_send_all(c->fd, out.data, out.len);
+    int rc = conn_send(c, out.data, out.len);
     prism_buf_free(&out);
     return rc;
 }
@@ -790,6 +801,7 @@ static void conn_drop(worker_rt *w, conn *c)
 
 static void conn_free(conn *c)
 {
+    wire_tls_destroy(c->tls);
     close(c->fd);
     prism_buf_free(&c->in);
     pthread_mutex_destroy(&c->send_lock);
@@ -857,7 +869,7 @@ static int on_auth(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_t
     prism_buf_init(&ok, 256);
     int rc = type == WIRE_AUTH ? wire_auth_accept(w->key, c->nonce, p, n, &ok) : -1;
     if (rc == 0)
-        rc = wire_send_all(c->fd, ok.data, ok.len);
+        rc = conn_send(c, ok.data, ok.len);
     prism_buf_free(&ok);
     if (rc != 0) {
         LOG_WARN("a peer failed the handshake (frame %u first): connection closed", type);
@@ -925,16 +937,10 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
     return 0;
 }
 
-static int conn_read(worker_rt *w, conn *c)
+/* Cuts what arrived into frames and acts on each. Returns -1 when the
+ * connection must go. */
+static int conn_frames(worker_rt *w, conn *c)
 {
-    char chunk[65536];
-    ssize_t n = recv(c->fd, chunk, sizeof chunk, MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-        return -1;
-    if (n < 0)
-        return 0;
-    if (prism_buf_append(&c->in, chunk, (size_t)n) != 0)
-        return -1;
     size_t off = 0;
     for (;;) {
         uint8_t type;
@@ -956,6 +962,65 @@ static int conn_read(worker_rt *w, conn *c)
     memmove(c->in.data, c->in.data + off, c->in.len - off);
     c->in.len -= off;
     return 0;
+}
+
+/* One read; *more when the TLS session holds decrypted bytes still, which
+ * epoll cannot see. */
+static ssize_t conn_recv(conn *c, void *buf, size_t n, bool *more)
+{
+    if (!c->tls) {
+        *more = false;
+        return recv(c->fd, buf, n, MSG_DONTWAIT);
+    }
+    pthread_mutex_lock(&c->send_lock);
+    ssize_t got = wire_tls_recv(c->tls, buf, n);
+    int why = errno;
+    *more = got > 0 && wire_tls_pending(c->tls);
+    pthread_mutex_unlock(&c->send_lock);
+    errno = why;
+    return got;
+}
+
+static int conn_read(worker_rt *w, conn *c)
+{
+    char chunk[65536];
+    bool more;
+    do {
+        ssize_t n = conn_recv(c, chunk, sizeof chunk, &more);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return -1;
+        if (n < 0)
+            return 0;
+        if (prism_buf_append(&c->in, chunk, (size_t)n) != 0 || conn_frames(w, c) != 0)
+            return -1;
+    } while (more);
+    return 0;
+}
+
+/* Moves a TLS connection's handshake on; once done the cluster's handshake
+ * starts inside it with CHALLENGE. Returns -1 when the connection must go. */
+static int tls_step(worker_rt *w, conn *c)
+{
+    bool want_write = false;
+    int rc = wire_tls_handshake(c->tls, &want_write);
+    if (rc < 0) {
+        LOG_WARN("a peer failed the TLS handshake: connection closed");
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | (rc == 0 && want_write ? EPOLLOUT : 0),
+                             .data.ptr = c};
+    epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    if (rc == 0)
+        return 0;
+    c->tls_ready = true;
+    LOG_DEBUG("a peer completed the TLS handshake");
+    prism_buf hello;
+    prism_buf_init(&hello, 256);
+    wire_auth_challenge(&hello, c->nonce);
+    /* A stranger's socket: never wait on it. A fresh one takes a frame this small. */
+    rc = wire_tls_send(c->tls, hello.data, hello.len) == (ssize_t)hello.len ? 0 : -1;
+    prism_buf_free(&hello);
+    return rc == 0 && wire_tls_pending(c->tls) ? conn_read(w, c) : rc;
 }
 
 /* The oldest connection still in the handshake (the list is newest first). */
@@ -986,6 +1051,21 @@ static void reap_unauthed(worker_rt *w)
     }
 }
 
+/* A new connection sends CHALLENGE at once; on the TCP port of a worker
+ * with TLS, once the TLS handshake is done (tls_step). */
+static int greet(worker_rt *w, conn *c, int lfd)
+{
+    if (lfd == w->tcp_fd && w->tls)
+        return wire_tls_accept(&c->tls, c->fd);
+    prism_buf hello;
+    prism_buf_init(&hello, 256);
+    wire_auth_challenge(&hello, c->nonce);
+    int rc = send(c->fd, hello.data, hello.len, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)hello.len
+                 ? 0 : -1;
+    prism_buf_free(&hello);
+    return rc;
+}
+
 static void accept_conn(worker_rt *w, int lfd)
 {
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -995,20 +1075,15 @@ static void accept_conn(worker_rt *w, int lfd)
     if (old) /* many strangers: the oldest makes room */
         conn_drop(w, old);
     conn *c = w->nconns < MAX_CONNS ? calloc(1, sizeof *c) : NULL;
-    prism_buf hello;
-    prism_buf_init(&hello, 256);
     if (c)
-        wire_auth_challenge(&hello, c->nonce);
-    if (!c || send(fd, hello.data, hello.len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)hello.len) {
+        c->fd = fd;
+    if (!c || greet(w, c, lfd) != 0) {
         if (!c)
             LOG_WARN("%d connections already: a new one is refused", w->nconns);
-        prism_buf_free(&hello);
         free(c);
         close(fd);
         return;
     }
-    prism_buf_free(&hello);
-    c->fd = fd;
     c->accepted_ms = prism_mono_ms();
     w->nconns++;
     w->nunauthed++;
@@ -1044,7 +1119,7 @@ static void run_next(worker_rt *w)
         w->actor->done++;
     w->current_lease = NULL;
     conn *c = j->from;
-    if (out.len && wire_send_all(c->fd, out.data, out.len) != 0)
+    if (out.len && conn_send(c, out.data, out.len) != 0)
         conn_drop(w, c);
     prism_buf_free(&out);
     free(j->frame);
@@ -1070,7 +1145,7 @@ static void poll_once(worker_rt *w, int timeout_ms)
             bool known = false;
             for (conn *k = w->conns; k && !known; k = k->next)
                 known = k == c;
-            if (known && conn_read(w, c) != 0)
+            if (known && (c->tls && !c->tls_ready ? tls_step(w, c) : conn_read(w, c)) != 0)
                 conn_drop(w, c);
         }
     }
@@ -1153,9 +1228,15 @@ static int start(worker_rt *w, char *err, size_t n)
     wire_auth_key(cfg->token, w->key);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    char tcp[300] = "";
+    int tls = wire_tls_server_setup(err, n);
+    if (tls < 0)
+        return -1;
+    w->tls = tls == 1;
+    char hostport[290] = "", tcp[300];
     w->unix_fd = listen_unix(cfg->socket_path);
-    w->tcp_fd = listen_tcp(cfg->host ? cfg->host : "127.0.0.1", tcp, sizeof tcp);
+    w->tcp_fd = listen_tcp(cfg->host ? cfg->host : "127.0.0.1", hostport, sizeof hostport);
+    /* With TLS the TCP address says so: peers follow the scheme (wire.h). */
+    snprintf(tcp, sizeof tcp, "%s%s", w->tls ? "tls:" : "", hostport);
     if (w->epfd < 0 || w->sigfd < 0 || w->unix_fd < 0 || w->tcp_fd < 0) {
         snprintf(err, n, "cannot listen on %s and %s: %s", cfg->socket_path,
                  cfg->host ? cfg->host : "127.0.0.1", strerror(errno));
@@ -1184,7 +1265,8 @@ static int start(worker_rt *w, char *err, size_t n)
         free(line);
         close(cfg->ready_fd);
     }
-    LOG_INFO("worker %s serving on unix:%s and tcp:%s", cfg->worker_id, cfg->socket_path, tcp);
+    LOG_INFO("worker %s serving on unix:%s and %s%s", cfg->worker_id, cfg->socket_path,
+             w->tls ? "" : "tcp:", tcp);
     return 0;
 }
 

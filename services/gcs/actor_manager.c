@@ -78,6 +78,7 @@ struct actor {
     char *reason; /* the pending reason last stored */
     int64_t next_ping_ms, ping_sent_ms;
     int fd;
+    wire_tls *tls; /* with a worker whose TCP address is tls: */
     prism_buf in;
     wire_auth auth;    /* of the connection: nothing is sent before the worker's CHALLENGE */
     prism_buf pending; /* frames for after the handshake's AUTH */
@@ -114,6 +115,8 @@ static void conn_close(gcs *g, actor *a)
     if (a->fd < 0)
         return;
     epoll_ctl(g->actors->epfd, EPOLL_CTL_DEL, a->fd, NULL);
+    wire_tls_destroy(a->tls);
+    a->tls = NULL;
     close(a->fd);
     a->fd = -1;
     prism_buf_free(&a->in);
@@ -373,63 +376,30 @@ static void request_lease(gcs *g, actor *a)
     a->next_ms = prism_mono_ms() + LEASE_WAIT_MS;
 }
 
-/* A TCP connect that gives up after CONNECT_TIMEOUT_MS: a node cut off from
- * the network must not hold the manager for the kernel's two minutes. */
-static int connect_tcp(const char *hostport)
-{
-    char host[256];
-    const char *colon = strrchr(hostport, ':');
-    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host)
-        return -1;
-    memcpy(host, hostport, (size_t)(colon - hostport));
-    host[colon - hostport] = '\0';
-    if (host[0] == '[' && colon[-1] == ']') { /* [v6]:port */
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-        return -1;
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int rc = fd < 0 ? -1 : connect(fd, res->ai_addr, res->ai_addrlen);
-    int why = errno;
-    freeaddrinfo(res);
-    if (rc != 0 && fd >= 0 && why == EINPROGRESS) {
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (poll(&p, 1, CONNECT_TIMEOUT_MS) == 1 &&
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
-            rc = 0;
-    }
-    if (rc != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
 /* Connects to the actor's worker and queues HELLO and `frame` (CREATE or
  * ATTACH), sent once the worker's CHALLENGE came (see on_auth). Returns 0,
- * or -1 with nothing left open. */
-static int open_conn(gcs *g, actor *a, uint8_t frame)
+ * or -1 with nothing left open and the reason in `why`. */
+static int open_conn(gcs *g, actor *a, uint8_t frame, char *why, size_t whylen)
 {
-    char addr[600];
+    char addr[600], err[600] = "no address";
     int fd = -1;
+    wire_tls *tls = NULL;
+    bool config_error = false;
     /* The socket path only exists on the worker's machine (where a connect is
-     * answered at once); TCP works from anywhere. */
+     * answered at once); TCP works from anywhere, with TLS for a tls: address.
+     * A network cut off must not hold the manager for the kernel's two minutes. */
     if (a->unix_path && *a->unix_path) {
         snprintf(addr, sizeof addr, "unix:%s", a->unix_path);
-        fd = wire_connect(addr);
+        fd = wire_connect(addr, CONNECT_TIMEOUT_MS, &tls, &config_error, err, sizeof err);
     }
-    if (fd < 0 && a->tcp && *a->tcp)
-        fd = connect_tcp(a->tcp);
-    if (fd < 0)
+    if (fd < 0 && a->tcp && *a->tcp) {
+        wire_tcp_address(a->tcp, addr, sizeof addr);
+        fd = wire_connect(addr, CONNECT_TIMEOUT_MS, &tls, &config_error, err, sizeof err);
+    }
+    if (fd < 0) {
+        snprintf(why, whylen, "%s", err);
         return -1;
+    }
     struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     prism_buf *out = &a->pending;
@@ -454,10 +424,13 @@ static int open_conn(gcs *g, actor *a, uint8_t frame)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = a};
     if (w.failed || epoll_ctl(g->actors->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         prism_buf_free(out);
+        wire_tls_destroy(tls);
         close(fd);
+        snprintf(why, whylen, "out of memory");
         return -1;
     }
     a->fd = fd;
+    a->tls = tls;
     a->auth = (wire_auth){0};
     prism_buf_init(&a->in, 1u << 20);
     return 0;
@@ -473,7 +446,7 @@ static int on_auth(gcs *g, actor *a, uint8_t type, const uint8_t *p, size_t n)
     if (rc == 0 && out.len) {
         rc = prism_buf_append(&out, a->pending.data, a->pending.len);
         if (rc == 0)
-            rc = wire_send_all(a->fd, out.data, out.len);
+            rc = wire_send_all(a->fd, a->tls, out.data, out.len);
         prism_buf_free(&a->pending);
     }
     prism_buf_free(&out);
@@ -494,7 +467,7 @@ static int send_kill(actor *a)
     if (!w.failed && a->auth.state == 0) /* still queued behind the handshake */
         rc = prism_buf_append(&a->pending, out.data, out.len);
     else if (!w.failed)
-        rc = wire_send_all(a->fd, out.data, out.len);
+        rc = wire_send_all(a->fd, a->tls, out.data, out.len);
     prism_buf_free(&out);
     return rc;
 }
@@ -518,9 +491,12 @@ static void start_on_grant(gcs *g, actor *a, json_t *grant)
     set_str(&a->worker_id, json_string_value(json_object_get(grant, "worker_id")));
     set_str(&a->unix_path, json_string_value(json_object_get(grant, "unix")));
     set_str(&a->tcp, json_string_value(json_object_get(grant, "tcp")));
-    if (open_conn(g, a, WIRE_ACTOR_CREATE) != 0) {
+    char why[600], reason[700];
+    if (open_conn(g, a, WIRE_ACTOR_CREATE, why, sizeof why) != 0) {
         return_lease(g, a->node_id, a->lease_id, "its worker could not be reached");
-        pending(g, a, "the granted worker could not be reached", backoff_ms(a->failures++));
+        LOG_WARN("actor %s: worker %s could not be reached: %s", a->id, or_dash(a->worker_id), why);
+        snprintf(reason, sizeof reason, "the granted worker could not be reached: %s", why);
+        pending(g, a, reason, backoff_ms(a->failures++));
         return;
     }
     a->phase = PH_CREATING;
@@ -607,8 +583,11 @@ static void finish_kill(gcs *g, actor *a)
 
 static int attach(gcs *g, actor *a)
 {
-    if (open_conn(g, a, WIRE_ACTOR_ATTACH) != 0)
+    char why[600];
+    if (open_conn(g, a, WIRE_ACTOR_ATTACH, why, sizeof why) != 0) {
+        LOG_WARN("actor %s: worker %s could not be reached: %s", a->id, or_dash(a->worker_id), why);
         return -1;
+    }
     a->phase = PH_ATTACHING;
     return 0;
 }
@@ -727,7 +706,7 @@ static void on_conn_event(gcs *g, actor *a)
     char chunk[65536];
     bool closed = false;
     for (;;) {
-        ssize_t n = recv(a->fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        ssize_t n = wire_recv(a->fd, a->tls, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

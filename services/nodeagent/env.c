@@ -1,4 +1,5 @@
 /* The environment of a child (driver or worker), built before the fork. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +51,19 @@ int na_env_set(na_env *e, const char *name, const char *value)
     return env_push(e, entry);
 }
 
+/* The agent's own PRISM_ settings stay with it (children get theirs set),
+ * except TLS's: workers serve and dial with the node's certificate and CA,
+ * drivers dial with the CA (docs/security.md#tls). */
+static bool inherited(const char *entry)
+{
+    return strncmp(entry, "PRISM_", 6) != 0 || !strncmp(entry, "PRISM_TLS_CERT=", 15) ||
+           !strncmp(entry, "PRISM_TLS_KEY=", 14) || !strncmp(entry, "PRISM_TLS_CA=", 13);
+}
+
 int na_env_inherit(na_env *e)
 {
     for (char **p = environ; *p; p++)
-        if (strncmp(*p, "PRISM_", 6) != 0 && env_push(e, strdup(*p)) != 0)
+        if (inherited(*p) && env_push(e, strdup(*p)) != 0)
             return -1;
     return 0;
 }

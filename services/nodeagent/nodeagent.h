@@ -111,7 +111,8 @@ void na_env_free(na_env *e);
 /* Sets NAME=VALUE, replacing an earlier NAME. Returns 0 or -1. */
 int na_env_set(na_env *e, const char *name, const char *value);
 /* The agent's environment without its own PRISM_* settings (its port, state
- * directory... mean nothing to a child and would mislead a prism client). */
+ * directory... mean nothing to a child and would mislead a prism client),
+ * but with PRISM_TLS_CERT, PRISM_TLS_KEY and PRISM_TLS_CA. */
 int na_env_inherit(na_env *e);
 
 /* ---------- jobs ---------- */

@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import socket
+import ssl
 import struct
 import time
 
@@ -123,6 +124,18 @@ def test_strangers_get_nothing_done(c):
     s, _ = connect(tcp)
     s.sendall(struct.pack("<IB", 256 << 20, AUTH) + b"\0" * 65536)
     assert closed(s)
+    # A TLS client at a plain port: its ClientHello is no frame, and the
+    # CHALLENGE is no TLS record. Both ends give up at once.
+    host, port = tcp.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=5)
+    t0 = time.time()
+    try:
+        ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+        assert False, "a TLS handshake passed on a plain worker port"
+    except (ssl.SSLError, OSError):
+        pass
+    assert time.time() - t0 < 3
+    raw.close()
     # The worker is still there and still serves real owners.
     task_runs(c)
 
