@@ -48,6 +48,18 @@ enum {
 int prism_config_parse(prism_option *opts, size_t n, int argc, char **argv, int *rest,
                        char *err, size_t errlen);
 
+/* Where an option's value came from. */
+typedef enum prism_opt_origin {
+    PRISM_OPT_FROM_DEFAULT = 0, /* its default, or unset */
+    PRISM_OPT_FROM_ENV,         /* its PRISM_* variable */
+    PRISM_OPT_FROM_FLAG,        /* the command line */
+} prism_opt_origin;
+
+/* prism_config_parse that also says, in `from[i]`, where the value of
+ * opts[i] came from (`from` has `n` entries; NULL is allowed). */
+int prism_config_parse_from(prism_option *opts, size_t n, int argc, char **argv, int *rest,
+                            prism_opt_origin *from, char *err, size_t errlen);
+
 /* Writes "usage" and one line per option with its environment variable and default. */
 void prism_config_print_help(FILE *out, const prism_option *opts, size_t n, const char *usage);
 
