@@ -1,7 +1,5 @@
 #include "prism_config.h"
 
-#include "prism_fs.h"
-
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -219,34 +217,4 @@ void prism_config_free(prism_option *opts, size_t n)
             *slot = NULL;
         }
     }
-}
-
-int prism_config_token(char **out, const char *token, const char *token_file, int allow_none,
-                       char *err, size_t errlen)
-{
-    *out = NULL;
-    if (token && *token) {
-        *out = strdup(token);
-        return *out ? 0 : -1;
-    }
-    if (token_file && *token_file) {
-        char *text = prism_read_file(token_file, 4096, NULL);
-        if (!text) {
-            snprintf(err, errlen, "cannot read token file %s", token_file);
-            return -1;
-        }
-        text[strcspn(text, " \t\r\n")] = '\0';
-        if (!*text) {
-            free(text);
-            snprintf(err, errlen, "token file %s is empty", token_file);
-            return -1;
-        }
-        *out = text;
-        return 0;
-    }
-    if (allow_none)
-        return 0;
-    snprintf(err, errlen, "no cluster token: set --token or --token-file (PRISM_TOKEN, "
-                          "PRISM_TOKEN_FILE), or pass --no-auth to turn authentication off");
-    return -1;
 }

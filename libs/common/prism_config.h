@@ -69,10 +69,4 @@ void prism_config_free(prism_option *opts, size_t n);
 /* Parses a byte size such as "512MiB", "2G" or "4096". Returns 0 or -1. */
 int prism_parse_size(const char *text, int64_t *out);
 
-/* Resolves the cluster token: `token` when set, else the first line of
- * `token_file`. With neither, fails unless `allow_none` (auth off). On success
- * `*out` is a heap copy (NULL when auth is off). Returns 0 or -1 with `err`. */
-int prism_config_token(char **out, const char *token, const char *token_file, int allow_none,
-                       char *err, size_t errlen);
-
 #endif
