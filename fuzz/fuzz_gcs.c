@@ -15,6 +15,7 @@
 #include "gcs.h"
 #include "prism_fs.h"
 #include "prism_log.h"
+#include "prism_service.h"
 
 static char *dir;
 
@@ -25,6 +26,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return dir ? 0 : -1;
 }
 
+/* As the GCS starts, but on an in-memory database and the test doubles. */
 static int start(gcs *g)
 {
     char err[512], path[600];
@@ -44,29 +46,19 @@ static int start(gcs *g)
         gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0)
         return -1;
     g->bus = fuzz_bus();
-    if (gcs_nodes_start(g) != 0 || gcs_jobs_start(g) != 0 || gcs_task_list_start(g) != 0 ||
-        gcs_object_list_start(g) != 0 || gcs_actors_start(g) != 0)
+    if (gcs_start(g, err, sizeof err) != 0)
         return -1;
     prism_http_config hc = {.routes = gcs_routes, .nroutes = gcs_nroutes, .ctx = g,
                             .metrics = g->metrics, .name = "prism-gcs"};
     return prism_http_server_create(&g->http, &hc, err, sizeof err);
 }
 
-/* As the GCS's main.c stops. */
+/* As the GCS stops: the skeleton's teardown with the GCS's hooks. */
 static void stop(gcs *g)
 {
-    prism_http_server_destroy(g->http);
-    gcs_tasks_destroy(g);
-    gcs_actors_stop(g);
-    prism_bus_destroy(g->bus);
-    gcs_actors_destroy(g);
-    gcs_nodes_free(g);
-    gcs_task_list_destroy(g);
-    gcs_object_list_destroy(g);
-    if (g->db)
-        gcs_db_close(g->db);
-    prism_metrics_destroy(g->metrics);
-    free(g->packages_dir);
+    prism_service_def def = {.ctx = g, .metrics = &g->metrics, .bus = &g->bus, .http = &g->http,
+                             .stop = gcs_stop, .cleanup = gcs_cleanup};
+    prism_service_teardown(&def);
     pthread_mutex_destroy(&g->lock);
 }
 

@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_msg_free(&m);
         return 0;
     }
-    if (os_http_start(&os, "127.0.0.1", 0, err, sizeof err) == 0) {
+    prism_http_config hc = {.routes = os_routes, .nroutes = os_nroutes, .ctx = &os};
+    if (prism_http_server_create(&os.http, &hc, err, sizeof err) == 0) {
         /* A put first, so that gets, ranges and deletes find something. */
         static const char id[] = "/api/v1/objects/000102030405060708090a0b0c0d0e0f10111213";
         fuzz_http_dispatch("PUT", id, "Content-Type: text/plain\n", "0123456789", 10);

@@ -1,7 +1,5 @@
 #include "prism_config.h"
 
-#include "prism_fs.h"
-
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -122,12 +120,15 @@ static prism_option *find_option(prism_option *opts, size_t n, const char *name,
     return NULL;
 }
 
-static int apply_defaults_and_env(prism_option *opts, size_t n, char *err, size_t errlen)
+static int apply_defaults_and_env(prism_option *opts, size_t n, prism_opt_origin *from, char *err,
+                                  size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
         char env[128];
         env_name(opts[i].name, env, sizeof env);
         const char *text = getenv(env);
+        if (from)
+            from[i] = text ? PRISM_OPT_FROM_ENV : PRISM_OPT_FROM_DEFAULT;
         if (!text)
             text = opts[i].def;
         if (opts[i].type == PRISM_OPT_STRING) {
@@ -143,7 +144,13 @@ static int apply_defaults_and_env(prism_option *opts, size_t n, char *err, size_
 int prism_config_parse(prism_option *opts, size_t n, int argc, char **argv, int *rest,
                        char *err, size_t errlen)
 {
-    if (apply_defaults_and_env(opts, n, err, errlen) != 0)
+    return prism_config_parse_from(opts, n, argc, argv, rest, NULL, err, errlen);
+}
+
+int prism_config_parse_from(prism_option *opts, size_t n, int argc, char **argv, int *rest,
+                            prism_opt_origin *from, char *err, size_t errlen)
+{
+    if (apply_defaults_and_env(opts, n, from, err, errlen) != 0)
         return PRISM_CONFIG_ERROR;
     int i = 1;
     for (; i < argc; i++) {
@@ -164,6 +171,8 @@ int prism_config_parse(prism_option *opts, size_t n, int argc, char **argv, int 
             return PRISM_CONFIG_ERROR;
         }
         const char *value = eq ? eq + 1 : NULL;
+        if (from)
+            from[o - opts] = PRISM_OPT_FROM_FLAG;
         if (!value && o->type == PRISM_OPT_BOOL) {
             *(bool *)o->value = true;
             continue;
@@ -208,34 +217,4 @@ void prism_config_free(prism_option *opts, size_t n)
             *slot = NULL;
         }
     }
-}
-
-int prism_config_token(char **out, const char *token, const char *token_file, int allow_none,
-                       char *err, size_t errlen)
-{
-    *out = NULL;
-    if (token && *token) {
-        *out = strdup(token);
-        return *out ? 0 : -1;
-    }
-    if (token_file && *token_file) {
-        char *text = prism_read_file(token_file, 4096, NULL);
-        if (!text) {
-            snprintf(err, errlen, "cannot read token file %s", token_file);
-            return -1;
-        }
-        text[strcspn(text, " \t\r\n")] = '\0';
-        if (!*text) {
-            free(text);
-            snprintf(err, errlen, "token file %s is empty", token_file);
-            return -1;
-        }
-        *out = text;
-        return 0;
-    }
-    if (allow_none)
-        return 0;
-    snprintf(err, errlen, "no cluster token: set --token or --token-file (PRISM_TOKEN, "
-                          "PRISM_TOKEN_FILE), or pass --no-auth to turn authentication off");
-    return -1;
 }

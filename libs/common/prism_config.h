@@ -48,6 +48,18 @@ enum {
 int prism_config_parse(prism_option *opts, size_t n, int argc, char **argv, int *rest,
                        char *err, size_t errlen);
 
+/* Where an option's value came from. */
+typedef enum prism_opt_origin {
+    PRISM_OPT_FROM_DEFAULT = 0, /* its default, or unset */
+    PRISM_OPT_FROM_ENV,         /* its PRISM_* variable */
+    PRISM_OPT_FROM_FLAG,        /* the command line */
+} prism_opt_origin;
+
+/* prism_config_parse that also says, in `from[i]`, where the value of
+ * opts[i] came from (`from` has `n` entries; NULL is allowed). */
+int prism_config_parse_from(prism_option *opts, size_t n, int argc, char **argv, int *rest,
+                            prism_opt_origin *from, char *err, size_t errlen);
+
 /* Writes "usage" and one line per option with its environment variable and default. */
 void prism_config_print_help(FILE *out, const prism_option *opts, size_t n, const char *usage);
 
@@ -56,11 +68,5 @@ void prism_config_free(prism_option *opts, size_t n);
 
 /* Parses a byte size such as "512MiB", "2G" or "4096". Returns 0 or -1. */
 int prism_parse_size(const char *text, int64_t *out);
-
-/* Resolves the cluster token: `token` when set, else the first line of
- * `token_file`. With neither, fails unless `allow_none` (auth off). On success
- * `*out` is a heap copy (NULL when auth is off). Returns 0 or -1 with `err`. */
-int prism_config_token(char **out, const char *token, const char *token_file, int allow_none,
-                       char *err, size_t errlen);
 
 #endif

@@ -20,13 +20,11 @@
 
 #define GCS_VERSION "0.1.0"
 
+/* The GCS's settings: its own options, and the common ones it uses, which
+ * the service skeleton owns (borrowed here). */
 typedef struct gcs_config {
     char *host;
-    int64_t port;
-    char *address_file;
-    char *token;
-    char *token_file;
-    bool no_auth;
+    char *token; /* NULL when authentication is off */
     char *nats_url;
     char *data_dir;
     int64_t node_timeout_ms;
@@ -34,8 +32,6 @@ typedef struct gcs_config {
     int64_t job_retention_age_s;
     int64_t max_package_size;
     int64_t max_kv_value_size;
-    char *log_level;
-    bool print_routes;
     int64_t object_ttl_s;
     int64_t task_list_size;
 } gcs_config;
@@ -75,6 +71,13 @@ typedef struct gcs {
     int64_t last_retention_mono;
     prism_metric *m_jobs_submitted, *m_jobs_finished, *m_nodes_dead, *m_heartbeats;
 } gcs;
+
+/* lifecycle.c: the hooks of the service skeleton (prism_service.h); `ctx` is the gcs */
+int gcs_init(void *ctx, char *err, size_t errlen);    /* storage, metrics, state */
+int gcs_start(void *ctx, char *err, size_t errlen);   /* subscriptions, the actor manager */
+int gcs_serving(void *ctx, const char *url, char *err, size_t errlen);
+void gcs_stop(void *ctx);    /* REST is down, NATS still up */
+void gcs_cleanup(void *ctx); /* NATS is down: frees the rest */
 
 /* routes.c */
 extern const prism_http_route gcs_routes[];

@@ -98,28 +98,9 @@ static void get_logs(prism_http_req *req, void *ctx)
     prism_http_reply_fd(req, 200, "text/plain", fd, (uint64_t)offset, (uint64_t)len);
 }
 
-static const prism_http_route routes[] = {
+const prism_http_route na_routes[] = {
     {"GET", "/api/v1/node", get_node, 0},
     {"GET", "/api/v1/jobs/{id}/logs", get_logs, 0},
     {"GET", "/api/v1/workers", get_workers, 0},
 };
-
-void na_api_print_routes(FILE *out)
-{
-    prism_http_print_routes(out, routes, sizeof routes / sizeof routes[0]);
-}
-
-int na_api_start(nodeagent *na, char *err, size_t errlen)
-{
-    prism_http_config cfg = {
-        .host = na->cfg.host,
-        .port = (int)na->cfg.port,
-        .token = na->cfg.token,
-        .routes = routes,
-        .nroutes = sizeof routes / sizeof routes[0],
-        .ctx = na,
-        .metrics = na->metrics,
-        .name = "nodeagent",
-    };
-    return prism_http_server_create(&na->http, &cfg, err, errlen);
-}
+const size_t na_nroutes = sizeof na_routes / sizeof na_routes[0];

@@ -1,4 +1,4 @@
-/* Flags of prism-nodeagent and the defaults it detects from the machine. */
+/* The node agent's settings: checks, and the defaults it detects from the machine. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -14,80 +14,8 @@
 #include "prism_fs.h"
 
 #define MAX_GPUS 64
-#define TOKEN_FILE_MAX 4096
 
-static size_t option_table(na_config *c, prism_option *o)
-{
-    prism_option t[] = {
-        {"host", PRISM_OPT_STRING, &c->host, "127.0.0.1", "address to bind the REST API"},
-        {"port", PRISM_OPT_INT, &c->port, "0", "port to bind (0: any free port)"},
-        {"address-file", PRISM_OPT_STRING, &c->address_file, NULL,
-         "file to write http://host:port to once serving"},
-        {"token", PRISM_OPT_STRING, &c->token, NULL, "cluster token"},
-        {"token-file", PRISM_OPT_STRING, &c->token_file, NULL, "file holding the cluster token"},
-        {"no-auth", PRISM_OPT_BOOL, &c->no_auth, "false", "run without a token (tests only)"},
-        {"nats-url", PRISM_OPT_STRING, &c->nats_url, "nats://127.0.0.1:4222", "NATS server"},
-        {"gcs-address", PRISM_OPT_STRING, &c->gcs_address, NULL,
-         "GCS REST base URL (packages; PRISM_ADDRESS of drivers)"},
-        {"state-dir", PRISM_OPT_STRING, &c->state_dir, NULL,
-         "directory for job logs, records and packages (default: ~/.prism/node-NAME)"},
-        {"name", PRISM_OPT_STRING, &c->name, NULL, "node name (default: host name)"},
-        {"num-cpus", PRISM_OPT_INT, &c->num_cpus, NULL, "CPUs to offer (default: usable CPUs)"},
-        {"num-gpus", PRISM_OPT_INT, &c->num_gpus, NULL, "GPUs to offer (default: detected)"},
-        {"memory", PRISM_OPT_SIZE, &c->memory, NULL, "memory to offer (default: physical)"},
-        {"resources", PRISM_OPT_STRING, &c->resources, "{}",
-         "custom resources as a JSON object, e.g. {\"accel\": 2}"},
-        {"heartbeat-ms", PRISM_OPT_INT, &c->heartbeat_ms, "1000", "heartbeat period"},
-        {"stop-grace-ms", PRISM_OPT_INT, &c->stop_grace_ms, "3000",
-         "time from SIGTERM to SIGKILL when a job is stopped"},
-        {"package-max-size", PRISM_OPT_SIZE, &c->package_max, "1GiB",
-         "largest package fetched (a working directory or a job's package)"},
-        {"package-timeout-ms", PRISM_OPT_INT, &c->package_timeout_ms, "120000",
-         "time limit of one package download"},
-        {"store-socket", PRISM_OPT_STRING, &c->store_socket, NULL,
-         "Unix socket of the node's object store (handed to workers)"},
-        {"store-address", PRISM_OPT_STRING, &c->store_address, NULL,
-         "HTTP URL of the node's object store (reported with the node)"},
-        {"worker-bin", PRISM_OPT_STRING, &c->worker_bin, NULL,
-         "worker program (default: prism-worker next to this program)"},
-        {"prestart-workers", PRISM_OPT_INT, &c->prestart_workers, NULL,
-         "idle workers kept ready (default: min(2, CPUs))"},
-        {"max-workers", PRISM_OPT_INT, &c->max_workers, NULL,
-         "most worker processes at once (default: 4 x CPUs, at least 4)"},
-        {"worker-idle-ms", PRISM_OPT_INT, &c->worker_idle_ms, "60000",
-         "idle workers beyond --prestart-workers are stopped after this"},
-        {"worker-start-timeout-ms", PRISM_OPT_INT, &c->worker_start_timeout_ms, "30000",
-         "a worker not ready after this is killed"},
-        {"log-level", PRISM_OPT_STRING, &c->log_level, "info", "debug, info, warn or error"},
-        {"print-routes", PRISM_OPT_BOOL, &c->print_routes, "false",
-         "print the REST routes served and exit"},
-    };
-    if (o)
-        memcpy(o, t, sizeof t);
-    return sizeof t / sizeof t[0];
-}
-
-void na_config_print_help(FILE *out)
-{
-    na_config c = {0};
-    prism_option o[32];
-    size_t n = option_table(&c, o);
-    prism_config_print_help(out, o, n,
-                            "usage: prism-nodeagent [options]\n\n"
-                            "Registers this node with the GCS, runs the job drivers placed on "
-                            "it,\nkeeps its pool of workers and grants worker leases.");
-}
-
-void na_config_free(na_config *c)
-{
-    prism_option o[32];
-    size_t n = option_table(c, o);
-    prism_config_free(o, n);
-    json_decref(c->custom);
-    c->custom = NULL;
-}
-
-/* Replaces a string option with a heap copy of `value` (freed by na_config_free). */
+/* Replaces a string option with a heap copy of `value` (the service skeleton frees its options). */
 static int set_string(char **slot, const char *value)
 {
     char *copy = strdup(value);
@@ -95,37 +23,6 @@ static int set_string(char **slot, const char *value)
         return -1;
     free(*slot);
     *slot = copy;
-    return 0;
-}
-
-static int read_token_file(na_config *c, char *err, size_t errlen)
-{
-    char *text = prism_read_file(c->token_file, TOKEN_FILE_MAX, NULL);
-    if (!text) {
-        snprintf(err, errlen, "--token-file %s: %s", c->token_file, strerror(errno));
-        return -1;
-    }
-    size_t len = strlen(text);
-    while (len > 0 && isspace((unsigned char)text[len - 1]))
-        text[--len] = '\0';
-    free(c->token);
-    c->token = text;
-    return 0;
-}
-
-static int resolve_auth(na_config *c, char *err, size_t errlen)
-{
-    if (c->token_file && *c->token_file && read_token_file(c, err, errlen) != 0)
-        return -1;
-    if (c->no_auth) {
-        free(c->token);
-        c->token = NULL;
-        return 0;
-    }
-    if (!c->token || !*c->token) {
-        snprintf(err, errlen, "a cluster token is required: --token, --token-file or --no-auth");
-        return -1;
-    }
     return 0;
 }
 
@@ -286,32 +183,15 @@ static int resolve_amounts(na_config *c, char *err, size_t errlen)
                               "--stop-grace-ms not negative");
         return -1;
     }
-    if (c->port < 0 || c->port > 65535) {
-        snprintf(err, errlen, "--port must be 0..65535");
-        return -1;
-    }
     return parse_custom(c, err, errlen);
 }
 
-int na_config_load(na_config *c, int argc, char **argv, char *err, size_t errlen)
+int na_config_check(na_config *c, char *err, size_t errlen)
 {
-    prism_option o[32];
-    size_t n = option_table(c, o);
-    /* options without a default keep these */
-    c->num_cpus = c->num_gpus = c->memory = c->prestart_workers = c->max_workers = -1;
-    int rc = prism_config_parse(o, n, argc, argv, NULL, err, errlen);
-    if (rc != PRISM_CONFIG_OK)
-        return rc == PRISM_CONFIG_HELP ? NA_CONFIG_HELP : NA_CONFIG_ERROR;
-    if (c->print_routes)
-        return NA_CONFIG_ROUTES;
-    if (prism_log_level_parse(c->log_level, &c->level) != 0) {
-        snprintf(err, errlen, "--log-level: '%s' is not debug, info, warn or error", c->log_level);
-        return NA_CONFIG_ERROR;
-    }
-    if (resolve_auth(c, err, errlen) != 0 || resolve_name_and_dir(c, err, errlen) != 0 ||
-        resolve_amounts(c, err, errlen) != 0 || resolve_workers(c, err, errlen) != 0)
-        return NA_CONFIG_ERROR;
-    return NA_CONFIG_OK;
+    if (resolve_name_and_dir(c, err, errlen) != 0 || resolve_amounts(c, err, errlen) != 0 ||
+        resolve_workers(c, err, errlen) != 0)
+        return -1;
+    return 0;
 }
 
 json_t *na_config_resources(const na_config *c)

@@ -28,13 +28,11 @@
 
 /* ---------- configuration (config.c) ---------- */
 
+/* Its own options (main.c), and the common ones it uses, which the service
+ * skeleton owns (borrowed here). */
 typedef struct na_config {
     char *host;
-    int64_t port;
-    char *address_file;
-    char *token;
-    char *token_file;
-    bool no_auth;
+    char *token; /* NULL when authentication is off */
     char *nats_url;
     char *gcs_address;
     char *state_dir;
@@ -54,19 +52,13 @@ typedef struct na_config {
     int64_t max_workers;
     int64_t worker_idle_ms;
     int64_t worker_start_timeout_ms;
-    char *log_level;
-    bool print_routes;
-    prism_log_level level;
     json_t *custom; /* parsed `resources`; owned */
 } na_config;
 
-enum { NA_CONFIG_OK = 0, NA_CONFIG_HELP = 1, NA_CONFIG_ROUTES = 2, NA_CONFIG_ERROR = -1 };
-
-/* Parses flags and PRISM_* variables, then fills in the detected defaults
- * (name, state dir, CPUs, GPUs, memory) and reads the token file. */
-int na_config_load(na_config *cfg, int argc, char **argv, char *err, size_t errlen);
-void na_config_print_help(FILE *out);
-void na_config_free(na_config *cfg);
+/* Checks the parsed options and fills in the detected defaults (name, state
+ * dir, CPUs, GPUs, memory, workers). Options without a default are -1 when
+ * not given. Returns 0 or -1 with `err`. */
+int na_config_check(na_config *cfg, char *err, size_t errlen);
 /* The first line of a small file (procfs, sysfs), without its newline. */
 int na_read_line(const char *path, char *buf, size_t len);
 /* {CPU, GPU, memory, custom...} as registered with the GCS. */
@@ -311,9 +303,8 @@ int na_subjects_subscribe(nodeagent *na, const char *node_id);
 void na_subjects_unsubscribe(nodeagent *na, const char *node_id);
 json_t *na_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* api.c: the REST API. */
-int na_api_start(nodeagent *na, char *err, size_t errlen);
-/* "METHOD PATTERN" per route served (--print-routes). */
-void na_api_print_routes(FILE *out);
+/* api.c: the REST API's routes. */
+extern const prism_http_route na_routes[];
+extern const size_t na_nroutes;
 
 #endif

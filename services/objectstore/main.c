@@ -1,17 +1,17 @@
-/* prism-objectstore: the node's shared-memory object store.
+/* prism-objectstore: the node's shared-memory object store, on the service
+ * skeleton (prism_service.h).
  *
  * One state struct (objectstore.h), one epoll loop on the main thread for the
- * Unix socket with a cron for metrics, the HTTP server's threads for REST and
- * transfers, and NATS events for object locations. See docs/objectstore.md. */
+ * Unix socket with a periodic job for metrics, the HTTP server's threads for
+ * REST and transfers, and NATS events for object locations. See
+ * docs/objectstore.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "objectstore.h"
-#include "prism_config.h"
-#include "prism_fs.h"
 #include "prism_log.h"
-#include "prism_signal.h"
+#include "prism_service.h"
 
 static const char *const event_subjects[] = {
     [OS_EV_ADDED] = "prism.object.added",
@@ -122,9 +122,10 @@ static void metrics_init(objectstore *os)
                                                "Bytes moved between nodes", "direction=\"out\"");
 }
 
-/* Adds what the counters grew by since the last cron. */
-static void cron(objectstore *os)
+/* Adds what the counters grew by since the last run. */
+static void metrics_job(void *ctx)
 {
+    objectstore *os = ctx;
     prism_store_stats s;
     pthread_mutex_lock(&os->store.mu);
     os_stats(&os->store, &s);
@@ -143,66 +144,75 @@ static void cron(objectstore *os)
     os->last = s;
 }
 
-/* --- start-up --- */
+/* --- the service --- */
 
-typedef struct settings {
-    char *host, *address_file, *token, *token_file, *nats_url, *socket, *spill_dir, *node_id,
-        *log_level, *peers;
-    int64_t port, memory, spill_batch, max_put;
-    bool no_auth, prefault;
-} settings;
+static objectstore the_store = {.listen_fd = -1, .epfd = -1, .sig_fd = -1, .wake_fd = -1,
+                                .pull_cv = PTHREAD_COND_INITIALIZER};
 
-static int read_token(settings *cfg, char **out)
+/* The options only the object store has. */
+static struct {
+    char *socket, *spill_dir, *node_id, *peers;
+    int64_t memory, spill_batch, max_put;
+    bool prefault;
+    char spill_path[4096];
+} cfg;
+
+static prism_option options[] = {
+    {"peers", PRISM_OPT_STRING, &cfg.peers, NULL,
+     "stores to pull from besides those of the cluster's nodes (comma-separated URLs)"},
+    {"socket", PRISM_OPT_STRING, &cfg.socket, NULL, "Unix socket for local clients (required)"},
+    {"memory", PRISM_OPT_SIZE, &cfg.memory, "512MiB", "size of the shared-memory arena"},
+    {"prefault", PRISM_OPT_BOOL, &cfg.prefault, "true",
+     "allocate every arena page at start (no page faults on put)"},
+    {"spill-dir", PRISM_OPT_STRING, &cfg.spill_dir, NULL,
+     "directory for spilled objects (default $TMPDIR/prism-objectstore-spill)"},
+    {"spill-batch", PRISM_OPT_SIZE, &cfg.spill_batch, "16MiB",
+     "spill at least this many bytes per file"},
+    {"max-put", PRISM_OPT_SIZE, &cfg.max_put, "0", "largest HTTP put body (0: the arena size)"},
+    {"node-id", PRISM_OPT_STRING, &cfg.node_id, NULL, "node ID in events (default: random)"},
+};
+
+static int configure(void *ctx, const prism_service_settings *s, char *err, size_t errlen)
 {
-    if (cfg->token_file && cfg->token_file[0]) {
-        size_t n;
-        char *t = prism_read_file(cfg->token_file, 4096, &n);
-        if (!t)
-            return -1;
-        while (n && (t[n - 1] == '\n' || t[n - 1] == '\r' || t[n - 1] == ' '))
-            t[--n] = '\0';
-        *out = t;
-        return 0;
-    }
-    *out = strdup(cfg->token ? cfg->token : "");
-    return *out ? 0 : -1;
-}
-
-static int start(objectstore *os, settings *cfg, char *err, size_t errlen)
-{
-    if (read_token(cfg, &os->token) != 0) {
-        snprintf(err, errlen, "cannot read --token-file %s", cfg->token_file);
-        return -1;
-    }
-    if (!os->token[0] && !cfg->no_auth) {
-        snprintf(err, errlen, "a --token or --token-file is required (or --no-auth)");
-        return -1;
-    }
-    if (cfg->no_auth)
-        os->token[0] = '\0';
-    if (cfg->memory <= 0) {
+    objectstore *os = ctx;
+    if (cfg.memory <= 0) {
         snprintf(err, errlen, "--memory must be positive");
         return -1;
     }
-    char spill[4096];
-    if (cfg->spill_dir && cfg->spill_dir[0])
-        snprintf(spill, sizeof spill, "%s", cfg->spill_dir);
+    os->token = s->token;
+    os->socket_path = cfg.socket ? cfg.socket : "";
+    if (cfg.spill_dir && cfg.spill_dir[0])
+        snprintf(cfg.spill_path, sizeof cfg.spill_path, "%s", cfg.spill_dir);
     else
-        snprintf(spill, sizeof spill, "%s/prism-objectstore-spill",
+        snprintf(cfg.spill_path, sizeof cfg.spill_path, "%s/prism-objectstore-spill",
                  getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    os_store_config sc = {.capacity = (uint64_t)cfg->memory, .spill_dir = spill,
-                          .spill_batch = (uint64_t)cfg->spill_batch, .prefault = cfg->prefault,
+    return 0;
+}
+
+static int init(void *ctx, char *err, size_t errlen)
+{
+    objectstore *os = ctx;
+    char hex[PRISM_ID_HEX_LEN + 1];
+    if (!cfg.node_id || !cfg.node_id[0]) {
+        prism_id nid;
+        prism_id_random(&nid);
+        prism_id_to_hex(&nid, hex);
+    }
+    os->node_id = strdup(cfg.node_id && cfg.node_id[0] ? cfg.node_id : hex);
+    os_store_config sc = {.capacity = (uint64_t)cfg.memory, .spill_dir = cfg.spill_path,
+                          .spill_batch = (uint64_t)cfg.spill_batch, .prefault = cfg.prefault,
                           .on_event = on_event, .ud = os};
-    if (os_store_init(&os->store, &sc, err, errlen) != 0)
+    if (!os->node_id || os_store_init(&os->store, &sc, err, errlen) != 0)
         return -1;
-    os->max_put = cfg->max_put > 0 ? (uint64_t)cfg->max_put : os->store.capacity;
-    if (os_server_listen(os, err, errlen) != 0)
-        return -1;
-    if (cfg->nats_url && cfg->nats_url[0] &&
-        prism_bus_connect(&os->bus, cfg->nats_url, os->token, "prism-objectstore", 0, err,
-                          errlen) != 0)
-        return -1;
-    if (os_peers_create(&os->peers, cfg->peers, os->bus) != 0) {
+    os->max_put = cfg.max_put > 0 ? (uint64_t)cfg.max_put : os->store.capacity;
+    metrics_init(os);
+    return os_server_listen(os, err, errlen);
+}
+
+static int start(void *ctx, char *err, size_t errlen)
+{
+    objectstore *os = ctx;
+    if (os_peers_create(&os->peers, cfg.peers, os->bus) != 0) {
         snprintf(err, errlen, "cannot follow the cluster's stores: %s",
                  os->bus ? prism_bus_last_error(os->bus) : "out of memory");
         return -1;
@@ -212,99 +222,53 @@ static int start(objectstore *os, settings *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot subscribe to prism.object.removed");
         return -1;
     }
-    if (!(os->metrics = prism_metrics_create())) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    metrics_init(os);
-    if (os_http_start(os, cfg->host, (int)cfg->port, err, errlen) != 0)
-        return -1;
-    char addr[512];
-    if (prism_http_server_publish(os->http, cfg->host, cfg->address_file, addr, sizeof addr, err,
-                                  errlen) != 0)
-        return -1;
-    LOG_INFO("node %s: %llu-byte arena, socket %s, HTTP %s, spill dir %s", os->node_id,
-             (unsigned long long)os->store.capacity, os->socket_path, addr, spill);
     return 0;
 }
 
-static void stop(objectstore *os)
+static int serving(void *ctx, const char *url, char *err, size_t errlen)
 {
-    prism_http_server_destroy(os->http); /* waits for running handlers */
-    os_server_close(os);
-    prism_bus_destroy(os->bus);
+    objectstore *os = ctx;
+    LOG_INFO("node %s: %llu-byte arena, socket %s, HTTP %s, spill dir %s", os->node_id,
+             (unsigned long long)os->store.capacity, os->socket_path, url, cfg.spill_path);
+    return 0;
+}
+
+static int tick(void *svc) { return prism_service_tick(svc); }
+
+static int run(void *ctx, prism_service *svc)
+{
+    os_server_run(ctx, tick, svc);
+    return 0;
+}
+
+static void stop(void *ctx) { os_server_close(ctx); }
+
+static void cleanup(void *ctx)
+{
+    objectstore *os = ctx;
     os_peers_destroy(os->peers);
     if (os->store.arena)
         os_store_destroy(&os->store);
-    prism_metrics_destroy(os->metrics);
-    pthread_cond_destroy(&os->pull_cv);
-    free(os->token);
     free(os->node_id);
 }
 
+static const prism_service_job jobs[] = {{"metrics", 1000, metrics_job}};
+
 int main(int argc, char **argv)
 {
-    prism_signal_block();
-    settings cfg = {0};
-    prism_option opts[] = {
-        {"host", PRISM_OPT_STRING, &cfg.host, "127.0.0.1", "address the HTTP server binds"},
-        {"port", PRISM_OPT_INT, &cfg.port, "0", "HTTP port (0: any free port)"},
-        {"address-file", PRISM_OPT_STRING, &cfg.address_file, NULL,
-         "write http://host:port here once serving"},
-        {"token", PRISM_OPT_STRING, &cfg.token, NULL, "cluster token"},
-        {"token-file", PRISM_OPT_STRING, &cfg.token_file, NULL, "file holding the cluster token"},
-        {"no-auth", PRISM_OPT_BOOL, &cfg.no_auth, "false", "serve HTTP without a token"},
-        {"nats-url", PRISM_OPT_STRING, &cfg.nats_url, NULL, "NATS server for object events"},
-        {"peers", PRISM_OPT_STRING, &cfg.peers, NULL,
-         "stores to pull from besides those of the cluster's nodes (comma-separated URLs)"},
-        {"socket", PRISM_OPT_STRING, &cfg.socket, NULL, "Unix socket for local clients (required)"},
-        {"memory", PRISM_OPT_SIZE, &cfg.memory, "512MiB", "size of the shared-memory arena"},
-        {"prefault", PRISM_OPT_BOOL, &cfg.prefault, "true",
-         "allocate every arena page at start (no page faults on put)"},
-        {"spill-dir", PRISM_OPT_STRING, &cfg.spill_dir, NULL,
-         "directory for spilled objects (default $TMPDIR/prism-objectstore-spill)"},
-        {"spill-batch", PRISM_OPT_SIZE, &cfg.spill_batch, "16MiB",
-         "spill at least this many bytes per file"},
-        {"max-put", PRISM_OPT_SIZE, &cfg.max_put, "0",
-         "largest HTTP put body (0: the arena size)"},
-        {"node-id", PRISM_OPT_STRING, &cfg.node_id, NULL, "node ID in events (default: random)"},
-        {"log-level", PRISM_OPT_STRING, &cfg.log_level, "info", "debug, info, warn or error"},
+    const prism_service_def def = {
+        .name = "objectstore",
+        .usage = "usage: prism-objectstore [options]\n\n"
+                 "The node's shared-memory object store: local clients on a Unix socket,\n"
+                 "REST and transfers between nodes over HTTP.",
+        .options = options, .noptions = sizeof options / sizeof options[0],
+        .default_port = "0", .default_nats_url = NULL,
+        .routes = os_routes, .nroutes = os_nroutes, .body_limit = os_http_body_limit,
+        .jobs = jobs, .njobs = sizeof jobs / sizeof jobs[0],
+        .ctx = &the_store, .metrics = &the_store.metrics, .bus = &the_store.bus,
+        .http = &the_store.http,
+        .configure = configure, .init = init, .start = start, .serving = serving, .run = run,
+        .stop = stop, .cleanup = cleanup,
     };
-    size_t nopts = sizeof opts / sizeof opts[0];
-    char err[512];
-    int rc = prism_config_parse(opts, nopts, argc, argv, NULL, err, sizeof err);
-    if (rc == PRISM_CONFIG_HELP) {
-        prism_config_print_help(stdout, opts, nopts, "usage: prism-objectstore [options]");
-        prism_config_free(opts, nopts);
-        return 0;
-    }
-    prism_log_level level = PRISM_LOG_INFO;
-    if (rc != PRISM_CONFIG_OK || prism_log_level_parse(cfg.log_level, &level) != 0) {
-        fprintf(stderr, "prism-objectstore: %s\n", rc != PRISM_CONFIG_OK ? err : "bad --log-level");
-        prism_config_free(opts, nopts);
-        return 2;
-    }
-    prism_log_init("objectstore", level);
-    objectstore os = {.listen_fd = -1, .epfd = -1, .sig_fd = -1, .wake_fd = -1};
-    pthread_cond_init(&os.pull_cv, NULL);
-    os.socket_path = cfg.socket ? cfg.socket : "";
-    if (cfg.node_id && cfg.node_id[0]) {
-        os.node_id = strdup(cfg.node_id);
-    } else {
-        prism_id nid;
-        char hex[PRISM_ID_HEX_LEN + 1];
-        prism_id_random(&nid);
-        prism_id_to_hex(&nid, hex);
-        os.node_id = strdup(hex);
-    }
-    int status = 0;
-    if (start(&os, &cfg, err, sizeof err) != 0) {
-        LOG_ERROR("%s", err);
-        status = 1;
-    } else {
-        os_server_run(&os, cron, 1000);
-    }
-    stop(&os);
-    prism_config_free(opts, nopts);
-    return status;
+    return prism_service_main(&def, argc, argv);
 }

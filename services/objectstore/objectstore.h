@@ -18,15 +18,13 @@
 typedef struct os_conn os_conn;
 typedef struct os_pull os_pull;
 
-#define OS_NROUTES 8
-
 typedef struct objectstore {
     os_store store; /* its `mu` guards everything in this struct that changes */
 
     /* settings (read-only after start) */
     char *socket_path;
     char *node_id;
-    char *token; /* "" when auth is off */
+    char *token; /* NULL when auth is off (borrowed from the service skeleton) */
     uint64_t max_put;
 
     /* Unix-socket server; touched by the loop thread, and by any thread that
@@ -41,7 +39,6 @@ typedef struct objectstore {
     os_peers *peers; /* the only sources a pull may name */
 
     prism_http_server *http;
-    prism_http_route routes[OS_NROUTES];
     prism_metrics *metrics;
     prism_bus *bus;
     prism_metric *m_evictions, *m_spills, *m_spilled_bytes, *m_restores, *m_restored_bytes,
@@ -51,8 +48,9 @@ typedef struct objectstore {
 
 /* os_server.c */
 int os_server_listen(objectstore *os, char *err, size_t errlen);
-/* Serves until SIGTERM or SIGINT; calls `cron` about every `period_ms`. */
-void os_server_run(objectstore *os, void (*cron)(objectstore *os), int period_ms);
+/* Serves until SIGTERM or SIGINT, calling `tick(arg)` at least every 10 ms
+ * (prism_service_tick: the periodic jobs). */
+void os_server_run(objectstore *os, int (*tick)(void *arg), void *arg);
 /* Closes every connection (dropping their references) and the socket. */
 void os_server_close(objectstore *os);
 /* Answers the gets waiting for `o`, which was just sealed. With mu held. */
@@ -63,8 +61,11 @@ void os_server_sealed(objectstore *os, const os_object *o);
  * The fuzz target's way in: the parsing is the server's own. */
 int os_server_feed(objectstore *os, int fd, const uint8_t *data, size_t len);
 
-/* os_http.c */
-int os_http_start(objectstore *os, const char *host, int port, char *err, size_t errlen);
+/* os_http.c: the REST routes (`ctx` is the objectstore) */
+extern const prism_http_route os_routes[];
+extern const size_t os_nroutes;
+/* The body limit of `route`: --max-put for puts, else the table's. */
+size_t os_http_body_limit(void *ctx, const prism_http_route *route);
 /* The JSON description of a sealed object (GET .../info, pull replies). With mu held. */
 json_t *os_http_object_json(objectstore *os, const os_object *o);
 

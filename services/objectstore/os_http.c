@@ -377,21 +377,20 @@ static void h_stats(prism_http_req *req, void *ctx)
     prism_http_reply_json(req, 200, j);
 }
 
-int os_http_start(objectstore *os, const char *host, int port, char *err, size_t errlen)
+const prism_http_route os_routes[] = {
+    {"GET", "/api/v1/objects", h_list, 0},
+    {"GET", "/api/v1/objects/{id}", h_get, 0},
+    {"PUT", "/api/v1/objects/{id}", h_put, 0},
+    {"POST", "/api/v1/objects", h_post, 0},
+    {"DELETE", "/api/v1/objects/{id}", h_delete, 0},
+    {"GET", "/api/v1/objects/{id}/info", h_info, 0},
+    {"POST", "/api/v1/objects/{id}/pull", os_pull_handler, 0},
+    {"GET", "/api/v1/stats", h_stats, 0},
+};
+const size_t os_nroutes = sizeof os_routes / sizeof os_routes[0];
+
+size_t os_http_body_limit(void *ctx, const prism_http_route *route)
 {
-    const prism_http_route routes[OS_NROUTES] = {
-        {"GET", "/api/v1/objects", h_list, 0},
-        {"GET", "/api/v1/objects/{id}", h_get, 0},
-        {"PUT", "/api/v1/objects/{id}", h_put, os->max_put},
-        {"POST", "/api/v1/objects", h_post, os->max_put},
-        {"DELETE", "/api/v1/objects/{id}", h_delete, 0},
-        {"GET", "/api/v1/objects/{id}/info", h_info, 0},
-        {"POST", "/api/v1/objects/{id}/pull", os_pull_handler, 0},
-        {"GET", "/api/v1/stats", h_stats, 0},
-    };
-    memcpy(os->routes, routes, sizeof routes);
-    prism_http_config cfg = {.host = host, .port = port, .token = os->token,
-                             .routes = os->routes, .nroutes = OS_NROUTES, .ctx = os,
-                             .metrics = os->metrics, .name = "objectstore"};
-    return prism_http_server_create(&os->http, &cfg, err, errlen);
+    objectstore *os = ctx;
+    return route->handler == h_put || route->handler == h_post ? os->max_put : 0;
 }

@@ -558,10 +558,10 @@ int os_server_listen(objectstore *os, char *err, size_t errlen)
     return 0;
 }
 
-void os_server_run(objectstore *os, void (*cron)(objectstore *os), int period_ms)
+void os_server_run(objectstore *os, int (*tick)(void *arg), void *arg)
 {
     struct epoll_event evs[64];
-    int64_t next_cron = prism_mono_ms() + period_ms, spin_until = 0;
+    int64_t spin_until = 0;
     for (;;) {
         /* A client's next request often follows its answer within microseconds
          * (put then get): polling briefly after work saves the wake-up. */
@@ -589,10 +589,7 @@ void os_server_run(objectstore *os, void (*cron)(objectstore *os), int period_ms
         pthread_mutex_unlock(&os->store.mu);
         if (stop)
             break;
-        if (prism_mono_ms() >= next_cron) {
-            cron(os);
-            next_cron = prism_mono_ms() + period_ms;
-        }
+        tick(arg);
     }
     LOG_INFO("stopping on a signal");
 }

@@ -26,20 +26,11 @@
 #define SCHED_TOMBS 256 /* recently dead node incarnations remembered */
 
 typedef struct sched_config {
-    char *host;
-    int64_t port;
-    char *address_file;
-    char *token;
-    char *token_file;
-    bool no_auth;
-    char *nats_url;
     int64_t node_timeout_ms;
     int64_t lease_timeout_ms;
     int64_t forward_timeout_ms;
     int64_t lease_threads;
     int64_t queue_max;
-    char *log_level;
-    bool print_routes;
 } sched_config;
 
 /* A node as its last report described it. */

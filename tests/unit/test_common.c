@@ -224,6 +224,26 @@ static void test_config_env_and_flags(void **state)
     prism_config_free(c.opts, ARRAY_LEN(c.opts));
 }
 
+static void test_config_origins(void **state)
+{
+    cfg c;
+    char err[256] = "";
+    prism_opt_origin from[5];
+    setenv("PRISM_PORT", "9000", 1);
+    setenv("PRISM_LISTEN", "0.0.0.0", 1);
+    char *argv[] = {"prog", "--listen", "::1", "--verbose", NULL};
+    cfg_init(&c);
+    assert_int_equal(prism_config_parse_from(c.opts, ARRAY_LEN(c.opts), 4, argv, NULL, from, err,
+                                             sizeof err),
+                     PRISM_CONFIG_OK);
+    assert_int_equal(from[0], PRISM_OPT_FROM_FLAG); /* listen: the flag beat the variable */
+    assert_int_equal(from[1], PRISM_OPT_FROM_ENV);  /* port */
+    assert_int_equal(from[2], PRISM_OPT_FROM_FLAG); /* verbose, a bare flag */
+    assert_int_equal(from[3], PRISM_OPT_FROM_DEFAULT);
+    assert_int_equal(from[4], PRISM_OPT_FROM_DEFAULT); /* ratio: no default, unset */
+    prism_config_free(c.opts, ARRAY_LEN(c.opts));
+}
+
 static void test_config_bool_bare_flag(void **state)
 {
     cfg c;
@@ -631,6 +651,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_rest, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_config_help, env_setup, env_teardown),
         cmocka_unit_test(test_parse_size),
+        cmocka_unit_test_setup_teardown(test_config_origins, env_setup, env_teardown),
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_sha256_million_a),
         cmocka_unit_test(test_sha256_incremental_matches_one_shot),
