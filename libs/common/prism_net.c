@@ -14,3 +14,11 @@ void prism_advertised_host(const char *bind_host, char *out, size_t n)
     }
     snprintf(out, n, strchr(host, ':') ? "[%s]" : "%s", host);
 }
+
+void prism_local_host(const char *bind_host, char *out, size_t n)
+{
+    const char *host = !strcmp(bind_host, "0.0.0.0") ? "127.0.0.1"
+                       : !strcmp(bind_host, "::")    ? "::1"
+                                                     : bind_host;
+    snprintf(out, n, strchr(host, ':') ? "[%s]" : "%s", host);
+}

@@ -9,4 +9,8 @@
  * in brackets, ready to be followed by ":port". */
 void prism_advertised_host(const char *bind_host, char *out, size_t n);
 
+/* The host a process on the same machine uses: loopback for a wildcard (a
+ * name certificates list, unlike 0.0.0.0), else `bind_host`; IPv6 in brackets. */
+void prism_local_host(const char *bind_host, char *out, size_t n);
+
 #endif

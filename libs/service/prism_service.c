@@ -86,6 +86,12 @@ static int configure(prism_service *s, int argc, char **argv, char *err, size_t 
     int rc = prism_config_parse_from(s->opts, s->nopts, argc, argv, NULL, s->from, err, errlen);
     if (rc == PRISM_CONFIG_HELP) {
         prism_config_print_help(stdout, s->opts, s->nopts, d->usage);
+        /* Read where the connections are made, not as flags: one set for every process. */
+        printf("\nEnvironment only (docs/security.md#tls):\n"
+               "  [PRISM_TLS_CERT] [PRISM_TLS_KEY]  PEM certificate and key: this process's\n"
+               "                           listeners speak TLS (HTTPS, workers' TCP ports)\n"
+               "  [PRISM_TLS_CA]           PEM CA bundle its HTTPS, NATS and worker connections\n"
+               "                           verify the cluster's certificates with\n");
         return EXIT_OK;
     }
     if (rc != PRISM_CONFIG_OK)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gcs.h"
+#include "prism_net.h"
 #include "prism/prism.h"
 #include "prism_time.h"
 
@@ -53,8 +54,9 @@ void gcs_tasks_destroy(gcs *g)
 static prism_client *client(gcs *g)
 {
     if (!g->tasks->client) {
-        char url[512];
-        snprintf(url, sizeof url, "%s://%s:%d", prism_http_server_scheme(g->http), g->cfg.host,
+        char url[512], host[256];
+        prism_local_host(g->cfg.host, host, sizeof host);
+        snprintf(url, sizeof url, "%s://%s:%d", prism_http_server_scheme(g->http), host,
                  prism_http_server_port(g->http));
         prism_connect_options o = {url, g->cfg.token};
         if (prism_connect(&g->tasks->client, &o) != PRISM_OK)

@@ -21,7 +21,12 @@ compose file gives them). NATS monitoring answers the nats container's
 healthcheck on its loopback and nothing on its network address (it would
 show the token).
 
-This checks that the compose file's configuration alone makes a working
+The same runs again with docker-compose.tls.yml on top, merged as compose
+merges files: its one-shot tls-init makes the certificates first, and then
+every REST call above is HTTPS checked against that CA, NATS and the
+workers' connections are TLS, and plain HTTP to the GCS gets nothing.
+
+This checks that the compose files' configuration alone makes a working
 cluster; the image itself is not built here (no Docker)."""
 import json
 import os
@@ -45,14 +50,33 @@ except ImportError:
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DOCKER = os.path.join(ROOT, "deploy", "docker")
 # what the image's COPY lines put where
-IMAGE_PROGRAMS = {"prism-nats": os.path.join(DOCKER, "prism-nats.sh")}
+IMAGE_PROGRAMS = {"prism-nats": os.path.join(DOCKER, "prism-nats.sh"),
+                  "prism-tls-init": os.path.join(DOCKER, "prism-tls-init.sh")}
 # container paths that volumes are mounted on for real (in the container's own
 # mount namespace); other container paths become directories of the test
 REAL_MOUNTS = ("/dev/shm",)
 
 
-def expand(v):
-    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(v))
+def expand(v, variables=None):
+    """${NAME:-default} as compose interpolates it: the variable when set and not empty."""
+    return re.sub(r"\$\{([A-Z0-9_]+):-([^}]*)\}",
+                  lambda m: (variables or {}).get(m.group(1)) or m.group(2), str(v))
+
+
+def merge(base, over, key=None):
+    """What `docker compose -f base -f over` makes of two files: mappings merge
+    key by key, a service's volumes merge by their path in the container, any
+    other value of `over` (a command, a healthcheck's test) replaces base's."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(base[k], v, k) if k in base else v
+        return out
+    if key == "volumes" and isinstance(base, list) and isinstance(over, list):
+        by_target = {v.split(":")[1]: v for v in base}
+        by_target.update({v.split(":")[1]: v for v in over})
+        return list(by_target.values())
+    return over
 
 
 def order(services):
@@ -67,12 +91,20 @@ def order(services):
 
 
 class Compose:
-    def __init__(self):
-        with open(os.path.join(DOCKER, "docker-compose.yml")) as f:
-            self.doc = yaml.safe_load(f)
+    def __init__(self, files=("docker-compose.yml",)):
+        self.doc = {}
+        for name in files:
+            with open(os.path.join(DOCKER, name)) as f:
+                self.doc = merge(self.doc, yaml.safe_load(f))
         self.services = self.doc["services"]
         self.names = list(self.services)
         self.net = Net(len(self.names))
+        self.tls = "tls-init" in self.services
+        self.scheme = "https" if self.tls else "http"
+        # compose's own variables (the shell's or .env's): the certificate also
+        # names the addresses this test reaches the services by, as a user
+        # names the host the GCS port is published on
+        self.variables = {"PRISM_TLS_NAMES": ",".join("IP:" + self.ip(n) for n in self.names)}
         self.dir = tempfile.mkdtemp(prefix="prism-compose-")
         self.procs = {}
         # a hex token that reads like a number: nats-server must still take it as a string
@@ -124,17 +156,23 @@ class Compose:
         os.makedirs(d if not os.path.splitext(p)[1] else os.path.dirname(d), exist_ok=True)
         return d
 
+    def container_env(self, name, pmap):
+        """The PRISM_ variables of the service's container, its paths as this host sees them."""
+        s = self.services[name]
+        env = self.env_file(s["env_file"]) if "env_file" in s else {}
+        for k, v in (s.get("environment") or {}).items():
+            v = expand(v, self.variables)
+            real = any(v == m or v.startswith(m + "/") for m in REAL_MOUNTS)
+            env[k] = self.host_path(name, pmap, v) if v.startswith("/") and not real else v
+        return env
+
     def start(self, name):
         s = self.services[name]
         pmap = self.path_map(name, s)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PRISM_", "TMPDIR"))}
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         env["TMPDIR"] = self.host_path(name, pmap, "/tmp")  # the container's own /tmp
-        env.update(self.env_file(s["env_file"]))
-        for k, v in (s.get("environment") or {}).items():
-            v = expand(v)
-            real = any(v == m or v.startswith(m + "/") for m in REAL_MOUNTS)
-            env[k] = self.host_path(name, pmap, v) if v.startswith("/") and not real else v
+        env.update(self.container_env(name, pmap))
         argv = []
         for a in s["command"]:
             if a.startswith("/"):
@@ -157,27 +195,49 @@ class Compose:
         self.procs[name] = Proc(name, argv, os.path.join(self.dir, name + ".log"), env)
 
     def healthy(self, name):
-        test = self.services[name]["healthcheck"]["test"]
+        s = self.services[name]
+        test = s["healthcheck"]["test"]
         assert test[0] == "CMD"
-        r = subprocess.run(["ip", "netns", "exec", self.net.ns(self.idx(name))] + test[1:],
+        pmap = self.path_map(name, s)
+        test = [self.host_path(name, pmap, a) if a.startswith("/") else a for a in test[1:]]
+        r = subprocess.run(["ip", "netns", "exec", self.net.ns(self.idx(name))] + test,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
         if not self.procs[name].alive():
             raise AssertionError("%s exited:\n%s" % (name, self.procs[name].tail()))
         return r.returncode == 0
 
+    def completed(self, name):
+        """A one-shot service (no healthcheck) ran to exit status 0."""
+        p = self.procs[name]
+        if p.alive():
+            return False
+        rc = p.stop()
+        assert rc == 0, "%s exited %s:\n%s" % (name, rc, p.tail())
+        return True
+
     def up(self):
         for name in order(self.services):
             for dep, cond in self.services[name].get("depends_on", {}).items():
+                if cond.get("condition") == "service_completed_successfully":
+                    wait_until(lambda: self.completed(dep), timeout=30, interval=0.2,
+                               what="%s done" % dep)
+                    continue
                 assert cond.get("condition") == "service_healthy"
                 wait_until(lambda: self.healthy(dep), timeout=30, interval=0.2,
                            what="%s healthy" % dep)
             self.start(name)
         for name in self.names:
-            wait_until(lambda: self.healthy(name), timeout=30, interval=0.2,
-                       what="%s healthy" % name)
+            if "healthcheck" in self.services[name]:
+                wait_until(lambda: self.healthy(name), timeout=30, interval=0.2,
+                           what="%s healthy" % name)
+        if self.tls:  # this test's own HTTPS clients trust the cluster's CA
+            self.ca = self.host_path("tls-init", self.path_map("tls-init", self.services["tls-init"]),
+                                     "/etc/prism/tls/ca.pem")
+            os.environ["SSL_CERT_FILE"] = self.ca
 
     def curl(self, *args):
-        r = subprocess.run(["curl", "-sS", "--max-time", "45"] + list(args),
+        tls = ["--cacert", self.ca] if self.tls else []
+        r = subprocess.run(["curl", "-sS", "--max-time", "45"] + tls + list(args),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         assert r.returncode == 0, r.stderr.decode()
         return r.stdout.decode()
@@ -216,7 +276,8 @@ def nats_monitoring_private(c):
 
 def scenario(c):
     nats_monitoring_private(c)
-    addr = "http://%s:8265" % c.ip("gcs")  # published on the host as 127.0.0.1:8265
+    http = c.scheme + "://"
+    addr = http + "%s:8265" % c.ip("gcs")  # published on the host as 127.0.0.1:8265
     auth = "Authorization: Bearer " + c.token
     cluster = json.loads(c.curl("-H", auth, addr + "/api/v1/cluster"))
     nodes = [n for n, s in c.services.items() if s["command"][0] == "prism-nodeagent"]
@@ -231,7 +292,7 @@ def scenario(c):
     assert j["state"] == "SUCCEEDED" and log == "hi from %s\n" % j["node_id"], (j, log)
     # every node runs jobs, and the GCS reads their logs by the nodes' host names
     listed = json.loads(c.curl("-H", auth, addr + "/api/v1/nodes?state=ALIVE"))["nodes"]
-    assert sorted(n["address"] for n in listed) == sorted("http://%s:8266" % n for n in nodes), listed
+    assert sorted(n["address"] for n in listed) == sorted(http + "%s:8266" % n for n in nodes), listed
     for n in listed:
         body = json.dumps({"entrypoint": "hostname", "resources": {"CPU": 2}})
         jid = json.loads(c.curl("-H", auth, "-H", "Content-Type: application/json", "-d", body,
@@ -241,19 +302,18 @@ def scenario(c):
     # `docker compose exec gcs prism status`: the CLI finds the GCS through the container's env
     s = c.services["gcs"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
-    env.update(c.env_file(s["env_file"]))
-    env.update({k: expand(v) for k, v in s["environment"].items()})
+    env.update(c.container_env("gcs", c.path_map("gcs", s)))
     r = subprocess.run(["ip", "netns", "exec", c.net.ns(c.idx("gcs")), os.path.join(BIN, "prism"),
                         "status"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, timeout=30)
     assert r.returncode == 0 and b"node-1" in r.stdout, r.stdout.decode()
     # an object put into node-1's store, pulled by node-2's store by service name
     if "node-1-store" in c.services and "node-2-store" in c.services:
         oid = "c0de" * 8 + "00000001"
-        a, b = "http://%s:8267" % c.ip("node-1-store"), "http://%s:8267" % c.ip("node-2-store")
+        a, b = http + "%s:8267" % c.ip("node-1-store"), http + "%s:8267" % c.ip("node-2-store")
         c.curl("-f", "-H", auth, "-X", "PUT", "--data-binary", "compose object",
                a + "/api/v1/objects/" + oid)
         c.curl("-f", "-H", auth, "-H", "Content-Type: application/json", "-d",
-               json.dumps({"source": "http://node-1-store:8267"}), b + "/api/v1/objects/%s/pull" % oid)
+               json.dumps({"source": http + "node-1-store:8267"}), b + "/api/v1/objects/%s/pull" % oid)
         assert c.curl("-f", "-H", auth, b + "/api/v1/objects/" + oid) == "compose object"
         # each store made its socket on the /dev/shm volume it shares with its agent
         for n in nodes:
@@ -261,7 +321,7 @@ def scenario(c):
             sock = os.path.basename(c.services[n + "-store"]["environment"]["PRISM_SOCKET"])
             assert os.path.exists(os.path.join(c.fs, "volumes", vol, sock)), n
     # the scheduler knows every node from their reports
-    sched = "http://%s:8268" % c.ip("scheduler")
+    sched = http + "%s:8268" % c.ip("scheduler")
     wait_until(lambda: sorted(n["name"] for n in json.loads(
         c.curl("-H", auth, sched + "/api/v1/scheduler"))["nodes"]) == sorted(nodes),
         timeout=20, what="the scheduler's view of every node")
@@ -269,14 +329,17 @@ def scenario(c):
     sub = json.loads(c.curl("-H", auth, "-H", "Content-Type: application/json", "-d",
                             '{"package": "builtin", "function": "add", "args": [2, 40]}',
                             addr + "/api/v1/tasks"))
-    assert sub["owner"] == "gcs" and len(sub["object_ids"]) == 1, sub
+    assert sub.get("owner") == "gcs" and len(sub["object_ids"]) == 1, sub
     obj = json.loads(c.curl("-H", auth, "%s/api/v1/objects/%s?timeout_ms=30000" %
                             (addr, sub["object_ids"][0])))
     assert obj["state"] == "READY" and obj["value"] == {"kind": "json", "value": 42}, obj
     # a large result on node-1 is the argument of a task on node-2
-    tasks_across_nodes(addr, c.token,
-                       {"name": "node-1", "store": "http://%s:8267" % c.ip("node-1-store")},
-                       {"name": "node-2", "store": "http://%s:8267" % c.ip("node-2-store")})
+    tasks_across_nodes(addr, c.token, {"name": "node-1", "store": a}, {"name": "node-2", "store": b})
+    if c.tls:
+        # nothing in the clear: plain HTTP gets no answer, the workers' ports are tls:
+        plain = subprocess.run(["curl", "-sS", "-m", "5", "http://%s:8265/healthz" % c.ip("gcs")],
+                               capture_output=True, text=True, timeout=30)
+        assert plain.returncode != 0 or "ok" not in plain.stdout, plain
     return cluster
 
 
@@ -289,20 +352,28 @@ def main():
             skip("%s is not built in %s" % (b, BIN))
     if not shutil.which("curl") or not shutil.which("unshare"):
         skip("curl and unshare are needed")
-    t0 = time.time()
-    c = Compose()
-    try:
-        c.up()
-        scenario(c)
-    except BaseException as e:
-        print("FAIL compose_emulated -", repr(e), flush=True)
-        c.dump()
-        c.down(check=False)
-        print("0 passed, 1 failed")
-        sys.exit(1)
-    c.down()
-    print("PASS compose_emulated (%.1fs)" % (time.time() - t0))
-    print("1 passed, 0 failed")
+    if not shutil.which("openssl"):
+        skip("openssl is needed for the TLS run (make bootstrap installs it)")
+    passed = 0
+    for name, files in (("compose_emulated", ("docker-compose.yml",)),
+                        ("compose_emulated_tls", ("docker-compose.yml", "docker-compose.tls.yml"))):
+        t0 = time.time()
+        c = Compose(files)
+        try:
+            c.up()
+            scenario(c)
+        except BaseException as e:
+            print("FAIL %s -" % name, repr(e), flush=True)
+            c.dump()
+            c.down(check=False)
+            print("%d passed, 1 failed" % passed)
+            sys.exit(1)
+        finally:
+            os.environ.pop("SSL_CERT_FILE", None)
+        c.down()
+        passed += 1
+        print("PASS %s (%.1fs)" % (name, time.time() - t0))
+    print("%d passed, 0 failed" % passed)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@
 #include "prism_id.h"
 #include "prism_json_text.h"
 #include "prism_metrics.h"
+#include "prism_net.h"
 #include "prism_sha256.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -636,6 +637,23 @@ static void test_fs_safe_name(void **state)
         assert_false(prism_safe_name(bad[i]));
 }
 
+/* A process on the same machine reaches a wildcard listener on loopback,
+ * which certificates can name; a specific address stays as it is. */
+static void test_local_host(void **state)
+{
+    char h[64];
+    prism_local_host("0.0.0.0", h, sizeof h);
+    assert_string_equal(h, "127.0.0.1");
+    prism_local_host("::", h, sizeof h);
+    assert_string_equal(h, "[::1]");
+    prism_local_host("198.51.100.7", h, sizeof h);
+    assert_string_equal(h, "198.51.100.7");
+    prism_local_host("fe80::1", h, sizeof h);
+    assert_string_equal(h, "[fe80::1]");
+    prism_local_host("gcs", h, sizeof h);
+    assert_string_equal(h, "gcs");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -661,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_hmac_sha256_vectors),
         cmocka_unit_test_setup_teardown(test_fs_atomic_write, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test(test_fs_safe_name),
+        cmocka_unit_test(test_local_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
