@@ -517,10 +517,12 @@ static json_t *worker_json(const na_worker *w)
     for (int i = 0; i < w->ngpus; i++)
         json_array_append_new(gpus, json_integer(w->gpus[i]));
     const na_lease *l = w->lease;
-    return json_pack("{s:s,s:s,s:i,s:s?,s:s?,s:s?,s:s?,s:O?,s:o,s:b,s:I}", "worker_id", w->id,
+    /* A copy, not a reference: the answer is written out after the agent's
+     * lock is let go, while the lease may end and free its own. */
+    return json_pack("{s:s,s:s,s:i,s:s?,s:s?,s:s?,s:s?,s:o?,s:o,s:b,s:I}", "worker_id", w->id,
                      "state", na_worker_state_name(w->state), "pid", (int)w->pid, "lease_id",
                      l ? l->id : NULL, "owner_id", l ? l->owner_id : NULL, "unix", w->unix_path,
-                     "tcp", w->tcp, "resources", l ? l->resources : NULL, "gpus", gpus,
+                     "tcp", w->tcp, "resources", l ? json_deep_copy(l->resources) : NULL, "gpus", gpus,
                      "dedicated", w->dedicated, "started", (json_int_t)w->started_ms);
 }
 

@@ -333,7 +333,16 @@ class Cluster:
 def run(tests, cluster_class=None, **cluster_kw):
     """Runs test functions against one fresh cluster each (a Cluster, or
     `cluster_class`); prints 'N passed, N failed'. A cluster is always closed,
-    also when a test skips or fails midway."""
+    also when a test skips or fails midway. Names on the command line run
+    only those cases: `tests/integration/test_tasks.py test_nested_tasks`."""
+    wanted = [a for a in sys.argv[1:] if not a.startswith("-")]
+    unknown = sorted(set(wanted) - {t.__name__ for t in tests})
+    if unknown:
+        print("no such test case: %s (cases: %s)" % (", ".join(unknown),
+                                                     ", ".join(t.__name__ for t in tests)))
+        sys.exit(2)
+    if wanted:
+        tests = [t for t in tests if t.__name__ in wanted]
     passed = failed = 0
     for t in tests:
         c = None
