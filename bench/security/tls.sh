@@ -12,7 +12,7 @@
 # in a mount namespace where the nodes' directories are an empty tmpfs, so
 # they connect as owners on other nodes do (needs root and unshare(1)). For
 # `tls` the cluster has a certificate for 127.0.0.1 made here (its own CA),
-# so its REST ports speak HTTPS too. TURNS (default 2) turns per setup.
+# so its REST ports speak HTTPS and NATS runs over TLS too. TURNS (default 2) turns per setup.
 # Prints the JSON lines, tagged with the setup.
 set -eu
 BUILD=$1 TURNS=${2:-2}
