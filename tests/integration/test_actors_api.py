@@ -412,8 +412,10 @@ def test_restarts_after_the_worker_dies(c):
         a = wait_actor(c, aid, ("DEAD",))
         assert a["cause"] == "the worker died and max_restarts (1) is used up", a
         assert a["restarts"] == 1 and "unix" not in a and "tcp" not in a, a
-        states = [e["state"] for _, e in sub.events() if e["actor_id"] == aid]
-        assert states == ["PENDING_CREATION", "ALIVE", "RESTARTING", "ALIVE", "DEAD"], states
+        # the event is published as the state is recorded; it may arrive after the REST answer
+        states = lambda: [e["state"] for _, e in sub.events() if e["actor_id"] == aid]  # noqa: E731
+        wait_until(lambda: "DEAD" in states(), what="the DEAD event")
+        assert states() == ["PENDING_CREATION", "ALIVE", "RESTARTING", "ALIVE", "DEAD"], states()
         wait_until(lambda: free_cpu(c) == 2, what="the actor's CPU free again")
         metrics = c.get("/metrics").body.decode()
         assert "prism_gcs_actor_restarts_total 1" in metrics, metrics
