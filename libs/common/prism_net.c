@@ -14,3 +14,13 @@ void prism_advertised_host(const char *bind_host, char *out, size_t n)
     }
     snprintf(out, n, strchr(host, ':') ? "[%s]" : "%s", host);
 }
+
+void prism_local_host(const char *bind_host, char *out, size_t n)
+{
+    const char *host = bind_host;
+    if (!strcmp(host, "0.0.0.0") || !*host)
+        host = "127.0.0.1";
+    else if (!strcmp(host, "::"))
+        host = "::1";
+    snprintf(out, n, strchr(host, ':') ? "[%s]" : "%s", host);
+}

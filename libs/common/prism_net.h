@@ -9,4 +9,10 @@
  * in brackets, ready to be followed by ":port". */
 void prism_advertised_host(const char *bind_host, char *out, size_t n);
 
+/* The host a process uses to reach its own listener bound to `bind_host`:
+ * loopback for a wildcard (127.0.0.1 for 0.0.0.0, ::1 for ::), which a TLS
+ * certificate can name (no certificate names 0.0.0.0), else `bind_host`;
+ * an IPv6 address comes in brackets. */
+void prism_local_host(const char *bind_host, char *out, size_t n);
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "gcs.h"
 #include "prism/prism.h"
+#include "prism_net.h"
 #include "prism_time.h"
 
 #define MAX_REST_OBJECTS 100000
@@ -53,8 +54,11 @@ void gcs_tasks_destroy(gcs *g)
 static prism_client *client(gcs *g)
 {
     if (!g->tasks->client) {
-        char url[512];
-        snprintf(url, sizeof url, "%s://%s:%d", prism_http_server_scheme(g->http), g->cfg.host,
+        /* its own listener: over loopback when it binds a wildcard, a
+         * name its TLS certificate can carry */
+        char host[300], url[512];
+        prism_local_host(g->cfg.host, host, sizeof host);
+        snprintf(url, sizeof url, "%s://%s:%d", prism_http_server_scheme(g->http), host,
                  prism_http_server_port(g->http));
         prism_connect_options o = {url, g->cfg.token};
         if (prism_connect(&g->tasks->client, &o) != PRISM_OK)
