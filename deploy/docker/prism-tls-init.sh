@@ -1,53 +1,102 @@
 #!/bin/sh
-# prism-tls-init: the certificates of a compose cluster run with
-# docker-compose.tls.yml, made once into DIR (a volume every service mounts):
-#   ca.pem        the cluster's own CA (ca-key.pem, its key, stays root's, 0600)
-#   cert.pem      one certificate for every NAME given, localhost and 127.0.0.1,
-#   key.pem       and PRISM_TLS_NAMES; its key is readable by the prism user only
-# A restart keeps them; when the names change (a node added) the certificate
-# is made again with the same CA, so clients that trust ca.pem keep working.
-#   prism-tls-init DIR NAME...
-#   PRISM_TLS_NAMES  more names, space- or comma-separated: DNS names, or
-#                    IP:ADDRESS (e.g. the host the GCS port is published on)
-#   PRISM_UID, PRISM_GID  owner of key.pem (the image's prism user, 10001)
+# prism-tls-init: a TLS certificate signed by the cluster's CA, for the
+# names and addresses clients use, written where the services read it
+# (PRISM_TLS_CERT, PRISM_TLS_KEY, PRISM_TLS_CA). The chart runs it as the init
+# container of every pod when tls.enabled is set; compose's
+# docker-compose.tls.yml runs it once, as the one-shot service tls-init, for
+# every service. A new key and certificate each run; the CA stays.
+#   PRISM_TLS_CA_DIR      the CA: ca.crt and ca.key (the Secret tls.secretName)
+#                         (/etc/prism/ca). Its key stays with this program: the
+#                         services get only the CA's certificate.
+#   PRISM_TLS_MAKE_CA     1: make the CA there first when there is none (compose:
+#                         the directory is private to this program, mode 0700)
+#   PRISM_TLS_OWNER       UID:GID to give tls.key to (compose runs this as root
+#                         for the services' user, 10001:10001)
+#   PRISM_TLS_DIR         written here: tls.crt, tls.key (mode 0600) and ca.crt,
+#                         a copy of the CA's certificate (/etc/prism/tls)
+#   PRISM_TLS_DNS_NAMES   DNS names, separated by spaces: each also with
+#                         .NAMESPACE, .NAMESPACE.svc and .NAMESPACE.svc.DOMAIN
+#   PRISM_TLS_IP_ADDRESSES  IP addresses, separated by spaces (the pod's IP)
+#   PRISM_TLS_EXTRA_NAMES DNS names or IP addresses, separated by spaces, named
+#                         as they are (what clients outside the cluster use)
+#   PRISM_TLS_NAMESPACE   the pod's namespace (the downward API's metadata.namespace)
+#   PRISM_TLS_CLUSTER_DOMAIN  the cluster's DNS domain (cluster.local)
+#   PRISM_TLS_DAYS        how long the certificate is valid (365)
+# localhost, 127.0.0.1 and ::1 are always named (probes, port-forwards).
 set -eu
-[ $# -ge 1 ] || { echo "usage: prism-tls-init DIR NAME..." >&2; exit 2; }
-dir=$1
-shift
-sans="DNS:localhost,IP:127.0.0.1"
-for n in "$@" $(printf '%s' "${PRISM_TLS_NAMES:-}" | tr ',' ' '); do
+ca=${PRISM_TLS_CA_DIR:-/etc/prism/ca}
+out=${PRISM_TLS_DIR:-/etc/prism/tls}
+ns=${PRISM_TLS_NAMESPACE:-}
+domain=${PRISM_TLS_CLUSTER_DOMAIN:-cluster.local}
+days=${PRISM_TLS_DAYS:-365}
+die() { echo "prism-tls-init: $*" >&2; exit 2; }
+[ -d "$out" ] || { mkdir -p "$out" && chmod 755 "$out"; } || die "cannot make $out"
+if [ "${PRISM_TLS_MAKE_CA:-}" = 1 ] && [ ! -s "$ca/ca.key" ]; then
+  (umask 077 && mkdir -p "$ca" && chmod 0700 "$ca" &&
+   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+     -keyout "$ca/ca.key" -out "$ca/ca.crt" -days 3650 -subj "/CN=Prism cluster CA" \
+     2>/dev/null) || die "cannot make a CA in $ca"
+  echo "prism-tls-init: made a CA in $ca"
+fi
+for f in "$ca/ca.crt" "$ca/ca.key"; do
+  [ -r "$f" ] || die "cannot read $f (the CA Secret holds ca.crt and ca.key)"
+done
+case $days in ''|*[!0-9]*) die "PRISM_TLS_DAYS must be a number of days" ;; esac
+case $ns$domain in *[!A-Za-z0-9.-]*) die "bad namespace or cluster domain" ;; esac
+san="DNS:localhost,IP:127.0.0.1,IP:::1"
+first=""
+for n in ${PRISM_TLS_DNS_NAMES:-}; do
   case $n in
-    IP:*[!0-9A-Fa-f.:]*|IP:) echo "prism-tls-init: not an IP address: $n" >&2; exit 2 ;;
-    IP:*) sans="$sans,$n" ;;
-    DNS:*[!A-Za-z0-9.-]*|*[!A-Za-z0-9.:-]*|DNS:) echo "prism-tls-init: not a DNS name: $n" >&2; exit 2 ;;
-    DNS:*) sans="$sans,$n" ;;
-    *) sans="$sans,DNS:$n" ;;
+    *[!A-Za-z0-9.-]*|.*|*.) die "not a DNS name: $n" ;;
   esac
+  [ -n "$first" ] || first=$n
+  san="$san,DNS:$n"
+  if [ -n "$ns" ]; then
+    san="$san,DNS:$n.$ns,DNS:$n.$ns.svc,DNS:$n.$ns.svc.$domain"
+  fi
+done
+ips=${PRISM_TLS_IP_ADDRESSES:-}
+for n in ${PRISM_TLS_EXTRA_NAMES:-}; do
+  case $n in
+    *:*) ips="$ips $n"; continue ;;  # IPv6
+    *[!0-9.]*) ;;                    # a DNS name
+    *) ips="$ips $n"; continue ;;    # IPv4
+  esac
+  case $n in
+    *[!A-Za-z0-9.-]*|.*|*.) die "not a DNS name or an IP address: $n" ;;
+  esac
+  [ -n "$first" ] || first=$n
+  san="$san,DNS:$n"
+done
+for a in $ips; do
+  case $a in
+    *[!0-9A-Fa-f.:]*) die "not an IP address: $a" ;;
+  esac
+  san="$san,IP:$a"
 done
 umask 077
-mkdir -p "$dir"
-cd "$dir"
-if [ ! -s ca-key.pem ] || [ ! -s ca.pem ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca-key.pem \
-    -out ca.pem -days 3650 -subj "/CN=Prism cluster CA" 2>/dev/null
-  rm -f names
+tmp=$(mktemp -d "$out/.new.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+printf '%s\n' "basicConstraints = critical, CA:FALSE" \
+  "keyUsage = critical, digitalSignature" \
+  "extendedKeyUsage = serverAuth, clientAuth" \
+  "subjectAltName = $san" > "$tmp/ext"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout "$tmp/tls.key" -subj "/CN=${first:-prism}" -out "$tmp/tls.csr" 2>"$tmp/log" ||
+  { cat "$tmp/log" >&2; die "cannot make a key"; }
+openssl x509 -req -in "$tmp/tls.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" \
+  -set_serial "0x$(openssl rand -hex 16)" -days "$days" -extfile "$tmp/ext" \
+  -out "$tmp/tls.crt" 2>"$tmp/log" ||
+  { cat "$tmp/log" >&2; die "cannot sign the certificate with $ca/ca.key"; }
+# a CA key that does not belong to ca.crt would make certificates nobody trusts
+openssl verify -CAfile "$ca/ca.crt" "$tmp/tls.crt" >/dev/null 2>"$tmp/log" ||
+  { cat "$tmp/log" >&2; die "the certificate does not verify against $ca/ca.crt"; }
+cp "$ca/ca.crt" "$tmp/ca.crt"
+chmod 600 "$tmp/tls.key"
+chmod 644 "$tmp/tls.crt" "$tmp/ca.crt"
+if [ -n "${PRISM_TLS_OWNER:-}" ]; then
+  case $PRISM_TLS_OWNER in *[!0-9:]*|:*|*:) die "PRISM_TLS_OWNER must be UID:GID" ;; esac
+  chown "$PRISM_TLS_OWNER" "$tmp/tls.key" || die "cannot give tls.key to $PRISM_TLS_OWNER"
 fi
-if [ "$(cat names 2>/dev/null)" != "$sans" ] || [ ! -s cert.pem ] || [ ! -s key.pem ]; then
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout key.new \
-    -out req.pem -subj "/CN=prism" 2>/dev/null
-  printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n' \
-    "$sans" > ext.cnf
-  openssl x509 -req -in req.pem -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 825 \
-    -extfile ext.cnf -out cert.new 2>/dev/null
-  mv key.new key.pem
-  mv cert.new cert.pem
-  printf '%s' "$sans" > names
-  rm -f req.pem ext.cnf
-  echo "prism-tls-init: certificate for $sans"
-fi
-chmod 0644 ca.pem cert.pem names
-chmod 0600 key.pem ca-key.pem
-chmod 0755 .
-if [ "$(id -u)" -eq 0 ]; then
-  chown "${PRISM_UID:-10001}:${PRISM_GID:-10001}" key.pem
-fi
+for f in ca.crt tls.key tls.crt; do mv -f "$tmp/$f" "$out/$f"; done
+echo "prism-tls-init: $out/tls.crt for $san"

@@ -104,7 +104,7 @@ class Compose:
         # compose's own variables (the shell's or .env's): the certificate also
         # names the addresses this test reaches the services by, as a user
         # names the host the GCS port is published on
-        self.variables = {"PRISM_TLS_NAMES": ",".join("IP:" + self.ip(n) for n in self.names)}
+        self.variables = {"PRISM_TLS_NAMES": " ".join(self.ip(n) for n in self.names)}
         self.dir = tempfile.mkdtemp(prefix="prism-compose-")
         self.procs = {}
         # a hex token that reads like a number: nats-server must still take it as a string
@@ -232,7 +232,7 @@ class Compose:
                            what="%s healthy" % name)
         if self.tls:  # this test's own HTTPS clients trust the cluster's CA
             self.ca = self.host_path("tls-init", self.path_map("tls-init", self.services["tls-init"]),
-                                     "/etc/prism/tls/ca.pem")
+                                     "/etc/prism/tls/ca.crt")
             os.environ["SSL_CERT_FILE"] = self.ca
 
     def curl(self, *args):

@@ -24,6 +24,12 @@ validates what can be validated without them.
 - the image builds every program the files run and prism-worker (next to
   prism-nodeagent), carries libprism.so, and installs a Debian package for
   each library the binaries load;
+- the chart with tls.enabled: every pod's init container (prism-tls-init,
+  in the image with openssl) signs a certificate with the CA Secret, for the
+  names of every Service that selects the pod (a node pod's name under the
+  headless one) and its pod IP; only it mounts the CA; every container gets
+  PRISM_TLS_CERT/KEY/CA from what it writes, every URL is https:// or
+  tls://, and the HTTP probes use HTTPS;
 - NATS monitoring (whose /connz?auth=1 shows the token) listens on the NATS
   container's loopback only: prism-nats binds it to 127.0.0.1, probes and
   healthchecks ask it from inside, and no Service, containerPort, EXPOSE or
@@ -56,8 +62,13 @@ PY = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.execu
 # Variables a container may carry that are not flags of its own program.
 NOT_FLAGS = {
     "PRISM_ADDRESS",  # for the `prism` CLI run inside the GCS container
+    # TLS: read from the environment by every service (docs/security.md)
+    "PRISM_TLS_CERT", "PRISM_TLS_KEY", "PRISM_TLS_CA",
 }
 NATS_SCRIPT = os.path.join(DOCKER, "prism-nats.sh")
+TLS_INIT_SCRIPT = os.path.join(DOCKER, "prism-tls-init.sh")
+# Programs of the image that are scripts: the variables they read are theirs.
+SCRIPTS = {"prism-nats": NATS_SCRIPT, "prism-tls-init": TLS_INIT_SCRIPT}
 # Programs that may not exist yet: their flags are checked once they are built.
 FUTURE = {"prism-dataservice"}
 # Programs the image must carry: those the files run, and prism-worker, which
@@ -65,8 +76,8 @@ FUTURE = {"prism-dataservice"}
 IMAGE_PROGRAMS = {"prism", "prism-gcs", "prism-nodeagent", "prism-objectstore", "prism-scheduler",
                   "prism-worker"}
 # What the downward API gives, as the checks below see it.
-POD_NAME, POD_IP = "{pod-name}", "{pod-ip}"
-FIELD_REFS = {"metadata.name": POD_NAME, "status.podIP": POD_IP}
+POD_NAME, POD_IP, POD_NAMESPACE = "{pod-name}", "{pod-ip}", "{pod-namespace}"
+FIELD_REFS = {"metadata.name": POD_NAME, "status.podIP": POD_IP, "metadata.namespace": POD_NAMESPACE}
 WILDCARDS = ("0.0.0.0", "::", "")
 
 notes = []
@@ -86,8 +97,8 @@ def flags_of(program):
     """The PRISM_* variables a program reads, from its --help; None if not built."""
     if program not in _flag_cache:
         exe = os.path.join(BIN, program)
-        if program == "prism-nats":  # a script of the image: the variables it reads
-            with open(NATS_SCRIPT) as f:
+        if program in SCRIPTS:  # a script of the image: the variables it reads
+            with open(SCRIPTS[program]) as f:
                 _flag_cache[program] = set(re.findall(r"\$\{?(PRISM_[A-Z0-9_]+)", f.read()))
         elif not os.access(exe, os.X_OK):
             _flag_cache[program] = None
@@ -110,7 +121,7 @@ def check_env(where, program, env):
     assert not bad, "%s: %s does not read %s (see its --help)" % (where, program, bad)
 
 
-URL = re.compile(r"^(nats|http)://([A-Za-z0-9.{}-]+):(\d+)")
+URL = re.compile(r"^(nats|tls|http|https)://([A-Za-z0-9.{}-]+):(\d+)")
 VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -198,6 +209,7 @@ def container_ports(spec):
 
 
 def check_chart(objs, values):
+    tls = values["tls"]["enabled"]
     by_kind = {}
     for o in objs:
         assert o.get("apiVersion") and o.get("kind") and o.get("metadata", {}).get("name"), o
@@ -209,6 +221,7 @@ def check_chart(objs, values):
     pods = pods_of(objs)
     assert pods, "no workloads"
     secret = values["auth"]["secretName"]
+    secrets = {secret, values["tls"]["secretName"]} if tls else {secret}
     for w, spec, labels in pods:
         name = "%s/%s" % (w["kind"], w["metadata"]["name"])
         assert label_match(w["spec"]["selector"]["matchLabels"], labels), name + ": selector"
@@ -222,7 +235,14 @@ def check_chart(objs, values):
             if "configMap" in v:
                 assert v["configMap"]["name"] in by_kind.get("ConfigMap", {}), name + ": ConfigMap"
             if "secret" in v:
-                assert v["secret"]["secretName"] == secret, name + ": Secret"
+                assert v["secret"]["secretName"] in secrets, name + ": Secret"
+        for c in spec.get("initContainers", []):
+            cname = "%s init container %s" % (name, c["name"])
+            for m in c.get("volumeMounts", []):
+                assert m["name"] in vols, "%s mounts unknown volume %s" % (cname, m["name"])
+                mounted.add(m["name"])
+            assert c["command"][0].startswith("prism-"), cname + ": runs a program of the image"
+            check_env(cname, c["command"][0], container_env(cname, c, secret))
         for c in spec["containers"]:
             cname = "%s container %s" % (name, c["name"])
             for m in c.get("volumeMounts", []):
@@ -239,6 +259,8 @@ def check_chart(objs, values):
                 port = c[probe]["httpGet"]["port"]
                 assert port in cports or port in cports.values(), "%s: %s port %s" % (cname, probe, port)
                 assert c[probe]["httpGet"]["path"] == "/healthz"
+                assert c[probe]["httpGet"].get("scheme", "HTTP") == ("HTTPS" if tls else "HTTP"), \
+                    "%s: %s scheme" % (cname, probe)
             env = container_env(cname, c, secret)
             assert "PRISM_TOKEN" in env, cname + " gets no token"
             program = c["command"][0]
@@ -252,6 +274,9 @@ def check_chart(objs, values):
                 assert "PRISM_HOST" in env, cname + " binds loopback only"
             for k, v in env.items():
                 m = URL.match(v or "")
+                if m:
+                    assert m.group(1) in (("https", "tls") if tls else ("http", "nats")), \
+                        "%s: %s=%s: tls.enabled is %s" % (cname, k, v, tls)
                 if m and m.group(2) == POD_IP:  # this pod's own address
                     assert int(m.group(3)) in ports.values(), \
                         "%s: %s=%s: the pod has no such port" % (cname, k, v)
@@ -276,7 +301,7 @@ def check_chart(objs, values):
             assert vols[(shm[0] & shm[1]).pop()]["emptyDir"]["medium"] == "Memory", name
             agent = container_env(name, progs["prism-nodeagent"], secret)
             store = container_env(name, progs["prism-objectstore"], secret)
-            check_node(name, agent, store, int(store["PRISM_PORT"]), POD_IP)
+            check_node(name, agent, store, int(store["PRISM_PORT"]), POD_IP, "https" if tls else "http")
             # every pod names its socket apart: libprism tells a local store by the path
             assert POD_NAME in store["PRISM_SOCKET"], \
                 name + ": the store's socket must be named after its pod"
@@ -332,7 +357,7 @@ def test_nats_monitoring_private():
     assert s["healthcheck"]["test"][-1] == "http://127.0.0.1:%s/healthz" % monitor, s["healthcheck"]
 
 
-def check_node(where, agent, store, store_port, host):
+def check_node(where, agent, store, store_port, host, scheme="http"):
     """A node agent and its object store: the workers the agent starts get the
     store's socket and URL, and its address (host) is reachable from other
     nodes, since the agent hands it to its workers (--host), which announce
@@ -342,7 +367,7 @@ def check_node(where, agent, store, store_port, host):
     assert agent.get("PRISM_STORE_SOCKET") == sock, \
         "%s: the agent's PRISM_STORE_SOCKET %r is not its store's socket %r" % (
             where, agent.get("PRISM_STORE_SOCKET"), sock)
-    assert agent.get("PRISM_STORE_ADDRESS") == "http://%s:%d" % (host, store_port), \
+    assert agent.get("PRISM_STORE_ADDRESS") == "%s://%s:%d" % (scheme, host, store_port), \
         "%s: the agent's PRISM_STORE_ADDRESS %r is not its store's URL" % (
             where, agent.get("PRISM_STORE_ADDRESS"))
     assert agent.get("PRISM_HOST") not in WILDCARDS, \
@@ -386,6 +411,11 @@ def test_chart_defaults_consistent():
     assert names == ["prism-nodeagent", "prism-objectstore"], names
     shm = [v for v in node["volumes"] if v["name"] == "shm"][0]
     assert shm["emptyDir"]["medium"] == "Memory"
+    # TLS is off by default: plain HTTP, nothing of it in the pods
+    for w, spec, _ in pods_of(render()):
+        assert "initContainers" not in spec and not [v for v in spec.get("volumes", []) if "secret" in v]
+        assert not [e for c in spec["containers"] for e in c.get("env", [])
+                    if e["name"].startswith("PRISM_TLS_")], w["metadata"]["name"]
 
 
 def test_chart_everything_on_consistent():
@@ -394,6 +424,53 @@ def test_chart_everything_on_consistent():
     by_kind = check_chart(render(*sets), chart_values(*sets))
     assert {"prism-scheduler", "prism-dataservice", "prism-nats"} <= set(by_kind["Deployment"])
     assert by_kind["StatefulSet"]["prism-node"]["spec"]["replicas"] == 5
+
+
+def test_chart_tls_consistent():
+    """tls.enabled: each pod's init container signs the pod's certificate with
+    the CA Secret, for every name and address clients use to reach the pod;
+    only it sees the CA's key; every container reads what it writes."""
+    sets = ("auth.token=0123abcd", "scheduler.enabled=true", "dataservice.enabled=true",
+            "tls.enabled=true", "tls.secretName=my-ca", "tls.gcsExtraNames=gcs.example.com 203.0.113.7")
+    objs = render(*sets)
+    by_kind = check_chart(objs, chart_values(*sets))
+    services = by_kind["Service"]
+    for w, spec, labels in pods_of(objs):
+        name = w["metadata"]["name"]
+        vols = {v["name"]: v for v in spec.get("volumes", [])}
+        inits = spec.get("initContainers", [])
+        assert [c["command"] for c in inits] == [["prism-tls-init"]], name + ": one prism-tls-init"
+        init = inits[0]
+        env = container_env(name, init, "prism-token")
+        mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
+        ca = vols[mounts[env["PRISM_TLS_CA_DIR"]]]
+        assert ca["secret"]["secretName"] == "my-ca", name + ": the CA comes from tls.secretName"
+        out = mounts[env["PRISM_TLS_DIR"]]
+        assert vols[out]["emptyDir"].get("medium") == "Memory", name + ": the key stays in memory"
+        # the names: every Service that selects the pod (a node pod's name under
+        # the headless one), in the pod's namespace, and the pod's IP
+        names = env["PRISM_TLS_DNS_NAMES"].split()
+        for sname, svc in services.items():
+            if label_match(svc["spec"]["selector"], labels):
+                want = "%s.%s" % (POD_NAME, sname) if svc["spec"].get("clusterIP") == "None" else sname
+                assert want in names, "%s: the certificate does not name %s" % (name, want)
+        assert env["PRISM_TLS_IP_ADDRESSES"] == POD_IP and env["PRISM_TLS_NAMESPACE"] == POD_NAMESPACE
+        if name == "prism-gcs":
+            assert env["PRISM_TLS_EXTRA_NAMES"] == "gcs.example.com 203.0.113.7"
+        for c in spec["containers"]:
+            cname = "%s container %s" % (name, c["name"])
+            cmounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+            assert mounts[env["PRISM_TLS_CA_DIR"]] not in cmounts, cname + " must not see the CA's key"
+            assert cmounts[out].get("readOnly"), cname + ": the certificate is read-only"
+            cenv = container_env(cname, c, "prism-token")
+            d = cmounts[out]["mountPath"]
+            assert (cenv["PRISM_TLS_CERT"], cenv["PRISM_TLS_KEY"], cenv["PRISM_TLS_CA"]) == \
+                (d + "/tls.crt", d + "/tls.key", d + "/ca.crt"), cname
+    with open(TLS_INIT_SCRIPT) as f:  # what it writes, under those names
+        script = f.read()
+    for f in ("tls.crt", "tls.key", "ca.crt"):
+        assert '"$out/$f"' in script and f in script.split("for f in ")[-1].split(";")[0], f
+    assert "chmod 600 \"$tmp/tls.key\"" in script
 
 
 # ---- the compose file ----
@@ -521,8 +598,10 @@ def test_compose_tls():
         tls = yaml.safe_load(f)
     base = compose()["services"]
     init = tls["services"]["tls-init"]
-    assert init["command"][0] == "prism-tls-init"
-    assert set(init["command"][2:]) == set(base), "tls-init must name every service of the cluster"
+    assert init["command"] == ["prism-tls-init"]
+    check_env("compose TLS service tls-init", "prism-tls-init", init["environment"])
+    assert set(init["environment"]["PRISM_TLS_DNS_NAMES"].split()) == set(base), \
+        "tls-init must name every service of the cluster"
     assert set(tls["services"]) == set(base) | {"tls-init"}, "every service gets the certificate"
     exe = shutil.which("docker-compose")
     if not exe:
@@ -577,9 +656,9 @@ def test_dockerfile():
         if src != ".":
             assert os.path.exists(os.path.join(ROOT, src)), "COPY of missing " + src
             copied[os.path.basename(dst)] = src
-    assert copied.get("prism-nats") == "deploy/docker/prism-nats.sh", copied
-    assert copied.get("prism-tls-init") == "deploy/docker/prism-tls-init.sh", copied
-    assert os.access(NATS_SCRIPT, os.X_OK)
+    for prog, path in SCRIPTS.items():
+        assert copied.get(prog) == os.path.relpath(path, ROOT), (prog, copied)
+        assert os.access(path, os.X_OK), path
     # `for b in LIST; do BODY done` loops of the build stage: a body that tests
     # `[ -x` keeps what exists (optional); the others fail the build without one
     kept, required = set(), set()
@@ -597,13 +676,15 @@ def test_dockerfile():
     used = set()
     for s in compose()["services"].values():
         used.add(s["command"][0])
-    for o in render("scheduler.enabled=true", "dataservice.enabled=true"):
+    for o in render("scheduler.enabled=true", "dataservice.enabled=true", "tls.enabled=true"):
         for w in ([o] if o["kind"] in ("Deployment", "StatefulSet") else []):
-            used |= {c["command"][0] for c in w["spec"]["template"]["spec"]["containers"]}
-    assert used <= kept | {"prism-nats"}, "the image lacks %s" % (used - kept)
+            spec = w["spec"]["template"]["spec"]
+            used |= {c["command"][0] for c in spec["containers"] + spec.get("initContainers", [])}
+    assert used <= kept | set(SCRIPTS), "the image lacks %s" % (used - kept - set(SCRIPTS))
     runtime = text.split("AS runtime", 1)[1]
     pkgs = set(re.search(r"apt-get install -y --no-install-recommends ([^&]+)&&", runtime).group(1).split())
     assert {"nats-server", "curl", "tini"} <= pkgs, pkgs
+    assert "openssl" in pkgs, "prism-tls-init needs the openssl program"
     # each library the binaries load directly comes from a package the image installs
     if not shutil.which("readelf") or not shutil.which("dpkg"):
         note("readelf or dpkg missing: the image's library packages were not checked")
@@ -653,8 +734,9 @@ def test_dockerfile():
 
 def main():
     tests = [test_yaml_well_formed, test_manifests_are_fresh, test_chart_defaults_consistent,
-             test_chart_everything_on_consistent, test_compose_consistent,
-             test_docker_compose_config, test_compose_tls, test_dockerfile, test_nats_monitoring_private]
+             test_chart_everything_on_consistent, test_chart_tls_consistent, test_compose_consistent,
+             test_docker_compose_config, test_compose_tls, test_dockerfile,
+             test_nats_monitoring_private]
     passed = failed = 0
     for t in tests:
         try:
