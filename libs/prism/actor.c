@@ -13,7 +13,7 @@
 #include "client.h"
 #include "codec.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
 
 #define GCS_REQUEST_MS 10000
 #define QUERY_EVERY_MS 500 /* while not ALIVE, in case an event was missed */

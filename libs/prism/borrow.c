@@ -22,7 +22,7 @@
 #include "client.h"
 #include "codec.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
 
 #define LONG_POLL_MS 2000      /* an owner holds a GET this long for a pending object */
 #define ANSWER_MS 2000         /* synchronous requests wait this long */

@@ -20,7 +20,8 @@
 #include "codec.h"
 #include "prism_httpc.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
+#include "prism_wire_conn.h"
 
 #define LEASE_TIMEOUT_MS 10000
 #define MAX_BACKOFF_MS 1000

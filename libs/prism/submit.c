@@ -6,7 +6,7 @@
 #include "client.h"
 #include "codec.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
 
 void prism__task_free(prism_client *c, task_spec *t)
 {

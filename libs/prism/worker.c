@@ -34,7 +34,8 @@
 #include "prism_net.h"
 #include "prism_sha256.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
+#include "prism_wire_conn.h"
 
 #define WORKER_SPIN_NS 50000
 #define AUTH_DEADLINE_MS 5000 /* a peer that has not proved itself by then is dropped */

@@ -29,11 +29,12 @@
 #include <unistd.h>
 
 #include "actors.h"
-#include "codec.h"
+#include "prism_codec.h"
 #include "db.h"
 #include "prism_log.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
+#include "prism_wire_conn.h"
 
 #define TICK_MS 100
 #define LEASE_ASK_MS 9000   /* the scheduler answers within this (timeout_ms)... */

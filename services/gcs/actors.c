@@ -14,12 +14,12 @@
 #include <unistd.h>
 
 #include "actors.h"
-#include "codec.h"
+#include "prism_codec.h"
 #include "db.h"
 #include "prism_log.h"
 #include "prism_sha256.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
 
 #define MAX_TEXT 128       /* owner, class */
 #define MAX_NAME 256       /* name, namespace (what libprism allows) */
