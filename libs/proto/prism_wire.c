@@ -3,6 +3,7 @@
 #include "prism_codec.h"
 #include "prism_id.h"
 #include "prism_sha256.h"
+#include "prism_subjects.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -90,8 +91,7 @@ bool wire_owner_subject(const char *addr, char *out, size_t n)
 {
     if (!addr || strncmp(addr, "owner:", 6) != 0 || !addr[6] || strpbrk(addr + 6, ". *>"))
         return false;
-    snprintf(out, n, "prism.owner.%s", addr + 6);
-    return true;
+    return prism_subject_owner(out, n, addr + 6, false);
 }
 
 void wire_owner_request(prism_buf *b, uint8_t op, const char *from, uint32_t wait_ms, uint32_t n)
