@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fake.h"
+#include "prism_error.h"
 #include "prism_http.h"
 
 #define MAX_PARAMS 8
@@ -99,13 +100,10 @@ void prism_http_reply_json(prism_http_req *req, int status, json_t *doc)
 void prism_http_reply_error(prism_http_req *req, int status, const char *code, const char *fmt,
                             ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    prism_http_reply_json(req, status, prism_error_jsonv(code, fmt, ap));
     va_end(ap);
-    prism_http_reply_json(req, status,
-                          json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 
 void prism_http_reply_fd(prism_http_req *req, int status, const char *content_type, int fd,

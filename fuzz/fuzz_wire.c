@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "codec.h"
-#include "wire.h"
+#include "prism_wire.h"
 
 #define MAX_ARGS 65536
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "prism_buf.h"
+#include "prism_error.h"
 #include "prism_fs.h"
 #include "prism_json_text.h"
 #include "prism_log.h"
@@ -230,16 +231,10 @@ void prism_http_reply_json(prism_http_req *req, int status, json_t *doc)
 void prism_http_reply_error(prism_http_req *req, int status, const char *code, const char *fmt,
                             ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    prism_http_reply_json(req, status, prism_error_jsonv(code, fmt, ap));
     va_end(ap);
-    /* Messages quote what the client sent (and truncation may split a
-     * character): jansson refuses strings that are not UTF-8. */
-    prism_utf8_scrub(msg, strlen(msg));
-    prism_http_reply_json(req, status,
-                          json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 
 void prism_http_reply_fd(prism_http_req *req, int status, const char *content_type, int fd,

@@ -12,8 +12,9 @@
 
 #include "client.h"
 #include "codec.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
 
 #define GCS_REQUEST_MS 10000
 #define QUERY_EVERY_MS 500 /* while not ALIVE, in case an event was missed */
@@ -109,7 +110,7 @@ static void on_actor_event(prism_bus *bus, const char *subject, const char *repl
 
 int prism__actors_start(prism_client *c)
 {
-    return prism_bus_subscribe(c->bus, "prism.event.actor", NULL, on_actor_event, c) ==
+    return prism_bus_subscribe(c->bus, PRISM_SUBJECT_EVENT_ACTOR, NULL, on_actor_event, c) ==
                    PRISM_BUS_OK ? 0 : -1;
 }
 
@@ -308,7 +309,7 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     json_t *reply = NULL;
     if (s == PRISM_OK)
-        s = gcs_request(c, "prism.gcs.actor.create", body.data, body.len, &reply);
+        s = gcs_request(c, PRISM_SUBJECT_ACTOR_CREATE, body.data, body.len, &reply);
     prism_buf_free(&body);
     json_decref(reply);
     if (s != PRISM_OK) {
@@ -331,7 +332,7 @@ prism_status prism_actor_get(prism_client *c, const char *name, const char *ns, 
     if (!c || !name || !*name || !out)
         return prism__fail(PRISM_ERR_INVALID, "actor_get needs a client and a name");
     json_t *reply = NULL;
-    prism_status s = gcs_request_json(c, "prism.gcs.actor.get",
+    prism_status s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_GET,
                                       json_pack("{s:s,s:s}", "name", name, "namespace",
                                                 namespace_of(ns)), &reply);
     json_t *actor = json_object_get(reply, "actor");
@@ -351,7 +352,7 @@ prism_status prism_actor_open(prism_client *c, const char *actor_id, prism_actor
     if (!c || !out || !prism_is_hex(actor_id, PRISM_ID_HEX_LEN))
         return prism__fail(PRISM_ERR_INVALID, "an actor ID is 32 lowercase hex digits");
     json_t *reply = NULL;
-    prism_status s = gcs_request_json(c, "prism.gcs.actor.get",
+    prism_status s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_GET,
                                       json_pack("{s:s}", "actor_id", actor_id), &reply);
     if (s == PRISM_OK)
         s = make_handle(c, actor_id, json_object_get(reply, "actor"), out);
@@ -364,7 +365,7 @@ prism_status prism_actor_kill(prism_client *c, const prism_actor *a, bool no_res
     if (!c || !a)
         return prism__fail(PRISM_ERR_INVALID, "actor_kill needs a client and a handle");
     json_t *reply = NULL;
-    prism_status s = gcs_request_json(c, "prism.gcs.actor.kill",
+    prism_status s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_KILL,
                                       json_pack("{s:s,s:b}", "actor_id", a->id, "no_restart",
                                                 no_restart), &reply);
     json_decref(reply);
@@ -428,7 +429,7 @@ static void query_actor(prism_client *c, actor_rec *a)
     json_t *req = json_pack("{s:s}", "actor_id", a->id), *reply = NULL;
     a->busy = true;
     pthread_mutex_unlock(&c->lock);
-    prism_status s = gcs_request_json(c, "prism.gcs.actor.get", req, &reply);
+    prism_status s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_GET, req, &reply);
     pthread_mutex_lock(&c->lock);
     a->busy = false;
     a->next_query_ms = prism_mono_ms() + QUERY_EVERY_MS;

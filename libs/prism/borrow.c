@@ -21,8 +21,9 @@
 
 #include "client.h"
 #include "codec.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
 
 #define LONG_POLL_MS 2000      /* an owner holds a GET this long for a pending object */
 #define ANSWER_MS 2000         /* synchronous requests wait this long */
@@ -722,8 +723,8 @@ void prism__borrow_tick(prism_client *c)
 int prism__borrow_start(prism_client *c)
 {
     const char *hex = c->self_addr + strlen("owner:");
-    snprintf(c->owner_subject, sizeof c->owner_subject, "prism.owner.%s", hex);
-    snprintf(c->reply_subject, sizeof c->reply_subject, "prism.owner.%s.r", hex);
+    prism_subject_owner(c->owner_subject, sizeof c->owner_subject, hex, false);
+    prism_subject_owner(c->reply_subject, sizeof c->reply_subject, hex, true);
     if (prism_bus_subscribe(c->bus, c->owner_subject, NULL, on_request, c) != PRISM_BUS_OK ||
         prism_bus_subscribe(c->bus, c->reply_subject, NULL, on_answer, c) != PRISM_BUS_OK)
         return -1;

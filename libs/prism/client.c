@@ -10,6 +10,7 @@
 #include "codec.h"
 #include "prism_fs.h"
 #include "prism_httpc.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 
 /* ---------- the ownership table ---------- */
@@ -549,7 +550,7 @@ prism_status prism_connect(prism_client **out, const prism_connect_options *opts
     if (s == PRISM_OK)
         s = open_local_store(c);
     if (s == PRISM_OK &&
-        prism_bus_subscribe(c->bus, "prism.event.node", NULL, on_node_event, c) != PRISM_BUS_OK)
+        prism_bus_subscribe(c->bus, PRISM_SUBJECT_EVENT_NODE, NULL, on_node_event, c) != PRISM_BUS_OK)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to node events");
     if (s == PRISM_OK && prism__actors_start(c) != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to actor events");

@@ -14,7 +14,8 @@
 #include "prism_internal.h"
 #include "prism_store.h"
 #include "codec.h"
-#include "wire.h"
+#include "prism_wire.h"
+#include "prism_wire_conn.h"
 
 #define PIPELINE_DEPTH 16       /* tasks in flight per leased worker */
 /* An actor's calls have one connection and nothing to balance: a deep window

@@ -1,58 +1,18 @@
-/* Binary encoding of values and of the frames of the direct protocol.
- * Little-endian integers; every read is bounds-checked, so a malformed
- * frame from the network yields an error, never a crash. */
-#ifndef PRISM_CODEC_H
-#define PRISM_CODEC_H
+/* Binary encoding of values, on the field codec of libs/proto (prism_codec.h).
+ * Every read is bounds-checked, so a malformed value from the network yields
+ * an error, never a crash. */
+#ifndef PRISM_VALUE_CODEC_H
+#define PRISM_VALUE_CODEC_H
 
 #include <stddef.h>
-#include <stdint.h>
 
-#include "prism_buf.h"
+#include "prism_codec.h"
 #include "prism_internal.h"
-
-/* Writes into `buf`, or, when `buf` is NULL, into the fixed region `out` of
- * `cap` bytes (NULL `out`: only counts, to size a region first). `pos` is
- * how much was written (or counted) in the fixed modes. */
-typedef struct prism_writer {
-    prism_buf *buf;
-    int failed; /* set when the buffer refused data */
-    uint8_t *out;
-    size_t cap, pos;
-} prism_writer;
 
 /* The encoded size of a value (what pw_value would write). */
 size_t pw_value_size(const prism_value *v, const char *self_addr);
-
-void pw_u8(prism_writer *w, uint8_t v);
-void pw_u16(prism_writer *w, uint16_t v);
-void pw_u32(prism_writer *w, uint32_t v);
-void pw_u64(prism_writer *w, uint64_t v);
-void pw_bytes(prism_writer *w, const void *p, size_t n);
-/* u32 length + bytes; NULL writes an empty string. */
-void pw_str(prism_writer *w, const char *s);
 /* A value; references this process owns are written with `self_addr` as owner. */
 void pw_value(prism_writer *w, const prism_value *v, const char *self_addr);
-
-typedef struct prism_reader {
-    const uint8_t *p;
-    size_t left;
-    int failed; /* set on the first read past the end or a malformed field */
-    /* Zero-copy decoding: when `hold` is set, bytes and tensor values point
-     * into the buffer; each such value calls hold(ud) when made and
-     * release(ud) when freed, so the buffer outlives them. */
-    void (*hold)(void *ud);
-    void (*release)(void *ud);
-    void *ud;
-} prism_reader;
-
-uint8_t pr_u8(prism_reader *r);
-uint16_t pr_u16(prism_reader *r);
-uint32_t pr_u32(prism_reader *r);
-uint64_t pr_u64(prism_reader *r);
-/* Points into the reader's buffer (no copy); NULL when short. */
-const uint8_t *pr_bytes(prism_reader *r, size_t n);
-/* A heap copy of a u32-length string; NULL on failure. */
-char *pr_str(prism_reader *r);
 /* A decoded value (NULL on a malformed one). References are tracked in `client`
  * (may be NULL); an owner equal to `self_addr` means this process owns it. */
 prism_value *pr_value(prism_reader *r, prism_client *client, const char *self_addr);

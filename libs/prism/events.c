@@ -11,6 +11,7 @@
 
 #include "client.h"
 #include "prism_json_text.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 
 #define FLUSH_EVERY_MS 200
@@ -133,7 +134,7 @@ static void flush_tasks(prism_client *c, int64_t now)
         }
         if (b.len > MESSAGE_MAX - 2048 || i + 1 >= n) {
             if (append_text(&b, "]}") == 0)
-                prism_bus_publish(c->bus, "prism.event.tasks", b.data, b.len);
+                prism_bus_publish(c->bus, PRISM_SUBJECT_EVENT_TASKS, b.data, b.len);
             b.len = 0;
         }
     }
@@ -239,7 +240,7 @@ static void report_objects(prism_client *c, int64_t now)
                             (json_int_t)total, "period_ms", OBJECTS_PERIOD_MS, "objects", list);
     if (c->node_id[0])
         json_object_set_new(msg, "node_id", json_string(c->node_id));
-    prism_bus_publish_json(c->bus, "prism.event.objects", msg);
+    prism_bus_publish_json(c->bus, PRISM_SUBJECT_EVENT_OBJECTS, msg);
     json_decref(msg);
     pthread_mutex_lock(&c->lock);
 }

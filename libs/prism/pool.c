@@ -19,8 +19,10 @@
 #include "client.h"
 #include "codec.h"
 #include "prism_httpc.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
+#include "prism_wire_conn.h"
 
 #define LEASE_TIMEOUT_MS 10000
 #define MAX_BACKOFF_MS 1000
@@ -589,7 +591,7 @@ static void return_lease(prism_client *c, json_t *grant)
     if (!node || !lease)
         return;
     char subject[160];
-    snprintf(subject, sizeof subject, "prism.node.%s.worker.return", node);
+    prism_subject_node(subject, sizeof subject, node, PRISM_NODE_WORKER_RETURN);
     json_t *msg = json_pack("{s:s}", "lease_id", lease);
     prism_bus_publish_json(c->bus, subject, msg);
     json_decref(msg);
@@ -600,7 +602,7 @@ static void request_lease(prism_client *c, pool *p)
     p->requesting = true;
     json_t *req = lease_request_now(c, p), *reply = NULL;
     pthread_mutex_unlock(&c->lock);
-    int rc = prism_bus_request_json(c->bus, "prism.sched.lease", req, LEASE_TIMEOUT_MS, &reply);
+    int rc = prism_bus_request_json(c->bus, PRISM_SUBJECT_SCHED_LEASE, req, LEASE_TIMEOUT_MS, &reply);
     json_decref(req);
     bool granted = rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"));
     bool config_error = false;

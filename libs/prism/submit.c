@@ -5,8 +5,9 @@
 
 #include "client.h"
 #include "codec.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
 
 void prism__task_free(prism_client *c, task_spec *t)
 {
@@ -548,7 +549,7 @@ prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
     } else {
         /* As in Ray, force kills the worker: its other pipelined tasks are retried. */
         running->cancelled = true;
-        snprintf(subject, sizeof subject, "prism.node.%s.worker.kill", w->node_id);
+        prism_subject_node(subject, sizeof subject, w->node_id, PRISM_NODE_WORKER_KILL);
         snprintf(lease, sizeof lease, "%s", w->lease_id);
     }
     pthread_mutex_unlock(&c->lock);

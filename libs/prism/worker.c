@@ -33,8 +33,10 @@
 #include "prism_log.h"
 #include "prism_net.h"
 #include "prism_sha256.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
+#include "prism_wire_conn.h"
 
 #define WORKER_SPIN_NS 50000
 #define AUTH_DEADLINE_MS 5000 /* a peer that has not proved itself by then is dropped */
@@ -736,7 +738,7 @@ static void return_lease(worker_rt *w, const char *lease_id)
     if (!lease_id || !*lease_id || !w->bus)
         return;
     char subject[160];
-    snprintf(subject, sizeof subject, "prism.node.%s.worker.return", w->cfg->node_id);
+    prism_subject_node(subject, sizeof subject, w->cfg->node_id, PRISM_NODE_WORKER_RETURN);
     json_t *req = json_pack("{s:s,s:s}", "lease_id", lease_id, "worker_id", w->cfg->worker_id), *reply = NULL;
     if (prism_bus_request_json(w->bus, subject, req, 2000, &reply) != PRISM_BUS_OK)
         LOG_WARN("could not return lease %s to the node agent", lease_id);
@@ -822,7 +824,7 @@ static bool lease_granted(worker_rt *w, const char *lease, const char *owner)
     if (known)
         return true;
     char subject[160];
-    snprintf(subject, sizeof subject, "prism.node.%s.worker.check", w->cfg->node_id);
+    prism_subject_node(subject, sizeof subject, w->cfg->node_id, PRISM_NODE_WORKER_CHECK);
     json_t *req = json_pack("{s:s,s:s,s:s}", "lease_id", lease, "worker_id", w->cfg->worker_id,
                             "owner_id", owner), *reply = NULL;
     bool ok = req && prism_bus_request_json(w->bus, subject, req, LEASE_CHECK_MS, &reply) ==
@@ -1252,7 +1254,7 @@ static int start(worker_rt *w, char *err, size_t n)
         prism_bus_connect(&w->bus, cfg->nats_url, cfg->token, "prism-worker", 0, err, n) != 0)
         return -1;
     char granted[160];
-    snprintf(granted, sizeof granted, "prism.worker.%s.granted", cfg->worker_id);
+    prism_subject_worker_granted(granted, sizeof granted, cfg->worker_id);
     if (w->bus && prism_bus_subscribe(w->bus, granted, NULL, on_granted, w) != 0)
         LOG_WARN("cannot follow the node agent's grants: each lease is checked by asking");
     worker_client(w); /* a cluster that cannot be reached now is tried again on first use */
@@ -1310,7 +1312,7 @@ static void on_block(void *ud, bool blocked)
     if (!w->bus || !w->current_lease || !*w->current_lease)
         return;
     char subject[160];
-    snprintf(subject, sizeof subject, "prism.node.%s.worker.blocked", w->cfg->node_id);
+    prism_subject_node(subject, sizeof subject, w->cfg->node_id, PRISM_NODE_WORKER_BLOCKED);
     json_t *msg = json_pack("{s:s,s:b}", "lease_id", w->current_lease, "blocked", blocked);
     prism_bus_publish_json(w->bus, subject, msg);
     json_decref(msg);
@@ -1334,7 +1336,7 @@ static void report_calls(worker_rt *w)
     a->reported_ms = now;
     json_t *msg = json_pack("{s:s,s:s,s:I,s:I}", "actor_id", a->id, "worker_id", w->cfg->worker_id,
                             "pending", (json_int_t)(taken - done), "done", (json_int_t)done);
-    prism_bus_publish_json(w->bus, "prism.event.actor.calls", msg);
+    prism_bus_publish_json(w->bus, PRISM_SUBJECT_EVENT_ACTOR_CALLS, msg);
     json_decref(msg);
 }
 

@@ -29,11 +29,13 @@
 #include <unistd.h>
 
 #include "actors.h"
-#include "codec.h"
+#include "prism_codec.h"
 #include "db.h"
 #include "prism_log.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
+#include "prism_wire_conn.h"
 
 #define TICK_MS 100
 #define LEASE_ASK_MS 9000   /* the scheduler answers within this (timeout_ms)... */
@@ -339,7 +341,7 @@ static void return_lease(gcs *g, const char *node_id, const char *lease_id, cons
     if (!node_id || !*node_id || !lease_id || !*lease_id)
         return;
     char subject[160];
-    snprintf(subject, sizeof subject, "prism.node.%s.worker.return", node_id);
+    prism_subject_node(subject, sizeof subject, node_id, PRISM_NODE_WORKER_RETURN);
     json_t *msg = json_pack("{s:s}", "lease_id", lease_id);
     prism_bus_publish_json(g->bus, subject, msg);
     json_decref(msg);
@@ -365,7 +367,7 @@ static void request_lease(gcs *g, actor *a)
     json_object_set_new(req, "timeout_ms", json_integer(LEASE_ASK_MS));
     char *text = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    int rc = text ? prism_bus_publish_request(g->bus, "prism.sched.lease", reply, text, strlen(text))
+    int rc = text ? prism_bus_publish_request(g->bus, PRISM_SUBJECT_SCHED_LEASE, reply, text, strlen(text))
                   : PRISM_BUS_ERROR;
     free(text);
     if (rc != PRISM_BUS_OK) {
@@ -478,7 +480,7 @@ static void force_kill(gcs *g, actor *a)
     if (!a->node_id || !*a->node_id || !a->lease_id || !*a->lease_id)
         return;
     char subject[160];
-    snprintf(subject, sizeof subject, "prism.node.%s.worker.kill", a->node_id);
+    prism_subject_node(subject, sizeof subject, a->node_id, PRISM_NODE_WORKER_KILL);
     json_t *msg = json_pack("{s:s}", "lease_id", a->lease_id);
     prism_bus_publish_json(g->bus, subject, msg);
     json_decref(msg);

@@ -14,12 +14,14 @@
 #include <unistd.h>
 
 #include "actors.h"
-#include "codec.h"
+#include "prism_codec.h"
 #include "db.h"
+#include "prism_error.h"
 #include "prism_log.h"
 #include "prism_sha256.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
-#include "wire.h"
+#include "prism_wire.h"
 
 #define MAX_TEXT 128       /* owner, class */
 #define MAX_NAME 256       /* name, namespace (what libprism allows) */
@@ -179,7 +181,7 @@ void gcs_actor_publish_locked(gcs *g, const char *id)
 {
     json_t *a = gcs_actor_json_locked(g, id);
     if (a)
-        prism_bus_publish_json(g->bus, "prism.event.actor", a);
+        prism_bus_publish_json(g->bus, PRISM_SUBJECT_EVENT_ACTOR, a);
     json_decref(a);
 }
 
@@ -434,12 +436,11 @@ static int parse_create(const char *data, size_t len, json_t **msg, create_req *
 static json_t *error_doc(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static json_t *error_doc(const char *code, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    json_t *doc = prism_error_jsonv(code, fmt, ap);
     va_end(ap);
-    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    return doc;
 }
 
 static void reply_json(gcs *g, const char *reply, json_t *doc)
@@ -650,7 +651,7 @@ int gcs_actors_create(gcs *g)
     char hex[PRISM_ID_HEX_LEN + 1];
     prism_id_random(&inst);
     prism_id_to_hex(&inst, hex);
-    snprintf(A->reply_prefix, sizeof A->reply_prefix, "prism.gcs.actors.%s", hex);
+    snprintf(A->reply_prefix, sizeof A->reply_prefix, PRISM_SUBJECT_GCS_REPLY_PREFIX "%s", hex);
     g->actors = A;
     A->calls = json_object();
     if (A->epfd < 0 || A->wakefd < 0 || !A->calls)
@@ -679,10 +680,10 @@ int gcs_actors_start(gcs *g)
     snprintf(replies, sizeof replies, "%s.>", A->reply_prefix);
     gcs_actor_manager_load(g);
     if (prism_bus_subscribe(g->bus, replies, NULL, on_reply, g) != 0 ||
-        prism_bus_subscribe(g->bus, "prism.gcs.actor.create", "gcs", on_create, g) != 0 ||
-        prism_bus_subscribe(g->bus, "prism.gcs.actor.get", "gcs", on_get, g) != 0 ||
-        prism_bus_subscribe(g->bus, "prism.gcs.actor.kill", "gcs", on_kill, g) != 0 ||
-        prism_bus_subscribe(g->bus, "prism.event.actor.calls", "gcs", on_calls, g) != 0)
+        prism_bus_subscribe(g->bus, PRISM_SUBJECT_ACTOR_CREATE, "gcs", on_create, g) != 0 ||
+        prism_bus_subscribe(g->bus, PRISM_SUBJECT_ACTOR_GET, "gcs", on_get, g) != 0 ||
+        prism_bus_subscribe(g->bus, PRISM_SUBJECT_ACTOR_KILL, "gcs", on_kill, g) != 0 ||
+        prism_bus_subscribe(g->bus, PRISM_SUBJECT_EVENT_ACTOR_CALLS, "gcs", on_calls, g) != 0)
         return -1;
     if (pthread_create(&A->thread, NULL, gcs_actor_manager_main, g) != 0)
         return -1;

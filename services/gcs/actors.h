@@ -45,7 +45,7 @@ struct gcs_actors {
     uint64_t posted, processed;
     bool stopping;
     int epfd, wakefd;
-    uint8_t wire_key[32]; /* proves the cluster token to actors' workers (libs/prism/wire.h) */
+    uint8_t wire_key[32]; /* proves the cluster token to actors' workers (prism_wire.h) */
     pthread_t thread;
     bool started;
     char reply_prefix[64]; /* prism.gcs.actors.<random hex>: replies to our requests */

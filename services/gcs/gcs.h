@@ -187,8 +187,8 @@ void gcs_ray_job_stop(prism_http_req *req, void *ctx);
 void gcs_ray_job_delete(prism_http_req *req, void *ctx);
 void gcs_ray_job_logs(prism_http_req *req, void *ctx);
 
-/* resources.c: resource maps are JSON objects name → amount */
-bool gcs_res_fits(json_t *total, json_t *used, json_t *want);
+/* resources.c: resource maps are JSON objects name → amount (whether one
+ * fits: prism_res_fits, libs/proto/prism_resources.h) */
 void gcs_res_add(json_t *acc, json_t *delta, double sign);
 /* "GPU 1, CPU 4" for messages; the caller frees. */
 char *gcs_res_describe(json_t *res);

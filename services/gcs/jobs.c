@@ -15,6 +15,8 @@
 #include "prism_sha256.h"
 #include "prism_fs.h"
 #include "prism_log.h"
+#include "prism_resources.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 
 #define JOB_COLUMNS                                                                             \
@@ -90,7 +92,7 @@ static void publish_job_event_locked(gcs *g, const char *id)
                            json_object_get(job, "message"), "exit_code",
                            json_object_get(job, "driver_exit_code"), "time",
                            (json_int_t)prism_now_ms());
-    prism_bus_publish_json(g->bus, "prism.event.job", ev);
+    prism_bus_publish_json(g->bus, PRISM_SUBJECT_EVENT_JOB, ev);
     json_decref(ev);
     json_decref(job);
 }
@@ -517,7 +519,7 @@ static gcs_node *choose_node_locked(gcs *g, json_t *want)
     gcs_node *best = NULL;
     double best_free = -1;
     for (gcs_node *n = g->nodes; n; n = n->next) {
-        if (!gcs_res_fits(n->resources, n->used, want))
+        if (!prism_res_fits(n->resources, n->used, want))
             continue;
         double free_cpu = json_number_value(json_object_get(n->resources, "CPU")) -
                           json_number_value(json_object_get(n->used, "CPU"));
@@ -534,7 +536,7 @@ static char *waiting_message_locked(gcs *g, json_t *want)
     bool any_total = false;
     json_t *none = json_object();
     for (gcs_node *n = g->nodes; n && !any_total; n = n->next)
-        any_total = gcs_res_fits(n->resources, none, want);
+        any_total = prism_res_fits(n->resources, none, want);
     json_decref(none);
     char *what = gcs_res_describe(want), *msg = NULL;
     const char *why = !g->nodes ? "no node is alive"
@@ -614,7 +616,7 @@ static const char *error_message(json_t *reply)
 static void start_one(gcs *g, start_item *item)
 {
     char subject[128];
-    snprintf(subject, sizeof subject, "prism.node.%s.job.start", item->node_id);
+    prism_subject_node(subject, sizeof subject, item->node_id, PRISM_NODE_JOB_START);
     json_t *reply = NULL;
     int rc = prism_bus_request_json(g->bus, subject, item->request, START_TIMEOUT_MS, &reply);
     pthread_mutex_lock(&g->lock);
@@ -712,8 +714,8 @@ static int collect_checks_locked(gcs *g, check_item *items)
 static void node_request(gcs *g, const char *node_id, const char *verb, const char *job_id,
                          int timeout_ms, int *rc, json_t **reply)
 {
-    char subject[128];
-    snprintf(subject, sizeof subject, "prism.node.%s.job.%s", node_id, verb);
+    char subject[PRISM_SUBJECT_MAX];
+    prism_subject_node(subject, sizeof subject, node_id, verb);
     json_t *req = json_pack("{s:s}", "job_id", job_id);
     *rc = prism_bus_request_json(g->bus, subject, req, timeout_ms, reply);
     json_decref(req);
@@ -723,7 +725,7 @@ static void check_one(gcs *g, const check_item *it)
 {
     int rc;
     json_t *reply = NULL;
-    node_request(g, it->node_id, it->stop ? "stop" : "status", it->job_id, 2000, &rc, &reply);
+    node_request(g, it->node_id, it->stop ? PRISM_NODE_JOB_STOP : PRISM_NODE_JOB_STATUS, it->job_id, 2000, &rc, &reply);
     if (rc != PRISM_BUS_OK || it->stop) {
         json_decref(reply);
         return; /* an unreachable node is the liveness check's business */
@@ -788,7 +790,7 @@ static int prune_batch_locked(gcs *g, const char *sql, int64_t arg)
     json_t *ids;
     json_object_foreach(by_node, node, ids) {
         char subject[128];
-        snprintf(subject, sizeof subject, "prism.node.%s.job.delete", node);
+        prism_subject_node(subject, sizeof subject, node, PRISM_NODE_JOB_DELETE);
         json_t *msg = json_pack("{s:O}", "job_ids", ids);
         prism_bus_publish_json(g->bus, subject, msg);
         json_decref(msg);
@@ -861,7 +863,7 @@ int gcs_jobs_start(gcs *g)
     json_decref(gone);
     g->placement_wanted = true;
     pthread_mutex_unlock(&g->lock);
-    return prism_bus_subscribe(g->bus, "prism.gcs.job.update", "gcs", on_job_update, g);
+    return prism_bus_subscribe(g->bus, PRISM_SUBJECT_JOB_UPDATE, "gcs", on_job_update, g);
 }
 
 /* ---------- stop and delete ---------- */
@@ -896,7 +898,7 @@ int gcs_job_stop(gcs *g, const char *id, const char **code, char *err, size_t er
         return status;
     int rc;
     json_t *reply = NULL;
-    node_request(g, node, "stop", id, START_TIMEOUT_MS, &rc, &reply);
+    node_request(g, node, PRISM_NODE_JOB_STOP, id, START_TIMEOUT_MS, &rc, &reply);
     const char *ecode = error_code(reply);
     if (rc == PRISM_BUS_OK && ecode && !strcmp(ecode, "not_running")) {
         /* Not started there yet, or just ended: a PENDING job ends here. */
@@ -938,7 +940,7 @@ int gcs_job_delete(gcs *g, const char *id, const char **code, char *err, size_t 
         gcs_db_exec_stmt(st);
         if (p.node_id) {
             char subject[128];
-            snprintf(subject, sizeof subject, "prism.node.%s.job.delete", p.node_id);
+            prism_subject_node(subject, sizeof subject, p.node_id, PRISM_NODE_JOB_DELETE);
             json_t *msg = json_pack("{s:[s]}", "job_ids", id);
             prism_bus_publish_json(g->bus, subject, msg);
             json_decref(msg);

@@ -6,7 +6,9 @@
 
 #include "db.h"
 #include "gcs.h"
+#include "prism_error.h"
 #include "prism_log.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 
 #define DEAD_NODES_KEPT 1000
@@ -45,7 +47,7 @@ static void publish_node_event(gcs *g, const char *id, const char *name, const c
 {
     json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:I}", "node_id", id, "name", name, "state", state,
                            "message", message ? message : "", "time", (json_int_t)prism_now_ms());
-    prism_bus_publish_json(g->bus, "prism.event.node", ev);
+    prism_bus_publish_json(g->bus, PRISM_SUBJECT_EVENT_NODE, ev);
     json_decref(ev);
 }
 
@@ -83,7 +85,7 @@ static void reply_json(gcs *g, const char *reply, json_t *doc)
 
 static json_t *error_doc(const char *code, const char *message)
 {
-    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    return prism_error_json(code, "%s", message);
 }
 
 static bool valid_resources(json_t *res)
@@ -227,8 +229,8 @@ static void load_live_nodes(gcs *g)
 int gcs_nodes_start(gcs *g)
 {
     load_live_nodes(g);
-    if (prism_bus_subscribe(g->bus, "prism.gcs.node.register", "gcs", on_register, g) != 0 ||
-        prism_bus_subscribe(g->bus, "prism.gcs.node.heartbeat", "gcs", on_heartbeat, g) != 0)
+    if (prism_bus_subscribe(g->bus, PRISM_SUBJECT_NODE_REGISTER, "gcs", on_register, g) != 0 ||
+        prism_bus_subscribe(g->bus, PRISM_SUBJECT_NODE_HEARTBEAT, "gcs", on_heartbeat, g) != 0)
         return -1;
     return 0;
 }

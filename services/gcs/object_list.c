@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gcs.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 
 #define SILENT_PERIODS 3
@@ -115,7 +116,7 @@ static void on_objects(prism_bus *bus, const char *subject, const char *reply, c
 
 int gcs_object_list_start(gcs *g)
 {
-    return prism_bus_subscribe(g->bus, "prism.event.objects", "gcs", on_objects, g);
+    return prism_bus_subscribe(g->bus, PRISM_SUBJECT_EVENT_OBJECTS, "gcs", on_objects, g);
 }
 
 void gcs_object_list_cron(gcs *g)

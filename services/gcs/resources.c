@@ -3,25 +3,7 @@
 
 #include "gcs.h"
 #include "prism_buf.h"
-
-/* Amounts are compared with a little slack so fractional CPUs add up. */
-#define EPS 1e-9
-
-bool gcs_res_fits(json_t *total, json_t *used, json_t *want)
-{
-    const char *name;
-    json_t *v;
-    json_object_foreach(want, name, v) {
-        double need = json_number_value(v);
-        if (need <= 0)
-            continue;
-        double have = json_number_value(json_object_get(total, name)) -
-                      json_number_value(json_object_get(used, name));
-        if (have + EPS < need)
-            return false;
-    }
-    return true;
-}
+#include "prism_resources.h"
 
 void gcs_res_add(json_t *acc, json_t *delta, double sign)
 {
@@ -29,7 +11,7 @@ void gcs_res_add(json_t *acc, json_t *delta, double sign)
     json_t *v;
     json_object_foreach(delta, name, v) {
         double now = json_number_value(json_object_get(acc, name)) + sign * json_number_value(v);
-        if (now < EPS && now > -EPS)
+        if (now < PRISM_RES_EPSILON && now > -PRISM_RES_EPSILON)
             now = 0;
         json_object_set_new(acc, name, json_real(now));
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gcs.h"
+#include "prism_subjects.h"
 
 struct gcs_task_list {
     pthread_mutex_t lock;
@@ -77,7 +78,7 @@ static void on_tasks(prism_bus *bus, const char *subject, const char *reply, con
 
 int gcs_task_list_start(gcs *g)
 {
-    return prism_bus_subscribe(g->bus, "prism.event.tasks", "gcs", on_tasks, g);
+    return prism_bus_subscribe(g->bus, PRISM_SUBJECT_EVENT_TASKS, "gcs", on_tasks, g);
 }
 
 static bool valid_state(const char *s)

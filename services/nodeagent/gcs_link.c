@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "nodeagent.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 
 #define REGISTER_TIMEOUT_MS 2000
@@ -56,7 +57,7 @@ static json_t *register_payload(nodeagent *na)
 static void try_register(nodeagent *na)
 {
     json_t *req = register_payload(na), *reply = NULL;
-    int rc = prism_bus_request_json(na->bus, "prism.gcs.node.register", req, REGISTER_TIMEOUT_MS,
+    int rc = prism_bus_request_json(na->bus, PRISM_SUBJECT_NODE_REGISTER, req, REGISTER_TIMEOUT_MS,
                                     &reply);
     const char *code = reply_error(rc, reply);
     if (!code) {
@@ -103,7 +104,7 @@ static void heartbeat(nodeagent *na)
     json_t *reply = NULL;
     int timeout = na->cfg.heartbeat_ms < HEARTBEAT_TIMEOUT_MAX_MS ? (int)na->cfg.heartbeat_ms
                                                                   : HEARTBEAT_TIMEOUT_MAX_MS;
-    int rc = prism_bus_request_json(na->bus, "prism.gcs.node.heartbeat", req, timeout, &reply);
+    int rc = prism_bus_request_json(na->bus, PRISM_SUBJECT_NODE_HEARTBEAT, req, timeout, &reply);
     const char *code = reply_error(rc, reply);
     if (!code) {
         prism_metric_add(na->m.heartbeats, 1);
@@ -157,7 +158,7 @@ static json_t *report_payload(nodeagent *na)
 void na_link_report(nodeagent *na)
 {
     json_t *p = report_payload(na);
-    if (!p || prism_bus_publish_json(na->bus, "prism.sched.node", p) != 0)
+    if (!p || prism_bus_publish_json(na->bus, PRISM_SUBJECT_SCHED_NODE, p) != 0)
         LOG_DEBUG("cannot publish the resource report: %s", prism_bus_last_error(na->bus));
     json_decref(p);
 }
@@ -166,7 +167,7 @@ void na_link_publish_job(nodeagent *na, const na_job *j)
 {
     json_t *doc = na_job_json(j);
     json_object_del(doc, "pid");
-    if (!doc || prism_bus_publish_json(na->bus, "prism.gcs.job.update", doc) != 0)
+    if (!doc || prism_bus_publish_json(na->bus, PRISM_SUBJECT_JOB_UPDATE, doc) != 0)
         LOG_WARN("job %s: cannot publish its update: %s", j->id, prism_bus_last_error(na->bus));
     json_decref(doc);
 }

@@ -21,9 +21,10 @@
 
 #include "nodeagent.h"
 #include "prism_buf.h"
+#include "prism_resources.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 
-#define EPS 1e-9
 #define ANSWER_MARGIN_MS 50 /* a pending lease gives up this long before the asker does */
 #define DEFAULT_TIMEOUT_MS 5000
 
@@ -61,7 +62,7 @@ json_t *na_available(nodeagent *na)
     const char *name;
     json_t *v;
     json_object_foreach(avail, name, v) {
-        if (json_number_value(v) < EPS) /* clamped: jobs are placed by the GCS */
+        if (json_number_value(v) < PRISM_RES_EPSILON) /* clamped: jobs are placed by the GCS */
             json_object_set_new(avail, name, json_integer(0));
     }
     json_object_set_new(avail, "GPU", json_integer(na_free_gpus(na)));
@@ -80,7 +81,7 @@ static char *shortfall(nodeagent *na, json_t *want)
         double need = json_number_value(v), have = json_number_value(json_object_get(avail, name));
         if (!strcmp(name, "GPU"))
             need = ceil(need); /* whole devices */
-        if (need > 0 && have + EPS < need)
+        if (!prism_res_amount_fits(have, need))
             prism_buf_printf(&b, "%s%s %g asked, %g free", b.len ? "; " : "", name, need, have);
     }
     json_decref(avail);
@@ -114,7 +115,7 @@ static json_t *grant_json(nodeagent *na, const na_lease *l)
 static void tell_worker(nodeagent *na, const na_lease *l)
 {
     char subject[160];
-    snprintf(subject, sizeof subject, "prism.worker.%s.granted", l->worker->id);
+    prism_subject_worker_granted(subject, sizeof subject, l->worker->id);
     json_t *msg = json_pack("{s:s,s:s}", "lease_id", l->id, "owner_id", l->owner_id);
     if (!msg || prism_bus_publish_json(na->bus, subject, msg) != 0)
         LOG_DEBUG("could not tell worker %s of lease %s", l->worker->id, l->id);

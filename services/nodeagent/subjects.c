@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "nodeagent.h"
+#include "prism_error.h"
 #include "prism_fs.h"
+#include "prism_subjects.h"
 
 /* Returns the answer, or NULL when there is none (yet: a lease whose worker
  * is starting is answered on `reply` later). */
@@ -14,12 +16,11 @@ typedef json_t *(*subject_fn)(nodeagent *na, json_t *req, const char *reply);
 
 json_t *na_error(const char *code, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    json_t *doc = prism_error_jsonv(code, fmt, ap);
     va_end(ap);
-    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    return doc;
 }
 
 /* The job_id member, checked to be usable in a path; NULL when it is not. */
@@ -99,24 +100,22 @@ static const struct {
     const char *verb;
     subject_fn fn;
 } subjects[] = {
-    {"job.start", on_start},
-    {"job.stop", on_stop},
-    {"job.status", on_status},
-    {"job.delete", on_delete},
-    {"worker.lease", on_lease},
-    {"worker.return", on_return},
-    {"worker.check", on_check},
-    {"worker.blocked", on_blocked},
-    {"worker.kill", on_kill},
+    {PRISM_NODE_JOB_START, on_start},
+    {PRISM_NODE_JOB_STOP, on_stop},
+    {PRISM_NODE_JOB_STATUS, on_status},
+    {PRISM_NODE_JOB_DELETE, on_delete},
+    {PRISM_NODE_WORKER_LEASE, on_lease},
+    {PRISM_NODE_WORKER_RETURN, on_return},
+    {PRISM_NODE_WORKER_CHECK, on_check},
+    {PRISM_NODE_WORKER_BLOCKED, on_blocked},
+    {PRISM_NODE_WORKER_KILL, on_kill},
 };
-
-#define SUBJECT_PREFIX "prism.node."
 
 /* Splits prism.node.<id>.<verb> into the node ID and the table entry. */
 static subject_fn route(const char *subject, char node_id[PRISM_ID_HEX_LEN + 1])
 {
-    const char *p = subject + strlen(SUBJECT_PREFIX);
-    if (strncmp(subject, SUBJECT_PREFIX, strlen(SUBJECT_PREFIX)) != 0 ||
+    const char *p = subject + strlen(PRISM_SUBJECT_NODE_PREFIX);
+    if (strncmp(subject, PRISM_SUBJECT_NODE_PREFIX, strlen(PRISM_SUBJECT_NODE_PREFIX)) != 0 ||
         strlen(p) < PRISM_ID_HEX_LEN + 2 || p[PRISM_ID_HEX_LEN] != '.')
         return NULL;
     memcpy(node_id, p, PRISM_ID_HEX_LEN);
@@ -180,8 +179,8 @@ static void on_message(prism_bus *bus, const char *subject, const char *reply, c
 int na_subjects_subscribe(nodeagent *na, const char *node_id)
 {
     for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++) {
-        char subject[128];
-        snprintf(subject, sizeof subject, SUBJECT_PREFIX "%s.%s", node_id, subjects[i].verb);
+        char subject[PRISM_SUBJECT_MAX];
+        prism_subject_node(subject, sizeof subject, node_id, subjects[i].verb);
         if (prism_bus_subscribe(na->bus, subject, NULL, on_message, na) != 0)
             return -1;
     }
@@ -191,8 +190,8 @@ int na_subjects_subscribe(nodeagent *na, const char *node_id)
 void na_subjects_unsubscribe(nodeagent *na, const char *node_id)
 {
     for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++) {
-        char subject[128];
-        snprintf(subject, sizeof subject, SUBJECT_PREFIX "%s.%s", node_id, subjects[i].verb);
+        char subject[PRISM_SUBJECT_MAX];
+        prism_subject_node(subject, sizeof subject, node_id, subjects[i].verb);
         prism_bus_unsubscribe(na->bus, subject);
     }
 }

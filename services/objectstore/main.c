@@ -12,11 +12,12 @@
 #include "objectstore.h"
 #include "prism_log.h"
 #include "prism_service.h"
+#include "prism_subjects.h"
 
 static const char *const event_subjects[] = {
-    [OS_EV_ADDED] = "prism.object.added",
-    [OS_EV_REMOVED] = "prism.object.removed",
-    [OS_EV_SPILLED] = "prism.object.spilled",
+    [OS_EV_ADDED] = PRISM_SUBJECT_OBJECT_ADDED,
+    [OS_EV_REMOVED] = PRISM_SUBJECT_OBJECT_REMOVED,
+    [OS_EV_SPILLED] = PRISM_SUBJECT_OBJECT_SPILLED,
 };
 
 /* Runs with store.mu held, on whichever thread changed the object. */
@@ -218,7 +219,7 @@ static int start(void *ctx, char *err, size_t errlen)
         return -1;
     }
     if (os->bus &&
-        prism_bus_subscribe(os->bus, "prism.object.removed", NULL, on_removed, os) != PRISM_BUS_OK) {
+        prism_bus_subscribe(os->bus, PRISM_SUBJECT_OBJECT_REMOVED, NULL, on_removed, os) != PRISM_BUS_OK) {
         snprintf(err, errlen, "cannot subscribe to prism.object.removed");
         return -1;
     }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prism_subjects.h"
 #include "prism_time.h"
 
 #define PEER_TTL_MS 30000
@@ -79,9 +80,9 @@ static void on_event(prism_bus *bus, const char *subject, const char *reply, con
     const char *url = json_string_value(json_object_get(j, "store_address"));
     const char *state = json_string_value(json_object_get(j, "state"));
     pthread_mutex_lock(&p->mu);
-    if (node && !strcmp(subject, "prism.event.node") && state && !strcmp(state, "DEAD"))
+    if (node && !strcmp(subject, PRISM_SUBJECT_EVENT_NODE) && state && !strcmp(state, "DEAD"))
         forget_node(p, node);
-    else if (node && url && *url && !strcmp(subject, "prism.sched.node"))
+    else if (node && url && *url && !strcmp(subject, PRISM_SUBJECT_SCHED_NODE))
         add(p, url, node);
     pthread_mutex_unlock(&p->mu);
     json_decref(j);
@@ -102,8 +103,8 @@ int os_peers_create(os_peers **out, const char *static_list, prism_bus *bus)
     if (!bus)
         return 0;
     p->bus = bus;
-    if (prism_bus_subscribe(bus, "prism.sched.node", NULL, on_event, p) != 0 ||
-        prism_bus_subscribe(bus, "prism.event.node", NULL, on_event, p) != 0)
+    if (prism_bus_subscribe(bus, PRISM_SUBJECT_SCHED_NODE, NULL, on_event, p) != 0 ||
+        prism_bus_subscribe(bus, PRISM_SUBJECT_EVENT_NODE, NULL, on_event, p) != 0)
         return -1;
     return 0;
 }

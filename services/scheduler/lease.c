@@ -17,6 +17,8 @@
 
 #include "prism_buf.h"
 #include "prism_log.h"
+#include "prism_resources.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 #include "scheduler.h"
 
@@ -186,8 +188,8 @@ static void add_ranked(scheduler *s, const lease_req *r, const char *skip, candi
     if (!list)
         return;
     for (sched_node *n = s->nodes; n; n = n->next)
-        if ((!skip || strcmp(n->id, skip)) && sched_res_fits(n->total, r->resources) &&
-            sched_res_fits(n->available, r->resources))
+        if ((!skip || strcmp(n->id, skip)) && prism_res_fits(n->total, NULL, r->resources) &&
+            prism_res_fits(n->available, NULL, r->resources))
             rank_node(&list[k++], r, n);
     qsort(list, k, sizeof *list, ranked_cmp);
     for (size_t i = 0; i < k && c->n < MAX_CANDIDATES; i++)
@@ -199,7 +201,7 @@ static json_t *busy_everywhere(scheduler *s, json_t *want)
 {
     int feasible = 0;
     for (sched_node *n = s->nodes; n; n = n->next)
-        feasible += sched_res_fits(n->total, want);
+        feasible += prism_res_fits(n->total, NULL, want);
     char *asked = sched_res_describe(want);
     json_t *err = sched_error("busy", "all %d node%s that can hold %s are busy", feasible,
                               feasible == 1 ? "" : "s", asked);
@@ -211,8 +213,8 @@ static json_t *busy_everywhere(scheduler *s, json_t *want)
 static json_t *choose_affinity(scheduler *s, const lease_req *r, candidates *c)
 {
     sched_node *n = sched_node_find(s, r->node_id);
-    bool feasible = n && sched_res_fits(n->total, r->resources);
-    if (feasible && sched_res_fits(n->available, r->resources))
+    bool feasible = n && prism_res_fits(n->total, NULL, r->resources);
+    if (feasible && prism_res_fits(n->available, NULL, r->resources))
         snprintf(c->ids[c->n++], sizeof c->ids[0], "%s", n->id);
     if (r->soft) {
         add_ranked(s, r, r->node_id, c);
@@ -235,7 +237,7 @@ static json_t *choose(scheduler *s, const lease_req *r, candidates *c)
 {
     bool feasible = false;
     for (sched_node *n = s->nodes; n && !feasible; n = n->next)
-        feasible = sched_res_fits(n->total, r->resources);
+        feasible = prism_res_fits(n->total, NULL, r->resources);
     if (r->strategy == STRATEGY_NODE_AFFINITY) {
         json_t *err = choose_affinity(s, r, c);
         if (err || c->n)
@@ -283,7 +285,7 @@ static json_t *forward(scheduler *s, const lease_req *r, const char *node_id, in
     char lease_id[PRISM_ID_HEX_LEN + 1], subject[128];
     prism_id_random(&lid);
     prism_id_to_hex(&lid, lease_id);
-    snprintf(subject, sizeof subject, "prism.node.%s.worker.lease", node_id);
+    prism_subject_node(subject, sizeof subject, node_id, PRISM_NODE_WORKER_LEASE);
     json_t *req = json_pack("{s:s,s:s,s:O,s:i}", "lease_id", lease_id, "owner_id", r->owner_id,
                             "resources", r->resources, "timeout_ms", timeout_ms);
     json_t *reply = NULL;
@@ -479,7 +481,7 @@ int sched_lease_start(scheduler *s)
             return -1;
         s->nthreads++;
     }
-    return prism_bus_subscribe(s->bus, "prism.sched.lease", "scheduler", on_lease, s);
+    return prism_bus_subscribe(s->bus, PRISM_SUBJECT_SCHED_LEASE, "scheduler", on_lease, s);
 }
 
 void sched_lease_stop(scheduler *s)

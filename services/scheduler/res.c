@@ -5,22 +5,9 @@
 #include <stdlib.h>
 
 #include "prism_buf.h"
+#include "prism_error.h"
+#include "prism_resources.h"
 #include "scheduler.h"
-
-/* Amounts are compared with a little slack so fractional CPUs add up. */
-#define EPS 1e-9
-
-bool sched_res_fits(json_t *have, json_t *want)
-{
-    const char *name;
-    json_t *v;
-    json_object_foreach(want, name, v) {
-        double need = json_number_value(v);
-        if (need > 0 && json_number_value(json_object_get(have, name)) + EPS < need)
-            return false;
-    }
-    return true;
-}
 
 void sched_res_add(json_t *acc, json_t *delta, double sign)
 {
@@ -31,7 +18,7 @@ void sched_res_add(json_t *acc, json_t *delta, double sign)
         if (!old)
             continue; /* a resource the node does not have stays absent */
         double now = json_number_value(old) + sign * json_number_value(v);
-        json_object_set_new(acc, name, json_real(now < EPS ? 0 : now));
+        json_object_set_new(acc, name, json_real(now < PRISM_RES_EPSILON ? 0 : now));
     }
 }
 
@@ -81,10 +68,9 @@ const char *sched_res_check(json_t *res)
 
 json_t *sched_error(const char *code, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    json_t *doc = prism_error_jsonv(code, fmt, ap);
     va_end(ap);
-    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    return doc;
 }

@@ -83,9 +83,8 @@ typedef struct scheduler {
     uint64_t grant_seq;
 } scheduler;
 
-/* res.c: resource maps are JSON objects name → amount. */
-/* Whether `have` holds every positive amount of `want`. */
-bool sched_res_fits(json_t *have, json_t *want);
+/* res.c: resource maps are JSON objects name → amount (whether one fits:
+ * prism_res_fits, libs/proto/prism_resources.h). */
 /* acc[name] += sign * delta[name], never below 0. */
 void sched_res_add(json_t *acc, json_t *delta, double sign);
 /* "GPU 1, CPU 4" (the positive amounts of `res`); the caller frees. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "prism_log.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 #include "scheduler.h"
 
@@ -164,8 +165,8 @@ void sched_view_forget(scheduler *s, const char *id)
 
 int sched_view_start(scheduler *s)
 {
-    if (prism_bus_subscribe(s->bus, "prism.sched.node", NULL, on_report, s) != 0 ||
-        prism_bus_subscribe(s->bus, "prism.event.node", NULL, on_node_event, s) != 0)
+    if (prism_bus_subscribe(s->bus, PRISM_SUBJECT_SCHED_NODE, NULL, on_report, s) != 0 ||
+        prism_bus_subscribe(s->bus, PRISM_SUBJECT_EVENT_NODE, NULL, on_node_event, s) != 0)
         return -1;
     return 0;
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "codec.h"
-#include "wire.h"
+#include "prism_wire.h"
 
 static prism_buf encode(const prism_value *v)
 {

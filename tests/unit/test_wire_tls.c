@@ -18,7 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wire.h"
+#include "prism_wire.h"
+#include "prism_wire_conn.h"
 
 #define BIG (1u << 20) /* many records, more than a socket buffer holds */
 

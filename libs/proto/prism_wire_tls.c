@@ -1,4 +1,4 @@
-#include "wire_tls.h"
+#include "prism_wire_tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

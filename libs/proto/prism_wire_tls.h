@@ -3,7 +3,7 @@
  * (PRISM_TLS_CERT, PRISM_TLS_KEY) serves its TCP port only over TLS and
  * advertises it as "tls:HOST:PORT"; a peer connecting to such an address
  * verifies the worker's certificate against PRISM_TLS_CA and the host it
- * dialled. The cluster's handshake (wire.h) then runs inside TLS: TLS keeps
+ * dialled. The cluster's handshake (prism_wire.h) then runs inside TLS: TLS keeps
  * the bytes secret and whole, the token says who may act. Unix sockets stay
  * plain.
  *
