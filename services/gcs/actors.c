@@ -4,7 +4,6 @@
  * manager thread in actor_manager.c. See docs/actors.md. */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -433,16 +432,6 @@ static int parse_create(const char *data, size_t len, json_t **msg, create_req *
     return -1;
 }
 
-static json_t *error_doc(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static json_t *error_doc(const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    json_t *doc = prism_error_jsonv(code, fmt, ap);
-    va_end(ap);
-    return doc;
-}
-
 static void reply_json(gcs *g, const char *reply, json_t *doc)
 {
     if (reply && doc)
@@ -456,11 +445,11 @@ static json_t *insert_locked(gcs *g, const create_req *r)
     json_t *known = gcs_actor_json_locked(g, r->id);
     if (known) {
         json_decref(known);
-        return error_doc("exists", "actor %s exists", r->id);
+        return prism_error_json("exists", "actor %s exists", r->id);
     }
     json_t *named = r->name ? live_by_name_locked(g, r->ns, r->name) : NULL;
     if (named) {
-        json_t *err = error_doc("name_taken", "actor %s is named '%s' in namespace '%s'",
+        json_t *err = prism_error_json("name_taken", "actor %s is named '%s' in namespace '%s'",
                                 json_string_value(json_object_get(named, "actor_id")), r->name,
                                 r->ns);
         json_decref(named);
@@ -486,7 +475,7 @@ static json_t *insert_locked(gcs *g, const create_req *r)
     sqlite3_bind_int64(st, 13, now);
     sqlite3_bind_int64(st, 14, now);
     if (gcs_db_exec_stmt(st) != SQLITE_DONE)
-        return error_doc("internal", "the actor could not be stored");
+        return prism_error_json("internal", "the actor could not be stored");
     return NULL;
 }
 
@@ -501,14 +490,14 @@ static void on_create(prism_bus *bus, const char *subject, const char *reply, co
     char err[512];
     if (parse_create(data, len, &msg, &r, err, sizeof err) != 0) {
         LOG_DEBUG("actor create refused: %s", err);
-        reply_json(g, reply, error_doc("invalid_argument", "%s", err));
+        reply_json(g, reply, prism_error_json("invalid_argument", "%s", err));
         json_decref(msg);
         json_decref(r.lease);
         return;
     }
     actor_cmd *c = new_cmd(AC_CREATED, r.id);
     pthread_mutex_lock(&g->lock);
-    answer = c ? insert_locked(g, &r) : error_doc("internal", "out of memory");
+    answer = c ? insert_locked(g, &r) : prism_error_json("internal", "out of memory");
     if (!answer)
         gcs_actor_publish_locked(g, r.id); /* before the manager can publish a later state */
     pthread_mutex_unlock(&g->lock);
@@ -536,7 +525,7 @@ static void on_get(prism_bus *bus, const char *subject, const char *reply, const
     if (!json_is_object(msg) || !opt_string(msg, "actor_id", &id, err, sizeof err) ||
         !opt_string(msg, "name", &name, err, sizeof err) ||
         !opt_string(msg, "namespace", &ns, err, sizeof err) || (!id && !name)) {
-        answer = error_doc("invalid_argument", "%s", *err ? err : "give actor_id, or name and namespace");
+        answer = prism_error_json("invalid_argument", "%s", *err ? err : "give actor_id, or name and namespace");
     } else {
         pthread_mutex_lock(&g->lock);
         json_t *a = id ? gcs_actor_json_locked(g, id) : live_by_name_locked(g, ns, name);
@@ -544,9 +533,9 @@ static void on_get(prism_bus *bus, const char *subject, const char *reply, const
         if (a)
             answer = json_pack("{s:b,s:o}", "ok", 1, "actor", a);
         else if (id)
-            answer = error_doc("not_found", "no actor %s", id);
+            answer = prism_error_json("not_found", "no actor %s", id);
         else
-            answer = error_doc("not_found", "no live actor named '%s' in namespace '%s'", name, ns);
+            answer = prism_error_json("not_found", "no live actor named '%s' in namespace '%s'", name, ns);
     }
     reply_json(g, reply, answer);
     json_decref(msg);
@@ -577,9 +566,9 @@ static void on_kill(prism_bus *bus, const char *subject, const char *reply, cons
     char err[256] = "";
     if (!json_is_object(msg) || !opt_string(msg, "actor_id", &id, err, sizeof err) ||
         !opt_bool(msg, "no_restart", &no_restart, err, sizeof err) || !id)
-        answer = error_doc("invalid_argument", "%s", *err ? err : "give actor_id (and no_restart)");
+        answer = prism_error_json("invalid_argument", "%s", *err ? err : "give actor_id (and no_restart)");
     else if (!kill_actor(g, id, no_restart))
-        answer = error_doc("not_found", "no actor %s", id);
+        answer = prism_error_json("not_found", "no actor %s", id);
     else
         answer = json_pack("{s:b}", "ok", 1);
     reply_json(g, reply, answer);

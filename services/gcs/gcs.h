@@ -60,6 +60,15 @@ typedef struct gcs {
     gcs_task_list *task_list; /* recent tasks of every owner */
     gcs_object_list *object_list; /* the objects every owner reports */
     gcs_actors *actors;       /* the actors' lifecycle (actors.h) */
+    /* Lock order, outermost first; a thread holding one may take only those
+     * after it:
+     *   tasks->lock      (tasks_api.c: the REST task API's objects and client)
+     *   lock             (this one: the database, nodes, jobs, actors' rows)
+     *   actors->lock     (the actor manager's command queue; a leaf)
+     *   object_list->lock, task_list->lock  (leaves)
+     * Holding `lock`, never wait for the actor manager (gcs_actors_wait): it
+     * takes `lock` to handle the very command waited for. Its thread takes
+     * `lock` and `actors->lock` only one at a time. */
     pthread_mutex_t lock;
     sqlite3 *db;
     prism_bus *bus;

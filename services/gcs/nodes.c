@@ -83,11 +83,6 @@ static void reply_json(gcs *g, const char *reply, json_t *doc)
     json_decref(doc);
 }
 
-static json_t *error_doc(const char *code, const char *message)
-{
-    return prism_error_json(code, "%s", message);
-}
-
 static bool valid_resources(json_t *res)
 {
     const char *name;
@@ -133,7 +128,7 @@ static void on_register(prism_bus *bus, const char *subject, const char *reply, 
     json_t *res = json_object_get(msg, "resources");
     prism_id parsed;
     if (!id || prism_id_from_hex(&parsed, id) != 0 || !name || !*name || !valid_resources(res)) {
-        reply_json(g, reply, error_doc("invalid_argument",
+        reply_json(g, reply, prism_error_json("invalid_argument",
                                        "register needs node_id (32 hex), name and resources"));
         json_decref(msg);
         return;
@@ -143,7 +138,7 @@ static void on_register(prism_bus *bus, const char *subject, const char *reply, 
         bool alive = gcs_node_find(g, id) != NULL;
         pthread_mutex_unlock(&g->lock);
         reply_json(g, reply, alive ? json_pack("{s:b}", "ok", 1)
-                                   : error_doc("node_dead", "this node incarnation is dead"));
+                                   : prism_error_json("node_dead", "this node incarnation is dead"));
         json_decref(msg);
         return;
     }
@@ -194,9 +189,9 @@ static void on_heartbeat(prism_bus *bus, const char *subject, const char *reply,
         gcs_db_exec_stmt(st);
         answer = json_pack("{s:b}", "ok", 1);
     } else if (id && node_id_known(g, id)) {
-        answer = error_doc("node_dead", "the cluster marked this node incarnation dead");
+        answer = prism_error_json("node_dead", "the cluster marked this node incarnation dead");
     } else {
-        answer = error_doc("unknown_node", "no such node: register first");
+        answer = prism_error_json("unknown_node", "no such node: register first");
     }
     pthread_mutex_unlock(&g->lock);
     prism_metric_add(g->m_heartbeats, 1);

@@ -105,12 +105,12 @@ static int build_env(na_env *e, const nodeagent *na, const na_job *j, const star
 static json_t *check_env(json_t *env)
 {
     if (env && !json_is_object(env))
-        return na_error("invalid_argument", "'env' must be an object of strings");
+        return prism_error_json("invalid_argument", "'env' must be an object of strings");
     const char *key;
     json_t *v;
     json_object_foreach(env, key, v) {
         if (!json_is_string(v) || !*key || strchr(key, '='))
-            return na_error("invalid_argument", "env '%s' must be a string with a name "
+            return prism_error_json("invalid_argument", "env '%s' must be a string with a name "
                                                 "without '='", key);
     }
     return NULL;
@@ -119,11 +119,11 @@ static json_t *check_env(json_t *env)
 static json_t *check_resources(json_t *res, start_req *r)
 {
     if (res && !json_is_object(res))
-        return na_error("invalid_argument", "'resources' must be an object");
+        return prism_error_json("invalid_argument", "'resources' must be an object");
     json_t *gpu = json_object_get(res, "GPU");
     if (gpu && (!json_is_number(gpu) || json_number_value(gpu) < 0 ||
                 json_number_value(gpu) > 64))
-        return na_error("invalid_argument", "resources.GPU must be a number from 0 to 64");
+        return prism_error_json("invalid_argument", "resources.GPU must be a number from 0 to 64");
     r->resources = res;
     /* A fraction of a GPU takes a whole device: drivers do not share GPUs. */
     r->gpus = gpu ? (int)ceil(json_number_value(gpu)) : 0;
@@ -141,7 +141,7 @@ static json_t *check_packages(json_t *packages, start_req *r)
 {
     if (packages && !json_is_null(packages) &&
         (!json_is_array(packages) || json_array_size(packages) > MAX_JOB_PACKAGES))
-        return na_error("invalid_argument", "'packages' must be a list of at most %d packages",
+        return prism_error_json("invalid_argument", "'packages' must be a list of at most %d packages",
                         MAX_JOB_PACKAGES);
     size_t i;
     json_t *p;
@@ -149,11 +149,11 @@ static json_t *check_packages(json_t *packages, start_req *r)
         const char *sha = json_string_value(json_object_get(p, "sha256"));
         json_t *name = json_object_get(p, "name");
         if (!sha || !na_is_package_sha(sha))
-            return na_error("invalid_argument", "packages[%zu] must have a 'sha256' of 64 hex "
+            return prism_error_json("invalid_argument", "packages[%zu] must have a 'sha256' of 64 hex "
                                                 "digits", i);
         if (name && !json_is_null(name) &&
             !(json_is_string(name) && package_name_ok(json_string_value(name))))
-            return na_error("invalid_argument", "packages[%zu]: 'name' must be 1-%d of "
+            return prism_error_json("invalid_argument", "packages[%zu]: 'name' must be 1-%d of "
                                                 "[A-Za-z0-9_]", i, PACKAGE_NAME_MAX);
     }
     r->packages = json_is_array(packages) ? packages : NULL;
@@ -165,13 +165,13 @@ static json_t *parse_request(json_t *req, start_req *r)
     r->job_id = json_string_value(json_object_get(req, "job_id"));
     r->entrypoint = json_string_value(json_object_get(req, "entrypoint"));
     if (!r->job_id || !prism_safe_name(r->job_id))
-        return na_error("invalid_argument", "'job_id' must be 1-128 of [A-Za-z0-9._-]");
+        return prism_error_json("invalid_argument", "'job_id' must be 1-128 of [A-Za-z0-9._-]");
     if (!r->entrypoint || !*r->entrypoint)
-        return na_error("invalid_argument", "'entrypoint' is required");
+        return prism_error_json("invalid_argument", "'entrypoint' is required");
     json_t *wd = json_object_get(req, "working_dir");
     const char *sha = json_string_value(wd);
     if (wd && !json_is_null(wd) && !(sha && (!*sha || na_is_package_sha(sha))))
-        return na_error("invalid_argument", "'working_dir' must name a package (64 hex digits)");
+        return prism_error_json("invalid_argument", "'working_dir' must name a package (64 hex digits)");
     r->package = sha && *sha ? sha : NULL;
     r->env = json_object_get(req, "env");
     json_t *err = check_env(r->env);
@@ -193,20 +193,20 @@ static json_t *ok_reply(const na_job *j)
 static json_t *claim(nodeagent *na, const start_req *r)
 {
     if (na->closing)
-        return na_error("start_failed", "the node agent is shutting down");
+        return prism_error_json("start_failed", "the node agent is shutting down");
     na_job *j = na_job_find(na, r->job_id);
     if (j && j->state == NA_JOB_RUNNING)
         return ok_reply(j); /* a repeated start (the GCS retried): same answer */
     if (j)
-        return na_error("start_failed", "job '%s' is already being started", r->job_id);
+        return prism_error_json("start_failed", "job '%s' is already being started", r->job_id);
     json_t *st = na_job_read_status(na, r->job_id);
     if (st) {
         json_decref(st);
-        return na_error("start_failed", "job '%s' already ran on this node", r->job_id);
+        return prism_error_json("start_failed", "job '%s' already ran on this node", r->job_id);
     }
     j = calloc(1, sizeof *j);
     if (!j)
-        return na_error("start_failed", "out of memory");
+        return prism_error_json("start_failed", "out of memory");
     snprintf(j->id, sizeof j->id, "%s", r->job_id);
     snprintf(j->node_id, sizeof j->node_id, "%s", na->node_id);
     j->state = NA_JOB_STARTING;
@@ -340,7 +340,7 @@ static json_t *start_failed(nodeagent *na, na_job *j, const char *err)
     na_link_publish_job(na, j);
     if (na_job_path(na, j->id, NULL, dir, sizeof dir) == 0)
         prism_remove_tree(dir);
-    json_t *reply = na_error("start_failed", "%s", err);
+    json_t *reply = prism_error_json("start_failed", "%s", err);
     na_job_remove(na, j);
     return reply;
 }

@@ -132,7 +132,7 @@ static void answer(nodeagent *na, const char *reply, json_t *doc)
 void na_lease_free(nodeagent *na, na_lease *l, const char *error)
 {
     if (l->reply && error)
-        answer(na, l->reply, na_error("busy", "%s", error));
+        answer(na, l->reply, prism_error_json("busy", "%s", error));
     for (na_lease **p = &na->leases; *p; p = &(*p)->next) {
         if (*p == l) {
             *p = l->next;
@@ -187,19 +187,19 @@ static json_t *parse(json_t *req, lease_req *r)
     json_t *t = json_object_get(req, "timeout_ms");
     if (!r->id || !*r->id || strlen(r->id) > NA_LEASE_ID_MAX || !r->owner_id || !*r->owner_id ||
         strlen(r->owner_id) > NA_LEASE_ID_MAX)
-        return na_error("invalid_argument", "'lease_id' and 'owner_id' must be strings of 1-%d "
+        return prism_error_json("invalid_argument", "'lease_id' and 'owner_id' must be strings of 1-%d "
                                             "characters", NA_LEASE_ID_MAX);
     if (!json_is_object(r->resources))
-        return na_error("invalid_argument", "'resources' must be an object");
+        return prism_error_json("invalid_argument", "'resources' must be an object");
     const char *name;
     json_t *v;
     json_object_foreach(r->resources, name, v) {
         if (!json_is_number(v) || json_number_value(v) < 0)
-            return na_error("invalid_argument", "resources.%s must be a non-negative number",
+            return prism_error_json("invalid_argument", "resources.%s must be a non-negative number",
                             name);
     }
     if (t && (!json_is_integer(t) || json_integer_value(t) < 1))
-        return na_error("invalid_argument", "'timeout_ms' must be a positive integer");
+        return prism_error_json("invalid_argument", "'timeout_ms' must be a positive integer");
     r->timeout_ms = t ? json_integer_value(t) : DEFAULT_TIMEOUT_MS;
     r->gpus = (int)ceil(json_number_value(json_object_get(r->resources, "GPU")));
     return NULL;
@@ -263,12 +263,12 @@ static json_t *lease_on(nodeagent *na, const lease_req *r, const char *reply)
     na_worker *w = r->gpus > 0 ? gpu_worker(na, r->gpus, err, sizeof err)
                                : pool_worker(na, err, sizeof err);
     if (!w)
-        return na_error("busy", "no worker for the lease: %s", err);
+        return prism_error_json("busy", "no worker for the lease: %s", err);
     na_lease *l = lease_new(na, r, w->state == NA_WORKER_IDLE ? NULL : reply);
     if (!l) {
         if (w->dedicated)
             na_worker_stop(na, w);
-        return na_error("busy", "out of memory");
+        return prism_error_json("busy", "out of memory");
     }
     l->worker = w;
     w->lease = l;
@@ -308,7 +308,7 @@ json_t *na_lease_request(nodeagent *na, json_t *req, const char *reply)
     if (old)
         out = repeat(old, na, reply);
     else if (why)
-        out = na_error("busy", "not enough free on this node: %s", why);
+        out = prism_error_json("busy", "not enough free on this node: %s", why);
     else
         out = lease_on(na, &r, reply);
     if (out && !json_is_true(json_object_get(out, "ok")))
@@ -324,7 +324,7 @@ json_t *na_lease_return(nodeagent *na, json_t *req)
 {
     const char *id = json_string_value(json_object_get(req, "lease_id"));
     if (!id)
-        return na_error("invalid_argument", "'lease_id' must be a string");
+        return prism_error_json("invalid_argument", "'lease_id' must be a string");
     pthread_mutex_lock(&na->lock);
     na_lease *l = lease_find(na, id);
     if (l) {
@@ -353,7 +353,7 @@ json_t *na_lease_check(nodeagent *na, json_t *req)
     const char *worker = json_string_value(json_object_get(req, "worker_id"));
     const char *owner = json_string_value(json_object_get(req, "owner_id"));
     if (!id || !worker || !owner)
-        return na_error("invalid_argument", "'lease_id', 'worker_id' and 'owner_id' must be strings");
+        return prism_error_json("invalid_argument", "'lease_id', 'worker_id' and 'owner_id' must be strings");
     pthread_mutex_lock(&na->lock);
     na_lease *l = lease_find(na, id);
     bool ok = l && !l->reply && l->worker && !strcmp(l->worker->id, worker) &&
@@ -363,7 +363,7 @@ json_t *na_lease_check(nodeagent *na, json_t *req)
         return json_pack("{s:b}", "ok", 1);
     LOG_WARN("worker %.32s asked about lease %.64s for owner %.64s: not granted here", worker, id,
              owner);
-    return na_error("not_granted", "lease %.64s is not granted to that owner on that worker", id);
+    return prism_error_json("not_granted", "lease %.64s is not granted to that owner on that worker", id);
 }
 
 /* ---------- worker.blocked ---------- */
@@ -373,7 +373,7 @@ json_t *na_lease_blocked(nodeagent *na, json_t *req)
     const char *id = json_string_value(json_object_get(req, "lease_id"));
     json_t *blocked = json_object_get(req, "blocked");
     if (!id || !json_is_boolean(blocked))
-        return na_error("invalid_argument", "'lease_id' (string) and 'blocked' (boolean) are needed");
+        return prism_error_json("invalid_argument", "'lease_id' (string) and 'blocked' (boolean) are needed");
     pthread_mutex_lock(&na->lock);
     na_lease *l = lease_find(na, id);
     if (l && l->blocked != json_is_true(blocked)) {
@@ -393,7 +393,7 @@ json_t *na_lease_kill(nodeagent *na, json_t *req)
 {
     const char *id = json_string_value(json_object_get(req, "lease_id"));
     if (!id || !*id)
-        return na_error("invalid_argument", "'lease_id' must be a string");
+        return prism_error_json("invalid_argument", "'lease_id' must be a string");
     pthread_mutex_lock(&na->lock);
     na_lease *l = lease_find(na, id);
     na_worker *w = l ? l->worker : NULL;
@@ -404,5 +404,5 @@ json_t *na_lease_kill(nodeagent *na, json_t *req)
     }
     pthread_mutex_unlock(&na->lock);
     return found ? json_pack("{s:b}", "ok", 1)
-                 : na_error("not_found", "no worker holds lease %s on this node", id);
+                 : prism_error_json("not_found", "no worker holds lease %s on this node", id);
 }

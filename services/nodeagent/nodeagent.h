@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "prism_bus.h"
+#include "prism_error.h"
 #include "prism_http.h"
 #include "prism_id.h"
 #include "prism_log.h"
@@ -301,7 +302,6 @@ int na_free_gpus(const nodeagent *na);
 /* subjects.c: prism.node.<node_id>.{job.*, worker.*} */
 int na_subjects_subscribe(nodeagent *na, const char *node_id);
 void na_subjects_unsubscribe(nodeagent *na, const char *node_id);
-json_t *na_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* api.c: the REST API's routes. */
 extern const prism_http_route na_routes[];

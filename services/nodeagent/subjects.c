@@ -1,7 +1,6 @@
 /* The node's NATS subjects, prism.node.<node_id>.<verb>, dispatched from one
  * table. Each verb has its own subscription (so its own thread): a start
  * that fetches a package does not hold up a stop, a status or a lease. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,15 +12,6 @@
 /* Returns the answer, or NULL when there is none (yet: a lease whose worker
  * is starting is answered on `reply` later). */
 typedef json_t *(*subject_fn)(nodeagent *na, json_t *req, const char *reply);
-
-json_t *na_error(const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    json_t *doc = prism_error_jsonv(code, fmt, ap);
-    va_end(ap);
-    return doc;
-}
 
 /* The job_id member, checked to be usable in a path; NULL when it is not. */
 static const char *job_id_of(json_t *req)
@@ -39,20 +29,20 @@ static json_t *on_stop(nodeagent *na, json_t *req, const char *reply)
 {
     const char *id = job_id_of(req);
     if (!id)
-        return na_error("invalid_argument", "'job_id' must be 1-128 of [A-Za-z0-9._-]");
+        return prism_error_json("invalid_argument", "'job_id' must be 1-128 of [A-Za-z0-9._-]");
     pthread_mutex_lock(&na->lock);
     na_job *j = na_job_find(na, id);
     int rc = j ? na_driver_stop(na, j) : -1;
     pthread_mutex_unlock(&na->lock);
     return rc == 0 ? json_pack("{s:b}", "ok", 1)
-                   : na_error("not_running", "job '%s' is not running on this node", id);
+                   : prism_error_json("not_running", "job '%s' is not running on this node", id);
 }
 
 static json_t *on_status(nodeagent *na, json_t *req, const char *reply)
 {
     const char *id = job_id_of(req);
     if (!id)
-        return na_error("invalid_argument", "'job_id' must be 1-128 of [A-Za-z0-9._-]");
+        return prism_error_json("invalid_argument", "'job_id' must be 1-128 of [A-Za-z0-9._-]");
     pthread_mutex_lock(&na->lock);
     na_job *j = na_job_find(na, id);
     json_t *st = j ? na_job_json(j) : na_job_read_status(na, id);
@@ -64,7 +54,7 @@ static json_t *on_delete(nodeagent *na, json_t *req, const char *reply)
 {
     json_t *ids = json_object_get(req, "job_ids");
     if (!json_is_array(ids))
-        return na_error("invalid_argument", "'job_ids' must be an array");
+        return prism_error_json("invalid_argument", "'job_ids' must be an array");
     pthread_mutex_lock(&na->lock);
     na_jobs_delete(na, ids);
     pthread_mutex_unlock(&na->lock);
@@ -133,9 +123,9 @@ static json_t *enter(nodeagent *na, const char *node_id)
     pthread_mutex_lock(&na->lock);
     na->busy++;
     if (na->closing)
-        err = na_error("shutting_down", "the node agent is shutting down");
+        err = prism_error_json("shutting_down", "the node agent is shutting down");
     else if (strcmp(node_id, na->node_id) != 0)
-        err = na_error("unknown_node", "node %s is a previous incarnation of this node, now %s",
+        err = prism_error_json("unknown_node", "node %s is a previous incarnation of this node, now %s",
                        node_id, na->node_id);
     pthread_mutex_unlock(&na->lock);
     return err;
@@ -169,7 +159,7 @@ static void on_message(prism_bus *bus, const char *subject, const char *reply, c
         json_t *req = json_loadb(data, len, 0, NULL);
         answer = json_is_object(req)
                      ? fn(na, req, reply)
-                     : na_error("invalid_json", "the payload must be a JSON object");
+                     : prism_error_json("invalid_json", "the payload must be a JSON object");
         json_decref(req);
     }
     send_reply(bus, subject, reply, answer);

@@ -62,7 +62,7 @@ static json_t *parse_strategy(json_t *msg, lease_req *r)
     const char *name = json_string_value(v);
     r->strategy = STRATEGY_DEFAULT;
     if (v && !json_is_null(v) && !name)
-        return sched_error("invalid_argument", "'strategy' must be a string");
+        return prism_error_json("invalid_argument", "'strategy' must be a string");
     if (!name)
         return NULL;
     for (int i = 0; i < 3; i++) {
@@ -71,7 +71,7 @@ static json_t *parse_strategy(json_t *msg, lease_req *r)
             return NULL;
         }
     }
-    return sched_error("invalid_argument",
+    return prism_error_json("invalid_argument",
                        "'strategy' must be DEFAULT, SPREAD or NODE_AFFINITY, not '%s'", name);
 }
 
@@ -83,10 +83,10 @@ static json_t *parse_placement(json_t *msg, lease_req *r)
     r->node_id = json_string_value(json_object_get(msg, "node_id"));
     r->soft = json_is_true(json_object_get(msg, "soft"));
     if (r->strategy == STRATEGY_NODE_AFFINITY && (!r->node_id || !*r->node_id))
-        return sched_error("invalid_argument", "NODE_AFFINITY needs 'node_id'");
+        return prism_error_json("invalid_argument", "NODE_AFFINITY needs 'node_id'");
     r->locality = json_object_get(msg, "locality");
     if (r->locality && !json_is_null(r->locality) && sched_res_check(r->locality))
-        return sched_error("invalid_argument",
+        return prism_error_json("invalid_argument",
                            "'locality' must map node IDs to non-negative byte counts");
     if (json_is_null(r->locality))
         r->locality = NULL;
@@ -97,18 +97,18 @@ static json_t *parse(json_t *msg, lease_req *r, int64_t received, int64_t timeou
 {
     r->owner_id = json_string_value(json_object_get(msg, "owner_id"));
     if (!r->owner_id || !*r->owner_id || strlen(r->owner_id) > OWNER_ID_MAX)
-        return sched_error("invalid_argument", "'owner_id' must be a string of 1-%d characters",
+        return prism_error_json("invalid_argument", "'owner_id' must be a string of 1-%d characters",
                            OWNER_ID_MAX);
     if (!json_object_get(msg, "resources"))
         json_object_set_new(msg, "resources", json_object());
     r->resources = json_object_get(msg, "resources");
     const char *why = sched_res_check(r->resources);
     if (why)
-        return sched_error("invalid_argument", "%s", why);
+        return prism_error_json("invalid_argument", "%s", why);
     json_t *t = json_object_get(msg, "timeout_ms");
     if (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
               json_integer_value(t) > TIMEOUT_MAX_MS))
-        return sched_error("invalid_argument", "'timeout_ms' must be an integer from 1 to %d",
+        return prism_error_json("invalid_argument", "'timeout_ms' must be an integer from 1 to %d",
                            TIMEOUT_MAX_MS);
     r->deadline_mono = received + (t ? json_integer_value(t) : timeout_ms);
     return parse_placement(msg, r);
@@ -141,11 +141,11 @@ static json_t *infeasible(scheduler *s, json_t *want)
     char *missing = missing_everywhere(s, want);
     json_t *err;
     if (!s->nodes)
-        err = sched_error("infeasible", "no node is alive to run it (it asks for %s)", asked);
+        err = prism_error_json("infeasible", "no node is alive to run it (it asks for %s)", asked);
     else if (missing)
-        err = sched_error("infeasible", "no node has %s", missing);
+        err = prism_error_json("infeasible", "no node has %s", missing);
     else
-        err = sched_error("infeasible", "no single node has %s together", asked);
+        err = prism_error_json("infeasible", "no single node has %s together", asked);
     free(asked);
     free(missing);
     return err;
@@ -203,7 +203,7 @@ static json_t *busy_everywhere(scheduler *s, json_t *want)
     for (sched_node *n = s->nodes; n; n = n->next)
         feasible += prism_res_fits(n->total, NULL, want);
     char *asked = sched_res_describe(want);
-    json_t *err = sched_error("busy", "all %d node%s that can hold %s are busy", feasible,
+    json_t *err = prism_error_json("busy", "all %d node%s that can hold %s are busy", feasible,
                               feasible == 1 ? "" : "s", asked);
     free(asked);
     return err;
@@ -221,16 +221,16 @@ static json_t *choose_affinity(scheduler *s, const lease_req *r, candidates *c)
         return NULL;
     }
     if (!n)
-        return sched_error("infeasible", "node %s is not alive (NODE_AFFINITY, not soft)",
+        return prism_error_json("infeasible", "node %s is not alive (NODE_AFFINITY, not soft)",
                            r->node_id);
     if (!feasible) {
         char *asked = sched_res_describe(r->resources);
-        json_t *err = sched_error("infeasible", "node %s (%s) does not have %s", n->id, n->name,
+        json_t *err = prism_error_json("infeasible", "node %s (%s) does not have %s", n->id, n->name,
                                   asked);
         free(asked);
         return err;
     }
-    return c->n ? NULL : sched_error("busy", "node %s (%s) is busy", n->id, n->name);
+    return c->n ? NULL : prism_error_json("busy", "node %s (%s) is busy", n->id, n->name);
 }
 
 static json_t *choose(scheduler *s, const lease_req *r, candidates *c)
@@ -326,7 +326,7 @@ static json_t *place(scheduler *s, const lease_req *r)
         answer = forward(s, r, c.ids[i], timeout, &why);
     }
     if (!answer)
-        answer = sched_error("busy", "no node could grant the lease%s",
+        answer = prism_error_json("busy", "no node could grant the lease%s",
                              why.data ? why.data : "");
     prism_buf_free(&why);
     return answer;
@@ -356,7 +356,7 @@ static void handle(scheduler *s, sched_job *j)
     json_t *msg = json_loadb(j->data, j->len, 0, NULL), *answer;
     lease_req r = {0};
     if (!json_is_object(msg))
-        answer = sched_error("invalid_json", "the payload must be a JSON object");
+        answer = prism_error_json("invalid_json", "the payload must be a JSON object");
     else if (!(answer = parse(msg, &r, j->received_mono, s->cfg.lease_timeout_ms)))
         answer = place(s, &r);
     count(s, answer);
@@ -411,9 +411,9 @@ static void on_lease(prism_bus *bus, const char *subject, const char *reply, con
     json_t *refusal = NULL;
     pthread_mutex_lock(&s->lock);
     if (s->quit)
-        refusal = sched_error("shutting_down", "the scheduler is shutting down");
+        refusal = prism_error_json("shutting_down", "the scheduler is shutting down");
     else if (!j || s->queued >= (size_t)s->cfg.queue_max)
-        refusal = sched_error("busy", "the scheduler has too many requests queued");
+        refusal = prism_error_json("busy", "the scheduler has too many requests queued");
     if (!refusal) {
         *(s->tail ? &s->tail->next : &s->head) = j;
         s->tail = j;
@@ -451,7 +451,7 @@ static void *lease_thread(void *arg)
         bool quitting = s->quit;
         pthread_mutex_unlock(&s->lock);
         if (quitting)
-            send_answer(s, j->reply, sched_error("shutting_down", "the scheduler is shutting down"));
+            send_answer(s, j->reply, prism_error_json("shutting_down", "the scheduler is shutting down"));
         else
             handle(s, j);
         job_free(j);

@@ -1,11 +1,9 @@
 /* Resource maps: JSON objects from a resource name to an amount, e.g.
  * {"CPU": 2, "GPU": 1, "memory": 4294967296, "accel": 1}. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "prism_buf.h"
-#include "prism_error.h"
 #include "prism_resources.h"
 #include "scheduler.h"
 
@@ -66,11 +64,3 @@ const char *sched_res_check(json_t *res)
     return NULL;
 }
 
-json_t *sched_error(const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    json_t *doc = prism_error_jsonv(code, fmt, ap);
-    va_end(ap);
-    return doc;
-}

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "prism_bus.h"
+#include "prism_error.h"
 #include "prism_http.h"
 #include "prism_id.h"
 #include "prism_metrics.h"
@@ -114,6 +115,5 @@ void sched_lease_run_queued(scheduler *s);
 extern const prism_http_route sched_routes[];
 extern const size_t sched_nroutes;
 
-json_t *sched_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
