@@ -66,7 +66,9 @@ static void crons(void *ud)
 {
     gcs *g = ud;
     gcs_nodes_cron(g);
-    gcs_jobs_cron(g);
+    gcs_jobs_place(g);
+    gcs_jobs_reconcile(g);
+    gcs_jobs_prune(g);
     gcs_object_list_cron(g);
 }
 

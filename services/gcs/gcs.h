@@ -77,7 +77,6 @@ typedef struct gcs {
     gcs_node *nodes; /* ALIVE nodes */
     char *packages_dir;
     bool placement_wanted;
-    int64_t last_retention_mono;
     prism_metric *m_jobs_submitted, *m_jobs_finished, *m_nodes_dead, *m_heartbeats;
 } gcs;
 
@@ -112,7 +111,11 @@ typedef struct gcs_job_spec {
     bool ray;         /* submitted through the Ray-compatible API */
 } gcs_job_spec;
 int gcs_jobs_start(gcs *g);
-void gcs_jobs_cron(gcs *g);
+/* Periodic jobs (main.c's table): jobs waiting for a node placed, running
+ * jobs checked against their nodes (each node every 2 s), ended jobs pruned. */
+void gcs_jobs_place(gcs *g);
+void gcs_jobs_reconcile(gcs *g);
+void gcs_jobs_prune(gcs *g);
 /* Returns 0 and the new job's id in `id_out`, or an HTTP status with `err` (code, message). */
 int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
                    const char **code, char *err, size_t errlen);

@@ -26,7 +26,6 @@
 #define START_TIMEOUT_MS 5000
 #define RECONCILE_EVERY_MS 2000
 #define RECONCILE_GRACE_MS 3000
-#define RETENTION_EVERY_MS 5000
 #define RETENTION_BATCH 1000
 #define MAX_JOB_PACKAGES 32
 #define PACKAGE_NAME_MAX 64
@@ -635,7 +634,7 @@ static void start_one(gcs *g, start_item *item)
     json_decref(reply);
 }
 
-static void run_placement(gcs *g)
+void gcs_jobs_place(gcs *g)
 {
     pthread_mutex_lock(&g->lock);
     start_item *list = g->placement_wanted ? place_jobs_locked(g) : NULL;
@@ -748,7 +747,7 @@ static void check_one(gcs *g, const check_item *it)
     json_decref(reply);
 }
 
-static void run_reconcile(gcs *g)
+void gcs_jobs_reconcile(gcs *g)
 {
     check_item *items = calloc(MAX_CHECKS, sizeof *items);
     if (!items)
@@ -799,12 +798,8 @@ static int prune_batch_locked(gcs *g, const char *sql, int64_t arg)
     return n;
 }
 
-static void run_retention(gcs *g)
+void gcs_jobs_prune(gcs *g)
 {
-    int64_t now = prism_mono_ms();
-    if (now - g->last_retention_mono < RETENTION_EVERY_MS)
-        return;
-    g->last_retention_mono = now;
     pthread_mutex_lock(&g->lock);
     int by_age = prune_batch_locked(
         g, "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE end_time < ?1 AND NOT " NOT_ENDED
@@ -818,13 +813,6 @@ static void run_retention(gcs *g)
     if (by_age + by_count > 0)
         LOG_INFO("pruned %d ended jobs past retention (%d by age, %d by count)", by_age + by_count,
                  by_age, by_count);
-}
-
-void gcs_jobs_cron(gcs *g)
-{
-    run_placement(g);
-    run_reconcile(g);
-    run_retention(g);
 }
 
 /* What placed jobs hold is soft state: rebuilt from the database on start. */

@@ -44,14 +44,18 @@ static size_t body_limit(void *ctx, const prism_http_route *r)
 }
 
 static void nodes_cron(void *ctx) { gcs_nodes_cron(ctx); }
-static void jobs_cron(void *ctx) { gcs_jobs_cron(ctx); }
+static void place_cron(void *ctx) { gcs_jobs_place(ctx); }
+static void reconcile_cron(void *ctx) { gcs_jobs_reconcile(ctx); }
+static void prune_cron(void *ctx) { gcs_jobs_prune(ctx); }
 static void tasks_cron(void *ctx) { gcs_tasks_cron(ctx); }
 static void objects_cron(void *ctx) { gcs_object_list_cron(ctx); }
 
-/* Each keeps its own slower clocks (reconciliation 2 s, retention 5 s). */
+/* Reconciliation keeps a clock per node (each node every 2 s). */
 static const prism_service_job jobs[] = {
     {"nodes", 100, nodes_cron},
-    {"jobs", 100, jobs_cron},
+    {"job placement", 100, place_cron},
+    {"job reconciliation", 100, reconcile_cron},
+    {"job retention", 5000, prune_cron},
     {"tasks", 100, tasks_cron},
     {"objects", 100, objects_cron},
 };
