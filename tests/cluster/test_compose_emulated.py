@@ -340,6 +340,12 @@ def scenario(c):
         plain = subprocess.run(["curl", "-sS", "-m", "5", "http://%s:8265/healthz" % c.ip("gcs")],
                                capture_output=True, text=True, timeout=30)
         assert plain.returncode != 0 or "ok" not in plain.stdout, plain
+        for n in nodes:  # the workers that ran the tasks took connections over TLS only
+            d = c.host_path(n, c.path_map(n, c.services[n]), "/var/lib/prism/node/workers")
+            lines = [ln for f in os.listdir(d) if f.endswith(".log")
+                     for ln in open(os.path.join(d, f)) if " serving on " in ln]
+            assert lines and all(ln.rstrip().split(" and ")[-1].startswith("tls:%s:" % n)
+                                 for ln in lines), (n, lines)
     return cluster
 
 
