@@ -101,6 +101,7 @@ def owner():
         ("add-many", req(2, OTHER, 0, [(o, 3) for o in oids])),
         ("remove-neg", req(3, OTHER, 0, [(oids[2], 0xffffffff)])),
         ("n-big", u8(2) + s(OTHER) + u32(0) + u32(0x10000000)),
+        ("holds", req(5, b"store:n1", 0, [(o, 0) for o in oids[:3]])),
     ]
     answers = [
         ("inline", u8(1) + oids[3] + u32(len(JSON(b"7"))) + JSON(b"7")),
@@ -122,16 +123,17 @@ def owner():
 def store_proto():
     # psp_hdr: u32 len, u16 type, u16 flags (host order: little-endian here)
     def msg(t, body, flags=0): return u32(len(body)) + u16(t) + u16(flags) + body
-    hello = msg(1, u32(1) + u32(1234))
-    create = msg(2, OID + u32(4) + u32(0) + u64(100) + b"meta")
-    put = msg(5, OID2 + u32(2) + u32(0) + u64(5) + b"mt" + b"hello", 2)
+    hello = msg(1, u32(2) + u32(1234))  # protocol version 2
+    OWNER = bytes(range(1, 17))
+    create = msg(2, OID + u32(4) + u32(0) + u64(100) + OWNER + b"meta")
+    put = msg(5, OID2 + u32(2) + u32(0) + u64(5) + bytes(16) + b"mt" + b"hello", 2)
     write("store_proto", [
         ("hello", hello), ("create-seal", hello + create + msg(3, OID)),
         ("put-get", hello + put + msg(6, OID2 + u32(0)) + msg(7, OID2)),
         ("abort", hello + create + msg(4, OID)),
         ("misc", hello + put + msg(9, OID2) + msg(10, OID2) + msg(11, OID2) + msg(12, b"") + msg(8, OID2)),
         ("noreply", hello + msg(12, b"", 1)), ("no-hello", create),
-        ("bad-len", hello + msg(3, OID + b"x")), ("big-create", hello + msg(2, OID + u32(0) + u32(0) + u64(1 << 62))),
+        ("bad-len", hello + msg(3, OID + b"x")), ("big-create", hello + msg(2, OID + u32(0) + u32(0) + u64(1 << 62) + OWNER)),
         ("get-wait", hello + msg(6, OID + struct.pack("<i", 5))),
     ])
 

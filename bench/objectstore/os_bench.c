@@ -75,7 +75,7 @@ static void bench_put(prism_store *st, const char *name, uint64_t size, int max,
     double t0 = now_s(), t = t0;
     for (; n < max && t - t0 < secs; n++) {
         prism_object_id id = fresh_id();
-        prism_store_status s = prism_store_put(st, &id, buf, size, NULL, 0, 0);
+        prism_store_status s = prism_store_put(st, &id, NULL, buf, size, NULL, 0, 0);
         if (s != PRISM_STORE_OK)
             die(st, s, "put");
         if (bytes) /* keep the arena free for the next big put */
@@ -96,7 +96,7 @@ static void bench_get(prism_store *st, const char *name, uint64_t size, double s
     uint8_t *buf = malloc(size);
     memset(buf, 0x33, size);
     prism_object_id id = fresh_id();
-    prism_store_status s = prism_store_put(st, &id, buf, size, NULL, 0, PRISM_STORE_PIN);
+    prism_store_status s = prism_store_put(st, &id, NULL, buf, size, NULL, 0, PRISM_STORE_PIN);
     if (s != PRISM_STORE_OK)
         die(st, s, "put");
     int n = 0;
@@ -129,7 +129,7 @@ static void bench_pairs(prism_store *st, double secs)
     for (; t - t0 < secs; n++) {
         prism_object_id id = fresh_id();
         prism_store_buffer b;
-        prism_store_status s = prism_store_put(st, &id, buf, sizeof buf, NULL, 0, 0);
+        prism_store_status s = prism_store_put(st, &id, NULL, buf, sizeof buf, NULL, 0, 0);
         if (s == PRISM_STORE_OK)
             s = prism_store_get(st, &id, 0, &b);
         if (s != PRISM_STORE_OK)
@@ -167,7 +167,7 @@ static void bench_spill(prism_store *st, int times)
     double t = now_s();
     for (uint64_t i = 0; i < n; i++) {
         ids[i] = fresh_id();
-        prism_store_status s = prism_store_put(st, &ids[i], buf, size, NULL, 0, PRISM_STORE_PIN);
+        prism_store_status s = prism_store_put(st, &ids[i], NULL, buf, size, NULL, 0, PRISM_STORE_PIN);
         if (s != PRISM_STORE_OK)
             die(st, s, "put");
     }

@@ -319,6 +319,17 @@ static void on_request(prism_bus *bus, const char *subject, const char *reply, c
             }
         }
         pw_u32(&w, unknown);
+    } else if (op == OWNER_HOLDS) {
+        /* An object store asks which of its copies still have an owner here;
+         * it deletes the rest (services/objectstore/os_owners.c). */
+        pw_u32(&w, n);
+        for (uint32_t i = 0; i < n; i++) {
+            prism_object_id id;
+            memcpy(id.b, pr_bytes(&r, sizeof id.b), sizeof id.b);
+            pr_u32(&r);
+            obj_entry *e = prism__obj_find(c, &id);
+            pw_u8(&w, e && !e->owner);
+        }
     } else {
         pw_u8(&w, 0); /* PING, or an operation this version does not know */
     }

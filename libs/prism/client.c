@@ -569,13 +569,17 @@ prism_status prism_connect(prism_client **out, const prism_connect_options *opts
 /* ---------- put ---------- */
 
 prism_store_status prism__store_value(prism_store *store, const prism_object_id *id,
-                                      const prism_value *v, const char *self, uint64_t *size)
+                                      const char *owner, const prism_value *v, const char *self,
+                                      uint64_t *size)
 {
     size_t n = pw_value_size(v, self);
     uint8_t *p;
     if (n == 0)
         return PRISM_STORE_INVALID;
-    prism_store_status s = prism_store_create(store, id, n, NULL, 0, PRISM_STORE_PIN, &p);
+    prism_id oid;
+    bool owned = wire_owner_id(owner, &oid);
+    prism_store_status s =
+        prism_store_create(store, id, owned ? &oid : NULL, n, NULL, 0, PRISM_STORE_PIN, &p);
     if (s != PRISM_STORE_OK)
         return s;
     prism_writer w = {.out = p, .cap = n};
@@ -621,7 +625,8 @@ prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out)
     prism_buf_init(&b, WIRE_VALUE_MAX);
     uint64_t stored_size = 0;
     if (stored) {
-        prism_store_status ss = prism__store_value(c->store, &id, v, c->self_addr, &stored_size);
+        prism_store_status ss = prism__store_value(c->store, &id, c->self_addr, v, c->self_addr,
+                                                   &stored_size);
         /* The node's store is down (being restarted): the value stays in this
          * process, as in a driver without a store, rather than fail the put. */
         stored = ss != PRISM_STORE_DISCONNECTED;

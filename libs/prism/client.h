@@ -289,9 +289,11 @@ prism_status prism__decode_stored(prism_store *store, const prism_object_id *id,
                                   prism_client *c, const char *self, prism_value **out);
 
 /* Encodes `v` straight into a new pinned object of `store` (one copy, no
- * temporary buffer); `*size` receives its size. */
+ * temporary buffer) owned by `owner` (an owner:HEX address: the store asks
+ * it whether it still holds the object); `*size` receives its size. */
 prism_store_status prism__store_value(prism_store *store, const prism_object_id *id,
-                                      const prism_value *v, const char *self, uint64_t *size);
+                                      const char *owner, const prism_value *v, const char *self,
+                                      uint64_t *size);
 
 /* ---- tasks (submit.c); lock held ---- */
 /* Called when an object a task waits for is ready or failed. */

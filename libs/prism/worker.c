@@ -338,8 +338,9 @@ static void write_held(worker_rt *w, prism_writer *out, const prism_value *v, co
 
 /* Encodes one return: inline in the DONE frame when small, else straight
  * into the node's store. */
-static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *task, uint16_t i,
-                         const prism_value *v, const char *name)
+static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *task,
+                         const char *task_owner, uint16_t i, const prism_value *v,
+                         const char *name)
 {
     const char *self = self_addr(w);
     size_t size = pw_value_size(v, self);
@@ -361,7 +362,7 @@ static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *t
         prism_object_id oid;
         prism_object_id_make(&oid, task, i);
         uint64_t stored = 0;
-        prism_store_status ss = prism__store_value(w->store, &oid, v, self, &stored);
+        prism_store_status ss = prism__store_value(w->store, &oid, task_owner, v, self, &stored);
         if (ss == PRISM_STORE_OK) {
             pw_u8(out, SLOT_STORED);
             pw_str(out, w->cfg->node_id);
@@ -546,7 +547,7 @@ static void actor_done(worker_rt *w, prism_buf *out, const uint8_t *id, prism_st
     pw_u16(&wr, 1);
     if (s == PRISM_OK) {
         prism_value *null = prism_value_null();
-        write_return(w, &wr, NULL, 0, null, name);
+        write_return(w, &wr, NULL, NULL, 0, null, name);
         prism_value_free(null);
     } else {
         write_error_slot(&wr, s, name, err);
@@ -682,7 +683,7 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
     for (uint16_t i = 0; i < nret; i++) {
         if (s == PRISM_OK) {
             prism_value *null = rets[i] ? NULL : prism_value_null();
-            write_return(w, &wr, &p.id, i, rets[i] ? rets[i] : null, ctx.name);
+            write_return(w, &wr, &p.id, task_owner, i, rets[i] ? rets[i] : null, ctx.name);
             prism_value_free(null);
             write_held(w, &wr, rets[i], task_owner);
         } else if (!fn && !method) {

@@ -94,6 +94,12 @@ bool wire_owner_subject(const char *addr, char *out, size_t n)
     return prism_subject_owner(out, n, addr + 6, false);
 }
 
+bool wire_owner_id(const char *addr, prism_id *out)
+{
+    return addr && strncmp(addr, "owner:", 6) == 0 && strlen(addr + 6) == PRISM_ID_HEX_LEN &&
+           prism_id_from_hex(out, addr + 6) == 0;
+}
+
 void wire_owner_request(prism_buf *b, uint8_t op, const char *from, uint32_t wait_ms, uint32_t n)
 {
     prism_buf_init(b, 64u << 20);

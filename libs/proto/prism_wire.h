@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "prism_buf.h"
+#include "prism_id.h"
 
 #define WIRE_MAX_FRAME (256u << 20)
 
@@ -46,8 +47,10 @@ enum wire_slot {
 };
 
 /* The owners' protocol over NATS (docs/tasks.md#borrowing): a request is
- * u8 op, str from, u32 wait_ms, u32 n, then n x (object id, u32 count). */
-enum owner_op { OWNER_GET = 1, OWNER_ADD, OWNER_REMOVE, OWNER_PING };
+ * u8 op, str from, u32 wait_ms, u32 n, then n x (object id, u32 count).
+ * HOLDS (from object stores) is answered u32 n, then n bytes: 1 for each
+ * object the owner still holds. */
+enum owner_op { OWNER_GET = 1, OWNER_ADD, OWNER_REMOVE, OWNER_PING, OWNER_HOLDS };
 
 /* The key of the handshake, derived from the cluster token ("" when the
  * cluster runs without auth): proofs made with it reveal nothing of the token. */
@@ -76,6 +79,8 @@ int wire_auth_step(wire_auth *a, const uint8_t key[WIRE_KEY_BYTES], uint8_t type
 
 /* "owner:HEX" -> "prism.owner.HEX" in `out`; false for an address that names no owner. */
 bool wire_owner_subject(const char *addr, char *out, size_t n);
+/* "owner:HEX" -> the owner's ID; false for an address that names no owner (e.g. "gcs"). */
+bool wire_owner_id(const char *addr, prism_id *out);
 
 /* Initializes `b` with a request's head; its n items are appended after. */
 void wire_owner_request(prism_buf *b, uint8_t op, const char *from, uint32_t wait_ms, uint32_t n);

@@ -478,15 +478,25 @@ static uint8_t *arena_ptr(prism_store *st, uint64_t off, uint64_t len)
     return st->arena + off;
 }
 
-prism_store_status prism_store_create(prism_store *st, const prism_object_id *id, uint64_t size,
-                                      const void *metadata, uint32_t metadata_size,
-                                      unsigned flags, uint8_t **data)
+/* The body of a CREATE or PUT. */
+static psp_create_req create_req(const prism_object_id *id, const prism_id *owner,
+                                 uint64_t size, uint32_t metadata_size)
+{
+    psp_create_req req = {.metadata_size = metadata_size, .data_size = size};
+    memcpy(req.id, id->b, sizeof req.id);
+    if (owner)
+        memcpy(req.owner, owner->b, sizeof req.owner);
+    return req;
+}
+
+prism_store_status prism_store_create(prism_store *st, const prism_object_id *id,
+                                      const prism_id *owner, uint64_t size, const void *metadata,
+                                      uint32_t metadata_size, unsigned flags, uint8_t **data)
 {
     if (!id || !data || metadata_size > PRISM_STORE_MAX_METADATA ||
         (metadata_size && !metadata))
         return fail(st, PRISM_STORE_INVALID, "create: bad arguments");
-    psp_create_req req = {.metadata_size = metadata_size, .data_size = size};
-    memcpy(req.id, id->b, sizeof req.id);
+    psp_create_req req = create_req(id, owner, size, metadata_size);
     psp_create_rep rep;
     pthread_mutex_lock(&st->mu);
     prism_store_status s = call(st, PSP_CREATE, (flags & PRISM_STORE_PIN) ? PSP_FLAG_PIN : 0, &req,
@@ -559,23 +569,23 @@ prism_store_status prism_store_unpin(prism_store *st, const prism_object_id *id)
     return id_call(st, PSP_UNPIN, id);
 }
 
-prism_store_status prism_store_put(prism_store *st, const prism_object_id *id, const void *data,
-                                   uint64_t size, const void *metadata, uint32_t metadata_size,
-                                   unsigned flags)
+prism_store_status prism_store_put(prism_store *st, const prism_object_id *id,
+                                   const prism_id *owner, const void *data, uint64_t size,
+                                   const void *metadata, uint32_t metadata_size, unsigned flags)
 {
     if (!id || (size && !data) || metadata_size > PRISM_STORE_MAX_METADATA ||
         (metadata_size && !metadata))
         return fail(st, PRISM_STORE_INVALID, "put: bad arguments");
     if (size > PSP_INLINE_MAX) {
         uint8_t *p;
-        prism_store_status s = prism_store_create(st, id, size, metadata, metadata_size, flags, &p);
+        prism_store_status s =
+            prism_store_create(st, id, owner, size, metadata, metadata_size, flags, &p);
         if (s != PRISM_STORE_OK)
             return s;
         memcpy(p, data, size);
         return prism_store_seal(st, id);
     }
-    psp_create_req req = {.metadata_size = metadata_size, .data_size = size};
-    memcpy(req.id, id->b, sizeof req.id);
+    psp_create_req req = create_req(id, owner, size, metadata_size);
     psp_status_rep rep;
     pthread_mutex_lock(&st->mu);
     prism_store_status s = call(st, PSP_PUT, (flags & PRISM_STORE_PIN) ? PSP_FLAG_PIN : 0, &req,

@@ -12,7 +12,7 @@
  *
  *   // write: create -> fill -> seal (or prism_store_put in one call)
  *   uint8_t *p;
- *   IFOK(s, prism_store_create(st, &id, size, NULL, 0, 0, &p));
+ *   IFOK(s, prism_store_create(st, &id, NULL, size, NULL, 0, 0, &p));
  *   memcpy(p, bytes, size);
  *   IFOK(s, prism_store_seal(st, &id));
  *
@@ -137,10 +137,16 @@ void prism_store_destroy(prism_store *st);
  * PRISM_STORE_MAX_METADATA bytes) is copied into the store now. When the
  * arena is full the store evicts secondary copies and spills primary copies
  * first; PRISM_STORE_OUT_OF_MEMORY or PRISM_STORE_TOO_LARGE if that is not
- * enough. */
-prism_store_status prism_store_create(prism_store *st, const prism_object_id *id, uint64_t size,
-                                      const void *metadata, uint32_t metadata_size,
-                                      unsigned flags, uint8_t **data);
+ * enough.
+ *
+ * `owner` is the ID of the Prism client that owns the object (its address is
+ * owner:HEX of that ID). A store on NATS asks each owner now and then whether
+ * it still holds its objects, and frees those it no longer holds or whose
+ * owner is gone (docs/objectstore.md#owners). NULL: no owner; the object
+ * stays until deleted. */
+prism_store_status prism_store_create(prism_store *st, const prism_object_id *id,
+                                      const prism_id *owner, uint64_t size, const void *metadata,
+                                      uint32_t metadata_size, unsigned flags, uint8_t **data);
 /* Makes the object immutable and visible; wakes clients waiting in get. */
 prism_store_status prism_store_seal(prism_store *st, const prism_object_id *id);
 /* Drops an unsealed object this client created and reclaims its space. */
@@ -148,9 +154,9 @@ prism_store_status prism_store_abort(prism_store *st, const prism_object_id *id)
 
 /* create + copy + seal in one call; small objects travel inside the request
  * (one round trip). `data` is copied; the caller keeps it. */
-prism_store_status prism_store_put(prism_store *st, const prism_object_id *id, const void *data,
-                                   uint64_t size, const void *metadata, uint32_t metadata_size,
-                                   unsigned flags);
+prism_store_status prism_store_put(prism_store *st, const prism_object_id *id,
+                                   const prism_id *owner, const void *data, uint64_t size,
+                                   const void *metadata, uint32_t metadata_size, unsigned flags);
 
 /* Maps a sealed object, waiting up to `timeout_ms` for it to be sealed
  * (0: do not wait, -1: wait forever). A spilled object is restored first.

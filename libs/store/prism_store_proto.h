@@ -18,7 +18,7 @@
 
 #include "prism_id.h"
 
-#define PSP_VERSION 1u
+#define PSP_VERSION 2u
 #define PSP_MAX_FRAME (1u << 20)     /* largest request body */
 #define PSP_INLINE_MAX (256u * 1024) /* put sends data inline up to this size */
 #define PSP_REPLY 0x8000u
@@ -74,6 +74,7 @@ typedef struct psp_create_req {
     uint8_t id[PRISM_OBJECT_ID_BYTES];
     uint32_t metadata_size;
     uint64_t data_size;
+    uint8_t owner[PRISM_ID_BYTES]; /* the owning client's ID; all zero: no owner */
 } psp_create_req;
 
 typedef struct psp_create_rep {
@@ -111,7 +112,7 @@ typedef struct psp_stats_rep {
 } psp_stats_rep;
 
 _Static_assert(sizeof(psp_hdr) == 8, "header layout");
-_Static_assert(sizeof(psp_create_req) == 32, "create layout");
+_Static_assert(sizeof(psp_create_req) == 48, "create layout");
 _Static_assert(sizeof(psp_get_req) == 24, "get layout");
 _Static_assert(sizeof(psp_get_rep) == 24, "get reply layout");
 

@@ -153,7 +153,7 @@ static objectstore the_store = {.listen_fd = -1, .epfd = -1, .sig_fd = -1, .wake
 /* The options only the object store has. */
 static struct {
     char *socket, *spill_dir, *node_id, *peers;
-    int64_t memory, spill_batch, max_put;
+    int64_t memory, spill_batch, max_put, owner_check_ms;
     bool prefault;
     char spill_path[4096];
 } cfg;
@@ -171,6 +171,8 @@ static prism_option options[] = {
      "spill at least this many bytes per file"},
     {"max-put", PRISM_OPT_SIZE, &cfg.max_put, "0", "largest HTTP put body (0: the arena size)"},
     {"node-id", PRISM_OPT_STRING, &cfg.node_id, NULL, "node ID in events (default: random)"},
+    {"owner-check-ms", PRISM_OPT_INT, &cfg.owner_check_ms, "2000",
+     "how often to ask owners which of their objects they still hold (0: never)"},
 };
 
 static int configure(void *ctx, const prism_service_settings *s, char *err, size_t errlen)
@@ -178,6 +180,10 @@ static int configure(void *ctx, const prism_service_settings *s, char *err, size
     objectstore *os = ctx;
     if (cfg.memory <= 0) {
         snprintf(err, errlen, "--memory must be positive");
+        return -1;
+    }
+    if (cfg.owner_check_ms < 0 || cfg.owner_check_ms > 3600000) {
+        snprintf(err, errlen, "--owner-check-ms must be between 0 and 3600000");
         return -1;
     }
     os->token = s->token;
@@ -223,6 +229,10 @@ static int start(void *ctx, char *err, size_t errlen)
         snprintf(err, errlen, "cannot subscribe to prism.object.removed");
         return -1;
     }
+    if (os_owners_start(&os->owners, os, (int)cfg.owner_check_ms) != 0) {
+        snprintf(err, errlen, "cannot start the owner checks");
+        return -1;
+    }
     return 0;
 }
 
@@ -242,7 +252,13 @@ static int run(void *ctx, prism_service *svc)
     return 0;
 }
 
-static void stop(void *ctx) { os_server_close(ctx); }
+static void stop(void *ctx)
+{
+    objectstore *os = ctx;
+    os_owners_stop(os->owners); /* it may be asking NATS: before NATS closes */
+    os->owners = NULL;
+    os_server_close(os);
+}
 
 static void cleanup(void *ctx)
 {

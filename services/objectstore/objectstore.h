@@ -17,6 +17,7 @@
 
 typedef struct os_conn os_conn;
 typedef struct os_pull os_pull;
+typedef struct os_owners os_owners;
 
 typedef struct objectstore {
     os_store store; /* its `mu` guards everything in this struct that changes */
@@ -41,6 +42,7 @@ typedef struct objectstore {
     prism_http_server *http;
     prism_metrics *metrics;
     prism_bus *bus;
+    os_owners *owners; /* the thread asking owners what they still hold */
     prism_metric *m_evictions, *m_spills, *m_spilled_bytes, *m_restores, *m_restored_bytes,
         *m_transfer_in, *m_transfer_out;
     prism_store_stats last; /* counters already added to the metrics */
@@ -71,5 +73,12 @@ json_t *os_http_object_json(objectstore *os, const os_object *o);
 
 /* os_pull.c */
 void os_pull_handler(prism_http_req *req, void *ctx);
+
+/* os_owners.c: every `interval_ms`, asks the owners of the objects here what
+ * they still hold and deletes the rest (nothing without NATS, or with
+ * interval 0: `*out` NULL). Returns 0, or -1 when the thread cannot start. */
+int os_owners_start(os_owners **out, objectstore *os, int interval_ms);
+/* Stops the thread (waiting for a round in progress) and frees it. NULL: no-op. */
+void os_owners_stop(os_owners *w);
 
 #endif

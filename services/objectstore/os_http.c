@@ -68,6 +68,16 @@ static void content_type(const uint8_t *meta, uint32_t n, char *out, size_t outl
     }
 }
 
+/* An owned object's `owner`: the ID in its owner's address owner:HEX. */
+static void set_owner(json_t *j, const os_object *o)
+{
+    if (j && o->owned) {
+        char owner[PRISM_ID_HEX_LEN + 1];
+        prism_id_to_hex(&o->owner, owner);
+        json_object_set_new(j, "owner", json_string(owner));
+    }
+}
+
 json_t *os_http_object_json(objectstore *os, const os_object *o)
 {
     char hex[PRISM_OBJECT_ID_HEX_LEN + 1], ct[256];
@@ -77,6 +87,7 @@ json_t *os_http_object_json(objectstore *os, const os_object *o)
                           o->state == OS_OBJ_SEALED ? "sealed" : "unsealed", "location",
                           o->block ? "memory" : "spilled", "pinned", o->pinned, "readers",
                           (json_int_t)o->readers);
+    set_owner(j, o);
     if (o->state == OS_OBJ_SEALED && o->block) {
         const uint8_t *meta = os_data(&os->store, o) + o->data_size;
         char *mh = malloc(2 * (size_t)o->meta_size + 1);
@@ -244,7 +255,7 @@ static void do_put(prism_http_req *req, objectstore *os, const prism_object_id *
     os_client_init(&cl);
     os_object *o = NULL;
     pthread_mutex_lock(&os->store.mu);
-    int st = os_create(&os->store, &cl, id, len, ct, (uint32_t)strlen(ct), pin, &o);
+    int st = os_create(&os->store, &cl, id, NULL, len, ct, (uint32_t)strlen(ct), pin, &o);
     uint8_t *dst = st == PRISM_STORE_OK ? os_data(&os->store, o) : NULL;
     pthread_mutex_unlock(&os->store.mu);
     if (st != PRISM_STORE_OK) {
@@ -317,10 +328,12 @@ static void h_list(prism_http_req *req, void *ctx)
             continue;
         char hex[PRISM_OBJECT_ID_HEX_LEN + 1];
         prism_object_id_to_hex(&o->id, hex);
-        json_array_append_new(list, json_pack("{s:s, s:I, s:s, s:b}", "object_id", hex, "size",
-                                              (json_int_t)o->data_size, "state",
-                                              o->state == OS_OBJ_SEALED ? "sealed" : "unsealed",
-                                              "pinned", o->pinned));
+        json_t *j = json_pack("{s:s, s:I, s:s, s:b}", "object_id", hex, "size",
+                              (json_int_t)o->data_size, "state",
+                              o->state == OS_OBJ_SEALED ? "sealed" : "unsealed", "pinned",
+                              o->pinned);
+        set_owner(j, o);
+        json_array_append_new(list, j);
     }
     pthread_mutex_unlock(&os->store.mu);
     prism_http_reply_json(req, 200, json_pack("{s:o, s:I}", "objects", list, "total", total));

@@ -26,6 +26,8 @@ struct os_pull {
     const char *code;
     char msg[256];
     uint64_t size;
+    bool owned; /* the source named the object's owner: the copy keeps it */
+    prism_id owner;
     os_pull *next;
 };
 
@@ -72,6 +74,7 @@ static int source_info(prism_httpc *hc, os_pull *p, const char *hex, uint8_t *me
     const char *mh = json_string_value(json_object_get(info, "metadata_hex"));
     json_t *size = json_object_get(info, "size");
     const char *state = json_string_value(json_object_get(info, "state"));
+    const char *owner = json_string_value(json_object_get(info, "owner"));
     if (status == 404) {
         pull_fail(p, 404, "not_found", "the source store has no object %s", hex);
     } else if (status != 200 || !json_is_integer(size) || json_integer_value(size) < 0 || !mh ||
@@ -82,7 +85,10 @@ static int source_info(prism_httpc *hc, os_pull *p, const char *hex, uint8_t *me
         pull_fail(p, 409, "not_sealed", "object %s is not sealed at the source", hex);
     } else if (prism_hex_decode(meta, (int)(strlen(mh) / 2), mh) != 0) {
         pull_fail(p, 502, "bad_source", "the source store sent bad metadata");
+    } else if (owner && prism_id_from_hex(&p->owner, owner) != 0) {
+        pull_fail(p, 502, "bad_source", "the source store sent a bad owner");
     } else {
+        p->owned = owner != NULL;
         *meta_len = (uint32_t)(strlen(mh) / 2);
         p->size = (uint64_t)json_integer_value(size);
         rc = 0;
@@ -108,7 +114,8 @@ static void run_pull(objectstore *os, os_pull *p, const char *source, int64_t ti
     os_client_init(&cl);
     os_object *o = NULL;
     pthread_mutex_lock(&os->store.mu);
-    int st = os_create(&os->store, &cl, &p->id, p->size, meta, meta_len, pin, &o);
+    int st = os_create(&os->store, &cl, &p->id, p->owned ? &p->owner : NULL, p->size, meta,
+                       meta_len, pin, &o);
     sink_ctx sc = {.dst = st == PRISM_STORE_OK ? os_data(&os->store, o) : NULL, .size = p->size};
     pthread_mutex_unlock(&os->store.mu);
     if (st != PRISM_STORE_OK) {

@@ -177,9 +177,11 @@ static int op_create(objectstore *os, os_conn *c, const psp_hdr *h, const uint8_
     if (h->len != sizeof req + (uint64_t)req.metadata_size)
         return -1;
     prism_object_id id;
+    prism_id owner;
     memcpy(id.b, req.id, sizeof id.b);
+    memcpy(owner.b, req.owner, sizeof owner.b);
     os_object *o = NULL;
-    psp_create_rep rep = {.status = os_create(&os->store, &c->cl, &id, req.data_size,
+    psp_create_rep rep = {.status = os_create(&os->store, &c->cl, &id, &owner, req.data_size,
                                               body + sizeof req, req.metadata_size,
                                               h->flags & PSP_FLAG_PIN, &o)};
     if (rep.status == PRISM_STORE_OK)
@@ -196,9 +198,11 @@ static int op_put(objectstore *os, os_conn *c, const psp_hdr *h, const uint8_t *
         h->len != sizeof req + (uint64_t)req.metadata_size + req.data_size)
         return -1;
     prism_object_id id;
+    prism_id owner;
     memcpy(id.b, req.id, sizeof id.b);
+    memcpy(owner.b, req.owner, sizeof owner.b);
     os_object *o;
-    int r = os_create(&os->store, &c->cl, &id, req.data_size, body + sizeof req,
+    int r = os_create(&os->store, &c->cl, &id, &owner, req.data_size, body + sizeof req,
                       req.metadata_size, h->flags & PSP_FLAG_PIN, &o);
     if (r == PRISM_STORE_OK) {
         memcpy(os_data(&os->store, o), body + sizeof req + req.metadata_size, req.data_size);

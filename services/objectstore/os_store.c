@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "prism_fs.h"
+#include "prism_time.h"
 
 typedef struct os_ref {
     os_object *obj;
@@ -105,8 +106,8 @@ static int make_room(os_store *s, uint64_t size, os_block **out)
     }
 }
 
-int os_create(os_store *s, os_client *c, const prism_object_id *id, uint64_t size,
-              const void *meta, uint32_t meta_size, bool pin, os_object **out)
+int os_create(os_store *s, os_client *c, const prism_object_id *id, const prism_id *owner,
+              uint64_t size, const void *meta, uint32_t meta_size, bool pin, os_object **out)
 {
     if (meta_size > PRISM_STORE_MAX_METADATA || size > UINT64_MAX / 2)
         return PRISM_STORE_INVALID;
@@ -128,6 +129,10 @@ int os_create(os_store *s, os_client *c, const prism_object_id *id, uint64_t siz
     o->meta_size = meta_size;
     o->pinned = pin;
     o->creator = c;
+    if (owner && !prism_id_is_nil(owner)) {
+        o->owned = true;
+        o->owner = *owner;
+    }
     if (os_map_put(&s->objects, id, o) != 0) {
         free_object(s, o);
         return PRISM_STORE_ERROR;
@@ -167,6 +172,7 @@ int os_seal(os_store *s, os_client *c, const prism_object_id *id)
     os_map_del(&c->created, id);
     o->state = OS_OBJ_SEALED;
     o->creator = NULL;
+    o->sealed_ms = prism_mono_ms();
     os_lru_update(s, o);
     emit(s, OS_EV_ADDED, o);
     return PRISM_STORE_OK;

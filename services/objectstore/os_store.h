@@ -42,6 +42,9 @@ typedef struct os_object {
     uint64_t spill_off;
     uint32_t readers;    /* references held by clients */
     os_client *creator;  /* while OS_OBJ_CREATED */
+    bool owned;          /* `owner` names the Prism client that owns the object */
+    prism_id owner;
+    int64_t sealed_ms;   /* monotonic: when it was sealed (os_owners.c spares new objects) */
     int lru;             /* which LRU list holds it: 0 none, 1 secondary, 2 primary */
     struct os_object *lru_prev, *lru_next;
 } os_object;
@@ -97,8 +100,10 @@ void os_client_init(os_client *c);
  * connection, a finished request). The client is reusable afterwards. */
 void os_client_drop(os_store *s, os_client *c);
 
-int os_create(os_store *s, os_client *c, const prism_object_id *id, uint64_t size,
-              const void *meta, uint32_t meta_size, bool pin, os_object **out);
+/* `owner` (NULL: none) is the client that owns the object, or whose object
+ * this is a copy of. */
+int os_create(os_store *s, os_client *c, const prism_object_id *id, const prism_id *owner,
+              uint64_t size, const void *meta, uint32_t meta_size, bool pin, os_object **out);
 int os_seal(os_store *s, os_client *c, const prism_object_id *id);
 int os_abort(os_store *s, os_client *c, const prism_object_id *id);
 /* Takes a reference to a sealed object, restoring it from disk when spilled.

@@ -51,7 +51,6 @@ class Chaos:
     def __init__(self, c, rng):
         self.c, self.rng = c, rng
         self.faults = []
-        self.cut_nodes = set()
 
     def _alive_nodes(self):
         return [n for n in NODES if n in self.c.nodes and self.c.nodes[n].alive()]
@@ -99,7 +98,6 @@ class Chaos:
     def cut(self, seconds):
         name = self.rng.choice(NODES)
         i = self.c.node_index(name)
-        self.cut_nodes.add(name)
         self.c.net.cut(i)
         try:
             time.sleep(seconds)
@@ -164,32 +162,6 @@ def store_objects(c, name):
     return [o["object_id"] for o in r.json()["objects"]]
 
 
-def owner_prefix(hex_id):
-    """An owner's objects share the first 8 bytes of its ID (put objects) or
-    those with the top bit flipped (task returns); see libs/prism/submit.c."""
-    return "%02x" % (int(hex_id[:2], 16) & 0x7f) + hex_id[2:16]
-
-
-def unowned(c, name, dead_owners, cut_nodes, drivers):
-    """The objects of the node's store whose owner still runs: none may be left.
-    OPEN PROBLEM (ownership of stored objects): the primary copies of an
-    owner that died (a driver killed with its node agent) are never freed: no
-    store, agent or GCS knows the owner of a stored object to notice its death
-    (the worker writing a task's result could name it in the object's create;
-    the store would then free them when the owner stops answering PING, as the
-    GCS does for actors). Those objects alone are let pass, by their ID's
-    owner prefix.
-    OPEN PROBLEM (libs/prism/pool.c, run_deletions): an owner whose DELETE
-    cannot reach the holding store tries again with backoff, but gives up
-    once the node is declared DEAD (its copies are taken to be gone with it);
-    a node cut off past the timeout keeps its store, and with it the copies
-    freed meanwhile (the store could drop what it holds when its node comes
-    back as a new incarnation). So a store of a node that was cut may keep
-    objects of this run's drivers too."""
-    return [o for o in store_objects(c, name) if owner_prefix(o) not in dead_owners and
-            not (name in cut_nodes and owner_prefix(o) in drivers)]
-
-
 def test_chaos(c):
     seed = int(os.environ.get("PRISM_CHAOS_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
@@ -241,13 +213,9 @@ def test_chaos(c):
         # Jobs: each ends; SUCCEEDED only with every result right; FAILED only
         # when its node or agent was lost (its driver gone with it).
         succeeded = 0
-        dead_owners = set()
-        owner_re = re.compile(r"^connected \S+ as owner:([0-9a-f]{32})$", re.M)
-        drivers = {owner_prefix(m) for m in owner_re.findall(text)}
         for jid in jobs:
             j = c.wait_job(jid, timeout=JOB_S + 100)
             text = job_log(c, j)
-            drivers |= {owner_prefix(m) for m in owner_re.findall(text)}
             bad = [ln for ln in text.splitlines() if ln.startswith("BAD ")]
             assert not bad, "job %s: %s" % (jid, "\n".join(bad[:20]))
             if j["state"] == "SUCCEEDED":
@@ -256,14 +224,14 @@ def test_chaos(c):
                 show_failures(jid[:8], text)
             else:
                 assert j["state"] == "FAILED" and JOB_LOST.search(j["message"] or ""), (j, text[-2000:])
-                dead_owners |= {owner_prefix(m) for m in owner_re.findall(text)}
             log("job %s %s %s" % (jid, j["state"], (j["message"] or "")[:100]))
         assert succeeded >= 1, "no job survived the chaos"
         c.check_no_false_state()
         assert not [j for j in c.all_jobs() if j["state"] in ("PENDING", "RUNNING")], c.all_jobs()
 
         # Every driver is gone: their actors die with them, nothing stays owned,
-        # and no object store keeps an object nobody owns.
+        # and no object store keeps an object: the stores free the objects of
+        # dead owners and those whose delete was lost while a node was cut.
         wait_until(lambda: all(a["state"] == "DEAD" for a in
                                c.get("/api/v1/actors?limit=1000").json()["actors"]),
                    timeout=20, what="every actor DEAD once its driver is gone")
@@ -271,16 +239,12 @@ def test_chaos(c):
                    what="no owner listed with objects")
         for name in NODES:
             try:
-                wait_until(lambda: not unowned(c, name, dead_owners, chaos.cut_nodes, drivers),
-                           timeout=20, what="no object in the store of %s but those the open "
-                           "problems leave" % name)
+                wait_until(lambda: not store_objects(c, name), timeout=40,
+                           what="the store of %s to be empty" % name)
             except AssertionError:
                 raise AssertionError("%s's store keeps objects nobody owns: %r" % (
-                    name, unowned(c, name, dead_owners, chaos.cut_nodes, drivers)[:20]))
-            left = store_objects(c, name)
-            if left:
-                log("%s's store keeps %d objects the open problems leave" % (name, len(left)))
-        log("every job ended rightly (%d of %d succeeded); no object left unowned" %
+                    name, store_objects(c, name)[:20]))
+        log("every job ended rightly (%d of %d succeeded); every store is empty" %
             (succeeded, len(jobs)))
     finally:
         if root.poll() is None:

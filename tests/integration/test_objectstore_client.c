@@ -88,11 +88,12 @@ static int err(prism_store *st, prism_store_status s)
     return 1;
 }
 
-static int cmd_put(prism_store *st, prism_object_id *id, uint64_t size, uint64_t seed, bool pin)
+static int cmd_put(prism_store *st, prism_object_id *id, uint64_t size, uint64_t seed, bool pin,
+                   const prism_id *owner)
 {
     uint8_t *p;
-    prism_store_status s =
-        prism_store_create(st, id, size, "application/x-test", 18, pin ? PRISM_STORE_PIN : 0, &p);
+    prism_store_status s = prism_store_create(st, id, owner, size, "application/x-test", 18,
+                                              pin ? PRISM_STORE_PIN : 0, &p);
     if (s != PRISM_STORE_OK)
         return err(st, s);
     pattern(p, size, seed);
@@ -124,7 +125,7 @@ static int cmd_fill(prism_store *st, const char *prefix, uint32_t n, uint64_t si
         prism_object_id id;
         uint8_t *p;
         indexed_id(prefix, i, &id);
-        if ((s = prism_store_create(st, &id, size, NULL, 0, PRISM_STORE_PIN, &p)) != PRISM_STORE_OK)
+        if ((s = prism_store_create(st, &id, NULL, size, NULL, 0, PRISM_STORE_PIN, &p)) != PRISM_STORE_OK)
             return err(st, s);
         pattern(p, size, i);
         if ((s = prism_store_seal(st, &id)) != PRISM_STORE_OK)
@@ -157,7 +158,7 @@ static int cmd_stress(prism_store *st, uint32_t n, uint64_t seed)
         prism_object_id_from_hex(&id, hex);
         uint64_t size = splitmix(seed + i) % (1 << 20);
         pattern(buf, size, seed + i);
-        prism_store_status s = prism_store_put(st, &id, buf, size, NULL, 0, 0);
+        prism_store_status s = prism_store_put(st, &id, NULL, buf, size, NULL, 0, 0);
         prism_store_buffer b;
         if (s == PRISM_STORE_OK)
             s = prism_store_get(st, &id, 1000, &b);
@@ -228,9 +229,20 @@ static int run(prism_store *st, int argc, char **argv)
         return cmd_stress(st, (uint32_t)atoi(argv[1]), strtoull(argv[2], NULL, 0));
     if (argc < 2 || parse_id(argv[1], &id) != 0)
         return 2;
-    if (!strcmp(c, "put") && argc >= 4)
-        return cmd_put(st, &id, strtoull(argv[2], NULL, 0), argc > 3 ? strtoull(argv[3], NULL, 0) : 0,
-                       argc > 4 && !strcmp(argv[4], "pin"));
+    if (!strcmp(c, "put") && argc >= 4) { /* put ID SIZE SEED [pin] [owner=HEX] */
+        bool pin = false, owned = false;
+        prism_id owner;
+        for (int i = 4; i < argc; i++) {
+            if (!strcmp(argv[i], "pin"))
+                pin = true;
+            else if (!strncmp(argv[i], "owner=", 6) && prism_id_from_hex(&owner, argv[i] + 6) == 0)
+                owned = true;
+            else
+                return 2;
+        }
+        return cmd_put(st, &id, strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0), pin,
+                       owned ? &owner : NULL);
+    }
     if (!strcmp(c, "get"))
         return cmd_get(st, &id, argc > 2 ? atoi(argv[2]) : 0);
     if (!strcmp(c, "keep") && nkept < 8) { /* get without release */
@@ -263,7 +275,7 @@ static int run(prism_store *st, int argc, char **argv)
     if (!strcmp(c, "create-hang") && argc == 3) {
         uint8_t *p;
         uint64_t size = strtoull(argv[2], NULL, 0);
-        if ((s = prism_store_create(st, &id, size, NULL, 0, 0, &p)) != PRISM_STORE_OK)
+        if ((s = prism_store_create(st, &id, NULL, size, NULL, 0, 0, &p)) != PRISM_STORE_OK)
             return err(st, s);
         memset(p, 0x77, size / 2);
         printf("OK created\n");

@@ -414,6 +414,70 @@ def test_object_list(c):
             p.wait()
 
 
+def store_holdings(c, node):
+    """{object_id: owner hex or None} of what `node`'s object store holds."""
+    r = c.request("GET", "/api/v1/objects?limit=10000", base=c.store_addresses[node])
+    assert r.status == 200, r
+    return {o["object_id"]: o.get("owner") for o in r.json()["objects"]}
+
+
+def test_stores_free_what_no_owner_holds(c):
+    """An object store asks the owners of its objects what they still hold:
+    the copies of a killed owner go (with no delete ever sent), and so does
+    an object its (live) owner does not know, as after a delete lost while
+    the store was unreachable; a live owner's objects and objects with no
+    owner (put over HTTP or by a plain store client) stay."""
+    client = os.path.join(BIN, "prism-objectstore-testclient")
+    if not os.access(client, os.X_OK):
+        skip("prism-objectstore-testclient is not built")
+    c.start_node("node-2", "--num-cpus", "4")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    holder, victim = start_holder(c, nodes["node-1"], nodes["node-2"]), \
+        start_holder(c, nodes["node-1"], nodes["node-2"])
+    try:
+        owner, ids = read_holder(holder)
+        victim_owner, victim_ids = read_holder(victim)
+        owner_hex, victim_hex = owner.split(":")[1], victim_owner.split(":")[1]
+        # the holder's stored objects, in the store of each node, name their owner
+        kept = {"node-1": ids["big"], "node-2": ids["remote"]}
+        gone = {"node-1": victim_ids["big"], "node-2": victim_ids["remote"]}
+        for node in kept:
+            held = store_holdings(c, node)
+            assert held.get(kept[node]) == owner_hex and held.get(gone[node]) == victim_hex, held
+        sock = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
+        stray, plain = "5" * 40, "6" * 40
+        out = subprocess.run([client, sock, "put", stray, "300000", "1", "pin",
+                              "owner=" + owner_hex, "--", "put", plain, "1000", "2", "pin"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out
+        r = c.request("PUT", "/api/v1/objects/" + "7" * 40, raw=b"by curl",
+                      base=c.store_addresses["node-1"])
+        assert r.status in (200, 201), r
+        victim.kill()
+        victim.wait()
+        t0 = time.time()
+        wait_until(lambda: not any(gone[n] in store_holdings(c, n) for n in gone) and
+                   stray not in store_holdings(c, "node-1"), timeout=40,
+                   what="the stores to free the killed owner's objects and the stray one")
+        print("freed within %.1fs of the owner's death" % (time.time() - t0))
+        for node in kept:  # the live owner's objects are all there
+            assert store_holdings(c, node).get(kept[node]) == owner_hex, (node, kept)
+        held = store_holdings(c, "node-1")
+        assert plain in held and held[plain] is None and "7" * 40 in held, held
+        got = probe(c, "seed")  # the cluster works on
+        assert "seed ok" in got.stdout, got
+        holder.stdin.close()
+        assert holder.wait(timeout=60) == 0, holder.stderr.read()
+        wait_until(lambda: not any(kept[n] in store_holdings(c, n) for n in kept), timeout=20,
+                   what="the holder's objects to go with its clean exit")
+    finally:
+        for p in (holder, victim):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
 def test_locality(c):
     """A task goes to the node that holds its large argument."""
     c.start_node("node-2", "--num-cpus", "4")
@@ -484,7 +548,8 @@ if __name__ == "__main__":
          test_lost_object_is_rebuilt, test_vanished_argument_is_object_lost,
          test_value_from_another_node_through_the_local_store,
          test_infeasible_task_waits_for_a_node,
-         test_200mib_argument_from_another_node, test_task_list, test_object_list, test_locality,
+         test_200mib_argument_from_another_node, test_task_list, test_object_list,
+         test_stores_free_what_no_owner_holds, test_locality,
          test_nested_tasks_on_one_cpu, test_borrowed_references,
          test_owner_death_fails_borrowers, test_wait_for_k_of_n,
          test_force_cancel_of_a_running_task], nodes=1,

@@ -13,6 +13,7 @@
 
 #include "os_store.h"
 #include "prism_fs.h"
+#include "prism_time.h"
 
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
@@ -81,9 +82,30 @@ static void put(fixture *f, uint32_t n, uint64_t size, bool pin)
 {
     prism_object_id id = oid(n);
     os_object *o;
-    assert_int_equal(os_create(&f->s, &f->c, &id, size, "t", 1, pin, &o), PRISM_STORE_OK);
+    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, size, "t", 1, pin, &o), PRISM_STORE_OK);
     fill(os_data(&f->s, o), size, n);
     assert_int_equal(os_seal(&f->s, &f->c, &id), PRISM_STORE_OK);
+}
+
+/* An object remembers its owner (a nil ID is none) and when it was sealed:
+ * what the owner checks (os_owners.c) go by. */
+static void test_owner_recorded(void **state)
+{
+    fixture *f = setup(1 * MiB, 0);
+    prism_object_id a = oid(1), b = oid(2);
+    prism_id owner, nil = {{0}};
+    prism_id_random(&owner);
+    os_object *o;
+    assert_int_equal(os_create(&f->s, &f->c, &a, &owner, 100, NULL, 0, true, &o), PRISM_STORE_OK);
+    assert_true(o->owned && prism_id_equal(&o->owner, &owner));
+    assert_int_equal(o->sealed_ms, 0);
+    int64_t before = prism_mono_ms();
+    assert_int_equal(os_seal(&f->s, &f->c, &a), PRISM_STORE_OK);
+    assert_true(o->sealed_ms >= before && o->sealed_ms <= prism_mono_ms());
+    assert_int_equal(os_create(&f->s, &f->c, &b, &nil, 100, NULL, 0, true, &o), PRISM_STORE_OK);
+    assert_false(o->owned);
+    teardown(f);
+    (void)state;
 }
 
 static void test_lifecycle(void **state)
@@ -92,8 +114,8 @@ static void test_lifecycle(void **state)
     prism_object_id id = oid(1);
     os_object *o;
     assert_int_equal(os_get(&f->s, &f->c, &id, &o), PRISM_STORE_NOT_FOUND);
-    assert_int_equal(os_create(&f->s, &f->c, &id, 1000, "meta", 4, false, &o), PRISM_STORE_OK);
-    assert_int_equal(os_create(&f->s, &f->c, &id, 10, NULL, 0, false, &o), PRISM_STORE_EXISTS);
+    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 1000, "meta", 4, false, &o), PRISM_STORE_OK);
+    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 10, NULL, 0, false, &o), PRISM_STORE_EXISTS);
     assert_int_equal(os_contains(&f->s, &id), PRISM_STORE_PRESENT_UNSEALED);
     assert_int_equal(os_get(&f->s, &f->c, &id, &o), PRISM_STORE_NOT_SEALED);
     os_client other;
@@ -122,12 +144,12 @@ static void test_too_large_and_oom(void **state)
     fixture *f = setup(1 * MiB, 0);
     prism_object_id id = oid(1);
     os_object *o;
-    assert_int_equal(os_create(&f->s, &f->c, &id, 2 * MiB, NULL, 0, true, &o),
+    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 2 * MiB, NULL, 0, true, &o),
                      PRISM_STORE_TOO_LARGE);
     /* referenced and unsealed objects can be neither evicted nor spilled */
-    assert_int_equal(os_create(&f->s, &f->c, &id, 600 * KiB, NULL, 0, true, &o), PRISM_STORE_OK);
+    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 600 * KiB, NULL, 0, true, &o), PRISM_STORE_OK);
     prism_object_id id2 = oid(2);
-    assert_int_equal(os_create(&f->s, &f->c, &id2, 600 * KiB, NULL, 0, true, &o),
+    assert_int_equal(os_create(&f->s, &f->c, &id2, NULL, 600 * KiB, NULL, 0, true, &o),
                      PRISM_STORE_OUT_OF_MEMORY);
     teardown(f); /* drops the unsealed object */
 }
@@ -200,7 +222,7 @@ static void test_client_drop(void **state)
     os_client_init(&dead);
     prism_object_id a = oid(1), b = oid(2);
     os_object *o;
-    assert_int_equal(os_create(&f->s, &dead, &a, 100 * KiB, NULL, 0, false, &o), PRISM_STORE_OK);
+    assert_int_equal(os_create(&f->s, &dead, &a, NULL, 100 * KiB, NULL, 0, false, &o), PRISM_STORE_OK);
     put(f, 2, 100 * KiB, false);
     assert_int_equal(os_get(&f->s, &dead, &b, &o), PRISM_STORE_OK);
     assert_int_equal(os_get(&f->s, &dead, &b, &o), PRISM_STORE_OK);
@@ -216,6 +238,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_owner_recorded),
         cmocka_unit_test(test_too_large_and_oom),
         cmocka_unit_test(test_eviction_order),
         cmocka_unit_test(test_spill_restore),
