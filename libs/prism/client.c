@@ -402,6 +402,8 @@ static prism_status open_local_store(prism_client *c)
         return prism__fail(PRISM_ERR_CONNECT, "cannot use the object store at %s: %s", sock, err);
     c->store_socket = strdup(sock);
     const char *url = getenv("PRISM_STORE_URL");
+    if (!url || !*url) /* the store says where it serves: borrowers elsewhere pull from there */
+        url = prism_store_url(c->store);
     c->store_url = url && *url ? strdup(url) : NULL;
     return PRISM_OK;
 }

@@ -45,6 +45,7 @@ struct prism_store {
     int fd;
     uint8_t *arena;
     uint64_t arena_size;
+    char url[PSP_URL_MAX]; /* the store's HTTP URL from HELLO */
     bool broken;
     int rcv_timeout_ms; /* SO_RCVTIMEO now set; -1: none */
     char *path;         /* to connect again after the store restarted */
@@ -403,6 +404,8 @@ static prism_store_status handshake(prism_store *st)
                     (unsigned long long)rep.r.arena_size, strerror(errno));
     st->arena = m;
     st->arena_size = rep.r.arena_size;
+    rep.r.url[sizeof rep.r.url - 1] = '\0';
+    memcpy(st->url, rep.r.url, sizeof st->url);
     return PRISM_STORE_OK;
 }
 
@@ -467,6 +470,8 @@ void prism_store_destroy(prism_store *st)
 }
 
 uint64_t prism_store_capacity(const prism_store *st) { return st->arena_size; }
+
+const char *prism_store_url(const prism_store *st) { return st ? st->url : ""; }
 
 const char *prism_store_last_error(const prism_store *st) { return st->err; }
 

@@ -182,6 +182,9 @@ prism_store_status prism_store_stats_get(prism_store *st, prism_store_stats *out
 
 /* Size of the arena this handle mapped. */
 uint64_t prism_store_capacity(const prism_store *st);
+/* The store's HTTP URL, as it said on connecting ("" when it did not know it
+ * yet): where stores on other nodes pull this store's objects from. */
+const char *prism_store_url(const prism_store *st);
 
 /* Text of the last failure on this handle ("" when none); valid until the next call. */
 const char *prism_store_last_error(const prism_store *st);

@@ -55,12 +55,15 @@ typedef struct psp_hello_req {
     uint32_t pid;
 } psp_hello_req;
 
+#define PSP_URL_MAX 256
+
 typedef struct psp_hello_rep {
     int32_t status;
     uint32_t version;
     uint64_t arena_size;
     uint32_t flags;
     uint32_t pad;
+    char url[PSP_URL_MAX]; /* the store's HTTP URL, NUL-terminated ("" before it serves) */
 } psp_hello_rep;
 
 /* SEAL, ABORT, RELEASE, DELETE, PIN, UNPIN, CONTAINS */
@@ -114,6 +117,7 @@ typedef struct psp_stats_rep {
 _Static_assert(sizeof(psp_hdr) == 8, "header layout");
 _Static_assert(sizeof(psp_create_req) == 48, "create layout");
 _Static_assert(sizeof(psp_get_req) == 24, "get layout");
+_Static_assert(sizeof(psp_hello_rep) == 24 + PSP_URL_MAX, "hello reply layout");
 _Static_assert(sizeof(psp_get_rep) == 24, "get reply layout");
 
 #endif

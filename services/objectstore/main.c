@@ -239,6 +239,7 @@ static int start(void *ctx, char *err, size_t errlen)
 static int serving(void *ctx, const char *url, char *err, size_t errlen)
 {
     objectstore *os = ctx;
+    os->url = strdup(url); /* read by the loop thread, which has not started */
     LOG_INFO("node %s: %llu-byte arena, socket %s, HTTP %s, spill dir %s", os->node_id,
              (unsigned long long)os->store.capacity, os->socket_path, url, cfg.spill_path);
     return 0;
@@ -264,6 +265,7 @@ static void cleanup(void *ctx)
 {
     objectstore *os = ctx;
     os_peers_destroy(os->peers);
+    free(os->url);
     if (os->store.arena)
         os_store_destroy(&os->store);
     free(os->node_id);

@@ -26,6 +26,7 @@ typedef struct objectstore {
     char *socket_path;
     char *node_id;
     char *token; /* NULL when auth is off (borrowed from the service skeleton) */
+    char *url;   /* the REST URL, once serving: clients learn it in HELLO */
     uint64_t max_put;
 
     /* Unix-socket server; touched by the loop thread, and by any thread that

@@ -151,6 +151,7 @@ static int op_hello(objectstore *os, os_conn *c, const psp_hdr *h, const uint8_t
               .flags = os->store.prefaulted ? PSP_ARENA_PREFAULTED : 0}};
     if (req.version != PSP_VERSION)
         rep.r.status = PRISM_STORE_PROTOCOL;
+    snprintf(rep.r.url, sizeof rep.r.url, "%s", os->url ? os->url : "");
     char ctrl[CMSG_SPACE(sizeof(int))] = {0};
     struct iovec iov = {&rep, sizeof rep};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};

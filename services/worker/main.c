@@ -49,6 +49,8 @@ static int run(void *ctx, prism_service *svc)
         setenv("PRISM_NATS_URL", wc.nats_url, 1);
     if (store_socket)
         setenv("PRISM_STORE_SOCKET", store_socket, 1);
+    if (store_address) /* where borrowers on other nodes pull this node's objects from */
+        setenv("PRISM_STORE_URL", store_address, 1);
     if (node_id)
         setenv("PRISM_NODE_ID", node_id, 1);
     char err[1024];

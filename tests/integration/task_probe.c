@@ -339,12 +339,16 @@ static double stash_sum(long n)
 }
 
 /* stash(n) on a worker: the list it returns and the reference inside, which the worker owns. */
-static prism_ref *stashed(prism_client *c, const char *sha, long n, prism_value **list, long *pid)
+static prism_ref *stashed_on(prism_client *c, const char *sha, long n, const char *node,
+                             prism_value **list, long *pid)
 {
     char a[32];
     snprintf(a, sizeof a, "%ld", n);
     prism_value *arg = prism_value_json(a);
-    prism_ref *o = submit1(c, sha, "stash", &arg, 1, NULL);
+    prism_task_options on = PRISM_TASK_OPTIONS_INIT;
+    on.strategy = node ? PRISM_STRATEGY_NODE_AFFINITY : PRISM_STRATEGY_DEFAULT;
+    on.node_id = node;
+    prism_ref *o = submit1(c, sha, "stash", &arg, 1, &on);
     prism_value_free(arg);
     *list = NULL;
     if (!o || prism_get(c, o, 60000, list) != PRISM_OK || prism_value_list_size(*list) != 2) {
@@ -354,6 +358,59 @@ static prism_ref *stashed(prism_client *c, const char *sha, long n, prism_value 
     prism_ref_release(o); /* the list value holds its own handle */
     *pid = atol(prism_value_json_text(prism_value_list_get(*list, 1)) ?: "0");
     return prism_ref_dup(prism_value_get_ref(prism_value_list_get(*list, 0)));
+}
+
+static prism_ref *stashed(prism_client *c, const char *sha, long n, prism_value **list, long *pid)
+{
+    return stashed_on(c, sha, n, NULL, list, pid);
+}
+
+/* borrowx SHA STASH_NODE USE_NODE: a worker on STASH_NODE puts 3 MiB and
+ * returns the reference; this driver reads it (a borrower: from its own
+ * node's store, pulled there when the object lives on another node); then a
+ * task on USE_NODE reads it and a 2 MiB object of this driver's through a
+ * list (a borrower of a borrower, and a borrower of the driver). */
+static int borrowx(prism_client *c, const char *sha, const char *stash_node, const char *use_node)
+{
+    prism_value *list = NULL, *v = NULL;
+    long pid = 0, n = 3 << 20;
+    prism_ref *x = stashed_on(c, sha, n, stash_node, &list, &pid);
+    CHECK(x && pid > 0, "stash on %s gave no reference", stash_node);
+    prism_value_free(list);
+    prism_status s = prism_get(c, x, 60000, &v);
+    size_t len = 0;
+    const unsigned char *p = v ? prism_value_data(v, &len) : NULL;
+    CHECK(s == PRISM_OK && p && len == (size_t)n, "get of the object a worker on %s owns: %s",
+          stash_node, prism_status_text(s));
+    for (size_t i = 0; i < len; i++)
+        CHECK(p[i] == i % 251, "byte %zu is %u", i, p[i]);
+    prism_value_free(v);
+    printf("driver read the worker's object ok\n");
+
+    static unsigned char mine_bytes[2 << 20];
+    for (size_t i = 0; i < sizeof mine_bytes; i++)
+        mine_bytes[i] = 1;
+    prism_value *b = prism_value_bytes(mine_bytes, sizeof mine_bytes);
+    prism_ref *mine = NULL;
+    CHECK(prism_put(c, b, &mine) == PRISM_OK, "put");
+    prism_value_free(b);
+    prism_value *refs = prism_value_list();
+    prism_value_list_append(refs, prism_value_ref(x));
+    prism_value_list_append(refs, prism_value_ref(mine));
+    prism_task_options on = PRISM_TASK_OPTIONS_INIT;
+    on.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+    on.node_id = use_node;
+    prism_ref *sum = submit1(c, sha, "deref_sum", &refs, 1, &on);
+    prism_value_free(refs);
+    s = prism_get(c, sum, 60000, &v);
+    CHECK(s == PRISM_OK && json_num(v) == stash_sum(n) + (double)sizeof mine_bytes,
+          "deref_sum on %s: %s", use_node, prism_status_text(s));
+    prism_value_free(v);
+    prism_ref_release(sum);
+    prism_ref_release(mine);
+    prism_ref_release(x);
+    printf("borrowx ok\n");
+    return 0;
 }
 
 /* borrow SHA: references owned by other processes, got and passed on. */
@@ -623,6 +680,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "lostarg") ? lostarg(c)
              : !strcmp(cmd, "remoteget") && argc > 2 ? remoteget(c, arg)
              : !strcmp(cmd, "borrow")  ? borrow(c, arg)
+             : !strcmp(cmd, "borrowx") && argc > 4 ? borrowx(c, arg, argv[3], argv[4])
              : !strcmp(cmd, "ownerdied") ? ownerdied(c, arg)
              : !strcmp(cmd, "cancel")  ? cancel(c)
              : !strcmp(cmd, "failmany") ? failmany(c, atoi(arg))

@@ -521,6 +521,23 @@ def test_borrowed_references(c):
                timeout=20, what="every object store to be empty after the borrowers left")
 
 
+def test_borrowed_objects_across_nodes(c):
+    """A reference to an object in another node's store reads from any node:
+    a driver on node-1 reads what a worker on node-2 put and returned (its
+    store pulls it), and a task on either node reads it and the driver's own
+    object through a list (borrowers of a borrower). Then the stores empty."""
+    sha = upload_package(c)
+    c.start_node("node-2", "--num-cpus", "4")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    n1, n2 = nodes["node-1"], nodes["node-2"]
+    for stash_node, use_node in ((n2, n1), (n2, n2), (n1, n2), (n1, n1)):
+        out = probe(c, "borrowx", sha, stash_node, use_node).stdout
+        assert "driver read the worker's object ok" in out and "borrowx ok" in out, out
+    wait_until(lambda: sum(store_stats(c, n)["objects"] for n in c.store_addresses) == 0,
+               timeout=20, what="every object store to be empty after the borrowers left")
+
+
 def test_owner_death_fails_borrowers(c):
     sha = upload_package(c)
     t0 = time.monotonic()
@@ -551,6 +568,7 @@ if __name__ == "__main__":
          test_200mib_argument_from_another_node, test_task_list, test_object_list,
          test_stores_free_what_no_owner_holds, test_locality,
          test_nested_tasks_on_one_cpu, test_borrowed_references,
+         test_borrowed_objects_across_nodes,
          test_owner_death_fails_borrowers, test_wait_for_k_of_n,
          test_force_cancel_of_a_running_task], nodes=1,
         node_args=("--num-cpus", "4"))
