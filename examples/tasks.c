@@ -43,10 +43,34 @@ PRISM_TASK(crash)
     abort();
 }
 
+static prism_status stash_into(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                               prism_value **returns);
+
 /* stash(n): puts n bytes (byte i is i % 251) into the cluster and returns
  * [reference, worker pid]. The worker owns the object; whoever gets the
  * list borrows it, and the object lives until the last holder drops it. */
 PRISM_TASK(stash)
+{
+    return stash_into(ctx, args, nargs, returns);
+}
+
+/* Stasher: an actor whose `put(n)` does what stash does, so the actor owns
+ * the object (for as long as it lives). */
+PRISM_ACTOR_INIT(Stasher)
+{
+    (void)ctx, (void)args, (void)nargs;
+    *state = NULL;
+    return PRISM_OK;
+}
+
+PRISM_ACTOR_METHOD(Stasher, put)
+{
+    (void)state, (void)nreturns;
+    return stash_into(ctx, args, nargs, returns);
+}
+
+static prism_status stash_into(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                               prism_value **returns)
 {
     const char *text = nargs == 1 ? prism_value_json_text(args[0]) : NULL;
     long n = text ? atol(text) : -1;

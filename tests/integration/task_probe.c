@@ -365,27 +365,25 @@ static prism_ref *stashed(prism_client *c, const char *sha, long n, prism_value 
     return stashed_on(c, sha, n, NULL, list, pid);
 }
 
-/* borrowx SHA STASH_NODE USE_NODE: a worker on STASH_NODE puts 3 MiB and
- * returns the reference; this driver reads it (a borrower: from its own
- * node's store, pulled there when the object lives on another node); then a
- * task on USE_NODE reads it and a 2 MiB object of this driver's through a
- * list (a borrower of a borrower, and a borrower of the driver). */
-static int borrowx(prism_client *c, const char *sha, const char *stash_node, const char *use_node)
+/* The borrowing checks of borrowx and borrowa on `x`, a reference to n
+ * bytes of stash's pattern owned by `who`: this driver reads it (a
+ * borrower: from its own node's store, pulled there when the object lives
+ * on another node); then a task on USE_NODE reads it and a 2 MiB object of
+ * this driver's through a list (a borrower of a borrower, and a borrower of
+ * the driver). Releases x. */
+static int read_borrowed(prism_client *c, const char *sha, prism_ref *x, long n, const char *who,
+                         const char *use_node)
 {
-    prism_value *list = NULL, *v = NULL;
-    long pid = 0, n = 3 << 20;
-    prism_ref *x = stashed_on(c, sha, n, stash_node, &list, &pid);
-    CHECK(x && pid > 0, "stash on %s gave no reference", stash_node);
-    prism_value_free(list);
+    prism_value *v = NULL;
     prism_status s = prism_get(c, x, 60000, &v);
     size_t len = 0;
     const unsigned char *p = v ? prism_value_data(v, &len) : NULL;
-    CHECK(s == PRISM_OK && p && len == (size_t)n, "get of the object a worker on %s owns: %s",
-          stash_node, prism_status_text(s));
+    CHECK(s == PRISM_OK && p && len == (size_t)n, "get of the object %s owns: %s", who,
+          prism_status_text(s));
     for (size_t i = 0; i < len; i++)
         CHECK(p[i] == i % 251, "byte %zu is %u", i, p[i]);
     prism_value_free(v);
-    printf("driver read the worker's object ok\n");
+    printf("driver read the object %s owns ok\n", who);
 
     static unsigned char mine_bytes[2 << 20];
     for (size_t i = 0; i < sizeof mine_bytes; i++)
@@ -409,7 +407,45 @@ static int borrowx(prism_client *c, const char *sha, const char *stash_node, con
     prism_ref_release(sum);
     prism_ref_release(mine);
     prism_ref_release(x);
+    return 0;
+}
+
+/* borrowx SHA STASH_NODE USE_NODE: a worker on STASH_NODE owns the object. */
+static int borrowx(prism_client *c, const char *sha, const char *stash_node, const char *use_node)
+{
+    prism_value *list = NULL;
+    long pid = 0, n = 3 << 20;
+    prism_ref *x = stashed_on(c, sha, n, stash_node, &list, &pid);
+    CHECK(x && pid > 0, "stash on %s gave no reference", stash_node);
+    prism_value_free(list);
+    CHECK(read_borrowed(c, sha, x, n, "a worker", use_node) == 0, "borrowing from a worker");
     printf("borrowx ok\n");
+    return 0;
+}
+
+/* borrowa SHA ACTOR_NODE USE_NODE: an actor (Stasher) on ACTOR_NODE owns it. */
+static int borrowa(prism_client *c, const char *sha, const char *actor_node, const char *use_node)
+{
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+    o.node_id = actor_node;
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, sha, "Stasher", NULL, 0, &o, &a) == PRISM_OK, "create Stasher");
+    long n = 3 << 20;
+    prism_value *arg = prism_value_json("3145728");
+    prism_ref *r = NULL;
+    prism_status s = prism_actor_call(c, a, "put", &arg, 1, 1, &r);
+    prism_value_free(arg);
+    prism_value *list = NULL;
+    CHECK(s == PRISM_OK && prism_get(c, r, 60000, &list) == PRISM_OK &&
+              prism_value_list_size(list) == 2, "Stasher.put");
+    prism_ref_release(r);
+    prism_ref *x = prism_ref_dup(prism_value_get_ref(prism_value_list_get(list, 0)));
+    prism_value_free(list);
+    CHECK(read_borrowed(c, sha, x, n, "an actor", use_node) == 0, "borrowing from an actor");
+    CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
+    prism_actor_release(a);
+    printf("borrowa ok\n");
     return 0;
 }
 
@@ -681,6 +717,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "remoteget") && argc > 2 ? remoteget(c, arg)
              : !strcmp(cmd, "borrow")  ? borrow(c, arg)
              : !strcmp(cmd, "borrowx") && argc > 4 ? borrowx(c, arg, argv[3], argv[4])
+             : !strcmp(cmd, "borrowa") && argc > 4 ? borrowa(c, arg, argv[3], argv[4])
              : !strcmp(cmd, "ownerdied") ? ownerdied(c, arg)
              : !strcmp(cmd, "cancel")  ? cancel(c)
              : !strcmp(cmd, "failmany") ? failmany(c, atoi(arg))

@@ -523,9 +523,10 @@ def test_borrowed_references(c):
 
 def test_borrowed_objects_across_nodes(c):
     """A reference to an object in another node's store reads from any node:
-    a driver on node-1 reads what a worker on node-2 put and returned (its
-    store pulls it), and a task on either node reads it and the driver's own
-    object through a list (borrowers of a borrower). Then the stores empty."""
+    a driver on node-1 reads what a worker or an actor on either node put and
+    returned (its store pulls it), and a task on either node reads it and the
+    driver's own object through a list (borrowers of a borrower). Then the
+    stores empty."""
     sha = upload_package(c)
     c.start_node("node-2", "--num-cpus", "4")
     c.wait_nodes(2)
@@ -533,7 +534,10 @@ def test_borrowed_objects_across_nodes(c):
     n1, n2 = nodes["node-1"], nodes["node-2"]
     for stash_node, use_node in ((n2, n1), (n2, n2), (n1, n2), (n1, n1)):
         out = probe(c, "borrowx", sha, stash_node, use_node).stdout
-        assert "driver read the worker's object ok" in out and "borrowx ok" in out, out
+        assert "driver read the object a worker owns ok" in out and "borrowx ok" in out, out
+        out = probe(c, "borrowa", sha, stash_node, use_node).stdout
+        assert "driver read the object an actor owns ok" in out and "borrowa ok" in out, out
+        print(out.strip().replace("\n", "; "))
     wait_until(lambda: sum(store_stats(c, n)["objects"] for n in c.store_addresses) == 0,
                timeout=20, what="every object store to be empty after the borrowers left")
 
