@@ -22,6 +22,7 @@
 #include "prism_http.h"
 #include "prism_id.h"
 #include "prism_metrics.h"
+#include "prism_service.h"
 
 #define SCHED_MAX_THREADS 64
 #define SCHED_TOMBS 256 /* recently dead node incarnations remembered */
@@ -110,6 +111,13 @@ int sched_lease_start(scheduler *s); /* threads and subscription; no lock */
 void sched_lease_stop(scheduler *s); /* answers what is queued, joins the threads */
 /* Handles the queued requests on the calling thread (with lease_threads 0: the fuzz target). */
 void sched_lease_run_queued(scheduler *s);
+
+/* service.c: the hooks on the service skeleton (`ctx` is the scheduler). */
+int sched_configure(void *ctx, const prism_service_settings *set, char *err, size_t errlen);
+int sched_init(void *ctx, char *err, size_t errlen);  /* metrics: needs `metrics` set */
+int sched_start(void *ctx, char *err, size_t errlen); /* view and lease threads: needs `bus` */
+void sched_stop(void *ctx);
+void sched_cleanup(void *ctx);
 
 /* api.c: the REST API (openapi/scheduler.yaml). */
 extern const prism_http_route sched_routes[];
