@@ -742,6 +742,31 @@ int prism__borrow_start(prism_client *c)
     return 0;
 }
 
+void prism__borrow_free_entry(obj_entry *e)
+{
+    for (borrower *b = e->borrowers, *next; b; b = next) {
+        next = b->next;
+        free(b->addr);
+        free(b);
+    }
+    e->borrowers = NULL;
+    free(e->owner);
+    e->owner = NULL;
+}
+
+void prism__borrow_free(prism_client *c)
+{
+    free(c->unreg);
+    c->unreg = NULL;
+    for (outmsg *m = outbox_take(c), *next; m; m = next) {
+        next = m->next;
+        free(m->subject);
+        free(m->reply);
+        free(m->data);
+        free(m);
+    }
+}
+
 void prism__borrow_stop(prism_client *c)
 {
     if (!c->bus || !c->owner_subject[0])

@@ -423,6 +423,26 @@ prism_status prism__client_use_store(prism_client *c, const char *node_id, const
     return PRISM_OK;
 }
 
+/* The ownership table, at the end: owned stored objects are deleted from
+ * the store; nothing is dropped entry by entry (the whole table goes). */
+static void objects_free(prism_client *c)
+{
+    for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
+        for (obj_entry *e = c->buckets[i], *next; e; e = next) {
+            next = e->next;
+            if (!e->owner && e->store_socket && *e->store_socket && c->store)
+                prism_store_delete(c->store, &e->id);
+            free(e->contained);
+            prism__borrow_free_entry(e);
+            clear_value(c, e);
+            free(e->waiters);
+            free(e);
+        }
+    }
+    free(c->buckets);
+    c->buckets = NULL;
+}
+
 void prism_disconnect(prism_client *c)
 {
     if (!c)
@@ -437,69 +457,11 @@ void prism_disconnect(prism_client *c)
     prism__pools_stop(c);
     prism_bus_destroy(c->bus);
     prism__actors_free(c);
-    /* Tasks still waiting for arguments: collected first, since freeing them
-     * drops references and so changes the table. */
-    task_spec *waiting = NULL;
-    for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
-        for (obj_entry *e = c->buckets[i]; e; e = e->next) {
-            for (size_t k = 0; k < e->nwaiters; k++) {
-                task_spec *t = e->waiters[k];
-                if (--t->deps_pending == 0) {
-                    t->next = waiting;
-                    waiting = t;
-                }
-            }
-            e->nwaiters = 0;
-        }
-    }
-    for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
-        for (obj_entry *e = c->buckets[i]; e; e = e->next) {
-            task_spec *t = e->lineage;
-            e->lineage = NULL;
-            if (t && --t->lineage_refs == 0) {
-                t->next = waiting;
-                waiting = t;
-            }
-        }
-    }
-    pthread_mutex_lock(&c->lock);
-    for (task_spec *t = waiting, *next; t; t = next) {
-        next = t->next;
-        prism__task_free(c, t);
-    }
-    pthread_mutex_unlock(&c->lock);
-    for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
-        for (obj_entry *e = c->buckets[i], *next; e; e = next) {
-            next = e->next;
-            if (!e->owner && e->store_socket && *e->store_socket && c->store)
-                prism_store_delete(c->store, &e->id);
-            free(e->contained); /* the whole table goes: nothing to drop */
-            e->contained = NULL;
-            e->ncontained = 0;
-            for (borrower *b = e->borrowers, *bn; b; b = bn) {
-                bn = b->next;
-                free(b->addr);
-                free(b);
-            }
-            free(e->owner);
-            clear_value(c, e);
-            free(e->waiters);
-            free(e);
-        }
-    }
+    prism__tasks_free_pending(c); /* before the table: freeing tasks drops references */
+    objects_free(c);
     prism_store_destroy(c->store);
-    free(c->buckets);
-    for (size_t i = 0; i < c->nevents; i++)
-        free(c->events[i].detail);
-    free(c->events);
-    free(c->unreg);
-    for (outmsg *m = c->outbox, *mn; m; m = mn) {
-        mn = m->next;
-        free(m->subject);
-        free(m->reply);
-        free(m->data);
-        free(m);
-    }
+    prism__events_free(c);
+    prism__borrow_free(c);
     free(c->store_url);
     free(c->address);
     free(c->token);

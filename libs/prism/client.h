@@ -252,6 +252,10 @@ int prism__value_refs(const prism_value *v, const prism_ref ***out, size_t *n, s
 int prism__borrow_start(prism_client *c);
 /* Ends them and gives back what this process borrowed (disconnecting). */
 void prism__borrow_stop(prism_client *c);
+/* At disconnect: frees an entry's borrower records and owner address. */
+void prism__borrow_free_entry(obj_entry *e);
+/* At disconnect, after borrow_stop: frees what is left unsent. */
+void prism__borrow_free(prism_client *c);
 /* Gives a client the node's object store (the worker runtime's own client). */
 prism_status prism__client_use_store(prism_client *c, const char *node_id, const char *socket,
                                      const char *url);
@@ -314,6 +318,9 @@ void prism__tasks_args_lost(prism_client *c);
 void prism__pools_node_dead(prism_client *c, const char *node_id);
 /* Frees a task; `c`'s lock is held (or `c` is NULL when the task never entered the table). */
 void prism__task_free(prism_client *c, task_spec *t);
+/* At disconnect: frees the tasks still waiting for arguments and those kept
+ * as lineage, unhooking them from the table's entries. */
+void prism__tasks_free_pending(prism_client *c);
 /* Fails every return of `t` with `s` and frees it. */
 void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message);
 
@@ -340,6 +347,8 @@ void prism__event_task(prism_client *c, const task_spec *t, int state, const cha
 /* Publishes what was recorded (drops the lock meanwhile) and reports tasks
  * that have waited long. Leaser thread, lock held. */
 void prism__events_tick(prism_client *c);
+/* At disconnect: frees the events not published. */
+void prism__events_free(prism_client *c);
 
 /* ---- pools and workers (pool.c) ---- */
 int prism__pools_start(prism_client *c);

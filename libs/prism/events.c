@@ -245,6 +245,15 @@ static void report_objects(prism_client *c, int64_t now)
     pthread_mutex_lock(&c->lock);
 }
 
+void prism__events_free(prism_client *c)
+{
+    for (size_t i = 0; i < c->nevents; i++)
+        free(c->events[i].detail);
+    free(c->events);
+    c->events = NULL;
+    c->nevents = 0;
+}
+
 void prism__events_tick(prism_client *c)
 {
     int64_t now = prism_mono_ms();

@@ -21,6 +21,37 @@ void prism__task_free(prism_client *c, task_spec *t)
     free(t);
 }
 
+void prism__tasks_free_pending(prism_client *c)
+{
+    /* Collected first, since freeing them drops references and so changes
+     * the table. */
+    task_spec *waiting = NULL;
+    for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
+        for (obj_entry *e = c->buckets[i]; e; e = e->next) {
+            for (size_t k = 0; k < e->nwaiters; k++) {
+                task_spec *t = e->waiters[k];
+                if (--t->deps_pending == 0) {
+                    t->next = waiting;
+                    waiting = t;
+                }
+            }
+            e->nwaiters = 0;
+            task_spec *t = e->lineage;
+            e->lineage = NULL;
+            if (t && --t->lineage_refs == 0) {
+                t->next = waiting;
+                waiting = t;
+            }
+        }
+    }
+    pthread_mutex_lock(&c->lock);
+    for (task_spec *t = waiting, *next; t; t = next) {
+        next = t->next;
+        prism__task_free(c, t);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
 void prism__task_name(const task_spec *t, char *out, size_t n)
 {
     const actor_rec *a = t->pool ? t->pool->actor : NULL;

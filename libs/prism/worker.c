@@ -336,6 +336,22 @@ static void write_held(worker_rt *w, prism_writer *out, const prism_value *v, co
     free(refs);
 }
 
+/* A return already in the node's store: a copy pulled here before its node
+ * died, now made again from lineage, or a retried task's. A task's returns
+ * are the same whichever run made them, so the copy is the value; it
+ * becomes the owner's primary copy (pinned). */
+static prism_store_status adopt_existing(prism_store *st, const prism_object_id *id,
+                                         uint64_t *size)
+{
+    prism_store_buffer b;
+    prism_store_status s = prism_store_get(st, id, 0, &b);
+    if (s != PRISM_STORE_OK)
+        return PRISM_STORE_EXISTS;
+    *size = b.size;
+    prism_store_release(st, id);
+    return prism_store_pin(st, id);
+}
+
 /* Encodes one return: inline in the DONE frame when small, else straight
  * into the node's store. */
 static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *task,
@@ -363,6 +379,8 @@ static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *t
         prism_object_id_make(&oid, task, i);
         uint64_t stored = 0;
         prism_store_status ss = prism__store_value(w->store, &oid, task_owner, v, self, &stored);
+        if (ss == PRISM_STORE_EXISTS)
+            ss = adopt_existing(w->store, &oid, &stored);
         if (ss == PRISM_STORE_OK) {
             pw_u8(out, SLOT_STORED);
             pw_str(out, w->cfg->node_id);
