@@ -209,6 +209,7 @@ static json_t *claim(nodeagent *na, const start_req *r)
         return prism_error_json("start_failed", "out of memory");
     snprintf(j->id, sizeof j->id, "%s", r->job_id);
     snprintf(j->node_id, sizeof j->node_id, "%s", na->node_id);
+    snprintf(j->package, sizeof j->package, "%s", r->package ? r->package : "");
     j->state = NA_JOB_STARTING;
     j->resources = r->resources ? json_deep_copy(r->resources) : json_object();
     j->next = na->jobs;

@@ -37,6 +37,8 @@ static prism_option options[] = {
      "largest package fetched (a working directory or a job's package)"},
     {"package-timeout-ms", PRISM_OPT_INT, &na.cfg.package_timeout_ms, "120000",
      "time limit of one package download"},
+    {"package-cache-max", PRISM_OPT_SIZE, &na.cfg.package_cache_max, "4GiB",
+     "packages kept on disk; the least recently used go beyond this (0: no limit)"},
     {"store-socket", PRISM_OPT_STRING, &na.cfg.store_socket, NULL,
      "Unix socket of the node's object store (handed to workers)"},
     {"store-address", PRISM_OPT_STRING, &na.cfg.store_address, NULL,

@@ -21,6 +21,7 @@
 #include "prism_http.h"
 #include "prism_id.h"
 #include "prism_log.h"
+#include "prism_sha256.h"
 #include "prism_metrics.h"
 
 #define NA_JOB_ID_MAX 128
@@ -46,6 +47,7 @@ typedef struct na_config {
     int64_t stop_grace_ms;
     int64_t package_max;
     int64_t package_timeout_ms;
+    int64_t package_cache_max; /* bytes of packages kept on disk (0: no limit) */
     char *store_socket;  /* the node's object store (handed to workers) */
     char *store_address; /* its HTTP URL (reported) */
     char *worker_bin;    /* default: prism-worker next to this program */
@@ -124,6 +126,7 @@ typedef struct na_job {
     pid_t pid;                           /* also its process group; 0 while STARTING */
     na_job_state state;
     int exit_code;
+    char package[PRISM_SHA256_HEX_LEN + 1]; /* its working directory's package, or "" */
     int64_t start_time, end_time; /* ms since the epoch */
     char message[NA_MESSAGE_MAX];
     bool stop_requested;

@@ -294,6 +294,127 @@ static int fetch(nodeagent *na, const char *sha, const char *dir, char *err, siz
     return rc;
 }
 
+/* ---------- keeping the cache within --package-cache-max ---------- */
+
+typedef struct cached {
+    char path[NA_PATH_MAX];
+    char sha[PRISM_SHA256_HEX_LEN + 1];
+    bool dir;      /* a working directory (else a task library) */
+    int64_t used;   /* mtime (ns): set on every use */
+    uint64_t bytes; /* on disk */
+} cached;
+
+/* Disk bytes of `name` under `dirfd`, directories walked (links not followed). */
+static uint64_t tree_bytes(int dirfd, const char *name, int depth)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return 0;
+    uint64_t n = (uint64_t)st.st_blocks * 512;
+    if (!S_ISDIR(st.st_mode) || depth > 64)
+        return n;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return n;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n += tree_bytes(fd, e->d_name, depth + 1);
+    closedir(d);
+    return n;
+}
+
+/* Appends the packages in `dir` (SHA/ directories, or SHA.so files) to `*list`. */
+static void list_cached(const char *dir, bool dirs, cached **list, size_t *n, size_t *cap)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        bool named = dirs ? len == PRISM_SHA256_HEX_LEN
+                          : len == PRISM_SHA256_HEX_LEN + 3 && !strcmp(e->d_name + len - 3, ".so");
+        struct stat st;
+        if (!named || !prism_is_hex(e->d_name, PRISM_SHA256_HEX_LEN) ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            (dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))
+            continue;
+        if (*n == *cap) {
+            size_t ncap = *cap ? 2 * *cap : 32;
+            cached *g = realloc(*list, ncap * sizeof *g);
+            if (!g)
+                break;
+            *list = g;
+            *cap = ncap;
+        }
+        cached *c = &(*list)[(*n)++];
+        snprintf(c->path, sizeof c->path, "%s/%s", dir, e->d_name);
+        snprintf(c->sha, sizeof c->sha, "%.*s", PRISM_SHA256_HEX_LEN, e->d_name);
+        c->dir = dirs;
+        c->used = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        c->bytes = tree_bytes(dirfd(d), e->d_name, 0);
+    }
+    if (d)
+        closedir(d);
+}
+
+static int by_use(const void *a, const void *b)
+{
+    int64_t x = ((const cached *)a)->used, y = ((const cached *)b)->used;
+    return x < y ? -1 : x > y;
+}
+
+/* Whether a job that has not ended runs in package `sha`'s directory. */
+static bool in_use(nodeagent *na, const char *sha)
+{
+    bool used = false;
+    pthread_mutex_lock(&na->lock);
+    for (na_job *j = na->jobs; j && !used; j = j->next)
+        used = (j->state == NA_JOB_STARTING || j->state == NA_JOB_RUNNING) &&
+               !strcmp(j->package, sha);
+    pthread_mutex_unlock(&na->lock);
+    return used;
+}
+
+/* Removes the least recently used packages until the cache fits its limit,
+ * never `keep` (the one just asked for) nor the directory of a running job
+ * (a task library may go: it is loaded already, or fetched again). pkg_lock held. */
+static void prune(nodeagent *na, const char *keep)
+{
+    if (na->cfg.package_cache_max <= 0)
+        return;
+    char dir[NA_PATH_MAX];
+    cached *list = NULL;
+    size_t n = 0, cap = 0;
+    snprintf(dir, sizeof dir, "%s/packages", na->cfg.state_dir);
+    list_cached(dir, true, &list, &n, &cap);
+    snprintf(dir, sizeof dir, "%s/worker-packages", na->cfg.state_dir);
+    list_cached(dir, false, &list, &n, &cap);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += list[i].bytes;
+    qsort(list, n, sizeof *list, by_use);
+    for (size_t i = 0; i < n && total > (uint64_t)na->cfg.package_cache_max; i++) {
+        const cached *c = &list[i];
+        if (!strcmp(c->sha, keep) || (c->dir && in_use(na, c->sha)))
+            continue;
+        if ((c->dir ? prism_remove_tree(c->path) : unlink(c->path)) != 0) {
+            LOG_WARN("cannot remove %s from the package cache: %s", c->path, strerror(errno));
+            continue;
+        }
+        total -= c->bytes;
+        LOG_INFO("package %s%s removed from the cache (%llu bytes; least recently used)", c->sha,
+                 c->dir ? "" : ".so", (unsigned long long)c->bytes);
+    }
+    free(list);
+}
+
+/* Marks a cached package as used now: the cache keeps the most recently used. */
+static void touch(const char *path) { utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW); }
+
 static int need_gcs(const nodeagent *na, char *err, size_t errlen)
 {
     if (na->cfg.gcs_address && *na->cfg.gcs_address)
@@ -317,7 +438,12 @@ int na_package_ensure(nodeagent *na, const char *sha, char *dir, size_t dirlen, 
     }
     pthread_mutex_lock(&na->pkg_lock);
     struct stat st;
-    int rc = stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : fetch(na, sha, dir, err, errlen);
+    int rc = 0;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        touch(dir);
+    } else if ((rc = fetch(na, sha, dir, err, errlen)) == 0) {
+        prune(na, sha);
+    }
     pthread_mutex_unlock(&na->pkg_lock);
     return rc;
 }
@@ -335,8 +461,13 @@ int na_package_cache(nodeagent *na, const char *sha, char *err, size_t errlen)
     }
     pthread_mutex_lock(&na->pkg_lock);
     struct stat st;
-    /* Mode 0700 and the name SHA.so, as a worker writes it when it fetches one itself. */
-    int rc = stat(file, &st) == 0 ? 0 : download(na, sha, file, 0700, why, sizeof why);
+    int rc = 0;
+    if (stat(file, &st) == 0) {
+        touch(file);
+    } else if ((rc = download(na, sha, file, 0700, why, sizeof why)) == 0) {
+        /* Mode 0700 and the name SHA.so, as a worker writes it when it fetches one itself. */
+        prune(na, sha);
+    }
     pthread_mutex_unlock(&na->pkg_lock);
     if (rc != 0)
         snprintf(err, errlen, "package %s could not be fetched: %s", sha, why);

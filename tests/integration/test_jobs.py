@@ -269,6 +269,33 @@ def upload(c, data):
     return r.json()["sha256"]
 
 
+def test_package_cache_pruned(c):
+    """A node keeps its package cache within --package-cache-max: the least
+    recently used package goes, never the working directory of a running job,
+    and a package that went is fetched again when a job needs it."""
+    c.start_node("node-2", "--resources", '{"cache": 4}', "--package-cache-max", "250KiB")
+    c.wait_nodes(2)
+    import tarfile
+    shas = [upload(c, tar_of([("data", tarfile.REGTYPE, os.urandom(100 << 10), 0o644)]))
+            for _ in range(3)]
+    cache = os.path.join(c.dir, "nodes", "node-2", "packages")
+
+    def cached():
+        return {s for s in shas if os.path.isdir(os.path.join(cache, s))}
+
+    def start(sha, cmd="true"):
+        return c.submit(cmd, working_dir=sha, resources={"cache": 1})
+    a = start(shas[0], "sleep 3")  # running in A's directory while B and C come
+    c.wait_job(a, states=("RUNNING",))
+    assert c.wait_job(start(shas[1]))["state"] == "SUCCEEDED"
+    assert cached() == {shas[0], shas[1]}, cached()
+    assert c.wait_job(start(shas[2]))["state"] == "SUCCEEDED"
+    assert cached() == {shas[0], shas[2]}, cached()  # B went; A is in use
+    assert c.wait_job(a)["state"] == "SUCCEEDED"
+    assert c.wait_job(start(shas[1]))["state"] == "SUCCEEDED"  # fetched again
+    assert cached() == {shas[2], shas[1]}, cached()  # now A, the least recently used, went
+
+
 def test_job_packages(c):
     """A job names the example task package (by a name) and a second one: both are in the
     node's worker cache when the driver starts, the driver sees them in its environment
@@ -387,7 +414,7 @@ if __name__ == "__main__":
          test_follow_logs, test_resources_and_infeasible, test_infeasible_until_node_joins,
          test_concurrent_submissions, test_gcs_restart_mid_job, test_node_agent_killed,
          test_working_dir_package, test_unsafe_packages_refused_at_upload,
-         test_package_extracted_safely, test_job_packages, test_job_packages_refused,
+         test_package_extracted_safely, test_package_cache_pruned, test_job_packages, test_job_packages_refused,
          test_job_package_cannot_be_fetched, test_slow_package_fetch_fails_job,
          test_retention_prunes_jobs, test_events_and_metrics],
         nodes=1)
