@@ -185,8 +185,9 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
  * Returns PRISM_OK with an empty string when it is not waiting. */
 prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *buf, size_t len);
 
-/* Cancels the task that produces `ref`: a queued task never runs; a running
- * one is interrupted only when `force` (its worker is killed). */
+/* Cancels the task (or actor call) that produces `ref`: a queued one never
+ * runs; a running one is interrupted only when `force` (its worker is
+ * killed; an actor is restarted as after a crash). */
 prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force);
 
 /* ---------- actors ----------

@@ -360,16 +360,21 @@ prism_status prism_actor_open(prism_client *c, const char *actor_id, prism_actor
     return s;
 }
 
+prism_status prism__actor_kill_id(prism_client *c, const char *actor_id, bool no_restart)
+{
+    json_t *reply = NULL;
+    prism_status s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_KILL,
+                                      json_pack("{s:s,s:b}", "actor_id", actor_id, "no_restart",
+                                                no_restart), &reply);
+    json_decref(reply);
+    return s;
+}
+
 prism_status prism_actor_kill(prism_client *c, const prism_actor *a, bool no_restart)
 {
     if (!c || !a)
         return prism__fail(PRISM_ERR_INVALID, "actor_kill needs a client and a handle");
-    json_t *reply = NULL;
-    prism_status s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_KILL,
-                                      json_pack("{s:s,s:b}", "actor_id", a->id, "no_restart",
-                                                no_restart), &reply);
-    json_decref(reply);
-    return s;
+    return prism__actor_kill_id(c, a->id, no_restart);
 }
 
 prism_status prism_actor_call(prism_client *c, prism_actor *a, const char *method,

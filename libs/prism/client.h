@@ -321,6 +321,9 @@ void prism__task_free(prism_client *c, task_spec *t);
 /* At disconnect: frees the tasks still waiting for arguments and those kept
  * as lineage, unhooking them from the table's entries. */
 void prism__tasks_free_pending(prism_client *c);
+/* Sends CANCEL for task `id` on `wc`: the worker drops it if it has not
+ * started it, answering DONE with PRISM_ERR_CANCELLED. Lock held. */
+void prism__conn_cancel(prism_client *c, worker_conn *wc, const prism_task_id *id);
 /* Fails every return of `t` with `s` and frees it. */
 void prism__task_fail(prism_client *c, task_spec *t, prism_status s, const char *message);
 
@@ -340,6 +343,8 @@ int prism__actors_start(prism_client *c);
  * GCS about the others, fails calls to dead ones. */
 void prism__actors_tick(prism_client *c);
 void prism__actors_free(prism_client *c);
+/* Asks the GCS to kill the actor (and restart it unless `no_restart`). */
+prism_status prism__actor_kill_id(prism_client *c, const char *actor_id, bool no_restart);
 
 /* ---- task events (events.c) ---- */
 /* Records a task's state for the cluster's task list. Lock held. */

@@ -243,6 +243,16 @@ static void dispatch(prism_client *c, pool *p)
 
 void prism__dispatch(prism_client *c, pool *p) { dispatch(c, p); }
 
+void prism__conn_cancel(prism_client *c, worker_conn *wc, const prism_task_id *id)
+{
+    size_t start = wc->out.len;
+    wire_begin(&wc->out, WIRE_CANCEL);
+    prism_writer w = {.buf = &wc->out};
+    pw_bytes(&w, id->b, PRISM_ID_BYTES);
+    wire_end(&wc->out, start);
+    flush_out(c, wc);
+}
+
 task_spec *prism__pool_take(prism_client *c, pool *p, bool (*pick)(prism_client *, const task_spec *))
 {
     task_spec *taken = NULL, **tail = &taken, **pp = &p->queue;

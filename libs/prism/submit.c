@@ -562,7 +562,7 @@ prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
     worker_conn *w = t || settled ? NULL : running_on(c, &id, &running);
     if (!t && !settled && !w)
         waiting = waiting_task(c, &id);
-    char subject[160] = "", lease[96] = "";
+    char subject[160] = "", lease[96] = "", actor[PRISM_ID_HEX_LEN + 1] = "";
     prism_status s = PRISM_OK;
     if (t || settled) {
     } else if (waiting) { /* it is let go once its arguments settle */
@@ -573,7 +573,13 @@ prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
     } else if (!w) {
         s = prism__fail(PRISM_ERR_INVALID, "the task is neither queued, waiting nor running here");
     } else if (w->pool->actor) {
-        s = prism__fail(PRISM_ERR_INVALID, "a running actor call cannot be cancelled; kill the actor");
+        /* Still queued at the actor: dropped there. Running: only force stops
+         * it, by killing the actor's worker (restarted as after a crash). */
+        prism__conn_cancel(c, w, &id);
+        if (force) {
+            running->cancelled = true;
+            snprintf(actor, sizeof actor, "%s", w->pool->actor->id);
+        }
     } else if (!force) {
         s = prism__fail(PRISM_ERR_INVALID, "the task is running: cancel it with force, which "
                         "kills its worker");
@@ -584,6 +590,8 @@ prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
         snprintf(lease, sizeof lease, "%s", w->lease_id);
     }
     pthread_mutex_unlock(&c->lock);
+    if (actor[0])
+        s = prism__actor_kill_id(c, actor, false);
     if (subject[0]) {
         json_t *req = json_pack("{s:s}", "lease_id", lease), *reply = NULL;
         int rc = prism_bus_request_json(c->bus, subject, req, 5000, &reply);

@@ -901,6 +901,71 @@ static int on_auth(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_t
     return 0;
 }
 
+/* Takes out of `*list` the PUSH of task `id` that `c` sent, if it is still
+ * queued there. */
+static job *unqueue_push(job **list, job **tail, const conn *c, const uint8_t *id)
+{
+    job *prev = NULL;
+    for (job *j = *list; j; prev = j, j = j->next) {
+        if (j->from != c || j->type != WIRE_PUSH || j->len < PRISM_ID_BYTES ||
+            memcmp(j->frame, id, PRISM_ID_BYTES) != 0)
+            continue;
+        if (prev)
+            prev->next = j->next;
+        else
+            *list = j->next;
+        if (*tail == j)
+            *tail = prev;
+        return j;
+    }
+    return NULL;
+}
+
+/* CANCEL: a call or task still queued here never runs; its DONE says
+ * cancelled. One already running goes on (the owner kills the worker to
+ * stop it: prism_cancel with force). */
+static int on_cancel(worker_rt *w, conn *c, const uint8_t *p, size_t n)
+{
+    if (n < PRISM_ID_BYTES)
+        return -1;
+    job *j = unqueue_push(&w->queue, &w->queue_tail, c, p);
+    if (!j && w->nthreads) {
+        pthread_mutex_lock(&w->pool_lock);
+        if ((j = unqueue_push(&w->pool_queue, &w->pool_tail, c, p)))
+            c->users--; /* the executors will not see it */
+        pthread_mutex_unlock(&w->pool_lock);
+    }
+    if (!j)
+        return 0; /* running or done: its own DONE answers */
+    prism_reader r = {j->frame, j->len, 0, NULL, NULL, NULL};
+    pr_bytes(&r, PRISM_ID_BYTES);
+    char *pkg = pr_str(&r), *fn = pr_str(&r);
+    uint16_t nret = pr_u16(&r);
+    char name[300];
+    snprintf(name, sizeof name, "%s/%s", pkg ? pkg : "?", fn ? fn : "?");
+    prism_buf out;
+    prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
+    size_t start = out.len;
+    wire_begin(&out, WIRE_DONE);
+    prism_writer wr = {.buf = &out};
+    pw_bytes(&wr, j->frame, PRISM_ID_BYTES);
+    pw_u16(&wr, r.failed ? 1 : nret);
+    for (uint16_t i = 0; i < (r.failed ? 1 : nret); i++) {
+        write_error_slot(&wr, PRISM_ERR_CANCELLED, name, "cancelled before it ran");
+        pw_u32(&wr, 0);
+    }
+    wire_end(&out, start);
+    if (w->actor)
+        __atomic_add_fetch(&w->actor->done, 1, __ATOMIC_RELAXED);
+    int rc = conn_send(c, out.data, out.len);
+    prism_buf_free(&out);
+    free(pkg);
+    free(fn);
+    free(j->frame);
+    free(j);
+    return rc;
+}
+
 static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_t n)
 {
     if (!c->authed)
@@ -925,8 +990,10 @@ static int on_frame(worker_rt *w, conn *c, uint8_t type, const uint8_t *p, size_
     }
     if (type == WIRE_ACTOR_ATTACH)
         return attach_actor(w, c, p, n);
+    if (type == WIRE_CANCEL)
+        return c->leased || w->actor ? on_cancel(w, c, p, n) : 0;
     if (type != WIRE_PUSH && type != WIRE_ACTOR_CREATE)
-        return type == WIRE_CANCEL ? 0 : -1;
+        return -1;
     job *j = calloc(1, sizeof *j);
     if (!j || !(j->frame = malloc(n ? n : 1))) {
         free(j);

@@ -225,6 +225,69 @@ static int inflight(prism_client *c, int retries)
     return 0;
 }
 
+/* cancel: calls to a Counter are cancelled: one still queued at the actor
+ * (behind a 1.5 s sleep) never runs; the running sleep is not stopped
+ * without force; with force, a 30 s sleep is cut short by restarting the
+ * actor (max_restarts 1: fresh state), whose later calls work. */
+static int cancel(prism_client *c)
+{
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.max_restarts = 1;
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a) == PRISM_OK, "create");
+    long pid = pid_of(c, a);
+    CHECK(pid > 0, "pid");
+    prism_value *ms = prism_value_json("1500");
+    prism_ref *slow = NULL, *queued = NULL, *v1 = NULL;
+    CHECK(prism_actor_call(c, a, "sleep", &ms, 1, 1, &slow) == PRISM_OK, "sleep call");
+    CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &queued) == PRISM_OK, "inc call");
+    prism_value_free(ms);
+    usleep(300000); /* both pushed: the sleep runs, inc waits at the actor */
+    CHECK(prism_cancel(c, queued, false) == PRISM_OK, "cancel of the queued call");
+    CHECK(prism_cancel(c, slow, false) == PRISM_OK, "cancel of the running call, no force");
+    prism_value *v = NULL;
+    CHECK(prism_get(c, queued, 10000, &v) == PRISM_ERR_CANCELLED, "the queued call gave %s",
+          prism_last_error());
+    prism_value_free(v);
+    v = NULL;
+    CHECK(prism_get(c, slow, 10000, &v) == PRISM_OK, "the running call was not let finish: %s",
+          prism_last_error());
+    prism_value_free(v);
+    v = NULL;
+    CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &v1) == PRISM_OK && 
+              prism_get(c, v1, 10000, &v) == PRISM_OK && !strcmp(prism_value_json_text(v), "1"),
+          "the cancelled inc ran after all");
+    prism_value_free(v);
+    v = NULL;
+    printf("queued call cancelled ok\n");
+
+    ms = prism_value_json("30000");
+    prism_ref *longer = NULL;
+    CHECK(prism_actor_call(c, a, "sleep", &ms, 1, 1, &longer) == PRISM_OK, "long sleep call");
+    prism_value_free(ms);
+    usleep(300000);
+    CHECK(prism_cancel(c, longer, true) == PRISM_OK, "forced cancel: %s", prism_last_error());
+    CHECK(prism_get(c, longer, 20000, &v) == PRISM_ERR_CANCELLED, "the forced cancel gave %s",
+          prism_last_error());
+    prism_value_free(v);
+    v = NULL;
+    prism_ref *v2 = NULL;
+    CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &v2) == PRISM_OK &&
+              prism_get(c, v2, 30000, &v) == PRISM_OK && !strcmp(prism_value_json_text(v), "1"),
+          "the restarted actor does not answer afresh: %s", prism_last_error());
+    CHECK(pid_of(c, a) != pid, "the actor's worker was not replaced");
+    printf("running call cancelled with force ok\n");
+    prism_value_free(v);
+    prism_ref_release(slow);
+    prism_ref_release(queued);
+    prism_ref_release(v1);
+    prism_ref_release(longer);
+    prism_ref_release(v2);
+    prism_actor_kill(c, a, true);
+    prism_actor_release(a);
+    return 0;
+}
+
 /* onnode NODE: a Counter with max_restarts placed on NODE (soft); after a
  * line on stdin (NODE died meanwhile) it answers again, from another node. */
 static int onnode(prism_client *c, const char *node)
@@ -398,6 +461,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "get")      ? get(c, arg)
              : !strcmp(cmd, "restart")  ? restart(c)
              : !strcmp(cmd, "inflight") ? inflight(c, atoi(arg))
+             : !strcmp(cmd, "cancel")   ? cancel(c)
              : !strcmp(cmd, "onnode")   ? onnode(c, arg)
              : !strcmp(cmd, "concurrent") ? concurrent(c)
              : !strcmp(cmd, "handle")   ? handle(c, arg)

@@ -134,6 +134,11 @@ def upload_package(c):
     return r.json()["sha256"]
 
 
+def test_cancel_actor_calls(c):
+    out = probe(c, "cancel")
+    assert "queued call cancelled ok" in out and "running call cancelled with force ok" in out, out
+
+
 def test_handle_passed_to_a_task(c):
     assert "handle ok" in probe(c, "handle", upload_package(c))
 
@@ -208,6 +213,7 @@ if __name__ == "__main__":
     run([test_counter, test_order_of_three_callers, test_named_actor_from_another_job,
          test_detached_actor_outlives_its_driver, test_owned_actor_dies_with_its_owner,
          test_restart_then_max_restarts, test_calls_in_flight_when_the_actor_dies,
+         test_cancel_actor_calls,
          test_handle_passed_to_a_task, test_actor_class_from_a_package,
          test_actor_keeps_a_borrowed_reference, test_concurrent_actor,
          test_actor_on_a_node_that_dies], nodes=1, node_args=("--num-cpus", "4"))
