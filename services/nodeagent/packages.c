@@ -338,7 +338,7 @@ static void list_cached(const char *dir, bool dirs, cached **list, size_t *n, si
         bool named = dirs ? len == PRISM_SHA256_HEX_LEN
                           : len == PRISM_SHA256_HEX_LEN + 3 && !strcmp(e->d_name + len - 3, ".so");
         struct stat st;
-        if (!named || !prism_is_hex(e->d_name, PRISM_SHA256_HEX_LEN) ||
+        if (!named || strspn(e->d_name, "0123456789abcdef") != PRISM_SHA256_HEX_LEN ||
             fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
             (dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))
             continue;
@@ -396,7 +396,8 @@ static void prune(nodeagent *na, const char *keep)
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += list[i].bytes;
-    qsort(list, n, sizeof *list, by_use);
+    if (n)
+        qsort(list, n, sizeof *list, by_use);
     for (size_t i = 0; i < n && total > (uint64_t)na->cfg.package_cache_max; i++) {
         const cached *c = &list[i];
         if (!strcmp(c->sha, keep) || (c->dir && in_use(na, c->sha)))

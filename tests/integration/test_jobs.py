@@ -294,6 +294,11 @@ def test_package_cache_pruned(c):
     assert c.wait_job(a)["state"] == "SUCCEEDED"
     assert c.wait_job(start(shas[1]))["state"] == "SUCCEEDED"  # fetched again
     assert cached() == {shas[2], shas[1]}, cached()  # now A, the least recently used, went
+    lib = upload(c, os.urandom(100 << 10))  # task libraries count too
+    j = c.submit("true", packages=[lib], resources={"cache": 1})
+    assert c.wait_job(j)["state"] == "SUCCEEDED"
+    assert os.path.exists(os.path.join(c.dir, "nodes", "node-2", "worker-packages", lib + ".so"))
+    assert cached() == {shas[1]}, cached()
 
 
 def test_job_packages(c):

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Lints every OpenAPI spec in openapi/ with Redocly's CLI, at the version
+# pinned in tools/openapi/package-lock.json, under the rules of
+# tools/openapi/redocly.yaml (Redocly's recommended set). Installs the CLI
+# from the npm registry on first use. Exits 77 (a skip for CTest) with the
+# reason when Node.js/npm is missing or the CLI cannot be installed.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools=$root/tools/openapi
+cli=$tools/node_modules/.bin/redocly
+if [ ! -x "$cli" ] || [ "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "skipped: npm is not installed (Node.js 20 and npm lint the OpenAPI specs)"
+        exit 77
+    fi
+    if ! (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error); then
+        echo "skipped: @redocly/cli could not be installed from the npm registry"
+        exit 77
+    fi
+fi
+# Each spec by name: tools/openapi/redocly.yaml is not one.
+set -- "$root"/openapi/*.yaml
+exec "$cli" lint --config "$tools/redocly.yaml" --format=stylish "$@"
