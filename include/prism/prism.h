@@ -26,7 +26,29 @@
  * it to the caller, who frees it (prism_value_free, prism_ref_release).
  * Arguments are borrowed unless a comment says "takes".
  *
- * Threads: a client may be used from several threads at once. */
+ * Calls: a call returns a prism_status; what it makes goes through
+ * out-parameters, which come last (`prism_ref **out`, `prism_value **out`,
+ * `returns`, `ready`, a caller's buffer as `buf, len`). A single out-pointer
+ * is set to NULL when the call fails. The one exception is prism_connect,
+ * which takes `out` first. A constructor that returns a pointer instead
+ * (prism_value_json, prism_ref_dup, ...) returns NULL on failure, and
+ * prism_last_status says why: PRISM_ERR_INVALID or PRISM_ERR_NO_MEMORY.
+ *
+ * Threads, per type (docs/api-c.md has the table):
+ *   prism_client     several threads at once, any call; except prism_disconnect,
+ *                    which runs alone: after every other call on the client has
+ *                    returned and the refs it made (and values holding them)
+ *                    are released.
+ *   prism_ref        read-only: several threads may use one handle at once
+ *                    (get, wait, dup, submit it); release it once, when no
+ *                    other thread uses it.
+ *   prism_actor      as a ref: several threads may call through one handle at
+ *                    once (calls made at once have no order between them).
+ *   prism_value      several threads may read one value; changing it
+ *                    (prism_value_list_append, prism_value_free) needs it alone.
+ *   prism_task_ctx   belongs to one running task: use it within that call.
+ *   prism_last_error, prism_last_status: per thread. Everything else (status
+ *   texts, versions, options initializers): any thread. */
 #ifndef PRISM_PRISM_H
 #define PRISM_PRISM_H
 
@@ -34,9 +56,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version of this header. libprism is ABI-compatible within a major
+ * version (its SONAME is libprism.so.MAJOR): a minor version only adds, a
+ * patch changes no interface (docs/api-c.md). CMakeLists.txt reads these
+ * three lines for the project's version: they are its one source. */
+#define PRISM_VERSION_MAJOR 0
+#define PRISM_VERSION_MINOR 1
+#define PRISM_VERSION_PATCH 0
+
+#define PRISM__STR2(x) #x
+#define PRISM__STR(x) PRISM__STR2(x)
+/* "MAJOR.MINOR.PATCH" */
+#define PRISM_VERSION                                                                         \
+    PRISM__STR(PRISM_VERSION_MAJOR) "." PRISM__STR(PRISM_VERSION_MINOR) "."                   \
+        PRISM__STR(PRISM_VERSION_PATCH)
+/* MAJOR * 1000000 + MINOR * 1000 + PATCH: compares in order */
+#define PRISM_VERSION_NUMBER                                                                  \
+    (PRISM_VERSION_MAJOR * 1000000 + PRISM_VERSION_MINOR * 1000 + PRISM_VERSION_PATCH)
+
+/* What libprism exports. The library is built with hidden visibility: a
+ * function without PRISM_API is not part of the API, whatever its name. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PRISM_API __attribute__((visibility("default")))
+#else
+#define PRISM_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The version of the library running (which may be newer than the header a
+ * program was built with, within the same major version). */
+PRISM_API const char *prism_version(void);        /* PRISM_VERSION of the library */
+PRISM_API int prism_version_number(void);         /* PRISM_VERSION_NUMBER of the library */
 
 typedef enum prism_status {
     PRISM_OK = 0,
@@ -55,9 +108,14 @@ typedef enum prism_status {
 } prism_status;
 
 /* A stable English text for a status. Never NULL. */
-const char *prism_status_text(prism_status s);
+PRISM_API const char *prism_status_text(prism_status s);
 /* What went wrong in the last failed call of this thread. Never NULL. */
-const char *prism_last_error(void);
+PRISM_API const char *prism_last_error(void);
+/* The status of the last failed call of this thread (the code of
+ * prism_last_error's text); PRISM_OK before any. It is how a constructor
+ * that returned NULL tells why: PRISM_ERR_INVALID (a bad argument) or
+ * PRISM_ERR_NO_MEMORY. */
+PRISM_API prism_status prism_last_status(void);
 
 /* ---------- values ---------- */
 
@@ -84,73 +142,102 @@ typedef enum prism_dtype {
 
 #define PRISM_MAX_DIMS 8
 
-prism_value *prism_value_null(void);
-/* NULL when `text` is not valid JSON. */
-prism_value *prism_value_json(const char *text);
-prism_value *prism_value_bytes(const void *data, size_t len);
-/* A tensor of `ndim` dimensions; `data` (may be NULL for zeros) is copied. */
-prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shape,
-                                const void *data);
-prism_value *prism_value_list(void);
+/* Constructors return a new value, or NULL: prism_last_status() is then
+ * PRISM_ERR_INVALID (the reason each names) or PRISM_ERR_NO_MEMORY. */
+PRISM_API prism_value *prism_value_null(void);
+/* INVALID when `text` is NULL or not valid JSON. */
+PRISM_API prism_value *prism_value_json(const char *text);
+/* `data` is copied; it may be NULL only when `len` is 0 (else INVALID). */
+PRISM_API prism_value *prism_value_bytes(const void *data, size_t len);
+/* A tensor of `ndim` dimensions; `data` (may be NULL for zeros) is copied.
+ * INVALID for an unknown dtype, `ndim` outside 0..PRISM_MAX_DIMS, a NULL
+ * `shape` with `ndim` above 0, a negative dimension or a size that overflows. */
+PRISM_API prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shape,
+                                          const void *data);
+PRISM_API prism_value *prism_value_list(void);
 /* Appends to a list; takes `item`. Returns PRISM_ERR_INVALID if `list` is not a list. */
-prism_status prism_value_list_append(prism_value *list, prism_value *item);
+PRISM_API prism_status prism_value_list_append(prism_value *list, prism_value *item);
 /* A value that stands for the object `ref` names (passing it to a task
- * passes the object; the task receives the object's value). */
-prism_value *prism_value_ref(const prism_ref *ref);
-prism_value *prism_value_error(const char *task, const char *message);
-prism_value *prism_value_copy(const prism_value *v);
-void prism_value_free(prism_value *v);
+ * passes the object; the task receives the object's value). INVALID when
+ * `ref` is NULL. */
+PRISM_API prism_value *prism_value_ref(const prism_ref *ref);
+PRISM_API prism_value *prism_value_error(const char *task, const char *message);
+/* A deep copy. INVALID when `v` is NULL. */
+PRISM_API prism_value *prism_value_copy(const prism_value *v);
+PRISM_API void prism_value_free(prism_value *v);
 
-prism_value_kind prism_value_kind_of(const prism_value *v);
+PRISM_API prism_value_kind prism_value_kind_of(const prism_value *v);
 /* JSON text, bytes or tensor data. For values read from the object store the
  * pointer is into shared memory (zero-copy): valid as long as the value. */
-const char *prism_value_json_text(const prism_value *v);
-const void *prism_value_data(const prism_value *v, size_t *len);
-prism_dtype prism_value_dtype(const prism_value *v);
-int prism_value_ndim(const prism_value *v);
-const int64_t *prism_value_shape(const prism_value *v);
-size_t prism_value_list_size(const prism_value *v);
-const prism_value *prism_value_list_get(const prism_value *v, size_t i);
+PRISM_API const char *prism_value_json_text(const prism_value *v);
+PRISM_API const void *prism_value_data(const prism_value *v, size_t *len);
+PRISM_API prism_dtype prism_value_dtype(const prism_value *v);
+PRISM_API int prism_value_ndim(const prism_value *v);
+PRISM_API const int64_t *prism_value_shape(const prism_value *v);
+PRISM_API size_t prism_value_list_size(const prism_value *v);
+PRISM_API const prism_value *prism_value_list_get(const prism_value *v, size_t i);
 /* The reference a REF value holds (borrowed from the value). */
-const prism_ref *prism_value_get_ref(const prism_value *v);
-const char *prism_value_error_task(const prism_value *v);
-const char *prism_value_error_message(const prism_value *v);
+PRISM_API const prism_ref *prism_value_get_ref(const prism_value *v);
+PRISM_API const char *prism_value_error_task(const prism_value *v);
+PRISM_API const char *prism_value_error_message(const prism_value *v);
 /* Bytes per element of a dtype (0 for an unknown one). */
-size_t prism_dtype_size(prism_dtype dtype);
+PRISM_API size_t prism_dtype_size(prism_dtype dtype);
 
 /* ---------- the cluster ---------- */
 
+/* A connection to a cluster: the owner of what it puts and submits.
+ * Threads: any call on one client may run from several threads at once,
+ * except prism_disconnect (see the top of this file). */
 typedef struct prism_client prism_client;
 
+/* Options structs: initialize them with their _INIT macro or _init()
+ * function, then set fields by name. A field a later minor version adds
+ * takes room from `reserved` (the struct's size never changes within a major
+ * version) and its zero means what the version before did; calls reject
+ * options whose `reserved` is not zero (PRISM_ERR_INVALID), so a struct left
+ * uninitialized fails now rather than change meaning later (docs/api-c.md). */
+
 typedef struct prism_connect_options {
-    const char *address; /* GCS URL; NULL: $PRISM_ADDRESS, else $PRISM_HOME/address */
-    const char *token;   /* NULL: $PRISM_TOKEN, else $PRISM_HOME/token */
+    const char *address; /* GCS URL; default NULL: $PRISM_ADDRESS, else $PRISM_HOME/address */
+    const char *token;   /* default NULL: $PRISM_TOKEN, else $PRISM_HOME/token */
+    uint64_t reserved[8]; /* zero */
 } prism_connect_options;
 
-prism_status prism_connect(prism_client **out, const prism_connect_options *opts);
-/* Returns leases and frees everything; objects this client owns are freed. */
-void prism_disconnect(prism_client *c);
+#define PRISM_CONNECT_OPTIONS_INIT {.address = NULL, .token = NULL, .reserved = {0}}
+PRISM_API void prism_connect_options_init(prism_connect_options *opts);
+
+/* Connects to the cluster; `opts` may be NULL for the defaults. (`out` comes
+ * first here, unlike every other call's out-parameter.) */
+PRISM_API prism_status prism_connect(prism_client **out, const prism_connect_options *opts);
+/* Returns leases and frees everything; objects this client owns are freed.
+ * Call it alone and last: no other call on `c` may be running, and the refs
+ * and values (with references) it made are released before, since their
+ * release uses the client. */
+PRISM_API void prism_disconnect(prism_client *c);
 /* How the cluster names this client as an owner: the `owner` of its tasks and
  * objects in GET /api/v1/tasks and GET /api/v1/objects (borrowed). */
-const char *prism_client_owner(const prism_client *c);
+PRISM_API const char *prism_client_owner(const prism_client *c);
 
 /* Stores a value in the cluster; the caller owns the object. */
-prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out);
+PRISM_API prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out);
 
 /* Waits up to `timeout_ms` (-1: forever) for the object and returns its value.
  * A failed task gives PRISM_ERR_TASK and an ERROR value naming the task. */
-prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, prism_value **out);
+PRISM_API prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms,
+                                 prism_value **out);
 
 /* Waits until `k` of the `n` objects are ready or `timeout_ms` passes.
  * `ready[i]` marks k ready ones (the first found, as Ray's num_returns: others
  * may be ready too), or on PRISM_ERR_TIMEOUT every one that is. */
-prism_status prism_wait(prism_client *c, prism_ref *const *refs, size_t n, size_t k,
-                        int timeout_ms, bool *ready);
+PRISM_API prism_status prism_wait(prism_client *c, prism_ref *const *refs, size_t n, size_t k,
+                                  int timeout_ms, bool *ready);
 
-prism_ref *prism_ref_dup(const prism_ref *ref);
-void prism_ref_release(prism_ref *ref);
+/* A second handle on the same object (counted as one more reference). NULL
+ * with PRISM_ERR_INVALID when `ref` is NULL, or PRISM_ERR_NO_MEMORY. */
+PRISM_API prism_ref *prism_ref_dup(const prism_ref *ref);
+PRISM_API void prism_ref_release(prism_ref *ref);
 /* The object's ID as 40 hex digits (borrowed from the ref). */
-const char *prism_ref_id(const prism_ref *ref);
+PRISM_API const char *prism_ref_id(const prism_ref *ref);
 
 typedef enum prism_strategy {
     PRISM_STRATEGY_DEFAULT = 0,
@@ -159,36 +246,43 @@ typedef enum prism_strategy {
 } prism_strategy;
 
 typedef struct prism_task_options {
-    int num_returns;      /* default 1 */
-    double num_cpus;      /* default 1 */
-    double num_gpus;      /* default 0 */
-    double memory;        /* bytes; default 0 */
-    const char *resources; /* custom resources as a JSON object, e.g. {"accel": 1}; may be NULL */
-    int max_retries;       /* retries after worker or node death; default 3, -1 forever */
-    bool retry_exceptions; /* also retry application errors */
-    prism_strategy strategy;
-    const char *node_id; /* NODE_AFFINITY target */
-    bool soft;           /* NODE_AFFINITY may fall back to other nodes */
+    int num_returns;         /* 1-1024; default 1 */
+    double num_cpus;         /* default 1 */
+    double num_gpus;         /* default 0 */
+    double memory;           /* bytes; default 0 */
+    const char *resources;   /* custom resources as a JSON object, e.g. {"accel": 1};
+                                default NULL: none */
+    int max_retries;         /* retries after worker or node death; default 3, -1 forever */
+    bool retry_exceptions;   /* also retry application errors; default false */
+    prism_strategy strategy; /* default PRISM_STRATEGY_DEFAULT */
+    const char *node_id;     /* NODE_AFFINITY target; default NULL */
+    bool soft;               /* NODE_AFFINITY may fall back to other nodes; default false */
+    uint64_t reserved[8];    /* zero */
 } prism_task_options;
 
-/* Defaults as documented on each field. */
-#define PRISM_TASK_OPTIONS_INIT {1, 1.0, 0.0, 0.0, NULL, 3, false, PRISM_STRATEGY_DEFAULT, NULL, false}
+/* The defaults documented on each field. */
+#define PRISM_TASK_OPTIONS_INIT                                                               \
+    {.num_returns = 1, .num_cpus = 1.0, .num_gpus = 0.0, .memory = 0.0, .resources = NULL,    \
+     .max_retries = 3, .retry_exceptions = false, .strategy = PRISM_STRATEGY_DEFAULT,         \
+     .node_id = NULL, .soft = false, .reserved = {0}}
+PRISM_API void prism_task_options_init(prism_task_options *opts);
 
 /* Submits `package`/`function` with `nargs` arguments (borrowed). `opts` may be
  * NULL for the defaults. `returns` receives num_returns references. */
-prism_status prism_submit(prism_client *c, const char *package, const char *function,
-                          prism_value *const *args, size_t nargs, const prism_task_options *opts,
-                          prism_ref **returns);
+PRISM_API prism_status prism_submit(prism_client *c, const char *package, const char *function,
+                                    prism_value *const *args, size_t nargs,
+                                    const prism_task_options *opts, prism_ref **returns);
 
 /* Why the task that produces `ref` has not run yet (for people): copies a
  * reason such as "waiting for resources: no node has GPU 1" into `buf`.
  * Returns PRISM_OK with an empty string when it is not waiting. */
-prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *buf, size_t len);
+PRISM_API prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *buf,
+                                            size_t len);
 
 /* Cancels the task (or actor call) that produces `ref`: a queued one never
  * runs; a running one is interrupted only when `force` (its worker is
  * killed; an actor is restarted as after a crash). */
-prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force);
+PRISM_API prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force);
 
 /* ---------- actors ----------
  *
@@ -205,56 +299,72 @@ prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force);
  * The GCS keeps the actor's state and restarts it (fresh state) when its
  * worker dies, up to max_restarts. An actor that is not detached dies with
  * the process that created it. A handle is passed to tasks and other actors
- * as its ID (prism_actor_id), which they open with prism_actor_open. */
+ * as its ID (prism_actor_id), which they open with prism_actor_open.
+ *
+ * Threads: a handle does not change once made; several threads may call
+ * through it at once (calls made at once from different threads have no
+ * order between them). Release it once, when no thread uses it. */
 
 typedef struct prism_actor prism_actor;
 
 typedef struct prism_actor_options {
-    double num_cpus;       /* held for the actor's life; default 1 */
-    double num_gpus;       /* default 0 */
-    double memory;         /* bytes; default 0 */
-    const char *resources; /* custom resources as a JSON object; may be NULL */
-    const char *name;      /* to find it with prism_actor_get; NULL: unnamed */
-    const char *ns;        /* the name's namespace; NULL: $PRISM_NAMESPACE, else "default" */
-    bool detached;         /* outlives its creator; ends only when killed */
-    int max_restarts;      /* restarts after its worker dies; default 0, -1 forever */
-    int max_task_retries;  /* pushes again of calls in flight when it died; default 0, -1 forever */
-    int max_concurrency;   /* calls running at once (threads); default 1: one at a time, in order */
-    prism_strategy strategy;
-    const char *node_id;   /* NODE_AFFINITY target */
-    bool soft;
+    double num_cpus;         /* held for the actor's life; default 1 */
+    double num_gpus;         /* default 0 */
+    double memory;           /* bytes; default 0 */
+    const char *resources;   /* custom resources as a JSON object; default NULL: none */
+    const char *name;        /* to find it with prism_actor_get; default NULL: unnamed */
+    const char *ns;          /* the name's namespace; default NULL: $PRISM_NAMESPACE,
+                                else "default" */
+    bool detached;           /* outlives its creator; ends only when killed; default false */
+    int max_restarts;        /* restarts after its worker dies; default 0, -1 forever */
+    int max_task_retries;    /* pushes again of calls in flight when it died; default 0,
+                                -1 forever */
+    int max_concurrency;     /* calls running at once (threads), 1-1024; default 1: one at
+                                a time, in order */
+    prism_strategy strategy; /* default PRISM_STRATEGY_DEFAULT */
+    const char *node_id;     /* NODE_AFFINITY target; default NULL */
+    bool soft;               /* NODE_AFFINITY may fall back to other nodes; default false */
+    uint64_t reserved[8];    /* zero */
 } prism_actor_options;
 
-#define PRISM_ACTOR_OPTIONS_INIT {1.0, 0.0, 0.0, NULL, NULL, NULL, false, 0, 0, 1, PRISM_STRATEGY_DEFAULT, NULL, false}
+/* The defaults documented on each field. */
+#define PRISM_ACTOR_OPTIONS_INIT                                                              \
+    {.num_cpus = 1.0, .num_gpus = 0.0, .memory = 0.0, .resources = NULL, .name = NULL,        \
+     .ns = NULL, .detached = false, .max_restarts = 0, .max_task_retries = 0,                 \
+     .max_concurrency = 1, .strategy = PRISM_STRATEGY_DEFAULT, .node_id = NULL, .soft = false, \
+     .reserved = {0}}
+PRISM_API void prism_actor_options_init(prism_actor_options *opts);
 
 /* Creates an actor of `package`/`cls` with constructor arguments `args`
- * (borrowed; references are resolved first). Returns once the GCS has it;
- * the constructor runs in the background (calls wait for it). */
-prism_status prism_actor_create(prism_client *c, const char *package, const char *cls,
-                                prism_value *const *args, size_t nargs,
-                                const prism_actor_options *opts, prism_actor **out);
+ * (borrowed; references are resolved first). `opts` may be NULL for the
+ * defaults. Returns once the GCS has it; the constructor runs in the
+ * background (calls wait for it). */
+PRISM_API prism_status prism_actor_create(prism_client *c, const char *package, const char *cls,
+                                          prism_value *const *args, size_t nargs,
+                                          const prism_actor_options *opts, prism_actor **out);
 
 /* Calls `method` with `nargs` arguments (borrowed); `returns` receives
  * `num_returns` references. A call to a dead actor fails with
  * PRISM_ERR_ACTOR_DIED in its objects. */
-prism_status prism_actor_call(prism_client *c, prism_actor *a, const char *method,
-                              prism_value *const *args, size_t nargs, int num_returns,
-                              prism_ref **returns);
+PRISM_API prism_status prism_actor_call(prism_client *c, prism_actor *a, const char *method,
+                                        prism_value *const *args, size_t nargs, int num_returns,
+                                        prism_ref **returns);
 
 /* Finds a named actor (`ns` NULL: as in prism_actor_options). PRISM_ERR_INVALID
  * when no live actor has that name. */
-prism_status prism_actor_get(prism_client *c, const char *name, const char *ns, prism_actor **out);
+PRISM_API prism_status prism_actor_get(prism_client *c, const char *name, const char *ns,
+                                       prism_actor **out);
 
 /* A handle on the actor with this ID (as prism_actor_id gives). */
-prism_status prism_actor_open(prism_client *c, const char *actor_id, prism_actor **out);
+PRISM_API prism_status prism_actor_open(prism_client *c, const char *actor_id, prism_actor **out);
 
 /* Kills the actor: with `no_restart` it is DEAD for good, else it restarts
  * as after a crash (when max_restarts allows). */
-prism_status prism_actor_kill(prism_client *c, const prism_actor *a, bool no_restart);
+PRISM_API prism_status prism_actor_kill(prism_client *c, const prism_actor *a, bool no_restart);
 
 /* The actor's ID as 32 hex digits (borrowed from the handle). */
-const char *prism_actor_id(const prism_actor *a);
-void prism_actor_release(prism_actor *a);
+PRISM_API const char *prism_actor_id(const prism_actor *a);
+PRISM_API void prism_actor_release(prism_actor *a);
 
 #ifdef __cplusplus
 }

@@ -74,12 +74,18 @@ typedef void (*prism_actor_free_fn)(void *state);
 #define PRISM_ACTOR_FREE(cls)                                                                 \
     __attribute__((visibility("default"))) void prism_actor_free__##cls(void *state)
 
-/* The client of the worker running this task, for nested calls. */
-prism_client *prism_task_client(prism_task_ctx *ctx);
+/* A task's context is the runtime's, valid during the one call it was passed
+ * to: use it within that call (from its thread, or from threads the call
+ * waits for), never after. The client it gives is shared by every task of
+ * the worker and, like any client, may be used from several threads. */
+
+/* The client of the worker running this task, for nested calls; NULL when
+ * the worker cannot reach the cluster. */
+PRISM_API prism_client *prism_task_client(prism_task_ctx *ctx);
 /* The task's name ("package/function"). */
-const char *prism_task_name(prism_task_ctx *ctx);
+PRISM_API const char *prism_task_name(prism_task_ctx *ctx);
 /* Fails the task with a message (an application error): returns PRISM_ERR_TASK. */
-prism_status prism_task_fail(prism_task_ctx *ctx, const char *fmt, ...)
+PRISM_API prism_status prism_task_fail(prism_task_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 #ifdef __cplusplus

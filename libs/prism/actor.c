@@ -225,8 +225,17 @@ static prism_status encode_args(prism_client *c, prism_value *const *args, size_
                     : PRISM_OK;
 }
 
+void prism_actor_options_init(prism_actor_options *opts)
+{
+    if (opts)
+        *opts = (prism_actor_options)PRISM_ACTOR_OPTIONS_INIT;
+}
+
 static prism_status check_options(const prism_actor_options *o)
 {
+    if (!PRISM__RESERVED_ZERO(o))
+        return prism__fail(PRISM_ERR_INVALID, "prism_actor_options: `reserved` is not zero "
+                           "(initialize it with PRISM_ACTOR_OPTIONS_INIT)");
     if (o->num_cpus < 0 || o->num_gpus < 0 || o->memory < 0)
         return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
     if (o->max_restarts < -1 || o->max_task_retries < -1)

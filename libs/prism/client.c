@@ -277,7 +277,14 @@ prism_ref *prism__ref_new(prism_client *client, const prism_object_id *id, const
 
 prism_ref *prism_ref_dup(const prism_ref *ref)
 {
-    return ref ? prism__ref_new(ref->client, &ref->id, ref->owner) : NULL;
+    if (!ref) {
+        prism__fail(PRISM_ERR_INVALID, "no reference to duplicate");
+        return NULL;
+    }
+    prism_ref *r = prism__ref_new(ref->client, &ref->id, ref->owner);
+    if (!r)
+        prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    return r;
 }
 
 void prism__ref_drop_locked(prism_client *c, prism_ref *ref)
@@ -473,9 +480,18 @@ void prism_disconnect(prism_client *c)
     free(c);
 }
 
+void prism_connect_options_init(prism_connect_options *opts)
+{
+    if (opts)
+        *opts = (prism_connect_options)PRISM_CONNECT_OPTIONS_INIT;
+}
+
 prism_status prism_connect(prism_client **out, const prism_connect_options *opts)
 {
     *out = NULL;
+    if (opts && !PRISM__RESERVED_ZERO(opts))
+        return prism__fail(PRISM_ERR_INVALID, "prism_connect_options: `reserved` is not zero "
+                           "(initialize it with PRISM_CONNECT_OPTIONS_INIT)");
     prism_client *c = calloc(1, sizeof *c);
     if (!c)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");

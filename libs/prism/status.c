@@ -3,7 +3,20 @@
 
 #include "prism_internal.h"
 
+/* The options structs' sizes are part of the ABI: a later minor version adds
+ * a field by taking room from `reserved`, never by growing one (docs/api-c.md). */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(prism_connect_options) == 80, "prism_connect_options changed size");
+_Static_assert(sizeof(prism_task_options) == 136, "prism_task_options changed size");
+_Static_assert(sizeof(prism_actor_options) == 152, "prism_actor_options changed size");
+#endif
+
 static __thread char last_error[1024];
+static __thread prism_status last_status;
+
+const char *prism_version(void) { return PRISM_VERSION; }
+
+int prism_version_number(void) { return PRISM_VERSION_NUMBER; }
 
 const char *prism_status_text(prism_status s)
 {
@@ -27,13 +40,24 @@ const char *prism_status_text(prism_status s)
 
 const char *prism_last_error(void) { return last_error; }
 
+prism_status prism_last_status(void) { return last_status; }
+
 prism_status prism__fail(prism_status s, const char *fmt, ...)
 {
+    last_status = s;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
     return s;
+}
+
+bool prism__reserved_zero(const uint64_t *reserved, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (reserved[i])
+            return false;
+    return true;
 }
 
 bool prism__same_store(const char *node, const char *socket, const char *my_node,

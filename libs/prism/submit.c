@@ -226,11 +226,20 @@ static task_spec *make_task(prism_client *c, const char *package, const char *fu
     return t;
 }
 
+void prism_task_options_init(prism_task_options *opts)
+{
+    if (opts)
+        *opts = (prism_task_options)PRISM_TASK_OPTIONS_INIT;
+}
+
 prism_status prism_submit(prism_client *c, const char *package, const char *function,
                           prism_value *const *args, size_t nargs, const prism_task_options *opts,
                           prism_ref **returns)
 {
     static const prism_task_options defaults = PRISM_TASK_OPTIONS_INIT;
+    if (opts && !PRISM__RESERVED_ZERO(opts))
+        return prism__fail(PRISM_ERR_INVALID, "prism_task_options: `reserved` is not zero "
+                           "(initialize it with PRISM_TASK_OPTIONS_INIT)");
     return prism__submit(c, NULL, package, function, args, nargs, opts ? opts : &defaults,
                          returns);
 }

@@ -5,11 +5,25 @@
 
 #include "prism_internal.h"
 
+/* NULL from a constructor: prism_last_status() tells a bad argument from no memory. */
+static prism_value *invalid(const char *why)
+{
+    prism__fail(PRISM_ERR_INVALID, "%s", why);
+    return NULL;
+}
+
+static prism_value *no_memory(void)
+{
+    prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    return NULL;
+}
+
 static prism_value *value_new(prism_value_kind kind)
 {
     prism_value *v = calloc(1, sizeof *v);
-    if (v)
-        v->kind = kind;
+    if (!v)
+        return no_memory();
+    v->kind = kind;
     return v;
 }
 
@@ -29,27 +43,32 @@ prism_value *prism_value_null(void) { return value_new(PRISM_VALUE_NULL); }
 
 prism_value *prism_value_json(const char *text)
 {
-    json_t *doc = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    json_error_t err;
+    json_t *doc = text ? json_loads(text, JSON_DECODE_ANY, &err) : NULL;
+    if (!doc && text && json_error_code(&err) == json_error_out_of_memory)
+        return no_memory();
     if (!doc)
-        return NULL;
+        return invalid(text ? "the text is not valid JSON" : "no JSON text");
     json_decref(doc);
     prism_value *v = value_new(PRISM_VALUE_JSON);
     if (v && !(v->text = strdup(text))) {
         free(v);
-        return NULL;
+        return no_memory();
     }
     return v;
 }
 
 prism_value *prism_value_bytes(const void *data, size_t len)
 {
+    if (!data && len)
+        return invalid("bytes of a nonzero length need data");
     prism_value *v = value_new(PRISM_VALUE_BYTES);
     if (!v)
         return NULL;
     v->data = malloc(len ? len : 1);
     if (!v->data) {
         free(v);
-        return NULL;
+        return no_memory();
     }
     if (len)
         memcpy(v->data, data, len);
@@ -73,9 +92,13 @@ prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shap
                                 const void *data)
 {
     size_t esize = prism_dtype_size(dtype);
-    int64_t n = ndim >= 0 && ndim <= PRISM_MAX_DIMS ? shape_elements(ndim, shape) : -1;
-    if (!esize || n < 0 || (uint64_t)n > SIZE_MAX / esize)
-        return NULL;
+    if (!esize)
+        return invalid("unknown tensor dtype");
+    if (ndim < 0 || ndim > PRISM_MAX_DIMS || (ndim && !shape))
+        return invalid("a tensor has 0 to PRISM_MAX_DIMS dimensions, with a shape");
+    int64_t n = shape_elements(ndim, shape);
+    if (n < 0 || (uint64_t)n > SIZE_MAX / esize)
+        return invalid("a tensor dimension is negative or the tensor is too large");
     size_t len = (size_t)n * esize;
     prism_value *v = value_new(PRISM_VALUE_TENSOR);
     if (!v)
@@ -83,14 +106,15 @@ prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shap
     v->data = data ? malloc(len ? len : 1) : calloc(1, len ? len : 1);
     if (!v->data) {
         free(v);
-        return NULL;
+        return no_memory();
     }
     if (data && len)
         memcpy(v->data, data, len);
     v->len = len;
     v->dtype = dtype;
     v->ndim = ndim;
-    memcpy(v->shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim)
+        memcpy(v->shape, shape, (size_t)ndim * sizeof *shape);
     return v;
 }
 
@@ -119,11 +143,11 @@ prism_status prism_value_list_append(prism_value *list, prism_value *item)
 prism_value *prism_value_ref(const prism_ref *ref)
 {
     if (!ref)
-        return NULL;
+        return invalid("no reference");
     prism_value *v = value_new(PRISM_VALUE_REF);
     if (v && !(v->ref = prism_ref_dup(ref))) {
         free(v);
-        return NULL;
+        return NULL; /* prism_ref_dup said why */
     }
     return v;
 }
@@ -137,7 +161,7 @@ prism_value *prism_value_error(const char *task, const char *message)
     v->message = strdup(message ? message : "");
     if (!v->text || !v->message) {
         prism_value_free(v);
-        return NULL;
+        return no_memory();
     }
     return v;
 }
@@ -158,7 +182,7 @@ prism_value *prism__value_borrowed(prism_value_kind kind, const uint8_t *data, s
 prism_value *prism_value_copy(const prism_value *v)
 {
     if (!v)
-        return NULL;
+        return invalid("no value to copy");
     switch (v->kind) {
     case PRISM_VALUE_NULL: return prism_value_null();
     case PRISM_VALUE_JSON: return prism_value_json(v->text);
@@ -169,15 +193,16 @@ prism_value *prism_value_copy(const prism_value *v)
     case PRISM_VALUE_LIST: {
         prism_value *l = prism_value_list();
         for (size_t i = 0; l && i < v->nitems; i++) {
-            if (prism_value_list_append(l, prism_value_copy(v->items[i])) != PRISM_OK) {
+            prism_value *item = prism_value_copy(v->items[i]);
+            if (!item || prism_value_list_append(l, item) != PRISM_OK) {
                 prism_value_free(l);
-                return NULL;
+                return NULL; /* the failed call said why */
             }
         }
         return l;
     }
     }
-    return NULL;
+    return invalid("unknown value kind");
 }
 
 void prism_value_free(prism_value *v)

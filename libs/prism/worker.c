@@ -139,7 +139,7 @@ static prism_client *worker_client(worker_rt *w)
 {
     pthread_mutex_lock(&w->client_lock);
     if (!w->client && w->cfg->gcs_address && *w->cfg->gcs_address) {
-        prism_connect_options o = {w->cfg->gcs_address, w->cfg->token};
+        prism_connect_options o = {.address = w->cfg->gcs_address, .token = w->cfg->token};
         if (prism_connect(&w->client, &o) != PRISM_OK)
             w->client = NULL;
         else if (prism__client_use_store(w->client, w->cfg->node_id, w->cfg->store_socket,

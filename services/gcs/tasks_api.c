@@ -58,7 +58,7 @@ static prism_client *client(gcs *g)
         prism_local_host(g->cfg.host, host, sizeof host);
         snprintf(url, sizeof url, "%s://%s:%d", prism_http_server_scheme(g->http), host,
                  prism_http_server_port(g->http));
-        prism_connect_options o = {url, g->cfg.token};
+        prism_connect_options o = {.address = url, .token = g->cfg.token};
         if (prism_connect(&g->tasks->client, &o) != PRISM_OK)
             g->tasks->client = NULL;
         else
