@@ -48,7 +48,7 @@ static int counter(prism_client *c)
 int main(void)
 {
     prism_client *c;
-    if (prism_connect(&c, NULL) != PRISM_OK)
+    if (prism_connect(NULL, &c) != PRISM_OK)
         return fail("connect");
     prism_value *shape = prism_value_json("[5, 5]");
     prism_ref *o1 = NULL, *o2 = NULL, *o3 = NULL;

@@ -301,7 +301,7 @@ static int nn_client(void *arg, long index, bench_client *cl)
     prism_actor *a = NULL;
     long cap = cf->n > cf->warmup ? cf->n : cf->warmup;
     prism_ref **refs = calloc((size_t)cap, sizeof *refs);
-    prism_status s = refs ? prism_connect(&c, NULL) : PRISM_ERR_NO_MEMORY;
+    prism_status s = refs ? prism_connect(NULL, &c) : PRISM_ERR_NO_MEMORY;
     if (s == PRISM_OK) {
         what = "create";
         s = create_counter(c, cf, 1, &a);

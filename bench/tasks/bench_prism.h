@@ -36,7 +36,7 @@ static inline int bench_fail(const char *what, prism_status s)
 /* 0, or 1 after an error line. */
 static inline int bench_connect(prism_client **out)
 {
-    prism_status s = prism_connect(out, NULL);
+    prism_status s = prism_connect(NULL, out);
     return s == PRISM_OK ? 0 : bench_fail("connect", s);
 }
 

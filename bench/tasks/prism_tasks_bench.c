@@ -174,7 +174,7 @@ static int multi_child(void *arg, long index, bench_client *cl)
 {
     const cfg *cf = arg;
     prism_client *c;
-    prism_status s = prism_connect(&c, NULL);
+    prism_status s = prism_connect(NULL, &c);
     if (s != PRISM_OK)
         return bench_client_fail_status(cl, "connect", s);
     prism_task_options o = task_opts(cf);

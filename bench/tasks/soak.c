@@ -346,7 +346,7 @@ int main(int argc, char **argv)
     find_stores(address, token);
 
     prism_client *c;
-    if (prism_connect(&c, NULL) != PRISM_OK) {
+    if (prism_connect(NULL, &c) != PRISM_OK) {
         fprintf(stderr, "soak: connect: %s\n", prism_last_error());
         printf("{\"system\": \"prism\", \"bench\": \"soak\", \"error\": \"connect failed\"}\n");
         return 1;

@@ -4,7 +4,7 @@
  * (references to objects), and gets their values:
  *
  *   prism_client *c;
- *   if (prism_connect(&c, NULL) != PRISM_OK)        // address and token from the
+ *   if (prism_connect(NULL, &c) != PRISM_OK)        // address and token from the
  *       die(prism_last_error());                     // environment or $PRISM_HOME
  *   int64_t shape[] = {5, 5};
  *   prism_value *arg = prism_value_json("[5, 5]");
@@ -29,8 +29,7 @@
  * Calls: a call returns a prism_status; what it makes goes through
  * out-parameters, which come last (`prism_ref **out`, `prism_value **out`,
  * `returns`, `ready`, a caller's buffer as `buf, len`). A single out-pointer
- * is set to NULL when the call fails. The one exception is prism_connect,
- * which takes `out` first. A constructor that returns a pointer instead
+ * is set to NULL when the call fails. A constructor that returns a pointer instead
  * (prism_value_json, prism_ref_dup, ...) returns NULL on failure, and
  * prism_last_status says why: PRISM_ERR_INVALID or PRISM_ERR_NO_MEMORY.
  *
@@ -206,9 +205,10 @@ typedef struct prism_connect_options {
 #define PRISM_CONNECT_OPTIONS_INIT {.address = NULL, .token = NULL, .reserved = {0}}
 PRISM_API void prism_connect_options_init(prism_connect_options *opts);
 
-/* Connects to the cluster; `opts` may be NULL for the defaults. (`out` comes
- * first here, unlike every other call's out-parameter.) */
-PRISM_API prism_status prism_connect(prism_client **out, const prism_connect_options *opts);
+/* Connects to the cluster; `opts` may be NULL for the defaults. A GCS that
+ * does not answer (restarting) is asked again for up to 10 s; a refusal
+ * (a wrong token) fails at once. */
+PRISM_API prism_status prism_connect(const prism_connect_options *opts, prism_client **out);
 /* Returns leases and frees everything; objects this client owns are freed.
  * Call it alone and last: no other call on `c` may be running, and the refs
  * and values (with references) it made are released before, since their

@@ -373,7 +373,11 @@ static char *setting(const char *given, const char *env, const char *file)
     return home_file(file);
 }
 
-/* Asks the GCS for what the client needs to know about the cluster. */
+/* Asks the GCS for what the client needs to know about the cluster. A GCS
+ * that does not answer may be restarting (a supervisor brings it back within
+ * seconds), so the question is asked again for up to CONNECT_RETRY_MS; a GCS
+ * that answers with a refusal is believed at once. */
+#define CONNECT_RETRY_MS 10000
 static prism_status fetch_cluster(prism_client *c)
 {
     prism_httpc *http;
@@ -382,8 +386,14 @@ static prism_status fetch_cluster(prism_client *c)
     long status = 0;
     json_t *doc = NULL;
     char err[512];
-    int rc = prism_httpc_json(http, "GET", "/api/v1/cluster", NULL, 10000, &status, &doc, err,
-                              sizeof err);
+    int64_t give_up = prism_mono_ms() + CONNECT_RETRY_MS, pause = 50;
+    int rc;
+    while ((rc = prism_httpc_json(http, "GET", "/api/v1/cluster", NULL, 10000, &status, &doc, err,
+                                  sizeof err)) != 0 &&
+           prism_mono_ms() + pause < give_up) {
+        prism_sleep_ms(pause);
+        pause = pause < 800 ? 2 * pause : 1000;
+    }
     prism_httpc_destroy(http);
     prism_status s = PRISM_OK;
     if (rc != 0)
@@ -486,7 +496,7 @@ void prism_connect_options_init(prism_connect_options *opts)
         *opts = (prism_connect_options)PRISM_CONNECT_OPTIONS_INIT;
 }
 
-prism_status prism_connect(prism_client **out, const prism_connect_options *opts)
+prism_status prism_connect(const prism_connect_options *opts, prism_client **out)
 {
     *out = NULL;
     if (opts && !PRISM__RESERVED_ZERO(opts))

@@ -140,7 +140,7 @@ static prism_client *worker_client(worker_rt *w)
     pthread_mutex_lock(&w->client_lock);
     if (!w->client && w->cfg->gcs_address && *w->cfg->gcs_address) {
         prism_connect_options o = {.address = w->cfg->gcs_address, .token = w->cfg->token};
-        if (prism_connect(&w->client, &o) != PRISM_OK)
+        if (prism_connect(&o, &w->client) != PRISM_OK)
             w->client = NULL;
         else if (prism__client_use_store(w->client, w->cfg->node_id, w->cfg->store_socket,
                                          w->cfg->store_address) != PRISM_OK)

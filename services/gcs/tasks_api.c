@@ -59,7 +59,7 @@ static prism_client *client(gcs *g)
         snprintf(url, sizeof url, "%s://%s:%d", prism_http_server_scheme(g->http), host,
                  prism_http_server_port(g->http));
         prism_connect_options o = {.address = url, .token = g->cfg.token};
-        if (prism_connect(&g->tasks->client, &o) != PRISM_OK)
+        if (prism_connect(&o, &g->tasks->client) != PRISM_OK)
             g->tasks->client = NULL;
         else
             gcs_object_list_set_own(g, prism_client_owner(g->tasks->client));

@@ -285,7 +285,7 @@ int main(int argc, char **argv)
     prism_client *c = NULL;
     prism_status s = PRISM_ERR_CONNECT;
     for (int i = 0; i < CONNECT_TRIES && s != PRISM_OK; i++) {
-        s = prism_connect(&c, NULL);
+        s = prism_connect(NULL, &c);
         if (s != PRISM_OK)
             usleep(500000);
     }

@@ -450,7 +450,7 @@ int main(int argc, char **argv)
         return 2;
     }
     prism_client *c;
-    if (prism_connect(&c, NULL) != PRISM_OK) {
+    if (prism_connect(NULL, &c) != PRISM_OK) {
         fprintf(stderr, "probe: connect: %s\n", prism_last_error());
         return 1;
     }

@@ -80,7 +80,7 @@ static void test_reserved_must_be_zero(void **state)
     c.address = "http://127.0.0.1:1";
     c.reserved[7] = 1;
     prism_client *client = (prism_client *)&c;
-    assert_int_equal(prism_connect(&client, &c), PRISM_ERR_INVALID);
+    assert_int_equal(prism_connect(&c, &client), PRISM_ERR_INVALID);
     assert_null(client);
     assert_non_null(strstr(prism_last_error(), "reserved"));
 
