@@ -1,0 +1,373 @@
+/* The logical plan: parsing and validating plan JSON, writing it back in
+ * canonical form, and the handle's accessors. The checks of each operator
+ * are in prism_plan_ops.c, the field types in prism_plan_fields.c. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "prism_plan_internal.h"
+
+const char *prism_plan_status_code(prism_plan_status s)
+{
+    switch (s) {
+    case PRISM_PLAN_OK:
+        return "ok";
+    case PRISM_PLAN_INVALID:
+        return "invalid_plan";
+    case PRISM_PLAN_UNKNOWN_OPERATOR:
+        return "unknown_operator";
+    case PRISM_PLAN_UNSUPPORTED_OPERATOR:
+        return "unsupported_operator";
+    case PRISM_PLAN_NO_MEMORY:
+        return "internal";
+    }
+    return "internal";
+}
+
+void plan_set_error(prism_plan_error *err, const prism_plan_error *from)
+{
+    if (err && err != from)
+        *err = *from;
+}
+
+static void clear_error(prism_plan_error *err)
+{
+    if (err) {
+        err->status = PRISM_PLAN_OK;
+        err->op_index = -1;
+        err->field[0] = '\0';
+        err->message[0] = '\0';
+    }
+}
+
+/* A context whose errors land in `err`, or in a scratch struct when the
+ * caller passed NULL (the status is still needed). */
+static plan_ctx ctx_for(prism_plan_error *err, const char *scope)
+{
+    plan_ctx c = {err, -1, NULL, scope, PRISM_OP_RANGE};
+    return c;
+}
+
+static prism_plan *plan_new(void)
+{
+    prism_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    clear_error(&p->error);
+    p->options_full = json_object();
+    p->options_min = json_object();
+    plan_ctx c = ctx_for(NULL, "options");
+    json_t *f, *m;
+    if (!p->options_full || !p->options_min || plan_options_parse(&c, NULL, &f, &m) < 0) {
+        prism_plan_destroy(p);
+        return NULL;
+    }
+    json_decref(p->options_full);
+    json_decref(p->options_min);
+    p->options_full = f;
+    p->options_min = m;
+    return p;
+}
+
+void prism_plan_destroy(prism_plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nops; i++) {
+        json_decref(p->ops[i].full);
+        json_decref(p->ops[i].min);
+    }
+    free(p->ops);
+    free(p->name);
+    json_decref(p->options_full);
+    json_decref(p->options_min);
+    free(p);
+}
+
+static const plan_field name_field[] = {
+    {"name", PF_STRING, 0, "null", 1, PRISM_PLAN_MAX_NAME, NULL},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+
+/* Checks a plan's name (JSON string). 0 or -1. */
+static int check_name(plan_ctx *c, json_t *name)
+{
+    const plan_field *const tabs[] = {name_field, NULL};
+    json_t *obj = json_pack("{sO}", "name", name);
+    json_t *f = json_object(), *m = json_object();
+    int rc = obj && f && m ? plan_fields_read(c, tabs, obj, "", NULL, f, m) : plan_oom(c);
+    json_decref(obj);
+    json_decref(f);
+    json_decref(m);
+    return rc;
+}
+
+prism_plan_status prism_plan_create(const char *name, prism_plan **out, prism_plan_error *err)
+{
+    prism_plan_error scratch;
+    if (!err)
+        err = &scratch;
+    clear_error(err);
+    *out = NULL;
+    plan_ctx c = ctx_for(err, "plan");
+    if (name) {
+        json_t *n = json_string(name);
+        if (!n) {
+            /* Not UTF-8, or no memory: jansson does not say which. */
+            plan_fail(&c, PRISM_PLAN_INVALID, "name", "\"name\" must be UTF-8 text");
+            return err->status;
+        }
+        int rc = check_name(&c, n);
+        json_decref(n);
+        if (rc < 0)
+            return err->status;
+    }
+    prism_plan *p = plan_new();
+    if (!p || (name && !(p->name = strdup(name)))) {
+        prism_plan_destroy(p);
+        plan_oom(&c);
+        return err->status;
+    }
+    *out = p;
+    return PRISM_PLAN_OK;
+}
+
+const prism_plan_error *prism_plan_last_error(const prism_plan *p)
+{
+    return p->error.status != PRISM_PLAN_OK ? &p->error : NULL;
+}
+
+prism_plan_status plan_usable(const prism_plan *p, prism_plan_error *err)
+{
+    if (p->error.status != PRISM_PLAN_OK) {
+        plan_set_error(err, &p->error);
+        return p->error.status;
+    }
+    if (p->nops == 0) {
+        prism_plan_error scratch;
+        plan_ctx c = ctx_for(err ? err : &scratch, "plan");
+        plan_fail(&c, PRISM_PLAN_INVALID, "ops",
+                  "\"ops\" must be a non-empty list of operators, starting with a read");
+        return PRISM_PLAN_INVALID;
+    }
+    clear_error(err);
+    return PRISM_PLAN_OK;
+}
+
+/* Checks and adds one operator; on failure the plan is unchanged. */
+static int add_op(prism_plan *p, plan_ctx *c, json_t *op)
+{
+    if (p->nops >= PRISM_PLAN_MAX_OPS) {
+        c->op_index = -1;
+        c->scope = "plan";
+        return plan_fail(c, PRISM_PLAN_INVALID, "ops", "\"ops\" holds more than %d operators",
+                         PRISM_PLAN_MAX_OPS);
+    }
+    if (p->nops == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 8;
+        plan_op *o = realloc(p->ops, cap * sizeof *o);
+        if (!o)
+            return plan_oom(c);
+        p->ops = o;
+        p->cap = cap;
+    }
+    plan_op *o = &p->ops[p->nops];
+    if (plan_op_parse(c, op, p->nops, p->nops ? p->ops[0].kind : PRISM_OP_RANGE, &o->kind,
+                      &o->full, &o->min) < 0)
+        return -1;
+    p->nops++;
+    return 0;
+}
+
+prism_plan_status plan_append(prism_plan *p, json_t *op, prism_plan_error *err)
+{
+    if (p->error.status != PRISM_PLAN_OK) {
+        plan_set_error(err, &p->error);
+        return p->error.status;
+    }
+    plan_ctx c = ctx_for(&p->error, "plan");
+    if (!op)
+        plan_oom(&c);
+    else
+        add_op(p, &c, op);
+    plan_set_error(err, &p->error);
+    return p->error.status;
+}
+
+prism_plan_status prism_plan_from_json_value(json_t *j, prism_plan **out, prism_plan_error *err)
+{
+    prism_plan_error scratch;
+    if (!err)
+        err = &scratch;
+    clear_error(err);
+    *out = NULL;
+    plan_ctx c = ctx_for(err, "plan");
+    if (!json_is_object(j)) {
+        plan_fail(&c, PRISM_PLAN_INVALID, NULL,
+                  "must be a JSON object {\"name\"?, \"ops\": [...], \"options\"?}");
+        return err->status;
+    }
+    static const char *const keys[] = {"name", "ops", "options", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        bool known = false;
+        for (size_t i = 0; keys[i]; i++)
+            known = known || !strcmp(key, keys[i]);
+        if (!known) {
+            char q[96];
+            const char *near = plan_suggest(key, keys);
+            if (near)
+                plan_fail(&c, PRISM_PLAN_INVALID, key, "unknown field \"%s\"; did you mean \"%s\"?",
+                          plan_quote(q, key), near);
+            else
+                plan_fail(&c, PRISM_PLAN_INVALID, key,
+                          "unknown field \"%s\" (a plan has name, ops and options)",
+                          plan_quote(q, key));
+            return err->status;
+        }
+    }
+    json_t *name = json_object_get(j, "name");
+    if (name && !json_is_null(name) && check_name(&c, name) < 0)
+        return err->status;
+    json_t *ops = json_object_get(j, "ops");
+    if (!json_is_array(ops) || json_array_size(ops) == 0) {
+        plan_fail(&c, PRISM_PLAN_INVALID, "ops",
+                  "\"ops\" must be a non-empty list of operators, starting with a read");
+        return err->status;
+    }
+    if (json_array_size(ops) > PRISM_PLAN_MAX_OPS) {
+        plan_fail(&c, PRISM_PLAN_INVALID, "ops", "\"ops\" holds %zu operators; at most %d",
+                  json_array_size(ops), PRISM_PLAN_MAX_OPS);
+        return err->status;
+    }
+    prism_plan *p = plan_new();
+    if (!p) {
+        plan_oom(&c);
+        return err->status;
+    }
+    if (json_is_string(name) && !(p->name = strdup(json_string_value(name)))) {
+        plan_oom(&c);
+        goto fail;
+    }
+    json_t *of, *om;
+    if (plan_options_parse(&c, json_object_get(j, "options"), &of, &om) < 0)
+        goto fail;
+    json_decref(p->options_full);
+    json_decref(p->options_min);
+    p->options_full = of;
+    p->options_min = om;
+    c.scope = "plan";
+    for (size_t i = 0; i < json_array_size(ops); i++)
+        if (add_op(p, &c, json_array_get(ops, i)) < 0)
+            goto fail;
+    *out = p;
+    return PRISM_PLAN_OK;
+fail:
+    prism_plan_destroy(p);
+    return err->status;
+}
+
+prism_plan_status prism_plan_from_json(const char *text, size_t len, prism_plan **out,
+                                       prism_plan_error *err)
+{
+    prism_plan_error scratch;
+    if (!err)
+        err = &scratch;
+    clear_error(err);
+    *out = NULL;
+    plan_ctx c = ctx_for(err, "plan");
+    if (len > PRISM_PLAN_MAX_JSON) {
+        plan_fail(&c, PRISM_PLAN_INVALID, NULL, "the plan is %zu bytes of JSON; at most %u",
+                  len, PRISM_PLAN_MAX_JSON);
+        return err->status;
+    }
+    json_error_t je;
+    /* Duplicate keys are refused: one of two values would be dropped silently. */
+    json_t *j = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        plan_fail(&c, PRISM_PLAN_INVALID, NULL, "not valid JSON: %s (line %d, column %d)",
+                  je.text, je.line, je.column);
+        return err->status;
+    }
+    prism_plan_status st = prism_plan_from_json_value(j, out, err);
+    json_decref(j);
+    return st;
+}
+
+json_t *prism_plan_to_json_value(const prism_plan *p, prism_plan_error *err)
+{
+    if (plan_usable(p, err) != PRISM_PLAN_OK)
+        return NULL;
+    json_t *j = json_object(), *ops = json_array();
+    if (!j || !ops)
+        goto oom;
+    if (p->name && json_object_set_new(j, "name", json_string(p->name)) < 0)
+        goto oom;
+    if (json_object_set(j, "ops", ops) < 0)
+        goto oom;
+    for (size_t i = 0; i < p->nops; i++)
+        if (json_array_append_new(ops, json_deep_copy(p->ops[i].min)) < 0)
+            goto oom;
+    if (json_object_size(p->options_min) &&
+        json_object_set_new(j, "options", json_deep_copy(p->options_min)) < 0)
+        goto oom;
+    json_decref(ops);
+    return j;
+oom:
+    json_decref(ops);
+    json_decref(j);
+    if (err) {
+        plan_ctx c = ctx_for(err, "plan");
+        plan_oom(&c);
+    }
+    return NULL;
+}
+
+char *prism_plan_to_json(const prism_plan *p, prism_plan_error *err)
+{
+    json_t *j = prism_plan_to_json_value(p, err);
+    if (!j)
+        return NULL;
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!s && err) {
+        plan_ctx c = ctx_for(err, "plan");
+        plan_oom(&c);
+    }
+    return s;
+}
+
+const char *prism_plan_name(const prism_plan *p)
+{
+    return p->name;
+}
+
+size_t prism_plan_num_ops(const prism_plan *p)
+{
+    return p->nops;
+}
+
+prism_plan_op_kind prism_plan_op(const prism_plan *p, size_t i)
+{
+    return i < p->nops ? p->ops[i].kind : PRISM_OP_KIND_COUNT;
+}
+
+const json_t *prism_plan_op_spec(const prism_plan *p, size_t i)
+{
+    return i < p->nops ? p->ops[i].full : NULL;
+}
+
+const json_t *prism_plan_options_json(const prism_plan *p)
+{
+    return p->options_full;
+}
+
+prism_plan_path_kind prism_plan_path_kind_of(const char *path)
+{
+    if (!strncasecmp(path, "http://", 7) || !strncasecmp(path, "https://", 8))
+        return PRISM_PATH_URL;
+    if (strpbrk(path, "*?["))
+        return PRISM_PATH_GLOB;
+    return PRISM_PATH_LOCAL;
+}

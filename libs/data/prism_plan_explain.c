@@ -1,0 +1,330 @@
+/* explain: the plan before and after optimization, as text for people (a
+ * tree as Ray Data's Dataset.explain() prints it, the last operator first)
+ * and as JSON; and the physical plan as JSON, which is what the executor
+ * and the REST API hand around. Trees handed out share nothing with the
+ * plan, so that callers may change them and other threads read the plan. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "prism_plan_internal.h"
+
+static const char *stage_kind_name(prism_plan_stage_kind k)
+{
+    return k == PRISM_STAGE_READ ? "read" : k == PRISM_STAGE_MAP ? "map" : "limit";
+}
+
+/* The class name Ray Data would print for the stage's physical operator. */
+static const char *stage_operator(const opt_stage *s)
+{
+    if (s->kind == PRISM_STAGE_LIMIT)
+        return "LimitOperator";
+    return s->compute == PRISM_COMPUTE_ACTORS ? "ActorPoolMapOperator" : "TaskPoolMapOperator";
+}
+
+int plan_ops_ref(prism_buf *b, const int *idx, size_t n)
+{
+    int rc = prism_buf_printf(b, "ops[");
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t j = i;
+        while (j + 1 < n && idx[j + 1] == idx[j] + 1)
+            j++;
+        if (j > i)
+            rc = prism_buf_printf(b, "%s%d-%d", i ? "," : "", idx[i], idx[j]);
+        else
+            rc = prism_buf_printf(b, "%s%d", i ? "," : "", idx[i]);
+        i = j + 1;
+    }
+    return rc ? rc : prism_buf_printf(b, "]");
+}
+
+/* The union of the logical indices of a stage's operators, ascending. */
+static int *stage_logical(const prism_physical_plan *pp, const opt_stage *s, size_t *n)
+{
+    size_t total = 0;
+    for (size_t j = 0; j < s->nops; j++)
+        total += pp->ops[s->first + j].nlogical;
+    int *v = malloc((total ? total : 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    size_t k = 0;
+    for (size_t j = 0; j < s->nops; j++) {
+        const opt_op *o = &pp->ops[s->first + j];
+        for (size_t x = 0; x < o->nlogical; x++) {
+            /* Insertion keeps it sorted; stages hold a handful of operators. */
+            size_t at = k;
+            while (at > 0 && v[at - 1] > o->logical[x])
+                at--;
+            memmove(v + at + 1, v + at, (k - at) * sizeof *v);
+            v[at] = o->logical[x];
+            k++;
+        }
+    }
+    *n = k;
+    return v;
+}
+
+static json_t *int_array(const int *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_integer(v[i])) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static json_t *nullable_int(int64_t v, int64_t none)
+{
+    return v == none ? json_null() : json_integer((json_int_t)v);
+}
+
+static char *display_name(prism_plan_op_kind kind, const json_t *spec)
+{
+    prism_buf b;
+    prism_buf_init(&b, (size_t)1 << 20);
+    char *s = plan_op_display(&b, kind, spec) == 0 ? prism_buf_take(&b, NULL) : NULL;
+    prism_buf_free(&b);
+    return s;
+}
+
+/* Sets `key` to `v` (taken, may be NULL), clearing `ok` on failure. */
+static void set(json_t *o, const char *key, json_t *v, bool *ok)
+{
+    if (!v || json_object_set_new(o, key, v) < 0)
+        *ok = false;
+}
+
+/* One operator of the optimized plan as JSON. */
+static json_t *opt_op_json(const opt_op *o, bool with_spec)
+{
+    json_t *j = json_object();
+    bool ok = j != NULL;
+    set(j, "op", json_string(prism_plan_op_kind_name(o->kind)), &ok);
+    char *name = display_name(o->kind, o->spec);
+    set(j, "name", name ? json_string(name) : NULL, &ok);
+    free(name);
+    set(j, "logical", int_array(o->logical, o->nlogical), &ok);
+    if (with_spec)
+        set(j, "spec", json_deep_copy(o->spec), &ok);
+    if (!ok) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static json_t *stage_json(const prism_physical_plan *pp, const opt_stage *s)
+{
+    json_t *j = json_object();
+    bool ok = j != NULL;
+    set(j, "name", json_string(s->name), &ok);
+    set(j, "kind", json_string(stage_kind_name(s->kind)), &ok);
+    set(j, "operator", json_string(stage_operator(s)), &ok);
+    json_t *compute = NULL;
+    if (s->kind == PRISM_STAGE_LIMIT) {
+        compute = json_null();
+    } else if ((compute = json_object())) {
+        bool actors = s->compute == PRISM_COMPUTE_ACTORS;
+        set(compute, "kind", json_string(actors ? "actors" : "tasks"), &ok);
+        if (actors) {
+            set(compute, "min_size", json_integer((json_int_t)s->min_size), &ok);
+            set(compute, "max_size", nullable_int(s->max_size, 0), &ok);
+        }
+    }
+    set(j, "compute", compute, &ok);
+    set(j, "resources", json_deep_copy(s->resources), &ok);
+    set(j, "concurrency", nullable_int(s->concurrency, 0), &ok);
+    set(j, "min_rows_per_bundle", nullable_int(s->min_rows, 0), &ok);
+    set(j, "row_limit", nullable_int(s->row_limit, -1), &ok);
+    set(j, "limit", s->kind == PRISM_STAGE_LIMIT ? json_integer(s->limit) : json_null(), &ok);
+    size_t nl = 0;
+    int *logical = stage_logical(pp, s, &nl);
+    set(j, "logical", logical ? int_array(logical, nl) : NULL, &ok);
+    free(logical);
+    json_t *ops = json_array();
+    for (size_t i = 0; ops && i < s->nops; i++)
+        if (json_array_append_new(ops, opt_op_json(&pp->ops[s->first + i], true)) < 0)
+            ok = false;
+    set(j, "ops", ops, &ok);
+    if (!ok) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+json_t *prism_physical_plan_to_json(const prism_physical_plan *pp)
+{
+    json_t *j = json_object();
+    bool ok = j != NULL;
+    if (pp->name)
+        set(j, "name", json_string(pp->name), &ok);
+    set(j, "options", json_deep_copy(pp->options), &ok);
+    json_t *stages = json_array();
+    for (size_t i = 0; stages && i < pp->nstages; i++)
+        if (json_array_append_new(stages, stage_json(pp, &pp->stages[i])) < 0)
+            ok = false;
+    set(j, "stages", stages, &ok);
+    if (!ok) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* ---------- text ---------- */
+
+/* The tree prefix of line `depth` (0: the last operator, unindented). */
+static int indent(prism_buf *b, size_t depth)
+{
+    int rc = 0;
+    for (size_t i = 1; i < depth && rc == 0; i++)
+        rc = prism_buf_printf(b, "   ");
+    return rc == 0 && depth ? prism_buf_printf(b, "+- ") : rc;
+}
+
+static int explain_logical(prism_buf *b, const prism_plan *p)
+{
+    int rc = prism_buf_printf(b, "-------- Logical Plan --------\n");
+    for (size_t d = 0; d < p->nops && rc == 0; d++) {
+        size_t i = p->nops - 1 - d;
+        int idx = (int)i;
+        rc = indent(b, d);
+        rc = rc ? rc : plan_op_display(b, p->ops[i].kind, p->ops[i].full);
+        rc = rc ? rc : prism_buf_printf(b, "  ");
+        rc = rc ? rc : plan_ops_ref(b, &idx, 1);
+        rc = rc ? rc : prism_buf_printf(b, "\n");
+    }
+    return rc;
+}
+
+static int explain_optimized(prism_buf *b, const prism_physical_plan *pp)
+{
+    int rc = prism_buf_printf(b, "\n-------- Logical Plan (Optimized) --------\n");
+    for (size_t d = 0; d < pp->nops && rc == 0; d++) {
+        const opt_op *o = &pp->ops[pp->nops - 1 - d];
+        rc = indent(b, d);
+        rc = rc ? rc : plan_op_display(b, o->kind, o->spec);
+        rc = rc ? rc : prism_buf_printf(b, "  ");
+        rc = rc ? rc : plan_ops_ref(b, o->logical, o->nlogical);
+        if (rc == 0 && plan_op_info_of(o->kind)->cls == OPC_READ && o->nlogical > 1) {
+            if (o->kind == PRISM_OP_RANGE)
+                rc = prism_buf_printf(b, " (limit pushed into the read: n=%lld)",
+                                      (long long)plan_get_int(o->spec, "n", 0));
+            else
+                rc = prism_buf_printf(b, " (limit pushed into the read: %zu items)",
+                                      json_array_size(json_object_get(o->spec, "items")));
+        }
+        rc = rc ? rc : prism_buf_printf(b, "\n");
+    }
+    return rc;
+}
+
+static int resources_text(prism_buf *b, const json_t *r)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    bool first = true;
+    json_object_foreach((json_t *)r, k, v) {
+        rc = rc ? rc : prism_buf_printf(b, "%s%s %.17g", first ? "" : ", ", k,
+                                        json_number_value(v));
+        first = false;
+    }
+    return rc;
+}
+
+static int explain_physical(prism_buf *b, const prism_physical_plan *pp)
+{
+    int rc = prism_buf_printf(b, "\n-------- Physical Plan --------\n");
+    for (size_t d = 0; d < pp->nstages && rc == 0; d++) {
+        const opt_stage *s = &pp->stages[pp->nstages - 1 - d];
+        size_t nl = 0;
+        int *logical = stage_logical(pp, s, &nl);
+        if (!logical)
+            return -1;
+        rc = indent(b, d);
+        rc = rc ? rc : prism_buf_printf(b, "%s[%s]  ", stage_operator(s), s->name);
+        rc = rc ? rc : plan_ops_ref(b, logical, nl);
+        free(logical);
+        if (rc == 0 && s->kind != PRISM_STAGE_LIMIT) {
+            rc = prism_buf_printf(b, "; ");
+            rc = rc ? rc : resources_text(b, s->resources);
+        }
+        if (rc == 0 && s->compute == PRISM_COMPUTE_ACTORS) {
+            rc = s->max_size ? prism_buf_printf(b, "; actors %lld-%lld", (long long)s->min_size,
+                                                (long long)s->max_size)
+                             : prism_buf_printf(b, "; actors %lld+", (long long)s->min_size);
+        }
+        if (rc == 0 && s->concurrency)
+            rc = prism_buf_printf(b, "; concurrency %lld", (long long)s->concurrency);
+        if (rc == 0 && s->min_rows)
+            rc = prism_buf_printf(b, "; bundles of %lld+ rows", (long long)s->min_rows);
+        if (rc == 0 && s->row_limit >= 0)
+            rc = prism_buf_printf(b, "; stops after %lld rows", (long long)s->row_limit);
+        rc = rc ? rc : prism_buf_printf(b, "\n");
+    }
+    return rc;
+}
+
+static void oom_error(prism_plan_error *err)
+{
+    if (err) {
+        plan_ctx c = {err, -1, NULL, "plan", PRISM_OP_RANGE};
+        plan_oom(&c);
+    }
+}
+
+char *prism_plan_explain(const prism_plan *p, prism_plan_error *err)
+{
+    prism_physical_plan *pp;
+    if (prism_plan_optimize(p, &pp, err) != PRISM_PLAN_OK)
+        return NULL;
+    prism_buf b;
+    prism_buf_init(&b, (size_t)1 << 26);
+    char *s = NULL;
+    if (explain_logical(&b, p) == 0 && explain_optimized(&b, pp) == 0 &&
+        explain_physical(&b, pp) == 0)
+        s = prism_buf_take(&b, NULL);
+    prism_buf_free(&b);
+    prism_physical_plan_destroy(pp);
+    if (!s)
+        oom_error(err);
+    return s;
+}
+
+json_t *prism_plan_explain_json(const prism_plan *p, prism_plan_error *err)
+{
+    prism_physical_plan *pp;
+    if (prism_plan_optimize(p, &pp, err) != PRISM_PLAN_OK)
+        return NULL;
+    json_t *j = json_object(), *logical = json_array(), *optimized = json_array();
+    bool ok = j != NULL;
+    for (size_t i = 0; logical && i < p->nops; i++) {
+        json_t *o = json_object();
+        bool ook = o != NULL;
+        set(o, "index", json_integer((json_int_t)i), &ook);
+        set(o, "op", json_string(prism_plan_op_kind_name(p->ops[i].kind)), &ook);
+        char *name = display_name(p->ops[i].kind, p->ops[i].full);
+        set(o, "name", name ? json_string(name) : NULL, &ook);
+        free(name);
+        if (!ook || json_array_append_new(logical, o) < 0)
+            ok = false;
+        if (!ook)
+            json_decref(o);
+    }
+    for (size_t i = 0; optimized && i < pp->nops; i++)
+        if (json_array_append_new(optimized, opt_op_json(&pp->ops[i], false)) < 0)
+            ok = false;
+    set(j, "logical", logical, &ok);
+    set(j, "optimized", optimized, &ok);
+    set(j, "physical", prism_physical_plan_to_json(pp), &ok);
+    prism_physical_plan_destroy(pp);
+    if (!ok) {
+        json_decref(j);
+        oom_error(err);
+        return NULL;
+    }
+    return j;
+}

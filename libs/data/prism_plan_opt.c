@@ -1,0 +1,423 @@
+/* The optimizer: from a valid logical plan to the stages the executor runs
+ * (docs/datasets.md#the-optimizer).
+ *
+ * 1. Limit pushdown. A limit moves up past the operators that keep one row
+ *    per row (map, add_column, select_columns, drop_columns), so that fewer
+ *    rows reach them; limits that meet merge (the smallest wins). Reaching
+ *    range or from_items, it goes into the read itself, which then makes
+ *    only those rows. Otherwise it stays, after any projections that
+ *    precede it, and becomes a stage of its own that stops upstream work.
+ * 2. Fusion. Consecutive one-to-one operators with compatible compute run
+ *    as one stage: one task per block runs them all in turn, as Ray Data
+ *    fuses them, so blocks do not go through the object store in between.
+ *    Projections fuse into whatever stage precedes them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "prism_plan_internal.h"
+
+/* ---------- optimized operators ---------- */
+
+typedef struct op_list {
+    opt_op *v;
+    size_t n, cap;
+} op_list;
+
+static void op_free(opt_op *o)
+{
+    json_decref(o->spec);
+    free(o->logical);
+}
+
+static int list_push(op_list *l, opt_op o)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        opt_op *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = o;
+    return 0;
+}
+
+/* Merges `add` into `o`'s ascending logical indices. 0 or -1. */
+static int add_logical(opt_op *o, const int *add, size_t nadd)
+{
+    int *v = malloc((o->nlogical + nadd) * sizeof *v);
+    if (!v)
+        return -1;
+    size_t i = 0, j = 0, n = 0;
+    while (i < o->nlogical || j < nadd) {
+        if (j == nadd || (i < o->nlogical && o->logical[i] < add[j]))
+            v[n++] = o->logical[i++];
+        else if (i == o->nlogical || add[j] < o->logical[i])
+            v[n++] = add[j++];
+        else {
+            v[n++] = o->logical[i++];
+            j++;
+        }
+    }
+    free(o->logical);
+    o->logical = v;
+    o->nlogical = n;
+    return 0;
+}
+
+/* Makes `read` (range or from_items) produce at most `k` rows. 0 or -1. */
+static int limit_into_read(opt_op *read, int64_t k)
+{
+    json_t *spec = json_deep_copy(read->spec);
+    if (!spec)
+        return -1;
+    int rc = 0;
+    if (read->kind == PRISM_OP_RANGE) {
+        if (plan_get_int(spec, "n", 0) > k)
+            rc = json_object_set_new(spec, "n", json_integer((json_int_t)k));
+    } else {
+        json_t *items = json_object_get(spec, "items");
+        while (rc == 0 && json_array_size(items) > (size_t)k)
+            rc = json_array_remove(items, json_array_size(items) - 1);
+    }
+    if (rc < 0) {
+        json_decref(spec);
+        return -1;
+    }
+    json_decref(read->spec);
+    read->spec = spec;
+    return 0;
+}
+
+/* Pass 1 over `in` (taken: every operator moves to `out` or is freed). */
+static int push_limits(op_list *in, op_list *out)
+{
+    size_t i = 0;
+    int rc = 0;
+    while (i < in->n) {
+        const plan_op_info *info = plan_op_info_of(in->v[i].kind);
+        if (rc < 0 || out->n == 0 || !(info->row_preserving || info->cls == OPC_LIMIT)) {
+            /* Not a run of row-preserving operators and limits (the read never is one). */
+            if (rc < 0 || list_push(out, in->v[i]) < 0) {
+                op_free(&in->v[i]);
+                rc = -1;
+            }
+            i++;
+            continue;
+        }
+        size_t j = i;
+        int64_t k = -1;
+        opt_op lim = {PRISM_OP_LIMIT, NULL, NULL, 0};
+        for (; j < in->n; j++) {
+            const plan_op_info *ji = plan_op_info_of(in->v[j].kind);
+            if (!ji->row_preserving && ji->cls != OPC_LIMIT)
+                break;
+            if (ji->cls == OPC_LIMIT) {
+                int64_t n = plan_get_int(in->v[j].spec, "limit", 0);
+                k = k < 0 || n < k ? n : k;
+                if (add_logical(&lim, in->v[j].logical, in->v[j].nlogical) < 0)
+                    rc = -1;
+            }
+        }
+        opt_op *prev = &out->v[out->n - 1];
+        bool into_read = k >= 0 && plan_op_info_of(prev->kind)->limit_into;
+        if (into_read && rc == 0 && (limit_into_read(prev, k) < 0 ||
+                                     add_logical(prev, lim.logical, lim.nlogical) < 0))
+            rc = -1;
+        bool placed = k < 0 || into_read;
+        for (size_t x = i; x < j; x++) {
+            opt_op *o = &in->v[x];
+            const plan_op_info *xi = plan_op_info_of(o->kind);
+            if (xi->cls == OPC_LIMIT) {
+                op_free(o);
+                continue;
+            }
+            if (!placed && xi->cls != OPC_PROJECT) {
+                /* Past the leading projections, before the first operator that does work. */
+                lim.spec = json_pack("{sssI}", "op", "limit", "limit", (json_int_t)k);
+                if (rc < 0 || !lim.spec || list_push(out, lim) < 0) {
+                    op_free(&lim);
+                    rc = -1;
+                }
+                lim = (opt_op){PRISM_OP_LIMIT, NULL, NULL, 0};
+                placed = true;
+            }
+            if (rc < 0 || list_push(out, *o) < 0) {
+                op_free(o);
+                rc = -1;
+            }
+        }
+        if (!placed) {
+            lim.spec = json_pack("{sssI}", "op", "limit", "limit", (json_int_t)k);
+            if (rc < 0 || !lim.spec || list_push(out, lim) < 0) {
+                op_free(&lim);
+                rc = -1;
+            }
+        } else {
+            op_free(&lim);
+        }
+        i = j;
+    }
+    in->n = 0;
+    return rc;
+}
+
+/* ---------- stages ---------- */
+
+static void stage_from_op(opt_stage *s, const opt_op *o)
+{
+    const json_t *spec = o->spec;
+    const plan_op_info *info = plan_op_info_of(o->kind);
+    s->compute = PRISM_COMPUTE_TASKS;
+    s->min_size = s->max_size = 0;
+    s->cpus = s->gpus = s->memory = 0;
+    s->concurrency = s->min_rows = s->limit = 0;
+    s->row_limit = -1;
+    s->custom = NULL;
+    switch (info->cls) {
+    case OPC_READ:
+        s->kind = PRISM_STAGE_READ;
+        s->cpus = plan_get_num(spec, "num_cpus");
+        s->memory = plan_get_num(spec, "memory");
+        s->concurrency = plan_get_int(spec, "concurrency", 0);
+        break;
+    case OPC_MAP: {
+        s->kind = PRISM_STAGE_MAP;
+        json_t *c = json_object_get(spec, "compute");
+        if (!strcmp(json_string_value(json_object_get(c, "kind")), "actors")) {
+            s->compute = PRISM_COMPUTE_ACTORS;
+            s->min_size = plan_get_int(c, "min_size", 1);
+            s->max_size = plan_get_int(c, "max_size", 0);
+        }
+        s->cpus = plan_get_num(spec, "num_cpus");
+        s->gpus = plan_get_num(spec, "num_gpus");
+        s->memory = plan_get_num(spec, "memory");
+        s->custom = json_incref(json_object_get(spec, "resources"));
+        s->concurrency = plan_get_int(spec, "concurrency", 0);
+        s->min_rows = plan_get_int(spec, "batch_size", 0);
+        break;
+    }
+    case OPC_LIMIT:
+        s->kind = PRISM_STAGE_LIMIT;
+        s->limit = plan_get_int(spec, "limit", 0);
+        break;
+    default:
+        /* A projection with no stage before it to join (pushdown never leaves
+         * one after a limit): a task stage of its own. */
+        s->kind = PRISM_STAGE_MAP;
+        s->cpus = 1;
+        break;
+    }
+}
+
+/* Custom resource maps, NULL standing for none. */
+static bool same_custom(const json_t *a, const json_t *b)
+{
+    if (!json_object_size(a) && !json_object_size(b))
+        return true;
+    return a && b && json_equal((json_t *)a, (json_t *)b);
+}
+
+/* Whether `o` (one-to-one) can run in the tasks or actors of stage `s`:
+ * the same kind of compute (tasks, or actor pools of the same bounds), the
+ * same resources per task or actor, and concurrency caps that agree. */
+static bool fuses(const opt_stage *s, const opt_op *o)
+{
+    const plan_op_info *info = plan_op_info_of(o->kind);
+    if (s->kind == PRISM_STAGE_LIMIT)
+        return false;
+    if (info->cls == OPC_PROJECT)
+        return true;
+    if (info->cls != OPC_MAP)
+        return false;
+    opt_stage t;
+    stage_from_op(&t, o);
+    bool ok = t.compute == s->compute && t.min_size == s->min_size &&
+              t.max_size == s->max_size && t.cpus == s->cpus && t.gpus == s->gpus &&
+              t.memory == s->memory && same_custom(t.custom, s->custom) &&
+              (s->concurrency == 0 || t.concurrency == 0 || s->concurrency == t.concurrency);
+    json_decref(t.custom);
+    return ok;
+}
+
+static json_t *resource_map(const opt_stage *s)
+{
+    json_t *r = json_object();
+    if (!r)
+        return NULL;
+    bool oom = false;
+    if (s->kind != PRISM_STAGE_LIMIT)
+        oom |= json_object_set_new(r, "CPU", plan_number(s->cpus)) < 0;
+    if (s->gpus > 0)
+        oom |= json_object_set_new(r, "GPU", plan_number(s->gpus)) < 0;
+    if (s->memory > 0)
+        oom |= json_object_set_new(r, "memory", plan_number(s->memory)) < 0;
+    if (s->custom)
+        oom |= json_object_update(r, s->custom) < 0;
+    if (oom) {
+        json_decref(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int fuse(prism_physical_plan *pp)
+{
+    pp->stages = calloc(pp->nops ? pp->nops : 1, sizeof *pp->stages);
+    if (!pp->stages)
+        return -1;
+    for (size_t i = 0; i < pp->nops; i++) {
+        const opt_op *o = &pp->ops[i];
+        opt_stage *cur = pp->nstages ? &pp->stages[pp->nstages - 1] : NULL;
+        const plan_op_info *info = plan_op_info_of(o->kind);
+        if (cur && info->cls != OPC_READ && info->cls != OPC_LIMIT && fuses(cur, o)) {
+            cur->nops++;
+            if (info->cls == OPC_MAP) {
+                int64_t c = plan_get_int(o->spec, "concurrency", 0);
+                int64_t b = plan_get_int(o->spec, "batch_size", 0);
+                if (c)
+                    cur->concurrency = c;
+                if (b > cur->min_rows)
+                    cur->min_rows = b;
+            }
+            continue;
+        }
+        opt_stage *s = &pp->stages[pp->nstages++];
+        stage_from_op(s, o);
+        s->first = i;
+        s->nops = 1;
+    }
+    for (size_t i = 0; i < pp->nstages; i++) {
+        opt_stage *s = &pp->stages[i];
+        if (i + 1 < pp->nstages && pp->stages[i + 1].kind == PRISM_STAGE_LIMIT)
+            s->row_limit = pp->stages[i + 1].limit;
+        s->resources = resource_map(s);
+        prism_buf b;
+        prism_buf_init(&b, (size_t)1 << 24);
+        int rc = 0;
+        for (size_t j = 0; j < s->nops && rc == 0; j++) {
+            const opt_op *o = &pp->ops[s->first + j];
+            if (j)
+                rc = prism_buf_printf(&b, "->");
+            if (rc == 0)
+                rc = plan_op_display(&b, o->kind, o->spec);
+        }
+        s->name = rc == 0 ? prism_buf_take(&b, NULL) : NULL;
+        prism_buf_free(&b);
+        if (!s->resources || !s->name)
+            return -1;
+    }
+    return 0;
+}
+
+void prism_physical_plan_destroy(prism_physical_plan *pp)
+{
+    if (!pp)
+        return;
+    for (size_t i = 0; i < pp->nops; i++)
+        op_free(&pp->ops[i]);
+    free(pp->ops);
+    for (size_t i = 0; i < pp->nstages; i++) {
+        free(pp->stages[i].name);
+        json_decref(pp->stages[i].custom);
+        json_decref(pp->stages[i].resources);
+    }
+    free(pp->stages);
+    free(pp->name);
+    json_decref(pp->options);
+    free(pp);
+}
+
+prism_plan_status prism_plan_optimize(const prism_plan *p, prism_physical_plan **out,
+                                      prism_plan_error *err)
+{
+    *out = NULL;
+    prism_plan_status st = plan_usable(p, err);
+    if (st != PRISM_PLAN_OK)
+        return st;
+    prism_physical_plan *pp = calloc(1, sizeof *pp);
+    op_list in = {0}, opt = {0};
+    if (!pp || (p->name && !(pp->name = strdup(p->name))))
+        goto oom;
+    pp->options = json_incref(p->options_full);
+    for (size_t i = 0; i < p->nops; i++) {
+        opt_op o = {p->ops[i].kind, json_incref(p->ops[i].full), malloc(sizeof(int)), 1};
+        if (o.logical)
+            o.logical[0] = (int)i;
+        if (!o.logical || list_push(&in, o) < 0) {
+            op_free(&o);
+            goto oom;
+        }
+    }
+    int rc = push_limits(&in, &opt);
+    pp->ops = opt.v;
+    pp->nops = opt.n;
+    opt.v = NULL;
+    if (rc < 0 || fuse(pp) < 0)
+        goto oom;
+    free(in.v);
+    *out = pp;
+    return PRISM_PLAN_OK;
+oom:
+    for (size_t i = 0; i < in.n; i++)
+        op_free(&in.v[i]);
+    free(in.v);
+    prism_physical_plan_destroy(pp);
+    if (err) {
+        plan_ctx c = {err, -1, NULL, "plan", PRISM_OP_RANGE};
+        plan_oom(&c);
+    }
+    return PRISM_PLAN_NO_MEMORY;
+}
+
+/* ---------- accessors ---------- */
+
+size_t prism_physical_plan_num_stages(const prism_physical_plan *pp)
+{
+    return pp->nstages;
+}
+
+void prism_physical_plan_stage(const prism_physical_plan *pp, size_t i, prism_plan_stage *out)
+{
+    memset(out, 0, sizeof *out);
+    if (i >= pp->nstages)
+        return;
+    const opt_stage *s = &pp->stages[i];
+    out->name = s->name;
+    out->kind = s->kind;
+    out->compute = s->compute;
+    out->min_size = s->min_size;
+    out->max_size = s->max_size;
+    out->num_cpus = s->cpus;
+    out->num_gpus = s->gpus;
+    out->memory = s->memory;
+    out->resources = s->resources;
+    out->concurrency = s->concurrency;
+    out->min_rows_per_bundle = s->min_rows;
+    out->row_limit = s->row_limit;
+    out->limit = s->limit;
+    out->num_ops = s->nops;
+}
+
+prism_plan_op_kind prism_physical_plan_op(const prism_physical_plan *pp, size_t i, size_t j,
+                                          const json_t **spec, const int **logical,
+                                          size_t *num_logical)
+{
+    if (i >= pp->nstages || j >= pp->stages[i].nops)
+        return PRISM_OP_KIND_COUNT;
+    const opt_op *o = &pp->ops[pp->stages[i].first + j];
+    if (spec)
+        *spec = o->spec;
+    if (logical)
+        *logical = o->logical;
+    if (num_logical)
+        *num_logical = o->nlogical;
+    return o->kind;
+}
+
+const json_t *prism_physical_plan_options(const prism_physical_plan *pp)
+{
+    return pp->options;
+}
