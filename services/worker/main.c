@@ -1,13 +1,13 @@
 /* prism-worker: runs tasks pushed by owners over direct connections.
  * The node agent starts it (docs/tasks.md); it is not started by hand. Its
  * options and token come from the service skeleton (prism_service.h); the
- * loop is the worker's own (libs/prism/worker.c). */
+ * loop is the worker's own (runtime.c). */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "prism_log.h"
 #include "prism_service.h"
-#include "worker.h"
+#include "runtime.h"
 
 static char *worker_id, *node_id, *socket_path, *host, *store_socket, *store_address, *gcs,
     *package_dir;

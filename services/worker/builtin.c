@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "prism_internal.h"
-#include "worker.h"
+#include "runtime.h"
 
 /* zeros(shape): a float64 tensor of zeros; shape is a JSON list of sizes. */
 static prism_status builtin_zeros(prism_task_ctx *ctx, const prism_value *const *args,

@@ -1,7 +1,8 @@
-/* The worker runtime: serves owners' direct connections and runs their tasks.
- * prism-worker (services/worker) is a thin main() around it. */
-#ifndef PRISM_WORKER_H
-#define PRISM_WORKER_H
+/* The worker runtime: serves owners' direct connections and runs their tasks
+ * (runtime.c), with the built-in package (builtin.c). main.c is a thin
+ * service around it. */
+#ifndef PRISM_WORKER_RUNTIME_H
+#define PRISM_WORKER_RUNTIME_H
 
 #include "prism/task.h"
 

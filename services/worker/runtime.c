@@ -8,7 +8,7 @@
  * lease that the node agent confirms it granted to that owner for this
  * worker, anything; without one (an actor's callers), only calls to the actor
  * this worker hosts. */
-#include "worker.h"
+#include "runtime.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -37,6 +37,7 @@
 #include "prism_time.h"
 #include "prism_wire.h"
 #include "prism_wire_conn.h"
+#include "task_ctx.h"
 
 #define WORKER_SPIN_NS 50000
 #define AUTH_DEADLINE_MS 5000 /* a peer that has not proved itself by then is dropped */
@@ -124,12 +125,6 @@ typedef struct worker_rt {
     bool stop;
 } worker_rt;
 
-struct prism_task_ctx {
-    worker_rt *w;
-    char name[256];
-    char *error;
-};
-
 /* ---------- task context ---------- */
 
 /* The worker's own client: it owns what its tasks put and submit, and tracks
@@ -152,21 +147,7 @@ static prism_client *worker_client(worker_rt *w)
 
 static const char *self_addr(const worker_rt *w) { return w->client ? w->client->self_addr : NULL; }
 
-prism_client *prism_task_client(prism_task_ctx *ctx) { return worker_client(ctx->w); }
-
-const char *prism_task_name(prism_task_ctx *ctx) { return ctx->name; }
-
-prism_status prism_task_fail(prism_task_ctx *ctx, const char *fmt, ...)
-{
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    free(ctx->error);
-    ctx->error = strdup(msg);
-    return PRISM_ERR_TASK;
-}
+static prism_client *ctx_client(prism_task_ctx *ctx) { return worker_client(ctx->runtime); }
 
 /* ---------- packages ---------- */
 
@@ -584,7 +565,7 @@ static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf 
     uint16_t concurrency = pr_u16(&r);
     uint32_t nargs = pr_u32(&r);
     char err[1024] = "";
-    prism_task_ctx ctx = {.w = w};
+    prism_task_ctx ctx = {.client = ctx_client, .runtime = w};
     snprintf(ctx.name, sizeof ctx.name, "%s.__init__", cls ? cls : "?");
     prism_value **args = !r.failed && nargs <= 65536 ? calloc(nargs ? nargs : 1, sizeof *args) : NULL;
     bool ok = args != NULL;
@@ -671,7 +652,7 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
 {
     push p = {0};
     char err[1024] = "";
-    prism_task_ctx ctx = {.w = w};
+    prism_task_ctx ctx = {.client = ctx_client, .runtime = w};
     prism_status bad = PRISM_ERR_INVALID;
     int parsed = parse_push(w, data, len, &p, err, sizeof err, &bad);
     snprintf(ctx.name, sizeof ctx.name, "%s/%s", p.package ? p.package : "?",
