@@ -138,8 +138,132 @@ def store_proto():
     ])
 
 
+# blocks (docs/datasets.md, "Blocks"): written here from the format's
+# description, independently of libs/data, so the seeds check the document too.
+BLOCK_TYPES = {"bool": 1, "int8": 2, "int16": 3, "int32": 4, "int64": 5, "uint8": 6, "uint16": 7,
+               "uint32": 8, "uint64": 9, "float32": 10, "float64": 11, "utf8": 12, "binary": 13,
+               "tensor": 14}
+BLOCK_NUM = {"int8": "b", "int16": "h", "int32": "i", "int64": "q", "uint8": "B", "uint16": "H",
+             "uint32": "I", "uint64": "Q", "float32": "f", "float64": "d"}
+
+
+def align64(n): return (n + 63) & ~63
+
+
+def bitmap(flags):
+    out = bytearray((len(flags) + 7) // 8)
+    for i, f in enumerate(flags):
+        if f:
+            out[i // 8] |= 1 << (i % 8)
+    return bytes(out)
+
+
+def block(columns, rows=None):
+    """columns: (name, type, values) or (name, "tensor", values, elem, shape); None is null."""
+    if rows is None:
+        rows = len(columns[0][2]) if columns else 0
+    records, bufs = [], []
+    schema_len = sum(64 + 8 * (len(c[4]) if c[1] == "tensor" else 0) + ((len(c[0].encode()) + 7) & ~7)
+                     for c in columns)
+    pos = align64(64 + schema_len)
+    for c in columns:
+        name, t, values = c[0].encode(), c[1], c[2]
+        elem, shape = (c[3], c[4]) if t == "tensor" else (None, [])
+        nulls = sum(v is None for v in values)
+        validity = bitmap([v is not None for v in values]) if nulls else b""
+        data = b""
+        if t == "bool":
+            vals = bitmap([bool(v) for v in values])
+        elif t in BLOCK_NUM:
+            vals = b"".join(struct.pack("<" + BLOCK_NUM[t], v or 0) for v in values)
+        elif t in ("utf8", "binary"):
+            offs, data = [0], b""
+            for v in values:
+                data += (v.encode() if isinstance(v, str) else v) if v is not None else b""
+                offs.append(len(data))
+            vals = b"".join(struct.pack("<i", o) for o in offs)
+        else:
+            per = 1
+            for d in shape:
+                per *= d
+            vals = b"".join(struct.pack("<%d%s" % (per, BLOCK_NUM[elem]), *(v if v is not None else [0] * per))
+                            for v in values)
+        slots = []
+        for b in (validity, vals, data):
+            if b:
+                slots.append((pos, len(b)))
+                bufs.append((pos, b))
+                pos = align64(pos + len(b))
+            else:
+                slots.append((0, 0))
+        rec = u8(BLOCK_TYPES[t]) + u8(BLOCK_TYPES[elem] if elem else 0) + u8(len(shape)) + u8(0)
+        rec += u32(len(name)) + u64(nulls) + b"".join(u64(o) + u64(n) for o, n in slots)
+        rec += b"".join(u64(d) for d in shape) + name + bytes((8 - len(name) % 8) % 8)
+        records.append(rec)
+    total = pos
+    header = b"PRISMBLK" + u16(1) + u16(0) + u32(len(columns)) + u64(rows) + u64(total) + u32(schema_len)
+    out = bytearray(total)
+    out[:64] = header + bytes(64 - len(header))
+    body = b"".join(records)
+    assert len(body) == schema_len
+    out[64:64 + schema_len] = body
+    for at, b in bufs:
+        out[at:at + len(b)] = b
+    return bytes(out)
+
+
+def block_seeds():
+    every = [
+        ("b", "bool", [True, False, None, True, False]),
+        ("i8", "int8", [-128, 127, None, 0, 5]), ("i16", "int16", [-1, 2, 3, None, 5]),
+        ("i32", "int32", [1, 2, 3, 4, 5]), ("i64", "int64", [-(1 << 63), (1 << 63) - 1, None, 0, 1]),
+        ("u8", "uint8", [255, 0, 1, 2, None]), ("u16", "uint16", [1, 2, 3, 4, 5]),
+        ("u32", "uint32", [4294967295, 0, 1, 2, 3]), ("u64", "uint64", [1, 2, None, 4, 5]),
+        ("f32", "float32", [0.5, -1.25, None, 3.0, float("nan")]),
+        ("f64", "float64", [0.1, float("inf"), None, -0.0, 1e300]),
+        ("s", "utf8", ["", "h\u00e9llo", None, "a\"b\\c\n", "x\0y"]),
+        ("bin", "binary", [b"\xff\x00", b"", None, b"abc", b"\x80"]),
+        ("t", "tensor", [[1, 2, 3, 4, 5, 6], None, [0] * 6, [9] * 6, [255] * 6], "uint8", [2, 3]),
+        ("tf", "tensor", [[1.5, -2.0], [0, 0], None, [3, 4], [5, 6]], "float32", [2]),
+    ]
+    images = [("image", "tensor", [[i] * 48 for i in range(4)], "uint8", [4, 4, 3]), ("label", "int64", [0, 1, 2, 3])]
+    text = [("text", "utf8", ["alpha", "beta", "gamma", None, "", "\u00e9t\u00e9"] * 3)]
+    blocks = [
+        ("every-type", block(every)), ("images", block(images)), ("text", block(text)),
+        ("empty", block([])), ("empty-rows", block([(c[0], c[1], [], *c[3:]) for c in every])),
+        ("no-columns-rows", block([], rows=3)), ("bools-17", block([("b", "bool", [i % 3 == 0 for i in range(17)])])),
+        ("zero-size-tensor", block([("z", "tensor", [[]] * 5, "int16", [0, 4])])),
+    ]
+    items = list(blocks)
+    ev = blocks[0][1]
+    # near-valid: truncated, a length field off by one, offsets that go down, a bad null count
+    items.append(("truncated", ev[:len(ev) - 64]))
+    items.append(("header-only", ev[:64]))
+    bad = bytearray(ev)
+    bad[24:32] = u64(len(ev) + 64)
+    items.append(("byte-length", bytes(bad)))
+    bad = bytearray(ev)
+    bad[12:16] = u32(16)
+    items.append(("columns-more", bytes(bad)))
+    tx = bytearray(blocks[2][1])
+    off = struct.unpack_from("<Q", tx, 64 + 32)[0]
+    tx[off + 8:off + 12] = u32(1)
+    items.append(("offsets-down", bytes(tx)))
+    bad = bytearray(ev)
+    bad[64 + 8:64 + 16] = u64(2)
+    items.append(("null-count", bytes(bad)))
+    # JSON rows, as from_items takes them
+    items += [
+        ("json-rows", b'[{"a": 1, "b": 1.5, "c": "x", "d": true, "e": [[1, 2], [3, 4]]}, {"a": null, "b": 2}]'),
+        ("json-mixed", b'[{"a": 1}, {"a": "x"}]'), ("json-empty", b"[]"), ("json-keyless", b"[{}, {}]"),
+        ("json-ragged", b'[{"t": [[1], [2, 3]]}]'),
+    ]
+    write("block", items)
+
+
 if __name__ == "__main__":
     codec()
     wire()
     owner()
     store_proto()
+    block_seeds()
