@@ -101,7 +101,9 @@ void gcs_api_nodes_list(prism_http_req *req, void *ctx);
 void gcs_api_node_get(prism_http_req *req, void *ctx);
 void gcs_api_cluster(prism_http_req *req, void *ctx);
 
-/* jobs.c: the job model and its state machine */
+/* Jobs: the model and state machine (jobs.c), submission (job_submit.c),
+ * placement (job_placement.c), reconciliation (job_reconcile.c), retention
+ * (job_retention.c), REST (jobs_api.c); what those share is in jobs.h. */
 typedef struct gcs_job_spec {
     const char *id; /* NULL: generate */
     const char *entrypoint;
@@ -177,7 +179,8 @@ void gcs_object_list_cron(gcs *g);
 void gcs_object_list_set_own(gcs *g, const char *owner);
 void gcs_api_objects_list(prism_http_req *req, void *ctx);
 
-/* actors.c, actor_manager.c: actors, whose lifecycle the GCS owns (docs/actors.md) */
+/* Actors, whose lifecycle the GCS owns (docs/actors.md): actors.c,
+ * actor_requests.c (NATS), actors_api.c (REST), actor_manager.c; actors.h. */
 int gcs_actors_create(gcs *g);
 /* Loads the actors, subscribes to their subjects and starts the manager thread. */
 int gcs_actors_start(gcs *g);
