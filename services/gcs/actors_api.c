@@ -13,6 +13,15 @@ static bool valid_state(const char *s)
     return !s;
 }
 
+/* Lock held. */
+static json_t *actor_list_row(sqlite3_stmt *st, void *ud)
+{
+    json_t *a = gcs_actor_row_json(st);
+    if (a)
+        gcs_actor_add_calls_locked(ud, a);
+    return a;
+}
+
 void gcs_api_actors_list(prism_http_req *req, void *ctx)
 {
     gcs *g = ctx;
@@ -31,30 +40,15 @@ void gcs_api_actors_list(prism_http_req *req, void *ctx)
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "SELECT " ACTOR_COLUMNS " FROM actors WHERE seq < ?1 AND (?2 IS NULL OR state = ?2)"
                " AND (?3 IS NULL OR name = ?3) AND (?4 IS NULL OR namespace = ?4)"
-               " AND (?5 IS NULL OR class = ?5) ORDER BY seq DESC LIMIT ?6");
+               " AND (?5 IS NULL OR class = ?5) ORDER BY seq DESC LIMIT :limit");
     sqlite3_bind_int64(st, 1, cursor);
     gcs_db_bind_text(st, 2, state);
     gcs_db_bind_text(st, 3, name);
     gcs_db_bind_text(st, 4, ns);
     gcs_db_bind_text(st, 5, cls);
-    sqlite3_bind_int64(st, 6, limit + 1); /* one more tells whether a next page exists */
     json_t *list = json_array();
-    int64_t last = 0;
-    bool more = false;
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
-        if ((int64_t)json_array_size(list) == limit) {
-            more = true;
-            break;
-        }
-        json_t *a = gcs_actor_row_json(st);
-        if (a)
-            gcs_actor_add_calls_locked(g, a);
-        json_array_append_new(list, a);
-        last = sqlite3_column_int64(st, 21);
-    }
-    sqlite3_finalize(st);
+    json_t *next = gcs_db_page(st, "seq", limit, actor_list_row, g, list);
     pthread_mutex_unlock(&g->lock);
-    json_t *next = more ? json_sprintf("%lld", (long long)last) : json_null();
     prism_http_reply_json(req, 200, json_pack("{s:o,s:o}", "actors", list, "next_cursor", next));
 }
 

@@ -37,6 +37,11 @@ void gcs_api_jobs_submit(prism_http_req *req, void *ctx)
     reply_job(req, 201, gcs_job_get(g, id), id);
 }
 
+static json_t *job_list_row(sqlite3_stmt *st, void *ud)
+{
+    return gcs_job_row_json(st);
+}
+
 static bool valid_job_state(const char *s)
 {
     return !s || !strcmp(s, "PENDING") || !strcmp(s, "RUNNING") || gcs_state_terminal(s);
@@ -58,24 +63,12 @@ void gcs_api_jobs_list(prism_http_req *req, void *ctx)
     pthread_mutex_lock(&g->lock);
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE seq < ?1 AND (?2 IS NULL OR state = ?2) "
-               "ORDER BY seq DESC LIMIT ?3");
+               "ORDER BY seq DESC LIMIT :limit");
     sqlite3_bind_int64(st, 1, cursor);
     gcs_db_bind_text(st, 2, state);
-    sqlite3_bind_int64(st, 3, limit + 1); /* one more tells whether a next page exists */
     json_t *list = json_array();
-    int64_t last = 0;
-    bool more = false;
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
-        if ((int64_t)json_array_size(list) == limit) {
-            more = true;
-            break;
-        }
-        json_array_append_new(list, gcs_job_row_json(st));
-        last = sqlite3_column_int64(st, 15);
-    }
-    sqlite3_finalize(st);
+    json_t *next = gcs_db_page(st, "seq", limit, job_list_row, NULL, list);
     pthread_mutex_unlock(&g->lock);
-    json_t *next = more ? json_sprintf("%lld", (long long)last) : json_null();
     prism_http_reply_json(req, 200, json_pack("{s:o,s:o}", "jobs", list, "next_cursor", next));
 }
 

@@ -288,6 +288,14 @@ static bool valid_node_state(const char *s)
     return !s || !strcmp(s, "ALIVE") || !strcmp(s, "DEAD");
 }
 
+/* Lock held. */
+static json_t *node_list_row(sqlite3_stmt *st, void *ud)
+{
+    json_t *node = gcs_node_row_json(st);
+    add_live_fields(ud, node);
+    return node;
+}
+
 void gcs_api_nodes_list(prism_http_req *req, void *ctx)
 {
     gcs *g = ctx;
@@ -303,26 +311,12 @@ void gcs_api_nodes_list(prism_http_req *req, void *ctx)
     pthread_mutex_lock(&g->lock);
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "SELECT " NODE_COLUMNS ", seq FROM nodes WHERE seq < ? AND (?2 IS NULL OR state = ?2)"
-               " ORDER BY seq DESC LIMIT ?");
+               " ORDER BY seq DESC LIMIT :limit");
     sqlite3_bind_int64(st, 1, cursor);
     gcs_db_bind_text(st, 2, state);
-    sqlite3_bind_int64(st, 3, limit + 1); /* one more tells whether a next page exists */
     json_t *list = json_array();
-    int64_t last = 0;
-    bool more = false;
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
-        if ((int64_t)json_array_size(list) == limit) {
-            more = true;
-            break;
-        }
-        json_t *node = gcs_node_row_json(st);
-        add_live_fields(g, node);
-        json_array_append_new(list, node);
-        last = sqlite3_column_int64(st, 9);
-    }
-    sqlite3_finalize(st);
+    json_t *next = gcs_db_page(st, "seq", limit, node_list_row, g, list);
     pthread_mutex_unlock(&g->lock);
-    json_t *next = more ? json_sprintf("%lld", (long long)last) : json_null();
     prism_http_reply_json(req, 200, json_pack("{s:o,s:o}", "nodes", list, "next_cursor", next));
 }
 
