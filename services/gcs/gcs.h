@@ -42,7 +42,8 @@ typedef struct gcs_node {
     char *name;
     char *address;     /* the node agent's REST base URL */
     json_t *resources; /* totals the node registered */
-    json_t *used;      /* what placed jobs hold */
+    json_t *available; /* what its node agent last reported free (prism.sched.node): jobs'
+                        * and tasks' leases taken; the totals until it reports */
     json_t *running;   /* job ids the last heartbeat listed */
     int64_t last_heartbeat_mono;
     int64_t last_reconcile_mono;
@@ -77,6 +78,7 @@ typedef struct gcs {
     gcs_node *nodes; /* ALIVE nodes */
     char *packages_dir;
     bool placement_wanted;
+    int64_t placement_retry_mono; /* jobs wait for resources: ask for them again then */
     prism_metric *m_jobs_submitted, *m_jobs_finished, *m_nodes_dead, *m_heartbeats;
 } gcs;
 

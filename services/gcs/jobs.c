@@ -91,15 +91,13 @@ void gcs_publish_job_event(gcs *g, const char *id)
 
 int gcs_job_place_load(gcs *g, const char *id, job_place *out)
 {
-    sqlite3_stmt *st =
-        gcs_db_prepare(g->db, "SELECT node_id, resources, state FROM jobs WHERE id = ?");
+    sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT node_id, state FROM jobs WHERE id = ?");
     gcs_db_bind_text(st, 1, id);
     int rc = -1;
     if (st && sqlite3_step(st) == SQLITE_ROW) {
         const unsigned char *node = sqlite3_column_text(st, 0);
         out->node_id = node ? strdup((const char *)node) : NULL;
-        out->resources = gcs_db_column_json(st, 1);
-        out->state = strdup((const char *)sqlite3_column_text(st, 2));
+        out->state = strdup((const char *)sqlite3_column_text(st, 1));
         rc = 0;
     }
     sqlite3_finalize(st);
@@ -109,7 +107,6 @@ int gcs_job_place_load(gcs *g, const char *id, job_place *out)
 void gcs_job_place_free(job_place *p)
 {
     free(p->node_id);
-    json_decref(p->resources);
     free(p->state);
 }
 
@@ -134,7 +131,8 @@ bool gcs_job_finish_locked(gcs *g, const char *id, const char *state, json_t *ex
         changed = gcs_db_exec_stmt(st) == SQLITE_DONE && sqlite3_changes(g->db) > 0;
     }
     if (changed) {
-        gcs_job_release_locked(g, p.node_id, p.resources);
+        if (p.node_id)
+            g->placement_wanted = true; /* its node has room again */
         LOG_INFO("job %s %s%s%s", id, state, message && *message ? ": " : "",
                  message ? message : "");
         prism_metric_add(g->m_jobs_finished, 1);
@@ -168,7 +166,6 @@ void gcs_job_unassign_locked(gcs *g, const char *id, const char *message)
         gcs_db_bind_text(st, 1, message);
         gcs_db_bind_text(st, 2, id);
         gcs_db_exec_stmt(st);
-        gcs_job_release_locked(g, p.node_id, p.resources);
         g->placement_wanted = true;
     }
     gcs_job_place_free(&p);
@@ -263,7 +260,6 @@ void gcs_job_node_request(gcs *g, const char *node_id, const char *verb, const c
 int gcs_jobs_start(gcs *g)
 {
     pthread_mutex_lock(&g->lock);
-    gcs_jobs_usage_rebuild_locked(g);
     /* Jobs placed on nodes that died while the GCS was down. */
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "SELECT DISTINCT node_id FROM jobs WHERE node_id IS NOT NULL AND " NOT_ENDED);

@@ -4,8 +4,8 @@
  *   jobs.c           the job model: rows as JSON, the state machine, what
  *                    node agents report, stop and delete, start-up
  *   job_submit.c     the submit body checked, the job stored PENDING
- *   job_placement.c  PENDING jobs on nodes, the start requests, what placed
- *                    jobs hold on each node
+ *   job_placement.c  PENDING jobs placed through the scheduler, the start
+ *                    requests
  *   job_reconcile.c  running jobs checked against their nodes
  *   job_retention.c  ended jobs pruned
  *   jobs_api.c       the jobs REST API
@@ -34,10 +34,9 @@ json_t *gcs_job_packages_column(sqlite3_stmt *st, int i);
 /* Publishes the job's state on prism.event.job. */
 void gcs_publish_job_event_locked(gcs *g, const char *id);
 
-/* Where a job runs, what it holds and its state, as the database has them. */
+/* Where a job runs and its state, as the database has them. */
 typedef struct job_place {
     char *node_id; /* NULL when not placed */
-    json_t *resources;
     char *state;
 } job_place;
 /* Returns 0, or -1 when there is no such job (nothing to free then). */
@@ -61,11 +60,5 @@ void gcs_job_node_request(gcs *g, const char *node_id, const char *verb, const c
  * "no reason given", when it has none). */
 const char *gcs_reply_error_code(json_t *reply);
 const char *gcs_reply_error_message(json_t *reply);
-
-/* job_placement.c */
-/* Gives back what a placed job held on its node. */
-void gcs_job_release_locked(gcs *g, const char *node_id, json_t *resources);
-/* Sums what placed jobs hold on each live node from the database (on start). */
-void gcs_jobs_usage_rebuild_locked(gcs *g);
 
 #endif
