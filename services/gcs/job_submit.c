@@ -190,6 +190,29 @@ static const char *unknown_package_locked(gcs *g, json_t *packages)
     return NULL;
 }
 
+/* Stores the job PENDING. Returns SQLite's status. Lock held. */
+static int insert_job_locked(gcs *g, const gcs_job_spec *spec, const char *job_id)
+{
+    json_t *resources = spec->resources ? json_incref(spec->resources) : json_object();
+    sqlite3_stmt *st = gcs_db_prepare(
+        g->db, "INSERT INTO jobs (id, state, entrypoint, env, working_dir, resources, metadata, "
+               "message, submitted_at, ray, packages) VALUES (?, 'PENDING', ?, ?, ?, ?, ?, "
+               "'waiting for a node', ?, ?, ?)");
+    gcs_db_bind_text(st, 1, job_id);
+    gcs_db_bind_text(st, 2, spec->entrypoint);
+    json_t *no_env = json_object();
+    gcs_db_bind_json(st, 3, spec->env ? spec->env : no_env);
+    json_decref(no_env);
+    gcs_db_bind_text(st, 4, spec->working_dir);
+    gcs_db_bind_json(st, 5, resources);
+    gcs_db_bind_json(st, 6, spec->metadata);
+    sqlite3_bind_int64(st, 7, prism_now_ms());
+    sqlite3_bind_int(st, 8, spec->ray);
+    gcs_db_bind_json(st, 9, json_array_size(spec->packages) ? spec->packages : NULL);
+    json_decref(resources);
+    return gcs_db_exec_stmt(st);
+}
+
 int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
                    const char **code, char *err, size_t errlen)
 {
@@ -201,9 +224,8 @@ int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
         prism_id_to_hex(&raw, id);
         job_id = id;
     }
-    json_t *resources = spec->resources ? json_incref(spec->resources) : json_object();
     pthread_mutex_lock(&g->lock);
-    int status = 0;
+    int status = 0, rc;
     const char *unknown = NULL;
     if (spec->working_dir && !package_known_locked(g, spec->working_dir)) {
         *code = "not_found";
@@ -215,40 +237,21 @@ int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
         *code = "unknown_package";
         snprintf(err, errlen, "no package '%s' (upload it with POST /api/v1/packages)", unknown);
         status = 400;
+    } else if ((rc = insert_job_locked(g, spec, job_id)) == SQLITE_CONSTRAINT) {
+        *code = "duplicate_submission_id";
+        snprintf(err, errlen, "a job with submission_id '%s' already exists", job_id);
+        status = 409;
+    } else if (rc != SQLITE_DONE) {
+        *code = "internal";
+        snprintf(err, errlen, "could not store the job");
+        status = 500;
     } else {
-        sqlite3_stmt *st = gcs_db_prepare(
-            g->db, "INSERT INTO jobs (id, state, entrypoint, env, working_dir, resources, metadata, "
-                   "message, submitted_at, ray, packages) VALUES (?, 'PENDING', ?, ?, ?, ?, ?, "
-                   "'waiting for a node', ?, ?, ?)");
-        gcs_db_bind_text(st, 1, job_id);
-        gcs_db_bind_text(st, 2, spec->entrypoint);
-        json_t *no_env = json_object();
-        gcs_db_bind_json(st, 3, spec->env ? spec->env : no_env);
-        json_decref(no_env);
-        gcs_db_bind_text(st, 4, spec->working_dir);
-        gcs_db_bind_json(st, 5, resources);
-        gcs_db_bind_json(st, 6, spec->metadata);
-        sqlite3_bind_int64(st, 7, prism_now_ms());
-        sqlite3_bind_int(st, 8, spec->ray);
-        gcs_db_bind_json(st, 9, json_array_size(spec->packages) ? spec->packages : NULL);
-        int rc = gcs_db_exec_stmt(st);
-        if (rc == SQLITE_CONSTRAINT) {
-            *code = "duplicate_submission_id";
-            snprintf(err, errlen, "a job with submission_id '%s' already exists", job_id);
-            status = 409;
-        } else if (rc != SQLITE_DONE) {
-            *code = "internal";
-            snprintf(err, errlen, "could not store the job");
-            status = 500;
-        } else {
-            g->placement_wanted = true;
-            prism_metric_add(g->m_jobs_submitted, 1);
-            gcs_publish_job_event_locked(g, job_id);
-            snprintf(id_out, idlen, "%s", job_id);
-        }
+        g->placement_wanted = true;
+        prism_metric_add(g->m_jobs_submitted, 1);
+        gcs_publish_job_event_locked(g, job_id);
+        snprintf(id_out, idlen, "%s", job_id);
     }
     pthread_mutex_unlock(&g->lock);
-    json_decref(resources);
     if (status == 0)
         LOG_INFO("job %s submitted: %s", id_out, spec->entrypoint);
     return status;

@@ -282,6 +282,35 @@ int gcs_jobs_start(gcs *g)
 
 /* ---------- stop and delete ---------- */
 
+/* Sends job.stop to the job's node (without the lock). Returns 0, or 503
+ * with code/message when the node did not answer. */
+static int stop_on_node(gcs *g, const char *id, const char *node, const char **code, char *err,
+                        size_t errlen)
+{
+    int rc, status = 0;
+    json_t *reply = NULL;
+    gcs_job_node_request(g, node, PRISM_NODE_JOB_STOP, id, START_TIMEOUT_MS, &rc, &reply);
+    const char *ecode = gcs_reply_error_code(reply);
+    if (rc == PRISM_BUS_OK && ecode && !strcmp(ecode, "not_running")) {
+        /* Not started there yet, or just ended: a PENDING job ends here. */
+        pthread_mutex_lock(&g->lock);
+        job_place q;
+        if (gcs_job_place_load(g, id, &q) == 0) {
+            if (!strcmp(q.state, "PENDING"))
+                gcs_job_finish_locked(g, id, "STOPPED", NULL, prism_now_ms(),
+                                      "stopped before it started");
+            gcs_job_place_free(&q);
+        }
+        pthread_mutex_unlock(&g->lock);
+    } else if (rc != PRISM_BUS_OK) {
+        *code = "node_unavailable";
+        snprintf(err, errlen, "node %s did not answer the stop request; try again", node);
+        status = 503;
+    }
+    json_decref(reply);
+    return status;
+}
+
 int gcs_job_stop(gcs *g, const char *id, const char **code, char *err, size_t errlen)
 {
     pthread_mutex_lock(&g->lock);
@@ -308,29 +337,8 @@ int gcs_job_stop(gcs *g, const char *id, const char **code, char *err, size_t er
     }
     gcs_job_place_free(&p);
     pthread_mutex_unlock(&g->lock);
-    if (!node)
-        return status;
-    int rc;
-    json_t *reply = NULL;
-    gcs_job_node_request(g, node, PRISM_NODE_JOB_STOP, id, START_TIMEOUT_MS, &rc, &reply);
-    const char *ecode = gcs_reply_error_code(reply);
-    if (rc == PRISM_BUS_OK && ecode && !strcmp(ecode, "not_running")) {
-        /* Not started there yet, or just ended: a PENDING job ends here. */
-        pthread_mutex_lock(&g->lock);
-        job_place q;
-        if (gcs_job_place_load(g, id, &q) == 0) {
-            if (!strcmp(q.state, "PENDING"))
-                gcs_job_finish_locked(g, id, "STOPPED", NULL, prism_now_ms(),
-                                      "stopped before it started");
-            gcs_job_place_free(&q);
-        }
-        pthread_mutex_unlock(&g->lock);
-    } else if (rc != PRISM_BUS_OK) {
-        *code = "node_unavailable";
-        snprintf(err, errlen, "node %s did not answer the stop request; try again", node);
-        status = 503;
-    }
-    json_decref(reply);
+    if (node)
+        status = stop_on_node(g, id, node, code, err, errlen);
     free(node);
     return status;
 }
