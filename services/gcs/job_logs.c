@@ -133,7 +133,7 @@ static bool refresh(follow *f)
     return true;
 }
 
-static ssize_t follow_read(void *ud, char *buf, size_t max)
+ssize_t gcs_job_log_follow_read(void *ud, char *buf, size_t max)
 {
     follow *f = ud;
     bool was_ended = f->ended;
@@ -156,13 +156,28 @@ static ssize_t follow_read(void *ud, char *buf, size_t max)
     return n < 0 && f->ended ? PRISM_HTTP_STREAM_END : 0;
 }
 
-static void follow_done(void *ud)
+void gcs_job_log_follow_done(void *ud)
 {
     follow *f = ud;
     prism_httpc_destroy(f->client);
     free(f->address);
     free(f->id);
     free(f);
+}
+
+void *gcs_job_log_follow(gcs *g, const char *id)
+{
+    follow *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->g = g;
+    f->id = strdup(id);
+    if (!f->id || !refresh(f)) {
+        gcs_job_log_follow_done(f);
+        return NULL;
+    }
+    f->ended = false; /* read at least once even when it already ended */
+    return f;
 }
 
 void gcs_api_job_logs(prism_http_req *req, void *ctx)
@@ -183,14 +198,11 @@ void gcs_api_job_logs(prism_http_req *req, void *ctx)
         free(text);
         return;
     }
-    follow *f = calloc(1, sizeof *f);
-    f->g = g;
-    f->id = strdup(id);
-    if (!refresh(f)) {
-        follow_done(f);
+    follow *f = gcs_job_log_follow(g, id);
+    if (!f) {
         prism_http_reply_error(req, 404, "not_found", "no job '%s'", id);
         return;
     }
-    f->ended = false; /* read at least once even when it already ended */
-    prism_http_reply_stream(req, 200, "text/plain; charset=utf-8", follow_read, follow_done, f);
+    prism_http_reply_stream(req, 200, "text/plain; charset=utf-8", gcs_job_log_follow_read,
+                            gcs_job_log_follow_done, f);
 }
