@@ -150,6 +150,11 @@ int gcs_job_logs_text(gcs *g, const char *id, char **out, size_t *len, const cha
 void *gcs_job_log_follow(gcs *g, const char *id);
 ssize_t gcs_job_log_follow_read(void *ud, char *buf, size_t max);
 void gcs_job_log_follow_done(void *ud);
+/* Copies the logs of jobs that ended lately into the data directory, where
+ * they outlive their node (periodic; a little at a time). */
+void gcs_job_logs_copy(gcs *g);
+/* Removes the GCS's copy of a job's log (the job is being deleted; lock held). */
+void gcs_job_log_copy_drop(gcs *g, const char *id);
 
 /* kv.c, packages.c */
 void gcs_api_kv_get(prism_http_req *req, void *ctx);

@@ -9,6 +9,7 @@ as a failure."""
 import asyncio
 import http.client
 import json
+import os
 import socket
 import ssl
 import time
@@ -218,6 +219,22 @@ def test_clients_that_leave(c):
     c.wait_job(jid)
 
 
+def test_tail_after_the_node_died(c):
+    jid = ray_submit(c, "seq 1 50")
+    c.wait_job(jid)
+    wait_until(lambda: os.path.exists(os.path.join(c.dir, "gcs", "logs", jid)),
+               what="the GCS's copy of the log")
+    node_id = c.job(jid)["node_id"]
+    c.nodes["node-1"].kill()
+    want = "".join("%d\n" % i for i in range(1, 51))
+    msgs, code, _ = tail(c, jid)  # the node does not answer
+    assert "".join(msgs) == want and code == 1000, (msgs, code)
+    wait_until(lambda: c.get("/api/v1/nodes/" + node_id).json()["state"] == "DEAD",
+               what="the node declared dead")
+    msgs, code, _ = tail(c, jid)
+    assert "".join(msgs) == want and code == 1000, (msgs, code)
+
+
 if __name__ == "__main__":
     run([test_tail_follows_a_running_job, test_tail_text_is_utf8, test_tail_refusals,
-         test_clients_that_leave], nodes=1)
+         test_clients_that_leave, test_tail_after_the_node_died], nodes=1)
