@@ -129,6 +129,13 @@ void prism_http_reply_stream(prism_http_req *req, int status, const char *conten
     answered(req, status);
 }
 
+/* The handshake is the server's (libs/http); the stream is read as above. */
+void prism_http_reply_websocket(prism_http_req *req, prism_http_stream_read read,
+                                void (*done)(void *ud), void *ud)
+{
+    prism_http_reply_stream(req, 101, NULL, read, done, ud);
+}
+
 void prism_http_add_header(prism_http_req *req, const char *name, const char *value) {}
 
 /* ---------- reading a request ---------- */

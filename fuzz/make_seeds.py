@@ -259,6 +259,33 @@ def block_seeds():
         ("json-ragged", b'[{"t": [[1], [2, 3]]}]'),
     ]
     write("block", items)
+def ws():
+    # client frames (RFC 6455), masked; byte 0: payload limit / 64, byte 1: read size - 1
+    key = b"\x37\xfa\x21\x3d"
+    def frame(first, payload, mask=True, length=None):
+        n = len(payload) if length is None else length
+        if n < 126:
+            head = bytes([first, (0x80 if mask else 0) | n])
+        elif n <= 0xffff:
+            head = bytes([first, (0x80 if mask else 0) | 126]) + struct.pack(">H", n)
+        else:
+            head = bytes([first, (0x80 if mask else 0) | 127]) + struct.pack(">Q", n)
+        if not mask:
+            return head + payload
+        return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    close = frame(0x88, struct.pack(">H", 1000) + b"bye")
+    write("ws", [
+        ("ping-close", b"\x40\xff" + frame(0x89, b"are you there") + close),
+        ("text-cut", b"\x40\x02" + frame(0x81, "caf\u00e9 \u2603".encode()) + frame(0x8a, b"")),
+        ("fragments", b"\x40\x10" + frame(0x01, b"one ") + frame(0x80, b"two") + close),
+        ("long16", b"\x10\xff" + frame(0x82, b"x" * 300)),
+        ("long64", b"\x01\xff" + frame(0x82, b"", length=1 << 40)),
+        ("unmasked", b"\x40\xff" + frame(0x81, b"hi", mask=False)),
+        ("close-empty", b"\x00\x00" + frame(0x88, b"")),
+        ("close-bad", b"\x00\xff" + frame(0x88, b"\x03\xed") + frame(0x88, b"\x03")),
+        ("key", b"\x00\xff" + b"dGhlIHNhbXBsZSBub25jZQ=="),
+        ("utf8", b"\x40\x03" + "\u00e9\u2603\U0001f600".encode() + b"\xff\xc3\x00\xe2\x82"),
+    ])
 
 
 if __name__ == "__main__":
@@ -267,3 +294,4 @@ if __name__ == "__main__":
     owner()
     store_proto()
     block_seeds()
+    ws()

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -22,6 +23,7 @@
 #include "prism_log.h"
 #include "prism_net.h"
 #include "prism_time.h"
+#include "prism_ws.h"
 
 #define MAX_PARAMS 8
 #define MAX_SEGMENTS 16
@@ -41,6 +43,8 @@
 #define MAX_URI 8192u
 #define MAX_HEAD (32u << 10)
 #define CONNECTION_MEMORY (128u << 10)
+
+typedef struct ws_session ws_session;
 
 /* One accepted connection, from accept to close. `fd` stays the connection's
  * socket for the slot's whole life: libmicrohttpd reports the close (which
@@ -73,6 +77,11 @@ struct prism_http_server {
     char *tls_cert, *tls_key; /* PEM text, kept while the daemon runs; NULL: plain HTTP */
     bool sync_ready, reaper_running;
     pthread_t reaper;
+    bool upgrade_ok;         /* libmicrohttpd can hand a connection over (WebSockets) */
+    pthread_mutex_t ws_lock; /* guards the three below */
+    pthread_cond_t ws_ended;
+    size_t ws_running;         /* WebSocket threads that have not ended */
+    ws_session *ws_ended_list; /* ended threads, to join */
 };
 
 struct prism_http_req {
@@ -84,6 +93,7 @@ struct prism_http_req {
     bool uri_has_nul; /* "%00" in the raw URL: decoding would cut the path or a query value */
     const prism_http_route *route;
     const char *method;
+    const char *version; /* "HTTP/1.1" */
     char *path;
     int nparams;
     const char *param_names[MAX_PARAMS];
@@ -98,6 +108,8 @@ struct prism_http_req {
     int nheaders;
     char *header_names[MAX_EXTRA_HEADERS], *header_values[MAX_EXTRA_HEADERS];
     int64_t started_ns;
+    ws_session *ws; /* a WebSocket answer, until its upgrade takes it */
+    bool upgraded;  /* the connection was handed to a WebSocket thread */
 };
 
 /* ---------- route matching ---------- */
@@ -304,6 +316,351 @@ void prism_http_reply_stream(prism_http_req *req, int status, const char *conten
     if (!strcmp(req->method, "HEAD"))
         MHD_set_response_options(resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
     set_response(req, status, resp, content_type);
+}
+
+/* ---------- WebSockets ---------- */
+
+/* What the callback is asked for at once: one text message each. */
+#define WS_CHUNK (64u << 10)
+/* How often an idle stream's callback is asked again. */
+#define WS_POLL_MS 200
+/* Clients have nothing to say on these routes: their data frames are read
+ * and dropped, up to this size each (larger is closed with 1009). */
+#define WS_MAX_CLIENT_PAYLOAD 4096u
+/* A peer that takes no bytes for this long is given up (1 s once stopping). */
+#define WS_WRITE_STALL_MS 30000
+/* After our close frame, how long the peer has to answer with its own. */
+#define WS_CLOSE_WAIT_MS 2000
+
+/* One WebSocket: made by prism_http_reply_websocket, run by a thread of its
+ * own once libmicrohttpd hands the connection over, joined by whoever reaps
+ * the ended ones (the next upgrade or the server's destroy). */
+struct ws_session {
+    ws_session *next; /* in the server's ended list */
+    prism_http_server *srv;
+    prism_http_stream_read read;
+    void (*done)(void *);
+    void *ud;
+    struct MHD_UpgradeResponseHandle *urh;
+    int sock;
+    pthread_t thread;
+    uint8_t in[WS_MAX_CLIENT_PAYLOAD + PRISM_WS_MAX_HEADER]; /* unparsed client bytes */
+    size_t in_len;
+    /* A frame header's room, then carried UTF-8 bytes and a chunk. */
+    char *out;
+    size_t carry;
+    bool close_sent;
+};
+
+#define WS_OUT_HEAD PRISM_WS_MAX_SERVER_HEADER
+#define WS_OUT_SIZE (WS_OUT_HEAD + 3 + WS_CHUNK)
+
+static void ws_free(ws_session *w)
+{
+    if (w->done)
+        w->done(w->ud);
+    free(w->out);
+    free(w);
+}
+
+/* Sends all of `len` bytes, waiting while the peer's window is full. */
+static int ws_write(ws_session *w, const void *data, size_t len)
+{
+    const char *p = data;
+    int64_t progress = prism_mono_ms();
+    while (len) {
+        ssize_t n = send(w->sock, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            progress = prism_mono_ms();
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return -1;
+        int limit = atomic_load(&w->srv->stopping) ? 1000 : WS_WRITE_STALL_MS;
+        if (prism_mono_ms() - progress > limit)
+            return -1;
+        struct pollfd pfd = {.fd = w->sock, .events = POLLOUT};
+        (void)poll(&pfd, 1, WS_POLL_MS);
+    }
+    return 0;
+}
+
+/* A control frame (at most 125 bytes of payload, which the parser ensures for pings). */
+static int ws_send_control(ws_session *w, unsigned opcode, const void *payload, size_t len)
+{
+    uint8_t frame[PRISM_WS_MAX_SERVER_HEADER + PRISM_WS_MAX_CONTROL];
+    if (len > PRISM_WS_MAX_CONTROL)
+        return -1;
+    size_t h = prism_ws_frame_header(frame, opcode, len);
+    memcpy(frame + h, payload, len);
+    return ws_write(w, frame, h + len);
+}
+
+static void ws_send_close(ws_session *w, uint16_t code)
+{
+    if (w->close_sent)
+        return;
+    w->close_sent = true;
+    uint8_t payload[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+    (void)ws_send_control(w, PRISM_WS_CLOSE, payload, sizeof payload);
+}
+
+/* Answers the complete frames in the input buffer. Returns 0 to go on, or
+ * -1 when the session is over (the client closed or broke the protocol). */
+static int ws_process(ws_session *w)
+{
+    size_t off = 0;
+    int rc = 0;
+    while (rc == 0) {
+        prism_ws_frame f;
+        uint16_t code;
+        ssize_t used =
+            prism_ws_parse(w->in + off, w->in_len - off, WS_MAX_CLIENT_PAYLOAD, &f, &code);
+        if (used == 0)
+            break;
+        if (used < 0) {
+            ws_send_close(w, code);
+            return -1;
+        }
+        off += (size_t)used;
+        if (f.opcode == PRISM_WS_PING && !w->close_sent)
+            rc = ws_send_control(w, PRISM_WS_PONG, f.payload, f.len);
+        else if (f.opcode == PRISM_WS_CLOSE) {
+            /* Echo the client's code (RFC 6455 5.5.1), unless ours went first. */
+            if (prism_ws_close_payload(f.payload, f.len, &code) != 0)
+                code = PRISM_WS_CLOSE_PROTOCOL_ERROR;
+            else if (code == PRISM_WS_CLOSE_NO_STATUS)
+                code = PRISM_WS_CLOSE_NORMAL;
+            ws_send_close(w, code);
+            return -1;
+        }
+    }
+    memmove(w->in, w->in + off, w->in_len - off);
+    w->in_len -= off;
+    return rc;
+}
+
+/* Waits up to `timeout_ms` for client bytes and answers them. Returns 0 to
+ * go on, -1 when the session is over (the client left, closed or erred). */
+static int ws_input(ws_session *w, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = w->sock, .events = POLLIN};
+    int r = poll(&pfd, 1, timeout_ms);
+    if (r <= 0)
+        return r < 0 && errno != EINTR ? -1 : 0;
+    ssize_t n = recv(w->sock, w->in + w->in_len, sizeof w->in - w->in_len, MSG_DONTWAIT);
+    if (n == 0)
+        return -1; /* the peer went away */
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+    w->in_len += (size_t)n;
+    return ws_process(w);
+}
+
+/* Sends the `len` bytes read after the carried ones as a text message,
+ * keeping an incomplete UTF-8 sequence at its end for the next one. */
+static int ws_send_text(ws_session *w, size_t len, bool more)
+{
+    char *text = w->out + WS_OUT_HEAD;
+    size_t total = w->carry + len;
+    size_t keep = prism_ws_text_prepare(text, total, more);
+    int rc = 0;
+    if (total > keep) { /* the header goes in the room before the text: one write */
+        uint8_t head[PRISM_WS_MAX_SERVER_HEADER];
+        size_t h = prism_ws_frame_header(head, PRISM_WS_TEXT, total - keep);
+        memcpy(text - h, head, h);
+        rc = ws_write(w, text - h, h + total - keep);
+    }
+    memmove(text, text + total - keep, keep);
+    w->carry = keep;
+    return rc;
+}
+
+static void *ws_main(void *arg)
+{
+    ws_session *w = arg;
+    prism_http_server *srv = w->srv;
+    int rc = ws_process(w); /* what came with the handshake */
+    bool idle = false;
+    while (rc == 0) {
+        if (atomic_load(&srv->stopping)) {
+            ws_send_close(w, PRISM_WS_CLOSE_GOING_AWAY);
+            break;
+        }
+        if (ws_input(w, idle ? WS_POLL_MS : 0) != 0)
+            break;
+        ssize_t n = w->read(w->ud, w->out + WS_OUT_HEAD + w->carry, WS_CHUNK);
+        idle = n == 0;
+        if (n > 0) {
+            rc = ws_send_text(w, (size_t)n, true);
+        } else if (n < 0) {
+            if (n == PRISM_HTTP_STREAM_END && ws_send_text(w, 0, false) == 0)
+                ws_send_close(w, PRISM_WS_CLOSE_NORMAL);
+            else
+                ws_send_close(w, PRISM_WS_CLOSE_INTERNAL);
+            /* The peer answers our close with its own; then the connection goes. */
+            int64_t until = prism_mono_ms() + WS_CLOSE_WAIT_MS;
+            while (prism_mono_ms() < until && !atomic_load(&srv->stopping) &&
+                   ws_input(w, 100) == 0) {
+            }
+            break;
+        }
+    }
+    if (w->done)
+        w->done(w->ud);
+    w->done = NULL;
+    free(w->out);
+    w->out = NULL;
+    MHD_upgrade_action(w->urh, MHD_UPGRADE_ACTION_CLOSE);
+    pthread_mutex_lock(&srv->ws_lock);
+    w->next = srv->ws_ended_list;
+    srv->ws_ended_list = w;
+    srv->ws_running--;
+    pthread_cond_broadcast(&srv->ws_ended);
+    pthread_mutex_unlock(&srv->ws_lock);
+    return NULL;
+}
+
+/* Joins the threads of ended WebSockets and frees them. */
+static void ws_reap(prism_http_server *s)
+{
+    pthread_mutex_lock(&s->ws_lock);
+    ws_session *list = s->ws_ended_list;
+    s->ws_ended_list = NULL;
+    pthread_mutex_unlock(&s->ws_lock);
+    while (list) {
+        ws_session *next = list->next;
+        pthread_join(list->thread, NULL);
+        ws_free(list);
+        list = next;
+    }
+}
+
+/* Called on the connection's thread once the 101 went out. */
+static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                        size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh)
+{
+    ws_session *w = cls;
+    prism_http_server *s = w->srv;
+    prism_http_req *req = con_cls;
+    if (req) { /* the session is this handler's now, and the connection stays busy */
+        req->ws = NULL;
+        req->upgraded = true;
+    }
+    w->urh = urh;
+    w->sock = sock;
+    ws_reap(s);
+    bool fits = extra_in_size <= sizeof w->in;
+    if (fits) {
+        memcpy(w->in, extra_in, extra_in_size);
+        w->in_len = extra_in_size;
+    }
+    pthread_mutex_lock(&s->ws_lock);
+    /* Once stopping, destroy may be waiting for the last thread: start none. */
+    bool run = fits && !atomic_load(&s->stopping) &&
+               pthread_create(&w->thread, NULL, ws_main, w) == 0;
+    if (run)
+        s->ws_running++;
+    pthread_mutex_unlock(&s->ws_lock);
+    if (!run) {
+        ws_send_close(w, !fits                       ? PRISM_WS_CLOSE_TOO_BIG
+                         : atomic_load(&s->stopping) ? PRISM_WS_CLOSE_GOING_AWAY
+                                                     : PRISM_WS_CLOSE_INTERNAL);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        ws_free(w);
+    }
+}
+
+/* Ends every WebSocket (they see `stopping`) and joins their threads. */
+static void ws_stop_all(prism_http_server *s)
+{
+    pthread_mutex_lock(&s->ws_lock);
+    while (s->ws_running)
+        pthread_cond_wait(&s->ws_ended, &s->ws_lock);
+    pthread_mutex_unlock(&s->ws_lock);
+    ws_reap(s);
+}
+
+/* True when the comma-separated header value lists `token` (any case). */
+static bool header_has_token(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = value; p && *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        size_t end = len;
+        while (end && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+            end--;
+        if (end == n && !strncasecmp(p, token, n))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+void prism_http_reply_websocket(prism_http_req *req, prism_http_stream_read read,
+                                void (*done)(void *ud), void *ud)
+{
+    const char *upgrade = prism_http_header(req, "Upgrade");
+    const char *connection = prism_http_header(req, "Connection");
+    const char *version = prism_http_header(req, "Sec-WebSocket-Version");
+    const char *key = prism_http_header(req, "Sec-WebSocket-Key");
+    const char *why = NULL;
+    int status = 400;
+    if (!upgrade || !header_has_token(upgrade, "websocket")) {
+        status = 426;
+        why = "this route is a WebSocket: send a handshake (Upgrade: websocket)";
+        prism_http_add_header(req, "Upgrade", "websocket");
+    } else if (strcmp(req->method, "GET") != 0) {
+        why = "a WebSocket handshake is a GET";
+    } else if (!req->version || strcmp(req->version, MHD_HTTP_VERSION_1_1) != 0) {
+        why = "a WebSocket handshake needs HTTP/1.1";
+    } else if (!connection || !header_has_token(connection, "upgrade")) {
+        why = "the Connection header must include 'upgrade'";
+    } else if (!version || strcmp(version, "13") != 0) {
+        status = 426;
+        why = "only WebSocket version 13 is served (Sec-WebSocket-Version: 13)";
+        prism_http_add_header(req, "Sec-WebSocket-Version", "13");
+    } else if (!prism_ws_key_valid(key)) {
+        why = "Sec-WebSocket-Key must be the base64 of 16 bytes";
+    }
+    if (why || req->response) { /* a refused handshake, or a second reply (kept out) */
+        if (done)
+            done(ud);
+        if (why)
+            prism_http_reply_error(req, status,
+                                   status == 426 ? "upgrade_required" : "bad_handshake", "%s", why);
+        return;
+    }
+    char accept[PRISM_WS_ACCEPT_LEN + 1];
+    ws_session *w = req->srv->upgrade_ok ? calloc(1, sizeof *w) : NULL;
+    char *out = w ? malloc(WS_OUT_SIZE) : NULL;
+    struct MHD_Response *resp = out && prism_ws_accept(key, accept) == 0
+                                    ? MHD_create_response_for_upgrade(ws_upgraded, w)
+                                    : NULL;
+    if (!resp) {
+        free(out);
+        free(w);
+        if (done)
+            done(ud);
+        if (req->srv->upgrade_ok)
+            prism_http_reply_error(req, 500, "internal", "out of memory");
+        else
+            prism_http_reply_error(req, 501, "unsupported",
+                                   "this server's HTTP library cannot serve WebSockets");
+        return;
+    }
+    *w =
+        (ws_session){.srv = req->srv, .read = read, .done = done, .ud = ud, .out = out, .sock = -1};
+    MHD_add_response_header(resp, "Upgrade", "websocket");
+    MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
+    req->ws = w;
+    set_response(req, 101, resp, NULL);
 }
 
 void prism_http_add_header(prism_http_req *req, const char *name, const char *value)
@@ -773,6 +1130,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!req->started) {
         req->started = true;
         req->method = method;
+        req->version = version;
         req->path = normalize_path(url);
         if (!req->path)
             return MHD_NO;
@@ -813,8 +1171,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     prism_http_req *req = *con_cls;
     if (!req)
         return;
-    /* The next request on this connection has its own header deadline. */
-    slot_set_busy(req->slot, false);
+    /* The next request on this connection has its own header deadline; an
+     * upgraded one has no next request and stays busy until it closes. */
+    if (!req->upgraded)
+        slot_set_busy(req->slot, false);
+    if (req->ws) /* the 101 never went out: the session never started */
+        ws_free(req->ws);
     if (req->slot)
         req->slot->answered = false;
     if (req->response)
@@ -875,7 +1237,12 @@ static int init_sync(prism_http_server *s)
     pthread_condattr_destroy(&attr);
     if (rc != 0)
         return -1;
+    if (pthread_cond_init(&s->ws_ended, NULL) != 0) {
+        pthread_cond_destroy(&s->reaper_wake);
+        return -1;
+    }
     pthread_mutex_init(&s->conns_lock, NULL);
+    pthread_mutex_init(&s->ws_lock, NULL);
     s->sync_ready = true;
     return 0;
 }
@@ -896,11 +1263,15 @@ static void free_server(prism_http_server *s)
 {
     atomic_store(&s->stopping, true);
     stop_reaper(s);
+    if (s->sync_ready)
+        ws_stop_all(s); /* before the daemon: each thread hands its connection back */
     if (s->daemon)
         MHD_stop_daemon(s->daemon); /* reports every close: the slot list ends empty */
     if (s->sync_ready) {
         pthread_cond_destroy(&s->reaper_wake);
         pthread_mutex_destroy(&s->conns_lock);
+        pthread_cond_destroy(&s->ws_ended);
+        pthread_mutex_destroy(&s->ws_lock);
     }
     free(s->token);
     free(s->name);
@@ -979,6 +1350,9 @@ int prism_http_server_create(prism_http_server **out, const prism_http_config *c
                                    {MHD_OPTION_END, 0, NULL}};
     if (s->tls_cert)
         flags |= MHD_USE_TLS;
+    s->upgrade_ok = MHD_is_feature_supported(MHD_FEATURE_UPGRADE) == MHD_YES;
+    if (s->upgrade_ok)
+        flags |= MHD_ALLOW_UPGRADE;
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                                  MHD_OPTION_ARRAY, s->tls_cert ? tls : tls + 2,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,

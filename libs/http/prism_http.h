@@ -86,7 +86,8 @@ const char *prism_http_server_scheme(const prism_http_server *s);
  * (atomically: readers see all of it or nothing). Returns 0, or -1 with `err`. */
 int prism_http_server_publish(const prism_http_server *s, const char *bind_host, const char *file,
                               char *url, size_t urllen, char *err, size_t errlen);
-/* Stops accepting, ends streamed responses, waits for running handlers. NULL is a no-op. */
+/* Stops accepting, ends streamed responses and WebSockets (a close frame of
+ * code 1001), waits for running handlers and WebSocket threads. NULL is a no-op. */
 void prism_http_server_destroy(prism_http_server *s);
 
 /* Writes "METHOD PATTERN" per line for every route, the built-in /healthz and
@@ -147,6 +148,27 @@ void prism_http_reply_fd(prism_http_req *req, int status, const char *content_ty
 typedef ssize_t (*prism_http_stream_read)(void *ud, char *buf, size_t max);
 void prism_http_reply_stream(prism_http_req *req, int status, const char *content_type,
                              prism_http_stream_read read, void (*done)(void *ud), void *ud);
+
+/* The same stream over a WebSocket (RFC 6455), for clients that follow a
+ * log that way (Ray's job clients). Checks the handshake: a GET over
+ * HTTP/1.1 with `Upgrade: websocket`, `Connection` naming `upgrade`,
+ * `Sec-WebSocket-Version: 13` and a `Sec-WebSocket-Key` that is the base64
+ * of 16 bytes. Without the Upgrade header, or with another version, the
+ * answer is 426 `upgrade_required` (with `Upgrade: websocket`, or
+ * `Sec-WebSocket-Version: 13`); any other fault is 400 `bad_handshake`. A
+ * good handshake is answered 101, and a thread of the server's own then
+ * calls `read` as the streamed responses do (polling every 200 ms while it
+ * returns 0) and sends each chunk as one text message; bytes that are not
+ * UTF-8 become '?' (a sequence cut by a chunk's end goes with the next
+ * chunk), so every text frame is valid. It answers pings, ends with a close
+ * frame of code 1000 at PRISM_HTTP_STREAM_END (1011 at
+ * PRISM_HTTP_STREAM_ERROR, 1001 when the server stops, 1002 or 1009 when
+ * the client breaks the protocol) and when the client closes or goes away.
+ * Messages the client sends are read and dropped. `done(ud)` is called once,
+ * whatever happened (on a refused handshake before this returns). The route
+ * keeps the server's bearer-token check, made before any handler runs. */
+void prism_http_reply_websocket(prism_http_req *req, prism_http_stream_read read,
+                                void (*done)(void *ud), void *ud);
 
 /* Adds a response header (call before a reply function). Both strings are copied. */
 void prism_http_add_header(prism_http_req *req, const char *name, const char *value);

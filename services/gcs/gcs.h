@@ -149,6 +149,16 @@ void gcs_api_job_logs(prism_http_req *req, void *ctx);
 /* The whole log of a job as text (Ray's API). Returns 0 or an HTTP status. */
 int gcs_job_logs_text(gcs *g, const char *id, char **out, size_t *len, const char **code,
                       char *err, size_t errlen);
+/* Follows a job's log until the job ended and its log is drained: a reader
+ * for prism_http_reply_stream or _websocket (NULL: no such job). */
+void *gcs_job_log_follow(gcs *g, const char *id);
+ssize_t gcs_job_log_follow_read(void *ud, char *buf, size_t max);
+void gcs_job_log_follow_done(void *ud);
+/* Copies the logs of jobs that ended lately into the data directory, where
+ * they outlive their node (periodic; a little at a time). */
+void gcs_job_logs_copy(gcs *g);
+/* Removes the GCS's copy of a job's log (the job is being deleted; lock held). */
+void gcs_job_log_copy_drop(gcs *g, const char *id);
 
 /* kv.c, packages.c */
 void gcs_api_kv_get(prism_http_req *req, void *ctx);
@@ -203,6 +213,7 @@ void gcs_ray_job_get(prism_http_req *req, void *ctx);
 void gcs_ray_job_stop(prism_http_req *req, void *ctx);
 void gcs_ray_job_delete(prism_http_req *req, void *ctx);
 void gcs_ray_job_logs(prism_http_req *req, void *ctx);
+void gcs_ray_job_logs_tail(prism_http_req *req, void *ctx);
 
 /* resources.c: resource maps are JSON objects name → amount (whether one
  * fits: prism_res_fits, libs/proto/prism_resources.h) */

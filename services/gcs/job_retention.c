@@ -24,6 +24,7 @@ static int prune_batch_locked(gcs *g, const char *sql, int64_t arg)
         const char *id = (const char *)sqlite3_column_text(st, 0);
         const char *node = (const char *)sqlite3_column_text(st, 1);
         n++;
+        gcs_job_log_copy_drop(g, id);
         if (!node)
             continue;
         json_t *ids = json_object_get(by_node, node);

@@ -360,6 +360,7 @@ int gcs_job_delete(gcs *g, const char *id, const char **code, char *err, size_t 
         sqlite3_stmt *st = gcs_db_prepare(g->db, "DELETE FROM jobs WHERE id=?");
         gcs_db_bind_text(st, 1, id);
         gcs_db_exec_stmt(st);
+        gcs_job_log_copy_drop(g, id);
         if (p.node_id) {
             char subject[128];
             prism_subject_node(subject, sizeof subject, p.node_id, PRISM_NODE_JOB_DELETE);

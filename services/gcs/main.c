@@ -9,7 +9,7 @@ static gcs g = {.lock = PTHREAD_MUTEX_INITIALIZER}; /* the one state of this pro
 
 static prism_option options[] = {
     {"data-dir", PRISM_OPT_STRING, &g.cfg.data_dir, "./gcs-data",
-     "directory of the database and packages"},
+     "directory of the database, packages and copies of ended jobs' logs"},
     {"node-timeout-ms", PRISM_OPT_INT, &g.cfg.node_timeout_ms, "10000",
      "a node silent this long is DEAD"},
     {"job-retention-count", PRISM_OPT_INT, &g.cfg.job_retention_count, "10000",
@@ -49,6 +49,7 @@ static void reconcile_cron(void *ctx) { gcs_jobs_reconcile(ctx); }
 static void prune_cron(void *ctx) { gcs_jobs_prune(ctx); }
 static void tasks_cron(void *ctx) { gcs_tasks_cron(ctx); }
 static void objects_cron(void *ctx) { gcs_object_list_cron(ctx); }
+static void log_copy_cron(void *ctx) { gcs_job_logs_copy(ctx); }
 
 /* Reconciliation keeps a clock per node (each node every 2 s). */
 static const prism_service_job jobs[] = {
@@ -58,6 +59,7 @@ static const prism_service_job jobs[] = {
     {"job retention", 5000, prune_cron},
     {"tasks", 100, tasks_cron},
     {"objects", 100, objects_cron},
+    {"job log copies", 500, log_copy_cron},
 };
 
 int main(int argc, char **argv)

@@ -214,3 +214,18 @@ void gcs_ray_job_logs(prism_http_req *req, void *ctx)
     free(text);
     prism_http_reply_json(req, 200, json_pack("{s:o}", "logs", logs ? logs : json_string("")));
 }
+
+/* Ray's clients (`ray job logs --follow`, JobSubmissionClient.tail_job_logs)
+ * follow a log over a WebSocket: text messages until the job ended and its
+ * log is drained, then a close frame (1000). Like Ray, an unknown job is
+ * answered 404 before any handshake. */
+void gcs_ray_job_logs_tail(prism_http_req *req, void *ctx)
+{
+    const char *id = prism_http_param(req, "id");
+    void *f = gcs_job_log_follow(ctx, id);
+    if (!f) {
+        prism_http_reply_error(req, 404, "not_found", "Job %s does not exist", id);
+        return;
+    }
+    prism_http_reply_websocket(req, gcs_job_log_follow_read, gcs_job_log_follow_done, f);
+}

@@ -36,5 +36,6 @@ const prism_http_route gcs_routes[] = {
     {"DELETE", "/api/jobs/{id}", gcs_ray_job_delete, 0},
     {"POST", "/api/jobs/{id}/stop", gcs_ray_job_stop, 0},
     {"GET", "/api/jobs/{id}/logs", gcs_ray_job_logs, 0},
+    {"GET", "/api/jobs/{id}/logs/tail", gcs_ray_job_logs_tail, 0}, /* a WebSocket */
 };
 const size_t gcs_nroutes = sizeof gcs_routes / sizeof gcs_routes[0];

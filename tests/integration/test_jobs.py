@@ -153,6 +153,46 @@ def test_node_agent_killed(c):
     assert c.wait_job(c.submit("true"))["state"] == "SUCCEEDED"
 
 
+def test_logs_outlive_their_node(c):
+    jid = c.submit("for i in $(seq 1 300); do echo line-$i of a log that outlives its node; done")
+    assert c.wait_job(jid)["state"] == "SUCCEEDED"
+    want = c.logs(jid)  # from the node agent
+    assert want.count("\n") == 300, want
+    # The GCS copies an ended job's log into its data directory.
+    copy = os.path.join(c.dir, "gcs", "logs", jid)
+    wait_until(lambda: os.path.exists(copy), what="the GCS's copy of the log")
+    running = c.submit("echo still running; exec sleep 600")
+    c.wait_job(running, states=("RUNNING",))
+    wait_until(lambda: "still running" in c.logs(running), what="driver output")
+    node_id = c.job(jid)["node_id"]
+    c.nodes["node-1"].kill()
+
+    def follow(job_id):
+        req = urllib.request.Request(c.url + "/api/v1/jobs/%s/logs?follow=true" % job_id,
+                                     headers={"Authorization": "Bearer " + c.token})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.read().decode()
+
+    def readable():
+        assert c.logs(jid) == want
+        assert follow(jid) == want
+        assert c.get("/api/jobs/%s/logs" % jid).json() == {"logs": want}
+    readable()  # the node does not answer: the copy does
+    wait_until(lambda: c.get("/api/v1/nodes/" + node_id).json()["state"] == "DEAD",
+               what="the node declared dead")
+    readable()  # the node is dead: the copy, without asking it
+    # A job that was running when its node died has no copy: its log is gone.
+    assert c.wait_job(running)["state"] == "FAILED"
+    r = c.get("/api/v1/jobs/%s/logs" % running)
+    assert r.status == 503 and r.json()["error"]["code"] == "node_unavailable", r
+    # Copies survive a GCS restart, and go with their job.
+    c.gcs.kill()
+    c.start_gcs()
+    readable()
+    assert c.request("DELETE", "/api/v1/jobs/" + jid).status == 200
+    assert not os.path.exists(copy)
+
+
 def test_working_dir_package(c):
     import io
     import tarfile
@@ -418,6 +458,7 @@ if __name__ == "__main__":
     run([test_echo_job, test_exit_code_3_fails, test_env_and_cluster_access, test_stop_long_job,
          test_follow_logs, test_resources_and_infeasible, test_infeasible_until_node_joins,
          test_concurrent_submissions, test_gcs_restart_mid_job, test_node_agent_killed,
+         test_logs_outlive_their_node,
          test_working_dir_package, test_unsafe_packages_refused_at_upload,
          test_package_extracted_safely, test_package_cache_pruned, test_job_packages, test_job_packages_refused,
          test_job_package_cannot_be_fetched, test_slow_package_fetch_fails_job,

@@ -14,6 +14,12 @@ import tempfile
 
 from harness import BIN, run, skip, wait_until
 
+try:  # the Ray logs tail WebSocket over wss (python3-websockets)
+    import websockets  # noqa: F401
+    from test_ray_jobs import tail
+except ImportError:
+    tail = None
+
 CERTS = tempfile.mkdtemp(prefix="prism-tls-")
 
 
@@ -50,6 +56,13 @@ def test_cluster_over_https(c):
     jid = c.submit("echo hello over tls", resources={"CPU": 1})
     assert c.wait_job(jid)["state"] == "SUCCEEDED"
     assert c.logs(jid) == "hello over tls\n"
+    # Ray's logs tail WebSocket over wss, on a job that runs while it is followed
+    if tail:
+        jid = c.submit("echo one; sleep 1; echo two")
+        msgs, code, _ = tail(c, jid)
+        assert "".join(msgs) == "one\ntwo\n" and code == 1000, (msgs, code)
+    else:
+        print("  NOTE: python3-websockets is not installed: the tail WebSocket is not checked")
     # the CLI with the CA
     env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
     out = subprocess.run([os.path.join(BIN, "prism"), "status"], env=env, capture_output=True,

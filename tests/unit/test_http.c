@@ -26,6 +26,7 @@
 #include "prism_log.h"
 #include "prism_metrics.h"
 #include "prism_time.h"
+#include "prism_ws.h"
 
 #define TOKEN "s3cret-token"
 #define ECHO_MAX_BODY 64
@@ -142,6 +143,42 @@ static void wait_forever(prism_http_req *req, void *ctx)
 }
 static void endless(prism_http_req *req, void *ctx) { start_stream(req, ctx, endless_read); }
 
+/* The same readers over WebSockets. */
+static void start_ws(prism_http_req *req, handler_ctx *ctx, prism_http_stream_read fn)
+{
+    counting_stream *s = calloc(1, sizeof *s);
+    s->ctx = ctx;
+    prism_http_reply_websocket(req, fn, stream_done, s);
+}
+
+/* UTF-8 cut between chunks, and a byte that is not UTF-8. */
+static ssize_t utf8_read(void *ud, char *buf, size_t max)
+{
+    static const char *const chunks[] = {"caf\xc3", "\xa9 ok\n", "bad \xff byte\n", "end \xe2\x82"};
+    counting_stream *s = ud;
+    if (s->sent == 4)
+        return PRISM_HTTP_STREAM_END;
+    const char *c = chunks[s->sent++];
+    memcpy(buf, c, strlen(c));
+    return (ssize_t)strlen(c);
+}
+
+/* One chunk as large as asked for (64 KiB: over a 16-bit frame length), then the end. */
+static ssize_t big_read(void *ud, char *buf, size_t max)
+{
+    counting_stream *s = ud;
+    if (s->sent == 1)
+        return PRISM_HTTP_STREAM_END;
+    s->sent++;
+    memset(buf, 'x', max);
+    return (ssize_t)max;
+}
+
+static void ws_count(prism_http_req *req, void *ctx) { start_ws(req, ctx, counting_read); }
+static void ws_wait(prism_http_req *req, void *ctx) { start_ws(req, ctx, never_ready_read); }
+static void ws_utf8(prism_http_req *req, void *ctx) { start_ws(req, ctx, utf8_read); }
+static void ws_big(prism_http_req *req, void *ctx) { start_ws(req, ctx, big_read); }
+
 static const prism_http_route routes[] = {
     {"GET", "/api/v1/items/{id}", get_item, 0},
     {"DELETE", "/api/v1/items/{id}", delete_item, 0},
@@ -154,6 +191,10 @@ static const prism_http_route routes[] = {
     {"GET", "/api/v1/endless", endless, 0},
     {"GET", "/api/v1/nulljson", null_json, 0},
     {"GET", "/api/v1/badmsg", bad_message, 0},
+    {"GET", "/api/v1/ws/count", ws_count, 0},
+    {"GET", "/api/v1/ws/wait", ws_wait, 0},
+    {"GET", "/api/v1/ws/utf8", ws_utf8, 0},
+    {"GET", "/api/v1/ws/big", ws_big, 0},
 };
 
 /* Overrides for the servers of the deadline and eviction tests. */
@@ -839,6 +880,453 @@ static void test_eviction(void **state)
     assert_int_equal(open_new, 3);
 }
 
+/* ---------- WebSockets ---------- */
+
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="        /* RFC 6455's example key */
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" /* and its answer */
+
+static void test_ws_accept_key(void **state)
+{
+    char out[PRISM_WS_ACCEPT_LEN + 1];
+    assert_int_equal(prism_ws_accept(WS_KEY, out), 0);
+    assert_string_equal(out, WS_ACCEPT);
+    assert_true(prism_ws_key_valid(WS_KEY));
+    assert_true(prism_ws_key_valid("AAAAAAAAAAAAAAAAAAAAAA=="));
+    assert_false(prism_ws_key_valid(NULL));
+    assert_false(prism_ws_key_valid(""));
+    assert_false(prism_ws_key_valid("dGhlIHNhbXBsZSBub25jZQ="));   /* 23 characters */
+    assert_false(prism_ws_key_valid("dGhlIHNhbXBsZSBub25jZQ===")); /* 25 */
+    assert_false(prism_ws_key_valid("dGhlIHNhbXBsZSBub25jZXh4"));  /* 18 bytes */
+    assert_false(prism_ws_key_valid("dGhlIHNhbXBsZSBub25j*Q=="));  /* not base64 */
+}
+
+/* A client frame: masked unless told otherwise. Returns its size. */
+static size_t client_frame(uint8_t *out, unsigned first, const void *payload, size_t len, bool mask)
+{
+    static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    size_t at = 0;
+    out[at++] = (uint8_t)first;
+    uint8_t m = mask ? 0x80 : 0;
+    if (len < 126) {
+        out[at++] = (uint8_t)(m | len);
+    } else if (len <= 0xffff) {
+        out[at++] = m | 126;
+        out[at++] = (uint8_t)(len >> 8);
+        out[at++] = (uint8_t)len;
+    } else {
+        out[at++] = m | 127;
+        for (int i = 0; i < 8; i++)
+            out[at++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    }
+    if (mask) {
+        memcpy(out + at, key, 4);
+        at += 4;
+    }
+    for (size_t i = 0; i < len; i++)
+        out[at + i] = ((const uint8_t *)payload)[i] ^ (mask ? key[i & 3] : 0);
+    return at + len;
+}
+
+static void test_ws_parse(void **state)
+{
+    uint8_t buf[70000];
+    prism_ws_frame f;
+    uint16_t code;
+    /* RFC 6455 5.7: a masked "Hello". */
+    uint8_t hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
+    for (size_t cut = 0; cut < sizeof hello; cut++)
+        assert_int_equal(prism_ws_parse(hello, cut, 100, &f, &code), 0);
+    assert_int_equal(prism_ws_parse(hello, sizeof hello, 100, &f, &code), sizeof hello);
+    assert_int_equal(f.opcode, PRISM_WS_TEXT);
+    assert_true(f.fin);
+    assert_int_equal(f.len, 5);
+    assert_memory_equal(f.payload, "Hello", 5);
+    /* 16- and 64-bit lengths. */
+    char big[300];
+    memset(big, 'b', sizeof big);
+    size_t n = client_frame(buf, 0x82, big, sizeof big, true);
+    assert_int_equal(prism_ws_parse(buf, n, 1000, &f, &code), (ssize_t)n);
+    assert_int_equal(f.len, sizeof big);
+    assert_memory_equal(f.payload, big, sizeof big);
+    uint8_t long_len[] = {0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4};
+    assert_int_equal(prism_ws_parse(long_len, sizeof long_len, 1 << 20, &f, &code), 0);
+    assert_int_equal(prism_ws_parse(long_len, sizeof long_len, 1000, &f, &code), -1);
+    assert_int_equal(code, PRISM_WS_CLOSE_TOO_BIG);
+    uint8_t top_bit[] = {0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4};
+    assert_int_equal(prism_ws_parse(top_bit, sizeof top_bit, SIZE_MAX, &f, &code), -1);
+    assert_int_equal(code, PRISM_WS_CLOSE_PROTOCOL_ERROR);
+    /* Protocol errors: unmasked, reserved bits, unknown opcode, long or fragmented control. */
+    n = client_frame(buf, 0x81, "hi", 2, false);
+    assert_int_equal(prism_ws_parse(buf, n, 100, &f, &code), -1);
+    assert_int_equal(code, PRISM_WS_CLOSE_PROTOCOL_ERROR);
+    n = client_frame(buf, 0xc1, "hi", 2, true);
+    assert_int_equal(prism_ws_parse(buf, n, 100, &f, &code), -1);
+    n = client_frame(buf, 0x83, "hi", 2, true);
+    assert_int_equal(prism_ws_parse(buf, n, 100, &f, &code), -1);
+    n = client_frame(buf, 0x89, big, 126, true);
+    assert_int_equal(prism_ws_parse(buf, n, 1000, &f, &code), -1);
+    n = client_frame(buf, 0x09, "p", 1, true);
+    assert_int_equal(prism_ws_parse(buf, n, 100, &f, &code), -1);
+    /* A ping of 125 bytes is fine; a text frame over the limit is 1009. */
+    n = client_frame(buf, 0x89, big, 125, true);
+    assert_int_equal(prism_ws_parse(buf, n, 1000, &f, &code), (ssize_t)n);
+    assert_int_equal(f.opcode, PRISM_WS_PING);
+    n = client_frame(buf, 0x81, big, 101, true);
+    assert_int_equal(prism_ws_parse(buf, n, 100, &f, &code), -1);
+    assert_int_equal(code, PRISM_WS_CLOSE_TOO_BIG);
+
+    /* Close payloads. */
+    assert_int_equal(prism_ws_close_payload((const uint8_t *)"", 0, &code), 0);
+    assert_int_equal(code, PRISM_WS_CLOSE_NO_STATUS);
+    assert_int_equal(prism_ws_close_payload((const uint8_t *)"\x03\xe8", 2, &code), 0);
+    assert_int_equal(code, 1000);
+    static const uint8_t bye[] = {0x0f, 0xa0, 'b', 'y', 'e'}; /* 4000, "bye" */
+    assert_int_equal(prism_ws_close_payload(bye, sizeof bye, &code), 0);
+    assert_int_equal(code, 4000);
+    assert_int_equal(prism_ws_close_payload((const uint8_t *)"\x03", 1, &code), -1);
+    assert_int_equal(prism_ws_close_payload((const uint8_t *)"\x03\xed", 2, &code), -1); /* 1005 */
+    assert_int_equal(prism_ws_close_payload((const uint8_t *)"\x03\xe8\xff", 3, &code), -1);
+
+    /* Server headers. */
+    uint8_t h[PRISM_WS_MAX_SERVER_HEADER];
+    assert_int_equal(prism_ws_frame_header(h, PRISM_WS_TEXT, 125), 2);
+    assert_int_equal(h[0], 0x81);
+    assert_int_equal(h[1], 125);
+    assert_int_equal(prism_ws_frame_header(h, PRISM_WS_BINARY, 65535), 4);
+    assert_int_equal(h[1], 126);
+    assert_int_equal(h[2] << 8 | h[3], 65535);
+    assert_int_equal(prism_ws_frame_header(h, PRISM_WS_CLOSE, 65536), 10);
+    assert_int_equal(h[0], 0x88);
+    assert_int_equal(h[1], 127);
+    assert_int_equal(h[7], 1);
+
+    /* Text: bad bytes become '?', a sequence cut at the end waits for the rest. */
+    char t1[] = "ok \xff\xc3";
+    assert_int_equal(prism_ws_text_prepare(t1, 5, true), 1);
+    assert_memory_equal(t1, "ok ?\xc3", 5);
+    char t2[] = "x\xe2\x82";
+    assert_int_equal(prism_ws_text_prepare(t2, 3, true), 2);
+    assert_int_equal(prism_ws_text_prepare(t2, 3, false), 0);
+    assert_string_equal(t2, "x??");
+    char t3[] = "\xf0\x9f\x98\x80";
+    assert_int_equal(prism_ws_text_prepare(t3, 4, true), 0);
+    assert_string_equal(t3, "\xf0\x9f\x98\x80");
+    char t4[] = "a\x80";
+    assert_int_equal(prism_ws_text_prepare(t4, 2, true), 0);
+    assert_string_equal(t4, "a?");
+}
+
+/* A raw WebSocket client: the handshake, then frames off the socket. */
+typedef struct ws_client {
+    int fd;
+    uint8_t buf[1 << 18];
+    size_t len;
+} ws_client;
+
+/* Sends a handshake (`extra` header lines replace none of the defaults) and
+ * reads the answer's head into `head`. Returns the status. */
+static int ws_open(ws_client *c, int port, const char *path, const char *headers, char *head,
+                   size_t cap)
+{
+    c->fd = raw_connect(port);
+    c->len = 0;
+    char req[2048];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n", path, headers);
+    assert_int_equal(send(c->fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    for (;;) {
+        ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+        assert_true(r > 0);
+        c->len += (size_t)r;
+        uint8_t *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+        if (!end)
+            continue;
+        size_t hlen = (size_t)(end - c->buf) + 4;
+        assert_true(hlen < cap);
+        memcpy(head, c->buf, hlen);
+        head[hlen] = '\0';
+        memmove(c->buf, c->buf + hlen, c->len - hlen);
+        c->len -= hlen;
+        return atoi(head + 9);
+    }
+}
+
+#define WS_HANDSHAKE(extra)                                                                        \
+    AUTH "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"              \
+         "Sec-WebSocket-Key: " WS_KEY "\r\n" extra
+
+/* Opens a WebSocket on `path` and checks the 101. */
+static void ws_open_ok(ws_client *c, int port, const char *path)
+{
+    char head[4096];
+    assert_int_equal(ws_open(c, port, path, WS_HANDSHAKE(""), head, sizeof head), 101);
+    assert_non_null(strcasestr(head, "\r\nUpgrade: websocket\r\n"));
+    assert_non_null(strcasestr(head, "\r\nConnection: Upgrade\r\n"));
+    assert_non_null(strstr(head, "\r\nSec-WebSocket-Accept: " WS_ACCEPT "\r\n"));
+}
+
+/* Reads one server frame (it must be unmasked and whole). Returns its opcode,
+ * or -1 when the connection ended first. */
+static int ws_read(ws_client *c, uint8_t *payload, size_t cap, size_t *len)
+{
+    for (;;) {
+        if (c->len >= 2) {
+            assert_int_equal(c->buf[1] & 0x80, 0); /* servers never mask */
+            assert_int_equal(c->buf[0] & 0x70, 0);
+            assert_true(c->buf[0] & 0x80); /* never fragmented */
+            uint64_t plen = c->buf[1] & 0x7f;
+            size_t at = 2;
+            if (plen == 126 && c->len >= 4) {
+                plen = (uint64_t)c->buf[2] << 8 | c->buf[3];
+                at = 4;
+            } else if (plen == 127 && c->len >= 10) {
+                plen = 0;
+                for (int i = 0; i < 8; i++)
+                    plen = plen << 8 | c->buf[2 + i];
+                at = 10;
+            } else if (plen >= 126) {
+                at = 0;
+            }
+            if (at && c->len >= at + plen) {
+                assert_true(plen <= cap);
+                int op = c->buf[0] & 0x0f;
+                memcpy(payload, c->buf + at, plen);
+                *len = plen;
+                memmove(c->buf, c->buf + at + plen, c->len - at - plen);
+                c->len -= at + plen;
+                return op;
+            }
+        }
+        ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+        if (r <= 0)
+            return -1;
+        c->len += (size_t)r;
+    }
+}
+
+static void ws_write_frame(ws_client *c, unsigned first, const void *p, size_t len, bool mask)
+{
+    uint8_t frame[512];
+    size_t n = client_frame(frame, first, p, len, mask);
+    assert_int_equal(send(c->fd, frame, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/* Expects a close frame with `code`, then the end of the connection. */
+static void ws_expect_close(ws_client *c, uint16_t code, bool answer)
+{
+    uint8_t p[256];
+    size_t len;
+    int op;
+    while ((op = ws_read(c, p, sizeof p, &len)) == PRISM_WS_TEXT) {
+    }
+    assert_int_equal(op, PRISM_WS_CLOSE);
+    assert_int_equal(len, 2);
+    assert_int_equal(p[0] << 8 | p[1], code);
+    if (answer)
+        ws_write_frame(c, 0x88, p, 2, true);
+    assert_int_equal(ws_read(c, p, sizeof p, &len), -1);
+    close(c->fd);
+}
+
+static void test_ws_stream(void **state)
+{
+    fixture *fx = *state;
+    int port = prism_http_server_port(fx->srv);
+    int done_before = atomic_load(&fx->ctx.streams_done);
+    ws_client *c = calloc(1, sizeof *c);
+    ws_open_ok(c, port, "/api/v1/ws/count");
+    char text[256] = "";
+    uint8_t p[256];
+    size_t len;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(ws_read(c, p, sizeof p - 1, &len), PRISM_WS_TEXT);
+        strncat(text, (const char *)p, len);
+    }
+    assert_string_equal(text, "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
+    int64_t t0 = prism_mono_ms();
+    ws_expect_close(c, PRISM_WS_CLOSE_NORMAL, true);
+    assert_true(prism_mono_ms() - t0 < 1500); /* closed once our close answered */
+    wait_for(&fx->ctx.streams_done, done_before + 1);
+
+    /* Text is valid UTF-8 whatever the stream holds; 64 KiB go in one message. */
+    ws_open_ok(c, port, "/api/v1/ws/utf8");
+    text[0] = '\0';
+    int op;
+    while ((op = ws_read(c, p, sizeof p - 1, &len)) == PRISM_WS_TEXT) {
+        p[len] = '\0';
+        assert_int_equal(strlen((char *)p), len);
+        strncat(text, (const char *)p, len);
+    }
+    assert_int_equal(op, PRISM_WS_CLOSE);
+    close(c->fd);
+    assert_string_equal(text, "caf\xc3\xa9 ok\nbad ? byte\nend ??");
+    ws_open_ok(c, port, "/api/v1/ws/big");
+    static uint8_t big[100000];
+    assert_int_equal(ws_read(c, big, sizeof big, &len), PRISM_WS_TEXT);
+    assert_int_equal(len, 65536);
+    assert_int_equal(big[0], 'x');
+    assert_int_equal(big[65535], 'x');
+    ws_expect_close(c, PRISM_WS_CLOSE_NORMAL, true);
+    free(c);
+    wait_for(&fx->ctx.streams_done, done_before + 3);
+}
+
+/* The answer to a bad handshake: status, JSON error code, and a header. */
+static void expect_ws_refused(int port, const char *path, const char *headers, int status,
+                              const char *code, const char *header_line)
+{
+    ws_client *c = calloc(1, sizeof *c);
+    char head[4096];
+    assert_int_equal(ws_open(c, port, path, headers, head, sizeof head), status);
+    if (header_line)
+        assert_non_null(strcasestr(head, header_line));
+    assert_non_null(strstr(head, "Content-Type: application/json"));
+    const char *cl = strcasestr(head, "Content-Length: ");
+    assert_non_null(cl);
+    size_t want = strtoul(cl + 16, NULL, 10);
+    while (c->len < want) {
+        ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+        assert_true(r > 0);
+        c->len += (size_t)r;
+    }
+    json_t *doc = json_loadb((const char *)c->buf, want, 0, NULL);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "error"), "code")),
+                        code);
+    json_decref(doc);
+    close(c->fd);
+    free(c);
+}
+
+static void test_ws_handshake_refused(void **state)
+{
+    fixture *fx = *state;
+    int port = prism_http_server_port(fx->srv);
+    int done_before = atomic_load(&fx->ctx.streams_done);
+    const char *path = "/api/v1/ws/wait";
+    /* No token: 401 before the handler runs (no stream is made). */
+    expect_ws_refused(port, path,
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                      "Sec-WebSocket-Key: " WS_KEY "\r\n",
+                      401, "unauthorized", "WWW-Authenticate: Bearer");
+    /* A plain GET. */
+    expect_ws_refused(port, path, AUTH, 426, "upgrade_required", "\r\nUpgrade: websocket\r\n");
+    expect_ws_refused(port, path,
+                      AUTH "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                           "Sec-WebSocket-Key: " WS_KEY "\r\n",
+                      400, "bad_handshake", NULL);
+    expect_ws_refused(port, path,
+                      AUTH "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: " WS_KEY "\r\n",
+                      426, "upgrade_required", "\r\nSec-WebSocket-Version: 13\r\n");
+    expect_ws_refused(port, path,
+                      AUTH "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n",
+                      400, "bad_handshake", NULL);
+    expect_ws_refused(port, path,
+                      AUTH "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Version: 13\r\n",
+                      400, "bad_handshake", NULL);
+    /* Each refused handshake released its stream. */
+    wait_for(&fx->ctx.streams_done, done_before + 5);
+    /* Browsers' forms of the headers. */
+    ws_client *c = calloc(1, sizeof *c);
+    char head[4096];
+    assert_int_equal(ws_open(c, port, path,
+                             AUTH "Upgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n"
+                                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " WS_KEY "\r\n",
+                             head, sizeof head),
+                     101);
+    ws_write_frame(c, 0x88, "\x03\xe8", 2, true);
+    ws_expect_close(c, PRISM_WS_CLOSE_NORMAL, false);
+    free(c);
+    wait_for(&fx->ctx.streams_done, done_before + 6);
+}
+
+static void test_ws_ping_and_close(void **state)
+{
+    fixture *fx = *state; /* its own server: headers due within 300 ms */
+    int port = prism_http_server_port(fx->srv);
+    int done_before = atomic_load(&fx->ctx.streams_done);
+    ws_client *c = calloc(1, sizeof *c);
+    ws_open_ok(c, port, "/api/v1/ws/wait");
+    /* An open WebSocket outlives the header deadline of idle connections. */
+    prism_sleep_ms(800);
+    uint8_t p[256];
+    size_t len;
+    ws_write_frame(c, 0x89, "are you there", 13, true);
+    assert_int_equal(ws_read(c, p, sizeof p, &len), PRISM_WS_PONG);
+    assert_int_equal(len, 13);
+    assert_memory_equal(p, "are you there", 13);
+    /* Data from the client is dropped; a close is echoed and the connection ends. */
+    ws_write_frame(c, 0x81, "hello", 5, true);
+    static const uint8_t bye[] = {0x0f, 0xa0, 'b', 'y', 'e'}; /* 4000, "bye" */
+    ws_write_frame(c, 0x88, bye, sizeof bye, true);
+    ws_expect_close(c, 4000, false);
+    wait_for(&fx->ctx.streams_done, done_before + 1);
+
+    /* Protocol errors are closed: an unmasked frame (1002), a message too large (1009). */
+    ws_open_ok(c, port, "/api/v1/ws/wait");
+    ws_write_frame(c, 0x81, "hi", 2, false);
+    ws_expect_close(c, PRISM_WS_CLOSE_PROTOCOL_ERROR, true);
+    ws_open_ok(c, port, "/api/v1/ws/wait");
+    uint8_t huge[] = {0x82, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4};
+    assert_int_equal(send(c->fd, huge, sizeof huge, MSG_NOSIGNAL), (ssize_t)sizeof huge);
+    ws_expect_close(c, PRISM_WS_CLOSE_TOO_BIG, true);
+    /* A client that goes away without a word. */
+    ws_open_ok(c, port, "/api/v1/ws/wait");
+    close(c->fd);
+    wait_for(&fx->ctx.streams_done, done_before + 4);
+    /* Frames sent right behind the handshake (read with it) are answered too. */
+    char head[4096];
+    uint8_t ping[64];
+    size_t pn = client_frame(ping, 0x89, "early", 5, true);
+    const char *hs = "GET /api/v1/ws/wait HTTP/1.1\r\nHost: t\r\n" WS_HANDSHAKE("") "\r\n";
+    c->fd = raw_connect(port);
+    char both[1024];
+    memcpy(both, hs, strlen(hs));
+    memcpy(both + strlen(hs), ping, pn);
+    assert_int_equal(send(c->fd, both, strlen(hs) + pn, MSG_NOSIGNAL), (ssize_t)(strlen(hs) + pn));
+    c->len = 0;
+    while (!memmem(c->buf, c->len, "\r\n\r\n", 4)) {
+        ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+        assert_true(r > 0);
+        c->len += (size_t)r;
+    }
+    size_t hlen = (size_t)((uint8_t *)memmem(c->buf, c->len, "\r\n\r\n", 4) - c->buf) + 4;
+    memcpy(head, c->buf, hlen);
+    head[hlen] = '\0';
+    assert_memory_equal(head, "HTTP/1.1 101", 12);
+    memmove(c->buf, c->buf + hlen, c->len - hlen);
+    c->len -= hlen;
+    assert_int_equal(ws_read(c, p, sizeof p, &len), PRISM_WS_PONG);
+    assert_memory_equal(p, "early", 5);
+    ws_write_frame(c, 0x88, "", 0, true); /* a close without a code is answered 1000 */
+    ws_expect_close(c, PRISM_WS_CLOSE_NORMAL, false);
+    wait_for(&fx->ctx.streams_done, done_before + 5);
+    free(c);
+}
+
+static void test_destroy_during_ws(void **state)
+{
+    fixture *fx = *state; /* a server of its own for this test */
+    int port = prism_http_server_port(fx->srv);
+    int done_before = atomic_load(&fx->ctx.streams_done);
+    ws_client *c[2];
+    for (int i = 0; i < 2; i++) {
+        c[i] = calloc(1, sizeof *c[i]);
+        ws_open_ok(c[i], port, "/api/v1/ws/wait");
+    }
+    int64_t t0 = prism_mono_ms();
+    prism_http_server_destroy(fx->srv);
+    fx->srv = NULL;
+    assert_true(prism_mono_ms() - t0 < 2000);
+    assert_int_equal(atomic_load(&fx->ctx.streams_done), done_before + 2);
+    for (int i = 0; i < 2; i++) {
+        ws_expect_close(c[i], PRISM_WS_CLOSE_GOING_AWAY, false);
+        free(c[i]);
+    }
+}
+
 int main(void)
 {
     prism_log_init("test_http", PRISM_LOG_ERROR); /* the 500 test logs a warning */
@@ -862,9 +1350,15 @@ int main(void)
         cmocka_unit_test(test_url_not_utf8_or_nul),
         cmocka_unit_test(test_head),
         cmocka_unit_test(test_parser_errors_are_json),
+        cmocka_unit_test(test_ws_accept_key),
+        cmocka_unit_test(test_ws_parse),
+        cmocka_unit_test(test_ws_stream),
+        cmocka_unit_test(test_ws_handshake_refused),
         cmocka_unit_test_setup_teardown(test_destroy_during_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_deadline, setup_short_deadline, teardown),
         cmocka_unit_test_setup_teardown(test_eviction, setup_few_connections, teardown),
+        cmocka_unit_test_setup_teardown(test_ws_ping_and_close, setup_short_deadline, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_during_ws, setup, teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
