@@ -61,6 +61,15 @@
  * or one of the readers); distinct endpoints of one channel may run in
  * distinct threads or processes. Nothing here takes a lock.
  *
+ * Memory ordering (shm), what callers may rely on: everything the writer
+ * stored into the buffer before end_write is visible to a reader once its
+ * begin_read returns that value (the slot's sequence number is stored with
+ * release and loaded with acquire), and everything a reader did with the
+ * value before end_read is finished before the writer's begin_write hands
+ * that slot out again (each reader's release count likewise). So the bytes
+ * need no atomics or fences of their own. How waiting and waking stay
+ * correct (seq_cst flags, futex words) is in docs/dags.md#channels.
+ *
  * Errors are returned, never printed. PRISM_CHAN_ERROR leaves errno as the
  * failing system call set it. Timeouts are in milliseconds: < 0 waits without
  * a bound (a dead peer is still detected), 0 tries once without waiting. A
