@@ -1,0 +1,206 @@
+/* Inside the channel library: the endpoints of both transports, the layout
+ * of the shared segment, and the waiting helpers they share. The layout and
+ * its memory ordering are explained in docs/dags.md#channels. */
+#ifndef PRISM_CHAN_INTERNAL_H
+#define PRISM_CHAN_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "prism_channel.h"
+
+/* Writer and readers may be distinct processes: every atomic in the segment
+ * must be lock-free, or the "lock" would live in one process's memory. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+
+#define CHAN_LINE 64 /* cache line: fields written by different sides never share one */
+#define CHAN_MAGIC 0x314843534952500aULL /* "\nPRISCH1" */
+#define CHAN_VERSION 1
+
+/* Who holds the writer's or a reader's place. */
+enum { CHAN_FREE = 0, CHAN_ATTACHED = 1, CHAN_LEFT = 2 };
+
+/* The head of the segment: one line of geometry (written once, at creation),
+ * one the writer writes, one readers write. */
+typedef struct chan_hdr {
+    uint64_t magic;
+    uint32_t version, nslots, nreaders, pad0;
+    uint64_t slot_size;   /* max_buf_size */
+    uint64_t slot_stride; /* a slot's header line and data, rounded to lines */
+    uint64_t readers_off, slots_off, total_size;
+
+    /* Written by the writer. */
+    _Atomic uint32_t pub_word;       /* futex readers sleep on; bumped after a publish
+                                      * or close when a reader flagged itself asleep */
+    _Atomic uint32_t closed;         /* 1: end of stream after the last published value */
+    _Atomic uint32_t writer_waiting; /* 1 while the writer sleeps on rel_word */
+    _Atomic uint32_t writer_state;   /* CHAN_FREE / CHAN_ATTACHED / CHAN_LEFT */
+    _Atomic int32_t writer_pid;
+    uint32_t pad2;
+    _Atomic uint64_t writer_start; /* the writer process's start time (/proc): a reused
+                                    * pid is not mistaken for the writer */
+    char pad3[CHAN_LINE - 32];
+
+    /* Written by readers. */
+    _Atomic uint32_t readers_waiting; /* readers asleep on pub_word */
+    _Atomic uint32_t rel_word;        /* futex the writer sleeps on; bumped after a
+                                       * release when writer_waiting was set */
+    char pad4[CHAN_LINE - 8];
+} chan_hdr;
+_Static_assert(sizeof(chan_hdr) == 3 * CHAN_LINE, "chan_hdr is three lines");
+
+/* One per reader, each on its own line: the writer only reads these. */
+typedef struct chan_reader_line {
+    _Atomic uint64_t released; /* values this reader released (it reads released + 1 next) */
+    _Atomic uint32_t state;    /* CHAN_FREE / CHAN_ATTACHED / CHAN_LEFT */
+    _Atomic int32_t pid;
+    _Atomic uint64_t start; /* process start time, as writer_start */
+    char pad[CHAN_LINE - 24];
+} chan_reader_line;
+_Static_assert(sizeof(chan_reader_line) == CHAN_LINE, "one line per reader");
+
+/* The head of a slot; its data follows one line later. Value k (from 1) is
+ * in slot (k - 1) % nslots, and seq == k once it is published. */
+typedef struct chan_slot {
+    _Atomic uint64_t seq;
+    uint64_t len; /* written before seq (release), read after it (acquire) */
+    char pad[CHAN_LINE - 16];
+} chan_slot;
+_Static_assert(sizeof(chan_slot) == CHAN_LINE, "a slot's head is one line");
+
+struct prism_chan {
+    int fd; /* the mapping's own fd (creator: the memfd; opener: a dup) */
+    uint8_t *base;
+    size_t size;
+    chan_hdr *hdr;
+    /* The geometry, checked once and copied here: a peer that scribbles on
+     * the header cannot make this process address outside the mapping. */
+    uint32_t nslots, nreaders;
+    uint64_t slot_size, slot_stride, readers_off, slots_off;
+};
+
+static inline chan_reader_line *chan_reader_at(const prism_chan *ch, uint32_t i)
+{
+    return (chan_reader_line *)(ch->base + ch->readers_off) + i;
+}
+
+static inline chan_slot *chan_slot_at(const prism_chan *ch, uint32_t i)
+{
+    return (chan_slot *)(ch->base + ch->slots_off + (size_t)i * ch->slot_stride);
+}
+
+static inline uint8_t *chan_slot_data(chan_slot *s) { return (uint8_t *)s + CHAN_LINE; }
+
+enum { CHAN_KIND_SHM = 1, CHAN_KIND_SOCKET = 2 };
+
+struct prism_chan_writer {
+    int kind;
+    prism_chan_wait wait;
+    bool writing; /* between begin_write and end_write/abort */
+    bool closed;
+    union {
+        struct {
+            prism_chan *ch;
+            uint64_t next;   /* the value to write next, from 1 */
+            uint32_t slot;   /* its slot: (next - 1) % nslots */
+            uint64_t floor;  /* a lower bound of every reader's `released`: values up to
+                              * floor + nslots may be written without looking again */
+            int64_t live_next; /* no liveness check before this time (a caller polling
+                                * with timeout 0 must not read /proc every time) */
+            bool dead;       /* a reader died: the ring is stuck for good */
+        } shm;
+        struct {
+            int fd;
+            uint64_t cap; /* max_buf_size */
+            uint8_t *buf; /* 4-byte header + cap */
+            size_t frame; /* bytes of the published frame (0: none pending) */
+            size_t sent;  /* of them, handed to the kernel */
+            int timeout_ms; /* of the begun write: end_write waits as long */
+            bool ending;  /* close queued the end-of-stream mark */
+            bool broken;  /* the peer is gone: every call says PEER_DEAD */
+        } sock;
+    } u;
+};
+
+struct prism_chan_reader {
+    int kind;
+    prism_chan_wait wait;
+    bool reading;
+    union {
+        struct {
+            prism_chan *ch;
+            uint32_t index;
+            uint64_t next; /* the value to read next, from 1 */
+            uint32_t slot;
+            int64_t live_next; /* as the writer's */
+            bool dead;         /* the writer died, and everything it published was read */
+        } shm;
+        struct {
+            int fd;
+            uint64_t cap;
+            uint8_t *buf;
+            size_t bufsize;
+            size_t start, end; /* received bytes not yet released: [start, end) */
+            size_t frame;      /* bytes of the frame handed out by begin_read */
+            prism_chan_status broken; /* OK, or what every later call returns */
+        } sock;
+    } u;
+};
+
+/* ---------- shared helpers (prism_channel.c) ---------- */
+
+int64_t chan_now_ns(void);
+/* The absolute deadline of a timeout (INT64_MAX for < 0). */
+int64_t chan_deadline(int timeout_ms);
+void chan_wait_defaults(prism_chan_wait *dst, const prism_chan_wait *src);
+
+static inline void chan_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* FUTEX_WAIT on a word of the shared segment (not _PRIVATE: the waker may be
+ * another process) for at most `ns` (< 0: no bound). Returns when woken, when
+ * the word no longer holds `expected`, on a signal or at the timeout; the
+ * caller re-checks its condition in every case. */
+void chan_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t ns);
+void chan_futex_wake(_Atomic uint32_t *word, int n);
+
+/* This process's start time in clock ticks since boot (field 22 of
+ * /proc/self/stat; 0 when unknown). */
+uint64_t chan_self_start(void);
+/* Whether the process that attached as `pid` (started at `start`) still
+ * runs: false when /proc has no such pid, it is a zombie, or the pid now
+ * belongs to a process started at another time. Unknown (pid 0, no /proc)
+ * counts as alive: only a proven death is reported. */
+bool chan_process_alive(int32_t pid, uint64_t start);
+
+/* Per transport (prism_chan_shm.c, prism_chan_sock.c). */
+prism_chan_status chan_shm_begin_write(prism_chan_writer *w, void **buf, int timeout_ms);
+prism_chan_status chan_shm_end_write(prism_chan_writer *w, size_t len);
+void chan_shm_writer_close(prism_chan_writer *w);
+void chan_shm_writer_free(prism_chan_writer *w);
+prism_chan_status chan_shm_begin_read(prism_chan_reader *r, const void **buf, size_t *len,
+                                      int timeout_ms);
+void chan_shm_end_read(prism_chan_reader *r);
+void chan_shm_reader_free(prism_chan_reader *r);
+
+prism_chan_status chan_sock_begin_write(prism_chan_writer *w, void **buf, int timeout_ms);
+prism_chan_status chan_sock_end_write(prism_chan_writer *w, size_t len);
+prism_chan_status chan_sock_flush(prism_chan_writer *w, int timeout_ms);
+prism_chan_status chan_sock_writer_close(prism_chan_writer *w, int timeout_ms);
+void chan_sock_writer_free(prism_chan_writer *w);
+prism_chan_status chan_sock_begin_read(prism_chan_reader *r, const void **buf, size_t *len,
+                                       int timeout_ms);
+void chan_sock_end_read(prism_chan_reader *r);
+void chan_sock_reader_free(prism_chan_reader *r);
+
+#endif

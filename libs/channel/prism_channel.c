@@ -1,0 +1,296 @@
+/* The API of both transports (dispatched on the endpoint's kind), passing
+ * fds, and the waiting and liveness helpers the transports share. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chan_internal.h"
+
+const char *prism_chan_status_text(prism_chan_status s)
+{
+    switch (s) {
+    case PRISM_CHAN_OK: return "ok";
+    case PRISM_CHAN_TIMEOUT: return "timed out";
+    case PRISM_CHAN_CLOSED: return "channel closed";
+    case PRISM_CHAN_TOO_LARGE: return "value larger than the channel's buffer";
+    case PRISM_CHAN_PEER_DEAD: return "the other end is gone";
+    case PRISM_CHAN_INVALID: return "invalid argument or call out of order";
+    case PRISM_CHAN_IN_USE: return "endpoint already taken";
+    case PRISM_CHAN_PROTOCOL: return "not a channel, or a malformed frame";
+    case PRISM_CHAN_ERROR: return "system error";
+    case PRISM_CHAN_QUEUED: return "published, partly still to send";
+    }
+    return "unknown status";
+}
+
+/* ---------- time and waiting ---------- */
+
+int64_t chan_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t chan_deadline(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return INT64_MAX;
+    return chan_now_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+void chan_wait_defaults(prism_chan_wait *dst, const prism_chan_wait *src)
+{
+    dst->spin_us = src ? src->spin_us : PRISM_CHAN_DEFAULT_SPIN_US;
+    dst->liveness_ms = src && src->liveness_ms ? src->liveness_ms
+                                                : PRISM_CHAN_DEFAULT_LIVENESS_MS;
+}
+
+void chan_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t ns)
+{
+    struct timespec ts, *tp = NULL;
+    if (ns >= 0) {
+        ts.tv_sec = (time_t)(ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        tp = &ts;
+    }
+    /* EAGAIN (the word moved on), EINTR and ETIMEDOUT all mean "look again". */
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, tp, NULL, 0);
+}
+
+void chan_futex_wake(_Atomic uint32_t *word, int n)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+/* Field 22 (starttime) and field 3 (state) of /proc/PID/stat. The command
+ * name (field 2) may hold spaces and parentheses, so parsing starts after
+ * the last ')'. Returns 0, or -1 with errno. */
+static int proc_stat(int32_t pid, char *state, uint64_t *start)
+{
+    char path[64], buf[1024];
+    if (pid > 0)
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    else
+        snprintf(path, sizeof path, "/proc/self/stat");
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ') {
+        errno = EPROTO;
+        return -1;
+    }
+    p += 2;
+    *state = *p;
+    /* p is at field 3; starttime is 19 fields further. */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (!p) {
+            errno = EPROTO;
+            return -1;
+        }
+        p++;
+    }
+    *start = strtoull(p, NULL, 10);
+    return 0;
+}
+
+uint64_t chan_self_start(void)
+{
+    char state;
+    uint64_t start;
+    return proc_stat(0, &state, &start) == 0 ? start : 0;
+}
+
+bool chan_process_alive(int32_t pid, uint64_t start)
+{
+    if (pid <= 0 || pid == (int32_t)getpid())
+        return true;
+    char state;
+    uint64_t t;
+    if (proc_stat(pid, &state, &t) != 0)
+        return errno != ENOENT && errno != ESRCH; /* gone, or we cannot tell */
+    if (state == 'Z' || state == 'X')
+        return false; /* killed, not yet reaped */
+    return start == 0 || t == start;
+}
+
+/* ---------- passing fds ---------- */
+
+int prism_chan_send_fd(int sock, int fd)
+{
+    char byte = 'F';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t r;
+    do
+        r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r == 1 ? 0 : -1;
+}
+
+int prism_chan_recv_fd(int sock, int *fd)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    ssize_t r;
+    do
+        r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (r != 1 || (msg.msg_flags & MSG_CTRUNC) || !c || c->cmsg_level != SOL_SOCKET ||
+        c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    return 0;
+}
+
+/* ---------- the API, on either transport ---------- */
+
+size_t prism_chan_writer_capacity(const prism_chan_writer *w)
+{
+    return w->kind == CHAN_KIND_SHM ? (size_t)w->u.shm.ch->slot_size
+                                    : (size_t)w->u.sock.cap;
+}
+
+prism_chan_status prism_chan_begin_write(prism_chan_writer *w, void **buf, int timeout_ms)
+{
+    if (!w || !buf || w->writing)
+        return PRISM_CHAN_INVALID;
+    if (w->closed)
+        return PRISM_CHAN_CLOSED;
+    prism_chan_status s = w->kind == CHAN_KIND_SHM ? chan_shm_begin_write(w, buf, timeout_ms)
+                                                   : chan_sock_begin_write(w, buf, timeout_ms);
+    if (s == PRISM_CHAN_OK)
+        w->writing = true;
+    return s;
+}
+
+prism_chan_status prism_chan_end_write(prism_chan_writer *w, size_t len)
+{
+    if (!w || !w->writing)
+        return PRISM_CHAN_INVALID;
+    if (len > prism_chan_writer_capacity(w))
+        return PRISM_CHAN_TOO_LARGE;
+    w->writing = false;
+    return w->kind == CHAN_KIND_SHM ? chan_shm_end_write(w, len) : chan_sock_end_write(w, len);
+}
+
+void prism_chan_abort_write(prism_chan_writer *w)
+{
+    /* Nothing was published: the slot (or buffer) is simply handed out again. */
+    if (w)
+        w->writing = false;
+}
+
+prism_chan_status prism_chan_write(prism_chan_writer *w, const void *data, size_t len,
+                                   int timeout_ms)
+{
+    if (!w || (!data && len))
+        return PRISM_CHAN_INVALID;
+    if (len > prism_chan_writer_capacity(w))
+        return PRISM_CHAN_TOO_LARGE;
+    void *buf;
+    prism_chan_status s = prism_chan_begin_write(w, &buf, timeout_ms);
+    if (s != PRISM_CHAN_OK)
+        return s;
+    if (len)
+        memcpy(buf, data, len);
+    return prism_chan_end_write(w, len);
+}
+
+prism_chan_status prism_chan_flush(prism_chan_writer *w, int timeout_ms)
+{
+    if (!w)
+        return PRISM_CHAN_INVALID;
+    return w->kind == CHAN_KIND_SHM ? PRISM_CHAN_OK : chan_sock_flush(w, timeout_ms);
+}
+
+prism_chan_status prism_chan_writer_close(prism_chan_writer *w, int timeout_ms)
+{
+    if (!w)
+        return PRISM_CHAN_INVALID;
+    w->writing = false;
+    if (w->kind == CHAN_KIND_SHM) {
+        chan_shm_writer_close(w);
+        return PRISM_CHAN_OK;
+    }
+    return chan_sock_writer_close(w, timeout_ms);
+}
+
+void prism_chan_writer_destroy(prism_chan_writer *w)
+{
+    if (!w)
+        return;
+    w->writing = false;
+    if (w->kind == CHAN_KIND_SHM)
+        chan_shm_writer_free(w);
+    else
+        chan_sock_writer_free(w);
+}
+
+prism_chan_status prism_chan_begin_read(prism_chan_reader *r, const void **buf, size_t *len,
+                                        int timeout_ms)
+{
+    if (!r || !buf || !len || r->reading)
+        return PRISM_CHAN_INVALID;
+    prism_chan_status s = r->kind == CHAN_KIND_SHM ? chan_shm_begin_read(r, buf, len, timeout_ms)
+                                                   : chan_sock_begin_read(r, buf, len, timeout_ms);
+    if (s == PRISM_CHAN_OK)
+        r->reading = true;
+    return s;
+}
+
+prism_chan_status prism_chan_end_read(prism_chan_reader *r)
+{
+    if (!r || !r->reading)
+        return PRISM_CHAN_INVALID;
+    r->reading = false;
+    if (r->kind == CHAN_KIND_SHM)
+        chan_shm_end_read(r);
+    else
+        chan_sock_end_read(r);
+    return PRISM_CHAN_OK;
+}
+
+void prism_chan_reader_destroy(prism_chan_reader *r)
+{
+    if (!r)
+        return;
+    if (r->kind == CHAN_KIND_SHM)
+        chan_shm_reader_free(r);
+    else
+        chan_sock_reader_free(r);
+}
