@@ -443,14 +443,11 @@ static void run_limit(executor *x, size_t i)
         st->out_bytes += b.bytes;
         deliver(x, i + 1, b);
     }
-    if (st->passed >= st->info.limit && !st->closed) {
-        st->closed = true;
+    /* Enough: nothing upstream matters any more, nor what still comes here
+     * (blocks waiting for their turn may wait for blocks that never come). */
+    if (st->passed >= st->info.limit && !st->cut) {
         cut_upstream(x, i);
-        while (fifo_len(&st->queue)) {
-            ex_block b = fifo_pop(&st->queue);
-            drop_block(x, &b);
-        }
-        st->queued_bytes = 0;
+        cut_stage(x, i);
     }
 }
 
