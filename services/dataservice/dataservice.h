@@ -29,10 +29,14 @@
 #include "prism_service.h"
 
 #define DS_ID_LEN 32 /* hex digits of a dataset ID */
+/* The memory budget while no object store is known yet. */
+#define DS_FALLBACK_BUDGET (256 << 20)
 
 typedef struct ds_config {
-    char *gcs_address;      /* where the service's client connects */
-    int64_t memory_budget;  /* bytes of blocks in flight per dataset, unless its plan says */
+    char *gcs_address;     /* where the service's client connects */
+    int64_t memory_budget; /* bytes of blocks in flight per dataset, unless its plan
+                            * says; 0: memory_fraction of the stores' memory */
+    double memory_fraction;
     int64_t max_tasks;      /* tasks in flight per stage, unless the plan caps lower */
     int64_t max_running;    /* datasets running at once; more wait PENDING */
     int64_t max_datasets;   /* datasets kept; the oldest ended ones go first */
@@ -74,7 +78,8 @@ typedef struct ds_dataset {
     char *explain;
     size_t nstages;
     ds_stage_progress *stages;
-    int64_t budget; /* bytes of blocks in flight at most */
+    int64_t plan_budget; /* the plan's memory_budget_bytes; 0: none */
+    int64_t budget;      /* bytes of blocks in flight at most */
     int64_t bytes_in_flight, peak_bytes_in_flight;
     int64_t rows, blocks, bytes; /* the dataset's output */
     json_t *preview;             /* the first output rows, up to preview_rows */
@@ -85,6 +90,8 @@ typedef struct ds_dataset {
     uint64_t seq; /* creation order */
     struct ds_dataset *next;
 } ds_dataset;
+
+typedef struct ds_store ds_store;
 
 typedef struct dataservice {
     ds_config cfg;
@@ -105,6 +112,7 @@ typedef struct dataservice {
     size_t count;
     uint64_t next_seq;
     bool quit;
+    ds_store *stores; /* the object stores the node agents report */
 } dataservice;
 
 /* service.c: the hooks on the service skeleton */
@@ -133,6 +141,16 @@ void ds_datasets_cron(dataservice *s);
 /* Asks every executor to stop and joins them (service stop). */
 void ds_datasets_stop_all(dataservice *s);
 void ds_datasets_free(dataservice *s);
+
+/* The budget of a dataset (lock held): its plan's, --memory-budget, or
+ * --memory-fraction of the stores' memory. */
+int64_t ds_budget_of(dataservice *s, const ds_dataset *d);
+
+/* stores.c: the object stores' memory, for the default budget */
+int ds_stores_start(dataservice *s);        /* subscribes to the node agents' reports */
+void ds_stores_cron(dataservice *s);        /* asks new stores their size; takes the lock */
+int64_t ds_stores_capacity(dataservice *s); /* bytes of all known stores; lock held */
+void ds_stores_free(dataservice *s);
 
 /* executor.c: runs one dataset on its own thread (started by the cron). */
 void *ds_executor_main(void *arg);

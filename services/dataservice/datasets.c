@@ -114,7 +114,7 @@ static ds_dataset *prepare(dataservice *s, prism_plan *plan, const char **code, 
     d->nstages = prism_physical_plan_num_stages(d->physical);
     d->stages = calloc(d->nstages ? d->nstages : 1, sizeof *d->stages);
     const json_t *budget = json_object_get(prism_plan_options_json(plan), "memory_budget_bytes");
-    d->budget = json_is_integer(budget) ? json_integer_value(budget) : s->cfg.memory_budget;
+    d->plan_budget = json_is_integer(budget) ? json_integer_value(budget) : 0;
     d->created_ms = prism_now_ms();
     if (!d->stages) {
         *code = "internal";
@@ -153,6 +153,7 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, char *i
         return 429;
     }
     d->seq = s->next_seq++;
+    d->budget = ds_budget_of(s, d);
     d->next = s->datasets;
     s->datasets = d;
     s->count++;
@@ -162,6 +163,17 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, char *i
     LOG_INFO("dataset %s%s%s: %zu stage%s", d->id, d->name ? " " : "", d->name ? d->name : "",
              d->nstages, d->nstages == 1 ? "" : "s");
     return 0;
+}
+
+int64_t ds_budget_of(dataservice *s, const ds_dataset *d)
+{
+    if (d->plan_budget > 0)
+        return d->plan_budget;
+    if (s->cfg.memory_budget > 0)
+        return s->cfg.memory_budget;
+    int64_t stores = ds_stores_capacity(s);
+    int64_t b = (int64_t)((double)stores * s->cfg.memory_fraction);
+    return b > 0 ? b : DS_FALLBACK_BUDGET;
 }
 
 ds_dataset *ds_dataset_find(dataservice *s, const char *id)
@@ -259,6 +271,7 @@ void ds_datasets_cron(dataservice *s)
         }
         next->state = DS_RUNNING;
         next->started_ms = prism_now_ms();
+        next->budget = ds_budget_of(s, next); /* the stores may be known by now */
         if (pthread_create(&next->thread, NULL, ds_executor_main, next) != 0) {
             next->state = DS_FAILED;
             next->error = strdup("cannot start an executor thread");

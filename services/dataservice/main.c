@@ -10,8 +10,11 @@ static dataservice s = {.client_lock = PTHREAD_MUTEX_INITIALIZER,
 static prism_option options[] = {
     {"gcs-address", PRISM_OPT_STRING, &s.cfg.gcs_address, "http://127.0.0.1:8265",
      "the GCS URL: the service's client submits the datasets' tasks through it"},
-    {"memory-budget", PRISM_OPT_SIZE, &s.cfg.memory_budget, "256MiB",
-     "bytes of blocks a dataset may hold in flight, unless its plan sets memory_budget_bytes"},
+    {"memory-budget", PRISM_OPT_SIZE, &s.cfg.memory_budget, "0",
+     "bytes of blocks a dataset may hold in flight, unless its plan sets memory_budget_bytes "
+     "(0: --memory-fraction of the object stores' memory)"},
+    {"memory-fraction", PRISM_OPT_DOUBLE, &s.cfg.memory_fraction, "0.5",
+     "the share of the object stores' memory a dataset may hold, without --memory-budget"},
     {"max-tasks-per-stage", PRISM_OPT_INT, &s.cfg.max_tasks, "16",
      "tasks in flight per stage at most, unless the plan caps it lower (concurrency)"},
     {"max-running", PRISM_OPT_INT, &s.cfg.max_running, "8",
@@ -25,8 +28,10 @@ static prism_option options[] = {
 };
 
 static void datasets_cron(void *ctx) { ds_datasets_cron(ctx); }
+static void stores_cron(void *ctx) { ds_stores_cron(ctx); }
 
-static const prism_service_job jobs[] = {{"datasets", 50, datasets_cron}};
+static const prism_service_job jobs[] = {{"datasets", 50, datasets_cron},
+                                         {"stores", 2000, stores_cron}};
 
 int main(int argc, char **argv)
 {

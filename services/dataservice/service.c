@@ -19,8 +19,10 @@ int ds_configure(void *ctx, const prism_service_settings *set, char *err, size_t
     c->token = set->token;
     if (!c->gcs_address || !*c->gcs_address)
         snprintf(err, errlen, "--gcs-address is required");
-    else if (c->memory_budget <= 0)
-        snprintf(err, errlen, "--memory-budget must be positive");
+    else if (c->memory_budget < 0)
+        snprintf(err, errlen, "--memory-budget must not be negative");
+    else if (!(c->memory_fraction > 0 && c->memory_fraction <= 1))
+        snprintf(err, errlen, "--memory-fraction must be above 0 and at most 1");
     else if (c->max_tasks < 1 || c->max_running < 1 || c->max_datasets < 1)
         snprintf(err, errlen,
                  "--max-tasks-per-stage, --max-running and --max-datasets must be "
@@ -46,6 +48,15 @@ static double count_state(dataservice *s, ds_state st)
 
 static double gauge_running(void *ud) { return count_state(ud, DS_RUNNING); }
 static double gauge_pending(void *ud) { return count_state(ud, DS_PENDING); }
+
+static double gauge_stores(void *ud)
+{
+    dataservice *s = ud;
+    pthread_mutex_lock(&s->lock);
+    double n = (double)ds_stores_capacity(s);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
 
 static double gauge_in_flight(void *ud)
 {
@@ -80,6 +91,9 @@ int ds_init(void *ctx, char *err, size_t errlen)
                            "state=\"RUNNING\"", gauge_running, s);
     prism_metrics_gauge_fn(m, "prism_dataservice_datasets", "Datasets by state",
                            "state=\"PENDING\"", gauge_pending, s);
+    prism_metrics_gauge_fn(m, "prism_dataservice_store_capacity_bytes",
+                           "Memory of the object stores the node agents report", NULL, gauge_stores,
+                           s);
     prism_metrics_gauge_fn(m, "prism_dataservice_bytes_in_flight",
                            "Bytes of blocks the running datasets hold", NULL, gauge_in_flight, s);
     return 0;
@@ -87,7 +101,12 @@ int ds_init(void *ctx, char *err, size_t errlen)
 
 int ds_start(void *ctx, char *err, size_t errlen)
 {
-    (void)ctx, (void)err, (void)errlen;
+    dataservice *s = ctx;
+    if (ds_stores_start(s) != 0) {
+        snprintf(err, errlen, "cannot subscribe to %s: %s", PRISM_SUBJECT_SCHED_NODE,
+                 prism_bus_last_error(s->bus));
+        return -1;
+    }
     return 0;
 }
 
@@ -142,8 +161,10 @@ prism_client *ds_client(dataservice *s)
 void ds_stop(void *ctx)
 {
     dataservice *s = ctx;
-    if (s->bus)
+    if (s->bus) {
         prism_bus_unsubscribe(s->bus, PRISM_SUBJECT_DATA_ADDRESS);
+        prism_bus_unsubscribe(s->bus, PRISM_SUBJECT_SCHED_NODE);
+    }
     ds_datasets_stop_all(s);
     pthread_mutex_lock(&s->client_lock);
     if (s->client)
@@ -152,4 +173,8 @@ void ds_stop(void *ctx)
     pthread_mutex_unlock(&s->client_lock);
 }
 
-void ds_cleanup(void *ctx) { ds_datasets_free(ctx); }
+void ds_cleanup(void *ctx)
+{
+    ds_datasets_free(ctx);
+    ds_stores_free(ctx);
+}

@@ -244,6 +244,22 @@ def test_streams_within_the_memory_budget(c):
 test_streams_within_the_memory_budget.cluster = {"store_memory": "64MiB"}
 
 
+def test_default_budget_is_half_the_stores(c):
+    """Without memory_budget_bytes a dataset may hold half of the object stores' memory
+    (--memory-fraction 0.5), once the node agents' reports named the stores."""
+    need_binaries()
+    def known():
+        m = c.get("/metrics", base=c.dataservice_url).body.decode()
+        return "prism_dataservice_store_capacity_bytes %d" % (2 * (64 << 20)) in m
+    wait_until(known, timeout=20, what="the dataservice knowing both stores")
+    d = post(c, {"ops": [{"op": "range", "n": 10}]})
+    assert d["memory_budget_bytes"] == 64 << 20, d
+    assert count(c, d["dataset_id"]) == 10
+    d = post(c, {"ops": [{"op": "range", "n": 10}], "options": {"memory_budget_bytes": 12345}})
+    assert d["memory_budget_bytes"] == 12345, d
+test_default_budget_is_half_the_stores.cluster = {"nodes": 2}
+
+
 def test_without_dataservice(c):
     r = c.get("/api/v1/datasets")
     assert r.status == 503 and r.json()["error"]["code"] == "dataservice_unavailable", r
@@ -252,4 +268,5 @@ test_without_dataservice.cluster = {"dataservice": False, "nodes": 0}
 
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
-         test_streams_within_the_memory_budget, test_without_dataservice], dataservice=True)
+         test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
+         test_without_dataservice], dataservice=True)
