@@ -8,8 +8,6 @@
 #include "client.h"
 #include "format.h"
 
-#define LIST_PAGE 100
-
 static void print_row(json_t *a)
 {
     char restarts[32];
@@ -25,75 +23,40 @@ static void print_row(json_t *a)
            fmt_str(a, "node_id", "-"), restarts, fmt_str(a, "cause", fmt_str(a, "reason", "")));
 }
 
-/* Appends "&name=<escaped value>" when `value` is set. Returns 0 or -1. */
-static int add_query(char *path, size_t n, const char *name, const char *value)
-{
-    char esc[1024];
-    if (!value)
-        return 0;
-    size_t len = strlen(path);
-    if (cli_escape(value, esc, sizeof esc) != 0 ||
-        (size_t)snprintf(path + len, n - len, "&%s=%s", name, esc) >= n - len) {
-        fprintf(stderr, "prism: --%s is too long\n", name);
-        return -1;
-    }
-    return 0;
-}
+typedef struct list_args {
+    const char *filters[4];
+    int64_t limit;
+    bool as_json;
+} list_args;
 
-static int list_run(cli_client *c, const char *const filters[4], int64_t limit, bool as_json)
+static int list_run(cli_client *c, const cli_parsed *p, void *ud)
 {
     static const char *const names[4] = {"state", "name", "namespace", "class"};
-    char *cursor = NULL;
-    int64_t shown = 0;
-    int rc = 0;
-    if (!as_json)
-        printf("%-32s  %-16s  %-16s  %-16s  %-12s  %-8s  %s\n", "ACTOR ID", "CLASS", "NAME",
-               "STATE", "NODE", "RESTARTS", "CAUSE / REASON");
-    while (shown < limit && rc == 0) {
-        char path[8192];
-        int64_t want = limit - shown < LIST_PAGE ? limit - shown : LIST_PAGE;
-        snprintf(path, sizeof path, "/api/v1/actors?limit=%lld", (long long)want);
-        for (int i = 0; i < 4 && rc == 0; i++)
-            rc = add_query(path, sizeof path, names[i], filters[i]);
-        if (rc == 0)
-            rc = add_query(path, sizeof path, "cursor", cursor);
-        json_t *doc = NULL, *a;
-        if (rc == 0 && cli_call(c, "GET", path, NULL, &doc) != 0)
-            rc = -1;
-        size_t i;
-        json_array_foreach(json_object_get(doc, "actors"), i, a) {
-            shown++;
-            if (as_json) {
-                json_dumpf(a, stdout, JSON_COMPACT);
-                printf("\n");
-            } else {
-                print_row(a);
-            }
-        }
-        const char *next = json_string_value(json_object_get(doc, "next_cursor"));
-        free(cursor);
-        cursor = next && *next && i > 0 ? strdup(next) : NULL;
-        json_decref(doc);
-        if (!cursor)
-            break;
-    }
-    free(cursor);
-    return rc;
+    const list_args *a = ud;
+    const char *const *filters = a->filters;
+    (void)p;
+    char path[8192] = "/api/v1/actors?";
+    for (int i = 0; i < 4; i++)
+        if (cli_add_query(path, sizeof path, names[i], filters[i]) != 0)
+            return -1;
+    char header[256];
+    snprintf(header, sizeof header, "%-32s  %-16s  %-16s  %-16s  %-12s  %-8s  %s", "ACTOR ID",
+             "CLASS", "NAME", "STATE", "NODE", "RESTARTS", "CAUSE / REASON");
+    return cli_list_pages(c, path, "actors", a->limit > 0 ? a->limit : 0, a->as_json, header,
+                          print_row);
 }
 
 static int actor_list(int argc, char **argv)
 {
-    const char *filters[4] = {NULL, NULL, NULL, NULL};
-    int64_t limit = 100;
-    bool as_json = false;
+    list_args a = {.limit = 100};
     cli_opt opts[] = {
-        {"state", 's', CLI_STRING, &filters[0], "S",
+        {"state", 's', CLI_STRING, &a.filters[0], "S",
          "only actors in state S (PENDING_CREATION, ALIVE, RESTARTING, DEAD)"},
-        {"name", 0, CLI_STRING, &filters[1], "NAME", "only actors named NAME"},
-        {"namespace", 0, CLI_STRING, &filters[2], "NS", "only actors in namespace NS"},
-        {"class", 0, CLI_STRING, &filters[3], "CLASS", "only actors of class CLASS"},
-        {"limit", 'l', CLI_INT, &limit, "N", "at most N actors (default 100)"},
-        {"json", 0, CLI_FLAG, &as_json, NULL, "one JSON actor object per line"},
+        {"name", 0, CLI_STRING, &a.filters[1], "NAME", "only actors named NAME"},
+        {"namespace", 0, CLI_STRING, &a.filters[2], "NS", "only actors in namespace NS"},
+        {"class", 0, CLI_STRING, &a.filters[3], "CLASS", "only actors of class CLASS"},
+        {"limit", 'l', CLI_INT, &a.limit, "N", "at most N actors (default 100)"},
+        {"json", 0, CLI_FLAG, &a.as_json, NULL, "one JSON actor object per line"},
     };
     cli_command cmd = {
         .usage = "prism actor list [--state S] [--name NAME] [--namespace NS] [--class CLASS] "
@@ -103,16 +66,7 @@ static int actor_list(int argc, char **argv)
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };
-    cli_parsed p;
-    int rc = cli_parse_exit(cli_parse(&cmd, argc, argv, &p));
-    if (rc >= 0)
-        return rc;
-    cli_client c;
-    if (cli_client_open(&c) != 0)
-        return CLI_EXIT_FAIL;
-    rc = list_run(&c, filters, limit > 0 ? limit : 0, as_json) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-    cli_client_close(&c);
-    return rc;
+    return cli_command_run(&cmd, argc, argv, list_run, &a);
 }
 
 static int actor_kill(int argc, char **argv)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "cli.h"
 #include "prism_fs.h"
 
 const char *cli_home(void)
@@ -146,4 +147,74 @@ int cli_job_path(char *out, size_t n, const char *id, const char *suffix)
         return -1;
     }
     return 0;
+}
+
+int cli_add_query(char *path, size_t n, const char *name, const char *value)
+{
+    char esc[1024];
+    if (!value)
+        return 0;
+    size_t len = strlen(path);
+    if (cli_escape(value, esc, sizeof esc) != 0 ||
+        (size_t)snprintf(path + len, n - len, "&%s=%s", name, esc) >= n - len) {
+        fprintf(stderr, "prism: --%s is too long\n", name);
+        return -1;
+    }
+    return 0;
+}
+
+#define LIST_PAGE 100
+
+int cli_list_pages(cli_client *c, const char *path, const char *key, int64_t limit, bool as_json,
+             const char *header, void (*row)(json_t *item))
+{
+    char *cursor = NULL;
+    int64_t shown = 0;
+    int rc = 0;
+    if (!as_json)
+        printf("%s\n", header);
+    while (shown < limit && rc == 0) {
+        char page[8192];
+        int64_t want = limit - shown < LIST_PAGE ? limit - shown : LIST_PAGE;
+        snprintf(page, sizeof page, "%s%slimit=%lld", path, strchr(path, '?') ? "&" : "?",
+                 (long long)want);
+        json_t *doc = NULL, *item;
+        if (cli_add_query(page, sizeof page, "cursor", cursor) != 0 ||
+            cli_call(c, "GET", page, NULL, &doc) != 0)
+            rc = -1;
+        size_t i;
+        json_array_foreach(json_object_get(doc, key), i, item) {
+            if (shown++ >= limit)
+                break;
+            if (as_json) {
+                json_dumpf(item, stdout, JSON_COMPACT);
+                printf("\n");
+            } else {
+                row(item);
+            }
+        }
+        const char *next = json_string_value(json_object_get(doc, "next_cursor"));
+        free(cursor);
+        cursor = next && *next && i > 0 ? strdup(next) : NULL;
+        json_decref(doc);
+        if (!cursor)
+            break;
+    }
+    free(cursor);
+    return rc;
+}
+
+int cli_command_run(const cli_command *cmd, int argc, char **argv,
+                    int (*fn)(cli_client *c, const cli_parsed *p, void *ud), void *ud)
+{
+    cli_parsed p;
+    int rc = cli_parse_exit(cli_parse(cmd, argc, argv, &p));
+    if (rc >= 0)
+        return rc;
+    cli_client c;
+    if (cli_client_open(&c) != 0)
+        return CLI_EXIT_FAIL;
+    rc = fn(&c, &p, ud) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    cli_client_close(&c);
+    return rc;
 }

@@ -10,8 +10,11 @@
 #define PRISM_CLI_CLIENT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "args.h"
 #include "prism_httpc.h"
 
 #define CLI_TIMEOUT_MS 30000
@@ -43,5 +46,23 @@ void cli_report_error(cli_client *c, long status, json_t *doc, const char *trans
 int cli_escape(const char *in, char *out, size_t n);
 /* Writes "/api/v1/jobs/<escaped id><suffix>". Returns 0 or -1 (printed). */
 int cli_job_path(char *out, size_t n, const char *id, const char *suffix);
+/* Appends "&name=<escaped value>" to the path `path` (room `n`) when `value`
+ * is set. Returns 0, or -1 (printed) when it does not fit. */
+int cli_add_query(char *path, size_t n, const char *name, const char *value);
+
+/* The body of most commands: parses `cmd` (usage errors and --help are
+ * answered here), opens a client, runs fn(client, parsed, ud) and closes it.
+ * Returns the exit status: CLI_EXIT_OK when fn returned 0, else
+ * CLI_EXIT_FAIL. */
+int cli_command_run(const cli_command *cmd, int argc, char **argv,
+                    int (*fn)(cli_client *c, const cli_parsed *p, void *ud), void *ud);
+
+/* A paginated list (`key` is the array in each page: "jobs", "actors"...):
+ * GET `path` (which has its query filters after a "?") page by page,
+ * following next_cursor, until `limit` items. Without `as_json` prints
+ * `header` then each item with `row`; with it, one JSON object per line.
+ * Returns 0 or -1 (printed). */
+int cli_list_pages(cli_client *c, const char *path, const char *key, int64_t limit, bool as_json,
+             const char *header, void (*row)(json_t *item));
 
 #endif

@@ -10,8 +10,6 @@
 #include "format.h"
 #include "prism_time.h"
 
-#define LIST_PAGE 100
-
 bool job_state_final(const char *state)
 {
     return state && (!strcmp(state, "SUCCEEDED") || !strcmp(state, "FAILED") ||
@@ -27,20 +25,17 @@ json_t *job_get(cli_client *c, const char *id)
     return job;
 }
 
-/* Runs fn(client, id) for a command that takes one job ID. */
-static int with_job(const cli_command *cmd, int argc, char **argv,
-                    int (*fn)(cli_client *c, const char *id))
+typedef int (*job_fn)(cli_client *c, const char *id);
+
+static int run_on_job(cli_client *c, const cli_parsed *p, void *ud)
 {
-    cli_parsed p;
-    int rc = cli_parse_exit(cli_parse(cmd, argc, argv, &p));
-    if (rc >= 0)
-        return rc;
-    cli_client c;
-    if (cli_client_open(&c) != 0)
-        return CLI_EXIT_FAIL;
-    rc = fn(&c, p.pos[0]) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-    cli_client_close(&c);
-    return rc;
+    return (*(job_fn *)ud)(c, p->pos[0]);
+}
+
+/* Runs fn(client, id) for a command that takes one job ID. */
+static int with_job(const cli_command *cmd, int argc, char **argv, job_fn fn)
+{
+    return cli_command_run(cmd, argc, argv, run_on_job, &fn);
 }
 
 /* --- list --- */
@@ -59,64 +54,32 @@ static void print_job_row(json_t *job)
            fmt_str(job, "entrypoint", ""));
 }
 
-/* Fetches one page into `*doc`; returns the number of jobs on it or -1. */
-static int list_page(cli_client *c, const char *state, const char *cursor, int64_t limit,
-                     json_t **doc)
-{
-    char path[4096], esc_state[256] = "", esc_cursor[1024] = "";
-    if ((state && cli_escape(state, esc_state, sizeof esc_state) != 0) ||
-        (cursor && cli_escape(cursor, esc_cursor, sizeof esc_cursor) != 0))
-        return -1;
-    snprintf(path, sizeof path, "/api/v1/jobs?limit=%lld%s%s%s%s", (long long)limit,
-             state ? "&state=" : "", esc_state, cursor ? "&cursor=" : "", esc_cursor);
-    if (cli_call(c, "GET", path, NULL, doc) != 0)
-        return -1;
-    return (int)json_array_size(json_object_get(*doc, "jobs"));
-}
+typedef struct list_args {
+    const char *state;
+    int64_t limit;
+    bool as_json;
+} list_args;
 
-static int list_run(cli_client *c, const char *state, int64_t limit, bool as_json)
+static int list_run(cli_client *c, const cli_parsed *p, void *ud)
 {
-    char *cursor = NULL;
-    int64_t shown = 0;
-    int rc = 0;
-    while (shown < limit && rc == 0) {
-        json_t *doc = NULL, *job;
-        int64_t want = limit - shown < LIST_PAGE ? limit - shown : LIST_PAGE;
-        rc = list_page(c, state, cursor, want, &doc) < 0 ? -1 : 0;
-        if (rc == 0 && !as_json && !cursor)
-            printf("%-32s  %-9s  %-12s  %-19s  %-8s  %s\n", "JOB ID", "STATE", "NODE",
-                   "SUBMITTED", "TIME", "ENTRYPOINT");
-        size_t i;
-        json_array_foreach(json_object_get(doc, "jobs"), i, job) {
-            if (shown++ >= limit)
-                break;
-            if (as_json) {
-                json_dumpf(job, stdout, JSON_COMPACT);
-                printf("\n");
-            } else {
-                print_job_row(job);
-            }
-        }
-        const char *next = json_string_value(json_object_get(doc, "next_cursor"));
-        free(cursor);
-        cursor = next && *next && i > 0 ? strdup(next) : NULL;
-        json_decref(doc);
-        if (!cursor)
-            break;
-    }
-    free(cursor);
-    return rc;
+    const list_args *a = ud;
+    char path[4096] = "/api/v1/jobs?", header[256];
+    (void)p;
+    if (cli_add_query(path, sizeof path, "state", a->state) != 0)
+        return -1;
+    snprintf(header, sizeof header, "%-32s  %-9s  %-12s  %-19s  %-8s  %s", "JOB ID", "STATE",
+             "NODE", "SUBMITTED", "TIME", "ENTRYPOINT");
+    return cli_list_pages(c, path, "jobs", a->limit > 0 ? a->limit : 0, a->as_json, header,
+                          print_job_row);
 }
 
 static int job_list(int argc, char **argv)
 {
-    const char *state = NULL;
-    int64_t limit = 100;
-    bool as_json = false;
+    list_args a = {.limit = 100};
     cli_opt opts[] = {
-        {"state", 's', CLI_STRING, &state, "S", "only jobs in state S (PENDING, RUNNING, SUCCEEDED...)"},
-        {"limit", 'l', CLI_INT, &limit, "N", "at most N jobs (default 100)"},
-        {"json", 0, CLI_FLAG, &as_json, NULL, "one JSON job object per line"},
+        {"state", 's', CLI_STRING, &a.state, "S", "only jobs in state S (PENDING, RUNNING, SUCCEEDED...)"},
+        {"limit", 'l', CLI_INT, &a.limit, "N", "at most N jobs (default 100)"},
+        {"json", 0, CLI_FLAG, &a.as_json, NULL, "one JSON job object per line"},
     };
     cli_command cmd = {
         .usage = "prism job list [--state S] [--limit N] [--json]",
@@ -124,16 +87,7 @@ static int job_list(int argc, char **argv)
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };
-    cli_parsed p;
-    int rc = cli_parse_exit(cli_parse(&cmd, argc, argv, &p));
-    if (rc >= 0)
-        return rc;
-    cli_client c;
-    if (cli_client_open(&c) != 0)
-        return CLI_EXIT_FAIL;
-    rc = list_run(&c, state, limit > 0 ? limit : 0, as_json) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-    cli_client_close(&c);
-    return rc;
+    return cli_command_run(&cmd, argc, argv, list_run, &a);
 }
 
 /* --- status --- */

@@ -117,6 +117,11 @@ int job_print_logs(cli_client *c, const char *id, bool follow_it)
     return follow_it ? follow(c, id, &s) : fetch(c, id, false, &s);
 }
 
+static int print_logs(cli_client *c, const cli_parsed *p, void *ud)
+{
+    return job_print_logs(c, p->pos[0], *(bool *)ud);
+}
+
 int job_logs(int argc, char **argv)
 {
     bool follow_it = false;
@@ -131,14 +136,5 @@ int job_logs(int argc, char **argv)
         .min_pos = 1,
         .max_pos = 1,
     };
-    cli_parsed p;
-    int rc = cli_parse_exit(cli_parse(&cmd, argc, argv, &p));
-    if (rc >= 0)
-        return rc;
-    cli_client c;
-    if (cli_client_open(&c) != 0)
-        return CLI_EXIT_FAIL;
-    rc = job_print_logs(&c, p.pos[0], follow_it) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-    cli_client_close(&c);
-    return rc;
+    return cli_command_run(&cmd, argc, argv, print_logs, &follow_it);
 }

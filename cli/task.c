@@ -8,18 +8,6 @@
 #include "client.h"
 #include "format.h"
 
-/* Appends "&name=VALUE" (escaped) to `path` when `value` is set. Returns 0 or -1. */
-static int add_query(char *path, size_t n, const char *name, const char *value)
-{
-    char esc[512];
-    if (!value)
-        return 0;
-    if (cli_escape(value, esc, sizeof esc) != 0)
-        return -1;
-    size_t len = strlen(path);
-    return snprintf(path + len, n - len, "&%s=%s", name, esc) < (int)(n - len) ? 0 : -1;
-}
-
 /* Runs a list command: GET `path`, then one row (or JSON line) per member of
  * `key`. Objects are also filtered by owner and node. */
 static int list(int argc, char **argv, const char *usage, const char *summary, const char *base,
@@ -44,12 +32,10 @@ static int list(int argc, char **argv, const char *usage, const char *summary, c
         return rc;
     char path[2048];
     snprintf(path, sizeof path, "%s?limit=%lld", base, (long long)limit);
-    if (add_query(path, sizeof path, "state", state) != 0 ||
-        add_query(path, sizeof path, "owner", owner) != 0 ||
-        add_query(path, sizeof path, "node_id", node) != 0) {
-        fprintf(stderr, "prism: a filter is too long\n");
+    if (cli_add_query(path, sizeof path, "state", state) != 0 ||
+        cli_add_query(path, sizeof path, "owner", owner) != 0 ||
+        cli_add_query(path, sizeof path, "node_id", node) != 0)
         return CLI_EXIT_USAGE;
-    }
     cli_client c;
     if (cli_client_open(&c) != 0)
         return CLI_EXIT_FAIL;

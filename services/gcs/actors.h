@@ -1,5 +1,9 @@
-/* Actors inside the GCS (docs/actors.md), shared by actors.c (the table,
- * the NATS requests, REST) and actor_manager.c (the lifecycle thread).
+/* Actors inside the GCS (docs/actors.md), shared by
+ *   actors.c          the command queue, the table as JSON, events, kills,
+ *                     metrics, start and stop
+ *   actor_requests.c  the NATS requests: create, get, kill
+ *   actors_api.c      the REST API
+ *   actor_manager.c   the lifecycle thread
  *
  * The database is the truth everyone reads; only the manager thread changes
  * an actor after its row is inserted. NATS callbacks and HTTP handlers hand
@@ -58,14 +62,32 @@ struct gcs_actors {
 };
 
 /* actors.c */
+/* The states, in lifecycle order. */
+extern const char *const gcs_actor_states[4];
+/* A command of `kind` on `id` (an actor's or a node's), or NULL out of memory. */
+actor_cmd *gcs_actor_cmd_new(actor_cmd_kind kind, const char *id);
 /* Queues `c` (taken) for the manager. Returns its sequence number. */
 uint64_t gcs_actors_post(gcs *g, actor_cmd *c);
 /* Waits until the manager handled command `seq` (true) or `timeout_ms` passed. */
 bool gcs_actors_wait(gcs *g, uint64_t seq, int timeout_ms);
 /* The ACTOR object of docs/actors.md, or NULL. Lock held. */
 json_t *gcs_actor_json_locked(gcs *g, const char *id);
+/* The same, taking the lock. */
+json_t *gcs_actor_json(gcs *g, const char *id);
+/* One row of ACTOR_COLUMNS as the ACTOR object, without the calls; NULL out of memory. */
+json_t *gcs_actor_row_json(sqlite3_stmt *st);
+/* Adds the calls an ALIVE actor's worker last reported holding to `a`. Lock held. */
+void gcs_actor_add_calls_locked(gcs *g, json_t *a);
+/* The actor not DEAD named `name` in `ns`, or NULL. Lock held. */
+json_t *gcs_actor_live_by_name_locked(gcs *g, const char *ns, const char *name);
 /* Publishes the actor on prism.event.actor. Lock held. */
 void gcs_actor_publish_locked(gcs *g, const char *id);
+/* Asks the manager to kill `id` and waits for it to act. False: no such actor. */
+bool gcs_actor_kill(gcs *g, const char *id, bool no_restart);
+
+/* actor_requests.c */
+/* Subscribes to prism.gcs.actor.create, get and kill. */
+int gcs_actor_requests_start(gcs *g);
 
 /* actor_manager.c */
 /* Loads the actors that are not DEAD from the database (before the thread starts). */

@@ -228,3 +228,40 @@ int gcs_db_exec_stmt(sqlite3_stmt *st)
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? SQLITE_DONE : rc;
 }
+
+static int column_index(sqlite3_stmt *st, const char *name)
+{
+    for (int i = 0; i < sqlite3_column_count(st); i++)
+        if (!strcmp(sqlite3_column_name(st, i), name))
+            return i;
+    return -1;
+}
+
+json_t *gcs_db_page(sqlite3_stmt *st, const char *cursor_column, int64_t limit,
+                    gcs_db_row_fn *row, void *ud, json_t *items)
+{
+    if (!st)
+        return json_null();
+    int col = column_index(st, cursor_column);
+    int limit_param = sqlite3_bind_parameter_index(st, ":limit");
+    if (col < 0 || !limit_param) {
+        LOG_ERROR("a paginated query needs column %s and LIMIT :limit: %s", cursor_column,
+                  sqlite3_sql(st));
+        sqlite3_finalize(st);
+        return json_null();
+    }
+    sqlite3_bind_int64(st, limit_param, limit + 1);
+    json_t *last = NULL, *next = NULL;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if ((int64_t)json_array_size(items) == limit) {
+            next = json_incref(last);
+            break;
+        }
+        json_array_append_new(items, row(st, ud));
+        if ((int64_t)json_array_size(items) == limit)
+            last = json_string((const char *)sqlite3_column_text(st, col));
+    }
+    sqlite3_finalize(st);
+    json_decref(last);
+    return next ? next : json_null();
+}

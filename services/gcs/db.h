@@ -27,4 +27,16 @@ json_t *gcs_db_column_text_or_null(sqlite3_stmt *st, int i);
 /* Runs a statement that returns no rows, then finalizes it. Returns SQLITE_DONE on success. */
 int gcs_db_exec_stmt(sqlite3_stmt *st);
 
+/* Makes the list element of the current row of a statement; NULL leaves the row out. */
+typedef json_t *gcs_db_row_fn(sqlite3_stmt *st, void *ud);
+/* One page of a keyset-paginated list, the only loop of its kind. `st`
+ * selects the rows after the cursor in list order, `cursor_column` (the
+ * unique column the list is ordered by) among them, and ends with
+ * `LIMIT :limit`, which this binds to `limit` + 1: the one more row tells
+ * whether a next page exists. Appends row(st, ud) of the first `limit` rows
+ * to `items` and returns the next page's cursor, the text of `cursor_column`
+ * in the page's last row, or JSON null on the last page. Finalizes `st`. */
+json_t *gcs_db_page(sqlite3_stmt *st, const char *cursor_column, int64_t limit,
+                    gcs_db_row_fn *row, void *ud, json_t *items);
+
 #endif

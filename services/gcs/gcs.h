@@ -42,7 +42,8 @@ typedef struct gcs_node {
     char *name;
     char *address;     /* the node agent's REST base URL */
     json_t *resources; /* totals the node registered */
-    json_t *used;      /* what placed jobs hold */
+    json_t *available; /* what its node agent last reported free (prism.sched.node): jobs'
+                        * and tasks' leases taken; the totals until it reports */
     json_t *running;   /* job ids the last heartbeat listed */
     int64_t last_heartbeat_mono;
     int64_t last_reconcile_mono;
@@ -77,6 +78,7 @@ typedef struct gcs {
     gcs_node *nodes; /* ALIVE nodes */
     char *packages_dir;
     bool placement_wanted;
+    int64_t placement_retry_mono; /* jobs wait for resources: ask for them again then */
     prism_metric *m_jobs_submitted, *m_jobs_finished, *m_nodes_dead, *m_heartbeats;
 } gcs;
 
@@ -101,7 +103,9 @@ void gcs_api_nodes_list(prism_http_req *req, void *ctx);
 void gcs_api_node_get(prism_http_req *req, void *ctx);
 void gcs_api_cluster(prism_http_req *req, void *ctx);
 
-/* jobs.c: the job model and its state machine */
+/* Jobs: the model and state machine (jobs.c), submission (job_submit.c),
+ * placement (job_placement.c), reconciliation (job_reconcile.c), retention
+ * (job_retention.c), REST (jobs_api.c); what those share is in jobs.h. */
 typedef struct gcs_job_spec {
     const char *id; /* NULL: generate */
     const char *entrypoint;
@@ -177,7 +181,8 @@ void gcs_object_list_cron(gcs *g);
 void gcs_object_list_set_own(gcs *g, const char *owner);
 void gcs_api_objects_list(prism_http_req *req, void *ctx);
 
-/* actors.c, actor_manager.c: actors, whose lifecycle the GCS owns (docs/actors.md) */
+/* Actors, whose lifecycle the GCS owns (docs/actors.md): actors.c,
+ * actor_requests.c (NATS), actors_api.c (REST), actor_manager.c; actors.h. */
 int gcs_actors_create(gcs *g);
 /* Loads the actors, subscribes to their subjects and starts the manager thread. */
 int gcs_actors_start(gcs *g);

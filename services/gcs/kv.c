@@ -110,6 +110,11 @@ void gcs_api_kv_delete(prism_http_req *req, void *ctx)
     prism_http_reply_json(req, 200, json_pack("{s:b}", "deleted", 1));
 }
 
+static json_t *kv_key_row(sqlite3_stmt *st, void *ud)
+{
+    return json_string((const char *)sqlite3_column_text(st, 0));
+}
+
 void gcs_api_kv_list(prism_http_req *req, void *ctx)
 {
     gcs *g = ctx;
@@ -124,23 +129,13 @@ void gcs_api_kv_list(prism_http_req *req, void *ctx)
     /* substr() instead of LIKE: keys may hold % and _. */
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "SELECT key FROM kv WHERE namespace=?1 AND key > ?2 AND "
-               "substr(key, 1, length(?3)) = ?3 ORDER BY key LIMIT ?4");
+               "substr(key, 1, length(?3)) = ?3 ORDER BY key LIMIT :limit");
     gcs_db_bind_text(st, 1, ns);
     gcs_db_bind_text(st, 2, after ? after : "");
     gcs_db_bind_text(st, 3, prefix ? prefix : "");
-    sqlite3_bind_int64(st, 4, limit + 1); /* one more tells whether a next page exists */
     json_t *keys = json_array();
-    bool more = false;
-    while (st && sqlite3_step(st) == SQLITE_ROW && !more) {
-        if ((int64_t)json_array_size(keys) == limit)
-            more = true;
-        else
-            json_array_append_new(keys, json_string((const char *)sqlite3_column_text(st, 0)));
-    }
-    sqlite3_finalize(st);
+    json_t *next = gcs_db_page(st, "key", limit, kv_key_row, NULL, keys);
     pthread_mutex_unlock(&g->lock);
-    size_t n = json_array_size(keys);
-    json_t *next = more ? json_incref(json_array_get(keys, n - 1)) : json_null();
     prism_http_reply_json(req, 200, json_pack("{s:s,s:o,s:o}", "namespace", ns, "keys", keys,
                                               "next_cursor", next));
 }

@@ -1,4 +1,5 @@
-/* Nodes: registration, heartbeats, liveness, and the nodes REST API. */
+/* Nodes: registration, heartbeats, what each has free (its node agent's
+ * reports), liveness, and the nodes REST API. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ static void node_free(gcs_node *n)
     free(n->name);
     free(n->address);
     json_decref(n->resources);
-    json_decref(n->used);
+    json_decref(n->available);
     json_decref(n->running);
     free(n);
 }
@@ -153,7 +154,7 @@ static void on_register(prism_bus *bus, const char *subject, const char *reply, 
     n->name = strdup(name);
     n->address = address ? strdup(address) : NULL;
     n->resources = json_deep_copy(res);
-    n->used = json_object();
+    n->available = json_deep_copy(res);
     n->running = json_array();
     n->last_heartbeat_mono = prism_mono_ms();
     n->next = g->nodes;
@@ -199,6 +200,29 @@ static void on_heartbeat(prism_bus *bus, const char *subject, const char *reply,
     json_decref(msg);
 }
 
+/* What a node has free, as its node agent reports it to the schedulers
+ * after every heartbeat and every change: the one account of what jobs and
+ * tasks hold there, shown by the REST API. */
+static void on_report(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                      size_t len, void *ud)
+{
+    gcs *g = ud;
+    json_t *msg = json_loadb(data, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(msg, "node_id"));
+    json_t *avail = json_object_get(msg, "available");
+    if (id && valid_resources(avail)) {
+        pthread_mutex_lock(&g->lock);
+        gcs_node *n = gcs_node_find(g, id);
+        json_t *copy = n ? json_deep_copy(avail) : NULL;
+        if (copy) {
+            json_decref(n->available);
+            n->available = copy;
+        }
+        pthread_mutex_unlock(&g->lock);
+    }
+    json_decref(msg);
+}
+
 /* Rebuilds the live-node list from the database after a restart. Liveness
  * clocks start now, so nodes get a full timeout to show they are still there. */
 static void load_live_nodes(gcs *g)
@@ -212,7 +236,7 @@ static void load_live_nodes(gcs *g)
         const unsigned char *addr = sqlite3_column_text(st, 2);
         n->address = addr ? strdup((const char *)addr) : NULL;
         n->resources = gcs_db_column_json(st, 3);
-        n->used = json_object();
+        n->available = json_deep_copy(n->resources);
         n->running = json_array();
         n->last_heartbeat_mono = prism_mono_ms();
         n->next = g->nodes;
@@ -225,7 +249,8 @@ int gcs_nodes_start(gcs *g)
 {
     load_live_nodes(g);
     if (prism_bus_subscribe(g->bus, PRISM_SUBJECT_NODE_REGISTER, "gcs", on_register, g) != 0 ||
-        prism_bus_subscribe(g->bus, PRISM_SUBJECT_NODE_HEARTBEAT, "gcs", on_heartbeat, g) != 0)
+        prism_bus_subscribe(g->bus, PRISM_SUBJECT_NODE_HEARTBEAT, "gcs", on_heartbeat, g) != 0 ||
+        prism_bus_subscribe(g->bus, PRISM_SUBJECT_SCHED_NODE, NULL, on_report, g) != 0)
         return -1;
     return 0;
 }
@@ -276,16 +301,22 @@ static void add_live_fields(gcs *g, json_t *node)
 {
     gcs_node *n = gcs_node_find(g, json_string_value(json_object_get(node, "node_id")));
     json_t *avail = json_object();
-    if (n) {
-        gcs_res_add(avail, n->resources, 1);
-        gcs_res_add(avail, n->used, -1);
-    }
+    if (n)
+        gcs_res_add(avail, n->available, 1);
     json_object_set_new(node, "available", avail);
 }
 
 static bool valid_node_state(const char *s)
 {
     return !s || !strcmp(s, "ALIVE") || !strcmp(s, "DEAD");
+}
+
+/* Lock held. */
+static json_t *node_list_row(sqlite3_stmt *st, void *ud)
+{
+    json_t *node = gcs_node_row_json(st);
+    add_live_fields(ud, node);
+    return node;
 }
 
 void gcs_api_nodes_list(prism_http_req *req, void *ctx)
@@ -303,26 +334,12 @@ void gcs_api_nodes_list(prism_http_req *req, void *ctx)
     pthread_mutex_lock(&g->lock);
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "SELECT " NODE_COLUMNS ", seq FROM nodes WHERE seq < ? AND (?2 IS NULL OR state = ?2)"
-               " ORDER BY seq DESC LIMIT ?");
+               " ORDER BY seq DESC LIMIT :limit");
     sqlite3_bind_int64(st, 1, cursor);
     gcs_db_bind_text(st, 2, state);
-    sqlite3_bind_int64(st, 3, limit + 1); /* one more tells whether a next page exists */
     json_t *list = json_array();
-    int64_t last = 0;
-    bool more = false;
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
-        if ((int64_t)json_array_size(list) == limit) {
-            more = true;
-            break;
-        }
-        json_t *node = gcs_node_row_json(st);
-        add_live_fields(g, node);
-        json_array_append_new(list, node);
-        last = sqlite3_column_int64(st, 9);
-    }
-    sqlite3_finalize(st);
+    json_t *next = gcs_db_page(st, "seq", limit, node_list_row, g, list);
     pthread_mutex_unlock(&g->lock);
-    json_t *next = more ? json_sprintf("%lld", (long long)last) : json_null();
     prism_http_reply_json(req, 200, json_pack("{s:o,s:o}", "nodes", list, "next_cursor", next));
 }
 
@@ -365,8 +382,7 @@ void gcs_api_cluster(prism_http_req *req, void *ctx)
     for (gcs_node *n = g->nodes; n; n = n->next) {
         alive++;
         gcs_res_add(total, n->resources, 1);
-        gcs_res_add(avail, n->resources, 1);
-        gcs_res_add(avail, n->used, -1);
+        gcs_res_add(avail, n->available, 1);
     }
     const char *by_state = "SELECT count(*) FROM jobs WHERE state = ?";
     json_t *jobs = json_pack("{s:I,s:I}", "pending", (json_int_t)count_rows(g, by_state, "PENDING"),

@@ -23,6 +23,7 @@ typedef struct start_req {
     json_t *env;         /* object of strings, may be NULL */
     json_t *resources;   /* object, may be NULL */
     json_t *packages;    /* [{sha256, name?}] for the workers' cache, may be NULL */
+    const char *lease_id; /* the lease the scheduler granted for the job, or NULL */
     int gpus;
 } start_req;
 
@@ -174,6 +175,10 @@ static json_t *parse_request(json_t *req, start_req *r)
         return prism_error_json("invalid_argument", "'working_dir' must name a package (64 hex digits)");
     r->package = sha && *sha ? sha : NULL;
     r->env = json_object_get(req, "env");
+    json_t *lease = json_object_get(req, "lease_id");
+    r->lease_id = json_string_value(lease);
+    if (lease && !json_is_null(lease) && !r->lease_id)
+        return prism_error_json("invalid_argument", "'lease_id' must be a string");
     json_t *err = check_env(r->env);
     if (!err)
         err = check_packages(json_object_get(req, "packages"), r);
@@ -189,7 +194,11 @@ static json_t *ok_reply(const na_job *j)
 }
 
 /* Puts a STARTING entry in the table, so that a second start of the same job
- * waits for nothing and fails. Returns NULL, or the reply to give at once. */
+ * waits for nothing and fails. The job's resources come from the lease the
+ * request names; without one (it expired), from what is free, and a job that
+ * does not fit is refused `busy`, as a worker lease would be: what drivers
+ * and workers hold never adds up to more than the node has. Returns NULL, or
+ * the reply to give at once. */
 static json_t *claim(nodeagent *na, const start_req *r)
 {
     if (na->closing)
@@ -204,9 +213,25 @@ static json_t *claim(nodeagent *na, const start_req *r)
         json_decref(st);
         return prism_error_json("start_failed", "job '%s' already ran on this node", r->job_id);
     }
+    int gpus[64], ngpus = 0;
+    if (!na_lease_take_for_job(na, r->lease_id, r->job_id, gpus, &ngpus)) {
+        json_t *want = r->resources ? json_incref(r->resources) : json_object();
+        char *why = na_shortfall(na, want);
+        json_decref(want);
+        if (why) {
+            json_t *busy = prism_error_json("busy", "not enough free on this node: %s", why);
+            free(why);
+            return busy;
+        }
+    }
     j = calloc(1, sizeof *j);
-    if (!j)
+    if (!j) {
+        for (int k = 0; k < ngpus; k++)
+            na->gpu_used[gpus[k]] = false;
         return prism_error_json("start_failed", "out of memory");
+    }
+    for (int k = 0; k < ngpus; k++)
+        j->gpus[j->ngpus++] = gpus[k];
     snprintf(j->id, sizeof j->id, "%s", r->job_id);
     snprintf(j->node_id, sizeof j->node_id, "%s", na->node_id);
     snprintf(j->package, sizeof j->package, "%s", r->package ? r->package : "");
@@ -218,13 +243,21 @@ static json_t *claim(nodeagent *na, const start_req *r)
     return NULL;
 }
 
+static void free_gpus(nodeagent *na, na_job *j)
+{
+    for (int k = 0; k < j->ngpus; k++)
+        na->gpu_used[j->gpus[k]] = false;
+    j->ngpus = 0;
+}
+
+/* The devices the job's lease held, or free ones. */
 static int alloc_gpus(nodeagent *na, na_job *j, int want)
 {
     for (int i = 0; i < na->cfg.num_gpus && j->ngpus < want; i++)
         if (!na->gpu_used[i])
             j->gpus[j->ngpus++] = i;
     if (j->ngpus < want) {
-        j->ngpus = 0;
+        free_gpus(na, j);
         return -1;
     }
     for (int k = 0; k < j->ngpus; k++)
@@ -291,8 +324,7 @@ static int launch(nodeagent *na, na_job *j, const start_req *r, const char *dir,
         return -1;
     }
     if (spawn(na, j, r, dir, err, errlen) != 0) {
-        for (int k = 0; k < j->ngpus; k++)
-            na->gpu_used[j->gpus[k]] = false;
+        free_gpus(na, j);
         return -1;
     }
     if (na_job_write_driver_file(na, j) != 0)
@@ -342,6 +374,7 @@ static json_t *start_failed(nodeagent *na, na_job *j, const char *err)
     if (na_job_path(na, j->id, NULL, dir, sizeof dir) == 0)
         prism_remove_tree(dir);
     json_t *reply = prism_error_json("start_failed", "%s", err);
+    free_gpus(na, j); /* those its lease held, when it failed before the driver started */
     na_job_remove(na, j);
     return reply;
 }

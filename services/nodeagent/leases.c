@@ -12,7 +12,13 @@
  * does not fit is answered `busy`. A lease without GPUs takes an idle worker
  * (answered at once) or one being started (answered by the cron once it is
  * ready); a lease with GPUs gets a worker of its own, started with those
- * devices and stopped when the lease is returned. */
+ * devices and stopped when the lease is returned.
+ *
+ * A lease that names a `job_id` is the GCS's, for that job's driver: no
+ * worker, granted at once when it fits, its GPUs picked now. job.start
+ * naming it hands its resources to the driver (drivers.c); one that no
+ * job.start took within JOB_LEASE_HOLD_MS is freed. So jobs and tasks draw
+ * on one account, this one, whichever the scheduler chose. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +27,14 @@
 
 #include "nodeagent.h"
 #include "prism_buf.h"
+#include "prism_fs.h"
 #include "prism_resources.h"
 #include "prism_subjects.h"
 #include "prism_time.h"
 
 #define ANSWER_MARGIN_MS 50 /* a pending lease gives up this long before the asker does */
 #define DEFAULT_TIMEOUT_MS 5000
+#define JOB_LEASE_HOLD_MS 30000 /* the GCS sends job.start right after the grant */
 
 int na_free_gpus(const nodeagent *na)
 {
@@ -62,15 +70,14 @@ json_t *na_available(nodeagent *na)
     const char *name;
     json_t *v;
     json_object_foreach(avail, name, v) {
-        if (json_number_value(v) < PRISM_RES_EPSILON) /* clamped: jobs are placed by the GCS */
+        if (json_number_value(v) < PRISM_RES_EPSILON) /* clamped: CPU lent by a blocked lease */
             json_object_set_new(avail, name, json_integer(0));
     }
     json_object_set_new(avail, "GPU", json_integer(na_free_gpus(na)));
     return avail;
 }
 
-/* NULL when `want` fits in what is free, else why not (the caller frees). */
-static char *shortfall(nodeagent *na, json_t *want)
+char *na_shortfall(nodeagent *na, json_t *want)
 {
     json_t *avail = na_available(na);
     prism_buf b;
@@ -104,6 +111,9 @@ static na_lease *lease_find(nodeagent *na, const char *id)
 static json_t *grant_json(nodeagent *na, const na_lease *l)
 {
     const na_worker *w = l->worker;
+    if (!w)
+        return json_pack("{s:b,s:s,s:s,s:s,s:o}", "ok", 1, "lease_id", l->id, "job_id", l->job_id,
+                         "node_id", na->node_id, "available", na_available(na));
     return json_pack("{s:b,s:s,s:s,s:s,s:s?,s:s?,s:o}", "ok", 1, "lease_id", l->id, "worker_id",
                      w->id, "node_id", na->node_id, "unix", w->unix_path, "tcp", w->tcp,
                      "available", na_available(na));
@@ -141,6 +151,8 @@ void na_lease_free(nodeagent *na, na_lease *l, const char *error)
     }
     if (l->worker)
         l->worker->lease = NULL;
+    for (int k = 0; k < l->ngpus; k++)
+        na->gpu_used[l->gpus[k]] = false;
     json_decref(l->resources);
     free(l->reply);
     free(l);
@@ -174,6 +186,7 @@ void na_lease_worker_ready(nodeagent *na, na_worker *w)
 
 typedef struct lease_req {
     const char *id, *owner_id;
+    const char *job_id; /* the GCS's lease for a job's driver, or NULL */
     json_t *resources;
     int64_t timeout_ms;
     int gpus;
@@ -184,6 +197,10 @@ static json_t *parse(json_t *req, lease_req *r)
     r->id = json_string_value(json_object_get(req, "lease_id"));
     r->owner_id = json_string_value(json_object_get(req, "owner_id"));
     r->resources = json_object_get(req, "resources");
+    json_t *job = json_object_get(req, "job_id");
+    r->job_id = json_string_value(job);
+    if (job && !json_is_null(job) && (!r->job_id || !prism_safe_name(r->job_id)))
+        return prism_error_json("invalid_argument", "'job_id' must be 1-128 of [A-Za-z0-9._-]");
     json_t *t = json_object_get(req, "timeout_ms");
     if (!r->id || !*r->id || strlen(r->id) > NA_LEASE_ID_MAX || !r->owner_id || !*r->owner_id ||
         strlen(r->owner_id) > NA_LEASE_ID_MAX)
@@ -282,6 +299,52 @@ static json_t *lease_on(nodeagent *na, const lease_req *r, const char *reply)
     return grant_json(na, l);
 }
 
+/* A job's lease: its resources and GPUs held until job.start takes them. */
+static json_t *lease_for_job(nodeagent *na, const lease_req *r)
+{
+    na_lease *l = lease_new(na, r, NULL);
+    if (!l)
+        return prism_error_json("busy", "out of memory");
+    snprintf(l->job_id, sizeof l->job_id, "%s", r->job_id);
+    for (int i = 0; i < na->cfg.num_gpus && l->ngpus < r->gpus; i++) {
+        if (!na->gpu_used[i]) {
+            na->gpu_used[i] = true;
+            l->gpus[l->ngpus++] = i;
+        }
+    }
+    l->deadline_mono = prism_mono_ms() + JOB_LEASE_HOLD_MS;
+    l->granted_ms = prism_now_ms();
+    prism_metric_add(na->m.leases_granted, 1);
+    LOG_DEBUG("lease %s granted for job %s", l->id, l->job_id);
+    return grant_json(na, l);
+}
+
+bool na_lease_take_for_job(nodeagent *na, const char *lease_id, const char *job_id, int *gpus,
+                           int *ngpus)
+{
+    na_lease *l = lease_id ? lease_find(na, lease_id) : NULL;
+    *ngpus = 0;
+    if (!l || l->worker || strcmp(l->job_id, job_id) != 0)
+        return false;
+    for (int k = 0; k < l->ngpus; k++)
+        gpus[(*ngpus)++] = l->gpus[k];
+    l->ngpus = 0; /* the driver holds them now */
+    na_lease_free(na, l, NULL);
+    return true;
+}
+
+void na_leases_expire(nodeagent *na)
+{
+    int64_t now = prism_mono_ms();
+    for (na_lease *l = na->leases, *next; l; l = next) {
+        next = l->next;
+        if (!l->worker && now > l->deadline_mono) {
+            LOG_INFO("lease %s for job %s: no job.start came for it; freed", l->id, l->job_id);
+            na_lease_free(na, l, NULL);
+        }
+    }
+}
+
 /* The same request again (the asker retried): the same answer. */
 static json_t *repeat(na_lease *l, nodeagent *na, const char *reply)
 {
@@ -303,12 +366,14 @@ json_t *na_lease_request(nodeagent *na, json_t *req, const char *reply)
         return err;
     pthread_mutex_lock(&na->lock);
     na_lease *old = lease_find(na, r.id);
-    char *why = old ? NULL : shortfall(na, r.resources);
+    char *why = old ? NULL : na_shortfall(na, r.resources);
     json_t *out;
     if (old)
         out = repeat(old, na, reply);
     else if (why)
         out = prism_error_json("busy", "not enough free on this node: %s", why);
+    else if (r.job_id)
+        out = lease_for_job(na, &r);
     else
         out = lease_on(na, &r, reply);
     if (out && !json_is_true(json_object_get(out, "ok")))

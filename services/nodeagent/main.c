@@ -163,6 +163,7 @@ static void cron(void *ctx)
     na_drivers_reap(&na);
     na_drivers_enforce_stops(&na);
     na_workers_cron(&na);
+    na_leases_expire(&na);
     bool report = na.report_wanted && na.registered;
     pthread_mutex_unlock(&na.lock);
     na_link_cron(&na);

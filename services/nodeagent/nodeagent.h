@@ -173,9 +173,13 @@ struct na_lease {
     char id[NA_LEASE_ID_MAX + 1];
     char owner_id[NA_LEASE_ID_MAX + 1];
     json_t *resources; /* owned */
-    na_worker *worker;
+    na_worker *worker;     /* NULL for a job's lease */
+    char job_id[NA_JOB_ID_MAX + 1]; /* a job's lease: held for that job's driver; else "" */
+    int gpus[64];          /* a job's lease: the devices it holds for the driver */
+    int ngpus;
     char *reply;           /* pending: answer here once the worker is ready; NULL once granted */
-    int64_t deadline_mono; /* pending: grant nothing after this (the asker gave up) */
+    int64_t deadline_mono; /* pending: grant nothing after this (the asker gave up); a job's
+                            * lease: freed after this unless job.start took it */
     int64_t granted_ms;    /* wall clock; 0 while pending */
     bool blocked;          /* its worker waits in a get: its CPU is lent out meanwhile */
     struct na_lease *next;
@@ -298,6 +302,15 @@ json_t *na_lease_kill(nodeagent *na, json_t *req);
 void na_lease_worker_ready(nodeagent *na, na_worker *w);
 /* Frees a lease; `error` (code busy) answers it first when it is pending. */
 void na_lease_free(nodeagent *na, na_lease *l, const char *error);
+/* job.start names the lease granted for the job: the driver takes its
+ * resources and GPUs (copied to `gpus`, `ngpus`) and the lease ends. False
+ * when there is no such lease for that job (expired, returned). Lock held. */
+bool na_lease_take_for_job(nodeagent *na, const char *lease_id, const char *job_id, int *gpus,
+                           int *ngpus);
+/* Frees the jobs' leases that job.start did not take in time (lock held). */
+void na_leases_expire(nodeagent *na);
+/* NULL when `want` fits in what is free, else why not (the caller frees). Lock held. */
+char *na_shortfall(nodeagent *na, json_t *want);
 /* Total minus leases minus jobs; GPU counts free devices. Owned by the caller. */
 json_t *na_available(nodeagent *na);
 int na_free_gpus(const nodeagent *na);

@@ -3,10 +3,15 @@
  * (prism.node.<id>.worker.lease) until one grants it.
  *
  *   request  {owner_id, resources, strategy?, node_id?, soft?,
- *             locality?: {node_id: bytes}, timeout_ms?}
+ *             locality?: {node_id: bytes}, timeout_ms?, job_id?}
  *   reply    the node agent's grant {ok, lease_id, worker_id, node_id, unix, tcp}
  *            or an error: infeasible (no node alive has the resources at all),
  *            busy (every node that could run it is full), invalid_argument.
+ *
+ * With `job_id` the GCS asks for a job's driver: the node agent holds the
+ * resources for that job without a worker (grant {ok, lease_id, job_id,
+ * node_id}) until the GCS's job.start takes them. Jobs and tasks are placed
+ * by this one code, on the node agents' one account.
  *
  * The NATS callback only queues the request: lease threads answer it, so a
  * node agent that is slow to answer (a worker starting) holds up one thread,
@@ -35,6 +40,7 @@ static const char *const strategy_names[] = {"DEFAULT", "SPREAD", "NODE_AFFINITY
 /* A parsed request; JSON borrowed from the message. */
 typedef struct lease_req {
     const char *owner_id;
+    const char *job_id; /* a job's driver (the GCS asks), or NULL */
     json_t *resources;
     strategy strategy;
     const char *node_id; /* NODE_AFFINITY */
@@ -111,6 +117,12 @@ static json_t *parse(json_t *msg, lease_req *r, int64_t received, int64_t timeou
         return prism_error_json("invalid_argument", "'timeout_ms' must be an integer from 1 to %d",
                            TIMEOUT_MAX_MS);
     r->deadline_mono = received + (t ? json_integer_value(t) : timeout_ms);
+    json_t *job = json_object_get(msg, "job_id");
+    r->job_id = json_string_value(job);
+    if (job && !json_is_null(job) &&
+        (!r->job_id || !*r->job_id || strlen(r->job_id) > OWNER_ID_MAX))
+        return prism_error_json("invalid_argument", "'job_id' must be a string of 1-%d characters",
+                                OWNER_ID_MAX);
     return parse_placement(msg, r);
 }
 
@@ -288,6 +300,8 @@ static json_t *forward(scheduler *s, const lease_req *r, const char *node_id, in
     prism_subject_node(subject, sizeof subject, node_id, PRISM_NODE_WORKER_LEASE);
     json_t *req = json_pack("{s:s,s:s,s:O,s:i}", "lease_id", lease_id, "owner_id", r->owner_id,
                             "resources", r->resources, "timeout_ms", timeout_ms);
+    if (req && r->job_id)
+        json_object_set_new(req, "job_id", json_string(r->job_id));
     json_t *reply = NULL;
     int rc = prism_bus_request_json(s->bus, subject, req, timeout_ms, &reply);
     json_decref(req);

@@ -293,9 +293,9 @@ class NetCluster(harness.Cluster):
         self.killed = []
         self.procs = []
         # This class starts the nodes' object stores itself, in their namespaces;
-        # the head needs no scheduler while the GCS places jobs.
+        # the head runs the scheduler, which places jobs as it places tasks.
         params = inspect.signature(harness.Cluster.__init__).parameters
-        extra = {k: False for k in ("scheduler", "objectstore") if k in params}
+        extra = {k: False for k in ("objectstore",) if k in params}
         try:
             super().__init__(nodes=nodes, node_timeout_ms=node_timeout_ms, gcs_args=gcs_args,
                              node_args=node_args, **extra)

@@ -168,7 +168,6 @@ def test_chaos(c):
     log("seed %d (PRISM_CHAOS_SEED=%d replays these faults)" % (seed, seed))
     if not os.access(DRIVER, os.X_OK):
         skip("chaos_driver is not built")
-    c.start_scheduler()
     chaos = Chaos(c, rng)
     # every kind at least once, the rest at random, in a random order
     kinds = ["worker", "worker", "store", "agent", "scheduler", "gcs", "blip", "cut"]
