@@ -161,6 +161,101 @@ prism_block_status data_block_with_column(const prism_block *blk, const char *na
     return st;
 }
 
+/* ---------- choosing rows ---------- */
+
+static bool bit(const uint8_t *bits, size_t i) { return (bits[i / 8] >> (i % 8)) & 1; }
+
+static void set_bit(uint8_t *bits, size_t i) { bits[i / 8] |= (uint8_t)(1u << (i % 8)); }
+
+/* The arrays of column `c` of `src` (a flat block) for the rows `rows[0..k)`,
+ * set on column `c` of `b`; what is allocated is added to `mem` (freed by the
+ * caller after finish: the builder borrows it). */
+static prism_block_status take_column(prism_block_builder *b, size_t c, const prism_block *src,
+                                      const size_t *rows, size_t k, void **mem, size_t *nmem)
+{
+    prism_column_view v;
+    prism_block_status st = prism_block_column(src, c, &v);
+    if (st != PRISM_BLOCK_OK)
+        return st;
+    uint8_t *valid = NULL;
+    if (v.validity) {
+        if (!(valid = mem[(*nmem)++] = calloc(k / 8 + 1, 1)))
+            return PRISM_BLOCK_ENOMEM;
+        for (size_t i = 0; i < k; i++)
+            if (bit(v.validity, rows[i]))
+                set_bit(valid, i);
+    }
+    if (v.type == PRISM_COL_BOOL) {
+        uint8_t *bits = mem[(*nmem)++] = calloc(k / 8 + 1, 1);
+        if (!bits)
+            return PRISM_BLOCK_ENOMEM;
+        for (size_t i = 0; i < k; i++)
+            if (bit(v.values, rows[i]))
+                set_bit(bits, i);
+        return prism_block_builder_set_bool(b, c, bits, k, valid);
+    }
+    if (v.type == PRISM_COL_UTF8 || v.type == PRISM_COL_BINARY) {
+        const int32_t *off = v.values;
+        size_t bytes = 0;
+        for (size_t i = 0; i < k; i++)
+            bytes += (size_t)(off[rows[i] + 1] - off[rows[i]]);
+        int32_t *noff = mem[(*nmem)++] = malloc((k + 1) * sizeof *noff);
+        uint8_t *data = mem[(*nmem)++] = malloc(bytes + 1);
+        if (!noff || !data)
+            return PRISM_BLOCK_ENOMEM;
+        noff[0] = 0;
+        for (size_t i = 0; i < k; i++) {
+            size_t len = (size_t)(off[rows[i] + 1] - off[rows[i]]);
+            memcpy(data + noff[i], v.data + off[rows[i]], len);
+            noff[i + 1] = noff[i] + (int32_t)len;
+        }
+        return prism_block_builder_set_varlen(b, c, noff, data, k, valid);
+    }
+    size_t width = v.type == PRISM_COL_TENSOR ? prism_coltype_width(v.elem) * v.list_size
+                                              : prism_coltype_width(v.type);
+    uint8_t *out = mem[(*nmem)++] = malloc(k * width + 1);
+    if (!out)
+        return PRISM_BLOCK_ENOMEM;
+    const uint8_t *in = v.values;
+    switch (width) { /* the common widths copied as values, not bytes */
+    case 8:
+        for (size_t i = 0; i < k; i++)
+            ((uint64_t *)(void *)out)[i] = ((const uint64_t *)(const void *)in)[rows[i]];
+        break;
+    case 4:
+        for (size_t i = 0; i < k; i++)
+            ((uint32_t *)(void *)out)[i] = ((const uint32_t *)(const void *)in)[rows[i]];
+        break;
+    default:
+        for (size_t i = 0; i < k; i++)
+            memcpy(out + i * width, in + rows[i] * width, width);
+    }
+    return prism_block_builder_set_fixed(b, c, out, k, valid);
+}
+
+prism_block_status data_block_take_rows(const prism_block *blk, const size_t *rows, size_t k,
+                                        prism_block **out)
+{
+    prism_block *fb = NULL;
+    prism_block_builder *b = NULL;
+    size_t ncols = prism_block_columns(blk);
+    void **mem = calloc(ncols * 3 + 1, sizeof *mem);
+    size_t nmem = 0;
+    prism_block_status st = mem ? flat(blk, &fb) : PRISM_BLOCK_ENOMEM;
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_create(prism_block_get_schema(fb), &b);
+    for (size_t c = 0; st == PRISM_BLOCK_OK && c < ncols; c++)
+        st = take_column(b, c, fb, rows, k, mem, &nmem);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_finish(b, out, NULL, 0);
+    prism_block_builder_destroy(b);
+    for (size_t i = 0; i < nmem; i++)
+        free(mem[i]);
+    free(mem);
+    prism_block_destroy(fb);
+    return st;
+}
+
 /* ---------- numbers ---------- */
 
 static bool numeric(prism_coltype t) { return t >= PRISM_COL_INT8 && t <= PRISM_COL_FLOAT64; }

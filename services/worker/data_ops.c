@@ -239,7 +239,8 @@ static prism_block *batches(prism_task_ctx *ctx, prism_task_fn f, const char *na
     return out;
 }
 
-/* filter: the rows whose mask value is true (null is false). */
+/* filter: the rows whose mask value is true (null is false), gathered into
+ * a new block (the block itself when every row stays). */
 static prism_block *apply_mask(const prism_block *in, const prism_block *mask, char *err, size_t n)
 {
     size_t rows = prism_block_rows(in);
@@ -252,40 +253,18 @@ static prism_block *apply_mask(const prism_block *in, const prism_block *mask, c
                  prism_block_rows(mask));
         return NULL;
     }
-    prism_block **runs = calloc(rows / 2 + 1, sizeof *runs);
-    size_t k = 0, kept = 0;
-    prism_block_status st = runs ? PRISM_BLOCK_OK : PRISM_BLOCK_ENOMEM;
-    for (size_t r = 0; st == PRISM_BLOCK_OK && r < rows;) {
-        while (r < rows && (prism_block_bool(mask, 0, r) != 1 || prism_block_is_null(mask, 0, r)))
-            r++;
-        size_t start = r;
-        while (r < rows && prism_block_bool(mask, 0, r) == 1 && !prism_block_is_null(mask, 0, r))
-            r++;
-        if (r > start) {
-            st = prism_block_slice(in, start, r, &runs[k]);
-            k += st == PRISM_BLOCK_OK;
-            kept += r - start;
-        }
-    }
+    size_t *keep = malloc(rows * sizeof *keep + 1), k = 0;
+    for (size_t r = 0; keep && r < rows; r++)
+        if (prism_block_bool(mask, 0, r) == 1 && !prism_block_is_null(mask, 0, r))
+            keep[k++] = r;
     prism_block *out = NULL;
-    if (st != PRISM_BLOCK_OK) {
+    if (!keep)
         snprintf(err, n, "out of memory");
-    } else if (kept == rows) {
+    else if (k == rows)
         out = prism_block_ref((prism_block *)in);
-    } else if (k == 0) {
-        if (prism_block_slice(in, 0, 0, &out) != PRISM_BLOCK_OK)
-            snprintf(err, n, "out of memory");
-    } else if (k == 1) {
-        out = runs[0];
-        runs[0] = NULL;
-    } else {
-        char why[512] = "";
-        if (prism_block_concat(runs, k, &out, why, sizeof why) != PRISM_BLOCK_OK)
-            snprintf(err, n, "cannot gather the rows kept: %s", why);
-    }
-    for (size_t i = 0; runs && i < k; i++)
-        prism_block_destroy(runs[i]);
-    free(runs);
+    else if (data_block_take_rows(in, keep, k, &out) != PRISM_BLOCK_OK)
+        snprintf(err, n, "cannot gather the rows kept: out of memory");
+    free(keep);
     return out;
 }
 

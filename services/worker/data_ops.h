@@ -43,6 +43,9 @@ prism_value *data_value_of_block(prism_block *blk);
 prism_block_status data_block_with_column(const prism_block *blk, const char *name,
                                           const prism_block *col, prism_block **out, char *err,
                                           size_t n);
+/* A new block of rows `rows[0..k)` of `blk` (borrowed), in that order. */
+prism_block_status data_block_take_rows(const prism_block *blk, const size_t *rows, size_t k,
+                                        prism_block **out);
 /* The built-in functions that work on any numeric data: cast and normalize.
  * `args` has every field, defaults filled in (the plan library's). Returns 0,
  * or -1 with `err`. */

@@ -290,6 +290,37 @@ static void test_errors_name_the_operator(void **state)
     free(prog);
 }
 
+/* Rows gathered from every kind of column, nulls included. */
+static void test_take_rows(void **state)
+{
+    const char *items = "[{\"s\": \"a\", \"b\": true, \"t\": [1, 2], \"x\": 1.5},"
+                        " {\"s\": null, \"b\": false, \"t\": [3, 4], \"x\": null},"
+                        " {\"s\": \"ccc\", \"b\": null, \"t\": [5, 6], \"x\": -2}]";
+    prism_block *b = NULL, *view = NULL, *out = NULL;
+    assert_int_equal(prism_block_from_json(items, strlen(items), NULL, &b, NULL, 0),
+                     PRISM_BLOCK_OK);
+    size_t rows[] = {2, 0, 1};
+    assert_int_equal(data_block_take_rows(b, rows, 3, &out), PRISM_BLOCK_OK);
+    char *text;
+    size_t len;
+    assert_int_equal(prism_block_to_json(out, 0, 3, 0, &text, &len), PRISM_BLOCK_OK);
+    assert_string_equal(text, "[{\"s\":\"ccc\",\"b\":null,\"t\":[5,6],\"x\":-2.0},"
+                              "{\"s\":\"a\",\"b\":true,\"t\":[1,2],\"x\":1.5},"
+                              "{\"s\":null,\"b\":false,\"t\":[3,4],\"x\":null}]");
+    free(text);
+    prism_block_destroy(out);
+    /* from a view that starts at row 1 */
+    assert_int_equal(prism_block_slice(b, 1, 3, &view), PRISM_BLOCK_OK);
+    size_t one[] = {1};
+    assert_int_equal(data_block_take_rows(view, one, 1, &out), PRISM_BLOCK_OK);
+    assert_int_equal(prism_block_to_json(out, 0, 1, 0, &text, &len), PRISM_BLOCK_OK);
+    assert_string_equal(text, "[{\"s\":\"ccc\",\"b\":null,\"t\":[5,6],\"x\":-2.0}]");
+    free(text);
+    prism_block_destroy(out);
+    prism_block_destroy(view);
+    prism_block_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_items_and_row_limit),
         cmocka_unit_test(test_bundle_filter_batches),
         cmocka_unit_test(test_errors_name_the_operator),
+        cmocka_unit_test(test_take_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
