@@ -6,7 +6,7 @@
  *   $PRISM_HOME/pids       "name pid" per started process
  *   $PRISM_HOME/lock       held while `up` or `down` runs
  *   $PRISM_HOME/logs/      one log per process: nats-server, gcs, scheduler,
- *                          objectstore-node-1, node-1...
+ *                          objectstore-node-1, node-1..., dataservice
  *   $PRISM_HOME/run/       the address files the services write
  *   $PRISM_HOME/gcs/       the GCS data (SQLite file, packages)
  *   $PRISM_HOME/nodes/N/   each node's state: the agent's, objectstore.sock, spill/ */
@@ -49,6 +49,7 @@ typedef struct cluster {
     char nats_url[64];
     char gcs_url[1024];
     char scheduler_url[1024];
+    char dataservice_url[1024];
     pid_t gcs_pid;
 } cluster;
 
@@ -269,6 +270,20 @@ static int start_scheduler(cluster *c)
     return wait_service("scheduler", pid, c->scheduler_url, sizeof c->scheduler_url);
 }
 
+/* The dataservice: datasets, reached through the GCS's address (it asks on
+ * NATS where the dataservice serves). Its client submits through the GCS. */
+static int start_dataservice(cluster *c)
+{
+    argv_list a = {0};
+    if (service_args(c, &a, "prism-dataservice", "dataservice", 0) != 0)
+        return -1;
+    arg_add(&a, "--gcs-address=%s", c->gcs_url);
+    pid_t pid = start(c, "dataservice", &a);
+    if (pid < 0)
+        return -1;
+    return wait_service("dataservice", pid, c->dataservice_url, sizeof c->dataservice_url);
+}
+
 /* The object store of node `name`, named objectstore-NAME. */
 static pid_t start_store(cluster *c, const char *name)
 {
@@ -422,12 +437,13 @@ static void print_started(cluster *c)
     printf("Started a local Prism cluster in %s\n"
            "  GCS:       %s (%lld node%s alive)\n"
            "  scheduler: %s\n"
+           "  datasets:  %s (also through the GCS's address)\n"
            "  NATS:      %s\n"
            "  logs:      %s/logs/\n"
            "Try `prism status` or `prism job submit -- echo hello`; stop it with `prism down`.\n"
            "Other clients: export PRISM_ADDRESS=%s PRISM_TOKEN=$(cat %s/token)\n",
            home, c->gcs_url, (long long)c->o->nodes, c->o->nodes == 1 ? "" : "s",
-           c->scheduler_url, c->nats_url,
+           c->scheduler_url, c->dataservice_url, c->nats_url,
            home, c->gcs_url, home);
 }
 
@@ -445,7 +461,7 @@ static int up_run(up_opts *o)
     unlink(address);
     if (make_token(token) != 0 || start_nats(&c, token) != 0 || start_gcs(&c) != 0 ||
         start_scheduler(&c) != 0 || start_nodes(&c) != 0 || wait_nodes_alive(&c, token) != 0 ||
-        write_address(&c) != 0) {
+        start_dataservice(&c) != 0 || write_address(&c) != 0) {
         rollback(&c);
         return CLI_EXIT_FAIL;
     }
@@ -491,10 +507,10 @@ int cmd_up(int argc, char **argv)
     cli_command cmd = {
         .usage = "prism up [--nodes N] [--num-cpus N] [--memory SIZE] [--object-store-memory SIZE]\n"
                  "         [--port P]",
-        .summary = "Starts a local cluster on loopback: nats-server, the GCS, the scheduler and N\n"
-                   "nodes (a node agent and an object store each), with a new token, all state\n"
-                   "under $PRISM_HOME (default ~/.prism). The GCS address is written to\n"
-                   "$PRISM_HOME/address; `prism down` stops the cluster.",
+        .summary = "Starts a local cluster on loopback: nats-server, the GCS, the scheduler, N\n"
+                   "nodes (a node agent and an object store each) and the dataservice, with a\n"
+                   "new token, all state under $PRISM_HOME (default ~/.prism). The GCS address\n"
+                   "is written to $PRISM_HOME/address; `prism down` stops the cluster.",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };

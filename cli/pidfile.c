@@ -53,6 +53,8 @@ const char *pidfile_program(const char *name)
         return "prism-gcs";
     if (!strcmp(name, "scheduler"))
         return "prism-scheduler";
+    if (!strcmp(name, "dataservice"))
+        return "prism-dataservice";
     if (!strncmp(name, "objectstore-", 12))
         return "prism-objectstore";
     return "prism-nodeagent";

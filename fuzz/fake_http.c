@@ -160,6 +160,23 @@ const char *prism_http_query(const prism_http_req *req, const char *name)
     return NULL;
 }
 
+char *prism_http_query_string(const prism_http_req *req)
+{
+    size_t n = 1;
+    for (int i = 0; i < req->nquery; i++)
+        n += strlen(req->query_names[i]) + strlen(req->query_values[i]) + 2;
+    char *out = malloc(n);
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    for (int i = 0; i < req->nquery; i++) /* as received: the fuzzer writes the bytes */
+        snprintf(out + strlen(out), n - strlen(out), "%s%s=%s", i ? "&" : "",
+                 req->query_names[i], req->query_values[i]);
+    return out;
+}
+
+bool prism_http_stopping(const prism_http_req *req) { return false; }
+
 const char *prism_http_header(const prism_http_req *req, const char *name)
 {
     prism_http_req *r = (prism_http_req *)req;

@@ -691,6 +691,47 @@ const char *prism_http_query(const prism_http_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+static void percent_encode(prism_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            prism_buf_append(b, s, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            prism_buf_append(b, e, 3);
+        }
+    }
+}
+
+static enum MHD_Result append_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    prism_buf *b = cls;
+    if (b->len)
+        prism_buf_append(b, "&", 1);
+    percent_encode(b, key);
+    if (value) {
+        prism_buf_append(b, "=", 1);
+        percent_encode(b, value);
+    }
+    return MHD_YES;
+}
+
+char *prism_http_query_string(const prism_http_req *req)
+{
+    prism_buf b;
+    prism_buf_init(&b, 64 * 1024);
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, append_query_arg, &b);
+    size_t len;
+    char *out = prism_buf_take(&b, &len);
+    return out ? out : strdup("");
+}
+
+bool prism_http_stopping(const prism_http_req *req) { return atomic_load(&req->srv->stopping); }
+
 const char *prism_http_header(const prism_http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);

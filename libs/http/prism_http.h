@@ -104,6 +104,13 @@ const char *prism_http_param(const prism_http_req *req, const char *name);
 const char *prism_http_query(const prism_http_req *req, const char *name);
 /* A request header (case-insensitive name), or NULL. */
 const char *prism_http_header(const prism_http_req *req, const char *name);
+/* The whole query string as received, re-encoded ("a=1&b=x%20y"; "" when
+ * none), for handlers that forward a request. The caller frees; NULL when
+ * out of memory. */
+char *prism_http_query_string(const prism_http_req *req);
+/* True once the server is stopping: a handler that waits (for a state to
+ * change) should answer now, since stopping waits for running handlers. */
+bool prism_http_stopping(const prism_http_req *req);
 /* The request body (NUL-terminated; `len_out` may be NULL). Never NULL. */
 const char *prism_http_body(const prism_http_req *req, size_t *len_out);
 

@@ -22,6 +22,10 @@
 #define PRISM_SUBJECT_SCHED_LEASE "prism.sched.lease"
 #define PRISM_SUBJECT_SCHED_NODE "prism.sched.node"
 
+/* The dataservice: asked for its REST URL (the GCS forwards /api/v1/datasets*
+ * there); the answer is {"url": URL}. */
+#define PRISM_SUBJECT_DATA_ADDRESS "prism.data.address"
+
 /* Events anyone may follow. */
 #define PRISM_SUBJECT_EVENT_NODE "prism.event.node"
 #define PRISM_SUBJECT_EVENT_JOB "prism.event.job"

@@ -205,6 +205,9 @@ void gcs_api_actors_list(prism_http_req *req, void *ctx);
 void gcs_api_actor_get(prism_http_req *req, void *ctx);
 void gcs_api_actor_kill(prism_http_req *req, void *ctx);
 
+/* datasets_proxy.c: /api/v1/datasets* forwarded to the dataservice */
+void gcs_api_datasets_proxy(prism_http_req *req, void *ctx);
+
 /* raycompat.c: Ray's Jobs REST API over the same code */
 void gcs_ray_version(prism_http_req *req, void *ctx);
 void gcs_ray_jobs_submit(prism_http_req *req, void *ctx);

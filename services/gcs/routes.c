@@ -28,6 +28,13 @@ const prism_http_route gcs_routes[] = {
     {"GET", "/api/v1/actors", gcs_api_actors_list, 0},
     {"GET", "/api/v1/actors/{id}", gcs_api_actor_get, 0},
     {"POST", "/api/v1/actors/{id}/kill", gcs_api_actor_kill, 4 * KiB},
+    /* datasets: forwarded to the dataservice (a plan is at most 16 MiB) */
+    {"POST", "/api/v1/datasets", gcs_api_datasets_proxy, 16 * MiB},
+    {"GET", "/api/v1/datasets", gcs_api_datasets_proxy, 0},
+    {"GET", "/api/v1/datasets/{id}", gcs_api_datasets_proxy, 0},
+    {"POST", "/api/v1/datasets/{id}/stop", gcs_api_datasets_proxy, 0},
+    {"GET", "/api/v1/datasets/{id}/rows", gcs_api_datasets_proxy, 0},
+    {"GET", "/api/v1/datasets/{id}/count", gcs_api_datasets_proxy, 0},
     /* Ray's Jobs REST API */
     {"GET", "/api/version", gcs_ray_version, 0},
     {"POST", "/api/jobs", gcs_ray_jobs_submit, 1 * MiB},

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data_ops.h"
 #include "prism_internal.h"
 #include "runtime.h"
 
@@ -206,7 +207,9 @@ prism_task_fn prism__builtin_find(const char *name)
         prism_task_fn fn;
     } table[] = {{"zeros", builtin_zeros}, {"add", builtin_add},   {"sum", builtin_sum},
                  {"sleep", builtin_sleep}, {"echo", builtin_echo}, {"fail", builtin_fail},
-                 {"nested", builtin_nested}};
+                 {"nested", builtin_nested},
+                 /* datasets (data_ops.c): the tasks of the dataservice's executor */
+                 {"data_read_stage", data_read_stage}, {"data_map_stage", data_map_stage}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(table[i].name, name))
             return table[i].fn;

@@ -28,6 +28,7 @@
 
 #include "client.h"
 #include "codec.h"
+#include "data_ops.h"
 #include "prism_fs.h"
 #include "prism_httpc.h"
 #include "prism_log.h"
@@ -206,6 +207,12 @@ static prism_task_fn find_function(worker_rt *w, const char *pkg, const char *fn
     if (!f)
         snprintf(err, n, "package %s has no task '%s'", pkg, fn);
     return f;
+}
+
+prism_task_fn prism__worker_find_task(prism_task_ctx *ctx, const char *pkg, const char *fn,
+                                      char *err, size_t n)
+{
+    return find_function(ctx->runtime, pkg, fn, err, n);
 }
 
 /* The loaded package `pkg` (a sha256), fetched first when not cached. */

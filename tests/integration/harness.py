@@ -111,10 +111,12 @@ class Cluster:
     node agents, each with its object store (unless objectstore=False)."""
 
     def __init__(self, nodes=1, node_timeout_ms=3000, gcs_args=(), node_args=None,
-                 scheduler=True, scheduler_args=(), objectstore=True, store_memory="64MiB"):
+                 scheduler=True, scheduler_args=(), objectstore=True, store_memory="64MiB",
+                 dataservice=False, dataservice_args=()):
         if not find_nats():
             skip("nats-server is not installed (make bootstrap installs it)")
         needed = ("prism-gcs",) + (("prism-scheduler",) if scheduler else ())
+        needed += ("prism-dataservice",) if dataservice else ()
         if nodes:
             needed += ("prism-nodeagent",) + (("prism-objectstore",) if objectstore else ())
         for b in needed:
@@ -136,6 +138,8 @@ class Cluster:
         self.store_memory = store_memory  # each node's arena (not prefaulted)
         self.scheduler_args = list(scheduler_args)
         self.scheduler = None
+        self.dataservice = None
+        self.dataservice_args = list(dataservice_args)
         self.failed_shutdowns = []
         self.nats_port = free_port()
         # With a certificate in the environment NATS speaks TLS too, as under `prism up`.
@@ -150,6 +154,8 @@ class Cluster:
             self.start_node("node-%d" % (i + 1), *(node_args or ()))
         if nodes:
             self.wait_nodes(nodes)
+        if dataservice:
+            self.start_dataservice()
 
     # ---- processes ----
     def _spawn(self, name, argv, env=None):
@@ -202,6 +208,22 @@ class Cluster:
         self.scheduler_url = "%s://127.0.0.1:%d" % (scheme(), port)
         wait_until(lambda: self._healthy(self.scheduler_url), what="scheduler /healthz")
         return self.scheduler
+
+    def start_dataservice(self, extra=()):
+        """prism-dataservice on a free port; its REST base URL is self.dataservice_url
+        (the GCS forwards /api/v1/datasets* there, once it answers on NATS)."""
+        port = free_port()
+        argv = [os.path.join(BIN, "prism-dataservice"), "--port", str(port), "--token-file",
+                self.token_file, "--nats-url", self.nats_url, "--gcs-address", self.url,
+                "--log-level", "debug"] + self.dataservice_args + list(extra)
+        self.dataservice = self._spawn("dataservice-" + str(len(self.procs)), argv,
+                                       self.service_env())
+        self.dataservice_url = "%s://127.0.0.1:%d" % (scheme(), port)
+        wait_until(lambda: self._healthy(self.dataservice_url), what="dataservice /healthz")
+        # The GCS finds it over NATS: wait until a request through the GCS gets there.
+        wait_until(lambda: self.get("/api/v1/datasets").status == 200,
+                   what="the GCS forwarding to the dataservice")
+        return self.dataservice
 
     def start_store(self, name):
         """The object store of node `name` (kept when it still runs); returns its URL."""

@@ -102,8 +102,8 @@ def test_up_status_down(h):
     with open(os.path.join(h.dir, "address")) as f:
         assert f.read().startswith("http://127.0.0.1:")
     pids = h.pids()
-    # nats-server, GCS, scheduler, and an object store and a node agent per node
-    assert len(pids) == 7 and all(running(p) for p in pids), pids
+    # nats-server, GCS, scheduler, an object store and a node agent per node, dataservice
+    assert len(pids) == 8 and all(running(p) for p in pids), pids
     # nats-server serves its clients on loopback and no monitoring at all (its
     # /connz?auth=1 would show the token to anyone on the host)
     with open(os.path.join(h.dir, "pids")) as f:
@@ -117,7 +117,7 @@ def test_up_status_down(h):
     r = h.prism("up", check=1)
     assert "already running" in r.stderr, r.stderr
     out = h.ok("down")
-    assert "7 processes" in out, out
+    assert "8 processes" in out, out
     assert not any(running(p) for p in pids), pids
     assert not os.path.exists(os.path.join(h.dir, "pids"))
     assert not os.path.exists(os.path.join(h.dir, "address"))

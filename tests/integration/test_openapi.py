@@ -43,7 +43,8 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 SERVICES = [("prism-gcs", "gcs.yaml", True),
             ("prism-nodeagent", "nodeagent.yaml", True),
             ("prism-objectstore", "objectstore.yaml", True),
-            ("prism-scheduler", "scheduler.yaml", True)]
+            ("prism-scheduler", "scheduler.yaml", True),
+            ("prism-dataservice", "dataservice.yaml", True)]
 DEFAULT = object()
 
 # (spec name, METHOD, path template, status) of every response seen, for the report.
@@ -697,8 +698,73 @@ def test_gcs_routes_answer_valid_requests(c):
                     expect=200).json() == {"stopped": False}
     api.call("DELETE", "/api/jobs/{id}", {"id": "openapi-ray-long"}, expect=200)
 
+    # datasets, forwarded to the dataservice
+    exercise_datasets(api)
+
     missing = sorted(api.spec.route_set() - api.ok)
     assert not missing, "documented routes that never answered a valid request: %s" % missing
+test_gcs_routes_answer_valid_requests.cluster = {"dataservice": True}
+
+
+def exercise_datasets(api):
+    """Every dataset route with a valid request, and the errors it documents (the GCS's
+    routes forward to the dataservice, whose own spec has the same routes)."""
+    d = api.call("POST", "/api/v1/datasets", body=request_example(api, "POST", "/api/v1/datasets"),
+                 expect=201).json()
+    did = {"id": d["dataset_id"]}
+    r = api.call("GET", "/api/v1/datasets/{id}/count", did, query={"timeout_ms": 60000},
+                 expect=200).json()
+    assert r["count"] == 10 and r["complete"], r
+    r = api.call("GET", "/api/v1/datasets/{id}/rows", did, query={"limit": 3}, expect=200).json()
+    assert len(r["rows"]) == 3 and all(0 <= row["id"] < 10 for row in r["rows"]), r
+    info = api.call("GET", "/api/v1/datasets/{id}", did, expect=200).json()
+    assert info["state"] == "FINISHED" and info["stages"], info
+    assert api.call("GET", "/api/v1/datasets", expect=200).json()["datasets"][0]["dataset_id"] == \
+        d["dataset_id"]
+    api.call("POST", "/api/v1/datasets/{id}/stop", did, expect=409, code="dataset_ended")
+    slow = api.call("POST", "/api/v1/datasets", body={"ops": [
+        {"op": "range", "n": 1000000, "override_num_blocks": 1000},
+        {"op": "map_batches", "fn": {"package": "builtin", "function": "cast",
+                                     "args": {"column": "id", "dtype": "float32"}},
+         "num_cpus": 0.5}], "options": {"memory_budget_bytes": 1}}, expect=201).json()
+    api.call("POST", "/api/v1/datasets/{id}/stop", {"id": slow["dataset_id"]}, expect=200)
+    for bad, code in ((b"{not json", "invalid_plan"), (b'{"ops": [{"op": "nope"}]}',
+                                                       "unknown_operator"),
+                      (b'{"ops": [{"op": "range", "n": 1}, {"op": "sort", "key": "id"}]}',
+                       "unsupported_operator")):
+        api.call("POST", "/api/v1/datasets", raw=bad, headers={"Content-Type": "application/json"},
+                 expect=400, code=code)
+    api.call("GET", "/api/v1/datasets/{id}/rows", did, query={"limit": 0}, expect=400,
+             code="invalid_argument")
+    api.call("GET", "/api/v1/datasets/{id}/count", did, query={"timeout_ms": -1}, expect=400,
+             code="invalid_argument")
+    failing = api.call("POST", "/api/v1/datasets", body={"ops": [
+        {"op": "range", "n": 10},
+        {"op": "select_columns", "columns": ["nope"]}]}, expect=201).json()
+    for route in ("/api/v1/datasets/{id}/count", "/api/v1/datasets/{id}/rows"):
+        api.call("GET", route, {"id": failing["dataset_id"]}, query={"timeout_ms": 60000},
+                 expect=409, code="dataset_failed")
+
+
+def test_dataservice_routes(c):
+    """The dataservice's own port, checked against openapi/dataservice.yaml."""
+    api = Api(Spec("dataservice.yaml"), c.dataservice_url, c.token)
+    assert api.call("GET", "/healthz", token=None, expect=200).json()["service"] == \
+        "prism-dataservice"
+    r = api.call("GET", "/metrics", expect=200)
+    assert b"prism_dataservice_datasets_submitted_total" in r.body, r
+    exercise_datasets(api)
+    for method, template, op, _ in api.spec.operations():
+        if api.spec.secured(op):
+            path = template.replace("{id}", "x")
+            api.check_error(http(method, c.dataservice_url + path,
+                                 data=b"" if method == "POST" else None), method + " " + template,
+                            401, "unauthorized")
+        if "{id}" in template:
+            api.call(method, template, {"id": "no-such-id"}, expect=404, code="not_found")
+    missing = sorted(api.spec.route_set() - api.ok)
+    assert not missing, "documented routes that never answered a valid request: %s" % missing
+test_dataservice_routes.cluster = {"dataservice": True}
 
 
 def test_gcs_errors_are_documented(c):
@@ -863,7 +929,8 @@ def test_gcs_errors_are_documented(c):
     api.call("POST", "/api/v1/actors/{id}/kill", {"id": "0" * 32}, raw=b"{" + b" " * 8192 + b"}",
              headers={"Content-Type": "application/json"}, expect=413, code="body_too_large")
 test_gcs_errors_are_documented.cluster = {
-    "nodes": 0, "gcs_args": ("--max-package-size", "64KiB", "--max-kv-value-size", "1KiB")}
+    "nodes": 0, "gcs_args": ("--max-package-size", "64KiB", "--max-kv-value-size", "1KiB"),
+    "dataservice": True}
 
 
 def test_unreachable_node_is_503(c):
@@ -955,4 +1022,5 @@ test_report_coverage.cluster = {"nodes": 0}
 if __name__ == "__main__":
     run([test_specs_are_well_formed, test_routes_match_specs,
          test_gcs_routes_answer_valid_requests, test_gcs_errors_are_documented,
+         test_dataservice_routes,
          test_unreachable_node_is_503, test_nodeagent_routes, test_report_coverage], nodes=1)

@@ -26,6 +26,7 @@ SERVICES = [
     ("prism-objectstore", "/api/v1/stats",
      ["--socket", "STATE/store.sock", "--memory", "8MiB", "--prefault=false",
       "--spill-dir", "STATE/spill"]),
+    ("prism-dataservice", "/api/v1/datasets", ["--gcs-address", "http://127.0.0.1:9"]),
 ]
 ENV_TOKEN, FLAG_TOKEN = "env-token", "flag-token"
 FILE_TOKEN, ENV_FILE_TOKEN = "file-token", "env-file-token"

@@ -1,0 +1,162 @@
+/* prism-dataservice: datasets (docs/datasets.md#the-dataservice).
+ *
+ * A dataset is a plan posted over REST; the service checks it with the plan
+ * library, optimizes it into stages, and runs it with a streaming executor
+ * that submits the stages' tasks through the service's own libprism client,
+ * so the service owns every task and block of its datasets (as the GCS owns
+ * the tasks of POST /api/v1/tasks).
+ *
+ * State is in memory (this process is the only one that knows its
+ * datasets). One lock guards the table of datasets and what the executors
+ * publish into it (state, progress, output rows); each running dataset has
+ * an executor thread of its own, whose working state (queues, tasks in
+ * flight) is private to that thread. Nothing slow runs under the lock:
+ * executors submit and wait outside it and publish after. */
+#ifndef PRISM_DATASERVICE_H
+#define PRISM_DATASERVICE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "prism/prism.h"
+#include "prism_bus.h"
+#include "prism_http.h"
+#include "prism_id.h"
+#include "prism_metrics.h"
+#include "prism_plan.h"
+#include "prism_service.h"
+
+#define DS_ID_LEN 32 /* hex digits of a dataset ID */
+/* The memory budget while no object store is known yet. */
+#define DS_FALLBACK_BUDGET (256 << 20)
+
+typedef struct ds_config {
+    char *gcs_address;     /* where the service's client connects */
+    int64_t memory_budget; /* bytes of blocks in flight per dataset, unless its plan
+                            * says; 0: memory_fraction of the stores' memory */
+    double memory_fraction;
+    int64_t max_tasks;      /* tasks in flight per stage, unless the plan caps lower */
+    int64_t max_running;    /* datasets running at once; more wait PENDING */
+    int64_t max_datasets;   /* datasets kept; the oldest ended ones go first */
+    int64_t preview_rows;   /* rows of output kept for GET .../rows */
+    int64_t default_blocks; /* blocks a read makes when the plan does not say */
+    /* the common settings (the skeleton's, borrowed) */
+    const char *host, *token;
+} ds_config;
+
+typedef enum ds_state {
+    DS_PENDING = 0, /* waiting for a free executor */
+    DS_RUNNING,
+    DS_FINISHED,
+    DS_FAILED,
+    DS_STOPPED,
+} ds_state;
+
+const char *ds_state_name(ds_state s);
+bool ds_state_ended(ds_state s);
+
+/* What an executor publishes about one stage of its dataset. */
+typedef struct ds_stage_progress {
+    int64_t rows, blocks, bytes;         /* output so far */
+    int64_t tasks_running, tasks_done;   /* tasks submitted and not done; done */
+    int64_t queued_blocks, queued_bytes; /* input waiting for a task */
+} ds_stage_progress;
+
+typedef struct ds_dataset {
+    struct dataservice *svc;
+    char id[DS_ID_LEN + 1];
+    char *name;
+    ds_state state;
+    char *error; /* why it FAILED, naming the stage and operator */
+    prism_plan *plan;
+    prism_physical_plan *physical;
+    json_t *plan_json;     /* the canonical plan */
+    json_t *physical_json; /* the stages */
+    json_t *explain_json;
+    char *explain;
+    size_t nstages;
+    ds_stage_progress *stages;
+    int64_t plan_budget; /* the plan's memory_budget_bytes; 0: none */
+    int64_t budget;      /* bytes of blocks in flight at most */
+    int64_t bytes_in_flight, peak_bytes_in_flight;
+    int64_t rows, blocks, bytes; /* the dataset's output */
+    json_t *preview;             /* the first output rows, up to preview_rows */
+    int64_t created_ms, started_ms, ended_ms;
+    bool stop;           /* asked to stop (POST .../stop, or the service ends) */
+    bool thread_running; /* its executor thread was started and not joined */
+    pthread_t thread;
+    uint64_t seq; /* creation order */
+    struct ds_dataset *next;
+} ds_dataset;
+
+typedef struct ds_store ds_store;
+
+typedef struct dataservice {
+    ds_config cfg;
+    prism_bus *bus;
+    prism_http_server *http;
+    prism_metrics *metrics;
+    char url[512]; /* this service's REST URL, once serving */
+    struct {
+        prism_metric *submitted, *finished, *failed, *stopped, *tasks, *rows;
+    } m;
+
+    pthread_mutex_t client_lock; /* guards `client` (taken alone: connecting is slow) */
+    prism_client *client;        /* connected on first use */
+
+    pthread_mutex_t lock;   /* guards what follows */
+    pthread_cond_t changed; /* broadcast when any dataset's state or output changes */
+    ds_dataset *datasets;   /* newest first */
+    size_t count;
+    uint64_t next_seq;
+    bool quit;
+    ds_store *stores; /* the object stores the node agents report */
+} dataservice;
+
+/* service.c: the hooks on the service skeleton */
+int ds_configure(void *ctx, const prism_service_settings *set, char *err, size_t errlen);
+int ds_init(void *ctx, char *err, size_t errlen);
+int ds_start(void *ctx, char *err, size_t errlen);
+int ds_serving(void *ctx, const char *url, char *err, size_t errlen);
+void ds_stop(void *ctx);
+void ds_cleanup(void *ctx);
+/* The service's client, connected on first use; NULL (with prism_last_error)
+ * when the cluster cannot be reached. Takes the lock. */
+prism_client *ds_client(dataservice *s);
+
+/* datasets.c: the table. Callers hold the lock unless noted. */
+/* Checks and adds a dataset of `plan_text`. Returns 0 with the new
+ * dataset's ID, or an HTTP status with `code` and `err` (a plan's error code
+ * and message naming the operator). Takes the lock. */
+int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, char *id_out,
+                      const char **code, char *err, size_t errlen);
+ds_dataset *ds_dataset_find(dataservice *s, const char *id);
+/* The dataset as JSON for GET (`full`: the plan, explain, stages). */
+json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full);
+/* Starts the executors of PENDING datasets while fewer than max_running
+ * run, and joins those that ended (periodic job; takes the lock). */
+void ds_datasets_cron(dataservice *s);
+/* Asks every executor to stop and joins them (service stop). */
+void ds_datasets_stop_all(dataservice *s);
+void ds_datasets_free(dataservice *s);
+
+/* The budget of a dataset (lock held): its plan's, --memory-budget, or
+ * --memory-fraction of the stores' memory. */
+int64_t ds_budget_of(dataservice *s, const ds_dataset *d);
+
+/* stores.c: the object stores' memory, for the default budget */
+int ds_stores_start(dataservice *s);        /* subscribes to the node agents' reports */
+void ds_stores_cron(dataservice *s);        /* asks new stores their size; takes the lock */
+int64_t ds_stores_capacity(dataservice *s); /* bytes of all known stores; lock held */
+void ds_stores_free(dataservice *s);
+
+/* executor.c: runs one dataset on its own thread (started by the cron). */
+void *ds_executor_main(void *arg);
+
+/* api.c: the REST API (openapi/dataservice.yaml) */
+extern const prism_http_route ds_routes[];
+extern const size_t ds_nroutes;
+
+#endif

@@ -1,0 +1,316 @@
+/* The table of datasets: creation (the plan checked, optimized and
+ * explained), their states, their JSON, and the cron that starts and joins
+ * their executors. In memory only: a restarted service knows no datasets. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataservice.h"
+#include "prism_log.h"
+#include "prism_time.h"
+
+static const char *const state_names[] = {"PENDING", "RUNNING", "FINISHED", "FAILED", "STOPPED"};
+
+const char *ds_state_name(ds_state s) { return state_names[s]; }
+
+bool ds_state_ended(ds_state s) { return s == DS_FINISHED || s == DS_FAILED || s == DS_STOPPED; }
+
+static void dataset_free(ds_dataset *d)
+{
+    prism_physical_plan_destroy(d->physical);
+    prism_plan_destroy(d->plan);
+    json_decref(d->plan_json);
+    json_decref(d->physical_json);
+    json_decref(d->explain_json);
+    json_decref(d->preview);
+    free(d->explain);
+    free(d->error);
+    free(d->name);
+    free(d->stages);
+    free(d);
+}
+
+/* What this executor runs of the plans the library accepts. Returns 0, or
+ * -1 with `err` naming the operator. */
+static int check_supported(const prism_plan *p, char *err, size_t n)
+{
+    for (size_t i = 0; i < prism_plan_num_ops(p); i++) {
+        prism_plan_op_kind kind = prism_plan_op(p, i);
+        const json_t *spec = prism_plan_op_spec(p, i);
+        const char *name = prism_plan_op_kind_name(kind);
+        const json_t *fn = json_object_get(spec, "fn");
+        const char *pkg = json_string_value(json_object_get(fn, "package"));
+        const char *function = json_string_value(json_object_get(fn, "function"));
+        const json_t *compute = json_object_get(spec, "compute");
+        if (prism_plan_op_is_read(kind) && kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS) {
+            snprintf(err, n,
+                     "ops[%zu] (%s): this executor reads only range and from_items so "
+                     "far",
+                     i, name);
+            return -1;
+        }
+        if (pkg && !strcmp(pkg, "builtin") && function && strcmp(function, "cast") &&
+            strcmp(function, "normalize")) {
+            snprintf(err, n,
+                     "ops[%zu] (%s): the builtin \"%s\" works on images, which this "
+                     "executor does not read yet (builtins so far: cast, normalize)",
+                     i, name, function);
+            return -1;
+        }
+        const char *ck = json_string_value(json_object_get(compute, "kind"));
+        if (ck && !strcmp(ck, "actors")) {
+            snprintf(err, n,
+                     "ops[%zu] (%s): actor pools are not supported by this executor "
+                     "yet; use {\"kind\": \"tasks\"}",
+                     i, name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Forgets the oldest dataset that ended, to make room. Lock held. */
+static bool prune_one(dataservice *s)
+{
+    ds_dataset **oldest = NULL;
+    for (ds_dataset **pp = &s->datasets; *pp; pp = &(*pp)->next)
+        if (ds_state_ended((*pp)->state) && !(*pp)->thread_running)
+            oldest = pp;
+    if (!oldest)
+        return false;
+    ds_dataset *d = *oldest;
+    *oldest = d->next;
+    s->count--;
+    dataset_free(d);
+    return true;
+}
+
+/* The plan, optimized and explained, as a new dataset (not yet in the table). */
+static ds_dataset *prepare(dataservice *s, prism_plan *plan, const char **code, char *err, size_t n)
+{
+    ds_dataset *d = calloc(1, sizeof *d);
+    prism_plan_error pe = {0};
+    if (!d) {
+        prism_plan_destroy(plan);
+        return NULL;
+    }
+    d->svc = s;
+    d->plan = plan;
+    prism_id id;
+    prism_id_random(&id);
+    prism_id_to_hex(&id, d->id);
+    d->name = prism_plan_name(plan) ? strdup(prism_plan_name(plan)) : NULL;
+    if (prism_plan_optimize(plan, &d->physical, &pe) != PRISM_PLAN_OK ||
+        !(d->plan_json = prism_plan_to_json_value(plan, &pe)) ||
+        !(d->explain = prism_plan_explain(plan, &pe)) ||
+        !(d->explain_json = prism_plan_explain_json(plan, &pe)) ||
+        !(d->physical_json = prism_physical_plan_to_json(d->physical)) ||
+        !(d->preview = json_array())) {
+        *code = pe.status == PRISM_PLAN_OK ? "internal" : prism_plan_status_code(pe.status);
+        snprintf(err, n, "%s", *pe.message ? pe.message : "out of memory");
+        dataset_free(d);
+        return NULL;
+    }
+    d->nstages = prism_physical_plan_num_stages(d->physical);
+    d->stages = calloc(d->nstages ? d->nstages : 1, sizeof *d->stages);
+    const json_t *budget = json_object_get(prism_plan_options_json(plan), "memory_budget_bytes");
+    d->plan_budget = json_is_integer(budget) ? json_integer_value(budget) : 0;
+    d->created_ms = prism_now_ms();
+    if (!d->stages) {
+        *code = "internal";
+        snprintf(err, n, "out of memory");
+        dataset_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, char *id_out,
+                      const char **code, char *err, size_t errlen)
+{
+    prism_plan *plan = NULL;
+    prism_plan_error pe = {0};
+    if (prism_plan_from_json(plan_text, len, &plan, &pe) != PRISM_PLAN_OK) {
+        *code = prism_plan_status_code(pe.status);
+        snprintf(err, errlen, "%s", pe.message);
+        return pe.status == PRISM_PLAN_NO_MEMORY ? 500 : 400;
+    }
+    if (check_supported(plan, err, errlen) != 0) {
+        *code = "unsupported_operator";
+        prism_plan_destroy(plan);
+        return 400;
+    }
+    ds_dataset *d = prepare(s, plan, code, err, errlen);
+    if (!d)
+        return 500;
+    pthread_mutex_lock(&s->lock);
+    if (s->count >= (size_t)s->cfg.max_datasets && !prune_one(s)) {
+        pthread_mutex_unlock(&s->lock);
+        dataset_free(d);
+        *code = "too_many_datasets";
+        snprintf(err, errlen, "%lld datasets are running or waiting: stop some first",
+                 (long long)s->cfg.max_datasets);
+        return 429;
+    }
+    d->seq = s->next_seq++;
+    d->budget = ds_budget_of(s, d);
+    d->next = s->datasets;
+    s->datasets = d;
+    s->count++;
+    snprintf(id_out, DS_ID_LEN + 1, "%s", d->id);
+    pthread_mutex_unlock(&s->lock);
+    prism_metric_add(s->m.submitted, 1);
+    LOG_INFO("dataset %s%s%s: %zu stage%s", d->id, d->name ? " " : "", d->name ? d->name : "",
+             d->nstages, d->nstages == 1 ? "" : "s");
+    return 0;
+}
+
+int64_t ds_budget_of(dataservice *s, const ds_dataset *d)
+{
+    if (d->plan_budget > 0)
+        return d->plan_budget;
+    if (s->cfg.memory_budget > 0)
+        return s->cfg.memory_budget;
+    int64_t stores = ds_stores_capacity(s);
+    int64_t b = (int64_t)((double)stores * s->cfg.memory_fraction);
+    return b > 0 ? b : DS_FALLBACK_BUDGET;
+}
+
+ds_dataset *ds_dataset_find(dataservice *s, const char *id)
+{
+    for (ds_dataset *d = s->datasets; d; d = d->next)
+        if (!strcmp(d->id, id))
+            return d;
+    return NULL;
+}
+
+static json_t *time_or_null(int64_t ms) { return ms ? json_integer(ms) : json_null(); }
+
+static json_t *stages_json(const ds_dataset *d)
+{
+    json_t *out = json_array();
+    const json_t *phys = json_object_get(d->physical_json, "stages");
+    for (size_t i = 0; out && i < d->nstages; i++) {
+        const json_t *st = json_array_get(phys, i);
+        const ds_stage_progress *p = &d->stages[i];
+        json_array_append_new(
+            out,
+            json_pack("{s:O,s:O,s:O,s:O,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name",
+                      json_object_get(st, "name"), "kind", json_object_get(st, "kind"), "operator",
+                      json_object_get(st, "operator"), "logical", json_object_get(st, "logical"),
+                      "rows", (json_int_t)p->rows, "blocks", (json_int_t)p->blocks, "bytes",
+                      (json_int_t)p->bytes, "tasks_running", (json_int_t)p->tasks_running,
+                      "tasks_done", (json_int_t)p->tasks_done, "queued_blocks",
+                      (json_int_t)p->queued_blocks, "queued_bytes", (json_int_t)p->queued_bytes));
+    }
+    return out;
+}
+
+json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full)
+{
+    (void)s;
+    json_t *j = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I}}",
+                          "dataset_id", d->id, "name", d->name, "state", ds_state_name(d->state),
+                          "error", d->error, "created_at", (json_int_t)d->created_ms, "started_at",
+                          time_or_null(d->started_ms), "ended_at", time_or_null(d->ended_ms),
+                          "memory_budget_bytes", (json_int_t)d->budget, "bytes_in_flight",
+                          (json_int_t)d->bytes_in_flight, "peak_bytes_in_flight",
+                          (json_int_t)d->peak_bytes_in_flight, "output", "rows",
+                          (json_int_t)d->rows, "blocks", (json_int_t)d->blocks, "bytes",
+                          (json_int_t)d->bytes);
+    if (j && full) {
+        json_object_set(j, "plan", d->plan_json);
+        json_object_set_new(j, "explain", json_string(d->explain));
+        json_object_set(j, "explain_json", d->explain_json);
+        json_object_set_new(j, "stages", stages_json(d));
+    }
+    return j;
+}
+
+/* Joins the executors whose dataset ended. A dataset stays in the table
+ * (thread_running) until its thread is joined, so it is not pruned while its
+ * executor still returns. */
+static void join_ended(dataservice *s, bool all)
+{
+    ds_dataset *ended[64];
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (ds_dataset *d = s->datasets; d && n < 64; d = d->next)
+        if (d->thread_running && (all || ds_state_ended(d->state)))
+            ended[n++] = d;
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(ended[i]->thread, NULL);
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < n; i++)
+        ended[i]->thread_running = false;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void ds_datasets_cron(dataservice *s)
+{
+    join_ended(s, false);
+    pthread_mutex_lock(&s->lock);
+    size_t running = 0;
+    for (ds_dataset *d = s->datasets; d; d = d->next)
+        running += d->thread_running;
+    /* The oldest PENDING first (the list is newest first). */
+    while (!s->quit && running < (size_t)s->cfg.max_running) {
+        ds_dataset *next = NULL;
+        for (ds_dataset *d = s->datasets; d; d = d->next)
+            if (d->state == DS_PENDING)
+                next = d;
+        if (!next)
+            break;
+        if (next->stop) { /* stopped before it started */
+            next->state = DS_STOPPED;
+            next->ended_ms = prism_now_ms();
+            prism_metric_add(s->m.stopped, 1);
+            pthread_cond_broadcast(&s->changed);
+            continue;
+        }
+        next->state = DS_RUNNING;
+        next->started_ms = prism_now_ms();
+        next->budget = ds_budget_of(s, next); /* the stores may be known by now */
+        if (pthread_create(&next->thread, NULL, ds_executor_main, next) != 0) {
+            next->state = DS_FAILED;
+            next->error = strdup("cannot start an executor thread");
+            next->ended_ms = prism_now_ms();
+            continue;
+        }
+        next->thread_running = true;
+        running++;
+        pthread_cond_broadcast(&s->changed);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void ds_datasets_stop_all(dataservice *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->quit = true;
+    for (ds_dataset *d = s->datasets; d; d = d->next)
+        d->stop = true;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        bool any = false;
+        for (ds_dataset *d = s->datasets; d && !any; d = d->next)
+            any = d->thread_running;
+        pthread_mutex_unlock(&s->lock);
+        if (!any)
+            break;
+        join_ended(s, true);
+    }
+}
+
+void ds_datasets_free(dataservice *s)
+{
+    for (ds_dataset *d = s->datasets, *next; d; d = next) {
+        next = d->next;
+        dataset_free(d);
+    }
+    s->datasets = NULL;
+    s->count = 0;
+}

@@ -1,0 +1,827 @@
+/* The streaming executor: one thread per running dataset
+ * (docs/datasets.md#executing-a-plan).
+ *
+ * Each stage of the physical plan is a queue of input blocks and a set of
+ * tasks in flight. A read stage makes one task per split; a map stage one
+ * task per bundle of input blocks (one task runs every operator fused into
+ * the stage); a limit stage runs here, letting the first rows through and
+ * then cutting the stages upstream. Outputs flow to the next stage as soon
+ * as their task ends: every stage runs at once, as a pipeline.
+ *
+ * Backpressure: the executor counts the bytes of blocks it keeps alive
+ * (queued, taken by running tasks, expected from running tasks, and the
+ * inputs a stored output pins through its lineage: libprism keeps the task
+ * of a stored result, and so its arguments, to make it again if it is lost).
+ * A task starts only while that count plus its expected output fits the
+ * budget, downstream stages first, so a pipeline whose consumer lags stops
+ * reading instead of filling the object stores; one task may always start
+ * when none runs, so a budget smaller than a block still makes progress.
+ *
+ * The dataset's output is consumed here: counted, its first rows kept as
+ * JSON for GET .../rows, its blocks released. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataservice.h"
+#include "prism_block.h"
+#include "prism_internal.h"
+#include "prism_log.h"
+#include "prism_time.h"
+
+#define EX_WAIT_MS 20
+#define EX_PREVIEW_GET_MS 60000
+#define EX_PREVIEW_MAX_TEXT (8u << 20)
+/* What a stored block takes in a store beyond its bytes: the value's
+ * encoding and the arena's 64-byte rounding. */
+#define EX_STORE_OVERHEAD 256
+
+typedef struct ex_block {
+    prism_ref *ref;
+    int64_t rows, bytes;
+    int64_t cost; /* bytes it keeps alive: itself, and the inputs its lineage pins */
+    int64_t take; /* -1: every row; else only the first `take` rows count */
+    uint64_t seq;
+} ex_block;
+
+typedef struct ex_fifo {
+    ex_block *v;
+    size_t head, n, cap; /* entries [head, n) */
+} ex_fifo;
+
+typedef struct ex_task {
+    prism_ref *block, *stats;
+    int64_t in_cost, in_bytes, est;
+    uint64_t seq;
+} ex_task;
+
+typedef enum ex_kind { EX_READ, EX_MAP, EX_LIMIT, EX_SINK } ex_kind;
+
+typedef struct ex_stage {
+    ex_kind kind;
+    prism_plan_stage info;
+    const char *name;
+    char *program;    /* the stage as the tasks get it (JSON) */
+    char *resources;  /* custom resources (JSON), or NULL */
+    ex_fifo queue;    /* input ready to take, in order */
+    ex_fifo early;    /* preserve_order: input that came before its turn */
+    uint64_t next_in; /* preserve_order: the seq the queue takes next */
+    int64_t queued_bytes;
+    size_t nsplits, next_split; /* a read's splits */
+    int64_t split_rows;         /* a range's rows per split (for the first estimate) */
+    json_t *items;              /* from_items: every item (borrowed from the plan) */
+    ex_task *tasks;
+    size_t ntasks, tcap;
+    uint64_t next_out;
+    int64_t cap;    /* tasks in flight at most */
+    bool closed;    /* no more input will come */
+    bool cut;       /* a limit downstream has its rows: nothing more here matters */
+    bool saturated; /* this stage made the rows of the limit after it */
+    int64_t out_rows, out_blocks, out_bytes, done_tasks, sum_in, sum_out;
+    int64_t passed; /* a limit's rows let through */
+} ex_stage;
+
+typedef struct executor {
+    dataservice *s;
+    ds_dataset *d;
+    prism_client *c;
+    ex_stage *st; /* nstages + 1: the last is the sink (the dataset's output) */
+    size_t n;
+    bool preserve;
+    int64_t budget, held, peak;
+    int64_t rows, blocks, bytes;
+    size_t preview_have;
+    char *error;
+} executor;
+
+/* ---------- queues ---------- */
+
+static int fifo_push(ex_fifo *f, ex_block b)
+{
+    if (f->head > 0 && f->n == f->cap) {
+        memmove(f->v, f->v + f->head, (f->n - f->head) * sizeof *f->v);
+        f->n -= f->head;
+        f->head = 0;
+    }
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? 2 * f->cap : 16;
+        ex_block *v = realloc(f->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        f->v = v;
+        f->cap = cap;
+    }
+    f->v[f->n++] = b;
+    return 0;
+}
+
+static size_t fifo_len(const ex_fifo *f) { return f->n - f->head; }
+
+static ex_block fifo_pop(ex_fifo *f) { return f->v[f->head++]; }
+
+/* ---------- bookkeeping ---------- */
+
+static void fail(executor *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(executor *x, const char *fmt, ...)
+{
+    if (x->error)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&x->error, fmt, ap) < 0)
+        x->error = NULL;
+    va_end(ap);
+    if (!x->error)
+        x->error = strdup("failed (out of memory)");
+}
+
+static void drop_block(executor *x, ex_block *b)
+{
+    x->held -= b->cost;
+    prism_ref_release(b->ref);
+    b->ref = NULL;
+}
+
+static void drop_task(executor *x, ex_task *t)
+{
+    prism_cancel(x->c, t->block, false); /* a queued task never runs; a running one ends */
+    prism_ref_release(t->block);
+    prism_ref_release(t->stats);
+    x->held -= t->est + t->in_cost;
+}
+
+/* Nothing more from stage `i` matters: its input, queue and tasks go. */
+static void cut_stage(executor *x, size_t i)
+{
+    ex_stage *st = &x->st[i];
+    st->cut = st->closed = true;
+    while (fifo_len(&st->queue)) {
+        ex_block b = fifo_pop(&st->queue);
+        drop_block(x, &b);
+    }
+    while (fifo_len(&st->early)) {
+        ex_block b = fifo_pop(&st->early);
+        drop_block(x, &b);
+    }
+    st->queued_bytes = 0;
+    for (size_t k = 0; k < st->ntasks; k++)
+        drop_task(x, &st->tasks[k]);
+    st->ntasks = 0;
+    st->next_split = st->nsplits;
+}
+
+static void cut_upstream(executor *x, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (!x->st[j].cut)
+            cut_stage(x, j);
+}
+
+static void enqueue(executor *x, ex_stage *st, ex_block b)
+{
+    int64_t rows = b.take >= 0 && b.take < b.rows ? b.take : b.rows;
+    if (rows == 0 || st->cut) { /* nothing to do with it */
+        drop_block(x, &b);
+        return;
+    }
+    if (fifo_push(&st->queue, b) != 0) {
+        drop_block(x, &b);
+        fail(x, "out of memory");
+        return;
+    }
+    st->queued_bytes += b.bytes;
+}
+
+/* Moves what has its turn from `early` to the queue. */
+static void release_early(executor *x, ex_stage *st, bool all)
+{
+    for (bool moved = true; moved;) {
+        moved = false;
+        size_t best = SIZE_MAX;
+        for (size_t k = st->early.head; k < st->early.n; k++)
+            if (st->early.v[k].seq == st->next_in ||
+                (all && (best == SIZE_MAX || st->early.v[k].seq < st->early.v[best].seq)))
+                best = k;
+        if (best == SIZE_MAX || (!all && st->early.v[best].seq != st->next_in))
+            continue;
+        ex_block b = st->early.v[best];
+        st->early.v[best] = st->early.v[st->early.head++];
+        st->next_in = b.seq + 1;
+        enqueue(x, st, b);
+        moved = true;
+    }
+}
+
+/* Hands an output block to stage `i` (the sink when i == n). */
+static void deliver(executor *x, size_t i, ex_block b)
+{
+    ex_stage *st = &x->st[i];
+    if (st->cut) {
+        drop_block(x, &b);
+    } else if (!x->preserve) {
+        enqueue(x, st, b);
+    } else if (fifo_push(&st->early, b) != 0) {
+        drop_block(x, &b);
+        fail(x, "out of memory");
+    } else {
+        release_early(x, st, false);
+    }
+}
+
+/* ---------- launching ---------- */
+
+static int64_t running_tasks(const executor *x)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < x->n; i++)
+        n += (int64_t)x->st[i].ntasks;
+    return n;
+}
+
+/* The bytes a task of stage `i` is expected to make from `in_bytes` of input. */
+static int64_t estimate(const ex_stage *st, int64_t in_bytes)
+{
+    if (st->kind == EX_READ) {
+        if (st->done_tasks > 0)
+            return st->sum_out / st->done_tasks + EX_STORE_OVERHEAD;
+        return st->split_rows > 0 ? st->split_rows * 8 + 1024 : 64 * 1024;
+    }
+    if (st->sum_in > 0)
+        return (int64_t)((double)in_bytes * (double)st->sum_out / (double)st->sum_in) +
+               EX_STORE_OVERHEAD;
+    return in_bytes + EX_STORE_OVERHEAD;
+}
+
+/* The bundle a map task would take next: blocks [head, head + k). */
+static size_t bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost)
+{
+    size_t k = 0;
+    int64_t rows = 0;
+    *bytes = *cost = 0;
+    while (st->queue.head + k < st->queue.n) {
+        const ex_block *b = &st->queue.v[st->queue.head + k++];
+        rows += b->take >= 0 && b->take < b->rows ? b->take : b->rows;
+        *bytes += b->bytes;
+        *cost += b->cost;
+        if (rows >= st->info.min_rows_per_bundle || k == 64)
+            break;
+    }
+    return k;
+}
+
+/* The bytes one task of each map stage after stage `i` is expected to make
+ * from what stage `i` makes (`out` bytes a task). */
+static int64_t reserve(const executor *x, size_t i, int64_t out)
+{
+    int64_t total = 0;
+    for (size_t j = i + 1; j < x->n; j++) {
+        if (x->st[j].kind != EX_MAP || x->st[j].cut)
+            continue;
+        out = estimate(&x->st[j], out);
+        total += out;
+    }
+    return total;
+}
+
+static bool can_launch(executor *x, size_t i, int64_t *est)
+{
+    ex_stage *st = &x->st[i];
+    if (st->cut || st->saturated || (int64_t)st->ntasks >= st->cap)
+        return false;
+    int64_t in_bytes = 0, in_cost = 0;
+    if (st->kind == EX_READ && st->next_split >= st->nsplits)
+        return false;
+    if (st->kind == EX_MAP && bundle_size(st, &in_bytes, &in_cost) == 0)
+        return false;
+    *est = estimate(st, in_bytes);
+    /* Room is kept for one task of each stage downstream, so that what this
+     * stage makes can always move on. One task may always run: a budget
+     * below one block still progresses. */
+    return x->held + *est + reserve(x, i, *est) <= x->budget || running_tasks(x) == 0;
+}
+
+/* Split `i` of a from_items read: its share of the items. */
+static char *items_split(const ex_stage *st, size_t i)
+{
+    size_t n = json_array_size(st->items), base = n / st->nsplits, rem = n % st->nsplits;
+    size_t start = i * base + (i < rem ? i : rem), end = start + base + (i < rem);
+    json_t *slice = json_array();
+    for (size_t k = start; slice && k < end; k++)
+        json_array_append(slice, json_array_get(st->items, k));
+    json_t *split = slice ? json_pack("{so}", "items", slice) : NULL;
+    char *text = split ? json_dumps(split, JSON_COMPACT) : NULL;
+    json_decref(split);
+    return text;
+}
+
+static int submit(executor *x, ex_stage *st, prism_value **args, size_t nargs, ex_task *t)
+{
+    prism_task_options o = PRISM_TASK_OPTIONS_INIT;
+    o.num_returns = 2;
+    o.num_cpus = st->info.num_cpus;
+    o.num_gpus = st->info.num_gpus;
+    o.memory = st->info.memory;
+    o.resources = st->resources;
+    prism_ref *refs[2] = {NULL, NULL};
+    prism_status s = prism_submit(x->c, "builtin",
+                                  st->kind == EX_READ ? "data_read_stage" : "data_map_stage", args,
+                                  nargs, &o, refs);
+    for (size_t i = 0; i < nargs; i++)
+        prism_value_free(args[i]);
+    if (s != PRISM_OK) {
+        fail(x, "%s: cannot submit a task: %s", st->name, prism_last_error());
+        return -1;
+    }
+    t->block = refs[0];
+    t->stats = refs[1];
+    prism_metric_add(x->s->m.tasks, 1);
+    return 0;
+}
+
+static int add_task(ex_stage *st, ex_task t)
+{
+    if (st->ntasks == st->tcap) {
+        size_t cap = st->tcap ? 2 * st->tcap : 8;
+        ex_task *v = realloc(st->tasks, cap * sizeof *v);
+        if (!v)
+            return -1;
+        st->tasks = v;
+        st->tcap = cap;
+    }
+    st->tasks[st->ntasks++] = t;
+    return 0;
+}
+
+/* The read's next split as JSON text. */
+static char *next_split(ex_stage *st, int64_t range_n)
+{
+    size_t i = st->next_split;
+    if (st->items)
+        return items_split(st, i);
+    int64_t base = range_n / (int64_t)st->nsplits, rem = range_n % (int64_t)st->nsplits;
+    int64_t start = (int64_t)i * base + ((int64_t)i < rem ? (int64_t)i : rem);
+    int64_t end = start + base + ((int64_t)i < rem);
+    char *text = NULL;
+    if (asprintf(&text, "{\"start\":%lld,\"end\":%lld}", (long long)start, (long long)end) < 0)
+        text = NULL;
+    return text;
+}
+
+static int launch_one(executor *x, size_t i, int64_t est, int64_t range_n)
+{
+    ex_stage *st = &x->st[i];
+    ex_task t = {.est = est, .seq = st->next_out};
+    prism_value *args[2 + 64] = {prism_value_json(st->program), NULL};
+    size_t nargs = 2;
+    if (st->kind == EX_READ) {
+        char *split = next_split(st, range_n);
+        args[1] = split ? prism_value_json(split) : NULL;
+        free(split);
+        st->next_split++;
+    } else {
+        int64_t bytes, cost;
+        size_t k = bundle_size(st, &bytes, &cost);
+        json_t *take = json_array();
+        for (size_t j = 0; j < k; j++) {
+            ex_block b = fifo_pop(&st->queue);
+            json_array_append_new(take, b.take >= 0 ? json_integer(b.take) : json_null());
+            args[nargs++] = prism_value_ref(b.ref);
+            prism_ref_release(b.ref); /* the task holds its arguments */
+            st->queued_bytes -= b.bytes;
+            t.in_bytes += b.bytes;
+            t.in_cost += b.cost;
+        }
+        char *text = json_dumps(take, JSON_COMPACT);
+        json_decref(take);
+        args[1] = text ? prism_value_json(text) : NULL;
+        free(text);
+    }
+    x->held += t.est; /* the inputs were counted while queued; now the output is */
+    for (size_t j = 0; j < nargs; j++) {
+        if (!args[j]) {
+            for (size_t k = 0; k < nargs; k++)
+                prism_value_free(args[k]);
+            x->held -= t.est + t.in_cost;
+            fail(x, "out of memory");
+            return -1;
+        }
+    }
+    if (submit(x, st, args, nargs, &t) != 0) {
+        x->held -= t.est + t.in_cost;
+        return -1;
+    }
+    st->next_out++;
+    if (add_task(st, t) != 0) {
+        drop_task(x, &t);
+        fail(x, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* A limit stage: the first `limit` rows pass, then everything upstream stops. */
+static void run_limit(executor *x, size_t i)
+{
+    ex_stage *st = &x->st[i];
+    while (!st->cut && fifo_len(&st->queue)) {
+        ex_block b = fifo_pop(&st->queue);
+        st->queued_bytes -= b.bytes;
+        int64_t rows = b.take >= 0 && b.take < b.rows ? b.take : b.rows;
+        int64_t left = st->info.limit - st->passed;
+        if (left <= 0) {
+            drop_block(x, &b);
+            continue;
+        }
+        if (rows > left)
+            rows = left;
+        b.take = rows < b.rows ? rows : -1;
+        b.seq = st->next_out++;
+        st->passed += rows;
+        st->out_rows += rows;
+        st->out_blocks++;
+        st->out_bytes += b.bytes;
+        deliver(x, i + 1, b);
+    }
+    /* Enough: nothing upstream matters any more, nor what still comes here
+     * (blocks waiting for their turn may wait for blocks that never come). */
+    if (st->passed >= st->info.limit && !st->cut) {
+        cut_upstream(x, i);
+        cut_stage(x, i);
+    }
+}
+
+static void launch(executor *x, int64_t range_n)
+{
+    for (size_t i = x->n; i-- > 0 && !x->error;) {
+        ex_stage *st = &x->st[i];
+        if (st->kind == EX_LIMIT) {
+            run_limit(x, i);
+            continue;
+        }
+        int64_t est;
+        while (!x->error && can_launch(x, i, &est))
+            if (launch_one(x, i, est, range_n) != 0)
+                return;
+    }
+}
+
+/* ---------- output ---------- */
+
+/* Keeps the first rows of `b` (its `take` first at most) as JSON. */
+static void preview(executor *x, const ex_block *b, int64_t rows)
+{
+    int64_t want = x->s->cfg.preview_rows - (int64_t)x->preview_have;
+    if (want <= 0 || rows <= 0)
+        return;
+    if (rows > want)
+        rows = want;
+    prism_value *v = NULL;
+    prism_block *blk = NULL;
+    char *text = NULL, why[512] = "";
+    size_t len = 0;
+    const void *data = NULL;
+    if (prism_get(x->c, b->ref, EX_PREVIEW_GET_MS, &v) != PRISM_OK) {
+        fail(x, "cannot read an output block: %s", prism_last_error());
+    } else if (prism_value_kind_of(v) != PRISM_VALUE_TENSOR ||
+               !(data = prism_value_data(v, &len)) ||
+               prism_block_open(data, len, &blk, why, sizeof why) != PRISM_BLOCK_OK ||
+               prism_block_to_json(blk, 0, (size_t)rows, EX_PREVIEW_MAX_TEXT, &text, &len) !=
+                   PRISM_BLOCK_OK) {
+        fail(x, "an output block cannot be read as rows%s%s", *why ? ": " : "", why);
+    } else {
+        json_t *arr = json_loads(text, 0, NULL);
+        pthread_mutex_lock(&x->s->lock);
+        size_t k;
+        json_t *row;
+        json_array_foreach(arr, k, row)
+            json_array_append(x->d->preview, row);
+        pthread_mutex_unlock(&x->s->lock);
+        x->preview_have += json_array_size(arr);
+        json_decref(arr);
+    }
+    free(text);
+    prism_block_destroy(blk);
+    prism_value_free(v);
+}
+
+static void consume(executor *x)
+{
+    ex_stage *sink = &x->st[x->n];
+    while (!x->error && fifo_len(&sink->queue)) {
+        ex_block b = fifo_pop(&sink->queue);
+        sink->queued_bytes -= b.bytes;
+        int64_t rows = b.take >= 0 && b.take < b.rows ? b.take : b.rows;
+        preview(x, &b, rows);
+        x->rows += rows;
+        x->blocks++;
+        x->bytes += b.bytes;
+        prism_metric_add(x->s->m.rows, (double)rows);
+        drop_block(x, &b);
+    }
+}
+
+/* ---------- completions ---------- */
+
+static void complete(executor *x, size_t i, size_t k)
+{
+    ex_stage *st = &x->st[i];
+    ex_task t = st->tasks[k];
+    st->tasks[k] = st->tasks[--st->ntasks];
+    prism_value *v = NULL;
+    prism_status s = prism_get(x->c, t.stats, 0, &v);
+    json_t *stats = s == PRISM_OK ? json_loads(prism_value_json_text(v), 0, NULL) : NULL;
+    if (s != PRISM_OK) {
+        const char *msg = prism_value_error_message(v);
+        fail(x, "%s: %s", st->name, msg ? msg : prism_last_error());
+    } else if (!json_is_integer(json_object_get(stats, "rows"))) {
+        fail(x, "%s: a task answered without its row count", st->name);
+    }
+    prism_value_free(v);
+    prism_ref_release(t.stats);
+    x->held -= t.est + t.in_cost;
+    if (x->error) {
+        json_decref(stats);
+        prism_ref_release(t.block);
+        return;
+    }
+    ex_block b = {.ref = t.block, .take = -1, .seq = t.seq};
+    b.rows = json_integer_value(json_object_get(stats, "rows"));
+    b.bytes = json_integer_value(json_object_get(stats, "bytes"));
+    json_decref(stats);
+    /* A stored output keeps its task, and so the task's inputs, alive. */
+    bool stored = b.bytes + 64 > (int64_t)PRISM_INLINE_MAX;
+    b.cost = b.bytes + (stored ? EX_STORE_OVERHEAD + t.in_cost : 0);
+    x->held += b.cost;
+    st->out_rows += b.rows;
+    st->out_blocks++;
+    st->out_bytes += b.bytes;
+    st->done_tasks++;
+    st->sum_in += t.in_bytes;
+    st->sum_out += b.bytes;
+    if (st->info.row_limit >= 0 && st->out_rows >= st->info.row_limit && !st->saturated) {
+        st->saturated = true; /* the limit after it has its rows: stop feeding it */
+        while (fifo_len(&st->queue)) {
+            ex_block q = fifo_pop(&st->queue);
+            drop_block(x, &q);
+        }
+        st->queued_bytes = 0;
+        st->next_split = st->nsplits;
+        cut_upstream(x, i);
+    }
+    deliver(x, i + 1, b);
+}
+
+static void harvest(executor *x)
+{
+    size_t n = (size_t)running_tasks(x);
+    if (n == 0)
+        return;
+    prism_ref **refs = calloc(n, sizeof *refs);
+    bool *ready = calloc(n, sizeof *ready);
+    size_t *stage = calloc(n, sizeof *stage);
+    if (!refs || !ready || !stage) {
+        fail(x, "out of memory");
+    } else {
+        size_t m = 0;
+        for (size_t i = 0; i < x->n; i++)
+            for (size_t k = 0; k < x->st[i].ntasks; k++) {
+                stage[m] = i;
+                refs[m++] = x->st[i].tasks[k].stats;
+            }
+        prism_status s = prism_wait(x->c, refs, n, 1, EX_WAIT_MS, ready);
+        if (s == PRISM_OK) /* one is marked: find every one that is */
+            s = prism_wait(x->c, refs, n, n, 0, ready);
+        if (s != PRISM_OK && s != PRISM_ERR_TIMEOUT) {
+            fail(x, "waiting for tasks failed: %s", prism_last_error());
+        } else {
+            /* Completing a task reorders its stage's list: find each by its ref. */
+            for (size_t j = 0; j < n && !x->error; j++) {
+                if (!ready[j])
+                    continue;
+                ex_stage *st = &x->st[stage[j]];
+                for (size_t k = 0; k < st->ntasks; k++)
+                    if (st->tasks[k].stats == refs[j]) {
+                        complete(x, stage[j], k);
+                        break;
+                    }
+            }
+        }
+    }
+    free(refs);
+    free(ready);
+    free(stage);
+}
+
+/* Closes the stages whose upstream has finished. */
+static void close_finished(executor *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        ex_stage *st = &x->st[i], *next = &x->st[i + 1];
+        bool finished = st->cut ||
+                        (st->closed && fifo_len(&st->queue) == 0 && fifo_len(&st->early) == 0 &&
+                         st->ntasks == 0 && (st->kind != EX_READ || st->next_split >= st->nsplits));
+        if (st->saturated && st->ntasks == 0)
+            finished = true;
+        if (finished && !next->closed) {
+            next->closed = true;
+            release_early(x, next, true); /* what was cut on the way never comes */
+        }
+    }
+}
+
+static bool all_done(const executor *x)
+{
+    const ex_stage *sink = &x->st[x->n];
+    return sink->closed && fifo_len(&sink->queue) == 0 && fifo_len(&sink->early) == 0;
+}
+
+/* ---------- publishing ---------- */
+
+/* Copies the progress into the dataset; returns whether a stop was asked. */
+static bool publish(executor *x)
+{
+    if (x->held > x->peak)
+        x->peak = x->held;
+    dataservice *s = x->s;
+    pthread_mutex_lock(&s->lock);
+    ds_dataset *d = x->d;
+    for (size_t i = 0; i < x->n; i++) {
+        ex_stage *st = &x->st[i];
+        d->stages[i] = (ds_stage_progress){
+            .rows = st->out_rows,
+            .blocks = st->out_blocks,
+            .bytes = st->out_bytes,
+            .tasks_running = (int64_t)st->ntasks,
+            .tasks_done = st->done_tasks,
+            .queued_blocks = (int64_t)(fifo_len(&st->queue) + fifo_len(&st->early)),
+            .queued_bytes = st->queued_bytes,
+        };
+    }
+    d->bytes_in_flight = x->held;
+    d->peak_bytes_in_flight = x->peak;
+    d->rows = x->rows;
+    d->blocks = x->blocks;
+    d->bytes = x->bytes;
+    bool stop = d->stop;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    return stop;
+}
+
+/* ---------- setting up ---------- */
+
+/* The stage's custom resources (CPU, GPU and memory are options of their own). */
+static char *custom_resources(const json_t *res)
+{
+    json_t *custom = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)res, k, v)
+        if (strcmp(k, "CPU") && strcmp(k, "GPU") && strcmp(k, "memory"))
+            json_object_set(custom, k, v);
+    char *text = json_object_size(custom) ? json_dumps(custom, JSON_COMPACT) : NULL;
+    json_decref(custom);
+    return text;
+}
+
+/* The stage program the tasks run: its operators and row limit (a
+ * from_items read without its items: each task gets its own in its split). */
+static char *program_of(const json_t *stage_json)
+{
+    json_t *ops = json_deep_copy(json_object_get(stage_json, "ops"));
+    json_t *spec = json_object_get(json_array_get(ops, 0), "spec");
+    json_object_del(spec, "items");
+    json_t *prog = json_pack("{soso}", "ops", ops ? ops : json_array(), "row_limit",
+                             json_deep_copy(json_object_get(stage_json, "row_limit")));
+    char *text = prog ? json_dumps(prog, JSON_COMPACT) : NULL;
+    json_decref(prog);
+    return text;
+}
+
+static int setup(executor *x, int64_t *range_n)
+{
+    ds_dataset *d = x->d;
+    const dataservice *s = x->s;
+    x->n = prism_physical_plan_num_stages(d->physical);
+    x->st = calloc(x->n + 1, sizeof *x->st);
+    if (!x->st)
+        return -1;
+    const json_t *opts = prism_physical_plan_options(d->physical);
+    x->preserve = json_is_true(json_object_get(opts, "preserve_order"));
+    int64_t target = json_integer_value(json_object_get(opts, "target_max_block_size"));
+    x->budget = d->budget;
+    const json_t *stages = json_object_get(d->physical_json, "stages");
+    for (size_t i = 0; i < x->n; i++) {
+        ex_stage *st = &x->st[i];
+        prism_physical_plan_stage(d->physical, i, &st->info);
+        st->name = st->info.name;
+        st->kind = st->info.kind == PRISM_STAGE_READ    ? EX_READ
+                   : st->info.kind == PRISM_STAGE_LIMIT ? EX_LIMIT
+                                                        : EX_MAP;
+        st->cap = st->info.concurrency > 0 && st->info.concurrency < s->cfg.max_tasks
+                      ? st->info.concurrency
+                      : s->cfg.max_tasks;
+        st->closed = st->kind == EX_READ;
+        if (st->kind == EX_LIMIT)
+            continue;
+        st->program = program_of(json_array_get(stages, i));
+        st->resources = custom_resources(st->info.resources);
+        if (!st->program)
+            return -1;
+        if (st->kind != EX_READ)
+            continue;
+        const json_t *spec;
+        prism_plan_op_kind kind = prism_physical_plan_op(d->physical, i, 0, &spec, NULL, NULL);
+        json_t *over = json_object_get(spec, "override_num_blocks");
+        int64_t rows,
+            blocks = json_is_integer(over) ? json_integer_value(over) : s->cfg.default_blocks;
+        if (kind == PRISM_OP_FROM_ITEMS) {
+            st->items = json_object_get(spec, "items");
+            rows = (int64_t)json_array_size(st->items);
+        } else {
+            rows = *range_n = json_integer_value(json_object_get(spec, "n"));
+            /* int64 ids: more blocks when they would pass the target size */
+            int64_t need = target >= 8 ? rows / (target / 8) + 1 : 1;
+            if (!json_is_integer(over) && need > blocks)
+                blocks = need;
+        }
+        if (blocks > rows)
+            blocks = rows;
+        st->nsplits = (size_t)(blocks > 0 ? blocks : 0);
+        st->split_rows = blocks > 0 ? rows / blocks + 1 : 0;
+    }
+    x->st[x->n].kind = EX_SINK;
+    x->st[x->n].name = "output";
+    return 0;
+}
+
+/* Releases every block and task the executor holds. */
+static void release_all(executor *x)
+{
+    for (size_t i = 0; x->st && i <= x->n; i++)
+        if (!x->st[i].cut)
+            cut_stage(x, i);
+    x->held = 0;
+}
+
+static void teardown(executor *x)
+{
+    for (size_t i = 0; x->st && i <= x->n; i++) {
+        ex_stage *st = &x->st[i];
+        free(st->queue.v);
+        free(st->early.v);
+        free(st->tasks);
+        free(st->program);
+        free(st->resources);
+    }
+    free(x->st);
+}
+
+void *ds_executor_main(void *arg)
+{
+    ds_dataset *d = arg;
+    executor x = {.s = d->svc, .d = d};
+    int64_t range_n = 0;
+    x.c = ds_client(x.s);
+    bool stopped = false;
+    if (!x.c)
+        fail(&x, "cannot reach the cluster: %s", prism_last_error());
+    else if (setup(&x, &range_n) != 0)
+        fail(&x, "out of memory");
+    while (!x.error && !stopped) {
+        launch(&x, range_n);
+        consume(&x);
+        close_finished(&x);
+        if (all_done(&x))
+            break;
+        if ((stopped = publish(&x)))
+            break;
+        if (running_tasks(&x) > 0)
+            harvest(&x);
+        else
+            prism_sleep_ms(EX_WAIT_MS); /* nothing runs: only a stop can change things */
+    }
+    release_all(&x);
+    if (x.st)
+        publish(&x);
+    teardown(&x);
+    dataservice *s = x.s;
+    pthread_mutex_lock(&s->lock);
+    ds_state end = x.error ? DS_FAILED : stopped || d->stop ? DS_STOPPED : DS_FINISHED;
+    d->state = end;
+    d->error = x.error;
+    d->ended_ms = prism_now_ms();
+    prism_metric_add(end == DS_FINISHED ? s->m.finished
+                     : end == DS_FAILED ? s->m.failed
+                                        : s->m.stopped,
+                     1);
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    if (x.error)
+        LOG_WARN("dataset %s failed: %s", d->id, x.error);
+    else
+        LOG_INFO("dataset %s %s: %lld rows in %lld blocks", d->id, ds_state_name(end),
+                 (long long)x.rows, (long long)x.blocks);
+    return NULL;
+}

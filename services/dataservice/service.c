@@ -1,0 +1,180 @@
+/* The dataservice's hooks on the service skeleton (prism_service.h): its
+ * options checked, metrics, the answer to "where is the dataservice?" on
+ * NATS, the client it owns its tasks through, and shutdown. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataservice.h"
+#include "prism_error.h"
+#include "prism_httpc.h"
+#include "prism_log.h"
+#include "prism_subjects.h"
+
+int ds_configure(void *ctx, const prism_service_settings *set, char *err, size_t errlen)
+{
+    dataservice *s = ctx;
+    ds_config *c = &s->cfg;
+    c->host = set->host;
+    c->token = set->token;
+    if (!c->gcs_address || !*c->gcs_address)
+        snprintf(err, errlen, "--gcs-address is required");
+    else if (c->memory_budget < 0)
+        snprintf(err, errlen, "--memory-budget must not be negative");
+    else if (!(c->memory_fraction > 0 && c->memory_fraction <= 1))
+        snprintf(err, errlen, "--memory-fraction must be above 0 and at most 1");
+    else if (c->max_tasks < 1 || c->max_running < 1 || c->max_datasets < 1)
+        snprintf(err, errlen,
+                 "--max-tasks-per-stage, --max-running and --max-datasets must be "
+                 "positive");
+    else if (c->preview_rows < 1 || c->preview_rows > 1000000)
+        snprintf(err, errlen, "--preview-rows must be 1..1000000");
+    else if (c->default_blocks < 1 || c->default_blocks > 1048576)
+        snprintf(err, errlen, "--default-blocks must be 1..1048576");
+    else
+        return 0;
+    return -1;
+}
+
+static double count_state(dataservice *s, ds_state st)
+{
+    pthread_mutex_lock(&s->lock);
+    double n = 0;
+    for (ds_dataset *d = s->datasets; d; d = d->next)
+        n += d->state == st;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static double gauge_running(void *ud) { return count_state(ud, DS_RUNNING); }
+static double gauge_pending(void *ud) { return count_state(ud, DS_PENDING); }
+
+static double gauge_stores(void *ud)
+{
+    dataservice *s = ud;
+    pthread_mutex_lock(&s->lock);
+    double n = (double)ds_stores_capacity(s);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static double gauge_in_flight(void *ud)
+{
+    dataservice *s = ud;
+    pthread_mutex_lock(&s->lock);
+    double n = 0;
+    for (ds_dataset *d = s->datasets; d; d = d->next)
+        n += (double)d->bytes_in_flight;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+int ds_init(void *ctx, char *err, size_t errlen)
+{
+    dataservice *s = ctx;
+    (void)err, (void)errlen;
+    prism_httpc_global_init(); /* the client's HTTP, from this thread before any other */
+    prism_metrics *m = s->metrics;
+    s->m.submitted = prism_metrics_counter(m, "prism_dataservice_datasets_submitted_total",
+                                           "Datasets accepted", NULL);
+    s->m.finished = prism_metrics_counter(m, "prism_dataservice_datasets_ended_total",
+                                          "Datasets that ended, by state", "state=\"FINISHED\"");
+    s->m.failed = prism_metrics_counter(m, "prism_dataservice_datasets_ended_total",
+                                        "Datasets that ended, by state", "state=\"FAILED\"");
+    s->m.stopped = prism_metrics_counter(m, "prism_dataservice_datasets_ended_total",
+                                         "Datasets that ended, by state", "state=\"STOPPED\"");
+    s->m.tasks = prism_metrics_counter(m, "prism_dataservice_tasks_submitted_total",
+                                       "Tasks the executors submitted", NULL);
+    s->m.rows = prism_metrics_counter(m, "prism_dataservice_output_rows_total",
+                                      "Rows the datasets produced", NULL);
+    prism_metrics_gauge_fn(m, "prism_dataservice_datasets", "Datasets by state",
+                           "state=\"RUNNING\"", gauge_running, s);
+    prism_metrics_gauge_fn(m, "prism_dataservice_datasets", "Datasets by state",
+                           "state=\"PENDING\"", gauge_pending, s);
+    prism_metrics_gauge_fn(m, "prism_dataservice_store_capacity_bytes",
+                           "Memory of the object stores the node agents report", NULL, gauge_stores,
+                           s);
+    prism_metrics_gauge_fn(m, "prism_dataservice_bytes_in_flight",
+                           "Bytes of blocks the running datasets hold", NULL, gauge_in_flight, s);
+    return 0;
+}
+
+int ds_start(void *ctx, char *err, size_t errlen)
+{
+    dataservice *s = ctx;
+    if (ds_stores_start(s) != 0) {
+        snprintf(err, errlen, "cannot subscribe to %s: %s", PRISM_SUBJECT_SCHED_NODE,
+                 prism_bus_last_error(s->bus));
+        return -1;
+    }
+    return 0;
+}
+
+/* prism.data.address: the GCS asks where the dataservice serves. */
+static void on_address(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                       size_t len, void *ud)
+{
+    dataservice *s = ud;
+    if (!reply)
+        return;
+    json_t *doc = json_pack("{s:s}", "url", s->url);
+    if (doc)
+        prism_bus_publish_json(bus, reply, doc);
+    json_decref(doc);
+}
+
+int ds_serving(void *ctx, const char *url, char *err, size_t errlen)
+{
+    dataservice *s = ctx;
+    snprintf(s->url, sizeof s->url, "%s", url);
+    if (!s->bus) {
+        LOG_WARN("no NATS: the GCS cannot find this service (its API is at %s)", url);
+        return 0;
+    }
+    if (prism_bus_subscribe(s->bus, PRISM_SUBJECT_DATA_ADDRESS, NULL, on_address, s) != 0) {
+        snprintf(err, errlen, "cannot subscribe to %s: %s", PRISM_SUBJECT_DATA_ADDRESS,
+                 prism_bus_last_error(s->bus));
+        return -1;
+    }
+    LOG_INFO("dataservice serving its API at %s (tasks through the GCS at %s)", url,
+             s->cfg.gcs_address);
+    return 0;
+}
+
+prism_client *ds_client(dataservice *s)
+{
+    pthread_mutex_lock(&s->client_lock);
+    if (!s->client) {
+        prism_connect_options o = PRISM_CONNECT_OPTIONS_INIT;
+        o.address = s->cfg.gcs_address;
+        o.token = s->cfg.token;
+        if (prism_connect(&o, &s->client) != PRISM_OK)
+            s->client = NULL;
+    }
+    prism_client *c = s->client;
+    pthread_mutex_unlock(&s->client_lock);
+    return c;
+}
+
+/* REST is down: the executors stop (releasing their blocks), then the client
+ * goes, while NATS is still up for its last messages. */
+void ds_stop(void *ctx)
+{
+    dataservice *s = ctx;
+    if (s->bus) {
+        prism_bus_unsubscribe(s->bus, PRISM_SUBJECT_DATA_ADDRESS);
+        prism_bus_unsubscribe(s->bus, PRISM_SUBJECT_SCHED_NODE);
+    }
+    ds_datasets_stop_all(s);
+    pthread_mutex_lock(&s->client_lock);
+    if (s->client)
+        prism_disconnect(s->client);
+    s->client = NULL;
+    pthread_mutex_unlock(&s->client_lock);
+}
+
+void ds_cleanup(void *ctx)
+{
+    ds_datasets_free(ctx);
+    ds_stores_free(ctx);
+}

@@ -1,0 +1,57 @@
+/* The data functions of the built-in package: the tasks the dataservice's
+ * executor runs for a dataset (docs/datasets.md#executing-a-plan).
+ *
+ *   data_read_stage(program, split)           -> [block, stats]
+ *   data_map_stage(program, take, block, ...) -> [block, stats]
+ *
+ * `program` is a stage of the physical plan as JSON ({"ops": [{"op",
+ * "name", "logical", "spec"}...], "row_limit": n|null}); the task runs its
+ * operators one after the other on one block. `split` says what a read makes
+ * ({"start", "end"} of a range, {"items": [...]} of from_items); `take` lists,
+ * per input block, how many of its first rows to use (null: all). A block
+ * travels as a uint8 tensor holding its serialized bytes (tensor data is
+ * 16-byte aligned in the object store, which prism_block_open needs); stats
+ * is {"rows", "bytes"} of the output, small enough to come back inline. */
+#ifndef PRISM_WORKER_DATA_OPS_H
+#define PRISM_WORKER_DATA_OPS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "prism/task.h"
+#include "prism_block.h"
+
+prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                             prism_value **returns, size_t nreturns);
+prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                            prism_value **returns, size_t nreturns);
+
+/* A package's task function, as the runtime finds it (runtime.c); NULL with
+ * `err` when the package or the function cannot be had. */
+prism_task_fn prism__worker_find_task(prism_task_ctx *ctx, const char *pkg, const char *fn,
+                                      char *err, size_t n);
+
+/* ---------- data_fns.c: block helpers and the built-in functions ---------- */
+
+/* A block of `v`, a uint8 tensor of block bytes (borrowed: `v` outlives it). */
+prism_block *data_block_of_value(const prism_value *v, char *err, size_t n);
+/* The value carrying `blk` (taken): its own bytes when it has them, else a
+ * serialized copy. NULL when out of memory. */
+prism_value *data_value_of_block(prism_block *blk);
+/* `blk` with column `name` set to column 0 of `col` (replaced in place when
+ * `blk` has one of that name, else appended). Both are borrowed. */
+prism_block_status data_block_with_column(const prism_block *blk, const char *name,
+                                          const prism_block *col, prism_block **out, char *err,
+                                          size_t n);
+/* A new block of rows `rows[0..k)` of `blk` (borrowed), in that order. */
+prism_block_status data_block_take_rows(const prism_block *blk, const size_t *rows, size_t k,
+                                        prism_block **out);
+/* The built-in functions that work on any numeric data: cast and normalize.
+ * `args` has every field, defaults filled in (the plan library's). Returns 0,
+ * or -1 with `err`. */
+int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, prism_block **out,
+                     char *err, size_t n);
+/* Whether this executor implements the builtin `fn`. */
+int data_builtin_known(const char *fn);
+
+#endif
