@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -325,6 +326,15 @@ def test_dashboard(c):
         b.wait(click("#job-stop"), "the stop button")
         b.wait(text_of("#job-state") + ".includes('STOPPED')", "the job STOPPED", timeout=30)
 
+        # The list's state filter.
+        b.goto(c.url + "/#/jobs")
+        for state, shown in (("STOPPED", True), ("RUNNING", False), ("", True)):
+            b.js("(s => { s.value = %s; s.dispatchEvent(new Event('change')); return true; })"
+                 "(document.getElementById('job-state'))" % json.dumps(state))
+            b.wait(text_of("#view table, #view p.empty") + ".includes('dash-stop') === %s"
+                   % json.dumps(shown), "dash-stop %s under filter %r" % (
+                       "shown" if shown else "hidden", state))
+
         # An actor killed from the Actors page turns DEAD with its cause.
         aid = create_actor(c, "dash-counter")
         b.goto(c.url + "/#/actors")
@@ -340,11 +350,24 @@ def test_dashboard(c):
         assert c.get("/api/v1/actors/" + aid).json()["cause"] == "killed"
         b.screenshot("actors")
 
-        # Nodes.
+        # Nodes: a second node that stops heartbeating turns DEAD, with why.
+        c.start_node("node-2")
+        c.wait_nodes(2)
+        node2 = [n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]
+                 if n["name"] == "node-2"][0]
         b.goto(c.url + "/#/nodes")
-        b.wait(text_of("#view table") + ".includes('node-1')", "the node on the Nodes page")
-        assert "ALIVE" in b.js(text_of("#view tbody tr td.state"))
-        b.screenshot("nodes")
+        row = "tr[data-node='%s']" % node2
+        b.wait(text_of(row + " td.state") + " === 'ALIVE'", "node-2 ALIVE on the Nodes page")
+        c.nodes["node-2"].p.send_signal(signal.SIGSTOP)
+        try:
+            b.wait(text_of(row + " td.state") + " === 'DEAD'", "node-2 DEAD", timeout=30)
+            assert b.js(text_of(row + " td.cause")), b.js(text_of(row))
+            b.screenshot("nodes")
+            b.goto(c.url + "/#/overview")
+            b.wait(text_of("#ov-nodes") + ".replace(/\\s/g, '').includes('1alive1dead')",
+                   "one node alive and one dead on the overview")
+        finally:
+            c.nodes["node-2"].p.send_signal(signal.SIGCONT)
 
         b.pump()
         assert not b.errors, "console errors:\n" + "\n".join(b.errors)
