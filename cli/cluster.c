@@ -421,13 +421,14 @@ static void print_started(cluster *c)
     const char *home = cli_home();
     printf("Started a local Prism cluster in %s\n"
            "  GCS:       %s (%lld node%s alive)\n"
+           "  dashboard: %s/ (sign in with the token in %s/token)\n"
            "  scheduler: %s\n"
            "  NATS:      %s\n"
            "  logs:      %s/logs/\n"
            "Try `prism status` or `prism job submit -- echo hello`; stop it with `prism down`.\n"
            "Other clients: export PRISM_ADDRESS=%s PRISM_TOKEN=$(cat %s/token)\n",
            home, c->gcs_url, (long long)c->o->nodes, c->o->nodes == 1 ? "" : "s",
-           c->scheduler_url, c->nats_url,
+           c->gcs_url, home, c->scheduler_url, c->nats_url,
            home, c->gcs_url, home);
 }
 

@@ -6,7 +6,7 @@ import { h, bar, table } from './ui.js';
 const JOB_STATES = ['PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'STOPPED'];
 const ACTOR_STATES = ['PENDING_CREATION', 'ALIVE', 'RESTARTING', 'DEAD'];
 const RECENT = 100; // ended jobs are counted among the newest this many
-const ACTORS = 1000;
+const ACTORS = 200; // actors are counted among the newest this many
 
 export const page = { mount, refresh };
 
