@@ -377,7 +377,62 @@ def test_dashboard(c):
         b.quit()
 
 
+def proc_usage(pid):
+    """(resident KiB, CPU seconds) of a process."""
+    with open("/proc/%d/status" % pid) as f:
+        rss = int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_dashboard_left_open(c):
+    """With PRISM_DASHBOARD_SOAK_S=N: the overview left open N seconds; prints
+    what the GCS's memory and CPU time, and the page's JavaScript heap, did
+    meanwhile (measured after a minute's warm-up), next to the GCS's CPU time
+    over a quarter of that without the page. Nothing is asserted of them."""
+    seconds = float(os.environ["PRISM_DASHBOARD_SOAK_S"])
+    pid = c.gcs.p.pid
+    time.sleep(5)
+    idle_s = seconds / 4
+    _, cpu_a = proc_usage(pid)
+    time.sleep(idle_s)
+    _, cpu_b = proc_usage(pid)
+    print("dashboard soak: GCS CPU without the page %.2f s in %.0f s (%.2f%% of a core)" % (
+        cpu_b - cpu_a, idle_s, 100 * (cpu_b - cpu_a) / idle_s), flush=True)
+    outdir = os.path.join(c.dir, "dashboard")
+    os.makedirs(outdir, exist_ok=True)
+    b = Browser(outdir)
+    try:
+        b.goto(c.url + "/")
+        b.js("document.getElementById('token').value = %s; "
+             "document.getElementById('signin').requestSubmit(); true" % json.dumps(c.token))
+        b.wait(text_of("#ov-resources") + ".includes('node-1')", "the node on the overview")
+        time.sleep(min(60, seconds / 4))
+        b.call("HeapProfiler.collectGarbage")
+        heap0 = b.call("Runtime.getHeapUsage")["usedSize"]
+        b.pump()
+        b.reset_records()
+        rss0, cpu0 = proc_usage(pid)
+        t0 = time.time()
+        while time.time() - t0 < seconds:
+            time.sleep(5)
+            b.pump()
+        rss1, cpu1 = proc_usage(pid)
+        elapsed = time.time() - t0
+        b.call("HeapProfiler.collectGarbage")
+        heap1 = b.call("Runtime.getHeapUsage")["usedSize"]
+        print("dashboard soak: page left open %.0f s: %d requests, %.1f KiB transferred; GCS resident "
+              "%d -> %d KiB (%+d), CPU %.2f s (%.2f%% of a core); page heap %d -> %d KiB" % (
+                  elapsed, len(b.requests), b.bytes / 1024, rss0, rss1, rss1 - rss0,
+                  cpu1 - cpu0, 100 * (cpu1 - cpu0) / elapsed, heap0 // 1024, heap1 // 1024))
+        assert not b.errors and not b.failed, (b.errors, b.failed)
+    finally:
+        b.quit()
+
+
 if __name__ == "__main__":
     if not (os.access(CHROMIUM, os.X_OK)):
         skip("Chromium is not installed (apt-get install chromium; make bootstrap does)")
-    run([test_dashboard])
+    run([test_dashboard] +
+        ([test_dashboard_left_open] if os.environ.get("PRISM_DASHBOARD_SOAK_S") else []))
