@@ -1,10 +1,11 @@
 // The dashboard: sign-in, a hash router (#/overview, #/jobs, #/jobs/ID,
-// #/actors, #/nodes) and one poll every 2 s of the page shown.
+// #/actors, #/tasks, #/objects, #/nodes) and one poll every 2 s of the page shown.
 import * as api from './api.js';
 import * as overview from './overview.js';
 import * as jobs from './jobs.js';
 import * as actors from './actors.js';
 import * as nodes from './nodes.js';
+import * as tasks from './tasks.js';
 
 const POLL_MS = 2000;
 const $ = (id) => document.getElementById(id);
@@ -20,6 +21,8 @@ function route() {
                                  : { view: jobs.list, page: 'jobs' };
     case 'actors': return { view: actors.list, page: 'actors' };
     case 'nodes': return { view: nodes.list, page: 'nodes' };
+    case 'tasks': return { view: tasks.tasks, page: 'tasks' };
+    case 'objects': return { view: tasks.objects, page: 'objects' };
     default: return { view: overview.page, page: 'overview' };
   }
 }

@@ -2,11 +2,12 @@
 headless, driven through the DevTools protocol over a WebSocket (a small
 client below: the standard library only). Against a real cluster it signs
 in, reads the overview, follows a job's log as it is printed, kills an actor
-and sees it DEAD with its cause, checks the Nodes page and the answer to a
-wrong token; no console error and no failed request are allowed, and each
-page is saved as a PNG in the cluster's directory (PRISM_KEEP_TEST_DIR=1
-keeps it). It prints the bytes the overview's first load transfers and the
-time to its first render. Skips where Chromium is missing or cannot start."""
+and sees it DEAD with its cause, reads the Tasks and Objects pages, sees a
+node that stops heartbeating DEAD and checks the answer to a wrong token; no
+console error and no failed request are allowed, and each page is saved as
+a PNG in the cluster's directory (PRISM_KEEP_TEST_DIR=1 keeps it). It
+prints the bytes the overview's first load transfers and the time to its
+first render. Skips where Chromium is missing or cannot start."""
 import base64
 import json
 import os
@@ -349,6 +350,23 @@ def test_dashboard(c):
         assert b.js(text_of(row + " td.cause")) == "killed", b.js(text_of(row))
         assert c.get("/api/v1/actors/" + aid).json()["cause"] == "killed"
         b.screenshot("actors")
+
+        # Tasks and objects: a task run through the REST API, and its result.
+        r = c.post("/api/v1/tasks", {"package": "builtin", "function": "add", "args": [2, 40]})
+        assert r.status == 201, r
+        oid = r.json()["object_ids"][0]
+        assert c.get("/api/v1/objects/%s?timeout_ms=30000" % oid).status == 200
+        b.goto(c.url + "/#/tasks")
+        b.wait(text_of("#view table") + ".includes('builtin/add')", "the task listed",
+               timeout=30)
+        b.wait(text_of("#view tbody tr td.state") + " === 'FINISHED'", "the task FINISHED")
+        b.screenshot("tasks")
+        b.goto(c.url + "/#/objects")
+        row = "tr[data-object='%s']" % oid
+        b.wait(text_of(row + " td.state") + " === 'READY'", "the task's object READY",
+               timeout=30)
+        assert "gcs" in b.js(text_of(row)), b.js(text_of(row))
+        b.screenshot("objects")
 
         # Nodes: a second node that stops heartbeating turns DEAD, with why.
         c.start_node("node-2")
