@@ -459,6 +459,14 @@ static bool head_size_ok(prism_http_req *req)
     return true;
 }
 
+static bool reply_unauthorized(prism_http_req *req)
+{
+    prism_http_add_header(req, "WWW-Authenticate", "Bearer");
+    prism_http_reply_error(req, 401, "unauthorized",
+                           "missing or wrong bearer token (Authorization: Bearer TOKEN)");
+    return true;
+}
+
 /* Decides before the body is read: built-ins, auth, routing, body limits.
  * Returns true when a response was already set. */
 static bool on_headers(prism_http_req *req)
@@ -471,12 +479,9 @@ static bool on_headers(prism_http_req *req)
         prism_http_reply_json(req, 200, doc);
         return true;
     }
-    if (!token_ok(req) && !public_match(req)) {
-        prism_http_add_header(req, "WWW-Authenticate", "Bearer");
-        prism_http_reply_error(req, 401, "unauthorized",
-                               "missing or wrong bearer token (Authorization: Bearer TOKEN)");
-        return true;
-    }
+    bool authed = token_ok(req);
+    if (!authed && !public_match(req))
+        return reply_unauthorized(req);
     if (!url_text_ok(req)) {
         prism_http_reply_error(req, 400, "invalid_argument",
                                "the path and query must be UTF-8 without NUL (%%00)");
@@ -488,6 +493,10 @@ static bool on_headers(prism_http_req *req)
     }
     bool path_known;
     req->route = find_route(req, &path_known);
+    /* Without the token, only a public route: the first route matching may
+     * be another one than the public route public_match found. */
+    if (!authed && !(req->route && route_public(req->route)))
+        return reply_unauthorized(req);
     if (!req->route) {
         if (path_known) {
             char allow[128];

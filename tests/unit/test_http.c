@@ -159,6 +159,7 @@ static const prism_http_route routes[] = {
     {"GET", "/api/v1/endless", endless, 0},
     {"GET", "/api/v1/nulljson", null_json, 0},
     {"GET", "/api/v1/badmsg", bad_message, 0},
+    {"GET", "/pub/secret", list_items, 0}, /* matched first: needs the token */
     {"GET", "/pub/{name}", public_file, PRISM_HTTP_PUBLIC},
     {"POST", "/pub/{name}", echo, PRISM_HTTP_PUBLIC}, /* ignored: only GET is public */
 };
@@ -401,8 +402,13 @@ static void test_public_routes(void **state)
     expect_error(fx->anon, "DELETE", "/pub/page", NULL, 401, "unauthorized");
     expect_error(fx->anon, "GET", "/pub/page/more", NULL, 401, "unauthorized");
     expect_error(fx->anon, "GET", "/pub", NULL, 401, "unauthorized");
-    /* With the token, the POST route works, under the default body limit. */
+    /* A secured route listed before the public one it overlaps stays secured. */
+    expect_error(fx->anon, "GET", "/pub/secret", NULL, 401, "unauthorized");
+    expect_error(fx->wrong, "GET", "/pub/secret", NULL, 401, "unauthorized");
     long status = 0;
+    json_decref(call(fx->client, "GET", "/pub/secret", NULL, &status));
+    assert_int_equal(status, 200);
+    /* With the token, the POST route works, under the default body limit. */
     json_t *doc = call(fx->client, "POST", "/pub/page", "{\"a\": 1}", &status);
     assert_int_equal(status, 200);
     json_decref(doc);
