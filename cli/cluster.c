@@ -436,6 +436,7 @@ static void print_started(cluster *c)
     const char *home = cli_home();
     printf("Started a local Prism cluster in %s\n"
            "  GCS:       %s (%lld node%s alive)\n"
+           "  dashboard: %s/ (sign in with the token in %s/token)\n"
            "  scheduler: %s\n"
            "  datasets:  %s (also through the GCS's address)\n"
            "  NATS:      %s\n"
@@ -443,7 +444,7 @@ static void print_started(cluster *c)
            "Try `prism status` or `prism job submit -- echo hello`; stop it with `prism down`.\n"
            "Other clients: export PRISM_ADDRESS=%s PRISM_TOKEN=$(cat %s/token)\n",
            home, c->gcs_url, (long long)c->o->nodes, c->o->nodes == 1 ? "" : "s",
-           c->scheduler_url, c->dataservice_url, c->nats_url,
+           c->gcs_url, home, c->scheduler_url, c->dataservice_url, c->nats_url,
            home, c->gcs_url, home);
 }
 

@@ -302,7 +302,8 @@ int fuzz_http_dispatch(const char *method, const char *target, const char *heade
         else
             clear_params(&req), path_known = true;
     }
-    size_t cap = route && route->max_body ? route->max_body : cfg->default_max_body;
+    size_t route_max = route ? route->max_body & ~PRISM_HTTP_PUBLIC : 0;
+    size_t cap = route_max ? route_max : cfg->default_max_body;
     int status = path_known ? 405 : 404;
     if (route && len > (cap ? cap : 1u << 20)) {
         status = 413;

@@ -4,7 +4,7 @@ set -eu
 pkgs="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
 libsqlite3-dev libnats-dev libssl-dev zlib1g-dev libgnutls28-dev nats-server libcmocka-dev python3 python3-yaml
 python3-websockets curl tar gzip
-procps iproute2 docker-compose clang libclang-rt-14-dev clang-format openssl"
+procps iproute2 docker-compose clang libclang-rt-14-dev clang-format openssl chromium"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

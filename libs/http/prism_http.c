@@ -763,6 +763,29 @@ static bool token_ok(prism_http_req *req)
     return diff == 0;
 }
 
+static bool route_public(const prism_http_route *r)
+{
+    return (r->max_body & PRISM_HTTP_PUBLIC) && !strcmp(r->method, "GET");
+}
+
+/* Whether a public route serves this method and path (checked without the token). */
+static bool public_match(prism_http_req *req)
+{
+    const prism_http_config *cfg = &req->srv->cfg;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const prism_http_route *r = &cfg->routes[i];
+        if (!route_public(r) || !is_method(req, r->method))
+            continue;
+        prism_http_req tmp = {.srv = req->srv};
+        int ok = match_route(&tmp, r->pattern, req->path);
+        for (int k = 0; k < tmp.nparams; k++)
+            free(tmp.param_values[k]);
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
 static void serve_metrics(prism_http_req *req)
 {
     prism_buf out;
@@ -834,6 +857,14 @@ static bool head_size_ok(prism_http_req *req)
     return true;
 }
 
+static bool reply_unauthorized(prism_http_req *req)
+{
+    prism_http_add_header(req, "WWW-Authenticate", "Bearer");
+    prism_http_reply_error(req, 401, "unauthorized",
+                           "missing or wrong bearer token (Authorization: Bearer TOKEN)");
+    return true;
+}
+
 /* Decides before the body is read: built-ins, auth, routing, body limits.
  * Returns true when a response was already set. */
 static bool on_headers(prism_http_req *req)
@@ -846,12 +877,9 @@ static bool on_headers(prism_http_req *req)
         prism_http_reply_json(req, 200, doc);
         return true;
     }
-    if (!token_ok(req)) {
-        prism_http_add_header(req, "WWW-Authenticate", "Bearer");
-        prism_http_reply_error(req, 401, "unauthorized",
-                               "missing or wrong bearer token (Authorization: Bearer TOKEN)");
-        return true;
-    }
+    bool authed = token_ok(req);
+    if (!authed && !public_match(req))
+        return reply_unauthorized(req);
     if (!url_text_ok(req)) {
         prism_http_reply_error(req, 400, "invalid_argument",
                                "the path and query must be UTF-8 without NUL (%%00)");
@@ -863,6 +891,10 @@ static bool on_headers(prism_http_req *req)
     }
     bool path_known;
     req->route = find_route(req, &path_known);
+    /* Without the token, only a public route: the first route matching may
+     * be another one than the public route public_match found. */
+    if (!authed && !(req->route && route_public(req->route)))
+        return reply_unauthorized(req);
     if (!req->route) {
         if (path_known) {
             char allow[128];
@@ -876,7 +908,8 @@ static bool on_headers(prism_http_req *req)
         }
         return true;
     }
-    req->max_body = req->route->max_body ? req->route->max_body
+    size_t route_max = req->route->max_body & ~PRISM_HTTP_PUBLIC;
+    req->max_body = route_max ? route_max
                     : req->srv->cfg.default_max_body ? req->srv->cfg.default_max_body
                                                      : DEFAULT_MAX_BODY;
     prism_buf_init(&req->body, req->max_body);

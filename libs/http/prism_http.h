@@ -2,8 +2,8 @@
  *
  * A service describes its API as a table of routes (method + path pattern →
  * handler). The server adds what every endpoint owes: bearer-token auth on
- * every path but /healthz, request bodies read into buffers capped per route,
- * one JSON error envelope
+ * every path but /healthz and the routes marked PRISM_HTTP_PUBLIC, request
+ * bodies read into buffers capped per route, one JSON error envelope
  *
  *   {"error": {"code": "not_found", "message": "no job 'abc'"}}
  *
@@ -44,14 +44,24 @@ typedef struct prism_http_route {
     const char *method;  /* "GET", "POST", "PUT", "DELETE" */
     const char *pattern; /* "/api/v1/jobs/{id}/logs": {name} matches one path segment */
     prism_http_handler handler;
-    size_t max_body; /* request body cap in bytes; 0 means the server default */
+    size_t max_body; /* request body cap in bytes; 0 means the server default;
+                        may carry PRISM_HTTP_PUBLIC */
 } prism_http_route;
+
+/* OR'd into a GET route's max_body: the route is served without the token
+ * (a flag in an existing field, so that every route table keeps its four
+ * members). Only for static, public content, such as the dashboard's files;
+ * the server ignores it on other methods. Without the token, a path that no
+ * public route matches is still answered 401 before anything else, so the
+ * other routes cannot be probed. */
+#define PRISM_HTTP_PUBLIC ((size_t)1 << (sizeof(size_t) * 8 - 1))
 
 typedef struct prism_http_config {
     const char *host;  /* address to bind; "127.0.0.1" when NULL */
     int port;          /* 0 picks a free port: read it with prism_http_server_port */
-    const char *token; /* bearer token required on every path but /healthz; NULL or ""
-                          turns auth off (services only allow that when told to) */
+    const char *token; /* bearer token required on every path but /healthz and
+                          PRISM_HTTP_PUBLIC routes; NULL or "" turns auth off
+                          (services only allow that when told to) */
     const prism_http_route *routes; /* borrowed: must outlive the server */
     size_t nroutes;
     void *ctx;               /* handed to every handler */

@@ -1,4 +1,6 @@
-/* The GCS REST API: one table, documented in openapi/gcs.yaml. */
+/* The GCS REST API: one table, documented in openapi/gcs.yaml. Every route
+ * needs the token but those marked PRISM_HTTP_PUBLIC: the dashboard's static
+ * files, which hold no data (the page asks the API, with the token). */
 #include "gcs.h"
 
 #define KiB 1024u
@@ -35,6 +37,9 @@ const prism_http_route gcs_routes[] = {
     {"POST", "/api/v1/datasets/{id}/stop", gcs_api_datasets_proxy, 0},
     {"GET", "/api/v1/datasets/{id}/rows", gcs_api_datasets_proxy, 0},
     {"GET", "/api/v1/datasets/{id}/count", gcs_api_datasets_proxy, 0},
+    /* the dashboard (dashboard.c) */
+    {"GET", "/", gcs_dashboard_index, PRISM_HTTP_PUBLIC},
+    {"GET", "/dashboard/{file}", gcs_dashboard_file_get, PRISM_HTTP_PUBLIC},
     /* Ray's Jobs REST API */
     {"GET", "/api/version", gcs_ray_version, 0},
     {"POST", "/api/jobs", gcs_ray_jobs_submit, 1 * MiB},

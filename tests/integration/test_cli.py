@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import urllib.request
 
 from harness import BIN, find_nats, skip, wait_until
 
@@ -95,7 +96,7 @@ def listening(pid):
 
 def test_up_status_down(h):
     out = h.ok("up", "--nodes", "2")
-    assert "2 nodes alive" in out, out
+    assert "2 nodes alive" in out and "dashboard: http://127.0.0.1:" in out, out
     for name in ("token", "nats.conf"):
         mode = stat.S_IMODE(os.stat(os.path.join(h.dir, name)).st_mode)
         assert mode == 0o600, (name, oct(mode))
@@ -113,6 +114,15 @@ def test_up_status_down(h):
     assert len(nats) == 1 and listening(nats[0]) == {("127.0.0.1", port)}, listening(nats[0])
     out = h.ok("status")
     assert "2 alive, 0 dead" in out and "node-1" in out and "node-2" in out, out
+    # The dashboard: its URL, which serves the page without the token.
+    with open(os.path.join(h.dir, "address")) as f:
+        address = f.read().strip()
+    url = h.ok("dashboard").strip()
+    assert url == address + "/", (url, address)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200 and b"/dashboard/app.js" in r.read()
+    r = h.prism("--token", "wrong", "dashboard", check=1)
+    assert r.stdout == "" and "token" in r.stderr, r
     assert json.loads(h.ok("status", "--json"))["nodes_alive"] == 2
     r = h.prism("up", check=1)
     assert "already running" in r.stderr, r.stderr

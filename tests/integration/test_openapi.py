@@ -531,6 +531,17 @@ def test_gcs_routes_answer_valid_requests(c):
     r = api.call("GET", "/metrics", expect=200)
     assert b"prism_gcs_nodes_alive 1" in r.body, r
 
+    # the dashboard's static files: no token, revalidated by ETag
+    page = api.call("GET", "/", token=None, expect=200)
+    assert b"/dashboard/app.js" in page.body, page
+    for name in ("index.html", "app.js", "style.css"):
+        r = api.call("GET", "/dashboard/{file}", {"file": name}, token=None, expect=200)
+        etag = header(r.headers, "ETag")
+        api.call("GET", "/dashboard/{file}", {"file": name}, token=None,
+                 headers={"If-None-Match": etag}, expect=304)
+    api.call("GET", "/", token=None, headers={"If-None-Match": header(page.headers, "ETag")},
+             expect=304)
+
     # cluster and nodes
     cl = api.call("GET", "/api/v1/cluster", expect=200).json()
     assert cl["nodes_alive"] == 1, cl
@@ -773,7 +784,8 @@ def test_gcs_errors_are_documented(c):
     ops = list(spec.operations())
 
     def sample(template):
-        values = {"id": "no-such-id", "namespace": "ns", "key": "k", "sha256": "0" * 64}
+        values = {"id": "no-such-id", "namespace": "ns", "key": "k", "sha256": "0" * 64,
+                  "file": "index.html"}
         return {n: values[n] for n in re.findall(r"{([^}]+)}", template)}
 
     # 401 on every secured route, without a token and with a wrong one
@@ -789,7 +801,9 @@ def test_gcs_errors_are_documented(c):
     # 404: unknown ids on every route with path parameters, and unknown routes
     for method, template, op, _ in ops:
         if "{" in template and "404" in {str(s) for s in op["responses"]}:
-            api.call(method, template, sample(template), expect=404, code="not_found")
+            params = dict(sample(template), **({"file": "no-such-file.js"}
+                                               if "{file}" in template else {}))
+            api.call(method, template, params, expect=404, code="not_found")
     for path in ("/api/v1/no/such/route", "/api", "/api/v2/jobs", "/api/v1/jobs/a/b/c"):
         api.check_error(http("GET", c.url + path, headers={"Authorization": "Bearer " + c.token}),
                         "GET " + path, 404, "not_found")

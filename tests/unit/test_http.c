@@ -72,6 +72,11 @@ static void list_items(prism_http_req *req, void *ctx)
     prism_http_reply_json(req, 200, json_pack("{s:I}", "limit", (json_int_t)limit));
 }
 
+static void public_file(prism_http_req *req, void *ctx)
+{
+    prism_http_reply_json(req, 200, json_pack("{s:s}", "name", prism_http_param(req, "name")));
+}
+
 static void echo(prism_http_req *req, void *ctx)
 {
     json_t *doc = prism_http_body_json(req);
@@ -195,6 +200,9 @@ static const prism_http_route routes[] = {
     {"GET", "/api/v1/ws/wait", ws_wait, 0},
     {"GET", "/api/v1/ws/utf8", ws_utf8, 0},
     {"GET", "/api/v1/ws/big", ws_big, 0},
+    {"GET", "/pub/secret", list_items, 0}, /* matched first: needs the token */
+    {"GET", "/pub/{name}", public_file, PRISM_HTTP_PUBLIC},
+    {"POST", "/pub/{name}", echo, PRISM_HTTP_PUBLIC}, /* ignored: only GET is public */
 };
 
 /* Overrides for the servers of the deadline and eviction tests. */
@@ -415,6 +423,35 @@ static void test_healthz_without_token(void **state)
     assert_int_equal(status, 200);
     assert_string_equal(member(doc, "status"), "ok");
     assert_string_equal(member(doc, "service"), "testsvc");
+    json_decref(doc);
+}
+
+/* Routes marked PRISM_HTTP_PUBLIC answer without the token (GET and HEAD only);
+ * every other path keeps answering 401 first. */
+static void test_public_routes(void **state)
+{
+    fixture *fx = *state;
+    prism_httpc *clients[] = {fx->anon, fx->wrong, fx->client};
+    for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++) {
+        long status = 0;
+        json_t *doc = call(clients[i], "GET", "/pub/page", NULL, &status);
+        assert_int_equal(status, 200);
+        assert_string_equal(member(doc, "name"), "page");
+        json_decref(doc);
+    }
+    expect_error(fx->anon, "POST", "/pub/page", "{}", 401, "unauthorized");
+    expect_error(fx->anon, "DELETE", "/pub/page", NULL, 401, "unauthorized");
+    expect_error(fx->anon, "GET", "/pub/page/more", NULL, 401, "unauthorized");
+    expect_error(fx->anon, "GET", "/pub", NULL, 401, "unauthorized");
+    /* A secured route listed before the public one it overlaps stays secured. */
+    expect_error(fx->anon, "GET", "/pub/secret", NULL, 401, "unauthorized");
+    expect_error(fx->wrong, "GET", "/pub/secret", NULL, 401, "unauthorized");
+    long status = 0;
+    json_decref(call(fx->client, "GET", "/pub/secret", NULL, &status));
+    assert_int_equal(status, 200);
+    /* With the token, the POST route works, under the default body limit. */
+    json_t *doc = call(fx->client, "POST", "/pub/page", "{\"a\": 1}", &status);
+    assert_int_equal(status, 200);
     json_decref(doc);
 }
 
@@ -1336,6 +1373,7 @@ int main(void)
         cmocka_unit_test(test_query_int),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_healthz_without_token),
+        cmocka_unit_test(test_public_routes),
         cmocka_unit_test(test_metrics_endpoint),
         cmocka_unit_test(test_not_found_and_method),
         cmocka_unit_test(test_body_limits),

@@ -1,0 +1,75 @@
+// Tasks: the recent tasks of every owner (as owners report them), with their
+// state, node and error; and the objects every owner holds.
+import * as api from './api.js';
+import { h, fmtAgo, fmtBytes, stateBadge, table, shortId } from './ui.js';
+
+const TASK_STATES = ['', 'PENDING', 'FINISHED', 'FAILED'];
+const OBJECT_STATES = ['', 'PENDING', 'READY', 'FAILED'];
+const LIMIT = 100;
+
+function filter(id, states, st) {
+  const select = h('select', { id, 'aria-label': 'state' },
+    states.map((s) => h('option', { value: s }, s || 'all states')));
+  select.addEventListener('change', () => { st.filter = select.value; st.redraw(); });
+  return h('label', {}, 'State ', select);
+}
+
+function duration(t) {
+  if (!t.started_at || !t.ended_at) return '—';
+  const ms = t.ended_at - t.started_at;
+  return ms < 1000 ? ms + ' ms' : (ms / 1000).toFixed(1) + ' s';
+}
+
+export const tasks = {
+  mount(st) {
+    st.filter = '';
+    st.note = h('p', { class: 'note' });
+    st.body = h('div', {});
+    st.root.append(h('h1', {}, 'Tasks'),
+      h('div', { class: 'toolbar' }, filter('task-state', TASK_STATES, st)), st.body, st.note);
+  },
+  async refresh(st) {
+    const q = new URLSearchParams({ limit: LIMIT });
+    if (st.filter) q.set('state', st.filter);
+    const doc = await api.get('/api/v1/tasks?' + q, st.abort.signal);
+    const rows = doc.tasks.map((t) => h('tr', { 'data-task': t.task_id },
+      h('td', {}, t.name, h('div', { class: 'sub mono' }, t.task_id)),
+      h('td', { class: 'state' }, stateBadge(t.state)),
+      h('td', { class: 'mono' }, shortId(t.node_id)),
+      h('td', { class: 'mono clip' }, t.owner),
+      h('td', {}, fmtAgo(t.submitted_at)),
+      h('td', {}, duration(t)),
+      h('td', { class: 'cause' }, t.error || t.reason || '')));
+    st.body.replaceChildren(table(['task', 'state', 'node', 'owner', 'submitted', 'ran',
+      'error / reason'], rows, 'No task reported yet.'));
+    st.note.textContent = 'The newest ' + doc.tasks.length + ' of ' + doc.kept + ' kept' +
+      (doc.dropped ? '; owners left out ' + doc.dropped + ' successes' : '') + '.';
+  },
+};
+
+export const objects = {
+  mount(st) {
+    st.filter = '';
+    st.note = h('p', { class: 'note' });
+    st.body = h('div', {});
+    st.root.append(h('h1', {}, 'Objects'),
+      h('div', { class: 'toolbar' }, filter('object-state', OBJECT_STATES, st)), st.body, st.note);
+  },
+  async refresh(st) {
+    const q = new URLSearchParams({ limit: LIMIT });
+    if (st.filter) q.set('state', st.filter);
+    const doc = await api.get('/api/v1/objects?' + q, st.abort.signal);
+    const rows = doc.objects.map((o) => h('tr', { 'data-object': o.object_id },
+      h('td', { class: 'mono' }, o.object_id),
+      h('td', { class: 'state' }, stateBadge(o.state), o.lost ? ' lost' : ''),
+      h('td', {}, o.source),
+      h('td', { class: 'num' }, o.state === 'READY' ? fmtBytes(o.size) : '—'),
+      h('td', { class: 'mono clip' }, o.owner),
+      h('td', { class: 'num' }, o.refs + (o.borrowers ? ' + ' + o.borrowers + ' borrowed' : '')),
+      h('td', {}, o.location ? o.location + (o.node_id ? ' ' + shortId(o.node_id) : '') : '—')));
+    st.body.replaceChildren(table(['object', 'state', 'source', 'size', 'owner', 'refs',
+      'where'], rows, 'No object held.'));
+    st.note.textContent = doc.objects.length + ' shown of ' + doc.total +
+      (doc.unreported ? '; owners hold ' + doc.unreported + ' more they do not list' : '') + '.';
+  },
+};

@@ -1,0 +1,32 @@
+# cmake -DDASHBOARD_FILES="a|b" -DOUT=file.c -P embed_dashboard.cmake
+# Writes the table of gcs_dashboard.h: name, bytes, size and ETag of each file.
+set(body "/* Generated from dashboard/ by services/gcs/embed_dashboard.cmake: do not edit. */\n")
+string(APPEND body "#include \"gcs_dashboard.h\"\n\n")
+string(REPLACE "|" ";" DASHBOARD_FILES "${DASHBOARD_FILES}")
+set(table "")
+string(REPEAT "0x..," 16 line16) # CMake's regular expressions have no {16}
+set(i 0)
+foreach(f IN LISTS DASHBOARD_FILES)
+  get_filename_component(name ${f} NAME)
+  file(READ ${f} hex HEX)
+  file(SHA256 ${f} sum)
+  string(SUBSTRING ${sum} 0 20 etag)
+  string(LENGTH "${hex}" hexlen)
+  math(EXPR size "${hexlen} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  # Lines of 16 bytes (80 characters).
+  string(REGEX REPLACE "(${line16})" "\\1\n    " bytes "${bytes}")
+  string(APPEND body "static const unsigned char file${i}[] = {\n    ${bytes}0};\n")
+  string(APPEND table "    {\"${name}\", file${i}, ${size}, \"\\\"${etag}\\\"\"},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "\nconst gcs_dashboard_file gcs_dashboard_files[] = {\n${table}};\n")
+string(APPEND body "const size_t gcs_dashboard_nfiles = ${i};\n")
+# Rewritten only when it changed, so that an unrelated reconfigure rebuilds nothing.
+if(EXISTS ${OUT})
+  file(READ ${OUT} old)
+  if(old STREQUAL body)
+    return()
+  endif()
+endif()
+file(WRITE ${OUT} "${body}")
