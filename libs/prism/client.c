@@ -449,7 +449,9 @@ static void objects_free(prism_client *c)
             next = e->next;
             if (!e->owner && e->store_socket && *e->store_socket && c->store)
                 prism_store_delete(c->store, &e->id);
-            free(e->contained);
+            free(e->contained); /* dropped with the table, not one by one */
+            e->contained = NULL;
+            e->ncontained = 0;
             prism__borrow_free_entry(e);
             clear_value(c, e);
             free(e->waiters);
