@@ -115,8 +115,8 @@ int cmd_actor(int argc, char **argv)
         return actor_list(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "kill"))
         return actor_kill(argc - 1, argv + 1);
-    bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-                              !strcmp(argv[1], "help"));
+    bool help = argc >= 2 &&
+                (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"));
     if (argc >= 2 && !help)
         fprintf(stderr, "prism: unknown actor command '%s' (see prism actor --help)\n", argv[1]);
     fprintf(help ? stdout : stderr,

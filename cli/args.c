@@ -49,22 +49,12 @@ static int set_value(const cli_opt *o, const char *text)
 {
     int rc = 0;
     switch (o->type) {
-    case CLI_FLAG:
-        *(bool *)o->value = true;
-        break;
-    case CLI_STRING:
-        *(const char **)o->value = text;
-        break;
+    case CLI_FLAG: *(bool *)o->value = true; break;
+    case CLI_STRING: *(const char **)o->value = text; break;
     case CLI_INT:
-    case CLI_NUMBER:
-        rc = set_number(o, text);
-        break;
-    case CLI_SIZE:
-        rc = prism_parse_size(text, o->value);
-        break;
-    case CLI_LIST:
-        rc = list_add(o->value, text);
-        break;
+    case CLI_NUMBER: rc = set_number(o, text); break;
+    case CLI_SIZE: rc = prism_parse_size(text, o->value); break;
+    case CLI_LIST: rc = list_add(o->value, text); break;
     }
     if (rc != 0)
         fprintf(stderr, "prism: --%s: bad value '%s'%s\n", o->name, text,

@@ -26,8 +26,8 @@ typedef struct cli_list {
 } cli_list;
 
 typedef struct cli_opt {
-    const char *name;  /* long name, used as --name */
-    char short_name;   /* -x, or 0 */
+    const char *name; /* long name, used as --name */
+    char short_name;  /* -x, or 0 */
     cli_arg_type type;
     void *value;
     const char *metavar; /* shown in help: "N", "SIZE"... NULL for flags */

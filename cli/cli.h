@@ -8,14 +8,14 @@
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
 
-int cmd_up(int argc, char **argv);      /* cluster.c */
-int cmd_down(int argc, char **argv);    /* cluster.c */
-int cmd_status(int argc, char **argv);  /* status.c */
-int cmd_job(int argc, char **argv);     /* job.c */
-int cmd_package(int argc, char **argv); /* package.c */
-int cmd_task(int argc, char **argv);    /* task.c */
-int cmd_object(int argc, char **argv);  /* task.c */
-int cmd_actor(int argc, char **argv);   /* actor.c */
+int cmd_up(int argc, char **argv);        /* cluster.c */
+int cmd_down(int argc, char **argv);      /* cluster.c */
+int cmd_status(int argc, char **argv);    /* status.c */
+int cmd_job(int argc, char **argv);       /* job.c */
+int cmd_package(int argc, char **argv);   /* package.c */
+int cmd_task(int argc, char **argv);      /* task.c */
+int cmd_object(int argc, char **argv);    /* task.c */
+int cmd_actor(int argc, char **argv);     /* actor.c */
 int cmd_dashboard(int argc, char **argv); /* dashboard.c */
 
 /* Maps a cli_parse result to a finished exit status, or -1 to go on. */

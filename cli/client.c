@@ -60,7 +60,8 @@ int cli_client_open(cli_client *c)
     memset(c, 0, sizeof *c);
     char *address = resolve(cli_global_address, "PRISM_ADDRESS", "address");
     if (!address || !*address) {
-        fprintf(stderr, "prism: no cluster at %s: run `prism up` (or give --address / PRISM_ADDRESS)\n",
+        fprintf(stderr,
+                "prism: no cluster at %s: run `prism up` (or give --address / PRISM_ADDRESS)\n",
                 cli_home());
         free(address);
         return -1;
@@ -166,7 +167,7 @@ int cli_add_query(char *path, size_t n, const char *name, const char *value)
 #define LIST_PAGE 100
 
 int cli_list_pages(cli_client *c, const char *path, const char *key, int64_t limit, bool as_json,
-             const char *header, void (*row)(json_t *item))
+                   const char *header, void (*row)(json_t *item))
 {
     char *cursor = NULL;
     int64_t shown = 0;

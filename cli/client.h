@@ -63,6 +63,6 @@ int cli_command_run(const cli_command *cmd, int argc, char **argv,
  * `header` then each item with `row`; with it, one JSON object per line.
  * Returns 0 or -1 (printed). */
 int cli_list_pages(cli_client *c, const char *path, const char *key, int64_t limit, bool as_json,
-             const char *header, void (*row)(json_t *item));
+                   const char *header, void (*row)(json_t *item));
 
 #endif

@@ -81,7 +81,8 @@ static void arg_free(argv_list *a)
 }
 
 /* Writes "$PRISM_HOME/<fmt...>" to `out`. */
-static void home_file(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void home_file(char *out, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void home_file(char *out, size_t n, const char *fmt, ...)
 {
     char rel[256];
@@ -193,9 +194,10 @@ static int start_nats(cluster *c, const char *token)
                  cert, key);
     /* No `http` line: nats-server then serves no monitoring, whose
      * /connz?auth=1 would show the token to anyone on this host. */
-    snprintf(conf, sizeof conf,
-             "# written by `prism up`\nlisten: \"127.0.0.1:%d\"\nauthorization {\n  token: \"%s\"\n}\n%s",
-             c->nats_port, token, tls_block);
+    snprintf(
+        conf, sizeof conf,
+        "# written by `prism up`\nlisten: \"127.0.0.1:%d\"\nauthorization {\n  token: \"%s\"\n}\n%s",
+        c->nats_port, token, tls_block);
     snprintf(c->nats_url, sizeof c->nats_url, "%s://127.0.0.1:%d", tls ? "tls" : "nats",
              c->nats_port);
     if (write_secret("nats.conf", conf) != 0)
@@ -376,7 +378,8 @@ static int wait_nodes_alive(cluster *c, const char *token)
         long status = 0;
         char err[256];
         if (prism_httpc_json(http, "GET", "/api/v1/cluster", NULL, 2000, &status, &doc, err,
-                             sizeof err) == 0 && status == 200)
+                             sizeof err) == 0 &&
+            status == 200)
             alive = json_integer_value(json_object_get(doc, "nodes_alive"));
         json_decref(doc);
         if (alive < c->o->nodes)
@@ -443,9 +446,8 @@ static void print_started(cluster *c)
            "  logs:      %s/logs/\n"
            "Try `prism status` or `prism job submit -- echo hello`; stop it with `prism down`.\n"
            "Other clients: export PRISM_ADDRESS=%s PRISM_TOKEN=$(cat %s/token)\n",
-           home, c->gcs_url, (long long)c->o->nodes, c->o->nodes == 1 ? "" : "s",
-           c->gcs_url, home, c->scheduler_url, c->dataservice_url, c->nats_url,
-           home, c->gcs_url, home);
+           home, c->gcs_url, (long long)c->o->nodes, c->o->nodes == 1 ? "" : "s", c->gcs_url, home,
+           c->scheduler_url, c->dataservice_url, c->nats_url, home, c->gcs_url, home);
 }
 
 static int up_run(up_opts *o)
@@ -492,22 +494,26 @@ static int check_up_opts(const up_opts *o)
 
 int cmd_up(int argc, char **argv)
 {
-    up_opts o = {.nodes = 1, .memory = -1, .num_cpus = -1, .num_gpus = -1,
-                 .store_memory = 512 << 20};
+    up_opts o = {
+        .nodes = 1, .memory = -1, .num_cpus = -1, .num_gpus = -1, .store_memory = 512 << 20};
     cli_opt opts[] = {
         {"nodes", 'n', CLI_INT, &o.nodes, "N", "node agents to start (default 1)"},
         {"num-cpus", 0, CLI_INT, &o.num_cpus, "N", "CPUs per node (default: detected)"},
         {"num-gpus", 0, CLI_INT, &o.num_gpus, "N", "GPUs per node (default: detected)"},
-        {"memory", 0, CLI_SIZE, &o.memory, "SIZE", "memory per node, e.g. 4GiB (default: detected)"},
-        {"resources", 0, CLI_STRING, &o.resources, "JSON", "custom resources per node, e.g. '{\"disk\": 4}'"},
+        {"memory", 0, CLI_SIZE, &o.memory, "SIZE",
+         "memory per node, e.g. 4GiB (default: detected)"},
+        {"resources", 0, CLI_STRING, &o.resources, "JSON",
+         "custom resources per node, e.g. '{\"disk\": 4}'"},
         {"object-store-memory", 0, CLI_SIZE, &o.store_memory, "SIZE",
          "shared memory of each node's object store (default 512MiB)"},
         {"port", 'p', CLI_INT, &o.port, "P", "GCS port (default 0: a free port)"},
-        {"log-level", 0, CLI_STRING, &o.log_level, "LEVEL", "services' log level: debug|info|warn|error"},
+        {"log-level", 0, CLI_STRING, &o.log_level, "LEVEL",
+         "services' log level: debug|info|warn|error"},
     };
     cli_command cmd = {
-        .usage = "prism up [--nodes N] [--num-cpus N] [--memory SIZE] [--object-store-memory SIZE]\n"
-                 "         [--port P]",
+        .usage =
+            "prism up [--nodes N] [--num-cpus N] [--memory SIZE] [--object-store-memory SIZE]\n"
+            "         [--port P]",
         .summary = "Starts a local cluster on loopback: nats-server, the GCS, the scheduler, N\n"
                    "nodes (a node agent and an object store each) and the dataservice, with a\n"
                    "new token, all state under $PRISM_HOME (default ~/.prism). The GCS address\n"

@@ -16,8 +16,9 @@ static int show(cli_client *c, const cli_parsed *p, void *ud)
     json_decref(doc);
     size_t n = strlen(c->address);
     printf("%s%s\n", c->address, n && c->address[n - 1] == '/' ? "" : "/");
-    fprintf(stderr, "Open it in a browser and sign in with the cluster token "
-                    "(the one this command used: --token, PRISM_TOKEN or %s/token).\n",
+    fprintf(stderr,
+            "Open it in a browser and sign in with the cluster token "
+            "(the one this command used: --token, PRISM_TOKEN or %s/token).\n",
             cli_home());
     return 0;
 }

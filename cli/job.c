@@ -12,8 +12,8 @@
 
 bool job_state_final(const char *state)
 {
-    return state && (!strcmp(state, "SUCCEEDED") || !strcmp(state, "FAILED") ||
-                     !strcmp(state, "STOPPED"));
+    return state &&
+           (!strcmp(state, "SUCCEEDED") || !strcmp(state, "FAILED") || !strcmp(state, "STOPPED"));
 }
 
 json_t *job_get(cli_client *c, const char *id)
@@ -77,7 +77,8 @@ static int job_list(int argc, char **argv)
 {
     list_args a = {.limit = 100};
     cli_opt opts[] = {
-        {"state", 's', CLI_STRING, &a.state, "S", "only jobs in state S (PENDING, RUNNING, SUCCEEDED...)"},
+        {"state", 's', CLI_STRING, &a.state, "S",
+         "only jobs in state S (PENDING, RUNNING, SUCCEEDED...)"},
         {"limit", 'l', CLI_INT, &a.limit, "N", "at most N jobs (default 100)"},
         {"json", 0, CLI_FLAG, &a.as_json, NULL, "one JSON job object per line"},
     };
@@ -207,7 +208,8 @@ static int job_stop(int argc, char **argv)
 static int delete_one(cli_client *c, const char *id)
 {
     char path[1200];
-    if (cli_job_path(path, sizeof path, id, "") != 0 || cli_call(c, "DELETE", path, NULL, NULL) != 0)
+    if (cli_job_path(path, sizeof path, id, "") != 0 ||
+        cli_call(c, "DELETE", path, NULL, NULL) != 0)
         return -1;
     printf("Deleted job %s\n", id);
     return 0;

@@ -89,7 +89,8 @@ static int follow(cli_client *c, const char *id, log_stream *s)
             return -1;
         bool final = job_state_final(state), pending = !strcmp(state, "PENDING");
         if (pending && !told_pending && prism_mono_ms() - since >= PENDING_NOTICE_MS) {
-            fprintf(stderr, "Job %s is pending: waiting for a node with the resources it needs\n", id);
+            fprintf(stderr, "Job %s is pending: waiting for a node with the resources it needs\n",
+                    id);
             told_pending = true;
         }
         if (rest && !final) { /* the last stream ended early: do not spin */

@@ -61,7 +61,6 @@ static json_t *resources(const submit_opts *o)
     return res;
 }
 
-
 /* --working-dir: a package sha256 as is; a local file or directory is uploaded first. */
 static int working_dir(cli_client *c, const char *arg, json_t *body)
 {
@@ -69,7 +68,8 @@ static int working_dir(cli_client *c, const char *arg, json_t *body)
     char sha[PRISM_SHA256_HEX_LEN + 1];
     if (stat(arg, &st) != 0) {
         if (!prism_is_hex(arg, PRISM_SHA256_HEX_LEN)) {
-            fprintf(stderr, "prism: --working-dir: '%s' is neither a package sha256 nor a local path\n",
+            fprintf(stderr,
+                    "prism: --working-dir: '%s' is neither a package sha256 nor a local path\n",
                     arg);
             return -1;
         }
@@ -199,7 +199,8 @@ static int submit_run(const submit_opts *o, char *const *args, int n)
     int rc = CLI_EXIT_FAIL;
     if (cli_client_open(&c) != 0)
         return CLI_EXIT_FAIL;
-    if (!(body = build_body(&c, o, args, n)) || cli_call(&c, "POST", "/api/v1/jobs", body, &job) != 0)
+    if (!(body = build_body(&c, o, args, n)) ||
+        cli_call(&c, "POST", "/api/v1/jobs", body, &job) != 0)
         goto out;
     const char *id = fmt_str(job, "job_id", NULL);
     if (!id) {
@@ -224,13 +225,17 @@ int job_submit(int argc, char **argv)
 {
     submit_opts o = {.num_cpus = -1, .num_gpus = -1, .memory = -1};
     cli_opt opts[] = {
-        {"wait", 'w', CLI_FLAG, &o.wait, NULL, "follow the log until the job ends; exit 0 only if it SUCCEEDED"},
-        {"submission-id", 0, CLI_STRING, &o.submission_id, "ID", "the job's ID, chosen by you (unique)"},
-        {"working-dir", 0, CLI_STRING, &o.working_dir, "PKG", "package sha256, or a local directory/file to upload"},
+        {"wait", 'w', CLI_FLAG, &o.wait, NULL,
+         "follow the log until the job ends; exit 0 only if it SUCCEEDED"},
+        {"submission-id", 0, CLI_STRING, &o.submission_id, "ID",
+         "the job's ID, chosen by you (unique)"},
+        {"working-dir", 0, CLI_STRING, &o.working_dir, "PKG",
+         "package sha256, or a local directory/file to upload"},
         {"num-cpus", 0, CLI_NUMBER, &o.num_cpus, "N", "CPUs the driver needs"},
         {"num-gpus", 0, CLI_NUMBER, &o.num_gpus, "N", "GPUs the driver needs"},
         {"memory", 0, CLI_SIZE, &o.memory, "SIZE", "memory the driver needs, e.g. 512MiB"},
-        {"resources", 0, CLI_STRING, &o.resources, "JSON", "custom resources, e.g. '{\"disk\": 1}'"},
+        {"resources", 0, CLI_STRING, &o.resources, "JSON",
+         "custom resources, e.g. '{\"disk\": 1}'"},
         {"env", 'e', CLI_LIST, &o.env, "K=V", "environment variable of the driver"},
         {"metadata", 'm', CLI_LIST, &o.metadata, "K=V", "metadata kept with the job"},
         {"package", 0, CLI_LIST, &o.packages, "[NAME=]PKG",
@@ -238,10 +243,11 @@ int job_submit(int argc, char **argv)
     };
     cli_command cmd = {
         .usage = "prism job submit [OPTIONS] -- CMD [ARGS...]",
-        .summary = "Submits a job whose driver runs CMD with /bin/sh on a node, and prints its ID.\n"
-                   "Several arguments are joined into one command line, each quoted as needed\n"
-                   "(`-- echo \"a b\"` prints 'a b'); a single argument is a shell command line\n"
-                   "as is (`-- 'seq 10 | paste -sd+ | bc'`).",
+        .summary =
+            "Submits a job whose driver runs CMD with /bin/sh on a node, and prints its ID.\n"
+            "Several arguments are joined into one command line, each quoted as needed\n"
+            "(`-- echo \"a b\"` prints 'a b'); a single argument is a shell command line\n"
+            "as is (`-- 'seq 10 | paste -sd+ | bc'`).",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
         .tail = true,

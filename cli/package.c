@@ -62,8 +62,8 @@ static int post(cli_client *c, const char *data, size_t len, char sha[PRISM_SHA2
     if (resp.status < 200 || resp.status >= 300)
         cli_report_error(c, resp.status, doc, NULL);
     else if (strcmp(fmt_str(doc, "sha256", ""), sha) != 0)
-        fprintf(stderr, "prism: the cluster stored sha256 %s, not %s\n", fmt_str(doc, "sha256", "?"),
-                sha);
+        fprintf(stderr, "prism: the cluster stored sha256 %s, not %s\n",
+                fmt_str(doc, "sha256", "?"), sha);
     else
         rc = 0;
     json_decref(doc);

@@ -62,7 +62,7 @@ int proc_find_system(const char *program, char *out, size_t n)
 /* Variables that would tie a service to another cluster or job. */
 static bool foreign_variable(const char *entry)
 {
-    static const char *const names[] = {"PRISM_ADDRESS=", "PRISM_TOKEN=", "PRISM_NATS_URL=",
+    static const char *const names[] = {"PRISM_ADDRESS=", "PRISM_TOKEN=",   "PRISM_NATS_URL=",
                                         "PRISM_JOB_ID=",  "PRISM_NODE_ID=", "PRISM_NO_AUTH="};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strncmp(entry, names[i], strlen(names[i])))

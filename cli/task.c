@@ -24,7 +24,9 @@ static int list(int argc, char **argv, const char *usage, const char *summary, c
          "only those this owner holds (\"gcs\": the REST API's)"},
         {"node", 'n', CLI_STRING, &node, "NODE_ID", "only those whose value is on this node"},
     };
-    cli_command cmd = {.usage = usage, .summary = summary, .opts = opts,
+    cli_command cmd = {.usage = usage,
+                       .summary = summary,
+                       .opts = opts,
                        .nopts = sizeof opts / sizeof opts[0] - (objects ? 0 : 2)};
     cli_parsed p;
     int rc = cli_parse_exit(cli_parse(&cmd, argc, argv, &p));
@@ -92,7 +94,8 @@ static void object_row(json_t *o)
     snprintf(node, sizeof node, "%s", fmt_str(o, "node_id", "-")); /* as in the task list */
     fmt_bytes((double)fmt_int(o, "size"), size, sizeof size);
     if (fmt_int(o, "borrowers") > 0) /* other processes holding references */
-        snprintf(borrowers, sizeof borrowers, " +%lld borrowing", (long long)fmt_int(o, "borrowers"));
+        snprintf(borrowers, sizeof borrowers, " +%lld borrowing",
+                 (long long)fmt_int(o, "borrowers"));
     printf("%-40s  %-38s  %-7s  %-5s  %-12s  %-5s  %-10s  %lld%s%s\n", fmt_str(o, "object_id", "?"),
            fmt_str(o, "owner", "?"), fmt_str(o, "state", "?"), fmt_str(o, "location", "-"), node,
            fmt_str(o, "source", "?"), !strcmp(fmt_str(o, "state", ""), "READY") ? size : "-",
@@ -103,9 +106,11 @@ static void object_row(json_t *o)
 int cmd_task(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "list"))
-        return list(argc - 1, argv + 1, "prism task list [--state PENDING|FINISHED|FAILED] [--limit N] [--json]",
-                    "Lists the cluster's recent tasks, newest first (as their owners reported them).",
-                    "/api/v1/tasks", "tasks", task_header, task_row, false);
+        return list(
+            argc - 1, argv + 1,
+            "prism task list [--state PENDING|FINISHED|FAILED] [--limit N] [--json]",
+            "Lists the cluster's recent tasks, newest first (as their owners reported them).",
+            "/api/v1/tasks", "tasks", task_header, task_row, false);
     fprintf(argc < 2 || strcmp(argv[1], "--help") ? stderr : stdout,
             "usage: prism task list [--state S] [--limit N] [--json]\n");
     return argc >= 2 && !strcmp(argv[1], "--help") ? CLI_EXIT_OK : CLI_EXIT_USAGE;

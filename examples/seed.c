@@ -77,8 +77,8 @@ int main(void)
     double total = 0;
     for (size_t i = 0; i < len / sizeof *data; i++)
         total += data[i];
-    printf("result: a %lldx%lld tensor of float64, sum %g\n", (long long)dims[0], (long long)dims[1],
-           total);
+    printf("result: a %lldx%lld tensor of float64, sum %g\n", (long long)dims[0],
+           (long long)dims[1], total);
     rc = prism_value_ndim(result) == 2 && dims[0] == 5 && dims[1] == 5 && total == 0 ? 0 : 1;
     if (rc == 0)
         rc = counter(c);

@@ -38,10 +38,7 @@ PRISM_TASK(checksum)
 }
 
 /* crash(): kills its worker, to test retries. */
-PRISM_TASK(crash)
-{
-    abort();
-}
+PRISM_TASK(crash) { abort(); }
 
 static prism_status stash_into(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                                prism_value **returns);
@@ -49,10 +46,7 @@ static prism_status stash_into(prism_task_ctx *ctx, const prism_value *const *ar
 /* stash(n): puts n bytes (byte i is i % 251) into the cluster and returns
  * [reference, worker pid]. The worker owns the object; whoever gets the
  * list borrows it, and the object lives until the last holder drops it. */
-PRISM_TASK(stash)
-{
-    return stash_into(ctx, args, nargs, returns);
-}
+PRISM_TASK(stash) { return stash_into(ctx, args, nargs, returns); }
 
 /* Stasher: an actor whose `put(n)` does what stash does, so the actor owns
  * the object (for as long as it lives). */

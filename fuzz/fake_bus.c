@@ -78,8 +78,8 @@ int prism_bus_publish_json(prism_bus *b, const char *subject, json_t *doc)
     return rc;
 }
 
-int prism_bus_subscribe(prism_bus *b, const char *subject, const char *queue,
-                        prism_bus_handler fn, void *ud)
+int prism_bus_subscribe(prism_bus *b, const char *subject, const char *queue, prism_bus_handler fn,
+                        void *ud)
 {
     pthread_mutex_lock(&mu);
     int rc = PRISM_BUS_ERROR;

@@ -97,8 +97,7 @@ void prism_http_reply_json(prism_http_req *req, int status, json_t *doc)
     answered(req, status);
 }
 
-void prism_http_reply_error(prism_http_req *req, int status, const char *code, const char *fmt,
-                            ...)
+void prism_http_reply_error(prism_http_req *req, int status, const char *code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -170,8 +169,8 @@ char *prism_http_query_string(const prism_http_req *req)
         return NULL;
     out[0] = '\0';
     for (int i = 0; i < req->nquery; i++) /* as received: the fuzzer writes the bytes */
-        snprintf(out + strlen(out), n - strlen(out), "%s%s=%s", i ? "&" : "",
-                 req->query_names[i], req->query_values[i]);
+        snprintf(out + strlen(out), n - strlen(out), "%s%s=%s", i ? "&" : "", req->query_names[i],
+                 req->query_values[i]);
     return out;
 }
 
@@ -285,7 +284,8 @@ int fuzz_http_dispatch(const char *method, const char *target, const char *heade
     if (len)
         memcpy(b, body, len);
     b[len] = '\0';
-    prism_http_req req = {.method = method, .path = copy, .headers = headers, .body = b, .len = len};
+    prism_http_req req = {
+        .method = method, .path = copy, .headers = headers, .body = b, .len = len};
     char *q = strchr(copy, '?');
     if (q) {
         *q++ = '\0';
@@ -310,8 +310,8 @@ int fuzz_http_dispatch(const char *method, const char *target, const char *heade
     } else if (route) {
         route->handler(&req, cfg->ctx);
         if (req.replies != 1) {
-            fprintf(stderr, "%s %s answered %d times (a handler answers exactly once)\n",
-                    method, target, req.replies);
+            fprintf(stderr, "%s %s answered %d times (a handler answers exactly once)\n", method,
+                    target, req.replies);
             abort();
         }
         status = req.status;

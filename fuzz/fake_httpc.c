@@ -45,8 +45,8 @@ int prism_httpc_json(prism_httpc *c, const char *method, const char *path, json_
 }
 
 int prism_httpc_stream(prism_httpc *c, const char *method, const char *path, int timeout_ms,
-                       int (*sink)(void *ud, const char *data, size_t len), void *ud,
-                       long *status, char *err, size_t errlen)
+                       int (*sink)(void *ud, const char *data, size_t len), void *ud, long *status,
+                       char *err, size_t errlen)
 {
     *status = 0;
     snprintf(err, errlen, "connection refused");

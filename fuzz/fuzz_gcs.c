@@ -31,10 +31,15 @@ static int start(gcs *g)
 {
     char err[512], path[600];
     pthread_mutex_init(&g->lock, NULL);
-    g->cfg = (gcs_config){.host = "127.0.0.1", .token = "", .data_dir = dir,
-                          .node_timeout_ms = 10000, .job_retention_count = 100,
-                          .job_retention_age_s = 3600, .max_package_size = 1 << 20,
-                          .max_kv_value_size = 1 << 16, .object_ttl_s = 3600,
+    g->cfg = (gcs_config){.host = "127.0.0.1",
+                          .token = "",
+                          .data_dir = dir,
+                          .node_timeout_ms = 10000,
+                          .job_retention_count = 100,
+                          .job_retention_age_s = 3600,
+                          .max_package_size = 1 << 20,
+                          .max_kv_value_size = 1 << 16,
+                          .object_ttl_s = 3600,
                           .task_list_size = 100};
     snprintf(path, sizeof path, "%s/packages", dir);
     g->packages_dir = strdup(path);
@@ -48,16 +53,23 @@ static int start(gcs *g)
     g->bus = fuzz_bus();
     if (gcs_start(g, err, sizeof err) != 0)
         return -1;
-    prism_http_config hc = {.routes = gcs_routes, .nroutes = gcs_nroutes, .ctx = g,
-                            .metrics = g->metrics, .name = "prism-gcs"};
+    prism_http_config hc = {.routes = gcs_routes,
+                            .nroutes = gcs_nroutes,
+                            .ctx = g,
+                            .metrics = g->metrics,
+                            .name = "prism-gcs"};
     return prism_http_server_create(&g->http, &hc, err, sizeof err);
 }
 
 /* As the GCS stops: the skeleton's teardown with the GCS's hooks. */
 static void stop(gcs *g)
 {
-    prism_service_def def = {.ctx = g, .metrics = &g->metrics, .bus = &g->bus, .http = &g->http,
-                             .stop = gcs_stop, .cleanup = gcs_cleanup};
+    prism_service_def def = {.ctx = g,
+                             .metrics = &g->metrics,
+                             .bus = &g->bus,
+                             .http = &g->http,
+                             .stop = gcs_stop,
+                             .cleanup = gcs_cleanup};
     prism_service_teardown(&def);
     pthread_mutex_destroy(&g->lock);
 }

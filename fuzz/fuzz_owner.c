@@ -118,12 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (msg) {
         memcpy(msg, data + 1, size - 1);
         switch (data[0] % 3) {
-        case 0:
-            fuzz_bus_deliver(c->owner_subject, "reply.subject", msg, size - 1);
-            break;
-        case 1:
-            fuzz_bus_deliver(c->reply_subject, NULL, msg, size - 1);
-            break;
+        case 0: fuzz_bus_deliver(c->owner_subject, "reply.subject", msg, size - 1); break;
+        case 1: fuzz_bus_deliver(c->reply_subject, NULL, msg, size - 1); break;
         default:
             pthread_mutex_lock(&c->lock);
             done(c, p, msg, size - 1);

@@ -30,8 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->queue_cv, NULL);
-    s->cfg = (sched_config){.node_timeout_ms = 10000, .lease_timeout_ms = 1000,
-                            .forward_timeout_ms = 100, .lease_threads = 0, .queue_max = 64};
+    s->cfg = (sched_config){.node_timeout_ms = 10000,
+                            .lease_timeout_ms = 1000,
+                            .forward_timeout_ms = 100,
+                            .lease_threads = 0,
+                            .queue_max = 64};
     s->metrics = prism_metrics_create();
     s->bus = fuzz_bus();
     char err[256];
@@ -40,8 +43,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sched_init(s, err, sizeof err) == 0 && sched_start(s, err, sizeof err) == 0 &&
         prism_http_server_create(&s->http, &hc, err, sizeof err) == 0)
         fuzz_run_messages(data, size, after, s);
-    prism_service_def def = {.ctx = s, .metrics = &s->metrics, .bus = &s->bus, .http = &s->http,
-                             .stop = sched_stop, .cleanup = sched_cleanup};
+    prism_service_def def = {.ctx = s,
+                             .metrics = &s->metrics,
+                             .bus = &s->bus,
+                             .http = &s->http,
+                             .stop = sched_stop,
+                             .cleanup = sched_cleanup};
     prism_service_teardown(&def);
     pthread_cond_destroy(&s->queue_cv);
     pthread_mutex_destroy(&s->lock);

@@ -62,7 +62,8 @@ static void handshake(uint8_t type, const uint8_t *p, size_t n)
           "a forged AUTH passes");
     wire_auth a = {0};
     int rc = wire_auth_step(&a, key, type, p, n, &out);
-    check(rc != 0 || (type == WIRE_CHALLENGE && a.state == 1), "only a CHALLENGE moves a new peer on");
+    check(rc != 0 || (type == WIRE_CHALLENGE && a.state == 1),
+          "only a CHALLENGE moves a new peer on");
     if (rc == 0) { /* then an AUTH_OK of random bytes must fail */
         check(wire_auth_step(&a, key, WIRE_AUTH_OK, p, n > 32 ? 32 : n, &out) != 0,
               "a forged AUTH_OK passes");
@@ -78,7 +79,7 @@ static void read_payload(uint8_t type, const uint8_t *p, size_t n)
         free(pr_str(&r));
         free(pr_str(&r));
         break;
-    case WIRE_PUSH:         /* task id, package, function, u16 returns, u32 nargs, slots */
+    case WIRE_PUSH:           /* task id, package, function, u16 returns, u32 nargs, slots */
     case WIRE_ACTOR_CREATE: { /* actor id, package, class, u16 concurrency, u32 nargs, slots */
         pr_bytes(&r, PRISM_ID_BYTES);
         free(pr_str(&r));
@@ -104,12 +105,8 @@ static void read_payload(uint8_t type, const uint8_t *p, size_t n)
     }
     case WIRE_CHALLENGE:
     case WIRE_AUTH:
-    case WIRE_AUTH_OK:
-        handshake(type, p, n);
-        break;
-    default: /* CANCEL, ACTOR_KILL, ACTOR_ATTACH: an id */
-        pr_bytes(&r, PRISM_ID_BYTES);
-        break;
+    case WIRE_AUTH_OK: handshake(type, p, n); break;
+    default: /* CANCEL, ACTOR_KILL, ACTOR_ATTACH: an id */ pr_bytes(&r, PRISM_ID_BYTES); break;
     }
     check(r.left <= n && r.p >= p && r.p <= p + n, "the reader stays in its frame");
 }
@@ -128,8 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         long used = wire_parse(in + off, size - off, &type, &payload, &plen);
         if (used <= 0)
             break;
-        check((size_t)used <= size - off && (size_t)used == 5 + plen &&
-                  payload == in + off + 5,
+        check((size_t)used <= size - off && (size_t)used == 5 + plen && payload == in + off + 5,
               "a frame lies inside the bytes it was cut from");
         read_payload(type, payload, plen);
         off += (size_t)used;

@@ -30,8 +30,11 @@ static bool fixture_open(objectstore *os, const char *dir)
     os->token = "";
     os->max_put = FIXTURE_ARENA;
     pthread_cond_init(&os->pull_cv, NULL);
-    os_store_config cfg = {.capacity = FIXTURE_ARENA, .spill_dir = dir, .spill_batch = 4096,
-                           .on_event = fixture_on_event, .ud = os};
+    os_store_config cfg = {.capacity = FIXTURE_ARENA,
+                           .spill_dir = dir,
+                           .spill_batch = 4096,
+                           .on_event = fixture_on_event,
+                           .ud = os};
     char err[256];
     return os_store_init(&os->store, &cfg, err, sizeof err) == 0;
 }

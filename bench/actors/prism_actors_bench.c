@@ -353,10 +353,9 @@ static int bench_nn(const cfg *cf)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: prism-actors-bench sync|async|concurrent|1n|nn|all\n"
-            "         [--n N] [--rounds R] [--warmup W] [--actors N] [--clients K]\n"
-            "         [--concurrency C] [--max-seconds S] [--num-cpus X]\n");
+    fprintf(stderr, "usage: prism-actors-bench sync|async|concurrent|1n|nn|all\n"
+                    "         [--n N] [--rounds R] [--warmup W] [--actors N] [--clients K]\n"
+                    "         [--concurrency C] [--max-seconds S] [--num-cpus X]\n");
 }
 
 /* Defaults per benchmark, unless given. */
@@ -416,9 +415,8 @@ int main(int argc, char **argv)
         {"--num-cpus", 'd', &c.num_cpus, NULL},
     };
     if (bench_parse_opts(argc, argv, 2, opts, sizeof opts / sizeof opts[0]) != 0 ||
-        (c.n_set && c.n < 1) || (c.rounds_set && c.rounds < 1) || c.warmup < 0 ||
-        c.actors < 1 || c.actors > MAX_ACTORS || c.clients < 1 || c.concurrency < 1 ||
-        c.concurrency > 1024) {
+        (c.n_set && c.n < 1) || (c.rounds_set && c.rounds < 1) || c.warmup < 0 || c.actors < 1 ||
+        c.actors > MAX_ACTORS || c.clients < 1 || c.concurrency < 1 || c.concurrency > 1024) {
         usage();
         return 2;
     }

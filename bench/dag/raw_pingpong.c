@@ -84,7 +84,8 @@ static size_t bare_size(size_t payload) { return LINE + BARE_SLOTS * bare_stride
 
 static bare_slot *bare_at(bare_ring *r, size_t payload, uint64_t k)
 {
-    return (bare_slot *)((uint8_t *)r + LINE + (size_t)((k - 1) % BARE_SLOTS) * bare_stride(payload));
+    return (bare_slot *)((uint8_t *)r + LINE +
+                         (size_t)((k - 1) % BARE_SLOTS) * bare_stride(payload));
 }
 
 static inline void relax(void)
@@ -98,10 +99,10 @@ static inline void relax(void)
 
 typedef struct pair {
     size_t payload;
-    int fd[2];                /* sockets: the parent's end, the child's end */
-    prism_chan *ping, *pong;  /* chan: parent -> child, child -> parent */
+    int fd[2];               /* sockets: the parent's end, the child's end */
+    prism_chan *ping, *pong; /* chan: parent -> child, child -> parent */
     prism_chan_wait wait;
-    uint8_t *bare;            /* bare: two rings, ping then pong */
+    uint8_t *bare; /* bare: two rings, ping then pong */
     size_t bare_len;
 } pair;
 
@@ -284,7 +285,10 @@ static void full_io(int fd, uint8_t *buf, size_t n, bool writing)
     }
 }
 
-static void sock_send(ep *e, const uint8_t *src, size_t n) { full_io(e->fd, (uint8_t *)src, n, true); }
+static void sock_send(ep *e, const uint8_t *src, size_t n)
+{
+    full_io(e->fd, (uint8_t *)src, n, true);
+}
 
 static const uint8_t *sock_recv(ep *e, size_t n)
 {
@@ -332,8 +336,7 @@ static const transport transports[] = {
      chan_close_pair},
     {"unix", unix_open, sock_side, sock_send, sock_recv, sock_done, sock_close_side,
      sock_close_pair},
-    {"tcp", tcp_open, sock_side, sock_send, sock_recv, sock_done, sock_close_side,
-     sock_close_pair},
+    {"tcp", tcp_open, sock_side, sock_send, sock_recv, sock_done, sock_close_side, sock_close_pair},
     {"chan-unix", unix_open, chsock_side, chan_send, chan_recv, chan_done, chsock_close_side,
      sock_close_pair},
     {"chan-tcp", tcp_open, chsock_side, chan_send, chan_recv, chan_done, chsock_close_side,
@@ -379,9 +382,8 @@ static void run(const transport *t, size_t payload, long n)
 {
     long warm = n / 10 + 1;
     pair p = {.payload = payload, .fd = {-1, -1}};
-    p.wait = (prism_chan_wait){.spin_us = strcmp(t->name, "chan-futex") == 0
-                                              ? 0
-                                              : PRISM_CHAN_DEFAULT_SPIN_US};
+    p.wait = (prism_chan_wait){
+        .spin_us = strcmp(t->name, "chan-futex") == 0 ? 0 : PRISM_CHAN_DEFAULT_SPIN_US};
     if (t->open(&p) != 0)
         die(t->name);
     pid_t pid = fork();

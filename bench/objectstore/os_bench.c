@@ -167,7 +167,8 @@ static void bench_spill(prism_store *st, int times)
     double t = now_s();
     for (uint64_t i = 0; i < n; i++) {
         ids[i] = fresh_id();
-        prism_store_status s = prism_store_put(st, &ids[i], NULL, buf, size, NULL, 0, PRISM_STORE_PIN);
+        prism_store_status s =
+            prism_store_put(st, &ids[i], NULL, buf, size, NULL, 0, PRISM_STORE_PIN);
         if (s != PRISM_STORE_OK)
             die(st, s, "put");
     }

@@ -26,11 +26,11 @@ static inline int bench_fail(const char *what, prism_status s)
 }
 
 /* Returns from the benchmark with an error line when `call` fails. */
-#define BENCH_TRY(call, what)                                                                  \
-    do {                                                                                       \
-        prism_status s_ = (call);                                                              \
-        if (s_ != PRISM_OK)                                                                    \
-            return bench_fail(what, s_);                                                       \
+#define BENCH_TRY(call, what)                                                                      \
+    do {                                                                                           \
+        prism_status s_ = (call);                                                                  \
+        if (s_ != PRISM_OK)                                                                        \
+            return bench_fail(what, s_);                                                           \
     } while (0)
 
 /* 0, or 1 after an error line. */
@@ -53,8 +53,7 @@ static inline prism_status bench_get_null(prism_client *c, prism_ref *r)
 }
 
 /* A client process's failure as bench_client_fail reports it. */
-static inline int bench_client_fail_status(const bench_client *cl, const char *what,
-                                           prism_status s)
+static inline int bench_client_fail_status(const bench_client *cl, const char *what, prism_status s)
 {
     char msg[300];
     snprintf(msg, sizeof msg, "%s: %s: %s", what, prism_status_text(s), prism_last_error());
@@ -71,8 +70,7 @@ static inline void bench_print_rounds(long clients, long n_total, double *rates,
            bench_name, clients, n_total, rounds);
     for (long r = 0; r < rounds; r++)
         printf("%s%.0f", r ? ", " : "", rates[r]);
-    printf("], \"rate\": %.1f, \"unit\": \"%s\"}\n", bench_median_d(rates, (size_t)rounds),
-           unit);
+    printf("], \"rate\": %.1f, \"unit\": \"%s\"}\n", bench_median_d(rates, (size_t)rounds), unit);
     fflush(stdout);
 }
 

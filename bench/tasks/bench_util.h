@@ -97,7 +97,8 @@ static inline void bench_latency_fields(FILE *f, int64_t *lat, size_t n, double 
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += (double)lat[i];
-    fprintf(f, "\"n\": %zu, \"rate\": %.1f, \"unit\": \"%s\", \"median_us\": %.2f, "
+    fprintf(f,
+            "\"n\": %zu, \"rate\": %.1f, \"unit\": \"%s\", \"median_us\": %.2f, "
             "\"p99_us\": %.2f, \"mean_us\": %.2f, \"min_us\": %.2f",
             n, (double)n / total_s, unit, (double)bench_quantile(lat, n, 0.5) / 1e3,
             (double)bench_quantile(lat, n, 0.99) / 1e3, n ? sum / (double)n / 1e3 : 0.0,
@@ -135,9 +136,12 @@ static inline long long bench_parse_size(const char *s)
     char *end;
     double x = strtod(s, &end);
     switch (*end) {
-    case 'k': case 'K': x *= 1024; break;
-    case 'm': case 'M': x *= 1024 * 1024; break;
-    case 'g': case 'G': x *= 1024.0 * 1024 * 1024; break;
+    case 'k':
+    case 'K': x *= 1024; break;
+    case 'm':
+    case 'M': x *= 1024 * 1024; break;
+    case 'g':
+    case 'G': x *= 1024.0 * 1024 * 1024; break;
     default: break;
     }
     return (long long)x;

@@ -124,7 +124,8 @@ static int bench_sync(const cfg *cf, bool cold)
         if (b - t0 > limit)
             break;
     }
-    double total = (double)(bench_now_ns() - t0) / 1e9 - (cold ? (double)n * COLD_PAUSE_NS / 1e9 : 0);
+    double total = (double)(bench_now_ns() - t0) / 1e9 -
+                   (cold ? (double)n * COLD_PAUSE_NS / 1e9 : 0);
     printf("{\"system\": \"prism\", \"bench\": \"%s\", ", bench_name);
     bench_latency_fields(stdout, lat, (size_t)n, total, "tasks/s");
     printf("}\n");
@@ -493,9 +494,8 @@ static int run_one(const char *bench, const cfg *given)
 static const struct {
     const char *bench;
     long long size;
-} plan[] = {{"sync", 0},        {"async", 0},         {"multi", 0},
-            {"wait", 0},        {"get10k", 0},        {"get10k-task", 0},
-            {"arg", 1LL << 20}, {"arg", 100LL << 20}};
+} plan[] = {{"sync", 0},   {"async", 0},       {"multi", 0},       {"wait", 0},
+            {"get10k", 0}, {"get10k-task", 0}, {"arg", 1LL << 20}, {"arg", 100LL << 20}};
 
 static int run_planned(void *arg, size_t i)
 {
@@ -523,8 +523,8 @@ int main(int argc, char **argv)
         {"--num-cpus", 'd', &c.num_cpus, NULL},
     };
     if (bench_parse_opts(argc, argv, 2, opts, sizeof opts / sizeof opts[0]) != 0 ||
-        (c.n_set && c.n < 1) || (c.rounds_set && c.rounds < 1) || c.warmup < 0 ||
-        c.clients < 1 || c.size < 1) {
+        (c.n_set && c.n < 1) || (c.rounds_set && c.rounds < 1) || c.warmup < 0 || c.clients < 1 ||
+        c.size < 1) {
         usage();
         return 2;
     }

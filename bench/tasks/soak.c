@@ -365,8 +365,9 @@ int main(int argc, char **argv)
     sample_processes(pidfile, true);
     long bytes_warm, bytes_end;
     long objects_warm = store_objects(token, &bytes_warm);
-    fprintf(stderr, "soak: after %ld warm-up tasks: %zu processes, %ld KiB resident, "
-                    "%ld objects in %zu object stores\n",
+    fprintf(stderr,
+            "soak: after %ld warm-up tasks: %zu processes, %ld KiB resident, "
+            "%ld objects in %zu object stores\n",
             warmup, nprocs, total_kib(true), objects_warm, nstores);
 
     long done = 0, step = tasks / 10 > 0 ? tasks / 10 : 1, next_report = step;
@@ -393,7 +394,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "soak: after %ld tasks: %s: %s\n", done, prism_status_text(s),
                 prism_last_error());
         printf("{\"system\": \"prism\", \"bench\": \"soak\", \"tasks\": %ld, \"error\": "
-               "\"a task failed\"}\n", done);
+               "\"a task failed\"}\n",
+               done);
         return 1;
     }
     sample_processes(pidfile, false);
@@ -409,7 +411,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nprocs; i++) {
         proc *p = &procs[i];
         double pct = p->seen_warm && p->seen_end && p->warm_kib > 0
-                         ? 100.0 * (double)(p->end_kib - p->warm_kib) / (double)p->warm_kib : 0;
+                         ? 100.0 * (double)(p->end_kib - p->warm_kib) / (double)p->warm_kib
+                         : 0;
         if (p->seen_warm && p->seen_end && pct > worst)
             worst = pct;
         if (!p->seen_warm && p->seen_end)
@@ -419,7 +422,9 @@ int main(int argc, char **argv)
                i ? ", " : "", p->name, (int)p->pid, p->seen_warm ? p->warm_kib : -1,
                p->seen_end ? p->end_kib : -1, pct, p->seen_warm ? p->warm_anon : -1,
                p->seen_end ? p->end_anon : -1,
-               !p->seen_warm ? ", \"new\": true" : !p->seen_end ? ", \"gone\": true" : "");
+               !p->seen_warm  ? ", \"new\": true"
+               : !p->seen_end ? ", \"gone\": true"
+                              : "");
     }
     bool ok = worst <= 10.0 && objects_end >= 0 && objects_end <= objects_warm;
     printf("], \"total_warm_kib\": %ld, \"total_end_kib\": %ld, \"max_growth_pct\": %.1f, "

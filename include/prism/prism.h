@@ -66,11 +66,11 @@
 #define PRISM__STR2(x) #x
 #define PRISM__STR(x) PRISM__STR2(x)
 /* "MAJOR.MINOR.PATCH" */
-#define PRISM_VERSION                                                                         \
-    PRISM__STR(PRISM_VERSION_MAJOR) "." PRISM__STR(PRISM_VERSION_MINOR) "."                   \
-        PRISM__STR(PRISM_VERSION_PATCH)
+#define PRISM_VERSION                                                                              \
+    PRISM__STR(PRISM_VERSION_MAJOR)                                                                \
+    "." PRISM__STR(PRISM_VERSION_MINOR) "." PRISM__STR(PRISM_VERSION_PATCH)
 /* MAJOR * 1000000 + MINOR * 1000 + PATCH: compares in order */
-#define PRISM_VERSION_NUMBER                                                                  \
+#define PRISM_VERSION_NUMBER                                                                       \
     (PRISM_VERSION_MAJOR * 1000000 + PRISM_VERSION_MINOR * 1000 + PRISM_VERSION_PATCH)
 
 /* What libprism exports. The library is built with hidden visibility: a
@@ -87,8 +87,8 @@ extern "C" {
 
 /* The version of the library running (which may be newer than the header a
  * program was built with, within the same major version). */
-PRISM_API const char *prism_version(void);        /* PRISM_VERSION of the library */
-PRISM_API int prism_version_number(void);         /* PRISM_VERSION_NUMBER of the library */
+PRISM_API const char *prism_version(void); /* PRISM_VERSION of the library */
+PRISM_API int prism_version_number(void);  /* PRISM_VERSION_NUMBER of the library */
 
 typedef enum prism_status {
     PRISM_OK = 0,
@@ -197,12 +197,14 @@ typedef struct prism_client prism_client;
  * uninitialized fails now rather than change meaning later (docs/api-c.md). */
 
 typedef struct prism_connect_options {
-    const char *address; /* GCS URL; default NULL: $PRISM_ADDRESS, else $PRISM_HOME/address */
-    const char *token;   /* default NULL: $PRISM_TOKEN, else $PRISM_HOME/token */
+    const char *address;  /* GCS URL; default NULL: $PRISM_ADDRESS, else $PRISM_HOME/address */
+    const char *token;    /* default NULL: $PRISM_TOKEN, else $PRISM_HOME/token */
     uint64_t reserved[8]; /* zero */
 } prism_connect_options;
 
+/* clang-format off */
 #define PRISM_CONNECT_OPTIONS_INIT {.address = NULL, .token = NULL, .reserved = {0}}
+/* clang-format on */
 PRISM_API void prism_connect_options_init(prism_connect_options *opts);
 
 /* Connects to the cluster; `opts` may be NULL for the defaults. A GCS that
@@ -261,10 +263,12 @@ typedef struct prism_task_options {
 } prism_task_options;
 
 /* The defaults documented on each field. */
+/* clang-format off */
 #define PRISM_TASK_OPTIONS_INIT                                                               \
     {.num_returns = 1, .num_cpus = 1.0, .num_gpus = 0.0, .memory = 0.0, .resources = NULL,    \
      .max_retries = 3, .retry_exceptions = false, .strategy = PRISM_STRATEGY_DEFAULT,         \
      .node_id = NULL, .soft = false, .reserved = {0}}
+/* clang-format on */
 PRISM_API void prism_task_options_init(prism_task_options *opts);
 
 /* Submits `package`/`function` with `nargs` arguments (borrowed). `opts` may be
@@ -328,11 +332,13 @@ typedef struct prism_actor_options {
 } prism_actor_options;
 
 /* The defaults documented on each field. */
+/* clang-format off */
 #define PRISM_ACTOR_OPTIONS_INIT                                                              \
     {.num_cpus = 1.0, .num_gpus = 0.0, .memory = 0.0, .resources = NULL, .name = NULL,        \
      .ns = NULL, .detached = false, .max_restarts = 0, .max_task_retries = 0,                 \
      .max_concurrency = 1, .strategy = PRISM_STRATEGY_DEFAULT, .node_id = NULL, .soft = false, \
      .reserved = {0}}
+/* clang-format on */
 PRISM_API void prism_actor_options_init(prism_actor_options *opts);
 
 /* Creates an actor of `package`/`cls` with constructor arguments `args`

@@ -39,10 +39,10 @@ typedef prism_status (*prism_task_fn)(prism_task_ctx *ctx, const prism_value *co
                                       size_t nargs, prism_value **returns, size_t nreturns);
 
 /* Defines a task function exported as `prism_task__NAME`, the symbol workers look up. */
-#define PRISM_TASK(name)                                                                      \
-    __attribute__((visibility("default"))) prism_status prism_task__##name(                   \
-        prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,                    \
-        prism_value **returns, size_t nreturns)
+#define PRISM_TASK(name)                                                                           \
+    __attribute__((visibility("default")))                                                         \
+    prism_status prism_task__##name(prism_task_ctx *ctx, const prism_value *const *args,           \
+                                    size_t nargs, prism_value **returns, size_t nreturns)
 
 /* Actor classes: a constructor that makes the state, methods that get it,
  * and a destructor. The worker looks the symbols up by class and method name
@@ -61,17 +61,17 @@ typedef prism_status (*prism_actor_method_fn)(prism_task_ctx *ctx, void *state,
                                               prism_value **returns, size_t nreturns);
 typedef void (*prism_actor_free_fn)(void *state);
 
-#define PRISM_ACTOR_INIT(cls)                                                                 \
-    __attribute__((visibility("default"))) prism_status prism_actor_init__##cls(              \
+#define PRISM_ACTOR_INIT(cls)                                                                      \
+    __attribute__((visibility("default"))) prism_status prism_actor_init__##cls(                   \
         prism_task_ctx *ctx, const prism_value *const *args, size_t nargs, void **state)
 
-#define PRISM_ACTOR_METHOD(cls, method)                                                       \
-    __attribute__((visibility("default"))) prism_status prism_actor_method__##cls##__##method( \
-        prism_task_ctx *ctx, void *state, const prism_value *const *args, size_t nargs,       \
+#define PRISM_ACTOR_METHOD(cls, method)                                                            \
+    __attribute__((visibility("default"))) prism_status prism_actor_method__##cls##__##method(     \
+        prism_task_ctx *ctx, void *state, const prism_value *const *args, size_t nargs,            \
         prism_value **returns, size_t nreturns)
 
 /* Optional: a class without one frees nothing. */
-#define PRISM_ACTOR_FREE(cls)                                                                 \
+#define PRISM_ACTOR_FREE(cls)                                                                      \
     __attribute__((visibility("default"))) void prism_actor_free__##cls(void *state)
 
 /* A task's context is the runtime's, valid during the one call it was passed

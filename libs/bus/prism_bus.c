@@ -97,7 +97,10 @@ static natsStatus try_connect(prism_bus *b, const char *url, const char *token, 
     if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
         const char *text = nats_GetLastError(NULL);
         const char *detail = text ? strstr(text, "): ") : NULL; /* drop nats.c's "(file:line)" */
-        snprintf(why, whylen, "%s", detail ? detail + 3 : text && *text ? text : natsStatus_GetText(s));
+        snprintf(why, whylen, "%s",
+                 detail          ? detail + 3
+                 : text && *text ? text
+                                 : natsStatus_GetText(s));
     }
     natsOptions_Destroy(opts);
     return s;
@@ -228,16 +231,16 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     natsMsg_Destroy(msg);
 }
 
-int prism_bus_subscribe(prism_bus *b, const char *subject, const char *queue,
-                        prism_bus_handler fn, void *ud)
+int prism_bus_subscribe(prism_bus *b, const char *subject, const char *queue, prism_bus_handler fn,
+                        void *ud)
 {
     bus_sub *s = calloc(1, sizeof *s);
     if (!s)
         return PRISM_BUS_ERROR;
     *s = (bus_sub){.bus = b, .fn = fn, .ud = ud};
-    natsStatus st = queue ? natsConnection_QueueSubscribe(&s->sub, b->nc, subject, queue,
-                                                          on_message, s)
-                          : natsConnection_Subscribe(&s->sub, b->nc, subject, on_message, s);
+    natsStatus st =
+        queue ? natsConnection_QueueSubscribe(&s->sub, b->nc, subject, queue, on_message, s)
+              : natsConnection_Subscribe(&s->sub, b->nc, subject, on_message, s);
     if (st != NATS_OK) {
         set_error(b, subject, st);
         free(s);
@@ -283,7 +286,7 @@ int prism_bus_request(prism_bus *b, const char *subject, const void *data, size_
     natsStatus s = natsConnection_Request(&msg, b->nc, subject, data, (int)len, timeout_ms);
     if (s != NATS_OK) {
         set_error(b, subject, s);
-        return s == NATS_TIMEOUT ? PRISM_BUS_TIMEOUT
+        return s == NATS_TIMEOUT         ? PRISM_BUS_TIMEOUT
                : s == NATS_NO_RESPONDERS ? PRISM_BUS_NO_RESPONDERS
                                          : PRISM_BUS_ERROR;
     }

@@ -23,7 +23,7 @@ typedef void (*prism_bus_handler)(prism_bus *bus, const char *subject, const cha
 enum {
     PRISM_BUS_OK = 0,
     PRISM_BUS_ERROR = -1,
-    PRISM_BUS_TIMEOUT = -2,     /* a request got no answer in time */
+    PRISM_BUS_TIMEOUT = -2,      /* a request got no answer in time */
     PRISM_BUS_NO_RESPONDERS = -3 /* nobody subscribes to the request's subject */
 };
 
@@ -48,8 +48,8 @@ int prism_bus_publish_json(prism_bus *b, const char *subject, json_t *doc);
 
 /* Subscribes `fn` to `subject` (wildcards allowed). With a `queue` name the
  * subscribers of that queue share the messages: each goes to one of them. */
-int prism_bus_subscribe(prism_bus *b, const char *subject, const char *queue,
-                        prism_bus_handler fn, void *ud);
+int prism_bus_subscribe(prism_bus *b, const char *subject, const char *queue, prism_bus_handler fn,
+                        void *ud);
 
 /* Ends this bus's subscriptions to exactly `subject`, waiting for callbacks
  * already running on them. Returns how many ended. */

@@ -105,23 +105,23 @@ struct prism_chan_writer {
     union {
         struct {
             prism_chan *ch;
-            uint64_t next;   /* the value to write next, from 1 */
-            uint32_t slot;   /* its slot: (next - 1) % nslots */
-            uint64_t floor;  /* a lower bound of every reader's `released`: values up to
-                              * floor + nslots may be written without looking again */
+            uint64_t next;     /* the value to write next, from 1 */
+            uint32_t slot;     /* its slot: (next - 1) % nslots */
+            uint64_t floor;    /* a lower bound of every reader's `released`: values up to
+                                * floor + nslots may be written without looking again */
             int64_t live_next; /* no liveness check before this time (a caller polling
                                 * with timeout 0 must not read /proc every time) */
-            bool dead;       /* a reader died: the ring is stuck for good */
+            bool dead;         /* a reader died: the ring is stuck for good */
         } shm;
         struct {
             int fd;
-            uint64_t cap; /* max_buf_size */
-            uint8_t *buf; /* 4-byte header + cap */
-            size_t frame; /* bytes of the published frame (0: none pending) */
-            size_t sent;  /* of them, handed to the kernel */
+            uint64_t cap;   /* max_buf_size */
+            uint8_t *buf;   /* 4-byte header + cap */
+            size_t frame;   /* bytes of the published frame (0: none pending) */
+            size_t sent;    /* of them, handed to the kernel */
             int timeout_ms; /* of the begun write: end_write waits as long */
-            bool ending;  /* close queued the end-of-stream mark */
-            bool broken;  /* the peer is gone: every call says PEER_DEAD */
+            bool ending;    /* close queued the end-of-stream mark */
+            bool broken;    /* the peer is gone: every call says PEER_DEAD */
         } sock;
     } u;
 };
@@ -144,8 +144,8 @@ struct prism_chan_reader {
             uint64_t cap;
             uint8_t *buf;
             size_t bufsize;
-            size_t start, end; /* received bytes not yet released: [start, end) */
-            size_t frame;      /* bytes of the frame handed out by begin_read */
+            size_t start, end;        /* received bytes not yet released: [start, end) */
+            size_t frame;             /* bytes of the frame handed out by begin_read */
             prism_chan_status broken; /* OK, or what every later call returns */
         } sock;
     } u;

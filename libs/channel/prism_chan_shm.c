@@ -32,11 +32,10 @@
 
 static uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 
-static prism_chan_status fail(char *err, size_t errlen, prism_chan_status s, const char *fmt,
-                              ...) __attribute__((format(printf, 4, 5)));
+static prism_chan_status fail(char *err, size_t errlen, prism_chan_status s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static prism_chan_status fail(char *err, size_t errlen, prism_chan_status s, const char *fmt,
-                              ...)
+static prism_chan_status fail(char *err, size_t errlen, prism_chan_status s, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -69,14 +68,12 @@ static void take_geometry(prism_chan *ch)
     ch->slots_off = h->slots_off;
 }
 
-static prism_chan_status map_segment(prism_chan *ch, int fd, size_t size, char *err,
-                                     size_t errlen)
+static prism_chan_status map_segment(prism_chan *ch, int fd, size_t size, char *err, size_t errlen)
 {
     /* MAP_POPULATE: page tables are filled now, not by faults on the hot path. */
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (p == MAP_FAILED)
-        return fail(err, errlen, PRISM_CHAN_ERROR, "mmap of %zu bytes: %s", size,
-                    strerror(errno));
+        return fail(err, errlen, PRISM_CHAN_ERROR, "mmap of %zu bytes: %s", size, strerror(errno));
     ch->fd = fd;
     ch->base = p;
     ch->size = size;
@@ -93,12 +90,11 @@ prism_chan_status prism_chan_create(prism_chan **out, const prism_chan_options *
     if (!o)
         return fail(err, errlen, PRISM_CHAN_INVALID, "no options");
     uint32_t nslots = o->nslots ? o->nslots : PRISM_CHAN_DEFAULT_SLOTS;
-    if (nslots > PRISM_CHAN_MAX_SLOTS || o->nreaders < 1 ||
-        o->nreaders > PRISM_CHAN_MAX_READERS || o->max_buf_size < 1 ||
-        o->max_buf_size > PRISM_CHAN_MAX_BUF_SIZE)
+    if (nslots > PRISM_CHAN_MAX_SLOTS || o->nreaders < 1 || o->nreaders > PRISM_CHAN_MAX_READERS ||
+        o->max_buf_size < 1 || o->max_buf_size > PRISM_CHAN_MAX_BUF_SIZE)
         return fail(err, errlen, PRISM_CHAN_INVALID,
-                    "nslots %u (1..%u), nreaders %u (1..%u), max_buf_size %llu (1..%llu)",
-                    nslots, PRISM_CHAN_MAX_SLOTS, o->nreaders, PRISM_CHAN_MAX_READERS,
+                    "nslots %u (1..%u), nreaders %u (1..%u), max_buf_size %llu (1..%llu)", nslots,
+                    PRISM_CHAN_MAX_SLOTS, o->nreaders, PRISM_CHAN_MAX_READERS,
                     (unsigned long long)o->max_buf_size,
                     (unsigned long long)PRISM_CHAN_MAX_BUF_SIZE);
     uint64_t readers_off, slots_off, stride, total;
@@ -168,8 +164,7 @@ prism_chan_status prism_chan_open_fd(prism_chan **out, int fd, char *err, size_t
                     (long long)st.st_size);
     int seals = fcntl(fd, F_GET_SEALS);
     if (seals < 0 || !(seals & F_SEAL_SHRINK))
-        return fail(err, errlen, PRISM_CHAN_PROTOCOL,
-                    "segment is not sealed against shrinking");
+        return fail(err, errlen, PRISM_CHAN_PROTOCOL, "segment is not sealed against shrinking");
     prism_chan *ch = calloc(1, sizeof *ch);
     if (!ch)
         return fail(err, errlen, PRISM_CHAN_ERROR, "out of memory");

@@ -63,8 +63,7 @@ static bool peer_gone(int e) { return e == EPIPE || e == ECONNRESET || e == ENOT
 /* ---------- writer ---------- */
 
 prism_chan_status prism_chan_writer_open_socket(prism_chan_writer **out, int sock,
-                                                uint64_t max_buf_size,
-                                                const prism_chan_wait *wait)
+                                                uint64_t max_buf_size, const prism_chan_wait *wait)
 {
     if (!out)
         return PRISM_CHAN_INVALID;
@@ -193,8 +192,7 @@ void chan_sock_writer_free(prism_chan_writer *w)
 /* ---------- reader ---------- */
 
 prism_chan_status prism_chan_reader_open_socket(prism_chan_reader **out, int sock,
-                                                uint64_t max_buf_size,
-                                                const prism_chan_wait *wait)
+                                                uint64_t max_buf_size, const prism_chan_wait *wait)
 {
     if (!out)
         return PRISM_CHAN_INVALID;
@@ -253,8 +251,8 @@ prism_chan_status chan_sock_begin_read(prism_chan_reader *r, const void **buf, s
             r->u.sock.start = 0;
             r->u.sock.end = avail;
         }
-        ssize_t got = recv(r->u.sock.fd, b + r->u.sock.end, r->u.sock.bufsize - r->u.sock.end,
-                           MSG_DONTWAIT);
+        ssize_t got =
+            recv(r->u.sock.fd, b + r->u.sock.end, r->u.sock.bufsize - r->u.sock.end, MSG_DONTWAIT);
         if (got > 0) {
             r->u.sock.end += (size_t)got;
             continue;

@@ -49,8 +49,7 @@ int64_t chan_deadline(int timeout_ms)
 void chan_wait_defaults(prism_chan_wait *dst, const prism_chan_wait *src)
 {
     dst->spin_us = src ? src->spin_us : PRISM_CHAN_DEFAULT_SPIN_US;
-    dst->liveness_ms = src && src->liveness_ms ? src->liveness_ms
-                                                : PRISM_CHAN_DEFAULT_LIVENESS_MS;
+    dst->liveness_ms = src && src->liveness_ms ? src->liveness_ms : PRISM_CHAN_DEFAULT_LIVENESS_MS;
 }
 
 void chan_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t ns)
@@ -137,8 +136,8 @@ int prism_chan_send_fd(int sock, int fd)
         struct cmsghdr align;
     } u;
     memset(&u, 0, sizeof u);
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                         .msg_controllen = sizeof u.buf};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
@@ -159,8 +158,8 @@ int prism_chan_recv_fd(int sock, int *fd)
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                         .msg_controllen = sizeof u.buf};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     ssize_t r;
     do
         r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
@@ -181,8 +180,7 @@ int prism_chan_recv_fd(int sock, int *fd)
 
 size_t prism_chan_writer_capacity(const prism_chan_writer *w)
 {
-    return w->kind == CHAN_KIND_SHM ? (size_t)w->u.shm.ch->slot_size
-                                    : (size_t)w->u.sock.cap;
+    return w->kind == CHAN_KIND_SHM ? (size_t)w->u.shm.ch->slot_size : (size_t)w->u.sock.cap;
 }
 
 prism_chan_status prism_chan_begin_write(prism_chan_writer *w, void **buf, int timeout_ms)

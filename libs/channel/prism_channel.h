@@ -91,11 +91,10 @@
  * even by a wait without a timeout (a caller polling with timeout 0 gets
  * at most one /proc look per liveness_ms); a peer that is alive but stuck is
  * the caller's timeout to judge. Once an endpoint returned PEER_DEAD it
- * returns it on every later call: the channel is broken for good. Both ends must share a pid namespace (the
- * workers of one node do); an endpoint that has not attached yet has no pid,
- * and is waited for until the timeout. On a socket, death is the stream
- * ending without close's end mark, or a reset; a silent remote host is the
- * caller's timeout (or TCP keepalive). */
+ * returns it on every later call: the channel is broken for good. Both ends must share a pid
+ * namespace (the workers of one node do); an endpoint that has not attached yet has no pid, and is
+ * waited for until the timeout. On a socket, death is the stream ending without close's end mark,
+ * or a reset; a silent remote host is the caller's timeout (or TCP keepalive). */
 #ifndef PRISM_CHANNEL_H
 #define PRISM_CHANNEL_H
 
@@ -215,14 +214,12 @@ prism_chan_status prism_chan_reader_open_shm(prism_chan_reader **out, prism_chan
  * blocks past a timeout; it sends with MSG_NOSIGNAL (a vanished peer is
  * PRISM_CHAN_PEER_DEAD, not SIGPIPE). */
 prism_chan_status prism_chan_writer_open_socket(prism_chan_writer **out, int sock,
-                                                uint64_t max_buf_size,
-                                                const prism_chan_wait *wait);
+                                                uint64_t max_buf_size, const prism_chan_wait *wait);
 /* The reader end of a connected stream socket: frames are received into one
  * buffer owned by the channel (reused, no allocation per value). A frame
  * longer than max_buf_size breaks the channel (PRISM_CHAN_PROTOCOL). */
 prism_chan_status prism_chan_reader_open_socket(prism_chan_reader **out, int sock,
-                                                uint64_t max_buf_size,
-                                                const prism_chan_wait *wait);
+                                                uint64_t max_buf_size, const prism_chan_wait *wait);
 
 /* The largest value the writer takes (max_buf_size). */
 size_t prism_chan_writer_capacity(const prism_chan_writer *w);

@@ -12,20 +12,11 @@ int prism_parse_size(const char *text, int64_t *out)
     static const struct {
         const char *suffix;
         int64_t mult;
-    } units[] = {{"", 1},
-                 {"b", 1},
-                 {"k", 1LL << 10},
-                 {"kb", 1LL << 10},
-                 {"kib", 1LL << 10},
-                 {"m", 1LL << 20},
-                 {"mb", 1LL << 20},
-                 {"mib", 1LL << 20},
-                 {"g", 1LL << 30},
-                 {"gb", 1LL << 30},
-                 {"gib", 1LL << 30},
-                 {"t", 1LL << 40},
-                 {"tb", 1LL << 40},
-                 {"tib", 1LL << 40}};
+    } units[] = {{"", 1},           {"b", 1},           {"k", 1LL << 10},
+                 {"kb", 1LL << 10}, {"kib", 1LL << 10}, {"m", 1LL << 20},
+                 {"mb", 1LL << 20}, {"mib", 1LL << 20}, {"g", 1LL << 30},
+                 {"gb", 1LL << 30}, {"gib", 1LL << 30}, {"t", 1LL << 40},
+                 {"tb", 1LL << 40}, {"tib", 1LL << 40}};
     char *end;
     errno = 0;
     double v = strtod(text, &end);
@@ -141,8 +132,8 @@ static int apply_defaults_and_env(prism_option *opts, size_t n, prism_opt_origin
     return 0;
 }
 
-int prism_config_parse(prism_option *opts, size_t n, int argc, char **argv, int *rest,
-                       char *err, size_t errlen)
+int prism_config_parse(prism_option *opts, size_t n, int argc, char **argv, int *rest, char *err,
+                       size_t errlen)
 {
     return prism_config_parse_from(opts, n, argc, argv, rest, NULL, err, errlen);
 }

@@ -45,8 +45,8 @@ enum {
 /* Parses argv[1..] up to the first argument that is not a flag, or past "--".
  * When `rest` is not NULL it receives the index of the first argument left
  * over; when it is NULL, left-over arguments are an error. */
-int prism_config_parse(prism_option *opts, size_t n, int argc, char **argv, int *rest,
-                       char *err, size_t errlen);
+int prism_config_parse(prism_option *opts, size_t n, int argc, char **argv, int *rest, char *err,
+                       size_t errlen);
 
 /* Where an option's value came from. */
 typedef enum prism_opt_origin {

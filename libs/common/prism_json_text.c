@@ -5,7 +5,11 @@
 
 size_t prism_utf8_seq(const unsigned char *p, size_t left)
 {
-    size_t n = p[0] < 0x80 ? 1 : (p[0] >> 5) == 6 ? 2 : (p[0] >> 4) == 14 ? 3 : (p[0] >> 3) == 30 ? 4 : 0;
+    size_t n = p[0] < 0x80         ? 1
+               : (p[0] >> 5) == 6  ? 2
+               : (p[0] >> 4) == 14 ? 3
+               : (p[0] >> 3) == 30 ? 4
+                                   : 0;
     if (n == 0 || n > left || (n == 1 && p[0] == 0))
         return 0;
     for (size_t i = 1; i < n; i++)

@@ -21,8 +21,7 @@ void prism_log_init(const char *component, prism_log_level level);
 /* Parses "debug", "info", "warn" or "error". Returns 0, or -1 for other text. */
 int prism_log_level_parse(const char *text, prism_log_level *out);
 
-void prism_log(prism_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void prism_log(prism_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define LOG_DEBUG(...) prism_log(PRISM_LOG_DEBUG, __VA_ARGS__)
 #define LOG_INFO(...) prism_log(PRISM_LOG_INFO, __VA_ARGS__)

@@ -44,10 +44,7 @@ void prism_metrics_destroy(prism_metrics *m)
     free(m);
 }
 
-static int same_text(const char *a, const char *b)
-{
-    return strcmp(a ? a : "", b ? b : "") == 0;
-}
+static int same_text(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : "") == 0; }
 
 static prism_metric *series(prism_metrics *m, int kind, const char *name, const char *help,
                             const char *labels, double (*fn)(void *), void *ud)

@@ -8,7 +8,8 @@ void prism_advertised_host(const char *bind_host, char *out, size_t n)
 {
     char name[256];
     const char *host = bind_host;
-    if ((!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) && gethostname(name, sizeof name - 1) == 0) {
+    if ((!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) &&
+        gethostname(name, sizeof name - 1) == 0) {
         name[sizeof name - 1] = '\0';
         host = name;
     }

@@ -26,7 +26,8 @@ void prism_signal_block(void)
 int prism_signal_wait(int timeout_ms)
 {
     sigset_t set = stop_set();
-    struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000};
+    struct timespec ts = {.tv_sec = timeout_ms / 1000,
+                          .tv_nsec = (long)(timeout_ms % 1000) * 1000000};
     for (;;) {
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGHUP)

@@ -308,8 +308,8 @@ typedef struct {
     size_t errlen;
 } tar_walk;
 
-__attribute__((format(printf, 2, 3))) static prism_tar_verdict refuse(tar_walk *w,
-                                                                       const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static prism_tar_verdict refuse(tar_walk *w, const char *fmt,
+                                                                      ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -318,10 +318,7 @@ __attribute__((format(printf, 2, 3))) static prism_tar_verdict refuse(tar_walk *
     return PRISM_TAR_UNSAFE;
 }
 
-static uint64_t padded(int64_t size)
-{
-    return ((uint64_t)size + BLOCK - 1) / BLOCK * BLOCK;
-}
+static uint64_t padded(int64_t size) { return ((uint64_t)size + BLOCK - 1) / BLOCK * BLOCK; }
 
 /* Reads a member's data (a long name or a pax header) into a heap string. */
 static char *read_data(tar_walk *w, int64_t size, size_t max)
@@ -379,7 +376,8 @@ static prism_tar_verdict extended(tar_walk *w, char type, int64_t size)
     bool pax = type == 'x' || type == 'g';
     char *data = read_data(w, size, pax ? PAX_MAX : LONG_NAME_MAX);
     if (!data)
-        return refuse(w, "%s", "the archive has an unreadable or oversized long name or pax header");
+        return refuse(w, "%s",
+                      "the archive has an unreadable or oversized long name or pax header");
     prism_tar_verdict v = PRISM_TAR_SAFE;
     if (pax)
         v = pax_records(w, data, (size_t)size, type == 'g');
@@ -480,8 +478,9 @@ static prism_tar_verdict walk(tar_walk *w)
         if (memcmp(w->h + 257, "ustar", 5) != 0 || !checksum_ok(w->h)) {
             if (!first)
                 return refuse(w, "%s", "the archive has a corrupt header");
-            refuse(w, "%s", "the package is not a tar archive (ustar, GNU or pax format, plain "
-                            "or gzip'd)");
+            refuse(w, "%s",
+                   "the package is not a tar archive (ustar, GNU or pax format, plain "
+                   "or gzip'd)");
             return PRISM_TAR_NOT_TAR;
         }
         prism_tar_verdict v = header(w);

@@ -60,15 +60,9 @@ static const struct {
     [PRISM_COL_BINARY] = {"binary", "z", 0},   [PRISM_COL_TENSOR] = {"tensor", NULL, 0},
 };
 
-static bool known(prism_coltype t)
-{
-    return t >= PRISM_COL_BOOL && t <= PRISM_COL_TENSOR;
-}
+static bool known(prism_coltype t) { return t >= PRISM_COL_BOOL && t <= PRISM_COL_TENSOR; }
 
-const char *prism_coltype_name(prism_coltype t)
-{
-    return known(t) ? types[t].name : NULL;
-}
+const char *prism_coltype_name(prism_coltype t) { return known(t) ? types[t].name : NULL; }
 
 prism_coltype prism_coltype_parse(const char *name)
 {
@@ -78,25 +72,13 @@ prism_coltype prism_coltype_parse(const char *name)
     return 0;
 }
 
-size_t prism_coltype_width(prism_coltype t)
-{
-    return known(t) ? types[t].width : 0;
-}
+size_t prism_coltype_width(prism_coltype t) { return known(t) ? types[t].width : 0; }
 
-const char *prism_coltype_arrow_format(prism_coltype t)
-{
-    return known(t) ? types[t].arrow : NULL;
-}
+const char *prism_coltype_arrow_format(prism_coltype t) { return known(t) ? types[t].arrow : NULL; }
 
-bool pb_is_varlen(prism_coltype t)
-{
-    return t == PRISM_COL_UTF8 || t == PRISM_COL_BINARY;
-}
+bool pb_is_varlen(prism_coltype t) { return t == PRISM_COL_UTF8 || t == PRISM_COL_BINARY; }
 
-bool pb_is_number(prism_coltype t)
-{
-    return t >= PRISM_COL_INT8 && t <= PRISM_COL_FLOAT64;
-}
+bool pb_is_number(prism_coltype t) { return t >= PRISM_COL_INT8 && t <= PRISM_COL_FLOAT64; }
 
 size_t pb_row_width(const pb_field *f)
 {
@@ -285,10 +267,7 @@ bool prism_block_schema_equal(const prism_block_schema *a, const prism_block_sch
     return true;
 }
 
-size_t prism_block_schema_columns(const prism_block_schema *s)
-{
-    return s ? s->n : 0;
-}
+size_t prism_block_schema_columns(const prism_block_schema *s) { return s ? s->n : 0; }
 
 long prism_block_schema_find(const prism_block_schema *s, const char *name)
 {
@@ -719,15 +698,9 @@ void prism_block_destroy(prism_block *blk)
 
 /* ---------- accessors ---------- */
 
-size_t prism_block_rows(const prism_block *blk)
-{
-    return blk ? blk->rows : 0;
-}
+size_t prism_block_rows(const prism_block *blk) { return blk ? blk->rows : 0; }
 
-size_t prism_block_columns(const prism_block *blk)
-{
-    return blk ? blk->schema.n : 0;
-}
+size_t prism_block_columns(const prism_block *blk) { return blk ? blk->schema.n : 0; }
 
 const prism_block_schema *prism_block_get_schema(const prism_block *blk)
 {

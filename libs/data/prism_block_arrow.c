@@ -70,10 +70,7 @@ static prism_block_status sch_init(struct ArrowSchema *s, const char *format, co
     return PRISM_BLOCK_OK;
 }
 
-static void put_i32(char *p, int32_t v)
-{
-    memcpy(p, &v, 4);
-}
+static void put_i32(char *p, int32_t v) { memcpy(p, &v, 4); }
 
 /* The arrow.fixed_shape_tensor extension of a tensor field, in the C Data
  * Interface's metadata encoding (int32 pair count, then each key and value
@@ -350,10 +347,11 @@ static prism_block_status tensor_shape(const struct ArrowSchema *cs, size_t list
 static prism_coltype parse_format(const char *f)
 {
     static const char codes[] = "bcsilCSILfguz";
-    static const prism_coltype types[] = {
-        PRISM_COL_BOOL,    PRISM_COL_INT8,   PRISM_COL_INT16,  PRISM_COL_INT32,  PRISM_COL_INT64,
-        PRISM_COL_UINT8,   PRISM_COL_UINT16, PRISM_COL_UINT32, PRISM_COL_UINT64, PRISM_COL_FLOAT32,
-        PRISM_COL_FLOAT64, PRISM_COL_UTF8,   PRISM_COL_BINARY};
+    static const prism_coltype types[] = {PRISM_COL_BOOL,    PRISM_COL_INT8,    PRISM_COL_INT16,
+                                          PRISM_COL_INT32,   PRISM_COL_INT64,   PRISM_COL_UINT8,
+                                          PRISM_COL_UINT16,  PRISM_COL_UINT32,  PRISM_COL_UINT64,
+                                          PRISM_COL_FLOAT32, PRISM_COL_FLOAT64, PRISM_COL_UTF8,
+                                          PRISM_COL_BINARY};
     if (!f || !f[0])
         return 0;
     if (!strncmp(f, "+w:", 3))

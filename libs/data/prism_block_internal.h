@@ -116,10 +116,7 @@ prism_block_status pb_convert_int(prism_coltype t, bool neg, uint64_t mag, pb_nu
 prism_block_status pb_convert_real(prism_coltype t, double d, pb_number *v);
 
 /* Bitmaps (LSB first). */
-static inline bool pb_bit(const uint8_t *bits, size_t i)
-{
-    return (bits[i >> 3] >> (i & 7)) & 1;
-}
+static inline bool pb_bit(const uint8_t *bits, size_t i) { return (bits[i >> 3] >> (i & 7)) & 1; }
 size_t pb_count_zeros(const uint8_t *bits, size_t offset, size_t n);
 
 /* The writer: plan a block of `rows` rows from `segs` (segs[col * nseg + k]

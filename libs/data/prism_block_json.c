@@ -32,10 +32,7 @@ static void put(jw *w, const void *p, size_t n)
     w->st = n > w->b.max || w->b.len > w->b.max - n ? PRISM_BLOCK_ERANGE : PRISM_BLOCK_ENOMEM;
 }
 
-static void puts_(jw *w, const char *s)
-{
-    put(w, s, strlen(s));
-}
+static void puts_(jw *w, const char *s) { put(w, s, strlen(s)); }
 
 static prism_block_status jw_take(jw *w, char **out, size_t *len)
 {
@@ -93,10 +90,7 @@ static void put_string(jw *w, const uint8_t *p, size_t n)
     put(w, "\"", 1);
 }
 
-static void put_cstring(jw *w, const char *s)
-{
-    put_string(w, (const uint8_t *)s, strlen(s));
-}
+static void put_cstring(jw *w, const char *s) { put_string(w, (const uint8_t *)s, strlen(s)); }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -341,8 +335,8 @@ static bool base64_decode(const char *s, size_t n, uint8_t **out, size_t *len)
                 return false;
             }
         }
-        uint32_t x =
-            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+                     (uint32_t)v[3];
         o[k++] = (uint8_t)(x >> 16);
         if (pads < 2)
             o[k++] = (uint8_t)(x >> 8);
@@ -530,8 +524,7 @@ static prism_block_status infer(const json_t *rows, prism_block_schema *s, char 
         const char *key;
         size_t key_len, j = 0;
         json_t *v;
-        json_object_keylen_foreach((json_t *)row, key, key_len, v)
-        {
+        json_object_keylen_foreach((json_t *)row, key, key_len, v) {
             if (st)
                 break;
             size_t c = j < n && cols[j].name_len == key_len && !memcmp(cols[j].name, key, key_len)
@@ -629,8 +622,7 @@ static prism_block_status fill(prism_block_builder *b, const prism_block_schema 
         if (!st && found != json_object_size(row)) {
             const char *key;
             json_t *v;
-            json_object_foreach((json_t *)row, key, v)
-            {
+            json_object_foreach((json_t *)row, key, v) {
                 if (prism_block_schema_find(s, key) < 0)
                     break;
             }

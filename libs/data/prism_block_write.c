@@ -17,32 +17,17 @@ static uint64_t align64(uint64_t n)
     return (n + PRISM_BLOCK_ALIGN - 1) & ~(uint64_t)(PRISM_BLOCK_ALIGN - 1);
 }
 
-static bool is_varlen(prism_coltype t)
-{
-    return pb_is_varlen(t);
-}
+static bool is_varlen(prism_coltype t) { return pb_is_varlen(t); }
 
-static void st16(uint8_t *p, uint16_t v)
-{
-    memcpy(p, &v, sizeof v);
-}
+static void st16(uint8_t *p, uint16_t v) { memcpy(p, &v, sizeof v); }
 
-static void st32(uint8_t *p, uint32_t v)
-{
-    memcpy(p, &v, sizeof v);
-}
+static void st32(uint8_t *p, uint32_t v) { memcpy(p, &v, sizeof v); }
 
-static void st64(uint8_t *p, uint64_t v)
-{
-    memcpy(p, &v, sizeof v);
-}
+static void st64(uint8_t *p, uint64_t v) { memcpy(p, &v, sizeof v); }
 
 /* ---------- bitmaps ---------- */
 
-static inline void set_bit(uint8_t *bits, size_t i)
-{
-    bits[i >> 3] |= (uint8_t)(1u << (i & 7));
-}
+static inline void set_bit(uint8_t *bits, size_t i) { bits[i >> 3] |= (uint8_t)(1u << (i & 7)); }
 
 /* Copies n bits from src at bit `s` to dst at bit `d`; dst's bits there are zero. */
 static void copy_bits(uint8_t *dst, size_t d, const uint8_t *src, size_t s, size_t n)
@@ -158,10 +143,7 @@ prism_block_status pb_plan_make(const prism_block_schema *s, const pb_seg *segs,
 }
 
 /* Zeroes the bytes from the end of a buffer to the next 64-byte boundary. */
-static void pad(uint8_t *dst, uint64_t end)
-{
-    memset(dst + end, 0, (size_t)(align64(end) - end));
-}
+static void pad(uint8_t *dst, uint64_t end) { memset(dst + end, 0, (size_t)(align64(end) - end)); }
 
 void pb_write(const prism_block_schema *s, const pb_seg *segs, size_t nseg, const pb_plan *plan,
               uint8_t *dst)
@@ -366,20 +348,11 @@ static const pb_field *field_of(const prism_block_builder *b, size_t col, bool (
     return b && col < b->schema.n && ok(b->schema.f[col].type) ? &b->schema.f[col] : NULL;
 }
 
-static bool is_bool(prism_coltype t)
-{
-    return t == PRISM_COL_BOOL;
-}
+static bool is_bool(prism_coltype t) { return t == PRISM_COL_BOOL; }
 
-static bool is_any(prism_coltype t)
-{
-    return true;
-}
+static bool is_any(prism_coltype t) { return true; }
 
-static bool is_tensor(prism_coltype t)
-{
-    return t == PRISM_COL_TENSOR;
-}
+static bool is_tensor(prism_coltype t) { return t == PRISM_COL_TENSOR; }
 
 /* The column `col` ready for one more appended row (its type already
  * checked); NULL with *st set if not. */

@@ -10,16 +10,11 @@
 const char *prism_plan_status_code(prism_plan_status s)
 {
     switch (s) {
-    case PRISM_PLAN_OK:
-        return "ok";
-    case PRISM_PLAN_INVALID:
-        return "invalid_plan";
-    case PRISM_PLAN_UNKNOWN_OPERATOR:
-        return "unknown_operator";
-    case PRISM_PLAN_UNSUPPORTED_OPERATOR:
-        return "unsupported_operator";
-    case PRISM_PLAN_NO_MEMORY:
-        return "internal";
+    case PRISM_PLAN_OK: return "ok";
+    case PRISM_PLAN_INVALID: return "invalid_plan";
+    case PRISM_PLAN_UNKNOWN_OPERATOR: return "unknown_operator";
+    case PRISM_PLAN_UNSUPPORTED_OPERATOR: return "unsupported_operator";
+    case PRISM_PLAN_NO_MEMORY: return "internal";
     }
     return "internal";
 }
@@ -172,8 +167,8 @@ static int add_op(prism_plan *p, plan_ctx *c, json_t *op)
         p->cap = cap;
     }
     plan_op *o = &p->ops[p->nops];
-    if (plan_op_parse(c, op, p->nops, p->nops ? p->ops[0].kind : PRISM_OP_RANGE, &o->kind,
-                      &o->full, &o->min) < 0)
+    if (plan_op_parse(c, op, p->nops, p->nops ? p->ops[0].kind : PRISM_OP_RANGE, &o->kind, &o->full,
+                      &o->min) < 0)
         return -1;
     p->nops++;
     return 0;
@@ -278,16 +273,16 @@ prism_plan_status prism_plan_from_json(const char *text, size_t len, prism_plan 
     *out = NULL;
     plan_ctx c = ctx_for(err, "plan");
     if (len > PRISM_PLAN_MAX_JSON) {
-        plan_fail(&c, PRISM_PLAN_INVALID, NULL, "the plan is %zu bytes of JSON; at most %u",
-                  len, PRISM_PLAN_MAX_JSON);
+        plan_fail(&c, PRISM_PLAN_INVALID, NULL, "the plan is %zu bytes of JSON; at most %u", len,
+                  PRISM_PLAN_MAX_JSON);
         return err->status;
     }
     json_error_t je;
     /* Duplicate keys are refused: one of two values would be dropped silently. */
     json_t *j = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
-        plan_fail(&c, PRISM_PLAN_INVALID, NULL, "not valid JSON: %s (line %d, column %d)",
-                  je.text, je.line, je.column);
+        plan_fail(&c, PRISM_PLAN_INVALID, NULL, "not valid JSON: %s (line %d, column %d)", je.text,
+                  je.line, je.column);
         return err->status;
     }
     prism_plan_status st = prism_plan_from_json_value(j, out, err);
@@ -338,15 +333,9 @@ char *prism_plan_to_json(const prism_plan *p, prism_plan_error *err)
     return s;
 }
 
-const char *prism_plan_name(const prism_plan *p)
-{
-    return p->name;
-}
+const char *prism_plan_name(const prism_plan *p) { return p->name; }
 
-size_t prism_plan_num_ops(const prism_plan *p)
-{
-    return p->nops;
-}
+size_t prism_plan_num_ops(const prism_plan *p) { return p->nops; }
 
 prism_plan_op_kind prism_plan_op(const prism_plan *p, size_t i)
 {
@@ -358,10 +347,7 @@ const json_t *prism_plan_op_spec(const prism_plan *p, size_t i)
     return i < p->nops ? p->ops[i].full : NULL;
 }
 
-const json_t *prism_plan_options_json(const prism_plan *p)
-{
-    return p->options_full;
-}
+const json_t *prism_plan_options_json(const prism_plan *p) { return p->options_full; }
 
 prism_plan_path_kind prism_plan_path_kind_of(const char *path)
 {

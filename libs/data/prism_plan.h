@@ -51,13 +51,13 @@ extern "C" {
 /* ---------- limits ----------
  * What a plan may hold; anything larger is refused as invalid_plan. The REST
  * API caps the body besides. */
-#define PRISM_PLAN_MAX_OPS 128           /* operators in a plan */
-#define PRISM_PLAN_MAX_NAME 128          /* bytes of a name: plan, function, column */
-#define PRISM_PLAN_MAX_STRING 4096       /* bytes of any other string (a path, a URL) */
-#define PRISM_PLAN_MAX_LIST 65536        /* entries of a list (paths, columns) */
-#define PRISM_PLAN_MAX_ITEMS 1048576     /* rows of from_items */
-#define PRISM_PLAN_MAX_DEPTH 16          /* nesting of free-form JSON (args, items) */
-#define PRISM_PLAN_MAX_JSON (16u << 20)  /* bytes of plan text prism_plan_from_json reads */
+#define PRISM_PLAN_MAX_OPS 128          /* operators in a plan */
+#define PRISM_PLAN_MAX_NAME 128         /* bytes of a name: plan, function, column */
+#define PRISM_PLAN_MAX_STRING 4096      /* bytes of any other string (a path, a URL) */
+#define PRISM_PLAN_MAX_LIST 65536       /* entries of a list (paths, columns) */
+#define PRISM_PLAN_MAX_ITEMS 1048576    /* rows of from_items */
+#define PRISM_PLAN_MAX_DEPTH 16         /* nesting of free-form JSON (args, items) */
+#define PRISM_PLAN_MAX_JSON (16u << 20) /* bytes of plan text prism_plan_from_json reads */
 
 /* The batch size of map_batches when none is given (rows), as Ray Data's. */
 #define PRISM_PLAN_DEFAULT_BATCH_SIZE 1024
@@ -66,10 +66,10 @@ extern "C" {
 
 typedef enum prism_plan_status {
     PRISM_PLAN_OK = 0,
-    PRISM_PLAN_INVALID,               /* "invalid_plan": a field, a type, a limit, the order */
-    PRISM_PLAN_UNKNOWN_OPERATOR,      /* "unknown_operator": no operator of that name */
-    PRISM_PLAN_UNSUPPORTED_OPERATOR,  /* "unsupported_operator": known, not supported yet */
-    PRISM_PLAN_NO_MEMORY,             /* "internal": out of memory */
+    PRISM_PLAN_INVALID,              /* "invalid_plan": a field, a type, a limit, the order */
+    PRISM_PLAN_UNKNOWN_OPERATOR,     /* "unknown_operator": no operator of that name */
+    PRISM_PLAN_UNSUPPORTED_OPERATOR, /* "unsupported_operator": known, not supported yet */
+    PRISM_PLAN_NO_MEMORY,            /* "internal": out of memory */
 } prism_plan_status;
 
 /* The stable code of a status, for the REST error envelope: "ok",
@@ -169,20 +169,20 @@ const prism_plan_error *prism_plan_last_error(const prism_plan *p);
  * defaults. A field that does not belong to the read it is given to (say
  * `delimiter` to read_images) is refused when set to other than its default. */
 typedef struct prism_plan_read_options {
-    int64_t override_num_blocks;   /* blocks to read into; 0 (default): the executor decides */
-    double num_cpus;               /* per read task; default 1 */
-    double memory;                 /* bytes per read task; default 0 */
-    int64_t concurrency;           /* read tasks at once at most; 0 (default): no cap */
+    int64_t override_num_blocks; /* blocks to read into; 0 (default): the executor decides */
+    double num_cpus;             /* per read task; default 1 */
+    double memory;               /* bytes per read task; default 0 */
+    int64_t concurrency;         /* read tasks at once at most; 0 (default): no cap */
     /* file reads (read_*) */
-    bool include_paths;            /* add a "path" column; default false */
+    bool include_paths;                 /* add a "path" column; default false */
     const char *const *file_extensions; /* NULL-terminated; NULL (default): the read's own */
     /* read_images */
-    int64_t size[2];               /* decode to [height, width]; {0, 0} (default): as stored */
-    const char *mode;              /* "RGB", "RGBA" or "L"; NULL (default): as stored */
+    int64_t size[2];  /* decode to [height, width]; {0, 0} (default): as stored */
+    const char *mode; /* "RGB", "RGBA" or "L"; NULL (default): as stored */
     /* read_text */
-    bool drop_empty_lines;         /* default true */
+    bool drop_empty_lines; /* default true */
     /* read_csv */
-    const char *delimiter;         /* one character; NULL (default): "," */
+    const char *delimiter; /* one character; NULL (default): "," */
 } prism_plan_read_options;
 
 void prism_plan_read_options_init(prism_plan_read_options *o);
@@ -214,18 +214,18 @@ typedef enum prism_plan_compute_kind {
 /* Options of map, map_batches, filter, flat_map and add_column. Defaults as
  * documented; prism_plan_map_options_init sets them. */
 typedef struct prism_plan_map_options {
-    const char *args;       /* the function's arguments, a JSON object's text; NULL: none */
-    int64_t batch_size;     /* map_batches only: rows per batch; default
-                             * PRISM_PLAN_DEFAULT_BATCH_SIZE; 0: a whole block per batch */
+    const char *args;   /* the function's arguments, a JSON object's text; NULL: none */
+    int64_t batch_size; /* map_batches only: rows per batch; default
+                         * PRISM_PLAN_DEFAULT_BATCH_SIZE; 0: a whole block per batch */
     prism_plan_compute_kind compute; /* default PRISM_COMPUTE_TASKS */
-    int64_t min_size;       /* actors: the pool's least size; default 1 */
-    int64_t max_size;       /* actors: the pool's largest size; 0 (default): no bound */
-    double num_cpus;        /* per task or actor; default 1 */
-    double num_gpus;        /* default 0 */
-    double memory;          /* bytes; default 0 */
-    const char *resources;  /* custom resources, a JSON object's text ({"accel": 1}); NULL: none */
-    int64_t concurrency;    /* tasks: at most this many at once; 0 (default): no cap.
-                             * Must stay 0 with actors (the pool's size bounds them). */
+    int64_t min_size;                /* actors: the pool's least size; default 1 */
+    int64_t max_size;                /* actors: the pool's largest size; 0 (default): no bound */
+    double num_cpus;                 /* per task or actor; default 1 */
+    double num_gpus;                 /* default 0 */
+    double memory;                   /* bytes; default 0 */
+    const char *resources; /* custom resources, a JSON object's text ({"accel": 1}); NULL: none */
+    int64_t concurrency;   /* tasks: at most this many at once; 0 (default): no cap.
+                            * Must stay 0 with actors (the pool's size bounds them). */
 } prism_plan_map_options;
 
 void prism_plan_map_options_init(prism_plan_map_options *o);
@@ -287,20 +287,20 @@ typedef enum prism_plan_stage_kind {
 /* What the executor needs to run one stage. Strings and JSON are borrowed
  * from the physical plan. */
 typedef struct prism_plan_stage {
-    const char *name;              /* "ReadImages->MapBatches(decode_image)" */
+    const char *name; /* "ReadImages->MapBatches(decode_image)" */
     prism_plan_stage_kind kind;
     prism_plan_compute_kind compute;
-    int64_t min_size, max_size;    /* actors: the pool's bounds (max 0: none) */
+    int64_t min_size, max_size;        /* actors: the pool's bounds (max 0: none) */
     double num_cpus, num_gpus, memory; /* per task or actor */
-    const json_t *resources;       /* the whole resource map to lease with:
-                                    * {"CPU": 1, "GPU": 1, "memory": ..., custom...} */
-    int64_t concurrency;           /* tasks at once at most; 0: no cap */
-    int64_t min_rows_per_bundle;   /* give a task at least this many rows (the largest
-                                    * batch_size fused in); 0: one block is enough */
-    int64_t row_limit;             /* -1, or: a limit of this many rows follows this stage,
-                                    * so its tasks and the stage may stop after as many */
-    int64_t limit;                 /* a LIMIT stage's row count */
-    size_t num_ops;                /* operators run in order, one after the other */
+    const json_t *resources;           /* the whole resource map to lease with:
+                                        * {"CPU": 1, "GPU": 1, "memory": ..., custom...} */
+    int64_t concurrency;               /* tasks at once at most; 0: no cap */
+    int64_t min_rows_per_bundle;       /* give a task at least this many rows (the largest
+                                        * batch_size fused in); 0: one block is enough */
+    int64_t row_limit;                 /* -1, or: a limit of this many rows follows this stage,
+                                        * so its tasks and the stage may stop after as many */
+    int64_t limit;                     /* a LIMIT stage's row count */
+    size_t num_ops;                    /* operators run in order, one after the other */
 } prism_plan_stage;
 
 size_t prism_physical_plan_num_stages(const prism_physical_plan *pp);

@@ -27,10 +27,7 @@ static bop bop_new(const char *name)
     return b;
 }
 
-static bool bop_ok(const bop *b)
-{
-    return !b->oom && !b->field[0];
-}
+static bool bop_ok(const bop *b) { return !b->oom && !b->field[0]; }
 
 static void bad(bop *b, const char *field, const char *why)
 {
@@ -148,9 +145,8 @@ void prism_plan_read_options_init(prism_plan_read_options *o)
     o->drop_empty_lines = true;
 }
 
-static prism_plan_status read_op(prism_plan *p, bool files,
-                                 const char *const *paths, const prism_plan_read_options *opts,
-                                 bop *b)
+static prism_plan_status read_op(prism_plan *p, bool files, const char *const *paths,
+                                 const prism_plan_read_options *opts, bop *b)
 {
     prism_plan_read_options d;
     if (!opts) {
@@ -195,12 +191,12 @@ prism_plan_status prism_plan_from_items(prism_plan *p, const char *items_json,
     return read_op(p, false, NULL, opts, &b);
 }
 
-#define FILE_READ(fn, opname)                                                                  \
-    prism_plan_status fn(prism_plan *p, const char *const *paths,                              \
-                         const prism_plan_read_options *opts)                                  \
-    {                                                                                          \
-        bop b = bop_new(opname);                                                               \
-        return read_op(p, true, paths, opts, &b);                                      \
+#define FILE_READ(fn, opname)                                                                      \
+    prism_plan_status fn(prism_plan *p, const char *const *paths,                                  \
+                         const prism_plan_read_options *opts)                                      \
+    {                                                                                              \
+        bop b = bop_new(opname);                                                                   \
+        return read_op(p, true, paths, opts, &b);                                                  \
     }
 
 FILE_READ(prism_plan_read_images, "read_images")
@@ -245,8 +241,9 @@ static prism_plan_status map_op(prism_plan *p, const char *name, const char *col
         /* Sizes with tasks, or an unknown kind, go to the check, which says what is wrong. */
         json_t *c = json_object();
         put(&b, c, "kind",
-            json_string(actors ? "actors" : opts->compute == PRISM_COMPUTE_TASKS ? "tasks"
-                                                                                : "unknown"));
+            json_string(actors                                 ? "actors"
+                        : opts->compute == PRISM_COMPUTE_TASKS ? "tasks"
+                                                               : "unknown"));
         if (opts->min_size != 1)
             put(&b, c, "min_size", json_integer((json_int_t)opts->min_size));
         if (opts->max_size != 0)

@@ -228,8 +228,8 @@ static int resources_text(prism_buf *b, const json_t *r)
     int rc = 0;
     bool first = true;
     json_object_foreach((json_t *)r, k, v) {
-        rc = rc ? rc : prism_buf_printf(b, "%s%s %.17g", first ? "" : ", ", k,
-                                        json_number_value(v));
+        rc = rc ? rc
+                : prism_buf_printf(b, "%s%s %.17g", first ? "" : ", ", k, json_number_value(v));
         first = false;
     }
     return rc;

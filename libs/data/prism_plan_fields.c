@@ -41,10 +41,7 @@ int plan_fail(plan_ctx *c, prism_plan_status st, const char *field, const char *
     return -1;
 }
 
-int plan_oom(plan_ctx *c)
-{
-    return plan_fail(c, PRISM_PLAN_NO_MEMORY, NULL, "out of memory");
-}
+int plan_oom(plan_ctx *c) { return plan_fail(c, PRISM_PLAN_NO_MEMORY, NULL, "out of memory"); }
 
 const char *plan_quote(char buf[96], const char *s)
 {
@@ -196,8 +193,8 @@ static int bad_number(plan_ctx *c, const plan_field *f, const char *path, bool i
 }
 
 /* A number of field `f`: 0 with *out set, or -1. */
-static int read_number(plan_ctx *c, const plan_field *f, const char *path, json_t *v,
-                       bool integer, double *out)
+static int read_number(plan_ctx *c, const plan_field *f, const char *path, json_t *v, bool integer,
+                       double *out)
 {
     if (integer ? !json_is_integer(v) : !json_is_number(v))
         return bad_number(c, f, path, integer);
@@ -206,8 +203,7 @@ static int read_number(plan_ctx *c, const plan_field *f, const char *path, json_
         return bad_number(c, f, path, integer);
     /* Integers compare as integers: 2^53 + 1 would round to 2^53 as a double. */
     if (integer ? json_integer_value(v) > (json_int_t)f->max : d > f->max)
-        return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must be at most %.17g", path,
-                         f->max);
+        return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must be at most %.17g", path, f->max);
     *out = d;
     return 0;
 }
@@ -228,22 +224,21 @@ static int read_string(plan_ctx *c, const plan_field *f, const char *path, json_
             size_t n = strlen(list);
             snprintf(list + n, sizeof list - n, "%s\"%s\"", i ? ", " : "", f->choices[i]);
         }
-        return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must be one of %s, not \"%s\"",
-                         path, list, plan_quote(q, s));
+        return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must be one of %s, not \"%s\"", path,
+                         list, plan_quote(q, s));
     }
     if (f->min == 1 && f->max == 1 && len != 1)
         return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must be a single ASCII character",
                          path);
     if (len < (size_t)f->min)
         return plan_fail(c, PRISM_PLAN_INVALID, path,
-                         f->min == 1 ? "\"%s\" must not be empty"
-                                     : "\"%s\" must be longer", path);
+                         f->min == 1 ? "\"%s\" must not be empty" : "\"%s\" must be longer", path);
     if (len > (size_t)f->max)
         return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must be at most %.0f bytes", path,
                          f->max);
     if (strlen(s) != len || has_control(s))
-        return plan_fail(c, PRISM_PLAN_INVALID, path,
-                         "\"%s\" must not hold control characters", path);
+        return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must not hold control characters",
+                         path);
     return 0;
 }
 
@@ -260,14 +255,14 @@ static int read_path(plan_ctx *c, const char *path, json_t *v)
         return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must be at most %d bytes", path,
                          PRISM_PLAN_MAX_STRING);
     if (strlen(s) != json_string_length(v) || has_control(s))
-        return plan_fail(c, PRISM_PLAN_INVALID, path,
-                         "\"%s\" must not hold control characters", path);
+        return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must not hold control characters",
+                         path);
     const char *sep = strstr(s, "://");
     if (sep) {
         size_t n = (size_t)(sep - s);
-        bool scheme = n > 0 && ((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')) &&
-                      strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
-                          == n;
+        bool scheme =
+            n > 0 && ((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')) &&
+            strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") == n;
         if (scheme) {
             bool http = (n == 4 && !strncasecmp(s, "http", 4)) ||
                         (n == 5 && !strncasecmp(s, "https", 5));
@@ -276,15 +271,13 @@ static int read_path(plan_ctx *c, const char *path, json_t *v)
                                  "\"%s\": URLs must be http:// or https://, not \"%s\"", path,
                                  plan_quote(q, s));
             if (!sep[3])
-                return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\": the URL has no host",
-                                 path);
+                return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\": the URL has no host", path);
         }
     }
     return 0;
 }
 
-static int read_paths(plan_ctx *c, const plan_field *f, const char *path, json_t *v,
-                      json_t **out)
+static int read_paths(plan_ctx *c, const plan_field *f, const char *path, json_t *v, json_t **out)
 {
     char sub[160];
     if (json_is_string(v)) {
@@ -296,10 +289,11 @@ static int read_paths(plan_ctx *c, const plan_field *f, const char *path, json_t
     if (!json_is_array(v) || json_array_size(v) == 0)
         return plan_fail(c, PRISM_PLAN_INVALID, path,
                          "\"%s\" must be a path, a glob or an http(s) URL, or a non-empty list "
-                         "of them", path);
+                         "of them",
+                         path);
     if (json_array_size(v) > PRISM_PLAN_MAX_LIST)
-        return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" lists %zu paths; at most %d",
-                         path, json_array_size(v), PRISM_PLAN_MAX_LIST);
+        return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" lists %zu paths; at most %d", path,
+                         json_array_size(v), PRISM_PLAN_MAX_LIST);
     for (size_t i = 0; i < json_array_size(v); i++) {
         snprintf(sub, sizeof sub, "%s[%zu]", path, i);
         if (read_path(c, sub, json_array_get(v, i)) < 0)
@@ -309,8 +303,7 @@ static int read_paths(plan_ctx *c, const plan_field *f, const char *path, json_t
     return *out ? 0 : plan_oom(c);
 }
 
-static int read_names(plan_ctx *c, const plan_field *f, const char *path, json_t *v,
-                      json_t **out)
+static int read_names(plan_ctx *c, const plan_field *f, const char *path, json_t *v, json_t **out)
 {
     char q[96];
     if (!json_is_array(v) || json_array_size(v) == 0)
@@ -332,7 +325,8 @@ static int read_names(plan_ctx *c, const plan_field *f, const char *path, json_t
             json_decref(seen);
             return plan_fail(c, PRISM_PLAN_INVALID, path,
                              "\"%s[%zu]\" must be a name of 1 to %.0f bytes without control "
-                             "characters", path, i, f->max);
+                             "characters",
+                             path, i, f->max);
         }
         if (json_object_get(seen, str)) {
             json_decref(seen);
@@ -349,8 +343,7 @@ static int read_names(plan_ctx *c, const plan_field *f, const char *path, json_t
     return *out ? 0 : plan_oom(c);
 }
 
-static int read_size2(plan_ctx *c, const plan_field *f, const char *path, json_t *v,
-                      json_t **out)
+static int read_size2(plan_ctx *c, const plan_field *f, const char *path, json_t *v, json_t **out)
 {
     json_t *h = json_array_get(v, 0), *w = json_array_get(v, 1);
     if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(h) ||
@@ -363,8 +356,7 @@ static int read_size2(plan_ctx *c, const plan_field *f, const char *path, json_t
     return *out ? 0 : plan_oom(c);
 }
 
-static int read_numbers(plan_ctx *c, const plan_field *f, const char *path, json_t *v,
-                        json_t **out)
+static int read_numbers(plan_ctx *c, const plan_field *f, const char *path, json_t *v, json_t **out)
 {
     size_t n = json_array_size(v);
     bool ok = json_is_array(v) && n >= 1 && n <= 4;
@@ -403,8 +395,10 @@ static int read_resources(plan_ctx *c, const char *path, json_t *v, json_t **out
     const char *k;
     json_t *x;
     json_object_foreach(v, k, x) {
-        const char *own = !strcmp(k, "CPU") ? "num_cpus" : !strcmp(k, "GPU") ? "num_gpus"
-                        : !strcmp(k, "memory") ? "memory" : NULL;
+        const char *own = !strcmp(k, "CPU")      ? "num_cpus"
+                          : !strcmp(k, "GPU")    ? "num_gpus"
+                          : !strcmp(k, "memory") ? "memory"
+                                                 : NULL;
         if (own) {
             json_decref(r);
             return plan_fail(c, PRISM_PLAN_INVALID, path,
@@ -416,7 +410,8 @@ static int read_resources(plan_ctx *c, const char *path, json_t *v, json_t **out
             json_decref(r);
             return plan_fail(c, PRISM_PLAN_INVALID, path,
                              "\"%s.%s\" must be a resource name of 1 to %d bytes with an amount "
-                             "from 0 to 1e9", path, plan_quote(q, k), PRISM_PLAN_MAX_NAME);
+                             "from 0 to 1e9",
+                             path, plan_quote(q, k), PRISM_PLAN_MAX_NAME);
         }
         /* An amount of 0 asks for nothing: left out, so {"a": 0} and {} fuse. */
         if (d > 0 && json_object_set_new(r, k, plan_number(d)) < 0) {
@@ -431,8 +426,8 @@ static int read_resources(plan_ctx *c, const char *path, json_t *v, json_t **out
 static int read_free_json(plan_ctx *c, const char *path, json_t *v, bool list, json_t **out)
 {
     if (list ? !json_is_array(v) : !json_is_object(v))
-        return plan_fail(c, PRISM_PLAN_INVALID, path, list ? "\"%s\" must be a list of rows"
-                                                           : "\"%s\" must be an object", path);
+        return plan_fail(c, PRISM_PLAN_INVALID, path,
+                         list ? "\"%s\" must be a list of rows" : "\"%s\" must be an object", path);
     if (list && json_array_size(v) > PRISM_PLAN_MAX_ITEMS)
         return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" holds %zu rows; at most %d", path,
                          json_array_size(v), PRISM_PLAN_MAX_ITEMS);
@@ -479,7 +474,8 @@ static int read_fn(plan_ctx *c, const char *path, json_t *v, json_t **full, json
         if (!prism_is_hex(pkg, 64)) {
             plan_fail(c, PRISM_PLAN_INVALID, pre_field(fp, path, "package"),
                       "\"%s.package\" must be \"builtin\" or the sha256 of an uploaded package "
-                      "(64 lowercase hex digits), not \"%s\"", path, plan_quote(q, pkg));
+                      "(64 lowercase hex digits), not \"%s\"",
+                      path, plan_quote(q, pkg));
             goto fail;
         }
         *full = f;
@@ -500,14 +496,15 @@ static int read_fn(plan_ctx *c, const char *path, json_t *v, json_t **full, json
                       plan_quote(q, fun), near);
         else
             plan_fail(c, PRISM_PLAN_INVALID, pre_field(fp, path, "function"),
-                      "\"%s.function\": no builtin \"%s\" (builtins: %s)", path,
-                      plan_quote(q, fun), list);
+                      "\"%s.function\": no builtin \"%s\" (builtins: %s)", path, plan_quote(q, fun),
+                      list);
         goto fail;
     }
     if (!plan_op_info_of(c->kind)->builtins) {
         plan_fail(c, PRISM_PLAN_INVALID, path,
                   "\"%s\": the builtin \"%s\" transforms rows; it runs in map and map_batches, "
-                  "not in %s", path, fun, plan_op_info_of(c->kind)->name);
+                  "not in %s",
+                  path, fun, plan_op_info_of(c->kind)->name);
         goto fail;
     }
     /* The builtin's own arguments, by its table, replace the free-form ones. */
@@ -559,7 +556,8 @@ static int read_compute(plan_ctx *c, const char *path, json_t *v, json_t **full,
     if (!json_is_object(v) || !json_is_string(json_object_get(v, "kind")))
         return plan_fail(c, PRISM_PLAN_INVALID, path,
                          "\"%s\" must be {\"kind\": \"tasks\"} or {\"kind\": \"actors\", "
-                         "\"min_size\"?, \"max_size\"?}", path);
+                         "\"min_size\"?, \"max_size\"?}",
+                         path);
     bool actors = !strcmp(json_string_value(json_object_get(v, "kind")), "actors");
     if (!actors && (json_object_get(v, "min_size") || json_object_get(v, "max_size")))
         return plan_fail(c, PRISM_PLAN_INVALID, path,
@@ -591,8 +589,8 @@ static int read_compute(plan_ctx *c, const char *path, json_t *v, json_t **full,
 
 /* ---------- one field ---------- */
 
-static int read_value(plan_ctx *c, const plan_field *f, const char *path, json_t *v,
-                      json_t **full, json_t **min)
+static int read_value(plan_ctx *c, const plan_field *f, const char *path, json_t *v, json_t **full,
+                      json_t **min)
 {
     *min = NULL;
     if (json_is_null(v) && (f->flags & PFL_NULLABLE)) {
@@ -627,8 +625,8 @@ static int read_value(plan_ctx *c, const plan_field *f, const char *path, json_t
             json_string_length(v) > PRISM_PLAN_MAX_NAME)
             return plan_fail(c, PRISM_PLAN_INVALID, path,
                              "\"%s\" must be a function name (letters, digits and _, not "
-                             "starting with a digit, at most %d bytes)%s%s%s", path,
-                             PRISM_PLAN_MAX_NAME, json_is_string(v) ? ", not \"" : "",
+                             "starting with a digit, at most %d bytes)%s%s%s",
+                             path, PRISM_PLAN_MAX_NAME, json_is_string(v) ? ", not \"" : "",
                              json_is_string(v) ? plan_quote(q, json_string_value(v)) : "",
                              json_is_string(v) ? "\"" : "");
         *full = json_string(json_string_value(v));
@@ -650,10 +648,8 @@ static int read_value(plan_ctx *c, const plan_field *f, const char *path, json_t
         if (read_numbers(c, f, path, v, full) < 0)
             return -1;
         break;
-    case PF_FN:
-        return read_fn(c, path, v, full, min);
-    case PF_COMPUTE:
-        return read_compute(c, path, v, full, min);
+    case PF_FN: return read_fn(c, path, v, full, min);
+    case PF_COMPUTE: return read_compute(c, path, v, full, min);
     case PF_RESOURCES:
         if (read_resources(c, path, v, full) < 0)
             return -1;
@@ -699,7 +695,10 @@ static int unknown_field(plan_ctx *c, const plan_field *const *tabs, const char 
         snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", names[i]);
     }
     return plan_fail(c, PRISM_PLAN_INVALID, path, "unknown field \"%s\" (%s takes: %s)", path,
-                     *prefix ? "it" : c->op_name ? c->op_name : c->scope ? c->scope : "it",
+                     *prefix      ? "it"
+                     : c->op_name ? c->op_name
+                     : c->scope   ? c->scope
+                                  : "it",
                      n ? list : "no fields");
 }
 

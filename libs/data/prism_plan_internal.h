@@ -12,8 +12,8 @@
 /* ---------- fields ---------- */
 
 typedef enum plan_ftype {
-    PF_INT,       /* an integer in [min, max] */
-    PF_NUMBER,    /* a finite number in [min, max]; integral ones are stored as integers */
+    PF_INT,    /* an integer in [min, max] */
+    PF_NUMBER, /* a finite number in [min, max]; integral ones are stored as integers */
     PF_BOOL,
     PF_STRING,    /* [min, max] bytes; `choices` when set; no control characters */
     PF_IDENT,     /* a C identifier of at most PRISM_PLAN_MAX_NAME bytes (function names) */
@@ -45,10 +45,10 @@ typedef struct plan_field {
  * or the plan itself ("plan: ") or its options ("options: "). */
 typedef struct plan_ctx {
     prism_plan_error *err;
-    int op_index;              /* -1: not an operator */
-    const char *op_name;       /* NULL while the operator's name is not known */
-    const char *scope;         /* op_index -1: "plan" or "options" */
-    prism_plan_op_kind kind;   /* the operator's, once known */
+    int op_index;            /* -1: not an operator */
+    const char *op_name;     /* NULL while the operator's name is not known */
+    const char *scope;       /* op_index -1: "plan" or "options" */
+    prism_plan_op_kind kind; /* the operator's, once known */
 } plan_ctx;
 
 /* Records the error (status, operator, field, message with the context's
@@ -157,8 +157,8 @@ void plan_set_error(prism_plan_error *err, const prism_plan_error *from);
 /* An operator of the optimized plan. */
 typedef struct opt_op {
     prism_plan_op_kind kind;
-    json_t *spec;   /* full form, after pushdown (a read's n or items cut by a limit) */
-    int *logical;   /* indices of the original plan's operators it stands for, ascending */
+    json_t *spec; /* full form, after pushdown (a read's n or items cut by a limit) */
+    int *logical; /* indices of the original plan's operators it stands for, ascending */
     size_t nlogical;
 } opt_op;
 

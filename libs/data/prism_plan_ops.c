@@ -6,7 +6,9 @@
 
 #include "prism_plan_internal.h"
 
+/* clang-format off */
 #define END {NULL, 0, 0, NULL, 0, 0, NULL}
+/* clang-format on */
 #define BIG 9007199254740992.0 /* 2^53: integers JSON carries exactly */
 
 /* ---------- field groups ---------- */
@@ -131,9 +133,11 @@ static const plan_op_info ops[PRISM_OP_KIND_COUNT] = {
 };
 
 const char *const plan_op_names[] = {
-    "range", "from_items", "read_images", "read_binary_files", "read_text", "read_jsonl",
-    "read_csv", "map", "map_batches", "filter", "flat_map", "add_column", "select_columns",
-    "drop_columns", "limit", "random_shuffle", "sort", "groupby", "repartition", NULL,
+    "range",          "from_items",   "read_images", "read_binary_files",
+    "read_text",      "read_jsonl",   "read_csv",    "map",
+    "map_batches",    "filter",       "flat_map",    "add_column",
+    "select_columns", "drop_columns", "limit",       "random_shuffle",
+    "sort",           "groupby",      "repartition", NULL,
 };
 
 const plan_op_info *plan_op_info_of(prism_plan_op_kind kind)
@@ -223,7 +227,8 @@ static int normalize_check(plan_ctx *c, const json_t *args)
     if (m != s)
         return plan_fail(c, PRISM_PLAN_INVALID, "fn.args.std",
                          "\"fn.args.std\" has %zu numbers and \"fn.args.mean\" %zu: one of each "
-                         "per channel", s, m);
+                         "per channel",
+                         s, m);
     return 0;
 }
 
@@ -265,8 +270,7 @@ int plan_op_display(prism_buf *b, prism_plan_op_kind kind, const json_t *spec)
     case OPC_LIMIT:
         return prism_buf_printf(b, "%s(%lld)", info->display,
                                 (long long)plan_get_int(spec, "limit", 0));
-    default:
-        return prism_buf_printf(b, "%s", info->display);
+    default: return prism_buf_printf(b, "%s", info->display);
     }
 }
 
@@ -314,8 +318,7 @@ int plan_op_parse(plan_ctx *c, json_t *op, size_t index, prism_plan_op_kind firs
                          read_names_list);
     if (index > 0 && info->cls == OPC_READ)
         return plan_fail(c, PRISM_PLAN_INVALID, "op",
-                         "a plan has one read, and it comes first (ops[0] is %s)",
-                         ops[first].name);
+                         "a plan has one read, and it comes first (ops[0] is %s)", ops[first].name);
 
     json_t *f = json_object(), *m = json_object();
     if (!f || !m || json_object_set_new(f, "op", json_string(info->name)) < 0 ||

@@ -123,8 +123,8 @@ static int push_limits(op_list *in, op_list *out)
         }
         opt_op *prev = &out->v[out->n - 1];
         bool into_read = k >= 0 && plan_op_info_of(prev->kind)->limit_into;
-        if (into_read && rc == 0 && (limit_into_read(prev, k) < 0 ||
-                                     add_logical(prev, lim.logical, lim.nlogical) < 0))
+        if (into_read && rc == 0 &&
+            (limit_into_read(prev, k) < 0 || add_logical(prev, lim.logical, lim.nlogical) < 0))
             rc = -1;
         bool placed = k < 0 || into_read;
         for (size_t x = i; x < j; x++) {
@@ -234,9 +234,9 @@ static bool fuses(const opt_stage *s, const opt_op *o)
         return false;
     opt_stage t;
     stage_from_op(&t, o);
-    bool ok = t.compute == s->compute && t.min_size == s->min_size &&
-              t.max_size == s->max_size && t.cpus == s->cpus && t.gpus == s->gpus &&
-              t.memory == s->memory && same_custom(t.custom, s->custom) &&
+    bool ok = t.compute == s->compute && t.min_size == s->min_size && t.max_size == s->max_size &&
+              t.cpus == s->cpus && t.gpus == s->gpus && t.memory == s->memory &&
+              same_custom(t.custom, s->custom) &&
               (s->concurrency == 0 || t.concurrency == 0 || s->concurrency == t.concurrency);
     json_decref(t.custom);
     return ok;
@@ -374,10 +374,7 @@ oom:
 
 /* ---------- accessors ---------- */
 
-size_t prism_physical_plan_num_stages(const prism_physical_plan *pp)
-{
-    return pp->nstages;
-}
+size_t prism_physical_plan_num_stages(const prism_physical_plan *pp) { return pp->nstages; }
 
 void prism_physical_plan_stage(const prism_physical_plan *pp, size_t i, prism_plan_stage *out)
 {
@@ -417,7 +414,4 @@ prism_plan_op_kind prism_physical_plan_op(const prism_physical_plan *pp, size_t 
     return o->kind;
 }
 
-const json_t *prism_physical_plan_options(const prism_physical_plan *pp)
-{
-    return pp->options;
-}
+const json_t *prism_physical_plan_options(const prism_physical_plan *pp) { return pp->options; }

@@ -240,8 +240,7 @@ void prism_http_reply_json(prism_http_req *req, int status, json_t *doc)
         free(text);
 }
 
-void prism_http_reply_error(prism_http_req *req, int status, const char *code, const char *fmt,
-                            ...)
+void prism_http_reply_error(prism_http_req *req, int status, const char *code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -303,8 +302,8 @@ void prism_http_reply_stream(prism_http_req *req, int status, const char *conten
         return;
     }
     *s = (stream_ctx){req->srv, read, done, ud};
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, s, stream_free);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                                                  stream_reader, s, stream_free);
     if (!resp) {
         stream_free(s);
         prism_http_reply_error(req, 500, "internal", "out of memory");
@@ -850,8 +849,7 @@ static bool head_size_ok(prism_http_req *req)
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     if (ci && ci->header_size > MAX_HEAD) {
         prism_http_reply_error(req, 431, "headers_too_large",
-                               "the request line and headers are over the %u byte limit",
-                               MAX_HEAD);
+                               "the request line and headers are over the %u byte limit", MAX_HEAD);
         return false;
     }
     return true;
@@ -902,14 +900,13 @@ static bool on_headers(prism_http_req *req)
             prism_http_add_header(req, "Allow", allow);
             prism_http_reply_error(req, 405, "method_not_allowed", "%s is not allowed on %s",
                                    req->method, req->path);
-        }
-        else {
+        } else {
             prism_http_reply_error(req, 404, "not_found", "no route %s %s", req->method, req->path);
         }
         return true;
     }
     size_t route_max = req->route->max_body & ~PRISM_HTTP_PUBLIC;
-    req->max_body = route_max ? route_max
+    req->max_body = route_max                        ? route_max
                     : req->srv->cfg.default_max_body ? req->srv->cfg.default_max_body
                                                      : DEFAULT_MAX_BODY;
     prism_buf_init(&req->body, req->max_body);
@@ -942,9 +939,8 @@ static void count_request(prism_http_req *req)
     char labels[256];
     snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\",code=\"%d\"",
              method_label(req->method), req->route ? req->route->pattern : "other", req->status);
-    prism_metric_add(prism_metrics_counter(m, "prism_http_requests_total", "HTTP requests served",
-                                           labels),
-                     1);
+    prism_metric_add(
+        prism_metrics_counter(m, "prism_http_requests_total", "HTTP requests served", labels), 1);
 }
 
 static enum MHD_Result send_response(prism_http_req *req)
@@ -1083,21 +1079,13 @@ static void *reaper_main(void *arg)
 static const char *parser_error_code(unsigned status, const char **message)
 {
     switch (status) {
-    case 413:
-        *message = "the Content-Length or a chunk size is too large";
-        return "body_too_large";
-    case 414:
-        *message = "the URL is too long";
-        return "uri_too_long";
-    case 431:
-        *message = "the request headers are too large";
-        return "headers_too_large";
+    case 413: *message = "the Content-Length or a chunk size is too large"; return "body_too_large";
+    case 414: *message = "the URL is too long"; return "uri_too_long";
+    case 431: *message = "the request headers are too large"; return "headers_too_large";
     case 505:
         *message = "only HTTP/1.0 and HTTP/1.1 are served";
         return "http_version_not_supported";
-    case 500:
-        *message = "the request could not be read";
-        return "internal";
+    case 500: *message = "the request could not be read"; return "internal";
     default:
         *message = "malformed HTTP request (a header, Content-Length or the chunked body)";
         return "bad_request";
@@ -1120,8 +1108,8 @@ static void send_parser_error(conn_slot *c, unsigned status)
 {
     const char *message, *code = parser_error_code(status, &message);
     char body[256], head[256];
-    int blen = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
-                        code, message);
+    int blen = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+                        message);
     const char *reason = MHD_get_reason_phrase_for(status);
     int hlen = snprintf(head, sizeof head,
                         "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
@@ -1188,8 +1176,8 @@ static char *normalize_path(const char *url)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     prism_http_server *srv = cls;
     prism_http_req *req = *con_cls;
@@ -1269,7 +1257,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static int resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
     char portbuf[16];
     snprintf(portbuf, sizeof portbuf, "%d", port);
@@ -1368,7 +1357,8 @@ static int load_tls(prism_http_server *s, const prism_http_config *cfg, char *er
     if (!have_cert && !have_key)
         return 0;
     if (have_cert != have_key) {
-        snprintf(err, errlen, "TLS needs both a certificate and a key (PRISM_TLS_CERT, PRISM_TLS_KEY)");
+        snprintf(err, errlen,
+                 "TLS needs both a certificate and a key (PRISM_TLS_CERT, PRISM_TLS_KEY)");
         return -1;
     }
     size_t n;
@@ -1427,18 +1417,14 @@ int prism_http_server_create(prism_http_server **out, const prism_http_config *c
     s->upgrade_ok = MHD_is_feature_supported(MHD_FEATURE_UPGRADE) == MHD_YES;
     if (s->upgrade_ok)
         flags |= MHD_ALLOW_UPGRADE;
-    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                                 MHD_OPTION_ARRAY, s->tls_cert ? tls : tls + 2,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                                 MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                                 MHD_OPTION_CONNECTION_LIMIT, limit,
-                                 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-                                 MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, s->tls_cert ? tls : tls + 2,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONNECTION_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%d%s: %s", host, cfg->port,
                  s->tls_cert ? " with TLS (is the certificate and key pair valid PEM?)" : "",

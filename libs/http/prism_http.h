@@ -57,11 +57,11 @@ typedef struct prism_http_route {
 #define PRISM_HTTP_PUBLIC ((size_t)1 << (sizeof(size_t) * 8 - 1))
 
 typedef struct prism_http_config {
-    const char *host;  /* address to bind; "127.0.0.1" when NULL */
-    int port;          /* 0 picks a free port: read it with prism_http_server_port */
-    const char *token; /* bearer token required on every path but /healthz and
-                          PRISM_HTTP_PUBLIC routes; NULL or "" turns auth off
-                          (services only allow that when told to) */
+    const char *host;               /* address to bind; "127.0.0.1" when NULL */
+    int port;                       /* 0 picks a free port: read it with prism_http_server_port */
+    const char *token;              /* bearer token required on every path but /healthz and
+                                       PRISM_HTTP_PUBLIC routes; NULL or "" turns auth off
+                                       (services only allow that when told to) */
     const prism_http_route *routes; /* borrowed: must outlive the server */
     size_t nroutes;
     void *ctx;               /* handed to every handler */
@@ -148,8 +148,8 @@ void prism_http_reply(prism_http_req *req, int status, const char *content_type,
 /* Takes the reference to `doc`. */
 void prism_http_reply_json(prism_http_req *req, int status, json_t *doc);
 /* The error envelope; `code` is a stable machine-readable word. */
-void prism_http_reply_error(prism_http_req *req, int status, const char *code, const char *fmt,
-                            ...) __attribute__((format(printf, 4, 5)));
+void prism_http_reply_error(prism_http_req *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Sends `len` bytes of the open file `fd` from `offset`; the server closes `fd`. */
 void prism_http_reply_fd(prism_http_req *req, int status, const char *content_type, int fd,
                          uint64_t offset, uint64_t len);

@@ -12,8 +12,8 @@
 typedef struct prism_httpc prism_httpc;
 
 typedef struct prism_httpc_resp {
-    long status;  /* HTTP status; 0 when no response came */
-    char *body;   /* NUL-terminated, owned; free with prism_httpc_resp_free */
+    long status; /* HTTP status; 0 when no response came */
+    char *body;  /* NUL-terminated, owned; free with prism_httpc_resp_free */
     size_t len;
 } prism_httpc_resp;
 
@@ -48,8 +48,8 @@ int prism_httpc_json(prism_httpc *c, const char *method, const char *path, json_
  * of 0 means no overall limit. Returns 0 when the transfer ended, -1 on a
  * transport error. */
 int prism_httpc_stream(prism_httpc *c, const char *method, const char *path, int timeout_ms,
-                       int (*sink)(void *ud, const char *data, size_t len), void *ud,
-                       long *status, char *err, size_t errlen);
+                       int (*sink)(void *ud, const char *data, size_t len), void *ud, long *status,
+                       char *err, size_t errlen);
 
 /* Message of an error envelope in `doc`, or `fallback`. */
 const char *prism_httpc_error_message(json_t *doc, const char *fallback);

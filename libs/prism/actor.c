@@ -66,7 +66,7 @@ static void set_text(char **field, json_t *value)
 {
     free(*field);
     *field = json_is_string(value) && *json_string_value(value) ? strdup(json_string_value(value))
-                                                                 : NULL;
+                                                                : NULL;
 }
 
 /* Takes what the GCS says of an actor (ACTOR of docs/actors.md). Lock held. */
@@ -90,8 +90,8 @@ static void rec_update(actor_rec *a, json_t *j)
         a->state = ACTOR_UNKNOWN; /* an address is missing: ask again */
 }
 
-static void on_actor_event(prism_bus *bus, const char *subject, const char *reply,
-                           const char *data, size_t len, void *ud)
+static void on_actor_event(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                           size_t len, void *ud)
 {
     prism_client *c = ud;
     json_t *ev = json_loadb(data, len, 0, NULL);
@@ -111,7 +111,9 @@ static void on_actor_event(prism_bus *bus, const char *subject, const char *repl
 int prism__actors_start(prism_client *c)
 {
     return prism_bus_subscribe(c->bus, PRISM_SUBJECT_EVENT_ACTOR, NULL, on_actor_event, c) ==
-                   PRISM_BUS_OK ? 0 : -1;
+                   PRISM_BUS_OK
+               ? 0
+               : -1;
 }
 
 void prism__actors_free(prism_client *c)
@@ -151,8 +153,9 @@ static prism_status gcs_request(prism_client *c, const char *subject, const void
     }
     json_t *err = json_object_get(*reply, "error");
     if (err) {
-        prism_status s = prism__fail(PRISM_ERR_INVALID, "%s",
-                                     json_string_value(json_object_get(err, "message")) ?: "refused");
+        prism_status s =
+            prism__fail(PRISM_ERR_INVALID, "%s",
+                        json_string_value(json_object_get(err, "message")) ?: "refused");
         json_decref(*reply);
         *reply = NULL;
         return s;
@@ -235,11 +238,12 @@ static prism_status check_options(const prism_actor_options *o)
 {
     if (!PRISM__RESERVED_ZERO(o))
         return prism__fail(PRISM_ERR_INVALID, "prism_actor_options: `reserved` is not zero "
-                           "(initialize it with PRISM_ACTOR_OPTIONS_INIT)");
+                                              "(initialize it with PRISM_ACTOR_OPTIONS_INIT)");
     if (o->num_cpus < 0 || o->num_gpus < 0 || o->memory < 0)
         return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
     if (o->max_restarts < -1 || o->max_task_retries < -1)
-        return prism__fail(PRISM_ERR_INVALID, "max_restarts and max_task_retries are -1 (forever) or more");
+        return prism__fail(PRISM_ERR_INVALID,
+                           "max_restarts and max_task_retries are -1 (forever) or more");
     if (o->max_concurrency < 1 || o->max_concurrency > 1024)
         return prism__fail(PRISM_ERR_INVALID, "max_concurrency must be 1-1024");
     if ((o->name && strlen(o->name) > 256) || (o->ns && strlen(o->ns) > 256))
@@ -295,7 +299,7 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
     json_decref(req);
     if (!text)
         return prism__fail(PRISM_ERR_INVALID, "the actor's options cannot be encoded (a name that "
-                           "is not UTF-8?)");
+                                              "is not UTF-8?)");
     /* u32 length, the JSON, then the arguments. */
     prism_buf body;
     prism_buf_init(&body, 64u << 20);
@@ -341,9 +345,9 @@ prism_status prism_actor_get(prism_client *c, const char *name, const char *ns, 
     if (!c || !name || !*name || !out)
         return prism__fail(PRISM_ERR_INVALID, "actor_get needs a client and a name");
     json_t *reply = NULL;
-    prism_status s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_GET,
-                                      json_pack("{s:s,s:s}", "name", name, "namespace",
-                                                namespace_of(ns)), &reply);
+    prism_status s = gcs_request_json(
+        c, PRISM_SUBJECT_ACTOR_GET,
+        json_pack("{s:s,s:s}", "name", name, "namespace", namespace_of(ns)), &reply);
     json_t *actor = json_object_get(reply, "actor");
     const char *id = json_string_value(json_object_get(actor, "actor_id"));
     if (s == PRISM_OK && !id)
@@ -372,9 +376,9 @@ prism_status prism_actor_open(prism_client *c, const char *actor_id, prism_actor
 prism_status prism__actor_kill_id(prism_client *c, const char *actor_id, bool no_restart)
 {
     json_t *reply = NULL;
-    prism_status s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_KILL,
-                                      json_pack("{s:s,s:b}", "actor_id", actor_id, "no_restart",
-                                                no_restart), &reply);
+    prism_status s = gcs_request_json(
+        c, PRISM_SUBJECT_ACTOR_KILL,
+        json_pack("{s:s,s:b}", "actor_id", actor_id, "no_restart", no_restart), &reply);
     json_decref(reply);
     return s;
 }
@@ -422,7 +426,8 @@ static void connect_actor(prism_client *c, actor_rec *a)
     pthread_mutex_unlock(&c->lock);
     bool config_error = false;
     char err[600] = "";
-    worker_conn *wc = grant ? prism__worker_connect(c, grant, &config_error, err, sizeof err) : NULL;
+    worker_conn *wc = grant ? prism__worker_connect(c, grant, &config_error, err, sizeof err)
+                            : NULL;
     json_decref(grant);
     pthread_mutex_lock(&c->lock);
     a->busy = false;
@@ -463,7 +468,8 @@ static void query_actor(prism_client *c, actor_rec *a)
 static void fail_queued(prism_client *c, actor_rec *a)
 {
     char msg[600];
-    snprintf(msg, sizeof msg, "the actor %s is dead: %s", a->id, a->cause ? a->cause : "no cause given");
+    snprintf(msg, sizeof msg, "the actor %s is dead: %s", a->id,
+             a->cause ? a->cause : "no cause given");
     prism__pool_fail_queued(c, a->pool, PRISM_ERR_ACTOR_DIED, msg);
 }
 

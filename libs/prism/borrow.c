@@ -25,8 +25,8 @@
 #include "prism_time.h"
 #include "prism_wire.h"
 
-#define LONG_POLL_MS 2000      /* an owner holds a GET this long for a pending object */
-#define ANSWER_MS 2000         /* synchronous requests wait this long */
+#define LONG_POLL_MS 2000                /* an owner holds a GET this long for a pending object */
+#define ANSWER_MS 2000                   /* synchronous requests wait this long */
 #define OVERDUE_MS (LONG_POLL_MS + 1000) /* a GET unanswered this long: is the owner alive? */
 #define OWNER_CHECK_MS 500
 #define BORROWER_CHECK_MS 5000
@@ -149,7 +149,8 @@ static void borrower_remove(prism_client *c, obj_entry *e, const char *addr, int
 }
 
 /* A FAILED answer with an error of this process's making. */
-static void write_failed(prism_buf *b, const prism_object_id *id, prism_status s, const char *message)
+static void write_failed(prism_buf *b, const prism_object_id *id, prism_status s,
+                         const char *message)
 {
     prism_value *err = prism_value_error("", message);
     prism_writer w = {.buf = b};
@@ -186,8 +187,10 @@ static void encode_answer(const obj_entry *e, const prism_object_id *id, prism_b
     } else if (e->inline_buf && e->inline_len > MAX_ANSWER) {
         /* Owners with an object store keep large values there; one without cannot hand them out. */
         char msg[160];
-        snprintf(msg, sizeof msg, "the value (%zu bytes) is too large to send from its owner, "
-                 "which has no object store", e->inline_len);
+        snprintf(msg, sizeof msg,
+                 "the value (%zu bytes) is too large to send from its owner, "
+                 "which has no object store",
+                 e->inline_len);
         write_failed(b, id, PRISM_ERR_OBJECT_LOST, msg);
     } else if (e->inline_buf) {
         pw_u8(&w, ANS_INLINE);
@@ -253,14 +256,16 @@ void prism__borrow_forget(prism_client *c, obj_entry *e)
 }
 
 /* A GET: answered now, or held until the object settles. Lock held. */
-static bool on_get(prism_client *c, const prism_object_id *id, uint32_t wait_ms,
-                   const char *reply, prism_buf *ans)
+static bool on_get(prism_client *c, const prism_object_id *id, uint32_t wait_ms, const char *reply,
+                   prism_buf *ans)
 {
     obj_entry *e = prism__obj_find(c, id);
     if (e && !e->owner && e->lost && !prism__reconstruct(c, e)) {
         char msg[256];
-        snprintf(msg, sizeof msg, "it was stored on node %s, which died; objects made by put "
-                 "cannot be rebuilt", e->node_id ? e->node_id : "?");
+        snprintf(msg, sizeof msg,
+                 "it was stored on node %s, which died; objects made by put "
+                 "cannot be rebuilt",
+                 e->node_id ? e->node_id : "?");
         prism_buf_init(ans, 1u << 20);
         write_failed(ans, id, PRISM_ERR_OBJECT_LOST, msg);
         return true;
@@ -346,8 +351,10 @@ static void on_request(prism_bus *bus, const char *subject, const char *reply, c
 static void fail_owner_died(prism_client *c, obj_entry *e)
 {
     char msg[256];
-    snprintf(msg, sizeof msg, "its owner died: the process %s that made it is gone, and an "
-             "object shares the fate of its owner", e->owner);
+    snprintf(msg, sizeof msg,
+             "its owner died: the process %s that made it is gone, and an "
+             "object shares the fate of its owner",
+             e->owner);
     prism__obj_set_failed(c, e, PRISM_ERR_OWNER_DIED, "", msg);
 }
 
@@ -478,8 +485,8 @@ void prism__borrow_fetch_now(prism_client *c, const prism_object_id *id)
 }
 
 /* One synchronous ADD of `ids` for `borrower` at `owner`. Returns the bus status. */
-static int send_add(prism_client *c, const char *owner, const char *who,
-                    const prism_object_id *ids, size_t n)
+static int send_add(prism_client *c, const char *owner, const char *who, const prism_object_id *ids,
+                    size_t n)
 {
     char subject[96];
     if (!wire_owner_subject(owner, subject, sizeof subject))

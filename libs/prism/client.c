@@ -193,8 +193,8 @@ void prism__obj_maybe_free(prism_client *c, obj_entry *e)
 }
 
 /* A node died: what its stores held is lost, what its workers ran is retried. */
-static void on_node_event(prism_bus *bus, const char *subject, const char *reply,
-                          const char *data, size_t len, void *ud)
+static void on_node_event(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                          size_t len, void *ud)
 {
     prism_client *c = ud;
     json_t *ev = json_loadb(data, len, 0, NULL);
@@ -205,7 +205,8 @@ static void on_node_event(prism_bus *bus, const char *subject, const char *reply
         prism__pools_node_dead(c, node);
         for (size_t i = 0; i < c->nbuckets; i++)
             for (obj_entry *e = c->buckets[i]; e; e = e->next)
-                if (e->state == OBJ_READY && !e->inline_buf && e->node_id && !strcmp(e->node_id, node))
+                if (e->state == OBJ_READY && !e->inline_buf && e->node_id &&
+                    !strcmp(e->node_id, node))
                     e->lost = true;
         prism__tasks_args_lost(c);
         pthread_cond_broadcast(&c->changed);
@@ -503,7 +504,7 @@ prism_status prism_connect(const prism_connect_options *opts, prism_client **out
     *out = NULL;
     if (opts && !PRISM__RESERVED_ZERO(opts))
         return prism__fail(PRISM_ERR_INVALID, "prism_connect_options: `reserved` is not zero "
-                           "(initialize it with PRISM_CONNECT_OPTIONS_INIT)");
+                                              "(initialize it with PRISM_CONNECT_OPTIONS_INIT)");
     prism_client *c = calloc(1, sizeof *c);
     if (!c)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
@@ -533,7 +534,8 @@ prism_status prism_connect(const prism_connect_options *opts, prism_client **out
     if (!c->buckets)
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     else if (!c->address)
-        s = prism__fail(PRISM_ERR_CONNECT, "no cluster address: set PRISM_ADDRESS or run `prism up`");
+        s = prism__fail(PRISM_ERR_CONNECT,
+                        "no cluster address: set PRISM_ADDRESS or run `prism up`");
     if (s == PRISM_OK)
         s = fetch_cluster(c);
     if (s == PRISM_OK && prism_bus_connect(&c->bus, c->nats_url, c->token, "prism-client", 5000,
@@ -541,8 +543,8 @@ prism_status prism_connect(const prism_connect_options *opts, prism_client **out
         s = prism__fail(PRISM_ERR_CONNECT, "%s", err);
     if (s == PRISM_OK)
         s = open_local_store(c);
-    if (s == PRISM_OK &&
-        prism_bus_subscribe(c->bus, PRISM_SUBJECT_EVENT_NODE, NULL, on_node_event, c) != PRISM_BUS_OK)
+    if (s == PRISM_OK && prism_bus_subscribe(c->bus, PRISM_SUBJECT_EVENT_NODE, NULL, on_node_event,
+                                             c) != PRISM_BUS_OK)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to node events");
     if (s == PRISM_OK && prism__actors_start(c) != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to actor events");
@@ -617,14 +619,15 @@ prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out)
     prism_buf_init(&b, WIRE_VALUE_MAX);
     uint64_t stored_size = 0;
     if (stored) {
-        prism_store_status ss = prism__store_value(c->store, &id, c->self_addr, v, c->self_addr,
-                                                   &stored_size);
+        prism_store_status ss =
+            prism__store_value(c->store, &id, c->self_addr, v, c->self_addr, &stored_size);
         /* The node's store is down (being restarted): the value stays in this
          * process, as in a driver without a store, rather than fail the put. */
         stored = ss != PRISM_STORE_DISCONNECTED;
         if (ss != PRISM_STORE_OK && stored)
             return prism__fail(ss == PRISM_STORE_OUT_OF_MEMORY || ss == PRISM_STORE_TOO_LARGE
-                                   ? PRISM_ERR_NO_MEMORY : PRISM_ERR_INTERNAL,
+                                   ? PRISM_ERR_NO_MEMORY
+                                   : PRISM_ERR_INTERNAL,
                                "object store put failed: %s", prism_store_status_text(ss));
     }
     if (!stored) {
@@ -768,8 +771,10 @@ static prism_status fetch_remote(prism_client *c, const char *url, const prism_r
                                  prism_value **out)
 {
     if (!url || !*url)
-        return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s is in an object store this process "
-                           "cannot reach", ref->hex);
+        return prism__fail(PRISM_ERR_OBJECT_LOST,
+                           "object %s is in an object store this process "
+                           "cannot reach",
+                           ref->hex);
     if (c->store && c->store_url) {
         char err[512];
         if (prism__store_pull(c->store_url, c->token, &ref->id, url, err, sizeof err) != 0)
@@ -782,8 +787,8 @@ static prism_status fetch_remote(prism_client *c, const char *url, const prism_r
     char path[128], err[512];
     snprintf(path, sizeof path, "/api/v1/objects/%s", ref->hex);
     prism_httpc_resp resp;
-    int rc = prism_httpc_request(h, "GET", path, NULL, NULL, 0, 600000, (size_t)1 << 40, &resp,
-                                 err, sizeof err);
+    int rc = prism_httpc_request(h, "GET", path, NULL, NULL, 0, 600000, (size_t)1 << 40, &resp, err,
+                                 sizeof err);
     prism_httpc_destroy(h);
     if (rc != 0)
         return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s: its store does not answer: %s",
@@ -884,8 +889,10 @@ static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout
     obj_entry *lost = prism__obj_find(c, &ref->id);
     if (lost && !lost->owner && lost->lost && !prism__reconstruct(c, lost)) {
         pthread_mutex_unlock(&c->lock);
-        return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s was stored on node %s, which died; "
-                           "objects made by put cannot be rebuilt", ref->hex, lost->node_id);
+        return prism__fail(PRISM_ERR_OBJECT_LOST,
+                           "object %s was stored on node %s, which died; "
+                           "objects made by put cannot be rebuilt",
+                           ref->hex, lost->node_id);
     }
     bool fetch = needs_fetch(c, lost);
     pthread_mutex_unlock(&c->lock);
@@ -919,8 +926,8 @@ static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout
             s = prism__fail(PRISM_ERR_INTERNAL, "a stored value is malformed");
     } else {
         char *url = e->store_url ? strdup(e->store_url) : NULL;
-        bool local = c->store && prism__same_store(e->node_id, e->store_socket, c->node_id,
-                                                   c->store_socket);
+        bool local = c->store &&
+                     prism__same_store(e->node_id, e->store_socket, c->node_id, c->store_socket);
         pthread_mutex_unlock(&c->lock);
         if (local)
             s = prism__decode_stored(c->store, &ref->id, 10000, c, c->self_addr, out);
@@ -944,8 +951,8 @@ static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout
 static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n, size_t k,
                               int timeout_ms, bool *ready);
 
-prism_status prism_wait(prism_client *c, prism_ref *const *refs, size_t n, size_t k,
-                        int timeout_ms, bool *ready)
+prism_status prism_wait(prism_client *c, prism_ref *const *refs, size_t n, size_t k, int timeout_ms,
+                        bool *ready)
 {
     if (!c || (n && (!refs || !ready)) || k > n)
         return prism__fail(PRISM_ERR_INVALID, "wait needs k <= n references");

@@ -17,13 +17,13 @@
 #include "prism_wire.h"
 #include "prism_wire_conn.h"
 
-#define PIPELINE_DEPTH 16       /* tasks in flight per leased worker */
+#define PIPELINE_DEPTH 16 /* tasks in flight per leased worker */
 /* An actor's calls have one connection and nothing to balance: a deep window
  * keeps its worker busy without a round trip per batch. */
 #define ACTOR_PIPELINE_DEPTH 256
 #define MAX_LEASES_PER_SHAPE 64
-#define LEASE_IDLE_MS 50        /* an idle lease is returned after this */
-#define IO_SPIN_US 50           /* the io thread polls this long for results before sleeping */
+#define LEASE_IDLE_MS 50 /* an idle lease is returned after this */
+#define IO_SPIN_US 50    /* the io thread polls this long for results before sleeping */
 
 enum obj_state { OBJ_PENDING, OBJ_READY, OBJ_FAILED };
 
@@ -58,10 +58,10 @@ typedef struct obj_entry {
     size_t ncontained;
     borrower *borrowers; /* owned objects: other processes that hold references */
     /* Borrowed objects (another process owns them; the entry caches the value): */
-    char *owner;        /* the owner's address; NULL: this process owns the object */
-    int registrations;  /* adds the owner holds for this process (sent back on release) */
-    bool registering;   /* an add for this process is on its way to the owner */
-    bool resolving;     /* a request for the value is out */
+    char *owner;       /* the owner's address; NULL: this process owns the object */
+    int registrations; /* adds the owner holds for this process (sent back on release) */
+    bool registering;  /* an add for this process is on its way to the owner */
+    bool resolving;    /* a request for the value is out */
     int64_t resolve_sent_ms;
     struct obj_entry *next;
 } obj_entry;
@@ -75,17 +75,17 @@ struct task_spec {
     int attempts_left; /* -1: forever */
     bool retry_exceptions;
     int deps_pending;
-    bool dep_failed; /* an argument failed: the returns failed already */
+    bool dep_failed;  /* an argument failed: the returns failed already */
     int lineage_refs; /* entries that keep this task as their lineage */
     bool in_flight;   /* queued or running (a lineage task may run again) */
     pool *pool;
-    int64_t submitted_ms;  /* monotonic, for waits */
-    int64_t submitted_at;  /* wall clock, for people */
-    int64_t started_at;    /* wall clock of the last push */
+    int64_t submitted_ms; /* monotonic, for waits */
+    int64_t submitted_at; /* wall clock, for people */
+    int64_t started_at;   /* wall clock of the last push */
     char node_id[PRISM_ID_HEX_LEN + 1], worker_id[PRISM_ID_HEX_LEN + 1]; /* where it last ran */
     bool reported_pending; /* a PENDING event went out for it */
     bool cancelled;        /* force-cancelled while it ran: its worker is being killed */
-    task_spec *next; /* queue or in-flight list */
+    task_spec *next;       /* queue or in-flight list */
 };
 
 /* One task's state for the cluster's task list (published in batches). */
@@ -101,7 +101,7 @@ typedef struct task_event {
 
 struct worker_conn {
     int fd;
-    wire_tls *tls; /* a tls: worker's session; NULL on a plain connection */
+    wire_tls *tls;  /* a tls: worker's session; NULL on a plain connection */
     wire_auth auth; /* nothing is sent before the worker's CHALLENGE came */
     char *lease_id, *node_id, *worker_id;
     int inflight;
@@ -116,8 +116,8 @@ struct worker_conn {
 
 struct pool {
     prism_task_options shape; /* the options that decide the lease (strings owned) */
-    char *key; /* resources + strategy: tasks of one shape share leases */
-    json_t *request; /* the lease request body */
+    char *key;                /* resources + strategy: tasks of one shape share leases */
+    json_t *request;          /* the lease request body */
     task_spec *queue, *queue_tail;
     size_t queued;
     worker_conn *workers;
@@ -133,9 +133,9 @@ struct pool {
 enum actor_state { ACTOR_UNKNOWN, ACTOR_PENDING, ACTOR_ALIVE, ACTOR_RESTARTING, ACTOR_DEAD };
 struct actor_rec {
     char id[PRISM_ID_HEX_LEN + 1];
-    int state; /* enum actor_state */
-    char *cause; /* why it is DEAD */
-    char *cls;   /* its class, once the GCS said */
+    int state;                                   /* enum actor_state */
+    char *cause;                                 /* why it is DEAD */
+    char *cls;                                   /* its class, once the GCS said */
     char *node_id, *worker_id, *unix_path, *tcp; /* its worker while ALIVE */
     int max_task_retries;
     bool busy;             /* the leaser is connecting or asking the GCS */
@@ -163,7 +163,7 @@ typedef struct remote_get {
 typedef struct deletion {
     prism_object_id id;
     char *store_socket, *store_url, *node_id;
-    int tries;       /* failed attempts (its store unreachable): tried again at next_ms */
+    int tries; /* failed attempts (its store unreachable): tried again at next_ms */
     int64_t next_ms;
     struct deletion *next;
 } deletion;
@@ -171,10 +171,10 @@ typedef struct deletion {
 struct prism_client {
     char *address, *token, *nats_url;
     uint8_t wire_key[WIRE_KEY_BYTES]; /* proves the token to workers (wire.h) */
-    char self_addr[128]; /* how references this process owns are named elsewhere */
-    char node_id[64];    /* this process's node, when known */
-    char *store_socket;  /* the local object store, when there is one */
-    char *store_url;     /* its HTTP address, for readers on other nodes (may be NULL) */
+    char self_addr[128];              /* how references this process owns are named elsewhere */
+    char node_id[64];                 /* this process's node, when known */
+    char *store_socket;               /* the local object store, when there is one */
+    char *store_url;        /* its HTTP address, for readers on other nodes (may be NULL) */
     char owner_subject[80]; /* prism.owner.HEX: where borrowers reach this owner */
     char reply_subject[84]; /* prism.owner.HEX.r: answers to this process's requests */
     prism_bus *bus;
@@ -186,16 +186,16 @@ struct prism_client {
     size_t nbuckets, nobjects;
     pool *pools;
     actor_rec *actors;
-    worker_conn *graveyard; /* closed connections the io thread frees */
+    worker_conn *graveyard;    /* closed connections the io thread frees */
     deletion *deletions;       /* stored copies to delete now */
     deletion *deletions_later; /* whose store could not be reached: tried again */
     outmsg *outbox, **outbox_tail;
     remote_get *remote_gets;
     prism_object_id *unreg; /* borrowed entries made since the last registration */
     size_t nunreg, capunreg;
-    size_t nresolving;  /* borrowed entries with a request for their value out */
-    size_t nborrowers;  /* borrower records over all owned entries */
-    size_t nborrowed;   /* entries of objects other processes own */
+    size_t nresolving; /* borrowed entries with a request for their value out */
+    size_t nborrowers; /* borrower records over all owned entries */
+    size_t nborrowed;  /* entries of objects other processes own */
     int64_t last_resolve_check_ms, last_borrower_check_ms;
     task_event *events; /* waiting to be published */
     size_t nevents, capevents;
@@ -382,6 +382,7 @@ void prism__dispatch(prism_client *c, pool *p);
 void prism__pool_fail_queued(prism_client *c, pool *p, prism_status s, const char *message);
 /* Takes the tasks `pick` chooses out of `p`'s queue, in queue order (a list
  * through `next`). Lock held. */
-task_spec *prism__pool_take(prism_client *c, pool *p, bool (*pick)(prism_client *, const task_spec *));
+task_spec *prism__pool_take(prism_client *c, pool *p,
+                            bool (*pick)(prism_client *, const task_spec *));
 
 #endif

@@ -34,11 +34,8 @@ static void pw_value_depth(prism_writer *w, const prism_value *v, const char *se
     }
     pw_u8(w, (uint8_t)v->kind);
     switch (v->kind) {
-    case PRISM_VALUE_NULL:
-        break;
-    case PRISM_VALUE_JSON:
-        pw_str(w, v->text);
-        break;
+    case PRISM_VALUE_NULL: break;
+    case PRISM_VALUE_JSON: pw_str(w, v->text); break;
     case PRISM_VALUE_BYTES:
         pw_u64(w, v->len);
         pw_bytes(w, v->data, v->len);

@@ -22,10 +22,11 @@
  * 100k tasks/s would only cost the GCS its CPU. Failures and waits always go. */
 #define FINISHED_PER_FLUSH 2500
 #define MESSAGE_MAX (768u << 10) /* bytes of events per message, under NATS's 1 MiB */
-#define OBJECTS_MIN_MS 1000    /* a changed table is reported at most this often */
-#define OBJECTS_PERIOD_MS 2000 /* an unchanged one holding objects, this often: the GCS
-                                  forgets an owner silent for three periods */
-#define OBJECTS_MAX 1000       /* objects listed per report (`total` counts them all) */
+#define OBJECTS_MIN_MS 1000      /* a changed table is reported at most this often */
+/* An unchanged table holding objects is reported this often: the GCS forgets
+ * an owner silent for three periods. */
+#define OBJECTS_PERIOD_MS 2000
+#define OBJECTS_MAX 1000 /* objects listed per report (`total` counts them all) */
 
 void prism__event_task(prism_client *c, const task_spec *t, int state, const char *detail)
 {
@@ -56,7 +57,10 @@ void prism__event_task(prism_client *c, const task_spec *t, int state, const cha
     e->detail = detail && *detail ? strndup(detail, 512) : NULL;
 }
 
-static int append_text(prism_buf *b, const char *text) { return prism_buf_append(b, text, strlen(text)); }
+static int append_text(prism_buf *b, const char *text)
+{
+    return prism_buf_append(b, text, strlen(text));
+}
 
 /* One event as JSON text. Written straight into the batch's buffer: a
  * jansson tree per event cost an owner doing 100k tasks/s a third of its CPU. */
@@ -160,9 +164,9 @@ typedef struct obj_row {
  * client has signature 0, as if it had reported already. */
 static uint64_t table_signature(const prism_client *c)
 {
-    return (uint64_t)c->nobjects + c->nborrowers * 0x94d049bb133111ebULL + c->put_index * 0x9e3779b97f4a7c15ULL +
-           c->task_counter * 0xc2b2ae3d27d4eb4fULL + c->tasks_finished * 0x165667b19e3779b1ULL +
-           c->tasks_retried * 0x27d4eb2f165667c5ULL;
+    return (uint64_t)c->nobjects + c->nborrowers * 0x94d049bb133111ebULL +
+           c->put_index * 0x9e3779b97f4a7c15ULL + c->task_counter * 0xc2b2ae3d27d4eb4fULL +
+           c->tasks_finished * 0x165667b19e3779b1ULL + c->tasks_retried * 0x27d4eb2f165667c5ULL;
 }
 
 static void row_of(const prism_client *c, const obj_entry *e, obj_row *r)
@@ -209,7 +213,8 @@ static json_t *row_json(const obj_row *r)
 static void report_objects(prism_client *c, int64_t now)
 {
     bool last = !pthread_equal(pthread_self(), c->leaser_thread);
-    size_t total = last ? 0 : c->nobjects - c->nborrowed; /* borrowed entries: their owners report them */
+    size_t total =
+        last ? 0 : c->nobjects - c->nborrowed; /* borrowed entries: their owners report them */
     uint64_t sig = table_signature(c);
     int64_t since = now - c->objects_report.sent_ms;
     bool send;
@@ -236,8 +241,8 @@ static void report_objects(prism_client *c, int64_t now)
     for (size_t i = 0; i < k; i++)
         json_array_append_new(list, row_json(&rows[i]));
     free(rows);
-    json_t *msg = json_pack("{s:s,s:I,s:i,s:o}", "owner", c->self_addr, "total",
-                            (json_int_t)total, "period_ms", OBJECTS_PERIOD_MS, "objects", list);
+    json_t *msg = json_pack("{s:s,s:I,s:i,s:o}", "owner", c->self_addr, "total", (json_int_t)total,
+                            "period_ms", OBJECTS_PERIOD_MS, "objects", list);
     if (c->node_id[0])
         json_object_set_new(msg, "node_id", json_string(c->node_id));
     prism_bus_publish_json(c->bus, PRISM_SUBJECT_EVENT_OBJECTS, msg);

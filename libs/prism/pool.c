@@ -46,8 +46,8 @@ json_t *prism__lease_request(const prism_client *c, const prism_task_options *o)
     if (o->memory > 0)
         json_object_set_new(res, "memory", json_real(o->memory));
     static const char *const names[] = {"DEFAULT", "SPREAD", "NODE_AFFINITY"};
-    json_t *req = json_pack("{s:s,s:o,s:s}", "owner_id", c->self_addr, "resources", res,
-                            "strategy", names[o->strategy <= 2 ? o->strategy : 0]);
+    json_t *req = json_pack("{s:s,s:o,s:s}", "owner_id", c->self_addr, "resources", res, "strategy",
+                            names[o->strategy <= 2 ? o->strategy : 0]);
     if (o->strategy == PRISM_STRATEGY_NODE_AFFINITY) {
         json_object_set_new(req, "node_id", json_string(o->node_id ? o->node_id : ""));
         json_object_set_new(req, "soft", json_boolean(o->soft));
@@ -64,8 +64,8 @@ static bool same_text(const char *a, const char *b)
 static bool same_shape(const prism_task_options *a, const prism_task_options *b)
 {
     return a->num_cpus == b->num_cpus && a->num_gpus == b->num_gpus && a->memory == b->memory &&
-           a->strategy == b->strategy && a->soft == b->soft && same_text(a->resources, b->resources) &&
-           same_text(a->node_id, b->node_id);
+           a->strategy == b->strategy && a->soft == b->soft &&
+           same_text(a->resources, b->resources) && same_text(a->node_id, b->node_id);
 }
 
 pool *prism__pool_for(prism_client *c, const prism_task_options *o)
@@ -253,7 +253,8 @@ void prism__conn_cancel(prism_client *c, worker_conn *wc, const prism_task_id *i
     flush_out(c, wc);
 }
 
-task_spec *prism__pool_take(prism_client *c, pool *p, bool (*pick)(prism_client *, const task_spec *))
+task_spec *prism__pool_take(prism_client *c, pool *p,
+                            bool (*pick)(prism_client *, const task_spec *))
 {
     task_spec *taken = NULL, **tail = &taken, **pp = &p->queue;
     p->queue_tail = NULL;
@@ -427,7 +428,8 @@ static int conn_read(prism_client *c, worker_conn *wc)
             uint8_t type;
             const uint8_t *payload;
             size_t plen;
-            long used = wire_parse((uint8_t *)wc->in.data + off, wc->in.len - off, &type, &payload, &plen);
+            long used =
+                wire_parse((uint8_t *)wc->in.data + off, wc->in.len - off, &type, &payload, &plen);
             if (used < 0)
                 return -1;
             if (used == 0)
@@ -612,12 +614,14 @@ static void request_lease(prism_client *c, pool *p)
     p->requesting = true;
     json_t *req = lease_request_now(c, p), *reply = NULL;
     pthread_mutex_unlock(&c->lock);
-    int rc = prism_bus_request_json(c->bus, PRISM_SUBJECT_SCHED_LEASE, req, LEASE_TIMEOUT_MS, &reply);
+    int rc =
+        prism_bus_request_json(c->bus, PRISM_SUBJECT_SCHED_LEASE, req, LEASE_TIMEOUT_MS, &reply);
     json_decref(req);
     bool granted = rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"));
     bool config_error = false;
     char err[600] = "";
-    worker_conn *wc = granted ? prism__worker_connect(c, reply, &config_error, err, sizeof err) : NULL;
+    worker_conn *wc = granted ? prism__worker_connect(c, reply, &config_error, err, sizeof err)
+                              : NULL;
     if (granted && !wc)
         return_lease(c, reply);
     pthread_mutex_lock(&c->lock);
@@ -713,7 +717,8 @@ static bool delete_copy(prism_client *c, deletion *d)
     snprintf(path, sizeof path, "/api/v1/objects/");
     prism_object_id_to_hex(&d->id, path + strlen(path));
     bool done = false;
-    if (prism_httpc_request(h, "DELETE", path, NULL, NULL, 0, 5000, 0, &resp, err, sizeof err) == 0) {
+    if (prism_httpc_request(h, "DELETE", path, NULL, NULL, 0, 5000, 0, &resp, err, sizeof err) ==
+        0) {
         done = resp.status < 500; /* deleted, or not there (404) */
         prism_httpc_resp_free(&resp);
     }

@@ -10,20 +10,21 @@
 #include "prism_id.h"
 
 #define PRISM_INLINE_MAX (100u * 1024u) /* values up to this size travel inline */
-#define WIRE_VALUE_MAX (1ull << 40) /* largest encoded value */
+#define WIRE_VALUE_MAX (1ull << 40)     /* largest encoded value */
 
 /* Sets this thread's last error and status and returns `s`. */
-prism_status prism__fail(prism_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+prism_status prism__fail(prism_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Whether an options struct's `reserved` words are all zero (as its
  * initializers leave them): the room later minor versions take fields from. */
 bool prism__reserved_zero(const uint64_t *reserved, size_t n);
-#define PRISM__RESERVED_ZERO(opts)                                                            \
-    prism__reserved_zero((opts)->reserved, sizeof (opts)->reserved / sizeof (opts)->reserved[0])
+#define PRISM__RESERVED_ZERO(opts)                                                                 \
+    prism__reserved_zero((opts)->reserved, sizeof(opts)->reserved / sizeof(opts)->reserved[0])
 
 struct prism_value {
     prism_value_kind kind;
-    char *text; /* JSON text; ERROR task name */
+    char *text;    /* JSON text; ERROR task name */
     char *message; /* ERROR message */
     uint8_t *data; /* BYTES / TENSOR bytes */
     size_t len;
@@ -43,7 +44,7 @@ struct prism_value {
 struct prism_ref {
     prism_object_id id;
     char hex[PRISM_OBJECT_ID_HEX_LEN + 1];
-    char *owner; /* owner's address ("tcp:host:port"); NULL: this process owns it */
+    char *owner;          /* owner's address ("tcp:host:port"); NULL: this process owns it */
     prism_client *client; /* the client that tracks this handle, or NULL */
 };
 

@@ -96,8 +96,8 @@ static void fail_from_argument(prism_client *c, task_spec *t, const obj_entry *d
     prism_reader r = {dep->inline_buf, dep->inline_len, 0, NULL, NULL, NULL};
     prism_value *err = pr_value(&r, NULL, NULL);
     char msg[1024];
-    snprintf(msg, sizeof msg, "an argument failed: %s: %s",
-             err ? prism_value_error_task(err) : "?", err ? prism_value_error_message(err) : "?");
+    snprintf(msg, sizeof msg, "an argument failed: %s: %s", err ? prism_value_error_task(err) : "?",
+             err ? prism_value_error_message(err) : "?");
     prism_value_free(err);
     t->dep_failed = true;
     prism__task_fail_returns(c, t, dep->error ? dep->error : PRISM_ERR_TASK, msg);
@@ -109,8 +109,10 @@ static void lost_argument(prism_client *c, task_spec *t, const obj_entry *e)
         return;
     char hex[PRISM_OBJECT_ID_HEX_LEN + 1], msg[512];
     prism_object_id_to_hex(&e->id, hex);
-    snprintf(msg, sizeof msg, "argument %s was stored on node %s, which died; objects made by put "
-             "cannot be rebuilt", hex, e->node_id ? e->node_id : "?");
+    snprintf(msg, sizeof msg,
+             "argument %s was stored on node %s, which died; objects made by put "
+             "cannot be rebuilt",
+             hex, e->node_id ? e->node_id : "?");
     t->dep_failed = true;
     prism__task_fail_returns(c, t, PRISM_ERR_OBJECT_LOST, msg);
 }
@@ -169,8 +171,7 @@ static prism_status check_submit(prism_client *c, const char *package, const cha
                                  prism_value *const *args, size_t nargs,
                                  const prism_task_options *o, prism_ref **returns)
 {
-    if (!c || !package || !*package || !function || !*function || !returns ||
-        (nargs && !args))
+    if (!c || !package || !*package || !function || !*function || !returns || (nargs && !args))
         return prism__fail(PRISM_ERR_INVALID, "submit needs a client, a package, a function and "
                                               "room for the returns");
     if (o->num_returns < 1 || o->num_returns > 1024)
@@ -239,9 +240,8 @@ prism_status prism_submit(prism_client *c, const char *package, const char *func
     static const prism_task_options defaults = PRISM_TASK_OPTIONS_INIT;
     if (opts && !PRISM__RESERVED_ZERO(opts))
         return prism__fail(PRISM_ERR_INVALID, "prism_task_options: `reserved` is not zero "
-                           "(initialize it with PRISM_TASK_OPTIONS_INIT)");
-    return prism__submit(c, NULL, package, function, args, nargs, opts ? opts : &defaults,
-                         returns);
+                                              "(initialize it with PRISM_TASK_OPTIONS_INIT)");
+    return prism__submit(c, NULL, package, function, args, nargs, opts ? opts : &defaults, returns);
 }
 
 prism_status prism__submit(prism_client *c, pool *actor_pool, const char *package,
@@ -482,7 +482,8 @@ bool prism__reconstruct(prism_client *c, obj_entry *e)
 void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)
 {
     if (t->cancelled) {
-        prism__task_fail(c, t, PRISM_ERR_CANCELLED, "cancelled while it ran (its worker was killed)");
+        prism__task_fail(c, t, PRISM_ERR_CANCELLED,
+                         "cancelled while it ran (its worker was killed)");
         return;
     }
     if (t->attempts_left != 0) {
@@ -494,8 +495,10 @@ void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)
     }
     char msg[512];
     if (t->pool->actor) {
-        snprintf(msg, sizeof msg, "the actor %s died while the call ran (%s); max_task_retries "
-                 "allows no more tries", t->pool->actor->id, why);
+        snprintf(msg, sizeof msg,
+                 "the actor %s died while the call ran (%s); max_task_retries "
+                 "allows no more tries",
+                 t->pool->actor->id, why);
         prism__task_fail(c, t, PRISM_ERR_ACTOR_DIED, msg);
         return;
     }
@@ -591,7 +594,7 @@ prism_status prism_cancel(prism_client *c, const prism_ref *ref, bool force)
         }
     } else if (!force) {
         s = prism__fail(PRISM_ERR_INVALID, "the task is running: cancel it with force, which "
-                        "kills its worker");
+                                           "kills its worker");
     } else {
         /* As in Ray, force kills the worker: its other pipelined tasks are retried. */
         running->cancelled = true;
@@ -624,8 +627,8 @@ prism_status prism_pending_reason(prism_client *c, const prism_ref *ref, char *b
     for (pool *p = c->pools; e && e->state == OBJ_PENDING && p && !buf[0]; p = p->next)
         for (task_spec *t = p->queue; t && !buf[0]; t = t->next)
             if (!memcmp(t->id.b, id.b, sizeof id.b))
-                snprintf(buf, len, "%s", p->pending_reason ? p->pending_reason
-                                                           : "queued for a worker");
+                snprintf(buf, len, "%s",
+                         p->pending_reason ? p->pending_reason : "queued for a worker");
     if (e && e->state == OBJ_PENDING && !buf[0])
         snprintf(buf, len, "running, or waiting for its arguments");
     pthread_mutex_unlock(&c->lock);

@@ -10,7 +10,7 @@ struct prism_task_ctx {
     /* The runtime's own client (it owns what tasks put and submit), made on
      * first use; NULL when the cluster cannot be reached. */
     prism_client *(*client)(prism_task_ctx *ctx);
-    void *runtime; /* the runtime's state, for `client` */
+    void *runtime;  /* the runtime's state, for `client` */
     char name[256]; /* "package/function" or "Class.method" */
     char *error;    /* set by prism_task_fail; the runtime frees it */
 };

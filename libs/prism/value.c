@@ -88,8 +88,7 @@ static int64_t shape_elements(int ndim, const int64_t *shape)
     return n;
 }
 
-prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shape,
-                                const void *data)
+prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shape, const void *data)
 {
     size_t esize = prism_dtype_size(dtype);
     if (!esize)
@@ -222,7 +221,10 @@ void prism_value_free(prism_value *v)
     free(v);
 }
 
-prism_value_kind prism_value_kind_of(const prism_value *v) { return v ? v->kind : PRISM_VALUE_NULL; }
+prism_value_kind prism_value_kind_of(const prism_value *v)
+{
+    return v ? v->kind : PRISM_VALUE_NULL;
+}
 
 const char *prism_value_json_text(const prism_value *v)
 {
@@ -238,7 +240,10 @@ const void *prism_value_data(const prism_value *v, size_t *len)
 }
 
 prism_dtype prism_value_dtype(const prism_value *v) { return v ? v->dtype : 0; }
-int prism_value_ndim(const prism_value *v) { return v && v->kind == PRISM_VALUE_TENSOR ? v->ndim : 0; }
+int prism_value_ndim(const prism_value *v)
+{
+    return v && v->kind == PRISM_VALUE_TENSOR ? v->ndim : 0;
+}
 const int64_t *prism_value_shape(const prism_value *v) { return v ? v->shape : NULL; }
 
 size_t prism_value_list_size(const prism_value *v)

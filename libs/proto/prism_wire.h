@@ -20,11 +20,11 @@
 #define WIRE_MAX_FRAME (256u << 20)
 
 enum wire_type {
-    WIRE_HELLO = 1, /* owner → worker: str lease_id, str owner address */
-    WIRE_PUSH = 2,  /* owner → worker: a task */
-    WIRE_DONE = 3,  /* worker → owner: task id, u16 n, n x (slot, u32 m, m x (object id,
-                     * str owner): the references inside that return) */
-    WIRE_CANCEL = 4, /* owner → worker: task id (drop it if not started) */
+    WIRE_HELLO = 1,        /* owner → worker: str lease_id, str owner address */
+    WIRE_PUSH = 2,         /* owner → worker: a task */
+    WIRE_DONE = 3,         /* worker → owner: task id, u16 n, n x (slot, u32 m, m x (object id,
+                            * str owner): the references inside that return) */
+    WIRE_CANCEL = 4,       /* owner → worker: task id (drop it if not started) */
     WIRE_ACTOR_CREATE = 5, /* GCS → worker: actor id, str package, str class, u16
                             * max_concurrency, u32 nargs, slots (docs/actors.md) */
     WIRE_ACTOR_KILL = 6,   /* GCS → worker: actor id: run the destructor and exit */
@@ -93,8 +93,8 @@ void wire_end(prism_buf *b, size_t start);
 /* The total size a frame declares in its first 4 bytes (header included). */
 static inline size_t wire_frame_size(const uint8_t *data)
 {
-    return 4 + ((size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16 |
-                (size_t)data[3] << 24);
+    return 4 +
+           ((size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16 | (size_t)data[3] << 24);
 }
 
 /* Parses one complete frame at the start of `data`. Returns its total size

@@ -114,8 +114,8 @@ static int connect_tcp(const char *host, const char *port, int timeout_ms)
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         int err = 0;
         socklen_t len = sizeof err;
-        if (poll(&p, 1, timeout_ms) == 1 &&
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
+        if (poll(&p, 1, timeout_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+            err == 0)
             rc = 0;
     }
     if (rc != 0) {
@@ -129,8 +129,8 @@ static int connect_tcp(const char *host, const char *port, int timeout_ms)
     return fd;
 }
 
-int wire_connect(const char *address, int timeout_ms, wire_tls **tls, bool *config_error,
-                 char *err, size_t errlen)
+int wire_connect(const char *address, int timeout_ms, wire_tls **tls, bool *config_error, char *err,
+                 size_t errlen)
 {
     *tls = NULL;
     *config_error = false;
@@ -156,8 +156,8 @@ int wire_connect(const char *address, int timeout_ms, wire_tls **tls, bool *conf
         return -1;
     }
     int left = (int)(deadline - prism_mono_ms());
-    if (secure && wire_tls_connect(tls, fd, host, left > 0 ? left : 1, config_error, err,
-                                   errlen) != 0) {
+    if (secure &&
+        wire_tls_connect(tls, fd, host, left > 0 ? left : 1, config_error, err, errlen) != 0) {
         close(fd);
         return -1;
     }

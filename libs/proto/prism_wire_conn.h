@@ -32,7 +32,7 @@ void wire_tcp_address(const char *advertised, char *out, size_t n);
  * Returns a blocking fd, with *tls set for a tls: address (NULL otherwise),
  * or -1 with `err`; *config_error when trying again will not help (TLS
  * settings, an untrusted certificate, a peer that does not speak TLS). */
-int wire_connect(const char *address, int timeout_ms, wire_tls **tls, bool *config_error,
-                 char *err, size_t errlen);
+int wire_connect(const char *address, int timeout_ms, wire_tls **tls, bool *config_error, char *err,
+                 size_t errlen);
 
 #endif

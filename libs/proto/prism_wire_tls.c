@@ -78,7 +78,8 @@ int wire_tls_server_setup(char *err, size_t errlen)
     if (!have_cert && !have_key)
         return 0;
     if (!have_cert || !have_key) {
-        snprintf(err, errlen, "TLS needs both a certificate and a key (PRISM_TLS_CERT, PRISM_TLS_KEY)");
+        snprintf(err, errlen,
+                 "TLS needs both a certificate and a key (PRISM_TLS_CERT, PRISM_TLS_KEY)");
         return -1;
     }
     if (server_cred)
@@ -147,8 +148,9 @@ static void client_load(void)
     }
     int n = gnutls_certificate_set_x509_trust_file(cred, ca, GNUTLS_X509_FMT_PEM);
     if (n <= 0) {
-        snprintf(client_err, sizeof client_err, "PRISM_TLS_CA (%s) holds no usable CA certificate: %s",
-                 ca, n < 0 ? gnutls_strerror(n) : "none found");
+        snprintf(client_err, sizeof client_err,
+                 "PRISM_TLS_CA (%s) holds no usable CA certificate: %s", ca,
+                 n < 0 ? gnutls_strerror(n) : "none found");
         gnutls_certificate_free_credentials(cred);
         return;
     }
@@ -195,14 +197,15 @@ static int handshake_until(wire_tls *t, const char *host, int64_t deadline, bool
              * plain port), which trying again will not change. */
             *config_error = rc != GNUTLS_E_PREMATURE_TERMINATION && rc != GNUTLS_E_PULL_ERROR &&
                             rc != GNUTLS_E_PUSH_ERROR;
-            snprintf(err, errlen, "the TLS handshake with %s failed: %s", host, gnutls_strerror(rc));
+            snprintf(err, errlen, "the TLS handshake with %s failed: %s", host,
+                     gnutls_strerror(rc));
         }
         return -1;
     }
 }
 
-int wire_tls_connect(wire_tls **out, int fd, const char *host, int timeout_ms,
-                     bool *config_error, char *err, size_t errlen)
+int wire_tls_connect(wire_tls **out, int fd, const char *host, int timeout_ms, bool *config_error,
+                     char *err, size_t errlen)
 {
     *out = NULL;
     *config_error = false;

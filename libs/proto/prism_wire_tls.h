@@ -37,8 +37,8 @@ int wire_tls_accept(wire_tls **out, int fd);
  * and `host` (a DNS name or an IP address). Returns 0, or -1 with a message
  * in `err`; *config_error is set when the failure is this process's
  * settings or the peer's certificate (no use trying again), not the network. */
-int wire_tls_connect(wire_tls **out, int fd, const char *host, int timeout_ms,
-                     bool *config_error, char *err, size_t errlen);
+int wire_tls_connect(wire_tls **out, int fd, const char *host, int timeout_ms, bool *config_error,
+                     char *err, size_t errlen);
 
 /* Advances a server's handshake. Returns 1 when done, 0 when the socket must
  * become readable (or writable, with *want_write) first, -1 when it failed. */

@@ -134,10 +134,14 @@ static int start_http(prism_service *s, char *err, size_t errlen)
     }
     char name[64], url[512];
     snprintf(name, sizeof name, "prism-%s", d->name);
-    prism_http_config hc = {.host = s->settings.host, .port = (int)s->settings.port,
-                            .token = s->settings.token, .routes = s->routes,
-                            .nroutes = d->nroutes, .ctx = d->ctx,
-                            .metrics = d->metrics ? *d->metrics : NULL, .name = name};
+    prism_http_config hc = {.host = s->settings.host,
+                            .port = (int)s->settings.port,
+                            .token = s->settings.token,
+                            .routes = s->routes,
+                            .nroutes = d->nroutes,
+                            .ctx = d->ctx,
+                            .metrics = d->metrics ? *d->metrics : NULL,
+                            .name = name};
     if (prism_http_server_create(d->http, &hc, err, errlen) != 0 ||
         prism_http_server_publish(*d->http, s->settings.host, s->settings.address_file, url,
                                   sizeof url, err, errlen) != 0)

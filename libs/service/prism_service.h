@@ -61,13 +61,13 @@ typedef struct prism_service_settings {
 } prism_service_settings;
 
 typedef struct prism_service_def {
-    const char *name;  /* "gcs": the log tag; the program is prism-NAME */
-    const char *usage; /* the first lines of --help */
+    const char *name;      /* "gcs": the log tag; the program is prism-NAME */
+    const char *usage;     /* the first lines of --help */
     prism_option *options; /* the service's own; values point into its state */
     size_t noptions;
     const char *default_port;     /* NULL: the service has no REST API */
     const char *default_nats_url; /* NULL: no NATS unless --nats-url is given */
-    bool token_optional; /* no token given means authentication off, not an error */
+    bool token_optional;          /* no token given means authentication off, not an error */
 
     const prism_http_route *routes; /* static: --print-routes prints them */
     size_t nroutes;

@@ -51,8 +51,9 @@ int prism_token_resolve(char **out, const prism_token_sources *src, bool require
         return read_token_file(out, src->env_file, err, errlen);
     if (!required)
         return 0;
-    snprintf(err, errlen, "no cluster token: set --token or --token-file (PRISM_TOKEN, "
-                          "PRISM_TOKEN_FILE), or pass --no-auth to turn authentication off");
+    snprintf(err, errlen,
+             "no cluster token: set --token or --token-file (PRISM_TOKEN, "
+             "PRISM_TOKEN_FILE), or pass --no-auth to turn authentication off");
     return -1;
 }
 

@@ -53,7 +53,7 @@ struct prism_store {
     held_table stale;   /* pointers into arenas of stores that went away */
     old_arena *old;     /* those arenas: mapped while `stale` is not empty */
     size_t nold;
-    bool keep_old;      /* an ID was held in both: which pointer a release ends is unknown */
+    bool keep_old; /* an ID was held in both: which pointer a release ends is unknown */
     char err[256];
 };
 
@@ -358,8 +358,8 @@ static int recv_fd(int sock, void *buf, size_t len, int *fd_out)
 {
     char ctrl[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {buf, len};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
-                       .msg_controllen = sizeof ctrl};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl, .msg_controllen = sizeof ctrl};
     ssize_t n;
     do
         n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
@@ -484,8 +484,8 @@ static uint8_t *arena_ptr(prism_store *st, uint64_t off, uint64_t len)
 }
 
 /* The body of a CREATE or PUT. */
-static psp_create_req create_req(const prism_object_id *id, const prism_id *owner,
-                                 uint64_t size, uint32_t metadata_size)
+static psp_create_req create_req(const prism_object_id *id, const prism_id *owner, uint64_t size,
+                                 uint32_t metadata_size)
 {
     psp_create_req req = {.metadata_size = metadata_size, .data_size = size};
     memcpy(req.id, id->b, sizeof req.id);
@@ -498,8 +498,7 @@ prism_store_status prism_store_create(prism_store *st, const prism_object_id *id
                                       const prism_id *owner, uint64_t size, const void *metadata,
                                       uint32_t metadata_size, unsigned flags, uint8_t **data)
 {
-    if (!id || !data || metadata_size > PRISM_STORE_MAX_METADATA ||
-        (metadata_size && !metadata))
+    if (!id || !data || metadata_size > PRISM_STORE_MAX_METADATA || (metadata_size && !metadata))
         return fail(st, PRISM_STORE_INVALID, "create: bad arguments");
     psp_create_req req = create_req(id, owner, size, metadata_size);
     psp_create_rep rep;
@@ -642,8 +641,7 @@ prism_store_status prism_store_release(prism_store *st, const prism_object_id *i
         held_slot *e = held_find(&st->held, id);
         if (e)
             held_drop(&st->held, e);
-        s = call(st, PSP_RELEASE, PSP_FLAG_NOREPLY, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0,
-                 0);
+        s = call(st, PSP_RELEASE, PSP_FLAG_NOREPLY, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, 0);
     }
     pthread_mutex_unlock(&st->mu);
     return s;
@@ -662,7 +660,7 @@ prism_store_status prism_store_contains(prism_store *st, const prism_object_id *
         call(st, PSP_CONTAINS, 0, &req, sizeof req, NULL, 0, NULL, 0, &rep, sizeof rep, 0);
     if (s == PRISM_STORE_OK)
         *out = rep.presence <= PRISM_STORE_PRESENT_SPILLED ? (prism_store_presence)rep.presence
-                                                          : PRISM_STORE_ABSENT;
+                                                           : PRISM_STORE_ABSENT;
     pthread_mutex_unlock(&st->mu);
     return s;
 }
@@ -674,8 +672,7 @@ prism_store_status prism_store_stats_get(prism_store *st, prism_store_stats *out
     psp_stats_rep rep;
     _Static_assert(sizeof rep.v == sizeof *out, "stats fields");
     pthread_mutex_lock(&st->mu);
-    prism_store_status s =
-        call(st, PSP_STATS, 0, NULL, 0, NULL, 0, NULL, 0, &rep, sizeof rep, 0);
+    prism_store_status s = call(st, PSP_STATS, 0, NULL, 0, NULL, 0, NULL, 0, &rep, sizeof rep, 0);
     if (s == PRISM_STORE_OK)
         memcpy(out, rep.v, sizeof *out);
     pthread_mutex_unlock(&st->mu);

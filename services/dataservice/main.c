@@ -40,13 +40,24 @@ int main(int argc, char **argv)
         .usage = "usage: prism-dataservice [options]\n\n"
                  "Runs datasets: plans posted to POST /api/v1/datasets, executed as streaming\n"
                  "pipelines of tasks that this service owns (docs/datasets.md).",
-        .options = options, .noptions = sizeof options / sizeof options[0],
-        .default_port = "0", .default_nats_url = "nats://127.0.0.1:4222",
-        .routes = ds_routes, .nroutes = ds_nroutes,
-        .jobs = jobs, .njobs = sizeof jobs / sizeof jobs[0],
-        .ctx = &s, .metrics = &s.metrics, .bus = &s.bus, .http = &s.http,
-        .configure = ds_configure, .init = ds_init, .start = ds_start,
-        .serving = ds_serving, .stop = ds_stop, .cleanup = ds_cleanup,
+        .options = options,
+        .noptions = sizeof options / sizeof options[0],
+        .default_port = "0",
+        .default_nats_url = "nats://127.0.0.1:4222",
+        .routes = ds_routes,
+        .nroutes = ds_nroutes,
+        .jobs = jobs,
+        .njobs = sizeof jobs / sizeof jobs[0],
+        .ctx = &s,
+        .metrics = &s.metrics,
+        .bus = &s.bus,
+        .http = &s.http,
+        .configure = ds_configure,
+        .init = ds_init,
+        .start = ds_start,
+        .serving = ds_serving,
+        .stop = ds_stop,
+        .cleanup = ds_cleanup,
     };
     return prism_service_main(&def, argc, argv);
 }

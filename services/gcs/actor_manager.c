@@ -155,8 +155,8 @@ static void remove_actor(gcs *g, actor *a)
     actor_free(a);
 }
 
-#define LOAD_COLUMNS                                                                        \
-    "id, package, class, owner, detached, spec, args, state, restarts, max_restarts, "    \
+#define LOAD_COLUMNS                                                                               \
+    "id, package, class, owner, detached, spec, args, state, restarts, max_restarts, "             \
     "max_concurrency, node_id, worker_id, lease_id, unix, tcp"
 
 static const char *col(sqlite3_stmt *st, int i) { return (const char *)sqlite3_column_text(st, i); }
@@ -367,7 +367,8 @@ static void request_lease(gcs *g, actor *a)
     json_object_set_new(req, "timeout_ms", json_integer(LEASE_ASK_MS));
     char *text = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    int rc = text ? prism_bus_publish_request(g->bus, PRISM_SUBJECT_SCHED_LEASE, reply, text, strlen(text))
+    int rc = text ? prism_bus_publish_request(g->bus, PRISM_SUBJECT_SCHED_LEASE, reply, text,
+                                              strlen(text))
                   : PRISM_BUS_ERROR;
     free(text);
     if (rc != PRISM_BUS_OK) {
@@ -559,9 +560,10 @@ static void lose_worker(gcs *g, actor *a, loss why)
         if (a->max_restarts >= 0)
             snprintf(max, sizeof max, "max_restarts %lld", (long long)a->max_restarts);
         LOG_WARN("actor %s is RESTARTING (restart %lld, %s): %s", a->id, (long long)a->restarts,
-                 max, why == LOST_KILLED ? "killed to be restarted"
-                      : why == LOST_NODE ? "its node died"
-                                         : "its worker died");
+                 max,
+                 why == LOST_KILLED ? "killed to be restarted"
+                 : why == LOST_NODE ? "its node died"
+                                    : "its worker died");
         return;
     }
     char cause[256];
@@ -569,7 +571,8 @@ static void lose_worker(gcs *g, actor *a, loss why)
         snprintf(cause, sizeof cause, "killed");
     else
         snprintf(cause, sizeof cause, "%s and max_restarts (%lld) is used up",
-                 why == LOST_NODE ? "its node died" : "the worker died", (long long)a->max_restarts);
+                 why == LOST_NODE ? "its node died" : "the worker died",
+                 (long long)a->max_restarts);
     die(g, a, cause);
 }
 
@@ -621,8 +624,7 @@ static void kill_actor(gcs *g, actor *a, bool no_restart, const char *cause)
             return;
         }
         break;
-    default:
-        break;
+    default: break;
     }
     if (send_kill(a) != 0) {
         if (no_restart)
@@ -671,7 +673,8 @@ static bool on_done(gcs *g, actor *a, const uint8_t *p, size_t n)
         LOG_INFO("actor %s is ALIVE on worker %s of node %s", a->id, or_dash(a->worker_id),
                  or_dash(a->node_id));
     } else if (a->phase == PH_CREATING) {
-        snprintf(cause, sizeof cause, "the constructor failed: %s", message ? message : "no message");
+        snprintf(cause, sizeof cause, "the constructor failed: %s",
+                 message ? message : "no message");
         conn_close(g, a);
         return_lease(g, a->node_id, a->lease_id, "its actor's constructor failed");
         die(g, a, cause);
@@ -723,8 +726,8 @@ static void on_conn_event(gcs *g, actor *a)
         uint8_t type;
         const uint8_t *payload;
         size_t plen;
-        long used = wire_parse((const uint8_t *)a->in.data + off, a->in.len - off, &type, &payload,
-                               &plen);
+        long used =
+            wire_parse((const uint8_t *)a->in.data + off, a->in.len - off, &type, &payload, &plen);
         if (used < 0) {
             closed = true;
             break;
@@ -779,9 +782,7 @@ static void handle(gcs *g, actor_cmd *c)
         if (a)
             kill_actor(g, a, c->no_restart, "killed");
         break;
-    case AC_LEASE_REPLY:
-        on_lease_reply(g, c);
-        break;
+    case AC_LEASE_REPLY: on_lease_reply(g, c); break;
     case AC_PING_REPLY:
         if (!a)
             break;
@@ -791,9 +792,7 @@ static void handle(gcs *g, actor_cmd *c)
             kill_actor(g, a, true, "its owner died");
         }
         break;
-    case AC_NODE_DEAD:
-        on_node_dead(g, c->id);
-        break;
+    case AC_NODE_DEAD: on_node_dead(g, c->id); break;
     }
 }
 
@@ -852,7 +851,8 @@ static void tick(gcs *g)
             continue;
         } else if (a->phase == PH_KILLING && now >= a->next_ms) {
             LOG_WARN("actor %s: worker %s did not exit within %d ms of ACTOR_KILL: its node agent "
-                     "kills it", a->id, or_dash(a->worker_id), KILL_GRACE_MS);
+                     "kills it",
+                     a->id, or_dash(a->worker_id), KILL_GRACE_MS);
             force_kill(g, a);
             finish_kill(g, a);
             continue;

@@ -16,13 +16,12 @@
 #include "prism_time.h"
 #include "prism_wire.h"
 
-#define MAX_TEXT 128       /* owner, class */
-#define MAX_NAME 256       /* name, namespace (what libprism allows) */
-#define MAX_RESOURCES 64   /* names in a resource map */
-#define MAX_ARGS 65536     /* constructor arguments (the worker's limit) */
+#define MAX_TEXT 128     /* owner, class */
+#define MAX_NAME 256     /* name, namespace (what libprism allows) */
+#define MAX_RESOURCES 64 /* names in a resource map */
+#define MAX_ARGS 65536   /* constructor arguments (the worker's limit) */
 
 /* ---------- validation ---------- */
-
 
 /* 1-max bytes without control characters. */
 static bool plain_text(const char *s, size_t max)
@@ -151,8 +150,8 @@ static bool check_resources(json_t *res, char *err, size_t n)
     json_object_foreach(res, name, v) {
         if (!plain_text(name, MAX_TEXT) || !json_is_number(v) || !isfinite(json_number_value(v)) ||
             json_number_value(v) < 0) {
-            snprintf(err, n, "'resources' must map names to non-negative numbers ('%.64s' does not)",
-                     name);
+            snprintf(err, n,
+                     "'resources' must map names to non-negative numbers ('%.64s' does not)", name);
             return false;
         }
     }
@@ -167,8 +166,8 @@ static json_t *lease_spec(json_t *msg, char *err, size_t n)
     json_t *res = json_object_get(msg, "resources");
     if (res && !json_is_null(res) && !check_resources(res, err, n))
         return NULL;
-    if (!opt_string(msg, "strategy", &strategy, err, n) || !opt_string(msg, "node_id", &node, err, n) ||
-        !opt_bool(msg, "soft", &soft, err, n))
+    if (!opt_string(msg, "strategy", &strategy, err, n) ||
+        !opt_string(msg, "node_id", &node, err, n) || !opt_bool(msg, "soft", &soft, err, n))
         return NULL;
     bool affinity = !strcmp(strategy, "NODE_AFFINITY");
     if (!affinity && strcmp(strategy, "DEFAULT") && strcmp(strategy, "SPREAD")) {
@@ -218,9 +217,11 @@ static int parse_create(const char *data, size_t len, json_t **msg, create_req *
     json_t *m = *msg;
     out->ns = "default";
     out->max_concurrency = 1;
-    if (!opt_string(m, "actor_id", &out->id, err, n) || !opt_string(m, "owner", &out->owner, err, n) ||
-        !opt_string(m, "package", &out->package, err, n) || !opt_string(m, "class", &out->cls, err, n) ||
-        !opt_string(m, "name", &out->name, err, n) || !opt_string(m, "namespace", &out->ns, err, n) ||
+    if (!opt_string(m, "actor_id", &out->id, err, n) ||
+        !opt_string(m, "owner", &out->owner, err, n) ||
+        !opt_string(m, "package", &out->package, err, n) ||
+        !opt_string(m, "class", &out->cls, err, n) || !opt_string(m, "name", &out->name, err, n) ||
+        !opt_string(m, "namespace", &out->ns, err, n) ||
         !opt_bool(m, "detached", &out->detached, err, n) ||
         !opt_int(m, "max_restarts", -1, INT32_MAX, &out->max_restarts, err, n) ||
         !opt_int(m, "max_task_retries", -1, INT32_MAX, &out->max_task_retries, err, n) ||
@@ -231,12 +232,15 @@ static int parse_create(const char *data, size_t len, json_t **msg, create_req *
     else if (!plain_text(out->owner, MAX_TEXT))
         snprintf(err, n, "'owner' must be 1-%d characters", MAX_TEXT);
     else if (!out->detached && !owner_address(out->owner) && strcmp(out->owner, "gcs"))
-        snprintf(err, n, "an actor that is not detached needs an owner address (owner:HEX) to "
-                         "share its fate with");
-    else if (!out->package || (strcmp(out->package, "builtin") && !prism_is_hex(out->package, PRISM_SHA256_HEX_LEN)))
+        snprintf(err, n,
+                 "an actor that is not detached needs an owner address (owner:HEX) to "
+                 "share its fate with");
+    else if (!out->package ||
+             (strcmp(out->package, "builtin") && !prism_is_hex(out->package, PRISM_SHA256_HEX_LEN)))
         snprintf(err, n, "'package' must be \"builtin\" or a package's sha256 (64 lowercase hex)");
     else if (!identifier(out->cls))
-        snprintf(err, n, "'class' must be 1-%d characters of A-Z a-z 0-9 _, not starting with a digit",
+        snprintf(err, n,
+                 "'class' must be 1-%d characters of A-Z a-z 0-9 _, not starting with a digit",
                  MAX_TEXT);
     else if (out->name && !plain_text(out->name, MAX_NAME))
         snprintf(err, n, "'name' must be 1-%d bytes without control characters", MAX_NAME);
@@ -267,8 +271,8 @@ static json_t *insert_locked(gcs *g, const create_req *r)
     json_t *named = r->name ? gcs_actor_live_by_name_locked(g, r->ns, r->name) : NULL;
     if (named) {
         json_t *err = prism_error_json("name_taken", "actor %s is named '%s' in namespace '%s'",
-                                json_string_value(json_object_get(named, "actor_id")), r->name,
-                                r->ns);
+                                       json_string_value(json_object_get(named, "actor_id")),
+                                       r->name, r->ns);
         json_decref(named);
         return err;
     }
@@ -342,7 +346,8 @@ static void on_get(prism_bus *bus, const char *subject, const char *reply, const
     if (!json_is_object(msg) || !opt_string(msg, "actor_id", &id, err, sizeof err) ||
         !opt_string(msg, "name", &name, err, sizeof err) ||
         !opt_string(msg, "namespace", &ns, err, sizeof err) || (!id && !name)) {
-        answer = prism_error_json("invalid_argument", "%s", *err ? err : "give actor_id, or name and namespace");
+        answer = prism_error_json("invalid_argument", "%s",
+                                  *err ? err : "give actor_id, or name and namespace");
     } else {
         pthread_mutex_lock(&g->lock);
         json_t *a = id ? gcs_actor_json_locked(g, id) : gcs_actor_live_by_name_locked(g, ns, name);
@@ -352,12 +357,12 @@ static void on_get(prism_bus *bus, const char *subject, const char *reply, const
         else if (id)
             answer = prism_error_json("not_found", "no actor %s", id);
         else
-            answer = prism_error_json("not_found", "no live actor named '%s' in namespace '%s'", name, ns);
+            answer = prism_error_json("not_found", "no live actor named '%s' in namespace '%s'",
+                                      name, ns);
     }
     reply_json(g, reply, answer);
     json_decref(msg);
 }
-
 
 static void on_kill(prism_bus *bus, const char *subject, const char *reply, const char *data,
                     size_t len, void *ud)
@@ -369,7 +374,8 @@ static void on_kill(prism_bus *bus, const char *subject, const char *reply, cons
     char err[256] = "";
     if (!json_is_object(msg) || !opt_string(msg, "actor_id", &id, err, sizeof err) ||
         !opt_bool(msg, "no_restart", &no_restart, err, sizeof err) || !id)
-        answer = prism_error_json("invalid_argument", "%s", *err ? err : "give actor_id (and no_restart)");
+        answer = prism_error_json("invalid_argument", "%s",
+                                  *err ? err : "give actor_id (and no_restart)");
     else if (!gcs_actor_kill(g, id, no_restart))
         answer = prism_error_json("not_found", "no actor %s", id);
     else

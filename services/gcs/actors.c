@@ -18,7 +18,7 @@
 #include "prism_subjects.h"
 #include "prism_time.h"
 
-#define KILL_WAIT_MS 2000  /* a kill request waits this long for the manager to act */
+#define KILL_WAIT_MS 2000 /* a kill request waits this long for the manager to act */
 
 const char *const gcs_actor_states[4] = {"PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"};
 
@@ -118,7 +118,6 @@ json_t *gcs_actor_row_json(sqlite3_stmt *st)
     return a;
 }
 
-
 #define CALLS_FRESH_MS 15000 /* workers report at least every 5 s while ALIVE */
 
 /* Adds the calls an ALIVE actor's worker last reported holding. Lock held. */
@@ -129,7 +128,8 @@ void gcs_actor_add_calls_locked(gcs *g, json_t *a)
     json_t *c = id ? json_object_get(g->actors->calls, id) : NULL;
     const char *worker = json_string_value(json_object_get(c, "worker_id"));
     const char *now_worker = json_string_value(json_object_get(a, "worker_id"));
-    if (!c || !state || strcmp(state, "ALIVE") || !worker || !now_worker || strcmp(worker, now_worker) ||
+    if (!c || !state || strcmp(state, "ALIVE") || !worker || !now_worker ||
+        strcmp(worker, now_worker) ||
         prism_mono_ms() - json_integer_value(json_object_get(c, "at")) > CALLS_FRESH_MS)
         return;
     json_object_set(a, "pending_calls", json_object_get(c, "pending"));
@@ -155,8 +155,8 @@ static void on_calls(prism_bus *bus, const char *subject, const char *reply, con
     const char *id = json_string_value(json_object_get(msg, "actor_id"));
     json_t *worker = json_object_get(msg, "worker_id");
     json_t *pending = json_object_get(msg, "pending"), *done = json_object_get(msg, "done");
-    if (id && prism_is_hex(id, PRISM_ID_HEX_LEN) && json_is_string(worker) && json_is_integer(pending) &&
-        json_is_integer(done)) {
+    if (id && prism_is_hex(id, PRISM_ID_HEX_LEN) && json_is_string(worker) &&
+        json_is_integer(pending) && json_is_integer(done)) {
         pthread_mutex_lock(&g->lock);
         if (json_object_size(g->actors->calls) >= 100000)
             json_object_clear(g->actors->calls); /* soft state: bounded, refilled within seconds */
@@ -285,11 +285,11 @@ int gcs_actors_create(gcs *g)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(A->epfd, EPOLL_CTL_ADD, A->wakefd, &ev);
-    A->m_created = prism_metrics_counter(g->metrics, "prism_gcs_actors_created_total",
-                                         "Actors created", NULL);
-    A->m_restarts = prism_metrics_counter(g->metrics, "prism_gcs_actor_restarts_total",
-                                          "Actor restarts (worker or node lost, or killed to restart)",
-                                          NULL);
+    A->m_created =
+        prism_metrics_counter(g->metrics, "prism_gcs_actors_created_total", "Actors created", NULL);
+    A->m_restarts =
+        prism_metrics_counter(g->metrics, "prism_gcs_actor_restarts_total",
+                              "Actor restarts (worker or node lost, or killed to restart)", NULL);
     for (int i = 0; i < 4; i++) {
         char labels[64];
         gauges[i] = (state_gauge){g, gcs_actor_states[i]};

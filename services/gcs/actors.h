@@ -16,9 +16,9 @@
 #include "gcs.h"
 #include "prism_id.h"
 
-#define ACTOR_COLUMNS                                                                          \
-    "id, class, package, name, namespace, state, owner, detached, node_id, worker_id, unix, " \
-    "tcp, restarts, max_restarts, max_task_retries, max_concurrency, cause, reason, "         \
+#define ACTOR_COLUMNS                                                                              \
+    "id, class, package, name, namespace, state, owner, detached, node_id, worker_id, unix, "      \
+    "tcp, restarts, max_restarts, max_task_retries, max_concurrency, cause, reason, "              \
     "created_at, updated_at, spec, seq"
 
 typedef enum actor_cmd_kind {

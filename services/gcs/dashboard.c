@@ -9,8 +9,8 @@
 
 /* Scripts and styles only from files of this origin (no inline code, no
  * eval), requests only to this origin, no framing. */
-#define DASHBOARD_CSP                                                                          \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "         \
+#define DASHBOARD_CSP                                                                              \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 static const char *content_type(const char *name)

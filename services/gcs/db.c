@@ -142,9 +142,8 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
 int gcs_db_open(sqlite3 **out, const char *path, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", path, sqlite3_errstr(rc));
         sqlite3_close(db);
@@ -237,8 +236,8 @@ static int column_index(sqlite3_stmt *st, const char *name)
     return -1;
 }
 
-json_t *gcs_db_page(sqlite3_stmt *st, const char *cursor_column, int64_t limit,
-                    gcs_db_row_fn *row, void *ud, json_t *items)
+json_t *gcs_db_page(sqlite3_stmt *st, const char *cursor_column, int64_t limit, gcs_db_row_fn *row,
+                    void *ud, json_t *items)
 {
     if (!st)
         return json_null();

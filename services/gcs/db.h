@@ -36,7 +36,7 @@ typedef json_t *gcs_db_row_fn(sqlite3_stmt *st, void *ud);
  * whether a next page exists. Appends row(st, ud) of the first `limit` rows
  * to `items` and returns the next page's cursor, the text of `cursor_column`
  * in the page's last row, or JSON null on the last page. Finalizes `st`. */
-json_t *gcs_db_page(sqlite3_stmt *st, const char *cursor_column, int64_t limit,
-                    gcs_db_row_fn *row, void *ud, json_t *items);
+json_t *gcs_db_page(sqlite3_stmt *st, const char *cursor_column, int64_t limit, gcs_db_row_fn *row,
+                    void *ud, json_t *items);
 
 #endif

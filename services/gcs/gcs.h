@@ -57,10 +57,10 @@ typedef struct gcs_actors gcs_actors;
 
 typedef struct gcs {
     gcs_config cfg;
-    gcs_tasks *tasks; /* objects owned through the REST task API */
-    gcs_task_list *task_list; /* recent tasks of every owner */
+    gcs_tasks *tasks;             /* objects owned through the REST task API */
+    gcs_task_list *task_list;     /* recent tasks of every owner */
     gcs_object_list *object_list; /* the objects every owner reports */
-    gcs_actors *actors;       /* the actors' lifecycle (actors.h) */
+    gcs_actors *actors;           /* the actors' lifecycle (actors.h) */
     /* Lock order, outermost first; a thread holding one may take only those
      * after it:
      *   tasks->lock      (tasks_api.c: the REST task API's objects and client)
@@ -83,8 +83,8 @@ typedef struct gcs {
 } gcs;
 
 /* lifecycle.c: the hooks of the service skeleton (prism_service.h); `ctx` is the gcs */
-int gcs_init(void *ctx, char *err, size_t errlen);    /* storage, metrics, state */
-int gcs_start(void *ctx, char *err, size_t errlen);   /* subscriptions, the actor manager */
+int gcs_init(void *ctx, char *err, size_t errlen);  /* storage, metrics, state */
+int gcs_start(void *ctx, char *err, size_t errlen); /* subscriptions, the actor manager */
 int gcs_serving(void *ctx, const char *url, char *err, size_t errlen);
 void gcs_stop(void *ctx);    /* REST is down, NATS still up */
 void gcs_cleanup(void *ctx); /* NATS is down: frees the rest */
@@ -121,8 +121,8 @@ void gcs_jobs_place(gcs *g);
 void gcs_jobs_reconcile(gcs *g);
 void gcs_jobs_prune(gcs *g);
 /* Returns 0 and the new job's id in `id_out`, or an HTTP status with `err` (code, message). */
-int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
-                   const char **code, char *err, size_t errlen);
+int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen, const char **code,
+                   char *err, size_t errlen);
 /* The job as JSON (NULL when unknown). */
 json_t *gcs_job_get(gcs *g, const char *id);
 /* Requests a stop. Returns 0, or an HTTP status with code/message. */
@@ -147,8 +147,8 @@ void gcs_job_spec_free(gcs_job_spec *spec);
 /* job_logs.c */
 void gcs_api_job_logs(prism_http_req *req, void *ctx);
 /* The whole log of a job as text (Ray's API). Returns 0 or an HTTP status. */
-int gcs_job_logs_text(gcs *g, const char *id, char **out, size_t *len, const char **code,
-                      char *err, size_t errlen);
+int gcs_job_logs_text(gcs *g, const char *id, char **out, size_t *len, const char **code, char *err,
+                      size_t errlen);
 /* Follows a job's log until the job ended and its log is drained: a reader
  * for prism_http_reply_stream or _websocket (NULL: no such job). */
 void *gcs_job_log_follow(gcs *g, const char *id);

@@ -143,8 +143,8 @@ static int copy_text(const gcs *g, const char *id, prism_buf *all)
     return rc;
 }
 
-int gcs_job_logs_text(gcs *g, const char *id, char **out, size_t *len, const char **code,
-                      char *err, size_t errlen)
+int gcs_job_logs_text(gcs *g, const char *id, char **out, size_t *len, const char **code, char *err,
+                      size_t errlen)
 {
     log_source src = {0};
     if (lookup(g, id, &src) != 0) {

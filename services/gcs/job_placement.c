@@ -75,8 +75,8 @@ static place_item *pending_jobs_locked(gcs *g, int *count)
 
 static void set_message_locked(gcs *g, const char *id, const char *message)
 {
-    sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "UPDATE jobs SET message=? WHERE id=? AND message IS NOT ?");
+    sqlite3_stmt *st =
+        gcs_db_prepare(g->db, "UPDATE jobs SET message=? WHERE id=? AND message IS NOT ?");
     gcs_db_bind_text(st, 1, message);
     gcs_db_bind_text(st, 2, id);
     gcs_db_bind_text(st, 3, message);
@@ -90,8 +90,8 @@ static json_t *lease_for(gcs *g, const place_item *it, char *why, size_t n)
     json_t *req = json_pack("{s:s,s:s,s:O,s:i}", "owner_id", "gcs", "job_id", it->job_id,
                             "resources", it->resources, "timeout_ms", LEASE_TIMEOUT_MS);
     json_t *reply = NULL;
-    int rc = prism_bus_request_json(g->bus, PRISM_SUBJECT_SCHED_LEASE, req, LEASE_TIMEOUT_MS,
-                                    &reply);
+    int rc =
+        prism_bus_request_json(g->bus, PRISM_SUBJECT_SCHED_LEASE, req, LEASE_TIMEOUT_MS, &reply);
     json_decref(req);
     if (rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok")) &&
         json_string_value(json_object_get(reply, "node_id")) &&
@@ -116,9 +116,8 @@ static bool assign_locked(gcs *g, const char *id, const char *node_id)
         return false;
     char msg[256];
     snprintf(msg, sizeof msg, "starting on node %s", n->name);
-    sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "UPDATE jobs SET node_id=?, assigned_at=?, message=? "
-               "WHERE id=? AND state='PENDING' AND node_id IS NULL");
+    sqlite3_stmt *st = gcs_db_prepare(g->db, "UPDATE jobs SET node_id=?, assigned_at=?, message=? "
+                                             "WHERE id=? AND state='PENDING' AND node_id IS NULL");
     gcs_db_bind_text(st, 1, n->id);
     sqlite3_bind_int64(st, 2, prism_now_ms());
     gcs_db_bind_text(st, 3, msg);
@@ -170,8 +169,8 @@ static bool place_one(gcs *g, place_item *it)
     json_t *grant = lease_for(g, it, why, sizeof why);
     if (!grant) {
         char *what = gcs_res_describe(it->resources), *msg = NULL;
-        if (asprintf(&msg, "waiting for resources: %s (%s)", what && *what ? what : "none",
-                     why) < 0)
+        if (asprintf(&msg, "waiting for resources: %s (%s)", what && *what ? what : "none", why) <
+            0)
             msg = NULL;
         pthread_mutex_lock(&g->lock);
         set_message_locked(g, it->job_id, msg);

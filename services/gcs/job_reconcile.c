@@ -26,7 +26,9 @@ static bool array_has(json_t *arr, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), s)) return true;
+    json_array_foreach(arr, i, v)
+        if (json_is_string(v) && !strcmp(json_string_value(v), s))
+            return true;
     return false;
 }
 
@@ -73,7 +75,6 @@ static int collect_checks_locked(gcs *g, check_item *items)
     return n;
 }
 
-
 static void check_one(gcs *g, const check_item *it)
 {
     int rc;
@@ -90,7 +91,8 @@ static void check_one(gcs *g, const check_item *it)
     if (state && gcs_job_place_load(g, it->job_id, &p) == 0) {
         bool same_node = p.node_id && !strcmp(p.node_id, it->node_id);
         if (same_node && !strcmp(state, "UNKNOWN") && !strcmp(p.state, "PENDING"))
-            gcs_job_unassign_locked(g, it->job_id, "the node never started the driver; placing again");
+            gcs_job_unassign_locked(g, it->job_id,
+                                    "the node never started the driver; placing again");
         else if (same_node && !strcmp(state, "UNKNOWN"))
             gcs_job_finish_locked(g, it->job_id, "FAILED", NULL, prism_now_ms(),
                                   "driver lost: its node agent has no record of it");

@@ -52,12 +52,14 @@ void gcs_jobs_prune(gcs *g)
 {
     pthread_mutex_lock(&g->lock);
     int by_age = prune_batch_locked(
-        g, "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE end_time < ?1 AND NOT " NOT_ENDED
-           " LIMIT ?2) RETURNING id, node_id",
+        g,
+        "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE end_time < ?1 AND NOT " NOT_ENDED
+        " LIMIT ?2) RETURNING id, node_id",
         prism_now_ms() - g->cfg.job_retention_age_s * 1000);
     int by_count = prune_batch_locked(
-        g, "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE NOT " NOT_ENDED
-           " ORDER BY seq DESC LIMIT ?2 OFFSET ?1) RETURNING id, node_id",
+        g,
+        "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE NOT " NOT_ENDED
+        " ORDER BY seq DESC LIMIT ?2 OFFSET ?1) RETURNING id, node_id",
         g->cfg.job_retention_count);
     pthread_mutex_unlock(&g->lock);
     if (by_age + by_count > 0)

@@ -20,7 +20,9 @@ static bool string_map(json_t *obj)
 {
     const char *k;
     json_t *v;
-    json_object_foreach(obj, k, v) if (!json_is_string(v)) return false;
+    json_object_foreach(obj, k, v)
+        if (!json_is_string(v))
+            return false;
     return true;
 }
 
@@ -35,8 +37,10 @@ static int env_check(json_t *env, char *bad, size_t badlen)
     json_t *v;
     json_object_keylen_foreach(env, k, klen, v) {
         if (klen == 0 || klen != strlen(k) || strchr(k, '=')) {
-            snprintf(bad, badlen, "env: variable name '%.128s' is not valid (a name must not be "
-                                  "empty nor contain '=' or NUL)", k);
+            snprintf(bad, badlen,
+                     "env: variable name '%.128s' is not valid (a name must not be "
+                     "empty nor contain '=' or NUL)",
+                     k);
             return -1;
         }
         if (json_string_length(v) != strlen(json_string_value(v))) {
@@ -51,10 +55,11 @@ static bool number_map(json_t *obj)
 {
     const char *k;
     json_t *v;
-    json_object_foreach(obj, k, v) if (!json_is_number(v) || json_number_value(v) < 0) return false;
+    json_object_foreach(obj, k, v)
+        if (!json_is_number(v) || json_number_value(v) < 0)
+            return false;
     return true;
 }
-
 
 /* A package's name becomes part of the driver's PRISM_PACKAGE_<NAME>. */
 static bool package_name_ok(const char *s)
@@ -85,8 +90,9 @@ static const char *package_duplicate(json_t *out, const char *sha, const char *n
 static json_t *parse_packages(json_t *list, char *bad, size_t badlen)
 {
     if (!json_is_array(list)) {
-        snprintf(bad, badlen, "field 'packages' must be a list of package sha256s or "
-                              "{\"sha256\", \"name\"} objects");
+        snprintf(bad, badlen,
+                 "field 'packages' must be a list of package sha256s or "
+                 "{\"sha256\", \"name\"} objects");
         return NULL;
     }
     if (json_array_size(list) > MAX_JOB_PACKAGES) {
@@ -101,14 +107,20 @@ static json_t *parse_packages(json_t *list, char *bad, size_t badlen)
         const char *sha = json_string_value(json_is_object(e) ? json_object_get(e, "sha256") : e);
         const char *name = json_string_value(name_v), *dup = NULL;
         if (!json_is_string(e) && !json_is_object(e))
-            snprintf(bad, badlen, "packages[%zu] must be a package sha256 or an object "
-                                  "{\"sha256\", \"name\"}", i);
+            snprintf(bad, badlen,
+                     "packages[%zu] must be a package sha256 or an object "
+                     "{\"sha256\", \"name\"}",
+                     i);
         else if (!sha || !prism_is_hex(sha, PRISM_SHA256_HEX_LEN))
-            snprintf(bad, badlen, "packages[%zu] must name a package by its sha256 "
-                                  "(64 lowercase hex digits)", i);
+            snprintf(bad, badlen,
+                     "packages[%zu] must name a package by its sha256 "
+                     "(64 lowercase hex digits)",
+                     i);
         else if (name_v && !json_is_null(name_v) && !(name && package_name_ok(name)))
-            snprintf(bad, badlen, "packages[%zu]: 'name' must be 1-%d characters of "
-                                  "A-Z a-z 0-9 _", i, PACKAGE_NAME_MAX);
+            snprintf(bad, badlen,
+                     "packages[%zu]: 'name' must be 1-%d characters of "
+                     "A-Z a-z 0-9 _",
+                     i, PACKAGE_NAME_MAX);
         else if ((dup = package_duplicate(out, sha, name)) != NULL)
             snprintf(bad, badlen, "packages[%zu] (%s) %s", i, name ? name : sha, dup);
         else {
@@ -213,8 +225,8 @@ static int insert_job_locked(gcs *g, const gcs_job_spec *spec, const char *job_i
     return gcs_db_exec_stmt(st);
 }
 
-int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen,
-                   const char **code, char *err, size_t errlen)
+int gcs_job_submit(gcs *g, const gcs_job_spec *spec, char *id_out, size_t idlen, const char **code,
+                   char *err, size_t errlen)
 {
     char id[PRISM_ID_HEX_LEN + 1];
     const char *job_id = spec->id;

@@ -18,8 +18,8 @@
 
 bool gcs_state_terminal(const char *state)
 {
-    return state && (!strcmp(state, "SUCCEEDED") || !strcmp(state, "FAILED") ||
-                     !strcmp(state, "STOPPED"));
+    return state &&
+           (!strcmp(state, "SUCCEEDED") || !strcmp(state, "FAILED") || !strcmp(state, "STOPPED"));
 }
 
 /* The job's packages column: a list, empty for a job that names none. */
@@ -34,19 +34,17 @@ json_t *gcs_job_packages_column(sqlite3_stmt *st, int i)
 
 json_t *gcs_job_row_json(sqlite3_stmt *st)
 {
-    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:o}", "job_id",
-                     gcs_db_column_text_or_null(st, 0), "submission_id",
-                     gcs_db_column_text_or_null(st, 0), "state", gcs_db_column_text_or_null(st, 1),
-                     "entrypoint", gcs_db_column_text_or_null(st, 2), "env",
-                     gcs_db_column_json(st, 3), "working_dir", gcs_db_column_text_or_null(st, 4),
-                     "resources", gcs_db_column_json(st, 5), "metadata", gcs_db_column_json(st, 6),
-                     "node_id", gcs_db_column_text_or_null(st, 7), "message",
-                     gcs_db_column_text_or_null(st, 8), "driver_exit_code",
-                     gcs_db_column_int_or_null(st, 9), "submitted_at",
-                     gcs_db_column_int_or_null(st, 10), "start_time",
-                     gcs_db_column_int_or_null(st, 11), "end_time",
-                     gcs_db_column_int_or_null(st, 12), "stop_requested",
-                     sqlite3_column_int(st, 13), "packages", gcs_job_packages_column(st, 16));
+    return json_pack(
+        "{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:o}", "job_id",
+        gcs_db_column_text_or_null(st, 0), "submission_id", gcs_db_column_text_or_null(st, 0),
+        "state", gcs_db_column_text_or_null(st, 1), "entrypoint", gcs_db_column_text_or_null(st, 2),
+        "env", gcs_db_column_json(st, 3), "working_dir", gcs_db_column_text_or_null(st, 4),
+        "resources", gcs_db_column_json(st, 5), "metadata", gcs_db_column_json(st, 6), "node_id",
+        gcs_db_column_text_or_null(st, 7), "message", gcs_db_column_text_or_null(st, 8),
+        "driver_exit_code", gcs_db_column_int_or_null(st, 9), "submitted_at",
+        gcs_db_column_int_or_null(st, 10), "start_time", gcs_db_column_int_or_null(st, 11),
+        "end_time", gcs_db_column_int_or_null(st, 12), "stop_requested", sqlite3_column_int(st, 13),
+        "packages", gcs_job_packages_column(st, 16));
 }
 
 static json_t *job_get_locked(gcs *g, const char *id)
@@ -71,12 +69,11 @@ void gcs_publish_job_event_locked(gcs *g, const char *id)
     json_t *job = job_get_locked(g, id);
     if (!job)
         return;
-    json_t *ev = json_pack("{s:O,s:O,s:O,s:O,s:O,s:I}", "job_id", json_object_get(job, "job_id"),
-                           "state", json_object_get(job, "state"), "node_id",
-                           json_object_get(job, "node_id"), "message",
-                           json_object_get(job, "message"), "exit_code",
-                           json_object_get(job, "driver_exit_code"), "time",
-                           (json_int_t)prism_now_ms());
+    json_t *ev =
+        json_pack("{s:O,s:O,s:O,s:O,s:O,s:I}", "job_id", json_object_get(job, "job_id"), "state",
+                  json_object_get(job, "state"), "node_id", json_object_get(job, "node_id"),
+                  "message", json_object_get(job, "message"), "exit_code",
+                  json_object_get(job, "driver_exit_code"), "time", (json_int_t)prism_now_ms());
     prism_bus_publish_json(g->bus, PRISM_SUBJECT_EVENT_JOB, ev);
     json_decref(ev);
     json_decref(job);
@@ -119,7 +116,8 @@ bool gcs_job_finish_locked(gcs *g, const char *id, const char *state, json_t *ex
     bool changed = false;
     if (!gcs_state_terminal(p.state)) {
         sqlite3_stmt *st = gcs_db_prepare(
-            g->db, "UPDATE jobs SET state=?, exit_code=?, end_time=?, message=? WHERE id=? AND " NOT_ENDED);
+            g->db,
+            "UPDATE jobs SET state=?, exit_code=?, end_time=?, message=? WHERE id=? AND " NOT_ENDED);
         gcs_db_bind_text(st, 1, state);
         if (json_is_integer(exit_code))
             sqlite3_bind_int64(st, 2, json_integer_value(exit_code));
@@ -145,7 +143,8 @@ bool gcs_job_finish_locked(gcs *g, const char *id, const char *state, json_t *ex
 void gcs_job_set_running_locked(gcs *g, const char *id, int64_t start_time)
 {
     sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "UPDATE jobs SET state='RUNNING', start_time=?, message='' WHERE id=? AND state='PENDING'");
+        g->db,
+        "UPDATE jobs SET state='RUNNING', start_time=?, message='' WHERE id=? AND state='PENDING'");
     sqlite3_bind_int64(st, 1, start_time > 0 ? start_time : prism_now_ms());
     gcs_db_bind_text(st, 2, id);
     if (gcs_db_exec_stmt(st) == SQLITE_DONE && sqlite3_changes(g->db) > 0) {
@@ -162,7 +161,8 @@ void gcs_job_unassign_locked(gcs *g, const char *id, const char *message)
         return;
     if (!strcmp(p.state, "PENDING") && p.node_id) {
         sqlite3_stmt *st = gcs_db_prepare(
-            g->db, "UPDATE jobs SET node_id=NULL, assigned_at=NULL, message=? WHERE id=? AND state='PENDING'");
+            g->db,
+            "UPDATE jobs SET node_id=NULL, assigned_at=NULL, message=? WHERE id=? AND state='PENDING'");
         gcs_db_bind_text(st, 1, message);
         gcs_db_bind_text(st, 2, id);
         gcs_db_exec_stmt(st);
@@ -240,8 +240,7 @@ const char *gcs_reply_error_code(json_t *reply)
 
 const char *gcs_reply_error_message(json_t *reply)
 {
-    const char *m =
-        json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+    const char *m = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
     return m ? m : "no reason given";
 }
 

@@ -19,8 +19,8 @@
 
 #include "gcs.h"
 
-#define JOB_COLUMNS                                                                             \
-    "id, state, entrypoint, env, working_dir, resources, metadata, node_id, message, exit_code, " \
+#define JOB_COLUMNS                                                                                \
+    "id, state, entrypoint, env, working_dir, resources, metadata, node_id, message, exit_code, "  \
     "submitted_at, start_time, end_time, stop_requested, ray, seq, packages"
 #define NOT_ENDED "state NOT IN ('SUCCEEDED','FAILED','STOPPED')"
 /* How long a node agent has to answer a start or stop request. */

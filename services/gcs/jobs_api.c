@@ -37,10 +37,7 @@ void gcs_api_jobs_submit(prism_http_req *req, void *ctx)
     reply_job(req, 201, gcs_job_get(g, id), id);
 }
 
-static json_t *job_list_row(sqlite3_stmt *st, void *ud)
-{
-    return gcs_job_row_json(st);
-}
+static json_t *job_list_row(sqlite3_stmt *st, void *ud) { return gcs_job_row_json(st); }
 
 static bool valid_job_state(const char *s)
 {
@@ -61,9 +58,10 @@ void gcs_api_jobs_list(prism_http_req *req, void *ctx)
         return;
     }
     pthread_mutex_lock(&g->lock);
-    sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE seq < ?1 AND (?2 IS NULL OR state = ?2) "
-               "ORDER BY seq DESC LIMIT :limit");
+    sqlite3_stmt *st = gcs_db_prepare(g->db,
+                                      "SELECT " JOB_COLUMNS
+                                      " FROM jobs WHERE seq < ?1 AND (?2 IS NULL OR state = ?2) "
+                                      "ORDER BY seq DESC LIMIT :limit");
     sqlite3_bind_int64(st, 1, cursor);
     gcs_db_bind_text(st, 2, state);
     json_t *list = json_array();

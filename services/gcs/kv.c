@@ -86,8 +86,8 @@ void gcs_api_kv_put(prism_http_req *req, void *ctx)
         prism_http_reply_error(req, 500, "internal", "could not store the value");
         return;
     }
-    prism_http_reply_json(req, 200, json_pack("{s:s,s:s,s:I}", "namespace", ns, "key", key, "size",
-                                              (json_int_t)len));
+    prism_http_reply_json(
+        req, 200, json_pack("{s:s,s:s,s:I}", "namespace", ns, "key", key, "size", (json_int_t)len));
 }
 
 void gcs_api_kv_delete(prism_http_req *req, void *ctx)
@@ -127,15 +127,15 @@ void gcs_api_kv_list(prism_http_req *req, void *ctx)
     const char *after = prism_http_query(req, "cursor");
     pthread_mutex_lock(&g->lock);
     /* substr() instead of LIKE: keys may hold % and _. */
-    sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "SELECT key FROM kv WHERE namespace=?1 AND key > ?2 AND "
-               "substr(key, 1, length(?3)) = ?3 ORDER BY key LIMIT :limit");
+    sqlite3_stmt *st = gcs_db_prepare(g->db,
+                                      "SELECT key FROM kv WHERE namespace=?1 AND key > ?2 AND "
+                                      "substr(key, 1, length(?3)) = ?3 ORDER BY key LIMIT :limit");
     gcs_db_bind_text(st, 1, ns);
     gcs_db_bind_text(st, 2, after ? after : "");
     gcs_db_bind_text(st, 3, prefix ? prefix : "");
     json_t *keys = json_array();
     json_t *next = gcs_db_page(st, "key", limit, kv_key_row, NULL, keys);
     pthread_mutex_unlock(&g->lock);
-    prism_http_reply_json(req, 200, json_pack("{s:s,s:o,s:o}", "namespace", ns, "keys", keys,
-                                              "next_cursor", next));
+    prism_http_reply_json(
+        req, 200, json_pack("{s:s,s:o,s:o}", "namespace", ns, "keys", keys, "next_cursor", next));
 }

@@ -46,8 +46,8 @@ static void make_metrics(gcs *g)
                                                "Jobs that reached a terminal state", NULL);
     g->m_nodes_dead =
         prism_metrics_counter(m, "prism_gcs_nodes_dead_total", "Nodes marked DEAD", NULL);
-    g->m_heartbeats = prism_metrics_counter(m, "prism_gcs_heartbeats_total",
-                                            "Node heartbeats received", NULL);
+    g->m_heartbeats =
+        prism_metrics_counter(m, "prism_gcs_heartbeats_total", "Node heartbeats received", NULL);
     prism_metrics_gauge_fn(m, "prism_gcs_nodes_alive", "Nodes alive", NULL, alive_nodes, g);
 }
 
@@ -70,7 +70,8 @@ int gcs_start(void *ctx, char *err, size_t errlen)
     gcs *g = ctx;
     if (gcs_nodes_start(g) != 0 || gcs_jobs_start(g) != 0 || gcs_task_list_start(g) != 0 ||
         gcs_object_list_start(g) != 0 || gcs_actors_start(g) != 0) {
-        snprintf(err, errlen, "cannot subscribe to NATS subjects: %s", prism_bus_last_error(g->bus));
+        snprintf(err, errlen, "cannot subscribe to NATS subjects: %s",
+                 prism_bus_last_error(g->bus));
         return -1;
     }
     return 0;

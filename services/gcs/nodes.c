@@ -13,7 +13,7 @@
 #include "prism_time.h"
 
 #define DEAD_NODES_KEPT 1000
-#define NODE_COLUMNS \
+#define NODE_COLUMNS                                                                               \
     "id, name, state, address, resources, registered_at, last_heartbeat, dead_at, message"
 
 gcs_node *gcs_node_find(gcs *g, const char *id)
@@ -55,8 +55,8 @@ static void publish_node_event(gcs *g, const char *id, const char *name, const c
 /* Marks a live node DEAD everywhere and fails its jobs. Lock held. */
 static void node_kill_locked(gcs *g, gcs_node *node, const char *message)
 {
-    sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "UPDATE nodes SET state='DEAD', dead_at=?, message=? WHERE id=?");
+    sqlite3_stmt *st =
+        gcs_db_prepare(g->db, "UPDATE nodes SET state='DEAD', dead_at=?, message=? WHERE id=?");
     sqlite3_bind_int64(st, 1, prism_now_ms());
     gcs_db_bind_text(st, 2, message);
     gcs_db_bind_text(st, 3, node->id);
@@ -90,7 +90,9 @@ static bool valid_resources(json_t *res)
     json_t *v;
     if (!json_is_object(res))
         return false;
-    json_object_foreach(res, name, v) if (!json_is_number(v) || json_number_value(v) < 0) return false;
+    json_object_foreach(res, name, v)
+        if (!json_is_number(v) || json_number_value(v) < 0)
+            return false;
     return true;
 }
 
@@ -129,8 +131,9 @@ static void on_register(prism_bus *bus, const char *subject, const char *reply, 
     json_t *res = json_object_get(msg, "resources");
     prism_id parsed;
     if (!id || prism_id_from_hex(&parsed, id) != 0 || !name || !*name || !valid_resources(res)) {
-        reply_json(g, reply, prism_error_json("invalid_argument",
-                                       "register needs node_id (32 hex), name and resources"));
+        reply_json(g, reply,
+                   prism_error_json("invalid_argument",
+                                    "register needs node_id (32 hex), name and resources"));
         json_decref(msg);
         return;
     }
@@ -138,8 +141,9 @@ static void on_register(prism_bus *bus, const char *subject, const char *reply, 
     if (gcs_node_find(g, id) || node_id_known(g, id)) {
         bool alive = gcs_node_find(g, id) != NULL;
         pthread_mutex_unlock(&g->lock);
-        reply_json(g, reply, alive ? json_pack("{s:b}", "ok", 1)
-                                   : prism_error_json("node_dead", "this node incarnation is dead"));
+        reply_json(g, reply,
+                   alive ? json_pack("{s:b}", "ok", 1)
+                         : prism_error_json("node_dead", "this node incarnation is dead"));
         json_decref(msg);
         return;
     }
@@ -227,8 +231,8 @@ static void on_report(prism_bus *bus, const char *subject, const char *reply, co
  * clocks start now, so nodes get a full timeout to show they are still there. */
 static void load_live_nodes(gcs *g)
 {
-    sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "SELECT id, name, address, resources FROM nodes WHERE state='ALIVE'");
+    sqlite3_stmt *st =
+        gcs_db_prepare(g->db, "SELECT id, name, address, resources FROM nodes WHERE state='ALIVE'");
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         gcs_node *n = calloc(1, sizeof *n);
         snprintf(n->id, sizeof n->id, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -332,9 +336,10 @@ void gcs_api_nodes_list(prism_http_req *req, void *ctx)
         return;
     }
     pthread_mutex_lock(&g->lock);
-    sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "SELECT " NODE_COLUMNS ", seq FROM nodes WHERE seq < ? AND (?2 IS NULL OR state = ?2)"
-               " ORDER BY seq DESC LIMIT :limit");
+    sqlite3_stmt *st =
+        gcs_db_prepare(g->db, "SELECT " NODE_COLUMNS
+                              ", seq FROM nodes WHERE seq < ? AND (?2 IS NULL OR state = ?2)"
+                              " ORDER BY seq DESC LIMIT :limit");
     sqlite3_bind_int64(st, 1, cursor);
     gcs_db_bind_text(st, 2, state);
     json_t *list = json_array();

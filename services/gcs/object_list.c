@@ -52,8 +52,8 @@ int gcs_object_list_create(gcs *g)
     l->owners = json_object();
     pthread_mutex_init(&l->lock, NULL);
     g->object_list = l;
-    prism_metrics_gauge_fn(g->metrics, "prism_gcs_object_owners", "Owners reporting objects",
-                           NULL, count_owners, g);
+    prism_metrics_gauge_fn(g->metrics, "prism_gcs_object_owners", "Owners reporting objects", NULL,
+                           count_owners, g);
     prism_metrics_gauge_fn(g->metrics, "prism_gcs_objects", "Objects their owners report holding",
                            NULL, count_objects, g);
     return l->owners ? 0 : -1;
@@ -108,8 +108,8 @@ static void on_objects(prism_bus *bus, const char *subject, const char *reply, c
     else
         json_object_set_new(l->owners, name,
                             json_pack("{s:O,s:I,s:I}", "objects", objects, "total", total,
-                                      "expires", (json_int_t)(prism_mono_ms() +
-                                                              SILENT_PERIODS * period)));
+                                      "expires",
+                                      (json_int_t)(prism_mono_ms() + SILENT_PERIODS * period)));
     pthread_mutex_unlock(&l->lock);
     json_decref(msg);
 }
@@ -174,6 +174,7 @@ void gcs_api_objects_list(prism_http_req *req, void *ctx)
         }
     }
     pthread_mutex_unlock(&l->lock);
-    prism_http_reply_json(req, 200, json_pack("{s:o,s:I,s:I}", "objects", list, "total", total,
-                                              "unreported", unreported));
+    prism_http_reply_json(req, 200,
+                          json_pack("{s:o,s:I,s:I}", "objects", list, "total", total, "unreported",
+                                    unreported));
 }

@@ -15,7 +15,6 @@
 #include "prism_tar.h"
 #include "prism_time.h"
 
-
 void gcs_api_package_put(prism_http_req *req, void *ctx)
 {
     gcs *g = ctx;
@@ -46,7 +45,8 @@ void gcs_api_package_put(prism_http_req *req, void *ctx)
         LOG_ERROR("cannot write package %s: %m", path);
         status = 500;
     } else if (!exists) {
-        st = gcs_db_prepare(g->db, "INSERT INTO packages (sha256, size, created_at) VALUES (?, ?, ?)");
+        st = gcs_db_prepare(g->db,
+                            "INSERT INTO packages (sha256, size, created_at) VALUES (?, ?, ?)");
         gcs_db_bind_text(st, 1, sha);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
         sqlite3_bind_int64(st, 3, prism_now_ms());
@@ -60,7 +60,8 @@ void gcs_api_package_put(prism_http_req *req, void *ctx)
     }
     if (!exists)
         LOG_INFO("package %s stored (%zu bytes)", sha, len);
-    prism_http_reply_json(req, status, json_pack("{s:s,s:I}", "sha256", sha, "size", (json_int_t)len));
+    prism_http_reply_json(req, status,
+                          json_pack("{s:s,s:I}", "sha256", sha, "size", (json_int_t)len));
 }
 
 void gcs_api_package_get(prism_http_req *req, void *ctx)

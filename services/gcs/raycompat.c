@@ -33,7 +33,8 @@ static int ray_to_prism(prism_http_req *req, json_t *body, json_t **out)
         if (strcmp(key, "env_vars") && strcmp(key, "working_dir")) {
             prism_http_reply_error(req, 400, "unsupported",
                                    "runtime_env field '%s' is not supported: use env_vars and "
-                                   "working_dir (a package sha256)", key);
+                                   "working_dir (a package sha256)",
+                                   key);
             return -1;
         }
     }
@@ -124,9 +125,9 @@ static json_t *job_details(json_t *job)
         json_object_get(job, "end_time"), "metadata", json_object_get(job, "metadata"),
         "runtime_env", renv, "driver_agent_http_address", "driver_node_id",
         json_object_get(job, "node_id"), "driver_exit_code",
-        json_object_get(job, "driver_exit_code"), "entrypoint_num_cpus",
-        amount_or_null(res, "CPU"), "entrypoint_num_gpus", amount_or_null(res, "GPU"),
-        "entrypoint_memory", amount_or_null(res, "memory"), "entrypoint_resources",
+        json_object_get(job, "driver_exit_code"), "entrypoint_num_cpus", amount_or_null(res, "CPU"),
+        "entrypoint_num_gpus", amount_or_null(res, "GPU"), "entrypoint_memory",
+        amount_or_null(res, "memory"), "entrypoint_resources",
         json_object_size(custom) ? custom : (json_decref(custom), json_null()));
     if (json_is_null(json_object_get(d, "metadata")))
         json_object_set_new(d, "metadata", json_object());

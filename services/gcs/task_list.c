@@ -9,10 +9,10 @@
 
 struct gcs_task_list {
     pthread_mutex_t lock;
-    json_t *by_id;     /* task id -> its latest record */
-    char (*ring)[64];  /* ids, oldest first from `head` */
+    json_t *by_id;    /* task id -> its latest record */
+    char (*ring)[64]; /* ids, oldest first from `head` */
     size_t cap, head, count;
-    uint64_t dropped;  /* events owners left out (they send failures, and successes up to a rate) */
+    uint64_t dropped; /* events owners left out (they send failures, and successes up to a rate) */
 };
 
 int gcs_task_list_create(gcs *g)
@@ -69,7 +69,9 @@ static void on_tasks(prism_bus *bus, const char *subject, const char *reply, con
     json_t *ev;
     json_t *dropped = json_object_get(msg, "dropped");
     pthread_mutex_lock(&g->task_list->lock);
-    json_array_foreach(events, i, ev) if (json_is_object(ev)) record(g->task_list, ev);
+    json_array_foreach(events, i, ev)
+        if (json_is_object(ev))
+            record(g->task_list, ev);
     if (json_is_integer(dropped) && json_integer_value(dropped) > 0)
         g->task_list->dropped += (uint64_t)json_integer_value(dropped);
     pthread_mutex_unlock(&g->task_list->lock);
@@ -110,6 +112,7 @@ void gcs_api_tasks_list(prism_http_req *req, void *ctx)
     size_t total = t->count;
     uint64_t dropped = t->dropped;
     pthread_mutex_unlock(&t->lock);
-    prism_http_reply_json(req, 200, json_pack("{s:o,s:I,s:I}", "tasks", list, "kept",
-                                              (json_int_t)total, "dropped", (json_int_t)dropped));
+    prism_http_reply_json(req, 200,
+                          json_pack("{s:o,s:I,s:I}", "tasks", list, "kept", (json_int_t)total,
+                                    "dropped", (json_int_t)dropped));
 }

@@ -276,23 +276,28 @@ void gcs_api_object_get(prism_http_req *req, void *ctx)
         prism_pending_reason(c, ref, reason, sizeof reason);
     prism_ref_release(ref);
     if (s == PRISM_ERR_TIMEOUT) {
-        prism_http_reply_json(req, 202, json_pack("{s:s,s:s,s:s}", "object_id", id, "state",
-                                                  "PENDING", "reason", reason));
+        prism_http_reply_json(req, 202,
+                              json_pack("{s:s,s:s,s:s}", "object_id", id, "state", "PENDING",
+                                        "reason", reason));
     } else if (s != PRISM_OK) {
-        prism_http_reply_json(req, 200, json_pack("{s:s,s:s,s:{s:s,s:s,s:s}}", "object_id", id,
-                                                  "state", "FAILED", "error", "code",
-                                                  prism_status_text(s), "task",
-                                                  prism_value_error_task(v) ?: "", "message",
-                                                  prism_value_error_message(v) ?: prism_last_error()));
+        prism_http_reply_json(req, 200,
+                              json_pack("{s:s,s:s,s:{s:s,s:s,s:s}}", "object_id", id, "state",
+                                        "FAILED", "error", "code", prism_status_text(s), "task",
+                                        prism_value_error_task(v) ?: "", "message",
+                                        prism_value_error_message(v) ?: prism_last_error()));
     } else if (raw) {
         size_t len = 0;
         const void *data = prism_value_data(v, &len);
         const char *text = prism_value_json_text(v);
         prism_http_reply(req, 200, data ? "application/octet-stream" : "application/json",
-                         data ? data : text ? text : "null", data ? len : strlen(text ? text : "null"));
+                         data   ? data
+                         : text ? text
+                                : "null",
+                         data ? len : strlen(text ? text : "null"));
     } else {
-        prism_http_reply_json(req, 200, json_pack("{s:s,s:s,s:o}", "object_id", id, "state",
-                                                  "READY", "value", describe(v)));
+        prism_http_reply_json(req, 200,
+                              json_pack("{s:s,s:s,s:o}", "object_id", id, "state", "READY", "value",
+                                        describe(v)));
     }
     prism_value_free(v);
 }

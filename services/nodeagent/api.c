@@ -21,8 +21,8 @@ static void get_node(prism_http_req *req, void *ctx)
     json_t *doc = json_pack("{s:s,s:s,s:s,s:O,s:o,s:o,s:b,s:i,s:s?}", "node_id", na->node_id,
                             "name", na->cfg.name, "address", na->address, "resources",
                             na->resources, "available", na_available(na), "running_jobs",
-                            na_running_jobs(na), "registered", na->registered, "pid",
-                            (int)getpid(), "store_address", na->cfg.store_address);
+                            na_running_jobs(na), "registered", na->registered, "pid", (int)getpid(),
+                            "store_address", na->cfg.store_address);
     pthread_mutex_unlock(&na->lock);
     if (!doc) {
         prism_http_reply_error(req, 500, "internal", "out of memory");

@@ -179,8 +179,9 @@ static int resolve_amounts(na_config *c, char *err, size_t errlen)
         return -1;
     }
     if (c->heartbeat_ms <= 0 || c->stop_grace_ms < 0 || c->package_timeout_ms <= 0) {
-        snprintf(err, errlen, "--heartbeat-ms and --package-timeout-ms must be positive, "
-                              "--stop-grace-ms not negative");
+        snprintf(err, errlen,
+                 "--heartbeat-ms and --package-timeout-ms must be positive, "
+                 "--stop-grace-ms not negative");
         return -1;
     }
     return parse_custom(c, err, errlen);

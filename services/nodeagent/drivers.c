@@ -19,10 +19,10 @@
 typedef struct start_req {
     const char *job_id;
     const char *entrypoint;
-    const char *package; /* NULL: run in the job's directory */
-    json_t *env;         /* object of strings, may be NULL */
-    json_t *resources;   /* object, may be NULL */
-    json_t *packages;    /* [{sha256, name?}] for the workers' cache, may be NULL */
+    const char *package;  /* NULL: run in the job's directory */
+    json_t *env;          /* object of strings, may be NULL */
+    json_t *resources;    /* object, may be NULL */
+    json_t *packages;     /* [{sha256, name?}] for the workers' cache, may be NULL */
     const char *lease_id; /* the lease the scheduler granted for the job, or NULL */
     int gpus;
 } start_req;
@@ -111,8 +111,10 @@ static json_t *check_env(json_t *env)
     json_t *v;
     json_object_foreach(env, key, v) {
         if (!json_is_string(v) || !*key || strchr(key, '='))
-            return prism_error_json("invalid_argument", "env '%s' must be a string with a name "
-                                                "without '='", key);
+            return prism_error_json("invalid_argument",
+                                    "env '%s' must be a string with a name "
+                                    "without '='",
+                                    key);
     }
     return NULL;
 }
@@ -122,8 +124,7 @@ static json_t *check_resources(json_t *res, start_req *r)
     if (res && !json_is_object(res))
         return prism_error_json("invalid_argument", "'resources' must be an object");
     json_t *gpu = json_object_get(res, "GPU");
-    if (gpu && (!json_is_number(gpu) || json_number_value(gpu) < 0 ||
-                json_number_value(gpu) > 64))
+    if (gpu && (!json_is_number(gpu) || json_number_value(gpu) < 0 || json_number_value(gpu) > 64))
         return prism_error_json("invalid_argument", "resources.GPU must be a number from 0 to 64");
     r->resources = res;
     /* A fraction of a GPU takes a whole device: drivers do not share GPUs. */
@@ -142,20 +143,25 @@ static json_t *check_packages(json_t *packages, start_req *r)
 {
     if (packages && !json_is_null(packages) &&
         (!json_is_array(packages) || json_array_size(packages) > MAX_JOB_PACKAGES))
-        return prism_error_json("invalid_argument", "'packages' must be a list of at most %d packages",
-                        MAX_JOB_PACKAGES);
+        return prism_error_json("invalid_argument",
+                                "'packages' must be a list of at most %d packages",
+                                MAX_JOB_PACKAGES);
     size_t i;
     json_t *p;
     json_array_foreach(packages, i, p) {
         const char *sha = json_string_value(json_object_get(p, "sha256"));
         json_t *name = json_object_get(p, "name");
         if (!sha || !na_is_package_sha(sha))
-            return prism_error_json("invalid_argument", "packages[%zu] must have a 'sha256' of 64 hex "
-                                                "digits", i);
+            return prism_error_json("invalid_argument",
+                                    "packages[%zu] must have a 'sha256' of 64 hex "
+                                    "digits",
+                                    i);
         if (name && !json_is_null(name) &&
             !(json_is_string(name) && package_name_ok(json_string_value(name))))
-            return prism_error_json("invalid_argument", "packages[%zu]: 'name' must be 1-%d of "
-                                                "[A-Za-z0-9_]", i, PACKAGE_NAME_MAX);
+            return prism_error_json("invalid_argument",
+                                    "packages[%zu]: 'name' must be 1-%d of "
+                                    "[A-Za-z0-9_]",
+                                    i, PACKAGE_NAME_MAX);
     }
     r->packages = json_is_array(packages) ? packages : NULL;
     return NULL;
@@ -172,7 +178,8 @@ static json_t *parse_request(json_t *req, start_req *r)
     json_t *wd = json_object_get(req, "working_dir");
     const char *sha = json_string_value(wd);
     if (wd && !json_is_null(wd) && !(sha && (!*sha || na_is_package_sha(sha))))
-        return prism_error_json("invalid_argument", "'working_dir' must name a package (64 hex digits)");
+        return prism_error_json("invalid_argument",
+                                "'working_dir' must name a package (64 hex digits)");
     r->package = sha && *sha ? sha : NULL;
     r->env = json_object_get(req, "env");
     json_t *lease = json_object_get(req, "lease_id");
@@ -350,8 +357,7 @@ static int prepare_dir(nodeagent *na, const start_req *r, char *dir, size_t dirl
     size_t i;
     json_t *p;
     json_array_foreach(r->packages, i, p) {
-        if (na_package_cache(na, json_string_value(json_object_get(p, "sha256")), err,
-                             errlen) != 0)
+        if (na_package_cache(na, json_string_value(json_object_get(p, "sha256")), err, errlen) != 0)
             return -1;
     }
     if (r->package)

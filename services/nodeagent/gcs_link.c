@@ -98,8 +98,8 @@ static void reincarnate(nodeagent *na, const char *code)
 static void heartbeat(nodeagent *na)
 {
     pthread_mutex_lock(&na->lock);
-    json_t *req = json_pack("{s:s,s:o}", "node_id", na->node_id, "running_jobs",
-                            na_running_jobs(na));
+    json_t *req =
+        json_pack("{s:s,s:o}", "node_id", na->node_id, "running_jobs", na_running_jobs(na));
     pthread_mutex_unlock(&na->lock);
     json_t *reply = NULL;
     int timeout = na->cfg.heartbeat_ms < HEARTBEAT_TIMEOUT_MAX_MS ? (int)na->cfg.heartbeat_ms
@@ -142,10 +142,9 @@ static json_t *report_payload(nodeagent *na)
 {
     pthread_mutex_lock(&na->lock);
     na->report_wanted = false;
-    json_t *p = json_pack("{s:s,s:s,s:O,s:o,s:i,s:i,s:I,s:s,s:s?}", "node_id", na->node_id,
-                          "name", na->cfg.name, "total", na->resources, "available",
-                          na_available(na), "workers_idle",
-                          na_workers_count(na, NA_WORKER_IDLE, true), "workers",
+    json_t *p = json_pack("{s:s,s:s,s:O,s:o,s:i,s:i,s:I,s:s,s:s?}", "node_id", na->node_id, "name",
+                          na->cfg.name, "total", na->resources, "available", na_available(na),
+                          "workers_idle", na_workers_count(na, NA_WORKER_IDLE, true), "workers",
                           na_workers_count(na, NA_WORKER_IDLE, false) +
                               na_workers_count(na, NA_WORKER_LEASED, false) +
                               na_workers_count(na, NA_WORKER_STARTING, false),

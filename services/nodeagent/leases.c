@@ -163,8 +163,7 @@ void na_lease_worker_ready(nodeagent *na, na_worker *w)
 {
     na_lease *l = w->lease;
     if (prism_mono_ms() > l->deadline_mono) {
-        LOG_INFO("lease %s: worker %s was ready too late, the request was given up", l->id,
-                 w->id);
+        LOG_INFO("lease %s: worker %s was ready too late, the request was given up", l->id, w->id);
         na_lease_free(na, l, NULL);
         if (w->dedicated)
             na_worker_stop(na, w);
@@ -204,16 +203,18 @@ static json_t *parse(json_t *req, lease_req *r)
     json_t *t = json_object_get(req, "timeout_ms");
     if (!r->id || !*r->id || strlen(r->id) > NA_LEASE_ID_MAX || !r->owner_id || !*r->owner_id ||
         strlen(r->owner_id) > NA_LEASE_ID_MAX)
-        return prism_error_json("invalid_argument", "'lease_id' and 'owner_id' must be strings of 1-%d "
-                                            "characters", NA_LEASE_ID_MAX);
+        return prism_error_json("invalid_argument",
+                                "'lease_id' and 'owner_id' must be strings of 1-%d "
+                                "characters",
+                                NA_LEASE_ID_MAX);
     if (!json_is_object(r->resources))
         return prism_error_json("invalid_argument", "'resources' must be an object");
     const char *name;
     json_t *v;
     json_object_foreach(r->resources, name, v) {
         if (!json_is_number(v) || json_number_value(v) < 0)
-            return prism_error_json("invalid_argument", "resources.%s must be a non-negative number",
-                            name);
+            return prism_error_json("invalid_argument",
+                                    "resources.%s must be a non-negative number", name);
     }
     if (t && (!json_is_integer(t) || json_integer_value(t) < 1))
         return prism_error_json("invalid_argument", "'timeout_ms' must be a positive integer");
@@ -418,7 +419,8 @@ json_t *na_lease_check(nodeagent *na, json_t *req)
     const char *worker = json_string_value(json_object_get(req, "worker_id"));
     const char *owner = json_string_value(json_object_get(req, "owner_id"));
     if (!id || !worker || !owner)
-        return prism_error_json("invalid_argument", "'lease_id', 'worker_id' and 'owner_id' must be strings");
+        return prism_error_json("invalid_argument",
+                                "'lease_id', 'worker_id' and 'owner_id' must be strings");
     pthread_mutex_lock(&na->lock);
     na_lease *l = lease_find(na, id);
     bool ok = l && !l->reply && l->worker && !strcmp(l->worker->id, worker) &&
@@ -428,7 +430,8 @@ json_t *na_lease_check(nodeagent *na, json_t *req)
         return json_pack("{s:b}", "ok", 1);
     LOG_WARN("worker %.32s asked about lease %.64s for owner %.64s: not granted here", worker, id,
              owner);
-    return prism_error_json("not_granted", "lease %.64s is not granted to that owner on that worker", id);
+    return prism_error_json("not_granted",
+                            "lease %.64s is not granted to that owner on that worker", id);
 }
 
 /* ---------- worker.blocked ---------- */
@@ -438,7 +441,8 @@ json_t *na_lease_blocked(nodeagent *na, json_t *req)
     const char *id = json_string_value(json_object_get(req, "lease_id"));
     json_t *blocked = json_object_get(req, "blocked");
     if (!id || !json_is_boolean(blocked))
-        return prism_error_json("invalid_argument", "'lease_id' (string) and 'blocked' (boolean) are needed");
+        return prism_error_json("invalid_argument",
+                                "'lease_id' (string) and 'blocked' (boolean) are needed");
     pthread_mutex_lock(&na->lock);
     na_lease *l = lease_find(na, id);
     if (l && l->blocked != json_is_true(blocked)) {

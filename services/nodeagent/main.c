@@ -13,9 +13,10 @@
 /* like redis' `server`: the one state of this process. Options without a
  * default stay -1 until config.c detects them. */
 static nodeagent na = {
-    .cfg = {.num_cpus = -1, .num_gpus = -1, .memory = -1, .prestart_workers = -1,
-            .max_workers = -1},
-    .lock = PTHREAD_MUTEX_INITIALIZER, .pkg_lock = PTHREAD_MUTEX_INITIALIZER,
+    .cfg =
+        {.num_cpus = -1, .num_gpus = -1, .memory = -1, .prestart_workers = -1, .max_workers = -1},
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .pkg_lock = PTHREAD_MUTEX_INITIALIZER,
     .idle = PTHREAD_COND_INITIALIZER,
 };
 
@@ -89,14 +90,14 @@ static void register_metrics(prism_metrics *m)
                                          "Job drivers started", NULL);
     na.m.heartbeats = prism_metrics_counter(m, "prism_nodeagent_heartbeats_total",
                                             "Heartbeats answered by the GCS", NULL);
-    na.m.heartbeat_failures = prism_metrics_counter(
-        m, "prism_nodeagent_heartbeat_failures_total", "Heartbeats not answered", NULL);
+    na.m.heartbeat_failures = prism_metrics_counter(m, "prism_nodeagent_heartbeat_failures_total",
+                                                    "Heartbeats not answered", NULL);
     na.m.registrations = prism_metrics_counter(m, "prism_nodeagent_registrations_total",
                                                "Incarnations registered with the GCS", NULL);
     na.m.workers_started = prism_metrics_counter(m, "prism_nodeagent_workers_started_total",
                                                  "Worker processes started", NULL);
-    na.m.worker_failures = prism_metrics_counter(
-        m, "prism_nodeagent_worker_start_failures_total", "Workers that failed to start", NULL);
+    na.m.worker_failures = prism_metrics_counter(m, "prism_nodeagent_worker_start_failures_total",
+                                                 "Workers that failed to start", NULL);
     na.m.leases_granted = prism_metrics_counter(m, "prism_nodeagent_leases_granted_total",
                                                 "Worker leases granted", NULL);
     na.m.leases_busy = prism_metrics_counter(m, "prism_nodeagent_leases_busy_total",
@@ -202,13 +203,24 @@ int main(int argc, char **argv)
         .usage = "usage: prism-nodeagent [options]\n\n"
                  "Registers this node with the GCS, runs the job drivers placed on it,\nkeeps its "
                  "pool of workers and grants worker leases.",
-        .options = options, .noptions = sizeof options / sizeof options[0],
-        .default_port = "0", .default_nats_url = "nats://127.0.0.1:4222",
-        .routes = na_routes, .nroutes = na_nroutes,
-        .jobs = jobs, .njobs = sizeof jobs / sizeof jobs[0],
-        .ctx = &na, .metrics = &na.metrics, .bus = &na.bus, .http = &na.http,
-        .configure = configure, .init = init, .start = start, .serving = serving,
-        .stop = stop, .cleanup = cleanup,
+        .options = options,
+        .noptions = sizeof options / sizeof options[0],
+        .default_port = "0",
+        .default_nats_url = "nats://127.0.0.1:4222",
+        .routes = na_routes,
+        .nroutes = na_nroutes,
+        .jobs = jobs,
+        .njobs = sizeof jobs / sizeof jobs[0],
+        .ctx = &na,
+        .metrics = &na.metrics,
+        .bus = &na.bus,
+        .http = &na.http,
+        .configure = configure,
+        .init = init,
+        .start = start,
+        .serving = serving,
+        .stop = stop,
+        .cleanup = cleanup,
     };
     return prism_service_main(&def, argc, argv);
 }

@@ -48,9 +48,9 @@ typedef struct na_config {
     int64_t package_max;
     int64_t package_timeout_ms;
     int64_t package_cache_max; /* bytes of packages kept on disk (0: no limit) */
-    char *store_socket;  /* the node's object store (handed to workers) */
-    char *store_address; /* its HTTP URL (reported) */
-    char *worker_bin;    /* default: prism-worker next to this program */
+    char *store_socket;        /* the node's object store (handed to workers) */
+    char *store_address;       /* its HTTP URL (reported) */
+    char *worker_bin;          /* default: prism-worker next to this program */
     int64_t prestart_workers;
     int64_t max_workers;
     int64_t worker_idle_ms;
@@ -123,11 +123,11 @@ typedef enum na_job_state {
 typedef struct na_job {
     char id[NA_JOB_ID_MAX + 1];
     char node_id[PRISM_ID_HEX_LEN + 1]; /* the incarnation that started it */
-    pid_t pid;                           /* also its process group; 0 while STARTING */
+    pid_t pid;                          /* also its process group; 0 while STARTING */
     na_job_state state;
     int exit_code;
     char package[PRISM_SHA256_HEX_LEN + 1]; /* its working directory's package, or "" */
-    int64_t start_time, end_time; /* ms since the epoch */
+    int64_t start_time, end_time;           /* ms since the epoch */
     char message[NA_MESSAGE_MAX];
     bool stop_requested;
     int64_t kill_at_ms; /* monotonic time to send SIGKILL after a stop; 0: none */
@@ -155,8 +155,8 @@ typedef struct na_worker {
     char id[PRISM_ID_HEX_LEN + 1];
     pid_t pid; /* also its process group */
     na_worker_state state;
-    bool dedicated;     /* started for one lease (GPUs): stopped when it is returned */
-    int ready_fd;       /* our end of its ready channel; -1 once done */
+    bool dedicated; /* started for one lease (GPUs): stopped when it is returned */
+    int ready_fd;   /* our end of its ready channel; -1 once done */
     char ready[NA_READY_MAX];
     size_t ready_len;
     char socket[NA_PATH_MAX]; /* --socket given to it */
@@ -172,10 +172,10 @@ typedef struct na_worker {
 struct na_lease {
     char id[NA_LEASE_ID_MAX + 1];
     char owner_id[NA_LEASE_ID_MAX + 1];
-    json_t *resources; /* owned */
-    na_worker *worker;     /* NULL for a job's lease */
+    json_t *resources;              /* owned */
+    na_worker *worker;              /* NULL for a job's lease */
     char job_id[NA_JOB_ID_MAX + 1]; /* a job's lease: held for that job's driver; else "" */
-    int gpus[64];          /* a job's lease: the devices it holds for the driver */
+    int gpus[64];                   /* a job's lease: the devices it holds for the driver */
     int ngpus;
     char *reply;           /* pending: answer here once the worker is ready; NULL once granted */
     int64_t deadline_mono; /* pending: grant nothing after this (the asker gave up); a job's
@@ -218,9 +218,9 @@ typedef struct nodeagent {
     bool gpu_used[64];
     na_worker *workers;
     na_lease *leases;
-    bool report_wanted;        /* availability changed: publish prism.sched.node */
-    int worker_failures;       /* worker starts that failed in a row */
-    int64_t worker_retry_mono; /* no new worker before this (after failures) */
+    bool report_wanted;                /* availability changed: publish prism.sched.node */
+    int worker_failures;               /* worker starts that failed in a row */
+    int64_t worker_retry_mono;         /* no new worker before this (after failures) */
     char worker_error[NA_MESSAGE_MAX]; /* why the last start failed */
 } nodeagent;
 

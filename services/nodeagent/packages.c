@@ -27,7 +27,6 @@
 #include "prism_sha256.h"
 #include "prism_tar.h"
 
-
 extern char **environ;
 
 bool na_is_package_sha(const char *text)
@@ -143,8 +142,10 @@ static int tidy_entry(int dirfd, const char *name, const char *rel, int depth, c
         char target[NA_PATH_MAX];
         ssize_t n = readlinkat(dirfd, name, target, sizeof target - 1);
         if (n < 0 || (target[n] = '\0', !prism_tar_link_safe(rel, target))) {
-            snprintf(err, errlen, "the package is refused: symbolic link '%.200s' points outside "
-                                  "the package", rel);
+            snprintf(err, errlen,
+                     "the package is refused: symbolic link '%.200s' points outside "
+                     "the package",
+                     rel);
             return -1;
         }
         return 0;
@@ -173,8 +174,7 @@ static int tidy_dir(int fd, const char *rel, int depth, char *err, size_t errlen
 {
     DIR *d = fdopendir(fd);
     if (!d || depth > TIDY_DEPTH_MAX) {
-        snprintf(err, errlen, "cannot walk '%.200s' of the package%s", rel,
-                 d ? ": too deep" : "");
+        snprintf(err, errlen, "cannot walk '%.200s' of the package%s", rel, d ? ": too deep" : "");
         if (d)
             closedir(d);
         else
@@ -216,8 +216,8 @@ static int tidy(const char *into, char *err, size_t errlen)
 
 static int extract(const char *archive, bool gzipped, const char *into, char *err, size_t errlen)
 {
-    char *argv[] = {"tar",  gzipped ? "-xzf" : "-xf", (char *)archive, "-C", (char *)into,
-                    "--no-same-owner", "--no-same-permissions", NULL};
+    char *argv[] = {"tar",        gzipped ? "-xzf" : "-xf", (char *)archive,         "-C",
+                    (char *)into, "--no-same-owner",        "--no-same-permissions", NULL};
     if (prism_mkdir_p(into, 0700) != 0) {
         snprintf(err, errlen, "cannot create %s: %s", into, strerror(errno));
         return -1;
@@ -239,8 +239,8 @@ static int extract(const char *archive, bool gzipped, const char *into, char *er
 /* ---------- fetching ---------- */
 
 /* GET the package into `file` (mode `mode`), checking its digest. */
-static int download(const nodeagent *na, const char *sha, const char *file, mode_t mode,
-                    char *err, size_t errlen)
+static int download(const nodeagent *na, const char *sha, const char *file, mode_t mode, char *err,
+                    size_t errlen)
 {
     const na_config *c = &na->cfg;
     prism_httpc *h = NULL;
@@ -299,7 +299,7 @@ static int fetch(nodeagent *na, const char *sha, const char *dir, char *err, siz
 typedef struct cached {
     char path[NA_PATH_MAX];
     char sha[PRISM_SHA256_HEX_LEN + 1];
-    bool dir;      /* a working directory (else a task library) */
+    bool dir;       /* a working directory (else a task library) */
     int64_t used;   /* mtime (ns): set on every use */
     uint64_t bytes; /* on disk */
 } cached;

@@ -90,14 +90,10 @@ static const struct {
     const char *verb;
     subject_fn fn;
 } subjects[] = {
-    {PRISM_NODE_JOB_START, on_start},
-    {PRISM_NODE_JOB_STOP, on_stop},
-    {PRISM_NODE_JOB_STATUS, on_status},
-    {PRISM_NODE_JOB_DELETE, on_delete},
-    {PRISM_NODE_WORKER_LEASE, on_lease},
-    {PRISM_NODE_WORKER_RETURN, on_return},
-    {PRISM_NODE_WORKER_CHECK, on_check},
-    {PRISM_NODE_WORKER_BLOCKED, on_blocked},
+    {PRISM_NODE_JOB_START, on_start},    {PRISM_NODE_JOB_STOP, on_stop},
+    {PRISM_NODE_JOB_STATUS, on_status},  {PRISM_NODE_JOB_DELETE, on_delete},
+    {PRISM_NODE_WORKER_LEASE, on_lease}, {PRISM_NODE_WORKER_RETURN, on_return},
+    {PRISM_NODE_WORKER_CHECK, on_check}, {PRISM_NODE_WORKER_BLOCKED, on_blocked},
     {PRISM_NODE_WORKER_KILL, on_kill},
 };
 
@@ -125,8 +121,9 @@ static json_t *enter(nodeagent *na, const char *node_id)
     if (na->closing)
         err = prism_error_json("shutting_down", "the node agent is shutting down");
     else if (strcmp(node_id, na->node_id) != 0)
-        err = prism_error_json("unknown_node", "node %s is a previous incarnation of this node, now %s",
-                       node_id, na->node_id);
+        err = prism_error_json("unknown_node",
+                               "node %s is a previous incarnation of this node, now %s", node_id,
+                               na->node_id);
     pthread_mutex_unlock(&na->lock);
     return err;
 }

@@ -164,8 +164,7 @@ static int spawn(nodeagent *na, na_worker *w, char *err, size_t errlen)
     }
     char dir[NA_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/workers", na->cfg.state_dir);
-    na_spawn s = {.argv = argv, .envp = env.v, .dir = dir, .stdout_fd = log,
-                  .extra_fd = ready[1]};
+    na_spawn s = {.argv = argv, .envp = env.v, .dir = dir, .stdout_fd = log, .extra_fd = ready[1]};
     w->pid = na_launcher_spawn(na->launcher, &s);
     if (w->pid < 0) {
         snprintf(err, errlen, "cannot fork a worker: %s", strerror(errno));
@@ -522,8 +521,8 @@ static json_t *worker_json(const na_worker *w)
     return json_pack("{s:s,s:s,s:i,s:s?,s:s?,s:s?,s:s?,s:o?,s:o,s:b,s:I}", "worker_id", w->id,
                      "state", na_worker_state_name(w->state), "pid", (int)w->pid, "lease_id",
                      l ? l->id : NULL, "owner_id", l ? l->owner_id : NULL, "unix", w->unix_path,
-                     "tcp", w->tcp, "resources", l ? json_deep_copy(l->resources) : NULL, "gpus", gpus,
-                     "dedicated", w->dedicated, "started", (json_int_t)w->started_ms);
+                     "tcp", w->tcp, "resources", l ? json_deep_copy(l->resources) : NULL, "gpus",
+                     gpus, "dedicated", w->dedicated, "started", (json_int_t)w->started_ms);
 }
 
 json_t *na_workers_json(nodeagent *na)

@@ -78,7 +78,7 @@ static double gauge(objectstore *os, size_t field)
     return (double)v[field / sizeof(uint64_t)];
 }
 
-#define GAUGE_FN(name, field)                                                                     \
+#define GAUGE_FN(name, field)                                                                      \
     static double name(void *ud) { return gauge(ud, offsetof(prism_store_stats, field)); }
 GAUGE_FN(g_used, used_bytes)
 GAUGE_FN(g_capacity, capacity_bytes)
@@ -147,8 +147,8 @@ static void metrics_job(void *ctx)
 
 /* --- the service --- */
 
-static objectstore the_store = {.listen_fd = -1, .epfd = -1, .sig_fd = -1, .wake_fd = -1,
-                                .pull_cv = PTHREAD_COND_INITIALIZER};
+static objectstore the_store = {
+    .listen_fd = -1, .epfd = -1, .sig_fd = -1, .wake_fd = -1, .pull_cv = PTHREAD_COND_INITIALIZER};
 
 /* The options only the object store has. */
 static struct {
@@ -206,9 +206,12 @@ static int init(void *ctx, char *err, size_t errlen)
         prism_id_to_hex(&nid, hex);
     }
     os->node_id = strdup(cfg.node_id && cfg.node_id[0] ? cfg.node_id : hex);
-    os_store_config sc = {.capacity = (uint64_t)cfg.memory, .spill_dir = cfg.spill_path,
-                          .spill_batch = (uint64_t)cfg.spill_batch, .prefault = cfg.prefault,
-                          .on_event = on_event, .ud = os};
+    os_store_config sc = {.capacity = (uint64_t)cfg.memory,
+                          .spill_dir = cfg.spill_path,
+                          .spill_batch = (uint64_t)cfg.spill_batch,
+                          .prefault = cfg.prefault,
+                          .on_event = on_event,
+                          .ud = os};
     if (!os->node_id || os_store_init(&os->store, &sc, err, errlen) != 0)
         return -1;
     os->max_put = cfg.max_put > 0 ? (uint64_t)cfg.max_put : os->store.capacity;
@@ -224,8 +227,8 @@ static int start(void *ctx, char *err, size_t errlen)
                  os->bus ? prism_bus_last_error(os->bus) : "out of memory");
         return -1;
     }
-    if (os->bus &&
-        prism_bus_subscribe(os->bus, PRISM_SUBJECT_OBJECT_REMOVED, NULL, on_removed, os) != PRISM_BUS_OK) {
+    if (os->bus && prism_bus_subscribe(os->bus, PRISM_SUBJECT_OBJECT_REMOVED, NULL, on_removed,
+                                       os) != PRISM_BUS_OK) {
         snprintf(err, errlen, "cannot subscribe to prism.object.removed");
         return -1;
     }
@@ -280,14 +283,26 @@ int main(int argc, char **argv)
         .usage = "usage: prism-objectstore [options]\n\n"
                  "The node's shared-memory object store: local clients on a Unix socket,\n"
                  "REST and transfers between nodes over HTTP.",
-        .options = options, .noptions = sizeof options / sizeof options[0],
-        .default_port = "0", .default_nats_url = NULL,
-        .routes = os_routes, .nroutes = os_nroutes, .body_limit = os_http_body_limit,
-        .jobs = jobs, .njobs = sizeof jobs / sizeof jobs[0],
-        .ctx = &the_store, .metrics = &the_store.metrics, .bus = &the_store.bus,
+        .options = options,
+        .noptions = sizeof options / sizeof options[0],
+        .default_port = "0",
+        .default_nats_url = NULL,
+        .routes = os_routes,
+        .nroutes = os_nroutes,
+        .body_limit = os_http_body_limit,
+        .jobs = jobs,
+        .njobs = sizeof jobs / sizeof jobs[0],
+        .ctx = &the_store,
+        .metrics = &the_store.metrics,
+        .bus = &the_store.bus,
         .http = &the_store.http,
-        .configure = configure, .init = init, .start = start, .serving = serving, .run = run,
-        .stop = stop, .cleanup = cleanup,
+        .configure = configure,
+        .init = init,
+        .start = start,
+        .serving = serving,
+        .run = run,
+        .stop = stop,
+        .cleanup = cleanup,
     };
     return prism_service_main(&def, argc, argv);
 }

@@ -19,7 +19,7 @@
 
 typedef struct os_block {
     uint64_t off;
-    uint64_t size; /* a multiple of OS_ALLOC_ALIGN */
+    uint64_t size;                  /* a multiple of OS_ALLOC_ALIGN */
     struct os_block *prev, *next;   /* neighbours in address order */
     struct os_block *fprev, *fnext; /* free-list links, while free */
     bool free;

@@ -272,8 +272,9 @@ static void do_put(prism_http_req *req, objectstore *os, const prism_object_id *
         reply_status(req, st, hex);
         return;
     }
-    prism_http_reply_json(req, 201, json_pack("{s:s, s:I, s:s}", "object_id", hex, "size",
-                                              (json_int_t)len, "content_type", ct));
+    prism_http_reply_json(req, 201,
+                          json_pack("{s:s, s:I, s:s}", "object_id", hex, "size", (json_int_t)len,
+                                    "content_type", ct));
 }
 
 static void h_put(prism_http_req *req, void *ctx)
@@ -350,8 +351,7 @@ static void h_info(prism_http_req *req, void *ctx)
     json_t *j = o ? os_http_object_json(os, o) : NULL;
     if (j && !o->block && o->spill) { /* the metadata of a spilled object is on disk */
         uint8_t meta[PRISM_STORE_MAX_METADATA];
-        ssize_t n = pread(o->spill->fd, meta, o->meta_size,
-                          (off_t)(o->spill_off + o->data_size));
+        ssize_t n = pread(o->spill->fd, meta, o->meta_size, (off_t)(o->spill_off + o->data_size));
         if (n == (ssize_t)o->meta_size) {
             char mh[2 * PRISM_STORE_MAX_METADATA + 1], ct[256];
             prism_hex_encode(meta, (int)n, mh);
@@ -379,11 +379,21 @@ static void h_stats(prism_http_req *req, void *ctx)
     json_object_set_new(j, "node_id", json_string(os->node_id));
     uint64_t v[sizeof s / sizeof(uint64_t)];
     memcpy(v, &s, sizeof v);
-    static const char *const names[] = {
-        "capacity_bytes", "used_bytes", "objects", "objects_in_memory", "spilled_bytes",
-        "spilled_objects", "spill_files", "evictions_total", "spills_total",
-        "spilled_bytes_total", "restores_total", "restored_bytes_total",
-        "transfer_in_bytes_total", "transfer_out_bytes_total", "clients"};
+    static const char *const names[] = {"capacity_bytes",
+                                        "used_bytes",
+                                        "objects",
+                                        "objects_in_memory",
+                                        "spilled_bytes",
+                                        "spilled_objects",
+                                        "spill_files",
+                                        "evictions_total",
+                                        "spills_total",
+                                        "spilled_bytes_total",
+                                        "restores_total",
+                                        "restored_bytes_total",
+                                        "transfer_in_bytes_total",
+                                        "transfer_out_bytes_total",
+                                        "clients"};
     _Static_assert(sizeof names / sizeof names[0] == sizeof s / sizeof(uint64_t), "stats names");
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         json_object_set_new(j, names[i], json_integer((json_int_t)v[i]));

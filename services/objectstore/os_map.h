@@ -19,7 +19,9 @@ typedef struct os_map {
     size_t len;
 } os_map;
 
+/* clang-format off */
 #define OS_MAP_INIT {NULL, 0, 0}
+/* clang-format on */
 
 void os_map_free(os_map *m);
 void *os_map_get(const os_map *m, const prism_object_id *key);

@@ -21,7 +21,7 @@
 #include "prism_time.h"
 #include "prism_wire.h"
 
-#define BATCH 4096   /* object IDs per question: about 100 KB, far below a NATS message */
+#define BATCH 4096 /* object IDs per question: about 100 KB, far below a NATS message */
 #define ANSWER_MS 2000
 #define GONE_AFTER 3 /* rounds in a row an owner must have no subscriber */
 
@@ -117,9 +117,9 @@ static enum answer ask(os_owners *w, const prism_id *owner, const owned *ids, si
     }
     char *reply = NULL;
     size_t rlen = 0;
-    int rc = wr.failed ? PRISM_BUS_ERROR
-                       : prism_bus_request(w->os->bus, subject, b.data, b.len, ANSWER_MS, &reply,
-                                           &rlen);
+    int rc = wr.failed
+                 ? PRISM_BUS_ERROR
+                 : prism_bus_request(w->os->bus, subject, b.data, b.len, ANSWER_MS, &reply, &rlen);
     prism_buf_free(&b);
     enum answer a = rc == PRISM_BUS_NO_RESPONDERS ? OWNER_GONE : NO_ANSWER;
     prism_reader r = {(const uint8_t *)reply, rlen, 0, NULL, NULL, NULL};

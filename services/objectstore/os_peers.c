@@ -97,7 +97,8 @@ int os_peers_create(os_peers **out, const char *static_list, prism_bus *bus)
     pthread_cond_init(&p->cv, NULL);
     *out = p;
     char *copy = strdup(static_list ? static_list : ""), *save = NULL;
-    for (char *tok = copy ? strtok_r(copy, ", ", &save) : NULL; tok; tok = strtok_r(NULL, ", ", &save))
+    for (char *tok = copy ? strtok_r(copy, ", ", &save) : NULL; tok;
+         tok = strtok_r(NULL, ", ", &save))
         add(p, tok, NULL);
     free(copy);
     if (!bus)

@@ -22,7 +22,7 @@ struct os_pull {
     prism_object_id id;
     int refs; /* requests that wait for this transfer, the first included */
     bool done;
-    int http;  /* 200 on success, else the HTTP status to answer */
+    int http; /* 200 on success, else the HTTP status to answer */
     const char *code;
     char msg[256];
     uint64_t size;
@@ -46,8 +46,8 @@ static int sink(void *ud, const char *data, size_t len)
     return 0;
 }
 
-__attribute__((format(printf, 4, 5))) static void pull_fail(os_pull *p, int http,
-                                                            const char *code, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void pull_fail(os_pull *p, int http, const char *code,
+                                                            const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -65,8 +65,8 @@ static int source_info(prism_httpc *hc, os_pull *p, const char *hex, uint8_t *me
     snprintf(path, sizeof path, "/api/v1/objects/%s/info", hex);
     long status = 0;
     json_t *info = NULL;
-    if (prism_httpc_json(hc, "GET", path, NULL, INFO_TIMEOUT_MS, &status, &info, err,
-                         sizeof err) != 0) {
+    if (prism_httpc_json(hc, "GET", path, NULL, INFO_TIMEOUT_MS, &status, &info, err, sizeof err) !=
+        0) {
         pull_fail(p, 502, "source_unreachable", "source store: %s", err);
         return -1;
     }
@@ -126,8 +126,8 @@ static void run_pull(objectstore *os, os_pull *p, const char *source, int64_t ti
     }
     snprintf(path, sizeof path, "/api/v1/objects/%s", hex);
     long status = 0;
-    int rc = prism_httpc_stream(hc, "GET", path, (int)timeout_ms, sink, &sc, &status, err,
-                                sizeof err);
+    int rc =
+        prism_httpc_stream(hc, "GET", path, (int)timeout_ms, sink, &sc, &status, err, sizeof err);
     pthread_mutex_lock(&os->store.mu);
     if (rc == 0 && status == 200 && sc.pos == p->size) {
         st = os_seal(&os->store, &cl, &p->id);
@@ -177,11 +177,12 @@ void os_pull_handler(prism_http_req *req, void *ctx)
     }
     pin = json_object_get(body, "pin");
     if (!os_peers_known(os->peers, source, PEER_WAIT_MS)) {
-        LOG_WARN("a pull of %s named source %.200s, which is no store of the cluster: refused",
-                 hex, source);
+        LOG_WARN("a pull of %s named source %.200s, which is no store of the cluster: refused", hex,
+                 source);
         prism_http_reply_error(req, 403, "unknown_source",
                                "%.200s is not the store of a node of this cluster (nor a --peers "
-                               "entry): objects are pulled only from those", source);
+                               "entry): objects are pulled only from those",
+                               source);
         json_decref(body);
         return;
     }

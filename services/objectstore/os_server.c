@@ -123,8 +123,7 @@ static void reply_status(objectstore *os, os_conn *c, const psp_hdr *h, int stat
     reply(os, c, h, &r, sizeof r);
 }
 
-static void reply_get(objectstore *os, os_conn *c, const psp_hdr *h, int status,
-                      const os_object *o)
+static void reply_get(objectstore *os, os_conn *c, const psp_hdr *h, int status, const os_object *o)
 {
     psp_get_rep r = {.status = status};
     if (status == PRISM_STORE_OK) {
@@ -147,7 +146,9 @@ static int op_hello(objectstore *os, os_conn *c, const psp_hdr *h, const uint8_t
         psp_hdr h;
         psp_hello_rep r;
     } rep = {{.len = sizeof(psp_hello_rep), .type = PSP_HELLO | PSP_REPLY},
-             {.status = PRISM_STORE_OK, .version = PSP_VERSION, .arena_size = os->store.capacity,
+             {.status = PRISM_STORE_OK,
+              .version = PSP_VERSION,
+              .arena_size = os->store.capacity,
               .flags = os->store.prefaulted ? PSP_ARENA_PREFAULTED : 0}};
     if (req.version != PSP_VERSION)
         rep.r.status = PRISM_STORE_PROTOCOL;
@@ -295,7 +296,7 @@ static int op_get(objectstore *os, os_conn *c, const psp_hdr *h, const uint8_t *
 
 static const struct {
     op_fn fn;
-    uint32_t len;   /* the body's exact length, or its fixed part when `var` */
+    uint32_t len; /* the body's exact length, or its fixed part when `var` */
     bool var;
 } ops[PSP_TYPE_COUNT] = {
     [PSP_HELLO] = {op_hello, sizeof(psp_hello_req), false},
@@ -505,7 +506,8 @@ static int bind_socket(objectstore *os, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (!os->socket_path[0] || strlen(os->socket_path) >= sizeof sa.sun_path) {
-        snprintf(err, errlen, "--socket is missing or longer than %zu bytes", sizeof sa.sun_path - 1);
+        snprintf(err, errlen, "--socket is missing or longer than %zu bytes",
+                 sizeof sa.sun_path - 1);
         return -1;
     }
     strcpy(sa.sun_path, os->socket_path);

@@ -363,8 +363,11 @@ void os_client_drop(os_store *s, os_client *c)
 
 int os_store_init(os_store *s, const os_store_config *cfg, char *err, size_t errlen)
 {
-    *s = (os_store){.arena_fd = -1, .capacity = cfg->capacity, .spill_batch = cfg->spill_batch,
-                    .on_event = cfg->on_event, .ud = cfg->ud};
+    *s = (os_store){.arena_fd = -1,
+                    .capacity = cfg->capacity,
+                    .spill_batch = cfg->spill_batch,
+                    .on_event = cfg->on_event,
+                    .ud = cfg->ud};
     pthread_mutex_init(&s->mu, NULL);
     s->arena = MAP_FAILED;
     if (s->capacity < OS_ALLOC_ALIGN) {

@@ -35,17 +35,17 @@ typedef struct os_object {
     uint64_t data_size;
     uint32_t meta_size;
     os_obj_state state;
-    bool pinned;      /* primary copy: spilled, never evicted */
-    bool deleted;     /* out of the table; freed when the last reader goes */
-    os_block *block;  /* the arena copy; NULL while only on disk */
+    bool pinned;          /* primary copy: spilled, never evicted */
+    bool deleted;         /* out of the table; freed when the last reader goes */
+    os_block *block;      /* the arena copy; NULL while only on disk */
     os_spill_file *spill; /* the disk copy; NULL when none */
     uint64_t spill_off;
-    uint32_t readers;    /* references held by clients */
-    os_client *creator;  /* while OS_OBJ_CREATED */
-    bool owned;          /* `owner` names the Prism client that owns the object */
+    uint32_t readers;   /* references held by clients */
+    os_client *creator; /* while OS_OBJ_CREATED */
+    bool owned;         /* `owner` names the Prism client that owns the object */
     prism_id owner;
-    int64_t sealed_ms;   /* monotonic: when it was sealed (os_owners.c spares new objects) */
-    int lru;             /* which LRU list holds it: 0 none, 1 secondary, 2 primary */
+    int64_t sealed_ms; /* monotonic: when it was sealed (os_owners.c spares new objects) */
+    int lru;           /* which LRU list holds it: 0 none, 1 secondary, 2 primary */
     struct os_object *lru_prev, *lru_next;
 } os_object;
 

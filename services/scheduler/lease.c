@@ -78,7 +78,7 @@ static json_t *parse_strategy(json_t *msg, lease_req *r)
         }
     }
     return prism_error_json("invalid_argument",
-                       "'strategy' must be DEFAULT, SPREAD or NODE_AFFINITY, not '%s'", name);
+                            "'strategy' must be DEFAULT, SPREAD or NODE_AFFINITY, not '%s'", name);
 }
 
 static json_t *parse_placement(json_t *msg, lease_req *r)
@@ -93,7 +93,7 @@ static json_t *parse_placement(json_t *msg, lease_req *r)
     r->locality = json_object_get(msg, "locality");
     if (r->locality && !json_is_null(r->locality) && sched_res_check(r->locality))
         return prism_error_json("invalid_argument",
-                           "'locality' must map node IDs to non-negative byte counts");
+                                "'locality' must map node IDs to non-negative byte counts");
     if (json_is_null(r->locality))
         r->locality = NULL;
     return NULL;
@@ -103,8 +103,8 @@ static json_t *parse(json_t *msg, lease_req *r, int64_t received, int64_t timeou
 {
     r->owner_id = json_string_value(json_object_get(msg, "owner_id"));
     if (!r->owner_id || !*r->owner_id || strlen(r->owner_id) > OWNER_ID_MAX)
-        return prism_error_json("invalid_argument", "'owner_id' must be a string of 1-%d characters",
-                           OWNER_ID_MAX);
+        return prism_error_json("invalid_argument",
+                                "'owner_id' must be a string of 1-%d characters", OWNER_ID_MAX);
     if (!json_object_get(msg, "resources"))
         json_object_set_new(msg, "resources", json_object());
     r->resources = json_object_get(msg, "resources");
@@ -115,7 +115,7 @@ static json_t *parse(json_t *msg, lease_req *r, int64_t received, int64_t timeou
     if (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
               json_integer_value(t) > TIMEOUT_MAX_MS))
         return prism_error_json("invalid_argument", "'timeout_ms' must be an integer from 1 to %d",
-                           TIMEOUT_MAX_MS);
+                                TIMEOUT_MAX_MS);
     r->deadline_mono = received + (t ? json_integer_value(t) : timeout_ms);
     json_t *job = json_object_get(msg, "job_id");
     r->job_id = json_string_value(job);
@@ -216,7 +216,7 @@ static json_t *busy_everywhere(scheduler *s, json_t *want)
         feasible += prism_res_fits(n->total, NULL, want);
     char *asked = sched_res_describe(want);
     json_t *err = prism_error_json("busy", "all %d node%s that can hold %s are busy", feasible,
-                              feasible == 1 ? "" : "s", asked);
+                                   feasible == 1 ? "" : "s", asked);
     free(asked);
     return err;
 }
@@ -234,11 +234,11 @@ static json_t *choose_affinity(scheduler *s, const lease_req *r, candidates *c)
     }
     if (!n)
         return prism_error_json("infeasible", "node %s is not alive (NODE_AFFINITY, not soft)",
-                           r->node_id);
+                                r->node_id);
     if (!feasible) {
         char *asked = sched_res_describe(r->resources);
-        json_t *err = prism_error_json("infeasible", "node %s (%s) does not have %s", n->id, n->name,
-                                  asked);
+        json_t *err =
+            prism_error_json("infeasible", "node %s (%s) does not have %s", n->id, n->name, asked);
         free(asked);
         return err;
     }
@@ -317,9 +317,12 @@ static json_t *forward(scheduler *s, const lease_req *r, const char *node_id, in
         return reply; /* the request itself is wrong: the owner should know */
     if (rc == PRISM_BUS_NO_RESPONDERS)
         sched_view_forget(s, node_id); /* its agent is gone; a report brings it back */
-    const char *msg = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+    const char *msg =
+        json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
     prism_buf_printf(why, "; node %.8s: %s", node_id,
-                     msg ? msg : rc == PRISM_BUS_TIMEOUT ? "no answer in time" : "not reachable");
+                     msg                       ? msg
+                     : rc == PRISM_BUS_TIMEOUT ? "no answer in time"
+                                               : "not reachable");
     json_decref(reply);
     return NULL;
 }
@@ -340,8 +343,8 @@ static json_t *place(scheduler *s, const lease_req *r)
         answer = forward(s, r, c.ids[i], timeout, &why);
     }
     if (!answer)
-        answer = prism_error_json("busy", "no node could grant the lease%s",
-                             why.data ? why.data : "");
+        answer =
+            prism_error_json("busy", "no node could grant the lease%s", why.data ? why.data : "");
     prism_buf_free(&why);
     return answer;
 }
@@ -465,7 +468,8 @@ static void *lease_thread(void *arg)
         bool quitting = s->quit;
         pthread_mutex_unlock(&s->lock);
         if (quitting)
-            send_answer(s, j->reply, prism_error_json("shutting_down", "the scheduler is shutting down"));
+            send_answer(s, j->reply,
+                        prism_error_json("shutting_down", "the scheduler is shutting down"));
         else
             handle(s, j);
         job_free(j);

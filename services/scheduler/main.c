@@ -40,13 +40,24 @@ int main(int argc, char **argv)
                  "Keeps the cluster's resource view from the node agents' reports and answers "
                  "worker-lease\nrequests (prism.sched.lease). Replicas share the requests through "
                  "a NATS queue group.",
-        .options = options, .noptions = sizeof options / sizeof options[0],
-        .default_port = "0", .default_nats_url = "nats://127.0.0.1:4222",
-        .routes = sched_routes, .nroutes = sched_nroutes,
-        .jobs = jobs, .njobs = sizeof jobs / sizeof jobs[0],
-        .ctx = &s, .metrics = &s.metrics, .bus = &s.bus, .http = &s.http,
-        .configure = sched_configure, .init = sched_init, .start = sched_start,
-        .serving = serving, .stop = sched_stop, .cleanup = sched_cleanup,
+        .options = options,
+        .noptions = sizeof options / sizeof options[0],
+        .default_port = "0",
+        .default_nats_url = "nats://127.0.0.1:4222",
+        .routes = sched_routes,
+        .nroutes = sched_nroutes,
+        .jobs = jobs,
+        .njobs = sizeof jobs / sizeof jobs[0],
+        .ctx = &s,
+        .metrics = &s.metrics,
+        .bus = &s.bus,
+        .http = &s.http,
+        .configure = sched_configure,
+        .init = sched_init,
+        .start = sched_start,
+        .serving = serving,
+        .stop = sched_stop,
+        .cleanup = sched_cleanup,
     };
     return prism_service_main(&def, argc, argv);
 }

@@ -63,4 +63,3 @@ const char *sched_res_check(json_t *res)
     }
     return NULL;
 }
-

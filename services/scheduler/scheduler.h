@@ -123,5 +123,4 @@ void sched_cleanup(void *ctx);
 extern const prism_http_route sched_routes[];
 extern const size_t sched_nroutes;
 
-
 #endif

@@ -11,8 +11,9 @@ int sched_configure(void *ctx, const prism_service_settings *set, char *err, siz
     const sched_config *c = &((scheduler *)ctx)->cfg;
     (void)set;
     if (c->node_timeout_ms <= 0 || c->lease_timeout_ms <= 0 || c->forward_timeout_ms <= 0)
-        snprintf(err, errlen, "--node-timeout-ms, --lease-timeout-ms and --forward-timeout-ms "
-                              "must be positive");
+        snprintf(err, errlen,
+                 "--node-timeout-ms, --lease-timeout-ms and --forward-timeout-ms "
+                 "must be positive");
     else if (c->lease_threads < 1 || c->lease_threads > SCHED_MAX_THREADS)
         snprintf(err, errlen, "--lease-threads must be 1..%d", SCHED_MAX_THREADS);
     else if (c->queue_max < 1)
@@ -41,8 +42,8 @@ int sched_init(void *ctx, char *err, size_t errlen)
     prism_metrics *m = s->metrics;
     s->m.requests = prism_metrics_counter(m, "prism_scheduler_lease_requests_total",
                                           "Lease requests received", NULL);
-    s->m.grants = prism_metrics_counter(m, "prism_scheduler_lease_grants_total", "Leases granted",
-                                        NULL);
+    s->m.grants =
+        prism_metrics_counter(m, "prism_scheduler_lease_grants_total", "Leases granted", NULL);
     s->m.infeasible = prism_metrics_counter(m, "prism_scheduler_lease_infeasible_total",
                                             "Lease requests no node could ever hold", NULL);
     s->m.busy = prism_metrics_counter(m, "prism_scheduler_lease_busy_total",
@@ -60,7 +61,8 @@ int sched_start(void *ctx, char *err, size_t errlen)
 {
     scheduler *s = ctx;
     if (sched_view_start(s) != 0 || sched_lease_start(s) != 0) {
-        snprintf(err, errlen, "cannot subscribe or start threads: %s", prism_bus_last_error(s->bus));
+        snprintf(err, errlen, "cannot subscribe or start threads: %s",
+                 prism_bus_last_error(s->bus));
         return -1;
     }
     return 0;

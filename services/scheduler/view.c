@@ -131,8 +131,8 @@ static void on_report(prism_bus *bus, const char *subject, const char *reply, co
     json_decref(msg);
 }
 
-static void on_node_event(prism_bus *bus, const char *subject, const char *reply,
-                          const char *data, size_t len, void *ud)
+static void on_node_event(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                          size_t len, void *ud)
 {
     scheduler *s = ud;
     json_t *msg = json_loadb(data, len, 0, NULL);

@@ -13,11 +13,12 @@
 #include "runtime.h"
 
 /* zeros(shape): a float64 tensor of zeros; shape is a JSON list of sizes. */
-static prism_status builtin_zeros(prism_task_ctx *ctx, const prism_value *const *args,
-                                  size_t nargs, prism_value **returns, size_t nreturns)
+static prism_status builtin_zeros(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                                  prism_value **returns, size_t nreturns)
 {
     json_t *shape = nargs == 1 && args[0]->kind == PRISM_VALUE_JSON
-                        ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL) : NULL;
+                        ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL)
+                        : NULL;
     int64_t dims[PRISM_MAX_DIMS];
     size_t n = json_array_size(shape);
     bool ok = json_is_array(shape) && n <= PRISM_MAX_DIMS;
@@ -116,7 +117,8 @@ static prism_status builtin_sum(prism_task_ctx *ctx, const prism_value *const *a
             total += element(args[0], i);
     } else {
         json_t *j = args[0]->kind == PRISM_VALUE_JSON
-                        ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL) : NULL;
+                        ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL)
+                        : NULL;
         size_t i;
         json_t *v;
         bool ok = json_is_array(j);
@@ -133,23 +135,22 @@ static prism_status builtin_sum(prism_task_ctx *ctx, const prism_value *const *a
 }
 
 /* sleep(ms): sleeps, returns null. */
-static prism_status builtin_sleep(prism_task_ctx *ctx, const prism_value *const *args,
-                                  size_t nargs, prism_value **returns, size_t nreturns)
+static prism_status builtin_sleep(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                                  prism_value **returns, size_t nreturns)
 {
     bool ok = nargs == 1;
     double ms = ok ? number_of(args[0], &ok) : 0;
     if (!ok || ms < 0 || ms > 86400e3)
         return prism_task_fail(ctx, "sleep takes a number of milliseconds");
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
-                          .tv_nsec = (long)(fmod(ms, 1000.0) * 1e6)};
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(fmod(ms, 1000.0) * 1e6)};
     nanosleep(&ts, NULL);
     returns[0] = prism_value_null();
     return PRISM_OK;
 }
 
 /* echo(a, b, ...): returns its arguments, one per return (null past the end). */
-static prism_status builtin_echo(prism_task_ctx *ctx, const prism_value *const *args,
-                                 size_t nargs, prism_value **returns, size_t nreturns)
+static prism_status builtin_echo(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                                 prism_value **returns, size_t nreturns)
 {
     for (size_t i = 0; i < nreturns; i++)
         returns[i] = i < nargs ? prism_value_copy(args[i]) : prism_value_null();
@@ -157,14 +158,16 @@ static prism_status builtin_echo(prism_task_ctx *ctx, const prism_value *const *
 }
 
 /* fail(message): fails with the message, for testing error paths. */
-static prism_status builtin_fail(prism_task_ctx *ctx, const prism_value *const *args,
-                                 size_t nargs, prism_value **returns, size_t nreturns)
+static prism_status builtin_fail(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                                 prism_value **returns, size_t nreturns)
 {
     json_t *j = nargs >= 1 && args[0]->kind == PRISM_VALUE_JSON
-                    ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL) : NULL;
-    prism_status s = prism_task_fail(ctx, "%s", json_is_string(j) ? json_string_value(j)
-                                                : nargs >= 1 && args[0]->text ? args[0]->text
-                                                                              : "failed");
+                    ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL)
+                    : NULL;
+    prism_status s = prism_task_fail(ctx, "%s",
+                                     json_is_string(j)             ? json_string_value(j)
+                                     : nargs >= 1 && args[0]->text ? args[0]->text
+                                                                   : "failed");
     json_decref(j);
     return s;
 }
@@ -205,11 +208,16 @@ prism_task_fn prism__builtin_find(const char *name)
     static const struct {
         const char *name;
         prism_task_fn fn;
-    } table[] = {{"zeros", builtin_zeros}, {"add", builtin_add},   {"sum", builtin_sum},
-                 {"sleep", builtin_sleep}, {"echo", builtin_echo}, {"fail", builtin_fail},
+    } table[] = {{"zeros", builtin_zeros},
+                 {"add", builtin_add},
+                 {"sum", builtin_sum},
+                 {"sleep", builtin_sleep},
+                 {"echo", builtin_echo},
+                 {"fail", builtin_fail},
                  {"nested", builtin_nested},
                  /* datasets (data_ops.c): the tasks of the dataservice's executor */
-                 {"data_read_stage", data_read_stage}, {"data_map_stage", data_map_stage}};
+                 {"data_read_stage", data_read_stage},
+                 {"data_map_stage", data_map_stage}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(table[i].name, name))
             return table[i].fn;
@@ -231,7 +239,8 @@ static bool integer_arg(const prism_value *const *args, size_t nargs, long long 
     if (nargs == 0)
         return true;
     json_t *j = nargs == 1 && args[0]->kind == PRISM_VALUE_JSON
-                    ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL) : NULL;
+                    ? json_loads(args[0]->text, JSON_DECODE_ANY, NULL)
+                    : NULL;
     bool ok = json_is_integer(j);
     if (ok)
         *out = json_integer_value(j);
@@ -317,8 +326,11 @@ prism_actor_method_fn prism__builtin_actor_method(const char *cls, const char *m
     static const struct {
         const char *name;
         prism_actor_method_fn fn;
-    } table[] = {{"inc", counter_inc}, {"get", counter_get}, {"echo", counter_echo},
-                 {"sleep", counter_sleep}, {"pid", counter_pid}};
+    } table[] = {{"inc", counter_inc},
+                 {"get", counter_get},
+                 {"echo", counter_echo},
+                 {"sleep", counter_sleep},
+                 {"pid", counter_pid}};
     for (size_t i = 0; !strcmp(cls, "Counter") && i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(table[i].name, method))
             return table[i].fn;

@@ -32,9 +32,9 @@ static int configure(void *ctx, const prism_service_settings *s, char *err, size
         snprintf(err, errlen, "--socket is required");
         return -1;
     }
-    wc = (prism_worker_config){worker_id, node_id, socket_path, host, store_socket,
-                               store_address, gcs, s->nats_url, s->token, package_dir,
-                               (int)ready_fd};
+    wc = (prism_worker_config){worker_id,    node_id,       socket_path,  host,
+                               store_socket, store_address, gcs,          s->nats_url,
+                               s->token,     package_dir,   (int)ready_fd};
     return 0;
 }
 
@@ -66,10 +66,12 @@ int main(int argc, char **argv)
         .name = "worker",
         .usage = "usage: prism-worker [options]\n\n"
                  "Runs tasks for owners that lease it (started by prism-nodeagent).",
-        .options = options, .noptions = sizeof options / sizeof options[0],
+        .options = options,
+        .noptions = sizeof options / sizeof options[0],
         /* the node agent hands it the token only when the cluster has one */
         .token_optional = true,
-        .configure = configure, .run = run,
+        .configure = configure,
+        .run = run,
     };
     return prism_service_main(&def, argc, argv);
 }

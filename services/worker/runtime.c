@@ -54,8 +54,8 @@ typedef struct conn {
     wire_tls *tls;  /* on the TCP port of a worker with a certificate */
     bool tls_ready; /* its TLS handshake is done (and CHALLENGE sent) */
     char *lease_id, *owner;
-    bool authed;  /* AUTH checked */
-    bool leased;  /* HELLO named a lease the node agent granted to this owner here */
+    bool authed; /* AUTH checked */
+    bool leased; /* HELLO named a lease the node agent granted to this owner here */
     uint8_t nonce[WIRE_NONCE_BYTES];
     int64_t accepted_ms;
     prism_buf in;
@@ -112,7 +112,7 @@ typedef struct worker_rt {
     package *packages;
     prism_store *store;
     prism_bus *bus;
-    prism_client *client; /* for nested calls, made on first use */
+    prism_client *client;      /* for nested calls, made on first use */
     const char *current_lease; /* of the task running now */
     actor_host *actor;
     pthread_mutex_t client_lock; /* executors may make the client on first use */
@@ -152,7 +152,6 @@ static prism_client *ctx_client(prism_task_ctx *ctx) { return worker_client(ctx-
 
 /* ---------- packages ---------- */
 
-
 /* Downloads a package into the cache unless it is there. Returns 0 or -1. */
 static int fetch_package(worker_rt *w, const char *sha, const char *path, char *err, size_t n)
 {
@@ -174,7 +173,9 @@ static int fetch_package(worker_rt *w, const char *sha, const char *path, char *
     char got[PRISM_SHA256_HEX_LEN + 1];
     prism_sha256_hex(resp.body, resp.len, got);
     if (resp.status != 200 || strcmp(got, sha) != 0) {
-        snprintf(err, n, resp.status == 404 ? "no package %s" : "package %s could not be fetched (HTTP %ld)",
+        snprintf(err, n,
+                 resp.status == 404 ? "no package %s"
+                                    : "package %s could not be fetched (HTTP %ld)",
                  sha, resp.status);
         prism_httpc_resp_free(&resp);
         return -1;
@@ -260,8 +261,8 @@ static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, si
         prism_object_id id;
         memcpy(id.b, idb, sizeof id.b);
         bool local = prism__same_store(node, sock, w->cfg->node_id, w->cfg->store_socket);
-        if (local || prism__store_pull(w->cfg->store_address, w->cfg->token, &id, url, err, n) ==
-                         0) {
+        if (local ||
+            prism__store_pull(w->cfg->store_address, w->cfg->token, &id, url, err, n) == 0) {
             if (prism__decode_stored(w->store, &id, ARG_GET_MS, w->client, self_addr(w), &v) !=
                 PRISM_OK)
                 snprintf(err, n, "%s", prism_last_error());
@@ -309,7 +310,8 @@ static void write_error_slot(prism_writer *out, prism_status s, const char *task
 /* After a return's slot: the references its value holds (u32 n, n x (object
  * id, str owner)). The task's owner will hold them through the returned
  * object, so it is registered with their owners before DONE leaves. */
-static void write_held(worker_rt *w, prism_writer *out, const prism_value *v, const char *task_owner)
+static void write_held(worker_rt *w, prism_writer *out, const prism_value *v,
+                       const char *task_owner)
 {
     const prism_ref **refs = NULL;
     size_t n = 0, cap = 0;
@@ -328,8 +330,7 @@ static void write_held(worker_rt *w, prism_writer *out, const prism_value *v, co
  * died, now made again from lineage, or a retried task's. A task's returns
  * are the same whichever run made them, so the copy is the value; it
  * becomes the owner's primary copy (pinned). */
-static prism_store_status adopt_existing(prism_store *st, const prism_object_id *id,
-                                         uint64_t *size)
+static prism_store_status adopt_existing(prism_store *st, const prism_object_id *id, uint64_t *size)
 {
     prism_store_buffer b;
     prism_store_status s = prism_store_get(st, id, 0, &b);
@@ -343,8 +344,7 @@ static prism_store_status adopt_existing(prism_store *st, const prism_object_id 
 /* Encodes one return: inline in the DONE frame when small, else straight
  * into the node's store. */
 static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *task,
-                         const char *task_owner, uint16_t i, const prism_value *v,
-                         const char *name)
+                         const char *task_owner, uint16_t i, const prism_value *v, const char *name)
 {
     const char *self = self_addr(w);
     size_t size = pw_value_size(v, self);
@@ -574,7 +574,8 @@ static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf 
     char err[1024] = "";
     prism_task_ctx ctx = {.client = ctx_client, .runtime = w};
     snprintf(ctx.name, sizeof ctx.name, "%s.__init__", cls ? cls : "?");
-    prism_value **args = !r.failed && nargs <= 65536 ? calloc(nargs ? nargs : 1, sizeof *args) : NULL;
+    prism_value **args = !r.failed && nargs <= 65536 ? calloc(nargs ? nargs : 1, sizeof *args)
+                                                     : NULL;
     bool ok = args != NULL;
     prism_status why = PRISM_ERR_INVALID; /* a constructor's arguments: its failure either way */
     for (uint32_t i = 0; ok && i < nargs; i++)
@@ -626,7 +627,9 @@ static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf 
     }
     uint8_t zero[PRISM_ID_BYTES] = {0};
     actor_done(w, out, idb ? idb : zero,
-               s == PRISM_OK ? PRISM_OK : init ? PRISM_ERR_TASK : PRISM_ERR_UNKNOWN_FUNCTION,
+               s == PRISM_OK ? PRISM_OK
+               : init        ? PRISM_ERR_TASK
+                             : PRISM_ERR_UNKNOWN_FUNCTION,
                ctx.name, err);
     for (uint32_t i = 0; args && i < nargs; i++)
         prism_value_free(args[i]);
@@ -746,7 +749,8 @@ static void return_lease(worker_rt *w, const char *lease_id)
         return;
     char subject[160];
     prism_subject_node(subject, sizeof subject, w->cfg->node_id, PRISM_NODE_WORKER_RETURN);
-    json_t *req = json_pack("{s:s,s:s}", "lease_id", lease_id, "worker_id", w->cfg->worker_id), *reply = NULL;
+    json_t *req = json_pack("{s:s,s:s}", "lease_id", lease_id, "worker_id", w->cfg->worker_id),
+           *reply = NULL;
     if (prism_bus_request_json(w->bus, subject, req, 2000, &reply) != PRISM_BUS_OK)
         LOG_WARN("could not return lease %s to the node agent", lease_id);
     json_decref(req);
@@ -796,7 +800,8 @@ static void conn_drop(worker_rt *w, conn *c)
         }
     }
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    LOG_DEBUG("owner %s left (lease %s)", c->owner ? c->owner : "?", c->lease_id ? c->lease_id : "-");
+    LOG_DEBUG("owner %s left (lease %s)", c->owner ? c->owner : "?",
+              c->lease_id ? c->lease_id : "-");
     if (!w->actor && c->leased) { /* an actor's worker holds its lease until it exits */
         forget_grant(w, c->lease_id);
         return_lease(w, c->lease_id);
@@ -833,9 +838,12 @@ static bool lease_granted(worker_rt *w, const char *lease, const char *owner)
     char subject[160];
     prism_subject_node(subject, sizeof subject, w->cfg->node_id, PRISM_NODE_WORKER_CHECK);
     json_t *req = json_pack("{s:s,s:s,s:s}", "lease_id", lease, "worker_id", w->cfg->worker_id,
-                            "owner_id", owner), *reply = NULL;
-    bool ok = req && prism_bus_request_json(w->bus, subject, req, LEASE_CHECK_MS, &reply) ==
-                         PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"));
+                            "owner_id", owner),
+           *reply = NULL;
+    bool ok = req &&
+              prism_bus_request_json(w->bus, subject, req, LEASE_CHECK_MS, &reply) ==
+                  PRISM_BUS_OK &&
+              json_is_true(json_object_get(reply, "ok"));
     json_decref(req);
     json_decref(reply);
     return ok;
@@ -853,7 +861,8 @@ static int on_hello(worker_rt *w, conn *c, const uint8_t *p, size_t n)
     c->leased = *c->lease_id && lease_granted(w, c->lease_id, c->owner);
     if (*c->lease_id && !c->leased) {
         LOG_WARN("a peer named lease %.64s for owner %.64s, which the node agent did not grant "
-                 "on this worker: connection closed", c->lease_id, c->owner);
+                 "on this worker: connection closed",
+                 c->lease_id, c->owner);
         return -1;
     }
     return 0;
@@ -1028,7 +1037,8 @@ static int conn_frames(worker_rt *w, conn *c)
             (wire_frame_size((uint8_t *)c->in.data + off) > WIRE_AUTH_FRAME_MAX ||
              (uint8_t)c->in.data[off + 4] != WIRE_AUTH))
             return -1;
-        long used = wire_parse((uint8_t *)c->in.data + off, c->in.len - off, &type, &payload, &plen);
+        long used =
+            wire_parse((uint8_t *)c->in.data + off, c->in.len - off, &type, &payload, &plen);
         if (used < 0 || (used > 0 && on_frame(w, c, type, payload, plen) != 0))
             return -1; /* garbage: this connection goes, the worker stays */
         if (used == 0)
@@ -1137,7 +1147,8 @@ static int greet(worker_rt *w, conn *c, int lfd)
     prism_buf_init(&hello, 256);
     wire_auth_challenge(&hello, c->nonce);
     int rc = send(c->fd, hello.data, hello.len, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)hello.len
-                 ? 0 : -1;
+                 ? 0
+                 : -1;
     prism_buf_free(&hello);
     return rc;
 }
@@ -1248,8 +1259,10 @@ static int listen_unix(const char *path)
 
 static int listen_tcp(const char *host, char *addr, size_t n)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res;
     if (getaddrinfo(host, "0", &hints, &res) != 0)
         return -1;
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -20,9 +20,9 @@
 
 #include <prism/prism.h>
 
-#define GET_MS 40000      /* every wait is bounded: beyond this it counts as a hang */
-#define ELEMS 20000       /* float64: 160,000 bytes, above the 100 KiB inline threshold */
-#define CONNECT_TRIES 40  /* the GCS may be down when a job starts: 20 s of tries */
+#define GET_MS 40000     /* every wait is bounded: beyond this it counts as a hang */
+#define ELEMS 20000      /* float64: 160,000 bytes, above the 100 KiB inline threshold */
+#define CONNECT_TRIES 40 /* the GCS may be down when a job starts: 20 s of tries */
 
 static const char *tag = "driver";
 static long n_ok, n_err, n_bad;
@@ -78,8 +78,7 @@ static void failed(const char *op, prism_status s, const prism_value *v)
             return;
         }
         break;
-    default:
-        break;
+    default: break;
     }
     bad(op, "%s: %s", prism_status_text(s), msg ? msg : "(no message)");
 }

@@ -10,13 +10,13 @@
 
 #include <prism/prism.h>
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "probe: " __VA_ARGS__);                                            \
-            fprintf(stderr, " (%s)\n", prism_last_error());                                    \
-            return 1;                                                                          \
-        }                                                                                      \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "probe: " __VA_ARGS__);                                                \
+            fprintf(stderr, " (%s)\n", prism_last_error());                                        \
+            return 1;                                                                              \
+        }                                                                                          \
     } while (0)
 
 /* One call with at most one JSON argument; its value as a number (or NAN-ish -1e300). */
@@ -50,7 +50,8 @@ static int counter(prism_client *c)
     CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, NULL, &a) == PRISM_OK, "create");
     prism_ref *r[2];
     CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &r[0]) == PRISM_OK &&
-          prism_actor_call(c, a, "inc", NULL, 0, 1, &r[1]) == PRISM_OK, "call");
+              prism_actor_call(c, a, "inc", NULL, 0, 1, &r[1]) == PRISM_OK,
+          "call");
     for (int i = 0; i < 2; i++) {
         prism_value *v = NULL;
         prism_status s = prism_get(c, r[i], 60000, &v);
@@ -66,8 +67,8 @@ static int counter(prism_client *c)
           "an unknown method gave %s", prism_status_text(s));
     printf("unknown method: %s\n", prism_last_error());
     s = call(c, a, "inc", "\"x\"", &x);
-    CHECK(s == PRISM_ERR_TASK && strstr(prism_last_error(), "Counter.inc"), "a bad argument gave %s",
-          prism_status_text(s));
+    CHECK(s == PRISM_ERR_TASK && strstr(prism_last_error(), "Counter.inc"),
+          "a bad argument gave %s", prism_status_text(s));
     printf("bad argument: %s\n", prism_last_error());
     CHECK(call(c, a, "get", NULL, &x) == PRISM_OK && x == 2, "get after errors: %g", x);
     prism_actor *bad = NULL;
@@ -254,7 +255,7 @@ static int cancel(prism_client *c)
           prism_last_error());
     prism_value_free(v);
     v = NULL;
-    CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &v1) == PRISM_OK && 
+    CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &v1) == PRISM_OK &&
               prism_get(c, v1, 10000, &v) == PRISM_OK && !strcmp(prism_value_json_text(v), "1"),
           "the cancelled inc ran after all");
     prism_value_free(v);
@@ -392,7 +393,8 @@ static int package(prism_client *c, const char *sha)
     CHECK(call(c, a, "add", "2.5", &x) == PRISM_OK && x == 17.5, "add 2.5 gave %g", x);
     CHECK(call(c, a, "total", NULL, &x) == PRISM_OK && x == 17.5, "total gave %g", x);
     prism_status s = call(c, a, "inc", NULL, &x);
-    CHECK(s == PRISM_ERR_UNKNOWN_FUNCTION, "a method the class lacks gave %s", prism_status_text(s));
+    CHECK(s == PRISM_ERR_UNKNOWN_FUNCTION, "a method the class lacks gave %s",
+          prism_status_text(s));
     printf("package actor ok: %s\n", prism_last_error());
     prism_actor_kill(c, a, true);
     prism_actor_release(a);
@@ -455,19 +457,19 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *cmd = argv[1], *arg = argc > 2 ? argv[2] : "";
-    int rc = !strcmp(cmd, "counter")    ? counter(c)
-             : !strcmp(cmd, "create")   ? create(c, arg, argc > 3 && !strcmp(argv[3], "detached"))
-             : !strcmp(cmd, "calls")    ? calls(c, arg, argc > 3 ? atoi(argv[3]) : 100)
-             : !strcmp(cmd, "get")      ? get(c, arg)
-             : !strcmp(cmd, "restart")  ? restart(c)
-             : !strcmp(cmd, "inflight") ? inflight(c, atoi(arg))
-             : !strcmp(cmd, "cancel")   ? cancel(c)
-             : !strcmp(cmd, "onnode")   ? onnode(c, arg)
+    int rc = !strcmp(cmd, "counter")      ? counter(c)
+             : !strcmp(cmd, "create")     ? create(c, arg, argc > 3 && !strcmp(argv[3], "detached"))
+             : !strcmp(cmd, "calls")      ? calls(c, arg, argc > 3 ? atoi(argv[3]) : 100)
+             : !strcmp(cmd, "get")        ? get(c, arg)
+             : !strcmp(cmd, "restart")    ? restart(c)
+             : !strcmp(cmd, "inflight")   ? inflight(c, atoi(arg))
+             : !strcmp(cmd, "cancel")     ? cancel(c)
+             : !strcmp(cmd, "onnode")     ? onnode(c, arg)
              : !strcmp(cmd, "concurrent") ? concurrent(c)
-             : !strcmp(cmd, "handle")   ? handle(c, arg)
-             : !strcmp(cmd, "package")  ? package(c, arg)
-             : !strcmp(cmd, "hold")     ? hold(c, arg)
-                                        : 2;
+             : !strcmp(cmd, "handle")     ? handle(c, arg)
+             : !strcmp(cmd, "package")    ? package(c, arg)
+             : !strcmp(cmd, "hold")       ? hold(c, arg)
+                                          : 2;
     prism_disconnect(c);
     return rc;
 }

@@ -9,13 +9,13 @@
 
 #include <prism/prism.h>
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "probe: " __VA_ARGS__);                                            \
-            fprintf(stderr, " (%s)\n", prism_last_error());                                    \
-            return 1;                                                                          \
-        }                                                                                      \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "probe: " __VA_ARGS__);                                                \
+            fprintf(stderr, " (%s)\n", prism_last_error());                                        \
+            return 1;                                                                              \
+        }                                                                                          \
     } while (0)
 
 static prism_ref *submit1(prism_client *c, const char *pkg, const char *fn, prism_value **args,
@@ -131,7 +131,8 @@ static int errors(prism_client *c)
     printf("bad argument ok: %s\n", prism_value_error_message(v));
     prism_value_free(v);
     prism_ref *r5 = NULL;
-    CHECK(prism_submit(c, "", "x", NULL, 0, NULL, &r5) == PRISM_ERR_INVALID, "empty package accepted");
+    CHECK(prism_submit(c, "", "x", NULL, 0, NULL, &r5) == PRISM_ERR_INVALID,
+          "empty package accepted");
     prism_value_free(msg);
     prism_value_free(dep);
     prism_value_free(one);
@@ -163,7 +164,8 @@ static int package(prism_client *c, const char *sha)
     prism_value *arg = prism_value_ref(big);
     prism_ref *r2 = submit1(c, sha, "checksum", &arg, 1, NULL);
     s = prism_get(c, r2, 60000, &v);
-    CHECK(s == PRISM_OK && (unsigned long long)json_num(v) == sum, "checksum: %s", prism_status_text(s));
+    CHECK(s == PRISM_OK && (unsigned long long)json_num(v) == sum, "checksum: %s",
+          prism_status_text(s));
     printf("package ok: square(7)=49, checksum of 1 MiB right\n");
     prism_value_free(v);
     prism_value_free(x);
@@ -293,7 +295,8 @@ static int remoteget(prism_client *c, const char *node)
     for (size_t i = 0; zeros && i < n; i++)
         zeros = ((const unsigned char *)data)[i] == 0;
     prism_value_free(v);
-    CHECK(s == PRISM_OK && zeros, "get of a value stored on another node: %s", prism_status_text(s));
+    CHECK(s == PRISM_OK && zeros, "get of a value stored on another node: %s",
+          prism_status_text(s));
     printf("remoteget ok\n");
     return 0;
 }
@@ -438,7 +441,8 @@ static int borrowa(prism_client *c, const char *sha, const char *actor_node, con
     prism_value_free(arg);
     prism_value *list = NULL;
     CHECK(s == PRISM_OK && prism_get(c, r, 60000, &list) == PRISM_OK &&
-              prism_value_list_size(list) == 2, "Stasher.put");
+              prism_value_list_size(list) == 2,
+          "Stasher.put");
     prism_ref_release(r);
     prism_ref *x = prism_ref_dup(prism_value_get_ref(prism_value_list_get(list, 0)));
     prism_value_free(list);
@@ -703,26 +707,26 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *cmd = argv[1], *arg = argc > 2 ? argv[2] : "";
-    int rc = !strcmp(cmd, "seed")      ? seed(c)
-             : !strcmp(cmd, "many")    ? many(c, atoi(arg))
-             : !strcmp(cmd, "nested")  ? nested(c, atoi(arg))
-             : !strcmp(cmd, "errors")  ? errors(c)
-             : !strcmp(cmd, "package") ? package(c, arg)
-             : !strcmp(cmd, "crash")   ? crash(c, arg)
-             : !strcmp(cmd, "sleep")   ? sleeper(c, arg)
-             : !strcmp(cmd, "reconstruct") ? reconstruct(c, arg)
-             : !strcmp(cmd, "hold")    ? hold(c, arg)
-             : !strcmp(cmd, "bigarg") && argc > 3 ? bigarg(c, arg, argv[3])
-             : !strcmp(cmd, "lostarg") ? lostarg(c)
+    int rc = !strcmp(cmd, "seed")                    ? seed(c)
+             : !strcmp(cmd, "many")                  ? many(c, atoi(arg))
+             : !strcmp(cmd, "nested")                ? nested(c, atoi(arg))
+             : !strcmp(cmd, "errors")                ? errors(c)
+             : !strcmp(cmd, "package")               ? package(c, arg)
+             : !strcmp(cmd, "crash")                 ? crash(c, arg)
+             : !strcmp(cmd, "sleep")                 ? sleeper(c, arg)
+             : !strcmp(cmd, "reconstruct")           ? reconstruct(c, arg)
+             : !strcmp(cmd, "hold")                  ? hold(c, arg)
+             : !strcmp(cmd, "bigarg") && argc > 3    ? bigarg(c, arg, argv[3])
+             : !strcmp(cmd, "lostarg")               ? lostarg(c)
              : !strcmp(cmd, "remoteget") && argc > 2 ? remoteget(c, arg)
-             : !strcmp(cmd, "borrow")  ? borrow(c, arg)
-             : !strcmp(cmd, "borrowx") && argc > 4 ? borrowx(c, arg, argv[3], argv[4])
-             : !strcmp(cmd, "borrowa") && argc > 4 ? borrowa(c, arg, argv[3], argv[4])
-             : !strcmp(cmd, "ownerdied") ? ownerdied(c, arg)
-             : !strcmp(cmd, "cancel")  ? cancel(c)
-             : !strcmp(cmd, "failmany") ? failmany(c, atoi(arg))
-             : !strcmp(cmd, "waitk")   ? waitk(c)
-                                       : 2;
+             : !strcmp(cmd, "borrow")                ? borrow(c, arg)
+             : !strcmp(cmd, "borrowx") && argc > 4   ? borrowx(c, arg, argv[3], argv[4])
+             : !strcmp(cmd, "borrowa") && argc > 4   ? borrowa(c, arg, argv[3], argv[4])
+             : !strcmp(cmd, "ownerdied")             ? ownerdied(c, arg)
+             : !strcmp(cmd, "cancel")                ? cancel(c)
+             : !strcmp(cmd, "failmany")              ? failmany(c, atoi(arg))
+             : !strcmp(cmd, "waitk")                 ? waitk(c)
+                                                     : 2;
     prism_disconnect(c);
     return rc;
 }

@@ -125,7 +125,8 @@ static int cmd_fill(prism_store *st, const char *prefix, uint32_t n, uint64_t si
         prism_object_id id;
         uint8_t *p;
         indexed_id(prefix, i, &id);
-        if ((s = prism_store_create(st, &id, NULL, size, NULL, 0, PRISM_STORE_PIN, &p)) != PRISM_STORE_OK)
+        if ((s = prism_store_create(st, &id, NULL, size, NULL, 0, PRISM_STORE_PIN, &p)) !=
+            PRISM_STORE_OK)
             return err(st, s);
         pattern(p, size, i);
         if ((s = prism_store_seal(st, &id)) != PRISM_STORE_OK)
@@ -269,7 +270,8 @@ static int run(prism_store *st, int argc, char **argv)
     if (!strcmp(c, "wait") && argc == 3) {
         prism_store_buffer b;
         s = prism_store_get(st, &id, atoi(argv[2]), &b);
-        printf("%s %d %s\n", s == PRISM_STORE_OK ? "OK" : "ERR", (int)s, prism_store_status_text(s));
+        printf("%s %d %s\n", s == PRISM_STORE_OK ? "OK" : "ERR", (int)s,
+               prism_store_status_text(s));
         return s != PRISM_STORE_OK;
     }
     if (!strcmp(c, "create-hang") && argc == 3) {
@@ -302,8 +304,10 @@ static int run(prism_store *st, int argc, char **argv)
     static const struct {
         const char *name;
         prism_store_status (*fn)(prism_store *, const prism_object_id *);
-    } simple[] = {{"delete", prism_store_delete}, {"pin", prism_store_pin},
-                  {"unpin", prism_store_unpin}, {"abort", prism_store_abort},
+    } simple[] = {{"delete", prism_store_delete},
+                  {"pin", prism_store_pin},
+                  {"unpin", prism_store_unpin},
+                  {"abort", prism_store_abort},
                   {"seal", prism_store_seal}};
     for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
         if (!strcmp(c, simple[i].name)) {

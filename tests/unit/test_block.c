@@ -36,15 +36,9 @@ static uint32_t ld32(const uint8_t *p)
     return v;
 }
 
-static void st64(uint8_t *p, uint64_t v)
-{
-    memcpy(p, &v, 8);
-}
+static void st64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
-static void st32(uint8_t *p, uint32_t v)
-{
-    memcpy(p, &v, 4);
-}
+static void st32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
 /* A 64-byte aligned copy of `len` bytes, as the object store would hold them. */
 static uint8_t *aligned_copy(const void *p, size_t len)
@@ -728,180 +722,60 @@ static prism_block_status open_mutated(const uint8_t *p, size_t len, size_t open
 }
 
 #define REC(p, c) ((p) + record_at((p), (c)))
-static void m_magic(uint8_t *p, size_t n)
-{
-    p[0] = 'X';
-}
-static void m_version(uint8_t *p, size_t n)
-{
-    p[8] = 2;
-}
-static void m_flags(uint8_t *p, size_t n)
-{
-    p[10] = 1;
-}
-static void m_reserved(uint8_t *p, size_t n)
-{
-    p[63] = 1;
-}
-static void m_blen(uint8_t *p, size_t n)
-{
-    st64(p + 24, n + 64);
-}
-static void m_rows_huge(uint8_t *p, size_t n)
-{
-    st64(p + 16, (uint64_t)1 << 40);
-}
-static void m_rows_more(uint8_t *p, size_t n)
-{
-    st64(p + 16, 11);
-}
-static void m_cols_huge(uint8_t *p, size_t n)
-{
-    st32(p + 12, 100000);
-}
-static void m_cols_more(uint8_t *p, size_t n)
-{
-    st32(p + 12, 4);
-}
-static void m_schema_len(uint8_t *p, size_t n)
-{
-    st32(p + 32, 0xffffffffu);
-}
-static void m_schema_short(uint8_t *p, size_t n)
-{
-    st32(p + 32, ld32(p + 32) - 8);
-}
-static void m_type(uint8_t *p, size_t n)
-{
-    REC(p, 1)[0] = 99;
-}
-static void m_elem(uint8_t *p, size_t n)
-{
-    REC(p, 2)[1] = PRISM_COL_BOOL;
-}
-static void m_ndim(uint8_t *p, size_t n)
-{
-    REC(p, 0)[2] = 1;
-}
-static void m_name_len0(uint8_t *p, size_t n)
-{
-    st32(REC(p, 0) + 4, 0);
-}
-static void m_name_len_huge(uint8_t *p, size_t n)
-{
-    st32(REC(p, 0) + 4, 0xfffffff0u);
-}
-static void m_name_utf8(uint8_t *p, size_t n)
-{
-    REC(p, 0)[64] = 0xff;
-}
-static void m_name_dup(uint8_t *p, size_t n)
-{
-    REC(p, 1)[64] = 'x';
-} /* "s" -> "x" */
-static void m_shape_neg(uint8_t *p, size_t n)
-{
-    st64(REC(p, 2) + 64, (uint64_t)-2);
-}
+static void m_magic(uint8_t *p, size_t n) { p[0] = 'X'; }
+static void m_version(uint8_t *p, size_t n) { p[8] = 2; }
+static void m_flags(uint8_t *p, size_t n) { p[10] = 1; }
+static void m_reserved(uint8_t *p, size_t n) { p[63] = 1; }
+static void m_blen(uint8_t *p, size_t n) { st64(p + 24, n + 64); }
+static void m_rows_huge(uint8_t *p, size_t n) { st64(p + 16, (uint64_t)1 << 40); }
+static void m_rows_more(uint8_t *p, size_t n) { st64(p + 16, 11); }
+static void m_cols_huge(uint8_t *p, size_t n) { st32(p + 12, 100000); }
+static void m_cols_more(uint8_t *p, size_t n) { st32(p + 12, 4); }
+static void m_schema_len(uint8_t *p, size_t n) { st32(p + 32, 0xffffffffu); }
+static void m_schema_short(uint8_t *p, size_t n) { st32(p + 32, ld32(p + 32) - 8); }
+static void m_type(uint8_t *p, size_t n) { REC(p, 1)[0] = 99; }
+static void m_elem(uint8_t *p, size_t n) { REC(p, 2)[1] = PRISM_COL_BOOL; }
+static void m_ndim(uint8_t *p, size_t n) { REC(p, 0)[2] = 1; }
+static void m_name_len0(uint8_t *p, size_t n) { st32(REC(p, 0) + 4, 0); }
+static void m_name_len_huge(uint8_t *p, size_t n) { st32(REC(p, 0) + 4, 0xfffffff0u); }
+static void m_name_utf8(uint8_t *p, size_t n) { REC(p, 0)[64] = 0xff; }
+static void m_name_dup(uint8_t *p, size_t n) { REC(p, 1)[64] = 'x'; } /* "s" -> "x" */
+static void m_shape_neg(uint8_t *p, size_t n) { st64(REC(p, 2) + 64, (uint64_t)-2); }
 static void m_shape_overflow(uint8_t *p, size_t n)
 {
     st64(REC(p, 2) + 64, (uint64_t)1 << 31);
     st64(REC(p, 2) + 72, (uint64_t)1 << 31);
 }
-static void m_shape_bigger(uint8_t *p, size_t n)
-{
-    st64(REC(p, 2) + 64, 3);
-}
-static void m_nulls_more(uint8_t *p, size_t n)
-{
-    st64(REC(p, 0) + 8, 2);
-}
-static void m_nulls_past_rows(uint8_t *p, size_t n)
-{
-    st64(REC(p, 0) + 8, 11);
-}
-static void m_nulls_none(uint8_t *p, size_t n)
-{
-    st64(REC(p, 0) + 8, 0);
-}
-static void m_bitmap(uint8_t *p, size_t n)
-{
-    p[ld64(REC(p, 0) + 16)] ^= 1;
-}
-static void m_unaligned(uint8_t *p, size_t n)
-{
-    st64(REC(p, 0) + 32, ld64(REC(p, 0) + 32) + 8);
-}
-static void m_past_end(uint8_t *p, size_t n)
-{
-    st64(REC(p, 2) + 32, n);
-}
-static void m_len_overflow(uint8_t *p, size_t n)
-{
-    st64(REC(p, 2) + 40, (uint64_t)-64);
-}
-static void m_overlap(uint8_t *p, size_t n)
-{
-    st64(REC(p, 1) + 32, ld64(REC(p, 0) + 32));
-}
-static void m_values_len(uint8_t *p, size_t n)
-{
-    st64(REC(p, 0) + 40, 36);
-}
-static void m_empty_at(uint8_t *p, size_t n)
-{
-    st64(REC(p, 0) + 48, 64);
-}
+static void m_shape_bigger(uint8_t *p, size_t n) { st64(REC(p, 2) + 64, 3); }
+static void m_nulls_more(uint8_t *p, size_t n) { st64(REC(p, 0) + 8, 2); }
+static void m_nulls_past_rows(uint8_t *p, size_t n) { st64(REC(p, 0) + 8, 11); }
+static void m_nulls_none(uint8_t *p, size_t n) { st64(REC(p, 0) + 8, 0); }
+static void m_bitmap(uint8_t *p, size_t n) { p[ld64(REC(p, 0) + 16)] ^= 1; }
+static void m_unaligned(uint8_t *p, size_t n) { st64(REC(p, 0) + 32, ld64(REC(p, 0) + 32) + 8); }
+static void m_past_end(uint8_t *p, size_t n) { st64(REC(p, 2) + 32, n); }
+static void m_len_overflow(uint8_t *p, size_t n) { st64(REC(p, 2) + 40, (uint64_t)-64); }
+static void m_overlap(uint8_t *p, size_t n) { st64(REC(p, 1) + 32, ld64(REC(p, 0) + 32)); }
+static void m_values_len(uint8_t *p, size_t n) { st64(REC(p, 0) + 40, 36); }
+static void m_empty_at(uint8_t *p, size_t n) { st64(REC(p, 0) + 48, 64); }
 static void m_data_in_fixed(uint8_t *p, size_t n)
 {
     st64(REC(p, 0) + 48, ld64(REC(p, 1) + 32));
     st64(REC(p, 0) + 56, 1);
 }
-static void m_offsets_first(uint8_t *p, size_t n)
-{
-    st32(p + ld64(REC(p, 1) + 32), 1);
-}
-static void m_offsets_down(uint8_t *p, size_t n)
-{
-    st32(p + ld64(REC(p, 1) + 32) + 12, 0);
-}
-static void m_offsets_past(uint8_t *p, size_t n)
-{
-    st32(p + ld64(REC(p, 1) + 32) + 40, 1000);
-}
+static void m_offsets_first(uint8_t *p, size_t n) { st32(p + ld64(REC(p, 1) + 32), 1); }
+static void m_offsets_down(uint8_t *p, size_t n) { st32(p + ld64(REC(p, 1) + 32) + 12, 0); }
+static void m_offsets_past(uint8_t *p, size_t n) { st32(p + ld64(REC(p, 1) + 32) + 40, 1000); }
 static void m_offsets_negative(uint8_t *p, size_t n)
 {
     st32(p + ld64(REC(p, 1) + 32) + 8, (uint32_t)-5);
 }
-static void m_data_len(uint8_t *p, size_t n)
-{
-    st64(REC(p, 1) + 56, ld64(REC(p, 1) + 56) - 1);
-}
-static void m_name_pad(uint8_t *p, size_t n)
-{
-    REC(p, 0)[66] = 1;
-}
-static void m_gap(uint8_t *p, size_t n)
-{
-    st64(REC(p, 0) + 32, ld64(REC(p, 0) + 32) + 64);
-}
-static void m_buffer_pad(uint8_t *p, size_t n)
-{
-    p[ld64(REC(p, 0) + 16) + 2] = 1;
-}
-static void m_tail_pad(uint8_t *p, size_t n)
-{
-    p[n - 1] = 1;
-}
-static void m_schema_pad(uint8_t *p, size_t n)
-{
-    p[64 + ld32(p + 32)] = 1;
-}
-static void m_trailing(uint8_t *p, size_t n)
-{
-    st64(p + 24, n);
-}
+static void m_data_len(uint8_t *p, size_t n) { st64(REC(p, 1) + 56, ld64(REC(p, 1) + 56) - 1); }
+static void m_name_pad(uint8_t *p, size_t n) { REC(p, 0)[66] = 1; }
+static void m_gap(uint8_t *p, size_t n) { st64(REC(p, 0) + 32, ld64(REC(p, 0) + 32) + 64); }
+static void m_buffer_pad(uint8_t *p, size_t n) { p[ld64(REC(p, 0) + 16) + 2] = 1; }
+static void m_tail_pad(uint8_t *p, size_t n) { p[n - 1] = 1; }
+static void m_schema_pad(uint8_t *p, size_t n) { p[64 + ld32(p + 32)] = 1; }
+static void m_trailing(uint8_t *p, size_t n) { st64(p + 24, n); }
 
 static void test_open_rejects_corrupt(void **state)
 {
@@ -989,9 +863,9 @@ static void test_utf8_check(void **state)
     assert_string_equal(json, "[{\"s\":\"ok\",\"b\":\"//4=\"},{\"s\":\"?(\",\"b\":\"AAE=\"}]");
     free(json);
     prism_block_destroy(blk);
-    assert_int_equal(
-        prism_block_open_ex(mem, len, PRISM_BLOCK_CHECK_UTF8, NULL, NULL, &blk, err, sizeof err),
-        PRISM_BLOCK_ECORRUPT);
+    assert_int_equal(prism_block_open_ex(mem, len, PRISM_BLOCK_CHECK_UTF8, NULL, NULL, &blk, err,
+                                         sizeof err),
+                     PRISM_BLOCK_ECORRUPT);
     assert_non_null(strstr(err, "row 1 is not UTF-8"));
     free(mem);
     prism_block_builder_destroy(b);
@@ -1546,14 +1420,8 @@ static void test_arrow_export_slice(void **state)
 }
 
 /* ArrowArrays made by hand, as another producer would: offsets at every level. */
-static void no_release_s(struct ArrowSchema *s)
-{
-    s->release = NULL;
-}
-static void no_release_a(struct ArrowArray *a)
-{
-    a->release = NULL;
-}
+static void no_release_s(struct ArrowSchema *s) { s->release = NULL; }
+static void no_release_a(struct ArrowArray *a) { a->release = NULL; }
 
 static void test_arrow_import(void **state)
 {

@@ -167,8 +167,7 @@ static void test_shm_options_and_checks(void **state)
 
     /* A second mapping of the same segment through its fd sees the same ring. */
     prism_chan *ch2;
-    assert_int_equal(prism_chan_open_fd(&ch2, prism_chan_fd(ch), err, sizeof err),
-                     PRISM_CHAN_OK);
+    assert_int_equal(prism_chan_open_fd(&ch2, prism_chan_fd(ch), err, sizeof err), PRISM_CHAN_OK);
     assert_int_equal(prism_chan_reader_open_shm(&r2, ch2, 0, NULL), PRISM_CHAN_OK);
     assert_int_equal(prism_chan_write(w, "hello", 5, 0), PRISM_CHAN_OK);
     const void *p;
@@ -373,8 +372,8 @@ static void test_shm_fanout_slow_reader(void **state)
     fan_reader f[3];
     pthread_t t[3];
     for (uint32_t i = 0; i < 3; i++) {
-        f[i] = (fan_reader){.ch = ch, .index = i, .slow = i == 2, .nslots = nslots,
-                            .written = &written};
+        f[i] = (fan_reader){
+            .ch = ch, .index = i, .slow = i == 2, .nslots = nslots, .written = &written};
         /* Reader 1 sleeps at once: the futex path, under the same checks. */
         f[i].wait = (prism_chan_wait){.spin_us = i == 1 ? 0 : 50};
         assert_int_equal(pthread_create(&t[i], NULL, fan_reader_main, &f[i]), 0);
@@ -482,8 +481,7 @@ static void test_shm_close_wakes_readers(void **state)
     sleep_ms(20); /* likely asleep on the futex now (either way must work) */
     for (uint64_t seq = 1; seq <= 3; seq++) {
         char v[64];
-        assert_int_equal(prism_chan_write(w, v, make_value(v, seq, 16), LONG_MS),
-                         PRISM_CHAN_OK);
+        assert_int_equal(prism_chan_write(w, v, make_value(v, seq, 16), LONG_MS), PRISM_CHAN_OK);
     }
     sleep_ms(20);
     assert_int_equal(prism_chan_writer_close(w, 0), PRISM_CHAN_OK);
@@ -703,8 +701,7 @@ static void test_sock_round_trips(void **state)
     close(sv[1]);
 
     prism_chan_writer *bad;
-    assert_int_equal(prism_chan_writer_open_socket(&bad, 0, 0xffffffffu, NULL),
-                     PRISM_CHAN_INVALID);
+    assert_int_equal(prism_chan_writer_open_socket(&bad, 0, 0xffffffffu, NULL), PRISM_CHAN_INVALID);
     assert_int_equal(prism_chan_writer_open_socket(&bad, -1, 64, NULL), PRISM_CHAN_INVALID);
 }
 

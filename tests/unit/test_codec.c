@@ -47,7 +47,8 @@ static void test_round_trips(void **state)
     prism_value *back = decode(&b);
     assert_non_null(back);
     assert_int_equal(prism_value_list_size(back), 6);
-    assert_string_equal(prism_value_json_text(prism_value_list_get(back, 0)), "{\"a\": [1, 2, \"x\"]}");
+    assert_string_equal(prism_value_json_text(prism_value_list_get(back, 0)),
+                        "{\"a\": [1, 2, \"x\"]}");
     size_t len;
     const void *p = prism_value_data(prism_value_list_get(back, 1), &len);
     assert_int_equal(len, 3);

@@ -54,9 +54,9 @@ static void test_is_hex(void **state)
 {
     assert_true(prism_is_hex("0123456789abcdef", 16));
     assert_true(prism_is_hex("", 0));
-    assert_false(prism_is_hex("0123456789abcdef", 15));   /* too long */
-    assert_false(prism_is_hex("0123456789abcde", 16));    /* too short */
-    assert_false(prism_is_hex("0123456789ABCDEF", 16));   /* upper case */
+    assert_false(prism_is_hex("0123456789abcdef", 15)); /* too long */
+    assert_false(prism_is_hex("0123456789abcde", 16));  /* too short */
+    assert_false(prism_is_hex("0123456789ABCDEF", 16)); /* upper case */
     assert_false(prism_is_hex("0123456789abcdeg", 16));
     assert_false(prism_is_hex(NULL, 0));
 }
@@ -76,9 +76,9 @@ static void test_json_string(void **state)
     json_text_is(NULL, "\"\"");
     json_text_is("a\"b\\c", "\"a\\\"b\\\\c\"");
     json_text_is("tab\there\n", "\"tab\\u0009here\\u000a\"");
-    json_text_is("caf\xc3\xa9", "\"caf\xc3\xa9\"");          /* UTF-8 stays */
-    json_text_is("bad\xff\xc3x", "\"bad??x\"");               /* not UTF-8: one ? a byte */
-    json_text_is("\xed\xa0\x80", "\"???\"");                  /* a surrogate */
+    json_text_is("caf\xc3\xa9", "\"caf\xc3\xa9\""); /* UTF-8 stays */
+    json_text_is("bad\xff\xc3x", "\"bad??x\"");     /* not UTF-8: one ? a byte */
+    json_text_is("\xed\xa0\x80", "\"???\"");        /* a surrogate */
     prism_buf small;
     prism_buf_init(&small, 4);
     assert_int_equal(prism_json_string(&small, "too long"), -1);
@@ -214,8 +214,9 @@ static void test_config_env_and_flags(void **state)
     assert_true(c.verbose);
 
     /* Flags win over the environment, in both spellings. */
-    char *argv[] = {"prog", "--port", "8000", "--listen=::1", "--object-memory=2GiB",
-                    "--ratio", "0.5", "--verbose=false", NULL};
+    char *argv[] = {
+        "prog", "--port",          "8000", "--listen=::1", "--object-memory=2GiB", "--ratio",
+        "0.5",  "--verbose=false", NULL};
     assert_int_equal(cfg_parse(&c, 8, argv, NULL, err), PRISM_CONFIG_OK);
     assert_int_equal(c.port, 8000);
     assert_string_equal(c.listen, "::1");

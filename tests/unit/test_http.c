@@ -55,8 +55,9 @@ static void get_item(prism_http_req *req, void *ctx)
 
 static void get_part(prism_http_req *req, void *ctx)
 {
-    prism_http_reply_json(req, 200, json_pack("{s:s,s:s}", "id", prism_http_param(req, "id"),
-                                              "part", prism_http_param(req, "part")));
+    prism_http_reply_json(req, 200,
+                          json_pack("{s:s,s:s}", "id", prism_http_param(req, "id"), "part",
+                                    prism_http_param(req, "part")));
 }
 
 static void delete_item(prism_http_req *req, void *ctx)
@@ -356,8 +357,8 @@ static void test_json_and_params(void **state)
     /* The typed helper works end to end too. */
     json_t *body = json_pack("{s:i}", "n", 3);
     char err[256];
-    assert_int_equal(prism_httpc_json(fx->client, "POST", "/api/v1/echo", body, TIMEOUT_MS,
-                                      &status, &doc, err, sizeof err),
+    assert_int_equal(prism_httpc_json(fx->client, "POST", "/api/v1/echo", body, TIMEOUT_MS, &status,
+                                      &doc, err, sizeof err),
                      0);
     assert_int_equal(status, 200);
     assert_true(json_equal(doc, body));
@@ -518,8 +519,8 @@ static void test_body_limits(void **state)
     json_decref(doc);
 }
 
-#define CHUNKED_POST                                                                       \
-    "POST /api/v1/echo HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " TOKEN "\r\n"         \
+#define CHUNKED_POST                                                                               \
+    "POST /api/v1/echo HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " TOKEN "\r\n"              \
     "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
 
 static void test_chunked_body(void **state)
@@ -706,8 +707,8 @@ static void test_fallback_500_is_json(void **state)
     assert_null(memchr(resp.body, '\0', resp.len)); /* no NUL counted in Content-Length */
     json_t *doc = json_loadb(resp.body, resp.len, 0, NULL);
     assert_non_null(doc);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(doc, "error"), "code")), "internal");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "error"), "code")),
+                        "internal");
     json_decref(doc);
     prism_httpc_resp_free(&resp);
 }
@@ -722,7 +723,7 @@ static void test_url_not_utf8_or_nul(void **state)
 {
     fixture *fx = *state;
     static const char *const bad[] = {
-        "/api/v1/items/%ff",         "/api/v1/items/a%C0%AFb", "/api/v1/items/%ed%a0%80",
+        "/api/v1/items/%ff",         "/api/v1/items/a%C0%AFb",  "/api/v1/items/%ed%a0%80",
         "/api/v1/items/a%00b",       "/api/v1/items/abc?x=%ff", "/api/v1/items/abc?x=a%00",
         "/api/v1/items/%ff/parts/p", "/api/v1/nothing/%fe",
     };
@@ -743,8 +744,8 @@ static void test_head(void **state)
     fixture *fx = *state;
     int port = prism_http_server_port(fx->srv);
     char out[4096];
-    raw_exchange(port, "HEAD /api/v1/items/abc HTTP/1.1\r\nHost: t\r\n" AUTH
-                       "Connection: close\r\n\r\n",
+    raw_exchange(port,
+                 "HEAD /api/v1/items/abc HTTP/1.1\r\nHost: t\r\n" AUTH "Connection: close\r\n\r\n",
                  out, sizeof out);
     assert_memory_equal(out, "HTTP/1.1 200", 12);
     assert_non_null(strstr(out, "Content-Length: 12\r\n")); /* {"id":"abc"}, not sent */
@@ -766,12 +767,12 @@ static void test_head(void **state)
     assert_memory_equal(out, "HTTP/1.1 200", 12);
     assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n");
     wait_for(&fx->ctx.streams_done, done_before + 1);
-    raw_exchange(port, "HEAD /api/v1/echo HTTP/1.1\r\nHost: t\r\n" AUTH
-                       "Connection: close\r\n\r\n",
+    raw_exchange(port, "HEAD /api/v1/echo HTTP/1.1\r\nHost: t\r\n" AUTH "Connection: close\r\n\r\n",
                  out, sizeof out);
     assert_memory_equal(out, "HTTP/1.1 405", 12);
-    raw_exchange(port, "PUT /api/v1/items/abc HTTP/1.1\r\nHost: t\r\n" AUTH
-                       "Content-Length: 0\r\nConnection: close\r\n\r\n",
+    raw_exchange(port,
+                 "PUT /api/v1/items/abc HTTP/1.1\r\nHost: t\r\n" AUTH
+                 "Content-Length: 0\r\nConnection: close\r\n\r\n",
                  out, sizeof out);
     assert_memory_equal(out, "HTTP/1.1 405", 12);
     assert_non_null(strstr(out, "Allow: GET, HEAD, DELETE\r\n"));

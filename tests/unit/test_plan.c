@@ -15,7 +15,7 @@
 
 #define PKG "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define FN(name) "{\"package\": \"" PKG "\", \"function\": \"" name "\"}"
-#define BUILTIN(name, args) \
+#define BUILTIN(name, args)                                                                        \
     "{\"package\": \"builtin\", \"function\": \"" name "\", \"args\": " args "}"
 
 static prism_plan *parse_ok(const char *text)
@@ -108,16 +108,15 @@ static const char *every_one_to_one[] = {
     "{\"op\": \"select_columns\", \"columns\": [\"image\", \"label\"]}",
     "{\"op\": \"drop_columns\", \"columns\": [\"path\"]}",
     "{\"op\": \"map_batches\", \"fn\": " BUILTIN("decode_image", "{\"mode\": \"L\"}") "}",
-    "{\"op\": \"map_batches\", \"fn\": " BUILTIN("random_crop", "{\"size\": [8, 8], \"seed\": 7}")
-    "}",
+    "{\"op\": \"map_batches\", \"fn\": " BUILTIN("random_crop",
+                                                 "{\"size\": [8, 8], \"seed\": 7}") "}",
     "{\"op\": \"map\", \"fn\": " BUILTIN("center_crop", "{\"size\": [4, 6]}") "}",
-    "{\"op\": \"map_batches\", \"fn\": "
-    BUILTIN("resize", "{\"size\": [2, 2], \"interpolation\": \"nearest\"}") "}",
-    "{\"op\": \"map_batches\", \"fn\": "
-    BUILTIN("flip", "{\"direction\": \"vertical\", \"p\": 0.5}") "}",
-    "{\"op\": \"map_batches\", \"fn\": "
-    BUILTIN("normalize", "{\"mean\": [0.485, 0.456, 0.406], \"std\": [0.229, 0.224, 0.225]}")
-    "}",
+    "{\"op\": \"map_batches\", \"fn\": " BUILTIN(
+        "resize", "{\"size\": [2, 2], \"interpolation\": \"nearest\"}") "}",
+    "{\"op\": \"map_batches\", \"fn\": " BUILTIN("flip",
+                                                 "{\"direction\": \"vertical\", \"p\": 0.5}") "}",
+    "{\"op\": \"map_batches\", \"fn\": " BUILTIN(
+        "normalize", "{\"mean\": [0.485, 0.456, 0.406], \"std\": [0.229, 0.224, 0.225]}") "}",
     "{\"op\": \"map_batches\", \"fn\": " BUILTIN("cast", "{\"dtype\": \"float32\"}") "}",
     "{\"op\": \"limit\", \"limit\": 10}",
 };
@@ -150,8 +149,8 @@ static void test_every_operator(void **state)
     }
     /* All of them in one plan, with a name and options. */
     char all[16384];
-    size_t n = (size_t)snprintf(all, sizeof all, "{\"name\": \"every op\", \"ops\": [%s",
-                                every_read[2]);
+    size_t n =
+        (size_t)snprintf(all, sizeof all, "{\"name\": \"every op\", \"ops\": [%s", every_read[2]);
     for (size_t i = 0; i < sizeof every_one_to_one / sizeof *every_one_to_one; i++)
         n += (size_t)snprintf(all + n, sizeof all - n, ", %s", every_one_to_one[i]);
     snprintf(all + n, sizeof all - n,
@@ -170,8 +169,9 @@ static void test_defaults_filled(void **state)
 {
     (void)state;
     prism_plan *p = parse_ok("{\"ops\": [{\"op\": \"read_images\", \"paths\": \"/d\"}, "
-                             "{\"op\": \"map_batches\", \"fn\": " FN("f") "}, "
-                             "{\"op\": \"map\", \"fn\": " BUILTIN("flip", "{}") "}]}");
+                             "{\"op\": \"map_batches\", \"fn\": " FN(
+                                 "f") "}, "
+                                      "{\"op\": \"map\", \"fn\": " BUILTIN("flip", "{}") "}]}");
     assert_json_eq((json_t *)prism_plan_op_spec(p, 0),
                    "{\"op\": \"read_images\", \"paths\": [\"/d\"], \"include_paths\": false, "
                    "\"file_extensions\": null, \"size\": null, \"mode\": null, "
@@ -277,14 +277,13 @@ static const bad_case bad[] = {
      "ops[0] (range): \"n\" must be a non-negative integer"},
     {"{\"ops\": [{\"op\": \"range\", \"n\": 9007199254740993}]}", PRISM_PLAN_INVALID, 0, "n",
      "ops[0] (range): \"n\" must be at most 9007199254740992"},
-    {"{\"ops\": [{\"op\": \"range\", \"n\": 1, \"override_num_blocks\": 0}]}",
-     PRISM_PLAN_INVALID, 0, "override_num_blocks",
+    {"{\"ops\": [{\"op\": \"range\", \"n\": 1, \"override_num_blocks\": 0}]}", PRISM_PLAN_INVALID,
+     0, "override_num_blocks",
      "ops[0] (range): \"override_num_blocks\" must be a positive integer or null"},
     {"{\"ops\": [{\"op\": \"from_items\", \"items\": {}}]}", PRISM_PLAN_INVALID, 0, "items",
      "ops[0] (from_items): \"items\" must be a list of rows"},
     {"{\"ops\": [{\"op\": \"from_items\", \"items\": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}]}",
-     PRISM_PLAN_INVALID, 0, "items",
-     "ops[0] (from_items): \"items\" nests deeper than 16 levels"},
+     PRISM_PLAN_INVALID, 0, "items", "ops[0] (from_items): \"items\" nests deeper than 16 levels"},
     {"{\"ops\": [{\"op\": \"read_images\"}]}", PRISM_PLAN_INVALID, 0, "paths",
      "ops[0] (read_images): missing \"paths\""},
     {"{\"ops\": [{\"op\": \"read_images\", \"paths\": []}]}", PRISM_PLAN_INVALID, 0, "paths",
@@ -294,13 +293,13 @@ static const bad_case bad[] = {
      "paths[1]",
      "ops[0] (read_images): \"paths[1]\" must be a non-empty string (a path, a glob or an "
      "http(s) URL)"},
-    {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"s3://bucket/k\"}]}", PRISM_PLAN_INVALID,
-     0, "paths",
+    {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"s3://bucket/k\"}]}", PRISM_PLAN_INVALID, 0,
+     "paths",
      "ops[0] (read_images): \"paths\": URLs must be http:// or https://, not \"s3://bucket/k\""},
     {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"https://\"}]}", PRISM_PLAN_INVALID, 0,
      "paths", "ops[0] (read_images): \"paths\": the URL has no host"},
-    {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"a\\tb\"}]}", PRISM_PLAN_INVALID, 0,
-     "paths", "ops[0] (read_images): \"paths\" must not hold control characters"},
+    {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"a\\tb\"}]}", PRISM_PLAN_INVALID, 0, "paths",
+     "ops[0] (read_images): \"paths\" must not hold control characters"},
     {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"a\", \"size\": [0, 2]}]}",
      PRISM_PLAN_INVALID, 0, "size",
      "ops[0] (read_images): \"size\" must be [height, width], each an integer from 1 to 65536, "
@@ -330,8 +329,8 @@ static const bad_case bad[] = {
      "ops[1] (map): missing \"fn\""},
     {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": \"f\"}]}", PRISM_PLAN_INVALID, 1, "fn",
      "ops[1] (map): \"fn\" must be an object {\"package\", \"function\", \"args\"?}"},
-    {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": {\"function\": \"f\"}}]}", PRISM_PLAN_INVALID,
-     1, "fn.package", "ops[1] (map): missing \"fn.package\""},
+    {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": {\"function\": \"f\"}}]}", PRISM_PLAN_INVALID, 1,
+     "fn.package", "ops[1] (map): missing \"fn.package\""},
     {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": {\"package\": \"ABC\", \"function\": \"f\"}}]}",
      PRISM_PLAN_INVALID, 1, "fn.package",
      "ops[1] (map): \"fn.package\" must be \"builtin\" or the sha256 of an uploaded package (64 "
@@ -351,8 +350,8 @@ static const bad_case bad[] = {
     {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": " BUILTIN("resise", "{}") "}]}",
      PRISM_PLAN_INVALID, 1, "fn.function",
      "ops[1] (map): \"fn.function\": no builtin \"resise\"; did you mean \"resize\"?"},
-    {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": " BUILTIN("blur", "{}") "}]}",
-     PRISM_PLAN_INVALID, 1, "fn.function",
+    {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": " BUILTIN("blur", "{}") "}]}", PRISM_PLAN_INVALID,
+     1, "fn.function",
      "ops[1] (map): \"fn.function\": no builtin \"blur\" (builtins: decode_image, random_crop, "
      "center_crop, resize, flip, normalize, cast)"},
     {"{\"ops\": [" R ", {\"op\": \"filter\", \"fn\": " BUILTIN("flip", "{}") "}]}",
@@ -361,35 +360,33 @@ static const bad_case bad[] = {
      "map_batches, not in filter"},
     {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": " BUILTIN("resize", "{}") "}]}",
      PRISM_PLAN_INVALID, 1, "fn.args.size", "ops[1] (map_batches): missing \"fn.args.size\""},
-    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": "
-     BUILTIN("resize", "{\"size\": [2, 2], \"antialias\": true}") "}]}",
+    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": " BUILTIN(
+         "resize", "{\"size\": [2, 2], \"antialias\": true}") "}]}",
      PRISM_PLAN_INVALID, 1, "fn.args.antialias",
      "ops[1] (map_batches): unknown field \"fn.args.antialias\" (it takes: size, interpolation, "
      "column)"},
-    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": "
-     BUILTIN("random_crop", "{\"size\": [2]}") "}]}",
+    {"{\"ops\": [" R
+     ", {\"op\": \"map_batches\", \"fn\": " BUILTIN("random_crop", "{\"size\": [2]}") "}]}",
      PRISM_PLAN_INVALID, 1, "fn.args.size",
      "ops[1] (map_batches): \"fn.args.size\" must be [height, width], each an integer from 1 "
      "to 65536"},
-    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": "
-     BUILTIN("flip", "{\"p\": 1.5}") "}]}",
+    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": " BUILTIN("flip", "{\"p\": 1.5}") "}]}",
      PRISM_PLAN_INVALID, 1, "fn.args.p", "ops[1] (map_batches): \"fn.args.p\" must be at most 1"},
-    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": "
-     BUILTIN("flip", "{\"p\": -0.5}") "}]}",
+    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": " BUILTIN("flip", "{\"p\": -0.5}") "}]}",
      PRISM_PLAN_INVALID, 1, "fn.args.p",
      "ops[1] (map_batches): \"fn.args.p\" must be a number from 0 to 1"},
-    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": "
-     BUILTIN("normalize", "{\"mean\": [0.5], \"std\": [0]}") "}]}",
+    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": " BUILTIN(
+         "normalize", "{\"mean\": [0.5], \"std\": [0]}") "}]}",
      PRISM_PLAN_INVALID, 1, "fn.args.std",
      "ops[1] (map_batches): \"fn.args.std\" must be a list of 1 to 4 positive numbers (one per "
      "channel)"},
-    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": "
-     BUILTIN("normalize", "{\"mean\": [0.5, 0.5, 0.5], \"std\": [0.2]}") "}]}",
+    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": " BUILTIN(
+         "normalize", "{\"mean\": [0.5, 0.5, 0.5], \"std\": [0.2]}") "}]}",
      PRISM_PLAN_INVALID, 1, "fn.args.std",
      "ops[1] (map_batches): \"fn.args.std\" has 1 numbers and \"fn.args.mean\" 3: one of each "
      "per channel"},
-    {"{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": "
-     BUILTIN("cast", "{\"dtype\": \"float16\"}") "}]}",
+    {"{\"ops\": [" R
+     ", {\"op\": \"map_batches\", \"fn\": " BUILTIN("cast", "{\"dtype\": \"float16\"}") "}]}",
      PRISM_PLAN_INVALID, 1, "fn.args.dtype",
      "ops[1] (map_batches): \"fn.args.dtype\" must be one of \"uint8\", \"int32\", \"int64\", "
      "\"float32\", \"float64\", not \"float16\""},
@@ -401,19 +398,20 @@ static const bad_case bad[] = {
      PRISM_PLAN_INVALID, 1, "compute.kind",
      "ops[1] (map): \"compute.kind\" must be one of \"tasks\", \"actors\", not \"gpu\""},
     {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": " FN("f") ", \"compute\": {\"kind\": "
-     "\"tasks\", \"max_size\": 3}}]}",
+                                                            "\"tasks\", \"max_size\": 3}}]}",
      PRISM_PLAN_INVALID, 1, "compute",
      "ops[1] (map): \"compute\": only an actor pool (\"kind\": \"actors\") has a size"},
-    {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": " FN("f") ", \"compute\": {\"kind\": "
-     "\"actors\", \"min_size\": 4, \"max_size\": 2}}]}",
+    {"{\"ops\": [" R
+     ", {\"op\": \"map\", \"fn\": " FN("f") ", \"compute\": {\"kind\": "
+                                            "\"actors\", \"min_size\": 4, \"max_size\": 2}}]}",
      PRISM_PLAN_INVALID, 1, "compute.max_size",
      "ops[1] (map): \"compute.max_size\" must not be below \"compute.min_size\""},
     {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": " FN("f") ", \"compute\": {\"kind\": "
-     "\"actors\", \"min_size\": 0}}]}",
+                                                            "\"actors\", \"min_size\": 0}}]}",
      PRISM_PLAN_INVALID, 1, "compute.min_size",
      "ops[1] (map): \"compute.min_size\" must be a positive integer"},
     {"{\"ops\": [" R ", {\"op\": \"map\", \"fn\": " FN("f") ", \"compute\": {\"kind\": "
-     "\"actors\"}, \"concurrency\": 4}]}",
+                                                            "\"actors\"}, \"concurrency\": 4}]}",
      PRISM_PLAN_INVALID, 1, "concurrency",
      "ops[1] (map): \"concurrency\" is for tasks; an actor pool's size is \"compute.min_size\" "
      "and \"compute.max_size\""},
@@ -534,7 +532,8 @@ static void test_size_limits(void **state)
     char plan[600];
     snprintf(plan, sizeof plan,
              "{\"ops\": [" R ", {\"op\": \"map\", \"fn\": {\"package\": \"" PKG "\", \"function\": "
-             "\"%s\"}}]}", fn);
+             "\"%s\"}}]}",
+             fn);
     prism_plan *q = (prism_plan *)0x1;
     prism_plan_error e;
     assert_int_equal(prism_plan_from_json(plan, strlen(plan), &q, &e), PRISM_PLAN_INVALID);
@@ -606,7 +605,7 @@ static void assert_stages(const prism_physical_plan *pp, const char *want)
 }
 
 #define DECODE "{\"op\": \"map_batches\", \"fn\": " BUILTIN("decode_image", "{}") "}"
-#define CROP                                                                                   \
+#define CROP                                                                                       \
     "{\"op\": \"map_batches\", \"fn\": " BUILTIN("random_crop", "{\"size\": [224, 224]}") "}"
 #define FLIP "{\"op\": \"map_batches\", \"fn\": " BUILTIN("flip", "{\"p\": 0.5}") "}"
 #define READ_BIN "{\"op\": \"read_binary_files\", \"paths\": \"/data\"}"
@@ -615,8 +614,7 @@ static void test_fusion(void **state)
 {
     (void)state;
     /* read -> decode -> crop -> flip: one task per block. */
-    prism_physical_plan *pp =
-        optimize("{\"ops\": [" READ_BIN ", " DECODE ", " CROP ", " FLIP "]}");
+    prism_physical_plan *pp = optimize("{\"ops\": [" READ_BIN ", " DECODE ", " CROP ", " FLIP "]}");
     assert_stages(pp, "ReadBinaryFiles->MapBatches(decode_image)->MapBatches(random_crop)->"
                       "MapBatches(flip)");
     prism_plan_stage s;
@@ -635,19 +633,25 @@ static void test_fusion(void **state)
     assert_int_equal(prism_physical_plan_op(pp, 0, 2, &spec, &logical, &nl), PRISM_OP_MAP_BATCHES);
     assert_int_equal(nl, 1);
     assert_int_equal(logical[0], 2);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(spec, "fn"),
-                                                          "function")), "random_crop");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(spec, "fn"), "function")),
+                        "random_crop");
     assert_int_equal(prism_physical_plan_op(pp, 0, 4, NULL, NULL, NULL), PRISM_OP_KIND_COUNT);
     prism_physical_plan_destroy(pp);
 
     /* A change of resources is a boundary; the same resources again fuse. */
-    pp = optimize("{\"ops\": [" READ_BIN ", " DECODE ", "
-                  "{\"op\": \"map_batches\", \"fn\": " FN("a") ", \"num_gpus\": 1}, "
-                  "{\"op\": \"map_batches\", \"fn\": " FN("b") ", \"num_gpus\": 1.0}, "
-                  "{\"op\": \"map\", \"fn\": " FN("c") ", \"num_cpus\": 2}, "
-                  "{\"op\": \"map\", \"fn\": " FN("d") ", \"num_cpus\": 2, \"resources\": "
-                  "{\"accel\": 1}}, "
-                  "{\"op\": \"map\", \"fn\": " FN("e") ", \"num_cpus\": 2, \"memory\": 100}]}");
+    pp = optimize(
+        "{\"ops\": [" READ_BIN ", " DECODE ", "
+        "{\"op\": \"map_batches\", \"fn\": " FN(
+            "a") ", \"num_gpus\": 1}, "
+                 "{\"op\": \"map_batches\", \"fn\": " FN(
+                     "b") ", \"num_gpus\": 1.0}, "
+                          "{\"op\": \"map\", \"fn\": " FN(
+                              "c") ", \"num_cpus\": 2}, "
+                                   "{\"op\": \"map\", \"fn\": " FN(
+                                       "d") ", \"num_cpus\": 2, \"resources\": "
+                                            "{\"accel\": 1}}, "
+                                            "{\"op\": \"map\", \"fn\": " FN(
+                                                "e") ", \"num_cpus\": 2, \"memory\": 100}]}");
     assert_stages(pp, "ReadBinaryFiles->MapBatches(decode_image) | "
                       "MapBatches(a)->MapBatches(b) | Map(c) | Map(d) | Map(e)");
     prism_physical_plan_stage(pp, 1, &s);
@@ -660,17 +664,22 @@ static void test_fusion(void **state)
 
     /* Tasks then an actor pool: a boundary. The same pool again fuses; another
      * pool, or tasks after it, do not. Projections join the pool's stage. */
-    pp = optimize("{\"ops\": [" READ_BIN ", " DECODE ", "
-                  "{\"op\": \"map_batches\", \"fn\": " FN("embed") ", \"num_gpus\": 1, "
-                  "\"compute\": {\"kind\": \"actors\", \"min_size\": 2, \"max_size\": 4}, "
-                  "\"batch_size\": 64}, "
-                  "{\"op\": \"map_batches\", \"fn\": " FN("score") ", \"num_gpus\": 1, "
-                  "\"compute\": {\"kind\": \"actors\", \"min_size\": 2, \"max_size\": 4}, "
-                  "\"batch_size\": 128}, "
-                  "{\"op\": \"select_columns\", \"columns\": [\"score\"]}, "
-                  "{\"op\": \"map_batches\", \"fn\": " FN("other") ", \"num_gpus\": 1, "
-                  "\"compute\": {\"kind\": \"actors\", \"min_size\": 2}}, "
-                  "{\"op\": \"map\", \"fn\": " FN("post") ", \"num_gpus\": 1}]}");
+    pp = optimize(
+        "{\"ops\": [" READ_BIN ", " DECODE ", "
+        "{\"op\": \"map_batches\", \"fn\": " FN(
+            "embed") ", \"num_gpus\": 1, "
+                     "\"compute\": {\"kind\": \"actors\", \"min_size\": 2, \"max_size\": 4}, "
+                     "\"batch_size\": 64}, "
+                     "{\"op\": \"map_batches\", \"fn\": " FN(
+                         "score") ", \"num_gpus\": 1, "
+                                  "\"compute\": {\"kind\": \"actors\", \"min_size\": 2, \"max_size\": 4}, "
+                                  "\"batch_size\": 128}, "
+                                  "{\"op\": \"select_columns\", \"columns\": [\"score\"]}, "
+                                  "{\"op\": \"map_batches\", \"fn\": " FN(
+                                      "other") ", \"num_gpus\": 1, "
+                                               "\"compute\": {\"kind\": \"actors\", \"min_size\": 2}}, "
+                                               "{\"op\": \"map\", \"fn\": " FN(
+                                                   "post") ", \"num_gpus\": 1}]}");
     assert_stages(pp, "ReadBinaryFiles->MapBatches(decode_image) | "
                       "MapBatches(embed)->MapBatches(score)->SelectColumns | "
                       "MapBatches(other) | Map(post)");
@@ -688,11 +697,14 @@ static void test_fusion(void **state)
 
     /* Concurrency caps: unset fuses with set (the set one holds), two
      * different caps do not. A whole-block batch size asks no bundle. */
-    pp = optimize("{\"ops\": [{\"op\": \"range\", \"n\": 100, \"concurrency\": 4}, "
-                  "{\"op\": \"map\", \"fn\": " FN("a") "}, "
-                  "{\"op\": \"map\", \"fn\": " FN("b") ", \"concurrency\": 4}, "
-                  "{\"op\": \"map_batches\", \"fn\": " FN("c") ", \"concurrency\": 8, "
-                  "\"batch_size\": null}]}");
+    pp = optimize(
+        "{\"ops\": [{\"op\": \"range\", \"n\": 100, \"concurrency\": 4}, "
+        "{\"op\": \"map\", \"fn\": " FN("a") "}, "
+                                             "{\"op\": \"map\", \"fn\": " FN(
+                                                 "b") ", \"concurrency\": 4}, "
+                                                      "{\"op\": \"map_batches\", \"fn\": " FN(
+                                                          "c") ", \"concurrency\": 8, "
+                                                               "\"batch_size\": null}]}");
     assert_stages(pp, "ReadRange->Map(a)->Map(b) | MapBatches(c)");
     prism_physical_plan_stage(pp, 0, &s);
     assert_int_equal(s.concurrency, 4);
@@ -736,11 +748,13 @@ static void test_limit_pushdown(void **state)
     (void)state;
     /* Into range, past map, add_column and the projections: range makes 10
      * rows and no limit stage is left. */
-    prism_physical_plan *pp = optimize(
-        "{\"ops\": [{\"op\": \"range\", \"n\": 1000}, {\"op\": \"map\", \"fn\": " FN("f") "}, "
-        "{\"op\": \"add_column\", \"col\": \"y\", \"fn\": " FN("g") "}, "
-        "{\"op\": \"select_columns\", \"columns\": [\"y\"]}, "
-        "{\"op\": \"limit\", \"limit\": 10}]}");
+    prism_physical_plan *pp =
+        optimize("{\"ops\": [{\"op\": \"range\", \"n\": 1000}, {\"op\": \"map\", \"fn\": " FN(
+            "f") "}, "
+                 "{\"op\": \"add_column\", \"col\": \"y\", \"fn\": " FN(
+                     "g") "}, "
+                          "{\"op\": \"select_columns\", \"columns\": [\"y\"]}, "
+                          "{\"op\": \"limit\", \"limit\": 10}]}");
     assert_stages(pp, "ReadRange->Map(f)->AddColumn(y)->SelectColumns");
     const json_t *spec;
     const int *logical;
@@ -784,8 +798,9 @@ static void test_limit_pushdown(void **state)
     for (size_t i = 0; i < 3; i++) {
         char text[1024];
         snprintf(text, sizeof text,
-                 "{\"ops\": [{\"op\": \"range\", \"n\": 100}, %s, {\"op\": \"map\", \"fn\": "
-                 FN("f") "}, {\"op\": \"limit\", \"limit\": 3}]}", blockers[i]);
+                 "{\"ops\": [{\"op\": \"range\", \"n\": 100}, %s, {\"op\": \"map\", \"fn\": " FN(
+                     "f") "}, {\"op\": \"limit\", \"limit\": 3}]}",
+                 blockers[i]);
         pp = optimize(text);
         assert_stages(pp, want[i]);
         prism_physical_plan_op(pp, 0, 0, &spec, NULL, NULL);
@@ -795,11 +810,12 @@ static void test_limit_pushdown(void **state)
 
     /* A file read cannot take the limit itself: the limit goes right after
      * the read's leading projections, before the first operator doing work. */
-    pp = optimize("{\"ops\": [{\"op\": \"read_images\", \"paths\": \"/i\"}, "
-                  "{\"op\": \"select_columns\", \"columns\": [\"image\"]}, "
-                  "{\"op\": \"map\", \"fn\": " FN("f") "}, "
-                  "{\"op\": \"drop_columns\", \"columns\": [\"x\"]}, "
-                  "{\"op\": \"limit\", \"limit\": 7}]}");
+    pp = optimize(
+        "{\"ops\": [{\"op\": \"read_images\", \"paths\": \"/i\"}, "
+        "{\"op\": \"select_columns\", \"columns\": [\"image\"]}, "
+        "{\"op\": \"map\", \"fn\": " FN("f") "}, "
+                                             "{\"op\": \"drop_columns\", \"columns\": [\"x\"]}, "
+                                             "{\"op\": \"limit\", \"limit\": 7}]}");
     assert_stages(pp, "ReadImages->SelectColumns | Limit(7) | Map(f)->DropColumns");
     prism_plan_stage s;
     prism_physical_plan_stage(pp, 0, &s);
@@ -821,12 +837,13 @@ static void test_limit_pushdown(void **state)
 /* ---------- explain ---------- */
 
 static const char *explain_plan =
-    "{\"name\": \"train\", \"ops\": [{\"op\": \"read_binary_files\", \"paths\": \"/data\"}, "
-    DECODE ", " CROP ", " FLIP ", "
-    "{\"op\": \"map_batches\", \"fn\": " FN("embed") ", \"num_gpus\": 1, \"batch_size\": 64, "
-    "\"compute\": {\"kind\": \"actors\", \"min_size\": 1, \"max_size\": 2}}, "
-    "{\"op\": \"select_columns\", \"columns\": [\"embedding\"]}, "
-    "{\"op\": \"limit\", \"limit\": 1000}]}";
+    "{\"name\": \"train\", \"ops\": [{\"op\": \"read_binary_files\", \"paths\": \"/data\"}, " DECODE
+    ", " CROP ", " FLIP ", "
+    "{\"op\": \"map_batches\", \"fn\": " FN(
+        "embed") ", \"num_gpus\": 1, \"batch_size\": 64, "
+                 "\"compute\": {\"kind\": \"actors\", \"min_size\": 1, \"max_size\": 2}}, "
+                 "{\"op\": \"select_columns\", \"columns\": [\"embedding\"]}, "
+                 "{\"op\": \"limit\", \"limit\": 1000}]}";
 
 static void test_explain(void **state)
 {
@@ -866,21 +883,20 @@ static void test_explain(void **state)
     /* Pushdown shows in the optimized plan. */
     prism_plan *q = parse_ok("{\"ops\": [{\"op\": \"range\", \"n\": 1000}, {\"op\": \"map\", "
                              "\"fn\": " FN("f") ", \"concurrency\": 2}, {\"op\": \"limit\", "
-                             "\"limit\": 10}]}");
+                                                "\"limit\": 10}]}");
     text = prism_plan_explain(q, NULL);
-    assert_string_equal(text,
-                        "-------- Logical Plan --------\n"
-                        "Limit(10)  ops[2]\n"
-                        "+- Map(f)  ops[1]\n"
-                        "   +- ReadRange  ops[0]\n"
-                        "\n"
-                        "-------- Logical Plan (Optimized) --------\n"
-                        "Map(f)  ops[1]\n"
-                        "+- ReadRange  ops[0,2] (limit pushed into the read: n=10)\n"
-                        "\n"
-                        "-------- Physical Plan --------\n"
-                        "TaskPoolMapOperator[ReadRange->Map(f)]  ops[0-2]; CPU 1; "
-                        "concurrency 2\n");
+    assert_string_equal(text, "-------- Logical Plan --------\n"
+                              "Limit(10)  ops[2]\n"
+                              "+- Map(f)  ops[1]\n"
+                              "   +- ReadRange  ops[0]\n"
+                              "\n"
+                              "-------- Logical Plan (Optimized) --------\n"
+                              "Map(f)  ops[1]\n"
+                              "+- ReadRange  ops[0,2] (limit pushed into the read: n=10)\n"
+                              "\n"
+                              "-------- Physical Plan --------\n"
+                              "TaskPoolMapOperator[ReadRange->Map(f)]  ops[0-2]; CPU 1; "
+                              "concurrency 2\n");
     free(text);
     prism_plan_destroy(q);
 
@@ -924,8 +940,8 @@ static void test_explain(void **state)
     assert_json_eq(json_object_get(pj, "options"),
                    "{\"memory_budget_bytes\": null, \"skip_corrupt\": false, "
                    "\"preserve_order\": false, \"target_max_block_size\": 134217728}");
-    assert_true(json_equal(json_object_get(pj, "options"),
-                           (json_t *)prism_physical_plan_options(pp)));
+    assert_true(
+        json_equal(json_object_get(pj, "options"), (json_t *)prism_physical_plan_options(pp)));
     json_decref(pj);
     prism_physical_plan_destroy(pp);
     prism_plan_destroy(p);
@@ -995,13 +1011,16 @@ static void test_builder_matches_json(void **state)
         "\"args\": {\"model\": \"resnet50\"}}, \"batch_size\": null, \"compute\": {\"kind\": "
         "\"actors\", \"min_size\": 2, \"max_size\": 8}, \"num_gpus\": 1, \"resources\": "
         "{\"accel\": 1}},"
-        "{\"op\": \"filter\", \"fn\": " FN("keep") ", \"num_cpus\": 0.5, \"concurrency\": 4},"
-        "{\"op\": \"flat_map\", \"fn\": " FN("split") "},"
-        "{\"op\": \"add_column\", \"col\": \"label\", \"fn\": " FN("label_of") "},"
-        "{\"op\": \"select_columns\", \"columns\": [\"embedding\", \"label\"]},"
-        "{\"op\": \"drop_columns\", \"columns\": [\"label\"]},"
-        "{\"op\": \"limit\", \"limit\": 500}],"
-        "\"options\": {\"memory_budget_bytes\": 1073741824, \"skip_corrupt\": true}}";
+        "{\"op\": \"filter\", \"fn\": " FN(
+            "keep") ", \"num_cpus\": 0.5, \"concurrency\": 4},"
+                    "{\"op\": \"flat_map\", \"fn\": " FN(
+                        "split") "},"
+                                 "{\"op\": \"add_column\", \"col\": \"label\", \"fn\": " FN(
+                                     "label_of") "},"
+                                                 "{\"op\": \"select_columns\", \"columns\": [\"embedding\", \"label\"]},"
+                                                 "{\"op\": \"drop_columns\", \"columns\": [\"label\"]},"
+                                                 "{\"op\": \"limit\", \"limit\": 500}],"
+                                                 "\"options\": {\"memory_budget_bytes\": 1073741824, \"skip_corrupt\": true}}";
     json_t *built = canon(p);
     assert_json_eq(built, hand);
     /* And the hand-written plan's canonical form is the same text. */
@@ -1017,8 +1036,7 @@ static void test_builder_matches_json(void **state)
 
     /* Every read and the other builder calls. */
     static const struct {
-        prism_plan_status (*fn)(prism_plan *, const char *const *,
-                                const prism_plan_read_options *);
+        prism_plan_status (*fn)(prism_plan *, const char *const *, const prism_plan_read_options *);
         const char *want;
     } reads[] = {
         {prism_plan_read_images, "{\"ops\": [{\"op\": \"read_images\", \"paths\": [\"/i\"], "
@@ -1057,8 +1075,7 @@ static void test_builder_matches_json(void **state)
     }
     assert_int_equal(prism_plan_create(NULL, &p, NULL), PRISM_PLAN_OK);
     assert_int_equal(prism_plan_range(p, 100, NULL), PRISM_PLAN_OK);
-    assert_int_equal(prism_plan_append_json(p, "{\"op\": \"limit\", \"limit\": 5}"),
-                     PRISM_PLAN_OK);
+    assert_int_equal(prism_plan_append_json(p, "{\"op\": \"limit\", \"limit\": 5}"), PRISM_PLAN_OK);
     built = canon(p);
     assert_json_eq(built, "{\"ops\": [{\"op\": \"range\", \"n\": 100}, "
                           "{\"op\": \"limit\", \"limit\": 5}]}");
@@ -1119,14 +1136,18 @@ static void test_builder_errors(void **state)
         int which;
     } cases[] = {
         {"ops[0] (map): a plan starts with a read (range, from_items, read_images, "
-         "read_binary_files, read_text, read_jsonl, read_csv)", 0},
+         "read_binary_files, read_text, read_jsonl, read_csv)",
+         0},
         {"ops[1] (map): unknown field \"batch_size\" (map takes: fn, compute, num_cpus, "
-         "num_gpus, memory, resources, concurrency)", 1},
+         "num_gpus, memory, resources, concurrency)",
+         1},
         {"ops[1] (map): \"compute\": only an actor pool (\"kind\": \"actors\") has a size", 2},
         {"ops[1] (map): \"concurrency\" is for tasks; an actor pool's size is "
-         "\"compute.min_size\" and \"compute.max_size\"", 3},
+         "\"compute.min_size\" and \"compute.max_size\"",
+         3},
         {"ops[1] (map): \"fn.args\" is not valid JSON: '}' expected near end of file "
-         "(column 7)", 4},
+         "(column 7)",
+         4},
         {"ops[1] (map): \"num_gpus\" must be a finite number", 5},
         {"ops[1] (map): missing \"fn.package\"", 6},
         {"ops[1] (map): \"fn.args\" must be an object", 7},
@@ -1140,7 +1161,10 @@ static void test_builder_errors(void **state)
         switch (cases[i].which) {
         case 1: mo.batch_size = 8; break;
         case 2: mo.max_size = 3; break;
-        case 3: mo.compute = PRISM_COMPUTE_ACTORS; mo.concurrency = 2; break;
+        case 3:
+            mo.compute = PRISM_COMPUTE_ACTORS;
+            mo.concurrency = 2;
+            break;
         case 4: mo.args = "{\"a\": 1"; break;
         case 5: mo.num_gpus = 1.0 / 0.0; break;
         case 6: pkg = NULL; break;
@@ -1203,18 +1227,12 @@ static void test_paths(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_operator),
-        cmocka_unit_test(test_defaults_filled),
-        cmocka_unit_test(test_canonical_form),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_size_limits),
-        cmocka_unit_test(test_fusion),
-        cmocka_unit_test(test_limit_boundary),
-        cmocka_unit_test(test_limit_pushdown),
-        cmocka_unit_test(test_explain),
-        cmocka_unit_test(test_builder_matches_json),
-        cmocka_unit_test(test_builder_errors),
-        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_every_operator), cmocka_unit_test(test_defaults_filled),
+        cmocka_unit_test(test_canonical_form), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_size_limits),    cmocka_unit_test(test_fusion),
+        cmocka_unit_test(test_limit_boundary), cmocka_unit_test(test_limit_pushdown),
+        cmocka_unit_test(test_explain),        cmocka_unit_test(test_builder_matches_json),
+        cmocka_unit_test(test_builder_errors), cmocka_unit_test(test_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -198,7 +198,7 @@ static const prism_service_def fake_def = {
 };
 
 static const char *const env_names[] = {"PRISM_TOKEN", "PRISM_TOKEN_FILE", "PRISM_NO_AUTH",
-                                        "PRISM_COLOR", "PRISM_PORT", "PRISM_NATS_URL"};
+                                        "PRISM_COLOR", "PRISM_PORT",       "PRISM_NATS_URL"};
 
 static int service_setup(void **state)
 {

@@ -40,8 +40,11 @@ static fixture *setup(uint64_t capacity, uint64_t batch)
 {
     fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/prism-test-store-%d", (int)getpid());
-    os_store_config cfg = {.capacity = capacity, .spill_dir = f->dir, .spill_batch = batch,
-                           .on_event = on_event, .ud = f};
+    os_store_config cfg = {.capacity = capacity,
+                           .spill_dir = f->dir,
+                           .spill_batch = batch,
+                           .on_event = on_event,
+                           .ud = f};
     char err[256];
     assert_int_equal(os_store_init(&f->s, &cfg, err, sizeof err), 0);
     os_client_init(&f->c);
@@ -114,8 +117,10 @@ static void test_lifecycle(void **state)
     prism_object_id id = oid(1);
     os_object *o;
     assert_int_equal(os_get(&f->s, &f->c, &id, &o), PRISM_STORE_NOT_FOUND);
-    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 1000, "meta", 4, false, &o), PRISM_STORE_OK);
-    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 10, NULL, 0, false, &o), PRISM_STORE_EXISTS);
+    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 1000, "meta", 4, false, &o),
+                     PRISM_STORE_OK);
+    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 10, NULL, 0, false, &o),
+                     PRISM_STORE_EXISTS);
     assert_int_equal(os_contains(&f->s, &id), PRISM_STORE_PRESENT_UNSEALED);
     assert_int_equal(os_get(&f->s, &f->c, &id, &o), PRISM_STORE_NOT_SEALED);
     os_client other;
@@ -147,7 +152,8 @@ static void test_too_large_and_oom(void **state)
     assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 2 * MiB, NULL, 0, true, &o),
                      PRISM_STORE_TOO_LARGE);
     /* referenced and unsealed objects can be neither evicted nor spilled */
-    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 600 * KiB, NULL, 0, true, &o), PRISM_STORE_OK);
+    assert_int_equal(os_create(&f->s, &f->c, &id, NULL, 600 * KiB, NULL, 0, true, &o),
+                     PRISM_STORE_OK);
     prism_object_id id2 = oid(2);
     assert_int_equal(os_create(&f->s, &f->c, &id2, NULL, 600 * KiB, NULL, 0, true, &o),
                      PRISM_STORE_OUT_OF_MEMORY);
@@ -222,7 +228,8 @@ static void test_client_drop(void **state)
     os_client_init(&dead);
     prism_object_id a = oid(1), b = oid(2);
     os_object *o;
-    assert_int_equal(os_create(&f->s, &dead, &a, NULL, 100 * KiB, NULL, 0, false, &o), PRISM_STORE_OK);
+    assert_int_equal(os_create(&f->s, &dead, &a, NULL, 100 * KiB, NULL, 0, false, &o),
+                     PRISM_STORE_OK);
     put(f, 2, 100 * KiB, false);
     assert_int_equal(os_get(&f->s, &dead, &b, &o), PRISM_STORE_OK);
     assert_int_equal(os_get(&f->s, &dead, &b, &o), PRISM_STORE_OK);
@@ -237,12 +244,9 @@ static void test_client_drop(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lifecycle),
-        cmocka_unit_test(test_owner_recorded),
-        cmocka_unit_test(test_too_large_and_oom),
-        cmocka_unit_test(test_eviction_order),
-        cmocka_unit_test(test_spill_restore),
-        cmocka_unit_test(test_client_drop),
+        cmocka_unit_test(test_lifecycle),         cmocka_unit_test(test_owner_recorded),
+        cmocka_unit_test(test_too_large_and_oom), cmocka_unit_test(test_eviction_order),
+        cmocka_unit_test(test_spill_restore),     cmocka_unit_test(test_client_drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

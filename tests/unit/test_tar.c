@@ -108,7 +108,8 @@ static void test_not_tar(void **state)
 {
     char err[256] = "";
     bool gz = false;
-    const char elf[] = "\x7f" "ELF this is a task library, not an archive";
+    const char elf[] = "\x7f"
+                       "ELF this is a task library, not an archive";
     assert_int_equal(prism_tar_check(elf, sizeof elf, &gz, err, sizeof err), PRISM_TAR_NOT_TAR);
     assert_true(err[0] != '\0');
 }
@@ -128,10 +129,8 @@ static void test_name_rules(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_safe_archive),
-        cmocka_unit_test(test_unsafe_members),
-        cmocka_unit_test(test_member_under_a_link),
-        cmocka_unit_test(test_not_tar),
+        cmocka_unit_test(test_safe_archive),        cmocka_unit_test(test_unsafe_members),
+        cmocka_unit_test(test_member_under_a_link), cmocka_unit_test(test_not_tar),
         cmocka_unit_test(test_name_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

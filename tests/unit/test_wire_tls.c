@@ -27,8 +27,8 @@ static char dir[] = "/tmp/prism-wire-tls-XXXXXX";
 static int lfd = -1, port;
 
 typedef struct server {
-    bool tls;       /* else the peer is a plain worker port */
-    int handshake;  /* what the TLS handshake ended with */
+    bool tls;      /* else the peer is a plain worker port */
+    int handshake; /* what the TLS handshake ended with */
     size_t echoed;
     pthread_t thread;
 } server;
@@ -104,7 +104,8 @@ static int setup(void **state)
     snprintf(cmd, sizeof cmd,
              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
              "-keyout %s/key.pem -out %s/cert.pem -days 1 -subj /CN=prism-unit "
-             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", dir, dir);
+             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+             dir, dir);
     if (system(cmd) != 0)
         return -1;
     char cert[300], key[300];
