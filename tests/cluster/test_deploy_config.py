@@ -504,10 +504,11 @@ def test_compose_consistent():
         program = s["command"][0]
         assert program.startswith("prism-"), where + ": runs a program of the image"
         check_env(where, program, env)
-        if program == "prism-nodeagent":
-            # its own address, not a wildcard: its workers announce it to task owners
+        if program in ("prism-nodeagent", "prism-dataservice"):
+            # its own address, not a wildcard: the agent's workers announce it to task
+            # owners, the dataservice announces it to the GCS
             assert env.get("PRISM_HOST") == name == s.get("hostname"), \
-                where + ": the agent binds its service name, which is its host name"
+                where + ": it binds its service name, which is its host name"
         elif program != "prism-nats":
             assert env.get("PRISM_HOST") == "0.0.0.0", where + " must listen beyond loopback"
         for k, v in env.items():
@@ -746,8 +747,8 @@ def main():
         except Exception as e:
             failed += 1
             print("FAIL", t.__name__, "-", e, flush=True)
-    print("Docker and Kubernetes do not run here: images are not built and the chart is not "
-          "installed; see docs/deploy.md.")
+    print("The image is built and the compose file run on a real engine by test_compose_real.py; "
+          "Kubernetes does not run here: the chart is not installed. See docs/deploy.md.")
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 
