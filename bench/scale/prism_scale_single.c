@@ -10,9 +10,13 @@
  *     queued N    N sleep(0) tasks submitted before any is waited for: the
  *                 driver's memory per queued task, then all finished
  *     object MiB  one object of MiB mebibytes put and got back
+ *     running N   N sleep tasks of 1/N CPU each at once: how many ran
+ *                 together, and what a worker process costs (private memory,
+ *                 open fds), read from /proc (the cluster runs on this machine)
  *
  * Runs against the cluster of $PRISM_ADDRESS / $PRISM_HOME. Exit 0 when every
  * value was right. */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,11 +208,92 @@ static int case_object(prism_client *c, long mib)
     return rc;
 }
 
+/* The prism-worker processes of this machine: how many, their total
+ * private memory (RssAnon, KiB: the store's shared mapping is left out) and
+ * open fds. */
+static void workers_now(long *count, long *anon_kib, long *fds)
+{
+    *count = *anon_kib = *fds = 0;
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    while (proc && (e = readdir(proc))) {
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] >= '0' && e->d_name[0] <= '9' ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        bool worker = fgets(comm, sizeof comm, f) && !strncmp(comm, "prism-worker", 12);
+        fclose(f);
+        if (!worker)
+            continue;
+        (*count)++;
+        *anon_kib += bench_status_kib((pid_t)atol(e->d_name), "RssAnon:");
+        snprintf(path, sizeof path, "/proc/%s/fd", e->d_name);
+        DIR *fd = opendir(path);
+        while (fd && readdir(fd))
+            (*fds)++;
+        if (fd) {
+            *fds -= 2; /* . and .. */
+            closedir(fd);
+        }
+    }
+    if (proc)
+        closedir(proc);
+}
+
+/* n sleep(SLEEP_MS) tasks of 1/n CPU: they can all run at once on one CPU
+ * when the node may start n workers (PRISM_MAX_WORKERS). `concurrency` is
+ * n x SLEEP_MS over the time all took: n when they all overlapped. */
+#define SLEEP_MS 10000
+static int case_running(prism_client *c, long n)
+{
+    prism_ref **outs = calloc((size_t)n, sizeof *outs);
+    bool *ready = calloc((size_t)n, sizeof *ready);
+    int rc = outs && ready ? 0 : fail("memory");
+    prism_task_options o;
+    prism_task_options_init(&o);
+    o.num_cpus = 1.0 / (double)n;
+    int64_t t0 = bench_now_ns();
+    for (long i = 0; i < n && rc == 0; i++) {
+        char ms[32];
+        snprintf(ms, sizeof ms, "%d", SLEEP_MS);
+        prism_value *a = prism_value_json(ms);
+        if (!a || prism_submit(c, "builtin", "sleep", &a, 1, &o, &outs[i]) != PRISM_OK)
+            rc = fail("submit");
+        prism_value_free(a);
+    }
+    long peak = 0, anon = 0, fds = 0;
+    prism_status st = PRISM_ERR_TIMEOUT;
+    while (rc == 0 && st == PRISM_ERR_TIMEOUT && bench_now_ns() - t0 < (int64_t)GET_MS * 1000000) {
+        long k, a, f;
+        workers_now(&k, &a, &f);
+        if (k > peak) {
+            peak = k;
+            anon = a;
+            fds = f;
+        }
+        st = prism_wait(c, outs, (size_t)n, (size_t)n, 200, ready);
+    }
+    if (rc == 0 && st != PRISM_OK)
+        rc = fail("wait for all");
+    double s = (double)(bench_now_ns() - t0) / 1e9;
+    if (rc == 0)
+        printf("{\"case\": \"running\", \"n\": %ld, \"seconds\": %.3f, \"concurrency\": %.1f, "
+               "\"peak_workers\": %ld, \"worker_private_kib\": %.0f, \"worker_fds\": %.1f}\n",
+               n, s, (double)n * SLEEP_MS / 1000.0 / s, peak,
+               peak ? (double)anon / (double)peak : 0, peak ? (double)fds / (double)peak : 0);
+    for (long i = 0; i < n && outs; i++)
+        prism_ref_release(outs[i]);
+    free(outs);
+    free(ready);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     long n = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
     if (argc != 3 || n <= 0) {
-        fprintf(stderr, "usage: prism-scale-single args|returns|get|queued|object N\n");
+        fprintf(stderr, "usage: prism-scale-single args|returns|get|queued|object|running N\n");
         return 2;
     }
     prism_client *c = NULL;
@@ -225,6 +310,8 @@ int main(int argc, char **argv)
         rc = many_tasks(c, "queued", n, true);
     else if (!strcmp(argv[1], "object"))
         rc = case_object(c, n);
+    else if (!strcmp(argv[1], "running"))
+        rc = case_running(c, n);
     else
         rc = 2;
     prism_disconnect(c);

@@ -21,7 +21,9 @@
 /* An actor's calls have one connection and nothing to balance: a deep window
  * keeps its worker busy without a round trip per batch. */
 #define ACTOR_PIPELINE_DEPTH 256
-#define MAX_LEASES_PER_SHAPE 64
+/* Workers one owner leases for one shape at most: enough for a thousand
+ * fractional-CPU tasks side by side; each is one connection. */
+#define MAX_LEASES_PER_SHAPE 1024
 #define LEASE_IDLE_MS 50 /* an idle lease is returned after this */
 #define IO_SPIN_US 50    /* the io thread polls this long for results before sleeping */
 
@@ -123,6 +125,11 @@ struct pool {
     worker_conn *workers;
     int nworkers;
     bool requesting;
+    /* The scheduler had no room for one more lease. Until it grants one
+     * again, tasks queue up to PIPELINE_DEPTH deep on the workers the pool
+     * has; before, one at a time, so that a queued task waits for a worker
+     * of its own rather than behind another task while CPUs are free. */
+    bool saturated;
     int64_t next_request_ms;
     char *pending_reason; /* why tasks wait (infeasible, busy), for people */
     actor_rec *actor; /* an actor's calls: no leases, one connection to its worker, order kept */

@@ -198,10 +198,15 @@ static int flush_out(prism_client *c, worker_conn *wc)
 static worker_conn *least_loaded(pool *p)
 {
     worker_conn *best = NULL;
-    int depth = p->actor ? ACTOR_PIPELINE_DEPTH : PIPELINE_DEPTH;
-    for (worker_conn *w = p->workers; w; w = w->next)
+    int depth = p->actor                                              ? ACTOR_PIPELINE_DEPTH
+                : p->saturated || p->nworkers >= MAX_LEASES_PER_SHAPE ? PIPELINE_DEPTH
+                                                                      : 1;
+    for (worker_conn *w = p->workers; w; w = w->next) {
+        if (w->inflight == 0)
+            return w; /* none is less loaded: the walk of a long list stops here */
         if (w->inflight < depth && (!best || w->inflight < best->inflight))
             best = w;
+    }
     return best;
 }
 
@@ -628,6 +633,8 @@ static void request_lease(prism_client *c, pool *p)
     p->requesting = false;
     int64_t now = prism_mono_ms();
     const char *code = NULL;
+    /* No new worker: the ones the pool has take tasks deeper. */
+    p->saturated = !wc;
     if (wc) {
         prism__pool_add_worker(c, p, wc);
     } else if (rc == PRISM_BUS_NO_RESPONDERS) {
@@ -649,6 +656,8 @@ static void request_lease(prism_client *c, pool *p)
         bool infeasible = code && !strcmp(code, "infeasible");
         p->next_request_ms = now + (infeasible ? MAX_BACKOFF_MS : 50 + (int64_t)(rand() % 150));
     }
+    if (!wc && p->workers)
+        dispatch(c, p);
     json_decref(reply);
 }
 
@@ -776,15 +785,12 @@ static void run_deletions(prism_client *c, bool last)
     }
 }
 
+/* A task still queued after dispatch found every worker at its depth
+ * (least_loaded): one more worker is worth asking for. */
 static bool wants_lease(const pool *p, int64_t now)
 {
-    if (p->actor || !p->queue || p->requesting || now < p->next_request_ms ||
-        p->nworkers >= MAX_LEASES_PER_SHAPE)
-        return false;
-    for (const worker_conn *w = p->workers; w; w = w->next)
-        if (w->inflight < PIPELINE_DEPTH)
-            return false;
-    return true;
+    return !p->actor && p->queue && !p->requesting && now >= p->next_request_ms &&
+           p->nworkers < MAX_LEASES_PER_SHAPE;
 }
 
 static void *leaser_main(void *arg)
