@@ -222,6 +222,10 @@ void gcs_ray_job_logs_tail(prism_http_req *req, void *ctx);
 void gcs_dashboard_index(prism_http_req *req, void *ctx);
 void gcs_dashboard_file_get(prism_http_req *req, void *ctx);
 
+/* apidocs.c: the API reference and the spec, served without the token */
+void gcs_api_docs(prism_http_req *req, void *ctx);
+void gcs_api_openapi_spec(prism_http_req *req, void *ctx);
+
 /* resources.c: resource maps are JSON objects name → amount (whether one
  * fits: prism_res_fits, libs/proto/prism_resources.h) */
 void gcs_res_add(json_t *acc, json_t *delta, double sign);
