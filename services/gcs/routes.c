@@ -53,5 +53,8 @@ const prism_http_route gcs_routes[] = {
     {"POST", "/api/jobs/{id}/stop", gcs_ray_job_stop, 0},
     {"GET", "/api/jobs/{id}/logs", gcs_ray_job_logs, 0},
     {"GET", "/api/jobs/{id}/logs/tail", gcs_ray_job_logs_tail, 0}, /* a WebSocket */
+    {"GET", "/api/packages/{protocol}/{name}", gcs_ray_package_get, 0},
+    {"PUT", "/api/packages/{protocol}/{name}", gcs_ray_package_put,
+     0 /* set from --max-package-size */},
 };
 const size_t gcs_nroutes = sizeof gcs_routes / sizeof gcs_routes[0];

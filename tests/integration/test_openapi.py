@@ -27,6 +27,7 @@ import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from http.client import HTTPConnection, HTTPSConnection
 
 from harness import BIN, NatsClient, Response, run, skip, wait_until
@@ -595,6 +596,19 @@ def test_gcs_routes_answer_valid_requests(c):
     sha = hashlib.sha256(blob).hexdigest()
     r = api.call("POST", "/api/v1/packages", raw=blob, expect=201)
     assert r.json() == {"sha256": sha, "size": len(blob)}, r
+
+    # Ray's package routes: a zip working directory, as `ray job submit` uploads it
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("run.sh", "echo zip package ran\n")
+    ray_pkg = {"protocol": "gcs", "name": "_ray_pkg_0123456789abcdef.zip"}
+    api.call("GET", "/api/packages/{protocol}/{name}", ray_pkg, expect=404, code="not_found")
+    r = api.call("PUT", "/api/packages/{protocol}/{name}", ray_pkg, raw=zbuf.getvalue(),
+                 expect=200).json()
+    assert r["sha256"] == hashlib.sha256(zbuf.getvalue()).hexdigest(), r
+    api.call("GET", "/api/packages/{protocol}/{name}", ray_pkg, expect=200)
+    api.call("PUT", "/api/packages/{protocol}/{name}", ray_pkg, raw=b"no zip", expect=400,
+             code="invalid_argument")
     api.call("POST", "/api/v1/packages", raw=blob, expect=200)
     r = api.call("GET", "/api/v1/packages/{sha256}", {"sha256": sha}, expect=200)
     assert r.body == blob
@@ -822,7 +836,7 @@ def test_gcs_errors_are_documented(c):
 
     def sample(template):
         values = {"id": "no-such-id", "namespace": "ns", "key": "k", "sha256": "0" * 64,
-                  "file": "index.html"}
+                  "file": "index.html", "protocol": "gcs", "name": "_ray_pkg_none.zip"}
         return {n: values[n] for n in re.findall(r"{([^}]+)}", template)}
 
     # 401 on every secured route, without a token and with a wrong one
@@ -933,7 +947,8 @@ def test_gcs_errors_are_documented(c):
         (j({"entrypoint": "x", "runtime_env": {"pip": ["numpy"]}}), "unsupported"),
         (j({"entrypoint": "x", "runtime_env": "env"}), "invalid_argument"),
         (j({"entrypoint": "x", "runtime_env": {"working_dir": "s3://bucket/dir.zip"}}),
-         "invalid_argument"),
+         "unsupported"),
+        (j({"entrypoint": "x", "runtime_env": {"working_dir": "./dir"}}), "invalid_argument"),
         (j({"entrypoint": "x", "runtime_env": {"env_vars": {"A": 1}}}), "invalid_argument"),
         (j({"entrypoint": "x", "entrypoint_resources": "CPU"}), "invalid_argument"),
         (j({"entrypoint": "x", "entrypoint_num_cpus": -1}), "invalid_argument"),
