@@ -41,9 +41,9 @@ void gcs_api_docs(prism_http_req *req, void *ctx)
     const gcs_dashboard_file *f = find_file("api-docs.html");
     if (!f) {
         prism_http_reply_error(req, 404, "docs_not_built",
-                               "this GCS was built without Node.js, so the API reference was "
-                               "not rendered (scripts/bootstrap.sh installs it; then rebuild); "
-                               "the spec is at /api/openapi.yaml");
+                               "this GCS was built without Node.js, so the API reference was not "
+                               "rendered (scripts/bootstrap.sh installs it; then reconfigure and "
+                               "rebuild); the spec is at /api/openapi.yaml");
         return;
     }
     prism_http_add_header(req, "Content-Security-Policy", APIDOCS_CSP);

@@ -74,8 +74,8 @@ void gcs_ray_package_get(prism_http_req *req, void *ctx)
     if (!name)
         return;
     if (lookup(ctx, name, sha, &size) != 0) {
-        prism_http_reply_error(req, 404, "not_found", "package %s%s does not exist",
-                               RAY_URI_PREFIX, name);
+        prism_http_reply_error(req, 404, "not_found", "package %s%s does not exist", RAY_URI_PREFIX,
+                               name);
         return;
     }
     prism_http_reply_json(req, 200, package_json(name, sha, size));
