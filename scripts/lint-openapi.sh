@@ -18,6 +18,8 @@ if [ ! -x "$cli" ] || [ "$tools/package-lock.json" -nt "$tools/node_modules/.pac
         exit 77
     fi
 fi
+# No usage reports sent and no update check: the lint is offline.
+export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
 # Each spec by name: tools/openapi/redocly.yaml is not one.
 set -- "$root"/openapi/*.yaml
 exec "$cli" lint --config "$tools/redocly.yaml" --format=stylish "$@"
