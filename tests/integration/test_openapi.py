@@ -527,9 +527,15 @@ def websocket_handshake(api, template, params, headers=None):
 
 
 def redocly_installed():
-    """Whether the build could render the API reference (apidocs.cmake)."""
+    """Whether the build could render the API reference (apidocs.cmake: the
+    CLI installed and Node.js 20.19 or later)."""
     cli = os.path.join(SRC, "tools", "openapi", "node_modules", ".bin", "redocly")
-    return os.access(cli, os.X_OK) and shutil.which("node") is not None
+    node = shutil.which("node")
+    if not os.access(cli, os.X_OK) or not node:
+        return False
+    v = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    m = re.match(r"^v(\d+)\.(\d+)", v)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (20, 19)
 
 
 def check_api_docs(api):
