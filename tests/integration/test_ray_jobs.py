@@ -320,6 +320,13 @@ def test_working_dir_zip(c):
         assert not uploaded
         assert c.wait_job(jid2)["state"] == "SUCCEEDED"
 
+        # Prism's own API takes a zip too: POST /api/v1/packages, then its sha256.
+        data, _ = ray_zip(d)
+        r = c.request("POST", "/api/v1/packages", raw=data)
+        assert r.status in (200, 201), r
+        jid3 = c.submit("cat data/deeper/n.txt", working_dir=r.json()["sha256"])
+        assert c.wait_job(jid3)["state"] == "SUCCEEDED" and c.logs(jid3) == "42\n"
+
     # A URI never uploaded, and other URIs.
     r = c.post("/api/jobs/", {"entrypoint": "true",
                               "runtime_env": {"working_dir": "gcs://_ray_pkg_missing.zip"}})
@@ -358,6 +365,9 @@ def put_refused(c, name, data, code, words):
 
 
 def test_working_dir_zip_refusals(c):
+    # The same check guards Prism's own package upload.
+    r = c.request("POST", "/api/v1/packages", raw=zip_with([("../evil.sh", "x")]))
+    assert r.status == 400 and r.json()["error"]["code"] == "unsafe_package", r
     put_refused(c, "_ray_pkg_slip.zip", zip_with([("../evil.sh", "echo escaped")]),
                 "unsafe_package", "outside the package directory")
     put_refused(c, "_ray_pkg_slip2.zip", zip_with([("a/../../evil.sh", "x")]),
