@@ -23,6 +23,7 @@ import re
 import shutil
 import struct
 import subprocess
+import tempfile
 import tarfile
 import urllib.error
 import urllib.parse
@@ -558,6 +559,33 @@ def check_api_docs(api):
         assert op_id.encode() in r.body, "%s is not in the reference" % op_id
     api.call("GET", "/api/docs", token=None, headers={"If-None-Match": header(r.headers, "ETag")},
              expect=304)
+    render_api_docs(api.base)
+
+
+def render_api_docs(url):
+    """The page in headless Chromium, when installed: Redoc's scripts run
+    under the page's Content-Security-Policy (its banner is logged) and
+    nothing of the page is refused but what it would fetch from elsewhere."""
+    chromium = shutil.which("chromium")
+    if not chromium:
+        print("  NOTE: Chromium is not installed: /api/docs not rendered in a browser", flush=True)
+        return
+    profile = tempfile.mkdtemp(prefix="prism-chromium-")
+    argv = [chromium, "--headless=new", "--disable-gpu", "--user-data-dir=" + profile,
+            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
+            url + "/api/docs"]
+    if os.geteuid() == 0:
+        argv.insert(1, "--no-sandbox")  # Chromium's sandbox refuses to run as root
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    log = p.stderr
+    assert p.returncode == 0 and "Prism GCS API" in p.stdout, (p.returncode, log[-3000:])
+    assert "Redoc" in log, "Redoc's scripts did not run:\n" + log[-3000:]
+    refused = [line for line in log.splitlines()
+               if "Content Security Policy" in line and "https://" not in line]
+    assert not refused, "the page's own code was refused:\n" + "\n".join(refused)
 
 
 def test_gcs_routes_answer_valid_requests(c):
