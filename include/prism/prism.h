@@ -247,8 +247,11 @@ typedef enum prism_strategy {
     PRISM_STRATEGY_NODE_AFFINITY,
 } prism_strategy;
 
+/* The most returns one task or actor call may have. */
+#define PRISM_MAX_RETURNS 65535
+
 typedef struct prism_task_options {
-    int num_returns;         /* 1-1024; default 1 */
+    int num_returns;         /* 1-PRISM_MAX_RETURNS; default 1 */
     double num_cpus;         /* default 1 */
     double num_gpus;         /* default 0 */
     double memory;           /* bytes; default 0 */
