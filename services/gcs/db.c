@@ -96,6 +96,11 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX actors_live_name ON actors(namespace, name)"
     "  WHERE name IS NOT NULL AND state <> 'DEAD';"
     "CREATE INDEX actors_state ON actors(state, seq);",
+    /* 3 → 4: Ray's package names (gcs://NAME) → the stored package */
+    "CREATE TABLE ray_packages ("
+    "  name TEXT PRIMARY KEY,"
+    "  sha256 TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);",
 };
 
 int gcs_db_version(sqlite3 *db)

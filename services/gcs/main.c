@@ -36,7 +36,8 @@ static int configure(void *ctx, const prism_service_settings *s, char *err, size
 
 static size_t body_limit(void *ctx, const prism_http_route *r)
 {
-    if (!strcmp(r->pattern, "/api/v1/packages") && !strcmp(r->method, "POST"))
+    if ((!strcmp(r->pattern, "/api/v1/packages") && !strcmp(r->method, "POST")) ||
+        (!strcmp(r->pattern, "/api/packages/{protocol}/{name}") && !strcmp(r->method, "PUT")))
         return (size_t)g.cfg.max_package_size;
     if (!strcmp(r->pattern, "/api/v1/kv/{namespace}/{key}") && !strcmp(r->method, "PUT"))
         return (size_t)g.cfg.max_kv_value_size;

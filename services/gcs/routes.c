@@ -1,6 +1,7 @@
 /* The GCS REST API: one table, documented in openapi/gcs.yaml. Every route
  * needs the token but those marked PRISM_HTTP_PUBLIC: the dashboard's static
- * files, which hold no data (the page asks the API, with the token). */
+ * files, which hold no data (the page asks the API, with the token), and the
+ * API reference and spec. */
 #include "gcs.h"
 
 #define KiB 1024u
@@ -40,6 +41,9 @@ const prism_http_route gcs_routes[] = {
     /* the dashboard (dashboard.c) */
     {"GET", "/", gcs_dashboard_index, PRISM_HTTP_PUBLIC},
     {"GET", "/dashboard/{file}", gcs_dashboard_file_get, PRISM_HTTP_PUBLIC},
+    /* the API reference and the spec (apidocs.c) */
+    {"GET", "/api/docs", gcs_api_docs, PRISM_HTTP_PUBLIC},
+    {"GET", "/api/openapi.yaml", gcs_api_openapi_spec, PRISM_HTTP_PUBLIC},
     /* Ray's Jobs REST API */
     {"GET", "/api/version", gcs_ray_version, 0},
     {"POST", "/api/jobs", gcs_ray_jobs_submit, 1 * MiB},
@@ -49,5 +53,8 @@ const prism_http_route gcs_routes[] = {
     {"POST", "/api/jobs/{id}/stop", gcs_ray_job_stop, 0},
     {"GET", "/api/jobs/{id}/logs", gcs_ray_job_logs, 0},
     {"GET", "/api/jobs/{id}/logs/tail", gcs_ray_job_logs_tail, 0}, /* a WebSocket */
+    {"GET", "/api/packages/{protocol}/{name}", gcs_ray_package_get, 0},
+    {"PUT", "/api/packages/{protocol}/{name}", gcs_ray_package_put,
+     0 /* set from --max-package-size */},
 };
 const size_t gcs_nroutes = sizeof gcs_routes / sizeof gcs_routes[0];

@@ -20,12 +20,15 @@ import io
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
+import tempfile
 import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from http.client import HTTPConnection, HTTPSConnection
 
 from harness import BIN, NatsClient, Response, run, skip, wait_until
@@ -524,6 +527,67 @@ def websocket_handshake(api, template, params, headers=None):
     return r
 
 
+def redocly_installed():
+    """Whether the build could render the API reference (apidocs.cmake: the
+    CLI installed and Node.js 20.19 or later)."""
+    cli = os.path.join(SRC, "tools", "openapi", "node_modules", ".bin", "redocly")
+    node = shutil.which("node")
+    if not os.access(cli, os.X_OK) or not node:
+        return False
+    v = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    m = re.match(r"^v(\d+)\.(\d+)", v)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (20, 19)
+
+
+def check_api_docs(api):
+    r = api.call("GET", "/api/docs", token=None, expect=(200, 404))
+    if r.status == 404:
+        assert r.json()["error"]["code"] == "docs_not_built", r
+        assert not redocly_installed(), (
+            "tools/openapi has Redocly's CLI but the GCS was built without the API reference: "
+            "reconfigure the build (cmake -S . -B BUILD)")
+        print("  NOTE: /api/docs not rendered (no Node.js or tools/openapi install)", flush=True)
+        return
+    assert media_type(r) == "text/html", r
+    assert b"<title>Prism GCS API</title>" in r.body, r.body[:300]
+    # The page is self-contained: Redoc inlined, nothing fetched from a CDN.
+    assert not re.search(rb"<script[^>]* src=|<link[^>]* href=\"?https?:", r.body), \
+        "the reference loads scripts or styles from elsewhere"
+    csp = header(r.headers, "Content-Security-Policy")
+    assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp, csp
+    for op_id in ("submitJob", "getApiDocs"):
+        assert op_id.encode() in r.body, "%s is not in the reference" % op_id
+    api.call("GET", "/api/docs", token=None, headers={"If-None-Match": header(r.headers, "ETag")},
+             expect=304)
+    render_api_docs(api.base)
+
+
+def render_api_docs(url):
+    """The page in headless Chromium, when installed: Redoc's scripts run
+    under the page's Content-Security-Policy (its banner is logged) and
+    nothing of the page is refused but what it would fetch from elsewhere."""
+    chromium = shutil.which("chromium")
+    if not chromium:
+        print("  NOTE: Chromium is not installed: /api/docs not rendered in a browser", flush=True)
+        return
+    profile = tempfile.mkdtemp(prefix="prism-chromium-")
+    argv = [chromium, "--headless=new", "--disable-gpu", "--user-data-dir=" + profile,
+            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
+            url + "/api/docs"]
+    if os.geteuid() == 0:
+        argv.insert(1, "--no-sandbox")  # Chromium's sandbox refuses to run as root
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    log = p.stderr
+    assert p.returncode == 0 and "Prism GCS API" in p.stdout, (p.returncode, log[-3000:])
+    assert "Redoc" in log, "Redoc's scripts did not run:\n" + log[-3000:]
+    refused = [line for line in log.splitlines()
+               if "Content Security Policy" in line and "https://" not in line]
+    assert not refused, "the page's own code was refused:\n" + "\n".join(refused)
+
+
 def test_gcs_routes_answer_valid_requests(c):
     api = gcs_api(c)
     r = api.call("GET", "/healthz", token=None, expect=200)
@@ -542,6 +606,14 @@ def test_gcs_routes_answer_valid_requests(c):
     api.call("GET", "/", token=None, headers={"If-None-Match": header(page.headers, "ETag")},
              expect=304)
 
+    # the API reference and the spec it is rendered from: no token
+    r = api.call("GET", "/api/openapi.yaml", token=None, expect=200)
+    assert media_type(r) == "application/yaml", r
+    assert yaml.safe_load(r.body) == api.spec.doc, "/api/openapi.yaml is not openapi/gcs.yaml"
+    api.call("GET", "/api/openapi.yaml", token=None,
+             headers={"If-None-Match": header(r.headers, "ETag")}, expect=304)
+    check_api_docs(api)
+
     # cluster and nodes
     cl = api.call("GET", "/api/v1/cluster", expect=200).json()
     assert cl["nodes_alive"] == 1, cl
@@ -558,6 +630,19 @@ def test_gcs_routes_answer_valid_requests(c):
     sha = hashlib.sha256(blob).hexdigest()
     r = api.call("POST", "/api/v1/packages", raw=blob, expect=201)
     assert r.json() == {"sha256": sha, "size": len(blob)}, r
+
+    # Ray's package routes: a zip working directory, as `ray job submit` uploads it
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("run.sh", "echo zip package ran\n")
+    ray_pkg = {"protocol": "gcs", "name": "_ray_pkg_0123456789abcdef.zip"}
+    api.call("GET", "/api/packages/{protocol}/{name}", ray_pkg, expect=404, code="not_found")
+    r = api.call("PUT", "/api/packages/{protocol}/{name}", ray_pkg, raw=zbuf.getvalue(),
+                 expect=200).json()
+    assert r["sha256"] == hashlib.sha256(zbuf.getvalue()).hexdigest(), r
+    api.call("GET", "/api/packages/{protocol}/{name}", ray_pkg, expect=200)
+    api.call("PUT", "/api/packages/{protocol}/{name}", ray_pkg, raw=b"no zip", expect=400,
+             code="invalid_argument")
     api.call("POST", "/api/v1/packages", raw=blob, expect=200)
     r = api.call("GET", "/api/v1/packages/{sha256}", {"sha256": sha}, expect=200)
     assert r.body == blob
@@ -785,13 +870,14 @@ def test_gcs_errors_are_documented(c):
 
     def sample(template):
         values = {"id": "no-such-id", "namespace": "ns", "key": "k", "sha256": "0" * 64,
-                  "file": "index.html"}
+                  "file": "index.html", "protocol": "gcs", "name": "_ray_pkg_none.zip"}
         return {n: values[n] for n in re.findall(r"{([^}]+)}", template)}
 
     # 401 on every secured route, without a token and with a wrong one
     for method, template, op, _ in ops:
         if not spec.secured(op):
-            api.call(method, template, sample(template), token=None, expect=200)
+            api.call(method, template, sample(template), token=None,
+                     expect=(200, 404) if template == "/api/docs" else 200)
             continue
         for tok in (None, "wrong-" + c.token, ""):
             r = api.call(method, template, sample(template), token=tok, expect=401,
@@ -895,7 +981,8 @@ def test_gcs_errors_are_documented(c):
         (j({"entrypoint": "x", "runtime_env": {"pip": ["numpy"]}}), "unsupported"),
         (j({"entrypoint": "x", "runtime_env": "env"}), "invalid_argument"),
         (j({"entrypoint": "x", "runtime_env": {"working_dir": "s3://bucket/dir.zip"}}),
-         "invalid_argument"),
+         "unsupported"),
+        (j({"entrypoint": "x", "runtime_env": {"working_dir": "./dir"}}), "invalid_argument"),
         (j({"entrypoint": "x", "runtime_env": {"env_vars": {"A": 1}}}), "invalid_argument"),
         (j({"entrypoint": "x", "entrypoint_resources": "CPU"}), "invalid_argument"),
         (j({"entrypoint": "x", "entrypoint_num_cpus": -1}), "invalid_argument"),
