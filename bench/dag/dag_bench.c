@@ -8,7 +8,8 @@
  *   calls  the same chain as prism_actor_call -> prism_get per stage, each
  *          stage's result passed to the next: 2k hops (there and back per stage)
  *
- *   prism-dag-bench [--quick]     (against $PRISM_ADDRESS / $PRISM_HOME) */
+ *   prism-dag-bench [--quick] [--spin-us N]   (against $PRISM_ADDRESS / $PRISM_HOME;
+ *   --spin-us sets the DAG's spin_us, default PRISM_DAG_SPIN_AUTO) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #define INFLIGHT 8
 
 static long n_dag = 20000, n_calls = 2000, n_rate = 50000;
+static long spin_us = -1; /* -1: PRISM_DAG_SPIN_AUTO */
 
 static int64_t now_ns(void)
 {
@@ -46,8 +48,9 @@ static void report(const char *mode, int k, size_t payload, int64_t *lat, long n
     qsort(lat, (size_t)n, sizeof *lat, cmp);
     double med = (double)lat[n / 2] / 1e3, p99 = (double)lat[(long)((double)n * 0.99)] / 1e3;
     printf("{\"system\": \"dag\", \"mode\": \"%s\", \"chain\": %d, \"payload\": %zu, \"n\": %ld, "
-           "\"median_us\": %.3f, \"p99_us\": %.3f, \"hop_us\": %.3f, \"rate\": %.0f}\n",
-           mode, k, payload, n, med, p99, med / hops, rate);
+           "\"median_us\": %.3f, \"p99_us\": %.3f, \"hop_us\": %.3f, \"rate\": %.0f, "
+           "\"spin_us\": %ld}\n",
+           mode, k, payload, n, med, p99, med / hops, rate, spin_us);
     fflush(stdout);
 }
 
@@ -62,6 +65,8 @@ static prism_dag_compiled *compile(prism_client *c, prism_actor **a, int k)
             die("bind");
     prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
     o.max_inflight = INFLIGHT;
+    if (spin_us >= 0)
+        o.spin_us = (uint32_t)spin_us;
     prism_dag_compiled *d;
     if (prism_dag_compile(c, g, &o, &d) != PRISM_OK)
         die("compile");
@@ -140,10 +145,14 @@ static void bench_calls(prism_client *c, prism_actor **a, int k, const prism_val
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "--quick")) {
-        n_dag = 2000;
-        n_calls = 200;
-        n_rate = 5000;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            n_dag = 2000;
+            n_calls = 200;
+            n_rate = 5000;
+        } else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) {
+            spin_us = atol(argv[++i]);
+        }
     }
     prism_client *c;
     if (prism_connect(NULL, &c) != PRISM_OK)

@@ -2,14 +2,15 @@
 # Compiled DAGs side by side with the same chain as ordinary actor calls and
 # the raw shared-memory ring, in one run; prints one Markdown table.
 #
-#   [QUICK=1] [KEEP=1] bench/dag/run.sh [BUILD_DIR]
+#   [QUICK=1] [KEEP=1] [SPIN_US=N] bench/dag/run.sh [BUILD_DIR]
 #
 # BUILD_DIR (default build-rel) is configured as a Release build when it does
 # not exist yet, and built (-j2); a sanitizer build is refused. Steps: the raw
 # ring (prism-dag-raw-pingpong --only bare,chan), then a local cluster
 # (`prism up --nodes 1 --num-cpus 2` in a temporary PRISM_HOME, stopped by a
 # trap) and prism-dag-bench (chains of 1, 2 and 4 actors, 8 B and 1 KiB),
-# then the raw ring again (the table takes the better of the two).
+# then the raw ring again (the table takes the better of the two). SPIN_US
+# sets the DAG's spin_us (default: PRISM_DAG_SPIN_AUTO).
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-rel}
@@ -31,7 +32,7 @@ say "raw ring"
 run_step 300 "$RAW" --json --quick --only bare,chan
 bench_cluster_up 1 2
 say "compiled DAG and actor calls"
-run_step 900 "$DB" ${QUICK:+--quick}
+run_step 900 "$DB" ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
 bench_cluster_down
 say "raw ring, again"
 run_step 300 "$RAW" --json --quick --only bare,chan
