@@ -9,11 +9,12 @@
  *          stage's result passed to the next: 2k hops (there and back per stage)
  *
  *   prism-dag-bench [--quick] [--spin-us N]   (against $PRISM_ADDRESS / $PRISM_HOME;
- *   --spin-us sets the DAG's spin_us, default PRISM_DAG_SPIN_AUTO) */
+ *   --spin-us sets the DAG's spin_us, default 50) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <prism/dag.h>
 
@@ -21,7 +22,7 @@
 #define INFLIGHT 8
 
 static long n_dag = 20000, n_calls = 2000, n_rate = 50000;
-static long spin_us = -1; /* -1: PRISM_DAG_SPIN_AUTO */
+static long spin_us = -1; /* -1: the default */
 
 static int64_t now_ns(void)
 {
@@ -164,6 +165,18 @@ int main(int argc, char **argv)
         if (prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a[i]) != PRISM_OK)
             die("create");
     }
+    /* Every actor alive, and the node agent done starting their workers,
+     * before anything is timed. */
+    for (int i = 0; i < MAX_CHAIN; i++) {
+        prism_ref *r;
+        prism_value *v;
+        if (prism_actor_call(c, a[i], "get", NULL, 0, 1, &r) != PRISM_OK ||
+            prism_get(c, r, 60000, &v) != PRISM_OK)
+            die("first call");
+        prism_value_free(v);
+        prism_ref_release(r);
+    }
+    sleep(2);
     static const size_t sizes[] = {8, 1024};
     static const int chains[] = {1, 2, 4};
     for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {

@@ -10,7 +10,7 @@
 # (`prism up --nodes 1 --num-cpus 2` in a temporary PRISM_HOME, stopped by a
 # trap) and prism-dag-bench (chains of 1, 2 and 4 actors, 8 B and 1 KiB),
 # then the raw ring again (the table takes the better of the two). SPIN_US
-# sets the DAG's spin_us (default: PRISM_DAG_SPIN_AUTO).
+# sets the DAG's spin_us (default 50).
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-rel}

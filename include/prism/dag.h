@@ -90,19 +90,14 @@ typedef struct prism_dag_options {
                               or stop their loops; execute: how long it waits for
                               room in the input channel; default 30000 */
     uint32_t spin_us;      /* how long a waiting side polls before it sleeps on a futex;
-                              default PRISM_DAG_SPIN_AUTO */
+                              default 50 */
     uint64_t reserved[8];  /* zero */
 } prism_dag_options;
 
-/* spin_us: poll 50 µs when the DAG's processes (its actors and the driver)
- * are no more than the machine's CPUs, else sleep at once: a side that spins
- * on a CPU another side of the DAG needs only delays it (docs/dags.md). */
-#define PRISM_DAG_SPIN_AUTO UINT32_MAX
-
 /* clang-format off */
 #define PRISM_DAG_OPTIONS_INIT                                                                \
-    {.max_inflight = 8, .max_buf_size = 1u << 20, .timeout_ms = 30000,                        \
-     .spin_us = PRISM_DAG_SPIN_AUTO, .reserved = {0}}
+    {.max_inflight = 8, .max_buf_size = 1u << 20, .timeout_ms = 30000, .spin_us = 50,         \
+     .reserved = {0}}
 /* clang-format on */
 PRISM_API void prism_dag_options_init(prism_dag_options *opts);
 

@@ -29,7 +29,6 @@
 
 #define NONCE_HEX 32
 #define SERVE_RECV_MS 2000 /* a worker that connected sends its nonce at once */
-#define PRISM_DAG_AUTO_SPIN_US 50
 
 typedef struct dag_node_rt {
     int kind;
@@ -420,27 +419,14 @@ static prism_status check_options(const prism_dag_options *o)
         return prism__fail(PRISM_ERR_INVALID, "max_inflight must be 1-1024");
     if (o->max_buf_size < 64 || o->max_buf_size > (1u << 30))
         return prism__fail(PRISM_ERR_INVALID, "max_buf_size must be 64 bytes to 1 GiB");
-    if (o->timeout_ms < 1 || (o->spin_us > 1000000 && o->spin_us != PRISM_DAG_SPIN_AUTO))
+    if (o->timeout_ms < 1 || o->spin_us > 1000000)
         return prism__fail(PRISM_ERR_INVALID, "timeout_ms must be positive, spin_us at most 1 s");
     return PRISM_OK;
-}
-
-/* PRISM_DAG_SPIN_AUTO: spinning pays when every process of the DAG has a CPU
- * to spin on; with fewer, a spinner holds the CPU the side it waits for needs
- * (bench/README.md#compiled-dags). */
-static uint32_t spin_for(const prism_dag_compiled *d)
-{
-    if (d->o.spin_us != PRISM_DAG_SPIN_AUTO)
-        return d->o.spin_us;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return cpus > 0 && d->nactors + 1 <= (size_t)cpus ? PRISM_DAG_AUTO_SPIN_US : 0;
 }
 
 static prism_status compile_steps(prism_dag_compiled *d, const prism_dag *dag)
 {
     prism_status s = copy_graph(d, dag);
-    if (s == PRISM_OK)
-        d->o.spin_us = spin_for(d);
     if (s == PRISM_OK)
         s = list_actor_chans(d);
     if (s == PRISM_OK)
