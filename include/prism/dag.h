@@ -78,6 +78,12 @@ PRISM_API prism_status prism_dag_input(prism_dag *dag, prism_dag_node **out);
 PRISM_API prism_status prism_dag_bind(prism_dag *dag, prism_actor *a, const char *method,
                                       prism_dag_node *const *args, size_t nargs,
                                       prism_dag_node **out);
+/* A call whose method makes `num_returns` values (1-64; its `nreturns`):
+ * `outs` receives one node per return, each usable as an argument or an
+ * output item (every one of them must lead to the output). */
+PRISM_API prism_status prism_dag_bind_returns(prism_dag *dag, prism_actor *a, const char *method,
+                                              prism_dag_node *const *args, size_t nargs,
+                                              size_t num_returns, prism_dag_node **outs);
 /* Gathers `n` earlier nodes: its value is a list of theirs, in order. */
 PRISM_API prism_status prism_dag_multi_output(prism_dag *dag, prism_dag_node *const *nodes,
                                               size_t n, prism_dag_node **out);

@@ -36,6 +36,7 @@ typedef struct dag_node_rt {
     char *method;
     size_t *args, nargs;
     uint32_t *arg_reader; /* the reader index each argument reads its channel with */
+    size_t nreturns;      /* DAG_BIND */
 } dag_node_rt;
 
 typedef struct dag_actor {
@@ -113,6 +114,7 @@ static prism_status copy_graph(prism_dag_compiled *d, const prism_dag *g)
         dag_node_rt *r = &d->nodes[i];
         r->kind = n->kind;
         r->nargs = n->nargs;
+        r->nreturns = n->nreturns;
         if (n->kind == DAG_INPUT)
             d->input = i;
         r->args = calloc(n->nargs + 1, sizeof *r->args);
@@ -130,6 +132,15 @@ static prism_status copy_graph(prism_dag_compiled *d, const prism_dag *g)
     return PRISM_OK;
 }
 
+/* Whether bind node `i` writes node `j`'s channel: its own, or those of its
+ * DAG_RETURN nodes when it makes several returns. */
+static bool writes(const prism_dag_compiled *d, size_t i, size_t j)
+{
+    if (d->nodes[i].nreturns <= 1)
+        return j == i;
+    return d->nodes[j].kind == DAG_RETURN && d->nodes[j].args[0] == i;
+}
+
 /* The channels each actor uses: its nodes' arguments and its nodes' own. */
 static prism_status list_actor_chans(prism_dag_compiled *d)
 {
@@ -138,7 +149,7 @@ static prism_status list_actor_chans(prism_dag_compiled *d)
         size_t most = 0;
         for (size_t i = 0; i < d->nnodes; i++)
             if (d->nodes[i].kind == DAG_BIND && d->nodes[i].actor == a)
-                most += d->nodes[i].nargs + 1;
+                most += d->nodes[i].nargs + d->nodes[i].nreturns;
         if (!(da->chans = calloc(most, sizeof *da->chans)))
             return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
         for (size_t i = 0; i < d->nnodes; i++) {
@@ -146,7 +157,9 @@ static prism_status list_actor_chans(prism_dag_compiled *d)
                 continue;
             for (size_t j = 0; j < d->nodes[i].nargs; j++)
                 add_chan(da, d->nodes[i].args[j]);
-            add_chan(da, i);
+            for (size_t j = i; j < d->nnodes; j++)
+                if (writes(d, i, j))
+                    add_chan(da, j);
         }
         prism_id nonce;
         prism_id_random(&nonce);
@@ -232,12 +245,15 @@ static json_t *start_spec(const prism_dag_compiled *d, size_t a)
         const dag_node_rt *n = &d->nodes[i];
         if (n->kind != DAG_BIND || n->actor != a)
             continue;
-        json_t *in = json_array();
+        json_t *in = json_array(), *out = json_array();
         for (size_t j = 0; j < n->nargs; j++)
             json_array_append_new(in, json_pack("[I,I]", (json_int_t)n->args[j],
                                                 (json_int_t)n->arg_reader[j]));
-        json_array_append_new(nodes, json_pack("{s:I,s:s,s:o}", "node", (json_int_t)i, "method",
-                                               n->method, "in", in));
+        for (size_t j = i; j < d->nnodes; j++)
+            if (writes(d, i, j))
+                json_array_append_new(out, json_integer((json_int_t)j));
+        json_array_append_new(nodes, json_pack("{s:s,s:o,s:o}", "method", n->method, "in", in,
+                                               "out", out));
     }
     char sock[64];
     snprintf(sock, sizeof sock, "prism-dag-%s", d->id);
@@ -500,7 +516,8 @@ static prism_status set_broken(prism_dag_compiled *d, const char *msg)
 /* Who writes output item `i`, for messages. */
 static const char *item_name(const prism_dag_compiled *d, size_t i)
 {
-    const char *m = d->nodes[d->out_nodes[i]].method;
+    const dag_node_rt *n = &d->nodes[d->out_nodes[i]];
+    const char *m = n->kind == DAG_RETURN ? d->nodes[n->args[0]].method : n->method;
     return m ? m : "the input";
 }
 

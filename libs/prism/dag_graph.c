@@ -120,10 +120,33 @@ prism_status prism_dag_bind(prism_dag *dag, prism_actor *a, const char *method,
     } else if (n) {
         n->actor = a;
         n->method = m;
+        n->nreturns = 1;
     }
     if (out)
         *out = n;
     return s;
+}
+
+prism_status prism_dag_bind_returns(prism_dag *dag, prism_actor *a, const char *method,
+                                    prism_dag_node *const *args, size_t nargs, size_t num_returns,
+                                    prism_dag_node **outs)
+{
+    if (!outs || num_returns < 1 || num_returns > 64)
+        return prism__fail(PRISM_ERR_INVALID, "dag_bind_returns: 1-64 returns and an array for "
+                                              "their nodes");
+    prism_dag_node *b = NULL;
+    prism_status s = prism_dag_bind(dag, a, method, args, nargs, &b);
+    if (s != PRISM_OK || num_returns == 1) {
+        outs[0] = b;
+        return s;
+    }
+    b->nreturns = num_returns;
+    for (size_t i = 0; i < num_returns; i++) {
+        if (!(outs[i] = add_node(dag, DAG_RETURN, &b, 1)))
+            return prism_last_status(); /* the graph no longer compiles: a return leads nowhere */
+        outs[i]->ret = i;
+    }
+    return PRISM_OK;
 }
 
 prism_status prism_dag_multi_output(prism_dag *dag, prism_dag_node *const *nodes, size_t n,

@@ -7,15 +7,19 @@
 #include "prism_channel.h"
 #include "prism_internal.h"
 
-enum dag_node_kind { DAG_INPUT, DAG_BIND, DAG_MULTI };
+/* A bind of several returns is a DAG_BIND node the user never sees, and
+ * one DAG_RETURN node per return, taking it as its one argument. */
+enum dag_node_kind { DAG_INPUT, DAG_BIND, DAG_MULTI, DAG_RETURN };
 
 struct prism_dag_node {
     size_t index;       /* in its graph: nodes only take nodes of lower index */
     int kind;           /* enum dag_node_kind */
     prism_actor *actor; /* DAG_BIND: borrowed from the user until compile */
     char *method;
-    size_t *args; /* indexes of the nodes it takes (DAG_BIND, DAG_MULTI) */
+    size_t *args; /* indexes of the nodes it takes (DAG_BIND, DAG_MULTI, DAG_RETURN) */
     size_t nargs;
+    size_t nreturns; /* DAG_BIND: 1, or its DAG_RETURN nodes */
+    size_t ret;      /* DAG_RETURN: which return of its bind */
 };
 
 struct prism_dag {

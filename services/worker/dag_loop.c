@@ -29,12 +29,13 @@
 typedef struct loop_node {
     prism_actor_method_fn fn;
     char name[256]; /* "Class.method" */
-    size_t nin;
+    size_t nin, nout;
     prism_chan_reader **in;
-    prism_chan_writer *out;
+    prism_chan_writer **out; /* one per return */
     const void **bufs;
     size_t *lens;
     prism_value **args;
+    prism_value **rets;
 } loop_node;
 
 struct dag_loop {
@@ -78,12 +79,10 @@ static int wait_write(dag_loop *l, prism_chan_writer *w, void **buf)
     }
 }
 
-/* Runs the method on the records read; *ret is its value, or *emsg (heap)
- * says why it failed. */
-static void run_method(dag_loop *l, loop_node *nd, prism_value **ret, char **emsg)
+/* Runs the method on the records read: nd->rets are its values, or *emsg
+ * (heap) says why it failed. */
+static void run_method(dag_loop *l, loop_node *nd, char **emsg)
 {
-    *ret = NULL;
-    *emsg = NULL;
     size_t n = 0;
     while (n < nd->nin && (nd->args[n] = prism__dag_get_value(nd->bufs[n], nd->lens[n], true)))
         n++;
@@ -92,13 +91,16 @@ static void run_method(dag_loop *l, loop_node *nd, prism_value **ret, char **ems
     } else {
         prism_task_ctx ctx = {.client = l->env.client, .runtime = l->env.runtime};
         snprintf(ctx.name, sizeof ctx.name, "%s", nd->name);
-        prism_value *rets[1] = {NULL};
-        prism_status s =
-            nd->fn(&ctx, l->env.state, (const prism_value *const *)nd->args, nd->nin, rets, 1);
-        if (s == PRISM_OK)
-            *ret = rets[0] ? rets[0] : prism_value_null();
-        else
-            prism_value_free(rets[0]);
+        prism_status s = nd->fn(&ctx, l->env.state, (const prism_value *const *)nd->args, nd->nin,
+                                nd->rets, nd->nout);
+        for (size_t i = 0; i < nd->nout; i++) {
+            if (s != PRISM_OK) {
+                prism_value_free(nd->rets[i]);
+                nd->rets[i] = NULL;
+            } else if (!nd->rets[i]) {
+                nd->rets[i] = prism_value_null();
+            }
+        }
         if (s != PRISM_OK)
             *emsg = strdup(ctx.error ? ctx.error : prism_status_text(s));
         free(ctx.error);
@@ -107,7 +109,30 @@ static void run_method(dag_loop *l, loop_node *nd, prism_value **ret, char **ems
         prism_value_free(nd->args[i]);
 }
 
-/* Writes the node's record for the inputs read: the first error among them
+/* Writes return `j`'s record: the input record `fwd` passed on, the value,
+ * or the error (*emsg, set here when the value does not fit). */
+static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
+{
+    void *p;
+    int rc = wait_write(l, nd->out[j], &p);
+    if (rc != STEP_OK)
+        return rc;
+    size_t cap = prism_chan_writer_capacity(nd->out[j]), len = 0;
+    if (fwd >= 0 && nd->lens[fwd] <= cap) {
+        memcpy(p, nd->bufs[fwd], nd->lens[fwd]);
+        len = nd->lens[fwd];
+    } else if (!*emsg && nd->rets[j] && !(len = prism__dag_put_value(p, cap, nd->rets[j]))) {
+        *emsg = strdup("it returned a value larger than max_buf_size, or holding an object "
+                       "reference");
+    }
+    if (!len)
+        len =
+            prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->name, *emsg ? *emsg : "out of memory");
+    prism_chan_end_write(nd->out[j], len);
+    return STEP_OK;
+}
+
+/* Writes the node's records for the inputs read: the first error among them
  * passed on, or what the method made of them. */
 static int run_and_write(dag_loop *l, loop_node *nd)
 {
@@ -115,27 +140,16 @@ static int run_and_write(dag_loop *l, loop_node *nd)
     for (size_t i = 0; fwd < 0 && i < nd->nin; i++)
         if (prism__dag_tag(nd->bufs[i], nd->lens[i]) != DAG_REC_VALUE)
             fwd = (int)i;
-    prism_value *ret = NULL;
     char *emsg = NULL;
     if (fwd < 0)
-        run_method(l, nd, &ret, &emsg);
-    void *p;
-    int rc = wait_write(l, nd->out, &p);
-    if (rc == STEP_OK) {
-        size_t cap = prism_chan_writer_capacity(nd->out), len = 0;
-        if (fwd >= 0 && nd->lens[fwd] <= cap) {
-            memcpy(p, nd->bufs[fwd], nd->lens[fwd]);
-            len = nd->lens[fwd];
-        } else if (ret && !(len = prism__dag_put_value(p, cap, ret))) {
-            emsg = strdup("it returned a value larger than max_buf_size, or holding an object "
-                          "reference");
-        }
-        if (!len)
-            len = prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->name,
-                                       emsg ? emsg : "out of memory");
-        prism_chan_end_write(nd->out, len);
+        run_method(l, nd, &emsg);
+    int rc = STEP_OK;
+    for (size_t j = 0; rc == STEP_OK && j < nd->nout; j++)
+        rc = write_one(l, nd, j, fwd, &emsg);
+    for (size_t j = 0; j < nd->nout; j++) {
+        prism_value_free(nd->rets[j]);
+        nd->rets[j] = NULL;
     }
-    prism_value_free(ret);
     free(emsg);
     return rc;
 }
@@ -162,13 +176,16 @@ static void write_died(dag_loop *l)
 {
     for (size_t i = 0; i < l->nnodes; i++) {
         loop_node *nd = &l->nodes[i];
-        void *p;
         char msg[400];
         snprintf(msg, sizeof msg, "an actor that %s depends on died", nd->name);
-        if (prism_chan_begin_write(nd->out, &p, SLICE_MS) == PRISM_CHAN_OK)
-            prism_chan_end_write(nd->out,
-                                 prism__dag_put_error(p, prism_chan_writer_capacity(nd->out),
-                                                      DAG_REC_DIED, nd->name, msg));
+        for (size_t j = 0; j < nd->nout; j++) {
+            void *p;
+            if (prism_chan_begin_write(nd->out[j], &p, SLICE_MS) != PRISM_CHAN_OK)
+                continue;
+            size_t cap = prism_chan_writer_capacity(nd->out[j]);
+            prism_chan_end_write(nd->out[j],
+                                 prism__dag_put_error(p, cap, DAG_REC_DIED, nd->name, msg));
+        }
     }
 }
 
@@ -182,7 +199,8 @@ static void *loop_main(void *arg)
     if (rc == STEP_DIED && !stopping(l))
         write_died(l);
     for (size_t i = 0; i < l->nnodes; i++)
-        prism_chan_writer_close(l->nodes[i].out, 0);
+        for (size_t j = 0; j < l->nodes[i].nout; j++)
+            prism_chan_writer_close(l->nodes[i].out[j], 0);
     __atomic_store_n(&l->ended, 1, __ATOMIC_RELEASE);
     return NULL;
 }
@@ -254,18 +272,22 @@ static int open_chans(dag_loop *l, json_t *chans, const char *sock, const char *
     return rc;
 }
 
-/* One node of the spec: {"node": N, "method": M, "in": [[node, reader], ...]}. */
+/* One node of the spec: {"method": M, "in": [[node, reader], ...], "out": [node, ...]}. */
 static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wait *wait, char *err,
                      size_t errlen)
 {
     const char *method = json_string_value(json_object_get(j, "method"));
-    json_t *in = json_object_get(j, "in");
+    json_t *in = json_object_get(j, "in"), *out = json_object_get(j, "out");
     nd->nin = json_array_size(in);
+    nd->nout = json_array_size(out);
     nd->in = calloc(nd->nin + 1, sizeof *nd->in);
+    nd->out = calloc(nd->nout + 1, sizeof *nd->out);
     nd->bufs = calloc(nd->nin + 1, sizeof *nd->bufs);
     nd->lens = calloc(nd->nin + 1, sizeof *nd->lens);
     nd->args = calloc(nd->nin + 1, sizeof *nd->args);
-    if (!method || !nd->in || !nd->bufs || !nd->lens || !nd->args || nd->nin == 0) {
+    nd->rets = calloc(nd->nout + 1, sizeof *nd->rets);
+    if (!method || !nd->in || !nd->out || !nd->bufs || !nd->lens || !nd->args || !nd->rets ||
+        nd->nin == 0 || nd->nout == 0 || nd->nout > 64) {
         snprintf(err, errlen, "a malformed DAG node");
         return -1;
     }
@@ -282,10 +304,12 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
             return -1;
         }
     }
-    prism_chan *out = chan_of(l, json_integer_value(json_object_get(j, "node")));
-    if (!out || prism_chan_writer_open_shm(&nd->out, out, wait) != PRISM_CHAN_OK) {
-        snprintf(err, errlen, "%s: cannot write its channel", nd->name);
-        return -1;
+    for (size_t i = 0; i < nd->nout; i++) {
+        prism_chan *ch = chan_of(l, json_integer_value(json_array_get(out, i)));
+        if (!ch || prism_chan_writer_open_shm(&nd->out[i], ch, wait) != PRISM_CHAN_OK) {
+            snprintf(err, errlen, "%s: cannot write its channel %zu", nd->name, i);
+            return -1;
+        }
     }
     return 0;
 }
@@ -326,8 +350,11 @@ static void loop_free(dag_loop *l)
         loop_node *nd = &l->nodes[i];
         for (size_t j = 0; nd->in && j < nd->nin; j++)
             prism_chan_reader_destroy(nd->in[j]);
-        prism_chan_writer_destroy(nd->out);
+        for (size_t j = 0; nd->out && j < nd->nout; j++)
+            prism_chan_writer_destroy(nd->out[j]);
         free(nd->in);
+        free(nd->out);
+        free(nd->rets);
         free(nd->bufs);
         free(nd->lens);
         free(nd->args);

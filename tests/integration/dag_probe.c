@@ -228,6 +228,47 @@ static int died(void)
     return 0;
 }
 
+/* returns: Counter(5).pair(in) makes two returns: the first is an output
+ * item, the second goes through Counter(1).add: [x, x + 5 + 1]. */
+static int returns(void)
+{
+    make_actors(1, 5);
+    prism_value *one = prism_value_json("1");
+    CHECK(prism_actor_create(c, "builtin", "Counter", &one, 1, NULL, &actors[1]) == PRISM_OK,
+          "create");
+    prism_value_free(one);
+    prism_dag *g;
+    prism_dag_node *in, *r[2], *items[2], *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK, "graph");
+    CHECK(prism_dag_bind_returns(g, actors[0], "pair", &in, 1, 2, r) == PRISM_OK, "bind pair");
+    items[0] = r[0];
+    CHECK(prism_dag_bind(g, actors[1], "add", &r[1], 1, &items[1]) == PRISM_OK, "bind add");
+    CHECK(prism_dag_multi_output(g, items, 2, &all) == PRISM_OK, "multi_output");
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, NULL, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    for (long long x = 0; x < 1000; x++) {
+        prism_value *out;
+        CHECK(prism_dag_get(execute(d, x), 60000, &out) == PRISM_OK, "get %lld", x);
+        CHECK(prism_value_list_size(out) == 2 && number(prism_value_list_get(out, 0)) == x &&
+                  number(prism_value_list_get(out, 1)) == x + 6,
+              "execution %lld", x);
+        prism_value_free(out);
+    }
+    /* A failure reaches both returns' readers. */
+    prism_value *bad = prism_value_json("\"x\""), *out = NULL;
+    prism_dag_future *f;
+    CHECK(prism_dag_execute(d, bad, &f) == PRISM_OK, "execute bad");
+    prism_value_free(bad);
+    CHECK(prism_dag_get(f, 60000, &out) == PRISM_ERR_TASK &&
+              !strcmp(prism_value_error_task(out), "Counter.pair"),
+          "the failed pair");
+    prism_value_free(out);
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    printf("returns ok\n");
+    return 0;
+}
+
 /* Threads and channel fds of a process. */
 static void census(long long pid, int *threads, int *memfds)
 {
@@ -289,7 +330,9 @@ static int teardown(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: dag_probe chain|fanout K N INFLIGHT | errors | died | teardown\n");
+        fprintf(
+            stderr,
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died | teardown | returns\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -302,6 +345,8 @@ int main(int argc, char **argv)
         rc = died();
     else if (!strcmp(argv[1], "teardown"))
         rc = teardown();
+    else if (!strcmp(argv[1], "returns"))
+        rc = returns();
     for (int i = 0; i < MAX_ACTORS; i++)
         prism_actor_release(actors[i]);
     prism_disconnect(c);

@@ -40,6 +40,11 @@ def test_errors(c):
     assert "method error: Counter.add failed" in out and "errors ok" in out, out
 
 
+def test_several_returns(c):
+    """A bind of two returns: one is an output item, the other feeds another actor."""
+    assert "returns ok" in probe(c, "returns")
+
+
 def test_actor_killed(c):
     """SIGKILL to the middle actor: executions fail with PRISM_ERR_ACTOR_DIED."""
     assert "died ok" in probe(c, "died")
@@ -54,5 +59,5 @@ def test_teardown_leaves_nothing(c):
 
 
 if __name__ == "__main__":
-    run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_actor_killed,
-         test_teardown_leaves_nothing], nodes=1, node_args=("--num-cpus", "8"))
+    run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
+         test_actor_killed, test_teardown_leaves_nothing], nodes=1, node_args=("--num-cpus", "8"))

@@ -34,6 +34,30 @@ static void test_pipeline_and_fanout_check(void **state)
     prism_dag_free(g);
 }
 
+static void test_several_returns(void **state)
+{
+    prism_dag *g;
+    prism_dag_node *in, *r[3], *all;
+    assert_int_equal(prism_dag_create(&g), PRISM_OK);
+    assert_int_equal(prism_dag_input(g, &in), PRISM_OK);
+    assert_int_equal(prism_dag_bind_returns(g, actor, "split", &in, 1, 3, r), PRISM_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i]->kind, DAG_RETURN);
+        assert_int_equal(r[i]->ret, i);
+        assert_int_equal(g->nodes[r[i]->args[0]]->nreturns, 3);
+    }
+    assert_int_equal(prism_dag_multi_output(g, r, 2, &all), PRISM_OK);
+    assert_int_equal(prism__dag_check(g), PRISM_ERR_INVALID); /* return 2 leads nowhere */
+    assert_int_equal(prism_dag_bind_returns(g, actor, "split", &in, 1, 0, r), PRISM_ERR_INVALID);
+    prism_dag_free(g);
+    assert_int_equal(prism_dag_create(&g), PRISM_OK);
+    assert_int_equal(prism_dag_input(g, &in), PRISM_OK);
+    assert_int_equal(prism_dag_bind_returns(g, actor, "split", &in, 1, 3, r), PRISM_OK);
+    assert_int_equal(prism_dag_multi_output(g, r, 3, &all), PRISM_OK);
+    assert_int_equal(prism__dag_check(g), PRISM_OK);
+    prism_dag_free(g);
+}
+
 static void test_refused_graphs(void **state)
 {
     prism_dag *g, *other;
@@ -125,6 +149,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipeline_and_fanout_check),
+        cmocka_unit_test(test_several_returns),
         cmocka_unit_test(test_refused_graphs),
         cmocka_unit_test(test_value_records),
         cmocka_unit_test(test_error_records),
