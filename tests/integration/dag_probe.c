@@ -54,8 +54,8 @@ static prism_status call(prism_actor *a, const char *method, const char *arg, lo
     return s;
 }
 
-/* input -> actor 0 -> actor 1 -> ... */
-static prism_dag_compiled *compile_chain(int k, int inflight)
+/* input -> actor 0 -> actor 1 -> ...; NULL when compile failed. */
+static prism_dag_compiled *compile_chain_may_fail(int k, int inflight)
 {
     prism_dag *g;
     prism_dag_node *n;
@@ -64,9 +64,16 @@ static prism_dag_compiled *compile_chain(int k, int inflight)
         CHECK(prism_dag_bind(g, actors[i], "add", &n, 1, &n) == PRISM_OK, "bind");
     prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
     o.max_inflight = inflight;
-    prism_dag_compiled *d;
-    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+    prism_dag_compiled *d = NULL;
+    prism_status s = prism_dag_compile(c, g, &o, &d);
     prism_dag_free(g);
+    return s == PRISM_OK ? d : NULL;
+}
+
+static prism_dag_compiled *compile_chain(int k, int inflight)
+{
+    prism_dag_compiled *d = compile_chain_may_fail(k, inflight);
+    CHECK(d, "compile");
     return d;
 }
 
@@ -145,6 +152,34 @@ static int run_many(bool fanout, int k, long long n, int inflight)
     return 0;
 }
 
+/* A compile that fails says why and leaves the actors that did start free
+ * for ordinary calls: an unknown method on the second actor, then a dead
+ * actor. */
+static void compile_failures(void)
+{
+    prism_dag *g;
+    prism_dag_node *n;
+    prism_dag_compiled *d = NULL;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &n) == PRISM_OK, "graph");
+    CHECK(prism_dag_bind(g, actors[0], "add", &n, 1, &n) == PRISM_OK &&
+              prism_dag_bind(g, actors[1], "nope", &n, 1, &n) == PRISM_OK,
+          "bind");
+    CHECK(prism_dag_compile(c, g, NULL, &d) != PRISM_OK && !d &&
+              strstr(prism_last_error(), "no method 'nope'"),
+          "compile with an unknown method");
+    printf("unknown method: %s\n", prism_last_error());
+    prism_dag_free(g);
+    long long got;
+    CHECK(call(actors[0], "add", "1", &got) == PRISM_OK, "a call after a failed compile");
+    CHECK(prism_actor_kill(c, actors[1], true) == PRISM_OK, "kill");
+    for (int i = 0; i < 200 && call(actors[1], "get", NULL, &got) != PRISM_ERR_ACTOR_DIED; i++)
+        usleep(50000);
+    d = compile_chain_may_fail(2, 4);
+    CHECK(!d && prism_last_status() == PRISM_ERR_ACTOR_DIED, "compile with a dead actor: %s",
+          prism_status_text(prism_last_status()));
+    printf("dead actor: %s\n", prism_last_error());
+}
+
 /* errors: a failing method names itself and the DAG goes on; ordinary calls
  * are refused while the actor is in the DAG and taken again after teardown. */
 static int errors(void)
@@ -181,6 +216,7 @@ static int errors(void)
         check_result(fs[i], i, 2, 1, false);
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     CHECK(call(actors[0], "add", "1", &got) == PRISM_OK && got == 2, "a call after teardown");
+    compile_failures();
     printf("errors ok\n");
     return 0;
 }

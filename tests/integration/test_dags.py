@@ -35,9 +35,12 @@ def test_tensor_parallel(c):
 
 def test_errors(c):
     """A failing method names Class.method and the DAG goes on; ordinary calls
-    are refused during the DAG and taken after teardown; max_inflight holds."""
+    are refused during the DAG and taken after teardown; max_inflight holds;
+    a compile that fails (unknown method, dead actor) says why and frees the
+    actors that started."""
     out = probe(c, "errors")
     assert "method error: Counter.add failed" in out and "errors ok" in out, out
+    assert "no method 'nope'" in out and "is dead" in out, out
 
 
 def test_several_returns(c):
