@@ -90,13 +90,12 @@ static size_t actor_index(prism_dag_compiled *d, prism_actor *a)
     return d->actors[d->nactors].handle ? d->nactors++ : SIZE_MAX;
 }
 
-static int add_chan(dag_actor *a, size_t node)
+static void add_chan(dag_actor *a, size_t node)
 {
     for (size_t i = 0; i < a->nchans; i++)
         if (a->chans[i] == node)
-            return 0;
+            return;
     a->chans[a->nchans++] = node;
-    return 0;
 }
 
 /* Copies the graph, finds its actors and numbers every reader. */
@@ -374,7 +373,7 @@ static void free_compiled(prism_dag_compiled *d)
     prism_chan_writer_destroy(d->in);
     for (size_t i = 0; d->outs && i < d->nouts; i++)
         prism_chan_reader_destroy(d->outs[i]);
-    for (size_t i = 0; i < d->nnodes; i++) {
+    for (size_t i = 0; d->nodes && i < d->nnodes; i++) { /* NULL when out of memory early */
         prism_chan_destroy(d->chans ? d->chans[i] : NULL);
         free(d->nodes[i].method);
         free(d->nodes[i].args);
@@ -456,7 +455,8 @@ static prism_status compile_steps(prism_dag_compiled *d, const prism_dag *dag)
     prism_status started = finish_calls(d, true);
     if (s == PRISM_OK)
         s = started;
-    close(d->listen_fd);
+    if (d->listen_fd >= 0)
+        close(d->listen_fd);
     d->listen_fd = -1;
     return s;
 }
