@@ -305,6 +305,37 @@ static int returns(void)
     return 0;
 }
 
+/* orphan: a detached actor in a DAG whose driver dies (SIGKILL to itself,
+ * no teardown); orphan-after: in a new driver, the actor takes ordinary
+ * calls again (its loop saw the input's writer die), then is killed. */
+static int orphan(bool after)
+{
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.name = "dag-orphan";
+    o.detached = true;
+    long long got = -1;
+    if (after) {
+        CHECK(prism_actor_get(c, "dag-orphan", NULL, &actors[0]) == PRISM_OK, "find the actor");
+        prism_status s = PRISM_ERR_INVALID;
+        for (int i = 0; i < 100 && (s = call(actors[0], "add", "1", &got)) != PRISM_OK; i++)
+            usleep(50000);
+        CHECK(s == PRISM_OK && got == 1, "a call once the driver died");
+        CHECK(prism_actor_kill(c, actors[0], true) == PRISM_OK, "kill");
+        printf("orphan ok\n");
+        return 0;
+    }
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &actors[0]) == PRISM_OK,
+          "create");
+    prism_dag_compiled *d = compile_chain(1, 4);
+    for (int x = 0; x < 10; x++)
+        check_result(execute(d, x), x, 0, 1, false);
+    CHECK(call(actors[0], "add", "1", &got) != PRISM_OK, "a call during the DAG");
+    printf("compiled\n");
+    fflush(stdout);
+    kill(getpid(), SIGKILL);
+    return 1;
+}
+
 /* Threads and channel fds of a process. */
 static void census(long long pid, int *threads, int *memfds)
 {
@@ -368,7 +399,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died | teardown | returns\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died | teardown | returns | orphan[-after]\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -383,6 +414,8 @@ int main(int argc, char **argv)
         rc = teardown();
     else if (!strcmp(argv[1], "returns"))
         rc = returns();
+    else if (!strcmp(argv[1], "orphan") || !strcmp(argv[1], "orphan-after"))
+        rc = orphan(argv[1][6] == '-');
     for (int i = 0; i < MAX_ACTORS; i++)
         prism_actor_release(actors[i]);
     prism_disconnect(c);

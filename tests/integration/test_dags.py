@@ -1,6 +1,7 @@
 """Compiled DAGs end to end: a C driver (dag_probe) compiles graphs of builtin
 Counters (Counter(k).add(x) = x + k) on real workers and checks every result."""
 import os
+import signal
 import subprocess
 
 from harness import BIN, run, skip
@@ -10,15 +11,15 @@ PROBE = os.path.join(BIN, "dag_probe")
 EXECUTIONS = int(os.environ.get("PRISM_DAG_EXECUTIONS", "100000"))
 
 
-def probe(c, *args, timeout=120):
+def probe(c, *args, timeout=120, rc=0):
     if not os.access(PROBE, os.X_OK) or not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
         skip("dag_probe or prism-worker is not built")
     env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
     env.pop("PRISM_HOME", None)
     r = subprocess.run([PROBE] + [str(a) for a in args], env=env, capture_output=True, text=True,
                        timeout=timeout)
-    assert r.returncode == 0, "probe %s failed (%d):\n%s\n%s" % (args, r.returncode, r.stdout,
-                                                                r.stderr)
+    assert r.returncode == rc, "probe %s failed (%d):\n%s\n%s" % (args, r.returncode, r.stdout,
+                                                                 r.stderr)
     print(r.stdout.strip())
     return r.stdout
 
@@ -53,6 +54,13 @@ def test_actor_killed(c):
     assert "died ok" in probe(c, "died")
 
 
+def test_driver_dies(c):
+    """A driver killed without teardown: its detached actor's loop ends (the
+    input's writer died) and the actor takes ordinary calls again."""
+    assert "compiled" in probe(c, "orphan", rc=-signal.SIGKILL)
+    assert "orphan ok" in probe(c, "orphan-after")
+
+
 def test_teardown_leaves_nothing(c):
     """Ten compiles and teardowns: no thread, no channel fd left in the
     workers or the driver (and memfds are never in /dev/shm)."""
@@ -63,4 +71,4 @@ def test_teardown_leaves_nothing(c):
 
 if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
-         test_actor_killed, test_teardown_leaves_nothing], nodes=1, node_args=("--num-cpus", "8"))
+         test_actor_killed, test_driver_dies, test_teardown_leaves_nothing], nodes=1, node_args=("--num-cpus", "8"))
