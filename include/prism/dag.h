@@ -36,7 +36,8 @@
  * refused (PRISM_ERR_INVALID, naming the DAG) until teardown.
  *
  * Values on the edges are plain values (no object references) whose encoding
- * fits `max_buf_size`; a larger one fails its execution with a clear error.
+ * fits `max_buf_size`: execute refuses a larger input (PRISM_ERR_INVALID), a
+ * larger return fails its execution (PRISM_ERR_TASK, naming the method).
  *
  * Errors. A method that fails puts an error value through the rest of the
  * graph: that execution's get returns PRISM_ERR_TASK and an ERROR value
