@@ -12,6 +12,7 @@
 
 #include "client.h"
 #include "codec.h"
+#include "dag_internal.h"
 #include "prism_subjects.h"
 #include "prism_time.h"
 #include "prism_wire.h"
@@ -411,6 +412,14 @@ prism_status prism_actor_call(prism_client *c, prism_actor *a, const char *metho
 const char *prism_actor_id(const prism_actor *a) { return a ? a->id : ""; }
 
 void prism_actor_release(prism_actor *a) { free(a); }
+
+prism_actor *prism__actor_dup(const prism_actor *a)
+{
+    prism_actor *h = malloc(sizeof *h);
+    if (h)
+        *h = *a;
+    return h;
+}
 
 /* ---------- the leaser's part ---------- */
 
