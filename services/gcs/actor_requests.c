@@ -169,6 +169,15 @@ static json_t *lease_spec(json_t *msg, char *err, size_t n)
     if (!opt_string(msg, "strategy", &strategy, err, n) ||
         !opt_string(msg, "node_id", &node, err, n) || !opt_bool(msg, "soft", &soft, err, n))
         return NULL;
+    const char *pg = NULL;
+    json_int_t bundle = -1;
+    if (!opt_string(msg, "placement_group_id", &pg, err, n) ||
+        !opt_int(msg, "bundle_index", -1, INT32_MAX, &bundle, err, n))
+        return NULL;
+    if (pg && !prism_is_hex(pg, PRISM_ID_HEX_LEN)) {
+        snprintf(err, n, "'placement_group_id' must be 32 lowercase hex digits");
+        return NULL;
+    }
     bool affinity = !strcmp(strategy, "NODE_AFFINITY");
     if (!affinity && strcmp(strategy, "DEFAULT") && strcmp(strategy, "SPREAD")) {
         snprintf(err, n, "'strategy' must be DEFAULT, SPREAD or NODE_AFFINITY");
@@ -184,6 +193,10 @@ static json_t *lease_spec(json_t *msg, char *err, size_t n)
     if (affinity) {
         json_object_set_new(spec, "node_id", json_string(node));
         json_object_set_new(spec, "soft", json_boolean(soft));
+    }
+    if (pg) {
+        json_object_set_new(spec, "placement_group_id", json_string(pg));
+        json_object_set_new(spec, "bundle_index", json_integer(bundle));
     }
     return spec;
 }

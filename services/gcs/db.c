@@ -96,6 +96,20 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX actors_live_name ON actors(namespace, name)"
     "  WHERE name IS NOT NULL AND state <> 'DEAD';"
     "CREATE INDEX actors_state ON actors(state, seq);",
+    /* 3 → 4: placement groups (docs/placement-groups.md). `bundles` is a JSON
+     * array of resource objects, `nodes` the node of each (null: not reserved). */
+    "CREATE TABLE placement_groups ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  name TEXT,"
+    "  strategy TEXT NOT NULL,"
+    "  bundles TEXT NOT NULL,"
+    "  nodes TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  reason TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  removed_at INTEGER);"
+    "CREATE INDEX placement_groups_state ON placement_groups(state, seq);",
 };
 
 int gcs_db_version(sqlite3 *db)

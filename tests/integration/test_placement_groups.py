@@ -1,0 +1,175 @@
+"""Placement groups on one node (docs/placement-groups.md): the REST API and
+its errors, bundles reserved out of the node's free pool, leases drawn on a
+bundle, a group that cannot fit waiting PENDING until a node joins, removal
+returning the resources, and the state surviving a GCS restart. Leases are
+asked of the scheduler over NATS the way owners ask for them."""
+import os
+
+from harness import BIN, NatsClient, run, skip, wait_until
+
+WORKER = os.path.join(BIN, "prism-worker")
+if not os.access(WORKER, os.X_OK):
+    skip("prism-worker is not built in %s" % BIN)
+
+
+def node_args(cpus):
+    return ("--worker-bin", WORKER, "--num-cpus", str(cpus), "--num-gpus", "0",
+            "--prestart-workers", "0")
+
+
+NODE = {"node_args": node_args(2)}
+PG = "/api/v1/placement_groups"
+
+
+def create(c, bundles, strategy="PACK", **extra):
+    body = dict(bundles=bundles, strategy=strategy, **extra)
+    r = c.post(PG, body)
+    assert r.status == 201, r
+    return r.json()["placement_group_id"]
+
+
+def group(c, pg):
+    r = c.get(PG + "/" + pg)
+    assert r.status == 200, r
+    return r.json()
+
+
+def wait_state(c, pg, state, timeout=20):
+    return wait_until(lambda: group(c, pg)["state"] == state and group(c, pg), timeout=timeout,
+                      what="placement group %s %s (now %s)" % (pg, state, group(c, pg)))
+
+
+def lease(nats, cpus=1, pg=None, index=None):
+    req = {"owner_id": "f" * 32, "resources": {"CPU": cpus}, "timeout_ms": 8000}
+    if pg:
+        req["placement_group_id"] = pg
+    if index is not None:
+        req["bundle_index"] = index
+    return nats.request_json("prism.sched.lease", req, timeout=15)
+
+
+def give_back(nats, grant):
+    r = nats.request_json("prism.node.%s.worker.return" % grant["node_id"],
+                          {"lease_id": grant["lease_id"]})
+    assert r == {"ok": True}, r
+
+
+def code(r):
+    return r.get("error", {}).get("code")
+
+
+def test_rest_errors(c):
+    assert c.get(PG, token=None).status == 401
+    assert c.post(PG, {"bundles": [{"CPU": 1}]}, token="wrong").status == 401
+    for body, why in [({}, "no bundles"), ({"bundles": []}, "empty"),
+                      ({"bundles": [{}]}, "an empty bundle"),
+                      ({"bundles": [{"CPU": -1}]}, "a negative amount"),
+                      ({"bundles": [{"CPU": "1"}]}, "a string amount"),
+                      ({"bundles": [{"CPU": 1}] * 257}, "too many bundles"),
+                      ({"bundles": [{"CPU": 1}], "strategy": "NEAR"}, "an unknown strategy"),
+                      ({"bundles": [{"CPU": 1}], "strategy": 1}, "a number strategy"),
+                      ({"bundles": [{"CPU": 1}], "name": ""}, "an empty name")]:
+        r = c.post(PG, body)
+        assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", (why, r)
+    r = c.request("POST", PG, raw=b"{", headers={"Content-Type": "application/json"})
+    assert r.status == 400, r
+    r = c.request("POST", PG, raw=b" " * (65 * 1024), headers={"Content-Type": "application/json"})
+    assert r.status == 413, r
+    for method in ("GET", "DELETE"):
+        r = c.request(method, PG + "/" + "0" * 32)
+        assert r.status == 404 and r.json()["error"]["code"] == "not_found", r
+    r = c.get(PG + "?state=ALIVE")
+    assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", r
+
+
+def test_bundles_hold_resources(c):
+    """Two bundles of CPU 1 take the node's two CPUs: leases outside the
+    group find the node full, leases in it draw on their bundle."""
+    pg = create(c, [{"CPU": 1}, {"CPU": 1}], "STRICT_PACK", name="pair")
+    g = wait_state(c, pg, "CREATED")
+    node = c.get("/api/v1/nodes").json()["nodes"][0]["node_id"]
+    assert [b["node_id"] for b in g["bundles"]] == [node, node], g
+    assert g["name"] == "pair" and g["strategy"] == "STRICT_PACK" and g["reason"] is None, g
+    nats = NatsClient(c.nats_port, c.token)
+    try:
+        r = lease(nats)
+        assert code(r) == "busy", r
+        first = lease(nats, pg=pg, index=0)
+        assert first.get("ok") and first["node_id"] == node, first
+        r = lease(nats, pg=pg, index=0)
+        assert code(r) == "busy", ("bundle 0 is full", r)
+        r = lease(nats, cpus=2, pg=pg)
+        assert code(r) == "infeasible", ("no bundle holds CPU 2", r)
+        second = lease(nats, pg=pg, index=-1)
+        assert second.get("ok"), ("bundle 1 has room", second)
+        give_back(nats, first)
+        give_back(nats, second)
+        r = lease(nats, pg="1" * 32)
+        assert code(r) == "busy" and "no bundle" in r["error"]["message"], r
+        listed = c.get(PG + "?state=CREATED").json()["placement_groups"]
+        assert [x["placement_group_id"] for x in listed] == [pg], listed
+        assert c.get(PG + "?name=pair").json()["placement_groups"][0]["placement_group_id"] == pg
+    finally:
+        nats.close()
+
+
+def test_remove_returns_resources(c):
+    pg = create(c, [{"CPU": 2}])
+    wait_state(c, pg, "CREATED")
+    nats = NatsClient(c.nats_port, c.token)
+    try:
+        inside = lease(nats, cpus=2, pg=pg, index=0)
+        assert inside.get("ok"), inside
+        assert code(lease(nats)) == "busy"
+        r = c.request("DELETE", PG + "/" + pg)
+        assert r.status == 200 and r.json()["state"] == "REMOVED", r
+        assert r.json()["removed_at"], r
+        # The worker leased in the bundle is killed and the CPUs are free again.
+        outside = wait_until(lambda: lease(nats).get("ok") and True, timeout=20,
+                             what="a lease outside the removed group")
+        assert outside
+        r = c.request("DELETE", PG + "/" + pg)
+        assert r.status == 200 and r.json()["state"] == "REMOVED", ("removal is idempotent", r)
+        assert code(lease(nats, pg=pg)) == "busy"
+    finally:
+        nats.close()
+
+
+def test_pending_until_a_node_joins(c):
+    pg = create(c, [{"CPU": 3}, {"CPU": 3}], "STRICT_SPREAD")
+    g = wait_until(lambda: group(c, pg)["reason"] != "waiting to be placed" and group(c, pg),
+                   what="a reason")
+    assert g["state"] == "PENDING" and "cannot hold" in g["reason"], g
+    assert all(b["node_id"] is None for b in g["bundles"]), g
+    c.start_node("node-2", *node_args(4))
+    c.wait_nodes(2)
+    g = wait_until(lambda: group(c, pg)["state"] == "PENDING" and group(c, pg), what="pending")
+    c.start_node("node-3", *node_args(4))
+    c.wait_nodes(3)
+    g = wait_state(c, pg, "CREATED")
+    nodes = [b["node_id"] for b in g["bundles"]]
+    assert len(set(nodes)) == 2, ("STRICT_SPREAD: distinct nodes", g)
+
+
+def test_survives_gcs_restart(c):
+    pg = create(c, [{"CPU": 1}], "SPREAD")
+    before = wait_state(c, pg, "CREATED")
+    gone = create(c, [{"CPU": 1}])
+    wait_state(c, gone, "CREATED")
+    assert c.request("DELETE", PG + "/" + gone).status == 200
+    assert c.stop_proc(c.gcs) is None and not c.failed_shutdowns, c.failed_shutdowns
+    c.start_gcs()
+    assert group(c, pg) == before
+    assert group(c, gone)["state"] == "REMOVED"
+    nats = NatsClient(c.nats_port, c.token)
+    try:
+        r = lease(nats, pg=pg, index=0)
+        assert r.get("ok"), ("the bundle is still held on the node", r)
+        give_back(nats, r)
+    finally:
+        nats.close()
+
+
+if __name__ == "__main__":
+    run([test_rest_errors, test_bundles_hold_resources, test_remove_returns_resources,
+         test_pending_until_a_node_joins, test_survives_gcs_restart], nodes=1, **NODE)
