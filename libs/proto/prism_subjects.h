@@ -31,6 +31,7 @@
 #define PRISM_SUBJECT_EVENT_NODE "prism.event.node"
 #define PRISM_SUBJECT_EVENT_JOB "prism.event.job"
 #define PRISM_SUBJECT_EVENT_ACTOR "prism.event.actor"
+#define PRISM_SUBJECT_EVENT_PG "prism.event.placement_group"
 #define PRISM_SUBJECT_EVENT_ACTOR_CALLS "prism.event.actor.calls"
 #define PRISM_SUBJECT_EVENT_TASKS "prism.event.tasks"
 #define PRISM_SUBJECT_EVENT_OBJECTS "prism.event.objects"

@@ -6,8 +6,7 @@
 
 #include "gcs.h"
 
-#define PG_COLUMNS                                                                                 \
-    "seq, id, name, strategy, bundles, nodes, state, reason, created_at, removed_at"
+#define PG_COLUMNS "seq, id, name, strategy, bundles, nodes, state, reason, created_at, removed_at"
 #define PG_MAX_BUNDLES 256
 
 extern const char *const gcs_pg_states[4];

@@ -48,9 +48,8 @@ json_t *gcs_pg_row_json(sqlite3_stmt *st)
     return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "placement_group_id",
                      sqlite3_column_text(st, 1), "name", gcs_db_column_text_or_null(st, 2),
                      "strategy", gcs_db_column_text_or_null(st, 3), "state",
-                     gcs_db_column_text_or_null(st, 6), "reason",
-                     gcs_db_column_text_or_null(st, 7), "bundles", list, "created_at",
-                     gcs_db_column_int_or_null(st, 8), "removed_at",
+                     gcs_db_column_text_or_null(st, 6), "reason", gcs_db_column_text_or_null(st, 7),
+                     "bundles", list, "created_at", gcs_db_column_int_or_null(st, 8), "removed_at",
                      gcs_db_column_int_or_null(st, 9));
 }
 
@@ -201,8 +200,8 @@ static bool record_locked(gcs *g, pg_item *it, json_t *placement)
 static void place_one(gcs *g, pg_item *it)
 {
     json_t *req = place_request(it), *reply = NULL;
-    int rc = prism_bus_request_json(g->bus, PRISM_SUBJECT_SCHED_PG_PLACE, req, PLACE_TIMEOUT_MS,
-                                    &reply);
+    int rc =
+        prism_bus_request_json(g->bus, PRISM_SUBJECT_SCHED_PG_PLACE, req, PLACE_TIMEOUT_MS, &reply);
     json_decref(req);
     json_t *placement = json_object_get(reply, "placement");
     bool ok = rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"));
@@ -286,13 +285,24 @@ void gcs_pgs_node_dead_locked(gcs *g, const char *node_id)
     g->pg_wanted = true;
 }
 
+/* prism.event.placement_group: the scheduler refuses the leases of a group
+ * removed (owners then fail what waits for it instead of waiting forever). */
+static void publish_state(gcs *g, const json_t *doc)
+{
+    json_t *ev = json_pack("{s:O,s:O,s:I}", "placement_group_id",
+                           json_object_get(doc, "placement_group_id"), "state",
+                           json_object_get(doc, "state"), "time", (json_int_t)prism_now_ms());
+    if (!ev || prism_bus_publish_json(g->bus, PRISM_SUBJECT_EVENT_PG, ev) != 0)
+        LOG_WARN("cannot publish a placement group event");
+    json_decref(ev);
+}
+
 /* The IDs of the actors of group `id` that are not DEAD (lock held). */
 static json_t *group_actors_locked(gcs *g, const char *id)
 {
     json_t *list = json_array();
-    sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "SELECT id FROM actors WHERE state <> 'DEAD' AND "
-               "json_extract(spec, '$.placement_group_id') = ?");
+    sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT id FROM actors WHERE state <> 'DEAD' AND "
+                                             "json_extract(spec, '$.placement_group_id') = ?");
     gcs_db_bind_text(st, 1, id);
     while (st && sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(list, json_string((const char *)sqlite3_column_text(st, 0)));
@@ -307,9 +317,9 @@ int gcs_pg_remove(gcs *g, const char *id)
     const char *state = json_string_value(json_object_get(doc, "state"));
     json_t *actors = NULL;
     if (doc && strcmp(state, "REMOVED") != 0) {
-        sqlite3_stmt *st = gcs_db_prepare(
-            g->db, "UPDATE placement_groups SET state = 'REMOVED', reason = NULL, "
-                   "removed_at = ? WHERE id = ?");
+        sqlite3_stmt *st =
+            gcs_db_prepare(g->db, "UPDATE placement_groups SET state = 'REMOVED', reason = NULL, "
+                                  "removed_at = ? WHERE id = ?");
         sqlite3_bind_int64(st, 1, prism_now_ms());
         gcs_db_bind_text(st, 2, id);
         if (gcs_db_exec_stmt(st) != SQLITE_DONE)
@@ -317,9 +327,13 @@ int gcs_pg_remove(gcs *g, const char *id)
         actors = group_actors_locked(g, id);
         LOG_INFO("placement group %s is REMOVED", id);
     }
+    json_t *after = actors ? gcs_pg_json_locked(g, id) : NULL;
     pthread_mutex_unlock(&g->lock);
     if (!doc)
         return -1;
+    if (after)
+        publish_state(g, after);
+    json_decref(after);
     size_t i;
     json_t *v;
     json_array_foreach(actors, i, v)

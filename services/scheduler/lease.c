@@ -271,6 +271,9 @@ static json_t *choose_affinity(scheduler *s, const lease_req *r, candidates *c)
 /* A placement group's lease: the nodes holding a bundle it fits in. */
 static json_t *choose_group(scheduler *s, const lease_req *r, candidates *c)
 {
+    if (sched_pg_removed(s, r->pg_id))
+        return prism_error_json("placement_group_removed", "placement group %s was removed",
+                                r->pg_id);
     bool held = false, feasible = false;
     for (sched_node *n = s->nodes; n; n = n->next) {
         bool room = false;

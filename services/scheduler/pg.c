@@ -20,6 +20,7 @@
 #include "prism_log.h"
 #include "prism_resources.h"
 #include "prism_subjects.h"
+#include "prism_time.h"
 #include "scheduler.h"
 
 #define MAX_BUNDLES 1024
@@ -54,8 +55,7 @@ json_t *sched_bundle_find(const sched_node *n, const char *pg_id, json_int_t ind
     json_t *b;
     json_array_foreach(n->bundles, i, b) {
         const char *id = json_string_value(json_object_get(b, "placement_group_id"));
-        if (id && !strcmp(id, pg_id) &&
-            json_integer_value(json_object_get(b, "index")) == index)
+        if (id && !strcmp(id, pg_id) && json_integer_value(json_object_get(b, "index")) == index)
             return b;
     }
     return NULL;
@@ -308,8 +308,8 @@ static json_t *reserve(scheduler *s, const pg_req *r)
     for (; k < r->nslots; k++) {
         if (!r->slots[k].used)
             continue;
-        json_t *req = json_pack("{s:s,s:o}", "placement_group_id", r->pg_id, "bundles",
-                                share_of(r, k));
+        json_t *req =
+            json_pack("{s:s,s:o}", "placement_group_id", r->pg_id, "bundles", share_of(r, k));
         int rc = send_node(s, r->slots[k].id, PRISM_NODE_BUNDLE_RESERVE, req, &why);
         json_decref(req);
         if (rc != 0)
@@ -322,11 +322,10 @@ static json_t *reserve(scheduler *s, const pg_req *r)
     } else {
         json_t *placement = json_array();
         for (size_t i = 0; i < r->n; i++)
-            json_array_append_new(
-                placement,
-                json_pack("{s:O,s:s}", "index",
-                          json_object_get(json_array_get(r->bundles, i), "index"), "node_id",
-                          r->slots[r->assign[i]].id));
+            json_array_append_new(placement,
+                                  json_pack("{s:O,s:s}", "index",
+                                            json_object_get(json_array_get(r->bundles, i), "index"),
+                                            "node_id", r->slots[r->assign[i]].id));
         answer = json_pack("{s:b,s:o}", "ok", 1, "placement", placement);
     }
     prism_buf_free(&why);
@@ -363,8 +362,7 @@ static void on_place(prism_bus *bus, const char *subject, const char *reply, con
     json_t *answer = json_is_object(msg)
                          ? place(s, msg)
                          : prism_error_json("invalid_json", "the payload must be a JSON object");
-    const char *code =
-        json_string_value(json_object_get(json_object_get(answer, "error"), "code"));
+    const char *code = json_string_value(json_object_get(json_object_get(answer, "error"), "code"));
     const char *id = json_string_value(json_object_get(msg, "placement_group_id"));
     LOG_DEBUG("placement group %s: %s", id ? id : "?", code ? code : "placed");
     if (answer && prism_bus_publish_json(s->bus, reply, answer) != 0)
@@ -373,7 +371,39 @@ static void on_place(prism_bus *bus, const char *subject, const char *reply, con
     json_decref(msg);
 }
 
+/* ---------- removed groups ---------- */
+
+#define REMOVED_MS 3600000 /* leases of a removed group are refused this long */
+
+bool sched_pg_removed(scheduler *s, const char *pg_id)
+{
+    int64_t now = prism_mono_ms();
+    for (size_t i = 0; i < SCHED_TOMBS; i++)
+        if (s->removed_pgs[i].until_mono > now && !strcmp(s->removed_pgs[i].id, pg_id))
+            return true;
+    return false;
+}
+
+static void on_pg_event(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                        size_t len, void *ud)
+{
+    scheduler *s = ud;
+    json_t *msg = json_loadb(data, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(msg, "placement_group_id"));
+    const char *state = json_string_value(json_object_get(msg, "state"));
+    if (prism_is_hex(id, PRISM_ID_HEX_LEN) && state && !strcmp(state, "REMOVED")) {
+        pthread_mutex_lock(&s->lock);
+        sched_tomb *t = &s->removed_pgs[s->next_removed_pg++ % SCHED_TOMBS];
+        snprintf(t->id, sizeof t->id, "%s", id);
+        t->until_mono = prism_mono_ms() + REMOVED_MS;
+        pthread_mutex_unlock(&s->lock);
+    }
+    json_decref(msg);
+}
+
 int sched_pg_start(scheduler *s)
 {
+    if (prism_bus_subscribe(s->bus, PRISM_SUBJECT_EVENT_PG, NULL, on_pg_event, s) != 0)
+        return -1;
     return prism_bus_subscribe(s->bus, PRISM_SUBJECT_SCHED_PG_PLACE, "scheduler", on_place, s);
 }

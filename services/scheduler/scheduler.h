@@ -84,6 +84,8 @@ typedef struct scheduler {
     sched_node *nodes;
     sched_tomb tombs[SCHED_TOMBS];
     size_t next_tomb;
+    sched_tomb removed_pgs[SCHED_TOMBS]; /* placement groups removed lately (pg.c) */
+    size_t next_removed_pg;
     uint64_t grant_seq;
 } scheduler;
 
@@ -116,6 +118,8 @@ void sched_lease_run_queued(scheduler *s);
 
 /* pg.c: prism.sched.pg.place, placing a placement group's bundles. */
 int sched_pg_start(scheduler *s); /* subscribes; no lock */
+/* Whether group `pg_id` was removed lately (lock held). */
+bool sched_pg_removed(scheduler *s, const char *pg_id);
 /* The bundle of group `pg_id` on `n` (index -1: NULL), or NULL. Lock held. */
 json_t *sched_bundle_find(const sched_node *n, const char *pg_id, json_int_t index);
 

@@ -4,10 +4,12 @@ bundle, a group that cannot fit waiting PENDING until a node joins, removal
 returning the resources, and the state surviving a GCS restart. Leases are
 asked of the scheduler over NATS the way owners ask for them."""
 import os
+import subprocess
 
 from harness import BIN, NatsClient, run, skip, wait_until
 
 WORKER = os.path.join(BIN, "prism-worker")
+PROBE = os.path.join(BIN, "pg_probe")
 if not os.access(WORKER, os.X_OK):
     skip("prism-worker is not built in %s" % BIN)
 
@@ -130,7 +132,8 @@ def test_remove_returns_resources(c):
         assert outside
         r = c.request("DELETE", PG + "/" + pg)
         assert r.status == 200 and r.json()["state"] == "REMOVED", ("removal is idempotent", r)
-        assert code(lease(nats, pg=pg)) == "busy"
+        wait_until(lambda: code(lease(nats, pg=pg)) == "placement_group_removed",
+                   what="leases of a removed group refused")
     finally:
         nats.close()
 
@@ -170,6 +173,25 @@ def test_survives_gcs_restart(c):
         nats.close()
 
 
+def test_c_api(c):
+    """pg_probe api: the C API end to end (a task and an actor in the group,
+    argument errors, a group too big timing out with its reason, removal
+    killing the group's actor)."""
+    if not os.access(PROBE, os.X_OK):
+        skip("pg_probe is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
+               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"),
+               PRISM_NODE_ID="")
+    env.pop("PRISM_HOME", None)
+    r = subprocess.run([PROBE, "api"], env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0 and "api ok" in r.stdout, (r.returncode, r.stdout, r.stderr)
+    words = r.stdout.split()
+    pg, actor = words[1], words[3]
+    assert group(c, pg)["state"] == "REMOVED" and group(c, pg)["name"] == "probe"
+    a = c.get("/api/v1/actors/" + actor).json()
+    assert a["state"] == "DEAD", a
+
+
 if __name__ == "__main__":
     run([test_rest_errors, test_bundles_hold_resources, test_remove_returns_resources,
-         test_pending_until_a_node_joins, test_survives_gcs_restart], nodes=1, **NODE)
+         test_pending_until_a_node_joins, test_survives_gcs_restart, test_c_api], nodes=1, **NODE)
