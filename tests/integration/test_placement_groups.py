@@ -3,6 +3,7 @@ its errors, bundles reserved out of the node's free pool, leases drawn on a
 bundle, a group that cannot fit waiting PENDING until a node joins, removal
 returning the resources, and the state surviving a GCS restart. Leases are
 asked of the scheduler over NATS the way owners ask for them."""
+import json
 import os
 import subprocess
 
@@ -192,6 +193,41 @@ def test_c_api(c):
     assert a["state"] == "DEAD", a
 
 
+def test_cli(c):
+    """prism pg list / get / remove against the cluster."""
+    prism = os.path.join(BIN, "prism")
+    if not os.access(prism, os.X_OK):
+        skip("prism is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    env.pop("PRISM_HOME", None)
+
+    def cli(*args):
+        r = subprocess.run([prism] + list(args), env=env, capture_output=True, text=True,
+                           timeout=60)
+        return r.returncode, r.stdout, r.stderr
+
+    placed = create(c, [{"CPU": 1}, {"CPU": 0.5}], "SPREAD", name="cli-group")
+    waiting = create(c, [{"GPU": 8}])
+    wait_state(c, placed, "CREATED")
+    rc, out, err = cli("pg", "list")
+    assert rc == 0 and "PLACEMENT GROUP ID" in out, (rc, out, err)
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "CREATED" in rows[placed] and "2/2 on 1" in rows[placed], out
+    assert "PENDING" in rows[waiting] and "0/1 on 0" in rows[waiting], out
+    rc, out, err = cli("pg", "list", "--state", "PENDING", "--json")
+    assert rc == 0 and [json.loads(x)["placement_group_id"] for x in out.splitlines()] == [
+        waiting], (out, err)
+    rc, out, err = cli("pg", "get", placed)
+    assert rc == 0 and "cli-group" in out and "bundle 1" in out and "CPU 0.5" in out, (out, err)
+    rc, out, err = cli("pg", "remove", waiting)
+    assert rc == 0 and group(c, waiting)["state"] == "REMOVED", (rc, out, err)
+    rc, out, err = cli("pg", "get", "0" * 32)
+    assert rc != 0 and "no placement group" in err, (rc, out, err)
+    rc, out, err = cli("pg", "frob")
+    assert rc != 0 and "unknown pg command" in err, (rc, out, err)
+
+
 if __name__ == "__main__":
     run([test_rest_errors, test_bundles_hold_resources, test_remove_returns_resources,
-         test_pending_until_a_node_joins, test_survives_gcs_restart, test_c_api], nodes=1, **NODE)
+         test_pending_until_a_node_joins, test_survives_gcs_restart, test_c_api, test_cli], nodes=1,
+        **NODE)
