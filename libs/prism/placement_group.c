@@ -35,8 +35,8 @@ static prism_status call(prism_client *c, const char *method, const char *path, 
         return prism__fail(PRISM_ERR_NO_MEMORY, "cannot make an HTTP client");
     long status = 0;
     char err[512];
-    int rc = prism_httpc_json(h, method, path, body, REQUEST_TIMEOUT_MS, &status, out, err,
-                              sizeof err);
+    int rc =
+        prism_httpc_json(h, method, path, body, REQUEST_TIMEOUT_MS, &status, out, err, sizeof err);
     prism_httpc_destroy(h);
     if (rc != 0)
         return prism__fail(PRISM_ERR_CONNECT, "cannot reach the GCS at %s: %s", c->address, err);
@@ -114,9 +114,10 @@ prism_status prism_placement_group_create(prism_client *c, const prism_bundle *b
     static const prism_placement_group_options defaults = PRISM_PLACEMENT_GROUP_OPTIONS_INIT;
     const prism_placement_group_options *o = opts ? opts : &defaults;
     if (!c || !bundles || !out || n == 0 || n > MAX_BUNDLES)
-        return prism__fail(PRISM_ERR_INVALID, "placement_group_create needs a client, 1-%d "
-                                              "bundles and room for the handle",
-                                              MAX_BUNDLES);
+        return prism__fail(PRISM_ERR_INVALID,
+                           "placement_group_create needs a client, 1-%d "
+                           "bundles and room for the handle",
+                           MAX_BUNDLES);
     if ((unsigned)strategy > PRISM_PG_STRICT_SPREAD)
         return prism__fail(PRISM_ERR_INVALID, "unknown placement strategy %d", (int)strategy);
     if (!PRISM__RESERVED_ZERO(o))

@@ -98,7 +98,7 @@ static const char *const migrations[] = {
     "CREATE INDEX actors_state ON actors(state, seq);",
     /* 3 → 4: placement groups (docs/placement-groups.md). `bundles` is a JSON
      * array of resource objects, `nodes` the node of each (null: not reserved). */
-    "CREATE TABLE placement_groups ("
+    "CREATE TABLE IF NOT EXISTS placement_groups ("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  id TEXT NOT NULL UNIQUE,"
     "  name TEXT,"
@@ -109,7 +109,7 @@ static const char *const migrations[] = {
     "  reason TEXT,"
     "  created_at INTEGER NOT NULL,"
     "  removed_at INTEGER);"
-    "CREATE INDEX placement_groups_state ON placement_groups(state, seq);",
+    "CREATE INDEX IF NOT EXISTS placement_groups_state ON placement_groups(state, seq);",
 };
 
 int gcs_db_version(sqlite3 *db)

@@ -21,9 +21,9 @@
 #include "prism_subjects.h"
 #include "prism_time.h"
 
-#define PLACE_BATCH 16
+#define PLACE_BATCH 8
 #define PLACE_RETRY_MS 1000 /* groups that could not be placed are asked for again */
-#define PLACE_TIMEOUT_MS 10000
+#define PLACE_TIMEOUT_MS 5000
 #define RETURN_TIMEOUT_MS 2000
 #define REASON_MAX 1024
 

@@ -1,13 +1,16 @@
 /* Worker leases: the node agent is the authority on what its node has free.
  *
- *   prism.node.<id>.worker.lease   {lease_id, owner_id, resources, timeout_ms?}
+ *   prism.node.<id>.worker.lease   {lease_id, owner_id, resources, timeout_ms?,
+ *                                   placement_group_id?, bundle_index?}
  *       → {ok, lease_id, worker_id, node_id, unix, tcp} or error busy
  *   prism.node.<id>.worker.return  {lease_id} → {ok}
  *   prism.node.<id>.worker.check   {lease_id, worker_id, owner_id} → {ok} or error not_granted
  *   prism.worker.<worker>.granted  {lease_id, owner_id}, published to the worker before a grant
  *                                  is answered (it checks such a lease without asking)
  *
- * Free = registered totals − granted and pending leases − jobs' resources;
+ * Free = registered totals − granted and pending leases − jobs' resources
+ * − placement group bundles (bundles.c; a lease naming a group draws on its
+ * bundle instead);
  * GPUs are whole devices from the pool drivers also take from. A lease that
  * does not fit is answered `busy`. A lease without GPUs takes an idle worker
  * (answered at once) or one being started (answered by the cron once it is

@@ -3,10 +3,16 @@
  * (prism.node.<id>.worker.lease) until one grants it.
  *
  *   request  {owner_id, resources, strategy?, node_id?, soft?,
- *             locality?: {node_id: bytes}, timeout_ms?, job_id?}
+ *             locality?: {node_id: bytes}, timeout_ms?, job_id?,
+ *             placement_group_id?, bundle_index?}
  *   reply    the node agent's grant {ok, lease_id, worker_id, node_id, unix, tcp}
  *            or an error: infeasible (no node alive has the resources at all),
  *            busy (every node that could run it is full), invalid_argument.
+ *
+ * With `placement_group_id` the lease draws on a bundle of that group
+ * (bundle_index, or -1 for any): only nodes whose report lists such a bundle
+ * with room are asked (docs/placement-groups.md); a removed group's leases
+ * are answered placement_group_removed.
  *
  * With `job_id` the GCS asks for a job's driver: the node agent holds the
  * resources for that job without a worker (grant {ok, lease_id, job_id,

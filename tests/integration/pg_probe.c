@@ -105,13 +105,11 @@ static int api(prism_client *c)
     prism_ref *r = NULL;
     CHECK(prism_submit(c, "builtin", "echo", NULL, 0, &bad, &r) == PRISM_ERR_INVALID, "reserved");
     prism_bundle none = PRISM_BUNDLE_INIT;
-    CHECK(prism_placement_group_create(c, &none, 0, PRISM_PG_PACK, NULL, &pg) ==
-              PRISM_ERR_INVALID,
+    CHECK(prism_placement_group_create(c, &none, 0, PRISM_PG_PACK, NULL, &pg) == PRISM_ERR_INVALID,
           "no bundles");
     none.resources = "[1]";
     prism_placement_group *big = NULL;
-    CHECK(prism_placement_group_create(c, &none, 1, PRISM_PG_PACK, NULL, &big) ==
-              PRISM_ERR_INVALID,
+    CHECK(prism_placement_group_create(c, &none, 1, PRISM_PG_PACK, NULL, &big) == PRISM_ERR_INVALID,
           "bad resources");
     none.resources = NULL;
     none.num_cpus = 1000;
