@@ -124,7 +124,22 @@ static int api(prism_client *c)
           "REMOVED");
     prism_placement_group_release(big);
 
+    /* A task running in the group when it is removed is killed with it. */
+    prism_task_options so = PRISM_TASK_OPTIONS_INIT;
+    so.placement_group = pg;
+    so.bundle_index = 0;
+    prism_value *ms = prism_value_json("60000");
+    prism_ref *slow = NULL;
+    prism_value *got = NULL;
+    CHECK(prism_submit(c, "builtin", "sleep", &ms, 1, &so, &slow) == PRISM_OK, "submit sleep");
+    prism_value_free(ms);
+    CHECK(prism_get(c, slow, 1000, &got) == PRISM_ERR_TIMEOUT, "the sleep is running");
     CHECK(prism_placement_group_remove(c, pg) == PRISM_OK, "remove");
+    prism_status s = prism_get(c, slow, 30000, &got);
+    CHECK(s != PRISM_OK && s != PRISM_ERR_TIMEOUT, "the task running in the group was killed: %s",
+          prism_status_text(s));
+    prism_value_free(got);
+    prism_ref_release(slow);
     CHECK(inc(c, a) < 0, "the group's actor died with it");
     CHECK(echo_in(c, pg, 0) == PRISM_ERR_INVALID && strstr(prism_last_error(), "was removed"),
           "a task in a removed group fails, it does not wait");
