@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "actors.h"
+#include "pgroups.h"
 #include "prism_codec.h"
 #include "db.h"
 #include "prism_error.h"
@@ -274,6 +275,21 @@ static void reply_json(gcs *g, const char *reply, json_t *doc)
 }
 
 /* Inserts the actor. Returns NULL, or the error answer. Lock held. */
+/* An actor may live only in a placement group that exists and is not removed. */
+static json_t *group_error_locked(gcs *g, json_t *lease)
+{
+    const char *pg = json_string_value(json_object_get(lease, "placement_group_id"));
+    json_t *doc = pg ? gcs_pg_json_locked(g, pg) : NULL;
+    const char *state = json_string_value(json_object_get(doc, "state"));
+    json_t *err = NULL;
+    if (pg && !doc)
+        err = prism_error_json("invalid_argument", "no placement group %s", pg);
+    else if (state && !strcmp(state, "REMOVED"))
+        err = prism_error_json("invalid_argument", "placement group %s was removed", pg);
+    json_decref(doc);
+    return err;
+}
+
 static json_t *insert_locked(gcs *g, const create_req *r)
 {
     json_t *known = gcs_actor_json_locked(g, r->id);
@@ -289,6 +305,9 @@ static json_t *insert_locked(gcs *g, const create_req *r)
         json_decref(named);
         return err;
     }
+    json_t *refused = group_error_locked(g, r->lease);
+    if (refused)
+        return refused;
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "INSERT INTO actors (id, name, namespace, class, package, owner, detached, state, "
                "spec, args, max_restarts, max_task_retries, max_concurrency, created_at, "

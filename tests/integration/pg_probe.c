@@ -141,6 +141,10 @@ static int api(prism_client *c)
     prism_value_free(got);
     prism_ref_release(slow);
     CHECK(inc(c, a) < 0, "the group's actor died with it");
+    prism_actor *late = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &ao, &late) != PRISM_OK &&
+              strstr(prism_last_error(), "was removed"),
+          "no actor is created into a removed group");
     CHECK(echo_in(c, pg, 0) == PRISM_ERR_INVALID && strstr(prism_last_error(), "was removed"),
           "a task in a removed group fails, it does not wait");
     prism_placement_group *gone = NULL;
