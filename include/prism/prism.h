@@ -397,10 +397,10 @@ PRISM_API void prism_actor_release(prism_actor *a);
  *   prism_task_options o = PRISM_TASK_OPTIONS_INIT;
  *   o.placement_group = pg; o.bundle_index = 1;
  *
- * The GCS keeps the group until it is removed (it outlives the process that
- * made it, as in Ray a group made with lifetime "detached"). Tasks and actors
- * in it draw on the bundles' resources, not the nodes' free pool; removing
- * it kills them. Threads: a handle does not change once made. */
+ * The GCS keeps the group until it is removed, or until the process that
+ * made it exits (unless `detached`, as Ray's lifetime "detached"). Tasks and
+ * actors in it draw on the bundles' resources, not the nodes' free pool;
+ * removing it kills them. Threads: a handle does not change once made. */
 
 typedef enum prism_pg_strategy {
     PRISM_PG_PACK,          /* as few nodes as fit, best effort */
@@ -430,11 +430,13 @@ typedef struct prism_bundle {
 
 typedef struct prism_placement_group_options {
     const char *name;     /* a label to find it by (prism pg list); default NULL: none */
-    uint64_t reserved[8]; /* zero */
+    bool detached;        /* outlives this process (removed only when asked); default
+                             false: removed when the process that made it exits, as Ray's */
+    uint64_t reserved[7]; /* zero */
 } prism_placement_group_options;
 
 /* clang-format off */
-#define PRISM_PLACEMENT_GROUP_OPTIONS_INIT {.name = NULL, .reserved = {0}}
+#define PRISM_PLACEMENT_GROUP_OPTIONS_INIT {.name = NULL, .detached = false, .reserved = {0}}
 /* clang-format on */
 PRISM_API void prism_placement_group_options_init(prism_placement_group_options *opts);
 

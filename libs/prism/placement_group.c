@@ -74,8 +74,9 @@ static json_t *bundle_json(const prism_bundle *b, const char **why)
     return res;
 }
 
-static prism_status create_body(const prism_bundle *bundles, size_t n, prism_pg_strategy strategy,
-                                const prism_placement_group_options *o, json_t **out)
+static prism_status create_body(prism_client *c, const prism_bundle *bundles, size_t n,
+                                prism_pg_strategy strategy, const prism_placement_group_options *o,
+                                json_t **out)
 {
     json_t *list = json_array();
     const char *why = NULL;
@@ -91,6 +92,8 @@ static prism_status create_body(const prism_bundle *bundles, size_t n, prism_pg_
     *out = json_pack("{s:o,s:s}", "bundles", list, "strategy", strategy_names[strategy]);
     if (*out && o->name)
         json_object_set_new(*out, "name", json_string(o->name));
+    if (*out && !o->detached) /* fate-shares with this process */
+        json_object_set_new(*out, "owner", json_string(c->self_addr));
     return *out ? PRISM_OK : prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
 }
 
@@ -125,7 +128,7 @@ prism_status prism_placement_group_create(prism_client *c, const prism_bundle *b
                            "prism_placement_group_options: `reserved` is not zero (initialize "
                            "it with PRISM_PLACEMENT_GROUP_OPTIONS_INIT)");
     json_t *body = NULL, *doc = NULL;
-    prism_status s = create_body(bundles, n, strategy, o, &body);
+    prism_status s = create_body(c, bundles, n, strategy, o, &body);
     if (s == PRISM_OK)
         s = call(c, "POST", "/api/v1/placement_groups", body, &doc);
     if (s == PRISM_OK)

@@ -97,11 +97,13 @@ static const char *const migrations[] = {
     "  WHERE name IS NOT NULL AND state <> 'DEAD';"
     "CREATE INDEX actors_state ON actors(state, seq);",
     /* 3 → 4: placement groups (docs/placement-groups.md). `bundles` is a JSON
-     * array of resource objects, `nodes` the node of each (null: not reserved). */
+     * array of resource objects, `nodes` the node of each (null: not reserved),
+     * `owner` the process it fate-shares with (null: detached). */
     "CREATE TABLE IF NOT EXISTS placement_groups ("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  id TEXT NOT NULL UNIQUE,"
     "  name TEXT,"
+    "  owner TEXT,"
     "  strategy TEXT NOT NULL,"
     "  bundles TEXT NOT NULL,"
     "  nodes TEXT NOT NULL,"

@@ -51,7 +51,11 @@ static void prune_cron(void *ctx) { gcs_jobs_prune(ctx); }
 static void tasks_cron(void *ctx) { gcs_tasks_cron(ctx); }
 static void objects_cron(void *ctx) { gcs_object_list_cron(ctx); }
 static void log_copy_cron(void *ctx) { gcs_job_logs_copy(ctx); }
-static void pg_cron(void *ctx) { gcs_pgs_place(ctx); }
+static void pg_cron(void *ctx)
+{
+    gcs_pgs_place(ctx);
+    gcs_pgs_check_owners(ctx);
+}
 
 /* Reconciliation keeps a clock per node (each node every 2 s). */
 static const prism_service_job jobs[] = {

@@ -6,6 +6,7 @@
 #include "db.h"
 #include "pgroups.h"
 #include "prism_id.h"
+#include "prism_wire.h"
 
 #define NAME_MAX_LEN 128
 #define RESOURCE_NAME_MAX 64
@@ -67,11 +68,12 @@ void gcs_api_pg_create(prism_http_req *req, void *ctx)
     json_t *body = prism_http_body_json(req);
     if (!body)
         return;
-    const char *strategy = "PACK", *name = NULL;
+    const char *strategy = "PACK", *name = NULL, *owner = NULL;
     json_t *bundles = json_object_get(body, "bundles");
     const char *why = bundles_error(bundles);
     if (prism_http_field_string(req, body, "strategy", false, &strategy) != 0 ||
-        prism_http_field_string(req, body, "name", false, &name) != 0)
+        prism_http_field_string(req, body, "name", false, &name) != 0 ||
+        prism_http_field_string(req, body, "owner", false, &owner) != 0)
         goto out;
     if (why) {
         prism_http_reply_error(req, 400, "invalid_argument", "%s", why);
@@ -80,6 +82,11 @@ void gcs_api_pg_create(prism_http_req *req, void *ctx)
     if (!one_of(strategy, gcs_pg_strategies, 4)) {
         prism_http_reply_error(req, 400, "invalid_argument",
                                "'strategy' must be PACK, SPREAD, STRICT_PACK or STRICT_SPREAD");
+        goto out;
+    }
+    if (owner && (!plain_text(owner, NAME_MAX_LEN) || !wire_owner_id(owner, &(prism_id){0}))) {
+        prism_http_reply_error(req, 400, "invalid_argument",
+                               "'owner' must be an owner address (owner:HEX)");
         goto out;
     }
     if (name && !plain_text(name, NAME_MAX_LEN)) {
@@ -92,7 +99,7 @@ void gcs_api_pg_create(prism_http_req *req, void *ctx)
     prism_id_random(&pid);
     prism_id_to_hex(&pid, id);
     pthread_mutex_lock(&g->lock);
-    int rc = gcs_pg_insert_locked(g, id, name, strategy, bundles);
+    int rc = gcs_pg_insert_locked(g, id, name, owner, strategy, bundles);
     json_t *doc = rc == 0 ? gcs_pg_json_locked(g, id) : NULL;
     g->pg_wanted = true;
     pthread_mutex_unlock(&g->lock);

@@ -6,7 +6,8 @@
 
 #include "gcs.h"
 
-#define PG_COLUMNS "seq, id, name, strategy, bundles, nodes, state, reason, created_at, removed_at"
+#define PG_COLUMNS                                                                                 \
+    "seq, id, name, strategy, bundles, nodes, state, reason, created_at, removed_at, owner"
 #define PG_MAX_BUNDLES 256
 
 extern const char *const gcs_pg_states[4];
@@ -17,9 +18,12 @@ json_t *gcs_pg_row_json(sqlite3_stmt *st);
 /* The group as JSON, or NULL when unknown (lock held / taken). */
 json_t *gcs_pg_json_locked(gcs *g, const char *id);
 json_t *gcs_pg_json(gcs *g, const char *id);
-/* A new PENDING group of `bundles` (an array of resource objects). Lock held. */
-int gcs_pg_insert_locked(gcs *g, const char *id, const char *name, const char *strategy,
-                         json_t *bundles);
+/* A new PENDING group of `bundles` (an array of resource objects); `owner`
+ * (an owner address, or NULL: detached) removes it when it exits. Lock held. */
+int gcs_pg_insert_locked(gcs *g, const char *id, const char *name, const char *owner,
+                         const char *strategy, json_t *bundles);
+/* Periodic: removes the groups whose owner no longer answers. */
+void gcs_pgs_check_owners(gcs *g);
 /* Periodic: asks the scheduler to place the groups that wait for bundles. */
 void gcs_pgs_place(gcs *g);
 /* The node died: the groups with bundles there become RESCHEDULING (lock held). */

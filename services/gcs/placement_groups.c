@@ -20,12 +20,16 @@
 #include "prism_log.h"
 #include "prism_subjects.h"
 #include "prism_time.h"
+#include "prism_wire.h"
 
 #define PLACE_BATCH 8
 #define PLACE_RETRY_MS 1000 /* groups that could not be placed are asked for again */
 #define PLACE_TIMEOUT_MS 5000
 #define RETURN_TIMEOUT_MS 2000
 #define REASON_MAX 1024
+#define OWNER_CHECK_MS 2000 /* owners of groups are pinged this often */
+#define OWNER_PING_MS 1000  /* ... and given this long to answer */
+#define OWNERS_PER_CHECK 64
 
 const char *const gcs_pg_states[4] = {"PENDING", "CREATED", "RESCHEDULING", "REMOVED"};
 const char *const gcs_pg_strategies[4] = {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"};
@@ -45,11 +49,12 @@ json_t *gcs_pg_row_json(sqlite3_stmt *st)
     }
     json_decref(bundles);
     json_decref(nodes);
-    return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "placement_group_id",
-                     sqlite3_column_text(st, 1), "name", gcs_db_column_text_or_null(st, 2),
-                     "strategy", gcs_db_column_text_or_null(st, 3), "state",
-                     gcs_db_column_text_or_null(st, 6), "reason", gcs_db_column_text_or_null(st, 7),
-                     "bundles", list, "created_at", gcs_db_column_int_or_null(st, 8), "removed_at",
+    return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "placement_group_id",
+                     sqlite3_column_text(st, 1), "owner", gcs_db_column_text_or_null(st, 10),
+                     "name", gcs_db_column_text_or_null(st, 2), "strategy",
+                     gcs_db_column_text_or_null(st, 3), "state", gcs_db_column_text_or_null(st, 6),
+                     "reason", gcs_db_column_text_or_null(st, 7), "bundles", list, "created_at",
+                     gcs_db_column_int_or_null(st, 8), "removed_at",
                      gcs_db_column_int_or_null(st, 9));
 }
 
@@ -71,15 +76,15 @@ json_t *gcs_pg_json(gcs *g, const char *id)
     return doc;
 }
 
-int gcs_pg_insert_locked(gcs *g, const char *id, const char *name, const char *strategy,
-                         json_t *bundles)
+int gcs_pg_insert_locked(gcs *g, const char *id, const char *name, const char *owner,
+                         const char *strategy, json_t *bundles)
 {
     json_t *nodes = json_array();
     for (size_t i = 0; i < json_array_size(bundles); i++)
         json_array_append_new(nodes, json_null());
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "INSERT INTO placement_groups (id, name, strategy, bundles, nodes, state, "
-               "reason, created_at) VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?)");
+               "reason, created_at, owner) VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?, ?)");
     gcs_db_bind_text(st, 1, id);
     gcs_db_bind_text(st, 2, name);
     gcs_db_bind_text(st, 3, strategy);
@@ -87,6 +92,7 @@ int gcs_pg_insert_locked(gcs *g, const char *id, const char *name, const char *s
     gcs_db_bind_json(st, 5, nodes);
     gcs_db_bind_text(st, 6, "waiting to be placed");
     sqlite3_bind_int64(st, 7, prism_now_ms());
+    gcs_db_bind_text(st, 8, owner);
     json_decref(nodes);
     return gcs_db_exec_stmt(st) == SQLITE_DONE ? 0 : -1;
 }
@@ -346,4 +352,77 @@ int gcs_pg_remove(gcs *g, const char *id)
     json_decref(actors);
     json_decref(doc);
     return 0;
+}
+
+/* ---------- owners ---------- */
+
+/* The owners of groups not REMOVED, each once (lock held). */
+static json_t *owners_locked(gcs *g)
+{
+    json_t *list = json_array();
+    sqlite3_stmt *st = gcs_db_prepare(
+        g->db, "SELECT DISTINCT owner FROM placement_groups WHERE state <> 'REMOVED' AND "
+               "owner IS NOT NULL LIMIT ?");
+    sqlite3_bind_int(st, 1, OWNERS_PER_CHECK);
+    while (st && sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(list, json_string((const char *)sqlite3_column_text(st, 0)));
+    sqlite3_finalize(st);
+    return list;
+}
+
+/* Only "no responders" is death: a slow owner is alive (as for actors). */
+static bool owner_gone(gcs *g, const char *owner)
+{
+    char subject[PRISM_SUBJECT_MAX];
+    if (!wire_owner_subject(owner, subject, sizeof subject))
+        return false;
+    prism_buf b;
+    wire_owner_request(&b, OWNER_PING, "gcs", 0, 0);
+    char *reply = NULL;
+    size_t len = 0;
+    int rc = b.len ? prism_bus_request(g->bus, subject, b.data, b.len, OWNER_PING_MS, &reply, &len)
+                   : PRISM_BUS_ERROR;
+    prism_buf_free(&b);
+    free(reply);
+    return rc == PRISM_BUS_NO_RESPONDERS;
+}
+
+/* The groups of `owner` not REMOVED (lock held). */
+static json_t *groups_of_locked(gcs *g, const char *owner)
+{
+    json_t *list = json_array();
+    sqlite3_stmt *st = gcs_db_prepare(
+        g->db, "SELECT id FROM placement_groups WHERE state <> 'REMOVED' AND owner = ?");
+    gcs_db_bind_text(st, 1, owner);
+    while (st && sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(list, json_string((const char *)sqlite3_column_text(st, 0)));
+    sqlite3_finalize(st);
+    return list;
+}
+
+void gcs_pgs_check_owners(gcs *g)
+{
+    int64_t now = prism_mono_ms();
+    if (now < g->pg_owners_mono)
+        return;
+    g->pg_owners_mono = now + OWNER_CHECK_MS;
+    pthread_mutex_lock(&g->lock);
+    json_t *owners = owners_locked(g);
+    pthread_mutex_unlock(&g->lock);
+    size_t i, k;
+    json_t *o, *id;
+    json_array_foreach(owners, i, o) {
+        if (!owner_gone(g, json_string_value(o)))
+            continue;
+        pthread_mutex_lock(&g->lock);
+        json_t *ids = groups_of_locked(g, json_string_value(o));
+        pthread_mutex_unlock(&g->lock);
+        json_array_foreach(ids, k, id) {
+            LOG_INFO("placement group %s: its owner %s is gone", json_string_value(id),
+                     json_string_value(o));
+            gcs_pg_remove(g, json_string_value(id));
+        }
+        json_decref(ids);
+    }
+    json_decref(owners);
 }

@@ -250,7 +250,10 @@ static json_t *share_of(const pg_req *r, size_t k)
     return list;
 }
 
-static void note_reserved(scheduler *s, const char *node_id, json_t *reply)
+/* The node's free pool from the reply, and the bundles in the view at once
+ * (the group's leases may come before the node's next report). */
+static void note_reserved(scheduler *s, const char *node_id, const char *pg_id, json_t *share,
+                          json_t *reply)
 {
     json_t *avail = json_object_get(reply, "available");
     pthread_mutex_lock(&s->lock);
@@ -259,19 +262,31 @@ static void note_reserved(scheduler *s, const char *node_id, json_t *reply)
         json_decref(n->available);
         n->available = json_deep_copy(avail);
     }
+    if (n && !n->bundles)
+        n->bundles = json_array();
+    size_t i;
+    json_t *b;
+    json_array_foreach(n ? share : NULL, i, b) {
+        json_t *index = json_object_get(b, "index"), *res = json_object_get(b, "resources");
+        if (!sched_bundle_find(n, pg_id, json_integer_value(index)))
+            json_array_append_new(n->bundles, json_pack("{s:s,s:O,s:O,s:o}", "placement_group_id",
+                                                        pg_id, "index", index, "resources", res,
+                                                        "available", json_deep_copy(res)));
+    }
     pthread_mutex_unlock(&s->lock);
 }
 
 static int send_node(scheduler *s, const char *node_id, const char *verb, json_t *req,
                      prism_buf *why)
 {
+    const char *pg_id = json_string_value(json_object_get(req, "placement_group_id"));
     char subject[PRISM_SUBJECT_MAX];
     prism_subject_node(subject, sizeof subject, node_id, verb);
     json_t *reply = NULL;
     int rc = prism_bus_request_json(s->bus, subject, req, RESERVE_TIMEOUT_MS, &reply);
     bool ok = rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"));
     if (ok && !strcmp(verb, PRISM_NODE_BUNDLE_RESERVE))
-        note_reserved(s, node_id, reply);
+        note_reserved(s, node_id, pg_id, json_object_get(req, "bundles"), reply);
     if (!ok && why) {
         const char *msg =
             json_string_value(json_object_get(json_object_get(reply, "error"), "message"));

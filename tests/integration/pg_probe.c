@@ -199,10 +199,30 @@ static int actors(prism_client *c, int n, const char *strategy, int restarts)
     return 0;
 }
 
+/* leave: a group that fate-shares with this process and a detached one,
+ * both CREATED; prints them and exits without removing either. */
+static int leave(prism_client *c)
+{
+    prism_bundle b = PRISM_BUNDLE_INIT;
+    b.num_cpus = 0.25;
+    prism_placement_group_options o = PRISM_PLACEMENT_GROUP_OPTIONS_INIT;
+    prism_placement_group *mine = NULL, *kept = NULL;
+    CHECK(prism_placement_group_create(c, &b, 1, PRISM_PG_PACK, &o, &mine) == PRISM_OK, "mine");
+    o.detached = true;
+    CHECK(prism_placement_group_create(c, &b, 1, PRISM_PG_PACK, &o, &kept) == PRISM_OK, "kept");
+    CHECK(prism_placement_group_wait(c, mine, WAIT_MS) == PRISM_OK &&
+              prism_placement_group_wait(c, kept, WAIT_MS) == PRISM_OK,
+          "wait");
+    printf("mine %s kept %s\n", prism_placement_group_id(mine), prism_placement_group_id(kept));
+    prism_placement_group_release(mine);
+    prism_placement_group_release(kept);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: pg_probe api|actors N STRATEGY [RESTARTS]\n");
+        fprintf(stderr, "usage: pg_probe api|leave|actors N STRATEGY [RESTARTS]\n");
         return 2;
     }
     prism_client *c;
@@ -210,7 +230,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "probe: connect: %s\n", prism_last_error());
         return 1;
     }
-    int rc = !strcmp(argv[1], "api") ? api(c)
+    int rc = !strcmp(argv[1], "api")     ? api(c)
+             : !strcmp(argv[1], "leave") ? leave(c)
              : !strcmp(argv[1], "actors") && argc > 3
                  ? actors(c, atoi(argv[2]), argv[3], argc > 4 ? atoi(argv[4]) : 0)
                  : 2;

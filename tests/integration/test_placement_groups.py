@@ -174,23 +174,42 @@ def test_survives_gcs_restart(c):
         nats.close()
 
 
-def test_c_api(c):
-    """pg_probe api: the C API end to end (a task and an actor in the group,
-    argument errors, a group too big timing out with its reason, removal
-    killing the group's actor)."""
+def probe(c, *args):
     if not os.access(PROBE, os.X_OK):
         skip("pg_probe is not built")
     env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
                PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"),
                PRISM_NODE_ID="")
     env.pop("PRISM_HOME", None)
-    r = subprocess.run([PROBE, "api"], env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run([PROBE] + list(args), env=env, capture_output=True, text=True,
+                          timeout=240)
+
+
+def test_c_api(c):
+    """pg_probe api: the C API end to end (a task and an actor in the group,
+    argument errors, a group too big timing out with its reason, removal
+    killing the group's actor)."""
+    r = probe(c, "api")
     assert r.returncode == 0 and "api ok" in r.stdout, (r.returncode, r.stdout, r.stderr)
     words = r.stdout.split()
     pg, actor = words[1], words[3]
     assert group(c, pg)["state"] == "REMOVED" and group(c, pg)["name"] == "probe"
     a = c.get("/api/v1/actors/" + actor).json()
     assert a["state"] == "DEAD", a
+
+
+def test_fate_shares_with_its_creator(c):
+    """A group made through libprism is removed when its process exits (as
+    Ray's default lifetime); a detached one stays."""
+    r = probe(c, "leave")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    words = r.stdout.split()
+    mine, kept = words[1], words[3]
+    assert group(c, mine)["owner"].startswith("owner:") and group(c, kept)["owner"] is None
+    wait_state(c, mine, "REMOVED")
+    assert group(c, kept)["state"] == "CREATED"
+    r = c.post(PG, {"bundles": [{"CPU": 1}], "owner": "someone"})
+    assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", r
 
 
 def test_cli(c):
@@ -229,5 +248,5 @@ def test_cli(c):
 
 if __name__ == "__main__":
     run([test_rest_errors, test_bundles_hold_resources, test_remove_returns_resources,
-         test_pending_until_a_node_joins, test_survives_gcs_restart, test_c_api, test_cli], nodes=1,
+         test_pending_until_a_node_joins, test_survives_gcs_restart, test_c_api, test_fate_shares_with_its_creator, test_cli], nodes=1,
         **NODE)
