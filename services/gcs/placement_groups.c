@@ -29,7 +29,6 @@
 #define REASON_MAX 1024
 #define OWNER_CHECK_MS 2000 /* owners of groups are pinged this often */
 #define OWNER_PING_MS 1000  /* ... and given this long to answer */
-#define OWNERS_PER_CHECK 64
 
 const char *const gcs_pg_states[4] = {"PENDING", "CREATED", "RESCHEDULING", "REMOVED"};
 const char *const gcs_pg_strategies[4] = {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"};
@@ -362,8 +361,7 @@ static json_t *owners_locked(gcs *g)
     json_t *list = json_array();
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "SELECT DISTINCT owner FROM placement_groups WHERE state <> 'REMOVED' AND "
-               "owner IS NOT NULL LIMIT ?");
-    sqlite3_bind_int(st, 1, OWNERS_PER_CHECK);
+               "owner IS NOT NULL");
     while (st && sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(list, json_string((const char *)sqlite3_column_text(st, 0)));
     sqlite3_finalize(st);
