@@ -238,13 +238,13 @@ static void place_one(gcs *g, pg_item *it)
 void gcs_pgs_place(gcs *g)
 {
     int64_t now = prism_mono_ms();
-    if (!g->pg_wanted && now < g->pg_retry_mono)
-        return;
+    pthread_mutex_lock(&g->lock); /* pg_wanted is set under it */
+    bool due = g->pg_wanted || now >= g->pg_retry_mono;
     g->pg_wanted = false;
-    g->pg_retry_mono = now + PLACE_RETRY_MS;
-    pthread_mutex_lock(&g->lock);
-    pg_item *items = waiting_locked(g);
+    pg_item *items = due ? waiting_locked(g) : NULL;
     pthread_mutex_unlock(&g->lock);
+    if (due)
+        g->pg_retry_mono = now + PLACE_RETRY_MS; /* the cron's alone */
     while (items) {
         pg_item *next = items->next;
         place_one(g, items);
