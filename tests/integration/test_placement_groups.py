@@ -139,6 +139,38 @@ def test_remove_returns_resources(c):
         nats.close()
 
 
+def test_bundle_gpus_are_counted(c):
+    """A node of two (pretend) GPUs: a bundle of GPU 1 leaves one outside the
+    group; a lease in the bundle gets a device, a second one waits."""
+    c.start_node("gpus", "--worker-bin", WORKER, "--num-cpus", "2", "--num-gpus", "2",
+                 "--prestart-workers", "0", "--resources", '{"gpu_node": 1}')
+    c.wait_nodes(2)
+    pg = create(c, [{"GPU": 1, "CPU": 0.5}])
+    g = wait_state(c, pg, "CREATED")
+    node = [n for n in c.get("/api/v1/nodes").json()["nodes"] if n["name"] == "gpus"][0]
+    assert g["bundles"][0]["node_id"] == node["node_id"], g
+    nats = NatsClient(c.nats_port, c.token)
+    try:
+        def gpu_lease(gpus, pg=None):
+            req = {"owner_id": "f" * 32, "resources": {"GPU": gpus, "CPU": 0.5},
+                   "timeout_ms": 15000}
+            if pg:
+                req.update(placement_group_id=pg, bundle_index=0)
+            return nats.request_json("prism.sched.lease", req, timeout=20)
+
+        assert code(gpu_lease(2)) == "busy", "one of the two GPUs is the bundle's"
+        inside = gpu_lease(1, pg)
+        assert inside.get("ok") and inside["node_id"] == node["node_id"], inside
+        assert code(gpu_lease(1, pg)) == "busy", "the bundle's GPU is taken"
+        outside = gpu_lease(1)
+        assert outside.get("ok"), ("the other GPU is free outside the group", outside)
+        assert code(gpu_lease(1)) == "busy", "both devices are in use"
+        give_back(nats, inside)
+        give_back(nats, outside)
+    finally:
+        nats.close()
+
+
 def test_pending_until_a_node_joins(c):
     pg = create(c, [{"CPU": 3}, {"CPU": 3}], "STRICT_SPREAD")
     g = wait_until(lambda: group(c, pg)["reason"] != "waiting to be placed" and group(c, pg),
@@ -248,5 +280,5 @@ def test_cli(c):
 
 if __name__ == "__main__":
     run([test_rest_errors, test_bundles_hold_resources, test_remove_returns_resources,
-         test_pending_until_a_node_joins, test_survives_gcs_restart, test_c_api, test_fate_shares_with_its_creator, test_cli], nodes=1,
+         test_bundle_gpus_are_counted, test_pending_until_a_node_joins, test_survives_gcs_restart, test_c_api, test_fate_shares_with_its_creator, test_cli], nodes=1,
         **NODE)
