@@ -22,7 +22,8 @@ json_t *gcs_pg_json(gcs *g, const char *id);
  * (an owner address, or NULL: detached) removes it when it exits. Lock held. */
 int gcs_pg_insert_locked(gcs *g, const char *id, const char *name, const char *owner,
                          const char *strategy, json_t *bundles);
-/* Periodic: removes the groups whose owner no longer answers. */
+/* Periodic: removes the groups whose owner no longer answers; prunes the
+ * REMOVED ones past the newest 10000. */
 void gcs_pgs_check_owners(gcs *g);
 /* Periodic: asks the scheduler to place the groups that wait for bundles. */
 void gcs_pgs_place(gcs *g);

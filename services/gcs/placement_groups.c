@@ -29,6 +29,7 @@
 #define REASON_MAX 1024
 #define OWNER_CHECK_MS 2000 /* owners of groups are pinged this often */
 #define OWNER_PING_MS 1000  /* ... and given this long to answer */
+#define REMOVED_KEPT 10000
 
 const char *const gcs_pg_states[4] = {"PENDING", "CREATED", "RESCHEDULING", "REMOVED"};
 const char *const gcs_pg_strategies[4] = {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"};
@@ -398,6 +399,17 @@ static json_t *groups_of_locked(gcs *g, const char *owner)
     return list;
 }
 
+/* REMOVED groups are history: the newest REMOVED_KEPT stay listed. Lock held. */
+static void prune_removed_locked(gcs *g)
+{
+    sqlite3_stmt *st = gcs_db_prepare(
+        g->db, "DELETE FROM placement_groups WHERE seq IN (SELECT seq FROM placement_groups "
+               "WHERE state = 'REMOVED' ORDER BY seq DESC LIMIT 1000 OFFSET ?)");
+    sqlite3_bind_int64(st, 1, REMOVED_KEPT);
+    if (gcs_db_exec_stmt(st) != SQLITE_DONE)
+        LOG_WARN("cannot prune removed placement groups");
+}
+
 void gcs_pgs_check_owners(gcs *g)
 {
     int64_t now = prism_mono_ms();
@@ -405,6 +417,7 @@ void gcs_pgs_check_owners(gcs *g)
         return;
     g->pg_owners_mono = now + OWNER_CHECK_MS;
     pthread_mutex_lock(&g->lock);
+    prune_removed_locked(g);
     json_t *owners = owners_locked(g);
     pthread_mutex_unlock(&g->lock);
     size_t i, k;
