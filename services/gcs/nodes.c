@@ -225,6 +225,8 @@ static void on_report(prism_bus *bus, const char *subject, const char *reply, co
             n->available = copy;
         }
         pthread_mutex_unlock(&g->lock);
+        if (copy && json_array_size(json_object_get(msg, "bundles")))
+            gcs_pgs_reconcile(g, id, json_object_get(msg, "bundles"));
     }
     json_decref(msg);
 }

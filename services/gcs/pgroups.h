@@ -31,6 +31,10 @@ void gcs_pgs_place(gcs *g);
 void gcs_pgs_node_dead_locked(gcs *g, const char *node_id);
 /* REMOVED: kills its actors and returns its bundles. -1 when unknown. No lock. */
 int gcs_pg_remove(gcs *g, const char *id);
+/* A node's report lists the bundles it holds (prism.sched.node): those of a
+ * group removed or unknown, or placed elsewhere (a placement the GCS never
+ * recorded), are returned. Takes the lock. */
+void gcs_pgs_reconcile(gcs *g, const char *node_id, json_t *bundles);
 /* bundle.return to a node agent: the group's bundle `index`, or all when NULL. */
 void gcs_pg_return_bundles(gcs *g, const char *pg_id, const char *node_id, json_t *index);
 

@@ -437,3 +437,50 @@ void gcs_pgs_check_owners(gcs *g)
     }
     json_decref(owners);
 }
+
+/* ---------- what nodes hold ---------- */
+
+/* Whether bundle `index` of group `doc` (NULL: unknown) belongs on `node_id`:
+ * false for a removed or unknown group, or a CREATED one that has it
+ * elsewhere. A group being placed may not have recorded it yet: true. */
+static bool bundle_belongs(json_t *doc, json_int_t index, const char *node_id)
+{
+    const char *state = json_string_value(json_object_get(doc, "state"));
+    if (!state || !strcmp(state, "REMOVED"))
+        return false;
+    if (strcmp(state, "CREATED") != 0)
+        return true;
+    json_t *b = json_array_get(json_object_get(doc, "bundles"), (size_t)index);
+    const char *node = json_string_value(json_object_get(b, "node_id"));
+    return node && !strcmp(node, node_id);
+}
+
+void gcs_pgs_reconcile(gcs *g, const char *node_id, json_t *bundles)
+{
+    json_t *stale = json_array();
+    size_t i;
+    json_t *b;
+    pthread_mutex_lock(&g->lock);
+    json_array_foreach(bundles, i, b) {
+        const char *pg = json_string_value(json_object_get(b, "placement_group_id"));
+        json_t *index = json_object_get(b, "index");
+        if (!prism_is_hex(pg, PRISM_ID_HEX_LEN) || !json_is_integer(index))
+            continue;
+        json_t *doc = gcs_pg_json_locked(g, pg);
+        if (!bundle_belongs(doc, json_integer_value(index), node_id))
+            json_array_append_new(stale,
+                                  json_pack("{s:s,s:O}", "placement_group_id", pg, "index", index));
+        json_decref(doc);
+    }
+    pthread_mutex_unlock(&g->lock);
+    char subject[PRISM_SUBJECT_MAX];
+    prism_subject_node(subject, sizeof subject, node_id, PRISM_NODE_BUNDLE_RETURN);
+    json_array_foreach(stale, i, b) {
+        LOG_WARN("node %s holds bundle %lld of placement group %s, which is not its: returned",
+                 node_id, (long long)json_integer_value(json_object_get(b, "index")),
+                 json_string_value(json_object_get(b, "placement_group_id")));
+        if (prism_bus_publish_json(g->bus, subject, b) != 0)
+            LOG_WARN("cannot publish a bundle return: %s", prism_bus_last_error(g->bus));
+    }
+    json_decref(stale);
+}

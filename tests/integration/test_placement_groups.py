@@ -171,6 +171,32 @@ def test_bundle_gpus_are_counted(c):
         nats.close()
 
 
+def test_stale_bundles_are_returned(c):
+    """A bundle a node holds for a group the GCS does not know (a placement
+    it never recorded) is returned after the node's next report; the
+    bundles of a CREATED group stay."""
+    pg = create(c, [{"CPU": 1}])
+    wait_state(c, pg, "CREATED")
+    node = c.get("/api/v1/nodes").json()["nodes"][0]["node_id"]
+    nats = NatsClient(c.nats_port, c.token)
+    try:
+        stray = "e" * 32
+        r = nats.request_json("prism.node.%s.bundle.reserve" % node,
+                              {"placement_group_id": stray,
+                               "bundles": [{"index": 0, "resources": {"CPU": 1}}]})
+        assert r.get("ok"), r
+        # The group and the stray bundle hold both CPUs: a lease outside gets
+        # one only once the stray bundle is returned.
+        grant = wait_until(lambda: (lambda r: r if r.get("ok") else None)(lease(nats)),
+                           timeout=20, what="the stray bundle returned")
+        give_back(nats, grant)
+        inside = lease(nats, pg=pg, index=0)
+        assert inside.get("ok"), ("the group's bundle stayed", inside)
+        give_back(nats, inside)
+    finally:
+        nats.close()
+
+
 def test_pending_until_a_node_joins(c):
     pg = create(c, [{"CPU": 3}, {"CPU": 3}], "STRICT_SPREAD")
     g = wait_until(lambda: group(c, pg)["reason"] != "waiting to be placed" and group(c, pg),
@@ -280,5 +306,6 @@ def test_cli(c):
 
 if __name__ == "__main__":
     run([test_rest_errors, test_bundles_hold_resources, test_remove_returns_resources,
-         test_bundle_gpus_are_counted, test_pending_until_a_node_joins, test_survives_gcs_restart, test_c_api, test_fate_shares_with_its_creator, test_cli], nodes=1,
+         test_bundle_gpus_are_counted, test_stale_bundles_are_returned,
+         test_pending_until_a_node_joins, test_survives_gcs_restart, test_c_api, test_fate_shares_with_its_creator, test_cli], nodes=1,
         **NODE)
