@@ -116,10 +116,17 @@ struct worker_conn {
     worker_conn *next;
 };
 
+/* A placement group handle (placement_group.c): only its ID. */
+struct prism_placement_group {
+    char id[PRISM_ID_HEX_LEN + 1];
+};
+
 struct pool {
-    prism_task_options shape; /* the options that decide the lease (strings owned) */
-    char *key;                /* resources + strategy: tasks of one shape share leases */
-    json_t *request;          /* the lease request body */
+    prism_task_options shape;         /* the options that decide the lease (strings owned; no
+                                       * placement_group: pg_id holds its ID) */
+    char pg_id[PRISM_ID_HEX_LEN + 1]; /* "" without a placement group */
+    char *key;                        /* resources + strategy: tasks of one shape share leases */
+    json_t *request;                  /* the lease request body */
     task_spec *queue, *queue_tail;
     size_t queued;
     worker_conn *workers;

@@ -179,6 +179,8 @@ static prism_status check_submit(prism_client *c, const char *package, const cha
         return prism__fail(PRISM_ERR_INVALID, "num_returns must be 1-%d", PRISM_MAX_RETURNS);
     if (o->num_cpus < 0 || o->num_gpus < 0 || o->memory < 0)
         return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
+    if (o->placement_group && o->bundle_index < -1)
+        return prism__fail(PRISM_ERR_INVALID, "bundle_index is -1 (any bundle) or more");
     for (size_t i = 0; i < nargs; i++)
         if (!args[i])
             return prism__fail(PRISM_ERR_INVALID, "argument %zu is NULL", i);

@@ -531,7 +531,8 @@ static void on_lease_reply(gcs *g, actor_cmd *c)
     } else if (code && !strcmp(code, "infeasible")) {
         /* Like a task: wait with the reason until a node that has it joins. */
         pending(g, a, msg ? msg : "no node has the resources", INFEASIBLE_RETRY_MS);
-    } else if (code && (!strcmp(code, "invalid_argument") || !strcmp(code, "invalid_json"))) {
+    } else if (code && (!strcmp(code, "invalid_argument") || !strcmp(code, "invalid_json") ||
+                        !strcmp(code, "placement_group_removed"))) {
         snprintf(why, sizeof why, "the scheduler refused its lease: %s", msg ? msg : code);
         die(g, a, why);
     } else {

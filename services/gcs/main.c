@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "gcs.h"
+#include "pgroups.h"
 #include "prism_service.h"
 
 static gcs g = {.lock = PTHREAD_MUTEX_INITIALIZER}; /* the one state of this process */
@@ -51,6 +52,11 @@ static void prune_cron(void *ctx) { gcs_jobs_prune(ctx); }
 static void tasks_cron(void *ctx) { gcs_tasks_cron(ctx); }
 static void objects_cron(void *ctx) { gcs_object_list_cron(ctx); }
 static void log_copy_cron(void *ctx) { gcs_job_logs_copy(ctx); }
+static void pg_cron(void *ctx)
+{
+    gcs_pgs_place(ctx);
+    gcs_pgs_check_owners(ctx);
+}
 
 /* Reconciliation keeps a clock per node (each node every 2 s). */
 static const prism_service_job jobs[] = {
@@ -61,6 +67,7 @@ static const prism_service_job jobs[] = {
     {"tasks", 100, tasks_cron},
     {"objects", 100, objects_cron},
     {"job log copies", 500, log_copy_cron},
+    {"placement groups", 100, pg_cron},
 };
 
 int main(int argc, char **argv)

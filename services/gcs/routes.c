@@ -3,6 +3,7 @@
  * files, which hold no data (the page asks the API, with the token), and the
  * API reference and spec. */
 #include "gcs.h"
+#include "pgroups.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
@@ -31,6 +32,10 @@ const prism_http_route gcs_routes[] = {
     {"GET", "/api/v1/actors", gcs_api_actors_list, 0},
     {"GET", "/api/v1/actors/{id}", gcs_api_actor_get, 0},
     {"POST", "/api/v1/actors/{id}/kill", gcs_api_actor_kill, 4 * KiB},
+    {"POST", "/api/v1/placement_groups", gcs_api_pg_create, 64 * KiB},
+    {"GET", "/api/v1/placement_groups", gcs_api_pgs_list, 0},
+    {"GET", "/api/v1/placement_groups/{id}", gcs_api_pg_get, 0},
+    {"DELETE", "/api/v1/placement_groups/{id}", gcs_api_pg_remove, 0},
     /* datasets: forwarded to the dataservice (a plan is at most 16 MiB) */
     {"POST", "/api/v1/datasets", gcs_api_datasets_proxy, 16 * MiB},
     {"GET", "/api/v1/datasets", gcs_api_datasets_proxy, 0},

@@ -759,6 +759,23 @@ def test_gcs_routes_answer_valid_requests(c):
                       expect=200).json()
     assert killed["state"] == "DEAD" and killed["cause"] == "killed", killed
 
+    # placement groups: the spec's example waits (no GPU here), a small one is placed
+    example = request_example(api, "POST", "/api/v1/placement_groups")
+    waiting = api.call("POST", "/api/v1/placement_groups", body=example, expect=201).json()
+    small = api.call("POST", "/api/v1/placement_groups", body={"bundles": [{"CPU": 0.5}]},
+                     expect=201).json()
+    pg = {"id": small["placement_group_id"]}
+    wait_until(lambda: api.call("GET", "/api/v1/placement_groups/{id}", pg,
+                                expect=200).json()["state"] == "CREATED", what="a CREATED group")
+    lst = api.call("GET", "/api/v1/placement_groups", query={"state": "PENDING", "limit": 5},
+                   expect=200).json()
+    assert [g["placement_group_id"] for g in lst["placement_groups"]] == [
+        waiting["placement_group_id"]], lst
+    api.call("POST", "/api/v1/placement_groups", body={"bundles": []}, expect=400,
+             code="invalid_argument")
+    removed = api.call("DELETE", "/api/v1/placement_groups/{id}", pg, expect=200).json()
+    assert removed["state"] == "REMOVED", removed
+
     # Ray's Jobs API
     v = api.call("GET", "/api/version", expect=200).json()
     assert v["version"] == "4", v
