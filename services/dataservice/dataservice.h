@@ -152,6 +152,11 @@ void ds_stores_cron(dataservice *s);        /* asks new stores their size; takes
 int64_t ds_stores_capacity(dataservice *s); /* bytes of all known stores; lock held */
 void ds_stores_free(dataservice *s);
 
+/* files.c: the files of a read's `paths` ([{"path", "size"}...], owned),
+ * only those ending in one of `exts` (a list, or null: any), and their
+ * bytes in `total`; NULL with `err` naming the path. */
+json_t *ds_list_files(const json_t *paths, const json_t *exts, int64_t *total, char *err, size_t n);
+
 /* executor.c: runs one dataset on its own thread (started by the cron). */
 void *ds_executor_main(void *arg);
 

@@ -38,24 +38,17 @@ static int check_supported(const prism_plan *p, char *err, size_t n)
         prism_plan_op_kind kind = prism_plan_op(p, i);
         const json_t *spec = prism_plan_op_spec(p, i);
         const char *name = prism_plan_op_kind_name(kind);
-        const json_t *fn = json_object_get(spec, "fn");
-        const char *pkg = json_string_value(json_object_get(fn, "package"));
-        const char *function = json_string_value(json_object_get(fn, "function"));
         const json_t *compute = json_object_get(spec, "compute");
-        if (prism_plan_op_is_read(kind) && kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS) {
-            snprintf(err, n,
-                     "ops[%zu] (%s): this executor reads only range and from_items so "
-                     "far",
-                     i, name);
-            return -1;
-        }
-        if (pkg && !strcmp(pkg, "builtin") && function && strcmp(function, "cast") &&
-            strcmp(function, "normalize")) {
-            snprintf(err, n,
-                     "ops[%zu] (%s): the builtin \"%s\" works on images, which this "
-                     "executor does not read yet (builtins so far: cast, normalize)",
-                     i, name, function);
-            return -1;
+        const json_t *paths = json_object_get(spec, "paths");
+        for (size_t k = 0; k < json_array_size(paths); k++) {
+            const char *path = json_string_value(json_array_get(paths, k));
+            if (path && strstr(path, "://")) {
+                snprintf(err, n,
+                         "ops[%zu] (%s): \"paths[%zu]\": this executor reads files on the "
+                         "node, not URLs, so far",
+                         i, name, k);
+                return -1;
+            }
         }
         const char *ck = json_string_value(json_object_get(compute, "kind"));
         if (ck && !strcmp(ck, "actors")) {

@@ -71,6 +71,8 @@ typedef struct ex_stage {
     size_t nsplits, next_split; /* a read's splits */
     int64_t split_rows;         /* a range's rows per split (for the first estimate) */
     json_t *items;              /* from_items: every item (borrowed from the plan) */
+    json_t *files;              /* a read of files: [{"path", "size"}...] (owned) */
+    size_t *bounds;             /* files: split i is files [bounds[i], bounds[i + 1]) */
     ex_task *tasks;
     size_t ntasks, tcap;
     uint64_t next_out;
@@ -245,6 +247,8 @@ static int64_t estimate(const ex_stage *st, int64_t in_bytes)
     if (st->kind == EX_READ) {
         if (st->done_tasks > 0)
             return st->sum_out / st->done_tasks + EX_STORE_OVERHEAD;
+        if (st->files) /* at least the files' bytes; images decode to more */
+            return st->split_rows + 1024;
         return st->split_rows > 0 ? st->split_rows * 8 + 1024 : 64 * 1024;
     }
     if (st->sum_in > 0)
@@ -353,12 +357,26 @@ static int add_task(ex_stage *st, ex_task t)
     return 0;
 }
 
+/* Split `i` of a read of files: its files' paths. */
+static char *files_split(const ex_stage *st, size_t i)
+{
+    json_t *paths = json_array();
+    for (size_t k = st->bounds[i]; paths && k < st->bounds[i + 1]; k++)
+        json_array_append(paths, json_object_get(json_array_get(st->files, k), "path"));
+    json_t *split = paths ? json_pack("{so}", "files", paths) : NULL;
+    char *text = split ? json_dumps(split, JSON_COMPACT) : NULL;
+    json_decref(split);
+    return text;
+}
+
 /* The read's next split as JSON text. */
 static char *next_split(ex_stage *st, int64_t range_n)
 {
     size_t i = st->next_split;
     if (st->items)
         return items_split(st, i);
+    if (st->files)
+        return files_split(st, i);
     int64_t base = range_n / (int64_t)st->nsplits, rem = range_n % (int64_t)st->nsplits;
     int64_t start = (int64_t)i * base + ((int64_t)i < rem ? (int64_t)i : rem);
     int64_t end = start + base + ((int64_t)i < rem);
@@ -699,6 +717,56 @@ static char *program_of(const json_t *stage_json)
     return text;
 }
 
+/* Cuts the files into `blocks` splits of about equal bytes, in order. */
+static int cut_files(ex_stage *st, int64_t blocks, int64_t total)
+{
+    size_t nfiles = json_array_size(st->files);
+    if (blocks > (int64_t)nfiles)
+        blocks = (int64_t)nfiles;
+    if (!(st->bounds = calloc((size_t)blocks + 1, sizeof *st->bounds)))
+        return -1;
+    size_t k = 0, f = 0;
+    int64_t seen = 0;
+    for (; f < nfiles && k + 1 < (size_t)blocks; f++) {
+        seen += json_integer_value(json_object_get(json_array_get(st->files, f), "size"));
+        /* split k ends once it has its share, leaving a file for each after it */
+        if (seen * blocks >= total * (int64_t)(k + 1) || nfiles - f - 1 == (size_t)blocks - k - 1)
+            st->bounds[++k] = f + 1;
+    }
+    st->bounds[blocks] = nfiles;
+    st->nsplits = (size_t)blocks;
+    st->split_rows = total / blocks;
+    return 0;
+}
+
+/* A read of files: its files listed and cut into splits. Returns 0, or -1
+ * having failed the dataset naming the path. */
+static int setup_files(executor *x, ex_stage *st, prism_plan_op_kind kind, const json_t *spec,
+                       int64_t blocks, bool fixed, int64_t target)
+{
+    char err[1024];
+    int64_t total = 0;
+    json_t *exts = json_object_get(spec, "file_extensions");
+    json_t *images = json_pack("[sss]", "png", "jpg", "jpeg");
+    if (kind == PRISM_OP_READ_IMAGES && !json_is_array(exts))
+        exts = images;
+    st->files = ds_list_files(json_object_get(spec, "paths"), exts, &total, err, sizeof err);
+    json_decref(images);
+    if (!st->files) {
+        fail(x, "%s: ops[0] (%s): %s", st->name, prism_plan_op_kind_name(kind), err);
+        return -1;
+    }
+    /* more blocks when they would pass the target size */
+    int64_t need = target > 0 ? total / target + 1 : 1;
+    if (!fixed && need > blocks)
+        blocks = need;
+    if (cut_files(st, blocks, total) != 0) {
+        fail(x, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static int setup(executor *x, int64_t *range_n)
 {
     ds_dataset *d = x->d;
@@ -736,6 +804,11 @@ static int setup(executor *x, int64_t *range_n)
         json_t *over = json_object_get(spec, "override_num_blocks");
         int64_t rows,
             blocks = json_is_integer(over) ? json_integer_value(over) : s->cfg.default_blocks;
+        if (kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS) {
+            if (setup_files(x, st, kind, spec, blocks, json_is_integer(over), target) != 0)
+                return -1;
+            continue;
+        }
         if (kind == PRISM_OP_FROM_ITEMS) {
             st->items = json_object_get(spec, "items");
             rows = (int64_t)json_array_size(st->items);
@@ -774,6 +847,8 @@ static void teardown(executor *x)
         free(st->tasks);
         free(st->program);
         free(st->resources);
+        free(st->bounds);
+        json_decref(st->files);
     }
     free(x->st);
 }
@@ -788,7 +863,7 @@ void *ds_executor_main(void *arg)
     if (!x.c)
         fail(&x, "cannot reach the cluster: %s", prism_last_error());
     else if (setup(&x, &range_n) != 0)
-        fail(&x, "out of memory");
+        fail(&x, "out of memory"); /* unless setup said why */
     while (!x.error && !stopped) {
         launch(&x, range_n);
         consume(&x);

@@ -1,7 +1,7 @@
 /* Blocks as task values, a column put into a block, and the built-in
  * functions of datasets that work on any numeric column: cast and normalize
- * (docs/datasets.md#built-in-functions). The image functions come with the
- * image reads. */
+ * (docs/datasets.md#built-in-functions); the image functions are in
+ * data_transforms.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -491,7 +491,10 @@ static int run_normalize(const json_t *args, const prism_block *in, prism_block 
     return rc;
 }
 
-int data_builtin_known(const char *fn) { return !strcmp(fn, "cast") || !strcmp(fn, "normalize"); }
+int data_builtin_known(const char *fn)
+{
+    return !strcmp(fn, "cast") || !strcmp(fn, "normalize") || data_image_builtin_known(fn);
+}
 
 int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, prism_block **out,
                      char *err, size_t n)
@@ -500,7 +503,5 @@ int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, 
         return run_cast(args, in, out, err, n);
     if (!strcmp(fn, "normalize"))
         return run_normalize(args, in, out, err, n);
-    snprintf(err, n, "the builtin \"%s\" works on images, which this executor does not read yet",
-             fn);
-    return -1;
+    return data_image_builtin_run(fn, args, in, out, err, n);
 }

@@ -441,6 +441,8 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
         rc = read_range(split, &b, why, sizeof why);
     else if (kind && !strcmp(kind, "from_items"))
         rc = read_items(split, &b, why, sizeof why);
+    else if (kind && !strncmp(kind, "read_", 5))
+        rc = data_read_files(kind, json_object_get(read, "spec"), split, &b, why, sizeof why);
     else
         snprintf(why, sizeof why, "this executor cannot read \"%s\" yet", kind ? kind : "?");
     json_decref(split);

@@ -54,4 +54,35 @@ int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, 
 /* Whether this executor implements the builtin `fn`. */
 int data_builtin_known(const char *fn);
 
+/* ---------- data_transforms.c: the image builtins ---------- */
+
+/* A one-column block `name` of `rows` tensors [shape[0], shape[1], shape[2]]
+ * of `elem` from `values` (borrowed), with the nulls of column `col` of
+ * `nulls_of` (NULL or col < 0: none). */
+prism_block_status data_tensor_column(const char *name, prism_coltype elem, const int64_t *shape,
+                                      const void *values, size_t rows, const prism_block *nulls_of,
+                                      long col, prism_block **out, char *err, size_t n);
+/* Encoded image `i` of a decode: its bytes, or NULL when they cannot be had;
+ * `what` names it for errors. */
+typedef const uint8_t *(*data_encoded_fn)(void *ud, size_t i, size_t *len, char *what, size_t n);
+/* Decodes `count` images into one buffer [count, h, w, c] (owned), setting
+ * `shape`: `channels` each (0: as the first is stored); every image has the
+ * first one's shape, or is resized to `size` ([h, w]) when given. NULL with
+ * `err` naming the image that failed. */
+uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channels,
+                         const int64_t *size, int64_t shape[3], char *err, size_t n);
+/* decode_image, random_crop, center_crop, resize and flip; as
+ * data_builtin_run. */
+int data_image_builtin_known(const char *fn);
+int data_image_builtin_run(const char *fn, const json_t *args, const prism_block *in,
+                           prism_block **out, char *err, size_t n);
+
+/* ---------- data_read.c: reads of files ---------- */
+
+/* Reads the files of a split ({"files": [path...]}) of the read operator
+ * `spec` (every field, defaults filled in) into one block. Returns 0, or -1
+ * with `err` naming the file. */
+int data_read_files(const char *kind, const json_t *spec, const json_t *split, prism_block **out,
+                    char *err, size_t n);
+
 #endif

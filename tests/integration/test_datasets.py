@@ -1,8 +1,12 @@
 """Datasets end to end: plans posted through the GCS's address, run by
 prism-dataservice's streaming executor as tasks on real workers, blocks in
 real object stores (docs/datasets.md)."""
+import base64
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -137,10 +141,8 @@ def test_bad_plans(c):
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"), "batchsize": 4}]},
          "invalid_plan", "ops[1] (map_batches)"),
         ({"ops": [rng, {"op": "sort", "key": "id"}]}, "unsupported_operator", "ops[1]"),
-        ({"ops": [{"op": "read_images", "paths": "/nonexistent"}]}, "unsupported_operator",
-         "ops[0] (read_images)"),
-        ({"ops": [rng, {"op": "map_batches", "fn": fn("builtin", "decode_image")}]},
-         "unsupported_operator", "ops[1] (map_batches)"),
+        ({"ops": [{"op": "read_images", "paths": ["/tmp", "https://example.com/a.jpg"]}]},
+         "unsupported_operator", 'ops[0] (read_images): "paths[1]"'),
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"),
                         "compute": {"kind": "actors"}}]}, "unsupported_operator", "ops[1]"),
         ({"ops": []}, "invalid_plan", ""),
@@ -161,7 +163,9 @@ def test_bad_plans(c):
                       ({"op": "map_batches", "fn": fn("f" * 64, "square")},
                        ["ops[2] (map_batches)", "no package"]),
                       ({"op": "select_columns", "columns": ["nope"]},
-                       ["ops[2] (select_columns)", "no column \"nope\""])]:
+                       ["ops[2] (select_columns)", "no column \"nope\""]),
+                      ({"op": "map_batches", "fn": fn("builtin", "decode_image")},
+                       ["ops[2] (map_batches)", "no binary column \"bytes\""])]:
         d = post(c, {"ops": [rng, {"op": "map_batches", "fn": fn("builtin", "cast",
                                                                  column="id", dtype="int32")},
                              op]})
@@ -266,7 +270,208 @@ def test_without_dataservice(c):
 test_without_dataservice.cluster = {"dataservice": False, "nodes": 0}
 
 
+# ---------- reads of files ----------
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def make_image(path, fmt, w, h, channels):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    r = subprocess.run([os.path.join(BIN, "image_writer"), fmt, path, str(w), str(h),
+                        str(channels)], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+def gradient(w, h, channels):
+    """The pixels image_writer writes, as the nested lists a tensor row reads back as."""
+    def px(x, y):
+        v = [x * 255 // (w - 1), y * 255 // (h - 1), 128, 255]
+        return v[:channels]
+    return [[px(x, y) for x in range(w)] for y in range(h)]
+
+
+def failed_with(c, plan):
+    d = post(c, plan)
+    r = c.get("/api/v1/datasets/%s/count?timeout_ms=60000" % d["dataset_id"], timeout=90)
+    assert r.status == 409 and r.json()["error"]["code"] == "dataset_failed", r
+    return r.json()["error"]["message"]
+
+
+def test_read_files(c):
+    """read_binary_files, read_text, read_jsonl and read_csv over files and directories,
+    with paths, every row checked; files split into read tasks."""
+    need_binaries()
+    top = tempfile.mkdtemp(prefix="prism-data-")
+    try:
+        for i in range(5):
+            write(os.path.join(top, "bin", "f%d.dat" % i), bytes([i]) * (10 + i))
+        write(os.path.join(top, "bin", ".hidden"), b"skipped")
+        write(os.path.join(top, "bin", "sub", "g.dat"), b"\x00\xffnested")
+        d = post(c, {"ops": [{"op": "read_binary_files", "paths": os.path.join(top, "bin"),
+                              "include_paths": True, "override_num_blocks": 3}],
+                     "options": {"preserve_order": True}})
+        got = rows(c, d["dataset_id"], 100)
+        want = [{"bytes": base64.b64encode(bytes([i]) * (10 + i)).decode(),
+                 "path": os.path.join(top, "bin", "f%d.dat" % i)} for i in range(5)]
+        want.append({"bytes": base64.b64encode(b"\x00\xffnested").decode(),
+                     "path": os.path.join(top, "bin", "sub", "g.dat")})
+        assert got == want, got
+        assert dataset(c, d["dataset_id"])["stages"][0]["blocks"] == 3
+
+        write(os.path.join(top, "a.txt"), b"one\r\ntwo\n\nthree")
+        write(os.path.join(top, "b.txt"), "d\u00e9j\u00e0\n".encode())
+        d = post(c, {"ops": [{"op": "read_text", "paths": [os.path.join(top, "a.txt"),
+                                                           os.path.join(top, "b.txt")]}],
+                     "options": {"preserve_order": True}})
+        assert rows(c, d["dataset_id"], 10) == [{"text": t} for t in
+                                                ["one", "two", "three", "d\u00e9j\u00e0"]]
+        d = post(c, {"ops": [{"op": "read_text", "paths": os.path.join(top, "a.txt"),
+                              "drop_empty_lines": False}]})
+        assert count(c, d["dataset_id"]) == 4
+
+        write(os.path.join(top, "j", "x.jsonl"),
+              b'{"a": 1, "s": "x"}\n\n{"a": 2, "s": null}\n{"a": 3, "s": "z", "v": [1, 2]}\n')
+        d = post(c, {"ops": [{"op": "read_jsonl", "paths": os.path.join(top, "j", "*.jsonl")}]})
+        assert rows(c, d["dataset_id"], 10) == [{"a": 1, "s": "x", "v": None},
+                                                {"a": 2, "s": None, "v": None},
+                                                {"a": 3, "s": "z", "v": [1, 2]}]
+
+        write(os.path.join(top, "c", "x.csv"),
+              b'id,name,score\r\n1,"Smith, J",2.5\r\n2,"say ""hi""",\r\n3, spaced ,4\r\n')
+        write(os.path.join(top, "c", "y.txt"), b"id;name;score\n4;x;1\n")
+        d = post(c, {"ops": [{"op": "read_csv", "paths": os.path.join(top, "c"),
+                              "file_extensions": ["csv"], "include_paths": True},
+                             {"op": "drop_columns", "columns": ["path"]}]})
+        assert rows(c, d["dataset_id"], 10) == [
+            {"id": 1, "name": "Smith, J", "score": 2.5},
+            {"id": 2, "name": 'say "hi"', "score": None},
+            {"id": 3, "name": " spaced ", "score": 4.0}]
+        d = post(c, {"ops": [{"op": "read_csv", "paths": os.path.join(top, "c", "y.txt"),
+                              "delimiter": ";"}]})
+        assert rows(c, d["dataset_id"], 10) == [{"id": 4, "name": "x", "score": 1}]
+
+        # What cannot be read fails the dataset naming the operator and the file.
+        write(os.path.join(top, "bad.csv"), b'a,b\n1,"unterminated\n')
+        write(os.path.join(top, "bad.jsonl"), b'{"a": 1}\n[2]\n')
+        write(os.path.join(top, "ragged.csv"), b"a,b\n1,2\n3\n")
+        for plan, words in [
+                ({"op": "read_text", "paths": os.path.join(top, "missing")},
+                 ["ops[0] (read_text)", os.path.join(top, "missing"), "No such file"]),
+                ({"op": "read_csv", "paths": os.path.join(top, "bad.csv")},
+                 ["ops[0] (read_csv)", "bad.csv", "not valid CSV"]),
+                ({"op": "read_csv", "paths": os.path.join(top, "ragged.csv")},
+                 ["ragged.csv", "record 3 has 1 fields"]),
+                ({"op": "read_jsonl", "paths": os.path.join(top, "bad.jsonl")},
+                 ["ops[0] (read_jsonl)", "bad.jsonl: line 2: not a JSON object"]),
+                ({"op": "read_text", "paths": os.path.join(top, "bin", "*.none")},
+                 ["matches no file"]),
+                ({"op": "read_binary_files", "paths": top, "file_extensions": ["xyz"]},
+                 ["no files found"])]:
+            msg = failed_with(c, {"ops": [plan]})
+            assert all(w in msg for w in words), (msg, words)
+    finally:
+        shutil.rmtree(top)
+
+
+def test_read_images(c):
+    """read_images of PNGs (checked pixel by pixel) and JPEGs (within JPEG's loss), with size
+    and mode, and the image builtins in map_batches: crops, flips, resize, normalize, and
+    decode_image after read_binary_files."""
+    need_binaries()
+    top = tempfile.mkdtemp(prefix="prism-img-")
+    try:
+        for i in range(4):
+            make_image(os.path.join(top, "png", "p%d.png" % i), "png", 6, 4, 3)
+        write(os.path.join(top, "png", "notes.txt"), b"not an image")
+        d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "png"),
+                              "include_paths": True}],
+                     "options": {"preserve_order": True}})
+        got = rows(c, d["dataset_id"], 10)
+        assert [r["path"] for r in got] == [os.path.join(top, "png", "p%d.png" % i)
+                                            for i in range(4)], got
+        assert all(r["image"] == gradient(6, 4, 3) for r in got), got[0]
+
+        ops = [{"op": "read_images", "paths": os.path.join(top, "png"), "mode": "RGBA"},
+               {"op": "map_batches", "fn": fn("builtin", "center_crop", size=[2, 4])},
+               {"op": "map_batches", "fn": fn("builtin", "flip")}]
+        d = post(c, {"ops": ops})
+        img = gradient(6, 4, 4)
+        want = [list(reversed(row[1:5])) for row in img[1:3]]
+        got = rows(c, d["dataset_id"], 10)
+        assert len(got) == 4 and all(r["image"] == want for r in got), got[0]
+        info = dataset(c, d["dataset_id"])
+        assert [s["name"] for s in info["stages"]] == [
+            "ReadImages->MapBatches(center_crop)->MapBatches(flip)"], info["stages"]
+
+        # random_crop picks a window of the image; resize to 3 x 2 nearest; normalize.
+        d = post(c, {"ops": [
+            {"op": "read_images", "paths": os.path.join(top, "png"), "mode": "L"},
+            {"op": "map_batches", "fn": fn("builtin", "random_crop", size=[4, 3], seed=7)},
+            {"op": "map_batches", "fn": fn("builtin", "flip", direction="vertical", p=0)}]})
+        crops = [r["image"] for r in rows(c, d["dataset_id"], 10)]
+        d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "png"),
+                              "mode": "L", "override_num_blocks": 1}]})
+        full = rows(c, d["dataset_id"], 1)[0]["image"]  # grey from RGB: libpng's weights
+        windows = [[row[x:x + 3] for row in full] for x in range(4)]
+        assert len(crops) == 4 and all(i in windows for i in crops), (crops, full)
+        d = post(c, {"ops": [
+            {"op": "read_images", "paths": os.path.join(top, "png"), "size": [2, 3], "mode": "L"},
+            {"op": "map_batches", "fn": fn("builtin", "normalize", mean=[128], std=[2])}]})
+        got = rows(c, d["dataset_id"], 1)[0]["image"]
+        assert len(got) == 2 and len(got[0]) == 3 and len(got[0][0]) == 1, got
+        assert all(-64.0 <= v[0] <= 63.5 for row in got for v in row), got
+
+        # JPEGs: decoded close to what was written; decode_image of the bytes and read_images
+        # agree; resize to 8 x 12 keeps the gradient's corners.
+        for i in range(3):
+            make_image(os.path.join(top, "jpg", "j%d.jpg" % i), "jpeg", 32, 24, 3)
+        d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "jpg")}]})
+        a = rows(c, d["dataset_id"], 3)
+        want = gradient(32, 24, 3)
+        err = max(abs(p - q) for r in a for y in range(24) for x in range(32)
+                  for p, q in zip(r["image"][y][x], want[y][x]))
+        assert len(a) == 3 and err <= 12, err
+        d = post(c, {"ops": [
+            {"op": "read_binary_files", "paths": os.path.join(top, "jpg")},
+            {"op": "map_batches", "fn": fn("builtin", "decode_image")},
+            {"op": "map_batches", "fn": fn("builtin", "resize", size=[8, 12])}]})
+        b = rows(c, d["dataset_id"], 3)
+        assert sorted(b[0].keys()) == ["image"], b[0].keys()
+        img = b[0]["image"]
+        assert len(img) == 8 and len(img[0]) == 12, (len(img), len(img[0]))
+        assert img[0][0][0] < 30 and img[0][11][0] > 225 and img[7][0][1] > 225, img
+
+        # Corrupt, mixed-size and missing images fail naming the file.
+        write(os.path.join(top, "bad", "a.png"), open(os.path.join(top, "png", "p0.png"),
+                                                      "rb").read()[:40])
+        make_image(os.path.join(top, "mixed", "a.png"), "png", 6, 4, 3)
+        make_image(os.path.join(top, "mixed", "b.png"), "png", 5, 4, 3)
+        write(os.path.join(top, "fake", "x.jpg"), b"\xff\xd8\xff garbage")
+        for plan, words in [
+                ({"op": "read_images", "paths": os.path.join(top, "bad")},
+                 ["ops[0] (read_images)", "a.png", "PNG"]),
+                ({"op": "read_images", "paths": os.path.join(top, "fake", "x.jpg")},
+                 ["x.jpg", "JPEG"]),
+                ({"op": "read_images", "paths": os.path.join(top, "mixed"),
+                  "override_num_blocks": 1},
+                 ["b.png", "unlike the first image", "give a size"])]:
+            msg = failed_with(c, {"ops": [plan]})
+            assert all(w in msg for w in words), (msg, words)
+        d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "mixed"),
+                              "size": [4, 6]}]})
+        assert count(c, d["dataset_id"]) == 2
+        msg = failed_with(c, {"ops": [
+            {"op": "read_images", "paths": os.path.join(top, "png")},
+            {"op": "map_batches", "fn": fn("builtin", "center_crop", size=[5, 5])}]})
+        assert "ops[1] (map_batches)" in msg and "cannot crop" in msg, msg
+    finally:
+        shutil.rmtree(top)
+
+
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
-         test_without_dataservice], dataservice=True)
+         test_without_dataservice, test_read_files, test_read_images], dataservice=True)
