@@ -5,6 +5,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -471,7 +472,38 @@ def test_read_images(c):
         shutil.rmtree(top)
 
 
+def test_worker_killed_mid_pipeline(c):
+    """Every worker killed twice while a two-stage pipeline runs: the stage tasks they ran
+    are retried, and the output has every row exactly once."""
+    need_binaries()
+    pkg = upload_package(c)
+    n = 10000
+    d = post(c, {"ops": [{"op": "range", "n": n, "override_num_blocks": 40},
+                         {"op": "map_batches", "fn": fn(pkg, "slow", ms=150), "batch_size": None},
+                         {"op": "map_batches", "fn": fn("builtin", "cast", column="id",
+                                                        dtype="float64"), "num_cpus": 0.5}]})
+    did = d["dataset_id"]
+    killed = 0
+    for threshold in (1, n // 3):
+        wait_until(lambda: dataset(c, did)["output"]["rows"] >= threshold, timeout=60,
+                   what="%d rows out" % threshold)
+        assert dataset(c, did)["state"] == "RUNNING", dataset(c, did)
+        pids = [int(x) for x in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir],
+                                               capture_output=True, text=True).stdout.split()]
+        assert pids, "no workers found"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        killed += len(pids)
+    assert count(c, did) == n
+    ids = sorted(r["id"] for r in rows(c, did, n))
+    assert ids == [float(i) for i in range(n)], (len(ids), len(set(ids)))
+    info = dataset(c, did)
+    print("  %d workers killed; %d tasks done" % (
+        killed, sum(s["tasks_done"] for s in info["stages"])))
+
+
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
-         test_without_dataservice, test_read_files, test_read_images], dataservice=True)
+         test_without_dataservice, test_read_files, test_read_images,
+         test_worker_killed_mid_pipeline], dataservice=True)
