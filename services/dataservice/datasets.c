@@ -17,6 +17,7 @@ bool ds_state_ended(ds_state s) { return s == DS_FINISHED || s == DS_FAILED || s
 
 static void dataset_free(ds_dataset *d)
 {
+    ds_stream_clear(d);
     prism_physical_plan_destroy(d->physical);
     prism_plan_destroy(d->plan);
     json_decref(d->plan_json);
@@ -118,8 +119,8 @@ static ds_dataset *prepare(dataservice *s, prism_plan *plan, const char **code, 
     return d;
 }
 
-int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, char *id_out,
-                      const char **code, char *err, size_t errlen)
+int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, bool streamed,
+                      char *id_out, const char **code, char *err, size_t errlen)
 {
     prism_plan *plan = NULL;
     prism_plan_error pe = {0};
@@ -146,6 +147,7 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, char *i
         return 429;
     }
     d->seq = s->next_seq++;
+    d->streamed = streamed;
     d->budget = ds_budget_of(s, d);
     d->next = s->datasets;
     s->datasets = d;
@@ -211,6 +213,8 @@ json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full)
                           (json_int_t)d->peak_bytes_in_flight, "output", "rows",
                           (json_int_t)d->rows, "blocks", (json_int_t)d->blocks, "bytes",
                           (json_int_t)d->bytes);
+    if (j)
+        json_object_set_new(j, "streamed", json_boolean(d->streamed));
     if (j && full) {
         json_object_set(j, "plan", d->plan_json);
         json_object_set_new(j, "explain", json_string(d->explain));
@@ -296,6 +300,11 @@ void ds_datasets_stop_all(dataservice *s)
             break;
         join_ended(s, true);
     }
+    /* streamed blocks go while the client that owns them is still there */
+    pthread_mutex_lock(&s->lock);
+    for (ds_dataset *d = s->datasets; d; d = d->next)
+        ds_stream_clear(d);
+    pthread_mutex_unlock(&s->lock);
 }
 
 void ds_datasets_free(dataservice *s)

@@ -92,6 +92,8 @@ typedef struct executor {
     size_t n;
     bool preserve;
     int64_t budget, held, peak;
+    int64_t stream_cost;   /* a streamed output's blocks the consumer has not given back */
+    size_t stream_waiting; /* of which not taken yet */
     int64_t rows, blocks, bytes;
     size_t preview_have;
     char *error;
@@ -302,7 +304,11 @@ static bool can_launch(executor *x, size_t i, int64_t *est)
     /* Room is kept for one task of each stage downstream, so that what this
      * stage makes can always move on. One task may always run: a budget
      * below one block still progresses. */
-    return x->held + *est + reserve(x, i, *est) <= x->budget || running_tasks(x) == 0;
+    int64_t held = x->held + x->stream_cost;
+    /* A consumer that lags holds the pipeline back: while blocks wait for it,
+     * nothing starts. */
+    return held + *est + reserve(x, i, *est) <= x->budget ||
+           (running_tasks(x) == 0 && x->stream_waiting == 0);
 }
 
 /* Split `i` of a from_items read: its share of the items. */
@@ -523,6 +529,29 @@ static void preview(executor *x, const ex_block *b, int64_t rows)
     prism_value_free(v);
 }
 
+/* A streamed output's block goes to the consumer's queue, which holds its
+ * bytes from now on. */
+static void stream_out(executor *x, ex_block *b)
+{
+    pthread_mutex_lock(&x->s->lock);
+    ds_dataset *d = x->d;
+    ds_outblock o = {b->ref, d->stream.next_seq, b->rows, b->bytes, b->take, b->cost};
+    int rc = ds_stream_push(d, &o);
+    if (rc == 0) {
+        d->stream.next_seq++;
+        x->stream_cost = d->stream.cost;
+        x->stream_waiting = d->stream.n - d->stream.head;
+    }
+    pthread_cond_broadcast(&x->s->changed);
+    pthread_mutex_unlock(&x->s->lock);
+    if (rc != 0) {
+        fail(x, "out of memory");
+        drop_block(x, b);
+        return;
+    }
+    x->held -= b->cost;
+}
+
 static void consume(executor *x)
 {
     ex_stage *sink = &x->st[x->n];
@@ -530,11 +559,15 @@ static void consume(executor *x)
         ex_block b = fifo_pop(&sink->queue);
         sink->queued_bytes -= b.bytes;
         int64_t rows = b.take >= 0 && b.take < b.rows ? b.take : b.rows;
-        preview(x, &b, rows);
         x->rows += rows;
         x->blocks++;
         x->bytes += b.bytes;
         prism_metric_add(x->s->m.rows, (double)rows);
+        if (x->d->streamed) {
+            stream_out(x, &b);
+            continue;
+        }
+        preview(x, &b, rows);
         drop_block(x, &b);
     }
 }
@@ -659,11 +692,13 @@ static bool all_done(const executor *x)
 /* Copies the progress into the dataset; returns whether a stop was asked. */
 static bool publish(executor *x)
 {
-    if (x->held > x->peak)
-        x->peak = x->held;
     dataservice *s = x->s;
     pthread_mutex_lock(&s->lock);
     ds_dataset *d = x->d;
+    x->stream_cost = d->stream.cost;
+    x->stream_waiting = d->stream.n - d->stream.head;
+    if (x->held + x->stream_cost > x->peak)
+        x->peak = x->held + x->stream_cost;
     for (size_t i = 0; i < x->n; i++) {
         ex_stage *st = &x->st[i];
         d->stages[i] = (ds_stage_progress){
@@ -676,7 +711,7 @@ static bool publish(executor *x)
             .queued_bytes = st->queued_bytes,
         };
     }
-    d->bytes_in_flight = x->held;
+    d->bytes_in_flight = x->held + x->stream_cost;
     d->peak_bytes_in_flight = x->peak;
     d->rows = x->rows;
     d->blocks = x->blocks;
@@ -886,6 +921,8 @@ void *ds_executor_main(void *arg)
     ds_state end = x.error ? DS_FAILED : stopped || d->stop ? DS_STOPPED : DS_FINISHED;
     d->state = end;
     d->error = x.error;
+    if (end != DS_FINISHED) /* the consumer gets an error or the end, not these */
+        ds_stream_clear(d);
     d->ended_ms = prism_now_ms();
     prism_metric_add(end == DS_FINISHED ? s->m.finished
                      : end == DS_FAILED ? s->m.failed

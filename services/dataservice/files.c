@@ -49,7 +49,7 @@ static int add_file(lister *l, const char *path, const struct stat *sb)
         return -1;
     }
     if (json_array_append_new(l->out, json_pack("{sssI}", "path", path, "size",
-                                                 (json_int_t)sb->st_size)) != 0) {
+                                                (json_int_t)sb->st_size)) != 0) {
         snprintf(l->err, l->n, "out of memory");
         return -1;
     }

@@ -25,8 +25,8 @@ int data_image_channels(const char *mode)
 static int alloc_pixels(data_image *out, int h, int w, int c, char *err, size_t n)
 {
     if (h <= 0 || w <= 0 || (uint64_t)h * (uint64_t)w * (uint64_t)c > DATA_IMAGE_MAX_BYTES) {
-        snprintf(err, n, "an image of %d x %d pixels is too large (at most %u bytes decoded)", w,
-                 h, DATA_IMAGE_MAX_BYTES);
+        snprintf(err, n, "an image of %d x %d pixels is too large (at most %u bytes decoded)", w, h,
+                 DATA_IMAGE_MAX_BYTES);
         return -1;
     }
     out->px = malloc((size_t)h * (size_t)w * (size_t)c);

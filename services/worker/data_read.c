@@ -154,8 +154,7 @@ static int jsonl_file(reader *r, const char *path, const uint8_t *buf, size_t le
             continue;
         json_t *obj = json_loadb(text, l, JSON_REJECT_DUPLICATES, &je);
         if (!json_is_object(obj)) {
-            snprintf(err, n, "%s: line %zu: %s", path, line,
-                     obj ? "not a JSON object" : je.text);
+            snprintf(err, n, "%s: line %zu: %s", path, line, obj ? "not a JSON object" : je.text);
             json_decref(obj);
             return -1;
         }
@@ -281,8 +280,8 @@ static int csv_file(reader *r, const char *path, const uint8_t *buf, size_t len,
     csv_state c = {json_array(), NULL, false};
     const char *delim = json_string_value(json_object_get(r->spec, "delimiter"));
     int rc = -1;
-    if (!c.records || csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL |
-                                       CSV_EMPTY_IS_NULL) != 0) {
+    if (!c.records ||
+        csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0) {
         json_decref(c.records);
         snprintf(err, n, "%s: out of memory", path);
         return -1;
@@ -335,9 +334,8 @@ static int read_images(reader *r, prism_block **out, char *err, size_t n)
         snprintf(err, n, "a bad split: no files");
         return -1;
     }
-    uint8_t *px =
-        data_decode_all(count, image_file, &f, channels, json_is_array(size) ? want : NULL, shape,
-                        err, n);
+    uint8_t *px = data_decode_all(count, image_file, &f, channels,
+                                  json_is_array(size) ? want : NULL, shape, err, n);
     free(f.buf);
     if (!px)
         return -1;
@@ -397,9 +395,9 @@ static int finish_rows(reader *r, prism_block **out, char *err, size_t n)
 {
     char *text = json_dumps(r->rows, JSON_COMPACT);
     char why[512] = "";
-    prism_block_status st = text ? prism_block_from_json(text, strlen(text), NULL, out, why,
-                                                         sizeof why)
-                                 : PRISM_BLOCK_ENOMEM;
+    prism_block_status st =
+        text ? prism_block_from_json(text, strlen(text), NULL, out, why, sizeof why)
+             : PRISM_BLOCK_ENOMEM;
     free(text);
     if (st != PRISM_BLOCK_OK)
         snprintf(err, n, "the rows of %s do not make a block: %s%s%s",
@@ -411,8 +409,12 @@ static int finish_rows(reader *r, prism_block **out, char *err, size_t n)
 int data_read_files(const char *kind, const json_t *spec, const json_t *split, prism_block **out,
                     char *err, size_t n)
 {
-    reader r = {kind, spec, json_object_get(split, "files"),
-                json_is_true(json_object_get(spec, "include_paths")), NULL, NULL};
+    reader r = {kind,
+                spec,
+                json_object_get(split, "files"),
+                json_is_true(json_object_get(spec, "include_paths")),
+                NULL,
+                NULL};
     int rc = -1;
     if (!json_is_array(r.files)) {
         snprintf(err, n, "a bad split: no files");
@@ -432,8 +434,8 @@ int data_read_files(const char *kind, const json_t *spec, const json_t *split, p
         return rc;
     }
     bool text = !strcmp(kind, "read_text");
-    prism_block_status st = make_builder(&r, text ? "text" : "bytes",
-                                         text ? PRISM_COL_UTF8 : PRISM_COL_BINARY);
+    prism_block_status st =
+        make_builder(&r, text ? "text" : "bytes", text ? PRISM_COL_UTF8 : PRISM_COL_BINARY);
     if (st != PRISM_BLOCK_OK)
         snprintf(err, n, "%s", prism_block_strerror(st));
     else if ((rc = each_file(&r, text ? text_file : binary_file, err, n)) == 0 &&

@@ -215,8 +215,7 @@ static int flip(const json_t *args, const prism_block *in, prism_block **out, ch
 
 /* ---------- resize ---------- */
 
-static int resize(const json_t *args, const prism_block *in, prism_block **out, char *err,
-                  size_t n)
+static int resize(const json_t *args, const prism_block *in, prism_block **out, char *err, size_t n)
 {
     img_col ic;
     int64_t h, w;
@@ -241,8 +240,8 @@ static int resize(const json_t *args, const prism_block *in, prism_block **out, 
     }
     size_t in_img = (size_t)(ic.h * ic.w * ic.c);
     for (size_t r = 0; r < rows; r++)
-        data_image_resize(ic.rows + r * in_img, (int)ic.h, (int)ic.w, (int)ic.c,
-                          dst + r * out_img, (int)h, (int)w, interp && !strcmp(interp, "nearest"));
+        data_image_resize(ic.rows + r * in_img, (int)ic.h, (int)ic.w, (int)ic.c, dst + r * out_img,
+                          (int)h, (int)w, interp && !strcmp(interp, "nearest"));
     int rc = replace_images(in, &ic, h, w, dst, out, err, n);
     free(dst);
     return rc;
@@ -292,8 +291,8 @@ uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channe
             return NULL;
         }
         if (size && (im.h != shape[0] || im.w != shape[1]))
-            data_image_resize(im.px, im.h, im.w, im.c, all + i * img, (int)shape[0],
-                              (int)shape[1], 0);
+            data_image_resize(im.px, im.h, im.w, im.c, all + i * img, (int)shape[0], (int)shape[1],
+                              0);
         else
             memcpy(all + i * img, im.px, img);
         free(im.px);
@@ -316,8 +315,7 @@ static const uint8_t *bin_row(void *ud, size_t i, size_t *len, char *what, size_
     return prism_block_binary(b->in, (size_t)b->col, i, len);
 }
 
-static int decode(const json_t *args, const prism_block *in, prism_block **out, char *err,
-                  size_t n)
+static int decode(const json_t *args, const prism_block *in, prism_block **out, char *err, size_t n)
 {
     const char *name = json_string_value(json_object_get(args, "column"));
     const char *output = json_string_value(json_object_get(args, "output"));

@@ -502,8 +502,75 @@ def test_worker_killed_mid_pipeline(c):
         killed, sum(s["tasks_done"] for s in info["stages"])))
 
 
+def probe(c, *args, timeout=120):
+    exe = os.path.join(BIN, "data_probe")
+    if not os.access(exe, os.X_OK):
+        skip("data_probe is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    r = subprocess.run([exe] + [str(a) for a in args], env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r.stdout
+
+
+def test_c_api(c):
+    """include/prism/data.h: batches streamed through the object store to a C driver (every
+    id once, batches cut and joined across blocks), images with the Arrow export, count,
+    take, and errors that name the operator."""
+    need_binaries()
+    # 100 blocks of 1000 rows (8 KB, inline) and 8 blocks of 20000 (160 KB, in the store),
+    # batches that cut blocks and batches that join them
+    assert "100000 rows in 334 batches" in probe(c, "range", 100000, 100, 300)
+    assert "160000 rows in 7 batches" in probe(c, "range", 160000, 8, 25000)
+    top = tempfile.mkdtemp(prefix="prism-capi-")
+    try:
+        for i in range(7):
+            make_image(os.path.join(top, "p%d.png" % i), "png", 6 + i, 4 + i, 3)
+        assert "images ok: 7 rows" in probe(c, "images", top, 3)
+        assert "count_take ok: 1000 rows" in probe(c, "count_take", 1000)
+        assert "bad ok" in probe(c, "bad", top)
+    finally:
+        shutil.rmtree(top)
+    listed = c.get("/api/v1/datasets").json()["datasets"]
+    streamed = [d for d in listed if d["streamed"]]
+    assert len(streamed) == 4 and all(d["bytes_in_flight"] == 0 for d in streamed), streamed
+    # every block given back: the stores hold nothing
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+
+
+def test_c_api_slow_consumer(c):
+    """A C consumer slower than the pipeline holds it back: the blocks it has not given back
+    count in the budget, the object store's use stays under it, and every row comes."""
+    need_binaries()
+    budget = 4 << 20
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(s["used_bytes"] for s in store_used(c).values()))
+            time.sleep(0.01)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        # 32 blocks of 1 MiB through a 4 MiB budget, the consumer taking 50 ms a batch
+        out = probe(c, "range", 4 << 20, 32, 1 << 17, 50, budget)
+    finally:
+        done.set()
+        t.join()
+    assert "4194304 rows in 32 batches" in out, out
+    info = c.get("/api/v1/datasets").json()["datasets"][0]
+    print("  peak store use %d bytes, executor peak %d, budget %d" % (
+        peak[0], info["peak_bytes_in_flight"], budget))
+    assert info["peak_bytes_in_flight"] <= budget, info
+    assert 0 < peak[0] <= budget, peak[0]
+test_c_api_slow_consumer.cluster = {"store_memory": "64MiB"}
+
+
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
          test_without_dataservice, test_read_files, test_read_images,
-         test_worker_killed_mid_pipeline], dataservice=True)
+         test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer],
+        dataservice=True)
