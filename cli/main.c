@@ -26,6 +26,7 @@ static const command commands[] = {
     {"object", cmd_object, "list the objects the GCS holds for REST task users"},
     {"actor", cmd_actor, "list and kill actors"},
     {"dashboard", cmd_dashboard, "print the URL of the cluster's web dashboard"},
+    {"data", cmd_data, "run, list, inspect, stop and explain datasets"},
 };
 
 int cli_parse_exit(int parse_rc)

@@ -4,6 +4,7 @@ real object stores (docs/datasets.md)."""
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -568,9 +569,63 @@ def test_c_api_slow_consumer(c):
 test_c_api_slow_consumer.cluster = {"store_memory": "64MiB"}
 
 
+def test_cli(c):
+    """prism data run, list, get, stop and explain."""
+    need_binaries()
+    exe = os.path.join(BIN, "prism")
+    if not os.access(exe, os.X_OK):
+        skip("prism is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+
+    def prism(*args, status=0, stdin=None):
+        r = subprocess.run([exe, "data"] + list(args), env=env, capture_output=True, text=True,
+                           timeout=120, input=stdin)
+        assert r.returncode == status, (args, r.returncode, r.stdout, r.stderr)
+        return r
+    top = tempfile.mkdtemp(prefix="prism-cli-data-")
+    try:
+        plan = os.path.join(top, "plan.json")
+        with open(plan, "w") as f:
+            json.dump({"name": "cli", "ops": [
+                {"op": "range", "n": 1000},
+                {"op": "map_batches", "fn": fn("builtin", "cast", column="id", dtype="float64")},
+                {"op": "limit", "limit": 3}], "options": {"preserve_order": True}}, f)
+        out = prism("run", plan, "--take", "3").stdout
+        assert out.split() == ['{"id":0.0}', '{"id":1.0}', '{"id":2.0}'], out
+        out = prism("run", "-", "--wait", stdin='{"ops": [{"op": "range", "n": 77}]}').stdout
+        assert "FINISHED: 77 rows" in out, out
+        did = re.search(r"Dataset ([0-9a-f]{32})", out).group(1)
+        listed = prism("list").stdout
+        assert did in listed and "cli" in listed and "FINISHED" in listed, listed
+        assert len(prism("list", "--json").stdout.splitlines()) == 2
+        got = prism("get", did).stdout
+        assert "Output: 77 rows" in got and "ReadRange" in got and "Physical Plan" in got, got
+        assert json.loads(prism("get", did, "--json").stdout)["output"]["rows"] == 77
+        err = prism("stop", did, status=1).stderr
+        assert "has ended" in err, err
+        prism("get", "f" * 32, status=1)
+        out = prism("explain", plan).stdout
+        assert "Limit(3)" in out and "TaskPoolMapOperator" in out, out
+        with open(plan, "w") as f:
+            json.dump({"ops": [{"op": "range", "n": 1}, {"op": "map_batches",
+                                                          "fn": fn("builtin", "cast"),
+                                                          "batchsize": 2}]}, f)
+        err = prism("explain", plan, status=1).stderr
+        assert "invalid_plan" in err and "ops[1] (map_batches)" in err, err
+        slow = prism("run", "-", stdin=json.dumps({"ops": [
+            {"op": "range", "n": 100000, "override_num_blocks": 100},
+            {"op": "map_batches", "fn": fn(upload_package(c), "slow", ms=200)}]})).stdout
+        sid = re.search(r"Dataset ([0-9a-f]{32})", slow).group(1)
+        assert "Stopping" in prism("stop", sid).stdout
+        wait_until(lambda: dataset(c, sid)["state"] == "STOPPED", timeout=30, what="STOPPED")
+    finally:
+        shutil.rmtree(top)
+
+
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
          test_without_dataservice, test_read_files, test_read_images,
-         test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer],
+         test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
+         test_cli],
         dataservice=True)
