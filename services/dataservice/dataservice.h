@@ -99,6 +99,7 @@ typedef struct ds_dataset {
     int64_t budget;      /* bytes of blocks in flight at most */
     int64_t bytes_in_flight, peak_bytes_in_flight;
     int64_t rows, blocks, bytes; /* the dataset's output */
+    int64_t skipped;             /* files and images skip_corrupt left out */
     json_t *preview;             /* the first output rows, up to preview_rows */
     int64_t created_ms, started_ms, ended_ms;
     bool streamed; /* the output goes to a consumer (stream.c), not counted and dropped */

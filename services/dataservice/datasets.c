@@ -204,7 +204,7 @@ static json_t *stages_json(const ds_dataset *d)
 json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full)
 {
     (void)s;
-    json_t *j = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I}}",
+    json_t *j = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I}}",
                           "dataset_id", d->id, "name", d->name, "state", ds_state_name(d->state),
                           "error", d->error, "created_at", (json_int_t)d->created_ms, "started_at",
                           time_or_null(d->started_ms), "ended_at", time_or_null(d->ended_ms),
@@ -212,7 +212,7 @@ json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full)
                           (json_int_t)d->bytes_in_flight, "peak_bytes_in_flight",
                           (json_int_t)d->peak_bytes_in_flight, "output", "rows",
                           (json_int_t)d->rows, "blocks", (json_int_t)d->blocks, "bytes",
-                          (json_int_t)d->bytes);
+                          (json_int_t)d->bytes, "skipped", (json_int_t)d->skipped);
     if (j)
         json_object_set_new(j, "streamed", json_boolean(d->streamed));
     if (j && full) {

@@ -95,6 +95,7 @@ typedef struct executor {
     int64_t stream_cost;   /* a streamed output's blocks the consumer has not given back */
     size_t stream_waiting; /* of which not taken yet */
     int64_t rows, blocks, bytes;
+    int64_t skipped; /* files and images skip_corrupt left out */
     size_t preview_have;
     char *error;
 } executor;
@@ -599,6 +600,7 @@ static void complete(executor *x, size_t i, size_t k)
     ex_block b = {.ref = t.block, .take = -1, .seq = t.seq};
     b.rows = json_integer_value(json_object_get(stats, "rows"));
     b.bytes = json_integer_value(json_object_get(stats, "bytes"));
+    x->skipped += json_integer_value(json_object_get(stats, "skipped"));
     json_decref(stats);
     /* A stored output keeps its task, and so the task's inputs, alive. */
     bool stored = b.bytes + 64 > (int64_t)PRISM_INLINE_MAX;
@@ -716,6 +718,7 @@ static bool publish(executor *x)
     d->rows = x->rows;
     d->blocks = x->blocks;
     d->bytes = x->bytes;
+    d->skipped = x->skipped;
     bool stop = d->stop;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
@@ -738,15 +741,17 @@ static char *custom_resources(const json_t *res)
     return text;
 }
 
-/* The stage program the tasks run: its operators and row limit (a
- * from_items read without its items: each task gets its own in its split). */
-static char *program_of(const json_t *stage_json)
+/* The stage program the tasks run: its operators, row limit and
+ * skip_corrupt (a from_items read without its items: each task gets its own
+ * in its split). */
+static char *program_of(const json_t *stage_json, bool skip_corrupt)
 {
     json_t *ops = json_deep_copy(json_object_get(stage_json, "ops"));
     json_t *spec = json_object_get(json_array_get(ops, 0), "spec");
     json_object_del(spec, "items");
-    json_t *prog = json_pack("{soso}", "ops", ops ? ops : json_array(), "row_limit",
-                             json_deep_copy(json_object_get(stage_json, "row_limit")));
+    json_t *prog = json_pack("{sososb}", "ops", ops ? ops : json_array(), "row_limit",
+                             json_deep_copy(json_object_get(stage_json, "row_limit")),
+                             "skip_corrupt", skip_corrupt);
     char *text = prog ? json_dumps(prog, JSON_COMPACT) : NULL;
     json_decref(prog);
     return text;
@@ -828,7 +833,8 @@ static int setup(executor *x, int64_t *range_n)
         st->closed = st->kind == EX_READ;
         if (st->kind == EX_LIMIT)
             continue;
-        st->program = program_of(json_array_get(stages, i));
+        st->program = program_of(json_array_get(stages, i),
+                                 json_is_true(json_object_get(opts, "skip_corrupt")));
         st->resources = custom_resources(st->info.resources);
         if (!st->program)
             return -1;

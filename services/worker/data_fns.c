@@ -496,12 +496,12 @@ int data_builtin_known(const char *fn)
     return !strcmp(fn, "cast") || !strcmp(fn, "normalize") || data_image_builtin_known(fn);
 }
 
-int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, prism_block **out,
-                     char *err, size_t n)
+int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, data_skip *skip,
+                     prism_block **out, char *err, size_t n)
 {
     if (!strcmp(fn, "cast"))
         return run_cast(args, in, out, err, n);
     if (!strcmp(fn, "normalize"))
         return run_normalize(args, in, out, err, n);
-    return data_image_builtin_run(fn, args, in, out, err, n);
+    return data_image_builtin_run(fn, args, in, skip, out, err, n);
 }

@@ -13,6 +13,7 @@
 
 #include "data_image.h"
 #include "data_ops.h"
+#include "prism_json_text.h"
 
 /* A file larger than a block's string column could hold is refused. */
 #define READ_MAX_FILE PRISM_BLOCK_MAX_DATA
@@ -65,6 +66,7 @@ typedef struct reader {
     bool paths;             /* include_paths */
     prism_block_builder *b; /* binary, text, images: [value, path?] */
     json_t *rows;           /* jsonl, csv: objects */
+    data_skip *skip;
 } reader;
 
 /* A builder of `first` (a column of `type`) and, with include_paths, `path`. */
@@ -101,11 +103,30 @@ static int binary_file(reader *r, const char *path, const uint8_t *buf, size_t l
     return st == PRISM_BLOCK_OK ? 0 : -1;
 }
 
+/* The first line of `buf` that is not UTF-8 (from 1), or 0. */
+static size_t bad_line(const uint8_t *buf, size_t len)
+{
+    size_t line = 0;
+    for (size_t at = 0; at < len;) {
+        const uint8_t *nl = memchr(buf + at, '\n', len - at);
+        size_t end = nl ? (size_t)(nl - buf) : len;
+        line++;
+        if (!prism_utf8_valid((const char *)buf + at, end - at))
+            return line;
+        at = end + 1;
+    }
+    return 0;
+}
+
 static int text_file(reader *r, const char *path, const uint8_t *buf, size_t len, char *err,
                      size_t n)
 {
     bool drop = json_is_true(json_object_get(r->spec, "drop_empty_lines"));
-    size_t line = 0;
+    size_t line = bad_line(buf, len);
+    if (line) { /* checked first: a file is read whole or not at all */
+        snprintf(err, n, "%s: line %zu: not UTF-8", path, line);
+        return -1;
+    }
     for (size_t at = 0; at < len;) {
         const uint8_t *nl = memchr(buf + at, '\n', len - at);
         size_t end = nl ? (size_t)(nl - buf) : len, l = end - at;
@@ -117,8 +138,7 @@ static int text_file(reader *r, const char *path, const uint8_t *buf, size_t len
             if (st == PRISM_BLOCK_OK)
                 st = add_path(r, path);
             if (st != PRISM_BLOCK_OK) {
-                snprintf(err, n, "%s: line %zu: %s", path, line,
-                         st == PRISM_BLOCK_EINVAL ? "not UTF-8" : prism_block_strerror(st));
+                snprintf(err, n, "%s: line %zu: %s", path, line, prism_block_strerror(st));
                 return -1;
             }
         }
@@ -334,13 +354,19 @@ static int read_images(reader *r, prism_block **out, char *err, size_t n)
         snprintf(err, n, "a bad split: no files");
         return -1;
     }
-    uint8_t *px = data_decode_all(count, image_file, &f, channels,
-                                  json_is_array(size) ? want : NULL, shape, err, n);
+    size_t kept = 0;
+    uint8_t *which = malloc(count);
+    uint8_t *px = which ? data_decode_all(count, image_file, &f, channels,
+                                          json_is_array(size) ? want : NULL, shape, r->skip, which,
+                                          &kept, err, n)
+                        : NULL;
     free(f.buf);
-    if (!px)
+    if (!px) {
+        free(which);
         return -1;
+    }
     prism_block *img = NULL, *with = NULL;
-    int rc = data_tensor_column("image", PRISM_COL_UINT8, shape, px, count, NULL, -1, &img, err,
+    int rc = data_tensor_column("image", PRISM_COL_UINT8, shape, px, kept, NULL, -1, &img, err,
                                 n) == PRISM_BLOCK_OK
                  ? 0
                  : -1;
@@ -353,7 +379,8 @@ static int read_images(reader *r, prism_block **out, char *err, size_t n)
         if ((st = make_builder(r, "path", PRISM_COL_UTF8)) == PRISM_BLOCK_OK)
             for (size_t i = 0; st == PRISM_BLOCK_OK && i < count; i++) {
                 const char *p = json_string_value(json_array_get(r->files, i));
-                st = prism_block_builder_append_bytes(r->b, 0, p, strlen(p));
+                if (which[i])
+                    st = prism_block_builder_append_bytes(r->b, 0, p, strlen(p));
             }
         if (st == PRISM_BLOCK_OK)
             st = prism_block_builder_finish(r->b, &paths, NULL, 0);
@@ -368,6 +395,7 @@ static int read_images(reader *r, prism_block **out, char *err, size_t n)
         prism_block_destroy(img);
         img = with;
     }
+    free(which);
     *out = img;
     return rc;
 }
@@ -377,16 +405,24 @@ static int read_images(reader *r, prism_block **out, char *err, size_t n)
 typedef int (*file_fn)(reader *r, const char *path, const uint8_t *buf, size_t len, char *err,
                        size_t n);
 
+/* Reads each file with `fn`. A file that fails is left out when skipping:
+ * the rows it added so far go (binary and text add none before they know
+ * the file is good). */
 static int each_file(reader *r, file_fn fn, char *err, size_t n)
 {
     for (size_t i = 0; i < json_array_size(r->files); i++) {
         const char *path = json_string_value(json_array_get(r->files, i));
-        size_t len = 0;
+        size_t len = 0, had = json_array_size(r->rows);
         uint8_t *buf = read_file(path ? path : "?", &len, err, n);
         int rc = buf ? fn(r, path, buf, len, err, n) : -1;
         free(buf);
-        if (rc != 0)
+        if (rc != 0 && !r->skip->on)
             return -1;
+        if (rc != 0) {
+            while (json_array_size(r->rows) > had)
+                json_array_remove(r->rows, json_array_size(r->rows) - 1);
+            r->skip->count++;
+        }
     }
     return 0;
 }
@@ -406,15 +442,16 @@ static int finish_rows(reader *r, prism_block **out, char *err, size_t n)
     return st == PRISM_BLOCK_OK ? 0 : -1;
 }
 
-int data_read_files(const char *kind, const json_t *spec, const json_t *split, prism_block **out,
-                    char *err, size_t n)
+int data_read_files(const char *kind, const json_t *spec, const json_t *split, data_skip *skip,
+                    prism_block **out, char *err, size_t n)
 {
     reader r = {kind,
                 spec,
                 json_object_get(split, "files"),
                 json_is_true(json_object_get(spec, "include_paths")),
                 NULL,
-                NULL};
+                NULL,
+                skip};
     int rc = -1;
     if (!json_is_array(r.files)) {
         snprintf(err, n, "a bad split: no files");

@@ -249,38 +249,52 @@ static int resize(const json_t *args, const prism_block *in, prism_block **out, 
 
 /* ---------- decode ---------- */
 
-/* Decodes `count` encoded images (rows of a binary column, or files) into
- * one pixel buffer [count, h, w, c]; every image must have the shape of the
- * first, unless `size` resizes them to it. `what(i)` names image i in
- * errors. Returns the buffer (owned) or NULL with `err`. */
+/* Image `i` decoded into `im`: 0; -1 with `err` naming it. */
+static int decode_one(data_encoded_fn get, void *ud, size_t i, int channels, data_image *im,
+                      char *err, size_t n)
+{
+    size_t len = 0;
+    char what[512] = "", why[512] = "";
+    const uint8_t *buf = get(ud, i, &len, what, sizeof what);
+    if (buf && data_image_decode(buf, len, channels, im, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, n, "%s: %s", what, buf ? why : "cannot be read");
+    return -1;
+}
+
 uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channels,
-                         const int64_t *size, int64_t shape[3], char *err, size_t n)
+                         const int64_t *size, int64_t shape[3], data_skip *skip, uint8_t *kept,
+                         size_t *nkept, char *err, size_t n)
 {
     uint8_t *all = NULL;
-    size_t img = 0;
+    size_t img = 0, k = 0;
     for (size_t i = 0; i < count; i++) {
-        size_t len = 0;
-        char what[512] = "";
-        const uint8_t *buf = get(ud, i, &len, what, sizeof what);
         data_image im;
-        char why[512] = "";
-        if (!buf || data_image_decode(buf, len, channels, &im, why, sizeof why) != 0) {
-            snprintf(err, n, "%s: %s", what, buf ? why : "cannot be read");
+        if (kept)
+            kept[i] = 0;
+        if (decode_one(get, ud, i, channels, &im, err, n) != 0) {
+            if (skip && skip->on) { /* left out, and counted */
+                skip->count++;
+                continue;
+            }
             free(all);
             return NULL;
         }
-        if (i == 0) {
+        if (!all) {
             shape[0] = size ? size[0] : im.h;
             shape[1] = size ? size[1] : im.w;
             shape[2] = im.c;
             img = (size_t)(shape[0] * shape[1] * shape[2]);
             if ((uint64_t)img > DATA_IMAGE_MAX_BYTES || !(all = malloc(count * img + 1))) {
-                snprintf(err, n, "%s: out of memory for %zu images", what, count);
+                snprintf(err, n, "out of memory for %zu images", count);
                 free(im.px);
                 return NULL;
             }
         }
         if (im.c != shape[2] || (!size && (im.h != shape[0] || im.w != shape[1]))) {
+            char what[512] = "";
+            size_t len;
+            get(ud, i, &len, what, sizeof what);
             snprintf(err, n,
                      "%s: %d x %d x %d, unlike the first image of its block (%lld x %lld x %lld): "
                      "give a size (and mode) so that every image has one shape",
@@ -291,12 +305,22 @@ uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channe
             return NULL;
         }
         if (size && (im.h != shape[0] || im.w != shape[1]))
-            data_image_resize(im.px, im.h, im.w, im.c, all + i * img, (int)shape[0], (int)shape[1],
+            data_image_resize(im.px, im.h, im.w, im.c, all + k * img, (int)shape[0], (int)shape[1],
                               0);
         else
-            memcpy(all + i * img, im.px, img);
+            memcpy(all + k * img, im.px, img);
         free(im.px);
+        if (kept)
+            kept[i] = 1;
+        k++;
     }
+    if (!all) { /* every image skipped */
+        shape[0] = size ? size[0] : 0;
+        shape[1] = size ? size[1] : 0;
+        shape[2] = channels;
+        all = calloc(1, 1);
+    }
+    *nkept = k;
     return all;
 }
 
@@ -315,7 +339,23 @@ static const uint8_t *bin_row(void *ud, size_t i, size_t *len, char *what, size_
     return prism_block_binary(b->in, (size_t)b->col, i, len);
 }
 
-static int decode(const json_t *args, const prism_block *in, prism_block **out, char *err, size_t n)
+/* `in` less the rows not kept (kept[r] == 0); a new reference. */
+static int keep_rows(const prism_block *in, const uint8_t *kept, size_t nkept, prism_block **out,
+                     char *err, size_t n)
+{
+    size_t rows = prism_block_rows(in), *idx = malloc((nkept + 1) * sizeof *idx), k = 0;
+    for (size_t r = 0; idx && r < rows; r++)
+        if (kept[r])
+            idx[k++] = r;
+    prism_block_status st = idx ? data_block_take_rows(in, idx, k, out) : PRISM_BLOCK_ENOMEM;
+    free(idx);
+    if (st != PRISM_BLOCK_OK)
+        snprintf(err, n, "decode_image: %s", prism_block_strerror(st));
+    return st == PRISM_BLOCK_OK ? 0 : -1;
+}
+
+static int decode(const json_t *args, const prism_block *in, data_skip *skip, prism_block **out,
+                  char *err, size_t n)
 {
     const char *name = json_string_value(json_object_get(args, "column"));
     const char *output = json_string_value(json_object_get(args, "output"));
@@ -327,28 +367,36 @@ static int decode(const json_t *args, const prism_block *in, prism_block **out, 
         snprintf(err, n, "decode_image: no binary column \"%s\"", b.name);
         return -1;
     }
-    size_t rows = prism_block_rows(in);
+    size_t rows = prism_block_rows(in), nkept = 0;
     int64_t shape[3] = {0, 0, data_image_channels(mode ? mode : "RGB")};
-    uint8_t *px = rows ? data_decode_all(rows, bin_row, &b, (int)shape[2], NULL, shape, err, n)
-                       : calloc(1, 1);
-    if (!px)
-        return -1;
-    prism_block *col = NULL, *with = NULL;
+    uint8_t *kept = malloc(rows + 1);
+    uint8_t *px = kept ? data_decode_all(rows, bin_row, &b, (int)shape[2], NULL, shape, skip, kept,
+                                         &nkept, err, n)
+                       : NULL;
+    prism_block *base = NULL, *col = NULL, *with = NULL;
     int rc = -1;
-    if (data_tensor_column(output, PRISM_COL_UINT8, shape, px, rows, NULL, -1, &col, err, n) ==
-            PRISM_BLOCK_OK &&
-        data_block_with_column(in, output, col, &with, err, n) == PRISM_BLOCK_OK) {
-        /* the encoded bytes go: the decoded image stands for them */
+    if (px && nkept < rows)
+        rc = keep_rows(in, kept, nkept, &base, err, n);
+    else if (px)
+        rc = (base = prism_block_ref((prism_block *)in)) ? 0 : -1;
+    if (rc == 0)
+        rc = data_tensor_column(output, PRISM_COL_UINT8, shape, px, nkept, NULL, -1, &col, err,
+                                n) == PRISM_BLOCK_OK &&
+                     data_block_with_column(base, output, col, &with, err, n) == PRISM_BLOCK_OK
+                 ? 0
+                 : -1;
+    if (rc == 0) { /* the encoded bytes go: the decoded image stands for them */
         const char *drop[] = {b.name};
         if (!strcmp(output, b.name)) {
             *out = with;
             with = NULL;
-            rc = 0;
-        } else {
-            rc = prism_block_drop(with, drop, 1, out) == PRISM_BLOCK_OK ? 0 : -1;
+        } else if (prism_block_drop(with, drop, 1, out) != PRISM_BLOCK_OK) {
+            rc = -1;
         }
     }
+    free(kept);
     free(px);
+    prism_block_destroy(base);
     prism_block_destroy(col);
     prism_block_destroy(with);
     return rc;
@@ -361,10 +409,10 @@ int data_image_builtin_known(const char *fn)
 }
 
 int data_image_builtin_run(const char *fn, const json_t *args, const prism_block *in,
-                           prism_block **out, char *err, size_t n)
+                           data_skip *skip, prism_block **out, char *err, size_t n)
 {
     if (!strcmp(fn, "decode_image"))
-        return decode(args, in, out, err, n);
+        return decode(args, in, skip, out, err, n);
     if (!strcmp(fn, "center_crop"))
         return crop("center_crop", args, in, NULL, out, err, n);
     if (!strcmp(fn, "random_crop")) {

@@ -374,6 +374,22 @@ def test_read_files(c):
                  ["no files found"])]:
             msg = failed_with(c, {"ops": [plan]})
             assert all(w in msg for w in words), (msg, words)
+
+        # skip_corrupt: what cannot be read or parsed is left out, whole, and counted
+        write(os.path.join(top, "mixed", "a.jsonl"), b'{"a": 1}\n{"a": 2}\n')
+        write(os.path.join(top, "mixed", "b.jsonl"), b'{"a": 3}\nnot json\n')
+        write(os.path.join(top, "mixed", "c.jsonl"), b'{"a": 4}\n')
+        d = post(c, {"ops": [{"op": "read_jsonl", "paths": os.path.join(top, "mixed"),
+                              "override_num_blocks": 1}],
+                     "options": {"skip_corrupt": True}})
+        assert sorted(r["a"] for r in rows(c, d["dataset_id"], 10)) == [1, 2, 4]
+        assert dataset(c, d["dataset_id"])["output"]["skipped"] == 1
+        write(os.path.join(top, "t", "good.txt"), b"x\ny\n")
+        write(os.path.join(top, "t", "bad.txt"), b"ok\n\xff\xfe\n")
+        d = post(c, {"ops": [{"op": "read_text", "paths": os.path.join(top, "t")}],
+                     "options": {"skip_corrupt": True}})
+        assert sorted(r["text"] for r in rows(c, d["dataset_id"], 10)) == ["x", "y"]
+        assert dataset(c, d["dataset_id"])["output"]["skipped"] == 1
     finally:
         shutil.rmtree(top)
 
@@ -469,6 +485,26 @@ def test_read_images(c):
             {"op": "read_images", "paths": os.path.join(top, "png")},
             {"op": "map_batches", "fn": fn("builtin", "center_crop", size=[5, 5])}]})
         assert "ops[1] (map_batches)" in msg and "cannot crop" in msg, msg
+
+        # skip_corrupt: the corrupt files are left out and counted, by read_images and by
+        # decode_image; paths stay with their images
+        shutil.copy(os.path.join(top, "bad", "a.png"), os.path.join(top, "png", "p9.png"))
+        shutil.copy(os.path.join(top, "fake", "x.jpg"), os.path.join(top, "png", "x.jpg"))
+        d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "png"),
+                              "include_paths": True, "override_num_blocks": 1}],
+                     "options": {"skip_corrupt": True}})
+        got = rows(c, d["dataset_id"], 10)
+        assert sorted(os.path.basename(r["path"]) for r in got) == \
+            ["p%d.png" % i for i in range(4)], [r["path"] for r in got]
+        assert all(r["image"] == gradient(6, 4, 3) for r in got)
+        assert dataset(c, d["dataset_id"])["output"]["skipped"] == 2
+        d = post(c, {"ops": [
+            {"op": "read_binary_files", "paths": os.path.join(top, "png"),
+             "file_extensions": ["png", "jpg"], "override_num_blocks": 1},
+            {"op": "map_batches", "fn": fn("builtin", "decode_image")}],
+            "options": {"skip_corrupt": True}})
+        assert count(c, d["dataset_id"]) == 4
+        assert dataset(c, d["dataset_id"])["output"]["skipped"] == 2
     finally:
         shutil.rmtree(top)
 
