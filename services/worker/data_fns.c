@@ -482,9 +482,19 @@ static int run_normalize(const json_t *args, const prism_block *in, prism_block 
         snprintf(err, n, "normalize: out of memory");
         return -1;
     }
-    for (size_t i = 0; i < count; i++) {
-        size_t j = k > 1 ? i % channels : 0;
-        values[i] = (float)(((double)get_num(c.v.values, c.elem, c.first + i) - m[j]) / d[j]);
+    if (c.elem == PRISM_COL_UINT8) { /* images: a table of the 256 values per channel */
+        float table[4][256];
+        const uint8_t *px = (const uint8_t *)c.v.values + c.first;
+        for (size_t j = 0; j < k; j++)
+            for (int x = 0; x < 256; x++)
+                table[j][x] = (float)(((double)x - m[j]) / d[j]);
+        for (size_t i = 0; i < count; i++)
+            values[i] = table[k > 1 ? i % channels : 0][px[i]];
+    } else {
+        for (size_t i = 0; i < count; i++) {
+            size_t j = k > 1 ? i % channels : 0;
+            values[i] = (float)(((double)get_num(c.v.values, c.elem, c.first + i) - m[j]) / d[j]);
+        }
     }
     int rc = replace(in, &c, PRISM_COL_FLOAT32, values, out, err, n);
     free(values);
