@@ -5,6 +5,8 @@
  *                                             id once (a consumer of SLOW_MS a batch)
  *   data_probe images DIR BATCH               read_images + center_crop, batches checked
  *   data_probe count_take N                   count and take of range(N)
+ *   data_probe early N                        two batches of range(N), one kept past the
+ *                                             iterator's end, then the iterator destroyed
  *   data_probe bad DIR                        errors: builder, missing path, failed stage */
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,8 +125,8 @@ static int images(prism_client *c, const char *dir, int64_t batch)
         for (size_t i = 0; i < prism_batch_rows(b) * 24; i += 3)
             CHECK(px[i + 2] == 128, "pixel %zu is %u", i / 3, px[i + 2]);
         size_t len = 0;
-        const char *path = prism_batch_bytes(b, (size_t)prism_batch_column_index(b, "path"), 0,
-                                             &len);
+        const char *path =
+            prism_batch_bytes(b, (size_t)prism_batch_column_index(b, "path"), 0, &len);
         CHECK(path && len > 4 && !memcmp(path + len - 4, ".png", 4), "no path");
         struct ArrowSchema as;
         struct ArrowArray aa;
@@ -167,6 +169,28 @@ static int count_take(prism_client *c, int64_t n)
     free(plan);
     free(rows);
     prism_data_destroy(ds);
+    return 0;
+}
+
+static int early(prism_client *c, int64_t n)
+{
+    prism_dataset *ds;
+    prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+    ro.override_num_blocks = 64;
+    CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+    prism_data_iter *it;
+    prism_batch *first = NULL, *second = NULL;
+    CHECK(prism_data_iter_batches(ds, 1000, NULL, &it) == PRISM_OK, "iter_batches");
+    CHECK(prism_data_iter_next(it, &first) == PRISM_OK && first, "first batch");
+    CHECK(prism_data_iter_next(it, &second) == PRISM_OK && second, "second batch");
+    prism_batch_free(second);
+    prism_data_iter_destroy(it); /* stops the dataset; the batch kept stays readable */
+    prism_data_destroy(ds);
+    char *rows = prism_batch_to_json(first);
+    CHECK(rows && prism_batch_rows(first) == 1000, "the kept batch");
+    printf("early ok: %.20s\n", rows);
+    free(rows);
+    prism_batch_free(first);
     return 0;
 }
 
@@ -217,6 +241,8 @@ int main(int argc, char **argv)
         rc = images(c, argv[2], atoll(argv[3]));
     else if (!strcmp(argv[1], "count_take") && argc == 3)
         rc = count_take(c, atoll(argv[2]));
+    else if (!strcmp(argv[1], "early") && argc == 3)
+        rc = early(c, atoll(argv[2]));
     else if (!strcmp(argv[1], "bad") && argc == 3)
         rc = bad(c, argv[2]);
     prism_disconnect(c);

@@ -566,11 +566,16 @@ def test_c_api(c):
         assert "images ok: 7 rows" in probe(c, "images", top, 3)
         assert "count_take ok: 1000 rows" in probe(c, "count_take", 1000)
         assert "bad ok" in probe(c, "bad", top)
+        # a consumer that stops early: the dataset stops, what it held is given back
+        assert "early ok" in probe(c, "early", 1 << 20)
     finally:
         shutil.rmtree(top)
     listed = c.get("/api/v1/datasets").json()["datasets"]
+    wait_until(lambda: dataset(c, listed[0]["dataset_id"])["state"] in ("STOPPED", "FINISHED"),
+               timeout=30, what="the early dataset to end")
+    listed = c.get("/api/v1/datasets").json()["datasets"]
     streamed = [d for d in listed if d["streamed"]]
-    assert len(streamed) == 4 and all(d["bytes_in_flight"] == 0 for d in streamed), streamed
+    assert len(streamed) == 5 and all(d["bytes_in_flight"] == 0 for d in streamed), streamed
     # every block given back: the stores hold nothing
     wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
                what="the object stores to be empty")
