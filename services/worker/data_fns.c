@@ -115,39 +115,52 @@ static prism_block_status set_like(prism_block_builder *b, size_t col, const pri
     }
 }
 
-prism_block_status data_block_with_column(const prism_block *blk, const char *name,
-                                          const prism_block *col, prism_block **out, char *err,
-                                          size_t n)
+/* The column a block gets: column 0 of a flat block, or a tensor column
+ * [rows, shape...] of `elem` from `values` (borrowed until finish). */
+typedef struct new_col {
+    const prism_block *fc;
+    prism_coltype elem;
+    const int64_t *shape; /* 3 dimensions */
+    const void *values;
+    const uint8_t *validity;
+} new_col;
+
+static prism_block_status add_new(prism_block_schema *s, const char *name, const new_col *c)
 {
-    prism_block *fb = NULL, *fc = NULL;
+    return c->fc ? schema_add_like(s, name, c->fc, 0)
+                 : prism_block_schema_add_tensor(s, name, c->elem, 3, c->shape);
+}
+
+static prism_block_status set_new(prism_block_builder *b, size_t i, const new_col *c, size_t rows)
+{
+    return c->fc ? set_like(b, i, c->fc, 0)
+                 : prism_block_builder_set_fixed(b, i, c->values, rows, c->validity);
+}
+
+/* `blk` with column `name` set to `c`: replaced in place, or appended. */
+static prism_block_status with_new(const prism_block *blk, const char *name, const new_col *c,
+                                   prism_block **out, char *err, size_t n)
+{
+    prism_block *fb = NULL;
     prism_block_schema *s = NULL;
     prism_block_builder *b = NULL;
-    if (n)
-        err[0] = '\0';
-    if (prism_block_columns(col) != 1 || prism_block_rows(col) != prism_block_rows(blk)) {
-        snprintf(err, n, "the new column must be one column of %zu rows, not %zu of %zu rows",
-                 prism_block_rows(blk), prism_block_columns(col), prism_block_rows(col));
-        return PRISM_BLOCK_ESCHEMA;
-    }
     long at = prism_block_column_index(blk, name);
-    size_t ncols = prism_block_columns(blk);
+    size_t ncols = prism_block_columns(blk), rows = prism_block_rows(blk);
     prism_block_status st = flat(blk, &fb);
-    if (st == PRISM_BLOCK_OK)
-        st = flat(col, &fc);
     if (st == PRISM_BLOCK_OK)
         st = prism_block_schema_create(&s);
     const prism_block_schema *bs = fb ? prism_block_get_schema(fb) : NULL;
     for (size_t i = 0; st == PRISM_BLOCK_OK && i < ncols; i++)
-        st = (long)i == at ? schema_add_like(s, name, fc, 0)
+        st = (long)i == at ? add_new(s, name, c)
                            : schema_add_like(s, prism_block_schema_name(bs, i), fb, i);
     if (st == PRISM_BLOCK_OK && at < 0)
-        st = schema_add_like(s, name, fc, 0);
+        st = add_new(s, name, c);
     if (st == PRISM_BLOCK_OK)
         st = prism_block_builder_create(s, &b);
     for (size_t i = 0; st == PRISM_BLOCK_OK && i < ncols; i++)
-        st = (long)i == at ? set_like(b, i, fc, 0) : set_like(b, i, fb, i);
+        st = (long)i == at ? set_new(b, i, c, rows) : set_like(b, i, fb, i);
     if (st == PRISM_BLOCK_OK && at < 0)
-        st = set_like(b, ncols, fc, 0);
+        st = set_new(b, ncols, c, rows);
     char why[256] = "";
     if (st == PRISM_BLOCK_OK)
         st = prism_block_builder_finish(b, out, why, sizeof why);
@@ -157,8 +170,41 @@ prism_block_status data_block_with_column(const prism_block *blk, const char *na
     prism_block_builder_destroy(b);
     prism_block_schema_destroy(s);
     prism_block_destroy(fb);
+    return st;
+}
+
+prism_block_status data_block_with_column(const prism_block *blk, const char *name,
+                                          const prism_block *col, prism_block **out, char *err,
+                                          size_t n)
+{
+    if (n)
+        err[0] = '\0';
+    if (prism_block_columns(col) != 1 || prism_block_rows(col) != prism_block_rows(blk)) {
+        snprintf(err, n, "the new column must be one column of %zu rows, not %zu of %zu rows",
+                 prism_block_rows(blk), prism_block_columns(col), prism_block_rows(col));
+        return PRISM_BLOCK_ESCHEMA;
+    }
+    new_col c = {0};
+    prism_block *fc = NULL;
+    prism_block_status st = flat(col, &fc);
+    c.fc = fc;
+    if (st == PRISM_BLOCK_OK)
+        st = with_new(blk, name, &c, out, err, n);
+    else
+        snprintf(err, n, "cannot set column \"%s\": %s", name, prism_block_strerror(st));
     prism_block_destroy(fc);
     return st;
+}
+
+prism_block_status data_block_with_tensor(const prism_block *blk, const char *name,
+                                          prism_coltype elem, const int64_t *shape,
+                                          const void *values, const uint8_t *validity,
+                                          prism_block **out, char *err, size_t n)
+{
+    new_col c = {NULL, elem, shape, values, validity};
+    if (n)
+        err[0] = '\0';
+    return with_new(blk, name, &c, out, err, n);
 }
 
 /* ---------- choosing rows ---------- */

@@ -53,6 +53,13 @@ prism_value *data_value_of_block(prism_block *blk);
 prism_block_status data_block_with_column(const prism_block *blk, const char *name,
                                           const prism_block *col, prism_block **out, char *err,
                                           size_t n);
+/* The same with a tensor column [rows, shape[0], shape[1], shape[2]] of
+ * `elem` from `values` (and `validity`, an Arrow bitmap from bit 0, or NULL),
+ * both borrowed: copied once, into the new block. */
+prism_block_status data_block_with_tensor(const prism_block *blk, const char *name,
+                                          prism_coltype elem, const int64_t *shape,
+                                          const void *values, const uint8_t *validity,
+                                          prism_block **out, char *err, size_t n);
 /* A new block of rows `rows[0..k)` of `blk` (borrowed), in that order. */
 prism_block_status data_block_take_rows(const prism_block *blk, const size_t *rows, size_t k,
                                         prism_block **out);

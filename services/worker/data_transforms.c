@@ -84,17 +84,25 @@ static int find_images(const prism_block *in, const char *fn, const char *name, 
 }
 
 /* `in` with the image column replaced by `values` [rows, h, w, c] of its
- * element type. */
+ * element type, keeping its nulls. */
 static int replace_images(const prism_block *in, const img_col *ic, int64_t h, int64_t w,
                           const void *values, prism_block **out, char *err, size_t n)
 {
     const int64_t shape[3] = {h, w, ic->c};
-    prism_block *col = NULL;
-    if (data_tensor_column(ic->name, ic->elem, shape, values, prism_block_rows(in), in, ic->index,
-                           &col, err, n) != PRISM_BLOCK_OK)
-        return -1;
-    prism_block_status st = data_block_with_column(in, ic->name, col, out, err, n);
-    prism_block_destroy(col);
+    size_t rows = prism_block_rows(in);
+    uint8_t *valid = NULL;
+    if (prism_block_null_count(in, (size_t)ic->index) > 0) {
+        if (!(valid = calloc(rows / 8 + 1, 1))) {
+            snprintf(err, n, "out of memory");
+            return -1;
+        }
+        for (size_t r = 0; r < rows; r++)
+            if (!prism_block_is_null(in, (size_t)ic->index, r))
+                valid[r / 8] |= (uint8_t)(1u << (r % 8));
+    }
+    prism_block_status st =
+        data_block_with_tensor(in, ic->name, ic->elem, shape, values, valid, out, err, n);
+    free(valid);
     return st == PRISM_BLOCK_OK ? 0 : -1;
 }
 
@@ -373,16 +381,15 @@ static int decode(const json_t *args, const prism_block *in, data_skip *skip, pr
     uint8_t *px = kept ? data_decode_all(rows, bin_row, &b, (int)shape[2], NULL, shape, skip, kept,
                                          &nkept, err, n)
                        : NULL;
-    prism_block *base = NULL, *col = NULL, *with = NULL;
+    prism_block *base = NULL, *with = NULL;
     int rc = -1;
     if (px && nkept < rows)
         rc = keep_rows(in, kept, nkept, &base, err, n);
     else if (px)
         rc = (base = prism_block_ref((prism_block *)in)) ? 0 : -1;
     if (rc == 0)
-        rc = data_tensor_column(output, PRISM_COL_UINT8, shape, px, nkept, NULL, -1, &col, err,
-                                n) == PRISM_BLOCK_OK &&
-                     data_block_with_column(base, output, col, &with, err, n) == PRISM_BLOCK_OK
+        rc = data_block_with_tensor(base, output, PRISM_COL_UINT8, shape, px, NULL, &with, err,
+                                    n) == PRISM_BLOCK_OK
                  ? 0
                  : -1;
     if (rc == 0) { /* the encoded bytes go: the decoded image stands for them */
@@ -397,7 +404,6 @@ static int decode(const json_t *args, const prism_block *in, data_skip *skip, pr
     free(kept);
     free(px);
     prism_block_destroy(base);
-    prism_block_destroy(col);
     prism_block_destroy(with);
     return rc;
 }
