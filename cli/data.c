@@ -44,8 +44,8 @@ static int list_run(cli_client *c, const cli_parsed *p, void *ud)
     size_t i;
     json_t *d;
     if (!*as_json)
-        printf("%-32s  %-16s  %-9s  %-19s  %12s  %s\n", "DATASET ID", "NAME", "STATE",
-               "CREATED", "ROWS", "ERROR");
+        printf("%-32s  %-16s  %-9s  %-19s  %12s  %s\n", "DATASET ID", "NAME", "STATE", "CREATED",
+               "ROWS", "ERROR");
     json_array_foreach(json_object_get(doc, "datasets"), i, d) {
         if (*as_json) {
             char *line = json_dumps(d, JSON_COMPACT);

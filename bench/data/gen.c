@@ -24,7 +24,9 @@ static void pattern(unsigned char *px, int size, uint64_t seed)
             for (int k = 0; k < 3; k++) {
                 int v = (x * fx + y * fy + k * 85) % 256 + (int)(next(&s) % 48) - 24;
                 px[((size_t)y * (size_t)size + (size_t)x) * 3 + (size_t)k] =
-                    (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+                    (unsigned char)(v < 0     ? 0
+                                    : v > 255 ? 255
+                                              : v);
             }
 }
 

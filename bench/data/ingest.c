@@ -25,7 +25,7 @@ static double now(void)
 #define TRY(call)                                                                                  \
     do {                                                                                           \
         if ((call) != PRISM_OK) {                                                                  \
-            fprintf(stderr, "prism-data-ingest: %s: %s\n", #call, prism_last_error());            \
+            fprintf(stderr, "prism-data-ingest: %s: %s\n", #call, prism_last_error());             \
             return 1;                                                                              \
         }                                                                                          \
     } while (0)
@@ -65,8 +65,8 @@ int main(int argc, char **argv)
         prism_dtype dt;
         int ndim;
         int64_t shape[PRISM_MAX_DIMS];
-        const void *v = prism_batch_values(b, (size_t)prism_batch_column_index(b, "image"), &dt,
-                                           &ndim, shape);
+        const void *v =
+            prism_batch_values(b, (size_t)prism_batch_column_index(b, "image"), &dt, &ndim, shape);
         size_t n = prism_batch_rows(b) * (size_t)(shape[0] * shape[1] * shape[2]);
         if (!v || ndim != 3) {
             fprintf(stderr, "prism-data-ingest: a batch without images\n");

@@ -55,9 +55,9 @@ typedef struct prism_data_read_options {
     int64_t override_num_blocks;        /* blocks to read into; 0 (default): the executor decides */
     bool include_paths;                 /* file reads: add a "path" column; default false */
     const char *const *file_extensions; /* NULL-terminated; NULL (default): any (images: theirs) */
-    int64_t size[2];                    /* read_images: [height, width]; {0, 0} (default): as stored */
-    const char *mode;                   /* read_images: "RGB", "RGBA", "L"; NULL (default): as stored */
-    uint64_t reserved[8];               /* zero */
+    int64_t size[2];      /* read_images: [height, width]; {0, 0} (default): as stored */
+    const char *mode;     /* read_images: "RGB", "RGBA", "L"; NULL (default): as stored */
+    uint64_t reserved[8]; /* zero */
 } prism_data_read_options;
 
 /* clang-format off */
@@ -202,8 +202,7 @@ PRISM_API const void *prism_batch_values(const prism_batch *b, size_t col, prism
                                          int *ndim, int64_t *shape);
 /* Row `row` of a utf8 or binary column (borrowed, not NUL-terminated), or
  * NULL for a null row, another column kind or out of range. */
-PRISM_API const void *prism_batch_bytes(const prism_batch *b, size_t col, size_t row,
-                                        size_t *len);
+PRISM_API const void *prism_batch_bytes(const prism_batch *b, size_t col, size_t row, size_t *len);
 /* The rows as a JSON array of objects; free() it. */
 PRISM_API char *prism_batch_to_json(const prism_batch *b);
 /* The batch through the Arrow C Data Interface, zero-copy: a struct array

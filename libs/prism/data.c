@@ -124,8 +124,7 @@ prism_status prism_data_read_images(prism_client *c, const char *const *paths,
 }
 
 prism_status prism_data_read_binary_files(prism_client *c, const char *const *paths,
-                                          const prism_data_read_options *opts,
-                                          prism_dataset **out)
+                                          const prism_data_read_options *opts, prism_dataset **out)
 {
     return make_read(c, prism_plan_read_binary_files, 0, paths, opts, out);
 }
@@ -183,8 +182,8 @@ void prism_data_destroy(prism_dataset *ds)
 typedef prism_plan_status (*map_fn)(prism_plan *p, const char *package, const char *function,
                                     const prism_plan_map_options *opts);
 
-static prism_status add_map(prism_dataset *ds, map_fn fn, const char *package,
-                            const char *function, const prism_data_map_options *opts)
+static prism_status add_map(prism_dataset *ds, map_fn fn, const char *package, const char *function,
+                            const prism_data_map_options *opts)
 {
     prism_data_map_options d = PRISM_DATA_MAP_OPTIONS_INIT;
     const prism_data_map_options *o = opts ? opts : &d;
@@ -198,8 +197,7 @@ static prism_status add_map(prism_dataset *ds, map_fn fn, const char *package,
     mo.num_gpus = o->num_gpus;
     mo.resources = o->resources;
     mo.concurrency = o->concurrency;
-    return fn(ds->plan, package, function, &mo) == PRISM_PLAN_OK ? PRISM_OK
-                                                                 : plan_failed(ds->plan);
+    return fn(ds->plan, package, function, &mo) == PRISM_PLAN_OK ? PRISM_OK : plan_failed(ds->plan);
 }
 
 prism_status prism_data_map_batches(prism_dataset *ds, const char *package, const char *function,
@@ -267,7 +265,7 @@ prism_status prism_data_set_options(prism_dataset *ds, const prism_data_options 
     if (opts->target_max_block_size)
         po.target_max_block_size = opts->target_max_block_size;
     return prism_plan_set_options(ds->plan, &po) == PRISM_PLAN_OK ? PRISM_OK
-                                                                   : plan_failed(ds->plan);
+                                                                  : plan_failed(ds->plan);
 }
 
 char *prism_data_plan_json(const prism_dataset *ds)
@@ -292,8 +290,9 @@ prism_status prism__data_start(prism_dataset *ds, bool stream, prism_httpc **h, 
     prism_status s = PRISM_OK;
     if (prism_httpc_create(h, ds->c->address, ds->c->token) != 0)
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-    else if (prism__data_rest(*h, "POST", stream ? "/api/v1/datasets?stream=true" : "/api/v1/datasets",
-                              plan, 30000, &status, &doc, err, sizeof err) != 0)
+    else if (prism__data_rest(*h, "POST",
+                              stream ? "/api/v1/datasets?stream=true" : "/api/v1/datasets", plan,
+                              30000, &status, &doc, err, sizeof err) != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot reach the cluster: %s", err);
     else if ((s = prism__data_answer(status, doc, "the plan was refused")) == PRISM_OK) {
         const char *did = json_string_value(json_object_get(doc, "dataset_id"));

@@ -97,8 +97,8 @@ static prism_status borrow(prism_data_iter *it, const json_t *b, prism_block **o
         give_back(l);
         return s;
     }
-    if (!data || prism_block_open_ex(data, len, 0, give_back, l, out, why, sizeof why) !=
-                     PRISM_BLOCK_OK) {
+    if (!data ||
+        prism_block_open_ex(data, len, 0, give_back, l, out, why, sizeof why) != PRISM_BLOCK_OK) {
         give_back(l);
         return prism__fail(PRISM_ERR_INTERNAL, "block %lld is not a block: %s", (long long)seq,
                            why);
@@ -289,10 +289,7 @@ void prism_data_iter_destroy(prism_data_iter *it)
 
 size_t prism_batch_rows(const prism_batch *b) { return b ? prism_block_rows(b->blk) : 0; }
 
-size_t prism_batch_num_columns(const prism_batch *b)
-{
-    return b ? prism_block_columns(b->blk) : 0;
-}
+size_t prism_batch_num_columns(const prism_batch *b) { return b ? prism_block_columns(b->blk) : 0; }
 
 const char *prism_batch_column_name(const prism_batch *b, size_t i)
 {
@@ -362,9 +359,9 @@ prism_status prism_batch_export_arrow(const prism_batch *b, struct ArrowSchema *
     if (!b || !schema || !array)
         return prism__fail(PRISM_ERR_INVALID, "no batch or no structures to fill");
     prism_block_status st = prism_block_export_arrow(b->blk, schema, array);
-    return st == PRISM_BLOCK_OK ? PRISM_OK
-                                : prism__fail(PRISM_ERR_NO_MEMORY, "cannot export: %s",
-                                              prism_block_strerror(st));
+    return st == PRISM_BLOCK_OK
+               ? PRISM_OK
+               : prism__fail(PRISM_ERR_NO_MEMORY, "cannot export: %s", prism_block_strerror(st));
 }
 
 void prism_batch_free(prism_batch *b)
