@@ -40,17 +40,6 @@ static int check_supported(const prism_plan *p, char *err, size_t n)
         const json_t *spec = prism_plan_op_spec(p, i);
         const char *name = prism_plan_op_kind_name(kind);
         const json_t *compute = json_object_get(spec, "compute");
-        const json_t *paths = json_object_get(spec, "paths");
-        for (size_t k = 0; k < json_array_size(paths); k++) {
-            const char *path = json_string_value(json_array_get(paths, k));
-            if (path && strstr(path, "://")) {
-                snprintf(err, n,
-                         "ops[%zu] (%s): \"paths[%zu]\": this executor reads files on the "
-                         "node, not URLs, so far",
-                         i, name, k);
-                return -1;
-            }
-        }
         const char *ck = json_string_value(json_object_get(compute, "kind"));
         if (ck && !strcmp(ck, "actors")) {
             snprintf(err, n,

@@ -1,5 +1,6 @@
 /* The files a read names (docs/datasets.md#reads): each path a file, a
- * directory or a glob, on this node's file system. A directory gives every
+ * directory or a glob on this node's file system, or an http(s) URL (one
+ * file, its extension not checked). A directory gives every
  * regular file under it, in name order, leaving out names that start with
  * "." or "_" (as Ray Data) and symbolic links (the walk stays under what was
  * named); a path named, or matched by a glob, is followed as given. */
@@ -167,6 +168,22 @@ static int add_glob(lister *l, const char *pattern)
     return rc;
 }
 
+static bool is_url(const char *path)
+{
+    return !strncmp(path, "http://", 7) || !strncmp(path, "https://", 8);
+}
+
+/* A URL is one file, read by the task as named (its size unknown here). */
+static int add_url(lister *l, const char *url)
+{
+    if (json_array_size(l->out) >= FILES_MAX ||
+        json_array_append_new(l->out, json_pack("{sssi}", "path", url, "size", 0)) != 0) {
+        snprintf(l->err, l->n, "more than %u files, or out of memory", FILES_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 json_t *ds_list_files(const json_t *paths, const json_t *exts, int64_t *total, char *err, size_t n)
 {
     lister l = {json_array(), exts, 0, err, n};
@@ -178,7 +195,10 @@ json_t *ds_list_files(const json_t *paths, const json_t *exts, int64_t *total, c
     }
     json_array_foreach(paths, i, p) {
         const char *path = json_string_value(p);
-        int rc = !path ? -1 : strpbrk(path, "*?[") ? add_glob(&l, path) : add_path(&l, path);
+        int rc = !path                  ? -1
+                 : is_url(path)         ? add_url(&l, path)
+                 : strpbrk(path, "*?[") ? add_glob(&l, path)
+                                        : add_path(&l, path);
         if (rc != 0) {
             json_decref(l.out);
             return NULL;

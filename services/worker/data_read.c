@@ -13,14 +13,52 @@
 
 #include "data_image.h"
 #include "data_ops.h"
+#include "prism_httpc.h"
 #include "prism_json_text.h"
 
 /* A file larger than a block's string column could hold is refused. */
 #define READ_MAX_FILE PRISM_BLOCK_MAX_DATA
 
-/* The whole file `path` (owned, NUL-terminated), or NULL with `err`. */
+static bool is_url(const char *path)
+{
+    return !strncmp(path, "http://", 7) || !strncmp(path, "https://", 8);
+}
+
+/* The body of GET `url` (owned, NUL-terminated), or NULL with `err`. No
+ * credentials go with it, and redirects are not followed. */
+static uint8_t *fetch_url(const char *url, size_t *len, char *err, size_t n)
+{
+    prism_httpc *h = NULL;
+    prism_httpc_resp resp = {0};
+    char why[256] = "";
+    if (prism_httpc_create(&h, url, NULL) != 0) {
+        snprintf(err, n, "%s: out of memory", url);
+        return NULL;
+    }
+    int rc = prism_httpc_request(h, "GET", "", NULL, NULL, 0, 600000, READ_MAX_FILE, &resp, why,
+                                 sizeof why);
+    prism_httpc_destroy(h);
+    uint8_t *buf = NULL;
+    if (rc != 0)
+        snprintf(err, n, "%s: %s", url, why);
+    else if (resp.status != 200)
+        snprintf(err, n, "%s: HTTP %ld", url, resp.status);
+    else if (!(buf = (uint8_t *)resp.body))
+        snprintf(err, n, "%s: no body", url);
+    if (buf) { /* taken from the response */
+        *len = resp.len;
+        resp.body = NULL;
+    }
+    prism_httpc_resp_free(&resp);
+    return buf;
+}
+
+/* The whole file `path`, or the body of an http(s) URL (owned,
+ * NUL-terminated), or NULL with `err`. */
 static uint8_t *read_file(const char *path, size_t *len, char *err, size_t n)
 {
+    if (is_url(path))
+        return fetch_url(path, len, err, n);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     struct stat sb;
     uint8_t *buf = NULL;

@@ -143,8 +143,8 @@ def test_bad_plans(c):
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"), "batchsize": 4}]},
          "invalid_plan", "ops[1] (map_batches)"),
         ({"ops": [rng, {"op": "sort", "key": "id"}]}, "unsupported_operator", "ops[1]"),
-        ({"ops": [{"op": "read_images", "paths": ["/tmp", "https://example.com/a.jpg"]}]},
-         "unsupported_operator", 'ops[0] (read_images): "paths[1]"'),
+        ({"ops": [{"op": "read_images", "paths": ["/tmp", "s3://bucket/a.jpg"]}]},
+         "invalid_plan", 'ops[0] (read_images): "paths[1]"'),
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"),
                         "compute": {"kind": "actors"}}]}, "unsupported_operator", "ops[1]"),
         ({"ops": []}, "invalid_plan", ""),
@@ -663,10 +663,50 @@ def test_cli(c):
         shutil.rmtree(top)
 
 
+def test_read_urls(c):
+    """Reads of http:// URLs (a server on loopback): text and images, a missing one failing
+    the dataset naming it, or skipped with skip_corrupt."""
+    need_binaries()
+    import functools
+    import http.server
+    top = tempfile.mkdtemp(prefix="prism-urls-")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=top)
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = "http://127.0.0.1:%d/" % server.server_address[1]
+    try:
+        write(os.path.join(top, "a.txt"), b"alpha\nbeta\n")
+        for i in range(3):
+            make_image(os.path.join(top, "p%d.png" % i), "png", 6, 4, 3)
+        d = post(c, {"ops": [{"op": "read_text", "paths": base + "a.txt",
+                              "include_paths": True}]})
+        assert rows(c, d["dataset_id"], 10) == [{"text": "alpha", "path": base + "a.txt"},
+                                                {"text": "beta", "path": base + "a.txt"}]
+        urls = [base + "p%d.png" % i for i in range(3)]
+        d = post(c, {"ops": [{"op": "read_images", "paths": urls, "include_paths": True}],
+                     "options": {"preserve_order": True}})
+        got = rows(c, d["dataset_id"], 10)
+        assert [r["path"] for r in got] == urls and all(
+            r["image"] == gradient(6, 4, 3) for r in got), got
+        msg = failed_with(c, {"ops": [{"op": "read_binary_files",
+                                       "paths": [base + "a.txt", base + "missing.bin"]}]})
+        assert "ops[0] (read_binary_files)" in msg and base + "missing.bin: HTTP 404" in msg, msg
+        d = post(c, {"ops": [{"op": "read_binary_files",
+                              "paths": [base + "a.txt", base + "missing.bin"],
+                              "override_num_blocks": 1}],
+                     "options": {"skip_corrupt": True}})
+        assert count(c, d["dataset_id"]) == 1
+        assert dataset(c, d["dataset_id"])["output"]["skipped"] == 1
+    finally:
+        server.shutdown()
+        shutil.rmtree(top)
+
+
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
          test_without_dataservice, test_read_files, test_read_images,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
-         test_cli],
+         test_cli, test_read_urls],
         dataservice=True)
