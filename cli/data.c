@@ -91,13 +91,13 @@ static void print_dataset(json_t *d)
     printf("Memory: %s in flight (peak %s) of a %s budget\n", inflight, peak, budget);
     size_t i;
     json_t *st;
-    printf("\n%-60s  %12s  %8s  %8s  %8s  %8s\n", "STAGE", "ROWS", "BLOCKS", "RUNNING", "DONE",
-           "QUEUED");
+    printf("\n%-60s  %12s  %10s  %8s  %8s  %8s  %8s\n", "STAGE", "ROWS", "ROWS/S", "BLOCKS",
+           "RUNNING", "DONE", "QUEUED");
     json_array_foreach(json_object_get(d, "stages"), i, st)
-        printf("%-60.60s  %12lld  %8lld  %8lld  %8lld  %8lld\n", fmt_str(st, "name", "?"),
-               (long long)fmt_int(st, "rows"), (long long)fmt_int(st, "blocks"),
-               (long long)fmt_int(st, "tasks_running"), (long long)fmt_int(st, "tasks_done"),
-               (long long)fmt_int(st, "queued_blocks"));
+        printf("%-60.60s  %12lld  %10.0f  %8lld  %8lld  %8lld  %8lld\n", fmt_str(st, "name", "?"),
+               (long long)fmt_int(st, "rows"), json_number_value(json_object_get(st, "rows_per_s")),
+               (long long)fmt_int(st, "blocks"), (long long)fmt_int(st, "tasks_running"),
+               (long long)fmt_int(st, "tasks_done"), (long long)fmt_int(st, "queued_blocks"));
     if (json_is_string(json_object_get(d, "explain")))
         printf("\n%s", fmt_str(d, "explain", ""));
 }

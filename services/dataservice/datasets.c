@@ -173,6 +173,8 @@ static json_t *time_or_null(int64_t ms) { return ms ? json_integer(ms) : json_nu
 static json_t *stages_json(const ds_dataset *d)
 {
     json_t *out = json_array();
+    /* rows/s over the time the dataset ran (so far) */
+    int64_t ran = d->started_ms ? (d->ended_ms ? d->ended_ms : prism_now_ms()) - d->started_ms : 0;
     const json_t *phys = json_object_get(d->physical_json, "stages");
     for (size_t i = 0; out && i < d->nstages; i++) {
         const json_t *st = json_array_get(phys, i);
@@ -186,6 +188,8 @@ static json_t *stages_json(const ds_dataset *d)
                       (json_int_t)p->bytes, "tasks_running", (json_int_t)p->tasks_running,
                       "tasks_done", (json_int_t)p->tasks_done, "queued_blocks",
                       (json_int_t)p->queued_blocks, "queued_bytes", (json_int_t)p->queued_bytes));
+        json_object_set_new(json_array_get(out, i), "rows_per_s",
+                            json_real(ran > 0 ? (double)p->rows * 1000.0 / (double)ran : 0));
     }
     return out;
 }

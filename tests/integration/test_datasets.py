@@ -86,6 +86,7 @@ def test_range_map_filter_limit(c):
     assert [s["kind"] for s in info["stages"]] == ["read", "limit"], info["stages"]
     assert info["stages"][0]["name"] == "ReadRange->MapBatches(cast)->Filter(keep_multiples)"
     assert info["stages"][1]["rows"] == 5000 and info["stages"][0]["tasks_running"] == 0, info
+    assert info["stages"][0]["rows_per_s"] > 0, info["stages"]
     assert "Physical Plan" in info["explain"] and info["explain_json"]["physical"], info
     assert info["plan"]["ops"][0] == {"op": "range", "n": 100000, "override_num_blocks": 10}
 
