@@ -5,6 +5,8 @@
  *                                             id once (a consumer of SLOW_MS a batch)
  *   data_probe images DIR BATCH               read_images + center_crop, batches checked
  *   data_probe count_take N                   count and take of range(N)
+ *   data_probe plan JSON N                    iter_batches of a plan whose output is
+ *                                             range(N)'s "id": every id once
  *   data_probe early N                        two batches of range(N), one kept past the
  *                                             iterator's end, then the iterator destroyed
  *   data_probe bad DIR                        errors: builder, missing path, failed stage */
@@ -47,6 +49,9 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Every id of range(n) once, in batches of `batch` rows, from `ds` (taken). */
+static int every_id(prism_dataset *ds, int64_t n, int64_t batch, int slow_ms);
+
 static int range(prism_client *c, int64_t n, int64_t blocks, int64_t batch, int slow_ms,
                  int64_t budget)
 {
@@ -57,6 +62,11 @@ static int range(prism_client *c, int64_t n, int64_t blocks, int64_t batch, int 
     prism_data_options o = PRISM_DATA_OPTIONS_INIT;
     o.memory_budget_bytes = budget;
     CHECK(prism_data_set_options(ds, &o) == PRISM_OK, "options");
+    return every_id(ds, n, batch, slow_ms);
+}
+
+static int every_id(prism_dataset *ds, int64_t n, int64_t batch, int slow_ms)
+{
     prism_data_iter *it;
     CHECK(prism_data_iter_batches(ds, batch, NULL, &it) == PRISM_OK, "iter_batches");
     char *seen = calloc((size_t)n + 1, 1);
@@ -241,7 +251,14 @@ int main(int argc, char **argv)
         rc = images(c, argv[2], atoll(argv[3]));
     else if (!strcmp(argv[1], "count_take") && argc == 3)
         rc = count_take(c, atoll(argv[2]));
-    else if (!strcmp(argv[1], "early") && argc == 3)
+    else if (!strcmp(argv[1], "plan") && argc == 4) {
+        prism_dataset *ds = NULL;
+        rc = prism_data_from_json(c, argv[2], &ds) == PRISM_OK
+                 ? every_id(ds, atoll(argv[3]), 1000, 0)
+                 : 1;
+        if (!ds)
+            fprintf(stderr, "probe: the plan: %s\n", prism_last_error());
+    } else if (!strcmp(argv[1], "early") && argc == 3)
         rc = early(c, atoll(argv[2]));
     else if (!strcmp(argv[1], "bad") && argc == 3)
         rc = bad(c, argv[2]);
