@@ -508,7 +508,6 @@ prism_status prism_connect(const prism_connect_options *opts, prism_client **out
     prism_client *c = calloc(1, sizeof *c);
     if (!c)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-    c->pipeline_depth = PIPELINE_DEPTH;
     pthread_mutex_init(&c->lock, NULL);
     pthread_condattr_t ca; /* get/wait deadlines are on the monotonic clock */
     pthread_condattr_init(&ca);
@@ -1034,11 +1033,4 @@ static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n,
     free(pending);
     free(temps);
     return s;
-}
-
-void prism__client_set_pipeline_depth(prism_client *c, int depth)
-{
-    pthread_mutex_lock(&c->lock);
-    c->pipeline_depth = depth > 0 ? depth : PIPELINE_DEPTH;
-    pthread_mutex_unlock(&c->lock);
 }

@@ -197,7 +197,6 @@ struct prism_client {
     size_t nborrowers; /* borrower records over all owned entries */
     size_t nborrowed;  /* entries of objects other processes own */
     int64_t last_resolve_check_ms, last_borrower_check_ms;
-    int pipeline_depth; /* tasks in flight per leased worker (PIPELINE_DEPTH unless set) */
     task_event *events; /* waiting to be published */
     size_t nevents, capevents;
     uint64_t events_dropped; /* since the last flush */

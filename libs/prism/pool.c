@@ -195,10 +195,10 @@ static int flush_out(prism_client *c, worker_conn *wc)
     return 0;
 }
 
-static worker_conn *least_loaded(const prism_client *c, pool *p)
+static worker_conn *least_loaded(pool *p)
 {
     worker_conn *best = NULL;
-    int depth = p->actor ? ACTOR_PIPELINE_DEPTH : c->pipeline_depth;
+    int depth = p->actor ? ACTOR_PIPELINE_DEPTH : PIPELINE_DEPTH;
     for (worker_conn *w = p->workers; w; w = w->next)
         if (w->inflight < depth && (!best || w->inflight < best->inflight))
             best = w;
@@ -208,7 +208,7 @@ static worker_conn *least_loaded(const prism_client *c, pool *p)
 static void dispatch(prism_client *c, pool *p)
 {
     worker_conn *w;
-    while (p->queue && (w = least_loaded(c, p))) {
+    while (p->queue && (w = least_loaded(p))) {
         task_spec *t = p->queue;
         /* An actor's calls go in the order they were made: one whose
          * arguments are not ready holds back those behind it. */
@@ -776,13 +776,13 @@ static void run_deletions(prism_client *c, bool last)
     }
 }
 
-static bool wants_lease(const prism_client *c, const pool *p, int64_t now)
+static bool wants_lease(const pool *p, int64_t now)
 {
     if (p->actor || !p->queue || p->requesting || now < p->next_request_ms ||
         p->nworkers >= MAX_LEASES_PER_SHAPE)
         return false;
     for (const worker_conn *w = p->workers; w; w = w->next)
-        if (w->inflight < c->pipeline_depth)
+        if (w->inflight < PIPELINE_DEPTH)
             return false;
     return true;
 }
@@ -795,7 +795,7 @@ static void *leaser_main(void *arg)
         int64_t now = prism_mono_ms();
         pool *need = NULL;
         for (pool *p = c->pools; p && !need; p = p->next)
-            if (wants_lease(c, p, now))
+            if (wants_lease(p, now))
                 need = p;
         if (need) {
             request_lease(c, need);

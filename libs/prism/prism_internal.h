@@ -52,13 +52,6 @@ struct prism_ref {
  * Counts one reference in `client`'s table when `client` is not NULL. */
 prism_ref *prism__ref_new(prism_client *client, const prism_object_id *id, const char *owner);
 
-/* Tasks a client pipelines to one leased worker before it asks for another
- * lease (default PIPELINE_DEPTH, for many short tasks). A service whose
- * tasks are long (the dataservice's stages) sets 1: each queued task then
- * asks for a worker of its own, as far as the cluster's resources go. Call
- * it before submitting. */
-void prism__client_set_pipeline_depth(prism_client *c, int depth);
-
 /* Called with true before a get or wait blocks, and with false after: the
  * worker runtime lends its CPU back to the node meanwhile. One per process. */
 void prism__set_block_hook(void (*hook)(void *ud, bool blocked), void *ud);

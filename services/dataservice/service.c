@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "dataservice.h"
-#include "prism_internal.h"
 #include "prism_error.h"
 #include "prism_httpc.h"
 #include "prism_log.h"
@@ -151,10 +150,6 @@ prism_client *ds_client(dataservice *s)
         o.token = s->cfg.token;
         if (prism_connect(&o, &s->client) != PRISM_OK)
             s->client = NULL;
-        /* a stage task runs for a while: one per worker, as many workers as
-         * the cluster's CPUs allow, not a queue on one */
-        if (s->client)
-            prism__client_set_pipeline_depth(s->client, 1);
     }
     prism_client *c = s->client;
     pthread_mutex_unlock(&s->client_lock);
