@@ -27,6 +27,7 @@ static const command commands[] = {
     {"actor", cmd_actor, "list and kill actors"},
     {"pg", cmd_pg, "list, show and remove placement groups"},
     {"dashboard", cmd_dashboard, "print the URL of the cluster's web dashboard"},
+    {"data", cmd_data, "run, list, inspect, stop and explain datasets"},
 };
 
 int cli_parse_exit(int parse_rc)

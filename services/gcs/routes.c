@@ -43,6 +43,8 @@ const prism_http_route gcs_routes[] = {
     {"POST", "/api/v1/datasets/{id}/stop", gcs_api_datasets_proxy, 0},
     {"GET", "/api/v1/datasets/{id}/rows", gcs_api_datasets_proxy, 0},
     {"GET", "/api/v1/datasets/{id}/count", gcs_api_datasets_proxy, 0},
+    {"POST", "/api/v1/datasets/{id}/blocks/next", gcs_api_datasets_proxy, 0},
+    {"POST", "/api/v1/datasets/{id}/blocks/release", gcs_api_datasets_proxy, 0},
     /* the dashboard (dashboard.c) */
     {"GET", "/", gcs_dashboard_index, PRISM_HTTP_PUBLIC},
     {"GET", "/dashboard/{file}", gcs_dashboard_file_get, PRISM_HTTP_PUBLIC},
