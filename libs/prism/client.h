@@ -318,8 +318,10 @@ prism_store_status prism__store_value(prism_store *store, const prism_object_id 
 void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep);
 /* A DONE frame for `t` arrived (payload after the task id). */
 void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t len);
-/* The worker running `t` died: retry or fail. */
-void prism__task_worker_died(prism_client *c, task_spec *t, const char *why);
+/* The worker running `t` died: retry or fail. `may_have_run` false: `t`
+ * waited behind another task of that worker, so it never started and goes
+ * back to the queue without using a retry. */
+void prism__task_worker_died(prism_client *c, task_spec *t, const char *why, bool may_have_run);
 /* A task is done with (finished, failed or never to run): freed unless some
  * entry keeps it as lineage. Lock held. */
 void prism__task_release(prism_client *c, task_spec *t);

@@ -325,7 +325,10 @@ static void conn_close(prism_client *c, worker_conn *wc, const char *why)
     wire_tls_destroy(wc->tls);
     wc->tls = NULL;
     close(wc->fd);
-    /* Retried tasks go back to the front in their original order. */
+    /* Retried tasks go back to the front in their original order. A task
+     * worker runs its tasks one at a time, in order: only the first may have
+     * started; an actor's calls may run side by side. */
+    task_spec *first = wc->running;
     task_spec *list = wc->running, *rev = NULL;
     while (list) {
         task_spec *next = list->next;
@@ -335,7 +338,7 @@ static void conn_close(prism_client *c, worker_conn *wc, const char *why)
     }
     for (task_spec *t = rev, *next; t; t = next) {
         next = t->next;
-        prism__task_worker_died(c, t, why);
+        prism__task_worker_died(c, t, why, p->actor || t == first);
     }
     prism_buf_free(&wc->in);
     prism_buf_free(&wc->out);

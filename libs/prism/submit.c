@@ -415,7 +415,7 @@ void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t le
      * calls are not: they keep their order); then the error stays. */
     if (!t->pool->actor && t->attempts_left != 0 && !t->cancelled &&
         node_failure(p, len, why, sizeof why)) {
-        prism__task_worker_died(c, t, why);
+        prism__task_worker_died(c, t, why, true);
         return;
     }
     prism_reader r = {p, len, 0, NULL, NULL, NULL};
@@ -482,11 +482,15 @@ bool prism__reconstruct(prism_client *c, obj_entry *e)
     return true;
 }
 
-void prism__task_worker_died(prism_client *c, task_spec *t, const char *why)
+void prism__task_worker_died(prism_client *c, task_spec *t, const char *why, bool may_have_run)
 {
     if (t->cancelled) {
         prism__task_fail(c, t, PRISM_ERR_CANCELLED,
                          "cancelled while it ran (its worker was killed)");
+        return;
+    }
+    if (!may_have_run) {
+        prism__pool_enqueue(c, t, true);
         return;
     }
     if (t->attempts_left != 0) {

@@ -555,6 +555,55 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/placement_groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Placement groups, newest first */
+        get: operations["listPlacementGroups"];
+        put?: never;
+        /**
+         * Create a placement group
+         * @description Stores the group PENDING and asks the scheduler to reserve every
+         *     bundle at once. A group that cannot be placed now stays PENDING with
+         *     a `reason` and is asked for again every second, so it is placed once
+         *     a node joins or resources free up. At most 256 bundles and 64 KiB of
+         *     body. With `owner` it is removed when that process exits.
+         */
+        post: operations["createPlacementGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/placement_groups/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One placement group */
+        get: operations["getPlacementGroup"];
+        put?: never;
+        post?: never;
+        /**
+         * Remove a placement group
+         * @description The group is REMOVED: its actors are killed for good, its bundles
+         *     returned to their nodes, and the workers leased in them (tasks
+         *     running in the group) killed. Removing a REMOVED group changes
+         *     nothing. The answer is the group after the removal.
+         */
+        delete: operations["removePlacementGroup"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/datasets": {
         parameters: {
             query?: never;
@@ -571,6 +620,7 @@ export interface paths {
          *     the request to the dataservice (openapi/dataservice.yaml has the
          *     details); the dataservice checks the plan with the plan library and
          *     against what its executor runs, and starts it. At most 16 MiB of plan.
+         *     With `stream=true` the output goes to one consumer (`.../blocks/next`).
          */
         post: operations["createDataset"];
         delete?: never;
@@ -655,6 +705,49 @@ export interface paths {
         get: operations["countRows"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{id}/blocks/next": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Take the next output block of a streamed dataset
+         * @description Forwarded to the dataservice (openapi/dataservice.yaml): waits up to
+         *     `timeout_ms` and lends the next block of a dataset created with
+         *     `stream=true` (its object ID and owner, read as a borrower through
+         *     the object store) until `.../blocks/release`; `end` says none will come.
+         */
+        post: operations["nextBlock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{id}/blocks/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give a lent block back
+         * @description Forwarded to the dataservice, which drops its reference to block `seq`.
+         */
+        post: operations["releaseBlock"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1063,6 +1156,56 @@ export interface components {
             no_restart: boolean;
         };
         /**
+         * @description PENDING → CREATED → (RESCHEDULING → CREATED)*; REMOVED from any
+         *     state, and final. RESCHEDULING: a node holding some bundles died and
+         *     those are being reserved again.
+         * @enum {string}
+         */
+        PlacementGroupState: "PENDING" | "CREATED" | "RESCHEDULING" | "REMOVED";
+        PlacementGroupCreate: {
+            /** @description each bundle asks for some resource; a bundle's index is its position */
+            bundles: components["schemas"]["Resources"][];
+            /**
+             * @default PACK
+             * @enum {string}
+             */
+            strategy: "PACK" | "SPREAD" | "STRICT_PACK" | "STRICT_SPREAD";
+            name?: string;
+            /**
+             * @description An owner's address (`owner:HEX`, what libprism sends): the group is
+             *     removed once that process no longer answers on NATS, as Ray's
+             *     default lifetime. Without it the group is detached: it stays until
+             *     removed.
+             */
+            owner?: string;
+        };
+        PlacementGroup: {
+            placement_group_id: string;
+            name: string | null;
+            /** @description the process it fate-shares with; null for a detached group */
+            owner: string | null;
+            /** @enum {string} */
+            strategy: "PACK" | "SPREAD" | "STRICT_PACK" | "STRICT_SPREAD";
+            state: components["schemas"]["PlacementGroupState"];
+            /** @description why it is not CREATED yet (null once it is) */
+            reason: string | null;
+            bundles: {
+                index: number;
+                resources: components["schemas"]["Resources"];
+                /** @description the node that holds the bundle; null while it is not reserved */
+                node_id: string | null;
+            }[];
+            /** @description ms since the epoch */
+            created_at: number;
+            /** @description ms since the epoch */
+            removed_at: number | null;
+        };
+        PlacementGroupList: {
+            placement_groups: components["schemas"]["PlacementGroup"][];
+            /** @description pass as `cursor` for the next page; null on the last page */
+            next_cursor: string | null;
+        };
+        /**
          * @description The error envelope of every Prism service.
          * @example {
          *       "error": {
@@ -1084,7 +1227,7 @@ export interface components {
                  *     `duplicate_submission_id` (409), `job_ended` (409), `job_not_ended` (409),
                  *     `too_many_objects` (429), `node_unavailable` and `unavailable` (503),
                  *     for datasets `invalid_plan`, `unknown_operator`, `unsupported_operator` (400),
-                 *     `dataset_ended`, `dataset_failed` (409), `too_many_datasets` (429),
+                 *     `dataset_ended`, `dataset_failed`, `not_streamed` (409), `too_many_datasets` (429),
                  *     `dataservice_unavailable` (503),
                  *     `internal` (500); and for a request the HTTP parser refuses:
                  *     `bad_request` (400), `uri_too_long` (414), `headers_too_large` (431),
@@ -1092,7 +1235,7 @@ export interface components {
                  *     route refuses: `bad_handshake` (400), `upgrade_required` (426).
                  * @enum {string}
                  */
-                code: "unauthorized" | "not_found" | "method_not_allowed" | "body_too_large" | "invalid_json" | "invalid_argument" | "unsupported" | "unknown_package" | "unsafe_package" | "docs_not_built" | "duplicate_submission_id" | "job_ended" | "job_not_ended" | "node_unavailable" | "too_many_objects" | "unavailable" | "invalid_plan" | "unknown_operator" | "unsupported_operator" | "dataset_ended" | "dataset_failed" | "too_many_datasets" | "dataservice_unavailable" | "internal" | "bad_request" | "uri_too_long" | "headers_too_large" | "http_version_not_supported" | "bad_handshake" | "upgrade_required";
+                code: "unauthorized" | "not_found" | "method_not_allowed" | "body_too_large" | "invalid_json" | "invalid_argument" | "unsupported" | "unknown_package" | "unsafe_package" | "docs_not_built" | "duplicate_submission_id" | "job_ended" | "job_not_ended" | "node_unavailable" | "too_many_objects" | "unavailable" | "invalid_plan" | "unknown_operator" | "unsupported_operator" | "dataset_ended" | "dataset_failed" | "not_streamed" | "too_many_datasets" | "dataservice_unavailable" | "internal" | "bad_request" | "uri_too_long" | "headers_too_large" | "http_version_not_supported" | "bad_handshake" | "upgrade_required";
                 /** @description for people; its wording may change */
                 message: string;
             };
@@ -1131,6 +1274,8 @@ export interface components {
             tasks_done: number;
             queued_blocks: number;
             queued_bytes: number;
+            /** @description rows made a second, over the time the dataset ran so far */
+            rows_per_s?: number;
         };
         Dataset: {
             dataset_id: string;
@@ -1144,10 +1289,14 @@ export interface components {
             memory_budget_bytes: number;
             bytes_in_flight: number;
             peak_bytes_in_flight: number;
+            /** @description created with stream=true */
+            streamed?: boolean;
             output: {
                 rows: number;
                 blocks: number;
                 bytes: number;
+                /** @description files and images left out by the option skip_corrupt */
+                skipped?: number;
             };
             /** @description the plan in its canonical form (one dataset only) */
             plan?: Record<string, never>;
@@ -1585,6 +1734,11 @@ export interface components {
          * @example 5b1e0c9d8a7f6e5d4c3b2a1908f7e6d5
          */
         ActorId: string;
+        /**
+         * @description the placement group's ID (32 lowercase hex digits)
+         * @example 7c0e9a8b6d5f1e2c3b4a3f9c2a1e4b7d
+         */
+        PlacementGroupId: string;
         /**
          * @description the dataset's ID (32 lowercase hex digits)
          * @example 6f1d0c2b3a4e5f60718293a4b5c6d7e8
@@ -2761,6 +2915,151 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
         };
     };
+    listPlacementGroups: {
+        parameters: {
+            query?: {
+                state?: components["schemas"]["PlacementGroupState"];
+                /** @description only groups with this name */
+                name?: string;
+                /** @description items per page */
+                limit?: components["parameters"]["Limit"];
+                /** @description the `next_cursor` of the previous page; absent for the first page */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of placement groups */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlacementGroupList"];
+                };
+            };
+            /** @description `invalid_argument`: a bad state, limit or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    createPlacementGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "bundles": [
+                 *         {
+                 *           "CPU": 1
+                 *         },
+                 *         {
+                 *           "CPU": 1,
+                 *           "GPU": 1
+                 *         }
+                 *       ],
+                 *       "strategy": "STRICT_SPREAD",
+                 *       "name": "trainers"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PlacementGroupCreate"];
+            };
+        };
+        responses: {
+            /** @description the new group, PENDING */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlacementGroup"];
+                };
+            };
+            /** @description `invalid_json` or `invalid_argument`: a bad body, bundle, strategy or name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["BodyTooLarge"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getPlacementGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description the placement group's ID (32 lowercase hex digits)
+                 * @example 7c0e9a8b6d5f1e2c3b4a3f9c2a1e4b7d
+                 */
+                id: components["parameters"]["PlacementGroupId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the group */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlacementGroup"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    removePlacementGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description the placement group's ID (32 lowercase hex digits)
+                 * @example 7c0e9a8b6d5f1e2c3b4a3f9c2a1e4b7d
+                 */
+                id: components["parameters"]["PlacementGroupId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the group, REMOVED */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlacementGroup"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
     listDatasets: {
         parameters: {
             query?: never;
@@ -2787,7 +3086,10 @@ export interface operations {
     };
     createDataset: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: the output is streamed to one consumer (blocks/next); default false */
+                stream?: boolean;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3023,6 +3325,114 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["DatasetFailed"];
+            503: components["responses"]["DataserviceUnavailable"];
+        };
+    };
+    nextBlock: {
+        parameters: {
+            query?: {
+                /** @description how long to wait, 0 to 60000 ms */
+                timeout_ms?: components["parameters"]["TimeoutMs"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description the dataset's ID (32 lowercase hex digits)
+                 * @example 6f1d0c2b3a4e5f60718293a4b5c6d7e8
+                 */
+                id: components["parameters"]["DatasetId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the next block, or none */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        dataset_id: string;
+                        state: components["schemas"]["DatasetState"];
+                        block: Record<string, never> | null;
+                        end: boolean;
+                        complete: boolean;
+                    };
+                };
+            };
+            /** @description `invalid_argument`: a bad timeout_ms */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            /** @description `dataset_failed`, or `not_streamed`: the dataset was not created with stream=true */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["DataserviceUnavailable"];
+        };
+    };
+    releaseBlock: {
+        parameters: {
+            query: {
+                /** @description the block's `seq` from blocks/next */
+                seq: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description the dataset's ID (32 lowercase hex digits)
+                 * @example 6f1d0c2b3a4e5f60718293a4b5c6d7e8
+                 */
+                id: components["parameters"]["DatasetId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description given back */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        released: boolean;
+                    };
+                };
+            };
+            /** @description `invalid_argument`: a bad seq */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            /** @description `not_streamed`: the dataset was not created with stream=true */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             503: components["responses"]["DataserviceUnavailable"];
         };
     };
