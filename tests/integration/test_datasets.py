@@ -719,7 +719,8 @@ def test_c_api_two_nodes(c):
                what="the object stores to be empty")
     nodes = {t["node_id"] for t in c.get("/api/v1/tasks?limit=200").json()["tasks"]
              if t.get("node_id")}
-    # on both nodes once the lease policy gives each queued task a worker of its own
+    # on both nodes: each queued task gets a worker of its own while the cluster has room
+    assert len(nodes) == 2, nodes
     print("  tasks ran on %d node(s); objects held at the end: %s" % (len(nodes), held))
 test_c_api_two_nodes.cluster = {"nodes": 2}
 
