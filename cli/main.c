@@ -26,6 +26,7 @@ static const command commands[] = {
     {"object", cmd_object, "list the objects the GCS holds for REST task users"},
     {"actor", cmd_actor, "list and kill actors"},
     {"dashboard", cmd_dashboard, "print the URL of the cluster's web dashboard"},
+    {"timeline", cmd_timeline, "write the recent tasks as a Chrome trace (Perfetto)"},
 };
 
 int cli_parse_exit(int parse_rc)

@@ -181,6 +181,15 @@ int gcs_task_list_create(gcs *g);
 int gcs_task_list_start(gcs *g);
 void gcs_task_list_destroy(gcs *g);
 void gcs_api_tasks_list(prism_http_req *req, void *ctx);
+/* Calls fn on the kept task records, newest first, with the list's lock
+ * held (fn must not keep `rec` or take other locks), until fn returns false. */
+void gcs_task_list_each(gcs *g, bool (*fn)(json_t *rec, void *ud), void *ud);
+/* Outcomes reported since start: FINISHED (successes owners left out
+ * included) and FAILED. */
+void gcs_task_list_counts(gcs *g, uint64_t *finished, uint64_t *failed);
+
+/* timeline.c: the recent tasks as Chrome trace events */
+void gcs_api_timeline(prism_http_req *req, void *ctx);
 
 /* object_list.c: the objects of every owner, as they report them */
 int gcs_object_list_create(gcs *g);
