@@ -55,9 +55,11 @@ static int fetch(cli_client *c, const cli_parsed *p, void *ud)
     }
     if (rc == 0 && a->out) {
         json_t *doc = json_loadb(r.body, r.len, 0, NULL);
-        json_int_t n = json_integer_value(json_object_get(json_object_get(doc, "otherData"), "tasks"));
-        fprintf(stderr, "%lld tasks written to %s (open it in https://ui.perfetto.dev or "
-                        "chrome://tracing)\n",
+        json_int_t n =
+            json_integer_value(json_object_get(json_object_get(doc, "otherData"), "tasks"));
+        fprintf(stderr,
+                "%lld tasks written to %s (open it in https://ui.perfetto.dev or "
+                "chrome://tracing)\n",
                 (long long)n, a->out);
         json_decref(doc);
     }

@@ -50,6 +50,7 @@ static void prune_cron(void *ctx) { gcs_jobs_prune(ctx); }
 static void tasks_cron(void *ctx) { gcs_tasks_cron(ctx); }
 static void objects_cron(void *ctx) { gcs_object_list_cron(ctx); }
 static void log_copy_cron(void *ctx) { gcs_job_logs_copy(ctx); }
+static void history_cron(void *ctx) { gcs_history_cron(ctx); }
 
 /* Reconciliation keeps a clock per node (each node every 2 s). */
 static const prism_service_job jobs[] = {
@@ -60,6 +61,7 @@ static const prism_service_job jobs[] = {
     {"tasks", 100, tasks_cron},
     {"objects", 100, objects_cron},
     {"job log copies", 500, log_copy_cron},
+    {"history", HISTORY_INTERVAL_MS, history_cron},
 };
 
 int main(int argc, char **argv)

@@ -125,8 +125,7 @@ static void write_lanes(timeline *t, json_t *names)
     json_t *v;
     json_object_foreach(t->pids, id, v) {
         const char *name = json_string_value(json_object_get(names, id));
-        write_lane_name(t, "process_name", (int)json_integer_value(v), 0,
-                        name ? name : "node", id);
+        write_lane_name(t, "process_name", (int)json_integer_value(v), 0, name ? name : "node", id);
     }
     json_object_foreach(t->tids, id, v) {
         write_lane_name(t, "thread_name", (int)json_integer_value(json_array_get(v, 1)),

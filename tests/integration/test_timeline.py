@@ -96,5 +96,44 @@ def test_timeline(c):
     assert out.returncode == 1 and "limit" in out.stderr, out
 
 
+def test_metrics_history(c):
+    need_probe()
+    c.start_node("node-2", "--num-cpus", "2")
+    c.wait_nodes(2)
+    probe(c, "many", 40)
+    url = "/api/v1/metrics/history"
+
+    def sums():
+        h = c.get(url).json()
+        done = sum(h["series"]["tasks_finished"]) >= 40 and len(h["t"]) >= 2
+        return h if done and len(h["stores"]) == 2 else None
+    h = wait_until(sums, timeout=20, what="40 tasks and two stores in the history")
+    assert h["interval_ms"] == 2000 and h["max_samples"] == 300, h
+    n = len(h["t"])
+    assert h["t"] == sorted(h["t"]), h["t"]
+    assert all(len(v) == n for v in h["series"].values()), h["series"]
+    s = h["series"]
+    assert s["nodes_alive"][-1] == 2 and s["cpu_total"][-1] == 4, s  # two nodes of 2 CPUs
+    assert s["store_capacity"][-1] == 2 * 64 << 20 and s["tasks_failed"] == [0] * n, s
+    assert 0 <= s["cpu_used"][-1] <= s["cpu_total"][-1], s
+    names = sorted(st["name"] for st in h["stores"])
+    assert names == ["node-1", "node-2"], h["stores"]
+    for st in h["stores"]:
+        assert st["capacity_bytes"] == 64 << 20 and 0 <= st["used_bytes"] <= 64 << 20, st
+        assert st["url"] == c.store_addresses[st["name"]], st
+    # ?since= answers only the newer samples.
+    later = c.get(url + "?since=%d" % h["t"][-1]).json()
+    assert all(t > h["t"][-1] for t in later["t"]), later["t"]
+    assert c.get(url + "?since=-1").status == 400
+    # A stopped store is forgotten after three silent report periods.
+    c.stores["node-2"].p.kill()
+    wait_until(lambda: [st["name"] for st in c.get(url).json()["stores"]] == ["node-1"],
+               timeout=20, what="node-2's store forgotten")
+    assert c.get(url, token=None).status == 401
+
+
+test_metrics_history.cluster = {"node_args": ("--num-cpus", "2")}
+
+
 if __name__ == "__main__":
-    run([test_timeline])
+    run([test_timeline, test_metrics_history])
