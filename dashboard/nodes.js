@@ -1,6 +1,11 @@
-// Nodes: every incarnation, live ones first; resources, heartbeat, why dead.
+// Nodes: every incarnation, live ones first; resources, object store,
+// heartbeat, why dead.
 import * as api from './api.js';
-import { h, fmtAgo, fmtTime, fmtAmount, stateBadge, table, bar } from './ui.js';
+import { h, fmtAgo, fmtTime, fmtAmount, stateBadge, table, bar, storeBar } from './ui.js';
+
+// The stores' last reports come with the history; a `since` past every
+// sample asks for them alone.
+const STORES = '/api/v1/metrics/history?since=' + Number.MAX_SAFE_INTEGER;
 
 export const list = { mount, refresh };
 
@@ -14,8 +19,11 @@ function mount(st) {
 }
 
 async function refresh(st) {
-  const doc = await api.get('/api/v1/nodes?limit=' + (st.showDead ? 200 : 1000) +
-    (st.showDead ? '' : '&state=ALIVE'), st.abort.signal);
+  const [doc, hist] = await Promise.all([
+    api.get('/api/v1/nodes?limit=' + (st.showDead ? 200 : 1000) +
+      (st.showDead ? '' : '&state=ALIVE'), st.abort.signal),
+    api.get(STORES, st.abort.signal)]);
+  const store = Object.fromEntries(hist.stores.map((x) => [x.node_id, x]));
   const nodes = doc.nodes.slice().sort((a, b) => (a.state === b.state ? 0
     : a.state === 'ALIVE' ? -1 : 1));
   const rows = nodes.map((n) => {
@@ -27,9 +35,10 @@ async function refresh(st) {
       h('td', { class: 'bars' }, n.state === 'ALIVE'
         ? res.map((k) => bar(k, n.resources[k] - (n.available[k] || 0), n.resources[k]))
         : res.map((k) => k + ' ' + fmtAmount(k, n.resources[k])).join(', ')),
+      h('td', { class: 'bars store' }, store[n.node_id] ? storeBar(store[n.node_id]) : '—'),
       h('td', {}, n.state === 'ALIVE' ? fmtAgo(n.last_heartbeat) : fmtTime(n.dead_at)),
       h('td', { class: 'cause' }, n.message || ''));
   });
   st.body.replaceChildren(table(['node', 'state', 'address', 'resources (used / total)',
-    'heartbeat / died', 'message'], rows, 'No node registered.'));
+    'object store', 'heartbeat / died', 'message'], rows, 'No node registered.'));
 }
