@@ -43,7 +43,7 @@ function mountTimeline(st) {
     h('div', { class: 'toolbar' }, h('h2', {}, 'Timeline'), save, status),
     st.timeline,
     h('p', { class: 'note' }, 'The newest ' + TIMELINE_TASKS + ' tasks that ran, a lane per ' +
-      'worker, from the push to the worker until the outcome reached the owner; updated every ' +
+      'worker, from when the worker took it up until its outcome reached the owner; updated every ' +
       (TIMELINE_EVERY * 2) + ' s.'));
 }
 

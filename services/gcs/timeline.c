@@ -4,7 +4,8 @@
  * ran, in a lane per worker ("tid") grouped by node ("pid"), with metadata
  * events naming both. It is made from the task list (task_list.c): the
  * timeline shows the tasks that list keeps, and the times their owners
- * reported (from the push to the worker to the outcome's arrival). */
+ * reported: from when the worker took the task up (its push, or the end of
+ * the task pushed before it) until its outcome reached the owner. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -379,26 +379,36 @@ def test_dashboard(c):
         assert c.get("/api/v1/actors/" + aid).json()["cause"] == "killed"
         b.screenshot("actors")
 
-        # Tasks and objects: a task run through the REST API, and its result.
+        # Tasks and objects: tasks run through the REST API (an add, then sleeps
+        # of 100-400 ms for the timeline), and their results.
         r = c.post("/api/v1/tasks", {"package": "builtin", "function": "add", "args": [2, 40]})
         assert r.status == 201, r
         oid = r.json()["object_ids"][0]
         assert c.get("/api/v1/objects/%s?timeout_ms=30000" % oid).status == 200
+        sleeps = [c.post("/api/v1/tasks", {"package": "builtin", "function": "sleep",
+                                           "args": [100 + 50 * (i % 7)]}).json()["object_ids"][0]
+                  for i in range(8)]
+        for o in sleeps:
+            assert c.get("/api/v1/objects/%s?timeout_ms=30000" % o).status == 200
+        ran = wait_until(lambda: (lambda ts: ts if len(ts) == 9 else None)(
+            {t["task_id"] for t in c.get("/api/v1/tasks").json()["tasks"]
+             if t["state"] == "FINISHED"}), what="the 9 tasks reported")
         b.goto(c.url + "/#/tasks")
         b.wait(text_of("#view table") + ".includes('builtin/add')", "the task listed",
                timeout=30)
         b.wait(text_of("#view tbody tr td.state") + " === 'FINISHED'", "the task FINISHED")
-        b.wait("document.querySelectorAll('#timeline-svg rect.task').length >= 1",
-               "the task on the timeline", timeout=30)
-        tid = b.js("document.querySelector('#timeline-svg rect.task').dataset.task")
-        assert tid in [t["task_id"] for t in c.get("/api/v1/tasks").json()["tasks"]], tid
+        b.wait("document.querySelectorAll('#timeline-svg rect.task').length === 9",
+               "the tasks on the timeline", timeout=30)
+        drawn = set(b.js("Array.from(document.querySelectorAll('#timeline-svg rect.task'), "
+                         "r => r.dataset.task)"))
+        assert drawn == ran, (drawn, ran)
         b.screenshot("tasks")
         # The timeline's download link saves the API's Chrome trace.
         b.call("Browser.setDownloadBehavior", behavior="allow", downloadPath=outdir)
         assert b.js(click("#timeline-download"))
         saved = os.path.join(outdir, "prism-timeline.json")
         trace = wait_until(lambda: load_json(saved), timeout=20, what="the downloaded trace")
-        assert [e["args"]["task_id"] for e in trace["traceEvents"] if e["ph"] == "X"] == [tid], \
+        assert {e["args"]["task_id"] for e in trace["traceEvents"] if e["ph"] == "X"} == ran, \
             trace
         b.wait(text_of("#timeline-download-status") + ".startsWith('saved')",
                "the download's note")

@@ -45,6 +45,12 @@ def check_trace(trace, lo_ms, hi_ms):
         assert (e["pid"], None) in named and (e["pid"], e["tid"]) in named, (e, named)
     ids = [e["args"]["task_id"] for e in events]
     assert len(set(ids)) == len(ids), "a task twice in the timeline"
+    # A worker runs its tasks one at a time: its lane's bars do not overlap.
+    lanes = {}
+    for e in sorted(events, key=lambda e: (e["ts"], e["dur"])):
+        prev = lanes.get((e["pid"], e["tid"]))
+        assert not prev or e["ts"] >= prev["ts"] + prev["dur"], (prev, e)
+        lanes[(e["pid"], e["tid"])] = e
     return events
 
 
