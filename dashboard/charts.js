@@ -64,3 +64,14 @@ export function chart(id, title, t, lines, fmt) {
     h('div', { class: 'chart-legend' }, lines.map((l) => h('span', { class: 'key ' + (l.cls || '') },
       l.label + ' ' + fmt(l.values.length ? l.values[l.values.length - 1] : 0)))));
 }
+
+// A small line of `values` from 0 to `max` (a node's store use), without axes.
+export function spark(values, max, label) {
+  const n = values.length;
+  const top = max > 0 ? max : 1;
+  const pts = values.map((v, i) => (n > 1 ? (i / (n - 1)) * 100 : 100).toFixed(1) + ',' +
+    (19 - (v / top) * 18).toFixed(1)).join(' ');
+  return svg('svg', { viewBox: '0 0 100 20', preserveAspectRatio: 'none', class: 'spark',
+    role: 'img', 'aria-label': label, 'data-points': n },
+  svg('polyline', { points: pts, class: 'line' }));
+}

@@ -13,7 +13,7 @@
 #include "prism_time.h"
 
 #define HISTORY_SAMPLES 300 /* ten minutes at HISTORY_INTERVAL_MS */
-#define STORES_MAX 4096     /* store reports kept at once */
+#define STORES_MAX 1024     /* store reports kept at once (each with its series) */
 #define STORE_SILENT_PERIODS 3
 
 typedef struct sample {
@@ -47,7 +47,8 @@ struct gcs_history {
     sample ring[HISTORY_SAMPLES];
     size_t head, count;
     uint64_t finished, failed; /* the task list's totals at the last sample */
-    json_t *stores;            /* store URL -> its last report, with "expires" (mono ms) */
+    json_t *stores;            /* store URL -> its last report, with "expires" (mono ms) and
+                                * "series" (its used bytes at each sample since it reports) */
 };
 
 int gcs_history_create(gcs *g)
@@ -86,7 +87,12 @@ static void on_store_report(prism_bus *bus, const char *subject, const char *rep
         json_object_set_new(rep, "expires",
                             json_integer(prism_mono_ms() + STORE_SILENT_PERIODS * period));
         pthread_mutex_lock(&h->lock);
-        if (json_object_get(h->stores, url) || json_object_size(h->stores) < STORES_MAX)
+        json_t *old = json_object_get(h->stores, url);
+        if (old)
+            json_object_set(rep, "series", json_object_get(old, "series"));
+        else
+            json_object_set_new(rep, "series", json_array());
+        if (old || json_object_size(h->stores) < STORES_MAX)
             json_object_set(h->stores, url, rep);
         pthread_mutex_unlock(&h->lock);
     }
@@ -132,6 +138,15 @@ static void sample_cluster(gcs *g, sample *s)
     pthread_mutex_unlock(&g->lock);
 }
 
+/* Appends a store's use to its series, which keeps HISTORY_SAMPLES. */
+static void append_use(json_t *rep, json_int_t used)
+{
+    json_t *series = json_object_get(rep, "series");
+    if (json_array_size(series) == HISTORY_SAMPLES)
+        json_array_remove(series, 0);
+    json_array_append_new(series, json_integer(used));
+}
+
 /* Forgets silent stores and sums the others. History lock held. */
 static void sample_stores(gcs_history *h, sample *s)
 {
@@ -144,7 +159,9 @@ static void sample_stores(gcs_history *h, sample *s)
             json_object_del(h->stores, url);
             continue;
         }
-        s->store_used += (double)json_integer_value(json_object_get(rep, "used_bytes"));
+        json_int_t used = json_integer_value(json_object_get(rep, "used_bytes"));
+        append_use(rep, used);
+        s->store_used += (double)used;
         s->store_capacity += (double)json_integer_value(json_object_get(rep, "capacity_bytes"));
         s->store_spilled += (double)json_integer_value(json_object_get(rep, "spilled_bytes"));
     }
@@ -184,8 +201,19 @@ static json_t *node_stores(gcs *g)
     return list;
 }
 
-/* Each live node's store, from its last report. History lock held. */
-static json_t *stores_json(gcs_history *h, json_t *nodes)
+/* The newest `n` values of a store's series. */
+static json_t *series_tail(json_t *rep, size_t n)
+{
+    json_t *series = json_object_get(rep, "series"), *out = json_array();
+    size_t len = json_array_size(series);
+    for (size_t i = len > n ? len - n : 0; i < len; i++)
+        json_array_append(out, json_array_get(series, i));
+    return out;
+}
+
+/* Each live node's store, from its last report, with its use at each of the
+ * newest `samples` samples it was in. History lock held. */
+static json_t *stores_json(gcs_history *h, json_t *nodes, size_t samples)
 {
     json_t *out = json_array(), *n;
     size_t i;
@@ -200,6 +228,7 @@ static json_t *stores_json(gcs_history *h, json_t *nodes)
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
             json_object_set_new(o, keys[k],
                                 json_integer(json_integer_value(json_object_get(rep, keys[k]))));
+        json_object_set_new(o, "used_series", series_tail(rep, samples));
         json_array_append_new(out, o);
     }
     return out;
@@ -238,7 +267,7 @@ void gcs_api_metrics_history(prism_http_req *req, void *ctx)
     gcs_history *h = g->history;
     pthread_mutex_lock(&h->lock);
     json_t *series = series_json(h, since, &times);
-    json_t *stores = stores_json(h, nodes);
+    json_t *stores = stores_json(h, nodes, json_array_size(times));
     pthread_mutex_unlock(&h->lock);
     json_decref(nodes);
     prism_http_reply_json(req, 200,

@@ -429,6 +429,8 @@ def test_dashboard(c):
         b.wait(text_of(row + " td.state") + " === 'ALIVE'", "node-2 ALIVE on the Nodes page")
         b.wait(text_of(row + " td.store") + ".includes('/ 64.0 MiB')",
                "node-2's object store on the Nodes page", timeout=30)
+        b.wait("Number(document.querySelector(%s).dataset.points) >= 1" % json.dumps(
+            row + " td.store svg.spark"), "node-2's store use drawn over time")
         c.nodes["node-2"].p.send_signal(signal.SIGSTOP)
         try:
             b.wait(text_of(row + " td.state") + " === 'DEAD'", "node-2 DEAD", timeout=30)
@@ -443,6 +445,7 @@ def test_dashboard(c):
         # The task chart shows the tasks run above (its curve leaves the axis).
         b.wait(chart_points("chart-tasks") + " >= 2 && " + chart_top("chart-tasks") + " > 0",
                "the finished task on the task chart", timeout=30)
+        b.screenshot("overview-live")
 
         # Datasets: one run through the dataservice, listed with its stages.
         r = c.post("/api/v1/datasets", {"name": "dash-squares", "ops": [

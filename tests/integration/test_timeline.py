@@ -127,9 +127,12 @@ def test_metrics_history(c):
     for st in h["stores"]:
         assert st["capacity_bytes"] == 64 << 20 and 0 <= st["used_bytes"] <= 64 << 20, st
         assert st["url"] == c.store_addresses[st["name"]], st
+        assert 1 <= len(st["used_series"]) <= n, (st, n)
+        assert all(0 <= u <= 64 << 20 for u in st["used_series"]), st
     # ?since= answers only the newer samples.
     later = c.get(url + "?since=%d" % h["t"][-1]).json()
     assert all(t > h["t"][-1] for t in later["t"]), later["t"]
+    assert all(len(st["used_series"]) == len(later["t"]) for st in later["stores"]), later
     assert c.get(url + "?since=-1").status == 400
     # A stopped store is forgotten after three silent report periods.
     c.stores["node-2"].p.kill()
