@@ -73,19 +73,35 @@ void gcs_history_destroy(gcs *g)
     g->history = NULL;
 }
 
+static json_int_t field_int(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* What is kept of a store's report: its figures only (a report is network
+ * input: nothing else in it may grow the GCS). */
+static json_t *report_kept(json_t *msg, json_int_t period)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "capacity_bytes",
+                     field_int(msg, "capacity_bytes"), "used_bytes", field_int(msg, "used_bytes"),
+                     "spilled_bytes", field_int(msg, "spilled_bytes"), "objects",
+                     field_int(msg, "objects"), "reported_at", (json_int_t)prism_now_ms(),
+                     "expires", (json_int_t)(prism_mono_ms() + STORE_SILENT_PERIODS * period));
+}
+
 static void on_store_report(prism_bus *bus, const char *subject, const char *reply,
                             const char *data, size_t len, void *ud)
 {
     gcs_history *h = ((gcs *)ud)->history;
-    json_t *rep = json_loadb(data, len, 0, NULL);
-    const char *url = json_string_value(json_object_get(rep, "url"));
-    json_int_t period = json_integer_value(json_object_get(rep, "period_ms"));
+    json_t *msg = json_loadb(data, len, 0, NULL);
+    const char *url = json_string_value(json_object_get(msg, "url"));
+    json_int_t period = field_int(msg, "period_ms");
+    json_t *rep = NULL;
     if (url && *url && strlen(url) < 1024 && period > 0 && period <= 60000 &&
-        json_is_integer(json_object_get(rep, "used_bytes")) &&
-        json_is_integer(json_object_get(rep, "capacity_bytes"))) {
-        json_object_set_new(rep, "reported_at", json_integer(prism_now_ms()));
-        json_object_set_new(rep, "expires",
-                            json_integer(prism_mono_ms() + STORE_SILENT_PERIODS * period));
+        json_is_integer(json_object_get(msg, "used_bytes")) &&
+        json_is_integer(json_object_get(msg, "capacity_bytes")))
+        rep = report_kept(msg, period);
+    if (rep) {
         pthread_mutex_lock(&h->lock);
         json_t *old = json_object_get(h->stores, url);
         if (old)
@@ -97,6 +113,7 @@ static void on_store_report(prism_bus *bus, const char *subject, const char *rep
         pthread_mutex_unlock(&h->lock);
     }
     json_decref(rep);
+    json_decref(msg);
 }
 
 int gcs_history_start(gcs *g)

@@ -84,7 +84,7 @@ static void on_tasks(prism_bus *bus, const char *subject, const char *reply, con
     json_array_foreach(events, i, ev) {
         if (!json_is_object(ev))
             continue;
-        if (json_is_string(job))
+        if (json_is_string(job) && json_string_length(job) <= 128)
             json_object_set(ev, "job_id", job);
         record(g->task_list, ev);
     }
