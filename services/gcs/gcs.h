@@ -40,13 +40,14 @@ typedef struct gcs_config {
 typedef struct gcs_node {
     char id[PRISM_ID_HEX_LEN + 1];
     char *name;
-    char *address;       /* the node agent's REST base URL */
-    char *store_address; /* its object store's URL, as registered (NULL: none, or
-                          * registered before the GCS restarted) */
-    json_t *resources;   /* totals the node registered */
-    json_t *available;   /* what its node agent last reported free (prism.sched.node): jobs'
-                          * and tasks' leases taken; the totals until it reports */
-    json_t *running;     /* job ids the last heartbeat listed */
+    char *address;     /* the node agent's REST base URL */
+    json_t *resources; /* totals the node registered */
+    json_t *available; /* what its node agent last reported free (prism.sched.node): jobs'
+                        * and tasks' leases taken; the totals until it reports */
+    json_t *running;   /* job ids the last heartbeat listed */
+    /* its object store's URL, as registered (NULL: none, or registered
+     * before the GCS restarted) */
+    char *store_address;
     int64_t last_heartbeat_mono;
     int64_t last_reconcile_mono;
     struct gcs_node *next;
