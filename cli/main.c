@@ -25,7 +25,9 @@ static const command commands[] = {
     {"task", cmd_task, "list the cluster's recent tasks"},
     {"object", cmd_object, "list the objects the GCS holds for REST task users"},
     {"actor", cmd_actor, "list and kill actors"},
+    {"pg", cmd_pg, "list, show and remove placement groups"},
     {"dashboard", cmd_dashboard, "print the URL of the cluster's web dashboard"},
+    {"data", cmd_data, "run, list, inspect, stop and explain datasets"},
     {"timeline", cmd_timeline, "write the recent tasks as a Chrome trace (Perfetto)"},
 };
 

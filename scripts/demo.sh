@@ -107,6 +107,10 @@ run prism job status "$id"
 step "Tasks and actors: the seed program in C (zeros + zeros -> add; Counter.inc twice), run as a job"
 run prism job submit --wait -- "$BIN/prism-example-seed"
 
+step "Compiled DAGs: a 4-stage pipeline executed 10,000 times, then a 4-way tensor-parallel fan-out"
+run prism job submit --wait -- "$BIN/prism-example-dag-pipeline"
+run prism job submit --wait -- "$BIN/prism-example-dag-tensor-parallel"
+
 step "Tasks for curl users: the GCS submits add(2, 40) and owns the result"
 ADDR=$(cat "$PRISM_HOME/address")
 AUTH="Authorization: Bearer $(cat "$PRISM_HOME/token")"

@@ -18,6 +18,16 @@ if [ ! -x "$cli" ] || [ "$tools/package-lock.json" -nt "$tools/node_modules/.pac
         exit 77
     fi
 fi
+# Redocly's CLI runs on Node.js 20.19 or later (Debian bookworm's is 18).
+node_ok=$(node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+process.stdout.write(a > 20 || (a === 20 && b >= 19) ? "yes" : process.versions.node)' 2>/dev/null ||
+    echo none)
+if [ "$node_ok" != yes ]; then
+    echo "skipped: Redocly's CLI needs Node.js 20.19 or later (found: $node_ok)"
+    exit 77
+fi
+# No usage reports sent and no update check: the lint is offline.
+export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
 # Each spec by name: tools/openapi/redocly.yaml is not one.
 set -- "$root"/openapi/*.yaml
 exec "$cli" lint --config "$tools/redocly.yaml" --format=stylish "$@"

@@ -247,8 +247,15 @@ typedef enum prism_strategy {
     PRISM_STRATEGY_NODE_AFFINITY,
 } prism_strategy;
 
+/* The most returns one task or actor call may have. */
+#define PRISM_MAX_RETURNS 65535
+
+/* A placement group (see "placement groups" below); tasks and actors name one
+ * in their options to run on its reserved bundles. */
+typedef struct prism_placement_group prism_placement_group;
+
 typedef struct prism_task_options {
-    int num_returns;         /* 1-1024; default 1 */
+    int num_returns;         /* 1-PRISM_MAX_RETURNS; default 1 */
     double num_cpus;         /* default 1 */
     double num_gpus;         /* default 0 */
     double memory;           /* bytes; default 0 */
@@ -259,7 +266,11 @@ typedef struct prism_task_options {
     prism_strategy strategy; /* default PRISM_STRATEGY_DEFAULT */
     const char *node_id;     /* NODE_AFFINITY target; default NULL */
     bool soft;               /* NODE_AFFINITY may fall back to other nodes; default false */
-    uint64_t reserved[8];    /* zero */
+    /* Run on a bundle of this group (borrowed; it must outlive the call), drawing
+     * on the bundle's resources; default NULL: none */
+    const prism_placement_group *placement_group;
+    int64_t bundle_index; /* with placement_group: the bundle, from 0; -1 any; default -1 */
+    uint64_t reserved[6]; /* zero */
 } prism_task_options;
 
 /* The defaults documented on each field. */
@@ -267,7 +278,8 @@ typedef struct prism_task_options {
 #define PRISM_TASK_OPTIONS_INIT                                                               \
     {.num_returns = 1, .num_cpus = 1.0, .num_gpus = 0.0, .memory = 0.0, .resources = NULL,    \
      .max_retries = 3, .retry_exceptions = false, .strategy = PRISM_STRATEGY_DEFAULT,         \
-     .node_id = NULL, .soft = false, .reserved = {0}}
+     .node_id = NULL, .soft = false, .placement_group = NULL, .bundle_index = -1,             \
+     .reserved = {0}}
 /* clang-format on */
 PRISM_API void prism_task_options_init(prism_task_options *opts);
 
@@ -328,7 +340,11 @@ typedef struct prism_actor_options {
     prism_strategy strategy; /* default PRISM_STRATEGY_DEFAULT */
     const char *node_id;     /* NODE_AFFINITY target; default NULL */
     bool soft;               /* NODE_AFFINITY may fall back to other nodes; default false */
-    uint64_t reserved[8];    /* zero */
+    /* Live on a bundle of this group (borrowed), as in prism_task_options;
+     * removing the group kills the actor; default NULL: none */
+    const prism_placement_group *placement_group;
+    int64_t bundle_index; /* with placement_group: the bundle, from 0; -1 any; default -1 */
+    uint64_t reserved[6]; /* zero */
 } prism_actor_options;
 
 /* The defaults documented on each field. */
@@ -337,7 +353,7 @@ typedef struct prism_actor_options {
     {.num_cpus = 1.0, .num_gpus = 0.0, .memory = 0.0, .resources = NULL, .name = NULL,        \
      .ns = NULL, .detached = false, .max_restarts = 0, .max_task_retries = 0,                 \
      .max_concurrency = 1, .strategy = PRISM_STRATEGY_DEFAULT, .node_id = NULL, .soft = false, \
-     .reserved = {0}}
+     .placement_group = NULL, .bundle_index = -1, .reserved = {0}}
 /* clang-format on */
 PRISM_API void prism_actor_options_init(prism_actor_options *opts);
 
@@ -371,6 +387,93 @@ PRISM_API prism_status prism_actor_kill(prism_client *c, const prism_actor *a, b
 /* The actor's ID as 32 hex digits (borrowed from the handle). */
 PRISM_API const char *prism_actor_id(const prism_actor *a);
 PRISM_API void prism_actor_release(prism_actor *a);
+
+/* ---------- placement groups ----------
+ *
+ * A placement group reserves bundles of resources together, all or none,
+ * by a strategy (docs/placement-groups.md), as Ray's placement_group:
+ *
+ *   prism_bundle b[2] = {PRISM_BUNDLE_INIT, PRISM_BUNDLE_INIT};  // CPU 1 each
+ *   prism_placement_group *pg;
+ *   prism_placement_group_create(c, b, 2, PRISM_PG_STRICT_SPREAD, NULL, &pg);
+ *   prism_placement_group_wait(c, pg, 30000);   // PRISM_OK once CREATED
+ *   prism_task_options o = PRISM_TASK_OPTIONS_INIT;
+ *   o.placement_group = pg; o.bundle_index = 1;
+ *
+ * The GCS keeps the group until it is removed, or until the process that
+ * made it exits (unless `detached`, as Ray's lifetime "detached"). Tasks and
+ * actors in it draw on the bundles' resources, not the nodes' free pool;
+ * removing it kills them. Threads: a handle does not change once made. */
+
+typedef enum prism_pg_strategy {
+    PRISM_PG_PACK,          /* as few nodes as fit, best effort */
+    PRISM_PG_SPREAD,        /* distinct nodes where possible, best effort */
+    PRISM_PG_STRICT_PACK,   /* every bundle on one node */
+    PRISM_PG_STRICT_SPREAD, /* every bundle on a different node */
+} prism_pg_strategy;
+
+typedef enum prism_pg_state {
+    PRISM_PG_PENDING,      /* not every bundle is reserved yet (see the reason) */
+    PRISM_PG_CREATED,      /* every bundle is reserved */
+    PRISM_PG_RESCHEDULING, /* a node holding bundles died; those are being reserved again */
+    PRISM_PG_REMOVED,      /* removed: final */
+} prism_pg_state;
+
+/* A bundle: the amounts, as in prism_task_options. */
+typedef struct prism_bundle {
+    double num_cpus;       /* default 1 */
+    double num_gpus;       /* default 0 */
+    double memory;         /* bytes; default 0 */
+    const char *resources; /* custom resources as a JSON object; default NULL: none */
+} prism_bundle;
+
+/* clang-format off */
+#define PRISM_BUNDLE_INIT {.num_cpus = 1.0, .num_gpus = 0.0, .memory = 0.0, .resources = NULL}
+/* clang-format on */
+
+typedef struct prism_placement_group_options {
+    const char *name;     /* a label to find it by (prism pg list); default NULL: none */
+    bool detached;        /* outlives this process (removed only when asked); default
+                             false: removed when the process that made it exits, as Ray's */
+    uint64_t reserved[7]; /* zero */
+} prism_placement_group_options;
+
+/* clang-format off */
+#define PRISM_PLACEMENT_GROUP_OPTIONS_INIT {.name = NULL, .detached = false, .reserved = {0}}
+/* clang-format on */
+PRISM_API void prism_placement_group_options_init(prism_placement_group_options *opts);
+
+/* Creates a group of `n` bundles (1-256, copied) placed by `strategy`.
+ * Returns once the GCS has it, PENDING: wait for it with
+ * prism_placement_group_wait. `opts` may be NULL for the defaults. */
+PRISM_API prism_status prism_placement_group_create(prism_client *c, const prism_bundle *bundles,
+                                                    size_t n, prism_pg_strategy strategy,
+                                                    const prism_placement_group_options *opts,
+                                                    prism_placement_group **out);
+
+/* Waits up to `timeout_ms` for every bundle to be reserved: PRISM_OK once
+ * CREATED, PRISM_ERR_TIMEOUT (prism_last_error has the reason it waits),
+ * PRISM_ERR_INVALID when the group was removed. */
+PRISM_API prism_status prism_placement_group_wait(prism_client *c, const prism_placement_group *pg,
+                                                  int timeout_ms);
+
+/* The group's state now, and why it is not CREATED (`reason`, `len` bytes;
+ * may be NULL) or an empty string. */
+PRISM_API prism_status prism_placement_group_state(prism_client *c, const prism_placement_group *pg,
+                                                   prism_pg_state *state, char *reason, size_t len);
+
+/* Removes the group: its bundles are returned and what runs in them killed. */
+PRISM_API prism_status prism_placement_group_remove(prism_client *c,
+                                                    const prism_placement_group *pg);
+
+/* A handle on the group with this ID (as prism_placement_group_id gives). */
+PRISM_API prism_status prism_placement_group_open(prism_client *c, const char *id,
+                                                  prism_placement_group **out);
+
+/* The group's ID as 32 hex digits (borrowed from the handle). */
+PRISM_API const char *prism_placement_group_id(const prism_placement_group *pg);
+/* Frees the handle (the group stays until removed). */
+PRISM_API void prism_placement_group_release(prism_placement_group *pg);
 
 #ifdef __cplusplus
 }

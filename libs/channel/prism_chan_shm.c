@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +303,13 @@ static bool blocker_dead(prism_chan *ch, uint64_t need)
     return false;
 }
 
+/* Past its first SPIN_ALONE_NS a spinning wait also yields the CPU each time
+ * it reads the clock: a peer that shares the CPU (more processes than CPUs)
+ * then runs at once instead of after the whole spin, and a peer on a CPU of
+ * its own costs nothing, since sched_yield returns at once when nothing else
+ * is runnable here. */
+#define SPIN_ALONE_NS 2000
+
 static prism_chan_status writer_wait(prism_chan_writer *w, uint64_t need, int timeout_ms)
 {
     prism_chan *ch = w->u.shm.ch;
@@ -314,12 +322,13 @@ static prism_chan_status writer_wait(prism_chan_writer *w, uint64_t need, int ti
     int64_t spin_end = now + (int64_t)w->wait.spin_us * 1000;
     if (spin_end > deadline)
         spin_end = deadline;
+    int64_t spin_began = now;
     for (unsigned i = 1; now < spin_end; i++) {
         chan_cpu_relax();
         if ((s = slot_free(w, need)) != PRISM_CHAN_TIMEOUT)
             return s;
-        if (i % 32 == 0)
-            now = chan_now_ns();
+        if (i % 32 == 0 && (now = chan_now_ns()) - spin_began > SPIN_ALONE_NS)
+            sched_yield();
     }
     int64_t live_every = (int64_t)w->wait.liveness_ms * 1000000;
     int64_t next_check = chan_now_ns() + live_every;
@@ -467,12 +476,13 @@ static prism_chan_status reader_wait(prism_chan_reader *r, chan_slot *slot, uint
     if (spin_end > deadline)
         spin_end = deadline;
     prism_chan_status s;
+    int64_t spin_began = now;
     for (unsigned i = 1; now < spin_end; i++) {
         chan_cpu_relax();
         if ((s = value_ready(h, slot, k)) != PRISM_CHAN_TIMEOUT)
             return s;
-        if (i % 32 == 0)
-            now = chan_now_ns();
+        if (i % 32 == 0 && (now = chan_now_ns()) - spin_began > SPIN_ALONE_NS)
+            sched_yield();
     }
     int64_t live_every = (int64_t)r->wait.liveness_ms * 1000000;
     int64_t next_check = chan_now_ns() + live_every;

@@ -12,6 +12,7 @@
 
 #include "client.h"
 #include "codec.h"
+#include "dag_internal.h"
 #include "prism_subjects.h"
 #include "prism_time.h"
 #include "prism_wire.h"
@@ -244,6 +245,8 @@ static prism_status check_options(const prism_actor_options *o)
     if (o->max_restarts < -1 || o->max_task_retries < -1)
         return prism__fail(PRISM_ERR_INVALID,
                            "max_restarts and max_task_retries are -1 (forever) or more");
+    if (o->placement_group && o->bundle_index < -1)
+        return prism__fail(PRISM_ERR_INVALID, "bundle_index is -1 (any bundle) or more");
     if (o->max_concurrency < 1 || o->max_concurrency > 1024)
         return prism__fail(PRISM_ERR_INVALID, "max_concurrency must be 1-1024");
     if ((o->name && strlen(o->name) > 256) || (o->ns && strlen(o->ns) > 256))
@@ -280,6 +283,8 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
     shape.strategy = o->strategy;
     shape.node_id = o->node_id;
     shape.soft = o->soft;
+    shape.placement_group = o->placement_group;
+    shape.bundle_index = o->bundle_index;
     json_t *lease = prism__lease_request(c, &shape);
     json_t *req = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:O,s:O}", "actor_id", hex,
                             "owner", c->self_addr, "package", package, "class", cls, "namespace",
@@ -293,6 +298,10 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
     if (req && o->strategy == PRISM_STRATEGY_NODE_AFFINITY) {
         json_object_set(req, "node_id", json_object_get(lease, "node_id"));
         json_object_set(req, "soft", json_object_get(lease, "soft"));
+    }
+    if (req && o->placement_group) {
+        json_object_set(req, "placement_group_id", json_object_get(lease, "placement_group_id"));
+        json_object_set(req, "bundle_index", json_object_get(lease, "bundle_index"));
     }
     json_decref(lease);
     char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
@@ -411,6 +420,14 @@ prism_status prism_actor_call(prism_client *c, prism_actor *a, const char *metho
 const char *prism_actor_id(const prism_actor *a) { return a ? a->id : ""; }
 
 void prism_actor_release(prism_actor *a) { free(a); }
+
+prism_actor *prism__actor_dup(const prism_actor *a)
+{
+    prism_actor *h = malloc(sizeof *h);
+    if (h)
+        *h = *a;
+    return h;
+}
 
 /* ---------- the leaser's part ---------- */
 

@@ -21,7 +21,9 @@
 /* An actor's calls have one connection and nothing to balance: a deep window
  * keeps its worker busy without a round trip per batch. */
 #define ACTOR_PIPELINE_DEPTH 256
-#define MAX_LEASES_PER_SHAPE 64
+/* Workers one owner leases for one shape at most: enough for a thousand
+ * fractional-CPU tasks side by side; each is one connection. */
+#define MAX_LEASES_PER_SHAPE 1024
 #define LEASE_IDLE_MS 50 /* an idle lease is returned after this */
 #define IO_SPIN_US 50    /* the io thread polls this long for results before sleeping */
 
@@ -116,15 +118,27 @@ struct worker_conn {
     worker_conn *next;
 };
 
+/* A placement group handle (placement_group.c): only its ID. */
+struct prism_placement_group {
+    char id[PRISM_ID_HEX_LEN + 1];
+};
+
 struct pool {
-    prism_task_options shape; /* the options that decide the lease (strings owned) */
-    char *key;                /* resources + strategy: tasks of one shape share leases */
-    json_t *request;          /* the lease request body */
+    prism_task_options shape;         /* the options that decide the lease (strings owned; no
+                                       * placement_group: pg_id holds its ID) */
+    char pg_id[PRISM_ID_HEX_LEN + 1]; /* "" without a placement group */
+    char *key;                        /* resources + strategy: tasks of one shape share leases */
+    json_t *request;                  /* the lease request body */
     task_spec *queue, *queue_tail;
     size_t queued;
     worker_conn *workers;
     int nworkers;
     bool requesting;
+    /* The scheduler had no room for one more lease. Until it grants one
+     * again, tasks queue up to PIPELINE_DEPTH deep on the workers the pool
+     * has; before, one at a time, so that a queued task waits for a worker
+     * of its own rather than behind another task while CPUs are free. */
+    bool saturated;
     int64_t next_request_ms;
     char *pending_reason; /* why tasks wait (infeasible, busy), for people */
     actor_rec *actor; /* an actor's calls: no leases, one connection to its worker, order kept */

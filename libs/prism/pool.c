@@ -52,6 +52,10 @@ json_t *prism__lease_request(const prism_client *c, const prism_task_options *o)
         json_object_set_new(req, "node_id", json_string(o->node_id ? o->node_id : ""));
         json_object_set_new(req, "soft", json_boolean(o->soft));
     }
+    if (o->placement_group) {
+        json_object_set_new(req, "placement_group_id", json_string(o->placement_group->id));
+        json_object_set_new(req, "bundle_index", json_integer(o->bundle_index));
+    }
     return req;
 }
 
@@ -61,18 +65,21 @@ static bool same_text(const char *a, const char *b)
 }
 
 /* Only what decides the lease counts: resources and placement. */
-static bool same_shape(const prism_task_options *a, const prism_task_options *b)
+static bool same_shape(const pool *p, const prism_task_options *b)
 {
+    const prism_task_options *a = &p->shape;
+    const char *pg = b->placement_group ? b->placement_group->id : "";
     return a->num_cpus == b->num_cpus && a->num_gpus == b->num_gpus && a->memory == b->memory &&
            a->strategy == b->strategy && a->soft == b->soft &&
-           same_text(a->resources, b->resources) && same_text(a->node_id, b->node_id);
+           same_text(a->resources, b->resources) && same_text(a->node_id, b->node_id) &&
+           !strcmp(p->pg_id, pg) && (!*pg || a->bundle_index == b->bundle_index);
 }
 
 pool *prism__pool_for(prism_client *c, const prism_task_options *o)
 {
     /* The common case, checked without building any JSON: a pool of this shape exists. */
     for (pool *p = c->pools; p; p = p->next)
-        if (same_shape(&p->shape, o))
+        if (same_shape(p, o))
             return p;
     json_t *req = prism__lease_request(c, o);
     char *key = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
@@ -94,6 +101,9 @@ pool *prism__pool_for(prism_client *c, const prism_task_options *o)
     p->shape = *o;
     p->shape.resources = o->resources ? strdup(o->resources) : NULL;
     p->shape.node_id = o->node_id ? strdup(o->node_id) : NULL;
+    p->shape.placement_group = NULL; /* the caller's handle may go: its ID stays */
+    if (o->placement_group)
+        snprintf(p->pg_id, sizeof p->pg_id, "%s", o->placement_group->id);
     p->next = c->pools;
     c->pools = p;
     return p;
@@ -198,10 +208,15 @@ static int flush_out(prism_client *c, worker_conn *wc)
 static worker_conn *least_loaded(pool *p)
 {
     worker_conn *best = NULL;
-    int depth = p->actor ? ACTOR_PIPELINE_DEPTH : PIPELINE_DEPTH;
-    for (worker_conn *w = p->workers; w; w = w->next)
+    int depth = p->actor                                              ? ACTOR_PIPELINE_DEPTH
+                : p->saturated || p->nworkers >= MAX_LEASES_PER_SHAPE ? PIPELINE_DEPTH
+                                                                      : 1;
+    for (worker_conn *w = p->workers; w; w = w->next) {
+        if (w->inflight == 0)
+            return w; /* none is less loaded: the walk of a long list stops here */
         if (w->inflight < depth && (!best || w->inflight < best->inflight))
             best = w;
+    }
     return best;
 }
 
@@ -574,6 +589,12 @@ static const char *reply_error(json_t *reply, const char **code)
     return msg ? msg : "no reason given";
 }
 
+static bool is_code(json_t *reply, const char *want)
+{
+    const char *code = json_string_value(json_object_get(json_object_get(reply, "error"), "code"));
+    return code && !strcmp(code, want);
+}
+
 static void set_reason(pool *p, const char *reason)
 {
     free(p->pending_reason);
@@ -635,6 +656,8 @@ static void request_lease(prism_client *c, pool *p)
     p->requesting = false;
     int64_t now = prism_mono_ms();
     const char *code = NULL;
+    /* No new worker: the ones the pool has take tasks deeper. */
+    p->saturated = !wc;
     if (wc) {
         prism__pool_add_worker(c, p, wc);
     } else if (rc == PRISM_BUS_NO_RESPONDERS) {
@@ -648,6 +671,10 @@ static void request_lease(prism_client *c, pool *p)
         snprintf(msg, sizeof msg, "the granted worker cannot be used: %s", err);
         prism__pool_fail_queued(c, p, PRISM_ERR_CONNECT, msg);
         p->next_request_ms = now + MAX_BACKOFF_MS;
+    } else if (!granted && is_code(reply, "placement_group_removed")) {
+        /* Waiting would never end: what asks for the group fails. */
+        prism__pool_fail_queued(c, p, PRISM_ERR_INVALID, reply_error(reply, &code));
+        p->next_request_ms = now + MAX_BACKOFF_MS;
     } else {
         char msg[700];
         if (granted)
@@ -656,6 +683,8 @@ static void request_lease(prism_client *c, pool *p)
         bool infeasible = code && !strcmp(code, "infeasible");
         p->next_request_ms = now + (infeasible ? MAX_BACKOFF_MS : 50 + (int64_t)(rand() % 150));
     }
+    if (!wc && p->workers)
+        dispatch(c, p);
     json_decref(reply);
 }
 
@@ -783,15 +812,12 @@ static void run_deletions(prism_client *c, bool last)
     }
 }
 
+/* A task still queued after dispatch found every worker at its depth
+ * (least_loaded): one more worker is worth asking for. */
 static bool wants_lease(const pool *p, int64_t now)
 {
-    if (p->actor || !p->queue || p->requesting || now < p->next_request_ms ||
-        p->nworkers >= MAX_LEASES_PER_SHAPE)
-        return false;
-    for (const worker_conn *w = p->workers; w; w = w->next)
-        if (w->inflight < PIPELINE_DEPTH)
-            return false;
-    return true;
+    return !p->actor && p->queue && !p->requesting && now >= p->next_request_ms &&
+           p->nworkers < MAX_LEASES_PER_SHAPE;
 }
 
 static void *leaser_main(void *arg)

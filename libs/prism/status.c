@@ -9,6 +9,8 @@
 _Static_assert(sizeof(prism_connect_options) == 80, "prism_connect_options changed size");
 _Static_assert(sizeof(prism_task_options) == 136, "prism_task_options changed size");
 _Static_assert(sizeof(prism_actor_options) == 152, "prism_actor_options changed size");
+_Static_assert(sizeof(prism_placement_group_options) == 72,
+               "prism_placement_group_options changed size");
 #endif
 
 static __thread char last_error[1024];

@@ -174,10 +174,13 @@ static prism_status check_submit(prism_client *c, const char *package, const cha
     if (!c || !package || !*package || !function || !*function || !returns || (nargs && !args))
         return prism__fail(PRISM_ERR_INVALID, "submit needs a client, a package, a function and "
                                               "room for the returns");
-    if (o->num_returns < 1 || o->num_returns > 1024)
-        return prism__fail(PRISM_ERR_INVALID, "num_returns must be 1-1024");
+    /* the wire carries the count in 16 bits (prism_codec.h) */
+    if (o->num_returns < 1 || o->num_returns > PRISM_MAX_RETURNS)
+        return prism__fail(PRISM_ERR_INVALID, "num_returns must be 1-%d", PRISM_MAX_RETURNS);
     if (o->num_cpus < 0 || o->num_gpus < 0 || o->memory < 0)
         return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
+    if (o->placement_group && o->bundle_index < -1)
+        return prism__fail(PRISM_ERR_INVALID, "bundle_index is -1 (any bundle) or more");
     for (size_t i = 0; i < nargs; i++)
         if (!args[i])
             return prism__fail(PRISM_ERR_INVALID, "argument %zu is NULL", i);

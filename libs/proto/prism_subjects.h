@@ -21,6 +21,7 @@
 /* The schedulers (queue "scheduler" for leases). */
 #define PRISM_SUBJECT_SCHED_LEASE "prism.sched.lease"
 #define PRISM_SUBJECT_SCHED_NODE "prism.sched.node"
+#define PRISM_SUBJECT_SCHED_PG_PLACE "prism.sched.pg.place"
 
 /* The dataservice: asked for its REST URL (the GCS forwards /api/v1/datasets*
  * there); the answer is {"url": URL}. */
@@ -30,6 +31,7 @@
 #define PRISM_SUBJECT_EVENT_NODE "prism.event.node"
 #define PRISM_SUBJECT_EVENT_JOB "prism.event.job"
 #define PRISM_SUBJECT_EVENT_ACTOR "prism.event.actor"
+#define PRISM_SUBJECT_EVENT_PG "prism.event.placement_group"
 #define PRISM_SUBJECT_EVENT_ACTOR_CALLS "prism.event.actor.calls"
 #define PRISM_SUBJECT_EVENT_TASKS "prism.event.tasks"
 #define PRISM_SUBJECT_EVENT_OBJECTS "prism.event.objects"
@@ -53,6 +55,8 @@
 #define PRISM_NODE_WORKER_CHECK "worker.check"
 #define PRISM_NODE_WORKER_BLOCKED "worker.blocked"
 #define PRISM_NODE_WORKER_KILL "worker.kill"
+#define PRISM_NODE_BUNDLE_RESERVE "bundle.reserve"
+#define PRISM_NODE_BUNDLE_RETURN "bundle.return"
 
 /* An owner's subject, prism.owner.<hex>; its requests' answers come on <that>.r. */
 #define PRISM_SUBJECT_OWNER_PREFIX "prism.owner."

@@ -20,7 +20,10 @@ static void post_dataset(prism_http_req *req, void *ctx)
     const char *body = prism_http_body(req, &len);
     char id[DS_ID_LEN + 1], err[1200];
     const char *code = "internal";
-    int status = ds_dataset_create(s, body, len, id, &code, err, sizeof err);
+    bool stream;
+    if (prism_http_query_bool(req, "stream", false, &stream) != 0)
+        return;
+    int status = ds_dataset_create(s, body, len, stream, id, &code, err, sizeof err);
     if (status) {
         prism_http_reply_error(req, status, code, "%s", err);
         return;
@@ -79,6 +82,7 @@ static void stop_dataset(prism_http_req *req, void *ctx)
         return;
     if (ds_state_ended(d->state)) {
         const char *state = ds_state_name(d->state);
+        ds_stream_clear(d); /* a streamed output's blocks go all the same */
         pthread_mutex_unlock(&s->lock);
         prism_http_reply_error(req, 409, "dataset_ended", "the dataset has ended (%s)", state);
         return;
@@ -182,6 +186,80 @@ static void get_rows(prism_http_req *req, void *ctx)
     prism_http_reply_json(req, 200, doc);
 }
 
+/* ---------- streamed output ---------- */
+
+static bool has_block(const ds_dataset *d, int64_t arg)
+{
+    (void)arg;
+    return ds_stream_ready(d) || ds_state_ended(d->state);
+}
+
+/* The dataset (lock held) when it is streamed; else replies 409, unlocks
+ * and returns NULL. */
+static ds_dataset *streamed_locked(prism_http_req *req, dataservice *s)
+{
+    ds_dataset *d = lookup_locked(req, s);
+    if (d && !d->streamed) {
+        pthread_mutex_unlock(&s->lock);
+        prism_http_reply_error(req, 409, "not_streamed",
+                               "the dataset was not created with ?stream=true");
+        return NULL;
+    }
+    return d;
+}
+
+static void next_block(prism_http_req *req, void *ctx)
+{
+    dataservice *s = ctx;
+    int64_t timeout_ms;
+    if (wait_arg(req, &timeout_ms) != 0)
+        return;
+    prism_client *c = ds_client(s);
+    if (!c) {
+        prism_http_reply_error(req, 503, "unavailable", "cannot reach the cluster: %s",
+                               prism_last_error());
+        return;
+    }
+    ds_dataset *d = streamed_locked(req, s);
+    if (!d)
+        return;
+    wait_until(req, s, d, has_block, 0, timeout_ms);
+    if (d->state == DS_FAILED) {
+        char *msg = strdup(d->error ? d->error : "failed");
+        pthread_mutex_unlock(&s->lock);
+        prism_http_reply_error(req, 409, "dataset_failed", "%s", msg ? msg : "failed");
+        free(msg);
+        return;
+    }
+    json_t *block = ds_stream_next(d, prism_client_owner(c));
+    bool end = !block && ds_state_ended(d->state) && !ds_stream_ready(d);
+    json_t *doc = json_pack("{s:s,s:s,s:o,s:b,s:b}", "dataset_id", d->id, "state",
+                            ds_state_name(d->state), "block", block ? block : json_null(), "end",
+                            end, "complete", end && d->state == DS_FINISHED);
+    pthread_mutex_unlock(&s->lock);
+    prism_http_reply_json(req, 200, doc);
+}
+
+static void release_block(prism_http_req *req, void *ctx)
+{
+    dataservice *s = ctx;
+    int64_t seq;
+    if (prism_http_query_int(req, "seq", -1, -1, INT64_MAX, &seq) != 0)
+        return;
+    ds_dataset *d = streamed_locked(req, s);
+    if (!d)
+        return;
+    prism_ref *ref = ds_stream_release(d, seq);
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    if (!ref) {
+        prism_http_reply_error(req, 404, "not_found", "no block %lld is lent", (long long)seq);
+        return;
+    }
+    prism_ref_release(ref);
+    prism_http_reply_json(req, 200, json_pack("{s:b}", "released", 1));
+}
+
 /* A plan is at most PRISM_PLAN_MAX_JSON bytes. */
 const prism_http_route ds_routes[] = {
     {"POST", "/api/v1/datasets", post_dataset, PRISM_PLAN_MAX_JSON},
@@ -190,5 +268,7 @@ const prism_http_route ds_routes[] = {
     {"POST", "/api/v1/datasets/{id}/stop", stop_dataset, 0},
     {"GET", "/api/v1/datasets/{id}/rows", get_rows, 0},
     {"GET", "/api/v1/datasets/{id}/count", get_count, 0},
+    {"POST", "/api/v1/datasets/{id}/blocks/next", next_block, 0},
+    {"POST", "/api/v1/datasets/{id}/blocks/release", release_block, 0},
 };
 const size_t ds_nroutes = sizeof ds_routes / sizeof ds_routes[0];

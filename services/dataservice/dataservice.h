@@ -64,6 +64,23 @@ typedef struct ds_stage_progress {
     int64_t queued_blocks, queued_bytes; /* input waiting for a task */
 } ds_stage_progress;
 
+/* A block of a streamed dataset's output (stream.c). */
+typedef struct ds_outblock {
+    prism_ref *ref;
+    int64_t seq, rows, bytes;
+    int64_t take; /* -1: every row; else only its first `take` rows belong */
+    int64_t cost; /* bytes it keeps alive (the executor's measure) */
+} ds_outblock;
+
+typedef struct ds_stream {
+    ds_outblock *v; /* waiting for the consumer: entries [head, n) */
+    size_t head, n, cap;
+    ds_outblock *lent; /* handed to the consumer, not given back yet */
+    size_t nlent, caplent;
+    int64_t cost; /* of every block above */
+    int64_t next_seq;
+} ds_stream;
+
 typedef struct ds_dataset {
     struct dataservice *svc;
     char id[DS_ID_LEN + 1];
@@ -82,8 +99,11 @@ typedef struct ds_dataset {
     int64_t budget;      /* bytes of blocks in flight at most */
     int64_t bytes_in_flight, peak_bytes_in_flight;
     int64_t rows, blocks, bytes; /* the dataset's output */
+    int64_t skipped;             /* files and images skip_corrupt left out */
     json_t *preview;             /* the first output rows, up to preview_rows */
     int64_t created_ms, started_ms, ended_ms;
+    bool streamed; /* the output goes to a consumer (stream.c), not counted and dropped */
+    ds_stream stream;
     bool stop;           /* asked to stop (POST .../stop, or the service ends) */
     bool thread_running; /* its executor thread was started and not joined */
     pthread_t thread;
@@ -130,8 +150,8 @@ prism_client *ds_client(dataservice *s);
 /* Checks and adds a dataset of `plan_text`. Returns 0 with the new
  * dataset's ID, or an HTTP status with `code` and `err` (a plan's error code
  * and message naming the operator). Takes the lock. */
-int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, char *id_out,
-                      const char **code, char *err, size_t errlen);
+int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, bool streamed,
+                      char *id_out, const char **code, char *err, size_t errlen);
 ds_dataset *ds_dataset_find(dataservice *s, const char *id);
 /* The dataset as JSON for GET (`full`: the plan, explain, stages). */
 json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full);
@@ -151,6 +171,21 @@ int ds_stores_start(dataservice *s);        /* subscribes to the node agents' re
 void ds_stores_cron(dataservice *s);        /* asks new stores their size; takes the lock */
 int64_t ds_stores_capacity(dataservice *s); /* bytes of all known stores; lock held */
 void ds_stores_free(dataservice *s);
+
+/* files.c: the files of a read's `paths` ([{"path", "size"}...], owned),
+ * only those ending in one of `exts` (a list, or null: any), and their
+ * bytes in `total`; NULL with `err` naming the path. */
+json_t *ds_list_files(const json_t *paths, const json_t *exts, int64_t *total, char *err, size_t n);
+
+/* stream.c: a streamed dataset's output blocks (lock held). push: a block
+ * made (taken; -1 when out of memory). next: the next block as JSON for the
+ * consumer (NULL: none), lent until release, which returns its reference to
+ * drop (NULL: no such block lent). clear: drops every block. */
+int ds_stream_push(ds_dataset *d, const ds_outblock *b);
+bool ds_stream_ready(const ds_dataset *d);
+json_t *ds_stream_next(ds_dataset *d, const char *owner);
+prism_ref *ds_stream_release(ds_dataset *d, int64_t seq);
+void ds_stream_clear(ds_dataset *d);
 
 /* executor.c: runs one dataset on its own thread (started by the cron). */
 void *ds_executor_main(void *arg);

@@ -17,6 +17,7 @@ bool ds_state_ended(ds_state s) { return s == DS_FINISHED || s == DS_FAILED || s
 
 static void dataset_free(ds_dataset *d)
 {
+    ds_stream_clear(d);
     prism_physical_plan_destroy(d->physical);
     prism_plan_destroy(d->plan);
     json_decref(d->plan_json);
@@ -38,25 +39,7 @@ static int check_supported(const prism_plan *p, char *err, size_t n)
         prism_plan_op_kind kind = prism_plan_op(p, i);
         const json_t *spec = prism_plan_op_spec(p, i);
         const char *name = prism_plan_op_kind_name(kind);
-        const json_t *fn = json_object_get(spec, "fn");
-        const char *pkg = json_string_value(json_object_get(fn, "package"));
-        const char *function = json_string_value(json_object_get(fn, "function"));
         const json_t *compute = json_object_get(spec, "compute");
-        if (prism_plan_op_is_read(kind) && kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS) {
-            snprintf(err, n,
-                     "ops[%zu] (%s): this executor reads only range and from_items so "
-                     "far",
-                     i, name);
-            return -1;
-        }
-        if (pkg && !strcmp(pkg, "builtin") && function && strcmp(function, "cast") &&
-            strcmp(function, "normalize")) {
-            snprintf(err, n,
-                     "ops[%zu] (%s): the builtin \"%s\" works on images, which this "
-                     "executor does not read yet (builtins so far: cast, normalize)",
-                     i, name, function);
-            return -1;
-        }
         const char *ck = json_string_value(json_object_get(compute, "kind"));
         if (ck && !strcmp(ck, "actors")) {
             snprintf(err, n,
@@ -125,8 +108,8 @@ static ds_dataset *prepare(dataservice *s, prism_plan *plan, const char **code, 
     return d;
 }
 
-int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, char *id_out,
-                      const char **code, char *err, size_t errlen)
+int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, bool streamed,
+                      char *id_out, const char **code, char *err, size_t errlen)
 {
     prism_plan *plan = NULL;
     prism_plan_error pe = {0};
@@ -153,6 +136,7 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, char *i
         return 429;
     }
     d->seq = s->next_seq++;
+    d->streamed = streamed;
     d->budget = ds_budget_of(s, d);
     d->next = s->datasets;
     s->datasets = d;
@@ -189,6 +173,8 @@ static json_t *time_or_null(int64_t ms) { return ms ? json_integer(ms) : json_nu
 static json_t *stages_json(const ds_dataset *d)
 {
     json_t *out = json_array();
+    /* rows/s over the time the dataset ran (so far) */
+    int64_t ran = d->started_ms ? (d->ended_ms ? d->ended_ms : prism_now_ms()) - d->started_ms : 0;
     const json_t *phys = json_object_get(d->physical_json, "stages");
     for (size_t i = 0; out && i < d->nstages; i++) {
         const json_t *st = json_array_get(phys, i);
@@ -202,6 +188,8 @@ static json_t *stages_json(const ds_dataset *d)
                       (json_int_t)p->bytes, "tasks_running", (json_int_t)p->tasks_running,
                       "tasks_done", (json_int_t)p->tasks_done, "queued_blocks",
                       (json_int_t)p->queued_blocks, "queued_bytes", (json_int_t)p->queued_bytes));
+        json_object_set_new(json_array_get(out, i), "rows_per_s",
+                            json_real(ran > 0 ? (double)p->rows * 1000.0 / (double)ran : 0));
     }
     return out;
 }
@@ -209,7 +197,7 @@ static json_t *stages_json(const ds_dataset *d)
 json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full)
 {
     (void)s;
-    json_t *j = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I}}",
+    json_t *j = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I}}",
                           "dataset_id", d->id, "name", d->name, "state", ds_state_name(d->state),
                           "error", d->error, "created_at", (json_int_t)d->created_ms, "started_at",
                           time_or_null(d->started_ms), "ended_at", time_or_null(d->ended_ms),
@@ -217,7 +205,9 @@ json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full)
                           (json_int_t)d->bytes_in_flight, "peak_bytes_in_flight",
                           (json_int_t)d->peak_bytes_in_flight, "output", "rows",
                           (json_int_t)d->rows, "blocks", (json_int_t)d->blocks, "bytes",
-                          (json_int_t)d->bytes);
+                          (json_int_t)d->bytes, "skipped", (json_int_t)d->skipped);
+    if (j)
+        json_object_set_new(j, "streamed", json_boolean(d->streamed));
     if (j && full) {
         json_object_set(j, "plan", d->plan_json);
         json_object_set_new(j, "explain", json_string(d->explain));
@@ -303,6 +293,11 @@ void ds_datasets_stop_all(dataservice *s)
             break;
         join_ended(s, true);
     }
+    /* streamed blocks go while the client that owns them is still there */
+    pthread_mutex_lock(&s->lock);
+    for (ds_dataset *d = s->datasets; d; d = d->next)
+        ds_stream_clear(d);
+    pthread_mutex_unlock(&s->lock);
 }
 
 void ds_datasets_free(dataservice *s)

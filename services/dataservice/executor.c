@@ -71,6 +71,8 @@ typedef struct ex_stage {
     size_t nsplits, next_split; /* a read's splits */
     int64_t split_rows;         /* a range's rows per split (for the first estimate) */
     json_t *items;              /* from_items: every item (borrowed from the plan) */
+    json_t *files;              /* a read of files: [{"path", "size"}...] (owned) */
+    size_t *bounds;             /* files: split i is files [bounds[i], bounds[i + 1]) */
     ex_task *tasks;
     size_t ntasks, tcap;
     uint64_t next_out;
@@ -90,7 +92,10 @@ typedef struct executor {
     size_t n;
     bool preserve;
     int64_t budget, held, peak;
+    int64_t stream_cost;   /* a streamed output's blocks the consumer has not given back */
+    size_t stream_waiting; /* of which not taken yet */
     int64_t rows, blocks, bytes;
+    int64_t skipped; /* files and images skip_corrupt left out */
     size_t preview_have;
     char *error;
 } executor;
@@ -245,6 +250,8 @@ static int64_t estimate(const ex_stage *st, int64_t in_bytes)
     if (st->kind == EX_READ) {
         if (st->done_tasks > 0)
             return st->sum_out / st->done_tasks + EX_STORE_OVERHEAD;
+        if (st->files) /* at least the files' bytes; images decode to more */
+            return st->split_rows + 1024;
         return st->split_rows > 0 ? st->split_rows * 8 + 1024 : 64 * 1024;
     }
     if (st->sum_in > 0)
@@ -298,7 +305,11 @@ static bool can_launch(executor *x, size_t i, int64_t *est)
     /* Room is kept for one task of each stage downstream, so that what this
      * stage makes can always move on. One task may always run: a budget
      * below one block still progresses. */
-    return x->held + *est + reserve(x, i, *est) <= x->budget || running_tasks(x) == 0;
+    int64_t held = x->held + x->stream_cost;
+    /* A consumer that lags holds the pipeline back: while blocks wait for it,
+     * nothing starts. */
+    return held + *est + reserve(x, i, *est) <= x->budget ||
+           (running_tasks(x) == 0 && x->stream_waiting == 0);
 }
 
 /* Split `i` of a from_items read: its share of the items. */
@@ -353,12 +364,26 @@ static int add_task(ex_stage *st, ex_task t)
     return 0;
 }
 
+/* Split `i` of a read of files: its files' paths. */
+static char *files_split(const ex_stage *st, size_t i)
+{
+    json_t *paths = json_array();
+    for (size_t k = st->bounds[i]; paths && k < st->bounds[i + 1]; k++)
+        json_array_append(paths, json_object_get(json_array_get(st->files, k), "path"));
+    json_t *split = paths ? json_pack("{so}", "files", paths) : NULL;
+    char *text = split ? json_dumps(split, JSON_COMPACT) : NULL;
+    json_decref(split);
+    return text;
+}
+
 /* The read's next split as JSON text. */
 static char *next_split(ex_stage *st, int64_t range_n)
 {
     size_t i = st->next_split;
     if (st->items)
         return items_split(st, i);
+    if (st->files)
+        return files_split(st, i);
     int64_t base = range_n / (int64_t)st->nsplits, rem = range_n % (int64_t)st->nsplits;
     int64_t start = (int64_t)i * base + ((int64_t)i < rem ? (int64_t)i : rem);
     int64_t end = start + base + ((int64_t)i < rem);
@@ -505,6 +530,29 @@ static void preview(executor *x, const ex_block *b, int64_t rows)
     prism_value_free(v);
 }
 
+/* A streamed output's block goes to the consumer's queue, which holds its
+ * bytes from now on. */
+static void stream_out(executor *x, ex_block *b)
+{
+    pthread_mutex_lock(&x->s->lock);
+    ds_dataset *d = x->d;
+    ds_outblock o = {b->ref, d->stream.next_seq, b->rows, b->bytes, b->take, b->cost};
+    int rc = ds_stream_push(d, &o);
+    if (rc == 0) {
+        d->stream.next_seq++;
+        x->stream_cost = d->stream.cost;
+        x->stream_waiting = d->stream.n - d->stream.head;
+    }
+    pthread_cond_broadcast(&x->s->changed);
+    pthread_mutex_unlock(&x->s->lock);
+    if (rc != 0) {
+        fail(x, "out of memory");
+        drop_block(x, b);
+        return;
+    }
+    x->held -= b->cost;
+}
+
 static void consume(executor *x)
 {
     ex_stage *sink = &x->st[x->n];
@@ -512,11 +560,15 @@ static void consume(executor *x)
         ex_block b = fifo_pop(&sink->queue);
         sink->queued_bytes -= b.bytes;
         int64_t rows = b.take >= 0 && b.take < b.rows ? b.take : b.rows;
-        preview(x, &b, rows);
         x->rows += rows;
         x->blocks++;
         x->bytes += b.bytes;
         prism_metric_add(x->s->m.rows, (double)rows);
+        if (x->d->streamed) {
+            stream_out(x, &b);
+            continue;
+        }
+        preview(x, &b, rows);
         drop_block(x, &b);
     }
 }
@@ -548,6 +600,7 @@ static void complete(executor *x, size_t i, size_t k)
     ex_block b = {.ref = t.block, .take = -1, .seq = t.seq};
     b.rows = json_integer_value(json_object_get(stats, "rows"));
     b.bytes = json_integer_value(json_object_get(stats, "bytes"));
+    x->skipped += json_integer_value(json_object_get(stats, "skipped"));
     json_decref(stats);
     /* A stored output keeps its task, and so the task's inputs, alive. */
     bool stored = b.bytes + 64 > (int64_t)PRISM_INLINE_MAX;
@@ -641,11 +694,13 @@ static bool all_done(const executor *x)
 /* Copies the progress into the dataset; returns whether a stop was asked. */
 static bool publish(executor *x)
 {
-    if (x->held > x->peak)
-        x->peak = x->held;
     dataservice *s = x->s;
     pthread_mutex_lock(&s->lock);
     ds_dataset *d = x->d;
+    x->stream_cost = d->stream.cost;
+    x->stream_waiting = d->stream.n - d->stream.head;
+    if (x->held + x->stream_cost > x->peak)
+        x->peak = x->held + x->stream_cost;
     for (size_t i = 0; i < x->n; i++) {
         ex_stage *st = &x->st[i];
         d->stages[i] = (ds_stage_progress){
@@ -658,11 +713,12 @@ static bool publish(executor *x)
             .queued_bytes = st->queued_bytes,
         };
     }
-    d->bytes_in_flight = x->held;
+    d->bytes_in_flight = x->held + x->stream_cost;
     d->peak_bytes_in_flight = x->peak;
     d->rows = x->rows;
     d->blocks = x->blocks;
     d->bytes = x->bytes;
+    d->skipped = x->skipped;
     bool stop = d->stop;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
@@ -685,18 +741,70 @@ static char *custom_resources(const json_t *res)
     return text;
 }
 
-/* The stage program the tasks run: its operators and row limit (a
- * from_items read without its items: each task gets its own in its split). */
-static char *program_of(const json_t *stage_json)
+/* The stage program the tasks run: its operators, row limit and
+ * skip_corrupt (a from_items read without its items: each task gets its own
+ * in its split). */
+static char *program_of(const json_t *stage_json, bool skip_corrupt)
 {
     json_t *ops = json_deep_copy(json_object_get(stage_json, "ops"));
     json_t *spec = json_object_get(json_array_get(ops, 0), "spec");
     json_object_del(spec, "items");
-    json_t *prog = json_pack("{soso}", "ops", ops ? ops : json_array(), "row_limit",
-                             json_deep_copy(json_object_get(stage_json, "row_limit")));
+    json_t *prog = json_pack("{sososb}", "ops", ops ? ops : json_array(), "row_limit",
+                             json_deep_copy(json_object_get(stage_json, "row_limit")),
+                             "skip_corrupt", skip_corrupt);
     char *text = prog ? json_dumps(prog, JSON_COMPACT) : NULL;
     json_decref(prog);
     return text;
+}
+
+/* Cuts the files into `blocks` splits of about equal bytes, in order. */
+static int cut_files(ex_stage *st, int64_t blocks, int64_t total)
+{
+    size_t nfiles = json_array_size(st->files);
+    if (blocks > (int64_t)nfiles)
+        blocks = (int64_t)nfiles;
+    if (!(st->bounds = calloc((size_t)blocks + 1, sizeof *st->bounds)))
+        return -1;
+    size_t k = 0, f = 0;
+    int64_t seen = 0;
+    for (; f < nfiles && k + 1 < (size_t)blocks; f++) {
+        seen += json_integer_value(json_object_get(json_array_get(st->files, f), "size"));
+        /* split k ends once it has its share, leaving a file for each after it */
+        if (seen * blocks >= total * (int64_t)(k + 1) || nfiles - f - 1 == (size_t)blocks - k - 1)
+            st->bounds[++k] = f + 1;
+    }
+    st->bounds[blocks] = nfiles;
+    st->nsplits = (size_t)blocks;
+    st->split_rows = total / blocks;
+    return 0;
+}
+
+/* A read of files: its files listed and cut into splits. Returns 0, or -1
+ * having failed the dataset naming the path. */
+static int setup_files(executor *x, ex_stage *st, prism_plan_op_kind kind, const json_t *spec,
+                       int64_t blocks, bool fixed, int64_t target)
+{
+    char err[1024];
+    int64_t total = 0;
+    json_t *exts = json_object_get(spec, "file_extensions");
+    json_t *images = json_pack("[sss]", "png", "jpg", "jpeg");
+    if (kind == PRISM_OP_READ_IMAGES && !json_is_array(exts))
+        exts = images;
+    st->files = ds_list_files(json_object_get(spec, "paths"), exts, &total, err, sizeof err);
+    json_decref(images);
+    if (!st->files) {
+        fail(x, "%s: ops[0] (%s): %s", st->name, prism_plan_op_kind_name(kind), err);
+        return -1;
+    }
+    /* more blocks when they would pass the target size */
+    int64_t need = target > 0 ? total / target + 1 : 1;
+    if (!fixed && need > blocks)
+        blocks = need;
+    if (cut_files(st, blocks, total) != 0) {
+        fail(x, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 static int setup(executor *x, int64_t *range_n)
@@ -725,7 +833,8 @@ static int setup(executor *x, int64_t *range_n)
         st->closed = st->kind == EX_READ;
         if (st->kind == EX_LIMIT)
             continue;
-        st->program = program_of(json_array_get(stages, i));
+        st->program = program_of(json_array_get(stages, i),
+                                 json_is_true(json_object_get(opts, "skip_corrupt")));
         st->resources = custom_resources(st->info.resources);
         if (!st->program)
             return -1;
@@ -736,6 +845,11 @@ static int setup(executor *x, int64_t *range_n)
         json_t *over = json_object_get(spec, "override_num_blocks");
         int64_t rows,
             blocks = json_is_integer(over) ? json_integer_value(over) : s->cfg.default_blocks;
+        if (kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS) {
+            if (setup_files(x, st, kind, spec, blocks, json_is_integer(over), target) != 0)
+                return -1;
+            continue;
+        }
         if (kind == PRISM_OP_FROM_ITEMS) {
             st->items = json_object_get(spec, "items");
             rows = (int64_t)json_array_size(st->items);
@@ -774,6 +888,8 @@ static void teardown(executor *x)
         free(st->tasks);
         free(st->program);
         free(st->resources);
+        free(st->bounds);
+        json_decref(st->files);
     }
     free(x->st);
 }
@@ -788,7 +904,7 @@ void *ds_executor_main(void *arg)
     if (!x.c)
         fail(&x, "cannot reach the cluster: %s", prism_last_error());
     else if (setup(&x, &range_n) != 0)
-        fail(&x, "out of memory");
+        fail(&x, "out of memory"); /* unless setup said why */
     while (!x.error && !stopped) {
         launch(&x, range_n);
         consume(&x);
@@ -811,6 +927,8 @@ void *ds_executor_main(void *arg)
     ds_state end = x.error ? DS_FAILED : stopped || d->stop ? DS_STOPPED : DS_FINISHED;
     d->state = end;
     d->error = x.error;
+    if (end != DS_FINISHED) /* the consumer gets an error or the end, not these */
+        ds_stream_clear(d);
     d->ended_ms = prism_now_ms();
     prism_metric_add(end == DS_FINISHED ? s->m.finished
                      : end == DS_FAILED ? s->m.failed

@@ -78,7 +78,6 @@ struct actor {
     int64_t next_ms;
     int failures; /* lease or creation failures since it was last ALIVE: the backoff */
     char *reason; /* the pending reason last stored */
-    int64_t next_ping_ms, ping_sent_ms;
     int fd;
     wire_tls *tls; /* with a worker whose TCP address is tls: */
     prism_buf in;
@@ -531,7 +530,8 @@ static void on_lease_reply(gcs *g, actor_cmd *c)
     } else if (code && !strcmp(code, "infeasible")) {
         /* Like a task: wait with the reason until a node that has it joins. */
         pending(g, a, msg ? msg : "no node has the resources", INFEASIBLE_RETRY_MS);
-    } else if (code && (!strcmp(code, "invalid_argument") || !strcmp(code, "invalid_json"))) {
+    } else if (code && (!strcmp(code, "invalid_argument") || !strcmp(code, "invalid_json") ||
+                        !strcmp(code, "placement_group_removed"))) {
         snprintf(why, sizeof why, "the scheduler refused its lease: %s", msg ? msg : code);
         die(g, a, why);
     } else {
@@ -770,6 +770,83 @@ static void on_node_dead(gcs *g, const char *node_id)
     }
 }
 
+/* ---------- owners ---------- */
+
+/* One PING per owner, however many actors it made: g->actors->owners maps an
+ * owner's address to {"next": ms, "sent": ms}, the entry living as long as
+ * the owner has an actor to ping. The reply names the owner (its ID). */
+static json_t *owner_entry(gcs *g, const char *owner)
+{
+    json_t *e = json_object_get(g->actors->owners, owner);
+    if (!e) {
+        e = json_pack("{s:I,s:I,s:I}", "next", (json_int_t)0, "sent", (json_int_t)0, "seen",
+                      (json_int_t)0);
+        if (json_object_set_new(g->actors->owners, owner, e) != 0)
+            return NULL;
+    }
+    return e;
+}
+
+static int64_t entry_int(json_t *e, const char *key)
+{
+    return json_integer_value(json_object_get(e, key));
+}
+
+static void entry_set(json_t *e, const char *key, int64_t v)
+{
+    json_object_set_new(e, key, json_integer(v));
+}
+
+static void on_ping_reply(gcs *g, actor_cmd *c)
+{
+    char owner[PRISM_ID_HEX_LEN + 8];
+    snprintf(owner, sizeof owner, "owner:%s", c->id);
+    json_t *e = json_object_get(g->actors->owners, owner);
+    if (e)
+        entry_set(e, "sent", 0);
+    if (c->len != 0)
+        return;
+    LOG_INFO("owner %s is gone: its actors go with it", owner);
+    for (actor *a = g->actors->live, *next; a; a = next) {
+        next = a->next; /* a kill may take `a` off the list */
+        if (!a->detached && !a->dead && a->owner && !strcmp(a->owner, owner))
+            kill_actor(g, a, true, "its owner died");
+    }
+}
+
+/* PING on prism.owner.HEX (the owners' protocol, tasks.md), at most once per
+ * owner every PING_EVERY_MS; an unanswered one again after PING_AGAIN_MS. */
+static void ping_owner(gcs *g, actor *a, int64_t now, int64_t tick)
+{
+    char subject[192], reply[192];
+    json_t *e;
+    if (a->detached || a->dead || !wire_owner_subject(a->owner, subject, sizeof subject) ||
+        !(e = owner_entry(g, a->owner)))
+        return;
+    entry_set(e, "seen", tick);
+    int64_t sent = entry_int(e, "sent");
+    if (now < entry_int(e, "next") || (sent && now - sent < PING_AGAIN_MS))
+        return;
+    snprintf(reply, sizeof reply, "%s.ping.%s", g->actors->reply_prefix, a->owner + 6);
+    prism_buf b;
+    wire_owner_request(&b, OWNER_PING, GCS_ADDRESS, 0, 0);
+    if (b.len)
+        prism_bus_publish_request(g->bus, subject, reply, b.data, b.len);
+    prism_buf_free(&b);
+    entry_set(e, "sent", now);
+    entry_set(e, "next", now + PING_EVERY_MS);
+}
+
+/* Owners left with no actor to ping are forgotten. */
+static void forget_owners(gcs *g, int64_t tick)
+{
+    const char *key;
+    json_t *e, *tmp;
+    json_object_foreach_safe(g->actors->owners, tmp, key, e)
+        if (entry_int(e, "seen") != tick)
+            json_object_del(g->actors->owners, key);
+}
+
 static void handle(gcs *g, actor_cmd *c)
 {
     actor *a = c->kind == AC_NODE_DEAD ? NULL : find(g, c->id);
@@ -783,15 +860,7 @@ static void handle(gcs *g, actor_cmd *c)
             kill_actor(g, a, c->no_restart, "killed");
         break;
     case AC_LEASE_REPLY: on_lease_reply(g, c); break;
-    case AC_PING_REPLY:
-        if (!a)
-            break;
-        a->ping_sent_ms = 0;
-        if (c->len == 0 && !a->dead) {
-            LOG_INFO("actor %s: its owner %s is gone", a->id, a->owner);
-            kill_actor(g, a, true, "its owner died");
-        }
-        break;
+    case AC_PING_REPLY: on_ping_reply(g, c); break;
     case AC_NODE_DEAD: on_node_dead(g, c->id); break;
     }
 }
@@ -817,27 +886,9 @@ static void run_commands(gcs *g)
 
 /* ---------- the tick ---------- */
 
-/* PING on prism.owner.HEX (the owners' protocol, tasks.md). */
-static void ping_owner(gcs *g, actor *a, int64_t now)
-{
-    char subject[192], reply[192];
-    if (a->detached || a->dead || now < a->next_ping_ms ||
-        (a->ping_sent_ms && now - a->ping_sent_ms < PING_AGAIN_MS) ||
-        !wire_owner_subject(a->owner, subject, sizeof subject))
-        return;
-    snprintf(reply, sizeof reply, "%s.ping.%s", g->actors->reply_prefix, a->id);
-    prism_buf b;
-    wire_owner_request(&b, OWNER_PING, GCS_ADDRESS, 0, 0);
-    if (b.len)
-        prism_bus_publish_request(g->bus, subject, reply, b.data, b.len);
-    prism_buf_free(&b);
-    a->ping_sent_ms = now;
-    a->next_ping_ms = now + PING_EVERY_MS;
-}
-
 static void tick(gcs *g)
 {
-    int64_t now = prism_mono_ms();
+    int64_t now = prism_mono_ms(), tick = ++g->actors->ticks;
     for (actor *a = g->actors->live, *next; a; a = next) {
         next = a->next;
         if (a->phase == PH_WAIT_LEASE && now >= a->next_ms) {
@@ -857,8 +908,9 @@ static void tick(gcs *g)
             finish_kill(g, a);
             continue;
         }
-        ping_owner(g, a, now);
+        ping_owner(g, a, now, tick);
     }
+    forget_owners(g, tick);
     prune(g);
 }
 

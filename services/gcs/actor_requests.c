@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "actors.h"
+#include "pgroups.h"
 #include "prism_codec.h"
 #include "db.h"
 #include "prism_error.h"
@@ -169,6 +170,15 @@ static json_t *lease_spec(json_t *msg, char *err, size_t n)
     if (!opt_string(msg, "strategy", &strategy, err, n) ||
         !opt_string(msg, "node_id", &node, err, n) || !opt_bool(msg, "soft", &soft, err, n))
         return NULL;
+    const char *pg = NULL;
+    json_int_t bundle = -1;
+    if (!opt_string(msg, "placement_group_id", &pg, err, n) ||
+        !opt_int(msg, "bundle_index", -1, INT32_MAX, &bundle, err, n))
+        return NULL;
+    if (pg && !prism_is_hex(pg, PRISM_ID_HEX_LEN)) {
+        snprintf(err, n, "'placement_group_id' must be 32 lowercase hex digits");
+        return NULL;
+    }
     bool affinity = !strcmp(strategy, "NODE_AFFINITY");
     if (!affinity && strcmp(strategy, "DEFAULT") && strcmp(strategy, "SPREAD")) {
         snprintf(err, n, "'strategy' must be DEFAULT, SPREAD or NODE_AFFINITY");
@@ -184,6 +194,10 @@ static json_t *lease_spec(json_t *msg, char *err, size_t n)
     if (affinity) {
         json_object_set_new(spec, "node_id", json_string(node));
         json_object_set_new(spec, "soft", json_boolean(soft));
+    }
+    if (pg) {
+        json_object_set_new(spec, "placement_group_id", json_string(pg));
+        json_object_set_new(spec, "bundle_index", json_integer(bundle));
     }
     return spec;
 }
@@ -261,6 +275,21 @@ static void reply_json(gcs *g, const char *reply, json_t *doc)
 }
 
 /* Inserts the actor. Returns NULL, or the error answer. Lock held. */
+/* An actor may live only in a placement group that exists and is not removed. */
+static json_t *group_error_locked(gcs *g, json_t *lease)
+{
+    const char *pg = json_string_value(json_object_get(lease, "placement_group_id"));
+    json_t *doc = pg ? gcs_pg_json_locked(g, pg) : NULL;
+    const char *state = json_string_value(json_object_get(doc, "state"));
+    json_t *err = NULL;
+    if (pg && !doc)
+        err = prism_error_json("invalid_argument", "no placement group %s", pg);
+    else if (state && !strcmp(state, "REMOVED"))
+        err = prism_error_json("invalid_argument", "placement group %s was removed", pg);
+    json_decref(doc);
+    return err;
+}
+
 static json_t *insert_locked(gcs *g, const create_req *r)
 {
     json_t *known = gcs_actor_json_locked(g, r->id);
@@ -276,6 +305,9 @@ static json_t *insert_locked(gcs *g, const create_req *r)
         json_decref(named);
         return err;
     }
+    json_t *refused = group_error_locked(g, r->lease);
+    if (refused)
+        return refused;
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "INSERT INTO actors (id, name, namespace, class, package, owner, detached, state, "
                "spec, args, max_restarts, max_task_retries, max_concurrency, created_at, "

@@ -214,7 +214,7 @@ bool gcs_actor_kill(gcs *g, const char *id, bool no_restart)
 }
 
 /* Answers to the manager's own requests: <prefix>.lease.<actor>.<n> and
- * <prefix>.ping.<actor>. An empty body is NATS's "no responders". */
+ * <prefix>.ping.<owner ID>. An empty body is NATS's "no responders". */
 static void on_reply(prism_bus *bus, const char *subject, const char *reply, const char *data,
                      size_t len, void *ud)
 {
@@ -281,7 +281,8 @@ int gcs_actors_create(gcs *g)
     snprintf(A->reply_prefix, sizeof A->reply_prefix, PRISM_SUBJECT_GCS_REPLY_PREFIX "%s", hex);
     g->actors = A;
     A->calls = json_object();
-    if (A->epfd < 0 || A->wakefd < 0 || !A->calls)
+    A->owners = json_object();
+    if (A->epfd < 0 || A->wakefd < 0 || !A->calls || !A->owners)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(A->epfd, EPOLL_CTL_ADD, A->wakefd, &ev);
@@ -351,6 +352,7 @@ void gcs_actors_destroy(gcs *g)
     pthread_cond_destroy(&A->processed_cv);
     pthread_mutex_destroy(&A->lock);
     json_decref(A->calls);
+    json_decref(A->owners);
     free(A);
     g->actors = NULL;
 }

@@ -25,7 +25,7 @@ typedef enum actor_cmd_kind {
     AC_CREATED,     /* a row was inserted: load it and start creating */
     AC_KILL,        /* kill `id` (no_restart) */
     AC_LEASE_REPLY, /* the scheduler's answer to lease request `n` of `id` */
-    AC_PING_REPLY,  /* the owner's answer to a PING of `id` (empty: nobody there) */
+    AC_PING_REPLY,  /* the answer of owner `id` (its ID) to a PING (empty: nobody there) */
     AC_NODE_DEAD,   /* the GCS declared node `id` dead */
 } actor_cmd_kind;
 
@@ -54,6 +54,8 @@ struct gcs_actors {
     bool started;
     char reply_prefix[64]; /* prism.gcs.actors.<random hex>: replies to our requests */
     actor *live;           /* actors not DEAD, or killed and not gone yet: manager thread only */
+    json_t *owners;        /* owner address -> its PING's times (actor_manager.c): manager only */
+    int64_t ticks;         /* the manager's ticks so far */
     int64_t last_prune_mono;
     prism_metric *m_created, *m_restarts;
     /* What actors' workers last said of their calls (prism.event.actor.calls):

@@ -96,6 +96,27 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX actors_live_name ON actors(namespace, name)"
     "  WHERE name IS NOT NULL AND state <> 'DEAD';"
     "CREATE INDEX actors_state ON actors(state, seq);",
+    /* 3 → 4: Ray's package names (gcs://NAME) → the stored package */
+    "CREATE TABLE ray_packages ("
+    "  name TEXT PRIMARY KEY,"
+    "  sha256 TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);",
+    /* 4 → 5: placement groups (docs/placement-groups.md). `bundles` is a JSON
+     * array of resource objects, `nodes` the node of each (null: not reserved),
+     * `owner` the process it fate-shares with (null: detached). */
+    "CREATE TABLE IF NOT EXISTS placement_groups ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  name TEXT,"
+    "  owner TEXT,"
+    "  strategy TEXT NOT NULL,"
+    "  bundles TEXT NOT NULL,"
+    "  nodes TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  reason TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  removed_at INTEGER);"
+    "CREATE INDEX IF NOT EXISTS placement_groups_state ON placement_groups(state, seq);",
 };
 
 int gcs_db_version(sqlite3 *db)

@@ -85,6 +85,9 @@ typedef struct gcs {
     char *packages_dir;
     bool placement_wanted;
     int64_t placement_retry_mono; /* jobs wait for resources: ask for them again then */
+    bool pg_wanted;               /* placement groups wait for bundles: place them now */
+    int64_t pg_retry_mono;        /* ... or then (pgroups.h) */
+    int64_t pg_owners_mono;       /* when to ping the groups' owners next */
     prism_metric *m_jobs_submitted, *m_jobs_finished, *m_nodes_dead, *m_heartbeats;
 } gcs;
 
@@ -173,6 +176,20 @@ void gcs_api_kv_delete(prism_http_req *req, void *ctx);
 void gcs_api_kv_list(prism_http_req *req, void *ctx);
 void gcs_api_package_put(prism_http_req *req, void *ctx);
 void gcs_api_package_get(prism_http_req *req, void *ctx);
+/* Refuses (answering 400 unsafe_package) a tar or zip archive that would
+ * extract outside its directory; 0 when the blob may be stored. */
+int gcs_package_check(prism_http_req *req, const void *body, size_t len);
+/* Stores a blob under its sha256 (`sha`: 65 bytes), unless stored already
+ * (`*created` false). -1 when it could not be written. Takes the lock. */
+int gcs_package_store(gcs *g, const void *body, size_t len, char *sha, bool *created);
+
+/* ray_packages.c: Ray's package routes (gcs://_ray_pkg_*.zip), names mapped
+ * to stored packages */
+void gcs_ray_package_get(prism_http_req *req, void *ctx);
+void gcs_ray_package_put(prism_http_req *req, void *ctx);
+/* The sha256 of the package a Ray URI ("gcs://NAME") names, into `sha` (65
+ * bytes): 0, or -1 when no package was uploaded under that name. */
+int gcs_ray_package_sha(gcs *g, const char *uri, char *sha);
 
 /* tasks_api.c: tasks for curl users, owned by the GCS */
 int gcs_tasks_create(gcs *g);
@@ -245,6 +262,10 @@ void gcs_ray_job_logs_tail(prism_http_req *req, void *ctx);
 /* dashboard.c: the dashboard's static files (docs/dashboard.md), served without the token */
 void gcs_dashboard_index(prism_http_req *req, void *ctx);
 void gcs_dashboard_file_get(prism_http_req *req, void *ctx);
+
+/* apidocs.c: the API reference and the spec, served without the token */
+void gcs_api_docs(prism_http_req *req, void *ctx);
+void gcs_api_openapi_spec(prism_http_req *req, void *ctx);
 
 /* resources.c: resource maps are JSON objects name → amount (whether one
  * fits: prism_res_fits, libs/proto/prism_resources.h) */

@@ -198,6 +198,13 @@ void gcs_job_apply_report_locked(gcs *g, const char *id, json_t *report)
         return;
     if (!strcmp(state, "RUNNING")) {
         gcs_job_set_running_locked(g, id, start);
+    } else if (!strcmp(state, "PENDING") && message && *message) {
+        /* its node is still getting it ready (fetching its packages) */
+        sqlite3_stmt *st =
+            gcs_db_prepare(g->db, "UPDATE jobs SET message=? WHERE id=? AND state='PENDING'");
+        gcs_db_bind_text(st, 1, message);
+        gcs_db_bind_text(st, 2, id);
+        gcs_db_exec_stmt(st);
     } else if (gcs_state_terminal(state)) {
         if (start > 0) {
             sqlite3_stmt *st = gcs_db_prepare(

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "gcs.h"
+#include "pgroups.h"
 #include "prism_service.h"
 
 static gcs g = {.lock = PTHREAD_MUTEX_INITIALIZER}; /* the one state of this process */
@@ -36,7 +37,8 @@ static int configure(void *ctx, const prism_service_settings *s, char *err, size
 
 static size_t body_limit(void *ctx, const prism_http_route *r)
 {
-    if (!strcmp(r->pattern, "/api/v1/packages") && !strcmp(r->method, "POST"))
+    if ((!strcmp(r->pattern, "/api/v1/packages") && !strcmp(r->method, "POST")) ||
+        (!strcmp(r->pattern, "/api/packages/{protocol}/{name}") && !strcmp(r->method, "PUT")))
         return (size_t)g.cfg.max_package_size;
     if (!strcmp(r->pattern, "/api/v1/kv/{namespace}/{key}") && !strcmp(r->method, "PUT"))
         return (size_t)g.cfg.max_kv_value_size;
@@ -50,6 +52,11 @@ static void prune_cron(void *ctx) { gcs_jobs_prune(ctx); }
 static void tasks_cron(void *ctx) { gcs_tasks_cron(ctx); }
 static void objects_cron(void *ctx) { gcs_object_list_cron(ctx); }
 static void log_copy_cron(void *ctx) { gcs_job_logs_copy(ctx); }
+static void pg_cron(void *ctx)
+{
+    gcs_pgs_place(ctx);
+    gcs_pgs_check_owners(ctx);
+}
 static void history_cron(void *ctx) { gcs_history_cron(ctx); }
 
 /* Reconciliation keeps a clock per node (each node every 2 s). */
@@ -61,6 +68,7 @@ static const prism_service_job jobs[] = {
     {"tasks", 100, tasks_cron},
     {"objects", 100, objects_cron},
     {"job log copies", 500, log_copy_cron},
+    {"placement groups", 100, pg_cron},
     {"history", HISTORY_INTERVAL_MS, history_cron},
 };
 

@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "gcs.h"
+#include "pgroups.h"
 #include "prism_error.h"
 #include "prism_log.h"
 #include "prism_subjects.h"
@@ -66,6 +67,7 @@ static void node_kill_locked(gcs *g, gcs_node *node, const char *message)
     snprintf(jobmsg, sizeof jobmsg, "node %s (%s) died: %s", node->name, node->id, message);
     gcs_jobs_fail_node_locked(g, node->id, jobmsg);
     gcs_actors_node_dead(g, node->id);
+    gcs_pgs_node_dead_locked(g, node->id);
     LOG_WARN("node %s (%s) is DEAD: %s", node->name, node->id, message);
     publish_node_event(g, node->id, node->name, "DEAD", message);
     prism_metric_add(g->m_nodes_dead, 1);
@@ -226,6 +228,8 @@ static void on_report(prism_bus *bus, const char *subject, const char *reply, co
             n->available = copy;
         }
         pthread_mutex_unlock(&g->lock);
+        if (copy && json_array_size(json_object_get(msg, "bundles")))
+            gcs_pgs_reconcile(g, id, json_object_get(msg, "bundles"));
     }
     json_decref(msg);
 }

@@ -1,4 +1,5 @@
-/* Packages: content-addressed blobs (task libraries, working directories).
+/* Packages: content-addressed blobs (task libraries, working directories as
+ * tar or zip archives).
  * The bytes live in files named by their sha256 under the data directory;
  * the database records which exist. */
 #include <fcntl.h>
@@ -13,26 +14,12 @@
 #include "prism_log.h"
 #include "prism_sha256.h"
 #include "prism_tar.h"
+#include "prism_zip.h"
 #include "prism_time.h"
 
-void gcs_api_package_put(prism_http_req *req, void *ctx)
+int gcs_package_store(gcs *g, const void *body, size_t len, char *sha, bool *created)
 {
-    gcs *g = ctx;
-    size_t len;
-    const char *body = prism_http_body(req, &len);
-    if (len == 0) {
-        prism_http_reply_error(req, 400, "invalid_argument", "a package must not be empty");
-        return;
-    }
-    /* A tar archive is a working directory a node agent will extract: one that
-     * would put anything outside its directory is refused here, before a job
-     * names it. Other blobs (task libraries) are stored as they are. */
-    char why[512];
-    if (prism_tar_check(body, len, NULL, why, sizeof why) == PRISM_TAR_UNSAFE) {
-        prism_http_reply_error(req, 400, "unsafe_package", "%s", why);
-        return;
-    }
-    char sha[PRISM_SHA256_HEX_LEN + 1], path[4096];
+    char path[4096];
     prism_sha256_hex(body, len, sha);
     snprintf(path, sizeof path, "%s/%s", g->packages_dir, sha);
     pthread_mutex_lock(&g->lock);
@@ -40,10 +27,10 @@ void gcs_api_package_put(prism_http_req *req, void *ctx)
     gcs_db_bind_text(st, 1, sha);
     bool exists = st && sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
-    int status = exists ? 200 : 201;
+    int rc = 0;
     if (!exists && prism_write_file_atomic(path, body, len, 0644) != 0) {
         LOG_ERROR("cannot write package %s: %m", path);
-        status = 500;
+        rc = -1;
     } else if (!exists) {
         st = gcs_db_prepare(g->db,
                             "INSERT INTO packages (sha256, size, created_at) VALUES (?, ?, ?)");
@@ -51,16 +38,48 @@ void gcs_api_package_put(prism_http_req *req, void *ctx)
         sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
         sqlite3_bind_int64(st, 3, prism_now_ms());
         if (gcs_db_exec_stmt(st) != SQLITE_DONE)
-            status = 500;
+            rc = -1;
     }
     pthread_mutex_unlock(&g->lock);
-    if (status == 500) {
+    if (rc == 0 && !exists)
+        LOG_INFO("package %s stored (%zu bytes)", sha, len);
+    *created = !exists;
+    return rc;
+}
+
+int gcs_package_check(prism_http_req *req, const void *body, size_t len)
+{
+    /* A tar or zip archive is a working directory a node agent will
+     * extract: one that would put anything outside its directory is refused
+     * here, before a job names it. Other blobs (task libraries) are stored
+     * as they are. */
+    char why[512];
+    if (prism_tar_check(body, len, NULL, why, sizeof why) == PRISM_TAR_UNSAFE ||
+        (prism_zip_is_zip(body, len) &&
+         prism_zip_check(body, len, PRISM_ZIP_BYTES_MAX, why, sizeof why) != PRISM_ZIP_SAFE)) {
+        prism_http_reply_error(req, 400, "unsafe_package", "%s", why);
+        return -1;
+    }
+    return 0;
+}
+
+void gcs_api_package_put(prism_http_req *req, void *ctx)
+{
+    size_t len;
+    const char *body = prism_http_body(req, &len);
+    if (len == 0) {
+        prism_http_reply_error(req, 400, "invalid_argument", "a package must not be empty");
+        return;
+    }
+    if (gcs_package_check(req, body, len) != 0)
+        return;
+    char sha[PRISM_SHA256_HEX_LEN + 1];
+    bool created;
+    if (gcs_package_store(ctx, body, len, sha, &created) != 0) {
         prism_http_reply_error(req, 500, "internal", "could not store the package");
         return;
     }
-    if (!exists)
-        LOG_INFO("package %s stored (%zu bytes)", sha, len);
-    prism_http_reply_json(req, status,
+    prism_http_reply_json(req, created ? 201 : 200,
                           json_pack("{s:s,s:I}", "sha256", sha, "size", (json_int_t)len));
 }
 

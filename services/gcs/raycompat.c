@@ -8,19 +8,51 @@
 #include "db.h"
 #include "gcs.h"
 #include "prism_json_text.h"
+#include "prism_sha256.h"
 
 #define RAY_API_VERSION "4"
+/* Ray's clients parse ray_version as a Python (PEP 440) version and compare
+ * it with the least they need (1.9 for any job, later ones for newer fields;
+ * "prism-0.1.0" made them raise): a Ray release whose Jobs API this matches,
+ * Prism's version as the local label. */
+#define RAY_VERSION "2.9.0+prism." GCS_VERSION
 
 void gcs_ray_version(prism_http_req *req, void *ctx)
 {
     prism_http_reply_json(req, 200,
                           json_pack("{s:s,s:s,s:s,s:s}", "version", RAY_API_VERSION, "ray_version",
-                                    "prism-" GCS_VERSION, "ray_commit", "prism", "session_name",
-                                    "prism"));
+                                    RAY_VERSION, "ray_commit", "prism", "session_name", "prism"));
+}
+
+/* runtime_env.working_dir as Prism's: a package sha256 as it is, Ray's
+ * gcs://NAME as the package uploaded under that name. New reference, or
+ * NULL after answering. */
+static json_t *working_dir(gcs *g, prism_http_req *req, json_t *renv)
+{
+    json_t *wd = json_object_get(renv, "working_dir");
+    const char *uri = json_string_value(wd);
+    if (!uri || !strstr(uri, "://"))
+        return wd ? json_incref(wd) : json_null();
+    char sha[PRISM_SHA256_HEX_LEN + 1];
+    if (strncmp(uri, "gcs://", 6) != 0) {
+        prism_http_reply_error(req, 400, "unsupported",
+                               "runtime_env.working_dir '%.200s': only gcs:// packages (uploaded "
+                               "with PUT /api/packages/gcs/NAME) and package sha256s are supported",
+                               uri);
+        return NULL;
+    }
+    if (gcs_ray_package_sha(g, uri, sha) != 0) {
+        prism_http_reply_error(req, 404, "not_found",
+                               "runtime_env.working_dir: package %.200s does not exist (upload it "
+                               "with PUT /api/packages/gcs/NAME)",
+                               uri);
+        return NULL;
+    }
+    return json_string(sha);
 }
 
 /* Moves Ray's entrypoint_* and runtime_env fields into Prism's submit shape. */
-static int ray_to_prism(prism_http_req *req, json_t *body, json_t **out)
+static int ray_to_prism(gcs *g, prism_http_req *req, json_t *body, json_t **out)
 {
     json_t *renv = json_object_get(body, "runtime_env");
     if (renv && !json_is_null(renv) && !json_is_object(renv)) {
@@ -33,11 +65,14 @@ static int ray_to_prism(prism_http_req *req, json_t *body, json_t **out)
         if (strcmp(key, "env_vars") && strcmp(key, "working_dir")) {
             prism_http_reply_error(req, 400, "unsupported",
                                    "runtime_env field '%s' is not supported: use env_vars and "
-                                   "working_dir (a package sha256)",
+                                   "working_dir (a gcs:// package or a package sha256)",
                                    key);
             return -1;
         }
     }
+    json_t *wd = working_dir(g, req, renv);
+    if (!wd)
+        return -1;
     json_t *res = json_object();
     static const struct {
         const char *ray, *prism;
@@ -54,6 +89,7 @@ static int ray_to_prism(prism_http_req *req, json_t *body, json_t **out)
         json_object_update(res, custom);
     else if (custom && !json_is_null(custom)) {
         json_decref(res);
+        json_decref(wd);
         prism_http_reply_error(req, 400, "invalid_argument",
                                "entrypoint_resources must be an object");
         return -1;
@@ -67,7 +103,7 @@ static int ray_to_prism(prism_http_req *req, json_t *body, json_t **out)
         json_object_set(p, "submission_id", sid);
     json_object_set(p, "metadata", json_object_get(body, "metadata"));
     json_object_set(p, "env", json_object_get(renv, "env_vars"));
-    json_object_set(p, "working_dir", json_object_get(renv, "working_dir"));
+    json_object_set_new(p, "working_dir", wd);
     json_object_set_new(p, "resources", res);
     *out = p;
     return 0;
@@ -77,7 +113,8 @@ void gcs_ray_jobs_submit(prism_http_req *req, void *ctx)
 {
     json_t *body = prism_http_body_json(req), *p = NULL;
     gcs_job_spec spec;
-    if (!body || ray_to_prism(req, body, &p) != 0 || gcs_job_spec_from_json(req, p, &spec) != 0) {
+    if (!body || ray_to_prism(ctx, req, body, &p) != 0 ||
+        gcs_job_spec_from_json(req, p, &spec) != 0) {
         json_decref(body);
         json_decref(p);
         return;

@@ -336,6 +336,10 @@ static int launch(nodeagent *na, na_job *j, const start_req *r, const char *dir,
     }
     if (na_job_write_driver_file(na, j) != 0)
         LOG_WARN("job %s: cannot write driver.json: %s", j->id, strerror(errno));
+    /* Published as well as answered: after a long download the GCS has
+     * given up waiting for the answer, and shows the job PENDING until it
+     * hears. */
+    na_link_publish_job(na, j);
     prism_metric_add(na->m.started, 1);
     prism_metric_set(na->m.running, na_running_count(na));
     LOG_INFO("job %s: driver started, pid %d, in %s", j->id, (int)j->pid, dir);
@@ -394,6 +398,9 @@ json_t *na_driver_start(nodeagent *na, json_t *req)
     pthread_mutex_lock(&na->lock);
     reply = claim(na, &r);
     na_job *j = reply ? NULL : na_job_find(na, r.job_id);
+    /* The job shows PENDING "fetching its packages" while they come. */
+    if (j && (r.package || json_array_size(r.packages) > 0))
+        na_link_publish_job(na, j);
     pthread_mutex_unlock(&na->lock);
     if (reply)
         return reply;

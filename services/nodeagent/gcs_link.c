@@ -86,6 +86,7 @@ static void reincarnate(nodeagent *na, const char *code)
     pthread_mutex_lock(&na->lock);
     na_drivers_kill_all(na, why);
     na_workers_kill_all(na, why); /* they carry the old node ID */
+    na_bundles_drop_all(na, why); /* the GCS re-reserves them elsewhere */
     pthread_mutex_unlock(&na->lock);
     LOG_WARN("%s: registering again under a new node ID", why);
     char old[PRISM_ID_HEX_LEN + 1];
@@ -150,6 +151,8 @@ static json_t *report_payload(nodeagent *na)
                               na_workers_count(na, NA_WORKER_STARTING, false),
                           "time", (json_int_t)prism_now_ms(), "address", na->address,
                           "store_address", na->cfg.store_address);
+    if (p && na->bundles)
+        json_object_set_new(p, "bundles", na_bundles_json(na));
     pthread_mutex_unlock(&na->lock);
     return p;
 }

@@ -22,9 +22,9 @@
 
 const char *na_state_name(na_job_state s)
 {
-    /* A job whose package is still being fetched is reported as running:
-     * the GCS has asked for it and will hear about its start or failure. */
-    static const char *const names[] = {"RUNNING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"};
+    /* A job whose packages are still being fetched has no driver yet: it
+     * is PENDING, with a message saying so (na_job_json). */
+    static const char *const names[] = {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"};
     return names[s];
 }
 
@@ -78,6 +78,8 @@ json_t *na_job_json(const na_job *j)
     }
     if (j->message[0])
         json_object_set_new(o, "message", json_string(j->message));
+    else if (j->state == NA_JOB_STARTING)
+        json_object_set_new(o, "message", json_string("fetching its packages on the node"));
     return o;
 }
 

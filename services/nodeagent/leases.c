@@ -1,13 +1,16 @@
 /* Worker leases: the node agent is the authority on what its node has free.
  *
- *   prism.node.<id>.worker.lease   {lease_id, owner_id, resources, timeout_ms?}
+ *   prism.node.<id>.worker.lease   {lease_id, owner_id, resources, timeout_ms?,
+ *                                   placement_group_id?, bundle_index?}
  *       → {ok, lease_id, worker_id, node_id, unix, tcp} or error busy
  *   prism.node.<id>.worker.return  {lease_id} → {ok}
  *   prism.node.<id>.worker.check   {lease_id, worker_id, owner_id} → {ok} or error not_granted
  *   prism.worker.<worker>.granted  {lease_id, owner_id}, published to the worker before a grant
  *                                  is answered (it checks such a lease without asking)
  *
- * Free = registered totals − granted and pending leases − jobs' resources;
+ * Free = registered totals − granted and pending leases − jobs' resources
+ * − placement group bundles (bundles.c; a lease naming a group draws on its
+ * bundle instead);
  * GPUs are whole devices from the pool drivers also take from. A lease that
  * does not fit is answered `busy`. A lease without GPUs takes an idle worker
  * (answered at once) or one being started (answered by the cron once it is
@@ -63,7 +66,8 @@ json_t *na_available(nodeagent *na)
     if (!avail)
         return NULL;
     for (na_lease *l = na->leases; l; l = l->next)
-        subtract_but(avail, l->resources, l->blocked ? "CPU" : NULL);
+        if (!l->pg_id[0]) /* a bundle's lease draws on the bundle */
+            subtract_but(avail, l->resources, l->blocked ? "CPU" : NULL);
     for (na_job *j = na->jobs; j; j = j->next)
         if (!na_state_ended(j->state))
             subtract_but(avail, j->resources, NULL);
@@ -74,6 +78,7 @@ json_t *na_available(nodeagent *na)
             json_object_set_new(avail, name, json_integer(0));
     }
     json_object_set_new(avail, "GPU", json_integer(na_free_gpus(na)));
+    na_bundles_subtract(na, avail);
     return avail;
 }
 
@@ -189,7 +194,29 @@ typedef struct lease_req {
     json_t *resources;
     int64_t timeout_ms;
     int gpus;
+    const char *pg_id; /* a placement group's lease, or NULL */
+    int bundle_index;  /* -1: any of the group's bundles here */
 } lease_req;
+
+static json_t *parse_group(json_t *req, lease_req *r)
+{
+    json_t *pg = json_object_get(req, "placement_group_id");
+    json_t *index = json_object_get(req, "bundle_index");
+    r->bundle_index = -1;
+    if (!pg || json_is_null(pg))
+        return NULL;
+    r->pg_id = json_string_value(pg);
+    if (!prism_is_hex(r->pg_id, PRISM_ID_HEX_LEN))
+        return prism_error_json("invalid_argument",
+                                "'placement_group_id' must be 32 lowercase hex digits");
+    if (index && (!json_is_integer(index) || json_integer_value(index) < -1 ||
+                  json_integer_value(index) > INT32_MAX))
+        return prism_error_json("invalid_argument", "'bundle_index' must be an integer from -1");
+    r->bundle_index = index ? (int)json_integer_value(index) : -1;
+    if (r->job_id)
+        return prism_error_json("invalid_argument", "a job's lease cannot name a placement group");
+    return NULL;
+}
 
 static json_t *parse(json_t *req, lease_req *r)
 {
@@ -220,7 +247,7 @@ static json_t *parse(json_t *req, lease_req *r)
         return prism_error_json("invalid_argument", "'timeout_ms' must be a positive integer");
     r->timeout_ms = t ? json_integer_value(t) : DEFAULT_TIMEOUT_MS;
     r->gpus = (int)ceil(json_number_value(json_object_get(r->resources, "GPU")));
-    return NULL;
+    return parse_group(req, r);
 }
 
 static na_lease *lease_new(nodeagent *na, const lease_req *r, const char *reply)
@@ -275,7 +302,7 @@ static na_worker *gpu_worker(nodeagent *na, int n, char *err, size_t errlen)
 }
 
 /* Attaches a new lease to a worker; the answer now, or NULL (later). */
-static json_t *lease_on(nodeagent *na, const lease_req *r, const char *reply)
+static json_t *lease_on(nodeagent *na, const lease_req *r, int bundle, const char *reply)
 {
     char err[NA_MESSAGE_MAX] = "";
     na_worker *w = r->gpus > 0 ? gpu_worker(na, r->gpus, err, sizeof err)
@@ -290,6 +317,10 @@ static json_t *lease_on(nodeagent *na, const lease_req *r, const char *reply)
     }
     l->worker = w;
     w->lease = l;
+    if (r->pg_id) {
+        snprintf(l->pg_id, sizeof l->pg_id, "%s", r->pg_id);
+        l->bundle_index = bundle;
+    }
     if (w->state != NA_WORKER_IDLE)
         return NULL; /* the cron answers once the worker is ready */
     w->state = NA_WORKER_LEASED;
@@ -367,16 +398,22 @@ json_t *na_lease_request(nodeagent *na, json_t *req, const char *reply)
         return err;
     pthread_mutex_lock(&na->lock);
     na_lease *old = lease_find(na, r.id);
-    char *why = old ? NULL : na_shortfall(na, r.resources);
+    int bundle = -1;
+    json_t *refused =
+        old || !r.pg_id ? NULL : na_bundle_pick(na, r.pg_id, r.bundle_index, r.resources, &bundle);
+    char *why = old || r.pg_id ? NULL : na_shortfall(na, r.resources);
     json_t *out;
     if (old)
         out = repeat(old, na, reply);
+    else if (refused)
+        out = json_incref(refused);
     else if (why)
         out = prism_error_json("busy", "not enough free on this node: %s", why);
     else if (r.job_id)
         out = lease_for_job(na, &r);
     else
-        out = lease_on(na, &r, reply);
+        out = lease_on(na, &r, bundle, reply);
+    json_decref(refused);
     if (out && !json_is_true(json_object_get(out, "ok")))
         prism_metric_add(na->m.leases_busy, 1);
     pthread_mutex_unlock(&na->lock);

@@ -182,6 +182,9 @@ static void stop(void *ctx)
     pthread_mutex_unlock(&na.lock);
     na_drivers_shutdown(&na);
     na_workers_shutdown(&na);
+    pthread_mutex_lock(&na.lock);
+    na_bundles_drop_all(&na, "the node agent is shutting down");
+    pthread_mutex_unlock(&na.lock);
 }
 
 static void cleanup(void *ctx)

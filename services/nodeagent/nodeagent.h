@@ -182,8 +182,19 @@ struct na_lease {
                             * lease: freed after this unless job.start took it */
     int64_t granted_ms;    /* wall clock; 0 while pending */
     bool blocked;          /* its worker waits in a get: its CPU is lent out meanwhile */
+    char pg_id[PRISM_ID_HEX_LEN + 1]; /* drawn from this placement group's bundle, or "" */
+    int bundle_index;
     struct na_lease *next;
 };
+
+/* A placement group's bundle reserved on this node (bundles.c): its
+ * resources leave the free pool; leases in the group draw on them instead. */
+typedef struct na_bundle {
+    char pg_id[PRISM_ID_HEX_LEN + 1];
+    int index;
+    json_t *resources; /* owned */
+    struct na_bundle *next;
+} na_bundle;
 
 /* ---------- the service ---------- */
 
@@ -218,6 +229,7 @@ typedef struct nodeagent {
     bool gpu_used[64];
     na_worker *workers;
     na_lease *leases;
+    na_bundle *bundles;
     bool report_wanted;                /* availability changed: publish prism.sched.node */
     int worker_failures;               /* worker starts that failed in a row */
     int64_t worker_retry_mono;         /* no new worker before this (after failures) */
@@ -314,6 +326,20 @@ char *na_shortfall(nodeagent *na, json_t *want);
 /* Total minus leases minus jobs; GPU counts free devices. Owned by the caller. */
 json_t *na_available(nodeagent *na);
 int na_free_gpus(const nodeagent *na);
+
+/* bundles.c: bundle.reserve, bundle.return and leases in a bundle. Lock
+ * held unless noted. */
+json_t *na_bundle_reserve(nodeagent *na, json_t *req); /* takes the lock */
+json_t *na_bundle_return(nodeagent *na, json_t *req);  /* takes the lock */
+/* Subtracts what the bundles hold from `avail` (na_available). */
+void na_bundles_subtract(nodeagent *na, json_t *avail);
+/* For a lease naming a placement group: NULL and the index of a bundle it
+ * fits in, or an error (busy). `index` -1 takes any bundle of the group. */
+json_t *na_bundle_pick(nodeagent *na, const char *pg_id, int index, json_t *want, int *picked);
+/* The bundles with what each has free, for the scheduler's report. */
+json_t *na_bundles_json(nodeagent *na);
+/* Drops every bundle, killing what runs in them (a new incarnation). */
+void na_bundles_drop_all(nodeagent *na, const char *why);
 
 /* subjects.c: prism.node.<node_id>.{job.*, worker.*} */
 int na_subjects_subscribe(nodeagent *na, const char *node_id);

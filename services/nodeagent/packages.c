@@ -1,5 +1,6 @@
-/* Working-directory packages: a tar archive (gzip'd or not) stored by the GCS
- * under its sha256, fetched once and extracted to STATE_DIR/packages/SHA/.
+/* Working-directory packages: a tar archive (gzip'd or not) or a zip archive
+ * (Ray's, extracted with libarchive: prism_zip.h) stored by the GCS under its
+ * sha256, fetched once and extracted to STATE_DIR/packages/SHA/.
  *
  * Extraction goes to a temporary directory renamed into place at the end, so
  * a half-extracted package is never used. An archive is refused when its
@@ -26,6 +27,7 @@
 #include "prism_httpc.h"
 #include "prism_sha256.h"
 #include "prism_tar.h"
+#include "prism_zip.h"
 
 extern char **environ;
 
@@ -236,6 +238,39 @@ static int extract(const char *archive, bool gzipped, const char *into, char *er
     return rc == 0 ? tidy(into, err, errlen) : -1;
 }
 
+/* A zip archive (Ray's working directories, prism_zip.h): checked and
+ * extracted with libarchive, then tidied as tar's output is. */
+static int extract_zip(const nodeagent *na, const char *archive, const char *into, char *err,
+                       size_t errlen)
+{
+    size_t len;
+    char *data = prism_read_file(archive, (size_t)na->cfg.package_max, &len);
+    if (!data) {
+        snprintf(err, errlen, "cannot read %s: %s", archive, strerror(errno));
+        return -1;
+    }
+    char why[512];
+    int rc = prism_mkdir_p(into, 0700);
+    if (rc != 0)
+        snprintf(err, errlen, "cannot create %s: %s", into, strerror(errno));
+    else if ((rc = prism_zip_extract(data, len, into, PRISM_ZIP_BYTES_MAX, why, sizeof why)) != 0)
+        snprintf(err, errlen, "the package is refused: %s", why);
+    free(data);
+    return rc == 0 ? tidy(into, err, errlen) : -1;
+}
+
+/* Whether the file starts as a zip archive does. */
+static bool is_zip(const char *archive)
+{
+    unsigned char head[4];
+    int fd = open(archive, O_RDONLY | O_CLOEXEC);
+    bool zip = fd >= 0 && read(fd, head, sizeof head) == (ssize_t)sizeof head &&
+               prism_zip_is_zip(head, sizeof head);
+    if (fd >= 0)
+        close(fd);
+    return zip;
+}
+
 /* ---------- fetching ---------- */
 
 /* GET the package into `file` (mode `mode`), checking its digest. */
@@ -278,10 +313,14 @@ static int fetch(nodeagent *na, const char *sha, const char *dir, char *err, siz
     prism_remove_tree(tmpdir); /* left by an agent that died extracting */
     bool gzipped = false;
     int rc = download(na, sha, archive, 0600, err, errlen);
-    if (rc == 0)
-        rc = check_archive(na, archive, &gzipped, err, errlen);
-    if (rc == 0)
-        rc = extract(archive, gzipped, tmpdir, err, errlen);
+    if (rc == 0 && is_zip(archive)) {
+        rc = extract_zip(na, archive, tmpdir, err, errlen);
+    } else {
+        if (rc == 0)
+            rc = check_archive(na, archive, &gzipped, err, errlen);
+        if (rc == 0)
+            rc = extract(archive, gzipped, tmpdir, err, errlen);
+    }
     if (rc == 0 && rename(tmpdir, dir) != 0) {
         snprintf(err, errlen, "cannot rename %s: %s", tmpdir, strerror(errno));
         rc = -1;

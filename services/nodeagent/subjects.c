@@ -86,15 +86,31 @@ static json_t *on_kill(nodeagent *na, json_t *req, const char *reply)
     return na_lease_kill(na, req);
 }
 
+static json_t *on_bundle_reserve(nodeagent *na, json_t *req, const char *reply)
+{
+    return na_bundle_reserve(na, req);
+}
+
+static json_t *on_bundle_return(nodeagent *na, json_t *req, const char *reply)
+{
+    return na_bundle_return(na, req);
+}
+
 static const struct {
     const char *verb;
     subject_fn fn;
 } subjects[] = {
-    {PRISM_NODE_JOB_START, on_start},    {PRISM_NODE_JOB_STOP, on_stop},
-    {PRISM_NODE_JOB_STATUS, on_status},  {PRISM_NODE_JOB_DELETE, on_delete},
-    {PRISM_NODE_WORKER_LEASE, on_lease}, {PRISM_NODE_WORKER_RETURN, on_return},
-    {PRISM_NODE_WORKER_CHECK, on_check}, {PRISM_NODE_WORKER_BLOCKED, on_blocked},
+    {PRISM_NODE_JOB_START, on_start},
+    {PRISM_NODE_JOB_STOP, on_stop},
+    {PRISM_NODE_JOB_STATUS, on_status},
+    {PRISM_NODE_JOB_DELETE, on_delete},
+    {PRISM_NODE_WORKER_LEASE, on_lease},
+    {PRISM_NODE_WORKER_RETURN, on_return},
+    {PRISM_NODE_WORKER_CHECK, on_check},
+    {PRISM_NODE_WORKER_BLOCKED, on_blocked},
     {PRISM_NODE_WORKER_KILL, on_kill},
+    {PRISM_NODE_BUNDLE_RESERVE, on_bundle_reserve},
+    {PRISM_NODE_BUNDLE_RETURN, on_bundle_return},
 };
 
 /* Splits prism.node.<id>.<verb> into the node ID and the table entry. */

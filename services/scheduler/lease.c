@@ -3,10 +3,16 @@
  * (prism.node.<id>.worker.lease) until one grants it.
  *
  *   request  {owner_id, resources, strategy?, node_id?, soft?,
- *             locality?: {node_id: bytes}, timeout_ms?, job_id?}
+ *             locality?: {node_id: bytes}, timeout_ms?, job_id?,
+ *             placement_group_id?, bundle_index?}
  *   reply    the node agent's grant {ok, lease_id, worker_id, node_id, unix, tcp}
  *            or an error: infeasible (no node alive has the resources at all),
  *            busy (every node that could run it is full), invalid_argument.
+ *
+ * With `placement_group_id` the lease draws on a bundle of that group
+ * (bundle_index, or -1 for any): only nodes whose report lists such a bundle
+ * with room are asked (docs/placement-groups.md); a removed group's leases
+ * are answered placement_group_removed.
  *
  * With `job_id` the GCS asks for a job's driver: the node agent holds the
  * resources for that job without a worker (grant {ok, lease_id, job_id,
@@ -47,6 +53,8 @@ typedef struct lease_req {
     bool soft;
     json_t *locality; /* object or NULL */
     int64_t deadline_mono;
+    const char *pg_id;       /* drawn from a placement group's bundle, or NULL */
+    json_int_t bundle_index; /* -1: any of its bundles */
 } lease_req;
 
 typedef struct candidates {
@@ -81,9 +89,30 @@ static json_t *parse_strategy(json_t *msg, lease_req *r)
                             "'strategy' must be DEFAULT, SPREAD or NODE_AFFINITY, not '%s'", name);
 }
 
+static json_t *parse_group(json_t *msg, lease_req *r)
+{
+    json_t *pg = json_object_get(msg, "placement_group_id");
+    json_t *index = json_object_get(msg, "bundle_index");
+    r->bundle_index = -1;
+    if (!pg || json_is_null(pg))
+        return NULL;
+    r->pg_id = json_string_value(pg);
+    if (!prism_is_hex(r->pg_id, PRISM_ID_HEX_LEN))
+        return prism_error_json("invalid_argument",
+                                "'placement_group_id' must be 32 lowercase hex digits");
+    if (index && (!json_is_integer(index) || json_integer_value(index) < -1))
+        return prism_error_json("invalid_argument", "'bundle_index' must be an integer from -1");
+    r->bundle_index = index ? json_integer_value(index) : -1;
+    if (r->job_id)
+        return prism_error_json("invalid_argument", "a job's lease cannot name a placement group");
+    return NULL;
+}
+
 static json_t *parse_placement(json_t *msg, lease_req *r)
 {
     json_t *err = parse_strategy(msg, r);
+    if (!err)
+        err = parse_group(msg, r);
     if (err)
         return err;
     r->node_id = json_string_value(json_object_get(msg, "node_id"));
@@ -245,8 +274,52 @@ static json_t *choose_affinity(scheduler *s, const lease_req *r, candidates *c)
     return c->n ? NULL : prism_error_json("busy", "node %s (%s) is busy", n->id, n->name);
 }
 
+/* A placement group's lease: the nodes holding a bundle it fits in. */
+static json_t *choose_group(scheduler *s, const lease_req *r, candidates *c)
+{
+    if (sched_pg_removed(s, r->pg_id))
+        return prism_error_json("placement_group_removed", "placement group %s was removed",
+                                r->pg_id);
+    bool held = false, feasible = false;
+    for (sched_node *n = s->nodes; n; n = n->next) {
+        bool room = false;
+        size_t i;
+        json_t *b;
+        json_array_foreach(n->bundles, i, b) {
+            const char *id = json_string_value(json_object_get(b, "placement_group_id"));
+            json_int_t index = json_integer_value(json_object_get(b, "index"));
+            if (!id || strcmp(id, r->pg_id) != 0 ||
+                (r->bundle_index >= 0 && index != r->bundle_index))
+                continue;
+            held = true;
+            feasible |= prism_res_fits(json_object_get(b, "resources"), NULL, r->resources);
+            room |= prism_res_fits(json_object_get(b, "available"), NULL, r->resources);
+        }
+        if (room && c->n < MAX_CANDIDATES)
+            snprintf(c->ids[c->n++], sizeof c->ids[0], "%s", n->id);
+    }
+    if (c->n)
+        return NULL;
+    char *asked = sched_res_describe(r->resources);
+    json_t *err;
+    if (!held)
+        err = prism_error_json("busy",
+                               "placement group %s has no bundle%s reserved (it is not "
+                               "placed yet, or was removed)",
+                               r->pg_id, r->bundle_index >= 0 ? " of that index" : "");
+    else if (!feasible)
+        err = prism_error_json("infeasible", "no bundle of placement group %s can hold %s",
+                               r->pg_id, asked);
+    else
+        err = prism_error_json("busy", "the bundles of placement group %s are busy", r->pg_id);
+    free(asked);
+    return err;
+}
+
 static json_t *choose(scheduler *s, const lease_req *r, candidates *c)
 {
+    if (r->pg_id)
+        return choose_group(s, r, c);
     bool feasible = false;
     for (sched_node *n = s->nodes; n && !feasible; n = n->next)
         feasible = prism_res_fits(n->total, NULL, r->resources);
@@ -266,17 +339,23 @@ static json_t *choose(scheduler *s, const lease_req *r, candidates *c)
 
 /* Takes what the node has free after the grant from the grant itself (or
  * subtracts the lease) until its next report; drops that from the reply. */
-static void note_grant(scheduler *s, const char *node_id, json_t *resources, json_t *grant)
+static void note_grant(scheduler *s, const lease_req *r, const char *node_id, json_t *grant)
 {
+    json_t *resources = r->resources;
     json_t *avail = json_object_get(grant, "available");
     pthread_mutex_lock(&s->lock);
     sched_node *n = sched_node_find(s, node_id);
     if (n && !sched_res_check(avail)) {
         json_decref(n->available);
         n->available = json_deep_copy(avail);
-    } else if (n) {
+    } else if (n && !r->pg_id) {
         sched_res_add(n->available, resources, -1);
     }
+    json_t *bundle = n && r->pg_id && r->bundle_index >= 0
+                         ? sched_bundle_find(n, r->pg_id, r->bundle_index)
+                         : NULL;
+    if (bundle) /* until the next report (any bundle: that report tells which) */
+        sched_res_add(json_object_get(bundle, "available"), resources, -1);
     if (n)
         n->last_chosen = ++s->grant_seq;
     pthread_mutex_unlock(&s->lock);
@@ -302,6 +381,10 @@ static json_t *forward(scheduler *s, const lease_req *r, const char *node_id, in
                             "resources", r->resources, "timeout_ms", timeout_ms);
     if (req && r->job_id)
         json_object_set_new(req, "job_id", json_string(r->job_id));
+    if (req && r->pg_id) {
+        json_object_set_new(req, "placement_group_id", json_string(r->pg_id));
+        json_object_set_new(req, "bundle_index", json_integer(r->bundle_index));
+    }
     json_t *reply = NULL;
     int rc = prism_bus_request_json(s->bus, subject, req, timeout_ms, &reply);
     json_decref(req);
@@ -309,7 +392,7 @@ static json_t *forward(scheduler *s, const lease_req *r, const char *node_id, in
     if (rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"))) {
         if (!json_object_get(reply, "node_id"))
             json_object_set_new(reply, "node_id", json_string(node_id));
-        note_grant(s, node_id, r->resources, reply);
+        note_grant(s, r, node_id, reply);
         return reply;
     }
     if (rc == PRISM_BUS_OK && reply && !is_error(reply, "busy") &&

@@ -41,6 +41,8 @@ typedef struct sched_node {
     char *name;
     json_t *total;
     json_t *available; /* as reported, less what this scheduler granted since */
+    json_t *bundles;   /* placement group bundles held there: [{placement_group_id, index,
+                        * resources, available}], as reported (docs/placement-groups.md) */
     int64_t workers_idle;
     int64_t last_report_ms;   /* wall clock, for people */
     int64_t last_report_mono; /* for the silence timeout */
@@ -82,6 +84,8 @@ typedef struct scheduler {
     sched_node *nodes;
     sched_tomb tombs[SCHED_TOMBS];
     size_t next_tomb;
+    sched_tomb removed_pgs[SCHED_TOMBS]; /* placement groups removed lately (pg.c) */
+    size_t next_removed_pg;
     uint64_t grant_seq;
 } scheduler;
 
@@ -111,6 +115,13 @@ int sched_lease_start(scheduler *s); /* threads and subscription; no lock */
 void sched_lease_stop(scheduler *s); /* answers what is queued, joins the threads */
 /* Handles the queued requests on the calling thread (with lease_threads 0: the fuzz target). */
 void sched_lease_run_queued(scheduler *s);
+
+/* pg.c: prism.sched.pg.place, placing a placement group's bundles. */
+int sched_pg_start(scheduler *s); /* subscribes; no lock */
+/* Whether group `pg_id` was removed lately (lock held). */
+bool sched_pg_removed(scheduler *s, const char *pg_id);
+/* The bundle of group `pg_id` on `n` (index -1: NULL), or NULL. Lock held. */
+json_t *sched_bundle_find(const sched_node *n, const char *pg_id, json_int_t index);
 
 /* service.c: the hooks on the service skeleton (`ctx` is the scheduler). */
 int sched_configure(void *ctx, const prism_service_settings *set, char *err, size_t errlen);

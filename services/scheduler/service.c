@@ -60,7 +60,7 @@ int sched_init(void *ctx, char *err, size_t errlen)
 int sched_start(void *ctx, char *err, size_t errlen)
 {
     scheduler *s = ctx;
-    if (sched_view_start(s) != 0 || sched_lease_start(s) != 0) {
+    if (sched_view_start(s) != 0 || sched_pg_start(s) != 0 || sched_lease_start(s) != 0) {
         snprintf(err, errlen, "cannot subscribe or start threads: %s",
                  prism_bus_last_error(s->bus));
         return -1;

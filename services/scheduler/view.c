@@ -30,6 +30,7 @@ static void node_free(sched_node *n)
     free(n->name);
     json_decref(n->total);
     json_decref(n->available);
+    json_decref(n->bundles);
     free(n);
 }
 
@@ -113,6 +114,9 @@ static void apply_report(scheduler *s, json_t *msg)
     json_decref(n->available);
     n->total = json_deep_copy(total);
     n->available = json_deep_copy(avail);
+    json_t *bundles = json_object_get(msg, "bundles");
+    json_decref(n->bundles);
+    n->bundles = json_is_array(bundles) ? json_deep_copy(bundles) : json_array();
     n->workers_idle = json_integer_value(json_object_get(msg, "workers_idle"));
     n->last_report_ms = prism_now_ms();
     n->last_report_mono = prism_mono_ms();
@@ -196,10 +200,11 @@ static int by_name(const void *a, const void *b)
 /* Copies, not references: the answer is written out after the lock is dropped. */
 static json_t *node_json(const sched_node *n)
 {
-    return json_pack("{s:s,s:s,s:o,s:o,s:I,s:I}", "node_id", n->id, "name", n->name, "total",
+    return json_pack("{s:s,s:s,s:o,s:o,s:I,s:I,s:o}", "node_id", n->id, "name", n->name, "total",
                      json_deep_copy(n->total), "available", json_deep_copy(n->available),
                      "workers_idle", (json_int_t)n->workers_idle, "last_report",
-                     (json_int_t)n->last_report_ms);
+                     (json_int_t)n->last_report_ms, "bundles",
+                     n->bundles ? json_deep_copy(n->bundles) : json_array());
 }
 
 json_t *sched_view_json(scheduler *s)

@@ -295,6 +295,30 @@ static prism_status counter_echo(prism_task_ctx *ctx, void *state, const prism_v
     return PRISM_OK;
 }
 
+/* add(x): x plus the count, which stays as it is (a stage of the DAG tests
+ * and examples: a chain of Counter(1), Counter(2), ... adds 1 + 2 + ...). */
+static prism_status counter_add(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                size_t nargs, prism_value **returns, size_t nreturns)
+{
+    long long x;
+    if (nargs != 1 || !integer_arg(args, nargs, 0, &x))
+        return prism_task_fail(ctx, "add takes one JSON integer");
+    returns[0] = integer_value(x + __atomic_load_n(&((counter *)state)->n, __ATOMIC_SEQ_CST));
+    return PRISM_OK;
+}
+
+/* pair(x): two returns, x and x plus the count (several returns in DAGs). */
+static prism_status counter_pair(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                 size_t nargs, prism_value **returns, size_t nreturns)
+{
+    long long x;
+    if (nargs != 1 || nreturns != 2 || !integer_arg(args, nargs, 0, &x))
+        return prism_task_fail(ctx, "pair takes one JSON integer and makes two returns");
+    returns[0] = integer_value(x);
+    returns[1] = integer_value(x + __atomic_load_n(&((counter *)state)->n, __ATOMIC_SEQ_CST));
+    return PRISM_OK;
+}
+
 /* sleep(ms): waits, then returns ms (for tests of calls in flight). */
 static prism_status counter_sleep(prism_task_ctx *ctx, void *state, const prism_value *const *args,
                                   size_t nargs, prism_value **returns, size_t nreturns)
@@ -326,10 +350,8 @@ prism_actor_method_fn prism__builtin_actor_method(const char *cls, const char *m
     static const struct {
         const char *name;
         prism_actor_method_fn fn;
-    } table[] = {{"inc", counter_inc},
-                 {"get", counter_get},
-                 {"echo", counter_echo},
-                 {"sleep", counter_sleep},
+    } table[] = {{"inc", counter_inc}, {"get", counter_get},   {"echo", counter_echo},
+                 {"add", counter_add}, {"pair", counter_pair}, {"sleep", counter_sleep},
                  {"pid", counter_pid}};
     for (size_t i = 0; !strcmp(cls, "Counter") && i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(table[i].name, method))

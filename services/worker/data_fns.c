@@ -1,7 +1,7 @@
 /* Blocks as task values, a column put into a block, and the built-in
  * functions of datasets that work on any numeric column: cast and normalize
- * (docs/datasets.md#built-in-functions). The image functions come with the
- * image reads. */
+ * (docs/datasets.md#built-in-functions); the image functions are in
+ * data_transforms.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,39 +115,52 @@ static prism_block_status set_like(prism_block_builder *b, size_t col, const pri
     }
 }
 
-prism_block_status data_block_with_column(const prism_block *blk, const char *name,
-                                          const prism_block *col, prism_block **out, char *err,
-                                          size_t n)
+/* The column a block gets: column 0 of a flat block, or a tensor column
+ * [rows, shape...] of `elem` from `values` (borrowed until finish). */
+typedef struct new_col {
+    const prism_block *fc;
+    prism_coltype elem;
+    const int64_t *shape; /* 3 dimensions */
+    const void *values;
+    const uint8_t *validity;
+} new_col;
+
+static prism_block_status add_new(prism_block_schema *s, const char *name, const new_col *c)
 {
-    prism_block *fb = NULL, *fc = NULL;
+    return c->fc ? schema_add_like(s, name, c->fc, 0)
+                 : prism_block_schema_add_tensor(s, name, c->elem, 3, c->shape);
+}
+
+static prism_block_status set_new(prism_block_builder *b, size_t i, const new_col *c, size_t rows)
+{
+    return c->fc ? set_like(b, i, c->fc, 0)
+                 : prism_block_builder_set_fixed(b, i, c->values, rows, c->validity);
+}
+
+/* `blk` with column `name` set to `c`: replaced in place, or appended. */
+static prism_block_status with_new(const prism_block *blk, const char *name, const new_col *c,
+                                   prism_block **out, char *err, size_t n)
+{
+    prism_block *fb = NULL;
     prism_block_schema *s = NULL;
     prism_block_builder *b = NULL;
-    if (n)
-        err[0] = '\0';
-    if (prism_block_columns(col) != 1 || prism_block_rows(col) != prism_block_rows(blk)) {
-        snprintf(err, n, "the new column must be one column of %zu rows, not %zu of %zu rows",
-                 prism_block_rows(blk), prism_block_columns(col), prism_block_rows(col));
-        return PRISM_BLOCK_ESCHEMA;
-    }
     long at = prism_block_column_index(blk, name);
-    size_t ncols = prism_block_columns(blk);
+    size_t ncols = prism_block_columns(blk), rows = prism_block_rows(blk);
     prism_block_status st = flat(blk, &fb);
-    if (st == PRISM_BLOCK_OK)
-        st = flat(col, &fc);
     if (st == PRISM_BLOCK_OK)
         st = prism_block_schema_create(&s);
     const prism_block_schema *bs = fb ? prism_block_get_schema(fb) : NULL;
     for (size_t i = 0; st == PRISM_BLOCK_OK && i < ncols; i++)
-        st = (long)i == at ? schema_add_like(s, name, fc, 0)
+        st = (long)i == at ? add_new(s, name, c)
                            : schema_add_like(s, prism_block_schema_name(bs, i), fb, i);
     if (st == PRISM_BLOCK_OK && at < 0)
-        st = schema_add_like(s, name, fc, 0);
+        st = add_new(s, name, c);
     if (st == PRISM_BLOCK_OK)
         st = prism_block_builder_create(s, &b);
     for (size_t i = 0; st == PRISM_BLOCK_OK && i < ncols; i++)
-        st = (long)i == at ? set_like(b, i, fc, 0) : set_like(b, i, fb, i);
+        st = (long)i == at ? set_new(b, i, c, rows) : set_like(b, i, fb, i);
     if (st == PRISM_BLOCK_OK && at < 0)
-        st = set_like(b, ncols, fc, 0);
+        st = set_new(b, ncols, c, rows);
     char why[256] = "";
     if (st == PRISM_BLOCK_OK)
         st = prism_block_builder_finish(b, out, why, sizeof why);
@@ -157,8 +170,41 @@ prism_block_status data_block_with_column(const prism_block *blk, const char *na
     prism_block_builder_destroy(b);
     prism_block_schema_destroy(s);
     prism_block_destroy(fb);
+    return st;
+}
+
+prism_block_status data_block_with_column(const prism_block *blk, const char *name,
+                                          const prism_block *col, prism_block **out, char *err,
+                                          size_t n)
+{
+    if (n)
+        err[0] = '\0';
+    if (prism_block_columns(col) != 1 || prism_block_rows(col) != prism_block_rows(blk)) {
+        snprintf(err, n, "the new column must be one column of %zu rows, not %zu of %zu rows",
+                 prism_block_rows(blk), prism_block_columns(col), prism_block_rows(col));
+        return PRISM_BLOCK_ESCHEMA;
+    }
+    new_col c = {0};
+    prism_block *fc = NULL;
+    prism_block_status st = flat(col, &fc);
+    c.fc = fc;
+    if (st == PRISM_BLOCK_OK)
+        st = with_new(blk, name, &c, out, err, n);
+    else
+        snprintf(err, n, "cannot set column \"%s\": %s", name, prism_block_strerror(st));
     prism_block_destroy(fc);
     return st;
+}
+
+prism_block_status data_block_with_tensor(const prism_block *blk, const char *name,
+                                          prism_coltype elem, const int64_t *shape,
+                                          const void *values, const uint8_t *validity,
+                                          prism_block **out, char *err, size_t n)
+{
+    new_col c = {NULL, elem, shape, values, validity};
+    if (n)
+        err[0] = '\0';
+    return with_new(blk, name, &c, out, err, n);
 }
 
 /* ---------- choosing rows ---------- */
@@ -482,25 +528,36 @@ static int run_normalize(const json_t *args, const prism_block *in, prism_block 
         snprintf(err, n, "normalize: out of memory");
         return -1;
     }
-    for (size_t i = 0; i < count; i++) {
-        size_t j = k > 1 ? i % channels : 0;
-        values[i] = (float)(((double)get_num(c.v.values, c.elem, c.first + i) - m[j]) / d[j]);
+    if (c.elem == PRISM_COL_UINT8) { /* images: a table of the 256 values per channel */
+        float table[4][256];
+        const uint8_t *px = (const uint8_t *)c.v.values + c.first;
+        for (size_t j = 0; j < k; j++)
+            for (int x = 0; x < 256; x++)
+                table[j][x] = (float)(((double)x - m[j]) / d[j]);
+        for (size_t i = 0; i < count; i++)
+            values[i] = table[k > 1 ? i % channels : 0][px[i]];
+    } else {
+        for (size_t i = 0; i < count; i++) {
+            size_t j = k > 1 ? i % channels : 0;
+            values[i] = (float)(((double)get_num(c.v.values, c.elem, c.first + i) - m[j]) / d[j]);
+        }
     }
     int rc = replace(in, &c, PRISM_COL_FLOAT32, values, out, err, n);
     free(values);
     return rc;
 }
 
-int data_builtin_known(const char *fn) { return !strcmp(fn, "cast") || !strcmp(fn, "normalize"); }
+int data_builtin_known(const char *fn)
+{
+    return !strcmp(fn, "cast") || !strcmp(fn, "normalize") || data_image_builtin_known(fn);
+}
 
-int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, prism_block **out,
-                     char *err, size_t n)
+int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, data_skip *skip,
+                     prism_block **out, char *err, size_t n)
 {
     if (!strcmp(fn, "cast"))
         return run_cast(args, in, out, err, n);
     if (!strcmp(fn, "normalize"))
         return run_normalize(args, in, out, err, n);
-    snprintf(err, n, "the builtin \"%s\" works on images, which this executor does not read yet",
-             fn);
-    return -1;
+    return data_image_builtin_run(fn, args, in, skip, out, err, n);
 }

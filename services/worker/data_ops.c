@@ -16,6 +16,7 @@ typedef struct stage_prog {
     json_t *doc;
     json_t *ops;       /* [{"op", "name", "logical", "spec"}...] */
     int64_t row_limit; /* -1: none */
+    data_skip skip;    /* the plan's skip_corrupt, and what it left out */
 } stage_prog;
 
 static void prog_free(stage_prog *p) { json_decref(p->doc); }
@@ -26,6 +27,7 @@ static int prog_load(const prism_value *v, stage_prog *p, char *err, size_t n)
     p->ops = json_object_get(p->doc, "ops");
     json_t *lim = json_object_get(p->doc, "row_limit");
     p->row_limit = json_is_integer(lim) ? json_integer_value(lim) : -1;
+    p->skip.on = json_is_true(json_object_get(p->doc, "skip_corrupt"));
     if (!json_is_array(p->ops) || json_array_size(p->ops) == 0) {
         snprintf(err, n, "the stage program must be JSON with a list of operators");
         return -1;
@@ -303,7 +305,8 @@ static prism_block *columns_op(const char *kind, const json_t *spec, const prism
 }
 
 /* Runs one operator on *b, replacing it by the result. Returns 0 or -1. */
-static int run_op(prism_task_ctx *ctx, const json_t *op, prism_block **b, char *err, size_t n)
+static int run_op(prism_task_ctx *ctx, const json_t *op, data_skip *skip, prism_block **b,
+                  char *err, size_t n)
 {
     const json_t *spec = json_object_get(op, "spec");
     const char *kind = json_string_value(json_object_get(op, "op"));
@@ -331,7 +334,7 @@ static int run_op(prism_task_ctx *ctx, const json_t *op, prism_block **b, char *
             return -1;
         }
         if (!strcmp(pkg, "builtin")) {
-            if (data_builtin_run(function, args, *b, &out, err, n) != 0)
+            if (data_builtin_run(function, args, *b, skip, &out, err, n) != 0)
                 out = NULL;
         } else {
             prism_task_fn f = prism__worker_find_task(ctx, pkg, function, err, n);
@@ -380,13 +383,13 @@ static int run_op(prism_task_ctx *ctx, const json_t *op, prism_block **b, char *
 }
 
 /* Runs ops[first..] on *b. Returns 0, or -1 with err naming the operator. */
-static int run_ops(prism_task_ctx *ctx, const stage_prog *p, size_t first, prism_block **b,
-                   char *err, size_t n)
+static int run_ops(prism_task_ctx *ctx, stage_prog *p, size_t first, prism_block **b, char *err,
+                   size_t n)
 {
     for (size_t i = first; i < json_array_size(p->ops); i++) {
         const json_t *op = json_array_get(p->ops, i);
         char why[ERR_LEN] = "", label[160];
-        if (run_op(ctx, op, b, why, sizeof why) != 0) {
+        if (run_op(ctx, op, &p->skip, b, why, sizeof why) != 0) {
             op_label(op, label, sizeof label);
             snprintf(err, n, "%s: %s", label, why);
             return -1;
@@ -410,8 +413,9 @@ static prism_status finish(prism_task_ctx *ctx, const stage_prog *p, prism_block
         b = cut;
         rows = prism_block_rows(b);
     }
-    char stats[96];
-    snprintf(stats, sizeof stats, "{\"rows\":%zu,\"bytes\":%zu}", rows, prism_block_nbytes(b));
+    char stats[128];
+    snprintf(stats, sizeof stats, "{\"rows\":%zu,\"bytes\":%zu,\"skipped\":%zu}", rows,
+             prism_block_nbytes(b), p->skip.count);
     returns[0] = data_value_of_block(b);
     if (nreturns > 1)
         returns[1] = prism_value_json(stats);
@@ -441,6 +445,9 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
         rc = read_range(split, &b, why, sizeof why);
     else if (kind && !strcmp(kind, "from_items"))
         rc = read_items(split, &b, why, sizeof why);
+    else if (kind && !strncmp(kind, "read_", 5))
+        rc = data_read_files(kind, json_object_get(read, "spec"), split, &p.skip, &b, why,
+                             sizeof why);
     else
         snprintf(why, sizeof why, "this executor cannot read \"%s\" yet", kind ? kind : "?");
     json_decref(split);

@@ -5,17 +5,20 @@
  *   data_map_stage(program, take, block, ...) -> [block, stats]
  *
  * `program` is a stage of the physical plan as JSON ({"ops": [{"op",
- * "name", "logical", "spec"}...], "row_limit": n|null}); the task runs its
+ * "name", "logical", "spec"}...], "row_limit": n|null, "skip_corrupt":
+ * bool}); the task runs its
  * operators one after the other on one block. `split` says what a read makes
  * ({"start", "end"} of a range, {"items": [...]} of from_items); `take` lists,
  * per input block, how many of its first rows to use (null: all). A block
  * travels as a uint8 tensor holding its serialized bytes (tensor data is
  * 16-byte aligned in the object store, which prism_block_open needs); stats
- * is {"rows", "bytes"} of the output, small enough to come back inline. */
+ * is {"rows", "bytes", "skipped"} of the output (skipped: the files and
+ * images skip_corrupt left out), small enough to come back inline. */
 #ifndef PRISM_WORKER_DATA_OPS_H
 #define PRISM_WORKER_DATA_OPS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "prism/task.h"
@@ -31,6 +34,13 @@ prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args,
 prism_task_fn prism__worker_find_task(prism_task_ctx *ctx, const char *pkg, const char *fn,
                                       char *err, size_t n);
 
+/* The plan's skip_corrupt: whether files and images that cannot be read or
+ * decoded are left out (and counted) instead of failing the task. */
+typedef struct data_skip {
+    bool on;
+    size_t count;
+} data_skip;
+
 /* ---------- data_fns.c: block helpers and the built-in functions ---------- */
 
 /* A block of `v`, a uint8 tensor of block bytes (borrowed: `v` outlives it). */
@@ -43,15 +53,57 @@ prism_value *data_value_of_block(prism_block *blk);
 prism_block_status data_block_with_column(const prism_block *blk, const char *name,
                                           const prism_block *col, prism_block **out, char *err,
                                           size_t n);
+/* The same with a tensor column [rows, shape[0], shape[1], shape[2]] of
+ * `elem` from `values` (and `validity`, an Arrow bitmap from bit 0, or NULL),
+ * both borrowed: copied once, into the new block. */
+prism_block_status data_block_with_tensor(const prism_block *blk, const char *name,
+                                          prism_coltype elem, const int64_t *shape,
+                                          const void *values, const uint8_t *validity,
+                                          prism_block **out, char *err, size_t n);
 /* A new block of rows `rows[0..k)` of `blk` (borrowed), in that order. */
 prism_block_status data_block_take_rows(const prism_block *blk, const size_t *rows, size_t k,
                                         prism_block **out);
-/* The built-in functions that work on any numeric data: cast and normalize.
- * `args` has every field, defaults filled in (the plan library's). Returns 0,
- * or -1 with `err`. */
-int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, prism_block **out,
-                     char *err, size_t n);
+/* A built-in function: cast and normalize (any numeric data) here, the
+ * image functions in data_transforms.c. `args` has every field, defaults
+ * filled in (the plan library's). Returns 0, or -1 with `err`. */
+int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, data_skip *skip,
+                     prism_block **out, char *err, size_t n);
 /* Whether this executor implements the builtin `fn`. */
 int data_builtin_known(const char *fn);
+
+/* ---------- data_transforms.c: the image builtins ---------- */
+
+/* A one-column block `name` of `rows` tensors [shape[0], shape[1], shape[2]]
+ * of `elem` from `values` (borrowed), with the nulls of column `col` of
+ * `nulls_of` (NULL or col < 0: none). */
+prism_block_status data_tensor_column(const char *name, prism_coltype elem, const int64_t *shape,
+                                      const void *values, size_t rows, const prism_block *nulls_of,
+                                      long col, prism_block **out, char *err, size_t n);
+/* Encoded image `i` of a decode: its bytes, or NULL when they cannot be had;
+ * `what` names it for errors. */
+typedef const uint8_t *(*data_encoded_fn)(void *ud, size_t i, size_t *len, char *what, size_t n);
+/* Decodes `count` images into one buffer [kept, h, w, c] (owned), setting
+ * `shape`: `channels` each (0: as the first is stored); every image has the
+ * first one's shape, or is resized to `size` ([h, w]) when given. With
+ * skip->on an image that cannot be had or decoded is left out and counted
+ * (kept[i] says which were kept, when `kept` is not NULL). NULL with `err`
+ * naming the image that failed. */
+uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channels,
+                         const int64_t *size, int64_t shape[3], data_skip *skip, uint8_t *kept,
+                         size_t *nkept, char *err, size_t n);
+/* decode_image, random_crop, center_crop, resize and flip; as
+ * data_builtin_run. */
+int data_image_builtin_known(const char *fn);
+int data_image_builtin_run(const char *fn, const json_t *args, const prism_block *in,
+                           data_skip *skip, prism_block **out, char *err, size_t n);
+
+/* ---------- data_read.c: reads of files ---------- */
+
+/* Reads the files of a split ({"files": [path...]}) of the read operator
+ * `spec` (every field, defaults filled in) into one block; with skip->on a
+ * file that cannot be read or parsed is left out and counted. Returns 0, or
+ * -1 with `err` naming the file. */
+int data_read_files(const char *kind, const json_t *spec, const json_t *split, data_skip *skip,
+                    prism_block **out, char *err, size_t n);
 
 #endif

@@ -28,6 +28,7 @@
 
 #include "client.h"
 #include "codec.h"
+#include "dag_loop.h"
 #include "data_ops.h"
 #include "prism_fs.h"
 #include "prism_httpc.h"
@@ -116,6 +117,10 @@ typedef struct worker_rt {
     const char *current_lease; /* of the task running now */
     actor_host *actor;
     pthread_mutex_t client_lock; /* executors may make the client on first use */
+    /* The compiled DAG the actor is in (dag_loop.h): ordinary calls are
+     * refused while it runs. Under dag_lock (calls may run on executors). */
+    pthread_mutex_t dag_lock;
+    dag_loop *dag;
     /* Executors of an actor with max_concurrency above 1. */
     pthread_t *threads;
     int nthreads;
@@ -437,17 +442,13 @@ static int parse_push(worker_rt *w, const uint8_t *data, size_t len, push *p, ch
 /* Actor calls name the actor (32 hex digits) where tasks name a package. */
 static bool is_actor_call(const char *pkg) { return prism_is_hex(pkg, PRISM_ID_HEX_LEN); }
 
-static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const char *method,
-                                         char *err, size_t n, prism_status *why)
+/* The actor class's method `method` (a package's symbol or a builtin). */
+static prism_actor_method_fn lookup_method(worker_rt *w, const char *method, char *err, size_t n)
 {
-    *why = PRISM_ERR_UNKNOWN_FUNCTION;
-    if (!w->actor || strcmp(w->actor->id, actor) != 0) {
-        *why = PRISM_ERR_ACTOR_DIED;
-        snprintf(err, n, "this worker hosts no actor %s (it restarted or died)", actor);
-        return NULL;
-    }
     prism_actor_method_fn f = NULL;
-    if (!w->actor->lib) {
+    if (!strncmp(method, "__", 2)) {
+        f = NULL; /* reserved names are the runtime's */
+    } else if (!w->actor->lib) {
         f = prism__builtin_actor_method(w->actor->cls, method);
     } else {
         char sym[300];
@@ -457,6 +458,96 @@ static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const 
     if (!f)
         snprintf(err, n, "actor class %s has no method '%s'", w->actor->cls, method);
     return f;
+}
+
+static prism_actor_method_fn resolve_for_dag(void *ud, const char *method, char *err, size_t n)
+{
+    return lookup_method(ud, method, err, n);
+}
+
+/* __prism_dag_start(spec): starts the actor's loop of a compiled DAG
+ * (libs/prism/dag.c sends it; docs/dags.md#compile). */
+static prism_status dag_start(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                              size_t nargs, prism_value **returns, size_t nreturns)
+{
+    worker_rt *w = ctx->runtime;
+    if (nargs != 1 || !prism_value_json_text(args[0]))
+        return prism_task_fail(ctx, "__prism_dag_start takes the DAG's spec");
+    dag_loop_env env = {.state = state,
+                        .cls = w->actor->cls,
+                        .client = ctx_client,
+                        .runtime = w,
+                        .resolve = resolve_for_dag,
+                        .ud = w};
+    char err[512] = "";
+    pthread_mutex_lock(&w->dag_lock);
+    if (w->dag)
+        snprintf(err, sizeof err, "the actor is in compiled DAG %s already", dag_loop_id(w->dag));
+    else if (dag_loop_start(&w->dag, prism_value_json_text(args[0]), &env, err, sizeof err) == 0)
+        LOG_INFO("actor %s runs in compiled DAG %s", w->actor->id, dag_loop_id(w->dag));
+    pthread_mutex_unlock(&w->dag_lock);
+    return *err ? prism_task_fail(ctx, "%s", err) : PRISM_OK;
+}
+
+/* __prism_dag_stop({"dag": ID}): stops that DAG's loop; no-op when the actor
+ * is not in it (it restarted since). */
+static prism_status dag_stop(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                             size_t nargs, prism_value **returns, size_t nreturns)
+{
+    worker_rt *w = ctx->runtime;
+    const char *text = nargs == 1 ? prism_value_json_text(args[0]) : NULL;
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    const char *id = json_string_value(json_object_get(j, "dag"));
+    pthread_mutex_lock(&w->dag_lock);
+    if (w->dag && id && !strcmp(id, dag_loop_id(w->dag))) {
+        dag_loop_stop(w->dag);
+        w->dag = NULL;
+        LOG_INFO("actor %s left compiled DAG %s", w->actor->id, id);
+    }
+    pthread_mutex_unlock(&w->dag_lock);
+    json_decref(j);
+    return PRISM_OK;
+}
+
+/* Whether a compiled DAG holds the actor (one whose loop ended by itself,
+ * its driver or a peer gone, is let go). */
+static bool dag_holds(worker_rt *w, char *id)
+{
+    pthread_mutex_lock(&w->dag_lock);
+    if (w->dag && dag_loop_ended(w->dag)) {
+        dag_loop_stop(w->dag);
+        w->dag = NULL;
+    }
+    if (w->dag)
+        snprintf(id, PRISM_ID_HEX_LEN + 1, "%s", dag_loop_id(w->dag));
+    bool held = w->dag != NULL;
+    pthread_mutex_unlock(&w->dag_lock);
+    return held;
+}
+
+static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const char *method,
+                                         char *err, size_t n, prism_status *why)
+{
+    *why = PRISM_ERR_UNKNOWN_FUNCTION;
+    if (!w->actor || strcmp(w->actor->id, actor) != 0) {
+        *why = PRISM_ERR_ACTOR_DIED;
+        snprintf(err, n, "this worker hosts no actor %s (it restarted or died)", actor);
+        return NULL;
+    }
+    if (!strcmp(method, "__prism_dag_start"))
+        return dag_start;
+    if (!strcmp(method, "__prism_dag_stop"))
+        return dag_stop;
+    char dag[PRISM_ID_HEX_LEN + 1];
+    if (dag_holds(w, dag)) {
+        *why = PRISM_ERR_INVALID;
+        snprintf(err, n,
+                 "actor %s is in compiled DAG %s: its methods run only through the DAG "
+                 "until prism_dag_teardown",
+                 actor, dag);
+        return NULL;
+    }
+    return lookup_method(w, method, err, n);
 }
 
 static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *task_owner,
@@ -1364,6 +1455,8 @@ static void finish(worker_rt *w)
     stop_executors(w);
     while (w->conns)
         conn_drop(w, w->conns);
+    dag_loop_stop(w->dag); /* before the state its methods use goes */
+    w->dag = NULL;
     if (w->actor) {
         if (w->actor->free_fn)
             w->actor->free_fn(w->actor->state);
@@ -1431,6 +1524,7 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
 {
     worker_rt w = {.cfg = cfg, .epfd = -1, .sigfd = -1, .unix_fd = -1, .tcp_fd = -1};
     pthread_mutex_init(&w.client_lock, NULL);
+    pthread_mutex_init(&w.dag_lock, NULL);
     pthread_mutex_init(&w.grant_lock, NULL);
     pthread_mutex_init(&w.pool_lock, NULL);
     pthread_cond_init(&w.pool_cond, NULL);
@@ -1453,6 +1547,7 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
     finish(&w);
     prism__set_block_hook(NULL, NULL);
     pthread_mutex_destroy(&w.client_lock);
+    pthread_mutex_destroy(&w.dag_lock);
     pthread_mutex_destroy(&w.grant_lock);
     pthread_mutex_destroy(&w.pool_lock);
     pthread_cond_destroy(&w.pool_cond);

@@ -116,6 +116,12 @@ def remove_stale():
                     pass
             sh("ip", "netns", "del", m.group(1), check=False)
             shutil.rmtree(os.path.join("/etc/netns", m.group(1)), ignore_errors=True)
+    # the FORWARD rules of bridges whose run is gone (see Net._allow_forwarding)
+    if shutil.which("iptables"):
+        for line in sh("iptables", "-S", "FORWARD", check=False).splitlines():
+            m = re.match(r"^-A (FORWARD -i pr(\d+)b -o pr\d+b -j ACCEPT)$", line)
+            if m and not pid_alive(int(m.group(2))):
+                sh("iptables", "-D", *m.group(1).split(), check=False)
     tmp = tempfile.gettempdir()
     for name in os.listdir(tmp):
         path = os.path.join(tmp, name, OWNER_FILE)
@@ -149,6 +155,7 @@ class Net:
         self.bridge = "pr%db" % self.pid
         self.created_ns, self.created_links = [], []
         self.stragglers = []  # (pid, command line) that teardown had to kill
+        self.forward_rule = False  # the iptables rule of _allow_forwarding is in
         self.lock_fd = None
         remove_stale()
         self.slot = self._take_slot()
@@ -194,6 +201,7 @@ class Net:
         self.created_links.append(self.bridge)
         sh("ip", "addr", "add", self.head_ip + "/28", "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")
+        self._allow_forwarding()
         for i in range(1, self.nodes + 1):
             ns, host, peer = self.ns(i), self.host_veth(i), "pr%dc%d" % (self.pid, i)
             sh("ip", "netns", "add", ns)
@@ -206,6 +214,18 @@ class Net:
             sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
             sh("ip", "netns", "exec", ns, "ip", "addr", "add", self.node_ip(i) + "/28", "dev", peer)
             sh("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up")
+
+    def _forward_rule(self):
+        return ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
+
+    def _allow_forwarding(self):
+        """A Docker engine sets iptables' FORWARD policy to DROP, and with
+        br_netfilter loaded that drops frames between two ports of this bridge
+        too (node to node): accept this bridge's own traffic, and only that.
+        Docker started before or after this test, the rule comes first."""
+        if shutil.which("iptables") and sh("iptables", "-S", "FORWARD", check=False):
+            sh("iptables", "-I", *self._forward_rule())
+            self.forward_rule = True
 
     def set_etc_file(self, i, name, text):
         """A file that processes run with `ip netns exec` in namespace i see as
@@ -271,6 +291,9 @@ class Net:
         for link in reversed(self.created_links):
             sh("ip", "link", "del", link, check=False)
         self.created_ns, self.created_links = [], []
+        if self.forward_rule:
+            sh("iptables", "-D", *self._forward_rule(), check=False)
+            self.forward_rule = False
         if self.lock_fd is not None:
             os.close(self.lock_fd)
             self.lock_fd = None

@@ -333,6 +333,13 @@ def scenario(c):
     obj = json.loads(c.curl("-H", auth, "%s/api/v1/objects/%s?timeout_ms=30000" %
                             (addr, sub["object_ids"][0])))
     assert obj["state"] == "READY" and obj["value"] == {"kind": "json", "value": 42}, obj
+    # a dataset, run by the dataservice container that the GCS found over NATS
+    d = json.loads(c.curl("-H", auth, "-H", "Content-Type: application/json", "-d", json.dumps(
+        {"name": "compose", "ops": [{"op": "range", "n": 1000, "override_num_blocks": 2}]}),
+        addr + "/api/v1/datasets"))
+    n = json.loads(c.curl("-H", auth, "%s/api/v1/datasets/%s/count?timeout_ms=60000" %
+                          (addr, d["dataset_id"])))
+    assert n["count"] == 1000, n
     # a large result on node-1 is the argument of a task on node-2
     tasks_across_nodes(addr, c.token, {"name": "node-1", "store": a}, {"name": "node-2", "store": b})
     if c.tls:

@@ -388,6 +388,13 @@ def scenario(k):
     tasks_across_nodes(gcs, k.token,
                        {"name": "prism-node-0", "store": "%s://%s:8267" % (s, k.pod_ip("prism-node-0"))},
                        {"name": "prism-node-1", "store": "%s://%s:8267" % (s, k.pod_ip("prism-node-1"))})
+    # a dataset, run by the dataservice pod that the GCS found over NATS
+    st, body = k.req(gcs, "POST", "/api/v1/datasets",
+                     {"name": "k8s", "ops": [{"op": "range", "n": 1000, "override_num_blocks": 2}]})
+    assert st == 201, body
+    did = json.loads(body)["dataset_id"]
+    st, body = k.req(gcs, "GET", "/api/v1/datasets/%s/count?timeout_ms=60000" % did, timeout=90)
+    assert st == 200 and json.loads(body)["count"] == 1000, body
     # the replicas (a NATS queue group) granted the leases of those three task shapes
     status = [json.loads(rest("%s://%s:8268/api/v1/scheduler" % (s, ip), k.token)[1]) for ip in scheds]
     grants = sum(st["leases"]["grants"] for st in status)

@@ -399,8 +399,9 @@ class NatsSubscriber:
     """A minimal NATS client (the text protocol over a socket) that records the
     messages of one subject, so tests can check the events services publish."""
 
-    def __init__(self, port, token, subject):
+    def __init__(self, port, token, subject, raw=False):
         import threading
+        self.raw = raw  # keep the bytes (binary payloads) rather than parse JSON
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.messages = []
         self.lock = threading.Lock()
@@ -441,7 +442,8 @@ class NatsSubscriber:
                     parts = line.split()
                     data = self._read(int(parts[-1]))
                     with self.lock:
-                        self.messages.append((parts[1].decode(), json.loads(data)))
+                        self.messages.append((parts[1].decode(),
+                                              data if self.raw else json.loads(data)))
                 elif line == b"PING":
                     self.sock.sendall(b"PONG\r\n")
         except (EOFError, OSError, ValueError):

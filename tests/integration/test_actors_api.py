@@ -367,6 +367,24 @@ def test_owner_that_dies_takes_its_actor(c):
         nc.close()
 
 
+def test_one_ping_per_owner(c):
+    """The GCS pings an owner once however many actors it made: five actors of
+    one owner (which listens and never answers) cost it one PING, and one
+    more 3 s later, not five each time."""
+    nc = nats(c)
+    owner = secrets.token_hex(16)
+    sub = NatsSubscriber(c.nats_port, c.token, "prism.owner." + owner, raw=True)
+    try:
+        for _ in range(5):
+            create(nc, owner="owner:" + owner, detached=False, resources={"nothing-has-this": 1})
+        time.sleep(4.5)
+        pings = len(sub.events())
+        assert 1 <= pings <= 3, "%d PINGs for one owner of five actors" % pings
+    finally:
+        sub.close()
+        nc.close()
+
+
 def test_no_scheduler_is_a_reason(c):
     nc = nats(c)
     try:
@@ -592,7 +610,8 @@ def test_gcs_restart_keeps_alive_actors(c):
 if __name__ == "__main__":
     run([test_create_is_validated, test_rest_api, test_events, test_cli,
          test_infeasible_waits_with_a_reason,
-         test_owner_that_dies_takes_its_actor, test_no_scheduler_is_a_reason,
+         test_owner_that_dies_takes_its_actor, test_one_ping_per_owner,
+         test_no_scheduler_is_a_reason,
          test_gcs_restart_keeps_pending_and_dead, test_restarts_after_the_worker_dies,
          test_max_restarts_zero_dies_at_once, test_unlimited_restarts, test_kill,
          test_kill_of_a_worker_that_does_not_exit,

@@ -1,8 +1,14 @@
 """Datasets end to end: plans posted through the GCS's address, run by
 prism-dataservice's streaming executor as tasks on real workers, blocks in
 real object stores (docs/datasets.md)."""
+import base64
 import json
 import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -80,6 +86,7 @@ def test_range_map_filter_limit(c):
     assert [s["kind"] for s in info["stages"]] == ["read", "limit"], info["stages"]
     assert info["stages"][0]["name"] == "ReadRange->MapBatches(cast)->Filter(keep_multiples)"
     assert info["stages"][1]["rows"] == 5000 and info["stages"][0]["tasks_running"] == 0, info
+    assert info["stages"][0]["rows_per_s"] > 0, info["stages"]
     assert "Physical Plan" in info["explain"] and info["explain_json"]["physical"], info
     assert info["plan"]["ops"][0] == {"op": "range", "n": 100000, "override_num_blocks": 10}
 
@@ -89,12 +96,14 @@ def test_range_map_filter_limit(c):
     ids = [r["id"] for r in rows(c, d["dataset_id"], 5000)]
     assert len(set(ids)) == 5000 and all(i % 3 == 0 and 0 <= i < 100000 for i in ids), ids[:10]
 
-    # Without a limit: every multiple of 3 below 100000, and the plan's limit pushed into range.
+    # Without a limit: every multiple of 3 below 100000; then a limit of 7 after the cast.
     d = post(c, {"ops": ops[:3]})
     assert count(c, d["dataset_id"]) == 33334
     d = post(c, {"ops": [ops[0], ops[1], {"op": "limit", "limit": 7}]})
     assert count(c, d["dataset_id"]) == 7
-    assert rows(c, d["dataset_id"], 7) == [{"id": float(i)} for i in range(7)]
+    # a limit after map_batches stays a limit stage: any 7 rows without preserve_order
+    ids = [r["id"] for r in rows(c, d["dataset_id"], 7)]
+    assert len(set(ids)) == 7 and all(0 <= i < 100000 for i in ids), ids
     listed = c.get("/api/v1/datasets").json()["datasets"]
     assert len(listed) == 4 and all(x["state"] == "FINISHED" for x in listed), listed
 
@@ -137,10 +146,8 @@ def test_bad_plans(c):
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"), "batchsize": 4}]},
          "invalid_plan", "ops[1] (map_batches)"),
         ({"ops": [rng, {"op": "sort", "key": "id"}]}, "unsupported_operator", "ops[1]"),
-        ({"ops": [{"op": "read_images", "paths": "/nonexistent"}]}, "unsupported_operator",
-         "ops[0] (read_images)"),
-        ({"ops": [rng, {"op": "map_batches", "fn": fn("builtin", "decode_image")}]},
-         "unsupported_operator", "ops[1] (map_batches)"),
+        ({"ops": [{"op": "read_images", "paths": ["/tmp", "s3://bucket/a.jpg"]}]},
+         "invalid_plan", 'ops[0] (read_images): "paths[1]"'),
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"),
                         "compute": {"kind": "actors"}}]}, "unsupported_operator", "ops[1]"),
         ({"ops": []}, "invalid_plan", ""),
@@ -161,7 +168,9 @@ def test_bad_plans(c):
                       ({"op": "map_batches", "fn": fn("f" * 64, "square")},
                        ["ops[2] (map_batches)", "no package"]),
                       ({"op": "select_columns", "columns": ["nope"]},
-                       ["ops[2] (select_columns)", "no column \"nope\""])]:
+                       ["ops[2] (select_columns)", "no column \"nope\""]),
+                      ({"op": "map_batches", "fn": fn("builtin", "decode_image")},
+                       ["ops[2] (map_batches)", "no binary column \"bytes\""])]:
         d = post(c, {"ops": [rng, {"op": "map_batches", "fn": fn("builtin", "cast",
                                                                  column="id", dtype="int32")},
                              op]})
@@ -266,7 +275,459 @@ def test_without_dataservice(c):
 test_without_dataservice.cluster = {"dataservice": False, "nodes": 0}
 
 
+# ---------- reads of files ----------
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def make_image(path, fmt, w, h, channels):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    r = subprocess.run([os.path.join(BIN, "image_writer"), fmt, path, str(w), str(h),
+                        str(channels)], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+def gradient(w, h, channels):
+    """The pixels image_writer writes, as the nested lists a tensor row reads back as."""
+    def px(x, y):
+        v = [x * 255 // (w - 1), y * 255 // (h - 1), 128, 255]
+        return v[:channels]
+    return [[px(x, y) for x in range(w)] for y in range(h)]
+
+
+def failed_with(c, plan):
+    d = post(c, plan)
+    r = c.get("/api/v1/datasets/%s/count?timeout_ms=60000" % d["dataset_id"], timeout=90)
+    assert r.status == 409 and r.json()["error"]["code"] == "dataset_failed", r
+    return r.json()["error"]["message"]
+
+
+def test_read_files(c):
+    """read_binary_files, read_text, read_jsonl and read_csv over files and directories,
+    with paths, every row checked; files split into read tasks."""
+    need_binaries()
+    top = tempfile.mkdtemp(prefix="prism-data-")
+    try:
+        for i in range(5):
+            write(os.path.join(top, "bin", "f%d.dat" % i), bytes([i]) * (10 + i))
+        write(os.path.join(top, "bin", ".hidden"), b"skipped")
+        write(os.path.join(top, "bin", "sub", "g.dat"), b"\x00\xffnested")
+        d = post(c, {"ops": [{"op": "read_binary_files", "paths": os.path.join(top, "bin"),
+                              "include_paths": True, "override_num_blocks": 3}],
+                     "options": {"preserve_order": True}})
+        got = rows(c, d["dataset_id"], 100)
+        want = [{"bytes": base64.b64encode(bytes([i]) * (10 + i)).decode(),
+                 "path": os.path.join(top, "bin", "f%d.dat" % i)} for i in range(5)]
+        want.append({"bytes": base64.b64encode(b"\x00\xffnested").decode(),
+                     "path": os.path.join(top, "bin", "sub", "g.dat")})
+        assert got == want, got
+        assert dataset(c, d["dataset_id"])["stages"][0]["blocks"] == 3
+
+        write(os.path.join(top, "a.txt"), b"one\r\ntwo\n\nthree")
+        write(os.path.join(top, "b.txt"), "d\u00e9j\u00e0\n".encode())
+        d = post(c, {"ops": [{"op": "read_text", "paths": [os.path.join(top, "a.txt"),
+                                                           os.path.join(top, "b.txt")]}],
+                     "options": {"preserve_order": True}})
+        assert rows(c, d["dataset_id"], 10) == [{"text": t} for t in
+                                                ["one", "two", "three", "d\u00e9j\u00e0"]]
+        d = post(c, {"ops": [{"op": "read_text", "paths": os.path.join(top, "a.txt"),
+                              "drop_empty_lines": False}]})
+        assert count(c, d["dataset_id"]) == 4
+
+        write(os.path.join(top, "j", "x.jsonl"),
+              b'{"a": 1, "s": "x"}\n\n{"a": 2, "s": null}\n{"a": 3, "s": "z", "v": [1, 2]}\n')
+        d = post(c, {"ops": [{"op": "read_jsonl", "paths": os.path.join(top, "j", "*.jsonl")}]})
+        assert rows(c, d["dataset_id"], 10) == [{"a": 1, "s": "x", "v": None},
+                                                {"a": 2, "s": None, "v": None},
+                                                {"a": 3, "s": "z", "v": [1, 2]}]
+
+        write(os.path.join(top, "c", "x.csv"),
+              b'id,name,score\r\n1,"Smith, J",2.5\r\n2,"say ""hi""",\r\n3, spaced ,4\r\n')
+        write(os.path.join(top, "c", "y.txt"), b"id;name;score\n4;x;1\n")
+        d = post(c, {"ops": [{"op": "read_csv", "paths": os.path.join(top, "c"),
+                              "file_extensions": ["csv"], "include_paths": True},
+                             {"op": "drop_columns", "columns": ["path"]}]})
+        assert rows(c, d["dataset_id"], 10) == [
+            {"id": 1, "name": "Smith, J", "score": 2.5},
+            {"id": 2, "name": 'say "hi"', "score": None},
+            {"id": 3, "name": " spaced ", "score": 4.0}]
+        d = post(c, {"ops": [{"op": "read_csv", "paths": os.path.join(top, "c", "y.txt"),
+                              "delimiter": ";"}]})
+        assert rows(c, d["dataset_id"], 10) == [{"id": 4, "name": "x", "score": 1}]
+
+        # What cannot be read fails the dataset naming the operator and the file.
+        write(os.path.join(top, "bad.csv"), b'a,b\n1,"unterminated\n')
+        write(os.path.join(top, "bad.jsonl"), b'{"a": 1}\n[2]\n')
+        write(os.path.join(top, "ragged.csv"), b"a,b\n1,2\n3\n")
+        for plan, words in [
+                ({"op": "read_text", "paths": os.path.join(top, "missing")},
+                 ["ops[0] (read_text)", os.path.join(top, "missing"), "No such file"]),
+                ({"op": "read_csv", "paths": os.path.join(top, "bad.csv")},
+                 ["ops[0] (read_csv)", "bad.csv", "not valid CSV"]),
+                ({"op": "read_csv", "paths": os.path.join(top, "ragged.csv")},
+                 ["ragged.csv", "record 3 has 1 fields"]),
+                ({"op": "read_jsonl", "paths": os.path.join(top, "bad.jsonl")},
+                 ["ops[0] (read_jsonl)", "bad.jsonl: line 2: not a JSON object"]),
+                ({"op": "read_text", "paths": os.path.join(top, "bin", "*.none")},
+                 ["matches no file"]),
+                ({"op": "read_binary_files", "paths": top, "file_extensions": ["xyz"]},
+                 ["no files found"])]:
+            msg = failed_with(c, {"ops": [plan]})
+            assert all(w in msg for w in words), (msg, words)
+
+        # skip_corrupt: what cannot be read or parsed is left out, whole, and counted
+        write(os.path.join(top, "mixed", "a.jsonl"), b'{"a": 1}\n{"a": 2}\n')
+        write(os.path.join(top, "mixed", "b.jsonl"), b'{"a": 3}\nnot json\n')
+        write(os.path.join(top, "mixed", "c.jsonl"), b'{"a": 4}\n')
+        d = post(c, {"ops": [{"op": "read_jsonl", "paths": os.path.join(top, "mixed"),
+                              "override_num_blocks": 1}],
+                     "options": {"skip_corrupt": True}})
+        assert sorted(r["a"] for r in rows(c, d["dataset_id"], 10)) == [1, 2, 4]
+        assert dataset(c, d["dataset_id"])["output"]["skipped"] == 1
+        write(os.path.join(top, "t", "good.txt"), b"x\ny\n")
+        write(os.path.join(top, "t", "bad.txt"), b"ok\n\xff\xfe\n")
+        d = post(c, {"ops": [{"op": "read_text", "paths": os.path.join(top, "t")}],
+                     "options": {"skip_corrupt": True}})
+        assert sorted(r["text"] for r in rows(c, d["dataset_id"], 10)) == ["x", "y"]
+        assert dataset(c, d["dataset_id"])["output"]["skipped"] == 1
+    finally:
+        shutil.rmtree(top)
+
+
+def test_read_images(c):
+    """read_images of PNGs (checked pixel by pixel) and JPEGs (within JPEG's loss), with size
+    and mode, and the image builtins in map_batches: crops, flips, resize, normalize, and
+    decode_image after read_binary_files."""
+    need_binaries()
+    top = tempfile.mkdtemp(prefix="prism-img-")
+    try:
+        for i in range(4):
+            make_image(os.path.join(top, "png", "p%d.png" % i), "png", 6, 4, 3)
+        write(os.path.join(top, "png", "notes.txt"), b"not an image")
+        d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "png"),
+                              "include_paths": True}],
+                     "options": {"preserve_order": True}})
+        got = rows(c, d["dataset_id"], 10)
+        assert [r["path"] for r in got] == [os.path.join(top, "png", "p%d.png" % i)
+                                            for i in range(4)], got
+        assert all(r["image"] == gradient(6, 4, 3) for r in got), got[0]
+
+        ops = [{"op": "read_images", "paths": os.path.join(top, "png"), "mode": "RGBA"},
+               {"op": "map_batches", "fn": fn("builtin", "center_crop", size=[2, 4])},
+               {"op": "map_batches", "fn": fn("builtin", "flip")}]
+        d = post(c, {"ops": ops})
+        img = gradient(6, 4, 4)
+        want = [list(reversed(row[1:5])) for row in img[1:3]]
+        got = rows(c, d["dataset_id"], 10)
+        assert len(got) == 4 and all(r["image"] == want for r in got), got[0]
+        info = dataset(c, d["dataset_id"])
+        assert [s["name"] for s in info["stages"]] == [
+            "ReadImages->MapBatches(center_crop)->MapBatches(flip)"], info["stages"]
+
+        # random_crop picks a window of the image; resize to 3 x 2 nearest; normalize.
+        d = post(c, {"ops": [
+            {"op": "read_images", "paths": os.path.join(top, "png"), "mode": "L"},
+            {"op": "map_batches", "fn": fn("builtin", "random_crop", size=[4, 3], seed=7)},
+            {"op": "map_batches", "fn": fn("builtin", "flip", direction="vertical", p=0)}]})
+        crops = [r["image"] for r in rows(c, d["dataset_id"], 10)]
+        d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "png"),
+                              "mode": "L", "override_num_blocks": 1}]})
+        full = rows(c, d["dataset_id"], 1)[0]["image"]  # grey from RGB: libpng's weights
+        windows = [[row[x:x + 3] for row in full] for x in range(4)]
+        assert len(crops) == 4 and all(i in windows for i in crops), (crops, full)
+        d = post(c, {"ops": [
+            {"op": "read_images", "paths": os.path.join(top, "png"), "size": [2, 3], "mode": "L"},
+            {"op": "map_batches", "fn": fn("builtin", "normalize", mean=[128], std=[2])}]})
+        got = rows(c, d["dataset_id"], 1)[0]["image"]
+        assert len(got) == 2 and len(got[0]) == 3 and len(got[0][0]) == 1, got
+        assert all(-64.0 <= v[0] <= 63.5 for row in got for v in row), got
+
+        # JPEGs: decoded close to what was written; decode_image of the bytes and read_images
+        # agree; resize to 8 x 12 keeps the gradient's corners.
+        for i in range(3):
+            make_image(os.path.join(top, "jpg", "j%d.jpg" % i), "jpeg", 32, 24, 3)
+        d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "jpg")}]})
+        a = rows(c, d["dataset_id"], 3)
+        want = gradient(32, 24, 3)
+        err = max(abs(p - q) for r in a for y in range(24) for x in range(32)
+                  for p, q in zip(r["image"][y][x], want[y][x]))
+        assert len(a) == 3 and err <= 12, err
+        d = post(c, {"ops": [
+            {"op": "read_binary_files", "paths": os.path.join(top, "jpg")},
+            {"op": "map_batches", "fn": fn("builtin", "decode_image")},
+            {"op": "map_batches", "fn": fn("builtin", "resize", size=[8, 12])}]})
+        b = rows(c, d["dataset_id"], 3)
+        assert sorted(b[0].keys()) == ["image"], b[0].keys()
+        img = b[0]["image"]
+        assert len(img) == 8 and len(img[0]) == 12, (len(img), len(img[0]))
+        assert img[0][0][0] < 30 and img[0][11][0] > 225 and img[7][0][1] > 225, img
+
+        # Corrupt, mixed-size and missing images fail naming the file.
+        write(os.path.join(top, "bad", "a.png"), open(os.path.join(top, "png", "p0.png"),
+                                                      "rb").read()[:40])
+        make_image(os.path.join(top, "mixed", "a.png"), "png", 6, 4, 3)
+        make_image(os.path.join(top, "mixed", "b.png"), "png", 5, 4, 3)
+        write(os.path.join(top, "fake", "x.jpg"), b"\xff\xd8\xff garbage")
+        for plan, words in [
+                ({"op": "read_images", "paths": os.path.join(top, "bad")},
+                 ["ops[0] (read_images)", "a.png", "PNG"]),
+                ({"op": "read_images", "paths": os.path.join(top, "fake", "x.jpg")},
+                 ["x.jpg", "JPEG"]),
+                ({"op": "read_images", "paths": os.path.join(top, "mixed"),
+                  "override_num_blocks": 1},
+                 ["b.png", "unlike the first image", "give a size"])]:
+            msg = failed_with(c, {"ops": [plan]})
+            assert all(w in msg for w in words), (msg, words)
+        d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "mixed"),
+                              "size": [4, 6]}]})
+        assert count(c, d["dataset_id"]) == 2
+        msg = failed_with(c, {"ops": [
+            {"op": "read_images", "paths": os.path.join(top, "png")},
+            {"op": "map_batches", "fn": fn("builtin", "center_crop", size=[5, 5])}]})
+        assert "ops[1] (map_batches)" in msg and "cannot crop" in msg, msg
+
+        # skip_corrupt: the corrupt files are left out and counted, by read_images and by
+        # decode_image; paths stay with their images
+        shutil.copy(os.path.join(top, "bad", "a.png"), os.path.join(top, "png", "p9.png"))
+        shutil.copy(os.path.join(top, "fake", "x.jpg"), os.path.join(top, "png", "x.jpg"))
+        d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "png"),
+                              "include_paths": True, "override_num_blocks": 1}],
+                     "options": {"skip_corrupt": True}})
+        got = rows(c, d["dataset_id"], 10)
+        assert sorted(os.path.basename(r["path"]) for r in got) == \
+            ["p%d.png" % i for i in range(4)], [r["path"] for r in got]
+        assert all(r["image"] == gradient(6, 4, 3) for r in got)
+        assert dataset(c, d["dataset_id"])["output"]["skipped"] == 2
+        d = post(c, {"ops": [
+            {"op": "read_binary_files", "paths": os.path.join(top, "png"),
+             "file_extensions": ["png", "jpg"], "override_num_blocks": 1},
+            {"op": "map_batches", "fn": fn("builtin", "decode_image")}],
+            "options": {"skip_corrupt": True}})
+        assert count(c, d["dataset_id"]) == 4
+        assert dataset(c, d["dataset_id"])["output"]["skipped"] == 2
+    finally:
+        shutil.rmtree(top)
+
+
+def test_worker_killed_mid_pipeline(c):
+    """Every worker killed twice while a two-stage pipeline runs: the stage tasks they ran
+    are retried, and the output has every row exactly once."""
+    need_binaries()
+    pkg = upload_package(c)
+    n = 10000
+    d = post(c, {"ops": [{"op": "range", "n": n, "override_num_blocks": 40},
+                         {"op": "map_batches", "fn": fn(pkg, "slow", ms=400), "batch_size": None},
+                         {"op": "map_batches", "fn": fn("builtin", "cast", column="id",
+                                                        dtype="float64"), "num_cpus": 0.5}]})
+    did = d["dataset_id"]
+    killed = 0
+    for threshold in (1, 12):  # tasks of the slow stage done
+        wait_until(lambda: dataset(c, did)["stages"][0]["tasks_done"] >= threshold, timeout=60,
+                   what="%d tasks done" % threshold)
+        assert dataset(c, did)["state"] == "RUNNING", dataset(c, did)
+        pids = [int(x) for x in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir],
+                                               capture_output=True, text=True).stdout.split()]
+        assert pids, "no workers found"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        killed += len(pids)
+    assert count(c, did) == n
+    ids = sorted(r["id"] for r in rows(c, did, n))
+    assert ids == [float(i) for i in range(n)], (len(ids), len(set(ids)))
+    info = dataset(c, did)
+    print("  %d workers killed; %d tasks done" % (
+        killed, sum(s["tasks_done"] for s in info["stages"])))
+
+
+def probe(c, *args, timeout=120):
+    exe = os.path.join(BIN, "data_probe")
+    if not os.access(exe, os.X_OK):
+        skip("data_probe is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    r = subprocess.run([exe] + [str(a) for a in args], env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r.stdout
+
+
+def test_c_api(c):
+    """include/prism/data.h: batches streamed through the object store to a C driver (every
+    id once, batches cut and joined across blocks), images with the Arrow export, count,
+    take, and errors that name the operator."""
+    need_binaries()
+    # 100 blocks of 1000 rows (8 KB, inline) and 8 blocks of 20000 (160 KB, in the store),
+    # batches that cut blocks and batches that join them
+    assert "100000 rows in 334 batches" in probe(c, "range", 100000, 100, 300)
+    assert "160000 rows in 7 batches" in probe(c, "range", 160000, 8, 25000)
+    top = tempfile.mkdtemp(prefix="prism-capi-")
+    try:
+        for i in range(7):
+            make_image(os.path.join(top, "p%d.png" % i), "png", 6 + i, 4 + i, 3)
+        assert "images ok: 7 rows" in probe(c, "images", top, 3)
+        assert "count_take ok: 1000 rows" in probe(c, "count_take", 1000)
+        assert "bad ok" in probe(c, "bad", top)
+        # a consumer that stops early: the dataset stops, what it held is given back
+        assert "early ok" in probe(c, "early", 1 << 20)
+    finally:
+        shutil.rmtree(top)
+    listed = c.get("/api/v1/datasets").json()["datasets"]
+    wait_until(lambda: dataset(c, listed[0]["dataset_id"])["state"] in ("STOPPED", "FINISHED"),
+               timeout=30, what="the early dataset to end")
+    listed = c.get("/api/v1/datasets").json()["datasets"]
+    streamed = [d for d in listed if d["streamed"]]
+    assert len(streamed) == 5 and all(d["bytes_in_flight"] == 0 for d in streamed), streamed
+    # every block given back: the stores hold nothing
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+
+
+def test_c_api_slow_consumer(c):
+    """A C consumer slower than the pipeline holds it back: the blocks it has not given back
+    count in the budget, the object store's use stays under it, and every row comes."""
+    need_binaries()
+    budget = 4 << 20
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(s["used_bytes"] for s in store_used(c).values()))
+            time.sleep(0.01)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        # 32 blocks of 1 MiB through a 4 MiB budget, the consumer taking 50 ms a batch
+        out = probe(c, "range", 4 << 20, 32, 1 << 17, 50, budget)
+    finally:
+        done.set()
+        t.join()
+    assert "4194304 rows in 32 batches" in out, out
+    info = c.get("/api/v1/datasets").json()["datasets"][0]
+    print("  peak store use %d bytes, executor peak %d, budget %d" % (
+        peak[0], info["peak_bytes_in_flight"], budget))
+    assert info["peak_bytes_in_flight"] <= budget, info
+    assert 0 < peak[0] <= budget, peak[0]
+test_c_api_slow_consumer.cluster = {"store_memory": "64MiB"}
+
+
+def test_cli(c):
+    """prism data run, list, get, stop and explain."""
+    need_binaries()
+    exe = os.path.join(BIN, "prism")
+    if not os.access(exe, os.X_OK):
+        skip("prism is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+
+    def prism(*args, status=0, stdin=None):
+        r = subprocess.run([exe, "data"] + list(args), env=env, capture_output=True, text=True,
+                           timeout=120, input=stdin)
+        assert r.returncode == status, (args, r.returncode, r.stdout, r.stderr)
+        return r
+    top = tempfile.mkdtemp(prefix="prism-cli-data-")
+    try:
+        plan = os.path.join(top, "plan.json")
+        with open(plan, "w") as f:
+            json.dump({"name": "cli", "ops": [
+                {"op": "range", "n": 1000},
+                {"op": "map_batches", "fn": fn("builtin", "cast", column="id", dtype="float64")},
+                {"op": "limit", "limit": 3}], "options": {"preserve_order": True}}, f)
+        out = prism("run", plan, "--take", "3").stdout
+        assert out.split() == ['{"id":0.0}', '{"id":1.0}', '{"id":2.0}'], out
+        out = prism("run", "-", "--wait", stdin='{"ops": [{"op": "range", "n": 77}]}').stdout
+        assert "FINISHED: 77 rows" in out, out
+        did = re.search(r"Dataset ([0-9a-f]{32})", out).group(1)
+        listed = prism("list").stdout
+        assert did in listed and "cli" in listed and "FINISHED" in listed, listed
+        assert len(prism("list", "--json").stdout.splitlines()) == 2
+        got = prism("get", did).stdout
+        assert "Output: 77 rows" in got and "ReadRange" in got and "Physical Plan" in got, got
+        assert json.loads(prism("get", did, "--json").stdout)["output"]["rows"] == 77
+        err = prism("stop", did, status=1).stderr
+        assert "has ended" in err, err
+        prism("get", "f" * 32, status=1)
+        out = prism("explain", plan).stdout
+        assert "Limit(3)" in out and "TaskPoolMapOperator" in out, out
+        with open(plan, "w") as f:
+            json.dump({"ops": [{"op": "range", "n": 1}, {"op": "map_batches",
+                                                          "fn": fn("builtin", "cast"),
+                                                          "batchsize": 2}]}, f)
+        err = prism("explain", plan, status=1).stderr
+        assert "invalid_plan" in err and "ops[1] (map_batches)" in err, err
+        slow = prism("run", "-", stdin=json.dumps({"ops": [
+            {"op": "range", "n": 100000, "override_num_blocks": 100},
+            {"op": "map_batches", "fn": fn(upload_package(c), "slow", ms=200)}]})).stdout
+        sid = re.search(r"Dataset ([0-9a-f]{32})", slow).group(1)
+        assert "Stopping" in prism("stop", sid).stdout
+        wait_until(lambda: dataset(c, sid)["state"] == "STOPPED", timeout=30, what="STOPPED")
+    finally:
+        shutil.rmtree(top)
+
+
+def test_read_urls(c):
+    """Reads of http:// URLs (a server on loopback): text and images, a missing one failing
+    the dataset naming it, or skipped with skip_corrupt."""
+    need_binaries()
+    import functools
+    import http.server
+    top = tempfile.mkdtemp(prefix="prism-urls-")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=top)
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = "http://127.0.0.1:%d/" % server.server_address[1]
+    try:
+        write(os.path.join(top, "a.txt"), b"alpha\nbeta\n")
+        for i in range(3):
+            make_image(os.path.join(top, "p%d.png" % i), "png", 6, 4, 3)
+        d = post(c, {"ops": [{"op": "read_text", "paths": base + "a.txt",
+                              "include_paths": True}]})
+        assert rows(c, d["dataset_id"], 10) == [{"text": "alpha", "path": base + "a.txt"},
+                                                {"text": "beta", "path": base + "a.txt"}]
+        urls = [base + "p%d.png" % i for i in range(3)]
+        d = post(c, {"ops": [{"op": "read_images", "paths": urls, "include_paths": True}],
+                     "options": {"preserve_order": True}})
+        got = rows(c, d["dataset_id"], 10)
+        assert [r["path"] for r in got] == urls and all(
+            r["image"] == gradient(6, 4, 3) for r in got), got
+        msg = failed_with(c, {"ops": [{"op": "read_binary_files",
+                                       "paths": [base + "a.txt", base + "missing.bin"]}]})
+        assert "ops[0] (read_binary_files)" in msg and base + "missing.bin: HTTP 404" in msg, msg
+        d = post(c, {"ops": [{"op": "read_binary_files",
+                              "paths": [base + "a.txt", base + "missing.bin"],
+                              "override_num_blocks": 1}],
+                     "options": {"skip_corrupt": True}})
+        assert count(c, d["dataset_id"]) == 1
+        assert dataset(c, d["dataset_id"])["output"]["skipped"] == 1
+    finally:
+        server.shutdown()
+        shutil.rmtree(top)
+
+
+def test_c_api_two_nodes(c):
+    """Blocks made on a two-node cluster (a slow stage, to keep CPUs busy), streamed to a C
+    consumer with no store of its own: every id once, and the stores empty afterwards."""
+    need_binaries()
+    pkg = upload_package(c)
+    plan = {"ops": [{"op": "range", "n": 64000, "override_num_blocks": 32},
+                    {"op": "map_batches", "fn": fn(pkg, "slow", ms=300), "batch_size": None}]}
+    assert "64000 rows in 64 batches" in probe(c, "plan", json.dumps(plan), 64000)
+    held = {n: s["objects"] for n, s in store_used(c).items()}
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+    nodes = {t["node_id"] for t in c.get("/api/v1/tasks?limit=200").json()["tasks"]
+             if t.get("node_id")}
+    # on both nodes once the lease policy gives each queued task a worker of its own
+    print("  tasks ran on %d node(s); objects held at the end: %s" % (len(nodes), held))
+test_c_api_two_nodes.cluster = {"nodes": 2}
+
+
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
-         test_without_dataservice], dataservice=True)
+         test_without_dataservice, test_read_files, test_read_images,
+         test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
+         test_cli, test_read_urls, test_c_api_two_nodes],
+        dataservice=True)

@@ -213,7 +213,8 @@ def test_schema_upgrade(c):
     jid = c.submit("echo old", metadata={"k": "v"})
     assert c.stop_proc(c.gcs) is None and not c.failed_shutdowns, c.failed_shutdowns
     db = sqlite3.connect(os.path.join(c.dir, "gcs", "gcs.db"))
-    db.executescript("ALTER TABLE jobs DROP COLUMN packages; PRAGMA user_version = 1;")
+    db.executescript("ALTER TABLE jobs DROP COLUMN packages; DROP TABLE ray_packages; "
+                     "PRAGMA user_version = 1;")
     db.close()
     c.start_gcs()
     j = c.job(jid)
@@ -221,7 +222,7 @@ def test_schema_upgrade(c):
     sha = c.request("POST", "/api/v1/packages", raw=b"lib").json()["sha256"]
     assert c.job(c.submit("true", packages=[sha]))["packages"] == [{"sha256": sha, "name": None}]
     db = sqlite3.connect(os.path.join(c.dir, "gcs", "gcs.db"))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3  # the latest (3: actors)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 5  # the latest (5: placement groups)
     db.close()
 
 

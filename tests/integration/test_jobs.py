@@ -433,6 +433,74 @@ def test_slow_package_fetch_fails_job(c):
 test_slow_package_fetch_fails_job.cluster = {"nodes": 0}
 
 
+class GatedProxy:
+    """An HTTP proxy to the GCS that holds package downloads until `release()`:
+    a node agent given its address fetches packages as slowly as the test says."""
+
+    def __init__(self, target):
+        import http.server
+        import threading
+        import urllib.error
+        import urllib.request
+        self.gate = threading.Event()
+        gate = self.gate
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path.startswith("/api/v1/packages/"):
+                    gate.wait(60)
+                req = urllib.request.Request(target + self.path, headers={
+                    k: v for k, v in self.headers.items() if k.lower() in ("authorization",)})
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as r:
+                        status, body = r.status, r.read()
+                except urllib.error.HTTPError as e:
+                    status, body = e.code, e.read()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def release(self):
+        self.gate.set()
+
+    def close(self):
+        self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_job_fetching_packages_is_pending(c):
+    """While its node fetches its packages a job is PENDING with a message saying
+    so (on the node agent and in the GCS, also after the GCS stopped waiting for
+    the start), and RUNNING only once its driver started."""
+    proxy = GatedProxy(c.url)
+    try:
+        c.start_node("slow-node", "--gcs-address", proxy.url)
+        c.wait_nodes(1)
+        sha = upload(c, b"a package the node gets when the test lets it")
+        jid = c.submit("echo the driver ran", packages=[sha])
+        j = wait_until(lambda: (lambda j: j if "fetching its packages" in (j["message"] or "")
+                                else None)(c.job(jid)), timeout=20, what="the fetching message")
+        assert j["state"] == "PENDING", j
+        time.sleep(6)  # past the GCS's wait for the start's answer (5 s)
+        j = c.job(jid)
+        assert j["state"] == "PENDING" and "fetching its packages" in j["message"], j
+        proxy.release()
+        j = c.wait_job(jid, timeout=30)
+        assert j["state"] == "SUCCEEDED" and c.logs(jid) == "the driver ran\n", (j, c.logs(jid))
+    finally:
+        proxy.close()
+test_job_fetching_packages_is_pending.cluster = {"nodes": 0}
+
+
 def test_retention_prunes_jobs(c):
     ids = [c.submit("true") for _ in range(8)]
     for jid in ids:
@@ -461,6 +529,6 @@ if __name__ == "__main__":
          test_logs_outlive_their_node,
          test_working_dir_package, test_unsafe_packages_refused_at_upload,
          test_package_extracted_safely, test_package_cache_pruned, test_job_packages, test_job_packages_refused,
-         test_job_package_cannot_be_fetched, test_slow_package_fetch_fails_job,
+         test_job_package_cannot_be_fetched, test_slow_package_fetch_fails_job, test_job_fetching_packages_is_pending,
          test_retention_prunes_jobs, test_events_and_metrics],
         nodes=1)

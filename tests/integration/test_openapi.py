@@ -20,12 +20,15 @@ import io
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
+import tempfile
 import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from http.client import HTTPConnection, HTTPSConnection
 
 from harness import BIN, NatsClient, Response, run, skip, wait_until
@@ -524,6 +527,67 @@ def websocket_handshake(api, template, params, headers=None):
     return r
 
 
+def redocly_installed():
+    """Whether the build could render the API reference (apidocs.cmake: the
+    CLI installed and Node.js 20.19 or later)."""
+    cli = os.path.join(SRC, "tools", "openapi", "node_modules", ".bin", "redocly")
+    node = shutil.which("node")
+    if not os.access(cli, os.X_OK) or not node:
+        return False
+    v = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    m = re.match(r"^v(\d+)\.(\d+)", v)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (20, 19)
+
+
+def check_api_docs(api):
+    r = api.call("GET", "/api/docs", token=None, expect=(200, 404))
+    if r.status == 404:
+        assert r.json()["error"]["code"] == "docs_not_built", r
+        assert not redocly_installed(), (
+            "tools/openapi has Redocly's CLI but the GCS was built without the API reference: "
+            "reconfigure the build (cmake -S . -B BUILD)")
+        print("  NOTE: /api/docs not rendered (no Node.js or tools/openapi install)", flush=True)
+        return
+    assert media_type(r) == "text/html", r
+    assert b"<title>Prism GCS API</title>" in r.body, r.body[:300]
+    # The page is self-contained: Redoc inlined, nothing fetched from a CDN.
+    assert not re.search(rb"<script[^>]* src=|<link[^>]* href=\"?https?:", r.body), \
+        "the reference loads scripts or styles from elsewhere"
+    csp = header(r.headers, "Content-Security-Policy")
+    assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp, csp
+    for op_id in ("submitJob", "getApiDocs"):
+        assert op_id.encode() in r.body, "%s is not in the reference" % op_id
+    api.call("GET", "/api/docs", token=None, headers={"If-None-Match": header(r.headers, "ETag")},
+             expect=304)
+    render_api_docs(api.base)
+
+
+def render_api_docs(url):
+    """The page in headless Chromium, when installed: Redoc's scripts run
+    under the page's Content-Security-Policy (its banner is logged) and
+    nothing of the page is refused but what it would fetch from elsewhere."""
+    chromium = shutil.which("chromium")
+    if not chromium:
+        print("  NOTE: Chromium is not installed: /api/docs not rendered in a browser", flush=True)
+        return
+    profile = tempfile.mkdtemp(prefix="prism-chromium-")
+    argv = [chromium, "--headless=new", "--disable-gpu", "--user-data-dir=" + profile,
+            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
+            url + "/api/docs"]
+    if os.geteuid() == 0:
+        argv.insert(1, "--no-sandbox")  # Chromium's sandbox refuses to run as root
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    log = p.stderr
+    assert p.returncode == 0 and "Prism GCS API" in p.stdout, (p.returncode, log[-3000:])
+    assert "Redoc" in log, "Redoc's scripts did not run:\n" + log[-3000:]
+    refused = [line for line in log.splitlines()
+               if "Content Security Policy" in line and "https://" not in line]
+    assert not refused, "the page's own code was refused:\n" + "\n".join(refused)
+
+
 def test_gcs_routes_answer_valid_requests(c):
     api = gcs_api(c)
     r = api.call("GET", "/healthz", token=None, expect=200)
@@ -542,6 +606,14 @@ def test_gcs_routes_answer_valid_requests(c):
     api.call("GET", "/", token=None, headers={"If-None-Match": header(page.headers, "ETag")},
              expect=304)
 
+    # the API reference and the spec it is rendered from: no token
+    r = api.call("GET", "/api/openapi.yaml", token=None, expect=200)
+    assert media_type(r) == "application/yaml", r
+    assert yaml.safe_load(r.body) == api.spec.doc, "/api/openapi.yaml is not openapi/gcs.yaml"
+    api.call("GET", "/api/openapi.yaml", token=None,
+             headers={"If-None-Match": header(r.headers, "ETag")}, expect=304)
+    check_api_docs(api)
+
     # cluster and nodes
     cl = api.call("GET", "/api/v1/cluster", expect=200).json()
     assert cl["nodes_alive"] == 1, cl
@@ -558,6 +630,19 @@ def test_gcs_routes_answer_valid_requests(c):
     sha = hashlib.sha256(blob).hexdigest()
     r = api.call("POST", "/api/v1/packages", raw=blob, expect=201)
     assert r.json() == {"sha256": sha, "size": len(blob)}, r
+
+    # Ray's package routes: a zip working directory, as `ray job submit` uploads it
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("run.sh", "echo zip package ran\n")
+    ray_pkg = {"protocol": "gcs", "name": "_ray_pkg_0123456789abcdef.zip"}
+    api.call("GET", "/api/packages/{protocol}/{name}", ray_pkg, expect=404, code="not_found")
+    r = api.call("PUT", "/api/packages/{protocol}/{name}", ray_pkg, raw=zbuf.getvalue(),
+                 expect=200).json()
+    assert r["sha256"] == hashlib.sha256(zbuf.getvalue()).hexdigest(), r
+    api.call("GET", "/api/packages/{protocol}/{name}", ray_pkg, expect=200)
+    api.call("PUT", "/api/packages/{protocol}/{name}", ray_pkg, raw=b"no zip", expect=400,
+             code="invalid_argument")
     api.call("POST", "/api/v1/packages", raw=blob, expect=200)
     r = api.call("GET", "/api/v1/packages/{sha256}", {"sha256": sha}, expect=200)
     assert r.body == blob
@@ -684,6 +769,23 @@ def test_gcs_routes_answer_valid_requests(c):
                       expect=200).json()
     assert killed["state"] == "DEAD" and killed["cause"] == "killed", killed
 
+    # placement groups: the spec's example waits (no GPU here), a small one is placed
+    example = request_example(api, "POST", "/api/v1/placement_groups")
+    waiting = api.call("POST", "/api/v1/placement_groups", body=example, expect=201).json()
+    small = api.call("POST", "/api/v1/placement_groups", body={"bundles": [{"CPU": 0.5}]},
+                     expect=201).json()
+    pg = {"id": small["placement_group_id"]}
+    wait_until(lambda: api.call("GET", "/api/v1/placement_groups/{id}", pg,
+                                expect=200).json()["state"] == "CREATED", what="a CREATED group")
+    lst = api.call("GET", "/api/v1/placement_groups", query={"state": "PENDING", "limit": 5},
+                   expect=200).json()
+    assert [g["placement_group_id"] for g in lst["placement_groups"]] == [
+        waiting["placement_group_id"]], lst
+    api.call("POST", "/api/v1/placement_groups", body={"bundles": []}, expect=400,
+             code="invalid_argument")
+    removed = api.call("DELETE", "/api/v1/placement_groups/{id}", pg, expect=200).json()
+    assert removed["state"] == "REMOVED", removed
+
     # Ray's Jobs API
     v = api.call("GET", "/api/version", expect=200).json()
     assert v["version"] == "4", v
@@ -737,7 +839,8 @@ def exercise_datasets(api):
                  expect=200).json()
     assert r["count"] == 10 and r["complete"], r
     r = api.call("GET", "/api/v1/datasets/{id}/rows", did, query={"limit": 3}, expect=200).json()
-    assert len(r["rows"]) == 3 and all(0 <= row["id"] < 10 for row in r["rows"]), r
+    # any rows of the range (a limit after map_batches, without preserve_order)
+    assert len(r["rows"]) == 3 and all(0 <= row["id"] < 1000000 for row in r["rows"]), r
     info = api.call("GET", "/api/v1/datasets/{id}", did, expect=200).json()
     assert info["state"] == "FINISHED" and info["stages"], info
     assert api.call("GET", "/api/v1/datasets", expect=200).json()["datasets"][0]["dataset_id"] == \
@@ -765,6 +868,26 @@ def exercise_datasets(api):
     for route in ("/api/v1/datasets/{id}/count", "/api/v1/datasets/{id}/rows"):
         api.call("GET", route, {"id": failing["dataset_id"]}, query={"timeout_ms": 60000},
                  expect=409, code="dataset_failed")
+    # a streamed dataset: its blocks lent and given back, then the end
+    streamed = api.call("POST", "/api/v1/datasets", query={"stream": "true"},
+                        body={"ops": [{"op": "range", "n": 10}]}, expect=201).json()
+    sid = {"id": streamed["dataset_id"]}
+    rows = 0
+    for _ in range(100):
+        r = api.call("POST", "/api/v1/datasets/{id}/blocks/next", sid,
+                     query={"timeout_ms": 60000}, expect=200).json()
+        if r["end"]:
+            break
+        assert r["block"], r
+        rows += r["block"]["rows"]
+        api.call("POST", "/api/v1/datasets/{id}/blocks/release", sid,
+                 query={"seq": r["block"]["seq"]}, expect=200)
+    assert rows == 10 and r["end"] and r["complete"], (rows, r)
+    api.call("POST", "/api/v1/datasets/{id}/blocks/release", sid, query={"seq": 0}, expect=404,
+             code="not_found")
+    api.call("POST", "/api/v1/datasets/{id}/blocks/next", did, expect=409, code="not_streamed")
+    api.call("POST", "/api/v1/datasets/{id}/blocks/release", sid, query={"seq": -5}, expect=400,
+             code="invalid_argument")
 
 
 def test_dataservice_routes(c):
@@ -795,13 +918,14 @@ def test_gcs_errors_are_documented(c):
 
     def sample(template):
         values = {"id": "no-such-id", "namespace": "ns", "key": "k", "sha256": "0" * 64,
-                  "file": "index.html"}
+                  "file": "index.html", "protocol": "gcs", "name": "_ray_pkg_none.zip"}
         return {n: values[n] for n in re.findall(r"{([^}]+)}", template)}
 
     # 401 on every secured route, without a token and with a wrong one
     for method, template, op, _ in ops:
         if not spec.secured(op):
-            api.call(method, template, sample(template), token=None, expect=200)
+            api.call(method, template, sample(template), token=None,
+                     expect=(200, 404) if template == "/api/docs" else 200)
             continue
         for tok in (None, "wrong-" + c.token, ""):
             r = api.call(method, template, sample(template), token=tok, expect=401,
@@ -905,7 +1029,8 @@ def test_gcs_errors_are_documented(c):
         (j({"entrypoint": "x", "runtime_env": {"pip": ["numpy"]}}), "unsupported"),
         (j({"entrypoint": "x", "runtime_env": "env"}), "invalid_argument"),
         (j({"entrypoint": "x", "runtime_env": {"working_dir": "s3://bucket/dir.zip"}}),
-         "invalid_argument"),
+         "unsupported"),
+        (j({"entrypoint": "x", "runtime_env": {"working_dir": "./dir"}}), "invalid_argument"),
         (j({"entrypoint": "x", "runtime_env": {"env_vars": {"A": 1}}}), "invalid_argument"),
         (j({"entrypoint": "x", "entrypoint_resources": "CPU"}), "invalid_argument"),
         (j({"entrypoint": "x", "entrypoint_num_cpus": -1}), "invalid_argument"),

@@ -1,18 +1,27 @@
 """Ray's job clients against the GCS: the logs tail WebSocket
 (GET /api/jobs/{id}/logs/tail) that `ray job submit` and `ray job logs
---follow` (JobSubmissionClient.tail_job_logs) read a job's log from.
+--follow` (JobSubmissionClient.tail_job_logs) read a job's log from, and the
+package routes through which `ray job submit --working-dir DIR` uploads DIR
+as a zip (JobSubmissionClient._upload_package_if_needed).
 
 The client is python3-websockets (Debian's), used as Ray's SDK uses
 aiohttp: the bearer token in the handshake's headers, text messages until
 the server's close frame, and a close code of 1006 (no close frame) taken
 as a failure."""
 import asyncio
+import hashlib
 import http.client
+import io
 import json
 import os
+import re
 import socket
 import ssl
+import stat
+import struct
+import tempfile
 import time
+import zipfile
 
 from harness import run, skip, wait_until
 
@@ -235,6 +244,164 @@ def test_tail_after_the_node_died(c):
     assert "".join(msgs) == want and code == 1000, (msgs, code)
 
 
+# ---------------------------------------------------------------- working_dir zips
+
+def ray_zip(directory):
+    """DIR zipped as Ray's create_package does (zipfile, deflated, a directory
+    entry for each directory, names relative to DIR), and the name Ray gives
+    it: _ray_pkg_ and a hash of the files (Ray's own hash differs; any is fine)."""
+    buf, h = io.BytesIO(), hashlib.sha1()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for root, dirs, files in sorted(os.walk(directory)):
+            for name in sorted(dirs) + sorted(files):
+                path = os.path.join(root, name)
+                rel = os.path.relpath(path, directory)
+                z.write(path, rel)
+                if os.path.isfile(path):
+                    h.update(rel.encode() + open(path, "rb").read())
+    return buf.getvalue(), "_ray_pkg_%s.zip" % h.hexdigest()[:32]
+
+
+def ray_version_ok(c):
+    """JobSubmissionClient's constructor: GET /api/version, and ray_version
+    parsed as a Python version must be at least 1.9."""
+    r = c.get("/api/version")
+    assert r.status == 200, r
+    m = re.match(r"^(\d+)\.(\d+)\.(\d+)(\+[a-z0-9.]+)?$", r.json()["ray_version"])
+    assert m and (int(m.group(1)), int(m.group(2))) >= (1, 9), r.json()
+
+
+def ray_submit_with_working_dir(c, directory, entrypoint, submission_id):
+    """The requests `ray job submit --working-dir DIR -- ENTRYPOINT` sends, in
+    order: the version check, GET the package (200: stored, 404: not), PUT it
+    when missing, POST /api/jobs/ naming gcs://NAME. Returns the job's ID and
+    whether the package was uploaded."""
+    ray_version_ok(c)
+    data, name = ray_zip(directory)
+    path = "/api/packages/gcs/" + name
+    r = c.get(path)
+    assert r.status in (200, 404), r
+    uploaded = r.status == 404
+    if uploaded:
+        r = c.request("PUT", path, raw=data)
+        assert r.status == 200, r  # Ray's client takes nothing else
+        assert r.json()["uri"] == "gcs://" + name, r
+        assert r.json()["sha256"] == hashlib.sha256(data).hexdigest(), r
+    body = {"entrypoint": entrypoint, "submission_id": submission_id,
+            "runtime_env": {"working_dir": "gcs://" + name}, "metadata": {}}
+    r = c.post("/api/jobs/", body)
+    assert r.status == 200, r
+    return r.json()["submission_id"], uploaded
+
+
+def test_working_dir_zip(c):
+    with tempfile.TemporaryDirectory() as d:
+        os.makedirs(os.path.join(d, "data", "deeper"))
+        with open(os.path.join(d, "data", "greeting.txt"), "w") as f:
+            f.write("hello from the zip\n")
+        with open(os.path.join(d, "data", "deeper", "n.txt"), "w") as f:
+            f.write("42\n")
+        with open(os.path.join(d, "tool.sh"), "w") as f:
+            f.write("#!/bin/sh\necho tool ran in $(basename $(pwd))\n")
+        os.chmod(os.path.join(d, "tool.sh"), 0o755)
+        entry = "cat data/greeting.txt data/deeper/n.txt && ./tool.sh && echo $GREETING"
+        jid, uploaded = ray_submit_with_working_dir(c, d, entry, "raysubmit_zip1")
+        assert uploaded
+        job = c.wait_job(jid)
+        assert job["state"] == "SUCCEEDED", (job, c.logs(jid))
+        logs = c.get("/api/jobs/%s/logs" % jid).json()["logs"]
+        assert logs.startswith("hello from the zip\n42\ntool ran in "), logs
+        details = c.get("/api/jobs/" + jid).json()
+        assert re.match("^[0-9a-f]{64}$", details["runtime_env"]["working_dir"]), details
+
+        # The same directory again: the package is found, nothing is uploaded.
+        jid2, uploaded = ray_submit_with_working_dir(c, d, "cat data/greeting.txt",
+                                                     "raysubmit_zip2")
+        assert not uploaded
+        assert c.wait_job(jid2)["state"] == "SUCCEEDED"
+
+        # Prism's own API takes a zip too: POST /api/v1/packages, then its sha256.
+        data, _ = ray_zip(d)
+        r = c.request("POST", "/api/v1/packages", raw=data)
+        assert r.status in (200, 201), r
+        jid3 = c.submit("cat data/deeper/n.txt", working_dir=r.json()["sha256"])
+        assert c.wait_job(jid3)["state"] == "SUCCEEDED" and c.logs(jid3) == "42\n"
+
+    # A URI never uploaded, and other URIs.
+    r = c.post("/api/jobs/", {"entrypoint": "true",
+                              "runtime_env": {"working_dir": "gcs://_ray_pkg_missing.zip"}})
+    assert r.status == 404 and r.json()["error"]["code"] == "not_found", r
+    assert "_ray_pkg_missing.zip" in r.json()["error"]["message"], r
+    for uri in ("s3://bucket/pkg.zip", "https://example.com/pkg.zip"):
+        r = c.post("/api/jobs/", {"entrypoint": "true", "runtime_env": {"working_dir": uri}})
+        assert r.status == 400 and r.json()["error"]["code"] == "unsupported", r
+    r = c.post("/api/jobs/", {"entrypoint": "true", "runtime_env": {"pip": ["requests"]}})
+    assert r.status == 400 and r.json()["error"]["code"] == "unsupported", r
+
+
+def zip_with(entries):
+    """A zip of (ZipInfo or name, data) pairs."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("ok.txt", "fine")
+        for info, data in entries:
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+def entry(name, mode):
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3  # Unix: the mode is in the high bits of external_attr
+    info.external_attr = mode << 16
+    return info
+
+
+def put_refused(c, name, data, code, words):
+    r = c.request("PUT", "/api/packages/gcs/" + name, raw=data)
+    assert r.status == 400, r
+    err = r.json()["error"]
+    assert err["code"] == code and words in err["message"], (words, r)
+    assert c.get("/api/packages/gcs/" + name).status == 404  # nothing stored
+
+
+def test_working_dir_zip_refusals(c):
+    # The same check guards Prism's own package upload.
+    r = c.request("POST", "/api/v1/packages", raw=zip_with([("../evil.sh", "x")]))
+    assert r.status == 400 and r.json()["error"]["code"] == "unsafe_package", r
+    put_refused(c, "_ray_pkg_slip.zip", zip_with([("../evil.sh", "echo escaped")]),
+                "unsafe_package", "outside the package directory")
+    put_refused(c, "_ray_pkg_slip2.zip", zip_with([("a/../../evil.sh", "x")]),
+                "unsafe_package", "outside the package directory")
+    put_refused(c, "_ray_pkg_abs.zip", zip_with([("/tmp/evil.sh", "x")]),
+                "unsafe_package", "outside the package directory")
+    put_refused(c, "_ray_pkg_link.zip",
+                zip_with([(entry("link", stat.S_IFLNK | 0o777), "/etc/passwd")]),
+                "unsafe_package", "is a link")
+    # (A FIFO's mode bits are no refusal: libarchive reads every zip entry
+    # that is not a directory or a link as a regular file.)
+    # A zip bomb: sizes that claim 3 GiB once extracted (over the 2 GiB limit).
+    bomb = bytearray(zip_with([("big.bin", "x" * 100)]))
+    for sig, at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        for m in re.finditer(re.escape(sig), bomb):
+            struct.pack_into("<I", bomb, m.start() + at, 3 << 30)
+    put_refused(c, "_ray_pkg_bomb.zip", bytes(bomb), "unsafe_package", "more than 2147483648 bytes")
+    put_refused(c, "_ray_pkg_text.zip", b"not a zip at all", "invalid_argument", "zip archive")
+    for path in ("/api/packages/s3/_ray_pkg_x.zip", "/api/packages/gcs/bad%20name.zip",
+                 "/api/packages/gcs/_ray_pkg_x.tar"):
+        for method in ("GET", "PUT"):
+            r = c.request(method, path, raw=zip_with([]) if method == "PUT" else None)
+            assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", (path, r)
+    # Over --max-package-size: 413 before anything is read.
+    big = zip_with([("big.bin", os.urandom(96 * 1024))])
+    r = c.request("PUT", "/api/packages/gcs/_ray_pkg_big.zip", raw=big)
+    assert r.status == 413 and r.json()["error"]["code"] == "body_too_large", r
+    # Nothing was written next to any node's package directory.
+    for root, dirs, files in os.walk(c.dir):
+        assert "evil.sh" not in files, root
+test_working_dir_zip_refusals.cluster = {"gcs_args": ["--max-package-size", "64KiB"]}
+
+
 if __name__ == "__main__":
     run([test_tail_follows_a_running_job, test_tail_text_is_utf8, test_tail_refusals,
-         test_clients_that_leave, test_tail_after_the_node_died], nodes=1)
+         test_clients_that_leave, test_tail_after_the_node_died, test_working_dir_zip,
+         test_working_dir_zip_refusals], nodes=1)

@@ -321,7 +321,8 @@ def test_scheduler_api(c):
     assert set(doc["leases"]) >= {"requests", "grants", "infeasible", "busy"}, doc
     for n in nodes:
         assert set(n) == {"node_id", "name", "total", "available", "workers_idle",
-                          "last_report"}, n
+                          "last_report", "bundles"}, n
+        assert n["bundles"] == [], n
         assert n["total"]["CPU"] == 2 and n["available"]["CPU"] == 2, n
         assert abs(n["last_report"] - time.time() * 1000) < 10000, n
     assert c.get("/api/v1/scheduler", base=c.scheduler_url, token=None).status == 401

@@ -119,6 +119,26 @@ def test_stores_empty_after_the_program(c):
 
 
 
+def test_long_tasks_run_side_by_side(c):
+    """Four 1-second tasks on a 4-CPU node each get a worker of their own and
+    run at the same time, rather than queue behind one another on the first
+    worker leased (an owner pipelines tasks onto its workers only once the
+    scheduler has no room for more)."""
+    if not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
+        skip("prism-worker is not built")
+    ids = [c.post("/api/v1/tasks", {"package": "builtin", "function": "sleep", "args": [1000]})
+           .json()["object_ids"][0] for _ in range(4)]
+    for oid in ids:
+        assert c.get("/api/v1/objects/%s?timeout_ms=30000" % oid).json()["state"] == "READY"
+    done = wait_until(lambda: (lambda ts: ts if len(ts) == 4 else None)(
+        [t for t in c.get("/api/v1/tasks?limit=100").json()["tasks"]
+         if t["name"] == "builtin/sleep" and t["state"] == "FINISHED"]),
+        timeout=20, what="the four tasks listed FINISHED")
+    assert len({t["worker_id"] for t in done}) == 4, done
+    # every one started before any ended: they ran together
+    assert max(t["started_at"] for t in done) < min(t["ended_at"] for t in done), done
+
+
 def test_rest_tasks(c):
     """A curl user runs the seed program through the GCS, which owns the objects."""
     if not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
@@ -564,7 +584,7 @@ def test_force_cancel_of_a_running_task(c):
 
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
-         test_errors_are_clear, test_package_tasks, test_worker_crash_is_retried_then_fails,
+         test_errors_are_clear, test_package_tasks, test_long_tasks_run_side_by_side, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
          test_lost_object_is_rebuilt, test_vanished_argument_is_object_lost,
          test_value_from_another_node_through_the_local_store,

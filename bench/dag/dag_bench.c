@@ -1,0 +1,196 @@
+/* Compiled DAGs against the same chain as ordinary actor calls
+ * (bench/dag/run.sh): chains of 1, 2 and 4 builtin Counters running echo,
+ * values of 8 B and 1 KiB. One JSON line per result:
+ *
+ *   dag    execute -> get, one at a time: the latency of an execution, and
+ *          per hop (an execution crosses k + 1 processes: driver, k actors,
+ *          driver); then with 8 in flight: executions per second
+ *   calls  the same chain as prism_actor_call -> prism_get per stage, each
+ *          stage's result passed to the next: 2k hops (there and back per stage)
+ *
+ *   prism-dag-bench [--quick] [--spin-us N]   (against $PRISM_ADDRESS / $PRISM_HOME;
+ *   --spin-us sets the DAG's spin_us, default 50) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <prism/dag.h>
+
+#define MAX_CHAIN 4
+#define INFLIGHT 8
+
+static long n_dag = 20000, n_calls = 2000, n_rate = 50000;
+static long spin_us = -1; /* -1: the default */
+
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "prism-dag-bench: %s: %s\n", what, prism_last_error());
+    exit(1);
+}
+
+static int cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void report(const char *mode, int k, size_t payload, int64_t *lat, long n, int hops,
+                   double rate)
+{
+    qsort(lat, (size_t)n, sizeof *lat, cmp);
+    double med = (double)lat[n / 2] / 1e3, p99 = (double)lat[(long)((double)n * 0.99)] / 1e3;
+    printf("{\"system\": \"dag\", \"mode\": \"%s\", \"chain\": %d, \"payload\": %zu, \"n\": %ld, "
+           "\"median_us\": %.3f, \"p99_us\": %.3f, \"hop_us\": %.3f, \"rate\": %.0f, "
+           "\"spin_us\": %ld}\n",
+           mode, k, payload, n, med, p99, med / hops, rate, spin_us);
+    fflush(stdout);
+}
+
+static prism_dag_compiled *compile(prism_client *c, prism_actor **a, int k)
+{
+    prism_dag *g;
+    prism_dag_node *n;
+    if (prism_dag_create(&g) != PRISM_OK || prism_dag_input(g, &n) != PRISM_OK)
+        die("graph");
+    for (int i = 0; i < k; i++)
+        if (prism_dag_bind(g, a[i], "echo", &n, 1, &n) != PRISM_OK)
+            die("bind");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = INFLIGHT;
+    if (spin_us >= 0)
+        o.spin_us = (uint32_t)spin_us;
+    prism_dag_compiled *d;
+    if (prism_dag_compile(c, g, &o, &d) != PRISM_OK)
+        die("compile");
+    prism_dag_free(g);
+    return d;
+}
+
+static void one(prism_dag_compiled *d, const prism_value *v)
+{
+    prism_dag_future *f;
+    prism_value *out;
+    if (prism_dag_execute(d, v, &f) != PRISM_OK || prism_dag_get(f, 10000, &out) != PRISM_OK)
+        die("execute");
+    prism_value_free(out);
+}
+
+/* Executions per second with INFLIGHT in flight. */
+static double pipelined(prism_dag_compiled *d, const prism_value *v)
+{
+    prism_dag_future *f[INFLIGHT];
+    int64_t t0 = now_ns();
+    for (long x = 0; x < n_rate + INFLIGHT; x++) {
+        prism_value *out;
+        if (x >= INFLIGHT && prism_dag_get(f[x % INFLIGHT], 10000, &out) != PRISM_OK)
+            die("get");
+        if (x >= INFLIGHT)
+            prism_value_free(out);
+        if (x < n_rate && prism_dag_execute(d, v, &f[x % INFLIGHT]) != PRISM_OK)
+            die("execute");
+    }
+    return (double)n_rate / ((double)(now_ns() - t0) / 1e9);
+}
+
+static void bench_dag(prism_client *c, prism_actor **a, int k, const prism_value *v, size_t size)
+{
+    prism_dag_compiled *d = compile(c, a, k);
+    int64_t *lat = calloc((size_t)n_dag, sizeof *lat);
+    for (long i = 0; i < n_dag / 10; i++) /* warm-up */
+        one(d, v);
+    for (long i = 0; i < n_dag; i++) {
+        int64_t t0 = now_ns();
+        one(d, v);
+        lat[i] = now_ns() - t0;
+    }
+    double rate = pipelined(d, v);
+    report("dag", k, size, lat, n_dag, k + 1, rate);
+    free(lat);
+    if (prism_dag_teardown(d) != PRISM_OK)
+        die("teardown");
+}
+
+/* The chain as actor calls: each stage's result goes to the next stage. */
+static void bench_calls(prism_client *c, prism_actor **a, int k, const prism_value *v, size_t size)
+{
+    int64_t *lat = calloc((size_t)n_calls, sizeof *lat);
+    for (long i = -n_calls / 10; i < n_calls; i++) {
+        int64_t t0 = now_ns();
+        prism_value *cur = prism_value_copy(v);
+        for (int s = 0; s < k; s++) {
+            prism_ref *r;
+            prism_value *next = NULL;
+            if (prism_actor_call(c, a[s], "echo", &cur, 1, 1, &r) != PRISM_OK ||
+                prism_get(c, r, 10000, &next) != PRISM_OK)
+                die("call");
+            prism_ref_release(r);
+            prism_value_free(cur);
+            cur = next;
+        }
+        prism_value_free(cur);
+        if (i >= 0)
+            lat[i] = now_ns() - t0;
+    }
+    report("calls", k, size, lat, n_calls, 2 * k, 0);
+    free(lat);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            n_dag = 2000;
+            n_calls = 200;
+            n_rate = 5000;
+        } else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) {
+            spin_us = atol(argv[++i]);
+        }
+    }
+    prism_client *c;
+    if (prism_connect(NULL, &c) != PRISM_OK)
+        die("connect");
+    prism_actor *a[MAX_CHAIN];
+    for (int i = 0; i < MAX_CHAIN; i++) {
+        prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+        o.num_cpus = 0.25; /* the chain fits a 1-CPU node */
+        if (prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a[i]) != PRISM_OK)
+            die("create");
+    }
+    /* Every actor alive, and the node agent done starting their workers,
+     * before anything is timed. */
+    for (int i = 0; i < MAX_CHAIN; i++) {
+        prism_ref *r;
+        prism_value *v;
+        if (prism_actor_call(c, a[i], "get", NULL, 0, 1, &r) != PRISM_OK ||
+            prism_get(c, r, 60000, &v) != PRISM_OK)
+            die("first call");
+        prism_value_free(v);
+        prism_ref_release(r);
+    }
+    sleep(2);
+    static const size_t sizes[] = {8, 1024};
+    static const int chains[] = {1, 2, 4};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        char *bytes = calloc(1, sizes[s]);
+        prism_value *v = prism_value_bytes(bytes, sizes[s]);
+        for (size_t k = 0; k < sizeof chains / sizeof *chains; k++) {
+            bench_dag(c, a, chains[k], v, sizes[s]);
+            bench_calls(c, a, chains[k], v, sizes[s]);
+        }
+        prism_value_free(v);
+        free(bytes);
+    }
+    for (int i = 0; i < MAX_CHAIN; i++)
+        prism_actor_release(a[i]);
+    prism_disconnect(c);
+    return 0;
+}

@@ -1,0 +1,71 @@
+#!/bin/sh
+# Compiled DAGs side by side with the same chain as ordinary actor calls and
+# the raw shared-memory ring, in one run; prints one Markdown table.
+#
+#   [QUICK=1] [KEEP=1] [SPIN_US=N] bench/dag/run.sh [BUILD_DIR]
+#
+# BUILD_DIR (default build-rel) is configured as a Release build when it does
+# not exist yet, and built (-j2); a sanitizer build is refused. Steps: the raw
+# ring (prism-dag-raw-pingpong --only bare,chan), then a local cluster
+# (`prism up --nodes 1 --num-cpus 2` in a temporary PRISM_HOME, stopped by a
+# trap) and prism-dag-bench (chains of 1, 2 and 4 actors, 8 B and 1 KiB),
+# then the raw ring again (the table takes the better of the two). SPIN_US
+# sets the DAG's spin_us (default 50).
+set -eu
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build-rel}
+QUICK=${QUICK:-}
+KEEP=${KEEP:-}
+PY=/usr/bin/python3
+NAME=bench/dag/run.sh
+. bench/tasks/common.sh
+
+bench_build 2 bench-dag-build.log
+DB=$BIN/prism-dag-bench RAW=$BIN/prism-dag-raw-pingpong
+for prog in "$DB" "$RAW"; do
+  [ -x "$prog" ] || { say "$prog was not built"; exit 1; }
+done
+bench_workdir prism-dag-bench
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+
+say "raw ring"
+run_step 300 "$RAW" --json --quick --only bare,chan
+bench_cluster_up 1 2
+say "compiled DAG and actor calls"
+run_step 900 "$DB" ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
+bench_cluster_down
+say "raw ring, again"
+run_step 300 "$RAW" --json --quick --only bare,chan
+bench_failed_logs
+
+echo "Compiled DAGs: $(nproc) CPUs, $(uname -sr), load average at the start $LOAD0, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+$PY - "$RESULTS" <<'PY' || FAILED=1
+import json, sys
+raw, dag, calls = {}, {}, {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["system"] == "dag-raw":
+        k = (r["transport"], r["payload"])
+        if k not in raw or r["median_us"] < raw[k]["median_us"]:
+            raw[k] = r
+    elif r["mode"] == "dag":
+        dag[(r["chain"], r["payload"])] = r
+    else:
+        calls[(r["chain"], r["payload"])] = r
+def size(n):
+    return f"{n >> 10} KiB" if n >= 1024 else f"{n} B"
+print("| chain | payload | DAG: execution µs (median / p99) | DAG: per hop µs | DAG: executions/s, 8 in flight "
+      "| actor calls: execution µs (median / p99) | actor calls: per hop µs | per hop: calls / DAG "
+      "| raw ring hop µs (prism_channel / bare) |")
+print("|---|---|---|---|---|---|---|---|---|")
+for (k, p), d in sorted(dag.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    c = calls.get((k, p))
+    ch, bare = raw.get(("chan", p)), raw.get(("bare", p))
+    print(f"| {k} | {size(p)} | {d['median_us']:.1f} / {d['p99_us']:.1f} | {d['hop_us']:.2f} "
+          f"| {d['rate']:,.0f} "
+          f"| {c['median_us']:.1f} / {c['p99_us']:.1f} | {c['hop_us']:.1f} | {c['hop_us'] / d['hop_us']:.1f}× "
+          f"| {ch['median_us']:.2f} / {bare['median_us']:.2f} |" if c and ch and bare else
+          f"| {k} | {size(p)} | {d['median_us']:.1f} | {d['hop_us']:.2f} | | | | | |")
+PY
+[ -z "$FAILED" ]

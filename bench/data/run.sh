@@ -1,0 +1,60 @@
+#!/bin/sh
+# The image-ingest benchmark (issue 10; Ray Data's comparison with PyTorch's
+# DataLoader): N JPEGs -> decode -> random crop 224 x 224 -> random
+# horizontal flip -> batches of 256 -> a consumer that touches every byte,
+# side by side in one run:
+#   - a hand-written C thread pool on every core (prism-data-pool): the ceiling;
+#   - Prism: the same as a dataset on a local cluster (prism-data-ingest),
+#     uint8 and float32-normalized;
+#   - PyTorch's DataLoader when /usr/bin/python3 has torch (Debian's
+#     python3-torch); otherwise it is left out, and said so.
+#
+#   bench/data/run.sh [BUILD_DIR]     (default build-bench, a Release build)
+#
+# Environment: N (images, default 2000), SIZE (default 256), CPUS (the
+# cluster's CPUs, default nproc), KEEP=1 (keep the work directory).
+set -eu
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build-bench}
+N=${N:-2000}
+SIZE=${SIZE:-256}
+CPUS=${CPUS:-$(nproc)}
+KEEP=${KEEP:-}
+QUICK=""
+PY=/usr/bin/python3
+NAME=bench/data/run.sh
+. bench/tasks/common.sh
+
+bench_build 2 bench-data-build.log
+bench_workdir prism-data-bench
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
+say "writing $N JPEGs of ${SIZE}x$SIZE"
+mkdir -p "$WORK/images"
+"$BIN/prism-data-gen" "$WORK/images" "$N" "$SIZE"
+
+run_step 900 "$BIN/prism-data-pool" "$WORK/images" "$CPUS"
+bench_cluster_up 1 "$CPUS"
+run_step 900 "$BIN/prism-data-ingest" "$WORK/images"
+run_step 900 "$BIN/prism-data-ingest" "$WORK/images" normalize
+bench_cluster_down
+if $PY -c 'import torch, torchvision' 2>/dev/null; then
+  say "PyTorch found, but its DataLoader peer is not written yet"
+else
+  say "PyTorch is not installed for $PY (Debian's python3-torch, python3-torchvision): DataLoader left out"
+fi
+bench_failed_logs
+
+echo "image ingest: $N JPEGs ${SIZE}x$SIZE, $(nproc) CPUs, load average at the start $LOAD0"
+echo
+$PY - "$RESULTS" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ceiling = next((r["images_per_s"] for r in rows if r["peer"].startswith("C thread")), None)
+print("%-36s %10s %10s %14s %10s %8s" % ("peer", "images/s", "MB/s", "first batch s",
+                                          "peak RSS", "vs pool"))
+for r in rows:
+    rel = "%.0f %%" % (100 * r["images_per_s"] / ceiling) if ceiling else "-"
+    print("%-36s %10.1f %10.1f %14.3f %7.1f MB %8s" % (r["peer"], r["images_per_s"],
+          r["mb_per_s"], r["first_batch_s"], r["peak_rss_mb"], rel))
+PYEOF
+[ -z "$FAILED" ]

@@ -1,0 +1,83 @@
+/* The records on compiled DAGs' channels (libs/prism/dag_record.h), as an
+ * actor's loop or the driver reads them from a slot another process wrote.
+ *
+ * Input: a record. Checks: a value record decodes the same in place and
+ * copied; what decodes re-encodes, and decoding that gives the same bytes
+ * again (stable after one round); an error record's name and message
+ * survive a round trip. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "dag_record.h"
+
+static void check(bool ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "dag record invariant broken: %s\n", what);
+        abort();
+    }
+}
+
+/* A record of `v` in a buffer of its own (`*len` bytes), or NULL. */
+static uint8_t *put(const prism_value *v, size_t cap, size_t *len)
+{
+    uint8_t *buf = malloc(cap);
+    *len = buf ? prism__dag_put_value(buf, cap, v) : 0;
+    if (!*len) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static void value_round_trip(const uint8_t *data, size_t size)
+{
+    prism_value *copy = prism__dag_get_value(data, size, false);
+    prism_value *in_place = prism__dag_get_value(data, size, true);
+    check(!copy == !in_place, "in place and copied decoding agree");
+    if (!copy)
+        return;
+    size_t cap = size + 64, n1, n2;
+    uint8_t *once = put(copy, cap, &n1), *twice = NULL;
+    check(once != NULL, "a decoded value re-encodes");
+    prism_value *again = prism__dag_get_value(once, n1, false);
+    check(again != NULL, "a re-encoded value decodes");
+    twice = put(again, cap, &n2);
+    check(twice && n1 == n2 && !memcmp(once, twice, n1), "stable after one round");
+    prism_value_free(again);
+    prism_value_free(copy);
+    prism_value_free(in_place);
+    free(once);
+    free(twice);
+}
+
+static void error_round_trip(const uint8_t *data, size_t size, int tag)
+{
+    char *name, *msg, *name2, *msg2;
+    if (prism__dag_get_error(data, size, &name, &msg) != 0)
+        return;
+    size_t cap = DAG_REC_HEAD + 8 + strlen(name) + strlen(msg);
+    uint8_t *buf = malloc(cap);
+    size_t n = buf ? prism__dag_put_error(buf, cap, tag, name, msg) : 0;
+    if (n && strlen(name) <= 255 && strlen(name) == strnlen(name, 255)) {
+        check(prism__dag_get_error(buf, n, &name2, &msg2) == 0, "an error record decodes");
+        check(!strncmp(name, name2, 255) && !strcmp(msg, msg2), "an error survives");
+        free(name2);
+        free(msg2);
+    }
+    free(buf);
+    free(name);
+    free(msg);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int tag = prism__dag_tag(data, size);
+    if (tag == DAG_REC_VALUE)
+        value_round_trip(data, size);
+    else if (tag >= 0)
+        error_round_trip(data, size, tag);
+    return 0;
+}

@@ -1,0 +1,143 @@
+/* Accelerated DAGs: a static graph of actor method calls, compiled once into
+ * shared-memory channels between the actors, then executed many times
+ * (docs/dags.md). Each execution only writes the input channel and reads the
+ * output ones: no scheduler, lease or object store on the way, a few
+ * microseconds per hop.
+ *
+ * Pipeline-parallel (each stage takes the previous one's output):
+ *
+ *   prism_dag *g;
+ *   prism_dag_node *n;
+ *   prism_dag_create(&g);
+ *   prism_dag_input(g, &n);
+ *   for (int i = 0; i < nstages; i++)
+ *       prism_dag_bind(g, stage[i], "fwd", &n, 1, &n);
+ *   prism_dag_compiled *d;
+ *   prism_dag_compile(c, g, NULL, &d);      // the output is the last node made
+ *   prism_dag_free(g);                      // the compiled DAG needs it no more
+ *   prism_dag_future *f;
+ *   prism_dag_execute(d, input, &f);
+ *   prism_value *out;
+ *   prism_dag_get(f, 10000, &out);          // takes f
+ *   prism_dag_teardown(d);
+ *
+ * Tensor-parallel (the input fans out to N actors; one node gathers):
+ *
+ *   prism_dag_node *in, *part[N], *all;
+ *   prism_dag_input(g, &in);
+ *   for (int i = 0; i < N; i++)
+ *       prism_dag_bind(g, shard[i], "fwd", &in, 1, &part[i]);
+ *   prism_dag_multi_output(g, part, N, &all);  // get gives a list of N values
+ *
+ * The graph is acyclic by construction: a node can only take nodes made
+ * before it. Every actor of a DAG runs one loop thread in its worker, which
+ * runs its nodes in the order they were made; an actor may appear in several
+ * nodes. While it is in a compiled DAG, ordinary calls to the actor are
+ * refused (PRISM_ERR_INVALID, naming the DAG) until teardown.
+ *
+ * Values on the edges are plain values (no object references) whose encoding
+ * fits `max_buf_size`: execute refuses a larger input (PRISM_ERR_INVALID), a
+ * larger return fails its execution (PRISM_ERR_TASK, naming the method).
+ *
+ * Errors. A method that fails puts an error value through the rest of the
+ * graph: that execution's get returns PRISM_ERR_TASK and an ERROR value
+ * naming "Class.method", and the DAG stays usable. An actor that dies
+ * breaks the DAG: executions in flight and every later execute and get
+ * return PRISM_ERR_ACTOR_DIED; tear it down and compile again once the actor
+ * restarted.
+ *
+ * Limits of this version: every actor of a DAG is on the driver's node
+ * (channels are shared memory; cross-node TCP edges and CUDA channels are
+ * not done yet).
+ *
+ * Threads: a prism_dag and a prism_dag_compiled (with its futures) are used
+ * by one thread at a time. */
+#ifndef PRISM_DAG_H
+#define PRISM_DAG_H
+
+#include "prism.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct prism_dag prism_dag;                   /* a graph being built */
+typedef struct prism_dag_node prism_dag_node;         /* a node, owned by its graph */
+typedef struct prism_dag_compiled prism_dag_compiled; /* a compiled, running graph */
+typedef struct prism_dag_future prism_dag_future;     /* one execution's result */
+
+PRISM_API prism_status prism_dag_create(prism_dag **out);
+/* Frees the graph and its nodes (a compiled DAG does not need them). NULL is a no-op. */
+PRISM_API void prism_dag_free(prism_dag *dag);
+
+/* The graph's input: what prism_dag_execute is given. One per graph. */
+PRISM_API prism_status prism_dag_input(prism_dag *dag, prism_dag_node **out);
+/* A call of `method` on actor `a` taking the values of `nargs` earlier
+ * nodes of this graph as its arguments, in order. `a` is borrowed until
+ * compile returns (the compiled DAG keeps its own handle). `out` may be one
+ * of `args` (`prism_dag_bind(g, a, "fwd", &n, 1, &n)`). */
+PRISM_API prism_status prism_dag_bind(prism_dag *dag, prism_actor *a, const char *method,
+                                      prism_dag_node *const *args, size_t nargs,
+                                      prism_dag_node **out);
+/* A call whose method makes `num_returns` values (1-64; its `nreturns`):
+ * `outs` receives one node per return, each usable as an argument or an
+ * output item (every one of them must lead to the output). */
+PRISM_API prism_status prism_dag_bind_returns(prism_dag *dag, prism_actor *a, const char *method,
+                                              prism_dag_node *const *args, size_t nargs,
+                                              size_t num_returns, prism_dag_node **outs);
+/* Gathers `n` earlier nodes: its value is a list of theirs, in order. */
+PRISM_API prism_status prism_dag_multi_output(prism_dag *dag, prism_dag_node *const *nodes,
+                                              size_t n, prism_dag_node **out);
+
+typedef struct prism_dag_options {
+    int max_inflight;      /* executions started and not yet got, 1-1024; default 8 */
+    uint64_t max_buf_size; /* bytes of one encoded value on an edge, 64 to 1 GiB;
+                              default 1 MiB */
+    int timeout_ms;        /* compile and teardown: how long actors may take to start
+                              or stop their loops; execute: how long it waits for
+                              room in the input channel; default 30000 */
+    uint32_t spin_us;      /* how long a waiting side polls before it sleeps on a futex;
+                              default 50 */
+    uint64_t reserved[8];  /* zero */
+} prism_dag_options;
+
+/* clang-format off */
+#define PRISM_DAG_OPTIONS_INIT                                                                \
+    {.max_inflight = 8, .max_buf_size = 1u << 20, .timeout_ms = 30000, .spin_us = 50,         \
+     .reserved = {0}}
+/* clang-format on */
+PRISM_API void prism_dag_options_init(prism_dag_options *opts);
+
+/* Checks the graph (an input, every node leads to the output, every actor
+ * alive and on this node), makes the channels, and starts the loop in each
+ * actor's worker. The output is the graph's last node (its last bind or
+ * multi_output). `opts` may be NULL for the defaults. */
+PRISM_API prism_status prism_dag_compile(prism_client *c, const prism_dag *dag,
+                                         const prism_dag_options *opts, prism_dag_compiled **out);
+
+/* Starts one execution with `input` (borrowed; copied into the input
+ * channel). At most max_inflight executions may be started and not yet got:
+ * the next one fails with PRISM_ERR_INVALID until the oldest is got or
+ * released. */
+PRISM_API prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
+                                         prism_dag_future **out);
+/* Waits up to `timeout_ms` (-1: as long as the DAG lives) for the execution's
+ * result. It takes the future, except when it returns PRISM_ERR_TIMEOUT
+ * (then nothing changed: get it again or release it). PRISM_ERR_TASK: a method
+ * failed, `*out` is an ERROR value naming it. PRISM_ERR_ACTOR_DIED: the DAG
+ * is broken. */
+PRISM_API prism_status prism_dag_get(prism_dag_future *f, int timeout_ms, prism_value **out);
+/* Drops a future without getting it (its result is discarded when it comes).
+ * NULL is a no-op. */
+PRISM_API void prism_dag_future_release(prism_dag_future *f);
+
+/* Stops every actor's loop, frees the channels and the compiled DAG (its
+ * futures with it); the actors take ordinary calls again. Returns PRISM_OK,
+ * or the first loop that could not be stopped in time (the DAG is freed
+ * anyway). NULL is a no-op. */
+PRISM_API prism_status prism_dag_teardown(prism_dag_compiled *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

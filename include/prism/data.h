@@ -1,0 +1,220 @@
+/* Datasets from C (docs/datasets.md#from-c-libprism): build a dataset's
+ * logical plan, then consume it as batches streamed from the dataservice
+ * through the object store, or take rows and count them.
+ *
+ *   prism_dataset *ds;
+ *   const char *paths[] = {"/data/imgs", NULL};
+ *   prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+ *   ro.size[0] = ro.size[1] = 256;
+ *   prism_data_read_images(c, paths, &ro, &ds);
+ *   prism_data_map_options mo = PRISM_DATA_MAP_OPTIONS_INIT;
+ *   mo.args = "{\"size\": [224, 224]}";
+ *   prism_data_map_batches(ds, "builtin", "random_crop", &mo);
+ *   prism_data_iter *it;
+ *   prism_data_iter_batches(ds, 256, NULL, &it);
+ *   prism_batch *b;
+ *   while (prism_data_iter_next(it, &b) == PRISM_OK && b) {
+ *       ... prism_batch_rows(b), prism_batch_values(b, ...) ...
+ *       prism_batch_free(b);
+ *   }
+ *   prism_data_iter_destroy(it);
+ *   prism_data_destroy(ds);
+ *
+ * Building only builds: nothing runs until a dataset is consumed, and each
+ * consumption (count, take, iter_batches) runs the plan once more. A
+ * builder call checks its operator as the dataservice would; the first
+ * failure sticks (later calls return it and add nothing) and consuming
+ * the dataset then fails with it (prism_last_error says what).
+ *
+ * Threads: a dataset or an iterator is used by one thread at a time; batches
+ * may be freed from any thread. Free every batch, iterator and dataset
+ * before prism_disconnect of their client. */
+#ifndef PRISM_DATA_H
+#define PRISM_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prism/prism.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The Arrow C Data Interface's structures (the Arrow specification's ABI),
+ * declared by any Arrow library's header or by the specification's. */
+struct ArrowSchema;
+struct ArrowArray;
+
+typedef struct prism_dataset prism_dataset;
+
+/* ---------- reads: each makes a new dataset ---------- */
+
+typedef struct prism_data_read_options {
+    int64_t override_num_blocks;        /* blocks to read into; 0 (default): the executor decides */
+    bool include_paths;                 /* file reads: add a "path" column; default false */
+    const char *const *file_extensions; /* NULL-terminated; NULL (default): any (images: theirs) */
+    int64_t size[2];      /* read_images: [height, width]; {0, 0} (default): as stored */
+    const char *mode;     /* read_images: "RGB", "RGBA", "L"; NULL (default): as stored */
+    uint64_t reserved[8]; /* zero */
+} prism_data_read_options;
+
+/* clang-format off */
+#define PRISM_DATA_READ_OPTIONS_INIT {.override_num_blocks = 0, .include_paths = false, \
+    .file_extensions = NULL, .size = {0, 0}, .mode = NULL, .reserved = {0}}
+/* clang-format on */
+PRISM_API void prism_data_read_options_init(prism_data_read_options *opts);
+
+/* `paths` is NULL-terminated: files, directories or globs on the nodes.
+ * `opts` may be NULL for the defaults. */
+PRISM_API prism_status prism_data_read_images(prism_client *c, const char *const *paths,
+                                              const prism_data_read_options *opts,
+                                              prism_dataset **out);
+PRISM_API prism_status prism_data_read_binary_files(prism_client *c, const char *const *paths,
+                                                    const prism_data_read_options *opts,
+                                                    prism_dataset **out);
+PRISM_API prism_status prism_data_read_text(prism_client *c, const char *const *paths,
+                                            const prism_data_read_options *opts,
+                                            prism_dataset **out);
+PRISM_API prism_status prism_data_read_jsonl(prism_client *c, const char *const *paths,
+                                             const prism_data_read_options *opts,
+                                             prism_dataset **out);
+PRISM_API prism_status prism_data_read_csv(prism_client *c, const char *const *paths,
+                                           const prism_data_read_options *opts,
+                                           prism_dataset **out);
+/* The rows 0 .. n-1 in one int64 column "id". */
+PRISM_API prism_status prism_data_range(prism_client *c, int64_t n,
+                                        const prism_data_read_options *opts, prism_dataset **out);
+/* A whole plan as JSON (the body of POST /api/v1/datasets), for what the
+ * functions here do not cover. */
+PRISM_API prism_status prism_data_from_json(prism_client *c, const char *plan_json,
+                                            prism_dataset **out);
+/* Frees the dataset (not what it made: iterators and batches live on). */
+PRISM_API void prism_data_destroy(prism_dataset *ds);
+
+/* ---------- transformations ---------- */
+
+typedef struct prism_data_map_options {
+    const char *args;      /* the function's arguments, a JSON object's text; NULL: none */
+    int64_t batch_size;    /* map_batches: rows per batch; default 1024; 0: a whole block */
+    double num_cpus;       /* per task; default 1 */
+    double num_gpus;       /* per task; default 0 */
+    const char *resources; /* custom resources, a JSON object's text; NULL (default): none */
+    int64_t concurrency;   /* tasks at once at most; 0 (default): no cap */
+    uint64_t reserved[8];  /* zero */
+} prism_data_map_options;
+
+/* clang-format off */
+#define PRISM_DATA_MAP_OPTIONS_INIT {.args = NULL, .batch_size = 1024, .num_cpus = 1, \
+    .num_gpus = 0, .resources = NULL, .concurrency = 0, .reserved = {0}}
+/* clang-format on */
+PRISM_API void prism_data_map_options_init(prism_data_map_options *opts);
+
+/* `function` of `package`: the sha256 of an uploaded package, or "builtin"
+ * (decode_image, random_crop, center_crop, resize, flip, normalize, cast).
+ * `opts` may be NULL for the defaults. */
+PRISM_API prism_status prism_data_map_batches(prism_dataset *ds, const char *package,
+                                              const char *function,
+                                              const prism_data_map_options *opts);
+PRISM_API prism_status prism_data_map(prism_dataset *ds, const char *package, const char *function,
+                                      const prism_data_map_options *opts);
+PRISM_API prism_status prism_data_filter(prism_dataset *ds, const char *package,
+                                         const char *function, const prism_data_map_options *opts);
+/* `columns` is NULL-terminated. */
+PRISM_API prism_status prism_data_select_columns(prism_dataset *ds, const char *const *columns);
+PRISM_API prism_status prism_data_drop_columns(prism_dataset *ds, const char *const *columns);
+PRISM_API prism_status prism_data_limit(prism_dataset *ds, int64_t n);
+/* Any operator as JSON ({"op": "flat_map", ...}). */
+PRISM_API prism_status prism_data_append_json(prism_dataset *ds, const char *op_json);
+/* How the whole plan runs. */
+typedef struct prism_data_options {
+    int64_t memory_budget_bytes;   /* bytes of blocks in flight at most, a consumer's
+                                    * included; 0 (default): the dataservice's share */
+    bool preserve_order;           /* rows in the read's order; default false */
+    int64_t target_max_block_size; /* bytes a block should stay under; 0 (default): 128 MiB */
+    uint64_t reserved[8];          /* zero */
+} prism_data_options;
+
+/* clang-format off */
+#define PRISM_DATA_OPTIONS_INIT {.memory_budget_bytes = 0, .preserve_order = false, \
+    .target_max_block_size = 0, .reserved = {0}}
+/* clang-format on */
+PRISM_API void prism_data_options_init(prism_data_options *opts);
+PRISM_API prism_status prism_data_set_options(prism_dataset *ds, const prism_data_options *opts);
+
+/* The plan as the dataservice gets it (canonical JSON), or NULL when a
+ * builder call failed; free() it. */
+PRISM_API char *prism_data_plan_json(const prism_dataset *ds);
+
+/* ---------- consuming ---------- */
+
+/* Runs the plan and counts its rows, waiting up to `timeout_ms` (< 0: no
+ * limit) for the end. A failed dataset gives PRISM_ERR_TASK with its error
+ * (naming the operator) in prism_last_error. */
+PRISM_API prism_status prism_data_count(prism_dataset *ds, int timeout_ms, int64_t *out);
+/* Runs the plan and returns its first `n` rows (1 .. the dataservice's
+ * --preview-rows) as a JSON array of objects; free() it. */
+PRISM_API prism_status prism_data_take(prism_dataset *ds, int64_t n, int timeout_ms, char **out);
+
+typedef struct prism_batch prism_batch;
+typedef struct prism_data_iter prism_data_iter;
+
+typedef struct prism_data_iter_options {
+    bool drop_last;       /* leave out a last batch of fewer rows; default false */
+    int timeout_ms;       /* the most one next waits for a batch; default 0: no limit */
+    uint64_t reserved[8]; /* zero */
+} prism_data_iter_options;
+
+/* clang-format off */
+#define PRISM_DATA_ITER_OPTIONS_INIT {.drop_last = false, .timeout_ms = 0, .reserved = {0}}
+/* clang-format on */
+PRISM_API void prism_data_iter_options_init(prism_data_iter_options *opts);
+
+/* Runs the plan with its output streamed to this iterator: batches of
+ * `batch_size` rows (1 .. 2^31 - 1; the last may hold fewer), as the
+ * pipeline makes them. Blocks the iterator has not given back count in the
+ * dataset's memory budget: a consumer that lags holds the pipeline back. */
+PRISM_API prism_status prism_data_iter_batches(prism_dataset *ds, int64_t batch_size,
+                                               const prism_data_iter_options *opts,
+                                               prism_data_iter **out);
+/* The next batch (owned: prism_batch_free), or PRISM_OK with *out NULL at
+ * the end. PRISM_ERR_TASK when the dataset failed (prism_last_error names
+ * the operator), PRISM_ERR_TIMEOUT past the options' timeout. */
+PRISM_API prism_status prism_data_iter_next(prism_data_iter *it, prism_batch **out);
+/* Stops the dataset when it still runs and frees the iterator. */
+PRISM_API void prism_data_iter_destroy(prism_data_iter *it);
+
+/* ---------- batches ---------- */
+
+PRISM_API size_t prism_batch_rows(const prism_batch *b);
+PRISM_API size_t prism_batch_num_columns(const prism_batch *b);
+/* Column `i`'s name (borrowed), NULL when out of range. */
+PRISM_API const char *prism_batch_column_name(const prism_batch *b, size_t i);
+/* The index of column `name`, or -1. */
+PRISM_API long prism_batch_column_index(const prism_batch *b, const char *name);
+/* A number or tensor column's values, row-major, row 0 first (borrowed from
+ * the batch): `dtype`, and for a tensor its per-row shape in `shape`
+ * (`*ndim` dimensions, at most PRISM_MAX_DIMS; 0 for a number column).
+ * NULL for other columns (strings, bytes, bools) and element types
+ * prism_dtype lacks: read those through Arrow. */
+PRISM_API const void *prism_batch_values(const prism_batch *b, size_t col, prism_dtype *dtype,
+                                         int *ndim, int64_t *shape);
+/* Row `row` of a utf8 or binary column (borrowed, not NUL-terminated), or
+ * NULL for a null row, another column kind or out of range. */
+PRISM_API const void *prism_batch_bytes(const prism_batch *b, size_t col, size_t row, size_t *len);
+/* The rows as a JSON array of objects; free() it. */
+PRISM_API char *prism_batch_to_json(const prism_batch *b);
+/* The batch through the Arrow C Data Interface, zero-copy: a struct array
+ * with a child per column (docs/datasets.md#the-arrow-c-data-interface).
+ * The exported structures keep the batch's memory until their release
+ * callbacks run, whether or not the batch is freed first. */
+PRISM_API prism_status prism_batch_export_arrow(const prism_batch *b, struct ArrowSchema *schema,
+                                                struct ArrowArray *array);
+PRISM_API void prism_batch_free(prism_batch *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

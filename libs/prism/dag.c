@@ -1,0 +1,689 @@
+/* Compiled DAGs on the driver's side (include/prism/dag.h, docs/dags.md).
+ *
+ * Compile makes one shared-memory channel per node that others read (its
+ * readers: every argument position that takes it, and the driver for the
+ * output's items), then starts each actor's loop with a call of the reserved
+ * method __prism_dag_start. Its argument (JSON) names the channels and the
+ * actor's nodes; the channels' memfds go over a rendezvous Unix socket in the
+ * abstract namespace that the driver listens on during compile, since fds
+ * cannot travel in a call: the actor's worker connects, proves it is the one
+ * the call went to with the nonce the call carried, and receives its fds
+ * (SCM_RIGHTS). Teardown calls __prism_dag_stop.
+ *
+ * Executions are numbered; execution k's result is read into future slot
+ * k mod max_inflight, in order, whichever future the caller gets first. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "dag_internal.h"
+#include "dag_record.h"
+#include "prism_time.h"
+
+#define NONCE_HEX 32
+#define SERVE_RECV_MS 2000 /* a worker that connected sends its nonce at once */
+
+typedef struct dag_node_rt {
+    int kind;
+    size_t actor; /* index in actors (DAG_BIND) */
+    char *method;
+    size_t *args, nargs;
+    uint32_t *arg_reader; /* the reader index each argument reads its channel with */
+    size_t nreturns;      /* DAG_BIND */
+} dag_node_rt;
+
+typedef struct dag_actor {
+    prism_actor *handle;
+    char nonce[NONCE_HEX + 1];
+    size_t *chans, nchans; /* nodes whose channels it uses, in the order its fds go */
+    bool served, started;
+    prism_ref *call; /* the start or stop call in flight */
+} dag_actor;
+
+struct prism_dag_future {
+    prism_dag_compiled *d;
+    bool in_use, released, ready;
+    prism_status status;
+    prism_value *value;
+};
+
+struct prism_dag_compiled {
+    prism_client *c;
+    char id[PRISM_ID_HEX_LEN + 1];
+    prism_dag_options o;
+    dag_node_rt *nodes;
+    size_t nnodes, input;
+    prism_chan **chans; /* per node; NULL when nobody reads it */
+    uint32_t *nreaders; /* per node */
+    dag_actor *actors;
+    size_t nactors;
+    prism_chan_writer *in;
+    prism_chan_reader **outs; /* one per output item */
+    size_t *out_nodes, nouts;
+    bool multi;
+    uint64_t next_seq, read_seq; /* executions started; executions read */
+    size_t parts;                /* items of execution read_seq read so far */
+    prism_value *partial;        /* what they gave (a list) */
+    prism_value *partial_error;  /* the first error among them */
+    prism_status partial_status;
+    prism_dag_future *futures; /* max_inflight */
+    prism_status broken;       /* PRISM_OK while it runs */
+    char *broken_msg;
+    int listen_fd;
+};
+
+/* ---------- building the compiled form ---------- */
+
+static size_t actor_index(prism_dag_compiled *d, prism_actor *a)
+{
+    for (size_t i = 0; i < d->nactors; i++)
+        if (!strcmp(prism_actor_id(d->actors[i].handle), prism_actor_id(a)))
+            return i;
+    d->actors[d->nactors].handle = prism__actor_dup(a);
+    return d->actors[d->nactors].handle ? d->nactors++ : SIZE_MAX;
+}
+
+static void add_chan(dag_actor *a, size_t node)
+{
+    for (size_t i = 0; i < a->nchans; i++)
+        if (a->chans[i] == node)
+            return;
+    a->chans[a->nchans++] = node;
+}
+
+/* Copies the graph, finds its actors and numbers every reader. */
+static prism_status copy_graph(prism_dag_compiled *d, const prism_dag *g)
+{
+    d->nnodes = g->n;
+    d->nodes = calloc(g->n, sizeof *d->nodes);
+    d->nreaders = calloc(g->n, sizeof *d->nreaders);
+    d->chans = calloc(g->n, sizeof *d->chans);
+    d->actors = calloc(g->n, sizeof *d->actors);
+    if (!d->nodes || !d->nreaders || !d->chans || !d->actors)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    for (size_t i = 0; i < g->n; i++) {
+        const prism_dag_node *n = g->nodes[i];
+        dag_node_rt *r = &d->nodes[i];
+        r->kind = n->kind;
+        r->nargs = n->nargs;
+        r->nreturns = n->nreturns;
+        if (n->kind == DAG_INPUT)
+            d->input = i;
+        r->args = calloc(n->nargs + 1, sizeof *r->args);
+        r->arg_reader = calloc(n->nargs + 1, sizeof *r->arg_reader);
+        if (!r->args || !r->arg_reader || (n->method && !(r->method = strdup(n->method))))
+            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+        for (size_t j = 0; j < n->nargs; j++) { /* the output's readers are plan_outputs' */
+            r->args[j] = n->args[j];
+            if (n->kind == DAG_BIND)
+                r->arg_reader[j] = d->nreaders[n->args[j]]++;
+        }
+        if (n->kind == DAG_BIND && (r->actor = actor_index(d, n->actor)) == SIZE_MAX)
+            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    }
+    return PRISM_OK;
+}
+
+/* Whether bind node `i` writes node `j`'s channel: its own, or those of its
+ * DAG_RETURN nodes when it makes several returns. */
+static bool writes(const prism_dag_compiled *d, size_t i, size_t j)
+{
+    if (d->nodes[i].nreturns <= 1)
+        return j == i;
+    return d->nodes[j].kind == DAG_RETURN && d->nodes[j].args[0] == i;
+}
+
+/* The channels each actor uses: its nodes' arguments and its nodes' own. */
+static prism_status list_actor_chans(prism_dag_compiled *d)
+{
+    for (size_t a = 0; a < d->nactors; a++) {
+        dag_actor *da = &d->actors[a];
+        size_t most = 0;
+        for (size_t i = 0; i < d->nnodes; i++)
+            if (d->nodes[i].kind == DAG_BIND && d->nodes[i].actor == a)
+                most += d->nodes[i].nargs + d->nodes[i].nreturns;
+        if (!(da->chans = calloc(most, sizeof *da->chans)))
+            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+        for (size_t i = 0; i < d->nnodes; i++) {
+            if (d->nodes[i].kind != DAG_BIND || d->nodes[i].actor != a)
+                continue;
+            for (size_t j = 0; j < d->nodes[i].nargs; j++)
+                add_chan(da, d->nodes[i].args[j]);
+            for (size_t j = i; j < d->nnodes; j++)
+                if (writes(d, i, j))
+                    add_chan(da, j);
+        }
+        prism_id nonce;
+        prism_id_random(&nonce);
+        prism_id_to_hex(&nonce, da->nonce);
+    }
+    return PRISM_OK;
+}
+
+/* The output's items (the multi-output node's arguments, or the last node)
+ * are read by the driver: one more reader each. */
+static prism_status plan_outputs(prism_dag_compiled *d)
+{
+    dag_node_rt *last = &d->nodes[d->nnodes - 1];
+    d->multi = last->kind == DAG_MULTI;
+    d->nouts = d->multi ? last->nargs : 1;
+    d->out_nodes = calloc(d->nouts, sizeof *d->out_nodes);
+    d->outs = calloc(d->nouts, sizeof *d->outs);
+    uint32_t *idx = calloc(d->nouts, sizeof *idx);
+    prism_status s = PRISM_OK;
+    if (!d->out_nodes || !d->outs || !idx)
+        s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    for (size_t i = 0; s == PRISM_OK && i < d->nouts; i++) {
+        d->out_nodes[i] = d->multi ? last->args[i] : d->nnodes - 1;
+        idx[i] = d->nreaders[d->out_nodes[i]]++;
+    }
+    for (size_t i = 0; s == PRISM_OK && i < d->nnodes; i++) {
+        if (d->nreaders[i] == 0 || d->nodes[i].kind == DAG_MULTI)
+            continue;
+        if (d->nreaders[i] > PRISM_CHAN_MAX_READERS) {
+            s = prism__fail(PRISM_ERR_INVALID, "node %zu is read by %u nodes, more than %d", i,
+                            d->nreaders[i], PRISM_CHAN_MAX_READERS);
+            break;
+        }
+        prism_chan_options co = {.nslots = (uint32_t)d->o.max_inflight,
+                                 .nreaders = d->nreaders[i],
+                                 .max_buf_size = d->o.max_buf_size};
+        char err[256];
+        if (prism_chan_create(&d->chans[i], &co, err, sizeof err) != PRISM_CHAN_OK)
+            s = prism__fail(PRISM_ERR_NO_MEMORY, "a channel: %s", err);
+    }
+    prism_chan_wait wait = {.spin_us = d->o.spin_us};
+    for (size_t i = 0; s == PRISM_OK && i < d->nouts; i++)
+        if (prism_chan_reader_open_shm(&d->outs[i], d->chans[d->out_nodes[i]], idx[i], &wait) !=
+            PRISM_CHAN_OK)
+            s = prism__fail(PRISM_ERR_INTERNAL, "cannot read the output channel");
+    if (s == PRISM_OK &&
+        prism_chan_writer_open_shm(&d->in, d->chans[d->input], &wait) != PRISM_CHAN_OK)
+        s = prism__fail(PRISM_ERR_INTERNAL, "cannot write the input channel");
+    free(idx);
+    return s;
+}
+
+/* ---------- starting the actors' loops ---------- */
+
+static void abstract_addr(const char *id, struct sockaddr_un *a, socklen_t *len)
+{
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    int n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "prism-dag-%s", id);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static prism_status listen_rendezvous(prism_dag_compiled *d)
+{
+    struct sockaddr_un a;
+    socklen_t len;
+    abstract_addr(d->id, &a, &len);
+    d->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (d->listen_fd < 0 || bind(d->listen_fd, (struct sockaddr *)&a, len) != 0 ||
+        listen(d->listen_fd, 64) != 0)
+        return prism__fail(PRISM_ERR_INTERNAL, "the DAG's rendezvous socket: %s", strerror(errno));
+    return PRISM_OK;
+}
+
+/* The JSON argument of __prism_dag_start for actor `a` (docs/dags.md#compile). */
+static json_t *start_spec(const prism_dag_compiled *d, size_t a)
+{
+    const dag_actor *da = &d->actors[a];
+    json_t *chans = json_array(), *nodes = json_array();
+    for (size_t i = 0; i < da->nchans; i++)
+        json_array_append_new(chans, json_integer((json_int_t)da->chans[i]));
+    for (size_t i = 0; i < d->nnodes; i++) {
+        const dag_node_rt *n = &d->nodes[i];
+        if (n->kind != DAG_BIND || n->actor != a)
+            continue;
+        json_t *in = json_array(), *out = json_array();
+        for (size_t j = 0; j < n->nargs; j++)
+            json_array_append_new(in, json_pack("[I,I]", (json_int_t)n->args[j],
+                                                (json_int_t)n->arg_reader[j]));
+        for (size_t j = i; j < d->nnodes; j++)
+            if (writes(d, i, j))
+                json_array_append_new(out, json_integer((json_int_t)j));
+        json_array_append_new(nodes, json_pack("{s:s,s:o,s:o}", "method", n->method, "in", in,
+                                               "out", out));
+    }
+    char sock[64];
+    snprintf(sock, sizeof sock, "prism-dag-%s", d->id);
+    return json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "dag", d->id, "socket", sock, "nonce", da->nonce,
+                     "spin_us", (json_int_t)d->o.spin_us, "chans", chans, "nodes", nodes);
+}
+
+/* Calls __prism_dag_start of every actor (with its spec), or __prism_dag_stop
+ * of those started (with the DAG's ID). */
+static prism_status call_actors(prism_dag_compiled *d, bool start)
+{
+    const char *method = start ? "__prism_dag_start" : "__prism_dag_stop";
+    for (size_t a = 0; a < d->nactors; a++) {
+        if (!start && !d->actors[a].started)
+            continue;
+        json_t *j = start ? start_spec(d, a) : json_pack("{s:s}", "dag", d->id);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        prism_value *arg = text ? prism_value_json(text) : NULL;
+        free(text);
+        if (!arg)
+            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+        prism_status s =
+            prism_actor_call(d->c, d->actors[a].handle, method, &arg, 1, 1, &d->actors[a].call);
+        prism_value_free(arg);
+        if (s != PRISM_OK)
+            return s;
+    }
+    return PRISM_OK;
+}
+
+/* One worker connected: its nonce says which actor it hosts; it gets that
+ * actor's channels. */
+static void serve(prism_dag_compiled *d, int fd)
+{
+    struct timeval tv = {.tv_sec = SERVE_RECV_MS / 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct ucred cred;
+    socklen_t clen = sizeof cred;
+    char nonce[NONCE_HEX + 1] = "";
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 || cred.uid != getuid() ||
+        recv(fd, nonce, NONCE_HEX, MSG_WAITALL) != NONCE_HEX)
+        return;
+    for (size_t a = 0; a < d->nactors; a++) {
+        dag_actor *da = &d->actors[a];
+        if (da->served || memcmp(da->nonce, nonce, NONCE_HEX) != 0)
+            continue;
+        da->served = true;
+        for (size_t i = 0; i < da->nchans; i++)
+            if (prism_chan_send_fd(fd, prism_chan_fd(d->chans[da->chans[i]])) != 0)
+                break;
+        return;
+    }
+}
+
+/* Serves workers until every actor has its channels, one start call ends
+ * before (it failed), or the time is up. */
+static prism_status rendezvous(prism_dag_compiled *d, int64_t deadline)
+{
+    size_t served = 0;
+    while (served < d->nactors) {
+        int64_t left = deadline - prism_mono_ms();
+        if (left <= 0)
+            return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's actors did not start their loops "
+                                                  "in time");
+        struct pollfd p = {.fd = d->listen_fd, .events = POLLIN};
+        if (poll(&p, 1, left < 50 ? (int)left : 50) > 0) {
+            int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0) {
+                serve(d, fd);
+                close(fd);
+            }
+        }
+        served = 0;
+        for (size_t a = 0; a < d->nactors; a++) {
+            bool done = false;
+            if (d->actors[a].served) {
+                served++;
+                continue;
+            }
+            if (prism_wait(d->c, &d->actors[a].call, 1, 1, 0, &done) == PRISM_OK && done)
+                return PRISM_OK; /* it failed: its get says why */
+        }
+    }
+    return PRISM_OK;
+}
+
+/* Gets every call in flight; the first failure is returned. */
+static prism_status finish_calls(prism_dag_compiled *d, bool start)
+{
+    prism_status first = PRISM_OK;
+    char msg[1024] = "";
+    for (size_t a = 0; a < d->nactors; a++) {
+        dag_actor *da = &d->actors[a];
+        if (!da->call)
+            continue;
+        prism_value *v = NULL;
+        prism_status s = prism_get(d->c, da->call, d->o.timeout_ms, &v);
+        if (s == PRISM_OK && start)
+            da->started = true;
+        if (s != PRISM_OK && first == PRISM_OK) {
+            first = s;
+            snprintf(msg, sizeof msg, "actor %s: %s", prism_actor_id(da->handle),
+                     v && prism_value_error_message(v) ? prism_value_error_message(v)
+                                                       : prism_last_error());
+        }
+        prism_value_free(v);
+        prism_ref_release(da->call);
+        da->call = NULL;
+    }
+    return first == PRISM_OK ? PRISM_OK : prism__fail(first, "%s", msg);
+}
+
+/* ---------- teardown ---------- */
+
+static void free_compiled(prism_dag_compiled *d)
+{
+    prism_chan_writer_destroy(d->in);
+    for (size_t i = 0; d->outs && i < d->nouts; i++)
+        prism_chan_reader_destroy(d->outs[i]);
+    for (size_t i = 0; d->nodes && i < d->nnodes; i++) { /* NULL when out of memory early */
+        prism_chan_destroy(d->chans ? d->chans[i] : NULL);
+        free(d->nodes[i].method);
+        free(d->nodes[i].args);
+        free(d->nodes[i].arg_reader);
+    }
+    for (size_t a = 0; a < d->nactors; a++) {
+        prism_ref_release(d->actors[a].call);
+        prism_actor_release(d->actors[a].handle);
+        free(d->actors[a].chans);
+    }
+    for (int i = 0; d->futures && i < d->o.max_inflight; i++)
+        prism_value_free(d->futures[i].value);
+    if (d->listen_fd >= 0)
+        close(d->listen_fd);
+    prism_value_free(d->partial);
+    prism_value_free(d->partial_error);
+    free(d->futures);
+    free(d->broken_msg);
+    free(d->out_nodes);
+    free(d->outs);
+    free(d->chans);
+    free(d->nreaders);
+    free(d->nodes);
+    free(d->actors);
+    free(d);
+}
+
+prism_status prism_dag_teardown(prism_dag_compiled *d)
+{
+    if (!d)
+        return PRISM_OK;
+    /* Leaving the output channels and closing the input lets every loop end
+     * by itself; the stop calls then wait for their threads. */
+    for (size_t i = 0; i < d->nouts; i++) {
+        prism_chan_reader_destroy(d->outs[i]);
+        d->outs[i] = NULL;
+    }
+    prism_chan_writer_close(d->in, 0);
+    prism_status s = PRISM_OK, stop = call_actors(d, false);
+    prism_status done = finish_calls(d, false);
+    if (stop == PRISM_OK)
+        stop = done;
+    /* A dead actor has no loop left to stop. */
+    if (stop != PRISM_OK && stop != PRISM_ERR_ACTOR_DIED)
+        s = stop;
+    free_compiled(d);
+    return s;
+}
+
+/* ---------- compile ---------- */
+
+static prism_status check_options(const prism_dag_options *o)
+{
+    if (!PRISM__RESERVED_ZERO(o))
+        return prism__fail(PRISM_ERR_INVALID, "prism_dag_options: `reserved` is not zero "
+                                              "(initialize it with PRISM_DAG_OPTIONS_INIT)");
+    if (o->max_inflight < 1 || o->max_inflight > 1024)
+        return prism__fail(PRISM_ERR_INVALID, "max_inflight must be 1-1024");
+    if (o->max_buf_size < 64 || o->max_buf_size > (1u << 30))
+        return prism__fail(PRISM_ERR_INVALID, "max_buf_size must be 64 bytes to 1 GiB");
+    if (o->timeout_ms < 1 || o->spin_us > 1000000)
+        return prism__fail(PRISM_ERR_INVALID, "timeout_ms must be positive, spin_us at most 1 s");
+    return PRISM_OK;
+}
+
+static prism_status compile_steps(prism_dag_compiled *d, const prism_dag *dag)
+{
+    prism_status s = copy_graph(d, dag);
+    if (s == PRISM_OK)
+        s = list_actor_chans(d);
+    if (s == PRISM_OK)
+        s = plan_outputs(d);
+    if (s == PRISM_OK)
+        s = listen_rendezvous(d);
+    if (s == PRISM_OK)
+        s = call_actors(d, true);
+    if (s == PRISM_OK)
+        s = rendezvous(d, prism_mono_ms() + d->o.timeout_ms);
+    prism_status started = finish_calls(d, true);
+    if (s == PRISM_OK)
+        s = started;
+    if (d->listen_fd >= 0)
+        close(d->listen_fd);
+    d->listen_fd = -1;
+    return s;
+}
+
+prism_status prism_dag_compile(prism_client *c, const prism_dag *dag, const prism_dag_options *opts,
+                               prism_dag_compiled **out)
+{
+    static const prism_dag_options defaults = PRISM_DAG_OPTIONS_INIT;
+    const prism_dag_options *o = opts ? opts : &defaults;
+    if (out)
+        *out = NULL;
+    if (!c || !dag || !out)
+        return prism__fail(PRISM_ERR_INVALID, "dag_compile needs a client, a graph and an "
+                                              "out-pointer");
+    prism_status s = check_options(o);
+    if (s == PRISM_OK)
+        s = prism__dag_check(dag);
+    if (s != PRISM_OK)
+        return s;
+    prism_dag_compiled *d = calloc(1, sizeof *d);
+    if (!d || !(d->futures = calloc((size_t)o->max_inflight, sizeof *d->futures))) {
+        free(d);
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    }
+    d->c = c;
+    d->o = *o;
+    d->listen_fd = -1;
+    prism_id id;
+    prism_id_random(&id);
+    prism_id_to_hex(&id, d->id);
+    for (int i = 0; i < o->max_inflight; i++)
+        d->futures[i].d = d;
+    s = compile_steps(d, dag);
+    if (s != PRISM_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", prism_last_error());
+        prism_dag_teardown(d);
+        return prism__fail(s, "compiling the DAG: %s", msg);
+    }
+    *out = d;
+    return PRISM_OK;
+}
+
+/* ---------- executions ---------- */
+
+/* The DAG broke (an actor died): every execution not read yet fails. */
+static prism_status set_broken(prism_dag_compiled *d, const char *msg)
+{
+    if (d->broken == PRISM_OK) {
+        d->broken = PRISM_ERR_ACTOR_DIED;
+        d->broken_msg = msg ? strdup(msg) : NULL;
+    }
+    return prism__fail(d->broken, "%s (tear the DAG down and compile it again)",
+                       d->broken_msg ? d->broken_msg : "an actor of the DAG died");
+}
+
+/* Who writes output item `i`, for messages. */
+static const char *item_name(const prism_dag_compiled *d, size_t i)
+{
+    const dag_node_rt *n = &d->nodes[d->out_nodes[i]];
+    const char *m = n->kind == DAG_RETURN ? d->nodes[n->args[0]].method : n->method;
+    return m ? m : "the input";
+}
+
+prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
+                               prism_dag_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!d || !input || !out)
+        return prism__fail(PRISM_ERR_INVALID, "dag_execute needs a DAG, an input and an "
+                                              "out-pointer");
+    if (d->broken != PRISM_OK)
+        return set_broken(d, NULL);
+    prism_dag_future *f = &d->futures[d->next_seq % (uint64_t)d->o.max_inflight];
+    if (f->in_use)
+        return prism__fail(PRISM_ERR_INVALID,
+                           "%d executions are in flight (max_inflight): get "
+                           "or release the oldest first",
+                           d->o.max_inflight);
+    if (prism__dag_has_ref(input))
+        return prism__fail(PRISM_ERR_INVALID, "a DAG's values cannot hold object references");
+    void *buf;
+    prism_chan_status cs = prism_chan_begin_write(d->in, &buf, d->o.timeout_ms);
+    if (cs == PRISM_CHAN_TIMEOUT)
+        return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's first actors took no input for %d ms",
+                           d->o.timeout_ms);
+    if (cs != PRISM_CHAN_OK)
+        return set_broken(d, "an actor that reads the DAG's input died");
+    size_t n = prism__dag_put_value(buf, prism_chan_writer_capacity(d->in), input);
+    if (n == 0) {
+        prism_chan_abort_write(d->in);
+        return prism__fail(PRISM_ERR_INVALID,
+                           "the input is larger than max_buf_size (%llu "
+                           "bytes, encoded)",
+                           (unsigned long long)d->o.max_buf_size);
+    }
+    prism_chan_end_write(d->in, n);
+    *f = (prism_dag_future){.d = d, .in_use = true};
+    d->next_seq++;
+    *out = f;
+    return PRISM_OK;
+}
+
+/* Takes item `i` of execution read_seq from its record. */
+static void take_item(prism_dag_compiled *d, size_t i, const void *buf, size_t len)
+{
+    int tag = prism__dag_tag(buf, len);
+    prism_value *v = tag == DAG_REC_VALUE ? prism__dag_get_value(buf, len, false) : NULL;
+    if (v) {
+        prism_value_list_append(d->partial, v);
+        return;
+    }
+    char *name = NULL, *msg = NULL;
+    if (tag == DAG_REC_DIED && prism__dag_get_error(buf, len, &name, &msg) == 0) {
+        set_broken(d, msg);
+    } else if (!d->partial_error) {
+        if (prism__dag_get_error(buf, len, &name, &msg) != 0)
+            d->partial_error = prism_value_error(item_name(d, i), "a malformed value on the DAG");
+        else
+            d->partial_error = prism_value_error(name, msg);
+        d->partial_status = PRISM_ERR_TASK;
+    }
+    free(name);
+    free(msg);
+}
+
+/* The execution just read goes to its future (or is dropped if released). */
+static void settle(prism_dag_compiled *d)
+{
+    prism_dag_future *f = &d->futures[d->read_seq % (uint64_t)d->o.max_inflight];
+    prism_value *v = d->partial;
+    f->status = PRISM_OK;
+    if (d->partial_error) {
+        prism_value_free(d->partial);
+        v = d->partial_error;
+        f->status = d->partial_status;
+    } else if (!d->multi && v->nitems == 1) { /* one item: the value itself */
+        v = d->partial->items[0];
+        d->partial->nitems = 0;
+        prism_value_free(d->partial);
+    } else if (v->nitems != d->nouts) {
+        prism_value_free(v);
+        v = NULL;
+        f->status = PRISM_ERR_NO_MEMORY;
+    }
+    if (f->released) {
+        prism_value_free(v);
+        f->in_use = f->released = false;
+    } else {
+        f->value = v;
+        f->ready = true;
+    }
+    d->partial = d->partial_error = NULL;
+    d->parts = 0;
+    d->read_seq++;
+}
+
+/* Reads the outputs of execution read_seq, waiting up to `timeout_ms` in all. */
+static prism_status read_next(prism_dag_compiled *d, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : prism_mono_ms() + timeout_ms;
+    if (!d->partial && !(d->partial = prism_value_list()))
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    while (d->parts < d->nouts) {
+        int64_t left = deadline - prism_mono_ms();
+        int wait_ms = deadline == INT64_MAX ? -1 : left > 0 ? (int)left : 0;
+        const void *buf;
+        size_t len;
+        prism_chan_status cs = prism_chan_begin_read(d->outs[d->parts], &buf, &len, wait_ms);
+        if (cs == PRISM_CHAN_TIMEOUT)
+            return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's execution is not done yet");
+        if (cs != PRISM_CHAN_OK) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "the actor running %s died", item_name(d, d->parts));
+            return set_broken(d, msg);
+        }
+        take_item(d, d->parts, buf, len);
+        prism_chan_end_read(d->outs[d->parts]);
+        d->parts++;
+        if (d->broken != PRISM_OK)
+            return d->broken;
+    }
+    settle(d);
+    return PRISM_OK;
+}
+
+static void future_done(prism_dag_future *f)
+{
+    f->in_use = f->ready = f->released = false;
+    f->value = NULL;
+}
+
+prism_status prism_dag_get(prism_dag_future *f, int timeout_ms, prism_value **out)
+{
+    if (out)
+        *out = NULL;
+    if (!f || !out || !f->in_use || f->released)
+        return prism__fail(PRISM_ERR_INVALID, "dag_get needs a future not yet got and an "
+                                              "out-pointer");
+    prism_dag_compiled *d = f->d;
+    while (!f->ready && d->broken == PRISM_OK) {
+        prism_status s = read_next(d, timeout_ms);
+        if (s == PRISM_ERR_TIMEOUT)
+            return s;
+    }
+    if (!f->ready) {
+        future_done(f);
+        return set_broken(d, NULL);
+    }
+    prism_status s = f->status;
+    *out = f->value;
+    future_done(f);
+    if (s == PRISM_ERR_TASK)
+        return prism__fail(s, "%s failed: %s", prism_value_error_task(*out),
+                           prism_value_error_message(*out));
+    return s == PRISM_OK ? s : prism__fail(s, "out of memory");
+}
+
+void prism_dag_future_release(prism_dag_future *f)
+{
+    if (!f || !f->in_use)
+        return;
+    if (f->ready) {
+        prism_value_free(f->value);
+        future_done(f);
+    } else {
+        f->released = true; /* settle drops it when it comes */
+    }
+}

@@ -1,0 +1,214 @@
+/* The files a read names (docs/datasets.md#reads): each path a file, a
+ * directory or a glob on this node's file system, or an http(s) URL (one
+ * file, its extension not checked). A directory gives every
+ * regular file under it, in name order, leaving out names that start with
+ * "." or "_" (as Ray Data) and symbolic links (the walk stays under what was
+ * named); a path named, or matched by a glob, is followed as given. */
+#include <dirent.h>
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dataservice.h"
+
+#define FILES_MAX (1u << 20) /* files one read may list */
+#define FILES_MAX_DEPTH 32   /* directories deep under a path named */
+
+typedef struct lister {
+    json_t *out; /* [{"path", "size"}...] */
+    const json_t *exts;
+    int64_t total;
+    char *err;
+    size_t n;
+} lister;
+
+static bool has_extension(const lister *l, const char *path)
+{
+    size_t len = strlen(path), i;
+    const json_t *e;
+    if (!json_is_array(l->exts))
+        return true;
+    json_array_foreach(l->exts, i, e) {
+        const char *x = json_string_value(e);
+        size_t xl = x ? strlen(x) : 0;
+        /* "jpg" matches "a.jpg" and "a.JPG" */
+        if (x && len > xl + 1 && path[len - xl - 1] == '.' && !strcasecmp(path + len - xl, x))
+            return true;
+    }
+    return false;
+}
+
+static int add_file(lister *l, const char *path, const struct stat *sb)
+{
+    if (!has_extension(l, path))
+        return 0;
+    if (json_array_size(l->out) >= FILES_MAX) {
+        snprintf(l->err, l->n, "more than %u files", FILES_MAX);
+        return -1;
+    }
+    if (json_array_append_new(l->out, json_pack("{sssI}", "path", path, "size",
+                                                (json_int_t)sb->st_size)) != 0) {
+        snprintf(l->err, l->n, "out of memory");
+        return -1;
+    }
+    l->total += sb->st_size;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in directory `dir` that the walk visits, sorted; NULL with err. */
+static char **dir_names(lister *l, const char *dir, size_t *count)
+{
+    DIR *d = opendir(dir);
+    char **names = NULL;
+    size_t k = 0, cap = 0;
+    struct dirent *e;
+    if (!d) {
+        snprintf(l->err, l->n, "%s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || e->d_name[0] == '_')
+            continue;
+        if (k == cap) {
+            char **v = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof *v);
+            if (!v)
+                break;
+            names = v;
+        }
+        if (!(names[k] = strdup(e->d_name)))
+            break;
+        k++;
+    }
+    bool ok = e == NULL;
+    closedir(d);
+    if (!ok) {
+        for (size_t i = 0; i < k; i++)
+            free(names[i]);
+        free(names);
+        snprintf(l->err, l->n, "out of memory");
+        return NULL;
+    }
+    qsort(names, k, sizeof *names, by_name);
+    *count = k;
+    return names ? names : calloc(1, sizeof *names);
+}
+
+static int walk(lister *l, const char *dir, int depth)
+{
+    size_t k = 0;
+    char **names = dir_names(l, dir, &k);
+    int rc = names ? 0 : -1;
+    for (size_t i = 0; i < k; i++) {
+        char *path = NULL;
+        struct stat sb;
+        if (rc == 0 && asprintf(&path, "%s/%s", dir, names[i]) < 0) {
+            snprintf(l->err, l->n, "out of memory");
+            rc = -1;
+            path = NULL;
+        }
+        if (rc == 0 && lstat(path, &sb) == 0) {
+            if (S_ISREG(sb.st_mode))
+                rc = add_file(l, path, &sb);
+            else if (S_ISDIR(sb.st_mode) && depth < FILES_MAX_DEPTH)
+                rc = walk(l, path, depth + 1);
+        }
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+/* One path as named (or matched): a file, or a directory to walk. */
+static int add_path(lister *l, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(l->err, l->n, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        /* "dir/" and "dir" list the same names */
+        size_t len = strlen(path);
+        char *dir = strndup(path, len > 1 && path[len - 1] == '/' ? len - 1 : len);
+        int rc = dir ? walk(l, dir, 0) : -1;
+        free(dir);
+        return rc;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(l->err, l->n, "%s: not a regular file or a directory", path);
+        return -1;
+    }
+    return add_file(l, path, &sb);
+}
+
+static int add_glob(lister *l, const char *pattern)
+{
+    glob_t g;
+    int rc = glob(pattern, GLOB_ERR, NULL, &g);
+    if (rc == GLOB_NOMATCH) {
+        snprintf(l->err, l->n, "%s: matches no file", pattern);
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(l->err, l->n, "%s: cannot be listed", pattern);
+        return -1;
+    }
+    for (size_t i = 0; rc == 0 && i < g.gl_pathc; i++)
+        rc = add_path(l, g.gl_pathv[i]);
+    globfree(&g);
+    return rc;
+}
+
+static bool is_url(const char *path)
+{
+    return !strncmp(path, "http://", 7) || !strncmp(path, "https://", 8);
+}
+
+/* A URL is one file, read by the task as named (its size unknown here). */
+static int add_url(lister *l, const char *url)
+{
+    if (json_array_size(l->out) >= FILES_MAX ||
+        json_array_append_new(l->out, json_pack("{sssi}", "path", url, "size", 0)) != 0) {
+        snprintf(l->err, l->n, "more than %u files, or out of memory", FILES_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+json_t *ds_list_files(const json_t *paths, const json_t *exts, int64_t *total, char *err, size_t n)
+{
+    lister l = {json_array(), exts, 0, err, n};
+    size_t i;
+    const json_t *p;
+    if (!l.out) {
+        snprintf(err, n, "out of memory");
+        return NULL;
+    }
+    json_array_foreach(paths, i, p) {
+        const char *path = json_string_value(p);
+        int rc = !path                  ? -1
+                 : is_url(path)         ? add_url(&l, path)
+                 : strpbrk(path, "*?[") ? add_glob(&l, path)
+                                        : add_path(&l, path);
+        if (rc != 0) {
+            json_decref(l.out);
+            return NULL;
+        }
+    }
+    if (json_array_size(l.out) == 0) {
+        snprintf(err, n, "no files found%s", json_is_array(exts) ? " with those extensions" : "");
+        json_decref(l.out);
+        return NULL;
+    }
+    *total = l.total;
+    return l.out;
+}

@@ -1,0 +1,410 @@
+/* The loop of an actor in a compiled DAG (dag_loop.h). Each pass runs the
+ * actor's nodes in the order the graph made them: read one record from every
+ * input, run the method on the values read in place (bytes and tensors are
+ * not copied), write its return as one record, release the inputs. A record
+ * that is an error is passed on without running the method. */
+#include "dag_loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "dag_record.h"
+#include "prism_channel.h"
+#include "prism_id.h"
+#include "task_ctx.h"
+
+#define SLICE_MS 100 /* a blocked wait looks at the stop flag this often */
+#define RENDEZVOUS_MS 5000
+#define MAX_CHANS 4096
+#define NONCE_HEX 32
+
+typedef struct loop_node {
+    prism_actor_method_fn fn;
+    char name[256]; /* "Class.method" */
+    size_t nin, nout;
+    prism_chan_reader **in;
+    prism_chan_writer **out; /* one per return */
+    const void **bufs;
+    size_t *lens;
+    prism_value **args;
+    prism_value **rets;
+} loop_node;
+
+struct dag_loop {
+    char id[PRISM_ID_HEX_LEN + 1];
+    dag_loop_env env;
+    prism_chan **chans;
+    json_int_t *chan_nodes; /* the graph node each channel belongs to */
+    size_t nchans;
+    loop_node *nodes;
+    size_t nnodes;
+    pthread_t thread;
+    bool started;
+    int stop, ended; /* atomics */
+};
+
+enum { STEP_OK, STEP_END, STEP_DIED };
+
+/* ---------- the thread ---------- */
+
+static bool stopping(dag_loop *l) { return __atomic_load_n(&l->stop, __ATOMIC_ACQUIRE); }
+
+static int wait_read(dag_loop *l, prism_chan_reader *r, const void **buf, size_t *len)
+{
+    for (;;) {
+        prism_chan_status cs = prism_chan_begin_read(r, buf, len, SLICE_MS);
+        if (cs == PRISM_CHAN_OK)
+            return STEP_OK;
+        if (cs != PRISM_CHAN_TIMEOUT || stopping(l))
+            return cs == PRISM_CHAN_PEER_DEAD ? STEP_DIED : STEP_END;
+    }
+}
+
+static int wait_write(dag_loop *l, prism_chan_writer *w, void **buf)
+{
+    for (;;) {
+        prism_chan_status cs = prism_chan_begin_write(w, buf, SLICE_MS);
+        if (cs == PRISM_CHAN_OK)
+            return STEP_OK;
+        if (cs != PRISM_CHAN_TIMEOUT || stopping(l))
+            return cs == PRISM_CHAN_PEER_DEAD ? STEP_DIED : STEP_END;
+    }
+}
+
+/* Runs the method on the records read: nd->rets are its values, or *emsg
+ * (heap) says why it failed. */
+static void run_method(dag_loop *l, loop_node *nd, char **emsg)
+{
+    size_t n = 0;
+    while (n < nd->nin && (nd->args[n] = prism__dag_get_value(nd->bufs[n], nd->lens[n], true)))
+        n++;
+    if (n < nd->nin) {
+        *emsg = strdup("a malformed value reached it");
+    } else {
+        prism_task_ctx ctx = {.client = l->env.client, .runtime = l->env.runtime};
+        snprintf(ctx.name, sizeof ctx.name, "%s", nd->name);
+        prism_status s = nd->fn(&ctx, l->env.state, (const prism_value *const *)nd->args, nd->nin,
+                                nd->rets, nd->nout);
+        for (size_t i = 0; i < nd->nout; i++) {
+            if (s != PRISM_OK) {
+                prism_value_free(nd->rets[i]);
+                nd->rets[i] = NULL;
+            } else if (!nd->rets[i]) {
+                nd->rets[i] = prism_value_null();
+            }
+        }
+        if (s != PRISM_OK)
+            *emsg = strdup(ctx.error ? ctx.error : prism_status_text(s));
+        free(ctx.error);
+    }
+    for (size_t i = 0; i < n; i++)
+        prism_value_free(nd->args[i]);
+}
+
+/* Writes return `j`'s record: the input record `fwd` passed on, the value,
+ * or the error (*emsg, set here when the value does not fit). */
+static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
+{
+    void *p;
+    int rc = wait_write(l, nd->out[j], &p);
+    if (rc != STEP_OK)
+        return rc;
+    size_t cap = prism_chan_writer_capacity(nd->out[j]), len = 0;
+    if (fwd >= 0 && nd->lens[fwd] <= cap) {
+        memcpy(p, nd->bufs[fwd], nd->lens[fwd]);
+        len = nd->lens[fwd];
+    } else if (!*emsg && nd->rets[j] && !(len = prism__dag_put_value(p, cap, nd->rets[j]))) {
+        *emsg = strdup("it returned a value larger than max_buf_size, or holding an object "
+                       "reference");
+    }
+    if (!len)
+        len =
+            prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->name, *emsg ? *emsg : "out of memory");
+    prism_chan_end_write(nd->out[j], len);
+    return STEP_OK;
+}
+
+/* Writes the node's records for the inputs read: the first error among them
+ * passed on, or what the method made of them. */
+static int run_and_write(dag_loop *l, loop_node *nd)
+{
+    int fwd = -1;
+    for (size_t i = 0; fwd < 0 && i < nd->nin; i++)
+        if (prism__dag_tag(nd->bufs[i], nd->lens[i]) != DAG_REC_VALUE)
+            fwd = (int)i;
+    char *emsg = NULL;
+    if (fwd < 0)
+        run_method(l, nd, &emsg);
+    int rc = STEP_OK;
+    for (size_t j = 0; rc == STEP_OK && j < nd->nout; j++)
+        rc = write_one(l, nd, j, fwd, &emsg);
+    for (size_t j = 0; j < nd->nout; j++) {
+        prism_value_free(nd->rets[j]);
+        nd->rets[j] = NULL;
+    }
+    free(emsg);
+    return rc;
+}
+
+static int step(dag_loop *l, loop_node *nd)
+{
+    size_t got = 0;
+    int rc = STEP_OK;
+    while (rc == STEP_OK && got < nd->nin) {
+        rc = wait_read(l, nd->in[got], &nd->bufs[got], &nd->lens[got]);
+        if (rc == STEP_OK)
+            got++;
+    }
+    if (rc == STEP_OK)
+        rc = run_and_write(l, nd);
+    for (size_t i = 0; i < got; i++)
+        prism_chan_end_read(nd->in[i]);
+    return rc;
+}
+
+/* A peer died: tell whoever reads this actor, so that the driver's get says so
+ * rather than waiting for its own liveness check. */
+static void write_died(dag_loop *l)
+{
+    for (size_t i = 0; i < l->nnodes; i++) {
+        loop_node *nd = &l->nodes[i];
+        char msg[400];
+        snprintf(msg, sizeof msg, "an actor that %s depends on died", nd->name);
+        for (size_t j = 0; j < nd->nout; j++) {
+            void *p;
+            if (prism_chan_begin_write(nd->out[j], &p, SLICE_MS) != PRISM_CHAN_OK)
+                continue;
+            size_t cap = prism_chan_writer_capacity(nd->out[j]);
+            prism_chan_end_write(nd->out[j],
+                                 prism__dag_put_error(p, cap, DAG_REC_DIED, nd->name, msg));
+        }
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    dag_loop *l = arg;
+    int rc = STEP_OK;
+    while (rc == STEP_OK)
+        for (size_t i = 0; rc == STEP_OK && i < l->nnodes; i++)
+            rc = step(l, &l->nodes[i]);
+    if (rc == STEP_DIED && !stopping(l))
+        write_died(l);
+    for (size_t i = 0; i < l->nnodes; i++)
+        for (size_t j = 0; j < l->nodes[i].nout; j++)
+            prism_chan_writer_close(l->nodes[i].out[j], 0);
+    __atomic_store_n(&l->ended, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* ---------- setting it up ---------- */
+
+/* The driver's rendezvous socket (abstract namespace) hands over the
+ * channels' fds to the holder of the nonce the start call carried. */
+static int fetch_fds(const char *name, const char *nonce, int *fds, size_t n, char *err,
+                     size_t errlen)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int len = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "%s", name);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {.tv_sec = RENDEZVOUS_MS / 1000};
+    size_t got = 0;
+    if (s >= 0 && setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
+        connect(s, (struct sockaddr *)&a,
+                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) == 0 &&
+        send(s, nonce, NONCE_HEX, MSG_NOSIGNAL) == NONCE_HEX)
+        while (got < n && prism_chan_recv_fd(s, &fds[got]) == 0)
+            got++;
+    if (got < n)
+        snprintf(err, errlen,
+                 "cannot get the DAG's channels from its driver (%s): every actor "
+                 "of a DAG must be on the driver's node",
+                 strerror(errno));
+    if (s >= 0)
+        close(s);
+    if (got == n)
+        return 0;
+    while (got > 0)
+        close(fds[--got]);
+    return -1;
+}
+
+static prism_chan *chan_of(dag_loop *l, json_int_t node)
+{
+    for (size_t i = 0; i < l->nchans; i++)
+        if (l->chan_nodes[i] == node)
+            return l->chans[i];
+    return NULL;
+}
+
+static int open_chans(dag_loop *l, json_t *chans, const char *sock, const char *nonce, char *err,
+                      size_t errlen)
+{
+    size_t n = json_array_size(chans);
+    int *fds = calloc(n ? n : 1, sizeof *fds);
+    l->chans = calloc(n ? n : 1, sizeof *l->chans);
+    l->chan_nodes = calloc(n ? n : 1, sizeof *l->chan_nodes);
+    if (!fds || !l->chans || !l->chan_nodes || n > MAX_CHANS) {
+        free(fds);
+        snprintf(err, errlen, "too many channels, or out of memory");
+        return -1;
+    }
+    bool fetched = fetch_fds(sock, nonce, fds, n, err, errlen) == 0;
+    int rc = fetched ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        l->chan_nodes[i] = json_integer_value(json_array_get(chans, i));
+        if (prism_chan_open_fd(&l->chans[i], fds[i], err, errlen) != PRISM_CHAN_OK)
+            rc = -1;
+        else
+            l->nchans++;
+    }
+    for (size_t i = 0; fetched && i < n; i++) /* each mapping holds its own reference */
+        close(fds[i]);
+    free(fds);
+    return rc;
+}
+
+/* One node of the spec: {"method": M, "in": [[node, reader], ...], "out": [node, ...]}. */
+static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wait *wait, char *err,
+                     size_t errlen)
+{
+    const char *method = json_string_value(json_object_get(j, "method"));
+    json_t *in = json_object_get(j, "in"), *out = json_object_get(j, "out");
+    nd->nin = json_array_size(in);
+    nd->nout = json_array_size(out);
+    nd->in = calloc(nd->nin + 1, sizeof *nd->in);
+    nd->out = calloc(nd->nout + 1, sizeof *nd->out);
+    nd->bufs = calloc(nd->nin + 1, sizeof *nd->bufs);
+    nd->lens = calloc(nd->nin + 1, sizeof *nd->lens);
+    nd->args = calloc(nd->nin + 1, sizeof *nd->args);
+    nd->rets = calloc(nd->nout + 1, sizeof *nd->rets);
+    if (!method || !nd->in || !nd->out || !nd->bufs || !nd->lens || !nd->args || !nd->rets ||
+        nd->nin == 0 || nd->nout == 0 || nd->nout > 64) {
+        snprintf(err, errlen, "a malformed DAG node");
+        return -1;
+    }
+    snprintf(nd->name, sizeof nd->name, "%s.%s", l->env.cls, method);
+    if (!(nd->fn = l->env.resolve(l->env.ud, method, err, errlen)))
+        return -1;
+    for (size_t i = 0; i < nd->nin; i++) {
+        json_t *e = json_array_get(in, i);
+        prism_chan *ch = chan_of(l, json_integer_value(json_array_get(e, 0)));
+        json_int_t reader = json_integer_value(json_array_get(e, 1));
+        if (!ch || reader < 0 || reader >= PRISM_CHAN_MAX_READERS ||
+            prism_chan_reader_open_shm(&nd->in[i], ch, (uint32_t)reader, wait) != PRISM_CHAN_OK) {
+            snprintf(err, errlen, "%s: cannot read its argument %zu's channel", nd->name, i);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < nd->nout; i++) {
+        prism_chan *ch = chan_of(l, json_integer_value(json_array_get(out, i)));
+        if (!ch || prism_chan_writer_open_shm(&nd->out[i], ch, wait) != PRISM_CHAN_OK) {
+            snprintf(err, errlen, "%s: cannot write its channel %zu", nd->name, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_and_open(dag_loop *l, json_t *spec, char *err, size_t errlen)
+{
+    const char *id = json_string_value(json_object_get(spec, "dag"));
+    const char *sock = json_string_value(json_object_get(spec, "socket"));
+    const char *nonce = json_string_value(json_object_get(spec, "nonce"));
+    json_t *nodes = json_object_get(spec, "nodes");
+    if (!prism_is_hex(id, PRISM_ID_HEX_LEN) || !sock || strlen(sock) > 90 ||
+        !prism_is_hex(nonce, NONCE_HEX) || !json_array_size(nodes) ||
+        json_array_size(nodes) > MAX_CHANS) {
+        snprintf(err, errlen, "__prism_dag_start takes the DAG's spec (docs/dags.md)");
+        return -1;
+    }
+    snprintf(l->id, sizeof l->id, "%s", id);
+    prism_chan_wait wait = {
+        .spin_us = (uint32_t)json_integer_value(json_object_get(spec, "spin_us"))};
+    if (open_chans(l, json_object_get(spec, "chans"), sock, nonce, err, errlen) != 0)
+        return -1;
+    l->nodes = calloc(json_array_size(nodes), sizeof *l->nodes);
+    if (!l->nodes) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < json_array_size(nodes); i++) {
+        l->nnodes++;
+        if (open_node(l, &l->nodes[i], json_array_get(nodes, i), &wait, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void loop_free(dag_loop *l)
+{
+    for (size_t i = 0; i < l->nnodes; i++) {
+        loop_node *nd = &l->nodes[i];
+        for (size_t j = 0; nd->in && j < nd->nin; j++)
+            prism_chan_reader_destroy(nd->in[j]);
+        for (size_t j = 0; nd->out && j < nd->nout; j++)
+            prism_chan_writer_destroy(nd->out[j]);
+        free(nd->in);
+        free(nd->out);
+        free(nd->rets);
+        free(nd->bufs);
+        free(nd->lens);
+        free(nd->args);
+    }
+    for (size_t i = 0; i < l->nchans; i++)
+        prism_chan_destroy(l->chans[i]);
+    free(l->nodes);
+    free(l->chans);
+    free(l->chan_nodes);
+    free(l);
+}
+
+int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, char *err,
+                   size_t errlen)
+{
+    *out = NULL;
+    dag_loop *l = calloc(1, sizeof *l);
+    json_t *j = spec ? json_loads(spec, 0, NULL) : NULL;
+    if (!l || !j) {
+        snprintf(err, errlen, l ? "__prism_dag_start takes a JSON spec" : "out of memory");
+        free(l);
+        json_decref(j);
+        return -1;
+    }
+    l->env = *env;
+    int rc = parse_and_open(l, j, err, errlen);
+    json_decref(j);
+    if (rc == 0 && pthread_create(&l->thread, NULL, loop_main, l) != 0) {
+        snprintf(err, errlen, "cannot start the DAG's thread");
+        rc = -1;
+    }
+    if (rc != 0) {
+        loop_free(l);
+        return -1;
+    }
+    l->started = true;
+    *out = l;
+    return 0;
+}
+
+const char *dag_loop_id(const dag_loop *l) { return l->id; }
+
+bool dag_loop_ended(const dag_loop *l) { return __atomic_load_n(&l->ended, __ATOMIC_ACQUIRE); }
+
+void dag_loop_stop(dag_loop *l)
+{
+    if (!l)
+        return;
+    __atomic_store_n(&l->stop, 1, __ATOMIC_RELEASE);
+    if (l->started)
+        pthread_join(l->thread, NULL);
+    loop_free(l);
+}

@@ -1,0 +1,39 @@
+/* An actor's part of a compiled DAG (docs/dags.md#the-actor-loop): a thread
+ * that reads the actor's input channels, runs its methods and writes their
+ * outputs, started by the reserved method __prism_dag_start and stopped by
+ * __prism_dag_stop (runtime.c). */
+#ifndef PRISM_WORKER_DAG_LOOP_H
+#define PRISM_WORKER_DAG_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "prism/task.h"
+
+typedef struct dag_loop dag_loop;
+
+/* What the loop needs of the runtime: the actor, and how to find its methods. */
+typedef struct dag_loop_env {
+    void *state; /* the actor's */
+    const char *cls;
+    prism_client *(*client)(prism_task_ctx *ctx); /* the task context's */
+    void *runtime;
+    prism_actor_method_fn (*resolve)(void *ud, const char *method, char *err, size_t n);
+    void *ud;
+} dag_loop_env;
+
+/* Parses the start call's JSON, fetches the channels from the driver's
+ * rendezvous socket and starts the thread. 0, or -1 with `err`. `env` is
+ * copied; what it points to outlives the loop. */
+int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, char *err,
+                   size_t errlen);
+/* The DAG's ID (32 hex digits). */
+const char *dag_loop_id(const dag_loop *l);
+/* Whether the thread ended by itself (the driver closed the input, or a
+ * peer died): the actor may take ordinary calls again once it is stopped. */
+bool dag_loop_ended(const dag_loop *l);
+/* Stops the thread (it ends within a wait slice, or when the method running
+ * returns), then frees the channels. NULL is a no-op. */
+void dag_loop_stop(dag_loop *l);
+
+#endif

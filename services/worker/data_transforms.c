@@ -1,0 +1,434 @@
+/* The image builtins of datasets: decode_image, random_crop, center_crop,
+ * resize and flip (docs/datasets.md#built-in-functions). Each works on a
+ * tensor column of images [h, w, channels] and replaces it; a block's images
+ * share one shape (its column is a fixed-shape tensor). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "data_image.h"
+#include "data_ops.h"
+
+prism_block_status data_tensor_column(const char *name, prism_coltype elem, const int64_t *shape,
+                                      const void *values, size_t rows, const prism_block *nulls_of,
+                                      long col, prism_block **out, char *err, size_t n)
+{
+    prism_block_schema *s = NULL;
+    prism_block_builder *b = NULL;
+    uint8_t *valid = NULL;
+    prism_block_status st = prism_block_schema_create(&s);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_schema_add_tensor(s, name, elem, 3, shape);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_create(s, &b);
+    if (st == PRISM_BLOCK_OK && nulls_of && col >= 0 &&
+        prism_block_null_count(nulls_of, (size_t)col) > 0) {
+        if (!(valid = calloc(rows / 8 + 1, 1)))
+            st = PRISM_BLOCK_ENOMEM;
+        for (size_t r = 0; valid && r < rows; r++)
+            if (!prism_block_is_null(nulls_of, (size_t)col, r))
+                valid[r / 8] |= (uint8_t)(1u << (r % 8));
+    }
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_set_fixed(b, 0, values, rows, valid);
+    char why[256] = "";
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_finish(b, out, why, sizeof why);
+    if (st != PRISM_BLOCK_OK)
+        snprintf(err, n, "cannot build column \"%s\": %s %s", name, prism_block_strerror(st), why);
+    free(valid);
+    prism_block_builder_destroy(b);
+    prism_block_schema_destroy(s);
+    return st;
+}
+
+/* The image column `name` of `in`: [h, w, c] of `elem` per row. */
+typedef struct img_col {
+    long index;
+    const char *name;
+    prism_coltype elem;
+    size_t width; /* bytes an element */
+    int64_t h, w, c;
+    const uint8_t *rows; /* row 0's first element */
+} img_col;
+
+static int find_images(const prism_block *in, const char *fn, const char *name, img_col *ic,
+                       char *err, size_t n)
+{
+    const prism_block_schema *s = prism_block_get_schema(in);
+    ic->name = name;
+    ic->index = prism_block_column_index(in, name);
+    if (ic->index < 0) {
+        snprintf(err, n, "%s: no column \"%s\"", fn, name);
+        return -1;
+    }
+    size_t i = (size_t)ic->index;
+    if (prism_block_schema_type(s, i) != PRISM_COL_TENSOR || prism_block_schema_ndim(s, i) != 3) {
+        snprintf(err, n, "%s: column \"%s\" is not images (a tensor [height, width, channels])", fn,
+                 name);
+        return -1;
+    }
+    const int64_t *shape = prism_block_schema_shape(s, i);
+    ic->h = shape[0];
+    ic->w = shape[1];
+    ic->c = shape[2];
+    ic->elem = prism_block_schema_elem(s, i);
+    ic->width = prism_coltype_width(ic->elem);
+    ic->rows = prism_block_values(in, i, PRISM_COL_TENSOR);
+    if (!ic->rows) {
+        snprintf(err, n, "%s: cannot read column \"%s\"", fn, name);
+        return -1;
+    }
+    return 0;
+}
+
+/* `in` with the image column replaced by `values` [rows, h, w, c] of its
+ * element type, keeping its nulls. */
+static int replace_images(const prism_block *in, const img_col *ic, int64_t h, int64_t w,
+                          const void *values, prism_block **out, char *err, size_t n)
+{
+    const int64_t shape[3] = {h, w, ic->c};
+    size_t rows = prism_block_rows(in);
+    uint8_t *valid = NULL;
+    if (prism_block_null_count(in, (size_t)ic->index) > 0) {
+        if (!(valid = calloc(rows / 8 + 1, 1))) {
+            snprintf(err, n, "out of memory");
+            return -1;
+        }
+        for (size_t r = 0; r < rows; r++)
+            if (!prism_block_is_null(in, (size_t)ic->index, r))
+                valid[r / 8] |= (uint8_t)(1u << (r % 8));
+    }
+    prism_block_status st =
+        data_block_with_tensor(in, ic->name, ic->elem, shape, values, valid, out, err, n);
+    free(valid);
+    return st == PRISM_BLOCK_OK ? 0 : -1;
+}
+
+/* ---------- randomness: splitmix64, seeded or not ---------- */
+
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t seed_of(const json_t *args)
+{
+    const json_t *seed = json_object_get(args, "seed");
+    uint64_t s = 0;
+    if (json_is_integer(seed))
+        return (uint64_t)json_integer_value(seed);
+    if (getrandom(&s, sizeof s, 0) != (ssize_t)sizeof s)
+        s = (uint64_t)(uintptr_t)&s;
+    return s;
+}
+
+/* ---------- crops ---------- */
+
+static int size_arg(const json_t *args, int64_t *h, int64_t *w)
+{
+    const json_t *size = json_object_get(args, "size");
+    *h = json_integer_value(json_array_get(size, 0));
+    *w = json_integer_value(json_array_get(size, 1));
+    return *h > 0 && *w > 0 ? 0 : -1;
+}
+
+/* Crops every image to h x w at (y0, x0), chosen per row: centred, or at
+ * random when `rng` is set. */
+static int crop(const char *fn, const json_t *args, const prism_block *in, uint64_t *rng,
+                prism_block **out, char *err, size_t n)
+{
+    img_col ic;
+    int64_t h, w;
+    const char *name = json_string_value(json_object_get(args, "column"));
+    if (find_images(in, fn, name ? name : "image", &ic, err, n) != 0)
+        return -1;
+    if (size_arg(args, &h, &w) != 0 || h > ic.h || w > ic.w) {
+        snprintf(err, n, "%s: cannot crop images of %lld x %lld to %lld x %lld (height x width)",
+                 fn, (long long)ic.h, (long long)ic.w, (long long)h, (long long)w);
+        return -1;
+    }
+    size_t rows = prism_block_rows(in), px = (size_t)ic.c * ic.width;
+    size_t line = (size_t)w * px, in_img = (size_t)(ic.h * ic.w) * px;
+    uint8_t *dst = malloc(rows * (size_t)h * line + 1);
+    if (!dst) {
+        snprintf(err, n, "%s: out of memory", fn);
+        return -1;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        int64_t y0 = (ic.h - h) / 2, x0 = (ic.w - w) / 2;
+        if (rng) {
+            y0 = (int64_t)(next_random(rng) % (uint64_t)(ic.h - h + 1));
+            x0 = (int64_t)(next_random(rng) % (uint64_t)(ic.w - w + 1));
+        }
+        const uint8_t *src = ic.rows + r * in_img;
+        for (int64_t y = 0; y < h; y++)
+            memcpy(dst + (r * (size_t)h + (size_t)y) * line,
+                   src + ((size_t)(y0 + y) * (size_t)ic.w + (size_t)x0) * px, line);
+    }
+    int rc = replace_images(in, &ic, h, w, dst, out, err, n);
+    free(dst);
+    return rc;
+}
+
+/* ---------- flip ---------- */
+
+static void flip_one(const uint8_t *src, uint8_t *dst, const img_col *ic, int vertical)
+{
+    size_t px = (size_t)ic->c * ic->width, line = (size_t)ic->w * px;
+    for (int64_t y = 0; y < ic->h; y++) {
+        const uint8_t *s = src + (size_t)y * line;
+        uint8_t *d = dst + (size_t)(vertical ? ic->h - 1 - y : y) * line;
+        if (vertical) {
+            memcpy(d, s, line);
+            continue;
+        }
+        for (int64_t x = 0; x < ic->w; x++)
+            memcpy(d + (size_t)(ic->w - 1 - x) * px, s + (size_t)x * px, px);
+    }
+}
+
+static int flip(const json_t *args, const prism_block *in, prism_block **out, char *err, size_t n)
+{
+    img_col ic;
+    const char *name = json_string_value(json_object_get(args, "column"));
+    const char *dir = json_string_value(json_object_get(args, "direction"));
+    const json_t *pj = json_object_get(args, "p");
+    double p = json_is_number(pj) ? json_number_value(pj) : 1;
+    if (find_images(in, "flip", name ? name : "image", &ic, err, n) != 0)
+        return -1;
+    size_t rows = prism_block_rows(in), img = (size_t)(ic.h * ic.w * ic.c) * ic.width;
+    uint8_t *dst = malloc(rows * img + 1);
+    if (!dst) {
+        snprintf(err, n, "flip: out of memory");
+        return -1;
+    }
+    uint64_t rng = seed_of(args);
+    for (size_t r = 0; r < rows; r++) {
+        /* 53 random bits as a number in [0, 1) */
+        double u = (double)(next_random(&rng) >> 11) / 9007199254740992.0;
+        if (u < p)
+            flip_one(ic.rows + r * img, dst + r * img, &ic, dir && !strcmp(dir, "vertical"));
+        else
+            memcpy(dst + r * img, ic.rows + r * img, img);
+    }
+    int rc = replace_images(in, &ic, ic.h, ic.w, dst, out, err, n);
+    free(dst);
+    return rc;
+}
+
+/* ---------- resize ---------- */
+
+static int resize(const json_t *args, const prism_block *in, prism_block **out, char *err, size_t n)
+{
+    img_col ic;
+    int64_t h, w;
+    const char *name = json_string_value(json_object_get(args, "column"));
+    const char *interp = json_string_value(json_object_get(args, "interpolation"));
+    if (find_images(in, "resize", name ? name : "image", &ic, err, n) != 0)
+        return -1;
+    if (ic.elem != PRISM_COL_UINT8 || size_arg(args, &h, &w) != 0) {
+        snprintf(err, n, "resize: column \"%s\" must hold uint8 images", ic.name);
+        return -1;
+    }
+    size_t rows = prism_block_rows(in), out_img = (size_t)(h * w * ic.c);
+    if (ic.h == 0 || ic.w == 0 || (uint64_t)out_img > DATA_IMAGE_MAX_BYTES) {
+        snprintf(err, n, "resize: cannot resize images of %lld x %lld to %lld x %lld",
+                 (long long)ic.h, (long long)ic.w, (long long)h, (long long)w);
+        return -1;
+    }
+    uint8_t *dst = malloc(rows * out_img + 1);
+    if (!dst) {
+        snprintf(err, n, "resize: out of memory");
+        return -1;
+    }
+    size_t in_img = (size_t)(ic.h * ic.w * ic.c);
+    for (size_t r = 0; r < rows; r++)
+        data_image_resize(ic.rows + r * in_img, (int)ic.h, (int)ic.w, (int)ic.c, dst + r * out_img,
+                          (int)h, (int)w, interp && !strcmp(interp, "nearest"));
+    int rc = replace_images(in, &ic, h, w, dst, out, err, n);
+    free(dst);
+    return rc;
+}
+
+/* ---------- decode ---------- */
+
+/* Image `i` decoded into `im`: 0; -1 with `err` naming it. */
+static int decode_one(data_encoded_fn get, void *ud, size_t i, int channels, data_image *im,
+                      char *err, size_t n)
+{
+    size_t len = 0;
+    char what[512] = "", why[512] = "";
+    const uint8_t *buf = get(ud, i, &len, what, sizeof what);
+    if (buf && data_image_decode(buf, len, channels, im, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, n, "%s: %s", what, buf ? why : "cannot be read");
+    return -1;
+}
+
+uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channels,
+                         const int64_t *size, int64_t shape[3], data_skip *skip, uint8_t *kept,
+                         size_t *nkept, char *err, size_t n)
+{
+    uint8_t *all = NULL;
+    size_t img = 0, k = 0;
+    for (size_t i = 0; i < count; i++) {
+        data_image im;
+        if (kept)
+            kept[i] = 0;
+        if (decode_one(get, ud, i, channels, &im, err, n) != 0) {
+            if (skip && skip->on) { /* left out, and counted */
+                skip->count++;
+                continue;
+            }
+            free(all);
+            return NULL;
+        }
+        if (!all) {
+            shape[0] = size ? size[0] : im.h;
+            shape[1] = size ? size[1] : im.w;
+            shape[2] = im.c;
+            img = (size_t)(shape[0] * shape[1] * shape[2]);
+            if ((uint64_t)img > DATA_IMAGE_MAX_BYTES || !(all = malloc(count * img + 1))) {
+                snprintf(err, n, "out of memory for %zu images", count);
+                free(im.px);
+                return NULL;
+            }
+        }
+        if (im.c != shape[2] || (!size && (im.h != shape[0] || im.w != shape[1]))) {
+            char what[512] = "";
+            size_t len;
+            get(ud, i, &len, what, sizeof what);
+            snprintf(err, n,
+                     "%s: %d x %d x %d, unlike the first image of its block (%lld x %lld x %lld): "
+                     "give a size (and mode) so that every image has one shape",
+                     what, im.h, im.w, im.c, (long long)shape[0], (long long)shape[1],
+                     (long long)shape[2]);
+            free(im.px);
+            free(all);
+            return NULL;
+        }
+        if (size && (im.h != shape[0] || im.w != shape[1]))
+            data_image_resize(im.px, im.h, im.w, im.c, all + k * img, (int)shape[0], (int)shape[1],
+                              0);
+        else
+            memcpy(all + k * img, im.px, img);
+        free(im.px);
+        if (kept)
+            kept[i] = 1;
+        k++;
+    }
+    if (!all) { /* every image skipped */
+        shape[0] = size ? size[0] : 0;
+        shape[1] = size ? size[1] : 0;
+        shape[2] = channels;
+        all = calloc(1, 1);
+    }
+    *nkept = k;
+    return all;
+}
+
+typedef struct bin_rows {
+    const prism_block *in;
+    long col;
+    const char *name;
+} bin_rows;
+
+static const uint8_t *bin_row(void *ud, size_t i, size_t *len, char *what, size_t n)
+{
+    const bin_rows *b = ud;
+    snprintf(what, n, "decode_image: row %zu of column \"%s\"", i, b->name);
+    if (prism_block_is_null(b->in, (size_t)b->col, i))
+        return NULL;
+    return prism_block_binary(b->in, (size_t)b->col, i, len);
+}
+
+/* `in` less the rows not kept (kept[r] == 0); a new reference. */
+static int keep_rows(const prism_block *in, const uint8_t *kept, size_t nkept, prism_block **out,
+                     char *err, size_t n)
+{
+    size_t rows = prism_block_rows(in), *idx = malloc((nkept + 1) * sizeof *idx), k = 0;
+    for (size_t r = 0; idx && r < rows; r++)
+        if (kept[r])
+            idx[k++] = r;
+    prism_block_status st = idx ? data_block_take_rows(in, idx, k, out) : PRISM_BLOCK_ENOMEM;
+    free(idx);
+    if (st != PRISM_BLOCK_OK)
+        snprintf(err, n, "decode_image: %s", prism_block_strerror(st));
+    return st == PRISM_BLOCK_OK ? 0 : -1;
+}
+
+static int decode(const json_t *args, const prism_block *in, data_skip *skip, prism_block **out,
+                  char *err, size_t n)
+{
+    const char *name = json_string_value(json_object_get(args, "column"));
+    const char *output = json_string_value(json_object_get(args, "output"));
+    const char *mode = json_string_value(json_object_get(args, "mode"));
+    bin_rows b = {in, prism_block_column_index(in, name ? name : "bytes"), name ? name : "bytes"};
+    output = output ? output : "image";
+    const prism_block_schema *s = prism_block_get_schema(in);
+    if (b.col < 0 || prism_block_schema_type(s, (size_t)b.col) != PRISM_COL_BINARY) {
+        snprintf(err, n, "decode_image: no binary column \"%s\"", b.name);
+        return -1;
+    }
+    size_t rows = prism_block_rows(in), nkept = 0;
+    int64_t shape[3] = {0, 0, data_image_channels(mode ? mode : "RGB")};
+    uint8_t *kept = malloc(rows + 1);
+    uint8_t *px = kept ? data_decode_all(rows, bin_row, &b, (int)shape[2], NULL, shape, skip, kept,
+                                         &nkept, err, n)
+                       : NULL;
+    prism_block *base = NULL, *with = NULL;
+    int rc = -1;
+    if (px && nkept < rows)
+        rc = keep_rows(in, kept, nkept, &base, err, n);
+    else if (px)
+        rc = (base = prism_block_ref((prism_block *)in)) ? 0 : -1;
+    if (rc == 0)
+        rc = data_block_with_tensor(base, output, PRISM_COL_UINT8, shape, px, NULL, &with, err,
+                                    n) == PRISM_BLOCK_OK
+                 ? 0
+                 : -1;
+    if (rc == 0) { /* the encoded bytes go: the decoded image stands for them */
+        const char *drop[] = {b.name};
+        if (!strcmp(output, b.name)) {
+            *out = with;
+            with = NULL;
+        } else if (prism_block_drop(with, drop, 1, out) != PRISM_BLOCK_OK) {
+            rc = -1;
+        }
+    }
+    free(kept);
+    free(px);
+    prism_block_destroy(base);
+    prism_block_destroy(with);
+    return rc;
+}
+
+int data_image_builtin_known(const char *fn)
+{
+    return !strcmp(fn, "decode_image") || !strcmp(fn, "random_crop") ||
+           !strcmp(fn, "center_crop") || !strcmp(fn, "resize") || !strcmp(fn, "flip");
+}
+
+int data_image_builtin_run(const char *fn, const json_t *args, const prism_block *in,
+                           data_skip *skip, prism_block **out, char *err, size_t n)
+{
+    if (!strcmp(fn, "decode_image"))
+        return decode(args, in, skip, out, err, n);
+    if (!strcmp(fn, "center_crop"))
+        return crop("center_crop", args, in, NULL, out, err, n);
+    if (!strcmp(fn, "random_crop")) {
+        uint64_t rng = seed_of(args);
+        return crop("random_crop", args, in, &rng, out, err, n);
+    }
+    if (!strcmp(fn, "resize"))
+        return resize(args, in, out, err, n);
+    if (!strcmp(fn, "flip"))
+        return flip(args, in, out, err, n);
+    snprintf(err, n, "no builtin \"%s\"", fn);
+    return -1;
+}

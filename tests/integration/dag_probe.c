@@ -1,0 +1,423 @@
+/* A driver for the DAG integration tests (test_dags.py): each subcommand
+ * compiles a DAG of builtin Counters against the cluster in
+ * PRISM_ADDRESS/PRISM_TOKEN, checks what it gives, and exits 0 only when
+ * every result was right. Counter(k).add(x) returns x + k. */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <prism/dag.h>
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "dag_probe: " __VA_ARGS__);                                            \
+            fprintf(stderr, " (%s)\n", prism_last_error());                                        \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define MAX_ACTORS 16
+
+static prism_client *c;
+static prism_actor *actors[MAX_ACTORS];
+
+static void make_actors(int k, int step)
+{
+    CHECK(k > 0 && k <= MAX_ACTORS, "1-%d actors", MAX_ACTORS);
+    for (int i = 0; i < k; i++) {
+        char start[32];
+        snprintf(start, sizeof start, "%d", step * (i + 1));
+        prism_value *arg = prism_value_json(start);
+        CHECK(prism_actor_create(c, "builtin", "Counter", &arg, 1, NULL, &actors[i]) == PRISM_OK,
+              "create actor %d", i);
+        prism_value_free(arg);
+    }
+}
+
+/* An ordinary call: its JSON result as a number, or the status. */
+static prism_status call(prism_actor *a, const char *method, const char *arg, long long *out)
+{
+    prism_value *v = arg ? prism_value_json(arg) : NULL, *got = NULL;
+    prism_ref *r = NULL;
+    prism_status s = prism_actor_call(c, a, method, v ? &v : NULL, v ? 1 : 0, 1, &r);
+    prism_value_free(v);
+    if (s == PRISM_OK)
+        s = prism_get(c, r, 60000, &got);
+    *out = got && prism_value_json_text(got) ? atoll(prism_value_json_text(got)) : -1;
+    prism_value_free(got);
+    prism_ref_release(r);
+    return s;
+}
+
+/* input -> actor 0 -> actor 1 -> ...; NULL when compile failed. */
+static prism_dag_compiled *compile_chain_may_fail(int k, int inflight)
+{
+    prism_dag *g;
+    prism_dag_node *n;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &n) == PRISM_OK, "graph");
+    for (int i = 0; i < k; i++)
+        CHECK(prism_dag_bind(g, actors[i], "add", &n, 1, &n) == PRISM_OK, "bind");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = inflight;
+    prism_dag_compiled *d = NULL;
+    prism_status s = prism_dag_compile(c, g, &o, &d);
+    prism_dag_free(g);
+    return s == PRISM_OK ? d : NULL;
+}
+
+static prism_dag_compiled *compile_chain(int k, int inflight)
+{
+    prism_dag_compiled *d = compile_chain_may_fail(k, inflight);
+    CHECK(d, "compile");
+    return d;
+}
+
+/* input -> each actor; a multi-output node gathers them. */
+static prism_dag_compiled *compile_fanout(int k, int inflight)
+{
+    prism_dag *g;
+    prism_dag_node *in, *parts[MAX_ACTORS], *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK, "graph");
+    for (int i = 0; i < k; i++)
+        CHECK(prism_dag_bind(g, actors[i], "add", &in, 1, &parts[i]) == PRISM_OK, "bind");
+    CHECK(prism_dag_multi_output(g, parts, (size_t)k, &all) == PRISM_OK, "multi_output");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = inflight;
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    return d;
+}
+
+static prism_dag_future *execute(prism_dag_compiled *d, long long x)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%lld", x);
+    prism_value *v = prism_value_json(text);
+    prism_dag_future *f;
+    CHECK(prism_dag_execute(d, v, &f) == PRISM_OK, "execute %lld", x);
+    prism_value_free(v);
+    return f;
+}
+
+static long long number(const prism_value *v)
+{
+    return v && prism_value_json_text(v) ? atoll(prism_value_json_text(v)) : -1;
+}
+
+/* Checks execution x's result: chain: x + sum; fan-out: [x + step, x + 2 step, ...]. */
+static void check_result(prism_dag_future *f, long long x, int k, int step, bool fanout)
+{
+    prism_value *out;
+    prism_status s = prism_dag_get(f, 60000, &out);
+    CHECK(s == PRISM_OK, "get %lld: %s", x, prism_status_text(s));
+    if (fanout) {
+        CHECK(prism_value_list_size(out) == (size_t)k, "a list of %d", k);
+        for (int i = 0; i < k; i++)
+            CHECK(number(prism_value_list_get(out, (size_t)i)) == x + step * (i + 1),
+                  "item %d of %lld", i, x);
+    } else {
+        long long want = x + (long long)step * k * (k + 1) / 2;
+        CHECK(number(out) == want, "execution %lld gave %lld, not %lld", x, number(out), want);
+    }
+    prism_value_free(out);
+}
+
+/* chain|fanout K N INFLIGHT: N executions, INFLIGHT at a time. */
+static int run_many(bool fanout, int k, long long n, int inflight)
+{
+    int step = fanout ? 10 : 1;
+    make_actors(k, step);
+    prism_dag_compiled *d = fanout ? compile_fanout(k, inflight) : compile_chain(k, inflight);
+    prism_dag_future **fs = calloc((size_t)inflight, sizeof *fs);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long long x = 0; x < n + inflight; x++) {
+        if (x >= inflight)
+            check_result(fs[x % inflight], x - inflight, k, step, fanout);
+        if (x < n)
+            fs[x % inflight] = execute(d, x);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    free(fs);
+    printf("%s ok: %lld executions of %d actors in %.2f s (%.1f us each)\n",
+           fanout ? "fanout" : "chain", n, k, s, s * 1e6 / (double)n);
+    return 0;
+}
+
+/* A compile that fails says why and leaves the actors that did start free
+ * for ordinary calls: an unknown method on the second actor, then a dead
+ * actor. */
+static void compile_failures(void)
+{
+    prism_dag *g;
+    prism_dag_node *n;
+    prism_dag_compiled *d = NULL;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &n) == PRISM_OK, "graph");
+    CHECK(prism_dag_bind(g, actors[0], "add", &n, 1, &n) == PRISM_OK &&
+              prism_dag_bind(g, actors[1], "nope", &n, 1, &n) == PRISM_OK,
+          "bind");
+    CHECK(prism_dag_compile(c, g, NULL, &d) != PRISM_OK && !d &&
+              strstr(prism_last_error(), "no method 'nope'"),
+          "compile with an unknown method");
+    printf("unknown method: %s\n", prism_last_error());
+    prism_dag_free(g);
+    long long got;
+    CHECK(call(actors[0], "add", "1", &got) == PRISM_OK, "a call after a failed compile");
+    CHECK(prism_actor_kill(c, actors[1], true) == PRISM_OK, "kill");
+    for (int i = 0; i < 200 && call(actors[1], "get", NULL, &got) != PRISM_ERR_ACTOR_DIED; i++)
+        usleep(50000);
+    d = compile_chain_may_fail(2, 4);
+    CHECK(!d && prism_last_status() == PRISM_ERR_ACTOR_DIED, "compile with a dead actor: %s",
+          prism_status_text(prism_last_status()));
+    printf("dead actor: %s\n", prism_last_error());
+}
+
+/* errors: a failing method names itself and the DAG goes on; ordinary calls
+ * are refused while the actor is in the DAG and taken again after teardown. */
+static int errors(void)
+{
+    make_actors(2, 1);
+    prism_dag_compiled *d = compile_chain(2, 4);
+    prism_value *bad = prism_value_json("\"not a number\""), *out = NULL;
+    prism_dag_future *f0 = execute(d, 5), *f1, *f2 = NULL;
+    CHECK(prism_dag_execute(d, bad, &f1) == PRISM_OK, "execute bad");
+    prism_value_free(bad);
+    f2 = execute(d, 7);
+    check_result(f0, 5, 2, 1, false);
+    prism_status s = prism_dag_get(f1, 60000, &out);
+    CHECK(s == PRISM_ERR_TASK && prism_value_kind_of(out) == PRISM_VALUE_ERROR &&
+              !strcmp(prism_value_error_task(out), "Counter.add") &&
+              strstr(prism_value_error_message(out), "JSON integer"),
+          "the failed execution: %s", prism_status_text(s));
+    printf("method error: %s\n", prism_last_error());
+    prism_value_free(out);
+    check_result(f2, 7, 2, 1, false);
+    long long got;
+    s = call(actors[0], "add", "1", &got);
+    CHECK(s != PRISM_OK && strstr(prism_last_error(), "compiled DAG"), "a call during the DAG");
+    printf("call refused: %s\n", prism_last_error());
+    /* More than max_inflight at once is refused, and nothing breaks. */
+    prism_dag_future *fs[5];
+    for (int i = 0; i < 4; i++)
+        fs[i] = execute(d, i);
+    prism_value *v = prism_value_json("1");
+    CHECK(prism_dag_execute(d, v, &fs[4]) == PRISM_ERR_INVALID, "a fifth execution in flight");
+    prism_value_free(v);
+    prism_dag_future_release(fs[0]);
+    for (int i = 1; i < 4; i++)
+        check_result(fs[i], i, 2, 1, false);
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    CHECK(call(actors[0], "add", "1", &got) == PRISM_OK && got == 2, "a call after teardown");
+    compile_failures();
+    printf("errors ok\n");
+    return 0;
+}
+
+/* died: SIGKILL to the middle actor's worker while executions are in flight. */
+static int died(void)
+{
+    make_actors(3, 1);
+    long long pid;
+    CHECK(call(actors[1], "pid", NULL, &pid) == PRISM_OK && pid > 0, "pid");
+    prism_dag_compiled *d = compile_chain(3, 8);
+    for (int i = 0; i < 100; i++)
+        check_result(execute(d, i), i, 3, 1, false);
+    prism_dag_future *fs[4];
+    for (int i = 0; i < 4; i++)
+        fs[i] = execute(d, i);
+    kill((pid_t)pid, SIGKILL);
+    /* Those in flight may have finished before the kill; the next fail. */
+    prism_status s = PRISM_OK;
+    for (int i = 0; i < 4; i++) {
+        prism_value *out = NULL;
+        s = prism_dag_get(fs[i], 30000, &out);
+        CHECK(s == PRISM_OK || s == PRISM_ERR_ACTOR_DIED, "get after the kill: %s",
+              prism_status_text(s));
+        prism_value_free(out);
+    }
+    for (int i = 0; s == PRISM_OK && i < 1000; i++) {
+        prism_value *v = prism_value_json("1"), *out = NULL;
+        prism_dag_future *f;
+        s = prism_dag_execute(d, v, &f);
+        prism_value_free(v);
+        if (s == PRISM_OK)
+            s = prism_dag_get(f, 30000, &out);
+        prism_value_free(out);
+    }
+    CHECK(s == PRISM_ERR_ACTOR_DIED, "executions after the kill fail with ACTOR_DIED, not %s",
+          prism_status_text(s));
+    printf("actor died: %s\n", prism_last_error());
+    prism_value *v = prism_value_json("1");
+    prism_dag_future *f;
+    CHECK(prism_dag_execute(d, v, &f) == PRISM_ERR_ACTOR_DIED, "execute on a broken DAG");
+    prism_value_free(v);
+    prism_dag_teardown(d);
+    printf("died ok\n");
+    return 0;
+}
+
+/* returns: Counter(5).pair(in) makes two returns: the first is an output
+ * item, the second goes through Counter(1).add: [x, x + 5 + 1]. */
+static int returns(void)
+{
+    make_actors(1, 5);
+    prism_value *one = prism_value_json("1");
+    CHECK(prism_actor_create(c, "builtin", "Counter", &one, 1, NULL, &actors[1]) == PRISM_OK,
+          "create");
+    prism_value_free(one);
+    prism_dag *g;
+    prism_dag_node *in, *r[2], *items[2], *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK, "graph");
+    CHECK(prism_dag_bind_returns(g, actors[0], "pair", &in, 1, 2, r) == PRISM_OK, "bind pair");
+    items[0] = r[0];
+    CHECK(prism_dag_bind(g, actors[1], "add", &r[1], 1, &items[1]) == PRISM_OK, "bind add");
+    CHECK(prism_dag_multi_output(g, items, 2, &all) == PRISM_OK, "multi_output");
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, NULL, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    for (long long x = 0; x < 1000; x++) {
+        prism_value *out;
+        CHECK(prism_dag_get(execute(d, x), 60000, &out) == PRISM_OK, "get %lld", x);
+        CHECK(prism_value_list_size(out) == 2 && number(prism_value_list_get(out, 0)) == x &&
+                  number(prism_value_list_get(out, 1)) == x + 6,
+              "execution %lld", x);
+        prism_value_free(out);
+    }
+    /* A failure reaches both returns' readers. */
+    prism_value *bad = prism_value_json("\"x\""), *out = NULL;
+    prism_dag_future *f;
+    CHECK(prism_dag_execute(d, bad, &f) == PRISM_OK, "execute bad");
+    prism_value_free(bad);
+    CHECK(prism_dag_get(f, 60000, &out) == PRISM_ERR_TASK &&
+              !strcmp(prism_value_error_task(out), "Counter.pair"),
+          "the failed pair");
+    prism_value_free(out);
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    printf("returns ok\n");
+    return 0;
+}
+
+/* orphan: a detached actor in a DAG whose driver dies (SIGKILL to itself,
+ * no teardown); orphan-after: in a new driver, the actor takes ordinary
+ * calls again (its loop saw the input's writer die), then is killed. */
+static int orphan(bool after)
+{
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.name = "dag-orphan";
+    o.detached = true;
+    long long got = -1;
+    if (after) {
+        CHECK(prism_actor_get(c, "dag-orphan", NULL, &actors[0]) == PRISM_OK, "find the actor");
+        prism_status s = PRISM_ERR_INVALID;
+        for (int i = 0; i < 100 && (s = call(actors[0], "add", "1", &got)) != PRISM_OK; i++)
+            usleep(50000);
+        CHECK(s == PRISM_OK && got == 1, "a call once the driver died");
+        CHECK(prism_actor_kill(c, actors[0], true) == PRISM_OK, "kill");
+        printf("orphan ok\n");
+        return 0;
+    }
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &actors[0]) == PRISM_OK,
+          "create");
+    prism_dag_compiled *d = compile_chain(1, 4);
+    for (int x = 0; x < 10; x++)
+        check_result(execute(d, x), x, 0, 1, false);
+    CHECK(call(actors[0], "add", "1", &got) != PRISM_OK, "a call during the DAG");
+    printf("compiled\n");
+    fflush(stdout);
+    kill(getpid(), SIGKILL);
+    return 1;
+}
+
+/* Threads and channel fds of a process. */
+static void census(long long pid, int *threads, int *memfds)
+{
+    char path[64], link[256];
+    *threads = *memfds = 0;
+    snprintf(path, sizeof path, "/proc/%lld/task", pid);
+    DIR *dir = opendir(path);
+    for (struct dirent *e; dir && (e = readdir(dir));)
+        *threads += e->d_name[0] != '.';
+    if (dir)
+        closedir(dir);
+    snprintf(path, sizeof path, "/proc/%lld/fd", pid);
+    dir = opendir(path);
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        char fd[300];
+        snprintf(fd, sizeof fd, "%s/%s", path, e->d_name);
+        ssize_t n = readlink(fd, link, sizeof link - 1);
+        link[n > 0 ? n : 0] = 0;
+        *memfds += strstr(link, "memfd:prism-channel") != NULL;
+    }
+    if (dir)
+        closedir(dir);
+}
+
+/* teardown: after compile, executions and teardown (ten times), the actors'
+ * workers and this process hold the threads they held before and no
+ * channel. */
+static int teardown(void)
+{
+    make_actors(3, 1);
+    long long pids[4] = {getpid()};
+    int before[4][2], during[4][2], after[4][2];
+    for (int i = 0; i < 3; i++)
+        CHECK(call(actors[i], "pid", NULL, &pids[i + 1]) == PRISM_OK, "pid");
+    for (int i = 0; i < 4; i++)
+        census(pids[i], &before[i][0], &before[i][1]);
+    for (int round = 0; round < 10; round++) {
+        prism_dag_compiled *d = round % 2 ? compile_fanout(3, 4) : compile_chain(3, 4);
+        for (int x = 0; x < 10; x++)
+            check_result(execute(d, x), x, 3, 1, round % 2);
+        for (int i = 0; round == 0 && i < 4; i++)
+            census(pids[i], &during[i][0], &during[i][1]);
+        CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    }
+    for (int i = 0; i < 4; i++) {
+        census(pids[i], &after[i][0], &after[i][1]);
+        printf("process %lld: threads %d, %d running, %d after; channel fds %d, %d running, %d "
+               "after\n",
+               pids[i], before[i][0], during[i][0], after[i][0], before[i][1], during[i][1],
+               after[i][1]);
+        CHECK(during[i][1] > 0, "the census sees channels while the DAG runs");
+        CHECK(after[i][0] == before[i][0] && after[i][1] == 0, "process %lld kept something",
+              pids[i]);
+    }
+    printf("teardown ok\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(
+            stderr,
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died | teardown | returns | orphan[-after]\n");
+        return 2;
+    }
+    CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
+    int rc = 2;
+    if ((!strcmp(argv[1], "chain") || !strcmp(argv[1], "fanout")) && argc == 5)
+        rc = run_many(argv[1][0] == 'f', atoi(argv[2]), atoll(argv[3]), atoi(argv[4]));
+    else if (!strcmp(argv[1], "errors"))
+        rc = errors();
+    else if (!strcmp(argv[1], "died"))
+        rc = died();
+    else if (!strcmp(argv[1], "teardown"))
+        rc = teardown();
+    else if (!strcmp(argv[1], "returns"))
+        rc = returns();
+    else if (!strcmp(argv[1], "orphan") || !strcmp(argv[1], "orphan-after"))
+        rc = orphan(argv[1][6] == '-');
+    for (int i = 0; i < MAX_ACTORS; i++)
+        prism_actor_release(actors[i]);
+    prism_disconnect(c);
+    return rc;
+}

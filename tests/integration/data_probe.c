@@ -1,0 +1,267 @@
+/* A driver for the dataset tests of the C API (include/prism/data.h): each
+ * subcommand builds a dataset, consumes it, prints what it saw, and exits 0
+ * only when every result was right.
+ *   data_probe range N BLOCKS BATCH [SLOW_MS [BUDGET]]  iter_batches of range(N): every
+ *                                             id once (a consumer of SLOW_MS a batch)
+ *   data_probe images DIR BATCH               read_images + center_crop, batches checked
+ *   data_probe count_take N                   count and take of range(N)
+ *   data_probe plan JSON N                    iter_batches of a plan whose output is
+ *                                             range(N)'s "id": every id once
+ *   data_probe early N                        two batches of range(N), one kept past the
+ *                                             iterator's end, then the iterator destroyed
+ *   data_probe bad DIR                        errors: builder, missing path, failed stage */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <prism/data.h>
+#include <prism/prism.h>
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "probe: " __VA_ARGS__);                                                \
+            fprintf(stderr, " (%s)\n", prism_last_error());                                        \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* The ArrowSchema and ArrowArray structures, as the specification writes them. */
+struct ArrowSchema {
+    const char *format, *name, *metadata;
+    int64_t flags, n_children;
+    struct ArrowSchema **children, *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+struct ArrowArray {
+    int64_t length, null_count, offset, n_buffers, n_children;
+    const void **buffers;
+    struct ArrowArray **children, *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Every id of range(n) once, in batches of `batch` rows, from `ds` (taken). */
+static int every_id(prism_dataset *ds, int64_t n, int64_t batch, int slow_ms);
+
+static int range(prism_client *c, int64_t n, int64_t blocks, int64_t batch, int slow_ms,
+                 int64_t budget)
+{
+    prism_dataset *ds;
+    prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+    ro.override_num_blocks = blocks;
+    CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+    prism_data_options o = PRISM_DATA_OPTIONS_INIT;
+    o.memory_budget_bytes = budget;
+    CHECK(prism_data_set_options(ds, &o) == PRISM_OK, "options");
+    return every_id(ds, n, batch, slow_ms);
+}
+
+static int every_id(prism_dataset *ds, int64_t n, int64_t batch, int slow_ms)
+{
+    prism_data_iter *it;
+    CHECK(prism_data_iter_batches(ds, batch, NULL, &it) == PRISM_OK, "iter_batches");
+    char *seen = calloc((size_t)n + 1, 1);
+    int64_t rows = 0, batches = 0;
+    prism_batch *b;
+    prism_status s;
+    while ((s = prism_data_iter_next(it, &b)) == PRISM_OK && b) {
+        prism_dtype dt;
+        int ndim = -1;
+        int64_t shape[PRISM_MAX_DIMS];
+        long col = prism_batch_column_index(b, "id");
+        CHECK(col == 0 && prism_batch_num_columns(b) == 1, "no id column");
+        const int64_t *ids = prism_batch_values(b, (size_t)col, &dt, &ndim, shape);
+        size_t k = prism_batch_rows(b);
+        CHECK(ids && dt == PRISM_I64 && ndim == 0, "ids are not int64");
+        CHECK((int64_t)k == batch || rows + (int64_t)k == n, "a batch of %zu rows mid-stream", k);
+        for (size_t i = 0; i < k; i++) {
+            CHECK(ids[i] >= 0 && ids[i] < n && !seen[ids[i]], "id %lld twice or out of range",
+                  (long long)ids[i]);
+            seen[ids[i]] = 1;
+        }
+        rows += (int64_t)k;
+        batches++;
+        prism_batch_free(b);
+        if (slow_ms)
+            sleep_ms(slow_ms);
+    }
+    CHECK(s == PRISM_OK, "next: %s", prism_status_text(s));
+    CHECK(rows == n, "%lld rows, not %lld", (long long)rows, (long long)n);
+    printf("range ok: %lld rows in %lld batches\n", (long long)rows, (long long)batches);
+    free(seen);
+    prism_data_iter_destroy(it);
+    prism_data_destroy(ds);
+    return 0;
+}
+
+static int images(prism_client *c, const char *dir, int64_t batch)
+{
+    const char *paths[] = {dir, NULL};
+    prism_dataset *ds;
+    prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+    ro.size[0] = 4;
+    ro.size[1] = 6;
+    ro.mode = "RGB";
+    ro.include_paths = true;
+    CHECK(prism_data_read_images(c, paths, &ro, &ds) == PRISM_OK, "read_images");
+    prism_data_map_options mo = PRISM_DATA_MAP_OPTIONS_INIT;
+    mo.args = "{\"size\": [2, 4]}";
+    CHECK(prism_data_map_batches(ds, "builtin", "center_crop", &mo) == PRISM_OK, "center_crop");
+    prism_data_iter *it;
+    prism_data_iter_options io = PRISM_DATA_ITER_OPTIONS_INIT;
+    io.timeout_ms = 60000;
+    CHECK(prism_data_iter_batches(ds, batch, &io, &it) == PRISM_OK, "iter_batches");
+    prism_batch *b;
+    int64_t rows = 0;
+    prism_status s;
+    while ((s = prism_data_iter_next(it, &b)) == PRISM_OK && b) {
+        prism_dtype dt;
+        int ndim = 0;
+        int64_t shape[PRISM_MAX_DIMS];
+        long col = prism_batch_column_index(b, "image");
+        const uint8_t *px = prism_batch_values(b, (size_t)col, &dt, &ndim, shape);
+        CHECK(px && dt == PRISM_U8 && ndim == 3 && shape[0] == 2 && shape[1] == 4 && shape[2] == 3,
+              "not 2 x 4 x 3 uint8 images");
+        /* the gradient: channel 2 is 128 everywhere */
+        for (size_t i = 0; i < prism_batch_rows(b) * 24; i += 3)
+            CHECK(px[i + 2] == 128, "pixel %zu is %u", i / 3, px[i + 2]);
+        size_t len = 0;
+        const char *path =
+            prism_batch_bytes(b, (size_t)prism_batch_column_index(b, "path"), 0, &len);
+        CHECK(path && len > 4 && !memcmp(path + len - 4, ".png", 4), "no path");
+        struct ArrowSchema as;
+        struct ArrowArray aa;
+        CHECK(prism_batch_export_arrow(b, &as, &aa) == PRISM_OK, "export");
+        CHECK(!strcmp(as.format, "+s") && as.n_children == 2 &&
+                  aa.length == (int64_t)prism_batch_rows(b),
+              "an Arrow struct of 2 columns");
+        rows += (int64_t)prism_batch_rows(b);
+        prism_batch_free(b); /* the Arrow structures keep what they point at */
+        CHECK(aa.children[0]->length == aa.length, "child length");
+        as.release(&as);
+        aa.release(&aa);
+    }
+    CHECK(s == PRISM_OK, "next: %s", prism_status_text(s));
+    printf("images ok: %lld rows\n", (long long)rows);
+    prism_data_iter_destroy(it);
+    prism_data_destroy(ds);
+    return 0;
+}
+
+static int count_take(prism_client *c, int64_t n)
+{
+    prism_dataset *ds;
+    CHECK(prism_data_range(c, n, NULL, &ds) == PRISM_OK, "range");
+    prism_data_map_options mo = PRISM_DATA_MAP_OPTIONS_INIT;
+    mo.args = "{\"column\": \"id\", \"dtype\": \"float64\"}";
+    CHECK(prism_data_map_batches(ds, "builtin", "cast", &mo) == PRISM_OK, "cast");
+    int64_t count = -1;
+    CHECK(prism_data_count(ds, 60000, &count) == PRISM_OK && count == n, "count %lld",
+          (long long)count);
+    CHECK(prism_data_limit(ds, 3) == PRISM_OK, "limit");
+    char *rows = NULL;
+    CHECK(prism_data_take(ds, 3, 60000, &rows) == PRISM_OK, "take");
+    CHECK(!strcmp(rows, "[{\"id\":0.0},{\"id\":1.0},{\"id\":2.0}]") ||
+              !strcmp(rows, "[{\"id\": 0.0}, {\"id\": 1.0}, {\"id\": 2.0}]"),
+          "take gave %s", rows);
+    char *plan = prism_data_plan_json(ds);
+    CHECK(plan && strstr(plan, "\"limit\""), "plan %s", plan ? plan : "(null)");
+    printf("count_take ok: %lld rows, take %s\n", (long long)count, rows);
+    free(plan);
+    free(rows);
+    prism_data_destroy(ds);
+    return 0;
+}
+
+static int early(prism_client *c, int64_t n)
+{
+    prism_dataset *ds;
+    prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+    ro.override_num_blocks = 64;
+    CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+    prism_data_iter *it;
+    prism_batch *first = NULL, *second = NULL;
+    CHECK(prism_data_iter_batches(ds, 1000, NULL, &it) == PRISM_OK, "iter_batches");
+    CHECK(prism_data_iter_next(it, &first) == PRISM_OK && first, "first batch");
+    CHECK(prism_data_iter_next(it, &second) == PRISM_OK && second, "second batch");
+    prism_batch_free(second);
+    prism_data_iter_destroy(it); /* stops the dataset; the batch kept stays readable */
+    prism_data_destroy(ds);
+    char *rows = prism_batch_to_json(first);
+    CHECK(rows && prism_batch_rows(first) == 1000, "the kept batch");
+    printf("early ok: %.20s\n", rows);
+    free(rows);
+    prism_batch_free(first);
+    return 0;
+}
+
+static int bad(prism_client *c, const char *dir)
+{
+    prism_dataset *ds;
+    CHECK(prism_data_range(c, 10, NULL, &ds) == PRISM_OK, "range");
+    prism_data_map_options mo = PRISM_DATA_MAP_OPTIONS_INIT;
+    mo.args = "{\"size\": [2]}";
+    CHECK(prism_data_map_batches(ds, "builtin", "center_crop", &mo) == PRISM_ERR_INVALID &&
+              strstr(prism_last_error(), "ops[1] (map_batches)"),
+          "a bad builtin argument was accepted");
+    CHECK(prism_data_limit(ds, 1) == PRISM_ERR_INVALID, "the first failure does not stick");
+    int64_t n;
+    CHECK(prism_data_count(ds, 10000, &n) == PRISM_ERR_INVALID, "a failed plan ran");
+    prism_data_destroy(ds);
+
+    char missing[512];
+    snprintf(missing, sizeof missing, "%s/missing", dir);
+    const char *paths[] = {missing, NULL};
+    CHECK(prism_data_read_text(c, paths, NULL, &ds) == PRISM_OK, "read_text");
+    prism_data_iter *it;
+    prism_batch *b = NULL;
+    CHECK(prism_data_iter_batches(ds, 10, NULL, &it) == PRISM_OK, "iter_batches");
+    CHECK(prism_data_iter_next(it, &b) == PRISM_ERR_TASK && !b &&
+              strstr(prism_last_error(), "ops[0] (read_text)") &&
+              strstr(prism_last_error(), "missing"),
+          "a missing path did not fail the iteration");
+    printf("bad ok: %s\n", prism_last_error());
+    prism_data_iter_destroy(it);
+    prism_data_destroy(ds);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    prism_client *c;
+    if (argc < 2 || prism_connect(NULL, &c) != PRISM_OK) {
+        fprintf(stderr, "usage: data_probe range|images|count_take|bad ... (%s)\n",
+                prism_last_error());
+        return 2;
+    }
+    int rc = 2;
+    if (!strcmp(argv[1], "range") && argc >= 5)
+        rc = range(c, atoll(argv[2]), atoll(argv[3]), atoll(argv[4]), argc > 5 ? atoi(argv[5]) : 0,
+                   argc > 6 ? atoll(argv[6]) : 0);
+    else if (!strcmp(argv[1], "images") && argc == 4)
+        rc = images(c, argv[2], atoll(argv[3]));
+    else if (!strcmp(argv[1], "count_take") && argc == 3)
+        rc = count_take(c, atoll(argv[2]));
+    else if (!strcmp(argv[1], "plan") && argc == 4) {
+        prism_dataset *ds = NULL;
+        rc = prism_data_from_json(c, argv[2], &ds) == PRISM_OK
+                 ? every_id(ds, atoll(argv[3]), 1000, 0)
+                 : 1;
+        if (!ds)
+            fprintf(stderr, "probe: the plan: %s\n", prism_last_error());
+    } else if (!strcmp(argv[1], "early") && argc == 3)
+        rc = early(c, atoll(argv[2]));
+    else if (!strcmp(argv[1], "bad") && argc == 3)
+        rc = bad(c, argv[2]);
+    prism_disconnect(c);
+    return rc;
+}

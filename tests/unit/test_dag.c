@@ -1,0 +1,158 @@
+/* Compiled DAGs without a cluster: the graph's checks (include/prism/dag.h)
+ * and the records on the channels (libs/prism/dag_record.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dag_internal.h"
+#include "dag_record.h"
+
+/* The graph only keeps actor pointers until compile: any non-NULL one does here. */
+static prism_actor *const actor = (prism_actor *)&actor;
+
+static void test_pipeline_and_fanout_check(void **state)
+{
+    prism_dag *g;
+    prism_dag_node *n, *in, *parts[2], *all;
+    assert_int_equal(prism_dag_create(&g), PRISM_OK);
+    assert_int_equal(prism_dag_input(g, &n), PRISM_OK);
+    in = n;
+    for (int i = 0; i < 3; i++) /* out may be the argument: n = a.fwd(n) */
+        assert_int_equal(prism_dag_bind(g, actor, "fwd", &n, 1, &n), PRISM_OK);
+    assert_int_equal(n->index, 3);
+    assert_int_equal(n->args[0], 2);
+    assert_int_equal(prism__dag_check(g), PRISM_OK);
+    /* A fan-out from the input, gathered: its own branches lead to the output. */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(prism_dag_bind(g, actor, "fwd", &in, 1, &parts[i]), PRISM_OK);
+    assert_int_equal(prism_dag_multi_output(g, parts, 2, &all), PRISM_OK);
+    assert_int_equal(prism__dag_check(g), PRISM_ERR_INVALID); /* the chain leads nowhere now */
+    assert_non_null(strstr(prism_last_error(), "does not lead to the output"));
+    prism_dag_free(g);
+}
+
+static void test_several_returns(void **state)
+{
+    prism_dag *g;
+    prism_dag_node *in, *r[3], *all;
+    assert_int_equal(prism_dag_create(&g), PRISM_OK);
+    assert_int_equal(prism_dag_input(g, &in), PRISM_OK);
+    assert_int_equal(prism_dag_bind_returns(g, actor, "split", &in, 1, 3, r), PRISM_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i]->kind, DAG_RETURN);
+        assert_int_equal(r[i]->ret, i);
+        assert_int_equal(g->nodes[r[i]->args[0]]->nreturns, 3);
+    }
+    assert_int_equal(prism_dag_multi_output(g, r, 2, &all), PRISM_OK);
+    assert_int_equal(prism__dag_check(g), PRISM_ERR_INVALID); /* return 2 leads nowhere */
+    assert_int_equal(prism_dag_bind_returns(g, actor, "split", &in, 1, 0, r), PRISM_ERR_INVALID);
+    prism_dag_free(g);
+    assert_int_equal(prism_dag_create(&g), PRISM_OK);
+    assert_int_equal(prism_dag_input(g, &in), PRISM_OK);
+    assert_int_equal(prism_dag_bind_returns(g, actor, "split", &in, 1, 3, r), PRISM_OK);
+    assert_int_equal(prism_dag_multi_output(g, r, 3, &all), PRISM_OK);
+    assert_int_equal(prism__dag_check(g), PRISM_OK);
+    prism_dag_free(g);
+}
+
+static void test_refused_graphs(void **state)
+{
+    prism_dag *g, *other;
+    prism_dag_node *in, *in2, *n, *multi;
+    assert_int_equal(prism_dag_create(&g), PRISM_OK);
+    assert_int_equal(prism_dag_create(&other), PRISM_OK);
+    assert_int_equal(prism__dag_check(g), PRISM_ERR_INVALID); /* empty */
+    assert_int_equal(prism_dag_input(g, &in), PRISM_OK);
+    assert_int_equal(prism__dag_check(g), PRISM_ERR_INVALID); /* output = input */
+    assert_int_equal(prism_dag_input(g, &in2), PRISM_ERR_INVALID);
+    assert_null(in2);
+    assert_int_equal(prism_dag_input(other, &in2), PRISM_OK);
+    /* A node of another graph, no arguments, a reserved name. */
+    assert_int_equal(prism_dag_bind(g, actor, "fwd", &in2, 1, &n), PRISM_ERR_INVALID);
+    assert_null(n);
+    assert_int_equal(prism_dag_bind(g, actor, "fwd", &in, 0, &n), PRISM_ERR_INVALID);
+    assert_int_equal(prism_dag_bind(g, actor, "__prism_dag_stop", &in, 1, &n), PRISM_ERR_INVALID);
+    /* A multi-output node is only ever the output. */
+    assert_int_equal(prism_dag_bind(g, actor, "fwd", &in, 1, &n), PRISM_OK);
+    assert_int_equal(prism_dag_multi_output(g, &n, 1, &multi), PRISM_OK);
+    prism_dag_node *after;
+    assert_int_equal(prism_dag_bind(g, actor, "fwd", &multi, 1, &after), PRISM_ERR_INVALID);
+    assert_int_equal(prism__dag_check(g), PRISM_OK);
+    /* A graph without an input cannot be built: a bind takes nodes of its own graph. */
+    prism_dag *noin;
+    prism_dag_node *x;
+    assert_int_equal(prism_dag_create(&noin), PRISM_OK);
+    assert_int_equal(prism_dag_bind(noin, actor, "fwd", &in, 1, &x), PRISM_ERR_INVALID);
+    prism_dag_free(noin);
+    prism_dag_free(other);
+    prism_dag_free(g);
+}
+
+static void test_value_records(void **state)
+{
+    uint8_t buf[256];
+    int64_t shape[] = {2, 2};
+    float data[] = {1, 2, 3, 4};
+    prism_value *t = prism_value_tensor(PRISM_F32, 2, shape, data);
+    size_t n = prism__dag_put_value(buf, sizeof buf, t);
+    assert_true(n > DAG_REC_HEAD);
+    assert_int_equal(prism__dag_tag(buf, n), DAG_REC_VALUE);
+    prism_value *copy = prism__dag_get_value(buf, n, false);
+    prism_value *in_place = prism__dag_get_value(buf, n, true);
+    assert_memory_equal(prism_value_data(copy, NULL), data, sizeof data);
+    const uint8_t *p = prism_value_data(in_place, NULL);
+    assert_true(p > buf && p < buf + n); /* read where it lies */
+    assert_int_equal((uintptr_t)(p - buf) % 16, 0);
+    prism_value_free(copy);
+    prism_value_free(in_place);
+    /* Too large for the slot: 0, nothing claimed. */
+    assert_int_equal(prism__dag_put_value(buf, 40, t), 0);
+    prism_value_free(t);
+    /* References do not travel on edges. */
+    prism_object_id id = {{0}};
+    prism_ref *r = prism__ref_new(NULL, &id, "owner:x");
+    prism_value *list = prism_value_list();
+    prism_value_list_append(list, prism_value_ref(r));
+    assert_true(prism__dag_has_ref(list));
+    assert_int_equal(prism__dag_put_value(buf, sizeof buf, list), 0);
+    prism_value_free(list);
+    prism_ref_release(r);
+}
+
+static void test_error_records(void **state)
+{
+    uint8_t buf[64];
+    char *name, *msg;
+    size_t n = prism__dag_put_error(buf, sizeof buf, DAG_REC_ERROR, "Counter.add",
+                                    "add takes one JSON integer, and this message is too long");
+    assert_int_equal(n, sizeof buf); /* the message is cut to fit */
+    assert_int_equal(prism__dag_tag(buf, n), DAG_REC_ERROR);
+    assert_null(prism__dag_get_value(buf, n, false));
+    assert_int_equal(prism__dag_get_error(buf, n, &name, &msg), 0);
+    assert_string_equal(name, "Counter.add");
+    assert_int_equal(strncmp(msg, "add takes", 9), 0);
+    free(name);
+    free(msg);
+    /* Malformed: short, an unknown tag, a body cut short. */
+    assert_int_equal(prism__dag_tag(buf, 8), -1);
+    buf[0] = 7;
+    assert_int_equal(prism__dag_tag(buf, n), -1);
+    buf[0] = DAG_REC_DIED;
+    assert_int_equal(prism__dag_get_error(buf, DAG_REC_HEAD + 6, &name, &msg), -1);
+    assert_null(name);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pipeline_and_fanout_check),
+        cmocka_unit_test(test_several_returns),
+        cmocka_unit_test(test_refused_graphs),
+        cmocka_unit_test(test_value_records),
+        cmocka_unit_test(test_error_records),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
