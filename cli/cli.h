@@ -19,6 +19,7 @@ int cmd_actor(int argc, char **argv);     /* actor.c */
 int cmd_pg(int argc, char **argv);        /* pg.c */
 int cmd_dashboard(int argc, char **argv); /* dashboard.c */
 int cmd_data(int argc, char **argv);      /* data.c */
+int cmd_timeline(int argc, char **argv);  /* timeline.c */
 
 /* Maps a cli_parse result to a finished exit status, or -1 to go on. */
 int cli_parse_exit(int parse_rc);

@@ -28,6 +28,7 @@ static const command commands[] = {
     {"pg", cmd_pg, "list, show and remove placement groups"},
     {"dashboard", cmd_dashboard, "print the URL of the cluster's web dashboard"},
     {"data", cmd_data, "run, list, inspect, stop and explain datasets"},
+    {"timeline", cmd_timeline, "write the recent tasks as a Chrome trace (Perfetto)"},
 };
 
 int cli_parse_exit(int parse_rc)

@@ -30,6 +30,12 @@ export async function get(path, signal) {
   return res.json();
 }
 
+// The answer as text (kept as the server wrote it, e.g. for a download).
+export async function getText(path, signal) {
+  const res = await check(await fetch(path, { headers: headers(), signal, cache: 'no-store' }));
+  return res.text();
+}
+
 export async function send(method, path, body) {
   const init = { method, headers: headers(body ? { 'Content-Type': 'application/json' } : {}) };
   if (body) init.body = JSON.stringify(body);

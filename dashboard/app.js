@@ -1,11 +1,13 @@
 // The dashboard: sign-in, a hash router (#/overview, #/jobs, #/jobs/ID,
-// #/actors, #/tasks, #/objects, #/nodes) and one poll every 2 s of the page shown.
+// #/actors, #/tasks, #/objects, #/nodes, #/datasets, #/datasets/ID) and one
+// poll every 2 s of the page shown.
 import * as api from './api.js';
 import * as overview from './overview.js';
 import * as jobs from './jobs.js';
 import * as actors from './actors.js';
 import * as nodes from './nodes.js';
 import * as tasks from './tasks.js';
+import * as datasets from './datasets.js';
 
 const POLL_MS = 2000;
 const $ = (id) => document.getElementById(id);
@@ -23,6 +25,8 @@ function route() {
     case 'nodes': return { view: nodes.list, page: 'nodes' };
     case 'tasks': return { view: tasks.tasks, page: 'tasks' };
     case 'objects': return { view: tasks.objects, page: 'objects' };
+    case 'datasets': return parts[1] ? { view: datasets.detail, arg: parts[1], page: 'datasets' }
+                                     : { view: datasets.list, page: 'datasets' };
     default: return { view: overview.page, page: 'overview' };
   }
 }

@@ -1,11 +1,15 @@
 // Tasks: the recent tasks of every owner (as owners report them), with their
-// state, node and error; and the objects every owner holds.
+// state, node and error, and their timeline (timeline.js); and the objects
+// every owner holds.
 import * as api from './api.js';
+import * as timeline from './timeline.js';
 import { h, fmtAgo, fmtBytes, stateBadge, table, shortId } from './ui.js';
 
 const TASK_STATES = ['', 'PENDING', 'FINISHED', 'FAILED'];
 const OBJECT_STATES = ['', 'PENDING', 'READY', 'FAILED'];
 const LIMIT = 100;
+const TIMELINE_TASKS = 300; // drawn; the download has every task the GCS keeps
+const TIMELINE_EVERY = 5; // polls (10 s): a trace costs more than the list
 
 function filter(id, states, st) {
   const select = h('select', { id, 'aria-label': 'state' },
@@ -20,15 +24,45 @@ function duration(t) {
   return ms < 1000 ? ms + ' ms' : (ms / 1000).toFixed(1) + ' s';
 }
 
+function mountTimeline(st) {
+  st.polls = 0;
+  st.timeline = h('div', { id: 'timeline' });
+  const save = h('button', { type: 'button', id: 'timeline-download' }, 'Download trace (JSON)');
+  const status = h('span', { class: 'sub', id: 'timeline-download-status' });
+  save.addEventListener('click', async () => {
+    save.disabled = true;
+    try {
+      await timeline.download(st.abort.signal);
+      status.textContent = 'saved prism-timeline.json: open it in ui.perfetto.dev or chrome://tracing';
+    } catch (e) {
+      status.textContent = 'download failed: ' + e.message;
+    }
+    save.disabled = false;
+  });
+  return h('section', { class: 'card' },
+    h('div', { class: 'toolbar' }, h('h2', {}, 'Timeline'), save, status),
+    st.timeline,
+    h('p', { class: 'note' }, 'The newest ' + TIMELINE_TASKS + ' tasks that ran, a lane per ' +
+      'worker, from when the worker took it up until its outcome reached the owner; updated every ' +
+      (TIMELINE_EVERY * 2) + ' s.'));
+}
+
+async function refreshTimeline(st) {
+  if (st.polls++ % TIMELINE_EVERY) return;
+  const trace = await api.get('/api/v1/timeline?limit=' + TIMELINE_TASKS, st.abort.signal);
+  st.timeline.replaceChildren(timeline.draw(trace));
+}
+
 export const tasks = {
   mount(st) {
     st.filter = '';
     st.note = h('p', { class: 'note' });
     st.body = h('div', {});
-    st.root.append(h('h1', {}, 'Tasks'),
+    st.root.append(h('h1', {}, 'Tasks'), mountTimeline(st),
       h('div', { class: 'toolbar' }, filter('task-state', TASK_STATES, st)), st.body, st.note);
   },
   async refresh(st) {
+    await refreshTimeline(st);
     const q = new URLSearchParams({ limit: LIMIT });
     if (st.filter) q.set('state', st.filter);
     const doc = await api.get('/api/v1/tasks?' + q, st.abort.signal);

@@ -37,6 +37,17 @@ export function fmtBytes(n) {
   return (i ? n.toFixed(1) : String(n)) + ' ' + units[i];
 }
 
+export function fmtNumber(v) {
+  if (v === undefined || v === null) return '—';
+  return Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1);
+}
+
+// A node's object store: a bar of its arena, and what is spilled to disk.
+export function storeBar(st) {
+  return [bar('store', st.used_bytes, st.capacity_bytes, fmtBytes),
+    st.spilled_bytes ? h('div', { class: 'sub' }, 'spilled ' + fmtBytes(st.spilled_bytes)) : null];
+}
+
 export function fmtAmount(name, v) {
   if (v === undefined || v === null) return '—';
   if (name === 'memory') return fmtBytes(v);
@@ -49,15 +60,17 @@ export function stateBadge(state) {
 
 export function shortId(id) { return id ? id.slice(0, 8) : '—'; }
 
-// A bar of used / total (width set through the CSSOM, which the CSP allows).
-export function bar(name, used, total) {
+// A bar of used / total (width set through the CSSOM, which the CSP allows);
+// `fmt` writes the amounts (default: by the resource's name).
+export function bar(name, used, total, fmt) {
   const frac = total > 0 ? Math.min(1, Math.max(0, used / total)) : 0;
   const fill = h('span', { class: 'fill' + (frac > 0.9 ? ' hot' : '') });
   fill.style.width = (frac * 100).toFixed(1) + '%';
   return h('div', { class: 'meter', title: name },
     h('span', { class: 'label' }, name),
     h('span', { class: 'track' }, fill),
-    h('span', { class: 'value' }, fmtAmount(name, used) + ' / ' + fmtAmount(name, total)));
+    h('span', { class: 'value' }, fmt ? fmt(used) + ' / ' + fmt(total)
+      : fmtAmount(name, used) + ' / ' + fmtAmount(name, total)));
 }
 
 export function table(columns, rows, empty) {

@@ -1,10 +1,11 @@
 /* The GCS (services/gcs): every REST handler (jobs, the Ray jobs API, actors,
  * nodes, key-value, packages, tasks, objects) on request bodies and query
  * arguments, and every NATS subscription (node register and heartbeat, job
- * updates, task and object events, actor create/get/kill/calls), with the
- * crons that act on what they stored (placement, reconciliation,
- * retention) run after each message. Input: one or more messages in the
- * format of fake.h. Each input starts from an empty in-memory database. */
+ * updates, task and object events, actor create/get/kill/calls, store
+ * reports), with the crons that act on what they stored (placement,
+ * reconciliation, retention, the history) run after each message. Input:
+ * one or more messages in the format of fake.h. Each input starts from an
+ * empty in-memory database. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static int start(gcs *g)
         return -1;
     g->metrics = prism_metrics_create();
     if (gcs_tasks_create(g) != 0 || gcs_task_list_create(g) != 0 ||
-        gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0)
+        gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0 || gcs_history_create(g) != 0)
         return -1;
     g->bus = fuzz_bus();
     if (gcs_start(g, err, sizeof err) != 0)
@@ -82,6 +83,7 @@ static void crons(void *ud)
     gcs_jobs_reconcile(g);
     gcs_jobs_prune(g);
     gcs_object_list_cron(g);
+    gcs_history_cron(g);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -110,6 +110,8 @@ struct worker_conn {
     task_spec *running, *running_tail; /* pushed, in order */
     prism_buf in, out;
     int64_t idle_since_ms;
+    /* wall clock of its last result: when the task pushed after it started */
+    int64_t last_done_ms;
     bool want_out; /* EPOLLOUT armed */
     bool dead;     /* closed; freed by the io thread once no event can name it */
     pool *pool;

@@ -5,6 +5,7 @@
  * - its ownership table on `prism.event.objects`, when it changed and every
  *   few seconds while it holds objects; the GCS keeps the latest report of
  *   each owner for GET /api/v1/objects and forgets owners that go silent. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,19 @@ static void report_waiting(prism_client *c, int64_t now)
             }
 }
 
+/* The job this process is the driver of: the node agent starts a job's
+ * driver with PRISM_JOB_ID, and the GCS files its tasks under that job (for
+ * GET /api/v1/timeline?job_id=). Read once; "" when none or unusable. */
+static char job_id[129];
+static pthread_once_t job_id_once = PTHREAD_ONCE_INIT;
+
+static void read_job_id(void)
+{
+    const char *v = getenv("PRISM_JOB_ID");
+    if (v && strlen(v) < sizeof job_id)
+        memcpy(job_id, v, strlen(v) + 1);
+}
+
 /* Publishes the task events recorded since the last batch. Lock held (dropped meanwhile). */
 static void flush_tasks(prism_client *c, int64_t now)
 {
@@ -118,6 +132,7 @@ static void flush_tasks(prism_client *c, int64_t now)
     c->nevents = c->capevents = c->finished_events = 0;
     c->events_dropped = 0;
     pthread_mutex_unlock(&c->lock);
+    pthread_once(&job_id_once, read_job_id);
     /* Several messages when the batch is large: a NATS message holds 1 MiB. */
     prism_buf b;
     prism_buf_init(&b, MESSAGE_MAX + 4096);
@@ -125,6 +140,10 @@ static void flush_tasks(prism_client *c, int64_t now)
         if (b.len == 0) {
             append_text(&b, "{\"owner\":");
             prism_json_string(&b, c->self_addr);
+            if (job_id[0]) {
+                append_text(&b, ",\"job_id\":");
+                prism_json_string(&b, job_id);
+            }
             if (dropped) /* successes left out (FINISHED_PER_FLUSH) or no room */
                 prism_buf_printf(&b, ",\"dropped\":%llu", (unsigned long long)dropped);
             dropped = 0;

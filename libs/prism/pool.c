@@ -403,7 +403,14 @@ static void on_done(prism_client *c, worker_conn *wc, const uint8_t *p, size_t l
         t->next = NULL;
         if (--wc->inflight == 0)
             wc->idle_since_ms = prism_mono_ms();
+        /* A task worker runs the tasks pushed to it one at a time, in order:
+         * this one started when the one before it ended, when that was after
+         * its push (the start its task event reports). Actor calls may run
+         * concurrently: they keep their push time. */
+        if (!wc->pool->actor && wc->last_done_ms > t->started_at)
+            t->started_at = wc->last_done_ms;
         prism__task_done(c, t, p + PRISM_ID_BYTES, len - PRISM_ID_BYTES);
+        wc->last_done_ms = prism_now_ms(); /* not before the end its event reported */
         break;
     }
     dispatch(c, wc->pool);

@@ -40,6 +40,9 @@
 #define PRISM_SUBJECT_OBJECT_ADDED "prism.object.added"
 #define PRISM_SUBJECT_OBJECT_REMOVED "prism.object.removed"
 #define PRISM_SUBJECT_OBJECT_SPILLED "prism.object.spilled"
+/* Each store's figures (arena use, spilled bytes), every STORE_REPORT_MS:
+ * the GCS keeps them for the dashboard (GET /api/v1/metrics/history). */
+#define PRISM_SUBJECT_STORE_REPORT "prism.store.report"
 
 /* A node agent serves prism.node.<node_id>.<verb> for each of these verbs. */
 #define PRISM_SUBJECT_NODE_PREFIX "prism.node."

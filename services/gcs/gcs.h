@@ -45,6 +45,9 @@ typedef struct gcs_node {
     json_t *available; /* what its node agent last reported free (prism.sched.node): jobs'
                         * and tasks' leases taken; the totals until it reports */
     json_t *running;   /* job ids the last heartbeat listed */
+    /* its object store's URL, as registered (NULL: none, or registered
+     * before the GCS restarted) */
+    char *store_address;
     int64_t last_heartbeat_mono;
     int64_t last_reconcile_mono;
     struct gcs_node *next;
@@ -54,6 +57,7 @@ typedef struct gcs_tasks gcs_tasks;
 typedef struct gcs_task_list gcs_task_list;
 typedef struct gcs_object_list gcs_object_list;
 typedef struct gcs_actors gcs_actors;
+typedef struct gcs_history gcs_history;
 
 typedef struct gcs {
     gcs_config cfg;
@@ -61,12 +65,14 @@ typedef struct gcs {
     gcs_task_list *task_list;     /* recent tasks of every owner */
     gcs_object_list *object_list; /* the objects every owner reports */
     gcs_actors *actors;           /* the actors' lifecycle (actors.h) */
+    gcs_history *history;         /* the cluster's recent figures (history.c) */
     /* Lock order, outermost first; a thread holding one may take only those
      * after it:
      *   tasks->lock      (tasks_api.c: the REST task API's objects and client)
      *   lock             (this one: the database, nodes, jobs, actors' rows)
      *   actors->lock     (the actor manager's command queue; a leaf)
      *   object_list->lock, task_list->lock  (leaves)
+     *   history->lock (a leaf taken with no other lock held)
      * Holding `lock`, never wait for the actor manager (gcs_actors_wait): it
      * takes `lock` to handle the very command waited for. Its thread takes
      * `lock` and `actors->lock` only one at a time. */
@@ -198,6 +204,24 @@ int gcs_task_list_create(gcs *g);
 int gcs_task_list_start(gcs *g);
 void gcs_task_list_destroy(gcs *g);
 void gcs_api_tasks_list(prism_http_req *req, void *ctx);
+/* Calls fn on the kept task records, newest first, with the list's lock
+ * held (fn must not keep `rec` or take other locks), until fn returns false. */
+void gcs_task_list_each(gcs *g, bool (*fn)(json_t *rec, void *ud), void *ud);
+/* Outcomes reported since start: FINISHED (successes owners left out
+ * included) and FAILED. */
+void gcs_task_list_counts(gcs *g, uint64_t *finished, uint64_t *failed);
+
+/* timeline.c: the recent tasks as Chrome trace events */
+void gcs_api_timeline(prism_http_req *req, void *ctx);
+
+/* history.c: the cluster's figures every HISTORY_INTERVAL_MS for the last ten
+ * minutes, and the object stores' last reports */
+#define HISTORY_INTERVAL_MS 2000
+int gcs_history_create(gcs *g);
+int gcs_history_start(gcs *g);
+void gcs_history_destroy(gcs *g);
+void gcs_history_cron(gcs *g);
+void gcs_api_metrics_history(prism_http_req *req, void *ctx);
 
 /* object_list.c: the objects of every owner, as they report them */
 int gcs_object_list_create(gcs *g);

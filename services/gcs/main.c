@@ -57,6 +57,7 @@ static void pg_cron(void *ctx)
     gcs_pgs_place(ctx);
     gcs_pgs_check_owners(ctx);
 }
+static void history_cron(void *ctx) { gcs_history_cron(ctx); }
 
 /* Reconciliation keeps a clock per node (each node every 2 s). */
 static const prism_service_job jobs[] = {
@@ -68,6 +69,7 @@ static const prism_service_job jobs[] = {
     {"objects", 100, objects_cron},
     {"job log copies", 500, log_copy_cron},
     {"placement groups", 100, pg_cron},
+    {"history", HISTORY_INTERVAL_MS, history_cron},
 };
 
 int main(int argc, char **argv)

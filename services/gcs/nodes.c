@@ -29,6 +29,7 @@ static void node_free(gcs_node *n)
 {
     free(n->name);
     free(n->address);
+    free(n->store_address);
     json_decref(n->resources);
     json_decref(n->available);
     json_decref(n->running);
@@ -159,6 +160,8 @@ static void on_register(prism_bus *bus, const char *subject, const char *reply, 
     snprintf(n->id, sizeof n->id, "%s", id);
     n->name = strdup(name);
     n->address = address ? strdup(address) : NULL;
+    const char *store = json_string_value(json_object_get(msg, "store_address"));
+    n->store_address = store ? strdup(store) : NULL;
     n->resources = json_deep_copy(res);
     n->available = json_deep_copy(res);
     n->running = json_array();

@@ -45,6 +45,9 @@ const prism_http_route gcs_routes[] = {
     {"GET", "/api/v1/datasets/{id}/count", gcs_api_datasets_proxy, 0},
     {"POST", "/api/v1/datasets/{id}/blocks/next", gcs_api_datasets_proxy, 0},
     {"POST", "/api/v1/datasets/{id}/blocks/release", gcs_api_datasets_proxy, 0},
+    /* the dashboard's data: task timeline (timeline.c), recent figures (history.c) */
+    {"GET", "/api/v1/timeline", gcs_api_timeline, 0},
+    {"GET", "/api/v1/metrics/history", gcs_api_metrics_history, 0},
     /* the dashboard (dashboard.c) */
     {"GET", "/", gcs_dashboard_index, PRISM_HTTP_PUBLIC},
     {"GET", "/dashboard/{file}", gcs_dashboard_file_get, PRISM_HTTP_PUBLIC},

@@ -13,6 +13,7 @@ struct gcs_task_list {
     char (*ring)[64]; /* ids, oldest first from `head` */
     size_t cap, head, count;
     uint64_t dropped; /* events owners left out (they send failures, and successes up to a rate) */
+    uint64_t finished, failed; /* outcomes reported since start (dropped successes counted) */
 };
 
 int gcs_task_list_create(gcs *g)
@@ -39,11 +40,21 @@ void gcs_task_list_destroy(gcs *g)
     free(t);
 }
 
+static void count_outcome(gcs_task_list *t, json_t *ev)
+{
+    const char *state = json_string_value(json_object_get(ev, "state"));
+    if (state && !strcmp(state, "FINISHED"))
+        t->finished++;
+    else if (state && !strcmp(state, "FAILED"))
+        t->failed++;
+}
+
 static void record(gcs_task_list *t, json_t *ev)
 {
     const char *id = json_string_value(json_object_get(ev, "task_id"));
     if (!id || strlen(id) >= sizeof t->ring[0])
         return;
+    count_outcome(t, ev);
     json_t *known = json_object_get(t->by_id, id);
     if (known) { /* a later state of the same task */
         json_object_update(known, ev);
@@ -68,12 +79,19 @@ static void on_tasks(prism_bus *bus, const char *subject, const char *reply, con
     size_t i;
     json_t *ev;
     json_t *dropped = json_object_get(msg, "dropped");
+    json_t *job = json_object_get(msg, "job_id"); /* the owner is that job's driver */
     pthread_mutex_lock(&g->task_list->lock);
-    json_array_foreach(events, i, ev)
-        if (json_is_object(ev))
-            record(g->task_list, ev);
-    if (json_is_integer(dropped) && json_integer_value(dropped) > 0)
+    json_array_foreach(events, i, ev) {
+        if (!json_is_object(ev))
+            continue;
+        if (json_is_string(job) && json_string_length(job) <= 128)
+            json_object_set(ev, "job_id", job);
+        record(g->task_list, ev);
+    }
+    if (json_is_integer(dropped) && json_integer_value(dropped) > 0) {
         g->task_list->dropped += (uint64_t)json_integer_value(dropped);
+        g->task_list->finished += (uint64_t)json_integer_value(dropped);
+    }
     pthread_mutex_unlock(&g->task_list->lock);
     json_decref(msg);
 }
@@ -81,6 +99,26 @@ static void on_tasks(prism_bus *bus, const char *subject, const char *reply, con
 int gcs_task_list_start(gcs *g)
 {
     return prism_bus_subscribe(g->bus, PRISM_SUBJECT_EVENT_TASKS, "gcs", on_tasks, g);
+}
+
+void gcs_task_list_each(gcs *g, bool (*fn)(json_t *rec, void *ud), void *ud)
+{
+    gcs_task_list *t = g->task_list;
+    pthread_mutex_lock(&t->lock);
+    for (size_t k = t->count; k > 0; k--) {
+        json_t *rec = json_object_get(t->by_id, t->ring[(t->head + k - 1) % t->cap]);
+        if (rec && !fn(rec, ud))
+            break;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+void gcs_task_list_counts(gcs *g, uint64_t *finished, uint64_t *failed)
+{
+    pthread_mutex_lock(&g->task_list->lock);
+    *finished = g->task_list->finished;
+    *failed = g->task_list->failed;
+    pthread_mutex_unlock(&g->task_list->lock);
 }
 
 static bool valid_state(const char *s)

@@ -14,6 +14,8 @@
 #include "prism_service.h"
 #include "prism_subjects.h"
 
+#define STORE_REPORT_MS 2000
+
 static const char *const event_subjects[] = {
     [OS_EV_ADDED] = PRISM_SUBJECT_OBJECT_ADDED,
     [OS_EV_REMOVED] = PRISM_SUBJECT_OBJECT_REMOVED,
@@ -145,6 +147,27 @@ static void metrics_job(void *ctx)
     os->last = s;
 }
 
+/* Tells the GCS how full this store is (the dashboard's object store use
+ * per node), under its URL: the node agent registered that URL as its
+ * node's store. */
+static void report_job(void *ctx)
+{
+    objectstore *os = ctx;
+    prism_store_stats s;
+    if (!os->bus || !os->url)
+        return;
+    pthread_mutex_lock(&os->store.mu);
+    os_stats(&os->store, &s);
+    pthread_mutex_unlock(&os->store.mu);
+    json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:i}", "store_id", os->node_id, "url", os->url,
+                          "capacity_bytes", (json_int_t)s.capacity_bytes, "used_bytes",
+                          (json_int_t)s.used_bytes, "spilled_bytes", (json_int_t)s.spilled_bytes,
+                          "objects", (json_int_t)s.objects, "period_ms", STORE_REPORT_MS);
+    if (j)
+        prism_bus_publish_json(os->bus, PRISM_SUBJECT_STORE_REPORT, j);
+    json_decref(j);
+}
+
 /* --- the service --- */
 
 static objectstore the_store = {
@@ -274,7 +297,8 @@ static void cleanup(void *ctx)
     free(os->node_id);
 }
 
-static const prism_service_job jobs[] = {{"metrics", 1000, metrics_job}};
+static const prism_service_job jobs[] = {{"metrics", 1000, metrics_job},
+                                         {"store report", STORE_REPORT_MS, report_job}};
 
 int main(int argc, char **argv)
 {

@@ -235,6 +235,27 @@ def click(selector):
             " e.click(); return true; })()" % json.dumps(selector))
 
 
+def chart_points(chart_id):
+    """The samples a chart of the overview draws."""
+    return "Number((document.getElementById(%s) || {dataset: {}}).dataset.points || 0)" % (
+        json.dumps(chart_id))
+
+
+def chart_top(chart_id):
+    """How far the first line of a chart rises above its axis (SVG units)."""
+    return ("(l => { if (!l) return 0; let top = 0; for (let i = 0; i < l.points.numberOfItems;"
+            " i++) top = Math.max(top, 79 - l.points.getItem(i).y); return top; })"
+            "(document.querySelector('#%s polyline'))" % chart_id)
+
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def create_actor(c, name):
     """A detached builtin Counter, created as a program would (NATS request)."""
     aid = secrets.token_hex(16)
@@ -297,6 +318,13 @@ def test_dashboard(c):
         assert b.bytes < 300 * 1024, b.bytes
         b.call("Network.setCacheDisabled", cacheDisabled=False)
         b.wait(text_of("#ov-resources") + ".includes('CPU')", "resources on the overview")
+        # The live charts draw the GCS's history, and node-1's object store shows.
+        b.wait(chart_points("chart-nodes") + " >= 2", "two samples on the charts", timeout=30)
+        assert b.js(text_of("#chart-nodes .chart-legend")) == "alive 1", \
+            b.js(text_of("#chart-nodes"))
+        assert b.js("document.querySelectorAll('#chart-cpu polyline').length") == 2
+        b.wait(text_of("#ov-resources td.store") + ".includes('/ 64.0 MiB')",
+               "node-1's object store on the overview")
         b.screenshot("overview")
 
         # A job's log streams in while it runs.
@@ -351,16 +379,39 @@ def test_dashboard(c):
         assert c.get("/api/v1/actors/" + aid).json()["cause"] == "killed"
         b.screenshot("actors")
 
-        # Tasks and objects: a task run through the REST API, and its result.
+        # Tasks and objects: tasks run through the REST API (an add, then sleeps
+        # of 100-400 ms for the timeline), and their results.
         r = c.post("/api/v1/tasks", {"package": "builtin", "function": "add", "args": [2, 40]})
         assert r.status == 201, r
         oid = r.json()["object_ids"][0]
         assert c.get("/api/v1/objects/%s?timeout_ms=30000" % oid).status == 200
+        sleeps = [c.post("/api/v1/tasks", {"package": "builtin", "function": "sleep",
+                                           "args": [100 + 50 * (i % 7)]}).json()["object_ids"][0]
+                  for i in range(8)]
+        for o in sleeps:
+            assert c.get("/api/v1/objects/%s?timeout_ms=30000" % o).status == 200
+        ran = wait_until(lambda: (lambda ts: ts if len(ts) == 9 else None)(
+            {t["task_id"] for t in c.get("/api/v1/tasks").json()["tasks"]
+             if t["state"] == "FINISHED"}), what="the 9 tasks reported")
         b.goto(c.url + "/#/tasks")
         b.wait(text_of("#view table") + ".includes('builtin/add')", "the task listed",
                timeout=30)
         b.wait(text_of("#view tbody tr td.state") + " === 'FINISHED'", "the task FINISHED")
+        b.wait("document.querySelectorAll('#timeline-svg rect.task').length === 9",
+               "the tasks on the timeline", timeout=30)
+        drawn = set(b.js("Array.from(document.querySelectorAll('#timeline-svg rect.task'), "
+                         "r => r.dataset.task)"))
+        assert drawn == ran, (drawn, ran)
         b.screenshot("tasks")
+        # The timeline's download link saves the API's Chrome trace.
+        b.call("Browser.setDownloadBehavior", behavior="allow", downloadPath=outdir)
+        assert b.js(click("#timeline-download"))
+        saved = os.path.join(outdir, "prism-timeline.json")
+        trace = wait_until(lambda: load_json(saved), timeout=20, what="the downloaded trace")
+        assert {e["args"]["task_id"] for e in trace["traceEvents"] if e["ph"] == "X"} == ran, \
+            trace
+        b.wait(text_of("#timeline-download-status") + ".startsWith('saved')",
+               "the download's note")
         b.goto(c.url + "/#/objects")
         row = "tr[data-object='%s']" % oid
         b.wait(text_of(row + " td.state") + " === 'READY'", "the task's object READY",
@@ -376,6 +427,10 @@ def test_dashboard(c):
         b.goto(c.url + "/#/nodes")
         row = "tr[data-node='%s']" % node2
         b.wait(text_of(row + " td.state") + " === 'ALIVE'", "node-2 ALIVE on the Nodes page")
+        b.wait(text_of(row + " td.store") + ".includes('/ 64.0 MiB')",
+               "node-2's object store on the Nodes page", timeout=30)
+        b.wait("Number(document.querySelector(%s).dataset.points) >= 1" % json.dumps(
+            row + " td.store svg.spark"), "node-2's store use drawn over time")
         c.nodes["node-2"].p.send_signal(signal.SIGSTOP)
         try:
             b.wait(text_of(row + " td.state") + " === 'DEAD'", "node-2 DEAD", timeout=30)
@@ -387,12 +442,37 @@ def test_dashboard(c):
         finally:
             c.nodes["node-2"].p.send_signal(signal.SIGCONT)
 
+        # The task chart shows the tasks run above (its curve leaves the axis).
+        b.wait(chart_points("chart-tasks") + " >= 2 && " + chart_top("chart-tasks") + " > 0",
+               "the finished task on the task chart", timeout=30)
+        b.screenshot("overview-live")
+
+        # Datasets: one run through the dataservice, listed with its stages.
+        r = c.post("/api/v1/datasets", {"name": "dash-squares", "ops": [
+            {"op": "range", "n": 1000, "override_num_blocks": 4}, {"op": "limit", "limit": 10}]})
+        assert r.status == 201, r
+        did = r.json()["dataset_id"]
+        b.goto(c.url + "/#/datasets")
+        row = "tr[data-dataset='%s']" % did
+        b.wait(text_of(row + " td.state") + " === 'FINISHED'", "the dataset FINISHED",
+               timeout=60)
+        assert "10 rows" in b.js(text_of(row)), b.js(text_of(row))
+        b.screenshot("datasets")
+        assert b.js(click(row + " a"))
+        b.wait("document.querySelectorAll('#view tr[data-stage]').length >= 1",
+               "the dataset's stages")
+        assert b.js(text_of("#dataset-state")) == "FINISHED"
+        b.screenshot("dataset")
+
         b.pump()
         assert not b.errors, "console errors:\n" + "\n".join(b.errors)
         assert not b.failed, "failed requests:\n" + "\n".join(b.failed)
         print("dashboard: screenshots in", outdir)
     finally:
         b.quit()
+
+
+test_dashboard.cluster = {"dataservice": True}
 
 
 def proc_usage(pid):

@@ -724,6 +724,16 @@ def test_gcs_routes_answer_valid_requests(c):
                                         expect=200).json()["tasks"], what="the task list")
     assert tasks[0]["name"] == "builtin/add", tasks
     api.call("GET", "/api/v1/tasks", query={"state": "DONE"}, expect=400, code="invalid_argument")
+    trace = wait_until(lambda: (lambda t: t if t["otherData"]["tasks"] else None)(api.call(
+        "GET", "/api/v1/timeline", query={"limit": 10}, expect=200).json()), what="the timeline")
+    assert trace["traceEvents"][0]["name"] == "builtin/add", trace
+    api.call("GET", "/api/v1/timeline", query={"job_id": "none"}, expect=200)
+    api.call("GET", "/api/v1/timeline", query={"limit": 0}, expect=400, code="invalid_argument")
+    hist = wait_until(lambda: (lambda h: h if h["stores"] and h["t"] else None)(api.call(
+        "GET", "/api/v1/metrics/history", expect=200).json()), what="a store in the history")
+    api.call("GET", "/api/v1/metrics/history", query={"since": hist["t"][-1]}, expect=200)
+    api.call("GET", "/api/v1/metrics/history", query={"since": -1}, expect=400,
+             code="invalid_argument")
     listed = wait_until(lambda: (lambda d: d if [o["object_id"] for o in d["objects"]] == [oid]
                                  else None)(api.call("GET", "/api/v1/objects", query={"limit": 10},
                                                      expect=200).json()), what="the object listed")
