@@ -95,6 +95,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The recent tasks as a Chrome trace
+         * @description The tasks of the task list (`GET /api/v1/tasks`) that ran, as a
+         *     trace in the JSON object form of Chrome's Trace Event Format (what
+         *     Ray's `ray timeline` writes), to open in Perfetto or
+         *     `chrome://tracing`, or to draw as the dashboard's timeline. Each task
+         *     is one complete event (`ph` `X`, `ts` and `dur` in microseconds) in
+         *     the lane (`tid`) of the worker that ran it, grouped by node (`pid`);
+         *     metadata events (`ph` `M`) name each node and worker. A failed task
+         *     has `cname` `terrible` (drawn red). The times are the owner's, to
+         *     the millisecond: a task starts when its worker took it up (its push,
+         *     or the end of the task pushed to that worker before it: a worker runs
+         *     its tasks one at a time) and ends when its outcome reached the owner.
+         *     An actor's calls (which may run concurrently) start at their push.
+         *     `prism timeline -o FILE` saves it.
+         */
+        get: operations["getTimeline"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/metrics/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The cluster's figures over the last ten minutes
+         * @description What the dashboard's live charts draw. Every `interval_ms` (2 s) the
+         *     GCS samples the live nodes' resources (used is total minus what each
+         *     node agent reports free), jobs running and pending, actors alive,
+         *     the task outcomes owners reported during the interval (successes
+         *     owners left out of their reports included), and the object stores'
+         *     last reports, and keeps the newest `max_samples` (300: ten
+         *     minutes) in memory; the history starts empty when the GCS starts.
+         *     Each series is an array aligned with `t`. `stores` is each live
+         *     node's object store as it last reported (every 2 s on NATS; a store
+         *     silent for three periods is left out), matched to its node by the
+         *     URL the node agent registered, with its use at each sample.
+         */
+        get: operations["getMetricsHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/docs": {
         parameters: {
             query?: never;
@@ -194,6 +256,29 @@ export interface paths {
         };
         /** One node */
         get: operations["getNode"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{id}/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A live node's workers
+         * @description The worker processes the node's agent runs, asked of the agent now
+         *     (its `GET /api/v1/workers`, with the cluster token, answered as it
+         *     came; within 2 s): each worker's state, pid, lease and the owner
+         *     holding it. Only an ALIVE node has workers.
+         */
+        get: operations["listNodeWorkers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -994,6 +1079,8 @@ export interface components {
                 error?: string;
                 /** @description why a PENDING task waits */
                 reason?: string;
+                /** @description the job whose driver owns the task */
+                job_id?: string;
             }[];
         };
         TaskSubmitted: {
@@ -1377,6 +1464,40 @@ export interface components {
             dead_at: number | null;
             /** @description why the node is DEAD */
             message: string | null;
+        };
+        /** @description one worker process of a node agent */
+        NodeWorker: {
+            worker_id: string;
+            /**
+             * @description `starting` until it is ready, `idle` in the pool, `leased` while a lease holds it, `stopping` once told to exit
+             * @enum {string}
+             */
+            state: "starting" | "idle" | "leased" | "stopping";
+            pid: number;
+            lease_id: string | null;
+            /** @description the owner (driver, worker or the GCS) holding its lease */
+            owner_id: string | null;
+            /** @description its socket */
+            unix: string | null;
+            /** @description host:port, or tls:host:port with TLS */
+            tcp: string | null;
+            /** @description what its lease holds */
+            resources: components["schemas"]["Resources"] | null;
+            /** @description the node's GPU indices it was started with */
+            gpus: number[];
+            /** @description started for one GPU lease and stopped when that lease is returned */
+            dedicated: boolean;
+            /**
+             * Format: int64
+             * @description start time (ms since the epoch)
+             */
+            started: number;
+        };
+        NodeWorkerList: {
+            node_id: string;
+            workers: components["schemas"]["NodeWorker"][];
+            prestart_workers: number;
+            max_workers: number;
         };
         NodeList: {
             nodes: components["schemas"]["Node"][];
@@ -1889,6 +2010,259 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
         };
     };
+    getTimeline: {
+        parameters: {
+            query?: {
+                /**
+                 * @description only the tasks whose owner is this job's driver (tasks that its
+                 *     tasks submit are owned by workers and have no job)
+                 */
+                job_id?: string;
+                /** @description the newest this many tasks that ran */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the trace */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "traceEvents": [
+                     *         {
+                     *           "name": "builtin/add",
+                     *           "cat": "task",
+                     *           "ph": "X",
+                     *           "ts": 1764748800000000,
+                     *           "dur": 3000,
+                     *           "pid": 1,
+                     *           "tid": 1,
+                     *           "args": {
+                     *             "task_id": "907e73d1004249c0f4e36135304c66fa",
+                     *             "state": "FINISHED",
+                     *             "owner": "owner:107e73d1004249c0eae36135304c66fa"
+                     *           }
+                     *         },
+                     *         {
+                     *           "name": "process_name",
+                     *           "ph": "M",
+                     *           "pid": 1,
+                     *           "args": {
+                     *             "name": "node-1 70a91a9bee8b642b0e487cbb7bfaca84"
+                     *           }
+                     *         },
+                     *         {
+                     *           "name": "thread_name",
+                     *           "ph": "M",
+                     *           "pid": 1,
+                     *           "tid": 1,
+                     *           "args": {
+                     *             "name": "worker 3f6d07b24dd3439265481fc81607603b"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "displayTimeUnit": "ms",
+                     *       "otherData": {
+                     *         "generator": "prism-gcs",
+                     *         "tasks": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        displayTimeUnit: "ms";
+                        otherData: {
+                            /** @enum {string} */
+                            generator: "prism-gcs";
+                            /** @description the complete events */
+                            tasks: number;
+                        };
+                        traceEvents: {
+                            /**
+                             * @description the task's "package/function"; for metadata,
+                             *     `process_name` or `thread_name`
+                             */
+                            name: string;
+                            /** @enum {string} */
+                            cat?: "task";
+                            /** @enum {string} */
+                            ph: "X" | "M";
+                            /** @description the start, in µs since the epoch */
+                            ts?: number;
+                            /** @description µs */
+                            dur?: number;
+                            /** @description the node's lane */
+                            pid: number;
+                            /** @description the worker's lane */
+                            tid?: number;
+                            /** @enum {string} */
+                            cname?: "terrible";
+                            /**
+                             * @description a task's `task_id`, `state` (FINISHED or FAILED),
+                             *     `owner`, `job_id` and `error` when it has them;
+                             *     a lane's `name` ("NODE-NAME ID", "worker ID")
+                             */
+                            args: {
+                                name?: string;
+                                task_id?: string;
+                                /** @enum {string} */
+                                state?: "FINISHED" | "FAILED";
+                                owner?: string;
+                                job_id?: string;
+                                error?: string;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description `invalid_argument`: a bad limit or job_id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description `too_large`: the trace passed 64 MiB (ask for fewer tasks) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getMetricsHistory: {
+        parameters: {
+            query?: {
+                /** @description only the samples taken after this time (ms since the epoch), to poll for new ones */
+                since?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the samples and the stores */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "interval_ms": 2000,
+                     *       "max_samples": 300,
+                     *       "t": [
+                     *         1764748800000,
+                     *         1764748802000
+                     *       ],
+                     *       "series": {
+                     *         "tasks_finished": [
+                     *           0,
+                     *           40
+                     *         ],
+                     *         "tasks_failed": [
+                     *           0,
+                     *           0
+                     *         ],
+                     *         "cpu_used": [
+                     *           0,
+                     *           1
+                     *         ],
+                     *         "cpu_total": [
+                     *           2,
+                     *           2
+                     *         ],
+                     *         "nodes_alive": [
+                     *           1,
+                     *           1
+                     *         ]
+                     *       },
+                     *       "stores": [
+                     *         {
+                     *           "node_id": "70a91a9bee8b642b0e487cbb7bfaca84",
+                     *           "name": "node-1",
+                     *           "url": "http://127.0.0.1:8267",
+                     *           "capacity_bytes": 67108864,
+                     *           "used_bytes": 1048576,
+                     *           "spilled_bytes": 0,
+                     *           "objects": 3,
+                     *           "reported_at": 1764748801500,
+                     *           "used_series": [
+                     *             0,
+                     *             1048576
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        interval_ms: number;
+                        max_samples: number;
+                        /** @description when each sample was taken, ms since the epoch, oldest first */
+                        t: number[];
+                        /**
+                         * @description one array per figure, aligned with `t`: `tasks_finished`
+                         *     and `tasks_failed` (outcomes in the interval),
+                         *     `cpu_used`/`cpu_total`, `gpu_used`/`gpu_total`,
+                         *     `memory_used`/`memory_total` (bytes), `store_used`,
+                         *     `store_capacity` and `store_spilled` (bytes, all
+                         *     stores), `nodes_alive`, `actors_alive`,
+                         *     `jobs_running`, `jobs_pending`
+                         */
+                        series: {
+                            [key: string]: number[];
+                        };
+                        stores: {
+                            node_id: string;
+                            /** @description the node's name */
+                            name: string;
+                            /** @description the store's HTTP URL */
+                            url: string;
+                            /** @description the arena's size */
+                            capacity_bytes: number;
+                            /** @description allocated in the arena */
+                            used_bytes: number;
+                            /** @description objects whose only copy is on disk */
+                            spilled_bytes: number;
+                            objects: number;
+                            /** @description ms since the epoch */
+                            reported_at: number;
+                            /**
+                             * @description its `used_bytes` at each of the samples answered
+                             *     that it was in, aligned with the end of `t` (shorter
+                             *     when the store began reporting later)
+                             */
+                            used_series: number[];
+                        }[];
+                    };
+                };
+            };
+            /** @description `invalid_argument`: a bad `since` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
     getApiDocs: {
         parameters: {
             query?: never;
@@ -2050,6 +2424,52 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+        };
+    };
+    listNodeWorkers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description the node incarnation's ID
+                 * @example 0d1c2b3a495867768594a3b2c1d0e0f1
+                 */
+                id: components["parameters"]["NodeId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the node's worker pool */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeWorkerList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            /** @description `node_dead`: the node is DEAD; its workers are gone */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `node_unavailable`: the node agent did not answer within 2 s (or not with its list) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listJobs: {
@@ -2594,7 +3014,7 @@ export interface operations {
                     "application/json": components["schemas"]["TaskList"];
                 };
             };
-            /** @description `invalid_argument`: a bad state or limit */
+            /** @description `invalid_argument`: a bad state, sort or limit */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2696,6 +3116,8 @@ export interface operations {
                 /** @description only the objects whose value is on this node */
                 node_id?: string;
                 state?: "PENDING" | "READY" | "FAILED";
+                /** @description `size`: the largest first (among the objects owners list), e.g. a node's largest with `node_id` */
+                sort?: "size";
                 limit?: number;
             };
             header?: never;
