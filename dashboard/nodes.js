@@ -1,8 +1,11 @@
 // Nodes: every incarnation, live ones first; resources, object store,
-// heartbeat, why dead.
+// heartbeat, why dead; each live node's workers (asked of its agent through
+// the GCS) and its services' health; whether a dataservice answers.
 import * as api from './api.js';
 import * as charts from './charts.js';
-import { h, fmtAgo, fmtTime, fmtAmount, stateBadge, table, bar, storeBar } from './ui.js';
+import { h, fmtAgo, fmtTime, fmtAmount, stateBadge, table, bar, storeBar, shortId } from './ui.js';
+
+const SERVICES_EVERY = 5; // polls (10 s) between asks whether a dataservice answers
 
 // Each store's use over the samples seen (the stores come with the history).
 function storeSeries(st, stores) {
@@ -22,6 +25,63 @@ function storeCell(st, x) {
     'object store use of ' + x.name)];
 }
 
+// A live node's workers, or the error its ask met (shown in place).
+async function workers(n, signal) {
+  try {
+    return await api.get('/api/v1/nodes/' + n.node_id + '/workers', signal);
+  } catch (e) {
+    if (e instanceof api.Unauthorized || e.name === 'AbortError') throw e;
+    return { error: e.message };
+  }
+}
+
+function workersRow(n, doc) {
+  const cell = h('td', { colspan: 7, class: 'workers' });
+  if (doc.error) {
+    cell.append(h('p', { class: 'cause' }, 'workers: ' + doc.error));
+  } else {
+    const rows = doc.workers.map((w) => h('tr', { 'data-worker': w.worker_id },
+      h('td', { class: 'mono' }, shortId(w.worker_id)),
+      h('td', { class: 'state' }, w.state),
+      h('td', { class: 'num pid' }, w.pid),
+      h('td', { class: 'mono' }, w.lease_id ? shortId(w.lease_id) : '—'),
+      h('td', { class: 'mono clip' }, w.owner_id || '—'),
+      h('td', {}, w.resources ? Object.keys(w.resources).sort()
+        .map((k) => k + ' ' + fmtAmount(k, w.resources[k])).join(', ') : '—'),
+      h('td', {}, fmtAgo(w.started))));
+    cell.append(h('div', { class: 'sub' }, doc.workers.length + ' workers (' +
+      doc.prestart_workers + ' kept started, at most ' + doc.max_workers + ')'),
+    table(['worker', 'state', 'pid', 'lease', 'lease owner', 'lease holds', 'started'], rows,
+      'No worker process.'));
+  }
+  return h('tr', { 'data-workers': n.node_id, class: 'workers' }, cell);
+}
+
+// What the GCS knows of a live node's services: its agent's last heartbeat,
+// its store's last report, and whether the agent answered for its workers.
+function health(n, store, doc) {
+  const line = (name, ok, text) => h('div', { class: ok ? 'ok' : 'bad' }, name + ': ' + text);
+  return [
+    line('node agent', true, 'heartbeat ' + fmtAgo(n.last_heartbeat)),
+    line('workers', !doc.error, doc.error ? 'no answer' : 'answered'),
+    store ? line('object store', true, 'reported ' + fmtAgo(store.reported_at) + ', ' +
+      store.objects + ' objects') : line('object store', false, 'no report'),
+  ];
+}
+
+async function refreshServices(st) {
+  if (st.polls++ % SERVICES_EVERY) return;
+  let text;
+  try {
+    const doc = await api.get('/api/v1/datasets', st.abort.signal);
+    text = 'answers (' + doc.datasets.length + ' datasets)';
+  } catch (e) {
+    if (e instanceof api.Unauthorized || e.name === 'AbortError') throw e;
+    text = 'not found: ' + e.message;
+  }
+  st.services.replaceChildren(h('span', { id: 'svc-dataservice' }, 'dataservice: ' + text));
+}
+
 export const list = { mount, refresh };
 
 function mount(st) {
@@ -31,7 +91,9 @@ function mount(st) {
   const box = h('input', { type: 'checkbox', id: 'nodes-dead', checked: true });
   box.addEventListener('change', () => { st.showDead = box.checked; st.redraw(); });
   st.body = h('div', {});
-  st.root.append(h('h1', {}, 'Nodes'),
+  st.polls = 0;
+  st.services = h('p', { class: 'note', id: 'services' });
+  st.root.append(h('h1', {}, 'Nodes'), st.services,
     h('div', { class: 'toolbar' }, h('label', {}, box, ' show dead nodes')), st.body);
 }
 
@@ -39,14 +101,16 @@ async function refresh(st) {
   const [doc, stores] = await Promise.all([
     api.get('/api/v1/nodes?limit=' + (st.showDead ? 200 : 1000) +
       (st.showDead ? '' : '&state=ALIVE'), st.abort.signal),
-    charts.update(st.hist, st.abort.signal)]);
+    charts.update(st.hist, st.abort.signal), refreshServices(st)]);
   storeSeries(st, stores);
   const store = Object.fromEntries(stores.map((x) => [x.node_id, x]));
   const nodes = doc.nodes.slice().sort((a, b) => (a.state === b.state ? 0
     : a.state === 'ALIVE' ? -1 : 1));
-  const rows = nodes.map((n) => {
+  const pools = await Promise.all(nodes.map((n) => (n.state === 'ALIVE'
+    ? workers(n, st.abort.signal) : null)));
+  const rows = nodes.map((n, i) => {
     const res = Object.keys(n.resources).filter((k) => n.resources[k] > 0).sort();
-    return h('tr', { 'data-node': n.node_id, class: n.state === 'DEAD' ? 'dead' : '' },
+    const row = h('tr', { 'data-node': n.node_id, class: n.state === 'DEAD' ? 'dead' : '' },
       h('td', {}, n.name, h('div', { class: 'sub mono' }, n.node_id)),
       h('td', { class: 'state' }, stateBadge(n.state)),
       h('td', { class: 'mono' }, n.address || '—'),
@@ -54,9 +118,11 @@ async function refresh(st) {
         ? res.map((k) => bar(k, n.resources[k] - (n.available[k] || 0), n.resources[k]))
         : res.map((k) => k + ' ' + fmtAmount(k, n.resources[k])).join(', ')),
       h('td', { class: 'bars store' }, storeCell(st, store[n.node_id])),
-      h('td', {}, n.state === 'ALIVE' ? fmtAgo(n.last_heartbeat) : fmtTime(n.dead_at)),
+      h('td', { class: 'health' }, n.state === 'ALIVE'
+        ? health(n, store[n.node_id], pools[i]) : 'died ' + fmtTime(n.dead_at)),
       h('td', { class: 'cause' }, n.message || ''));
+    return pools[i] ? [row, workersRow(n, pools[i])] : row;
   });
   st.body.replaceChildren(table(['node', 'state', 'address', 'resources (used / total)',
-    'object store', 'heartbeat / died', 'message'], rows, 'No node registered.'));
+    'object store', 'health / died', 'message'], rows.flat(), 'No node registered.'));
 }

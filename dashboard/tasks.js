@@ -81,15 +81,38 @@ export const tasks = {
   },
 };
 
+const LARGEST = 5; // objects shown per node
+
+// Each live node's largest objects in its store, as their owners list them.
+async function refreshLargest(st) {
+  const nodes = (await api.get('/api/v1/nodes?state=ALIVE', st.abort.signal)).nodes;
+  const docs = await Promise.all(nodes.map((n) => api.get('/api/v1/objects?' +
+    new URLSearchParams({ node_id: n.node_id, state: 'READY', sort: 'size', limit: LARGEST }),
+  st.abort.signal)));
+  const rows = nodes.flatMap((n, i) => docs[i].objects.map((o) => h('tr',
+    { 'data-largest': o.object_id, 'data-node': n.node_id },
+    h('td', {}, n.name),
+    h('td', { class: 'mono' }, o.object_id),
+    h('td', { class: 'num size' }, fmtBytes(o.size)),
+    h('td', { class: 'mono clip' }, o.owner))));
+  st.largest.replaceChildren(table(['node', 'object', 'size', 'owner'], rows,
+    'No object in a node\'s store.'));
+}
+
 export const objects = {
   mount(st) {
     st.filter = '';
     st.note = h('p', { class: 'note' });
     st.body = h('div', {});
+    st.largest = h('div', { id: 'largest' });
     st.root.append(h('h1', {}, 'Objects'),
+      h('section', { class: 'card' }, h('h2', {}, 'Largest per node'), st.largest,
+        h('p', { class: 'note' }, 'The ' + LARGEST + ' largest values in each live node\'s ' +
+          'object store, among the objects their owners list.')),
       h('div', { class: 'toolbar' }, filter('object-state', OBJECT_STATES, st)), st.body, st.note);
   },
   async refresh(st) {
+    await refreshLargest(st);
     const q = new URLSearchParams({ limit: LIMIT });
     if (st.filter) q.set('state', st.filter);
     const doc = await api.get('/api/v1/objects?' + q, st.abort.signal);

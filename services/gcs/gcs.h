@@ -110,6 +110,8 @@ void gcs_nodes_free(gcs *g);
 json_t *gcs_node_row_json(sqlite3_stmt *st);
 void gcs_api_nodes_list(prism_http_req *req, void *ctx);
 void gcs_api_node_get(prism_http_req *req, void *ctx);
+/* GET /api/v1/nodes/{id}/workers: the node agent's worker pool, asked now */
+void gcs_api_node_workers(prism_http_req *req, void *ctx);
 void gcs_api_cluster(prism_http_req *req, void *ctx);
 
 /* Jobs: the model and state machine (jobs.c), submission (job_submit.c),

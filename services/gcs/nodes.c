@@ -9,11 +9,16 @@
 #include "gcs.h"
 #include "pgroups.h"
 #include "prism_error.h"
+#include "prism_httpc.h"
 #include "prism_log.h"
 #include "prism_subjects.h"
 #include "prism_time.h"
 
 #define DEAD_NODES_KEPT 1000
+/* A node agent answers its worker list at once; one that does not within
+ * this is reported unavailable (a page polls every 2 s). */
+#define WORKERS_TIMEOUT_MS 2000
+#define WORKERS_MAX_ANSWER (4u << 20)
 #define NODE_COLUMNS                                                                               \
     "id, name, state, address, resources, registered_at, last_heartbeat, dead_at, message"
 
@@ -374,6 +379,48 @@ void gcs_api_node_get(prism_http_req *req, void *ctx)
         return;
     }
     prism_http_reply_json(req, 200, node);
+}
+
+/* The node agent's worker pool (its GET /api/v1/workers), asked with the
+ * cluster token and answered as it came: only a live node has workers. */
+void gcs_api_node_workers(prism_http_req *req, void *ctx)
+{
+    gcs *g = ctx;
+    const char *id = prism_http_param(req, "id");
+    pthread_mutex_lock(&g->lock);
+    gcs_node *n = gcs_node_find(g, id);
+    bool alive = n != NULL, known = alive || node_id_known(g, id);
+    char *address = n && n->address ? strdup(n->address) : NULL;
+    pthread_mutex_unlock(&g->lock);
+    if (!known) {
+        prism_http_reply_error(req, 404, "not_found", "no node '%s'", id);
+        return;
+    }
+    if (!alive) {
+        prism_http_reply_error(req, 409, "node_dead", "node '%s' is dead: it has no workers", id);
+        return;
+    }
+    char err[256] = "it registered no address";
+    prism_httpc *c = NULL;
+    prism_httpc_resp resp = {0};
+    int rc = address && prism_httpc_create(&c, address, g->cfg.token) == 0
+                 ? prism_httpc_request(c, "GET", "/api/v1/workers", NULL, NULL, 0,
+                                       WORKERS_TIMEOUT_MS, WORKERS_MAX_ANSWER, &resp, err,
+                                       sizeof err)
+                 : -1;
+    prism_httpc_destroy(c);
+    if (rc == 0 && resp.status == 200)
+        prism_http_reply(req, 200, "application/json", resp.body, resp.len);
+    else if (rc == 0)
+        prism_http_reply_error(req, 503, "node_unavailable",
+                               "the agent of node '%s' answered %ld to its worker list", id,
+                               resp.status);
+    else
+        prism_http_reply_error(req, 503, "node_unavailable",
+                               "the agent of node '%s' does not answer: %s", id, err);
+    if (rc == 0)
+        prism_httpc_resp_free(&resp);
+    free(address);
 }
 
 static int64_t count_rows(gcs *g, const char *sql, const char *arg)

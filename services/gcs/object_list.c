@@ -140,13 +140,36 @@ static bool field_is(json_t *o, const char *key, const char *want)
     return !want || (v && !strcmp(v, want));
 }
 
+static json_int_t size_of(json_t *o) { return json_integer_value(json_object_get(o, "size")); }
+
+static int by_size_desc(const void *a, const void *b)
+{
+    json_int_t x = size_of(*(json_t *const *)a), y = size_of(*(json_t *const *)b);
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Appends `o` (borrowed) to the growing array `*all`. -1 when out of memory. */
+static int keep(json_t ***all, size_t *n, size_t *cap, json_t *o)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 256;
+        json_t **grown = realloc(*all, c * sizeof *grown);
+        if (!grown)
+            return -1;
+        *all = grown;
+        *cap = c;
+    }
+    (*all)[(*n)++] = o;
+    return 0;
+}
+
 void gcs_api_objects_list(prism_http_req *req, void *ctx)
 {
     gcs *g = ctx;
     gcs_object_list *l = g->object_list;
     int64_t limit;
     const char *owner = prism_http_query(req, "owner"), *node = prism_http_query(req, "node_id");
-    const char *state = prism_http_query(req, "state");
+    const char *state = prism_http_query(req, "state"), *sort = prism_http_query(req, "sort");
     if (prism_http_query_int(req, "limit", 100, 1, 1000, &limit) != 0)
         return;
     if (state && strcmp(state, "PENDING") && strcmp(state, "READY") && strcmp(state, "FAILED")) {
@@ -154,10 +177,17 @@ void gcs_api_objects_list(prism_http_req *req, void *ctx)
                                "state must be PENDING, READY or FAILED");
         return;
     }
+    if (sort && strcmp(sort, "size")) {
+        prism_http_reply_error(req, 400, "invalid_argument", "sort must be size");
+        return;
+    }
     json_t *list = json_array(), *rep, *o;
+    json_t **all = NULL; /* with sort: every match (borrowed), largest first once sorted */
+    size_t nall = 0, cap = 0;
     json_int_t total = 0, unreported = 0;
     const char *name;
     size_t i;
+    int rc = 0;
     pthread_mutex_lock(&l->lock);
     json_object_foreach(l->owners, name, rep) {
         if (owner && strcmp(owner, name))
@@ -169,11 +199,25 @@ void gcs_api_objects_list(prism_http_req *req, void *ctx)
             if (!field_is(o, "state", state) || !field_is(o, "node_id", node))
                 continue;
             total++;
-            if ((int64_t)json_array_size(list) < limit)
+            if (sort && rc == 0)
+                rc = keep(&all, &nall, &cap, o);
+            else if (!sort && (int64_t)json_array_size(list) < limit)
                 json_array_append_new(list, json_deep_copy(o));
         }
     }
+    if (sort && rc == 0) {
+        if (nall)
+            qsort(all, nall, sizeof *all, by_size_desc);
+        for (size_t k = 0; k < nall && (int64_t)k < limit; k++)
+            json_array_append_new(list, json_deep_copy(all[k]));
+    }
     pthread_mutex_unlock(&l->lock);
+    free(all);
+    if (rc != 0) {
+        json_decref(list);
+        prism_http_reply_error(req, 500, "internal", "out of memory");
+        return;
+    }
     prism_http_reply_json(req, 200,
                           json_pack("{s:o,s:I,s:I}", "objects", list, "total", total, "unreported",
                                     unreported));

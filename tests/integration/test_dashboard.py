@@ -412,7 +412,18 @@ def test_dashboard(c):
             trace
         b.wait(text_of("#timeline-download-status") + ".startsWith('saved')",
                "the download's note")
+        # Two tensors in node-1's store, for the objects page's largest per node.
+        big = [c.post("/api/v1/tasks", {"package": "builtin", "function": "zeros",
+                                        "args": [[n, n]]}).json()["object_ids"][0]
+               for n in (200, 300)]
+        for o in big:
+            assert c.get("/api/v1/objects/%s?timeout_ms=30000" % o).status == 200
         b.goto(c.url + "/#/objects")
+        b.wait("Array.from(document.querySelectorAll('#largest tr[data-largest]'), "
+               "r => r.dataset.largest).join() === %s" % json.dumps(",".join(big[::-1])),
+               "the two tensors, largest first, in node-1's largest", timeout=30)
+        assert b.js(text_of("#largest tr[data-largest] td.size")) == "703.2 KiB", \
+            b.js(text_of("#largest"))
         row = "tr[data-object='%s']" % oid
         b.wait(text_of(row + " td.state") + " === 'READY'", "the task's object READY",
                timeout=30)
@@ -431,11 +442,37 @@ def test_dashboard(c):
                "node-2's object store on the Nodes page", timeout=30)
         b.wait("Number(document.querySelector(%s).dataset.points) >= 1" % json.dumps(
             row + " td.store svg.spark"), "node-2's store use drawn over time")
+        # Each live node's workers, from its agent: node-1 ran the tasks above,
+        # and every worker the page lists is a process of node-1's agent.
+        node1 = [n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]
+                 if n["name"] == "node-1"][0]
+        pids = "tr[data-workers='%s'] tr[data-worker] td.pid" % node1
+        b.wait("document.querySelectorAll(%s).length >= 1" % json.dumps(pids),
+               "node-1's workers on the Nodes page", timeout=30)
+        shown = [int(p) for p in b.js("Array.from(document.querySelectorAll(%s), "
+                                      "td => td.textContent)" % json.dumps(pids))]
+        agent = c.nodes["node-1"].p.pid
+        for pid in shown:
+            with open("/proc/%d/stat" % pid) as f:
+                assert int(f.read().rsplit(")", 1)[1].split()[1]) == agent, (pid, agent)
+        health = b.js(text_of("tr[data-node='%s'] td.health" % node1))
+        assert "node agent: heartbeat" in health and "workers: answered" in health and \
+            "object store: reported" in health, health
+        b.wait(text_of("#svc-dataservice") + ".includes('answers')", "the dataservice found")
         c.nodes["node-2"].p.send_signal(signal.SIGSTOP)
         try:
             b.wait(text_of(row + " td.state") + " === 'DEAD'", "node-2 DEAD", timeout=30)
             assert b.js(text_of(row + " td.cause")), b.js(text_of(row))
             b.screenshot("nodes")
+            # While node-2 was silent but not yet DEAD, asking its agent for its
+            # workers failed (503 node_unavailable, or 409 once it died): expected.
+            # (Chromium logs each as a console error too.)
+            b.pump()
+            asked = "/api/v1/nodes/%s/workers" % node2
+            b.failed = [f for f in b.failed
+                        if not (f.startswith(("503 ", "409 ")) and f.endswith(asked))]
+            b.errors = [e for e in b.errors if not (
+                ("status of 503" in e or "status of 409" in e) and e.endswith(asked + ")"))]
             b.goto(c.url + "/#/overview")
             b.wait(text_of("#ov-nodes") + ".replace(/\\s/g, '').includes('1alive1dead')",
                    "one node alive and one dead on the overview")

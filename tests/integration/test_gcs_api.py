@@ -1,8 +1,10 @@
 """The GCS REST API without nodes: auth, errors, key-value, packages, versions."""
 import hashlib
 import json
+import os
+import signal
 
-from harness import run
+from harness import run, wait_until
 
 
 def test_healthz_needs_no_token(c):
@@ -28,6 +30,7 @@ def test_cluster_without_nodes(c):
 
 def test_unknown_ids_are_404(c):
     for path in ("/api/v1/jobs/nope", "/api/v1/nodes/00000000000000000000000000000000",
+                 "/api/v1/nodes/00000000000000000000000000000000/workers",
                  "/api/v1/jobs/nope/logs", "/api/v1/kv/ns/missing", "/api/jobs/nope",
                  "/api/v1/packages/" + "0" * 64, "/api/v1/no/such/route"):
         r = c.get(path)
@@ -83,7 +86,8 @@ def test_oversized_body_is_413(c):
 
 def test_bad_query_is_400(c):
     for path in ("/api/v1/jobs?limit=0", "/api/v1/jobs?limit=abc", "/api/v1/jobs?state=DONE",
-                 "/api/v1/nodes?state=UP", "/api/v1/jobs/x/logs?follow=maybe"):
+                 "/api/v1/nodes?state=UP", "/api/v1/objects?sort=age",
+                 "/api/v1/jobs/x/logs?follow=maybe"):
         r = c.get(path)
         assert r.status in (400, 404), (path, r)
         if "logs" not in path:
@@ -226,9 +230,50 @@ def test_schema_upgrade(c):
     db.close()
 
 
+def test_node_workers(c):
+    """A live node's workers come from its agent; a silent agent is 503
+    node_unavailable, a dead node 409 node_dead."""
+    c.wait_nodes(1)
+    node = c.get("/api/v1/nodes?state=ALIVE").json()["nodes"][0]["node_id"]
+    r = c.post("/api/v1/tasks", {"package": "builtin", "function": "add", "args": [1, 2]})
+    assert r.status == 201, r
+    assert c.get("/api/v1/objects/%s?timeout_ms=30000" % r.json()["object_ids"][0]).status == 200
+    doc = c.get("/api/v1/nodes/%s/workers" % node).json()
+    assert doc["node_id"] == node and doc["max_workers"] >= 1, doc
+    assert doc["workers"], doc  # the task's worker
+    for w in doc["workers"]:
+        assert w["state"] in ("starting", "idle", "leased", "stopping"), w
+        os.kill(w["pid"], 0)  # a real process
+    # The node's largest objects: two tensors in its store (each holds a
+    # header besides its values), largest first.
+    big = [c.post("/api/v1/tasks", {"package": "builtin", "function": "zeros",
+                                    "args": [[n, n]]}).json()["object_ids"][0] for n in (200, 300)]
+    for o in big:
+        assert c.get("/api/v1/objects/%s?timeout_ms=30000" % o).status == 200
+    q = "/api/v1/objects?node_id=%s&state=READY&sort=size&limit=2" % node
+    doc = wait_until(lambda: (lambda d: d if len(d["objects"]) == 2 else None)(c.get(q).json()),
+                     what="the two tensors listed")
+    assert [o["object_id"] for o in doc["objects"]] == big[::-1], doc
+    assert [o["size"] for o in doc["objects"]] == [720032, 320032], doc
+    agent = c.nodes["node-1"].p
+    agent.send_signal(signal.SIGSTOP)
+    try:
+        r = c.get("/api/v1/nodes/%s/workers" % node)
+        assert r.status == 503 and r.json()["error"]["code"] == "node_unavailable", r
+        wait_until(lambda: c.get("/api/v1/nodes/" + node).json()["state"] == "DEAD",
+                   what="the silent node DEAD")
+        r = c.get("/api/v1/nodes/%s/workers" % node)
+        assert r.status == 409 and r.json()["error"]["code"] == "node_dead", r
+    finally:
+        agent.send_signal(signal.SIGCONT)
+
+
+test_node_workers.cluster = {"nodes": 1}
+
+
 if __name__ == "__main__":
     run([test_healthz_needs_no_token, test_token_required_everywhere_else, test_cluster_without_nodes,
          test_unknown_ids_are_404, test_wrong_method_is_405, test_bad_job_bodies_are_400,
          test_oversized_body_is_413, test_bad_query_is_400, test_pending_job_without_nodes,
          test_job_list_pagination, test_kv, test_packages, test_metrics, test_ray_version_and_jobs,
-         test_restart_keeps_state, test_schema_upgrade], nodes=0)
+         test_restart_keeps_state, test_schema_upgrade, test_node_workers], nodes=0)

@@ -624,6 +624,9 @@ def test_gcs_routes_answer_valid_requests(c):
     assert page["nodes"][0]["node_id"] == node["node_id"] and page["next_cursor"] is None, page
     api.call("GET", "/api/v1/nodes", query={"state": "DEAD"}, expect=200)
     api.call("GET", "/api/v1/nodes/{id}", {"id": node["node_id"]}, expect=200)
+    workers = api.call("GET", "/api/v1/nodes/{id}/workers", {"id": node["node_id"]},
+                       expect=200).json()
+    assert workers["node_id"] == node["node_id"], workers
 
     # packages
     blob = tar_package({"run.sh": b"#!/bin/sh\necho package script ran\n"})
@@ -740,6 +743,7 @@ def test_gcs_routes_answer_valid_requests(c):
     assert listed["objects"][0]["owner"] == "gcs", listed
     for q in ({"owner": "gcs"}, {"state": "READY"}, {"node_id": "0" * 32}):
         api.call("GET", "/api/v1/objects", query=q, expect=200)
+    api.call("GET", "/api/v1/objects", query={"sort": "size", "limit": 5}, expect=200)
     api.call("GET", "/api/v1/objects", query={"state": "BOGUS"}, expect=400, code="invalid_argument")
     api.call("GET", "/api/v1/objects", query={"limit": "abc"}, expect=400, code="invalid_argument")
     api.call("DELETE", "/api/v1/objects/{id}", {"id": oid}, expect=200)

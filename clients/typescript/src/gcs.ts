@@ -264,6 +264,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/nodes/{id}/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A live node's workers
+         * @description The worker processes the node's agent runs, asked of the agent now
+         *     (its `GET /api/v1/workers`, with the cluster token, answered as it
+         *     came; within 2 s): each worker's state, pid, lease and the owner
+         *     holding it. Only an ALIVE node has workers.
+         */
+        get: operations["listNodeWorkers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs": {
         parameters: {
             query?: never;
@@ -1442,6 +1465,40 @@ export interface components {
             /** @description why the node is DEAD */
             message: string | null;
         };
+        /** @description one worker process of a node agent */
+        NodeWorker: {
+            worker_id: string;
+            /**
+             * @description `starting` until it is ready, `idle` in the pool, `leased` while a lease holds it, `stopping` once told to exit
+             * @enum {string}
+             */
+            state: "starting" | "idle" | "leased" | "stopping";
+            pid: number;
+            lease_id: string | null;
+            /** @description the owner (driver, worker or the GCS) holding its lease */
+            owner_id: string | null;
+            /** @description its socket */
+            unix: string | null;
+            /** @description host:port, or tls:host:port with TLS */
+            tcp: string | null;
+            /** @description what its lease holds */
+            resources: components["schemas"]["Resources"] | null;
+            /** @description the node's GPU indices it was started with */
+            gpus: number[];
+            /** @description started for one GPU lease and stopped when that lease is returned */
+            dedicated: boolean;
+            /**
+             * Format: int64
+             * @description start time (ms since the epoch)
+             */
+            started: number;
+        };
+        NodeWorkerList: {
+            node_id: string;
+            workers: components["schemas"]["NodeWorker"][];
+            prestart_workers: number;
+            max_workers: number;
+        };
         NodeList: {
             nodes: components["schemas"]["Node"][];
             /** @description pass as `cursor` for the next page; null on the last page */
@@ -2369,6 +2426,52 @@ export interface operations {
             404: components["responses"]["NotFound"];
         };
     };
+    listNodeWorkers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description the node incarnation's ID
+                 * @example 0d1c2b3a495867768594a3b2c1d0e0f1
+                 */
+                id: components["parameters"]["NodeId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the node's worker pool */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeWorkerList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            /** @description `node_dead`: the node is DEAD; its workers are gone */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `node_unavailable`: the node agent did not answer within 2 s (or not with its list) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listJobs: {
         parameters: {
             query?: {
@@ -2911,7 +3014,7 @@ export interface operations {
                     "application/json": components["schemas"]["TaskList"];
                 };
             };
-            /** @description `invalid_argument`: a bad state or limit */
+            /** @description `invalid_argument`: a bad state, sort or limit */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3013,6 +3116,8 @@ export interface operations {
                 /** @description only the objects whose value is on this node */
                 node_id?: string;
                 state?: "PENDING" | "READY" | "FAILED";
+                /** @description `size`: the largest first (among the objects owners list), e.g. a node's largest with `node_id` */
+                sort?: "size";
                 limit?: number;
             };
             header?: never;
