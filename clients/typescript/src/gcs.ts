@@ -95,6 +95,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The recent tasks as a Chrome trace
+         * @description The tasks of the task list (`GET /api/v1/tasks`) that ran, as a
+         *     trace in the JSON object form of Chrome's Trace Event Format (what
+         *     Ray's `ray timeline` writes), to open in Perfetto or
+         *     `chrome://tracing`, or to draw as the dashboard's timeline. Each task
+         *     is one complete event (`ph` `X`, `ts` and `dur` in microseconds) in
+         *     the lane (`tid`) of the worker that ran it, grouped by node (`pid`);
+         *     metadata events (`ph` `M`) name each node and worker. A failed task
+         *     has `cname` `terrible` (drawn red). The times are the owner's, to
+         *     the millisecond: a task starts when its worker took it up (its push,
+         *     or the end of the task pushed to that worker before it: a worker runs
+         *     its tasks one at a time) and ends when its outcome reached the owner.
+         *     An actor's calls (which may run concurrently) start at their push.
+         *     `prism timeline -o FILE` saves it.
+         */
+        get: operations["getTimeline"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/metrics/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The cluster's figures over the last ten minutes
+         * @description What the dashboard's live charts draw. Every `interval_ms` (2 s) the
+         *     GCS samples the live nodes' resources (used is total minus what each
+         *     node agent reports free), jobs running and pending, actors alive,
+         *     the task outcomes owners reported during the interval (successes
+         *     owners left out of their reports included), and the object stores'
+         *     last reports, and keeps the newest `max_samples` (300: ten
+         *     minutes) in memory; the history starts empty when the GCS starts.
+         *     Each series is an array aligned with `t`. `stores` is each live
+         *     node's object store as it last reported (every 2 s on NATS; a store
+         *     silent for three periods is left out), matched to its node by the
+         *     URL the node agent registered, with its use at each sample.
+         */
+        get: operations["getMetricsHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/docs": {
         parameters: {
             query?: never;
@@ -604,6 +666,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/dags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Compiled DAGs, newest first
+         * @description The newest 1,000 DAGs drivers compiled, with their graphs. A driver
+         *     found dead (it stopped answering the GCS's pings) leaves its DAGs
+         *     still COMPILED as BROKEN.
+         */
+        get: operations["listDags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dags/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One compiled DAG */
+        get: operations["getDag"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/datasets": {
         parameters: {
             query?: never;
@@ -994,6 +1095,8 @@ export interface components {
                 error?: string;
                 /** @description why a PENDING task waits */
                 reason?: string;
+                /** @description the job whose driver owns the task */
+                job_id?: string;
             }[];
         };
         TaskSubmitted: {
@@ -1204,6 +1307,60 @@ export interface components {
             placement_groups: components["schemas"]["PlacementGroup"][];
             /** @description pass as `cursor` for the next page; null on the last page */
             next_cursor: string | null;
+        };
+        /**
+         * @description COMPILED: its actors run their loops; BROKEN: an actor or the driver
+         *     died (tear it down and compile again); TORN_DOWN: torn down.
+         * @enum {string}
+         */
+        DagState: "COMPILED" | "BROKEN" | "TORN_DOWN";
+        Dag: {
+            id: string;
+            /** @description the driver that compiled it (owner:HEX) */
+            owner: string;
+            state: components["schemas"]["DagState"];
+            /** @description executions whose results the driver read */
+            executions: number;
+            /** @description ms since the epoch */
+            created_at: number;
+            /** @description executions in flight at most (slots per channel) */
+            max_inflight: number;
+            /** @description bytes of one encoded value on an edge */
+            max_buf_size: number;
+            /** @description the graph's nodes, in the order they were made (arguments come first) */
+            nodes: {
+                index: number;
+                /**
+                 * @description return: one of the values of a bind of several returns (its one argument)
+                 * @enum {string}
+                 */
+                kind: "input" | "bind" | "multi_output" | "return";
+                /** @description bind only */
+                actor_id?: string;
+                /** @description bind only: the actor's class, when the GCS knows the actor */
+                class?: string;
+                /** @description bind only */
+                method?: string;
+                /** @description the indexes of the nodes it takes */
+                args: number[];
+            }[];
+            /** @description the channels the binds read their arguments from */
+            edges: {
+                from: number;
+                to: number;
+                /**
+                 * @description shm: a shared-memory ring
+                 * @enum {string}
+                 */
+                kind: "shm";
+                /** @description bytes of one slot (max_buf_size) */
+                slot_size: number;
+            }[];
+            /** @description the nodes whose values the driver reads (execute's result) */
+            outputs: number[];
+        };
+        DagList: {
+            dags: components["schemas"]["Dag"][];
         };
         /**
          * @description The error envelope of every Prism service.
@@ -1887,6 +2044,259 @@ export interface operations {
             };
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
+        };
+    };
+    getTimeline: {
+        parameters: {
+            query?: {
+                /**
+                 * @description only the tasks whose owner is this job's driver (tasks that its
+                 *     tasks submit are owned by workers and have no job)
+                 */
+                job_id?: string;
+                /** @description the newest this many tasks that ran */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the trace */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "traceEvents": [
+                     *         {
+                     *           "name": "builtin/add",
+                     *           "cat": "task",
+                     *           "ph": "X",
+                     *           "ts": 1764748800000000,
+                     *           "dur": 3000,
+                     *           "pid": 1,
+                     *           "tid": 1,
+                     *           "args": {
+                     *             "task_id": "907e73d1004249c0f4e36135304c66fa",
+                     *             "state": "FINISHED",
+                     *             "owner": "owner:107e73d1004249c0eae36135304c66fa"
+                     *           }
+                     *         },
+                     *         {
+                     *           "name": "process_name",
+                     *           "ph": "M",
+                     *           "pid": 1,
+                     *           "args": {
+                     *             "name": "node-1 70a91a9bee8b642b0e487cbb7bfaca84"
+                     *           }
+                     *         },
+                     *         {
+                     *           "name": "thread_name",
+                     *           "ph": "M",
+                     *           "pid": 1,
+                     *           "tid": 1,
+                     *           "args": {
+                     *             "name": "worker 3f6d07b24dd3439265481fc81607603b"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "displayTimeUnit": "ms",
+                     *       "otherData": {
+                     *         "generator": "prism-gcs",
+                     *         "tasks": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        displayTimeUnit: "ms";
+                        otherData: {
+                            /** @enum {string} */
+                            generator: "prism-gcs";
+                            /** @description the complete events */
+                            tasks: number;
+                        };
+                        traceEvents: {
+                            /**
+                             * @description the task's "package/function"; for metadata,
+                             *     `process_name` or `thread_name`
+                             */
+                            name: string;
+                            /** @enum {string} */
+                            cat?: "task";
+                            /** @enum {string} */
+                            ph: "X" | "M";
+                            /** @description the start, in µs since the epoch */
+                            ts?: number;
+                            /** @description µs */
+                            dur?: number;
+                            /** @description the node's lane */
+                            pid: number;
+                            /** @description the worker's lane */
+                            tid?: number;
+                            /** @enum {string} */
+                            cname?: "terrible";
+                            /**
+                             * @description a task's `task_id`, `state` (FINISHED or FAILED),
+                             *     `owner`, `job_id` and `error` when it has them;
+                             *     a lane's `name` ("NODE-NAME ID", "worker ID")
+                             */
+                            args: {
+                                name?: string;
+                                task_id?: string;
+                                /** @enum {string} */
+                                state?: "FINISHED" | "FAILED";
+                                owner?: string;
+                                job_id?: string;
+                                error?: string;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description `invalid_argument`: a bad limit or job_id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description `too_large`: the trace passed 64 MiB (ask for fewer tasks) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getMetricsHistory: {
+        parameters: {
+            query?: {
+                /** @description only the samples taken after this time (ms since the epoch), to poll for new ones */
+                since?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the samples and the stores */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "interval_ms": 2000,
+                     *       "max_samples": 300,
+                     *       "t": [
+                     *         1764748800000,
+                     *         1764748802000
+                     *       ],
+                     *       "series": {
+                     *         "tasks_finished": [
+                     *           0,
+                     *           40
+                     *         ],
+                     *         "tasks_failed": [
+                     *           0,
+                     *           0
+                     *         ],
+                     *         "cpu_used": [
+                     *           0,
+                     *           1
+                     *         ],
+                     *         "cpu_total": [
+                     *           2,
+                     *           2
+                     *         ],
+                     *         "nodes_alive": [
+                     *           1,
+                     *           1
+                     *         ]
+                     *       },
+                     *       "stores": [
+                     *         {
+                     *           "node_id": "70a91a9bee8b642b0e487cbb7bfaca84",
+                     *           "name": "node-1",
+                     *           "url": "http://127.0.0.1:8267",
+                     *           "capacity_bytes": 67108864,
+                     *           "used_bytes": 1048576,
+                     *           "spilled_bytes": 0,
+                     *           "objects": 3,
+                     *           "reported_at": 1764748801500,
+                     *           "used_series": [
+                     *             0,
+                     *             1048576
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        interval_ms: number;
+                        max_samples: number;
+                        /** @description when each sample was taken, ms since the epoch, oldest first */
+                        t: number[];
+                        /**
+                         * @description one array per figure, aligned with `t`: `tasks_finished`
+                         *     and `tasks_failed` (outcomes in the interval),
+                         *     `cpu_used`/`cpu_total`, `gpu_used`/`gpu_total`,
+                         *     `memory_used`/`memory_total` (bytes), `store_used`,
+                         *     `store_capacity` and `store_spilled` (bytes, all
+                         *     stores), `nodes_alive`, `actors_alive`,
+                         *     `jobs_running`, `jobs_pending`
+                         */
+                        series: {
+                            [key: string]: number[];
+                        };
+                        stores: {
+                            node_id: string;
+                            /** @description the node's name */
+                            name: string;
+                            /** @description the store's HTTP URL */
+                            url: string;
+                            /** @description the arena's size */
+                            capacity_bytes: number;
+                            /** @description allocated in the arena */
+                            used_bytes: number;
+                            /** @description objects whose only copy is on disk */
+                            spilled_bytes: number;
+                            objects: number;
+                            /** @description ms since the epoch */
+                            reported_at: number;
+                            /**
+                             * @description its `used_bytes` at each of the samples answered
+                             *     that it was in, aligned with the end of `t` (shorter
+                             *     when the store began reporting later)
+                             */
+                            used_series: number[];
+                        }[];
+                    };
+                };
+            };
+            /** @description `invalid_argument`: a bad `since` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
         };
     };
     getApiDocs: {
@@ -3054,6 +3464,65 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlacementGroup"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    listDags: {
+        parameters: {
+            query?: {
+                state?: components["schemas"]["DagState"];
+                /** @description items per page */
+                limit?: components["parameters"]["Limit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the DAGs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DagList"];
+                };
+            };
+            /** @description `invalid_argument`: a bad state or limit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    getDag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the DAG's ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the DAG */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dag"];
                 };
             };
             401: components["responses"]["Unauthorized"];
