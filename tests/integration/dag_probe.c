@@ -222,7 +222,10 @@ static int errors(void)
 }
 
 /* died: SIGKILL to the middle actor's worker while executions are in flight. */
-static int died(void)
+static void pause_for_test(const char *said);
+
+/* died [pause]: with `pause`, waits once the DAG is broken (the test sees it BROKEN). */
+static int died(bool pause)
 {
     make_actors(3, 1);
     long long pid;
@@ -259,6 +262,8 @@ static int died(void)
     prism_dag_future *f;
     CHECK(prism_dag_execute(d, v, &f) == PRISM_ERR_ACTOR_DIED, "execute on a broken DAG");
     prism_value_free(v);
+    if (pause)
+        pause_for_test("broken");
     prism_dag_teardown(d);
     printf("died ok\n");
     return 0;
@@ -423,7 +428,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died | teardown | returns | orphan[-after] | listed N\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -433,7 +438,7 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[1], "errors"))
         rc = errors();
     else if (!strcmp(argv[1], "died"))
-        rc = died();
+        rc = died(argc == 3 && !strcmp(argv[2], "pause"));
     else if (!strcmp(argv[1], "teardown"))
         rc = teardown();
     else if (!strcmp(argv[1], "returns"))

@@ -12,6 +12,23 @@ PROBE = os.path.join(BIN, "dag_probe")
 EXECUTIONS = int(os.environ.get("PRISM_DAG_EXECUTIONS", "100000"))
 
 
+def probe_env(c):
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    env.pop("PRISM_HOME", None)
+    return env
+
+
+def read_until(p, line):
+    """The probe's output up to `line`, which it prints before it waits."""
+    out = ""
+    while True:
+        got = p.stdout.readline()
+        assert got, "the probe ended before %r:\n%s" % (line, out)
+        out += got
+        if got.strip() == line:
+            return out
+
+
 def probe(c, *args, timeout=120, rc=0):
     if not os.access(PROBE, os.X_OK) or not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
         skip("dag_probe or prism-worker is not built")
@@ -51,8 +68,29 @@ def test_several_returns(c):
 
 
 def test_actor_killed(c):
-    """SIGKILL to the middle actor: executions fail with PRISM_ERR_ACTOR_DIED."""
-    assert "died ok" in probe(c, "died")
+    """SIGKILL to the middle actor: executions fail with PRISM_ERR_ACTOR_DIED,
+    and the listing shows the DAG BROKEN."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
+    p = subprocess.Popen([PROBE, "died", "pause"], env=probe_env(c), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        out = read_until(p, "broken")
+
+        def states():
+            return [d["state"] for d in c.get("/api/v1/dags").json()["dags"]
+                    if d["id"] not in before]
+
+        wait_until(lambda: states() == ["BROKEN"], timeout=10, what="the DAG BROKEN")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out += p.stdout.read()
+        assert p.wait(timeout=60) == 0 and "died ok" in out, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def test_driver_dies(c):
@@ -77,8 +115,7 @@ def test_listed(c):
     if not os.access(PROBE, os.X_OK):
         skip("dag_probe is not built")
     before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
-    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
-    env.pop("PRISM_HOME", None)
+    env = probe_env(c)
     p = subprocess.Popen([PROBE, "listed", "50"], env=env, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
     try:
