@@ -463,10 +463,14 @@ void prism__dags_tick(prism_client *c)
             prism_buf_printf(&b, ",");
         report_text(&b, d, broken ? "BROKEN" : "COMPILED", false);
     }
-    int rc = prism_buf_printf(&b, "]}");
+    if (n == 0 || prism_buf_printf(&b, "]}") != 0) {
+        prism_buf_free(&b);
+        return;
+    }
+    /* Published after a teardown's TORN_DOWN at worst: the GCS never
+     * takes a DAG back from a later state to an earlier one. */
     pthread_mutex_unlock(&c->lock);
-    if (n && rc == 0)
-        prism_bus_publish(c->bus, PRISM_SUBJECT_DAG_UPDATE, b.data, b.len);
+    prism_bus_publish(c->bus, PRISM_SUBJECT_DAG_UPDATE, b.data, b.len);
     prism_buf_free(&b);
     pthread_mutex_lock(&c->lock);
 }

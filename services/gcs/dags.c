@@ -42,10 +42,18 @@ void gcs_dags_destroy(gcs *g)
     g->dags = NULL;
 }
 
-static bool valid_state(const char *s)
+/* The states in the order a DAG goes through them: 0 COMPILED, 1 BROKEN,
+ * 2 TORN_DOWN; -1 for anything else. */
+static int state_rank(const char *s)
 {
-    return s && (!strcmp(s, "COMPILED") || !strcmp(s, "TORN_DOWN") || !strcmp(s, "BROKEN"));
+    static const char *const states[] = {"COMPILED", "BROKEN", "TORN_DOWN"};
+    for (int i = 0; s && i < 3; i++)
+        if (!strcmp(s, states[i]))
+            return i;
+    return -1;
 }
+
+static bool valid_state(const char *s) { return state_rank(s) >= 0; }
 
 /* Names each bind node's actor class, from the actors' table. No lock held. */
 static void add_classes(gcs *g, json_t *dag)
@@ -68,9 +76,13 @@ static void record(gcs_dags *t, json_t *rep)
 {
     const char *id = json_string_value(json_object_get(rep, "id"));
     json_t *known = id ? json_object_get(t->by_id, id) : NULL;
-    if (known) {
-        json_object_set(known, "state", json_object_get(rep, "state"));
-        json_object_set(known, "executions", json_object_get(rep, "executions"));
+    if (known) { /* reports may cross: a DAG never goes back to an earlier state or count */
+        json_t *state = json_object_get(rep, "state"), *done = json_object_get(rep, "executions");
+        if (state_rank(json_string_value(state)) >
+            state_rank(json_string_value(json_object_get(known, "state"))))
+            json_object_set(known, "state", state);
+        if (json_integer_value(done) > json_integer_value(json_object_get(known, "executions")))
+            json_object_set(known, "executions", done);
         return;
     }
     if (!id || strlen(id) >= DAG_ID_MAX || !json_is_array(json_object_get(rep, "nodes")))
