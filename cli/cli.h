@@ -17,6 +17,7 @@ int cmd_task(int argc, char **argv);      /* task.c */
 int cmd_object(int argc, char **argv);    /* task.c */
 int cmd_actor(int argc, char **argv);     /* actor.c */
 int cmd_pg(int argc, char **argv);        /* pg.c */
+int cmd_dag(int argc, char **argv);       /* dag.c */
 int cmd_dashboard(int argc, char **argv); /* dashboard.c */
 int cmd_data(int argc, char **argv);      /* data.c */
 int cmd_timeline(int argc, char **argv);  /* timeline.c */

@@ -26,6 +26,7 @@ static const command commands[] = {
     {"object", cmd_object, "list the objects the GCS holds for REST task users"},
     {"actor", cmd_actor, "list and kill actors"},
     {"pg", cmd_pg, "list, show and remove placement groups"},
+    {"dag", cmd_dag, "list and show compiled DAGs"},
     {"dashboard", cmd_dashboard, "print the URL of the cluster's web dashboard"},
     {"data", cmd_data, "run, list, inspect, stop and explain datasets"},
     {"timeline", cmd_timeline, "write the recent tasks as a Chrome trace (Perfetto)"},

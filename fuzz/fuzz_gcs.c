@@ -49,7 +49,8 @@ static int start(gcs *g)
         return -1;
     g->metrics = prism_metrics_create();
     if (gcs_tasks_create(g) != 0 || gcs_task_list_create(g) != 0 ||
-        gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0 || gcs_history_create(g) != 0)
+        gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0 || gcs_history_create(g) != 0 ||
+        gcs_dags_create(g) != 0)
         return -1;
     g->bus = fuzz_bus();
     if (gcs_start(g, err, sizeof err) != 0)

@@ -232,6 +232,9 @@ struct prism_client {
         int64_t sent_ms;    /* monotonic */
         size_t total;       /* objects it counted */
     } objects_report;
+    /* compiled DAGs not torn down, reported to the GCS (dag.c) */
+    struct prism_dag_compiled *dags;
+    int64_t last_dags_ms;
 };
 
 /* ---- the ownership table (client.c); lock held ---- */
@@ -370,6 +373,10 @@ void prism__event_task(prism_client *c, const task_spec *t, int state, const cha
 /* Publishes what was recorded (drops the lock meanwhile) and reports tasks
  * that have waited long. Leaser thread, lock held. */
 void prism__events_tick(prism_client *c);
+/* The compiled DAGs' executions and state, every DAG_REPORT_MS when they
+ * changed (dag.c). Leaser thread, lock held (dropped meanwhile). */
+#define DAG_REPORT_MS 1000
+void prism__dags_tick(prism_client *c);
 /* At disconnect: frees the events not published. */
 void prism__events_free(prism_client *c);
 

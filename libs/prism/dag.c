@@ -14,6 +14,7 @@
  * k mod max_inflight, in order, whichever future the caller gets first. */
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,11 @@
 
 #include <jansson.h>
 
+#include "client.h"
 #include "dag_internal.h"
 #include "dag_record.h"
+#include "prism_json_text.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 
 #define NONCE_HEX 32
@@ -77,6 +81,14 @@ struct prism_dag_compiled {
     prism_status broken;       /* PRISM_OK while it runs */
     char *broken_msg;
     int listen_fd;
+    /* Its reports to the GCS (GET /api/v1/dags): the leaser thread reads
+     * these two, and the list of the client's DAGs, under the client's lock. */
+    _Atomic uint64_t done;    /* executions read */
+    _Atomic bool broken_seen; /* broken != PRISM_OK */
+    uint64_t reported;        /* `done` when last reported (leaser thread) */
+    bool reported_broken;     /* leaser thread */
+    bool listed;              /* in c->dags */
+    prism_dag_compiled *next; /* in c->dags */
 };
 
 /* ---------- building the compiled form ---------- */
@@ -366,6 +378,128 @@ static prism_status finish_calls(prism_dag_compiled *d, bool start)
     return first == PRISM_OK ? PRISM_OK : prism__fail(first, "%s", msg);
 }
 
+/* ---------- reports to the GCS ---------- */
+
+static const char *const kind_names[] = {"input", "bind", "multi_output", "return"};
+
+/* One DAG's state as JSON text, with its graph when `graph`. */
+static void report_text(prism_buf *b, const prism_dag_compiled *d, const char *state, bool graph)
+{
+    prism_buf_printf(b, "{\"id\":\"%s\",\"owner\":", d->id);
+    prism_json_string(b, d->c->self_addr);
+    prism_buf_printf(b, ",\"state\":\"%s\",\"executions\":%llu", state,
+                     (unsigned long long)atomic_load_explicit(&d->done, memory_order_relaxed));
+    if (!graph) {
+        prism_buf_printf(b, "}");
+        return;
+    }
+    prism_buf_printf(b,
+                     ",\"created_at\":%lld,\"max_inflight\":%d,\"max_buf_size\":%llu,"
+                     "\"nodes\":[",
+                     (long long)prism_now_ms(), d->o.max_inflight,
+                     (unsigned long long)d->o.max_buf_size);
+    for (size_t i = 0; i < d->nnodes; i++) {
+        const dag_node_rt *n = &d->nodes[i];
+        prism_buf_printf(b, "%s{\"index\":%zu,\"kind\":\"%s\"", i ? "," : "", i,
+                         kind_names[n->kind]);
+        if (n->kind == DAG_BIND) {
+            prism_buf_printf(
+                b, ",\"actor_id\":\"%s\",\"method\":", prism_actor_id(d->actors[n->actor].handle));
+            prism_json_string(b, n->method);
+        }
+        prism_buf_printf(b, ",\"args\":[");
+        for (size_t j = 0; j < n->nargs; j++)
+            prism_buf_printf(b, "%s%zu", j ? "," : "", n->args[j]);
+        prism_buf_printf(b, "]}");
+    }
+    /* Every channel a node reads: shared memory, one slot per execution in flight. */
+    prism_buf_printf(b, "],\"edges\":[");
+    bool first = true;
+    for (size_t i = 0; i < d->nnodes; i++)
+        for (size_t j = 0; d->nodes[i].kind == DAG_BIND && j < d->nodes[i].nargs; j++) {
+            prism_buf_printf(b, "%s{\"from\":%zu,\"to\":%zu,\"kind\":\"shm\",\"slot_size\":%llu}",
+                             first ? "" : ",", d->nodes[i].args[j], i,
+                             (unsigned long long)d->o.max_buf_size);
+            first = false;
+        }
+    prism_buf_printf(b, "],\"outputs\":[");
+    for (size_t i = 0; i < d->nouts; i++)
+        prism_buf_printf(b, "%s%zu", i ? "," : "", d->out_nodes[i]);
+    prism_buf_printf(b, "]}");
+}
+
+/* Publishes {"dags":[...]} of `d` alone. Called without the client's lock. */
+static void report_one(prism_dag_compiled *d, const char *state, bool graph)
+{
+    prism_buf b;
+    prism_buf_init(&b, 1024);
+    prism_buf_printf(&b, "{\"dags\":[");
+    report_text(&b, d, state, graph);
+    if (prism_buf_printf(&b, "]}") == 0)
+        prism_bus_publish(d->c->bus, PRISM_SUBJECT_DAG_UPDATE, b.data, b.len);
+    prism_buf_free(&b);
+}
+
+/* Leaser thread, lock held: the DAGs whose count or state changed since
+ * their last report, at most once a second, in one message. */
+void prism__dags_tick(prism_client *c)
+{
+    int64_t now = prism_mono_ms();
+    if (!c->dags || now - c->last_dags_ms < DAG_REPORT_MS)
+        return;
+    c->last_dags_ms = now;
+    prism_buf b;
+    prism_buf_init(&b, 1024);
+    prism_buf_printf(&b, "{\"dags\":[");
+    size_t n = 0;
+    for (prism_dag_compiled *d = c->dags; d; d = d->next) {
+        uint64_t done = atomic_load_explicit(&d->done, memory_order_relaxed);
+        bool broken = atomic_load_explicit(&d->broken_seen, memory_order_relaxed);
+        if (done == d->reported && broken == d->reported_broken)
+            continue;
+        d->reported = done;
+        d->reported_broken = broken;
+        if (n++)
+            prism_buf_printf(&b, ",");
+        report_text(&b, d, broken ? "BROKEN" : "COMPILED", false);
+    }
+    if (n == 0 || prism_buf_printf(&b, "]}") != 0) {
+        prism_buf_free(&b);
+        return;
+    }
+    /* Published after a teardown's TORN_DOWN at worst: the GCS never
+     * takes a DAG back from a later state to an earlier one. */
+    pthread_mutex_unlock(&c->lock);
+    prism_bus_publish(c->bus, PRISM_SUBJECT_DAG_UPDATE, b.data, b.len);
+    prism_buf_free(&b);
+    pthread_mutex_lock(&c->lock);
+}
+
+/* Compiled: reported with its graph, then followed by the leaser thread. */
+static void list_dag(prism_dag_compiled *d)
+{
+    report_one(d, "COMPILED", true);
+    pthread_mutex_lock(&d->c->lock);
+    d->next = d->c->dags;
+    d->c->dags = d;
+    d->listed = true;
+    pthread_mutex_unlock(&d->c->lock);
+}
+
+static void unlist_dag(prism_dag_compiled *d)
+{
+    if (!d->listed)
+        return;
+    pthread_mutex_lock(&d->c->lock);
+    for (prism_dag_compiled **p = &d->c->dags; *p; p = &(*p)->next)
+        if (*p == d) {
+            *p = d->next;
+            break;
+        }
+    pthread_mutex_unlock(&d->c->lock);
+    report_one(d, "TORN_DOWN", false);
+}
+
 /* ---------- teardown ---------- */
 
 static void free_compiled(prism_dag_compiled *d)
@@ -405,6 +539,7 @@ prism_status prism_dag_teardown(prism_dag_compiled *d)
 {
     if (!d)
         return PRISM_OK;
+    unlist_dag(d);
     /* Leaving the output channels and closing the input lets every loop end
      * by itself; the stop calls then wait for their threads. */
     for (size_t i = 0; i < d->nouts; i++) {
@@ -496,6 +631,7 @@ prism_status prism_dag_compile(prism_client *c, const prism_dag *dag, const pris
         prism_dag_teardown(d);
         return prism__fail(s, "compiling the DAG: %s", msg);
     }
+    list_dag(d);
     *out = d;
     return PRISM_OK;
 }
@@ -508,6 +644,7 @@ static prism_status set_broken(prism_dag_compiled *d, const char *msg)
     if (d->broken == PRISM_OK) {
         d->broken = PRISM_ERR_ACTOR_DIED;
         d->broken_msg = msg ? strdup(msg) : NULL;
+        atomic_store_explicit(&d->broken_seen, true, memory_order_relaxed);
     }
     return prism__fail(d->broken, "%s (tear the DAG down and compile it again)",
                        d->broken_msg ? d->broken_msg : "an actor of the DAG died");
@@ -613,6 +750,7 @@ static void settle(prism_dag_compiled *d)
     d->partial = d->partial_error = NULL;
     d->parts = 0;
     d->read_seq++;
+    atomic_store_explicit(&d->done, d->read_seq, memory_order_relaxed);
 }
 
 /* Reads the outputs of execution read_seq, waiting up to `timeout_ms` in all. */

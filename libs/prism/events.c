@@ -287,6 +287,7 @@ void prism__events_tick(prism_client *c)
     }
     flush_tasks(c, now);
     report_objects(c, now);
+    prism__dags_tick(c);
 }
 
 const char *prism_client_owner(const prism_client *c) { return c ? c->self_addr : ""; }

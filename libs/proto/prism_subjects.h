@@ -15,6 +15,9 @@
 #define PRISM_SUBJECT_ACTOR_CREATE "prism.gcs.actor.create"
 #define PRISM_SUBJECT_ACTOR_GET "prism.gcs.actor.get"
 #define PRISM_SUBJECT_ACTOR_KILL "prism.gcs.actor.kill"
+/* A driver's compiled DAGs: {"dags": [...]}, at compile (with the graph),
+ * every second while their executions or state change, and at teardown. */
+#define PRISM_SUBJECT_DAG_UPDATE "prism.gcs.dag.update"
 /* The GCS's own inbox for the answers to its requests: PREFIX.<random hex>. */
 #define PRISM_SUBJECT_GCS_REPLY_PREFIX "prism.gcs.actors."
 

@@ -807,6 +807,7 @@ static void on_ping_reply(gcs *g, actor_cmd *c)
     if (c->len != 0)
         return;
     LOG_INFO("owner %s is gone: its actors go with it", owner);
+    gcs_dags_owner_gone(g, owner);
     for (actor *a = g->actors->live, *next; a; a = next) {
         next = a->next; /* a kill may take `a` off the list */
         if (!a->detached && !a->dead && a->owner && !strcmp(a->owner, owner))

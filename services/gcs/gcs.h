@@ -55,6 +55,7 @@ typedef struct gcs_node {
 
 typedef struct gcs_tasks gcs_tasks;
 typedef struct gcs_task_list gcs_task_list;
+typedef struct gcs_dags gcs_dags;
 typedef struct gcs_object_list gcs_object_list;
 typedef struct gcs_actors gcs_actors;
 typedef struct gcs_history gcs_history;
@@ -66,12 +67,13 @@ typedef struct gcs {
     gcs_object_list *object_list; /* the objects every owner reports */
     gcs_actors *actors;           /* the actors' lifecycle (actors.h) */
     gcs_history *history;         /* the cluster's recent figures (history.c) */
+    gcs_dags *dags;               /* the drivers' compiled DAGs (dags.c) */
     /* Lock order, outermost first; a thread holding one may take only those
      * after it:
      *   tasks->lock      (tasks_api.c: the REST task API's objects and client)
      *   lock             (this one: the database, nodes, jobs, actors' rows)
      *   actors->lock     (the actor manager's command queue; a leaf)
-     *   object_list->lock, task_list->lock  (leaves)
+     *   object_list->lock, task_list->lock, dags->lock  (leaves)
      *   history->lock (a leaf taken with no other lock held)
      * Holding `lock`, never wait for the actor manager (gcs_actors_wait): it
      * takes `lock` to handle the very command waited for. Its thread takes
@@ -212,6 +214,15 @@ void gcs_task_list_each(gcs *g, bool (*fn)(json_t *rec, void *ud), void *ud);
 /* Outcomes reported since start: FINISHED (successes owners left out
  * included) and FAILED. */
 void gcs_task_list_counts(gcs *g, uint64_t *finished, uint64_t *failed);
+
+/* dags.c: the drivers' compiled DAGs, as they report them */
+int gcs_dags_create(gcs *g);
+int gcs_dags_start(gcs *g);
+void gcs_dags_destroy(gcs *g);
+/* The DAGs still COMPILED of `owner` (an owner:HEX address) become BROKEN. */
+void gcs_dags_owner_gone(gcs *g, const char *owner);
+void gcs_api_dags_list(prism_http_req *req, void *ctx);
+void gcs_api_dag_get(prism_http_req *req, void *ctx);
 
 /* timeline.c: the recent tasks as Chrome trace events */
 void gcs_api_timeline(prism_http_req *req, void *ctx);

@@ -58,7 +58,8 @@ int gcs_init(void *ctx, char *err, size_t errlen)
         return -1;
     make_metrics(g);
     if (gcs_tasks_create(g) != 0 || gcs_task_list_create(g) != 0 ||
-        gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0 || gcs_history_create(g) != 0) {
+        gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0 || gcs_history_create(g) != 0 ||
+        gcs_dags_create(g) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -69,7 +70,8 @@ int gcs_start(void *ctx, char *err, size_t errlen)
 {
     gcs *g = ctx;
     if (gcs_nodes_start(g) != 0 || gcs_jobs_start(g) != 0 || gcs_task_list_start(g) != 0 ||
-        gcs_object_list_start(g) != 0 || gcs_actors_start(g) != 0 || gcs_history_start(g) != 0) {
+        gcs_object_list_start(g) != 0 || gcs_actors_start(g) != 0 || gcs_history_start(g) != 0 ||
+        gcs_dags_start(g) != 0) {
         snprintf(err, errlen, "cannot subscribe to NATS subjects: %s",
                  prism_bus_last_error(g->bus));
         return -1;
@@ -100,6 +102,7 @@ void gcs_cleanup(void *ctx)
     gcs_task_list_destroy(g);
     gcs_object_list_destroy(g);
     gcs_history_destroy(g);
+    gcs_dags_destroy(g);
     if (g->db)
         gcs_db_close(g->db);
     free(g->packages_dir);

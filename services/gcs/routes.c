@@ -37,6 +37,8 @@ const prism_http_route gcs_routes[] = {
     {"GET", "/api/v1/placement_groups", gcs_api_pgs_list, 0},
     {"GET", "/api/v1/placement_groups/{id}", gcs_api_pg_get, 0},
     {"DELETE", "/api/v1/placement_groups/{id}", gcs_api_pg_remove, 0},
+    {"GET", "/api/v1/dags", gcs_api_dags_list, 0},
+    {"GET", "/api/v1/dags/{id}", gcs_api_dag_get, 0},
     /* datasets: forwarded to the dataservice (a plan is at most 16 MiB) */
     {"POST", "/api/v1/datasets", gcs_api_datasets_proxy, 16 * MiB},
     {"GET", "/api/v1/datasets", gcs_api_datasets_proxy, 0},

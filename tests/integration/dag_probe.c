@@ -222,7 +222,10 @@ static int errors(void)
 }
 
 /* died: SIGKILL to the middle actor's worker while executions are in flight. */
-static int died(void)
+static void pause_for_test(const char *said);
+
+/* died [pause]: with `pause`, waits once the DAG is broken (the test sees it BROKEN). */
+static int died(bool pause)
 {
     make_actors(3, 1);
     long long pid;
@@ -259,6 +262,8 @@ static int died(void)
     prism_dag_future *f;
     CHECK(prism_dag_execute(d, v, &f) == PRISM_ERR_ACTOR_DIED, "execute on a broken DAG");
     prism_value_free(v);
+    if (pause)
+        pause_for_test("broken");
     prism_dag_teardown(d);
     printf("died ok\n");
     return 0;
@@ -394,12 +399,36 @@ static int teardown(void)
     return 0;
 }
 
+/* Waits for a line on stdin: the test looked at the listing meanwhile. */
+static void pause_for_test(const char *said)
+{
+    char line[16];
+    printf("%s\n", said);
+    fflush(stdout);
+    CHECK(fgets(line, sizeof line, stdin), "stdin closed");
+}
+
+/* listed N: a chain of 2 actors runs N executions, waits (the test lists
+ * it), tears it down, and waits again (the test sees it TORN_DOWN). */
+static int listed(long long n)
+{
+    make_actors(2, 1);
+    prism_dag_compiled *d = compile_chain(2, 4);
+    for (long long x = 0; x < n; x++)
+        check_result(execute(d, x), x, 2, 1, false);
+    printf("actors %s %s\n", prism_actor_id(actors[0]), prism_actor_id(actors[1]));
+    pause_for_test("executed");
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    pause_for_test("torn down");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died | teardown | returns | orphan[-after]\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -409,11 +438,13 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[1], "errors"))
         rc = errors();
     else if (!strcmp(argv[1], "died"))
-        rc = died();
+        rc = died(argc == 3 && !strcmp(argv[2], "pause"));
     else if (!strcmp(argv[1], "teardown"))
         rc = teardown();
     else if (!strcmp(argv[1], "returns"))
         rc = returns();
+    else if (!strcmp(argv[1], "listed") && argc == 3)
+        rc = listed(atoll(argv[2]));
     else if (!strcmp(argv[1], "orphan") || !strcmp(argv[1], "orphan-after"))
         rc = orphan(argv[1][6] == '-');
     for (int i = 0; i < MAX_ACTORS; i++)

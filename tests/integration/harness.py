@@ -536,6 +536,14 @@ class NatsClient:
     def request_json(self, subject, data, timeout=10.0):
         return json.loads(self.request(subject, data, timeout))
 
+    def publish(self, subject, data):
+        """Publishes `data` (bytes, or anything JSON), expecting no answer."""
+        if not isinstance(data, bytes):
+            data = json.dumps(data).encode()
+        with self.lock:
+            self.sock.sendall(b"PUB " + subject.encode() + b" " + str(len(data)).encode() +
+                              b"\r\n" + data + b"\r\n")
+
     def close(self):
         try:
             self.sock.close()

@@ -1,14 +1,32 @@
 """Compiled DAGs end to end: a C driver (dag_probe) compiles graphs of builtin
 Counters (Counter(k).add(x) = x + k) on real workers and checks every result."""
+import json
 import os
 import signal
 import subprocess
 
-from harness import BIN, run, skip
+from harness import BIN, run, skip, wait_until
 
 PROBE = os.path.join(BIN, "dag_probe")
 # Under the sanitizers every hop costs more: fewer executions keep the time bounded.
 EXECUTIONS = int(os.environ.get("PRISM_DAG_EXECUTIONS", "100000"))
+
+
+def probe_env(c):
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    env.pop("PRISM_HOME", None)
+    return env
+
+
+def read_until(p, line):
+    """The probe's output up to `line`, which it prints before it waits."""
+    out = ""
+    while True:
+        got = p.stdout.readline()
+        assert got, "the probe ended before %r:\n%s" % (line, out)
+        out += got
+        if got.strip() == line:
+            return out
 
 
 def probe(c, *args, timeout=120, rc=0):
@@ -50,8 +68,29 @@ def test_several_returns(c):
 
 
 def test_actor_killed(c):
-    """SIGKILL to the middle actor: executions fail with PRISM_ERR_ACTOR_DIED."""
-    assert "died ok" in probe(c, "died")
+    """SIGKILL to the middle actor: executions fail with PRISM_ERR_ACTOR_DIED,
+    and the listing shows the DAG BROKEN."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
+    p = subprocess.Popen([PROBE, "died", "pause"], env=probe_env(c), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        out = read_until(p, "broken")
+
+        def states():
+            return [d["state"] for d in c.get("/api/v1/dags").json()["dags"]
+                    if d["id"] not in before]
+
+        wait_until(lambda: states() == ["BROKEN"], timeout=10, what="the DAG BROKEN")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out += p.stdout.read()
+        assert p.wait(timeout=60) == 0 and "died ok" in out, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def test_driver_dies(c):
@@ -69,6 +108,65 @@ def test_teardown_leaves_nothing(c):
     assert not [f for f in set(os.listdir("/dev/shm")) - shm if "prism" in f]
 
 
+def test_listed(c):
+    """GET /api/v1/dags shows a compiled DAG: its actors (class and method),
+    its shared-memory edges, the executions done; TORN_DOWN after teardown;
+    an unknown id is a 404 not_found."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
+    env = probe_env(c)
+    p = subprocess.Popen([PROBE, "listed", "50"], env=env, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        actors = p.stdout.readline().split()[1:]
+        assert p.stdout.readline().strip() == "executed", "the probe failed"
+
+        def mine():
+            new = [d for d in c.get("/api/v1/dags").json()["dags"] if d["id"] not in before]
+            return new[0] if new else None
+
+        wait_until(lambda: mine() and mine()["executions"] == 50, timeout=10,
+                   what="the DAG listed with its 50 executions")
+        d = c.get("/api/v1/dags/" + mine()["id"]).json()
+        assert d["state"] == "COMPILED", d
+        binds = [n for n in d["nodes"] if n["kind"] == "bind"]
+        assert [n["actor_id"] for n in binds] == actors, d
+        assert all(n["class"] == "Counter" and n["method"] == "add" for n in binds), d
+        assert [(e["from"], e["to"], e["kind"]) for e in d["edges"]] == [(0, 1, "shm"),
+                                                                         (1, 2, "shm")], d
+        assert all(e["slot_size"] == d["max_buf_size"] for e in d["edges"]), d
+        assert d["outputs"] == [2] and d["owner"].startswith("owner:"), d
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "torn down", "the teardown failed"
+        wait_until(lambda: c.get("/api/v1/dags/" + d["id"]).json()["state"] == "TORN_DOWN",
+                   timeout=10, what="the DAG TORN_DOWN")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    r = c.get("/api/v1/dags/0123456789abcdef")
+    assert r.status == 404 and r.json()["error"]["code"] == "not_found", r
+    # the CLI shows the same
+    cli = os.path.join(BIN, "prism")
+    listed = subprocess.run([cli, "dag", "list", "--json"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [x["state"] for x in rows if x["id"] == d["id"]] == ["TORN_DOWN"], listed.stdout
+    shown = subprocess.run([cli, "dag", "get", d["id"]], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0 and shown.stdout.count("Counter.add on") == 2, shown.stdout
+    assert "TORN_DOWN, 50 executions" in shown.stdout, shown.stdout
+    missing = subprocess.run([cli, "dag", "get", "0123456789abcdef"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "no DAG" in missing.stderr, missing.stderr
+
+
 if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
-         test_actor_killed, test_driver_dies, test_teardown_leaves_nothing], nodes=1, node_args=("--num-cpus", "8"))
+         test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed], nodes=1, node_args=("--num-cpus", "8"))

@@ -758,8 +758,22 @@ def test_gcs_routes_answer_valid_requests(c):
         made = nc.request("prism.gcs.actor.create",
                           struct.pack("<I", len(spec)) + spec.encode() + struct.pack("<I", 0))
         assert json.loads(made) == {"ok": True, "actor_id": aid}, made
+        # a compiled DAG of that actor, as a driver reports it (dags.md#visible-state)
+        dag_id = "da" * 16
+        nc.publish("prism.gcs.dag.update", {"dags": [{
+            "id": dag_id, "owner": "owner:" + "0f" * 16, "state": "COMPILED", "executions": 3,
+            "created_at": 1, "max_inflight": 8, "max_buf_size": 1024,
+            "nodes": [{"index": 0, "kind": "input", "args": []},
+                      {"index": 1, "kind": "bind", "actor_id": aid, "method": "add", "args": [0]}],
+            "edges": [{"from": 0, "to": 1, "kind": "shm", "slot_size": 1024}], "outputs": [1]}]})
     finally:
         nc.close()
+    wait_until(lambda: api.call("GET", "/api/v1/dags", query={"state": "COMPILED", "limit": 10},
+                                expect=200).json()["dags"], what="the DAG listed")
+    dag = api.call("GET", "/api/v1/dags/{id}", {"id": dag_id}, expect=200).json()
+    assert dag["nodes"][1]["class"] == "Counter" and dag["executions"] == 3, dag
+    api.call("GET", "/api/v1/dags", query={"state": "GONE"}, expect=400, code="invalid_argument")
+    api.call("GET", "/api/v1/dags/{id}", {"id": "nope"}, expect=404, code="not_found")
     lst = api.call("GET", "/api/v1/actors", query={"namespace": "default", "limit": 10},
                    expect=200).json()
     assert [a["actor_id"] for a in lst["actors"]] == [aid] and lst["next_cursor"] is None, lst

@@ -689,6 +689,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/dags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Compiled DAGs, newest first
+         * @description The newest 1,000 DAGs drivers compiled, with their graphs. A driver
+         *     found dead (it stopped answering the GCS's pings) leaves its DAGs
+         *     still COMPILED as BROKEN.
+         */
+        get: operations["listDags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dags/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One compiled DAG */
+        get: operations["getDag"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/datasets": {
         parameters: {
             query?: never;
@@ -1291,6 +1330,60 @@ export interface components {
             placement_groups: components["schemas"]["PlacementGroup"][];
             /** @description pass as `cursor` for the next page; null on the last page */
             next_cursor: string | null;
+        };
+        /**
+         * @description COMPILED: its actors run their loops; BROKEN: an actor or the driver
+         *     died (tear it down and compile again); TORN_DOWN: torn down.
+         * @enum {string}
+         */
+        DagState: "COMPILED" | "BROKEN" | "TORN_DOWN";
+        Dag: {
+            id: string;
+            /** @description the driver that compiled it (owner:HEX) */
+            owner: string;
+            state: components["schemas"]["DagState"];
+            /** @description executions whose results the driver read */
+            executions: number;
+            /** @description ms since the epoch */
+            created_at: number;
+            /** @description executions in flight at most (slots per channel) */
+            max_inflight: number;
+            /** @description bytes of one encoded value on an edge */
+            max_buf_size: number;
+            /** @description the graph's nodes, in the order they were made (arguments come first) */
+            nodes: {
+                index: number;
+                /**
+                 * @description return: one of the values of a bind of several returns (its one argument)
+                 * @enum {string}
+                 */
+                kind: "input" | "bind" | "multi_output" | "return";
+                /** @description bind only */
+                actor_id?: string;
+                /** @description bind only: the actor's class, when the GCS knows the actor */
+                class?: string;
+                /** @description bind only */
+                method?: string;
+                /** @description the indexes of the nodes it takes */
+                args: number[];
+            }[];
+            /** @description the channels the binds read their arguments from */
+            edges: {
+                from: number;
+                to: number;
+                /**
+                 * @description shm: a shared-memory ring
+                 * @enum {string}
+                 */
+                kind: "shm";
+                /** @description bytes of one slot (max_buf_size) */
+                slot_size: number;
+            }[];
+            /** @description the nodes whose values the driver reads (execute's result) */
+            outputs: number[];
+        };
+        DagList: {
+            dags: components["schemas"]["Dag"][];
         };
         /**
          * @description The error envelope of every Prism service.
@@ -3476,6 +3569,65 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlacementGroup"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    listDags: {
+        parameters: {
+            query?: {
+                state?: components["schemas"]["DagState"];
+                /** @description items per page */
+                limit?: components["parameters"]["Limit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the DAGs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DagList"];
+                };
+            };
+            /** @description `invalid_argument`: a bad state or limit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    getDag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the DAG's ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the DAG */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dag"];
                 };
             };
             401: components["responses"]["Unauthorized"];

@@ -1,0 +1,136 @@
+/* prism dag list, prism dag get: the compiled DAGs drivers report. */
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "cli.h"
+#include "client.h"
+#include "format.h"
+
+static void print_row(json_t *d)
+{
+    size_t nodes = json_array_size(json_object_get(d, "nodes"));
+    size_t edges = json_array_size(json_object_get(d, "edges"));
+    printf("%-32s  %-10s  %5zu  %5zu  %12lld  %s\n", fmt_str(d, "id", "?"),
+           fmt_str(d, "state", "?"), nodes, edges, (long long)fmt_int(d, "executions"),
+           fmt_str(d, "owner", "-"));
+}
+
+typedef struct list_args {
+    const char *state;
+    int64_t limit;
+    bool as_json;
+} list_args;
+
+static int list_run(cli_client *c, const cli_parsed *p, void *ud)
+{
+    const list_args *a = ud;
+    (void)p;
+    char path[1024] = "/api/v1/dags?";
+    if (cli_add_query(path, sizeof path, "state", a->state) != 0)
+        return -1;
+    char header[256];
+    snprintf(header, sizeof header, "%-32s  %-10s  %5s  %5s  %12s  %s", "DAG ID", "STATE", "NODES",
+             "EDGES", "EXECUTIONS", "OWNER");
+    return cli_list_pages(c, path, "dags", a->limit > 0 ? a->limit : 0, a->as_json, header,
+                          print_row);
+}
+
+static int dag_list(int argc, char **argv)
+{
+    list_args a = {.limit = 100};
+    cli_opt opts[] = {
+        {"state", 's', CLI_STRING, &a.state, "S",
+         "only DAGs in state S (COMPILED, TORN_DOWN, "
+         "BROKEN)"},
+        {"limit", 'l', CLI_INT, &a.limit, "N", "at most N DAGs (default 100)"},
+        {"json", 0, CLI_FLAG, &a.as_json, NULL, "one JSON DAG object per line"},
+    };
+    cli_command cmd = {
+        .usage = "prism dag list [--state S] [--limit N] [--json]",
+        .summary = "Lists compiled DAGs, newest first: state, nodes, edges, executions done "
+                   "and the driver that owns it.",
+        .opts = opts,
+        .nopts = sizeof opts / sizeof opts[0],
+    };
+    return cli_command_run(&cmd, argc, argv, list_run, &a);
+}
+
+/* The graph, one line per node: what it runs and what it takes. */
+static void print_dag(json_t *d)
+{
+    printf("DAG %s: %s, %lld executions, owner %s\n", fmt_str(d, "id", "?"),
+           fmt_str(d, "state", "?"), (long long)fmt_int(d, "executions"), fmt_str(d, "owner", "-"));
+    printf("channels: shared memory, %lld slots of %lld bytes\n",
+           (long long)fmt_int(d, "max_inflight"), (long long)fmt_int(d, "max_buf_size"));
+    size_t i, j;
+    json_t *n, *arg;
+    json_array_foreach(json_object_get(d, "nodes"), i, n) {
+        printf("  %3lld  %-12s", (long long)fmt_int(n, "index"), fmt_str(n, "kind", "?"));
+        if (json_object_get(n, "actor_id"))
+            printf("  %s.%s on %s", fmt_str(n, "class", "?"), fmt_str(n, "method", "?"),
+                   fmt_str(n, "actor_id", "?"));
+        json_t *args = json_object_get(n, "args");
+        if (json_array_size(args))
+            printf("  <-");
+        json_array_foreach(args, j, arg)
+            printf(" %lld", (long long)json_integer_value(arg));
+        putchar('\n');
+    }
+}
+
+static int dag_get(int argc, char **argv)
+{
+    bool as_json = false;
+    cli_opt opts[] = {{"json", 0, CLI_FLAG, &as_json, NULL, "the JSON DAG object"}};
+    cli_command cmd = {
+        .usage = "prism dag get ID [--json]",
+        .summary = "Shows a compiled DAG: its state, executions and graph.",
+        .opts = opts,
+        .nopts = 1,
+        .min_pos = 1,
+        .max_pos = 1,
+    };
+    cli_parsed p;
+    int rc = cli_parse_exit(cli_parse(&cmd, argc, argv, &p));
+    if (rc >= 0)
+        return rc;
+    char path[1200], esc[1024];
+    if (cli_escape(p.pos[0], esc, sizeof esc) != 0) {
+        fprintf(stderr, "prism: DAG id is too long\n");
+        return CLI_EXIT_USAGE;
+    }
+    snprintf(path, sizeof path, "/api/v1/dags/%s", esc);
+    cli_client c;
+    if (cli_client_open(&c) != 0)
+        return CLI_EXIT_FAIL;
+    json_t *d = NULL;
+    rc = cli_call(&c, "GET", path, NULL, &d) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    if (rc == CLI_EXIT_OK && as_json) {
+        json_dumpf(d, stdout, JSON_COMPACT);
+        putchar('\n');
+    } else if (rc == CLI_EXIT_OK) {
+        print_dag(d);
+    }
+    json_decref(d);
+    cli_client_close(&c);
+    return rc;
+}
+
+int cmd_dag(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "list"))
+        return dag_list(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "get"))
+        return dag_get(argc - 1, argv + 1);
+    bool help = argc >= 2 &&
+                (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"));
+    if (argc >= 2 && !help)
+        fprintf(stderr, "prism: unknown dag command '%s' (see prism dag --help)\n", argv[1]);
+    fprintf(help ? stdout : stderr,
+            "usage: prism dag COMMAND [ARGS...]\n\nCommands:\n"
+            "  list     list compiled DAGs: prism dag list [--state S] [--limit N] [--json]\n"
+            "  get      show one: prism dag get ID [--json]\n"
+            "\nRun `prism dag COMMAND --help` for a command's options.\n");
+    return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+}

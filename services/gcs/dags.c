@@ -1,0 +1,177 @@
+/* The cluster's compiled DAGs (docs/dags.md#visible-state): each driver
+ * publishes its DAGs on prism.gcs.dag.update, with the graph at compile, then
+ * their executions and state. The GCS keeps the newest DAG_KEEP in memory
+ * (they are for looking: a DAG does not outlive its driver). A driver found
+ * dead (the owners' pings, actor_manager.c) leaves its DAGs BROKEN. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors.h"
+#include "gcs.h"
+#include "prism_subjects.h"
+
+#define DAG_KEEP 1000
+#define DAG_ID_MAX 64
+
+struct gcs_dags {
+    pthread_mutex_t lock;
+    json_t *by_id;                   /* DAG id -> its DAG object */
+    char ring[DAG_KEEP][DAG_ID_MAX]; /* ids, oldest first from `head` */
+    size_t head, count;
+};
+
+int gcs_dags_create(gcs *g)
+{
+    gcs_dags *t = calloc(1, sizeof *t);
+    if (!t)
+        return -1;
+    t->by_id = json_object();
+    pthread_mutex_init(&t->lock, NULL);
+    g->dags = t;
+    return t->by_id ? 0 : -1;
+}
+
+void gcs_dags_destroy(gcs *g)
+{
+    gcs_dags *t = g->dags;
+    if (!t)
+        return;
+    json_decref(t->by_id);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+    g->dags = NULL;
+}
+
+/* The states in the order a DAG goes through them: 0 COMPILED, 1 BROKEN,
+ * 2 TORN_DOWN; -1 for anything else. */
+static int state_rank(const char *s)
+{
+    static const char *const states[] = {"COMPILED", "BROKEN", "TORN_DOWN"};
+    for (int i = 0; s && i < 3; i++)
+        if (!strcmp(s, states[i]))
+            return i;
+    return -1;
+}
+
+static bool valid_state(const char *s) { return state_rank(s) >= 0; }
+
+/* Names each bind node's actor class, from the actors' table. No lock held. */
+static void add_classes(gcs *g, json_t *dag)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(dag, "nodes"), i, n) {
+        const char *aid = json_string_value(json_object_get(n, "actor_id"));
+        json_t *a = aid ? gcs_actor_json(g, aid) : NULL;
+        json_t *cls = json_object_get(a, "class");
+        if (json_is_string(cls))
+            json_object_set(n, "class", cls);
+        json_decref(a);
+    }
+}
+
+/* A DAG's report: a new one (with its graph) is kept, the oldest forgotten
+ * beyond DAG_KEEP; a later one updates its state and executions. Lock held. */
+static void record(gcs_dags *t, json_t *rep)
+{
+    const char *id = json_string_value(json_object_get(rep, "id"));
+    json_t *known = id ? json_object_get(t->by_id, id) : NULL;
+    if (known) { /* reports may cross: a DAG never goes back to an earlier state or count */
+        json_t *state = json_object_get(rep, "state"), *done = json_object_get(rep, "executions");
+        if (state_rank(json_string_value(state)) >
+            state_rank(json_string_value(json_object_get(known, "state"))))
+            json_object_set(known, "state", state);
+        if (json_integer_value(done) > json_integer_value(json_object_get(known, "executions")))
+            json_object_set(known, "executions", done);
+        return;
+    }
+    if (!id || strlen(id) >= DAG_ID_MAX || !json_is_array(json_object_get(rep, "nodes")))
+        return; /* its compile report was lost or forgotten */
+    if (t->count == DAG_KEEP) {
+        json_object_del(t->by_id, t->ring[t->head]);
+        t->head = (t->head + 1) % DAG_KEEP;
+        t->count--;
+    }
+    memcpy(t->ring[(t->head + t->count) % DAG_KEEP], id, strlen(id) + 1);
+    t->count++;
+    json_object_set(t->by_id, id, rep);
+}
+
+static void on_update(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                      size_t len, void *ud)
+{
+    (void)bus, (void)subject, (void)reply;
+    gcs *g = ud;
+    json_t *msg = json_loadb(data, len, 0, NULL);
+    size_t i;
+    json_t *rep;
+    json_array_foreach(json_object_get(msg, "dags"), i, rep) {
+        if (!json_is_object(rep) ||
+            !valid_state(json_string_value(json_object_get(rep, "state"))) ||
+            !json_is_integer(json_object_get(rep, "executions")))
+            continue;
+        add_classes(g, rep);
+        pthread_mutex_lock(&g->dags->lock);
+        record(g->dags, rep);
+        pthread_mutex_unlock(&g->dags->lock);
+    }
+    json_decref(msg);
+}
+
+int gcs_dags_start(gcs *g)
+{
+    return prism_bus_subscribe(g->bus, PRISM_SUBJECT_DAG_UPDATE, "gcs", on_update, g);
+}
+
+void gcs_dags_owner_gone(gcs *g, const char *owner)
+{
+    const char *id;
+    json_t *d;
+    pthread_mutex_lock(&g->dags->lock);
+    json_object_foreach(g->dags->by_id, id, d) {
+        const char *o = json_string_value(json_object_get(d, "owner"));
+        const char *s = json_string_value(json_object_get(d, "state"));
+        if (o && s && !strcmp(o, owner) && !strcmp(s, "COMPILED"))
+            json_object_set_new(d, "state", json_string("BROKEN"));
+    }
+    pthread_mutex_unlock(&g->dags->lock);
+}
+
+void gcs_api_dags_list(prism_http_req *req, void *ctx)
+{
+    gcs *g = ctx;
+    int64_t limit;
+    const char *state = prism_http_query(req, "state");
+    if (prism_http_query_int(req, "limit", 100, 1, DAG_KEEP, &limit) != 0)
+        return;
+    if (state && !valid_state(state)) {
+        prism_http_reply_error(req, 400, "invalid_argument",
+                               "state must be COMPILED, TORN_DOWN or BROKEN");
+        return;
+    }
+    gcs_dags *t = g->dags;
+    json_t *list = json_array();
+    pthread_mutex_lock(&t->lock);
+    for (size_t k = t->count; k > 0 && (int64_t)json_array_size(list) < limit; k--) {
+        json_t *d = json_object_get(t->by_id, t->ring[(t->head + k - 1) % DAG_KEEP]);
+        const char *s = json_string_value(json_object_get(d, "state"));
+        if (d && (!state || (s && !strcmp(s, state))))
+            json_array_append_new(list, json_deep_copy(d));
+    }
+    pthread_mutex_unlock(&t->lock);
+    prism_http_reply_json(req, 200, json_pack("{s:o}", "dags", list));
+}
+
+void gcs_api_dag_get(prism_http_req *req, void *ctx)
+{
+    gcs *g = ctx;
+    const char *id = prism_http_param(req, "id");
+    pthread_mutex_lock(&g->dags->lock);
+    json_t *d = json_deep_copy(json_object_get(g->dags->by_id, id));
+    pthread_mutex_unlock(&g->dags->lock);
+    if (!d) {
+        prism_http_reply_error(req, 404, "not_found", "no DAG '%s'", id);
+        return;
+    }
+    prism_http_reply_json(req, 200, d);
+}
