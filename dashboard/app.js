@@ -1,6 +1,6 @@
 // The dashboard: sign-in, a hash router (#/overview, #/jobs, #/jobs/ID,
-// #/actors, #/tasks, #/objects, #/nodes, #/datasets, #/datasets/ID) and one
-// poll every 2 s of the page shown.
+// #/actors, #/tasks, #/objects, #/nodes, #/datasets, #/datasets/ID, #/dags,
+// #/dags/ID) and one poll every 2 s of the page shown.
 import * as api from './api.js';
 import * as overview from './overview.js';
 import * as jobs from './jobs.js';
@@ -8,6 +8,7 @@ import * as actors from './actors.js';
 import * as nodes from './nodes.js';
 import * as tasks from './tasks.js';
 import * as datasets from './datasets.js';
+import * as dags from './dags.js';
 
 const POLL_MS = 2000;
 const $ = (id) => document.getElementById(id);
@@ -27,6 +28,8 @@ function route() {
     case 'objects': return { view: tasks.objects, page: 'objects' };
     case 'datasets': return parts[1] ? { view: datasets.detail, arg: parts[1], page: 'datasets' }
                                      : { view: datasets.list, page: 'datasets' };
+    case 'dags': return parts[1] ? { view: dags.detail, arg: parts[1], page: 'dags' }
+                                 : { view: dags.list, page: 'dags' };
     default: return { view: overview.page, page: 'overview' };
   }
 }
