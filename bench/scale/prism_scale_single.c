@@ -10,6 +10,10 @@
  *     queued N    N sleep(0) tasks submitted before any is waited for: the
  *                 driver's memory per queued task, then all finished
  *     object MiB  one object of MiB mebibytes put and got back
+ *     actors N    N detached Counter actors of 1/N CPU, then one call to
+ *                 each: the rate, and the GCS's private memory per actor
+ *                 (they outlive this program: bench/scale/run.sh times the
+ *                 actor list with them, then stops the cluster)
  *     running N   N sleep tasks of 1/N CPU each at once: how many ran
  *                 together, and what a worker process costs (private memory,
  *                 open fds), read from /proc (the cluster runs on this machine)
@@ -289,11 +293,72 @@ static int case_running(prism_client *c, long n)
     return rc;
 }
 
+/* The private memory (RssAnon, KiB) of the prism-gcs process of this
+ * machine, or -1. */
+static long gcs_private_kib(void)
+{
+    long kib = -1;
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    while (proc && kib < 0 && (e = readdir(proc))) {
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] >= '0' && e->d_name[0] <= '9' ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        if (fgets(comm, sizeof comm, f) && !strcmp(comm, "prism-gcs\n"))
+            kib = bench_status_kib((pid_t)atol(e->d_name), "RssAnon:");
+        fclose(f);
+    }
+    if (proc)
+        closedir(proc);
+    return kib;
+}
+
+static int case_actors(prism_client *c, long n)
+{
+    prism_actor **actors = calloc((size_t)n, sizeof *actors);
+    prism_ref **outs = calloc((size_t)n, sizeof *outs);
+    int rc = actors && outs ? 0 : fail("memory");
+    long gcs0 = gcs_private_kib();
+    prism_actor_options o;
+    prism_actor_options_init(&o);
+    o.num_cpus = 1.0 / (double)n;
+    o.detached = true;
+    int64_t t0 = bench_now_ns();
+    for (long i = 0; i < n && rc == 0; i++)
+        if (prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &actors[i]) != PRISM_OK)
+            rc = fail("create an actor");
+    double created_s = (double)(bench_now_ns() - t0) / 1e9;
+    for (long i = 0; i < n && rc == 0; i++)
+        if (prism_actor_call(c, actors[i], "inc", NULL, 0, 1, &outs[i]) != PRISM_OK)
+            rc = fail("call inc");
+    for (long i = 0; i < n && rc == 0; i++)
+        rc = check_int(c, outs[i], 1);
+    double s = (double)(bench_now_ns() - t0) / 1e9;
+    long gcs1 = gcs_private_kib();
+    if (rc == 0)
+        printf("{\"case\": \"actors\", \"n\": %ld, \"seconds\": %.3f, \"per_unit_us\": %.1f, "
+               "\"create_calls_s\": %.3f, \"gcs_private_kib_per_actor\": %.1f}\n",
+               n, s, s * 1e6 / (double)n, created_s,
+               gcs0 >= 0 && gcs1 >= 0 ? (double)(gcs1 - gcs0) / (double)n : -1);
+    for (long i = 0; i < n; i++) {
+        if (outs)
+            prism_ref_release(outs[i]);
+        if (actors)
+            prism_actor_release(actors[i]);
+    }
+    free(outs);
+    free(actors);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     long n = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
     if (argc != 3 || n <= 0) {
-        fprintf(stderr, "usage: prism-scale-single args|returns|get|queued|object|running N\n");
+        fprintf(stderr,
+                "usage: prism-scale-single args|returns|get|queued|object|running|actors N\n");
         return 2;
     }
     prism_client *c = NULL;
@@ -312,6 +377,8 @@ int main(int argc, char **argv)
         rc = case_object(c, n);
     else if (!strcmp(argv[1], "running"))
         rc = case_running(c, n);
+    else if (!strcmp(argv[1], "actors"))
+        rc = case_actors(c, n);
     else
         rc = 2;
     prism_disconnect(c);

@@ -3,14 +3,17 @@
 # in its release benchmarks): one task with ARGS object arguments, one with
 # RETURNS returns, one get of GETS task results, QUEUED tasks queued by one
 # driver on a 1-CPU node (the driver's memory per queued task), RUNNING
-# sleep tasks of 1/RUNNING CPU at once (what a worker costs), and the
-# largest object the store takes. Prints one Markdown table.
+# sleep tasks of 1/RUNNING CPU at once (what a worker costs), the largest
+# object the store takes, and ACTORS detached actors with a call each (the
+# GCS's memory per actor, the time of the actor list with them all).
+# Prints one Markdown table.
 #
 #   bench/scale/run.sh [BUILD_DIR]
 #
 # BUILD_DIR (default build-bench) is configured as a Release build when it
 # does not exist yet; a sanitizer build is refused. Environment: ARGS (10000),
-# RETURNS (3000), GETS (10000), QUEUED (1000000), RUNNING (1000), STORE (object store memory,
+# RETURNS (3000), GETS (10000), QUEUED (1000000), RUNNING (1000), ACTORS
+# (1000), STORE (object store memory,
 # default 4GiB: the largest object tried is STORE minus 64 MiB), QUICK=1
 # (a tenth of each), KEEP=1 (keep the work directory).
 set -eu
@@ -21,12 +24,12 @@ KEEP=${KEEP:-}
 PY=/usr/bin/python3
 NAME=scale/run.sh
 ARGS=${ARGS:-10000} RETURNS=${RETURNS:-3000} GETS=${GETS:-10000} QUEUED=${QUEUED:-1000000}
-RUNNING=${RUNNING:-1000}
+RUNNING=${RUNNING:-1000} ACTORS=${ACTORS:-1000}
 STORE=${STORE:-4GiB}
 . bench/tasks/common.sh
 if [ -n "$QUICK" ]; then
   ARGS=$((ARGS / 10)) RETURNS=$((RETURNS / 10)) GETS=$((GETS / 10)) QUEUED=$((QUEUED / 10))
-  RUNNING=$((RUNNING / 10))
+  RUNNING=$((RUNNING / 10)) ACTORS=$((ACTORS / 10))
 fi
 
 bench_build 2 bench-scale-build.log
@@ -34,7 +37,7 @@ LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 bench_workdir prism-bench-scale
 say "starting a local cluster: 1 node, 1 CPU, a $STORE object store"
 # the node may run a worker per running task (PRISM_MAX_WORKERS reaches its agent)
-PRISM_MAX_WORKERS=$((RUNNING + 16)) \
+PRISM_MAX_WORKERS=$((RUNNING + ACTORS + 16)) \
   "$BIN/prism" up --nodes 1 --num-cpus 1 --object-store-memory "$STORE" >"$WORK/up.log" 2>&1 || {
   cat "$WORK/up.log" >&2
   exit 1
@@ -55,6 +58,11 @@ while [ "$mib" -ge 64 ]; do
   say "an object of $mib MiB: $(cat "$WORK/object.err")"
   mib=$((mib / 2))
 done
+# last: the actors are detached, they stay until the cluster stops
+run_step 900 "$S" actors "$ACTORS"
+curl -s -o /dev/null -w '{"case": "actor_list", "n": %{size_download}, "seconds": %{time_total}}\n' \
+  -H "Authorization: Bearer $(cat "$PRISM_HOME/token")" \
+  "$(cat "$PRISM_HOME/address")/api/v1/actors?limit=1000" >>"$RESULTS" || FAILED=1
 bench_cluster_down
 bench_failed_logs
 
@@ -68,12 +76,18 @@ what = {"args": "object arguments to one task", "returns": "returns from one tas
         "get": "task results in one get", "queued": "tasks queued by one driver, then run",
         "queued_submit": "the same tasks, submitted (all queued)",
         "object_mib": "MiB in one object, put and got",
-        "running": "sleep tasks of 1/N CPU submitted at once"}
+        "running": "sleep tasks of 1/N CPU submitted at once",
+        "actors": "detached actors of 1/N CPU created, one call each",
+        "actor_list": "bytes of GET /api/v1/actors?limit=1000 with them"}
 print("| figure | reached | seconds | µs per unit | driver memory growth, or what it cost |")
 print("|---|---|---|---|---|")
 for r in rows:
     if "bytes_per_queued_task" in r:
         extra = "%.0f B per queued task" % r["bytes_per_queued_task"]
+    elif r["case"] == "actors":
+        extra = "GCS private memory %+.1f KiB per actor" % r["gcs_private_kib_per_actor"]
+    elif r["case"] == "actor_list":
+        extra = ""
     elif r["case"] == "running":
         extra = ("%.0f ran together at most (%d workers, %.1f MiB private and %.0f fds each)"
                  % (r["concurrency"], r["peak_workers"], r["worker_private_kib"] / 1024,

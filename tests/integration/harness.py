@@ -49,6 +49,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def kill_quietly(pid, sig=signal.SIGKILL):
+    """Signals a process that may have exited meanwhile (one found by pgrep)."""
+    try:
+        os.kill(int(pid), sig)
+    except ProcessLookupError:
+        pass
+
+
 def wait_until(fn, timeout=20.0, interval=0.05, what="condition"):
     deadline = time.time() + timeout
     last = None

@@ -1,11 +1,10 @@
 """Actors end to end: a C driver (actor_probe) with the builtin Counter
 against real schedulers, node agents, workers and the GCS."""
 import os
-import signal
 import subprocess
 import time
 
-from harness import BIN, run, skip, wait_until
+from harness import BIN, kill_quietly, run, skip, wait_until
 
 PROBE = os.path.join(BIN, "actor_probe")
 PACKAGE = os.path.join(BIN, "..", "examples", "example_tasks.so")
@@ -199,7 +198,7 @@ def test_actor_on_a_node_that_dies(c):
         c.stores["node-2"].kill()
         for pid in subprocess.run(["pgrep", "-f", "prism-worker.*nodes/node-2/"],
                                   capture_output=True, text=True).stdout.split():
-            os.kill(int(pid), signal.SIGKILL)
+            kill_quietly(pid)
         out, err = p.communicate("go\n", timeout=120)
         assert p.returncode == 0 and "moved ok" in out, (out, err)
         a = actor(c, actor_id)

@@ -6,14 +6,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
 
-from harness import BIN, run, skip, wait_until
+from harness import BIN, kill_quietly, run, skip, wait_until
 
 PACKAGE = os.path.join(BIN, "..", "tests", "data_test_fns.so")
 
@@ -532,7 +531,7 @@ def test_worker_killed_mid_pipeline(c):
                                                capture_output=True, text=True).stdout.split()]
         assert pids, "no workers found"
         for pid in pids:
-            os.kill(pid, signal.SIGKILL)
+            kill_quietly(pid)
         killed += len(pids)
     assert count(c, did) == n
     ids = sorted(r["id"] for r in rows(c, did, n))

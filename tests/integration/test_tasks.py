@@ -2,11 +2,10 @@
 agents, workers and object stores."""
 import json
 import os
-import signal
 import subprocess
 import time
 
-from harness import BIN, run, skip, wait_until
+from harness import BIN, kill_quietly, run, skip, wait_until
 
 PROBE = os.path.join(BIN, "task_probe")
 PACKAGE = os.path.join(BIN, "..", "examples", "example_tasks.so")
@@ -102,7 +101,7 @@ def test_kill_worker_mid_task(c):
                                                capture_output=True, text=True).stdout.split()]
         assert pids, "no workers found"
         for pid in pids:  # every worker: the one running the task is among them
-            os.kill(pid, signal.SIGKILL)
+            kill_quietly(pid)
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0 and "sleep ok after retry" in out, (out, err)
     finally:
@@ -198,7 +197,7 @@ def test_lost_object_is_rebuilt(c):
         c.stores["node-2"].kill()
         for pid in subprocess.run(["pgrep", "-f", "prism-worker.*nodes/node-2/"],
                                   capture_output=True, text=True).stdout.split():
-            os.kill(int(pid), signal.SIGKILL)
+            kill_quietly(pid)
         wait_until(lambda: c.get("/api/v1/nodes/" + nodes["node-2"]).json()["state"] == "DEAD",
                    what="node-2 DEAD")
         out, err = p.communicate("go\n", timeout=120)
