@@ -10,7 +10,7 @@
  *     queued N    N sleep(0) tasks submitted before any is waited for: the
  *                 driver's memory per queued task, then all finished
  *     object MiB  one object of MiB mebibytes put and got back
- *     actors N    N detached Counter actors of 1/N CPU, then one call to
+ *     actors N    N detached Counter actors of 1/2N CPU, then one call to
  *                 each: the rate, and the GCS's private memory per actor
  *                 (they outlive this program: bench/scale/run.sh times the
  *                 actor list with them, then stops the cluster)
@@ -323,7 +323,7 @@ static int case_actors(prism_client *c, long n)
     long gcs0 = gcs_private_kib();
     prism_actor_options o;
     prism_actor_options_init(&o);
-    o.num_cpus = 1.0 / (double)n;
+    o.num_cpus = 0.5 / (double)n; /* half the node's CPU for them all */
     o.detached = true;
     int64_t t0 = bench_now_ns();
     for (long i = 0; i < n && rc == 0; i++)

@@ -77,7 +77,7 @@ what = {"args": "object arguments to one task", "returns": "returns from one tas
         "queued_submit": "the same tasks, submitted (all queued)",
         "object_mib": "MiB in one object, put and got",
         "running": "sleep tasks of 1/N CPU submitted at once",
-        "actors": "detached actors of 1/N CPU created, one call each",
+        "actors": "detached actors of 1/2N CPU created, one call each",
         "actor_list": "bytes of GET /api/v1/actors?limit=1000 with them"}
 print("| figure | reached | seconds | µs per unit | driver memory growth, or what it cost |")
 print("|---|---|---|---|---|")
