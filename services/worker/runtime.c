@@ -109,6 +109,8 @@ typedef struct worker_rt {
      * written by the bus's thread: a HELLO naming it needs no question. */
     pthread_mutex_t grant_lock;
     char granted_lease[128], granted_owner[160];
+    int64_t granted_ms; /* when announced */
+    bool grant_used;    /* a HELLO named it */
     job *queue, *queue_tail;
     package *packages;
     prism_store *store;
@@ -820,6 +822,8 @@ static void on_granted(prism_bus *bus, const char *subject, const char *reply, c
         strlen(owner) < sizeof w->granted_owner) {
         strcpy(w->granted_lease, lease);
         strcpy(w->granted_owner, owner);
+        w->granted_ms = prism_mono_ms();
+        w->grant_used = false;
     }
     pthread_mutex_unlock(&w->grant_lock);
     json_decref(j);
@@ -832,6 +836,34 @@ static void forget_grant(worker_rt *w, const char *lease)
     if (!strcmp(w->granted_lease, lease))
         w->granted_lease[0] = w->granted_owner[0] = '\0';
     pthread_mutex_unlock(&w->grant_lock);
+}
+
+static void return_lease(worker_rt *w, const char *lease_id);
+
+/* A lease granted here whose owner never said HELLO within GRANT_UNUSED_MS
+ * (it gave up, or exited, between the grant and its connection) goes back
+ * to the node agent: nobody else would return it, and its resources would
+ * stay taken. Looked at once a second, from the loop. */
+#define GRANT_UNUSED_MS 15000
+static void return_unused_grant(worker_rt *w)
+{
+    char lease[sizeof w->granted_lease] = "";
+    int64_t now = prism_mono_ms();
+    pthread_mutex_lock(&w->grant_lock);
+    if (w->granted_lease[0] && !w->grant_used && now - w->granted_ms > GRANT_UNUSED_MS) {
+        strcpy(lease, w->granted_lease);
+        w->granted_lease[0] = w->granted_owner[0] = '\0';
+    }
+    pthread_mutex_unlock(&w->grant_lock);
+    if (!lease[0])
+        return;
+    /* The announcement may have come after the owner's HELLO (another path). */
+    for (conn *c = w->conns; c; c = c->next)
+        if (c->leased && c->lease_id && !strcmp(c->lease_id, lease))
+            return;
+    LOG_WARN("lease %s: its owner did not connect within %d ms: given back", lease,
+             GRANT_UNUSED_MS);
+    return_lease(w, lease);
 }
 
 static void return_lease(worker_rt *w, const char *lease_id)
@@ -950,6 +982,12 @@ static int on_hello(worker_rt *w, conn *c, const uint8_t *p, size_t n)
     if (r.failed)
         return -1;
     c->leased = *c->lease_id && lease_granted(w, c->lease_id, c->owner);
+    if (c->leased) {
+        pthread_mutex_lock(&w->grant_lock);
+        if (!strcmp(w->granted_lease, c->lease_id))
+            w->grant_used = true;
+        pthread_mutex_unlock(&w->grant_lock);
+    }
     if (*c->lease_id && !c->leased) {
         LOG_WARN("a peer named lease %.64s for owner %.64s, which the node agent did not grant "
                  "on this worker: connection closed",
@@ -1543,6 +1581,7 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
         report_calls(&w);
         if (w.nunauthed)
             reap_unauthed(&w);
+        return_unused_grant(&w);
     }
     finish(&w);
     prism__set_block_hook(NULL, NULL);
