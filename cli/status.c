@@ -51,6 +51,21 @@ static void print_node(json_t *node)
     prism_buf_free(&res);
 }
 
+/* One line: each service of GET /api/v1/services with its state, e.g.
+ * "gcs ALIVE, scheduler ALIVE, dataservice ALIVE". */
+static void print_services(cli_client *c)
+{
+    json_t *doc = NULL, *svc;
+    size_t i;
+    if (cli_call(c, "GET", "/api/v1/services", NULL, &doc) != 0)
+        return;
+    printf("  services:  ");
+    json_array_foreach(json_object_get(doc, "services"), i, svc)
+        printf("%s%s %s", i ? ", " : "", fmt_str(svc, "service", "?"), fmt_str(svc, "state", "?"));
+    printf("\n");
+    json_decref(doc);
+}
+
 /* Prints every page of GET /api/v1/nodes. */
 static int print_nodes(cli_client *c)
 {
@@ -92,6 +107,7 @@ static int status_run(bool as_json)
         goto out;
     }
     print_summary(&c, cl);
+    print_services(&c);
     rc = print_nodes(&c) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 out:
     json_decref(cl);
@@ -108,7 +124,8 @@ int cmd_status(int argc, char **argv)
     cli_command cmd = {
         .usage = "prism status [--json]",
         .summary = "Shows the cluster: nodes alive and dead, total and available resources,\n"
-                   "pending and running jobs, then each node with its state and resources.",
+                   "pending and running jobs, its services (GCS, schedulers, dataservice) and\n"
+                   "whether they answer, then each node with its state and resources.",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };

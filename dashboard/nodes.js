@@ -1,11 +1,10 @@
 // Nodes: every incarnation, live ones first; resources, object store,
 // heartbeat, why dead; each live node's workers (asked of its agent through
-// the GCS) and its services' health; whether a dataservice answers.
+// the GCS) and its services' health; the cluster's services (GCS,
+// schedulers, dataservice) and whether they still announce themselves.
 import * as api from './api.js';
 import * as charts from './charts.js';
 import { h, fmtAgo, fmtTime, fmtAmount, stateBadge, table, bar, storeBar, shortId } from './ui.js';
-
-const SERVICES_EVERY = 5; // polls (10 s) between asks whether a dataservice answers
 
 // Each store's use over the samples seen (the stores come with the history).
 function storeSeries(st, stores) {
@@ -69,17 +68,27 @@ function health(n, store, doc) {
   ];
 }
 
+// The cluster's services (GCS, schedulers, dataservice), as they announce
+// themselves; the first of each kind also gets an id (svc-KIND) for tests.
 async function refreshServices(st) {
-  if (st.polls++ % SERVICES_EVERY) return;
-  let text;
-  try {
-    const doc = await api.get('/api/v1/datasets', st.abort.signal);
-    text = 'answers (' + doc.datasets.length + ' datasets)';
-  } catch (e) {
-    if (e instanceof api.Unauthorized || e.name === 'AbortError') throw e;
-    text = 'not found: ' + e.message;
-  }
-  st.services.replaceChildren(h('span', { id: 'svc-dataservice' }, 'dataservice: ' + text));
+  const doc = await api.get('/api/v1/services', st.abort.signal);
+  const seen = new Set();
+  const rows = doc.services.map((x) => {
+    const figures = Object.keys(x).filter((k) => typeof x[k] === 'number' &&
+      !['pid', 'started_at', 'last_seen'].includes(k)).sort().map((k) => k + ' ' + x[k]);
+    const first = !seen.has(x.service);
+    seen.add(x.service);
+    return h('tr', { 'data-service': x.id, class: x.state === 'ALIVE' ? '' : 'dead' },
+      h('td', {}, x.service, h('div', { class: 'sub mono' }, x.service === 'gcs' ? '' : x.id)),
+      h('td', { class: 'state', id: first ? 'svc-' + x.service : null }, stateBadge(x.state)),
+      h('td', { class: 'mono' }, x.address),
+      h('td', { class: 'num' }, x.pid),
+      h('td', {}, fmtAgo(x.started_at)),
+      h('td', {}, fmtAgo(x.last_seen)),
+      h('td', {}, figures.join(', ') || '—'));
+  });
+  st.services.replaceChildren(table(['service', 'state', 'address', 'pid', 'started',
+    'last seen', 'figures'], rows, 'No service answered.'));
 }
 
 export const list = { mount, refresh };
@@ -91,9 +100,8 @@ function mount(st) {
   const box = h('input', { type: 'checkbox', id: 'nodes-dead', checked: true });
   box.addEventListener('change', () => { st.showDead = box.checked; st.redraw(); });
   st.body = h('div', {});
-  st.polls = 0;
-  st.services = h('p', { class: 'note', id: 'services' });
-  st.root.append(h('h1', {}, 'Nodes'), st.services,
+  st.services = h('div', { id: 'services' });
+  st.root.append(h('h1', {}, 'Nodes'), h('h2', {}, 'Services'), st.services, h('h2', {}, 'Nodes'),
     h('div', { class: 'toolbar' }, h('label', {}, box, ' show dead nodes')), st.body);
 }
 

@@ -7,6 +7,8 @@
  *     args N      one task with N object arguments (echo: the first comes back)
  *     returns N   one task with N returns (echo of N arguments, each checked)
  *     get N       N tasks add(i, 1), then every result got
+ *     spread N    the same with the SPREAD strategy (bench/scale/nodes.py
+ *                 runs it over hundreds of nodes)
  *     queued N    N sleep(0) tasks submitted before any is waited for: the
  *                 driver's memory per queued task, then all finished
  *     object MiB  one object of MiB mebibytes put and got back
@@ -129,10 +131,14 @@ static int case_returns(prism_client *c, long n)
     return rc;
 }
 
-/* n tasks submitted at once; with `wait_all` they are waited for together
- * (prism_wait of all) before each is got, as one get of n objects. */
-static int many_tasks(prism_client *c, const char *name, long n, bool sleep0)
+/* n tasks submitted at once, waited for together (prism_wait of all) before
+ * each is got, as one get of n objects; `sleep0` submits sleep(0) instead of
+ * add(i, 1), `spread` places them with the SPREAD strategy. */
+static int many_tasks(prism_client *c, const char *name, long n, bool sleep0, bool spread)
 {
+    prism_task_options opts = PRISM_TASK_OPTIONS_INIT;
+    if (spread)
+        opts.strategy = PRISM_STRATEGY_SPREAD;
     prism_ref **outs = calloc((size_t)n, sizeof *outs);
     bool *ready = calloc((size_t)n, sizeof *ready);
     int rc = outs && ready ? 0 : fail("memory");
@@ -141,7 +147,7 @@ static int many_tasks(prism_client *c, const char *name, long n, bool sleep0)
     for (long i = 0; i < n && rc == 0; i++) {
         prism_value *a[2] = {sleep0 ? prism_value_json("0") : json_int(i), prism_value_json("1")};
         if (!a[0] || !a[1] ||
-            prism_submit(c, "builtin", sleep0 ? "sleep" : "add", a, sleep0 ? 1 : 2, NULL,
+            prism_submit(c, "builtin", sleep0 ? "sleep" : "add", a, sleep0 ? 1 : 2, &opts,
                          &outs[i]) != PRISM_OK)
             rc = fail("submit");
         prism_value_free(a[0]);
@@ -357,8 +363,9 @@ int main(int argc, char **argv)
 {
     long n = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
     if (argc != 3 || n <= 0) {
-        fprintf(stderr,
-                "usage: prism-scale-single args|returns|get|queued|object|running|actors N\n");
+        fprintf(
+            stderr,
+            "usage: prism-scale-single args|returns|get|queued|spread|object|running|actors N\n");
         return 2;
     }
     prism_client *c = NULL;
@@ -370,9 +377,11 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[1], "returns"))
         rc = case_returns(c, n);
     else if (!strcmp(argv[1], "get"))
-        rc = many_tasks(c, "get", n, false);
+        rc = many_tasks(c, "get", n, false, false);
     else if (!strcmp(argv[1], "queued"))
-        rc = many_tasks(c, "queued", n, true);
+        rc = many_tasks(c, "queued", n, true, false);
+    else if (!strcmp(argv[1], "spread"))
+        rc = many_tasks(c, "spread", n, false, true);
     else if (!strcmp(argv[1], "object"))
         rc = case_object(c, n);
     else if (!strcmp(argv[1], "running"))

@@ -30,6 +30,13 @@
  * there); the answer is {"url": URL}. */
 #define PRISM_SUBJECT_DATA_ADDRESS "prism.data.address"
 
+/* A cluster service (a def with `announce`: schedulers, the dataservice)
+ * says it is there every PRISM_SERVICE_ANNOUNCE_MS while it serves:
+ * {"service", "id", "address", "pid", "started_at", ...its own figures}; the
+ * GCS lists them (GET /api/v1/services). */
+#define PRISM_SUBJECT_SERVICE_ANNOUNCE "prism.service.announce"
+#define PRISM_SERVICE_ANNOUNCE_MS 2000
+
 /* Events anyone may follow. */
 #define PRISM_SUBJECT_EVENT_NODE "prism.event.node"
 #define PRISM_SUBJECT_EVENT_JOB "prism.event.job"

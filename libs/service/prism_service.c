@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "prism_httpc.h"
+#include "prism_id.h"
 #include "prism_signal.h"
+#include "prism_subjects.h"
 #include "prism_time.h"
 
 #define MAX_COMMON_OPTIONS 10
@@ -27,6 +29,9 @@ struct prism_service {
     prism_http_route *routes; /* the def's, with the body limits of configuration */
     int64_t *next_due;        /* per job, in prism_mono_ms() */
     bool published;           /* the address file is ours to remove */
+    /* with def->announce: what prism.service.announce says, and when next */
+    char id[PRISM_ID_HEX_LEN + 1], url[512];
+    int64_t started_at, next_announce;
 };
 
 /* --- options --- */
@@ -147,6 +152,7 @@ static int start_http(prism_service *s, char *err, size_t errlen)
                                   sizeof url, err, errlen) != 0)
         return -1;
     s->published = true;
+    snprintf(s->url, sizeof s->url, "%s", url);
     return d->serving ? d->serving(d->ctx, url, err, errlen) : 0;
 }
 
@@ -176,10 +182,32 @@ static int start(prism_service *s, char *err, size_t errlen)
 
 /* --- the loop --- */
 
+/* prism.service.announce: the service is there, at this address. */
+static void announce(prism_service *s)
+{
+    const prism_service_def *d = s->def;
+    json_t *doc = json_pack("{s:s,s:s,s:s,s:I,s:I}", "service", d->name, "id", s->id, "address",
+                            s->url, "pid", (json_int_t)getpid(), "started_at",
+                            (json_int_t)s->started_at);
+    if (doc && d->describe)
+        d->describe(d->ctx, doc);
+    if (doc && prism_bus_publish_json(*d->bus, PRISM_SUBJECT_SERVICE_ANNOUNCE, doc) != 0)
+        LOG_DEBUG("cannot announce the service: %s", prism_bus_last_error(*d->bus));
+    json_decref(doc);
+}
+
 int prism_service_tick(prism_service *s)
 {
     const prism_service_def *d = s->def;
     int64_t now = prism_mono_ms(), wait = IDLE_WAIT_MS;
+    if (d->announce && d->bus && *d->bus) {
+        if (now >= s->next_announce) {
+            announce(s);
+            now = prism_mono_ms();
+            s->next_announce = now + PRISM_SERVICE_ANNOUNCE_MS;
+        }
+        wait = s->next_announce - now;
+    }
     for (size_t i = 0; i < d->njobs; i++) {
         if (now >= s->next_due[i]) {
             d->jobs[i].fn(d->ctx);
@@ -249,6 +277,10 @@ int prism_service_main(const prism_service_def *d, int argc, char **argv)
 {
     prism_signal_block(); /* before any thread: stop signals reach only the loop */
     prism_service s = {.def = d};
+    prism_id id;
+    prism_id_random(&id);
+    prism_id_to_hex(&id, s.id);
+    s.started_at = prism_now_ms();
     char err[1024];
     int status = configure(&s, argc, argv, err, sizeof err);
     if (status == EXIT_CONFIG)

@@ -14,7 +14,8 @@
  *   start()      subscriptions and threads: NATS is up
  *   start HTTP from the static route table, publish the address file
  *   serving()    REST is up: announce the service
- *   loop until SIGTERM or SIGINT, running the jobs due (or run())
+ *   loop until SIGTERM or SIGINT, running the jobs due (or run()), and
+ *                with `announce`, saying on NATS that the service is there
  *   remove the address file, stop HTTP
  *   stop()       REST is down, NATS still up: stop threads, flush work
  *   close NATS
@@ -76,6 +77,12 @@ typedef struct prism_service_def {
 
     const prism_service_job *jobs;
     size_t njobs;
+    /* A cluster service (not one per node): publish prism.service.announce
+     * every PRISM_SERVICE_ANNOUNCE_MS while serving, so the GCS can list it;
+     * `describe` (optional) adds the service's own fields ("id", figures) to
+     * the message. */
+    bool announce;
+    void (*describe)(void *ctx, json_t *doc);
 
     void *ctx; /* the service's state, handed to every hook and job */
     /* Where the service keeps what the skeleton makes (each may be NULL). */

@@ -48,6 +48,7 @@ int main(int argc, char **argv)
         .nroutes = ds_nroutes,
         .jobs = jobs,
         .njobs = sizeof jobs / sizeof jobs[0],
+        .announce = true,
         .ctx = &s,
         .metrics = &s.metrics,
         .bus = &s.bus,

@@ -49,6 +49,10 @@ typedef struct gcs_node {
      * before the GCS restarted) */
     char *store_address;
     int64_t last_heartbeat_mono;
+    /* wall clock of its last heartbeat, and of the last one written to the
+     * database (heartbeats are written at most every HEARTBEAT_PERSIST_MS:
+     * a write per heartbeat was the GCS's largest cost per node) */
+    int64_t last_heartbeat_ms, persisted_heartbeat_ms;
     int64_t last_reconcile_mono;
     struct gcs_node *next;
 } gcs_node;
@@ -59,6 +63,7 @@ typedef struct gcs_dags gcs_dags;
 typedef struct gcs_object_list gcs_object_list;
 typedef struct gcs_actors gcs_actors;
 typedef struct gcs_history gcs_history;
+typedef struct gcs_services gcs_services;
 
 typedef struct gcs {
     gcs_config cfg;
@@ -67,6 +72,7 @@ typedef struct gcs {
     gcs_object_list *object_list; /* the objects every owner reports */
     gcs_actors *actors;           /* the actors' lifecycle (actors.h) */
     gcs_history *history;         /* the cluster's recent figures (history.c) */
+    gcs_services *services;       /* the services that announce themselves (services.c) */
     gcs_dags *dags;               /* the drivers' compiled DAGs (dags.c) */
     /* Lock order, outermost first; a thread holding one may take only those
      * after it:
@@ -74,7 +80,7 @@ typedef struct gcs {
      *   lock             (this one: the database, nodes, jobs, actors' rows)
      *   actors->lock     (the actor manager's command queue; a leaf)
      *   object_list->lock, task_list->lock, dags->lock  (leaves)
-     *   history->lock (a leaf taken with no other lock held)
+     *   history->lock, services->lock (leaves taken with no other lock held)
      * Holding `lock`, never wait for the actor manager (gcs_actors_wait): it
      * takes `lock` to handle the very command waited for. Its thread takes
      * `lock` and `actors->lock` only one at a time. */
@@ -226,6 +232,14 @@ void gcs_api_dag_get(prism_http_req *req, void *ctx);
 
 /* timeline.c: the recent tasks as Chrome trace events */
 void gcs_api_timeline(prism_http_req *req, void *ctx);
+
+/* services.c: GET /api/v1/services, the GCS and the services announcing
+ * themselves on prism.service.announce (schedulers, the dataservice) */
+int gcs_services_create(gcs *g);
+int gcs_services_start(gcs *g);
+void gcs_services_serving(gcs *g, const char *url);
+void gcs_services_destroy(gcs *g);
+void gcs_api_services(prism_http_req *req, void *ctx);
 
 /* history.c: the cluster's figures every HISTORY_INTERVAL_MS for the last ten
  * minutes, and the object stores' last reports */

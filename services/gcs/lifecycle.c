@@ -59,7 +59,7 @@ int gcs_init(void *ctx, char *err, size_t errlen)
     make_metrics(g);
     if (gcs_tasks_create(g) != 0 || gcs_task_list_create(g) != 0 ||
         gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0 || gcs_history_create(g) != 0 ||
-        gcs_dags_create(g) != 0) {
+        gcs_dags_create(g) != 0 || gcs_services_create(g) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -71,7 +71,7 @@ int gcs_start(void *ctx, char *err, size_t errlen)
     gcs *g = ctx;
     if (gcs_nodes_start(g) != 0 || gcs_jobs_start(g) != 0 || gcs_task_list_start(g) != 0 ||
         gcs_object_list_start(g) != 0 || gcs_actors_start(g) != 0 || gcs_history_start(g) != 0 ||
-        gcs_dags_start(g) != 0) {
+        gcs_dags_start(g) != 0 || gcs_services_start(g) != 0) {
         snprintf(err, errlen, "cannot subscribe to NATS subjects: %s",
                  prism_bus_last_error(g->bus));
         return -1;
@@ -84,6 +84,7 @@ int gcs_serving(void *ctx, const char *url, char *err, size_t errlen)
     gcs *g = ctx;
     LOG_INFO("serving the API at %s (database schema v%d, data in %s)", url, gcs_db_version(g->db),
              g->cfg.data_dir);
+    gcs_services_serving(g, url);
     return 0;
 }
 
@@ -103,6 +104,7 @@ void gcs_cleanup(void *ctx)
     gcs_object_list_destroy(g);
     gcs_history_destroy(g);
     gcs_dags_destroy(g);
+    gcs_services_destroy(g);
     if (g->db)
         gcs_db_close(g->db);
     free(g->packages_dir);

@@ -15,6 +15,9 @@
 #include "prism_time.h"
 
 #define DEAD_NODES_KEPT 1000
+/* the database's last_heartbeat of a live node lags by at most this; the API
+ * shows the live value */
+#define HEARTBEAT_PERSIST_MS 30000
 /* A node agent answers its worker list at once; one that does not within
  * this is reported unavailable (a page polls every 2 s). */
 #define WORKERS_TIMEOUT_MS 2000
@@ -62,11 +65,14 @@ static void publish_node_event(gcs *g, const char *id, const char *name, const c
 /* Marks a live node DEAD everywhere and fails its jobs. Lock held. */
 static void node_kill_locked(gcs *g, gcs_node *node, const char *message)
 {
-    sqlite3_stmt *st =
-        gcs_db_prepare(g->db, "UPDATE nodes SET state='DEAD', dead_at=?, message=? WHERE id=?");
+    sqlite3_stmt *st = gcs_db_prepare(g->db,
+                                      "UPDATE nodes SET state='DEAD', dead_at=?, message=?, "
+                                      "last_heartbeat=COALESCE(?, last_heartbeat) WHERE id=?");
     sqlite3_bind_int64(st, 1, prism_now_ms());
     gcs_db_bind_text(st, 2, message);
-    gcs_db_bind_text(st, 3, node->id);
+    if (node->last_heartbeat_ms)
+        sqlite3_bind_int64(st, 3, node->last_heartbeat_ms);
+    gcs_db_bind_text(st, 4, node->id);
     gcs_db_exec_stmt(st);
     char jobmsg[512];
     snprintf(jobmsg, sizeof jobmsg, "node %s (%s) died: %s", node->name, node->id, message);
@@ -109,13 +115,12 @@ static void insert_node_locked(gcs *g, gcs_node *n)
     sqlite3_stmt *st = gcs_db_prepare(
         g->db, "INSERT INTO nodes (id, name, state, address, resources, registered_at, "
                "last_heartbeat) VALUES (?, ?, 'ALIVE', ?, ?, ?, ?)");
-    int64_t now = prism_now_ms();
     gcs_db_bind_text(st, 1, n->id);
     gcs_db_bind_text(st, 2, n->name);
     gcs_db_bind_text(st, 3, n->address);
     gcs_db_bind_json(st, 4, n->resources);
-    sqlite3_bind_int64(st, 5, now);
-    sqlite3_bind_int64(st, 6, now);
+    sqlite3_bind_int64(st, 5, n->last_heartbeat_ms);
+    sqlite3_bind_int64(st, 6, n->last_heartbeat_ms);
     gcs_db_exec_stmt(st);
 }
 
@@ -171,6 +176,7 @@ static void on_register(prism_bus *bus, const char *subject, const char *reply, 
     n->available = json_deep_copy(res);
     n->running = json_array();
     n->last_heartbeat_mono = prism_mono_ms();
+    n->last_heartbeat_ms = n->persisted_heartbeat_ms = prism_now_ms();
     n->next = g->nodes;
     g->nodes = n;
     insert_node_locked(g, n);
@@ -194,14 +200,19 @@ static void on_heartbeat(prism_bus *bus, const char *subject, const char *reply,
     gcs_node *n = id ? gcs_node_find(g, id) : NULL;
     if (n) {
         n->last_heartbeat_mono = prism_mono_ms();
+        n->last_heartbeat_ms = prism_now_ms();
         if (json_is_array(running)) {
             json_decref(n->running);
             n->running = json_deep_copy(running);
         }
-        sqlite3_stmt *st = gcs_db_prepare(g->db, "UPDATE nodes SET last_heartbeat=? WHERE id=?");
-        sqlite3_bind_int64(st, 1, prism_now_ms());
-        gcs_db_bind_text(st, 2, id);
-        gcs_db_exec_stmt(st);
+        if (n->last_heartbeat_ms - n->persisted_heartbeat_ms >= HEARTBEAT_PERSIST_MS) {
+            sqlite3_stmt *st =
+                gcs_db_prepare(g->db, "UPDATE nodes SET last_heartbeat=? WHERE id=?");
+            sqlite3_bind_int64(st, 1, n->last_heartbeat_ms);
+            gcs_db_bind_text(st, 2, id);
+            gcs_db_exec_stmt(st);
+            n->persisted_heartbeat_ms = n->last_heartbeat_ms;
+        }
         answer = json_pack("{s:b}", "ok", 1);
     } else if (id && node_id_known(g, id)) {
         answer = prism_error_json("node_dead", "the cluster marked this node incarnation dead");
@@ -244,7 +255,8 @@ static void on_report(prism_bus *bus, const char *subject, const char *reply, co
 static void load_live_nodes(gcs *g)
 {
     sqlite3_stmt *st =
-        gcs_db_prepare(g->db, "SELECT id, name, address, resources FROM nodes WHERE state='ALIVE'");
+        gcs_db_prepare(g->db, "SELECT id, name, address, resources, last_heartbeat FROM nodes "
+                              "WHERE state='ALIVE'");
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         gcs_node *n = calloc(1, sizeof *n);
         snprintf(n->id, sizeof n->id, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -252,6 +264,7 @@ static void load_live_nodes(gcs *g)
         const unsigned char *addr = sqlite3_column_text(st, 2);
         n->address = addr ? strdup((const char *)addr) : NULL;
         n->resources = gcs_db_column_json(st, 3);
+        n->last_heartbeat_ms = n->persisted_heartbeat_ms = sqlite3_column_int64(st, 4);
         n->available = json_deep_copy(n->resources);
         n->running = json_array();
         n->last_heartbeat_mono = prism_mono_ms();
@@ -317,8 +330,10 @@ static void add_live_fields(gcs *g, json_t *node)
 {
     gcs_node *n = gcs_node_find(g, json_string_value(json_object_get(node, "node_id")));
     json_t *avail = json_object();
-    if (n)
+    if (n) {
         gcs_res_add(avail, n->available, 1);
+        json_object_set_new(node, "last_heartbeat", json_integer(n->last_heartbeat_ms));
+    }
     json_object_set_new(node, "available", avail);
 }
 

@@ -10,6 +10,7 @@
 
 const prism_http_route gcs_routes[] = {
     {"GET", "/api/v1/cluster", gcs_api_cluster, 0},
+    {"GET", "/api/v1/services", gcs_api_services, 0},
     {"GET", "/api/v1/nodes", gcs_api_nodes_list, 0},
     {"GET", "/api/v1/nodes/{id}", gcs_api_node_get, 0},
     {"GET", "/api/v1/nodes/{id}/workers", gcs_api_node_workers, 0},

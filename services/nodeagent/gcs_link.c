@@ -105,9 +105,11 @@ static void heartbeat(nodeagent *na)
     json_t *reply = NULL;
     int timeout = na->cfg.heartbeat_ms < HEARTBEAT_TIMEOUT_MAX_MS ? (int)na->cfg.heartbeat_ms
                                                                   : HEARTBEAT_TIMEOUT_MAX_MS;
+    int64_t t0 = prism_mono_ns();
     int rc = prism_bus_request_json(na->bus, PRISM_SUBJECT_NODE_HEARTBEAT, req, timeout, &reply);
     const char *code = reply_error(rc, reply);
     if (!code) {
+        prism_metric_observe(na->m.heartbeat_seconds, (double)(prism_mono_ns() - t0) / 1e9);
         prism_metric_add(na->m.heartbeats, 1);
         if (!na->link_ok)
             LOG_INFO("heartbeats are answered again");

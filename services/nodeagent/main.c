@@ -90,6 +90,10 @@ static void register_metrics(prism_metrics *m)
                                          "Job drivers started", NULL);
     na.m.heartbeats = prism_metrics_counter(m, "prism_nodeagent_heartbeats_total",
                                             "Heartbeats answered by the GCS", NULL);
+    na.m.heartbeat_seconds = prism_metrics_histogram(
+        m, "prism_nodeagent_heartbeat_seconds",
+        "Round trip of a heartbeat answered by the GCS (NATS, its queue and its handling)", NULL,
+        prism_metrics_seconds_bounds, prism_metrics_seconds_nbounds);
     na.m.heartbeat_failures = prism_metrics_counter(m, "prism_nodeagent_heartbeat_failures_total",
                                                     "Heartbeats not answered", NULL);
     na.m.registrations = prism_metrics_counter(m, "prism_nodeagent_registrations_total",

@@ -206,6 +206,7 @@ typedef struct nodeagent {
     prism_metrics *metrics;
     struct {
         prism_metric *running, *started, *heartbeats, *heartbeat_failures, *registrations;
+        prism_metric *heartbeat_seconds;
         prism_metric *workers_started, *worker_failures, *leases_granted, *leases_busy,
             *leases_returned;
     } m;

@@ -48,6 +48,8 @@ int main(int argc, char **argv)
         .nroutes = sched_nroutes,
         .jobs = jobs,
         .njobs = sizeof jobs / sizeof jobs[0],
+        .announce = true,
+        .describe = sched_describe,
         .ctx = &s,
         .metrics = &s.metrics,
         .bus = &s.bus,

@@ -128,6 +128,7 @@ int sched_configure(void *ctx, const prism_service_settings *set, char *err, siz
 int sched_init(void *ctx, char *err, size_t errlen);  /* metrics: needs `metrics` set */
 int sched_start(void *ctx, char *err, size_t errlen); /* view and lease threads: needs `bus` */
 void sched_stop(void *ctx);
+void sched_describe(void *ctx, json_t *doc);
 void sched_cleanup(void *ctx);
 
 /* api.c: the REST API (openapi/scheduler.yaml). */

@@ -68,6 +68,21 @@ int sched_start(void *ctx, char *err, size_t errlen)
     return 0;
 }
 
+/* What this scheduler adds to its prism.service.announce (the GCS lists it). */
+void sched_describe(void *ctx, json_t *doc)
+{
+    scheduler *s = ctx;
+    pthread_mutex_lock(&s->lock);
+    size_t n = sched_node_count(s);
+    pthread_mutex_unlock(&s->lock);
+    json_object_set_new(doc, "id", json_string(s->id));
+    json_object_set_new(doc, "nodes", json_integer((json_int_t)n));
+    json_object_set_new(doc, "lease_requests",
+                        json_integer((json_int_t)prism_metric_value(s->m.requests)));
+    json_object_set_new(doc, "lease_grants",
+                        json_integer((json_int_t)prism_metric_value(s->m.grants)));
+}
+
 /* The lease threads may be asking a node: they go before NATS closes. */
 void sched_stop(void *ctx) { sched_lease_stop(ctx); }
 void sched_cleanup(void *ctx) { sched_view_free(ctx); }

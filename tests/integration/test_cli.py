@@ -114,6 +114,8 @@ def test_up_status_down(h):
     assert len(nats) == 1 and listening(nats[0]) == {("127.0.0.1", port)}, listening(nats[0])
     out = h.ok("status")
     assert "2 alive, 0 dead" in out and "node-1" in out and "node-2" in out, out
+    assert re.search(r"services: +gcs ALIVE, (dataservice ALIVE, scheduler ALIVE|scheduler ALIVE, "
+                     r"dataservice ALIVE)?", out) and "scheduler ALIVE" in out, out
     # The dashboard: its URL, which serves the page without the token.
     with open(os.path.join(h.dir, "address")) as f:
         address = f.read().strip()
@@ -123,6 +125,19 @@ def test_up_status_down(h):
         assert r.status == 200 and b"/dashboard/app.js" in r.read()
     r = h.prism("--token", "wrong", "dashboard", check=1)
     assert r.stdout == "" and "token" in r.stderr, r
+    # --open hands the URL to the desktop's opener (xdg-open, first on PATH)
+    opener = os.path.join(h.dir, "opener")
+    os.makedirs(opener, exist_ok=True)
+    opened = os.path.join(h.dir, "opened")
+    with open(os.path.join(opener, "xdg-open"), "w") as f:
+        f.write('#!/bin/sh\nprintf "%%s" "$1" > %s\n' % opened)
+    os.chmod(os.path.join(opener, "xdg-open"), 0o755)
+    env = dict(h.env, PATH=opener + os.pathsep + h.env.get("PATH", os.defpath))
+    r = subprocess.run([PRISM, "dashboard", "--open"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == url, r
+    with open(opened) as f:
+        assert f.read() == url
     assert json.loads(h.ok("status", "--json"))["nodes_alive"] == 2
     r = h.prism("up", check=1)
     assert "already running" in r.stderr, r.stderr

@@ -458,7 +458,9 @@ def test_dashboard(c):
         health = b.js(text_of("tr[data-node='%s'] td.health" % node1))
         assert "node agent: heartbeat" in health and "workers: answered" in health and \
             "object store: reported" in health, health
-        b.wait(text_of("#svc-dataservice") + ".includes('answers')", "the dataservice found")
+        # the cluster's services, as they announce themselves
+        for svc in ("gcs", "scheduler", "dataservice"):
+            b.wait(text_of("#svc-" + svc) + " === 'ALIVE'", "the %s listed ALIVE" % svc)
         c.nodes["node-2"].p.send_signal(signal.SIGSTOP)
         try:
             b.wait(text_of(row + " td.state") + " === 'DEAD'", "node-2 DEAD", timeout=30)

@@ -14,7 +14,7 @@ def test_healthz_needs_no_token(c):
 
 def test_token_required_everywhere_else(c):
     for path in ("/api/v1/cluster", "/api/v1/jobs", "/api/v1/nodes", "/metrics", "/api/version",
-                 "/api/jobs/", "/api/v1/kv/ns/k"):
+                 "/api/jobs/", "/api/v1/kv/ns/k", "/api/v1/services"):
         r = c.get(path, token=None)
         assert r.status == 401, (path, r)
         assert r.json()["error"]["code"] == "unauthorized", r
@@ -271,9 +271,48 @@ def test_node_workers(c):
 test_node_workers.cluster = {"nodes": 1}
 
 
+def test_services(c):
+    """The GCS lists itself and the services announcing themselves; one that
+    stops announcing turns SILENT, and ALIVE again when it comes back."""
+    import time
+
+    def services():
+        return c.get("/api/v1/services").json()["services"]
+
+    def of(kind):
+        return [s for s in services() if s["service"] == kind]
+
+    first = services()[0]
+    assert first["service"] == "gcs" and first["address"] == c.url and \
+        first["pid"] == c.gcs.p.pid and first["state"] == "ALIVE", first
+    one = wait_until(lambda: of("scheduler"), what="the scheduler listed")[0]
+    assert one["address"] == c.scheduler_url and one["pid"] == c.scheduler.p.pid, one
+    assert one["state"] == "ALIVE" and one["nodes"] == 0 and one["lease_requests"] == 0, one
+    assert abs(one["last_seen"] - time.time() * 1000) < 10000, one
+    second = c.start_scheduler()
+    wait_until(lambda: len(of("scheduler")) == 2, what="both schedulers listed")
+    second.p.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: [s["state"] for s in of("scheduler") if s["pid"] == second.p.pid]
+                   == ["SILENT"], timeout=30, what="the stopped scheduler SILENT")
+        assert [s["state"] for s in of("scheduler") if s["pid"] == one["pid"]] == ["ALIVE"]
+    finally:
+        second.p.send_signal(signal.SIGCONT)
+    wait_until(lambda: all(s["state"] == "ALIVE" for s in of("scheduler")), timeout=30,
+               what="the scheduler ALIVE again")
+    # a node's heartbeat as the API shows it is the live one
+    node = wait_until(lambda: c.get("/api/v1/nodes?state=ALIVE").json()["nodes"],
+                      what="the node listed")[0]
+    assert abs(node["last_heartbeat"] - time.time() * 1000) < 5000, node
+
+
+test_services.cluster = {"nodes": 1}
+
+
 if __name__ == "__main__":
     run([test_healthz_needs_no_token, test_token_required_everywhere_else, test_cluster_without_nodes,
          test_unknown_ids_are_404, test_wrong_method_is_405, test_bad_job_bodies_are_400,
          test_oversized_body_is_413, test_bad_query_is_400, test_pending_job_without_nodes,
          test_job_list_pagination, test_kv, test_packages, test_metrics, test_ray_version_and_jobs,
-         test_restart_keeps_state, test_schema_upgrade, test_node_workers], nodes=0)
+         test_restart_keeps_state, test_schema_upgrade, test_node_workers, test_services],
+        nodes=0)

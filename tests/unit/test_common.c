@@ -555,6 +555,37 @@ static void test_metrics_render(void **state)
     prism_metrics_destroy(NULL);
 }
 
+static void test_metrics_histogram(void **state)
+{
+    prism_metrics *m = prism_metrics_create();
+    const double bounds[] = {0.25, 1, 4}; /* exact in binary: the sum below prints exactly */
+    prism_metric *h =
+        prism_metrics_histogram(m, "prism_rtt_seconds", "Round trips", "peer=\"a\"", bounds, 3);
+    assert_non_null(h);
+    prism_metric_observe(h, 0.125);
+    prism_metric_observe(h, 0.25); /* a bound is inclusive: le */
+    prism_metric_observe(h, 2);
+    prism_metric_observe(h, 8);
+    prism_metric_observe(NULL, 1);
+    assert_true(prism_metric_value(h) == 4);
+    double many[PRISM_METRICS_MAX_BUCKETS + 1] = {0};
+    assert_null(
+        prism_metrics_histogram(m, "prism_x", "X", NULL, many, PRISM_METRICS_MAX_BUCKETS + 1));
+    prism_buf out;
+    prism_buf_init(&out, 1 << 16);
+    assert_int_equal(prism_metrics_render(m, &out), 0);
+    const char *t = out.data;
+    assert_non_null(strstr(t, "# TYPE prism_rtt_seconds histogram\n"));
+    assert_non_null(strstr(t, "prism_rtt_seconds_bucket{peer=\"a\",le=\"0.25\"} 2\n"));
+    assert_non_null(strstr(t, "prism_rtt_seconds_bucket{peer=\"a\",le=\"1\"} 2\n"));
+    assert_non_null(strstr(t, "prism_rtt_seconds_bucket{peer=\"a\",le=\"4\"} 3\n"));
+    assert_non_null(strstr(t, "prism_rtt_seconds_bucket{peer=\"a\",le=\"+Inf\"} 4\n"));
+    assert_non_null(strstr(t, "prism_rtt_seconds_sum{peer=\"a\"} 10.375\n"));
+    assert_non_null(strstr(t, "prism_rtt_seconds_count{peer=\"a\"} 4\n"));
+    prism_buf_free(&out);
+    prism_metrics_destroy(m);
+}
+
 /* ---------- file system ---------- */
 
 static int tmpdir_setup(void **state)
@@ -677,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_metrics_histogram),
         cmocka_unit_test(test_hmac_sha256_vectors),
         cmocka_unit_test_setup_teardown(test_fs_atomic_write, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test(test_fs_safe_name),

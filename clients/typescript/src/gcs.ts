@@ -225,6 +225,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/services": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The cluster's services and whether they are there
+         * @description The GCS itself, then every cluster service that announces itself
+         *     every 2 s on NATS (schedulers, the dataservice), by service and
+         *     start. A service is ALIVE while its announcements come, SILENT once
+         *     it missed three, and leaves the list a minute later. Node agents and
+         *     object stores are not listed here: their nodes' heartbeats and the
+         *     stores' reports say how they are (`/api/v1/nodes`,
+         *     `/api/v1/metrics/history`).
+         */
+        get: operations["listServices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/nodes": {
         parameters: {
             query?: never;
@@ -1506,6 +1532,30 @@ export interface components {
         StringMap: {
             [key: string]: string;
         };
+        ServiceList: {
+            services: components["schemas"]["Service"][];
+        };
+        /**
+         * @description A service as its last announcement described it; a service adds its
+         *     own figures (a scheduler: `nodes` in its view, `lease_requests`,
+         *     `lease_grants`).
+         */
+        Service: {
+            /** @description gcs, scheduler, dataservice */
+            service: string;
+            id: string;
+            /** @description its REST base URL */
+            address: string;
+            pid: number;
+            /** @description ms since the epoch */
+            started_at: number;
+            /** @description ms since the epoch */
+            last_seen: number;
+            /** @enum {string} */
+            state: "ALIVE" | "SILENT";
+        } & {
+            [key: string]: unknown;
+        };
         Cluster: {
             /**
              * @description the GCS's version
@@ -1553,6 +1603,7 @@ export interface components {
             /** @description free resources as its node agent last reported them (jobs and tasks taken); empty for a DEAD node */
             available: components["schemas"]["Resources"];
             registered_at: number;
+            /** @description ms since the epoch: the live value for an ALIVE node (the database keeps it to within 30 s) */
             last_heartbeat: number | null;
             dead_at: number | null;
             /** @description why the node is DEAD */
@@ -2449,6 +2500,27 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Cluster"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    listServices: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the services */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceList"];
                 };
             };
             401: components["responses"]["Unauthorized"];
