@@ -72,8 +72,7 @@ static json_t *checked(json_t *msg)
     json_t *out = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach(msg, k, v)
-    {
+    json_object_foreach(msg, k, v) {
         if (json_is_string(v) ? strlen(json_string_value(v)) <= FIELD_MAX : json_is_number(v))
             json_object_set(out, k, v);
     }
@@ -133,8 +132,7 @@ void gcs_api_services(prism_http_req *req, void *ctx)
     const char *id;
     json_t *doc;
     void *tmp;
-    json_object_foreach_safe(s->by_id, tmp, id, doc)
-    {
+    json_object_foreach_safe(s->by_id, tmp, id, doc) {
         int64_t silent = now - json_integer_value(json_object_get(doc, "seen_mono"));
         if (silent > FORGET_MS) {
             json_object_del(s->by_id, id);

@@ -617,6 +617,8 @@ def test_gcs_routes_answer_valid_requests(c):
     # cluster and nodes
     cl = api.call("GET", "/api/v1/cluster", expect=200).json()
     assert cl["nodes_alive"] == 1, cl
+    svcs = api.call("GET", "/api/v1/services", expect=200).json()["services"]
+    assert svcs[0]["service"] == "gcs", svcs
     nodes = api.call("GET", "/api/v1/nodes", expect=200).json()
     assert len(nodes["nodes"]) == 1 and nodes["next_cursor"] is None, nodes
     node = nodes["nodes"][0]
