@@ -16,6 +16,8 @@
  *                 each: the rate, and the GCS's private memory per actor
  *                 (they outlive this program: bench/scale/run.sh times the
  *                 actor list with them, then stops the cluster)
+ *     pgs N       N placement groups of one bundle of 1/2N CPU: created,
+ *                 waited for, removed; the GCS's private memory per group
  *     running N   N sleep tasks of 1/N CPU each at once: how many ran
  *                 together, and what a worker process costs (private memory,
  *                 open fds), read from /proc (the cluster runs on this machine)
@@ -321,6 +323,44 @@ static long gcs_private_kib(void)
     return kib;
 }
 
+/* n placement groups of one bundle of 1/2n CPU at once: created, all
+ * CREATED, then removed; the rates and the GCS's private memory per group. */
+static int case_pgs(prism_client *c, long n)
+{
+    prism_placement_group **pgs = calloc((size_t)n, sizeof *pgs);
+    int rc = pgs ? 0 : fail("memory");
+    long gcs0 = gcs_private_kib();
+    prism_bundle b = PRISM_BUNDLE_INIT;
+    b.num_cpus = 0.5 / (double)n;
+    int64_t t0 = bench_now_ns();
+    for (long i = 0; i < n && rc == 0; i++)
+        if (prism_placement_group_create(c, &b, 1, PRISM_PG_PACK, NULL, &pgs[i]) != PRISM_OK)
+            rc = fail("create a placement group");
+    double created_s = (double)(bench_now_ns() - t0) / 1e9;
+    for (long i = 0; i < n && rc == 0; i++)
+        if (prism_placement_group_wait(c, pgs[i], GET_MS) != PRISM_OK)
+            rc = fail("wait for a placement group");
+    double ready_s = (double)(bench_now_ns() - t0) / 1e9;
+    long gcs1 = gcs_private_kib();
+    int64_t t1 = bench_now_ns();
+    for (long i = 0; i < n && rc == 0; i++)
+        if (prism_placement_group_remove(c, pgs[i]) != PRISM_OK)
+            rc = fail("remove a placement group");
+    double removed_s = (double)(bench_now_ns() - t1) / 1e9;
+    long gcs2 = gcs_private_kib();
+    if (rc == 0)
+        printf("{\"case\": \"pgs\", \"n\": %ld, \"seconds\": %.3f, \"per_unit_us\": %.1f, "
+               "\"created_s\": %.3f, \"removed_s\": %.3f, "
+               "\"gcs_private_kib_per_group\": %.1f, \"gcs_private_kib_after_removal\": %ld}\n",
+               n, ready_s, ready_s * 1e6 / (double)n, created_s, removed_s,
+               gcs0 >= 0 && gcs1 >= 0 ? (double)(gcs1 - gcs0) / (double)n : -1,
+               gcs0 >= 0 && gcs2 >= 0 ? gcs2 - gcs0 : -1);
+    for (long i = 0; i < n && pgs; i++)
+        prism_placement_group_release(pgs[i]);
+    free(pgs);
+    return rc;
+}
+
 static int case_actors(prism_client *c, long n)
 {
     prism_actor **actors = calloc((size_t)n, sizeof *actors);
@@ -365,7 +405,7 @@ int main(int argc, char **argv)
     if (argc != 3 || n <= 0) {
         fprintf(
             stderr,
-            "usage: prism-scale-single args|returns|get|queued|spread|object|running|actors N\n");
+            "usage: prism-scale-single args|returns|get|queued|spread|object|running|actors|pgs N\n");
         return 2;
     }
     prism_client *c = NULL;
@@ -388,6 +428,8 @@ int main(int argc, char **argv)
         rc = case_running(c, n);
     else if (!strcmp(argv[1], "actors"))
         rc = case_actors(c, n);
+    else if (!strcmp(argv[1], "pgs"))
+        rc = case_pgs(c, n);
     else
         rc = 2;
     prism_disconnect(c);

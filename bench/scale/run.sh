@@ -4,8 +4,9 @@
 # RETURNS returns, one get of GETS task results, QUEUED tasks queued by one
 # driver on a 1-CPU node (the driver's memory per queued task), RUNNING
 # sleep tasks of 1/RUNNING CPU at once (what a worker costs), the largest
-# object the store takes, and ACTORS detached actors with a call each (the
-# GCS's memory per actor, the time of the actor list with them all).
+# object the store takes, ACTORS detached actors with a call each (the
+# GCS's memory per actor, the time of the actor list with them all), and PGS
+# placement groups created, placed and removed.
 # Prints one Markdown table.
 #
 #   bench/scale/run.sh [BUILD_DIR]
@@ -13,7 +14,7 @@
 # BUILD_DIR (default build-bench) is configured as a Release build when it
 # does not exist yet; a sanitizer build is refused. Environment: ARGS (10000),
 # RETURNS (3000), GETS (10000), QUEUED (1000000), RUNNING (1000), ACTORS
-# (1000), STORE (object store memory,
+# (1000), PGS (1000), STORE (object store memory,
 # default 4GiB: the largest object tried is STORE minus 64 MiB), QUICK=1
 # (a tenth of each), KEEP=1 (keep the work directory).
 set -eu
@@ -24,12 +25,12 @@ KEEP=${KEEP:-}
 PY=/usr/bin/python3
 NAME=scale/run.sh
 ARGS=${ARGS:-10000} RETURNS=${RETURNS:-3000} GETS=${GETS:-10000} QUEUED=${QUEUED:-1000000}
-RUNNING=${RUNNING:-1000} ACTORS=${ACTORS:-1000}
+RUNNING=${RUNNING:-1000} ACTORS=${ACTORS:-1000} PGS=${PGS:-1000}
 STORE=${STORE:-4GiB}
 . bench/tasks/common.sh
 if [ -n "$QUICK" ]; then
   ARGS=$((ARGS / 10)) RETURNS=$((RETURNS / 10)) GETS=$((GETS / 10)) QUEUED=$((QUEUED / 10))
-  RUNNING=$((RUNNING / 10)) ACTORS=$((ACTORS / 10))
+  RUNNING=$((RUNNING / 10)) ACTORS=$((ACTORS / 10)) PGS=$((PGS / 10))
 fi
 
 bench_build 2 bench-scale-build.log
@@ -50,6 +51,7 @@ run_step 600 "$S" returns "$RETURNS"
 run_step 600 "$S" get "$GETS"
 run_step 1800 "$S" queued "$QUEUED"
 run_step 900 "$S" running "$RUNNING"
+run_step 900 "$S" pgs "$PGS"
 # the largest object: STORE less 64 MiB, then halves until one is taken
 mib=$($PY -c "import re,sys; m=re.fullmatch(r'(\d+)([KMG]i?B)', sys.argv[1]);
 print(int(m.group(1)) * {'K': 1, 'M': 1024, 'G': 1024 ** 2}[m.group(2)[0]] // 1024 - 64)" "$STORE")
@@ -78,6 +80,7 @@ what = {"args": "object arguments to one task", "returns": "returns from one tas
         "object_mib": "MiB in one object, put and got",
         "running": "sleep tasks of 1/N CPU submitted at once",
         "actors": "detached actors of 1/2N CPU created, one call each",
+        "pgs": "placement groups of one bundle, created and placed (then removed)",
         "actor_list": "bytes of GET /api/v1/actors?limit=1000 with them"}
 print("| figure | reached | seconds | µs per unit | driver memory growth, or what it cost |")
 print("|---|---|---|---|---|")
@@ -86,6 +89,9 @@ for r in rows:
         extra = "%.0f B per queued task" % r["bytes_per_queued_task"]
     elif r["case"] == "actors":
         extra = "GCS private memory %+.1f KiB per actor" % r["gcs_private_kib_per_actor"]
+    elif r["case"] == "pgs":
+        extra = ("GCS private memory %+.1f KiB per group; removing them all took %.2f s"
+                 % (r["gcs_private_kib_per_group"], r["removed_s"]))
     elif r["case"] == "actor_list":
         extra = ""
     elif r["case"] == "running":

@@ -95,6 +95,8 @@ typedef struct gcs {
     int64_t placement_retry_mono; /* jobs wait for resources: ask for them again then */
     bool pg_wanted;               /* placement groups wait for bundles: place them now */
     int64_t pg_retry_mono;        /* ... or then (pgroups.h) */
+    int64_t pg_cursor;            /* seq of the last group the placement pass asked for; 0:
+                                   * no pass under way (the cron's alone) */
     int64_t pg_owners_mono;       /* when to ping the groups' owners next */
     prism_metric *m_jobs_submitted, *m_jobs_finished, *m_nodes_dead, *m_heartbeats;
 } gcs;

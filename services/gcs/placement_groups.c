@@ -24,6 +24,7 @@
 
 #define PLACE_BATCH 8
 #define PLACE_RETRY_MS 1000 /* groups that could not be placed are asked for again */
+#define PLACE_BUDGET_MS 50  /* the longest one run of the job places groups */
 #define PLACE_TIMEOUT_MS 5000
 #define RETURN_TIMEOUT_MS 2000
 #define REASON_MAX 1024
@@ -128,15 +129,22 @@ static void item_free(pg_item *it)
     free(it);
 }
 
-/* Groups waiting for bundles, oldest first (lock held). */
-static pg_item *waiting_locked(gcs *g)
+/* Up to PLACE_BATCH groups waiting for bundles, oldest first from after
+ * `*cursor` (a seq), which moves to the last one; *full tells whether there
+ * may be more after it (lock held). */
+static pg_item *waiting_locked(gcs *g, int64_t *cursor, bool *full)
 {
     sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "SELECT id, strategy, bundles, nodes FROM placement_groups WHERE state IN "
-               "('PENDING', 'RESCHEDULING') ORDER BY seq LIMIT ?");
-    sqlite3_bind_int(st, 1, PLACE_BATCH);
+        g->db, "SELECT id, strategy, bundles, nodes, seq FROM placement_groups WHERE state IN "
+               "('PENDING', 'RESCHEDULING') AND seq > ? ORDER BY seq LIMIT ?");
+    sqlite3_bind_int64(st, 1, *cursor);
+    sqlite3_bind_int(st, 2, PLACE_BATCH);
     pg_item *head = NULL, **tail = &head;
+    int n = 0;
+    *full = false;
     while (st && sqlite3_step(st) == SQLITE_ROW) {
+        *cursor = sqlite3_column_int64(st, 4);
+        *full = ++n == PLACE_BATCH;
         pg_item *it = calloc(1, sizeof *it);
         if (!it)
             break;
@@ -236,21 +244,33 @@ static void place_one(gcs *g, pg_item *it)
     json_decref(reply);
 }
 
+/* A pass asks for every waiting group, oldest first, a batch at a time for
+ * at most PLACE_BUDGET_MS per run; a pass cut short goes on at the next run
+ * (from `pg_cursor`), so groups that cannot be placed never keep newer ones
+ * from being tried. A new pass starts when a group was created or a node
+ * died (`pg_wanted`), or PLACE_RETRY_MS after the last one. */
 void gcs_pgs_place(gcs *g)
 {
-    int64_t now = prism_mono_ms();
+    int64_t start = prism_mono_ms();
     pthread_mutex_lock(&g->lock); /* pg_wanted is set under it */
-    bool due = g->pg_wanted || now >= g->pg_retry_mono;
-    g->pg_wanted = false;
-    pg_item *items = due ? waiting_locked(g) : NULL;
+    bool more = g->pg_cursor > 0 || g->pg_wanted || start >= g->pg_retry_mono;
+    if (g->pg_cursor == 0 && more) {
+        g->pg_wanted = false;
+        g->pg_retry_mono = start + PLACE_RETRY_MS;
+    }
     pthread_mutex_unlock(&g->lock);
-    if (due)
-        g->pg_retry_mono = now + PLACE_RETRY_MS; /* the cron's alone */
-    while (items) {
-        pg_item *next = items->next;
-        place_one(g, items);
-        item_free(items);
-        items = next;
+    while (more && prism_mono_ms() - start < PLACE_BUDGET_MS) {
+        pthread_mutex_lock(&g->lock);
+        pg_item *items = waiting_locked(g, &g->pg_cursor, &more);
+        if (!more)
+            g->pg_cursor = 0; /* the pass is done */
+        pthread_mutex_unlock(&g->lock);
+        while (items) {
+            pg_item *next = items->next;
+            place_one(g, items);
+            item_free(items);
+            items = next;
+        }
     }
 }
 

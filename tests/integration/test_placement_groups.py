@@ -213,6 +213,17 @@ def test_pending_until_a_node_joins(c):
     assert len(set(nodes)) == 2, ("STRICT_SPREAD: distinct nodes", g)
 
 
+def test_waiting_groups_do_not_block_newer_ones(c):
+    """Groups that cannot be placed yet, more than one placement batch of
+    them, do not keep a newer group that fits from being placed."""
+    waiting = [create(c, [{"CPU": 64}]) for _ in range(20)]
+    fits = create(c, [{"CPU": 1}])
+    wait_state(c, fits, "CREATED", timeout=15)
+    assert all(group(c, pg)["state"] == "PENDING" for pg in waiting)
+    for pg in waiting + [fits]:
+        assert c.request("DELETE", PG + "/" + pg).status == 200
+
+
 def test_survives_gcs_restart(c):
     pg = create(c, [{"CPU": 1}], "SPREAD")
     before = wait_state(c, pg, "CREATED")
@@ -307,5 +318,6 @@ def test_cli(c):
 if __name__ == "__main__":
     run([test_rest_errors, test_bundles_hold_resources, test_remove_returns_resources,
          test_bundle_gpus_are_counted, test_stale_bundles_are_returned,
-         test_pending_until_a_node_joins, test_survives_gcs_restart, test_c_api, test_fate_shares_with_its_creator, test_cli], nodes=1,
+         test_pending_until_a_node_joins, test_waiting_groups_do_not_block_newer_ones,
+         test_survives_gcs_restart, test_c_api, test_fate_shares_with_its_creator, test_cli], nodes=1,
         **NODE)
