@@ -34,6 +34,9 @@ static void on_event(void *ud, os_event ev, const os_object *o)
     prism_object_id_to_hex(&o->id, hex);
     json_t *j = json_pack("{s:s, s:s, s:I}", "object_id", hex, "node_id", os->node_id, "size",
                           (json_int_t)o->data_size);
+    /* where the copy is, for the stores pulling it next (os_copies.c) */
+    if (j && os->url)
+        json_object_set_new(j, "store_address", json_string(os->url));
     /* Only a delete removes a primary copy (evictions take secondary ones):
      * its owner freed the object, and other stores drop their copies. */
     if (j && ev == OS_EV_REMOVED && o->pinned)
@@ -176,7 +179,7 @@ static objectstore the_store = {
 /* The options only the object store has. */
 static struct {
     char *socket, *spill_dir, *node_id, *peers;
-    int64_t memory, spill_batch, max_put, owner_check_ms;
+    int64_t memory, spill_batch, max_put, owner_check_ms, max_uploads;
     bool prefault;
     char spill_path[4096];
 } cfg;
@@ -194,6 +197,8 @@ static prism_option options[] = {
      "spill at least this many bytes per file"},
     {"max-put", PRISM_OPT_SIZE, &cfg.max_put, "0", "largest HTTP put body (0: the arena size)"},
     {"node-id", PRISM_OPT_STRING, &cfg.node_id, NULL, "node ID in events (default: random)"},
+    {"max-uploads-per-object", PRISM_OPT_INT, &cfg.max_uploads, "2",
+     "pulls of one object of 1 MiB or more served at once; more wait for a copy elsewhere"},
     {"owner-check-ms", PRISM_OPT_INT, &cfg.owner_check_ms, "2000",
      "how often to ask owners which of their objects they still hold (0: never)"},
 };
@@ -209,6 +214,11 @@ static int configure(void *ctx, const prism_service_settings *s, char *err, size
         snprintf(err, errlen, "--owner-check-ms must be between 0 and 3600000");
         return -1;
     }
+    if (cfg.max_uploads < 1 || cfg.max_uploads > 1024) {
+        snprintf(err, errlen, "--max-uploads-per-object must be between 1 and 1024");
+        return -1;
+    }
+    os->max_uploads = cfg.max_uploads;
     os->token = s->token;
     os->socket_path = cfg.socket ? cfg.socket : "";
     if (cfg.spill_dir && cfg.spill_dir[0])
@@ -245,7 +255,8 @@ static int init(void *ctx, char *err, size_t errlen)
 static int start(void *ctx, char *err, size_t errlen)
 {
     objectstore *os = ctx;
-    if (os_peers_create(&os->peers, cfg.peers, os->bus) != 0) {
+    if (os_peers_create(&os->peers, cfg.peers, os->bus) != 0 ||
+        os_copies_create(&os->copies, os->bus) != 0) {
         snprintf(err, errlen, "cannot follow the cluster's stores: %s",
                  os->bus ? prism_bus_last_error(os->bus) : "out of memory");
         return -1;
@@ -265,7 +276,11 @@ static int start(void *ctx, char *err, size_t errlen)
 static int serving(void *ctx, const char *url, char *err, size_t errlen)
 {
     objectstore *os = ctx;
-    os->url = strdup(url); /* read by the loop thread, which has not started */
+    pthread_mutex_lock(&os->store.mu); /* events read it (with mu) from the HTTP threads */
+    os->url = strdup(url);
+    pthread_mutex_unlock(&os->store.mu);
+    if (os->copies)
+        os_copies_set_self(os->copies, url);
     LOG_INFO("node %s: %llu-byte arena, socket %s, HTTP %s, spill dir %s", os->node_id,
              (unsigned long long)os->store.capacity, os->socket_path, url, cfg.spill_path);
     return 0;
@@ -291,6 +306,7 @@ static void cleanup(void *ctx)
 {
     objectstore *os = ctx;
     os_peers_destroy(os->peers);
+    os_copies_destroy(os->copies);
     free(os->url);
     if (os->store.arena)
         os_store_destroy(&os->store);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "os_copies.h"
 #include "os_peers.h"
 #include "os_store.h"
 #include "prism_bus.h"
@@ -38,7 +39,11 @@ typedef struct objectstore {
     /* transfers in flight, merged by object ID; `pull_cv` signals their end */
     os_pull *pulls;
     pthread_cond_t pull_cv;
-    os_peers *peers; /* the only sources a pull may name */
+    os_peers *peers;   /* the only sources a pull may name */
+    os_copies *copies; /* where other stores hold copies of large objects */
+    /* pulls of one large object this store serves at once; others are told
+     * to try again (a copy made meanwhile may serve them: os_pull.c) */
+    int64_t max_uploads;
 
     prism_http_server *http;
     prism_metrics *metrics;

@@ -108,6 +108,7 @@ json_t *os_http_object_json(objectstore *os, const os_object *o)
 typedef struct get_stream {
     objectstore *os;
     os_client cl;
+    os_object *upload; /* counted in its `uploads`: a pull by another store */
     const uint8_t *p;
     uint64_t pos, end, sent;
 } get_stream;
@@ -131,6 +132,8 @@ static void stream_done(void *ud)
     get_stream *g = ud;
     pthread_mutex_lock(&g->os->store.mu);
     g->os->store.transfer_out += g->sent;
+    if (g->upload)
+        g->upload->uploads--;
     os_client_drop(&g->os->store, &g->cl);
     pthread_mutex_unlock(&g->os->store.mu);
     free(g);
@@ -169,8 +172,10 @@ static void h_get(prism_http_req *req, void *ctx)
     objectstore *os = ctx;
     prism_object_id id;
     int64_t timeout;
+    bool pull;
     if (parse_id(req, &id) != 0 ||
-        prism_http_query_int(req, "timeout_ms", 0, 0, 600000, &timeout) != 0)
+        prism_http_query_int(req, "timeout_ms", 0, 0, 600000, &timeout) != 0 ||
+        prism_http_query_bool(req, "pull", false, &pull) != 0)
         return;
     get_stream *g = calloc(1, sizeof *g);
     if (!g) {
@@ -192,11 +197,27 @@ static void h_get(prism_http_req *req, void *ctx)
     }
     uint64_t size = o ? o->data_size : 0;
     char ct[256] = "";
-    if (st == PRISM_STORE_OK) {
+    bool busy = st == PRISM_STORE_OK && pull && size >= OS_COPIES_MIN_BYTES &&
+                o->uploads >= (uint32_t)os->max_uploads;
+    if (busy) {
+        os_client_drop(&os->store, &g->cl);
+    } else if (st == PRISM_STORE_OK && pull && size >= OS_COPIES_MIN_BYTES) {
+        o->uploads++;
+        g->upload = o;
+    }
+    if (st == PRISM_STORE_OK && !busy) {
         g->p = os_data(&os->store, o);
         content_type(g->p + size, o->meta_size, ct, sizeof ct);
     }
     pthread_mutex_unlock(&os->store.mu);
+    if (busy) {
+        prism_http_reply_error(req, 503, "busy",
+                               "this store already serves %lld pulls of the object; pull it "
+                               "from another copy or try again",
+                               (long long)os->max_uploads);
+        free(g);
+        return;
+    }
     if (st != PRISM_STORE_OK) {
         reply_status(req, st, prism_http_param(req, "id"));
         free(g);
@@ -344,10 +365,20 @@ static void h_info(prism_http_req *req, void *ctx)
 {
     objectstore *os = ctx;
     prism_object_id id;
-    if (parse_id(req, &id) != 0)
+    bool pull;
+    if (parse_id(req, &id) != 0 || prism_http_query_bool(req, "pull", false, &pull) != 0)
         return;
     pthread_mutex_lock(&os->store.mu);
     os_object *o = os_map_get(&os->store.objects, &id);
+    if (o && pull && o->data_size >= OS_COPIES_MIN_BYTES &&
+        o->uploads >= (uint32_t)os->max_uploads) {
+        pthread_mutex_unlock(&os->store.mu);
+        prism_http_reply_error(req, 503, "busy",
+                               "this store already serves %lld pulls of the object; pull it "
+                               "from another copy or try again",
+                               (long long)os->max_uploads);
+        return;
+    }
     json_t *j = o ? os_http_object_json(os, o) : NULL;
     if (j && !o->block && o->spill) { /* the metadata of a spilled object is on disk */
         uint8_t meta[PRISM_STORE_MAX_METADATA];

@@ -4,7 +4,14 @@
  * source's GET /api/v1/objects/{id} straight into a block of the local arena;
  * the object is sealed only when every byte arrived, and aborted otherwise
  * (no partial object is ever visible). Concurrent pulls of one object are
- * merged: later requests wait for the transfer in flight and share its result. */
+ * merged: later requests wait for the transfer in flight and share its result.
+ *
+ * A large object (os_copies.h) is pulled from a copy another store announced,
+ * the most recent first, before the source named; a store that already
+ * serves its share of pulls of the object answers busy, and the pull tries
+ * the next, then waits BUSY_WAIT_MS and looks again. So a value read on many
+ * nodes at once spreads as a tree: each finished copy serves the next ones,
+ * instead of every node pulling from the first store. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +20,14 @@
 #include "objectstore.h"
 #include "prism_httpc.h"
 #include "prism_log.h"
+#include "prism_time.h"
 
 #define INFO_TIMEOUT_MS 10000
 #define PEER_WAIT_MS 3000 /* a store that just joined is announced within this */
 #define DEFAULT_TIMEOUT_MS 600000
+#define BUSY_WAIT_MS 20
+
+enum { PULL_DONE = 0, PULL_FAILED = -1, PULL_BUSY = 1 };
 
 struct os_pull {
     prism_object_id id;
@@ -57,12 +68,13 @@ __attribute__((format(printf, 4, 5))) static void pull_fail(os_pull *p, int http
     p->code = code;
 }
 
-/* Asks the source for the object's size and metadata. Returns 0 or -1 (p filled). */
+/* Asks the source for the object's size and metadata. Returns PULL_DONE,
+ * PULL_BUSY or PULL_FAILED (p filled). */
 static int source_info(prism_httpc *hc, os_pull *p, const char *hex, uint8_t *meta,
                        uint32_t *meta_len)
 {
     char path[128], err[256];
-    snprintf(path, sizeof path, "/api/v1/objects/%s/info", hex);
+    snprintf(path, sizeof path, "/api/v1/objects/%s/info?pull=1", hex);
     long status = 0;
     json_t *info = NULL;
     if (prism_httpc_json(hc, "GET", path, NULL, INFO_TIMEOUT_MS, &status, &info, err, sizeof err) !=
@@ -70,12 +82,14 @@ static int source_info(prism_httpc *hc, os_pull *p, const char *hex, uint8_t *me
         pull_fail(p, 502, "source_unreachable", "source store: %s", err);
         return -1;
     }
-    int rc = -1;
+    int rc = PULL_FAILED;
     const char *mh = json_string_value(json_object_get(info, "metadata_hex"));
     json_t *size = json_object_get(info, "size");
     const char *state = json_string_value(json_object_get(info, "state"));
     const char *owner = json_string_value(json_object_get(info, "owner"));
-    if (status == 404) {
+    if (status == 503) {
+        rc = PULL_BUSY;
+    } else if (status == 404) {
         pull_fail(p, 404, "not_found", "the source store has no object %s", hex);
     } else if (status != 200 || !json_is_integer(size) || json_integer_value(size) < 0 || !mh ||
                strlen(mh) % 2 || strlen(mh) / 2 > PRISM_STORE_MAX_METADATA) {
@@ -91,25 +105,29 @@ static int source_info(prism_httpc *hc, os_pull *p, const char *hex, uint8_t *me
         p->owned = owner != NULL;
         *meta_len = (uint32_t)(strlen(mh) / 2);
         p->size = (uint64_t)json_integer_value(size);
-        rc = 0;
+        rc = PULL_DONE;
     }
     json_decref(info);
     return rc;
 }
 
-static void run_pull(objectstore *os, os_pull *p, const char *source, int64_t timeout_ms, bool pin)
+/* One try from one store: PULL_DONE, PULL_BUSY (it serves enough pulls of
+ * the object now) or PULL_FAILED (p filled). */
+static int pull_from(objectstore *os, os_pull *p, const char *source, int64_t timeout_ms, bool pin)
 {
     char hex[PRISM_OBJECT_ID_HEX_LEN + 1], path[128], err[256] = "";
     prism_object_id_to_hex(&p->id, hex);
     prism_httpc *hc = NULL;
     if (prism_httpc_create(&hc, source, os->token) != 0) {
         pull_fail(p, 500, "internal", "cannot create an HTTP client");
-        return;
+        return PULL_FAILED;
     }
     uint8_t meta[PRISM_STORE_MAX_METADATA];
     uint32_t meta_len = 0;
-    if (source_info(hc, p, hex, meta, &meta_len) != 0)
+    int result = source_info(hc, p, hex, meta, &meta_len);
+    if (result != PULL_DONE)
         goto out;
+    result = PULL_FAILED;
     os_client cl;
     os_client_init(&cl);
     os_object *o = NULL;
@@ -124,7 +142,7 @@ static void run_pull(objectstore *os, os_pull *p, const char *source, int64_t ti
                   prism_store_status_text(st));
         goto out;
     }
-    snprintf(path, sizeof path, "/api/v1/objects/%s", hex);
+    snprintf(path, sizeof path, "/api/v1/objects/%s?pull=1", hex);
     long status = 0;
     int rc =
         prism_httpc_stream(hc, "GET", path, (int)timeout_ms, sink, &sc, &status, err, sizeof err);
@@ -133,6 +151,10 @@ static void run_pull(objectstore *os, os_pull *p, const char *source, int64_t ti
         st = os_seal(&os->store, &cl, &p->id);
         os->store.transfer_in += p->size;
         p->http = st == PRISM_STORE_OK ? 200 : 500;
+        result = p->http == 200 ? PULL_DONE : PULL_FAILED;
+    } else if (status == 503) { /* became busy since its info: (rare) */
+        os_abort(&os->store, &cl, &p->id);
+        result = PULL_BUSY;
     } else {
         os_abort(&os->store, &cl, &p->id);
         pull_fail(p, 502, "transfer_failed",
@@ -143,9 +165,46 @@ static void run_pull(objectstore *os, os_pull *p, const char *source, int64_t ti
     os_client_drop(&os->store, &cl);
     pthread_mutex_unlock(&os->store.mu);
 out:
-    if (p->http != 200)
+    if (result == PULL_FAILED)
         LOG_WARN("pull of %s from %s: %s", hex, source, p->msg);
     prism_httpc_destroy(hc);
+    return result;
+}
+
+/* Copies first (os_copies.h), then the source named; while every one is busy,
+ * waits and looks again until the timeout. A copy that fails (evicted, its
+ * node gone) is passed over; the source's failure is the pull's. */
+static void run_pull(objectstore *os, os_pull *p, const char *source, int64_t timeout_ms, bool pin)
+{
+    int64_t deadline = prism_mono_ms() + timeout_ms;
+    char holders[OS_COPIES_HOLDERS][OS_COPIES_URL_MAX];
+    for (;;) {
+        size_t n = os->copies ? os_copies_holders(os->copies, &p->id, holders, OS_COPIES_HOLDERS)
+                              : 0;
+        for (size_t i = 0; i < n; i++) {
+            int64_t left = deadline - prism_mono_ms();
+            /* the token goes only to the cluster's own stores */
+            if (!strcmp(holders[i], source) || left <= 0 ||
+                !os_peers_known(os->peers, holders[i], 0))
+                continue;
+            if (pull_from(os, p, holders[i], left, pin) == PULL_DONE) {
+                LOG_DEBUG("pulled from the copy at %s (asked for %s)", holders[i], source);
+                return;
+            }
+            p->http = 500; /* a copy's failure is not the pull's */
+        }
+        int64_t left = deadline - prism_mono_ms();
+        int rc = left > 0 ? pull_from(os, p, source, left, pin) : PULL_BUSY;
+        if (rc != PULL_BUSY)
+            return;
+        if (deadline - prism_mono_ms() <= BUSY_WAIT_MS) {
+            pull_fail(p, 504, "timeout",
+                      "every store holding the object was busy serving other pulls of it "
+                      "until the timeout");
+            return;
+        }
+        prism_sleep_ms(BUSY_WAIT_MS);
+    }
 }
 
 static os_pull **find(objectstore *os, const prism_object_id *id)

@@ -45,6 +45,7 @@ typedef struct os_object {
     bool owned;         /* `owner` names the Prism client that owns the object */
     prism_id owner;
     int64_t sealed_ms; /* monotonic: when it was sealed (os_owners.c spares new objects) */
+    uint32_t uploads;  /* pulls by other stores being served now (os_http.c) */
     int lru;           /* which LRU list holds it: 0 none, 1 secondary, 2 primary */
     struct os_object *lru_prev, *lru_next;
 } os_object;

@@ -469,7 +469,8 @@ def test_http_and_events(tmp):
                   "prism_objectstore_restores_total", "prism_objectstore_transfer_bytes_total"):
             expect(m in text, "metric " + m)
         ev = wait_for(lambda: [e for e in nats.events() if e[0] == "prism.object.removed"], what="removed event")
-        expect(ev[0][1] == {"object_id": oid, "node_id": "node1", "size": 1024, "primary": True}, ev)
+        expect(ev[0][1] == {"object_id": oid, "node_id": "node1", "size": 1024, "primary": True,
+                            "store_address": s.url}, ev)
         subjects = {e[0] for e in nats.events()}
         expect({"prism.object.added", "prism.object.spilled"} <= subjects, subjects)
     finally:

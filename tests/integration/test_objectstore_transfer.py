@@ -8,9 +8,10 @@ import json
 import os
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_objectstore import MiB, Store, expect, object_id, run_tests  # noqa: E402
+from test_objectstore import MiB, Nats, Store, expect, object_id, run_tests  # noqa: E402
 
 
 def pull(dst, oid, source, out=None, timeout_ms=120000):
@@ -65,8 +66,9 @@ class DyingSource(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        if self.path.endswith("/info"):
-            body = json.dumps({"object_id": self.path.split("/")[4], "size": 200 * MiB, "state": "sealed",
+        path = self.path.split("?")[0]
+        if path.endswith("/info"):
+            body = json.dumps({"object_id": path.split("/")[4], "size": 200 * MiB, "state": "sealed",
                                "metadata_hex": ""}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -140,6 +142,59 @@ def test_unknown_source_gets_no_token(tmp):
         srv.server_close()
 
 
+def stat(store, name):
+    return json.loads(store.http("GET", "/api/v1/stats")[2])[name]
+
+
+def test_pulls_spread_from_copies(tmp):
+    """A large object read on several nodes is copied from the copies made
+    before, not every time from its first store; a store already serving its
+    share of pulls of one object passes the next ones to other copies."""
+    nats = Nats(tmp)
+    stores = []
+    try:
+        for name in ("a", "b", "c", "d", "e", "f"):
+            # each store may pull from those started before it
+            peers = ",".join(s.url for s in stores)
+            extra = ("--max-uploads-per-object", "1") + (("--peers", peers) if peers else ())
+            stores.append(Store(tmp, name, memory="128MiB", nats=nats, extra=extra))
+        a, b, c, d, e, f = stores
+        time.sleep(0.5)  # the stores' bus connections come up in the background
+        oid = object_id(11)
+        sha = a.client(["put", oid, 16 * MiB, 5, "pin"])[0].split("sha256=")[1]
+        expect(pull(b, oid, a.url)[0] == 200, "b pulls from a")
+        expect(stat(a, "transfer_out_bytes_total") == 16 * MiB, "a served b")
+        time.sleep(0.5)  # b's copy is announced
+        st, body = pull(c, oid, a.url)
+        expect(st == 200, body)
+        expect(stat(a, "transfer_out_bytes_total") == 16 * MiB, "c was not served by a")
+        expect(stat(b, "transfer_out_bytes_total") == 16 * MiB, "c was served by b's copy")
+        out = c.client(["get", oid])[0]
+        expect(out.startswith("OK size=%d sha256=%s" % (16 * MiB, sha)), out)
+
+        # three at once, each store serving one pull of it at a time
+        oid2 = object_id(12)
+        sha2 = a.client(["put", oid2, 32 * MiB, 6, "pin"])[0].split("sha256=")[1]
+        before = {s.url: stat(s, "transfer_out_bytes_total") for s in stores}
+        results = []
+        threads = [threading.Thread(target=pull, args=(s, oid2, a.url, results)) for s in (d, e, f)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        expect(len(results) == 3 and all(r[0] == 200 for r in results), results)
+        for s in (d, e, f):
+            out = s.client(["get", oid2])[0]
+            expect(out.startswith("OK size=%d sha256=%s" % (32 * MiB, sha2)), out)
+        served = {s.url: stat(s, "transfer_out_bytes_total") - before[s.url] for s in stores}
+        expect(sum(served.values()) == 3 * 32 * MiB, served)
+        expect(served[a.url] <= 2 * 32 * MiB, "a served at most two of the three: %s" % served)
+    finally:
+        for s in stores:
+            s.stop()
+        nats.stop()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([test_transfer_200mib, test_source_dies_midway,
-                        test_unknown_source_gets_no_token]))
+                        test_unknown_source_gets_no_token, test_pulls_spread_from_copies]))
