@@ -197,7 +197,7 @@ static prism_option options[] = {
      "spill at least this many bytes per file"},
     {"max-put", PRISM_OPT_SIZE, &cfg.max_put, "0", "largest HTTP put body (0: the arena size)"},
     {"node-id", PRISM_OPT_STRING, &cfg.node_id, NULL, "node ID in events (default: random)"},
-    {"max-uploads-per-object", PRISM_OPT_INT, &cfg.max_uploads, "2",
+    {"max-uploads-per-object", PRISM_OPT_INT, &cfg.max_uploads, "1",
      "pulls of one object of 1 MiB or more served at once; more wait for a copy elsewhere"},
     {"owner-check-ms", PRISM_OPT_INT, &cfg.owner_check_ms, "2000",
      "how often to ask owners which of their objects they still hold (0: never)"},

@@ -29,8 +29,8 @@ int os_copies_create(os_copies **out, prism_bus *bus);
 void os_copies_set_self(os_copies *c, const char *self);
 /* Up to `max` URLs of stores that announced a copy of `id`, the most recent
  * first. Returns how many. */
-size_t os_copies_holders(os_copies *c, const prism_object_id *id,
-                         char urls[][OS_COPIES_URL_MAX], size_t max);
+size_t os_copies_holders(os_copies *c, const prism_object_id *id, char urls[][OS_COPIES_URL_MAX],
+                         size_t max);
 /* Records a copy directly (what an event does). */
 void os_copies_add(os_copies *c, const prism_object_id *id, const char *url);
 /* After the bus is destroyed. NULL is a no-op. */

@@ -9,9 +9,10 @@
  * A large object (os_copies.h) is pulled from a copy another store announced,
  * the most recent first, before the source named; a store that already
  * serves its share of pulls of the object answers busy, and the pull tries
- * the next, then waits BUSY_WAIT_MS and looks again. So a value read on many
- * nodes at once spreads as a tree: each finished copy serves the next ones,
- * instead of every node pulling from the first store. */
+ * the next, then waits (BUSY_WAIT_MS, doubling up to BUSY_WAIT_MAX_MS) and
+ * looks again. So a value read on many nodes at once spreads as a tree: each
+ * finished copy serves the next ones, instead of every node pulling from the
+ * first store. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,9 @@
 #define INFO_TIMEOUT_MS 10000
 #define PEER_WAIT_MS 3000 /* a store that just joined is announced within this */
 #define DEFAULT_TIMEOUT_MS 600000
-#define BUSY_WAIT_MS 20
+#define BUSY_WAIT_MS 20      /* the first wait while every holder is busy, doubling... */
+#define BUSY_WAIT_MAX_MS 200 /* ... up to this */
+#define COPY_GRACE_MS 100
 
 enum { PULL_DONE = 0, PULL_FAILED = -1, PULL_BUSY = 1 };
 
@@ -174,13 +177,46 @@ out:
 /* Copies first (os_copies.h), then the source named; while every one is busy,
  * waits and looks again until the timeout. A copy that fails (evicted, its
  * node gone) is passed over; the source's failure is the pull's. */
+/* Whether `source` would turn a pull of `p`'s object away now (503). */
+static bool source_busy(objectstore *os, const os_pull *p, const char *source)
+{
+    char hex[PRISM_OBJECT_ID_HEX_LEN + 1], path[128], err[256];
+    prism_object_id_to_hex(&p->id, hex);
+    snprintf(path, sizeof path, "/api/v1/objects/%s/info?pull=1", hex);
+    prism_httpc *hc = NULL;
+    long status = 0;
+    json_t *info = NULL;
+    if (prism_httpc_create(&hc, source, os->token) != 0)
+        return false;
+    prism_httpc_json(hc, "GET", path, NULL, INFO_TIMEOUT_MS, &status, &info, err, sizeof err);
+    json_decref(info);
+    prism_httpc_destroy(hc);
+    return status == 503;
+}
+
+static size_t holders_of(objectstore *os, const os_pull *p,
+                         char holders[OS_COPIES_HOLDERS][OS_COPIES_URL_MAX])
+{
+    return os->copies ? os_copies_holders(os->copies, &p->id, holders, OS_COPIES_HOLDERS) : 0;
+}
+
 static void run_pull(objectstore *os, os_pull *p, const char *source, int64_t timeout_ms, bool pin)
 {
     int64_t deadline = prism_mono_ms() + timeout_ms;
     char holders[OS_COPIES_HOLDERS][OS_COPIES_URL_MAX];
-    for (;;) {
-        size_t n = os->copies ? os_copies_holders(os->copies, &p->id, holders, OS_COPIES_HOLDERS)
-                              : 0;
+    bool waited = false; /* for the copies of the pulls that kept this one waiting */
+    for (int round = 0;; round++) {
+        size_t n = holders_of(os, p, holders);
+        /* Busy meant other pulls of it were under way; their copies are
+         * announced a moment after the source frees (its last bytes are still
+         * on the wire then): once it is free, give them that moment rather
+         * than take the source. */
+        if (round > 0 && n == 0 && !waited && deadline - prism_mono_ms() > COPY_GRACE_MS &&
+            !source_busy(os, p, source)) {
+            waited = true;
+            prism_sleep_ms(COPY_GRACE_MS);
+            n = holders_of(os, p, holders);
+        }
         for (size_t i = 0; i < n; i++) {
             int64_t left = deadline - prism_mono_ms();
             /* the token goes only to the cluster's own stores */
@@ -197,13 +233,16 @@ static void run_pull(objectstore *os, os_pull *p, const char *source, int64_t ti
         int rc = left > 0 ? pull_from(os, p, source, left, pin) : PULL_BUSY;
         if (rc != PULL_BUSY)
             return;
-        if (deadline - prism_mono_ms() <= BUSY_WAIT_MS) {
+        int wait = BUSY_WAIT_MS << (round < 4 ? round : 4);
+        if (wait > BUSY_WAIT_MAX_MS)
+            wait = BUSY_WAIT_MAX_MS;
+        if (deadline - prism_mono_ms() <= wait) {
             pull_fail(p, 504, "timeout",
                       "every store holding the object was busy serving other pulls of it "
                       "until the timeout");
             return;
         }
-        prism_sleep_ms(BUSY_WAIT_MS);
+        prism_sleep_ms(wait);
     }
 }
 

@@ -307,10 +307,12 @@ class NetCluster(harness.Cluster):
     prism-objectstore in its namespace."""
 
     def __init__(self, nodes=3, node_timeout_ms=2000, objectstores=False, gcs_args=(),
-                 node_args=None):
+                 node_args=None, store_memory="64MiB", store_args=()):
         check_prerequisites()
         self.net = Net(nodes)
         self.objectstores = objectstores
+        self.node_store_memory = store_memory
+        self.store_args = list(store_args)
         self.node_stores = {}  # node name -> (Proc, HTTP URL) of its object store
         self.store_ports = {}  # node name -> its store's port, kept across restarts
         self.killed = []
@@ -394,8 +396,9 @@ class NetCluster(harness.Cluster):
                 "--host", self.net.node_ip(i), "--port", str(self.store_ports.get(name, 0)),
                 "--address-file", addr_file,
                 "--token-file", self.token_file, "--nats-url", self.nats_url, "--socket",
-                os.path.join(state, "store.sock"), "--memory", "64MiB", "--spill-dir",
-                os.path.join(state, "spill"), "--prefault=false", "--log-level", "debug"]
+                os.path.join(state, "store.sock"), "--memory", self.node_store_memory, "--spill-dir",
+                os.path.join(state, "spill"), "--prefault=false", "--log-level", "debug"
+                ] + self.store_args
         p = self._spawn("%s-store-%d" % (name, len(self.procs)), argv, self.service_env())
         url = wait_until(lambda: self._read(addr_file) if p.alive() or self._fail(p) else None,
                          what="%s's object store address" % name)
