@@ -59,6 +59,8 @@ bench_workdir() { # PREFIX
 
 bench_cleanup() {
   if [ -n "$UP" ]; then "$BIN/prism" down >/dev/null 2>&1 || true; fi
+  # bench/run-all.sh collects every run's JSON lines
+  if [ -n "${BENCH_RESULTS_OUT:-}" ]; then cp "$RESULTS" "$BENCH_RESULTS_OUT" || true; fi
   if [ -n "$KEEP$FAILED" ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
 }
 
