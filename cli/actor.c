@@ -111,18 +111,9 @@ static int actor_kill(int argc, char **argv)
 
 int cmd_actor(int argc, char **argv)
 {
-    if (argc >= 2 && !strcmp(argv[1], "list"))
-        return actor_list(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "kill"))
-        return actor_kill(argc - 1, argv + 1);
-    bool help = argc >= 2 &&
-                (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"));
-    if (argc >= 2 && !help)
-        fprintf(stderr, "prism: unknown actor command '%s' (see prism actor --help)\n", argv[1]);
-    fprintf(help ? stdout : stderr,
-            "usage: prism actor COMMAND [ARGS...]\n\nCommands:\n"
-            "  list     list actors: prism actor list [--state S] [--limit N] [--json]\n"
-            "  kill     kill an actor: prism actor kill ID [--restart]\n"
-            "\nRun `prism actor COMMAND --help` for a command's options.\n");
-    return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    static const cli_subcommand subs[] = {
+        {"list", actor_list, "list actors: prism actor list [--state S] [--limit N] [--json]"},
+        {"kill", actor_kill, "kill an actor: prism actor kill ID [--restart]"},
+    };
+    return cli_subcommands("actor", subs, sizeof subs / sizeof subs[0], argc, argv);
 }

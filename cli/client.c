@@ -219,3 +219,21 @@ int cli_command_run(const cli_command *cmd, int argc, char **argv,
     cli_client_close(&c);
     return rc;
 }
+
+int cli_subcommands(const char *group, const cli_subcommand *subs, size_t n, int argc, char **argv)
+{
+    for (size_t i = 0; argc >= 2 && i < n; i++)
+        if (!strcmp(argv[1], subs[i].name))
+            return subs[i].run(argc - 1, argv + 1);
+    bool help = argc >= 2 &&
+                (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"));
+    if (argc >= 2 && !help)
+        fprintf(stderr, "prism: unknown %s command '%s' (see prism %s --help)\n", group, argv[1],
+                group);
+    FILE *f = help ? stdout : stderr;
+    fprintf(f, "usage: prism %s COMMAND [ARGS...]\n\nCommands:\n", group);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "  %-8s %s\n", subs[i].name, subs[i].summary);
+    fprintf(f, "\nRun `prism %s COMMAND --help` for a command's options.\n", group);
+    return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+}

@@ -65,4 +65,16 @@ int cli_command_run(const cli_command *cmd, int argc, char **argv,
 int cli_list_pages(cli_client *c, const char *path, const char *key, int64_t limit, bool as_json,
                    const char *header, void (*row)(json_t *item));
 
+/* A command made of subcommands (prism job, actor, pg, dag, data). */
+typedef struct cli_subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand's name */
+    const char *summary;               /* one line in the group's help */
+} cli_subcommand;
+
+/* Runs the subcommand argv[1] names; `prism GROUP [--help]` prints the list
+ * (to stdout when asked for, else to stderr as a usage error), an unknown
+ * name is a usage error. Returns the exit status. */
+int cli_subcommands(const char *group, const cli_subcommand *subs, size_t n, int argc, char **argv);
+
 #endif

@@ -228,11 +228,7 @@ static int job_delete(int argc, char **argv)
 
 /* --- dispatch --- */
 
-static const struct {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-} subcommands[] = {
+static const cli_subcommand subcommands[] = {
     {"submit", job_submit, "submit a job: prism job submit [--wait] -- CMD..."},
     {"list", job_list, "list jobs"},
     {"status", job_status, "show one job"},
@@ -241,27 +237,8 @@ static const struct {
     {"delete", job_delete, "delete a finished job"},
 };
 
-static void print_job_help(FILE *f)
-{
-    fprintf(f, "usage: prism job COMMAND [ARGS...]\n\nCommands:\n");
-    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
-    fprintf(f, "\nRun `prism job COMMAND --help` for a command's options.\n");
-}
-
 int cmd_job(int argc, char **argv)
 {
-    if (argc < 2) {
-        print_job_help(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        print_job_help(stdout);
-        return CLI_EXIT_OK;
-    }
-    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        if (!strcmp(argv[1], subcommands[i].name))
-            return subcommands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "prism: unknown job command '%s' (see prism job --help)\n", argv[1]);
-    return CLI_EXIT_USAGE;
+    return cli_subcommands("job", subcommands, sizeof subcommands / sizeof subcommands[0], argc,
+                           argv);
 }

@@ -138,23 +138,15 @@ static int one_group(int argc, char **argv, bool remove)
     return rc;
 }
 
+static int pg_get(int argc, char **argv) { return one_group(argc, argv, false); }
+static int pg_remove(int argc, char **argv) { return one_group(argc, argv, true); }
+
 int cmd_pg(int argc, char **argv)
 {
-    if (argc >= 2 && !strcmp(argv[1], "list"))
-        return pg_list(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "get"))
-        return one_group(argc - 1, argv + 1, false);
-    if (argc >= 2 && !strcmp(argv[1], "remove"))
-        return one_group(argc - 1, argv + 1, true);
-    bool help = argc >= 2 &&
-                (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"));
-    if (argc >= 2 && !help)
-        fprintf(stderr, "prism: unknown pg command '%s' (see prism pg --help)\n", argv[1]);
-    fprintf(help ? stdout : stderr,
-            "usage: prism pg COMMAND [ARGS...]\n\nCommands:\n"
-            "  list     list placement groups: prism pg list [--state S] [--limit N] [--json]\n"
-            "  get      show one: prism pg get ID [--json]\n"
-            "  remove   remove one: prism pg remove ID\n"
-            "\nRun `prism pg COMMAND --help` for a command's options.\n");
-    return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    static const cli_subcommand subs[] = {
+        {"list", pg_list, "list placement groups: prism pg list [--state S] [--limit N] [--json]"},
+        {"get", pg_get, "show one: prism pg get ID [--json]"},
+        {"remove", pg_remove, "remove one: prism pg remove ID"},
+    };
+    return cli_subcommands("pg", subs, sizeof subs / sizeof subs[0], argc, argv);
 }
