@@ -5,14 +5,16 @@
  * tasks and every worker of it is full, and gives back (closes) workers idle
  * for LEASE_IDLE_MS. A request the scheduler cannot grant now waits in its
  * queue (docs/scheduler.md): the grant comes later on this owner's lease
- * subject, with no asking again; meanwhile the pool's tasks queue deeper on
- * its workers; a request no longer needed (the tasks ran or were cancelled)
- * is cancelled. While other owners wait for the same shape, each lease is
- * given back after LEASE_SHARE_MS once its tasks are done, so that the
- * scheduler hands it to them in turn. The io thread reads DONE frames,
- * flushes pending writes and notices dead workers. Pushing happens under the client lock from
- * whichever thread made a task ready: writes are non-blocking, and what does
- * not fit waits in the connection's out buffer for the io thread. */
+ * subject, with no retrying (only asking again every LEASE_CONFIRM_MS under
+ * the same request ID, which keeps its place); meanwhile the pool's tasks
+ * queue deeper on its workers; a request no longer needed (the tasks ran or
+ * were cancelled) is cancelled. While other owners wait for the same shape,
+ * each lease is given back after LEASE_SHARE_MS once its tasks are done, so
+ * that the scheduler hands it to them in turn. The io thread reads DONE
+ * frames, flushes pending writes and notices dead workers. Pushing happens
+ * under the client lock from whichever thread made a task ready: writes are
+ * non-blocking, and what does not fit waits in the connection's out buffer
+ * for the io thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +33,8 @@
 #include "prism_wire_conn.h"
 
 #define LEASE_TIMEOUT_MS 10000
-#define LEASE_QUEUE_MS 60000 /* how long a request may wait in the scheduler's queue */
+#define LEASE_QUEUE_MS 60000  /* how long a request may wait in the scheduler's queue */
+#define LEASE_CONFIRM_MS 5000 /* a waiting request is asked again this often (still there?) */
 #define MAX_BACKOFF_MS 1000
 #define DELETE_RETRY_MS 1000
 #define DELETE_TRIES 30
@@ -737,10 +740,15 @@ static void on_queued(prism_client *c, pool *p, json_t *reply)
     dispatch(c, p);
 }
 
+/* Asks for a lease for `p`, or, for a request waiting in the scheduler's
+ * queue, asks again under the same request_id: the scheduler that holds it
+ * says so and it keeps its place; one that does not (it restarted) takes it
+ * anew. */
 static void request_lease(prism_client *c, pool *p)
 {
+    if (!p->sched_queued)
+        p->request_id = ++c->lease_seq;
     p->requesting = true;
-    p->request_id = ++c->lease_seq;
     json_t *req = lease_request_now(c, p), *reply = NULL;
     pthread_mutex_unlock(&c->lock);
     int rc =
@@ -748,6 +756,7 @@ static void request_lease(prism_client *c, pool *p)
     json_decref(req);
     if (rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "queued"))) {
         pthread_mutex_lock(&c->lock);
+        p->queued_since_ms = prism_mono_ms();
         on_queued(c, p, reply);
     } else {
         take_answer(c, p, rc, reply);
@@ -791,6 +800,18 @@ static pool *pool_of_request(prism_client *c, json_t *body)
     return NULL;
 }
 
+static void publish_cancel(prism_client *c, const pool *p)
+{
+    json_t *msg = json_pack("{s:s}", "owner_id", c->self_addr);
+    if (p) {
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)p->request_id);
+        json_object_set_new(msg, "request_id", json_string(id));
+    }
+    prism_bus_publish_json(c->bus, PRISM_SUBJECT_SCHED_LEASE_CANCEL, msg);
+    json_decref(msg);
+}
+
 /* The answers that came on the lease subject, oldest first. Lock held; dropped meanwhile. */
 static void take_lease_answers(prism_client *c)
 {
@@ -807,6 +828,9 @@ static void take_lease_answers(prism_client *c)
         if (p && json_is_true(json_object_get(a->body, "queued"))) {
             on_queued(c, p, a->body);
         } else if (p) {
+            /* A copy asked again just then may wait on (it went from the
+             * queue as the asking crossed it): it goes too. */
+            publish_cancel(c, p);
             p->sched_queued = false;
             pthread_mutex_unlock(&c->lock);
             take_answer(c, p, PRISM_BUS_OK, a->body);
@@ -820,30 +844,16 @@ static void take_lease_answers(prism_client *c)
     }
 }
 
-static void publish_cancel(prism_client *c, const pool *p)
-{
-    json_t *msg = json_pack("{s:s}", "owner_id", c->self_addr);
-    if (p) {
-        char id[24];
-        snprintf(id, sizeof id, "%llu", (unsigned long long)p->request_id);
-        json_object_set_new(msg, "request_id", json_string(id));
-    }
-    prism_bus_publish_json(c->bus, PRISM_SUBJECT_SCHED_LEASE_CANCEL, msg);
-    json_decref(msg);
-}
-
 /* Requests waiting in the scheduler's queue that no task needs any more are
- * cancelled (a grant would hold a worker for nothing); one waiting past its
- * queue time with no answer (a scheduler restarted) is forgotten, so a new
- * one goes out. Leases are shared while others wait. Lock held. */
+ * cancelled (a grant would hold a worker for nothing). Leases are shared
+ * while others wait. Lock held. */
 static void tend_queued(prism_client *c, int64_t now)
 {
     for (pool *p = c->pools; p; p = p->next) {
         if (!p->requesting || !p->sched_queued)
             continue;
-        if (!p->queue || now - p->queued_since_ms > LEASE_QUEUE_MS + LEASE_TIMEOUT_MS) {
-            if (!p->queue)
-                publish_cancel(c, p);
+        if (!p->queue) {
+            publish_cancel(c, p);
             p->requesting = p->sched_queued = p->contended = false;
             continue;
         }
@@ -987,8 +997,9 @@ static void run_deletions(prism_client *c, bool last)
  * (least_loaded): one more worker is worth asking for. */
 static bool wants_lease(const pool *p, int64_t now)
 {
-    return !p->actor && p->queue && !p->requesting && now >= p->next_request_ms &&
-           p->nworkers < MAX_LEASES_PER_SHAPE;
+    if (p->requesting) /* one waiting in the scheduler's queue is confirmed now and then */
+        return p->sched_queued && p->queue && now - p->queued_since_ms >= LEASE_CONFIRM_MS;
+    return !p->actor && p->queue && now >= p->next_request_ms && p->nworkers < MAX_LEASES_PER_SHAPE;
 }
 
 static void *leaser_main(void *arg)

@@ -17,6 +17,9 @@
  * subject prism.owner.<hex>.l; so does {queued, contended: true} when other
  * owners come to wait for the same shape. A request of a shape others wait
  * for waits behind them, even when a node has room: the turns stay fair.
+ * The same request asked again (owner and request_id) keeps its place, and
+ * its wait starts anew: owners ask so now and then, to learn that it is
+ * still there (a scheduler that died lost its queue).
  * A lease thread serves the queue (the pump) when a node's report may show
  * room. Placement groups' and jobs' leases never wait here.
  *
@@ -618,11 +621,18 @@ static json_t *place_or_queue(scheduler *s, const lease_req *r, json_t *msg)
 {
     char subject[PRISM_SUBJECT_MAX];
     char *key = queueable(r, subject, sizeof subject) ? shape_key(r) : NULL;
-    bool behind = false;
+    bool behind = false, waits = false, contended = false;
     if (key) {
         pthread_mutex_lock(&s->lock);
+        waits = sched_waitq_refresh(s, r->owner_id, r->request_id, prism_mono_ms() + r->queue_ms,
+                                    &contended);
         behind = sched_waitq_has(s, key); /* others wait for this shape: after them */
         pthread_mutex_unlock(&s->lock);
+    }
+    if (waits) { /* asked again: it keeps its place */
+        free(key);
+        return json_pack("{s:b,s:b,s:s,s:b}", "ok", 0, "queued", 1, "request_id", r->request_id,
+                         "contended", contended);
     }
     json_t *answer = behind ? NULL : place(s, r);
     if (key && (behind || is_error(answer, "busy"))) {

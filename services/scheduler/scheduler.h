@@ -164,6 +164,10 @@ int sched_waitq_start(scheduler *s); /* subscribes to cancels; no lock */
 json_t *sched_waitq_add(scheduler *s, const char *key, sched_waiter *w, bool *contended,
                         json_t *notices);
 bool sched_waitq_has(scheduler *s, const char *key);
+/* An owner asks again for a request that waits (it checks that the queue
+ * still holds it): true when it does, with its deadline moved on. */
+bool sched_waitq_refresh(scheduler *s, const char *owner, const char *request_id,
+                         int64_t deadline_mono, bool *contended);
 /* The request to serve next (its shape in `*shape`), of a shape not stuck; NULL when none. */
 sched_waiter *sched_waitq_next(scheduler *s, sched_shape **shape);
 /* Removes `w` (served or answered): the turn passes to the next owner. */

@@ -79,9 +79,9 @@ static size_t owners_of(const sched_shape *sh)
 /* The notice for a waiter that others wait for the same shape too. */
 static void notice(json_t *notices, const sched_waiter *w)
 {
-    json_array_append_new(notices, json_pack("{s:s,s:{s:b,s:b,s:s,s:b}}", "subject", w->reply,
-                                             "body", "ok", 0, "queued", 1, "request_id",
-                                             w->request_id, "contended", 1));
+    json_array_append_new(notices,
+                          json_pack("{s:s,s:{s:b,s:b,s:s,s:b}}", "subject", w->reply, "body", "ok",
+                                    0, "queued", 1, "request_id", w->request_id, "contended", 1));
 }
 
 json_t *sched_waitq_add(scheduler *s, const char *key, sched_waiter *w, bool *contended,
@@ -139,6 +139,23 @@ json_t *sched_waitq_add(scheduler *s, const char *key, sched_waiter *w, bool *co
             }
     w->told = *contended;
     return NULL;
+}
+
+bool sched_waitq_refresh(scheduler *s, const char *owner, const char *request_id,
+                         int64_t deadline_mono, bool *contended)
+{
+    for (sched_shape *sh = s->shapes; sh; sh = sh->next) {
+        sched_owner_q *o = owner_find(sh, owner);
+        for (sched_waiter *w = o ? o->head : NULL; w; w = w->next) {
+            if (w->dropped || strcmp(w->request_id, request_id) != 0)
+                continue;
+            w->deadline_mono = deadline_mono;
+            *contended = owners_of(sh) > 1;
+            w->told |= *contended;
+            return true;
+        }
+    }
+    return false;
 }
 
 sched_waiter *sched_waitq_next(scheduler *s, sched_shape **shape)
@@ -329,7 +346,8 @@ void sched_waitq_cron(scheduler *s)
                 bool seen = false;
                 size_t i;
                 json_t *v;
-                json_array_foreach(owners, i, v) seen |= !strcmp(json_string_value(v), o->owner);
+                json_array_foreach(owners, i, v)
+                    seen |= !strcmp(json_string_value(v), o->owner);
                 if (!seen && json_array_size(owners) < OWNERS_PER_CHECK)
                     json_array_append_new(owners, json_string(o->owner));
             }

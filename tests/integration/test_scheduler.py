@@ -459,6 +459,35 @@ def test_owner_killed_while_queued_leaks_no_lease(c):
 test_owner_killed_while_queued_leaks_no_lease.cluster = {"node_args": node_args(1)}
 
 
+def test_queued_request_survives_a_scheduler_crash(c):
+    """The scheduler holding a waiting request dies (SIGKILL: no answer to
+    anyone) and a new one starts: the owner, asking again now and then
+    under the same request_id, has its request queued by the new one, and
+    granted when the CPU frees up, well before its own 60 s limit."""
+    wait_view(c, ["node-1"])
+    holder = owner(c, 1, 8000)  # past the owner's asking again (every 5 s)
+    wait_available(c, "node-1", "CPU", 0)
+    waiter = owner(c, 1, 100)
+    try:
+        wait_until(lambda: metric(c, "prism_scheduler_lease_queue_length") == 1,
+                   what="the request to wait in the queue")
+        c.scheduler.kill()
+        killed = time.time()
+        c.start_scheduler()
+        wait_until(lambda: metric(c, "prism_scheduler_lease_queue_length") == 1, timeout=15,
+                   what="the owner's request to wait in the new scheduler's queue")
+        done = results(waiter)[0] / 1000.0
+        results(holder)
+    finally:
+        for p in (holder, waiter):
+            if p.poll() is None:
+                p.kill()
+    assert done - killed < 15, done - killed
+    assert metric(c, "prism_scheduler_lease_queue_grants_total") == 1
+    wait_available(c, "node-1", "CPU", 1)
+test_queued_request_survives_a_scheduler_crash.cluster = {"node_args": node_args(1)}
+
+
 def check_spec(c):
     """openapi/scheduler.yaml is well formed, documents exactly the routes
     `prism-scheduler --print-routes` serves, and GET /api/v1/scheduler matches it."""
@@ -489,4 +518,5 @@ if __name__ == "__main__":
          test_node_affinity_and_locality,
          test_worker_killed_frees_its_lease, test_scheduler_api, test_queued_owners_take_turns,
          test_queued_request_granted_when_room_comes,
-         test_owner_killed_while_queued_leaks_no_lease])
+         test_owner_killed_while_queued_leaks_no_lease,
+         test_queued_request_survives_a_scheduler_crash])
