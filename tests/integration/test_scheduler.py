@@ -223,7 +223,9 @@ def test_infeasible_and_bad_requests(c):
     r = lease(c, {"CPU": 64})
     assert error_code(r) == "infeasible" and "CPU 64" in r["error"]["message"], r
     for bad in ({"resources": {"CPU": -1}}, {"resources": "CPU"}, {"strategy": "RANDOM"},
-                {"strategy": "NODE_AFFINITY"}, {"owner_id": ""}):
+                {"strategy": "NODE_AFFINITY"}, {"owner_id": ""}, {"queue_ms": -1},
+                {"queue_ms": "1000", "request_id": "1"}, {"queue_ms": 1000},
+                {"queue_ms": 1000, "request_id": "x" * 65}):
         fields = dict({"owner_id": "o", "resources": {"CPU": 1}}, **bad)
         r = nats(c).request("prism.sched.lease", fields)
         assert error_code(r) == "invalid_argument", (bad, r)
