@@ -854,6 +854,8 @@ static void tend_queued(prism_client *c, int64_t now)
             continue;
         if (!p->queue) {
             publish_cancel(c, p);
+            for (worker_conn *w = p->workers; w && p->contended; w = w->next)
+                w->sharing = true; /* others wait: no idle time before they get it */
             p->requesting = p->sched_queued = p->contended = false;
             continue;
         }
