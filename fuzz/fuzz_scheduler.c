@@ -21,6 +21,7 @@ static void after(void *ud)
     scheduler *s = ud;
     sched_lease_run_queued(s);
     sched_view_cron(s);
+    sched_waitq_cron(s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -34,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             .lease_timeout_ms = 1000,
                             .forward_timeout_ms = 100,
                             .lease_threads = 0,
-                            .queue_max = 64};
+                            .queue_max = 64,
+                            .wait_max = 64};
     s->metrics = prism_metrics_create();
     s->bus = fuzz_bus();
     char err[256];

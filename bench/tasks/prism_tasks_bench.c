@@ -19,7 +19,10 @@
  *   multi    multi_client_tasks_async: --clients driver processes, each with
  *            its own client, run `async` rounds started together; the
  *            rate is all their tasks over the time from the first start to
- *            the last end
+ *            the last end; a second line, multi_client_fairness, says how
+ *            evenly the clients progressed: Jain's index of the results
+ *            each got in each tenth of the round, and the longest any
+ *            client waited for its first result
  *   wait     single_client_wait_1k_refs: submit 1000 tasks, then
  *            prism_wait(k=1) on those not yet taken, taking one ready
  *            reference per call, until none is left (Ray's ray.wait loop)
@@ -43,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "bench_util.h"
@@ -68,9 +72,10 @@ static prism_status submit_trivial(prism_client *c, const prism_task_options *o,
     return prism_submit(c, "builtin", "echo", NULL, 0, o, r);
 }
 
-/* Submits n trivial tasks, then gets them all. */
+/* Submits n trivial tasks, then gets them all; done[i] (when not NULL)
+ * receives the time task i's result was got. */
 static prism_status async_round(prism_client *c, const prism_task_options *o, prism_ref **refs,
-                                long n)
+                                long n, int64_t *done)
 {
     prism_status s = PRISM_OK;
     long submitted = 0;
@@ -82,6 +87,8 @@ static prism_status async_round(prism_client *c, const prism_task_options *o, pr
         prism_status g = s == PRISM_OK ? bench_get_null(c, refs[i]) : PRISM_OK;
         if (s == PRISM_OK)
             s = g;
+        if (done && s == PRISM_OK)
+            done[i] = bench_now_ns();
         prism_ref_release(refs[i]);
     }
     return s;
@@ -146,11 +153,11 @@ static int bench_async(const cfg *cf)
     prism_task_options o = task_opts(cf);
     long cap = cf->n > cf->warmup ? cf->n : cf->warmup;
     prism_ref **refs = calloc((size_t)cap, sizeof *refs);
-    BENCH_TRY(async_round(c, &o, refs, cf->warmup), "warm-up");
+    BENCH_TRY(async_round(c, &o, refs, cf->warmup, NULL), "warm-up");
     double *rates = calloc((size_t)cf->rounds, sizeof *rates);
     for (long r = 0; r < cf->rounds; r++) {
         int64_t t0 = bench_now_ns();
-        BENCH_TRY(async_round(c, &o, refs, cf->n), "round");
+        BENCH_TRY(async_round(c, &o, refs, cf->n, NULL), "round");
         rates[r] = (double)cf->n / ((double)(bench_now_ns() - t0) / 1e9);
     }
     double lo = rates[0], hi = rates[0];
@@ -170,10 +177,26 @@ static int bench_async(const cfg *cf)
 
 /* ---------- multi_client_tasks_async ---------- */
 
+/* Each client writes, for every round, when it started and when it got each
+ * result into memory shared with the parent (mapped before the fork):
+ * times[(round * clients + client) * (n + 1)], the start first. */
+typedef struct multi_arg {
+    const cfg *cf;
+    int64_t *times;
+} multi_arg;
+
+#define FAIR_SLICES 10
+
+static int64_t *multi_times(const multi_arg *m, long round, long client)
+{
+    return m->times + (size_t)(round * m->cf->clients + client) * (size_t)(m->cf->n + 1);
+}
+
 /* One client process: its own client, a warm-up, then the rounds. */
 static int multi_child(void *arg, long index, bench_client *cl)
 {
-    const cfg *cf = arg;
+    const multi_arg *m = arg;
+    const cfg *cf = m->cf;
     prism_client *c;
     prism_status s = prism_connect(NULL, &c);
     if (s != PRISM_OK)
@@ -182,13 +205,14 @@ static int multi_child(void *arg, long index, bench_client *cl)
     long cap = cf->n > cf->warmup ? cf->n : cf->warmup;
     prism_ref **refs = calloc((size_t)cap, sizeof *refs);
     const char *what = "warm-up";
-    s = async_round(c, &o, refs, cf->warmup);
+    s = async_round(c, &o, refs, cf->warmup, NULL);
     for (long r = 0; r < cf->rounds && s == PRISM_OK; r++) {
         what = "round";
         if (bench_client_ready(cl) != 0)
             return 1;
-        int64_t start = bench_now_ns();
-        s = async_round(c, &o, refs, cf->n);
+        int64_t *t = multi_times(m, r, index);
+        int64_t start = t[0] = bench_now_ns();
+        s = async_round(c, &o, refs, cf->n, t + 1);
         if (s == PRISM_OK)
             bench_client_done(cl, cf->n, start, bench_now_ns());
     }
@@ -199,19 +223,89 @@ static int multi_child(void *arg, long index, bench_client *cl)
     return 0;
 }
 
+/* How evenly the clients progressed in round r: the round (first start to
+ * last result) cut into FAIR_SLICES slices, Jain's index of the clients'
+ * results in each slice that has any ((sum x)^2 / (k sum x^2): 1 when
+ * every client got as many, 1/k when one got them all), averaged; and the
+ * latest first result of any client after the round's start, in ms (how
+ * long the slowest client waited for anything). */
+static void multi_fairness(const multi_arg *m, long r, double *jain, double *first_ms)
+{
+    long k = m->cf->clients, n = m->cf->n;
+    int64_t t0 = INT64_MAX, t1 = 0, latest_first = 0;
+    for (long c = 0; c < k; c++) {
+        int64_t *t = multi_times(m, r, c);
+        t0 = t[0] < t0 ? t[0] : t0;
+        t1 = t[n] > t1 ? t[n] : t1;
+    }
+    for (long c = 0; c < k; c++)
+        latest_first = multi_times(m, r, c)[1] - t0 > latest_first ? multi_times(m, r, c)[1] - t0
+                                                                   : latest_first;
+    double sum_j = 0;
+    int used = 0;
+    double width = (double)(t1 - t0) / FAIR_SLICES;
+    for (int sl = 0; sl < FAIR_SLICES && width > 0; sl++) {
+        double sum = 0, sq = 0;
+        for (long c = 0; c < k; c++) {
+            int64_t *t = multi_times(m, r, c) + 1;
+            long x = 0;
+            for (long i = 0; i < n; i++) {
+                int sli = (int)((double)(t[i] - t0) / width);
+                x += (sli >= FAIR_SLICES ? FAIR_SLICES - 1 : sli) == sl;
+            }
+            sum += (double)x;
+            sq += (double)x * (double)x;
+        }
+        if (sum > 0) {
+            sum_j += sum * sum / ((double)k * sq);
+            used++;
+        }
+    }
+    *jain = used ? sum_j / used : 0;
+    *first_ms = (double)latest_first / 1e6;
+}
+
 static int bench_multi(const cfg *cf)
 {
     bench_name = "multi_client_tasks_async";
     double *rates = calloc((size_t)cf->rounds, sizeof *rates);
+    size_t bytes = (size_t)(cf->rounds * cf->clients) * (size_t)(cf->n + 1) * sizeof(int64_t);
+    multi_arg m = {.cf = cf,
+                   .times = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                                 -1, 0)};
     char error[300];
-    if (bench_clients_rounds(cf->clients, cf->rounds, multi_child, (void *)cf,
-                             BENCH_GET_TIMEOUT_MS + 60000, rates, error, sizeof error) != 0) {
+    if (m.times == MAP_FAILED) {
         free(rates);
+        bench_error_line(bench_prog, "prism", bench_name, "mmap failed");
+        return 1;
+    }
+    if (bench_clients_rounds(cf->clients, cf->rounds, multi_child, &m, BENCH_GET_TIMEOUT_MS + 60000,
+                             rates, error, sizeof error) != 0) {
+        free(rates);
+        munmap(m.times, bytes);
         bench_error_line(bench_prog, "prism", bench_name, error);
         return 1;
     }
     bench_print_rounds(cf->clients, cf->n * cf->clients, rates, cf->rounds, "tasks/s");
+    double *jain = calloc((size_t)cf->rounds, sizeof *jain);
+    double *first = calloc((size_t)cf->rounds, sizeof *first);
+    printf("{\"system\": \"prism\", \"bench\": \"multi_client_fairness\", \"clients\": %ld, "
+           "\"round_jain\": [",
+           cf->clients);
+    for (long r = 0; r < cf->rounds; r++) {
+        multi_fairness(&m, r, &jain[r], &first[r]);
+        printf("%s%.3f", r ? ", " : "", jain[r]);
+    }
+    printf("], \"round_first_result_ms\": [");
+    for (long r = 0; r < cf->rounds; r++)
+        printf("%s%.1f", r ? ", " : "", first[r]);
+    printf("], \"jain\": %.3f, \"first_result_ms\": %.1f, \"unit\": \"Jain index\"}\n",
+           bench_median_d(jain, (size_t)cf->rounds), bench_median_d(first, (size_t)cf->rounds));
+    fflush(stdout);
+    free(jain);
+    free(first);
     free(rates);
+    munmap(m.times, bytes);
     return 0;
 }
 

@@ -25,7 +25,10 @@
  * fractional-CPU tasks side by side; each is one connection. */
 #define MAX_LEASES_PER_SHAPE 1024
 #define LEASE_IDLE_MS 50 /* an idle lease is returned after this */
-#define IO_SPIN_US 50    /* the io thread polls this long for results before sleeping */
+/* While other owners wait for the same shape, a lease used this long is
+ * given back once its tasks are done (the scheduler hands it on in turn). */
+#define LEASE_SHARE_MS 20
+#define IO_SPIN_US 50 /* the io thread polls this long for results before sleeping */
 
 enum obj_state { OBJ_PENDING, OBJ_READY, OBJ_FAILED };
 
@@ -112,8 +115,10 @@ struct worker_conn {
     int64_t idle_since_ms;
     /* wall clock of its last result: when the task pushed after it started */
     int64_t last_done_ms;
-    bool want_out; /* EPOLLOUT armed */
-    bool dead;     /* closed; freed by the io thread once no event can name it */
+    int64_t leased_ms; /* monotonic: when the lease was granted */
+    bool sharing;      /* given back once its tasks are done: other owners wait (pool.c) */
+    bool want_out;     /* EPOLLOUT armed */
+    bool dead;         /* closed; freed by the io thread once no event can name it */
     pool *pool;
     worker_conn *next;
 };
@@ -139,6 +144,13 @@ struct pool {
      * has; before, one at a time, so that a queued task waits for a worker
      * of its own rather than behind another task while CPUs are free. */
     bool saturated;
+    /* The request out (requesting) waits in the scheduler's queue: its grant
+     * comes on lease_subject with this request_id. `contended`: other owners
+     * wait for this shape too, so leases held LEASE_SHARE_MS are given back. */
+    uint64_t request_id;
+    bool sched_queued, contended;
+    double task_ms; /* a task's run time, smoothed; -1 until one ended */
+    int64_t queued_since_ms;
     int64_t next_request_ms;
     char *pending_reason; /* why tasks wait (infeasible, busy), for people */
     actor_rec *actor; /* an actor's calls: no leases, one connection to its worker, order kept */
@@ -193,6 +205,9 @@ struct prism_client {
     char *store_url;        /* its HTTP address, for readers on other nodes (may be NULL) */
     char owner_subject[80]; /* prism.owner.HEX: where borrowers reach this owner */
     char reply_subject[84]; /* prism.owner.HEX.r: answers to this process's requests */
+    char lease_subject[84]; /* prism.owner.HEX.l: answers to lease requests that waited */
+    struct lease_answer *lease_answers; /* arrived there, for the leaser thread */
+    uint64_t lease_seq;                 /* request IDs */
     prism_bus *bus;
     prism_store *store; /* NULL without a local store */
     pthread_mutex_t lock;

@@ -3,10 +3,18 @@
  * Tasks of one shape (resources + strategy) share a pool of leased workers.
  * The leaser thread asks the scheduler for a lease when a pool has queued
  * tasks and every worker of it is full, and gives back (closes) workers idle
- * for LEASE_IDLE_MS. The io thread reads DONE frames, flushes pending writes
- * and notices dead workers. Pushing happens under the client lock from
- * whichever thread made a task ready: writes are non-blocking, and what does
- * not fit waits in the connection's out buffer for the io thread. */
+ * for LEASE_IDLE_MS. A request the scheduler cannot grant now waits in its
+ * queue (docs/scheduler.md): the grant comes later on this owner's lease
+ * subject, with no retrying (only asking again every LEASE_CONFIRM_MS under
+ * the same request ID, which keeps its place); meanwhile the pool's tasks
+ * queue deeper on its workers; a request no longer needed (the tasks ran or
+ * were cancelled) is cancelled. While other owners wait for the same shape,
+ * each lease is given back after LEASE_SHARE_MS once its tasks are done, so
+ * that the scheduler hands it to them in turn. The io thread reads DONE
+ * frames, flushes pending writes and notices dead workers. Pushing happens
+ * under the client lock from whichever thread made a task ready: writes are
+ * non-blocking, and what does not fit waits in the connection's out buffer
+ * for the io thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +33,8 @@
 #include "prism_wire_conn.h"
 
 #define LEASE_TIMEOUT_MS 10000
+#define LEASE_QUEUE_MS 60000  /* how long a request may wait in the scheduler's queue */
+#define LEASE_CONFIRM_MS 5000 /* a waiting request is asked again this often (still there?) */
 #define MAX_BACKOFF_MS 1000
 #define DELETE_RETRY_MS 1000
 #define DELETE_TRIES 30
@@ -102,6 +112,7 @@ pool *prism__pool_for(prism_client *c, const prism_task_options *o)
     p->shape.resources = o->resources ? strdup(o->resources) : NULL;
     p->shape.node_id = o->node_id ? strdup(o->node_id) : NULL;
     p->shape.placement_group = NULL; /* the caller's handle may go: its ID stays */
+    p->task_ms = -1;
     if (o->placement_group)
         snprintf(p->pg_id, sizeof p->pg_id, "%s", o->placement_group->id);
     p->next = c->pools;
@@ -205,13 +216,29 @@ static int flush_out(prism_client *c, worker_conn *wc)
     return 0;
 }
 
+/* How many tasks a worker of a pool that gets no more workers takes at once:
+ * PIPELINE_DEPTH of short tasks, fewer of long ones, so that what waits on
+ * a worker is done within about LEASE_SHARE_MS (its lease can then be given
+ * back to an owner waiting in turn); one until a task's length is known. */
+static int pipeline_depth(const pool *p)
+{
+    if (p->task_ms < 0)
+        return 1;
+    if (p->task_ms * PIPELINE_DEPTH <= LEASE_SHARE_MS)
+        return PIPELINE_DEPTH;
+    int depth = (int)(LEASE_SHARE_MS / p->task_ms);
+    return depth < 1 ? 1 : depth;
+}
+
 static worker_conn *least_loaded(pool *p)
 {
     worker_conn *best = NULL;
     int depth = p->actor                                              ? ACTOR_PIPELINE_DEPTH
-                : p->saturated || p->nworkers >= MAX_LEASES_PER_SHAPE ? PIPELINE_DEPTH
+                : p->saturated || p->nworkers >= MAX_LEASES_PER_SHAPE ? pipeline_depth(p)
                                                                       : 1;
     for (worker_conn *w = p->workers; w; w = w->next) {
+        if (w->sharing)
+            continue;
         if (w->inflight == 0)
             return w; /* none is less loaded: the walk of a long list stops here */
         if (w->inflight < depth && (!best || w->inflight < best->inflight))
@@ -401,14 +428,22 @@ static void on_done(prism_client *c, worker_conn *wc, const uint8_t *p, size_t l
         if (wc->running_tail == t)
             wc->running_tail = prev;
         t->next = NULL;
-        if (--wc->inflight == 0)
+        if (--wc->inflight == 0) {
             wc->idle_since_ms = prism_mono_ms();
+            if (wc->sharing) /* the leaser gives it back */
+                pthread_cond_signal(&c->leaser_wake);
+        }
         /* A task worker runs the tasks pushed to it one at a time, in order:
          * this one started when the one before it ended, when that was after
          * its push (the start its task event reports). Actor calls may run
          * concurrently: they keep their push time. */
         if (!wc->pool->actor && wc->last_done_ms > t->started_at)
             t->started_at = wc->last_done_ms;
+        if (!wc->pool->actor) { /* how long its tasks run, smoothed (pipeline_depth) */
+            double ran = (double)(prism_now_ms() - t->started_at);
+            pool *tp = wc->pool;
+            tp->task_ms = tp->task_ms < 0 ? ran : tp->task_ms * 0.875 + ran * 0.125;
+        }
         prism__task_done(c, t, p + PRISM_ID_BYTES, len - PRISM_ID_BYTES);
         wc->last_done_ms = prism_now_ms(); /* not before the end its event reported */
         break;
@@ -574,7 +609,7 @@ worker_conn *prism__worker_connect(prism_client *c, json_t *grant, bool *config_
     wc->worker_id = strdup(json_string_value(json_object_get(grant, "worker_id")) ?: "");
     prism_buf_init(&wc->in, WIRE_MAX_FRAME + 65536);
     prism_buf_init(&wc->out, (size_t)WIRE_MAX_FRAME * 4);
-    wc->idle_since_ms = prism_mono_ms();
+    wc->idle_since_ms = wc->leased_ms = prism_mono_ms();
     size_t start = wc->out.len;
     wire_begin(&wc->out, WIRE_HELLO);
     prism_writer w = {.buf = &wc->out};
@@ -623,6 +658,10 @@ static json_t *lease_request_now(prism_client *c, pool *p)
     json_decref(where);
     /* The scheduler answers within this, before our own wait ends. */
     json_object_set_new(req, "timeout_ms", json_integer(LEASE_TIMEOUT_MS - 1000));
+    char id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)p->request_id);
+    json_object_set_new(req, "request_id", json_string(id));
+    json_object_set_new(req, "queue_ms", json_integer(LEASE_QUEUE_MS));
     return req;
 }
 
@@ -640,14 +679,11 @@ static void return_lease(prism_client *c, json_t *grant)
     json_decref(msg);
 }
 
-static void request_lease(prism_client *c, pool *p)
+/* The scheduler's answer to the request out for `p` (rc and reply of the
+ * request, or an answer that waited in its queue): a worker connected, or
+ * why not. Called without the lock; returns with it held. */
+static void take_answer(prism_client *c, pool *p, int rc, json_t *reply)
 {
-    p->requesting = true;
-    json_t *req = lease_request_now(c, p), *reply = NULL;
-    pthread_mutex_unlock(&c->lock);
-    int rc =
-        prism_bus_request_json(c->bus, PRISM_SUBJECT_SCHED_LEASE, req, LEASE_TIMEOUT_MS, &reply);
-    json_decref(req);
     bool granted = rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "ok"));
     bool config_error = false;
     char err[600] = "";
@@ -656,7 +692,7 @@ static void request_lease(prism_client *c, pool *p)
     if (granted && !wc)
         return_lease(c, reply);
     pthread_mutex_lock(&c->lock);
-    p->requesting = false;
+    p->requesting = p->sched_queued = p->contended = false;
     int64_t now = prism_mono_ms();
     const char *code = NULL;
     /* No new worker: the ones the pool has take tasks deeper. */
@@ -688,7 +724,149 @@ static void request_lease(prism_client *c, pool *p)
     }
     if (!wc && p->workers)
         dispatch(c, p);
+}
+
+/* The scheduler queued the request out for `p`: its grant comes later. Lock held. */
+static void on_queued(prism_client *c, pool *p, json_t *reply)
+{
+    if (json_is_true(json_object_get(reply, "contended")))
+        p->contended = true;
+    if (p->sched_queued)
+        return; /* a notice: others wait too */
+    p->sched_queued = true;
+    p->queued_since_ms = prism_mono_ms();
+    p->saturated = true; /* until the grant, the workers it has take tasks deeper */
+    set_reason(p, "waiting in the scheduler's queue for room on a node");
+    dispatch(c, p);
+}
+
+/* Asks for a lease for `p`, or, for a request waiting in the scheduler's
+ * queue, asks again under the same request_id: the scheduler that holds it
+ * says so and it keeps its place; one that does not (it restarted) takes it
+ * anew. */
+static void request_lease(prism_client *c, pool *p)
+{
+    if (!p->sched_queued)
+        p->request_id = ++c->lease_seq;
+    p->requesting = true;
+    json_t *req = lease_request_now(c, p), *reply = NULL;
+    pthread_mutex_unlock(&c->lock);
+    int rc =
+        prism_bus_request_json(c->bus, PRISM_SUBJECT_SCHED_LEASE, req, LEASE_TIMEOUT_MS, &reply);
+    json_decref(req);
+    if (rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "queued"))) {
+        pthread_mutex_lock(&c->lock);
+        p->queued_since_ms = prism_mono_ms();
+        on_queued(c, p, reply);
+    } else {
+        take_answer(c, p, rc, reply);
+    }
     json_decref(reply);
+}
+
+/* An answer that arrived on the lease subject (a NATS thread). */
+typedef struct lease_answer {
+    json_t *body;
+    struct lease_answer *next;
+} lease_answer;
+
+static void on_lease_answer(prism_bus *bus, const char *subject, const char *reply,
+                            const char *data, size_t len, void *ud)
+{
+    prism_client *c = ud;
+    lease_answer *a = calloc(1, sizeof *a);
+    if (!a || !(a->body = json_loadb(data, len, 0, NULL))) {
+        free(a);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    a->next = c->lease_answers;
+    c->lease_answers = a;
+    pthread_cond_signal(&c->leaser_wake);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static pool *pool_of_request(prism_client *c, json_t *body)
+{
+    const char *id = json_string_value(json_object_get(body, "request_id"));
+    if (!id)
+        return NULL;
+    for (pool *p = c->pools; p; p = p->next) {
+        char mine[24];
+        snprintf(mine, sizeof mine, "%llu", (unsigned long long)p->request_id);
+        if (p->requesting && !strcmp(mine, id))
+            return p;
+    }
+    return NULL;
+}
+
+static void publish_cancel(prism_client *c, const pool *p)
+{
+    json_t *msg = json_pack("{s:s}", "owner_id", c->self_addr);
+    if (p) {
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)p->request_id);
+        json_object_set_new(msg, "request_id", json_string(id));
+    }
+    prism_bus_publish_json(c->bus, PRISM_SUBJECT_SCHED_LEASE_CANCEL, msg);
+    json_decref(msg);
+}
+
+/* The answers that came on the lease subject, oldest first. Lock held; dropped meanwhile. */
+static void take_lease_answers(prism_client *c)
+{
+    lease_answer *list = NULL;
+    while (c->lease_answers) { /* they were pushed newest first */
+        lease_answer *a = c->lease_answers;
+        c->lease_answers = a->next;
+        a->next = list;
+        list = a;
+    }
+    for (lease_answer *a = list, *next; a; a = next) {
+        next = a->next;
+        pool *p = pool_of_request(c, a->body);
+        if (p && json_is_true(json_object_get(a->body, "queued"))) {
+            on_queued(c, p, a->body);
+        } else if (p) {
+            /* A copy asked again just then may wait on (it went from the
+             * queue as the asking crossed it): it goes too. */
+            publish_cancel(c, p);
+            p->sched_queued = false;
+            pthread_mutex_unlock(&c->lock);
+            take_answer(c, p, PRISM_BUS_OK, a->body);
+        } else if (json_is_true(json_object_get(a->body, "ok"))) {
+            pthread_mutex_unlock(&c->lock); /* cancelled, or given up: nobody wants it */
+            return_lease(c, a->body);
+            pthread_mutex_lock(&c->lock);
+        }
+        json_decref(a->body);
+        free(a);
+    }
+}
+
+/* Requests waiting in the scheduler's queue that no task needs any more are
+ * cancelled (a grant would hold a worker for nothing). Leases are shared
+ * while others wait. Lock held. */
+static void tend_queued(prism_client *c, int64_t now)
+{
+    for (pool *p = c->pools; p; p = p->next) {
+        if (!p->requesting || !p->sched_queued)
+            continue;
+        if (!p->queue) {
+            publish_cancel(c, p);
+            for (worker_conn *w = p->workers; w && p->contended; w = w->next)
+                w->sharing = true; /* others wait: no idle time before they get it */
+            p->requesting = p->sched_queued = p->contended = false;
+            continue;
+        }
+        for (worker_conn *w = p->workers, *next; w && p->contended; w = next) {
+            next = w->next;
+            if (!w->sharing && now - w->leased_ms >= LEASE_SHARE_MS)
+                w->sharing = true;
+            if (w->sharing && w->inflight == 0)
+                conn_close(c, w, "lease given back: other owners wait");
+        }
+    }
 }
 
 static bool arguments_ready(prism_client *c, const task_spec *t) { return t->deps_pending == 0; }
@@ -719,14 +897,16 @@ void prism__pool_add_worker(prism_client *c, pool *p, worker_conn *wc)
     flush_out(c, wc);
 }
 
-/* Closes workers idle past the lease timeout; the worker gives the lease back.
- * Connections to actors stay: they hold no lease. */
+/* Closes workers idle past the lease timeout, and those given back to share
+ * once idle; the worker gives the lease back. Connections to actors stay:
+ * they hold no lease. */
 static void return_idle(prism_client *c, int64_t now)
 {
     for (pool *p = c->pools; p; p = p->next) {
         for (worker_conn *w = p->workers, *next; w && !p->actor; w = next) {
             next = w->next;
-            if (w->inflight == 0 && !p->queue && now - w->idle_since_ms > LEASE_IDLE_MS)
+            if (w->inflight == 0 &&
+                (w->sharing || (!p->queue && now - w->idle_since_ms > LEASE_IDLE_MS)))
                 conn_close(c, w, "lease returned");
         }
     }
@@ -819,8 +999,9 @@ static void run_deletions(prism_client *c, bool last)
  * (least_loaded): one more worker is worth asking for. */
 static bool wants_lease(const pool *p, int64_t now)
 {
-    return !p->actor && p->queue && !p->requesting && now >= p->next_request_ms &&
-           p->nworkers < MAX_LEASES_PER_SHAPE;
+    if (p->requesting) /* one waiting in the scheduler's queue is confirmed now and then */
+        return p->sched_queued && p->queue && now - p->queued_since_ms >= LEASE_CONFIRM_MS;
+    return !p->actor && p->queue && now >= p->next_request_ms && p->nworkers < MAX_LEASES_PER_SHAPE;
 }
 
 static void *leaser_main(void *arg)
@@ -833,10 +1014,15 @@ static void *leaser_main(void *arg)
         for (pool *p = c->pools; p && !need; p = p->next)
             if (wants_lease(p, now))
                 need = p;
+        if (c->lease_answers) {
+            take_lease_answers(c);
+            continue;
+        }
         if (need) {
             request_lease(c, need);
             continue;
         }
+        tend_queued(c, now);
         return_idle(c, now);
         run_deletions(c, false);
         prism__events_tick(c);
@@ -849,7 +1035,7 @@ static void *leaser_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        if (!c->stopping && !c->deletions && !c->outbox)
+        if (!c->stopping && !c->deletions && !c->outbox && !c->lease_answers)
             pthread_cond_timedwait(&c->leaser_wake, &c->lock, &ts);
     }
     pthread_mutex_unlock(&c->lock);
@@ -858,6 +1044,10 @@ static void *leaser_main(void *arg)
 
 int prism__pools_start(prism_client *c)
 {
+    snprintf(c->lease_subject, sizeof c->lease_subject, "%s%s", c->owner_subject,
+             PRISM_SUBJECT_OWNER_LEASE_SUFFIX);
+    if (prism_bus_subscribe(c->bus, c->lease_subject, NULL, on_lease_answer, c) != PRISM_BUS_OK)
+        return -1;
     c->epfd = epoll_create1(EPOLL_CLOEXEC);
     c->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->epfd < 0 || c->wakefd < 0)
@@ -909,12 +1099,32 @@ void prism__pools_stop(prism_client *c)
         pthread_join(c->io_thread, NULL);
     if (c->leaser_thread)
         pthread_join(c->leaser_thread, NULL);
+    /* No request goes out now: what this owner left in a scheduler's queue
+     * goes at once, not at the scheduler's next ping; a grant that comes
+     * meanwhile is given back below. */
+    pthread_mutex_lock(&c->lock);
+    bool asked = false;
+    for (pool *p = c->pools; p; p = p->next)
+        asked |= p->requesting;
+    pthread_mutex_unlock(&c->lock);
+    if (asked)
+        publish_cancel(c, NULL);
+    if (c->bus && c->lease_subject[0])
+        prism_bus_unsubscribe(c->bus, c->lease_subject);
     pthread_mutex_lock(&c->lock);
     for (pool *p = c->pools, *next; p; p = next) {
         next = p->next;
         free_pool(c, p);
     }
     c->pools = NULL;
+    while (c->lease_answers) { /* a grant among them is given back */
+        lease_answer *a = c->lease_answers;
+        c->lease_answers = a->next;
+        if (json_is_true(json_object_get(a->body, "ok")))
+            return_lease(c, a->body);
+        json_decref(a->body);
+        free(a);
+    }
     bury(c);
     /* Tasks held only as dependents of pending objects go with the table. */
     run_deletions(c, true);

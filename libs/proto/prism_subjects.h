@@ -23,6 +23,8 @@
 
 /* The schedulers (queue "scheduler" for leases). */
 #define PRISM_SUBJECT_SCHED_LEASE "prism.sched.lease"
+/* An owner gives up lease requests waiting in a scheduler's queue (every replica hears it). */
+#define PRISM_SUBJECT_SCHED_LEASE_CANCEL "prism.sched.lease.cancel"
 #define PRISM_SUBJECT_SCHED_NODE "prism.sched.node"
 #define PRISM_SUBJECT_SCHED_PG_PLACE "prism.sched.pg.place"
 
@@ -68,9 +70,11 @@
 #define PRISM_NODE_BUNDLE_RESERVE "bundle.reserve"
 #define PRISM_NODE_BUNDLE_RETURN "bundle.return"
 
-/* An owner's subject, prism.owner.<hex>; its requests' answers come on <that>.r. */
+/* An owner's subject, prism.owner.<hex>; its requests' answers come on <that>.r,
+ * and the answers to its lease requests that waited in a scheduler's queue on <that>.l. */
 #define PRISM_SUBJECT_OWNER_PREFIX "prism.owner."
 #define PRISM_SUBJECT_OWNER_REPLY_SUFFIX ".r"
+#define PRISM_SUBJECT_OWNER_LEASE_SUFFIX ".l"
 
 /* Room for any subject built below from IDs and verbs of this protocol. */
 #define PRISM_SUBJECT_MAX 160

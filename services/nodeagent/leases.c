@@ -430,6 +430,8 @@ json_t *na_lease_return(nodeagent *na, json_t *req)
         return prism_error_json("invalid_argument", "'lease_id' must be a string");
     pthread_mutex_lock(&na->lock);
     na_lease *l = lease_find(na, id);
+    /* Now, not at the next cron: a lease request may wait in a scheduler's queue for this room. */
+    bool report = l && na->registered;
     if (l) {
         na_worker *w = l->worker;
         LOG_DEBUG("lease %s returned (worker %s)", l->id, w ? w->id : "-");
@@ -443,6 +445,8 @@ json_t *na_lease_return(nodeagent *na, json_t *req)
         }
     }
     pthread_mutex_unlock(&na->lock);
+    if (report)
+        na_link_report(na);
     return json_pack("{s:b}", "ok", 1); /* an unknown lease is fine: returns are idempotent */
 }
 

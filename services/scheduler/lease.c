@@ -4,10 +4,24 @@
  *
  *   request  {owner_id, resources, strategy?, node_id?, soft?,
  *             locality?: {node_id: bytes}, timeout_ms?, job_id?,
- *             placement_group_id?, bundle_index?}
+ *             placement_group_id?, bundle_index?, queue_ms?, request_id?}
  *   reply    the node agent's grant {ok, lease_id, worker_id, node_id, unix, tcp}
  *            or an error: infeasible (no node alive has the resources at all),
  *            busy (every node that could run it is full), invalid_argument.
+ *
+ * With `queue_ms` (and a `request_id` of the owner's choosing) an owner of
+ * the form owner:<hex> is not answered busy: its request waits in the
+ * scheduler's queue (waitq.c) for up to queue_ms, and the reply says so:
+ * {ok: false, queued: true, request_id, contended}. The grant (or the error
+ * that ends the wait) comes later, with the request_id, on the owner's lease
+ * subject prism.owner.<hex>.l; so does {queued, contended: true} when other
+ * owners come to wait for the same shape. A request of a shape others wait
+ * for waits behind them, even when a node has room: the turns stay fair.
+ * The same request asked again (owner and request_id) keeps its place, and
+ * its wait starts anew: owners ask so now and then, to learn that it is
+ * still there (a scheduler that died lost its queue).
+ * A lease thread serves the queue (the pump) when a node's report may show
+ * room. Placement groups' and jobs' leases never wait here.
  *
  * With `placement_group_id` the lease draws on a bundle of that group
  * (bundle_index, or -1 for any): only nodes whose report lists such a bundle
@@ -31,6 +45,7 @@
 #include "prism_resources.h"
 #include "prism_subjects.h"
 #include "prism_time.h"
+#include "prism_wire.h"
 #include "scheduler.h"
 
 #define MAX_CANDIDATES 8
@@ -38,6 +53,7 @@
 #define REPLY_MARGIN_MS 100 /* answer the owner this long before its deadline */
 #define MIN_FORWARD_MS 50   /* not worth asking a node with less time left */
 #define TIMEOUT_MAX_MS 600000
+#define REQUEST_ID_MAX 64
 
 typedef enum strategy { STRATEGY_DEFAULT, STRATEGY_SPREAD, STRATEGY_NODE_AFFINITY } strategy;
 
@@ -55,6 +71,8 @@ typedef struct lease_req {
     int64_t deadline_mono;
     const char *pg_id;       /* drawn from a placement group's bundle, or NULL */
     json_int_t bundle_index; /* -1: any of its bundles */
+    int64_t queue_ms;        /* > 0: wait this long in the queue rather than be answered busy */
+    const char *request_id;  /* the owner's name for the request (with queue_ms) */
 } lease_req;
 
 typedef struct candidates {
@@ -146,6 +164,18 @@ static json_t *parse(json_t *msg, lease_req *r, int64_t received, int64_t timeou
         return prism_error_json("invalid_argument", "'timeout_ms' must be an integer from 1 to %d",
                                 TIMEOUT_MAX_MS);
     r->deadline_mono = received + (t ? json_integer_value(t) : timeout_ms);
+    json_t *q = json_object_get(msg, "queue_ms");
+    if (q && (!json_is_integer(q) || json_integer_value(q) < 0 ||
+              json_integer_value(q) > TIMEOUT_MAX_MS))
+        return prism_error_json("invalid_argument", "'queue_ms' must be an integer from 0 to %d",
+                                TIMEOUT_MAX_MS);
+    r->queue_ms = q ? json_integer_value(q) : 0;
+    r->request_id = json_string_value(json_object_get(msg, "request_id"));
+    if (r->queue_ms > 0 &&
+        (!r->request_id || !*r->request_id || strlen(r->request_id) > REQUEST_ID_MAX))
+        return prism_error_json("invalid_argument",
+                                "'queue_ms' needs a 'request_id' of 1-%d characters",
+                                REQUEST_ID_MAX);
     json_t *job = json_object_get(msg, "job_id");
     r->job_id = json_string_value(job);
     if (job && !json_is_null(job) &&
@@ -410,20 +440,19 @@ static json_t *forward(scheduler *s, const lease_req *r, const char *node_id, in
     return NULL;
 }
 
-static json_t *place(scheduler *s, const lease_req *r)
+/* Asks the candidates in turn: the grant, an error for the owner, or a
+ * busy error when none could grant it. No lock held. */
+static json_t *ask_nodes(scheduler *s, const lease_req *r, const candidates *c)
 {
-    candidates c = {0};
-    pthread_mutex_lock(&s->lock);
-    json_t *answer = choose(s, r, &c);
-    pthread_mutex_unlock(&s->lock);
+    json_t *answer = NULL;
     prism_buf why;
     prism_buf_init(&why, 4096);
-    for (int i = 0; !answer && i < c.n; i++) {
+    for (int i = 0; !answer && i < c->n; i++) {
         int64_t left = r->deadline_mono - prism_mono_ms() - REPLY_MARGIN_MS;
         if (left < MIN_FORWARD_MS)
             break;
         int timeout = (int)(left < s->cfg.forward_timeout_ms ? left : s->cfg.forward_timeout_ms);
-        answer = forward(s, r, c.ids[i], timeout, &why);
+        answer = forward(s, r, c->ids[i], timeout, &why);
     }
     if (!answer)
         answer =
@@ -432,8 +461,19 @@ static json_t *place(scheduler *s, const lease_req *r)
     return answer;
 }
 
+static json_t *place(scheduler *s, const lease_req *r)
+{
+    candidates c = {0};
+    pthread_mutex_lock(&s->lock);
+    json_t *answer = choose(s, r, &c);
+    pthread_mutex_unlock(&s->lock);
+    return answer ? answer : ask_nodes(s, r, &c);
+}
+
 static void count(scheduler *s, json_t *answer)
 {
+    if (json_is_true(json_object_get(answer, "queued")))
+        return; /* counted as queued */
     if (json_is_true(json_object_get(answer, "ok")))
         prism_metric_add(s->m.grants, 1);
     else if (is_error(answer, "infeasible"))
@@ -451,6 +491,158 @@ static void send_answer(scheduler *s, const char *reply, json_t *answer)
     json_decref(answer);
 }
 
+/* ---------- the queue ---------- */
+
+/* What requests of one shape share: resources and placement (not locality). */
+static char *shape_key(const lease_req *r)
+{
+    json_t *k =
+        json_pack("{s:O,s:s}", "resources", r->resources, "strategy", strategy_names[r->strategy]);
+    if (k && r->strategy == STRATEGY_NODE_AFFINITY) {
+        json_object_set_new(k, "node_id", json_string(r->node_id));
+        json_object_set_new(k, "soft", json_boolean(r->soft));
+    }
+    char *key = k ? json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(k);
+    return key;
+}
+
+/* Whether `r` may wait in the queue, and where its later answers go. */
+static bool queueable(const lease_req *r, char *subject, size_t n)
+{
+    if (r->queue_ms <= 0 || r->pg_id || r->job_id || !wire_owner_subject(r->owner_id, subject, n))
+        return false;
+    size_t len = strlen(subject);
+    return snprintf(subject + len, n - len, "%s", PRISM_SUBJECT_OWNER_LEASE_SUFFIX) <
+           (int)(n - len);
+}
+
+/* Queues `r` (its message `msg`): the reply that says so, or why not. */
+static json_t *enqueue(scheduler *s, const lease_req *r, json_t *msg, const char *key,
+                       const char *subject)
+{
+    sched_waiter *w = calloc(1, sizeof *w);
+    if (w) {
+        w->owner = strdup(r->owner_id);
+        w->request_id = strdup(r->request_id);
+        w->reply = strdup(subject);
+        w->msg = json_incref(msg);
+        w->queued_mono = prism_mono_ms();
+        w->deadline_mono = w->queued_mono + r->queue_ms;
+    }
+    if (!w || !w->owner || !w->request_id || !w->reply) {
+        sched_waiter_free(w);
+        return prism_error_json("internal", "out of memory");
+    }
+    json_t *notices = json_array();
+    bool contended = false;
+    pthread_mutex_lock(&s->lock);
+    json_t *err = sched_waitq_add(s, key, w, &contended, notices);
+    if (!err) { /* room may have come since the look that found none */
+        s->pump_wanted = true;
+        pthread_cond_signal(&s->queue_cv);
+    }
+    pthread_mutex_unlock(&s->lock);
+    sched_waitq_publish(s, notices);
+    json_decref(notices);
+    if (err) {
+        sched_waiter_free(w);
+        prism_metric_add(s->m.queue_full, 1);
+        return err;
+    }
+    prism_metric_add(s->m.queued, 1);
+    return json_pack("{s:b,s:b,s:s,s:b}", "ok", 0, "queued", 1, "request_id", r->request_id,
+                     "contended", contended);
+}
+
+/* A lease granted for a request dropped meanwhile: back to its node. */
+static void give_back(scheduler *s, json_t *grant)
+{
+    const char *node = json_string_value(json_object_get(grant, "node_id"));
+    const char *lease = json_string_value(json_object_get(grant, "lease_id"));
+    char subject[PRISM_SUBJECT_MAX];
+    if (!node || !lease ||
+        !prism_subject_node(subject, sizeof subject, node, PRISM_NODE_WORKER_RETURN))
+        return;
+    json_t *msg = json_pack("{s:s}", "lease_id", lease);
+    prism_bus_publish_json(s->bus, subject, msg);
+    json_decref(msg);
+}
+
+/* Serves waiting requests while some shape has room, owners taking turns.
+ * Called and returns with the lock held; drops it while asking nodes. */
+static void pump(scheduler *s)
+{
+    s->pumping = true;
+    s->pump_wanted = false;
+    sched_shape *sh = NULL;
+    sched_waiter *w;
+    while (!s->quit && (w = sched_waitq_next(s, &sh))) {
+        lease_req r = {0};
+        candidates c = {0};
+        json_t *answer = parse(w->msg, &r, prism_mono_ms(), s->cfg.lease_timeout_ms);
+        if (!answer)
+            answer = choose(s, &r, &c);
+        if (!answer) { /* a node has room: `w` stays queued (and `sh` with it) meanwhile */
+            w->placing = true;
+            pthread_mutex_unlock(&s->lock);
+            answer = ask_nodes(s, &r, &c);
+            pthread_mutex_lock(&s->lock);
+            w->placing = false;
+        }
+        if (is_error(answer, "busy") && !w->dropped) { /* until the next report */
+            sh->stuck = true;
+            json_decref(answer);
+            continue;
+        }
+        sched_waitq_done(s, sh, w);
+        pthread_mutex_unlock(&s->lock);
+        bool granted = json_is_true(json_object_get(answer, "ok"));
+        if (w->dropped) {
+            if (granted)
+                give_back(s, answer);
+            json_decref(answer);
+        } else {
+            json_object_set_new(answer, "request_id", json_string(w->request_id));
+            count(s, answer);
+            if (granted)
+                prism_metric_add(s->m.queue_grants, 1);
+            LOG_DEBUG("queued lease request %s of %s: %s", w->request_id, w->owner,
+                      granted ? "granted" : "refused");
+            send_answer(s, w->reply, answer);
+        }
+        sched_waiter_free(w);
+        pthread_mutex_lock(&s->lock);
+    }
+    s->pumping = false;
+}
+
+static json_t *place_or_queue(scheduler *s, const lease_req *r, json_t *msg)
+{
+    char subject[PRISM_SUBJECT_MAX];
+    char *key = queueable(r, subject, sizeof subject) ? shape_key(r) : NULL;
+    bool behind = false, waits = false, contended = false;
+    if (key) {
+        pthread_mutex_lock(&s->lock);
+        waits = sched_waitq_refresh(s, r->owner_id, r->request_id, prism_mono_ms() + r->queue_ms,
+                                    &contended);
+        behind = sched_waitq_has(s, key); /* others wait for this shape: after them */
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (waits) { /* asked again: it keeps its place */
+        free(key);
+        return json_pack("{s:b,s:b,s:s,s:b}", "ok", 0, "queued", 1, "request_id", r->request_id,
+                         "contended", contended);
+    }
+    json_t *answer = behind ? NULL : place(s, r);
+    if (key && (behind || is_error(answer, "busy"))) {
+        json_decref(answer);
+        answer = enqueue(s, r, msg, key, subject);
+    }
+    free(key);
+    return answer;
+}
+
 static void handle(scheduler *s, sched_job *j)
 {
     json_t *msg = json_loadb(j->data, j->len, 0, NULL), *answer;
@@ -458,9 +650,11 @@ static void handle(scheduler *s, sched_job *j)
     if (!json_is_object(msg))
         answer = prism_error_json("invalid_json", "the payload must be a JSON object");
     else if (!(answer = parse(msg, &r, j->received_mono, s->cfg.lease_timeout_ms)))
-        answer = place(s, &r);
+        answer = place_or_queue(s, &r, msg);
     count(s, answer);
-    if (json_is_true(json_object_get(answer, "ok")))
+    if (json_is_true(json_object_get(answer, "queued")))
+        LOG_DEBUG("lease request %s of %s queued", r.request_id, r.owner_id);
+    else if (json_is_true(json_object_get(answer, "ok")))
         LOG_DEBUG("lease %s for owner %s on node %s",
                   json_string_value(json_object_get(answer, "lease_id")), r.owner_id,
                   json_string_value(json_object_get(answer, "node_id")));
@@ -543,10 +737,14 @@ static void *lease_thread(void *arg)
     scheduler *s = arg;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->head && !s->quit)
+        while (!s->head && !s->quit && !(s->pump_wanted && !s->pumping))
             pthread_cond_wait(&s->queue_cv, &s->lock);
-        if (!s->head)
+        if (!s->head && s->quit)
             break;
+        if (!s->head) {
+            pump(s);
+            continue;
+        }
         sched_job *j = pop(s);
         bool quitting = s->quit;
         pthread_mutex_unlock(&s->lock);
@@ -572,6 +770,8 @@ void sched_lease_run_queued(scheduler *s)
         job_free(j);
         pthread_mutex_lock(&s->lock);
     }
+    if (s->pump_wanted && !s->pumping)
+        pump(s);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -582,6 +782,8 @@ int sched_lease_start(scheduler *s)
             return -1;
         s->nthreads++;
     }
+    if (sched_waitq_start(s) != 0)
+        return -1;
     return prism_bus_subscribe(s->bus, PRISM_SUBJECT_SCHED_LEASE, "scheduler", on_lease, s);
 }
 
@@ -596,4 +798,10 @@ void sched_lease_stop(scheduler *s)
     s->nthreads = 0;
     while (s->head)
         job_free(pop(s));
+    json_t *answers = json_array();
+    pthread_mutex_lock(&s->lock);
+    sched_waitq_free(s, answers); /* their owners ask again, another replica or a new one */
+    pthread_mutex_unlock(&s->lock);
+    sched_waitq_publish(s, answers);
+    json_decref(answers);
 }

@@ -20,6 +20,8 @@ static prism_option options[] = {
      "lease requests answered at the same time"},
     {"queue-max", PRISM_OPT_INT, &s.cfg.queue_max, "10000",
      "lease requests queued before new ones are answered busy"},
+    {"wait-max", PRISM_OPT_INT, &s.cfg.wait_max, "10000",
+     "lease requests waiting for room (queue_ms) before new ones are refused queue_full"},
 };
 
 static int serving(void *ctx, const char *url, char *err, size_t errlen)
@@ -29,8 +31,10 @@ static int serving(void *ctx, const char *url, char *err, size_t errlen)
 }
 
 static void view_cron(void *ctx) { sched_view_cron(&s); }
+static void waitq_cron(void *ctx) { sched_waitq_cron(&s); }
 
-static const prism_service_job jobs[] = {{"view", 100, view_cron}};
+static const prism_service_job jobs[] = {{"view", 100, view_cron},
+                                         {"lease queue", 100, waitq_cron}};
 
 int main(int argc, char **argv)
 {

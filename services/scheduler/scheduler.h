@@ -25,7 +25,8 @@
 #include "prism_service.h"
 
 #define SCHED_MAX_THREADS 64
-#define SCHED_TOMBS 256 /* recently dead node incarnations remembered */
+#define SCHED_TOMBS 256           /* recently dead node incarnations remembered */
+#define SCHED_WAIT_PER_OWNER 1024 /* queued lease requests of one owner (waitq.c) */
 
 typedef struct sched_config {
     int64_t node_timeout_ms;
@@ -33,6 +34,7 @@ typedef struct sched_config {
     int64_t forward_timeout_ms;
     int64_t lease_threads;
     int64_t queue_max;
+    int64_t wait_max; /* queued lease requests in all (waitq.c) */
 } sched_config;
 
 /* A node as its last report described it. */
@@ -59,6 +61,36 @@ typedef struct sched_job {
     struct sched_job *next;
 } sched_job;
 
+/* A lease request waiting for room (waitq.c), answered on `reply` (the
+ * owner's lease subject) with `request_id` in the answer. */
+typedef struct sched_waiter {
+    char *owner, *request_id, *reply;
+    json_t *msg; /* the request as received */
+    int64_t queued_mono, deadline_mono;
+    bool told;    /* it heard that other owners wait for the same shape */
+    bool placing; /* the pump is asking a node for it (lock dropped) */
+    bool dropped; /* cancelled or its owner gone while placing */
+    struct sched_waiter *next;
+} sched_waiter;
+
+/* One owner's waiting requests of one shape, oldest first. */
+typedef struct sched_owner_q {
+    char *owner;
+    sched_waiter *head, *tail;
+    size_t n;
+    struct sched_owner_q *next;
+} sched_owner_q;
+
+/* The requests waiting for one shape (resources and placement); the owners
+ * take turns, `turn` first. */
+typedef struct sched_shape {
+    char *key;
+    sched_owner_q *owners, *turn;
+    size_t n;
+    bool stuck; /* no room for it since the last report: the pump passes it */
+    struct sched_shape *next;
+} sched_shape;
+
 typedef struct sched_tomb {
     char id[PRISM_ID_HEX_LEN + 1];
     int64_t until_mono;
@@ -72,6 +104,8 @@ typedef struct scheduler {
     prism_metrics *metrics;
     struct {
         prism_metric *requests, *grants, *infeasible, *busy, *errors, *forwards;
+        prism_metric *queued, *queue_grants, *queue_cancelled, *queue_dropped, *queue_expired,
+            *queue_full;
     } m;
     pthread_t threads[SCHED_MAX_THREADS];
     int nthreads;
@@ -87,6 +121,11 @@ typedef struct scheduler {
     sched_tomb removed_pgs[SCHED_TOMBS]; /* placement groups removed lately (pg.c) */
     size_t next_removed_pg;
     uint64_t grant_seq;
+    sched_shape *shapes; /* lease requests waiting for room (waitq.c) */
+    size_t waiting;      /* in all of them */
+    bool pump_wanted;    /* room may have come: a lease thread should look */
+    bool pumping;        /* one is looking */
+    int64_t last_owner_check_mono;
 } scheduler;
 
 /* res.c: resource maps are JSON objects name → amount (whether one fits:
@@ -115,6 +154,33 @@ int sched_lease_start(scheduler *s); /* threads and subscription; no lock */
 void sched_lease_stop(scheduler *s); /* answers what is queued, joins the threads */
 /* Handles the queued requests on the calling thread (with lease_threads 0: the fuzz target). */
 void sched_lease_run_queued(scheduler *s);
+
+/* waitq.c: the queue of lease requests waiting for room, owners taking
+ * turns per shape. Lock held unless noted. */
+int sched_waitq_start(scheduler *s); /* subscribes to cancels; no lock */
+/* Queues `w` (taken on success) under shape `key`. NULL, or the error for the
+ * owner (queue_full). `*contended`: other owners wait for it too; notices
+ * for those who had not heard are appended to `notices` ({subject, body}). */
+json_t *sched_waitq_add(scheduler *s, const char *key, sched_waiter *w, bool *contended,
+                        json_t *notices);
+bool sched_waitq_has(scheduler *s, const char *key);
+/* An owner asks again for a request that waits (it checks that the queue
+ * still holds it): true when it does, with its deadline moved on. */
+bool sched_waitq_refresh(scheduler *s, const char *owner, const char *request_id,
+                         int64_t deadline_mono, bool *contended);
+/* The request to serve next (its shape in `*shape`), of a shape not stuck; NULL when none. */
+sched_waiter *sched_waitq_next(scheduler *s, sched_shape **shape);
+/* Removes `w` (served or answered): the turn passes to the next owner. */
+void sched_waitq_done(scheduler *s, sched_shape *shape, sched_waiter *w);
+/* A report came: every shape may fit again; wakes a lease thread. */
+void sched_waitq_unstick(scheduler *s);
+void sched_waiter_free(sched_waiter *w);
+/* Answers requests past their wait, drops those of owners gone. No lock. */
+void sched_waitq_cron(scheduler *s);
+/* Publishes [{subject, body}]. No lock. */
+void sched_waitq_publish(scheduler *s, json_t *messages);
+/* Empties the queue; each request's answer (shutting_down) goes to `answers` unless NULL. */
+void sched_waitq_free(scheduler *s, json_t *answers);
 
 /* pg.c: prism.sched.pg.place, placing a placement group's bundles. */
 int sched_pg_start(scheduler *s); /* subscribes; no lock */

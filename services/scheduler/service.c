@@ -16,8 +16,8 @@ int sched_configure(void *ctx, const prism_service_settings *set, char *err, siz
                  "must be positive");
     else if (c->lease_threads < 1 || c->lease_threads > SCHED_MAX_THREADS)
         snprintf(err, errlen, "--lease-threads must be 1..%d", SCHED_MAX_THREADS);
-    else if (c->queue_max < 1)
-        snprintf(err, errlen, "--queue-max must be positive");
+    else if (c->queue_max < 1 || c->wait_max < 1)
+        snprintf(err, errlen, "--queue-max and --wait-max must be positive");
     else
         return 0;
     return -1;
@@ -28,6 +28,15 @@ static double gauge_nodes(void *ud)
     scheduler *s = ud;
     pthread_mutex_lock(&s->lock);
     size_t n = sched_node_count(s);
+    pthread_mutex_unlock(&s->lock);
+    return (double)n;
+}
+
+static double gauge_waiting(void *ud)
+{
+    scheduler *s = ud;
+    pthread_mutex_lock(&s->lock);
+    size_t n = s->waiting;
     pthread_mutex_unlock(&s->lock);
     return (double)n;
 }
@@ -54,6 +63,24 @@ int sched_init(void *ctx, char *err, size_t errlen)
                                           "Lease requests sent to node agents", NULL);
     prism_metrics_gauge_fn(m, "prism_scheduler_nodes", "Nodes in the resource view", NULL,
                            gauge_nodes, s);
+    s->m.queued = prism_metrics_counter(m, "prism_scheduler_lease_queued_total",
+                                        "Lease requests queued to wait for room", NULL);
+    s->m.queue_grants = prism_metrics_counter(m, "prism_scheduler_lease_queue_grants_total",
+                                              "Leases granted to requests that waited", NULL);
+    s->m.queue_cancelled = prism_metrics_counter(m, "prism_scheduler_lease_queue_cancelled_total",
+                                                 "Queued lease requests their owners cancelled",
+                                                 NULL);
+    s->m.queue_dropped =
+        prism_metrics_counter(m, "prism_scheduler_lease_queue_dropped_total",
+                              "Queued lease requests dropped because their owner was gone", NULL);
+    s->m.queue_expired =
+        prism_metrics_counter(m, "prism_scheduler_lease_queue_expired_total",
+                              "Queued lease requests answered busy after their queue_ms", NULL);
+    s->m.queue_full = prism_metrics_counter(m, "prism_scheduler_lease_queue_full_total",
+                                            "Lease requests refused because the queue was full",
+                                            NULL);
+    prism_metrics_gauge_fn(m, "prism_scheduler_lease_queue_length",
+                           "Lease requests waiting in the queue", NULL, gauge_waiting, s);
     return 0;
 }
 

@@ -130,6 +130,7 @@ static void on_report(prism_bus *bus, const char *subject, const char *reply, co
     if (json_is_object(msg)) {
         pthread_mutex_lock(&s->lock);
         apply_report(s, msg);
+        sched_waitq_unstick(s); /* room may have come for what waits */
         pthread_mutex_unlock(&s->lock);
     }
     json_decref(msg);
@@ -150,6 +151,7 @@ static void on_node_event(prism_bus *bus, const char *subject, const char *reply
             LOG_INFO("node %s (%s) is DEAD: dropped from the view", id, n->name);
             node_remove(s, n);
         }
+        sched_waitq_unstick(s); /* what waits may have become infeasible */
         pthread_mutex_unlock(&s->lock);
     }
     json_decref(msg);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <prism/prism.h>
@@ -207,6 +208,33 @@ static int sleeper(prism_client *c, const char *ms)
     prism_value_free(v);
     prism_value_free(arg);
     prism_ref_release(r);
+    return 0;
+}
+
+/* sleeps N MS: N sleep(MS) tasks at once; prints "submitted", then "done I T"
+ * as each result comes (T: wall clock ms), then "sleeps ok". */
+static int sleeps(prism_client *c, int n, const char *ms)
+{
+    CHECK(n > 0 && n <= 1000, "sleeps takes 1-1000 tasks");
+    prism_value *arg = prism_value_json(ms);
+    prism_ref *r[1000];
+    for (int i = 0; i < n; i++)
+        CHECK((r[i] = submit1(c, "builtin", "sleep", &arg, 1, NULL)) != NULL, "submit %d", i);
+    printf("submitted\n");
+    fflush(stdout);
+    for (int i = 0; i < n; i++) {
+        prism_value *v = NULL;
+        prism_status s = prism_get(c, r[i], 120000, &v);
+        CHECK(s == PRISM_OK, "sleep %d gave %s", i, prism_status_text(s));
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        printf("done %d %lld\n", i, (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        fflush(stdout);
+        prism_value_free(v);
+        prism_ref_release(r[i]);
+    }
+    printf("sleeps ok\n");
+    prism_value_free(arg);
     return 0;
 }
 
@@ -698,7 +726,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: task_probe seed|many N|nested D|errors|package SHA|crash SHA|"
-                        "sleep MS|reconstruct NODE|bigarg A B|hold NODE\n");
+                        "sleep MS|sleeps N MS|reconstruct NODE|bigarg A B|hold NODE\n");
         return 2;
     }
     prism_client *c;
@@ -714,6 +742,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "package")               ? package(c, arg)
              : !strcmp(cmd, "crash")                 ? crash(c, arg)
              : !strcmp(cmd, "sleep")                 ? sleeper(c, arg)
+             : !strcmp(cmd, "sleeps") && argc > 3    ? sleeps(c, atoi(arg), argv[3])
              : !strcmp(cmd, "reconstruct")           ? reconstruct(c, arg)
              : !strcmp(cmd, "hold")                  ? hold(c, arg)
              : !strcmp(cmd, "bigarg") && argc > 3    ? bigarg(c, arg, argv[3])

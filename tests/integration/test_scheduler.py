@@ -223,7 +223,9 @@ def test_infeasible_and_bad_requests(c):
     r = lease(c, {"CPU": 64})
     assert error_code(r) == "infeasible" and "CPU 64" in r["error"]["message"], r
     for bad in ({"resources": {"CPU": -1}}, {"resources": "CPU"}, {"strategy": "RANDOM"},
-                {"strategy": "NODE_AFFINITY"}, {"owner_id": ""}):
+                {"strategy": "NODE_AFFINITY"}, {"owner_id": ""}, {"queue_ms": -1},
+                {"queue_ms": "1000", "request_id": "1"}, {"queue_ms": 1000},
+                {"queue_ms": 1000, "request_id": "x" * 65}):
         fields = dict({"owner_id": "o", "resources": {"CPU": 1}}, **bad)
         r = nats(c).request("prism.sched.lease", fields)
         assert error_code(r) == "invalid_argument", (bad, r)
@@ -341,6 +343,153 @@ def test_scheduler_api(c):
 test_scheduler_api.cluster = {"nodes": 2, "node_args": node_args(2)}
 
 
+# ---------------------------------------------------------------- the lease queue
+
+PROBE = os.path.join(BIN, "task_probe")
+
+
+def owner(c, n, ms):
+    """task_probe submitting n sleep(ms) tasks at once, as its own owner (a
+    driver process); returns it once it said "submitted"."""
+    if not os.access(PROBE, os.X_OK):
+        skip("task_probe is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    env.pop("PRISM_HOME", None)
+    p = subprocess.Popen([PROBE, "sleeps", str(n), str(ms)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline().strip()
+    assert line == "submitted", (line, p.stderr.read() if p.poll() is not None else "")
+    return p
+
+
+def results(p):
+    """The wall-clock ms at which each of the owner's results came, in order."""
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and "sleeps ok" in out, (p.returncode, out, err)
+    return [int(line.split()[2]) for line in out.splitlines() if line.startswith("done ")]
+
+
+def metric(c, name):
+    text = c.get("/metrics", base=c.scheduler_url).body.decode()
+    m = re.search(r"^%s ([0-9.e+]+)$" % name, text, re.M)
+    assert m, (name, text)
+    return float(m.group(1))
+
+
+def test_queued_owners_take_turns(c):
+    """Two owners with more tasks than the node has CPUs both make progress at
+    once: the second one's requests wait in the scheduler's queue (not
+    answered busy) and the first one gives its leases back in turn, so the
+    second's first task ends long before the first's last (without the
+    queue, the first kept both CPUs until its 8 tasks were done)."""
+    wait_view(c, ["node-1"])
+    first = owner(c, 8, 300)
+    time.sleep(0.2)  # it holds both CPUs now
+    second = owner(c, 4, 300)
+    try:
+        a, b = results(first), results(second)
+    finally:
+        for p in (first, second):
+            if p.poll() is None:
+                p.kill()
+    assert len(a) == 8 and len(b) == 4, (a, b)
+    assert b[0] < a[-1] - 300, ("the second owner waited for the first to finish", a, b)
+    assert metric(c, "prism_scheduler_lease_queued_total") >= 1
+    assert metric(c, "prism_scheduler_lease_queue_grants_total") >= 1
+    # Nothing is left waiting, and no grant went to a request nobody wanted.
+    wait_until(lambda: metric(c, "prism_scheduler_lease_queue_length") == 0,
+               what="the lease queue to empty")
+    wait_available(c, "node-1", "CPU", 2)
+test_queued_owners_take_turns.cluster = {"node_args": node_args(2, prestart=2)}
+
+
+def test_queued_request_granted_when_room_comes(c):
+    """A request the node has no room for waits in the queue (the gauge shows
+    it) and is granted when the lease holding the CPU is returned: the owner
+    asked once and was never answered busy."""
+    wait_view(c, ["node-1"])
+    holder = owner(c, 1, 1500)
+    wait_available(c, "node-1", "CPU", 0)
+    waiter = owner(c, 1, 100)
+    try:
+        wait_until(lambda: metric(c, "prism_scheduler_lease_queue_length") == 1,
+                   what="the second owner's request to wait in the queue")
+        assert view(c)["waiting"] == 1
+        assert metric(c, "prism_scheduler_lease_queue_grants_total") == 0
+        a, b = results(holder), results(waiter)
+    finally:
+        for p in (holder, waiter):
+            if p.poll() is None:
+                p.kill()
+    assert b[0] >= a[0], (a, b)  # it ran once the CPU was free
+    assert metric(c, "prism_scheduler_lease_queued_total") == 1
+    assert metric(c, "prism_scheduler_lease_queue_grants_total") == 1
+    assert metric(c, "prism_scheduler_lease_busy_total") == 0  # no busy answer, no retry
+    assert metric(c, "prism_scheduler_lease_requests_total") == 2  # one request each
+    assert metric(c, "prism_scheduler_lease_queue_length") == 0
+    doc = view(c)
+    assert doc["waiting"] == 0 and doc["leases"]["queue_grants"] == 1, doc
+    wait_available(c, "node-1", "CPU", 1)
+test_queued_request_granted_when_room_comes.cluster = {"node_args": node_args(1)}
+
+
+def test_owner_killed_while_queued_leaks_no_lease(c):
+    """An owner killed while its request waits is dropped from the queue (its
+    owner subject has no responder any more): when the CPU frees up no lease
+    goes to it, and the node's resources come back in full."""
+    wait_view(c, ["node-1"])
+    holder = owner(c, 1, 3000)
+    wait_available(c, "node-1", "CPU", 0)
+    victim = owner(c, 3, 200)
+    try:
+        wait_until(lambda: metric(c, "prism_scheduler_lease_queue_length") == 1,
+                   what="the victim's request to wait in the queue")
+        victim.kill()
+        victim.wait(timeout=10)
+        wait_until(lambda: metric(c, "prism_scheduler_lease_queue_length") == 0, timeout=10,
+                   what="the dead owner's request to leave the queue")
+        assert metric(c, "prism_scheduler_lease_queue_dropped_total") == 1
+        assert len(results(holder)) == 1
+    finally:
+        for p in (holder, victim):
+            if p.poll() is None:
+                p.kill()
+    assert metric(c, "prism_scheduler_lease_queue_grants_total") == 0
+    wait_available(c, "node-1", "CPU", 1)
+    wait_until(lambda: all(w["state"] == "idle" for w in workers(c, "node-1")),
+               what="every worker idle, none leased to the dead owner")
+test_owner_killed_while_queued_leaks_no_lease.cluster = {"node_args": node_args(1)}
+
+
+def test_queued_request_survives_a_scheduler_crash(c):
+    """The scheduler holding a waiting request dies (SIGKILL: no answer to
+    anyone) and a new one starts: the owner, asking again now and then
+    under the same request_id, has its request queued by the new one, and
+    granted when the CPU frees up, well before its own 60 s limit."""
+    wait_view(c, ["node-1"])
+    holder = owner(c, 1, 8000)  # past the owner's asking again (every 5 s)
+    wait_available(c, "node-1", "CPU", 0)
+    waiter = owner(c, 1, 100)
+    try:
+        wait_until(lambda: metric(c, "prism_scheduler_lease_queue_length") == 1,
+                   what="the request to wait in the queue")
+        c.scheduler.kill()
+        killed = time.time()
+        c.start_scheduler()
+        wait_until(lambda: metric(c, "prism_scheduler_lease_queue_length") == 1, timeout=15,
+                   what="the owner's request to wait in the new scheduler's queue")
+        done = results(waiter)[0] / 1000.0
+        results(holder)
+    finally:
+        for p in (holder, waiter):
+            if p.poll() is None:
+                p.kill()
+    assert done - killed < 15, done - killed
+    assert metric(c, "prism_scheduler_lease_queue_grants_total") == 1
+    wait_available(c, "node-1", "CPU", 1)
+test_queued_request_survives_a_scheduler_crash.cluster = {"node_args": node_args(1)}
+
+
 def check_spec(c):
     """openapi/scheduler.yaml is well formed, documents exactly the routes
     `prism-scheduler --print-routes` serves, and GET /api/v1/scheduler matches it."""
@@ -369,4 +518,7 @@ if __name__ == "__main__":
     run([test_leases_granted_busy_returned, test_infeasible_and_bad_requests,
          test_gpu_lease_gets_its_own_worker, test_spread_alternates_nodes,
          test_node_affinity_and_locality,
-         test_worker_killed_frees_its_lease, test_scheduler_api])
+         test_worker_killed_frees_its_lease, test_scheduler_api, test_queued_owners_take_turns,
+         test_queued_request_granted_when_room_comes,
+         test_owner_killed_while_queued_leaks_no_lease,
+         test_queued_request_survives_a_scheduler_crash])
