@@ -49,6 +49,14 @@
 /* A stored argument is sealed before its owner names it (here, or pulled
  * here first): one missing now is gone (its store restarted), not late. */
 #define ARG_GET_MS 5000
+/* DONE frames of a burst go out together (one write, one wake-up of the
+ * owner): a DONE waits only while the next job of the same connection is
+ * already queued here and the job just run was short, and never for more
+ * than HOLD_FRAMES frames or HOLD_NS (the owner's window refills as they go). */
+#define HOLD_FRAMES 32
+#define HOLD_BYTES 65536
+#define HOLD_JOB_NS 100000
+#define HOLD_NS 1000000
 
 typedef struct conn {
     int fd;
@@ -112,6 +120,11 @@ typedef struct worker_rt {
     int64_t granted_ms; /* when announced */
     bool grant_used;    /* a HELLO named it */
     job *queue, *queue_tail;
+    /* DONE frames of serial jobs not sent yet, all for held_conn (run_next). */
+    prism_buf held;
+    conn *held_conn;
+    int held_frames;
+    int64_t held_since_ns;
     package *packages;
     prism_store *store;
     prism_bus *bus;
@@ -555,6 +568,7 @@ static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const 
 static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *task_owner,
                      prism_buf *out);
 static void conn_free(conn *c);
+static int flush_held(worker_rt *w);
 
 /* Sends a whole frame (or several) on a connection, from any thread. */
 static int conn_send(conn *c, const void *data, size_t len)
@@ -890,6 +904,11 @@ static void conn_drop(worker_rt *w, conn *c)
     }
     w->nconns--;
     w->nunauthed -= !c->authed;
+    if (w->held_conn == c) { /* nobody is there to take them */
+        w->held.len = 0;
+        w->held_conn = NULL;
+        w->held_frames = 0;
+    }
     /* Its queued tasks go too: nobody is there to take the results. */
     pthread_mutex_lock(&w->pool_lock);
     for (job **pp = &w->pool_queue; *pp;) {
@@ -1083,7 +1102,9 @@ static int on_cancel(worker_rt *w, conn *c, const uint8_t *p, size_t n)
     wire_end(&out, start);
     if (w->actor)
         __atomic_add_fetch(&w->actor->done, 1, __ATOMIC_RELAXED);
-    int rc = conn_send(c, out.data, out.len);
+    int rc = w->held_conn == c ? flush_held(w) : 0; /* the DONEs before it go first */
+    if (rc == 0)
+        rc = conn_send(c, out.data, out.len);
     prism_buf_free(&out);
     free(pkg);
     free(fn);
@@ -1318,26 +1339,55 @@ static void accept_conn(worker_rt *w, int lfd)
 
 /* ---------- the loop ---------- */
 
+/* Sends the DONE frames held for a connection. Returns -1 when it failed
+ * (the caller drops the connection). */
+static int flush_held(worker_rt *w)
+{
+    conn *c = w->held_conn;
+    int rc = c && w->held.len ? conn_send(c, w->held.data, w->held.len) : 0;
+    w->held.len = 0;
+    w->held_conn = NULL;
+    w->held_frames = 0;
+    if (w->held.cap > 4u * HOLD_BYTES) { /* a large return: do not keep its room */
+        prism_buf_free(&w->held);
+        prism_buf_init(&w->held, (size_t)WIRE_MAX_FRAME + 2u * HOLD_BYTES);
+    }
+    return rc;
+}
+
+/* Runs the first queued job; its DONE joins those held for its connection
+ * and all go out unless the next job is that connection's too and this one
+ * was short (see HOLD_FRAMES). */
 static void run_next(worker_rt *w)
 {
     job *j = w->queue;
     w->queue = j->next;
     if (!w->queue)
         w->queue_tail = NULL;
-    prism_buf out;
-    prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
-    w->current_lease = j->from->lease_id;
+    conn *c = j->from;
+    conn *prev = w->held_conn;
+    if (prev && prev != c && flush_held(w) != 0)
+        conn_drop(w, prev);
+    int64_t t0 = prism_mono_ns();
+    if (!w->held_conn)
+        w->held_since_ns = t0;
+    w->held_conn = c;
+    w->current_lease = c->lease_id;
+    size_t before = w->held.len;
     if (j->type == WIRE_ACTOR_CREATE)
-        run_create(w, j->frame, j->len, &out);
+        run_create(w, j->frame, j->len, &w->held);
     else
-        run_task(w, j->frame, j->len, j->from->owner, &out);
+        run_task(w, j->frame, j->len, c->owner, &w->held);
     if (j->type == WIRE_PUSH && w->actor)
         w->actor->done++;
     w->current_lease = NULL;
-    conn *c = j->from;
-    if (out.len && conn_send(c, out.data, out.len) != 0)
+    w->held_frames += w->held.len > before;
+    int64_t now = prism_mono_ns();
+    bool hold = j->type == WIRE_PUSH && w->queue && w->queue->from == c && now - t0 < HOLD_JOB_NS &&
+                now - w->held_since_ns < HOLD_NS && w->held_frames < HOLD_FRAMES &&
+                w->held.len < HOLD_BYTES;
+    if (!hold && flush_held(w) != 0)
         conn_drop(w, c);
-    prism_buf_free(&out);
     free(j->frame);
     free(j);
 }
@@ -1490,6 +1540,7 @@ static int start(worker_rt *w, char *err, size_t n)
 
 static void finish(worker_rt *w)
 {
+    flush_held(w);
     stop_executors(w);
     while (w->conns)
         conn_drop(w, w->conns);
@@ -1566,6 +1617,7 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&w.grant_lock, NULL);
     pthread_mutex_init(&w.pool_lock, NULL);
     pthread_cond_init(&w.pool_cond, NULL);
+    prism_buf_init(&w.held, (size_t)WIRE_MAX_FRAME + 2u * HOLD_BYTES);
     prism__set_block_hook(on_block, &w);
     int rc = start(&w, err, errlen);
     int64_t spin_until = 0;
@@ -1573,6 +1625,9 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
         /* Just after a task the next one often follows within microseconds (an
          * owner waiting on each result): polling briefly saves a wake-up. */
         bool spin = !w.queue && prism_mono_ns() < spin_until;
+        conn *held = w.held_conn;
+        if (!w.queue && held && flush_held(&w) != 0) /* its next job was cancelled */
+            conn_drop(&w, held);
         poll_once(&w, w.queue || spin ? 0 : 1000);
         if (w.queue && !w.stop) {
             run_next(&w);
@@ -1590,5 +1645,6 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
     pthread_mutex_destroy(&w.grant_lock);
     pthread_mutex_destroy(&w.pool_lock);
     pthread_cond_destroy(&w.pool_cond);
+    prism_buf_free(&w.held);
     return rc;
 }
