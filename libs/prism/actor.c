@@ -229,6 +229,41 @@ static prism_status encode_args(prism_client *c, prism_value *const *args, size_
                     : PRISM_OK;
 }
 
+/* The arguments that live in an object store are held by the GCS too (a
+ * restart after the caller dropped them still finds them): the GCS is
+ * registered as their borrower here, before the create request, and lets
+ * go once the actor is DEAD. Returns [{object_id, owner}] for the GCS. */
+static json_t *hold_for_gcs(prism_client *c, prism_value *const *args, size_t nargs)
+{
+    json_t *held = json_array();
+    for (size_t i = 0; held && i < nargs; i++) {
+        const prism_ref *r = prism_value_get_ref(args[i]);
+        pthread_mutex_lock(&c->lock);
+        obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL;
+        bool stored = e && e->state == OBJ_READY && !e->inline_buf; /* as prism__write_arg */
+        pthread_mutex_unlock(&c->lock);
+        if (!stored)
+            continue;
+        prism__borrow_add_for(c, r, WIRE_GCS_BORROWER);
+        json_array_append_new(held, json_pack("{s:s,s:s}", "object_id", r->hex, "owner",
+                                              r->owner ? r->owner : c->self_addr));
+    }
+    return held;
+}
+
+static void unhold_for_gcs(prism_client *c, prism_value *const *args, size_t nargs,
+                           const json_t *held)
+{
+    for (size_t i = 0, k = 0; i < nargs && k < json_array_size(held); i++) {
+        const prism_ref *r = prism_value_get_ref(args[i]);
+        const char *id = json_string_value(json_object_get(json_array_get(held, k), "object_id"));
+        if (r && id && !strcmp(r->hex, id)) {
+            prism__borrow_remove_for(c, r, WIRE_GCS_BORROWER);
+            k++;
+        }
+    }
+}
+
 void prism_actor_options_init(prism_actor_options *opts)
 {
     if (opts)
@@ -285,6 +320,14 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
     shape.soft = o->soft;
     shape.placement_group = o->placement_group;
     shape.bundle_index = o->bundle_index;
+    prism_buf argbuf;
+    prism_buf_init(&argbuf, 64u << 20);
+    s = encode_args(c, args, nargs, &argbuf);
+    if (s != PRISM_OK) {
+        prism_buf_free(&argbuf);
+        return s;
+    }
+    json_t *held = hold_for_gcs(c, args, nargs);
     json_t *lease = prism__lease_request(c, &shape);
     json_t *req = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:O,s:O}", "actor_id", hex,
                             "owner", c->self_addr, "package", package, "class", cls, "namespace",
@@ -303,20 +346,26 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
         json_object_set(req, "placement_group_id", json_object_get(lease, "placement_group_id"));
         json_object_set(req, "bundle_index", json_object_get(lease, "bundle_index"));
     }
+    if (req && json_array_size(held))
+        json_object_set(req, "arg_refs", held);
     json_decref(lease);
     char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
-    if (!text)
-        return prism__fail(PRISM_ERR_INVALID, "the actor's options cannot be encoded (a name that "
-                                              "is not UTF-8?)");
     /* u32 length, the JSON, then the arguments. */
     prism_buf body;
     prism_buf_init(&body, 64u << 20);
     prism_writer w = {.buf = &body};
-    pw_str(&w, text);
+    bool encoded = text != NULL;
+    if (text) {
+        pw_str(&w, text);
+        pw_bytes(&w, argbuf.data, argbuf.len);
+    }
     free(text);
-    s = w.failed ? prism__fail(PRISM_ERR_NO_MEMORY, "out of memory")
-                 : encode_args(c, args, nargs, &body);
+    prism_buf_free(&argbuf);
+    s = !encoded   ? prism__fail(PRISM_ERR_INVALID, "the actor's options cannot be encoded (a name "
+                                                      "that is not UTF-8?)")
+        : w.failed ? prism__fail(PRISM_ERR_NO_MEMORY, "the constructor arguments are too large")
+                   : PRISM_OK;
     /* The record exists before the GCS hears of the actor: its ALIVE event
      * may come before the GCS's answer does. */
     pthread_mutex_lock(&c->lock);
@@ -334,6 +383,9 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
         s = gcs_request(c, PRISM_SUBJECT_ACTOR_CREATE, body.data, body.len, &reply);
     prism_buf_free(&body);
     json_decref(reply);
+    if (s != PRISM_OK)
+        unhold_for_gcs(c, args, nargs, held); /* the GCS never took them */
+    json_decref(held);
     if (s != PRISM_OK) {
         pthread_mutex_lock(&c->lock);
         if (a) { /* never created: calls through a stale handle fail, not wait */

@@ -298,6 +298,8 @@ void prism__borrow_register(prism_client *c);
 /* Registers `who` as holding `ref`: locally when this process owns it,
  * else with its owner (synchronously). Called without the lock. */
 void prism__borrow_add_for(prism_client *c, const prism_ref *ref, const char *who);
+/* Undoes one prism__borrow_add_for (REMOVE published to a remote owner). */
+void prism__borrow_remove_for(prism_client *c, const prism_ref *ref, const char *who);
 /* Leaser thread, lock held: answers and expiries, dead owners and borrowers. */
 void prism__borrow_tick(prism_client *c);
 

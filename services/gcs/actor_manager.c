@@ -70,6 +70,7 @@ struct actor {
     int64_t max_restarts, restarts;
     uint16_t max_concurrency;
     json_t *lease_req; /* resources and placement, as created */
+    json_t *arg_refs;  /* [{object_id, owner}] of stored constructor arguments the GCS borrows */
     uint8_t *args;     /* the encoded constructor arguments: u32 nargs, slots */
     size_t args_len;
     phase phase;
@@ -130,6 +131,7 @@ static void actor_free(actor *a)
     free(a->cls);
     free(a->owner);
     json_decref(a->lease_req);
+    json_decref(a->arg_refs);
     free(a->args);
     free(a->reason);
     prism_buf_free(&a->in);
@@ -172,6 +174,8 @@ static actor *actor_from_row(sqlite3_stmt *st)
     set_str(&a->owner, col(st, 3));
     a->detached = sqlite3_column_int(st, 4) != 0;
     a->lease_req = gcs_db_column_json(st, 5);
+    a->arg_refs = json_incref(json_object_get(a->lease_req, "arg_refs"));
+    json_object_del(a->lease_req, "arg_refs"); /* not for the scheduler */
     a->args_len = (size_t)sqlite3_column_bytes(st, 6);
     a->args = malloc(a->args_len ? a->args_len : 1);
     if (a->args && a->args_len)
@@ -279,6 +283,33 @@ static void store_restarting(gcs *g, actor *a)
     pthread_mutex_unlock(&g->lock);
 }
 
+/* The constructor's stored arguments are let go: REMOVE to their owners
+ * for the borrowing the creator registered (docs/actors.md). */
+static void release_args(gcs *g, actor *a)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(a->arg_refs, i, r) {
+        char subject[160];
+        prism_object_id id;
+        const char *hex = json_string_value(json_object_get(r, "object_id"));
+        if (!wire_owner_subject(json_string_value(json_object_get(r, "owner")), subject,
+                                sizeof subject) ||
+            prism_object_id_from_hex(&id, hex) != 0)
+            continue;
+        prism_buf b;
+        wire_owner_request(&b, OWNER_REMOVE, WIRE_GCS_BORROWER, 0, 1);
+        prism_writer w = {.buf = &b};
+        pw_bytes(&w, id.b, sizeof id.b);
+        pw_u32(&w, 1);
+        if (!w.failed)
+            prism_bus_publish(g->bus, subject, b.data, b.len);
+        prism_buf_free(&b);
+    }
+    json_decref(a->arg_refs);
+    a->arg_refs = NULL;
+}
+
 /* DEAD for good: the name is free again and the arguments are not needed. */
 static void store_dead(gcs *g, actor *a, const char *cause)
 {
@@ -289,9 +320,12 @@ static void store_dead(gcs *g, actor *a, const char *cause)
     gcs_db_bind_text(st, 1, cause);
     sqlite3_bind_int64(st, 2, prism_now_ms());
     gcs_db_bind_text(st, 3, a->id);
-    if (gcs_db_exec_stmt(st) == SQLITE_DONE && sqlite3_changes(g->db) > 0)
+    bool changed = gcs_db_exec_stmt(st) == SQLITE_DONE && sqlite3_changes(g->db) > 0;
+    if (changed)
         gcs_actor_publish_locked(g, a->id);
     pthread_mutex_unlock(&g->lock);
+    if (changed)
+        release_args(g, a);
     LOG_INFO("actor %s is DEAD: %s", a->id, cause);
 }
 

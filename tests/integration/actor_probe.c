@@ -193,6 +193,52 @@ static int restart(prism_client *c)
     return 0;
 }
 
+/* ctorarg: Counter(start) with `start` put in the object store (a JSON 7
+ * padded past the inline size). The driver drops its reference; the
+ * worker is killed; the actor restarts with the same 7, because the GCS
+ * borrowed the argument. Then it is killed for good: the GCS lets go. */
+static int ctorarg(prism_client *c)
+{
+    enum { PAD = 1 << 20 };
+    char *text = malloc(PAD + 2);
+    CHECK(text != NULL, "malloc");
+    text[0] = '7';
+    memset(text + 1, ' ', PAD);
+    text[PAD + 1] = 0;
+    prism_value *seven = prism_value_json(text);
+    free(text);
+    prism_ref *x = NULL;
+    CHECK(prism_put(c, seven, &x) == PRISM_OK, "put");
+    prism_value_free(seven);
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.max_restarts = 1;
+    prism_value *arg = prism_value_ref(x);
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", &arg, 1, &o, &a) == PRISM_OK, "create");
+    prism_value_free(arg);
+    prism_ref_release(x); /* only the GCS holds the argument now */
+    double got;
+    CHECK(call(c, a, "get", NULL, &got) == PRISM_OK && got == 7, "get gave %g, not 7", got);
+    long pid = pid_of(c, a);
+    CHECK(pid > 0, "pid");
+    printf("actor %s pid %ld\n", prism_actor_id(a), pid);
+    fflush(stdout);
+    wait_line(); /* the test sees the argument held by the GCS alone */
+    kill_and_wait(pid);
+    prism_status s = call(c, a, "get", NULL, &got);
+    CHECK(s == PRISM_OK && got == 7, "after the restart get gave %s, %g", prism_status_text(s),
+          got);
+    CHECK(pid_of(c, a) != pid, "the same worker after the restart");
+    printf("restarted with its argument ok\n");
+    fflush(stdout);
+    CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
+    prism_actor_release(a);
+    printf("killed\n");
+    fflush(stdout);
+    wait_line(); /* the test sees the store empty */
+    return 0;
+}
+
 /* inflight RETRIES: a call running when the worker is killed fails with
  * "actor died", or with max_task_retries runs again after the restart. */
 static int inflight(prism_client *c, int retries)
@@ -469,6 +515,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "handle")     ? handle(c, arg)
              : !strcmp(cmd, "package")    ? package(c, arg)
              : !strcmp(cmd, "hold")       ? hold(c, arg)
+             : !strcmp(cmd, "ctorarg")    ? ctorarg(c)
                                           : 2;
     prism_disconnect(c);
     return rc;

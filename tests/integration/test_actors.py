@@ -182,6 +182,32 @@ def test_actor_keeps_a_borrowed_reference(c):
             p.kill()
 
 
+def test_constructor_argument_outlives_its_creator_reference(c):
+    """A constructor argument in the object store is borrowed by the GCS: the
+    creator drops its reference, the worker is killed, the restarted actor
+    gets the same value; killed for good, the GCS lets the object go."""
+    p = start(c, "ctorarg")
+    try:
+        actor_id = first_line(p, "actor ").split()[1]
+        held = lambda: [o for o in c.get("/api/v1/objects?state=READY").json()["objects"]
+                        if o.get("borrowers") == 1 and o["refs"] == 0 and o["size"] > 1000000]
+        wait_until(held, timeout=10, what="the argument listed with one borrower (the GCS)")
+        assert store_objects(c) == 1
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        first_line(p, "restarted with its argument ok")
+        first_line(p, "killed")
+        a = actor(c, actor_id)
+        assert a["restarts"] == 1 and a["state"] == "DEAD", a
+        wait_until(lambda: store_objects(c) == 0, timeout=20,
+                   what="the object store to be empty once the actor is DEAD")
+        out, err = p.communicate("done\n", timeout=60)
+        assert p.returncode == 0, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 def test_concurrent_actor(c):
     assert "concurrent ok" in probe(c, "concurrent")
 
@@ -214,5 +240,6 @@ if __name__ == "__main__":
          test_restart_then_max_restarts, test_calls_in_flight_when_the_actor_dies,
          test_cancel_actor_calls,
          test_handle_passed_to_a_task, test_actor_class_from_a_package,
-         test_actor_keeps_a_borrowed_reference, test_concurrent_actor,
+         test_actor_keeps_a_borrowed_reference,
+         test_constructor_argument_outlives_its_creator_reference, test_concurrent_actor,
          test_actor_on_a_node_that_dies], nodes=1, node_args=("--num-cpus", "4"))
