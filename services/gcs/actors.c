@@ -111,8 +111,10 @@ json_t *gcs_actor_row_json(sqlite3_stmt *st)
     set_text_or_skip(a, "name", st, 3);
     set_text_or_skip(a, "node_id", st, 8);
     set_text_or_skip(a, "worker_id", st, 9);
-    set_text_or_skip(a, "unix", st, 10);
-    set_text_or_skip(a, "tcp", st, 11);
+    if (!strcmp((const char *)sqlite3_column_text(st, 5), "ALIVE")) { /* callers connect there */
+        set_text_or_skip(a, "unix", st, 10);
+        set_text_or_skip(a, "tcp", st, 11);
+    }
     set_text_or_skip(a, "cause", st, 16);
     set_text_or_skip(a, "reason", st, 17);
     return a;
@@ -164,6 +166,16 @@ static void on_calls(prism_bus *bus, const char *subject, const char *reply, con
                             json_pack("{s:O,s:O,s:O,s:I}", "worker_id", worker, "pending", pending,
                                       "done", done, "at", (json_int_t)prism_mono_ms()));
         pthread_mutex_unlock(&g->lock);
+        /* The manager checks that it placed the actor there (a worker it
+         * does not know of is killed: actor_manager.c, on_report). */
+        actor_cmd *c = gcs_actor_cmd_new(AC_REPORT, id);
+        if (c && (c->data = malloc(len ? len : 1))) {
+            memcpy(c->data, data, len);
+            c->len = len;
+            gcs_actors_post(g, c);
+        } else {
+            free(c);
+        }
     }
     json_decref(msg);
 }

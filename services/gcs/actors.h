@@ -27,6 +27,7 @@ typedef enum actor_cmd_kind {
     AC_LEASE_REPLY, /* the scheduler's answer to lease request `n` of `id` */
     AC_PING_REPLY,  /* the answer of owner `id` (its ID) to a PING (empty: nobody there) */
     AC_NODE_DEAD,   /* the GCS declared node `id` dead */
+    AC_REPORT,      /* a worker says it hosts actor `id`: data is its JSON report */
 } actor_cmd_kind;
 
 typedef struct actor_cmd {

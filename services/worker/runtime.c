@@ -90,7 +90,8 @@ typedef struct job {
 typedef struct actor_host {
     char id[PRISM_ID_HEX_LEN + 1];
     char *cls;
-    void *lib; /* the package (owned by the package list); NULL for builtin */
+    char *lease; /* the lease it was created with (the GCS may kill by it) */
+    void *lib;   /* the package (owned by the package list); NULL for builtin */
     void *state;
     prism_actor_free_fn free_fn;
     /* Calls for the GCS's view (prism.event.actor.calls): taken, finished. */
@@ -718,6 +719,7 @@ static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf 
     if (s == PRISM_OK && (w->actor = calloc(1, sizeof *w->actor))) {
         prism_id_to_hex((const prism_id *)idb, w->actor->id);
         w->actor->cls = strdup(cls);
+        w->actor->lease = w->current_lease ? strdup(w->current_lease) : NULL;
         w->actor->lib = lib;
         w->actor->state = state;
         w->actor->free_fn = fr;
@@ -1550,6 +1552,7 @@ static void finish(worker_rt *w)
         if (w->actor->free_fn)
             w->actor->free_fn(w->actor->state);
         free(w->actor->cls);
+        free(w->actor->lease);
         free(w->actor);
         w->actor = NULL;
     }
@@ -1588,7 +1591,8 @@ static void on_block(void *ud, bool blocked)
 }
 
 /* An actor's worker tells the GCS how many calls it holds (twice a second at
- * most, when that changed): GET /api/v1/actors shows them. */
+ * most, when that changed, else every 5 s): GET /api/v1/actors shows them,
+ * and a GCS that finds it hosts an actor it did not place there kills it. */
 static void report_calls(worker_rt *w)
 {
     actor_host *a = w->actor;
@@ -1603,8 +1607,10 @@ static void report_calls(worker_rt *w)
     a->reported_taken = taken;
     a->reported_done = done;
     a->reported_ms = now;
-    json_t *msg = json_pack("{s:s,s:s,s:I,s:I}", "actor_id", a->id, "worker_id", w->cfg->worker_id,
-                            "pending", (json_int_t)(taken - done), "done", (json_int_t)done);
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "actor_id", a->id, "worker_id",
+                            w->cfg->worker_id, "node_id", w->cfg->node_id ? w->cfg->node_id : "",
+                            "lease_id", a->lease ? a->lease : "", "pending",
+                            (json_int_t)(taken - done), "done", (json_int_t)done);
     prism_bus_publish_json(w->bus, PRISM_SUBJECT_EVENT_ACTOR_CALLS, msg);
     json_decref(msg);
 }
