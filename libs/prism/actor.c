@@ -542,9 +542,42 @@ static void fail_queued(prism_client *c, actor_rec *a)
     prism__pool_fail_queued(c, a->pool, PRISM_ERR_ACTOR_DIED, msg);
 }
 
+/* Tells the GCS how many calls to each actor are queued here, not sent yet
+ * (a stuck actor's callers hold them): twice a second at most while that
+ * changes, every 5 s while some are queued, at once when none are left
+ * (`final`: none are, the client goes). Lock held (dropped to publish). */
+static void report_queued(prism_client *c, int64_t now, bool final)
+{
+    json_t *out = NULL;
+    for (actor_rec *a = c->actors; a; a = a->next) {
+        size_t n = final ? 0 : a->pool->queued;
+        bool changed = n != a->reported_queued;
+        if ((!changed && !n) || (n && now - a->reported_ms < (changed ? 500 : 5000)))
+            continue;
+        if (!out && !(out = json_array()))
+            return;
+        json_array_append_new(out, json_pack("{s:s,s:s,s:I}", "actor_id", a->id, "caller",
+                                             c->self_addr, "queued", (json_int_t)n));
+        a->reported_queued = n;
+        a->reported_ms = now;
+    }
+    if (!out)
+        return;
+    pthread_mutex_unlock(&c->lock);
+    size_t i;
+    json_t *msg;
+    json_array_foreach(out, i, msg)
+        prism_bus_publish_json(c->bus, PRISM_SUBJECT_EVENT_ACTOR_QUEUED, msg);
+    json_decref(out);
+    pthread_mutex_lock(&c->lock);
+}
+
+void prism__actors_report_final(prism_client *c) { report_queued(c, prism_mono_ms(), true); }
+
 void prism__actors_tick(prism_client *c)
 {
     int64_t now = prism_mono_ms();
+    report_queued(c, now, false);
     for (actor_rec *a = c->actors; a; a = a->next) {
         pool *p = a->pool;
         if (!p->queue || p->workers || a->busy)

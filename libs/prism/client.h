@@ -154,8 +154,10 @@ struct actor_rec {
     char *cls;                                   /* its class, once the GCS said */
     char *node_id, *worker_id, *unix_path, *tcp; /* its worker while ALIVE */
     int max_task_retries;
-    bool busy;             /* the leaser is connecting or asking the GCS */
-    int64_t next_query_ms; /* when to ask the GCS again while not ALIVE */
+    bool busy;              /* the leaser is connecting or asking the GCS */
+    int64_t next_query_ms;  /* when to ask the GCS again while not ALIVE */
+    size_t reported_queued; /* calls queued here as last told the GCS */
+    int64_t reported_ms;
     pool *pool;
     actor_rec *next;
 };
@@ -365,6 +367,8 @@ int prism__actors_start(prism_client *c);
 /* Leaser thread, lock held: connects to actors that became ALIVE, asks the
  * GCS about the others, fails calls to dead ones. */
 void prism__actors_tick(prism_client *c);
+/* Lock held: tells the GCS that no calls are queued here any more (disconnect). */
+void prism__actors_report_final(prism_client *c);
 void prism__actors_free(prism_client *c);
 /* Asks the GCS to kill the actor (and restart it unless `no_restart`). */
 prism_status prism__actor_kill_id(prism_client *c, const char *actor_id, bool no_restart);

@@ -239,6 +239,43 @@ static int ctorarg(prism_client *c)
     return 0;
 }
 
+/* stuck: a call that sleeps 8 s, then 400 more behind it; the actor's
+ * window (256 calls on the connection) keeps about 145 queued here, which
+ * this caller reports to the GCS. Then all are got. */
+static int stuck(prism_client *c)
+{
+    enum { N = 400 };
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, NULL, &a) == PRISM_OK, "create");
+    double x;
+    CHECK(call(c, a, "inc", NULL, &x) == PRISM_OK && x == 1, "first inc");
+    prism_value *ms = prism_value_json("8000");
+    prism_ref *slow = NULL, *refs[N];
+    CHECK(prism_actor_call(c, a, "sleep", &ms, 1, 1, &slow) == PRISM_OK, "sleep");
+    prism_value_free(ms);
+    for (int i = 0; i < N; i++)
+        CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &refs[i]) == PRISM_OK, "inc %d", i);
+    printf("actor %s stuck with %d calls\n", prism_actor_id(a), N + 1);
+    fflush(stdout);
+    wait_line(); /* the test sees pending_calls */
+    prism_value *v = NULL;
+    CHECK(prism_get(c, slow, 60000, &v) == PRISM_OK, "the sleep");
+    prism_value_free(v);
+    prism_ref_release(slow);
+    for (int i = 0; i < N; i++) {
+        v = NULL;
+        CHECK(prism_get(c, refs[i], 60000, &v) == PRISM_OK, "inc %d", i);
+        prism_value_free(v);
+        prism_ref_release(refs[i]);
+    }
+    printf("drained\n");
+    fflush(stdout);
+    wait_line(); /* the test sees pending_calls back to 0 */
+    prism_actor_kill(c, a, true);
+    prism_actor_release(a);
+    return 0;
+}
+
 /* inflight RETRIES: a call running when the worker is killed fails with
  * "actor died", or with max_task_retries runs again after the restart. */
 static int inflight(prism_client *c, int retries)
@@ -516,6 +553,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "package")    ? package(c, arg)
              : !strcmp(cmd, "hold")       ? hold(c, arg)
              : !strcmp(cmd, "ctorarg")    ? ctorarg(c)
+             : !strcmp(cmd, "stuck")      ? stuck(c)
                                           : 2;
     prism_disconnect(c);
     return rc;

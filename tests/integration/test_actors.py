@@ -208,6 +208,27 @@ def test_constructor_argument_outlives_its_creator_reference(c):
             p.kill()
 
 
+def test_pending_calls_count_calls_queued_at_callers(c):
+    """An actor stuck in a long call: its worker cannot report, but the calls
+    queued at the caller (past the connection's window of 256) show in
+    pending_calls; once all are done it is 0 again."""
+    p = start(c, "stuck")
+    try:
+        actor_id = first_line(p, "actor ").split()[1]
+        wait_until(lambda: actor(c, actor_id).get("pending_calls", 0) >= 140, timeout=6,
+                   what="the calls queued at the caller counted in pending_calls")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        first_line(p, "drained")
+        wait_until(lambda: actor(c, actor_id).get("pending_calls") == 0, timeout=10,
+                   what="pending_calls back to 0")
+        out, err = p.communicate("done\n", timeout=60)
+        assert p.returncode == 0, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 def test_concurrent_actor(c):
     assert "concurrent ok" in probe(c, "concurrent")
 
@@ -241,5 +262,6 @@ if __name__ == "__main__":
          test_cancel_actor_calls,
          test_handle_passed_to_a_task, test_actor_class_from_a_package,
          test_actor_keeps_a_borrowed_reference,
-         test_constructor_argument_outlives_its_creator_reference, test_concurrent_actor,
+         test_constructor_argument_outlives_its_creator_reference,
+         test_pending_calls_count_calls_queued_at_callers, test_concurrent_actor,
          test_actor_on_a_node_that_dies], nodes=1, node_args=("--num-cpus", "4"))
