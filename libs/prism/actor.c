@@ -232,36 +232,70 @@ static prism_status encode_args(prism_client *c, prism_value *const *args, size_
 /* The arguments that live in an object store are held by the GCS too (a
  * restart after the caller dropped them still finds them): the GCS is
  * registered as their borrower here, before the create request, and lets
- * go once the actor is DEAD. Returns [{object_id, owner}] for the GCS. */
-static json_t *hold_for_gcs(prism_client *c, prism_value *const *args, size_t nargs)
+ * go once the actor is DEAD. Those are the top-level references whose value
+ * is stored (an inline one travels in the arguments) and every reference
+ * inside a list argument (the constructor gets it as a reference). */
+typedef struct gcs_holds {
+    json_t *list;           /* [{object_id, owner}] for the GCS */
+    const prism_ref **refs; /* the same, to undo them */
+    size_t n, cap;
+} gcs_holds;
+
+static void hold_one(prism_client *c, gcs_holds *h, const prism_ref *r)
 {
-    json_t *held = json_array();
-    for (size_t i = 0; held && i < nargs; i++) {
-        const prism_ref *r = prism_value_get_ref(args[i]);
-        pthread_mutex_lock(&c->lock);
-        obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL;
-        bool stored = e && e->state == OBJ_READY && !e->inline_buf; /* as prism__write_arg */
-        pthread_mutex_unlock(&c->lock);
-        if (!stored)
-            continue;
-        prism__borrow_add_for(c, r, WIRE_GCS_BORROWER);
-        json_array_append_new(held, json_pack("{s:s,s:s}", "object_id", r->hex, "owner",
-                                              r->owner ? r->owner : c->self_addr));
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 8;
+        const prism_ref **more = realloc(h->refs, cap * sizeof *more);
+        if (!more)
+            return;
+        h->refs = more;
+        h->cap = cap;
     }
-    return held;
+    prism__borrow_add_for(c, r, WIRE_GCS_BORROWER);
+    h->refs[h->n++] = r;
+    json_array_append_new(h->list, json_pack("{s:s,s:s}", "object_id", r->hex, "owner",
+                                             r->owner ? r->owner : c->self_addr));
 }
 
-static void unhold_for_gcs(prism_client *c, prism_value *const *args, size_t nargs,
-                           const json_t *held)
+static void hold_inside(prism_client *c, gcs_holds *h, const prism_value *v, int depth)
 {
-    for (size_t i = 0, k = 0; i < nargs && k < json_array_size(held); i++) {
-        const prism_ref *r = prism_value_get_ref(args[i]);
-        const char *id = json_string_value(json_object_get(json_array_get(held, k), "object_id"));
-        if (r && id && !strcmp(r->hex, id)) {
-            prism__borrow_remove_for(c, r, WIRE_GCS_BORROWER);
-            k++;
-        }
+    for (size_t i = 0; depth < 64 && i < prism_value_list_size(v); i++) {
+        const prism_value *item = prism_value_list_get(v, i);
+        const prism_ref *r = prism_value_get_ref(item);
+        if (r)
+            hold_one(c, h, r);
+        else if (prism_value_kind_of(item) == PRISM_VALUE_LIST)
+            hold_inside(c, h, item, depth + 1);
     }
+}
+
+static void hold_for_gcs(prism_client *c, prism_value *const *args, size_t nargs, gcs_holds *h)
+{
+    if (!(h->list = json_array()))
+        return;
+    for (size_t i = 0; i < nargs; i++) {
+        const prism_ref *r = prism_value_get_ref(args[i]);
+        if (!r) {
+            if (prism_value_kind_of(args[i]) == PRISM_VALUE_LIST)
+                hold_inside(c, h, args[i], 0);
+            continue;
+        }
+        pthread_mutex_lock(&c->lock);
+        obj_entry *e = prism__obj_find(c, &r->id);
+        bool stored = e && e->state == OBJ_READY && !e->inline_buf; /* as prism__write_arg */
+        pthread_mutex_unlock(&c->lock);
+        if (stored)
+            hold_one(c, h, r);
+    }
+}
+
+/* Undoes hold_for_gcs (`undo`: the GCS never took them) and frees `h`. */
+static void holds_done(prism_client *c, gcs_holds *h, bool undo)
+{
+    for (size_t i = 0; undo && i < h->n; i++)
+        prism__borrow_remove_for(c, h->refs[i], WIRE_GCS_BORROWER);
+    json_decref(h->list);
+    free(h->refs);
 }
 
 void prism_actor_options_init(prism_actor_options *opts)
@@ -327,7 +361,8 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
         prism_buf_free(&argbuf);
         return s;
     }
-    json_t *held = hold_for_gcs(c, args, nargs);
+    gcs_holds held = {0};
+    hold_for_gcs(c, args, nargs, &held);
     json_t *lease = prism__lease_request(c, &shape);
     json_t *req = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:O,s:O}", "actor_id", hex,
                             "owner", c->self_addr, "package", package, "class", cls, "namespace",
@@ -346,8 +381,8 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
         json_object_set(req, "placement_group_id", json_object_get(lease, "placement_group_id"));
         json_object_set(req, "bundle_index", json_object_get(lease, "bundle_index"));
     }
-    if (req && json_array_size(held))
-        json_object_set(req, "arg_refs", held);
+    if (req && json_array_size(held.list))
+        json_object_set(req, "arg_refs", held.list);
     json_decref(lease);
     char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
@@ -383,9 +418,7 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
         s = gcs_request(c, PRISM_SUBJECT_ACTOR_CREATE, body.data, body.len, &reply);
     prism_buf_free(&body);
     json_decref(reply);
-    if (s != PRISM_OK)
-        unhold_for_gcs(c, args, nargs, held); /* the GCS never took them */
-    json_decref(held);
+    holds_done(c, &held, s != PRISM_OK);
     if (s != PRISM_OK) {
         pthread_mutex_lock(&c->lock);
         if (a) { /* never created: calls through a stale handle fail, not wait */

@@ -150,6 +150,8 @@ static long pid_of(prism_client *c, prism_actor *a)
 
 static void kill_and_wait(long pid)
 {
+    if (pid <= 1) /* kill(-1) would signal every process the user may */
+        return;
     kill((pid_t)pid, SIGKILL);
     for (int i = 0; i < 200 && kill((pid_t)pid, 0) == 0; i++)
         usleep(25000);
@@ -194,8 +196,8 @@ static int restart(prism_client *c)
 }
 
 /* ctorarg: Counter(start) with `start` put in the object store (a JSON 7
- * padded past the inline size). The driver drops its reference; the
- * worker is killed; the actor restarts with the same 7, because the GCS
+ * padded past the inline size). The driver drops its reference; the test
+ * kills the worker; the actor restarts with the same 7, because the GCS
  * borrowed the argument. Then it is killed for good: the GCS lets go. */
 static int ctorarg(prism_client *c)
 {
@@ -212,6 +214,7 @@ static int ctorarg(prism_client *c)
     prism_value_free(seven);
     prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
     o.max_restarts = 1;
+    o.max_task_retries = 1; /* a call sent as the worker dies runs after the restart */
     prism_value *arg = prism_value_ref(x);
     prism_actor *a = NULL;
     CHECK(prism_actor_create(c, "builtin", "Counter", &arg, 1, &o, &a) == PRISM_OK, "create");
@@ -223,12 +226,56 @@ static int ctorarg(prism_client *c)
     CHECK(pid > 0, "pid");
     printf("actor %s pid %ld\n", prism_actor_id(a), pid);
     fflush(stdout);
-    wait_line(); /* the test sees the argument held by the GCS alone */
-    kill_and_wait(pid);
+    wait_line(); /* the test sees the argument held by the GCS alone and kills the worker */
     prism_status s = call(c, a, "get", NULL, &got);
     CHECK(s == PRISM_OK && got == 7, "after the restart get gave %s, %g", prism_status_text(s),
           got);
     CHECK(pid_of(c, a) != pid, "the same worker after the restart");
+    printf("restarted with its argument ok\n");
+    fflush(stdout);
+    CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
+    prism_actor_release(a);
+    printf("killed\n");
+    fflush(stdout);
+    wait_line(); /* the test sees the store empty */
+    return 0;
+}
+
+/* ctorlist SHA: Holder([ref]) with a 1 MiB object: the reference inside a
+ * list argument is borrowed by the GCS too. The driver drops its own, the
+ * actor drops what it kept (drop), the test kills the worker: the restarted
+ * actor's constructor keeps the same bytes again. */
+static int ctorlist(prism_client *c, const char *sha)
+{
+    enum { N = 1 << 20 };
+    unsigned char *data = malloc(N);
+    CHECK(data != NULL, "malloc");
+    double want = 0;
+    for (int i = 0; i < N; i++)
+        want += (data[i] = (unsigned char)(i % 5));
+    prism_value *bytes = prism_value_bytes(data, N);
+    free(data);
+    prism_ref *x = NULL;
+    CHECK(prism_put(c, bytes, &x) == PRISM_OK, "put");
+    prism_value_free(bytes);
+    prism_value *list = prism_value_list();
+    prism_value_list_append(list, prism_value_ref(x));
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.max_restarts = 1;
+    o.max_task_retries = 1; /* a call sent as the worker dies runs after the restart */
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, sha, "Holder", &list, 1, &o, &a) == PRISM_OK, "create");
+    prism_value_free(list);
+    prism_ref_release(x);
+    double got;
+    CHECK(call(c, a, "sum", NULL, &got) == PRISM_OK && got == want, "sum %g, not %g", got, want);
+    CHECK(call(c, a, "drop", NULL, &got) == PRISM_OK, "drop");
+    printf("actor %s\n", prism_actor_id(a));
+    fflush(stdout);
+    wait_line(); /* the test sees the argument held by the GCS alone and kills the worker */
+    prism_status s = call(c, a, "sum", NULL, &got);
+    CHECK(s == PRISM_OK && got == want, "after the restart sum gave %s, %g", prism_status_text(s),
+          got);
     printf("restarted with its argument ok\n");
     fflush(stdout);
     CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
@@ -554,6 +601,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "hold")       ? hold(c, arg)
              : !strcmp(cmd, "ctorarg")    ? ctorarg(c)
              : !strcmp(cmd, "stuck")      ? stuck(c)
+             : !strcmp(cmd, "ctorlist")   ? ctorlist(c, arg)
                                           : 2;
     prism_disconnect(c);
     return rc;

@@ -182,17 +182,27 @@ def test_actor_keeps_a_borrowed_reference(c):
             p.kill()
 
 
-def test_constructor_argument_outlives_its_creator_reference(c):
-    """A constructor argument in the object store is borrowed by the GCS: the
-    creator drops its reference, the worker is killed, the restarted actor
-    gets the same value; killed for good, the GCS lets the object go."""
-    p = start(c, "ctorarg")
+def worker_pid(c, worker_id):
+    """The pid of a worker of node-1, from its node agent's worker list."""
+    addr = [n["address"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]
+            if n["name"] == "node-1"][0]
+    ws = c.get("/api/v1/workers", base=addr.rstrip("/")).json()["workers"]
+    pids = [w["pid"] for w in ws if w["worker_id"] == worker_id]
+    assert pids and pids[0] > 1, (worker_id, ws)
+    return pids[0]
+
+
+def constructor_argument_outlives_its_creator_reference(c, *args):
+    p = start(c, *args)
     try:
         actor_id = first_line(p, "actor ").split()[1]
         held = lambda: [o for o in c.get("/api/v1/objects?state=READY").json()["objects"]
                         if o.get("borrowers") == 1 and o["refs"] == 0 and o["size"] > 1000000]
         wait_until(held, timeout=10, what="the argument listed with one borrower (the GCS)")
         assert store_objects(c) == 1
+        kill_quietly(worker_pid(c, actor(c, actor_id)["worker_id"]))
+        wait_until(lambda: actor(c, actor_id)["restarts"] == 1 and
+                   actor(c, actor_id)["state"] == "ALIVE", what="the actor restarted")
         p.stdin.write("go\n")
         p.stdin.flush()
         first_line(p, "restarted with its argument ok")
@@ -206,6 +216,15 @@ def test_constructor_argument_outlives_its_creator_reference(c):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_constructor_argument_outlives_its_creator_reference(c):
+    """A constructor argument in the object store is borrowed by the GCS: the
+    creator drops its reference, the worker is killed, the restarted actor
+    gets the same value; killed for good, the GCS lets the object go. The
+    same for a reference inside a list argument."""
+    constructor_argument_outlives_its_creator_reference(c, "ctorarg")
+    constructor_argument_outlives_its_creator_reference(c, "ctorlist", upload_package(c))
 
 
 def test_pending_calls_count_calls_queued_at_callers(c):
