@@ -50,9 +50,10 @@
  * here first): one missing now is gone (its store restarted), not late. */
 #define ARG_GET_MS 5000
 /* DONE frames of a burst go out together (one write, one wake-up of the
- * owner): a DONE waits only while the next job of the same connection is
- * already queued here and the job just run was short, and never for more
- * than HOLD_FRAMES frames or HOLD_NS (the owner's window refills as they go). */
+ * owner): a DONE waits only while the next job of the same connection, of
+ * the same function, is already queued here and the job just run was short,
+ * and never for more than HOLD_FRAMES frames or HOLD_NS (the owner's window
+ * refills as they go). */
 #define HOLD_FRAMES 32
 #define HOLD_BYTES 65536
 #define HOLD_JOB_NS 100000
@@ -126,6 +127,7 @@ typedef struct worker_rt {
     conn *held_conn;
     int held_frames;
     int64_t held_since_ns;
+    pthread_t main_thread; /* the loop's: it alone touches `held` */
     package *packages;
     prism_store *store;
     prism_bus *bus;
@@ -1341,15 +1343,15 @@ static void accept_conn(worker_rt *w, int lfd)
 
 /* ---------- the loop ---------- */
 
-/* Sends the DONE frames held for a connection. Returns -1 when it failed
- * (the caller drops the connection). */
-static int flush_held(worker_rt *w)
+/* Sends the DONE frames held (they stay attributed to held_conn). Returns
+ * -1 when that failed. */
+static int send_held(worker_rt *w)
 {
     conn *c = w->held_conn;
     int rc = c && w->held.len ? conn_send(c, w->held.data, w->held.len) : 0;
     w->held.len = 0;
-    w->held_conn = NULL;
     w->held_frames = 0;
+    w->held_since_ns = prism_mono_ns();
     if (w->held.cap > 4u * HOLD_BYTES) { /* a large return: do not keep its room */
         prism_buf_free(&w->held);
         prism_buf_init(&w->held, (size_t)WIRE_MAX_FRAME + 2u * HOLD_BYTES);
@@ -1357,9 +1359,38 @@ static int flush_held(worker_rt *w)
     return rc;
 }
 
+/* Sends the DONE frames held for a connection. Returns -1 when it failed
+ * (the caller drops the connection). */
+static int flush_held(worker_rt *w)
+{
+    int rc = send_held(w);
+    w->held_conn = NULL;
+    return rc;
+}
+
+/* The function a PUSH names (package and function, after the task id). */
+static size_t push_fn(const job *j, const uint8_t **p)
+{
+    prism_reader r = {j->frame, j->len, 0, NULL, NULL, NULL};
+    pr_bytes(&r, PRISM_ID_BYTES);
+    *p = r.p;
+    pr_bytes(&r, pr_u32(&r));
+    pr_bytes(&r, pr_u32(&r));
+    return r.failed ? 0 : (size_t)(r.p - *p);
+}
+
+/* Whether `next` calls the same function as `j` (a burst of alike calls). */
+static bool same_fn(const job *j, const job *next)
+{
+    const uint8_t *a, *b;
+    size_t n = push_fn(j, &a), m = push_fn(next, &b);
+    return n && n == m && next->type == WIRE_PUSH && !memcmp(a, b, n);
+}
+
 /* Runs the first queued job; its DONE joins those held for its connection
- * and all go out unless the next job is that connection's too and this one
- * was short (see HOLD_FRAMES). */
+ * and all go out unless the next job is that connection's too, of the same
+ * function, and this one was short (see HOLD_FRAMES). A task that blocks in
+ * a get sends them first (on_block): it may wait for one of them. */
 static void run_next(worker_rt *w)
 {
     job *j = w->queue;
@@ -1375,7 +1406,6 @@ static void run_next(worker_rt *w)
         w->held_since_ns = t0;
     w->held_conn = c;
     w->current_lease = c->lease_id;
-    size_t before = w->held.len;
     if (j->type == WIRE_ACTOR_CREATE)
         run_create(w, j->frame, j->len, &w->held);
     else
@@ -1383,11 +1413,11 @@ static void run_next(worker_rt *w)
     if (j->type == WIRE_PUSH && w->actor)
         w->actor->done++;
     w->current_lease = NULL;
-    w->held_frames += w->held.len > before;
+    w->held_frames++; /* every job answers one DONE */
     int64_t now = prism_mono_ns();
     bool hold = j->type == WIRE_PUSH && w->queue && w->queue->from == c && now - t0 < HOLD_JOB_NS &&
                 now - w->held_since_ns < HOLD_NS && w->held_frames < HOLD_FRAMES &&
-                w->held.len < HOLD_BYTES;
+                w->held.len < HOLD_BYTES && same_fn(j, w->queue);
     if (!hold && flush_held(w) != 0)
         conn_drop(w, c);
     free(j->frame);
@@ -1581,6 +1611,10 @@ static void finish(worker_rt *w)
 static void on_block(void *ud, bool blocked)
 {
     worker_rt *w = ud;
+    /* The task may wait for a result whose DONE is held here. A send that
+     * fails drops the connection later, when the loop reads it. */
+    if (blocked && w->held.len && pthread_equal(pthread_self(), w->main_thread))
+        send_held(w);
     if (!w->bus || !w->current_lease || !*w->current_lease)
         return;
     char subject[160];
@@ -1624,6 +1658,7 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&w.pool_lock, NULL);
     pthread_cond_init(&w.pool_cond, NULL);
     prism_buf_init(&w.held, (size_t)WIRE_MAX_FRAME + 2u * HOLD_BYTES);
+    w.main_thread = pthread_self();
     prism__set_block_hook(on_block, &w);
     int rc = start(&w, err, errlen);
     int64_t spin_until = 0;
