@@ -286,6 +286,50 @@ static int ctorlist(prism_client *c, const char *sha)
     return 0;
 }
 
+/* chain: 200 calls made at once behind a sleep, each Counter.first([the
+ * one before]): a call waits in its get for the one just before it, whose
+ * DONE the worker must not hold back (it sends what it holds when a call
+ * blocks). */
+static int chain(prism_client *c)
+{
+    enum { N = 200 };
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, NULL, &a) == PRISM_OK, "create");
+    double x;
+    CHECK(call(c, a, "inc", NULL, &x) == PRISM_OK, "inc");
+    /* The chain queues up in the worker behind a sleep: then the first call
+     * is short and its DONE would be held while the second one runs. */
+    prism_value *ms = prism_value_json("300");
+    prism_ref *slept = NULL;
+    CHECK(prism_actor_call(c, a, "sleep", &ms, 1, 1, &slept) == PRISM_OK, "sleep");
+    prism_value_free(ms);
+    prism_ref_release(slept);
+    prism_value *one = prism_value_json("1");
+    prism_ref *prev = NULL;
+    CHECK(prism_actor_call(c, a, "first", &one, 1, 1, &prev) == PRISM_OK, "first");
+    prism_value_free(one);
+    for (int i = 0; i < N; i++) {
+        prism_value *list = prism_value_list();
+        prism_value_list_append(list, prism_value_ref(prev));
+        prism_ref *next = NULL;
+        prism_status s = prism_actor_call(c, a, "first", &list, 1, 1, &next);
+        prism_value_free(list);
+        prism_ref_release(prev);
+        CHECK(s == PRISM_OK, "first %d", i);
+        prev = next;
+    }
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, prev, 20000, &v);
+    CHECK(s == PRISM_OK && prism_value_json_text(v) && !strcmp(prism_value_json_text(v), "1"),
+          "the last of the chain gave %s", prism_status_text(s));
+    prism_value_free(v);
+    prism_ref_release(prev);
+    printf("chain ok\n");
+    prism_actor_kill(c, a, true);
+    prism_actor_release(a);
+    return 0;
+}
+
 /* stuck: a call that sleeps 8 s, then 400 more behind it; the actor's
  * window (256 calls on the connection) keeps about 145 queued here, which
  * this caller reports to the GCS. Then all are got. */
@@ -601,6 +645,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "hold")       ? hold(c, arg)
              : !strcmp(cmd, "ctorarg")    ? ctorarg(c)
              : !strcmp(cmd, "stuck")      ? stuck(c)
+             : !strcmp(cmd, "chain")      ? chain(c)
              : !strcmp(cmd, "ctorlist")   ? ctorlist(c, arg)
                                           : 2;
     prism_disconnect(c);

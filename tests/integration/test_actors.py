@@ -248,6 +248,12 @@ def test_pending_calls_count_calls_queued_at_callers(c):
             p.kill()
 
 
+def test_pipelined_calls_that_wait_for_each_other(c):
+    """Calls pushed together where each gets the result of the one before:
+    the worker sends the DONE frames it holds before a call blocks in get."""
+    assert "chain ok" in probe(c, "chain", timeout=120)
+
+
 def test_concurrent_actor(c):
     assert "concurrent ok" in probe(c, "concurrent")
 
@@ -282,5 +288,6 @@ if __name__ == "__main__":
          test_handle_passed_to_a_task, test_actor_class_from_a_package,
          test_actor_keeps_a_borrowed_reference,
          test_constructor_argument_outlives_its_creator_reference,
-         test_pending_calls_count_calls_queued_at_callers, test_concurrent_actor,
+         test_pending_calls_count_calls_queued_at_callers,
+         test_pipelined_calls_that_wait_for_each_other, test_concurrent_actor,
          test_actor_on_a_node_that_dies], nodes=1, node_args=("--num-cpus", "4"))
