@@ -191,17 +191,24 @@ PRISM_ACTOR_METHOD(Accumulator, total)
 
 PRISM_ACTOR_FREE(Accumulator) { free(state); }
 
-/* An actor class that keeps references: Holder.keep([ref, ...]) holds them
- * past the call (the caller may drop its own), sum() gets them and adds up
- * their bytes, drop() lets them go. */
+/* An actor class that keeps references: Holder([ref, ...]?) and
+ * Holder.keep([ref, ...]) hold them past the call (the caller may drop its
+ * own), sum() gets them and adds up their bytes, drop() lets them go. */
 typedef struct holder {
     prism_value *kept;
 } holder;
 
 PRISM_ACTOR_INIT(Holder)
 {
-    *state = calloc(1, sizeof(holder));
-    return *state ? PRISM_OK : prism_task_fail(ctx, "out of memory");
+    if (nargs > 1 || (nargs == 1 && prism_value_kind_of(args[0]) != PRISM_VALUE_LIST))
+        return prism_task_fail(ctx, "Holder takes an optional list of references");
+    holder *h = calloc(1, sizeof *h);
+    if (h && nargs == 1 && !(h->kept = prism_value_copy(args[0]))) {
+        free(h);
+        h = NULL;
+    }
+    *state = h;
+    return h ? PRISM_OK : prism_task_fail(ctx, "out of memory");
 }
 
 PRISM_ACTOR_METHOD(Holder, keep)

@@ -229,6 +229,75 @@ static prism_status encode_args(prism_client *c, prism_value *const *args, size_
                     : PRISM_OK;
 }
 
+/* The arguments that live in an object store are held by the GCS too (a
+ * restart after the caller dropped them still finds them): the GCS is
+ * registered as their borrower here, before the create request, and lets
+ * go once the actor is DEAD. Those are the top-level references whose value
+ * is stored (an inline one travels in the arguments) and every reference
+ * inside a list argument (the constructor gets it as a reference). */
+typedef struct gcs_holds {
+    json_t *list;           /* [{object_id, owner}] for the GCS */
+    const prism_ref **refs; /* the same, to undo them */
+    size_t n, cap;
+} gcs_holds;
+
+static void hold_one(prism_client *c, gcs_holds *h, const prism_ref *r)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 8;
+        const prism_ref **more = realloc(h->refs, cap * sizeof *more);
+        if (!more)
+            return;
+        h->refs = more;
+        h->cap = cap;
+    }
+    prism__borrow_add_for(c, r, WIRE_GCS_BORROWER);
+    h->refs[h->n++] = r;
+    json_array_append_new(h->list, json_pack("{s:s,s:s}", "object_id", r->hex, "owner",
+                                             r->owner ? r->owner : c->self_addr));
+}
+
+static void hold_inside(prism_client *c, gcs_holds *h, const prism_value *v, int depth)
+{
+    for (size_t i = 0; depth < 64 && i < prism_value_list_size(v); i++) {
+        const prism_value *item = prism_value_list_get(v, i);
+        const prism_ref *r = prism_value_get_ref(item);
+        if (r)
+            hold_one(c, h, r);
+        else if (prism_value_kind_of(item) == PRISM_VALUE_LIST)
+            hold_inside(c, h, item, depth + 1);
+    }
+}
+
+static void hold_for_gcs(prism_client *c, prism_value *const *args, size_t nargs, gcs_holds *h)
+{
+    if (!(h->list = json_array()))
+        return;
+    for (size_t i = 0; i < nargs; i++) {
+        const prism_ref *r = prism_value_get_ref(args[i]);
+        if (!r) {
+            if (prism_value_kind_of(args[i]) == PRISM_VALUE_LIST)
+                hold_inside(c, h, args[i], 0);
+            continue;
+        }
+        pthread_mutex_lock(&c->lock);
+        obj_entry *e = prism__obj_find(c, &r->id);
+        bool stored = e && e->state == OBJ_READY && !e->inline_buf; /* as prism__write_arg */
+        pthread_mutex_unlock(&c->lock);
+        if (stored)
+            hold_one(c, h, r);
+    }
+}
+
+/* Undoes hold_for_gcs (`undo`: the GCS never took them) and frees `h`. */
+static void holds_done(prism_client *c, gcs_holds *h, bool undo)
+{
+    for (size_t i = 0; undo && i < h->n; i++)
+        prism__borrow_remove_for(c, h->refs[i], WIRE_GCS_BORROWER);
+    json_decref(h->list);
+    free(h->refs);
+}
+
 void prism_actor_options_init(prism_actor_options *opts)
 {
     if (opts)
@@ -285,6 +354,15 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
     shape.soft = o->soft;
     shape.placement_group = o->placement_group;
     shape.bundle_index = o->bundle_index;
+    prism_buf argbuf;
+    prism_buf_init(&argbuf, 64u << 20);
+    s = encode_args(c, args, nargs, &argbuf);
+    if (s != PRISM_OK) {
+        prism_buf_free(&argbuf);
+        return s;
+    }
+    gcs_holds held = {0};
+    hold_for_gcs(c, args, nargs, &held);
     json_t *lease = prism__lease_request(c, &shape);
     json_t *req = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:O,s:O}", "actor_id", hex,
                             "owner", c->self_addr, "package", package, "class", cls, "namespace",
@@ -303,20 +381,26 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
         json_object_set(req, "placement_group_id", json_object_get(lease, "placement_group_id"));
         json_object_set(req, "bundle_index", json_object_get(lease, "bundle_index"));
     }
+    if (req && json_array_size(held.list))
+        json_object_set(req, "arg_refs", held.list);
     json_decref(lease);
     char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
-    if (!text)
-        return prism__fail(PRISM_ERR_INVALID, "the actor's options cannot be encoded (a name that "
-                                              "is not UTF-8?)");
     /* u32 length, the JSON, then the arguments. */
     prism_buf body;
     prism_buf_init(&body, 64u << 20);
     prism_writer w = {.buf = &body};
-    pw_str(&w, text);
+    bool encoded = text != NULL;
+    if (text) {
+        pw_str(&w, text);
+        pw_bytes(&w, argbuf.data, argbuf.len);
+    }
     free(text);
-    s = w.failed ? prism__fail(PRISM_ERR_NO_MEMORY, "out of memory")
-                 : encode_args(c, args, nargs, &body);
+    prism_buf_free(&argbuf);
+    s = !encoded   ? prism__fail(PRISM_ERR_INVALID, "the actor's options cannot be encoded (a name "
+                                                      "that is not UTF-8?)")
+        : w.failed ? prism__fail(PRISM_ERR_NO_MEMORY, "the constructor arguments are too large")
+                   : PRISM_OK;
     /* The record exists before the GCS hears of the actor: its ALIVE event
      * may come before the GCS's answer does. */
     pthread_mutex_lock(&c->lock);
@@ -334,6 +418,7 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
         s = gcs_request(c, PRISM_SUBJECT_ACTOR_CREATE, body.data, body.len, &reply);
     prism_buf_free(&body);
     json_decref(reply);
+    holds_done(c, &held, s != PRISM_OK);
     if (s != PRISM_OK) {
         pthread_mutex_lock(&c->lock);
         if (a) { /* never created: calls through a stale handle fail, not wait */
@@ -490,9 +575,42 @@ static void fail_queued(prism_client *c, actor_rec *a)
     prism__pool_fail_queued(c, a->pool, PRISM_ERR_ACTOR_DIED, msg);
 }
 
+/* Tells the GCS how many calls to each actor are queued here, not sent yet
+ * (a stuck actor's callers hold them): twice a second at most while that
+ * changes, every 5 s while some are queued, at once when none are left
+ * (`final`: none are, the client goes). Lock held (dropped to publish). */
+static void report_queued(prism_client *c, int64_t now, bool final)
+{
+    json_t *out = NULL;
+    for (actor_rec *a = c->actors; a; a = a->next) {
+        size_t n = final ? 0 : a->pool->queued;
+        bool changed = n != a->reported_queued;
+        if ((!changed && !n) || (n && now - a->reported_ms < (changed ? 500 : 5000)))
+            continue;
+        if (!out && !(out = json_array()))
+            return;
+        json_array_append_new(out, json_pack("{s:s,s:s,s:I}", "actor_id", a->id, "caller",
+                                             c->self_addr, "queued", (json_int_t)n));
+        a->reported_queued = n;
+        a->reported_ms = now;
+    }
+    if (!out)
+        return;
+    pthread_mutex_unlock(&c->lock);
+    size_t i;
+    json_t *msg;
+    json_array_foreach(out, i, msg)
+        prism_bus_publish_json(c->bus, PRISM_SUBJECT_EVENT_ACTOR_QUEUED, msg);
+    json_decref(out);
+    pthread_mutex_lock(&c->lock);
+}
+
+void prism__actors_report_final(prism_client *c) { report_queued(c, prism_mono_ms(), true); }
+
 void prism__actors_tick(prism_client *c)
 {
     int64_t now = prism_mono_ms();
+    report_queued(c, now, false);
     for (actor_rec *a = c->actors; a; a = a->next) {
         pool *p = a->pool;
         if (!p->queue || p->workers || a->busy)

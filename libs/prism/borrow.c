@@ -578,6 +578,31 @@ void prism__borrow_add_for(prism_client *c, const prism_ref *ref, const char *wh
         send_add(c, ref->owner, who, &ref->id, 1);
 }
 
+void prism__borrow_remove_for(prism_client *c, const prism_ref *ref, const char *who)
+{
+    if (!c || !ref || !who || !*who)
+        return;
+    if (!ref->owner) {
+        if (ref->client != c)
+            return;
+        pthread_mutex_lock(&c->lock);
+        obj_entry *e = prism__obj_find(c, &ref->id);
+        if (e && !e->owner)
+            borrower_remove(c, e, who, 1);
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    char subject[96];
+    if (strcmp(ref->owner, who) == 0 || !wire_owner_subject(ref->owner, subject, sizeof subject))
+        return;
+    prism_buf b;
+    wire_owner_request(&b, OWNER_REMOVE, who, 0, 1);
+    request_item(&b, &ref->id, 1);
+    if (b.len)
+        prism_bus_publish(c->bus, subject, b.data, b.len);
+    prism_buf_free(&b);
+}
+
 /* ---------- liveness ---------- */
 
 static bool alive(prism_client *c, const char *addr)

@@ -471,6 +471,7 @@ void prism_disconnect(prism_client *c)
         pthread_mutex_lock(&c->lock);
         c->last_events_ms = 0;
         prism__events_tick(c);
+        prism__actors_report_final(c); /* its queued calls stop counting at once */
         pthread_mutex_unlock(&c->lock);
     }
     prism__borrow_stop(c);

@@ -166,8 +166,10 @@ struct actor_rec {
     char *cls;                                   /* its class, once the GCS said */
     char *node_id, *worker_id, *unix_path, *tcp; /* its worker while ALIVE */
     int max_task_retries;
-    bool busy;             /* the leaser is connecting or asking the GCS */
-    int64_t next_query_ms; /* when to ask the GCS again while not ALIVE */
+    bool busy;              /* the leaser is connecting or asking the GCS */
+    int64_t next_query_ms;  /* when to ask the GCS again while not ALIVE */
+    size_t reported_queued; /* calls queued here as last told the GCS */
+    int64_t reported_ms;
     pool *pool;
     actor_rec *next;
 };
@@ -313,6 +315,8 @@ void prism__borrow_register(prism_client *c);
 /* Registers `who` as holding `ref`: locally when this process owns it,
  * else with its owner (synchronously). Called without the lock. */
 void prism__borrow_add_for(prism_client *c, const prism_ref *ref, const char *who);
+/* Undoes one prism__borrow_add_for (REMOVE published to a remote owner). */
+void prism__borrow_remove_for(prism_client *c, const prism_ref *ref, const char *who);
 /* Leaser thread, lock held: answers and expiries, dead owners and borrowers. */
 void prism__borrow_tick(prism_client *c);
 
@@ -378,6 +382,8 @@ int prism__actors_start(prism_client *c);
 /* Leaser thread, lock held: connects to actors that became ALIVE, asks the
  * GCS about the others, fails calls to dead ones. */
 void prism__actors_tick(prism_client *c);
+/* Lock held: tells the GCS that no calls are queued here any more (disconnect). */
+void prism__actors_report_final(prism_client *c);
 void prism__actors_free(prism_client *c);
 /* Asks the GCS to kill the actor (and restart it unless `no_restart`). */
 prism_status prism__actor_kill_id(prism_client *c, const char *actor_id, bool no_restart);

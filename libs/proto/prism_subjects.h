@@ -45,6 +45,8 @@
 #define PRISM_SUBJECT_EVENT_ACTOR "prism.event.actor"
 #define PRISM_SUBJECT_EVENT_PG "prism.event.placement_group"
 #define PRISM_SUBJECT_EVENT_ACTOR_CALLS "prism.event.actor.calls"
+/* A caller's calls to an actor still queued on its side (actor.c). */
+#define PRISM_SUBJECT_EVENT_ACTOR_QUEUED "prism.event.actor.queued"
 #define PRISM_SUBJECT_EVENT_TASKS "prism.event.tasks"
 #define PRISM_SUBJECT_EVENT_OBJECTS "prism.event.objects"
 

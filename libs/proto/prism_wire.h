@@ -52,6 +52,10 @@ enum wire_slot {
  * object the owner still holds. */
 enum owner_op { OWNER_GET = 1, OWNER_ADD, OWNER_REMOVE, OWNER_PING, OWNER_HOLDS };
 
+/* The GCS's address as a borrower: it holds an actor's stored constructor
+ * arguments while the actor may restart, and answers PING on it. */
+#define WIRE_GCS_BORROWER "owner:gcs"
+
 /* The key of the handshake, derived from the cluster token ("" when the
  * cluster runs without auth): proofs made with it reveal nothing of the token. */
 void wire_auth_key(const char *token, uint8_t key[WIRE_KEY_BYTES]);

@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,10 +71,12 @@ struct actor {
     int64_t max_restarts, restarts;
     uint16_t max_concurrency;
     json_t *lease_req; /* resources and placement, as created */
+    json_t *arg_refs;  /* [{object_id, owner}] of stored constructor arguments the GCS borrows */
     uint8_t *args;     /* the encoded constructor arguments: u32 nargs, slots */
     size_t args_len;
     phase phase;
-    bool dead; /* killed for good (DEAD stored): only its worker's exit is awaited */
+    bool dead;  /* killed for good (DEAD stored): only its worker's exit is awaited */
+    bool adopt; /* placed but not ALIVE when the GCS started: ATTACH adopts it or re-leases */
     uint64_t lease_n;
     int64_t next_ms;
     int failures; /* lease or creation failures since it was last ALIVE: the backoff */
@@ -130,6 +133,7 @@ static void actor_free(actor *a)
     free(a->cls);
     free(a->owner);
     json_decref(a->lease_req);
+    json_decref(a->arg_refs);
     free(a->args);
     free(a->reason);
     prism_buf_free(&a->in);
@@ -172,6 +176,8 @@ static actor *actor_from_row(sqlite3_stmt *st)
     set_str(&a->owner, col(st, 3));
     a->detached = sqlite3_column_int(st, 4) != 0;
     a->lease_req = gcs_db_column_json(st, 5);
+    a->arg_refs = json_incref(json_object_get(a->lease_req, "arg_refs"));
+    json_object_del(a->lease_req, "arg_refs"); /* not for the scheduler */
     a->args_len = (size_t)sqlite3_column_bytes(st, 6);
     a->args = malloc(a->args_len ? a->args_len : 1);
     if (a->args && a->args_len)
@@ -185,6 +191,12 @@ static actor *actor_from_row(sqlite3_stmt *st)
     set_str(&a->lease_id, col(st, 13));
     set_str(&a->unix_path, col(st, 14));
     set_str(&a->tcp, col(st, 15));
+    /* Granted a worker (its constructor may have run) when the last GCS
+     * stopped before ALIVE: that worker is asked, not left holding its lease. */
+    if (a->phase == PH_WAIT_LEASE && a->lease_id && *a->lease_id && a->worker_id) {
+        a->phase = PH_ATTACH;
+        a->adopt = true;
+    }
     a->fd = -1;
     prism_buf_init(&a->in, 1u << 20);
     if (!a->package || !a->cls || !a->owner || !a->args) {
@@ -252,15 +264,20 @@ static void store_alive(gcs *g, actor *a)
     pthread_mutex_unlock(&g->lock);
 }
 
-/* Where it is being created (no event: the state has not changed). */
+/* Where it is being created, before ACTOR_CREATE leaves (no event: the state
+ * has not changed): a GCS started after a crash finds the lease and worker. */
 static void store_placed(gcs *g, actor *a)
 {
     pthread_mutex_lock(&g->lock);
-    sqlite3_stmt *st = gcs_db_prepare(
-        g->db, "UPDATE actors SET node_id=?, worker_id=? WHERE id=? AND state<>'DEAD'");
+    sqlite3_stmt *st =
+        gcs_db_prepare(g->db, "UPDATE actors SET node_id=?, worker_id=?, lease_id=?, unix=?, tcp=? "
+                              "WHERE id=? AND state<>'DEAD'");
     gcs_db_bind_text(st, 1, a->node_id);
     gcs_db_bind_text(st, 2, a->worker_id);
-    gcs_db_bind_text(st, 3, a->id);
+    gcs_db_bind_text(st, 3, a->lease_id);
+    gcs_db_bind_text(st, 4, a->unix_path);
+    gcs_db_bind_text(st, 5, a->tcp);
+    gcs_db_bind_text(st, 6, a->id);
     gcs_db_exec_stmt(st);
     pthread_mutex_unlock(&g->lock);
 }
@@ -279,6 +296,33 @@ static void store_restarting(gcs *g, actor *a)
     pthread_mutex_unlock(&g->lock);
 }
 
+/* The constructor's stored arguments are let go: REMOVE to their owners
+ * for the borrowing the creator registered (docs/actors.md). */
+static void release_args(gcs *g, actor *a)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(a->arg_refs, i, r) {
+        char subject[160];
+        prism_object_id id;
+        const char *hex = json_string_value(json_object_get(r, "object_id"));
+        if (!wire_owner_subject(json_string_value(json_object_get(r, "owner")), subject,
+                                sizeof subject) ||
+            prism_object_id_from_hex(&id, hex) != 0)
+            continue;
+        prism_buf b;
+        wire_owner_request(&b, OWNER_REMOVE, WIRE_GCS_BORROWER, 0, 1);
+        prism_writer w = {.buf = &b};
+        pw_bytes(&w, id.b, sizeof id.b);
+        pw_u32(&w, 1);
+        if (!w.failed)
+            prism_bus_publish(g->bus, subject, b.data, b.len);
+        prism_buf_free(&b);
+    }
+    json_decref(a->arg_refs);
+    a->arg_refs = NULL;
+}
+
 /* DEAD for good: the name is free again and the arguments are not needed. */
 static void store_dead(gcs *g, actor *a, const char *cause)
 {
@@ -289,9 +333,12 @@ static void store_dead(gcs *g, actor *a, const char *cause)
     gcs_db_bind_text(st, 1, cause);
     sqlite3_bind_int64(st, 2, prism_now_ms());
     gcs_db_bind_text(st, 3, a->id);
-    if (gcs_db_exec_stmt(st) == SQLITE_DONE && sqlite3_changes(g->db) > 0)
+    bool changed = gcs_db_exec_stmt(st) == SQLITE_DONE && sqlite3_changes(g->db) > 0;
+    if (changed)
         gcs_actor_publish_locked(g, a->id);
     pthread_mutex_unlock(&g->lock);
+    if (changed)
+        release_args(g, a);
     LOG_INFO("actor %s is DEAD: %s", a->id, cause);
 }
 
@@ -586,6 +633,20 @@ static void finish_kill(gcs *g, actor *a)
         lose_worker(g, a, LOST_KILLED);
 }
 
+/* An actor placed by a GCS that stopped before ALIVE whose worker does not
+ * host it (the constructor never ran there) or cannot be reached: its lease
+ * goes back and another is asked for (not a restart). */
+static void adopt_failed(gcs *g, actor *a, const char *why)
+{
+    LOG_WARN("actor %s: worker %s granted before the GCS restarted is not adopted: %s", a->id,
+             or_dash(a->worker_id), why);
+    conn_close(g, a);
+    return_lease(g, a->node_id, a->lease_id, "its worker does not host the actor");
+    a->adopt = false;
+    set_str(&a->lease_id, NULL);
+    pending(g, a, "leasing again: the worker granted before the GCS restarted does not host it", 0);
+}
+
 static int attach(gcs *g, actor *a)
 {
     char why[600];
@@ -665,6 +726,12 @@ static bool on_done(gcs *g, actor *a, const uint8_t *p, size_t n)
     }
     bool ok = slot != SLOT_ERROR, gone = false;
     char cause[2300];
+    if (a->phase == PH_CREATING && ok && getenv("PRISM_TEST_GCS_CRASH_BEFORE_ALIVE")) {
+        /* Tests only (test_actors_api.py): dies as a crash between the
+         * constructor's DONE and storing ALIVE would. */
+        LOG_WARN("PRISM_TEST_GCS_CRASH_BEFORE_ALIVE is set: the GCS kills itself");
+        raise(SIGKILL);
+    }
     if (a->phase == PH_CREATING && ok) {
         a->phase = PH_ALIVE;
         a->failures = 0;
@@ -681,8 +748,17 @@ static bool on_done(gcs *g, actor *a, const uint8_t *p, size_t n)
         gone = true;
     } else if (a->phase == PH_ATTACHING && ok) {
         a->phase = PH_ALIVE;
-        LOG_INFO("actor %s: re-attached to worker %s of node %s", a->id, or_dash(a->worker_id),
+        LOG_INFO("actor %s: %s worker %s of node %s", a->id,
+                 a->adopt ? "ALIVE: adopted from" : "re-attached to", or_dash(a->worker_id),
                  or_dash(a->node_id));
+        if (a->adopt) {
+            a->adopt = false;
+            a->failures = 0;
+            set_str(&a->reason, NULL);
+            store_alive(g, a);
+        }
+    } else if (a->phase == PH_ATTACHING && a->adopt) {
+        adopt_failed(g, a, message ? message : "no message");
     } else if (a->phase == PH_ATTACHING) {
         LOG_WARN("actor %s: its worker %s no longer hosts it: %s", a->id, or_dash(a->worker_id),
                  message ? message : "no message");
@@ -703,7 +779,10 @@ static void conn_lost(gcs *g, actor *a)
         return;
     }
     LOG_WARN("actor %s: the connection to its worker %s closed", a->id, or_dash(a->worker_id));
-    lose_worker(g, a, LOST_WORKER);
+    if (a->adopt)
+        adopt_failed(g, a, "the connection closed");
+    else
+        lose_worker(g, a, LOST_WORKER);
 }
 
 static void on_conn_event(gcs *g, actor *a)
@@ -768,6 +847,30 @@ static void on_node_dead(gcs *g, const char *node_id)
                  a->phase == PH_ALIVE)
             lose_worker(g, a, LOST_NODE);
     }
+}
+
+/* A worker's report of the actor it hosts (prism.event.actor.calls, every
+ * 5 s at least): one the GCS did not place there (not live, or live on
+ * another worker) is left from a GCS that stopped before it stored the
+ * actor, or a duplicate; its node agent kills it, which frees its lease. */
+static void on_report(gcs *g, actor_cmd *c)
+{
+    json_t *msg = json_loadb(c->data, c->len, 0, NULL);
+    const char *worker = json_string_value(json_object_get(msg, "worker_id"));
+    const char *node = json_string_value(json_object_get(msg, "node_id"));
+    const char *lease = json_string_value(json_object_get(msg, "lease_id"));
+    actor *a = find(g, c->id);
+    if (worker && node && lease && *lease &&
+        (!a || !a->worker_id || strcmp(a->worker_id, worker))) {
+        LOG_WARN("worker %s of node %s hosts actor %s, which the GCS %s: it is killed", worker,
+                 node, c->id, a ? "placed elsewhere" : "does not run");
+        char subject[160];
+        prism_subject_node(subject, sizeof subject, node, PRISM_NODE_WORKER_KILL);
+        json_t *kill = json_pack("{s:s}", "lease_id", lease);
+        prism_bus_publish_json(g->bus, subject, kill);
+        json_decref(kill);
+    }
+    json_decref(msg);
 }
 
 /* ---------- owners ---------- */
@@ -850,7 +953,7 @@ static void forget_owners(gcs *g, int64_t tick)
 
 static void handle(gcs *g, actor_cmd *c)
 {
-    actor *a = c->kind == AC_NODE_DEAD ? NULL : find(g, c->id);
+    actor *a = c->kind == AC_NODE_DEAD || c->kind == AC_REPORT ? NULL : find(g, c->id);
     switch (c->kind) {
     case AC_CREATED:
         if (!a)
@@ -863,6 +966,7 @@ static void handle(gcs *g, actor_cmd *c)
     case AC_LEASE_REPLY: on_lease_reply(g, c); break;
     case AC_PING_REPLY: on_ping_reply(g, c); break;
     case AC_NODE_DEAD: on_node_dead(g, c->id); break;
+    case AC_REPORT: on_report(g, c); break;
     }
 }
 
@@ -899,7 +1003,10 @@ static void tick(gcs *g)
         } else if (a->phase == PH_ATTACH && attach(g, a) != 0) {
             LOG_WARN("actor %s: its worker %s cannot be reached to re-attach", a->id,
                      or_dash(a->worker_id));
-            lose_worker(g, a, LOST_WORKER);
+            if (a->adopt)
+                adopt_failed(g, a, "it cannot be reached");
+            else
+                lose_worker(g, a, LOST_WORKER);
             continue;
         } else if (a->phase == PH_KILLING && now >= a->next_ms) {
             LOG_WARN("actor %s: worker %s did not exit within %d ms of ACTOR_KILL: its node agent "

@@ -202,6 +202,37 @@ static json_t *lease_spec(json_t *msg, char *err, size_t n)
     return spec;
 }
 
+/* "arg_refs": the constructor's arguments that live in an object store, each
+ * {object_id, owner}; the creator registered the GCS as their borrower
+ * (WIRE_GCS_BORROWER) and the manager lets go of them once the actor is
+ * DEAD. Kept in the spec. Returns false with `err`. */
+static bool take_arg_refs(json_t *msg, json_t *spec, char *err, size_t n)
+{
+    json_t *refs = json_object_get(msg, "arg_refs"), *r;
+    size_t i;
+    if (!refs || json_is_null(refs))
+        return true;
+    if (!json_is_array(refs) || json_array_size(refs) > MAX_ARGS) {
+        snprintf(err, n, "'arg_refs' must be an array of at most %d objects", MAX_ARGS);
+        return false;
+    }
+    json_array_foreach(refs, i, r) {
+        const char *id = json_string_value(json_object_get(r, "object_id"));
+        const char *owner = json_string_value(json_object_get(r, "owner"));
+        char subject[160];
+        if (!prism_is_hex(id, PRISM_OBJECT_ID_HEX_LEN) || !plain_text(owner, MAX_TEXT) ||
+            !wire_owner_subject(owner, subject, sizeof subject)) {
+            snprintf(err, n,
+                     "'arg_refs' items are {object_id: %d lowercase hex digits, owner: an "
+                     "owner address}",
+                     PRISM_OBJECT_ID_HEX_LEN);
+            return false;
+        }
+    }
+    json_object_set(spec, "arg_refs", refs);
+    return true;
+}
+
 /* Parses and checks a create request (docs/actors.md). Returns 0, or -1
  * with `err`. `msg` must outlive `out`. */
 static int parse_create(const char *data, size_t len, json_t **msg, create_req *out, char *err,
@@ -261,6 +292,8 @@ static int parse_create(const char *data, size_t len, json_t **msg, create_req *
     else if (!plain_text(out->ns, MAX_NAME))
         snprintf(err, n, "'namespace' must be 1-%d bytes without control characters", MAX_NAME);
     else if (!(out->lease = lease_spec(m, err, n)))
+        return -1;
+    else if (!take_arg_refs(m, out->lease, err, n))
         return -1;
     else
         return 0;
@@ -416,8 +449,22 @@ static void on_kill(prism_bus *bus, const char *subject, const char *reply, cons
     json_decref(msg);
 }
 
+/* The GCS's address as a borrower (WIRE_GCS_BORROWER): owners ping it to
+ * know it still holds the constructor arguments it borrowed. */
+static void on_owner_request(prism_bus *bus, const char *subject, const char *reply,
+                             const char *data, size_t len, void *ud)
+{
+    uint8_t zero = 0; /* PING's answer; nothing else is asked of a borrower */
+    if (reply)
+        prism_bus_publish(bus, reply, (const char *)&zero, 1);
+}
+
 int gcs_actor_requests_start(gcs *g)
 {
+    char borrower[96];
+    if (!wire_owner_subject(WIRE_GCS_BORROWER, borrower, sizeof borrower) ||
+        prism_bus_subscribe(g->bus, borrower, NULL, on_owner_request, g) != 0)
+        return -1;
     if (prism_bus_subscribe(g->bus, PRISM_SUBJECT_ACTOR_CREATE, "gcs", on_create, g) != 0 ||
         prism_bus_subscribe(g->bus, PRISM_SUBJECT_ACTOR_GET, "gcs", on_get, g) != 0 ||
         prism_bus_subscribe(g->bus, PRISM_SUBJECT_ACTOR_KILL, "gcs", on_kill, g) != 0)

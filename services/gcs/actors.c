@@ -111,8 +111,10 @@ json_t *gcs_actor_row_json(sqlite3_stmt *st)
     set_text_or_skip(a, "name", st, 3);
     set_text_or_skip(a, "node_id", st, 8);
     set_text_or_skip(a, "worker_id", st, 9);
-    set_text_or_skip(a, "unix", st, 10);
-    set_text_or_skip(a, "tcp", st, 11);
+    if (!strcmp((const char *)sqlite3_column_text(st, 5), "ALIVE")) { /* callers connect there */
+        set_text_or_skip(a, "unix", st, 10);
+        set_text_or_skip(a, "tcp", st, 11);
+    }
     set_text_or_skip(a, "cause", st, 16);
     set_text_or_skip(a, "reason", st, 17);
     return a;
@@ -120,19 +122,45 @@ json_t *gcs_actor_row_json(sqlite3_stmt *st)
 
 #define CALLS_FRESH_MS 15000 /* workers report at least every 5 s while ALIVE */
 
-/* Adds the calls an ALIVE actor's worker last reported holding. Lock held. */
+/* The calls callers of actor `id` reported queued on their side within
+ * CALLS_FRESH_MS (a caller that exited stops counting); -1 when none did.
+ * Stale reports are dropped. Lock held. */
+static json_int_t queued_at_callers(gcs *g, const char *id)
+{
+    json_t *callers = json_object_get(g->actors->queued, id), *e, *tmp;
+    const char *caller;
+    json_int_t sum = -1;
+    int64_t now = prism_mono_ms();
+    json_object_foreach_safe(callers, tmp, caller, e) {
+        if (now - json_integer_value(json_object_get(e, "at")) > CALLS_FRESH_MS) {
+            json_object_del(callers, caller);
+            continue;
+        }
+        sum = (sum < 0 ? 0 : sum) + json_integer_value(json_object_get(e, "queued"));
+    }
+    if (callers && !json_object_size(callers))
+        json_object_del(g->actors->queued, id);
+    return sum;
+}
+
 void gcs_actor_add_calls_locked(gcs *g, json_t *a)
 {
     const char *id = json_string_value(json_object_get(a, "actor_id"));
     const char *state = json_string_value(json_object_get(a, "state"));
-    json_t *c = id ? json_object_get(g->actors->calls, id) : NULL;
+    if (!id || !state || !strcmp(state, "DEAD"))
+        return;
+    json_int_t queued = queued_at_callers(g, id);
+    if (queued >= 0)
+        json_object_set_new(a, "pending_calls", json_integer(queued));
+    json_t *c = json_object_get(g->actors->calls, id);
     const char *worker = json_string_value(json_object_get(c, "worker_id"));
     const char *now_worker = json_string_value(json_object_get(a, "worker_id"));
-    if (!c || !state || strcmp(state, "ALIVE") || !worker || !now_worker ||
-        strcmp(worker, now_worker) ||
+    if (!c || strcmp(state, "ALIVE") || !worker || !now_worker || strcmp(worker, now_worker) ||
         prism_mono_ms() - json_integer_value(json_object_get(c, "at")) > CALLS_FRESH_MS)
         return;
-    json_object_set(a, "pending_calls", json_object_get(c, "pending"));
+    json_object_set_new(a, "pending_calls",
+                        json_integer((queued > 0 ? queued : 0) +
+                                     json_integer_value(json_object_get(c, "pending"))));
     json_object_set(a, "calls_done", json_object_get(c, "done"));
 }
 
@@ -163,6 +191,43 @@ static void on_calls(prism_bus *bus, const char *subject, const char *reply, con
         json_object_set_new(g->actors->calls, id,
                             json_pack("{s:O,s:O,s:O,s:I}", "worker_id", worker, "pending", pending,
                                       "done", done, "at", (json_int_t)prism_mono_ms()));
+        pthread_mutex_unlock(&g->lock);
+        /* The manager checks that it placed the actor there (a worker it
+         * does not know of is killed: actor_manager.c, on_report). */
+        actor_cmd *c = gcs_actor_cmd_new(AC_REPORT, id);
+        if (c && (c->data = malloc(len ? len : 1))) {
+            memcpy(c->data, data, len);
+            c->len = len;
+            gcs_actors_post(g, c);
+        } else {
+            free(c);
+        }
+    }
+    json_decref(msg);
+}
+
+static void on_queued(prism_bus *bus, const char *subject, const char *reply, const char *data,
+                      size_t len, void *ud)
+{
+    gcs *g = ud;
+    json_t *msg = json_loadb(data, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(msg, "actor_id"));
+    const char *caller = json_string_value(json_object_get(msg, "caller"));
+    json_t *queued = json_object_get(msg, "queued");
+    if (id && prism_is_hex(id, PRISM_ID_HEX_LEN) && caller && *caller && strlen(caller) <= 128 &&
+        json_is_integer(queued) && json_integer_value(queued) >= 0) {
+        pthread_mutex_lock(&g->lock);
+        if (json_object_size(g->actors->queued) >= 100000)
+            json_object_clear(g->actors->queued); /* soft state: bounded, refilled within seconds */
+        json_t *callers = json_object_get(g->actors->queued, id);
+        if (!callers) {
+            callers = json_object();
+            json_object_set_new(g->actors->queued, id, callers);
+        }
+        if (json_object_size(callers) < 1024 || json_object_get(callers, caller))
+            json_object_set_new(callers, caller,
+                                json_pack("{s:O,s:I}", "queued", queued, "at",
+                                          (json_int_t)prism_mono_ms()));
         pthread_mutex_unlock(&g->lock);
     }
     json_decref(msg);
@@ -282,7 +347,8 @@ int gcs_actors_create(gcs *g)
     g->actors = A;
     A->calls = json_object();
     A->owners = json_object();
-    if (A->epfd < 0 || A->wakefd < 0 || !A->calls || !A->owners)
+    A->queued = json_object();
+    if (A->epfd < 0 || A->wakefd < 0 || !A->calls || !A->owners || !A->queued)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(A->epfd, EPOLL_CTL_ADD, A->wakefd, &ev);
@@ -309,7 +375,8 @@ int gcs_actors_start(gcs *g)
     gcs_actor_manager_load(g);
     if (prism_bus_subscribe(g->bus, replies, NULL, on_reply, g) != 0 ||
         gcs_actor_requests_start(g) != 0 ||
-        prism_bus_subscribe(g->bus, PRISM_SUBJECT_EVENT_ACTOR_CALLS, "gcs", on_calls, g) != 0)
+        prism_bus_subscribe(g->bus, PRISM_SUBJECT_EVENT_ACTOR_CALLS, "gcs", on_calls, g) != 0 ||
+        prism_bus_subscribe(g->bus, PRISM_SUBJECT_EVENT_ACTOR_QUEUED, "gcs", on_queued, g) != 0)
         return -1;
     if (pthread_create(&A->thread, NULL, gcs_actor_manager_main, g) != 0)
         return -1;
@@ -353,6 +420,7 @@ void gcs_actors_destroy(gcs *g)
     pthread_mutex_destroy(&A->lock);
     json_decref(A->calls);
     json_decref(A->owners);
+    json_decref(A->queued);
     free(A);
     g->actors = NULL;
 }

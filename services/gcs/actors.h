@@ -27,6 +27,7 @@ typedef enum actor_cmd_kind {
     AC_LEASE_REPLY, /* the scheduler's answer to lease request `n` of `id` */
     AC_PING_REPLY,  /* the answer of owner `id` (its ID) to a PING (empty: nobody there) */
     AC_NODE_DEAD,   /* the GCS declared node `id` dead */
+    AC_REPORT,      /* a worker says it hosts actor `id`: data is its JSON report */
 } actor_cmd_kind;
 
 typedef struct actor_cmd {
@@ -61,6 +62,10 @@ struct gcs_actors {
     /* What actors' workers last said of their calls (prism.event.actor.calls):
      * actor ID -> {worker_id, pending, done, at}. Soft state, under the GCS lock. */
     json_t *calls;
+    /* What callers last said of their calls still queued on their side
+     * (prism.event.actor.queued): actor ID -> {caller -> {queued, at}}.
+     * Soft state, under the GCS lock. */
+    json_t *queued;
 };
 
 /* actors.c */
@@ -78,7 +83,8 @@ json_t *gcs_actor_json_locked(gcs *g, const char *id);
 json_t *gcs_actor_json(gcs *g, const char *id);
 /* One row of ACTOR_COLUMNS as the ACTOR object, without the calls; NULL out of memory. */
 json_t *gcs_actor_row_json(sqlite3_stmt *st);
-/* Adds the calls an ALIVE actor's worker last reported holding to `a`. Lock held. */
+/* Adds to `a` the calls its callers last reported queued on their side
+ * and, while ALIVE, those its worker last reported holding. Lock held. */
 void gcs_actor_add_calls_locked(gcs *g, json_t *a);
 /* The actor not DEAD named `name` in `ns`, or NULL. Lock held. */
 json_t *gcs_actor_live_by_name_locked(gcs *g, const char *ns, const char *name);

@@ -319,6 +319,27 @@ static prism_status counter_pair(prism_task_ctx *ctx, void *state, const prism_v
     return PRISM_OK;
 }
 
+/* first(x): x, or when x is a list, its first item, got when it is a
+ * reference (for tests of calls that wait for the one before them). */
+static prism_status counter_first(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                  size_t nargs, prism_value **returns, size_t nreturns)
+{
+    if (nargs != 1)
+        return prism_task_fail(ctx, "first takes one value");
+    if (prism_value_kind_of(args[0]) != PRISM_VALUE_LIST) {
+        returns[0] = prism_value_copy(args[0]);
+        return PRISM_OK;
+    }
+    const prism_value *item = prism_value_list_get(args[0], 0);
+    const prism_ref *r = item ? prism_value_get_ref(item) : NULL;
+    if (!r) {
+        returns[0] = item ? prism_value_copy(item) : prism_value_null();
+        return PRISM_OK;
+    }
+    prism_status s = prism_get(prism_task_client(ctx), r, 60000, &returns[0]);
+    return s == PRISM_OK ? s : prism_task_fail(ctx, "first: %s", prism_last_error());
+}
+
 /* sleep(ms): waits, then returns ms (for tests of calls in flight). */
 static prism_status counter_sleep(prism_task_ctx *ctx, void *state, const prism_value *const *args,
                                   size_t nargs, prism_value **returns, size_t nreturns)
@@ -350,9 +371,9 @@ prism_actor_method_fn prism__builtin_actor_method(const char *cls, const char *m
     static const struct {
         const char *name;
         prism_actor_method_fn fn;
-    } table[] = {{"inc", counter_inc}, {"get", counter_get},   {"echo", counter_echo},
-                 {"add", counter_add}, {"pair", counter_pair}, {"sleep", counter_sleep},
-                 {"pid", counter_pid}};
+    } table[] = {{"inc", counter_inc},     {"get", counter_get},   {"echo", counter_echo},
+                 {"add", counter_add},     {"pair", counter_pair}, {"sleep", counter_sleep},
+                 {"first", counter_first}, {"pid", counter_pid}};
     for (size_t i = 0; !strcmp(cls, "Counter") && i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(table[i].name, method))
             return table[i].fn;

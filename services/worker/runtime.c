@@ -49,6 +49,15 @@
 /* A stored argument is sealed before its owner names it (here, or pulled
  * here first): one missing now is gone (its store restarted), not late. */
 #define ARG_GET_MS 5000
+/* DONE frames of a burst go out together (one write, one wake-up of the
+ * owner): a DONE waits only while the next job of the same connection, of
+ * the same function, is already queued here and the job just run was short,
+ * and never for more than HOLD_FRAMES frames or HOLD_NS (the owner's window
+ * refills as they go). */
+#define HOLD_FRAMES 32
+#define HOLD_BYTES 65536
+#define HOLD_JOB_NS 100000
+#define HOLD_NS 1000000
 
 typedef struct conn {
     int fd;
@@ -82,7 +91,8 @@ typedef struct job {
 typedef struct actor_host {
     char id[PRISM_ID_HEX_LEN + 1];
     char *cls;
-    void *lib; /* the package (owned by the package list); NULL for builtin */
+    char *lease; /* the lease it was created with (the GCS may kill by it) */
+    void *lib;   /* the package (owned by the package list); NULL for builtin */
     void *state;
     prism_actor_free_fn free_fn;
     /* Calls for the GCS's view (prism.event.actor.calls): taken, finished. */
@@ -112,6 +122,12 @@ typedef struct worker_rt {
     int64_t granted_ms; /* when announced */
     bool grant_used;    /* a HELLO named it */
     job *queue, *queue_tail;
+    /* DONE frames of serial jobs not sent yet, all for held_conn (run_next). */
+    prism_buf held;
+    conn *held_conn;
+    int held_frames;
+    int64_t held_since_ns;
+    pthread_t main_thread; /* the loop's: it alone touches `held` */
     package *packages;
     prism_store *store;
     prism_bus *bus;
@@ -555,6 +571,7 @@ static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const 
 static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *task_owner,
                      prism_buf *out);
 static void conn_free(conn *c);
+static int flush_held(worker_rt *w);
 
 /* Sends a whole frame (or several) on a connection, from any thread. */
 static int conn_send(conn *c, const void *data, size_t len)
@@ -704,6 +721,7 @@ static void run_create(worker_rt *w, const uint8_t *data, size_t len, prism_buf 
     if (s == PRISM_OK && (w->actor = calloc(1, sizeof *w->actor))) {
         prism_id_to_hex((const prism_id *)idb, w->actor->id);
         w->actor->cls = strdup(cls);
+        w->actor->lease = w->current_lease ? strdup(w->current_lease) : NULL;
         w->actor->lib = lib;
         w->actor->state = state;
         w->actor->free_fn = fr;
@@ -890,6 +908,11 @@ static void conn_drop(worker_rt *w, conn *c)
     }
     w->nconns--;
     w->nunauthed -= !c->authed;
+    if (w->held_conn == c) { /* nobody is there to take them */
+        w->held.len = 0;
+        w->held_conn = NULL;
+        w->held_frames = 0;
+    }
     /* Its queued tasks go too: nobody is there to take the results. */
     pthread_mutex_lock(&w->pool_lock);
     for (job **pp = &w->pool_queue; *pp;) {
@@ -1083,7 +1106,9 @@ static int on_cancel(worker_rt *w, conn *c, const uint8_t *p, size_t n)
     wire_end(&out, start);
     if (w->actor)
         __atomic_add_fetch(&w->actor->done, 1, __ATOMIC_RELAXED);
-    int rc = conn_send(c, out.data, out.len);
+    int rc = w->held_conn == c ? flush_held(w) : 0; /* the DONEs before it go first */
+    if (rc == 0)
+        rc = conn_send(c, out.data, out.len);
     prism_buf_free(&out);
     free(pkg);
     free(fn);
@@ -1318,26 +1343,83 @@ static void accept_conn(worker_rt *w, int lfd)
 
 /* ---------- the loop ---------- */
 
+/* Sends the DONE frames held (they stay attributed to held_conn). Returns
+ * -1 when that failed. */
+static int send_held(worker_rt *w)
+{
+    conn *c = w->held_conn;
+    int rc = c && w->held.len ? conn_send(c, w->held.data, w->held.len) : 0;
+    w->held.len = 0;
+    w->held_frames = 0;
+    w->held_since_ns = prism_mono_ns();
+    if (w->held.cap > 4u * HOLD_BYTES) { /* a large return: do not keep its room */
+        prism_buf_free(&w->held);
+        prism_buf_init(&w->held, (size_t)WIRE_MAX_FRAME + 2u * HOLD_BYTES);
+    }
+    return rc;
+}
+
+/* Sends the DONE frames held for a connection. Returns -1 when it failed
+ * (the caller drops the connection). */
+static int flush_held(worker_rt *w)
+{
+    int rc = send_held(w);
+    w->held_conn = NULL;
+    return rc;
+}
+
+/* The function a PUSH names (package and function, after the task id). */
+static size_t push_fn(const job *j, const uint8_t **p)
+{
+    prism_reader r = {j->frame, j->len, 0, NULL, NULL, NULL};
+    pr_bytes(&r, PRISM_ID_BYTES);
+    *p = r.p;
+    pr_bytes(&r, pr_u32(&r));
+    pr_bytes(&r, pr_u32(&r));
+    return r.failed ? 0 : (size_t)(r.p - *p);
+}
+
+/* Whether `next` calls the same function as `j` (a burst of alike calls). */
+static bool same_fn(const job *j, const job *next)
+{
+    const uint8_t *a, *b;
+    size_t n = push_fn(j, &a), m = push_fn(next, &b);
+    return n && n == m && next->type == WIRE_PUSH && !memcmp(a, b, n);
+}
+
+/* Runs the first queued job; its DONE joins those held for its connection
+ * and all go out unless the next job is that connection's too, of the same
+ * function, and this one was short (see HOLD_FRAMES). A task that blocks in
+ * a get sends them first (on_block): it may wait for one of them. */
 static void run_next(worker_rt *w)
 {
     job *j = w->queue;
     w->queue = j->next;
     if (!w->queue)
         w->queue_tail = NULL;
-    prism_buf out;
-    prism_buf_init(&out, (size_t)WIRE_MAX_FRAME);
-    w->current_lease = j->from->lease_id;
+    conn *c = j->from;
+    conn *prev = w->held_conn;
+    if (prev && prev != c && flush_held(w) != 0)
+        conn_drop(w, prev);
+    int64_t t0 = prism_mono_ns();
+    if (!w->held_conn)
+        w->held_since_ns = t0;
+    w->held_conn = c;
+    w->current_lease = c->lease_id;
     if (j->type == WIRE_ACTOR_CREATE)
-        run_create(w, j->frame, j->len, &out);
+        run_create(w, j->frame, j->len, &w->held);
     else
-        run_task(w, j->frame, j->len, j->from->owner, &out);
+        run_task(w, j->frame, j->len, c->owner, &w->held);
     if (j->type == WIRE_PUSH && w->actor)
         w->actor->done++;
     w->current_lease = NULL;
-    conn *c = j->from;
-    if (out.len && conn_send(c, out.data, out.len) != 0)
+    w->held_frames++; /* every job answers one DONE */
+    int64_t now = prism_mono_ns();
+    bool hold = j->type == WIRE_PUSH && w->queue && w->queue->from == c && now - t0 < HOLD_JOB_NS &&
+                now - w->held_since_ns < HOLD_NS && w->held_frames < HOLD_FRAMES &&
+                w->held.len < HOLD_BYTES && same_fn(j, w->queue);
+    if (!hold && flush_held(w) != 0)
         conn_drop(w, c);
-    prism_buf_free(&out);
     free(j->frame);
     free(j);
 }
@@ -1490,6 +1572,7 @@ static int start(worker_rt *w, char *err, size_t n)
 
 static void finish(worker_rt *w)
 {
+    flush_held(w);
     stop_executors(w);
     while (w->conns)
         conn_drop(w, w->conns);
@@ -1499,6 +1582,7 @@ static void finish(worker_rt *w)
         if (w->actor->free_fn)
             w->actor->free_fn(w->actor->state);
         free(w->actor->cls);
+        free(w->actor->lease);
         free(w->actor);
         w->actor = NULL;
     }
@@ -1527,6 +1611,10 @@ static void finish(worker_rt *w)
 static void on_block(void *ud, bool blocked)
 {
     worker_rt *w = ud;
+    /* The task may wait for a result whose DONE is held here. A send that
+     * fails drops the connection later, when the loop reads it. */
+    if (blocked && w->held.len && pthread_equal(pthread_self(), w->main_thread))
+        send_held(w);
     if (!w->bus || !w->current_lease || !*w->current_lease)
         return;
     char subject[160];
@@ -1537,7 +1625,8 @@ static void on_block(void *ud, bool blocked)
 }
 
 /* An actor's worker tells the GCS how many calls it holds (twice a second at
- * most, when that changed): GET /api/v1/actors shows them. */
+ * most, when that changed, else every 5 s): GET /api/v1/actors shows them,
+ * and a GCS that finds it hosts an actor it did not place there kills it. */
 static void report_calls(worker_rt *w)
 {
     actor_host *a = w->actor;
@@ -1552,8 +1641,10 @@ static void report_calls(worker_rt *w)
     a->reported_taken = taken;
     a->reported_done = done;
     a->reported_ms = now;
-    json_t *msg = json_pack("{s:s,s:s,s:I,s:I}", "actor_id", a->id, "worker_id", w->cfg->worker_id,
-                            "pending", (json_int_t)(taken - done), "done", (json_int_t)done);
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "actor_id", a->id, "worker_id",
+                            w->cfg->worker_id, "node_id", w->cfg->node_id ? w->cfg->node_id : "",
+                            "lease_id", a->lease ? a->lease : "", "pending",
+                            (json_int_t)(taken - done), "done", (json_int_t)done);
     prism_bus_publish_json(w->bus, PRISM_SUBJECT_EVENT_ACTOR_CALLS, msg);
     json_decref(msg);
 }
@@ -1566,6 +1657,8 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&w.grant_lock, NULL);
     pthread_mutex_init(&w.pool_lock, NULL);
     pthread_cond_init(&w.pool_cond, NULL);
+    prism_buf_init(&w.held, (size_t)WIRE_MAX_FRAME + 2u * HOLD_BYTES);
+    w.main_thread = pthread_self();
     prism__set_block_hook(on_block, &w);
     int rc = start(&w, err, errlen);
     int64_t spin_until = 0;
@@ -1573,6 +1666,9 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
         /* Just after a task the next one often follows within microseconds (an
          * owner waiting on each result): polling briefly saves a wake-up. */
         bool spin = !w.queue && prism_mono_ns() < spin_until;
+        conn *held = w.held_conn;
+        if (!w.queue && held && flush_held(&w) != 0) /* its next job was cancelled */
+            conn_drop(&w, held);
         poll_once(&w, w.queue || spin ? 0 : 1000);
         if (w.queue && !w.stop) {
             run_next(&w);
@@ -1590,5 +1686,6 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
     pthread_mutex_destroy(&w.grant_lock);
     pthread_mutex_destroy(&w.pool_lock);
     pthread_cond_destroy(&w.pool_cond);
+    prism_buf_free(&w.held);
     return rc;
 }

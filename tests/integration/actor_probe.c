@@ -150,6 +150,8 @@ static long pid_of(prism_client *c, prism_actor *a)
 
 static void kill_and_wait(long pid)
 {
+    if (pid <= 1) /* kill(-1) would signal every process the user may */
+        return;
     kill((pid_t)pid, SIGKILL);
     for (int i = 0; i < 200 && kill((pid_t)pid, 0) == 0; i++)
         usleep(25000);
@@ -189,6 +191,178 @@ static int restart(prism_client *c)
     CHECK(s == PRISM_ERR_ACTOR_DIED && ms < 1000, "the next call gave %s after %.0f ms",
           prism_status_text(s), ms);
     printf("dead ok: %s\n", prism_last_error());
+    prism_actor_release(a);
+    return 0;
+}
+
+/* ctorarg: Counter(start) with `start` put in the object store (a JSON 7
+ * padded past the inline size). The driver drops its reference; the test
+ * kills the worker; the actor restarts with the same 7, because the GCS
+ * borrowed the argument. Then it is killed for good: the GCS lets go. */
+static int ctorarg(prism_client *c)
+{
+    enum { PAD = 1 << 20 };
+    char *text = malloc(PAD + 2);
+    CHECK(text != NULL, "malloc");
+    text[0] = '7';
+    memset(text + 1, ' ', PAD);
+    text[PAD + 1] = 0;
+    prism_value *seven = prism_value_json(text);
+    free(text);
+    prism_ref *x = NULL;
+    CHECK(prism_put(c, seven, &x) == PRISM_OK, "put");
+    prism_value_free(seven);
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.max_restarts = 1;
+    o.max_task_retries = 1; /* a call sent as the worker dies runs after the restart */
+    prism_value *arg = prism_value_ref(x);
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", &arg, 1, &o, &a) == PRISM_OK, "create");
+    prism_value_free(arg);
+    prism_ref_release(x); /* only the GCS holds the argument now */
+    double got;
+    CHECK(call(c, a, "get", NULL, &got) == PRISM_OK && got == 7, "get gave %g, not 7", got);
+    long pid = pid_of(c, a);
+    CHECK(pid > 0, "pid");
+    printf("actor %s pid %ld\n", prism_actor_id(a), pid);
+    fflush(stdout);
+    wait_line(); /* the test sees the argument held by the GCS alone and kills the worker */
+    prism_status s = call(c, a, "get", NULL, &got);
+    CHECK(s == PRISM_OK && got == 7, "after the restart get gave %s, %g", prism_status_text(s),
+          got);
+    CHECK(pid_of(c, a) != pid, "the same worker after the restart");
+    printf("restarted with its argument ok\n");
+    fflush(stdout);
+    CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
+    prism_actor_release(a);
+    printf("killed\n");
+    fflush(stdout);
+    wait_line(); /* the test sees the store empty */
+    return 0;
+}
+
+/* ctorlist SHA: Holder([ref]) with a 1 MiB object: the reference inside a
+ * list argument is borrowed by the GCS too. The driver drops its own, the
+ * actor drops what it kept (drop), the test kills the worker: the restarted
+ * actor's constructor keeps the same bytes again. */
+static int ctorlist(prism_client *c, const char *sha)
+{
+    enum { N = 1 << 20 };
+    unsigned char *data = malloc(N);
+    CHECK(data != NULL, "malloc");
+    double want = 0;
+    for (int i = 0; i < N; i++)
+        want += (data[i] = (unsigned char)(i % 5));
+    prism_value *bytes = prism_value_bytes(data, N);
+    free(data);
+    prism_ref *x = NULL;
+    CHECK(prism_put(c, bytes, &x) == PRISM_OK, "put");
+    prism_value_free(bytes);
+    prism_value *list = prism_value_list();
+    prism_value_list_append(list, prism_value_ref(x));
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.max_restarts = 1;
+    o.max_task_retries = 1; /* a call sent as the worker dies runs after the restart */
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, sha, "Holder", &list, 1, &o, &a) == PRISM_OK, "create");
+    prism_value_free(list);
+    prism_ref_release(x);
+    double got;
+    CHECK(call(c, a, "sum", NULL, &got) == PRISM_OK && got == want, "sum %g, not %g", got, want);
+    CHECK(call(c, a, "drop", NULL, &got) == PRISM_OK, "drop");
+    printf("actor %s\n", prism_actor_id(a));
+    fflush(stdout);
+    wait_line(); /* the test sees the argument held by the GCS alone and kills the worker */
+    prism_status s = call(c, a, "sum", NULL, &got);
+    CHECK(s == PRISM_OK && got == want, "after the restart sum gave %s, %g", prism_status_text(s),
+          got);
+    printf("restarted with its argument ok\n");
+    fflush(stdout);
+    CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
+    prism_actor_release(a);
+    printf("killed\n");
+    fflush(stdout);
+    wait_line(); /* the test sees the store empty */
+    return 0;
+}
+
+/* chain: 200 calls made at once behind a sleep, each Counter.first([the
+ * one before]): a call waits in its get for the one just before it, whose
+ * DONE the worker must not hold back (it sends what it holds when a call
+ * blocks). */
+static int chain(prism_client *c)
+{
+    enum { N = 200 };
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, NULL, &a) == PRISM_OK, "create");
+    double x;
+    CHECK(call(c, a, "inc", NULL, &x) == PRISM_OK, "inc");
+    /* The chain queues up in the worker behind a sleep: then the first call
+     * is short and its DONE would be held while the second one runs. */
+    prism_value *ms = prism_value_json("300");
+    prism_ref *slept = NULL;
+    CHECK(prism_actor_call(c, a, "sleep", &ms, 1, 1, &slept) == PRISM_OK, "sleep");
+    prism_value_free(ms);
+    prism_ref_release(slept);
+    prism_value *one = prism_value_json("1");
+    prism_ref *prev = NULL;
+    CHECK(prism_actor_call(c, a, "first", &one, 1, 1, &prev) == PRISM_OK, "first");
+    prism_value_free(one);
+    for (int i = 0; i < N; i++) {
+        prism_value *list = prism_value_list();
+        prism_value_list_append(list, prism_value_ref(prev));
+        prism_ref *next = NULL;
+        prism_status s = prism_actor_call(c, a, "first", &list, 1, 1, &next);
+        prism_value_free(list);
+        prism_ref_release(prev);
+        CHECK(s == PRISM_OK, "first %d", i);
+        prev = next;
+    }
+    prism_value *v = NULL;
+    prism_status s = prism_get(c, prev, 20000, &v);
+    CHECK(s == PRISM_OK && prism_value_json_text(v) && !strcmp(prism_value_json_text(v), "1"),
+          "the last of the chain gave %s", prism_status_text(s));
+    prism_value_free(v);
+    prism_ref_release(prev);
+    printf("chain ok\n");
+    prism_actor_kill(c, a, true);
+    prism_actor_release(a);
+    return 0;
+}
+
+/* stuck: a call that sleeps 8 s, then 400 more behind it; the actor's
+ * window (256 calls on the connection) keeps about 145 queued here, which
+ * this caller reports to the GCS. Then all are got. */
+static int stuck(prism_client *c)
+{
+    enum { N = 400 };
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, NULL, &a) == PRISM_OK, "create");
+    double x;
+    CHECK(call(c, a, "inc", NULL, &x) == PRISM_OK && x == 1, "first inc");
+    prism_value *ms = prism_value_json("8000");
+    prism_ref *slow = NULL, *refs[N];
+    CHECK(prism_actor_call(c, a, "sleep", &ms, 1, 1, &slow) == PRISM_OK, "sleep");
+    prism_value_free(ms);
+    for (int i = 0; i < N; i++)
+        CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &refs[i]) == PRISM_OK, "inc %d", i);
+    printf("actor %s stuck with %d calls\n", prism_actor_id(a), N + 1);
+    fflush(stdout);
+    wait_line(); /* the test sees pending_calls */
+    prism_value *v = NULL;
+    CHECK(prism_get(c, slow, 60000, &v) == PRISM_OK, "the sleep");
+    prism_value_free(v);
+    prism_ref_release(slow);
+    for (int i = 0; i < N; i++) {
+        v = NULL;
+        CHECK(prism_get(c, refs[i], 60000, &v) == PRISM_OK, "inc %d", i);
+        prism_value_free(v);
+        prism_ref_release(refs[i]);
+    }
+    printf("drained\n");
+    fflush(stdout);
+    wait_line(); /* the test sees pending_calls back to 0 */
+    prism_actor_kill(c, a, true);
     prism_actor_release(a);
     return 0;
 }
@@ -469,6 +643,10 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "handle")     ? handle(c, arg)
              : !strcmp(cmd, "package")    ? package(c, arg)
              : !strcmp(cmd, "hold")       ? hold(c, arg)
+             : !strcmp(cmd, "ctorarg")    ? ctorarg(c)
+             : !strcmp(cmd, "stuck")      ? stuck(c)
+             : !strcmp(cmd, "chain")      ? chain(c)
+             : !strcmp(cmd, "ctorlist")   ? ctorlist(c, arg)
                                           : 2;
     prism_disconnect(c);
     return rc;

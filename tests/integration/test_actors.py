@@ -182,6 +182,78 @@ def test_actor_keeps_a_borrowed_reference(c):
             p.kill()
 
 
+def worker_pid(c, worker_id):
+    """The pid of a worker of node-1, from its node agent's worker list."""
+    addr = [n["address"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]
+            if n["name"] == "node-1"][0]
+    ws = c.get("/api/v1/workers", base=addr.rstrip("/")).json()["workers"]
+    pids = [w["pid"] for w in ws if w["worker_id"] == worker_id]
+    assert pids and pids[0] > 1, (worker_id, ws)
+    return pids[0]
+
+
+def constructor_argument_outlives_its_creator_reference(c, *args):
+    p = start(c, *args)
+    try:
+        actor_id = first_line(p, "actor ").split()[1]
+        held = lambda: [o for o in c.get("/api/v1/objects?state=READY").json()["objects"]
+                        if o.get("borrowers") == 1 and o["refs"] == 0 and o["size"] > 1000000]
+        wait_until(held, timeout=10, what="the argument listed with one borrower (the GCS)")
+        assert store_objects(c) == 1
+        kill_quietly(worker_pid(c, actor(c, actor_id)["worker_id"]))
+        wait_until(lambda: actor(c, actor_id)["restarts"] == 1 and
+                   actor(c, actor_id)["state"] == "ALIVE", what="the actor restarted")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        first_line(p, "restarted with its argument ok")
+        first_line(p, "killed")
+        a = actor(c, actor_id)
+        assert a["restarts"] == 1 and a["state"] == "DEAD", a
+        wait_until(lambda: store_objects(c) == 0, timeout=20,
+                   what="the object store to be empty once the actor is DEAD")
+        out, err = p.communicate("done\n", timeout=60)
+        assert p.returncode == 0, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def test_constructor_argument_outlives_its_creator_reference(c):
+    """A constructor argument in the object store is borrowed by the GCS: the
+    creator drops its reference, the worker is killed, the restarted actor
+    gets the same value; killed for good, the GCS lets the object go. The
+    same for a reference inside a list argument."""
+    constructor_argument_outlives_its_creator_reference(c, "ctorarg")
+    constructor_argument_outlives_its_creator_reference(c, "ctorlist", upload_package(c))
+
+
+def test_pending_calls_count_calls_queued_at_callers(c):
+    """An actor stuck in a long call: its worker cannot report, but the calls
+    queued at the caller (past the connection's window of 256) show in
+    pending_calls; once all are done it is 0 again."""
+    p = start(c, "stuck")
+    try:
+        actor_id = first_line(p, "actor ").split()[1]
+        wait_until(lambda: actor(c, actor_id).get("pending_calls", 0) >= 140, timeout=6,
+                   what="the calls queued at the caller counted in pending_calls")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        first_line(p, "drained")
+        wait_until(lambda: actor(c, actor_id).get("pending_calls") == 0, timeout=10,
+                   what="pending_calls back to 0")
+        out, err = p.communicate("done\n", timeout=60)
+        assert p.returncode == 0, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def test_pipelined_calls_that_wait_for_each_other(c):
+    """Calls pushed together where each gets the result of the one before:
+    the worker sends the DONE frames it holds before a call blocks in get."""
+    assert "chain ok" in probe(c, "chain", timeout=120)
+
+
 def test_concurrent_actor(c):
     assert "concurrent ok" in probe(c, "concurrent")
 
@@ -214,5 +286,8 @@ if __name__ == "__main__":
          test_restart_then_max_restarts, test_calls_in_flight_when_the_actor_dies,
          test_cancel_actor_calls,
          test_handle_passed_to_a_task, test_actor_class_from_a_package,
-         test_actor_keeps_a_borrowed_reference, test_concurrent_actor,
+         test_actor_keeps_a_borrowed_reference,
+         test_constructor_argument_outlives_its_creator_reference,
+         test_pending_calls_count_calls_queued_at_callers,
+         test_pipelined_calls_that_wait_for_each_other, test_concurrent_actor,
          test_actor_on_a_node_that_dies], nodes=1, node_args=("--num-cpus", "4"))

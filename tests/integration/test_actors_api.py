@@ -607,6 +607,68 @@ def test_gcs_restart_keeps_alive_actors(c):
     assert "re-attached to worker" in gcs_log, gcs_log[-2000:]
 
 
+def crash_gcs_before_alive(c, nc, **fields):
+    """Restarts the GCS with its test-only hook, which SIGKILLs it once a
+    constructor's DONE came and before ALIVE is stored; creates an actor
+    (detached, owner "gcs") and waits for that death. Returns the actor ID."""
+    c.stop_proc(c.gcs)
+    os.environ["PRISM_TEST_GCS_CRASH_BEFORE_ALIVE"] = "1"
+    try:
+        crashing = c.start_gcs()
+    finally:
+        del os.environ["PRISM_TEST_GCS_CRASH_BEFORE_ALIVE"]
+    aid = create(nc, **fields)
+    wait_until(lambda: not crashing.alive(), what="the GCS to die before storing ALIVE")
+    return aid
+
+
+def test_gcs_crash_between_lease_and_alive_adopts(c):
+    """The GCS dies after the worker ran the constructor, before ALIVE was
+    stored: started again, it adopts the actor on that worker (ALIVE, no
+    restart counted, no second worker); killed, the worker exits and the
+    node's CPUs are all free again: no lease is left behind."""
+    nc = nats(c)
+    try:
+        aid = crash_gcs_before_alive(c, nc, resources={"CPU": 1}, max_restarts=1)
+        c.start_gcs()
+        a = wait_actor(c, aid, ("ALIVE",), restarts=0)
+        pid = pid_of(c, a)
+        assert running(pid) and free_cpu(c) == 1, (a, free_cpu(c))
+        time.sleep(6)  # a report from the worker (every 5 s) must not get it killed
+        assert running(pid) and actor(c, aid)["state"] == "ALIVE", actor(c, aid)
+        r = c.post("/api/v1/actors/%s/kill" % aid, {"no_restart": True})
+        assert r.status == 200 and r.json()["state"] == "DEAD", r
+        wait_until(lambda: not running(pid), what="the adopted worker to exit")
+        wait_until(lambda: free_cpu(c) == 2, what="the node's CPUs all free again")
+    finally:
+        nc.close()
+    assert "ALIVE: adopted from worker" in open(c.gcs.log_path).read()
+test_gcs_crash_between_lease_and_alive_adopts.cluster = {"node_args": ("--num-cpus", "2")}
+
+
+def test_worker_hosting_an_actor_the_gcs_does_not_run_is_killed(c):
+    """The same crash, and the actor's row then says DEAD (as if it had been
+    killed for good): the GCS started again does not run it, so the worker's
+    next report gets it killed by its node agent and its lease is free."""
+    import sqlite3
+    nc = nats(c)
+    try:
+        aid = crash_gcs_before_alive(c, nc, resources={"CPU": 1})
+        db = sqlite3.connect(os.path.join(c.dir, "gcs", "gcs.db"))
+        with db:
+            db.execute("UPDATE actors SET state='DEAD', cause='killed' WHERE id=?", (aid,))
+        db.close()
+        c.start_gcs()
+        assert actor(c, aid)["state"] == "DEAD"
+        wait_until(lambda: free_cpu(c) == 2, timeout=20,
+                   what="the unknown actor's worker killed and its CPU free again")
+    finally:
+        nc.close()
+    assert "which the GCS does not run: it is killed" in open(c.gcs.log_path).read()
+test_worker_hosting_an_actor_the_gcs_does_not_run_is_killed.cluster = {
+    "node_args": ("--num-cpus", "2")}
+
+
 if __name__ == "__main__":
     run([test_create_is_validated, test_rest_api, test_events, test_cli,
          test_infeasible_waits_with_a_reason,
@@ -616,4 +678,6 @@ if __name__ == "__main__":
          test_max_restarts_zero_dies_at_once, test_unlimited_restarts, test_kill,
          test_kill_of_a_worker_that_does_not_exit,
          test_owner_gone_kills_a_live_actor, test_missing_package_fails_the_constructor,
-         test_node_that_dies_takes_its_actors, test_gcs_restart_keeps_alive_actors], nodes=1)
+         test_node_that_dies_takes_its_actors, test_gcs_restart_keeps_alive_actors,
+         test_gcs_crash_between_lease_and_alive_adopts,
+         test_worker_hosting_an_actor_the_gcs_does_not_run_is_killed], nodes=1)

@@ -1284,9 +1284,13 @@ export interface components {
             /** @description why a PENDING_CREATION or RESTARTING actor waits, e.g. "no node has GPU 1" */
             reason?: string;
             /**
-             * @description calls the ALIVE actor's worker holds, queued or running, as it
-             *     last reported (twice a second at most); calls still queued at
-             *     their callers are not counted. Absent until the worker reports.
+             * @description calls not answered yet: those the ALIVE actor's worker holds,
+             *     queued or running, as it last reported (twice a second at most),
+             *     plus those still queued at their callers, as each caller last
+             *     reported (twice a second at most while that changes, every 5 s
+             *     otherwise), so an actor stuck in a long call shows its backlog
+             *     (also while PENDING_CREATION or RESTARTING). Absent until a
+             *     worker or caller reports.
              */
             pending_calls?: number;
             /** @description calls its current worker has finished */
