@@ -21,7 +21,7 @@
  *   prism_data_destroy(ds);
  *
  * Building only builds: nothing runs until a dataset is consumed, and each
- * consumption (count, take, iter_batches) runs the plan once more. A
+ * consumption (count, take, iter_batches, a write) runs the plan once more. A
  * builder call checks its operator as the dataservice would; the first
  * failure sticks (later calls return it and add nothing) and consuming
  * the dataset then fails with it (prism_last_error says what).
@@ -156,6 +156,20 @@ PRISM_API prism_status prism_data_count(prism_dataset *ds, int timeout_ms, int64
 /* Runs the plan and returns its first `n` rows (1 .. the dataservice's
  * --preview-rows) as a JSON array of objects; free() it. */
 PRISM_API prism_status prism_data_take(prism_dataset *ds, int64_t n, int timeout_ms, char **out);
+
+/* Run the plan and write its rows into directory `path` on the
+ * dataservice's node (made when missing; it must be under the service's
+ * --data-roots), one file per output block named
+ * "<dataset id>_<block>.jsonl" (or ".csv"), each appearing whole or not at
+ * all. jsonl: a JSON object a line, as take gives rows. csv: a header, then
+ * a record a row; strings quoted, nulls empty; binary and tensor columns are
+ * refused. Waits up to `timeout_ms` (< 0: no limit); `rows` and `files`
+ * (each may be NULL) get what was written. A path refused gives
+ * PRISM_ERR_INVALID; a failed write PRISM_ERR_TASK naming the file. */
+PRISM_API prism_status prism_data_write_jsonl(prism_dataset *ds, const char *path, int timeout_ms,
+                                              int64_t *rows, int64_t *files);
+PRISM_API prism_status prism_data_write_csv(prism_dataset *ds, const char *path, int timeout_ms,
+                                            int64_t *rows, int64_t *files);
 
 typedef struct prism_batch prism_batch;
 typedef struct prism_data_iter prism_data_iter;

@@ -42,7 +42,7 @@ prism_status prism__data_answer(long status, json_t *doc, const char *what)
         return PRISM_OK;
     if (code && !strcmp(code, "dataset_failed"))
         return prism__fail(PRISM_ERR_TASK, "%s", msg);
-    if (status == 400)
+    if (status == 400 || status == 403)
         return prism__fail(PRISM_ERR_INVALID, "%s: %s", what, msg);
     if (status == 503)
         return prism__fail(PRISM_ERR_CONNECT, "%s: %s", what, msg);
@@ -275,16 +275,40 @@ char *prism_data_plan_json(const prism_dataset *ds)
 
 /* ---------- running ---------- */
 
-prism_status prism__data_start(prism_dataset *ds, bool stream, prism_httpc **h, char *id,
-                               size_t idlen)
+/* The plan's text with `op` (JSON, taken; NULL: none) appended, or NULL
+ * having failed. */
+static char *plan_text(const prism_dataset *ds, json_t *op)
+{
+    if (!op)
+        return prism_plan_to_json(ds->plan, NULL);
+    json_t *plan = prism_plan_to_json_value(ds->plan, NULL);
+    if (!plan) {
+        json_decref(op);
+        plan_failed(ds->plan);
+        return NULL;
+    }
+    char *text = NULL;
+    if (json_array_append_new(json_object_get(plan, "ops"), op) == 0)
+        text = json_dumps(plan, JSON_COMPACT);
+    json_decref(plan);
+    if (!text)
+        prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    return text;
+}
+
+/* Posts the plan, `op` (taken, may be NULL) appended. */
+static prism_status start(prism_dataset *ds, json_t *op, bool stream, prism_httpc **h, char *id,
+                          size_t idlen)
 {
     char err[512];
     *h = NULL;
-    if (!ds)
+    if (!ds) {
+        json_decref(op);
         return prism__fail(PRISM_ERR_INVALID, "no dataset");
-    char *plan = prism_plan_to_json(ds->plan, NULL);
+    }
+    char *plan = plan_text(ds, op);
     if (!plan)
-        return plan_failed(ds->plan);
+        return op ? prism_last_status() : plan_failed(ds->plan);
     long status = 0;
     json_t *doc = NULL;
     prism_status s = PRISM_OK;
@@ -308,6 +332,12 @@ prism_status prism__data_start(prism_dataset *ds, bool stream, prism_httpc **h, 
         *h = NULL;
     }
     return s;
+}
+
+prism_status prism__data_start(prism_dataset *ds, bool stream, prism_httpc **h, char *id,
+                               size_t idlen)
+{
+    return start(ds, NULL, stream, h, id, idlen);
 }
 
 /* GET /api/v1/datasets/ID/`what` (a route and the start of its query)
@@ -376,6 +406,56 @@ prism_status prism_data_take(prism_dataset *ds, int64_t n, int timeout_ms, char 
     json_decref(doc);
     prism_httpc_destroy(h);
     return s;
+}
+
+/* Runs the plan ending with `op` (taken) and waits for its end. */
+static prism_status write_to(prism_dataset *ds, json_t *op, int timeout_ms, int64_t *rows,
+                             int64_t *files)
+{
+    prism_httpc *h;
+    char id[64];
+    json_t *doc = NULL;
+    if (!op)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    prism_status s = start(ds, op, false, &h, id, sizeof id);
+    if (s == PRISM_OK)
+        s = poll(h, id, "count?", timeout_ms, &doc);
+    if (s == PRISM_OK && !json_is_true(json_object_get(doc, "complete")))
+        s = prism__fail(PRISM_ERR_TIMEOUT, "the dataset did not end in %d ms", timeout_ms);
+    if (s == PRISM_OK && rows)
+        *rows = json_integer_value(json_object_get(doc, "count"));
+    json_decref(doc);
+    if (s == PRISM_OK && files) {
+        /* the count's answer says nothing of files: the dataset does */
+        char path[128], err[512];
+        long status = 0;
+        snprintf(path, sizeof path, "/api/v1/datasets/%s", id);
+        if (prism__data_rest(h, "GET", path, NULL, 30000, &status, &doc, err, sizeof err) != 0)
+            s = prism__fail(PRISM_ERR_CONNECT, "cannot reach the cluster: %s", err);
+        else if ((s = prism__data_answer(status, doc, "the dataset")) == PRISM_OK)
+            *files = json_integer_value(json_object_get(json_object_get(doc, "written"), "files"));
+        json_decref(doc);
+    }
+    prism_httpc_destroy(h);
+    return s;
+}
+
+prism_status prism_data_write_jsonl(prism_dataset *ds, const char *path, int timeout_ms,
+                                    int64_t *rows, int64_t *files)
+{
+    if (!path)
+        return prism__fail(PRISM_ERR_INVALID, "write_jsonl needs a path");
+    return write_to(ds, json_pack("{s:s,s:s}", "op", "write_jsonl", "path", path), timeout_ms, rows,
+                    files);
+}
+
+prism_status prism_data_write_csv(prism_dataset *ds, const char *path, int timeout_ms,
+                                  int64_t *rows, int64_t *files)
+{
+    if (!path)
+        return prism__fail(PRISM_ERR_INVALID, "write_csv needs a path");
+    return write_to(ds, json_pack("{s:s,s:s}", "op", "write_csv", "path", path), timeout_ms, rows,
+                    files);
 }
 
 prism_client *prism__data_client(const prism_dataset *ds) { return ds->c; }

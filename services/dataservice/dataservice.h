@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "prism/prism.h"
+#include "prism_block.h"
 #include "prism_bus.h"
 #include "prism_http.h"
 #include "prism_id.h"
@@ -42,6 +43,9 @@ typedef struct ds_config {
     int64_t max_datasets;   /* datasets kept; the oldest ended ones go first */
     int64_t preview_rows;   /* rows of output kept for GET .../rows */
     int64_t default_blocks; /* blocks a read makes when the plan does not say */
+    char *data_roots;       /* --data-roots: directories reads and writes stay under */
+    char **roots;           /* data_roots resolved (realpath), nroots of them */
+    size_t nroots;
     /* the common settings (the skeleton's, borrowed) */
     const char *host, *token;
 } ds_config;
@@ -98,9 +102,10 @@ typedef struct ds_dataset {
     int64_t plan_budget; /* the plan's memory_budget_bytes; 0: none */
     int64_t budget;      /* bytes of blocks in flight at most */
     int64_t bytes_in_flight, peak_bytes_in_flight;
-    int64_t rows, blocks, bytes; /* the dataset's output */
-    int64_t skipped;             /* files and images skip_corrupt left out */
-    json_t *preview;             /* the first output rows, up to preview_rows */
+    int64_t rows, blocks, bytes;          /* the dataset's output */
+    int64_t skipped;                      /* files and images skip_corrupt left out */
+    int64_t files_written, bytes_written; /* a write's files so far */
+    json_t *preview;                      /* the first output rows, up to preview_rows */
     int64_t created_ms, started_ms, ended_ms;
     bool streamed; /* the output goes to a consumer (stream.c), not counted and dropped */
     ds_stream stream;
@@ -176,6 +181,30 @@ void ds_stores_free(dataservice *s);
  * only those ending in one of `exts` (a list, or null: any), and their
  * bytes in `total`; NULL with `err` naming the path. */
 json_t *ds_list_files(const json_t *paths, const json_t *exts, int64_t *total, char *err, size_t n);
+
+/* paths.c: --data-roots. parse: resolves cfg->data_roots into roots
+ * (0, or -1 with err). read_allowed: whether a read may list `path` (always
+ * without roots). write_check: whether a write may make and fill directory
+ * `path` (never without roots; absolute, no "..", under a root once
+ * resolved). write_dir_open: makes the directory as mkdir -p does and
+ * opens it (a descriptor, or -1 with err). */
+int ds_roots_parse(ds_config *c, char *err, size_t n);
+void ds_roots_free(ds_config *c);
+int ds_read_allowed(const ds_config *c, const char *path, char *err, size_t n);
+int ds_write_check(const ds_config *c, const char *path, char *err, size_t n);
+int ds_write_dir_open(const ds_config *c, const char *path, char *err, size_t n);
+
+/* writes.c: a dataset's write, a file per output block. open: the write's
+ * directory made and opened (NULL with err). block: the first `rows` rows
+ * of `blk` as file number `index` (0, or -1 with err). */
+typedef struct ds_writer ds_writer;
+ds_writer *ds_writer_open(const ds_config *c, prism_plan_op_kind kind, const json_t *spec,
+                          const char *dataset_id, char *err, size_t n);
+int ds_writer_block(ds_writer *w, const prism_block *blk, size_t rows, int64_t index, char *err,
+                    size_t n);
+int64_t ds_writer_files(const ds_writer *w);
+int64_t ds_writer_bytes(const ds_writer *w);
+void ds_writer_close(ds_writer *w);
 
 /* stream.c: a streamed dataset's output blocks (lock held). push: a block
  * made (taken; -1 when out of memory). next: the next block as JSON for the

@@ -123,6 +123,28 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, bool st
         prism_plan_destroy(plan);
         return 400;
     }
+    size_t last = prism_plan_num_ops(plan) - 1;
+    prism_plan_op_kind wk = prism_plan_op(plan, last);
+    if (prism_plan_op_is_write(wk)) {
+        char why[1024];
+        const char *path =
+            json_string_value(json_object_get(prism_plan_op_spec(plan, last), "path"));
+        int status = 0;
+        if (streamed) {
+            *code = "invalid_plan";
+            snprintf(err, errlen, "ops[%zu] (%s): a plan that ends with a write is not streamed",
+                     last, prism_plan_op_kind_name(wk));
+            status = 400;
+        } else if (ds_write_check(&s->cfg, path, why, sizeof why) != 0) {
+            *code = "path_not_allowed";
+            snprintf(err, errlen, "ops[%zu] (%s): %s", last, prism_plan_op_kind_name(wk), why);
+            status = 403;
+        }
+        if (status) {
+            prism_plan_destroy(plan);
+            return status;
+        }
+    }
     ds_dataset *d = prepare(s, plan, code, err, errlen);
     if (!d)
         return 500;
@@ -208,6 +230,12 @@ json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full)
                           (json_int_t)d->bytes, "skipped", (json_int_t)d->skipped);
     if (j)
         json_object_set_new(j, "streamed", json_boolean(d->streamed));
+    const json_t *wspec = NULL;
+    if (j && prism_physical_plan_write(d->physical, &wspec) != PRISM_OP_KIND_COUNT)
+        json_object_set_new(j, "written",
+                            json_pack("{s:O,s:I,s:I}", "path", json_object_get(wspec, "path"),
+                                      "files", (json_int_t)d->files_written, "bytes",
+                                      (json_int_t)d->bytes_written));
     if (j && full) {
         json_object_set(j, "plan", d->plan_json);
         json_object_set_new(j, "explain", json_string(d->explain));

@@ -97,6 +97,7 @@ typedef struct executor {
     int64_t rows, blocks, bytes;
     int64_t skipped; /* files and images skip_corrupt left out */
     size_t preview_have;
+    ds_writer *writer; /* the plan ends with a write: output blocks go to files */
     char *error;
 } executor;
 
@@ -493,6 +494,44 @@ static void launch(executor *x, int64_t range_n)
 
 /* ---------- output ---------- */
 
+/* Gets output block `b` and opens it: 0, or -1 having failed the dataset. */
+static int open_output(executor *x, const ex_block *b, prism_value **v, prism_block **blk)
+{
+    char why[512] = "";
+    size_t len = 0;
+    const void *data = NULL;
+    *v = NULL;
+    *blk = NULL;
+    if (prism_get(x->c, b->ref, EX_PREVIEW_GET_MS, v) != PRISM_OK) {
+        fail(x, "cannot read an output block: %s", prism_last_error());
+        return -1;
+    }
+    if (prism_value_kind_of(*v) != PRISM_VALUE_TENSOR || !(data = prism_value_data(*v, &len)) ||
+        prism_block_open(data, len, blk, why, sizeof why) != PRISM_BLOCK_OK) {
+        fail(x, "an output block cannot be read%s%s", *why ? ": " : "", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the first `rows` rows of `b` as the write's file number `index`. */
+static void write_out(executor *x, const ex_block *b, int64_t rows, int64_t index)
+{
+    prism_value *v;
+    prism_block *blk;
+    char why[1024];
+    if (rows > 0 && open_output(x, b, &v, &blk) == 0) {
+        if (ds_writer_block(x->writer, blk, (size_t)rows, index, why, sizeof why) != 0) {
+            const json_t *spec;
+            prism_plan_op_kind k = prism_physical_plan_write(x->d->physical, &spec);
+            fail(x, "ops[%zu] (%s): %s: %s", prism_plan_num_ops(x->d->plan) - 1,
+                 prism_plan_op_kind_name(k), json_string_value(json_object_get(spec, "path")), why);
+        }
+        prism_block_destroy(blk);
+        prism_value_free(v);
+    }
+}
+
 /* Keeps the first rows of `b` (its `take` first at most) as JSON. */
 static void preview(executor *x, const ex_block *b, int64_t rows)
 {
@@ -503,17 +542,13 @@ static void preview(executor *x, const ex_block *b, int64_t rows)
         rows = want;
     prism_value *v = NULL;
     prism_block *blk = NULL;
-    char *text = NULL, why[512] = "";
+    char *text = NULL;
     size_t len = 0;
-    const void *data = NULL;
-    if (prism_get(x->c, b->ref, EX_PREVIEW_GET_MS, &v) != PRISM_OK) {
-        fail(x, "cannot read an output block: %s", prism_last_error());
-    } else if (prism_value_kind_of(v) != PRISM_VALUE_TENSOR ||
-               !(data = prism_value_data(v, &len)) ||
-               prism_block_open(data, len, &blk, why, sizeof why) != PRISM_BLOCK_OK ||
-               prism_block_to_json(blk, 0, (size_t)rows, EX_PREVIEW_MAX_TEXT, &text, &len) !=
-                   PRISM_BLOCK_OK) {
-        fail(x, "an output block cannot be read as rows%s%s", *why ? ": " : "", why);
+    if (open_output(x, b, &v, &blk) != 0) {
+        /* failed */
+    } else if (prism_block_to_json(blk, 0, (size_t)rows, EX_PREVIEW_MAX_TEXT, &text, &len) !=
+               PRISM_BLOCK_OK) {
+        fail(x, "an output block cannot be read as rows");
     } else {
         json_t *arr = json_loads(text, 0, NULL);
         pthread_mutex_lock(&x->s->lock);
@@ -568,6 +603,8 @@ static void consume(executor *x)
             stream_out(x, &b);
             continue;
         }
+        if (x->writer)
+            write_out(x, &b, rows, x->blocks - 1);
         preview(x, &b, rows);
         drop_block(x, &b);
     }
@@ -719,6 +756,8 @@ static bool publish(executor *x)
     d->blocks = x->blocks;
     d->bytes = x->bytes;
     d->skipped = x->skipped;
+    d->files_written = ds_writer_files(x->writer);
+    d->bytes_written = ds_writer_bytes(x->writer);
     bool stop = d->stop;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
@@ -792,6 +831,18 @@ static int setup_files(executor *x, ex_stage *st, prism_plan_op_kind kind, const
         exts = images;
     st->files = ds_list_files(json_object_get(spec, "paths"), exts, &total, err, sizeof err);
     json_decref(images);
+    size_t i;
+    json_t *f;
+    if (st->files && x->s->cfg.nroots)
+        json_array_foreach(st->files, i, f) {
+            const char *path = json_string_value(json_object_get(f, "path"));
+            if (prism_plan_path_kind_of(path) != PRISM_PATH_URL &&
+                ds_read_allowed(&x->s->cfg, path, err, sizeof err) != 0) {
+                json_decref(st->files);
+                st->files = NULL;
+                break;
+            }
+        }
     if (!st->files) {
         fail(x, "%s: ops[0] (%s): %s", st->name, prism_plan_op_kind_name(kind), err);
         return -1;
@@ -867,6 +918,16 @@ static int setup(executor *x, int64_t *range_n)
     }
     x->st[x->n].kind = EX_SINK;
     x->st[x->n].name = "output";
+    const json_t *wspec;
+    prism_plan_op_kind wk = prism_physical_plan_write(d->physical, &wspec);
+    if (wk != PRISM_OP_KIND_COUNT) {
+        char err[1024];
+        if (!(x->writer = ds_writer_open(&s->cfg, wk, wspec, d->id, err, sizeof err))) {
+            fail(x, "ops[%zu] (%s): %s", prism_plan_num_ops(d->plan) - 1,
+                 prism_plan_op_kind_name(wk), err);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -892,6 +953,7 @@ static void teardown(executor *x)
         json_decref(st->files);
     }
     free(x->st);
+    ds_writer_close(x->writer);
 }
 
 void *ds_executor_main(void *arg)

@@ -31,7 +31,7 @@ int ds_configure(void *ctx, const prism_service_settings *set, char *err, size_t
         snprintf(err, errlen, "--preview-rows must be 1..1000000");
     else if (c->default_blocks < 1 || c->default_blocks > 1048576)
         snprintf(err, errlen, "--default-blocks must be 1..1048576");
-    else
+    else if (ds_roots_parse(c, err, errlen) == 0)
         return 0;
     return -1;
 }
@@ -175,6 +175,8 @@ void ds_stop(void *ctx)
 
 void ds_cleanup(void *ctx)
 {
-    ds_datasets_free(ctx);
-    ds_stores_free(ctx);
+    dataservice *s = ctx;
+    ds_datasets_free(s);
+    ds_stores_free(s);
+    ds_roots_free(&s->cfg);
 }

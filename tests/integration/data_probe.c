@@ -9,7 +9,9 @@
  *                                             range(N)'s "id": every id once
  *   data_probe early N                        two batches of range(N), one kept past the
  *                                             iterator's end, then the iterator destroyed
- *   data_probe bad DIR                        errors: builder, missing path, failed stage */
+ *   data_probe bad DIR                        errors: builder, missing path, failed stage
+ *   data_probe write jsonl|csv DIR N BLOCKS   range(N) cast to float64, written to DIR
+ *                                             (the test reads the files back) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +237,30 @@ static int bad(prism_client *c, const char *dir)
     return 0;
 }
 
+static int write_files(prism_client *c, const char *format, const char *dir, int64_t n,
+                       int64_t blocks)
+{
+    prism_dataset *ds;
+    prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+    ro.override_num_blocks = blocks;
+    CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+    prism_data_map_options mo = PRISM_DATA_MAP_OPTIONS_INIT;
+    mo.args = "{\"column\": \"id\", \"dtype\": \"float64\"}";
+    CHECK(prism_data_map_batches(ds, "builtin", "cast", &mo) == PRISM_OK, "cast");
+    int64_t rows = -1, files = -1;
+    prism_status st = !strcmp(format, "csv")
+                          ? prism_data_write_csv(ds, dir, 60000, &rows, &files)
+                          : prism_data_write_jsonl(ds, dir, 60000, &rows, &files);
+    CHECK(st == PRISM_OK && rows == n, "write_%s: %lld rows", format, (long long)rows);
+    /* a path outside the roots is refused before anything runs */
+    CHECK(prism_data_write_jsonl(ds, "/proc/self", 60000, NULL, NULL) == PRISM_ERR_INVALID &&
+              strstr(prism_last_error(), "write_jsonl"),
+          "a write outside the roots was not refused");
+    printf("write ok: %lld rows in %lld files\n", (long long)rows, (long long)files);
+    prism_data_destroy(ds);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     prism_client *c;
@@ -262,6 +288,8 @@ int main(int argc, char **argv)
         rc = early(c, atoll(argv[2]));
     else if (!strcmp(argv[1], "bad") && argc == 3)
         rc = bad(c, argv[2]);
+    else if (!strcmp(argv[1], "write") && argc == 6)
+        rc = write_files(c, argv[2], argv[3], atoll(argv[4]), atoll(argv[5]));
     prism_disconnect(c);
     return rc;
 }

@@ -159,6 +159,11 @@ def test_bad_plans(c):
     r = c.request("POST", "/api/v1/datasets", raw=b"{not json",
                   headers={"Content-Type": "application/json"})
     assert r.status == 400 and r.json()["error"]["code"] == "invalid_plan", r
+    # Writes are off without --data-roots: refused before anything runs.
+    r = c.post("/api/v1/datasets", {"ops": [rng, {"op": "write_jsonl", "path": "/tmp/out"}]})
+    err = r.json()["error"]
+    assert r.status == 403 and err["code"] == "path_not_allowed", r
+    assert "ops[1] (write_jsonl)" in err["message"] and "--data-roots" in err["message"], err
     assert c.get("/api/v1/datasets").json()["datasets"] == []
 
     # Failures while running name the operator.
@@ -724,10 +729,119 @@ def test_c_api_two_nodes(c):
 test_c_api_two_nodes.cluster = {"nodes": 2}
 
 
+# ---------- writes ----------
+
+def written_files(d):
+    """The files of a write and what else is in its directory (temporary files: none)."""
+    names = sorted(os.listdir(d))
+    return [n for n in names if not n.startswith(".")], [n for n in names if n.startswith(".")]
+
+
+def test_writes(c):
+    """write_jsonl and write_csv over REST and from C: one file per block under the
+    dataservice's --data-roots, every row read back from the files (and through read_csv);
+    paths outside the roots, through "..", through a link or relative are refused."""
+    need_binaries()
+    top = tempfile.mkdtemp(prefix="prism-write-")
+    outside = tempfile.mkdtemp(prefix="prism-outside-")
+    try:
+        c.start_dataservice(extra=["--data-roots", top])
+        items = [{"i": k, "name": ["plain", 'with "quotes"', "a,b", "two\nlines", "",
+                                   None][k % 6],
+                  "x": k / 4, "ok": k % 2 == 0} for k in range(60)]
+        # jsonl into a directory that does not exist yet (made, nested)
+        out = os.path.join(top, "jsonl", "nested")
+        d = post(c, {"ops": [{"op": "from_items", "items": items, "override_num_blocks": 3},
+                             {"op": "write_jsonl", "path": out}]})
+        assert count(c, d["dataset_id"]) == 60
+        info = dataset(c, d["dataset_id"])
+        names, hidden = written_files(out)
+        assert names == ["%s_%06d.jsonl" % (d["dataset_id"], k) for k in range(3)], names
+        assert hidden == [], hidden
+        assert info["written"] == {"path": out, "files": 3, "bytes": sum(
+            os.path.getsize(os.path.join(out, n)) for n in names)}, info["written"]
+        back = []
+        for n in names:
+            with open(os.path.join(out, n)) as f:
+                back += [json.loads(line) for line in f.read().splitlines()]
+        assert sorted(back, key=lambda r: r["i"]) == items, back[:3]
+        assert "WriteJSONL(%s)" % out in info["explain"], info["explain"]
+
+        # csv, then read back by the dataservice's own read_csv and by Python's csv
+        out = os.path.join(top, "csv")
+        d = post(c, {"ops": [{"op": "from_items", "items": items, "override_num_blocks": 2},
+                             {"op": "write_csv", "path": out}],
+                     "options": {"preserve_order": True}})
+        assert count(c, d["dataset_id"]) == 60
+        names, hidden = written_files(out)
+        assert len(names) == 2 and hidden == [] and all(n.endswith(".csv") for n in names)
+        import csv
+        with open(os.path.join(out, names[0]), newline="") as f:
+            recs = list(csv.reader(f))
+        assert recs[0] == ["i", "name", "x", "ok"], recs[0]
+        assert recs[1:4] == [["0", "plain", "0", "true"], ["1", 'with "quotes"', "0.25", "false"],
+                             ["2", "a,b", "0.5", "true"]], recs[1:4]
+        d = post(c, {"ops": [{"op": "read_csv", "paths": out}]})
+        got = sorted(rows(c, d["dataset_id"], 100), key=lambda r: r["i"])
+        want = [dict(r, ok="true" if r["ok"] else "false") for r in items]
+        assert got == want, [(g, w) for g, w in zip(got, want) if g != w][:3]
+
+        # a CSV cannot hold bytes: the write fails naming the column, and leaves no file
+        out = os.path.join(top, "bad")
+        os.makedirs(os.path.join(top, "in"))
+        write(os.path.join(top, "in", "a.bin"), b"\x00\x01")
+        msg = failed_with(c, {"ops": [{"op": "read_binary_files",
+                                       "paths": os.path.join(top, "in")},
+                                      {"op": "write_csv", "path": out}]})
+        assert "ops[1] (write_csv)" in msg and 'column "bytes" is binary' in msg, msg
+        assert written_files(out) == ([], []), written_files(out)
+
+        # refused before anything runs: 403 naming the operator
+        rng = {"op": "range", "n": 10}
+        os.symlink(outside, os.path.join(top, "link"))
+        for path, words in [(outside, "outside"), (top + "/../" + os.path.basename(outside),
+                                                   '".."'),
+                            (os.path.join(top, "link", "x"), "outside"),
+                            ("relative/dir", "absolute")]:
+            r = c.post("/api/v1/datasets", {"ops": [rng, {"op": "write_jsonl", "path": path}]})
+            err = r.json()["error"]
+            assert r.status == 403 and err["code"] == "path_not_allowed", (r, path)
+            assert "ops[1] (write_jsonl)" in err["message"] and words in err["message"], err
+        assert os.listdir(outside) == []
+        # a write ends the plan, and is not streamed
+        r = c.post("/api/v1/datasets", {"ops": [rng, {"op": "write_jsonl", "path": top},
+                                                {"op": "limit", "limit": 1}]})
+        assert r.status == 400 and "a write ends the plan" in r.json()["error"]["message"], r
+        r = c.post("/api/v1/datasets?stream=true",
+                   {"ops": [rng, {"op": "write_jsonl", "path": top}]})
+        assert r.status == 400 and "not streamed" in r.json()["error"]["message"], r
+        # reads stay under the roots too
+        write(os.path.join(outside, "secret.txt"), b"no\n")
+        msg = failed_with(c, {"ops": [{"op": "read_text", "paths": outside}]})
+        assert "ops[0] (read_text)" in msg and "outside" in msg, msg
+
+        # from C: prism_data_write_jsonl and _csv
+        for fmt in ("jsonl", "csv"):
+            out = os.path.join(top, "c-" + fmt)
+            assert "write ok: 1000 rows in 4 files" in probe(c, "write", fmt, out, 1000, 4)
+            ids = []
+            for n in written_files(out)[0]:
+                with open(os.path.join(out, n), newline="") as f:
+                    if fmt == "jsonl":
+                        ids += [json.loads(line)["id"] for line in f.read().splitlines()]
+                    else:
+                        ids += [float(r[0]) for r in list(csv.reader(f))[1:]]
+            assert sorted(ids) == [float(k) for k in range(1000)], ids[:5]
+    finally:
+        shutil.rmtree(top)
+        shutil.rmtree(outside)
+test_writes.cluster = {"dataservice": False}
+
+
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
          test_without_dataservice, test_read_files, test_read_images,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
-         test_cli, test_read_urls, test_c_api_two_nodes],
+         test_cli, test_read_urls, test_c_api_two_nodes, test_writes],
         dataservice=True)

@@ -876,6 +876,9 @@ def exercise_datasets(api):
                        "unsupported_operator")):
         api.call("POST", "/api/v1/datasets", raw=bad, headers={"Content-Type": "application/json"},
                  expect=400, code=code)
+    # writes are off without the dataservice's --data-roots
+    api.call("POST", "/api/v1/datasets", body={"ops": [{"op": "range", "n": 1}, {
+        "op": "write_jsonl", "path": "/tmp/out"}]}, expect=403, code="path_not_allowed")
     api.call("GET", "/api/v1/datasets/{id}/rows", did, query={"limit": 0}, expect=400,
              code="invalid_argument")
     api.call("GET", "/api/v1/datasets/{id}/count", did, query={"timeout_ms": -1}, expect=400,

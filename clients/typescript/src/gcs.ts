@@ -745,6 +745,8 @@ export interface paths {
          *     details); the dataservice checks the plan with the plan library and
          *     against what its executor runs, and starts it. At most 16 MiB of plan.
          *     With `stream=true` the output goes to one consumer (`.../blocks/next`).
+         *     A plan that ends with a write (`write_jsonl`, `write_csv`) writes its
+         *     output blocks as files under the dataservice's `--data-roots`.
          */
         post: operations["createDataset"];
         delete?: never;
@@ -1407,6 +1409,7 @@ export interface components {
                  *     `duplicate_submission_id` (409), `job_ended` (409), `job_not_ended` (409),
                  *     `too_many_objects` (429), `node_unavailable` and `unavailable` (503),
                  *     for datasets `invalid_plan`, `unknown_operator`, `unsupported_operator` (400),
+                 *     `path_not_allowed` (403, a write outside the dataservice's --data-roots),
                  *     `dataset_ended`, `dataset_failed`, `not_streamed` (409), `too_many_datasets` (429),
                  *     `dataservice_unavailable` (503),
                  *     `internal` (500); and for a request the HTTP parser refuses:
@@ -1415,7 +1418,7 @@ export interface components {
                  *     route refuses: `bad_handshake` (400), `upgrade_required` (426).
                  * @enum {string}
                  */
-                code: "unauthorized" | "not_found" | "method_not_allowed" | "body_too_large" | "invalid_json" | "invalid_argument" | "unsupported" | "unknown_package" | "unsafe_package" | "docs_not_built" | "duplicate_submission_id" | "job_ended" | "job_not_ended" | "node_unavailable" | "too_many_objects" | "unavailable" | "invalid_plan" | "unknown_operator" | "unsupported_operator" | "dataset_ended" | "dataset_failed" | "not_streamed" | "too_many_datasets" | "dataservice_unavailable" | "internal" | "bad_request" | "uri_too_long" | "headers_too_large" | "http_version_not_supported" | "bad_handshake" | "upgrade_required";
+                code: "unauthorized" | "not_found" | "method_not_allowed" | "body_too_large" | "invalid_json" | "invalid_argument" | "unsupported" | "unknown_package" | "unsafe_package" | "docs_not_built" | "duplicate_submission_id" | "job_ended" | "job_not_ended" | "node_unavailable" | "too_many_objects" | "unavailable" | "invalid_plan" | "unknown_operator" | "unsupported_operator" | "path_not_allowed" | "dataset_ended" | "dataset_failed" | "not_streamed" | "too_many_datasets" | "dataservice_unavailable" | "internal" | "bad_request" | "uri_too_long" | "headers_too_large" | "http_version_not_supported" | "bad_handshake" | "upgrade_required";
                 /** @description for people; its wording may change */
                 message: string;
             };
@@ -1477,6 +1480,12 @@ export interface components {
                 bytes: number;
                 /** @description files and images left out by the option skip_corrupt */
                 skipped?: number;
+            };
+            /** @description a plan that ends with a write; the files written so far */
+            written?: {
+                path: string;
+                files: number;
+                bytes: number;
             };
             /** @description the plan in its canonical form (one dataset only) */
             plan?: Record<string, never>;
@@ -3722,6 +3731,19 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            /**
+             * @description `path_not_allowed`: the write's path is not absolute, holds `..`, or
+             *     does not resolve under the dataservice's `--data-roots` (writes are
+             *     off without them)
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             413: components["responses"]["BodyTooLarge"];
             /** @description `too_many_datasets`: the dataservice keeps its maximum and none has ended */
             429: {
