@@ -196,8 +196,32 @@ PRISM_API prism_status prism_data_iter_batches(prism_dataset *ds, int64_t batch_
  * the end. PRISM_ERR_TASK when the dataset failed (prism_last_error names
  * the operator), PRISM_ERR_TIMEOUT past the options' timeout. */
 PRISM_API prism_status prism_data_iter_next(prism_data_iter *it, prism_batch **out);
-/* Stops the dataset when it still runs and frees the iterator. */
+/* Stops the dataset when it still runs (an iterator of prism_data_iter_split
+ * does not: the other consumers go on) and frees the iterator. */
 PRISM_API void prism_data_iter_destroy(prism_data_iter *it);
+
+/* ---------- streaming_split: n consumers, e.g. one per trainer process ---------- */
+
+#define PRISM_DATA_ID_SIZE 33 /* a dataset's ID: 32 hex digits and the NUL */
+
+/* Runs the plan with its output split among `n` consumers (1 .. 1024), each
+ * iterating its own share from any process with prism_data_iter_split and
+ * the ID written to `id` (at least PRISM_DATA_ID_SIZE bytes). Whichever
+ * consumer asks gets the next block, so the shares are disjoint and a slow
+ * consumer takes fewer rows without stalling the others; with `equal`, each
+ * gets the same number of rows (blocks are cut where needed; the last
+ * n - 1 rows at most are dropped), a fast consumer waiting when it is ahead
+ * by more than what is queued. A consumer that makes no call for
+ * `consumer_timeout_ms` (0: 60 s) is taken for dead and the dataset fails
+ * (the others get PRISM_ERR_TASK naming the split). */
+PRISM_API prism_status prism_data_streaming_split(prism_dataset *ds, int n, bool equal,
+                                                  int consumer_timeout_ms, char *id, size_t idlen);
+/* Iterates share `split` (0 .. n - 1) of dataset `dataset_id` as
+ * prism_data_iter_batches does (batches, the end, errors). */
+PRISM_API prism_status prism_data_iter_split(prism_client *c, const char *dataset_id, int split,
+                                             int64_t batch_size,
+                                             const prism_data_iter_options *opts,
+                                             prism_data_iter **out);
 
 /* ---------- batches ---------- */
 

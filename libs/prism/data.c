@@ -297,8 +297,8 @@ static char *plan_text(const prism_dataset *ds, json_t *op)
 }
 
 /* Posts the plan, `op` (taken, may be NULL) appended. */
-static prism_status start(prism_dataset *ds, json_t *op, bool stream, prism_httpc **h, char *id,
-                          size_t idlen)
+static prism_status start(prism_dataset *ds, json_t *op, const char *query, prism_httpc **h,
+                          char *id, size_t idlen)
 {
     char err[512];
     *h = NULL;
@@ -312,11 +312,11 @@ static prism_status start(prism_dataset *ds, json_t *op, bool stream, prism_http
     long status = 0;
     json_t *doc = NULL;
     prism_status s = PRISM_OK;
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/datasets%s", query ? query : "");
     if (prism_httpc_create(h, ds->c->address, ds->c->token) != 0)
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-    else if (prism__data_rest(*h, "POST",
-                              stream ? "/api/v1/datasets?stream=true" : "/api/v1/datasets", plan,
-                              30000, &status, &doc, err, sizeof err) != 0)
+    else if (prism__data_rest(*h, "POST", path, plan, 30000, &status, &doc, err, sizeof err) != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot reach the cluster: %s", err);
     else if ((s = prism__data_answer(status, doc, "the plan was refused")) == PRISM_OK) {
         const char *did = json_string_value(json_object_get(doc, "dataset_id"));
@@ -337,7 +337,26 @@ static prism_status start(prism_dataset *ds, json_t *op, bool stream, prism_http
 prism_status prism__data_start(prism_dataset *ds, bool stream, prism_httpc **h, char *id,
                                size_t idlen)
 {
-    return start(ds, NULL, stream, h, id, idlen);
+    return start(ds, NULL, stream ? "?stream=true" : NULL, h, id, idlen);
+}
+
+prism_status prism_data_streaming_split(prism_dataset *ds, int n, bool equal,
+                                        int consumer_timeout_ms, char *id, size_t idlen)
+{
+    char query[160];
+    prism_httpc *h;
+    if (n < 1 || n > 1024 || consumer_timeout_ms < 0 || !id || idlen < PRISM_DATA_ID_SIZE)
+        return prism__fail(PRISM_ERR_INVALID,
+                           "streaming_split needs 1 to 1024 consumers, a timeout >= 0 and room "
+                           "for the ID (PRISM_DATA_ID_SIZE)");
+    int len = snprintf(query, sizeof query, "?stream=true&split=%d&equal=%s", n,
+                       equal ? "true" : "false");
+    if (consumer_timeout_ms)
+        snprintf(query + len, sizeof query - (size_t)len, "&consumer_timeout_ms=%d",
+                 consumer_timeout_ms);
+    prism_status s = start(ds, NULL, query, &h, id, idlen);
+    prism_httpc_destroy(h);
+    return s;
 }
 
 /* GET /api/v1/datasets/ID/`what` (a route and the start of its query)
@@ -417,7 +436,7 @@ static prism_status write_to(prism_dataset *ds, json_t *op, int timeout_ms, int6
     json_t *doc = NULL;
     if (!op)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-    prism_status s = start(ds, op, false, &h, id, sizeof id);
+    prism_status s = start(ds, op, NULL, &h, id, sizeof id);
     if (s == PRISM_OK)
         s = poll(h, id, "count?", timeout_ms, &doc);
     if (s == PRISM_OK && !json_is_true(json_object_get(doc, "complete")))

@@ -32,6 +32,8 @@
 #define DS_ID_LEN 32 /* hex digits of a dataset ID */
 /* The memory budget while no object store is known yet. */
 #define DS_FALLBACK_BUDGET (256 << 20)
+#define DS_MAX_SPLITS 1024           /* consumers of one streaming_split */
+#define DS_CONSUMER_TIMEOUT_MS 60000 /* a streamed dataset's consumer silent this long is lost */
 
 typedef struct ds_config {
     char *gcs_address;     /* where the service's client connects */
@@ -68,21 +70,46 @@ typedef struct ds_stage_progress {
     int64_t queued_blocks, queued_bytes; /* input waiting for a task */
 } ds_stage_progress;
 
-/* A block of a streamed dataset's output (stream.c). */
+/* A block of a streamed dataset's output (stream.c), or the part of one
+ * lent to a consumer: rows [skip, take) belong (take -1: to the end). */
 typedef struct ds_outblock {
     prism_ref *ref;
     int64_t seq, rows, bytes;
-    int64_t take; /* -1: every row; else only its first `take` rows belong */
+    int64_t skip; /* rows before the part that belongs */
+    int64_t take; /* -1: every row from skip; else the rows before `take` */
     int64_t cost; /* bytes it keeps alive (the executor's measure) */
+    int split;    /* lent: to which consumer */
 } ds_outblock;
 
+/* One consumer of a streamed dataset (streaming_split has n). */
+typedef struct ds_split {
+    int64_t rows;    /* rows lent to it so far */
+    int64_t seen_ms; /* its last call (monotonic); the dataset's creation before any */
+    int waiting;     /* calls of it waiting in blocks/next now */
+    bool done;       /* told the end */
+} ds_split;
+
+/* How a streamed dataset's output is consumed (POST ...?stream=true&split=). */
+typedef struct ds_stream_opts {
+    bool streamed;
+    int nsplits;        /* consumers: 1, or streaming_split's n */
+    bool equal;         /* each consumer gets as many rows (up to n - 1 dropped) */
+    int64_t timeout_ms; /* a consumer silent this long is lost: the dataset fails */
+} ds_stream_opts;
+
 typedef struct ds_stream {
-    ds_outblock *v; /* waiting for the consumer: entries [head, n) */
+    ds_outblock *v; /* waiting for a consumer: entries [head, n) */
     size_t head, n, cap;
-    ds_outblock *lent; /* handed to the consumer, not given back yet */
+    ds_outblock *lent; /* handed to consumers, not given back yet */
     size_t nlent, caplent;
-    int64_t cost; /* of every block above */
+    int64_t cost;        /* of every block above */
+    int64_t queued_rows; /* rows of v[head, n) that belong */
     int64_t next_seq;
+    int nsplits;
+    bool equal;
+    int64_t timeout_ms;
+    ds_split *splits; /* nsplits */
+    int64_t dropped;  /* equal: rows left over once every consumer had its share */
 } ds_stream;
 
 typedef struct ds_dataset {
@@ -110,6 +137,7 @@ typedef struct ds_dataset {
     bool streamed; /* the output goes to a consumer (stream.c), not counted and dropped */
     ds_stream stream;
     bool stop;           /* asked to stop (POST .../stop, or the service ends) */
+    char *lost;          /* a consumer was lost: why the dataset fails (the executor's to take) */
     bool thread_running; /* its executor thread was started and not joined */
     pthread_t thread;
     uint64_t seq; /* creation order */
@@ -155,7 +183,7 @@ prism_client *ds_client(dataservice *s);
 /* Checks and adds a dataset of `plan_text`. Returns 0 with the new
  * dataset's ID, or an HTTP status with `code` and `err` (a plan's error code
  * and message naming the operator). Takes the lock. */
-int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, bool streamed,
+int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, const ds_stream_opts *so,
                       char *id_out, const char **code, char *err, size_t errlen);
 ds_dataset *ds_dataset_find(dataservice *s, const char *id);
 /* The dataset as JSON for GET (`full`: the plan, explain, stages). */
@@ -206,14 +234,20 @@ int64_t ds_writer_files(const ds_writer *w);
 int64_t ds_writer_bytes(const ds_writer *w);
 void ds_writer_close(ds_writer *w);
 
-/* stream.c: a streamed dataset's output blocks (lock held). push: a block
- * made (taken; -1 when out of memory). next: the next block as JSON for the
- * consumer (NULL: none), lent until release, which returns its reference to
- * drop (NULL: no such block lent). clear: drops every block. */
+/* stream.c: a streamed dataset's output blocks (lock held). init: the
+ * consumers (0, or -1 out of memory). push: a block made (taken; -1 when
+ * out of memory). ready: whether consumer `split` can be lent something
+ * now. next: the next block or part of one for consumer `split` as JSON
+ * (NULL: none now; *end when none will come), lent until release, which
+ * returns its reference to drop (NULL: no such block lent). lost: a
+ * consumer silent past the timeout (its index), or -1. clear: drops every
+ * block. */
+int ds_stream_init(ds_dataset *d, const ds_stream_opts *o);
 int ds_stream_push(ds_dataset *d, const ds_outblock *b);
-bool ds_stream_ready(const ds_dataset *d);
-json_t *ds_stream_next(ds_dataset *d, const char *owner);
+bool ds_stream_ready(const ds_dataset *d, int split);
+json_t *ds_stream_next(ds_dataset *d, const char *owner, int split, bool *end);
 prism_ref *ds_stream_release(ds_dataset *d, int64_t seq);
+int ds_stream_lost(const ds_dataset *d, int64_t now_ms);
 void ds_stream_clear(ds_dataset *d);
 
 /* executor.c: runs one dataset on its own thread (started by the cron). */

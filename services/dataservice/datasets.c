@@ -18,6 +18,8 @@ bool ds_state_ended(ds_state s) { return s == DS_FINISHED || s == DS_FAILED || s
 static void dataset_free(ds_dataset *d)
 {
     ds_stream_clear(d);
+    free(d->stream.splits);
+    free(d->lost);
     prism_physical_plan_destroy(d->physical);
     prism_plan_destroy(d->plan);
     json_decref(d->plan_json);
@@ -108,7 +110,7 @@ static ds_dataset *prepare(dataservice *s, prism_plan *plan, const char **code, 
     return d;
 }
 
-int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, bool streamed,
+int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, const ds_stream_opts *so,
                       char *id_out, const char **code, char *err, size_t errlen)
 {
     prism_plan *plan = NULL;
@@ -130,7 +132,7 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, bool st
         const char *path =
             json_string_value(json_object_get(prism_plan_op_spec(plan, last), "path"));
         int status = 0;
-        if (streamed) {
+        if (so->streamed) {
             *code = "invalid_plan";
             snprintf(err, errlen, "ops[%zu] (%s): a plan that ends with a write is not streamed",
                      last, prism_plan_op_kind_name(wk));
@@ -148,6 +150,12 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, bool st
     ds_dataset *d = prepare(s, plan, code, err, errlen);
     if (!d)
         return 500;
+    if (ds_stream_init(d, so) != 0) {
+        dataset_free(d);
+        *code = "internal";
+        snprintf(err, errlen, "out of memory");
+        return 500;
+    }
     pthread_mutex_lock(&s->lock);
     if (s->count >= (size_t)s->cfg.max_datasets && !prune_one(s)) {
         pthread_mutex_unlock(&s->lock);
@@ -158,7 +166,7 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, bool st
         return 429;
     }
     d->seq = s->next_seq++;
-    d->streamed = streamed;
+    d->streamed = so->streamed;
     d->budget = ds_budget_of(s, d);
     d->next = s->datasets;
     s->datasets = d;
@@ -230,6 +238,17 @@ json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full)
                           (json_int_t)d->bytes, "skipped", (json_int_t)d->skipped);
     if (j)
         json_object_set_new(j, "streamed", json_boolean(d->streamed));
+    if (j && d->streamed) {
+        const ds_stream *q = &d->stream;
+        json_t *rows = json_array();
+        for (int i = 0; rows && i < q->nsplits; i++)
+            json_array_append_new(rows, json_integer(q->splits[i].rows));
+        json_object_set_new(j, "split",
+                            json_pack("{s:i,s:b,s:o,s:I,s:I}", "n", q->nsplits, "equal", q->equal,
+                                      "rows", rows ? rows : json_array(), "dropped",
+                                      (json_int_t)q->dropped, "consumer_timeout_ms",
+                                      (json_int_t)q->timeout_ms));
+    }
     const json_t *wspec = NULL;
     if (j && prism_physical_plan_write(d->physical, &wspec) != PRISM_OP_KIND_COUNT)
         json_object_set_new(j, "written",
@@ -265,10 +284,48 @@ static void join_ended(dataservice *s, bool all)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* A streamed dataset whose consumer went silent fails: the executor takes
+ * `lost` while it runs; a dataset that has ended fails here, dropping the
+ * blocks kept for its consumers. Lock held. */
+static void check_consumers(dataservice *s)
+{
+    int64_t now = prism_mono_ms();
+    for (ds_dataset *d = s->datasets; d; d = d->next) {
+        if (!d->streamed || d->lost || (d->state != DS_RUNNING && d->state != DS_FINISHED))
+            continue;
+        int i = ds_stream_lost(d, now);
+        if (i < 0)
+            continue;
+        char msg[256];
+        if (d->stream.nsplits > 1)
+            snprintf(msg, sizeof msg,
+                     "the consumer of split %d was lost: no call for %lld ms "
+                     "(consumer_timeout_ms)",
+                     i, (long long)d->stream.timeout_ms);
+        else
+            snprintf(msg, sizeof msg,
+                     "the consumer was lost: no call for %lld ms "
+                     "(consumer_timeout_ms)",
+                     (long long)d->stream.timeout_ms);
+        LOG_WARN("dataset %s: %s", d->id, msg);
+        if (d->state == DS_RUNNING) {
+            d->lost = strdup(msg);
+            continue;
+        }
+        d->state = DS_FAILED;
+        free(d->error);
+        d->error = strdup(msg);
+        ds_stream_clear(d);
+        prism_metric_add(s->m.failed, 1);
+        pthread_cond_broadcast(&s->changed);
+    }
+}
+
 void ds_datasets_cron(dataservice *s)
 {
     join_ended(s, false);
     pthread_mutex_lock(&s->lock);
+    check_consumers(s);
     size_t running = 0;
     for (ds_dataset *d = s->datasets; d; d = d->next)
         running += d->thread_running;

@@ -571,10 +571,9 @@ static void stream_out(executor *x, ex_block *b)
 {
     pthread_mutex_lock(&x->s->lock);
     ds_dataset *d = x->d;
-    ds_outblock o = {b->ref, d->stream.next_seq, b->rows, b->bytes, b->take, b->cost};
+    ds_outblock o = {b->ref, 0, b->rows, b->bytes, 0, b->take, b->cost, 0};
     int rc = ds_stream_push(d, &o);
     if (rc == 0) {
-        d->stream.next_seq++;
         x->stream_cost = d->stream.cost;
         x->stream_waiting = d->stream.n - d->stream.head;
     }
@@ -759,8 +758,12 @@ static bool publish(executor *x)
     d->files_written = ds_writer_files(x->writer);
     d->bytes_written = ds_writer_bytes(x->writer);
     bool stop = d->stop;
+    char *lost = d->lost && !x->error ? strdup(d->lost) : NULL;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
+    if (lost)
+        fail(x, "%s", lost);
+    free(lost);
     return stop;
 }
 
@@ -986,6 +989,8 @@ void *ds_executor_main(void *arg)
     teardown(&x);
     dataservice *s = x.s;
     pthread_mutex_lock(&s->lock);
+    if (!x.error && d->lost) /* lost while the last blocks were made */
+        x.error = strdup(d->lost);
     ds_state end = x.error ? DS_FAILED : stopped || d->stop ? DS_STOPPED : DS_FINISHED;
     d->state = end;
     d->error = x.error;

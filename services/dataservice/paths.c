@@ -65,8 +65,7 @@ static bool under_roots(const ds_config *c, const char *real)
     for (size_t i = 0; i < c->nroots; i++) {
         const char *r = c->roots[i];
         size_t len = strlen(r);
-        if (!strcmp(r, "/") ||
-            (!strncmp(real, r, len) && (real[len] == '\0' || real[len] == '/')))
+        if (!strcmp(r, "/") || (!strncmp(real, r, len) && (real[len] == '\0' || real[len] == '/')))
             return true;
     }
     return false;

@@ -88,8 +88,7 @@ static int csv_quoted(prism_buf *out, const char *s, size_t len)
     return rc ? rc : prism_buf_append(out, "\"", 1);
 }
 
-static int csv_value(prism_buf *out, const prism_block *blk, size_t col, prism_coltype t,
-                     size_t r)
+static int csv_value(prism_buf *out, const prism_block *blk, size_t col, prism_coltype t, size_t r)
 {
     const void *v = prism_block_values(blk, col, t);
     double d;
@@ -202,8 +201,7 @@ int ds_writer_block(ds_writer *w, const prism_block *blk, size_t rows, int64_t i
     int rc = csv ? csv_text(blk, rows, w->delimiter, &text, err, n)
                  : jsonl_text(blk, rows, &text, err, n);
     char name[DS_ID_LEN + 32];
-    snprintf(name, sizeof name, "%s_%06lld.%s", w->prefix, (long long)index,
-             csv ? "csv" : "jsonl");
+    snprintf(name, sizeof name, "%s_%06lld.%s", w->prefix, (long long)index, csv ? "csv" : "jsonl");
     size_t len = 0;
     char *data = rc == 0 ? prism_buf_take(&text, &len) : NULL;
     if (rc == 0 && !data) {

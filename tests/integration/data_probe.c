@@ -11,7 +11,10 @@
  *                                             iterator's end, then the iterator destroyed
  *   data_probe bad DIR                        errors: builder, missing path, failed stage
  *   data_probe write jsonl|csv DIR N BLOCKS   range(N) cast to float64, written to DIR
- *                                             (the test reads the files back) */
+ *                                             (the test reads the files back)
+ *   data_probe split JSON N EQUAL TIMEOUT_MS  streaming_split(N) of a plan: prints its ID
+ *   data_probe consume ID SPLIT BATCH SLOW_MS iterates one split: prints "first" after the
+ *                                             first batch, then "rows R ids ..." (every "id") */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +264,61 @@ static int write_files(prism_client *c, const char *format, const char *dir, int
     return 0;
 }
 
+static int split_start(prism_client *c, const char *plan, int n, bool equal, int timeout_ms)
+{
+    prism_dataset *ds;
+    char id[PRISM_DATA_ID_SIZE];
+    CHECK(prism_data_from_json(c, plan, &ds) == PRISM_OK, "the plan");
+    CHECK(prism_data_streaming_split(ds, n, equal, timeout_ms, id, sizeof id) == PRISM_OK,
+          "streaming_split");
+    printf("%s\n", id);
+    prism_data_destroy(ds);
+    return 0;
+}
+
+static int consume(prism_client *c, const char *id, int split, int64_t batch, int slow_ms)
+{
+    prism_data_iter *it;
+    prism_batch *b;
+    prism_status st;
+    int64_t rows = 0;
+    size_t nbatches = 0;
+    CHECK(prism_data_iter_split(c, id, split, batch, NULL, &it) == PRISM_OK, "iter_split");
+    char *ids = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&ids, &len);
+    CHECK(f, "memstream");
+    while ((st = prism_data_iter_next(it, &b)) == PRISM_OK && b) {
+        long col = prism_batch_column_index(b, "id");
+        prism_dtype dt;
+        int ndim;
+        int64_t shape[PRISM_MAX_DIMS];
+        const void *v = col >= 0 ? prism_batch_values(b, (size_t)col, &dt, &ndim, shape) : NULL;
+        for (size_t r = 0; v && r < prism_batch_rows(b); r++)
+            fprintf(f, " %lld",
+                    dt == PRISM_I64 ? (long long)((const int64_t *)v)[r]
+                                    : (long long)((const double *)v)[r]);
+        rows += (int64_t)prism_batch_rows(b);
+        prism_batch_free(b);
+        if (nbatches++ == 0) {
+            printf("first\n");
+            fflush(stdout);
+        }
+        if (slow_ms)
+            sleep_ms(slow_ms);
+    }
+    fclose(f);
+    prism_data_iter_destroy(it);
+    if (st != PRISM_OK) {
+        printf("error %d: %s\n", (int)st, prism_last_error());
+        free(ids);
+        return 1;
+    }
+    printf("rows %lld ids%s\n", (long long)rows, ids ? ids : "");
+    free(ids);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     prism_client *c;
@@ -288,6 +346,10 @@ int main(int argc, char **argv)
         rc = early(c, atoll(argv[2]));
     else if (!strcmp(argv[1], "bad") && argc == 3)
         rc = bad(c, argv[2]);
+    else if (!strcmp(argv[1], "split") && argc == 6)
+        rc = split_start(c, argv[2], atoi(argv[3]), !strcmp(argv[4], "true"), atoi(argv[5]));
+    else if (!strcmp(argv[1], "consume") && argc == 6)
+        rc = consume(c, argv[2], atoi(argv[3]), atoll(argv[4]), atoi(argv[5]));
     else if (!strcmp(argv[1], "write") && argc == 6)
         rc = write_files(c, argv[2], argv[3], atoll(argv[4]), atoll(argv[5]));
     prism_disconnect(c);

@@ -729,6 +729,89 @@ def test_c_api_two_nodes(c):
 test_c_api_two_nodes.cluster = {"nodes": 2}
 
 
+# ---------- streaming_split ----------
+
+def consumers(c, did, n, batch, slow=()):
+    """n consumer processes of dataset `did`, one per split (data_probe consume)."""
+    exe = os.path.join(BIN, "data_probe")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    return [subprocess.Popen([exe, "consume", did, str(i), str(batch),
+                              str(slow[i] if i < len(slow) else 0)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(n)]
+
+
+def shares(procs):
+    """Each consumer's ids, once it exited 0."""
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, (stdout[-2000:], stderr[-2000:])
+        line = [ln for ln in stdout.splitlines() if ln.startswith("rows ")][0]
+        words = line.split()
+        ids = [int(w) for w in words[3:]]
+        assert int(words[1]) == len(ids), line[:200]
+        out.append(ids)
+    return out
+
+
+def split_start(c, plan, n, equal, timeout_ms=0):
+    return probe(c, "split", json.dumps(plan), n, "true" if equal else "false",
+                 timeout_ms).strip()
+
+
+def test_streaming_split(c):
+    """streaming_split(n) to n consumer processes: disjoint shares that together hold every
+    row once; equal=true gives each as many rows (the remainder, under n, dropped), a slow
+    consumer included; a consumer killed mid-epoch is detected and the dataset fails naming
+    its split."""
+    need_binaries()
+    if not os.access(os.path.join(BIN, "data_probe"), os.X_OK):
+        skip("data_probe is not built")
+    # any consumer takes the next block: 3 consumers, one slow
+    plan = {"ops": [{"op": "range", "n": 20000, "override_num_blocks": 40}]}
+    did = split_start(c, plan, 3, False)
+    got = shares(consumers(c, did, 3, 500, slow=(0, 0, 30)))
+    assert sorted(sum(got, [])) == list(range(20000)), [len(g) for g in got]
+    info = dataset(c, did)
+    assert info["split"]["n"] == 3 and info["split"]["rows"] == [len(g) for g in got], info
+    print("  shares without equal: %s rows" % [len(g) for g in got])
+
+    # equal: 10001 rows in 7 blocks of unequal size to 3 consumers, one slow: 3333 each
+    plan = {"ops": [{"op": "range", "n": 10001, "override_num_blocks": 7}]}
+    did = split_start(c, plan, 3, True)
+    got = shares(consumers(c, did, 3, 256, slow=(0, 20, 0)))
+    assert [len(g) for g in got] == [3333] * 3, [len(g) for g in got]
+    every = sorted(sum(got, []))
+    assert len(set(every)) == 9999 and set(every) <= set(range(10001)), every[:5]
+    info = dataset(c, did)
+    assert info["split"]["equal"] and info["split"]["dropped"] == 2, info["split"]
+    assert info["state"] == "FINISHED", info
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+
+    # a consumer killed after its first batch: lost once silent for 2 s, the dataset fails
+    plan = {"ops": [{"op": "range", "n": 400000, "override_num_blocks": 100}],
+            "options": {"memory_budget_bytes": 1 << 20}}
+    did = split_start(c, plan, 2, False, timeout_ms=2000)
+    procs = consumers(c, did, 2, 1000, slow=(20, 1000))
+    assert procs[1].stdout.readline().strip() == "first"
+    procs[1].kill()
+    procs[1].wait()
+    stdout, stderr = procs[0].communicate(timeout=120)
+    assert procs[0].returncode == 1 and "split 1" in stdout and "lost" in stdout, (stdout[-500:],
+                                                                                  stderr[-500:])
+    info = dataset(c, did)
+    assert info["state"] == "FAILED" and "the consumer of split 1 was lost" in info["error"], info
+    r = c.post("/api/v1/datasets/%s/blocks/next?split=5" % did, None)
+    assert r.status in (400, 409), r
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+    # split and equal are for streamed datasets
+    r = c.post("/api/v1/datasets?split=2", plan)
+    assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", r
+
+
 # ---------- writes ----------
 
 def written_files(d):
@@ -843,5 +926,5 @@ if __name__ == "__main__":
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
          test_without_dataservice, test_read_files, test_read_images,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
-         test_cli, test_read_urls, test_c_api_two_nodes, test_writes],
+         test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split],
         dataservice=True)

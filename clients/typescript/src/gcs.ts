@@ -852,6 +852,7 @@ export interface paths {
          *     `timeout_ms` and lends the next block of a dataset created with
          *     `stream=true` (its object ID and owner, read as a borrower through
          *     the object store) until `.../blocks/release`; `end` says none will come.
+         *     With streaming_split, `split` says which consumer asks.
          */
         post: operations["nextBlock"];
         delete?: never;
@@ -1474,6 +1475,15 @@ export interface components {
             peak_bytes_in_flight: number;
             /** @description created with stream=true */
             streamed?: boolean;
+            /** @description a streamed dataset's consumers */
+            split?: {
+                n: number;
+                equal: boolean;
+                /** @description rows lent to each consumer */
+                rows: number[];
+                dropped: number;
+                consumer_timeout_ms: number;
+            };
             output: {
                 rows: number;
                 blocks: number;
@@ -3672,6 +3682,12 @@ export interface operations {
             query?: {
                 /** @description true: the output is streamed to one consumer (blocks/next); default false */
                 stream?: boolean;
+                /** @description streaming_split: the number of consumers, 1 to 1024 (needs stream=true); default 1 */
+                split?: number;
+                /** @description streaming_split: every consumer gets as many rows (fewer than split dropped); default false */
+                equal?: boolean;
+                /** @description a consumer with no call for this long is lost and the dataset fails */
+                consumer_timeout_ms?: number;
             };
             header?: never;
             path?: never;
@@ -3929,6 +3945,8 @@ export interface operations {
             query?: {
                 /** @description how long to wait, 0 to 60000 ms */
                 timeout_ms?: components["parameters"]["TimeoutMs"];
+                /** @description which consumer of a streaming_split asks (0 to split - 1); default 0 */
+                split?: number;
             };
             header?: never;
             path: {
