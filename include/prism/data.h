@@ -49,6 +49,8 @@ struct ArrowArray;
 
 typedef struct prism_dataset prism_dataset;
 
+#define PRISM_DATA_ID_SIZE 33 /* a dataset's ID: 32 hex digits and the NUL */
+
 /* ---------- reads: each makes a new dataset ---------- */
 
 typedef struct prism_data_read_options {
@@ -157,6 +159,14 @@ PRISM_API prism_status prism_data_count(prism_dataset *ds, int timeout_ms, int64
  * --preview-rows) as a JSON array of objects; free() it. */
 PRISM_API prism_status prism_data_take(prism_dataset *ds, int64_t n, int timeout_ms, char **out);
 
+/* Runs the plan once and keeps every output block in the object stores (the
+ * stores spill what does not fit), as a new dataset `*out`: iterating,
+ * splitting, counting or taking it reads the kept blocks, so epochs after
+ * the first compute nothing. It cannot be transformed further (transform
+ * before). Destroying it lets the blocks go. */
+PRISM_API prism_status prism_data_materialize(prism_dataset *ds, int timeout_ms,
+                                              prism_dataset **out);
+
 /* Run the plan and write its rows into directory `path` on the
  * dataservice's node (made when missing; it must be under the service's
  * --data-roots), one file per output block named
@@ -201,8 +211,6 @@ PRISM_API prism_status prism_data_iter_next(prism_data_iter *it, prism_batch **o
 PRISM_API void prism_data_iter_destroy(prism_data_iter *it);
 
 /* ---------- streaming_split: n consumers, e.g. one per trainer process ---------- */
-
-#define PRISM_DATA_ID_SIZE 33 /* a dataset's ID: 32 hex digits and the NUL */
 
 /* Runs the plan with its output split among `n` consumers (1 .. 1024), each
  * iterating its own share from any process with prism_data_iter_split and

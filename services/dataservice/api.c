@@ -23,6 +23,7 @@ static void post_dataset(prism_http_req *req, void *ctx)
     ds_stream_opts so;
     int64_t nsplits;
     if (prism_http_query_bool(req, "stream", false, &so.streamed) != 0 ||
+        prism_http_query_bool(req, "materialize", false, &so.materialize) != 0 ||
         prism_http_query_int(req, "split", 1, 1, DS_MAX_SPLITS, &nsplits) != 0 ||
         prism_http_query_bool(req, "equal", false, &so.equal) != 0 ||
         prism_http_query_int(req, "consumer_timeout_ms", DS_CONSUMER_TIMEOUT_MS, 1000, 86400000,
@@ -94,6 +95,7 @@ static void stop_dataset(prism_http_req *req, void *ctx)
     if (ds_state_ended(d->state)) {
         const char *state = ds_state_name(d->state);
         ds_stream_clear(d); /* a streamed output's blocks go all the same */
+        ds_dataset_drop_kept(d);
         for (int i = 0; i < d->stream.nsplits; i++)
             d->stream.splits[i].done = true;
         pthread_mutex_unlock(&s->lock);
@@ -286,12 +288,43 @@ static void release_block(prism_http_req *req, void *ctx)
     prism_http_reply_json(req, 200, json_pack("{s:b}", "released", 1));
 }
 
+/* POST .../{id}/epochs: an epoch of a materialized dataset, streamed to
+ * `split` consumers as any streamed dataset. */
+static void post_epoch(prism_http_req *req, void *ctx)
+{
+    dataservice *s = ctx;
+    char id[DS_ID_LEN + 1], err[1200];
+    const char *code = "internal";
+    ds_stream_opts so = {.streamed = true};
+    int64_t nsplits;
+    if (prism_http_query_int(req, "split", 1, 1, DS_MAX_SPLITS, &nsplits) != 0 ||
+        prism_http_query_bool(req, "equal", false, &so.equal) != 0 ||
+        prism_http_query_int(req, "consumer_timeout_ms", DS_CONSUMER_TIMEOUT_MS, 1000, 86400000,
+                             &so.timeout_ms) != 0)
+        return;
+    so.nsplits = (int)nsplits;
+    int status = ds_dataset_epoch(s, prism_http_param(req, "id"), &so, id, &code, err, sizeof err);
+    if (status) {
+        prism_http_reply_error(req, status, code, "%s", err);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    ds_dataset *d = ds_dataset_find(s, id);
+    json_t *doc = d ? ds_dataset_json(s, d, false) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (!doc)
+        prism_http_reply_error(req, 500, "internal", "the dataset went away");
+    else
+        prism_http_reply_json(req, 201, doc);
+}
+
 /* A plan is at most PRISM_PLAN_MAX_JSON bytes. */
 const prism_http_route ds_routes[] = {
     {"POST", "/api/v1/datasets", post_dataset, PRISM_PLAN_MAX_JSON},
     {"GET", "/api/v1/datasets", list_datasets, 0},
     {"GET", "/api/v1/datasets/{id}", get_dataset, 0},
     {"POST", "/api/v1/datasets/{id}/stop", stop_dataset, 0},
+    {"POST", "/api/v1/datasets/{id}/epochs", post_epoch, 0},
     {"GET", "/api/v1/datasets/{id}/rows", get_rows, 0},
     {"GET", "/api/v1/datasets/{id}/count", get_count, 0},
     {"POST", "/api/v1/datasets/{id}/blocks/next", next_block, 0},

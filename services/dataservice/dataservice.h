@@ -95,6 +95,7 @@ typedef struct ds_stream_opts {
     int nsplits;        /* consumers: 1, or streaming_split's n */
     bool equal;         /* each consumer gets as many rows (up to n - 1 dropped) */
     int64_t timeout_ms; /* a consumer silent this long is lost: the dataset fails */
+    bool materialize;   /* not streamed: every output block is kept for later epochs */
 } ds_stream_opts;
 
 typedef struct ds_stream {
@@ -136,9 +137,14 @@ typedef struct ds_dataset {
     int64_t created_ms, started_ms, ended_ms;
     bool streamed; /* the output goes to a consumer (stream.c), not counted and dropped */
     ds_stream stream;
-    bool stop;           /* asked to stop (POST .../stop, or the service ends) */
-    char *lost;          /* a consumer was lost: why the dataset fails (the executor's to take) */
-    bool thread_running; /* its executor thread was started and not joined */
+    bool stop;        /* asked to stop (POST .../stop, or the service ends) */
+    char *lost;       /* a consumer was lost: why the dataset fails (the executor's to take) */
+    bool materialize; /* its output blocks are kept (kept), for epochs to stream */
+    ds_outblock *kept;
+    size_t nkept, capkept;
+    int64_t kept_bytes;
+    char source[DS_ID_LEN + 1]; /* an epoch: the materialized dataset it streams; "" else */
+    bool thread_running;        /* its executor thread was started and not joined */
     pthread_t thread;
     uint64_t seq; /* creation order */
     struct ds_dataset *next;
@@ -186,6 +192,16 @@ prism_client *ds_client(dataservice *s);
 int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, const ds_stream_opts *so,
                       char *id_out, const char **code, char *err, size_t errlen);
 ds_dataset *ds_dataset_find(dataservice *s, const char *id);
+/* An epoch of materialized dataset `src_id`: a new streamed dataset, ended
+ * at once, whose consumers get the kept blocks (nothing runs again).
+ * Returns 0 with its ID, or an HTTP status with `code` and `err`. Takes the
+ * lock. */
+int ds_dataset_epoch(dataservice *s, const char *src_id, const ds_stream_opts *so, char *id_out,
+                     const char **code, char *err, size_t errlen);
+/* Keeps output block `b` of a materialized dataset (lock held; -1 out of
+ * memory). drop_kept: releases them all. */
+int ds_dataset_keep(ds_dataset *d, const ds_outblock *b);
+void ds_dataset_drop_kept(ds_dataset *d);
 /* The dataset as JSON for GET (`full`: the plan, explain, stages). */
 json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full);
 /* Starts the executors of PENDING datasets while fewer than max_running

@@ -18,6 +18,7 @@ bool ds_state_ended(ds_state s) { return s == DS_FINISHED || s == DS_FAILED || s
 static void dataset_free(ds_dataset *d)
 {
     ds_stream_clear(d);
+    ds_dataset_drop_kept(d);
     free(d->stream.splits);
     free(d->lost);
     prism_physical_plan_destroy(d->physical);
@@ -110,6 +111,9 @@ static ds_dataset *prepare(dataservice *s, prism_plan *plan, const char **code, 
     return d;
 }
 
+static int insert(dataservice *s, ds_dataset *d, const ds_stream_opts *so, char *id_out,
+                  const char **code, char *err, size_t errlen);
+
 int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, const ds_stream_opts *so,
                       char *id_out, const char **code, char *err, size_t errlen)
 {
@@ -147,9 +151,25 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, const d
             return status;
         }
     }
+    if (so->materialize && (so->streamed || prism_plan_op_is_write(wk))) {
+        *code = "invalid_argument";
+        snprintf(err, errlen,
+                 "materialize keeps the output for epochs: it is not streamed "
+                 "and does not write");
+        prism_plan_destroy(plan);
+        return 400;
+    }
     ds_dataset *d = prepare(s, plan, code, err, errlen);
     if (!d)
         return 500;
+    d->materialize = so->materialize;
+    return insert(s, d, so, id_out, code, err, errlen);
+}
+
+/* Adds a prepared dataset to the table. */
+static int insert(dataservice *s, ds_dataset *d, const ds_stream_opts *so, char *id_out,
+                  const char **code, char *err, size_t errlen)
+{
     if (ds_stream_init(d, so) != 0) {
         dataset_free(d);
         *code = "internal";
@@ -168,6 +188,33 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, const d
     d->seq = s->next_seq++;
     d->streamed = so->streamed;
     d->budget = ds_budget_of(s, d);
+    if (*d->source) { /* an epoch: made, nothing to run, its blocks queued */
+        ds_dataset *src = ds_dataset_find(s, d->source);
+        if (!src || src->state != DS_FINISHED) {
+            pthread_mutex_unlock(&s->lock);
+            dataset_free(d);
+            *code = "dataset_ended";
+            snprintf(err, errlen, "the materialized dataset went away");
+            return 409;
+        }
+        for (size_t i = 0; i < src->nkept; i++) {
+            ds_outblock b = src->kept[i];
+            if (!(b.ref = prism_ref_dup(b.ref)) || ds_stream_push(d, &b) != 0) {
+                prism_ref_release(b.ref);
+                pthread_mutex_unlock(&s->lock);
+                dataset_free(d);
+                *code = "internal";
+                snprintf(err, errlen, "out of memory");
+                return 500;
+            }
+        }
+        d->rows = src->rows;
+        d->blocks = src->blocks;
+        d->bytes = src->bytes;
+        d->bytes_in_flight = d->stream.cost;
+        d->state = DS_FINISHED;
+        d->started_ms = d->ended_ms = prism_now_ms();
+    }
     d->next = s->datasets;
     s->datasets = d;
     s->count++;
@@ -177,6 +224,69 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, const d
     LOG_INFO("dataset %s%s%s: %zu stage%s", d->id, d->name ? " " : "", d->name ? d->name : "",
              d->nstages, d->nstages == 1 ? "" : "s");
     return 0;
+}
+
+int ds_dataset_epoch(dataservice *s, const char *src_id, const ds_stream_opts *so, char *id_out,
+                     const char **code, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->lock);
+    ds_dataset *src = ds_dataset_find(s, src_id);
+    json_t *plan_json = src ? json_incref(src->plan_json) : NULL;
+    int status = !src ? 404 : !src->materialize ? 409 : src->state != DS_FINISHED ? 409 : 0;
+    if (!src) {
+        *code = "not_found";
+        snprintf(err, errlen, "no dataset '%s'", src_id);
+    } else if (status) {
+        *code = !src->materialize ? "not_materialized" : "not_finished";
+        snprintf(err, errlen,
+                 !src->materialize ? "the dataset was not created with materialize=true"
+                                   : "the dataset is %s: epochs start once it FINISHED",
+                 ds_state_name(src->state));
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (status) {
+        json_decref(plan_json);
+        return status;
+    }
+    prism_plan *plan = NULL;
+    prism_plan_error pe = {0};
+    int rc = prism_plan_from_json_value(plan_json, &plan, &pe);
+    json_decref(plan_json);
+    ds_dataset *d = rc == PRISM_PLAN_OK ? prepare(s, plan, code, err, errlen) : NULL;
+    if (!d) {
+        if (rc != PRISM_PLAN_OK)
+            prism_plan_destroy(plan);
+        *code = "internal";
+        snprintf(err, errlen, "out of memory");
+        return 500;
+    }
+    snprintf(d->source, sizeof d->source, "%s", src_id);
+    return insert(s, d, so, id_out, code, err, errlen);
+}
+
+int ds_dataset_keep(ds_dataset *d, const ds_outblock *b)
+{
+    if (d->nkept == d->capkept) {
+        size_t cap = d->capkept ? 2 * d->capkept : 16;
+        ds_outblock *v = realloc(d->kept, cap * sizeof *v);
+        if (!v)
+            return -1;
+        d->kept = v;
+        d->capkept = cap;
+    }
+    d->kept[d->nkept++] = *b;
+    d->kept_bytes += b->bytes;
+    return 0;
+}
+
+void ds_dataset_drop_kept(ds_dataset *d)
+{
+    for (size_t i = 0; i < d->nkept; i++)
+        prism_ref_release(d->kept[i].ref);
+    free(d->kept);
+    d->kept = NULL;
+    d->nkept = d->capkept = 0;
+    d->kept_bytes = 0;
 }
 
 int64_t ds_budget_of(dataservice *s, const ds_dataset *d)
@@ -238,6 +348,12 @@ json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full)
                           (json_int_t)d->bytes, "skipped", (json_int_t)d->skipped);
     if (j)
         json_object_set_new(j, "streamed", json_boolean(d->streamed));
+    if (j && d->materialize)
+        json_object_set_new(j, "materialized",
+                            json_pack("{s:I,s:I}", "blocks", (json_int_t)d->nkept, "bytes",
+                                      (json_int_t)d->kept_bytes));
+    if (j && *d->source)
+        json_object_set_new(j, "source", json_string(d->source));
     if (j && d->streamed) {
         const ds_stream *q = &d->stream;
         json_t *rows = json_array();

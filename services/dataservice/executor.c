@@ -587,6 +587,23 @@ static void stream_out(executor *x, ex_block *b)
     x->held -= b->cost;
 }
 
+/* A materialized dataset's block is kept for its epochs, in the object
+ * store, out of the budget: it is the dataset's result, as Ray Data's
+ * materialize() holds every block (the store spills what does not fit). */
+static void keep_out(executor *x, ex_block *b)
+{
+    pthread_mutex_lock(&x->s->lock);
+    ds_outblock o = {b->ref, 0, b->rows, b->bytes, 0, b->take, b->cost, 0};
+    int rc = ds_dataset_keep(x->d, &o);
+    pthread_mutex_unlock(&x->s->lock);
+    if (rc != 0) {
+        fail(x, "out of memory");
+        drop_block(x, b);
+        return;
+    }
+    x->held -= b->cost;
+}
+
 static void consume(executor *x)
 {
     ex_stage *sink = &x->st[x->n];
@@ -605,6 +622,10 @@ static void consume(executor *x)
         if (x->writer)
             write_out(x, &b, rows, x->blocks - 1);
         preview(x, &b, rows);
+        if (x->d->materialize) {
+            keep_out(x, &b);
+            continue;
+        }
         drop_block(x, &b);
     }
 }
@@ -994,8 +1015,10 @@ void *ds_executor_main(void *arg)
     ds_state end = x.error ? DS_FAILED : stopped || d->stop ? DS_STOPPED : DS_FINISHED;
     d->state = end;
     d->error = x.error;
-    if (end != DS_FINISHED) /* the consumer gets an error or the end, not these */
+    if (end != DS_FINISHED) { /* the consumer gets an error or the end, not these */
         ds_stream_clear(d);
+        ds_dataset_drop_kept(d);
+    }
     d->ended_ms = prism_now_ms();
     prism_metric_add(end == DS_FINISHED ? s->m.finished
                      : end == DS_FAILED ? s->m.failed

@@ -12,6 +12,8 @@
  *   data_probe bad DIR                        errors: builder, missing path, failed stage
  *   data_probe write jsonl|csv DIR N BLOCKS   range(N) cast to float64, written to DIR
  *                                             (the test reads the files back)
+ *   data_probe materialize N BLOCKS EPOCHS   range(N) materialized, then EPOCHS iterations
+ *                                             (every id once each), count, a refused limit
  *   data_probe split JSON N EQUAL TIMEOUT_MS  streaming_split(N) of a plan: prints its ID
  *   data_probe consume ID SPLIT BATCH SLOW_MS iterates one split: prints "first" after the
  *                                             first batch, then "rows R ids ..." (every "id") */
@@ -54,7 +56,7 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Every id of range(n) once, in batches of `batch` rows, from `ds` (taken). */
+/* Every id of range(n) once, in batches of `batch` rows, from `ds`. */
 static int every_id(prism_dataset *ds, int64_t n, int64_t batch, int slow_ms);
 
 static int range(prism_client *c, int64_t n, int64_t blocks, int64_t batch, int slow_ms,
@@ -67,7 +69,9 @@ static int range(prism_client *c, int64_t n, int64_t blocks, int64_t batch, int 
     prism_data_options o = PRISM_DATA_OPTIONS_INIT;
     o.memory_budget_bytes = budget;
     CHECK(prism_data_set_options(ds, &o) == PRISM_OK, "options");
-    return every_id(ds, n, batch, slow_ms);
+    int rc = every_id(ds, n, batch, slow_ms);
+    prism_data_destroy(ds);
+    return rc;
 }
 
 static int every_id(prism_dataset *ds, int64_t n, int64_t batch, int slow_ms)
@@ -104,7 +108,6 @@ static int every_id(prism_dataset *ds, int64_t n, int64_t batch, int slow_ms)
     printf("range ok: %lld rows in %lld batches\n", (long long)rows, (long long)batches);
     free(seen);
     prism_data_iter_destroy(it);
-    prism_data_destroy(ds);
     return 0;
 }
 
@@ -319,6 +322,27 @@ static int consume(prism_client *c, const char *id, int split, int64_t batch, in
     return 0;
 }
 
+static int materialize(prism_client *c, int64_t n, int64_t blocks, int epochs)
+{
+    prism_dataset *ds, *m;
+    prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+    ro.override_num_blocks = blocks;
+    CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+    CHECK(prism_data_materialize(ds, 60000, &m) == PRISM_OK, "materialize");
+    prism_data_destroy(ds);
+    for (int e = 0; e < epochs; e++)
+        if (every_id(m, n, 1000, 0) != 0)
+            return 1;
+    int64_t count = -1;
+    CHECK(prism_data_count(m, 60000, &count) == PRISM_OK && count == n, "count %lld",
+          (long long)count);
+    CHECK(prism_data_limit(m, 1) == PRISM_ERR_INVALID && strstr(prism_last_error(), "materialized"),
+          "a materialized dataset took a transform");
+    printf("materialize ok: %lld rows, %d epochs\n", (long long)n, epochs);
+    prism_data_destroy(m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     prism_client *c;
@@ -342,10 +366,13 @@ int main(int argc, char **argv)
                  : 1;
         if (!ds)
             fprintf(stderr, "probe: the plan: %s\n", prism_last_error());
+        prism_data_destroy(ds);
     } else if (!strcmp(argv[1], "early") && argc == 3)
         rc = early(c, atoll(argv[2]));
     else if (!strcmp(argv[1], "bad") && argc == 3)
         rc = bad(c, argv[2]);
+    else if (!strcmp(argv[1], "materialize") && argc == 5)
+        rc = materialize(c, atoll(argv[2]), atoll(argv[3]), atoi(argv[4]));
     else if (!strcmp(argv[1], "split") && argc == 6)
         rc = split_start(c, argv[2], atoi(argv[3]), !strcmp(argv[4], "true"), atoi(argv[5]));
     else if (!strcmp(argv[1], "consume") && argc == 6)

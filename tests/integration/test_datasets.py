@@ -812,6 +812,51 @@ def test_streaming_split(c):
     assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", r
 
 
+def test_materialize(c):
+    """materialize() runs the plan once and keeps its blocks in the object store: three
+    epochs read them (every id once each) with no task run again; destroying the dataset
+    empties the stores. Epochs of a materialized dataset split over REST too."""
+    need_binaries()
+    out = probe(c, "materialize", 20000, 8, 3)
+    assert "materialize ok: 20000 rows, 3 epochs" in out, out
+    listed = c.get("/api/v1/datasets").json()["datasets"]
+    mats = [d for d in listed if "materialized" in d]
+    epochs = [d for d in listed if d.get("source")]
+    assert len(mats) == 1 and len(epochs) == 3, listed
+    assert all(e["source"] == mats[0]["dataset_id"] for e in epochs), epochs
+    # made 8 blocks; the probe destroyed it, which let them go
+    assert mats[0]["output"]["blocks"] == 8 and mats[0]["materialized"]["blocks"] == 0, mats[0]
+    info = dataset(c, mats[0]["dataset_id"])
+    assert sum(s["tasks_done"] for s in info["stages"]) == 8, info["stages"]
+    # one task per block, once: the epochs ran nothing
+    tasks = c.get("/api/v1/tasks?limit=1000").json()["tasks"]
+    assert len(tasks) == 8, len(tasks)
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+
+    # over REST: an epoch split among 2 consumer processes, equal shares
+    r = c.post("/api/v1/datasets?materialize=true",
+               {"ops": [{"op": "range", "n": 1001, "override_num_blocks": 3}]})
+    assert r.status == 201, r
+    mid = r.json()["dataset_id"]
+    assert count(c, mid) == 1001
+    assert dataset(c, mid)["materialized"]["blocks"] == 3
+    r = c.post("/api/v1/datasets/%s/epochs?split=2&equal=true" % mid, None)
+    assert r.status == 201 and r.json()["source"] == mid, r
+    got = shares(consumers(c, r.json()["dataset_id"], 2, 100))
+    assert [len(g) for g in got] == [500, 500] and len(set(got[0]) | set(got[1])) == 1000, got
+    # epochs only of a materialized dataset that finished
+    r = c.post("/api/v1/datasets/%s/epochs" % r.json()["dataset_id"], None)
+    assert r.status == 409 and r.json()["error"]["code"] == "not_materialized", r
+    assert c.post("/api/v1/datasets/nope/epochs", None).status == 404
+    r = c.post("/api/v1/datasets?materialize=true&stream=true",
+               {"ops": [{"op": "range", "n": 1}]})
+    assert r.status == 400, r
+    c.post("/api/v1/datasets/%s/stop" % mid, None)
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+
+
 # ---------- writes ----------
 
 def written_files(d):
@@ -926,5 +971,6 @@ if __name__ == "__main__":
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
          test_without_dataservice, test_read_files, test_read_images,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
-         test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split],
+         test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
+         test_materialize],
         dataservice=True)

@@ -793,6 +793,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/datasets/{id}/epochs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stream an epoch of a materialized dataset
+         * @description Forwarded to the dataservice (openapi/dataservice.yaml): a new
+         *     streamed dataset whose consumers get the blocks a dataset created
+         *     with `materialize=true` keeps; nothing runs again. No body.
+         */
+        post: operations["createEpoch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/datasets/{id}/rows": {
         parameters: {
             query?: never;
@@ -1411,6 +1433,7 @@ export interface components {
                  *     `too_many_objects` (429), `node_unavailable` and `unavailable` (503),
                  *     for datasets `invalid_plan`, `unknown_operator`, `unsupported_operator` (400),
                  *     `path_not_allowed` (403, a write outside the dataservice's --data-roots),
+                 *     `not_materialized`, `not_finished` (409, an epoch of a dataset not materialized or not finished),
                  *     `dataset_ended`, `dataset_failed`, `not_streamed` (409), `too_many_datasets` (429),
                  *     `dataservice_unavailable` (503),
                  *     `internal` (500); and for a request the HTTP parser refuses:
@@ -1419,7 +1442,7 @@ export interface components {
                  *     route refuses: `bad_handshake` (400), `upgrade_required` (426).
                  * @enum {string}
                  */
-                code: "unauthorized" | "not_found" | "method_not_allowed" | "body_too_large" | "invalid_json" | "invalid_argument" | "unsupported" | "unknown_package" | "unsafe_package" | "docs_not_built" | "duplicate_submission_id" | "job_ended" | "job_not_ended" | "node_unavailable" | "too_many_objects" | "unavailable" | "invalid_plan" | "unknown_operator" | "unsupported_operator" | "path_not_allowed" | "dataset_ended" | "dataset_failed" | "not_streamed" | "too_many_datasets" | "dataservice_unavailable" | "internal" | "bad_request" | "uri_too_long" | "headers_too_large" | "http_version_not_supported" | "bad_handshake" | "upgrade_required";
+                code: "unauthorized" | "not_found" | "method_not_allowed" | "body_too_large" | "invalid_json" | "invalid_argument" | "unsupported" | "unknown_package" | "unsafe_package" | "docs_not_built" | "duplicate_submission_id" | "job_ended" | "job_not_ended" | "node_unavailable" | "too_many_objects" | "unavailable" | "invalid_plan" | "unknown_operator" | "unsupported_operator" | "path_not_allowed" | "not_materialized" | "not_finished" | "dataset_ended" | "dataset_failed" | "not_streamed" | "too_many_datasets" | "dataservice_unavailable" | "internal" | "bad_request" | "uri_too_long" | "headers_too_large" | "http_version_not_supported" | "bad_handshake" | "upgrade_required";
                 /** @description for people; its wording may change */
                 message: string;
             };
@@ -1475,6 +1498,13 @@ export interface components {
             peak_bytes_in_flight: number;
             /** @description created with stream=true */
             streamed?: boolean;
+            /** @description created with materialize=true; the blocks it keeps */
+            materialized?: {
+                blocks: number;
+                bytes: number;
+            };
+            /** @description an epoch: the materialized dataset it streams */
+            source?: string;
             /** @description a streamed dataset's consumers */
             split?: {
                 n: number;
@@ -3682,6 +3712,8 @@ export interface operations {
             query?: {
                 /** @description true: the output is streamed to one consumer (blocks/next); default false */
                 stream?: boolean;
+                /** @description true: every output block is kept in the object stores for epochs (.../epochs); default false */
+                materialize?: boolean;
                 /** @description streaming_split: the number of consumers, 1 to 1024 (needs stream=true); default 1 */
                 split?: number;
                 /** @description streaming_split: every consumer gets as many rows (fewer than split dropped); default false */
@@ -3833,6 +3865,60 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             /** @description `dataset_ended`: the dataset has ended */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["DataserviceUnavailable"];
+        };
+    };
+    createEpoch: {
+        parameters: {
+            query?: {
+                /** @description the number of consumers, 1 to 1024; default 1 */
+                split?: number;
+                /** @description every consumer gets as many rows; default false */
+                equal?: boolean;
+                /** @description a consumer with no call for this long is lost and the epoch fails */
+                consumer_timeout_ms?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description the dataset's ID (32 lowercase hex digits)
+                 * @example 6f1d0c2b3a4e5f60718293a4b5c6d7e8
+                 */
+                id: components["parameters"]["DatasetId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the epoch, a streamed dataset */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dataset"];
+                };
+            };
+            /** @description `invalid_argument`: a bad split, equal or consumer_timeout_ms */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            /** @description `not_materialized` or `not_finished` */
             409: {
                 headers: {
                     [name: string]: unknown;
