@@ -65,9 +65,10 @@ bool ds_state_ended(ds_state s);
 
 /* What an executor publishes about one stage of its dataset. */
 typedef struct ds_stage_progress {
-    int64_t rows, blocks, bytes;         /* output so far */
-    int64_t tasks_running, tasks_done;   /* tasks submitted and not done; done */
-    int64_t queued_blocks, queued_bytes; /* input waiting for a task */
+    int64_t rows, blocks, bytes;                       /* output so far */
+    int64_t tasks_running, tasks_done;                 /* tasks submitted and not done; done */
+    int64_t queued_blocks, queued_bytes;               /* input waiting for a task */
+    int64_t actors_alive, actors_busy, actors_created; /* an actor pool's */
 } ds_stage_progress;
 
 /* A block of a streamed dataset's output (stream.c), or the part of one
@@ -249,6 +250,30 @@ int ds_writer_block(ds_writer *w, const prism_block *blk, size_t rows, int64_t i
 int64_t ds_writer_files(const ds_writer *w);
 int64_t ds_writer_bytes(const ds_writer *w);
 void ds_writer_close(ds_writer *w);
+
+/* actor_pool.c: a stage's actor pool (the executor's thread only). create:
+ * min_size actors of the stage (NULL with err). idle: an actor not busy
+ * (its index), or -1. can_grow: under max_size (at most `max_cap`). grow:
+ * one actor more (0, or -1 with err). take: actor `i` busy, for one call;
+ * give_back: done. shrink: actors idle DS_POOL_IDLE_MS go, down to
+ * min_size. destroy: every actor killed. */
+#define DS_POOL_IDLE_MS 1000
+typedef struct ds_pool ds_pool;
+typedef struct ds_pool_actor {
+    prism_actor *actor;
+    bool busy;
+    int64_t idle_since;
+} ds_pool_actor;
+ds_pool *ds_pool_create(prism_client *c, const prism_plan_stage *info, const char *program,
+                        const char *resources, int64_t max_cap, char *err, size_t n);
+int ds_pool_idle(const ds_pool *p);
+bool ds_pool_can_grow(const ds_pool *p);
+int ds_pool_grow(ds_pool *p, char *err, size_t n);
+prism_actor *ds_pool_take(ds_pool *p, int i);
+void ds_pool_give_back(ds_pool *p, prism_actor *a);
+void ds_pool_shrink(ds_pool *p, int64_t now_ms);
+void ds_pool_counts(const ds_pool *p, int64_t *alive, int64_t *busy, int64_t *created);
+void ds_pool_destroy(ds_pool *p);
 
 /* stream.c: a streamed dataset's output blocks (lock held). init: the
  * consumers (0, or -1 out of memory). push: a block made (taken; -1 when

@@ -34,27 +34,6 @@ static void dataset_free(ds_dataset *d)
     free(d);
 }
 
-/* What this executor runs of the plans the library accepts. Returns 0, or
- * -1 with `err` naming the operator. */
-static int check_supported(const prism_plan *p, char *err, size_t n)
-{
-    for (size_t i = 0; i < prism_plan_num_ops(p); i++) {
-        prism_plan_op_kind kind = prism_plan_op(p, i);
-        const json_t *spec = prism_plan_op_spec(p, i);
-        const char *name = prism_plan_op_kind_name(kind);
-        const json_t *compute = json_object_get(spec, "compute");
-        const char *ck = json_string_value(json_object_get(compute, "kind"));
-        if (ck && !strcmp(ck, "actors")) {
-            snprintf(err, n,
-                     "ops[%zu] (%s): actor pools are not supported by this executor "
-                     "yet; use {\"kind\": \"tasks\"}",
-                     i, name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* Forgets the oldest dataset that ended, to make room. Lock held. */
 static bool prune_one(dataservice *s)
 {
@@ -123,11 +102,6 @@ int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, const d
         *code = prism_plan_status_code(pe.status);
         snprintf(err, errlen, "%s", pe.message);
         return pe.status == PRISM_PLAN_NO_MEMORY ? 500 : 400;
-    }
-    if (check_supported(plan, err, errlen) != 0) {
-        *code = "unsupported_operator";
-        prism_plan_destroy(plan);
-        return 400;
     }
     size_t last = prism_plan_num_ops(plan) - 1;
     prism_plan_op_kind wk = prism_plan_op(plan, last);
@@ -330,6 +304,11 @@ static json_t *stages_json(const ds_dataset *d)
                       (json_int_t)p->queued_blocks, "queued_bytes", (json_int_t)p->queued_bytes));
         json_object_set_new(json_array_get(out, i), "rows_per_s",
                             json_real(ran > 0 ? (double)p->rows * 1000.0 / (double)ran : 0));
+        if (!strcmp(json_string_value(json_object_get(st, "operator")), "ActorPoolMapOperator"))
+            json_object_set_new(json_array_get(out, i), "actors",
+                                json_pack("{s:I,s:I,s:I}", "alive", (json_int_t)p->actors_alive,
+                                          "busy", (json_int_t)p->actors_busy, "created",
+                                          (json_int_t)p->actors_created));
     }
     return out;
 }

@@ -52,6 +52,7 @@ typedef struct ex_fifo {
 
 typedef struct ex_task {
     prism_ref *block, *stats;
+    prism_actor *actor; /* an actor pool's: the actor running it (borrowed) */
     int64_t in_cost, in_bytes, est;
     uint64_t seq;
 } ex_task;
@@ -82,6 +83,7 @@ typedef struct ex_stage {
     bool saturated; /* this stage made the rows of the limit after it */
     int64_t out_rows, out_blocks, out_bytes, done_tasks, sum_in, sum_out;
     int64_t passed; /* a limit's rows let through */
+    ds_pool *pool;  /* compute: actors */
 } ex_stage;
 
 typedef struct executor {
@@ -297,6 +299,8 @@ static bool can_launch(executor *x, size_t i, int64_t *est)
     ex_stage *st = &x->st[i];
     if (st->cut || st->saturated || (int64_t)st->ntasks >= st->cap)
         return false;
+    if (st->pool && ds_pool_idle(st->pool) < 0 && !ds_pool_can_grow(st->pool))
+        return false; /* every actor busy, and no more allowed */
     int64_t in_bytes = 0, in_cost = 0;
     if (st->kind == EX_READ && st->next_split >= st->nsplits)
         return false;
@@ -336,9 +340,25 @@ static int submit(executor *x, ex_stage *st, prism_value **args, size_t nargs, e
     o.memory = st->info.memory;
     o.resources = st->resources;
     prism_ref *refs[2] = {NULL, NULL};
-    prism_status s = prism_submit(x->c, "builtin",
-                                  st->kind == EX_READ ? "data_read_stage" : "data_map_stage", args,
-                                  nargs, &o, refs);
+    prism_status s;
+    if (st->pool) { /* an idle actor, or one more while the pool may grow */
+        char err[512];
+        int a = ds_pool_idle(st->pool);
+        if (a < 0 && ds_pool_grow(st->pool, err, sizeof err) != 0) {
+            for (size_t i = 0; i < nargs; i++)
+                prism_value_free(args[i]);
+            fail(x, "%s: %s", st->name, err);
+            return -1;
+        }
+        if (a < 0)
+            a = ds_pool_idle(st->pool);
+        t->actor = ds_pool_take(st->pool, a);
+        s = prism_actor_call(x->c, t->actor, "run", args, nargs, 2, refs);
+    } else {
+        s = prism_submit(x->c, "builtin",
+                         st->kind == EX_READ ? "data_read_stage" : "data_map_stage", args, nargs,
+                         &o, refs);
+    }
     for (size_t i = 0; i < nargs; i++)
         prism_value_free(args[i]);
     if (s != PRISM_OK) {
@@ -637,6 +657,8 @@ static void complete(executor *x, size_t i, size_t k)
     ex_stage *st = &x->st[i];
     ex_task t = st->tasks[k];
     st->tasks[k] = st->tasks[--st->ntasks];
+    if (st->pool && t.actor)
+        ds_pool_give_back(st->pool, t.actor);
     prism_value *v = NULL;
     prism_status s = prism_get(x->c, t.stats, 0, &v);
     json_t *stats = s == PRISM_OK ? json_loads(prism_value_json_text(v), 0, NULL) : NULL;
@@ -769,6 +791,8 @@ static bool publish(executor *x)
             .queued_blocks = (int64_t)(fifo_len(&st->queue) + fifo_len(&st->early)),
             .queued_bytes = st->queued_bytes,
         };
+        ds_pool_counts(st->pool, &d->stages[i].actors_alive, &d->stages[i].actors_busy,
+                       &d->stages[i].actors_created);
     }
     d->bytes_in_flight = x->held + x->stream_cost;
     d->peak_bytes_in_flight = x->peak;
@@ -913,6 +937,18 @@ static int setup(executor *x, int64_t *range_n)
         st->resources = custom_resources(st->info.resources);
         if (!st->program)
             return -1;
+        if (st->info.compute == PRISM_COMPUTE_ACTORS) {
+            char err[512];
+            st->pool = ds_pool_create(x->c, &st->info, st->program, st->resources, s->cfg.max_tasks,
+                                      err, sizeof err);
+            if (!st->pool) {
+                fail(x, "%s: %s", st->name, err);
+                return -1;
+            }
+            st->cap = st->info.max_size > 0 && st->info.max_size < s->cfg.max_tasks
+                          ? st->info.max_size
+                          : s->cfg.max_tasks;
+        }
         if (st->kind != EX_READ)
             continue;
         const json_t *spec;
@@ -975,6 +1011,7 @@ static void teardown(executor *x)
         free(st->resources);
         free(st->bounds);
         json_decref(st->files);
+        ds_pool_destroy(st->pool);
     }
     free(x->st);
     ds_writer_close(x->writer);
@@ -992,6 +1029,10 @@ void *ds_executor_main(void *arg)
     else if (setup(&x, &range_n) != 0)
         fail(&x, "out of memory"); /* unless setup said why */
     while (!x.error && !stopped) {
+        int64_t now = prism_mono_ms();
+        for (size_t i = 0; i < x.n; i++)
+            if (x.st[i].pool)
+                ds_pool_shrink(x.st[i].pool, now);
         launch(&x, range_n);
         consume(&x);
         close_finished(&x);

@@ -29,6 +29,15 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
 prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                             prism_value **returns, size_t nreturns);
 
+/* The actor class DataStage of the built-in package: an actor of a
+ * dataset's actor pool. Its constructor takes the stage program and runs
+ * each package function's setup, `<function>__init(args)`, when the package
+ * has one; its method `run` is data_map_stage. */
+prism_status data_stage_actor_init(prism_task_ctx *ctx, const prism_value *const *args,
+                                   size_t nargs, void **state);
+prism_status data_stage_actor_run(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                  size_t nargs, prism_value **returns, size_t nreturns);
+
 /* A package's task function, as the runtime finds it (runtime.c); NULL with
  * `err` when the package or the function cannot be had. */
 prism_task_fn prism__worker_find_task(prism_task_ctx *ctx, const char *pkg, const char *fn,

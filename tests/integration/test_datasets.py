@@ -147,8 +147,8 @@ def test_bad_plans(c):
         ({"ops": [rng, {"op": "sort", "key": "id"}]}, "unsupported_operator", "ops[1]"),
         ({"ops": [{"op": "read_images", "paths": ["/tmp", "s3://bucket/a.jpg"]}]},
          "invalid_plan", 'ops[0] (read_images): "paths[1]"'),
-        ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"),
-                        "compute": {"kind": "actors"}}]}, "unsupported_operator", "ops[1]"),
+        ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"), "concurrency": 2,
+                        "compute": {"kind": "actors"}}]}, "invalid_plan", "ops[1]"),
         ({"ops": []}, "invalid_plan", ""),
     ]
     for plan, code, where in cases:
@@ -729,6 +729,56 @@ def test_c_api_two_nodes(c):
 test_c_api_two_nodes.cluster = {"nodes": 2}
 
 
+# ---------- actor pools ----------
+
+def test_actor_pool(c):
+    """map_batches with compute=actors: the function's setup (model__init) runs once in each
+    actor of the pool, the batches in those processes; a pool of min 1 and max 3 grows while
+    input waits and never passes 3; every row comes out once."""
+    need_binaries()
+    pkg = upload_package(c)
+    top = tempfile.mkdtemp(prefix="prism-pool-")
+    try:
+        log = os.path.join(top, "fixed.log")
+        plan = {"ops": [{"op": "range", "n": 4000, "override_num_blocks": 20},
+                        {"op": "map_batches", "fn": fn(pkg, "model", log=log, ms=20),
+                         "batch_size": 100, "num_cpus": 0.5,
+                         "compute": {"kind": "actors", "min_size": 2, "max_size": 2}}]}
+        d = post(c, plan)
+        assert count(c, d["dataset_id"]) == 4000
+        got = sorted(r["id"] for r in rows(c, d["dataset_id"], 4000))
+        assert got == list(range(4000)), got[:5]
+        with open(log) as f:
+            pids = f.read().split()
+        # the constructor ran exactly pool-size times, in distinct processes
+        assert len(pids) == 2 and len(set(pids)) == 2, pids
+        info = dataset(c, d["dataset_id"])
+        pool = [s for s in info["stages"] if s["operator"] == "ActorPoolMapOperator"]
+        assert len(pool) == 1 and pool[0]["actors"]["created"] == 2, info["stages"]
+        assert pool[0]["tasks_done"] >= 1, pool
+
+        # autoscaling: 1..3 actors, slow batches keep input waiting
+        log = os.path.join(top, "scaled.log")
+        plan["ops"][1] = {"op": "map_batches", "fn": fn(pkg, "model", log=log, ms=150),
+                          "batch_size": None, "num_cpus": 0.5,
+                          "compute": {"kind": "actors", "min_size": 1, "max_size": 3}}
+        d = post(c, plan)
+        assert count(c, d["dataset_id"]) == 4000
+        with open(log) as f:
+            pids = f.read().split()
+        info = dataset(c, d["dataset_id"])
+        pool = [s for s in info["stages"] if s["operator"] == "ActorPoolMapOperator"][0]
+        print("  autoscaled pool: %d actors made (1..3)" % len(pids))
+        assert 1 <= len(pids) <= 3 and len(set(pids)) == len(pids), pids
+        assert pool["actors"]["created"] == len(pids), pool
+        # the pool goes with the dataset: no actor left alive
+        wait_until(lambda: not [a for a in c.get("/api/v1/actors").json()["actors"]
+                                if a["state"] == "ALIVE"], timeout=30,
+                   what="the pools' actors to go")
+    finally:
+        shutil.rmtree(top)
+
+
 # ---------- streaming_split ----------
 
 def consumers(c, did, n, batch, slow=()):
@@ -972,5 +1022,5 @@ if __name__ == "__main__":
          test_without_dataservice, test_read_files, test_read_images,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
-         test_materialize],
+         test_materialize, test_actor_pool],
         dataservice=True)

@@ -1483,6 +1483,12 @@ export interface components {
             queued_bytes: number;
             /** @description rows made a second, over the time the dataset ran so far */
             rows_per_s?: number;
+            /** @description an actor pool's actors (ActorPoolMapOperator stages only) */
+            actors?: {
+                alive: number;
+                busy: number;
+                created: number;
+            };
         };
         Dataset: {
             dataset_id: string;
