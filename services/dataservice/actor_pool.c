@@ -70,8 +70,7 @@ int ds_pool_grow(ds_pool *p, char *err, size_t n)
         p->cap = cap;
     }
     prism_actor *a = NULL;
-    if (prism_actor_create(p->c, "builtin", "DataStage", &p->program, 1, &p->o, &a) !=
-        PRISM_OK) {
+    if (prism_actor_create(p->c, "builtin", "DataStage", &p->program, 1, &p->o, &a) != PRISM_OK) {
         snprintf(err, n, "cannot make an actor of the pool: %s", prism_last_error());
         return -1;
     }

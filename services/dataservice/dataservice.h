@@ -69,7 +69,15 @@ typedef struct ds_stage_progress {
     int64_t tasks_running, tasks_done;                 /* tasks submitted and not done; done */
     int64_t queued_blocks, queued_bytes;               /* input waiting for a task */
     int64_t actors_alive, actors_busy, actors_created; /* an actor pool's */
+    prism_plan_op_kind op; /* its last operator: the one whose output it makes (metrics) */
 } ds_stage_progress;
+
+/* /metrics per operator: a stage counts under its last operator's kind. */
+typedef struct ds_op_metrics {
+    struct dataservice *svc;
+    prism_plan_op_kind kind;
+    prism_metric *rows, *blocks, *bytes; /* output so far, every dataset */
+} ds_op_metrics;
 
 /* A block of a streamed dataset's output (stream.c), or the part of one
  * lent to a consumer: rows [skip, take) belong (take -1: to the end). */
@@ -162,6 +170,7 @@ typedef struct dataservice {
     struct {
         prism_metric *submitted, *finished, *failed, *stopped, *tasks, *rows;
     } m;
+    ds_op_metrics ops[PRISM_OP_KIND_COUNT];
 
     pthread_mutex_t client_lock; /* guards `client` (taken alone: connecting is slow) */
     prism_client *client;        /* connected on first use */

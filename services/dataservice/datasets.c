@@ -78,6 +78,11 @@ static ds_dataset *prepare(dataservice *s, prism_plan *plan, const char **code, 
     }
     d->nstages = prism_physical_plan_num_stages(d->physical);
     d->stages = calloc(d->nstages ? d->nstages : 1, sizeof *d->stages);
+    for (size_t i = 0; d->stages && i < d->nstages; i++) {
+        prism_plan_stage st;
+        prism_physical_plan_stage(d->physical, i, &st);
+        d->stages[i].op = prism_physical_plan_op(d->physical, i, st.num_ops - 1, NULL, NULL, NULL);
+    }
     const json_t *budget = json_object_get(prism_plan_options_json(plan), "memory_budget_bytes");
     d->plan_budget = json_is_integer(budget) ? json_integer_value(budget) : 0;
     d->created_ms = prism_now_ms();

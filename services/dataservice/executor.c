@@ -782,7 +782,14 @@ static bool publish(executor *x)
         x->peak = x->held + x->stream_cost;
     for (size_t i = 0; i < x->n; i++) {
         ex_stage *st = &x->st[i];
+        ds_stage_progress *was = &d->stages[i];
+        ds_op_metrics *om = &s->ops[was->op];
+        /* the operator's counters take what this stage made since the last time */
+        prism_metric_add(om->rows, (double)(st->out_rows - was->rows));
+        prism_metric_add(om->blocks, (double)(st->out_blocks - was->blocks));
+        prism_metric_add(om->bytes, (double)(st->out_bytes - was->bytes));
         d->stages[i] = (ds_stage_progress){
+            .op = was->op,
             .rows = st->out_rows,
             .blocks = st->out_blocks,
             .bytes = st->out_bytes,

@@ -729,6 +729,31 @@ def test_c_api_two_nodes(c):
 test_c_api_two_nodes.cluster = {"nodes": 2}
 
 
+def test_operator_metrics(c):
+    """The dataservice's /metrics per operator: rows, blocks and bytes of the stages ending in
+    each operator, and gauges of tasks running and bytes queued."""
+    need_binaries()
+    d = post(c, {"ops": [{"op": "range", "n": 1000, "override_num_blocks": 4},
+                         {"op": "map_batches", "num_cpus": 0.5,
+                          "fn": fn("builtin", "cast", column="id", dtype="float64")}]})
+    assert count(c, d["dataset_id"]) == 1000
+    r = c.get("/metrics", base=c.dataservice_url)
+    assert r.status == 200, r
+    text = r.body.decode()
+
+    def value(name, op):
+        m = re.search(r'^%s\{operator="%s"\} (\S+)$' % (name, op), text, re.M)
+        assert m, (name, op)
+        return float(m.group(1))
+    assert value("prism_dataservice_operator_output_rows_total", "range") == 1000
+    assert value("prism_dataservice_operator_output_blocks_total", "range") == 4
+    assert value("prism_dataservice_operator_output_rows_total", "map_batches") == 1000
+    assert value("prism_dataservice_operator_output_bytes_total", "map_batches") > 8000
+    assert value("prism_dataservice_operator_tasks_running", "map_batches") == 0
+    assert value("prism_dataservice_operator_queued_bytes", "range") == 0
+    assert value("prism_dataservice_operator_output_rows_total", "filter") == 0
+
+
 # ---------- actor pools ----------
 
 def test_actor_pool(c):
@@ -964,6 +989,18 @@ def test_writes(c):
         want = [dict(r, ok="true" if r["ok"] else "false") for r in items]
         assert got == want, [(g, w) for g, w in zip(got, want) if g != w][:3]
 
+        # TSV: written with a tab, read back with read_csv's delimiter "\t"
+        out = os.path.join(top, "tsv")
+        d = post(c, {"ops": [{"op": "from_items", "items": items},
+                             {"op": "write_csv", "path": out, "delimiter": "\t"}]})
+        assert count(c, d["dataset_id"]) == 60
+        names = written_files(out)[0]
+        with open(os.path.join(out, names[0])) as f:
+            assert f.readline() == '"i"\t"name"\t"x"\t"ok"\n', "a tab-separated header"
+        d = post(c, {"ops": [{"op": "read_csv", "paths": out, "delimiter": "\t"}]})
+        got = sorted(rows(c, d["dataset_id"], 100), key=lambda r: r["i"])
+        assert got == want, [(g, w) for g, w in zip(got, want) if g != w][:3]
+
         # a CSV cannot hold bytes: the write fails naming the column, and leaves no file
         out = os.path.join(top, "bad")
         os.makedirs(os.path.join(top, "in"))
@@ -1022,5 +1059,5 @@ if __name__ == "__main__":
          test_without_dataservice, test_read_files, test_read_images,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
-         test_materialize, test_actor_pool],
+         test_materialize, test_actor_pool, test_operator_metrics],
         dataservice=True)

@@ -329,6 +329,12 @@ static const bad_case bad[] = {
     {"{\"ops\": [{\"op\": \"read_csv\", \"paths\": \"a\", \"delimiter\": \";;\"}]}",
      PRISM_PLAN_INVALID, 0, "delimiter",
      "ops[0] (read_csv): \"delimiter\" must be a single ASCII character"},
+    {"{\"ops\": [{\"op\": \"read_csv\", \"paths\": \"a\", \"delimiter\": \"\\n\"}]}",
+     PRISM_PLAN_INVALID, 0, "delimiter",
+     "ops[0] (read_csv): \"delimiter\" must not hold control characters"},
+    {"{\"ops\": [{\"op\": \"read_csv\", \"paths\": \"a\", \"delimiter\": \"\\\"\"}]}",
+     PRISM_PLAN_INVALID, 0, "delimiter",
+     "ops[0] (read_csv): \"delimiter\" must not be '\"', which quotes fields"},
     {"{\"ops\": [{\"op\": \"read_text\", \"paths\": \"a\", \"encoding\": \"latin-1\"}]}",
      PRISM_PLAN_INVALID, 0, "encoding",
      "ops[0] (read_text): \"encoding\" must be one of \"utf-8\", not \"latin-1\""},
@@ -1226,6 +1232,13 @@ static void test_write(void **state)
                              "{\"op\": \"write_csv\", \"path\": \"/out\", "
                              "\"delimiter\": \";\"}]}");
     assert_true(prism_plan_op_is_write(prism_plan_op(p, 2)));
+    /* TSV: a tab is a delimiter */
+    prism_plan *tsv = parse_ok("{\"ops\": [{\"op\": \"read_csv\", \"paths\": \"a.tsv\", "
+                               "\"delimiter\": \"\\t\"}]}");
+    assert_string_equal(json_string_value(json_object_get(prism_plan_op_spec(tsv, 0), "delimiter")),
+                        "\t");
+    assert_round_trip(tsv);
+    prism_plan_destroy(tsv);
     assert_false(prism_plan_op_is_write(prism_plan_op(p, 1)));
     assert_round_trip(p);
     prism_physical_plan *pp;
