@@ -150,11 +150,15 @@ static prism_status keep(prism_data_iter *it, prism_block *blk, const json_t *sk
 /* Asks for the next block, waiting up to `wait_ms`; sets it->end at the end. */
 static prism_status fetch(prism_data_iter *it, int64_t wait_ms)
 {
-    char path[160], err[512];
+    char path[256], err[512];
     long status = 0;
     json_t *doc = NULL;
-    snprintf(path, sizeof path, "/api/v1/datasets/%s/blocks/next?timeout_ms=%lld&split=%d", it->id,
-             (long long)wait_ms, it->split);
+    /* its node, when this process knows it: blocks already there come first */
+    const char *node = getenv("PRISM_NODE_ID");
+    bool hint = node && *node && strlen(node) <= 64 &&
+                strspn(node, "0123456789abcdefABCDEF-_.") == strlen(node);
+    snprintf(path, sizeof path, "/api/v1/datasets/%s/blocks/next?timeout_ms=%lld&split=%d%s%s",
+             it->id, (long long)wait_ms, it->split, hint ? "&node=" : "", hint ? node : "");
     if (prism__data_rest(it->h, "POST", path, NULL, (int)wait_ms + 15000, &status, &doc, err,
                          sizeof err) != 0)
         return prism__fail(PRISM_ERR_CONNECT, "cannot reach the cluster: %s", err);

@@ -260,7 +260,9 @@ static void next_block(prism_http_req *req, void *ctx)
         return;
     }
     bool end = false;
-    json_t *block = d->lost ? NULL : ds_stream_next(d, prism_client_owner(c), (int)split, &end);
+    json_t *block = d->lost ? NULL
+                            : ds_stream_next(d, prism_client_owner(c), (int)split,
+                                             prism_http_query(req, "node"), &end);
     json_t *doc = json_pack("{s:s,s:s,s:o,s:b,s:b}", "dataset_id", d->id, "state",
                             ds_state_name(d->state), "block", block ? block : json_null(), "end",
                             end, "complete", end && d->state == DS_FINISHED);

@@ -32,6 +32,7 @@
 #define DS_ID_LEN 32 /* hex digits of a dataset ID */
 /* The memory budget while no object store is known yet. */
 #define DS_FALLBACK_BUDGET (256 << 20)
+#define DS_NODE_LEN 64               /* bytes of a node ID the service keeps */
 #define DS_MAX_SPLITS 1024           /* consumers of one streaming_split */
 #define DS_CONSUMER_TIMEOUT_MS 60000 /* a streamed dataset's consumer silent this long is lost */
 
@@ -84,15 +85,18 @@ typedef struct ds_op_metrics {
 typedef struct ds_outblock {
     prism_ref *ref;
     int64_t seq, rows, bytes;
-    int64_t skip; /* rows before the part that belongs */
-    int64_t take; /* -1: every row from skip; else the rows before `take` */
-    int64_t cost; /* bytes it keeps alive (the executor's measure) */
-    int split;    /* lent: to which consumer */
+    int64_t skip;               /* rows before the part that belongs */
+    int64_t take;               /* -1: every row from skip; else the rows before `take` */
+    int64_t cost;               /* bytes it keeps alive (the executor's measure) */
+    int split;                  /* lent: to which consumer */
+    char node[DS_NODE_LEN + 1]; /* the node it was made on ("" unknown) */
 } ds_outblock;
 
 /* One consumer of a streamed dataset (streaming_split has n). */
 typedef struct ds_split {
     int64_t rows;    /* rows lent to it so far */
+    int64_t blocks;  /* blocks (or parts) lent to it */
+    int64_t local;   /* of which made on the node it said it is on */
     int64_t seen_ms; /* its last call (monotonic); the dataset's creation before any */
     int waiting;     /* calls of it waiting in blocks/next now */
     bool done;       /* told the end */
@@ -287,15 +291,16 @@ void ds_pool_destroy(ds_pool *p);
 /* stream.c: a streamed dataset's output blocks (lock held). init: the
  * consumers (0, or -1 out of memory). push: a block made (taken; -1 when
  * out of memory). ready: whether consumer `split` can be lent something
- * now. next: the next block or part of one for consumer `split` as JSON
- * (NULL: none now; *end when none will come), lent until release, which
+ * now. next: the next block or part of one for consumer `split` as JSON,
+ * the first queued on `node` (its node; NULL or "": any) if one is, else
+ * the oldest (NULL: none now; *end when none will come), lent until release, which
  * returns its reference to drop (NULL: no such block lent). lost: a
  * consumer silent past the timeout (its index), or -1. clear: drops every
  * block. */
 int ds_stream_init(ds_dataset *d, const ds_stream_opts *o);
 int ds_stream_push(ds_dataset *d, const ds_outblock *b);
 bool ds_stream_ready(const ds_dataset *d, int split);
-json_t *ds_stream_next(ds_dataset *d, const char *owner, int split, bool *end);
+json_t *ds_stream_next(ds_dataset *d, const char *owner, int split, const char *node, bool *end);
 prism_ref *ds_stream_release(ds_dataset *d, int64_t seq);
 int ds_stream_lost(const ds_dataset *d, int64_t now_ms);
 void ds_stream_clear(ds_dataset *d);

@@ -332,22 +332,34 @@ json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full)
                           (json_int_t)d->bytes, "skipped", (json_int_t)d->skipped);
     if (j)
         json_object_set_new(j, "streamed", json_boolean(d->streamed));
-    if (j && d->materialize)
+    if (j && d->materialize) {
+        json_t *nodes = json_object();
+        for (size_t i = 0; nodes && i < d->nkept; i++) {
+            const char *node = d->kept[i].node;
+            json_int_t had = json_integer_value(json_object_get(nodes, node));
+            json_object_set_new(nodes, node, json_integer(had + 1));
+        }
         json_object_set_new(j, "materialized",
-                            json_pack("{s:I,s:I}", "blocks", (json_int_t)d->nkept, "bytes",
-                                      (json_int_t)d->kept_bytes));
+                            json_pack("{s:I,s:I,s:o}", "blocks", (json_int_t)d->nkept, "bytes",
+                                      (json_int_t)d->kept_bytes, "nodes",
+                                      nodes ? nodes : json_object()));
+    }
     if (j && *d->source)
         json_object_set_new(j, "source", json_string(d->source));
     if (j && d->streamed) {
         const ds_stream *q = &d->stream;
-        json_t *rows = json_array();
-        for (int i = 0; rows && i < q->nsplits; i++)
+        json_t *rows = json_array(), *blocks = json_array(), *local = json_array();
+        for (int i = 0; rows && blocks && local && i < q->nsplits; i++) {
             json_array_append_new(rows, json_integer(q->splits[i].rows));
-        json_object_set_new(j, "split",
-                            json_pack("{s:i,s:b,s:o,s:I,s:I}", "n", q->nsplits, "equal", q->equal,
-                                      "rows", rows ? rows : json_array(), "dropped",
-                                      (json_int_t)q->dropped, "consumer_timeout_ms",
-                                      (json_int_t)q->timeout_ms));
+            json_array_append_new(blocks, json_integer(q->splits[i].blocks));
+            json_array_append_new(local, json_integer(q->splits[i].local));
+        }
+        json_object_set_new(
+            j, "split",
+            json_pack("{s:i,s:b,s:o,s:o,s:o,s:I,s:I}", "n", q->nsplits, "equal", q->equal, "rows",
+                      rows ? rows : json_array(), "blocks", blocks ? blocks : json_array(),
+                      "local_blocks", local ? local : json_array(), "dropped",
+                      (json_int_t)q->dropped, "consumer_timeout_ms", (json_int_t)q->timeout_ms));
     }
     const json_t *wspec = NULL;
     if (j && prism_physical_plan_write(d->physical, &wspec) != PRISM_OP_KIND_COUNT)

@@ -43,6 +43,7 @@ typedef struct ex_block {
     int64_t cost; /* bytes it keeps alive: itself, and the inputs its lineage pins */
     int64_t take; /* -1: every row; else only the first `take` rows count */
     uint64_t seq;
+    char node[DS_NODE_LEN + 1]; /* the node its task ran on ("" unknown) */
 } ex_block;
 
 typedef struct ex_fifo {
@@ -591,7 +592,8 @@ static void stream_out(executor *x, ex_block *b)
 {
     pthread_mutex_lock(&x->s->lock);
     ds_dataset *d = x->d;
-    ds_outblock o = {b->ref, 0, b->rows, b->bytes, 0, b->take, b->cost, 0};
+    ds_outblock o = {b->ref, 0, b->rows, b->bytes, 0, b->take, b->cost, 0, ""};
+    snprintf(o.node, sizeof o.node, "%s", b->node);
     int rc = ds_stream_push(d, &o);
     if (rc == 0) {
         x->stream_cost = d->stream.cost;
@@ -613,7 +615,8 @@ static void stream_out(executor *x, ex_block *b)
 static void keep_out(executor *x, ex_block *b)
 {
     pthread_mutex_lock(&x->s->lock);
-    ds_outblock o = {b->ref, 0, b->rows, b->bytes, 0, b->take, b->cost, 0};
+    ds_outblock o = {b->ref, 0, b->rows, b->bytes, 0, b->take, b->cost, 0, ""};
+    snprintf(o.node, sizeof o.node, "%s", b->node);
     int rc = ds_dataset_keep(x->d, &o);
     pthread_mutex_unlock(&x->s->lock);
     if (rc != 0) {
@@ -677,6 +680,8 @@ static void complete(executor *x, size_t i, size_t k)
         return;
     }
     ex_block b = {.ref = t.block, .take = -1, .seq = t.seq};
+    const char *node = json_string_value(json_object_get(stats, "node"));
+    snprintf(b.node, sizeof b.node, "%s", node ? node : "");
     b.rows = json_integer_value(json_object_get(stats, "rows"));
     b.bytes = json_integer_value(json_object_get(stats, "bytes"));
     x->skipped += json_integer_value(json_object_get(stats, "skipped"));

@@ -116,7 +116,18 @@ static void drop_rest(ds_dataset *d)
     d->bytes_in_flight = q->cost;
 }
 
-json_t *ds_stream_next(ds_dataset *d, const char *owner, int split, bool *end)
+/* The queued block for a consumer on `node`: the first made there (a look
+ * at the DS_LOCAL_SCAN oldest), else the oldest. */
+#define DS_LOCAL_SCAN 4096
+static size_t pick(const ds_stream *q, const char *node)
+{
+    for (size_t i = q->head; node && *node && i < q->n && i < q->head + DS_LOCAL_SCAN; i++)
+        if (!strcmp(q->v[i].node, node))
+            return i;
+    return q->head;
+}
+
+json_t *ds_stream_next(ds_dataset *d, const char *owner, int split, const char *node, bool *end)
 {
     ds_stream *q = &d->stream;
     *end = false;
@@ -135,6 +146,13 @@ json_t *ds_stream_next(ds_dataset *d, const char *owner, int split, bool *end)
                 drop_rest(d);
         }
         return NULL;
+    }
+    size_t at = pick(q, node);
+    if (at != q->head) { /* the local one goes first: the others keep their order */
+        ds_outblock local = q->v[at];
+        memmove(q->v + q->head + 1, q->v + q->head, (at - q->head) * sizeof *q->v);
+        q->v[q->head] = local;
+        k = avail(&local);
     }
     ds_outblock *h = &q->v[q->head];
     ds_outblock b = *h;
@@ -161,6 +179,8 @@ json_t *ds_stream_next(ds_dataset *d, const char *owner, int split, bool *end)
     q->next_seq++;
     q->queued_rows -= k;
     sp->rows += k;
+    sp->blocks++;
+    sp->local += node && *node && !strcmp(b.node, node);
     if (b.ref == h->ref) {
         q->head++;
     } else {

@@ -413,9 +413,13 @@ static prism_status finish(prism_task_ctx *ctx, const stage_prog *p, prism_block
         b = cut;
         rows = prism_block_rows(b);
     }
-    char stats[128];
-    snprintf(stats, sizeof stats, "{\"rows\":%zu,\"bytes\":%zu,\"skipped\":%zu}", rows,
-             prism_block_nbytes(b), p->skip.count);
+    /* the node the block is made on (where its store copy lives): the
+     * dataservice lends consumers the blocks of their own node first */
+    const char *node = getenv("PRISM_NODE_ID");
+    char stats[256];
+    snprintf(stats, sizeof stats, "{\"rows\":%zu,\"bytes\":%zu,\"skipped\":%zu,\"node\":\"%.64s\"}",
+             rows, prism_block_nbytes(b), p->skip.count,
+             node && strspn(node, "0123456789abcdefABCDEF-_.") == strlen(node) ? node : "");
     returns[0] = data_value_of_block(b);
     if (nreturns > 1)
         returns[1] = prism_value_json(stats);

@@ -12,8 +12,9 @@
  * per input block, how many of its first rows to use (null: all). A block
  * travels as a uint8 tensor holding its serialized bytes (tensor data is
  * 16-byte aligned in the object store, which prism_block_open needs); stats
- * is {"rows", "bytes", "skipped"} of the output (skipped: the files and
- * images skip_corrupt left out), small enough to come back inline. */
+ * is {"rows", "bytes", "skipped", "node"} of the output (skipped: the files and
+ * images skip_corrupt left out; node: $PRISM_NODE_ID, the node it was made
+ * on), small enough to come back inline. */
 #ifndef PRISM_WORKER_DATA_OPS_H
 #define PRISM_WORKER_DATA_OPS_H
 

@@ -806,12 +806,15 @@ def test_actor_pool(c):
 
 # ---------- streaming_split ----------
 
-def consumers(c, did, n, batch, slow=()):
-    """n consumer processes of dataset `did`, one per split (data_probe consume)."""
+def consumers(c, did, n, batch, slow=(), nodes=()):
+    """n consumer processes of dataset `did`, one per split (data_probe consume); consumer i
+    says it is on node nodes[i] when given."""
     exe = os.path.join(BIN, "data_probe")
     env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    env.pop("PRISM_NODE_ID", None)
     return [subprocess.Popen([exe, "consume", did, str(i), str(batch),
-                              str(slow[i] if i < len(slow) else 0)], env=env,
+                              str(slow[i] if i < len(slow) else 0)],
+                             env=dict(env, PRISM_NODE_ID=nodes[i]) if i < len(nodes) else env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for i in range(n)]
 
@@ -930,6 +933,36 @@ def test_materialize(c):
     c.post("/api/v1/datasets/%s/stop" % mid, None)
     wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
                what="the object stores to be empty")
+
+
+def test_split_locality(c):
+    """streaming_split on two nodes: each consumer says its node and gets the blocks made
+    there first, so at least as many blocks as the smaller node made are read locally."""
+    need_binaries()
+    pkg = upload_package(c)
+    plan = {"ops": [{"op": "range", "n": 32000, "override_num_blocks": 32},
+                    {"op": "map_batches", "fn": fn(pkg, "slow", ms=200), "batch_size": None}]}
+    r = c.post("/api/v1/datasets?materialize=true", plan)
+    assert r.status == 201, r
+    mid = r.json()["dataset_id"]
+    assert count(c, mid) == 32000
+    made = dataset(c, mid)["materialized"]["nodes"]
+    assert sum(made.values()) == 32 and "" not in made, made
+    if len(made) < 2:
+        skip("the stage ran on one node only: %s" % made)
+    ids = sorted(made)
+    r = c.post("/api/v1/datasets/%s/epochs?split=2" % mid, None)
+    assert r.status == 201, r
+    eid = r.json()["dataset_id"]
+    got = shares(consumers(c, eid, 2, 1000, nodes=ids))
+    assert sorted(sum(got, [])) == list(range(32000))
+    split = dataset(c, eid)["split"]
+    local, blocks = sum(split["local_blocks"]), sum(split["blocks"])
+    print("  blocks made per node %s; %d of %d read on their node (%s per consumer)" % (
+        sorted(made.values()), local, blocks, split["local_blocks"]))
+    assert blocks == 32 and local >= min(made.values()), (split, made)
+    c.post("/api/v1/datasets/%s/stop" % mid, None)
+test_split_locality.cluster = {"nodes": 2}
 
 
 # ---------- writes ----------
@@ -1059,5 +1092,5 @@ if __name__ == "__main__":
          test_without_dataservice, test_read_files, test_read_images,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
-         test_materialize, test_actor_pool, test_operator_metrics],
+         test_materialize, test_actor_pool, test_operator_metrics, test_split_locality],
         dataservice=True)

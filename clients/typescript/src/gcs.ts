@@ -1508,6 +1508,10 @@ export interface components {
             materialized?: {
                 blocks: number;
                 bytes: number;
+                /** @description blocks kept per node they were made on */
+                nodes?: {
+                    [key: string]: number;
+                };
             };
             /** @description an epoch: the materialized dataset it streams */
             source?: string;
@@ -1517,6 +1521,10 @@ export interface components {
                 equal: boolean;
                 /** @description rows lent to each consumer */
                 rows: number[];
+                /** @description blocks (or parts) lent to each consumer */
+                blocks: number[];
+                /** @description of which made on the node the consumer said it is on */
+                local_blocks: number[];
                 dropped: number;
                 consumer_timeout_ms: number;
             };
@@ -4039,6 +4047,8 @@ export interface operations {
                 timeout_ms?: components["parameters"]["TimeoutMs"];
                 /** @description which consumer of a streaming_split asks (0 to split - 1); default 0 */
                 split?: number;
+                /** @description the node the consumer is on: a block made there is lent first */
+                node?: string;
             };
             header?: never;
             path: {
