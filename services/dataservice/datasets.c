@@ -490,10 +490,12 @@ void ds_datasets_stop_all(dataservice *s)
             break;
         join_ended(s, true);
     }
-    /* streamed blocks go while the client that owns them is still there */
+    /* streamed and kept blocks go while the client that owns them is still there */
     pthread_mutex_lock(&s->lock);
-    for (ds_dataset *d = s->datasets; d; d = d->next)
+    for (ds_dataset *d = s->datasets; d; d = d->next) {
         ds_stream_clear(d);
+        ds_dataset_drop_kept(d);
+    }
     pthread_mutex_unlock(&s->lock);
 }
 
