@@ -175,7 +175,9 @@ PRISM_API prism_status prism_data_materialize(prism_dataset *ds, int timeout_ms,
  * a record a row; strings quoted, nulls empty; binary and tensor columns are
  * refused. Waits up to `timeout_ms` (< 0: no limit); `rows` and `files`
  * (each may be NULL) get what was written. A path refused gives
- * PRISM_ERR_INVALID; a failed write PRISM_ERR_TASK naming the file. */
+ * PRISM_ERR_INVALID; a failed write PRISM_ERR_TASK naming the file. write_images and
+ * write_binary (a file a row) are plan operators: prism_data_append_json, then
+ * prism_data_count runs the plan. */
 PRISM_API prism_status prism_data_write_jsonl(prism_dataset *ds, const char *path, int timeout_ms,
                                               int64_t *rows, int64_t *files);
 PRISM_API prism_status prism_data_write_csv(prism_dataset *ds, const char *path, int timeout_ms,

@@ -111,6 +111,8 @@ typedef enum prism_plan_op_kind {
     /* writes: at most one, last (it consumes the dataset) */
     PRISM_OP_WRITE_JSONL,
     PRISM_OP_WRITE_CSV,
+    PRISM_OP_WRITE_IMAGES,
+    PRISM_OP_WRITE_BINARY,
     PRISM_OP_KIND_COUNT
 } prism_plan_op_kind;
 

@@ -114,7 +114,19 @@ static const plan_field *const add_column_tabs[] = {add_column_fields, fn_field,
 static const plan_field *const columns_tabs[] = {columns_fields, NULL};
 static const plan_field *const limit_tabs[] = {limit_fields, NULL};
 static const plan_field *const no_tabs[] = {NULL};
+static const char *const image_formats[] = {"png", "jpeg", NULL};
+static const plan_field write_images_fields[] = {
+    {"column", PF_STRING, 0, "\"image\"", 1, PRISM_PLAN_MAX_NAME, NULL},
+    {"file_format", PF_STRING, 0, "\"png\"", 0, 0, image_formats},
+    END,
+};
+static const plan_field write_binary_fields[] = {
+    {"column", PF_STRING, 0, "\"bytes\"", 1, PRISM_PLAN_MAX_NAME, NULL},
+    END,
+};
 static const plan_field *const write_jsonl_tabs[] = {write_fields, NULL};
+static const plan_field *const write_images_tabs[] = {write_fields, write_images_fields, NULL};
+static const plan_field *const write_binary_tabs[] = {write_fields, write_binary_fields, NULL};
 static const plan_field *const write_csv_tabs[] = {write_fields, csv_fields, NULL};
 
 /* In the order of prism_plan_op_kind. */
@@ -140,15 +152,17 @@ static const plan_op_info ops[PRISM_OP_KIND_COUNT] = {
     {"repartition", "Repartition", OPC_ALL_TO_ALL, false, false, false, no_tabs},
     {"write_jsonl", "WriteJSONL", OPC_WRITE, false, false, false, write_jsonl_tabs},
     {"write_csv", "WriteCSV", OPC_WRITE, false, false, false, write_csv_tabs},
+    {"write_images", "WriteImages", OPC_WRITE, false, false, false, write_images_tabs},
+    {"write_binary", "WriteBinary", OPC_WRITE, false, false, false, write_binary_tabs},
 };
 
 const char *const plan_op_names[] = {
-    "range",          "from_items",   "read_images", "read_binary_files",
-    "read_text",      "read_jsonl",   "read_csv",    "map",
-    "map_batches",    "filter",       "flat_map",    "add_column",
-    "select_columns", "drop_columns", "limit",       "random_shuffle",
-    "sort",           "groupby",      "repartition", "write_jsonl",
-    "write_csv",      NULL,
+    "range",          "from_items",   "read_images",  "read_binary_files",
+    "read_text",      "read_jsonl",   "read_csv",     "map",
+    "map_batches",    "filter",       "flat_map",     "add_column",
+    "select_columns", "drop_columns", "limit",        "random_shuffle",
+    "sort",           "groupby",      "repartition",  "write_jsonl",
+    "write_csv",      "write_images", "write_binary", NULL,
 };
 
 const plan_op_info *plan_op_info_of(prism_plan_op_kind kind)
@@ -323,7 +337,7 @@ int plan_op_parse(plan_ctx *c, json_t *op, size_t index, prism_plan_op_kind firs
         return plan_fail(c, PRISM_PLAN_UNKNOWN_OPERATOR, "op",
                          "unknown operator \"%s\" (reads: %s; then map, map_batches, filter, "
                          "flat_map, add_column, select_columns, drop_columns, limit; last, "
-                         "write_jsonl or write_csv)",
+                         "write_jsonl, write_csv, write_images or write_binary)",
                          plan_quote(q, json_string_value(name)), read_names_list);
     }
     const plan_op_info *info = &ops[k];

@@ -1,6 +1,8 @@
 /* A dataset's write (docs/datasets.md#writes): each output block becomes
  * one file in the write's directory, named after the dataset and the
- * block's place in the output ("<dataset id>_000003.jsonl"). A file is
+ * block's place in the output ("<dataset id>_000003.jsonl"); write_images
+ * and write_binary make a file of each row's image or bytes instead
+ * ("<dataset id>_000003_000017.png"). A file is
  * written under a hidden temporary name (".<name>.tmp", which reads leave
  * out), flushed to disk, then renamed: a half-written file never appears
  * under its final name. */
@@ -12,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <png.h>
+#include <turbojpeg.h>
+
 #include "dataservice.h"
 #include "prism_buf.h"
 
@@ -21,6 +26,8 @@ struct ds_writer {
     int dirfd;
     prism_plan_op_kind kind;
     char delimiter;
+    char column[PRISM_PLAN_MAX_NAME + 1]; /* write_images, write_binary: the column */
+    bool jpeg;                            /* write_images: JPEG, else PNG */
     char prefix[DS_ID_LEN + 1];
     int64_t files, bytes;
 };
@@ -38,6 +45,10 @@ ds_writer *ds_writer_open(const ds_config *c, prism_plan_op_kind kind, const jso
     w->kind = kind;
     const char *delim = json_string_value(json_object_get(spec, "delimiter"));
     w->delimiter = delim && *delim ? *delim : ',';
+    const char *col = json_string_value(json_object_get(spec, "column"));
+    snprintf(w->column, sizeof w->column, "%s", col ? col : "");
+    const char *fmt = json_string_value(json_object_get(spec, "file_format"));
+    w->jpeg = fmt && !strcmp(fmt, "jpeg");
     snprintf(w->prefix, sizeof w->prefix, "%s", dataset_id);
     if ((w->dirfd = ds_write_dir_open(c, path, err, n)) < 0) {
         free(w);
@@ -192,9 +203,108 @@ static int put_file(ds_writer *w, const char *name, const char *data, size_t len
     return rc;
 }
 
+/* An image [h, w, c] of uint8 as PNG or JPEG (quality 95), in `*out`
+ * (malloc'd or tj-allocated: free with `*tj` set accordingly). */
+static int encode(bool jpeg, const uint8_t *px, int64_t h, int64_t wd, int64_t c,
+                  unsigned char **out, size_t *len, bool *tj, char *err, size_t n)
+{
+    *out = NULL;
+    *tj = jpeg;
+    if (jpeg) {
+        if (c != 1 && c != 3) {
+            snprintf(err, n, "JPEG holds 1 or 3 channels, not %lld", (long long)c);
+            return -1;
+        }
+        tjhandle t = tjInitCompress();
+        unsigned long size = 0;
+        int rc = t ? tjCompress2(t, px, (int)wd, 0, (int)h, c == 1 ? TJPF_GRAY : TJPF_RGB, out,
+                                 &size, c == 1 ? TJSAMP_GRAY : TJSAMP_420, 95, 0)
+                   : -1;
+        if (rc != 0)
+            snprintf(err, n, "JPEG: %s", t ? tjGetErrorStr2(t) : "out of memory");
+        if (t)
+            tjDestroy(t);
+        *len = size;
+        return rc == 0 ? 0 : -1;
+    }
+    if (c < 1 || c > 4 || c == 2) {
+        snprintf(err, n, "PNG is written from 1, 3 or 4 channels, not %lld", (long long)c);
+        return -1;
+    }
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = (png_uint_32)wd;
+    img.height = (png_uint_32)h;
+    img.format = c == 1 ? PNG_FORMAT_GRAY : c == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_RGBA;
+    png_alloc_size_t size = 0;
+    if (!png_image_write_to_memory(&img, NULL, &size, 0, px, 0, NULL) || !(*out = malloc(size)) ||
+        !png_image_write_to_memory(&img, *out, &size, 0, px, 0, NULL)) {
+        snprintf(err, n, "PNG: %s", *img.message ? img.message : "out of memory");
+        free(*out);
+        *out = NULL;
+        png_image_free(&img);
+        return -1;
+    }
+    *len = size;
+    return 0;
+}
+
+/* write_images and write_binary: a file a row of the column (nulls none). */
+static int row_files(ds_writer *w, const prism_block *blk, size_t rows, int64_t index, char *err,
+                     size_t n)
+{
+    bool images = w->kind == PRISM_OP_WRITE_IMAGES;
+    const prism_block_schema *sc = prism_block_get_schema(blk);
+    long col = prism_block_column_index(blk, w->column);
+    prism_coltype t = col >= 0 ? prism_block_schema_type(sc, (size_t)col) : 0;
+    if (col < 0 || (images ? t != PRISM_COL_TENSOR ||
+                                 prism_block_schema_elem(sc, (size_t)col) != PRISM_COL_UINT8 ||
+                                 prism_block_schema_ndim(sc, (size_t)col) != 3
+                           : t != PRISM_COL_BINARY)) {
+        snprintf(err, n, "no %s column \"%s\"",
+                 images ? "image (uint8 tensor [h, w, channels])" : "binary", w->column);
+        return -1;
+    }
+    const int64_t *shape = images ? prism_block_schema_shape(sc, (size_t)col) : NULL;
+    for (size_t r = 0; r < rows; r++) {
+        if (prism_block_is_null(blk, (size_t)col, r))
+            continue;
+        char name[DS_ID_LEN + 48];
+        snprintf(name, sizeof name, "%s_%06lld_%06zu.%s", w->prefix, (long long)index, r,
+                 images ? (w->jpeg ? "jpg" : "png") : "bin");
+        size_t len = 0;
+        int rc;
+        if (images) {
+            unsigned char *data = NULL;
+            bool tj = false;
+            size_t nbytes = 0;
+            const uint8_t *px = prism_block_tensor(blk, (size_t)col, r, &nbytes);
+            rc = px ? encode(w->jpeg, px, shape[0], shape[1], shape[2], &data, &len, &tj, err, n)
+                    : -1;
+            if (rc == 0)
+                rc = put_file(w, name, (const char *)data, len, err, n);
+            if (tj)
+                tjFree(data);
+            else
+                free(data);
+        } else {
+            const uint8_t *data = prism_block_binary(blk, (size_t)col, r, &len);
+            rc = put_file(w, name, data ? (const char *)data : "", data ? len : 0, err, n);
+        }
+        if (rc != 0)
+            return -1;
+        w->files++;
+        w->bytes += (int64_t)len;
+    }
+    return 0;
+}
+
 int ds_writer_block(ds_writer *w, const prism_block *blk, size_t rows, int64_t index, char *err,
                     size_t n)
 {
+    if (w->kind == PRISM_OP_WRITE_IMAGES || w->kind == PRISM_OP_WRITE_BINARY)
+        return row_files(w, blk, rows, index, err, n);
     prism_buf text;
     prism_buf_init(&text, WRITE_MAX_FILE);
     bool csv = w->kind == PRISM_OP_WRITE_CSV;

@@ -1044,6 +1044,36 @@ def test_writes(c):
         assert "ops[1] (write_csv)" in msg and 'column "bytes" is binary' in msg, msg
         assert written_files(out) == ([], []), written_files(out)
 
+        # write_binary: a file a row, the bytes as they were read
+        out = os.path.join(top, "wbin")
+        d = post(c, {"ops": [{"op": "read_binary_files", "paths": os.path.join(top, "in")},
+                             {"op": "write_binary", "path": out}]})
+        assert count(c, d["dataset_id"]) == 1
+        names = written_files(out)[0]
+        assert names == ["%s_000000_000000.bin" % d["dataset_id"]], names
+        with open(os.path.join(out, names[0]), "rb") as f:
+            assert f.read() == b"\x00\x01"
+
+        # write_images: PNG (lossless: the same pixels read back) and JPEG
+        for i in range(4):
+            make_image(os.path.join(top, "imgs", "i%d.png" % i), "png", 6, 4, 3)
+        for fmt, ext in (("png", "png"), ("jpeg", "jpg")):
+            out = os.path.join(top, "w" + fmt)
+            d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "imgs"),
+                                  "override_num_blocks": 2},
+                                 {"op": "write_images", "path": out, "file_format": fmt}]})
+            assert count(c, d["dataset_id"]) == 4
+            names = written_files(out)[0]
+            assert len(names) == 4 and all(n.endswith("." + ext) for n in names), names
+            d = post(c, {"ops": [{"op": "read_images", "paths": out}]})
+            back = rows(c, d["dataset_id"], 10)
+            assert len(back) == 4, back
+            if fmt == "png":
+                assert all(r["image"] == gradient(6, 4, 3) for r in back), back[0]
+        msg = failed_with(c, {"ops": [{"op": "range", "n": 3},
+                                      {"op": "write_images", "path": os.path.join(top, "x")}]})
+        assert "ops[1] (write_images)" in msg and 'no image' in msg, msg
+
         # refused before anything runs: 403 naming the operator
         rng = {"op": "range", "n": 10}
         os.symlink(outside, os.path.join(top, "link"))

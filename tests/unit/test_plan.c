@@ -250,8 +250,12 @@ static const bad_case bad[] = {
     {"{\"ops\": [" R ", {\"op\": \"window\"}]}", PRISM_PLAN_UNKNOWN_OPERATOR, 1, "op",
      "ops[1]: unknown operator \"window\" (reads: range, from_items, read_images, "
      "read_binary_files, read_text, read_jsonl, read_csv; then map, map_batches, filter, "
-     "flat_map, add_column, select_columns, drop_columns, limit; last, write_jsonl or "
-     "write_csv)"},
+     "flat_map, add_column, select_columns, drop_columns, limit; last, write_jsonl, write_csv, "
+     "write_images or write_binary)"},
+    {"{\"ops\": [" R ", {\"op\": \"write_images\", \"path\": \"/o\", \"file_format\": "
+     "\"gif\"}]}",
+     PRISM_PLAN_INVALID, 1, "file_format",
+     "ops[1] (write_images): \"file_format\" must be one of \"png\", \"jpeg\", not \"gif\""},
     {"{\"ops\": [" R ", {\"op\": \"write_jsonl\", \"path\": \"/o\"}, {\"op\": \"limit\", "
      "\"limit\": 1}]}",
      PRISM_PLAN_INVALID, 2, "op",

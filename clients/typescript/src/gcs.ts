@@ -745,7 +745,7 @@ export interface paths {
          *     details); the dataservice checks the plan with the plan library and
          *     against what its executor runs, and starts it. At most 16 MiB of plan.
          *     With `stream=true` the output goes to one consumer (`.../blocks/next`).
-         *     A plan that ends with a write (`write_jsonl`, `write_csv`) writes its
+         *     A plan that ends with a write (`write_jsonl`, `write_csv`, `write_images`, `write_binary`) writes its
          *     output blocks as files under the dataservice's `--data-roots`.
          */
         post: operations["createDataset"];
