@@ -66,9 +66,10 @@ bool ds_state_ended(ds_state s);
 
 /* What an executor publishes about one stage of its dataset. */
 typedef struct ds_stage_progress {
-    int64_t rows, blocks, bytes;                       /* output so far */
-    int64_t tasks_running, tasks_done;                 /* tasks submitted and not done; done */
-    int64_t queued_blocks, queued_bytes;               /* input waiting for a task */
+    int64_t rows, blocks, bytes;         /* output so far */
+    int64_t tasks_running, tasks_done;   /* tasks submitted and not done; done */
+    int64_t tasks_local;                 /* done on the node holding most of their input */
+    int64_t queued_blocks, queued_bytes; /* input waiting for a task */
     int64_t actors_alive, actors_busy, actors_created; /* an actor pool's */
     prism_plan_op_kind op; /* its last operator: the one whose output it makes (metrics) */
 } ds_stage_progress;

@@ -53,7 +53,8 @@ typedef struct ex_fifo {
 
 typedef struct ex_task {
     prism_ref *block, *stats;
-    prism_actor *actor; /* an actor pool's: the actor running it (borrowed) */
+    prism_actor *actor;            /* an actor pool's: the actor running it (borrowed) */
+    char in_node[DS_NODE_LEN + 1]; /* the node holding most of its input bytes ("" none) */
     int64_t in_cost, in_bytes, est;
     uint64_t seq;
 } ex_task;
@@ -83,8 +84,9 @@ typedef struct ex_stage {
     bool cut;       /* a limit downstream has its rows: nothing more here matters */
     bool saturated; /* this stage made the rows of the limit after it */
     int64_t out_rows, out_blocks, out_bytes, done_tasks, sum_in, sum_out;
-    int64_t passed; /* a limit's rows let through */
-    ds_pool *pool;  /* compute: actors */
+    int64_t local_tasks; /* done on the node holding most of their input */
+    int64_t passed;      /* a limit's rows let through */
+    ds_pool *pool;       /* compute: actors */
 } ex_stage;
 
 typedef struct executor {
@@ -340,6 +342,11 @@ static int submit(executor *x, ex_stage *st, prism_value **args, size_t nargs, e
     o.num_gpus = st->info.num_gpus;
     o.memory = st->info.memory;
     o.resources = st->resources;
+    if (*t->in_node) { /* the node holding its input first, others when it is full */
+        o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+        o.node_id = t->in_node;
+        o.soft = true;
+    }
     prism_ref *refs[2] = {NULL, NULL};
     prism_status s;
     if (st->pool) { /* an idle actor, or one more while the pool may grow */
@@ -430,8 +437,13 @@ static int launch_one(executor *x, size_t i, int64_t est, int64_t range_n)
         int64_t bytes, cost;
         size_t k = bundle_size(st, &bytes, &cost);
         json_t *take = json_array();
+        int64_t most = 0;
         for (size_t j = 0; j < k; j++) {
             ex_block b = fifo_pop(&st->queue);
+            if (b.bytes > most && *b.node) {
+                most = b.bytes;
+                snprintf(t.in_node, sizeof t.in_node, "%s", b.node);
+            }
             json_array_append_new(take, b.take >= 0 ? json_integer(b.take) : json_null());
             args[nargs++] = prism_value_ref(b.ref);
             prism_ref_release(b.ref); /* the task holds its arguments */
@@ -682,6 +694,8 @@ static void complete(executor *x, size_t i, size_t k)
     ex_block b = {.ref = t.block, .take = -1, .seq = t.seq};
     const char *node = json_string_value(json_object_get(stats, "node"));
     snprintf(b.node, sizeof b.node, "%s", node ? node : "");
+    if (*t.in_node && !strcmp(t.in_node, b.node))
+        st->local_tasks++;
     b.rows = json_integer_value(json_object_get(stats, "rows"));
     b.bytes = json_integer_value(json_object_get(stats, "bytes"));
     x->skipped += json_integer_value(json_object_get(stats, "skipped"));
@@ -800,6 +814,7 @@ static bool publish(executor *x)
             .bytes = st->out_bytes,
             .tasks_running = (int64_t)st->ntasks,
             .tasks_done = st->done_tasks,
+            .tasks_local = st->local_tasks,
             .queued_blocks = (int64_t)(fifo_len(&st->queue) + fifo_len(&st->early)),
             .queued_bytes = st->queued_bytes,
         };

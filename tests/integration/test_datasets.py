@@ -941,11 +941,16 @@ def test_split_locality(c):
     need_binaries()
     pkg = upload_package(c)
     plan = {"ops": [{"op": "range", "n": 32000, "override_num_blocks": 32},
-                    {"op": "map_batches", "fn": fn(pkg, "slow", ms=200), "batch_size": None}]}
+                    {"op": "map_batches", "fn": fn(pkg, "slow", ms=200), "batch_size": None},
+                    {"op": "map_batches", "fn": fn("builtin", "cast", column="id", dtype="int64"),
+                     "num_cpus": 0.5, "batch_size": None}]}
     r = c.post("/api/v1/datasets?materialize=true", plan)
     assert r.status == 201, r
     mid = r.json()["dataset_id"]
     assert count(c, mid) == 32000
+    second = dataset(c, mid)["stages"][1]
+    print("  the second stage: %d of %d tasks on the node of their input" % (
+        second["tasks_local"], second["tasks_done"]))
     made = dataset(c, mid)["materialized"]["nodes"]
     assert sum(made.values()) == 32 and "" not in made, made
     if len(made) < 2:

@@ -1483,6 +1483,8 @@ export interface components {
             queued_bytes: number;
             /** @description rows made a second, over the time the dataset ran so far */
             rows_per_s?: number;
+            /** @description map and limit stages: tasks done on the node holding most of their input */
+            tasks_local?: number;
             /** @description an actor pool's actors (ActorPoolMapOperator stages only) */
             actors?: {
                 alive: number;
