@@ -542,6 +542,8 @@ static int open_output(executor *x, const ex_block *b, prism_value **v, prism_bl
     if (prism_value_kind_of(*v) != PRISM_VALUE_TENSOR || !(data = prism_value_data(*v, &len)) ||
         prism_block_open(data, len, blk, why, sizeof why) != PRISM_BLOCK_OK) {
         fail(x, "an output block cannot be read%s%s", *why ? ": " : "", why);
+        prism_value_free(*v);
+        *v = NULL;
         return -1;
     }
     return 0;
