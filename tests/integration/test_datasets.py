@@ -781,6 +781,12 @@ def test_actor_pool(c):
         pool = [s for s in info["stages"] if s["operator"] == "ActorPoolMapOperator"]
         assert len(pool) == 1 and pool[0]["actors"]["created"] == 2, info["stages"]
         assert pool[0]["tasks_done"] >= 1, pool
+        if os.access(os.path.join(BIN, "prism"), os.X_OK):  # prism data get shows the pool
+            r = subprocess.run([os.path.join(BIN, "prism"), "data", "get", d["dataset_id"]],
+                               env=dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token),
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0 and "MapBatches(model): actors" in r.stdout and \
+                "2 made" in r.stdout, r
 
         # autoscaling: 1..3 actors, slow batches keep input waiting
         log = os.path.join(top, "scaled.log")
@@ -1006,6 +1012,11 @@ def test_writes(c):
             with open(os.path.join(out, n)) as f:
                 back += [json.loads(line) for line in f.read().splitlines()]
         assert sorted(back, key=lambda r: r["i"]) == items, back[:3]
+        if os.access(os.path.join(BIN, "prism"), os.X_OK):  # prism data get says so
+            r = subprocess.run([os.path.join(BIN, "prism"), "data", "get", d["dataset_id"]],
+                               env=dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token),
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0 and "Written: 3 files" in r.stdout and out in r.stdout, r
         assert "WriteJSONL(%s)" % out in info["explain"], info["explain"]
 
         # csv, then read back by the dataservice's own read_csv and by Python's csv
