@@ -89,6 +89,30 @@ static void print_dataset(json_t *d)
     printf("Output: %lld rows in %lld blocks (%s)\n", (long long)fmt_int(out, "rows"),
            (long long)fmt_int(out, "blocks"), bytes);
     printf("Memory: %s in flight (peak %s) of a %s budget\n", inflight, peak, budget);
+    json_t *w = json_object_get(d, "written"), *m = json_object_get(d, "materialized");
+    json_t *sp = json_object_get(d, "split");
+    char wb[32];
+    if (json_is_object(w)) {
+        fmt_bytes((double)fmt_int(w, "bytes"), wb, sizeof wb);
+        printf("Written: %lld files (%s) in %s\n", (long long)fmt_int(w, "files"), wb,
+               fmt_str(w, "path", "?"));
+    }
+    if (json_is_object(m)) {
+        fmt_bytes((double)fmt_int(m, "bytes"), wb, sizeof wb);
+        printf("Materialized: %lld blocks kept (%s)\n", (long long)fmt_int(m, "blocks"), wb);
+    }
+    if (json_is_string(json_object_get(d, "source")))
+        printf("Epoch of: %s\n", fmt_str(d, "source", "?"));
+    if (json_is_object(sp) && fmt_int(sp, "n") > 1) {
+        char *rows = json_dumps(json_object_get(sp, "rows"), JSON_COMPACT);
+        char *local = json_dumps(json_object_get(sp, "local_blocks"), JSON_COMPACT);
+        printf("Consumers: %lld%s, rows %s, local blocks %s, dropped %lld\n",
+               (long long)fmt_int(sp, "n"),
+               json_is_true(json_object_get(sp, "equal")) ? " (equal)" : "", rows ? rows : "?",
+               local ? local : "?", (long long)fmt_int(sp, "dropped"));
+        free(rows);
+        free(local);
+    }
     size_t i;
     json_t *st;
     printf("\n%-60s  %12s  %10s  %8s  %8s  %8s  %8s\n", "STAGE", "ROWS", "ROWS/S", "BLOCKS",
@@ -98,6 +122,13 @@ static void print_dataset(json_t *d)
                (long long)fmt_int(st, "rows"), json_number_value(json_object_get(st, "rows_per_s")),
                (long long)fmt_int(st, "blocks"), (long long)fmt_int(st, "tasks_running"),
                (long long)fmt_int(st, "tasks_done"), (long long)fmt_int(st, "queued_blocks"));
+    json_array_foreach(json_object_get(d, "stages"), i, st) {
+        json_t *a = json_object_get(st, "actors");
+        if (json_is_object(a))
+            printf("%s: actors %lld alive, %lld busy, %lld made\n", fmt_str(st, "name", "?"),
+                   (long long)fmt_int(a, "alive"), (long long)fmt_int(a, "busy"),
+                   (long long)fmt_int(a, "created"));
+    }
     if (json_is_string(json_object_get(d, "explain")))
         printf("\n%s", fmt_str(d, "explain", ""));
 }

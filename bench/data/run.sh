@@ -6,8 +6,9 @@
 #   - a hand-written C thread pool on every core (prism-data-pool): the ceiling;
 #   - Prism: the same as a dataset on a local cluster (prism-data-ingest),
 #     uint8 and float32-normalized;
-#   - PyTorch's DataLoader when /usr/bin/python3 has torch (Debian's
-#     python3-torch); otherwise it is left out, and said so.
+#   - PyTorch's DataLoader (dataloader.py, num_workers 1..4, the best) when
+#     /usr/bin/python3 has torch (Debian's python3-torch and
+#     python3-torchvision); otherwise it is left out, and said so.
 #
 #   bench/data/run.sh [BUILD_DIR]     (default build-bench, a Release build)
 #
@@ -38,7 +39,10 @@ run_step 900 "$BIN/prism-data-ingest" "$WORK/images"
 run_step 900 "$BIN/prism-data-ingest" "$WORK/images" normalize
 bench_cluster_down
 if $PY -c 'import torch, torchvision' 2>/dev/null; then
-  say "PyTorch found, but its DataLoader peer is not written yet"
+  # num_workers swept 1..4 (at most the CPUs), the best reported
+  W=$CPUS; [ "$W" -gt 4 ] && W=4
+  run_step 1800 $PY bench/data/dataloader.py "$WORK/images" "$W"
+  run_step 1800 $PY bench/data/dataloader.py "$WORK/images" "$W" normalize
 else
   say "PyTorch is not installed for $PY (Debian's python3-torch, python3-torchvision): DataLoader left out"
 fi
@@ -50,11 +54,11 @@ $PY - "$RESULTS" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 ceiling = next((r["images_per_s"] for r in rows if r["peer"].startswith("C thread")), None)
-print("%-36s %10s %10s %14s %10s %8s" % ("peer", "images/s", "MB/s", "first batch s",
+print("%-52s %10s %10s %14s %10s %8s" % ("peer", "images/s", "MB/s", "first batch s",
                                           "peak RSS", "vs pool"))
 for r in rows:
     rel = "%.0f %%" % (100 * r["images_per_s"] / ceiling) if ceiling else "-"
-    print("%-36s %10.1f %10.1f %14.3f %7.1f MB %8s" % (r["peer"], r["images_per_s"],
+    print("%-52s %10.1f %10.1f %14.3f %7.1f MB %8s" % (r["peer"], r["images_per_s"],
           r["mb_per_s"], r["first_batch_s"], r["peak_rss_mb"], rel))
 PYEOF
 [ -z "$FAILED" ]

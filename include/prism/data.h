@@ -21,7 +21,7 @@
  *   prism_data_destroy(ds);
  *
  * Building only builds: nothing runs until a dataset is consumed, and each
- * consumption (count, take, iter_batches) runs the plan once more. A
+ * consumption (count, take, iter_batches, a write) runs the plan once more. A
  * builder call checks its operator as the dataservice would; the first
  * failure sticks (later calls return it and add nothing) and consuming
  * the dataset then fails with it (prism_last_error says what).
@@ -48,6 +48,8 @@ struct ArrowSchema;
 struct ArrowArray;
 
 typedef struct prism_dataset prism_dataset;
+
+#define PRISM_DATA_ID_SIZE 33 /* a dataset's ID: 32 hex digits and the NUL */
 
 /* ---------- reads: each makes a new dataset ---------- */
 
@@ -157,6 +159,30 @@ PRISM_API prism_status prism_data_count(prism_dataset *ds, int timeout_ms, int64
  * --preview-rows) as a JSON array of objects; free() it. */
 PRISM_API prism_status prism_data_take(prism_dataset *ds, int64_t n, int timeout_ms, char **out);
 
+/* Runs the plan once and keeps every output block in the object stores (the
+ * stores spill what does not fit), as a new dataset `*out`: iterating,
+ * splitting, counting or taking it reads the kept blocks, so epochs after
+ * the first compute nothing. It cannot be transformed further (transform
+ * before). Destroying it lets the blocks go. */
+PRISM_API prism_status prism_data_materialize(prism_dataset *ds, int timeout_ms,
+                                              prism_dataset **out);
+
+/* Run the plan and write its rows into directory `path` on the
+ * dataservice's node (made when missing; it must be under the service's
+ * --data-roots), one file per output block named
+ * "<dataset id>_<block>.jsonl" (or ".csv"), each appearing whole or not at
+ * all. jsonl: a JSON object a line, as take gives rows. csv: a header, then
+ * a record a row; strings quoted, nulls empty; binary and tensor columns are
+ * refused. Waits up to `timeout_ms` (< 0: no limit); `rows` and `files`
+ * (each may be NULL) get what was written. A path refused gives
+ * PRISM_ERR_INVALID; a failed write PRISM_ERR_TASK naming the file. write_images and
+ * write_binary (a file a row) are plan operators: prism_data_append_json, then
+ * prism_data_count runs the plan. */
+PRISM_API prism_status prism_data_write_jsonl(prism_dataset *ds, const char *path, int timeout_ms,
+                                              int64_t *rows, int64_t *files);
+PRISM_API prism_status prism_data_write_csv(prism_dataset *ds, const char *path, int timeout_ms,
+                                            int64_t *rows, int64_t *files);
+
 typedef struct prism_batch prism_batch;
 typedef struct prism_data_iter prism_data_iter;
 
@@ -182,8 +208,30 @@ PRISM_API prism_status prism_data_iter_batches(prism_dataset *ds, int64_t batch_
  * the end. PRISM_ERR_TASK when the dataset failed (prism_last_error names
  * the operator), PRISM_ERR_TIMEOUT past the options' timeout. */
 PRISM_API prism_status prism_data_iter_next(prism_data_iter *it, prism_batch **out);
-/* Stops the dataset when it still runs and frees the iterator. */
+/* Stops the dataset when it still runs (an iterator of prism_data_iter_split
+ * does not: the other consumers go on) and frees the iterator. */
 PRISM_API void prism_data_iter_destroy(prism_data_iter *it);
+
+/* ---------- streaming_split: n consumers, e.g. one per trainer process ---------- */
+
+/* Runs the plan with its output split among `n` consumers (1 .. 1024), each
+ * iterating its own share from any process with prism_data_iter_split and
+ * the ID written to `id` (at least PRISM_DATA_ID_SIZE bytes). Whichever
+ * consumer asks gets the next block, so the shares are disjoint and a slow
+ * consumer takes fewer rows without stalling the others; with `equal`, each
+ * gets the same number of rows (blocks are cut where needed; the last
+ * n - 1 rows at most are dropped), a fast consumer waiting when it is ahead
+ * by more than what is queued. A consumer that makes no call for
+ * `consumer_timeout_ms` (0: 60 s) is taken for dead and the dataset fails
+ * (the others get PRISM_ERR_TASK naming the split). */
+PRISM_API prism_status prism_data_streaming_split(prism_dataset *ds, int n, bool equal,
+                                                  int consumer_timeout_ms, char *id, size_t idlen);
+/* Iterates share `split` (0 .. n - 1) of dataset `dataset_id` as
+ * prism_data_iter_batches does (batches, the end, errors). */
+PRISM_API prism_status prism_data_iter_split(prism_client *c, const char *dataset_id, int split,
+                                             int64_t batch_size,
+                                             const prism_data_iter_options *opts,
+                                             prism_data_iter **out);
 
 /* ---------- batches ---------- */
 

@@ -166,6 +166,13 @@ static int add_op(prism_plan *p, plan_ctx *c, json_t *op)
         p->ops = o;
         p->cap = cap;
     }
+    if (p->nops && prism_plan_op_is_write(p->ops[p->nops - 1].kind)) {
+        c->op_index = (int)p->nops;
+        c->op_name = NULL;
+        return plan_fail(c, PRISM_PLAN_INVALID, "op",
+                         "a write ends the plan: nothing may follow ops[%zu] (%s)", p->nops - 1,
+                         prism_plan_op_kind_name(p->ops[p->nops - 1].kind));
+    }
     plan_op *o = &p->ops[p->nops];
     if (plan_op_parse(c, op, p->nops, p->nops ? p->ops[0].kind : PRISM_OP_RANGE, &o->kind, &o->full,
                       &o->min) < 0)

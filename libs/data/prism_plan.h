@@ -2,9 +2,9 @@
  * optimizer that turns it into stages, and `explain` (docs/datasets.md#plans).
  *
  * A plan is a list of operators: one read first, then one-to-one operators
- * (map, map_batches, filter, ...). It comes either as JSON (the body of
- * POST /api/v1/datasets) or from the builder functions below, which make
- * exactly the JSON the REST API takes:
+ * (map, map_batches, filter, ...), and optionally a write last. It comes either as JSON (the body
+ * of POST /api/v1/datasets) or from the builder functions below, which make exactly the JSON the
+ * REST API takes:
  *
  *   prism_plan *p;
  *   prism_plan_create("train", &p, NULL);
@@ -108,6 +108,11 @@ typedef enum prism_plan_op_kind {
     PRISM_OP_SORT,
     PRISM_OP_GROUPBY,
     PRISM_OP_REPARTITION,
+    /* writes: at most one, last (it consumes the dataset) */
+    PRISM_OP_WRITE_JSONL,
+    PRISM_OP_WRITE_CSV,
+    PRISM_OP_WRITE_IMAGES,
+    PRISM_OP_WRITE_BINARY,
     PRISM_OP_KIND_COUNT
 } prism_plan_op_kind;
 
@@ -115,6 +120,8 @@ typedef enum prism_plan_op_kind {
 const char *prism_plan_op_kind_name(prism_plan_op_kind kind);
 /* Whether the kind is a read (what a plan starts with). */
 bool prism_plan_op_is_read(prism_plan_op_kind kind);
+/* Whether the kind is a write (what a plan may end with). */
+bool prism_plan_op_is_write(prism_plan_op_kind kind);
 
 /* ---------- the logical plan ---------- */
 
@@ -315,6 +322,10 @@ prism_plan_op_kind prism_physical_plan_op(const prism_physical_plan *pp, size_t 
                                           size_t *num_logical);
 /* The plan's options with every default filled in (borrowed). */
 const json_t *prism_physical_plan_options(const prism_physical_plan *pp);
+/* The write that ends the plan: its kind and its fields with defaults filled
+ * in (borrowed); PRISM_OP_KIND_COUNT when the plan has none. The write is
+ * in no stage: the executor writes the last stage's blocks. */
+prism_plan_op_kind prism_physical_plan_write(const prism_physical_plan *pp, const json_t **spec);
 
 /* The physical plan as JSON (docs/datasets.md#the-physical-plan). */
 json_t *prism_physical_plan_to_json(const prism_physical_plan *pp);

@@ -166,6 +166,7 @@ json_t *prism_physical_plan_to_json(const prism_physical_plan *pp)
         if (json_array_append_new(stages, stage_json(pp, &pp->stages[i])) < 0)
             ok = false;
     set(j, "stages", stages, &ok);
+    set(j, "write", pp->write ? opt_op_json(pp->write, true) : json_null(), &ok);
     if (!ok) {
         json_decref(j);
         return NULL;
@@ -238,13 +239,21 @@ static int resources_text(prism_buf *b, const json_t *r)
 static int explain_physical(prism_buf *b, const prism_physical_plan *pp)
 {
     int rc = prism_buf_printf(b, "\n-------- Physical Plan --------\n");
+    size_t top = 0; /* a write is the tree's root, the stages below it */
+    if (pp->write) {
+        rc = plan_op_display(b, pp->write->kind, pp->write->spec);
+        rc = rc ? rc : prism_buf_printf(b, "  ");
+        rc = rc ? rc : plan_ops_ref(b, pp->write->logical, pp->write->nlogical);
+        rc = rc ? rc : prism_buf_printf(b, "; written by the executor\n");
+        top = 1;
+    }
     for (size_t d = 0; d < pp->nstages && rc == 0; d++) {
         const opt_stage *s = &pp->stages[pp->nstages - 1 - d];
         size_t nl = 0;
         int *logical = stage_logical(pp, s, &nl);
         if (!logical)
             return -1;
-        rc = indent(b, d);
+        rc = indent(b, d + top);
         rc = rc ? rc : prism_buf_printf(b, "%s[%s]  ", stage_operator(s), s->name);
         rc = rc ? rc : plan_ops_ref(b, logical, nl);
         free(logical);

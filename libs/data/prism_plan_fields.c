@@ -230,6 +230,12 @@ static int read_string(plan_ctx *c, const plan_field *f, const char *path, json_
     if (f->min == 1 && f->max == 1 && len != 1)
         return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must be a single ASCII character",
                          path);
+    /* a single character is a delimiter: a tab (TSV) is one; the quote is not */
+    if (f->min == 1 && f->max == 1 && s[0] == '\t')
+        return 0;
+    if (f->min == 1 && f->max == 1 && s[0] == '"')
+        return plan_fail(c, PRISM_PLAN_INVALID, path,
+                         "\"%s\" must not be '\"', which quotes fields", path);
     if (len < (size_t)f->min)
         return plan_fail(c, PRISM_PLAN_INVALID, path,
                          f->min == 1 ? "\"%s\" must not be empty" : "\"%s\" must be longer", path);

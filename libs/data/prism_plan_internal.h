@@ -89,6 +89,7 @@ typedef enum plan_op_class {
     OPC_PROJECT, /* select_columns, drop_columns */
     OPC_LIMIT,
     OPC_ALL_TO_ALL,
+    OPC_WRITE, /* write_jsonl, write_csv: last, in no stage */
 } plan_op_class;
 
 typedef struct plan_op_info {
@@ -181,6 +182,7 @@ struct prism_physical_plan {
     size_t nops;
     opt_stage *stages;
     size_t nstages;
+    const opt_op *write; /* the last of ops when the plan ends with a write; NULL: none */
 };
 
 /* "ops[0-2,5]" for indices in ascending order, appended to `b`. 0 or -1. */

@@ -59,6 +59,12 @@ static const plan_field csv_fields[] = {
     END,
 };
 
+/* Writes: a directory on the dataservice's node. */
+static const plan_field write_fields[] = {
+    {"path", PF_STRING, PFL_REQUIRED, NULL, 1, PRISM_PLAN_MAX_STRING, NULL},
+    END,
+};
+
 /* Every operator that runs a function: how, and on what resources. */
 static const plan_field compute_common[] = {
     {"compute", PF_COMPUTE, 0, "{\"kind\": \"tasks\"}", 0, 0, NULL},
@@ -108,6 +114,20 @@ static const plan_field *const add_column_tabs[] = {add_column_fields, fn_field,
 static const plan_field *const columns_tabs[] = {columns_fields, NULL};
 static const plan_field *const limit_tabs[] = {limit_fields, NULL};
 static const plan_field *const no_tabs[] = {NULL};
+static const char *const image_formats[] = {"png", "jpeg", NULL};
+static const plan_field write_images_fields[] = {
+    {"column", PF_STRING, 0, "\"image\"", 1, PRISM_PLAN_MAX_NAME, NULL},
+    {"file_format", PF_STRING, 0, "\"png\"", 0, 0, image_formats},
+    END,
+};
+static const plan_field write_binary_fields[] = {
+    {"column", PF_STRING, 0, "\"bytes\"", 1, PRISM_PLAN_MAX_NAME, NULL},
+    END,
+};
+static const plan_field *const write_jsonl_tabs[] = {write_fields, NULL};
+static const plan_field *const write_images_tabs[] = {write_fields, write_images_fields, NULL};
+static const plan_field *const write_binary_tabs[] = {write_fields, write_binary_fields, NULL};
+static const plan_field *const write_csv_tabs[] = {write_fields, csv_fields, NULL};
 
 /* In the order of prism_plan_op_kind. */
 static const plan_op_info ops[PRISM_OP_KIND_COUNT] = {
@@ -130,14 +150,19 @@ static const plan_op_info ops[PRISM_OP_KIND_COUNT] = {
     {"sort", "Sort", OPC_ALL_TO_ALL, false, false, false, no_tabs},
     {"groupby", "GroupBy", OPC_ALL_TO_ALL, false, false, false, no_tabs},
     {"repartition", "Repartition", OPC_ALL_TO_ALL, false, false, false, no_tabs},
+    {"write_jsonl", "WriteJSONL", OPC_WRITE, false, false, false, write_jsonl_tabs},
+    {"write_csv", "WriteCSV", OPC_WRITE, false, false, false, write_csv_tabs},
+    {"write_images", "WriteImages", OPC_WRITE, false, false, false, write_images_tabs},
+    {"write_binary", "WriteBinary", OPC_WRITE, false, false, false, write_binary_tabs},
 };
 
 const char *const plan_op_names[] = {
-    "range",          "from_items",   "read_images", "read_binary_files",
-    "read_text",      "read_jsonl",   "read_csv",    "map",
-    "map_batches",    "filter",       "flat_map",    "add_column",
-    "select_columns", "drop_columns", "limit",       "random_shuffle",
-    "sort",           "groupby",      "repartition", NULL,
+    "range",          "from_items",   "read_images",  "read_binary_files",
+    "read_text",      "read_jsonl",   "read_csv",     "map",
+    "map_batches",    "filter",       "flat_map",     "add_column",
+    "select_columns", "drop_columns", "limit",        "random_shuffle",
+    "sort",           "groupby",      "repartition",  "write_jsonl",
+    "write_csv",      "write_images", "write_binary", NULL,
 };
 
 const plan_op_info *plan_op_info_of(prism_plan_op_kind kind)
@@ -163,6 +188,12 @@ bool prism_plan_op_is_read(prism_plan_op_kind kind)
 {
     const plan_op_info *i = plan_op_info_of(kind);
     return i && i->cls == OPC_READ;
+}
+
+bool prism_plan_op_is_write(prism_plan_op_kind kind)
+{
+    const plan_op_info *i = plan_op_info_of(kind);
+    return i && i->cls == OPC_WRITE;
 }
 
 /* ---------- built-in functions ----------
@@ -270,6 +301,9 @@ int plan_op_display(prism_buf *b, prism_plan_op_kind kind, const json_t *spec)
     case OPC_LIMIT:
         return prism_buf_printf(b, "%s(%lld)", info->display,
                                 (long long)plan_get_int(spec, "limit", 0));
+    case OPC_WRITE:
+        return prism_buf_printf(b, "%s(%s)", info->display,
+                                json_string_value(json_object_get(spec, "path")));
     default: return prism_buf_printf(b, "%s", info->display);
     }
 }
@@ -302,7 +336,8 @@ int plan_op_parse(plan_ctx *c, json_t *op, size_t index, prism_plan_op_kind firs
                              plan_quote(q, json_string_value(name)), near);
         return plan_fail(c, PRISM_PLAN_UNKNOWN_OPERATOR, "op",
                          "unknown operator \"%s\" (reads: %s; then map, map_batches, filter, "
-                         "flat_map, add_column, select_columns, drop_columns, limit)",
+                         "flat_map, add_column, select_columns, drop_columns, limit; last, "
+                         "write_jsonl, write_csv, write_images or write_binary)",
                          plan_quote(q, json_string_value(name)), read_names_list);
     }
     const plan_op_info *info = &ops[k];

@@ -11,6 +11,8 @@
  *    as one stage: one task per block runs them all in turn, as Ray Data
  *    fuses them, so blocks do not go through the object store in between.
  *    Projections fuse into whatever stage precedes them.
+ * A write that ends the plan is in no stage: the executor consumes the
+ * last stage's blocks by writing them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +272,10 @@ static int fuse(prism_physical_plan *pp)
         return -1;
     for (size_t i = 0; i < pp->nops; i++) {
         const opt_op *o = &pp->ops[i];
+        if (plan_op_info_of(o->kind)->cls == OPC_WRITE) {
+            pp->write = o; /* the last operator: the executor's, in no stage */
+            break;
+        }
         opt_stage *cur = pp->nstages ? &pp->stages[pp->nstages - 1] : NULL;
         const plan_op_info *info = plan_op_info_of(o->kind);
         if (cur && info->cls != OPC_READ && info->cls != OPC_LIMIT && fuses(cur, o)) {
@@ -415,3 +421,10 @@ prism_plan_op_kind prism_physical_plan_op(const prism_physical_plan *pp, size_t 
 }
 
 const json_t *prism_physical_plan_options(const prism_physical_plan *pp) { return pp->options; }
+
+prism_plan_op_kind prism_physical_plan_write(const prism_physical_plan *pp, const json_t **spec)
+{
+    if (spec)
+        *spec = pp->write ? pp->write->spec : NULL;
+    return pp->write ? pp->write->kind : PRISM_OP_KIND_COUNT;
+}

@@ -16,6 +16,7 @@
 struct prism_dataset {
     prism_client *c;
     prism_plan *plan;
+    char mat[PRISM_DATA_ID_SIZE]; /* materialized: the dataset holding its blocks; "" else */
 };
 
 /* ---------- REST ---------- */
@@ -42,7 +43,7 @@ prism_status prism__data_answer(long status, json_t *doc, const char *what)
         return PRISM_OK;
     if (code && !strcmp(code, "dataset_failed"))
         return prism__fail(PRISM_ERR_TASK, "%s", msg);
-    if (status == 400)
+    if (status == 400 || status == 403)
         return prism__fail(PRISM_ERR_INVALID, "%s: %s", what, msg);
     if (status == 503)
         return prism__fail(PRISM_ERR_CONNECT, "%s: %s", what, msg);
@@ -175,8 +176,29 @@ void prism_data_destroy(prism_dataset *ds)
 {
     if (!ds)
         return;
+    if (*ds->mat) { /* its blocks go: stopping an ended dataset drops what it keeps */
+        prism_httpc *h;
+        if (prism_httpc_create(&h, ds->c->address, ds->c->token) == 0) {
+            char path[128], err[256];
+            long status;
+            json_t *doc = NULL;
+            snprintf(path, sizeof path, "/api/v1/datasets/%s/stop", ds->mat);
+            (void)prism__data_rest(h, "POST", path, NULL, 10000, &status, &doc, err, sizeof err);
+            json_decref(doc);
+            prism_httpc_destroy(h);
+        }
+    }
     prism_plan_destroy(ds->plan);
     free(ds);
+}
+
+/* A materialized dataset is consumed, not built on. */
+static prism_status frozen(const prism_dataset *ds)
+{
+    return prism__fail(PRISM_ERR_INVALID,
+                       "dataset %s is materialized: it is iterated, split, counted or taken; "
+                       "transform it before materialize",
+                       ds->mat);
 }
 
 typedef prism_plan_status (*map_fn)(prism_plan *p, const char *package, const char *function,
@@ -189,6 +211,8 @@ static prism_status add_map(prism_dataset *ds, map_fn fn, const char *package, c
     const prism_data_map_options *o = opts ? opts : &d;
     if (!ds || !PRISM__RESERVED_ZERO(o))
         return prism__fail(PRISM_ERR_INVALID, "no dataset, or options with reserved words set");
+    if (*ds->mat)
+        return frozen(ds);
     prism_plan_map_options mo;
     prism_plan_map_options_init(&mo);
     mo.args = o->args;
@@ -222,6 +246,8 @@ prism_status prism_data_select_columns(prism_dataset *ds, const char *const *col
 {
     if (!ds)
         return prism__fail(PRISM_ERR_INVALID, "no dataset");
+    if (*ds->mat)
+        return frozen(ds);
     return prism_plan_select_columns(ds->plan, columns) == PRISM_PLAN_OK ? PRISM_OK
                                                                          : plan_failed(ds->plan);
 }
@@ -230,6 +256,8 @@ prism_status prism_data_drop_columns(prism_dataset *ds, const char *const *colum
 {
     if (!ds)
         return prism__fail(PRISM_ERR_INVALID, "no dataset");
+    if (*ds->mat)
+        return frozen(ds);
     return prism_plan_drop_columns(ds->plan, columns) == PRISM_PLAN_OK ? PRISM_OK
                                                                        : plan_failed(ds->plan);
 }
@@ -238,6 +266,8 @@ prism_status prism_data_limit(prism_dataset *ds, int64_t n)
 {
     if (!ds)
         return prism__fail(PRISM_ERR_INVALID, "no dataset");
+    if (*ds->mat)
+        return frozen(ds);
     return prism_plan_limit(ds->plan, n) == PRISM_PLAN_OK ? PRISM_OK : plan_failed(ds->plan);
 }
 
@@ -245,6 +275,8 @@ prism_status prism_data_append_json(prism_dataset *ds, const char *op_json)
 {
     if (!ds || !op_json)
         return prism__fail(PRISM_ERR_INVALID, "no dataset or operator");
+    if (*ds->mat)
+        return frozen(ds);
     return prism_plan_append_json(ds->plan, op_json) == PRISM_PLAN_OK ? PRISM_OK
                                                                       : plan_failed(ds->plan);
 }
@@ -258,6 +290,8 @@ prism_status prism_data_set_options(prism_dataset *ds, const prism_data_options 
 {
     if (!ds || !opts || !PRISM__RESERVED_ZERO(opts))
         return prism__fail(PRISM_ERR_INVALID, "no dataset, or options with reserved words set");
+    if (*ds->mat)
+        return frozen(ds);
     prism_plan_options po;
     prism_plan_options_init(&po);
     po.memory_budget_bytes = opts->memory_budget_bytes;
@@ -275,24 +309,62 @@ char *prism_data_plan_json(const prism_dataset *ds)
 
 /* ---------- running ---------- */
 
-prism_status prism__data_start(prism_dataset *ds, bool stream, prism_httpc **h, char *id,
-                               size_t idlen)
+/* The plan's text with `op` (JSON, taken; NULL: none) appended, or NULL
+ * having failed. */
+static char *plan_text(const prism_dataset *ds, json_t *op)
+{
+    if (!op)
+        return prism_plan_to_json(ds->plan, NULL);
+    json_t *plan = prism_plan_to_json_value(ds->plan, NULL);
+    if (!plan) {
+        json_decref(op);
+        plan_failed(ds->plan);
+        return NULL;
+    }
+    char *text = NULL;
+    if (json_array_append_new(json_object_get(plan, "ops"), op) == 0)
+        text = json_dumps(plan, JSON_COMPACT);
+    json_decref(plan);
+    if (!text)
+        prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    return text;
+}
+
+/* Posts the plan, `op` (taken, may be NULL) appended. */
+static prism_status start(prism_dataset *ds, json_t *op, const char *query, prism_httpc **h,
+                          char *id, size_t idlen)
 {
     char err[512];
     *h = NULL;
-    if (!ds)
+    if (!ds) {
+        json_decref(op);
         return prism__fail(PRISM_ERR_INVALID, "no dataset");
-    char *plan = prism_plan_to_json(ds->plan, NULL);
+    }
+    char path[256];
+    if (*ds->mat && op) {
+        json_decref(op);
+        return frozen(ds);
+    }
+    if (*ds->mat && !query) { /* count, take: what it keeps */
+        if (prism_httpc_create(h, ds->c->address, ds->c->token) != 0)
+            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+        snprintf(id, idlen, "%s", ds->mat);
+        return PRISM_OK;
+    }
+    /* a materialized dataset streams an epoch of its blocks; else the plan runs */
+    char *plan = *ds->mat ? strdup("") : plan_text(ds, op);
     if (!plan)
-        return plan_failed(ds->plan);
+        return op ? prism_last_status() : plan_failed(ds->plan);
     long status = 0;
     json_t *doc = NULL;
     prism_status s = PRISM_OK;
+    if (*ds->mat)
+        snprintf(path, sizeof path, "/api/v1/datasets/%s/epochs%s", ds->mat, query);
+    else
+        snprintf(path, sizeof path, "/api/v1/datasets%s", query ? query : "");
     if (prism_httpc_create(h, ds->c->address, ds->c->token) != 0)
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-    else if (prism__data_rest(*h, "POST",
-                              stream ? "/api/v1/datasets?stream=true" : "/api/v1/datasets", plan,
-                              30000, &status, &doc, err, sizeof err) != 0)
+    else if (prism__data_rest(*h, "POST", path, plan, 30000, &status, &doc, err, sizeof err) != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot reach the cluster: %s", err);
     else if ((s = prism__data_answer(status, doc, "the plan was refused")) == PRISM_OK) {
         const char *did = json_string_value(json_object_get(doc, "dataset_id"));
@@ -307,6 +379,31 @@ prism_status prism__data_start(prism_dataset *ds, bool stream, prism_httpc **h, 
         prism_httpc_destroy(*h);
         *h = NULL;
     }
+    return s;
+}
+
+prism_status prism__data_start(prism_dataset *ds, bool stream, prism_httpc **h, char *id,
+                               size_t idlen)
+{
+    return start(ds, NULL, stream ? "?stream=true" : NULL, h, id, idlen);
+}
+
+prism_status prism_data_streaming_split(prism_dataset *ds, int n, bool equal,
+                                        int consumer_timeout_ms, char *id, size_t idlen)
+{
+    char query[160];
+    prism_httpc *h;
+    if (n < 1 || n > 1024 || consumer_timeout_ms < 0 || !id || idlen < PRISM_DATA_ID_SIZE)
+        return prism__fail(PRISM_ERR_INVALID,
+                           "streaming_split needs 1 to 1024 consumers, a timeout >= 0 and room "
+                           "for the ID (PRISM_DATA_ID_SIZE)");
+    int len = snprintf(query, sizeof query, "?stream=true&split=%d&equal=%s", n,
+                       equal ? "true" : "false");
+    if (consumer_timeout_ms)
+        snprintf(query + len, sizeof query - (size_t)len, "&consumer_timeout_ms=%d",
+                 consumer_timeout_ms);
+    prism_status s = start(ds, NULL, query, &h, id, idlen);
+    prism_httpc_destroy(h);
     return s;
 }
 
@@ -338,6 +435,41 @@ static prism_status poll(prism_httpc *h, const char *id, const char *what, int t
         }
         json_decref(doc);
     }
+}
+
+prism_status prism_data_materialize(prism_dataset *ds, int timeout_ms, prism_dataset **out)
+{
+    prism_httpc *h;
+    char id[64];
+    json_t *doc = NULL;
+    if (!out)
+        return prism__fail(PRISM_ERR_INVALID, "materialize needs a place for the dataset");
+    *out = NULL;
+    if (ds && *ds->mat)
+        return prism__fail(PRISM_ERR_INVALID, "the dataset is materialized already");
+    prism_status s = start(ds, NULL, "?materialize=true", &h, id, sizeof id);
+    if (s == PRISM_OK)
+        s = poll(h, id, "count?", timeout_ms, &doc);
+    if (s == PRISM_OK && !json_is_true(json_object_get(doc, "complete")))
+        s = prism__fail(PRISM_ERR_TIMEOUT, "the dataset did not end in %d ms", timeout_ms);
+    json_decref(doc);
+    prism_httpc_destroy(h);
+    char *plan = s == PRISM_OK ? prism_plan_to_json(ds->plan, NULL) : NULL;
+    prism_dataset *m = NULL;
+    if (s == PRISM_OK && (s = new_dataset(ds->c, &m)) == PRISM_OK) {
+        prism_plan_destroy(m->plan);
+        m->plan = NULL;
+        if (!plan || prism_plan_from_json(plan, strlen(plan), &m->plan, NULL) != PRISM_PLAN_OK)
+            s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+        snprintf(m->mat, sizeof m->mat, "%s", id); /* destroying m drops the blocks */
+        if (s != PRISM_OK) {
+            prism_data_destroy(m);
+            m = NULL;
+        }
+    }
+    free(plan);
+    *out = m;
+    return s;
 }
 
 prism_status prism_data_count(prism_dataset *ds, int timeout_ms, int64_t *out)
@@ -376,6 +508,56 @@ prism_status prism_data_take(prism_dataset *ds, int64_t n, int timeout_ms, char 
     json_decref(doc);
     prism_httpc_destroy(h);
     return s;
+}
+
+/* Runs the plan ending with `op` (taken) and waits for its end. */
+static prism_status write_to(prism_dataset *ds, json_t *op, int timeout_ms, int64_t *rows,
+                             int64_t *files)
+{
+    prism_httpc *h;
+    char id[64];
+    json_t *doc = NULL;
+    if (!op)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    prism_status s = start(ds, op, NULL, &h, id, sizeof id);
+    if (s == PRISM_OK)
+        s = poll(h, id, "count?", timeout_ms, &doc);
+    if (s == PRISM_OK && !json_is_true(json_object_get(doc, "complete")))
+        s = prism__fail(PRISM_ERR_TIMEOUT, "the dataset did not end in %d ms", timeout_ms);
+    if (s == PRISM_OK && rows)
+        *rows = json_integer_value(json_object_get(doc, "count"));
+    json_decref(doc);
+    if (s == PRISM_OK && files) {
+        /* the count's answer says nothing of files: the dataset does */
+        char path[128], err[512];
+        long status = 0;
+        snprintf(path, sizeof path, "/api/v1/datasets/%s", id);
+        if (prism__data_rest(h, "GET", path, NULL, 30000, &status, &doc, err, sizeof err) != 0)
+            s = prism__fail(PRISM_ERR_CONNECT, "cannot reach the cluster: %s", err);
+        else if ((s = prism__data_answer(status, doc, "the dataset")) == PRISM_OK)
+            *files = json_integer_value(json_object_get(json_object_get(doc, "written"), "files"));
+        json_decref(doc);
+    }
+    prism_httpc_destroy(h);
+    return s;
+}
+
+prism_status prism_data_write_jsonl(prism_dataset *ds, const char *path, int timeout_ms,
+                                    int64_t *rows, int64_t *files)
+{
+    if (!path)
+        return prism__fail(PRISM_ERR_INVALID, "write_jsonl needs a path");
+    return write_to(ds, json_pack("{s:s,s:s}", "op", "write_jsonl", "path", path), timeout_ms, rows,
+                    files);
+}
+
+prism_status prism_data_write_csv(prism_dataset *ds, const char *path, int timeout_ms,
+                                  int64_t *rows, int64_t *files)
+{
+    if (!path)
+        return prism__fail(PRISM_ERR_INVALID, "write_csv needs a path");
+    return write_to(ds, json_pack("{s:s,s:s}", "op", "write_csv", "path", path), timeout_ms, rows,
+                    files);
 }
 
 prism_client *prism__data_client(const prism_dataset *ds) { return ds->c; }

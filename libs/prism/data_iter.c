@@ -23,6 +23,8 @@ struct prism_data_iter {
     prism_httpc *h;
     char id[64];
     int64_t batch_size;
+    int split; /* which consumer of a streaming_split; 0 for a plain iterator */
+    bool owns; /* this iterator started the dataset: it stops it when left early */
     prism_data_iter_options o;
     prism_block **pend; /* blocks (views cut to their rows) not wholly batched yet */
     size_t npend, cap;
@@ -106,17 +108,25 @@ static prism_status borrow(prism_data_iter *it, const json_t *b, prism_block **o
     return PRISM_OK;
 }
 
-static prism_status keep(prism_data_iter *it, prism_block *blk, const json_t *take)
+/* Keeps rows [skip, take) of `blk` (take null: to the end). */
+static prism_status keep(prism_data_iter *it, prism_block *blk, const json_t *skip,
+                         const json_t *take)
 {
-    size_t rows = prism_block_rows(blk);
-    if (json_is_integer(take) && (size_t)json_integer_value(take) < rows) {
-        prism_block *cut = NULL;
+    size_t rows = prism_block_rows(blk), from = 0;
+    if (json_is_integer(skip) && json_integer_value(skip) > 0)
+        from = (size_t)json_integer_value(skip);
+    if (json_is_integer(take) && (size_t)json_integer_value(take) < rows)
         rows = (size_t)json_integer_value(take);
-        prism_block_status st = prism_block_slice(blk, 0, rows, &cut);
+    if (from > rows)
+        from = rows;
+    if (from > 0 || rows < prism_block_rows(blk)) {
+        prism_block *cut = NULL;
+        prism_block_status st = prism_block_slice(blk, from, rows, &cut);
         prism_block_destroy(blk);
         if (st != PRISM_BLOCK_OK)
             return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
         blk = cut;
+        rows -= from;
     }
     if (rows == 0) {
         prism_block_destroy(blk);
@@ -140,11 +150,15 @@ static prism_status keep(prism_data_iter *it, prism_block *blk, const json_t *ta
 /* Asks for the next block, waiting up to `wait_ms`; sets it->end at the end. */
 static prism_status fetch(prism_data_iter *it, int64_t wait_ms)
 {
-    char path[160], err[512];
+    char path[256], err[512];
     long status = 0;
     json_t *doc = NULL;
-    snprintf(path, sizeof path, "/api/v1/datasets/%s/blocks/next?timeout_ms=%lld", it->id,
-             (long long)wait_ms);
+    /* its node, when this process knows it: blocks already there come first */
+    const char *node = getenv("PRISM_NODE_ID");
+    bool hint = node && *node && strlen(node) <= 64 &&
+                strspn(node, "0123456789abcdefABCDEF-_.") == strlen(node);
+    snprintf(path, sizeof path, "/api/v1/datasets/%s/blocks/next?timeout_ms=%lld&split=%d%s%s",
+             it->id, (long long)wait_ms, it->split, hint ? "&node=" : "", hint ? node : "");
     if (prism__data_rest(it->h, "POST", path, NULL, (int)wait_ms + 15000, &status, &doc, err,
                          sizeof err) != 0)
         return prism__fail(PRISM_ERR_CONNECT, "cannot reach the cluster: %s", err);
@@ -154,7 +168,7 @@ static prism_status fetch(prism_data_iter *it, int64_t wait_ms)
         prism_block *blk = NULL;
         s = borrow(it, b, &blk);
         if (s == PRISM_OK)
-            s = keep(it, blk, json_object_get(b, "take"));
+            s = keep(it, blk, json_object_get(b, "skip"), json_object_get(b, "take"));
     } else if (s == PRISM_OK && json_is_true(json_object_get(doc, "end"))) {
         it->end = true;
         if (!json_is_true(json_object_get(doc, "complete")))
@@ -237,11 +251,38 @@ prism_status prism_data_iter_batches(prism_dataset *ds, int64_t batch_size,
     it->c = prism__data_client(ds);
     it->batch_size = batch_size;
     it->o = *o;
+    it->owns = true;
     prism_status s = prism__data_start(ds, true, &it->h, it->id, sizeof it->id);
     if (s != PRISM_OK) {
         free(it);
         return s;
     }
+    *out = it;
+    return PRISM_OK;
+}
+
+prism_status prism_data_iter_split(prism_client *c, const char *dataset_id, int split,
+                                   int64_t batch_size, const prism_data_iter_options *opts,
+                                   prism_data_iter **out)
+{
+    prism_data_iter_options d = PRISM_DATA_ITER_OPTIONS_INIT;
+    const prism_data_iter_options *o = opts ? opts : &d;
+    if (!c || !out || !dataset_id || strlen(dataset_id) >= PRISM_DATA_ID_SIZE || split < 0 ||
+        batch_size < 1 || batch_size > INT32_MAX || !PRISM__RESERVED_ZERO(o))
+        return prism__fail(PRISM_ERR_INVALID,
+                           "iter_split needs a client, a dataset ID, a split >= 0, a batch size "
+                           "of 1 to 2^31 - 1 and options whose reserved words are zero");
+    *out = NULL;
+    prism_data_iter *it = calloc(1, sizeof *it);
+    if (!it || prism_httpc_create(&it->h, c->address, c->token) != 0) {
+        free(it);
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    }
+    it->c = c;
+    it->batch_size = batch_size;
+    it->split = split;
+    it->o = *o;
+    snprintf(it->id, sizeof it->id, "%s", dataset_id);
     *out = it;
     return PRISM_OK;
 }
@@ -270,7 +311,8 @@ void prism_data_iter_destroy(prism_data_iter *it)
 {
     if (!it)
         return;
-    if (!it->end) { /* the rest is not wanted: stop the dataset, which drops its blocks */
+    if (!it->end && it->owns) { /* the rest is not wanted: stop the dataset, which drops its
+                                 * blocks */
         char path[160], err[256];
         long status;
         json_t *doc = NULL;

@@ -20,10 +20,22 @@ static void post_dataset(prism_http_req *req, void *ctx)
     const char *body = prism_http_body(req, &len);
     char id[DS_ID_LEN + 1], err[1200];
     const char *code = "internal";
-    bool stream;
-    if (prism_http_query_bool(req, "stream", false, &stream) != 0)
+    ds_stream_opts so;
+    int64_t nsplits;
+    if (prism_http_query_bool(req, "stream", false, &so.streamed) != 0 ||
+        prism_http_query_bool(req, "materialize", false, &so.materialize) != 0 ||
+        prism_http_query_int(req, "split", 1, 1, DS_MAX_SPLITS, &nsplits) != 0 ||
+        prism_http_query_bool(req, "equal", false, &so.equal) != 0 ||
+        prism_http_query_int(req, "consumer_timeout_ms", DS_CONSUMER_TIMEOUT_MS, 1000, 86400000,
+                             &so.timeout_ms) != 0)
         return;
-    int status = ds_dataset_create(s, body, len, stream, id, &code, err, sizeof err);
+    so.nsplits = (int)nsplits;
+    if (!so.streamed && (nsplits > 1 || so.equal)) {
+        prism_http_reply_error(req, 400, "invalid_argument",
+                               "split and equal are for a streamed dataset (stream=true)");
+        return;
+    }
+    int status = ds_dataset_create(s, body, len, &so, id, &code, err, sizeof err);
     if (status) {
         prism_http_reply_error(req, status, code, "%s", err);
         return;
@@ -83,11 +95,16 @@ static void stop_dataset(prism_http_req *req, void *ctx)
     if (ds_state_ended(d->state)) {
         const char *state = ds_state_name(d->state);
         ds_stream_clear(d); /* a streamed output's blocks go all the same */
+        ds_dataset_drop_kept(d);
+        for (int i = 0; i < d->stream.nsplits; i++)
+            d->stream.splits[i].done = true;
         pthread_mutex_unlock(&s->lock);
         prism_http_reply_error(req, 409, "dataset_ended", "the dataset has ended (%s)", state);
         return;
     }
     d->stop = true;
+    for (int i = 0; i < d->stream.nsplits; i++) /* its consumers are not waited for */
+        d->stream.splits[i].done = true;
     json_t *doc = json_pack("{s:s,s:s,s:b}", "dataset_id", d->id, "state", ds_state_name(d->state),
                             "stopping", 1);
     pthread_mutex_unlock(&s->lock);
@@ -188,10 +205,9 @@ static void get_rows(prism_http_req *req, void *ctx)
 
 /* ---------- streamed output ---------- */
 
-static bool has_block(const ds_dataset *d, int64_t arg)
+static bool has_block(const ds_dataset *d, int64_t split)
 {
-    (void)arg;
-    return ds_stream_ready(d) || ds_state_ended(d->state);
+    return ds_stream_ready(d, (int)split) || ds_state_ended(d->state) || d->lost;
 }
 
 /* The dataset (lock held) when it is streamed; else replies 409, unlocks
@@ -211,8 +227,9 @@ static ds_dataset *streamed_locked(prism_http_req *req, dataservice *s)
 static void next_block(prism_http_req *req, void *ctx)
 {
     dataservice *s = ctx;
-    int64_t timeout_ms;
-    if (wait_arg(req, &timeout_ms) != 0)
+    int64_t timeout_ms, split;
+    if (wait_arg(req, &timeout_ms) != 0 ||
+        prism_http_query_int(req, "split", 0, 0, DS_MAX_SPLITS - 1, &split) != 0)
         return;
     prism_client *c = ds_client(s);
     if (!c) {
@@ -223,7 +240,18 @@ static void next_block(prism_http_req *req, void *ctx)
     ds_dataset *d = streamed_locked(req, s);
     if (!d)
         return;
-    wait_until(req, s, d, has_block, 0, timeout_ms);
+    if (split >= d->stream.nsplits) {
+        int n = d->stream.nsplits;
+        pthread_mutex_unlock(&s->lock);
+        prism_http_reply_error(req, 400, "invalid_argument",
+                               "split %lld: the dataset has %d consumer%s (0 to %d)",
+                               (long long)split, n, n == 1 ? "" : "s", n - 1);
+        return;
+    }
+    ds_split *sp = &d->stream.splits[split];
+    sp->waiting++; /* a consumer in a call is alive, however long it waits */
+    wait_until(req, s, d, has_block, split, timeout_ms);
+    sp->waiting--;
     if (d->state == DS_FAILED) {
         char *msg = strdup(d->error ? d->error : "failed");
         pthread_mutex_unlock(&s->lock);
@@ -231,8 +259,10 @@ static void next_block(prism_http_req *req, void *ctx)
         free(msg);
         return;
     }
-    json_t *block = ds_stream_next(d, prism_client_owner(c));
-    bool end = !block && ds_state_ended(d->state) && !ds_stream_ready(d);
+    bool end = false;
+    json_t *block = d->lost ? NULL
+                            : ds_stream_next(d, prism_client_owner(c), (int)split,
+                                             prism_http_query(req, "node"), &end);
     json_t *doc = json_pack("{s:s,s:s,s:o,s:b,s:b}", "dataset_id", d->id, "state",
                             ds_state_name(d->state), "block", block ? block : json_null(), "end",
                             end, "complete", end && d->state == DS_FINISHED);
@@ -260,12 +290,43 @@ static void release_block(prism_http_req *req, void *ctx)
     prism_http_reply_json(req, 200, json_pack("{s:b}", "released", 1));
 }
 
+/* POST .../{id}/epochs: an epoch of a materialized dataset, streamed to
+ * `split` consumers as any streamed dataset. */
+static void post_epoch(prism_http_req *req, void *ctx)
+{
+    dataservice *s = ctx;
+    char id[DS_ID_LEN + 1], err[1200];
+    const char *code = "internal";
+    ds_stream_opts so = {.streamed = true};
+    int64_t nsplits;
+    if (prism_http_query_int(req, "split", 1, 1, DS_MAX_SPLITS, &nsplits) != 0 ||
+        prism_http_query_bool(req, "equal", false, &so.equal) != 0 ||
+        prism_http_query_int(req, "consumer_timeout_ms", DS_CONSUMER_TIMEOUT_MS, 1000, 86400000,
+                             &so.timeout_ms) != 0)
+        return;
+    so.nsplits = (int)nsplits;
+    int status = ds_dataset_epoch(s, prism_http_param(req, "id"), &so, id, &code, err, sizeof err);
+    if (status) {
+        prism_http_reply_error(req, status, code, "%s", err);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    ds_dataset *d = ds_dataset_find(s, id);
+    json_t *doc = d ? ds_dataset_json(s, d, false) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (!doc)
+        prism_http_reply_error(req, 500, "internal", "the dataset went away");
+    else
+        prism_http_reply_json(req, 201, doc);
+}
+
 /* A plan is at most PRISM_PLAN_MAX_JSON bytes. */
 const prism_http_route ds_routes[] = {
     {"POST", "/api/v1/datasets", post_dataset, PRISM_PLAN_MAX_JSON},
     {"GET", "/api/v1/datasets", list_datasets, 0},
     {"GET", "/api/v1/datasets/{id}", get_dataset, 0},
     {"POST", "/api/v1/datasets/{id}/stop", stop_dataset, 0},
+    {"POST", "/api/v1/datasets/{id}/epochs", post_epoch, 0},
     {"GET", "/api/v1/datasets/{id}/rows", get_rows, 0},
     {"GET", "/api/v1/datasets/{id}/count", get_count, 0},
     {"POST", "/api/v1/datasets/{id}/blocks/next", next_block, 0},

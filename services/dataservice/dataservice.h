@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "prism/prism.h"
+#include "prism_block.h"
 #include "prism_bus.h"
 #include "prism_http.h"
 #include "prism_id.h"
@@ -31,6 +32,9 @@
 #define DS_ID_LEN 32 /* hex digits of a dataset ID */
 /* The memory budget while no object store is known yet. */
 #define DS_FALLBACK_BUDGET (256 << 20)
+#define DS_NODE_LEN 64               /* bytes of a node ID the service keeps */
+#define DS_MAX_SPLITS 1024           /* consumers of one streaming_split */
+#define DS_CONSUMER_TIMEOUT_MS 60000 /* a streamed dataset's consumer silent this long is lost */
 
 typedef struct ds_config {
     char *gcs_address;     /* where the service's client connects */
@@ -42,6 +46,9 @@ typedef struct ds_config {
     int64_t max_datasets;   /* datasets kept; the oldest ended ones go first */
     int64_t preview_rows;   /* rows of output kept for GET .../rows */
     int64_t default_blocks; /* blocks a read makes when the plan does not say */
+    char *data_roots;       /* --data-roots: directories reads and writes stay under */
+    char **roots;           /* data_roots resolved (realpath), nroots of them */
+    size_t nroots;
     /* the common settings (the skeleton's, borrowed) */
     const char *host, *token;
 } ds_config;
@@ -61,24 +68,63 @@ bool ds_state_ended(ds_state s);
 typedef struct ds_stage_progress {
     int64_t rows, blocks, bytes;         /* output so far */
     int64_t tasks_running, tasks_done;   /* tasks submitted and not done; done */
+    int64_t tasks_local;                 /* done on the node holding most of their input */
     int64_t queued_blocks, queued_bytes; /* input waiting for a task */
+    int64_t actors_alive, actors_busy, actors_created; /* an actor pool's */
+    prism_plan_op_kind op; /* its last operator: the one whose output it makes (metrics) */
 } ds_stage_progress;
 
-/* A block of a streamed dataset's output (stream.c). */
+/* /metrics per operator: a stage counts under its last operator's kind. */
+typedef struct ds_op_metrics {
+    struct dataservice *svc;
+    prism_plan_op_kind kind;
+    prism_metric *rows, *blocks, *bytes; /* output so far, every dataset */
+} ds_op_metrics;
+
+/* A block of a streamed dataset's output (stream.c), or the part of one
+ * lent to a consumer: rows [skip, take) belong (take -1: to the end). */
 typedef struct ds_outblock {
     prism_ref *ref;
     int64_t seq, rows, bytes;
-    int64_t take; /* -1: every row; else only its first `take` rows belong */
-    int64_t cost; /* bytes it keeps alive (the executor's measure) */
+    int64_t skip;               /* rows before the part that belongs */
+    int64_t take;               /* -1: every row from skip; else the rows before `take` */
+    int64_t cost;               /* bytes it keeps alive (the executor's measure) */
+    int split;                  /* lent: to which consumer */
+    char node[DS_NODE_LEN + 1]; /* the node it was made on ("" unknown) */
 } ds_outblock;
 
+/* One consumer of a streamed dataset (streaming_split has n). */
+typedef struct ds_split {
+    int64_t rows;    /* rows lent to it so far */
+    int64_t blocks;  /* blocks (or parts) lent to it */
+    int64_t local;   /* of which made on the node it said it is on */
+    int64_t seen_ms; /* its last call (monotonic); the dataset's creation before any */
+    int waiting;     /* calls of it waiting in blocks/next now */
+    bool done;       /* told the end */
+} ds_split;
+
+/* How a streamed dataset's output is consumed (POST ...?stream=true&split=). */
+typedef struct ds_stream_opts {
+    bool streamed;
+    int nsplits;        /* consumers: 1, or streaming_split's n */
+    bool equal;         /* each consumer gets as many rows (up to n - 1 dropped) */
+    int64_t timeout_ms; /* a consumer silent this long is lost: the dataset fails */
+    bool materialize;   /* not streamed: every output block is kept for later epochs */
+} ds_stream_opts;
+
 typedef struct ds_stream {
-    ds_outblock *v; /* waiting for the consumer: entries [head, n) */
+    ds_outblock *v; /* waiting for a consumer: entries [head, n) */
     size_t head, n, cap;
-    ds_outblock *lent; /* handed to the consumer, not given back yet */
+    ds_outblock *lent; /* handed to consumers, not given back yet */
     size_t nlent, caplent;
-    int64_t cost; /* of every block above */
+    int64_t cost;        /* of every block above */
+    int64_t queued_rows; /* rows of v[head, n) that belong */
     int64_t next_seq;
+    int nsplits;
+    bool equal;
+    int64_t timeout_ms;
+    ds_split *splits; /* nsplits */
+    int64_t dropped;  /* equal: rows left over once every consumer had its share */
 } ds_stream;
 
 typedef struct ds_dataset {
@@ -98,14 +144,21 @@ typedef struct ds_dataset {
     int64_t plan_budget; /* the plan's memory_budget_bytes; 0: none */
     int64_t budget;      /* bytes of blocks in flight at most */
     int64_t bytes_in_flight, peak_bytes_in_flight;
-    int64_t rows, blocks, bytes; /* the dataset's output */
-    int64_t skipped;             /* files and images skip_corrupt left out */
-    json_t *preview;             /* the first output rows, up to preview_rows */
+    int64_t rows, blocks, bytes;          /* the dataset's output */
+    int64_t skipped;                      /* files and images skip_corrupt left out */
+    int64_t files_written, bytes_written; /* a write's files so far */
+    json_t *preview;                      /* the first output rows, up to preview_rows */
     int64_t created_ms, started_ms, ended_ms;
     bool streamed; /* the output goes to a consumer (stream.c), not counted and dropped */
     ds_stream stream;
-    bool stop;           /* asked to stop (POST .../stop, or the service ends) */
-    bool thread_running; /* its executor thread was started and not joined */
+    bool stop;        /* asked to stop (POST .../stop, or the service ends) */
+    char *lost;       /* a consumer was lost: why the dataset fails (the executor's to take) */
+    bool materialize; /* its output blocks are kept (kept), for epochs to stream */
+    ds_outblock *kept;
+    size_t nkept, capkept;
+    int64_t kept_bytes;
+    char source[DS_ID_LEN + 1]; /* an epoch: the materialized dataset it streams; "" else */
+    bool thread_running;        /* its executor thread was started and not joined */
     pthread_t thread;
     uint64_t seq; /* creation order */
     struct ds_dataset *next;
@@ -122,6 +175,7 @@ typedef struct dataservice {
     struct {
         prism_metric *submitted, *finished, *failed, *stopped, *tasks, *rows;
     } m;
+    ds_op_metrics ops[PRISM_OP_KIND_COUNT];
 
     pthread_mutex_t client_lock; /* guards `client` (taken alone: connecting is slow) */
     prism_client *client;        /* connected on first use */
@@ -150,9 +204,19 @@ prism_client *ds_client(dataservice *s);
 /* Checks and adds a dataset of `plan_text`. Returns 0 with the new
  * dataset's ID, or an HTTP status with `code` and `err` (a plan's error code
  * and message naming the operator). Takes the lock. */
-int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, bool streamed,
+int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, const ds_stream_opts *so,
                       char *id_out, const char **code, char *err, size_t errlen);
 ds_dataset *ds_dataset_find(dataservice *s, const char *id);
+/* An epoch of materialized dataset `src_id`: a new streamed dataset, ended
+ * at once, whose consumers get the kept blocks (nothing runs again).
+ * Returns 0 with its ID, or an HTTP status with `code` and `err`. Takes the
+ * lock. */
+int ds_dataset_epoch(dataservice *s, const char *src_id, const ds_stream_opts *so, char *id_out,
+                     const char **code, char *err, size_t errlen);
+/* Keeps output block `b` of a materialized dataset (lock held; -1 out of
+ * memory). drop_kept: releases them all. */
+int ds_dataset_keep(ds_dataset *d, const ds_outblock *b);
+void ds_dataset_drop_kept(ds_dataset *d);
 /* The dataset as JSON for GET (`full`: the plan, explain, stages). */
 json_t *ds_dataset_json(dataservice *s, const ds_dataset *d, bool full);
 /* Starts the executors of PENDING datasets while fewer than max_running
@@ -177,14 +241,69 @@ void ds_stores_free(dataservice *s);
  * bytes in `total`; NULL with `err` naming the path. */
 json_t *ds_list_files(const json_t *paths, const json_t *exts, int64_t *total, char *err, size_t n);
 
-/* stream.c: a streamed dataset's output blocks (lock held). push: a block
- * made (taken; -1 when out of memory). next: the next block as JSON for the
- * consumer (NULL: none), lent until release, which returns its reference to
- * drop (NULL: no such block lent). clear: drops every block. */
+/* paths.c: --data-roots. parse: resolves cfg->data_roots into roots
+ * (0, or -1 with err). read_allowed: whether a read may list `path` (always
+ * without roots). write_check: whether a write may make and fill directory
+ * `path` (never without roots; absolute, no "..", under a root once
+ * resolved). write_dir_open: makes the directory as mkdir -p does and
+ * opens it (a descriptor, or -1 with err). */
+int ds_roots_parse(ds_config *c, char *err, size_t n);
+void ds_roots_free(ds_config *c);
+int ds_read_allowed(const ds_config *c, const char *path, char *err, size_t n);
+int ds_write_check(const ds_config *c, const char *path, char *err, size_t n);
+int ds_write_dir_open(const ds_config *c, const char *path, char *err, size_t n);
+
+/* writes.c: a dataset's write, a file per output block. open: the write's
+ * directory made and opened (NULL with err). block: the first `rows` rows
+ * of `blk` as file number `index` (0, or -1 with err). */
+typedef struct ds_writer ds_writer;
+ds_writer *ds_writer_open(const ds_config *c, prism_plan_op_kind kind, const json_t *spec,
+                          const char *dataset_id, char *err, size_t n);
+int ds_writer_block(ds_writer *w, const prism_block *blk, size_t rows, int64_t index, char *err,
+                    size_t n);
+int64_t ds_writer_files(const ds_writer *w);
+int64_t ds_writer_bytes(const ds_writer *w);
+void ds_writer_close(ds_writer *w);
+
+/* actor_pool.c: a stage's actor pool (the executor's thread only). create:
+ * min_size actors of the stage (NULL with err). idle: an actor not busy
+ * (its index), or -1. can_grow: under max_size (at most `max_cap`). grow:
+ * one actor more (0, or -1 with err). take: actor `i` busy, for one call;
+ * give_back: done. shrink: actors idle DS_POOL_IDLE_MS go, down to
+ * min_size. destroy: every actor killed. */
+#define DS_POOL_IDLE_MS 1000
+typedef struct ds_pool ds_pool;
+typedef struct ds_pool_actor {
+    prism_actor *actor;
+    bool busy;
+    int64_t idle_since;
+} ds_pool_actor;
+ds_pool *ds_pool_create(prism_client *c, const prism_plan_stage *info, const char *program,
+                        const char *resources, int64_t max_cap, char *err, size_t n);
+int ds_pool_idle(const ds_pool *p);
+bool ds_pool_can_grow(const ds_pool *p);
+int ds_pool_grow(ds_pool *p, char *err, size_t n);
+prism_actor *ds_pool_take(ds_pool *p, int i);
+void ds_pool_give_back(ds_pool *p, prism_actor *a);
+void ds_pool_shrink(ds_pool *p, int64_t now_ms);
+void ds_pool_counts(const ds_pool *p, int64_t *alive, int64_t *busy, int64_t *created);
+void ds_pool_destroy(ds_pool *p);
+
+/* stream.c: a streamed dataset's output blocks (lock held). init: the
+ * consumers (0, or -1 out of memory). push: a block made (taken; -1 when
+ * out of memory). ready: whether consumer `split` can be lent something
+ * now. next: the next block or part of one for consumer `split` as JSON,
+ * the first queued on `node` (its node; NULL or "": any) if one is, else
+ * the oldest (NULL: none now; *end when none will come), lent until release, which
+ * returns its reference to drop (NULL: no such block lent). lost: a
+ * consumer silent past the timeout (its index), or -1. clear: drops every
+ * block. */
+int ds_stream_init(ds_dataset *d, const ds_stream_opts *o);
 int ds_stream_push(ds_dataset *d, const ds_outblock *b);
-bool ds_stream_ready(const ds_dataset *d);
-json_t *ds_stream_next(ds_dataset *d, const char *owner);
+bool ds_stream_ready(const ds_dataset *d, int split);
+json_t *ds_stream_next(ds_dataset *d, const char *owner, int split, const char *node, bool *end);
 prism_ref *ds_stream_release(ds_dataset *d, int64_t seq);
+int ds_stream_lost(const ds_dataset *d, int64_t now_ms);
 void ds_stream_clear(ds_dataset *d);
 
 /* executor.c: runs one dataset on its own thread (started by the cron). */

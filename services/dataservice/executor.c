@@ -43,6 +43,7 @@ typedef struct ex_block {
     int64_t cost; /* bytes it keeps alive: itself, and the inputs its lineage pins */
     int64_t take; /* -1: every row; else only the first `take` rows count */
     uint64_t seq;
+    char node[DS_NODE_LEN + 1]; /* the node its task ran on ("" unknown) */
 } ex_block;
 
 typedef struct ex_fifo {
@@ -52,6 +53,8 @@ typedef struct ex_fifo {
 
 typedef struct ex_task {
     prism_ref *block, *stats;
+    prism_actor *actor;            /* an actor pool's: the actor running it (borrowed) */
+    char in_node[DS_NODE_LEN + 1]; /* the node holding most of its input bytes ("" none) */
     int64_t in_cost, in_bytes, est;
     uint64_t seq;
 } ex_task;
@@ -81,7 +84,9 @@ typedef struct ex_stage {
     bool cut;       /* a limit downstream has its rows: nothing more here matters */
     bool saturated; /* this stage made the rows of the limit after it */
     int64_t out_rows, out_blocks, out_bytes, done_tasks, sum_in, sum_out;
-    int64_t passed; /* a limit's rows let through */
+    int64_t local_tasks; /* done on the node holding most of their input */
+    int64_t passed;      /* a limit's rows let through */
+    ds_pool *pool;       /* compute: actors */
 } ex_stage;
 
 typedef struct executor {
@@ -97,6 +102,7 @@ typedef struct executor {
     int64_t rows, blocks, bytes;
     int64_t skipped; /* files and images skip_corrupt left out */
     size_t preview_have;
+    ds_writer *writer; /* the plan ends with a write: output blocks go to files */
     char *error;
 } executor;
 
@@ -296,6 +302,8 @@ static bool can_launch(executor *x, size_t i, int64_t *est)
     ex_stage *st = &x->st[i];
     if (st->cut || st->saturated || (int64_t)st->ntasks >= st->cap)
         return false;
+    if (st->pool && ds_pool_idle(st->pool) < 0 && !ds_pool_can_grow(st->pool))
+        return false; /* every actor busy, and no more allowed */
     int64_t in_bytes = 0, in_cost = 0;
     if (st->kind == EX_READ && st->next_split >= st->nsplits)
         return false;
@@ -334,10 +342,31 @@ static int submit(executor *x, ex_stage *st, prism_value **args, size_t nargs, e
     o.num_gpus = st->info.num_gpus;
     o.memory = st->info.memory;
     o.resources = st->resources;
+    if (*t->in_node) { /* the node holding its input first, others when it is full */
+        o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+        o.node_id = t->in_node;
+        o.soft = true;
+    }
     prism_ref *refs[2] = {NULL, NULL};
-    prism_status s = prism_submit(x->c, "builtin",
-                                  st->kind == EX_READ ? "data_read_stage" : "data_map_stage", args,
-                                  nargs, &o, refs);
+    prism_status s;
+    if (st->pool) { /* an idle actor, or one more while the pool may grow */
+        char err[512];
+        int a = ds_pool_idle(st->pool);
+        if (a < 0 && ds_pool_grow(st->pool, err, sizeof err) != 0) {
+            for (size_t i = 0; i < nargs; i++)
+                prism_value_free(args[i]);
+            fail(x, "%s: %s", st->name, err);
+            return -1;
+        }
+        if (a < 0)
+            a = ds_pool_idle(st->pool);
+        t->actor = ds_pool_take(st->pool, a);
+        s = prism_actor_call(x->c, t->actor, "run", args, nargs, 2, refs);
+    } else {
+        s = prism_submit(x->c, "builtin",
+                         st->kind == EX_READ ? "data_read_stage" : "data_map_stage", args, nargs,
+                         &o, refs);
+    }
     for (size_t i = 0; i < nargs; i++)
         prism_value_free(args[i]);
     if (s != PRISM_OK) {
@@ -408,8 +437,13 @@ static int launch_one(executor *x, size_t i, int64_t est, int64_t range_n)
         int64_t bytes, cost;
         size_t k = bundle_size(st, &bytes, &cost);
         json_t *take = json_array();
+        int64_t most = 0;
         for (size_t j = 0; j < k; j++) {
             ex_block b = fifo_pop(&st->queue);
+            if (b.bytes > most && *b.node) {
+                most = b.bytes;
+                snprintf(t.in_node, sizeof t.in_node, "%s", b.node);
+            }
             json_array_append_new(take, b.take >= 0 ? json_integer(b.take) : json_null());
             args[nargs++] = prism_value_ref(b.ref);
             prism_ref_release(b.ref); /* the task holds its arguments */
@@ -493,6 +527,46 @@ static void launch(executor *x, int64_t range_n)
 
 /* ---------- output ---------- */
 
+/* Gets output block `b` and opens it: 0, or -1 having failed the dataset. */
+static int open_output(executor *x, const ex_block *b, prism_value **v, prism_block **blk)
+{
+    char why[512] = "";
+    size_t len = 0;
+    const void *data = NULL;
+    *v = NULL;
+    *blk = NULL;
+    if (prism_get(x->c, b->ref, EX_PREVIEW_GET_MS, v) != PRISM_OK) {
+        fail(x, "cannot read an output block: %s", prism_last_error());
+        return -1;
+    }
+    if (prism_value_kind_of(*v) != PRISM_VALUE_TENSOR || !(data = prism_value_data(*v, &len)) ||
+        prism_block_open(data, len, blk, why, sizeof why) != PRISM_BLOCK_OK) {
+        fail(x, "an output block cannot be read%s%s", *why ? ": " : "", why);
+        prism_value_free(*v);
+        *v = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the first `rows` rows of `b` as the write's file number `index`. */
+static void write_out(executor *x, const ex_block *b, int64_t rows, int64_t index)
+{
+    prism_value *v;
+    prism_block *blk;
+    char why[1024];
+    if (rows > 0 && open_output(x, b, &v, &blk) == 0) {
+        if (ds_writer_block(x->writer, blk, (size_t)rows, index, why, sizeof why) != 0) {
+            const json_t *spec;
+            prism_plan_op_kind k = prism_physical_plan_write(x->d->physical, &spec);
+            fail(x, "ops[%zu] (%s): %s: %s", prism_plan_num_ops(x->d->plan) - 1,
+                 prism_plan_op_kind_name(k), json_string_value(json_object_get(spec, "path")), why);
+        }
+        prism_block_destroy(blk);
+        prism_value_free(v);
+    }
+}
+
 /* Keeps the first rows of `b` (its `take` first at most) as JSON. */
 static void preview(executor *x, const ex_block *b, int64_t rows)
 {
@@ -503,17 +577,13 @@ static void preview(executor *x, const ex_block *b, int64_t rows)
         rows = want;
     prism_value *v = NULL;
     prism_block *blk = NULL;
-    char *text = NULL, why[512] = "";
+    char *text = NULL;
     size_t len = 0;
-    const void *data = NULL;
-    if (prism_get(x->c, b->ref, EX_PREVIEW_GET_MS, &v) != PRISM_OK) {
-        fail(x, "cannot read an output block: %s", prism_last_error());
-    } else if (prism_value_kind_of(v) != PRISM_VALUE_TENSOR ||
-               !(data = prism_value_data(v, &len)) ||
-               prism_block_open(data, len, &blk, why, sizeof why) != PRISM_BLOCK_OK ||
-               prism_block_to_json(blk, 0, (size_t)rows, EX_PREVIEW_MAX_TEXT, &text, &len) !=
-                   PRISM_BLOCK_OK) {
-        fail(x, "an output block cannot be read as rows%s%s", *why ? ": " : "", why);
+    if (open_output(x, b, &v, &blk) != 0) {
+        /* failed */
+    } else if (prism_block_to_json(blk, 0, (size_t)rows, EX_PREVIEW_MAX_TEXT, &text, &len) !=
+               PRISM_BLOCK_OK) {
+        fail(x, "an output block cannot be read as rows");
     } else {
         json_t *arr = json_loads(text, 0, NULL);
         pthread_mutex_lock(&x->s->lock);
@@ -536,14 +606,32 @@ static void stream_out(executor *x, ex_block *b)
 {
     pthread_mutex_lock(&x->s->lock);
     ds_dataset *d = x->d;
-    ds_outblock o = {b->ref, d->stream.next_seq, b->rows, b->bytes, b->take, b->cost};
+    ds_outblock o = {b->ref, 0, b->rows, b->bytes, 0, b->take, b->cost, 0, ""};
+    snprintf(o.node, sizeof o.node, "%s", b->node);
     int rc = ds_stream_push(d, &o);
     if (rc == 0) {
-        d->stream.next_seq++;
         x->stream_cost = d->stream.cost;
         x->stream_waiting = d->stream.n - d->stream.head;
     }
     pthread_cond_broadcast(&x->s->changed);
+    pthread_mutex_unlock(&x->s->lock);
+    if (rc != 0) {
+        fail(x, "out of memory");
+        drop_block(x, b);
+        return;
+    }
+    x->held -= b->cost;
+}
+
+/* A materialized dataset's block is kept for its epochs, in the object
+ * store, out of the budget: it is the dataset's result, as Ray Data's
+ * materialize() holds every block (the store spills what does not fit). */
+static void keep_out(executor *x, ex_block *b)
+{
+    pthread_mutex_lock(&x->s->lock);
+    ds_outblock o = {b->ref, 0, b->rows, b->bytes, 0, b->take, b->cost, 0, ""};
+    snprintf(o.node, sizeof o.node, "%s", b->node);
+    int rc = ds_dataset_keep(x->d, &o);
     pthread_mutex_unlock(&x->s->lock);
     if (rc != 0) {
         fail(x, "out of memory");
@@ -568,7 +656,13 @@ static void consume(executor *x)
             stream_out(x, &b);
             continue;
         }
+        if (x->writer)
+            write_out(x, &b, rows, x->blocks - 1);
         preview(x, &b, rows);
+        if (x->d->materialize) {
+            keep_out(x, &b);
+            continue;
+        }
         drop_block(x, &b);
     }
 }
@@ -580,6 +674,8 @@ static void complete(executor *x, size_t i, size_t k)
     ex_stage *st = &x->st[i];
     ex_task t = st->tasks[k];
     st->tasks[k] = st->tasks[--st->ntasks];
+    if (st->pool && t.actor)
+        ds_pool_give_back(st->pool, t.actor);
     prism_value *v = NULL;
     prism_status s = prism_get(x->c, t.stats, 0, &v);
     json_t *stats = s == PRISM_OK ? json_loads(prism_value_json_text(v), 0, NULL) : NULL;
@@ -598,6 +694,10 @@ static void complete(executor *x, size_t i, size_t k)
         return;
     }
     ex_block b = {.ref = t.block, .take = -1, .seq = t.seq};
+    const char *node = json_string_value(json_object_get(stats, "node"));
+    snprintf(b.node, sizeof b.node, "%s", node ? node : "");
+    if (*t.in_node && !strcmp(t.in_node, b.node))
+        st->local_tasks++;
     b.rows = json_integer_value(json_object_get(stats, "rows"));
     b.bytes = json_integer_value(json_object_get(stats, "bytes"));
     x->skipped += json_integer_value(json_object_get(stats, "skipped"));
@@ -703,15 +803,25 @@ static bool publish(executor *x)
         x->peak = x->held + x->stream_cost;
     for (size_t i = 0; i < x->n; i++) {
         ex_stage *st = &x->st[i];
+        ds_stage_progress *was = &d->stages[i];
+        ds_op_metrics *om = &s->ops[was->op];
+        /* the operator's counters take what this stage made since the last time */
+        prism_metric_add(om->rows, (double)(st->out_rows - was->rows));
+        prism_metric_add(om->blocks, (double)(st->out_blocks - was->blocks));
+        prism_metric_add(om->bytes, (double)(st->out_bytes - was->bytes));
         d->stages[i] = (ds_stage_progress){
+            .op = was->op,
             .rows = st->out_rows,
             .blocks = st->out_blocks,
             .bytes = st->out_bytes,
             .tasks_running = (int64_t)st->ntasks,
             .tasks_done = st->done_tasks,
+            .tasks_local = st->local_tasks,
             .queued_blocks = (int64_t)(fifo_len(&st->queue) + fifo_len(&st->early)),
             .queued_bytes = st->queued_bytes,
         };
+        ds_pool_counts(st->pool, &d->stages[i].actors_alive, &d->stages[i].actors_busy,
+                       &d->stages[i].actors_created);
     }
     d->bytes_in_flight = x->held + x->stream_cost;
     d->peak_bytes_in_flight = x->peak;
@@ -719,9 +829,15 @@ static bool publish(executor *x)
     d->blocks = x->blocks;
     d->bytes = x->bytes;
     d->skipped = x->skipped;
+    d->files_written = ds_writer_files(x->writer);
+    d->bytes_written = ds_writer_bytes(x->writer);
     bool stop = d->stop;
+    char *lost = d->lost && !x->error ? strdup(d->lost) : NULL;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
+    if (lost)
+        fail(x, "%s", lost);
+    free(lost);
     return stop;
 }
 
@@ -792,6 +908,18 @@ static int setup_files(executor *x, ex_stage *st, prism_plan_op_kind kind, const
         exts = images;
     st->files = ds_list_files(json_object_get(spec, "paths"), exts, &total, err, sizeof err);
     json_decref(images);
+    size_t i;
+    json_t *f;
+    if (st->files && x->s->cfg.nroots)
+        json_array_foreach(st->files, i, f) {
+            const char *path = json_string_value(json_object_get(f, "path"));
+            if (prism_plan_path_kind_of(path) != PRISM_PATH_URL &&
+                ds_read_allowed(&x->s->cfg, path, err, sizeof err) != 0) {
+                json_decref(st->files);
+                st->files = NULL;
+                break;
+            }
+        }
     if (!st->files) {
         fail(x, "%s: ops[0] (%s): %s", st->name, prism_plan_op_kind_name(kind), err);
         return -1;
@@ -838,6 +966,18 @@ static int setup(executor *x, int64_t *range_n)
         st->resources = custom_resources(st->info.resources);
         if (!st->program)
             return -1;
+        if (st->info.compute == PRISM_COMPUTE_ACTORS) {
+            char err[512];
+            st->pool = ds_pool_create(x->c, &st->info, st->program, st->resources, s->cfg.max_tasks,
+                                      err, sizeof err);
+            if (!st->pool) {
+                fail(x, "%s: %s", st->name, err);
+                return -1;
+            }
+            st->cap = st->info.max_size > 0 && st->info.max_size < s->cfg.max_tasks
+                          ? st->info.max_size
+                          : s->cfg.max_tasks;
+        }
         if (st->kind != EX_READ)
             continue;
         const json_t *spec;
@@ -867,6 +1007,16 @@ static int setup(executor *x, int64_t *range_n)
     }
     x->st[x->n].kind = EX_SINK;
     x->st[x->n].name = "output";
+    const json_t *wspec;
+    prism_plan_op_kind wk = prism_physical_plan_write(d->physical, &wspec);
+    if (wk != PRISM_OP_KIND_COUNT) {
+        char err[1024];
+        if (!(x->writer = ds_writer_open(&s->cfg, wk, wspec, d->id, err, sizeof err))) {
+            fail(x, "ops[%zu] (%s): %s", prism_plan_num_ops(d->plan) - 1,
+                 prism_plan_op_kind_name(wk), err);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -890,8 +1040,10 @@ static void teardown(executor *x)
         free(st->resources);
         free(st->bounds);
         json_decref(st->files);
+        ds_pool_destroy(st->pool);
     }
     free(x->st);
+    ds_writer_close(x->writer);
 }
 
 void *ds_executor_main(void *arg)
@@ -906,6 +1058,10 @@ void *ds_executor_main(void *arg)
     else if (setup(&x, &range_n) != 0)
         fail(&x, "out of memory"); /* unless setup said why */
     while (!x.error && !stopped) {
+        int64_t now = prism_mono_ms();
+        for (size_t i = 0; i < x.n; i++)
+            if (x.st[i].pool)
+                ds_pool_shrink(x.st[i].pool, now);
         launch(&x, range_n);
         consume(&x);
         close_finished(&x);
@@ -924,11 +1080,15 @@ void *ds_executor_main(void *arg)
     teardown(&x);
     dataservice *s = x.s;
     pthread_mutex_lock(&s->lock);
+    if (!x.error && d->lost) /* lost while the last blocks were made */
+        x.error = strdup(d->lost);
     ds_state end = x.error ? DS_FAILED : stopped || d->stop ? DS_STOPPED : DS_FINISHED;
     d->state = end;
     d->error = x.error;
-    if (end != DS_FINISHED) /* the consumer gets an error or the end, not these */
+    if (end != DS_FINISHED) { /* the consumer gets an error or the end, not these */
         ds_stream_clear(d);
+        ds_dataset_drop_kept(d);
+    }
     d->ended_ms = prism_now_ms();
     prism_metric_add(end == DS_FINISHED ? s->m.finished
                      : end == DS_FAILED ? s->m.failed

@@ -25,6 +25,9 @@ static prism_option options[] = {
      "rows of each dataset's output kept for GET /api/v1/datasets/{id}/rows"},
     {"default-blocks", PRISM_OPT_INT, &s.cfg.default_blocks, "16",
      "blocks a read makes when the plan gives no override_num_blocks"},
+    {"data-roots", PRISM_OPT_STRING, &s.cfg.data_roots, "",
+     "directories, separated by ':', that datasets' reads and writes must stay under "
+     "(empty: reads anywhere, writes refused)"},
 };
 
 static void datasets_cron(void *ctx) { ds_datasets_cron(ctx); }

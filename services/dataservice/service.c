@@ -1,6 +1,7 @@
 /* The dataservice's hooks on the service skeleton (prism_service.h): its
  * options checked, metrics, the answer to "where is the dataservice?" on
  * NATS, the client it owns its tasks through, and shutdown. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ int ds_configure(void *ctx, const prism_service_settings *set, char *err, size_t
         snprintf(err, errlen, "--preview-rows must be 1..1000000");
     else if (c->default_blocks < 1 || c->default_blocks > 1048576)
         snprintf(err, errlen, "--default-blocks must be 1..1048576");
-    else
+    else if (ds_roots_parse(c, err, errlen) == 0)
         return 0;
     return -1;
 }
@@ -69,6 +70,58 @@ static double gauge_in_flight(void *ud)
     return n;
 }
 
+/* The sum over running datasets of a field of the stages of one operator kind. */
+static double op_sum(ds_op_metrics *om, size_t offset)
+{
+    dataservice *s = om->svc;
+    double n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (ds_dataset *d = s->datasets; d; d = d->next)
+        for (size_t i = 0; d->state == DS_RUNNING && i < d->nstages; i++)
+            if (d->stages[i].op == om->kind)
+                n += (double)*(const int64_t *)((const char *)&d->stages[i] + offset);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static double op_tasks(void *ud) { return op_sum(ud, offsetof(ds_stage_progress, tasks_running)); }
+static double op_queued(void *ud) { return op_sum(ud, offsetof(ds_stage_progress, queued_bytes)); }
+static double op_actors(void *ud) { return op_sum(ud, offsetof(ds_stage_progress, actors_alive)); }
+
+/* Per operator (labelled by its name in plans): what the stages ending in
+ * it made, and what runs and waits now. */
+static void op_metrics_init(dataservice *s)
+{
+    prism_metrics *m = s->metrics;
+    for (int k = 0; k < PRISM_OP_KIND_COUNT; k++) {
+        ds_op_metrics *om = &s->ops[k];
+        om->svc = s;
+        om->kind = (prism_plan_op_kind)k;
+        if (prism_plan_op_is_write(om->kind) || om->kind == PRISM_OP_RANDOM_SHUFFLE ||
+            om->kind == PRISM_OP_SORT || om->kind == PRISM_OP_GROUPBY ||
+            om->kind == PRISM_OP_REPARTITION)
+            continue; /* never a stage's last operator */
+        char label[96];
+        snprintf(label, sizeof label, "operator=\"%s\"", prism_plan_op_kind_name(om->kind));
+        om->rows = prism_metrics_counter(m, "prism_dataservice_operator_output_rows_total",
+                                         "Rows the stages ending in the operator made", label);
+        om->blocks = prism_metrics_counter(m, "prism_dataservice_operator_output_blocks_total",
+                                           "Blocks the stages ending in the operator made", label);
+        om->bytes = prism_metrics_counter(m, "prism_dataservice_operator_output_bytes_total",
+                                          "Bytes of blocks the stages ending in the operator made",
+                                          label);
+        prism_metrics_gauge_fn(m, "prism_dataservice_operator_tasks_running",
+                               "Tasks (or actor calls) of the running datasets' stages ending in "
+                               "the operator",
+                               label, op_tasks, om);
+        prism_metrics_gauge_fn(m, "prism_dataservice_operator_queued_bytes",
+                               "Bytes of input blocks waiting for those stages' tasks", label,
+                               op_queued, om);
+        prism_metrics_gauge_fn(m, "prism_dataservice_operator_actors",
+                               "Actors of those stages' pools", label, op_actors, om);
+    }
+}
+
 int ds_init(void *ctx, char *err, size_t errlen)
 {
     dataservice *s = ctx;
@@ -96,6 +149,7 @@ int ds_init(void *ctx, char *err, size_t errlen)
                            s);
     prism_metrics_gauge_fn(m, "prism_dataservice_bytes_in_flight",
                            "Bytes of blocks the running datasets hold", NULL, gauge_in_flight, s);
+    op_metrics_init(s);
     return 0;
 }
 
@@ -175,6 +229,8 @@ void ds_stop(void *ctx)
 
 void ds_cleanup(void *ctx)
 {
-    ds_datasets_free(ctx);
-    ds_stores_free(ctx);
+    dataservice *s = ctx;
+    ds_datasets_free(s);
+    ds_stores_free(s);
+    ds_roots_free(&s->cfg);
 }

@@ -45,6 +45,7 @@ const prism_http_route gcs_routes[] = {
     {"GET", "/api/v1/datasets", gcs_api_datasets_proxy, 0},
     {"GET", "/api/v1/datasets/{id}", gcs_api_datasets_proxy, 0},
     {"POST", "/api/v1/datasets/{id}/stop", gcs_api_datasets_proxy, 0},
+    {"POST", "/api/v1/datasets/{id}/epochs", gcs_api_datasets_proxy, 0},
     {"GET", "/api/v1/datasets/{id}/rows", gcs_api_datasets_proxy, 0},
     {"GET", "/api/v1/datasets/{id}/count", gcs_api_datasets_proxy, 0},
     {"POST", "/api/v1/datasets/{id}/blocks/next", gcs_api_datasets_proxy, 0},

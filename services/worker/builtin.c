@@ -359,6 +359,11 @@ static void counter_free(void *state) { free(state); }
 
 bool prism__builtin_actor(const char *cls, prism_actor_init_fn *init, prism_actor_free_fn *fr)
 {
+    if (!strcmp(cls, "DataStage")) { /* a dataset's actor pool (data_ops.h) */
+        *init = data_stage_actor_init;
+        *fr = NULL;
+        return true;
+    }
     if (strcmp(cls, "Counter") != 0)
         return false;
     *init = counter_init;
@@ -368,6 +373,8 @@ bool prism__builtin_actor(const char *cls, prism_actor_init_fn *init, prism_acto
 
 prism_actor_method_fn prism__builtin_actor_method(const char *cls, const char *method)
 {
+    if (!strcmp(cls, "DataStage"))
+        return !strcmp(method, "run") ? data_stage_actor_run : NULL;
     static const struct {
         const char *name;
         prism_actor_method_fn fn;

@@ -413,9 +413,13 @@ static prism_status finish(prism_task_ctx *ctx, const stage_prog *p, prism_block
         b = cut;
         rows = prism_block_rows(b);
     }
-    char stats[128];
-    snprintf(stats, sizeof stats, "{\"rows\":%zu,\"bytes\":%zu,\"skipped\":%zu}", rows,
-             prism_block_nbytes(b), p->skip.count);
+    /* the node the block is made on (where its store copy lives): the
+     * dataservice lends consumers the blocks of their own node first */
+    const char *node = getenv("PRISM_NODE_ID");
+    char stats[256];
+    snprintf(stats, sizeof stats, "{\"rows\":%zu,\"bytes\":%zu,\"skipped\":%zu,\"node\":\"%.64s\"}",
+             rows, prism_block_nbytes(b), p->skip.count,
+             node && strspn(node, "0123456789abcdefABCDEF-_.") == strlen(node) ? node : "");
     returns[0] = data_value_of_block(b);
     if (nreturns > 1)
         returns[1] = prism_value_json(stats);
@@ -545,4 +549,56 @@ prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args,
         prism_block_destroy(b);
     prog_free(&p);
     return s;
+}
+
+/* ---------- the actor pools' class ---------- */
+
+prism_status data_stage_actor_init(prism_task_ctx *ctx, const prism_value *const *args,
+                                   size_t nargs, void **state)
+{
+    stage_prog p = {0};
+    char err[ERR_LEN] = "";
+    *state = NULL;
+    if (nargs != 1 || prog_load(args[0], &p, err, sizeof err) != 0) {
+        prog_free(&p);
+        return prism_task_fail(ctx, "DataStage takes a stage program%s%s", *err ? ": " : "", err);
+    }
+    /* Each package function's setup, `<function>__init`, once in this actor
+     * (its own process: what the setup keeps in globals stays for the
+     * batches, a model loaded once). */
+    size_t i;
+    json_t *op;
+    prism_status s = PRISM_OK;
+    json_array_foreach(p.ops, i, op) {
+        json_t *fn = json_object_get(json_object_get(op, "spec"), "fn");
+        const char *pkg = json_string_value(json_object_get(fn, "package"));
+        const char *name = json_string_value(json_object_get(fn, "function"));
+        if (!pkg || !name || !strcmp(pkg, "builtin"))
+            continue;
+        char setup[300], why[512];
+        snprintf(setup, sizeof setup, "%s__init", name);
+        prism_task_fn f = prism__worker_find_task(ctx, pkg, setup, why, sizeof why);
+        if (!f)
+            continue; /* no setup: the batches need none */
+        char *text =
+            json_dumps(json_object_get(fn, "args") ? json_object_get(fn, "args") : json_object(),
+                       JSON_COMPACT);
+        prism_value *a = text ? prism_value_json(text) : NULL;
+        free(text);
+        prism_value *ret = NULL;
+        s = a ? f(ctx, (const prism_value *const *)&a, 1, &ret, 1) : PRISM_ERR_NO_MEMORY;
+        prism_value_free(a);
+        prism_value_free(ret);
+        if (s != PRISM_OK)
+            break;
+    }
+    prog_free(&p);
+    return s;
+}
+
+prism_status data_stage_actor_run(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                  size_t nargs, prism_value **returns, size_t nreturns)
+{
+    (void)state;
+    return data_map_stage(ctx, args, nargs, returns, nreturns);
 }

@@ -12,8 +12,9 @@
  * per input block, how many of its first rows to use (null: all). A block
  * travels as a uint8 tensor holding its serialized bytes (tensor data is
  * 16-byte aligned in the object store, which prism_block_open needs); stats
- * is {"rows", "bytes", "skipped"} of the output (skipped: the files and
- * images skip_corrupt left out), small enough to come back inline. */
+ * is {"rows", "bytes", "skipped", "node"} of the output (skipped: the files and
+ * images skip_corrupt left out; node: $PRISM_NODE_ID, the node it was made
+ * on), small enough to come back inline. */
 #ifndef PRISM_WORKER_DATA_OPS_H
 #define PRISM_WORKER_DATA_OPS_H
 
@@ -28,6 +29,15 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
                              prism_value **returns, size_t nreturns);
 prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                             prism_value **returns, size_t nreturns);
+
+/* The actor class DataStage of the built-in package: an actor of a
+ * dataset's actor pool. Its constructor takes the stage program and runs
+ * each package function's setup, `<function>__init(args)`, when the package
+ * has one; its method `run` is data_map_stage. */
+prism_status data_stage_actor_init(prism_task_ctx *ctx, const prism_value *const *args,
+                                   size_t nargs, void **state);
+prism_status data_stage_actor_run(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                  size_t nargs, prism_value **returns, size_t nreturns);
 
 /* A package's task function, as the runtime finds it (runtime.c); NULL with
  * `err` when the package or the function cannot be had. */

@@ -3,9 +3,11 @@
  * and their JSON arguments (args[1]), and return a block, as the executor
  * calls them (docs/datasets.md#package-functions). */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <prism/task.h>
 
@@ -177,3 +179,42 @@ PRISM_TASK(slow)
 
 /* map_batches: always fails (the error path). */
 PRISM_TASK(broken) { return prism_task_fail(ctx, "this batch function always fails"); }
+
+/* An actor pool's setup and batches, as a model would be: model__init runs once in each actor
+ * of the pool (it appends the actor's process ID to the file `log`, so the test counts the
+ * constructors) and `model` fails unless it ran in the same process. */
+static int model_loaded;
+
+PRISM_TASK(model__init)
+{
+    const char *text = nargs >= 1 ? prism_value_json_text(args[0]) : NULL;
+    json_t *a = text ? json_loads(text, 0, NULL) : NULL;
+    const char *log = json_string_value(json_object_get(a, "log"));
+    FILE *f = log ? fopen(log, "a") : NULL;
+    if (f) {
+        fprintf(f, "%ld\n", (long)getpid());
+        fclose(f);
+    }
+    json_decref(a);
+    if (!f)
+        return prism_task_fail(ctx, "model__init: cannot append to the log");
+    model_loaded = 1;
+    return PRISM_OK;
+}
+
+PRISM_TASK(model)
+{
+    prism_block *b = open_arg(args, nargs);
+    json_t *a = args_of(args, nargs);
+    double ms = json_number_value(json_object_get(a, "ms"));
+    json_decref(a);
+    if (!model_loaded) {
+        prism_block_destroy(b);
+        return prism_task_fail(ctx, "model: the setup did not run in this process");
+    }
+    if (!b)
+        return prism_task_fail(ctx, "model: no block");
+    struct timespec ts = {(time_t)(ms / 1000), (long)((ms - 1000 * (long)(ms / 1000)) * 1e6)};
+    nanosleep(&ts, NULL);
+    return give(ctx, b, returns);
+}

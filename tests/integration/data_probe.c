@@ -9,7 +9,14 @@
  *                                             range(N)'s "id": every id once
  *   data_probe early N                        two batches of range(N), one kept past the
  *                                             iterator's end, then the iterator destroyed
- *   data_probe bad DIR                        errors: builder, missing path, failed stage */
+ *   data_probe bad DIR                        errors: builder, missing path, failed stage
+ *   data_probe write jsonl|csv DIR N BLOCKS   range(N) cast to float64, written to DIR
+ *                                             (the test reads the files back)
+ *   data_probe materialize N BLOCKS EPOCHS   range(N) materialized, then EPOCHS iterations
+ *                                             (every id once each), count, a refused limit
+ *   data_probe split JSON N EQUAL TIMEOUT_MS  streaming_split(N) of a plan: prints its ID
+ *   data_probe consume ID SPLIT BATCH SLOW_MS iterates one split: prints "first" after the
+ *                                             first batch, then "rows R ids ..." (every "id") */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +56,7 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Every id of range(n) once, in batches of `batch` rows, from `ds` (taken). */
+/* Every id of range(n) once, in batches of `batch` rows, from `ds`. */
 static int every_id(prism_dataset *ds, int64_t n, int64_t batch, int slow_ms);
 
 static int range(prism_client *c, int64_t n, int64_t blocks, int64_t batch, int slow_ms,
@@ -62,7 +69,9 @@ static int range(prism_client *c, int64_t n, int64_t blocks, int64_t batch, int 
     prism_data_options o = PRISM_DATA_OPTIONS_INIT;
     o.memory_budget_bytes = budget;
     CHECK(prism_data_set_options(ds, &o) == PRISM_OK, "options");
-    return every_id(ds, n, batch, slow_ms);
+    int rc = every_id(ds, n, batch, slow_ms);
+    prism_data_destroy(ds);
+    return rc;
 }
 
 static int every_id(prism_dataset *ds, int64_t n, int64_t batch, int slow_ms)
@@ -99,7 +108,6 @@ static int every_id(prism_dataset *ds, int64_t n, int64_t batch, int slow_ms)
     printf("range ok: %lld rows in %lld batches\n", (long long)rows, (long long)batches);
     free(seen);
     prism_data_iter_destroy(it);
-    prism_data_destroy(ds);
     return 0;
 }
 
@@ -235,6 +243,106 @@ static int bad(prism_client *c, const char *dir)
     return 0;
 }
 
+static int write_files(prism_client *c, const char *format, const char *dir, int64_t n,
+                       int64_t blocks)
+{
+    prism_dataset *ds;
+    prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+    ro.override_num_blocks = blocks;
+    CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+    prism_data_map_options mo = PRISM_DATA_MAP_OPTIONS_INIT;
+    mo.args = "{\"column\": \"id\", \"dtype\": \"float64\"}";
+    CHECK(prism_data_map_batches(ds, "builtin", "cast", &mo) == PRISM_OK, "cast");
+    int64_t rows = -1, files = -1;
+    prism_status st = !strcmp(format, "csv")
+                          ? prism_data_write_csv(ds, dir, 60000, &rows, &files)
+                          : prism_data_write_jsonl(ds, dir, 60000, &rows, &files);
+    CHECK(st == PRISM_OK && rows == n, "write_%s: %lld rows", format, (long long)rows);
+    /* a path outside the roots is refused before anything runs */
+    CHECK(prism_data_write_jsonl(ds, "/proc/self", 60000, NULL, NULL) == PRISM_ERR_INVALID &&
+              strstr(prism_last_error(), "write_jsonl"),
+          "a write outside the roots was not refused");
+    printf("write ok: %lld rows in %lld files\n", (long long)rows, (long long)files);
+    prism_data_destroy(ds);
+    return 0;
+}
+
+static int split_start(prism_client *c, const char *plan, int n, bool equal, int timeout_ms)
+{
+    prism_dataset *ds;
+    char id[PRISM_DATA_ID_SIZE];
+    CHECK(prism_data_from_json(c, plan, &ds) == PRISM_OK, "the plan");
+    CHECK(prism_data_streaming_split(ds, n, equal, timeout_ms, id, sizeof id) == PRISM_OK,
+          "streaming_split");
+    printf("%s\n", id);
+    prism_data_destroy(ds);
+    return 0;
+}
+
+static int consume(prism_client *c, const char *id, int split, int64_t batch, int slow_ms)
+{
+    prism_data_iter *it;
+    prism_batch *b;
+    prism_status st;
+    int64_t rows = 0;
+    size_t nbatches = 0;
+    CHECK(prism_data_iter_split(c, id, split, batch, NULL, &it) == PRISM_OK, "iter_split");
+    char *ids = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&ids, &len);
+    CHECK(f, "memstream");
+    while ((st = prism_data_iter_next(it, &b)) == PRISM_OK && b) {
+        long col = prism_batch_column_index(b, "id");
+        prism_dtype dt;
+        int ndim;
+        int64_t shape[PRISM_MAX_DIMS];
+        const void *v = col >= 0 ? prism_batch_values(b, (size_t)col, &dt, &ndim, shape) : NULL;
+        for (size_t r = 0; v && r < prism_batch_rows(b); r++)
+            fprintf(f, " %lld",
+                    dt == PRISM_I64 ? (long long)((const int64_t *)v)[r]
+                                    : (long long)((const double *)v)[r]);
+        rows += (int64_t)prism_batch_rows(b);
+        prism_batch_free(b);
+        if (nbatches++ == 0) {
+            printf("first\n");
+            fflush(stdout);
+        }
+        if (slow_ms)
+            sleep_ms(slow_ms);
+    }
+    fclose(f);
+    prism_data_iter_destroy(it);
+    if (st != PRISM_OK) {
+        printf("error %d: %s\n", (int)st, prism_last_error());
+        free(ids);
+        return 1;
+    }
+    printf("rows %lld ids%s\n", (long long)rows, ids ? ids : "");
+    free(ids);
+    return 0;
+}
+
+static int materialize(prism_client *c, int64_t n, int64_t blocks, int epochs)
+{
+    prism_dataset *ds, *m;
+    prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+    ro.override_num_blocks = blocks;
+    CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+    CHECK(prism_data_materialize(ds, 60000, &m) == PRISM_OK, "materialize");
+    prism_data_destroy(ds);
+    for (int e = 0; e < epochs; e++)
+        if (every_id(m, n, 1000, 0) != 0)
+            return 1;
+    int64_t count = -1;
+    CHECK(prism_data_count(m, 60000, &count) == PRISM_OK && count == n, "count %lld",
+          (long long)count);
+    CHECK(prism_data_limit(m, 1) == PRISM_ERR_INVALID && strstr(prism_last_error(), "materialized"),
+          "a materialized dataset took a transform");
+    printf("materialize ok: %lld rows, %d epochs\n", (long long)n, epochs);
+    prism_data_destroy(m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     prism_client *c;
@@ -258,10 +366,19 @@ int main(int argc, char **argv)
                  : 1;
         if (!ds)
             fprintf(stderr, "probe: the plan: %s\n", prism_last_error());
+        prism_data_destroy(ds);
     } else if (!strcmp(argv[1], "early") && argc == 3)
         rc = early(c, atoll(argv[2]));
     else if (!strcmp(argv[1], "bad") && argc == 3)
         rc = bad(c, argv[2]);
+    else if (!strcmp(argv[1], "materialize") && argc == 5)
+        rc = materialize(c, atoll(argv[2]), atoll(argv[3]), atoi(argv[4]));
+    else if (!strcmp(argv[1], "split") && argc == 6)
+        rc = split_start(c, argv[2], atoi(argv[3]), !strcmp(argv[4], "true"), atoi(argv[5]));
+    else if (!strcmp(argv[1], "consume") && argc == 6)
+        rc = consume(c, argv[2], atoi(argv[3]), atoll(argv[4]), atoi(argv[5]));
+    else if (!strcmp(argv[1], "write") && argc == 6)
+        rc = write_files(c, argv[2], argv[3], atoll(argv[4]), atoll(argv[5]));
     prism_disconnect(c);
     return rc;
 }

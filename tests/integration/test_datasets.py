@@ -147,8 +147,8 @@ def test_bad_plans(c):
         ({"ops": [rng, {"op": "sort", "key": "id"}]}, "unsupported_operator", "ops[1]"),
         ({"ops": [{"op": "read_images", "paths": ["/tmp", "s3://bucket/a.jpg"]}]},
          "invalid_plan", 'ops[0] (read_images): "paths[1]"'),
-        ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"),
-                        "compute": {"kind": "actors"}}]}, "unsupported_operator", "ops[1]"),
+        ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"), "concurrency": 2,
+                        "compute": {"kind": "actors"}}]}, "invalid_plan", "ops[1]"),
         ({"ops": []}, "invalid_plan", ""),
     ]
     for plan, code, where in cases:
@@ -159,6 +159,11 @@ def test_bad_plans(c):
     r = c.request("POST", "/api/v1/datasets", raw=b"{not json",
                   headers={"Content-Type": "application/json"})
     assert r.status == 400 and r.json()["error"]["code"] == "invalid_plan", r
+    # Writes are off without --data-roots: refused before anything runs.
+    r = c.post("/api/v1/datasets", {"ops": [rng, {"op": "write_jsonl", "path": "/tmp/out"}]})
+    err = r.json()["error"]
+    assert r.status == 403 and err["code"] == "path_not_allowed", r
+    assert "ops[1] (write_jsonl)" in err["message"] and "--data-roots" in err["message"], err
     assert c.get("/api/v1/datasets").json()["datasets"] == []
 
     # Failures while running name the operator.
@@ -724,10 +729,414 @@ def test_c_api_two_nodes(c):
 test_c_api_two_nodes.cluster = {"nodes": 2}
 
 
+def test_operator_metrics(c):
+    """The dataservice's /metrics per operator: rows, blocks and bytes of the stages ending in
+    each operator, and gauges of tasks running and bytes queued."""
+    need_binaries()
+    d = post(c, {"ops": [{"op": "range", "n": 1000, "override_num_blocks": 4},
+                         {"op": "map_batches", "num_cpus": 0.5,
+                          "fn": fn("builtin", "cast", column="id", dtype="float64")}]})
+    assert count(c, d["dataset_id"]) == 1000
+    r = c.get("/metrics", base=c.dataservice_url)
+    assert r.status == 200, r
+    text = r.body.decode()
+
+    def value(name, op):
+        m = re.search(r'^%s\{operator="%s"\} (\S+)$' % (name, op), text, re.M)
+        assert m, (name, op)
+        return float(m.group(1))
+    assert value("prism_dataservice_operator_output_rows_total", "range") == 1000
+    assert value("prism_dataservice_operator_output_blocks_total", "range") == 4
+    assert value("prism_dataservice_operator_output_rows_total", "map_batches") == 1000
+    assert value("prism_dataservice_operator_output_bytes_total", "map_batches") > 8000
+    assert value("prism_dataservice_operator_tasks_running", "map_batches") == 0
+    assert value("prism_dataservice_operator_queued_bytes", "range") == 0
+    assert value("prism_dataservice_operator_output_rows_total", "filter") == 0
+
+
+# ---------- actor pools ----------
+
+def test_actor_pool(c):
+    """map_batches with compute=actors: the function's setup (model__init) runs once in each
+    actor of the pool, the batches in those processes; a pool of min 1 and max 3 grows while
+    input waits and never passes 3; every row comes out once."""
+    need_binaries()
+    pkg = upload_package(c)
+    top = tempfile.mkdtemp(prefix="prism-pool-")
+    try:
+        log = os.path.join(top, "fixed.log")
+        plan = {"ops": [{"op": "range", "n": 4000, "override_num_blocks": 20},
+                        {"op": "map_batches", "fn": fn(pkg, "model", log=log, ms=20),
+                         "batch_size": 100, "num_cpus": 0.5,
+                         "compute": {"kind": "actors", "min_size": 2, "max_size": 2}}]}
+        d = post(c, plan)
+        assert count(c, d["dataset_id"]) == 4000
+        got = sorted(r["id"] for r in rows(c, d["dataset_id"], 4000))
+        assert got == list(range(4000)), got[:5]
+        with open(log) as f:
+            pids = f.read().split()
+        # the constructor ran exactly pool-size times, in distinct processes
+        assert len(pids) == 2 and len(set(pids)) == 2, pids
+        info = dataset(c, d["dataset_id"])
+        pool = [s for s in info["stages"] if s["operator"] == "ActorPoolMapOperator"]
+        assert len(pool) == 1 and pool[0]["actors"]["created"] == 2, info["stages"]
+        assert pool[0]["tasks_done"] >= 1, pool
+        if os.access(os.path.join(BIN, "prism"), os.X_OK):  # prism data get shows the pool
+            r = subprocess.run([os.path.join(BIN, "prism"), "data", "get", d["dataset_id"]],
+                               env=dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token),
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0 and "MapBatches(model): actors" in r.stdout and \
+                "2 made" in r.stdout, r
+
+        # autoscaling: 1..3 actors, slow batches keep input waiting
+        log = os.path.join(top, "scaled.log")
+        plan["ops"][1] = {"op": "map_batches", "fn": fn(pkg, "model", log=log, ms=150),
+                          "batch_size": None, "num_cpus": 0.5,
+                          "compute": {"kind": "actors", "min_size": 1, "max_size": 3}}
+        d = post(c, plan)
+        assert count(c, d["dataset_id"]) == 4000
+        with open(log) as f:
+            pids = f.read().split()
+        info = dataset(c, d["dataset_id"])
+        pool = [s for s in info["stages"] if s["operator"] == "ActorPoolMapOperator"][0]
+        print("  autoscaled pool: %d actors made (1..3)" % len(pids))
+        assert 1 <= len(pids) <= 3 and len(set(pids)) == len(pids), pids
+        assert pool["actors"]["created"] == len(pids), pool
+        # the pool goes with the dataset: no actor left alive
+        wait_until(lambda: not [a for a in c.get("/api/v1/actors").json()["actors"]
+                                if a["state"] == "ALIVE"], timeout=30,
+                   what="the pools' actors to go")
+    finally:
+        shutil.rmtree(top)
+
+
+# ---------- streaming_split ----------
+
+def consumers(c, did, n, batch, slow=(), nodes=()):
+    """n consumer processes of dataset `did`, one per split (data_probe consume); consumer i
+    says it is on node nodes[i] when given."""
+    exe = os.path.join(BIN, "data_probe")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    env.pop("PRISM_NODE_ID", None)
+    return [subprocess.Popen([exe, "consume", did, str(i), str(batch),
+                              str(slow[i] if i < len(slow) else 0)],
+                             env=dict(env, PRISM_NODE_ID=nodes[i]) if i < len(nodes) else env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(n)]
+
+
+def shares(procs):
+    """Each consumer's ids, once it exited 0."""
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, (stdout[-2000:], stderr[-2000:])
+        line = [ln for ln in stdout.splitlines() if ln.startswith("rows ")][0]
+        words = line.split()
+        ids = [int(w) for w in words[3:]]
+        assert int(words[1]) == len(ids), line[:200]
+        out.append(ids)
+    return out
+
+
+def split_start(c, plan, n, equal, timeout_ms=0):
+    return probe(c, "split", json.dumps(plan), n, "true" if equal else "false",
+                 timeout_ms).strip()
+
+
+def test_streaming_split(c):
+    """streaming_split(n) to n consumer processes: disjoint shares that together hold every
+    row once; equal=true gives each as many rows (the remainder, under n, dropped), a slow
+    consumer included; a consumer killed mid-epoch is detected and the dataset fails naming
+    its split."""
+    need_binaries()
+    if not os.access(os.path.join(BIN, "data_probe"), os.X_OK):
+        skip("data_probe is not built")
+    # any consumer takes the next block: 3 consumers, one slow
+    plan = {"ops": [{"op": "range", "n": 20000, "override_num_blocks": 40}]}
+    did = split_start(c, plan, 3, False)
+    got = shares(consumers(c, did, 3, 500, slow=(0, 0, 30)))
+    assert sorted(sum(got, [])) == list(range(20000)), [len(g) for g in got]
+    info = dataset(c, did)
+    assert info["split"]["n"] == 3 and info["split"]["rows"] == [len(g) for g in got], info
+    print("  shares without equal: %s rows" % [len(g) for g in got])
+
+    # equal: 10001 rows in 7 blocks of unequal size to 3 consumers, one slow: 3333 each
+    plan = {"ops": [{"op": "range", "n": 10001, "override_num_blocks": 7}]}
+    did = split_start(c, plan, 3, True)
+    got = shares(consumers(c, did, 3, 256, slow=(0, 20, 0)))
+    assert [len(g) for g in got] == [3333] * 3, [len(g) for g in got]
+    every = sorted(sum(got, []))
+    assert len(set(every)) == 9999 and set(every) <= set(range(10001)), every[:5]
+    info = dataset(c, did)
+    assert info["split"]["equal"] and info["split"]["dropped"] == 2, info["split"]
+    assert info["state"] == "FINISHED", info
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+
+    # a consumer killed after its first batch: lost once silent for 2 s, the dataset fails
+    plan = {"ops": [{"op": "range", "n": 400000, "override_num_blocks": 100}],
+            "options": {"memory_budget_bytes": 1 << 20}}
+    did = split_start(c, plan, 2, False, timeout_ms=2000)
+    procs = consumers(c, did, 2, 1000, slow=(20, 1000))
+    assert procs[1].stdout.readline().strip() == "first"
+    procs[1].kill()
+    procs[1].wait()
+    stdout, stderr = procs[0].communicate(timeout=120)
+    assert procs[0].returncode == 1 and "split 1" in stdout and "lost" in stdout, (stdout[-500:],
+                                                                                  stderr[-500:])
+    info = dataset(c, did)
+    assert info["state"] == "FAILED" and "the consumer of split 1 was lost" in info["error"], info
+    r = c.post("/api/v1/datasets/%s/blocks/next?split=5" % did, None)
+    assert r.status in (400, 409), r
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+    # split and equal are for streamed datasets
+    r = c.post("/api/v1/datasets?split=2", plan)
+    assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", r
+
+
+def test_materialize(c):
+    """materialize() runs the plan once and keeps its blocks in the object store: three
+    epochs read them (every id once each) with no task run again; destroying the dataset
+    empties the stores. Epochs of a materialized dataset split over REST too."""
+    need_binaries()
+    out = probe(c, "materialize", 20000, 8, 3)
+    assert "materialize ok: 20000 rows, 3 epochs" in out, out
+    listed = c.get("/api/v1/datasets").json()["datasets"]
+    mats = [d for d in listed if "materialized" in d]
+    epochs = [d for d in listed if d.get("source")]
+    assert len(mats) == 1 and len(epochs) == 3, listed
+    assert all(e["source"] == mats[0]["dataset_id"] for e in epochs), epochs
+    # made 8 blocks; the probe destroyed it, which let them go
+    assert mats[0]["output"]["blocks"] == 8 and mats[0]["materialized"]["blocks"] == 0, mats[0]
+    info = dataset(c, mats[0]["dataset_id"])
+    assert sum(s["tasks_done"] for s in info["stages"]) == 8, info["stages"]
+    # one task per block, once: the epochs ran nothing
+    tasks = c.get("/api/v1/tasks?limit=1000").json()["tasks"]
+    assert len(tasks) == 8, len(tasks)
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+
+    # over REST: an epoch split among 2 consumer processes, equal shares
+    r = c.post("/api/v1/datasets?materialize=true",
+               {"ops": [{"op": "range", "n": 1001, "override_num_blocks": 3}]})
+    assert r.status == 201, r
+    mid = r.json()["dataset_id"]
+    assert count(c, mid) == 1001
+    assert dataset(c, mid)["materialized"]["blocks"] == 3
+    r = c.post("/api/v1/datasets/%s/epochs?split=2&equal=true" % mid, None)
+    assert r.status == 201 and r.json()["source"] == mid, r
+    got = shares(consumers(c, r.json()["dataset_id"], 2, 100))
+    assert [len(g) for g in got] == [500, 500] and len(set(got[0]) | set(got[1])) == 1000, got
+    # epochs only of a materialized dataset that finished
+    r = c.post("/api/v1/datasets/%s/epochs" % r.json()["dataset_id"], None)
+    assert r.status == 409 and r.json()["error"]["code"] == "not_materialized", r
+    assert c.post("/api/v1/datasets/nope/epochs", None).status == 404
+    r = c.post("/api/v1/datasets?materialize=true&stream=true",
+               {"ops": [{"op": "range", "n": 1}]})
+    assert r.status == 400, r
+    c.post("/api/v1/datasets/%s/stop" % mid, None)
+    wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
+               what="the object stores to be empty")
+
+
+def test_split_locality(c):
+    """streaming_split on two nodes: each consumer says its node and gets the blocks made
+    there first, so at least as many blocks as the smaller node made are read locally."""
+    need_binaries()
+    pkg = upload_package(c)
+    plan = {"ops": [{"op": "range", "n": 32000, "override_num_blocks": 32},
+                    {"op": "map_batches", "fn": fn(pkg, "slow", ms=200), "batch_size": None},
+                    {"op": "map_batches", "fn": fn("builtin", "cast", column="id", dtype="int64"),
+                     "num_cpus": 0.5, "batch_size": None}]}
+    r = c.post("/api/v1/datasets?materialize=true", plan)
+    assert r.status == 201, r
+    mid = r.json()["dataset_id"]
+    assert count(c, mid) == 32000
+    second = dataset(c, mid)["stages"][1]
+    print("  the second stage: %d of %d tasks on the node of their input" % (
+        second["tasks_local"], second["tasks_done"]))
+    made = dataset(c, mid)["materialized"]["nodes"]
+    assert sum(made.values()) == 32 and "" not in made, made
+    if len(made) < 2:
+        skip("the stage ran on one node only: %s" % made)
+    ids = sorted(made)
+    r = c.post("/api/v1/datasets/%s/epochs?split=2" % mid, None)
+    assert r.status == 201, r
+    eid = r.json()["dataset_id"]
+    got = shares(consumers(c, eid, 2, 1000, nodes=ids))
+    assert sorted(sum(got, [])) == list(range(32000))
+    split = dataset(c, eid)["split"]
+    local, blocks = sum(split["local_blocks"]), sum(split["blocks"])
+    print("  blocks made per node %s; %d of %d read on their node (%s per consumer)" % (
+        sorted(made.values()), local, blocks, split["local_blocks"]))
+    assert blocks == 32 and local >= min(made.values()), (split, made)
+    c.post("/api/v1/datasets/%s/stop" % mid, None)
+test_split_locality.cluster = {"nodes": 2}
+
+
+# ---------- writes ----------
+
+def written_files(d):
+    """The files of a write and what else is in its directory (temporary files: none)."""
+    names = sorted(os.listdir(d))
+    return [n for n in names if not n.startswith(".")], [n for n in names if n.startswith(".")]
+
+
+def test_writes(c):
+    """write_jsonl and write_csv over REST and from C: one file per block under the
+    dataservice's --data-roots, every row read back from the files (and through read_csv);
+    paths outside the roots, through "..", through a link or relative are refused."""
+    need_binaries()
+    top = tempfile.mkdtemp(prefix="prism-write-")
+    outside = tempfile.mkdtemp(prefix="prism-outside-")
+    try:
+        c.start_dataservice(extra=["--data-roots", top])
+        items = [{"i": k, "name": ["plain", 'with "quotes"', "a,b", "two\nlines", "",
+                                   None][k % 6],
+                  "x": k / 4, "ok": k % 2 == 0} for k in range(60)]
+        # jsonl into a directory that does not exist yet (made, nested)
+        out = os.path.join(top, "jsonl", "nested")
+        d = post(c, {"ops": [{"op": "from_items", "items": items, "override_num_blocks": 3},
+                             {"op": "write_jsonl", "path": out}]})
+        assert count(c, d["dataset_id"]) == 60
+        info = dataset(c, d["dataset_id"])
+        names, hidden = written_files(out)
+        assert names == ["%s_%06d.jsonl" % (d["dataset_id"], k) for k in range(3)], names
+        assert hidden == [], hidden
+        assert info["written"] == {"path": out, "files": 3, "bytes": sum(
+            os.path.getsize(os.path.join(out, n)) for n in names)}, info["written"]
+        back = []
+        for n in names:
+            with open(os.path.join(out, n)) as f:
+                back += [json.loads(line) for line in f.read().splitlines()]
+        assert sorted(back, key=lambda r: r["i"]) == items, back[:3]
+        if os.access(os.path.join(BIN, "prism"), os.X_OK):  # prism data get says so
+            r = subprocess.run([os.path.join(BIN, "prism"), "data", "get", d["dataset_id"]],
+                               env=dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token),
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0 and "Written: 3 files" in r.stdout and out in r.stdout, r
+        assert "WriteJSONL(%s)" % out in info["explain"], info["explain"]
+
+        # csv, then read back by the dataservice's own read_csv and by Python's csv
+        out = os.path.join(top, "csv")
+        d = post(c, {"ops": [{"op": "from_items", "items": items, "override_num_blocks": 2},
+                             {"op": "write_csv", "path": out}],
+                     "options": {"preserve_order": True}})
+        assert count(c, d["dataset_id"]) == 60
+        names, hidden = written_files(out)
+        assert len(names) == 2 and hidden == [] and all(n.endswith(".csv") for n in names)
+        import csv
+        with open(os.path.join(out, names[0]), newline="") as f:
+            recs = list(csv.reader(f))
+        assert recs[0] == ["i", "name", "x", "ok"], recs[0]
+        assert recs[1:4] == [["0", "plain", "0", "true"], ["1", 'with "quotes"', "0.25", "false"],
+                             ["2", "a,b", "0.5", "true"]], recs[1:4]
+        d = post(c, {"ops": [{"op": "read_csv", "paths": out}]})
+        got = sorted(rows(c, d["dataset_id"], 100), key=lambda r: r["i"])
+        want = [dict(r, ok="true" if r["ok"] else "false") for r in items]
+        assert got == want, [(g, w) for g, w in zip(got, want) if g != w][:3]
+
+        # TSV: written with a tab, read back with read_csv's delimiter "\t"
+        out = os.path.join(top, "tsv")
+        d = post(c, {"ops": [{"op": "from_items", "items": items},
+                             {"op": "write_csv", "path": out, "delimiter": "\t"}]})
+        assert count(c, d["dataset_id"]) == 60
+        names = written_files(out)[0]
+        with open(os.path.join(out, names[0])) as f:
+            assert f.readline() == '"i"\t"name"\t"x"\t"ok"\n', "a tab-separated header"
+        d = post(c, {"ops": [{"op": "read_csv", "paths": out, "delimiter": "\t"}]})
+        got = sorted(rows(c, d["dataset_id"], 100), key=lambda r: r["i"])
+        assert got == want, [(g, w) for g, w in zip(got, want) if g != w][:3]
+
+        # a CSV cannot hold bytes: the write fails naming the column, and leaves no file
+        out = os.path.join(top, "bad")
+        os.makedirs(os.path.join(top, "in"))
+        write(os.path.join(top, "in", "a.bin"), b"\x00\x01")
+        msg = failed_with(c, {"ops": [{"op": "read_binary_files",
+                                       "paths": os.path.join(top, "in")},
+                                      {"op": "write_csv", "path": out}]})
+        assert "ops[1] (write_csv)" in msg and 'column "bytes" is binary' in msg, msg
+        assert written_files(out) == ([], []), written_files(out)
+
+        # write_binary: a file a row, the bytes as they were read
+        out = os.path.join(top, "wbin")
+        d = post(c, {"ops": [{"op": "read_binary_files", "paths": os.path.join(top, "in")},
+                             {"op": "write_binary", "path": out}]})
+        assert count(c, d["dataset_id"]) == 1
+        names = written_files(out)[0]
+        assert names == ["%s_000000_000000.bin" % d["dataset_id"]], names
+        with open(os.path.join(out, names[0]), "rb") as f:
+            assert f.read() == b"\x00\x01"
+
+        # write_images: PNG (lossless: the same pixels read back) and JPEG
+        for i in range(4):
+            make_image(os.path.join(top, "imgs", "i%d.png" % i), "png", 6, 4, 3)
+        for fmt, ext in (("png", "png"), ("jpeg", "jpg")):
+            out = os.path.join(top, "w" + fmt)
+            d = post(c, {"ops": [{"op": "read_images", "paths": os.path.join(top, "imgs"),
+                                  "override_num_blocks": 2},
+                                 {"op": "write_images", "path": out, "file_format": fmt}]})
+            assert count(c, d["dataset_id"]) == 4
+            names = written_files(out)[0]
+            assert len(names) == 4 and all(n.endswith("." + ext) for n in names), names
+            d = post(c, {"ops": [{"op": "read_images", "paths": out}]})
+            back = rows(c, d["dataset_id"], 10)
+            assert len(back) == 4, back
+            if fmt == "png":
+                assert all(r["image"] == gradient(6, 4, 3) for r in back), back[0]
+        msg = failed_with(c, {"ops": [{"op": "range", "n": 3},
+                                      {"op": "write_images", "path": os.path.join(top, "x")}]})
+        assert "ops[1] (write_images)" in msg and 'no image' in msg, msg
+
+        # refused before anything runs: 403 naming the operator
+        rng = {"op": "range", "n": 10}
+        os.symlink(outside, os.path.join(top, "link"))
+        for path, words in [(outside, "outside"), (top + "/../" + os.path.basename(outside),
+                                                   '".."'),
+                            (os.path.join(top, "link", "x"), "outside"),
+                            ("relative/dir", "absolute")]:
+            r = c.post("/api/v1/datasets", {"ops": [rng, {"op": "write_jsonl", "path": path}]})
+            err = r.json()["error"]
+            assert r.status == 403 and err["code"] == "path_not_allowed", (r, path)
+            assert "ops[1] (write_jsonl)" in err["message"] and words in err["message"], err
+        assert os.listdir(outside) == []
+        # a write ends the plan, and is not streamed
+        r = c.post("/api/v1/datasets", {"ops": [rng, {"op": "write_jsonl", "path": top},
+                                                {"op": "limit", "limit": 1}]})
+        assert r.status == 400 and "a write ends the plan" in r.json()["error"]["message"], r
+        r = c.post("/api/v1/datasets?stream=true",
+                   {"ops": [rng, {"op": "write_jsonl", "path": top}]})
+        assert r.status == 400 and "not streamed" in r.json()["error"]["message"], r
+        # reads stay under the roots too
+        write(os.path.join(outside, "secret.txt"), b"no\n")
+        msg = failed_with(c, {"ops": [{"op": "read_text", "paths": outside}]})
+        assert "ops[0] (read_text)" in msg and "outside" in msg, msg
+
+        # from C: prism_data_write_jsonl and _csv
+        for fmt in ("jsonl", "csv"):
+            out = os.path.join(top, "c-" + fmt)
+            assert "write ok: 1000 rows in 4 files" in probe(c, "write", fmt, out, 1000, 4)
+            ids = []
+            for n in written_files(out)[0]:
+                with open(os.path.join(out, n), newline="") as f:
+                    if fmt == "jsonl":
+                        ids += [json.loads(line)["id"] for line in f.read().splitlines()]
+                    else:
+                        ids += [float(r[0]) for r in list(csv.reader(f))[1:]]
+            assert sorted(ids) == [float(k) for k in range(1000)], ids[:5]
+    finally:
+        shutil.rmtree(top)
+        shutil.rmtree(outside)
+test_writes.cluster = {"dataservice": False}
+
+
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
          test_without_dataservice, test_read_files, test_read_images,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
-         test_cli, test_read_urls, test_c_api_two_nodes],
+         test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
+         test_materialize, test_actor_pool, test_operator_metrics, test_split_locality],
         dataservice=True)

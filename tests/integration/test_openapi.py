@@ -878,6 +878,22 @@ def exercise_datasets(api):
                        "unsupported_operator")):
         api.call("POST", "/api/v1/datasets", raw=bad, headers={"Content-Type": "application/json"},
                  expect=400, code=code)
+    # materialize, then an epoch of it
+    mat = api.call("POST", "/api/v1/datasets", query={"materialize": "true"},
+                   body={"ops": [{"op": "range", "n": 5}]}, expect=201).json()
+    api.call("GET", "/api/v1/datasets/{id}/count", {"id": mat["dataset_id"]},
+             query={"timeout_ms": 60000}, expect=200)
+    ep = api.call("POST", "/api/v1/datasets/{id}/epochs", {"id": mat["dataset_id"]},
+                  query={"split": 1}, expect=201).json()
+    assert ep["source"] == mat["dataset_id"], ep
+    api.call("POST", "/api/v1/datasets/{id}/epochs", did, expect=409, code="not_materialized")
+    api.call("POST", "/api/v1/datasets/{id}/stop", {"id": ep["dataset_id"]}, expect=409,
+             code="dataset_ended")
+    api.call("POST", "/api/v1/datasets/{id}/stop", {"id": mat["dataset_id"]}, expect=409,
+             code="dataset_ended")
+    # writes are off without the dataservice's --data-roots
+    api.call("POST", "/api/v1/datasets", body={"ops": [{"op": "range", "n": 1}, {
+        "op": "write_jsonl", "path": "/tmp/out"}]}, expect=403, code="path_not_allowed")
     api.call("GET", "/api/v1/datasets/{id}/rows", did, query={"limit": 0}, expect=400,
              code="invalid_argument")
     api.call("GET", "/api/v1/datasets/{id}/count", did, query={"timeout_ms": -1}, expect=400,

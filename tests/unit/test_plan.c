@@ -250,7 +250,18 @@ static const bad_case bad[] = {
     {"{\"ops\": [" R ", {\"op\": \"window\"}]}", PRISM_PLAN_UNKNOWN_OPERATOR, 1, "op",
      "ops[1]: unknown operator \"window\" (reads: range, from_items, read_images, "
      "read_binary_files, read_text, read_jsonl, read_csv; then map, map_batches, filter, "
-     "flat_map, add_column, select_columns, drop_columns, limit)"},
+     "flat_map, add_column, select_columns, drop_columns, limit; last, write_jsonl, write_csv, "
+     "write_images or write_binary)"},
+    {"{\"ops\": [" R ", {\"op\": \"write_images\", \"path\": \"/o\", \"file_format\": "
+     "\"gif\"}]}",
+     PRISM_PLAN_INVALID, 1, "file_format",
+     "ops[1] (write_images): \"file_format\" must be one of \"png\", \"jpeg\", not \"gif\""},
+    {"{\"ops\": [" R ", {\"op\": \"write_jsonl\", \"path\": \"/o\"}, {\"op\": \"limit\", "
+     "\"limit\": 1}]}",
+     PRISM_PLAN_INVALID, 2, "op",
+     "ops[2]: a write ends the plan: nothing may follow ops[1] (write_jsonl)"},
+    {"{\"ops\": [" R ", {\"op\": \"write_csv\"}]}", PRISM_PLAN_INVALID, 1, "path",
+     "ops[1] (write_csv): missing \"path\""},
     {"{\"ops\": [" R ", {\"op\": \"sort\", \"key\": \"a\"}]}", PRISM_PLAN_UNSUPPORTED_OPERATOR, 1,
      "op",
      "ops[1] (sort): not supported yet: the all-to-all operators (random_shuffle, sort, groupby, "
@@ -322,6 +333,12 @@ static const bad_case bad[] = {
     {"{\"ops\": [{\"op\": \"read_csv\", \"paths\": \"a\", \"delimiter\": \";;\"}]}",
      PRISM_PLAN_INVALID, 0, "delimiter",
      "ops[0] (read_csv): \"delimiter\" must be a single ASCII character"},
+    {"{\"ops\": [{\"op\": \"read_csv\", \"paths\": \"a\", \"delimiter\": \"\\n\"}]}",
+     PRISM_PLAN_INVALID, 0, "delimiter",
+     "ops[0] (read_csv): \"delimiter\" must not hold control characters"},
+    {"{\"ops\": [{\"op\": \"read_csv\", \"paths\": \"a\", \"delimiter\": \"\\\"\"}]}",
+     PRISM_PLAN_INVALID, 0, "delimiter",
+     "ops[0] (read_csv): \"delimiter\" must not be '\"', which quotes fields"},
     {"{\"ops\": [{\"op\": \"read_text\", \"paths\": \"a\", \"encoding\": \"latin-1\"}]}",
      PRISM_PLAN_INVALID, 0, "encoding",
      "ops[0] (read_text): \"encoding\" must be one of \"utf-8\", not \"latin-1\""},
@@ -1211,6 +1228,48 @@ static void test_builder_errors(void **state)
     prism_plan_destroy(p);
 }
 
+/* A write ends the plan, in no stage: the physical plan names it apart. */
+static void test_write(void **state)
+{
+    (void)state;
+    prism_plan *p = parse_ok("{\"ops\": [" R ", {\"op\": \"limit\", \"limit\": 3}, "
+                             "{\"op\": \"write_csv\", \"path\": \"/out\", "
+                             "\"delimiter\": \";\"}]}");
+    assert_true(prism_plan_op_is_write(prism_plan_op(p, 2)));
+    /* TSV: a tab is a delimiter */
+    prism_plan *tsv = parse_ok("{\"ops\": [{\"op\": \"read_csv\", \"paths\": \"a.tsv\", "
+                               "\"delimiter\": \"\\t\"}]}");
+    assert_string_equal(json_string_value(json_object_get(prism_plan_op_spec(tsv, 0), "delimiter")),
+                        "\t");
+    assert_round_trip(tsv);
+    prism_plan_destroy(tsv);
+    assert_false(prism_plan_op_is_write(prism_plan_op(p, 1)));
+    assert_round_trip(p);
+    prism_physical_plan *pp;
+    assert_int_equal(prism_plan_optimize(p, &pp, NULL), PRISM_PLAN_OK);
+    assert_int_equal(prism_physical_plan_num_stages(pp), 1); /* the limit went into the range */
+    const json_t *spec;
+    assert_int_equal(prism_physical_plan_write(pp, &spec), PRISM_OP_WRITE_CSV);
+    assert_string_equal(json_string_value(json_object_get(spec, "path")), "/out");
+    assert_string_equal(json_string_value(json_object_get(spec, "delimiter")), ";");
+    json_t *j = prism_physical_plan_to_json(pp);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "write"), "name")),
+                        "WriteCSV(/out)");
+    json_decref(j);
+    prism_physical_plan_destroy(pp);
+    char *x = prism_plan_explain(p, NULL);
+    assert_non_null(strstr(x, "WriteCSV(/out)  ops[2]; written by the executor\n"
+                              "+- TaskPoolMapOperator[ReadRange]"));
+    free(x);
+    prism_plan_destroy(p);
+    p = parse_ok("{\"ops\": [" R "]}");
+    assert_int_equal(prism_plan_optimize(p, &pp, NULL), PRISM_PLAN_OK);
+    assert_int_equal(prism_physical_plan_write(pp, &spec), PRISM_OP_KIND_COUNT);
+    assert_null(spec);
+    prism_physical_plan_destroy(pp);
+    prism_plan_destroy(p);
+}
+
 static void test_paths(void **state)
 {
     (void)state;
@@ -1233,6 +1292,7 @@ int main(void)
         cmocka_unit_test(test_limit_boundary), cmocka_unit_test(test_limit_pushdown),
         cmocka_unit_test(test_explain),        cmocka_unit_test(test_builder_matches_json),
         cmocka_unit_test(test_builder_errors), cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

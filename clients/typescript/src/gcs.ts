@@ -771,6 +771,8 @@ export interface paths {
          *     details); the dataservice checks the plan with the plan library and
          *     against what its executor runs, and starts it. At most 16 MiB of plan.
          *     With `stream=true` the output goes to one consumer (`.../blocks/next`).
+         *     A plan that ends with a write (`write_jsonl`, `write_csv`, `write_images`, `write_binary`) writes its
+         *     output blocks as files under the dataservice's `--data-roots`.
          */
         post: operations["createDataset"];
         delete?: never;
@@ -811,6 +813,28 @@ export interface paths {
          *     STOPPED shortly after (the answer may still say RUNNING). No body.
          */
         post: operations["stopDataset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{id}/epochs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stream an epoch of a materialized dataset
+         * @description Forwarded to the dataservice (openapi/dataservice.yaml): a new
+         *     streamed dataset whose consumers get the blocks a dataset created
+         *     with `materialize=true` keeps; nothing runs again. No body.
+         */
+        post: operations["createEpoch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -876,6 +900,7 @@ export interface paths {
          *     `timeout_ms` and lends the next block of a dataset created with
          *     `stream=true` (its object ID and owner, read as a borrower through
          *     the object store) until `.../blocks/release`; `end` says none will come.
+         *     With streaming_split, `split` says which consumer asks.
          */
         post: operations["nextBlock"];
         delete?: never;
@@ -1437,6 +1462,8 @@ export interface components {
                  *     `duplicate_submission_id` (409), `job_ended` (409), `job_not_ended` (409),
                  *     `too_many_objects` (429), `node_unavailable` and `unavailable` (503),
                  *     for datasets `invalid_plan`, `unknown_operator`, `unsupported_operator` (400),
+                 *     `path_not_allowed` (403, a write outside the dataservice's --data-roots),
+                 *     `not_materialized`, `not_finished` (409, an epoch of a dataset not materialized or not finished),
                  *     `dataset_ended`, `dataset_failed`, `not_streamed` (409), `too_many_datasets` (429),
                  *     `dataservice_unavailable` (503),
                  *     `internal` (500); and for a request the HTTP parser refuses:
@@ -1445,7 +1472,7 @@ export interface components {
                  *     route refuses: `bad_handshake` (400), `upgrade_required` (426).
                  * @enum {string}
                  */
-                code: "unauthorized" | "not_found" | "method_not_allowed" | "body_too_large" | "invalid_json" | "invalid_argument" | "unsupported" | "unknown_package" | "unsafe_package" | "docs_not_built" | "duplicate_submission_id" | "job_ended" | "job_not_ended" | "node_unavailable" | "too_many_objects" | "unavailable" | "invalid_plan" | "unknown_operator" | "unsupported_operator" | "dataset_ended" | "dataset_failed" | "not_streamed" | "too_many_datasets" | "dataservice_unavailable" | "internal" | "bad_request" | "uri_too_long" | "headers_too_large" | "http_version_not_supported" | "bad_handshake" | "upgrade_required";
+                code: "unauthorized" | "not_found" | "method_not_allowed" | "body_too_large" | "invalid_json" | "invalid_argument" | "unsupported" | "unknown_package" | "unsafe_package" | "docs_not_built" | "duplicate_submission_id" | "job_ended" | "job_not_ended" | "node_unavailable" | "too_many_objects" | "unavailable" | "invalid_plan" | "unknown_operator" | "unsupported_operator" | "path_not_allowed" | "not_materialized" | "not_finished" | "dataset_ended" | "dataset_failed" | "not_streamed" | "too_many_datasets" | "dataservice_unavailable" | "internal" | "bad_request" | "uri_too_long" | "headers_too_large" | "http_version_not_supported" | "bad_handshake" | "upgrade_required";
                 /** @description for people; its wording may change */
                 message: string;
             };
@@ -1486,6 +1513,14 @@ export interface components {
             queued_bytes: number;
             /** @description rows made a second, over the time the dataset ran so far */
             rows_per_s?: number;
+            /** @description map and limit stages: tasks done on the node holding most of their input */
+            tasks_local?: number;
+            /** @description an actor pool's actors (ActorPoolMapOperator stages only) */
+            actors?: {
+                alive: number;
+                busy: number;
+                created: number;
+            };
         };
         Dataset: {
             dataset_id: string;
@@ -1501,12 +1536,42 @@ export interface components {
             peak_bytes_in_flight: number;
             /** @description created with stream=true */
             streamed?: boolean;
+            /** @description created with materialize=true; the blocks it keeps */
+            materialized?: {
+                blocks: number;
+                bytes: number;
+                /** @description blocks kept per node they were made on */
+                nodes?: {
+                    [key: string]: number;
+                };
+            };
+            /** @description an epoch: the materialized dataset it streams */
+            source?: string;
+            /** @description a streamed dataset's consumers */
+            split?: {
+                n: number;
+                equal: boolean;
+                /** @description rows lent to each consumer */
+                rows: number[];
+                /** @description blocks (or parts) lent to each consumer */
+                blocks: number[];
+                /** @description of which made on the node the consumer said it is on */
+                local_blocks: number[];
+                dropped: number;
+                consumer_timeout_ms: number;
+            };
             output: {
                 rows: number;
                 blocks: number;
                 bytes: number;
                 /** @description files and images left out by the option skip_corrupt */
                 skipped?: number;
+            };
+            /** @description a plan that ends with a write; the files written so far */
+            written?: {
+                path: string;
+                files: number;
+                bytes: number;
             };
             /** @description the plan in its canonical form (one dataset only) */
             plan?: Record<string, never>;
@@ -3739,6 +3804,14 @@ export interface operations {
             query?: {
                 /** @description true: the output is streamed to one consumer (blocks/next); default false */
                 stream?: boolean;
+                /** @description true: every output block is kept in the object stores for epochs (.../epochs); default false */
+                materialize?: boolean;
+                /** @description streaming_split: the number of consumers, 1 to 1024 (needs stream=true); default 1 */
+                split?: number;
+                /** @description streaming_split: every consumer gets as many rows (fewer than split dropped); default false */
+                equal?: boolean;
+                /** @description a consumer with no call for this long is lost and the dataset fails */
+                consumer_timeout_ms?: number;
             };
             header?: never;
             path?: never;
@@ -3798,6 +3871,19 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            /**
+             * @description `path_not_allowed`: the write's path is not absolute, holds `..`, or
+             *     does not resolve under the dataservice's `--data-roots` (writes are
+             *     off without them)
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             413: components["responses"]["BodyTooLarge"];
             /** @description `too_many_datasets`: the dataservice keeps its maximum and none has ended */
             429: {
@@ -3871,6 +3957,60 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             /** @description `dataset_ended`: the dataset has ended */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["DataserviceUnavailable"];
+        };
+    };
+    createEpoch: {
+        parameters: {
+            query?: {
+                /** @description the number of consumers, 1 to 1024; default 1 */
+                split?: number;
+                /** @description every consumer gets as many rows; default false */
+                equal?: boolean;
+                /** @description a consumer with no call for this long is lost and the epoch fails */
+                consumer_timeout_ms?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description the dataset's ID (32 lowercase hex digits)
+                 * @example 6f1d0c2b3a4e5f60718293a4b5c6d7e8
+                 */
+                id: components["parameters"]["DatasetId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the epoch, a streamed dataset */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dataset"];
+                };
+            };
+            /** @description `invalid_argument`: a bad split, equal or consumer_timeout_ms */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            /** @description `not_materialized` or `not_finished` */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3983,6 +4123,10 @@ export interface operations {
             query?: {
                 /** @description how long to wait, 0 to 60000 ms */
                 timeout_ms?: components["parameters"]["TimeoutMs"];
+                /** @description which consumer of a streaming_split asks (0 to split - 1); default 0 */
+                split?: number;
+                /** @description the node the consumer is on: a block made there is lent first */
+                node?: string;
             };
             header?: never;
             path: {
