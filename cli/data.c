@@ -314,28 +314,13 @@ static int data_explain(int argc, char **argv)
 
 int cmd_data(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*run)(int argc, char **argv);
-    } subs[] = {{"run", data_run},
-                {"list", data_list},
-                {"get", data_get},
-                {"stop", data_stop},
-                {"explain", data_explain}};
-    for (size_t i = 0; argc >= 2 && i < sizeof subs / sizeof subs[0]; i++)
-        if (!strcmp(argv[1], subs[i].name))
-            return subs[i].run(argc - 1, argv + 1);
-    bool help = argc >= 2 &&
-                (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"));
-    if (argc >= 2 && !help)
-        fprintf(stderr, "prism: unknown data command '%s' (see prism data --help)\n", argv[1]);
-    fprintf(help ? stdout : stderr,
-            "usage: prism data COMMAND [ARGS...]\n\nCommands:\n"
-            "  run      run a plan: prism data run PLAN.json [--wait] [--take N]\n"
-            "  list     list datasets: prism data list [--json]\n"
-            "  get      a dataset's state and progress: prism data get ID [--json]\n"
-            "  stop     stop a dataset: prism data stop ID\n"
-            "  explain  a plan before and after optimization: prism data explain PLAN.json\n"
-            "\nRun `prism data COMMAND --help` for a command's options.\n");
-    return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    static const cli_subcommand subs[] = {
+        {"run", data_run, "run a plan: prism data run PLAN.json [--wait] [--take N]"},
+        {"list", data_list, "list datasets: prism data list [--json]"},
+        {"get", data_get, "a dataset's state and progress: prism data get ID [--json]"},
+        {"stop", data_stop, "stop a dataset: prism data stop ID"},
+        {"explain", data_explain,
+         "a plan before and after optimization: prism data explain PLAN.json"},
+    };
+    return cli_subcommands("data", subs, sizeof subs / sizeof subs[0], argc, argv);
 }
