@@ -917,6 +917,10 @@ def test_materialize(c):
     info = dataset(c, mats[0]["dataset_id"])
     assert sum(s["tasks_done"] for s in info["stages"]) == 8, info["stages"]
     # one task per block, once: the epochs ran nothing
+    # (owners report their tasks to the GCS's list in batches: wait for the 8)
+    wait_until(lambda: len(c.get("/api/v1/tasks?limit=1000").json()["tasks"]) >= 8,
+               timeout=20, what="the 8 tasks listed")
+    time.sleep(1)
     tasks = c.get("/api/v1/tasks?limit=1000").json()["tasks"]
     assert len(tasks) == 8, len(tasks)
     wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
