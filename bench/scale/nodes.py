@@ -15,7 +15,8 @@ store, not the control plane). At each count it measures:
     from the agents' prism_nodeagent_heartbeat_seconds histograms;
   - TASKS trivial tasks with the SPREAD strategy (prism-scale-single
     spread): the rate, twice (the first run starts a worker on each node
-    it reaches), and how many nodes ran at least one;
+    it reaches), how many nodes ran at least one, and the scheduler's lease
+    answers meanwhile (prism_scheduler_lease_answer_seconds: p50, p99);
   - the time to notice a node killed with SIGKILL (its agent's heartbeats stop;
     the GCS's --node-timeout-ms, 10 s by default, bounds it from below).
 
@@ -279,7 +280,10 @@ def measure(c, n, tasks, window):
     out["agent_threads"] = int(statistics.median(status_kib(p, "Threads") for p in a))
     out["agent_fds"] = int(statistics.median(len(os.listdir(f"/proc/{p}/fd")) for p in a))
 
-    # trivial tasks over every node
+    # trivial tasks over every node, and the scheduler's answer times meanwhile
+    sched_url = read(f"{c.home}/run/scheduler.address").strip()
+    a0 = buckets(c.api.get("/metrics", url=sched_url, text=True),
+                 "prism_scheduler_lease_answer_seconds")
     for run in ("spread_first", "spread_again"):
         r = subprocess.run([f"{c.bin}/prism-scale-single", "spread", str(tasks)], env=c.env,
                            capture_output=True, text=True, timeout=900)
@@ -287,6 +291,13 @@ def measure(c, n, tasks, window):
             raise SystemExit(f"prism-scale-single spread failed: {r.stderr}")
         doc = json.loads(r.stdout.strip().splitlines()[-1])
         out[f"{run}_per_s"] = round(tasks / doc["seconds"])
+    a1 = buckets(c.api.get("/metrics", url=sched_url, text=True),
+                 "prism_scheduler_lease_answer_seconds")
+    diff = {b: a1.get(b, 0) - a0.get(b, 0) for b in a1}
+    out["lease_answers"] = diff.get(float("inf"), 0)
+    for q in (0.5, 0.99):
+        v = quantile(diff, q)
+        out[f"lease_answer_p{int(q * 100)}_ms"] = round(v * 1000, 3) if v is not None else None
     texts = agent_metrics(c, c.agents) + [c.api.get("/metrics", url=c.node1_url, text=True)]
     out["nodes_used"] = sum(metric_sum(t, "prism_nodeagent_leases_granted_total") > 0 for t in texts)
 
@@ -347,6 +358,7 @@ def main():
             ("nats CPU %", "nats_cpu_pct"), ("heartbeats/s", "heartbeats_per_s"),
             ("heartbeat p50 / p99 ms", None), ("agent private KiB / threads / fds", None),
             ("SPREAD tasks/s first / again", None), ("nodes used", "nodes_used"),
+            ("lease answers, p50 / p99 ms", None),
             ("dead noticed (s)", "dead_detected_s")]
     print("| " + " | ".join(c[0] for c in cols) + " |")
     print("|" + "---|" * len(cols))
@@ -357,6 +369,9 @@ def main():
                 cells.append(str(r.get(key, "-")))
             elif title.startswith("heartbeat"):
                 cells.append(f"{r['heartbeat_p50_ms']} / {r['heartbeat_p99_ms']}")
+            elif title.startswith("lease"):
+                cells.append(f"{r['lease_answers']}, {r['lease_answer_p50_ms']} / "
+                             f"{r['lease_answer_p99_ms']}")
             elif title.startswith("agent"):
                 cells.append(f"{r['agent_private_kib']} / {r['agent_threads']} / {r['agent_fds']}")
             else:

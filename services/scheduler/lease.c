@@ -662,6 +662,7 @@ static void handle(scheduler *s, sched_job *j)
         LOG_DEBUG("lease refused: %s",
                   json_string_value(json_object_get(json_object_get(answer, "error"), "message")));
     send_answer(s, j->reply, answer);
+    prism_metric_observe(s->m.answer_seconds, (double)(prism_mono_ns() - j->received_ns) / 1e9);
     json_decref(msg);
 }
 
@@ -691,6 +692,7 @@ static sched_job *job_new(const char *reply, const char *data, size_t len)
     j->data[len] = '\0';
     j->len = len;
     j->received_mono = prism_mono_ms();
+    j->received_ns = prism_mono_ns();
     return j;
 }
 

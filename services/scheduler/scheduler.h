@@ -58,6 +58,7 @@ typedef struct sched_job {
     char *data;
     size_t len;
     int64_t received_mono;
+    int64_t received_ns; /* for the answer-time histogram */
     struct sched_job *next;
 } sched_job;
 
@@ -103,7 +104,7 @@ typedef struct scheduler {
     prism_http_server *http;
     prism_metrics *metrics;
     struct {
-        prism_metric *requests, *grants, *infeasible, *busy, *errors, *forwards;
+        prism_metric *requests, *grants, *infeasible, *busy, *errors, *forwards, *answer_seconds;
         prism_metric *queued, *queue_grants, *queue_cancelled, *queue_dropped, *queue_expired,
             *queue_full;
     } m;

@@ -61,6 +61,11 @@ int sched_init(void *ctx, char *err, size_t errlen)
                                         "Lease requests answered with another error", NULL);
     s->m.forwards = prism_metrics_counter(m, "prism_scheduler_lease_forwards_total",
                                           "Lease requests sent to node agents", NULL);
+    s->m.answer_seconds = prism_metrics_histogram(
+        m, "prism_scheduler_lease_answer_seconds",
+        "From a lease request's arrival to its answer: a grant (the node agent's included), a "
+        "refusal, or word that it is queued",
+        NULL, prism_metrics_seconds_bounds, prism_metrics_seconds_nbounds);
     prism_metrics_gauge_fn(m, "prism_scheduler_nodes", "Nodes in the resource view", NULL,
                            gauge_nodes, s);
     s->m.queued = prism_metrics_counter(m, "prism_scheduler_lease_queued_total",
