@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "cli.h"
 #include "client.h"
 #include "format.h"
+#include "prism_time.h"
 #include "prism_plan.h"
 
 #define PLAN_MAX (16u << 20)
@@ -144,13 +146,71 @@ static int dataset_path(char *out, size_t n, const char *id, const char *suffix)
     return 0;
 }
 
+/* One line per stage with a bar of the work it has seen that is done
+ * (tasks done against done + running + queued blocks: a streaming stage's
+ * total is not known ahead). */
+static void print_bars(json_t *d)
+{
+    size_t i;
+    json_t *st;
+    printf("Dataset %s: %s, %lld rows out\n", fmt_str(d, "dataset_id", "?"),
+           fmt_str(d, "state", "?"), (long long)fmt_int(json_object_get(d, "output"), "rows"));
+    json_array_foreach(json_object_get(d, "stages"), i, st) {
+        long long done = fmt_int(st, "tasks_done"), running = fmt_int(st, "tasks_running");
+        long long queued = fmt_int(st, "queued_blocks"), seen = done + running + queued;
+        int filled = seen ? (int)(30 * done / seen) : 0;
+        char bar[31];
+        for (int k = 0; k < 30; k++)
+            bar[k] = k < filled                                             ? '#'
+                     : k < (seen ? (int)(30 * (done + running) / seen) : 0) ? '>'
+                                                                            : '.';
+        bar[30] = '\0';
+        printf("  %-32.32s [%s] %6lld done %4lld running %4lld queued  %10lld rows %8.0f/s\n",
+               fmt_str(st, "name", "?"), bar, done, running, queued, (long long)fmt_int(st, "rows"),
+               json_number_value(json_object_get(st, "rows_per_s")));
+    }
+}
+
+typedef struct get_args {
+    bool as_json, watch;
+} get_args;
+
+/* Redraws the stages' bars every half second until the dataset ends. */
+static int watch(cli_client *c, const char *path)
+{
+    bool tty = isatty(STDOUT_FILENO);
+    int lines = 0;
+    for (;;) {
+        json_t *d = NULL;
+        if (cli_call(c, "GET", path, NULL, &d) != 0)
+            return -1;
+        if (tty && lines)
+            printf("\033[%dA\033[J", lines); /* up over the last drawing, clear to the end */
+        print_bars(d);
+        lines = 1 + (int)json_array_size(json_object_get(d, "stages"));
+        fflush(stdout);
+        bool running = !strcmp(fmt_str(d, "state", ""), "RUNNING") ||
+                       !strcmp(fmt_str(d, "state", ""), "PENDING");
+        if (!running && json_is_string(json_object_get(d, "error")))
+            printf("Error: %s\n", fmt_str(d, "error", ""));
+        json_decref(d);
+        if (!running)
+            return 0;
+        prism_sleep_ms(500);
+    }
+}
+
 static int get_run(cli_client *c, const cli_parsed *p, void *ud)
 {
-    const bool *as_json = ud;
+    const get_args *a = ud;
+    const bool *as_json = &a->as_json;
     char path[512];
     json_t *d = NULL;
-    if (dataset_path(path, sizeof path, p->pos[0], "") != 0 ||
-        cli_call(c, "GET", path, NULL, &d) != 0)
+    if (dataset_path(path, sizeof path, p->pos[0], "") != 0)
+        return -1;
+    if (a->watch && !a->as_json)
+        return watch(c, path);
+    if (cli_call(c, "GET", path, NULL, &d) != 0)
         return -1;
     if (*as_json) {
         char *text = json_dumps(d, JSON_INDENT(2));
@@ -165,19 +225,22 @@ static int get_run(cli_client *c, const cli_parsed *p, void *ud)
 
 static int data_get(int argc, char **argv)
 {
-    bool as_json = false;
-    cli_opt opts[] = {{"json", 0, CLI_FLAG, &as_json, NULL, "the dataset as JSON"}};
+    get_args a = {0};
+    cli_opt opts[] = {{"json", 0, CLI_FLAG, &a.as_json, NULL, "the dataset as JSON"},
+                      {"watch", 'w', CLI_FLAG, &a.watch, NULL,
+                       "live progress bars per stage, redrawn every 0.5 s until it ends"}};
     cli_command cmd = {
-        .usage = "prism data get ID [--json]",
+        .usage = "prism data get ID [--json | --watch]",
         .summary = "Shows a dataset: its state, error, output, memory in flight, per-stage "
                    "progress (rows, blocks, tasks running and done, queued blocks) and its plan "
-                   "before and after optimization.",
+                   "before and after optimization; with --watch, a progress bar per stage "
+                   "until the dataset ends.",
         .opts = opts,
-        .nopts = 1,
+        .nopts = 2,
         .min_pos = 1,
         .max_pos = 1,
     };
-    return cli_command_run(&cmd, argc, argv, get_run, &as_json);
+    return cli_command_run(&cmd, argc, argv, get_run, &a);
 }
 
 static int stop_run(cli_client *c, const cli_parsed *p, void *ud)
@@ -317,7 +380,7 @@ int cmd_data(int argc, char **argv)
     static const cli_subcommand subs[] = {
         {"run", data_run, "run a plan: prism data run PLAN.json [--wait] [--take N]"},
         {"list", data_list, "list datasets: prism data list [--json]"},
-        {"get", data_get, "a dataset's state and progress: prism data get ID [--json]"},
+        {"get", data_get, "a dataset's state and progress: prism data get ID [--json | --watch]"},
         {"stop", data_stop, "stop a dataset: prism data stop ID"},
         {"explain", data_explain,
          "a plan before and after optimization: prism data explain PLAN.json"},
