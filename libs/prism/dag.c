@@ -13,13 +13,10 @@
  * Executions are numbered; execution k's result is read into future slot
  * k mod max_inflight, in order, whichever future the caller gets first. */
 #include <errno.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -27,12 +24,11 @@
 #include "client.h"
 #include "dag_internal.h"
 #include "dag_record.h"
+#include "dag_rendezvous.h"
 #include "prism_json_text.h"
+#include "prism_sha256.h"
 #include "prism_subjects.h"
 #include "prism_time.h"
-
-#define NONCE_HEX 32
-#define SERVE_RECV_MS 2000 /* a worker that connected sends its nonce at once */
 
 typedef struct dag_node_rt {
     int kind;
@@ -45,7 +41,7 @@ typedef struct dag_node_rt {
 
 typedef struct dag_actor {
     prism_actor *handle;
-    char nonce[NONCE_HEX + 1];
+    char nonce[DAG_NONCE_HEX + 1];
     size_t *chans, nchans; /* nodes whose channels it uses, in the order its fds go */
     bool served, started;
     prism_ref *call; /* the start or stop call in flight */
@@ -80,7 +76,7 @@ struct prism_dag_compiled {
     prism_dag_future *futures; /* max_inflight */
     prism_status broken;       /* PRISM_OK while it runs */
     char *broken_msg;
-    int listen_fd;
+    dag_rdv *rdv; /* during compile */
     /* Its reports to the GCS (GET /api/v1/dags): the leaser thread reads
      * these two, and the list of the client's DAGs, under the client's lock. */
     _Atomic uint64_t done;    /* executions read */
@@ -225,26 +221,6 @@ static prism_status plan_outputs(prism_dag_compiled *d)
 
 /* ---------- starting the actors' loops ---------- */
 
-static void abstract_addr(const char *id, struct sockaddr_un *a, socklen_t *len)
-{
-    memset(a, 0, sizeof *a);
-    a->sun_family = AF_UNIX;
-    int n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "prism-dag-%s", id);
-    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
-
-static prism_status listen_rendezvous(prism_dag_compiled *d)
-{
-    struct sockaddr_un a;
-    socklen_t len;
-    abstract_addr(d->id, &a, &len);
-    d->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (d->listen_fd < 0 || bind(d->listen_fd, (struct sockaddr *)&a, len) != 0 ||
-        listen(d->listen_fd, 64) != 0)
-        return prism__fail(PRISM_ERR_INTERNAL, "the DAG's rendezvous socket: %s", strerror(errno));
-    return PRISM_OK;
-}
-
 /* The JSON argument of __prism_dag_start for actor `a` (docs/dags.md#compile). */
 static json_t *start_spec(const prism_dag_compiled *d, size_t a)
 {
@@ -296,21 +272,13 @@ static prism_status call_actors(prism_dag_compiled *d, bool start)
     return PRISM_OK;
 }
 
-/* One worker connected: its nonce says which actor it hosts; it gets that
- * actor's channels. */
-static void serve(prism_dag_compiled *d, int fd)
+/* A worker that sent a nonce gets the channels of the actor whose start call
+ * carried it, once; anyone else gets nothing. */
+static void serve(prism_dag_compiled *d, int fd, const char *nonce)
 {
-    struct timeval tv = {.tv_sec = SERVE_RECV_MS / 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct ucred cred;
-    socklen_t clen = sizeof cred;
-    char nonce[NONCE_HEX + 1] = "";
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 || cred.uid != getuid() ||
-        recv(fd, nonce, NONCE_HEX, MSG_WAITALL) != NONCE_HEX)
-        return;
     for (size_t a = 0; a < d->nactors; a++) {
         dag_actor *da = &d->actors[a];
-        if (da->served || memcmp(da->nonce, nonce, NONCE_HEX) != 0)
+        if (da->served || !prism_equal_ct(da->nonce, nonce, DAG_NONCE_HEX))
             continue;
         da->served = true;
         for (size_t i = 0; i < da->nchans; i++)
@@ -330,13 +298,11 @@ static prism_status rendezvous(prism_dag_compiled *d, int64_t deadline)
         if (left <= 0)
             return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's actors did not start their loops "
                                                   "in time");
-        struct pollfd p = {.fd = d->listen_fd, .events = POLLIN};
-        if (poll(&p, 1, left < 50 ? (int)left : 50) > 0) {
-            int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0) {
-                serve(d, fd);
-                close(fd);
-            }
+        char nonce[DAG_NONCE_HEX];
+        int fd = prism__dag_rdv_next(d->rdv, left < 50 ? (int)left : 50, nonce);
+        if (fd >= 0) {
+            serve(d, fd, nonce);
+            close(fd);
         }
         served = 0;
         for (size_t a = 0; a < d->nactors; a++) {
@@ -520,8 +486,7 @@ static void free_compiled(prism_dag_compiled *d)
     }
     for (int i = 0; d->futures && i < d->o.max_inflight; i++)
         prism_value_free(d->futures[i].value);
-    if (d->listen_fd >= 0)
-        close(d->listen_fd);
+    prism__dag_rdv_close(d->rdv);
     prism_value_free(d->partial);
     prism_value_free(d->partial_error);
     free(d->futures);
@@ -582,7 +547,7 @@ static prism_status compile_steps(prism_dag_compiled *d, const prism_dag *dag)
     if (s == PRISM_OK)
         s = plan_outputs(d);
     if (s == PRISM_OK)
-        s = listen_rendezvous(d);
+        s = prism__dag_rdv_listen(&d->rdv, d->id);
     if (s == PRISM_OK)
         s = call_actors(d, true);
     if (s == PRISM_OK)
@@ -590,9 +555,8 @@ static prism_status compile_steps(prism_dag_compiled *d, const prism_dag *dag)
     prism_status started = finish_calls(d, true);
     if (s == PRISM_OK)
         s = started;
-    if (d->listen_fd >= 0)
-        close(d->listen_fd);
-    d->listen_fd = -1;
+    prism__dag_rdv_close(d->rdv); /* the socket exists only while the actors start */
+    d->rdv = NULL;
     return s;
 }
 
@@ -618,7 +582,6 @@ prism_status prism_dag_compile(prism_client *c, const prism_dag *dag, const pris
     }
     d->c = c;
     d->o = *o;
-    d->listen_fd = -1;
     prism_id id;
     prism_id_random(&id);
     prism_id_to_hex(&id, d->id);

@@ -207,6 +207,15 @@ static void *loop_main(void *arg)
 
 /* ---------- setting it up ---------- */
 
+/* Whether the rendezvous socket's other end runs as this worker's uid, as
+ * the driver does: an abstract name is anyone's to bind. */
+static bool peer_is_us(int s)
+{
+    struct ucred cred;
+    socklen_t clen = sizeof cred;
+    return getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 && cred.uid == getuid();
+}
+
 /* The driver's rendezvous socket (abstract namespace) hands over the
  * channels' fds to the holder of the nonce the start call carried. */
 static int fetch_fds(const char *name, const char *nonce, int *fds, size_t n, char *err,
@@ -220,7 +229,7 @@ static int fetch_fds(const char *name, const char *nonce, int *fds, size_t n, ch
     if (s >= 0 && setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
         connect(s, (struct sockaddr *)&a,
                 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) == 0 &&
-        send(s, nonce, NONCE_HEX, MSG_NOSIGNAL) == NONCE_HEX)
+        peer_is_us(s) && send(s, nonce, NONCE_HEX, MSG_NOSIGNAL) == NONCE_HEX)
         while (got < n && prism_chan_recv_fd(s, &fds[got]) == 0)
             got++;
     if (got < n)

@@ -399,6 +399,33 @@ static int teardown(void)
     return 0;
 }
 
+/* rendezvous MS: the second actor is busy for MS ms when compile starts, so
+ * the driver listens on its rendezvous socket that long (the test connects
+ * to it meanwhile, as a peer without a nonce); then the DAG must work. */
+static int rendezvous(long long ms)
+{
+    make_actors(2, 1);
+    char arg[32];
+    snprintf(arg, sizeof arg, "%lld", ms);
+    prism_value *v = prism_value_json(arg), *got = NULL;
+    prism_ref *busy;
+    CHECK(prism_actor_call(c, actors[1], "sleep", &v, 1, 1, &busy) == PRISM_OK, "sleep");
+    prism_value_free(v);
+    printf("compiling\n");
+    fflush(stdout);
+    prism_dag_compiled *d = compile_chain(2, 4);
+    printf("compiled\n");
+    fflush(stdout);
+    CHECK(prism_get(c, busy, 60000, &got) == PRISM_OK, "the sleep");
+    prism_value_free(got);
+    prism_ref_release(busy);
+    for (long long x = 0; x < 100; x++)
+        check_result(execute(d, x), x, 2, 1, false);
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    printf("rendezvous ok\n");
+    return 0;
+}
+
 /* Waits for a line on stdin: the test looked at the listing meanwhile. */
 static void pause_for_test(const char *said)
 {
@@ -428,7 +455,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N | rendezvous MS\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -445,6 +472,8 @@ int main(int argc, char **argv)
         rc = returns();
     else if (!strcmp(argv[1], "listed") && argc == 3)
         rc = listed(atoll(argv[2]));
+    else if (!strcmp(argv[1], "rendezvous") && argc == 3)
+        rc = rendezvous(atoll(argv[2]));
     else if (!strcmp(argv[1], "orphan") || !strcmp(argv[1], "orphan-after"))
         rc = orphan(argv[1][6] == '-');
     for (int i = 0; i < MAX_ACTORS; i++)

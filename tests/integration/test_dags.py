@@ -3,7 +3,9 @@ Counters (Counter(k).add(x) = x + k) on real workers and checks every result."""
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 
 from harness import BIN, run, skip, wait_until
 
@@ -167,6 +169,105 @@ def test_listed(c):
     assert missing.returncode != 0 and "no DAG" in missing.stderr, missing.stderr
 
 
+def rendezvous_sockets(pid):
+    """Names of the listening Unix sockets that process `pid` holds."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    names = []
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            # Flags 00010000: listening (__SO_ACCEPTCON)
+            if len(cols) >= 8 and cols[6] in inodes and int(cols[3], 16) & 0x10000:
+                names.append(cols[7])
+    return names
+
+
+# Connects to an abstract Unix socket, sends `send` (bytes), and reports as
+# JSON whether the peer closed and whether any fd came (SCM_RIGHTS).
+STRANGER = r"""
+import array, json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect("\0" + sys.argv[1])
+fds, data = [], b""
+try:
+    if sys.argv[2]:
+        s.sendall(bytes.fromhex(sys.argv[2]))
+    while True:
+        msg, anc, flags, _ = s.recvmsg(4096, socket.CMSG_SPACE(64 * 4))
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += array.array("i", payload[:len(payload) - len(payload) % 4]).tolist()
+        data += msg
+        if not msg and not anc:
+            break
+    closed = True
+except (BrokenPipeError, ConnectionResetError):  # closed with what it sent unread
+    closed = True
+except socket.timeout:
+    closed = False
+print(json.dumps({"closed": closed, "fds": len(fds), "data": len(data)}))
+"""
+
+
+def strangers(name, tries):
+    """Runs STRANGER for each (bytes to send, uid or None) at once: the
+    socket listens only while compile waits."""
+    ps = [subprocess.Popen([sys.executable, "-c", STRANGER, name.lstrip("@"), send.hex()],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, user=user)
+          for send, user in tries]
+    got = []
+    for p in ps:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        got.append(json.loads(out))
+    return got
+
+
+def test_rendezvous_refuses_strangers(c):
+    """The driver's rendezvous socket, which hands out the channels' memfds,
+    gives nothing to a peer without an actor's nonce: no nonce, a short one,
+    a wrong one, another uid (when the test runs as root). Each is closed
+    with no fd and no byte, the compile goes on, and the socket is abstract
+    (no file) and gone once compile returned."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    p = subprocess.Popen([PROBE, "rendezvous", "8000"], env=probe_env(c),
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        read_until(p, "compiling")
+        names = []
+        wait_until(lambda: names.extend(rendezvous_sockets(p.pid)) or names, timeout=10,
+                   what="the rendezvous socket")
+        assert len(names) == 1 and names[0].startswith("@prism-dag-"), names
+        name = names[0]
+        assert not os.path.exists(name.lstrip("@")) and "/" not in name, name
+        tries = [(b"", None), (b"0123456789abcdef", None), (b"0" * 32, None),
+                 (b"g" * 32 + b"\n", None), (os.urandom(64), None)]
+        if os.getuid() == 0:
+            tries.append((b"0" * 32, 65534))
+        for t, g in zip(tries, strangers(name, tries)):
+            assert g == {"closed": True, "fds": 0, "data": 0}, (t, g)
+        assert read_until(p, "compiled"), "compile failed"
+        assert rendezvous_sockets(p.pid) == [], "the socket outlived compile"
+        out = p.stdout.read()
+        assert p.wait(timeout=60) == 0 and "rendezvous ok" in out, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+
 if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
-         test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed], nodes=1, node_args=("--num-cpus", "8"))
+         test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
+         test_rendezvous_refuses_strangers], nodes=1, node_args=("--num-cpus", "8"))
