@@ -65,6 +65,7 @@ struct prism_dag_compiled {
     dag_actor *actors;
     size_t nactors;
     prism_chan_writer *in;
+    dag_held in_held;         /* the input's values in the object store, per slot */
     prism_chan_reader **outs; /* one per output item */
     size_t *out_nodes, nouts;
     bool multi;
@@ -213,7 +214,8 @@ static prism_status plan_outputs(prism_dag_compiled *d)
             PRISM_CHAN_OK)
             s = prism__fail(PRISM_ERR_INTERNAL, "cannot read the output channel");
     if (s == PRISM_OK &&
-        prism_chan_writer_open_shm(&d->in, d->chans[d->input], &wait) != PRISM_CHAN_OK)
+        (prism_chan_writer_open_shm(&d->in, d->chans[d->input], &wait) != PRISM_CHAN_OK ||
+         prism__dag_held_init(&d->in_held, (size_t)d->o.max_inflight) != 0))
         s = prism__fail(PRISM_ERR_INTERNAL, "cannot write the input channel");
     free(idx);
     return s;
@@ -471,6 +473,7 @@ static void unlist_dag(prism_dag_compiled *d)
 static void free_compiled(prism_dag_compiled *d)
 {
     prism_chan_writer_destroy(d->in);
+    prism__dag_held_free(&d->in_held);
     for (size_t i = 0; d->outs && i < d->nouts; i++)
         prism_chan_reader_destroy(d->outs[i]);
     for (size_t i = 0; d->nodes && i < d->nnodes; i++) { /* NULL when out of memory early */
@@ -646,15 +649,18 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                            d->o.timeout_ms);
     if (cs != PRISM_CHAN_OK)
         return set_broken(d, "an actor that reads the DAG's input died");
-    size_t n = prism__dag_put_value(buf, prism_chan_writer_capacity(d->in), input);
+    prism__dag_held_begin(&d->in_held);
+    prism_ref *held;
+    size_t n = prism__dag_put(d->c, buf, prism_chan_writer_capacity(d->in), input, &held);
     if (n == 0) {
         prism_chan_abort_write(d->in);
-        return prism__fail(PRISM_ERR_INVALID,
-                           "the input is larger than max_buf_size (%llu "
-                           "bytes, encoded)",
-                           (unsigned long long)d->o.max_buf_size);
+        return prism__fail(prism_last_status(),
+                           "the input is larger than max_buf_size and "
+                           "the object store did not take it: %s",
+                           prism_last_error());
     }
     prism_chan_end_write(d->in, n);
+    prism__dag_held_end(&d->in_held, held);
     *f = (prism_dag_future){.d = d, .in_use = true};
     d->next_seq++;
     *out = f;
@@ -665,7 +671,9 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
 static void take_item(prism_dag_compiled *d, size_t i, const void *buf, size_t len)
 {
     int tag = prism__dag_tag(buf, len);
-    prism_value *v = tag == DAG_REC_VALUE ? prism__dag_get_value(buf, len, false) : NULL;
+    prism_value *v = prism__dag_is_value(buf, len)
+                         ? prism__dag_read(d->c, buf, len, false, d->o.timeout_ms)
+                         : NULL;
     if (v) {
         prism_value_list_append(d->partial, v);
         return;
@@ -674,7 +682,9 @@ static void take_item(prism_dag_compiled *d, size_t i, const void *buf, size_t l
     if (tag == DAG_REC_DIED && prism__dag_get_error(buf, len, &name, &msg) == 0) {
         set_broken(d, msg);
     } else if (!d->partial_error) {
-        if (prism__dag_get_error(buf, len, &name, &msg) != 0)
+        if (tag == DAG_REC_REF)
+            d->partial_error = prism_value_error(item_name(d, i), prism_last_error());
+        else if (prism__dag_get_error(buf, len, &name, &msg) != 0)
             d->partial_error = prism_value_error(item_name(d, i), "a malformed value on the DAG");
         else
             d->partial_error = prism_value_error(name, msg);

@@ -267,7 +267,55 @@ def test_rendezvous_refuses_strangers(c):
 
 
 
+def store_stats(c):
+    import urllib.request
+    req = urllib.request.Request(c.store_addresses["node-1"] + "/api/v1/stats",
+                                 headers={"Authorization": "Bearer " + c.token})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_large_values(c):
+    """Values of 4 MiB through 64 KiB slots go through the object store (a
+    reference in the slot), read by two readers after the first actor, and
+    come back intact among 1 KiB ones that stay in the slots. While the DAG
+    runs the store holds at most a slot's worth per edge; after teardown it
+    is back where it was (no object left behind)."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    base = store_stats(c)
+    env = probe_env(c)  # a driver on the node, with its object store, as a job is
+    env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
+    p = subprocess.Popen([PROBE, "large", "20", str(4 << 20)], env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        read_until(p, "executed")
+        # 4 edges (input, A, B, C), 2 slots each: at most 8 objects of 4 MiB
+        # are still held by their writers, nothing more.
+        during = store_stats(c)
+        print("store before: %d objects, %d bytes; running: %d, %d" % (
+            base["objects"], base["used_bytes"], during["objects"], during["used_bytes"]))
+        assert 0 < during["objects"] - base["objects"] <= 8, (base, during)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        read_until(p, "torn down")
+        wait_until(lambda: store_stats(c)["objects"] == base["objects"] and
+                   store_stats(c)["used_bytes"] == base["used_bytes"], timeout=20,
+                   what="the store back to %s" % base)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out = p.stdout.read()
+        assert p.wait(timeout=60) == 0 and "large ok" in out, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+test_large_values.cluster = {"store_memory": "256MiB"}
+
+
 if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
-         test_rendezvous_refuses_strangers], nodes=1, node_args=("--num-cpus", "8"))
+         test_rendezvous_refuses_strangers, test_large_values], nodes=1, node_args=("--num-cpus", "8"))

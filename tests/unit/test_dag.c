@@ -145,6 +145,39 @@ static void test_error_records(void **state)
     assert_null(name);
 }
 
+/* A value too large for its slot travels as a reference record; the writer
+ * lets a slot's reference go only when the slot is written again. */
+static void test_ref_records(void **state)
+{
+    uint8_t buf[128];
+    prism_object_id id = {{7, 7, 7}};
+    prism_ref *r = prism__ref_new(NULL, &id, "owner:x");
+    size_t n = prism__dag_put_ref(buf, sizeof buf, r, NULL);
+    assert_true(n > DAG_REC_HEAD);
+    assert_int_equal(prism__dag_tag(buf, n), DAG_REC_REF);
+    assert_true(prism__dag_is_value(buf, n));
+    assert_null(prism__dag_get_value(buf, n, false)); /* not a value record */
+    prism_ref *back = prism__dag_get_ref(buf, n);
+    assert_non_null(back);
+    assert_string_equal(prism_ref_id(back), prism_ref_id(r));
+    prism_ref_release(back);
+    assert_null(prism__dag_get_ref(buf, n - 1)); /* cut short */
+    assert_int_equal(prism__dag_put_ref(buf, DAG_REC_HEAD + 4, r, NULL), 0);
+
+    dag_held h;
+    assert_int_equal(prism__dag_held_init(&h, 2), 0);
+    for (int k = 0; k < 5; k++) {
+        prism__dag_held_begin(&h);
+        prism__dag_held_end(&h, k % 2 ? NULL : prism_ref_dup(r));
+        assert_int_equal(h.writes, k + 1);
+    }
+    /* writes 3 (NULL) and 4 (a reference) are held, in slots 1 and 0 */
+    assert_null(h.refs[1]);
+    assert_non_null(h.refs[0]);
+    prism__dag_held_free(&h);
+    prism_ref_release(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_refused_graphs),
         cmocka_unit_test(test_value_records),
         cmocka_unit_test(test_error_records),
+        cmocka_unit_test(test_ref_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
