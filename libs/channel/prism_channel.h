@@ -163,6 +163,19 @@ void prism_chan_get_options(const prism_chan *ch, prism_chan_options *o);
  * Destroy the endpoints opened on it first. NULL is a no-op. */
 void prism_chan_destroy(prism_chan *ch);
 
+/* Each reader of a segment counts how long its values waited between their
+ * publish (end_write) and its begin_read: a hop's latency, queueing
+ * included. Bucket 0 is under 1 µs, bucket i (1-13) from 2^(i-1) to 2^i µs,
+ * the last 8192 µs or more. The counters live in the segment, so any
+ * process that maps it (the DAG's driver) reads every reader's. */
+#define PRISM_CHAN_HIST_BUCKETS 15
+typedef struct prism_chan_hist {
+    uint64_t count[PRISM_CHAN_HIST_BUCKETS];
+    uint64_t sum_ns; /* of every latency counted */
+} prism_chan_hist;
+/* Reader `reader`'s histogram so far (zero for a reader out of range). */
+void prism_chan_reader_hist(const prism_chan *ch, uint32_t reader, prism_chan_hist *out);
+
 /* Passes `fd` over a connected Unix socket as SCM_RIGHTS (one byte of data
  * carries it). 0, or -1 with errno. */
 int prism_chan_send_fd(int sock, int fd);

@@ -68,6 +68,7 @@ struct prism_dag_compiled {
     dag_held in_held;         /* the input's values in the object store, per slot */
     prism_chan_reader **outs; /* one per output item */
     size_t *out_nodes, nouts;
+    uint32_t *out_reader; /* the reader index the driver reads each output item with */
     bool multi;
     uint64_t next_seq, read_seq; /* executions started; executions read */
     size_t parts;                /* items of execution read_seq read so far */
@@ -185,7 +186,7 @@ static prism_status plan_outputs(prism_dag_compiled *d)
     d->nouts = d->multi ? last->nargs : 1;
     d->out_nodes = calloc(d->nouts, sizeof *d->out_nodes);
     d->outs = calloc(d->nouts, sizeof *d->outs);
-    uint32_t *idx = calloc(d->nouts, sizeof *idx);
+    uint32_t *idx = d->out_reader = calloc(d->nouts, sizeof *idx);
     prism_status s = PRISM_OK;
     if (!d->out_nodes || !d->outs || !idx)
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
@@ -217,7 +218,6 @@ static prism_status plan_outputs(prism_dag_compiled *d)
         (prism_chan_writer_open_shm(&d->in, d->chans[d->input], &wait) != PRISM_CHAN_OK ||
          prism__dag_held_init(&d->in_held, (size_t)d->o.max_inflight) != 0))
         s = prism__fail(PRISM_ERR_INTERNAL, "cannot write the input channel");
-    free(idx);
     return s;
 }
 
@@ -348,7 +348,53 @@ static prism_status finish_calls(prism_dag_compiled *d, bool start)
 
 /* ---------- reports to the GCS ---------- */
 
+/* A report is one NATS message: under the server's default 1 MiB payload.
+ * A printf that would pass the cap fails and leaves the text without it,
+ * and none writes more than DAG_REPORT_PIECE bytes (method names are at most
+ * 200 characters), so a report that ends this far below the cap is whole;
+ * one that does not is not sent. */
+#define DAG_REPORT_MAX (900u * 1024u)
+#define DAG_REPORT_PIECE 4096u
+
+static bool report_whole(const prism_buf *b) { return b->len + DAG_REPORT_PIECE <= b->max; }
+
 static const char *const kind_names[] = {"input", "bind", "multi_output", "return"};
+
+/* A reader's latency histogram (prism_chan_hist) as JSON. */
+static void hist_text(prism_buf *b, const prism_chan *ch, uint32_t reader)
+{
+    prism_chan_hist h;
+    prism_chan_reader_hist(ch, reader, &h);
+    uint64_t n = 0;
+    for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
+        n += h.count[i];
+    prism_buf_printf(b, "{\"count\":%llu,\"mean_us\":%.3f,\"buckets\":[", (unsigned long long)n,
+                     n ? (double)h.sum_ns / 1e3 / (double)n : 0.0);
+    for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
+        prism_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)h.count[i]);
+    prism_buf_printf(b, "]}");
+}
+
+/* Each hop's latency from the channels' own counters (the driver maps every
+ * channel): the edges', in the order of the graph's edges, and the
+ * output items', read by the driver. */
+static void latency_text(prism_buf *b, const prism_dag_compiled *d)
+{
+    prism_buf_printf(b, ",\"latency\":{\"edges\":[");
+    bool first = true;
+    for (size_t i = 0; i < d->nnodes; i++)
+        for (size_t j = 0; d->nodes[i].kind == DAG_BIND && j < d->nodes[i].nargs; j++) {
+            prism_buf_printf(b, "%s", first ? "" : ",");
+            hist_text(b, d->chans[d->nodes[i].args[j]], d->nodes[i].arg_reader[j]);
+            first = false;
+        }
+    prism_buf_printf(b, "],\"outputs\":[");
+    for (size_t i = 0; i < d->nouts; i++) {
+        prism_buf_printf(b, "%s", i ? "," : "");
+        hist_text(b, d->chans[d->out_nodes[i]], d->out_reader[i]);
+    }
+    prism_buf_printf(b, "]}");
+}
 
 /* One DAG's state as JSON text, with its graph when `graph`. */
 static void report_text(prism_buf *b, const prism_dag_compiled *d, const char *state, bool graph)
@@ -357,6 +403,7 @@ static void report_text(prism_buf *b, const prism_dag_compiled *d, const char *s
     prism_json_string(b, d->c->self_addr);
     prism_buf_printf(b, ",\"state\":\"%s\",\"executions\":%llu", state,
                      (unsigned long long)atomic_load_explicit(&d->done, memory_order_relaxed));
+    latency_text(b, d);
     if (!graph) {
         prism_buf_printf(b, "}");
         return;
@@ -400,10 +447,10 @@ static void report_text(prism_buf *b, const prism_dag_compiled *d, const char *s
 static void report_one(prism_dag_compiled *d, const char *state, bool graph)
 {
     prism_buf b;
-    prism_buf_init(&b, 1024);
+    prism_buf_init(&b, DAG_REPORT_MAX);
     prism_buf_printf(&b, "{\"dags\":[");
     report_text(&b, d, state, graph);
-    if (prism_buf_printf(&b, "]}") == 0)
+    if (prism_buf_printf(&b, "]}") == 0 && report_whole(&b))
         prism_bus_publish(d->c->bus, PRISM_SUBJECT_DAG_UPDATE, b.data, b.len);
     prism_buf_free(&b);
 }
@@ -417,7 +464,7 @@ void prism__dags_tick(prism_client *c)
         return;
     c->last_dags_ms = now;
     prism_buf b;
-    prism_buf_init(&b, 1024);
+    prism_buf_init(&b, DAG_REPORT_MAX);
     prism_buf_printf(&b, "{\"dags\":[");
     size_t n = 0;
     for (prism_dag_compiled *d = c->dags; d; d = d->next) {
@@ -431,7 +478,7 @@ void prism__dags_tick(prism_client *c)
             prism_buf_printf(&b, ",");
         report_text(&b, d, broken ? "BROKEN" : "COMPILED", false);
     }
-    if (n == 0 || prism_buf_printf(&b, "]}") != 0) {
+    if (n == 0 || prism_buf_printf(&b, "]}") != 0 || !report_whole(&b)) {
         prism_buf_free(&b);
         return;
     }
@@ -495,6 +542,7 @@ static void free_compiled(prism_dag_compiled *d)
     free(d->futures);
     free(d->broken_msg);
     free(d->out_nodes);
+    free(d->out_reader);
     free(d->outs);
     free(d->chans);
     free(d->nreaders);

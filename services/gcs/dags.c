@@ -70,6 +70,49 @@ static void add_classes(gcs *g, json_t *dag)
     }
 }
 
+#define HIST_BUCKETS 15 /* PRISM_CHAN_HIST_BUCKETS */
+
+/* A hop's latency histogram as reported ({"count", "mean_us", "buckets"}),
+ * checked and copied; NULL when it is not one. */
+static json_t *clean_hist(json_t *h)
+{
+    json_t *count = json_object_get(h, "count"), *mean = json_object_get(h, "mean_us");
+    json_t *buckets = json_object_get(h, "buckets"), *b;
+    size_t i;
+    if (!json_is_integer(count) || !json_is_number(mean) ||
+        json_array_size(buckets) != HIST_BUCKETS)
+        return NULL;
+    json_array_foreach(buckets, i, b) {
+        if (!json_is_integer(b))
+            return NULL;
+    }
+    return json_pack("{s:O,s:f,s:O}", "count", count, "mean_us", json_number_value(mean), "buckets",
+                     buckets);
+}
+
+/* The report's hop latencies go on the DAG's edges (in their order) and
+ * into its output_latency (one per output item). */
+static void take_latency(json_t *dag, json_t *rep)
+{
+    json_t *lat = json_object_get(rep, "latency"), *edges = json_object_get(dag, "edges"), *h;
+    json_t *outs = json_array();
+    size_t i;
+    json_array_foreach(json_object_get(lat, "edges"), i, h) {
+        json_t *e = json_array_get(edges, i), *c = clean_hist(h);
+        if (json_is_object(e) && c)
+            json_object_set(e, "latency", c);
+        json_decref(c);
+    }
+    json_array_foreach(json_object_get(lat, "outputs"), i, h) {
+        json_t *c = clean_hist(h);
+        if (c)
+            json_array_append_new(outs, c);
+    }
+    if (json_array_size(outs))
+        json_object_set(dag, "output_latency", outs);
+    json_decref(outs);
+}
+
 /* A DAG's report: a new one (with its graph) is kept, the oldest forgotten
  * beyond DAG_KEEP; a later one updates its state and executions. Lock held. */
 static void record(gcs_dags *t, json_t *rep)
@@ -78,6 +121,8 @@ static void record(gcs_dags *t, json_t *rep)
     json_t *known = id ? json_object_get(t->by_id, id) : NULL;
     if (known) { /* reports may cross: a DAG never goes back to an earlier state or count */
         json_t *state = json_object_get(rep, "state"), *done = json_object_get(rep, "executions");
+        if (json_integer_value(done) >= json_integer_value(json_object_get(known, "executions")))
+            take_latency(known, rep);
         if (state_rank(json_string_value(state)) >
             state_rank(json_string_value(json_object_get(known, "state"))))
             json_object_set(known, "state", state);
@@ -94,6 +139,8 @@ static void record(gcs_dags *t, json_t *rep)
     }
     memcpy(t->ring[(t->head + t->count) % DAG_KEEP], id, strlen(id) + 1);
     t->count++;
+    take_latency(rep, rep);
+    json_object_del(rep, "latency");
     json_object_set(t->by_id, id, rep);
 }
 

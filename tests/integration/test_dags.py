@@ -112,7 +112,8 @@ def test_teardown_leaves_nothing(c):
 
 def test_listed(c):
     """GET /api/v1/dags shows a compiled DAG: its actors (class and method),
-    its shared-memory edges, the executions done; TORN_DOWN after teardown;
+    its shared-memory edges and each hop's latency histogram, the executions
+    done; TORN_DOWN after teardown;
     an unknown id is a 404 not_found."""
     if not os.access(PROBE, os.X_OK):
         skip("dag_probe is not built")
@@ -139,6 +140,12 @@ def test_listed(c):
                                                                          (1, 2, "shm")], d
         assert all(e["slot_size"] == d["max_buf_size"] for e in d["edges"]), d
         assert d["outputs"] == [2] and d["owner"].startswith("owner:"), d
+        # every hop's latency, from the channels' counters: 50 values each
+        hops = [e["latency"] for e in d["edges"]] + d["output_latency"]
+        assert len(hops) == 3, d
+        for h in hops:
+            assert h["count"] == 50 and sum(h["buckets"]) == 50 and len(h["buckets"]) == 15, d
+            assert h["mean_us"] > 0, d
         p.stdin.write("go\n")
         p.stdin.flush()
         assert p.stdout.readline().strip() == "torn down", "the teardown failed"
@@ -163,6 +170,8 @@ def test_listed(c):
     shown = subprocess.run([cli, "dag", "get", d["id"]], env=env, capture_output=True, text=True,
                            timeout=60)
     assert shown.returncode == 0 and shown.stdout.count("Counter.add on") == 2, shown.stdout
+    assert "   0 -> 1" in shown.stdout and "   2 -> driver" in shown.stdout, shown.stdout
+    assert shown.stdout.count("        50 values") == 3, shown.stdout
     assert "TORN_DOWN, 50 executions" in shown.stdout, shown.stdout
     missing = subprocess.run([cli, "dag", "get", "0123456789abcdef"], env=env,
                              capture_output=True, text=True, timeout=60)
