@@ -499,16 +499,19 @@ static void pause_for_test(const char *said)
     CHECK(fgets(line, sizeof line, stdin), "stdin closed");
 }
 
-/* listed N: a chain of 2 actors runs N executions, waits (the test lists
- * it), tears it down, and waits again (the test sees it TORN_DOWN). */
-static int listed(long long n)
+/* listed N [ROUNDS]: a chain of 2 actors runs N executions and waits (the
+ * test lists it), ROUNDS times (default 1), tears it down, and waits again
+ * (the test sees it TORN_DOWN). */
+static int listed(long long n, int rounds)
 {
     make_actors(2, 1);
     prism_dag_compiled *d = compile_chain(2, 4);
-    for (long long x = 0; x < n; x++)
-        check_result(execute(d, x), x, 2, 1, false);
     printf("actors %s %s\n", prism_actor_id(actors[0]), prism_actor_id(actors[1]));
-    pause_for_test("executed");
+    for (long long x = 0; x < n * rounds; x++) {
+        check_result(execute(d, x), x, 2, 1, false);
+        if ((x + 1) % n == 0)
+            pause_for_test("executed");
+    }
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     pause_for_test("torn down");
     return 0;
@@ -519,7 +522,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N | rendezvous MS | large N SIZE\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -534,8 +537,8 @@ int main(int argc, char **argv)
         rc = teardown();
     else if (!strcmp(argv[1], "returns"))
         rc = returns();
-    else if (!strcmp(argv[1], "listed") && argc == 3)
-        rc = listed(atoll(argv[2]));
+    else if (!strcmp(argv[1], "listed") && (argc == 3 || argc == 4))
+        rc = listed(atoll(argv[2]), argc == 4 ? atoi(argv[3]) : 1);
     else if (!strcmp(argv[1], "large") && argc == 4)
         rc = large(atoll(argv[2]), (size_t)atoll(argv[3]));
     else if (!strcmp(argv[1], "rendezvous") && argc == 3)

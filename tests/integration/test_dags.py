@@ -324,7 +324,50 @@ def test_large_values(c):
 test_large_values.cluster = {"store_memory": "256MiB"}
 
 
+def test_listed_after_gcs_restart(c):
+    """The GCS keeps its DAGs in its database: after a restart it lists them
+    again with their graph and count. The DAG runs on while the GCS is down
+    (its channels never need it), and the driver's later reports reach the
+    new GCS."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    p = subprocess.Popen([PROBE, "listed", "20", "3"], env=probe_env(c), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+
+    def go():
+        p.stdin.write("go\n")
+        p.stdin.flush()
+
+    def mine(n=None):
+        ds = [d for d in c.get("/api/v1/dags").json()["dags"]]
+        return ds[0] if len(ds) == 1 and (n is None or ds[0]["executions"] == n) else None
+
+    try:
+        p.stdout.readline()  # its actors
+        read_until(p, "executed")
+        before = wait_until(lambda: mine(20), timeout=10, what="the DAG listed, 20 executions")
+        assert c.stop_proc(c.gcs) is None and not c.failed_shutdowns, c.failed_shutdowns
+        go()
+        read_until(p, "executed")  # 20 more, with no GCS
+        c.start_gcs()
+        after = c.get("/api/v1/dags/" + before["id"]).json()
+        assert after == before, (before, after)
+        go()
+        read_until(p, "executed")
+        wait_until(lambda: mine(60), timeout=10, what="the new GCS told of 60 executions")
+        go()
+        read_until(p, "torn down")
+        wait_until(lambda: mine() and mine()["state"] == "TORN_DOWN", timeout=10,
+                   what="the DAG TORN_DOWN")
+        go()
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
-         test_rendezvous_refuses_strangers, test_large_values], nodes=1, node_args=("--num-cpus", "8"))
+         test_rendezvous_refuses_strangers, test_large_values, test_listed_after_gcs_restart], nodes=1, node_args=("--num-cpus", "8"))
