@@ -18,7 +18,8 @@
 #define RDV_PENDING 16
 
 typedef struct rdv_peer {
-    int fd; /* -1: a free place */
+    int fd;       /* -1: a free place */
+    uint64_t seq; /* in accept order */
     int64_t deadline;
     size_t got;
     char nonce[DAG_NONCE_HEX];
@@ -26,6 +27,7 @@ typedef struct rdv_peer {
 
 struct dag_rdv {
     int listen_fd;
+    uint64_t accepted;
     rdv_peer peers[RDV_PENDING];
 };
 
@@ -59,14 +61,14 @@ static void drop(rdv_peer *p)
     *p = (rdv_peer){.fd = -1};
 }
 
-/* A place for a new peer: a free one, or the one that has waited longest. */
+/* A place for a new peer: a free one, or that of the one accepted first. */
 static rdv_peer *place(dag_rdv *r)
 {
     rdv_peer *oldest = &r->peers[0];
     for (size_t i = 0; i < RDV_PENDING; i++) {
         if (r->peers[i].fd < 0)
             return &r->peers[i];
-        if (r->peers[i].deadline < oldest->deadline)
+        if (r->peers[i].seq < oldest->seq)
             oldest = &r->peers[i];
     }
     drop(oldest);
@@ -87,7 +89,7 @@ static void accept_peers(dag_rdv *r)
             continue;
         }
         rdv_peer *p = place(r);
-        *p = (rdv_peer){.fd = fd, .deadline = prism_mono_ms() + RDV_NONCE_MS};
+        *p = (rdv_peer){.fd = fd, .seq = r->accepted++, .deadline = prism_mono_ms() + RDV_NONCE_MS};
     }
 }
 
