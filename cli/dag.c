@@ -103,7 +103,7 @@ static void print_hop(const char *from, const char *to, json_t *h)
     char p50[32], p99[32];
     quantile(json_object_get(h, "buckets"), n, 0.5, p50, sizeof p50);
     quantile(json_object_get(h, "buckets"), n, 0.99, p99, sizeof p99);
-    printf("  %4s -> %-6s  %10llu values  mean %9.1f us  p50 %-10s  p99 %s\n", from, to,
+    printf("  %4s -> %-6s  %11llu timed  mean %9.1f us  p50 %-10s  p99 %s\n", from, to,
            (unsigned long long)n, json_number_value(json_object_get(h, "mean_us")), n ? p50 : "-",
            n ? p99 : "-");
 }
@@ -113,7 +113,7 @@ static void print_hops(json_t *d)
 {
     size_t i;
     json_t *e, *h;
-    printf("hops (from a value's publish to its read):\n");
+    printf("hops (from a value's publish to its read; one value in 8 is timed):\n");
     json_array_foreach(json_object_get(d, "edges"), i, e) {
         char from[24], to[24];
         snprintf(from, sizeof from, "%lld", (long long)fmt_int(e, "from"));

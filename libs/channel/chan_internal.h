@@ -72,7 +72,7 @@ _Static_assert(sizeof(chan_reader_line) == 3 * CHAN_LINE, "three lines per reade
 typedef struct chan_slot {
     _Atomic uint64_t seq;
     uint64_t len;  /* written before seq (release), read after it (acquire) */
-    int64_t stamp; /* CLOCK_MONOTONIC ns of the publish; as len */
+    int64_t stamp; /* CLOCK_MONOTONIC ns of the publish (timed values); as len */
     char pad[CHAN_LINE - 24];
 } chan_slot;
 _Static_assert(sizeof(chan_slot) == CHAN_LINE, "a slot's head is one line");

@@ -384,7 +384,8 @@ prism_chan_status chan_shm_end_write(prism_chan_writer *w, size_t len)
     chan_hdr *h = ch->hdr;
     chan_slot *slot = chan_slot_at(ch, w->u.shm.slot);
     slot->len = len;
-    slot->stamp = chan_now_ns();
+    if (PRISM_CHAN_HIST_SAMPLED(w->u.shm.next))
+        slot->stamp = chan_now_ns();
     atomic_store(&slot->seq, w->u.shm.next); /* release, and ordered before the load below */
     w->u.shm.next++;
     if (++w->u.shm.slot == ch->nslots)
@@ -559,7 +560,8 @@ prism_chan_status chan_shm_begin_read(prism_chan_reader *r, const void **buf, si
     uint64_t n = slot->len;
     if (n > ch->slot_size) /* a writer that broke the segment; never read past the slot */
         return PRISM_CHAN_PROTOCOL;
-    count_latency(chan_reader_at(ch, r->u.shm.index), chan_now_ns() - slot->stamp);
+    if (PRISM_CHAN_HIST_SAMPLED(k))
+        count_latency(chan_reader_at(ch, r->u.shm.index), chan_now_ns() - slot->stamp);
     *buf = chan_slot_data(slot);
     *len = (size_t)n;
     return PRISM_CHAN_OK;

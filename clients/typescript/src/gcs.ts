@@ -1389,11 +1389,12 @@ export interface components {
          * @description How long the values of a hop waited between their writer's publish and
          *     their reader's read (queueing included), counted by the channel's
          *     reader in the channel itself and reported by the driver at most once
-         *     a second. `buckets[0]` counts latencies under 1 µs, `buckets[i]`
-         *     (1-13) those from 2^(i-1) to 2^i µs, `buckets[14]` 8192 µs or more.
+         *     a second. One value in 8 is timed (the 1st, the 9th, ...).
+         *     `buckets[0]` counts latencies under 1 µs, `buckets[i]` (1-13) those
+         *     from 2^(i-1) to 2^i µs, `buckets[14]` 8192 µs or more.
          */
         DagHopLatency: {
-            /** @description values read */
+            /** @description values timed */
             count: number;
             mean_us: number;
             buckets: number[];
