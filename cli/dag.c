@@ -79,13 +79,64 @@ static void print_dag(json_t *d)
     }
 }
 
+/* The bound of the bucket that holds quantile q of a latency histogram:
+ * bucket b (< 14) holds latencies under 2^b µs, the last 8192 µs or more. */
+static void quantile(json_t *buckets, uint64_t n, double q, char *out, size_t len)
+{
+    uint64_t want = (uint64_t)(q * (double)n + 0.999999), seen = 0;
+    size_t b;
+    json_t *v;
+    json_array_foreach(buckets, b, v) {
+        seen += (uint64_t)json_integer_value(v);
+        if (seen >= want)
+            break;
+    }
+    if (b + 1 >= json_array_size(buckets))
+        snprintf(out, len, ">= %u us", 1u << (json_array_size(buckets) - 2));
+    else
+        snprintf(out, len, "< %u us", 1u << b);
+}
+
+static void print_hop(const char *from, const char *to, json_t *h)
+{
+    uint64_t n = (uint64_t)fmt_int(h, "count");
+    char p50[32], p99[32];
+    quantile(json_object_get(h, "buckets"), n, 0.5, p50, sizeof p50);
+    quantile(json_object_get(h, "buckets"), n, 0.99, p99, sizeof p99);
+    printf("  %4s -> %-6s  %11llu timed  mean %9.1f us  p50 %-10s  p99 %s\n", from, to,
+           (unsigned long long)n, json_number_value(json_object_get(h, "mean_us")), n ? p50 : "-",
+           n ? p99 : "-");
+}
+
+/* Each hop's latency (publish to read), from the channels' counters. */
+static void print_hops(json_t *d)
+{
+    size_t i;
+    json_t *e, *h;
+    printf("hops (from a value's publish to its read; one value in 8 is timed):\n");
+    json_array_foreach(json_object_get(d, "edges"), i, e) {
+        char from[24], to[24];
+        snprintf(from, sizeof from, "%lld", (long long)fmt_int(e, "from"));
+        snprintf(to, sizeof to, "%lld", (long long)fmt_int(e, "to"));
+        if (json_object_get(e, "latency"))
+            print_hop(from, to, json_object_get(e, "latency"));
+    }
+    json_t *outs = json_object_get(d, "outputs");
+    json_array_foreach(json_object_get(d, "output_latency"), i, h) {
+        char from[24];
+        snprintf(from, sizeof from, "%lld", (long long)json_integer_value(json_array_get(outs, i)));
+        print_hop(from, "driver", h);
+    }
+}
+
 static int dag_get(int argc, char **argv)
 {
     bool as_json = false;
     cli_opt opts[] = {{"json", 0, CLI_FLAG, &as_json, NULL, "the JSON DAG object"}};
     cli_command cmd = {
         .usage = "prism dag get ID [--json]",
-        .summary = "Shows a compiled DAG: its state, executions and graph.",
+        .summary = "Shows a compiled DAG: its state, executions, graph and each hop's "
+                   "latency.",
         .opts = opts,
         .nopts = 1,
         .min_pos = 1,
@@ -111,6 +162,7 @@ static int dag_get(int argc, char **argv)
         putchar('\n');
     } else if (rc == CLI_EXIT_OK) {
         print_dag(d);
+        print_hops(d);
     }
     json_decref(d);
     cli_client_close(&c);

@@ -77,6 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int tag = prism__dag_tag(data, size);
     if (tag == DAG_REC_VALUE)
         value_round_trip(data, size);
+    else if (tag == DAG_REC_REF)
+        prism_ref_release(prism__dag_get_ref(data, size));
     else if (tag >= 0)
         error_round_trip(data, size, tag);
     return 0;

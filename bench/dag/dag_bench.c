@@ -8,8 +8,13 @@
  *   calls  the same chain as prism_actor_call -> prism_get per stage, each
  *          stage's result passed to the next: 2k hops (there and back per stage)
  *
- *   prism-dag-bench [--quick] [--spin-us N]   (against $PRISM_ADDRESS / $PRISM_HOME;
- *   --spin-us sets the DAG's spin_us, default 50) */
+ * With --large, instead: 1 MiB values through chains of 1 and 2, one at a
+ * time, in the slot (max_buf_size 2 MiB, "via": "slot") and through the
+ * object store (64 KiB slots, "via": "store"), against the same calls.
+ *
+ *   prism-dag-bench [--quick] [--large] [--spin-us N]   (against $PRISM_ADDRESS /
+ *   $PRISM_HOME; --spin-us sets the DAG's spin_us, default 50) */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +27,10 @@
 #define INFLIGHT 8
 
 static long n_dag = 20000, n_calls = 2000, n_rate = 50000;
-static long spin_us = -1; /* -1: the default */
+static long spin_us = -1;      /* -1: the default */
+static const char *via = NULL; /* --large: "slot" or "store" */
+static uint64_t max_buf = 1u << 20;
+static int inflight = INFLIGHT;
 
 static int64_t now_ns(void)
 {
@@ -50,8 +58,8 @@ static void report(const char *mode, int k, size_t payload, int64_t *lat, long n
     double med = (double)lat[n / 2] / 1e3, p99 = (double)lat[(long)((double)n * 0.99)] / 1e3;
     printf("{\"system\": \"dag\", \"mode\": \"%s\", \"chain\": %d, \"payload\": %zu, \"n\": %ld, "
            "\"median_us\": %.3f, \"p99_us\": %.3f, \"hop_us\": %.3f, \"rate\": %.0f, "
-           "\"spin_us\": %ld}\n",
-           mode, k, payload, n, med, p99, med / hops, rate, spin_us);
+           "\"spin_us\": %ld, \"via\": \"%s\"}\n",
+           mode, k, payload, n, med, p99, med / hops, rate, spin_us, via ? via : "slot");
     fflush(stdout);
 }
 
@@ -65,7 +73,8 @@ static prism_dag_compiled *compile(prism_client *c, prism_actor **a, int k)
         if (prism_dag_bind(g, a[i], "echo", &n, 1, &n) != PRISM_OK)
             die("bind");
     prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
-    o.max_inflight = INFLIGHT;
+    o.max_inflight = inflight;
+    o.max_buf_size = max_buf;
     if (spin_us >= 0)
         o.spin_us = (uint32_t)spin_us;
     prism_dag_compiled *d;
@@ -112,7 +121,7 @@ static void bench_dag(prism_client *c, prism_actor **a, int k, const prism_value
         one(d, v);
         lat[i] = now_ns() - t0;
     }
-    double rate = pipelined(d, v);
+    double rate = via ? 0 : pipelined(d, v);
     report("dag", k, size, lat, n_dag, k + 1, rate);
     free(lat);
     if (prism_dag_teardown(d) != PRISM_OK)
@@ -144,13 +153,57 @@ static void bench_calls(prism_client *c, prism_actor **a, int k, const prism_val
     free(lat);
 }
 
+/* 8 B and 1 KiB through chains of 1, 2 and 4. */
+static void bench_small(prism_client *c, prism_actor **a)
+{
+    static const size_t sizes[] = {8, 1024};
+    static const int chains[] = {1, 2, 4};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        char *bytes = calloc(1, sizes[s]);
+        prism_value *v = prism_value_bytes(bytes, sizes[s]);
+        for (size_t k = 0; k < sizeof chains / sizeof *chains; k++) {
+            bench_dag(c, a, chains[k], v, sizes[s]);
+            bench_calls(c, a, chains[k], v, sizes[s]);
+        }
+        prism_value_free(v);
+        free(bytes);
+    }
+}
+
+/* --large: 1 MiB in the slot, then through the object store. */
+static void bench_large(prism_client *c, prism_actor **a, bool quick)
+{
+    n_dag = quick ? 50 : 300;
+    n_calls = quick ? 20 : 100;
+    inflight = 2;
+    size_t size = 1u << 20;
+    char *bytes = calloc(1, size);
+    prism_value *v = prism_value_bytes(bytes, size);
+    static const char *const vias[] = {"slot", "store"};
+    for (int m = 0; m < 2; m++) {
+        via = vias[m];
+        max_buf = m == 0 ? 2u << 20 : 64u << 10;
+        for (int k = 1; k <= 2; k++) {
+            bench_dag(c, a, k, v, size);
+            if (m == 0)
+                bench_calls(c, a, k, v, size);
+        }
+    }
+    prism_value_free(v);
+    free(bytes);
+}
+
 int main(int argc, char **argv)
 {
+    bool quick = false, large = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
+            quick = true;
             n_dag = 2000;
             n_calls = 200;
             n_rate = 5000;
+        } else if (!strcmp(argv[i], "--large")) {
+            large = true;
         } else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) {
             spin_us = atol(argv[++i]);
         }
@@ -177,18 +230,10 @@ int main(int argc, char **argv)
         prism_ref_release(r);
     }
     sleep(2);
-    static const size_t sizes[] = {8, 1024};
-    static const int chains[] = {1, 2, 4};
-    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
-        char *bytes = calloc(1, sizes[s]);
-        prism_value *v = prism_value_bytes(bytes, sizes[s]);
-        for (size_t k = 0; k < sizeof chains / sizeof *chains; k++) {
-            bench_dag(c, a, chains[k], v, sizes[s]);
-            bench_calls(c, a, chains[k], v, sizes[s]);
-        }
-        prism_value_free(v);
-        free(bytes);
-    }
+    if (large)
+        bench_large(c, a, quick);
+    else
+        bench_small(c, a);
     for (int i = 0; i < MAX_CHAIN; i++)
         prism_actor_release(a[i]);
     prism_disconnect(c);

@@ -2,7 +2,7 @@
 # Compiled DAGs side by side with the same chain as ordinary actor calls and
 # the raw shared-memory ring, in one run; prints one Markdown table.
 #
-#   [QUICK=1] [KEEP=1] [SPIN_US=N] bench/dag/run.sh [BUILD_DIR]
+#   [QUICK=1] [KEEP=1] [SPIN_US=N] [LARGE=1] bench/dag/run.sh [BUILD_DIR]
 #
 # BUILD_DIR (default build-rel) is configured as a Release build when it does
 # not exist yet, and built (-j2); a sanitizer build is refused. Steps: the raw
@@ -10,7 +10,9 @@
 # (`prism up --nodes 1 --num-cpus 2` in a temporary PRISM_HOME, stopped by a
 # trap) and prism-dag-bench (chains of 1, 2 and 4 actors, 8 B and 1 KiB),
 # then the raw ring again (the table takes the better of the two). SPIN_US
-# sets the DAG's spin_us (default 50).
+# sets the DAG's spin_us (default 50). LARGE=1 adds 1 MiB values through
+# chains of 1 and 2, in the slot and through the object store (64 KiB
+# slots), against actor calls: a second table.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-rel}
@@ -33,6 +35,10 @@ run_step 300 "$RAW" --json --quick --only bare,chan
 bench_cluster_up 1 2
 say "compiled DAG and actor calls"
 run_step 900 "$DB" ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
+if [ -n "${LARGE:-}" ]; then
+  say "1 MiB values: in the slot, through the object store"
+  run_step 900 "$DB" --large ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
+fi
 bench_cluster_down
 say "raw ring, again"
 run_step 300 "$RAW" --json --quick --only bare,chan
@@ -42,10 +48,12 @@ echo "Compiled DAGs: $(nproc) CPUs, $(uname -sr), load average at the start $LOA
 echo
 $PY - "$RESULTS" <<'PY' || FAILED=1
 import json, sys
-raw, dag, calls = {}, {}, {}
+raw, dag, calls, large = {}, {}, {}, {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    if r["system"] == "dag-raw":
+    if r["system"] != "dag-raw" and r["payload"] >= 1 << 20:
+        large[(r["chain"], r["mode"], r.get("via"))] = r
+    elif r["system"] == "dag-raw":
         k = (r["transport"], r["payload"])
         if k not in raw or r["median_us"] < raw[k]["median_us"]:
             raw[k] = r
@@ -67,5 +75,15 @@ for (k, p), d in sorted(dag.items(), key=lambda kv: (kv[0][1], kv[0][0])):
           f"| {c['median_us']:.1f} / {c['p99_us']:.1f} | {c['hop_us']:.1f} | {c['hop_us'] / d['hop_us']:.1f}× "
           f"| {ch['median_us']:.2f} / {bare['median_us']:.2f} |" if c and ch and bare else
           f"| {k} | {size(p)} | {d['median_us']:.1f} | {d['hop_us']:.2f} | | | | | |")
+if large:
+    print()
+    print("| chain | 1 MiB: DAG, in the slot µs (median / p99) | DAG, through the object store "
+          "| actor calls |")
+    print("|---|---|---|---|")
+    for k in sorted({key[0] for key in large}):
+        cells = [large.get((k, "dag", "slot")), large.get((k, "dag", "store")),
+                 large.get((k, "calls", "slot"))]
+        print(f"| {k} | " + " | ".join(f"{x['median_us']:.0f} / {x['p99_us']:.0f}" if x else ""
+                                       for x in cells) + " |")
 PY
 [ -z "$FAILED" ]

@@ -35,9 +35,11 @@
  * nodes. While it is in a compiled DAG, ordinary calls to the actor are
  * refused (PRISM_ERR_INVALID, naming the DAG) until teardown.
  *
- * Values on the edges are plain values (no object references) whose encoding
- * fits `max_buf_size`: execute refuses a larger input (PRISM_ERR_INVALID), a
- * larger return fails its execution (PRISM_ERR_TASK, naming the method).
+ * Values on the edges are plain values (no object references). One whose
+ * encoding fits `max_buf_size` travels in the channel's slot; a larger one
+ * goes through the object store, with a reference in the slot, and is freed
+ * once every reader is done with it (slower: size max_buf_size for the
+ * common values).
  *
  * Errors. A method that fails puts an error value through the rest of the
  * graph: that execution's get returns PRISM_ERR_TASK and an ERROR value
@@ -91,7 +93,8 @@ PRISM_API prism_status prism_dag_multi_output(prism_dag *dag, prism_dag_node *co
 
 typedef struct prism_dag_options {
     int max_inflight;      /* executions started and not yet got, 1-1024; default 8 */
-    uint64_t max_buf_size; /* bytes of one encoded value on an edge, 64 to 1 GiB;
+    uint64_t max_buf_size; /* bytes of one encoded value in a channel's slot, 64 to
+                              1 GiB (larger values go through the object store);
                               default 1 MiB */
     int timeout_ms;        /* compile and teardown: how long actors may take to start
                               or stop their loops; execute: how long it waits for

@@ -19,7 +19,7 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 
 #define CHAN_LINE 64 /* cache line: fields written by different sides never share one */
 #define CHAN_MAGIC 0x314843534952500aULL /* "\nPRISCH1" */
-#define CHAN_VERSION 1
+#define CHAN_VERSION 2                   /* 2: publish stamps and readers' latency histograms */
 
 /* Who holds the writer's or a reader's place. */
 enum { CHAN_FREE = 0, CHAN_ATTACHED = 1, CHAN_LEFT = 2 };
@@ -53,22 +53,27 @@ typedef struct chan_hdr {
 } chan_hdr;
 _Static_assert(sizeof(chan_hdr) == 3 * CHAN_LINE, "chan_hdr is three lines");
 
-/* One per reader, each on its own line: the writer only reads these. */
+/* One per reader, each on lines of its own: the writer only reads the first.
+ * The other two are the reader's latency histogram, which only it writes and
+ * anyone who maps the segment may read (relaxed: counters, not a protocol). */
 typedef struct chan_reader_line {
     _Atomic uint64_t released; /* values this reader released (it reads released + 1 next) */
     _Atomic uint32_t state;    /* CHAN_FREE / CHAN_ATTACHED / CHAN_LEFT */
     _Atomic int32_t pid;
     _Atomic uint64_t start; /* process start time, as writer_start */
     char pad[CHAN_LINE - 24];
+    _Atomic uint64_t hist[PRISM_CHAN_HIST_BUCKETS]; /* prism_chan_hist */
+    _Atomic uint64_t hist_sum_ns;
 } chan_reader_line;
-_Static_assert(sizeof(chan_reader_line) == CHAN_LINE, "one line per reader");
+_Static_assert(sizeof(chan_reader_line) == 3 * CHAN_LINE, "three lines per reader");
 
 /* The head of a slot; its data follows one line later. Value k (from 1) is
  * in slot (k - 1) % nslots, and seq == k once it is published. */
 typedef struct chan_slot {
     _Atomic uint64_t seq;
-    uint64_t len; /* written before seq (release), read after it (acquire) */
-    char pad[CHAN_LINE - 16];
+    uint64_t len;  /* written before seq (release), read after it (acquire) */
+    int64_t stamp; /* CLOCK_MONOTONIC ns of the publish (timed values); as len */
+    char pad[CHAN_LINE - 24];
 } chan_slot;
 _Static_assert(sizeof(chan_slot) == CHAN_LINE, "a slot's head is one line");
 

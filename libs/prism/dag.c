@@ -13,13 +13,10 @@
  * Executions are numbered; execution k's result is read into future slot
  * k mod max_inflight, in order, whichever future the caller gets first. */
 #include <errno.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -27,12 +24,11 @@
 #include "client.h"
 #include "dag_internal.h"
 #include "dag_record.h"
+#include "dag_rendezvous.h"
 #include "prism_json_text.h"
+#include "prism_sha256.h"
 #include "prism_subjects.h"
 #include "prism_time.h"
-
-#define NONCE_HEX 32
-#define SERVE_RECV_MS 2000 /* a worker that connected sends its nonce at once */
 
 typedef struct dag_node_rt {
     int kind;
@@ -45,7 +41,7 @@ typedef struct dag_node_rt {
 
 typedef struct dag_actor {
     prism_actor *handle;
-    char nonce[NONCE_HEX + 1];
+    char nonce[DAG_NONCE_HEX + 1];
     size_t *chans, nchans; /* nodes whose channels it uses, in the order its fds go */
     bool served, started;
     prism_ref *call; /* the start or stop call in flight */
@@ -69,8 +65,10 @@ struct prism_dag_compiled {
     dag_actor *actors;
     size_t nactors;
     prism_chan_writer *in;
+    dag_held in_held;         /* the input's values in the object store, per slot */
     prism_chan_reader **outs; /* one per output item */
     size_t *out_nodes, nouts;
+    uint32_t *out_reader; /* the reader index the driver reads each output item with */
     bool multi;
     uint64_t next_seq, read_seq; /* executions started; executions read */
     size_t parts;                /* items of execution read_seq read so far */
@@ -80,7 +78,7 @@ struct prism_dag_compiled {
     prism_dag_future *futures; /* max_inflight */
     prism_status broken;       /* PRISM_OK while it runs */
     char *broken_msg;
-    int listen_fd;
+    dag_rdv *rdv; /* during compile */
     /* Its reports to the GCS (GET /api/v1/dags): the leaser thread reads
      * these two, and the list of the client's DAGs, under the client's lock. */
     _Atomic uint64_t done;    /* executions read */
@@ -188,7 +186,7 @@ static prism_status plan_outputs(prism_dag_compiled *d)
     d->nouts = d->multi ? last->nargs : 1;
     d->out_nodes = calloc(d->nouts, sizeof *d->out_nodes);
     d->outs = calloc(d->nouts, sizeof *d->outs);
-    uint32_t *idx = calloc(d->nouts, sizeof *idx);
+    uint32_t *idx = d->out_reader = calloc(d->nouts, sizeof *idx);
     prism_status s = PRISM_OK;
     if (!d->out_nodes || !d->outs || !idx)
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
@@ -217,33 +215,13 @@ static prism_status plan_outputs(prism_dag_compiled *d)
             PRISM_CHAN_OK)
             s = prism__fail(PRISM_ERR_INTERNAL, "cannot read the output channel");
     if (s == PRISM_OK &&
-        prism_chan_writer_open_shm(&d->in, d->chans[d->input], &wait) != PRISM_CHAN_OK)
+        (prism_chan_writer_open_shm(&d->in, d->chans[d->input], &wait) != PRISM_CHAN_OK ||
+         prism__dag_held_init(&d->in_held, (size_t)d->o.max_inflight) != 0))
         s = prism__fail(PRISM_ERR_INTERNAL, "cannot write the input channel");
-    free(idx);
     return s;
 }
 
 /* ---------- starting the actors' loops ---------- */
-
-static void abstract_addr(const char *id, struct sockaddr_un *a, socklen_t *len)
-{
-    memset(a, 0, sizeof *a);
-    a->sun_family = AF_UNIX;
-    int n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "prism-dag-%s", id);
-    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
-
-static prism_status listen_rendezvous(prism_dag_compiled *d)
-{
-    struct sockaddr_un a;
-    socklen_t len;
-    abstract_addr(d->id, &a, &len);
-    d->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (d->listen_fd < 0 || bind(d->listen_fd, (struct sockaddr *)&a, len) != 0 ||
-        listen(d->listen_fd, 64) != 0)
-        return prism__fail(PRISM_ERR_INTERNAL, "the DAG's rendezvous socket: %s", strerror(errno));
-    return PRISM_OK;
-}
 
 /* The JSON argument of __prism_dag_start for actor `a` (docs/dags.md#compile). */
 static json_t *start_spec(const prism_dag_compiled *d, size_t a)
@@ -296,21 +274,13 @@ static prism_status call_actors(prism_dag_compiled *d, bool start)
     return PRISM_OK;
 }
 
-/* One worker connected: its nonce says which actor it hosts; it gets that
- * actor's channels. */
-static void serve(prism_dag_compiled *d, int fd)
+/* A worker that sent a nonce gets the channels of the actor whose start call
+ * carried it, once; anyone else gets nothing. */
+static void serve(prism_dag_compiled *d, int fd, const char *nonce)
 {
-    struct timeval tv = {.tv_sec = SERVE_RECV_MS / 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct ucred cred;
-    socklen_t clen = sizeof cred;
-    char nonce[NONCE_HEX + 1] = "";
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 || cred.uid != getuid() ||
-        recv(fd, nonce, NONCE_HEX, MSG_WAITALL) != NONCE_HEX)
-        return;
     for (size_t a = 0; a < d->nactors; a++) {
         dag_actor *da = &d->actors[a];
-        if (da->served || memcmp(da->nonce, nonce, NONCE_HEX) != 0)
+        if (da->served || !prism_equal_ct(da->nonce, nonce, DAG_NONCE_HEX))
             continue;
         da->served = true;
         for (size_t i = 0; i < da->nchans; i++)
@@ -330,13 +300,11 @@ static prism_status rendezvous(prism_dag_compiled *d, int64_t deadline)
         if (left <= 0)
             return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's actors did not start their loops "
                                                   "in time");
-        struct pollfd p = {.fd = d->listen_fd, .events = POLLIN};
-        if (poll(&p, 1, left < 50 ? (int)left : 50) > 0) {
-            int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0) {
-                serve(d, fd);
-                close(fd);
-            }
+        char nonce[DAG_NONCE_HEX];
+        int fd = prism__dag_rdv_next(d->rdv, left < 50 ? (int)left : 50, nonce);
+        if (fd >= 0) {
+            serve(d, fd, nonce);
+            close(fd);
         }
         served = 0;
         for (size_t a = 0; a < d->nactors; a++) {
@@ -380,7 +348,53 @@ static prism_status finish_calls(prism_dag_compiled *d, bool start)
 
 /* ---------- reports to the GCS ---------- */
 
+/* A report is one NATS message: under the server's default 1 MiB payload.
+ * A printf that would pass the cap fails and leaves the text without it,
+ * and none writes more than DAG_REPORT_PIECE bytes (method names are at most
+ * 200 characters), so a report that ends this far below the cap is whole;
+ * one that does not is not sent. */
+#define DAG_REPORT_MAX (900u * 1024u)
+#define DAG_REPORT_PIECE 4096u
+
+static bool report_whole(const prism_buf *b) { return b->len + DAG_REPORT_PIECE <= b->max; }
+
 static const char *const kind_names[] = {"input", "bind", "multi_output", "return"};
+
+/* A reader's latency histogram (prism_chan_hist) as JSON. */
+static void hist_text(prism_buf *b, const prism_chan *ch, uint32_t reader)
+{
+    prism_chan_hist h;
+    prism_chan_reader_hist(ch, reader, &h);
+    uint64_t n = 0;
+    for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
+        n += h.count[i];
+    prism_buf_printf(b, "{\"count\":%llu,\"mean_us\":%.3f,\"buckets\":[", (unsigned long long)n,
+                     n ? (double)h.sum_ns / 1e3 / (double)n : 0.0);
+    for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
+        prism_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)h.count[i]);
+    prism_buf_printf(b, "]}");
+}
+
+/* Each hop's latency from the channels' own counters (the driver maps every
+ * channel): the edges', in the order of the graph's edges, and the
+ * output items', read by the driver. */
+static void latency_text(prism_buf *b, const prism_dag_compiled *d)
+{
+    prism_buf_printf(b, ",\"latency\":{\"edges\":[");
+    bool first = true;
+    for (size_t i = 0; i < d->nnodes; i++)
+        for (size_t j = 0; d->nodes[i].kind == DAG_BIND && j < d->nodes[i].nargs; j++) {
+            prism_buf_printf(b, "%s", first ? "" : ",");
+            hist_text(b, d->chans[d->nodes[i].args[j]], d->nodes[i].arg_reader[j]);
+            first = false;
+        }
+    prism_buf_printf(b, "],\"outputs\":[");
+    for (size_t i = 0; i < d->nouts; i++) {
+        prism_buf_printf(b, "%s", i ? "," : "");
+        hist_text(b, d->chans[d->out_nodes[i]], d->out_reader[i]);
+    }
+    prism_buf_printf(b, "]}");
+}
 
 /* One DAG's state as JSON text, with its graph when `graph`. */
 static void report_text(prism_buf *b, const prism_dag_compiled *d, const char *state, bool graph)
@@ -389,6 +403,7 @@ static void report_text(prism_buf *b, const prism_dag_compiled *d, const char *s
     prism_json_string(b, d->c->self_addr);
     prism_buf_printf(b, ",\"state\":\"%s\",\"executions\":%llu", state,
                      (unsigned long long)atomic_load_explicit(&d->done, memory_order_relaxed));
+    latency_text(b, d);
     if (!graph) {
         prism_buf_printf(b, "}");
         return;
@@ -432,10 +447,10 @@ static void report_text(prism_buf *b, const prism_dag_compiled *d, const char *s
 static void report_one(prism_dag_compiled *d, const char *state, bool graph)
 {
     prism_buf b;
-    prism_buf_init(&b, 1024);
+    prism_buf_init(&b, DAG_REPORT_MAX);
     prism_buf_printf(&b, "{\"dags\":[");
     report_text(&b, d, state, graph);
-    if (prism_buf_printf(&b, "]}") == 0)
+    if (prism_buf_printf(&b, "]}") == 0 && report_whole(&b))
         prism_bus_publish(d->c->bus, PRISM_SUBJECT_DAG_UPDATE, b.data, b.len);
     prism_buf_free(&b);
 }
@@ -449,7 +464,7 @@ void prism__dags_tick(prism_client *c)
         return;
     c->last_dags_ms = now;
     prism_buf b;
-    prism_buf_init(&b, 1024);
+    prism_buf_init(&b, DAG_REPORT_MAX);
     prism_buf_printf(&b, "{\"dags\":[");
     size_t n = 0;
     for (prism_dag_compiled *d = c->dags; d; d = d->next) {
@@ -463,7 +478,7 @@ void prism__dags_tick(prism_client *c)
             prism_buf_printf(&b, ",");
         report_text(&b, d, broken ? "BROKEN" : "COMPILED", false);
     }
-    if (n == 0 || prism_buf_printf(&b, "]}") != 0) {
+    if (n == 0 || prism_buf_printf(&b, "]}") != 0 || !report_whole(&b)) {
         prism_buf_free(&b);
         return;
     }
@@ -505,6 +520,7 @@ static void unlist_dag(prism_dag_compiled *d)
 static void free_compiled(prism_dag_compiled *d)
 {
     prism_chan_writer_destroy(d->in);
+    prism__dag_held_free(&d->in_held);
     for (size_t i = 0; d->outs && i < d->nouts; i++)
         prism_chan_reader_destroy(d->outs[i]);
     for (size_t i = 0; d->nodes && i < d->nnodes; i++) { /* NULL when out of memory early */
@@ -520,13 +536,13 @@ static void free_compiled(prism_dag_compiled *d)
     }
     for (int i = 0; d->futures && i < d->o.max_inflight; i++)
         prism_value_free(d->futures[i].value);
-    if (d->listen_fd >= 0)
-        close(d->listen_fd);
+    prism__dag_rdv_close(d->rdv);
     prism_value_free(d->partial);
     prism_value_free(d->partial_error);
     free(d->futures);
     free(d->broken_msg);
     free(d->out_nodes);
+    free(d->out_reader);
     free(d->outs);
     free(d->chans);
     free(d->nreaders);
@@ -582,7 +598,7 @@ static prism_status compile_steps(prism_dag_compiled *d, const prism_dag *dag)
     if (s == PRISM_OK)
         s = plan_outputs(d);
     if (s == PRISM_OK)
-        s = listen_rendezvous(d);
+        s = prism__dag_rdv_listen(&d->rdv, d->id);
     if (s == PRISM_OK)
         s = call_actors(d, true);
     if (s == PRISM_OK)
@@ -590,9 +606,8 @@ static prism_status compile_steps(prism_dag_compiled *d, const prism_dag *dag)
     prism_status started = finish_calls(d, true);
     if (s == PRISM_OK)
         s = started;
-    if (d->listen_fd >= 0)
-        close(d->listen_fd);
-    d->listen_fd = -1;
+    prism__dag_rdv_close(d->rdv); /* the socket exists only while the actors start */
+    d->rdv = NULL;
     return s;
 }
 
@@ -618,7 +633,6 @@ prism_status prism_dag_compile(prism_client *c, const prism_dag *dag, const pris
     }
     d->c = c;
     d->o = *o;
-    d->listen_fd = -1;
     prism_id id;
     prism_id_random(&id);
     prism_id_to_hex(&id, d->id);
@@ -683,15 +697,18 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                            d->o.timeout_ms);
     if (cs != PRISM_CHAN_OK)
         return set_broken(d, "an actor that reads the DAG's input died");
-    size_t n = prism__dag_put_value(buf, prism_chan_writer_capacity(d->in), input);
+    prism__dag_held_begin(&d->in_held);
+    prism_ref *held;
+    size_t n = prism__dag_put(d->c, buf, prism_chan_writer_capacity(d->in), input, &held);
     if (n == 0) {
         prism_chan_abort_write(d->in);
-        return prism__fail(PRISM_ERR_INVALID,
-                           "the input is larger than max_buf_size (%llu "
-                           "bytes, encoded)",
-                           (unsigned long long)d->o.max_buf_size);
+        return prism__fail(prism_last_status(),
+                           "the input is larger than max_buf_size and "
+                           "the object store did not take it: %s",
+                           prism_last_error());
     }
     prism_chan_end_write(d->in, n);
+    prism__dag_held_end(&d->in_held, held);
     *f = (prism_dag_future){.d = d, .in_use = true};
     d->next_seq++;
     *out = f;
@@ -702,7 +719,9 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
 static void take_item(prism_dag_compiled *d, size_t i, const void *buf, size_t len)
 {
     int tag = prism__dag_tag(buf, len);
-    prism_value *v = tag == DAG_REC_VALUE ? prism__dag_get_value(buf, len, false) : NULL;
+    prism_value *v = prism__dag_is_value(buf, len)
+                         ? prism__dag_read(d->c, buf, len, false, d->o.timeout_ms)
+                         : NULL;
     if (v) {
         prism_value_list_append(d->partial, v);
         return;
@@ -711,7 +730,9 @@ static void take_item(prism_dag_compiled *d, size_t i, const void *buf, size_t l
     if (tag == DAG_REC_DIED && prism__dag_get_error(buf, len, &name, &msg) == 0) {
         set_broken(d, msg);
     } else if (!d->partial_error) {
-        if (prism__dag_get_error(buf, len, &name, &msg) != 0)
+        if (tag == DAG_REC_REF)
+            d->partial_error = prism_value_error(item_name(d, i), prism_last_error());
+        else if (prism__dag_get_error(buf, len, &name, &msg) != 0)
             d->partial_error = prism_value_error(item_name(d, i), "a malformed value on the DAG");
         else
             d->partial_error = prism_value_error(name, msg);

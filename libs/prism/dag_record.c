@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client.h"
 #include "codec.h"
 
 bool prism__dag_has_ref(const prism_value *v)
@@ -54,7 +55,7 @@ int prism__dag_tag(const void *buf, size_t len)
     if (len < DAG_REC_HEAD)
         return -1;
     int tag = *(const uint8_t *)buf;
-    return tag <= DAG_REC_DIED ? tag : -1;
+    return tag <= DAG_REC_REF ? tag : -1;
 }
 
 static void no_op(void *ud) { (void)ud; }
@@ -91,4 +92,96 @@ int prism__dag_get_error(const void *buf, size_t len, char **name, char **msg)
     free(*msg);
     *name = *msg = NULL;
     return -1;
+}
+
+size_t prism__dag_put_ref(void *buf, size_t cap, const prism_ref *ref, const char *self_addr)
+{
+    prism_value *v = prism_value_ref(ref);
+    size_t n = 0;
+    if (v && cap >= DAG_REC_HEAD) {
+        prism_writer w = {.out = (uint8_t *)buf + DAG_REC_HEAD, .cap = cap - DAG_REC_HEAD};
+        pw_value(&w, v, self_addr);
+        if (!w.failed) {
+            put_head(buf, DAG_REC_REF);
+            n = DAG_REC_HEAD + w.pos;
+        }
+    }
+    prism_value_free(v);
+    return n;
+}
+
+prism_ref *prism__dag_get_ref(const void *buf, size_t len)
+{
+    if (prism__dag_tag(buf, len) != DAG_REC_REF)
+        return NULL;
+    prism_reader r = {(const uint8_t *)buf + DAG_REC_HEAD, len - DAG_REC_HEAD, 0, NULL, NULL, NULL};
+    prism_value *v = pr_value(&r, NULL, NULL);
+    prism_ref *ref = NULL;
+    if (v && !r.left && v->kind == PRISM_VALUE_REF)
+        ref = prism_ref_dup(v->ref);
+    prism_value_free(v);
+    return ref;
+}
+
+size_t prism__dag_put(prism_client *c, void *buf, size_t cap, const prism_value *v,
+                      prism_ref **held)
+{
+    *held = NULL;
+    size_t n = prism__dag_put_value(buf, cap, v);
+    if (n > 0 || prism__dag_has_ref(v) || prism_put(c, v, held) != PRISM_OK)
+        return n;
+    if ((n = prism__dag_put_ref(buf, cap, *held, c->self_addr)) == 0) {
+        prism_ref_release(*held);
+        *held = NULL;
+    }
+    return n;
+}
+
+prism_value *prism__dag_read(prism_client *c, const void *buf, size_t len, bool in_place,
+                             int timeout_ms)
+{
+    if (prism__dag_tag(buf, len) == DAG_REC_VALUE)
+        return prism__dag_get_value(buf, len, in_place);
+    /* Untracked: the get borrows it for its own length only, so the owner
+     * hears of no borrower; the writer's reference keeps the object until
+     * this reader released the slot. */
+    prism_ref *ref = prism__dag_get_ref(buf, len);
+    prism_value *v = NULL;
+    if (!ref)
+        prism__fail(PRISM_ERR_INTERNAL, "a malformed value on the DAG");
+    else if (prism_get(c, ref, timeout_ms, &v) != PRISM_OK || prism__dag_has_ref(v)) {
+        prism_value_free(v);
+        v = NULL;
+    }
+    prism_ref_release(ref);
+    return v;
+}
+
+bool prism__dag_is_value(const void *buf, size_t len)
+{
+    int tag = prism__dag_tag(buf, len);
+    return tag == DAG_REC_VALUE || tag == DAG_REC_REF;
+}
+
+int prism__dag_held_init(dag_held *h, size_t nslots)
+{
+    *h = (dag_held){.refs = calloc(nslots ? nslots : 1, sizeof *h->refs), .nslots = nslots};
+    return h->refs ? 0 : -1;
+}
+
+void prism__dag_held_begin(dag_held *h)
+{
+    prism_ref **slot = &h->refs[h->writes % h->nslots];
+    prism_ref_release(*slot);
+    *slot = NULL;
+}
+
+void prism__dag_held_end(dag_held *h, prism_ref *ref) { h->refs[h->writes++ % h->nslots] = ref; }
+
+void prism__dag_held_free(dag_held *h)
+{
+    for (size_t i = 0; h->refs && i < h->nslots; i++)
+        prism_ref_release(h->refs[i]);
+    free(h->refs);
+    h->refs = NULL;
 }

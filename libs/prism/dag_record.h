@@ -7,6 +7,8 @@
  *   DAG_REC_VALUE  the value (codec.h); the head keeps tensor data aligned
  *   DAG_REC_ERROR  str name ("Class.method"), str message: a method failed
  *   DAG_REC_DIED   str name, str message: an actor upstream died
+ *   DAG_REC_REF    a reference (codec.h) to the value in the object store,
+ *                  for a value whose encoding does not fit the slot
  *
  * An error record goes on through every node downstream, so the execution's
  * get names the method that failed, and the next execution runs normally. */
@@ -18,7 +20,7 @@
 
 #include "prism_internal.h"
 
-enum { DAG_REC_VALUE = 0, DAG_REC_ERROR = 1, DAG_REC_DIED = 2 };
+enum { DAG_REC_VALUE = 0, DAG_REC_ERROR = 1, DAG_REC_DIED = 2, DAG_REC_REF = 3 };
 #define DAG_REC_HEAD 16
 
 /* Whether a value holds an object reference anywhere (edges carry plain values). */
@@ -36,5 +38,43 @@ int prism__dag_tag(const void *buf, size_t len);
 prism_value *prism__dag_get_value(const void *buf, size_t len, bool in_place);
 /* An error or died record's name and message (heap copies, the caller's). */
 int prism__dag_get_error(const void *buf, size_t len, char **name, char **msg);
+
+/* Writes a reference record for `ref`, which `self_addr` owns (0 when it
+ * does not fit). */
+size_t prism__dag_put_ref(void *buf, size_t cap, const prism_ref *ref, const char *self_addr);
+/* A reference record's reference (not tracked in any client); NULL when
+ * malformed. */
+prism_ref *prism__dag_get_ref(const void *buf, size_t len);
+
+/* Writes `v` as a value record, or, when it does not fit in `cap`, puts it
+ * in the object store through `c` and writes a reference record: `*held`
+ * is then the reference, which the writer keeps until every reader is done
+ * with the slot (the object is freed when the writer lets it go). 0 when
+ * neither could be written (a value holding a reference, a failed put). */
+size_t prism__dag_put(prism_client *c, void *buf, size_t cap, const prism_value *v,
+                      prism_ref **held);
+/* The value of a value record (in place as prism__dag_get_value) or of a
+ * reference record (fetched through `c`, waiting up to `timeout_ms`).
+ * NULL, with prism_last_error set, when malformed or not fetched. */
+prism_value *prism__dag_read(prism_client *c, const void *buf, size_t len, bool in_place,
+                             int timeout_ms);
+/* Whether the record carries a value (a value or a reference record). */
+bool prism__dag_is_value(const void *buf, size_t len);
+
+/* The references a writer holds for the values in its channel's slots
+ * (prism__dag_put): slot k mod nslots holds write k's. */
+typedef struct dag_held {
+    prism_ref **refs;
+    size_t nslots;
+    uint64_t writes;
+} dag_held;
+
+int prism__dag_held_init(dag_held *h, size_t nslots);
+/* A write began: the slot it got is free, so every reader is done with the
+ * value written there nslots writes ago: its reference goes. */
+void prism__dag_held_begin(dag_held *h);
+/* The write was published, holding `ref` (may be NULL). */
+void prism__dag_held_end(dag_held *h, prism_ref *ref);
+void prism__dag_held_free(dag_held *h);
 
 #endif

@@ -1,12 +1,15 @@
 /* The cluster's compiled DAGs (docs/dags.md#visible-state): each driver
  * publishes its DAGs on prism.gcs.dag.update, with the graph at compile, then
- * their executions and state. The GCS keeps the newest DAG_KEEP in memory
- * (they are for looking: a DAG does not outlive its driver). A driver found
- * dead (the owners' pings, actor_manager.c) leaves its DAGs BROKEN. */
+ * their executions and state. The GCS keeps the newest DAG_KEEP, in memory
+ * for the listing and in its database (table dags) so that a restarted GCS
+ * lists them again; a DAG's loops never need the GCS. A driver found dead
+ * (the owners' pings, actor_manager.c) leaves its DAGs BROKEN. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "actors.h"
+#include "db.h"
+#include "prism_log.h"
 #include "gcs.h"
 #include "prism_subjects.h"
 
@@ -20,6 +23,53 @@ struct gcs_dags {
     size_t head, count;
 };
 
+/* Keeps `dag` (a reference taken) as the newest, forgetting the oldest
+ * beyond DAG_KEEP (also in the database). Lock held, or not yet shared. */
+static void keep(gcs *g, const char *id, json_t *dag)
+{
+    gcs_dags *t = g->dags;
+    if (t->count == DAG_KEEP) {
+        sqlite3_stmt *st = gcs_db_prepare(g->db, "DELETE FROM dags WHERE id=?");
+        gcs_db_bind_text(st, 1, t->ring[t->head]);
+        gcs_db_exec_stmt(st);
+        json_object_del(t->by_id, t->ring[t->head]);
+        t->head = (t->head + 1) % DAG_KEEP;
+        t->count--;
+    }
+    memcpy(t->ring[(t->head + t->count) % DAG_KEEP], id, strlen(id) + 1);
+    t->count++;
+    json_object_set(t->by_id, id, dag);
+}
+
+/* Writes the DAG as it is listed now. Lock held. */
+static void save(gcs *g, const char *id, json_t *dag)
+{
+    sqlite3_stmt *st = gcs_db_prepare(g->db, "INSERT INTO dags(id, doc) VALUES(?, ?) "
+                                             "ON CONFLICT(id) DO UPDATE SET doc=excluded.doc");
+    gcs_db_bind_text(st, 1, id);
+    gcs_db_bind_json(st, 2, dag);
+    if (gcs_db_exec_stmt(st) != SQLITE_DONE)
+        LOG_WARN("cannot save DAG %s: %s", id, sqlite3_errmsg(g->db));
+}
+
+/* The DAGs a GCS before this one listed, oldest first. */
+static void load(gcs *g)
+{
+    sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT id, doc FROM (SELECT seq, id, doc FROM dags "
+                                             "ORDER BY seq DESC LIMIT ?) ORDER BY seq");
+    if (!st)
+        return;
+    sqlite3_bind_int(st, 1, DAG_KEEP);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        json_t *doc = gcs_db_column_json(st, 1);
+        if (id && strlen(id) < DAG_ID_MAX && json_is_object(doc))
+            keep(g, id, doc);
+        json_decref(doc);
+    }
+    sqlite3_finalize(st);
+}
+
 int gcs_dags_create(gcs *g)
 {
     gcs_dags *t = calloc(1, sizeof *t);
@@ -28,7 +78,10 @@ int gcs_dags_create(gcs *g)
     t->by_id = json_object();
     pthread_mutex_init(&t->lock, NULL);
     g->dags = t;
-    return t->by_id ? 0 : -1;
+    if (!t->by_id)
+        return -1;
+    load(g);
+    return 0;
 }
 
 void gcs_dags_destroy(gcs *g)
@@ -70,31 +123,74 @@ static void add_classes(gcs *g, json_t *dag)
     }
 }
 
+#define HIST_BUCKETS 15 /* PRISM_CHAN_HIST_BUCKETS */
+
+/* A hop's latency histogram as reported ({"count", "mean_us", "buckets"}),
+ * checked and copied; NULL when it is not one. */
+static json_t *clean_hist(json_t *h)
+{
+    json_t *count = json_object_get(h, "count"), *mean = json_object_get(h, "mean_us");
+    json_t *buckets = json_object_get(h, "buckets"), *b;
+    size_t i;
+    if (!json_is_integer(count) || !json_is_number(mean) ||
+        json_array_size(buckets) != HIST_BUCKETS)
+        return NULL;
+    json_array_foreach(buckets, i, b) {
+        if (!json_is_integer(b))
+            return NULL;
+    }
+    return json_pack("{s:O,s:f,s:O}", "count", count, "mean_us", json_number_value(mean), "buckets",
+                     buckets);
+}
+
+/* The report's hop latencies go on the DAG's edges (in their order) and
+ * into its output_latency (one per output item). */
+static void take_latency(json_t *dag, json_t *rep)
+{
+    json_t *lat = json_object_get(rep, "latency"), *edges = json_object_get(dag, "edges"), *h;
+    json_t *outs = json_array();
+    size_t i;
+    json_array_foreach(json_object_get(lat, "edges"), i, h) {
+        json_t *e = json_array_get(edges, i), *c = clean_hist(h);
+        if (json_is_object(e) && c)
+            json_object_set(e, "latency", c);
+        json_decref(c);
+    }
+    json_array_foreach(json_object_get(lat, "outputs"), i, h) {
+        json_t *c = clean_hist(h);
+        if (c)
+            json_array_append_new(outs, c);
+    }
+    if (json_array_size(outs))
+        json_object_set(dag, "output_latency", outs);
+    json_decref(outs);
+}
+
 /* A DAG's report: a new one (with its graph) is kept, the oldest forgotten
  * beyond DAG_KEEP; a later one updates its state and executions. Lock held. */
-static void record(gcs_dags *t, json_t *rep)
+static void record(gcs *g, json_t *rep)
 {
+    gcs_dags *t = g->dags;
     const char *id = json_string_value(json_object_get(rep, "id"));
     json_t *known = id ? json_object_get(t->by_id, id) : NULL;
     if (known) { /* reports may cross: a DAG never goes back to an earlier state or count */
         json_t *state = json_object_get(rep, "state"), *done = json_object_get(rep, "executions");
+        if (json_integer_value(done) >= json_integer_value(json_object_get(known, "executions")))
+            take_latency(known, rep);
         if (state_rank(json_string_value(state)) >
             state_rank(json_string_value(json_object_get(known, "state"))))
             json_object_set(known, "state", state);
         if (json_integer_value(done) > json_integer_value(json_object_get(known, "executions")))
             json_object_set(known, "executions", done);
+        save(g, id, known);
         return;
     }
     if (!id || strlen(id) >= DAG_ID_MAX || !json_is_array(json_object_get(rep, "nodes")))
         return; /* its compile report was lost or forgotten */
-    if (t->count == DAG_KEEP) {
-        json_object_del(t->by_id, t->ring[t->head]);
-        t->head = (t->head + 1) % DAG_KEEP;
-        t->count--;
-    }
-    memcpy(t->ring[(t->head + t->count) % DAG_KEEP], id, strlen(id) + 1);
-    t->count++;
-    json_object_set(t->by_id, id, rep);
+    take_latency(rep, rep);
+    json_object_del(rep, "latency");
+    keep(g, id, rep);
+    save(g, id, rep);
 }
 
 static void on_update(prism_bus *bus, const char *subject, const char *reply, const char *data,
@@ -112,7 +208,7 @@ static void on_update(prism_bus *bus, const char *subject, const char *reply, co
             continue;
         add_classes(g, rep);
         pthread_mutex_lock(&g->dags->lock);
-        record(g->dags, rep);
+        record(g, rep);
         pthread_mutex_unlock(&g->dags->lock);
     }
     json_decref(msg);
@@ -131,8 +227,10 @@ void gcs_dags_owner_gone(gcs *g, const char *owner)
     json_object_foreach(g->dags->by_id, id, d) {
         const char *o = json_string_value(json_object_get(d, "owner"));
         const char *s = json_string_value(json_object_get(d, "state"));
-        if (o && s && !strcmp(o, owner) && !strcmp(s, "COMPILED"))
+        if (o && s && !strcmp(o, owner) && !strcmp(s, "COMPILED")) {
             json_object_set_new(d, "state", json_string("BROKEN"));
+            save(g, id, d);
+        }
     }
     pthread_mutex_unlock(&g->dags->lock);
 }

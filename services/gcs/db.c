@@ -117,6 +117,12 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  removed_at INTEGER);"
     "CREATE INDEX IF NOT EXISTS placement_groups_state ON placement_groups(state, seq);",
+    /* 5 → 6: compiled DAGs as the GCS lists them (docs/dags.md#visible-state):
+     * `doc` is the DAG's JSON object, the newest 1,000 kept. */
+    "CREATE TABLE IF NOT EXISTS dags ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  doc TEXT NOT NULL);",
 };
 
 int gcs_db_version(sqlite3 *db)

@@ -25,6 +25,7 @@
 #define RENDEZVOUS_MS 5000
 #define MAX_CHANS 4096
 #define NONCE_HEX 32
+#define FETCH_MS 30000 /* a value in the object store: its owner holds it until we are done */
 
 typedef struct loop_node {
     prism_actor_method_fn fn;
@@ -32,6 +33,7 @@ typedef struct loop_node {
     size_t nin, nout;
     prism_chan_reader **in;
     prism_chan_writer **out; /* one per return */
+    dag_held *held;          /* per return: its values in the object store */
     const void **bufs;
     size_t *lens;
     prism_value **args;
@@ -79,15 +81,26 @@ static int wait_write(dag_loop *l, prism_chan_writer *w, void **buf)
     }
 }
 
+/* The worker's client, which puts and gets the values that go through the
+ * object store. */
+static prism_client *loop_client(dag_loop *l)
+{
+    prism_task_ctx ctx = {.client = l->env.client, .runtime = l->env.runtime};
+    return l->env.client(&ctx);
+}
+
 /* Runs the method on the records read: nd->rets are its values, or *emsg
  * (heap) says why it failed. */
 static void run_method(dag_loop *l, loop_node *nd, char **emsg)
 {
     size_t n = 0;
-    while (n < nd->nin && (nd->args[n] = prism__dag_get_value(nd->bufs[n], nd->lens[n], true)))
+    while (n < nd->nin && (nd->args[n] = prism__dag_read(loop_client(l), nd->bufs[n], nd->lens[n],
+                                                         true, FETCH_MS)))
         n++;
     if (n < nd->nin) {
-        *emsg = strdup("a malformed value reached it");
+        char msg[600];
+        snprintf(msg, sizeof msg, "its argument %zu could not be read: %s", n, prism_last_error());
+        *emsg = strdup(msg);
     } else {
         prism_task_ctx ctx = {.client = l->env.client, .runtime = l->env.runtime};
         snprintf(ctx.name, sizeof ctx.name, "%s", nd->name);
@@ -117,18 +130,26 @@ static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
     int rc = wait_write(l, nd->out[j], &p);
     if (rc != STEP_OK)
         return rc;
+    prism__dag_held_begin(&nd->held[j]);
     size_t cap = prism_chan_writer_capacity(nd->out[j]), len = 0;
+    prism_ref *held = NULL;
     if (fwd >= 0 && nd->lens[fwd] <= cap) {
         memcpy(p, nd->bufs[fwd], nd->lens[fwd]);
         len = nd->lens[fwd];
-    } else if (!*emsg && nd->rets[j] && !(len = prism__dag_put_value(p, cap, nd->rets[j]))) {
-        *emsg = strdup("it returned a value larger than max_buf_size, or holding an object "
-                       "reference");
+    } else if (!*emsg && nd->rets[j] &&
+               !(len = prism__dag_put(loop_client(l), p, cap, nd->rets[j], &held))) {
+        char msg[600];
+        snprintf(msg, sizeof msg,
+                 "it returned a value holding an object reference, or one larger than "
+                 "max_buf_size that the object store did not take (%s)",
+                 prism_last_error());
+        *emsg = strdup(msg);
     }
     if (!len)
         len =
             prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->name, *emsg ? *emsg : "out of memory");
     prism_chan_end_write(nd->out[j], len);
+    prism__dag_held_end(&nd->held[j], held);
     return STEP_OK;
 }
 
@@ -138,7 +159,7 @@ static int run_and_write(dag_loop *l, loop_node *nd)
 {
     int fwd = -1;
     for (size_t i = 0; fwd < 0 && i < nd->nin; i++)
-        if (prism__dag_tag(nd->bufs[i], nd->lens[i]) != DAG_REC_VALUE)
+        if (!prism__dag_is_value(nd->bufs[i], nd->lens[i]))
             fwd = (int)i;
     char *emsg = NULL;
     if (fwd < 0)
@@ -207,6 +228,15 @@ static void *loop_main(void *arg)
 
 /* ---------- setting it up ---------- */
 
+/* Whether the rendezvous socket's other end runs as this worker's uid, as
+ * the driver does: an abstract name is anyone's to bind. */
+static bool peer_is_us(int s)
+{
+    struct ucred cred;
+    socklen_t clen = sizeof cred;
+    return getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 && cred.uid == getuid();
+}
+
 /* The driver's rendezvous socket (abstract namespace) hands over the
  * channels' fds to the holder of the nonce the start call carried. */
 static int fetch_fds(const char *name, const char *nonce, int *fds, size_t n, char *err,
@@ -220,7 +250,7 @@ static int fetch_fds(const char *name, const char *nonce, int *fds, size_t n, ch
     if (s >= 0 && setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
         connect(s, (struct sockaddr *)&a,
                 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) == 0 &&
-        send(s, nonce, NONCE_HEX, MSG_NOSIGNAL) == NONCE_HEX)
+        peer_is_us(s) && send(s, nonce, NONCE_HEX, MSG_NOSIGNAL) == NONCE_HEX)
         while (got < n && prism_chan_recv_fd(s, &fds[got]) == 0)
             got++;
     if (got < n)
@@ -286,8 +316,9 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
     nd->lens = calloc(nd->nin + 1, sizeof *nd->lens);
     nd->args = calloc(nd->nin + 1, sizeof *nd->args);
     nd->rets = calloc(nd->nout + 1, sizeof *nd->rets);
+    nd->held = calloc(nd->nout + 1, sizeof *nd->held);
     if (!method || !nd->in || !nd->out || !nd->bufs || !nd->lens || !nd->args || !nd->rets ||
-        nd->nin == 0 || nd->nout == 0 || nd->nout > 64) {
+        !nd->held || nd->nin == 0 || nd->nout == 0 || nd->nout > 64) {
         snprintf(err, errlen, "a malformed DAG node");
         return -1;
     }
@@ -306,7 +337,11 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
     }
     for (size_t i = 0; i < nd->nout; i++) {
         prism_chan *ch = chan_of(l, json_integer_value(json_array_get(out, i)));
-        if (!ch || prism_chan_writer_open_shm(&nd->out[i], ch, wait) != PRISM_CHAN_OK) {
+        prism_chan_options o;
+        if (ch)
+            prism_chan_get_options(ch, &o);
+        if (!ch || prism_chan_writer_open_shm(&nd->out[i], ch, wait) != PRISM_CHAN_OK ||
+            prism__dag_held_init(&nd->held[i], o.nslots) != 0) {
             snprintf(err, errlen, "%s: cannot write its channel %zu", nd->name, i);
             return -1;
         }
@@ -352,6 +387,9 @@ static void loop_free(dag_loop *l)
             prism_chan_reader_destroy(nd->in[j]);
         for (size_t j = 0; nd->out && j < nd->nout; j++)
             prism_chan_writer_destroy(nd->out[j]);
+        for (size_t j = 0; nd->held && j < nd->nout; j++)
+            prism__dag_held_free(&nd->held[j]);
+        free(nd->held);
         free(nd->in);
         free(nd->out);
         free(nd->rets);

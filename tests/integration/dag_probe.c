@@ -399,6 +399,97 @@ static int teardown(void)
     return 0;
 }
 
+/* rendezvous MS: the second actor is busy for MS ms when compile starts, so
+ * the driver listens on its rendezvous socket that long (the test connects
+ * to it meanwhile, as a peer without a nonce); then the DAG must work. */
+static int rendezvous(long long ms)
+{
+    make_actors(2, 1);
+    char arg[32];
+    snprintf(arg, sizeof arg, "%lld", ms);
+    prism_value *v = prism_value_json(arg), *got = NULL;
+    prism_ref *busy;
+    CHECK(prism_actor_call(c, actors[1], "sleep", &v, 1, 1, &busy) == PRISM_OK, "sleep");
+    prism_value_free(v);
+    printf("compiling\n");
+    fflush(stdout);
+    prism_dag_compiled *d = compile_chain(2, 4);
+    printf("compiled\n");
+    fflush(stdout);
+    CHECK(prism_get(c, busy, 60000, &got) == PRISM_OK, "the sleep");
+    prism_value_free(got);
+    prism_ref_release(busy);
+    for (long long x = 0; x < 100; x++)
+        check_result(execute(d, x), x, 2, 1, false);
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    printf("rendezvous ok\n");
+    return 0;
+}
+
+/* Bytes of execution x: `size` bytes, each (x + i * 7) mod 251. */
+static prism_value *pattern(long long x, size_t size)
+{
+    unsigned char *b = malloc(size);
+    CHECK(b, "out of memory");
+    for (size_t i = 0; i < size; i++)
+        b[i] = (unsigned char)((x + (long long)i * 7) % 251);
+    prism_value *v = prism_value_bytes(b, size);
+    free(b);
+    return v;
+}
+
+static bool is_pattern(const prism_value *v, long long x, size_t size)
+{
+    size_t len = 0;
+    const unsigned char *b = v ? prism_value_data(v, &len) : NULL;
+    if (!b || len != size)
+        return false;
+    for (size_t i = 0; i < size; i++)
+        if (b[i] != (unsigned char)((x + (long long)i * 7) % 251))
+            return false;
+    return true;
+}
+
+/* large N SIZE: input -> A.echo -> (B.echo, C.echo) with 64 KiB slots: every
+ * other execution carries SIZE bytes (through the object store, read by two
+ * readers after A), the others 1 KiB (in the slots). Waits (the test looks
+ * at the object store) before and after teardown. */
+static int large(long long n, size_t size)
+{
+    make_actors(3, 1);
+    prism_dag *g;
+    prism_dag_node *in, *a, *parts[2], *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK, "graph");
+    CHECK(prism_dag_bind(g, actors[0], "echo", &in, 1, &a) == PRISM_OK &&
+              prism_dag_bind(g, actors[1], "echo", &a, 1, &parts[0]) == PRISM_OK &&
+              prism_dag_bind(g, actors[2], "echo", &a, 1, &parts[1]) == PRISM_OK &&
+              prism_dag_multi_output(g, parts, 2, &all) == PRISM_OK,
+          "bind");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = 2;
+    o.max_buf_size = 64 * 1024;
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    for (long long x = 0; x < n; x++) {
+        size_t len = x % 2 ? 1024 : size;
+        prism_value *v = pattern(x, len), *out = NULL;
+        prism_dag_future *f;
+        CHECK(prism_dag_execute(d, v, &f) == PRISM_OK, "execute %lld", x);
+        prism_value_free(v);
+        CHECK(prism_dag_get(f, 60000, &out) == PRISM_OK, "get %lld", x);
+        CHECK(prism_value_list_size(out) == 2 && is_pattern(prism_value_list_get(out, 0), x, len) &&
+                  is_pattern(prism_value_list_get(out, 1), x, len),
+              "execution %lld came back changed", x);
+        prism_value_free(out);
+    }
+    pause_for_test("executed");
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    pause_for_test("torn down");
+    printf("large ok\n");
+    return 0;
+}
+
 /* Waits for a line on stdin: the test looked at the listing meanwhile. */
 static void pause_for_test(const char *said)
 {
@@ -408,16 +499,19 @@ static void pause_for_test(const char *said)
     CHECK(fgets(line, sizeof line, stdin), "stdin closed");
 }
 
-/* listed N: a chain of 2 actors runs N executions, waits (the test lists
- * it), tears it down, and waits again (the test sees it TORN_DOWN). */
-static int listed(long long n)
+/* listed N [ROUNDS]: a chain of 2 actors runs N executions and waits (the
+ * test lists it), ROUNDS times (default 1), tears it down, and waits again
+ * (the test sees it TORN_DOWN). */
+static int listed(long long n, int rounds)
 {
     make_actors(2, 1);
     prism_dag_compiled *d = compile_chain(2, 4);
-    for (long long x = 0; x < n; x++)
-        check_result(execute(d, x), x, 2, 1, false);
     printf("actors %s %s\n", prism_actor_id(actors[0]), prism_actor_id(actors[1]));
-    pause_for_test("executed");
+    for (long long x = 0; x < n * rounds; x++) {
+        check_result(execute(d, x), x, 2, 1, false);
+        if ((x + 1) % n == 0)
+            pause_for_test("executed");
+    }
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     pause_for_test("torn down");
     return 0;
@@ -428,7 +522,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -443,8 +537,12 @@ int main(int argc, char **argv)
         rc = teardown();
     else if (!strcmp(argv[1], "returns"))
         rc = returns();
-    else if (!strcmp(argv[1], "listed") && argc == 3)
-        rc = listed(atoll(argv[2]));
+    else if (!strcmp(argv[1], "listed") && (argc == 3 || argc == 4))
+        rc = listed(atoll(argv[2]), argc == 4 ? atoi(argv[3]) : 1);
+    else if (!strcmp(argv[1], "large") && argc == 4)
+        rc = large(atoll(argv[2]), (size_t)atoll(argv[3]));
+    else if (!strcmp(argv[1], "rendezvous") && argc == 3)
+        rc = rendezvous(atoll(argv[2]));
     else if (!strcmp(argv[1], "orphan") || !strcmp(argv[1], "orphan-after"))
         rc = orphan(argv[1][6] == '-');
     for (int i = 0; i < MAX_ACTORS; i++)

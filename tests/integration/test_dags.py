@@ -3,7 +3,9 @@ Counters (Counter(k).add(x) = x + k) on real workers and checks every result."""
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 
 from harness import BIN, run, skip, wait_until
 
@@ -110,7 +112,8 @@ def test_teardown_leaves_nothing(c):
 
 def test_listed(c):
     """GET /api/v1/dags shows a compiled DAG: its actors (class and method),
-    its shared-memory edges, the executions done; TORN_DOWN after teardown;
+    its shared-memory edges and each hop's latency histogram, the executions
+    done; TORN_DOWN after teardown;
     an unknown id is a 404 not_found."""
     if not os.access(PROBE, os.X_OK):
         skip("dag_probe is not built")
@@ -137,6 +140,13 @@ def test_listed(c):
                                                                          (1, 2, "shm")], d
         assert all(e["slot_size"] == d["max_buf_size"] for e in d["edges"]), d
         assert d["outputs"] == [2] and d["owner"].startswith("owner:"), d
+        # every hop's latency, from the channels' counters: one value in 8
+        # is timed, of 50 the 1st, 9th, ... 49th
+        hops = [e["latency"] for e in d["edges"]] + d["output_latency"]
+        assert len(hops) == 3, d
+        for h in hops:
+            assert h["count"] == 7 and sum(h["buckets"]) == 7 and len(h["buckets"]) == 15, d
+            assert h["mean_us"] > 0, d
         p.stdin.write("go\n")
         p.stdin.flush()
         assert p.stdout.readline().strip() == "torn down", "the teardown failed"
@@ -161,12 +171,204 @@ def test_listed(c):
     shown = subprocess.run([cli, "dag", "get", d["id"]], env=env, capture_output=True, text=True,
                            timeout=60)
     assert shown.returncode == 0 and shown.stdout.count("Counter.add on") == 2, shown.stdout
+    assert "   0 -> 1" in shown.stdout and "   2 -> driver" in shown.stdout, shown.stdout
+    assert shown.stdout.count("          7 timed") == 3, shown.stdout
     assert "TORN_DOWN, 50 executions" in shown.stdout, shown.stdout
     missing = subprocess.run([cli, "dag", "get", "0123456789abcdef"], env=env,
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "no DAG" in missing.stderr, missing.stderr
 
 
+def rendezvous_sockets(pid):
+    """Names of the listening Unix sockets that process `pid` holds."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    names = []
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            # Flags 00010000: listening (__SO_ACCEPTCON)
+            if len(cols) >= 8 and cols[6] in inodes and int(cols[3], 16) & 0x10000:
+                names.append(cols[7])
+    return names
+
+
+# Connects to an abstract Unix socket, sends `send` (bytes), and reports as
+# JSON whether the peer closed and whether any fd came (SCM_RIGHTS).
+STRANGER = r"""
+import array, json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect("\0" + sys.argv[1])
+fds, data = [], b""
+try:
+    if sys.argv[2]:
+        s.sendall(bytes.fromhex(sys.argv[2]))
+    while True:
+        msg, anc, flags, _ = s.recvmsg(4096, socket.CMSG_SPACE(64 * 4))
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += array.array("i", payload[:len(payload) - len(payload) % 4]).tolist()
+        data += msg
+        if not msg and not anc:
+            break
+    closed = True
+except (BrokenPipeError, ConnectionResetError):  # closed with what it sent unread
+    closed = True
+except socket.timeout:
+    closed = False
+print(json.dumps({"closed": closed, "fds": len(fds), "data": len(data)}))
+"""
+
+
+def strangers(name, tries):
+    """Runs STRANGER for each (bytes to send, uid or None) at once: the
+    socket listens only while compile waits."""
+    ps = [subprocess.Popen([sys.executable, "-c", STRANGER, name.lstrip("@"), send.hex()],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, user=user)
+          for send, user in tries]
+    got = []
+    for p in ps:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        got.append(json.loads(out))
+    return got
+
+
+def test_rendezvous_refuses_strangers(c):
+    """The driver's rendezvous socket, which hands out the channels' memfds,
+    gives nothing to a peer without an actor's nonce: no nonce, a short one,
+    a wrong one, another uid (when the test runs as root). Each is closed
+    with no fd and no byte, the compile goes on, and the socket is abstract
+    (no file) and gone once compile returned."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    p = subprocess.Popen([PROBE, "rendezvous", "8000"], env=probe_env(c),
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        read_until(p, "compiling")
+        names = []
+        wait_until(lambda: names.extend(rendezvous_sockets(p.pid)) or names, timeout=10,
+                   what="the rendezvous socket")
+        assert len(names) == 1 and names[0].startswith("@prism-dag-"), names
+        name = names[0]
+        assert not os.path.exists(name.lstrip("@")) and "/" not in name, name
+        tries = [(b"", None), (b"0123456789abcdef", None), (b"0" * 32, None),
+                 (b"g" * 32 + b"\n", None), (os.urandom(64), None)]
+        if os.getuid() == 0:
+            tries.append((b"0" * 32, 65534))
+        for t, g in zip(tries, strangers(name, tries)):
+            assert g == {"closed": True, "fds": 0, "data": 0}, (t, g)
+        assert read_until(p, "compiled"), "compile failed"
+        assert rendezvous_sockets(p.pid) == [], "the socket outlived compile"
+        out = p.stdout.read()
+        assert p.wait(timeout=60) == 0 and "rendezvous ok" in out, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+
+def store_stats(c):
+    import urllib.request
+    req = urllib.request.Request(c.store_addresses["node-1"] + "/api/v1/stats",
+                                 headers={"Authorization": "Bearer " + c.token})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_large_values(c):
+    """Values of 4 MiB through 64 KiB slots go through the object store (a
+    reference in the slot), read by two readers after the first actor, and
+    come back intact among 1 KiB ones that stay in the slots. While the DAG
+    runs the store holds at most a slot's worth per edge; after teardown it
+    is back where it was (no object left behind)."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    base = store_stats(c)
+    env = probe_env(c)  # a driver on the node, with its object store, as a job is
+    env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
+    p = subprocess.Popen([PROBE, "large", "20", str(4 << 20)], env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        read_until(p, "executed")
+        # 4 edges (input, A, B, C), 2 slots each: at most 8 objects of 4 MiB
+        # are still held by their writers, nothing more.
+        during = store_stats(c)
+        print("store before: %d objects, %d bytes; running: %d, %d" % (
+            base["objects"], base["used_bytes"], during["objects"], during["used_bytes"]))
+        assert 0 < during["objects"] - base["objects"] <= 8, (base, during)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        read_until(p, "torn down")
+        wait_until(lambda: store_stats(c)["objects"] == base["objects"] and
+                   store_stats(c)["used_bytes"] == base["used_bytes"], timeout=20,
+                   what="the store back to %s" % base)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out = p.stdout.read()
+        assert p.wait(timeout=60) == 0 and "large ok" in out, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+test_large_values.cluster = {"store_memory": "256MiB"}
+
+
+def test_listed_after_gcs_restart(c):
+    """The GCS keeps its DAGs in its database: after a restart it lists them
+    again with their graph and count. The DAG runs on while the GCS is down
+    (its channels never need it), and the driver's later reports reach the
+    new GCS."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    p = subprocess.Popen([PROBE, "listed", "20", "3"], env=probe_env(c), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+
+    def go():
+        p.stdin.write("go\n")
+        p.stdin.flush()
+
+    def mine(n=None):
+        ds = [d for d in c.get("/api/v1/dags").json()["dags"]]
+        return ds[0] if len(ds) == 1 and (n is None or ds[0]["executions"] == n) else None
+
+    try:
+        p.stdout.readline()  # its actors
+        read_until(p, "executed")
+        before = wait_until(lambda: mine(20), timeout=10, what="the DAG listed, 20 executions")
+        assert c.stop_proc(c.gcs) is None and not c.failed_shutdowns, c.failed_shutdowns
+        go()
+        read_until(p, "executed")  # 20 more, with no GCS
+        c.start_gcs()
+        after = c.get("/api/v1/dags/" + before["id"]).json()
+        assert after == before, (before, after)
+        go()
+        read_until(p, "executed")
+        wait_until(lambda: mine(60), timeout=10, what="the new GCS told of 60 executions")
+        go()
+        read_until(p, "torn down")
+        wait_until(lambda: mine() and mine()["state"] == "TORN_DOWN", timeout=10,
+                   what="the DAG TORN_DOWN")
+        go()
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
-         test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed], nodes=1, node_args=("--num-cpus", "8"))
+         test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
+         test_rendezvous_refuses_strangers, test_large_values, test_listed_after_gcs_restart], nodes=1, node_args=("--num-cpus", "8"))

@@ -226,7 +226,7 @@ def test_schema_upgrade(c):
     sha = c.request("POST", "/api/v1/packages", raw=b"lib").json()["sha256"]
     assert c.job(c.submit("true", packages=[sha]))["packages"] == [{"sha256": sha, "name": None}]
     db = sqlite3.connect(os.path.join(c.dir, "gcs", "gcs.db"))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 5  # the latest (5: placement groups)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 6  # the latest (6: compiled DAGs)
     db.close()
 
 

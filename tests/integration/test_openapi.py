@@ -767,13 +767,16 @@ def test_gcs_routes_answer_valid_requests(c):
             "created_at": 1, "max_inflight": 8, "max_buf_size": 1024,
             "nodes": [{"index": 0, "kind": "input", "args": []},
                       {"index": 1, "kind": "bind", "actor_id": aid, "method": "add", "args": [0]}],
-            "edges": [{"from": 0, "to": 1, "kind": "shm", "slot_size": 1024}], "outputs": [1]}]})
+            "edges": [{"from": 0, "to": 1, "kind": "shm", "slot_size": 1024}], "outputs": [1],
+            "latency": {"edges": [{"count": 3, "mean_us": 2.5, "buckets": [0, 1, 2] + [0] * 12}],
+                        "outputs": [{"count": 3, "mean_us": 0.5, "buckets": [3] + [0] * 14}]}}]})
     finally:
         nc.close()
     wait_until(lambda: api.call("GET", "/api/v1/dags", query={"state": "COMPILED", "limit": 10},
                                 expect=200).json()["dags"], what="the DAG listed")
     dag = api.call("GET", "/api/v1/dags/{id}", {"id": dag_id}, expect=200).json()
     assert dag["nodes"][1]["class"] == "Counter" and dag["executions"] == 3, dag
+    assert dag["edges"][0]["latency"]["count"] == 3 and dag["output_latency"][0]["count"] == 3, dag
     api.call("GET", "/api/v1/dags", query={"state": "GONE"}, expect=400, code="invalid_argument")
     api.call("GET", "/api/v1/dags/{id}", {"id": "nope"}, expect=404, code="not_found")
     lst = api.call("GET", "/api/v1/actors", query={"namespace": "default", "limit": 10},

@@ -648,6 +648,48 @@ static void *echo_main(void *arg)
 
 /* Round trips of values from empty to larger than the socket buffers (so
  * sends and receives are partial), then a clean end both ways. */
+/* Each reader times one value in PRISM_CHAN_HIST_EVERY (publish to
+ * begin_read) in the segment: another mapping of it reads the same counts. */
+static void test_shm_latency_hist(void **state)
+{
+    prism_chan *ch = make_chan(16, 2, 64);
+    prism_chan_writer *w;
+    prism_chan_reader *r;
+    assert_int_equal(prism_chan_writer_open_shm(&w, ch, NULL), PRISM_CHAN_OK);
+    assert_int_equal(prism_chan_reader_open_shm(&r, ch, 0, NULL), PRISM_CHAN_OK);
+    int n = PRISM_CHAN_HIST_EVERY + 1; /* the 1st and the 9th are timed */
+    for (int i = 0; i < n; i++)
+        assert_int_equal(prism_chan_write(w, "x", 1, 0), PRISM_CHAN_OK);
+    usleep(3000); /* every value waits at least 3 ms: bucket 12 or above */
+    for (int i = 0; i < n; i++) {
+        const void *buf;
+        size_t len;
+        assert_int_equal(prism_chan_begin_read(r, &buf, &len, 0), PRISM_CHAN_OK);
+        prism_chan_end_read(r);
+    }
+    char err[256];
+    prism_chan *other;
+    assert_int_equal(prism_chan_open_fd(&other, prism_chan_fd(ch), err, sizeof err), PRISM_CHAN_OK);
+    prism_chan_hist h, none;
+    prism_chan_reader_hist(other, 0, &h);
+    prism_chan_reader_hist(other, 1, &none);
+    uint64_t timed = 0, slow = 0;
+    for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++) {
+        timed += h.count[i];
+        slow += i >= 12 ? h.count[i] : 0;
+        assert_int_equal(none.count[i], 0);
+    }
+    assert_int_equal(timed, 2);
+    assert_int_equal(slow, 2);
+    assert_true(h.sum_ns >= 2 * 3000000ull);
+    prism_chan_reader_hist(other, 2, &none); /* out of range: zero */
+    assert_int_equal(none.sum_ns, 0);
+    prism_chan_destroy(other);
+    prism_chan_reader_destroy(r);
+    prism_chan_writer_destroy(w);
+    prism_chan_destroy(ch);
+}
+
 static void test_sock_round_trips(void **state)
 {
     const uint64_t max = 512 << 10;
@@ -924,6 +966,7 @@ int main(void)
         cmocka_unit_test(test_shm_reader_killed),
         cmocka_unit_test(test_shm_writer_killed),
         cmocka_unit_test(test_shm_readers_leave),
+        cmocka_unit_test(test_shm_latency_hist),
         cmocka_unit_test(test_sock_round_trips),
         cmocka_unit_test(test_sock_partial_reads),
         cmocka_unit_test(test_sock_writer_bound),

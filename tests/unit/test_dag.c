@@ -4,11 +4,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "dag_internal.h"
 #include "dag_record.h"
+#include "dag_rendezvous.h"
 
 /* The graph only keeps actor pointers until compile: any non-NULL one does here. */
 static prism_actor *const actor = (prism_actor *)&actor;
@@ -145,6 +150,113 @@ static void test_error_records(void **state)
     assert_null(name);
 }
 
+/* A value too large for its slot travels as a reference record; the writer
+ * lets a slot's reference go only when the slot is written again. */
+static void test_ref_records(void **state)
+{
+    uint8_t buf[128];
+    prism_object_id id = {{7, 7, 7}};
+    prism_ref *r = prism__ref_new(NULL, &id, "owner:x");
+    size_t n = prism__dag_put_ref(buf, sizeof buf, r, NULL);
+    assert_true(n > DAG_REC_HEAD);
+    assert_int_equal(prism__dag_tag(buf, n), DAG_REC_REF);
+    assert_true(prism__dag_is_value(buf, n));
+    assert_null(prism__dag_get_value(buf, n, false)); /* not a value record */
+    prism_ref *back = prism__dag_get_ref(buf, n);
+    assert_non_null(back);
+    assert_string_equal(prism_ref_id(back), prism_ref_id(r));
+    prism_ref_release(back);
+    assert_null(prism__dag_get_ref(buf, n - 1)); /* cut short */
+    assert_int_equal(prism__dag_put_ref(buf, DAG_REC_HEAD + 4, r, NULL), 0);
+
+    dag_held h;
+    assert_int_equal(prism__dag_held_init(&h, 2), 0);
+    for (int k = 0; k < 5; k++) {
+        prism__dag_held_begin(&h);
+        prism__dag_held_end(&h, k % 2 ? NULL : prism_ref_dup(r));
+        assert_int_equal(h.writes, k + 1);
+    }
+    /* writes 3 (NULL) and 4 (a reference) are held, in slots 1 and 0 */
+    assert_null(h.refs[1]);
+    assert_non_null(h.refs[0]);
+    prism__dag_held_free(&h);
+    prism_ref_release(r);
+}
+
+static int connect_rdv(const char *id)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "prism-dag-%s", id);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a,
+                             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)),
+                     0);
+    return fd;
+}
+
+/* Whether the rendezvous closed `fd` without sending anything. */
+static bool closed_empty(int fd)
+{
+    char c;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return recv(fd, &c, 1, 0) == 0;
+}
+
+/* Peers are served side by side: a silent one and a flood of them hold up
+ * nobody who sends a nonce at once; a peer that closes early is dropped. */
+static void test_rendezvous_peers(void **state)
+{
+    const char *id = "0123456789abcdef0123456789abcdef";
+    dag_rdv *r;
+    char nonce[DAG_NONCE_HEX];
+    assert_int_equal(prism__dag_rdv_listen(&r, id), PRISM_OK);
+    assert_int_equal(prism__dag_rdv_next(r, 10, nonce), -1); /* nobody yet */
+    int silent = connect_rdv(id), half = connect_rdv(id), gone = connect_rdv(id);
+    assert_int_equal(send(half, "0123456789", 10, 0), 10);
+    close(gone);
+    int worker = connect_rdv(id);
+    assert_int_equal(send(worker, "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb", DAG_NONCE_HEX, 0),
+                     DAG_NONCE_HEX);
+    int fd = prism__dag_rdv_next(r, 1000, nonce);
+    assert_true(fd >= 0);
+    assert_memory_equal(nonce, "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb", DAG_NONCE_HEX);
+    close(fd);
+    assert_true(closed_empty(worker)); /* the caller closed it: nothing came */
+    close(worker);
+    /* The half nonce completes later. */
+    assert_int_equal(send(half, "0123456789012345678901", 22, 0), 22);
+    fd = prism__dag_rdv_next(r, 1000, nonce);
+    assert_true(fd >= 0);
+    assert_memory_equal(nonce, "01234567890123456789012345678901", DAG_NONCE_HEX);
+    close(fd);
+    close(half);
+    /* More silent peers than places: the oldest go, a nonce still gets in. */
+    int flood[20];
+    for (int i = 0; i < 20; i++)
+        flood[i] = connect_rdv(id);
+    worker = connect_rdv(id);
+    assert_int_equal(send(worker, "cccccccccccccccccccccccccccccccc", DAG_NONCE_HEX, 0),
+                     DAG_NONCE_HEX);
+    fd = prism__dag_rdv_next(r, 1000, nonce);
+    assert_true(fd >= 0);
+    assert_memory_equal(nonce, "cccccccccccccccccccccccccccccccc", DAG_NONCE_HEX);
+    close(fd);
+    close(worker);
+    assert_true(closed_empty(silent)); /* evicted, the first accepted */
+    assert_true(closed_empty(flood[0]));
+    /* The silent ones left are closed when their 2 s are up. */
+    assert_int_equal(prism__dag_rdv_next(r, 2200, nonce), -1);
+    assert_true(closed_empty(flood[19]));
+    prism__dag_rdv_close(r);
+    for (int i = 0; i < 20; i++) {
+        assert_true(closed_empty(flood[i]));
+        close(flood[i]);
+    }
+    close(silent);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +265,8 @@ int main(void)
         cmocka_unit_test(test_refused_graphs),
         cmocka_unit_test(test_value_records),
         cmocka_unit_test(test_error_records),
+        cmocka_unit_test(test_ref_records),
+        cmocka_unit_test(test_rendezvous_peers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

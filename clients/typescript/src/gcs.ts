@@ -1433,9 +1433,26 @@ export interface components {
                 kind: "shm";
                 /** @description bytes of one slot (max_buf_size) */
                 slot_size: number;
+                latency?: components["schemas"]["DagHopLatency"];
             }[];
             /** @description the nodes whose values the driver reads (execute's result) */
             outputs: number[];
+            /** @description the hop from each output node to the driver, in the order of `outputs` */
+            output_latency?: components["schemas"]["DagHopLatency"][];
+        };
+        /**
+         * @description How long the values of a hop waited between their writer's publish and
+         *     their reader's read (queueing included), counted by the channel's
+         *     reader in the channel itself and reported by the driver at most once
+         *     a second. One value in 8 is timed (the 1st, the 9th, ...).
+         *     `buckets[0]` counts latencies under 1 µs, `buckets[i]` (1-13) those
+         *     from 2^(i-1) to 2^i µs, `buckets[14]` 8192 µs or more.
+         */
+        DagHopLatency: {
+            /** @description values timed */
+            count: number;
+            mean_us: number;
+            buckets: number[];
         };
         DagList: {
             dags: components["schemas"]["Dag"][];
