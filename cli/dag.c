@@ -171,18 +171,9 @@ static int dag_get(int argc, char **argv)
 
 int cmd_dag(int argc, char **argv)
 {
-    if (argc >= 2 && !strcmp(argv[1], "list"))
-        return dag_list(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "get"))
-        return dag_get(argc - 1, argv + 1);
-    bool help = argc >= 2 &&
-                (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"));
-    if (argc >= 2 && !help)
-        fprintf(stderr, "prism: unknown dag command '%s' (see prism dag --help)\n", argv[1]);
-    fprintf(help ? stdout : stderr,
-            "usage: prism dag COMMAND [ARGS...]\n\nCommands:\n"
-            "  list     list compiled DAGs: prism dag list [--state S] [--limit N] [--json]\n"
-            "  get      show one: prism dag get ID [--json]\n"
-            "\nRun `prism dag COMMAND --help` for a command's options.\n");
-    return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    static const cli_subcommand subs[] = {
+        {"list", dag_list, "list compiled DAGs: prism dag list [--state S] [--limit N] [--json]"},
+        {"get", dag_get, "show one: prism dag get ID [--json]"},
+    };
+    return cli_subcommands("dag", subs, sizeof subs / sizeof subs[0], argc, argv);
 }

@@ -653,6 +653,17 @@ def test_cli(c):
         got = prism("get", did).stdout
         assert "Output: 77 rows" in got and "ReadRange" in got and "Physical Plan" in got, got
         assert json.loads(prism("get", did, "--json").stdout)["output"]["rows"] == 77
+        # --watch draws a bar per stage until the dataset ends (here: at once)
+        out = prism("get", did, "--watch").stdout
+        assert "FINISHED, 77 rows out" in out and "[" in out and " done " in out, out
+        # a running one is followed to its end
+        pkg = upload_package(c)
+        r = c.post("/api/v1/datasets", {"ops": [
+            {"op": "range", "n": 400, "override_num_blocks": 4},
+            {"op": "map_batches", "fn": fn(pkg, "slow", ms=300), "batch_size": None}]})
+        assert r.status == 201, r
+        out = prism("get", r.json()["dataset_id"], "--watch").stdout
+        assert out.count("Dataset ") >= 2 and "FINISHED, 400 rows out" in out, out
         err = prism("stop", did, status=1).stderr
         assert "has ended" in err, err
         prism("get", "f" * 32, status=1)
