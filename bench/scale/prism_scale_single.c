@@ -301,25 +301,22 @@ static int case_running(prism_client *c, long n)
     return rc;
 }
 
-/* The private memory (RssAnon, KiB) of the prism-gcs process of this
- * machine, or -1. */
+/* The private memory (RssAnon, KiB) of this cluster's prism-gcs process, as
+ * `prism up` recorded it in $PRISM_HOME/pids ("gcs PID"), or -1. */
 static long gcs_private_kib(void)
 {
-    long kib = -1;
-    DIR *proc = opendir("/proc");
-    struct dirent *e;
-    while (proc && kib < 0 && (e = readdir(proc))) {
-        char path[300], comm[64] = "";
-        snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
-        FILE *f = e->d_name[0] >= '0' && e->d_name[0] <= '9' ? fopen(path, "r") : NULL;
-        if (!f)
-            continue;
-        if (fgets(comm, sizeof comm, f) && !strcmp(comm, "prism-gcs\n"))
-            kib = bench_status_kib((pid_t)atol(e->d_name), "RssAnon:");
+    const char *home = getenv("PRISM_HOME");
+    char path[4096], name[64];
+    long pid = -1, kib = -1;
+    snprintf(path, sizeof path, "%s/pids", home ? home : ".");
+    FILE *f = home ? fopen(path, "r") : NULL;
+    while (f && pid < 0 && fscanf(f, "%63s %ld", name, &pid) == 2)
+        if (strcmp(name, "gcs") != 0)
+            pid = -1;
+    if (f)
         fclose(f);
-    }
-    if (proc)
-        closedir(proc);
+    if (pid > 0)
+        kib = bench_status_kib((pid_t)pid, "RssAnon:");
     return kib;
 }
 
