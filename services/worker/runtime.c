@@ -41,6 +41,7 @@
 #include "prism_wire_conn.h"
 #include "task_ctx.h"
 
+#define CLIENT_CONNECT_WAIT_MS 5000
 #define WORKER_SPIN_NS 50000
 #define AUTH_DEADLINE_MS 5000 /* a peer that has not proved itself by then is dropped */
 #define MAX_UNAUTHED 64       /* connections still in the handshake; the oldest goes first */
@@ -153,13 +154,19 @@ typedef struct worker_rt {
 
 /* The worker's own client: it owns what its tasks put and submit, and tracks
  * the references its tasks borrow. Made at start, or on first use when the
- * cluster could not be reached then. */
-static prism_client *worker_client(worker_rt *w)
+ * cluster could not be reached then; a task's first use keeps trying for
+ * `wait_ms` (CLIENT_CONNECT_WAIT_MS: as long as a node's store or the GCS
+ * takes to be restarted), so that it does not fail for a moment's outage. */
+static prism_client *worker_client(worker_rt *w, int wait_ms)
 {
     pthread_mutex_lock(&w->client_lock);
     if (!w->client && w->cfg->gcs_address && *w->cfg->gcs_address) {
         prism_connect_options o = {.address = w->cfg->gcs_address, .token = w->cfg->token};
-        if (prism_connect(&o, &w->client) != PRISM_OK)
+        int64_t deadline = prism_mono_ms() + wait_ms;
+        prism_status st;
+        while ((st = prism_connect(&o, &w->client)) != PRISM_OK && prism_mono_ms() < deadline)
+            prism_sleep_ms(100);
+        if (st != PRISM_OK)
             w->client = NULL;
         else if (prism__client_use_store(w->client, w->cfg->node_id, w->cfg->store_socket,
                                          w->cfg->store_address) != PRISM_OK)
@@ -171,7 +178,10 @@ static prism_client *worker_client(worker_rt *w)
 
 static const char *self_addr(const worker_rt *w) { return w->client ? w->client->self_addr : NULL; }
 
-static prism_client *ctx_client(prism_task_ctx *ctx) { return worker_client(ctx->runtime); }
+static prism_client *ctx_client(prism_task_ctx *ctx)
+{
+    return worker_client(ctx->runtime, CLIENT_CONNECT_WAIT_MS);
+}
 
 /* ---------- packages ---------- */
 
@@ -1555,7 +1565,7 @@ static int start(worker_rt *w, char *err, size_t n)
     prism_subject_worker_granted(granted, sizeof granted, cfg->worker_id);
     if (w->bus && prism_bus_subscribe(w->bus, granted, NULL, on_granted, w) != 0)
         LOG_WARN("cannot follow the node agent's grants: each lease is checked by asking");
-    worker_client(w); /* a cluster that cannot be reached now is tried again on first use */
+    worker_client(w, 0); /* a cluster that cannot be reached now is tried again on first use */
     if (cfg->ready_fd >= 0) {
         json_t *ready = json_pack("{s:s,s:s}", "unix", cfg->socket_path, "tcp", tcp);
         char *line = json_dumps(ready, JSON_COMPACT);
