@@ -82,8 +82,8 @@ static int recv_all(int fd, void *data, size_t len, int64_t deadline)
 }
 
 /* One handshake frame (at most WIRE_AUTH_FRAME_MAX bytes) into `f`. */
-static int recv_frame(int fd, uint8_t f[WIRE_AUTH_FRAME_MAX], uint8_t *type, const uint8_t **payload,
-                      size_t *plen, int64_t deadline)
+static int recv_frame(int fd, uint8_t f[WIRE_AUTH_FRAME_MAX], uint8_t *type,
+                      const uint8_t **payload, size_t *plen, int64_t deadline)
 {
     if (recv_all(fd, f, 4, deadline) != 0)
         return -1;
@@ -169,8 +169,7 @@ int prism__dag_edge_accept(int listen_fd, const char *secret, int timeout_ms)
     for (;;) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
                 return -1;
             if (wait_fd(listen_fd, POLLIN, deadline) != 0)
                 return -1;
