@@ -163,6 +163,13 @@ int64_t chan_now_ns(void);
 int64_t chan_deadline(int timeout_ms);
 void chan_wait_defaults(prism_chan_wait *dst, const prism_chan_wait *src);
 
+/* Past its first SPIN_ALONE_NS a spinning wait also yields the CPU each time
+ * it reads the clock: a peer that shares the CPU (more processes than CPUs)
+ * then runs at once instead of after the whole spin, and a peer on a CPU of
+ * its own costs nothing, since sched_yield returns at once when nothing else
+ * is runnable here. */
+#define SPIN_ALONE_NS 2000
+
 static inline void chan_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
