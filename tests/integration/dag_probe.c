@@ -530,6 +530,7 @@ static int across_nodes(const char *a, const char *b, long long n, int inflight)
         snprintf(start, sizeof start, "%d", i + 1);
         prism_value *arg = prism_value_json(start);
         prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+        o.num_cpus = 0.25; /* two of them fit a 1-CPU node */
         o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
         o.node_id = where[i];
         CHECK(prism_actor_create(c, "builtin", "Counter", &arg, 1, &o, &actors[i]) == PRISM_OK,

@@ -425,7 +425,11 @@ def test_across_nodes(c):
         for pid in pids:
             assert listeners(pid) == own_listeners[pid], (pid, compiled[pid])
             assert len(compiled[pid]) > len(ready[pid]), (pid, ready[pid], compiled[pid])
-        mine = [d for d in c.get("/api/v1/dags").json()["dags"] if d["id"] not in before]
+        def listed():
+            return [d for d in c.get("/api/v1/dags").json()["dags"] if d["id"] not in before]
+
+        wait_until(listed, timeout=10, what="the DAG listed")
+        mine = listed()
         assert len(mine) == 1, mine
         assert [e["kind"] for e in mine[0]["edges"]] == ["tcp"] * 4, mine[0]["edges"]
         p.stdin.write("go\n")
