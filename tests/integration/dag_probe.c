@@ -26,14 +26,25 @@
 static prism_client *c;
 static prism_actor *actors[MAX_ACTORS];
 
+/* With DAG_PROBE_NODES=A,B in the environment, actors go to nodes B, A, B,
+ * A, ... (node affinity), so the same checks run over TCP edges. */
 static void make_actors(int k, int step)
 {
     CHECK(k > 0 && k <= MAX_ACTORS, "1-%d actors", MAX_ACTORS);
+    char a[128] = "", b[128] = "";
+    const char *spread = getenv("DAG_PROBE_NODES");
+    if (spread)
+        CHECK(sscanf(spread, "%127[^,],%127s", a, b) == 2, "DAG_PROBE_NODES is A,B");
     for (int i = 0; i < k; i++) {
         char start[32];
         snprintf(start, sizeof start, "%d", step * (i + 1));
         prism_value *arg = prism_value_json(start);
-        CHECK(prism_actor_create(c, "builtin", "Counter", &arg, 1, NULL, &actors[i]) == PRISM_OK,
+        prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+        if (spread) {
+            o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+            o.node_id = i % 2 ? a : b;
+        }
+        CHECK(prism_actor_create(c, "builtin", "Counter", &arg, 1, &o, &actors[i]) == PRISM_OK,
               "create actor %d", i);
         prism_value_free(arg);
     }

@@ -446,6 +446,27 @@ def test_across_nodes(c):
             p.wait()
 
 
+def test_errors_and_death_across_nodes(c):
+    """The error and death checks with the actors on two nodes (B, A, B; the
+    driver on A), so every edge is TCP: a failing method names Class.method
+    and the DAG goes on, max_inflight holds, compile failures say why; a
+    SIGKILLed middle actor (its TCP streams end without the end mark) fails
+    the executions with PRISM_ERR_ACTOR_DIED."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    if "node-2" not in c.nodes:
+        c.start_node("node-2", "--num-cpus", "8")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    env = dict(probe_env(c), PRISM_NODE_ID=nodes["node-1"],
+               DAG_PROBE_NODES="%s,%s" % (nodes["node-1"], nodes["node-2"]))
+    for args, want in ((["errors"], "method error: Counter.add failed"),
+                       (["died"], "actor died: ")):
+        r = subprocess.run([PROBE] + args, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and want in r.stdout, (args, r.stdout, r.stderr)
+        print(r.stdout.strip())
+
+
 def test_edge_refuses_strangers(c):
     """An actor's listener for a TCP edge: a peer without the edge's secret
     gets the challenge and nothing else (a forged proof closes it), the start
@@ -490,4 +511,4 @@ if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
          test_rendezvous_refuses_strangers, test_large_values, test_listed_after_gcs_restart,
-         test_edge_refuses_strangers, test_across_nodes], nodes=1, node_args=("--num-cpus", "8"))
+         test_edge_refuses_strangers, test_across_nodes, test_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))
