@@ -49,10 +49,8 @@
  * restarted.
  *
  * Channels are shared memory when their writer and readers are on the
- * driver's node, else one authenticated TCP connection per edge
- * (docs/dags.md#cross-node-edges). Limits of this version: a value read by
- * several bindings stays on the driver's node; CUDA channels are not done
- * yet.
+ * driver's node, else one authenticated TCP connection per reader
+ * (docs/dags.md#cross-node-edges). CUDA channels are not done yet.
  *
  * Threads: a prism_dag and a prism_dag_compiled (with its futures) are used
  * by one thread at a time. */

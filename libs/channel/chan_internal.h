@@ -100,7 +100,7 @@ static inline chan_slot *chan_slot_at(const prism_chan *ch, uint32_t i)
 
 static inline uint8_t *chan_slot_data(chan_slot *s) { return (uint8_t *)s + CHAN_LINE; }
 
-enum { CHAN_KIND_SHM = 1, CHAN_KIND_SOCKET = 2 };
+enum { CHAN_KIND_SHM = 1, CHAN_KIND_SOCKET = 2, CHAN_KIND_FANOUT = 3 };
 
 struct prism_chan_writer {
     int kind;
@@ -128,6 +128,11 @@ struct prism_chan_writer {
             bool ending;    /* close queued the end-of-stream mark */
             bool broken;    /* the peer is gone: every call says PEER_DEAD */
         } sock;
+        struct {
+            prism_chan_writer **w; /* owned */
+            void **bufs;           /* each one's buffer of the begun write */
+            size_t n, begun;       /* writers; of them, begun so far (in order) */
+        } fan;
     } u;
 };
 

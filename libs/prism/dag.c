@@ -1,14 +1,18 @@
 /* Compiled DAGs on the driver's side (include/prism/dag.h, docs/dags.md).
  *
- * Compile makes one shared-memory channel per node that others read (its
- * readers: every argument position that takes it, and the driver for the
- * output's items), then starts each actor's loop with a call of the reserved
- * method __prism_dag_start. Its argument (JSON) names the channels and the
- * actor's nodes; the channels' memfds go over a rendezvous Unix socket in the
- * abstract namespace that the driver listens on during compile, since fds
- * cannot travel in a call: the actor's worker connects, proves it is the one
- * the call went to with the nonce the call carried, and receives its fds
- * (SCM_RIGHTS). Teardown calls __prism_dag_stop.
+ * Compile first calls the reserved method __prism_dag_listen of every actor
+ * (it listens for each argument position and says its node), then makes one
+ * channel per node that others read (its readers: every argument position
+ * that takes it, and the driver for the output's items): shared memory when
+ * the writer and the readers are on the driver's node, else a TCP connection
+ * per reader, proven with a secret of its own (dag_edge.h). It then starts
+ * each actor's loop with __prism_dag_start. Its argument (JSON) names the
+ * channels and the actor's nodes; the shared channels' memfds go over a
+ * rendezvous Unix socket in the abstract namespace that the driver listens on
+ * during compile, since fds cannot travel in a call: the actor's worker
+ * connects, proves it is the one the call went to with the nonce the call
+ * carried, and receives its fds (SCM_RIGHTS). Teardown calls
+ * __prism_dag_stop.
  *
  * Executions are numbered; execution k's result is read into future slot
  * k mod max_inflight, in order, whichever future the caller gets first. */
@@ -47,10 +51,11 @@ typedef struct dag_actor {
     char nonce[DAG_NONCE_HEX + 1];
     size_t *chans, nchans; /* nodes whose channels it uses, in the order its fds go */
     bool served, started;
-    prism_ref *call;       /* the listen, start or stop call in flight */
-    char *node;            /* its node's ID, as its listen call said */
-    json_t *addrs;         /* where it listens for each channel it reads (listen order) */
-    size_t *reads, nreads; /* the channels it reads, in listen order */
+    prism_ref *call;           /* the listen, start or stop call in flight */
+    char *node;                /* its node's ID, as its listen call said */
+    json_t *addrs;             /* where it listens for each argument position (listen order) */
+    size_t *read_node, nreads; /* its argument positions: the channel and */
+    uint32_t *read_reader;     /* the reader index, in listen order */
 } dag_actor;
 
 struct prism_dag_future {
@@ -86,9 +91,10 @@ struct prism_dag_compiled {
     char *broken_msg;
     dag_rdv *rdv; /* during compile */
     /* Cross-node edges (docs/dags.md#cross-node-edges), per node: */
-    bool *tcp;                               /* its channel is a TCP connection */
-    char (*secret)[DAG_EDGE_SECRET_HEX + 1]; /* that connection's secret */
-    int in_fd, *out_fds, *out_listen;        /* the driver's ends (-1: none) */
+    bool *tcp;     /* its channel is a TCP connection */
+    size_t *sbase; /* node n's readers' secrets start at secret[sbase[n]] */
+    char (*secret)[DAG_EDGE_SECRET_HEX + 1]; /* per reader of a TCP channel: its connection's */
+    int *in_fds, *out_fds, *out_listen;      /* the driver's ends (-1: none) */
     char **out_addr;                         /* where the driver listens for output item i */
     /* Its reports to the GCS (GET /api/v1/dags): the leaser thread reads
      * these two, and the list of the client's DAGs, under the client's lock. */
@@ -228,7 +234,7 @@ static bool reads(const prism_dag_compiled *d, size_t a, size_t n)
     return false;
 }
 
-/* The first call to every actor: it listens for each channel it reads (the
+/* The first call to every actor: it listens for each argument position (the
  * writer may be on another node) and says its node. */
 static prism_status listen_actors(prism_dag_compiled *d)
 {
@@ -236,12 +242,23 @@ static prism_status listen_actors(prism_dag_compiled *d)
     for (size_t a = 0; s == PRISM_OK && a < d->nactors; a++) {
         dag_actor *da = &d->actors[a];
         json_t *in = json_array();
-        if (!(da->reads = calloc(d->nnodes, sizeof *da->reads)))
+        size_t most = 0;
+        for (size_t i = 0; i < d->nnodes; i++)
+            most += d->nodes[i].kind == DAG_BIND && d->nodes[i].actor == a ? d->nodes[i].nargs : 0;
+        da->read_node = calloc(most + 1, sizeof *da->read_node);
+        da->read_reader = calloc(most + 1, sizeof *da->read_reader);
+        if (!da->read_node || !da->read_reader) {
+            json_decref(in);
             return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-        for (size_t n = 0; n < d->nnodes; n++)
-            if (reads(d, a, n)) {
-                da->reads[da->nreads++] = n;
-                json_array_append_new(in, json_integer((json_int_t)n));
+        }
+        for (size_t i = 0; i < d->nnodes; i++)
+            for (size_t j = 0;
+                 d->nodes[i].kind == DAG_BIND && d->nodes[i].actor == a && j < d->nodes[i].nargs;
+                 j++) {
+                da->read_node[da->nreads] = d->nodes[i].args[j];
+                da->read_reader[da->nreads++] = d->nodes[i].arg_reader[j];
+                json_array_append_new(in, json_pack("[I,I]", (json_int_t)d->nodes[i].args[j],
+                                                    (json_int_t)d->nodes[i].arg_reader[j]));
             }
         json_t *j = json_pack("{s:s,s:o}", "dag", d->id, "in", in);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -309,12 +326,16 @@ static bool on_driver_node(const prism_dag_compiled *d, size_t actor)
 
 /* Each channel's kind: shared memory when its writer and readers are all on
  * the driver's node (the driver makes the segments and hands them out),
- * otherwise one TCP connection, which has one reader. */
+ * otherwise TCP: one connection per reader, each with its own secret. */
 static prism_status plan_kinds(prism_dag_compiled *d)
 {
     d->tcp = calloc(d->nnodes, sizeof *d->tcp);
-    d->secret = calloc(d->nnodes, sizeof *d->secret);
-    if (!d->tcp || !d->secret)
+    d->sbase = calloc(d->nnodes + 1, sizeof *d->sbase);
+    if (!d->tcp || !d->sbase)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    for (size_t n = 0; n < d->nnodes; n++)
+        d->sbase[n + 1] = d->sbase[n] + d->nreaders[n];
+    if (!(d->secret = calloc(d->sbase[d->nnodes] + 1, sizeof *d->secret)))
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     for (size_t n = 0; n < d->nnodes; n++) {
         if (d->nreaders[n] == 0 || d->nodes[n].kind == DAG_MULTI)
@@ -325,13 +346,9 @@ static prism_status plan_kinds(prism_dag_compiled *d)
                 local = on_driver_node(d, a);
         if (local)
             continue;
-        if (d->nreaders[n] > 1)
-            return prism__fail(PRISM_ERR_INVALID,
-                               "node %zu is read by %u nodes and crosses nodes: a value read "
-                               "by several readers must stay on the driver's node for now",
-                               n, d->nreaders[n]);
         d->tcp[n] = true;
-        prism__dag_edge_secret(d->secret[n]);
+        for (uint32_t r = 0; r < d->nreaders[n]; r++)
+            prism__dag_edge_secret(d->secret[d->sbase[n] + r]);
     }
     /* The segments an actor fetches are the shared-memory ones only. */
     for (size_t a = 0; a < d->nactors; a++) {
@@ -411,17 +428,23 @@ static prism_status make_chans(prism_dag_compiled *d)
     return PRISM_OK;
 }
 
-/* Where node `n`'s (TCP) reader listens: an actor's listener, or the driver's. */
-static const char *reader_addr(const prism_dag_compiled *d, size_t n)
+/* Where reader `r` of node `n`'s (TCP) channel listens: an actor's
+ * listener, or the driver's. */
+static const char *reader_addr(const prism_dag_compiled *d, size_t n, uint32_t r)
 {
     for (size_t i = 0; i < d->nouts; i++)
-        if (d->out_nodes[i] == n)
+        if (d->out_nodes[i] == n && d->out_reader[i] == r)
             return d->out_addr[i];
     for (size_t a = 0; a < d->nactors; a++)
         for (size_t k = 0; k < d->actors[a].nreads; k++)
-            if (d->actors[a].reads[k] == n)
+            if (d->actors[a].read_node[k] == n && d->actors[a].read_reader[k] == r)
                 return json_string_value(json_array_get(d->actors[a].addrs, k));
     return NULL;
+}
+
+static const char *secret_of(const prism_dag_compiled *d, size_t n, uint32_t r)
+{
+    return d->secret[d->sbase[n] + r];
 }
 
 /* The driver's TCP ends, while the actors start: it connects the input and
@@ -430,30 +453,53 @@ static prism_status connect_driver(prism_dag_compiled *d)
 {
     prism_chan_wait wait = {.spin_us = d->o.spin_us};
     size_t sndbuf = (size_t)d->o.max_inflight * (size_t)(d->o.max_buf_size + 4);
-    const char *addr = reader_addr(d, d->input);
-    if (d->tcp[d->input] && (!addr ||
-                             (d->in_fd = prism__dag_edge_connect(addr, d->secret[d->input], sndbuf,
-                                                                 d->o.timeout_ms)) < 0 ||
-                             prism_chan_writer_open_socket(&d->in, d->in_fd, d->o.max_buf_size,
-                                                           &wait) != PRISM_CHAN_OK))
-        return prism__fail(PRISM_ERR_CONNECT, "cannot connect the DAG's input to %s: %s",
-                           addr ? addr : "?", strerror(errno));
-    for (size_t i = 0; i < d->nouts; i++) {
+    uint32_t n = d->tcp[d->input] ? d->nreaders[d->input] : 0;
+    prism_chan_writer **ws = calloc(n + 1, sizeof *ws);
+    if (!ws || !(d->in_fds = malloc((n + 1) * sizeof *d->in_fds))) {
+        free(ws);
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    }
+    for (uint32_t r = 0; r <= n; r++)
+        d->in_fds[r] = -1;
+    prism_status s = PRISM_OK;
+    uint32_t k = 0;
+    for (; k < n; k++) {
+        const char *addr = reader_addr(d, d->input, k);
+        if (!addr ||
+            (d->in_fds[k] = prism__dag_edge_connect(addr, secret_of(d, d->input, k), sndbuf,
+                                                    d->o.timeout_ms)) < 0 ||
+            prism_chan_writer_open_socket(&ws[k], d->in_fds[k], d->o.max_buf_size, &wait) !=
+                PRISM_CHAN_OK) {
+            s = prism__fail(PRISM_ERR_CONNECT, "cannot connect the DAG's input to %s: %s",
+                            addr ? addr : "?", strerror(errno));
+            break;
+        }
+    }
+    if (s == PRISM_OK && n == 1)
+        d->in = ws[0];
+    else if (s == PRISM_OK && n > 1 &&
+             prism_chan_writer_open_fanout(&d->in, ws, n) != PRISM_CHAN_OK)
+        s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    if (s != PRISM_OK)
+        while (k > 0)
+            prism_chan_writer_destroy(ws[--k]);
+    free(ws);
+    for (size_t i = 0; s == PRISM_OK && i < d->nouts; i++) {
         if (d->out_listen[i] < 0)
             continue;
-        d->out_fds[i] =
-            prism__dag_edge_accept(d->out_listen[i], d->secret[d->out_nodes[i]], d->o.timeout_ms);
+        d->out_fds[i] = prism__dag_edge_accept(
+            d->out_listen[i], secret_of(d, d->out_nodes[i], d->out_reader[i]), d->o.timeout_ms);
         close(d->out_listen[i]);
         d->out_listen[i] = -1;
         if (d->out_fds[i] < 0 ||
             prism_chan_reader_open_socket(&d->outs[i], d->out_fds[i], d->o.max_buf_size, &wait) !=
                 PRISM_CHAN_OK)
-            return prism__fail(PRISM_ERR_CONNECT,
-                               "the actor writing the DAG's output item %zu did not connect "
-                               "with its secret in time",
-                               i);
+            s = prism__fail(PRISM_ERR_CONNECT,
+                            "the actor writing the DAG's output item %zu did not connect "
+                            "with its secret in time",
+                            i);
     }
-    return PRISM_OK;
+    return s;
 }
 
 /* ---------- starting the actors' loops ---------- */
@@ -480,15 +526,17 @@ static json_t *start_spec(const prism_dag_compiled *d, size_t a)
                                                "out", out));
     }
     json_t *tin = json_array(), *tout = json_array();
-    for (size_t n = 0; n < d->nnodes; n++) {
-        if (!d->tcp[n])
-            continue;
-        if (reads(d, a, n))
-            json_array_append_new(tin, json_pack("[I,s]", (json_int_t)n, d->secret[n]));
-        if (writer_of(d, n) == a)
-            json_array_append_new(tout, json_pack("[I,s,s]", (json_int_t)n, reader_addr(d, n),
-                                                  d->secret[n]));
+    for (size_t k = 0; k < da->nreads; k++) {
+        size_t n = da->read_node[k];
+        uint32_t r = da->read_reader[k];
+        if (d->tcp[n])
+            json_array_append_new(tin, json_pack("[I,I,s]", (json_int_t)n, (json_int_t)r,
+                                                 secret_of(d, n, r)));
     }
+    for (size_t n = 0; n < d->nnodes; n++)
+        for (uint32_t r = 0; d->tcp[n] && writer_of(d, n) == a && r < d->nreaders[n]; r++)
+            json_array_append_new(tout, json_pack("[I,I,s,s]", (json_int_t)n, (json_int_t)r,
+                                                  reader_addr(d, n, r), secret_of(d, n, r)));
     char sock[64];
     snprintf(sock, sizeof sock, "prism-dag-%s", d->id);
     return json_pack("{s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:I,s:I,s:I}", "dag", d->id, "socket", sock,
@@ -777,7 +825,9 @@ static void close_fd(int fd)
 static void free_compiled(prism_dag_compiled *d)
 {
     prism_chan_writer_destroy(d->in);
-    close_fd(d->in_fd);
+    for (uint32_t r = 0; d->in_fds && d->in_fds[r] >= 0; r++)
+        close_fd(d->in_fds[r]);
+    free(d->in_fds);
     prism__dag_held_free(&d->in_held);
     for (size_t i = 0; d->outs && i < d->nouts; i++) {
         prism_chan_reader_destroy(d->outs[i]);
@@ -798,7 +848,8 @@ static void free_compiled(prism_dag_compiled *d)
         prism_actor_release(d->actors[a].handle);
         free(d->actors[a].chans);
         free(d->actors[a].node);
-        free(d->actors[a].reads);
+        free(d->actors[a].read_node);
+        free(d->actors[a].read_reader);
         json_decref(d->actors[a].addrs);
     }
     for (int i = 0; d->futures && i < d->o.max_inflight; i++)
@@ -814,6 +865,7 @@ static void free_compiled(prism_dag_compiled *d)
     free(d->out_listen);
     free(d->out_addr);
     free(d->tcp);
+    free(d->sbase);
     free(d->secret);
     free(d->outs);
     free(d->chans);
@@ -838,7 +890,7 @@ prism_status prism_dag_teardown(prism_dag_compiled *d)
         if (d->out_fds)
             d->out_fds[i] = -1;
     }
-    prism_chan_writer_close(d->in, d->in_fd >= 0 ? d->o.timeout_ms : 0);
+    prism_chan_writer_close(d->in, d->in_fds && d->in_fds[0] >= 0 ? d->o.timeout_ms : 0);
     prism_status s = PRISM_OK, stop = call_actors(d, false);
     prism_status done = finish_calls(d, false);
     if (stop == PRISM_OK)
@@ -917,7 +969,6 @@ prism_status prism_dag_compile(prism_client *c, const prism_dag *dag, const pris
     }
     d->c = c;
     d->o = *o;
-    d->in_fd = -1;
     prism_id id;
     prism_id_random(&id);
     prism_id_to_hex(&id, d->id);

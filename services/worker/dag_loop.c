@@ -43,9 +43,10 @@ typedef struct loop_node {
 
 /* A channel of another node's actor (or driver): one TCP connection. */
 typedef struct tcp_edge {
-    json_int_t node; /* the graph node whose values it carries */
-    int listen_fd;   /* an input's listener, until its writer is in */
-    int fd;          /* the connection, once proven */
+    json_int_t node;   /* the graph node whose values it carries */
+    json_int_t reader; /* which of the node's readers is at its other end */
+    int listen_fd;     /* an input's listener, until its writer is in */
+    int fd;            /* the connection, once proven */
     char secret[DAG_EDGE_SECRET_HEX + 1];
 } tcp_edge;
 
@@ -316,10 +317,10 @@ static int open_chans(dag_loop *l, json_t *chans, const char *sock, const char *
     return rc;
 }
 
-static tcp_edge *tcp_of(tcp_edge *e, size_t n, json_int_t node)
+static tcp_edge *tcp_of(tcp_edge *e, size_t n, json_int_t node, json_int_t reader)
 {
     for (size_t i = 0; i < n; i++)
-        if (e[i].node == node)
+        if (e[i].node == node && (reader < 0 || e[i].reader == reader))
             return &e[i];
     return NULL;
 }
@@ -346,9 +347,10 @@ static void *accept_inputs(void *arg)
     return NULL;
 }
 
-/* The start spec's TCP edges: "tcp_in": [[node, secret], ...] for inputs the
- * listen call opened a listener for, "tcp_out": [[node, "host:port",
- * secret], ...]. Listeners of inputs that turned out to be shared memory
+/* The start spec's TCP edges: "tcp_in": [[node, reader, secret], ...] for
+ * inputs the listen call opened a listener for, "tcp_out": [[node, reader,
+ * "host:port", secret], ...] (a node read by several readers has one
+ * connection each). Listeners of inputs that turned out to be shared memory
  * are closed. */
 static int open_tcp(dag_loop *l, json_t *spec, char *err, size_t errlen)
 {
@@ -356,8 +358,11 @@ static int open_tcp(dag_loop *l, json_t *spec, char *err, size_t errlen)
     size_t nout = json_array_size(tout);
     for (size_t i = 0; i < json_array_size(tin); i++) {
         json_t *e = json_array_get(tin, i);
-        tcp_edge *t = tcp_of(l->tin, l->ntin, json_integer_value(json_array_get(e, 0)));
-        const char *secret = json_string_value(json_array_get(e, 1));
+        json_int_t reader = json_integer_value(json_array_get(e, 1));
+        tcp_edge *t =
+            reader < 0 ? NULL
+                       : tcp_of(l->tin, l->ntin, json_integer_value(json_array_get(e, 0)), reader);
+        const char *secret = json_string_value(json_array_get(e, 2));
         if (!t || !prism_is_hex(secret, DAG_EDGE_SECRET_HEX)) {
             snprintf(err, errlen, "a TCP input of the DAG's spec was not listened for");
             return -1;
@@ -378,9 +383,10 @@ static int open_tcp(dag_loop *l, json_t *spec, char *err, size_t errlen)
     for (; rc == 0 && l->ntout < nout; l->ntout++) {
         json_t *e = json_array_get(tout, l->ntout);
         tcp_edge *t = &l->tout[l->ntout];
-        const char *addr = json_string_value(json_array_get(e, 1));
-        const char *secret = json_string_value(json_array_get(e, 2));
+        const char *addr = json_string_value(json_array_get(e, 2));
+        const char *secret = json_string_value(json_array_get(e, 3));
         t->node = json_integer_value(json_array_get(e, 0));
+        t->reader = json_integer_value(json_array_get(e, 1));
         t->listen_fd = -1;
         t->fd = addr && prism_is_hex(secret, DAG_EDGE_SECRET_HEX)
                     ? prism__dag_edge_connect(addr, secret, sndbuf, l->timeout_ms)
@@ -402,6 +408,35 @@ static int open_tcp(dag_loop *l, json_t *spec, char *err, size_t errlen)
             rc = -1;
         }
     return rc;
+}
+
+/* The writer of node `node`'s TCP channel: its one connection's, or a
+ * fan-out over one per reader. */
+static prism_chan_status open_tcp_writer(dag_loop *l, json_int_t node, prism_chan_writer **out,
+                                         const prism_chan_wait *wait)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->ntout; i++)
+        n += l->tout[i].node == node;
+    prism_chan_writer **ws = calloc(n + 1, sizeof *ws);
+    prism_chan_status cs = ws && n ? PRISM_CHAN_OK : PRISM_CHAN_INVALID;
+    size_t k = 0;
+    for (size_t i = 0; cs == PRISM_CHAN_OK && i < l->ntout; i++)
+        if (l->tout[i].node == node &&
+            (cs = prism_chan_writer_open_socket(&ws[k], l->tout[i].fd, l->max_buf_size, wait)) ==
+                PRISM_CHAN_OK)
+            k++;
+    if (cs == PRISM_CHAN_OK && n == 1) {
+        *out = ws[0];
+    } else if (cs == PRISM_CHAN_OK && prism_chan_writer_open_fanout(out, ws, n) == PRISM_CHAN_OK) {
+        /* the fan-out owns them */
+    } else {
+        cs = cs == PRISM_CHAN_OK ? PRISM_CHAN_ERROR : cs;
+        while (k > 0)
+            prism_chan_writer_destroy(ws[--k]);
+    }
+    free(ws);
+    return cs;
 }
 
 /* One node of the spec: {"method": M, "in": [[node, reader], ...], "out": [node, ...]}. */
@@ -430,9 +465,9 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
     for (size_t i = 0; i < nd->nin; i++) {
         json_t *e = json_array_get(in, i);
         json_int_t node = json_integer_value(json_array_get(e, 0));
-        prism_chan *ch = chan_of(l, node);
-        tcp_edge *t = tcp_of(l->tin, l->ntin, node);
         json_int_t reader = json_integer_value(json_array_get(e, 1));
+        prism_chan *ch = chan_of(l, node);
+        tcp_edge *t = reader < 0 ? NULL : tcp_of(l->tin, l->ntin, node, reader);
         if (t && t->fd >= 0 &&
             prism_chan_reader_open_socket(&nd->in[i], t->fd, l->max_buf_size, wait) ==
                 PRISM_CHAN_OK)
@@ -446,14 +481,11 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
     for (size_t i = 0; i < nd->nout; i++) {
         json_int_t node = json_integer_value(json_array_get(out, i));
         prism_chan *ch = chan_of(l, node);
-        tcp_edge *t = tcp_of(l->tout, l->ntout, node);
         prism_chan_options o = {.nslots = l->nslots};
         if (ch)
             prism_chan_get_options(ch, &o);
-        prism_chan_status cs =
-            t    ? prism_chan_writer_open_socket(&nd->out[i], t->fd, l->max_buf_size, wait)
-            : ch ? prism_chan_writer_open_shm(&nd->out[i], ch, wait)
-                 : PRISM_CHAN_INVALID;
+        prism_chan_status cs = ch ? prism_chan_writer_open_shm(&nd->out[i], ch, wait)
+                                  : open_tcp_writer(l, node, &nd->out[i], wait);
         if (cs != PRISM_CHAN_OK || prism__dag_held_init(&nd->held[i], o.nslots) != 0) {
             snprintf(err, errlen, "%s: cannot write its channel %zu", nd->name, i);
             return -1;
@@ -551,13 +583,15 @@ int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, c
                  ? 0
                  : -1;
     if (rc != 0)
-        snprintf(err, errlen, "__prism_dag_listen takes {\"dag\": ID, \"in\": [node, ...]}");
+        snprintf(err, errlen,
+                 "__prism_dag_listen takes {\"dag\": ID, \"in\": [[node, reader], ...]}");
     else
         snprintf(l->id, sizeof l->id, "%s", id);
     for (size_t i = 0; rc == 0 && i < json_array_size(in); i++) {
         tcp_edge *t = &l->tin[l->ntin++];
         char addr[300];
-        t->node = json_integer_value(json_array_get(in, i));
+        t->node = json_integer_value(json_array_get(json_array_get(in, i), 0));
+        t->reader = json_integer_value(json_array_get(json_array_get(in, i), 1));
         t->fd = -1;
         t->listen_fd =
             prism__dag_edge_listen(env->host ? env->host : "127.0.0.1", addr, sizeof addr);

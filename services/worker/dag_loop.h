@@ -23,10 +23,10 @@ typedef struct dag_loop_env {
     const char *host; /* this node's address: TCP edges from other nodes are listened for on it */
 } dag_loop_env;
 
-/* __prism_dag_listen({"dag": ID, "in": [node, ...]}), the first call of a
- * compile: a listener on env->host for each input channel that may come from
- * another node. Makes a loop not started yet in `*out` (which must be NULL)
- * and sets `*reply` (heap JSON) to {"node": this node's ID, "addrs":
+/* __prism_dag_listen({"dag": ID, "in": [[node, reader], ...]}), the first
+ * call of a compile: a listener on env->host for each argument position
+ * whose channel may come from another node. Makes a loop not started yet in `*out` (which must be
+ * NULL) and sets `*reply` (heap JSON) to {"node": this node's ID, "addrs":
  * ["host:port", ...]}. 0, or -1 with `err`. */
 int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, char **reply,
                     char *err, size_t errlen);

@@ -579,7 +579,7 @@ static int rogue(void)
     make_actors(1, 1);
     const char *id = "0123456789abcdef0123456789abcdef";
     prism_value *arg =
-        prism_value_json("{\"dag\":\"0123456789abcdef0123456789abcdef\",\"in\":[0]}");
+        prism_value_json("{\"dag\":\"0123456789abcdef0123456789abcdef\",\"in\":[[0,0]]}");
     prism_value *got = NULL;
     prism_ref *r;
     CHECK(prism_actor_call(c, actors[0], "__prism_dag_listen", &arg, 1, 1, &r) == PRISM_OK &&
@@ -594,7 +594,7 @@ static int rogue(void)
     snprintf(spec, sizeof spec,
              "{\"dag\":\"%s\",\"socket\":\"prism-dag-%s\",\"nonce\":\"%s\",\"spin_us\":0,"
              "\"chans\":[],\"nodes\":[{\"method\":\"add\",\"in\":[[0,0]],\"out\":[1]}],"
-             "\"tcp_in\":[[0,\"%s\"]],\"tcp_out\":[],\"timeout_ms\":3000}",
+             "\"tcp_in\":[[0,0,\"%s\"]],\"tcp_out\":[],\"timeout_ms\":3000}",
              id, id, id, "fedcba9876543210fedcba9876543210");
     arg = prism_value_json(spec);
     CHECK(prism_actor_call(c, actors[0], "__prism_dag_start", &arg, 1, 1, &r) == PRISM_OK, "start");

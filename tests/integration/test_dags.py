@@ -446,10 +446,12 @@ def test_across_nodes(c):
             p.wait()
 
 
-def test_errors_and_death_across_nodes(c):
-    """The error and death checks with the actors on two nodes (B, A, B; the
-    driver on A), so every edge is TCP: a failing method names Class.method
-    and the DAG goes on, max_inflight holds, compile failures say why; a
+def test_shapes_errors_and_death_across_nodes(c):
+    """The other checks with the actors on two nodes (B, A, B; the driver on
+    A), so most edges are TCP: tensor-parallel (the input fans out over one
+    connection per reader, B's outputs come back over TCP, A's through
+    shared memory), several returns, a failing method that names
+    Class.method while the DAG goes on, max_inflight, compile failures; and a
     SIGKILLed middle actor (its TCP streams end without the end mark) fails
     the executions with PRISM_ERR_ACTOR_DIED."""
     if not os.access(PROBE, os.X_OK):
@@ -460,8 +462,12 @@ def test_errors_and_death_across_nodes(c):
     nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
     env = dict(probe_env(c), PRISM_NODE_ID=nodes["node-1"],
                DAG_PROBE_NODES="%s,%s" % (nodes["node-1"], nodes["node-2"]))
-    for args, want in ((["errors"], "method error: Counter.add failed"),
+    n = max(EXECUTIONS // 10, 1000)
+    for args, want in ((["fanout", 3, n, 16], "fanout ok: %d executions" % n),
+                       (["returns"], "returns ok"),
+                       (["errors"], "method error: Counter.add failed"),
                        (["died"], "actor died: ")):
+        args = [str(a) for a in args]
         r = subprocess.run([PROBE] + args, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and want in r.stdout, (args, r.stdout, r.stderr)
         print(r.stdout.strip())
@@ -511,4 +517,4 @@ if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
          test_rendezvous_refuses_strangers, test_large_values, test_listed_after_gcs_restart,
-         test_edge_refuses_strangers, test_across_nodes, test_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))
+         test_edge_refuses_strangers, test_across_nodes, test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))
