@@ -260,7 +260,8 @@ static prism_status listen_actors(prism_dag_compiled *d)
                 json_array_append_new(in, json_pack("[I,I]", (json_int_t)d->nodes[i].args[j],
                                                     (json_int_t)d->nodes[i].arg_reader[j]));
             }
-        json_t *j = json_pack("{s:s,s:o}", "dag", d->id, "in", in);
+        json_t *j = json_pack("{s:s,s:o,s:I}", "dag", d->id, "in", in, "timeout_ms",
+                              (json_int_t)d->o.timeout_ms);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         prism_value *arg = text ? prism_value_json(text) : NULL;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -65,12 +66,20 @@ struct dag_loop {
     size_t nnodes;
     pthread_t thread;
     bool started;
-    int stop, ended; /* atomics */
+    int64_t listen_until; /* listened for, not started: given up after this (monotonic ms) */
+    int stop, ended;      /* atomics */
 };
 
 enum { STEP_OK, STEP_END, STEP_DIED };
 
 /* ---------- the thread ---------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 static bool stopping(dag_loop *l) { return __atomic_load_n(&l->stop, __ATOMIC_ACQUIRE); }
 
@@ -569,6 +578,10 @@ int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, c
                     char *err, size_t errlen)
 {
     *reply = NULL;
+    if (*out && dag_loop_ended(*out)) {
+        dag_loop_stop(*out);
+        *out = NULL;
+    }
     if (*out) {
         snprintf(err, errlen, "the actor is in compiled DAG %s already", (*out)->id);
         return -1;
@@ -587,6 +600,10 @@ int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, c
                  "__prism_dag_listen takes {\"dag\": ID, \"in\": [[node, reader], ...]}");
     else
         snprintf(l->id, sizeof l->id, "%s", id);
+    json_int_t tmo = json_integer_value(json_object_get(j, "timeout_ms"));
+    if (l)
+        /* The start follows the listen calls within the driver's timeout. */
+        l->listen_until = mono_ms() + 2 * (tmo >= 500 && tmo <= 600000 ? tmo : RENDEZVOUS_MS);
     for (size_t i = 0; rc == 0 && i < json_array_size(in); i++) {
         tcp_edge *t = &l->tin[l->ntin++];
         char addr[300];
@@ -659,7 +676,13 @@ int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, ch
 
 const char *dag_loop_id(const dag_loop *l) { return l->id; }
 
-bool dag_loop_ended(const dag_loop *l) { return __atomic_load_n(&l->ended, __ATOMIC_ACQUIRE); }
+/* A loop listened for whose start never came (its driver died in between)
+ * lets the actor go, as one that ended does. */
+bool dag_loop_ended(const dag_loop *l)
+{
+    return __atomic_load_n(&l->ended, __ATOMIC_ACQUIRE) ||
+           (!l->started && mono_ms() > l->listen_until);
+}
 
 void dag_loop_stop(dag_loop *l)
 {

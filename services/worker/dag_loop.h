@@ -27,7 +27,9 @@ typedef struct dag_loop_env {
  * call of a compile: a listener on env->host for each argument position
  * whose channel may come from another node. Makes a loop not started yet in `*out` (which must be
  * NULL) and sets `*reply` (heap JSON) to {"node": this node's ID, "addrs":
- * ["host:port", ...]}. 0, or -1 with `err`. */
+ * ["host:port", ...]}. 0, or -1 with `err`. A loop whose start does not
+ * come within twice the spec's "timeout_ms" (its driver died) counts as
+ * ended (dag_loop_ended): the actor takes ordinary calls and DAGs again. */
 int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, char **reply,
                     char *err, size_t errlen);
 /* Parses the start call's JSON, fetches the shared-memory channels from the

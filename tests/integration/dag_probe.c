@@ -607,6 +607,20 @@ static int rogue(void)
     prism_ref_release(r);
     long long x;
     CHECK(call(actors[0], "add", "1", &x) == PRISM_OK, "an ordinary call after");
+    /* A listen whose start never comes (a driver that died in between) lets
+     * the actor go after twice its timeout. */
+    arg = prism_value_json("{\"dag\":\"00000000000000000000000000000001\",\"in\":[[0,0]],"
+                           "\"timeout_ms\":500}");
+    CHECK(prism_actor_call(c, actors[0], "__prism_dag_listen", &arg, 1, 1, &r) == PRISM_OK &&
+              prism_get(c, r, 60000, &got) == PRISM_OK,
+          "a listen left alone");
+    prism_value_free(arg);
+    prism_value_free(got);
+    prism_ref_release(r);
+    CHECK(call(actors[0], "add", "1", &x) != PRISM_OK && strstr(prism_last_error(), "compiled DAG"),
+          "a call while listened for");
+    usleep(1200 * 1000);
+    CHECK(call(actors[0], "add", "1", &x) == PRISM_OK, "a call once the listen expired");
     printf("rogue ok\n");
     return 0;
 }
