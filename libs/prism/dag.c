@@ -1044,7 +1044,10 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                            "the object store did not take it: %s",
                            prism_last_error());
     }
-    prism_chan_end_write(d->in, n);
+    /* Over TCP, the frame must be in the kernel before the caller blocks in
+     * get (an actor waits for all of it); read_next sends what is left. */
+    if (prism_chan_end_write(d->in, n) == PRISM_CHAN_QUEUED)
+        prism_chan_flush(d->in, d->o.timeout_ms);
     prism__dag_held_end(&d->in_held, held);
     *f = (prism_dag_future){.d = d, .in_use = true};
     d->next_seq++;
@@ -1122,6 +1125,7 @@ static prism_status read_next(prism_dag_compiled *d, int timeout_ms)
         int wait_ms = deadline == INT64_MAX ? -1 : left > 0 ? (int)left : 0;
         const void *buf;
         size_t len;
+        prism_chan_flush(d->in, 0); /* a TCP input's frame left partly unsent */
         prism_chan_status cs = prism_chan_begin_read(d->outs[d->parts], &buf, &len, wait_ms);
         if (cs == PRISM_CHAN_TIMEOUT)
             return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's execution is not done yet");

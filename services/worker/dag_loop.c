@@ -172,9 +172,17 @@ static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
     if (!len)
         len =
             prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->name, *emsg ? *emsg : "out of memory");
-    prism_chan_end_write(nd->out[j], len);
+    prism_chan_status cs = prism_chan_end_write(nd->out[j], len);
     prism__dag_held_end(&nd->held[j], held);
-    return STEP_OK;
+    /* A TCP channel whose socket is full: the rest of the frame must leave
+     * before the loop blocks on a read, or a reader downstream could wait
+     * for it forever. Waited for in slices, as a full ring is. */
+    while (cs == PRISM_CHAN_QUEUED || cs == PRISM_CHAN_TIMEOUT) {
+        if (stopping(l))
+            return STEP_END;
+        cs = prism_chan_flush(nd->out[j], SLICE_MS);
+    }
+    return cs == PRISM_CHAN_PEER_DEAD ? STEP_DIED : STEP_OK;
 }
 
 /* Writes the node's records for the inputs read: the first error among them

@@ -450,7 +450,9 @@ def test_shapes_errors_and_death_across_nodes(c):
     """The other checks with the actors on two nodes (B, A, B; the driver on
     A), so most edges are TCP: tensor-parallel (the input fans out over one
     connection per reader, B's outputs come back over TCP, A's through
-    shared memory), several returns, a failing method that names
+    shared memory), several returns, 4 MiB values through 64 KiB slots (a
+    reference on the edge, the bytes from another node's store), a failing
+    method that names
     Class.method while the DAG goes on, max_inflight, compile failures; and a
     SIGKILLed middle actor (its TCP streams end without the end mark) fails
     the executions with PRISM_ERR_ACTOR_DIED."""
@@ -463,12 +465,15 @@ def test_shapes_errors_and_death_across_nodes(c):
     env = dict(probe_env(c), PRISM_NODE_ID=nodes["node-1"],
                DAG_PROBE_NODES="%s,%s" % (nodes["node-1"], nodes["node-2"]))
     n = max(EXECUTIONS // 10, 1000)
+    env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
     for args, want in ((["fanout", 3, n, 16], "fanout ok: %d executions" % n),
                        (["returns"], "returns ok"),
+                       (["large", 10, 4 << 20], "large ok"),
                        (["errors"], "method error: Counter.add failed"),
                        (["died"], "actor died: ")):
         args = [str(a) for a in args]
-        r = subprocess.run([PROBE] + args, env=env, capture_output=True, text=True, timeout=120)
+        r = subprocess.run([PROBE] + args, env=env, capture_output=True, text=True, timeout=120,
+                           input="go\ngo\n")
         assert r.returncode == 0 and want in r.stdout, (args, r.stdout, r.stderr)
         print(r.stdout.strip())
 
