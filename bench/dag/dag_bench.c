@@ -12,8 +12,12 @@
  * time, in the slot (max_buf_size 2 MiB, "via": "slot") and through the
  * object store (64 KiB slots, "via": "store"), against the same calls.
  *
- *   prism-dag-bench [--quick] [--large] [--spin-us N]   (against $PRISM_ADDRESS /
- *   $PRISM_HOME; --spin-us sets the DAG's spin_us, default 50) */
+ * With --nodes A,B, instead: the DAG alone ("mode": "dag-tcp"), the driver
+ * counted on node A and the actors on B, A, B, A, so that every hop of the
+ * chain (input and output included) is a TCP edge between the nodes.
+ *
+ *   prism-dag-bench [--quick] [--large | --nodes A,B] [--spin-us N]   (against
+ *   $PRISM_ADDRESS / $PRISM_HOME; --spin-us sets the DAG's spin_us, default 50) */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +35,7 @@ static long spin_us = -1;      /* -1: the default */
 static const char *via = NULL; /* --large: "slot" or "store" */
 static uint64_t max_buf = 1u << 20;
 static int inflight = INFLIGHT;
+static const char *dag_mode = "dag"; /* "dag-tcp" with --nodes */
 
 static int64_t now_ns(void)
 {
@@ -122,7 +127,7 @@ static void bench_dag(prism_client *c, prism_actor **a, int k, const prism_value
         lat[i] = now_ns() - t0;
     }
     double rate = via ? 0 : pipelined(d, v);
-    report("dag", k, size, lat, n_dag, k + 1, rate);
+    report(dag_mode, k, size, lat, n_dag, k + 1, rate);
     free(lat);
     if (prism_dag_teardown(d) != PRISM_OK)
         die("teardown");
@@ -163,7 +168,8 @@ static void bench_small(prism_client *c, prism_actor **a)
         prism_value *v = prism_value_bytes(bytes, sizes[s]);
         for (size_t k = 0; k < sizeof chains / sizeof *chains; k++) {
             bench_dag(c, a, chains[k], v, sizes[s]);
-            bench_calls(c, a, chains[k], v, sizes[s]);
+            if (!strcmp(dag_mode, "dag"))
+                bench_calls(c, a, chains[k], v, sizes[s]);
         }
         prism_value_free(v);
         free(bytes);
@@ -196,6 +202,7 @@ static void bench_large(prism_client *c, prism_actor **a, bool quick)
 int main(int argc, char **argv)
 {
     bool quick = false, large = false;
+    char node_a[128] = "", node_b[128] = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             quick = true;
@@ -206,6 +213,10 @@ int main(int argc, char **argv)
             large = true;
         } else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) {
             spin_us = atol(argv[++i]);
+        } else if (!strcmp(argv[i], "--nodes") && i + 1 < argc &&
+                   sscanf(argv[++i], "%127[^,],%127s", node_a, node_b) == 2) {
+            dag_mode = "dag-tcp";
+            setenv("PRISM_NODE_ID", node_a, 1); /* the driver's node */
         }
     }
     prism_client *c;
@@ -215,6 +226,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < MAX_CHAIN; i++) {
         prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
         o.num_cpus = 0.25; /* the chain fits a 1-CPU node */
+        if (node_b[0]) {
+            o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+            o.node_id = i % 2 ? node_a : node_b;
+        }
         if (prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a[i]) != PRISM_OK)
             die("create");
     }

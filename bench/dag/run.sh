@@ -12,7 +12,11 @@
 # then the raw ring again (the table takes the better of the two). SPIN_US
 # sets the DAG's spin_us (default 50). LARGE=1 adds 1 MiB values through
 # chains of 1 and 2, in the slot and through the object store (64 KiB
-# slots), against actor calls: a second table.
+# slots), against actor calls: a second table. CROSS=1 adds a cluster of two
+# node agents on loopback (`prism up --nodes 2`) and prism-dag-bench --nodes:
+# the same chains with every hop a TCP edge between the nodes, against the
+# raw TCP ping-pong (prism-dag-raw-pingpong --only tcp,chan-tcp): a table of
+# its own.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-rel}
@@ -40,6 +44,26 @@ if [ -n "${LARGE:-}" ]; then
   run_step 900 "$DB" --large ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
 fi
 bench_cluster_down
+if [ -n "${CROSS:-}" ]; then
+  say "raw TCP ping-pong"
+  run_step 300 "$RAW" --json --quick --only tcp,chan-tcp
+  bench_cluster_up 2 2
+  NODES=$($PY - "$PRISM_HOME" <<'PY'
+import json, sys, urllib.request
+home = sys.argv[1]
+addr, token = (open(home + "/" + f).read().strip() for f in ("address", "token"))
+req = urllib.request.Request(addr + "/api/v1/nodes?state=ALIVE",
+                             headers={"Authorization": "Bearer " + token})
+nodes = {n["name"]: n["node_id"] for n in json.load(urllib.request.urlopen(req))["nodes"]}
+print(nodes["node-1"] + "," + nodes["node-2"])
+PY
+)
+  say "compiled DAG across two nodes"
+  run_step 900 "$DB" --nodes "$NODES" ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
+  bench_cluster_down
+  say "raw TCP ping-pong, again"
+  run_step 300 "$RAW" --json --quick --only tcp,chan-tcp
+fi
 say "raw ring, again"
 run_step 300 "$RAW" --json --quick --only bare,chan
 bench_failed_logs
@@ -48,7 +72,7 @@ echo "Compiled DAGs: $(nproc) CPUs, $(uname -sr), load average at the start $LOA
 echo
 $PY - "$RESULTS" <<'PY' || FAILED=1
 import json, sys
-raw, dag, calls, large = {}, {}, {}, {}
+raw, dag, calls, large, cross = {}, {}, {}, {}, {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     if r["system"] != "dag-raw" and r["payload"] >= 1 << 20:
@@ -57,6 +81,8 @@ for line in open(sys.argv[1]):
         k = (r["transport"], r["payload"])
         if k not in raw or r["median_us"] < raw[k]["median_us"]:
             raw[k] = r
+    elif r["mode"] == "dag-tcp":
+        cross[(r["chain"], r["payload"])] = r
     elif r["mode"] == "dag":
         dag[(r["chain"], r["payload"])] = r
     else:
@@ -85,5 +111,18 @@ if large:
                  large.get((k, "calls", "slot"))]
         print(f"| {k} | " + " | ".join(f"{x['median_us']:.0f} / {x['p99_us']:.0f}" if x else ""
                                        for x in cells) + " |")
+if cross:
+    print()
+    print("| across nodes: chain | payload | DAG: execution µs (median / p99) | DAG: per hop µs "
+          "| DAG: executions/s, 8 in flight | raw TCP hop µs (prism_channel / bare) "
+          "| per hop: DAG / raw TCP (prism_channel / bare) |")
+    print("|---|---|---|---|---|---|---|")
+    for (k, p), d in sorted(cross.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        ch, bare = raw.get(("chan-tcp", p)), raw.get(("tcp", p))
+        limit = f"| {ch['median_us']:.2f} / {bare['median_us']:.2f} " \
+            f"| {d['hop_us'] / ch['median_us']:.1f}× / {d['hop_us'] / bare['median_us']:.2f}× |" \
+            if ch and bare else "| | |"
+        print(f"| {k} | {size(p)} | {d['median_us']:.1f} / {d['p99_us']:.1f} | {d['hop_us']:.2f} "
+              f"| {d['rate']:,.0f} " + limit)
 PY
 [ -z "$FAILED" ]

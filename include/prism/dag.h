@@ -48,9 +48,9 @@
  * return PRISM_ERR_ACTOR_DIED; tear it down and compile again once the actor
  * restarted.
  *
- * Limits of this version: every actor of a DAG is on the driver's node
- * (channels are shared memory; cross-node TCP edges and CUDA channels are
- * not done yet).
+ * Channels are shared memory when their writer and readers are on the
+ * driver's node, else one authenticated TCP connection per reader
+ * (docs/dags.md#cross-node-edges). CUDA channels are not done yet.
  *
  * Threads: a prism_dag and a prism_dag_compiled (with its futures) are used
  * by one thread at a time. */

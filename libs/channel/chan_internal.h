@@ -100,7 +100,7 @@ static inline chan_slot *chan_slot_at(const prism_chan *ch, uint32_t i)
 
 static inline uint8_t *chan_slot_data(chan_slot *s) { return (uint8_t *)s + CHAN_LINE; }
 
-enum { CHAN_KIND_SHM = 1, CHAN_KIND_SOCKET = 2 };
+enum { CHAN_KIND_SHM = 1, CHAN_KIND_SOCKET = 2, CHAN_KIND_FANOUT = 3 };
 
 struct prism_chan_writer {
     int kind;
@@ -128,6 +128,11 @@ struct prism_chan_writer {
             bool ending;    /* close queued the end-of-stream mark */
             bool broken;    /* the peer is gone: every call says PEER_DEAD */
         } sock;
+        struct {
+            prism_chan_writer **w; /* owned */
+            void **bufs;           /* each one's buffer of the begun write */
+            size_t n, begun;       /* writers; of them, begun so far (in order) */
+        } fan;
     } u;
 };
 
@@ -162,6 +167,13 @@ int64_t chan_now_ns(void);
 /* The absolute deadline of a timeout (INT64_MAX for < 0). */
 int64_t chan_deadline(int timeout_ms);
 void chan_wait_defaults(prism_chan_wait *dst, const prism_chan_wait *src);
+
+/* Past its first SPIN_ALONE_NS a spinning wait also yields the CPU each time
+ * it reads the clock: a peer that shares the CPU (more processes than CPUs)
+ * then runs at once instead of after the whole spin, and a peer on a CPU of
+ * its own costs nothing, since sched_yield returns at once when nothing else
+ * is runnable here. */
+#define SPIN_ALONE_NS 2000
 
 static inline void chan_cpu_relax(void)
 {

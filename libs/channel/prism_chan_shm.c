@@ -303,13 +303,6 @@ static bool blocker_dead(prism_chan *ch, uint64_t need)
     return false;
 }
 
-/* Past its first SPIN_ALONE_NS a spinning wait also yields the CPU each time
- * it reads the clock: a peer that shares the CPU (more processes than CPUs)
- * then runs at once instead of after the whole spin, and a peer on a CPU of
- * its own costs nothing, since sched_yield returns at once when nothing else
- * is runnable here. */
-#define SPIN_ALONE_NS 2000
-
 static prism_chan_status writer_wait(prism_chan_writer *w, uint64_t need, int timeout_ms)
 {
     prism_chan *ch = w->u.shm.ch;

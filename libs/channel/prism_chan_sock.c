@@ -7,6 +7,7 @@
  * is blocking or not (and the socket's flags, shared with every dup of it,
  * are left alone). */
 #include <errno.h>
+#include <sched.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,7 +225,7 @@ prism_chan_status chan_sock_begin_read(prism_chan_reader *r, const void **buf, s
     if (r->u.sock.broken != PRISM_CHAN_OK)
         return r->u.sock.broken;
     uint8_t *b = r->u.sock.buf;
-    int64_t deadline = 0, spin_end = 0;
+    int64_t deadline = 0, spin_end = 0, spin_began = 0;
     bool waited = false;
     for (;;) {
         size_t avail = r->u.sock.end - r->u.sock.start;
@@ -272,13 +273,16 @@ prism_chan_status chan_sock_begin_read(prism_chan_reader *r, const void **buf, s
             if (timeout_ms == 0)
                 return PRISM_CHAN_TIMEOUT;
             deadline = chan_deadline(timeout_ms);
-            spin_end = chan_now_ns() + (int64_t)r->wait.spin_us * 1000;
+            spin_began = chan_now_ns();
+            spin_end = spin_began + (int64_t)r->wait.spin_us * 1000;
         }
         int64_t now = chan_now_ns();
         if (now >= deadline)
             return PRISM_CHAN_TIMEOUT;
         if (now < spin_end) {
             chan_cpu_relax();
+            if (now - spin_began > SPIN_ALONE_NS) /* each look is a recv: yield each time */
+                sched_yield();
             continue;
         }
         if (!poll_until(r->u.sock.fd, POLLIN, deadline))

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,8 +179,88 @@ int prism_chan_recv_fd(int sock, int *fd)
 
 /* ---------- the API, on either transport ---------- */
 
+/* ---------- fan-out: one value to several writers ---------- */
+
+prism_chan_status prism_chan_writer_open_fanout(prism_chan_writer **out, prism_chan_writer **ws,
+                                                size_t n)
+{
+    *out = NULL;
+    if (!ws || n == 0)
+        return PRISM_CHAN_INVALID;
+    prism_chan_writer *w = calloc(1, sizeof *w);
+    prism_chan_writer **copy = calloc(n, sizeof *copy);
+    void **bufs = calloc(n, sizeof *bufs);
+    if (!w || !copy || !bufs) {
+        free(w);
+        free(copy);
+        free(bufs);
+        return PRISM_CHAN_ERROR;
+    }
+    memcpy(copy, ws, n * sizeof *copy);
+    w->kind = CHAN_KIND_FANOUT;
+    w->u.fan.w = copy;
+    w->u.fan.bufs = bufs;
+    w->u.fan.n = n;
+    *out = w;
+    return PRISM_CHAN_OK;
+}
+
+/* Room in every writer, in order; those begun stay begun across a timeout,
+ * so the next call goes on where this one stopped. */
+static prism_chan_status fan_begin_write(prism_chan_writer *w, void **buf, int timeout_ms)
+{
+    int64_t deadline = chan_deadline(timeout_ms);
+    while (w->u.fan.begun < w->u.fan.n) {
+        size_t i = w->u.fan.begun;
+        int left = timeout_ms;
+        if (timeout_ms > 0) {
+            int64_t ms = (deadline - chan_now_ns()) / 1000000;
+            left = ms > 0 ? (int)ms : 0;
+        }
+        prism_chan_status s = prism_chan_begin_write(w->u.fan.w[i], &w->u.fan.bufs[i], left);
+        if (s != PRISM_CHAN_OK)
+            return s;
+        w->u.fan.begun++;
+    }
+    *buf = w->u.fan.bufs[0];
+    return PRISM_CHAN_OK;
+}
+
+static void fan_abort(prism_chan_writer *w)
+{
+    for (size_t i = 0; i < w->u.fan.begun; i++)
+        prism_chan_abort_write(w->u.fan.w[i]);
+    w->u.fan.begun = 0;
+}
+
+/* The first writer's buffer holds the value: copied to the others, then
+ * published in every one. The worst status wins. */
+static prism_chan_status fan_end_write(prism_chan_writer *w, size_t len)
+{
+    prism_chan_status worst = PRISM_CHAN_OK;
+    for (size_t i = 0; i < w->u.fan.n; i++) {
+        if (i > 0 && len)
+            memcpy(w->u.fan.bufs[i], w->u.fan.bufs[0], len);
+        prism_chan_status s = prism_chan_end_write(w->u.fan.w[i], len);
+        if (s != PRISM_CHAN_OK && (worst == PRISM_CHAN_OK || worst == PRISM_CHAN_QUEUED))
+            worst = s;
+    }
+    w->u.fan.begun = 0;
+    return worst;
+}
+
+/* ---------- the API, on either transport ---------- */
+
 size_t prism_chan_writer_capacity(const prism_chan_writer *w)
 {
+    if (w->kind == CHAN_KIND_FANOUT) {
+        size_t least = SIZE_MAX;
+        for (size_t i = 0; i < w->u.fan.n; i++) {
+            size_t c = prism_chan_writer_capacity(w->u.fan.w[i]);
+            least = c < least ? c : least;
+        }
+        return least;
+    }
     return w->kind == CHAN_KIND_SHM ? (size_t)w->u.shm.ch->slot_size : (size_t)w->u.sock.cap;
 }
 
@@ -189,8 +270,9 @@ prism_chan_status prism_chan_begin_write(prism_chan_writer *w, void **buf, int t
         return PRISM_CHAN_INVALID;
     if (w->closed)
         return PRISM_CHAN_CLOSED;
-    prism_chan_status s = w->kind == CHAN_KIND_SHM ? chan_shm_begin_write(w, buf, timeout_ms)
-                                                   : chan_sock_begin_write(w, buf, timeout_ms);
+    prism_chan_status s = w->kind == CHAN_KIND_SHM      ? chan_shm_begin_write(w, buf, timeout_ms)
+                          : w->kind == CHAN_KIND_FANOUT ? fan_begin_write(w, buf, timeout_ms)
+                                                        : chan_sock_begin_write(w, buf, timeout_ms);
     if (s == PRISM_CHAN_OK)
         w->writing = true;
     return s;
@@ -203,14 +285,19 @@ prism_chan_status prism_chan_end_write(prism_chan_writer *w, size_t len)
     if (len > prism_chan_writer_capacity(w))
         return PRISM_CHAN_TOO_LARGE;
     w->writing = false;
+    if (w->kind == CHAN_KIND_FANOUT)
+        return fan_end_write(w, len);
     return w->kind == CHAN_KIND_SHM ? chan_shm_end_write(w, len) : chan_sock_end_write(w, len);
 }
 
 void prism_chan_abort_write(prism_chan_writer *w)
 {
     /* Nothing was published: the slot (or buffer) is simply handed out again. */
-    if (w)
-        w->writing = false;
+    if (!w)
+        return;
+    w->writing = false;
+    if (w->kind == CHAN_KIND_FANOUT)
+        fan_abort(w);
 }
 
 prism_chan_status prism_chan_write(prism_chan_writer *w, const void *data, size_t len,
@@ -233,6 +320,14 @@ prism_chan_status prism_chan_flush(prism_chan_writer *w, int timeout_ms)
 {
     if (!w)
         return PRISM_CHAN_INVALID;
+    if (w->kind == CHAN_KIND_FANOUT) {
+        prism_chan_status worst = PRISM_CHAN_OK;
+        for (size_t i = 0; i < w->u.fan.n; i++) {
+            prism_chan_status s = prism_chan_flush(w->u.fan.w[i], timeout_ms);
+            worst = worst == PRISM_CHAN_OK ? s : worst;
+        }
+        return worst;
+    }
     return w->kind == CHAN_KIND_SHM ? PRISM_CHAN_OK : chan_sock_flush(w, timeout_ms);
 }
 
@@ -241,6 +336,16 @@ prism_chan_status prism_chan_writer_close(prism_chan_writer *w, int timeout_ms)
     if (!w)
         return PRISM_CHAN_INVALID;
     w->writing = false;
+    if (w->kind == CHAN_KIND_FANOUT) {
+        fan_abort(w);
+        w->closed = true;
+        prism_chan_status worst = PRISM_CHAN_OK;
+        for (size_t i = 0; i < w->u.fan.n; i++) {
+            prism_chan_status s = prism_chan_writer_close(w->u.fan.w[i], timeout_ms);
+            worst = worst == PRISM_CHAN_OK ? s : worst;
+        }
+        return worst;
+    }
     if (w->kind == CHAN_KIND_SHM) {
         chan_shm_writer_close(w);
         return PRISM_CHAN_OK;
@@ -253,10 +358,17 @@ void prism_chan_writer_destroy(prism_chan_writer *w)
     if (!w)
         return;
     w->writing = false;
-    if (w->kind == CHAN_KIND_SHM)
+    if (w->kind == CHAN_KIND_FANOUT) {
+        for (size_t i = 0; i < w->u.fan.n; i++)
+            prism_chan_writer_destroy(w->u.fan.w[i]);
+        free(w->u.fan.w);
+        free(w->u.fan.bufs);
+        free(w);
+    } else if (w->kind == CHAN_KIND_SHM) {
         chan_shm_writer_free(w);
-    else
+    } else {
         chan_sock_writer_free(w);
+    }
 }
 
 prism_chan_status prism_chan_begin_read(prism_chan_reader *r, const void **buf, size_t *len,

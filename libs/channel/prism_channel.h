@@ -239,6 +239,15 @@ prism_chan_status prism_chan_writer_open_socket(prism_chan_writer **out, int soc
 prism_chan_status prism_chan_reader_open_socket(prism_chan_reader **out, int sock,
                                                 uint64_t max_buf_size, const prism_chan_wait *wait);
 
+/* One writer over several (`ws[0..n)`, taken over: destroyed with it), for a
+ * value that goes to readers behind several sockets. begin_write waits for
+ * room in each in turn (those that had room stay begun across a timeout;
+ * the next call goes on), hands out the first one's buffer; end_write copies
+ * the value into the others and publishes it in all (the worst status
+ * wins); abort, flush, close and destroy apply to each. Capacity: the least. */
+prism_chan_status prism_chan_writer_open_fanout(prism_chan_writer **out, prism_chan_writer **ws,
+                                                size_t n);
+
 /* The largest value the writer takes (max_buf_size). */
 size_t prism_chan_writer_capacity(const prism_chan_writer *w);
 

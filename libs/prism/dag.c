@@ -1,27 +1,34 @@
 /* Compiled DAGs on the driver's side (include/prism/dag.h, docs/dags.md).
  *
- * Compile makes one shared-memory channel per node that others read (its
- * readers: every argument position that takes it, and the driver for the
- * output's items), then starts each actor's loop with a call of the reserved
- * method __prism_dag_start. Its argument (JSON) names the channels and the
- * actor's nodes; the channels' memfds go over a rendezvous Unix socket in the
- * abstract namespace that the driver listens on during compile, since fds
- * cannot travel in a call: the actor's worker connects, proves it is the one
- * the call went to with the nonce the call carried, and receives its fds
- * (SCM_RIGHTS). Teardown calls __prism_dag_stop.
+ * Compile first calls the reserved method __prism_dag_listen of every actor
+ * (it listens for each argument position and says its node), then makes one
+ * channel per node that others read (its readers: every argument position
+ * that takes it, and the driver for the output's items): shared memory when
+ * the writer and the readers are on the driver's node, else a TCP connection
+ * per reader, proven with a secret of its own (dag_edge.h). It then starts
+ * each actor's loop with __prism_dag_start. Its argument (JSON) names the
+ * channels and the actor's nodes; the shared channels' memfds go over a
+ * rendezvous Unix socket in the abstract namespace that the driver listens on
+ * during compile, since fds cannot travel in a call: the actor's worker
+ * connects, proves it is the one the call went to with the nonce the call
+ * carried, and receives its fds (SCM_RIGHTS). Teardown calls
+ * __prism_dag_stop.
  *
  * Executions are numbered; execution k's result is read into future slot
  * k mod max_inflight, in order, whichever future the caller gets first. */
 #include <errno.h>
+#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "client.h"
+#include "dag_edge.h"
 #include "dag_internal.h"
 #include "dag_record.h"
 #include "dag_rendezvous.h"
@@ -44,7 +51,11 @@ typedef struct dag_actor {
     char nonce[DAG_NONCE_HEX + 1];
     size_t *chans, nchans; /* nodes whose channels it uses, in the order its fds go */
     bool served, started;
-    prism_ref *call; /* the start or stop call in flight */
+    prism_ref *call;           /* the listen, start or stop call in flight */
+    char *node;                /* its node's ID, as its listen call said */
+    json_t *addrs;             /* where it listens for each argument position (listen order) */
+    size_t *read_node, nreads; /* its argument positions: the channel and */
+    uint32_t *read_reader;     /* the reader index, in listen order */
 } dag_actor;
 
 struct prism_dag_future {
@@ -79,6 +90,12 @@ struct prism_dag_compiled {
     prism_status broken;       /* PRISM_OK while it runs */
     char *broken_msg;
     dag_rdv *rdv; /* during compile */
+    /* Cross-node edges (docs/dags.md#cross-node-edges), per node: */
+    bool *tcp;     /* its channel is a TCP connection */
+    size_t *sbase; /* node n's readers' secrets start at secret[sbase[n]] */
+    char (*secret)[DAG_EDGE_SECRET_HEX + 1]; /* per reader of a TCP channel: its connection's */
+    int *in_fds, *out_fds, *out_listen;      /* the driver's ends (-1: none) */
+    char **out_addr;                         /* where the driver listens for output item i */
     /* Its reports to the GCS (GET /api/v1/dags): the leaser thread reads
      * these two, and the list of the client's DAGs, under the client's lock. */
     _Atomic uint64_t done;    /* executions read */
@@ -186,38 +203,303 @@ static prism_status plan_outputs(prism_dag_compiled *d)
     d->nouts = d->multi ? last->nargs : 1;
     d->out_nodes = calloc(d->nouts, sizeof *d->out_nodes);
     d->outs = calloc(d->nouts, sizeof *d->outs);
+    d->out_fds = calloc(d->nouts, sizeof *d->out_fds);
+    d->out_listen = calloc(d->nouts, sizeof *d->out_listen);
+    d->out_addr = calloc(d->nouts, sizeof *d->out_addr);
     uint32_t *idx = d->out_reader = calloc(d->nouts, sizeof *idx);
-    prism_status s = PRISM_OK;
-    if (!d->out_nodes || !d->outs || !idx)
-        s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-    for (size_t i = 0; s == PRISM_OK && i < d->nouts; i++) {
+    if (!d->out_nodes || !d->outs || !idx || !d->out_fds || !d->out_listen || !d->out_addr)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    for (size_t i = 0; i < d->nouts; i++) {
+        d->out_fds[i] = d->out_listen[i] = -1;
         d->out_nodes[i] = d->multi ? last->args[i] : d->nnodes - 1;
         idx[i] = d->nreaders[d->out_nodes[i]]++;
     }
-    for (size_t i = 0; s == PRISM_OK && i < d->nnodes; i++) {
-        if (d->nreaders[i] == 0 || d->nodes[i].kind == DAG_MULTI)
-            continue;
-        if (d->nreaders[i] > PRISM_CHAN_MAX_READERS) {
-            s = prism__fail(PRISM_ERR_INVALID, "node %zu is read by %u nodes, more than %d", i,
-                            d->nreaders[i], PRISM_CHAN_MAX_READERS);
-            break;
+    for (size_t i = 0; i < d->nnodes; i++)
+        if (d->nreaders[i] > PRISM_CHAN_MAX_READERS)
+            return prism__fail(PRISM_ERR_INVALID, "node %zu is read by %u nodes, more than %d", i,
+                               d->nreaders[i], PRISM_CHAN_MAX_READERS);
+    return PRISM_OK;
+}
+
+/* ---------- where the actors are: the listen calls ---------- */
+
+/* Whether actor `a` reads node `n`'s channel. */
+static bool reads(const prism_dag_compiled *d, size_t a, size_t n)
+{
+    for (size_t i = 0; i < d->nnodes; i++)
+        for (size_t j = 0;
+             d->nodes[i].kind == DAG_BIND && d->nodes[i].actor == a && j < d->nodes[i].nargs; j++)
+            if (d->nodes[i].args[j] == n)
+                return true;
+    return false;
+}
+
+/* The first call to every actor: it listens for each argument position (the
+ * writer may be on another node) and says its node. */
+static prism_status listen_actors(prism_dag_compiled *d)
+{
+    prism_status s = PRISM_OK;
+    for (size_t a = 0; s == PRISM_OK && a < d->nactors; a++) {
+        dag_actor *da = &d->actors[a];
+        json_t *in = json_array();
+        size_t most = 0;
+        for (size_t i = 0; i < d->nnodes; i++)
+            most += d->nodes[i].kind == DAG_BIND && d->nodes[i].actor == a ? d->nodes[i].nargs : 0;
+        da->read_node = calloc(most + 1, sizeof *da->read_node);
+        da->read_reader = calloc(most + 1, sizeof *da->read_reader);
+        if (!da->read_node || !da->read_reader) {
+            json_decref(in);
+            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
         }
+        for (size_t i = 0; i < d->nnodes; i++)
+            for (size_t j = 0;
+                 d->nodes[i].kind == DAG_BIND && d->nodes[i].actor == a && j < d->nodes[i].nargs;
+                 j++) {
+                da->read_node[da->nreads] = d->nodes[i].args[j];
+                da->read_reader[da->nreads++] = d->nodes[i].arg_reader[j];
+                json_array_append_new(in, json_pack("[I,I]", (json_int_t)d->nodes[i].args[j],
+                                                    (json_int_t)d->nodes[i].arg_reader[j]));
+            }
+        json_t *j = json_pack("{s:s,s:o,s:I}", "dag", d->id, "in", in, "timeout_ms",
+                              (json_int_t)d->o.timeout_ms);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        prism_value *arg = text ? prism_value_json(text) : NULL;
+        free(text);
+        if (!arg)
+            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+        s = prism_actor_call(d->c, da->handle, "__prism_dag_listen", &arg, 1, 1, &da->call);
+        prism_value_free(arg);
+    }
+    for (size_t a = 0; a < d->nactors; a++) {
+        dag_actor *da = &d->actors[a];
+        if (!da->call)
+            continue;
+        prism_value *v = NULL;
+        prism_status g = prism_get(d->c, da->call, d->o.timeout_ms, &v);
+        json_t *r = g == PRISM_OK && prism_value_json_text(v)
+                        ? json_loads(prism_value_json_text(v), 0, NULL)
+                        : NULL;
+        const char *node = json_string_value(json_object_get(r, "node"));
+        da->started = true; /* its worker holds listeners: the stop call frees them */
+        if (s == PRISM_OK && g != PRISM_OK)
+            s = prism__fail(g, "actor %s: %s", prism_actor_id(da->handle),
+                            v && prism_value_error_message(v) ? prism_value_error_message(v)
+                                                              : prism_last_error());
+        else if (s == PRISM_OK &&
+                 (!node || json_array_size(json_object_get(r, "addrs")) != da->nreads))
+            s = prism__fail(PRISM_ERR_INTERNAL, "actor %s: a malformed listen answer",
+                            prism_actor_id(da->handle));
+        if (s == PRISM_OK) {
+            da->node = strdup(node);
+            da->addrs = json_incref(json_object_get(r, "addrs"));
+        }
+        json_decref(r);
+        prism_value_free(v);
+        prism_ref_release(da->call);
+        da->call = NULL;
+    }
+    return s;
+}
+
+/* The actor that writes node `n`'s channel (SIZE_MAX: the driver). */
+static size_t writer_of(const prism_dag_compiled *d, size_t n)
+{
+    const dag_node_rt *r = &d->nodes[n];
+    if (r->kind == DAG_BIND)
+        return r->actor;
+    if (r->kind == DAG_RETURN)
+        return d->nodes[r->args[0]].actor;
+    return SIZE_MAX;
+}
+
+/* The driver's node: its own when it knows it (PRISM_NODE_ID), else that of
+ * the DAG's first actor, as before edges could cross nodes. */
+static const char *driver_node(const prism_dag_compiled *d)
+{
+    return d->c->node_id[0] ? d->c->node_id : d->actors[0].node;
+}
+
+static bool on_driver_node(const prism_dag_compiled *d, size_t actor)
+{
+    return actor == SIZE_MAX || !strcmp(d->actors[actor].node, driver_node(d));
+}
+
+/* Each channel's kind: shared memory when its writer and readers are all on
+ * the driver's node (the driver makes the segments and hands them out),
+ * otherwise TCP: one connection per reader, each with its own secret. */
+static prism_status plan_kinds(prism_dag_compiled *d)
+{
+    d->tcp = calloc(d->nnodes, sizeof *d->tcp);
+    d->sbase = calloc(d->nnodes + 1, sizeof *d->sbase);
+    if (!d->tcp || !d->sbase)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    for (size_t n = 0; n < d->nnodes; n++)
+        d->sbase[n + 1] = d->sbase[n] + d->nreaders[n];
+    if (!(d->secret = calloc(d->sbase[d->nnodes] + 1, sizeof *d->secret)))
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    for (size_t n = 0; n < d->nnodes; n++) {
+        if (d->nreaders[n] == 0 || d->nodes[n].kind == DAG_MULTI)
+            continue;
+        bool local = on_driver_node(d, writer_of(d, n));
+        for (size_t a = 0; local && a < d->nactors; a++)
+            if (reads(d, a, n))
+                local = on_driver_node(d, a);
+        if (local)
+            continue;
+        d->tcp[n] = true;
+        for (uint32_t r = 0; r < d->nreaders[n]; r++)
+            prism__dag_edge_secret(d->secret[d->sbase[n] + r]);
+    }
+    /* The segments an actor fetches are the shared-memory ones only. */
+    for (size_t a = 0; a < d->nactors; a++) {
+        dag_actor *da = &d->actors[a];
+        size_t k = 0;
+        for (size_t i = 0; i < da->nchans; i++)
+            if (!d->tcp[da->chans[i]])
+                da->chans[k++] = da->chans[i];
+        da->nchans = k;
+        da->served = k == 0; /* nothing to fetch: it does not come to the rendezvous */
+    }
+    return PRISM_OK;
+}
+
+/* The driver's address towards `actor` ("host:port" of its listener): the
+ * local address the route to it goes out of. */
+static int local_host_towards(const dag_actor *da, char *host, size_t n)
+{
+    const char *addr = json_string_value(json_array_get(da->addrs, 0));
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    char peer[256];
+    if (!colon || (size_t)(colon - addr) >= sizeof peer)
+        return -1;
+    snprintf(peer, sizeof peer, "%.*s", (int)(colon - addr), addr);
+    struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *res;
+    if (getaddrinfo(peer, "9", &hints, &res) != 0)
+        return -1;
+    int fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int rc = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
+                     getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+                     getnameinfo((struct sockaddr *)&ss, sl, host, (socklen_t)n, NULL, 0,
+                                 NI_NUMERICHOST) == 0
+                 ? 0
+                 : -1;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* The shared-memory channels, and the driver's ends of them; the driver's
+ * TCP outputs are listened for now (their writers connect while they start). */
+static prism_status make_chans(prism_dag_compiled *d)
+{
+    for (size_t i = 0; i < d->nnodes; i++) {
+        if (d->nreaders[i] == 0 || d->nodes[i].kind == DAG_MULTI || d->tcp[i])
+            continue;
         prism_chan_options co = {.nslots = (uint32_t)d->o.max_inflight,
                                  .nreaders = d->nreaders[i],
                                  .max_buf_size = d->o.max_buf_size};
         char err[256];
         if (prism_chan_create(&d->chans[i], &co, err, sizeof err) != PRISM_CHAN_OK)
-            s = prism__fail(PRISM_ERR_NO_MEMORY, "a channel: %s", err);
+            return prism__fail(PRISM_ERR_NO_MEMORY, "a channel: %s", err);
     }
     prism_chan_wait wait = {.spin_us = d->o.spin_us};
-    for (size_t i = 0; s == PRISM_OK && i < d->nouts; i++)
-        if (prism_chan_reader_open_shm(&d->outs[i], d->chans[d->out_nodes[i]], idx[i], &wait) !=
-            PRISM_CHAN_OK)
-            s = prism__fail(PRISM_ERR_INTERNAL, "cannot read the output channel");
-    if (s == PRISM_OK &&
-        (prism_chan_writer_open_shm(&d->in, d->chans[d->input], &wait) != PRISM_CHAN_OK ||
-         prism__dag_held_init(&d->in_held, (size_t)d->o.max_inflight) != 0))
-        s = prism__fail(PRISM_ERR_INTERNAL, "cannot write the input channel");
+    for (size_t i = 0; i < d->nouts; i++) {
+        size_t n = d->out_nodes[i];
+        if (d->tcp[n]) {
+            char host[256], addr[300];
+            if (local_host_towards(&d->actors[writer_of(d, n)], host, sizeof host) != 0 ||
+                (d->out_listen[i] = prism__dag_edge_listen(host, addr, sizeof addr)) < 0 ||
+                !(d->out_addr[i] = strdup(addr)))
+                return prism__fail(PRISM_ERR_INTERNAL,
+                                   "cannot listen for the DAG's output from another node: %s",
+                                   strerror(errno));
+        } else if (prism_chan_reader_open_shm(&d->outs[i], d->chans[n], d->out_reader[i], &wait) !=
+                   PRISM_CHAN_OK) {
+            return prism__fail(PRISM_ERR_INTERNAL, "cannot read the output channel");
+        }
+    }
+    if (prism__dag_held_init(&d->in_held, (size_t)d->o.max_inflight) != 0 ||
+        (!d->tcp[d->input] &&
+         prism_chan_writer_open_shm(&d->in, d->chans[d->input], &wait) != PRISM_CHAN_OK))
+        return prism__fail(PRISM_ERR_INTERNAL, "cannot write the input channel");
+    return PRISM_OK;
+}
+
+/* Where reader `r` of node `n`'s (TCP) channel listens: an actor's
+ * listener, or the driver's. */
+static const char *reader_addr(const prism_dag_compiled *d, size_t n, uint32_t r)
+{
+    for (size_t i = 0; i < d->nouts; i++)
+        if (d->out_nodes[i] == n && d->out_reader[i] == r)
+            return d->out_addr[i];
+    for (size_t a = 0; a < d->nactors; a++)
+        for (size_t k = 0; k < d->actors[a].nreads; k++)
+            if (d->actors[a].read_node[k] == n && d->actors[a].read_reader[k] == r)
+                return json_string_value(json_array_get(d->actors[a].addrs, k));
+    return NULL;
+}
+
+static const char *secret_of(const prism_dag_compiled *d, size_t n, uint32_t r)
+{
+    return d->secret[d->sbase[n] + r];
+}
+
+/* The driver's TCP ends, while the actors start: it connects the input and
+ * takes each output's one proven connection. */
+static prism_status connect_driver(prism_dag_compiled *d)
+{
+    prism_chan_wait wait = {.spin_us = d->o.spin_us};
+    size_t sndbuf = (size_t)d->o.max_inflight * (size_t)(d->o.max_buf_size + 4);
+    uint32_t n = d->tcp[d->input] ? d->nreaders[d->input] : 0;
+    prism_chan_writer **ws = calloc(n + 1, sizeof *ws);
+    if (!ws || !(d->in_fds = malloc((n + 1) * sizeof *d->in_fds))) {
+        free(ws);
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    }
+    for (uint32_t r = 0; r <= n; r++)
+        d->in_fds[r] = -1;
+    prism_status s = PRISM_OK;
+    uint32_t k = 0;
+    for (; k < n; k++) {
+        const char *addr = reader_addr(d, d->input, k);
+        if (!addr ||
+            (d->in_fds[k] = prism__dag_edge_connect(addr, secret_of(d, d->input, k), sndbuf,
+                                                    d->o.timeout_ms)) < 0 ||
+            prism_chan_writer_open_socket(&ws[k], d->in_fds[k], d->o.max_buf_size, &wait) !=
+                PRISM_CHAN_OK) {
+            s = prism__fail(PRISM_ERR_CONNECT, "cannot connect the DAG's input to %s: %s",
+                            addr ? addr : "?", strerror(errno));
+            break;
+        }
+    }
+    if (s == PRISM_OK && n == 1)
+        d->in = ws[0];
+    else if (s == PRISM_OK && n > 1 &&
+             prism_chan_writer_open_fanout(&d->in, ws, n) != PRISM_CHAN_OK)
+        s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    if (s != PRISM_OK)
+        while (k > 0)
+            prism_chan_writer_destroy(ws[--k]);
+    free(ws);
+    for (size_t i = 0; s == PRISM_OK && i < d->nouts; i++) {
+        if (d->out_listen[i] < 0)
+            continue;
+        d->out_fds[i] = prism__dag_edge_accept(
+            d->out_listen[i], secret_of(d, d->out_nodes[i], d->out_reader[i]), d->o.timeout_ms);
+        close(d->out_listen[i]);
+        d->out_listen[i] = -1;
+        if (d->out_fds[i] < 0 ||
+            prism_chan_reader_open_socket(&d->outs[i], d->out_fds[i], d->o.max_buf_size, &wait) !=
+                PRISM_CHAN_OK)
+            s = prism__fail(PRISM_ERR_CONNECT,
+                            "the actor writing the DAG's output item %zu did not connect "
+                            "with its secret in time",
+                            i);
+    }
     return s;
 }
 
@@ -244,10 +526,25 @@ static json_t *start_spec(const prism_dag_compiled *d, size_t a)
         json_array_append_new(nodes, json_pack("{s:s,s:o,s:o}", "method", n->method, "in", in,
                                                "out", out));
     }
+    json_t *tin = json_array(), *tout = json_array();
+    for (size_t k = 0; k < da->nreads; k++) {
+        size_t n = da->read_node[k];
+        uint32_t r = da->read_reader[k];
+        if (d->tcp[n])
+            json_array_append_new(tin, json_pack("[I,I,s]", (json_int_t)n, (json_int_t)r,
+                                                 secret_of(d, n, r)));
+    }
+    for (size_t n = 0; n < d->nnodes; n++)
+        for (uint32_t r = 0; d->tcp[n] && writer_of(d, n) == a && r < d->nreaders[n]; r++)
+            json_array_append_new(tout, json_pack("[I,I,s,s]", (json_int_t)n, (json_int_t)r,
+                                                  reader_addr(d, n, r), secret_of(d, n, r)));
     char sock[64];
     snprintf(sock, sizeof sock, "prism-dag-%s", d->id);
-    return json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "dag", d->id, "socket", sock, "nonce", da->nonce,
-                     "spin_us", (json_int_t)d->o.spin_us, "chans", chans, "nodes", nodes);
+    return json_pack("{s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:I,s:I,s:I}", "dag", d->id, "socket", sock,
+                     "nonce", da->nonce, "spin_us", (json_int_t)d->o.spin_us, "chans", chans,
+                     "nodes", nodes, "tcp_in", tin, "tcp_out", tout, "max_buf_size",
+                     (json_int_t)d->o.max_buf_size, "nslots", (json_int_t)d->o.max_inflight,
+                     "timeout_ms", (json_int_t)d->o.timeout_ms);
 }
 
 /* Calls __prism_dag_start of every actor (with its spec), or __prism_dag_stop
@@ -363,8 +660,9 @@ static const char *const kind_names[] = {"input", "bind", "multi_output", "retur
 /* A reader's latency histogram (prism_chan_hist) as JSON. */
 static void hist_text(prism_buf *b, const prism_chan *ch, uint32_t reader)
 {
-    prism_chan_hist h;
-    prism_chan_reader_hist(ch, reader, &h);
+    prism_chan_hist h = {0};
+    if (ch) /* a TCP edge keeps no histogram */
+        prism_chan_reader_hist(ch, reader, &h);
     uint64_t n = 0;
     for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
         n += h.count[i];
@@ -427,13 +725,15 @@ static void report_text(prism_buf *b, const prism_dag_compiled *d, const char *s
             prism_buf_printf(b, "%s%zu", j ? "," : "", n->args[j]);
         prism_buf_printf(b, "]}");
     }
-    /* Every channel a node reads: shared memory, one slot per execution in flight. */
+    /* Every channel a node reads: shared memory (one slot per execution in
+     * flight) or, across nodes, TCP. */
     prism_buf_printf(b, "],\"edges\":[");
     bool first = true;
     for (size_t i = 0; i < d->nnodes; i++)
         for (size_t j = 0; d->nodes[i].kind == DAG_BIND && j < d->nodes[i].nargs; j++) {
-            prism_buf_printf(b, "%s{\"from\":%zu,\"to\":%zu,\"kind\":\"shm\",\"slot_size\":%llu}",
+            prism_buf_printf(b, "%s{\"from\":%zu,\"to\":%zu,\"kind\":\"%s\",\"slot_size\":%llu}",
                              first ? "" : ",", d->nodes[i].args[j], i,
+                             d->tcp[d->nodes[i].args[j]] ? "tcp" : "shm",
                              (unsigned long long)d->o.max_buf_size);
             first = false;
         }
@@ -517,12 +817,27 @@ static void unlist_dag(prism_dag_compiled *d)
 
 /* ---------- teardown ---------- */
 
+static void close_fd(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
 static void free_compiled(prism_dag_compiled *d)
 {
     prism_chan_writer_destroy(d->in);
+    for (uint32_t r = 0; d->in_fds && d->in_fds[r] >= 0; r++)
+        close_fd(d->in_fds[r]);
+    free(d->in_fds);
     prism__dag_held_free(&d->in_held);
-    for (size_t i = 0; d->outs && i < d->nouts; i++)
+    for (size_t i = 0; d->outs && i < d->nouts; i++) {
         prism_chan_reader_destroy(d->outs[i]);
+        if (d->out_fds) {
+            close_fd(d->out_fds[i]);
+            close_fd(d->out_listen[i]);
+            free(d->out_addr[i]);
+        }
+    }
     for (size_t i = 0; d->nodes && i < d->nnodes; i++) { /* NULL when out of memory early */
         prism_chan_destroy(d->chans ? d->chans[i] : NULL);
         free(d->nodes[i].method);
@@ -533,6 +848,10 @@ static void free_compiled(prism_dag_compiled *d)
         prism_ref_release(d->actors[a].call);
         prism_actor_release(d->actors[a].handle);
         free(d->actors[a].chans);
+        free(d->actors[a].node);
+        free(d->actors[a].read_node);
+        free(d->actors[a].read_reader);
+        json_decref(d->actors[a].addrs);
     }
     for (int i = 0; d->futures && i < d->o.max_inflight; i++)
         prism_value_free(d->futures[i].value);
@@ -543,6 +862,12 @@ static void free_compiled(prism_dag_compiled *d)
     free(d->broken_msg);
     free(d->out_nodes);
     free(d->out_reader);
+    free(d->out_fds);
+    free(d->out_listen);
+    free(d->out_addr);
+    free(d->tcp);
+    free(d->sbase);
+    free(d->secret);
     free(d->outs);
     free(d->chans);
     free(d->nreaders);
@@ -558,11 +883,15 @@ prism_status prism_dag_teardown(prism_dag_compiled *d)
     unlist_dag(d);
     /* Leaving the output channels and closing the input lets every loop end
      * by itself; the stop calls then wait for their threads. */
-    for (size_t i = 0; i < d->nouts; i++) {
+    for (size_t i = 0; d->outs && i < d->nouts; i++) {
         prism_chan_reader_destroy(d->outs[i]);
         d->outs[i] = NULL;
+        if (d->out_fds)
+            close_fd(d->out_fds[i]);
+        if (d->out_fds)
+            d->out_fds[i] = -1;
     }
-    prism_chan_writer_close(d->in, 0);
+    prism_chan_writer_close(d->in, d->in_fds && d->in_fds[0] >= 0 ? d->o.timeout_ms : 0);
     prism_status s = PRISM_OK, stop = call_actors(d, false);
     prism_status done = finish_calls(d, false);
     if (stop == PRISM_OK)
@@ -600,9 +929,17 @@ static prism_status compile_steps(prism_dag_compiled *d, const prism_dag *dag)
     if (s == PRISM_OK)
         s = prism__dag_rdv_listen(&d->rdv, d->id);
     if (s == PRISM_OK)
+        s = listen_actors(d);
+    if (s == PRISM_OK)
+        s = plan_kinds(d);
+    if (s == PRISM_OK)
+        s = make_chans(d);
+    if (s == PRISM_OK)
         s = call_actors(d, true);
     if (s == PRISM_OK)
         s = rendezvous(d, prism_mono_ms() + d->o.timeout_ms);
+    if (s == PRISM_OK)
+        s = connect_driver(d);
     prism_status started = finish_calls(d, true);
     if (s == PRISM_OK)
         s = started;
@@ -707,7 +1044,10 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                            "the object store did not take it: %s",
                            prism_last_error());
     }
-    prism_chan_end_write(d->in, n);
+    /* Over TCP, the frame must be in the kernel before the caller blocks in
+     * get (an actor waits for all of it); read_next sends what is left. */
+    if (prism_chan_end_write(d->in, n) == PRISM_CHAN_QUEUED)
+        prism_chan_flush(d->in, d->o.timeout_ms);
     prism__dag_held_end(&d->in_held, held);
     *f = (prism_dag_future){.d = d, .in_use = true};
     d->next_seq++;
@@ -785,6 +1125,7 @@ static prism_status read_next(prism_dag_compiled *d, int timeout_ms)
         int wait_ms = deadline == INT64_MAX ? -1 : left > 0 ? (int)left : 0;
         const void *buf;
         size_t len;
+        prism_chan_flush(d->in, 0); /* a TCP input's frame left partly unsent */
         prism_chan_status cs = prism_chan_begin_read(d->outs[d->parts], &buf, &len, wait_ms);
         if (cs == PRISM_CHAN_TIMEOUT)
             return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's execution is not done yet");

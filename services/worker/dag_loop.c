@@ -12,10 +12,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "dag_edge.h"
 #include "dag_record.h"
 #include "prism_channel.h"
 #include "prism_id.h"
@@ -40,22 +42,44 @@ typedef struct loop_node {
     prism_value **rets;
 } loop_node;
 
+/* A channel of another node's actor (or driver): one TCP connection. */
+typedef struct tcp_edge {
+    json_int_t node;   /* the graph node whose values it carries */
+    json_int_t reader; /* which of the node's readers is at its other end */
+    int listen_fd;     /* an input's listener, until its writer is in */
+    int fd;            /* the connection, once proven */
+    char secret[DAG_EDGE_SECRET_HEX + 1];
+} tcp_edge;
+
 struct dag_loop {
     char id[PRISM_ID_HEX_LEN + 1];
     dag_loop_env env;
     prism_chan **chans;
     json_int_t *chan_nodes; /* the graph node each channel belongs to */
     size_t nchans;
+    tcp_edge *tin, *tout; /* TCP inputs (listened for) and outputs (connected) */
+    size_t ntin, ntout;
+    uint64_t max_buf_size;
+    uint32_t nslots;
+    int timeout_ms;
     loop_node *nodes;
     size_t nnodes;
     pthread_t thread;
     bool started;
-    int stop, ended; /* atomics */
+    int64_t listen_until; /* listened for, not started: given up after this (monotonic ms) */
+    int stop, ended;      /* atomics */
 };
 
 enum { STEP_OK, STEP_END, STEP_DIED };
 
 /* ---------- the thread ---------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 static bool stopping(dag_loop *l) { return __atomic_load_n(&l->stop, __ATOMIC_ACQUIRE); }
 
@@ -148,9 +172,17 @@ static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
     if (!len)
         len =
             prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->name, *emsg ? *emsg : "out of memory");
-    prism_chan_end_write(nd->out[j], len);
+    prism_chan_status cs = prism_chan_end_write(nd->out[j], len);
     prism__dag_held_end(&nd->held[j], held);
-    return STEP_OK;
+    /* A TCP channel whose socket is full: the rest of the frame must leave
+     * before the loop blocks on a read, or a reader downstream could wait
+     * for it forever. Waited for in slices, as a full ring is. */
+    while (cs == PRISM_CHAN_QUEUED || cs == PRISM_CHAN_TIMEOUT) {
+        if (stopping(l))
+            return STEP_END;
+        cs = prism_chan_flush(nd->out[j], SLICE_MS);
+    }
+    return cs == PRISM_CHAN_PEER_DEAD ? STEP_DIED : STEP_OK;
 }
 
 /* Writes the node's records for the inputs read: the first error among them
@@ -287,7 +319,7 @@ static int open_chans(dag_loop *l, json_t *chans, const char *sock, const char *
         snprintf(err, errlen, "too many channels, or out of memory");
         return -1;
     }
-    bool fetched = fetch_fds(sock, nonce, fds, n, err, errlen) == 0;
+    bool fetched = n == 0 || fetch_fds(sock, nonce, fds, n, err, errlen) == 0;
     int rc = fetched ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         l->chan_nodes[i] = json_integer_value(json_array_get(chans, i));
@@ -300,6 +332,128 @@ static int open_chans(dag_loop *l, json_t *chans, const char *sock, const char *
         close(fds[i]);
     free(fds);
     return rc;
+}
+
+static tcp_edge *tcp_of(tcp_edge *e, size_t n, json_int_t node, json_int_t reader)
+{
+    for (size_t i = 0; i < n; i++)
+        if (e[i].node == node && (reader < 0 || e[i].reader == reader))
+            return &e[i];
+    return NULL;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Takes the one proven connection of every TCP input, then closes its
+ * listener (runs beside the start call, which connects the outputs: two
+ * actors that write to each other must not wait on each other). */
+static void *accept_inputs(void *arg)
+{
+    dag_loop *l = arg;
+    for (size_t i = 0; i < l->ntin; i++) {
+        tcp_edge *t = &l->tin[i];
+        if (t->listen_fd >= 0 && t->secret[0])
+            t->fd = prism__dag_edge_accept(t->listen_fd, t->secret, l->timeout_ms);
+        close_fd(&t->listen_fd);
+    }
+    return NULL;
+}
+
+/* The start spec's TCP edges: "tcp_in": [[node, reader, secret], ...] for
+ * inputs the listen call opened a listener for, "tcp_out": [[node, reader,
+ * "host:port", secret], ...] (a node read by several readers has one
+ * connection each). Listeners of inputs that turned out to be shared memory
+ * are closed. */
+static int open_tcp(dag_loop *l, json_t *spec, char *err, size_t errlen)
+{
+    json_t *tin = json_object_get(spec, "tcp_in"), *tout = json_object_get(spec, "tcp_out");
+    size_t nout = json_array_size(tout);
+    for (size_t i = 0; i < json_array_size(tin); i++) {
+        json_t *e = json_array_get(tin, i);
+        json_int_t reader = json_integer_value(json_array_get(e, 1));
+        tcp_edge *t =
+            reader < 0 ? NULL
+                       : tcp_of(l->tin, l->ntin, json_integer_value(json_array_get(e, 0)), reader);
+        const char *secret = json_string_value(json_array_get(e, 2));
+        if (!t || !prism_is_hex(secret, DAG_EDGE_SECRET_HEX)) {
+            snprintf(err, errlen, "a TCP input of the DAG's spec was not listened for");
+            return -1;
+        }
+        snprintf(t->secret, sizeof t->secret, "%s", secret);
+    }
+    for (size_t i = 0; i < l->ntin; i++)
+        if (!l->tin[i].secret[0])
+            close_fd(&l->tin[i].listen_fd);
+    if (nout > MAX_CHANS || !(l->tout = calloc(nout + 1, sizeof *l->tout))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    pthread_t acceptor;
+    bool accepting = pthread_create(&acceptor, NULL, accept_inputs, l) == 0;
+    int rc = accepting ? 0 : -1;
+    size_t sndbuf = (size_t)l->nslots * (size_t)(l->max_buf_size + 4);
+    for (; rc == 0 && l->ntout < nout; l->ntout++) {
+        json_t *e = json_array_get(tout, l->ntout);
+        tcp_edge *t = &l->tout[l->ntout];
+        const char *addr = json_string_value(json_array_get(e, 2));
+        const char *secret = json_string_value(json_array_get(e, 3));
+        t->node = json_integer_value(json_array_get(e, 0));
+        t->reader = json_integer_value(json_array_get(e, 1));
+        t->listen_fd = -1;
+        t->fd = addr && prism_is_hex(secret, DAG_EDGE_SECRET_HEX)
+                    ? prism__dag_edge_connect(addr, secret, sndbuf, l->timeout_ms)
+                    : -1;
+        if (t->fd < 0) {
+            snprintf(err, errlen, "cannot connect the DAG's edge to %s: %s", addr ? addr : "?",
+                     strerror(errno));
+            rc = -1;
+        }
+    }
+    if (accepting)
+        pthread_join(acceptor, NULL);
+    for (size_t i = 0; rc == 0 && i < l->ntin; i++)
+        if (l->tin[i].secret[0] && l->tin[i].fd < 0) {
+            snprintf(err, errlen,
+                     "the writer of the DAG's edge from node %lld did not connect "
+                     "with its secret in time",
+                     (long long)l->tin[i].node);
+            rc = -1;
+        }
+    return rc;
+}
+
+/* The writer of node `node`'s TCP channel: its one connection's, or a
+ * fan-out over one per reader. */
+static prism_chan_status open_tcp_writer(dag_loop *l, json_int_t node, prism_chan_writer **out,
+                                         const prism_chan_wait *wait)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->ntout; i++)
+        n += l->tout[i].node == node;
+    prism_chan_writer **ws = calloc(n + 1, sizeof *ws);
+    prism_chan_status cs = ws && n ? PRISM_CHAN_OK : PRISM_CHAN_INVALID;
+    size_t k = 0;
+    for (size_t i = 0; cs == PRISM_CHAN_OK && i < l->ntout; i++)
+        if (l->tout[i].node == node &&
+            (cs = prism_chan_writer_open_socket(&ws[k], l->tout[i].fd, l->max_buf_size, wait)) ==
+                PRISM_CHAN_OK)
+            k++;
+    if (cs == PRISM_CHAN_OK && n == 1) {
+        *out = ws[0];
+    } else if (cs == PRISM_CHAN_OK && prism_chan_writer_open_fanout(out, ws, n) == PRISM_CHAN_OK) {
+        /* the fan-out owns them */
+    } else {
+        cs = cs == PRISM_CHAN_OK ? PRISM_CHAN_ERROR : cs;
+        while (k > 0)
+            prism_chan_writer_destroy(ws[--k]);
+    }
+    free(ws);
+    return cs;
 }
 
 /* One node of the spec: {"method": M, "in": [[node, reader], ...], "out": [node, ...]}. */
@@ -327,8 +481,14 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
         return -1;
     for (size_t i = 0; i < nd->nin; i++) {
         json_t *e = json_array_get(in, i);
-        prism_chan *ch = chan_of(l, json_integer_value(json_array_get(e, 0)));
+        json_int_t node = json_integer_value(json_array_get(e, 0));
         json_int_t reader = json_integer_value(json_array_get(e, 1));
+        prism_chan *ch = chan_of(l, node);
+        tcp_edge *t = reader < 0 ? NULL : tcp_of(l->tin, l->ntin, node, reader);
+        if (t && t->fd >= 0 &&
+            prism_chan_reader_open_socket(&nd->in[i], t->fd, l->max_buf_size, wait) ==
+                PRISM_CHAN_OK)
+            continue;
         if (!ch || reader < 0 || reader >= PRISM_CHAN_MAX_READERS ||
             prism_chan_reader_open_shm(&nd->in[i], ch, (uint32_t)reader, wait) != PRISM_CHAN_OK) {
             snprintf(err, errlen, "%s: cannot read its argument %zu's channel", nd->name, i);
@@ -336,12 +496,14 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
         }
     }
     for (size_t i = 0; i < nd->nout; i++) {
-        prism_chan *ch = chan_of(l, json_integer_value(json_array_get(out, i)));
-        prism_chan_options o;
+        json_int_t node = json_integer_value(json_array_get(out, i));
+        prism_chan *ch = chan_of(l, node);
+        prism_chan_options o = {.nslots = l->nslots};
         if (ch)
             prism_chan_get_options(ch, &o);
-        if (!ch || prism_chan_writer_open_shm(&nd->out[i], ch, wait) != PRISM_CHAN_OK ||
-            prism__dag_held_init(&nd->held[i], o.nslots) != 0) {
+        prism_chan_status cs = ch ? prism_chan_writer_open_shm(&nd->out[i], ch, wait)
+                                  : open_tcp_writer(l, node, &nd->out[i], wait);
+        if (cs != PRISM_CHAN_OK || prism__dag_held_init(&nd->held[i], o.nslots) != 0) {
             snprintf(err, errlen, "%s: cannot write its channel %zu", nd->name, i);
             return -1;
         }
@@ -364,7 +526,14 @@ static int parse_and_open(dag_loop *l, json_t *spec, char *err, size_t errlen)
     snprintf(l->id, sizeof l->id, "%s", id);
     prism_chan_wait wait = {
         .spin_us = (uint32_t)json_integer_value(json_object_get(spec, "spin_us"))};
-    if (open_chans(l, json_object_get(spec, "chans"), sock, nonce, err, errlen) != 0)
+    json_int_t mbs = json_integer_value(json_object_get(spec, "max_buf_size"));
+    json_int_t nslots = json_integer_value(json_object_get(spec, "nslots"));
+    json_int_t tmo = json_integer_value(json_object_get(spec, "timeout_ms"));
+    l->max_buf_size = mbs >= 64 && mbs <= (1 << 30) ? (uint64_t)mbs : 64;
+    l->nslots = nslots >= 1 && nslots <= 1024 ? (uint32_t)nslots : 1;
+    l->timeout_ms = tmo >= 1 && tmo <= 600000 ? (int)tmo : RENDEZVOUS_MS;
+    if (open_chans(l, json_object_get(spec, "chans"), sock, nonce, err, errlen) != 0 ||
+        open_tcp(l, spec, err, errlen) != 0)
         return -1;
     l->nodes = calloc(json_array_size(nodes), sizeof *l->nodes);
     if (!l->nodes) {
@@ -399,21 +568,101 @@ static void loop_free(dag_loop *l)
     }
     for (size_t i = 0; i < l->nchans; i++)
         prism_chan_destroy(l->chans[i]);
+    for (size_t i = 0; i < l->ntin; i++) {
+        close_fd(&l->tin[i].listen_fd);
+        close_fd(&l->tin[i].fd);
+    }
+    for (size_t i = 0; i < l->ntout; i++)
+        close_fd(&l->tout[i].fd);
+    free(l->tin);
+    free(l->tout);
     free(l->nodes);
     free(l->chans);
     free(l->chan_nodes);
     free(l);
 }
 
+int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, char **reply,
+                    char *err, size_t errlen)
+{
+    *reply = NULL;
+    if (*out && dag_loop_ended(*out)) {
+        dag_loop_stop(*out);
+        *out = NULL;
+    }
+    if (*out) {
+        snprintf(err, errlen, "the actor is in compiled DAG %s already", (*out)->id);
+        return -1;
+    }
+    json_t *j = spec ? json_loads(spec, 0, NULL) : NULL;
+    json_t *in = json_object_get(j, "in"), *addrs = json_array();
+    const char *id = json_string_value(json_object_get(j, "dag"));
+    const char *node = getenv("PRISM_NODE_ID");
+    dag_loop *l = calloc(1, sizeof *l);
+    int rc = l && addrs && prism_is_hex(id, PRISM_ID_HEX_LEN) && json_array_size(in) <= MAX_CHANS &&
+                     (l->tin = calloc(json_array_size(in) + 1, sizeof *l->tin))
+                 ? 0
+                 : -1;
+    if (rc != 0)
+        snprintf(err, errlen,
+                 "__prism_dag_listen takes {\"dag\": ID, \"in\": [[node, reader], ...]}");
+    else
+        snprintf(l->id, sizeof l->id, "%s", id);
+    json_int_t tmo = json_integer_value(json_object_get(j, "timeout_ms"));
+    if (l)
+        /* The start follows the listen calls within the driver's timeout. */
+        l->listen_until = mono_ms() + 2 * (tmo >= 500 && tmo <= 600000 ? tmo : RENDEZVOUS_MS);
+    for (size_t i = 0; rc == 0 && i < json_array_size(in); i++) {
+        tcp_edge *t = &l->tin[l->ntin++];
+        char addr[300];
+        t->node = json_integer_value(json_array_get(json_array_get(in, i), 0));
+        t->reader = json_integer_value(json_array_get(json_array_get(in, i), 1));
+        t->fd = -1;
+        t->listen_fd =
+            prism__dag_edge_listen(env->host ? env->host : "127.0.0.1", addr, sizeof addr);
+        if (t->listen_fd < 0) {
+            snprintf(err, errlen, "cannot listen for the DAG's edges: %s", strerror(errno));
+            rc = -1;
+        } else {
+            json_array_append_new(addrs, json_string(addr));
+        }
+    }
+    if (rc == 0) {
+        json_t *r = json_pack("{s:s,s:O}", "node", node ? node : "", "addrs", addrs);
+        *reply = r ? json_dumps(r, JSON_COMPACT) : NULL;
+        json_decref(r);
+    }
+    json_decref(addrs);
+    json_decref(j);
+    if (rc != 0 || !*reply) {
+        if (l)
+            loop_free(l);
+        if (rc == 0)
+            snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    l->env = *env;
+    *out = l;
+    return 0;
+}
+
 int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, char *err,
                    size_t errlen)
 {
-    *out = NULL;
-    dag_loop *l = calloc(1, sizeof *l);
     json_t *j = spec ? json_loads(spec, 0, NULL) : NULL;
-    if (!l || !j) {
-        snprintf(err, errlen, l ? "__prism_dag_start takes a JSON spec" : "out of memory");
-        free(l);
+    const char *id = json_string_value(json_object_get(j, "dag"));
+    if (!j || (*out && ((*out)->started || !id || strcmp((*out)->id, id) != 0))) {
+        if (j)
+            snprintf(err, errlen, "the actor is in compiled DAG %s already", (*out)->id);
+        else
+            snprintf(err, errlen, "__prism_dag_start takes a JSON spec");
+        json_decref(j);
+        return -1;
+    }
+    dag_loop *l = *out ? *out : calloc(1, sizeof *l); /* listened for, or a new one */
+    *out = NULL;
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
         json_decref(j);
         return -1;
     }
@@ -435,7 +684,13 @@ int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, ch
 
 const char *dag_loop_id(const dag_loop *l) { return l->id; }
 
-bool dag_loop_ended(const dag_loop *l) { return __atomic_load_n(&l->ended, __ATOMIC_ACQUIRE); }
+/* A loop listened for whose start never came (its driver died in between)
+ * lets the actor go, as one that ended does. */
+bool dag_loop_ended(const dag_loop *l)
+{
+    return __atomic_load_n(&l->ended, __ATOMIC_ACQUIRE) ||
+           (!l->started && mono_ms() > l->listen_until);
+}
 
 void dag_loop_stop(dag_loop *l)
 {

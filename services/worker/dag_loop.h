@@ -20,11 +20,24 @@ typedef struct dag_loop_env {
     void *runtime;
     prism_actor_method_fn (*resolve)(void *ud, const char *method, char *err, size_t n);
     void *ud;
+    const char *host; /* this node's address: TCP edges from other nodes are listened for on it */
 } dag_loop_env;
 
-/* Parses the start call's JSON, fetches the channels from the driver's
- * rendezvous socket and starts the thread. 0, or -1 with `err`. `env` is
- * copied; what it points to outlives the loop. */
+/* __prism_dag_listen({"dag": ID, "in": [[node, reader], ...]}), the first
+ * call of a compile: a listener on env->host for each argument position
+ * whose channel may come from another node. Makes a loop not started yet in `*out` (which must be
+ * NULL) and sets `*reply` (heap JSON) to {"node": this node's ID, "addrs":
+ * ["host:port", ...]}. 0, or -1 with `err`. A loop whose start does not
+ * come within twice the spec's "timeout_ms" (its driver died) counts as
+ * ended (dag_loop_ended): the actor takes ordinary calls and DAGs again. */
+int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, char **reply,
+                    char *err, size_t errlen);
+/* Parses the start call's JSON, fetches the shared-memory channels from the
+ * driver's rendezvous socket, connects the TCP ones (inputs: one proven
+ * connection per listener; outputs: to their readers' listeners) and starts
+ * the thread. `*out` is NULL, or the loop dag_loop_listen made for the same
+ * DAG (freed on failure). 0, or -1 with `err`. `env` is copied; what it
+ * points to outlives the loop. */
 int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, char *err,
                    size_t errlen);
 /* The DAG's ID (32 hex digits). */

@@ -493,10 +493,11 @@ static prism_actor_method_fn resolve_for_dag(void *ud, const char *method, char 
     return lookup_method(ud, method, err, n);
 }
 
-/* __prism_dag_start(spec): starts the actor's loop of a compiled DAG
- * (libs/prism/dag.c sends it; docs/dags.md#compile). */
-static prism_status dag_start(prism_task_ctx *ctx, void *state, const prism_value *const *args,
-                              size_t nargs, prism_value **returns, size_t nreturns)
+/* __prism_dag_listen(spec) then __prism_dag_start(spec): listens for the
+ * DAG's edges from other nodes, then starts the actor's loop of a compiled
+ * DAG (libs/prism/dag.c sends them; docs/dags.md#compile). */
+static prism_status dag_setup(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                              size_t nargs, prism_value **returns, size_t nreturns, bool listen)
 {
     worker_rt *w = ctx->runtime;
     if (nargs != 1 || !prism_value_json_text(args[0]))
@@ -506,15 +507,31 @@ static prism_status dag_start(prism_task_ctx *ctx, void *state, const prism_valu
                         .client = ctx_client,
                         .runtime = w,
                         .resolve = resolve_for_dag,
-                        .ud = w};
-    char err[512] = "";
+                        .ud = w,
+                        .host = w->cfg->host};
+    char err[512] = "", *reply = NULL;
     pthread_mutex_lock(&w->dag_lock);
-    if (w->dag)
-        snprintf(err, sizeof err, "the actor is in compiled DAG %s already", dag_loop_id(w->dag));
+    if (listen)
+        dag_loop_listen(&w->dag, prism_value_json_text(args[0]), &env, &reply, err, sizeof err);
     else if (dag_loop_start(&w->dag, prism_value_json_text(args[0]), &env, err, sizeof err) == 0)
         LOG_INFO("actor %s runs in compiled DAG %s", w->actor->id, dag_loop_id(w->dag));
     pthread_mutex_unlock(&w->dag_lock);
+    if (reply && nreturns == 1)
+        returns[0] = prism_value_json(reply);
+    free(reply);
     return *err ? prism_task_fail(ctx, "%s", err) : PRISM_OK;
+}
+
+static prism_status dag_listen(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                               size_t nargs, prism_value **returns, size_t nreturns)
+{
+    return dag_setup(ctx, state, args, nargs, returns, nreturns, true);
+}
+
+static prism_status dag_start(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                              size_t nargs, prism_value **returns, size_t nreturns)
+{
+    return dag_setup(ctx, state, args, nargs, returns, nreturns, false);
 }
 
 /* __prism_dag_stop({"dag": ID}): stops that DAG's loop; no-op when the actor
@@ -564,6 +581,8 @@ static prism_actor_method_fn find_method(worker_rt *w, const char *actor, const 
     }
     if (!strcmp(method, "__prism_dag_start"))
         return dag_start;
+    if (!strcmp(method, "__prism_dag_listen"))
+        return dag_listen;
     if (!strcmp(method, "__prism_dag_stop"))
         return dag_stop;
     char dag[PRISM_ID_HEX_LEN + 1];

@@ -26,14 +26,25 @@
 static prism_client *c;
 static prism_actor *actors[MAX_ACTORS];
 
+/* With DAG_PROBE_NODES=A,B in the environment, actors go to nodes B, A, B,
+ * A, ... (node affinity), so the same checks run over TCP edges. */
 static void make_actors(int k, int step)
 {
     CHECK(k > 0 && k <= MAX_ACTORS, "1-%d actors", MAX_ACTORS);
+    char a[128] = "", b[128] = "";
+    const char *spread = getenv("DAG_PROBE_NODES");
+    if (spread)
+        CHECK(sscanf(spread, "%127[^,],%127s", a, b) == 2, "DAG_PROBE_NODES is A,B");
     for (int i = 0; i < k; i++) {
         char start[32];
         snprintf(start, sizeof start, "%d", step * (i + 1));
         prism_value *arg = prism_value_json(start);
-        CHECK(prism_actor_create(c, "builtin", "Counter", &arg, 1, NULL, &actors[i]) == PRISM_OK,
+        prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+        if (spread) {
+            o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+            o.node_id = i % 2 ? a : b;
+        }
+        CHECK(prism_actor_create(c, "builtin", "Counter", &arg, 1, &o, &actors[i]) == PRISM_OK,
               "create actor %d", i);
         prism_value_free(arg);
     }
@@ -517,12 +528,109 @@ static int listed(long long n, int rounds)
     return 0;
 }
 
+/* nodes NODE_A NODE_B N INFLIGHT: a chain of 4 Counters on B, A, B, B (the
+ * driver runs on A: PRISM_NODE_ID), so that the input, every hop and the
+ * output cross nodes or stay on B over TCP; N executions with INFLIGHT in
+ * flight, every result checked. Pauses when the actors are up, when the DAG
+ * is compiled and once it is torn down (the test looks at the sockets). */
+static int across_nodes(const char *a, const char *b, long long n, int inflight)
+{
+    const char *where[4] = {b, a, b, b};
+    for (int i = 0; i < 4; i++) {
+        char start[32];
+        snprintf(start, sizeof start, "%d", i + 1);
+        prism_value *arg = prism_value_json(start);
+        prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+        o.num_cpus = 0.25; /* two of them fit a 1-CPU node */
+        o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
+        o.node_id = where[i];
+        CHECK(prism_actor_create(c, "builtin", "Counter", &arg, 1, &o, &actors[i]) == PRISM_OK,
+              "create actor %d", i);
+        prism_value_free(arg);
+        long long pid;
+        CHECK(call(actors[i], "pid", NULL, &pid) == PRISM_OK && pid > 0, "actor %d up", i);
+        printf("pid %lld\n", pid);
+    }
+    pause_for_test("ready");
+    prism_dag_compiled *d = compile_chain(4, inflight);
+    pause_for_test("compiled");
+    prism_dag_future **fs = calloc((size_t)inflight, sizeof *fs);
+    for (long long x = 0; x < n + inflight; x++) {
+        if (x >= inflight)
+            check_result(fs[x % inflight], x - inflight, 4, 1, false);
+        if (x < n)
+            fs[x % inflight] = execute(d, x);
+    }
+    free(fs);
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    long long got;
+    CHECK(call(actors[1], "add", "1", &got) == PRISM_OK, "an ordinary call after teardown");
+    pause_for_test("torn down");
+    printf("nodes ok: %lld executions\n", n);
+    return 0;
+}
+
+/* rogue: an actor listens for a DAG edge (__prism_dag_listen) and prints
+ * "listen HOST:PORT"; after a line on stdin (the test connected there
+ * without the secret) its start waits for the edge's writer, which never
+ * proves the secret, and fails; the actor then takes ordinary calls. */
+static int rogue(void)
+{
+    make_actors(1, 1);
+    const char *id = "0123456789abcdef0123456789abcdef";
+    prism_value *arg =
+        prism_value_json("{\"dag\":\"0123456789abcdef0123456789abcdef\",\"in\":[[0,0]]}");
+    prism_value *got = NULL;
+    prism_ref *r;
+    CHECK(prism_actor_call(c, actors[0], "__prism_dag_listen", &arg, 1, 1, &r) == PRISM_OK &&
+              prism_get(c, r, 60000, &got) == PRISM_OK,
+          "listen");
+    prism_value_free(arg);
+    prism_ref_release(r);
+    printf("listen %s\n", prism_value_json_text(got));
+    prism_value_free(got);
+    pause_for_test("listening");
+    char spec[1024];
+    snprintf(spec, sizeof spec,
+             "{\"dag\":\"%s\",\"socket\":\"prism-dag-%s\",\"nonce\":\"%s\",\"spin_us\":0,"
+             "\"chans\":[],\"nodes\":[{\"method\":\"add\",\"in\":[[0,0]],\"out\":[1]}],"
+             "\"tcp_in\":[[0,0,\"%s\"]],\"tcp_out\":[],\"timeout_ms\":3000}",
+             id, id, id, "fedcba9876543210fedcba9876543210");
+    arg = prism_value_json(spec);
+    CHECK(prism_actor_call(c, actors[0], "__prism_dag_start", &arg, 1, 1, &r) == PRISM_OK, "start");
+    prism_value_free(arg);
+    prism_status s = prism_get(c, r, 60000, &got);
+    CHECK(s == PRISM_ERR_TASK && strstr(prism_value_error_message(got), "with its secret"),
+          "the start took no proven writer");
+    printf("start refused: %s\n", prism_value_error_message(got));
+    prism_value_free(got);
+    prism_ref_release(r);
+    long long x;
+    CHECK(call(actors[0], "add", "1", &x) == PRISM_OK, "an ordinary call after");
+    /* A listen whose start never comes (a driver that died in between) lets
+     * the actor go after twice its timeout. */
+    arg = prism_value_json("{\"dag\":\"00000000000000000000000000000001\",\"in\":[[0,0]],"
+                           "\"timeout_ms\":500}");
+    CHECK(prism_actor_call(c, actors[0], "__prism_dag_listen", &arg, 1, 1, &r) == PRISM_OK &&
+              prism_get(c, r, 60000, &got) == PRISM_OK,
+          "a listen left alone");
+    prism_value_free(arg);
+    prism_value_free(got);
+    prism_ref_release(r);
+    CHECK(call(actors[0], "add", "1", &x) != PRISM_OK && strstr(prism_last_error(), "compiled DAG"),
+          "a call while listened for");
+    usleep(1200 * 1000);
+    CHECK(call(actors[0], "add", "1", &x) == PRISM_OK, "a call once the listen expired");
+    printf("rogue ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | nodes A B N INFLIGHT | rogue\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -543,6 +651,10 @@ int main(int argc, char **argv)
         rc = large(atoll(argv[2]), (size_t)atoll(argv[3]));
     else if (!strcmp(argv[1], "rendezvous") && argc == 3)
         rc = rendezvous(atoll(argv[2]));
+    else if (!strcmp(argv[1], "nodes") && argc == 6)
+        rc = across_nodes(argv[2], argv[3], atoll(argv[4]), atoi(argv[5]));
+    else if (!strcmp(argv[1], "rogue"))
+        rc = rogue();
     else if (!strcmp(argv[1], "orphan") || !strcmp(argv[1], "orphan-after"))
         rc = orphan(argv[1][6] == '-');
     for (int i = 0; i < MAX_ACTORS; i++)

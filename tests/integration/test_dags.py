@@ -368,7 +368,159 @@ def test_listed_after_gcs_restart(c):
             p.wait()
 
 
+def tcp_sockets(pid):
+    """The TCP sockets of process `pid`: {inode: (state, local port)} (state
+    "0A" is LISTEN), from its fds and its network namespace's tables."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = {}
+    for table in ("tcp", "tcp6"):
+        with open("/proc/%d/net/%s" % (pid, table)) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[9] in inodes:
+                    found[cols[9]] = (cols[3], int(cols[1].split(":")[1], 16))
+    return found
+
+
+def listeners(pid):
+    return sorted(port for state, port in tcp_sockets(pid).values() if state == "0A")
+
+
+def test_across_nodes(c):
+    """A chain of 4 actors on two nodes (B, A, B, B; the driver on A): the
+    input, every hop and the output are TCP edges, right results for many
+    executions with 16 in flight. The DAG's listeners are gone once its
+    edges are connected, and teardown leaves the workers no socket more than
+    before the compile."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    if "node-2" not in c.nodes:
+        c.start_node("node-2", "--num-cpus", "8")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    env = dict(probe_env(c), PRISM_NODE_ID=nodes["node-1"])
+    before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
+    n = max(EXECUTIONS // 10, 1000)
+    p = subprocess.Popen([PROBE, "nodes", nodes["node-1"], nodes["node-2"], str(n), "16"], env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        out = read_until(p, "ready")
+        pids = sorted({int(l.split()[1]) for l in out.splitlines() if l.startswith("pid ")})
+        assert len(pids) == 4, out
+        ready = {pid: tcp_sockets(pid) for pid in pids}
+        own_listeners = {pid: listeners(pid) for pid in pids}
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        read_until(p, "compiled")
+        compiled = {pid: tcp_sockets(pid) for pid in pids}
+        # Each worker holds its edges' connections, and no DAG listener is left.
+        for pid in pids:
+            assert listeners(pid) == own_listeners[pid], (pid, compiled[pid])
+            assert len(compiled[pid]) > len(ready[pid]), (pid, ready[pid], compiled[pid])
+        def listed():
+            return [d for d in c.get("/api/v1/dags").json()["dags"] if d["id"] not in before]
+
+        wait_until(listed, timeout=10, what="the DAG listed")
+        mine = listed()
+        assert len(mine) == 1, mine
+        assert [e["kind"] for e in mine[0]["edges"]] == ["tcp"] * 4, mine[0]["edges"]
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        read_until(p, "torn down")
+        for pid in pids:
+            left = set(tcp_sockets(pid)) - set(ready[pid])
+            assert not left, (pid, left)
+        out = p.communicate("go\n", timeout=60)[0]
+        assert p.returncode == 0 and "nodes ok: %d executions" % n in out, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_shapes_errors_and_death_across_nodes(c):
+    """The other checks with the actors on two nodes (B, A, B; the driver on
+    A), so most edges are TCP: tensor-parallel (the input fans out over one
+    connection per reader, B's outputs come back over TCP, A's through
+    shared memory), several returns, 4 MiB values through 64 KiB slots (a
+    reference on the edge, the bytes from another node's store), a failing
+    method that names
+    Class.method while the DAG goes on, max_inflight, compile failures; and a
+    SIGKILLed middle actor (its TCP streams end without the end mark) fails
+    the executions with PRISM_ERR_ACTOR_DIED."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    if "node-2" not in c.nodes:
+        c.start_node("node-2", "--num-cpus", "8")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    env = dict(probe_env(c), PRISM_NODE_ID=nodes["node-1"],
+               DAG_PROBE_NODES="%s,%s" % (nodes["node-1"], nodes["node-2"]))
+    n = max(EXECUTIONS // 10, 1000)
+    env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
+    for args, want in ((["fanout", 3, n, 16], "fanout ok: %d executions" % n),
+                       (["returns"], "returns ok"),
+                       (["large", 10, 4 << 20], "large ok"),
+                       (["errors"], "method error: Counter.add failed"),
+                       (["died"], "actor died: ")):
+        args = [str(a) for a in args]
+        r = subprocess.run([PROBE] + args, env=env, capture_output=True, text=True, timeout=120,
+                           input="go\ngo\n")
+        assert r.returncode == 0 and want in r.stdout, (args, r.stdout, r.stderr)
+        print(r.stdout.strip())
+
+
+def test_edge_refuses_strangers(c):
+    """An actor's listener for a TCP edge: a peer without the edge's secret
+    gets the challenge and nothing else (a forged proof closes it), the start
+    that waited for the edge's writer fails saying so, the listener is gone,
+    and the actor takes ordinary calls again; a listen whose start never
+    comes (its driver died) lets the actor go after twice its timeout."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    p = subprocess.Popen([PROBE, "rogue"], env=probe_env(c), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        out = read_until(p, "listening")
+        answer = json.loads(out.split("listen ", 1)[1].splitlines()[0])
+        host, port = answer["addrs"][0].rsplit(":", 1)
+        assert host == "127.0.0.1", answer
+        silent = socket.create_connection((host, int(port)), timeout=10)
+        forged = socket.create_connection((host, int(port)), timeout=10)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        for s in (silent, forged):
+            head = s.recv(4, socket.MSG_WAITALL)
+            size = int.from_bytes(head, "little")
+            challenge = s.recv(size, socket.MSG_WAITALL)
+            assert size == 2 + 32 and challenge[0] == 8, (head, challenge)  # CHALLENGE
+            if s is forged:
+                s.sendall((1 + 64).to_bytes(4, "little") + bytes([9]) + os.urandom(64))  # AUTH
+            assert s.recv(4096) == b"", "a peer without the secret got data"
+            s.close()
+        out = p.communicate("", timeout=60)[0]
+        assert p.returncode == 0 and "rogue ok" in out and "with its secret" in out, out
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+            assert False, "the edge's listener outlived the failed start"
+        except ConnectionRefusedError:
+            pass
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
-         test_rendezvous_refuses_strangers, test_large_values, test_listed_after_gcs_restart], nodes=1, node_args=("--num-cpus", "8"))
+         test_rendezvous_refuses_strangers, test_large_values, test_listed_after_gcs_restart,
+         test_edge_refuses_strangers, test_across_nodes, test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -955,6 +956,54 @@ static void test_sock_peer_vanishes(void **state)
     close(sv[0]);
 }
 
+/* One value to several sockets: every reader gets every value in order, a
+ * timeout on a full socket leaves nothing half-published, close ends each. */
+static void test_fanout_writer(void **state)
+{
+    enum { N = 3 };
+    int sv[N][2];
+    prism_chan_writer *ws[N], *w;
+    prism_chan_reader *rs[N];
+    prism_chan_wait wait = {0};
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]), 0);
+        assert_int_equal(prism_chan_writer_open_socket(&ws[i], sv[i][0], 64, &wait), PRISM_CHAN_OK);
+        assert_int_equal(prism_chan_reader_open_socket(&rs[i], sv[i][1], 64, &wait), PRISM_CHAN_OK);
+    }
+    assert_int_equal(prism_chan_writer_open_fanout(&w, ws, N), PRISM_CHAN_OK);
+    assert_int_equal(prism_chan_writer_capacity(w), 64);
+    for (int v = 0; v < 50; v++) {
+        char text[16];
+        int n = snprintf(text, sizeof text, "v%d", v);
+        prism_chan_status s = prism_chan_write(w, text, (size_t)n, 1000);
+        assert_true(s == PRISM_CHAN_OK || s == PRISM_CHAN_QUEUED);
+        for (int i = 0; i < N; i++) {
+            const void *buf;
+            size_t len;
+            assert_int_equal(prism_chan_begin_read(rs[i], &buf, &len, 1000), PRISM_CHAN_OK);
+            assert_int_equal(len, (size_t)n);
+            assert_memory_equal(buf, text, len);
+            prism_chan_end_read(rs[i]);
+        }
+    }
+    void *buf;
+    assert_int_equal(prism_chan_begin_write(w, &buf, 0), PRISM_CHAN_OK);
+    prism_chan_abort_write(w); /* nothing published: the readers see no value */
+    const void *got;
+    size_t len;
+    assert_int_equal(prism_chan_begin_read(rs[1], &got, &len, 0), PRISM_CHAN_TIMEOUT);
+    assert_int_equal(prism_chan_writer_close(w, 1000), PRISM_CHAN_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(prism_chan_begin_read(rs[i], &got, &len, 1000), PRISM_CHAN_CLOSED);
+    assert_int_equal(prism_chan_begin_write(w, &buf, 0), PRISM_CHAN_CLOSED);
+    prism_chan_writer_destroy(w); /* and the writers it took */
+    for (int i = 0; i < N; i++) {
+        prism_chan_reader_destroy(rs[i]);
+        close(sv[i][0]);
+        close(sv[i][1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -971,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_sock_partial_reads),
         cmocka_unit_test(test_sock_writer_bound),
         cmocka_unit_test(test_sock_peer_vanishes),
+        cmocka_unit_test(test_fanout_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

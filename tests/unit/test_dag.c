@@ -7,13 +7,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
+#include "dag_edge.h"
 #include "dag_internal.h"
 #include "dag_record.h"
 #include "dag_rendezvous.h"
+#include "prism_buf.h"
+#include "prism_wire.h"
 
 /* The graph only keeps actor pointers until compile: any non-NULL one does here. */
 static prism_actor *const actor = (prism_actor *)&actor;
@@ -257,6 +264,119 @@ static void test_rendezvous_peers(void **state)
     close(silent);
 }
 
+typedef struct edge_reader {
+    int listen_fd;
+    const char *secret;
+    int fd;
+} edge_reader;
+
+static void *accept_edge(void *arg)
+{
+    edge_reader *r = arg;
+    r->fd = prism__dag_edge_accept(r->listen_fd, r->secret, 10000);
+    return NULL;
+}
+
+/* A raw TCP connection to `addr` (127.0.0.1:port). */
+static int raw_connect(const char *addr)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    a.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* Everything the reader sends a peer until it closes the connection. */
+static size_t drain(int fd, uint8_t *buf, size_t cap)
+{
+    size_t got = 0;
+    ssize_t n;
+    while (got < cap && (n = recv(fd, buf + got, cap - got, 0)) > 0)
+        got += (size_t)n;
+    return got;
+}
+
+/* A cross-node edge's connection: peers without the secret (a forged AUTH,
+ * a wrong secret) get the challenge and nothing else, then the writer that
+ * holds it connects and frames flow over the socket channel. */
+static void test_edge_connection(void **state)
+{
+    char secret[DAG_EDGE_SECRET_HEX + 1], other[DAG_EDGE_SECRET_HEX + 1], addr[300];
+    prism__dag_edge_secret(secret);
+    prism__dag_edge_secret(other);
+    assert_int_equal(strlen(secret), DAG_EDGE_SECRET_HEX);
+    assert_string_not_equal(secret, other);
+    edge_reader r = {.listen_fd = prism__dag_edge_listen("127.0.0.1", addr, sizeof addr),
+                     .secret = secret,
+                     .fd = -1};
+    assert_true(r.listen_fd >= 0);
+    assert_non_null(strstr(addr, "127.0.0.1:"));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, accept_edge, &r), 0);
+
+    /* A forged AUTH (right shape, no secret behind it): the challenge, then the end. */
+    int fd = raw_connect(addr);
+    uint8_t buf[4096];
+    uint8_t hdr[4];
+    assert_int_equal(recv(fd, hdr, 4, MSG_WAITALL), 4);
+    size_t size = wire_frame_size(hdr);
+    assert_int_equal(size, 4 + 1 + 1 + WIRE_NONCE_BYTES); /* type, version, nonce */
+    assert_int_equal(recv(fd, buf, size - 4, MSG_WAITALL), (ssize_t)(size - 4));
+    assert_int_equal(buf[0], WIRE_CHALLENGE);
+    prism_buf forged;
+    prism_buf_init(&forged, 1024);
+    size_t start = forged.len;
+    wire_begin(&forged, WIRE_AUTH);
+    uint8_t junk[2 * WIRE_NONCE_BYTES] = {1, 2, 3};
+    prism_buf_append(&forged, junk, sizeof junk);
+    wire_end(&forged, start);
+    assert_int_equal(send(fd, forged.data, forged.len, MSG_NOSIGNAL), (ssize_t)forged.len);
+    prism_buf_free(&forged);
+    assert_int_equal(drain(fd, buf, sizeof buf), 0);
+    close(fd);
+
+    /* A writer with another secret is refused. */
+    assert_int_equal(prism__dag_edge_connect(addr, other, 0, 5000), -1);
+
+    /* The writer with the secret gets through; values flow. */
+    int w = prism__dag_edge_connect(addr, secret, 4 * 1024, 5000);
+    assert_true(w >= 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(r.fd >= 0);
+    close(r.listen_fd); /* one connection per edge: nobody else gets in */
+    assert_int_equal(prism__dag_edge_connect(addr, secret, 0, 2000), -1);
+
+    prism_chan_writer *cw;
+    prism_chan_reader *cr;
+    prism_chan_wait wait = {0};
+    assert_int_equal(prism_chan_writer_open_socket(&cw, w, 1024, &wait), PRISM_CHAN_OK);
+    assert_int_equal(prism_chan_reader_open_socket(&cr, r.fd, 1024, &wait), PRISM_CHAN_OK);
+    for (int i = 0; i < 100; i++) {
+        char v[32];
+        int n = snprintf(v, sizeof v, "value %d", i);
+        prism_chan_status ws = prism_chan_write(cw, v, (size_t)n, 5000);
+        assert_true(ws == PRISM_CHAN_OK || ws == PRISM_CHAN_QUEUED);
+        const void *got;
+        size_t len;
+        assert_int_equal(prism_chan_begin_read(cr, &got, &len, 5000), PRISM_CHAN_OK);
+        assert_int_equal(len, (size_t)n);
+        assert_memory_equal(got, v, len);
+        prism_chan_end_read(cr);
+    }
+    assert_int_equal(prism_chan_writer_close(cw, 5000), PRISM_CHAN_OK);
+    const void *got;
+    size_t len;
+    assert_int_equal(prism_chan_begin_read(cr, &got, &len, 5000), PRISM_CHAN_CLOSED);
+    prism_chan_writer_destroy(cw);
+    prism_chan_reader_destroy(cr);
+    close(w);
+    close(r.fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_error_records),
         cmocka_unit_test(test_ref_records),
         cmocka_unit_test(test_rendezvous_peers),
+        cmocka_unit_test(test_edge_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

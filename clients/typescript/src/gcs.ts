@@ -1427,11 +1427,11 @@ export interface components {
                 from: number;
                 to: number;
                 /**
-                 * @description shm: a shared-memory ring
+                 * @description shm: a shared-memory ring (writer and readers on the driver's node); tcp: one authenticated TCP connection (across nodes; no latency counters)
                  * @enum {string}
                  */
-                kind: "shm";
-                /** @description bytes of one slot (max_buf_size) */
+                kind: "shm" | "tcp";
+                /** @description bytes of one slot (max_buf_size; tcp: the largest frame) */
                 slot_size: number;
                 latency?: components["schemas"]["DagHopLatency"];
             }[];
