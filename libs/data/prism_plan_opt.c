@@ -205,6 +205,10 @@ static void stage_from_op(opt_stage *s, const opt_op *o)
         s->kind = PRISM_STAGE_LIMIT;
         s->limit = plan_get_int(spec, "limit", 0);
         break;
+    case OPC_ALL_TO_ALL:
+        s->kind = PRISM_STAGE_ALL_TO_ALL;
+        s->cpus = 1;
+        break;
     default:
         /* A projection with no stage before it to join (pushdown never leaves
          * one after a limit): a task stage of its own. */
@@ -228,7 +232,7 @@ static bool same_custom(const json_t *a, const json_t *b)
 static bool fuses(const opt_stage *s, const opt_op *o)
 {
     const plan_op_info *info = plan_op_info_of(o->kind);
-    if (s->kind == PRISM_STAGE_LIMIT)
+    if (s->kind == PRISM_STAGE_LIMIT || s->kind == PRISM_STAGE_ALL_TO_ALL)
         return false;
     if (info->cls == OPC_PROJECT)
         return true;

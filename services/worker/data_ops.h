@@ -30,6 +30,18 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
 prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                             prism_value **returns, size_t nreturns);
 
+/* The tasks of an all-to-all stage (data_shuffle.c):
+ *   data_a2a_map(program, task, block)       -> [part 0, ..., part P-1, stats]
+ *   data_a2a_reduce(program, task, block...) -> [block, stats]
+ * `program` is {"op", "spec", "parts": P, "seed"}; a map's task is
+ * {"index", "take"}, its stats {"rows": [...], "bytes": [...], "node"} per
+ * part (sort: one part, the block sorted); a reduce's task is {"index",
+ * "ranges"?} and its blocks part `index` of every map output. */
+prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                          prism_value **returns, size_t nreturns);
+prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                             prism_value **returns, size_t nreturns);
+
 /* The actor class DataStage of the built-in package: an actor of a
  * dataset's actor pool. Its constructor takes the stage program and runs
  * each package function's setup, `<function>__init(args)`, when the package

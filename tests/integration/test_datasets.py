@@ -144,7 +144,13 @@ def test_bad_plans(c):
          "ops[1]"),
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"), "batchsize": 4}]},
          "invalid_plan", "ops[1] (map_batches)"),
-        ({"ops": [rng, {"op": "sort", "key": "id"}]}, "unsupported_operator", "ops[1]"),
+        ({"ops": [rng, {"op": "sort"}]}, "invalid_plan", 'ops[1] (sort): missing "key"'),
+        ({"ops": [rng, {"op": "groupby", "key": "id", "aggs": [{"fn": "median", "on": "id"}]}]},
+         "invalid_plan", "ops[1] (groupby)"),
+        ({"ops": [rng, {"op": "groupby", "key": "id", "aggs": [{"fn": "sum"}]}]},
+         "invalid_plan", 'ops[1] (groupby): "aggs[0].on"'),
+        ({"ops": [rng, {"op": "repartition", "num_blocks": 0}]}, "invalid_plan",
+         "ops[1] (repartition)"),
         ({"ops": [{"op": "read_images", "paths": ["/tmp", "s3://bucket/a.jpg"]}]},
          "invalid_plan", 'ops[0] (read_images): "paths[1]"'),
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"), "concurrency": 2,
@@ -1003,6 +1009,94 @@ def written_files(d):
     return [n for n in names if not n.startswith(".")], [n for n in names if n.startswith(".")]
 
 
+def test_all_to_all(c):
+    """random_shuffle, randomize_block_order, repartition, sort and groupby: every row checked
+    against what Python computes from the same input."""
+    need_binaries()
+    n = 8000  # the rows preview keeps 10000
+    rng = {"op": "range", "n": n, "override_num_blocks": 8}
+
+    def run_rows(ops, expect_rows, options=None):
+        d = post(c, {"ops": ops, "options": options or {}})
+        got = rows(c, d["dataset_id"], min(expect_rows + 10, 10000))
+        info = dataset(c, d["dataset_id"])
+        assert info["state"] == "FINISHED", info
+        return got, info
+
+    # random_shuffle: a permutation of the input, not its order; a seed repeats it
+    orders = []
+    for seed in (7, 7, 8):
+        got, info = run_rows([rng, {"op": "random_shuffle", "seed": seed}], n)
+        ids = [r["id"] for r in got]
+        assert sorted(ids) == list(range(n)), (len(ids), len(set(ids)))
+        assert ids != list(range(n)) and ids[:100] != sorted(ids[:100]), ids[:20]
+        orders.append(ids)
+        a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"]
+        assert len(a2a) == 1 and a2a[0]["name"] == "RandomShuffle", info["stages"]
+        assert a2a[0]["blocks"] == 8 and a2a[0]["tasks_done"] == 16, a2a  # 8 maps, 8 reduces
+    assert orders[0] == orders[1], [(a, b) for a, b in zip(orders[0], orders[1]) if a != b][:5]
+    assert orders[0] != orders[2]
+    got, _ = run_rows([rng, {"op": "random_shuffle"}], n)
+    assert sorted(r["id"] for r in got) == list(range(n))
+
+    # randomize_block_order: whole blocks move, rows inside them keep their order
+    got, info = run_rows([rng, {"op": "randomize_block_order", "seed": 3}], n)
+    ids = [r["id"] for r in got]
+    assert sorted(ids) == list(range(n))
+    starts = [ids[k] for k in range(0, n, n // 8)]
+    assert all(ids[k:k + n // 8] == list(range(ids[k], ids[k] + n // 8))
+               for k in range(0, n, n // 8)), starts
+
+    # repartition: 8 blocks into 3, in order without shuffle; with shuffle any order
+    got, info = run_rows([rng, {"op": "repartition", "num_blocks": 3}], n)
+    assert [r["id"] for r in got] == list(range(n))
+    a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"][0]
+    assert a2a["blocks"] == 3 and info["output"]["blocks"] == 3, info
+    got, info = run_rows([rng, {"op": "repartition", "num_blocks": 5, "shuffle": True}], n)
+    assert sorted(r["id"] for r in got) == list(range(n))
+    assert info["output"]["blocks"] == 5, info
+
+    # sort: numbers ascending and descending, strings, several keys; after a shuffle
+    items = [{"k": (i * 7919) % 1000, "s": "é%05d" % ((i * 104729) % 3001), "v": i}
+             for i in range(6000)]
+    src = {"op": "from_items", "items": items, "override_num_blocks": 6}
+    got, _ = run_rows([src, {"op": "sort", "key": "k", "descending": True}], 6000)
+    assert [r["k"] for r in got] == sorted((it["k"] for it in items), reverse=True)
+    assert sorted(r["v"] for r in got) == list(range(6000))
+    got, _ = run_rows([src, {"op": "sort", "key": "s"}], 6000)
+    assert [r["s"] for r in got] == sorted(it["s"] for it in items)
+    got, _ = run_rows([src, {"op": "sort", "key": ["k", "s"]}], 6000)
+    assert [(r["k"], r["s"]) for r in got] == sorted((it["k"], it["s"]) for it in items)
+    got, _ = run_rows([rng, {"op": "random_shuffle", "seed": 1},
+                       {"op": "sort", "key": "id"}], n)
+    assert [r["id"] for r in got] == list(range(n))
+
+    # groupby: count, sum, min, max, mean, std per key against Python's
+    gitems = [{"g": "g%d" % (i % 13), "x": (i * 37) % 101, "y": i / 4.0} for i in range(5000)]
+    aggs = [{"fn": "count"}, {"fn": "sum", "on": "x"}, {"fn": "min", "on": "x"},
+            {"fn": "max", "on": "y"}, {"fn": "mean", "on": "y"}, {"fn": "std", "on": "x"}]
+    got, info = run_rows([{"op": "from_items", "items": gitems, "override_num_blocks": 5},
+                          {"op": "groupby", "key": "g", "aggs": aggs}], 13)
+    assert len(got) == 13, got
+    import statistics
+    for r in got:
+        xs = [it["x"] for it in gitems if it["g"] == r["g"]]
+        ys = [it["y"] for it in gitems if it["g"] == r["g"]]
+        assert r["count()"] == len(xs) and r["sum(x)"] == sum(xs), r
+        assert r["min(x)"] == min(xs) and r["max(y)"] == max(ys), r
+        assert abs(r["mean(y)"] - statistics.mean(ys)) < 1e-9, r
+        assert abs(r["std(x)"] - statistics.stdev(xs)) < 1e-9, r
+    assert sorted(r["g"] for r in got) == sorted("g%d" % k for k in range(13))
+    assert "GroupBy(g)" in info["explain"] and "AllToAllOperator" in info["explain"], info
+
+    # empty input, and a limit after a sort
+    got, _ = run_rows([{"op": "range", "n": 0}, {"op": "random_shuffle"}], 0)
+    assert got == []
+    got, _ = run_rows([rng, {"op": "sort", "key": "id", "descending": True},
+                       {"op": "limit", "limit": 5}], 5)
+    assert [r["id"] for r in got] == [n - 1 - k for k in range(5)], got
+
+
 def test_writes(c):
     """write_jsonl and write_csv over REST and from C: one file per block under the
     dataservice's --data-roots, every row read back from the files (and through read_csv);
@@ -1157,5 +1251,6 @@ if __name__ == "__main__":
          test_without_dataservice, test_read_files, test_read_images,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
-         test_materialize, test_actor_pool, test_operator_metrics, test_split_locality],
+         test_materialize, test_actor_pool, test_operator_metrics, test_split_locality,
+         test_all_to_all],
         dataservice=True)

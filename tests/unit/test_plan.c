@@ -250,7 +250,8 @@ static const bad_case bad[] = {
     {"{\"ops\": [" R ", {\"op\": \"window\"}]}", PRISM_PLAN_UNKNOWN_OPERATOR, 1, "op",
      "ops[1]: unknown operator \"window\" (reads: range, from_items, read_images, "
      "read_binary_files, read_text, read_jsonl, read_csv; then map, map_batches, filter, "
-     "flat_map, add_column, select_columns, drop_columns, limit; last, write_jsonl, write_csv, "
+     "flat_map, add_column, select_columns, drop_columns, limit, random_shuffle, "
+     "randomize_block_order, sort, groupby, repartition; last, write_jsonl, write_csv, "
      "write_images or write_binary)"},
     {"{\"ops\": [" R ", {\"op\": \"write_images\", \"path\": \"/o\", \"file_format\": "
      "\"gif\"}]}",
@@ -262,14 +263,14 @@ static const bad_case bad[] = {
      "ops[2]: a write ends the plan: nothing may follow ops[1] (write_jsonl)"},
     {"{\"ops\": [" R ", {\"op\": \"write_csv\"}]}", PRISM_PLAN_INVALID, 1, "path",
      "ops[1] (write_csv): missing \"path\""},
-    {"{\"ops\": [" R ", {\"op\": \"sort\", \"key\": \"a\"}]}", PRISM_PLAN_UNSUPPORTED_OPERATOR, 1,
-     "op",
-     "ops[1] (sort): not supported yet: the all-to-all operators (random_shuffle, sort, groupby, "
-     "repartition) need a shuffle between stages, which the executor does not have yet"},
-    {"{\"ops\": [" R ", {\"op\": \"random_shuffle\"}]}", PRISM_PLAN_UNSUPPORTED_OPERATOR, 1, "op",
-     "ops[1] (random_shuffle): not supported yet: the all-to-all operators (random_shuffle, "
-     "sort, groupby, repartition) need a shuffle between stages, which the executor does not "
-     "have yet"},
+    {"{\"ops\": [" R ", {\"op\": \"sort\", \"key\": []}]}", PRISM_PLAN_INVALID, 1, "key",
+     "ops[1] (sort): \"key\" must be a non-empty list of names"},
+    {"{\"ops\": [" R ", {\"op\": \"groupby\", \"key\": \"a\", \"aggs\": [{\"fn\": \"sum\"}]}]}",
+     PRISM_PLAN_INVALID, 1, "aggs",
+     "ops[1] (groupby): \"aggs[0].on\" must name a column (1 to 128 bytes); only count takes "
+     "none"},
+    {"{\"ops\": [" R ", {\"op\": \"repartition\"}]}", PRISM_PLAN_INVALID, 1, "num_blocks",
+     "ops[1] (repartition): missing \"num_blocks\""},
     {"{\"ops\": [{\"op\": \"map\", \"fn\": " FN("f") "}]}", PRISM_PLAN_INVALID, 0, "op",
      "ops[0] (map): a plan starts with a read (range, from_items, read_images, "
      "read_binary_files, read_text, read_jsonl, read_csv)"},

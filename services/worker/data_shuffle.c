@@ -1,0 +1,769 @@
+/* The tasks of an all-to-all stage (data_ops.h; docs/datasets.md#all-to-all-operators):
+ * a map task cuts one input block into the parts the reduce tasks take, a
+ * reduce task makes one output block from its part of every map output.
+ *
+ *   random_shuffle, repartition(shuffle): each row to a random part; the
+ *       reduce of random_shuffle shuffles its rows again.
+ *   groupby: each row to the part its key hashes to; the reduce sorts its
+ *       rows by key and aggregates each group.
+ *   sort: the map sorts its block (one part); every reduce opens every
+ *       sorted block, picks the same range boundaries from an even sample
+ *       of their keys, and takes its range of each (binary search).
+ *   repartition(no shuffle): no map; the reduce joins the row ranges the
+ *       executor gives it.
+ *
+ * Randomness comes from the stage's seed and the task's index only, so a
+ * task run again (a retry, or lineage remaking a lost part) makes the same
+ * rows in the same parts. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data_ops.h"
+#include "prism_internal.h"
+
+#define ERR_LEN 1024
+/* Sort: sampled keys per output range (the boundaries' precision). */
+#define SORT_SAMPLES_PER_PART 64
+
+typedef struct a2a_prog {
+    json_t *doc;
+    const char *op;     /* "random_shuffle", "sort", "groupby", "repartition" */
+    const json_t *spec; /* its fields, defaults filled in */
+    size_t parts;       /* reduce tasks */
+    uint64_t seed;
+} a2a_prog;
+
+static int prog_load(const prism_value *v, a2a_prog *p, char *err, size_t n)
+{
+    p->doc = v && v->kind == PRISM_VALUE_JSON ? json_loads(v->text, 0, NULL) : NULL;
+    p->op = json_string_value(json_object_get(p->doc, "op"));
+    p->spec = json_object_get(p->doc, "spec");
+    json_int_t parts = json_integer_value(json_object_get(p->doc, "parts"));
+    p->parts = parts > 0 ? (size_t)parts : 0;
+    p->seed = (uint64_t)json_integer_value(json_object_get(p->doc, "seed"));
+    if (!p->op || !json_is_object(p->spec) || p->parts == 0 || p->parts > PRISM_MAX_RETURNS - 1) {
+        snprintf(err, n, "the all-to-all program must be JSON {op, spec, parts, seed}");
+        return -1;
+    }
+    return 0;
+}
+
+/* splitmix64: a small generator whose stream depends only on its seed. */
+static uint64_t mix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* ---------- keys: compared and hashed across blocks ---------- */
+
+typedef struct keyset {
+    size_t n;                /* key columns */
+    prism_column_view *view; /* per block, n views: view[block * n + k] */
+    bool descending;
+} keyset;
+
+static bool is_null(const prism_column_view *v, size_t r)
+{
+    size_t i = v->offset + r;
+    return v->validity && !(v->validity[i / 8] >> (i % 8) & 1);
+}
+
+/* Numbers as int64 when integral types, else double. Returns 0 for a
+ * number, 1 for bytes (utf8, binary), -1 for a type that has no order. */
+static int value_at(const prism_column_view *v, size_t r, int64_t *iv, double *dv, bool *is_int,
+                    const uint8_t **bytes, size_t *len)
+{
+    size_t i = v->offset + r;
+    *is_int = true;
+    switch (v->type) {
+    case PRISM_COL_BOOL: *iv = v->values ? (((const uint8_t *)v->values)[i / 8] >> (i % 8)) & 1 : 0; break;
+    case PRISM_COL_INT8: *iv = ((const int8_t *)v->values)[i]; break;
+    case PRISM_COL_INT16: *iv = ((const int16_t *)v->values)[i]; break;
+    case PRISM_COL_INT32: *iv = ((const int32_t *)v->values)[i]; break;
+    case PRISM_COL_INT64: *iv = ((const int64_t *)v->values)[i]; break;
+    case PRISM_COL_UINT8: *iv = ((const uint8_t *)v->values)[i]; break;
+    case PRISM_COL_UINT16: *iv = ((const uint16_t *)v->values)[i]; break;
+    case PRISM_COL_UINT32: *iv = ((const uint32_t *)v->values)[i]; break;
+    case PRISM_COL_UINT64: /* above 2^63 compared as doubles */
+        if (((const uint64_t *)v->values)[i] > (uint64_t)INT64_MAX) {
+            *is_int = false;
+            *dv = (double)((const uint64_t *)v->values)[i];
+        } else {
+            *iv = (int64_t)((const uint64_t *)v->values)[i];
+        }
+        break;
+    case PRISM_COL_FLOAT32:
+        *is_int = false;
+        *dv = ((const float *)v->values)[i];
+        break;
+    case PRISM_COL_FLOAT64:
+        *is_int = false;
+        *dv = ((const double *)v->values)[i];
+        break;
+    case PRISM_COL_UTF8:
+    case PRISM_COL_BINARY: {
+        const int32_t *off = v->values;
+        *bytes = v->data + off[i];
+        *len = (size_t)(off[i + 1] - off[i]);
+        return 1;
+    }
+    default: return -1;
+    }
+    if (*is_int)
+        *dv = (double)*iv;
+    return 0;
+}
+
+/* Two values of key columns: numbers by value (ints exactly), bytes as
+ * memcmp (UTF-8 in code point order), a number before bytes. NaN sorts last
+ * among numbers. */
+static int cmp_values(const prism_column_view *a, size_t ra, const prism_column_view *b, size_t rb)
+{
+    int64_t ia = 0, ib = 0;
+    double da = 0, db = 0;
+    bool inta, intb;
+    const uint8_t *pa = NULL, *pb = NULL;
+    size_t la = 0, lb = 0;
+    int ka = value_at(a, ra, &ia, &da, &inta, &pa, &la);
+    int kb = value_at(b, rb, &ib, &db, &intb, &pb, &lb);
+    if (ka != kb)
+        return ka < kb ? -1 : 1;
+    if (ka == 1) {
+        int c = memcmp(pa, pb, la < lb ? la : lb);
+        return c ? (c < 0 ? -1 : 1) : la < lb ? -1 : la > lb;
+    }
+    if (inta && intb)
+        return ia < ib ? -1 : ia > ib;
+    if (isnan(da) || isnan(db))
+        return isnan(da) - isnan(db);
+    return da < db ? -1 : da > db;
+}
+
+/* Row `ra` of block `a` against row `rb` of block `b` in the sort order:
+ * each key in turn, descending flipping the values' order; nulls last. */
+static int cmp_rows(const keyset *ks, size_t a, size_t ra, size_t b, size_t rb)
+{
+    for (size_t k = 0; k < ks->n; k++) {
+        const prism_column_view *va = &ks->view[a * ks->n + k], *vb = &ks->view[b * ks->n + k];
+        bool na = is_null(va, ra), nb = is_null(vb, rb);
+        if (na || nb) {
+            if (na != nb)
+                return na ? 1 : -1;
+            continue;
+        }
+        int c = cmp_values(va, ra, vb, rb);
+        if (c)
+            return ks->descending ? -c : c;
+    }
+    return 0;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* The hash of row `r`'s key: equal keys (by cmp_values) hash equal. */
+static uint64_t hash_row(const keyset *ks, size_t block, size_t r)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t k = 0; k < ks->n; k++) {
+        const prism_column_view *v = &ks->view[block * ks->n + k];
+        int64_t iv;
+        double dv;
+        bool is_int;
+        const uint8_t *bytes = NULL;
+        size_t len = 0;
+        if (is_null(v, r)) {
+            h = fnv(h, "\0n", 2);
+            continue;
+        }
+        if (value_at(v, r, &iv, &dv, &is_int, &bytes, &len) == 1) {
+            h = fnv(fnv(h, "s", 1), bytes, len);
+        } else { /* as a double: 1 and 1.0 are one key */
+            if (dv == 0)
+                dv = 0; /* -0.0 */
+            h = fnv(fnv(h, "d", 1), &dv, sizeof dv);
+        }
+    }
+    return h;
+}
+
+/* The key columns of `blks` (views into them). */
+static int keyset_open(keyset *ks, const json_t *key, bool descending, prism_block *const *blks,
+                       size_t nblks, char *err, size_t n)
+{
+    ks->n = json_array_size(key);
+    ks->descending = descending;
+    ks->view = calloc(ks->n * (nblks ? nblks : 1), sizeof *ks->view);
+    if (!ks->view) {
+        snprintf(err, n, "out of memory");
+        return -1;
+    }
+    for (size_t b = 0; b < nblks; b++)
+        for (size_t k = 0; k < ks->n; k++) {
+            const char *name = json_string_value(json_array_get(key, k));
+            long col = prism_block_column_index(blks[b], name);
+            prism_column_view *v = &ks->view[b * ks->n + k];
+            if (col < 0 || prism_block_column(blks[b], (size_t)col, v) != PRISM_BLOCK_OK) {
+                snprintf(err, n, "no column \"%.128s\" to key on", name);
+                return -1;
+            }
+            if (v->type == PRISM_COL_TENSOR) {
+                snprintf(err, n, "column \"%.128s\" is a tensor: keys are numbers or strings",
+                         name);
+                return -1;
+            }
+        }
+    return 0;
+}
+
+/* Sorting a block's rows (ties by row, so the order is deterministic). */
+typedef struct sort_ctx {
+    const keyset *ks;
+} sort_ctx;
+static _Thread_local sort_ctx sort_by;
+
+static int cmp_entry(const void *x, const void *y)
+{
+    const size_t *a = x, *b = y; /* entries: pairs {block, row} */
+    int c = cmp_rows(sort_by.ks, a[0], a[1], b[0], b[1]);
+    if (c)
+        return c;
+    return a[0] != b[0] ? (a[0] < b[0] ? -1 : 1) : a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+/* Row order of `rows` rows of block 0 sorted by `ks`: `order` gets the rows. */
+static int sorted_rows(const keyset *ks, size_t rows, size_t *order)
+{
+    size_t *pairs = malloc((rows ? rows : 1) * 2 * sizeof *pairs);
+    if (!pairs)
+        return -1;
+    for (size_t i = 0; i < rows; i++) {
+        pairs[2 * i] = 0;
+        pairs[2 * i + 1] = i;
+    }
+    sort_by.ks = ks;
+    qsort(pairs, rows, 2 * sizeof *pairs, cmp_entry);
+    for (size_t i = 0; i < rows; i++)
+        order[i] = pairs[2 * i + 1];
+    free(pairs);
+    return 0;
+}
+
+/* ---------- returns ---------- */
+
+static const char *node_id(void)
+{
+    const char *node = getenv("PRISM_NODE_ID");
+    return node && strspn(node, "0123456789abcdefABCDEF-_.") == strlen(node) ? node : "";
+}
+
+/* The reduce's output (taken) and its stats. */
+static prism_status reduce_finish(prism_task_ctx *ctx, prism_block *b, prism_value **returns,
+                                  size_t nreturns)
+{
+    char stats[256];
+    snprintf(stats, sizeof stats, "{\"rows\":%zu,\"bytes\":%zu,\"skipped\":0,\"node\":\"%.64s\"}",
+             prism_block_rows(b), prism_block_nbytes(b), node_id());
+    returns[0] = data_value_of_block(b);
+    if (nreturns > 1)
+        returns[1] = prism_value_json(stats);
+    if (!returns[0] || (nreturns > 1 && !returns[1]))
+        return prism_task_fail(ctx, "out of memory");
+    return PRISM_OK;
+}
+
+/* ---------- map ---------- */
+
+/* Which part each row goes to. */
+static int assign_parts(const a2a_prog *p, uint64_t index, prism_block *b, size_t *part,
+                        char *err, size_t n)
+{
+    size_t rows = prism_block_rows(b);
+    if (!strcmp(p->op, "groupby")) {
+        keyset ks = {0};
+        int rc = keyset_open(&ks, json_object_get(p->spec, "key"), false, &b, 1, err, n);
+        for (size_t i = 0; rc == 0 && i < rows; i++)
+            part[i] = (size_t)(hash_row(&ks, 0, i) % p->parts);
+        free(ks.view);
+        return rc;
+    }
+    uint64_t s = p->seed ^ (index * 0x632be59bd9b4e019ULL);
+    for (size_t i = 0; i < rows; i++)
+        part[i] = (size_t)(mix64(&s) % p->parts);
+    return 0;
+}
+
+/* data_a2a_map(program, task, block) -> [part 0, ..., part P-1, stats]:
+ * task is {"index": m, "take": n|null}. */
+prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                          prism_value **returns, size_t nreturns)
+{
+    a2a_prog p = {0};
+    char err[ERR_LEN] = "";
+    json_t *task = nargs == 3 && args[1]->kind == PRISM_VALUE_JSON
+                       ? json_loads(args[1]->text, 0, NULL)
+                       : NULL;
+    prism_block *b = NULL;
+    if (!task || prog_load(args[0], &p, err, sizeof err) != 0 ||
+        !(b = data_block_of_value(args[2], err, sizeof err))) {
+        json_decref(task);
+        json_decref(p.doc);
+        return prism_task_fail(ctx, "data_a2a_map takes a program, a task and a block%s%s",
+                               *err ? ": " : "", err);
+    }
+    bool sort = !strcmp(p.op, "sort");
+    size_t nparts = sort ? 1 : p.parts;
+    json_t *take = json_object_get(task, "take");
+    uint64_t index = (uint64_t)json_integer_value(json_object_get(task, "index"));
+    json_decref(task);
+    if (nreturns != nparts + 1) {
+        prism_block_destroy(b);
+        json_decref(p.doc);
+        return prism_task_fail(ctx, "data_a2a_map: %zu returns for %zu parts", nreturns, nparts);
+    }
+    if (json_is_integer(take) && (size_t)json_integer_value(take) < prism_block_rows(b)) {
+        prism_block *cut = NULL;
+        prism_block_slice(b, 0, (size_t)json_integer_value(take), &cut);
+        prism_block_destroy(b);
+        b = cut;
+    }
+    size_t rows = b ? prism_block_rows(b) : 0;
+    size_t *part = malloc((rows ? rows : 1) * sizeof *part);
+    size_t *count = calloc(nparts, sizeof *count), *start = calloc(nparts + 1, sizeof *start);
+    size_t *order = malloc((rows ? rows : 1) * sizeof *order);
+    json_t *rows_j = json_array(), *bytes_j = json_array();
+    int rc = b && part && count && start && order && rows_j && bytes_j ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, sizeof err, "out of memory");
+    if (rc == 0 && sort) {
+        keyset ks = {0};
+        rc = keyset_open(&ks, json_object_get(p.spec, "key"),
+                         json_is_true(json_object_get(p.spec, "descending")), &b, 1, err,
+                         sizeof err);
+        if (rc == 0 && sorted_rows(&ks, rows, order) != 0) {
+            snprintf(err, sizeof err, "out of memory");
+            rc = -1;
+        }
+        free(ks.view);
+        start[1] = rows;
+    } else if (rc == 0 && (rc = assign_parts(&p, index, b, part, err, sizeof err)) == 0) {
+        /* a counting sort of the rows by part, keeping their order */
+        for (size_t i = 0; i < rows; i++)
+            count[part[i]]++;
+        for (size_t k = 0; k < nparts; k++)
+            start[k + 1] = start[k] + count[k];
+        memset(count, 0, nparts * sizeof *count);
+        for (size_t i = 0; i < rows; i++)
+            order[start[part[i]] + count[part[i]]++] = i;
+    }
+    for (size_t k = 0; rc == 0 && k < nparts; k++) {
+        prism_block *out = NULL;
+        if (data_block_take_rows(b, order + start[k], start[k + 1] - start[k], &out) !=
+            PRISM_BLOCK_OK) {
+            snprintf(err, sizeof err, "out of memory");
+            rc = -1;
+            break;
+        }
+        json_array_append_new(rows_j, json_integer((json_int_t)prism_block_rows(out)));
+        json_array_append_new(bytes_j, json_integer((json_int_t)prism_block_nbytes(out)));
+        if (!(returns[k] = data_value_of_block(out))) {
+            snprintf(err, sizeof err, "out of memory");
+            rc = -1;
+        }
+    }
+    json_t *stats = rc == 0 ? json_pack("{sOsOsiss}", "rows", rows_j, "bytes", bytes_j, "skipped",
+                                        0, "node", node_id())
+                            : NULL;
+    char *text = stats ? json_dumps(stats, JSON_COMPACT) : NULL;
+    if (rc == 0 && !(returns[nparts] = text ? prism_value_json(text) : NULL)) {
+        snprintf(err, sizeof err, "out of memory");
+        rc = -1;
+    }
+    free(text);
+    json_decref(stats);
+    json_decref(rows_j);
+    json_decref(bytes_j);
+    free(part);
+    free(count);
+    free(start);
+    free(order);
+    prism_block_destroy(b);
+    json_decref(p.doc);
+    return rc == 0 ? PRISM_OK : prism_task_fail(ctx, "%s", err);
+}
+
+/* ---------- reduce ---------- */
+
+/* Sort: this range (`r` of `parts`) of every sorted block, sorted. */
+static int reduce_sort(const a2a_prog *p, size_t r, prism_block **in, size_t nin,
+                       prism_block **out, char *err, size_t n)
+{
+    keyset ks = {0};
+    size_t total = 0, nsample = 0, *lo = calloc(nin + 1, sizeof *lo),
+           *hi = calloc(nin + 1, sizeof *hi);
+    size_t *sample = NULL, *pairs = NULL;
+    prism_block **cut = calloc(nin + 1, sizeof *cut);
+    int rc = lo && hi && cut ? 0 : -1;
+    if (rc == 0 && keyset_open(&ks, json_object_get(p->spec, "key"),
+                               json_is_true(json_object_get(p->spec, "descending")), in, nin, err,
+                               n) != 0)
+        rc = -2;
+    for (size_t b = 0; b < nin; b++)
+        total += prism_block_rows(in[b]);
+    /* The same sample, and so the same boundaries, in every reduce: rows at
+     * even steps of each block, in proportion to its rows. */
+    size_t want = p->parts * SORT_SAMPLES_PER_PART;
+    if (rc == 0 && total > 0 && !(sample = malloc(2 * (want + nin) * sizeof *sample)))
+        rc = -1;
+    for (size_t b = 0; rc == 0 && total > 0 && b < nin; b++) {
+        size_t rows = prism_block_rows(in[b]);
+        size_t k = (size_t)((double)rows * (double)want / (double)total) + 1;
+        if (k > rows)
+            k = rows;
+        for (size_t j = 0; j < k; j++) {
+            sample[2 * nsample] = b;
+            sample[2 * nsample++ + 1] = (size_t)((double)rows * ((double)j + 0.5) / (double)k);
+        }
+    }
+    if (rc == 0 && nsample) {
+        sort_by.ks = &ks;
+        qsort(sample, nsample, 2 * sizeof *sample, cmp_entry);
+    }
+    /* Range r: from boundary r (inclusive) to boundary r + 1 (exclusive),
+     * the boundaries being sample entries; equal keys fall in one range. */
+    size_t bl = r * nsample / p->parts, bh = (r + 1) * nsample / p->parts;
+    size_t rows_out = 0;
+    for (size_t b = 0; rc == 0 && b < nin; b++) {
+        size_t rows = prism_block_rows(in[b]);
+        for (int side = 0; side < 2; side++) {
+            bool open = side == 0 ? r == 0 : r + 1 == p->parts;
+            size_t bound = side == 0 ? bl : bh, a = 0, z = rows;
+            if (open || bound >= nsample) {
+                (side ? hi : lo)[b] = side ? rows : 0;
+                continue;
+            }
+            while (a < z) { /* the first row not before the boundary */
+                size_t m = a + (z - a) / 2;
+                if (cmp_rows(&ks, b, m, sample[2 * bound], sample[2 * bound + 1]) < 0)
+                    a = m + 1;
+                else
+                    z = m;
+            }
+            (side ? hi : lo)[b] = a;
+        }
+        if (hi[b] < lo[b])
+            hi[b] = lo[b];
+        rows_out += hi[b] - lo[b];
+        if (prism_block_slice(in[b], lo[b], hi[b], &cut[b]) != PRISM_BLOCK_OK)
+            rc = -1;
+    }
+    /* The slices are sorted runs: sort their union (a merge would do). */
+    if (rc == 0 && !(pairs = malloc((rows_out ? rows_out : 1) * 2 * sizeof *pairs)))
+        rc = -1;
+    size_t np = 0;
+    for (size_t b = 0; rc == 0 && b < nin; b++)
+        for (size_t i = lo[b]; i < hi[b]; i++) {
+            pairs[2 * np] = b;
+            pairs[2 * np++ + 1] = i;
+        }
+    if (rc == 0) {
+        sort_by.ks = &ks;
+        qsort(pairs, np, 2 * sizeof *pairs, cmp_entry);
+    }
+    prism_block *joined = NULL;
+    if (rc == 0 && prism_block_concat(cut, nin, &joined, err, n) != PRISM_BLOCK_OK)
+        rc = -2;
+    size_t *order = rc == 0 ? malloc((np ? np : 1) * sizeof *order) : NULL;
+    if (rc == 0 && !order)
+        rc = -1;
+    if (rc == 0) {
+        size_t *base = calloc(nin + 1, sizeof *base); /* each slice's first row in `joined` */
+        for (size_t b = 0; base && b + 1 <= nin; b++)
+            base[b + 1] = base[b] + (hi[b] - lo[b]);
+        for (size_t i = 0; base && i < np; i++)
+            order[i] = base[pairs[2 * i]] + pairs[2 * i + 1] - lo[pairs[2 * i]];
+        if (!base || data_block_take_rows(joined, order, np, out) != PRISM_BLOCK_OK)
+            rc = -1;
+        free(base);
+    }
+    if (rc == -1)
+        snprintf(err, n, "out of memory");
+    for (size_t b = 0; cut && b < nin; b++)
+        prism_block_destroy(cut[b]);
+    prism_block_destroy(joined);
+    free(order);
+    free(cut);
+    free(pairs);
+    free(sample);
+    free(lo);
+    free(hi);
+    free(ks.view);
+    return rc == 0 ? 0 : -1;
+}
+
+/* One aggregation over the rows order[first..last) of column `v`. */
+static prism_block_status aggregate(prism_block_builder *bld, const char *fn,
+                                    const prism_column_view *v, const size_t *order, size_t first,
+                                    size_t last)
+{
+    if (!strcmp(fn, "count") && !v)
+        return prism_block_builder_append_int(bld, 0, (int64_t)(last - first));
+    bool ints = v->type >= PRISM_COL_BOOL && v->type <= PRISM_COL_UINT64;
+    int64_t isum = 0, imin = 0, imax = 0;
+    double mean = 0, m2 = 0, dmin = 0, dmax = 0;
+    size_t count = 0;
+    for (size_t i = first; i < last; i++) {
+        int64_t iv = 0;
+        double dv = 0;
+        bool is_int;
+        const uint8_t *bytes;
+        size_t len;
+        if (is_null(v, order[i]) || value_at(v, order[i], &iv, &dv, &is_int, &bytes, &len) != 0)
+            continue;
+        count++;
+        isum = (int64_t)((uint64_t)isum + (uint64_t)iv);
+        if (count == 1 || iv < imin)
+            imin = iv;
+        if (count == 1 || iv > imax)
+            imax = iv;
+        if (count == 1 || dv < dmin)
+            dmin = dv;
+        if (count == 1 || dv > dmax)
+            dmax = dv;
+        double d = dv - mean; /* Welford */
+        mean += d / (double)count;
+        m2 += d * (dv - mean);
+    }
+    if (!strcmp(fn, "count"))
+        return prism_block_builder_append_int(bld, 0, (int64_t)count);
+    if (count == 0 || (!strcmp(fn, "std") && count < 2))
+        return prism_block_builder_append_null(bld, 0);
+    if (!strcmp(fn, "sum"))
+        return ints ? prism_block_builder_append_int(bld, 0, isum)
+                    : prism_block_builder_append_float(bld, 0, mean * (double)count);
+    if (!strcmp(fn, "min"))
+        return ints ? prism_block_builder_append_int(bld, 0, imin)
+                    : prism_block_builder_append_float(bld, 0, dmin);
+    if (!strcmp(fn, "max"))
+        return ints ? prism_block_builder_append_int(bld, 0, imax)
+                    : prism_block_builder_append_float(bld, 0, dmax);
+    if (!strcmp(fn, "mean"))
+        return prism_block_builder_append_float(bld, 0, mean);
+    return prism_block_builder_append_float(bld, 0, sqrt(m2 / (double)(count - 1)));
+}
+
+/* A float sum is kept exact for integer columns; for floats, the sum of
+ * the values in order is what people compare against. */
+static prism_block_status float_sum(prism_block_builder *bld, const prism_column_view *v,
+                                    const size_t *order, size_t first, size_t last)
+{
+    double sum = 0;
+    size_t count = 0;
+    for (size_t i = first; i < last; i++) {
+        int64_t iv;
+        double dv = 0;
+        bool is_int;
+        const uint8_t *bytes;
+        size_t len;
+        if (is_null(v, order[i]) || value_at(v, order[i], &iv, &dv, &is_int, &bytes, &len) != 0)
+            continue;
+        sum += dv;
+        count++;
+    }
+    return count ? prism_block_builder_append_float(bld, 0, sum)
+                 : prism_block_builder_append_null(bld, 0);
+}
+
+/* Groupby: the rows sorted by key, one output row a group: the key columns,
+ * then "fn(on)" a aggregation ("count()" for a count of rows). */
+static int reduce_groupby(const a2a_prog *p, prism_block *b, prism_block **out, char *err,
+                          size_t n)
+{
+    const json_t *key = json_object_get(p->spec, "key"), *aggs = json_object_get(p->spec, "aggs");
+    size_t rows = prism_block_rows(b), ngroups = 0;
+    keyset ks = {0};
+    size_t *order = malloc((rows ? rows : 1) * sizeof *order);
+    size_t *starts = malloc((rows + 1) * sizeof *starts);
+    const char **names = calloc(json_array_size(key) + 1, sizeof *names);
+    prism_block *keys = NULL, *res = NULL;
+    int rc = !order || !starts || !names ? -1 : keyset_open(&ks, key, false, &b, 1, err, n) ? -2 : 0;
+    if (rc == 0 && sorted_rows(&ks, rows, order) != 0)
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < rows; i++)
+        if (i == 0 || cmp_rows(&ks, 0, order[i - 1], 0, order[i]) != 0)
+            starts[ngroups++] = i;
+    if (starts)
+        starts[ngroups] = rows;
+    for (size_t k = 0; rc == 0 && k < json_array_size(key); k++)
+        names[k] = json_string_value(json_array_get(key, k));
+    prism_block *sel = NULL;
+    if (rc == 0 && prism_block_select(b, names, json_array_size(key), &sel) != PRISM_BLOCK_OK)
+        rc = -1;
+    size_t *firsts = rc == 0 ? malloc((ngroups ? ngroups : 1) * sizeof *firsts) : NULL;
+    for (size_t g = 0; firsts && g < ngroups; g++)
+        firsts[g] = order[starts[g]];
+    if (rc == 0 && (!firsts || data_block_take_rows(sel, firsts, ngroups, &keys) != PRISM_BLOCK_OK))
+        rc = -1;
+    prism_block_destroy(sel);
+    free(firsts);
+    size_t i;
+    json_t *a;
+    json_array_foreach(aggs, i, a) {
+        if (rc != 0)
+            break;
+        const char *fn = json_string_value(json_object_get(a, "fn"));
+        const char *on = json_string_value(json_object_get(a, "on"));
+        prism_column_view v = {0};
+        long col = on ? prism_block_column_index(b, on) : -1;
+        if (on && (col < 0 || prism_block_column(b, (size_t)col, &v) != PRISM_BLOCK_OK ||
+                   v.type < PRISM_COL_BOOL || v.type > PRISM_COL_FLOAT64)) {
+            snprintf(err, n, "%s(%.128s): %s", fn, on,
+                     col < 0 ? "no such column" : "the column is not numeric");
+            rc = -2;
+            break;
+        }
+        bool ints = on && v.type <= PRISM_COL_UINT64;
+        bool int_out = !strcmp(fn, "count") ||
+                       (ints && (!strcmp(fn, "sum") || !strcmp(fn, "min") || !strcmp(fn, "max")));
+        char name[300];
+        snprintf(name, sizeof name, "%s(%s)", fn, on ? on : "");
+        prism_block_schema *s = NULL;
+        prism_block_builder *bld = NULL;
+        prism_block *colb = NULL, *next = NULL;
+        prism_block_status st = prism_block_schema_create(&s);
+        if (st == PRISM_BLOCK_OK)
+            st = prism_block_schema_add(s, name, int_out ? PRISM_COL_INT64 : PRISM_COL_FLOAT64);
+        if (st == PRISM_BLOCK_OK)
+            st = prism_block_builder_create(s, &bld);
+        for (size_t g = 0; st == PRISM_BLOCK_OK && g < ngroups; g++)
+            st = !strcmp(fn, "sum") && !ints
+                     ? float_sum(bld, &v, order, starts[g], starts[g + 1])
+                     : aggregate(bld, fn, on ? &v : NULL, order, starts[g], starts[g + 1]);
+        if (st == PRISM_BLOCK_OK)
+            st = prism_block_builder_finish(bld, &colb, err, n);
+        if (st == PRISM_BLOCK_OK)
+            st = data_block_with_column(keys, name, colb, &next, err, n);
+        prism_block_builder_destroy(bld);
+        prism_block_schema_destroy(s);
+        prism_block_destroy(colb);
+        if (st != PRISM_BLOCK_OK) {
+            rc = -2;
+            if (!*err)
+                snprintf(err, n, "%s: %s", name, prism_block_strerror(st));
+            break;
+        }
+        prism_block_destroy(keys);
+        keys = next;
+    }
+    if (rc == 0) {
+        res = keys;
+        keys = NULL;
+    }
+    if (rc == -1)
+        snprintf(err, n, "out of memory");
+    prism_block_destroy(keys);
+    free(order);
+    free(starts);
+    free(names);
+    free(ks.view);
+    *out = res;
+    return rc == 0 ? 0 : -1;
+}
+
+/* data_a2a_reduce(program, task, block...) -> [block, stats]: task is
+ * {"index": r, "ranges": [[skip, count]...] | null}; the blocks are part r
+ * of every map output (sort: every sorted block; repartition without
+ * shuffle: the input blocks, each cut to its range). */
+prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                             prism_value **returns, size_t nreturns)
+{
+    a2a_prog p = {0};
+    char err[ERR_LEN] = "";
+    json_t *task = nargs >= 2 && args[1]->kind == PRISM_VALUE_JSON
+                       ? json_loads(args[1]->text, 0, NULL)
+                       : NULL;
+    if (!task || prog_load(args[0], &p, err, sizeof err) != 0) {
+        json_decref(task);
+        json_decref(p.doc);
+        return prism_task_fail(ctx, "data_a2a_reduce takes a program, a task and blocks%s%s",
+                               *err ? ": " : "", err);
+    }
+    size_t r = (size_t)json_integer_value(json_object_get(task, "index"));
+    const json_t *ranges = json_object_get(task, "ranges");
+    size_t nin = nargs - 2, got = 0;
+    prism_block **in = calloc(nin + 1, sizeof *in);
+    int rc = in ? 0 : -1;
+    for (; rc == 0 && got < nin; got++) {
+        if (!(in[got] = data_block_of_value(args[got + 2], err, sizeof err))) {
+            rc = -2;
+            break;
+        }
+        json_t *rg = json_array_get(ranges, got);
+        if (json_is_array(rg)) {
+            size_t skip = (size_t)json_integer_value(json_array_get(rg, 0));
+            size_t cnt = (size_t)json_integer_value(json_array_get(rg, 1));
+            size_t rows = prism_block_rows(in[got]);
+            prism_block *cut = NULL;
+            if (skip > rows)
+                skip = rows;
+            if (cnt > rows - skip)
+                cnt = rows - skip;
+            if (prism_block_slice(in[got], skip, skip + cnt, &cut) != PRISM_BLOCK_OK)
+                rc = -1;
+            prism_block_destroy(in[got]);
+            in[got] = cut;
+        }
+    }
+    prism_block *b = NULL, *res = NULL;
+    if (rc == 0 && !strcmp(p.op, "sort")) {
+        rc = reduce_sort(&p, r, in, nin, &res, err, sizeof err) == 0 ? 0 : -2;
+    } else if (rc == 0 && nin > 0) {
+        if (prism_block_concat(in, nin, &b, err, sizeof err) != PRISM_BLOCK_OK)
+            rc = -2;
+        if (rc == 0 && !strcmp(p.op, "groupby")) {
+            rc = reduce_groupby(&p, b, &res, err, sizeof err) == 0 ? 0 : -2;
+        } else if (rc == 0 && !strcmp(p.op, "random_shuffle")) {
+            size_t rows = prism_block_rows(b);
+            size_t *perm = malloc((rows ? rows : 1) * sizeof *perm);
+            uint64_t s = p.seed ^ ((uint64_t)(r + 1) * 0xd1b54a32d192ed03ULL);
+            for (size_t i = 0; perm && i < rows; i++)
+                perm[i] = i;
+            for (size_t i = rows; perm && i > 1; i--) { /* Fisher-Yates */
+                size_t j = (size_t)(mix64(&s) % i), t = perm[i - 1];
+                perm[i - 1] = perm[j];
+                perm[j] = t;
+            }
+            if (!perm || data_block_take_rows(b, perm, rows, &res) != PRISM_BLOCK_OK)
+                rc = -1;
+            free(perm);
+        } else if (rc == 0) { /* repartition: the parts joined */
+            res = b;
+            b = NULL;
+        }
+    }
+    if (rc == 0 && !res)
+        snprintf(err, sizeof err, "an all-to-all reduce with no input");
+    if (rc == -1)
+        snprintf(err, sizeof err, "out of memory");
+    for (size_t i = 0; in && i < got; i++)
+        prism_block_destroy(in[i]);
+    free(in);
+    prism_block_destroy(b);
+    json_decref(task);
+    json_decref(p.doc);
+    if (rc != 0 || !res) {
+        prism_block_destroy(res);
+        return prism_task_fail(ctx, "%s", err);
+    }
+    return reduce_finish(ctx, res, returns, nreturns);
+}
