@@ -81,7 +81,9 @@ static int value_at(const prism_column_view *v, size_t r, int64_t *iv, double *d
     size_t i = v->offset + r;
     *is_int = true;
     switch (v->type) {
-    case PRISM_COL_BOOL: *iv = v->values ? (((const uint8_t *)v->values)[i / 8] >> (i % 8)) & 1 : 0; break;
+    case PRISM_COL_BOOL:
+        *iv = v->values ? (((const uint8_t *)v->values)[i / 8] >> (i % 8)) & 1 : 0;
+        break;
     case PRISM_COL_INT8: *iv = ((const int8_t *)v->values)[i]; break;
     case PRISM_COL_INT16: *iv = ((const int16_t *)v->values)[i]; break;
     case PRISM_COL_INT32: *iv = ((const int32_t *)v->values)[i]; break;
@@ -285,8 +287,8 @@ static prism_status reduce_finish(prism_task_ctx *ctx, prism_block *b, prism_val
 /* ---------- map ---------- */
 
 /* Which part each row goes to. */
-static int assign_parts(const a2a_prog *p, uint64_t index, prism_block *b, size_t *part,
-                        char *err, size_t n)
+static int assign_parts(const a2a_prog *p, uint64_t index, prism_block *b, size_t *part, char *err,
+                        size_t n)
 {
     size_t rows = prism_block_rows(b);
     if (!strcmp(p->op, "groupby")) {
@@ -310,9 +312,8 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
 {
     a2a_prog p = {0};
     char err[ERR_LEN] = "";
-    json_t *task = nargs == 3 && args[1]->kind == PRISM_VALUE_JSON
-                       ? json_loads(args[1]->text, 0, NULL)
-                       : NULL;
+    json_t *task =
+        nargs == 3 && args[1]->kind == PRISM_VALUE_JSON ? json_loads(args[1]->text, 0, NULL) : NULL;
     prism_block *b = NULL;
     if (!task || prog_load(args[0], &p, err, sizeof err) != 0 ||
         !(b = data_block_of_value(args[2], err, sizeof err))) {
@@ -405,8 +406,8 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
 /* ---------- reduce ---------- */
 
 /* Sort: this range (`r` of `parts`) of every sorted block, sorted. */
-static int reduce_sort(const a2a_prog *p, size_t r, prism_block **in, size_t nin,
-                       prism_block **out, char *err, size_t n)
+static int reduce_sort(const a2a_prog *p, size_t r, prism_block **in, size_t nin, prism_block **out,
+                       char *err, size_t n)
 {
     keyset ks = {0};
     size_t total = 0, nsample = 0, *lo = calloc(nin + 1, sizeof *lo),
@@ -414,9 +415,9 @@ static int reduce_sort(const a2a_prog *p, size_t r, prism_block **in, size_t nin
     size_t *sample = NULL, *pairs = NULL;
     prism_block **cut = calloc(nin + 1, sizeof *cut);
     int rc = lo && hi && cut ? 0 : -1;
-    if (rc == 0 && keyset_open(&ks, json_object_get(p->spec, "key"),
-                               json_is_true(json_object_get(p->spec, "descending")), in, nin, err,
-                               n) != 0)
+    if (rc == 0 &&
+        keyset_open(&ks, json_object_get(p->spec, "key"),
+                    json_is_true(json_object_get(p->spec, "descending")), in, nin, err, n) != 0)
         rc = -2;
     for (size_t b = 0; b < nin; b++)
         total += prism_block_rows(in[b]);
@@ -586,8 +587,7 @@ static prism_block_status float_sum(prism_block_builder *bld, const prism_column
 
 /* Groupby: the rows sorted by key, one output row a group: the key columns,
  * then "fn(on)" a aggregation ("count()" for a count of rows). */
-static int reduce_groupby(const a2a_prog *p, prism_block *b, prism_block **out, char *err,
-                          size_t n)
+static int reduce_groupby(const a2a_prog *p, prism_block *b, prism_block **out, char *err, size_t n)
 {
     const json_t *key = json_object_get(p->spec, "key"), *aggs = json_object_get(p->spec, "aggs");
     size_t rows = prism_block_rows(b), ngroups = 0;
@@ -596,7 +596,9 @@ static int reduce_groupby(const a2a_prog *p, prism_block *b, prism_block **out, 
     size_t *starts = malloc((rows + 1) * sizeof *starts);
     const char **names = calloc(json_array_size(key) + 1, sizeof *names);
     prism_block *keys = NULL, *res = NULL;
-    int rc = !order || !starts || !names ? -1 : keyset_open(&ks, key, false, &b, 1, err, n) ? -2 : 0;
+    int rc = !order || !starts || !names                   ? -1
+             : keyset_open(&ks, key, false, &b, 1, err, n) ? -2
+                                                           : 0;
     if (rc == 0 && sorted_rows(&ks, rows, order) != 0)
         rc = -1;
     for (size_t i = 0; rc == 0 && i < rows; i++)
@@ -689,9 +691,8 @@ prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args
 {
     a2a_prog p = {0};
     char err[ERR_LEN] = "";
-    json_t *task = nargs >= 2 && args[1]->kind == PRISM_VALUE_JSON
-                       ? json_loads(args[1]->text, 0, NULL)
-                       : NULL;
+    json_t *task =
+        nargs >= 2 && args[1]->kind == PRISM_VALUE_JSON ? json_loads(args[1]->text, 0, NULL) : NULL;
     if (!task || prog_load(args[0], &p, err, sizeof err) != 0) {
         json_decref(task);
         json_decref(p.doc);

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -1078,7 +1079,6 @@ def test_all_to_all(c):
     got, info = run_rows([{"op": "from_items", "items": gitems, "override_num_blocks": 5},
                           {"op": "groupby", "key": "g", "aggs": aggs}], 13)
     assert len(got) == 13, got
-    import statistics
     for r in got:
         xs = [it["x"] for it in gitems if it["g"] == r["g"]]
         ys = [it["y"] for it in gitems if it["g"] == r["g"]]
@@ -1088,6 +1088,18 @@ def test_all_to_all(c):
         assert abs(r["std(x)"] - statistics.stdev(xs)) < 1e-9, r
     assert sorted(r["g"] for r in got) == sorted("g%d" % k for k in range(13))
     assert "GroupBy(g)" in info["explain"] and "AllToAllOperator" in info["explain"], info
+
+    # from C (data.h): shuffle, sort, repartition; a groupby's rows checked here
+    out = probe(c, "a2a", 30000)
+    assert "a2a ok: 30000 rows" in out, out
+    grouped = json.loads(out.split("groupby: ", 1)[1].splitlines()[0])
+    assert sorted(r["g"] for r in grouped) == [0, 1, 2, 3, 4], grouped
+    for r in grouped:
+        xs = [i for i in range(100) if i % 5 == r["g"]]
+        want = {"g": r["g"], "count()": 20, "sum(x)": sum(xs), "min(x)": min(xs),
+                "max(x)": max(xs), "mean(x)": statistics.mean(xs)}
+        assert {k: r[k] for k in want} == want, r
+        assert abs(r["std(x)"] - statistics.stdev(xs)) < 1e-9, r
 
     # empty input, and a limit after a sort
     got, _ = run_rows([{"op": "range", "n": 0}, {"op": "random_shuffle"}], 0)
