@@ -57,6 +57,7 @@ typedef struct ex_task {
     prism_ref **parts; /* an all-to-all map's outputs (owned), NULL otherwise */
     size_t nparts;
     bool reduce;                   /* an all-to-all reduce: its output is block `seq` */
+    bool sample;                   /* sort's sample of its input block */
     prism_actor *actor;            /* an actor pool's: the actor running it (borrowed) */
     char in_node[DS_NODE_LEN + 1]; /* the node holding most of its input bytes ("" none) */
     int64_t in_cost, in_bytes, est;
@@ -79,11 +80,10 @@ typedef struct ex_map {
 /* An all-to-all stage (docs/datasets.md#how-the-all-to-all-runs). */
 typedef struct ex_a2a {
     prism_plan_op_kind op;
-    bool has_map;     /* map tasks cut blocks into parts (not randomize_block_order,
-                       * nor repartition without shuffle) */
-    size_t map_parts; /* parts a map makes: `parts`, or 1 (sort: the block sorted) */
-    size_t parts;     /* reduce tasks, and so output blocks */
-    uint64_t seed;    /* the stage's: every task's randomness derives from it */
+    bool has_map;  /* map tasks cut blocks into parts (not randomize_block_order,
+                    * nor repartition without shuffle) */
+    size_t parts;  /* reduce tasks, and so output blocks */
+    uint64_t seed; /* the stage's: every task's randomness derives from it */
     ex_map *maps;
     size_t nmaps, mcap;
     size_t next_reduce; /* reduces submitted */
@@ -93,6 +93,13 @@ typedef struct ex_a2a {
     bool *have;
     size_t next_deliver;
     int64_t parked; /* of the executor's `held`: the maps' costs not yet taken by a reduce */
+    /* sort: every block is sampled as it comes (its keys at even steps) and
+     * waits; once all are, the maps cut them at the same boundaries */
+    bool sampled;        /* every block's sample is in: the maps may start */
+    ex_fifo waiting;     /* blocks whose sample was taken */
+    prism_ref **samples; /* the samples, every map's extra arguments */
+    size_t nsamples, scap;
+    int64_t samples_cost;
 } ex_a2a;
 
 typedef struct ex_stage {
@@ -578,6 +585,13 @@ static void a2a_release(executor *x, ex_a2a *a)
         free(a->maps[m].parts);
     }
     a->nmaps = 0;
+    while (fifo_len(&a->waiting)) {
+        ex_block b = fifo_pop(&a->waiting);
+        prism_ref_release(b.ref); /* its cost is in `parked` */
+    }
+    for (size_t k = 0; k < a->nsamples; k++)
+        prism_ref_release(a->samples[k]);
+    a->nsamples = 0;
     x->held -= a->parked;
     a->parked = 0;
     for (size_t r = 0; a->outs && r < a->parts; r++)
@@ -635,30 +649,58 @@ static int a2a_submit(executor *x, ex_stage *st, const char *fn, prism_value **a
 static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
 {
     ex_a2a *a = st->a2a;
+    bool sample = a->op == PRISM_OP_SORT && !a->sampled;
     ex_block b = fifo_pop(&st->queue);
     st->queued_bytes -= b.bytes;
     /* Its randomness follows its block's place in the input, not when the
      * block came: a seeded run makes the same parts. */
     ex_task t = {.est = est, .in_bytes = b.bytes, .in_cost = b.cost, .seq = b.seq};
-    char task[96];
-    snprintf(task, sizeof task, "{\"index\":%llu,\"take\":%lld}", (unsigned long long)b.seq,
-             (long long)b.take);
+    char task[128];
+    snprintf(task, sizeof task, "{\"index\":%llu,\"take\":%lld,\"sample\":%s}",
+             (unsigned long long)b.seq, (long long)b.take, sample ? "true" : "false");
     if (b.take < 0)
-        snprintf(task, sizeof task, "{\"index\":%llu,\"take\":null}", (unsigned long long)b.seq);
-    prism_value *args[3] = {prism_value_json(st->program), prism_value_json(task),
-                            prism_value_ref(b.ref)};
-    prism_ref_release(b.ref); /* the task holds its argument */
-    t.nparts = a->map_parts;
+        snprintf(task, sizeof task, "{\"index\":%llu,\"take\":null,\"sample\":%s}",
+                 (unsigned long long)b.seq, sample ? "true" : "false");
+    size_t nargs = 3 + (sample ? 0 : a->nsamples);
+    prism_value **args = calloc(nargs, sizeof *args);
+    if (args) {
+        args[0] = prism_value_json(st->program);
+        args[1] = prism_value_json(task);
+        args[2] = prism_value_ref(b.ref);
+        for (size_t k = 3; k < nargs; k++)
+            args[k] = prism_value_ref(a->samples[k - 3]);
+    }
+    if (sample) { /* the block waits for the maps, its cost parked */
+        t.sample = true;
+        t.in_cost = 0;
+        a->parked += b.cost;
+        if (fifo_push(&a->waiting, b) != 0) {
+            a->parked -= b.cost;
+            drop_block(x, &b);
+            free(args);
+            fail(x, "out of memory");
+            return -1;
+        }
+    } else {
+        if (a->op == PRISM_OP_SORT) /* it waited parked: now the task's input */
+            a->parked -= b.cost;
+        prism_ref_release(b.ref); /* the task holds its argument */
+    }
+    t.nparts = sample ? 1 : a->parts;
     prism_ref **refs = calloc(t.nparts + 1, sizeof *refs);
     x->held += t.est;
-    if (!refs) {
-        for (size_t i = 0; i < 3; i++)
+    if (!refs || !args) {
+        for (size_t i = 0; args && i < nargs; i++)
             prism_value_free(args[i]);
+        free(args);
+        free(refs);
         x->held -= t.est + t.in_cost;
         fail(x, "out of memory");
         return -1;
     }
-    if (a2a_submit(x, st, "data_a2a_map", args, 3, (int)t.nparts + 1, refs) != 0) {
+    int rc = a2a_submit(x, st, "data_a2a_map", args, nargs, (int)t.nparts + 1, refs);
+    free(args);
+    if (rc != 0) {
         free(refs);
         x->held -= t.est + t.in_cost;
         return -1;
@@ -727,7 +769,7 @@ static int a2a_launch_reduce(executor *x, ex_stage *st)
         if (args && m >= first && m < first + count) {
             size_t k = mp->nparts == 1 ? 0 : r;
             args[2 + m - first] = prism_value_ref(mp->parts[k]);
-            t.in_bytes += mp->cost / (int64_t)(mp->nparts == 1 ? a->parts : 1);
+            t.in_bytes += share;
             if (mp->nparts > 1) { /* nobody else takes this part: the task holds it */
                 prism_ref_release(mp->parts[k]);
                 mp->parts[k] = NULL;
@@ -841,16 +883,41 @@ static void a2a_step(executor *x, size_t i)
         a->reducing = true;
     } else {
         int64_t est;
+        if (a->op == PRISM_OP_SORT && !a->sampled && input_done && fifo_len(&st->queue) == 0 &&
+            st->ntasks == 0) {
+            /* every block sampled: they go to the maps, in the input's order */
+            ex_block *v = a->waiting.v + a->waiting.head;
+            qsort(v, fifo_len(&a->waiting), sizeof *v, block_order);
+            while (fifo_len(&a->waiting)) {
+                ex_block b = fifo_pop(&a->waiting);
+                st->queued_bytes += b.bytes;
+                if (fifo_push(&st->queue, b) != 0) {
+                    a->parked -= b.cost;
+                    drop_block(x, &b);
+                    fail(x, "out of memory");
+                    return;
+                }
+            }
+            a->sampled = true;
+        }
         while (!x->error && fifo_len(&st->queue) && (int64_t)st->ntasks < st->cap) {
             const ex_block *b = &st->queue.v[st->queue.head];
-            est = b->bytes + EX_STORE_OVERHEAD * (int64_t)a->map_parts;
+            est = b->bytes + EX_STORE_OVERHEAD * (int64_t)a->parts;
             if (held_now(x) + est > x->budget && running_tasks(x) > 0)
                 break;
             if (a2a_launch_map(x, st, est) != 0)
                 return;
         }
-        if (input_done && fifo_len(&st->queue) == 0 && st->ntasks == 0)
+        if (input_done && fifo_len(&st->queue) == 0 && st->ntasks == 0 &&
+            (a->op != PRISM_OP_SORT || a->sampled)) {
             a->reducing = true;
+            for (size_t k = 0; k < a->nsamples; k++) /* the maps are done with them */
+                prism_ref_release(a->samples[k]);
+            a->nsamples = 0;
+            x->held -= a->samples_cost;
+            a->parked -= a->samples_cost;
+            a->samples_cost = 0;
+        }
     }
 reduces:
     if (!a->reducing || a->nmaps == 0)
@@ -872,6 +939,28 @@ static void a2a_complete(executor *x, size_t i, ex_task t, json_t *stats)
     ex_a2a *a = st->a2a;
     x->held -= t.est + t.in_cost;
     st->done_tasks++;
+    if (t.sample) { /* sort: one more block's keys */
+        int64_t cost = json_integer_value(json_array_get(json_object_get(stats, "bytes"), 0)) +
+                       EX_STORE_OVERHEAD;
+        if (a->nsamples == a->scap) {
+            size_t cap = a->scap ? 2 * a->scap : 16;
+            prism_ref **v = realloc(a->samples, cap * sizeof *v);
+            if (!v) {
+                prism_ref_release(t.parts[0]);
+                free(t.parts);
+                fail(x, "out of memory");
+                return;
+            }
+            a->samples = v;
+            a->scap = cap;
+        }
+        a->samples[a->nsamples++] = t.parts[0];
+        free(t.parts);
+        x->held += cost;
+        a->parked += cost;
+        a->samples_cost += cost;
+        return;
+    }
     if (!t.reduce) {
         ex_map m = {
             .parts = t.parts, .nparts = t.nparts, .cost = t.in_cost, .take = -1, .seq = t.seq};
@@ -1377,7 +1466,6 @@ static int setup_a2a(executor *x, size_t i)
                         ? json_integer_value(json_object_get(spec, "num_blocks"))
                         : (int64_t)x->st[0].nsplits;
     a->parts = parts > 0 ? (size_t)parts : 1;
-    a->map_parts = op == PRISM_OP_SORT ? 1 : a->parts;
     json_t *seed = json_object_get(spec, "seed");
     if (json_is_integer(seed))
         a->seed = (uint64_t)json_integer_value(seed);
@@ -1505,6 +1593,8 @@ static void teardown(executor *x)
         free(st->bounds);
         json_decref(st->files);
         if (st->a2a) {
+            free(st->a2a->waiting.v);
+            free(st->a2a->samples);
             free(st->a2a->maps);
             free(st->a2a->outs);
             free(st->a2a->have);

@@ -6,9 +6,9 @@
  *       reduce of random_shuffle shuffles its rows again.
  *   groupby: each row to the part its key hashes to; the reduce sorts its
  *       rows by key and aggregates each group.
- *   sort: the map sorts its block (one part); every reduce opens every
- *       sorted block, picks the same range boundaries from an even sample
- *       of their keys, and takes its range of each (binary search).
+ *   sort: a first task per block samples its keys as it comes; once all
+ *       are sampled, each map cuts its block at the same P - 1 boundaries
+ *       (even steps of the sorted samples) and each reduce sorts its range.
  *   repartition(no shuffle): no map; the reduce joins the row ranges the
  *       executor gives it.
  *
@@ -24,7 +24,7 @@
 #include "prism_internal.h"
 
 #define ERR_LEN 1024
-/* Sort: sampled keys per output range (the boundaries' precision). */
+/* Sort: sampled keys per output range at most. */
 #define SORT_SAMPLES_PER_PART 64
 
 typedef struct a2a_prog {
@@ -286,11 +286,62 @@ static prism_status reduce_finish(prism_task_ctx *ctx, prism_block *b, prism_val
 
 /* ---------- map ---------- */
 
+/* Sort: where each row of `b` falls among the range boundaries, P - 1
+ * rows at even steps of the sorted sample (the concatenated samples, the
+ * same in every map task: each cuts at the same keys). A row equal to a
+ * boundary goes above it, so equal keys meet in one range. */
+static int range_parts(const a2a_prog *p, prism_block *b, prism_block *const *samples,
+                       size_t nsamples, size_t *part, char *err, size_t n)
+{
+    prism_block *pair[2] = {NULL, b};
+    keyset ks = {0};
+    size_t rows = prism_block_rows(b), ns = 0, *order = NULL, *bound = NULL;
+    int rc = 0;
+    if (nsamples && prism_block_concat(samples, nsamples, &pair[0], err, n) != PRISM_BLOCK_OK)
+        rc = -1;
+    ns = pair[0] ? prism_block_rows(pair[0]) : 0;
+    if (rc == 0 && ns == 0) { /* nothing sampled: no row either */
+        for (size_t i = 0; i < rows; i++)
+            part[i] = 0;
+        prism_block_destroy(pair[0]);
+        return 0;
+    }
+    if (rc == 0)
+        rc = keyset_open(&ks, json_object_get(p->spec, "key"),
+                         json_is_true(json_object_get(p->spec, "descending")), pair, 2, err, n);
+    if (rc == 0 && (!(order = malloc(ns * sizeof *order)) ||
+                    !(bound = malloc(p->parts * sizeof *bound)) || sorted_rows(&ks, ns, order))) {
+        snprintf(err, n, "out of memory");
+        rc = -1;
+    }
+    for (size_t j = 1; rc == 0 && j < p->parts; j++)
+        bound[j - 1] = order[j * ns / p->parts];
+    for (size_t i = 0; rc == 0 && i < rows; i++) {
+        size_t a = 0, z = p->parts - 1; /* the boundaries at or below the row */
+        while (a < z) {
+            size_t m = a + (z - a) / 2;
+            if (cmp_rows(&ks, 0, bound[m], 1, i) <= 0)
+                a = m + 1;
+            else
+                z = m;
+        }
+        part[i] = a;
+    }
+    free(order);
+    free(bound);
+    free(ks.view);
+    prism_block_destroy(pair[0]);
+    return rc;
+}
+
 /* Which part each row goes to. */
-static int assign_parts(const a2a_prog *p, uint64_t index, prism_block *b, size_t *part, char *err,
+static int assign_parts(const a2a_prog *p, uint64_t index, prism_block *b,
+                        prism_block *const *samples, size_t nsamples, size_t *part, char *err,
                         size_t n)
 {
     size_t rows = prism_block_rows(b);
+    if (!strcmp(p->op, "sort"))
+        return range_parts(p, b, samples, nsamples, part, err, n);
     if (!strcmp(p->op, "groupby")) {
         keyset ks = {0};
         int rc = keyset_open(&ks, json_object_get(p->spec, "key"), false, &b, 1, err, n);
@@ -305,15 +356,52 @@ static int assign_parts(const a2a_prog *p, uint64_t index, prism_block *b, size_
     return 0;
 }
 
-/* data_a2a_map(program, task, block) -> [part 0, ..., part P-1, stats]:
- * task is {"index": m, "take": n|null}. */
+/* Sort's sample of one block: its key columns at even steps, about one row
+ * in 256 (at least 16, at most SORT_SAMPLES_PER_PART a part). */
+static int sample_keys(const a2a_prog *p, prism_block *b, prism_block **out, char *err, size_t n)
+{
+    const json_t *key = json_object_get(p->spec, "key");
+    size_t rows = prism_block_rows(b), k = rows / 256, nk = json_array_size(key);
+    if (k < 16)
+        k = 16;
+    if (k > SORT_SAMPLES_PER_PART * p->parts)
+        k = SORT_SAMPLES_PER_PART * p->parts;
+    if (k > rows)
+        k = rows;
+    const char **names = calloc(nk + 1, sizeof *names);
+    size_t *at = malloc((k ? k : 1) * sizeof *at);
+    prism_block *sel = NULL;
+    for (size_t i = 0; names && i < nk; i++)
+        names[i] = json_string_value(json_array_get(key, i));
+    for (size_t j = 0; at && j < k; j++)
+        at[j] = (size_t)((double)rows * ((double)j + 0.5) / (double)k);
+    int rc = 0;
+    prism_block_status st = names && at ? prism_block_select(b, names, nk, &sel)
+                                        : PRISM_BLOCK_ENOMEM;
+    if (st == PRISM_BLOCK_ESCHEMA) {
+        snprintf(err, n, "no column to sort on among \"%.128s\"...", names[0]);
+        rc = -1;
+    } else if (st != PRISM_BLOCK_OK || data_block_take_rows(sel, at, k, out) != PRISM_BLOCK_OK) {
+        snprintf(err, n, "out of memory");
+        rc = -1;
+    }
+    prism_block_destroy(sel);
+    free(names);
+    free(at);
+    return rc;
+}
+
+/* data_a2a_map(program, task, block, sample...) -> [part 0, ..., part P-1,
+ * stats]: task is {"index": m, "take": n|null, "sample": bool}. Sort first
+ * samples every block ("sample": true -> [keys, stats]), then cuts each at
+ * the boundaries the samples (its later arguments) give. */
 prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                           prism_value **returns, size_t nreturns)
 {
     a2a_prog p = {0};
     char err[ERR_LEN] = "";
     json_t *task =
-        nargs == 3 && args[1]->kind == PRISM_VALUE_JSON ? json_loads(args[1]->text, 0, NULL) : NULL;
+        nargs >= 3 && args[1]->kind == PRISM_VALUE_JSON ? json_loads(args[1]->text, 0, NULL) : NULL;
     prism_block *b = NULL;
     if (!task || prog_load(args[0], &p, err, sizeof err) != 0 ||
         !(b = data_block_of_value(args[2], err, sizeof err))) {
@@ -322,9 +410,10 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
         return prism_task_fail(ctx, "data_a2a_map takes a program, a task and a block%s%s",
                                *err ? ": " : "", err);
     }
-    bool sort = !strcmp(p.op, "sort");
-    size_t nparts = sort ? 1 : p.parts;
+    bool sample = json_is_true(json_object_get(task, "sample"));
+    size_t nparts = sample ? 1 : p.parts, nsamples = nargs - 3;
     json_t *take = json_object_get(task, "take");
+    int64_t take_rows = json_is_integer(take) ? json_integer_value(take) : -1;
     uint64_t index = (uint64_t)json_integer_value(json_object_get(task, "index"));
     json_decref(task);
     if (nreturns != nparts + 1) {
@@ -332,9 +421,9 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
         json_decref(p.doc);
         return prism_task_fail(ctx, "data_a2a_map: %zu returns for %zu parts", nreturns, nparts);
     }
-    if (json_is_integer(take) && (size_t)json_integer_value(take) < prism_block_rows(b)) {
+    if (take_rows >= 0 && (size_t)take_rows < prism_block_rows(b)) {
         prism_block *cut = NULL;
-        prism_block_slice(b, 0, (size_t)json_integer_value(take), &cut);
+        prism_block_slice(b, 0, (size_t)take_rows, &cut);
         prism_block_destroy(b);
         b = cut;
     }
@@ -342,22 +431,19 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
     size_t *part = malloc((rows ? rows : 1) * sizeof *part);
     size_t *count = calloc(nparts, sizeof *count), *start = calloc(nparts + 1, sizeof *start);
     size_t *order = malloc((rows ? rows : 1) * sizeof *order);
+    prism_block **samples = calloc(nsamples + 1, sizeof *samples);
     json_t *rows_j = json_array(), *bytes_j = json_array();
-    int rc = b && part && count && start && order && rows_j && bytes_j ? 0 : -1;
+    int rc = b && part && count && start && order && samples && rows_j && bytes_j ? 0 : -1;
     if (rc != 0)
         snprintf(err, sizeof err, "out of memory");
-    if (rc == 0 && sort) {
-        keyset ks = {0};
-        rc = keyset_open(&ks, json_object_get(p.spec, "key"),
-                         json_is_true(json_object_get(p.spec, "descending")), &b, 1, err,
-                         sizeof err);
-        if (rc == 0 && sorted_rows(&ks, rows, order) != 0) {
-            snprintf(err, sizeof err, "out of memory");
+    for (size_t k = 0; rc == 0 && k < nsamples; k++)
+        if (!(samples[k] = data_block_of_value(args[3 + k], err, sizeof err)))
             rc = -1;
-        }
-        free(ks.view);
-        start[1] = rows;
-    } else if (rc == 0 && (rc = assign_parts(&p, index, b, part, err, sizeof err)) == 0) {
+    prism_block *keys = NULL;
+    if (rc == 0 && sample) {
+        rc = sample_keys(&p, b, &keys, err, sizeof err);
+    } else if (rc == 0 &&
+               (rc = assign_parts(&p, index, b, samples, nsamples, part, err, sizeof err)) == 0) {
         /* a counting sort of the rows by part, keeping their order */
         for (size_t i = 0; i < rows; i++)
             count[part[i]]++;
@@ -368,9 +454,10 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
             order[start[part[i]] + count[part[i]]++] = i;
     }
     for (size_t k = 0; rc == 0 && k < nparts; k++) {
-        prism_block *out = NULL;
-        if (data_block_take_rows(b, order + start[k], start[k + 1] - start[k], &out) !=
-            PRISM_BLOCK_OK) {
+        prism_block *out = keys;
+        keys = NULL;
+        if (!out && data_block_take_rows(b, order + start[k], start[k + 1] - start[k], &out) !=
+                        PRISM_BLOCK_OK) {
             snprintf(err, sizeof err, "out of memory");
             rc = -1;
             break;
@@ -394,10 +481,14 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
     json_decref(stats);
     json_decref(rows_j);
     json_decref(bytes_j);
+    for (size_t k = 0; samples && k < nsamples; k++)
+        prism_block_destroy(samples[k]);
+    free(samples);
     free(part);
     free(count);
     free(start);
     free(order);
+    prism_block_destroy(keys);
     prism_block_destroy(b);
     json_decref(p.doc);
     return rc == 0 ? PRISM_OK : prism_task_fail(ctx, "%s", err);
@@ -405,109 +496,23 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
 
 /* ---------- reduce ---------- */
 
-/* Sort: this range (`r` of `parts`) of every sorted block, sorted. */
-static int reduce_sort(const a2a_prog *p, size_t r, prism_block **in, size_t nin, prism_block **out,
-                       char *err, size_t n)
+/* Sort: the range's rows (part r of every map) in order. */
+static int reduce_sort(const a2a_prog *p, prism_block *b, prism_block **out, char *err, size_t n)
 {
     keyset ks = {0};
-    size_t total = 0, nsample = 0, *lo = calloc(nin + 1, sizeof *lo),
-           *hi = calloc(nin + 1, sizeof *hi);
-    size_t *sample = NULL, *pairs = NULL;
-    prism_block **cut = calloc(nin + 1, sizeof *cut);
-    int rc = lo && hi && cut ? 0 : -1;
+    size_t rows = prism_block_rows(b);
+    size_t *order = malloc((rows ? rows : 1) * sizeof *order);
+    int rc = order ? 0 : -1;
     if (rc == 0 &&
         keyset_open(&ks, json_object_get(p->spec, "key"),
-                    json_is_true(json_object_get(p->spec, "descending")), in, nin, err, n) != 0)
+                    json_is_true(json_object_get(p->spec, "descending")), &b, 1, err, n) != 0)
         rc = -2;
-    for (size_t b = 0; b < nin; b++)
-        total += prism_block_rows(in[b]);
-    /* The same sample, and so the same boundaries, in every reduce: rows at
-     * even steps of each block, in proportion to its rows. */
-    size_t want = p->parts * SORT_SAMPLES_PER_PART;
-    if (rc == 0 && total > 0 && !(sample = malloc(2 * (want + nin) * sizeof *sample)))
+    if (rc == 0 && (sorted_rows(&ks, rows, order) != 0 ||
+                    data_block_take_rows(b, order, rows, out) != PRISM_BLOCK_OK))
         rc = -1;
-    for (size_t b = 0; rc == 0 && total > 0 && b < nin; b++) {
-        size_t rows = prism_block_rows(in[b]);
-        size_t k = (size_t)((double)rows * (double)want / (double)total) + 1;
-        if (k > rows)
-            k = rows;
-        for (size_t j = 0; j < k; j++) {
-            sample[2 * nsample] = b;
-            sample[2 * nsample++ + 1] = (size_t)((double)rows * ((double)j + 0.5) / (double)k);
-        }
-    }
-    if (rc == 0 && nsample) {
-        sort_by.ks = &ks;
-        qsort(sample, nsample, 2 * sizeof *sample, cmp_entry);
-    }
-    /* Range r: from boundary r (inclusive) to boundary r + 1 (exclusive),
-     * the boundaries being sample entries; equal keys fall in one range. */
-    size_t bl = r * nsample / p->parts, bh = (r + 1) * nsample / p->parts;
-    size_t rows_out = 0;
-    for (size_t b = 0; rc == 0 && b < nin; b++) {
-        size_t rows = prism_block_rows(in[b]);
-        for (int side = 0; side < 2; side++) {
-            bool open = side == 0 ? r == 0 : r + 1 == p->parts;
-            size_t bound = side == 0 ? bl : bh, a = 0, z = rows;
-            if (open || bound >= nsample) {
-                (side ? hi : lo)[b] = side ? rows : 0;
-                continue;
-            }
-            while (a < z) { /* the first row not before the boundary */
-                size_t m = a + (z - a) / 2;
-                if (cmp_rows(&ks, b, m, sample[2 * bound], sample[2 * bound + 1]) < 0)
-                    a = m + 1;
-                else
-                    z = m;
-            }
-            (side ? hi : lo)[b] = a;
-        }
-        if (hi[b] < lo[b])
-            hi[b] = lo[b];
-        rows_out += hi[b] - lo[b];
-        if (prism_block_slice(in[b], lo[b], hi[b], &cut[b]) != PRISM_BLOCK_OK)
-            rc = -1;
-    }
-    /* The slices are sorted runs: sort their union (a merge would do). */
-    if (rc == 0 && !(pairs = malloc((rows_out ? rows_out : 1) * 2 * sizeof *pairs)))
-        rc = -1;
-    size_t np = 0;
-    for (size_t b = 0; rc == 0 && b < nin; b++)
-        for (size_t i = lo[b]; i < hi[b]; i++) {
-            pairs[2 * np] = b;
-            pairs[2 * np++ + 1] = i;
-        }
-    if (rc == 0) {
-        sort_by.ks = &ks;
-        qsort(pairs, np, 2 * sizeof *pairs, cmp_entry);
-    }
-    prism_block *joined = NULL;
-    if (rc == 0 && prism_block_concat(cut, nin, &joined, err, n) != PRISM_BLOCK_OK)
-        rc = -2;
-    size_t *order = rc == 0 ? malloc((np ? np : 1) * sizeof *order) : NULL;
-    if (rc == 0 && !order)
-        rc = -1;
-    if (rc == 0) {
-        size_t *base = calloc(nin + 1, sizeof *base); /* each slice's first row in `joined` */
-        for (size_t b = 0; base && b + 1 <= nin; b++)
-            base[b + 1] = base[b] + (hi[b] - lo[b]);
-        for (size_t i = 0; base && i < np; i++)
-            order[i] = base[pairs[2 * i]] + pairs[2 * i + 1] - lo[pairs[2 * i]];
-        if (!base || data_block_take_rows(joined, order, np, out) != PRISM_BLOCK_OK)
-            rc = -1;
-        free(base);
-    }
     if (rc == -1)
         snprintf(err, n, "out of memory");
-    for (size_t b = 0; cut && b < nin; b++)
-        prism_block_destroy(cut[b]);
-    prism_block_destroy(joined);
     free(order);
-    free(cut);
-    free(pairs);
-    free(sample);
-    free(lo);
-    free(hi);
     free(ks.view);
     return rc == 0 ? 0 : -1;
 }
@@ -726,12 +731,12 @@ prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args
         }
     }
     prism_block *b = NULL, *res = NULL;
-    if (rc == 0 && !strcmp(p.op, "sort")) {
-        rc = reduce_sort(&p, r, in, nin, &res, err, sizeof err) == 0 ? 0 : -2;
-    } else if (rc == 0 && nin > 0) {
+    if (rc == 0 && nin > 0) {
         if (prism_block_concat(in, nin, &b, err, sizeof err) != PRISM_BLOCK_OK)
             rc = -2;
-        if (rc == 0 && !strcmp(p.op, "groupby")) {
+        if (rc == 0 && !strcmp(p.op, "sort")) {
+            rc = reduce_sort(&p, b, &res, err, sizeof err) == 0 ? 0 : -2;
+        } else if (rc == 0 && !strcmp(p.op, "groupby")) {
             rc = reduce_groupby(&p, b, &res, err, sizeof err) == 0 ? 0 : -2;
         } else if (rc == 0 && !strcmp(p.op, "random_shuffle")) {
             size_t rows = prism_block_rows(b);

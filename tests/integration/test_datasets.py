@@ -1109,6 +1109,45 @@ def test_all_to_all(c):
     assert [r["id"] for r in got] == [n - 1 - k for k in range(5)], got
 
 
+def test_all_to_all_larger_than_the_stores(c):
+    """A shuffle and a sort of 3x the object store's memory through an 8 MiB budget: the
+    parts spill and come back, every row once (the C consumer checks each id), the sort's
+    first rows the largest ids; the store's use sampled stays within its memory."""
+    need_binaries()
+    store = 16 << 20
+    n = 6 << 20  # int64 ids: 48 MiB in 24 blocks
+    rng = {"op": "range", "n": n, "override_num_blocks": 24}
+    opts = {"memory_budget_bytes": 8 << 20}
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(s["used_bytes"] for s in store_used(c).values()))
+            time.sleep(0.02)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        plan = {"ops": [rng, {"op": "random_shuffle", "seed": 4}], "options": opts}
+        assert "range ok: %d rows" % n in probe(c, "plan", json.dumps(plan), n, timeout=400)
+        d = post(c, {"ops": [rng, {"op": "random_shuffle"},
+                             {"op": "sort", "key": "id", "descending": True}], "options": opts})
+        assert count(c, d["dataset_id"]) == n
+        got = rows(c, d["dataset_id"], 10000)
+        assert [r["id"] for r in got] == [n - 1 - k for k in range(10000)], got[:3]
+        info = dataset(c, d["dataset_id"])
+    finally:
+        done.set()
+        t.join()
+    stats = store_used(c)
+    spilled = sum(s["spilled_bytes_total"] for s in stats.values())
+    print("  store peak %d of %d bytes, executor peak %d, spilled %d bytes" % (
+        peak[0], store, info["peak_bytes_in_flight"], spilled))
+    assert 0 < peak[0] <= store, peak
+    assert spilled > 0, stats  # 48 MiB of parts cannot all sit in 16 MiB
+test_all_to_all_larger_than_the_stores.cluster = {"store_memory": "16MiB"}
+
+
 def test_writes(c):
     """write_jsonl and write_csv over REST and from C: one file per block under the
     dataservice's --data-roots, every row read back from the files (and through read_csv);
@@ -1264,5 +1303,5 @@ if __name__ == "__main__":
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
          test_materialize, test_actor_pool, test_operator_metrics, test_split_locality,
-         test_all_to_all],
+         test_all_to_all, test_all_to_all_larger_than_the_stores],
         dataservice=True)
