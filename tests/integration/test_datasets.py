@@ -1148,6 +1148,37 @@ def test_all_to_all_larger_than_the_stores(c):
 test_all_to_all_larger_than_the_stores.cluster = {"store_memory": "16MiB"}
 
 
+def test_all_to_all_worker_killed(c):
+    """Every worker killed while a seeded shuffle's maps run and again at its reduces: the
+    tasks are retried and the output is the same rows in the same order as a run
+    without kills."""
+    need_binaries()
+    pkg = upload_package(c)
+    n = 8000
+    ops = [{"op": "range", "n": n, "override_num_blocks": 16},
+           {"op": "map_batches", "fn": fn(pkg, "slow", ms=300), "batch_size": None},
+           {"op": "random_shuffle", "seed": 9}]
+    want = [r["id"] for r in rows(c, post(c, {"ops": ops})["dataset_id"], n)]
+    assert sorted(want) == list(range(n))
+    did = post(c, {"ops": ops})["dataset_id"]
+    killed = 0
+    for threshold in (3, 17):  # all-to-all tasks done: some maps; every map and a reduce
+        wait_until(lambda: dataset(c, did)["state"] != "RUNNING" or
+                   dataset(c, did)["stages"][1]["tasks_done"] >= threshold, timeout=60,
+                   what="%d all-to-all tasks done" % threshold)
+        pids = [int(x) for x in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir],
+                                               capture_output=True, text=True).stdout.split()]
+        for pid in pids:
+            kill_quietly(pid)
+        killed += len(pids)
+    got = [r["id"] for r in rows(c, did, n)]
+    assert got == want, [(a, b) for a, b in zip(got, want) if a != b][:5]
+    info = dataset(c, did)
+    assert info["state"] == "FINISHED", info
+    print("  %d workers killed; %d all-to-all tasks done" % (killed,
+                                                            info["stages"][1]["tasks_done"]))
+
+
 def test_writes(c):
     """write_jsonl and write_csv over REST and from C: one file per block under the
     dataservice's --data-roots, every row read back from the files (and through read_csv);
@@ -1303,5 +1334,6 @@ if __name__ == "__main__":
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
          test_materialize, test_actor_pool, test_operator_metrics, test_split_locality,
-         test_all_to_all, test_all_to_all_larger_than_the_stores],
+         test_all_to_all, test_all_to_all_larger_than_the_stores,
+         test_all_to_all_worker_killed],
         dataservice=True)
