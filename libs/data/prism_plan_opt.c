@@ -301,7 +301,10 @@ static int fuse(prism_physical_plan *pp)
     }
     for (size_t i = 0; i < pp->nstages; i++) {
         opt_stage *s = &pp->stages[i];
-        if (i + 1 < pp->nstages && pp->stages[i + 1].kind == PRISM_STAGE_LIMIT)
+        /* An all-to-all stage cannot stop early: any of its reduces may hold
+         * the first rows. */
+        if (i + 1 < pp->nstages && pp->stages[i + 1].kind == PRISM_STAGE_LIMIT &&
+            s->kind != PRISM_STAGE_ALL_TO_ALL)
             s->row_limit = pp->stages[i + 1].limit;
         s->resources = resource_map(s);
         prism_buf b;

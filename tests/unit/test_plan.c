@@ -1271,6 +1271,50 @@ static void test_write(void **state)
     prism_plan_destroy(p);
 }
 
+static void test_all_to_all(void **state)
+{
+    (void)state;
+    prism_plan *p = parse_ok(
+        "{\"ops\": [" R ", {\"op\": \"select_columns\", \"columns\": [\"id\"]}, "
+        "{\"op\": \"random_shuffle\", \"seed\": 3}, {\"op\": \"sort\", \"key\": \"id\"}, "
+        "{\"op\": \"groupby\", \"key\": [\"id\"], \"aggs\": [{\"fn\": \"count\"}, "
+        "{\"fn\": \"std\", \"on\": \"id\"}]}, {\"op\": \"repartition\", \"num_blocks\": 2}, "
+        "{\"op\": \"randomize_block_order\"}, {\"op\": \"limit\", \"limit\": 4}]}");
+    assert_round_trip(p);
+    /* a key of one name is a list of one; defaults filled in */
+    json_t *key = json_object_get(prism_plan_op_spec(p, 3), "key");
+    assert_int_equal(json_array_size(key), 1);
+    assert_string_equal(json_string_value(json_array_get(key, 0)), "id");
+    assert_true(json_is_false(json_object_get(prism_plan_op_spec(p, 3), "descending")));
+    assert_true(json_is_false(json_object_get(prism_plan_op_spec(p, 5), "shuffle")));
+    assert_true(json_is_null(json_object_get(prism_plan_op_spec(p, 6), "seed")));
+    char *text = prism_plan_to_json(p, NULL);
+    assert_non_null(strstr(text, "{\"op\":\"sort\",\"key\":[\"id\"]}"));
+    free(text);
+    /* each its own stage, never fused, never cut short by the limit after it */
+    prism_physical_plan *pp;
+    assert_int_equal(prism_plan_optimize(p, &pp, NULL), PRISM_PLAN_OK);
+    assert_int_equal(prism_physical_plan_num_stages(pp), 7);
+    const char *names[] = {
+        "ReadRange->SelectColumns", "RandomShuffle",       "Sort(id)", "GroupBy(id)",
+        "Repartition(2)",           "RandomizeBlockOrder", "Limit(4)"};
+    for (size_t i = 0; i < 7; i++) {
+        prism_plan_stage s;
+        prism_physical_plan_stage(pp, i, &s);
+        assert_string_equal(s.name, names[i]);
+        assert_int_equal(s.kind, i == 0   ? PRISM_STAGE_READ
+                                 : i == 6 ? PRISM_STAGE_LIMIT
+                                          : PRISM_STAGE_ALL_TO_ALL);
+        if (s.kind == PRISM_STAGE_ALL_TO_ALL)
+            assert_int_equal(s.row_limit, -1);
+    }
+    prism_physical_plan_destroy(pp);
+    char *x = prism_plan_explain(p, NULL);
+    assert_non_null(strstr(x, "+- AllToAllOperator[RandomizeBlockOrder]  ops[6]; CPU 1\n"));
+    free(x);
+    prism_plan_destroy(p);
+}
+
 static void test_paths(void **state)
 {
     (void)state;
@@ -1293,7 +1337,7 @@ int main(void)
         cmocka_unit_test(test_limit_boundary), cmocka_unit_test(test_limit_pushdown),
         cmocka_unit_test(test_explain),        cmocka_unit_test(test_builder_matches_json),
         cmocka_unit_test(test_builder_errors), cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_write),
+        cmocka_unit_test(test_write),          cmocka_unit_test(test_all_to_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
