@@ -145,6 +145,15 @@ PRISM_API prism_status prism_data_repartition(prism_dataset *ds, int64_t num_blo
  * point order); nulls last. */
 PRISM_API prism_status prism_data_sort(prism_dataset *ds, const char *const *key, bool descending);
 
+/* `function` of the uploaded package `package` (its sha256) called on each
+ * group of rows sharing `key` (NULL-terminated columns), with `args_json`
+ * (an object's text, or NULL); the results joined. */
+PRISM_API prism_status prism_data_map_groups(prism_dataset *ds, const char *const *key,
+                                             const char *package, const char *function,
+                                             const char *args_json);
+/* One row per distinct value of `column` (null included), that column only. */
+PRISM_API prism_status prism_data_unique(prism_dataset *ds, const char *column);
+
 /* One aggregation of a group: `fn` "count", "sum", "min", "max", "mean" or
  * "std" (sample standard deviation), over column `on` (NULL for count: the
  * group's rows). Its output column is "fn(on)", as Ray Data names it. */

@@ -109,6 +109,8 @@ typedef enum prism_plan_op_kind {
     PRISM_OP_GROUPBY,
     PRISM_OP_REPARTITION,
     PRISM_OP_RANDOMIZE_BLOCK_ORDER,
+    PRISM_OP_UNIQUE,
+    PRISM_OP_MAP_GROUPS,
     /* writes: at most one, last (it consumes the dataset) */
     PRISM_OP_WRITE_JSONL,
     PRISM_OP_WRITE_CSV,

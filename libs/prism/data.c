@@ -333,6 +333,22 @@ prism_status prism_data_sort(prism_dataset *ds, const char *const *key, bool des
                                    descending));
 }
 
+prism_status prism_data_map_groups(prism_dataset *ds, const char *const *key, const char *package,
+                                   const char *function, const char *args_json)
+{
+    json_t *args = args_json ? json_loads(args_json, 0, NULL) : json_object();
+    if (!args)
+        return prism__fail(PRISM_ERR_INVALID, "map_groups: the arguments are not JSON");
+    return append_op(ds, json_pack("{sssos{ssssso}}", "op", "map_groups", "key", names_json(key),
+                                   "fn", "package", package ? package : "", "function",
+                                   function ? function : "", "args", args));
+}
+
+prism_status prism_data_unique(prism_dataset *ds, const char *column)
+{
+    return append_op(ds, json_pack("{ssss}", "op", "unique", "column", column ? column : ""));
+}
+
 prism_status prism_data_groupby_aggregate(prism_dataset *ds, const char *const *key,
                                           const prism_data_agg *aggs, size_t naggs)
 {

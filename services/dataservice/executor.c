@@ -1474,8 +1474,15 @@ static int setup_a2a(executor *x, size_t i)
     a->seed &= ((uint64_t)1 << 53) - 1; /* as JSON carries it */
     a->outs = calloc(a->parts, sizeof *a->outs);
     a->have = calloc(a->parts, sizeof *a->have);
-    json_t *prog = json_pack("{sssOsIsI}", "op", prism_plan_op_kind_name(op), "spec", spec, "parts",
-                             (json_int_t)a->parts, "seed", (json_int_t)a->seed);
+    /* unique(column): a groupby on the column with no aggregation */
+    json_t *own = op == PRISM_OP_UNIQUE
+                      ? json_pack("{s[O]s[]}", "key", json_object_get(spec, "column"), "aggs")
+                      : NULL;
+    json_t *prog = json_pack("{sssOsIsI}", "op",
+                             op == PRISM_OP_UNIQUE ? "groupby" : prism_plan_op_kind_name(op),
+                             "spec", own ? own : spec, "parts", (json_int_t)a->parts, "seed",
+                             (json_int_t)a->seed);
+    json_decref(own);
     st->program = prog ? json_dumps(prog, JSON_COMPACT) : NULL;
     json_decref(prog);
     st->resources = custom_resources(st->info.resources);

@@ -42,6 +42,11 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
 prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                              prism_value **returns, size_t nreturns);
 
+/* Calls the package function `f` (`name` for errors) on `in` with `args`
+ * (borrowed): the block it returns, or NULL with `err`. */
+prism_block *data_call_fn(prism_task_ctx *ctx, prism_task_fn f, const char *name,
+                          const prism_block *in, const json_t *args, char *err, size_t n);
+
 /* The actor class DataStage of the built-in package: an actor of a
  * dataset's actor pool. Its constructor takes the stage program and runs
  * each package function's setup, `<function>__init(args)`, when the package

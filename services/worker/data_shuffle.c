@@ -342,7 +342,7 @@ static int assign_parts(const a2a_prog *p, uint64_t index, prism_block *b,
     size_t rows = prism_block_rows(b);
     if (!strcmp(p->op, "sort"))
         return range_parts(p, b, samples, nsamples, part, err, n);
-    if (!strcmp(p->op, "groupby")) {
+    if (!strcmp(p->op, "groupby") || !strcmp(p->op, "map_groups")) {
         keyset ks = {0};
         int rc = keyset_open(&ks, json_object_get(p->spec, "key"), false, &b, 1, err, n);
         for (size_t i = 0; rc == 0 && i < rows; i++)
@@ -687,6 +687,68 @@ static int reduce_groupby(const a2a_prog *p, prism_block *b, prism_block **out, 
     return rc == 0 ? 0 : -1;
 }
 
+/* map_groups: the rows sorted by key, the package function called on each
+ * group's rows (a batch), the results joined (one schema). */
+static int reduce_map_groups(prism_task_ctx *ctx, const a2a_prog *p, prism_block *b,
+                             prism_block **out, char *err, size_t n)
+{
+    const json_t *fn = json_object_get(p->spec, "fn");
+    const char *pkg = json_string_value(json_object_get(fn, "package"));
+    const char *function = json_string_value(json_object_get(fn, "function"));
+    prism_task_fn f = pkg && function ? prism__worker_find_task(ctx, pkg, function, err, n) : NULL;
+    if (!f) {
+        if (!*err)
+            snprintf(err, n, "\"fn\" needs a package and a function");
+        return -1;
+    }
+    keyset ks = {0};
+    size_t rows = prism_block_rows(b), k = 0;
+    size_t *order = malloc((rows ? rows : 1) * sizeof *order);
+    prism_block **res = calloc(rows + 1, sizeof *res);
+    int rc = !order || !res                                                            ? -1
+             : keyset_open(&ks, json_object_get(p->spec, "key"), false, &b, 1, err, n) ? -2
+                                                                                       : 0;
+    if (rc == 0 && sorted_rows(&ks, rows, order) != 0)
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < rows;) {
+        size_t j = i + 1;
+        while (j < rows && cmp_rows(&ks, 0, order[i], 0, order[j]) == 0)
+            j++;
+        prism_block *group = NULL;
+        if (data_block_take_rows(b, order + i, j - i, &group) != PRISM_BLOCK_OK) {
+            rc = -1;
+            break;
+        }
+        res[k] = data_call_fn(ctx, f, function, group, json_object_get(fn, "args"), err, n);
+        prism_block_destroy(group);
+        if (!res[k]) {
+            rc = -2;
+            break;
+        }
+        if (prism_block_rows(res[k]) > 0 || k == 0) /* an empty result adds nothing */
+            k++;
+        else
+            prism_block_destroy(res[k]);
+        i = j;
+    }
+    if (rc == 0 && k > 1 && prism_block_rows(res[0]) == 0) { /* only the non-empty ones */
+        prism_block_destroy(res[0]);
+        memmove(res, res + 1, --k * sizeof *res);
+    }
+    if (rc == 0 && k == 0) /* no group: no row, the input's columns */
+        rc = prism_block_slice(b, 0, 0, out) == PRISM_BLOCK_OK ? 0 : -1;
+    else if (rc == 0 && prism_block_concat(res, k, out, err, n) != PRISM_BLOCK_OK)
+        rc = -2;
+    if (rc == -1)
+        snprintf(err, n, "out of memory");
+    for (size_t i = 0; res && i < k; i++)
+        prism_block_destroy(res[i]);
+    free(res);
+    free(order);
+    free(ks.view);
+    return rc == 0 ? 0 : -1;
+}
+
 /* data_a2a_reduce(program, task, block...) -> [block, stats]: task is
  * {"index": r, "ranges": [[skip, count]...] | null}; the blocks are part r
  * of every map output (sort: every sorted block; repartition without
@@ -736,6 +798,8 @@ prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args
             rc = -2;
         if (rc == 0 && !strcmp(p.op, "sort")) {
             rc = reduce_sort(&p, b, &res, err, sizeof err) == 0 ? 0 : -2;
+        } else if (rc == 0 && !strcmp(p.op, "map_groups")) {
+            rc = reduce_map_groups(ctx, &p, b, &res, err, sizeof err) == 0 ? 0 : -2;
         } else if (rc == 0 && !strcmp(p.op, "groupby")) {
             rc = reduce_groupby(&p, b, &res, err, sizeof err) == 0 ? 0 : -2;
         } else if (rc == 0 && !strcmp(p.op, "random_shuffle")) {

@@ -17,9 +17,10 @@
  *   data_probe split JSON N EQUAL TIMEOUT_MS  streaming_split(N) of a plan: prints its ID
  *   data_probe consume ID SPLIT BATCH SLOW_MS iterates one split: prints "first" after the
  *                                             first batch, then "rows R ids ..." (every "id")
- *   data_probe a2a N                          range(N): random_shuffle (a permutation, the
+ *   data_probe a2a N PKG                      range(N): random_shuffle (a permutation, the
  *                                             same twice with a seed), then sort descending,
- *                                             repartition; prints a groupby's rows (take) */
+ *                                             repartition, unique; prints the rows (take) of
+ *                                             a groupby and of map_groups(PKG's group_spread) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,7 +372,7 @@ static int ids_of(prism_dataset *ds, int64_t n, int64_t *out)
     return 0;
 }
 
-static int all_to_all(prism_client *c, int64_t n)
+static int all_to_all(prism_client *c, int64_t n, const char *pkg)
 {
     prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
     ro.override_num_blocks = 8;
@@ -437,6 +438,20 @@ static int all_to_all(prism_client *c, int64_t n)
     printf("groupby: %s\n", out);
     free(out);
     prism_data_destroy(ds);
+    int64_t distinct = -1;
+    CHECK(prism_data_from_json(c, items, &ds) == PRISM_OK, "from_json");
+    CHECK(prism_data_unique(ds, "g") == PRISM_OK, "unique");
+    CHECK(prism_data_count(ds, 60000, &distinct) == PRISM_OK && distinct == 5,
+          "unique: %lld values, not 5", (long long)distinct);
+    prism_data_destroy(ds);
+    CHECK(prism_data_from_json(c, items, &ds) == PRISM_OK, "from_json");
+    CHECK(prism_data_map_groups(ds, g, pkg, "group_spread",
+                                "{\"key\": \"g\", \"column\": \"x\"}") == PRISM_OK,
+          "map_groups");
+    CHECK(prism_data_take(ds, 10, 60000, &out) == PRISM_OK, "take");
+    printf("map_groups: %s\n", out);
+    free(out);
+    prism_data_destroy(ds);
     free(ids[0]);
     free(ids[1]);
     free(seen);
@@ -479,8 +494,8 @@ int main(int argc, char **argv)
         rc = split_start(c, argv[2], atoi(argv[3]), !strcmp(argv[4], "true"), atoi(argv[5]));
     else if (!strcmp(argv[1], "consume") && argc == 6)
         rc = consume(c, argv[2], atoi(argv[3]), atoll(argv[4]), atoi(argv[5]));
-    else if (!strcmp(argv[1], "a2a") && argc == 3)
-        rc = all_to_all(c, atoll(argv[2]));
+    else if (!strcmp(argv[1], "a2a") && argc == 4)
+        rc = all_to_all(c, atoll(argv[2]), argv[3]);
     else if (!strcmp(argv[1], "write") && argc == 6)
         rc = write_files(c, argv[2], argv[3], atoll(argv[4]), atoll(argv[5]));
     prism_disconnect(c);

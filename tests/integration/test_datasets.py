@@ -1088,9 +1088,26 @@ def test_all_to_all(c):
         assert abs(r["std(x)"] - statistics.stdev(xs)) < 1e-9, r
     assert sorted(r["g"] for r in got) == sorted("g%d" % k for k in range(13))
     assert "GroupBy(g)" in info["explain"] and "AllToAllOperator" in info["explain"], info
+    # map_groups: a package function per group's rows
+    pkg = upload_package(c)
+    mitems = [{"k": i % 7, "v": (i * 31) % 1000} for i in range(3000)]
+    got, info = run_rows([{"op": "from_items", "items": mitems, "override_num_blocks": 4},
+                          {"op": "map_groups", "key": "k",
+                           "fn": fn(pkg, "group_spread", key="k", column="v")}], 7)
+    want = {}
+    for it in mitems:
+        want.setdefault(it["k"], []).append(it["v"])
+    assert sorted((r["key"], r["rows"], r["spread"]) for r in got) == sorted(
+        (float(k), float(len(v)), float(max(v) - min(v))) for k, v in want.items()), got
+    assert "MapGroups(group_spread)" in info["explain"], info["explain"]
+    # unique: each distinct value once, that column only
+    got, _ = run_rows([{"op": "from_items", "items": gitems, "override_num_blocks": 5},
+                       {"op": "unique", "column": "g"}], 13)
+    assert sorted(r["g"] for r in got) == sorted("g%d" % k for k in range(13)), got
+    assert all(list(r) == ["g"] for r in got), got
 
     # from C (data.h): shuffle, sort, repartition; a groupby's rows checked here
-    out = probe(c, "a2a", 30000)
+    out = probe(c, "a2a", 30000, pkg)
     assert "a2a ok: 30000 rows" in out, out
     grouped = json.loads(out.split("groupby: ", 1)[1].splitlines()[0])
     assert sorted(r["g"] for r in grouped) == [0, 1, 2, 3, 4], grouped
@@ -1100,6 +1117,9 @@ def test_all_to_all(c):
                 "max(x)": max(xs), "mean(x)": statistics.mean(xs)}
         assert {k: r[k] for k in want} == want, r
         assert abs(r["std(x)"] - statistics.stdev(xs)) < 1e-9, r
+    spreads = json.loads(out.split("map_groups: ", 1)[1].splitlines()[0])
+    assert sorted((r["key"], r["rows"], r["spread"]) for r in spreads) == [
+        (float(g), 20.0, 95.0) for g in range(5)], spreads
 
     # empty input, and a limit after a sort
     got, _ = run_rows([{"op": "range", "n": 0}, {"op": "random_shuffle"}], 0)

@@ -251,7 +251,8 @@ static const bad_case bad[] = {
      "ops[1]: unknown operator \"window\" (reads: range, from_items, read_images, "
      "read_binary_files, read_text, read_jsonl, read_csv; then map, map_batches, filter, "
      "flat_map, add_column, select_columns, drop_columns, limit, random_shuffle, "
-     "randomize_block_order, sort, groupby, repartition; last, write_jsonl, write_csv, "
+     "randomize_block_order, sort, groupby, repartition, unique, map_groups; last, write_jsonl, "
+     "write_csv, "
      "write_images or write_binary)"},
     {"{\"ops\": [" R ", {\"op\": \"write_images\", \"path\": \"/o\", \"file_format\": "
      "\"gif\"}]}",
