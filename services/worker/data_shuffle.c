@@ -379,7 +379,10 @@ static int sample_keys(const a2a_prog *p, prism_block *b, prism_block **out, cha
     prism_block_status st = names && at ? prism_block_select(b, names, nk, &sel)
                                         : PRISM_BLOCK_ENOMEM;
     if (st == PRISM_BLOCK_ESCHEMA) {
-        snprintf(err, n, "no column to sort on among \"%.128s\"...", names[0]);
+        size_t i = 0;
+        while (i + 1 < nk && prism_block_column_index(b, names[i]) >= 0)
+            i++;
+        snprintf(err, n, "no column \"%.128s\" to key on", names[i]);
         rc = -1;
     } else if (st != PRISM_BLOCK_OK || data_block_take_rows(sel, at, k, out) != PRISM_BLOCK_OK) {
         snprintf(err, n, "out of memory");

@@ -1121,6 +1121,28 @@ def test_all_to_all(c):
     assert sorted((r["key"], r["rows"], r["spread"]) for r in spreads) == [
         (float(g), 20.0, 95.0) for g in range(5)], spreads
 
+    # nulls sort last either way; a null key is a group of its own
+    nitems = [{"k": (i * 13) % 50 if i % 10 else None, "v": i} for i in range(400)]
+    nsrc = {"op": "from_items", "items": nitems, "override_num_blocks": 4}
+    for desc in (False, True):
+        got, _ = run_rows([nsrc, {"op": "sort", "key": "k", "descending": desc}], 400)
+        ks = [r["k"] for r in got]
+        present = sorted((k for k in ks if k is not None), reverse=desc)
+        assert ks == present + [None] * 40, ks[:5] + ks[-45:]
+    got, _ = run_rows([nsrc, {"op": "groupby", "key": "k", "aggs": [{"fn": "count"}]}], 60)
+    counts = {r["k"]: r["count()"] for r in got}
+    want_counts = {}
+    for it in nitems:
+        want_counts[it["k"]] = want_counts.get(it["k"], 0) + 1
+    assert counts == want_counts and counts[None] == 40, counts
+
+    # a key the rows lack fails the dataset naming the operator
+    msg = failed_with(c, {"ops": [rng, {"op": "sort", "key": "nope"}]})
+    assert "Sort(nope)" in msg and 'no column "nope"' in msg, msg
+    msg = failed_with(c, {"ops": [rng, {"op": "groupby", "key": "id",
+                                        "aggs": [{"fn": "sum", "on": "nope"}]}]})
+    assert "GroupBy(id)" in msg and "sum(nope): no such column" in msg, msg
+
     # empty input, and a limit after a sort
     got, _ = run_rows([{"op": "range", "n": 0}, {"op": "random_shuffle"}], 0)
     assert got == []
