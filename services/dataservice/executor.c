@@ -1466,6 +1466,11 @@ static int setup_a2a(executor *x, size_t i)
                         ? json_integer_value(json_object_get(spec, "num_blocks"))
                         : (int64_t)x->st[0].nsplits;
     a->parts = parts > 0 ? (size_t)parts : 1;
+    if (a->has_map && a->parts > PRISM_MAX_RETURNS - 1) { /* a map returns every part */
+        fail(x, "%s: %zu parts; a map task makes at most %d (fewer blocks)", st->name, a->parts,
+             PRISM_MAX_RETURNS - 1);
+        return -1;
+    }
     json_t *seed = json_object_get(spec, "seed");
     if (json_is_integer(seed))
         a->seed = (uint64_t)json_integer_value(seed);

@@ -1143,6 +1143,10 @@ def test_all_to_all(c):
                                         "aggs": [{"fn": "sum", "on": "nope"}]}]})
     assert "GroupBy(id)" in msg and "sum(nope): no such column" in msg, msg
 
+    msg = failed_with(c, {"ops": [rng, {"op": "repartition", "num_blocks": 70000,
+                                        "shuffle": True}]})
+    assert "Repartition(70000): 70000 parts; a map task makes at most 65534" in msg, msg
+
     # empty input, and a limit after a sort
     got, _ = run_rows([{"op": "range", "n": 0}, {"op": "random_shuffle"}], 0)
     assert got == []
