@@ -1224,6 +1224,15 @@ def test_all_to_all_worker_killed(c):
     print("  %d workers killed; %d all-to-all tasks done" % (killed,
                                                             info["stages"][1]["tasks_done"]))
 
+    # stopped while its maps run (a sort: while it samples): every part and block let go
+    for op in ({"op": "random_shuffle"}, {"op": "sort", "key": "id"}):
+        did = post(c, {"ops": ops[:2] + [op]})["dataset_id"]
+        wait_until(lambda: dataset(c, did)["stages"][1]["tasks_done"] >= 2, timeout=60,
+                   what="all-to-all tasks done")
+        assert c.post("/api/v1/datasets/%s/stop" % did).status == 200
+        wait_until(lambda: dataset(c, did)["state"] == "STOPPED", timeout=30, what="STOPPED")
+        assert dataset(c, did)["bytes_in_flight"] == 0, dataset(c, did)
+
 
 def test_writes(c):
     """write_jsonl and write_csv over REST and from C: one file per block under the
