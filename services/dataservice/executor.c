@@ -738,6 +738,10 @@ static json_t *a2a_ranges(const ex_a2a *a, size_t r, size_t *first, size_t *coun
         }
         pos += rows;
     }
+    if (ranges && *count == 0 && a->nmaps > 0) { /* fewer rows than blocks: an empty one */
+        *count = 1;
+        json_array_append_new(ranges, json_pack("[ii]", 0, 0));
+    }
     return ranges;
 }
 

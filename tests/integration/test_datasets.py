@@ -1053,6 +1053,8 @@ def test_all_to_all(c):
     assert [r["id"] for r in got] == list(range(n))
     a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"][0]
     assert a2a["blocks"] == 3 and info["output"]["blocks"] == 3, info
+    got, _ = run_rows([{"op": "range", "n": 3}, {"op": "repartition", "num_blocks": 5}], 3)
+    assert [r["id"] for r in got] == [0, 1, 2], got
     got, info = run_rows([rng, {"op": "repartition", "num_blocks": 5, "shuffle": True}], n)
     assert sorted(r["id"] for r in got) == list(range(n))
     assert info["output"]["blocks"] == 5, info
