@@ -87,6 +87,9 @@ prism_block_status data_block_with_tensor(const prism_block *blk, const char *na
                                           prism_coltype elem, const int64_t *shape,
                                           const void *values, const uint8_t *validity,
                                           prism_block **out, char *err, size_t n);
+/* `blk` (borrowed) as a block with bytes of its own: itself (a new
+ * reference) when it has them, else (a view) a serialized copy. */
+prism_block_status data_block_flat(const prism_block *blk, prism_block **out);
 /* A new block of rows `rows[0..k)` of `blk` (borrowed), in that order. */
 prism_block_status data_block_take_rows(const prism_block *blk, const size_t *rows, size_t k,
                                         prism_block **out);

@@ -425,10 +425,13 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
         return prism_task_fail(ctx, "data_a2a_map: %zu returns for %zu parts", nreturns, nparts);
     }
     if (take_rows >= 0 && (size_t)take_rows < prism_block_rows(b)) {
-        prism_block *cut = NULL;
-        prism_block_slice(b, 0, (size_t)take_rows, &cut);
+        /* flat once, not once per part */
+        prism_block *cut = NULL, *own = NULL;
+        if (prism_block_slice(b, 0, (size_t)take_rows, &cut) == PRISM_BLOCK_OK)
+            data_block_flat(cut, &own);
+        prism_block_destroy(cut);
         prism_block_destroy(b);
-        b = cut;
+        b = own;
     }
     size_t rows = b ? prism_block_rows(b) : 0;
     size_t *part = malloc((rows ? rows : 1) * sizeof *part);

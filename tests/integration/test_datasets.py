@@ -1228,10 +1228,12 @@ def test_all_to_all_worker_killed(c):
 
     # stopped while its maps run (a sort: while it samples): every part and block let go
     for op in ({"op": "random_shuffle"}, {"op": "sort", "key": "id"}):
-        did = post(c, {"ops": ops[:2] + [op]})["dataset_id"]
+        slow = [{"op": "range", "n": n, "override_num_blocks": 64}, ops[1]]  # about 10 s
+        did = post(c, {"ops": slow + [op]})["dataset_id"]
         wait_until(lambda: dataset(c, did)["stages"][1]["tasks_done"] >= 2, timeout=60,
                    what="all-to-all tasks done")
-        assert c.post("/api/v1/datasets/%s/stop" % did).status == 200
+        r = c.post("/api/v1/datasets/%s/stop" % did)
+        assert r.status == 200, (r, dataset(c, did))
         wait_until(lambda: dataset(c, did)["state"] == "STOPPED", timeout=30, what="STOPPED")
         assert dataset(c, did)["bytes_in_flight"] == 0, dataset(c, did)
 
