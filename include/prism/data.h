@@ -129,6 +129,43 @@ PRISM_API prism_status prism_data_drop_columns(prism_dataset *ds, const char *co
 PRISM_API prism_status prism_data_limit(prism_dataset *ds, int64_t n);
 /* Any operator as JSON ({"op": "flat_map", ...}). */
 PRISM_API prism_status prism_data_append_json(prism_dataset *ds, const char *op_json);
+
+/* All-to-all operators (docs/datasets.md#all-to-all-operators): every
+ * output block may hold rows of every input block, so they run once all
+ * their input has come. `seed` >= 0 repeats the same order on each run; < 0
+ * draws a new one. */
+PRISM_API prism_status prism_data_random_shuffle(prism_dataset *ds, int64_t seed);
+/* Whole blocks in a random order, rows inside each kept (no data moves). */
+PRISM_API prism_status prism_data_randomize_block_order(prism_dataset *ds, int64_t seed);
+/* `num_blocks` blocks of about equal rows: in order, or with `shuffle`
+ * rows spread at random. */
+PRISM_API prism_status prism_data_repartition(prism_dataset *ds, int64_t num_blocks, bool shuffle);
+/* Rows sorted by the columns of `key` (NULL-terminated: the first decides,
+ * then the next...), numbers by value, strings byte-wise (UTF-8 in code
+ * point order); nulls last. */
+PRISM_API prism_status prism_data_sort(prism_dataset *ds, const char *const *key, bool descending);
+
+/* `function` of the uploaded package `package` (its sha256) called on each
+ * group of rows sharing `key` (NULL-terminated columns), with `args_json`
+ * (an object's text, or NULL); the results joined. */
+PRISM_API prism_status prism_data_map_groups(prism_dataset *ds, const char *const *key,
+                                             const char *package, const char *function,
+                                             const char *args_json);
+/* One row per distinct value of `column` (null included), that column only. */
+PRISM_API prism_status prism_data_unique(prism_dataset *ds, const char *column);
+
+/* One aggregation of a group: `fn` "count", "sum", "min", "max", "mean" or
+ * "std" (sample standard deviation), over column `on` (NULL for count: the
+ * group's rows). Its output column is "fn(on)", as Ray Data names it. */
+typedef struct prism_data_agg {
+    const char *fn;
+    const char *on;
+} prism_data_agg;
+
+/* One row per distinct value of `key` (NULL-terminated columns): the key's
+ * columns, then the `naggs` aggregations. */
+PRISM_API prism_status prism_data_groupby_aggregate(prism_dataset *ds, const char *const *key,
+                                                    const prism_data_agg *aggs, size_t naggs);
 /* How the whole plan runs. */
 typedef struct prism_data_options {
     int64_t memory_budget_bytes;   /* bytes of blocks in flight at most, a consumer's

@@ -103,11 +103,14 @@ typedef enum prism_plan_op_kind {
     PRISM_OP_SELECT_COLUMNS,
     PRISM_OP_DROP_COLUMNS,
     PRISM_OP_LIMIT,
-    /* all-to-all: recognised, refused as unsupported_operator for now */
+    /* all-to-all: every output block may depend on every input block */
     PRISM_OP_RANDOM_SHUFFLE,
     PRISM_OP_SORT,
     PRISM_OP_GROUPBY,
     PRISM_OP_REPARTITION,
+    PRISM_OP_RANDOMIZE_BLOCK_ORDER,
+    PRISM_OP_UNIQUE,
+    PRISM_OP_MAP_GROUPS,
     /* writes: at most one, last (it consumes the dataset) */
     PRISM_OP_WRITE_JSONL,
     PRISM_OP_WRITE_CSV,
@@ -286,9 +289,12 @@ prism_plan_status prism_plan_optimize(const prism_plan *p, prism_physical_plan *
 void prism_physical_plan_destroy(prism_physical_plan *pp);
 
 typedef enum prism_plan_stage_kind {
-    PRISM_STAGE_READ = 0, /* the read, with what fused into it: tasks per block */
-    PRISM_STAGE_MAP,      /* one-to-one operators: tasks or an actor pool */
-    PRISM_STAGE_LIMIT,    /* the first `limit` rows pass; upstream work stops then */
+    PRISM_STAGE_READ = 0,   /* the read, with what fused into it: tasks per block */
+    PRISM_STAGE_MAP,        /* one-to-one operators: tasks or an actor pool */
+    PRISM_STAGE_LIMIT,      /* the first `limit` rows pass; upstream work stops then */
+    PRISM_STAGE_ALL_TO_ALL, /* one all-to-all operator: map tasks as input comes, then
+                             * reduce tasks once every map is done (randomize_block_order:
+                             * the executor reorders the blocks, no task) */
 } prism_plan_stage_kind;
 
 /* What the executor needs to run one stage. Strings and JSON are borrowed

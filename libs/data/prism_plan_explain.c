@@ -10,7 +10,10 @@
 
 static const char *stage_kind_name(prism_plan_stage_kind k)
 {
-    return k == PRISM_STAGE_READ ? "read" : k == PRISM_STAGE_MAP ? "map" : "limit";
+    return k == PRISM_STAGE_READ         ? "read"
+           : k == PRISM_STAGE_MAP        ? "map"
+           : k == PRISM_STAGE_ALL_TO_ALL ? "all_to_all"
+                                         : "limit";
 }
 
 /* The class name Ray Data would print for the stage's physical operator. */
@@ -18,6 +21,8 @@ static const char *stage_operator(const opt_stage *s)
 {
     if (s->kind == PRISM_STAGE_LIMIT)
         return "LimitOperator";
+    if (s->kind == PRISM_STAGE_ALL_TO_ALL)
+        return "AllToAllOperator";
     return s->compute == PRISM_COMPUTE_ACTORS ? "ActorPoolMapOperator" : "TaskPoolMapOperator";
 }
 

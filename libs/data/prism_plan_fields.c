@@ -349,6 +349,74 @@ static int read_names(plan_ctx *c, const plan_field *f, const char *path, json_t
     return *out ? 0 : plan_oom(c);
 }
 
+/* A key: one column's name, or several (compared in turn). */
+static int read_keys(plan_ctx *c, const plan_field *f, const char *path, json_t *v, json_t **out)
+{
+    if (!json_is_string(v))
+        return read_names(c, f, path, v, out);
+    json_t *list = json_pack("[O]", v);
+    if (!list)
+        return plan_oom(c);
+    int rc = read_names(c, f, path, list, out);
+    json_decref(list);
+    return rc;
+}
+
+static const char *const agg_names[] = {"count", "sum", "min", "max", "mean", "std", NULL};
+
+/* groupby's aggregations: each {"fn", "on"}; "on" is required except for count. */
+static int read_aggs(plan_ctx *c, const char *path, json_t *v, json_t **out)
+{
+    char q[96];
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 256)
+        return plan_fail(c, PRISM_PLAN_INVALID, path,
+                         "\"%s\" must be a list of 1 to 256 aggregations {\"fn\", \"on\"}", path);
+    json_t *list = json_array();
+    if (!list)
+        return plan_oom(c);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *a = json_array_get(v, i), *fn = json_object_get(a, "fn"),
+               *on = json_object_get(a, "on");
+        const char *name = json_string_value(fn), *key;
+        json_t *val;
+        size_t k = 0;
+        while (name && agg_names[k] && strcmp(agg_names[k], name))
+            k++;
+        if (!json_is_object(a) || !name || !agg_names[k]) {
+            json_decref(list);
+            return plan_fail(c, PRISM_PLAN_INVALID, path,
+                             "\"%s[%zu].fn\" must be one of count, sum, min, max, mean, std", path,
+                             i);
+        }
+        json_object_foreach(a, key, val)
+            if (strcmp(key, "fn") && strcmp(key, "on")) {
+                json_decref(list);
+                return plan_fail(c, PRISM_PLAN_INVALID, path,
+                                 "unknown field \"%s[%zu].%s\" (an aggregation has fn and on)",
+                                 path, i, plan_quote(q, key));
+            }
+        bool count = !strcmp(name, "count");
+        if ((on && (!json_is_string(on) || json_string_length(on) == 0 ||
+                    json_string_length(on) > PRISM_PLAN_MAX_NAME ||
+                    strlen(json_string_value(on)) != json_string_length(on) ||
+                    has_control(json_string_value(on)))) ||
+            (!on && !count)) {
+            json_decref(list);
+            return plan_fail(c, PRISM_PLAN_INVALID, path,
+                             "\"%s[%zu].on\" must name a column (1 to %d bytes)%s", path, i,
+                             PRISM_PLAN_MAX_NAME, count ? "" : "; only count takes none");
+        }
+        json_t *one = on ? json_pack("{sssO}", "fn", name, "on", on)
+                         : json_pack("{ss}", "fn", name);
+        if (!one || json_array_append_new(list, one) < 0) {
+            json_decref(list);
+            return plan_oom(c);
+        }
+    }
+    *out = list;
+    return 0;
+}
+
 static int read_size2(plan_ctx *c, const plan_field *f, const char *path, json_t *v, json_t **out)
 {
     json_t *h = json_array_get(v, 0), *w = json_array_get(v, 1);
@@ -644,6 +712,14 @@ static int read_value(plan_ctx *c, const plan_field *f, const char *path, json_t
         break;
     case PF_NAMES:
         if (read_names(c, f, path, v, full) < 0)
+            return -1;
+        break;
+    case PF_KEYS:
+        if (read_keys(c, f, path, v, full) < 0)
+            return -1;
+        break;
+    case PF_AGGS:
+        if (read_aggs(c, path, v, full) < 0)
             return -1;
         break;
     case PF_SIZE2:

@@ -26,6 +26,8 @@ typedef enum plan_ftype {
     PF_RESOURCES, /* {name: amount}: custom resources */
     PF_ITEMS,     /* a list of at most PRISM_PLAN_MAX_ITEMS JSON values */
     PF_OBJECT,    /* any JSON object nested at most PRISM_PLAN_MAX_DEPTH deep */
+    PF_KEYS, /* a name, or a non-empty list of distinct names (as PF_NAMES): stored as a list */
+    PF_AGGS, /* groupby's aggregations: [{"fn": count|sum|min|max|mean|std, "on"?: name}] */
 } plan_ftype;
 
 #define PFL_REQUIRED 1u /* no default: absence is an error */

@@ -101,6 +101,35 @@ static const plan_field limit_fields[] = {
     END,
 };
 
+/* All-to-all operators (Ray Data's parameter names). */
+static const plan_field shuffle_fields[] = {
+    {"seed", PF_INT, PFL_NULLABLE, "null", 0, BIG, NULL},
+    END,
+};
+
+static const plan_field sort_fields[] = {
+    {"key", PF_KEYS, PFL_REQUIRED, NULL, 1, PRISM_PLAN_MAX_NAME, NULL},
+    {"descending", PF_BOOL, 0, "false", 0, 0, NULL},
+    END,
+};
+
+static const plan_field groupby_fields[] = {
+    {"key", PF_KEYS, PFL_REQUIRED, NULL, 1, PRISM_PLAN_MAX_NAME, NULL},
+    {"aggs", PF_AGGS, PFL_REQUIRED, NULL, 0, 0, NULL},
+    END,
+};
+
+static const plan_field unique_fields[] = {
+    {"column", PF_STRING, PFL_REQUIRED, NULL, 1, PRISM_PLAN_MAX_NAME, NULL},
+    END,
+};
+
+static const plan_field repartition_fields[] = {
+    {"num_blocks", PF_INT, PFL_REQUIRED, NULL, 1, 1 << 20, NULL},
+    {"shuffle", PF_BOOL, 0, "false", 0, 0, NULL},
+    END,
+};
+
 static const plan_field *const range_tabs[] = {range_fields, read_common, NULL};
 static const plan_field *const from_items_tabs[] = {from_items_fields, read_common, NULL};
 static const plan_field *const images_tabs[] = {file_common, images_fields, read_common, NULL};
@@ -113,7 +142,16 @@ static const plan_field *const add_column_tabs[] = {add_column_fields, fn_field,
                                                     NULL};
 static const plan_field *const columns_tabs[] = {columns_fields, NULL};
 static const plan_field *const limit_tabs[] = {limit_fields, NULL};
-static const plan_field *const no_tabs[] = {NULL};
+static const plan_field *const shuffle_tabs[] = {shuffle_fields, NULL};
+static const plan_field *const sort_tabs[] = {sort_fields, NULL};
+static const plan_field *const groupby_tabs[] = {groupby_fields, NULL};
+static const plan_field *const repartition_tabs[] = {repartition_fields, NULL};
+static const plan_field *const unique_tabs[] = {unique_fields, NULL};
+static const plan_field map_groups_fields[] = {
+    {"key", PF_KEYS, PFL_REQUIRED, NULL, 1, PRISM_PLAN_MAX_NAME, NULL},
+    END,
+};
+static const plan_field *const map_groups_tabs[] = {map_groups_fields, fn_field, NULL};
 static const char *const image_formats[] = {"png", "jpeg", NULL};
 static const plan_field write_images_fields[] = {
     {"column", PF_STRING, 0, "\"image\"", 1, PRISM_PLAN_MAX_NAME, NULL},
@@ -146,10 +184,14 @@ static const plan_op_info ops[PRISM_OP_KIND_COUNT] = {
     {"select_columns", "SelectColumns", OPC_PROJECT, true, false, false, columns_tabs},
     {"drop_columns", "DropColumns", OPC_PROJECT, true, false, false, columns_tabs},
     {"limit", "Limit", OPC_LIMIT, false, false, false, limit_tabs},
-    {"random_shuffle", "RandomShuffle", OPC_ALL_TO_ALL, false, false, false, no_tabs},
-    {"sort", "Sort", OPC_ALL_TO_ALL, false, false, false, no_tabs},
-    {"groupby", "GroupBy", OPC_ALL_TO_ALL, false, false, false, no_tabs},
-    {"repartition", "Repartition", OPC_ALL_TO_ALL, false, false, false, no_tabs},
+    {"random_shuffle", "RandomShuffle", OPC_ALL_TO_ALL, false, false, false, shuffle_tabs},
+    {"sort", "Sort", OPC_ALL_TO_ALL, false, false, false, sort_tabs},
+    {"groupby", "GroupBy", OPC_ALL_TO_ALL, false, false, false, groupby_tabs},
+    {"repartition", "Repartition", OPC_ALL_TO_ALL, false, false, false, repartition_tabs},
+    {"randomize_block_order", "RandomizeBlockOrder", OPC_ALL_TO_ALL, false, false, false,
+     shuffle_tabs},
+    {"unique", "Unique", OPC_ALL_TO_ALL, false, false, false, unique_tabs},
+    {"map_groups", "MapGroups", OPC_ALL_TO_ALL, false, false, false, map_groups_tabs},
     {"write_jsonl", "WriteJSONL", OPC_WRITE, false, false, false, write_jsonl_tabs},
     {"write_csv", "WriteCSV", OPC_WRITE, false, false, false, write_csv_tabs},
     {"write_images", "WriteImages", OPC_WRITE, false, false, false, write_images_tabs},
@@ -157,12 +199,13 @@ static const plan_op_info ops[PRISM_OP_KIND_COUNT] = {
 };
 
 const char *const plan_op_names[] = {
-    "range",          "from_items",   "read_images",  "read_binary_files",
-    "read_text",      "read_jsonl",   "read_csv",     "map",
-    "map_batches",    "filter",       "flat_map",     "add_column",
-    "select_columns", "drop_columns", "limit",        "random_shuffle",
-    "sort",           "groupby",      "repartition",  "write_jsonl",
-    "write_csv",      "write_images", "write_binary", NULL,
+    "range",          "from_items",   "read_images", "read_binary_files",
+    "read_text",      "read_jsonl",   "read_csv",    "map",
+    "map_batches",    "filter",       "flat_map",    "add_column",
+    "select_columns", "drop_columns", "limit",       "random_shuffle",
+    "sort",           "groupby",      "repartition", "randomize_block_order",
+    "unique",         "map_groups",   "write_jsonl", "write_csv",
+    "write_images",   "write_binary", NULL,
 };
 
 const plan_op_info *plan_op_info_of(prism_plan_op_kind kind)
@@ -304,6 +347,26 @@ int plan_op_display(prism_buf *b, prism_plan_op_kind kind, const json_t *spec)
     case OPC_WRITE:
         return prism_buf_printf(b, "%s(%s)", info->display,
                                 json_string_value(json_object_get(spec, "path")));
+    case OPC_ALL_TO_ALL:
+        if (kind == PRISM_OP_REPARTITION)
+            return prism_buf_printf(b, "%s(%lld)", info->display,
+                                    (long long)plan_get_int(spec, "num_blocks", 0));
+        if (kind == PRISM_OP_UNIQUE)
+            return prism_buf_printf(b, "%s(%s)", info->display,
+                                    json_string_value(json_object_get(spec, "column")));
+        if (kind == PRISM_OP_MAP_GROUPS)
+            return prism_buf_printf(
+                b, "%s(%s)", info->display,
+                json_string_value(json_object_get(json_object_get(spec, "fn"), "function")));
+        if (kind == PRISM_OP_SORT || kind == PRISM_OP_GROUPBY) {
+            json_t *key = json_object_get(spec, "key");
+            int rc = prism_buf_printf(b, "%s(", info->display);
+            for (size_t i = 0; rc == 0 && i < json_array_size(key); i++)
+                rc = prism_buf_printf(b, "%s%s", i ? "," : "",
+                                      json_string_value(json_array_get(key, i)));
+            return rc ? rc : prism_buf_printf(b, ")");
+        }
+        return prism_buf_printf(b, "%s", info->display);
     default: return prism_buf_printf(b, "%s", info->display);
     }
 }
@@ -334,20 +397,17 @@ int plan_op_parse(plan_ctx *c, json_t *op, size_t index, prism_plan_op_kind firs
             return plan_fail(c, PRISM_PLAN_UNKNOWN_OPERATOR, "op",
                              "unknown operator \"%s\"; did you mean \"%s\"?",
                              plan_quote(q, json_string_value(name)), near);
-        return plan_fail(c, PRISM_PLAN_UNKNOWN_OPERATOR, "op",
-                         "unknown operator \"%s\" (reads: %s; then map, map_batches, filter, "
-                         "flat_map, add_column, select_columns, drop_columns, limit; last, "
-                         "write_jsonl, write_csv, write_images or write_binary)",
-                         plan_quote(q, json_string_value(name)), read_names_list);
+        return plan_fail(
+            c, PRISM_PLAN_UNKNOWN_OPERATOR, "op",
+            "unknown operator \"%s\" (reads: %s; then map, map_batches, filter, "
+            "flat_map, add_column, select_columns, drop_columns, limit, random_shuffle, "
+            "randomize_block_order, sort, groupby, repartition, unique, map_groups; last, "
+            "write_jsonl, write_csv, write_images or write_binary)",
+            plan_quote(q, json_string_value(name)), read_names_list);
     }
     const plan_op_info *info = &ops[k];
     c->op_name = info->name;
     c->kind = (prism_plan_op_kind)k;
-    if (info->cls == OPC_ALL_TO_ALL)
-        return plan_fail(c, PRISM_PLAN_UNSUPPORTED_OPERATOR, "op",
-                         "not supported yet: the all-to-all operators (random_shuffle, sort, "
-                         "groupby, repartition) need a shuffle between stages, which the "
-                         "executor does not have yet");
     if (index == 0 && info->cls != OPC_READ)
         return plan_fail(c, PRISM_PLAN_INVALID, "op", "a plan starts with a read (%s)",
                          read_names_list);

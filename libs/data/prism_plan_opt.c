@@ -205,6 +205,10 @@ static void stage_from_op(opt_stage *s, const opt_op *o)
         s->kind = PRISM_STAGE_LIMIT;
         s->limit = plan_get_int(spec, "limit", 0);
         break;
+    case OPC_ALL_TO_ALL:
+        s->kind = PRISM_STAGE_ALL_TO_ALL;
+        s->cpus = 1;
+        break;
     default:
         /* A projection with no stage before it to join (pushdown never leaves
          * one after a limit): a task stage of its own. */
@@ -228,7 +232,7 @@ static bool same_custom(const json_t *a, const json_t *b)
 static bool fuses(const opt_stage *s, const opt_op *o)
 {
     const plan_op_info *info = plan_op_info_of(o->kind);
-    if (s->kind == PRISM_STAGE_LIMIT)
+    if (s->kind == PRISM_STAGE_LIMIT || s->kind == PRISM_STAGE_ALL_TO_ALL)
         return false;
     if (info->cls == OPC_PROJECT)
         return true;
@@ -297,7 +301,10 @@ static int fuse(prism_physical_plan *pp)
     }
     for (size_t i = 0; i < pp->nstages; i++) {
         opt_stage *s = &pp->stages[i];
-        if (i + 1 < pp->nstages && pp->stages[i + 1].kind == PRISM_STAGE_LIMIT)
+        /* An all-to-all stage cannot stop early: any of its reduces may hold
+         * the first rows. */
+        if (i + 1 < pp->nstages && pp->stages[i + 1].kind == PRISM_STAGE_LIMIT &&
+            s->kind != PRISM_STAGE_ALL_TO_ALL)
             s->row_limit = pp->stages[i + 1].limit;
         s->resources = resource_map(s);
         prism_buf b;

@@ -281,6 +281,91 @@ prism_status prism_data_append_json(prism_dataset *ds, const char *op_json)
                                                                       : plan_failed(ds->plan);
 }
 
+/* Appends `op` (taken), an operator as JSON. */
+static prism_status append_op(prism_dataset *ds, json_t *op)
+{
+    if (!ds || !op) {
+        json_decref(op);
+        return prism__fail(ds ? PRISM_ERR_NO_MEMORY : PRISM_ERR_INVALID,
+                           ds ? "out of memory" : "no dataset");
+    }
+    char *text = json_dumps(op, JSON_COMPACT);
+    json_decref(op);
+    prism_status s = text ? prism_data_append_json(ds, text)
+                          : prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    free(text);
+    return s;
+}
+
+static json_t *seed_json(int64_t seed) { return seed >= 0 ? json_integer(seed) : json_null(); }
+
+static json_t *names_json(const char *const *names)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && names && names[i]; i++)
+        if (json_array_append_new(list, json_string(names[i])) < 0) {
+            json_decref(list);
+            return NULL;
+        }
+    return list;
+}
+
+prism_status prism_data_random_shuffle(prism_dataset *ds, int64_t seed)
+{
+    return append_op(ds, json_pack("{ssso}", "op", "random_shuffle", "seed", seed_json(seed)));
+}
+
+prism_status prism_data_randomize_block_order(prism_dataset *ds, int64_t seed)
+{
+    return append_op(ds,
+                     json_pack("{ssso}", "op", "randomize_block_order", "seed", seed_json(seed)));
+}
+
+prism_status prism_data_repartition(prism_dataset *ds, int64_t num_blocks, bool shuffle)
+{
+    return append_op(ds, json_pack("{sssIsb}", "op", "repartition", "num_blocks",
+                                   (json_int_t)num_blocks, "shuffle", shuffle));
+}
+
+prism_status prism_data_sort(prism_dataset *ds, const char *const *key, bool descending)
+{
+    return append_op(ds, json_pack("{sssosb}", "op", "sort", "key", names_json(key), "descending",
+                                   descending));
+}
+
+prism_status prism_data_map_groups(prism_dataset *ds, const char *const *key, const char *package,
+                                   const char *function, const char *args_json)
+{
+    json_t *args = args_json ? json_loads(args_json, 0, NULL) : json_object();
+    if (!args)
+        return prism__fail(PRISM_ERR_INVALID, "map_groups: the arguments are not JSON");
+    return append_op(ds, json_pack("{sssos{ssssso}}", "op", "map_groups", "key", names_json(key),
+                                   "fn", "package", package ? package : "", "function",
+                                   function ? function : "", "args", args));
+}
+
+prism_status prism_data_unique(prism_dataset *ds, const char *column)
+{
+    return append_op(ds, json_pack("{ssss}", "op", "unique", "column", column ? column : ""));
+}
+
+prism_status prism_data_groupby_aggregate(prism_dataset *ds, const char *const *key,
+                                          const prism_data_agg *aggs, size_t naggs)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && aggs && i < naggs; i++) {
+        json_t *a = aggs[i].on
+                        ? json_pack("{ssss}", "fn", aggs[i].fn ? aggs[i].fn : "", "on", aggs[i].on)
+                        : json_pack("{ss}", "fn", aggs[i].fn ? aggs[i].fn : "");
+        if (json_array_append_new(list, a) < 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return append_op(ds,
+                     json_pack("{sssoso}", "op", "groupby", "key", names_json(key), "aggs", list));
+}
+
 void prism_data_options_init(prism_data_options *opts)
 {
     *opts = (prism_data_options)PRISM_DATA_OPTIONS_INIT;

@@ -97,9 +97,7 @@ static void op_metrics_init(dataservice *s)
         ds_op_metrics *om = &s->ops[k];
         om->svc = s;
         om->kind = (prism_plan_op_kind)k;
-        if (prism_plan_op_is_write(om->kind) || om->kind == PRISM_OP_RANDOM_SHUFFLE ||
-            om->kind == PRISM_OP_SORT || om->kind == PRISM_OP_GROUPBY ||
-            om->kind == PRISM_OP_REPARTITION)
+        if (prism_plan_op_is_write(om->kind))
             continue; /* never a stage's last operator */
         char label[96];
         snprintf(label, sizeof label, "operator=\"%s\"", prism_plan_op_kind_name(om->kind));

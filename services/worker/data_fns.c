@@ -61,7 +61,7 @@ prism_value *data_value_of_block(prism_block *blk)
 
 /* `blk` itself when it has bytes of its own (its buffers then start at row
  * 0), else a serialized copy; a new reference either way. */
-static prism_block_status flat(const prism_block *blk, prism_block **out)
+prism_block_status data_block_flat(const prism_block *blk, prism_block **out)
 {
     size_t len;
     if (prism_block_data(blk, &len)) {
@@ -146,7 +146,7 @@ static prism_block_status with_new(const prism_block *blk, const char *name, con
     prism_block_builder *b = NULL;
     long at = prism_block_column_index(blk, name);
     size_t ncols = prism_block_columns(blk), rows = prism_block_rows(blk);
-    prism_block_status st = flat(blk, &fb);
+    prism_block_status st = data_block_flat(blk, &fb);
     if (st == PRISM_BLOCK_OK)
         st = prism_block_schema_create(&s);
     const prism_block_schema *bs = fb ? prism_block_get_schema(fb) : NULL;
@@ -186,7 +186,7 @@ prism_block_status data_block_with_column(const prism_block *blk, const char *na
     }
     new_col c = {0};
     prism_block *fc = NULL;
-    prism_block_status st = flat(col, &fc);
+    prism_block_status st = data_block_flat(col, &fc);
     c.fc = fc;
     if (st == PRISM_BLOCK_OK)
         st = with_new(blk, name, &c, out, err, n);
@@ -287,7 +287,7 @@ prism_block_status data_block_take_rows(const prism_block *blk, const size_t *ro
     size_t ncols = prism_block_columns(blk);
     void **mem = calloc(ncols * 3 + 1, sizeof *mem);
     size_t nmem = 0;
-    prism_block_status st = mem ? flat(blk, &fb) : PRISM_BLOCK_ENOMEM;
+    prism_block_status st = mem ? data_block_flat(blk, &fb) : PRISM_BLOCK_ENOMEM;
     if (st == PRISM_BLOCK_OK)
         st = prism_block_builder_create(prism_block_get_schema(fb), &b);
     for (size_t c = 0; st == PRISM_BLOCK_OK && c < ncols; c++)

@@ -148,8 +148,8 @@ static prism_block *block_of_returned(prism_value *v, char *err, size_t n)
 }
 
 /* Runs `f` on `in` (borrowed) with the operator's args; the block it returns. */
-static prism_block *call_fn(prism_task_ctx *ctx, prism_task_fn f, const char *name,
-                            const prism_block *in, const json_t *args, char *err, size_t n)
+prism_block *data_call_fn(prism_task_ctx *ctx, prism_task_fn f, const char *name,
+                          const prism_block *in, const json_t *args, char *err, size_t n)
 {
     char *text = args ? json_dumps(args, JSON_COMPACT) : strdup("{}");
     prism_value *argv[2] = {data_value_of_block(prism_block_ref((prism_block *)in)),
@@ -210,7 +210,7 @@ static prism_block *batches(prism_task_ctx *ctx, prism_task_fn f, const char *na
 {
     size_t rows = prism_block_rows(in);
     if (size <= 0 || (size_t)size >= rows)
-        return call_fn(ctx, f, name, in, args, err, n);
+        return data_call_fn(ctx, f, name, in, args, err, n);
     size_t k = (rows + (size_t)size - 1) / (size_t)size;
     prism_block **parts = calloc(k, sizeof *parts);
     if (!parts) {
@@ -225,7 +225,7 @@ static prism_block *batches(prism_task_ctx *ctx, prism_task_fn f, const char *na
             snprintf(err, n, "out of memory");
             break;
         }
-        parts[done] = call_fn(ctx, f, name, batch, args, err, n);
+        parts[done] = data_call_fn(ctx, f, name, batch, args, err, n);
         prism_block_destroy(batch);
         if (!parts[done])
             break;
@@ -347,7 +347,7 @@ static int run_op(prism_task_ctx *ctx, const json_t *op, data_skip *skip, prism_
                               json_is_integer(bs) ? json_integer_value(bs) : 0, err, n);
             } else if (!strcmp(kind, "map") || !strcmp(kind, "flat_map") ||
                        !strcmp(kind, "filter") || !strcmp(kind, "add_column")) {
-                out = call_fn(ctx, f, label, *b, args, err, n);
+                out = data_call_fn(ctx, f, label, *b, args, err, n);
                 if (out && !strcmp(kind, "map") && prism_block_rows(out) != prism_block_rows(*b)) {
                     snprintf(err, n,
                              "a map function must return a row per row: %zu rows in, "

@@ -30,6 +30,23 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
 prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                             prism_value **returns, size_t nreturns);
 
+/* The tasks of an all-to-all stage (data_shuffle.c):
+ *   data_a2a_map(program, task, block)       -> [part 0, ..., part P-1, stats]
+ *   data_a2a_reduce(program, task, block...) -> [block, stats]
+ * `program` is {"op", "spec", "parts": P, "seed"}; a map's task is
+ * {"index", "take"}, its stats {"rows": [...], "bytes": [...], "node"} per
+ * part (sort: one part, the block sorted); a reduce's task is {"index",
+ * "ranges"?} and its blocks part `index` of every map output. */
+prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                          prism_value **returns, size_t nreturns);
+prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                             prism_value **returns, size_t nreturns);
+
+/* Calls the package function `f` (`name` for errors) on `in` with `args`
+ * (borrowed): the block it returns, or NULL with `err`. */
+prism_block *data_call_fn(prism_task_ctx *ctx, prism_task_fn f, const char *name,
+                          const prism_block *in, const json_t *args, char *err, size_t n);
+
 /* The actor class DataStage of the built-in package: an actor of a
  * dataset's actor pool. Its constructor takes the stage program and runs
  * each package function's setup, `<function>__init(args)`, when the package
@@ -70,6 +87,9 @@ prism_block_status data_block_with_tensor(const prism_block *blk, const char *na
                                           prism_coltype elem, const int64_t *shape,
                                           const void *values, const uint8_t *validity,
                                           prism_block **out, char *err, size_t n);
+/* `blk` (borrowed) as a block with bytes of its own: itself (a new
+ * reference) when it has them, else (a view) a serialized copy. */
+prism_block_status data_block_flat(const prism_block *blk, prism_block **out);
 /* A new block of rows `rows[0..k)` of `blk` (borrowed), in that order. */
 prism_block_status data_block_take_rows(const prism_block *blk, const size_t *rows, size_t k,
                                         prism_block **out);

@@ -163,6 +163,46 @@ PRISM_TASK(twice)
     return out ? give(ctx, out, returns) : prism_task_fail(ctx, "twice: no such column");
 }
 
+/* map_groups: one row per group: "key" (its `key` column, as float64), "rows" and
+ * "spread" (the largest `column` less the smallest). */
+PRISM_TASK(group_spread)
+{
+    prism_block *b = open_arg(args, nargs);
+    json_t *a = args_of(args, nargs);
+    long key = b ? prism_block_column_index(b, str_arg(a, "key", "k")) : -1;
+    long col = b ? prism_block_column_index(b, str_arg(a, "column", "v")) : -1;
+    json_decref(a);
+    size_t rows = b ? prism_block_rows(b) : 0;
+    if (key < 0 || col < 0 || rows == 0) {
+        prism_block_destroy(b);
+        return prism_task_fail(ctx, "group_spread needs a non-empty group with its columns");
+    }
+    double lo = num(b, (size_t)col, 0), hi = lo;
+    for (size_t r = 1; r < rows; r++) {
+        double v = num(b, (size_t)col, r);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    double vals[3] = {num(b, (size_t)key, 0), (double)rows, hi - lo};
+    const char *names[3] = {"key", "rows", "spread"};
+    prism_block_destroy(b);
+    prism_block_schema *s = NULL;
+    prism_block_builder *bb = NULL;
+    prism_block *out = NULL;
+    prism_block_status st = prism_block_schema_create(&s);
+    for (int i = 0; st == PRISM_BLOCK_OK && i < 3; i++)
+        st = prism_block_schema_add(s, names[i], PRISM_COL_FLOAT64);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_create(s, &bb);
+    for (size_t i = 0; st == PRISM_BLOCK_OK && i < 3; i++)
+        st = prism_block_builder_set_fixed(bb, i, &vals[i], 1, NULL);
+    if (st == PRISM_BLOCK_OK)
+        prism_block_builder_finish(bb, &out, NULL, 0);
+    prism_block_builder_destroy(bb);
+    prism_block_schema_destroy(s);
+    return out ? give(ctx, out, returns) : prism_task_fail(ctx, "out of memory");
+}
+
 /* map_batches: the batch as it is, after `ms` milliseconds (a slow stage). */
 PRISM_TASK(slow)
 {

@@ -16,7 +16,11 @@
  *                                             (every id once each), count, a refused limit
  *   data_probe split JSON N EQUAL TIMEOUT_MS  streaming_split(N) of a plan: prints its ID
  *   data_probe consume ID SPLIT BATCH SLOW_MS iterates one split: prints "first" after the
- *                                             first batch, then "rows R ids ..." (every "id") */
+ *                                             first batch, then "rows R ids ..." (every "id")
+ *   data_probe a2a N PKG                      range(N): random_shuffle (a permutation, the
+ *                                             same twice with a seed), then sort descending,
+ *                                             repartition, unique; prints the rows (take) of
+ *                                             a groupby and of map_groups(PKG's group_spread) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,6 +347,119 @@ static int materialize(prism_client *c, int64_t n, int64_t blocks, int epochs)
     return 0;
 }
 
+/* Every "id" of `ds` in the order iteration gives them (`*out`: n of them). */
+static int ids_of(prism_dataset *ds, int64_t n, int64_t *out)
+{
+    prism_data_iter *it;
+    CHECK(prism_data_iter_batches(ds, 777, NULL, &it) == PRISM_OK, "iter_batches");
+    prism_batch *b;
+    prism_status s;
+    int64_t rows = 0;
+    while ((s = prism_data_iter_next(it, &b)) == PRISM_OK && b) {
+        prism_dtype dt;
+        int ndim = -1;
+        int64_t shape[PRISM_MAX_DIMS];
+        const int64_t *ids =
+            prism_batch_values(b, (size_t)prism_batch_column_index(b, "id"), &dt, &ndim, shape);
+        size_t k = prism_batch_rows(b);
+        CHECK(ids && dt == PRISM_I64 && rows + (int64_t)k <= n, "ids");
+        memcpy(out + rows, ids, k * sizeof *ids);
+        rows += (int64_t)k;
+        prism_batch_free(b);
+    }
+    prism_data_iter_destroy(it);
+    CHECK(s == PRISM_OK && rows == n, "%lld rows, not %lld", (long long)rows, (long long)n);
+    return 0;
+}
+
+static int all_to_all(prism_client *c, int64_t n, const char *pkg)
+{
+    prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+    ro.override_num_blocks = 8;
+    int64_t *ids[2] = {calloc((size_t)n, sizeof(int64_t)), calloc((size_t)n, sizeof(int64_t))};
+    char *seen = calloc((size_t)n, 1);
+    CHECK(ids[0] && ids[1] && seen, "out of memory");
+    for (int run = 0; run < 2; run++) { /* a seeded shuffle: a permutation, twice the same */
+        prism_dataset *ds;
+        CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+        CHECK(prism_data_random_shuffle(ds, 11) == PRISM_OK, "random_shuffle");
+        int rc = ids_of(ds, n, ids[run]);
+        prism_data_destroy(ds);
+        if (rc)
+            return rc;
+    }
+    int64_t in_place = 0;
+    for (int64_t i = 0; i < n; i++) {
+        CHECK(ids[0][i] >= 0 && ids[0][i] < n && !seen[ids[0][i]], "id %lld twice",
+              (long long)ids[0][i]);
+        seen[ids[0][i]] = 1;
+        in_place += ids[0][i] == i;
+        CHECK(ids[0][i] == ids[1][i], "the seeded shuffles differ at row %lld", (long long)i);
+    }
+    CHECK(in_place < n / 10, "%lld of %lld rows stayed in place", (long long)in_place,
+          (long long)n);
+    prism_dataset *ds;
+    const char *key[] = {"id", NULL};
+    CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+    CHECK(prism_data_random_shuffle(ds, -1) == PRISM_OK, "random_shuffle");
+    CHECK(prism_data_sort(ds, key, true) == PRISM_OK, "sort");
+    int rc = ids_of(ds, n, ids[0]);
+    prism_data_destroy(ds);
+    for (int64_t i = 0; rc == 0 && i < n; i++)
+        CHECK(ids[0][i] == n - 1 - i, "row %lld of the sort is %lld", (long long)i,
+              (long long)ids[0][i]);
+    CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+    CHECK(prism_data_repartition(ds, 3, false) == PRISM_OK, "repartition");
+    rc = rc ? rc : ids_of(ds, n, ids[0]);
+    prism_data_destroy(ds);
+    for (int64_t i = 0; rc == 0 && i < n; i++)
+        CHECK(ids[0][i] == i, "row %lld of the repartition is %lld", (long long)i,
+              (long long)ids[0][i]);
+    CHECK(prism_data_range(c, n, &ro, &ds) == PRISM_OK, "range");
+    CHECK(prism_data_repartition(ds, 0, false) == PRISM_ERR_INVALID &&
+              strstr(prism_last_error(), "num_blocks"),
+          "repartition(0) was taken");
+    prism_data_destroy(ds);
+    /* groupby: the test checks the rows against its own sums */
+    char items[4096];
+    size_t len =
+        (size_t)snprintf(items, sizeof items, "{\"ops\": [{\"op\": \"from_items\", \"items\": [");
+    for (int i = 0; i < 100; i++)
+        len += (size_t)snprintf(items + len, sizeof items - len, "%s{\"g\": %d, \"x\": %d}",
+                                i ? ", " : "", i % 5, i);
+    snprintf(items + len, sizeof items - len, "]}]}");
+    CHECK(prism_data_from_json(c, items, &ds) == PRISM_OK, "from_json");
+    const char *g[] = {"g", NULL};
+    prism_data_agg aggs[] = {{"count", NULL}, {"sum", "x"},  {"min", "x"},
+                             {"max", "x"},    {"mean", "x"}, {"std", "x"}};
+    CHECK(prism_data_groupby_aggregate(ds, g, aggs, 6) == PRISM_OK, "groupby");
+    char *out = NULL;
+    CHECK(prism_data_take(ds, 10, 60000, &out) == PRISM_OK, "take");
+    printf("groupby: %s\n", out);
+    free(out);
+    prism_data_destroy(ds);
+    int64_t distinct = -1;
+    CHECK(prism_data_from_json(c, items, &ds) == PRISM_OK, "from_json");
+    CHECK(prism_data_unique(ds, "g") == PRISM_OK, "unique");
+    CHECK(prism_data_count(ds, 60000, &distinct) == PRISM_OK && distinct == 5,
+          "unique: %lld values, not 5", (long long)distinct);
+    prism_data_destroy(ds);
+    CHECK(prism_data_from_json(c, items, &ds) == PRISM_OK, "from_json");
+    CHECK(prism_data_map_groups(ds, g, pkg, "group_spread",
+                                "{\"key\": \"g\", \"column\": \"x\"}") == PRISM_OK,
+          "map_groups");
+    CHECK(prism_data_take(ds, 10, 60000, &out) == PRISM_OK, "take");
+    printf("map_groups: %s\n", out);
+    free(out);
+    prism_data_destroy(ds);
+    free(ids[0]);
+    free(ids[1]);
+    free(seen);
+    if (rc == 0)
+        printf("a2a ok: %lld rows\n", (long long)n);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     prism_client *c;
@@ -377,6 +494,8 @@ int main(int argc, char **argv)
         rc = split_start(c, argv[2], atoi(argv[3]), !strcmp(argv[4], "true"), atoi(argv[5]));
     else if (!strcmp(argv[1], "consume") && argc == 6)
         rc = consume(c, argv[2], atoi(argv[3]), atoll(argv[4]), atoi(argv[5]));
+    else if (!strcmp(argv[1], "a2a") && argc == 4)
+        rc = all_to_all(c, atoll(argv[2]), argv[3]);
     else if (!strcmp(argv[1], "write") && argc == 6)
         rc = write_files(c, argv[2], argv[3], atoll(argv[4]), atoll(argv[5]));
     prism_disconnect(c);

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -144,7 +145,13 @@ def test_bad_plans(c):
          "ops[1]"),
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"), "batchsize": 4}]},
          "invalid_plan", "ops[1] (map_batches)"),
-        ({"ops": [rng, {"op": "sort", "key": "id"}]}, "unsupported_operator", "ops[1]"),
+        ({"ops": [rng, {"op": "sort"}]}, "invalid_plan", 'ops[1] (sort): missing "key"'),
+        ({"ops": [rng, {"op": "groupby", "key": "id", "aggs": [{"fn": "median", "on": "id"}]}]},
+         "invalid_plan", "ops[1] (groupby)"),
+        ({"ops": [rng, {"op": "groupby", "key": "id", "aggs": [{"fn": "sum"}]}]},
+         "invalid_plan", 'ops[1] (groupby): "aggs[0].on"'),
+        ({"ops": [rng, {"op": "repartition", "num_blocks": 0}]}, "invalid_plan",
+         "ops[1] (repartition)"),
         ({"ops": [{"op": "read_images", "paths": ["/tmp", "s3://bucket/a.jpg"]}]},
          "invalid_plan", 'ops[0] (read_images): "paths[1]"'),
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"), "concurrency": 2,
@@ -1003,6 +1010,234 @@ def written_files(d):
     return [n for n in names if not n.startswith(".")], [n for n in names if n.startswith(".")]
 
 
+def test_all_to_all(c):
+    """random_shuffle, randomize_block_order, repartition, sort and groupby: every row checked
+    against what Python computes from the same input."""
+    need_binaries()
+    n = 8000  # the rows preview keeps 10000
+    rng = {"op": "range", "n": n, "override_num_blocks": 8}
+
+    def run_rows(ops, expect_rows, options=None):
+        d = post(c, {"ops": ops, "options": options or {}})
+        got = rows(c, d["dataset_id"], min(expect_rows + 10, 10000))
+        info = dataset(c, d["dataset_id"])
+        assert info["state"] == "FINISHED", info
+        return got, info
+
+    # random_shuffle: a permutation of the input, not its order; a seed repeats it
+    orders = []
+    for seed in (7, 7, 8):
+        got, info = run_rows([rng, {"op": "random_shuffle", "seed": seed}], n)
+        ids = [r["id"] for r in got]
+        assert sorted(ids) == list(range(n)), (len(ids), len(set(ids)))
+        assert ids != list(range(n)) and ids[:100] != sorted(ids[:100]), ids[:20]
+        orders.append(ids)
+        a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"]
+        assert len(a2a) == 1 and a2a[0]["name"] == "RandomShuffle", info["stages"]
+        assert a2a[0]["blocks"] == 8 and a2a[0]["tasks_done"] == 16, a2a  # 8 maps, 8 reduces
+    assert orders[0] == orders[1], [(a, b) for a, b in zip(orders[0], orders[1]) if a != b][:5]
+    assert orders[0] != orders[2]
+    got, _ = run_rows([rng, {"op": "random_shuffle"}], n)
+    assert sorted(r["id"] for r in got) == list(range(n))
+
+    # randomize_block_order: whole blocks move, rows inside them keep their order
+    got, info = run_rows([rng, {"op": "randomize_block_order", "seed": 3}], n)
+    ids = [r["id"] for r in got]
+    assert sorted(ids) == list(range(n))
+    starts = [ids[k] for k in range(0, n, n // 8)]
+    assert all(ids[k:k + n // 8] == list(range(ids[k], ids[k] + n // 8))
+               for k in range(0, n, n // 8)), starts
+
+    # repartition: 8 blocks into 3, in order without shuffle; with shuffle any order
+    got, info = run_rows([rng, {"op": "repartition", "num_blocks": 3}], n)
+    assert [r["id"] for r in got] == list(range(n))
+    a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"][0]
+    assert a2a["blocks"] == 3 and info["output"]["blocks"] == 3, info
+    got, _ = run_rows([{"op": "range", "n": 3}, {"op": "repartition", "num_blocks": 5}], 3)
+    assert [r["id"] for r in got] == [0, 1, 2], got
+    got, info = run_rows([rng, {"op": "repartition", "num_blocks": 5, "shuffle": True}], n)
+    assert sorted(r["id"] for r in got) == list(range(n))
+    assert info["output"]["blocks"] == 5, info
+
+    # sort: numbers ascending and descending, strings, several keys; after a shuffle
+    items = [{"k": (i * 7919) % 1000, "s": "é%05d" % ((i * 104729) % 3001), "v": i}
+             for i in range(6000)]
+    src = {"op": "from_items", "items": items, "override_num_blocks": 6}
+    got, _ = run_rows([src, {"op": "sort", "key": "k", "descending": True}], 6000)
+    assert [r["k"] for r in got] == sorted((it["k"] for it in items), reverse=True)
+    assert sorted(r["v"] for r in got) == list(range(6000))
+    got, _ = run_rows([src, {"op": "sort", "key": "s"}], 6000)
+    assert [r["s"] for r in got] == sorted(it["s"] for it in items)
+    got, _ = run_rows([src, {"op": "sort", "key": ["k", "s"]}], 6000)
+    assert [(r["k"], r["s"]) for r in got] == sorted((it["k"], it["s"]) for it in items)
+    got, _ = run_rows([rng, {"op": "random_shuffle", "seed": 1},
+                       {"op": "sort", "key": "id"}], n)
+    assert [r["id"] for r in got] == list(range(n))
+
+    # groupby: count, sum, min, max, mean, std per key against Python's
+    gitems = [{"g": "g%d" % (i % 13), "x": (i * 37) % 101, "y": i / 4.0} for i in range(5000)]
+    aggs = [{"fn": "count"}, {"fn": "sum", "on": "x"}, {"fn": "min", "on": "x"},
+            {"fn": "max", "on": "y"}, {"fn": "mean", "on": "y"}, {"fn": "std", "on": "x"}]
+    got, info = run_rows([{"op": "from_items", "items": gitems, "override_num_blocks": 5},
+                          {"op": "groupby", "key": "g", "aggs": aggs}], 13)
+    assert len(got) == 13, got
+    for r in got:
+        xs = [it["x"] for it in gitems if it["g"] == r["g"]]
+        ys = [it["y"] for it in gitems if it["g"] == r["g"]]
+        assert r["count()"] == len(xs) and r["sum(x)"] == sum(xs), r
+        assert r["min(x)"] == min(xs) and r["max(y)"] == max(ys), r
+        assert abs(r["mean(y)"] - statistics.mean(ys)) < 1e-9, r
+        assert abs(r["std(x)"] - statistics.stdev(xs)) < 1e-9, r
+    assert sorted(r["g"] for r in got) == sorted("g%d" % k for k in range(13))
+    assert "GroupBy(g)" in info["explain"] and "AllToAllOperator" in info["explain"], info
+    # map_groups: a package function per group's rows
+    pkg = upload_package(c)
+    mitems = [{"k": i % 7, "v": (i * 31) % 1000} for i in range(3000)]
+    got, info = run_rows([{"op": "from_items", "items": mitems, "override_num_blocks": 4},
+                          {"op": "map_groups", "key": "k",
+                           "fn": fn(pkg, "group_spread", key="k", column="v")}], 7)
+    want = {}
+    for it in mitems:
+        want.setdefault(it["k"], []).append(it["v"])
+    assert sorted((r["key"], r["rows"], r["spread"]) for r in got) == sorted(
+        (float(k), float(len(v)), float(max(v) - min(v))) for k, v in want.items()), got
+    assert "MapGroups(group_spread)" in info["explain"], info["explain"]
+    # unique: each distinct value once, that column only
+    got, _ = run_rows([{"op": "from_items", "items": gitems, "override_num_blocks": 5},
+                       {"op": "unique", "column": "g"}], 13)
+    assert sorted(r["g"] for r in got) == sorted("g%d" % k for k in range(13)), got
+    assert all(list(r) == ["g"] for r in got), got
+
+    # from C (data.h): shuffle, sort, repartition; a groupby's rows checked here
+    out = probe(c, "a2a", 30000, pkg)
+    assert "a2a ok: 30000 rows" in out, out
+    grouped = json.loads(out.split("groupby: ", 1)[1].splitlines()[0])
+    assert sorted(r["g"] for r in grouped) == [0, 1, 2, 3, 4], grouped
+    for r in grouped:
+        xs = [i for i in range(100) if i % 5 == r["g"]]
+        want = {"g": r["g"], "count()": 20, "sum(x)": sum(xs), "min(x)": min(xs),
+                "max(x)": max(xs), "mean(x)": statistics.mean(xs)}
+        assert {k: r[k] for k in want} == want, r
+        assert abs(r["std(x)"] - statistics.stdev(xs)) < 1e-9, r
+    spreads = json.loads(out.split("map_groups: ", 1)[1].splitlines()[0])
+    assert sorted((r["key"], r["rows"], r["spread"]) for r in spreads) == [
+        (float(g), 20.0, 95.0) for g in range(5)], spreads
+
+    # nulls sort last either way; a null key is a group of its own
+    nitems = [{"k": (i * 13) % 50 if i % 10 else None, "v": i} for i in range(400)]
+    nsrc = {"op": "from_items", "items": nitems, "override_num_blocks": 4}
+    for desc in (False, True):
+        got, _ = run_rows([nsrc, {"op": "sort", "key": "k", "descending": desc}], 400)
+        ks = [r["k"] for r in got]
+        present = sorted((k for k in ks if k is not None), reverse=desc)
+        assert ks == present + [None] * 40, ks[:5] + ks[-45:]
+    got, _ = run_rows([nsrc, {"op": "groupby", "key": "k", "aggs": [{"fn": "count"}]}], 60)
+    counts = {r["k"]: r["count()"] for r in got}
+    want_counts = {}
+    for it in nitems:
+        want_counts[it["k"]] = want_counts.get(it["k"], 0) + 1
+    assert counts == want_counts and counts[None] == 40, counts
+
+    # a key the rows lack fails the dataset naming the operator
+    msg = failed_with(c, {"ops": [rng, {"op": "sort", "key": "nope"}]})
+    assert "Sort(nope)" in msg and 'no column "nope"' in msg, msg
+    msg = failed_with(c, {"ops": [rng, {"op": "groupby", "key": "id",
+                                        "aggs": [{"fn": "sum", "on": "nope"}]}]})
+    assert "GroupBy(id)" in msg and "sum(nope): no such column" in msg, msg
+
+    msg = failed_with(c, {"ops": [rng, {"op": "repartition", "num_blocks": 70000,
+                                        "shuffle": True}]})
+    assert "Repartition(70000): 70000 parts; a map task makes at most 65534" in msg, msg
+
+    # empty input, and a limit after a sort
+    got, _ = run_rows([{"op": "range", "n": 0}, {"op": "random_shuffle"}], 0)
+    assert got == []
+    got, _ = run_rows([rng, {"op": "sort", "key": "id", "descending": True},
+                       {"op": "limit", "limit": 5}], 5)
+    assert [r["id"] for r in got] == [n - 1 - k for k in range(5)], got
+
+
+def test_all_to_all_larger_than_the_stores(c):
+    """A shuffle and a sort of 3x the object store's memory through an 8 MiB budget: the
+    parts spill and come back, every row once (the C consumer checks each id), the sort's
+    first rows the largest ids; the store's use sampled stays within its memory."""
+    need_binaries()
+    store = 16 << 20
+    n = 6 << 20  # int64 ids: 48 MiB in 24 blocks
+    rng = {"op": "range", "n": n, "override_num_blocks": 24}
+    opts = {"memory_budget_bytes": 8 << 20}
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(s["used_bytes"] for s in store_used(c).values()))
+            time.sleep(0.02)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        plan = {"ops": [rng, {"op": "random_shuffle", "seed": 4}], "options": opts}
+        assert "range ok: %d rows" % n in probe(c, "plan", json.dumps(plan), n, timeout=400)
+        d = post(c, {"ops": [rng, {"op": "random_shuffle"},
+                             {"op": "sort", "key": "id", "descending": True}], "options": opts})
+        assert count(c, d["dataset_id"]) == n
+        got = rows(c, d["dataset_id"], 10000)
+        assert [r["id"] for r in got] == [n - 1 - k for k in range(10000)], got[:3]
+        info = dataset(c, d["dataset_id"])
+    finally:
+        done.set()
+        t.join()
+    stats = store_used(c)
+    spilled = sum(s["spilled_bytes_total"] for s in stats.values())
+    print("  store peak %d of %d bytes, executor peak %d, spilled %d bytes" % (
+        peak[0], store, info["peak_bytes_in_flight"], spilled))
+    assert 0 < peak[0] <= store, peak
+    assert spilled > 0, stats  # 48 MiB of parts cannot all sit in 16 MiB
+test_all_to_all_larger_than_the_stores.cluster = {"store_memory": "16MiB"}
+
+
+def test_all_to_all_worker_killed(c):
+    """Every worker killed while a seeded shuffle's maps run and again at its reduces: the
+    tasks are retried and the output is the same rows in the same order as a run
+    without kills."""
+    need_binaries()
+    pkg = upload_package(c)
+    n = 8000
+    ops = [{"op": "range", "n": n, "override_num_blocks": 16},
+           {"op": "map_batches", "fn": fn(pkg, "slow", ms=300), "batch_size": None},
+           {"op": "random_shuffle", "seed": 9}]
+    want = [r["id"] for r in rows(c, post(c, {"ops": ops})["dataset_id"], n)]
+    assert sorted(want) == list(range(n))
+    did = post(c, {"ops": ops})["dataset_id"]
+    killed = 0
+    for threshold in (3, 17):  # all-to-all tasks done: some maps; every map and a reduce
+        wait_until(lambda: dataset(c, did)["state"] != "RUNNING" or
+                   dataset(c, did)["stages"][1]["tasks_done"] >= threshold, timeout=60,
+                   what="%d all-to-all tasks done" % threshold)
+        pids = [int(x) for x in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir],
+                                               capture_output=True, text=True).stdout.split()]
+        for pid in pids:
+            kill_quietly(pid)
+        killed += len(pids)
+    got = [r["id"] for r in rows(c, did, n)]
+    assert got == want, [(a, b) for a, b in zip(got, want) if a != b][:5]
+    info = dataset(c, did)
+    assert info["state"] == "FINISHED", info
+    print("  %d workers killed; %d all-to-all tasks done" % (killed,
+                                                            info["stages"][1]["tasks_done"]))
+
+    # stopped while its maps run (a sort: while it samples): every part and block let go
+    for op in ({"op": "random_shuffle"}, {"op": "sort", "key": "id"}):
+        slow = [{"op": "range", "n": n, "override_num_blocks": 64}, ops[1]]  # about 10 s
+        did = post(c, {"ops": slow + [op]})["dataset_id"]
+        wait_until(lambda: dataset(c, did)["stages"][1]["tasks_done"] >= 2, timeout=60,
+                   what="all-to-all tasks done")
+        r = c.post("/api/v1/datasets/%s/stop" % did)
+        assert r.status == 200, (r, dataset(c, did))
+        wait_until(lambda: dataset(c, did)["state"] == "STOPPED", timeout=30, what="STOPPED")
+        assert dataset(c, did)["bytes_in_flight"] == 0, dataset(c, did)
+
+
 def test_writes(c):
     """write_jsonl and write_csv over REST and from C: one file per block under the
     dataservice's --data-roots, every row read back from the files (and through read_csv);
@@ -1157,5 +1392,7 @@ if __name__ == "__main__":
          test_without_dataservice, test_read_files, test_read_images,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
-         test_materialize, test_actor_pool, test_operator_metrics, test_split_locality],
+         test_materialize, test_actor_pool, test_operator_metrics, test_split_locality,
+         test_all_to_all, test_all_to_all_larger_than_the_stores,
+         test_all_to_all_worker_killed],
         dataservice=True)

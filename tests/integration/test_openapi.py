@@ -877,8 +877,8 @@ def exercise_datasets(api):
     api.call("POST", "/api/v1/datasets/{id}/stop", {"id": slow["dataset_id"]}, expect=200)
     for bad, code in ((b"{not json", "invalid_plan"), (b'{"ops": [{"op": "nope"}]}',
                                                        "unknown_operator"),
-                      (b'{"ops": [{"op": "range", "n": 1}, {"op": "sort", "key": "id"}]}',
-                       "unsupported_operator")):
+                      (b'{"ops": [{"op": "range", "n": 1}, {"op": "sort", "key": []}]}',
+                       "invalid_plan")):
         api.call("POST", "/api/v1/datasets", raw=bad, headers={"Content-Type": "application/json"},
                  expect=400, code=code)
     # materialize, then an epoch of it

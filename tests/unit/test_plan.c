@@ -250,7 +250,9 @@ static const bad_case bad[] = {
     {"{\"ops\": [" R ", {\"op\": \"window\"}]}", PRISM_PLAN_UNKNOWN_OPERATOR, 1, "op",
      "ops[1]: unknown operator \"window\" (reads: range, from_items, read_images, "
      "read_binary_files, read_text, read_jsonl, read_csv; then map, map_batches, filter, "
-     "flat_map, add_column, select_columns, drop_columns, limit; last, write_jsonl, write_csv, "
+     "flat_map, add_column, select_columns, drop_columns, limit, random_shuffle, "
+     "randomize_block_order, sort, groupby, repartition, unique, map_groups; last, write_jsonl, "
+     "write_csv, "
      "write_images or write_binary)"},
     {"{\"ops\": [" R ", {\"op\": \"write_images\", \"path\": \"/o\", \"file_format\": "
      "\"gif\"}]}",
@@ -262,14 +264,14 @@ static const bad_case bad[] = {
      "ops[2]: a write ends the plan: nothing may follow ops[1] (write_jsonl)"},
     {"{\"ops\": [" R ", {\"op\": \"write_csv\"}]}", PRISM_PLAN_INVALID, 1, "path",
      "ops[1] (write_csv): missing \"path\""},
-    {"{\"ops\": [" R ", {\"op\": \"sort\", \"key\": \"a\"}]}", PRISM_PLAN_UNSUPPORTED_OPERATOR, 1,
-     "op",
-     "ops[1] (sort): not supported yet: the all-to-all operators (random_shuffle, sort, groupby, "
-     "repartition) need a shuffle between stages, which the executor does not have yet"},
-    {"{\"ops\": [" R ", {\"op\": \"random_shuffle\"}]}", PRISM_PLAN_UNSUPPORTED_OPERATOR, 1, "op",
-     "ops[1] (random_shuffle): not supported yet: the all-to-all operators (random_shuffle, "
-     "sort, groupby, repartition) need a shuffle between stages, which the executor does not "
-     "have yet"},
+    {"{\"ops\": [" R ", {\"op\": \"sort\", \"key\": []}]}", PRISM_PLAN_INVALID, 1, "key",
+     "ops[1] (sort): \"key\" must be a non-empty list of names"},
+    {"{\"ops\": [" R ", {\"op\": \"groupby\", \"key\": \"a\", \"aggs\": [{\"fn\": \"sum\"}]}]}",
+     PRISM_PLAN_INVALID, 1, "aggs",
+     "ops[1] (groupby): \"aggs[0].on\" must name a column (1 to 128 bytes); only count takes "
+     "none"},
+    {"{\"ops\": [" R ", {\"op\": \"repartition\"}]}", PRISM_PLAN_INVALID, 1, "num_blocks",
+     "ops[1] (repartition): missing \"num_blocks\""},
     {"{\"ops\": [{\"op\": \"map\", \"fn\": " FN("f") "}]}", PRISM_PLAN_INVALID, 0, "op",
      "ops[0] (map): a plan starts with a read (range, from_items, read_images, "
      "read_binary_files, read_text, read_jsonl, read_csv)"},
@@ -1270,6 +1272,50 @@ static void test_write(void **state)
     prism_plan_destroy(p);
 }
 
+static void test_all_to_all(void **state)
+{
+    (void)state;
+    prism_plan *p = parse_ok(
+        "{\"ops\": [" R ", {\"op\": \"select_columns\", \"columns\": [\"id\"]}, "
+        "{\"op\": \"random_shuffle\", \"seed\": 3}, {\"op\": \"sort\", \"key\": \"id\"}, "
+        "{\"op\": \"groupby\", \"key\": [\"id\"], \"aggs\": [{\"fn\": \"count\"}, "
+        "{\"fn\": \"std\", \"on\": \"id\"}]}, {\"op\": \"repartition\", \"num_blocks\": 2}, "
+        "{\"op\": \"randomize_block_order\"}, {\"op\": \"limit\", \"limit\": 4}]}");
+    assert_round_trip(p);
+    /* a key of one name is a list of one; defaults filled in */
+    json_t *key = json_object_get(prism_plan_op_spec(p, 3), "key");
+    assert_int_equal(json_array_size(key), 1);
+    assert_string_equal(json_string_value(json_array_get(key, 0)), "id");
+    assert_true(json_is_false(json_object_get(prism_plan_op_spec(p, 3), "descending")));
+    assert_true(json_is_false(json_object_get(prism_plan_op_spec(p, 5), "shuffle")));
+    assert_true(json_is_null(json_object_get(prism_plan_op_spec(p, 6), "seed")));
+    char *text = prism_plan_to_json(p, NULL);
+    assert_non_null(strstr(text, "{\"op\":\"sort\",\"key\":[\"id\"]}"));
+    free(text);
+    /* each its own stage, never fused, never cut short by the limit after it */
+    prism_physical_plan *pp;
+    assert_int_equal(prism_plan_optimize(p, &pp, NULL), PRISM_PLAN_OK);
+    assert_int_equal(prism_physical_plan_num_stages(pp), 7);
+    const char *names[] = {
+        "ReadRange->SelectColumns", "RandomShuffle",       "Sort(id)", "GroupBy(id)",
+        "Repartition(2)",           "RandomizeBlockOrder", "Limit(4)"};
+    for (size_t i = 0; i < 7; i++) {
+        prism_plan_stage s;
+        prism_physical_plan_stage(pp, i, &s);
+        assert_string_equal(s.name, names[i]);
+        assert_int_equal(s.kind, i == 0   ? PRISM_STAGE_READ
+                                 : i == 6 ? PRISM_STAGE_LIMIT
+                                          : PRISM_STAGE_ALL_TO_ALL);
+        if (s.kind == PRISM_STAGE_ALL_TO_ALL)
+            assert_int_equal(s.row_limit, -1);
+    }
+    prism_physical_plan_destroy(pp);
+    char *x = prism_plan_explain(p, NULL);
+    assert_non_null(strstr(x, "+- AllToAllOperator[RandomizeBlockOrder]  ops[6]; CPU 1\n"));
+    free(x);
+    prism_plan_destroy(p);
+}
+
 static void test_paths(void **state)
 {
     (void)state;
@@ -1292,7 +1338,7 @@ int main(void)
         cmocka_unit_test(test_limit_boundary), cmocka_unit_test(test_limit_pushdown),
         cmocka_unit_test(test_explain),        cmocka_unit_test(test_builder_matches_json),
         cmocka_unit_test(test_builder_errors), cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_write),
+        cmocka_unit_test(test_write),          cmocka_unit_test(test_all_to_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1517,9 +1517,9 @@ export interface components {
             /** @example ReadRange->MapBatches(cast) */
             name: string;
             /** @enum {string} */
-            kind: "read" | "map" | "limit";
+            kind: "read" | "map" | "limit" | "all_to_all";
             /** @enum {string} */
-            operator: "TaskPoolMapOperator" | "ActorPoolMapOperator" | "LimitOperator";
+            operator: "TaskPoolMapOperator" | "ActorPoolMapOperator" | "LimitOperator" | "AllToAllOperator";
             logical: number[];
             rows: number;
             blocks: number;
