@@ -560,18 +560,28 @@ void prism__borrow_register(prism_client *c)
     prism__borrow_flush(c);
 }
 
+/* `who` borrows (add) or stops borrowing an object this client owns. */
+static void own_borrower(prism_client *c, const prism_ref *ref, const char *who, bool add)
+{
+    if (ref->client != c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    obj_entry *e = prism__obj_find(c, &ref->id);
+    if (e && !e->owner) {
+        if (add)
+            borrower_add(c, e, who, 1);
+        else
+            borrower_remove(c, e, who, 1);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
 void prism__borrow_add_for(prism_client *c, const prism_ref *ref, const char *who)
 {
     if (!c || !ref || !who || !*who)
         return;
     if (!ref->owner) {
-        if (ref->client != c)
-            return;
-        pthread_mutex_lock(&c->lock);
-        obj_entry *e = prism__obj_find(c, &ref->id);
-        if (e && !e->owner)
-            borrower_add(c, e, who, 1);
-        pthread_mutex_unlock(&c->lock);
+        own_borrower(c, ref, who, true);
         return;
     }
     if (strcmp(ref->owner, who) != 0)
@@ -583,13 +593,7 @@ void prism__borrow_remove_for(prism_client *c, const prism_ref *ref, const char 
     if (!c || !ref || !who || !*who)
         return;
     if (!ref->owner) {
-        if (ref->client != c)
-            return;
-        pthread_mutex_lock(&c->lock);
-        obj_entry *e = prism__obj_find(c, &ref->id);
-        if (e && !e->owner)
-            borrower_remove(c, e, who, 1);
-        pthread_mutex_unlock(&c->lock);
+        own_borrower(c, ref, who, false);
         return;
     }
     char subject[96];
