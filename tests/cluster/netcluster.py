@@ -1,17 +1,20 @@
 """Multi-node Prism clusters on one machine, one network namespace per node.
 
 Layout (all names carry this process's pid, all addresses are in the
-documentation range 198.51.100.0/24, which exists nowhere else):
+benchmarking range 198.18.0.0/15, which exists nowhere else; its upper half,
+198.19.0.0/16, so that they never meet the Docker test's networks in
+198.18.200-249):
 
     root namespace                      namespace prism-PID-n1 ...
     ------------------------------      ------------------------------
-    bridge prPIDb  198.51.100.B+1/28    veth prPIDc1  198.51.100.B+2/28
+    bridge prPIDb  198.19.S.1/24        veth prPIDc1  198.19.S.2/24
       veth prPIDh1 -------------------- (its peer)
-      veth prPIDh2 ...                  prism-nodeagent  --host B+2
-    nats-server, prism-gcs on B+1       prism-objectstore --host B+2
+      veth prPIDh2 ...                  prism-nodeagent  --host 198.19.S.2
+    nats-server, prism-gcs on S.1       prism-objectstore --host 198.19.S.2
 
-B is 16 x a slot number (0-15): concurrent runs take different /28 slots,
-each guarded by a lock file, so two test processes never share addresses.
+S is a slot number (0-15): concurrent runs take different /24 slots, each
+guarded by a lock file, so two test processes never share addresses; a slot
+holds up to MAX_NODES nodes.
 Each node's services bind only to that node's address and reach the head
 only over its veth, so killing a node's processes or setting its veth down is
 a real node loss or a real partition. Every interface, namespace and process
@@ -39,9 +42,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness  # noqa: E402
 from harness import BIN, Proc, find_nats, skip, wait_until  # noqa: E402,F401
 
-NET_PREFIX = "198.51.100."
-SLOTS = 16  # /28 slots in the /24
-MAX_NODES = 13  # a /28 holds the bridge and 13 nodes
+NET_PREFIX = "198.19."
+SLOTS = 16  # /24 slots, 198.19.0.0/24 to 198.19.15.0/24
+MAX_NODES = 250  # a /24 holds the bridge and 253 nodes
 
 
 def sh(*argv, check=True):
@@ -159,8 +162,7 @@ class Net:
         self.lock_fd = None
         remove_stale()
         self.slot = self._take_slot()
-        self.base = 16 * self.slot
-        self.head_ip = NET_PREFIX + str(self.base + 1)
+        self.head_ip = self.node_ip(0)
         atexit.register(self.teardown)
         try:
             self._build()
@@ -171,27 +173,27 @@ class Net:
     def _take_slot(self):
         used = sh("ip", "-o", "-4", "addr", "show", check=False)
         for slot in range(SLOTS):
-            path = os.path.join(tempfile.gettempdir(), "prism-netns-slot-%d.lock" % slot)
+            path = os.path.join(tempfile.gettempdir(), "prism-netns-net-%d.lock" % slot)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 os.close(fd)
                 continue
-            taken = any(re.search(r"inet %s%d/" % (re.escape(NET_PREFIX), 16 * slot + k), used)
-                        for k in range(16))
+            taken = re.search(r"inet %s%d\." % (re.escape(NET_PREFIX), slot), used)
             if taken:
                 os.close(fd)
                 continue
             self.lock_fd = fd
             return slot
-        skip("every 198.51.100.0/28 slot is in use by other test runs")
+        skip("every %s0.0/24 to %s%d.0/24 slot is in use by other test runs"
+             % (NET_PREFIX, NET_PREFIX, SLOTS - 1))
 
     def ns(self, i):
         return "prism-%d-n%d" % (self.pid, i)
 
     def node_ip(self, i):
-        return NET_PREFIX + str(self.base + 1 + i)
+        return "%s%d.%d" % (NET_PREFIX, self.slot, 1 + i)
 
     def host_veth(self, i):
         return "pr%dh%d" % (self.pid, i)
@@ -199,7 +201,7 @@ class Net:
     def _build(self):
         sh("ip", "link", "add", self.bridge, "type", "bridge")
         self.created_links.append(self.bridge)
-        sh("ip", "addr", "add", self.head_ip + "/28", "dev", self.bridge)
+        sh("ip", "addr", "add", self.head_ip + "/24", "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")
         self._allow_forwarding()
         for i in range(1, self.nodes + 1):
@@ -212,7 +214,7 @@ class Net:
             sh("ip", "link", "set", host, "master", self.bridge)
             sh("ip", "link", "set", host, "up")
             sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-            sh("ip", "netns", "exec", ns, "ip", "addr", "add", self.node_ip(i) + "/28", "dev", peer)
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", self.node_ip(i) + "/24", "dev", peer)
             sh("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up")
 
     def _forward_rule(self):
