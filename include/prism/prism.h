@@ -228,6 +228,24 @@ PRISM_API prism_status prism_put(prism_client *c, const prism_value *v, prism_re
 PRISM_API prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms,
                                  prism_value **out);
 
+/* What a bytes or tensor value is, without its data. */
+typedef struct prism_value_info {
+    prism_value_kind kind; /* PRISM_VALUE_BYTES or PRISM_VALUE_TENSOR */
+    prism_dtype dtype;     /* a tensor's */
+    int ndim;
+    int64_t shape[PRISM_MAX_DIMS];
+    size_t size; /* bytes of data */
+} prism_value_info;
+
+/* prism_get for a caller that only describes large values (the GCS's REST
+ * answer for an object): a bytes or tensor value of more than `max_bytes`
+ * held in another node's store is not copied here; `*out` stays NULL and
+ * `*info` says what it is, read from the value's first bytes. Any other
+ * value comes in `*out` as prism_get gives it. */
+PRISM_API prism_status prism_get_or_describe(prism_client *c, const prism_ref *ref, int timeout_ms,
+                                             size_t max_bytes, prism_value **out,
+                                             prism_value_info *info);
+
 /* Waits until `k` of the `n` objects are ready or `timeout_ms` passes.
  * `ready[i]` marks k ready ones (the first found, as Ray's num_returns: others
  * may be ready too), or on PRISM_ERR_TIMEOUT every one that is. */

@@ -63,6 +63,7 @@ typedef struct sink_ctx {
     int (*fn)(void *, const char *, size_t);
     void *ud;
     int overflow;
+    int cut; /* a body past the buffer's limit is cut there, not an error */
 } sink_ctx;
 
 static size_t on_data(char *data, size_t size, size_t nmemb, void *userp)
@@ -75,6 +76,13 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userp)
     if (s->fn && status >= 200 && status < 300)
         return s->fn(s->ud, data, n) == 0 ? n : 0;
     if (prism_buf_append(s->buf, data, n) != 0) {
+        if (s->cut) { /* keep what fits, then end the transfer */
+            size_t room = s->buf->max - s->buf->len;
+            if (room >= n || prism_buf_append(s->buf, data, room) != 0)
+                s->overflow = 1; /* out of memory, not the limit */
+            s->cut = 2;
+            return 0;
+        }
         s->overflow = 1;
         return 0;
     }
@@ -127,7 +135,8 @@ static int perform(prism_httpc *c, const char *url, long *status, sink_ctx *sink
         snprintf(err, errlen, "response from %s is larger than the limit", url);
         return -1;
     }
-    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && sink->fn && !sink->overflow)) {
+    if (rc != CURLE_OK &&
+        !(rc == CURLE_WRITE_ERROR && (sink->fn || sink->cut == 2) && !sink->overflow)) {
         snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(rc));
         return -1;
     }
@@ -144,6 +153,27 @@ int prism_httpc_request(prism_httpc *c, const char *method, const char *path,
     char url[4096];
     struct curl_slist *headers =
         prepare(c, method, path, content_type, body, len, timeout_ms, &sink, url, sizeof url);
+    int rc = perform(c, url, &out->status, &sink, err, errlen);
+    curl_slist_free_all(headers);
+    out->body = prism_buf_take(&buf, &out->len);
+    if (rc != 0) {
+        prism_httpc_resp_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+int prism_httpc_get_head(prism_httpc *c, const char *path, size_t n, int timeout_ms,
+                         prism_httpc_resp *out, char *err, size_t errlen)
+{
+    prism_buf buf;
+    prism_buf_init(&buf, n);
+    sink_ctx sink = {.buf = &buf, .cut = 1};
+    char url[4096], range[64];
+    struct curl_slist *headers =
+        prepare(c, "GET", path, NULL, NULL, 0, timeout_ms, &sink, url, sizeof url);
+    snprintf(range, sizeof range, "0-%zu", n ? n - 1 : 0);
+    curl_easy_setopt(c->curl, CURLOPT_RANGE, range);
     int rc = perform(c, url, &out->status, &sink, err, errlen);
     curl_slist_free_all(headers);
     out->body = prism_buf_take(&buf, &out->len);

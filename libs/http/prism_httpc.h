@@ -35,6 +35,11 @@ int prism_httpc_request(prism_httpc *c, const char *method, const char *path,
                         size_t max_resp, prism_httpc_resp *out, char *err, size_t errlen);
 void prism_httpc_resp_free(prism_httpc_resp *r);
 
+/* At most the first `n` bytes of GET `path` (a Range request; from a server
+ * that ignores ranges, the body is cut at `n`). Returns as prism_httpc_request. */
+int prism_httpc_get_head(prism_httpc *c, const char *path, size_t n, int timeout_ms,
+                         prism_httpc_resp *out, char *err, size_t errlen);
+
 /* A JSON request: `body` is borrowed and may be NULL. On a response, `*status`
  * is set and `*out` receives the parsed body (NULL when it was not JSON).
  * Returns 0, or -1 on a transport error. */

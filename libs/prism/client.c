@@ -842,15 +842,55 @@ static void leave_block(bool blocked)
 }
 
 static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout_ms,
-                              prism_value **out);
+                              size_t max_bytes, prism_value **out, prism_value_info *info);
 
 prism_status prism_get(prism_client *c, const prism_ref *ref, int timeout_ms, prism_value **out)
 {
     prism_ref *one = (prism_ref *)ref;
     bool blocked = ref && enter_block(c, &one, 1, 1);
-    prism_status s = get_value(c, ref, timeout_ms, out);
+    prism_status s = get_value(c, ref, timeout_ms, 0, out, NULL);
     leave_block(blocked);
     return s;
+}
+
+prism_status prism_get_or_describe(prism_client *c, const prism_ref *ref, int timeout_ms,
+                                   size_t max_bytes, prism_value **out, prism_value_info *info)
+{
+    if (!info || !out)
+        return prism__fail(PRISM_ERR_INVALID, "get_or_describe needs out and info");
+    memset(info, 0, sizeof *info);
+    prism_ref *one = (prism_ref *)ref;
+    bool blocked = ref && enter_block(c, &one, 1, 1);
+    prism_status s = get_value(c, ref, timeout_ms, max_bytes, out, info);
+    leave_block(blocked);
+    return s;
+}
+
+/* Enough for any bytes or tensor value's header (kind, dtype, 8 dimensions, size). */
+#define VALUE_HEAD_BYTES 256
+
+/* For prism_get_or_describe: true when the first bytes of an object in
+ * another node's store show a bytes or tensor value of more than `max_bytes`
+ * (`info` then says what it is); false to fetch it whole. */
+static bool describe_remote(prism_client *c, const char *url, const prism_ref *ref,
+                            size_t max_bytes, prism_value_info *info)
+{
+    prism_httpc *h;
+    if (!url || !*url || prism_httpc_create(&h, url, c->token) != 0)
+        return false;
+    char path[128], err[256];
+    snprintf(path, sizeof path, "/api/v1/objects/%s", ref->hex);
+    prism_httpc_resp resp;
+    bool big = false;
+    if (prism_httpc_get_head(h, path, VALUE_HEAD_BYTES, 30000, &resp, err, sizeof err) == 0) {
+        big = (resp.status == 200 || resp.status == 206) &&
+              pr_value_info((const uint8_t *)resp.body, resp.len, info) && info->size > max_bytes;
+        prism_httpc_resp_free(&resp);
+    }
+    prism_httpc_destroy(h);
+    if (!big)
+        memset(info, 0, sizeof *info);
+    return big;
 }
 
 /* While a get or wait uses a handle that `c` does not track (another
@@ -880,7 +920,7 @@ static bool needs_fetch(prism_client *c, obj_entry *e)
 }
 
 static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout_ms,
-                              prism_value **out)
+                              size_t max_bytes, prism_value **out, prism_value_info *info)
 {
     *out = NULL;
     if (!c || !ref)
@@ -932,7 +972,7 @@ static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout
         pthread_mutex_unlock(&c->lock);
         if (local)
             s = prism__decode_stored(c->store, &ref->id, 10000, c, c->self_addr, out);
-        else
+        else if (!info || !describe_remote(c, url, ref, max_bytes, info))
             s = fetch_remote(c, url, ref, out);
         free(url);
     }

@@ -87,6 +87,28 @@ static bool tensor_len_ok(prism_dtype dtype, int ndim, const int64_t *shape, uin
     return n == len;
 }
 
+bool pr_value_info(const uint8_t *buf, size_t len, prism_value_info *out)
+{
+    prism_reader r = {buf, len, 0, NULL, NULL, NULL};
+    memset(out, 0, sizeof *out);
+    out->kind = (prism_value_kind)pr_u8(&r);
+    if (out->kind == PRISM_VALUE_BYTES) {
+        out->size = (size_t)pr_u64(&r);
+        return !r.failed;
+    }
+    if (out->kind != PRISM_VALUE_TENSOR)
+        return false;
+    out->dtype = (prism_dtype)pr_u8(&r);
+    out->ndim = pr_u8(&r);
+    if (out->ndim > PRISM_MAX_DIMS)
+        return false;
+    for (int i = 0; i < out->ndim; i++)
+        out->shape[i] = (int64_t)pr_u64(&r);
+    uint64_t n = pr_u64(&r);
+    out->size = (size_t)n;
+    return !r.failed && tensor_len_ok(out->dtype, out->ndim, out->shape, n);
+}
+
 static prism_value *read_tensor(prism_reader *r)
 {
     prism_dtype dtype = (prism_dtype)pr_u8(r);

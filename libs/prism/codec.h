@@ -4,7 +4,9 @@
 #ifndef PRISM_VALUE_CODEC_H
 #define PRISM_VALUE_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "prism_codec.h"
 #include "prism_internal.h"
@@ -16,5 +18,9 @@ void pw_value(prism_writer *w, const prism_value *v, const char *self_addr);
 /* A decoded value (NULL on a malformed one). References are tracked in `client`
  * (may be NULL); an owner equal to `self_addr` means this process owns it. */
 prism_value *pr_value(prism_reader *r, prism_client *client, const char *self_addr);
+
+/* What an encoded bytes or tensor value is (kind, size, dtype, shape), from
+ * its first bytes only; false for any other kind or a malformed header. */
+bool pr_value_info(const uint8_t *buf, size_t len, prism_value_info *out);
 
 #endif

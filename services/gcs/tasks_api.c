@@ -224,33 +224,43 @@ out:
     json_decref(body);
 }
 
-/* The value as JSON for the API: JSON stays JSON; bytes and tensors are described
- * (their bytes come with ?format=raw). */
+/* A bytes or tensor value as the API describes it (its bytes come with ?format=raw). */
+static json_t *describe_info(const prism_value_info *in)
+{
+    if (in->kind == PRISM_VALUE_BYTES)
+        return json_pack("{s:s,s:I}", "kind", "bytes", "size", (json_int_t)in->size);
+    static const char *const dtypes[] = {"", "float32", "float64", "int32", "int64", "uint8"};
+    json_t *shape = json_array();
+    for (int i = 0; i < in->ndim; i++)
+        json_array_append_new(shape, json_integer(in->shape[i]));
+    return json_pack("{s:s,s:s,s:o,s:I}", "kind", "tensor", "dtype",
+                     dtypes[in->dtype <= 5 ? in->dtype : 0], "shape", shape, "size",
+                     (json_int_t)in->size);
+}
+
+/* The value as JSON for the API: JSON stays JSON; bytes and tensors are described. */
 static json_t *describe(const prism_value *v)
 {
-    size_t len = 0;
-    switch (prism_value_kind_of(v)) {
+    prism_value_info in = {.kind = prism_value_kind_of(v)};
+    switch (in.kind) {
     case PRISM_VALUE_JSON: {
         json_t *j = json_loads(prism_value_json_text(v), JSON_DECODE_ANY, NULL);
         return json_pack("{s:s,s:o}", "kind", "json", "value", j ? j : json_null());
     }
-    case PRISM_VALUE_BYTES:
-        prism_value_data(v, &len);
-        return json_pack("{s:s,s:I}", "kind", "bytes", "size", (json_int_t)len);
-    case PRISM_VALUE_TENSOR: {
-        static const char *const dtypes[] = {"", "float32", "float64", "int32", "int64", "uint8"};
-        json_t *shape = json_array();
-        for (int i = 0; i < prism_value_ndim(v); i++)
-            json_array_append_new(shape, json_integer(prism_value_shape(v)[i]));
-        prism_value_data(v, &len);
-        return json_pack("{s:s,s:s,s:o,s:I}", "kind", "tensor", "dtype",
-                         dtypes[prism_value_dtype(v) <= 5 ? prism_value_dtype(v) : 0], "shape",
-                         shape, "size", (json_int_t)len);
-    }
+    case PRISM_VALUE_TENSOR:
+        in.dtype = prism_value_dtype(v);
+        in.ndim = prism_value_ndim(v);
+        memcpy(in.shape, prism_value_shape(v), (size_t)in.ndim * sizeof in.shape[0]);
+        /* fall through */
+    case PRISM_VALUE_BYTES: prism_value_data(v, &in.size); return describe_info(&in);
     case PRISM_VALUE_NULL: return json_pack("{s:s,s:n}", "kind", "json", "value");
     default: return json_pack("{s:s}", "kind", "other");
     }
 }
+
+/* A value larger than this, in a node's store, is described from its first
+ * bytes rather than copied to the GCS to be described. */
+#define DESCRIBE_WHOLE_MAX (64 << 10)
 
 void gcs_api_object_get(prism_http_req *req, void *ctx)
 {
@@ -270,7 +280,10 @@ void gcs_api_object_get(prism_http_req *req, void *ctx)
         return;
     }
     prism_value *v = NULL;
-    prism_status s = prism_get(c, ref, (int)wait_ms, &v);
+    prism_value_info info = {0};
+    prism_status s =
+        raw ? prism_get(c, ref, (int)wait_ms, &v)
+            : prism_get_or_describe(c, ref, (int)wait_ms, DESCRIBE_WHOLE_MAX, &v, &info);
     char reason[512] = "";
     if (s == PRISM_ERR_TIMEOUT)
         prism_pending_reason(c, ref, reason, sizeof reason);
@@ -297,7 +310,7 @@ void gcs_api_object_get(prism_http_req *req, void *ctx)
     } else {
         prism_http_reply_json(req, 200,
                               json_pack("{s:s,s:s,s:o}", "object_id", id, "state", "READY", "value",
-                                        describe(v)));
+                                        v ? describe(v) : describe_info(&info)));
     }
     prism_value_free(v);
 }

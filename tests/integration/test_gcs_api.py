@@ -4,7 +4,7 @@ import json
 import os
 import signal
 
-from harness import run, wait_until
+from harness import BIN, run, skip, wait_until
 
 
 def test_healthz_needs_no_token(c):
@@ -271,6 +271,36 @@ def test_node_workers(c):
 test_node_workers.cluster = {"nodes": 1}
 
 
+def test_large_value_described_not_copied(c):
+    """GET /api/v1/objects/{id} of a large tensor describes it from its first
+    bytes: the GCS does not copy 8 MiB out of the node's store to say its
+    shape (only ?format=raw does)."""
+    if not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
+        skip("prism-worker is not built")
+    store = c.store_addresses["node-1"]
+    sent = lambda: c.get("/api/v1/stats", base=store).json()["transfer_out_bytes_total"]  # noqa
+    oid = c.post("/api/v1/tasks", {"package": "builtin", "function": "zeros",
+                                   "args": [[1024, 1024]]}).json()["object_ids"][0]
+    small = c.post("/api/v1/tasks", {"package": "builtin", "function": "zeros",
+                                     "args": [[3, 2]]}).json()["object_ids"][0]
+    first = c.get("/api/v1/objects/%s?timeout_ms=30000" % oid).json()
+    before = sent()
+    for _ in range(3):
+        d = c.get("/api/v1/objects/%s?timeout_ms=30000" % oid).json()
+        assert d == first, (d, first)
+    assert d["state"] == "READY" and d["value"] == {
+        "kind": "tensor", "dtype": "float64", "shape": [1024, 1024], "size": 8 << 20}, d
+    assert sent() - before < 4096, "the GCS copied %d bytes to describe it" % (sent() - before)
+    d = c.get("/api/v1/objects/%s?timeout_ms=30000" % small).json()
+    assert d["value"] == {"kind": "tensor", "dtype": "float64", "shape": [3, 2], "size": 48}, d
+    raw = c.get("/api/v1/objects/%s?format=raw" % oid)
+    assert raw.status == 200 and len(raw.body) == 8 << 20 and not raw.body.strip(b"\0"), raw.status
+    assert sent() - before >= 8 << 20
+
+
+test_large_value_described_not_copied.cluster = {"nodes": 1}
+
+
 def test_services(c):
     """The GCS lists itself and the services announcing themselves; one that
     stops announcing turns SILENT, and ALIVE again when it comes back."""
@@ -314,5 +344,6 @@ if __name__ == "__main__":
          test_unknown_ids_are_404, test_wrong_method_is_405, test_bad_job_bodies_are_400,
          test_oversized_body_is_413, test_bad_query_is_400, test_pending_job_without_nodes,
          test_job_list_pagination, test_kv, test_packages, test_metrics, test_ray_version_and_jobs,
-         test_restart_keeps_state, test_schema_upgrade, test_node_workers, test_services],
+         test_restart_keeps_state, test_schema_upgrade, test_node_workers,
+         test_large_value_described_not_copied, test_services],
         nodes=0)

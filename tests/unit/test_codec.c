@@ -81,6 +81,38 @@ static void test_tensor_data_is_aligned(void **state)
     }
 }
 
+/* A value's first bytes describe a bytes or tensor value without its data. */
+static void test_info_from_the_head(void **state)
+{
+    (void)state;
+    int64_t shape[2] = {300, 200};
+    prism_value *t = prism_value_tensor(PRISM_F64, 2, shape, NULL);
+    prism_buf b = encode(t);
+    prism_value_info in;
+    assert_true(pr_value_info((const uint8_t *)b.data, 64, &in));
+    assert_int_equal(in.kind, PRISM_VALUE_TENSOR);
+    assert_int_equal(in.dtype, PRISM_F64);
+    assert_int_equal(in.ndim, 2);
+    assert_int_equal(in.shape[0], 300);
+    assert_int_equal(in.shape[1], 200);
+    assert_int_equal(in.size, 300 * 200 * 8);
+    assert_false(pr_value_info((const uint8_t *)b.data, 10, &in)); /* header cut short */
+    prism_value_free(t);
+    prism_buf_free(&b);
+    prism_value *bytes = prism_value_bytes("abcdef", 6);
+    b = encode(bytes);
+    assert_true(pr_value_info((const uint8_t *)b.data, b.len, &in));
+    assert_int_equal(in.kind, PRISM_VALUE_BYTES);
+    assert_int_equal(in.size, 6);
+    prism_value_free(bytes);
+    prism_buf_free(&b);
+    prism_value *json = prism_value_json("[1, 2]");
+    b = encode(json);
+    assert_false(pr_value_info((const uint8_t *)b.data, b.len, &in));
+    prism_value_free(json);
+    prism_buf_free(&b);
+}
+
 static void test_invalid_values_are_refused(void **state)
 {
     assert_null(prism_value_json("{not json"));
@@ -182,6 +214,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_tensor_data_is_aligned),
+        cmocka_unit_test(test_info_from_the_head),
         cmocka_unit_test(test_invalid_values_are_refused),
         cmocka_unit_test(test_malformed_input),
         cmocka_unit_test(test_fixed_region),
