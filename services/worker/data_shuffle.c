@@ -4,8 +4,9 @@
  *
  *   random_shuffle, repartition(shuffle): each row to a random part; the
  *       reduce of random_shuffle shuffles its rows again.
- *   groupby: each row to the part its key hashes to; the reduce sorts its
- *       rows by key and aggregates each group.
+ *   groupby: each map aggregates its block's groups into partial rows (one a
+ *       group), each to the part its key hashes to; the reduce sorts its
+ *       partial rows by key and merges each group's.
  *   sort: a first task per block samples its keys as it comes; once all
  *       are sampled, each map cuts its block at the same P - 1 boundaries
  *       (even steps of the sorted samples) and each reduce sorts its range.
@@ -398,6 +399,9 @@ static int sample_keys(const a2a_prog *p, prism_block *b, prism_block **out, cha
  * stats]: task is {"index": m, "take": n|null, "sample": bool}. Sort first
  * samples every block ("sample": true -> [keys, stats]), then cuts each at
  * the boundaries the samples (its later arguments) give. */
+static int group_block(const a2a_prog *p, prism_block *b, bool partial, prism_block **out,
+                       char *err, size_t n);
+
 prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                           prism_value **returns, size_t nreturns)
 {
@@ -433,14 +437,22 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
         prism_block_destroy(b);
         b = own;
     }
+    int pre = 0;
+    if (b && !sample && !strcmp(p.op, "groupby")) { /* its groups' partial aggregates */
+        prism_block *partial = NULL;
+        pre = group_block(&p, b, true, &partial, err, sizeof err);
+        prism_block_destroy(b);
+        b = partial;
+    }
     size_t rows = b ? prism_block_rows(b) : 0;
     size_t *part = malloc((rows ? rows : 1) * sizeof *part);
     size_t *count = calloc(nparts, sizeof *count), *start = calloc(nparts + 1, sizeof *start);
     size_t *order = malloc((rows ? rows : 1) * sizeof *order);
     prism_block **samples = calloc(nsamples + 1, sizeof *samples);
     json_t *rows_j = json_array(), *bytes_j = json_array();
-    int rc = b && part && count && start && order && samples && rows_j && bytes_j ? 0 : -1;
-    if (rc != 0)
+    int rc = pre == 0 && b && part && count && start && order && samples && rows_j && bytes_j ? 0
+                                                                                              : -1;
+    if (rc != 0 && !*err)
         snprintf(err, sizeof err, "out of memory");
     for (size_t k = 0; rc == 0 && k < nsamples; k++)
         if (!(samples[k] = data_block_of_value(args[3 + k], err, sizeof err)))
@@ -523,17 +535,27 @@ static int reduce_sort(const a2a_prog *p, prism_block *b, prism_block **out, cha
     return rc == 0 ? 0 : -1;
 }
 
-/* One aggregation over the rows order[first..last) of column `v`. */
-static prism_block_status aggregate(prism_block_builder *bld, const char *fn,
-                                    const prism_column_view *v, const size_t *order, size_t first,
-                                    size_t last)
+/* ---------- groupby: aggregates in two steps ----------
+ *
+ * Each map aggregates the groups of its own block into partial rows, one a
+ * group: the key's columns, then for each aggregation "fn(on)#n" (the rows
+ * counted), except for count "fn(on)#v" (a sum, min, max, or a mean for std)
+ * and for std "fn(on)#m2" (the sum of squared deviations, Welford's). So at
+ * most one row a group leaves a map rather than every row, as Dask's and
+ * Spark's partial aggregation does. The reduce merges a group's partial rows
+ * into the final "fn(on)" ("count()" for a count of rows). */
+
+typedef struct agg_stats {
+    size_t n;
+    int64_t isum, imin, imax;
+    double fsum, dmin, dmax, mean, m2;
+} agg_stats;
+
+/* The non-null values of rows order[first..last) of column `v`. */
+static void stats_of(const prism_column_view *v, const size_t *order, size_t first, size_t last,
+                     agg_stats *s)
 {
-    if (!strcmp(fn, "count") && !v)
-        return prism_block_builder_append_int(bld, 0, (int64_t)(last - first));
-    bool ints = v->type >= PRISM_COL_BOOL && v->type <= PRISM_COL_UINT64;
-    int64_t isum = 0, imin = 0, imax = 0;
-    double mean = 0, m2 = 0, dmin = 0, dmax = 0;
-    size_t count = 0;
+    memset(s, 0, sizeof *s);
     for (size_t i = first; i < last; i++) {
         int64_t iv = 0;
         double dv = 0;
@@ -542,63 +564,213 @@ static prism_block_status aggregate(prism_block_builder *bld, const char *fn,
         size_t len;
         if (is_null(v, order[i]) || value_at(v, order[i], &iv, &dv, &is_int, &bytes, &len) != 0)
             continue;
-        count++;
-        isum = (int64_t)((uint64_t)isum + (uint64_t)iv);
-        if (count == 1 || iv < imin)
-            imin = iv;
-        if (count == 1 || iv > imax)
-            imax = iv;
-        if (count == 1 || dv < dmin)
-            dmin = dv;
-        if (count == 1 || dv > dmax)
-            dmax = dv;
-        double d = dv - mean; /* Welford */
-        mean += d / (double)count;
-        m2 += d * (dv - mean);
+        s->n++;
+        s->isum = (int64_t)((uint64_t)s->isum + (uint64_t)iv);
+        s->fsum += dv;
+        if (s->n == 1 || iv < s->imin)
+            s->imin = iv;
+        if (s->n == 1 || iv > s->imax)
+            s->imax = iv;
+        if (s->n == 1 || dv < s->dmin)
+            s->dmin = dv;
+        if (s->n == 1 || dv > s->dmax)
+            s->dmax = dv;
+        double d = dv - s->mean; /* Welford */
+        s->mean += d / (double)s->n;
+        s->m2 += d * (dv - s->mean);
     }
-    if (!strcmp(fn, "count"))
-        return prism_block_builder_append_int(bld, 0, (int64_t)count);
-    if (count == 0 || (!strcmp(fn, "std") && count < 2))
-        return prism_block_builder_append_null(bld, 0);
-    if (!strcmp(fn, "sum"))
-        return ints ? prism_block_builder_append_int(bld, 0, isum)
-                    : prism_block_builder_append_float(bld, 0, mean * (double)count);
-    if (!strcmp(fn, "min"))
-        return ints ? prism_block_builder_append_int(bld, 0, imin)
-                    : prism_block_builder_append_float(bld, 0, dmin);
-    if (!strcmp(fn, "max"))
-        return ints ? prism_block_builder_append_int(bld, 0, imax)
-                    : prism_block_builder_append_float(bld, 0, dmax);
-    if (!strcmp(fn, "mean"))
-        return prism_block_builder_append_float(bld, 0, mean);
-    return prism_block_builder_append_float(bld, 0, sqrt(m2 / (double)(count - 1)));
 }
 
-/* A float sum is kept exact for integer columns; for floats, the sum of
- * the values in order is what people compare against. */
-static prism_block_status float_sum(prism_block_builder *bld, const prism_column_view *v,
-                                    const size_t *order, size_t first, size_t last)
+/* Appends a column `name` of `rows` fixed-width values to *blk. */
+static int with_fixed(prism_block **blk, const char *name, prism_coltype t, const void *values,
+                      size_t rows, char *err, size_t n)
 {
-    double sum = 0;
-    size_t count = 0;
-    for (size_t i = first; i < last; i++) {
-        int64_t iv;
-        double dv = 0;
-        bool is_int;
-        const uint8_t *bytes;
-        size_t len;
-        if (is_null(v, order[i]) || value_at(v, order[i], &iv, &dv, &is_int, &bytes, &len) != 0)
-            continue;
-        sum += dv;
-        count++;
+    prism_block_schema *s = NULL;
+    prism_block_builder *bld = NULL;
+    prism_block *col = NULL, *next = NULL;
+    prism_block_status st = prism_block_schema_create(&s);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_schema_add(s, name, t);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_create(s, &bld);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_set_fixed(bld, 0, values, rows, NULL);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_finish(bld, &col, err, n);
+    if (st == PRISM_BLOCK_OK)
+        st = data_block_with_column(*blk, name, col, &next, err, n);
+    prism_block_builder_destroy(bld);
+    prism_block_schema_destroy(s);
+    prism_block_destroy(col);
+    if (st != PRISM_BLOCK_OK) {
+        if (!*err)
+            snprintf(err, n, "%s: %s", name, prism_block_strerror(st));
+        return -1;
     }
-    return count ? prism_block_builder_append_float(bld, 0, sum)
-                 : prism_block_builder_append_null(bld, 0);
+    prism_block_destroy(*blk);
+    *blk = next;
+    return 0;
 }
 
-/* Groupby: the rows sorted by key, one output row a group: the key columns,
- * then "fn(on)" a aggregation ("count()" for a count of rows). */
-static int reduce_groupby(const a2a_prog *p, prism_block *b, prism_block **out, char *err, size_t n)
+/* One aggregation's partial columns for `ngroups` groups of rows
+ * order[starts[g]..starts[g+1]) of `b`. */
+static int partial_columns(prism_block **keys, prism_block *b, const char *fn, const char *on,
+                           const size_t *order, const size_t *starts, size_t ngroups, char *err,
+                           size_t n)
+{
+    prism_column_view v = {0};
+    long col = on ? prism_block_column_index(b, on) : -1;
+    if (on && (col < 0 || prism_block_column(b, (size_t)col, &v) != PRISM_BLOCK_OK ||
+               v.type < PRISM_COL_BOOL || v.type > PRISM_COL_FLOAT64)) {
+        snprintf(err, n, "%s(%.128s): %s", fn, on,
+                 col < 0 ? "no such column" : "the column is not numeric");
+        return -1;
+    }
+    bool ints = on && v.type <= PRISM_COL_UINT64;
+    bool int_v = ints && (!strcmp(fn, "sum") || !strcmp(fn, "min") || !strcmp(fn, "max"));
+    bool has_v = strcmp(fn, "count") != 0, has_m2 = !strcmp(fn, "std");
+    int64_t *cnt = malloc((ngroups ? ngroups : 1) * sizeof *cnt);
+    int64_t *iv = malloc((ngroups ? ngroups : 1) * sizeof *iv);
+    double *dv = malloc((ngroups ? ngroups : 1) * sizeof *dv);
+    double *m2 = malloc((ngroups ? ngroups : 1) * sizeof *m2);
+    int rc = cnt && iv && dv && m2 ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, n, "out of memory");
+    for (size_t g = 0; rc == 0 && g < ngroups; g++) {
+        agg_stats st = {.n = starts[g + 1] - starts[g]};
+        if (on)
+            stats_of(&v, order, starts[g], starts[g + 1], &st);
+        cnt[g] = (int64_t)st.n;
+        iv[g] = !strcmp(fn, "min") ? st.imin : !strcmp(fn, "max") ? st.imax : st.isum;
+        dv[g] = !strcmp(fn, "min")   ? st.dmin
+                : !strcmp(fn, "max") ? st.dmax
+                : !strcmp(fn, "std") ? st.mean
+                                     : st.fsum;
+        m2[g] = st.m2;
+    }
+    char name[300];
+    snprintf(name, sizeof name, "%s(%s)#n", fn, on ? on : "");
+    if (rc == 0)
+        rc = with_fixed(keys, name, PRISM_COL_INT64, cnt, ngroups, err, n);
+    snprintf(name, sizeof name, "%s(%s)#v", fn, on ? on : "");
+    if (rc == 0 && has_v)
+        rc = with_fixed(keys, name, int_v ? PRISM_COL_INT64 : PRISM_COL_FLOAT64,
+                        int_v ? (const void *)iv : (const void *)dv, ngroups, err, n);
+    snprintf(name, sizeof name, "%s(%s)#m2", fn, on ? on : "");
+    if (rc == 0 && has_m2)
+        rc = with_fixed(keys, name, PRISM_COL_FLOAT64, m2, ngroups, err, n);
+    free(cnt);
+    free(iv);
+    free(dv);
+    free(m2);
+    return rc;
+}
+
+/* A typed view of partial column "fn(on)#suffix" of `b`, or NULL. */
+static const void *partial_of(prism_block *b, const char *fn, const char *on, const char *suffix,
+                              prism_coltype *type)
+{
+    char name[300];
+    snprintf(name, sizeof name, "%s(%s)#%s", fn, on ? on : "", suffix);
+    long col = prism_block_column_index(b, name);
+    prism_column_view v = {0};
+    if (col < 0 || prism_block_column(b, (size_t)col, &v) != PRISM_BLOCK_OK ||
+        (v.type != PRISM_COL_INT64 && v.type != PRISM_COL_FLOAT64) || v.validity)
+        return NULL;
+    *type = v.type;
+    return (const char *)v.values + v.offset * 8;
+}
+
+/* One aggregation's final column "fn(on)" from the partial rows
+ * order[starts[g]..starts[g+1]) of each group. */
+static int merge_column(prism_block **keys, prism_block *b, const char *fn, const char *on,
+                        const size_t *order, const size_t *starts, size_t ngroups, char *err,
+                        size_t n)
+{
+    prism_coltype tn = PRISM_COL_INT64, tv = PRISM_COL_FLOAT64, tm = PRISM_COL_FLOAT64;
+    const int64_t *cnt = partial_of(b, fn, on, "n", &tn);
+    const void *v = strcmp(fn, "count") ? partial_of(b, fn, on, "v", &tv) : NULL;
+    const double *m2 = !strcmp(fn, "std") ? partial_of(b, fn, on, "m2", &tm) : NULL;
+    if (!cnt || tn != PRISM_COL_INT64 || (strcmp(fn, "count") && !v) ||
+        (!strcmp(fn, "std") && !m2)) {
+        snprintf(err, n, "%s(%.128s): the maps' partial aggregates are missing", fn, on ? on : "");
+        return -1;
+    }
+    bool ints = v && tv == PRISM_COL_INT64;
+    bool int_out = !strcmp(fn, "count") || ints;
+    const int64_t *vi = v;
+    const double *vd = v;
+    char name[300];
+    snprintf(name, sizeof name, "%s(%s)", fn, on ? on : "");
+    prism_block_schema *s = NULL;
+    prism_block_builder *bld = NULL;
+    prism_block *colb = NULL, *next = NULL;
+    prism_block_status st = prism_block_schema_create(&s);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_schema_add(s, name, int_out ? PRISM_COL_INT64 : PRISM_COL_FLOAT64);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_create(s, &bld);
+    for (size_t g = 0; st == PRISM_BLOCK_OK && g < ngroups; g++) {
+        int64_t total = 0, isum = 0, iext = 0;
+        double fsum = 0, dext = 0, mean = 0, sq = 0;
+        bool any = false;
+        for (size_t i = starts[g]; i < starts[g + 1]; i++) {
+            size_t r = order[i];
+            int64_t k = cnt[r];
+            if (k <= 0)
+                continue;
+            if (!strcmp(fn, "std")) { /* Chan's merge of two (n, mean, m2) */
+                double d = vd[r] - mean, nt = (double)(total + k);
+                mean += d * (double)k / nt;
+                sq += m2[r] + d * d * (double)total * (double)k / nt;
+            } else if (ints) {
+                isum = (int64_t)((uint64_t)isum + (uint64_t)vi[r]);
+                if (!any || (!strcmp(fn, "min") ? vi[r] < iext : vi[r] > iext))
+                    iext = vi[r];
+            } else if (v) {
+                fsum += vd[r];
+                if (!any || (!strcmp(fn, "min") ? vd[r] < dext : vd[r] > dext))
+                    dext = vd[r];
+            }
+            total += k;
+            any = true;
+        }
+        bool ext = !strcmp(fn, "min") || !strcmp(fn, "max");
+        if (!strcmp(fn, "count"))
+            st = prism_block_builder_append_int(bld, 0, total);
+        else if (!any || (!strcmp(fn, "std") && total < 2))
+            st = prism_block_builder_append_null(bld, 0);
+        else if (!strcmp(fn, "std"))
+            st = prism_block_builder_append_float(bld, 0, sqrt(sq / (double)(total - 1)));
+        else if (!strcmp(fn, "mean"))
+            st = prism_block_builder_append_float(bld, 0, fsum / (double)total);
+        else if (ints)
+            st = prism_block_builder_append_int(bld, 0, ext ? iext : isum);
+        else
+            st = prism_block_builder_append_float(bld, 0, ext ? dext : fsum);
+    }
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_finish(bld, &colb, err, n);
+    if (st == PRISM_BLOCK_OK)
+        st = data_block_with_column(*keys, name, colb, &next, err, n);
+    prism_block_builder_destroy(bld);
+    prism_block_schema_destroy(s);
+    prism_block_destroy(colb);
+    if (st != PRISM_BLOCK_OK) {
+        if (!*err)
+            snprintf(err, n, "%s: %s", name, prism_block_strerror(st));
+        return -1;
+    }
+    prism_block_destroy(*keys);
+    *keys = next;
+    return 0;
+}
+
+/* Groupby, one row a group of `b`'s rows: the key columns, then for each
+ * aggregation its partial columns (`partial`, a map) or its final column
+ * (a reduce, from the maps' partial rows). */
+static int group_block(const a2a_prog *p, prism_block *b, bool partial, prism_block **out,
+                       char *err, size_t n)
 {
     const json_t *key = json_object_get(p->spec, "key"), *aggs = json_object_get(p->spec, "aggs");
     size_t rows = prism_block_rows(b), ngroups = 0;
@@ -606,7 +778,7 @@ static int reduce_groupby(const a2a_prog *p, prism_block *b, prism_block **out, 
     size_t *order = malloc((rows ? rows : 1) * sizeof *order);
     size_t *starts = malloc((rows + 1) * sizeof *starts);
     const char **names = calloc(json_array_size(key) + 1, sizeof *names);
-    prism_block *keys = NULL, *res = NULL;
+    prism_block *keys = NULL;
     int rc = !order || !starts || !names                   ? -1
              : keyset_open(&ks, key, false, &b, 1, err, n) ? -2
                                                            : 0;
@@ -636,60 +808,21 @@ static int reduce_groupby(const a2a_prog *p, prism_block *b, prism_block **out, 
             break;
         const char *fn = json_string_value(json_object_get(a, "fn"));
         const char *on = json_string_value(json_object_get(a, "on"));
-        prism_column_view v = {0};
-        long col = on ? prism_block_column_index(b, on) : -1;
-        if (on && (col < 0 || prism_block_column(b, (size_t)col, &v) != PRISM_BLOCK_OK ||
-                   v.type < PRISM_COL_BOOL || v.type > PRISM_COL_FLOAT64)) {
-            snprintf(err, n, "%s(%.128s): %s", fn, on,
-                     col < 0 ? "no such column" : "the column is not numeric");
+        if ((partial ? partial_columns : merge_column)(&keys, b, fn, on, order, starts, ngroups,
+                                                       err, n) != 0)
             rc = -2;
-            break;
-        }
-        bool ints = on && v.type <= PRISM_COL_UINT64;
-        bool int_out = !strcmp(fn, "count") ||
-                       (ints && (!strcmp(fn, "sum") || !strcmp(fn, "min") || !strcmp(fn, "max")));
-        char name[300];
-        snprintf(name, sizeof name, "%s(%s)", fn, on ? on : "");
-        prism_block_schema *s = NULL;
-        prism_block_builder *bld = NULL;
-        prism_block *colb = NULL, *next = NULL;
-        prism_block_status st = prism_block_schema_create(&s);
-        if (st == PRISM_BLOCK_OK)
-            st = prism_block_schema_add(s, name, int_out ? PRISM_COL_INT64 : PRISM_COL_FLOAT64);
-        if (st == PRISM_BLOCK_OK)
-            st = prism_block_builder_create(s, &bld);
-        for (size_t g = 0; st == PRISM_BLOCK_OK && g < ngroups; g++)
-            st = !strcmp(fn, "sum") && !ints
-                     ? float_sum(bld, &v, order, starts[g], starts[g + 1])
-                     : aggregate(bld, fn, on ? &v : NULL, order, starts[g], starts[g + 1]);
-        if (st == PRISM_BLOCK_OK)
-            st = prism_block_builder_finish(bld, &colb, err, n);
-        if (st == PRISM_BLOCK_OK)
-            st = data_block_with_column(keys, name, colb, &next, err, n);
-        prism_block_builder_destroy(bld);
-        prism_block_schema_destroy(s);
-        prism_block_destroy(colb);
-        if (st != PRISM_BLOCK_OK) {
-            rc = -2;
-            if (!*err)
-                snprintf(err, n, "%s: %s", name, prism_block_strerror(st));
-            break;
-        }
-        prism_block_destroy(keys);
-        keys = next;
-    }
-    if (rc == 0) {
-        res = keys;
-        keys = NULL;
     }
     if (rc == -1)
         snprintf(err, n, "out of memory");
+    if (rc == 0) {
+        *out = keys;
+        keys = NULL;
+    }
     prism_block_destroy(keys);
     free(order);
     free(starts);
     free(names);
     free(ks.view);
-    *out = res;
     return rc == 0 ? 0 : -1;
 }
 
@@ -807,7 +940,7 @@ prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args
         } else if (rc == 0 && !strcmp(p.op, "map_groups")) {
             rc = reduce_map_groups(ctx, &p, b, &res, err, sizeof err) == 0 ? 0 : -2;
         } else if (rc == 0 && !strcmp(p.op, "groupby")) {
-            rc = reduce_groupby(&p, b, &res, err, sizeof err) == 0 ? 0 : -2;
+            rc = group_block(&p, b, false, &res, err, sizeof err) == 0 ? 0 : -2;
         } else if (rc == 0 && !strcmp(p.op, "random_shuffle")) {
             size_t rows = prism_block_rows(b);
             size_t *perm = malloc((rows ? rows : 1) * sizeof *perm);

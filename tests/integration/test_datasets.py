@@ -1089,6 +1089,22 @@ def test_all_to_all(c):
         assert abs(r["mean(y)"] - statistics.mean(ys)) < 1e-9, r
         assert abs(r["std(x)"] - statistics.stdev(xs)) < 1e-9, r
     assert sorted(r["g"] for r in got) == sorted("g%d" % k for k in range(13))
+    # nulls across blocks (each map aggregates its block, the reduce merges):
+    # group a has x in each block, group b never
+    nitems = [{"g": "a" if i % 2 else "b", "x": i if i % 2 else None} for i in range(40)]
+    naggs = [{"fn": "count"}, {"fn": "count", "on": "x"}, {"fn": "sum", "on": "x"},
+             {"fn": "min", "on": "x"}, {"fn": "mean", "on": "x"}, {"fn": "std", "on": "x"}]
+    got, _ = run_rows([{"op": "from_items", "items": nitems, "override_num_blocks": 4},
+                       {"op": "groupby", "key": "g", "aggs": naggs}], 2)
+    by = {r["g"]: r for r in got}
+    xs = list(range(1, 40, 2))
+    assert by["a"]["count()"] == 20 and by["a"]["count(x)"] == 20, by
+    assert by["a"]["sum(x)"] == sum(xs) and by["a"]["min(x)"] == 1, by
+    assert abs(by["a"]["mean(x)"] - statistics.mean(xs)) < 1e-9, by
+    assert abs(by["a"]["std(x)"] - statistics.stdev(xs)) < 1e-9, by
+    assert by["b"]["count()"] == 20 and by["b"]["count(x)"] == 0, by
+    assert by["b"]["std(x)"] is None and by["b"]["mean(x)"] is None, by
+    assert by["b"]["sum(x)"] is None and by["b"]["min(x)"] is None, by
     assert "GroupBy(g)" in info["explain"] and "AllToAllOperator" in info["explain"], info
     # map_groups: a package function per group's rows
     pkg = upload_package(c)
