@@ -181,7 +181,7 @@ static uint64_t hash_row(const keyset *ks, size_t block, size_t r)
     for (size_t k = 0; k < ks->n; k++) {
         const prism_column_view *v = &ks->view[block * ks->n + k];
         int64_t iv;
-        double dv;
+        double dv = 0;
         bool is_int;
         const uint8_t *bytes = NULL;
         size_t len = 0;
