@@ -276,6 +276,41 @@ def test_rendezvous_refuses_strangers(c):
             p.wait()
 
 
+def test_peer_rendezvous_refuses_strangers(c):
+    """The socket on which an actor's worker hands out the channels it made
+    (edges between two actors of a node that is not the driver's) gives
+    nothing to a peer without the reader's nonce: no nonce, a short one, a
+    wrong one, another uid. The reader's nonce then gets its one fd, once;
+    the socket is abstract and gone once the start ended."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    p = subprocess.Popen([PROBE, "serve"], env=probe_env(c), stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(read_until(p, "serving").split("pid ")[1].split()[0])
+        def dag_sockets():
+            return [n for n in rendezvous_sockets(pid) if n.startswith("@prism-dag-")]
+
+        wait_until(dag_sockets, timeout=10, what="the worker's rendezvous socket")
+        names = dag_sockets()
+        assert names == ["@prism-dag-0123456789abcdef0123456789abcdee-0"], names
+        tries = [(b"", None), (b"0123456789abcdef", None), (b"0" * 32, None),
+                 (b"00112233445566778899aabbccddeefe", None), (os.urandom(64), None)]
+        if os.getuid() == 0:
+            tries.append((b"00112233445566778899aabbccddeeff", 65534))
+        for t, g in zip(tries, strangers(names[0], tries)):
+            assert g == {"closed": True, "fds": 0, "data": 0}, (t, g)
+        right = [(b"00112233445566778899aabbccddeeff", None)]
+        got = strangers(names[0], right)
+        assert got == [{"closed": True, "fds": 1, "data": 1}], got  # a byte carries the fd
+        wait_until(lambda: dag_sockets() == [], timeout=10,
+                   what="the socket gone once its one reader was served")
+        out = p.stdout.read()
+        assert p.wait(timeout=60) == 0 and "serve ok" in out, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
 
 def store_stats(c):
     import urllib.request
@@ -396,7 +431,9 @@ def listeners(pid):
 
 def test_across_nodes(c):
     """A chain of 4 actors on two nodes (B, A, B, B; the driver on A): the
-    input, every hop and the output are TCP edges, right results for many
+    input, every hop across the nodes and the output are TCP edges, the hop
+    between the two actors of B a shared-memory ring made on B, right
+    results for many
     executions with 16 in flight. The DAG's listeners are gone once its
     edges are connected, and teardown leaves the workers no socket more than
     before the compile."""
@@ -431,7 +468,7 @@ def test_across_nodes(c):
         wait_until(listed, timeout=10, what="the DAG listed")
         mine = listed()
         assert len(mine) == 1, mine
-        assert [e["kind"] for e in mine[0]["edges"]] == ["tcp"] * 4, mine[0]["edges"]
+        assert [e["kind"] for e in mine[0]["edges"]] == ["tcp"] * 3 + ["shm"], mine[0]["edges"]
         p.stdin.write("go\n")
         p.stdin.flush()
         read_until(p, "torn down")
@@ -522,5 +559,6 @@ def test_edge_refuses_strangers(c):
 if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
-         test_rendezvous_refuses_strangers, test_large_values, test_listed_after_gcs_restart,
+         test_rendezvous_refuses_strangers, test_peer_rendezvous_refuses_strangers,
+         test_large_values, test_listed_after_gcs_restart,
          test_edge_refuses_strangers, test_across_nodes, test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))
