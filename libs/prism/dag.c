@@ -613,8 +613,8 @@ static json_t *start_spec(const prism_dag_compiled *d, size_t a)
         for (size_t j = i; j < d->nnodes; j++)
             if (writes(d, i, j))
                 json_array_append_new(out, json_integer((json_int_t)j));
-        json_array_append_new(nodes, json_pack("{s:s,s:o,s:o}", "method", n->method, "in", in,
-                                               "out", out));
+        json_array_append_new(nodes, json_pack("{s:I,s:s,s:o,s:o}", "index", (json_int_t)i,
+                                               "method", n->method, "in", in, "out", out));
     }
     json_t *tin = json_array(), *tout = json_array();
     for (size_t k = 0; k < da->nreads; k++) {
@@ -750,39 +750,41 @@ static bool report_whole(const prism_buf *b) { return b->len + DAG_REPORT_PIECE 
 
 static const char *const kind_names[] = {"input", "bind", "multi_output", "return"};
 
-/* A reader's latency histogram (prism_chan_hist) as JSON. */
-static void hist_text(prism_buf *b, const prism_chan *ch, uint32_t reader)
+/* A latency histogram (prism_chan_hist) as JSON. */
+static void hist_text(prism_buf *b, const prism_chan_hist *h)
 {
-    prism_chan_hist h = {0};
-    if (ch) /* a TCP edge keeps no histogram */
-        prism_chan_reader_hist(ch, reader, &h);
     uint64_t n = 0;
     for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
-        n += h.count[i];
+        n += h->count[i];
     prism_buf_printf(b, "{\"count\":%llu,\"mean_us\":%.3f,\"buckets\":[", (unsigned long long)n,
-                     n ? (double)h.sum_ns / 1e3 / (double)n : 0.0);
+                     n ? (double)h->sum_ns / 1e3 / (double)n : 0.0);
     for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
-        prism_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)h.count[i]);
+        prism_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)h->count[i]);
     prism_buf_printf(b, "]}");
 }
 
-/* Each hop's latency from the channels' own counters (the driver maps every
- * channel): the edges', in the order of the graph's edges, and the
- * output items', read by the driver. */
+/* Each hop's latency from the channels' own counters: the edges' in the
+ * order of the graph's edges, from the channels the driver made and maps
+ * (zeros for the others: their readers' workers report them), and the
+ * output items', read by the driver (over shared memory or TCP). */
 static void latency_text(prism_buf *b, const prism_dag_compiled *d)
 {
     prism_buf_printf(b, ",\"latency\":{\"edges\":[");
     bool first = true;
     for (size_t i = 0; i < d->nnodes; i++)
         for (size_t j = 0; d->nodes[i].kind == DAG_BIND && j < d->nodes[i].nargs; j++) {
+            prism_chan_hist h;
+            prism_chan_reader_hist(d->chans[d->nodes[i].args[j]], d->nodes[i].arg_reader[j], &h);
             prism_buf_printf(b, "%s", first ? "" : ",");
-            hist_text(b, d->chans[d->nodes[i].args[j]], d->nodes[i].arg_reader[j]);
+            hist_text(b, &h);
             first = false;
         }
     prism_buf_printf(b, "],\"outputs\":[");
     for (size_t i = 0; i < d->nouts; i++) {
+        prism_chan_hist h;
+        prism_chan_reader_get_hist(d->outs ? d->outs[i] : NULL, &h);
         prism_buf_printf(b, "%s", i ? "," : "");
-        hist_text(b, d->chans[d->out_nodes[i]], d->out_reader[i]);
+        hist_text(b, &h);
     }
     prism_buf_printf(b, "]}");
 }

@@ -33,6 +33,7 @@
 #define SOCKET_MAX 90  /* characters of a rendezvous socket's abstract name */
 
 typedef struct loop_node {
+    json_int_t index; /* its graph node (-1: not said) */
     prism_actor_method_fn fn;
     char name[256]; /* "Class.method" */
     size_t nin, nout;
@@ -84,6 +85,8 @@ struct dag_loop {
     bool started;
     int64_t listen_until; /* listened for, not started: given up after this (monotonic ms) */
     int stop, ended;      /* atomics */
+    uint64_t passes;      /* atomic: passes over its nodes done (the loop thread writes it) */
+    char error[200];      /* why the loop ended, set before `ended` */
 };
 
 enum { STEP_OK, STEP_END, STEP_DIED };
@@ -262,11 +265,17 @@ static void *loop_main(void *arg)
 {
     dag_loop *l = arg;
     int rc = STEP_OK;
-    while (rc == STEP_OK)
+    while (rc == STEP_OK) {
         for (size_t i = 0; rc == STEP_OK && i < l->nnodes; i++)
             rc = step(l, &l->nodes[i]);
-    if (rc == STEP_DIED && !stopping(l))
+        if (rc == STEP_OK) /* one writer: a plain increment, published for the reports */
+            __atomic_store_n(&l->passes, l->passes + 1, __ATOMIC_RELAXED);
+    }
+    if (rc == STEP_DIED && !stopping(l)) {
+        snprintf(l->error, sizeof l->error,
+                 "a peer of the DAG died (the writer of an input or the reader of an output)");
         write_died(l);
+    }
     for (size_t i = 0; i < l->nnodes; i++)
         for (size_t j = 0; j < l->nodes[i].nout; j++)
             prism_chan_writer_close(l->nodes[i].out[j], 0);
@@ -657,6 +666,8 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
         return -1;
     }
     snprintf(nd->name, sizeof nd->name, "%s.%s", l->env.cls, method);
+    json_t *index = json_object_get(j, "index");
+    nd->index = json_is_integer(index) ? json_integer_value(index) : -1;
     if (!(nd->fn = l->env.resolve(l->env.ud, method, err, errlen)))
         return -1;
     for (size_t i = 0; i < nd->nin; i++) {
@@ -877,6 +888,40 @@ int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, ch
 }
 
 const char *dag_loop_id(const dag_loop *l) { return l->id; }
+
+uint64_t dag_loop_executions(const dag_loop *l)
+{
+    return __atomic_load_n(&l->passes, __ATOMIC_RELAXED);
+}
+
+static json_t *hist_json(const prism_chan_reader *r)
+{
+    prism_chan_hist h;
+    prism_chan_reader_get_hist(r, &h);
+    json_t *b = json_array();
+    uint64_t n = 0;
+    for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++) {
+        json_array_append_new(b, json_integer((json_int_t)h.count[i]));
+        n += h.count[i];
+    }
+    return json_pack("{s:I,s:f,s:o}", "count", (json_int_t)n, "mean_us",
+                     n ? (double)h.sum_ns / 1e3 / (double)n : 0.0, "buckets", b);
+}
+
+json_t *dag_loop_report(const dag_loop *l)
+{
+    bool ended = __atomic_load_n(&l->ended, __ATOMIC_ACQUIRE);
+    const char *state = !l->started ? "LISTENING" : ended ? "ENDED" : "RUNNING";
+    json_t *inputs = json_array();
+    for (size_t i = 0; l->started && i < l->nnodes;
+         i++) /* nodes and readers are fixed once started */
+        for (size_t j = 0; l->nodes[i].index >= 0 && j < l->nodes[i].nin; j++)
+            json_array_append_new(inputs, json_pack("[I,I,o]", l->nodes[i].index, (json_int_t)j,
+                                                    hist_json(l->nodes[i].in[j])));
+    return json_pack("{s:s,s:s,s:I,s:s?,s:o}", "dag", l->id, "state", state, "executions",
+                     (json_int_t)dag_loop_executions(l), "error",
+                     ended && l->error[0] ? l->error : NULL, "inputs", inputs);
+}
 
 /* A loop listened for whose start never came (its driver died in between)
  * lets the actor go, as one that ended does. */

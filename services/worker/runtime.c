@@ -100,6 +100,12 @@ typedef struct actor_host {
     uint64_t taken, done;
     uint64_t reported_taken, reported_done;
     int64_t reported_ms;
+    /* Its compiled DAG's loop, as last seen by report_calls: the passes, and
+     * when (wall ms) they last changed. */
+    char dag_seen[PRISM_ID_HEX_LEN + 1];
+    uint64_t dag_passes;
+    int64_t dag_active_at;
+    char dag_state;
 } actor_host;
 
 typedef struct package {
@@ -1653,9 +1659,42 @@ static void on_block(void *ud, bool blocked)
     json_decref(msg);
 }
 
+/* The actor's compiled DAG loop, if any, for report_calls: its report with
+ * "active_at" (wall ms of the last pass seen, to about a second), and
+ * whether it changed since the last look. A start or stop in progress holds
+ * the lock for seconds: then nothing this time. */
+static json_t *dag_report(worker_rt *w, bool *changed)
+{
+    actor_host *a = w->actor;
+    json_t *r = NULL;
+    if (pthread_mutex_trylock(&w->dag_lock) != 0)
+        return NULL;
+    if (w->dag)
+        r = dag_loop_report(w->dag);
+    pthread_mutex_unlock(&w->dag_lock);
+    const char *id = json_string_value(json_object_get(r, "dag"));
+    const char *state = json_string_value(json_object_get(r, "state"));
+    uint64_t passes = (uint64_t)json_integer_value(json_object_get(r, "executions"));
+    if (!id || !state) {
+        json_decref(r);
+        return NULL;
+    }
+    if (strcmp(id, a->dag_seen) != 0 || passes != a->dag_passes || state[0] != a->dag_state) {
+        *changed = true;
+        snprintf(a->dag_seen, sizeof a->dag_seen, "%s", id);
+        a->dag_passes = passes;
+        a->dag_state = state[0];
+        a->dag_active_at = prism_now_ms();
+    }
+    json_object_set_new(r, "active_at", json_integer(a->dag_active_at));
+    return r;
+}
+
 /* An actor's worker tells the GCS how many calls it holds (twice a second at
  * most, when that changed, else every 5 s): GET /api/v1/actors shows them,
- * and a GCS that finds it hosts an actor it did not place there kills it. */
+ * and a GCS that finds it hosts an actor it did not place there kills it.
+ * With its compiled DAG's loop, if any: the DAG's listing shows its health
+ * and the latency of its inputs. */
 static void report_calls(worker_rt *w)
 {
     actor_host *a = w->actor;
@@ -1665,8 +1704,13 @@ static void report_calls(worker_rt *w)
     uint64_t done = __atomic_load_n(&a->done, __ATOMIC_RELAXED);
     int64_t now = prism_mono_ms();
     bool changed = taken != a->reported_taken || done != a->reported_done;
-    if (now - a->reported_ms < (changed ? 500 : 5000))
+    if (now - a->reported_ms < 500)
         return;
+    json_t *dag = dag_report(w, &changed);
+    if (now - a->reported_ms < (changed ? 500 : 5000)) {
+        json_decref(dag);
+        return;
+    }
     a->reported_taken = taken;
     a->reported_done = done;
     a->reported_ms = now;
@@ -1674,6 +1718,10 @@ static void report_calls(worker_rt *w)
                             w->cfg->worker_id, "node_id", w->cfg->node_id ? w->cfg->node_id : "",
                             "lease_id", a->lease ? a->lease : "", "pending",
                             (json_int_t)(taken - done), "done", (json_int_t)done);
+    if (msg && dag)
+        json_object_set_new(msg, "dag", dag);
+    else
+        json_decref(dag);
     prism_bus_publish_json(w->bus, PRISM_SUBJECT_EVENT_ACTOR_CALLS, msg);
     json_decref(msg);
 }

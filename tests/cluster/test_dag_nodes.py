@@ -62,6 +62,20 @@ def test_dag_across_namespaces(c):
             assert len(listening) == len([s for s in ready[pid].values() if s[0] == "0A"]), pid
         p.stdin.write("go\n")
         p.stdin.flush()
+        read_until(p, "executed")
+        def hops_counted():
+            d = c.get("/api/v1/dags/" + mine[0]["id"]).json()
+            return ([e["latency"]["count"] for e in d["edges"]] +
+                    [h["count"] for h in d["output_latency"]] +
+                    [(l["state"], l["executions"]) for l in d["loops"]])
+        # every hop's latency, the TCP edges' and the rings' of node 2 too
+        # (counted by their readers' workers), and every actor's loop
+        timed = (n + 7) // 8
+        want = [timed] * (4 + 1) + [("RUNNING", n)] * 4
+        wait_until(lambda: hops_counted() == want, timeout=10,
+                   what="every hop's latency and every loop in the listing")
+        p.stdin.write("go\n")
+        p.stdin.flush()
         read_until(p, "torn down")
         for pid in pids:
             left = set(tcp_sockets(pid)) - set(ready[pid])
@@ -106,6 +120,20 @@ def test_shm_on_another_node(c):
             (0, 1, "tcp"), (1, 2, "shm")], mine
         # The ring is mapped by its writer and its reader, and by nobody else.
         assert [memfds(pid) - ready[pid][1] for pid in pids] == [1, 1], pids
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        read_until(p, "executed")
+        def hops_counted():
+            d = c.get("/api/v1/dags/" + mine[0]["id"]).json()
+            return ([e["latency"]["count"] for e in d["edges"]] +
+                    [h["count"] for h in d["output_latency"]] +
+                    [(l["state"], l["executions"]) for l in d["loops"]])
+        # every hop's latency, the TCP edges' and the rings' of node 2 too
+        # (counted by their readers' workers), and every actor's loop
+        timed = (n + 7) // 8
+        want = [timed] * (2 + 1) + [("RUNNING", n)] * 2
+        wait_until(lambda: hops_counted() == want, timeout=10,
+                   what="every hop's latency and every loop in the listing")
         p.stdin.write("go\n")
         p.stdin.flush()
         read_until(p, "torn down")

@@ -533,8 +533,9 @@ static int listed(long long n, int rounds)
  * PRISM_NODE_ID), so that the input and the output cross nodes, and a hop
  * between two actors of B is a shared-memory ring made on B; N executions
  * with INFLIGHT in flight, every result checked. Pauses when the actors are
- * up, when the DAG is compiled and once it is torn down (the test looks at
- * the sockets, fds and threads). */
+ * up, when the DAG is compiled, when the executions are done (the test looks
+ * at the listing) and once it is torn down (the test looks at the sockets,
+ * fds and threads). */
 static int across_nodes(const char *a, const char *b, long long n, int inflight, const char *at)
 {
     int k = (int)strlen(at);
@@ -568,6 +569,7 @@ static int across_nodes(const char *a, const char *b, long long n, int inflight,
             fs[x % inflight] = execute(d, x);
     }
     free(fs);
+    pause_for_test("executed");
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     long long got;
     CHECK(call(actors[1], "add", "1", &got) == PRISM_OK, "an ordinary call after teardown");

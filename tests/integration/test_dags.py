@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 from harness import BIN, run, skip, wait_until
 
@@ -71,7 +72,8 @@ def test_several_returns(c):
 
 def test_actor_killed(c):
     """SIGKILL to the middle actor: executions fail with PRISM_ERR_ACTOR_DIED,
-    and the listing shows the DAG BROKEN."""
+    and the listing shows the DAG BROKEN, and the loop of the actor after the
+    dead one ENDED with its error."""
     if not os.access(PROBE, os.X_OK):
         skip("dag_probe is not built")
     before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
@@ -85,6 +87,14 @@ def test_actor_killed(c):
                     if d["id"] not in before]
 
         wait_until(lambda: states() == ["BROKEN"], timeout=10, what="the DAG BROKEN")
+
+        def loops():
+            return [d["loops"] for d in c.get("/api/v1/dags").json()["dags"]
+                    if d["id"] not in before][0]
+
+        wait_until(lambda: loops()[2]["state"] == "ENDED", timeout=10,
+                   what="the last actor's loop ENDED")
+        assert "died" in loops()[2]["error"] and loops()[0]["error"] is None, loops()
         p.stdin.write("go\n")
         p.stdin.flush()
         out += p.stdout.read()
@@ -147,11 +157,24 @@ def test_listed(c):
         for h in hops:
             assert h["count"] == 7 and sum(h["buckets"]) == 7 and len(h["buckets"]) == 15, d
             assert h["mean_us"] > 0, d
+        # each actor's loop, as its worker reports it: running, its 50
+        # passes, and when it last moved
+
+        def loops():
+            return c.get("/api/v1/dags/" + d["id"]).json()["loops"]
+
+        wait_until(lambda: [(l["state"], l["executions"]) for l in loops()] ==
+                   [("RUNNING", 50)] * 2, timeout=10, what="both loops RUNNING, 50 executions")
+        now = time.time() * 1000
+        for l in loops():
+            assert l["error"] is None and now - 60000 < l["active_at"] <= now + 5000, l
+        assert [l["actor_id"] for l in loops()] == actors, loops()
         p.stdin.write("go\n")
         p.stdin.flush()
         assert p.stdout.readline().strip() == "torn down", "the teardown failed"
         wait_until(lambda: c.get("/api/v1/dags/" + d["id"]).json()["state"] == "TORN_DOWN",
                    timeout=10, what="the DAG TORN_DOWN")
+        assert [l["state"] for l in loops()] == ["STOPPED"] * 2, loops()
         p.stdin.write("go\n")
         p.stdin.flush()
         assert p.wait(timeout=60) == 0
@@ -174,6 +197,11 @@ def test_listed(c):
     assert "   0 -> 1" in shown.stdout and "   2 -> driver" in shown.stdout, shown.stdout
     assert shown.stdout.count("          7 timed") == 3, shown.stdout
     assert "TORN_DOWN, 50 executions" in shown.stdout, shown.stdout
+    assert len([l for l in shown.stdout.splitlines() if "STOPPED" in l and
+                " 50 executions  last active" in l]) == 2, shown.stdout
+    assert [r for r in subprocess.run([cli, "dag", "list"], env=env, capture_output=True,
+                                      text=True, timeout=60).stdout.splitlines()
+            if r.startswith(d["id"])][0].split()[4] == "0/2", "the list's LOOPS column"
     missing = subprocess.run([cli, "dag", "get", "0123456789abcdef"], env=env,
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "no DAG" in missing.stderr, missing.stderr
@@ -469,6 +497,20 @@ def test_across_nodes(c):
         mine = listed()
         assert len(mine) == 1, mine
         assert [e["kind"] for e in mine[0]["edges"]] == ["tcp"] * 3 + ["shm"], mine[0]["edges"]
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        read_until(p, "executed")
+        def hops_counted():
+            d = c.get("/api/v1/dags/" + mine[0]["id"]).json()
+            return ([e["latency"]["count"] for e in d["edges"]] +
+                    [h["count"] for h in d["output_latency"]] +
+                    [(l["state"], l["executions"]) for l in d["loops"]])
+        # every hop's latency, the TCP edges' and the rings' of node 2 too
+        # (counted by their readers' workers), and every actor's loop
+        timed = (n + 7) // 8
+        want = [timed] * (4 + 1) + [("RUNNING", n)] * 4
+        wait_until(lambda: hops_counted() == want, timeout=10,
+                   what="every hop's latency and every loop in the listing")
         p.stdin.write("go\n")
         p.stdin.flush()
         read_until(p, "torn down")
