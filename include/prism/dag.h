@@ -50,7 +50,8 @@
  *
  * Channels are shared memory when their writer and readers are on one node
  * (the driver's or another), else one authenticated TCP connection per
- * reader (docs/dags.md#cross-node-edges). CUDA channels are not done yet.
+ * reader (docs/dags.md#cross-node-edges). Values on a GPU are not carried
+ * yet (docs/dags.md#cuda-channels).
  *
  * Threads: a prism_dag and a prism_dag_compiled (with its futures) are used
  * by one thread at a time. */
