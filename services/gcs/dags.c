@@ -303,14 +303,24 @@ void gcs_dags_loop_report(gcs *g, const char *actor_id, json_t *loop)
         const char *aid = json_string_value(json_object_get(l, "actor_id"));
         if (!aid || strcmp(aid, actor_id) != 0)
             continue;
-        /* A DAG torn down keeps its loops STOPPED; a late report changes nothing. */
-        if (dstate && strcmp(dstate, "TORN_DOWN") != 0) {
+        /* A DAG torn down keeps its loops STOPPED; the last report each
+         * worker sends as it stops its loop still brings the final counts.
+         * Saved then, and when a loop's state changes (the counts between
+         * are soft state: the next save brings them). */
+        bool torn = !dstate || !strcmp(dstate, "TORN_DOWN");
+        const char *was = json_string_value(json_object_get(l, "state"));
+        bool save_it = torn || !was || strcmp(was, state) != 0;
+        if (!torn) {
             json_object_set_new(l, "state", json_string(state));
+            json_object_set_new(l, "error", json_is_string(err) ? json_copy(err) : json_null());
+        }
+        if (json_integer_value(done) >= json_integer_value(json_object_get(l, "executions"))) {
             json_object_set(l, "executions", done);
             json_object_set(l, "active_at", at);
-            json_object_set_new(l, "error", json_is_string(err) ? json_copy(err) : json_null());
-            take_inputs(dag, actor_id, json_object_get(loop, "inputs"));
         }
+        take_inputs(dag, actor_id, json_object_get(loop, "inputs"));
+        if (save_it)
+            save(g, id, dag);
         break;
     }
     pthread_mutex_unlock(&g->dags->lock);
