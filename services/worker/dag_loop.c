@@ -752,6 +752,7 @@ static void loop_free(dag_loop *l)
         __atomic_store_n(&l->stop, 1, __ATOMIC_RELEASE);
         pthread_join(l->server, NULL);
     }
+    prism__dag_rdv_close(l->rdv); /* its thread closed it, unless it never started */
     for (size_t i = 0; i < l->npeers; i++)
         free(l->peers[i].fds);
     free(l->peers);

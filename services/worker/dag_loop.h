@@ -36,7 +36,10 @@ typedef struct dag_loop_env {
 int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, char **reply,
                     char *err, size_t errlen);
 /* Parses the start call's JSON, fetches the shared-memory channels from the
- * driver's rendezvous socket, connects the TCP ones (inputs: one proven
+ * driver's rendezvous socket, makes those it writes to readers of its own
+ * node (not the driver's) and serves them on a rendezvous socket of its own
+ * (a thread, until each reader came, or stop or timeout), fetches those the
+ * other workers of its node made, connects the TCP ones (inputs: one proven
  * connection per listener; outputs: to their readers' listeners) and starts
  * the thread. `*out` is NULL, or the loop dag_loop_listen made for the same
  * DAG (freed on failure). 0, or -1 with `err`. `env` is copied; what it
