@@ -217,8 +217,8 @@ static int check_slot(const prism_cuda_ring *r, uint32_t slot, uint64_t len, cha
     return -1;
 }
 
-int prism_cuda_ring_put(prism_cuda_ring *r, uint32_t slot, const void *src, uint64_t len,
-                        char *err, size_t n)
+int prism_cuda_ring_put(prism_cuda_ring *r, uint32_t slot, const void *src, uint64_t len, char *err,
+                        size_t n)
 {
     if (check_slot(r, slot, len, err, n) != 0)
         return -1;

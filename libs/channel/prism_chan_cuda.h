@@ -58,8 +58,8 @@ uint32_t prism_cuda_ring_nslots(const prism_cuda_ring *r);
 /* Writer: copies `len` bytes from `src` (device or host memory) into the
  * slot on the ring's stream, then records the slot's event. Returns without
  * waiting for the copy. */
-int prism_cuda_ring_put(prism_cuda_ring *r, uint32_t slot, const void *src, uint64_t len,
-                        char *err, size_t n);
+int prism_cuda_ring_put(prism_cuda_ring *r, uint32_t slot, const void *src, uint64_t len, char *err,
+                        size_t n);
 /* Reader: orders the ring's stream after the slot's last put (no host
  * wait); work queued on prism_cuda_ring_stream after it sees the value. */
 int prism_cuda_ring_wait(prism_cuda_ring *r, uint32_t slot, char *err, size_t n);

@@ -190,7 +190,8 @@ static void test_staged(void)
     memcpy(host, out, len);
     CHECK(prism_cuda_stage_in(s, b, host, len, err, sizeof err) == 0, "staged in: %s", err);
     memset(host, 0, len);
-    CHECK(cudaMemcpy(host, b, len, cudaMemcpyDeviceToHost) == cudaSuccess && check(host, 42, len) == 0,
+    CHECK(cudaMemcpy(host, b, len, cudaMemcpyDeviceToHost) == cudaSuccess &&
+              check(host, 42, len) == 0,
           "the staged value changed");
     CHECK(prism_cuda_stage_out(s, a, len + 1, &out, err, sizeof err) != 0, "beyond the stage");
     cudaFree(a);
@@ -223,8 +224,7 @@ int main(void)
         uint64_t none = 0;
         CHECK(write(sv[0], &none, sizeof none) == sizeof none, "telling the reader");
         waitpid(child, NULL, 0);
-        printf("SKIPPED: no CUDA device here (%s); the CUDA channels are built but not run\n",
-               why);
+        printf("SKIPPED: no CUDA device here (%s); the CUDA channels are built but not run\n", why);
         prism_chan_destroy(ctl);
         return 77;
     }
