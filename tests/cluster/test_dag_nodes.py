@@ -4,8 +4,9 @@ in node 1's namespace. With the actors on nodes 2, 1, 2, 2, the input, the
 output and every hop that crosses the nodes are TCP edges (the driver's
 rendezvous socket is unreachable from node 2, and each worker listens on its
 node's address), and the hop between the two actors of node 2 is a
-shared-memory ring that node 2's writer made. With both actors on node 2,
-that hop is shared memory too. Every result is checked, the listing shows
+shared-memory ring that node 2's writer made. With every actor on node 2
+(a chain of two, or one actor read by two), the hops between them are
+shared memory too. Every result is checked, the listing shows
 each edge's kind, and teardown leaves the workers no socket, channel fd or
 thread more than before the compile."""
 import os
@@ -88,24 +89,26 @@ def test_dag_across_namespaces(c):
             p.wait()
 
 
-def test_shm_on_another_node(c):
-    """driver (node 1) -> a (node 2) -> b (node 2) -> driver: the hop a -> b
-    is a shared-memory ring made by a's worker and handed to b's over its
-    own rendezvous socket (node 2's namespace: the driver's is unreachable
-    from there); results exact for N executions with 8 in flight; teardown
-    leaves both workers no memfd, thread or socket more than before."""
+def on_node_2(c, shape, edges, outputs):
+    """Runs the probe's `nodes` with every actor on node 2 (`shape`: its
+    WHERE and graph arguments) and the driver on node 1: the listing shows
+    `edges` (from, to, kind), every hop's latency is counted (the rings of
+    node 2 and the TCP edges by their readers' workers, the `outputs` hops
+    by the driver) and every loop runs; each ring is mapped by its writer
+    and its readers only; teardown leaves the workers no memfd, thread or
+    socket more than before."""
     nodes = {n["name"]: n["node_id"] for n in c.node_list("ALIVE")}
     env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token, PRISM_NODE_ID=nodes["node-1"])
     env.pop("PRISM_HOME", None)
     before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
     n = 5000
     p = subprocess.Popen(["ip", "netns", "exec", c.net.ns(1), PROBE, "nodes", nodes["node-1"],
-                          nodes["node-2"], str(n), "8", "BB"], env=env, stdin=subprocess.PIPE,
+                          nodes["node-2"], str(n), "8"] + shape, env=env, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
     try:
         out = read_until(p, "ready")
         pids = sorted({int(l.split()[1]) for l in out.splitlines() if l.startswith("pid ")})
-        assert len(pids) == 2, out
+        assert len(pids) == len(shape[0]), out
         ready = {pid: (tcp_sockets(pid), memfds(pid), threads(pid)) for pid in pids}
         p.stdin.write("go\n")
         p.stdin.flush()
@@ -116,22 +119,23 @@ def test_shm_on_another_node(c):
 
         wait_until(listed, timeout=10, what="the DAG listed")
         mine = listed()
-        assert len(mine) == 1 and [(e["from"], e["to"], e["kind"]) for e in mine[0]["edges"]] == [
-            (0, 1, "tcp"), (1, 2, "shm")], mine
-        # The ring is mapped by its writer and its reader, and by nobody else.
-        assert [memfds(pid) - ready[pid][1] for pid in pids] == [1, 1], pids
+        assert len(mine) == 1 and [(e["from"], e["to"], e["kind"])
+                                   for e in mine[0]["edges"]] == edges, mine
+        # One ring (the first actor's output): its writer made it, each
+        # reader fetched it; nobody else maps it.
+        assert [memfds(pid) - ready[pid][1] for pid in pids] == [1] * len(pids), pids
         p.stdin.write("go\n")
         p.stdin.flush()
         read_until(p, "executed")
+
         def hops_counted():
             d = c.get("/api/v1/dags/" + mine[0]["id"]).json()
             return ([e["latency"]["count"] for e in d["edges"]] +
                     [h["count"] for h in d["output_latency"]] +
                     [(l["state"], l["executions"]) for l in d["loops"]])
-        # every hop's latency, the TCP edges' and the rings' of node 2 too
-        # (counted by their readers' workers), and every actor's loop
+
         timed = (n + 7) // 8
-        want = [timed] * (2 + 1) + [("RUNNING", n)] * 2
+        want = [timed] * (len(edges) + outputs) + [("RUNNING", n)] * len(pids)
         wait_until(lambda: hops_counted() == want, timeout=10,
                    what="every hop's latency and every loop in the listing")
         p.stdin.write("go\n")
@@ -150,7 +154,23 @@ def test_shm_on_another_node(c):
             p.wait()
 
 
+def test_shm_on_another_node(c):
+    """driver (node 1) -> a (node 2) -> b (node 2) -> driver: the hop a -> b
+    is a shared-memory ring made by a's worker and handed to b's over its
+    own rendezvous socket (node 2's namespace: the driver's is unreachable
+    from there); results exact for N executions with 8 in flight."""
+    on_node_2(c, ["BB"], [(0, 1, "tcp"), (1, 2, "shm")], 1)
+
+
+def test_fanout_on_another_node(c):
+    """driver (node 1) -> a (node 2) -> b and c (node 2) -> driver: a's one
+    ring has two readers, each fetching it from a's worker with a nonce of
+    its own; both results exact for N executions."""
+    on_node_2(c, ["BBB", "spread"], [(0, 1, "tcp"), (1, 2, "shm"), (1, 3, "shm")], 2)
+
+
 if __name__ == "__main__":
     if not os.access(PROBE, os.X_OK):
         skip("dag_probe is not built")
-    run([test_dag_across_namespaces, test_shm_on_another_node], nodes=2)
+    run([test_dag_across_namespaces, test_shm_on_another_node, test_fanout_on_another_node],
+        nodes=2)

@@ -528,15 +528,48 @@ static int listed(long long n, int rounds)
     return 0;
 }
 
-/* nodes NODE_A NODE_B N INFLIGHT [WHERE]: a chain of Counters, one per
+/* input -> actor 0 -> actors 1..k-1 (each reads actor 0's one channel); a
+ * multi-output node gathers them. */
+static prism_dag_compiled *compile_spread(int k, int inflight)
+{
+    prism_dag *g;
+    prism_dag_node *n, *parts[MAX_ACTORS], *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &n) == PRISM_OK, "graph");
+    CHECK(prism_dag_bind(g, actors[0], "add", &n, 1, &n) == PRISM_OK, "bind");
+    for (int i = 1; i < k; i++)
+        CHECK(prism_dag_bind(g, actors[i], "add", &n, 1, &parts[i - 1]) == PRISM_OK, "bind");
+    CHECK(prism_dag_multi_output(g, parts, (size_t)k - 1, &all) == PRISM_OK, "multi_output");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = inflight;
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    return d;
+}
+
+/* Execution x of compile_spread: actor i (i >= 1) gave x + 1 + (i + 1). */
+static void check_spread(prism_dag_future *f, long long x, int k)
+{
+    prism_value *out;
+    CHECK(prism_dag_get(f, 60000, &out) == PRISM_OK, "get %lld", x);
+    CHECK(prism_value_list_size(out) == (size_t)k - 1, "a list of %d", k - 1);
+    for (int i = 1; i < k; i++)
+        CHECK(number(prism_value_list_get(out, (size_t)i - 1)) == x + 1 + (i + 1),
+              "item %d of %lld", i, x);
+    prism_value_free(out);
+}
+
+/* nodes NODE_A NODE_B N INFLIGHT [WHERE [spread]]: a chain of Counters, one per
  * letter of WHERE (default BABB: node B, A, B, B; the driver runs on A:
  * PRISM_NODE_ID), so that the input and the output cross nodes, and a hop
  * between two actors of B is a shared-memory ring made on B; N executions
- * with INFLIGHT in flight, every result checked. Pauses when the actors are
+ * with INFLIGHT in flight, every result checked (with `spread`, the graph
+ * is compile_spread's instead of a chain). Pauses when the actors are
  * up, when the DAG is compiled, when the executions are done (the test looks
  * at the listing) and once it is torn down (the test looks at the sockets,
  * fds and threads). */
-static int across_nodes(const char *a, const char *b, long long n, int inflight, const char *at)
+static int across_nodes(const char *a, const char *b, long long n, int inflight, const char *at,
+                        bool spread)
 {
     int k = (int)strlen(at);
     CHECK(k >= 2 && k <= 4 && strspn(at, "AB") == (size_t)k, "WHERE is 2-4 letters A or B");
@@ -559,11 +592,13 @@ static int across_nodes(const char *a, const char *b, long long n, int inflight,
         printf("pid %lld\n", pid);
     }
     pause_for_test("ready");
-    prism_dag_compiled *d = compile_chain(k, inflight);
+    prism_dag_compiled *d = spread ? compile_spread(k, inflight) : compile_chain(k, inflight);
     pause_for_test("compiled");
     prism_dag_future **fs = calloc((size_t)inflight, sizeof *fs);
     for (long long x = 0; x < n + inflight; x++) {
-        if (x >= inflight)
+        if (x >= inflight && spread)
+            check_spread(fs[x % inflight], x - inflight, k);
+        else if (x >= inflight)
             check_result(fs[x % inflight], x - inflight, k, 1, false);
         if (x < n)
             fs[x % inflight] = execute(d, x);
@@ -687,7 +722,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | nodes A B N INFLIGHT [WHERE] | serve | rogue\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | nodes A B N INFLIGHT [WHERE [spread]] | serve | rogue\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -708,9 +743,9 @@ int main(int argc, char **argv)
         rc = large(atoll(argv[2]), (size_t)atoll(argv[3]));
     else if (!strcmp(argv[1], "rendezvous") && argc == 3)
         rc = rendezvous(atoll(argv[2]));
-    else if (!strcmp(argv[1], "nodes") && (argc == 6 || argc == 7))
+    else if (!strcmp(argv[1], "nodes") && argc >= 6 && argc <= 8)
         rc = across_nodes(argv[2], argv[3], atoll(argv[4]), atoi(argv[5]),
-                          argc == 7 ? argv[6] : "BABB");
+                          argc >= 7 ? argv[6] : "BABB", argc == 8 && !strcmp(argv[7], "spread"));
     else if (!strcmp(argv[1], "serve"))
         rc = serve_strangers();
     else if (!strcmp(argv[1], "rogue"))
