@@ -1,18 +1,34 @@
 /* prism dag list, prism dag get: the compiled DAGs drivers report. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "args.h"
 #include "cli.h"
 #include "client.h"
 #include "format.h"
 
+/* "RUNNING/ALL" of the DAG's actors' loops, and "!" when one ended with an
+ * error. */
+static void loops_summary(json_t *d, char *out, size_t len)
+{
+    size_t i, running = 0, failed = 0;
+    json_t *l, *loops = json_object_get(d, "loops");
+    json_array_foreach(loops, i, l) {
+        running += !strcmp(fmt_str(l, "state", ""), "RUNNING");
+        failed += json_is_string(json_object_get(l, "error"));
+    }
+    snprintf(out, len, "%zu/%zu%s", running, json_array_size(loops), failed ? "!" : "");
+}
+
 static void print_row(json_t *d)
 {
     size_t nodes = json_array_size(json_object_get(d, "nodes"));
     size_t edges = json_array_size(json_object_get(d, "edges"));
-    printf("%-32s  %-10s  %5zu  %5zu  %12lld  %s\n", fmt_str(d, "id", "?"),
-           fmt_str(d, "state", "?"), nodes, edges, (long long)fmt_int(d, "executions"),
+    char loops[32];
+    loops_summary(d, loops, sizeof loops);
+    printf("%-32s  %-10s  %5zu  %5zu  %-6s  %12lld  %s\n", fmt_str(d, "id", "?"),
+           fmt_str(d, "state", "?"), nodes, edges, loops, (long long)fmt_int(d, "executions"),
            fmt_str(d, "owner", "-"));
 }
 
@@ -30,8 +46,8 @@ static int list_run(cli_client *c, const cli_parsed *p, void *ud)
     if (cli_add_query(path, sizeof path, "state", a->state) != 0)
         return -1;
     char header[256];
-    snprintf(header, sizeof header, "%-32s  %-10s  %5s  %5s  %12s  %s", "DAG ID", "STATE", "NODES",
-             "EDGES", "EXECUTIONS", "OWNER");
+    snprintf(header, sizeof header, "%-32s  %-10s  %5s  %5s  %-6s  %12s  %s", "DAG ID", "STATE",
+             "NODES", "EDGES", "LOOPS", "EXECUTIONS", "OWNER");
     return cli_list_pages(c, path, "dags", a->limit > 0 ? a->limit : 0, a->as_json, header,
                           print_row);
 }
@@ -48,8 +64,9 @@ static int dag_list(int argc, char **argv)
     };
     cli_command cmd = {
         .usage = "prism dag list [--state S] [--limit N] [--json]",
-        .summary = "Lists compiled DAGs, newest first: state, nodes, edges, executions done "
-                   "and the driver that owns it.",
+        .summary = "Lists compiled DAGs, newest first: state, nodes, edges, its actors' loops "
+                   "running (of all; ! when one ended with an error), executions done and the "
+                   "driver that owns it.",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };
@@ -61,7 +78,7 @@ static void print_dag(json_t *d)
 {
     printf("DAG %s: %s, %lld executions, owner %s\n", fmt_str(d, "id", "?"),
            fmt_str(d, "state", "?"), (long long)fmt_int(d, "executions"), fmt_str(d, "owner", "-"));
-    printf("channels: shared memory, %lld slots of %lld bytes\n",
+    printf("channels: %lld slots (shared memory) or frames (TCP) of %lld bytes\n",
            (long long)fmt_int(d, "max_inflight"), (long long)fmt_int(d, "max_buf_size"));
     size_t i, j;
     json_t *n, *arg;
@@ -129,14 +146,36 @@ static void print_hops(json_t *d)
     }
 }
 
+/* Each actor's loop, as its worker last reported it. */
+static void print_loops(json_t *d)
+{
+    size_t i;
+    json_t *l;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    printf("loops (each actor's, as its worker reports it):\n");
+    json_array_foreach(json_object_get(d, "loops"), i, l) {
+        char age[48] = "never";
+        if (json_is_integer(json_object_get(l, "active_at")))
+            snprintf(age, sizeof age, "%.1f s ago",
+                     (double)(now_ms - fmt_int(l, "active_at")) / 1000.0);
+        printf("  %s  %-9s  %10lld executions  last active %s", fmt_str(l, "actor_id", "?"),
+               fmt_str(l, "state", "?"), (long long)fmt_int(l, "executions"), age);
+        if (json_is_string(json_object_get(l, "error")))
+            printf("  error: %s", fmt_str(l, "error", ""));
+        putchar('\n');
+    }
+}
+
 static int dag_get(int argc, char **argv)
 {
     bool as_json = false;
     cli_opt opts[] = {{"json", 0, CLI_FLAG, &as_json, NULL, "the JSON DAG object"}};
     cli_command cmd = {
         .usage = "prism dag get ID [--json]",
-        .summary = "Shows a compiled DAG: its state, executions, graph and each hop's "
-                   "latency.",
+        .summary = "Shows a compiled DAG: its state, executions, graph, each hop's "
+                   "latency and each actor's loop.",
         .opts = opts,
         .nopts = 1,
         .min_pos = 1,
@@ -163,6 +202,7 @@ static int dag_get(int argc, char **argv)
     } else if (rc == CLI_EXIT_OK) {
         print_dag(d);
         print_hops(d);
+        print_loops(d);
     }
     json_decref(d);
     cli_client_close(&c);

@@ -16,7 +16,13 @@
  * counted on node A and the actors on B, A, B, A, so that every hop of the
  * chain (input and output included) is a TCP edge between the nodes.
  *
- *   prism-dag-bench [--quick] [--large | --nodes A,B] [--spin-us N]   (against
+ * With --remote A,B: the DAG alone ("mode": "dag-remote"), the driver on
+ * node A and every actor on B: the input and the output cross the nodes
+ * (TCP), every hop between two actors stays on B (a shared-memory ring), so
+ * chain 4 minus chain 1 is three hops between actors of a node that is not
+ * the driver's.
+ *
+ *   prism-dag-bench [--quick] [--large | --nodes A,B | --remote A,B] [--spin-us N]   (against
  *   $PRISM_ADDRESS / $PRISM_HOME; --spin-us sets the DAG's spin_us, default 50) */
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,7 +41,7 @@ static long spin_us = -1;      /* -1: the default */
 static const char *via = NULL; /* --large: "slot" or "store" */
 static uint64_t max_buf = 1u << 20;
 static int inflight = INFLIGHT;
-static const char *dag_mode = "dag"; /* "dag-tcp" with --nodes */
+static const char *dag_mode = "dag"; /* "dag-tcp" with --nodes, "dag-remote" with --remote */
 
 static int64_t now_ns(void)
 {
@@ -217,6 +223,10 @@ int main(int argc, char **argv)
                    sscanf(argv[++i], "%127[^,],%127s", node_a, node_b) == 2) {
             dag_mode = "dag-tcp";
             setenv("PRISM_NODE_ID", node_a, 1); /* the driver's node */
+        } else if (!strcmp(argv[i], "--remote") && i + 1 < argc &&
+                   sscanf(argv[++i], "%127[^,],%127s", node_a, node_b) == 2) {
+            dag_mode = "dag-remote";
+            setenv("PRISM_NODE_ID", node_a, 1);
         }
     }
     prism_client *c;
@@ -228,7 +238,7 @@ int main(int argc, char **argv)
         o.num_cpus = 0.25; /* the chain fits a 1-CPU node */
         if (node_b[0]) {
             o.strategy = PRISM_STRATEGY_NODE_AFFINITY;
-            o.node_id = i % 2 ? node_a : node_b;
+            o.node_id = i % 2 && !strcmp(dag_mode, "dag-tcp") ? node_a : node_b;
         }
         if (prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a[i]) != PRISM_OK)
             die("create");

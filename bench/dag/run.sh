@@ -16,7 +16,10 @@
 # node agents on loopback (`prism up --nodes 2`) and prism-dag-bench --nodes:
 # the same chains with every hop a TCP edge between the nodes, against the
 # raw TCP ping-pong (prism-dag-raw-pingpong --only tcp,chan-tcp): a table of
-# its own.
+# its own. REMOTE=1 adds prism-dag-bench --remote on the same two nodes: the
+# driver on node 1, the whole chain on node 2, so that the hops between the
+# actors stay on a node that is not the driver's: a table of its own (the
+# per-hop figure is chain 4 minus chain 1, over three hops).
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-rel}
@@ -44,9 +47,9 @@ if [ -n "${LARGE:-}" ]; then
   run_step 900 "$DB" --large ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
 fi
 bench_cluster_down
-if [ -n "${CROSS:-}" ]; then
+if [ -n "${CROSS:-}${REMOTE:-}" ]; then
   say "raw TCP ping-pong"
-  run_step 300 "$RAW" --json --quick --only tcp,chan-tcp
+  [ -z "${CROSS:-}" ] || run_step 300 "$RAW" --json --quick --only tcp,chan-tcp
   bench_cluster_up 2 2
   NODES=$($PY - "$PRISM_HOME" <<'PY'
 import json, sys, urllib.request
@@ -58,11 +61,21 @@ nodes = {n["name"]: n["node_id"] for n in json.load(urllib.request.urlopen(req))
 print(nodes["node-1"] + "," + nodes["node-2"])
 PY
 )
-  say "compiled DAG across two nodes"
-  run_step 900 "$DB" --nodes "$NODES" ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
+  if [ -n "${CROSS:-}" ]; then
+    say "compiled DAG across two nodes"
+    run_step 900 "$DB" --nodes "$NODES" ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
+  fi
+  if [ -n "${REMOTE:-}" ]; then
+    say "compiled DAG on the node that is not the driver's"
+    run_step 900 "$DB" --remote "$NODES" ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
+    # each hop's own counters, as the listing has them (oldest DAG first)
+    "$BIN/prism" dag list --json --limit 6 >"$WORK/dags.jsonl" || true
+  fi
   bench_cluster_down
-  say "raw TCP ping-pong, again"
-  run_step 300 "$RAW" --json --quick --only tcp,chan-tcp
+  if [ -n "${CROSS:-}" ]; then
+    say "raw TCP ping-pong, again"
+    run_step 300 "$RAW" --json --quick --only tcp,chan-tcp
+  fi
 fi
 say "raw ring, again"
 run_step 300 "$RAW" --json --quick --only bare,chan
@@ -72,7 +85,7 @@ echo "Compiled DAGs: $(nproc) CPUs, $(uname -sr), load average at the start $LOA
 echo
 $PY - "$RESULTS" <<'PY' || FAILED=1
 import json, sys
-raw, dag, calls, large, cross = {}, {}, {}, {}, {}
+raw, dag, calls, large, cross, remote = {}, {}, {}, {}, {}, {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     if r["system"] != "dag-raw" and r["payload"] >= 1 << 20:
@@ -83,6 +96,8 @@ for line in open(sys.argv[1]):
             raw[k] = r
     elif r["mode"] == "dag-tcp":
         cross[(r["chain"], r["payload"])] = r
+    elif r["mode"] == "dag-remote":
+        remote[(r["chain"], r["payload"])] = r
     elif r["mode"] == "dag":
         dag[(r["chain"], r["payload"])] = r
     else:
@@ -124,5 +139,39 @@ if cross:
             if ch and bare else "| | |"
         print(f"| {k} | {size(p)} | {d['median_us']:.1f} / {d['p99_us']:.1f} | {d['hop_us']:.2f} "
               f"| {d['rate']:,.0f} " + limit)
+if remote:
+    print()
+    print("| driver on node 1, actors on node 2: chain | payload | DAG: execution µs (median / p99) "
+          "| DAG: executions/s, 8 in flight | hop between two actors of node 2 µs "
+          "((chain 4 − chain 1) / 3) |")
+    print("|---|---|---|---|---|")
+    for (k, p), d in sorted(remote.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        one, four = remote.get((1, p)), remote.get((4, p))
+        hop = f"{(four['median_us'] - one['median_us']) / 3:.2f}" if one and four and k == 4 else ""
+        print(f"| {k} | {size(p)} | {d['median_us']:.1f} / {d['p99_us']:.1f} "
+              f"| {d['rate']:,.0f} | {hop} |")
+    # The same runs, hop by hop from the channels' own counters (one value in
+    # 8, the pipelined executions' queueing included): the rings between the
+    # actors of node 2 against the TCP edges between the nodes.
+    try:
+        dags = [json.loads(l) for l in open(sys.argv[1].rsplit("/", 1)[0] + "/dags.jsonl")][::-1]
+    except OSError:
+        dags = []
+    runs = [(k, p) for p in (8, 1024) for k in (1, 2, 4)]
+    if len(dags) == len(runs):
+        print()
+        print("| driver on node 1, actors on node 2: chain | payload | ring hops on node 2: mean µs "
+              "(values timed) | TCP hops between the nodes: mean µs (values timed) |")
+        print("|---|---|---|---|")
+        for (k, p), d in zip(runs, dags):
+            cells = []
+            for kind in ("shm", "tcp"):
+                hs = [e["latency"] for e in d["edges"] if e["kind"] == kind and "latency" in e]
+                if kind == "tcp":
+                    hs += d.get("output_latency", [])
+                n = sum(h["count"] for h in hs)
+                mean = sum(h["mean_us"] * h["count"] for h in hs) / n if n else 0
+                cells.append(f"{mean:.1f} ({n:,})" if n else "")
+            print(f"| {k} | {size(p)} | {cells[0]} | {cells[1]} |")
 PY
 [ -z "$FAILED" ]

@@ -48,9 +48,10 @@
  * return PRISM_ERR_ACTOR_DIED; tear it down and compile again once the actor
  * restarted.
  *
- * Channels are shared memory when their writer and readers are on the
- * driver's node, else one authenticated TCP connection per reader
- * (docs/dags.md#cross-node-edges). CUDA channels are not done yet.
+ * Channels are shared memory when their writer and readers are on one node
+ * (the driver's or another), else one authenticated TCP connection per
+ * reader (docs/dags.md#cross-node-edges). Values on a GPU are not carried
+ * yet (docs/dags.md#cuda-channels).
  *
  * Threads: a prism_dag and a prism_dag_compiled (with its futures) are used
  * by one thread at a time. */
@@ -112,7 +113,7 @@ typedef struct prism_dag_options {
 PRISM_API void prism_dag_options_init(prism_dag_options *opts);
 
 /* Checks the graph (an input, every node leads to the output, every actor
- * alive and on this node), makes the channels, and starts the loop in each
+ * alive), makes the channels, and starts the loop in each
  * actor's worker. The output is the graph's last node (its last bind or
  * multi_output). `opts` may be NULL for the defaults. */
 PRISM_API prism_status prism_dag_compile(prism_client *c, const prism_dag *dag,

@@ -121,7 +121,9 @@ struct prism_chan_writer {
         struct {
             int fd;
             uint64_t cap;   /* max_buf_size */
-            uint8_t *buf;   /* 4-byte header + cap */
+            uint8_t *buf;   /* 4-byte header, 8-byte stamp, cap */
+            uint64_t next;  /* the value to write next, from 1 (one in 8 is stamped) */
+            size_t base;    /* where the published frame starts in buf (no stamp: 8) */
             size_t frame;   /* bytes of the published frame (0: none pending) */
             size_t sent;    /* of them, handed to the kernel */
             int timeout_ms; /* of the begun write: end_write waits as long */
@@ -157,6 +159,10 @@ struct prism_chan_reader {
             size_t start, end;        /* received bytes not yet released: [start, end) */
             size_t frame;             /* bytes of the frame handed out by begin_read */
             prism_chan_status broken; /* OK, or what every later call returns */
+            /* The latency of stamped frames (prism_chan_reader_get_hist):
+             * written by the reader's thread, read by any. */
+            _Atomic uint64_t hist[PRISM_CHAN_HIST_BUCKETS];
+            _Atomic uint64_t hist_sum_ns;
         } sock;
     } u;
 };
@@ -164,6 +170,10 @@ struct prism_chan_reader {
 /* ---------- shared helpers (prism_channel.c) ---------- */
 
 int64_t chan_now_ns(void);
+/* CLOCK_REALTIME in ns: the socket transport's stamps, compared across hosts. */
+int64_t chan_wall_ns(void);
+/* Adds one latency to a histogram that only the caller's thread writes. */
+void chan_count_latency(_Atomic uint64_t *hist, _Atomic uint64_t *sum_ns, int64_t ns);
 /* The absolute deadline of a timeout (INT64_MAX for < 0). */
 int64_t chan_deadline(int timeout_ms);
 void chan_wait_defaults(prism_chan_wait *dst, const prism_chan_wait *src);

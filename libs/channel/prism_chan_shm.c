@@ -510,22 +510,6 @@ static prism_chan_status reader_wait(prism_chan_reader *r, chan_slot *slot, uint
     }
 }
 
-/* Only this reader writes its counters: a load and a store, no atomic
- * read-modify-write on the hot path. */
-static void bump(_Atomic uint64_t *c, uint64_t by)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by,
-                          memory_order_relaxed);
-}
-
-static void count_latency(chan_reader_line *l, int64_t ns)
-{
-    uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
-    int b = us == 0 ? 0 : 64 - __builtin_clzll(us); /* 1 µs -> 1, 2-3 -> 2, ... */
-    bump(&l->hist[b < PRISM_CHAN_HIST_BUCKETS ? b : PRISM_CHAN_HIST_BUCKETS - 1], 1);
-    bump(&l->hist_sum_ns, ns > 0 ? (uint64_t)ns : 0);
-}
-
 void prism_chan_reader_hist(const prism_chan *ch, uint32_t reader, prism_chan_hist *out)
 {
     memset(out, 0, sizeof *out);
@@ -553,8 +537,10 @@ prism_chan_status chan_shm_begin_read(prism_chan_reader *r, const void **buf, si
     uint64_t n = slot->len;
     if (n > ch->slot_size) /* a writer that broke the segment; never read past the slot */
         return PRISM_CHAN_PROTOCOL;
-    if (PRISM_CHAN_HIST_SAMPLED(k))
-        count_latency(chan_reader_at(ch, r->u.shm.index), chan_now_ns() - slot->stamp);
+    if (PRISM_CHAN_HIST_SAMPLED(k)) {
+        chan_reader_line *l = chan_reader_at(ch, r->u.shm.index);
+        chan_count_latency(l->hist, &l->hist_sum_ns, chan_now_ns() - slot->stamp);
+    }
     *buf = chan_slot_data(slot);
     *len = (size_t)n;
     return PRISM_CHAN_OK;

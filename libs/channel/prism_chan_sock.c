@@ -1,6 +1,9 @@
 /* The socket transport: frames of "u32 length (little-endian) | bytes" on a
  * connected stream socket that the caller authenticated before handing it
- * over. A length of 0xffffffff is the end of the stream, sent by close: a
+ * over. One value in PRISM_CHAN_HIST_EVERY is stamped: its length has the
+ * top bit set and an i64 (little-endian) CLOCK_REALTIME of its publish, in
+ * ns, comes before the bytes, for the reader's latency histogram. A length
+ * of 0xffffffff is the end of the stream, sent by close: a
  * stream that simply stops (at a frame boundary or not) is a writer that
  * died, never a clean end. Every send and receive uses MSG_DONTWAIT and every wait is a poll()
  * with the time left, so no call blocks past its timeout whether the socket
@@ -17,7 +20,9 @@
 #include "chan_internal.h"
 
 #define HDR 4
+#define STAMP 8
 #define FRAME_END 0xffffffffu
+#define FRAME_STAMPED 0x80000000u /* in the length: a stamp follows */
 /* The reader takes up to this much beyond the frame it needs in one recv,
  * so that small frames arriving together cost one syscall, while what a recv
  * can leave to move to the buffer's front stays small. */
@@ -34,6 +39,17 @@ static void put_le32(uint8_t *p, uint32_t v)
 static uint32_t get_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    put_le32(p, (uint32_t)v);
+    put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
 }
 
 /* poll() for `events` until `deadline` (INT64_MAX: no bound). Returns false
@@ -69,11 +85,11 @@ prism_chan_status prism_chan_writer_open_socket(prism_chan_writer **out, int soc
     if (!out)
         return PRISM_CHAN_INVALID;
     *out = NULL;
-    /* The length prefix is 32 bits, and its largest value marks the end. */
-    if (sock < 0 || max_buf_size < 1 || max_buf_size >= FRAME_END)
+    /* The length prefix is 31 bits (the top one says a stamp follows). */
+    if (sock < 0 || max_buf_size < 1 || max_buf_size >= FRAME_STAMPED)
         return PRISM_CHAN_INVALID;
     prism_chan_writer *w = calloc(1, sizeof *w);
-    uint8_t *buf = malloc(HDR + (size_t)max_buf_size);
+    uint8_t *buf = malloc(HDR + STAMP + (size_t)max_buf_size);
     if (!w || !buf) {
         free(w);
         free(buf);
@@ -84,6 +100,7 @@ prism_chan_status prism_chan_writer_open_socket(prism_chan_writer **out, int soc
     w->u.sock.fd = sock;
     w->u.sock.cap = max_buf_size;
     w->u.sock.buf = buf;
+    w->u.sock.next = 1;
     *out = w;
     return PRISM_CHAN_OK;
 }
@@ -93,7 +110,7 @@ prism_chan_status prism_chan_writer_open_socket(prism_chan_writer **out, int soc
 static prism_chan_status push(prism_chan_writer *w)
 {
     while (w->u.sock.sent < w->u.sock.frame) {
-        ssize_t r = send(w->u.sock.fd, w->u.sock.buf + w->u.sock.sent,
+        ssize_t r = send(w->u.sock.fd, w->u.sock.buf + w->u.sock.base + w->u.sock.sent,
                          w->u.sock.frame - w->u.sock.sent, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r > 0) {
             w->u.sock.sent += (size_t)r;
@@ -139,15 +156,21 @@ prism_chan_status chan_sock_begin_write(prism_chan_writer *w, void **buf, int ti
     } else if (w->u.sock.broken) {
         return PRISM_CHAN_PEER_DEAD;
     }
-    *buf = w->u.sock.buf + HDR;
+    *buf = w->u.sock.buf + HDR + STAMP;
     w->u.sock.timeout_ms = timeout_ms;
     return PRISM_CHAN_OK;
 }
 
 prism_chan_status chan_sock_end_write(prism_chan_writer *w, size_t len)
 {
-    put_le32(w->u.sock.buf, (uint32_t)len);
-    w->u.sock.frame = HDR + len;
+    /* The bytes are at HDR + STAMP: a stamped frame starts at 0, another
+     * one STAMP later, its length right before the bytes. */
+    bool stamped = PRISM_CHAN_HIST_SAMPLED(w->u.sock.next++);
+    w->u.sock.base = stamped ? 0 : STAMP;
+    put_le32(w->u.sock.buf + w->u.sock.base, (uint32_t)len | (stamped ? FRAME_STAMPED : 0));
+    if (stamped)
+        put_le64(w->u.sock.buf + HDR, (uint64_t)chan_wall_ns());
+    w->u.sock.frame = HDR + (stamped ? STAMP : 0) + len;
     w->u.sock.sent = 0;
     /* The frame leaves now, waiting as long as begin_write could: a writer
      * that goes on to block elsewhere (reading its next input) must not
@@ -165,6 +188,7 @@ prism_chan_status chan_sock_writer_close(prism_chan_writer *w, int timeout_ms)
     if (s == PRISM_CHAN_OK && !w->u.sock.ending) {
         /* The end mark, in the buffer the last frame no longer needs. */
         put_le32(w->u.sock.buf, FRAME_END);
+        w->u.sock.base = 0;
         w->u.sock.frame = HDR;
         w->u.sock.sent = 0;
         w->u.sock.ending = true;
@@ -198,10 +222,10 @@ prism_chan_status prism_chan_reader_open_socket(prism_chan_reader **out, int soc
     if (!out)
         return PRISM_CHAN_INVALID;
     *out = NULL;
-    if (sock < 0 || max_buf_size < 1 || max_buf_size >= FRAME_END)
+    if (sock < 0 || max_buf_size < 1 || max_buf_size >= FRAME_STAMPED)
         return PRISM_CHAN_INVALID;
     prism_chan_reader *r = calloc(1, sizeof *r);
-    size_t size = HDR + (size_t)max_buf_size + READAHEAD;
+    size_t size = HDR + STAMP + (size_t)max_buf_size + READAHEAD;
     uint8_t *buf = malloc(size);
     if (!r || !buf) {
         free(r);
@@ -234,11 +258,17 @@ prism_chan_status chan_sock_begin_read(prism_chan_reader *r, const void **buf, s
             uint32_t n = get_le32(b + r->u.sock.start);
             if (n == FRAME_END)
                 return r->u.sock.broken = PRISM_CHAN_CLOSED;
+            size_t stamp = n & FRAME_STAMPED ? STAMP : 0;
+            n &= ~FRAME_STAMPED;
             if (n > r->u.sock.cap)
                 return r->u.sock.broken = PRISM_CHAN_PROTOCOL;
-            need = HDR + n;
+            need = HDR + stamp + n;
             if (avail >= need) {
-                *buf = b + r->u.sock.start + HDR;
+                const uint8_t *f = b + r->u.sock.start;
+                if (stamp)
+                    chan_count_latency(r->u.sock.hist, &r->u.sock.hist_sum_ns,
+                                       chan_wall_ns() - (int64_t)get_le64(f + HDR));
+                *buf = f + HDR + stamp;
                 *len = n;
                 r->u.sock.frame = need;
                 return PRISM_CHAN_OK;

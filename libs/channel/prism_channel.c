@@ -40,6 +40,41 @@ int64_t chan_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t chan_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Only the counting thread writes the counters: a load and a store, no
+ * atomic read-modify-write on the hot path. */
+static void bump(_Atomic uint64_t *c, uint64_t by)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by,
+                          memory_order_relaxed);
+}
+
+void chan_count_latency(_Atomic uint64_t *hist, _Atomic uint64_t *sum_ns, int64_t ns)
+{
+    uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
+    int b = us == 0 ? 0 : 64 - __builtin_clzll(us); /* 1 µs -> 1, 2-3 -> 2, ... */
+    bump(&hist[b < PRISM_CHAN_HIST_BUCKETS ? b : PRISM_CHAN_HIST_BUCKETS - 1], 1);
+    bump(sum_ns, ns > 0 ? (uint64_t)ns : 0);
+}
+
+void prism_chan_reader_get_hist(const prism_chan_reader *r, prism_chan_hist *out)
+{
+    memset(out, 0, sizeof *out);
+    if (r && r->kind == CHAN_KIND_SHM) {
+        prism_chan_reader_hist(r->u.shm.ch, r->u.shm.index, out);
+    } else if (r) {
+        for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
+            out->count[i] = atomic_load_explicit(&r->u.sock.hist[i], memory_order_relaxed);
+        out->sum_ns = atomic_load_explicit(&r->u.sock.hist_sum_ns, memory_order_relaxed);
+    }
+}
+
 int64_t chan_deadline(int timeout_ms)
 {
     if (timeout_ms < 0)

@@ -213,6 +213,13 @@ typedef struct prism_chan_wait {
 typedef struct prism_chan_writer prism_chan_writer;
 typedef struct prism_chan_reader prism_chan_reader;
 
+/* The histogram of reader endpoint `r` so far, from any thread: a shared
+ * memory reader's (as above), or a socket reader's, which counts the frames
+ * its writer stamped (one in PRISM_CHAN_HIST_EVERY, with CLOCK_REALTIME:
+ * across hosts the difference includes their clocks' offset; a negative
+ * one counts as 0). NULL: zeros. */
+void prism_chan_reader_get_hist(const prism_chan_reader *r, prism_chan_hist *out);
+
 /* The writer of a shared-memory channel (one per segment, ever: the value
  * sequence starts at its first write). `wait` may be NULL (defaults). The
  * writer records its pid so that readers notice when it dies. */
@@ -224,9 +231,10 @@ prism_chan_status prism_chan_writer_open_shm(prism_chan_writer **out, prism_chan
 prism_chan_status prism_chan_reader_open_shm(prism_chan_reader **out, prism_chan *ch,
                                              uint32_t index, const prism_chan_wait *wait);
 
-/* The writer end of a connected stream socket (max_buf_size below
- * 0xffffffff: the frame's length is 32 bits and its largest value is the end
- * mark). It owns one buffer of max_buf_size (plus a 4-byte frame header) for
+/* The writer end of a connected stream socket (max_buf_size below 2^31: the
+ * frame's length is 32 bits, its top bit says a stamp follows, and its
+ * largest value is the end mark). It owns one buffer of max_buf_size (plus
+ * a 4-byte frame header and an 8-byte stamp) for
  * the whole life of the channel. The socket stays the caller's and may be blocking: the channel
  * sends and receives with MSG_DONTWAIT and waits with poll(), so it never
  * blocks past a timeout; it sends with MSG_NOSIGNAL (a vanished peer is

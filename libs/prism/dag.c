@@ -11,8 +11,10 @@
  * rendezvous Unix socket in the abstract namespace that the driver listens on
  * during compile, since fds cannot travel in a call: the actor's worker
  * connects, proves it is the one the call went to with the nonce the call
- * carried, and receives its fds (SCM_RIGHTS). Teardown calls
- * __prism_dag_stop.
+ * carried, and receives its fds (SCM_RIGHTS). A channel whose writer and
+ * readers share another node is made by the writer's worker, which hands it
+ * to the readers' workers the same way (a socket of its own, a nonce per
+ * reader actor). Teardown calls __prism_dag_stop.
  *
  * Executions are numbered; execution k's result is read into future slot
  * k mod max_inflight, in order, whichever future the caller gets first. */
@@ -91,8 +93,11 @@ struct prism_dag_compiled {
     char *broken_msg;
     dag_rdv *rdv; /* during compile */
     /* Cross-node edges (docs/dags.md#cross-node-edges), per node: */
-    bool *tcp;     /* its channel is a TCP connection */
-    size_t *sbase; /* node n's readers' secrets start at secret[sbase[n]] */
+    bool *tcp;  /* its channel is a TCP connection */
+    bool *peer; /* its channel is shared memory made by its writer's worker (another node) */
+    char (*pair)[DAG_NONCE_HEX + 1]; /* [writer * nactors + reader]: the nonce with which
+                                        reader actor fetches writer actor's channels */
+    size_t *sbase;                   /* node n's readers' secrets start at secret[sbase[n]] */
     char (*secret)[DAG_EDGE_SECRET_HEX + 1]; /* per reader of a TCP channel: its connection's */
     int *in_fds, *out_fds, *out_listen;      /* the driver's ends (-1: none) */
     char **out_addr;                         /* where the driver listens for output item i */
@@ -325,14 +330,58 @@ static bool on_driver_node(const prism_dag_compiled *d, size_t actor)
     return actor == SIZE_MAX || !strcmp(d->actors[actor].node, driver_node(d));
 }
 
+/* The node of `actor` (SIZE_MAX: the driver). */
+static const char *node_of(const prism_dag_compiled *d, size_t actor)
+{
+    return actor == SIZE_MAX ? driver_node(d) : d->actors[actor].node;
+}
+
+static bool is_output(const prism_dag_compiled *d, size_t n)
+{
+    for (size_t i = 0; i < d->nouts; i++)
+        if (d->out_nodes[i] == n)
+            return true;
+    return false;
+}
+
+/* Whether node `n`'s writer and all its readers are on one node. */
+static bool one_node(const prism_dag_compiled *d, size_t n)
+{
+    const char *w = node_of(d, writer_of(d, n));
+    if (is_output(d, n) && strcmp(w, driver_node(d)) != 0)
+        return false;
+    for (size_t a = 0; a < d->nactors; a++)
+        if (reads(d, a, n) && strcmp(d->actors[a].node, w) != 0)
+            return false;
+    return true;
+}
+
+/* The nonces of the actors that fetch channels made by another actor's
+ * worker: one per (writer, reader) pair. */
+static void plan_pairs(prism_dag_compiled *d)
+{
+    for (size_t n = 0; n < d->nnodes; n++)
+        for (size_t a = 0; d->peer[n] && a < d->nactors; a++) {
+            char *nonce = d->pair[writer_of(d, n) * d->nactors + a];
+            if (a != writer_of(d, n) && reads(d, a, n) && !nonce[0]) {
+                prism_id id;
+                prism_id_random(&id);
+                prism_id_to_hex(&id, nonce);
+            }
+        }
+}
+
 /* Each channel's kind: shared memory when its writer and readers are all on
- * the driver's node (the driver makes the segments and hands them out),
- * otherwise TCP: one connection per reader, each with its own secret. */
+ * one node — made by the driver on its own node (and handed out over its
+ * rendezvous socket), by the writer's worker on another —, otherwise TCP: one
+ * connection per reader, each with its own secret. */
 static prism_status plan_kinds(prism_dag_compiled *d)
 {
     d->tcp = calloc(d->nnodes, sizeof *d->tcp);
+    d->peer = calloc(d->nnodes, sizeof *d->peer);
+    d->pair = calloc(d->nactors * d->nactors + 1, sizeof *d->pair);
     d->sbase = calloc(d->nnodes + 1, sizeof *d->sbase);
-    if (!d->tcp || !d->sbase)
+    if (!d->tcp || !d->peer || !d->pair || !d->sbase)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     for (size_t n = 0; n < d->nnodes; n++)
         d->sbase[n + 1] = d->sbase[n] + d->nreaders[n];
@@ -341,22 +390,21 @@ static prism_status plan_kinds(prism_dag_compiled *d)
     for (size_t n = 0; n < d->nnodes; n++) {
         if (d->nreaders[n] == 0 || d->nodes[n].kind == DAG_MULTI)
             continue;
-        bool local = on_driver_node(d, writer_of(d, n));
-        for (size_t a = 0; local && a < d->nactors; a++)
-            if (reads(d, a, n))
-                local = on_driver_node(d, a);
-        if (local)
+        if (one_node(d, n)) {
+            d->peer[n] = !on_driver_node(d, writer_of(d, n));
             continue;
+        }
         d->tcp[n] = true;
         for (uint32_t r = 0; r < d->nreaders[n]; r++)
             prism__dag_edge_secret(d->secret[d->sbase[n] + r]);
     }
-    /* The segments an actor fetches are the shared-memory ones only. */
+    plan_pairs(d);
+    /* The segments an actor fetches from the driver are those it made. */
     for (size_t a = 0; a < d->nactors; a++) {
         dag_actor *da = &d->actors[a];
         size_t k = 0;
         for (size_t i = 0; i < da->nchans; i++)
-            if (!d->tcp[da->chans[i]])
+            if (!d->tcp[da->chans[i]] && !d->peer[da->chans[i]])
                 da->chans[k++] = da->chans[i];
         da->nchans = k;
         da->served = k == 0; /* nothing to fetch: it does not come to the rendezvous */
@@ -397,7 +445,7 @@ static int local_host_towards(const dag_actor *da, char *host, size_t n)
 static prism_status make_chans(prism_dag_compiled *d)
 {
     for (size_t i = 0; i < d->nnodes; i++) {
-        if (d->nreaders[i] == 0 || d->nodes[i].kind == DAG_MULTI || d->tcp[i])
+        if (d->nreaders[i] == 0 || d->nodes[i].kind == DAG_MULTI || d->tcp[i] || d->peer[i])
             continue;
         prism_chan_options co = {.nslots = (uint32_t)d->o.max_inflight,
                                  .nreaders = d->nreaders[i],
@@ -505,6 +553,48 @@ static prism_status connect_driver(prism_dag_compiled *d)
 
 /* ---------- starting the actors' loops ---------- */
 
+/* The channels of writer actor `w`'s worker that reader actor `r` fetches
+ * (those it reads; none when r is w, which made them). */
+static json_t *pair_chans(const prism_dag_compiled *d, size_t w, size_t r)
+{
+    json_t *l = json_array();
+    for (size_t n = 0; w != r && n < d->nnodes; n++)
+        if (d->peer[n] && writer_of(d, n) == w && reads(d, r, n))
+            json_array_append_new(l, json_integer((json_int_t)n));
+    return l;
+}
+
+/* Actor `a`'s part in the channels made off the driver's node
+ * (docs/dags.md#shared-memory-on-other-nodes): "make" [[node, readers], ...]
+ * (those it writes), "serve" {"socket", "peers": [[nonce, [node, ...]], ...]}
+ * (who may fetch which) and "fetch" [[socket, nonce, [node, ...]], ...]
+ * (what it gets from the other writers' workers). */
+static void peer_spec(const prism_dag_compiled *d, size_t a, json_t *j)
+{
+    json_t *make = json_array(), *peers = json_array(), *fetch = json_array();
+    for (size_t n = 0; n < d->nnodes; n++)
+        if (d->peer[n] && writer_of(d, n) == a)
+            json_array_append_new(make,
+                                  json_pack("[I,I]", (json_int_t)n, (json_int_t)d->nreaders[n]));
+    for (size_t o = 0; o < d->nactors; o++) {
+        char sock[80];
+        json_t *mine = pair_chans(d, a, o), *theirs = pair_chans(d, o, a);
+        snprintf(sock, sizeof sock, "prism-dag-%s-%zu", d->id, o);
+        if (json_array_size(mine))
+            json_array_append_new(peers, json_pack("[s,O]", d->pair[a * d->nactors + o], mine));
+        if (json_array_size(theirs))
+            json_array_append_new(fetch,
+                                  json_pack("[s,s,O]", sock, d->pair[o * d->nactors + a], theirs));
+        json_decref(mine);
+        json_decref(theirs);
+    }
+    char sock[80];
+    snprintf(sock, sizeof sock, "prism-dag-%s-%zu", d->id, a);
+    json_object_set_new(j, "make", make);
+    json_object_set_new(j, "serve", json_pack("{s:s,s:o}", "socket", sock, "peers", peers));
+    json_object_set_new(j, "fetch", fetch);
+}
+
 /* The JSON argument of __prism_dag_start for actor `a` (docs/dags.md#compile). */
 static json_t *start_spec(const prism_dag_compiled *d, size_t a)
 {
@@ -523,8 +613,8 @@ static json_t *start_spec(const prism_dag_compiled *d, size_t a)
         for (size_t j = i; j < d->nnodes; j++)
             if (writes(d, i, j))
                 json_array_append_new(out, json_integer((json_int_t)j));
-        json_array_append_new(nodes, json_pack("{s:s,s:o,s:o}", "method", n->method, "in", in,
-                                               "out", out));
+        json_array_append_new(nodes, json_pack("{s:I,s:s,s:o,s:o}", "index", (json_int_t)i,
+                                               "method", n->method, "in", in, "out", out));
     }
     json_t *tin = json_array(), *tout = json_array();
     for (size_t k = 0; k < da->nreads; k++) {
@@ -540,11 +630,14 @@ static json_t *start_spec(const prism_dag_compiled *d, size_t a)
                                                   reader_addr(d, n, r), secret_of(d, n, r)));
     char sock[64];
     snprintf(sock, sizeof sock, "prism-dag-%s", d->id);
-    return json_pack("{s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:I,s:I,s:I}", "dag", d->id, "socket", sock,
-                     "nonce", da->nonce, "spin_us", (json_int_t)d->o.spin_us, "chans", chans,
-                     "nodes", nodes, "tcp_in", tin, "tcp_out", tout, "max_buf_size",
-                     (json_int_t)d->o.max_buf_size, "nslots", (json_int_t)d->o.max_inflight,
-                     "timeout_ms", (json_int_t)d->o.timeout_ms);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:I,s:I,s:I}", "dag", d->id, "socket",
+                          sock, "nonce", da->nonce, "spin_us", (json_int_t)d->o.spin_us, "chans",
+                          chans, "nodes", nodes, "tcp_in", tin, "tcp_out", tout, "max_buf_size",
+                          (json_int_t)d->o.max_buf_size, "nslots", (json_int_t)d->o.max_inflight,
+                          "timeout_ms", (json_int_t)d->o.timeout_ms);
+    if (j)
+        peer_spec(d, a, j);
+    return j;
 }
 
 /* Calls __prism_dag_start of every actor (with its spec), or __prism_dag_stop
@@ -657,39 +750,41 @@ static bool report_whole(const prism_buf *b) { return b->len + DAG_REPORT_PIECE 
 
 static const char *const kind_names[] = {"input", "bind", "multi_output", "return"};
 
-/* A reader's latency histogram (prism_chan_hist) as JSON. */
-static void hist_text(prism_buf *b, const prism_chan *ch, uint32_t reader)
+/* A latency histogram (prism_chan_hist) as JSON. */
+static void hist_text(prism_buf *b, const prism_chan_hist *h)
 {
-    prism_chan_hist h = {0};
-    if (ch) /* a TCP edge keeps no histogram */
-        prism_chan_reader_hist(ch, reader, &h);
     uint64_t n = 0;
     for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
-        n += h.count[i];
+        n += h->count[i];
     prism_buf_printf(b, "{\"count\":%llu,\"mean_us\":%.3f,\"buckets\":[", (unsigned long long)n,
-                     n ? (double)h.sum_ns / 1e3 / (double)n : 0.0);
+                     n ? (double)h->sum_ns / 1e3 / (double)n : 0.0);
     for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
-        prism_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)h.count[i]);
+        prism_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)h->count[i]);
     prism_buf_printf(b, "]}");
 }
 
-/* Each hop's latency from the channels' own counters (the driver maps every
- * channel): the edges', in the order of the graph's edges, and the
- * output items', read by the driver. */
+/* Each hop's latency from the channels' own counters: the edges' in the
+ * order of the graph's edges, from the channels the driver made and maps
+ * (zeros for the others: their readers' workers report them), and the
+ * output items', read by the driver (over shared memory or TCP). */
 static void latency_text(prism_buf *b, const prism_dag_compiled *d)
 {
     prism_buf_printf(b, ",\"latency\":{\"edges\":[");
     bool first = true;
     for (size_t i = 0; i < d->nnodes; i++)
         for (size_t j = 0; d->nodes[i].kind == DAG_BIND && j < d->nodes[i].nargs; j++) {
+            prism_chan_hist h;
+            prism_chan_reader_hist(d->chans[d->nodes[i].args[j]], d->nodes[i].arg_reader[j], &h);
             prism_buf_printf(b, "%s", first ? "" : ",");
-            hist_text(b, d->chans[d->nodes[i].args[j]], d->nodes[i].arg_reader[j]);
+            hist_text(b, &h);
             first = false;
         }
     prism_buf_printf(b, "],\"outputs\":[");
     for (size_t i = 0; i < d->nouts; i++) {
+        prism_chan_hist h;
+        prism_chan_reader_get_hist(d->outs ? d->outs[i] : NULL, &h);
         prism_buf_printf(b, "%s", i ? "," : "");
-        hist_text(b, d->chans[d->out_nodes[i]], d->out_reader[i]);
+        hist_text(b, &h);
     }
     prism_buf_printf(b, "]}");
 }
@@ -866,6 +961,8 @@ static void free_compiled(prism_dag_compiled *d)
     free(d->out_listen);
     free(d->out_addr);
     free(d->tcp);
+    free(d->peer);
+    free(d->pair);
     free(d->sbase);
     free(d->secret);
     free(d->outs);

@@ -21,7 +21,8 @@
 
 typedef struct dag_rdv dag_rdv;
 
-/* Listens on "prism-dag-<id>" (`id`: the DAG's 32 hex digits). */
+/* Listens on "prism-dag-<id>" (`id`: the DAG's 32 hex digits; a worker
+ * that hands out the channels it made adds "-<its actor's index>"). */
 prism_status prism__dag_rdv_listen(dag_rdv **out, const char *id);
 /* Waits up to `timeout_ms` for a peer to complete its nonce: returns its fd
  * (the caller closes it) and the nonce in `nonce`, or -1 when none did in

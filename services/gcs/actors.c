@@ -192,6 +192,8 @@ static void on_calls(prism_bus *bus, const char *subject, const char *reply, con
                             json_pack("{s:O,s:O,s:O,s:I}", "worker_id", worker, "pending", pending,
                                       "done", done, "at", (json_int_t)prism_mono_ms()));
         pthread_mutex_unlock(&g->lock);
+        if (json_is_object(json_object_get(msg, "dag")))
+            gcs_dags_loop_report(g, id, json_object_get(msg, "dag"));
         /* The manager checks that it placed the actor there (a worker it
          * does not know of is killed: actor_manager.c, on_report). */
         actor_cmd *c = gcs_actor_cmd_new(AC_REPORT, id);

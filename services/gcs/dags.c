@@ -1,6 +1,7 @@
 /* The cluster's compiled DAGs (docs/dags.md#visible-state): each driver
  * publishes its DAGs on prism.gcs.dag.update, with the graph at compile, then
- * their executions and state. The GCS keeps the newest DAG_KEEP, in memory
+ * their executions and state; each actor's worker adds its loop's health and
+ * its inputs' latency to its calls report. The GCS keeps the newest DAG_KEEP, in memory
  * for the listing and in its database (table dags) so that a restarted GCS
  * lists them again; a DAG's loops never need the GCS. A driver found dead
  * (the owners' pings, actor_manager.c) leaves its DAGs BROKEN. */
@@ -143,6 +144,19 @@ static json_t *clean_hist(json_t *h)
                      buckets);
 }
 
+/* Puts histogram `h` (reported) on edge `e`, unless it counts fewer values
+ * than the one there: an edge's counters only grow, and the driver reports
+ * zeros for the edges that their readers' workers count. */
+static void set_edge_latency(json_t *e, json_t *h)
+{
+    json_t *c = clean_hist(h);
+    json_t *old = json_object_get(json_object_get(e, "latency"), "count");
+    if (json_is_object(e) && c &&
+        json_integer_value(json_object_get(c, "count")) >= json_integer_value(old))
+        json_object_set(e, "latency", c);
+    json_decref(c);
+}
+
 /* The report's hop latencies go on the DAG's edges (in their order) and
  * into its output_latency (one per output item). */
 static void take_latency(json_t *dag, json_t *rep)
@@ -150,12 +164,8 @@ static void take_latency(json_t *dag, json_t *rep)
     json_t *lat = json_object_get(rep, "latency"), *edges = json_object_get(dag, "edges"), *h;
     json_t *outs = json_array();
     size_t i;
-    json_array_foreach(json_object_get(lat, "edges"), i, h) {
-        json_t *e = json_array_get(edges, i), *c = clean_hist(h);
-        if (json_is_object(e) && c)
-            json_object_set(e, "latency", c);
-        json_decref(c);
-    }
+    json_array_foreach(json_object_get(lat, "edges"), i, h)
+        set_edge_latency(json_array_get(edges, i), h);
     json_array_foreach(json_object_get(lat, "outputs"), i, h) {
         json_t *c = clean_hist(h);
         if (c)
@@ -164,6 +174,37 @@ static void take_latency(json_t *dag, json_t *rep)
     if (json_array_size(outs))
         json_object_set(dag, "output_latency", outs);
     json_decref(outs);
+}
+
+/* One entry per actor of the DAG, in the order of its first node, with no
+ * report from its worker yet. */
+static void add_loops(json_t *dag)
+{
+    json_t *loops = json_array(), *n;
+    size_t i;
+    json_array_foreach(json_object_get(dag, "nodes"), i, n) {
+        json_t *aid = json_object_get(n, "actor_id"), *l;
+        size_t k;
+        bool seen = false;
+        json_array_foreach(loops, k, l) {
+            seen = seen || json_equal(json_object_get(l, "actor_id"), aid);
+        }
+        if (json_is_string(aid) && !seen)
+            json_array_append_new(loops,
+                                  json_pack("{s:O,s:s,s:i,s:n,s:n}", "actor_id", aid, "state",
+                                            "UNKNOWN", "executions", 0, "active_at", "error"));
+    }
+    json_object_set_new(dag, "loops", loops);
+}
+
+/* Once torn down, no loop runs any more (their workers stop reporting). */
+static void stop_loops(json_t *dag)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(dag, "loops"), i, l) {
+        json_object_set_new(l, "state", json_string("STOPPED"));
+    }
 }
 
 /* A DAG's report: a new one (with its graph) is kept, the oldest forgotten
@@ -180,6 +221,8 @@ static void record(gcs *g, json_t *rep)
         if (state_rank(json_string_value(state)) >
             state_rank(json_string_value(json_object_get(known, "state"))))
             json_object_set(known, "state", state);
+        if (state_rank(json_string_value(state)) == 2)
+            stop_loops(known);
         if (json_integer_value(done) > json_integer_value(json_object_get(known, "executions")))
             json_object_set(known, "executions", done);
         save(g, id, known);
@@ -189,6 +232,7 @@ static void record(gcs *g, json_t *rep)
         return; /* its compile report was lost or forgotten */
     take_latency(rep, rep);
     json_object_del(rep, "latency");
+    add_loops(rep);
     keep(g, id, rep);
     save(g, id, rep);
 }
@@ -212,6 +256,74 @@ static void on_update(prism_bus *bus, const char *subject, const char *reply, co
         pthread_mutex_unlock(&g->dags->lock);
     }
     json_decref(msg);
+}
+
+static bool valid_loop_state(const char *s)
+{
+    return s && (!strcmp(s, "LISTENING") || !strcmp(s, "RUNNING") || !strcmp(s, "ENDED"));
+}
+
+/* The "inputs" of actor `aid`'s loop report, [[node, argument position,
+ * histogram], ...], go on the edges into its nodes, in their order. Lock held. */
+static void take_inputs(json_t *dag, const char *aid, json_t *inputs)
+{
+    size_t i, k;
+    json_t *in, *e;
+    json_array_foreach(inputs, i, in) {
+        json_t *to = json_array_get(in, 0), *pos = json_array_get(in, 1);
+        json_t *node =
+            json_array_get(json_object_get(dag, "nodes"), (size_t)json_integer_value(to));
+        const char *owner = json_string_value(json_object_get(node, "actor_id"));
+        if (!json_is_integer(to) || !json_is_integer(pos) || !owner || strcmp(owner, aid) != 0)
+            continue;
+        json_int_t seen = 0;
+        json_array_foreach(json_object_get(dag, "edges"), k, e) {
+            if (json_equal(json_object_get(e, "to"), to) && seen++ == json_integer_value(pos)) {
+                set_edge_latency(e, json_array_get(in, 2));
+                break;
+            }
+        }
+    }
+}
+
+void gcs_dags_loop_report(gcs *g, const char *actor_id, json_t *loop)
+{
+    const char *id = json_string_value(json_object_get(loop, "dag"));
+    const char *state = json_string_value(json_object_get(loop, "state"));
+    json_t *done = json_object_get(loop, "executions"), *at = json_object_get(loop, "active_at");
+    json_t *err = json_object_get(loop, "error");
+    if (!id || !valid_loop_state(state) || !json_is_integer(done) || !json_is_integer(at) ||
+        (err && !json_is_null(err) && (!json_is_string(err) || json_string_length(err) > 1024)))
+        return;
+    pthread_mutex_lock(&g->dags->lock);
+    json_t *dag = json_object_get(g->dags->by_id, id), *l;
+    size_t i;
+    const char *dstate = json_string_value(json_object_get(dag, "state"));
+    json_array_foreach(json_object_get(dag, "loops"), i, l) {
+        const char *aid = json_string_value(json_object_get(l, "actor_id"));
+        if (!aid || strcmp(aid, actor_id) != 0)
+            continue;
+        /* A DAG torn down keeps its loops STOPPED; the last report each
+         * worker sends as it stops its loop still brings the final counts.
+         * Saved then, and when a loop's state changes (the counts between
+         * are soft state: the next save brings them). */
+        bool torn = !dstate || !strcmp(dstate, "TORN_DOWN");
+        const char *was = json_string_value(json_object_get(l, "state"));
+        bool save_it = torn || !was || strcmp(was, state) != 0;
+        if (!torn) {
+            json_object_set_new(l, "state", json_string(state));
+            json_object_set_new(l, "error", json_is_string(err) ? json_copy(err) : json_null());
+        }
+        if (json_integer_value(done) >= json_integer_value(json_object_get(l, "executions"))) {
+            json_object_set(l, "executions", done);
+            json_object_set(l, "active_at", at);
+        }
+        take_inputs(dag, actor_id, json_object_get(loop, "inputs"));
+        if (save_it)
+            save(g, id, dag);
+        break;
+    }
+    pthread_mutex_unlock(&g->dags->lock);
 }
 
 int gcs_dags_start(gcs *g)

@@ -229,6 +229,10 @@ int gcs_dags_start(gcs *g);
 void gcs_dags_destroy(gcs *g);
 /* The DAGs still COMPILED of `owner` (an owner:HEX address) become BROKEN. */
 void gcs_dags_owner_gone(gcs *g, const char *owner);
+/* An actor's worker reported its DAG loop (the "dag" of its
+ * prism.event.actor.calls report): the DAG's listing takes the loop's
+ * health and its inputs' latency. */
+void gcs_dags_loop_report(gcs *g, const char *actor_id, json_t *loop);
 void gcs_api_dags_list(prism_http_req *req, void *ctx);
 void gcs_api_dag_get(prism_http_req *req, void *ctx);
 

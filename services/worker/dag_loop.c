@@ -19,8 +19,10 @@
 
 #include "dag_edge.h"
 #include "dag_record.h"
+#include "dag_rendezvous.h"
 #include "prism_channel.h"
 #include "prism_id.h"
+#include "prism_sha256.h"
 #include "task_ctx.h"
 
 #define SLICE_MS 100 /* a blocked wait looks at the stop flag this often */
@@ -28,8 +30,10 @@
 #define MAX_CHANS 4096
 #define NONCE_HEX 32
 #define FETCH_MS 30000 /* a value in the object store: its owner holds it until we are done */
+#define SOCKET_MAX 90  /* characters of a rendezvous socket's abstract name */
 
 typedef struct loop_node {
+    json_int_t index; /* its graph node (-1: not said) */
     prism_actor_method_fn fn;
     char name[256]; /* "Class.method" */
     size_t nin, nout;
@@ -51,12 +55,25 @@ typedef struct tcp_edge {
     char secret[DAG_EDGE_SECRET_HEX + 1];
 } tcp_edge;
 
+/* A reader actor of this node that may fetch channels this worker made. */
+typedef struct serve_peer {
+    char nonce[NONCE_HEX + 1];
+    int *fds; /* the segments of the channels it gets (owned by their mappings) */
+    size_t n;
+    bool served;
+} serve_peer;
+
 struct dag_loop {
     char id[PRISM_ID_HEX_LEN + 1];
     dag_loop_env env;
     prism_chan **chans;
     json_int_t *chan_nodes; /* the graph node each channel belongs to */
-    size_t nchans;
+    size_t nchans, chans_cap;
+    dag_rdv *rdv;      /* where the readers of the channels it made fetch them */
+    serve_peer *peers; /* who may, and what */
+    size_t npeers;
+    pthread_t server; /* serves them until each came once, stop, or the timeout */
+    bool serving;
     tcp_edge *tin, *tout; /* TCP inputs (listened for) and outputs (connected) */
     size_t ntin, ntout;
     uint64_t max_buf_size;
@@ -68,6 +85,8 @@ struct dag_loop {
     bool started;
     int64_t listen_until; /* listened for, not started: given up after this (monotonic ms) */
     int stop, ended;      /* atomics */
+    uint64_t passes;      /* atomic: passes over its nodes done (the loop thread writes it) */
+    char error[200];      /* why the loop ended, set before `ended` */
 };
 
 enum { STEP_OK, STEP_END, STEP_DIED };
@@ -246,11 +265,17 @@ static void *loop_main(void *arg)
 {
     dag_loop *l = arg;
     int rc = STEP_OK;
-    while (rc == STEP_OK)
+    while (rc == STEP_OK) {
         for (size_t i = 0; rc == STEP_OK && i < l->nnodes; i++)
             rc = step(l, &l->nodes[i]);
-    if (rc == STEP_DIED && !stopping(l))
+        if (rc == STEP_OK) /* one writer: a plain increment, published for the reports */
+            __atomic_store_n(&l->passes, l->passes + 1, __ATOMIC_RELAXED);
+    }
+    if (rc == STEP_DIED && !stopping(l)) {
+        snprintf(l->error, sizeof l->error,
+                 "a peer of the DAG died (the writer of an input or the reader of an output)");
         write_died(l);
+    }
     for (size_t i = 0; i < l->nnodes; i++)
         for (size_t j = 0; j < l->nodes[i].nout; j++)
             prism_chan_writer_close(l->nodes[i].out[j], 0);
@@ -269,27 +294,45 @@ static bool peer_is_us(int s)
     return getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 && cred.uid == getuid();
 }
 
-/* The driver's rendezvous socket (abstract namespace) hands over the
- * channels' fds to the holder of the nonce the start call carried. */
-static int fetch_fds(const char *name, const char *nonce, int *fds, size_t n, char *err,
-                     size_t errlen)
+/* Connects to the abstract socket `name`; a socket not there yet (another
+ * actor's worker about to listen) is tried again until `wait_ms` ran out. */
+static int connect_abstract(const char *name, int wait_ms)
 {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     int len = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "%s", name);
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
+    int64_t deadline = mono_ms() + wait_ms;
+    for (;;) {
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0 || connect(s, (struct sockaddr *)&a, alen) == 0)
+            return s;
+        int e = errno;
+        close(s);
+        if (e != ECONNREFUSED || mono_ms() >= deadline) {
+            errno = e;
+            return -1;
+        }
+        struct timespec ts = {.tv_nsec = 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A rendezvous socket (abstract namespace: the driver's, or another actor's
+ * worker's on this node) hands over the channels' fds to the holder of the
+ * nonce the start call carried. */
+static int fetch_fds(const char *name, const char *nonce, int *fds, size_t n, int wait_ms,
+                     char *err, size_t errlen)
+{
+    int s = connect_abstract(name, wait_ms);
     struct timeval tv = {.tv_sec = RENDEZVOUS_MS / 1000};
     size_t got = 0;
-    if (s >= 0 && setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
-        connect(s, (struct sockaddr *)&a,
-                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) == 0 &&
-        peer_is_us(s) && send(s, nonce, NONCE_HEX, MSG_NOSIGNAL) == NONCE_HEX)
+    if (s >= 0 && setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 && peer_is_us(s) &&
+        send(s, nonce, NONCE_HEX, MSG_NOSIGNAL) == NONCE_HEX)
         while (got < n && prism_chan_recv_fd(s, &fds[got]) == 0)
             got++;
     if (got < n)
-        snprintf(err, errlen,
-                 "cannot get the DAG's channels from its driver (%s): every actor "
-                 "of a DAG must be on the driver's node",
-                 strerror(errno));
+        snprintf(err, errlen, "cannot get the DAG's channels from %s (%s)", name,
+                 strerror(errno ? errno : EPROTO));
     if (s >= 0)
         close(s);
     if (got == n)
@@ -307,31 +350,177 @@ static prism_chan *chan_of(dag_loop *l, json_int_t node)
     return NULL;
 }
 
-static int open_chans(dag_loop *l, json_t *chans, const char *sock, const char *nonce, char *err,
-                      size_t errlen)
+/* Fetches the channels of graph nodes `chans` from rendezvous socket `sock`
+ * and maps them. */
+static int open_chans(dag_loop *l, json_t *chans, const char *sock, const char *nonce, int wait_ms,
+                      char *err, size_t errlen)
 {
     size_t n = json_array_size(chans);
-    int *fds = calloc(n ? n : 1, sizeof *fds);
-    l->chans = calloc(n ? n : 1, sizeof *l->chans);
-    l->chan_nodes = calloc(n ? n : 1, sizeof *l->chan_nodes);
-    if (!fds || !l->chans || !l->chan_nodes || n > MAX_CHANS) {
+    if (n == 0)
+        return 0;
+    int *fds = calloc(n, sizeof *fds);
+    if (!fds || n > l->chans_cap - l->nchans || !sock || strlen(sock) > SOCKET_MAX ||
+        !prism_is_hex(nonce, NONCE_HEX)) {
         free(fds);
-        snprintf(err, errlen, "too many channels, or out of memory");
+        snprintf(err, errlen, "too many channels, a malformed rendezvous, or out of memory");
         return -1;
     }
-    bool fetched = n == 0 || fetch_fds(sock, nonce, fds, n, err, errlen) == 0;
-    int rc = fetched ? 0 : -1;
+    if (fetch_fds(sock, nonce, fds, n, wait_ms, err, errlen) != 0) {
+        free(fds);
+        return -1;
+    }
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        l->chan_nodes[i] = json_integer_value(json_array_get(chans, i));
-        if (prism_chan_open_fd(&l->chans[i], fds[i], err, errlen) != PRISM_CHAN_OK)
+        l->chan_nodes[l->nchans] = json_integer_value(json_array_get(chans, i));
+        if (prism_chan_open_fd(&l->chans[l->nchans], fds[i], err, errlen) != PRISM_CHAN_OK)
             rc = -1;
         else
             l->nchans++;
     }
-    for (size_t i = 0; fetched && i < n; i++) /* each mapping holds its own reference */
+    for (size_t i = 0; i < n; i++) /* each mapping holds its own reference */
         close(fds[i]);
     free(fds);
     return rc;
+}
+
+/* ---------- channels made here (docs/dags.md#shared-memory-on-other-nodes) ---------- */
+
+/* The channels this worker writes whose readers are all on its node (not
+ * the driver's): "make": [[node, readers], ...]. */
+static int make_chans(dag_loop *l, json_t *make, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < json_array_size(make); i++) {
+        json_t *e = json_array_get(make, i);
+        json_int_t node = json_integer_value(json_array_get(e, 0));
+        json_int_t nreaders = json_integer_value(json_array_get(e, 1));
+        if (l->nchans >= l->chans_cap || nreaders < 1 || nreaders > PRISM_CHAN_MAX_READERS) {
+            snprintf(err, errlen, "a malformed channel to make");
+            return -1;
+        }
+        prism_chan_options o = {
+            .nslots = l->nslots, .nreaders = (uint32_t)nreaders, .max_buf_size = l->max_buf_size};
+        if (prism_chan_create(&l->chans[l->nchans], &o, err, errlen) != PRISM_CHAN_OK)
+            return -1;
+        l->chan_nodes[l->nchans++] = node;
+    }
+    return 0;
+}
+
+static prism_chan *chan_of(dag_loop *l, json_int_t node);
+
+/* Sends reader `p` its channels, once. */
+static void serve_one(int fd, serve_peer *p)
+{
+    p->served = true;
+    for (size_t i = 0; i < p->n; i++)
+        if (prism_chan_send_fd(fd, p->fds[i]) != 0)
+            return;
+}
+
+/* The server thread: hands each reader actor its channels when it proves
+ * itself with its nonce (the rendezvous took only peers of our uid); anyone
+ * else gets nothing. Ends once every reader came, or at stop or timeout. */
+static void *serve_main(void *arg)
+{
+    dag_loop *l = arg;
+    int64_t deadline = mono_ms() + l->timeout_ms;
+    size_t left = l->npeers;
+    while (left > 0 && !stopping(l) && mono_ms() < deadline) {
+        char nonce[NONCE_HEX];
+        int fd = prism__dag_rdv_next(l->rdv, SLICE_MS, nonce);
+        if (fd < 0)
+            continue;
+        for (size_t i = 0; i < l->npeers; i++)
+            if (!l->peers[i].served && prism_equal_ct(l->peers[i].nonce, nonce, NONCE_HEX)) {
+                serve_one(fd, &l->peers[i]);
+                left--;
+                break;
+            }
+        close(fd);
+    }
+    prism__dag_rdv_close(l->rdv);
+    l->rdv = NULL;
+    return NULL;
+}
+
+/* "serve": {"socket": "prism-dag-<dag>-<i>", "peers": [[nonce, [node, ...]], ...]}
+ * (nodes of channels made here): listens there and serves in a thread of its
+ * own, so that two workers that fetch from each other do not wait on each
+ * other. The thread sees only the peers' table, made before it starts. */
+static int start_serving(dag_loop *l, json_t *serve, char *err, size_t errlen)
+{
+    json_t *peers = json_object_get(serve, "peers");
+    const char *sock = json_string_value(json_object_get(serve, "socket"));
+    size_t n = json_array_size(peers);
+    if (n == 0)
+        return 0;
+    size_t pre = strlen("prism-dag-");
+    if (!sock || strncmp(sock, "prism-dag-", pre) != 0 || strlen(sock) > SOCKET_MAX ||
+        n > MAX_CHANS || !(l->peers = calloc(n, sizeof *l->peers))) {
+        snprintf(err, errlen, "a malformed \"serve\" in the DAG's spec");
+        return -1;
+    }
+    for (; l->npeers < n; l->npeers++) {
+        json_t *e = json_array_get(peers, l->npeers), *nodes = json_array_get(e, 1);
+        serve_peer *p = &l->peers[l->npeers];
+        const char *nonce = json_string_value(json_array_get(e, 0));
+        if (!prism_is_hex(nonce, NONCE_HEX) || json_array_size(nodes) > MAX_CHANS ||
+            !(p->fds = calloc(json_array_size(nodes) + 1, sizeof *p->fds))) {
+            snprintf(err, errlen, "a malformed peer in the DAG's spec");
+            return -1;
+        }
+        snprintf(p->nonce, sizeof p->nonce, "%s", nonce);
+        for (; p->n < json_array_size(nodes); p->n++) {
+            prism_chan *ch = chan_of(l, json_integer_value(json_array_get(nodes, p->n)));
+            if (!ch) {
+                snprintf(err, errlen, "a peer of the DAG's spec reads a channel not made here");
+                return -1;
+            }
+            p->fds[p->n] = prism_chan_fd(ch);
+        }
+    }
+    if (prism__dag_rdv_listen(&l->rdv, sock + pre) != PRISM_OK) {
+        snprintf(err, errlen, "%s", prism_last_error());
+        return -1;
+    }
+    if (pthread_create(&l->server, NULL, serve_main, l) != 0) {
+        snprintf(err, errlen, "cannot start the DAG's rendezvous thread");
+        return -1;
+    }
+    l->serving = true;
+    return 0;
+}
+
+/* "fetch": [[socket, nonce, [node, ...]], ...]: the channels made by the
+ * workers of the other actors of this node that this one reads. */
+static int fetch_peers(dag_loop *l, json_t *fetch, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < json_array_size(fetch); i++) {
+        json_t *e = json_array_get(fetch, i);
+        const char *sock = json_string_value(json_array_get(e, 0));
+        if (!sock || strncmp(sock, "prism-dag-", 10) != 0 ||
+            open_chans(l, json_array_get(e, 2), sock, json_string_value(json_array_get(e, 1)),
+                       l->timeout_ms, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Room for every channel the spec names: the driver's, those made here and
+ * those fetched from this node's other workers. */
+static int alloc_chans(dag_loop *l, json_t *spec)
+{
+    size_t n = json_array_size(json_object_get(spec, "chans")) +
+               json_array_size(json_object_get(spec, "make"));
+    json_t *fetch = json_object_get(spec, "fetch");
+    for (size_t i = 0; i < json_array_size(fetch); i++)
+        n += json_array_size(json_array_get(json_array_get(fetch, i), 2));
+    if (n > MAX_CHANS)
+        return -1;
+    l->chans = calloc(n + 1, sizeof *l->chans);
+    l->chan_nodes = calloc(n + 1, sizeof *l->chan_nodes);
+    l->chans_cap = n;
+    return l->chans && l->chan_nodes ? 0 : -1;
 }
 
 static tcp_edge *tcp_of(tcp_edge *e, size_t n, json_int_t node, json_int_t reader)
@@ -477,6 +666,8 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
         return -1;
     }
     snprintf(nd->name, sizeof nd->name, "%s.%s", l->env.cls, method);
+    json_t *index = json_object_get(j, "index");
+    nd->index = json_is_integer(index) ? json_integer_value(index) : -1;
     if (!(nd->fn = l->env.resolve(l->env.ud, method, err, errlen)))
         return -1;
     for (size_t i = 0; i < nd->nin; i++) {
@@ -532,7 +723,14 @@ static int parse_and_open(dag_loop *l, json_t *spec, char *err, size_t errlen)
     l->max_buf_size = mbs >= 64 && mbs <= (1 << 30) ? (uint64_t)mbs : 64;
     l->nslots = nslots >= 1 && nslots <= 1024 ? (uint32_t)nslots : 1;
     l->timeout_ms = tmo >= 1 && tmo <= 600000 ? (int)tmo : RENDEZVOUS_MS;
-    if (open_chans(l, json_object_get(spec, "chans"), sock, nonce, err, errlen) != 0 ||
+    if (alloc_chans(l, spec) != 0) {
+        snprintf(err, errlen, "too many channels, or out of memory");
+        return -1;
+    }
+    if (open_chans(l, json_object_get(spec, "chans"), sock, nonce, 0, err, errlen) != 0 ||
+        make_chans(l, json_object_get(spec, "make"), err, errlen) != 0 ||
+        start_serving(l, json_object_get(spec, "serve"), err, errlen) != 0 ||
+        fetch_peers(l, json_object_get(spec, "fetch"), err, errlen) != 0 ||
         open_tcp(l, spec, err, errlen) != 0)
         return -1;
     l->nodes = calloc(json_array_size(nodes), sizeof *l->nodes);
@@ -550,6 +748,14 @@ static int parse_and_open(dag_loop *l, json_t *spec, char *err, size_t errlen)
 
 static void loop_free(dag_loop *l)
 {
+    if (l->serving) {
+        __atomic_store_n(&l->stop, 1, __ATOMIC_RELEASE);
+        pthread_join(l->server, NULL);
+    }
+    prism__dag_rdv_close(l->rdv); /* its thread closed it, unless it never started */
+    for (size_t i = 0; i < l->npeers; i++)
+        free(l->peers[i].fds);
+    free(l->peers);
     for (size_t i = 0; i < l->nnodes; i++) {
         loop_node *nd = &l->nodes[i];
         for (size_t j = 0; nd->in && j < nd->nin; j++)
@@ -683,6 +889,40 @@ int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, ch
 }
 
 const char *dag_loop_id(const dag_loop *l) { return l->id; }
+
+uint64_t dag_loop_executions(const dag_loop *l)
+{
+    return __atomic_load_n(&l->passes, __ATOMIC_RELAXED);
+}
+
+static json_t *hist_json(const prism_chan_reader *r)
+{
+    prism_chan_hist h;
+    prism_chan_reader_get_hist(r, &h);
+    json_t *b = json_array();
+    uint64_t n = 0;
+    for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++) {
+        json_array_append_new(b, json_integer((json_int_t)h.count[i]));
+        n += h.count[i];
+    }
+    return json_pack("{s:I,s:f,s:o}", "count", (json_int_t)n, "mean_us",
+                     n ? (double)h.sum_ns / 1e3 / (double)n : 0.0, "buckets", b);
+}
+
+json_t *dag_loop_report(const dag_loop *l)
+{
+    bool ended = __atomic_load_n(&l->ended, __ATOMIC_ACQUIRE);
+    const char *state = !l->started ? "LISTENING" : ended ? "ENDED" : "RUNNING";
+    json_t *inputs = json_array();
+    for (size_t i = 0; l->started && i < l->nnodes;
+         i++) /* nodes and readers are fixed once started */
+        for (size_t j = 0; l->nodes[i].index >= 0 && j < l->nodes[i].nin; j++)
+            json_array_append_new(inputs, json_pack("[I,I,o]", l->nodes[i].index, (json_int_t)j,
+                                                    hist_json(l->nodes[i].in[j])));
+    return json_pack("{s:s,s:s,s:I,s:s?,s:o}", "dag", l->id, "state", state, "executions",
+                     (json_int_t)dag_loop_executions(l), "error",
+                     ended && l->error[0] ? l->error : NULL, "inputs", inputs);
+}
 
 /* A loop listened for whose start never came (its driver died in between)
  * lets the actor go, as one that ended does. */

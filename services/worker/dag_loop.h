@@ -7,6 +7,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
 
 #include "prism/task.h"
 
@@ -33,7 +36,10 @@ typedef struct dag_loop_env {
 int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, char **reply,
                     char *err, size_t errlen);
 /* Parses the start call's JSON, fetches the shared-memory channels from the
- * driver's rendezvous socket, connects the TCP ones (inputs: one proven
+ * driver's rendezvous socket, makes those it writes to readers of its own
+ * node (not the driver's) and serves them on a rendezvous socket of its own
+ * (a thread, until each reader came, or stop or timeout), fetches those the
+ * other workers of its node made, connects the TCP ones (inputs: one proven
  * connection per listener; outputs: to their readers' listeners) and starts
  * the thread. `*out` is NULL, or the loop dag_loop_listen made for the same
  * DAG (freed on failure). 0, or -1 with `err`. `env` is copied; what it
@@ -42,6 +48,14 @@ int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, ch
                    size_t errlen);
 /* The DAG's ID (32 hex digits). */
 const char *dag_loop_id(const dag_loop *l);
+/* The loop's health and its inputs' latency, for the actor's reports to
+ * the GCS (docs/dags.md#visible-state), from any thread while the loop
+ * lives: {"dag": ID, "state": "LISTENING" | "RUNNING" | "ENDED",
+ * "executions": passes done, "error": why it ended, or null, "inputs":
+ * [[graph node, argument position, histogram], ...]}. NULL when out of memory. */
+json_t *dag_loop_report(const dag_loop *l);
+/* Its passes done (each one execution through the actor's nodes). */
+uint64_t dag_loop_executions(const dag_loop *l);
 /* Whether the thread ended by itself (the driver closed the input, or a
  * peer died): the actor may take ordinary calls again once it is stopped. */
 bool dag_loop_ended(const dag_loop *l);

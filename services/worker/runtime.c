@@ -100,6 +100,12 @@ typedef struct actor_host {
     uint64_t taken, done;
     uint64_t reported_taken, reported_done;
     int64_t reported_ms;
+    /* Its compiled DAG's loop, as last seen by report_calls: the passes, and
+     * when (wall ms) they last changed. */
+    char dag_seen[PRISM_ID_HEX_LEN + 1];
+    uint64_t dag_passes;
+    int64_t dag_active_at;
+    char dag_state;
 } actor_host;
 
 typedef struct package {
@@ -534,8 +540,12 @@ static prism_status dag_start(prism_task_ctx *ctx, void *state, const prism_valu
     return dag_setup(ctx, state, args, nargs, returns, nreturns, false);
 }
 
+static json_t *dag_report_locked(worker_rt *w, bool *changed);
+static void publish_calls(worker_rt *w, uint64_t taken, uint64_t done, json_t *dag);
+
 /* __prism_dag_stop({"dag": ID}): stops that DAG's loop; no-op when the actor
- * is not in it (it restarted since). */
+ * is not in it (it restarted since). Its last counts go to the GCS first: a
+ * short DAG may end between two reports. */
 static prism_status dag_stop(prism_task_ctx *ctx, void *state, const prism_value *const *args,
                              size_t nargs, prism_value **returns, size_t nreturns)
 {
@@ -543,13 +553,21 @@ static prism_status dag_stop(prism_task_ctx *ctx, void *state, const prism_value
     const char *text = nargs == 1 ? prism_value_json_text(args[0]) : NULL;
     json_t *j = text ? json_loads(text, 0, NULL) : NULL;
     const char *id = json_string_value(json_object_get(j, "dag"));
+    json_t *last = NULL;
+    bool changed = false;
     pthread_mutex_lock(&w->dag_lock);
     if (w->dag && id && !strcmp(id, dag_loop_id(w->dag))) {
+        last = dag_report_locked(w, &changed);
         dag_loop_stop(w->dag);
         w->dag = NULL;
         LOG_INFO("actor %s left compiled DAG %s", w->actor->id, id);
     }
     pthread_mutex_unlock(&w->dag_lock);
+    if (last && w->bus)
+        publish_calls(w, __atomic_load_n(&w->actor->taken, __ATOMIC_RELAXED),
+                      __atomic_load_n(&w->actor->done, __ATOMIC_RELAXED), last);
+    else
+        json_decref(last);
     json_decref(j);
     return PRISM_OK;
 }
@@ -1653,9 +1671,54 @@ static void on_block(void *ud, bool blocked)
     json_decref(msg);
 }
 
+/* The actor's compiled DAG loop, if any: its report with "active_at" (wall
+ * ms of the last pass seen, to about a second), and whether it changed since
+ * the last look. dag_lock held. */
+static json_t *dag_report_locked(worker_rt *w, bool *changed)
+{
+    actor_host *a = w->actor;
+    json_t *r = w->dag ? dag_loop_report(w->dag) : NULL;
+    const char *id = json_string_value(json_object_get(r, "dag"));
+    const char *state = json_string_value(json_object_get(r, "state"));
+    uint64_t passes = (uint64_t)json_integer_value(json_object_get(r, "executions"));
+    if (!id || !state) {
+        json_decref(r);
+        return NULL;
+    }
+    if (strcmp(id, a->dag_seen) != 0 || passes != a->dag_passes || state[0] != a->dag_state) {
+        *changed = true;
+        snprintf(a->dag_seen, sizeof a->dag_seen, "%s", id);
+        a->dag_passes = passes;
+        a->dag_state = state[0];
+        a->dag_active_at = prism_now_ms();
+    }
+    json_object_set_new(r, "active_at", json_integer(a->dag_active_at));
+    return r;
+}
+
+/* Publishes the actor's calls report (taken - done pending, done), with its
+ * DAG loop's `dag` (taken) when not NULL. */
+static void publish_calls(worker_rt *w, uint64_t taken, uint64_t done, json_t *dag)
+{
+    actor_host *a = w->actor;
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "actor_id", a->id, "worker_id",
+                            w->cfg->worker_id, "node_id", w->cfg->node_id ? w->cfg->node_id : "",
+                            "lease_id", a->lease ? a->lease : "", "pending",
+                            (json_int_t)(taken - done), "done", (json_int_t)done);
+    if (msg && dag)
+        json_object_set_new(msg, "dag", dag);
+    else
+        json_decref(dag);
+    prism_bus_publish_json(w->bus, PRISM_SUBJECT_EVENT_ACTOR_CALLS, msg);
+    json_decref(msg);
+}
+
 /* An actor's worker tells the GCS how many calls it holds (twice a second at
  * most, when that changed, else every 5 s): GET /api/v1/actors shows them,
- * and a GCS that finds it hosts an actor it did not place there kills it. */
+ * and a GCS that finds it hosts an actor it did not place there kills it.
+ * With its compiled DAG's loop, if any: the DAG's listing shows its health
+ * and the latency of its inputs (a start or stop in progress holds the lock
+ * for seconds: then without it this time). */
 static void report_calls(worker_rt *w)
 {
     actor_host *a = w->actor;
@@ -1665,17 +1728,21 @@ static void report_calls(worker_rt *w)
     uint64_t done = __atomic_load_n(&a->done, __ATOMIC_RELAXED);
     int64_t now = prism_mono_ms();
     bool changed = taken != a->reported_taken || done != a->reported_done;
-    if (now - a->reported_ms < (changed ? 500 : 5000))
+    if (now - a->reported_ms < 500)
         return;
+    json_t *dag = NULL;
+    if (pthread_mutex_trylock(&w->dag_lock) == 0) {
+        dag = dag_report_locked(w, &changed);
+        pthread_mutex_unlock(&w->dag_lock);
+    }
+    if (now - a->reported_ms < (changed ? 500 : 5000)) {
+        json_decref(dag);
+        return;
+    }
     a->reported_taken = taken;
     a->reported_done = done;
     a->reported_ms = now;
-    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "actor_id", a->id, "worker_id",
-                            w->cfg->worker_id, "node_id", w->cfg->node_id ? w->cfg->node_id : "",
-                            "lease_id", a->lease ? a->lease : "", "pending",
-                            (json_int_t)(taken - done), "done", (json_int_t)done);
-    prism_bus_publish_json(w->bus, PRISM_SUBJECT_EVENT_ACTOR_CALLS, msg);
-    json_decref(msg);
+    publish_calls(w, taken, done, dag);
 }
 
 int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)

@@ -528,15 +528,55 @@ static int listed(long long n, int rounds)
     return 0;
 }
 
-/* nodes NODE_A NODE_B N INFLIGHT: a chain of 4 Counters on B, A, B, B (the
- * driver runs on A: PRISM_NODE_ID), so that the input, every hop and the
- * output cross nodes or stay on B over TCP; N executions with INFLIGHT in
- * flight, every result checked. Pauses when the actors are up, when the DAG
- * is compiled and once it is torn down (the test looks at the sockets). */
-static int across_nodes(const char *a, const char *b, long long n, int inflight)
+/* input -> actor 0 -> actors 1..k-1 (each reads actor 0's one channel); a
+ * multi-output node gathers them. */
+static prism_dag_compiled *compile_spread(int k, int inflight)
 {
-    const char *where[4] = {b, a, b, b};
-    for (int i = 0; i < 4; i++) {
+    prism_dag *g;
+    prism_dag_node *n, *parts[MAX_ACTORS], *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &n) == PRISM_OK, "graph");
+    CHECK(prism_dag_bind(g, actors[0], "add", &n, 1, &n) == PRISM_OK, "bind");
+    for (int i = 1; i < k; i++)
+        CHECK(prism_dag_bind(g, actors[i], "add", &n, 1, &parts[i - 1]) == PRISM_OK, "bind");
+    CHECK(prism_dag_multi_output(g, parts, (size_t)k - 1, &all) == PRISM_OK, "multi_output");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = inflight;
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    return d;
+}
+
+/* Execution x of compile_spread: actor i (i >= 1) gave x + 1 + (i + 1). */
+static void check_spread(prism_dag_future *f, long long x, int k)
+{
+    prism_value *out;
+    CHECK(prism_dag_get(f, 60000, &out) == PRISM_OK, "get %lld", x);
+    CHECK(prism_value_list_size(out) == (size_t)k - 1, "a list of %d", k - 1);
+    for (int i = 1; i < k; i++)
+        CHECK(number(prism_value_list_get(out, (size_t)i - 1)) == x + 1 + (i + 1),
+              "item %d of %lld", i, x);
+    prism_value_free(out);
+}
+
+/* nodes NODE_A NODE_B N INFLIGHT [WHERE [spread]]: a chain of Counters, one per
+ * letter of WHERE (default BABB: node B, A, B, B; the driver runs on A:
+ * PRISM_NODE_ID), so that the input and the output cross nodes, and a hop
+ * between two actors of B is a shared-memory ring made on B; N executions
+ * with INFLIGHT in flight, every result checked (with `spread`, the graph
+ * is compile_spread's instead of a chain). Pauses when the actors are
+ * up, when the DAG is compiled, when the executions are done (the test looks
+ * at the listing) and once it is torn down (the test looks at the sockets,
+ * fds and threads). */
+static int across_nodes(const char *a, const char *b, long long n, int inflight, const char *at,
+                        bool spread)
+{
+    int k = (int)strlen(at);
+    CHECK(k >= 2 && k <= 4 && strspn(at, "AB") == (size_t)k, "WHERE is 2-4 letters A or B");
+    const char *where[4];
+    for (int i = 0; i < k; i++)
+        where[i] = at[i] == 'A' ? a : b;
+    for (int i = 0; i < k; i++) {
         char start[32];
         snprintf(start, sizeof start, "%d", i + 1);
         prism_value *arg = prism_value_json(start);
@@ -552,21 +592,73 @@ static int across_nodes(const char *a, const char *b, long long n, int inflight)
         printf("pid %lld\n", pid);
     }
     pause_for_test("ready");
-    prism_dag_compiled *d = compile_chain(4, inflight);
+    prism_dag_compiled *d = spread ? compile_spread(k, inflight) : compile_chain(k, inflight);
     pause_for_test("compiled");
     prism_dag_future **fs = calloc((size_t)inflight, sizeof *fs);
     for (long long x = 0; x < n + inflight; x++) {
-        if (x >= inflight)
-            check_result(fs[x % inflight], x - inflight, 4, 1, false);
+        if (x >= inflight && spread)
+            check_spread(fs[x % inflight], x - inflight, k);
+        else if (x >= inflight)
+            check_result(fs[x % inflight], x - inflight, k, 1, false);
         if (x < n)
             fs[x % inflight] = execute(d, x);
     }
     free(fs);
+    pause_for_test("executed");
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     long long got;
     CHECK(call(actors[1], "add", "1", &got) == PRISM_OK, "an ordinary call after teardown");
     pause_for_test("torn down");
     printf("nodes ok: %lld executions\n", n);
+    return 0;
+}
+
+/* serve: an actor's worker makes a channel for another reader of its node
+ * and serves it on "prism-dag-<ID>-0" to nonce SERVE_NONCE (as it does when
+ * a DAG's edge stays on a node that is not the driver's), while its start
+ * waits for a TCP input whose writer never comes. Prints "pid P" and
+ * "serving" (the test tries strangers, then the nonce), then checks the
+ * start failed and the actor takes ordinary calls. */
+#define SERVE_NONCE "00112233445566778899aabbccddeeff"
+static int serve_strangers(void)
+{
+    make_actors(1, 1);
+    long long pid;
+    CHECK(call(actors[0], "pid", NULL, &pid) == PRISM_OK && pid > 0, "pid");
+    printf("pid %lld\n", pid);
+    const char *id = "0123456789abcdef0123456789abcdee";
+    prism_value *arg =
+        prism_value_json("{\"dag\":\"0123456789abcdef0123456789abcdee\",\"in\":[[0,0]],"
+                         "\"timeout_ms\":8000}");
+    prism_value *got = NULL;
+    prism_ref *r;
+    CHECK(prism_actor_call(c, actors[0], "__prism_dag_listen", &arg, 1, 1, &r) == PRISM_OK &&
+              prism_get(c, r, 60000, &got) == PRISM_OK,
+          "listen");
+    prism_value_free(arg);
+    prism_value_free(got);
+    prism_ref_release(r);
+    char spec[2048];
+    snprintf(spec, sizeof spec,
+             "{\"dag\":\"%s\",\"socket\":\"prism-dag-%s\",\"nonce\":\"%s\",\"spin_us\":0,"
+             "\"chans\":[],\"nodes\":[{\"method\":\"add\",\"in\":[[0,0]],\"out\":[1]}],"
+             "\"make\":[[1,1]],\"serve\":{\"socket\":\"prism-dag-%s-0\",\"peers\":"
+             "[[\"%s\",[1]]]},\"fetch\":[],\"tcp_in\":[[0,0,\"%s\"]],\"tcp_out\":[],"
+             "\"nslots\":2,\"max_buf_size\":4096,\"timeout_ms\":8000}",
+             id, id, id, id, SERVE_NONCE, "fedcba9876543210fedcba9876543210");
+    arg = prism_value_json(spec);
+    CHECK(prism_actor_call(c, actors[0], "__prism_dag_start", &arg, 1, 1, &r) == PRISM_OK, "start");
+    prism_value_free(arg);
+    printf("serving\n");
+    fflush(stdout);
+    prism_status s = prism_get(c, r, 60000, &got);
+    CHECK(s == PRISM_ERR_TASK && strstr(prism_value_error_message(got), "with its secret"),
+          "the start took no proven writer");
+    prism_value_free(got);
+    prism_ref_release(r);
+    long long x;
+    CHECK(call(actors[0], "add", "1", &x) == PRISM_OK, "an ordinary call after");
+    printf("serve ok\n");
     return 0;
 }
 
@@ -630,7 +722,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | nodes A B N INFLIGHT | rogue\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | nodes A B N INFLIGHT [WHERE [spread]] | serve | rogue\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -651,8 +743,11 @@ int main(int argc, char **argv)
         rc = large(atoll(argv[2]), (size_t)atoll(argv[3]));
     else if (!strcmp(argv[1], "rendezvous") && argc == 3)
         rc = rendezvous(atoll(argv[2]));
-    else if (!strcmp(argv[1], "nodes") && argc == 6)
-        rc = across_nodes(argv[2], argv[3], atoll(argv[4]), atoi(argv[5]));
+    else if (!strcmp(argv[1], "nodes") && argc >= 6 && argc <= 8)
+        rc = across_nodes(argv[2], argv[3], atoll(argv[4]), atoi(argv[5]),
+                          argc >= 7 ? argv[6] : "BABB", argc == 8 && !strcmp(argv[7], "spread"));
+    else if (!strcmp(argv[1], "serve"))
+        rc = serve_strangers();
     else if (!strcmp(argv[1], "rogue"))
         rc = rogue();
     else if (!strcmp(argv[1], "orphan") || !strcmp(argv[1], "orphan-after"))

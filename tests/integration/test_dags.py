@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 from harness import BIN, run, skip, wait_until
 
@@ -71,7 +72,8 @@ def test_several_returns(c):
 
 def test_actor_killed(c):
     """SIGKILL to the middle actor: executions fail with PRISM_ERR_ACTOR_DIED,
-    and the listing shows the DAG BROKEN."""
+    and the listing shows the DAG BROKEN, and the loop of the actor after the
+    dead one ENDED with its error."""
     if not os.access(PROBE, os.X_OK):
         skip("dag_probe is not built")
     before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
@@ -85,6 +87,14 @@ def test_actor_killed(c):
                     if d["id"] not in before]
 
         wait_until(lambda: states() == ["BROKEN"], timeout=10, what="the DAG BROKEN")
+
+        def loops():
+            return [d["loops"] for d in c.get("/api/v1/dags").json()["dags"]
+                    if d["id"] not in before][0]
+
+        wait_until(lambda: loops()[2]["state"] == "ENDED", timeout=10,
+                   what="the last actor's loop ENDED")
+        assert "died" in loops()[2]["error"] and loops()[0]["error"] is None, loops()
         p.stdin.write("go\n")
         p.stdin.flush()
         out += p.stdout.read()
@@ -147,11 +157,24 @@ def test_listed(c):
         for h in hops:
             assert h["count"] == 7 and sum(h["buckets"]) == 7 and len(h["buckets"]) == 15, d
             assert h["mean_us"] > 0, d
+        # each actor's loop, as its worker reports it: running, its 50
+        # passes, and when it last moved
+
+        def loops():
+            return c.get("/api/v1/dags/" + d["id"]).json()["loops"]
+
+        wait_until(lambda: [(l["state"], l["executions"]) for l in loops()] ==
+                   [("RUNNING", 50)] * 2, timeout=10, what="both loops RUNNING, 50 executions")
+        now = time.time() * 1000
+        for l in loops():
+            assert l["error"] is None and now - 60000 < l["active_at"] <= now + 5000, l
+        assert [l["actor_id"] for l in loops()] == actors, loops()
         p.stdin.write("go\n")
         p.stdin.flush()
         assert p.stdout.readline().strip() == "torn down", "the teardown failed"
         wait_until(lambda: c.get("/api/v1/dags/" + d["id"]).json()["state"] == "TORN_DOWN",
                    timeout=10, what="the DAG TORN_DOWN")
+        assert [l["state"] for l in loops()] == ["STOPPED"] * 2, loops()
         p.stdin.write("go\n")
         p.stdin.flush()
         assert p.wait(timeout=60) == 0
@@ -174,6 +197,11 @@ def test_listed(c):
     assert "   0 -> 1" in shown.stdout and "   2 -> driver" in shown.stdout, shown.stdout
     assert shown.stdout.count("          7 timed") == 3, shown.stdout
     assert "TORN_DOWN, 50 executions" in shown.stdout, shown.stdout
+    assert len([l for l in shown.stdout.splitlines() if "STOPPED" in l and
+                " 50 executions  last active" in l]) == 2, shown.stdout
+    assert [r for r in subprocess.run([cli, "dag", "list"], env=env, capture_output=True,
+                                      text=True, timeout=60).stdout.splitlines()
+            if r.startswith(d["id"])][0].split()[4] == "0/2", "the list's LOOPS column"
     missing = subprocess.run([cli, "dag", "get", "0123456789abcdef"], env=env,
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "no DAG" in missing.stderr, missing.stderr
@@ -275,6 +303,41 @@ def test_rendezvous_refuses_strangers(c):
             p.kill()
             p.wait()
 
+
+def test_peer_rendezvous_refuses_strangers(c):
+    """The socket on which an actor's worker hands out the channels it made
+    (edges between two actors of a node that is not the driver's) gives
+    nothing to a peer without the reader's nonce: no nonce, a short one, a
+    wrong one, another uid. The reader's nonce then gets its one fd, once;
+    the socket is abstract and gone once the start ended."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    p = subprocess.Popen([PROBE, "serve"], env=probe_env(c), stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(read_until(p, "serving").split("pid ")[1].split()[0])
+        def dag_sockets():
+            return [n for n in rendezvous_sockets(pid) if n.startswith("@prism-dag-")]
+
+        wait_until(dag_sockets, timeout=10, what="the worker's rendezvous socket")
+        names = dag_sockets()
+        assert names == ["@prism-dag-0123456789abcdef0123456789abcdee-0"], names
+        tries = [(b"", None), (b"0123456789abcdef", None), (b"0" * 32, None),
+                 (b"00112233445566778899aabbccddeefe", None), (os.urandom(64), None)]
+        if os.getuid() == 0:
+            tries.append((b"00112233445566778899aabbccddeeff", 65534))
+        for t, g in zip(tries, strangers(names[0], tries)):
+            assert g == {"closed": True, "fds": 0, "data": 0}, (t, g)
+        right = [(b"00112233445566778899aabbccddeeff", None)]
+        got = strangers(names[0], right)
+        assert got == [{"closed": True, "fds": 1, "data": 1}], got  # a byte carries the fd
+        wait_until(lambda: dag_sockets() == [], timeout=10,
+                   what="the socket gone once its one reader was served")
+        out = p.stdout.read()
+        assert p.wait(timeout=60) == 0 and "serve ok" in out, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def store_stats(c):
@@ -396,7 +459,9 @@ def listeners(pid):
 
 def test_across_nodes(c):
     """A chain of 4 actors on two nodes (B, A, B, B; the driver on A): the
-    input, every hop and the output are TCP edges, right results for many
+    input, every hop across the nodes and the output are TCP edges, the hop
+    between the two actors of B a shared-memory ring made on B, right
+    results for many
     executions with 16 in flight. The DAG's listeners are gone once its
     edges are connected, and teardown leaves the workers no socket more than
     before the compile."""
@@ -431,7 +496,21 @@ def test_across_nodes(c):
         wait_until(listed, timeout=10, what="the DAG listed")
         mine = listed()
         assert len(mine) == 1, mine
-        assert [e["kind"] for e in mine[0]["edges"]] == ["tcp"] * 4, mine[0]["edges"]
+        assert [e["kind"] for e in mine[0]["edges"]] == ["tcp"] * 3 + ["shm"], mine[0]["edges"]
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        read_until(p, "executed")
+        def hops_counted():
+            d = c.get("/api/v1/dags/" + mine[0]["id"]).json()
+            return ([e["latency"]["count"] for e in d["edges"]] +
+                    [h["count"] for h in d["output_latency"]] +
+                    [(l["state"], l["executions"]) for l in d["loops"]])
+        # every hop's latency, the TCP edges' and the rings' of node 2 too
+        # (counted by their readers' workers), and every actor's loop
+        timed = (n + 7) // 8
+        want = [timed] * (4 + 1) + [("RUNNING", n)] * 4
+        wait_until(lambda: hops_counted() == want, timeout=10,
+                   what="every hop's latency and every loop in the listing")
         p.stdin.write("go\n")
         p.stdin.flush()
         read_until(p, "torn down")
@@ -522,5 +601,6 @@ def test_edge_refuses_strangers(c):
 if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
-         test_rendezvous_refuses_strangers, test_large_values, test_listed_after_gcs_restart,
+         test_rendezvous_refuses_strangers, test_peer_rendezvous_refuses_strangers,
+         test_large_values, test_listed_after_gcs_restart,
          test_edge_refuses_strangers, test_across_nodes, test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))

@@ -726,6 +726,14 @@ static void test_sock_round_trips(void **state)
         ok++;
     }
     assert_int_equal(ok, rounds);
+    /* One value in 8 was stamped (the 1st, the 9th, ...) and timed. */
+    prism_chan_hist h;
+    prism_chan_reader_get_hist(r, &h);
+    uint64_t timed = 0;
+    for (int i = 0; i < PRISM_CHAN_HIST_BUCKETS; i++)
+        timed += h.count[i];
+    assert_int_equal(timed, (rounds + PRISM_CHAN_HIST_EVERY - 1) / PRISM_CHAN_HIST_EVERY);
+    assert_true(h.sum_ns > 0);
     uint8_t big[64];
     assert_int_equal(prism_chan_write(w, big, (size_t)max + 1, 0), PRISM_CHAN_TOO_LARGE);
     assert_int_equal(prism_chan_writer_close(w, LONG_MS), PRISM_CHAN_OK);
@@ -745,6 +753,7 @@ static void test_sock_round_trips(void **state)
 
     prism_chan_writer *bad;
     assert_int_equal(prism_chan_writer_open_socket(&bad, 0, 0xffffffffu, NULL), PRISM_CHAN_INVALID);
+    assert_int_equal(prism_chan_writer_open_socket(&bad, 0, 0x80000000u, NULL), PRISM_CHAN_INVALID);
     assert_int_equal(prism_chan_writer_open_socket(&bad, -1, 64, NULL), PRISM_CHAN_INVALID);
 }
 
@@ -795,6 +804,27 @@ static void test_sock_partial_reads(void **state)
     assert_int_equal(prism_chan_begin_read(r, &p, &n, LONG_MS), PRISM_CHAN_OK);
     assert_true(check_value(p, n, 1));
     prism_chan_end_read(r);
+
+    /* A stamped frame (top bit of the length): the bytes after the stamp,
+     * and its age counted in the reader's histogram (5 ms: 4096-8192 µs). */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t stamp = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec - 5000000u;
+    uint8_t stamped[4 + 8 + 24];
+    size_t sl = make_value(stamped + 12, 4, 24 - sizeof(head));
+    stamped[0] = (uint8_t)sl;
+    stamped[1] = stamped[2] = 0;
+    stamped[3] = 0x80;
+    for (int i = 0; i < 8; i++)
+        stamped[4 + i] = (uint8_t)(stamp >> (8 * i));
+    raw_write(sv[0], stamped, 12 + sl);
+    assert_int_equal(prism_chan_begin_read(r, &p, &n, LONG_MS), PRISM_CHAN_OK);
+    assert_true(check_value(p, n, 4));
+    prism_chan_end_read(r);
+    prism_chan_hist h;
+    prism_chan_reader_get_hist(r, &h);
+    assert_int_equal(h.count[13], 1);
+    assert_true(h.sum_ns >= 5000000u);
 
     /* A frame longer than the reader takes breaks the channel for good. */
     uint8_t huge[4] = {0x01, 0x04, 0, 0}; /* 1025 */

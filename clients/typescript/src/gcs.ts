@@ -1427,7 +1427,7 @@ export interface components {
                 from: number;
                 to: number;
                 /**
-                 * @description shm: a shared-memory ring (writer and readers on the driver's node); tcp: one authenticated TCP connection (across nodes; no latency counters)
+                 * @description shm: a shared-memory ring (writer and readers on one node); tcp: one authenticated TCP connection per reader (across nodes)
                  * @enum {string}
                  */
                 kind: "shm" | "tcp";
@@ -1439,12 +1439,40 @@ export interface components {
             outputs: number[];
             /** @description the hop from each output node to the driver, in the order of `outputs` */
             output_latency?: components["schemas"]["DagHopLatency"][];
+            /** @description each actor's loop, in the order of its first node, as its worker reports it */
+            loops?: components["schemas"]["DagLoop"][];
+        };
+        /**
+         * @description The health of one actor's loop in a compiled DAG, from the reports its
+         *     worker sends the GCS (with its calls, twice a second at most while the
+         *     loop moves, else every 5 s).
+         */
+        DagLoop: {
+            actor_id: string;
+            /**
+             * @description UNKNOWN: no report from its worker yet; LISTENING: compile has not
+             *     started it yet; RUNNING: its thread runs; ENDED: its thread ended by
+             *     itself (the input closed, or a peer died: see `error`); STOPPED:
+             *     the DAG was torn down.
+             * @enum {string}
+             */
+            state: "UNKNOWN" | "LISTENING" | "RUNNING" | "ENDED" | "STOPPED";
+            /** @description passes of the loop over the actor's nodes */
+            executions: number;
+            /** @description ms since the epoch when its worker last saw it move (to about a second); null before its first report */
+            active_at: number | null;
+            /** @description why the loop ended */
+            error: string | null;
         };
         /**
          * @description How long the values of a hop waited between their writer's publish and
          *     their reader's read (queueing included), counted by the channel's
-         *     reader in the channel itself and reported by the driver at most once
-         *     a second. One value in 8 is timed (the 1st, the 9th, ...).
+         *     reader and reported by the driver (the rings it made, and its own
+         *     reads) at most once a second, or by the reading actor's worker (TCP
+         *     edges, and rings made on another node) with its loop's health. One
+         *     value in 8 is timed (the 1st, the 9th, ...); on a TCP edge the writer
+         *     stamps it with its wall clock, so across hosts the figure includes
+         *     their clocks' offset.
          *     `buckets[0]` counts latencies under 1 µs, `buckets[i]` (1-13) those
          *     from 2^(i-1) to 2^i µs, `buckets[14]` 8192 µs or more.
          */
