@@ -143,6 +143,20 @@ static void add_dependencies(prism_client *c, task_spec *t)
     }
 }
 
+/* Queues `t` once its arguments are ready, making those lost with their
+ * node again first; it fails when one cannot be. Lock held. */
+static void queue_when_ready(prism_client *c, task_spec *t, bool front)
+{
+    t->in_flight = true; /* a lineage task waiting here is not run twice */
+    add_dependencies(c, t);
+    if (t->deps_pending > 0)
+        return; /* queued by the last argument that settles */
+    if (t->dep_failed)
+        prism__task_release(c, t);
+    else
+        prism__pool_enqueue(c, t, front);
+}
+
 /* `t` sits in the waiter list of each pending argument, counted by
  * deps_pending: it is queued (or, when an argument failed, freed) only when
  * the last of those lists lets go of it. */
@@ -442,13 +456,7 @@ static bool arguments_lost(prism_client *c, task_spec *t, const char *why)
             !strcmp(e->node_id, node))
             e->lost = true;
     }
-    add_dependencies(c, t);
-    if (t->deps_pending > 0)
-        return true; /* pushed again once its arguments are made again */
-    if (t->dep_failed)
-        prism__task_release(c, t);
-    else
-        prism__pool_enqueue(c, t, true);
+    queue_when_ready(c, t, true);
     return true;
 }
 
@@ -542,7 +550,7 @@ bool prism__reconstruct(prism_client *c, obj_entry *e)
     if (t->attempts_left > 0)
         t->attempts_left--;
     c->tasks_retried++;
-    prism__pool_enqueue(c, t, false);
+    queue_when_ready(c, t, false); /* its own arguments may be lost too */
     return true;
 }
 
@@ -732,12 +740,6 @@ void prism__tasks_args_lost(prism_client *c)
     for (task_spec *t = taken, *next; t; t = next) {
         next = t->next;
         t->next = NULL;
-        add_dependencies(c, t);
-        if (t->deps_pending > 0)
-            continue; /* queued again once its arguments are made again */
-        if (t->dep_failed)
-            prism__task_release(c, t);
-        else
-            prism__pool_enqueue(c, t, false);
+        queue_when_ready(c, t, false);
     }
 }
