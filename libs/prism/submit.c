@@ -24,13 +24,14 @@ void prism__task_free(prism_client *c, task_spec *t)
 void prism__tasks_free_pending(prism_client *c)
 {
     /* Collected first, since freeing them drops references and so changes
-     * the table. */
+     * the table. A lineage task made again may wait for its own arguments:
+     * it goes once neither holds it. */
     task_spec *waiting = NULL;
     for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
         for (obj_entry *e = c->buckets[i]; e; e = e->next) {
             for (size_t k = 0; k < e->nwaiters; k++) {
                 task_spec *t = e->waiters[k];
-                if (--t->deps_pending == 0) {
+                if (--t->deps_pending == 0 && t->lineage_refs == 0) {
                     t->next = waiting;
                     waiting = t;
                 }
@@ -38,7 +39,7 @@ void prism__tasks_free_pending(prism_client *c)
             e->nwaiters = 0;
             task_spec *t = e->lineage;
             e->lineage = NULL;
-            if (t && --t->lineage_refs == 0) {
+            if (t && --t->lineage_refs == 0 && t->deps_pending == 0) {
                 t->next = waiting;
                 waiting = t;
             }
