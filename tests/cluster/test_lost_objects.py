@@ -38,7 +38,9 @@ def test_argument_lost_after_the_push(c):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline().strip()
-        assert line == "pushed", (line, p.stderr.read() if p.poll() is not None else "")
+        if line != "pushed":
+            p.wait(timeout=60)
+            raise AssertionError((line, p.stderr.read()[-3000:]))
         t0 = time.monotonic()
         c.kill_node("node-2")
         # the sum's worker reads its argument once the 4 s sleep ends: after this

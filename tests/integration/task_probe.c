@@ -418,7 +418,11 @@ static int lostpushed(prism_client *c, const char *a, const char *b)
         usleep(20000);
         prism_pending_reason(c, total, why, sizeof why);
     }
-    CHECK(strstr(why, "running"), "the sum was not pushed behind the sleeper: %s", why);
+    prism_value *early = NULL; /* what became of the sum, if it did not wait there */
+    prism_status es = strstr(why, "running") ? PRISM_OK : prism_get(c, total, 0, &early);
+    CHECK(strstr(why, "running"), "the sum was not pushed behind the sleeper (%s; the sum: %s %s)",
+          why, prism_status_text(es),
+          early && prism_value_error_message(early) ? prism_value_error_message(early) : "");
     CHECK(prism_wait(c, &sleeper, 1, 1, 0, &ready) == PRISM_ERR_TIMEOUT && !ready,
           "the sleeper ended too soon");
     printf("pushed\n");

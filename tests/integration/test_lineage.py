@@ -78,7 +78,9 @@ def test_argument_lost_with_its_node_after_the_push(c):
     p = start_probe(c, "lostpushed", nodes["node-2"], nodes["node-3"])
     try:
         line = p.stdout.readline().strip()
-        assert line == "pushed", (line, p.stderr.read() if p.poll() is not None else "")
+        if line != "pushed":
+            p.wait(timeout=60)
+            raise AssertionError((line, p.stderr.read()[-3000:]))
         t0 = time.monotonic()
         c.nodes["node-2"].kill()
         c.stores["node-2"].kill()
