@@ -6,10 +6,10 @@ and runs the task again, and the application sees the right result.
 
 - A task pushed to node-3's worker (waiting there behind a sleep) takes a
   result stored on node-2; node-2 is killed before the task reads it.
-- A seeded random_shuffle whose maps have stored some of their parts on
-  node-2: node-2 is killed while the last maps run, so that the reduces are
-  submitted before the node's death is known (the GCS's node timeout is 2 s)
-  and find those parts gone. The dataset finishes with the same rows, in the
+- A seeded random_shuffle: a node holding parts some maps stored is killed
+  while the last block is made, so that the reduces are submitted before
+  the node's death is known (the GCS's node timeout is 6 s here) and find
+  those parts gone. The dataset finishes with the same rows, in the
   same order, as a run without the kill."""
 import os
 import subprocess
@@ -40,7 +40,9 @@ def test_argument_lost_after_the_push(c):
         line = p.stdout.readline().strip()
         if line != "pushed":
             p.wait(timeout=60)
-            raise AssertionError((line, p.stderr.read()[-3000:]))
+            err = p.stderr.read()
+            raise AssertionError((line, [e for e in err.splitlines() if e.startswith("probe")]
+                                  or err[-3000:]))
         t0 = time.monotonic()
         c.kill_node("node-2")
         # the sum's worker reads its argument once the 4 s sleep ends: after this
@@ -53,33 +55,52 @@ def test_argument_lost_after_the_push(c):
             p.wait()
 
 
+def parts_on(c):
+    """{node name: stored objects of 100-400 KB (parts, not blocks)} of the
+    live nodes that are not making a block now (a free CPU)."""
+    alive = {n["node_id"]: n for n in c.node_list("ALIVE")}
+    out = {}
+    for o in c.get("/api/v1/objects?state=READY&limit=1000").json()["objects"]:
+        n = alive.get(o.get("node_id"))
+        if o["location"] == "store" and 100 << 10 < o["size"] < 400 << 10 and n and \
+                n["available"].get("CPU", 0) >= 1:
+            out[n["name"]] = out.get(n["name"], 0) + 1
+    return out
+
+
 def test_node_lost_mid_shuffle(c):
     # Parts of 20,000 int64 rows (160 KB): kept in the stores, not inline.
     n, blocks = 320000, 4
     c.start_dataservice(("--preview-rows", str(n)))
     pkg = upload_package(c)
     ops = [{"op": "range", "n": n, "override_num_blocks": blocks},
-           {"op": "map_batches", "fn": fn(pkg, "slow", ms=1500), "batch_size": None},
+           {"op": "map_batches", "fn": fn(pkg, "slow", ms=3000), "batch_size": None},
            {"op": "random_shuffle", "seed": 9}]
     want = [r["id"] for r in rows(c, post(c, {"ops": ops})["dataset_id"], n)]
     assert sorted(want) == list(range(n))
+    wait_until(lambda: not parts_on(c), what="the first run's parts gone from the object list")
     did = post(c, {"ops": ops})["dataset_id"]
 
     # Three nodes of one CPU: three blocks are made and mapped, the fourth
-    # is still being made when node-2 goes; the reduces start after it.
+    # is being made (3 s) when a node holding parts goes; the reduces start
+    # after it, before the GCS declares the node dead (6 s).
     def maps_done(d):
         return d["state"] not in ("PENDING", "RUNNING") or (
             d["state"] == "RUNNING" and d["stages"][1]["tasks_done"] >= blocks - 1)
 
     wait_until(lambda: maps_done(dataset(c, did)), timeout=60, interval=0.02,
                what="%d maps of the shuffle done" % (blocks - 1))
-    assert dataset(c, did)["state"] == "RUNNING", dataset(c, did)
-    c.kill_node("node-2")
+    holders = wait_until(lambda: parts_on(c), timeout=10, what="parts listed on an idle node")
+    victim = max(holders, key=holders.get)
+    d = dataset(c, did)
+    assert d["state"] == "RUNNING" and d["stages"][1]["tasks_done"] < blocks, d
+    c.kill_node(victim)
     got = [r["id"] for r in rows(c, did, n)]
     info = dataset(c, did)
     assert info["state"] == "FINISHED", info
     assert got == want, [(i, a, b) for i, (a, b) in enumerate(zip(got, want)) if a != b][:5]
-    print("  %d all-to-all tasks done" % info["stages"][1]["tasks_done"])
+    print("  %s killed holding %d parts; %d all-to-all tasks done" % (
+        victim, holders[victim], info["stages"][1]["tasks_done"]))
 
 
 test_node_lost_mid_shuffle.cluster = {"node_timeout_ms": 6000}

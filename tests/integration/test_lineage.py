@@ -80,7 +80,9 @@ def test_argument_lost_with_its_node_after_the_push(c):
         line = p.stdout.readline().strip()
         if line != "pushed":
             p.wait(timeout=60)
-            raise AssertionError((line, p.stderr.read()[-3000:]))
+            err = p.stderr.read()
+            raise AssertionError((line, [e for e in err.splitlines() if e.startswith("probe")]
+                                  or err[-3000:]))
         t0 = time.monotonic()
         c.nodes["node-2"].kill()
         c.stores["node-2"].kill()
