@@ -36,6 +36,7 @@ def vanished(c, how):
         t0 = time.monotonic()
         out, err = p.communicate("go\n", timeout=120)
         assert p.returncode == 0 and "lostarg ok: " in out, (out, err)
+        print("  " + out.strip().splitlines()[-1])
         return out, time.monotonic() - t0
     finally:
         if p.poll() is None:
