@@ -261,11 +261,8 @@ static bool on_get(prism_client *c, const prism_object_id *id, uint32_t wait_ms,
 {
     obj_entry *e = prism__obj_find(c, id);
     if (e && !e->owner && e->lost && !prism__reconstruct(c, e)) {
-        char msg[256];
-        snprintf(msg, sizeof msg,
-                 "it was stored on node %s, which died; objects made by put "
-                 "cannot be rebuilt",
-                 e->node_id ? e->node_id : "?");
+        char msg[512];
+        prism__lost_message(e, msg, sizeof msg);
         prism_buf_init(ans, 1u << 20);
         write_failed(ans, id, PRISM_ERR_OBJECT_LOST, msg);
         return true;

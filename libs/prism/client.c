@@ -75,6 +75,7 @@ static void clear_value(prism_client *c, obj_entry *e)
     free(e->store_url);
     e->inline_buf = NULL;
     e->node_id = e->store_socket = e->store_url = NULL;
+    e->lost = false;
     prism_object_id *held = e->contained;
     size_t n = e->ncontained;
     e->contained = NULL;
@@ -929,11 +930,11 @@ static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout
     prism_ref *temp = track(c, ref);
     obj_entry *lost = prism__obj_find(c, &ref->id);
     if (lost && !lost->owner && lost->lost && !prism__reconstruct(c, lost)) {
+        char msg[512];
+        prism__lost_message(lost, msg, sizeof msg);
         pthread_mutex_unlock(&c->lock);
-        return prism__fail(PRISM_ERR_OBJECT_LOST,
-                           "object %s was stored on node %s, which died; "
-                           "objects made by put cannot be rebuilt",
-                           ref->hex, lost->node_id);
+        prism_ref_release(temp);
+        return prism__fail(PRISM_ERR_OBJECT_LOST, "%s", msg);
     }
     bool fetch = needs_fetch(c, lost);
     pthread_mutex_unlock(&c->lock);

@@ -18,6 +18,10 @@
 #include "prism_wire_conn.h"
 
 #define PIPELINE_DEPTH 16 /* tasks in flight per leased worker */
+/* How many times one task runs again because its worker could not read an
+ * argument (made again from lineage meanwhile): such runs use none of its
+ * retries, so this bounds them. */
+#define LOST_ARGUMENT_TRIES 8
 /* An actor's calls have one connection and nothing to balance: a deep window
  * keeps its worker busy without a round trip per batch. */
 #define ACTOR_PIPELINE_DEPTH 256
@@ -80,9 +84,10 @@ struct task_spec {
     int attempts_left; /* -1: forever */
     bool retry_exceptions;
     int deps_pending;
-    bool dep_failed;  /* an argument failed: the returns failed already */
-    int lineage_refs; /* entries that keep this task as their lineage */
-    bool in_flight;   /* queued or running (a lineage task may run again) */
+    bool dep_failed;         /* an argument failed: the returns failed already */
+    int lost_argument_tries; /* runs again because a worker could not read an argument */
+    int lineage_refs;        /* entries that keep this task as their lineage */
+    bool in_flight;          /* queued or running (a lineage task may run again) */
     pool *pool;
     int64_t submitted_ms; /* monotonic, for waits */
     int64_t submitted_at; /* wall clock, for people */
@@ -349,8 +354,11 @@ void prism__task_worker_died(prism_client *c, task_spec *t, const char *why, boo
 /* A task is done with (finished, failed or never to run): freed unless some
  * entry keeps it as lineage. Lock held. */
 void prism__task_release(prism_client *c, task_spec *t);
-/* Runs the lineage of a lost object again. Returns false when it has none. Lock held. */
+/* Runs the lineage of a lost object again, using one of its task's
+ * retries. Returns false when it has none, or no retries are left. Lock held. */
 bool prism__reconstruct(prism_client *c, obj_entry *e);
+/* Why a lost object cannot be made again (prism__reconstruct said no). */
+void prism__lost_message(const obj_entry *e, char *msg, size_t n);
 /* Queued tasks with an argument lost with its node wait for it to be rebuilt
  * (or fail when it cannot be). Lock held. */
 void prism__tasks_args_lost(prism_client *c);

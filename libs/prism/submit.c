@@ -24,13 +24,14 @@ void prism__task_free(prism_client *c, task_spec *t)
 void prism__tasks_free_pending(prism_client *c)
 {
     /* Collected first, since freeing them drops references and so changes
-     * the table. */
+     * the table. A lineage task made again may wait for its own arguments:
+     * it goes once neither holds it. */
     task_spec *waiting = NULL;
     for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
         for (obj_entry *e = c->buckets[i]; e; e = e->next) {
             for (size_t k = 0; k < e->nwaiters; k++) {
                 task_spec *t = e->waiters[k];
-                if (--t->deps_pending == 0) {
+                if (--t->deps_pending == 0 && t->lineage_refs == 0) {
                     t->next = waiting;
                     waiting = t;
                 }
@@ -38,7 +39,7 @@ void prism__tasks_free_pending(prism_client *c)
             e->nwaiters = 0;
             task_spec *t = e->lineage;
             e->lineage = NULL;
-            if (t && --t->lineage_refs == 0) {
+            if (t && --t->lineage_refs == 0 && t->deps_pending == 0) {
                 t->next = waiting;
                 waiting = t;
             }
@@ -107,12 +108,8 @@ static void lost_argument(prism_client *c, task_spec *t, const obj_entry *e)
 {
     if (t->dep_failed)
         return;
-    char hex[PRISM_OBJECT_ID_HEX_LEN + 1], msg[512];
-    prism_object_id_to_hex(&e->id, hex);
-    snprintf(msg, sizeof msg,
-             "argument %s was stored on node %s, which died; objects made by put "
-             "cannot be rebuilt",
-             hex, e->node_id ? e->node_id : "?");
+    char msg[512];
+    prism__lost_message(e, msg, sizeof msg);
     t->dep_failed = true;
     prism__task_fail_returns(c, t, PRISM_ERR_OBJECT_LOST, msg);
 }
@@ -145,6 +142,20 @@ static void add_dependencies(prism_client *c, task_spec *t)
         e->waiters[e->nwaiters++] = t;
         t->deps_pending++;
     }
+}
+
+/* Queues `t` once its arguments are ready, making those lost with their
+ * node again first; it fails when one cannot be. Lock held. */
+static void queue_when_ready(prism_client *c, task_spec *t, bool front)
+{
+    t->in_flight = true; /* a lineage task waiting here is not run twice */
+    add_dependencies(c, t);
+    if (t->deps_pending > 0)
+        return; /* queued by the last argument that settles */
+    if (t->dep_failed)
+        prism__task_release(c, t);
+    else
+        prism__pool_enqueue(c, t, front);
 }
 
 /* `t` sits in the waiter list of each pending argument, counted by
@@ -391,20 +402,63 @@ static bool read_return(prism_client *c, prism_reader *r, obj_entry *e, const ch
 /* A DONE frame holds one slot per return; an application error may be retried. */
 /* Whether a DONE says the node failed rather than the task: the worker's
  * store went away while the result was stored (WORKER_DIED), or an argument
- * could not be read from the stores (OBJECT_LOST). `why` gets its message. */
-static bool node_failure(const uint8_t *p, size_t len, char *why, size_t n)
+ * could not be read from the stores (OBJECT_LOST); PRISM_OK when it does
+ * not. `why` gets its message. */
+static prism_status node_failure(const uint8_t *p, size_t len, char *why, size_t n)
 {
     prism_reader r = {p, len, 0, NULL, NULL, NULL};
     pr_u16(&r);
     if (pr_u8(&r) != SLOT_ERROR)
-        return false;
-    uint8_t status = pr_u8(&r);
+        return PRISM_OK;
+    prism_status status = (prism_status)pr_u8(&r);
     free(pr_str(&r));
     char *msg = pr_str(&r);
     bool yes = !r.failed && (status == PRISM_ERR_WORKER_DIED || status == PRISM_ERR_OBJECT_LOST);
     snprintf(why, n, "%s", msg ? msg : "");
     free(msg);
-    return yes;
+    return yes ? status : PRISM_OK;
+}
+
+/* The worker could not read a stored argument of `t`: its message names the
+ * object and the node it was told holds it. Each stored argument this
+ * process owns on that node is lost: made again from its lineage, and `t`
+ * waits for it as at submission, then runs again without using one of its
+ * retries (as in Ray), at most LOST_ARGUMENT_TRIES times. False when the
+ * message names no argument this process owns (a borrowed one: the task is
+ * retried as after a node failure). */
+static bool arguments_lost(prism_client *c, task_spec *t, const char *why)
+{
+    const obj_entry *named = NULL;
+    for (size_t i = 0; i < t->nargs && !named; i++) {
+        const prism_ref *r = prism_value_get_ref(t->args[i]);
+        obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL;
+        if (e && !e->owner && strstr(why, r->hex))
+            named = e;
+    }
+    if (!named)
+        return false;
+    if (++t->lost_argument_tries > LOST_ARGUMENT_TRIES) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "an argument was lost %d times; the last time: %s",
+                 LOST_ARGUMENT_TRIES, why);
+        prism__task_fail(c, t, PRISM_ERR_OBJECT_LOST, msg);
+        return true;
+    }
+    /* Where the worker looked (an argument made again meanwhile is elsewhere):
+     * what this process stored there is lost. */
+    const char *node = named->state == OBJ_READY && !named->inline_buf && named->node_id &&
+                               strstr(why, named->node_id)
+                           ? named->node_id
+                           : NULL;
+    for (size_t i = 0; node && i < t->nargs; i++) {
+        const prism_ref *r = prism_value_get_ref(t->args[i]);
+        obj_entry *e = r ? prism__obj_find(c, &r->id) : NULL;
+        if (e && !e->owner && e->state == OBJ_READY && !e->inline_buf && e->node_id &&
+            !strcmp(e->node_id, node))
+            e->lost = true;
+    }
+    queue_when_ready(c, t, true);
+    return true;
 }
 
 void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t len)
@@ -412,9 +466,13 @@ void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t le
     char name[256], why[512];
     prism__task_name(t, name, sizeof name);
     /* Tried again like a task whose worker died, while retries allow (actor
-     * calls are not: they keep their order); then the error stays. */
-    if (!t->pool->actor && t->attempts_left != 0 && !t->cancelled &&
-        node_failure(p, len, why, sizeof why)) {
+     * calls are not: they keep their order); then the error stays. A lost
+     * argument is made again first. */
+    prism_status failure = t->pool->actor || t->cancelled ? PRISM_OK
+                                                          : node_failure(p, len, why, sizeof why);
+    if (failure == PRISM_ERR_OBJECT_LOST && arguments_lost(c, t, why))
+        return;
+    if (failure != PRISM_OK && t->attempts_left != 0) {
         prism__task_worker_died(c, t, why, true);
         return;
     }
@@ -459,13 +517,26 @@ void prism__task_done(prism_client *c, task_spec *t, const uint8_t *p, size_t le
     prism__task_release(c, t);
 }
 
+void prism__lost_message(const obj_entry *e, char *msg, size_t n)
+{
+    char hex[PRISM_OBJECT_ID_HEX_LEN + 1];
+    prism_object_id_to_hex(&e->id, hex);
+    const char *why = prism_object_id_index(&e->id) >= PRISM_PUT_INDEX_BASE
+                          ? "it was made by put, which leaves no task to run again"
+                      : e->lineage ? "the task that made it has no retries left (max_retries)"
+                                   : "no task is kept to make it again (an actor call's result)";
+    bool node = e->node_id && *e->node_id;
+    snprintf(msg, n, "object %s%s%s%s is lost and cannot be made again: %s", hex,
+             node ? ", stored on node " : "", node ? e->node_id : "", node ? "," : "", why);
+}
+
 bool prism__reconstruct(prism_client *c, obj_entry *e)
 {
     task_spec *t = e->lineage;
-    if (!t)
+    /* Each run again uses one of the task's retries, as in Ray: a result
+     * that keeps getting lost is not made forever. */
+    if (!t || (!t->in_flight && t->attempts_left == 0))
         return false;
-    if (t->in_flight)
-        return true; /* already running again */
     for (int i = 0; i < t->num_returns; i++) {
         prism_object_id oid;
         prism_object_id_make(&oid, &t->id, (uint32_t)i);
@@ -475,10 +546,12 @@ bool prism__reconstruct(prism_client *c, obj_entry *e)
             r->state = OBJ_PENDING;
         }
     }
-    if (t->attempts_left == 0)
-        t->attempts_left = 1;
+    if (t->in_flight)
+        return true; /* already running again: its DONE sets every return */
+    if (t->attempts_left > 0)
+        t->attempts_left--;
     c->tasks_retried++;
-    prism__pool_enqueue(c, t, false);
+    queue_when_ready(c, t, false); /* its own arguments may be lost too */
     return true;
 }
 
@@ -668,12 +741,6 @@ void prism__tasks_args_lost(prism_client *c)
     for (task_spec *t = taken, *next; t; t = next) {
         next = t->next;
         t->next = NULL;
-        add_dependencies(c, t);
-        if (t->deps_pending > 0)
-            continue; /* queued again once its arguments are made again */
-        if (t->dep_failed)
-            prism__task_release(c, t);
-        else
-            prism__pool_enqueue(c, t, false);
+        queue_when_ready(c, t, false);
     }
 }

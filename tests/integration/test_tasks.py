@@ -227,28 +227,6 @@ def test_value_from_another_node_through_the_local_store(c):
     assert store_stats(c, "node-1")["transfer_in_bytes_total"] - before >= 400000
 
 
-def test_vanished_argument_is_object_lost(c):
-    """A stored value deleted from its store behind its owner's back: a task
-    taking it is retried (the node failed it, not the task) and then fails
-    with OBJECT_LOST and the worker's reason, not as a bad argument."""
-    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
-               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"))
-    env.pop("PRISM_HOME", None)
-    p = subprocess.Popen([PROBE, "lostarg"], env=env, stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = p.stdout.readline().split()
-        assert line[:1] == ["stored"], (line, p.stderr.read() if p.poll() is not None else "")
-        r = c.request("DELETE", "/api/v1/objects/" + line[1], base=c.store_addresses["node-1"])
-        assert r.status in (200, 204), r
-        out, err = p.communicate("go\n", timeout=120)
-        assert p.returncode == 0 and "lostarg ok: " in out, (out, err)
-        assert "object" in out, out
-    finally:
-        if p.poll() is None:
-            p.kill()
-
-
 def test_infeasible_task_waits_for_a_node(c):
     """A task asking for what no node has stays pending with a reason, then runs."""
     r = c.post("/api/v1/tasks", {"package": "builtin", "function": "add", "args": [1, 2],
@@ -585,7 +563,7 @@ if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_long_tasks_run_side_by_side, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
-         test_lost_object_is_rebuilt, test_vanished_argument_is_object_lost,
+         test_lost_object_is_rebuilt,
          test_value_from_another_node_through_the_local_store,
          test_infeasible_task_waits_for_a_node,
          test_200mib_argument_from_another_node, test_task_list, test_object_list,
