@@ -166,6 +166,17 @@ typedef struct prism_data_agg {
  * columns, then the `naggs` aggregations. */
 PRISM_API prism_status prism_data_groupby_aggregate(prism_dataset *ds, const char *const *key,
                                                     const prism_data_agg *aggs, size_t naggs);
+/* Other datasets joined to `ds` (docs/datasets.md#union-and-zip), each built
+ * with the functions above and left the caller's (its plan is copied; the
+ * options of `ds` hold for the whole). union: the rows of `ds`, then those
+ * of each of `others` (`n`, 1 to 64), in that order with preserve_order;
+ * they must share a schema. zip: the columns of `ds` and then of `other`,
+ * row by row (a name `ds` has already gets "_1", "_2", ...); both must have
+ * as many rows, else the dataset fails naming the operator. */
+PRISM_API prism_status prism_data_union(prism_dataset *ds, const prism_dataset *const *others,
+                                        size_t n);
+PRISM_API prism_status prism_data_zip(prism_dataset *ds, const prism_dataset *other);
+
 /* How the whole plan runs. */
 typedef struct prism_data_options {
     int64_t memory_budget_bytes;   /* bytes of blocks in flight at most, a consumer's

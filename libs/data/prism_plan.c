@@ -181,6 +181,68 @@ static int add_op(prism_plan *p, plan_ctx *c, json_t *op)
     return 0;
 }
 
+int plan_dataset_parse(plan_ctx *c, const char *path, json_t *v, json_t **full, json_t **min)
+{
+    json_t *ops = json_object_get(v, "ops");
+    if (!json_is_object(v) || json_object_size(v) != 1 || !json_is_array(ops) ||
+        json_array_size(ops) == 0)
+        return plan_fail(c, PRISM_PLAN_INVALID, path,
+                         "\"%s\" must be a dataset: {\"ops\": [a read, then operators]}", path);
+    if (json_array_size(ops) > PRISM_PLAN_MAX_OPS)
+        return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s.ops\" holds %zu operators; at most %d",
+                         path, json_array_size(ops), PRISM_PLAN_MAX_OPS);
+    json_t *fops = json_array(), *mops = json_array();
+    prism_plan_error sub;
+    plan_ctx sc = ctx_for(&sub, "plan");
+    prism_plan_op_kind first = PRISM_OP_RANGE;
+    int rc = fops && mops ? 0 : plan_oom(c);
+    for (size_t i = 0; rc == 0 && i < json_array_size(ops); i++) {
+        prism_plan_op_kind k;
+        json_t *f, *m;
+        if (plan_op_parse(&sc, json_array_get(ops, i), i, first, &k, &f, &m) < 0) {
+            /* its own message, placed: ops[2] (union): other[0].ops[1] (map): ... */
+            char field[128];
+            snprintf(field, sizeof field, "%s.ops[%zu]%s%s", path, i, sub.field[0] ? "." : "",
+                     sub.field);
+            rc = sub.status == PRISM_PLAN_NO_MEMORY
+                     ? plan_oom(c)
+                     : plan_fail(c, sub.status, field, "%s.%s", path, sub.message);
+            break;
+        }
+        if (i == 0)
+            first = k;
+        if (json_array_append_new(fops, f) < 0 || json_array_append_new(mops, m) < 0) {
+            rc = plan_oom(c);
+            break;
+        }
+        const char *bad = prism_plan_op_is_write(k)                  ? "a write"
+                          : k == PRISM_OP_UNION || k == PRISM_OP_ZIP ? "union or zip"
+                                                                     : NULL;
+        char at[160];
+        snprintf(at, sizeof at, "%s.ops[%zu]", path, i);
+        if (bad)
+            rc = plan_fail(c, PRISM_PLAN_INVALID, at,
+                           "%s.ops[%zu] (%s): a dataset given to %s cannot hold %s (%s)", path, i,
+                           prism_plan_op_kind_name(k), c->op_name, bad,
+                           *bad == 'a' ? "write the result of the whole plan"
+                                       : "give every dataset to one union, or zip in turn");
+    }
+    json_t *jf = json_object(), *jm = json_object();
+    if (rc == 0 && (!jf || !jm || json_object_set(jf, "ops", fops) < 0 ||
+                    json_object_set(jm, "ops", mops) < 0))
+        rc = plan_oom(c);
+    json_decref(fops);
+    json_decref(mops);
+    if (rc != 0) {
+        json_decref(jf);
+        json_decref(jm);
+        return rc;
+    }
+    *full = jf;
+    *min = jm;
+    return 0;
+}
+
 prism_plan_status plan_append(prism_plan *p, json_t *op, prism_plan_error *err)
 {
     if (p->error.status != PRISM_PLAN_OK) {

@@ -317,7 +317,7 @@ static void a2a_randomize(executor *x, size_t i)
         st->out_rows += b.take >= 0 && b.take < b.rows ? b.take : b.rows;
         st->out_blocks++;
         st->out_bytes += b.bytes;
-        ex_deliver(x, i + 1, b);
+        ex_emit(x, i, b);
     }
     a->reducing = true;
     a->next_reduce = a->parts;
@@ -474,7 +474,7 @@ void a2a_complete(executor *x, size_t i, ex_task t, json_t *stats)
     a->have[t.seq] = true;
     while (a->next_deliver < a->parts && a->have[a->next_deliver]) {
         a->have[a->next_deliver] = false;
-        ex_deliver(x, i + 1, a->outs[a->next_deliver++]);
+        ex_emit(x, i, a->outs[a->next_deliver++]);
     }
 }
 
@@ -500,11 +500,11 @@ int a2a_setup(executor *x, size_t i)
      * blocks), unless repartition says. */
     int64_t parts = op == PRISM_OP_REPARTITION
                         ? json_integer_value(json_object_get(spec, "num_blocks"))
-                        : (int64_t)x->st[0].nsplits;
+                        : (int64_t)ex_upstream_splits(x, i);
     a->parts = parts > 0 ? (size_t)parts : 1;
     if (a->has_map && a->parts > PRISM_MAX_RETURNS - 1) { /* a map returns every part */
         ex_fail(x, "%s: %zu parts; a map task makes at most %d (fewer blocks)", st->name, a->parts,
-             PRISM_MAX_RETURNS - 1);
+                PRISM_MAX_RETURNS - 1);
         return -1;
     }
     json_t *seed = json_object_get(spec, "seed");

@@ -113,12 +113,14 @@ static void cut_stage(executor *x, size_t i)
     st->next_split = st->nsplits;
     if (st->a2a)
         a2a_release(x, st->a2a);
+    if (st->join)
+        join_release(x, st->join);
 }
 
 static void cut_upstream(executor *x, size_t i)
 {
     for (size_t j = 0; j < i; j++)
-        if (!x->st[j].cut)
+        if (!x->st[j].cut && ex_reaches(x, j, i))
             cut_stage(x, j);
 }
 
@@ -158,12 +160,12 @@ static void release_early(executor *x, ex_stage *st, bool all)
 }
 
 /* Hands an output block to stage `i` (the sink when i == n). */
-void ex_deliver(executor *x, size_t i, ex_block b)
+static void deliver(executor *x, size_t i, ex_block b)
 {
     ex_stage *st = &x->st[i];
     if (st->cut) {
         ex_drop_block(x, &b);
-    } else if (!x->preserve) {
+    } else if (!st->preserve) {
         enqueue(x, st, b);
     } else if (ex_fifo_push(&st->early, b) != 0) {
         ex_drop_block(x, &b);
@@ -171,6 +173,31 @@ void ex_deliver(executor *x, size_t i, ex_block b)
     } else {
         release_early(x, st, false);
     }
+}
+
+void ex_emit(executor *x, size_t i, ex_block b)
+{
+    size_t to = x->st[i].next;
+    if (x->st[to].kind == EX_JOIN && !x->st[to].cut)
+        join_take(x, to, i, b);
+    else
+        deliver(x, to, b);
+}
+
+bool ex_reaches(const executor *x, size_t j, size_t i)
+{
+    while (j < i)
+        j = x->st[j].next;
+    return j == i;
+}
+
+size_t ex_upstream_splits(const executor *x, size_t i)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < i; j++)
+        if (x->st[j].kind == EX_READ && ex_reaches(x, j, i))
+            n += x->st[j].nsplits;
+    return n;
 }
 
 /* ---------- launching ---------- */
@@ -221,7 +248,7 @@ static size_t bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost)
 static int64_t reserve(const executor *x, size_t i, int64_t out)
 {
     int64_t total = 0;
-    for (size_t j = i + 1; j < x->n; j++) {
+    for (size_t j = x->st[i].next; j < x->n; j = x->st[j].next) {
         if (x->st[j].kind != EX_MAP || x->st[j].cut)
             continue;
         out = estimate(&x->st[j], out);
@@ -353,13 +380,14 @@ static char *files_split(const ex_stage *st, size_t i)
 }
 
 /* The read's next split as JSON text. */
-static char *next_split(ex_stage *st, int64_t range_n)
+static char *next_split(ex_stage *st)
 {
     size_t i = st->next_split;
     if (st->items)
         return items_split(st, i);
     if (st->files)
         return files_split(st, i);
+    int64_t range_n = st->range_n;
     int64_t base = range_n / (int64_t)st->nsplits, rem = range_n % (int64_t)st->nsplits;
     int64_t start = (int64_t)i * base + ((int64_t)i < rem ? (int64_t)i : rem);
     int64_t end = start + base + ((int64_t)i < rem);
@@ -369,14 +397,14 @@ static char *next_split(ex_stage *st, int64_t range_n)
     return text;
 }
 
-static int launch_one(executor *x, size_t i, int64_t est, int64_t range_n)
+static int launch_one(executor *x, size_t i, int64_t est)
 {
     ex_stage *st = &x->st[i];
     ex_task t = {.est = est, .seq = st->next_out};
     prism_value *args[2 + 64] = {prism_value_json(st->program), NULL};
     size_t nargs = 2;
     if (st->kind == EX_READ) {
-        char *split = next_split(st, range_n);
+        char *split = next_split(st);
         args[1] = split ? prism_value_json(split) : NULL;
         free(split);
         st->next_split++;
@@ -447,7 +475,7 @@ static void run_limit(executor *x, size_t i)
         st->out_rows += rows;
         st->out_blocks++;
         st->out_bytes += b.bytes;
-        ex_deliver(x, i + 1, b);
+        ex_emit(x, i, b);
     }
     /* Enough: nothing upstream matters any more, nor what still comes here
      * (blocks waiting for their turn may wait for blocks that never come). */
@@ -457,7 +485,7 @@ static void run_limit(executor *x, size_t i)
     }
 }
 
-static void launch(executor *x, int64_t range_n)
+static void launch(executor *x)
 {
     for (size_t i = x->n; i-- > 0 && !x->error;) {
         ex_stage *st = &x->st[i];
@@ -469,9 +497,13 @@ static void launch(executor *x, int64_t range_n)
             a2a_step(x, i);
             continue;
         }
+        if (st->kind == EX_JOIN) {
+            join_step(x, i);
+            continue;
+        }
         int64_t est;
         while (!x->error && can_launch(x, i, &est))
-            if (launch_one(x, i, est, range_n) != 0)
+            if (launch_one(x, i, est) != 0)
                 return;
     }
 }
@@ -683,7 +715,7 @@ static void complete(executor *x, size_t i, size_t k)
         st->next_split = st->nsplits;
         cut_upstream(x, i);
     }
-    ex_deliver(x, i + 1, b);
+    ex_emit(x, i, b);
 }
 
 static void harvest(executor *x)
@@ -731,7 +763,9 @@ static void harvest(executor *x)
 static void close_finished(executor *x)
 {
     for (size_t i = 0; i < x->n; i++) {
-        ex_stage *st = &x->st[i], *next = &x->st[i + 1];
+        ex_stage *st = &x->st[i], *next = &x->st[st->next];
+        if (st->done)
+            continue;
         bool finished = st->cut || (st->closed && ex_fifo_len(&st->queue) == 0 &&
                                     ex_fifo_len(&st->early) == 0 && st->ntasks == 0 &&
                                     (st->kind != EX_READ || st->next_split >= st->nsplits));
@@ -739,7 +773,14 @@ static void close_finished(executor *x)
             finished = true;
         if (st->a2a && !st->cut && !a2a_finished(st))
             finished = false;
-        if (finished && !next->closed) {
+        if (st->join && !st->cut && !join_finished(st))
+            finished = false;
+        if (!finished)
+            continue;
+        st->done = true;
+        if (next->kind == EX_JOIN && !next->cut) {
+            join_input_done(x, st->next, i);
+        } else if (!next->closed) {
             next->closed = true;
             release_early(x, next, true); /* what was cut on the way never comes */
         }
@@ -884,7 +925,17 @@ static int setup_files(executor *x, ex_stage *st, prism_plan_op_kind kind, const
             }
         }
     if (!st->files) {
-        ex_fail(x, "%s: ops[0] (%s): %s", st->name, prism_plan_op_kind_name(kind), err);
+        /* a read of another dataset stands for its union or zip: ops[2] (union): ... */
+        const int *logical = NULL;
+        size_t nl = 0, at_stage = (size_t)(st - x->st);
+        prism_physical_plan_op(x->d->physical, at_stage, 0, NULL, &logical, &nl);
+        int at = nl ? logical[0] : 0;
+        prism_plan_op_kind op = prism_plan_op(x->d->plan, (size_t)at);
+        if (op == kind)
+            ex_fail(x, "%s: ops[%d] (%s): %s", st->name, at, prism_plan_op_kind_name(kind), err);
+        else
+            ex_fail(x, "%s: ops[%d] (%s): %s: %s", st->name, at, prism_plan_op_kind_name(op),
+                    prism_plan_op_kind_name(kind), err);
         return -1;
     }
     /* more blocks when they would pass the target size */
@@ -898,7 +949,7 @@ static int setup_files(executor *x, ex_stage *st, prism_plan_op_kind kind, const
     return 0;
 }
 
-static int setup(executor *x, int64_t *range_n)
+static int setup(executor *x)
 {
     ds_dataset *d = x->d;
     const dataservice *s = x->s;
@@ -911,9 +962,19 @@ static int setup(executor *x, int64_t *range_n)
     int64_t target = json_integer_value(json_object_get(opts, "target_max_block_size"));
     x->budget = d->budget;
     const json_t *stages = json_object_get(d->physical_json, "stages");
+    for (size_t i = 0; i <= x->n; i++) {
+        ex_stage *st = &x->st[i];
+        if (i < x->n)
+            prism_physical_plan_stage(d->physical, i, &st->info);
+        st->next = i < x->n ? st->info.next : x->n;
+        st->preserve = x->preserve;
+        /* a zip joins rows by their place: every stage before it keeps order */
+        for (size_t j = 0; i < x->n && st->info.kind == PRISM_STAGE_ZIP && j < i; j++)
+            if (ex_reaches(x, j, i))
+                x->st[j].preserve = true;
+    }
     for (size_t i = 0; i < x->n; i++) {
         ex_stage *st = &x->st[i];
-        prism_physical_plan_stage(d->physical, i, &st->info);
         st->name = st->info.name;
         st->kind = st->info.kind == PRISM_STAGE_READ    ? EX_READ
                    : st->info.kind == PRISM_STAGE_LIMIT ? EX_LIMIT
@@ -926,6 +987,12 @@ static int setup(executor *x, int64_t *range_n)
             continue;
         if (st->info.kind == PRISM_STAGE_ALL_TO_ALL) {
             if (a2a_setup(x, i) != 0)
+                return -1;
+            continue;
+        }
+        if (st->info.kind == PRISM_STAGE_UNION || st->info.kind == PRISM_STAGE_ZIP) {
+            st->kind = EX_JOIN;
+            if (join_setup(x, i) != 0)
                 return -1;
             continue;
         }
@@ -962,7 +1029,7 @@ static int setup(executor *x, int64_t *range_n)
             st->items = json_object_get(spec, "items");
             rows = (int64_t)json_array_size(st->items);
         } else {
-            rows = *range_n = json_integer_value(json_object_get(spec, "n"));
+            rows = st->range_n = json_integer_value(json_object_get(spec, "n"));
             /* int64 ids: more blocks when they would pass the target size */
             int64_t need = target >= 8 ? rows / (target / 8) + 1 : 1;
             if (!json_is_integer(over) && need > blocks)
@@ -1009,6 +1076,7 @@ static void teardown(executor *x)
         free(st->bounds);
         json_decref(st->files);
         a2a_free(st->a2a);
+        join_free(st->join);
         ds_pool_destroy(st->pool);
     }
     free(x->st);
@@ -1019,19 +1087,18 @@ void *ds_executor_main(void *arg)
 {
     ds_dataset *d = arg;
     executor x = {.s = d->svc, .d = d};
-    int64_t range_n = 0;
     x.c = ds_client(x.s);
     bool stopped = false;
     if (!x.c)
         ex_fail(&x, "cannot reach the cluster: %s", prism_last_error());
-    else if (setup(&x, &range_n) != 0)
+    else if (setup(&x) != 0)
         ex_fail(&x, "out of memory"); /* unless setup said why */
     while (!x.error && !stopped) {
         int64_t now = prism_mono_ms();
         for (size_t i = 0; i < x.n; i++)
             if (x.st[i].pool)
                 ds_pool_shrink(x.st[i].pool, now);
-        launch(&x, range_n);
+        launch(&x);
         consume(&x);
         close_finished(&x);
         if (all_done(&x))

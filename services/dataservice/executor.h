@@ -40,7 +40,7 @@ typedef struct ex_task {
     uint64_t seq;
 } ex_task;
 
-typedef enum ex_kind { EX_READ, EX_MAP, EX_LIMIT, EX_A2A, EX_SINK } ex_kind;
+typedef enum ex_kind { EX_READ, EX_MAP, EX_LIMIT, EX_A2A, EX_JOIN, EX_SINK } ex_kind;
 
 typedef struct ex_stage {
     ex_kind kind;
@@ -48,12 +48,15 @@ typedef struct ex_stage {
     const char *name;
     char *program;    /* the stage as the tasks get it (JSON) */
     char *resources;  /* custom resources (JSON), or NULL */
+    size_t next;      /* the stage its output goes to (n: the sink) */
+    bool preserve;    /* takes its input in order: preserve_order, or a zip after it */
     ex_fifo queue;    /* input ready to take, in order */
     ex_fifo early;    /* preserve_order: input that came before its turn */
     uint64_t next_in; /* preserve_order: the seq the queue takes next */
     int64_t queued_bytes;
     size_t nsplits, next_split; /* a read's splits */
     int64_t split_rows;         /* a range's rows per split (for the first estimate) */
+    int64_t range_n;            /* a range's rows */
     json_t *items;              /* from_items: every item (borrowed from the plan) */
     json_t *files;              /* a read of files: [{"path", "size"}...] (owned) */
     size_t *bounds;             /* files: split i is files [bounds[i], bounds[i + 1]) */
@@ -62,13 +65,15 @@ typedef struct ex_stage {
     uint64_t next_out;
     int64_t cap;    /* tasks in flight at most */
     bool closed;    /* no more input will come */
+    bool done;      /* every output made; the stage after it was told */
     bool cut;       /* a limit downstream has its rows: nothing more here matters */
     bool saturated; /* this stage made the rows of the limit after it */
     int64_t out_rows, out_blocks, out_bytes, done_tasks, sum_in, sum_out;
-    int64_t local_tasks; /* done on the node holding most of their input */
-    int64_t passed;      /* a limit's rows let through */
-    ds_pool *pool;       /* compute: actors */
-    struct ex_a2a *a2a;  /* an all-to-all stage's state (all_to_all.c) */
+    int64_t local_tasks;  /* done on the node holding most of their input */
+    int64_t passed;       /* a limit's rows let through */
+    ds_pool *pool;        /* compute: actors */
+    struct ex_a2a *a2a;   /* an all-to-all stage's state (all_to_all.c) */
+    struct ex_join *join; /* a union's or zip's (union_zip.c) */
 } ex_stage;
 
 typedef struct executor {
@@ -102,8 +107,12 @@ void ex_drop_block(executor *x, ex_block *b);
 void ex_drop_task(executor *x, ex_task *t);
 /* Adds a submitted task to the stage's list: 0, or -1 out of memory. */
 int ex_add_task(ex_stage *st, ex_task t);
-/* Hands an output block of a stage to stage `i` (the sink when i == n). */
-void ex_deliver(executor *x, size_t i, ex_block b);
+/* Stage `i` made block `b`: it goes to the stage after it (its `next`). */
+void ex_emit(executor *x, size_t i, ex_block b);
+/* Whether stage `j`'s output flows, through the stages after it, into `i`. */
+bool ex_reaches(const executor *x, size_t j, size_t i);
+/* The read splits of the reads whose output flows into stage `i`. */
+size_t ex_upstream_splits(const executor *x, size_t i);
 /* Tasks in flight over every stage. */
 int64_t ex_running_tasks(const executor *x);
 /* The bytes held as the budget sees them. */
@@ -127,5 +136,23 @@ int64_t a2a_parked(const struct ex_a2a *a);
 /* Drops every part, sample and waiting output (a cut, or the end). */
 void a2a_release(executor *x, struct ex_a2a *a);
 void a2a_free(struct ex_a2a *a);
+
+/* ---------- union_zip.c: a union or zip stage (stage kind EX_JOIN) ----------
+ * Its inputs are the stages whose `next` it is, in order (the first the
+ * plan's own chain). */
+
+/* Sets up stage `i`: 0, or -1 out of memory. */
+int join_setup(executor *x, size_t i);
+/* Input stage `from` of stage `i` made block `b`. */
+void join_take(executor *x, size_t i, size_t from, ex_block b);
+/* Input stage `from` of stage `i` has made every block it will. */
+void join_input_done(executor *x, size_t i, size_t from);
+/* Starts what may start: blocks on (union), tasks (zip). */
+void join_step(executor *x, size_t i);
+/* Whether the stage has made every output it will. */
+bool join_finished(const ex_stage *st);
+/* Drops every block it holds (a cut, or the end). */
+void join_release(executor *x, struct ex_join *j);
+void join_free(struct ex_join *j);
 
 #endif

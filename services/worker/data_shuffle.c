@@ -270,8 +270,8 @@ static const char *node_id(void)
 }
 
 /* The reduce's output (taken) and its stats. */
-static prism_status reduce_finish(prism_task_ctx *ctx, prism_block *b, prism_value **returns,
-                                  size_t nreturns)
+prism_status data_finish_block(prism_task_ctx *ctx, prism_block *b, prism_value **returns,
+                               size_t nreturns)
 {
     char stats[256];
     snprintf(stats, sizeof stats, "{\"rows\":%zu,\"bytes\":%zu,\"skipped\":0,\"node\":\"%.64s\"}",
@@ -841,5 +841,5 @@ prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args
         prism_block_destroy(res);
         return prism_task_fail(ctx, "%s", err);
     }
-    return reduce_finish(ctx, res, returns, nreturns);
+    return data_finish_block(ctx, res, returns, nreturns);
 }

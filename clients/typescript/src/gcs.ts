@@ -1517,9 +1517,11 @@ export interface components {
             /** @example ReadRange->MapBatches(cast) */
             name: string;
             /** @enum {string} */
-            kind: "read" | "map" | "limit" | "all_to_all";
+            kind: "read" | "map" | "limit" | "all_to_all" | "union" | "zip";
             /** @enum {string} */
-            operator: "TaskPoolMapOperator" | "ActorPoolMapOperator" | "LimitOperator" | "AllToAllOperator";
+            operator: "TaskPoolMapOperator" | "ActorPoolMapOperator" | "LimitOperator" | "AllToAllOperator" | "UnionOperator" | "ZipOperator";
+            /** @description the index of the stage its output goes to; null: the dataset's output (a union or zip stage has several inputs) */
+            next?: number | null;
             logical: number[];
             rows: number;
             blocks: number;
