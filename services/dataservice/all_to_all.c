@@ -23,7 +23,8 @@
 typedef struct ex_map {
     prism_ref **parts; /* nparts refs; a reduce's submission releases the ones it took */
     size_t nparts;
-    int64_t cost; /* bytes it keeps alive: its parts and the input their lineage pins */
+    int64_t cost;  /* bytes it keeps alive: its parts and the input their lineage pins */
+    int64_t bytes; /* of which its parts' own */
     int64_t rows, take;
     uint64_t seq; /* its input block's: the reduces take the maps in this order */
 } ex_map;
@@ -43,7 +44,8 @@ typedef struct ex_a2a {
                          * order (sorted ranges; a seeded shuffle the same each run) */
     bool *have;
     size_t next_deliver;
-    int64_t parked; /* of the executor's `held`: the maps' costs not yet taken by a reduce */
+    int64_t parked; /* of the executor's `held`: the maps' costs not yet taken by a reduce
+                     * (and sort's waiting blocks and samples): the stores' to spill */
     /* sort: every block is sampled as it comes (its keys at even steps) and
      * waits; once all are, the maps cut them at the same boundaries */
     bool sampled;        /* every block's sample is in: the maps may start */
@@ -92,10 +94,10 @@ static int a2a_add_map(ex_a2a *a, ex_map m)
     return 0;
 }
 
-/* Map `m`'s share of its cost that reduce `r` takes (the shares add up). */
-static int64_t a2a_share(const ex_a2a *a, const ex_map *m, size_t r)
+/* Reduce `r`'s share of `total` (a map's cost or bytes): the shares add up. */
+static int64_t a2a_share(const ex_a2a *a, int64_t total, size_t r)
 {
-    return (int64_t)((__int128)m->cost * (r + 1) / a->parts - (__int128)m->cost * r / a->parts);
+    return (int64_t)((__int128)total * (r + 1) / a->parts - (__int128)total * r / a->parts);
 }
 
 static int a2a_submit(executor *x, ex_stage *st, const char *fn, prism_value **args, size_t nargs,
@@ -130,7 +132,8 @@ static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
     st->queued_bytes -= b.bytes;
     /* Its randomness follows its block's place in the input, not when the
      * block came: a seeded run makes the same parts. */
-    ex_task t = {.est = est, .in_bytes = b.bytes, .in_cost = b.cost, .seq = b.seq};
+    ex_task t = {
+        .est = est, .in_bytes = b.bytes, .in_cost = b.cost, .spill = b.spill, .seq = b.seq};
     char task[128];
     snprintf(task, sizeof task, "{\"index\":%llu,\"take\":%lld,\"sample\":%s}",
              (unsigned long long)b.seq, (long long)b.take, sample ? "true" : "false");
@@ -148,18 +151,22 @@ static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
     }
     if (sample) { /* the block waits for the maps, its cost parked */
         t.sample = true;
-        t.in_cost = 0;
+        t.in_cost = t.spill = 0;
         a->parked += b.cost;
+        x->spill -= b.spill;
         if (ex_fifo_push(&a->waiting, b) != 0) {
             a->parked -= b.cost;
+            x->spill += b.spill;
             ex_drop_block(x, &b);
             free(args);
             ex_fail(x, "out of memory");
             return -1;
         }
     } else {
-        if (a->op == PRISM_OP_SORT) /* it waited parked: now the task's input */
+        if (a->op == PRISM_OP_SORT) { /* it waited parked: now the task's input */
             a->parked -= b.cost;
+            x->spill += b.spill;
+        }
         prism_ref_release(b.ref); /* the task holds its argument */
     }
     t.nparts = sample ? 1 : a->parts;
@@ -171,6 +178,7 @@ static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
         free(args);
         free(refs);
         x->held -= t.est + t.in_cost;
+        x->spill -= t.spill;
         ex_fail(x, "out of memory");
         return -1;
     }
@@ -179,6 +187,7 @@ static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
     if (rc != 0) {
         free(refs);
         x->held -= t.est + t.in_cost;
+        x->spill -= t.spill;
         return -1;
     }
     t.parts = refs;
@@ -243,21 +252,25 @@ static int a2a_launch_reduce(executor *x, ex_stage *st)
     free(text);
     for (size_t m = 0; m < a->nmaps; m++) {
         ex_map *mp = &a->maps[m];
-        int64_t share = a2a_share(a, mp, r);
+        int64_t share = a2a_share(a, mp->cost, r);
         t.in_cost += share;
         a->parked -= share;
         if (args && m >= first && m < first + count) {
             size_t k = mp->nparts == 1 ? 0 : r;
             args[2 + m - first] = prism_value_ref(mp->parts[k]);
-            t.in_bytes += share;
+            t.in_bytes += a2a_share(a, mp->bytes, r);
             if (mp->nparts > 1) { /* nobody else takes this part: the task holds it */
                 prism_ref_release(mp->parts[k]);
                 mp->parts[k] = NULL;
             }
         }
     }
+    /* its parts, and the inputs they pin, stay the stores' to spill */
+    t.spill = t.in_cost;
+    x->spill += t.spill;
     if (!args) {
         x->held -= t.in_cost;
+        x->spill -= t.spill;
         ex_fail(x, "out of memory");
         return -1;
     }
@@ -268,6 +281,7 @@ static int a2a_launch_reduce(executor *x, ex_stage *st)
     free(args);
     if (rc != 0) {
         x->held -= t.est + t.in_cost;
+        x->spill -= t.spill;
         return -1;
     }
     t.block = refs[0];
@@ -348,7 +362,12 @@ void a2a_step(executor *x, size_t i)
             ex_block b = ex_fifo_pop(&st->queue);
             st->queued_bytes -= b.bytes;
             prism_ref **one = malloc(sizeof *one);
-            ex_map m = {.parts = one, .nparts = 1, .cost = b.cost, .take = b.take, .seq = b.seq};
+            ex_map m = {.parts = one,
+                        .nparts = 1,
+                        .cost = b.cost,
+                        .bytes = b.bytes,
+                        .take = b.take,
+                        .seq = b.seq};
             m.rows = b.take >= 0 && b.take < b.rows ? b.take : b.rows;
             if (!one || a2a_add_map(a, m) != 0) {
                 free(one);
@@ -358,6 +377,7 @@ void a2a_step(executor *x, size_t i)
             }
             one[0] = b.ref;
             a->parked += b.cost;
+            x->spill -= b.spill;
         }
         a->reducing = true;
     } else {
@@ -372,6 +392,7 @@ void a2a_step(executor *x, size_t i)
                 st->queued_bytes += b.bytes;
                 if (ex_fifo_push(&st->queue, b) != 0) {
                     a->parked -= b.cost;
+                    x->spill += b.spill;
                     ex_drop_block(x, &b);
                     ex_fail(x, "out of memory");
                     return;
@@ -404,7 +425,10 @@ reduces:
     if (a->next_reduce == 0) /* the input's order, whatever order the maps ended in */
         qsort(a->maps, a->nmaps, sizeof *a->maps, map_order);
     while (!x->error && a->next_reduce < a->parts && (int64_t)st->ntasks < st->cap) {
-        if (ex_held_now(x) > x->budget && ex_running_tasks(x) > 0)
+        int64_t est = EX_STORE_OVERHEAD; /* the output: about its parts' bytes */
+        for (size_t m = 0; m < a->nmaps; m++)
+            est += a2a_share(a, a->maps[m].bytes, a->next_reduce);
+        if (ex_held_now(x) + est > x->budget && ex_running_tasks(x) > 0)
             break;
         if (a2a_launch_reduce(x, st) != 0)
             return;
@@ -416,6 +440,7 @@ void a2a_complete(executor *x, size_t i, ex_task t, json_t *stats)
     ex_stage *st = &x->st[i];
     ex_a2a *a = st->a2a;
     x->held -= t.est + t.in_cost;
+    x->spill -= t.spill;
     st->done_tasks++;
     if (t.sample) { /* sort: one more block's keys */
         int64_t cost = json_integer_value(json_array_get(json_object_get(stats, "bytes"), 0)) +
@@ -444,6 +469,7 @@ void a2a_complete(executor *x, size_t i, ex_task t, json_t *stats)
             .parts = t.parts, .nparts = t.nparts, .cost = t.in_cost, .take = -1, .seq = t.seq};
         json_t *bytes = json_object_get(stats, "bytes"), *rows = json_object_get(stats, "rows");
         for (size_t k = 0; k < t.nparts; k++) {
+            m.bytes += json_integer_value(json_array_get(bytes, k)) + EX_STORE_OVERHEAD;
             m.cost += json_integer_value(json_array_get(bytes, k)) + EX_STORE_OVERHEAD;
             m.rows += json_integer_value(json_array_get(rows, k));
         }
@@ -465,7 +491,9 @@ void a2a_complete(executor *x, size_t i, ex_task t, json_t *stats)
     b.bytes = json_integer_value(json_object_get(stats, "bytes"));
     bool stored = b.bytes + 64 > (int64_t)PRISM_INLINE_MAX;
     b.cost = b.bytes + (stored ? EX_STORE_OVERHEAD + t.in_cost : 0);
+    b.spill = stored ? t.spill : 0; /* the parts its lineage pins: the stores' to spill */
     x->held += b.cost;
+    x->spill += b.spill;
     st->out_rows += b.rows;
     st->out_blocks++;
     st->out_bytes += b.bytes;

@@ -76,6 +76,7 @@ void ex_fail(executor *x, const char *fmt, ...)
 void ex_drop_block(executor *x, ex_block *b)
 {
     x->held -= b->cost;
+    x->spill -= b->spill;
     prism_ref_release(b->ref);
     b->ref = NULL;
 }
@@ -91,6 +92,7 @@ void ex_drop_task(executor *x, ex_task *t)
     t->parts = NULL;
     t->nparts = 0;
     x->held -= t->est + t->in_cost;
+    x->spill -= t->spill;
 }
 
 /* Nothing more from stage `i` matters: its input, queue and tasks go. */
@@ -257,18 +259,14 @@ static int64_t reserve(const executor *x, size_t i, int64_t out)
     return total;
 }
 
-/* The bytes held, as the budget sees them: all-to-all parts waiting for
- * their reduces count up to half the budget; beyond that they are the
- * object stores' to spill, so that the stages before the all-to-all keep
- * streaming while its input is larger than the budget. */
 int64_t ex_held_now(const executor *x)
 {
-    int64_t parked = 0;
+    int64_t spill = x->spill;
     for (size_t i = 0; i < x->n; i++)
         if (x->st[i].a2a)
-            parked += a2a_parked(x->st[i].a2a);
-    int64_t counted = parked < x->budget / 2 ? parked : x->budget / 2;
-    return x->held - parked + counted + x->stream_cost;
+            spill += a2a_parked(x->st[i].a2a);
+    int64_t counted = spill < x->budget / 2 ? spill : x->budget / 2;
+    return x->held - spill + counted + x->stream_cost;
 }
 
 static bool can_launch(executor *x, size_t i, int64_t *est)
@@ -425,6 +423,7 @@ static int launch_one(executor *x, size_t i, int64_t est)
             st->queued_bytes -= b.bytes;
             t.in_bytes += b.bytes;
             t.in_cost += b.cost;
+            t.spill += b.spill;
         }
         char *text = json_dumps(take, JSON_COMPACT);
         json_decref(take);
@@ -437,12 +436,14 @@ static int launch_one(executor *x, size_t i, int64_t est)
             for (size_t k = 0; k < nargs; k++)
                 prism_value_free(args[k]);
             x->held -= t.est + t.in_cost;
+            x->spill -= t.spill;
             ex_fail(x, "out of memory");
             return -1;
         }
     }
     if (submit(x, st, args, nargs, &t) != 0) {
         x->held -= t.est + t.in_cost;
+        x->spill -= t.spill;
         return -1;
     }
     st->next_out++;
@@ -590,7 +591,8 @@ static void stream_out(executor *x, ex_block *b)
 {
     pthread_mutex_lock(&x->s->lock);
     ds_dataset *d = x->d;
-    ds_outblock o = {b->ref, 0, b->rows, b->bytes, 0, b->take, b->cost, 0, ""};
+    /* what its lineage pins of all-to-all parts stays the stores' to spill */
+    ds_outblock o = {b->ref, 0, b->rows, b->bytes, 0, b->take, b->cost - b->spill, 0, ""};
     snprintf(o.node, sizeof o.node, "%s", b->node);
     int rc = ds_stream_push(d, &o);
     if (rc == 0) {
@@ -605,6 +607,7 @@ static void stream_out(executor *x, ex_block *b)
         return;
     }
     x->held -= b->cost;
+    x->spill -= b->spill;
 }
 
 /* A materialized dataset's block is kept for its epochs, in the object
@@ -623,6 +626,7 @@ static void keep_out(executor *x, ex_block *b)
         return;
     }
     x->held -= b->cost;
+    x->spill -= b->spill;
 }
 
 static void consume(executor *x)
@@ -678,6 +682,7 @@ static void complete(executor *x, size_t i, size_t k)
         return;
     }
     x->held -= t.est + t.in_cost;
+    x->spill -= t.spill;
     if (x->error) {
         json_decref(stats);
         prism_ref_release(t.block);
@@ -698,7 +703,9 @@ static void complete(executor *x, size_t i, size_t k)
     /* A stored output keeps its task, and so the task's inputs, alive. */
     bool stored = b.bytes + 64 > (int64_t)PRISM_INLINE_MAX;
     b.cost = b.bytes + (stored ? EX_STORE_OVERHEAD + t.in_cost : 0);
+    b.spill = stored ? t.spill : 0;
     x->held += b.cost;
+    x->spill += b.spill;
     st->out_rows += b.rows;
     st->out_blocks++;
     st->out_bytes += b.bytes;
@@ -803,8 +810,9 @@ static bool publish(executor *x)
     ds_dataset *d = x->d;
     x->stream_cost = d->stream.cost;
     x->stream_waiting = d->stream.n - d->stream.head;
-    if (x->held + x->stream_cost > x->peak)
-        x->peak = x->held + x->stream_cost;
+    int64_t now = ex_held_now(x);
+    if (now > x->peak)
+        x->peak = now;
     for (size_t i = 0; i < x->n; i++) {
         ex_stage *st = &x->st[i];
         ds_stage_progress *was = &d->stages[i];
@@ -827,7 +835,7 @@ static bool publish(executor *x)
         ds_pool_counts(st->pool, &d->stages[i].actors_alive, &d->stages[i].actors_busy,
                        &d->stages[i].actors_created);
     }
-    d->bytes_in_flight = x->held + x->stream_cost;
+    d->bytes_in_flight = now;
     d->peak_bytes_in_flight = x->peak;
     d->rows = x->rows;
     d->blocks = x->blocks;
@@ -1061,7 +1069,7 @@ static void release_all(executor *x)
     for (size_t i = 0; x->st && i <= x->n; i++)
         if (!x->st[i].cut)
             cut_stage(x, i);
-    x->held = 0;
+    x->held = x->spill = 0;
 }
 
 static void teardown(executor *x)

@@ -17,8 +17,9 @@
 typedef struct ex_block {
     prism_ref *ref;
     int64_t rows, bytes;
-    int64_t cost; /* bytes it keeps alive: itself, and the inputs its lineage pins */
-    int64_t take; /* -1: every row; else only the first `take` rows count */
+    int64_t cost;  /* bytes it keeps alive: itself, and the inputs its lineage pins */
+    int64_t spill; /* of which all-to-all parts and what they pin (the stores' to spill) */
+    int64_t take;  /* -1: every row; else only the first `take` rows count */
     uint64_t seq;
     char node[DS_NODE_LEN + 1]; /* the node its task ran on ("" unknown) */
 } ex_block;
@@ -37,6 +38,7 @@ typedef struct ex_task {
     prism_actor *actor;            /* an actor pool's: the actor running it (borrowed) */
     char in_node[DS_NODE_LEN + 1]; /* the node holding most of its input bytes ("" none) */
     int64_t in_cost, in_bytes, est;
+    int64_t spill; /* of in_cost: all-to-all parts and what they pin */
     uint64_t seq;
 } ex_task;
 
@@ -84,6 +86,7 @@ typedef struct executor {
     size_t n;
     bool preserve;
     int64_t budget, held, peak;
+    int64_t spill; /* of held: the blocks' and tasks' `spill` (the all-to-alls' parked apart) */
     int64_t stream_cost;   /* a streamed output's blocks the consumer has not given back */
     size_t stream_waiting; /* of which not taken yet */
     int64_t rows, blocks, bytes;
@@ -115,7 +118,10 @@ bool ex_reaches(const executor *x, size_t j, size_t i);
 size_t ex_upstream_splits(const executor *x, size_t i);
 /* Tasks in flight over every stage. */
 int64_t ex_running_tasks(const executor *x);
-/* The bytes held as the budget sees them. */
+/* The bytes held as the budget sees them: all-to-all parts, and what
+ * their lineage pins wherever it goes on (reduce tasks, their outputs and
+ * the blocks made from those), count up to half the budget; beyond that
+ * they are the object stores' to spill. */
 int64_t ex_held_now(const executor *x);
 /* The custom resources of a stage's resource map as JSON text (NULL: none). */
 char *ex_custom_resources(const json_t *res);

@@ -206,7 +206,11 @@ static int zip_launch(executor *x, size_t i)
         return 0;
     ex_block lb = ex_fifo_pop(&l->ready);
     st->queued_bytes -= lb.bytes;
-    ex_task t = {.est = est, .in_bytes = in_bytes, .in_cost = lb.cost, .seq = st->next_out};
+    ex_task t = {.est = est,
+                 .in_bytes = in_bytes,
+                 .in_cost = lb.cost,
+                 .spill = lb.spill,
+                 .seq = st->next_out};
     snprintf(t.in_node, sizeof t.in_node, "%s", lb.node);
     json_t *ranges = json_array();
     prism_value **args = calloc(nright + 2, sizeof *args);
@@ -226,6 +230,7 @@ static int zip_launch(executor *x, size_t i)
             ex_block done = ex_fifo_pop(&r->ready);
             st->queued_bytes -= done.bytes;
             t.in_cost += done.cost;
+            t.spill += done.spill;
             prism_ref_release(done.ref); /* the task holds its arguments */
             r->skip = 0;
         }
@@ -262,6 +267,7 @@ static int zip_launch(executor *x, size_t i)
     x->held += t.est;
     if (s != PRISM_OK) {
         x->held -= t.est + t.in_cost;
+        x->spill -= t.spill;
         ex_fail(x, "%s: cannot submit a task: %s", st->name, prism_last_error());
         return -1;
     }
