@@ -4,11 +4,12 @@
  *
  * A map phase and a reduce phase over P parts. Each input block, as it
  * comes, is one map task that cuts it into P parts (objects in the stores);
- * once every map is done, reduce r joins part r of every map into output
- * block r. Sort samples every block first, to pick the range boundaries.
- * randomize_block_order and repartition without shuffle run no map: the
- * blocks themselves are the parts. Outputs leave in reduce order. The tasks
- * are in services/worker/data_shuffle.c. */
+ * merge tasks join the parts of every K maps of consecutive blocks as they
+ * end (push-based); once every map and merge is done, reduce r joins part r
+ * of every map or merge into output block r. Sort samples every block first, to pick the range
+ * boundaries. randomize_block_order and repartition without shuffle run no map: the blocks
+ * themselves are the parts. Outputs leave in reduce order. The tasks are in
+ * services/worker/data_shuffle.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,13 @@
 #include "executor.h"
 #include "prism_id.h"
 #include "prism_internal.h"
+
+/* Push-based shuffle: a merge task joins the parts of this many maps of
+ * consecutive blocks as soon as the last of them ends, while the stage's
+ * parts fit in half the budget; stages of more parts than
+ * EX_MERGE_MAX_PARTS (a merge takes K * P arguments) do not merge. */
+#define EX_MERGE_MAPS 4
+#define EX_MERGE_MAX_PARTS 256
 
 /* A finished map task of an all-to-all stage: its parts wait in the object
  * stores for the reduces (randomize_block_order and repartition without
@@ -27,15 +35,18 @@ typedef struct ex_map {
     int64_t bytes; /* of which its parts' own */
     int64_t rows, take;
     uint64_t seq; /* its input block's: the reduces take the maps in this order */
+    bool merged;  /* a merge task's output: the parts of maps seq .. seq + K - 1 joined */
 } ex_map;
 
 /* An all-to-all stage (docs/datasets.md#how-the-all-to-all-runs). */
 typedef struct ex_a2a {
     prism_plan_op_kind op;
-    bool has_map;  /* map tasks cut blocks into parts (not randomize_block_order,
-                    * nor repartition without shuffle) */
-    size_t parts;  /* reduce tasks, and so output blocks */
-    uint64_t seed; /* the stage's: every task's randomness derives from it */
+    bool has_map;     /* map tasks cut blocks into parts (not randomize_block_order,
+                       * nor repartition without shuffle) */
+    size_t parts;     /* reduce tasks, and so output blocks */
+    size_t merge_k;   /* maps a merge task joins (push-based); 0: no merge */
+    bool merge_check; /* a map ended since the last look for a group to merge */
+    uint64_t seed;    /* the stage's: every task's randomness derives from it */
     ex_map *maps;
     size_t nmaps, mcap;
     size_t next_reduce; /* reduces submitted */
@@ -198,6 +209,110 @@ static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
         return -1;
     }
     return 0;
+}
+
+/* A merge task on maps `idx` (`k` of them, consecutive blocks in order):
+ * part j of each, joined, for every j. The maps leave the list; the task
+ * holds their parts. */
+static int a2a_launch_merge(executor *x, ex_stage *st, const size_t *idx, size_t k)
+{
+    ex_a2a *a = st->a2a;
+    size_t np = a->parts, nargs = 1 + k * np;
+    prism_value **args = calloc(nargs, sizeof *args);
+    prism_ref **refs = calloc(np + 1, sizeof *refs);
+    char task[96];
+    snprintf(task, sizeof task, "{\"maps\":%zu,\"parts\":%zu}", k, np);
+    ex_task t = {.merge = true, .nparts = np, .seq = a->maps[idx[0]].seq};
+    if (args)
+        args[0] = prism_value_json(task);
+    for (size_t j = 0; j < k; j++) {
+        ex_map *mp = &a->maps[idx[j]];
+        for (size_t r = 0; r < np; r++) {
+            if (args)
+                args[1 + j * np + r] = prism_value_ref(mp->parts[r]);
+            prism_ref_release(mp->parts[r]); /* the task holds its arguments */
+        }
+        free(mp->parts);
+        mp->parts = NULL;
+        t.in_cost += mp->cost;
+        t.in_bytes += mp->bytes;
+    }
+    size_t kept = 0; /* the list without them */
+    for (size_t m = 0; m < a->nmaps; m++)
+        if (a->maps[m].parts)
+            a->maps[kept++] = a->maps[m];
+    a->nmaps = kept;
+    /* parked before, parked after: the stores' to spill, as what it makes */
+    t.est = t.in_bytes;
+    t.spill = t.in_cost + t.est;
+    a->parked -= t.in_cost;
+    x->held += t.est;
+    x->spill += t.spill;
+    int rc = -1;
+    if (args && refs) {
+        rc = a2a_submit(x, st, "data_a2a_merge", args, nargs, (int)np + 1, refs);
+    } else {
+        for (size_t j = 0; args && j < nargs; j++)
+            prism_value_free(args[j]);
+        ex_fail(x, "out of memory");
+    }
+    free(args);
+    if (rc != 0) {
+        free(refs);
+        x->held -= t.est + t.in_cost;
+        x->spill -= t.spill;
+        return -1;
+    }
+    t.parts = refs;
+    t.stats = refs[np];
+    if (ex_add_task(st, t) != 0) {
+        ex_drop_task(x, &t);
+        ex_fail(x, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Merges every group of K maps (blocks g*K .. g*K + K - 1) that has ended. */
+static void a2a_merges(executor *x, ex_stage *st)
+{
+    ex_a2a *a = st->a2a;
+    if (!a->merge_k || !a->merge_check)
+        return;
+    a->merge_check = false;
+    size_t idx[EX_MERGE_MAPS];
+    for (size_t m = 0; m < a->nmaps && !x->error; m++) {
+        if (a->maps[m].merged)
+            continue;
+        if ((int64_t)st->ntasks >= st->cap) {
+            a->merge_check = true; /* look again once a task ends */
+            return;
+        }
+        uint64_t g = a->maps[m].seq / a->merge_k;
+        size_t n = 0;
+        for (size_t q = 0; q < a->nmaps && n < a->merge_k; q++)
+            if (!a->maps[q].merged && a->maps[q].seq / a->merge_k == g) {
+                size_t at = n++; /* in the input's order */
+                while (at > 0 && a->maps[idx[at - 1]].seq > a->maps[q].seq) {
+                    idx[at] = idx[at - 1];
+                    at--;
+                }
+                idx[at] = q;
+            }
+        if (n < a->merge_k)
+            continue;
+        /* The merged parts are copies, and the maps' parts stay (the merge's
+         * lineage pins them): merging parts that the stores already spill
+         * would write them to disk twice. Merge while they fit in memory. */
+        int64_t bytes = 0;
+        for (size_t j = 0; j < n; j++)
+            bytes += a->maps[idx[j]].bytes;
+        if (a->parked + bytes > x->budget / 2)
+            continue;
+        if (a2a_launch_merge(x, st, idx, n) != 0)
+            return;
+        m = (size_t)-1; /* the list changed: from its start again */
+    }
 }
 
 /* Repartition without shuffle: reduce r's rows [r*T/P, (r+1)*T/P) of the
@@ -400,6 +515,7 @@ void a2a_step(executor *x, size_t i)
             }
             a->sampled = true;
         }
+        a2a_merges(x, st);
         while (!x->error && ex_fifo_len(&st->queue) && (int64_t)st->ntasks < st->cap) {
             const ex_block *b = &st->queue.v[st->queue.head];
             est = b->bytes + EX_STORE_OVERHEAD * (int64_t)a->parts;
@@ -464,7 +580,32 @@ void a2a_complete(executor *x, size_t i, ex_task t, json_t *stats)
         a->samples_cost += cost;
         return;
     }
+    if (t.merge) { /* K maps' parts joined: the reduces take these instead */
+        ex_map m = {.parts = t.parts,
+                    .nparts = t.nparts,
+                    .cost = t.in_cost,
+                    .take = -1,
+                    .seq = t.seq,
+                    .merged = true};
+        json_t *bytes = json_object_get(stats, "bytes"), *rows = json_object_get(stats, "rows");
+        for (size_t k = 0; k < t.nparts; k++) {
+            int64_t b = json_integer_value(json_array_get(bytes, k)) + EX_STORE_OVERHEAD;
+            m.bytes += b;
+            m.cost += b; /* the maps' parts stay too, pinned by its lineage */
+            m.rows += json_integer_value(json_array_get(rows, k));
+        }
+        x->held += m.cost;
+        a->parked += m.cost;
+        if (a2a_add_map(a, m) != 0) {
+            for (size_t k = 0; k < t.nparts; k++)
+                prism_ref_release(t.parts[k]);
+            free(t.parts);
+            ex_fail(x, "out of memory");
+        }
+        return;
+    }
     if (!t.reduce) {
+        a->merge_check = true;
         ex_map m = {
             .parts = t.parts, .nparts = t.nparts, .cost = t.in_cost, .take = -1, .seq = t.seq};
         json_t *bytes = json_object_get(stats, "bytes"), *rows = json_object_get(stats, "rows");
@@ -530,6 +671,7 @@ int a2a_setup(executor *x, size_t i)
                         ? json_integer_value(json_object_get(spec, "num_blocks"))
                         : (int64_t)ex_upstream_splits(x, i);
     a->parts = parts > 0 ? (size_t)parts : 1;
+    a->merge_k = a->has_map && a->parts >= 2 && a->parts <= EX_MERGE_MAX_PARTS ? EX_MERGE_MAPS : 0;
     if (a->has_map && a->parts > PRISM_MAX_RETURNS - 1) { /* a map returns every part */
         ex_fail(x, "%s: %zu parts; a map task makes at most %d (fewer blocks)", st->name, a->parts,
                 PRISM_MAX_RETURNS - 1);

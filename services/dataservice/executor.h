@@ -35,6 +35,7 @@ typedef struct ex_task {
     size_t nparts;
     bool reduce;                   /* an all-to-all reduce: its output is block `seq` */
     bool sample;                   /* sort's sample of its input block */
+    bool merge;                    /* an all-to-all merge: `parts` join K maps' (seq: the first) */
     prism_actor *actor;            /* an actor pool's: the actor running it (borrowed) */
     char in_node[DS_NODE_LEN + 1]; /* the node holding most of its input bytes ("" none) */
     int64_t in_cost, in_bytes, est;

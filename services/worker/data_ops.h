@@ -41,6 +41,11 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
                           prism_value **returns, size_t nreturns);
 prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                              prism_value **returns, size_t nreturns);
+/*   data_a2a_merge(task, parts...)            -> [merged 0, ..., merged P-1, stats]
+ * (push-based shuffle) joins part j of K map outputs, for every j: task is
+ * {"maps": K, "parts": P}, the parts map by map; stats as a map's. */
+prism_status data_a2a_merge(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                            prism_value **returns, size_t nreturns);
 
 /* A zip stage's task (data_zip.c):
  *   data_zip(task, left, right...) -> [block, stats]

@@ -1034,7 +1034,8 @@ def test_all_to_all(c):
         orders.append(ids)
         a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"]
         assert len(a2a) == 1 and a2a[0]["name"] == "RandomShuffle", info["stages"]
-        assert a2a[0]["blocks"] == 8 and a2a[0]["tasks_done"] == 16, a2a  # 8 maps, 8 reduces
+        # 8 maps, 2 merges (push-based: each joins the parts of 4 maps), 8 reduces
+        assert a2a[0]["blocks"] == 8 and a2a[0]["tasks_done"] == 18, a2a
     assert orders[0] == orders[1], [(a, b) for a, b in zip(orders[0], orders[1]) if a != b][:5]
     assert orders[0] != orders[2]
     got, _ = run_rows([rng, {"op": "random_shuffle"}], n)
@@ -1215,7 +1216,8 @@ def test_all_to_all_worker_killed(c):
     assert sorted(want) == list(range(n))
     did = post(c, {"ops": ops})["dataset_id"]
     killed = 0
-    for threshold in (3, 17):  # all-to-all tasks done: some maps; every map and a reduce
+    # all-to-all tasks done: some maps; every map and merge (16 and 4) and a reduce
+    for threshold in (3, 21):
         wait_until(lambda: dataset(c, did)["state"] != "RUNNING" or
                    dataset(c, did)["stages"][1]["tasks_done"] >= threshold, timeout=60,
                    what="%d all-to-all tasks done" % threshold)
