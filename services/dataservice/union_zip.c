@@ -82,8 +82,20 @@ static join_input *input_of(ex_join *j, size_t from)
     return NULL;
 }
 
+/* Block `b` of input `in` has its turn: ready, unless it has no row to
+ * join (a filter's empty block still takes its place in the order). */
+static void to_ready(executor *x, ex_stage *st, join_input *in, ex_block b)
+{
+    if (rows_of(&b) > 0 && ex_fifo_push(&in->ready, b) == 0)
+        return;
+    if (rows_of(&b) > 0)
+        ex_fail(x, "out of memory");
+    st->queued_bytes -= b.bytes;
+    ex_drop_block(x, &b);
+}
+
 /* Moves the blocks whose turn has come from `early` to `ready`. */
-static int take_turns(join_input *in)
+static void take_turns(executor *x, ex_stage *st, join_input *in)
 {
     for (bool moved = true; moved;) {
         moved = false;
@@ -93,13 +105,11 @@ static int take_turns(join_input *in)
             ex_block b = in->early.v[k];
             in->early.v[k] = in->early.v[in->early.head++];
             in->next_in = b.seq + 1;
-            if (ex_fifo_push(&in->ready, b) != 0)
-                return -1;
+            to_ready(x, st, in, b);
             moved = true;
             break;
         }
     }
-    return 0;
 }
 
 void join_take(executor *x, size_t i, size_t from, ex_block b)
@@ -107,20 +117,20 @@ void join_take(executor *x, size_t i, size_t from, ex_block b)
     ex_stage *st = &x->st[i];
     ex_join *j = st->join;
     join_input *in = input_of(j, from);
-    if (!in || rows_of(&b) == 0) { /* nothing to join */
+    if (!in) {
         ex_drop_block(x, &b);
         return;
     }
     in->rows += rows_of(&b);
     st->queued_bytes += b.bytes;
-    bool ordered = j->zip || st->preserve;
-    int rc = !ordered ? ex_fifo_push(&in->ready, b) : ex_fifo_push(&in->early, b);
-    if (rc != 0) {
+    if (!j->zip && !st->preserve) { /* as they come */
+        to_ready(x, st, in, b);
+    } else if (ex_fifo_push(&in->early, b) != 0) {
         st->queued_bytes -= b.bytes;
         ex_drop_block(x, &b);
         ex_fail(x, "out of memory");
-    } else if (ordered && take_turns(in) != 0) {
-        ex_fail(x, "out of memory");
+    } else {
+        take_turns(x, st, in);
     }
 }
 
@@ -137,10 +147,7 @@ void join_input_done(executor *x, size_t i, size_t from)
         qsort(in->early.v + in->early.head, ex_fifo_len(&in->early), sizeof *in->early.v,
               seq_order);
     while (ex_fifo_len(&in->early))
-        if (ex_fifo_push(&in->ready, ex_fifo_pop(&in->early)) != 0) {
-            ex_fail(x, "out of memory");
-            return;
-        }
+        to_ready(x, st, in, ex_fifo_pop(&in->early));
     bool all = true;
     for (size_t k = 0; k < j->nin; k++)
         all &= j->in[k].done;

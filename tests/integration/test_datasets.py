@@ -1454,6 +1454,17 @@ def test_union_zip(c):
         assert sorted(p[1] for p in pairs[-1]) == list(range(500))
     assert pairs[0] == pairs[1] and pairs[0] != [(i, i) for i in range(500)]
 
+    # a filter that empties some blocks on either side: the empty ones keep their place
+    pkg = upload_package(c)
+    sparse = [{"op": "range", "n": 1000, "override_num_blocks": 10},
+              {"op": "filter", "fn": fn(pkg, "keep_multiples", column="id", of=200)}]
+    got, _ = run_rows([{"op": "range", "n": 5, "override_num_blocks": 5},
+                       {"op": "zip", "other": {"ops": sparse}}], 5, {"preserve_order": True})
+    assert [(r["id"], r["id_1"]) for r in got] == [(k, 200 * k) for k in range(5)], got
+    got, _ = run_rows(sparse + [{"op": "zip", "other": {"ops": [
+        {"op": "range", "n": 5, "override_num_blocks": 2}]}}], 5)
+    assert sorted((r["id"], r["id_1"]) for r in got) == [(200 * k, k) for k in range(5)], got
+
     # different row counts: the dataset fails naming the operator
     msg = failed_with(c, {"ops": [{"op": "range", "n": 100}, {"op": "map_batches", "fn": {
         "package": "builtin", "function": "cast", "args": {"column": "id", "dtype": "int32"}}},
