@@ -149,6 +149,42 @@ prism_plan_status plan_usable(const prism_plan *p, prism_plan_error *err)
     return PRISM_PLAN_OK;
 }
 
+/* The rows a dataset (its operators' full forms, or {"ops": [...]}) makes,
+ * when the plan alone says: a range or from_items read and operators that
+ * keep every row (or a limit); -1 when only running it can tell. */
+static int64_t static_rows(const json_t *ops)
+{
+    if (json_is_object(ops))
+        ops = json_object_get(ops, "ops");
+    int64_t n = -1;
+    for (size_t i = 0; i < json_array_size(ops); i++) {
+        const json_t *spec = json_array_get(ops, i);
+        int k = plan_op_lookup(json_string_value(json_object_get(spec, "op")));
+        const plan_op_info *info = k >= 0 ? plan_op_info_of((prism_plan_op_kind)k) : NULL;
+        if (k == PRISM_OP_RANGE) {
+            n = plan_get_int(spec, "n", 0);
+        } else if (k == PRISM_OP_FROM_ITEMS) {
+            n = (int64_t)json_array_size(json_object_get(spec, "items"));
+        } else if (k == PRISM_OP_LIMIT) {
+            int64_t l = plan_get_int(spec, "limit", 0);
+            n = n >= 0 && n < l ? n : n >= 0 ? l : -1;
+        } else if (k == PRISM_OP_UNION) {
+            const json_t *other = json_object_get(spec, "other");
+            for (size_t j = 0; n >= 0 && j < json_array_size(other); j++) {
+                int64_t m = static_rows(json_array_get(other, j));
+                n = m >= 0 ? n + m : -1;
+            }
+        } else if (!(info && info->row_preserving) && k != PRISM_OP_ZIP &&
+                   k != PRISM_OP_RANDOM_SHUFFLE && k != PRISM_OP_RANDOMIZE_BLOCK_ORDER &&
+                   k != PRISM_OP_REPARTITION && k != PRISM_OP_SORT) {
+            n = -1; /* a read of files, a filter, a map_batches, a groupby... */
+        }
+        if (n < 0)
+            return -1;
+    }
+    return n;
+}
+
 /* Checks and adds one operator; on failure the plan is unchanged. */
 static int add_op(prism_plan *p, plan_ctx *c, json_t *op)
 {
@@ -177,6 +213,21 @@ static int add_op(prism_plan *p, plan_ctx *c, json_t *op)
     if (plan_op_parse(c, op, p->nops, p->nops ? p->ops[0].kind : PRISM_OP_RANGE, &o->kind, &o->full,
                       &o->min) < 0)
         return -1;
+    if (o->kind == PRISM_OP_ZIP) { /* row counts known now need not wait for the run */
+        json_t *own = json_array();
+        for (size_t i = 0; own && i < p->nops; i++)
+            json_array_append(own, p->ops[i].full);
+        int64_t a = static_rows(own), b = static_rows(json_object_get(o->full, "other"));
+        json_decref(own);
+        if (a >= 0 && b >= 0 && a != b) {
+            json_decref(o->full);
+            json_decref(o->min);
+            return plan_fail(c, PRISM_PLAN_INVALID, "other",
+                             "the datasets have different row counts: %lld and %lld (zip joins "
+                             "rows by their place: each must have as many)",
+                             (long long)a, (long long)b);
+        }
+    }
     p->nops++;
     return 0;
 }

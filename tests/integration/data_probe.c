@@ -23,7 +23,8 @@
  *                                             a groupby and of map_groups(PKG's group_spread)
  *   data_probe union_zip N                    range(N) union range(N): counts 2N; range(N)
  *                                             zip range(N) sorted descending: prints its rows
- *                                             (take); zip with range(N - 1): the error */
+ *                                             (take); zip with range(N - 1): refused, and
+ *                                             after a map_batches the run's error */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,6 +466,8 @@ static int all_to_all(prism_client *c, int64_t n, const char *pkg)
 
 static int union_zip(prism_client *c, int64_t n)
 {
+    prism_data_map_options cast = PRISM_DATA_MAP_OPTIONS_INIT;
+    cast.args = "{\"column\": \"id\", \"dtype\": \"int32\"}";
     prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
     prism_dataset *a, *b, *d, *e;
     ro.override_num_blocks = 4;
@@ -487,10 +490,18 @@ static int union_zip(prism_client *c, int64_t n)
     free(rows);
     prism_data_destroy(d);
     prism_data_destroy(b);
+    /* row counts the plans tell: refused as the zip is added */
     CHECK(prism_data_range(c, n, NULL, &d) == PRISM_OK, "range");
     CHECK(prism_data_range(c, n - 1, NULL, &e) == PRISM_OK, "range");
+    prism_status s = prism_data_zip(d, e);
+    printf("zip refused: %s %s\n", s == PRISM_ERR_INVALID ? "PRISM_ERR_INVALID" : "?",
+           prism_last_error());
+    prism_data_destroy(d);
+    /* row counts only the run tells (a map_batches may change them): the run fails */
+    CHECK(prism_data_range(c, n, NULL, &d) == PRISM_OK, "range");
+    CHECK(prism_data_map_batches(e, "builtin", "cast", &cast) == PRISM_OK, "map_batches");
     CHECK(prism_data_zip(d, e) == PRISM_OK, "zip");
-    prism_status s = prism_data_count(d, 60000, &count);
+    s = prism_data_count(d, 60000, &count);
     printf("zip of %lld and %lld rows: %s %s\n", (long long)n, (long long)n - 1,
            s == PRISM_ERR_TASK ? "PRISM_ERR_TASK" : prism_status_text(s), prism_last_error());
     prism_data_destroy(d);

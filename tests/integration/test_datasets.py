@@ -1470,9 +1470,18 @@ def test_union_zip(c):
         "package": "builtin", "function": "cast", "args": {"column": "id", "dtype": "int32"}}},
         {"op": "zip", "other": {"ops": [{"op": "range", "n": 99}]}}]})
     assert "ops[2] (zip): the datasets have different row counts: 100 and 99" in msg, msg
-    msg = failed_with(c, {"ops": [{"op": "range", "n": 10},
-                                  {"op": "zip", "other": {"ops": [{"op": "range", "n": 30}]}}]})
-    assert "ops[1] (zip): the datasets have different row counts" in msg, msg
+    msg = failed_with(c, {"ops": [{"op": "range", "n": 10}, {"op": "zip", "other": {"ops": [
+        {"op": "range", "n": 30}, {"op": "map_batches", "fn": {
+            "package": "builtin", "function": "cast", "args": {"column": "id", "dtype": "int32"}}}]}}]})
+    assert "ops[1] (zip): the datasets have different row counts: 10 and 30" in msg, msg
+    # counts the plan tells (reads of ranges and items, operators that keep every row): refused
+    r = c.post("/api/v1/datasets", {"ops": [
+        {"op": "range", "n": 100}, {"op": "union", "other": [{"ops": [
+            {"op": "from_items", "items": [{"id": 1}]}]}]}, {"op": "sort", "key": "id"},
+        {"op": "zip", "other": {"ops": [{"op": "range", "n": 30}, {"op": "limit", "limit": 20}]}}]})
+    assert r.status == 400 and r.json()["error"] == {
+        "code": "invalid_plan", "message": "ops[3] (zip): the datasets have different row counts: "
+        "101 and 20 (zip joins rows by their place: each must have as many)"}, r.json()
     # a read of another dataset that fails names the union it is in
     top = tempfile.mkdtemp(prefix="prism-data-")
     try:
@@ -1503,6 +1512,8 @@ def test_union_zip(c):
     out = probe(c, "union_zip", 1000)
     got = json.loads(out.split("zip: ", 1)[1].splitlines()[0])
     assert sorted((r["id"], r["id_1"]) for r in got) == [(i, 999 - i) for i in range(1000)], got[:3]
+    assert "zip refused: PRISM_ERR_INVALID ops[1] (zip): the datasets have different row " \
+           "counts: 1000 and 999" in out, out
     assert "zip of 1000 and 999 rows: PRISM_ERR_TASK" in out, out
     assert "ops[1] (zip): the datasets have different row counts: 1000 and 999" in out, out
 

@@ -1400,6 +1400,10 @@ static void test_union_zip(void **state)
          "ops[1] (zip): \"other\" must be a dataset"},
         {"{\"ops\": [" R ", {\"op\": \"union\", \"other\": {\"ops\": [" R "]}}]}", "other",
          "ops[1] (union): \"other\" must be a list of 1 to 64 datasets"},
+        /* row counts the plan tells: a range, a sort keeps every row */
+        {"{\"ops\": [" R ", {\"op\": \"zip\", \"other\": {\"ops\": [{\"op\": \"range\", "
+         "\"n\": 11}, {\"op\": \"sort\", \"key\": \"id\"}]}}]}",
+         "other", "ops[1] (zip): the datasets have different row counts: 10 and 11"},
     };
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
         prism_plan_error e;
