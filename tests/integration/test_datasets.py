@@ -1482,6 +1482,12 @@ def test_union_zip(c):
     assert r.status == 400 and r.json()["error"] == {
         "code": "invalid_plan", "message": "ops[3] (zip): the datasets have different row counts: "
         "101 and 20 (zip joins rows by their place: each must have as many)"}, r.json()
+    # datasets of different schemas: an operator that joins their blocks fails naming both
+    msg = failed_with(c, {"ops": [{"op": "range", "n": 10}, {"op": "union", "other": [
+        {"ops": [{"op": "from_items", "items": [{"s": "a"}]}]}]},
+        {"op": "repartition", "num_blocks": 1}]})
+    print("  union of two schemas, repartitioned: %s" % msg)
+    assert "Repartition(1)" in msg and "names differ from block 0" in msg, msg
     # a read of another dataset that fails names the union it is in
     top = tempfile.mkdtemp(prefix="prism-data-")
     try:
