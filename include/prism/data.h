@@ -183,12 +183,14 @@ typedef struct prism_data_options {
                                     * included; 0 (default): the dataservice's share */
     bool preserve_order;           /* rows in the read's order; default false */
     int64_t target_max_block_size; /* bytes a block should stay under; 0 (default): 128 MiB */
-    uint64_t reserved[8];          /* zero */
+    bool use_push_based_shuffle;   /* all-to-all stages merge map outputs as they end
+                                    * (Ray Data's DataContext option); default false */
+    uint64_t reserved[7];          /* zero */
 } prism_data_options;
 
 /* clang-format off */
 #define PRISM_DATA_OPTIONS_INIT {.memory_budget_bytes = 0, .preserve_order = false, \
-    .target_max_block_size = 0, .reserved = {0}}
+    .target_max_block_size = 0, .use_push_based_shuffle = false, .reserved = {0}}
 /* clang-format on */
 PRISM_API void prism_data_options_init(prism_data_options *opts);
 PRISM_API prism_status prism_data_set_options(prism_dataset *ds, const prism_data_options *opts);

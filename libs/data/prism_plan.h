@@ -278,6 +278,8 @@ typedef struct prism_plan_options {
                                     * instead of failing; default false */
     bool preserve_order;           /* emit blocks in the read's order; default false */
     int64_t target_max_block_size; /* bytes a block should stay under; default 128 MiB */
+    bool use_push_based_shuffle;   /* all-to-all stages merge map outputs as they end
+                                    * (Ray Data's DataContext option); default false */
 } prism_plan_options;
 
 void prism_plan_options_init(prism_plan_options *o);

@@ -484,6 +484,7 @@ static const plan_field options_fields[] = {
     {"skip_corrupt", PF_BOOL, 0, "false", 0, 0, NULL},
     {"preserve_order", PF_BOOL, 0, "false", 0, 0, NULL},
     {"target_max_block_size", PF_INT, 0, "134217728", 1024, BIG, NULL},
+    {"use_push_based_shuffle", PF_BOOL, 0, "false", 0, 0, NULL},
     END,
 };
 static const plan_field *const options_tabs[] = {options_fields, NULL};

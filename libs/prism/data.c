@@ -430,6 +430,7 @@ prism_status prism_data_set_options(prism_dataset *ds, const prism_data_options 
     prism_plan_options_init(&po);
     po.memory_budget_bytes = opts->memory_budget_bytes;
     po.preserve_order = opts->preserve_order;
+    po.use_push_based_shuffle = opts->use_push_based_shuffle;
     if (opts->target_max_block_size)
         po.target_max_block_size = opts->target_max_block_size;
     return prism_plan_set_options(ds->plan, &po) == PRISM_PLAN_OK ? PRISM_OK

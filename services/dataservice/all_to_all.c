@@ -18,7 +18,8 @@
 #include "prism_id.h"
 #include "prism_internal.h"
 
-/* Push-based shuffle: a merge task joins the parts of this many maps of
+/* Push-based shuffle (the plan's use_push_based_shuffle, off by default as
+ * in Ray Data): a merge task joins the parts of this many maps of
  * consecutive blocks as soon as the last of them ends, while the stage's
  * parts fit in half the budget; stages of more parts than
  * EX_MERGE_MAX_PARTS (a merge takes K * P arguments) do not merge. */
@@ -671,7 +672,10 @@ int a2a_setup(executor *x, size_t i)
                         ? json_integer_value(json_object_get(spec, "num_blocks"))
                         : (int64_t)ex_upstream_splits(x, i);
     a->parts = parts > 0 ? (size_t)parts : 1;
-    a->merge_k = a->has_map && a->parts >= 2 && a->parts <= EX_MERGE_MAX_PARTS ? EX_MERGE_MAPS : 0;
+    bool push = json_is_true(
+        json_object_get(prism_physical_plan_options(x->d->physical), "use_push_based_shuffle"));
+    a->merge_k =
+        push && a->has_map && a->parts >= 2 && a->parts <= EX_MERGE_MAX_PARTS ? EX_MERGE_MAPS : 0;
     if (a->has_map && a->parts > PRISM_MAX_RETURNS - 1) { /* a map returns every part */
         ex_fail(x, "%s: %zu parts; a map task makes at most %d (fewer blocks)", st->name, a->parts,
                 PRISM_MAX_RETURNS - 1);

@@ -1034,10 +1034,16 @@ def test_all_to_all(c):
         orders.append(ids)
         a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"]
         assert len(a2a) == 1 and a2a[0]["name"] == "RandomShuffle", info["stages"]
-        # 8 maps, 2 merges (push-based: each joins the parts of 4 maps), 8 reduces
-        assert a2a[0]["blocks"] == 8 and a2a[0]["tasks_done"] == 18, a2a
+        assert a2a[0]["blocks"] == 8 and a2a[0]["tasks_done"] == 16, a2a  # 8 maps, 8 reduces
     assert orders[0] == orders[1], [(a, b) for a, b in zip(orders[0], orders[1]) if a != b][:5]
     assert orders[0] != orders[2]
+    # push-based: merges join the parts of every 4 maps as they end; the same rows, in the
+    # same order, as the merge joins what the reduce would
+    push = {"use_push_based_shuffle": True}
+    got, info = run_rows([rng, {"op": "random_shuffle", "seed": 7}], n, push)
+    assert [r["id"] for r in got] == orders[0]
+    a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"][0]
+    assert a2a["tasks_done"] == 18, a2a  # 8 maps, 2 merges, 8 reduces
     got, _ = run_rows([rng, {"op": "random_shuffle"}], n)
     assert sorted(r["id"] for r in got) == list(range(n))
 
@@ -1074,6 +1080,15 @@ def test_all_to_all(c):
     got, _ = run_rows([rng, {"op": "random_shuffle", "seed": 1},
                        {"op": "sort", "key": "id"}], n)
     assert [r["id"] for r in got] == list(range(n))
+    # push-based, a sort and a groupby give the same rows in the same order
+    for ops, rows_out, tasks in (([src, {"op": "sort", "key": ["k", "s"]}], 6000, 6 + 6 + 1 + 6),
+                                 ([src, {"op": "groupby", "key": "k",
+                                         "aggs": [{"fn": "sum", "on": "v"}]}], 1000, 6 + 1 + 6)):
+        plain, _ = run_rows(ops, rows_out)
+        merged, info = run_rows(ops, rows_out, push)
+        assert merged == plain, [(a, b) for a, b in zip(merged, plain) if a != b][:3]
+        a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"][0]
+        assert a2a["tasks_done"] == tasks, a2a  # samples, maps, a merge of 4, reduces
 
     # groupby: count, sum, min, max, mean, std per key against Python's
     gitems = [{"g": "g%d" % (i % 13), "x": (i * 37) % 101, "y": i / 4.0} for i in range(5000)]
@@ -1214,7 +1229,8 @@ def test_all_to_all_worker_killed(c):
            {"op": "random_shuffle", "seed": 9}]
     want = [r["id"] for r in rows(c, post(c, {"ops": ops})["dataset_id"], n)]
     assert sorted(want) == list(range(n))
-    did = post(c, {"ops": ops})["dataset_id"]
+    # push-based, so that merges die too
+    did = post(c, {"ops": ops, "options": {"use_push_based_shuffle": True}})["dataset_id"]
     killed = 0
     # all-to-all tasks done: some maps; every map and merge (16 and 4) and a reduce
     for threshold in (3, 21):

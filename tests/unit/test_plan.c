@@ -189,7 +189,8 @@ static void test_defaults_filled(void **state)
                    "\"column\": \"image\"}}");
     assert_json_eq((json_t *)prism_plan_options_json(p),
                    "{\"memory_budget_bytes\": null, \"skip_corrupt\": false, "
-                   "\"preserve_order\": false, \"target_max_block_size\": 134217728}");
+                   "\"preserve_order\": false, \"target_max_block_size\": 134217728, "
+                   "\"use_push_based_shuffle\": false}");
     prism_plan_destroy(p);
 }
 
@@ -466,7 +467,7 @@ static const bad_case bad[] = {
     {"{\"ops\": [" R "], \"options\": {\"memory_budget\": 1}}", PRISM_PLAN_INVALID, -1,
      "memory_budget",
      "options: unknown field \"memory_budget\" (options takes: memory_budget_bytes, "
-     "skip_corrupt, preserve_order, target_max_block_size)"},
+     "skip_corrupt, preserve_order, target_max_block_size, use_push_based_shuffle)"},
     {"{\"ops\": [" R "], \"options\": {\"target_max_block_size\": 10}}", PRISM_PLAN_INVALID, -1,
      "target_max_block_size",
      "options: \"target_max_block_size\" must be an integer of at least 1024"},
@@ -957,7 +958,8 @@ static void test_explain(void **state)
     assert_int_equal(json_array_size(json_object_get(pj, "stages")), 3);
     assert_json_eq(json_object_get(pj, "options"),
                    "{\"memory_budget_bytes\": null, \"skip_corrupt\": false, "
-                   "\"preserve_order\": false, \"target_max_block_size\": 134217728}");
+                   "\"preserve_order\": false, \"target_max_block_size\": 134217728, "
+                   "\"use_push_based_shuffle\": false}");
     assert_true(
         json_equal(json_object_get(pj, "options"), (json_t *)prism_physical_plan_options(pp)));
     json_decref(pj);

@@ -1510,6 +1510,8 @@ export interface components {
                 skip_corrupt?: boolean;
                 preserve_order?: boolean;
                 target_max_block_size?: number;
+                /** @description all-to-all stages merge map outputs as they end (Ray Data's push-based shuffle); default false */
+                use_push_based_shuffle?: boolean;
             };
         };
         /** @description A stage of the physical plan and its progress. */
