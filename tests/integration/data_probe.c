@@ -4,7 +4,7 @@
  *   data_probe range N BLOCKS BATCH [SLOW_MS [BUDGET]]  iter_batches of range(N): every
  *                                             id once (a consumer of SLOW_MS a batch)
  *   data_probe images DIR BATCH               read_images + center_crop, batches checked
- *   data_probe count_take N                   count and take of range(N)
+ *   data_probe count_take N                   count and take (in order) of range(N)
  *   data_probe plan JSON N                    iter_batches of a plan whose output is
  *                                             range(N)'s "id": every id once
  *   data_probe early N                        two batches of range(N), one kept past the
@@ -177,6 +177,10 @@ static int count_take(prism_client *c, int64_t n)
 {
     prism_dataset *ds;
     CHECK(prism_data_range(c, n, NULL, &ds) == PRISM_OK, "range");
+    /* the first rows of the read, not of whichever block comes first */
+    prism_data_options o = PRISM_DATA_OPTIONS_INIT;
+    o.preserve_order = true;
+    CHECK(prism_data_set_options(ds, &o) == PRISM_OK, "options");
     prism_data_map_options mo = PRISM_DATA_MAP_OPTIONS_INIT;
     mo.args = "{\"column\": \"id\", \"dtype\": \"float64\"}";
     CHECK(prism_data_map_batches(ds, "builtin", "cast", &mo) == PRISM_OK, "cast");
