@@ -33,10 +33,12 @@ static void check_optimized(const prism_plan *p)
         prism_plan_stage s;
         prism_physical_plan_stage(pp, i, &s);
         check(s.num_ops >= 1 && s.name && s.name[0] && s.resources, "an empty stage");
-        check((i == 0) == (s.kind == PRISM_STAGE_READ), "the read is not the first stage");
+        check(i > 0 || s.kind == PRISM_STAGE_READ, "the read is not the first stage");
+        check(s.next > i && s.next <= stages && (s.next == stages) == (i + 1 == stages),
+              "a stage's output goes nowhere, backwards, or out before the last stage");
         if (s.row_limit >= 0) {
             prism_plan_stage next;
-            prism_physical_plan_stage(pp, i + 1, &next);
+            prism_physical_plan_stage(pp, s.next, &next);
             check(next.kind == PRISM_STAGE_LIMIT && next.limit == s.row_limit,
                   "a row limit without the limit stage after it");
         }
@@ -47,12 +49,18 @@ static void check_optimized(const prism_plan *p)
             prism_plan_op_kind k = prism_physical_plan_op(pp, i, j, &spec, &logical, &nl);
             check(k < PRISM_OP_KIND_COUNT && spec && nl >= 1, "a stage operator without origin");
             for (size_t x = 0; x < nl; x++) {
-                check(logical[x] >= 0 && (size_t)logical[x] < n && !seen[logical[x]],
+                /* the operators of a union's or zip's other datasets all stand for it */
+                check(logical[x] >= 0 && (size_t)logical[x] < n &&
+                          (!seen[logical[x]] ||
+                           prism_plan_op(p, (size_t)logical[x]) == PRISM_OP_UNION ||
+                           prism_plan_op(p, (size_t)logical[x]) == PRISM_OP_ZIP),
                       "an operator in two places of the optimized plan");
                 seen[logical[x]] = 1;
             }
         }
     }
+    if (prism_physical_plan_write(pp, NULL) != PRISM_OP_KIND_COUNT) /* in no stage: last */
+        seen[n - 1] = 1;
     for (size_t i = 0; i < n; i++)
         check(seen[i], "an operator lost by the optimizer");
     free(seen);

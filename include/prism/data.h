@@ -166,18 +166,31 @@ typedef struct prism_data_agg {
  * columns, then the `naggs` aggregations. */
 PRISM_API prism_status prism_data_groupby_aggregate(prism_dataset *ds, const char *const *key,
                                                     const prism_data_agg *aggs, size_t naggs);
+/* Other datasets joined to `ds` (docs/datasets.md#union-and-zip), each built
+ * with the functions above and left the caller's (its plan is copied; the
+ * options of `ds` hold for the whole). union: the rows of `ds`, then those
+ * of each of `others` (`n`, 1 to 64), in that order with preserve_order;
+ * they must share a schema. zip: the columns of `ds` and then of `other`,
+ * row by row (a name `ds` has already gets "_1", "_2", ...); both must have
+ * as many rows, else the dataset fails naming the operator. */
+PRISM_API prism_status prism_data_union(prism_dataset *ds, const prism_dataset *const *others,
+                                        size_t n);
+PRISM_API prism_status prism_data_zip(prism_dataset *ds, const prism_dataset *other);
+
 /* How the whole plan runs. */
 typedef struct prism_data_options {
     int64_t memory_budget_bytes;   /* bytes of blocks in flight at most, a consumer's
                                     * included; 0 (default): the dataservice's share */
     bool preserve_order;           /* rows in the read's order; default false */
     int64_t target_max_block_size; /* bytes a block should stay under; 0 (default): 128 MiB */
-    uint64_t reserved[8];          /* zero */
+    bool use_push_based_shuffle;   /* all-to-all stages merge map outputs as they end
+                                    * (Ray Data's DataContext option); default false */
+    uint64_t reserved[7];          /* zero */
 } prism_data_options;
 
 /* clang-format off */
 #define PRISM_DATA_OPTIONS_INIT {.memory_budget_bytes = 0, .preserve_order = false, \
-    .target_max_block_size = 0, .reserved = {0}}
+    .target_max_block_size = 0, .use_push_based_shuffle = false, .reserved = {0}}
 /* clang-format on */
 PRISM_API void prism_data_options_init(prism_data_options *opts);
 PRISM_API prism_status prism_data_set_options(prism_dataset *ds, const prism_data_options *opts);

@@ -149,6 +149,42 @@ prism_plan_status plan_usable(const prism_plan *p, prism_plan_error *err)
     return PRISM_PLAN_OK;
 }
 
+/* The rows a dataset (its operators' full forms, or {"ops": [...]}) makes,
+ * when the plan alone says: a range or from_items read and operators that
+ * keep every row (or a limit); -1 when only running it can tell. */
+static int64_t static_rows(const json_t *ops)
+{
+    if (json_is_object(ops))
+        ops = json_object_get(ops, "ops");
+    int64_t n = -1;
+    for (size_t i = 0; i < json_array_size(ops); i++) {
+        const json_t *spec = json_array_get(ops, i);
+        int k = plan_op_lookup(json_string_value(json_object_get(spec, "op")));
+        const plan_op_info *info = k >= 0 ? plan_op_info_of((prism_plan_op_kind)k) : NULL;
+        if (k == PRISM_OP_RANGE) {
+            n = plan_get_int(spec, "n", 0);
+        } else if (k == PRISM_OP_FROM_ITEMS) {
+            n = (int64_t)json_array_size(json_object_get(spec, "items"));
+        } else if (k == PRISM_OP_LIMIT) {
+            int64_t l = plan_get_int(spec, "limit", 0);
+            n = n >= 0 && n < l ? n : n >= 0 ? l : -1;
+        } else if (k == PRISM_OP_UNION) {
+            const json_t *other = json_object_get(spec, "other");
+            for (size_t j = 0; n >= 0 && j < json_array_size(other); j++) {
+                int64_t m = static_rows(json_array_get(other, j));
+                n = m >= 0 ? n + m : -1;
+            }
+        } else if (!(info && info->row_preserving) && k != PRISM_OP_ZIP &&
+                   k != PRISM_OP_RANDOM_SHUFFLE && k != PRISM_OP_RANDOMIZE_BLOCK_ORDER &&
+                   k != PRISM_OP_REPARTITION && k != PRISM_OP_SORT) {
+            n = -1; /* a read of files, a filter, a map_batches, a groupby... */
+        }
+        if (n < 0)
+            return -1;
+    }
+    return n;
+}
+
 /* Checks and adds one operator; on failure the plan is unchanged. */
 static int add_op(prism_plan *p, plan_ctx *c, json_t *op)
 {
@@ -177,7 +213,84 @@ static int add_op(prism_plan *p, plan_ctx *c, json_t *op)
     if (plan_op_parse(c, op, p->nops, p->nops ? p->ops[0].kind : PRISM_OP_RANGE, &o->kind, &o->full,
                       &o->min) < 0)
         return -1;
+    if (o->kind == PRISM_OP_ZIP) { /* row counts known now need not wait for the run */
+        json_t *own = json_array();
+        for (size_t i = 0; own && i < p->nops; i++)
+            json_array_append(own, p->ops[i].full);
+        int64_t a = static_rows(own), b = static_rows(json_object_get(o->full, "other"));
+        json_decref(own);
+        if (a >= 0 && b >= 0 && a != b) {
+            json_decref(o->full);
+            json_decref(o->min);
+            return plan_fail(c, PRISM_PLAN_INVALID, "other",
+                             "the datasets have different row counts: %lld and %lld (zip joins "
+                             "rows by their place: each must have as many)",
+                             (long long)a, (long long)b);
+        }
+    }
     p->nops++;
+    return 0;
+}
+
+int plan_dataset_parse(plan_ctx *c, const char *path, json_t *v, json_t **full, json_t **min)
+{
+    json_t *ops = json_object_get(v, "ops");
+    if (!json_is_object(v) || json_object_size(v) != 1 || !json_is_array(ops) ||
+        json_array_size(ops) == 0)
+        return plan_fail(c, PRISM_PLAN_INVALID, path,
+                         "\"%s\" must be a dataset: {\"ops\": [a read, then operators]}", path);
+    if (json_array_size(ops) > PRISM_PLAN_MAX_OPS)
+        return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s.ops\" holds %zu operators; at most %d",
+                         path, json_array_size(ops), PRISM_PLAN_MAX_OPS);
+    json_t *fops = json_array(), *mops = json_array();
+    prism_plan_error sub;
+    plan_ctx sc = ctx_for(&sub, "plan");
+    prism_plan_op_kind first = PRISM_OP_RANGE;
+    int rc = fops && mops ? 0 : plan_oom(c);
+    for (size_t i = 0; rc == 0 && i < json_array_size(ops); i++) {
+        prism_plan_op_kind k;
+        json_t *f, *m;
+        if (plan_op_parse(&sc, json_array_get(ops, i), i, first, &k, &f, &m) < 0) {
+            /* its own message, placed: ops[2] (union): other[0].ops[1] (map): ... */
+            char field[128];
+            snprintf(field, sizeof field, "%s.ops[%zu]%s%s", path, i, sub.field[0] ? "." : "",
+                     sub.field);
+            rc = sub.status == PRISM_PLAN_NO_MEMORY
+                     ? plan_oom(c)
+                     : plan_fail(c, sub.status, field, "%s.%s", path, sub.message);
+            break;
+        }
+        if (i == 0)
+            first = k;
+        if (json_array_append_new(fops, f) < 0 || json_array_append_new(mops, m) < 0) {
+            rc = plan_oom(c);
+            break;
+        }
+        const char *bad = prism_plan_op_is_write(k)                  ? "a write"
+                          : k == PRISM_OP_UNION || k == PRISM_OP_ZIP ? "union or zip"
+                                                                     : NULL;
+        char at[160];
+        snprintf(at, sizeof at, "%s.ops[%zu]", path, i);
+        if (bad)
+            rc = plan_fail(c, PRISM_PLAN_INVALID, at,
+                           "%s.ops[%zu] (%s): a dataset given to %s cannot hold %s (%s)", path, i,
+                           prism_plan_op_kind_name(k), c->op_name, bad,
+                           *bad == 'a' ? "write the result of the whole plan"
+                                       : "give every dataset to one union, or zip in turn");
+    }
+    json_t *jf = json_object(), *jm = json_object();
+    if (rc == 0 && (!jf || !jm || json_object_set(jf, "ops", fops) < 0 ||
+                    json_object_set(jm, "ops", mops) < 0))
+        rc = plan_oom(c);
+    json_decref(fops);
+    json_decref(mops);
+    if (rc != 0) {
+        json_decref(jf);
+        json_decref(jm);
+        return rc;
+    }
+    *full = jf;
+    *min = jm;
     return 0;
 }
 

@@ -2,7 +2,9 @@
  * optimizer that turns it into stages, and `explain` (docs/datasets.md#plans).
  *
  * A plan is a list of operators: one read first, then one-to-one operators
- * (map, map_batches, filter, ...), and optionally a write last. It comes either as JSON (the body
+ * (map, map_batches, filter, ...), all-to-all ones (sort, groupby, ...),
+ * union and zip (which take other datasets, each a list of operators of its
+ * own starting with a read), and optionally a write last. It comes either as JSON (the body
  * of POST /api/v1/datasets) or from the builder functions below, which make exactly the JSON the
  * REST API takes:
  *
@@ -111,6 +113,10 @@ typedef enum prism_plan_op_kind {
     PRISM_OP_RANDOMIZE_BLOCK_ORDER,
     PRISM_OP_UNIQUE,
     PRISM_OP_MAP_GROUPS,
+    /* other datasets joined to this one: union (their rows after its own),
+     * zip (their columns beside its own, row by row) */
+    PRISM_OP_UNION,
+    PRISM_OP_ZIP,
     /* writes: at most one, last (it consumes the dataset) */
     PRISM_OP_WRITE_JSONL,
     PRISM_OP_WRITE_CSV,
@@ -272,6 +278,8 @@ typedef struct prism_plan_options {
                                     * instead of failing; default false */
     bool preserve_order;           /* emit blocks in the read's order; default false */
     int64_t target_max_block_size; /* bytes a block should stay under; default 128 MiB */
+    bool use_push_based_shuffle;   /* all-to-all stages merge map outputs as they end
+                                    * (Ray Data's DataContext option); default false */
 } prism_plan_options;
 
 void prism_plan_options_init(prism_plan_options *o);
@@ -295,6 +303,8 @@ typedef enum prism_plan_stage_kind {
     PRISM_STAGE_ALL_TO_ALL, /* one all-to-all operator: map tasks as input comes, then
                              * reduce tasks once every map is done (randomize_block_order:
                              * the executor reorders the blocks, no task) */
+    PRISM_STAGE_UNION,      /* union: its inputs' blocks pass on (no task) */
+    PRISM_STAGE_ZIP,        /* zip: tasks join the columns of rows at the same place */
 } prism_plan_stage_kind;
 
 /* What the executor needs to run one stage. Strings and JSON are borrowed
@@ -314,10 +324,16 @@ typedef struct prism_plan_stage {
                                         * so its tasks and the stage may stop after as many */
     int64_t limit;                     /* a LIMIT stage's row count */
     size_t num_ops;                    /* operators run in order, one after the other */
+    size_t next;                       /* the stage its output goes to (always a later one);
+                                        * num_stages: the dataset's output. Stages form a
+                                        * tree: a union or zip stage has several inputs, in
+                                        * order (the first the plan's own chain), every
+                                        * other stage but a read one */
 } prism_plan_stage;
 
 size_t prism_physical_plan_num_stages(const prism_physical_plan *pp);
-/* Fills `out` with stage `i` (0: the read; the last one's output is the dataset). */
+/* Fills `out` with stage `i` (0: a read; the last one's output is the
+ * dataset). A plan with union or zip has a read stage per dataset. */
 void prism_physical_plan_stage(const prism_physical_plan *pp, size_t i, prism_plan_stage *out);
 /* Operator `j` of stage `i`: its kind, its fields with defaults filled in
  * (borrowed; for a read the limit pushed into it is applied already), and

@@ -361,6 +361,8 @@ prism_plan_status prism_plan_set_options(prism_plan *p, const prism_plan_options
     if (j && o->target_max_block_size != 128 << 20)
         oom |= json_object_set_new(j, "target_max_block_size",
                                    json_integer((json_int_t)o->target_max_block_size)) < 0;
+    if (j && o->use_push_based_shuffle)
+        oom |= json_object_set_new(j, "use_push_based_shuffle", json_true()) < 0;
     plan_ctx c = {&p->error, -1, NULL, "options", PRISM_OP_RANGE};
     json_t *f, *m;
     if (oom)

@@ -13,6 +13,8 @@ static const char *stage_kind_name(prism_plan_stage_kind k)
     return k == PRISM_STAGE_READ         ? "read"
            : k == PRISM_STAGE_MAP        ? "map"
            : k == PRISM_STAGE_ALL_TO_ALL ? "all_to_all"
+           : k == PRISM_STAGE_UNION      ? "union"
+           : k == PRISM_STAGE_ZIP        ? "zip"
                                          : "limit";
 }
 
@@ -23,6 +25,10 @@ static const char *stage_operator(const opt_stage *s)
         return "LimitOperator";
     if (s->kind == PRISM_STAGE_ALL_TO_ALL)
         return "AllToAllOperator";
+    if (s->kind == PRISM_STAGE_UNION)
+        return "UnionOperator";
+    if (s->kind == PRISM_STAGE_ZIP)
+        return "ZipOperator";
     return s->compute == PRISM_COMPUTE_ACTORS ? "ActorPoolMapOperator" : "TaskPoolMapOperator";
 }
 
@@ -59,6 +65,8 @@ static int *stage_logical(const prism_physical_plan *pp, const opt_stage *s, siz
             size_t at = k;
             while (at > 0 && v[at - 1] > o->logical[x])
                 at--;
+            if (at > 0 && v[at - 1] == o->logical[x])
+                continue; /* another dataset's operators all stand for their union or zip */
             memmove(v + at + 1, v + at, (k - at) * sizeof *v);
             v[at] = o->logical[x];
             k++;
@@ -126,8 +134,9 @@ static json_t *stage_json(const prism_physical_plan *pp, const opt_stage *s)
     set(j, "name", json_string(s->name), &ok);
     set(j, "kind", json_string(stage_kind_name(s->kind)), &ok);
     set(j, "operator", json_string(stage_operator(s)), &ok);
+    set(j, "next", nullable_int((int64_t)s->next, (int64_t)pp->nstages), &ok);
     json_t *compute = NULL;
-    if (s->kind == PRISM_STAGE_LIMIT) {
+    if (s->kind == PRISM_STAGE_LIMIT || s->kind == PRISM_STAGE_UNION) {
         compute = json_null();
     } else if ((compute = json_object())) {
         bool actors = s->compute == PRISM_COMPUTE_ACTORS;
@@ -190,40 +199,123 @@ static int indent(prism_buf *b, size_t depth)
     return rc == 0 && depth ? prism_buf_printf(b, "+- ") : rc;
 }
 
+/* A line of a tree: operator `i` of a chain, `ops` (full forms). */
+typedef int (*line_fn)(prism_buf *b, const void *ctx, size_t i);
+
+/* Prints node `i` at `depth`, then the nodes whose output goes to it
+ * (next[j] == i), in order, one level deeper: a tree whose root is the
+ * last operator, and a union's or zip's inputs side by side under it. */
+static int tree(prism_buf *b, const void *ctx, const size_t *next, line_fn line, size_t i,
+                size_t depth)
+{
+    int rc = indent(b, depth);
+    rc = rc ? rc : line(b, ctx, i);
+    for (size_t j = 0; j < i && rc == 0; j++)
+        if (next[j] == i)
+            rc = tree(b, ctx, next, line, j, depth + 1);
+    return rc;
+}
+
+/* The logical plan laid out as the optimizer lays it out (its own chain
+ * and each other dataset's), without pushdown. */
+typedef struct logical_view {
+    const json_t **spec;
+    size_t *next, *index;
+    size_t *other; /* 0: the plan's own; k + 1: union's other[k]; SIZE_MAX: zip's other */
+    size_t n;
+} logical_view;
+
+static int logical_line(prism_buf *b, const void *ctx, size_t i)
+{
+    const logical_view *v = ctx;
+    const json_t *spec = v->spec[i];
+    int kind = plan_op_lookup(json_string_value(json_object_get(spec, "op")));
+    int idx = (int)v->index[i];
+    int rc = plan_op_display(b, (prism_plan_op_kind)kind, spec);
+    rc = rc ? rc : prism_buf_printf(b, "  ");
+    rc = rc ? rc : plan_ops_ref(b, &idx, 1);
+    if (rc == 0 && v->other[i] == SIZE_MAX)
+        rc = prism_buf_printf(b, " other");
+    else if (rc == 0 && v->other[i])
+        rc = prism_buf_printf(b, " other[%zu]", v->other[i] - 1);
+    return rc ? rc : prism_buf_printf(b, "\n");
+}
+
 static int explain_logical(prism_buf *b, const prism_plan *p)
 {
     int rc = prism_buf_printf(b, "-------- Logical Plan --------\n");
-    for (size_t d = 0; d < p->nops && rc == 0; d++) {
-        size_t i = p->nops - 1 - d;
-        int idx = (int)i;
-        rc = indent(b, d);
-        rc = rc ? rc : plan_op_display(b, p->ops[i].kind, p->ops[i].full);
-        rc = rc ? rc : prism_buf_printf(b, "  ");
-        rc = rc ? rc : plan_ops_ref(b, &idx, 1);
-        rc = rc ? rc : prism_buf_printf(b, "\n");
+    size_t total = p->nops;
+    for (size_t i = 0; i < p->nops; i++) {
+        const json_t *other = json_object_get(p->ops[i].full, "other");
+        for (size_t k = 0; k < (json_is_array(other) ? json_array_size(other) : other ? 1 : 0); k++)
+            total += json_array_size(
+                json_object_get(json_is_array(other) ? json_array_get(other, k) : other, "ops"));
     }
+    logical_view v = {calloc(total, sizeof *v.spec), calloc(total, sizeof(size_t)),
+                      calloc(total, sizeof(size_t)), calloc(total, sizeof(size_t)), 0};
+    if (!v.spec || !v.next || !v.index || !v.other)
+        rc = -1;
+    size_t prev = SIZE_MAX;
+    for (size_t i = 0; rc == 0 && i < p->nops; i++) {
+        const json_t *other = json_object_get(p->ops[i].full, "other");
+        size_t nother = json_is_array(other) ? json_array_size(other) : other ? 1 : 0;
+        size_t at = v.n;
+        for (size_t k = 0; k < nother; k++) { /* each other dataset's chain, ending here */
+            const json_t *ops =
+                json_object_get(json_is_array(other) ? json_array_get(other, k) : other, "ops");
+            for (size_t j = 0; j < json_array_size(ops); j++) {
+                v.spec[v.n] = json_array_get(ops, j);
+                v.index[v.n] = i;
+                v.other[v.n] = json_is_array(other) ? k + 1 : SIZE_MAX;
+                v.next[v.n] = j + 1 < json_array_size(ops) ? v.n + 1 : SIZE_MAX;
+                v.n++;
+            }
+        }
+        v.spec[v.n] = p->ops[i].full;
+        v.index[v.n] = i;
+        v.next[v.n] = total;
+        for (size_t j = at; j < v.n; j++)
+            if (v.next[j] == SIZE_MAX)
+                v.next[j] = v.n;
+        if (prev != SIZE_MAX)
+            v.next[prev] = v.n;
+        prev = v.n++;
+    }
+    if (rc == 0)
+        rc = tree(b, &v, v.next, logical_line, v.n - 1, 0);
+    free(v.spec);
+    free(v.next);
+    free(v.index);
+    free(v.other);
     return rc;
+}
+
+static int optimized_line(prism_buf *b, const void *ctx, size_t i)
+{
+    const prism_physical_plan *pp = ctx;
+    const opt_op *o = &pp->ops[i];
+    int rc = plan_op_display(b, o->kind, o->spec);
+    rc = rc ? rc : prism_buf_printf(b, "  ");
+    rc = rc ? rc : plan_ops_ref(b, o->logical, o->nlogical);
+    if (rc == 0 && plan_op_info_of(o->kind)->cls == OPC_READ && o->nlogical > 1) {
+        if (o->kind == PRISM_OP_RANGE)
+            rc = prism_buf_printf(b, " (limit pushed into the read: n=%lld)",
+                                  (long long)plan_get_int(o->spec, "n", 0));
+        else
+            rc = prism_buf_printf(b, " (limit pushed into the read: %zu items)",
+                                  json_array_size(json_object_get(o->spec, "items")));
+    }
+    return rc ? rc : prism_buf_printf(b, "\n");
 }
 
 static int explain_optimized(prism_buf *b, const prism_physical_plan *pp)
 {
     int rc = prism_buf_printf(b, "\n-------- Logical Plan (Optimized) --------\n");
-    for (size_t d = 0; d < pp->nops && rc == 0; d++) {
-        const opt_op *o = &pp->ops[pp->nops - 1 - d];
-        rc = indent(b, d);
-        rc = rc ? rc : plan_op_display(b, o->kind, o->spec);
-        rc = rc ? rc : prism_buf_printf(b, "  ");
-        rc = rc ? rc : plan_ops_ref(b, o->logical, o->nlogical);
-        if (rc == 0 && plan_op_info_of(o->kind)->cls == OPC_READ && o->nlogical > 1) {
-            if (o->kind == PRISM_OP_RANGE)
-                rc = prism_buf_printf(b, " (limit pushed into the read: n=%lld)",
-                                      (long long)plan_get_int(o->spec, "n", 0));
-            else
-                rc = prism_buf_printf(b, " (limit pushed into the read: %zu items)",
-                                      json_array_size(json_object_get(o->spec, "items")));
-        }
-        rc = rc ? rc : prism_buf_printf(b, "\n");
-    }
+    size_t *next = malloc(pp->nops * sizeof *next);
+    for (size_t i = 0; next && i < pp->nops; i++)
+        next[i] = plan_op_next(pp, i);
+    rc = rc ? rc : next ? tree(b, pp, next, optimized_line, pp->nops - 1, 0) : -1;
+    free(next);
     return rc;
 }
 
@@ -241,6 +333,35 @@ static int resources_text(prism_buf *b, const json_t *r)
     return rc;
 }
 
+static int stage_line(prism_buf *b, const void *ctx, size_t i)
+{
+    const prism_physical_plan *pp = ctx;
+    const opt_stage *s = &pp->stages[i];
+    size_t nl = 0;
+    int *logical = stage_logical(pp, s, &nl);
+    if (!logical)
+        return -1;
+    int rc = prism_buf_printf(b, "%s[%s]  ", stage_operator(s), s->name);
+    rc = rc ? rc : plan_ops_ref(b, logical, nl);
+    free(logical);
+    if (rc == 0 && s->kind != PRISM_STAGE_LIMIT && s->kind != PRISM_STAGE_UNION) {
+        rc = prism_buf_printf(b, "; ");
+        rc = rc ? rc : resources_text(b, s->resources);
+    }
+    if (rc == 0 && s->compute == PRISM_COMPUTE_ACTORS) {
+        rc = s->max_size ? prism_buf_printf(b, "; actors %lld-%lld", (long long)s->min_size,
+                                            (long long)s->max_size)
+                         : prism_buf_printf(b, "; actors %lld+", (long long)s->min_size);
+    }
+    if (rc == 0 && s->concurrency)
+        rc = prism_buf_printf(b, "; concurrency %lld", (long long)s->concurrency);
+    if (rc == 0 && s->min_rows)
+        rc = prism_buf_printf(b, "; bundles of %lld+ rows", (long long)s->min_rows);
+    if (rc == 0 && s->row_limit >= 0)
+        rc = prism_buf_printf(b, "; stops after %lld rows", (long long)s->row_limit);
+    return rc ? rc : prism_buf_printf(b, "\n");
+}
+
 static int explain_physical(prism_buf *b, const prism_physical_plan *pp)
 {
     int rc = prism_buf_printf(b, "\n-------- Physical Plan --------\n");
@@ -252,33 +373,11 @@ static int explain_physical(prism_buf *b, const prism_physical_plan *pp)
         rc = rc ? rc : prism_buf_printf(b, "; written by the executor\n");
         top = 1;
     }
-    for (size_t d = 0; d < pp->nstages && rc == 0; d++) {
-        const opt_stage *s = &pp->stages[pp->nstages - 1 - d];
-        size_t nl = 0;
-        int *logical = stage_logical(pp, s, &nl);
-        if (!logical)
-            return -1;
-        rc = indent(b, d + top);
-        rc = rc ? rc : prism_buf_printf(b, "%s[%s]  ", stage_operator(s), s->name);
-        rc = rc ? rc : plan_ops_ref(b, logical, nl);
-        free(logical);
-        if (rc == 0 && s->kind != PRISM_STAGE_LIMIT) {
-            rc = prism_buf_printf(b, "; ");
-            rc = rc ? rc : resources_text(b, s->resources);
-        }
-        if (rc == 0 && s->compute == PRISM_COMPUTE_ACTORS) {
-            rc = s->max_size ? prism_buf_printf(b, "; actors %lld-%lld", (long long)s->min_size,
-                                                (long long)s->max_size)
-                             : prism_buf_printf(b, "; actors %lld+", (long long)s->min_size);
-        }
-        if (rc == 0 && s->concurrency)
-            rc = prism_buf_printf(b, "; concurrency %lld", (long long)s->concurrency);
-        if (rc == 0 && s->min_rows)
-            rc = prism_buf_printf(b, "; bundles of %lld+ rows", (long long)s->min_rows);
-        if (rc == 0 && s->row_limit >= 0)
-            rc = prism_buf_printf(b, "; stops after %lld rows", (long long)s->row_limit);
-        rc = rc ? rc : prism_buf_printf(b, "\n");
-    }
+    size_t *next = malloc(pp->nstages * sizeof *next);
+    for (size_t i = 0; next && i < pp->nstages; i++)
+        next[i] = pp->stages[i].next;
+    rc = rc ? rc : next ? tree(b, pp, next, stage_line, pp->nstages - 1, top) : -1;
+    free(next);
     return rc;
 }
 

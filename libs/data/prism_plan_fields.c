@@ -661,6 +661,39 @@ static int read_compute(plan_ctx *c, const char *path, json_t *v, json_t **full,
     return 0;
 }
 
+/* A non-empty list of other datasets, each as plan_dataset_parse checks it. */
+static int read_datasets(plan_ctx *c, const plan_field *f, const char *path, json_t *v,
+                         json_t **full, json_t **min)
+{
+    if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > (size_t)f->max)
+        return plan_fail(c, PRISM_PLAN_INVALID, path,
+                         "\"%s\" must be a list of 1 to %d datasets, each {\"ops\": [...]}", path,
+                         (int)f->max);
+    json_t *lf = json_array(), *lm = json_array();
+    for (size_t i = 0; lf && lm && i < json_array_size(v); i++) {
+        char at[192];
+        snprintf(at, sizeof at, "%s[%zu]", path, i);
+        json_t *df, *dm;
+        if (plan_dataset_parse(c, at, json_array_get(v, i), &df, &dm) < 0) {
+            json_decref(lf);
+            json_decref(lm);
+            return -1;
+        }
+        if (json_array_append_new(lf, df) < 0 || json_array_append_new(lm, dm) < 0) {
+            json_decref(lf);
+            lf = NULL;
+        }
+    }
+    if (!lf || !lm) {
+        json_decref(lf);
+        json_decref(lm);
+        return plan_oom(c);
+    }
+    *full = lf;
+    *min = lm;
+    return 0;
+}
+
 /* ---------- one field ---------- */
 
 static int read_value(plan_ctx *c, const plan_field *f, const char *path, json_t *v, json_t **full,
@@ -744,6 +777,8 @@ static int read_value(plan_ctx *c, const plan_field *f, const char *path, json_t
         if (read_free_json(c, path, v, false, full) < 0)
             return -1;
         break;
+    case PF_DATASET: return plan_dataset_parse(c, path, v, full, min);
+    case PF_DATASETS: return read_datasets(c, f, path, v, full, min);
     }
     return *full ? 0 : plan_oom(c);
 }

@@ -26,8 +26,10 @@ typedef enum plan_ftype {
     PF_RESOURCES, /* {name: amount}: custom resources */
     PF_ITEMS,     /* a list of at most PRISM_PLAN_MAX_ITEMS JSON values */
     PF_OBJECT,    /* any JSON object nested at most PRISM_PLAN_MAX_DEPTH deep */
-    PF_KEYS, /* a name, or a non-empty list of distinct names (as PF_NAMES): stored as a list */
-    PF_AGGS, /* groupby's aggregations: [{"fn": count|sum|min|max|mean|std, "on"?: name}] */
+    PF_KEYS,     /* a name, or a non-empty list of distinct names (as PF_NAMES): stored as a list */
+    PF_AGGS,     /* groupby's aggregations: [{"fn": count|sum|min|max|mean|std, "on"?: name}] */
+    PF_DATASET,  /* another dataset: {"ops": [a read, then operators]} */
+    PF_DATASETS, /* a list of 1 to `max` of them */
 } plan_ftype;
 
 #define PFL_REQUIRED 1u /* no default: absence is an error */
@@ -91,6 +93,7 @@ typedef enum plan_op_class {
     OPC_PROJECT, /* select_columns, drop_columns */
     OPC_LIMIT,
     OPC_ALL_TO_ALL,
+    OPC_NARY,  /* union, zip: other datasets join this one */
     OPC_WRITE, /* write_jsonl, write_csv: last, in no stage */
 } plan_op_class;
 
@@ -129,6 +132,11 @@ int plan_op_display(prism_buf *b, prism_plan_op_kind kind, const json_t *spec);
  * `*full` and `*min` are its normalized forms (with "op" first). */
 int plan_op_parse(plan_ctx *c, json_t *op, size_t index, prism_plan_op_kind first,
                   prism_plan_op_kind *kind, json_t **full, json_t **min);
+/* Checks another dataset of union or zip (`v`, at field `path`): an object
+ * {"ops": [...]} whose operators are checked as a plan's, starting with a
+ * read, without a write, union or zip. `*full` and `*min` are its
+ * normalized forms. 0 or -1. */
+int plan_dataset_parse(plan_ctx *c, const char *path, json_t *v, json_t **full, json_t **min);
 /* Checks the plan's options (NULL: {}). */
 int plan_options_parse(plan_ctx *c, json_t *options, json_t **full, json_t **min);
 
@@ -161,8 +169,10 @@ void plan_set_error(prism_plan_error *err, const prism_plan_error *from);
 typedef struct opt_op {
     prism_plan_op_kind kind;
     json_t *spec; /* full form, after pushdown (a read's n or items cut by a limit) */
-    int *logical; /* indices of the original plan's operators it stands for, ascending */
+    int *logical; /* indices of the original plan's operators it stands for, ascending
+                   * (an operator of another dataset: its union's or zip's) */
     size_t nlogical;
+    size_t chain; /* 0: the plan's own operators; k: those of the k-th other dataset */
 } opt_op;
 
 typedef struct opt_stage {
@@ -175,6 +185,7 @@ typedef struct opt_stage {
     json_t *resources; /* the whole map: CPU, GPU, memory and custom */
     int64_t concurrency, min_rows, row_limit, limit;
     size_t first, nops; /* its operators: ops[first .. first + nops) */
+    size_t next;        /* the stage its output goes to; nstages: the dataset's output */
 } opt_stage;
 
 struct prism_physical_plan {
@@ -185,7 +196,13 @@ struct prism_physical_plan {
     opt_stage *stages;
     size_t nstages;
     const opt_op *write; /* the last of ops when the plan ends with a write; NULL: none */
+    size_t *feeds;       /* chain k > 0: the index in ops of the union or zip it joins */
+    size_t nchains;      /* chains: 1 + the other datasets */
 };
+
+/* The operator of `pp` that operator `i`'s output goes to: the next of its
+ * chain, else the union or zip the chain joins; pp->nops: the output. */
+size_t plan_op_next(const prism_physical_plan *pp, size_t i);
 
 /* "ops[0-2,5]" for indices in ascending order, appended to `b`. 0 or -1. */
 int plan_ops_ref(prism_buf *b, const int *idx, size_t n);

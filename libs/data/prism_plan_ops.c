@@ -147,6 +147,18 @@ static const plan_field *const sort_tabs[] = {sort_fields, NULL};
 static const plan_field *const groupby_tabs[] = {groupby_fields, NULL};
 static const plan_field *const repartition_tabs[] = {repartition_fields, NULL};
 static const plan_field *const unique_tabs[] = {unique_fields, NULL};
+/* The other datasets: union takes several (Ray Data's union(*other)), zip one. */
+#define PRISM_PLAN_MAX_UNION 64
+static const plan_field union_fields[] = {
+    {"other", PF_DATASETS, PFL_REQUIRED, NULL, 1, PRISM_PLAN_MAX_UNION, NULL},
+    END,
+};
+static const plan_field zip_fields[] = {
+    {"other", PF_DATASET, PFL_REQUIRED, NULL, 0, 0, NULL},
+    END,
+};
+static const plan_field *const union_tabs[] = {union_fields, NULL};
+static const plan_field *const zip_tabs[] = {zip_fields, NULL};
 static const plan_field map_groups_fields[] = {
     {"key", PF_KEYS, PFL_REQUIRED, NULL, 1, PRISM_PLAN_MAX_NAME, NULL},
     END,
@@ -192,6 +204,8 @@ static const plan_op_info ops[PRISM_OP_KIND_COUNT] = {
      shuffle_tabs},
     {"unique", "Unique", OPC_ALL_TO_ALL, false, false, false, unique_tabs},
     {"map_groups", "MapGroups", OPC_ALL_TO_ALL, false, false, false, map_groups_tabs},
+    {"union", "Union", OPC_NARY, false, false, false, union_tabs},
+    {"zip", "Zip", OPC_NARY, false, false, false, zip_tabs},
     {"write_jsonl", "WriteJSONL", OPC_WRITE, false, false, false, write_jsonl_tabs},
     {"write_csv", "WriteCSV", OPC_WRITE, false, false, false, write_csv_tabs},
     {"write_images", "WriteImages", OPC_WRITE, false, false, false, write_images_tabs},
@@ -199,13 +213,35 @@ static const plan_op_info ops[PRISM_OP_KIND_COUNT] = {
 };
 
 const char *const plan_op_names[] = {
-    "range",          "from_items",   "read_images", "read_binary_files",
-    "read_text",      "read_jsonl",   "read_csv",    "map",
-    "map_batches",    "filter",       "flat_map",    "add_column",
-    "select_columns", "drop_columns", "limit",       "random_shuffle",
-    "sort",           "groupby",      "repartition", "randomize_block_order",
-    "unique",         "map_groups",   "write_jsonl", "write_csv",
-    "write_images",   "write_binary", NULL,
+    "range",
+    "from_items",
+    "read_images",
+    "read_binary_files",
+    "read_text",
+    "read_jsonl",
+    "read_csv",
+    "map",
+    "map_batches",
+    "filter",
+    "flat_map",
+    "add_column",
+    "select_columns",
+    "drop_columns",
+    "limit",
+    "random_shuffle",
+    "sort",
+    "groupby",
+    "repartition",
+    "randomize_block_order",
+    "unique",
+    "map_groups",
+    "union",
+    "zip",
+    "write_jsonl",
+    "write_csv",
+    "write_images",
+    "write_binary",
+    NULL,
 };
 
 const plan_op_info *plan_op_info_of(prism_plan_op_kind kind)
@@ -401,7 +437,7 @@ int plan_op_parse(plan_ctx *c, json_t *op, size_t index, prism_plan_op_kind firs
             c, PRISM_PLAN_UNKNOWN_OPERATOR, "op",
             "unknown operator \"%s\" (reads: %s; then map, map_batches, filter, "
             "flat_map, add_column, select_columns, drop_columns, limit, random_shuffle, "
-            "randomize_block_order, sort, groupby, repartition, unique, map_groups; last, "
+            "randomize_block_order, sort, groupby, repartition, unique, map_groups, union, zip; last, "
             "write_jsonl, write_csv, write_images or write_binary)",
             plan_quote(q, json_string_value(name)), read_names_list);
     }
@@ -448,6 +484,7 @@ static const plan_field options_fields[] = {
     {"skip_corrupt", PF_BOOL, 0, "false", 0, 0, NULL},
     {"preserve_order", PF_BOOL, 0, "false", 0, 0, NULL},
     {"target_max_block_size", PF_INT, 0, "134217728", 1024, BIG, NULL},
+    {"use_push_based_shuffle", PF_BOOL, 0, "false", 0, 0, NULL},
     END,
 };
 static const plan_field *const options_tabs[] = {options_fields, NULL};

@@ -13,6 +13,11 @@
  *    Projections fuse into whatever stage precedes them.
  * A write that ends the plan is in no stage: the executor consumes the
  * last stage's blocks by writing them.
+ *
+ * The other datasets of a union or zip are optimized alike, each on its own
+ * (a limit does not move past a union or zip), and laid out before the
+ * union or zip they join, a chain of stages each: the stages form a tree,
+ * each stage's output going to `next`.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +116,7 @@ static int push_limits(op_list *in, op_list *out)
         }
         size_t j = i;
         int64_t k = -1;
-        opt_op lim = {PRISM_OP_LIMIT, NULL, NULL, 0};
+        opt_op lim = {PRISM_OP_LIMIT, NULL, NULL, 0, 0};
         for (; j < in->n; j++) {
             const plan_op_info *ji = plan_op_info_of(in->v[j].kind);
             if (!ji->row_preserving && ji->cls != OPC_LIMIT)
@@ -143,7 +148,7 @@ static int push_limits(op_list *in, op_list *out)
                     op_free(&lim);
                     rc = -1;
                 }
-                lim = (opt_op){PRISM_OP_LIMIT, NULL, NULL, 0};
+                lim = (opt_op){PRISM_OP_LIMIT, NULL, NULL, 0, 0};
                 placed = true;
             }
             if (rc < 0 || list_push(out, *o) < 0) {
@@ -167,6 +172,92 @@ static int push_limits(op_list *in, op_list *out)
 }
 
 /* ---------- stages ---------- */
+
+/* ---------- other datasets ---------- */
+
+size_t plan_op_next(const prism_physical_plan *pp, size_t i)
+{
+    size_t ch = pp->ops[i].chain;
+    for (size_t j = i + 1; j < pp->nops; j++)
+        if (pp->ops[j].chain == ch)
+            return j;
+    return ch ? pp->feeds[ch] : pp->nops;
+}
+
+/* Pass 1 over other dataset `d` (its full form) of the operator at
+ * `logical` in the plan, appended to `out` as chain `chain`. 0 or -1. */
+static int lay_out_dataset(op_list *out, const json_t *d, int logical, size_t chain)
+{
+    op_list in = {0}, opt = {0};
+    const json_t *ops = json_object_get(d, "ops");
+    int rc = 0;
+    for (size_t j = 0; rc == 0 && j < json_array_size(ops); j++) {
+        json_t *spec = json_array_get(ops, j);
+        int k = plan_op_lookup(json_string_value(json_object_get(spec, "op")));
+        opt_op o = {(prism_plan_op_kind)k, json_incref(spec), malloc(sizeof(int)), 1, chain};
+        if (o.logical)
+            o.logical[0] = logical;
+        if (k < 0 || !o.logical || list_push(&in, o) < 0) {
+            op_free(&o);
+            rc = -1;
+        }
+    }
+    if (rc == 0)
+        rc = push_limits(&in, &opt);
+    for (size_t j = 0; j < in.n; j++)
+        op_free(&in.v[j]);
+    free(in.v);
+    for (size_t j = 0; j < opt.n; j++) {
+        opt.v[j].chain = chain;
+        if (rc < 0 || list_push(out, opt.v[j]) < 0) {
+            op_free(&opt.v[j]);
+            rc = -1;
+        }
+    }
+    free(opt.v);
+    return rc;
+}
+
+/* Moves the plan's own operators (`own`, taken) into pp->ops, each union's
+ * and zip's other datasets laid out before it. 0 or -1. */
+static int lay_out(prism_physical_plan *pp, op_list *own)
+{
+    op_list all = {0};
+    int rc = 0;
+    size_t chains = 1;
+    for (size_t i = 0; i < own->n; i++) {
+        const json_t *other = json_object_get(own->v[i].spec, "other");
+        if (own->v[i].kind == PRISM_OP_UNION)
+            chains += json_array_size(other);
+        else if (own->v[i].kind == PRISM_OP_ZIP)
+            chains++;
+    }
+    pp->feeds = calloc(chains, sizeof *pp->feeds);
+    pp->nchains = 1;
+    if (!pp->feeds)
+        rc = -1;
+    for (size_t i = 0; i < own->n; i++) {
+        opt_op *o = &own->v[i];
+        const json_t *other = json_object_get(o->spec, "other");
+        size_t n = o->kind == PRISM_OP_UNION ? json_array_size(other) : o->kind == PRISM_OP_ZIP;
+        for (size_t k = 0; rc == 0 && k < n; k++) {
+            const json_t *d = o->kind == PRISM_OP_ZIP ? other : json_array_get(other, k);
+            rc = lay_out_dataset(&all, d, o->logical[0], pp->nchains + k);
+        }
+        for (size_t k = 0; rc == 0 && k < n; k++)
+            pp->feeds[pp->nchains + k] = all.n;
+        pp->nchains += n;
+        o->chain = 0;
+        if (rc < 0 || list_push(&all, *o) < 0) {
+            op_free(o);
+            rc = -1;
+        }
+    }
+    own->n = 0;
+    pp->ops = all.v;
+    pp->nops = all.n;
+    return rc;
+}
 
 static void stage_from_op(opt_stage *s, const opt_op *o)
 {
@@ -209,6 +300,10 @@ static void stage_from_op(opt_stage *s, const opt_op *o)
         s->kind = PRISM_STAGE_ALL_TO_ALL;
         s->cpus = 1;
         break;
+    case OPC_NARY:
+        s->kind = o->kind == PRISM_OP_UNION ? PRISM_STAGE_UNION : PRISM_STAGE_ZIP;
+        s->cpus = o->kind == PRISM_OP_ZIP; /* union runs no task */
+        break;
     default:
         /* A projection with no stage before it to join (pushdown never leaves
          * one after a limit): a task stage of its own. */
@@ -232,7 +327,7 @@ static bool same_custom(const json_t *a, const json_t *b)
 static bool fuses(const opt_stage *s, const opt_op *o)
 {
     const plan_op_info *info = plan_op_info_of(o->kind);
-    if (s->kind == PRISM_STAGE_LIMIT || s->kind == PRISM_STAGE_ALL_TO_ALL)
+    if (s->kind != PRISM_STAGE_READ && s->kind != PRISM_STAGE_MAP)
         return false;
     if (info->cls == OPC_PROJECT)
         return true;
@@ -254,7 +349,7 @@ static json_t *resource_map(const opt_stage *s)
     if (!r)
         return NULL;
     bool oom = false;
-    if (s->kind != PRISM_STAGE_LIMIT)
+    if (s->kind != PRISM_STAGE_LIMIT && s->kind != PRISM_STAGE_UNION)
         oom |= json_object_set_new(r, "CPU", plan_number(s->cpus)) < 0;
     if (s->gpus > 0)
         oom |= json_object_set_new(r, "GPU", plan_number(s->gpus)) < 0;
@@ -301,11 +396,20 @@ static int fuse(prism_physical_plan *pp)
     }
     for (size_t i = 0; i < pp->nstages; i++) {
         opt_stage *s = &pp->stages[i];
+        size_t last = plan_op_next(pp, s->first + s->nops - 1);
+        s->next = pp->nstages;
+        for (size_t j = i + 1; j < pp->nstages; j++)
+            if (pp->stages[j].first == last)
+                s->next = j;
+    }
+    for (size_t i = 0; i < pp->nstages; i++) {
+        opt_stage *s = &pp->stages[i];
         /* An all-to-all stage cannot stop early: any of its reduces may hold
-         * the first rows. */
-        if (i + 1 < pp->nstages && pp->stages[i + 1].kind == PRISM_STAGE_LIMIT &&
-            s->kind != PRISM_STAGE_ALL_TO_ALL)
-            s->row_limit = pp->stages[i + 1].limit;
+         * the first rows; nor can a union or zip (they run no operator of the
+         * stage's own before it). */
+        if (s->next < pp->nstages && pp->stages[s->next].kind == PRISM_STAGE_LIMIT &&
+            (s->kind == PRISM_STAGE_READ || s->kind == PRISM_STAGE_MAP))
+            s->row_limit = pp->stages[s->next].limit;
         s->resources = resource_map(s);
         prism_buf b;
         prism_buf_init(&b, (size_t)1 << 24);
@@ -338,6 +442,7 @@ void prism_physical_plan_destroy(prism_physical_plan *pp)
         json_decref(pp->stages[i].resources);
     }
     free(pp->stages);
+    free(pp->feeds);
     free(pp->name);
     json_decref(pp->options);
     free(pp);
@@ -356,7 +461,7 @@ prism_plan_status prism_plan_optimize(const prism_plan *p, prism_physical_plan *
         goto oom;
     pp->options = json_incref(p->options_full);
     for (size_t i = 0; i < p->nops; i++) {
-        opt_op o = {p->ops[i].kind, json_incref(p->ops[i].full), malloc(sizeof(int)), 1};
+        opt_op o = {p->ops[i].kind, json_incref(p->ops[i].full), malloc(sizeof(int)), 1, 0};
         if (o.logical)
             o.logical[0] = (int)i;
         if (!o.logical || list_push(&in, o) < 0) {
@@ -365,9 +470,12 @@ prism_plan_status prism_plan_optimize(const prism_plan *p, prism_physical_plan *
         }
     }
     int rc = push_limits(&in, &opt);
-    pp->ops = opt.v;
-    pp->nops = opt.n;
-    opt.v = NULL;
+    if (rc == 0)
+        rc = lay_out(pp, &opt);
+    else
+        for (size_t i = 0; i < opt.n; i++)
+            op_free(&opt.v[i]);
+    free(opt.v);
     if (rc < 0 || fuse(pp) < 0)
         goto oom;
     free(in.v);
@@ -409,6 +517,7 @@ void prism_physical_plan_stage(const prism_physical_plan *pp, size_t i, prism_pl
     out->row_limit = s->row_limit;
     out->limit = s->limit;
     out->num_ops = s->nops;
+    out->next = s->next;
 }
 
 prism_plan_op_kind prism_physical_plan_op(const prism_physical_plan *pp, size_t i, size_t j,

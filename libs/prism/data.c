@@ -366,6 +366,55 @@ prism_status prism_data_groupby_aggregate(prism_dataset *ds, const char *const *
                      json_pack("{sssoso}", "op", "groupby", "key", names_json(key), "aggs", list));
 }
 
+/* Another dataset as union and zip take it: {"ops": [...]} (NULL, having
+ * failed, when it cannot be). */
+static json_t *other_json(const prism_dataset *o)
+{
+    if (!o) {
+        prism__fail(PRISM_ERR_INVALID, "no dataset");
+        return NULL;
+    }
+    if (*o->mat) {
+        frozen(o);
+        return NULL;
+    }
+    json_t *plan = prism_plan_to_json_value(o->plan, NULL);
+    if (!plan) {
+        plan_failed(o->plan);
+        return NULL;
+    }
+    json_t *d = json_pack("{sO}", "ops", json_object_get(plan, "ops"));
+    json_decref(plan);
+    if (!d)
+        prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    return d;
+}
+
+prism_status prism_data_union(prism_dataset *ds, const prism_dataset *const *others, size_t n)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && others && i < n; i++) {
+        json_t *d = other_json(others[i]);
+        if (!d) {
+            json_decref(list);
+            return prism_last_status();
+        }
+        if (json_array_append_new(list, d) < 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return append_op(ds, list ? json_pack("{ssso}", "op", "union", "other", list) : NULL);
+}
+
+prism_status prism_data_zip(prism_dataset *ds, const prism_dataset *other)
+{
+    json_t *d = other_json(other);
+    if (!d)
+        return prism_last_status();
+    return append_op(ds, json_pack("{ssso}", "op", "zip", "other", d));
+}
+
 void prism_data_options_init(prism_data_options *opts)
 {
     *opts = (prism_data_options)PRISM_DATA_OPTIONS_INIT;
@@ -381,6 +430,7 @@ prism_status prism_data_set_options(prism_dataset *ds, const prism_data_options 
     prism_plan_options_init(&po);
     po.memory_budget_bytes = opts->memory_budget_bytes;
     po.preserve_order = opts->preserve_order;
+    po.use_push_based_shuffle = opts->use_push_based_shuffle;
     if (opts->target_max_block_size)
         po.target_max_block_size = opts->target_max_block_size;
     return prism_plan_set_options(ds->plan, &po) == PRISM_PLAN_OK ? PRISM_OK

@@ -307,6 +307,7 @@ static json_t *stages_json(const ds_dataset *d)
                       (json_int_t)p->bytes, "tasks_running", (json_int_t)p->tasks_running,
                       "tasks_done", (json_int_t)p->tasks_done, "queued_blocks",
                       (json_int_t)p->queued_blocks, "queued_bytes", (json_int_t)p->queued_bytes));
+        json_object_set(json_array_get(out, i), "next", json_object_get(st, "next"));
         if (strcmp(json_string_value(json_object_get(st, "kind")), "read"))
             json_object_set_new(json_array_get(out, i), "tasks_local",
                                 json_integer(p->tasks_local));

@@ -219,7 +219,9 @@ prism_task_fn prism__builtin_find(const char *name)
                  {"data_read_stage", data_read_stage},
                  {"data_map_stage", data_map_stage},
                  {"data_a2a_map", data_a2a_map},
-                 {"data_a2a_reduce", data_a2a_reduce}};
+                 {"data_a2a_reduce", data_a2a_reduce},
+                 {"data_a2a_merge", data_a2a_merge},
+                 {"data_zip", data_zip}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(table[i].name, name))
             return table[i].fn;

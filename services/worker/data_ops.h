@@ -41,6 +41,22 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
                           prism_value **returns, size_t nreturns);
 prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                              prism_value **returns, size_t nreturns);
+/*   data_a2a_merge(task, parts...)            -> [merged 0, ..., merged P-1, stats]
+ * (push-based shuffle) joins part j of K map outputs, for every j: task is
+ * {"maps": K, "parts": P}, the parts map by map; stats as a map's. */
+prism_status data_a2a_merge(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                            prism_value **returns, size_t nreturns);
+
+/* A zip stage's task (data_zip.c):
+ *   data_zip(task, left, right...) -> [block, stats]
+ * task is {"left": [skip, count], "right": [[skip, count]...]}: those rows
+ * of the left block beside as many of the right blocks, joined. */
+prism_status data_zip(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
+                      prism_value **returns, size_t nreturns);
+/* `b` (taken) as a task's returns: the block, and its stats {"rows",
+ * "bytes", "skipped": 0, "node"} (data_shuffle.c). */
+prism_status data_finish_block(prism_task_ctx *ctx, prism_block *b, prism_value **returns,
+                               size_t nreturns);
 
 /* Calls the package function `f` (`name` for errors) on `in` with `args`
  * (borrowed): the block it returns, or NULL with `err`. */

@@ -4,7 +4,7 @@
  *   data_probe range N BLOCKS BATCH [SLOW_MS [BUDGET]]  iter_batches of range(N): every
  *                                             id once (a consumer of SLOW_MS a batch)
  *   data_probe images DIR BATCH               read_images + center_crop, batches checked
- *   data_probe count_take N                   count and take of range(N)
+ *   data_probe count_take N                   count and take (in order) of range(N)
  *   data_probe plan JSON N                    iter_batches of a plan whose output is
  *                                             range(N)'s "id": every id once
  *   data_probe early N                        two batches of range(N), one kept past the
@@ -20,7 +20,11 @@
  *   data_probe a2a N PKG                      range(N): random_shuffle (a permutation, the
  *                                             same twice with a seed), then sort descending,
  *                                             repartition, unique; prints the rows (take) of
- *                                             a groupby and of map_groups(PKG's group_spread) */
+ *                                             a groupby and of map_groups(PKG's group_spread)
+ *   data_probe union_zip N                    range(N) union range(N): counts 2N; range(N)
+ *                                             zip range(N) sorted descending: prints its rows
+ *                                             (take); zip with range(N - 1): refused, and
+ *                                             after a map_batches the run's error */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +177,10 @@ static int count_take(prism_client *c, int64_t n)
 {
     prism_dataset *ds;
     CHECK(prism_data_range(c, n, NULL, &ds) == PRISM_OK, "range");
+    /* the first rows of the read, not of whichever block comes first */
+    prism_data_options o = PRISM_DATA_OPTIONS_INIT;
+    o.preserve_order = true;
+    CHECK(prism_data_set_options(ds, &o) == PRISM_OK, "options");
     prism_data_map_options mo = PRISM_DATA_MAP_OPTIONS_INIT;
     mo.args = "{\"column\": \"id\", \"dtype\": \"float64\"}";
     CHECK(prism_data_map_batches(ds, "builtin", "cast", &mo) == PRISM_OK, "cast");
@@ -460,6 +468,51 @@ static int all_to_all(prism_client *c, int64_t n, const char *pkg)
     return rc;
 }
 
+static int union_zip(prism_client *c, int64_t n)
+{
+    prism_data_map_options cast = PRISM_DATA_MAP_OPTIONS_INIT;
+    cast.args = "{\"column\": \"id\", \"dtype\": \"int32\"}";
+    prism_data_read_options ro = PRISM_DATA_READ_OPTIONS_INIT;
+    prism_dataset *a, *b, *d, *e;
+    ro.override_num_blocks = 4;
+    CHECK(prism_data_range(c, n, &ro, &a) == PRISM_OK, "range");
+    ro.override_num_blocks = 3;
+    CHECK(prism_data_range(c, n, &ro, &b) == PRISM_OK, "range");
+    const prism_dataset *others[] = {b};
+    CHECK(prism_data_union(a, others, 1) == PRISM_OK, "union");
+    int64_t count = 0;
+    CHECK(prism_data_count(a, 60000, &count) == PRISM_OK && count == 2 * n, "union count %lld",
+          (long long)count);
+    prism_data_destroy(a);
+    const char *key[] = {"id", NULL};
+    CHECK(prism_data_sort(b, key, true) == PRISM_OK, "sort");
+    CHECK(prism_data_range(c, n, &ro, &d) == PRISM_OK, "range");
+    CHECK(prism_data_zip(d, b) == PRISM_OK, "zip");
+    char *rows = NULL;
+    CHECK(prism_data_take(d, n, 60000, &rows) == PRISM_OK, "zip take");
+    printf("zip: %s\n", rows);
+    free(rows);
+    prism_data_destroy(d);
+    prism_data_destroy(b);
+    /* row counts the plans tell: refused as the zip is added */
+    CHECK(prism_data_range(c, n, NULL, &d) == PRISM_OK, "range");
+    CHECK(prism_data_range(c, n - 1, NULL, &e) == PRISM_OK, "range");
+    prism_status s = prism_data_zip(d, e);
+    printf("zip refused: %s %s\n", s == PRISM_ERR_INVALID ? "PRISM_ERR_INVALID" : "?",
+           prism_last_error());
+    prism_data_destroy(d);
+    /* row counts only the run tells (a map_batches may change them): the run fails */
+    CHECK(prism_data_range(c, n, NULL, &d) == PRISM_OK, "range");
+    CHECK(prism_data_map_batches(e, "builtin", "cast", &cast) == PRISM_OK, "map_batches");
+    CHECK(prism_data_zip(d, e) == PRISM_OK, "zip");
+    s = prism_data_count(d, 60000, &count);
+    printf("zip of %lld and %lld rows: %s %s\n", (long long)n, (long long)n - 1,
+           s == PRISM_ERR_TASK ? "PRISM_ERR_TASK" : prism_status_text(s), prism_last_error());
+    prism_data_destroy(d);
+    prism_data_destroy(e);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     prism_client *c;
@@ -496,6 +549,8 @@ int main(int argc, char **argv)
         rc = consume(c, argv[2], atoi(argv[3]), atoll(argv[4]), atoi(argv[5]));
     else if (!strcmp(argv[1], "a2a") && argc == 4)
         rc = all_to_all(c, atoll(argv[2]), argv[3]);
+    else if (!strcmp(argv[1], "union_zip") && argc == 3)
+        rc = union_zip(c, atoll(argv[2]));
     else if (!strcmp(argv[1], "write") && argc == 6)
         rc = write_files(c, argv[2], argv[3], atoll(argv[4]), atoll(argv[5]));
     prism_disconnect(c);

@@ -1037,6 +1037,13 @@ def test_all_to_all(c):
         assert a2a[0]["blocks"] == 8 and a2a[0]["tasks_done"] == 16, a2a  # 8 maps, 8 reduces
     assert orders[0] == orders[1], [(a, b) for a, b in zip(orders[0], orders[1]) if a != b][:5]
     assert orders[0] != orders[2]
+    # push-based: merges join the parts of every 4 maps as they end; the same rows, in the
+    # same order, as the merge joins what the reduce would
+    push = {"use_push_based_shuffle": True}
+    got, info = run_rows([rng, {"op": "random_shuffle", "seed": 7}], n, push)
+    assert [r["id"] for r in got] == orders[0]
+    a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"][0]
+    assert a2a["tasks_done"] == 18, a2a  # 8 maps, 2 merges, 8 reduces
     got, _ = run_rows([rng, {"op": "random_shuffle"}], n)
     assert sorted(r["id"] for r in got) == list(range(n))
 
@@ -1073,6 +1080,15 @@ def test_all_to_all(c):
     got, _ = run_rows([rng, {"op": "random_shuffle", "seed": 1},
                        {"op": "sort", "key": "id"}], n)
     assert [r["id"] for r in got] == list(range(n))
+    # push-based, a sort and a groupby give the same rows in the same order
+    for ops, rows_out, tasks in (([src, {"op": "sort", "key": ["k", "s"]}], 6000, 6 + 6 + 1 + 6),
+                                 ([src, {"op": "groupby", "key": "k",
+                                         "aggs": [{"fn": "sum", "on": "v"}]}], 1000, 6 + 1 + 6)):
+        plain, _ = run_rows(ops, rows_out)
+        merged, info = run_rows(ops, rows_out, push)
+        assert merged == plain, [(a, b) for a, b in zip(merged, plain) if a != b][:3]
+        a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"][0]
+        assert a2a["tasks_done"] == tasks, a2a  # samples, maps, a merge of 4, reduces
 
     # groupby: count, sum, min, max, mean, std per key against Python's
     gitems = [{"g": "g%d" % (i % 13), "x": (i * 37) % 101, "y": i / 4.0} for i in range(5000)]
@@ -1209,6 +1225,11 @@ def test_all_to_all_larger_than_the_stores(c):
         peak[0], store, info["peak_bytes_in_flight"], spilled))
     assert 0 < peak[0] <= store, peak
     assert spilled > 0, stats  # 48 MiB of parts cannot all sit in 16 MiB
+    # The parts, and what their lineage pins through the reduces and their outputs, count up
+    # to half the budget (the rest is the stores' to spill): the executor stays within its
+    # budget, but for the one task it may always start (a 2 MiB block and its output).
+    assert info["peak_bytes_in_flight"] <= opts["memory_budget_bytes"] + (4 << 20), info
+    assert info["bytes_in_flight"] == 0, info
 test_all_to_all_larger_than_the_stores.cluster = {"store_memory": "16MiB"}
 
 
@@ -1224,9 +1245,11 @@ def test_all_to_all_worker_killed(c):
            {"op": "random_shuffle", "seed": 9}]
     want = [r["id"] for r in rows(c, post(c, {"ops": ops})["dataset_id"], n)]
     assert sorted(want) == list(range(n))
-    did = post(c, {"ops": ops})["dataset_id"]
+    # push-based, so that merges die too
+    did = post(c, {"ops": ops, "options": {"use_push_based_shuffle": True}})["dataset_id"]
     killed = 0
-    for threshold in (3, 17):  # all-to-all tasks done: some maps; every map and a reduce
+    # all-to-all tasks done: some maps; every map and merge (16 and 4) and a reduce
+    for threshold in (3, 21):
         wait_until(lambda: dataset(c, did)["state"] != "RUNNING" or
                    dataset(c, did)["stages"][1]["tasks_done"] >= threshold, timeout=60,
                    what="%d all-to-all tasks done" % threshold)
@@ -1402,6 +1425,137 @@ def test_writes(c):
 test_writes.cluster = {"dataservice": False}
 
 
+def test_union_zip(c):
+    """union: every dataset's rows, in the order of the datasets with preserve_order, then
+    through a sort and a limit; zip: columns side by side row by row across unequal blocks,
+    a duplicate name suffixed; different row counts fail naming the operator."""
+    need_binaries()
+
+    def run_rows(ops, expect_rows, options=None):
+        d = post(c, {"ops": ops, "options": options or {}})
+        got = rows(c, d["dataset_id"], expect_rows + 10)
+        info = dataset(c, d["dataset_id"])
+        assert info["state"] == "FINISHED", info
+        assert info["output"]["rows"] == expect_rows, info["output"]
+        return got, info
+
+    a = {"op": "range", "n": 1000, "override_num_blocks": 4}
+    b = [{"op": "from_items", "items": [{"id": 5000 + i} for i in range(300)],
+          "override_num_blocks": 3}]
+    cc = [{"op": "range", "n": 700, "override_num_blocks": 5}, {"op": "limit", "limit": 200}]
+    union = {"op": "union", "other": [{"ops": b}, {"ops": cc}]}
+    want = list(range(1000)) + [5000 + i for i in range(300)] + list(range(200))
+    got, info = run_rows([a, union], 1500, {"preserve_order": True})
+    assert [r["id"] for r in got] == want, [r["id"] for r in got][995:1005]
+    kinds = [s["kind"] for s in info["stages"]]
+    assert kinds.count("read") == 3 and kinds[-1] == "union", kinds
+    assert "UnionOperator[Union]" in info["explain"], info["explain"]
+    got, _ = run_rows([a, union], 1500)
+    assert sorted(r["id"] for r in got) == sorted(want)
+    # an all-to-all after a union takes every dataset's blocks; a limit after it stops them all
+    got, info = run_rows([a, union, {"op": "sort", "key": "id", "descending": True}], 1500)
+    assert [r["id"] for r in got] == sorted(want, reverse=True)
+    a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"][0]
+    assert a2a["blocks"] == 4 + 3 + 5, a2a  # as many outputs as the reads make blocks
+    got, _ = run_rows([a, union, {"op": "limit", "limit": 7}], 7)
+    assert len(got) == 7 and set(r["id"] for r in got) <= set(want), got
+
+    # zip: 1000 rows in 4 blocks beside 1000 rows in 7, as in Ray Data "id" becomes "id_1"
+    other = [{"op": "from_items", "override_num_blocks": 7,
+              "items": [{"id": 10 * i, "s": "x%d" % i} for i in range(1000)]}]
+    zipped = [a, {"op": "map_batches", "fn": {"package": "builtin", "function": "cast",
+                                              "args": {"column": "id", "dtype": "float64"}}},
+              {"op": "zip", "other": {"ops": other}}]
+    for opts in ({}, {"preserve_order": True}):
+        got, info = run_rows(zipped, 1000, opts)
+        assert all(list(r) == ["id", "id_1", "s"] for r in got), got[:2]
+        assert all(r["id_1"] == 10 * int(r["id"]) and r["s"] == "x%d" % r["id"] for r in got), \
+            [r for r in got if r["id_1"] != 10 * int(r["id"])][:3]
+        assert sorted(int(r["id"]) for r in got) == list(range(1000))
+        zs = [s for s in info["stages"] if s["kind"] == "zip"]
+        assert len(zs) == 1 and zs[0]["tasks_done"] == 4 and zs[0]["blocks"] == 4, zs
+    assert [int(r["id"]) for r in got] == list(range(1000))  # preserve_order: in order
+    # a shuffled dataset zipped with its seed pairs the same rows every run
+    shuffled = [{"op": "range", "n": 500, "override_num_blocks": 3},
+                {"op": "random_shuffle", "seed": 5}]
+    pairs = []
+    for _ in range(2):
+        got, _ = run_rows([{"op": "range", "n": 500, "override_num_blocks": 2},
+                           {"op": "zip", "other": {"ops": shuffled}}], 500)
+        pairs.append(sorted((r["id"], r["id_1"]) for r in got))
+        assert sorted(p[1] for p in pairs[-1]) == list(range(500))
+    assert pairs[0] == pairs[1] and pairs[0] != [(i, i) for i in range(500)]
+
+    # a filter that empties some blocks on either side: the empty ones keep their place
+    pkg = upload_package(c)
+    sparse = [{"op": "range", "n": 1000, "override_num_blocks": 10},
+              {"op": "filter", "fn": fn(pkg, "keep_multiples", column="id", of=200)}]
+    got, _ = run_rows([{"op": "range", "n": 5, "override_num_blocks": 5},
+                       {"op": "zip", "other": {"ops": sparse}}], 5, {"preserve_order": True})
+    assert [(r["id"], r["id_1"]) for r in got] == [(k, 200 * k) for k in range(5)], got
+    got, _ = run_rows(sparse + [{"op": "zip", "other": {"ops": [
+        {"op": "range", "n": 5, "override_num_blocks": 2}]}}], 5)
+    assert sorted((r["id"], r["id_1"]) for r in got) == [(200 * k, k) for k in range(5)], got
+
+    # different row counts: the dataset fails naming the operator
+    msg = failed_with(c, {"ops": [{"op": "range", "n": 100}, {"op": "map_batches", "fn": {
+        "package": "builtin", "function": "cast", "args": {"column": "id", "dtype": "int32"}}},
+        {"op": "zip", "other": {"ops": [{"op": "range", "n": 99}]}}]})
+    assert "ops[2] (zip): the datasets have different row counts: 100 and 99" in msg, msg
+    msg = failed_with(c, {"ops": [{"op": "range", "n": 10}, {"op": "zip", "other": {"ops": [
+        {"op": "range", "n": 30}, {"op": "map_batches", "fn": {
+            "package": "builtin", "function": "cast", "args": {"column": "id", "dtype": "int32"}}}]}}]})
+    assert "ops[1] (zip): the datasets have different row counts: 10 and 30" in msg, msg
+    # counts the plan tells (reads of ranges and items, operators that keep every row): refused
+    r = c.post("/api/v1/datasets", {"ops": [
+        {"op": "range", "n": 100}, {"op": "union", "other": [{"ops": [
+            {"op": "from_items", "items": [{"id": 1}]}]}]}, {"op": "sort", "key": "id"},
+        {"op": "zip", "other": {"ops": [{"op": "range", "n": 30}, {"op": "limit", "limit": 20}]}}]})
+    assert r.status == 400 and r.json()["error"] == {
+        "code": "invalid_plan", "message": "ops[3] (zip): the datasets have different row counts: "
+        "101 and 20 (zip joins rows by their place: each must have as many)"}, r.json()
+    # datasets of different schemas: an operator that joins their blocks fails naming both
+    msg = failed_with(c, {"ops": [{"op": "range", "n": 10}, {"op": "union", "other": [
+        {"ops": [{"op": "from_items", "items": [{"s": "a"}]}]}]},
+        {"op": "repartition", "num_blocks": 1}]})
+    print("  union of two schemas, repartitioned: %s" % msg)
+    assert "Repartition(1)" in msg and "names differ from block 0" in msg, msg
+    # a read of another dataset that fails names the union it is in
+    top = tempfile.mkdtemp(prefix="prism-data-")
+    try:
+        msg = failed_with(c, {"ops": [a, {"op": "union", "other": [{"ops": [
+            {"op": "read_text", "paths": os.path.join(top, "missing.txt")}]}]}]})
+    finally:
+        shutil.rmtree(top)
+    assert "ReadText: ops[1] (union): read_text: " in msg and "missing.txt" in msg, msg
+    # plans: the other datasets are checked as plans are, errors placed in them
+    for plan, code, text in (
+            ({"ops": [a, {"op": "zip"}]}, "invalid_plan", 'ops[1] (zip): missing "other"'),
+            ({"ops": [a, {"op": "union", "other": []}]}, "invalid_plan",
+             'ops[1] (union): "other" must be a list of 1 to 64 datasets'),
+            ({"ops": [a, {"op": "union", "other": [{"ops": [{"op": "map", "fn": {
+                "package": "builtin", "function": "cast", "args": {"dtype": "int32"}}}]}]}]},
+             "invalid_plan", "ops[1] (union): other[0].ops[0] (map): a plan starts with a read"),
+            ({"ops": [a, {"op": "zip", "other": {"ops": [a, {"op": "write_jsonl",
+                                                             "path": "/x"}]}}]},
+             "invalid_plan", "ops[1] (zip): other.ops[1] (write_jsonl): a dataset given to zip "
+                             "cannot hold a write"),
+            ({"ops": [a, {"op": "zip", "other": {"ops": [a], "name": "x"}}]}, "invalid_plan",
+             'ops[1] (zip): "other" must be a dataset')):
+        r = c.post("/api/v1/datasets", plan)
+        assert r.status == 400 and r.json()["error"]["code"] == code, (r, plan)
+        assert text in r.json()["error"]["message"], r.json()
+
+    # from C (data.h): the same operators, the same checks
+    out = probe(c, "union_zip", 1000)
+    got = json.loads(out.split("zip: ", 1)[1].splitlines()[0])
+    assert sorted((r["id"], r["id_1"]) for r in got) == [(i, 999 - i) for i in range(1000)], got[:3]
+    assert "zip refused: PRISM_ERR_INVALID ops[1] (zip): the datasets have different row " \
+           "counts: 1000 and 999" in out, out
+    assert "zip of 1000 and 999 rows: PRISM_ERR_TASK" in out, out
+    assert "ops[1] (zip): the datasets have different row counts: 1000 and 999" in out, out
+
+
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
@@ -1410,5 +1564,5 @@ if __name__ == "__main__":
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
          test_materialize, test_actor_pool, test_operator_metrics, test_split_locality,
          test_all_to_all, test_all_to_all_larger_than_the_stores,
-         test_all_to_all_worker_killed],
+         test_all_to_all_worker_killed, test_union_zip],
         dataservice=True)

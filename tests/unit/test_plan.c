@@ -189,7 +189,8 @@ static void test_defaults_filled(void **state)
                    "\"column\": \"image\"}}");
     assert_json_eq((json_t *)prism_plan_options_json(p),
                    "{\"memory_budget_bytes\": null, \"skip_corrupt\": false, "
-                   "\"preserve_order\": false, \"target_max_block_size\": 134217728}");
+                   "\"preserve_order\": false, \"target_max_block_size\": 134217728, "
+                   "\"use_push_based_shuffle\": false}");
     prism_plan_destroy(p);
 }
 
@@ -251,9 +252,8 @@ static const bad_case bad[] = {
      "ops[1]: unknown operator \"window\" (reads: range, from_items, read_images, "
      "read_binary_files, read_text, read_jsonl, read_csv; then map, map_batches, filter, "
      "flat_map, add_column, select_columns, drop_columns, limit, random_shuffle, "
-     "randomize_block_order, sort, groupby, repartition, unique, map_groups; last, write_jsonl, "
-     "write_csv, "
-     "write_images or write_binary)"},
+     "randomize_block_order, sort, groupby, repartition, unique, map_groups, union, zip; last, "
+     "write_jsonl, write_csv, write_images or write_binary)"},
     {"{\"ops\": [" R ", {\"op\": \"write_images\", \"path\": \"/o\", \"file_format\": "
      "\"gif\"}]}",
      PRISM_PLAN_INVALID, 1, "file_format",
@@ -467,7 +467,7 @@ static const bad_case bad[] = {
     {"{\"ops\": [" R "], \"options\": {\"memory_budget\": 1}}", PRISM_PLAN_INVALID, -1,
      "memory_budget",
      "options: unknown field \"memory_budget\" (options takes: memory_budget_bytes, "
-     "skip_corrupt, preserve_order, target_max_block_size)"},
+     "skip_corrupt, preserve_order, target_max_block_size, use_push_based_shuffle)"},
     {"{\"ops\": [" R "], \"options\": {\"target_max_block_size\": 10}}", PRISM_PLAN_INVALID, -1,
      "target_max_block_size",
      "options: \"target_max_block_size\" must be an integer of at least 1024"},
@@ -938,7 +938,7 @@ static void test_explain(void **state)
                    "\"operator\": \"ActorPoolMapOperator\", \"compute\": {\"kind\": \"actors\", "
                    "\"min_size\": 1, \"max_size\": 2}, \"resources\": {\"CPU\": 1, \"GPU\": 1}, "
                    "\"concurrency\": null, \"min_rows_per_bundle\": 64, \"row_limit\": 1000, "
-                   "\"limit\": null, \"logical\": [4, 5]}");
+                   "\"limit\": null, \"logical\": [4, 5], \"next\": 2}");
     assert_int_equal(json_array_size(ops), 2);
     json_t *op1 = json_array_get(ops, 1);
     assert_string_equal(json_string_value(json_object_get(op1, "name")), "SelectColumns");
@@ -958,7 +958,8 @@ static void test_explain(void **state)
     assert_int_equal(json_array_size(json_object_get(pj, "stages")), 3);
     assert_json_eq(json_object_get(pj, "options"),
                    "{\"memory_budget_bytes\": null, \"skip_corrupt\": false, "
-                   "\"preserve_order\": false, \"target_max_block_size\": 134217728}");
+                   "\"preserve_order\": false, \"target_max_block_size\": 134217728, "
+                   "\"use_push_based_shuffle\": false}");
     assert_true(
         json_equal(json_object_get(pj, "options"), (json_t *)prism_physical_plan_options(pp)));
     json_decref(pj);
@@ -1316,6 +1317,109 @@ static void test_all_to_all(void **state)
     prism_plan_destroy(p);
 }
 
+/* union and zip: other datasets checked as plans, laid out as branches of
+ * stages that meet at the union or zip stage. */
+static void test_union_zip(void **state)
+{
+    (void)state;
+    prism_plan *p =
+        parse_ok("{\"ops\": [" R ", {\"op\": \"limit\", \"limit\": 5}, "
+                 "{\"op\": \"union\", \"other\": [{\"ops\": [{\"op\": \"range\", \"n\": 7}, "
+                 "{\"op\": \"limit\", \"limit\": 3}]}, {\"ops\": [{\"op\": \"from_items\", "
+                 "\"items\": [1]}, {\"op\": \"sort\", \"key\": \"item\"}]}]}, "
+                 "{\"op\": \"zip\", \"other\": {\"ops\": [{\"op\": \"range\", \"n\": 9, "
+                 "\"override_num_blocks\": null}]}}, {\"op\": \"select_columns\", \"columns\": "
+                 "[\"id\"]}]}");
+    assert_round_trip(p);
+    char *text = prism_plan_to_json(p, NULL);
+    /* the other datasets in canonical form too: defaults left out, keys as a list */
+    assert_non_null(strstr(text, "{\"op\":\"zip\",\"other\":{\"ops\":[{\"op\":\"range\","
+                                 "\"n\":9}]}}"));
+    assert_non_null(strstr(text, "{\"op\":\"sort\",\"key\":[\"item\"]}"));
+    free(text);
+    prism_physical_plan *pp;
+    assert_int_equal(prism_plan_optimize(p, &pp, NULL), PRISM_PLAN_OK);
+    /* limits pushed into each dataset's own read; a projection after a zip is a stage */
+    const char *names[] = {"ReadRange", "ReadRange", "FromItems", "Sort(item)",
+                           "Union",     "ReadRange", "Zip",       "SelectColumns"};
+    const prism_plan_stage_kind kinds[] = {PRISM_STAGE_READ,  PRISM_STAGE_READ,
+                                           PRISM_STAGE_READ,  PRISM_STAGE_ALL_TO_ALL,
+                                           PRISM_STAGE_UNION, PRISM_STAGE_READ,
+                                           PRISM_STAGE_ZIP,   PRISM_STAGE_MAP};
+    const size_t next[] = {4, 4, 3, 4, 6, 6, 7, 8};
+    assert_int_equal(prism_physical_plan_num_stages(pp), 8);
+    for (size_t i = 0; i < 8; i++) {
+        prism_plan_stage s;
+        prism_physical_plan_stage(pp, i, &s);
+        assert_string_equal(s.name, names[i]);
+        assert_int_equal(s.kind, kinds[i]);
+        assert_int_equal(s.next, next[i]);
+    }
+    const json_t *spec;
+    const int *logical;
+    size_t nl;
+    prism_physical_plan_op(pp, 1, 0, &spec, &logical, &nl);
+    assert_int_equal(json_integer_value(json_object_get(spec, "n")), 3);
+    assert_int_equal(nl, 1);
+    assert_int_equal(logical[0], 2); /* another dataset's operators stand for their union */
+    prism_physical_plan_op(pp, 0, 0, &spec, NULL, NULL);
+    assert_int_equal(json_integer_value(json_object_get(spec, "n")), 5);
+    json_t *pj = prism_physical_plan_to_json(pp);
+    assert_json_eq(json_object_get(json_array_get(json_object_get(pj, "stages"), 4), "compute"),
+                   "null");
+    assert_json_eq(json_object_get(json_array_get(json_object_get(pj, "stages"), 7), "next"),
+                   "null");
+    json_decref(pj);
+    prism_physical_plan_destroy(pp);
+    char *x = prism_plan_explain(p, NULL);
+    assert_non_null(strstr(x, "   +- UnionOperator[Union]  ops[2]\n"
+                              "      +- TaskPoolMapOperator[ReadRange]  ops[0-1]; CPU 1\n"
+                              "      +- TaskPoolMapOperator[ReadRange]  ops[2]; CPU 1\n"
+                              "      +- AllToAllOperator[Sort(item)]  ops[2]; CPU 1\n"
+                              "         +- TaskPoolMapOperator[FromItems]  ops[2]; CPU 1\n"
+                              "   +- TaskPoolMapOperator[ReadRange]  ops[3]; CPU 1\n"));
+    assert_non_null(strstr(x, "         +- ReadRange  ops[2] other[0]\n"));
+    assert_non_null(strstr(x, "   +- ReadRange  ops[3] other\n"));
+    free(x);
+    prism_plan_destroy(p);
+
+    /* errors inside another dataset name where they are */
+    static const struct {
+        const char *plan, *field, *msg;
+    } faults[] = {
+        {"{\"ops\": [" R ", {\"op\": \"zip\", \"other\": {\"ops\": [" R ", "
+         "{\"op\": \"limit\"}]}}]}",
+         "other.ops[1].limit", "ops[1] (zip): other.ops[1] (limit): missing \"limit\""},
+        {"{\"ops\": [" R ", {\"op\": \"union\", \"other\": [{\"ops\": [" R "]}, "
+         "{\"ops\": [" R ", " R "]}]}]}",
+         "other[1].ops[1].op", "ops[1] (union): other[1].ops[1] (range): a plan has one read"},
+        {"{\"ops\": [" R ", {\"op\": \"union\", \"other\": [{\"ops\": [" R ", "
+         "{\"op\": \"union\", \"other\": [{\"ops\": [" R "]}]}]}]}]}",
+         "other[0].ops[1]",
+         "ops[1] (union): other[0].ops[1] (union): a dataset given to union "
+         "cannot hold union or zip"},
+        {"{\"ops\": [" R ", {\"op\": \"zip\", \"other\": [{\"ops\": [" R "]}]}]}", "other",
+         "ops[1] (zip): \"other\" must be a dataset"},
+        {"{\"ops\": [" R ", {\"op\": \"union\", \"other\": {\"ops\": [" R "]}}]}", "other",
+         "ops[1] (union): \"other\" must be a list of 1 to 64 datasets"},
+        /* row counts the plan tells: a range, a sort keeps every row */
+        {"{\"ops\": [" R ", {\"op\": \"zip\", \"other\": {\"ops\": [{\"op\": \"range\", "
+         "\"n\": 11}, {\"op\": \"sort\", \"key\": \"id\"}]}}]}",
+         "other", "ops[1] (zip): the datasets have different row counts: 10 and 11"},
+    };
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        prism_plan_error e;
+        prism_plan *q = NULL;
+        assert_int_equal(prism_plan_from_json(faults[i].plan, strlen(faults[i].plan), &q, &e),
+                         PRISM_PLAN_INVALID);
+        assert_null(q);
+        assert_int_equal(e.op_index, 1);
+        assert_string_equal(e.field, faults[i].field);
+        if (strncmp(e.message, faults[i].msg, strlen(faults[i].msg)))
+            fail_msg("message: %s", e.message);
+    }
+}
+
 static void test_paths(void **state)
 {
     (void)state;
@@ -1332,13 +1436,21 @@ static void test_paths(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_operator), cmocka_unit_test(test_defaults_filled),
-        cmocka_unit_test(test_canonical_form), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_size_limits),    cmocka_unit_test(test_fusion),
-        cmocka_unit_test(test_limit_boundary), cmocka_unit_test(test_limit_pushdown),
-        cmocka_unit_test(test_explain),        cmocka_unit_test(test_builder_matches_json),
-        cmocka_unit_test(test_builder_errors), cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_write),          cmocka_unit_test(test_all_to_all),
+        cmocka_unit_test(test_every_operator),
+        cmocka_unit_test(test_defaults_filled),
+        cmocka_unit_test(test_canonical_form),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_size_limits),
+        cmocka_unit_test(test_fusion),
+        cmocka_unit_test(test_limit_boundary),
+        cmocka_unit_test(test_limit_pushdown),
+        cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_union_zip),
+        cmocka_unit_test(test_builder_matches_json),
+        cmocka_unit_test(test_builder_errors),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_write),
+        cmocka_unit_test(test_all_to_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1538,6 +1538,8 @@ export interface components {
                 skip_corrupt?: boolean;
                 preserve_order?: boolean;
                 target_max_block_size?: number;
+                /** @description all-to-all stages merge map outputs as they end (Ray Data's push-based shuffle); default false */
+                use_push_based_shuffle?: boolean;
             };
         };
         /** @description A stage of the physical plan and its progress. */
@@ -1545,9 +1547,11 @@ export interface components {
             /** @example ReadRange->MapBatches(cast) */
             name: string;
             /** @enum {string} */
-            kind: "read" | "map" | "limit" | "all_to_all";
+            kind: "read" | "map" | "limit" | "all_to_all" | "union" | "zip";
             /** @enum {string} */
-            operator: "TaskPoolMapOperator" | "ActorPoolMapOperator" | "LimitOperator" | "AllToAllOperator";
+            operator: "TaskPoolMapOperator" | "ActorPoolMapOperator" | "LimitOperator" | "AllToAllOperator" | "UnionOperator" | "ZipOperator";
+            /** @description the index of the stage its output goes to; null: the dataset's output (a union or zip stage has several inputs) */
+            next?: number | null;
             logical: number[];
             rows: number;
             blocks: number;
