@@ -1357,7 +1357,10 @@ static void test_destroy_during_ws(void **state)
     int64_t t0 = prism_mono_ms();
     prism_http_server_destroy(fx->srv);
     fx->srv = NULL;
-    assert_true(prism_mono_ms() - t0 < 2000);
+    /* Its streams never end by themselves: destroy must end them, not wait
+     * for them. The bound only tells that from a wait (20 s, not a measure
+     * of speed: a loaded CI machine took over 2 s once). */
+    assert_true(prism_mono_ms() - t0 < 20000);
     assert_int_equal(atomic_load(&fx->ctx.streams_done), done_before + 2);
     for (int i = 0; i < 2; i++) {
         ws_expect_close(c[i], PRISM_WS_CLOSE_GOING_AWAY, false);
