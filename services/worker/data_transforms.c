@@ -2,6 +2,7 @@
  * resize and flip (docs/datasets.md#built-in-functions). Each works on a
  * tensor column of images [h, w, channels] and replaces it; a block's images
  * share one shape (its column is a fixed-shape tensor). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,95 @@
 
 #include "data_image.h"
 #include "data_ops.h"
+
+/* ---------- spare buffers ----------
+ * A block of images is tens of MiB, written once by a task and freed once
+ * the object store has its copy. Memory that large comes fresh from the
+ * system each time (the allocator gives it back when freed), and a page
+ * fault every 4 KiB of it cost the worker more than the copies themselves.
+ * So the process keeps the last buffers freed (at most SPARE_COUNT, together
+ * at most SPARE_BYTES, held until it exits) and hands them out again. */
+#define SPARE_COUNT 2
+#define SPARE_BYTES ((size_t)256 << 20)
+
+typedef struct spare {
+    void *p;
+    size_t cap;
+} spare;
+
+static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static spare spares[SPARE_COUNT];
+
+/* At least `len` bytes, 64-byte aligned: a spare buffer or new memory;
+ * `*cap` is what spare_put takes back. NULL when out of memory. */
+static void *spare_get(size_t len, size_t *cap)
+{
+    spare got = {NULL, 0};
+    pthread_mutex_lock(&spare_mu);
+    for (size_t i = 0; i < SPARE_COUNT; i++)
+        if (spares[i].p && spares[i].cap >= len && (!got.p || spares[i].cap < got.cap))
+            got = spares[i];
+    for (size_t i = 0; got.p && i < SPARE_COUNT; i++)
+        if (spares[i].p == got.p)
+            spares[i] = (spare){NULL, 0};
+    pthread_mutex_unlock(&spare_mu);
+    if (!got.p) {
+        got.cap = (len + 63) / 64 * 64 + 64;
+        got.p = aligned_alloc(64, got.cap);
+    }
+    *cap = got.cap;
+    return got.p;
+}
+
+/* `p` (from spare_get) kept for the next spare_get, in place of a smaller
+ * spare when all are taken, or freed. */
+static void spare_put(void *p, size_t cap)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&spare_mu);
+    size_t held = 0, slot = SPARE_COUNT;
+    for (size_t i = 0; i < SPARE_COUNT; i++) {
+        held += spares[i].cap;
+        if (slot == SPARE_COUNT || spares[i].cap < spares[slot].cap)
+            slot = i;
+    }
+    spare out = {p, cap};
+    if (cap > spares[slot].cap && held - spares[slot].cap + cap <= SPARE_BYTES) {
+        out = spares[slot];
+        spares[slot] = (spare){p, cap};
+    }
+    pthread_mutex_unlock(&spare_mu);
+    free(out.p);
+}
+
+static void spare_release(void *ud)
+{
+    spare *s = ud;
+    spare_put(s->p, s->cap);
+    free(s);
+}
+
+/* The block `b` builds, written into a spare buffer that goes back when the
+ * block's last reference does. */
+static prism_block_status finish_spare(prism_block_builder *b, prism_block **out, char *err,
+                                       size_t n)
+{
+    size_t len = 0, written = 0;
+    prism_block_status st = prism_block_builder_size(b, &len, err, n);
+    spare *s = st == PRISM_BLOCK_OK ? calloc(1, sizeof *s) : NULL;
+    if (st == PRISM_BLOCK_OK && (!s || !(s->p = spare_get(len, &s->cap))))
+        st = PRISM_BLOCK_ENOMEM;
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_finish_into(b, s->p, s->cap, &written, err, n);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_open_ex(s->p, written, 0, spare_release, s, out, err, n);
+    if (st != PRISM_BLOCK_OK && s) {
+        spare_put(s->p, s->cap);
+        free(s);
+    }
+    return st;
+}
 
 prism_block_status data_tensor_column(const char *name, prism_coltype elem, const int64_t *shape,
                                       const void *values, size_t rows, const prism_block *nulls_of,
@@ -34,7 +124,7 @@ prism_block_status data_tensor_column(const char *name, prism_coltype elem, cons
         st = prism_block_builder_set_fixed(b, 0, values, rows, valid);
     char why[256] = "";
     if (st == PRISM_BLOCK_OK)
-        st = prism_block_builder_finish(b, out, why, sizeof why);
+        st = finish_spare(b, out, why, sizeof why);
     if (st != PRISM_BLOCK_OK)
         snprintf(err, n, "cannot build column \"%s\": %s %s", name, prism_block_strerror(st), why);
     free(valid);
@@ -367,11 +457,21 @@ static int decode_one(data_encoded_fn get, void *ud, size_t i, int channels, dat
     return -1;
 }
 
+/* The buffer of decode_images: a spare one when `spare_cap` is set. */
+static void drop_images(uint8_t *all, const size_t *spare_cap)
+{
+    if (spare_cap)
+        spare_put(all, *spare_cap);
+    else
+        free(all);
+}
+
 /* data_decode_all, each image then cut and flipped by `ch` (NULL: none)
- * into the buffer. */
+ * into the buffer, which is a spare one (spare_put it with *spare_cap) when
+ * `spare_cap` is set. */
 static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int channels,
                               const int64_t *size, chain *ch, int64_t shape[3], data_skip *skip,
-                              uint8_t *kept, size_t *nkept, char *err, size_t n)
+                              uint8_t *kept, size_t *nkept, size_t *spare_cap, char *err, size_t n)
 {
     uint8_t *all = NULL;
     size_t img = 0, k = 0;
@@ -385,7 +485,7 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
                 skip->count++;
                 continue;
             }
-            free(all);
+            drop_images(all, spare_cap);
             return NULL;
         }
         if (!all) {
@@ -399,7 +499,9 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
             shape[1] = size ? size[1] : ch && ch->crop_fn ? ch->w : im.w;
             shape[2] = im.c;
             img = (size_t)(shape[0] * shape[1] * shape[2]);
-            if ((uint64_t)img > DATA_IMAGE_MAX_BYTES || !(all = malloc(count * img + 1))) {
+            if ((uint64_t)img > DATA_IMAGE_MAX_BYTES ||
+                !(all = spare_cap ? spare_get(count * img + 1, spare_cap)
+                                  : malloc(count * img + 1))) {
                 snprintf(err, n, "out of memory for %zu images", count);
                 free(im.px);
                 return NULL;
@@ -414,7 +516,7 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
                      "give a size (and mode) so that every image has one shape",
                      what, im.h, im.w, im.c, fh, fw, (long long)shape[2]);
             free(im.px);
-            free(all);
+            drop_images(all, spare_cap);
             return NULL;
         }
         if (size && (im.h != shape[0] || im.w != shape[1]))
@@ -433,7 +535,7 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
         shape[0] = size ? size[0] : ch && ch->crop_fn ? ch->h : 0;
         shape[1] = size ? size[1] : ch && ch->crop_fn ? ch->w : 0;
         shape[2] = channels;
-        all = calloc(1, 1);
+        all = spare_cap ? spare_get(1, spare_cap) : calloc(1, 1);
     }
     *nkept = k;
     return all;
@@ -443,7 +545,8 @@ uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channe
                          const int64_t *size, int64_t shape[3], data_skip *skip, uint8_t *kept,
                          size_t *nkept, char *err, size_t n)
 {
-    return decode_images(count, get, ud, channels, size, NULL, shape, skip, kept, nkept, err, n);
+    return decode_images(count, get, ud, channels, size, NULL, shape, skip, kept, nkept, NULL, err,
+                         n);
 }
 
 typedef struct bin_rows {
@@ -496,8 +599,9 @@ static int decode(const json_t *args, const prism_block *in, data_skip *skip, pr
     size_t rows = prism_block_rows(in), nkept = 0;
     int64_t shape[3] = {0, 0, data_image_channels(mode ? mode : "RGB")};
     uint8_t *kept = malloc(rows + 1);
+    size_t cap = 0;
     uint8_t *px = kept ? decode_images(rows, bin_row, &b, (int)shape[2], NULL, then ? &ch : NULL,
-                                       shape, skip, kept, &nkept, err, n)
+                                       shape, skip, kept, &nkept, &cap, err, n)
                        : NULL;
     /* The encoded bytes go (the decoded image stands for them) before the
      * images join the block, so that the block is written once, with bytes
@@ -525,7 +629,8 @@ static int decode(const json_t *args, const prism_block *in, data_skip *skip, pr
                  ? 0
                  : -1;
     free(kept);
-    free(px);
+    if (px)
+        spare_put(px, cap);
     prism_block_destroy(base);
     prism_block_destroy(rest);
     return rc;
