@@ -533,11 +533,12 @@ def test_image_runs_fused(c):
         for i in range(8):
             make_image(os.path.join(top, "p%d.png" % i), "png", 16, 12, 3)
 
-        def run_images(cpus):
+        steps = [("decode_image", {}), ("random_crop", {"size": [6, 8], "seed": 11}),
+                 ("flip", {"p": 0.5, "seed": 5})]
+
+        def run_images(cpus, steps=steps):
             ops = [{"op": "read_binary_files", "paths": top, "override_num_blocks": 1}]
-            for (name, args), n in zip([("decode_image", {}),
-                                        ("random_crop", {"size": [6, 8], "seed": 11}),
-                                        ("flip", {"p": 0.5, "seed": 5})], cpus):
+            for (name, args), n in zip(steps, cpus):
                 ops.append({"op": "map_batches", "fn": fn("builtin", name, **args),
                             "num_cpus": n})
             d = post(c, {"ops": ops, "options": {"preserve_order": True}})
@@ -578,6 +579,14 @@ def test_image_runs_fused(c):
                         if (next(flip_rng) >> 11) / 2.0**53 < 0.5 else img)
         assert unfused == want, (unfused, want)
         assert len({json.dumps(i) for i in want}) > 1, want
+
+        # a crop after a flip is not part of the run: decode -> flip fused, the crop alone
+        flip_first = [steps[0], steps[2], steps[1]]
+        got, info = run_images([1, 1, 1], flip_first)
+        ops = info["explain_json"]["physical"]["stages"][0]["ops"]
+        assert [f["function"] for f in ops[1]["spec"]["fn"]["args"]["then"]] == ["flip"], ops
+        assert "fused" not in ops[3]["spec"]["fn"]["args"], ops
+        assert got == run_images([1, 0.5, 0.25], flip_first)[0]
     finally:
         shutil.rmtree(top)
 
