@@ -9,7 +9,8 @@ RandomHorizontalFlip), and the DataLoader stacks batches of 256 uint8 images [25
 Each num_workers from 1 to MAX_WORKERS (default 4) runs in a process of its own (so that its
 peak RSS is its own); every run goes to stderr and the best, by images/s, to stdout as the
 JSON line run.sh collects. Peak RSS is the driver's plus its largest worker's (getrusage
-gives the largest child, not their sum)."""
+gives the largest child, not their sum); cpu_s is the run's CPU time, user and system, the
+driver's and its workers' (not the imports')."""
 import json
 import os
 import resource
@@ -47,6 +48,12 @@ def one_run(folder, workers, normalize):
                 t = torch.from_numpy(np.array(img, dtype=np.uint8))  # [224, 224, 3]
                 yield (t.float() - mean) / std if normalize else t
 
+    def cpu():  # this process's and its waited-for children's (the workers'), user and system
+        me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
+                                                    resource.RUSAGE_CHILDREN))
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    cpu0 = cpu()
     loader = DataLoader(Jpegs(), batch_size=BATCH, num_workers=workers)
     start = time.monotonic()
     first = None
@@ -58,6 +65,8 @@ def one_run(folder, workers, normalize):
         images += batch.shape[0]
         checksum += int(batch.sum().item())  # every byte read
     secs = time.monotonic() - start
+    del loader  # its workers stop and are waited for: their CPU time counts
+    cpu_s = cpu() - cpu0
     per_image = CROP * CROP * 3 * (4 if normalize else 1)
     rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss +
            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
@@ -67,7 +76,7 @@ def one_run(folder, workers, normalize):
             "images_per_s": round(images / secs, 1),
             "mb_per_s": round(images * per_image / secs / 1e6, 1),
             "first_batch_s": round(first or 0.0, 3), "peak_rss_mb": round(rss, 1),
-            "checksum": checksum}
+            "cpu_s": round(cpu_s, 3), "checksum": checksum}
 
 
 def main():

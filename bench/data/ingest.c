@@ -3,7 +3,8 @@
  * decode_image -> random_crop 224 x 224 -> flip (p 0.5) -> batches of 256
  * streamed to this driver, which touches every byte of each. With
  * "normalize", a last normalize to float32 (ImageNet's mean and std).
- * Prints one JSON line.
+ * Prints one JSON line (cpu_s: this driver's CPU time, user and system;
+ * run.sh adds the cluster's).
  *   prism-data-ingest DIR [normalize] */
 #include <stdint.h>
 #include <stdio.h>
@@ -93,9 +94,11 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"peer\": \"Prism%s\", \"images\": %zu, \"seconds\": %.3f, \"images_per_s\": %.1f, "
            "\"mb_per_s\": %.1f, \"first_batch_s\": %.3f, \"peak_rss_mb\": %.1f, "
-           "\"checksum\": %llu}\n",
+           "\"cpu_s\": %.3f, \"checksum\": %llu}\n",
            norm ? " (float32 normalized)" : "", images, secs, (double)images / secs,
            (double)bytes / secs / 1e6, first, (double)ru.ru_maxrss / 1024,
+           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
            (unsigned long long)sum + (unsigned long long)fsum);
     return 0;
 }

@@ -169,8 +169,11 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"peer\": \"C thread pool (%d threads)\", \"images\": %zu, \"seconds\": %.3f, "
            "\"images_per_s\": %.1f, \"mb_per_s\": %.1f, \"first_batch_s\": %.3f, "
-           "\"peak_rss_mb\": %.1f, \"checksum\": %llu}\n",
+           "\"peak_rss_mb\": %.1f, \"cpu_s\": %.3f, \"checksum\": %llu}\n",
            threads, nfiles, secs, (double)nfiles / secs, (double)nfiles * IMG / secs / 1e6, first,
-           (double)ru.ru_maxrss / 1024, (unsigned long long)sum);
+           (double)ru.ru_maxrss / 1024,
+           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+           (unsigned long long)sum);
     return 0;
 }

@@ -12,6 +12,11 @@
 #
 #   bench/data/run.sh [BUILD_DIR]     (default build-bench, a Release build)
 #
+# Each peer also reports its CPU time per image (user and system): the
+# pool's process, the DataLoader's driver and workers, Prism's driver and
+# every process of its cluster during the run. On a machine shared with
+# other work it varies far less than images/s.
+#
 # Environment: N (images, default 2000), SIZE (default 256), CPUS (the
 # cluster's CPUs, default nproc), KEEP=1 (keep the work directory).
 set -eu
@@ -33,10 +38,42 @@ say "writing $N JPEGs of ${SIZE}x$SIZE"
 mkdir -p "$WORK/images"
 "$BIN/prism-data-gen" "$WORK/images" "$N" "$SIZE"
 
+# CPU time (clock ticks, user and system) of every process of the cluster
+# (prism-* and nats-server naming PRISM_HOME in their command line or
+# environment), by PID.
+cluster_ticks() {
+  for p in /proc/[0-9]*; do
+    if grep -qsE '^(prism-|nats-server)' "$p/comm" &&
+      grep -qs "$PRISM_HOME" "$p/cmdline" "$p/environ"; then
+      echo "${p#/proc/} $(cut -d')' -f2 "$p/stat" | awk '{print $12 + $13}')"
+    fi
+  done
+}
+
+# A Prism run, its cpu_s made the driver's plus the cluster's during it
+# (workers started meanwhile count whole; a process that ended is missed).
+prism_step() {
+  cluster_ticks | sort >"$WORK/cpu0"
+  n=$(wc -l <"$RESULTS")
+  run_step 900 "$@"
+  cluster_ticks | sort >"$WORK/cpu1"
+  ticks=$(join -a2 "$WORK/cpu0" "$WORK/cpu1" | awk '{t += NF == 3 ? $3 - $2 : $2} END {print t + 0}')
+  if [ "$(wc -l <"$RESULTS")" -gt "$n" ]; then
+    $PY - "$RESULTS" "$ticks" "$(getconf CLK_TCK)" <<'PYEOF'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+r = json.loads(lines[-1])
+r["cpu_s"] = round(r["cpu_s"] + int(sys.argv[2]) / int(sys.argv[3]), 3)
+lines[-1] = json.dumps(r)
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+PYEOF
+  fi
+}
+
 run_step 900 "$BIN/prism-data-pool" "$WORK/images" "$CPUS"
 bench_cluster_up 1 "$CPUS"
-run_step 900 "$BIN/prism-data-ingest" "$WORK/images"
-run_step 900 "$BIN/prism-data-ingest" "$WORK/images" normalize
+prism_step "$BIN/prism-data-ingest" "$WORK/images"
+prism_step "$BIN/prism-data-ingest" "$WORK/images" normalize
 bench_cluster_down
 if $PY -c 'import torch, torchvision' 2>/dev/null; then
   # num_workers swept 1..4 (at most the CPUs), the best reported
@@ -54,11 +91,12 @@ $PY - "$RESULTS" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 ceiling = next((r["images_per_s"] for r in rows if r["peer"].startswith("C thread")), None)
-print("%-52s %10s %10s %14s %10s %8s" % ("peer", "images/s", "MB/s", "first batch s",
-                                          "peak RSS", "vs pool"))
+print("%-52s %10s %10s %14s %10s %8s %12s" % ("peer", "images/s", "MB/s", "first batch s",
+                                               "peak RSS", "vs pool", "CPU ms/image"))
 for r in rows:
     rel = "%.0f %%" % (100 * r["images_per_s"] / ceiling) if ceiling else "-"
-    print("%-52s %10.1f %10.1f %14.3f %7.1f MB %8s" % (r["peer"], r["images_per_s"],
-          r["mb_per_s"], r["first_batch_s"], r["peak_rss_mb"], rel))
+    cpu = "%.2f" % (1000 * r["cpu_s"] / r["images"]) if r.get("cpu_s") and r["images"] else "-"
+    print("%-52s %10.1f %10.1f %14.3f %7.1f MB %8s %12s" % (r["peer"], r["images_per_s"],
+          r["mb_per_s"], r["first_batch_s"], r["peak_rss_mb"], rel, cpu))
 PYEOF
 [ -z "$FAILED" ]

@@ -11,6 +11,11 @@
  *    as one stage: one task per block runs them all in turn, as Ray Data
  *    fuses them, so blocks do not go through the object store in between.
  *    Projections fuse into whatever stage precedes them.
+ * 3. Image runs. Within a stage, decode_image or a crop followed by a crop
+ *    and/or a flip of the same column run as one pass per image: the first
+ *    builtin's args get the others in "then", and each other one
+ *    "fused": true (it passes its block through), so that an image is cut
+ *    and flipped in one copy, straight from the decoder.
  * A write that ends the plan is in no stage: the executor consumes the
  * last stage's blocks by writing them.
  *
@@ -364,6 +369,79 @@ static json_t *resource_map(const opt_stage *s)
     return r;
 }
 
+/* ---------- image runs ---------- */
+
+/* The builtin that map or map_batches `o` runs, and its args; else NULL. */
+static const char *builtin_of(const opt_op *o, const json_t **args)
+{
+    if (o->kind != PRISM_OP_MAP && o->kind != PRISM_OP_MAP_BATCHES)
+        return NULL;
+    const json_t *fn = json_object_get(o->spec, "fn");
+    const char *pkg = json_string_value(json_object_get(fn, "package"));
+    *args = json_object_get(fn, "args");
+    if (!pkg || strcmp(pkg, "builtin") || !json_is_object(*args))
+        return NULL;
+    return json_string_value(json_object_get(fn, "function"));
+}
+
+static bool is_crop(const char *fn)
+{
+    return fn && (!strcmp(fn, "random_crop") || !strcmp(fn, "center_crop"));
+}
+
+/* `o`'s spec made its own (it is shared with the logical plan); its args. */
+static json_t *own_args(opt_op *o)
+{
+    json_t *spec = json_deep_copy(o->spec);
+    if (!spec)
+        return NULL;
+    json_decref(o->spec);
+    o->spec = spec;
+    return json_object_get(json_object_get(spec, "fn"), "args");
+}
+
+/* Marks the runs of ops[first, end) (one stage's). 0 or -1. */
+static int mark_image_runs(prism_physical_plan *pp, size_t first, size_t end)
+{
+    for (size_t j = first; j < end; j++) {
+        const json_t *args;
+        const char *head = builtin_of(&pp->ops[j], &args);
+        if (!head || (strcmp(head, "decode_image") && !is_crop(head)))
+            continue;
+        const char *col = json_string_value(
+            json_object_get(args, strcmp(head, "decode_image") ? "column" : "output"));
+        bool crop = is_crop(head), flip = false;
+        size_t k = j + 1;
+        for (; k < end && col && !flip; k++) {
+            const json_t *a;
+            const char *fn = builtin_of(&pp->ops[k], &a);
+            const char *c = json_string_value(json_object_get(a, "column"));
+            if (!fn || !c || strcmp(c, col) || !(is_crop(fn) ? !crop : !strcmp(fn, "flip")))
+                break;
+            crop |= is_crop(fn);
+            flip |= !strcmp(fn, "flip");
+        }
+        if (k == j + 1)
+            continue;
+        json_t *then = json_array(), *hargs = then ? own_args(&pp->ops[j]) : NULL;
+        int rc = hargs ? 0 : -1;
+        for (size_t x = j + 1; x < k && rc == 0; x++) {
+            const json_t *a;
+            const char *fn = builtin_of(&pp->ops[x], &a);
+            rc = json_array_append_new(then, json_pack("{sssO}", "function", fn, "args", a));
+            json_t *own = rc == 0 ? own_args(&pp->ops[x]) : NULL;
+            rc = own ? json_object_set_new(own, "fused", json_true()) : -1;
+        }
+        if (rc < 0 || json_object_set_new(hargs, "then", then) < 0) {
+            if (rc < 0)
+                json_decref(then);
+            return -1;
+        }
+        j = k - 1;
+    }
+    return 0;
+}
+
 static int fuse(prism_physical_plan *pp)
 {
     pp->stages = calloc(pp->nops ? pp->nops : 1, sizeof *pp->stages);
@@ -411,6 +489,8 @@ static int fuse(prism_physical_plan *pp)
             (s->kind == PRISM_STAGE_READ || s->kind == PRISM_STAGE_MAP))
             s->row_limit = pp->stages[s->next].limit;
         s->resources = resource_map(s);
+        if (mark_image_runs(pp, s->first, s->first + s->nops) < 0)
+            return -1;
         prism_buf b;
         prism_buf_init(&b, (size_t)1 << 24);
         int rc = 0;

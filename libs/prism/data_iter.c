@@ -92,10 +92,11 @@ static prism_status borrow(prism_data_iter *it, const json_t *b, prism_block **o
     prism_status s = l->ref ? prism_get(it->c, l->ref, GET_MS, &l->v) : PRISM_ERR_NO_MEMORY;
     size_t len = 0;
     const void *data = s == PRISM_OK ? prism_value_data(l->v, &len) : NULL;
-    char why[256] = "";
+    char why[512] = "";
     if (s != PRISM_OK) {
-        s = prism__fail(s, "cannot read block %lld of the dataset: %s", (long long)seq,
-                        prism_last_error());
+        /* a copy: prism__fail writes where prism_last_error() points */
+        snprintf(why, sizeof why, "%s", prism_last_error());
+        s = prism__fail(s, "cannot read block %lld of the dataset: %s", (long long)seq, why);
         give_back(l);
         return s;
     }

@@ -2,6 +2,7 @@
  * resize and flip (docs/datasets.md#built-in-functions). Each works on a
  * tensor column of images [h, w, channels] and replaces it; a block's images
  * share one shape (its column is a fixed-shape tensor). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,95 @@
 
 #include "data_image.h"
 #include "data_ops.h"
+
+/* ---------- spare buffers ----------
+ * A block of images is tens of MiB, written once by a task and freed once
+ * the object store has its copy. Memory that large comes fresh from the
+ * system each time (the allocator gives it back when freed), and a page
+ * fault every 4 KiB of it cost the worker more than the copies themselves.
+ * So the process keeps the last buffers freed (at most SPARE_COUNT, together
+ * at most SPARE_BYTES, held until it exits) and hands them out again. */
+#define SPARE_COUNT 2
+#define SPARE_BYTES ((size_t)256 << 20)
+
+typedef struct spare {
+    void *p;
+    size_t cap;
+} spare;
+
+static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static spare spares[SPARE_COUNT];
+
+/* At least `len` bytes, 64-byte aligned: a spare buffer or new memory;
+ * `*cap` is what spare_put takes back. NULL when out of memory. */
+static void *spare_get(size_t len, size_t *cap)
+{
+    spare got = {NULL, 0};
+    pthread_mutex_lock(&spare_mu);
+    for (size_t i = 0; i < SPARE_COUNT; i++)
+        if (spares[i].p && spares[i].cap >= len && (!got.p || spares[i].cap < got.cap))
+            got = spares[i];
+    for (size_t i = 0; got.p && i < SPARE_COUNT; i++)
+        if (spares[i].p == got.p)
+            spares[i] = (spare){NULL, 0};
+    pthread_mutex_unlock(&spare_mu);
+    if (!got.p) {
+        got.cap = (len + 63) / 64 * 64 + 64;
+        got.p = aligned_alloc(64, got.cap);
+    }
+    *cap = got.cap;
+    return got.p;
+}
+
+/* `p` (from spare_get) kept for the next spare_get, in place of a smaller
+ * spare when all are taken, or freed. */
+static void spare_put(void *p, size_t cap)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&spare_mu);
+    size_t held = 0, slot = SPARE_COUNT;
+    for (size_t i = 0; i < SPARE_COUNT; i++) {
+        held += spares[i].cap;
+        if (slot == SPARE_COUNT || spares[i].cap < spares[slot].cap)
+            slot = i;
+    }
+    spare out = {p, cap};
+    if (cap > spares[slot].cap && held - spares[slot].cap + cap <= SPARE_BYTES) {
+        out = spares[slot];
+        spares[slot] = (spare){p, cap};
+    }
+    pthread_mutex_unlock(&spare_mu);
+    free(out.p);
+}
+
+static void spare_release(void *ud)
+{
+    spare *s = ud;
+    spare_put(s->p, s->cap);
+    free(s);
+}
+
+/* The block `b` builds, written into a spare buffer that goes back when the
+ * block's last reference does. */
+static prism_block_status finish_spare(prism_block_builder *b, prism_block **out, char *err,
+                                       size_t n)
+{
+    size_t len = 0, written = 0;
+    prism_block_status st = prism_block_builder_size(b, &len, err, n);
+    spare *s = st == PRISM_BLOCK_OK ? calloc(1, sizeof *s) : NULL;
+    if (st == PRISM_BLOCK_OK && (!s || !(s->p = spare_get(len, &s->cap))))
+        st = PRISM_BLOCK_ENOMEM;
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_finish_into(b, s->p, s->cap, &written, err, n);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_open_ex(s->p, written, 0, spare_release, s, out, err, n);
+    if (st != PRISM_BLOCK_OK && s) {
+        spare_put(s->p, s->cap);
+        free(s);
+    }
+    return st;
+}
 
 prism_block_status data_tensor_column(const char *name, prism_coltype elem, const int64_t *shape,
                                       const void *values, size_t rows, const prism_block *nulls_of,
@@ -34,7 +124,7 @@ prism_block_status data_tensor_column(const char *name, prism_coltype elem, cons
         st = prism_block_builder_set_fixed(b, 0, values, rows, valid);
     char why[256] = "";
     if (st == PRISM_BLOCK_OK)
-        st = prism_block_builder_finish(b, out, why, sizeof why);
+        st = finish_spare(b, out, why, sizeof why);
     if (st != PRISM_BLOCK_OK)
         snprintf(err, n, "cannot build column \"%s\": %s %s", name, prism_block_strerror(st), why);
     free(valid);
@@ -127,6 +217,107 @@ static uint64_t seed_of(const json_t *args)
     return s;
 }
 
+/* ---------- fused runs: a crop and a flip in one copy ----------
+ * The optimizer marks a run of image builtins on one column in one stage
+ * (decode_image or a crop, then a crop and/or a flip): the first gets the
+ * others' functions and args in "then", each other one "fused": true and
+ * passes its block through. Each image is then cut and flipped in one copy
+ * (straight from the decoder's output after decode_image), drawing the same
+ * random numbers, in the same order, as the builtins one after the other. */
+
+typedef struct chain {
+    const char *crop_fn; /* NULL: no crop (h, w are the input's) */
+    int64_t h, w;
+    bool random_crop;
+    uint64_t crop_rng;
+    int flip; /* 0: none, 1: horizontal, 2: vertical */
+    double p;
+    uint64_t flip_rng;
+} chain;
+
+static int size_arg(const json_t *args, int64_t *h, int64_t *w);
+
+/* Adds builtin `fn` with `args` to `ch`. 0, or -1 when it cannot join. */
+static int chain_add(chain *ch, const char *fn, const json_t *args)
+{
+    if (fn && (!strcmp(fn, "random_crop") || !strcmp(fn, "center_crop")) && !ch->crop_fn &&
+        !ch->flip) {
+        if (size_arg(args, &ch->h, &ch->w) != 0)
+            return -1;
+        ch->crop_fn = !strcmp(fn, "random_crop") ? "random_crop" : "center_crop";
+        ch->random_crop = !strcmp(fn, "random_crop");
+        if (ch->random_crop)
+            ch->crop_rng = seed_of(args);
+        return 0;
+    }
+    if (fn && !strcmp(fn, "flip") && !ch->flip) {
+        const char *dir = json_string_value(json_object_get(args, "direction"));
+        const json_t *pj = json_object_get(args, "p");
+        ch->flip = dir && !strcmp(dir, "vertical") ? 2 : 1;
+        ch->p = json_is_number(pj) ? json_number_value(pj) : 1;
+        ch->flip_rng = seed_of(args);
+        return 0;
+    }
+    return -1;
+}
+
+/* The builtins of `then` (a head's "then") added to `ch`. */
+static int chain_load(chain *ch, const json_t *then, char *err, size_t n)
+{
+    size_t i;
+    const json_t *f;
+    json_array_foreach(then, i, f) {
+        const char *fn = json_string_value(json_object_get(f, "function"));
+        if (chain_add(ch, fn, json_object_get(f, "args")) != 0) {
+            snprintf(err, n, "cannot fuse \"%s\" into this run of image builtins", fn ? fn : "?");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Whether a crop of `ch` fits images of ih x iw; else -1 with `err`. */
+static int chain_fits(const chain *ch, int64_t ih, int64_t iw, char *err, size_t n)
+{
+    if (!ch->crop_fn || (ch->h <= ih && ch->w <= iw))
+        return 0;
+    snprintf(err, n, "%s: cannot crop images of %lld x %lld to %lld x %lld (height x width)",
+             ch->crop_fn, (long long)ih, (long long)iw, (long long)ch->h, (long long)ch->w);
+    return -1;
+}
+
+/* One image [ih, iw] of `px` bytes a pixel, cut and flipped into `dst`
+ * [h, w] (h, w: the crop's, else ih, iw). */
+static void chain_apply(chain *ch, const uint8_t *src, int64_t ih, int64_t iw, size_t px,
+                        uint8_t *dst)
+{
+    int64_t h = ch->crop_fn ? ch->h : ih, w = ch->crop_fn ? ch->w : iw;
+    int64_t y0 = (ih - h) / 2, x0 = (iw - w) / 2;
+    if (ch->crop_fn && ch->random_crop) {
+        y0 = (int64_t)(next_random(&ch->crop_rng) % (uint64_t)(ih - h + 1));
+        x0 = (int64_t)(next_random(&ch->crop_rng) % (uint64_t)(iw - w + 1));
+    }
+    int flip = 0;
+    if (ch->flip) /* 53 random bits as a number in [0, 1), as flip draws them */
+        flip = (double)(next_random(&ch->flip_rng) >> 11) / 9007199254740992.0 < ch->p ? ch->flip
+                                                                                       : 0;
+    size_t line = (size_t)w * px;
+    for (int64_t y = 0; y < h; y++) {
+        const uint8_t *s =
+            src + ((size_t)(y0 + (flip == 2 ? h - 1 - y : y)) * (size_t)iw + (size_t)x0) * px;
+        uint8_t *d = dst + (size_t)y * line;
+        if (flip != 1) {
+            memcpy(d, s, line);
+        } else if (px == 3) { /* RGB: a fixed size the compiler copies inline */
+            for (int64_t x = 0; x < w; x++)
+                memcpy(d + (size_t)(w - 1 - x) * 3, s + (size_t)x * 3, 3);
+        } else {
+            for (int64_t x = 0; x < w; x++)
+                memcpy(d + (size_t)(w - 1 - x) * px, s + (size_t)x * px, px);
+        }
+    }
+}
+
 /* ---------- crops ---------- */
 
 static int size_arg(const json_t *args, int64_t *h, int64_t *w)
@@ -138,39 +329,35 @@ static int size_arg(const json_t *args, int64_t *h, int64_t *w)
 }
 
 /* Crops every image to h x w at (y0, x0), chosen per row: centred, or at
- * random when `rng` is set. */
-static int crop(const char *fn, const json_t *args, const prism_block *in, uint64_t *rng,
-                prism_block **out, char *err, size_t n)
+ * random (random_crop); then the flip of a fused run ("then"), in the same
+ * copy. */
+static int crop(const char *fn, const json_t *args, const prism_block *in, prism_block **out,
+                char *err, size_t n)
 {
     img_col ic;
-    int64_t h, w;
+    chain ch = {0};
     const char *name = json_string_value(json_object_get(args, "column"));
     if (find_images(in, fn, name ? name : "image", &ic, err, n) != 0)
         return -1;
-    if (size_arg(args, &h, &w) != 0 || h > ic.h || w > ic.w) {
+    if (chain_add(&ch, fn, args) != 0 || ch.h > ic.h || ch.w > ic.w) {
+        int64_t h = 0, w = 0;
+        size_arg(args, &h, &w);
         snprintf(err, n, "%s: cannot crop images of %lld x %lld to %lld x %lld (height x width)",
                  fn, (long long)ic.h, (long long)ic.w, (long long)h, (long long)w);
         return -1;
     }
+    if (chain_load(&ch, json_object_get(args, "then"), err, n) != 0)
+        return -1;
     size_t rows = prism_block_rows(in), px = (size_t)ic.c * ic.width;
-    size_t line = (size_t)w * px, in_img = (size_t)(ic.h * ic.w) * px;
-    uint8_t *dst = malloc(rows * (size_t)h * line + 1);
+    size_t out_img = (size_t)(ch.h * ch.w) * px, in_img = (size_t)(ic.h * ic.w) * px;
+    uint8_t *dst = malloc(rows * out_img + 1);
     if (!dst) {
         snprintf(err, n, "%s: out of memory", fn);
         return -1;
     }
-    for (size_t r = 0; r < rows; r++) {
-        int64_t y0 = (ic.h - h) / 2, x0 = (ic.w - w) / 2;
-        if (rng) {
-            y0 = (int64_t)(next_random(rng) % (uint64_t)(ic.h - h + 1));
-            x0 = (int64_t)(next_random(rng) % (uint64_t)(ic.w - w + 1));
-        }
-        const uint8_t *src = ic.rows + r * in_img;
-        for (int64_t y = 0; y < h; y++)
-            memcpy(dst + (r * (size_t)h + (size_t)y) * line,
-                   src + ((size_t)(y0 + y) * (size_t)ic.w + (size_t)x0) * px, line);
-    }
-    int rc = replace_images(in, &ic, h, w, dst, out, err, n);
+    for (size_t r = 0; r < rows; r++)
+        chain_apply(&ch, ic.rows + r * in_img, ic.h, ic.w, px, dst + r * out_img);
+    int rc = replace_images(in, &ic, ch.h, ch.w, dst, out, err, n);
     free(dst);
     return rc;
 }
@@ -270,12 +457,25 @@ static int decode_one(data_encoded_fn get, void *ud, size_t i, int channels, dat
     return -1;
 }
 
-uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channels,
-                         const int64_t *size, int64_t shape[3], data_skip *skip, uint8_t *kept,
-                         size_t *nkept, char *err, size_t n)
+/* The buffer of decode_images: a spare one when `spare_cap` is set. */
+static void drop_images(uint8_t *all, const size_t *spare_cap)
+{
+    if (spare_cap)
+        spare_put(all, *spare_cap);
+    else
+        free(all);
+}
+
+/* data_decode_all, each image then cut and flipped by `ch` (NULL: none)
+ * into the buffer, which is a spare one (spare_put it with *spare_cap) when
+ * `spare_cap` is set. */
+static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int channels,
+                              const int64_t *size, chain *ch, int64_t shape[3], data_skip *skip,
+                              uint8_t *kept, size_t *nkept, size_t *spare_cap, char *err, size_t n)
 {
     uint8_t *all = NULL;
     size_t img = 0, k = 0;
+    int fh = 0, fw = 0; /* the first image's size, which every other must have */
     for (size_t i = 0; i < count; i++) {
         data_image im;
         if (kept)
@@ -285,36 +485,45 @@ uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channe
                 skip->count++;
                 continue;
             }
-            free(all);
+            drop_images(all, spare_cap);
             return NULL;
         }
         if (!all) {
-            shape[0] = size ? size[0] : im.h;
-            shape[1] = size ? size[1] : im.w;
+            if (ch && chain_fits(ch, im.h, im.w, err, n) != 0) {
+                free(im.px);
+                return NULL;
+            }
+            fh = im.h;
+            fw = im.w;
+            shape[0] = size ? size[0] : ch && ch->crop_fn ? ch->h : im.h;
+            shape[1] = size ? size[1] : ch && ch->crop_fn ? ch->w : im.w;
             shape[2] = im.c;
             img = (size_t)(shape[0] * shape[1] * shape[2]);
-            if ((uint64_t)img > DATA_IMAGE_MAX_BYTES || !(all = malloc(count * img + 1))) {
+            if ((uint64_t)img > DATA_IMAGE_MAX_BYTES ||
+                !(all = spare_cap ? spare_get(count * img + 1, spare_cap)
+                                  : malloc(count * img + 1))) {
                 snprintf(err, n, "out of memory for %zu images", count);
                 free(im.px);
                 return NULL;
             }
         }
-        if (im.c != shape[2] || (!size && (im.h != shape[0] || im.w != shape[1]))) {
+        if (im.c != shape[2] || (!size && (im.h != fh || im.w != fw))) {
             char what[512] = "";
             size_t len;
             get(ud, i, &len, what, sizeof what);
             snprintf(err, n,
-                     "%s: %d x %d x %d, unlike the first image of its block (%lld x %lld x %lld): "
+                     "%s: %d x %d x %d, unlike the first image of its block (%d x %d x %lld): "
                      "give a size (and mode) so that every image has one shape",
-                     what, im.h, im.w, im.c, (long long)shape[0], (long long)shape[1],
-                     (long long)shape[2]);
+                     what, im.h, im.w, im.c, fh, fw, (long long)shape[2]);
             free(im.px);
-            free(all);
+            drop_images(all, spare_cap);
             return NULL;
         }
         if (size && (im.h != shape[0] || im.w != shape[1]))
             data_image_resize(im.px, im.h, im.w, im.c, all + k * img, (int)shape[0], (int)shape[1],
                               0);
+        else if (ch)
+            chain_apply(ch, im.px, im.h, im.w, (size_t)im.c, all + k * img);
         else
             memcpy(all + k * img, im.px, img);
         free(im.px);
@@ -323,13 +532,21 @@ uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channe
         k++;
     }
     if (!all) { /* every image skipped */
-        shape[0] = size ? size[0] : 0;
-        shape[1] = size ? size[1] : 0;
+        shape[0] = size ? size[0] : ch && ch->crop_fn ? ch->h : 0;
+        shape[1] = size ? size[1] : ch && ch->crop_fn ? ch->w : 0;
         shape[2] = channels;
-        all = calloc(1, 1);
+        all = spare_cap ? spare_get(1, spare_cap) : calloc(1, 1);
     }
     *nkept = k;
     return all;
+}
+
+uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channels,
+                         const int64_t *size, int64_t shape[3], data_skip *skip, uint8_t *kept,
+                         size_t *nkept, char *err, size_t n)
+{
+    return decode_images(count, get, ud, channels, size, NULL, shape, skip, kept, nkept, NULL, err,
+                         n);
 }
 
 typedef struct bin_rows {
@@ -375,36 +592,47 @@ static int decode(const json_t *args, const prism_block *in, data_skip *skip, pr
         snprintf(err, n, "decode_image: no binary column \"%s\"", b.name);
         return -1;
     }
+    chain ch = {0};
+    const json_t *then = json_object_get(args, "then");
+    if (chain_load(&ch, then, err, n) != 0)
+        return -1;
     size_t rows = prism_block_rows(in), nkept = 0;
     int64_t shape[3] = {0, 0, data_image_channels(mode ? mode : "RGB")};
     uint8_t *kept = malloc(rows + 1);
-    uint8_t *px = kept ? data_decode_all(rows, bin_row, &b, (int)shape[2], NULL, shape, skip, kept,
-                                         &nkept, err, n)
+    size_t cap = 0;
+    uint8_t *px = kept ? decode_images(rows, bin_row, &b, (int)shape[2], NULL, then ? &ch : NULL,
+                                       shape, skip, kept, &nkept, &cap, err, n)
                        : NULL;
-    prism_block *base = NULL, *with = NULL;
+    /* The encoded bytes go (the decoded image stands for them) before the
+     * images join the block, so that the block is written once, with bytes
+     * of its own, and goes to the object store as it is. */
+    prism_block *base = NULL, *rest = NULL;
+    const char *drop[] = {b.name};
     int rc = -1;
-    if (px && nkept < rows)
+    if (px && prism_block_columns(in) == 1)
+        rc = data_tensor_column(output, PRISM_COL_UINT8, shape, px, nkept, NULL, -1, out, err, n) ==
+                     PRISM_BLOCK_OK
+                 ? 0
+                 : -1;
+    else if (px && nkept < rows)
         rc = keep_rows(in, kept, nkept, &base, err, n);
     else if (px)
         rc = (base = prism_block_ref((prism_block *)in)) ? 0 : -1;
-    if (rc == 0)
-        rc = data_block_with_tensor(base, output, PRISM_COL_UINT8, shape, px, NULL, &with, err,
-                                    n) == PRISM_BLOCK_OK
+    if (base && rc == 0 && strcmp(output, b.name) &&
+        prism_block_drop(base, drop, 1, &rest) != PRISM_BLOCK_OK) {
+        snprintf(err, n, "decode_image: out of memory");
+        rc = -1;
+    }
+    if (base && rc == 0)
+        rc = data_block_with_tensor(rest ? rest : base, output, PRISM_COL_UINT8, shape, px, NULL,
+                                    out, err, n) == PRISM_BLOCK_OK
                  ? 0
                  : -1;
-    if (rc == 0) { /* the encoded bytes go: the decoded image stands for them */
-        const char *drop[] = {b.name};
-        if (!strcmp(output, b.name)) {
-            *out = with;
-            with = NULL;
-        } else if (prism_block_drop(with, drop, 1, out) != PRISM_BLOCK_OK) {
-            rc = -1;
-        }
-    }
     free(kept);
-    free(px);
+    if (px)
+        spare_put(px, cap);
     prism_block_destroy(base);
-    prism_block_destroy(with);
+    prism_block_destroy(rest);
     return rc;
 }
 
@@ -417,14 +645,16 @@ int data_image_builtin_known(const char *fn)
 int data_image_builtin_run(const char *fn, const json_t *args, const prism_block *in,
                            data_skip *skip, prism_block **out, char *err, size_t n)
 {
+    if (json_is_true(json_object_get(args, "fused"))) {
+        /* done by the run's first builtin, in the same pass (see chain) */
+        *out = prism_block_ref((prism_block *)in);
+        return *out ? 0 : -1;
+    }
     if (!strcmp(fn, "decode_image"))
         return decode(args, in, skip, out, err, n);
-    if (!strcmp(fn, "center_crop"))
-        return crop("center_crop", args, in, NULL, out, err, n);
-    if (!strcmp(fn, "random_crop")) {
-        uint64_t rng = seed_of(args);
-        return crop("random_crop", args, in, &rng, out, err, n);
-    }
+    if (!strcmp(fn, "center_crop") || !strcmp(fn, "random_crop"))
+        return crop(!strcmp(fn, "center_crop") ? "center_crop" : "random_crop", args, in, out, err,
+                    n);
     if (!strcmp(fn, "resize"))
         return resize(args, in, out, err, n);
     if (!strcmp(fn, "flip"))

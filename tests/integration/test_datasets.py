@@ -523,6 +523,74 @@ def test_read_images(c):
         shutil.rmtree(top)
 
 
+def test_image_runs_fused(c):
+    """decode_image -> random_crop -> flip in one stage runs as one pass per image (the
+    optimizer marks the run): seeded, its images equal those of the same builtins in stages
+    of their own (unfused), and those of crop -> flip fused without the decode."""
+    need_binaries()
+    top = tempfile.mkdtemp(prefix="prism-img-")
+    try:
+        for i in range(8):
+            make_image(os.path.join(top, "p%d.png" % i), "png", 16, 12, 3)
+
+        steps = [("decode_image", {}), ("random_crop", {"size": [6, 8], "seed": 11}),
+                 ("flip", {"p": 0.5, "seed": 5})]
+
+        def run_images(cpus, steps=steps):
+            ops = [{"op": "read_binary_files", "paths": top, "override_num_blocks": 1}]
+            for (name, args), n in zip(steps, cpus):
+                ops.append({"op": "map_batches", "fn": fn("builtin", name, **args),
+                            "num_cpus": n})
+            d = post(c, {"ops": ops, "options": {"preserve_order": True}})
+            got = [r["image"] for r in rows(c, d["dataset_id"], 10)]
+            return got, dataset(c, d["dataset_id"])
+
+        fused, info = run_images([1, 1, 1])
+        assert len(info["stages"]) == 1, info["stages"]
+        ops = info["explain_json"]["physical"]["stages"][0]["ops"]
+        args = [o["spec"]["fn"]["args"] for o in ops[1:]]
+        assert [f["function"] for f in args[0]["then"]] == ["random_crop", "flip"], args
+        assert args[1]["fused"] is True and args[2]["fused"] is True, args
+        unfused, info = run_images([1, 0.5, 0.25])
+        assert len(info["stages"]) == 3, info["stages"]
+        assert all("then" not in o["spec"]["fn"]["args"]
+                   for s in info["explain_json"]["physical"]["stages"] for o in s["ops"][1:])
+        crop_flip, info = run_images([0.5, 1, 1])  # decode alone, crop -> flip fused
+        assert [s["name"] for s in info["stages"]][1:] == [
+            "MapBatches(decode_image)", "MapBatches(random_crop)->MapBatches(flip)"], info
+        ops = info["explain_json"]["physical"]["stages"][2]["ops"]
+        assert [f["function"] for f in ops[0]["spec"]["fn"]["args"]["then"]] == ["flip"], ops
+        assert len(fused) == 8 and len(fused[0]) == 6 and len(fused[0][0]) == 8, fused[0]
+        assert fused == unfused and crop_flip == unfused
+        # what the builtins document, drawn with their generator (splitmix64): per image the
+        # crop's y0 then x0, and the flip's 53-bit number against p
+        def splitmix(state):
+            while True:
+                state = (state + 0x9e3779b97f4a7c15) % 2**64
+                z = (state ^ (state >> 30)) * 0xbf58476d1ce4e5b9 % 2**64
+                z = (z ^ (z >> 27)) * 0x94d049bb133111eb % 2**64
+                yield z ^ (z >> 31)
+        crop_rng, flip_rng, full = splitmix(11), splitmix(5), gradient(16, 12, 3)
+        want = []
+        for _ in range(8):
+            y0, x0 = next(crop_rng) % 7, next(crop_rng) % 9
+            img = [row[x0:x0 + 8] for row in full[y0:y0 + 6]]
+            want.append([list(reversed(r)) for r in img]
+                        if (next(flip_rng) >> 11) / 2.0**53 < 0.5 else img)
+        assert unfused == want, (unfused, want)
+        assert len({json.dumps(i) for i in want}) > 1, want
+
+        # a crop after a flip is not part of the run: decode -> flip fused, the crop alone
+        flip_first = [steps[0], steps[2], steps[1]]
+        got, info = run_images([1, 1, 1], flip_first)
+        ops = info["explain_json"]["physical"]["stages"][0]["ops"]
+        assert [f["function"] for f in ops[1]["spec"]["fn"]["args"]["then"]] == ["flip"], ops
+        assert "fused" not in ops[3]["spec"]["fn"]["args"], ops
+        assert got == run_images([1, 0.5, 0.25], flip_first)[0]
+    finally:
+        shutil.rmtree(top)
+
+
 def test_worker_killed_mid_pipeline(c):
     """Every worker killed twice while a two-stage pipeline runs: the stage tasks they ran
     are retried, and the output has every row exactly once."""
@@ -1559,7 +1627,7 @@ def test_union_zip(c):
 if __name__ == "__main__":
     run([test_range_map_filter_limit, test_from_items_and_columns, test_bad_plans, test_stop,
          test_streams_within_the_memory_budget, test_default_budget_is_half_the_stores,
-         test_without_dataservice, test_read_files, test_read_images,
+         test_without_dataservice, test_read_files, test_read_images, test_image_runs_fused,
          test_worker_killed_mid_pipeline, test_c_api, test_c_api_slow_consumer,
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
          test_materialize, test_actor_pool, test_operator_metrics, test_split_locality,
