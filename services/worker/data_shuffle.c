@@ -827,6 +827,54 @@ static int merge_column(prism_block **keys, prism_block *b, const char *fn, cons
     return 0;
 }
 
+/* The groups of `rows` rows of block 0 by a hash table: `order` lists the
+ * rows group by group (groups in the order first seen, rows in order),
+ * group g being order[starts[g]..starts[g+1]). Cheaper than sorting a whole
+ * block by key with a comparison per step. */
+static int hashed_groups(const keyset *ks, size_t rows, size_t *order, size_t *starts,
+                         size_t *ngroups)
+{
+    size_t cap = 16;
+    while (cap < 2 * rows)
+        cap *= 2;
+    size_t *slot = malloc(cap * sizeof *slot);                 /* group + 1, 0: empty */
+    size_t *first = malloc((rows ? rows : 1) * sizeof *first); /* a group's first row */
+    size_t *gid = malloc((rows ? rows : 1) * sizeof *gid);
+    size_t *count = calloc(rows + 1, sizeof *count);
+    if (!slot || !first || !gid || !count) {
+        free(slot);
+        free(first);
+        free(gid);
+        free(count);
+        return -1;
+    }
+    memset(slot, 0, cap * sizeof *slot);
+    size_t groups = 0;
+    for (size_t r = 0; r < rows; r++) {
+        size_t i = (size_t)hash_row(ks, 0, r) & (cap - 1);
+        while (slot[i] && cmp_rows(ks, 0, first[slot[i] - 1], 0, r) != 0)
+            i = (i + 1) & (cap - 1);
+        if (!slot[i]) {
+            first[groups] = r;
+            slot[i] = ++groups;
+        }
+        gid[r] = slot[i] - 1;
+        count[gid[r]]++;
+    }
+    starts[0] = 0;
+    for (size_t g = 0; g < groups; g++)
+        starts[g + 1] = starts[g] + count[g];
+    memset(count, 0, (groups + 1) * sizeof *count);
+    for (size_t r = 0; r < rows; r++)
+        order[starts[gid[r]] + count[gid[r]]++] = r;
+    *ngroups = groups;
+    free(slot);
+    free(first);
+    free(gid);
+    free(count);
+    return 0;
+}
+
 /* Groupby, one row a group of `b`'s rows: the key columns, then for each
  * aggregation its partial columns (`partial`, a map) or its final column
  * (a reduce, from the maps' partial rows). */
@@ -843,13 +891,18 @@ static int group_block(const a2a_prog *p, prism_block *b, bool partial, prism_bl
     int rc = !order || !starts || !names                   ? -1
              : keyset_open(&ks, key, false, &b, 1, err, n) ? -2
                                                            : 0;
-    if (rc == 0 && sorted_rows(&ks, rows, order) != 0)
-        rc = -1;
-    for (size_t i = 0; rc == 0 && i < rows; i++)
-        if (i == 0 || cmp_rows(&ks, 0, order[i - 1], 0, order[i]) != 0)
-            starts[ngroups++] = i;
-    if (starts)
-        starts[ngroups] = rows;
+    if (rc == 0 && partial) { /* a map's whole block: hashed, in first-seen order */
+        if (hashed_groups(&ks, rows, order, starts, &ngroups) != 0)
+            rc = -1;
+    } else if (rc == 0) { /* the reduce's partial rows: its output sorted by key */
+        if (sorted_rows(&ks, rows, order) != 0)
+            rc = -1;
+        for (size_t i = 0; rc == 0 && i < rows; i++)
+            if (i == 0 || cmp_rows(&ks, 0, order[i - 1], 0, order[i]) != 0)
+                starts[ngroups++] = i;
+        if (starts)
+            starts[ngroups] = rows;
+    }
     for (size_t k = 0; rc == 0 && k < json_array_size(key); k++)
         names[k] = json_string_value(json_array_get(key, k));
     prism_block *sel = NULL;
