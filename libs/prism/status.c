@@ -47,10 +47,14 @@ prism_status prism_last_status(void) { return last_status; }
 prism_status prism__fail(prism_status s, const char *fmt, ...)
 {
     last_status = s;
+    /* Formatted aside first: a caller may pass prism_last_error() itself as
+     * an argument, and vsnprintf into the buffer it reads from is undefined. */
+    char text[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(last_error, text, sizeof last_error);
     return s;
 }
 
