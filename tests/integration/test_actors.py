@@ -268,7 +268,7 @@ def test_actor_on_a_node_that_dies(c):
         assert actor(c, actor_id)["node_id"] == nodes["node-2"]
         c.nodes["node-2"].kill()
         c.stores["node-2"].kill()
-        for pid in subprocess.run(["pgrep", "-f", "prism-worker.*nodes/node-2/"],
+        for pid in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir + "/nodes/node-2/"],
                                   capture_output=True, text=True).stdout.split():
             kill_quietly(pid)
         out, err = p.communicate("go\n", timeout=120)

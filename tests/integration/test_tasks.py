@@ -195,7 +195,7 @@ def test_lost_object_is_rebuilt(c):
         assert p.stdout.readline().strip() == "first get ok", p.stderr.read()
         c.nodes["node-2"].kill()
         c.stores["node-2"].kill()
-        for pid in subprocess.run(["pgrep", "-f", "prism-worker.*nodes/node-2/"],
+        for pid in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir + "/nodes/node-2/"],
                                   capture_output=True, text=True).stdout.split():
             kill_quietly(pid)
         wait_until(lambda: c.get("/api/v1/nodes/" + nodes["node-2"]).json()["state"] == "DEAD",
