@@ -32,7 +32,8 @@ def make(start, stop):
         cols = {"key": (h >> np.uint64(1)).astype(np.int64),
                 "group": (mix(h) % np.uint64(GROUPS)).astype(np.int64)}
     for j in range(VALUES):
-        cols["v%d" % j] = ((h >> np.uint64(j * 4)) & np.uint64(0xFFFF)).astype(np.float64) / 65536.0 + j
+        bits = (h >> np.uint64(j * 4)) & np.uint64(0xFFFF)
+        cols["v%d" % j] = bits.astype(np.float64) / 65536.0 + j
     return pd.DataFrame(cols)
 
 

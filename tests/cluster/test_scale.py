@@ -65,7 +65,8 @@ def test_fifty_nodes(c):
     # every node listed, paged
     names, cursor = set(), None
     while True:
-        page = c.get("/api/v1/nodes?state=ALIVE&limit=20" + ("&cursor=" + cursor if cursor else "")).json()
+        q = "/api/v1/nodes?state=ALIVE&limit=20" + ("&cursor=" + cursor if cursor else "")
+        page = c.get(q).json()
         names |= {n["name"] for n in page["nodes"]}
         cursor = page.get("next_cursor")
         if not cursor:
@@ -100,7 +101,8 @@ def test_five_hundred_actors(c):
     # every actor listed, ALIVE
     alive, cursor = 0, None
     while True:
-        page = c.get("/api/v1/actors?state=ALIVE&limit=200" + ("&cursor=" + cursor if cursor else "")).json()
+        q = "/api/v1/actors?state=ALIVE&limit=200" + ("&cursor=" + cursor if cursor else "")
+        page = c.get(q).json()
         alive += len(page["actors"])
         cursor = page.get("next_cursor")
         if not cursor:
