@@ -29,6 +29,12 @@ int prism_httpc_request(prism_httpc *c, const char *method, const char *path,
     return -1;
 }
 
+int prism_httpc_get_head(prism_httpc *c, const char *path, size_t n, int timeout_ms,
+                         prism_httpc_resp *out, char *err, size_t errlen)
+{
+    return prism_httpc_request(c, "GET", path, NULL, NULL, 0, timeout_ms, n, out, err, errlen);
+}
+
 void prism_httpc_resp_free(prism_httpc_resp *r)
 {
     free(r->body);
