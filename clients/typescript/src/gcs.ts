@@ -1461,7 +1461,7 @@ export interface components {
             executions: number;
             /** @description ms since the epoch when its worker last saw it move (to about a second); null before its first report */
             active_at: number | null;
-            /** @description why the loop ended */
+            /** @description why the loop ended, when it was not torn down */
             error: string | null;
         };
         /**
