@@ -1,6 +1,7 @@
 // DAGs: the compiled DAGs drivers report (GET /api/v1/dags), newest first,
 // and a DAG's page with its stages (each bind: actor, class, method, the
-// nodes it reads) and its channels.
+// nodes it reads), its actors' loops (as their workers report them) and its
+// channels.
 import * as api from './api.js';
 import { h, fmtAgo, fmtBytes, fmtTime, shortId, stateBadge, table } from './ui.js';
 
@@ -43,10 +44,12 @@ export const detail = {
   mount(st) {
     st.meta = h('div', { class: 'card' });
     st.nodes = h('div', {});
+    st.loops = h('div', {});
     st.edges = h('div', {});
     st.root.append(h('p', {}, h('a', { href: '#/dags' }, '← DAGs')),
       h('h1', {}, 'DAG ', h('span', { class: 'mono' }, st.arg)), st.meta,
-      h('h2', {}, 'Nodes'), st.nodes, h('h2', {}, 'Channels'), st.edges);
+      h('h2', {}, 'Nodes'), st.nodes, h('h2', {}, 'Loops'), st.loops, h('h2', {}, 'Channels'),
+      st.edges);
   },
   async refresh(st) {
     const d = await api.get('/api/v1/dags/' + encodeURIComponent(st.arg), st.abort.signal);
@@ -64,6 +67,18 @@ export const detail = {
       h('td', { class: 'mono' }, n.actor_id ? shortId(n.actor_id) : '—'),
       h('td', {}, n.args.length ? n.args.join(', ') : '—')));
     st.nodes.replaceChildren(table(['#', 'node', 'actor', 'reads'], nodes, 'No node.'));
+    // Each actor's loop: its class and methods from the nodes it runs.
+    const methods = (id) => d.nodes.filter((n) => n.kind === 'bind' && n.actor_id === id)
+      .map((n) => describe(d, n)).join(', ');
+    const loops = (d.loops || []).map((l) => h('tr', { 'data-loop': l.actor_id },
+      h('td', {}, h('span', { class: 'mono' }, shortId(l.actor_id)),
+        h('div', { class: 'sub' }, methods(l.actor_id))),
+      h('td', { class: 'state' }, stateBadge(l.state)),
+      h('td', { class: 'num executions' }, l.executions),
+      h('td', { class: 'active' }, fmtAgo(l.active_at)),
+      h('td', { class: 'cause' }, l.error || '')));
+    st.loops.replaceChildren(table(['actor', 'state', 'executions', 'last active', 'error'], loops,
+      'No loop reported.'));
     const edges = d.edges.map((e) => h('tr', {},
       h('td', {}, e.from + ' → ' + e.to), h('td', {}, e.kind), h('td', {}, fmtBytes(e.slot_size))));
     st.edges.replaceChildren(table(['edge', 'kind', 'slot'], edges, 'No channel.'));

@@ -22,8 +22,14 @@
  * chain 4 minus chain 1 is three hops between actors of a node that is not
  * the driver's.
  *
- *   prism-dag-bench [--quick] [--large | --nodes A,B | --remote A,B] [--spin-us N]   (against
- *   $PRISM_ADDRESS / $PRISM_HOME; --spin-us sets the DAG's spin_us, default 50) */
+ * With --chain K: the DAG rows of that chain alone (8 B and 1 KiB, no actor
+ * calls), for a profiler or perf attached to its processes; --n N times N
+ * executions one at a time (after N / 10 of warm-up) and skips the rate's
+ * run, so that counts per execution are easy to divide out.
+ *
+ *   prism-dag-bench [--quick] [--large | --nodes A,B | --remote A,B] [--chain K] [--n N]
+ *                   [--spin-us N]
+ *   (against $PRISM_ADDRESS / $PRISM_HOME; --spin-us sets the DAG's spin_us, default 50) */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +48,7 @@ static const char *via = NULL; /* --large: "slot" or "store" */
 static uint64_t max_buf = 1u << 20;
 static int inflight = INFLIGHT;
 static const char *dag_mode = "dag"; /* "dag-tcp" with --nodes, "dag-remote" with --remote */
+static int only_chain;               /* --chain K: that chain's DAG rows alone */
 
 static int64_t now_ns(void)
 {
@@ -173,8 +180,10 @@ static void bench_small(prism_client *c, prism_actor **a)
         char *bytes = calloc(1, sizes[s]);
         prism_value *v = prism_value_bytes(bytes, sizes[s]);
         for (size_t k = 0; k < sizeof chains / sizeof *chains; k++) {
+            if (only_chain && chains[k] != only_chain)
+                continue;
             bench_dag(c, a, chains[k], v, sizes[s]);
-            if (!strcmp(dag_mode, "dag"))
+            if (!strcmp(dag_mode, "dag") && !only_chain)
                 bench_calls(c, a, chains[k], v, sizes[s]);
         }
         prism_value_free(v);
@@ -217,6 +226,11 @@ int main(int argc, char **argv)
             n_rate = 5000;
         } else if (!strcmp(argv[i], "--large")) {
             large = true;
+        } else if (!strcmp(argv[i], "--chain") && i + 1 < argc) {
+            only_chain = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--n") && i + 1 < argc) {
+            n_dag = atol(argv[++i]);
+            n_rate = 0;
         } else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) {
             spin_us = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--nodes") && i + 1 < argc &&

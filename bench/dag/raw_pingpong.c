@@ -26,7 +26,13 @@
  * Both processes are pinned to a CPU each when two are available
  * (sched_setaffinity); spinning transports need that to mean anything.
  *
- *   prism-dag-raw-pingpong [--quick] [--json] [--only NAME[,NAME...]]
+ * With --chain K[,K...], instead: the value goes round k + 1 processes (a
+ * chain of k echoes and back) through prism_channel rings, none pinned, 8 B
+ * and 1 KiB: a compiled chain of k actors with nothing but the channel, the
+ * floor its per-hop figure is compared with when there are more processes
+ * than CPUs.
+ *
+ *   prism-dag-raw-pingpong [--quick] [--json] [--only NAME[,NAME...]] [--chain K[,K...]]
  *
  * Prints a Markdown table (or one JSON line per result with --json): median
  * and p99 of the one-way hop in µs, and messages per second (both directions
@@ -65,6 +71,7 @@ static void die(const char *what)
 /* ---------- the bare ring: the floor ---------- */
 
 #define BARE_SLOTS 8
+#define MAX_CHAIN 8
 #define LINE 64
 
 typedef struct bare_ring {
@@ -458,6 +465,77 @@ static void run(const transport *t, size_t payload, long n)
     free(lat);
 }
 
+/* --chain K: the value goes round k + 1 processes through k + 1 channel rings
+ * (the first writes ring 0 and reads ring k; process i reads ring i - 1 and
+ * writes ring i), none pinned: what a compiled chain of k actors costs with
+ * nothing but the channel, the same number of processes on the same CPUs.
+ * A hop is a round's time over k + 1. */
+static void run_chain(int k, size_t payload, long n)
+{
+    long warm = n / 10 + 1;
+    prism_chan *c[MAX_CHAIN + 1];
+    prism_chan_options o = {.nslots = 8, .nreaders = 1, .max_buf_size = payload};
+    prism_chan_wait wait = {.spin_us = PRISM_CHAN_DEFAULT_SPIN_US};
+    char err[256];
+    for (int i = 0; i <= k; i++)
+        if (prism_chan_create(&c[i], &o, err, sizeof err) != PRISM_CHAN_OK) {
+            fprintf(stderr, "prism_chan_create: %s\n", err);
+            exit(1);
+        }
+    pid_t pids[MAX_CHAIN];
+    for (int i = 1; i <= k; i++) {
+        if ((pids[i - 1] = fork()) < 0)
+            die("fork");
+        if (pids[i - 1] == 0) {
+            ep e = {0};
+            if (prism_chan_reader_open_shm(&e.r, c[i - 1], 0, &wait) != PRISM_CHAN_OK ||
+                prism_chan_writer_open_shm(&e.w, c[i], &wait) != PRISM_CHAN_OK)
+                die("open");
+            for (long x = 0; x < warm + n; x++) {
+                chan_send(&e, chan_recv(&e, payload), payload);
+                chan_done(&e);
+            }
+            chan_close_side(&e);
+            _exit(0);
+        }
+    }
+    ep e = {0};
+    if (prism_chan_writer_open_shm(&e.w, c[0], &wait) != PRISM_CHAN_OK ||
+        prism_chan_reader_open_shm(&e.r, c[k], 0, &wait) != PRISM_CHAN_OK)
+        die("open");
+    uint8_t *src = calloc(1, payload);
+    int64_t *lat = malloc((size_t)n * sizeof *lat);
+    if (!src || !lat)
+        die("malloc");
+    for (long i = -warm; i < n; i++) {
+        int64_t a = now_ns();
+        chan_send(&e, src, payload);
+        chan_recv(&e, payload);
+        chan_done(&e);
+        if (i >= 0)
+            lat[i] = now_ns() - a;
+    }
+    chan_close_side(&e);
+    for (int i = 0; i < k; i++)
+        waitpid(pids[i], NULL, 0);
+    for (int i = 0; i <= k; i++)
+        prism_chan_destroy(c[i]);
+    qsort(lat, (size_t)n, sizeof *lat, cmp_i64);
+    double hops = k + 1;
+    double med = (double)lat[n / 2] / 1e3 / hops;
+    double p99 = (double)lat[(size_t)((double)n * 0.99)] / 1e3 / hops;
+    if (json)
+        printf("{\"system\": \"dag-raw\", \"transport\": \"chan-chain\", \"chain\": %d, "
+               "\"payload\": %zu, \"n\": %ld, \"median_us\": %.3f, \"p99_us\": %.3f, "
+               "\"pinned\": false}\n",
+               k, payload, n, med, p99);
+    else
+        printf("| chan-chain %d | %zu B | %.2f | %.2f | |\n", k, payload, med, p99);
+    fflush(stdout);
+    free(src);
+    free(lat);
+}
+
 static bool wanted(const char *only, const char *name)
 {
     if (!only)
@@ -476,7 +554,7 @@ static bool wanted(const char *only, const char *name)
 int main(int argc, char **argv)
 {
     bool quick = false;
-    const char *only = NULL;
+    const char *only = NULL, *chains = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = true;
@@ -484,10 +562,28 @@ int main(int argc, char **argv)
             json = true;
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
+        else if (strcmp(argv[i], "--chain") == 0 && i + 1 < argc)
+            chains = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--json] [--only NAME[,NAME...]]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--quick] [--json] [--only NAME[,NAME...]] [--chain K[,K...]]\n",
+                    argv[0]);
             return 2;
         }
+    }
+    if (chains) { /* the chains alone: 8 B and 1 KiB */
+        for (const char *p = chains; *p;) {
+            char *end;
+            long k = strtol(p, &end, 10);
+            if (end == p || k < 1 || k > MAX_CHAIN) {
+                fprintf(stderr, "--chain: 1..%d actors\n", MAX_CHAIN);
+                return 2;
+            }
+            for (size_t size = 8; size <= 1024; size *= 128)
+                run_chain((int)k, size, quick ? 10000 : 100000);
+            p = *end == ',' ? end + 1 : end;
+        }
+        return 0;
     }
     find_cpus();
     if (!json) {

@@ -310,8 +310,8 @@ static prism_chan_status writer_wait(prism_chan_writer *w, uint64_t need, int ti
     prism_chan_status s = slot_free(w, need);
     if (s != PRISM_CHAN_TIMEOUT)
         return s;
-    int64_t deadline = chan_deadline(timeout_ms);
-    int64_t now = chan_now_ns();
+    int64_t now = chan_now_ns(); /* one clock read for both */
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + (int64_t)timeout_ms * 1000000;
     int64_t spin_end = now + (int64_t)w->wait.spin_us * 1000;
     if (spin_end > deadline)
         spin_end = deadline;
@@ -465,8 +465,8 @@ static prism_chan_status reader_wait(prism_chan_reader *r, chan_slot *slot, uint
                                      int timeout_ms)
 {
     chan_hdr *h = r->u.shm.ch->hdr;
-    int64_t deadline = chan_deadline(timeout_ms);
-    int64_t now = chan_now_ns();
+    int64_t now = chan_now_ns(); /* one clock read for both */
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + (int64_t)timeout_ms * 1000000;
     int64_t spin_end = now + (int64_t)r->wait.spin_us * 1000;
     if (spin_end > deadline)
         spin_end = deadline;

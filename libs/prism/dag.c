@@ -85,7 +85,8 @@ struct prism_dag_compiled {
     bool multi;
     uint64_t next_seq, read_seq; /* executions started; executions read */
     size_t parts;                /* items of execution read_seq read so far */
-    prism_value *partial;        /* what they gave (a list) */
+    prism_value *partial;        /* what they gave (a list; without a multi-output node,
+                                  * the one value itself) */
     prism_value *partial_error;  /* the first error among them */
     prism_status partial_status;
     prism_dag_future *futures; /* max_inflight */
@@ -1160,7 +1161,10 @@ static void take_item(prism_dag_compiled *d, size_t i, const void *buf, size_t l
                          ? prism__dag_read(d->c, buf, len, false, d->o.timeout_ms)
                          : NULL;
     if (v) {
-        prism_value_list_append(d->partial, v);
+        if (d->multi)
+            prism_value_list_append(d->partial, v);
+        else
+            d->partial = v;
         return;
     }
     char *name = NULL, *msg = NULL;
@@ -1189,11 +1193,7 @@ static void settle(prism_dag_compiled *d)
         prism_value_free(d->partial);
         v = d->partial_error;
         f->status = d->partial_status;
-    } else if (!d->multi && v->nitems == 1) { /* one item: the value itself */
-        v = d->partial->items[0];
-        d->partial->nitems = 0;
-        prism_value_free(d->partial);
-    } else if (v->nitems != d->nouts) {
+    } else if (d->multi ? v->nitems != d->nouts : !v) {
         prism_value_free(v);
         v = NULL;
         f->status = PRISM_ERR_NO_MEMORY;
@@ -1214,12 +1214,14 @@ static void settle(prism_dag_compiled *d)
 /* Reads the outputs of execution read_seq, waiting up to `timeout_ms` in all. */
 static prism_status read_next(prism_dag_compiled *d, int timeout_ms)
 {
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : prism_mono_ms() + timeout_ms;
-    if (!d->partial && !(d->partial = prism_value_list()))
+    /* One item (no list, no clock): the channel's wait keeps the time. */
+    bool one = !d->multi || timeout_ms < 0;
+    int64_t deadline = one ? 0 : prism_mono_ms() + timeout_ms;
+    if (d->multi && !d->partial && !(d->partial = prism_value_list()))
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     while (d->parts < d->nouts) {
-        int64_t left = deadline - prism_mono_ms();
-        int wait_ms = deadline == INT64_MAX ? -1 : left > 0 ? (int)left : 0;
+        int64_t left = one ? 0 : deadline - prism_mono_ms();
+        int wait_ms = one ? timeout_ms : left > 0 ? (int)left : 0;
         const void *buf;
         size_t len;
         prism_chan_flush(d->in, 0); /* a TCP input's frame left partly unsent */

@@ -35,7 +35,7 @@
 typedef struct loop_node {
     json_int_t index; /* its graph node (-1: not said) */
     prism_actor_method_fn fn;
-    char name[256]; /* "Class.method" */
+    prism_task_ctx ctx; /* what the method runs with, made once; ctx.name: "Class.method" */
     size_t nin, nout;
     prism_chan_reader **in;
     prism_chan_writer **out; /* one per return */
@@ -66,6 +66,7 @@ typedef struct serve_peer {
 struct dag_loop {
     char id[PRISM_ID_HEX_LEN + 1];
     dag_loop_env env;
+    prism_client *client; /* the worker's client, once asked for (the loop thread's) */
     prism_chan **chans;
     json_int_t *chan_nodes; /* the graph node each channel belongs to */
     size_t nchans, chans_cap;
@@ -125,11 +126,25 @@ static int wait_write(dag_loop *l, prism_chan_writer *w, void **buf)
 }
 
 /* The worker's client, which puts and gets the values that go through the
- * object store. */
+ * object store. The worker keeps it for its life once made, so it is asked
+ * for (a lock, and a connect on first use) once, not per value. */
 static prism_client *loop_client(dag_loop *l)
 {
-    prism_task_ctx ctx = {.client = l->env.client, .runtime = l->env.runtime};
-    return l->env.client(&ctx);
+    if (!l->client) {
+        prism_task_ctx ctx = {.client = l->env.client, .runtime = l->env.runtime};
+        l->client = l->env.client(&ctx);
+    }
+    return l->client;
+}
+
+/* Argument record `i` as a value; the client only for one in the object
+ * store. */
+static prism_value *read_arg(dag_loop *l, loop_node *nd, size_t i)
+{
+    const void *buf = nd->bufs[i];
+    size_t len = nd->lens[i];
+    prism_client *c = prism__dag_tag(buf, len) == DAG_REC_REF ? loop_client(l) : NULL;
+    return prism__dag_read(c, buf, len, true, FETCH_MS);
 }
 
 /* Runs the method on the records read: nd->rets are its values, or *emsg
@@ -137,17 +152,16 @@ static prism_client *loop_client(dag_loop *l)
 static void run_method(dag_loop *l, loop_node *nd, char **emsg)
 {
     size_t n = 0;
-    while (n < nd->nin && (nd->args[n] = prism__dag_read(loop_client(l), nd->bufs[n], nd->lens[n],
-                                                         true, FETCH_MS)))
+    while (n < nd->nin && (nd->args[n] = read_arg(l, nd, n)))
         n++;
     if (n < nd->nin) {
         char msg[600];
         snprintf(msg, sizeof msg, "its argument %zu could not be read: %s", n, prism_last_error());
         *emsg = strdup(msg);
     } else {
-        prism_task_ctx ctx = {.client = l->env.client, .runtime = l->env.runtime};
-        snprintf(ctx.name, sizeof ctx.name, "%s", nd->name);
-        prism_status s = nd->fn(&ctx, l->env.state, (const prism_value *const *)nd->args, nd->nin,
+        prism_task_ctx *ctx = &nd->ctx;
+        ctx->error = NULL;
+        prism_status s = nd->fn(ctx, l->env.state, (const prism_value *const *)nd->args, nd->nin,
                                 nd->rets, nd->nout);
         for (size_t i = 0; i < nd->nout; i++) {
             if (s != PRISM_OK) {
@@ -158,8 +172,9 @@ static void run_method(dag_loop *l, loop_node *nd, char **emsg)
             }
         }
         if (s != PRISM_OK)
-            *emsg = strdup(ctx.error ? ctx.error : prism_status_text(s));
-        free(ctx.error);
+            *emsg = strdup(ctx->error ? ctx->error : prism_status_text(s));
+        free(ctx->error);
+        ctx->error = NULL;
     }
     for (size_t i = 0; i < n; i++)
         prism_value_free(nd->args[i]);
@@ -189,8 +204,8 @@ static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
         *emsg = strdup(msg);
     }
     if (!len)
-        len =
-            prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->name, *emsg ? *emsg : "out of memory");
+        len = prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->ctx.name,
+                                   *emsg ? *emsg : "out of memory");
     prism_chan_status cs = prism_chan_end_write(nd->out[j], len);
     prism__dag_held_end(&nd->held[j], held);
     /* A TCP channel whose socket is full: the rest of the frame must leave
@@ -249,14 +264,14 @@ static void write_died(dag_loop *l)
     for (size_t i = 0; i < l->nnodes; i++) {
         loop_node *nd = &l->nodes[i];
         char msg[400];
-        snprintf(msg, sizeof msg, "an actor that %s depends on died", nd->name);
+        snprintf(msg, sizeof msg, "an actor that %s depends on died", nd->ctx.name);
         for (size_t j = 0; j < nd->nout; j++) {
             void *p;
             if (prism_chan_begin_write(nd->out[j], &p, SLICE_MS) != PRISM_CHAN_OK)
                 continue;
             size_t cap = prism_chan_writer_capacity(nd->out[j]);
             prism_chan_end_write(nd->out[j],
-                                 prism__dag_put_error(p, cap, DAG_REC_DIED, nd->name, msg));
+                                 prism__dag_put_error(p, cap, DAG_REC_DIED, nd->ctx.name, msg));
         }
     }
 }
@@ -665,7 +680,8 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
         snprintf(err, errlen, "a malformed DAG node");
         return -1;
     }
-    snprintf(nd->name, sizeof nd->name, "%s.%s", l->env.cls, method);
+    nd->ctx = (prism_task_ctx){.client = l->env.client, .runtime = l->env.runtime};
+    snprintf(nd->ctx.name, sizeof nd->ctx.name, "%s.%s", l->env.cls, method);
     json_t *index = json_object_get(j, "index");
     nd->index = json_is_integer(index) ? json_integer_value(index) : -1;
     if (!(nd->fn = l->env.resolve(l->env.ud, method, err, errlen)))
@@ -682,7 +698,7 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
             continue;
         if (!ch || reader < 0 || reader >= PRISM_CHAN_MAX_READERS ||
             prism_chan_reader_open_shm(&nd->in[i], ch, (uint32_t)reader, wait) != PRISM_CHAN_OK) {
-            snprintf(err, errlen, "%s: cannot read its argument %zu's channel", nd->name, i);
+            snprintf(err, errlen, "%s: cannot read its argument %zu's channel", nd->ctx.name, i);
             return -1;
         }
     }
@@ -695,7 +711,7 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
         prism_chan_status cs = ch ? prism_chan_writer_open_shm(&nd->out[i], ch, wait)
                                   : open_tcp_writer(l, node, &nd->out[i], wait);
         if (cs != PRISM_CHAN_OK || prism__dag_held_init(&nd->held[i], o.nslots) != 0) {
-            snprintf(err, errlen, "%s: cannot write its channel %zu", nd->name, i);
+            snprintf(err, errlen, "%s: cannot write its channel %zu", nd->ctx.name, i);
             return -1;
         }
     }

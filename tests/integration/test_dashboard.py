@@ -516,8 +516,9 @@ test_dashboard.cluster = {"dataservice": True}
 
 def test_dags_page(c):
     """A DAG a driver compiled and ran 50 times is on the DAGs page with its
-    stages and executions; its page shows its nodes, and TORN_DOWN after the
-    driver tears it down."""
+    stages and executions; its page shows its nodes and each actor's loop
+    (RUNNING, 50 passes), and TORN_DOWN (loops STOPPED) after the driver
+    tears it down."""
     probe = os.path.join(BIN, "dag_probe")
     if not os.access(probe, os.X_OK):
         skip("dag_probe is not built")
@@ -529,7 +530,8 @@ def test_dags_page(c):
                          stdout=subprocess.PIPE, text=True)
     b = Browser(outdir)
     try:
-        p.stdout.readline()  # the actors
+        actors = p.stdout.readline().split()[1:]
+        assert len(actors) == 2, actors
         assert p.stdout.readline().strip() == "executed", "the probe failed"
         dag = wait_until(lambda: (lambda ds: ds[0] if ds and ds[0]["executions"] == 50 else None)(
             c.get("/api/v1/dags").json()["dags"]), timeout=10, what="the DAG listed")
@@ -547,11 +549,22 @@ def test_dags_page(c):
         b.wait("document.querySelectorAll('#view tr[data-node]').length === 3",
                "the DAG's input and its two stages")
         assert b.js(text_of("#dag-executions")) == "50"
+        # Each actor's loop, as its worker reports it (twice a second at most
+        # while it moves, else every 5 s): running, 50 passes, no error.
+        for a in actors:
+            loop = "tr[data-loop='%s']" % a
+            b.wait(text_of(loop + " td.executions") + " === '50'", "actor %s's loop: 50" % a)
+            assert b.js(text_of(loop + " td.state")) == "RUNNING"
+            assert b.js(text_of(loop + " td.cause")) == ""
+            assert "Counter.add" in b.js(text_of(loop)), b.js(text_of(loop))
         b.screenshot("dag")
         p.stdin.write("go\n")
         p.stdin.flush()
         assert p.stdout.readline().strip() == "torn down", "the teardown failed"
         b.wait(text_of("#dag-state") + " === 'TORN_DOWN'", "the DAG TORN_DOWN")
+        for a in actors:
+            b.wait(text_of("tr[data-loop='%s'] td.state" % a) + " === 'STOPPED'",
+                   "actor %s's loop STOPPED" % a)
         p.stdin.write("go\n")
         p.stdin.flush()
         assert p.wait(timeout=60) == 0
