@@ -6,7 +6,7 @@
 #   - Prism: range -> gen_rows (a task package) -> the operator -> batches
 #     streamed to a driver that checks every row (prism-data-alltoall), on a
 #     local cluster whose object store holds STORE, while the store's used
-#     and spilled bytes are sampled every half second;
+#     and spilled bytes are sampled five times a second;
 #   - Dask distributed (Debian's python3-dask): dask.dataframe's shuffle,
 #     sort_values and groupby on the same rows made by its workers
 #     (alltoall_dask.py), when /usr/bin/python3 has it.
@@ -40,16 +40,6 @@ LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 PKG_SO=$(dirname "$BIN")/bench/bench_rows_fns.so
 [ -f "$PKG_SO" ] || { say "$PKG_SO was not built"; exit 1; }
 
-# The store's used and spilled bytes every half second while a step runs.
-sample_store() { # OUT_FILE
-  url=$(cat "$PRISM_HOME/run/objectstore-node-1.address")
-  token=$(cat "$PRISM_HOME/token")
-  while :; do
-    curl -s -H "Authorization: Bearer $token" "$url/api/v1/stats" >>"$1" && echo >>"$1"
-    sleep 0.5
-  done
-}
-
 rows_of() { $PY -c "print(int($1 * 2**30) // 96)"; }
 
 if echo "$PEERS" | grep -q prism; then
@@ -75,20 +65,13 @@ for gib in $SIZES; do
     case " $PEERS " in *" prism "*)
       say "$gib GiB, $op: Prism"
       samples="$WORK/store-$gib-$op.jsonl"
-      sample_store "$samples" &
+      bench_sample_store "$samples" &
       SAMPLER=$!
       run_step 1800 "$BIN/prism-data-alltoall" "$SHA" "$op" "$ROWS" "$BLOCKS"
       kill "$SAMPLER" 2>/dev/null || true
       wait "$SAMPLER" 2>/dev/null || true
-      $PY - "$samples" "$gib" "$op" >>"$WORK/store.jsonl" <<'PYEOF'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
-print(json.dumps({"gib": float(sys.argv[2]), "op": sys.argv[3],
-                  "used_max": max((r["used_bytes"] for r in rows), default=0),
-                  "capacity": rows[0]["capacity_bytes"] if rows else 0,
-                  "spilled_total": max((r["spilled_bytes_total"] for r in rows), default=0)
-                  - min((r["spilled_bytes_total"] for r in rows), default=0)}))
-PYEOF
+      echo "{\"gib\": $gib, \"op\": \"$op\", \"store\": $(bench_store_peak "$samples")}" \
+        >>"$WORK/store.jsonl"
       ;;
     esac
     case " $PEERS " in *" dask "*)
@@ -123,7 +106,8 @@ for r in rows:
     extra = "%.2f" % (r["seconds"] - b) if b is not None and r["op"] != "none" else ""
     c = ceil.get((r["rows"], r["op"]))
     s = store.get((r["rows"], r["op"])) if r["peer"] == "Prism" else None
-    mem = ("%.0f MiB / %.0f MiB" % (s["used_max"] / 2**20, s["spilled_total"] / 2**20)) if s else ""
+    mem = ("%d MiB / %d MiB" % (s["store"]["store_peak_mib"], s["store"]["store_spilled_mib"])
+           if s else "")
     print("| %.3g | %s | %s | %.2f | %.0f | %.3f | %s | %s | %s |" % (
         gib(r), r["op"], r["peer"], r["seconds"], r["rows_per_s"], r["gb_per_s"], extra,
         "%.2f×" % (r["seconds"] / c) if c else "", mem))

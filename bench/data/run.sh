@@ -55,15 +55,21 @@ cluster_ticks() {
 prism_step() {
   cluster_ticks | sort >"$WORK/cpu0"
   n=$(wc -l <"$RESULTS")
+  : >"$WORK/store.jsonl"
+  bench_sample_store "$WORK/store.jsonl" &
+  sampler=$!
   run_step 900 "$@"
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
   cluster_ticks | sort >"$WORK/cpu1"
   ticks=$(join -a2 "$WORK/cpu0" "$WORK/cpu1" | awk '{t += NF == 3 ? $3 - $2 : $2} END {print t + 0}')
   if [ "$(wc -l <"$RESULTS")" -gt "$n" ]; then
-    $PY - "$RESULTS" "$ticks" "$(getconf CLK_TCK)" <<'PYEOF'
+    $PY - "$RESULTS" "$ticks" "$(getconf CLK_TCK)" "$(bench_store_peak "$WORK/store.jsonl")" <<'PYEOF'
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
 r = json.loads(lines[-1])
 r["cpu_s"] = round(r["cpu_s"] + int(sys.argv[2]) / int(sys.argv[3]), 3)
+r.update(json.loads(sys.argv[4]))
 lines[-1] = json.dumps(r)
 open(sys.argv[1], "w").write("\n".join(lines) + "\n")
 PYEOF
@@ -91,12 +97,14 @@ $PY - "$RESULTS" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 ceiling = next((r["images_per_s"] for r in rows if r["peer"].startswith("C thread")), None)
-print("%-52s %10s %10s %14s %10s %8s %12s" % ("peer", "images/s", "MB/s", "first batch s",
-                                               "peak RSS", "vs pool", "CPU ms/image"))
+print("%-52s %10s %10s %14s %10s %8s %12s %14s" % ("peer", "images/s", "MB/s", "first batch s",
+                                                    "peak RSS", "vs pool", "CPU ms/image",
+                                                    "store peak MiB"))
 for r in rows:
     rel = "%.0f %%" % (100 * r["images_per_s"] / ceiling) if ceiling else "-"
     cpu = "%.2f" % (1000 * r["cpu_s"] / r["images"]) if r.get("cpu_s") and r["images"] else "-"
-    print("%-52s %10.1f %10.1f %14.3f %7.1f MB %8s %12s" % (r["peer"], r["images_per_s"],
-          r["mb_per_s"], r["first_batch_s"], r["peak_rss_mb"], rel, cpu))
+    store = str(r["store_peak_mib"]) if "store_peak_mib" in r else "-"
+    print("%-52s %10.1f %10.1f %14.3f %7.1f MB %8s %12s %14s" % (r["peer"], r["images_per_s"],
+          r["mb_per_s"], r["first_batch_s"], r["peak_rss_mb"], rel, cpu, store))
 PYEOF
 [ -z "$FAILED" ]

@@ -90,6 +90,28 @@ bench_cluster_up() { # NODES CPUS_PER_NODE
   fi
 }
 
+# Samples node-1's object store (used and spilled bytes) five times a second
+# into OUT (JSON lines) until killed; run it in the background.
+bench_sample_store() { # OUT
+  url=$(cat "$PRISM_HOME/run/objectstore-node-1.address")
+  token=$(cat "$PRISM_HOME/token")
+  while :; do
+    curl -s -H "Authorization: Bearer $token" "$url/api/v1/stats" >>"$1" && echo >>"$1"
+    sleep 0.2
+  done
+}
+
+# The peak of those samples as JSON: {"store_peak_mib", "store_spilled_mib"}.
+bench_store_peak() { # SAMPLES
+  $PY - "$1" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+spilled = [r["spilled_bytes_total"] for r in rows] or [0]
+print(json.dumps({"store_peak_mib": round(max((r["used_bytes"] for r in rows), default=0) / 2**20),
+                  "store_spilled_mib": round((max(spilled) - min(spilled)) / 2**20)}))
+PYEOF
+}
+
 bench_cluster_down() {
   "$BIN/prism" down >/dev/null 2>&1 || true
   UP=""
