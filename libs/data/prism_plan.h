@@ -366,7 +366,7 @@ json_t *prism_plan_explain_json(const prism_plan *p, prism_plan_error *err);
 typedef enum prism_plan_path_kind {
     PRISM_PATH_LOCAL = 0, /* a file or a directory: which one, the executor finds out */
     PRISM_PATH_GLOB,      /* a local pattern with *, ? or [...] */
-    PRISM_PATH_URL,       /* http:// or https:// */
+    PRISM_PATH_URL,       /* http://, https:// or s3:// (not this node's file system) */
 } prism_plan_path_kind;
 
 /* How a read's path is to be listed (for a path the plan accepted). */

@@ -1,0 +1,429 @@
+/* S3 reads on libcurl (prism_s3.h): addressing, SigV4 through
+ * CURLOPT_AWS_SIGV4, retries, and a small parser for the XML that
+ * ListObjectsV2 and S3's errors answer with. */
+#include "prism_s3.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "prism_buf.h"
+#include "prism_httpc.h"
+
+#define S3_ATTEMPTS 5          /* tries of one request, the first included */
+#define S3_BACKOFF_MS 100      /* doubled after each failed try ... */
+#define S3_BACKOFF_MAX_MS 2000 /* ... up to this */
+#define S3_LIST_MAX (8u << 20) /* bytes of one listing page (1000 keys) */
+#define S3_ERR_MAX (64u << 10) /* bytes of an error body kept */
+#define S3_TIMEOUT_MS 600000   /* one request, whole */
+#define S3_STALL_S 30L         /* a transfer with no bytes for this long is dropped */
+#define S3_RETRY_FOR_S 60      /* no try starts after this long since the first */
+
+bool prism_s3_is_path(const char *path) { return !strncasecmp(path, "s3://", 5); }
+
+/* ---------- addressing ---------- */
+
+typedef struct s3_loc {
+    char *bucket;
+    const char *key; /* into bucket's allocation, after its NUL */
+} s3_loc;
+
+static int split(const char *path, s3_loc *loc, char *err, size_t n)
+{
+    const char *b = path + 5, *slash = strchr(b, '/');
+    size_t bl = slash ? (size_t)(slash - b) : strlen(b);
+    if (bl == 0) {
+        snprintf(err, n, "%s: no bucket named", path);
+        return -1;
+    }
+    size_t kl = slash ? strlen(slash + 1) : 0;
+    if (!(loc->bucket = malloc(bl + kl + 2))) {
+        snprintf(err, n, "%s: out of memory", path);
+        return -1;
+    }
+    memcpy(loc->bucket, b, bl);
+    loc->bucket[bl] = '\0';
+    char *key = loc->bucket + bl + 1;
+    memcpy(key, slash ? slash + 1 : "", kl + 1);
+    loc->key = key;
+    return 0;
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+/* Appends `s` percent-encoded as SigV4 wants it: unreserved bytes kept, and
+ * "/" too where `keep_slash` (a key in the URL's path). */
+static int encode(prism_buf *b, const char *s, bool keep_slash)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/');
+        if (plain ? prism_buf_append(b, s, 1) != 0 : prism_buf_printf(b, "%%%02X", c) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The URL of `key` in `bucket` (key may be ""), with `query` (already
+ * encoded) appended when not NULL. Owned; NULL when out of memory. */
+static char *object_url(const char *bucket, const char *key, const char *query)
+{
+    prism_buf b;
+    prism_buf_init(&b, 64 << 10);
+    const char *endpoint = getenv("AWS_ENDPOINT_URL");
+    int rc;
+    if (endpoint && *endpoint) {
+        size_t el = strlen(endpoint);
+        while (el > 0 && endpoint[el - 1] == '/')
+            el--;
+        rc = prism_buf_printf(&b, "%.*s/", (int)el, endpoint) < 0 || encode(&b, bucket, false) ||
+             prism_buf_append(&b, "/", 1);
+    } else {
+        rc = prism_buf_printf(&b, "https://%s.s3.%s.amazonaws.com/", bucket,
+                              env_or("AWS_REGION", "us-east-1")) < 0;
+    }
+    if (!rc)
+        rc = encode(&b, key, true);
+    if (!rc && query)
+        rc = prism_buf_printf(&b, "?%s", query) < 0;
+    if (rc) {
+        prism_buf_free(&b);
+        return NULL;
+    }
+    return prism_buf_take(&b, NULL);
+}
+
+/* ---------- XML ---------- */
+
+/* The text of the first <tag>...</tag> in [s, end), entities decoded
+ * (owned), or NULL when there is none (or out of memory). */
+static char *xml_text(const char *s, const char *end, const char *tag)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof open, "<%s>", tag);
+    snprintf(close, sizeof close, "</%s>", tag);
+    const char *a = memmem(s, (size_t)(end - s), open, strlen(open));
+    if (!a)
+        return NULL;
+    a += strlen(open);
+    const char *z = memmem(a, (size_t)(end - a), close, strlen(close));
+    if (!z)
+        return NULL;
+    char *out = malloc((size_t)(z - a) + 1), *o = out;
+    if (!out)
+        return NULL;
+    static const struct {
+        const char *name;
+        char c;
+    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    while (a < z) {
+        size_t i, k = sizeof ents / sizeof *ents;
+        if (*a == '&') {
+            for (i = 0; i < k; i++)
+                if ((size_t)(z - a) >= strlen(ents[i].name) &&
+                    !strncmp(a, ents[i].name, strlen(ents[i].name)))
+                    break;
+            if (i < k) {
+                *o++ = ents[i].c;
+                a += strlen(ents[i].name);
+                continue;
+            }
+            if (a + 2 < z && a[1] == '#') { /* &#NN; or &#xNN; of a byte-sized code */
+                char *e;
+                bool hex = a[2] == 'x';
+                unsigned long v = strtoul(a + (hex ? 3 : 2), &e, hex ? 16 : 10);
+                if (e < z && *e == ';' && v > 0 && v < 0x80) {
+                    *o++ = (char)v;
+                    a = e + 1;
+                    continue;
+                }
+            }
+        }
+        *o++ = *a++;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* "Code: Message" of an S3 error body into `out` ("" when it has none). */
+static void error_of(const char *body, size_t len, char *out, size_t n)
+{
+    char *code = body ? xml_text(body, body + len, "Code") : NULL;
+    char *msg = body ? xml_text(body, body + len, "Message") : NULL;
+    snprintf(out, n, "%s%s%s", code ? code : "", code && msg ? ": " : "", msg ? msg : "");
+    free(code);
+    free(msg);
+}
+
+/* ---------- requests ---------- */
+
+static size_t on_data(char *data, size_t size, size_t nmemb, void *ud)
+{
+    return prism_buf_append(ud, data, size * nmemb) == 0 ? size * nmemb : 0;
+}
+
+/* One GET of `url`, signed, retried. Returns 0 with the final response's
+ * status and body in `b` (any status but a retried one's), or -1 with
+ * `why` after the last try failed in transport. */
+static int s3_request(const char *url, prism_buf *b, long *status, char *why, size_t n)
+{
+    prism_httpc_global_init();
+    CURL *h = curl_easy_init();
+    if (!h) {
+        snprintf(why, n, "out of memory");
+        return -1;
+    }
+    const char *key = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
+    const char *token = getenv("AWS_SESSION_TOKEN");
+    char sigv4[128], *userpwd = NULL, *tok = NULL;
+    struct curl_slist *headers = NULL;
+    bool sign = key && *key && secret;
+    if (sign) {
+        snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", env_or("AWS_REGION", "us-east-1"));
+        if (asprintf(&userpwd, "%s:%s", key, secret) < 0)
+            userpwd = NULL;
+        if (token && *token && asprintf(&tok, "x-amz-security-token: %s", token) < 0)
+            tok = NULL;
+        /* S3 wants the payload's hash signed; libcurl before 8 does not add it */
+        headers = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+        struct curl_slist *more = headers && tok ? curl_slist_append(headers, tok) : headers;
+        if (!userpwd || !headers || !more || (token && *token && !tok)) {
+            snprintf(why, n, "out of memory");
+            curl_slist_free_all(headers);
+            free(tok);
+            free(userpwd);
+            curl_easy_cleanup(h);
+            return -1;
+        }
+    }
+    int rc = -1;
+    long backoff = S3_BACKOFF_MS;
+    time_t start = time(NULL);
+    size_t max = b->max;
+    for (int attempt = 1; attempt <= S3_ATTEMPTS; attempt++) {
+        curl_easy_reset(h);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)S3_TIMEOUT_MS);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, S3_STALL_S);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+        const char *ca = getenv("AWS_CA_BUNDLE"); /* a store with its own CA */
+        if (ca && *ca)
+            curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+        if (sign) {
+            curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
+            curl_easy_setopt(h, CURLOPT_USERPWD, userpwd);
+        }
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+        prism_buf_free(b);
+        prism_buf_init(b, max);
+        CURLcode cr = curl_easy_perform(h);
+        *status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+        bool retry;
+        if (cr == CURLE_WRITE_ERROR) {
+            snprintf(why, n, "larger than %zu bytes, or out of memory", max);
+            break;
+        }
+        if (cr != CURLE_OK) {
+            snprintf(why, n, "%s", curl_easy_strerror(cr));
+            retry = true;
+        } else {
+            retry = *status >= 500 || *status == 429;
+            if (retry) {
+                char e[256];
+                error_of(b->data, b->len, e, sizeof e);
+                snprintf(why, n, "HTTP %ld%s%s", *status, *e ? " " : "", e);
+            }
+        }
+        if (!retry) {
+            rc = 0;
+            break;
+        }
+        if (time(NULL) - start >= S3_RETRY_FOR_S) {
+            snprintf(why + strlen(why), n - strlen(why), " (after %d tries in %lds)", attempt,
+                     (long)(time(NULL) - start));
+            break;
+        }
+        if (attempt < S3_ATTEMPTS) {
+            struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            backoff = backoff * 2 > S3_BACKOFF_MAX_MS ? S3_BACKOFF_MAX_MS : backoff * 2;
+        }
+    }
+    if (rc != 0 && !strstr(why, "larger than") && !strstr(why, " tries in "))
+        snprintf(why + strlen(why), n - strlen(why), " (after %d tries)", S3_ATTEMPTS);
+    curl_slist_free_all(headers);
+    free(tok);
+    free(userpwd);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+/* The message of a non-2xx answer about `what` (an s3:// path). */
+static void status_error(const char *what, const char *bucket, long status, const prism_buf *b,
+                         char *err, size_t n)
+{
+    char e[512];
+    error_of(b->data, b->len, e, sizeof e);
+    if (strstr(e, "NoSuchBucket"))
+        snprintf(err, n, "s3://%s: no such bucket (HTTP %ld %s)", bucket, status, e);
+    else if (strstr(e, "NoSuchKey") || (status == 404 && !*e))
+        snprintf(err, n, "%s: no such key (HTTP %ld%s%s)", what, status, *e ? " " : "", e);
+    else if (status == 403 || status == 401)
+        snprintf(err, n,
+                 "%s: access denied to bucket %s: check the credentials and their "
+                 "signature (HTTP %ld%s%s)",
+                 what, bucket, status, *e ? " " : "", e);
+    else
+        snprintf(err, n, "%s: HTTP %ld%s%s", what, status, *e ? " " : "", e);
+}
+
+int prism_s3_get(const char *path, size_t max, char **body, size_t *len, char *err, size_t n)
+{
+    s3_loc loc = {0};
+    if (split(path, &loc, err, n) != 0)
+        return -1;
+    int rc = -1;
+    char *url = object_url(loc.bucket, loc.key, NULL), why[512];
+    prism_buf b;
+    long status = 0;
+    prism_buf_init(&b, max);
+    if (!*loc.key)
+        snprintf(err, n, "%s: names a bucket, not an object", path);
+    else if (!url)
+        snprintf(err, n, "%s: out of memory", path);
+    else if (s3_request(url, &b, &status, why, sizeof why) != 0)
+        snprintf(err, n, "%s: %s", path, why);
+    else if (status != 200)
+        status_error(path, loc.bucket, status, &b, err, n);
+    else if (!b.data && prism_buf_append(&b, "", 0) != 0)
+        snprintf(err, n, "%s: out of memory", path);
+    else {
+        *body = prism_buf_take(&b, len);
+        rc = 0;
+    }
+    prism_buf_free(&b);
+    free(url);
+    free(loc.bucket);
+    return rc;
+}
+
+/* Whether `key` is listed for `prefix` as the path named it (prism_s3.h). */
+static bool wanted(const char *key, const char *prefix)
+{
+    size_t pl = strlen(prefix), kl = strlen(key);
+    if (kl == 0 || key[kl - 1] == '/')
+        return false;
+    if (pl && prefix[pl - 1] != '/' && strcmp(key, prefix) != 0 && key[pl] != '/')
+        return false; /* "dir" names "dir" and "dir/...", not "dir2" */
+    const char *last = strrchr(key, '/');
+    last = last ? last + 1 : key;
+    return strcmp(key, prefix) == 0 || (last[0] != '.' && last[0] != '_');
+}
+
+/* One page of a listing: calls `fn` for its keys; `*next` gets the
+ * continuation token (owned) when the listing goes on. */
+static int list_page(const char *path, const s3_loc *loc, const char *body, size_t len,
+                     int (*fn)(void *, const char *, int64_t), void *ud, char **next, char *err,
+                     size_t n)
+{
+    const char *s = body, *end = body + len;
+    while ((s = memmem(s, (size_t)(end - s), "<Contents>", 10))) {
+        const char *z = memmem(s, (size_t)(end - s), "</Contents>", 11);
+        if (!z) {
+            snprintf(err, n, "%s: a listing cut short", path);
+            return -1;
+        }
+        char *key = xml_text(s, z, "Key"), *size = xml_text(s, z, "Size"), *e = NULL;
+        long long sz = size ? strtoll(size, &e, 10) : -1;
+        int rc = 0;
+        if (!key || !size || e == size || *e || sz < 0) {
+            snprintf(err, n, "%s: a listing entry without a key or a size", path);
+            rc = -1;
+        } else if (wanted(key, loc->key)) {
+            prism_buf p;
+            prism_buf_init(&p, 8 << 10);
+            if (prism_buf_printf(&p, "s3://%s/%s", loc->bucket, key) < 0) {
+                snprintf(err, n, "%s: a key too long: %.64s...", path, key);
+                rc = -1;
+            } else {
+                rc = fn(ud, p.data, (int64_t)sz);
+            }
+            prism_buf_free(&p);
+        }
+        free(key);
+        free(size);
+        if (rc != 0)
+            return -1;
+        s = z + 11;
+    }
+    char *trunc = xml_text(body, end, "IsTruncated");
+    bool more = trunc && !strcmp(trunc, "true");
+    free(trunc);
+    *next = more ? xml_text(body, end, "NextContinuationToken") : NULL;
+    if (more && !*next) {
+        snprintf(err, n, "%s: a listing truncated without a continuation token", path);
+        return -1;
+    }
+    return 0;
+}
+
+int prism_s3_list(const char *path, int (*fn)(void *ud, const char *object_path, int64_t size),
+                  void *ud, char *err, size_t n)
+{
+    s3_loc loc = {0};
+    if (split(path, &loc, err, n) != 0)
+        return -1;
+    /* "dir" lists from "dir" (to see the key itself), wanted() keeps what it names */
+    char *token = NULL, why[512];
+    int rc = 0;
+    for (int page = 0; rc == 0; page++) {
+        prism_buf q, b;
+        prism_buf_init(&q, 64 << 10);
+        prism_buf_init(&b, S3_LIST_MAX);
+        /* parameters in name order: the canonical query SigV4 signs */
+        int bad = 0;
+        if (token)
+            bad |= prism_buf_printf(&q, "continuation-token=") < 0 || encode(&q, token, false) ||
+                   prism_buf_printf(&q, "&") < 0;
+        bad |= prism_buf_printf(&q, "list-type=2&prefix=") < 0 || encode(&q, loc.key, false) ||
+               prism_buf_append(&q, "", 0);
+        char *url = bad ? NULL : object_url(loc.bucket, "", q.data ? q.data : "");
+        long status = 0;
+        free(token);
+        token = NULL;
+        if (!url) {
+            snprintf(err, n, "%s: out of memory", path);
+            rc = -1;
+        } else if (s3_request(url, &b, &status, why, sizeof why) != 0) {
+            snprintf(err, n, "%s: listing: %s", path, why);
+            rc = -1;
+        } else if (status != 200) {
+            status_error(path, loc.bucket, status, &b, err, n);
+            rc = -1;
+        } else {
+            rc = list_page(path, &loc, b.data ? b.data : "", b.len, fn, ud, &token, err, n);
+        }
+        free(url);
+        prism_buf_free(&q);
+        prism_buf_free(&b);
+        if (rc == 0 && !token)
+            break;
+    }
+    free(token);
+    free(loc.bucket);
+    return rc;
+}
