@@ -281,6 +281,13 @@ static int read_path(plan_ctx *c, const char *path, json_t *v)
             if (!sep[3] || (s3 && sep[3] == '/'))
                 return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\": the URL has no %s", path,
                                  s3 ? "bucket" : "host");
+            size_t bl = strcspn(sep + 3, "/");
+            if (s3 && (bl > 255 || strspn(sep + 3, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+                                                   "TUVWXYZ0123456789.-_") < bl))
+                return plan_fail(c, PRISM_PLAN_INVALID, path,
+                                 "\"%s\": a bucket name is letters, digits, '.', '-' and '_', "
+                                 "not \"%s\"",
+                                 path, plan_quote(q, s));
         }
     }
     return 0;

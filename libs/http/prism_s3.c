@@ -22,6 +22,8 @@
 #define S3_STALL_S 30L         /* a transfer with no bytes for this long is dropped */
 #define S3_RETRY_FOR_S 60      /* no try starts after this long since the first */
 
+#define S3_BUCKET_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
+
 bool prism_s3_is_path(const char *path) { return !strncasecmp(path, "s3://", 5); }
 
 /* ---------- addressing ---------- */
@@ -35,8 +37,9 @@ static int split(const char *path, s3_loc *loc, char *err, size_t n)
 {
     const char *b = path + 5, *slash = strchr(b, '/');
     size_t bl = slash ? (size_t)(slash - b) : strlen(b);
-    if (bl == 0) {
-        snprintf(err, n, "%s: no bucket named", path);
+    /* the name goes into the URL's host: nothing that could change where it points */
+    if (bl == 0 || bl > 255 || strspn(b, S3_BUCKET_CHARS) < bl) {
+        snprintf(err, n, "%s: a bucket name is letters, digits, '.', '-' and '_'", path);
         return -1;
     }
     size_t kl = slash ? strlen(slash + 1) : 0;

@@ -180,7 +180,8 @@ def test_read_from_s3(c):
 
 def test_s3_errors(c):
     """A missing bucket, a missing key and a server that dies mid-read fail the dataset with
-    a message naming the bucket or object, after bounded retries; nothing hangs."""
+    a message naming the bucket or object, after bounded retries; nothing hangs. A write to
+    s3:// is refused."""
     need_binaries()
     fill(c)
     msg = failed_with(c, {"ops": [{"op": "read_jsonl", "paths": "s3://nosuch/rows"}]})
@@ -189,6 +190,10 @@ def test_s3_errors(c):
     assert "s3://%s/missing.txt: no objects" % BUCKET in msg, msg
     msg = failed_with(c, {"ops": [{"op": "read_images", "paths": "s3://%s/rows" % BUCKET}]})
     assert "s3://%s/rows: no objects with those extensions" % BUCKET in msg, msg
+
+    d = post(c, {"ops": [{"op": "read_text", "paths": "s3://%s/text" % BUCKET},
+                         {"op": "write_jsonl", "path": "s3://%s/out" % BUCKET}]}, status=403)
+    assert "writes to s3:// are not supported yet" in d["error"]["message"], d
 
     for i in range(200):
         c.put("many/k%04d.txt" % i, b"line %d\n" % i)

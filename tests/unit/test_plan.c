@@ -312,6 +312,10 @@ static const bad_case bad[] = {
      "\"gs://bucket/k\""},
     {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"s3:///k\"}]}", PRISM_PLAN_INVALID, 0,
      "paths", "ops[0] (read_images): \"paths\": the URL has no bucket"},
+    {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"s3://evil.example:80#/k\"}]}",
+     PRISM_PLAN_INVALID, 0, "paths",
+     "ops[0] (read_images): \"paths\": a bucket name is letters, digits, '.', '-' and '_', not "
+     "\"s3://evil.example:80#/k\""},
     {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"https://\"}]}", PRISM_PLAN_INVALID, 0,
      "paths", "ops[0] (read_images): \"paths\": the URL has no host"},
     {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"a\\tb\"}]}", PRISM_PLAN_INVALID, 0, "paths",
