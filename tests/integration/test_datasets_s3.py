@@ -225,9 +225,18 @@ class SigV4Checker(http.server.BaseHTTPRequestHandler):
     then answers a one-key listing or the object: a check of the signing, with the S3
     behaviour itself tested against s3rver above. Records what it saw."""
     seen = []
+    throttle = 0  # answer this many next requests with 503 SlowDown
+    listed = ["d/a+b.txt"]  # the keys a listing gives; only d/a+b.txt exists
+    lock = threading.Lock()
 
     def log_message(self, *a):
         pass
+
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_GET(self):
         path, _, query = self.path.partition("?")
@@ -252,18 +261,24 @@ class SigV4Checker(http.server.BaseHTTPRequestHandler):
         SigV4Checker.seen.append({"path": path, "query": query, "ok": ok, "region": region,
                                   "key": key, "signed": names,
                                   "token": self.headers.get("x-amz-security-token")})
+        with SigV4Checker.lock:
+            throttled = SigV4Checker.throttle > 0
+            SigV4Checker.throttle -= throttled
         if not ok:
-            body, status = (b"<Error><Code>SignatureDoesNotMatch</Code><Message>no</Message>"
-                            b"</Error>"), 403
+            self.answer(403, b"<Error><Code>SignatureDoesNotMatch</Code><Message>no</Message>"
+                        b"</Error>")
+        elif throttled:
+            self.answer(503, b"<Error><Code>SlowDown</Code><Message>Please reduce your request "
+                        b"rate.</Message></Error>")
         elif "list-type=2" in query:
-            body, status = (b"<ListBucketResult><IsTruncated>false</IsTruncated><Contents>"
-                            b"<Key>d/a+b.txt</Key><Size>6</Size></Contents></ListBucketResult>"), 200
+            self.answer(200, b"<ListBucketResult><IsTruncated>false</IsTruncated>" + b"".join(
+                b"<Contents><Key>%s</Key><Size>6</Size></Contents>" % k.encode()
+                for k in SigV4Checker.listed) + b"</ListBucketResult>")
+        elif path == "/bkt/d/a%2Bb.txt":
+            self.answer(200, b"hello\n")
         else:
-            body, status = b"hello\n", 200
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            self.answer(404, b"<Error><Code>NoSuchKey</Code><Message>The specified key does "
+                        b"not exist.</Message></Error>")
 
 
 def test_signature_v4(c):
@@ -281,6 +296,30 @@ def test_signature_v4(c):
                and "x-amz-security-token" in s["signed"] for s in seen), seen
 
 
+def test_throttling_and_missing_keys(c):
+    """503 SlowDown is retried with backoff until it passes, or fails the dataset after 5
+    tries; a key listed but gone by the time a task fetches it fails naming the key."""
+    need_binaries()
+    SigV4Checker.seen.clear()
+    SigV4Checker.throttle = 3
+    d = post(c, {"ops": [{"op": "read_text", "paths": "s3://bkt/d"}]})
+    assert rows(c, d["dataset_id"], 10) == [{"text": "hello"}]
+    assert len(SigV4Checker.seen) == 5, SigV4Checker.seen  # 3 throttled, a listing, a GET
+    SigV4Checker.throttle = 1000
+    try:
+        msg = failed_with(c, {"ops": [{"op": "read_text", "paths": "s3://bkt/d"}]})
+    finally:
+        SigV4Checker.throttle = 0
+    assert "s3://bkt/d: listing: HTTP 503 SlowDown: Please reduce your request rate. " \
+           "(after 5 tries)" in msg, msg
+    SigV4Checker.listed = ["d/a+b.txt", "d/gone.txt"]
+    try:
+        msg = failed_with(c, {"ops": [{"op": "read_text", "paths": "s3://bkt/d"}]})
+    finally:
+        SigV4Checker.listed = ["d/a+b.txt"]
+    assert "s3://bkt/d/gone.txt: no such key (HTTP 404 NoSuchKey" in msg, msg
+
+
 def test_signature_mismatch(c):
     """A secret the store does not share: access denied, naming the bucket and the
     signature."""
@@ -296,7 +335,9 @@ if __name__ == "__main__":
     test_signature_v4.cluster = {"s3_env": {
         "AWS_ENDPOINT_URL": "http://127.0.0.1:%d/" % checker.server_address[1],
         "AWS_REGION": "eu-west-3", "AWS_SESSION_TOKEN": "tok-1/2+3"}}
+    test_throttling_and_missing_keys.cluster = test_signature_v4.cluster
     test_signature_mismatch.cluster = {"s3_env": dict(
         test_signature_v4.cluster["s3_env"], AWS_SECRET_ACCESS_KEY="not-the-secret")}
     run([test_read_from_s3, test_s3_errors, test_s3_wrong_credentials, test_signature_v4,
-         test_signature_mismatch], cluster_class=S3Cluster, dataservice=True)
+         test_throttling_and_missing_keys, test_signature_mismatch], cluster_class=S3Cluster,
+        dataservice=True)
