@@ -13,14 +13,16 @@
 #include "prism_buf.h"
 #include "prism_httpc.h"
 
-#define S3_ATTEMPTS 5          /* tries of one request, the first included */
-#define S3_BACKOFF_MS 100      /* doubled after each failed try ... */
-#define S3_BACKOFF_MAX_MS 2000 /* ... up to this */
-#define S3_LIST_MAX (8u << 20) /* bytes of one listing page (1000 keys) */
-#define S3_ERR_MAX (64u << 10) /* bytes of an error body kept */
-#define S3_TIMEOUT_MS 600000   /* one request, whole */
-#define S3_STALL_S 30L         /* a transfer with no bytes for this long is dropped */
-#define S3_RETRY_FOR_S 60      /* no try starts after this long since the first */
+#define S3_ATTEMPTS 5             /* tries of one request, the first included */
+#define S3_BACKOFF_MS 100         /* doubled after each failed try ... */
+#define S3_BACKOFF_MAX_MS 2000    /* ... up to this */
+#define S3_LIST_MAX (8u << 20)    /* bytes of one listing page (1000 keys) */
+#define S3_ERR_MAX (64u << 10)    /* bytes of an error body kept */
+#define S3_TIMEOUT_MS 600000      /* one request, whole */
+#define S3_STALL_S 30L            /* a transfer with no bytes for this long is dropped */
+#define S3_RETRY_FOR_S 60         /* no try starts after this long since the first */
+#define S3_PART ((size_t)8 << 20) /* bytes of one ranged GET of an object */
+#define S3_RANGE_MAX 128          /* bytes of a Content-Range kept */
 
 #define S3_BUCKET_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
 
@@ -176,7 +178,21 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ud)
 /* One GET of `url`, signed, retried. Returns 0 with the final response's
  * status and body in `b` (any status but a retried one's), or -1 with
  * `why` after the last try failed in transport. */
-static int s3_request(const char *url, prism_buf *b, long *status, char *why, size_t n)
+/* Keeps a Content-Range header's value (a ranged GET's answer). */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    size_t len = size * nmemb;
+    char *out = ud;
+    if (len > 14 && !strncasecmp(data, "Content-Range:", 14)) {
+        size_t v = len - 14 < S3_RANGE_MAX - 1 ? len - 14 : S3_RANGE_MAX - 1;
+        memcpy(out, data + 14, v);
+        out[v] = '\0';
+    }
+    return len;
+}
+
+static int s3_request(const char *url, const char *range, prism_buf *b, long *status,
+                      char *content_range, char *why, size_t n)
 {
     prism_httpc_global_init();
     CURL *h = curl_easy_init();
@@ -230,6 +246,13 @@ static int s3_request(const char *url, prism_buf *b, long *status, char *why, si
             curl_easy_setopt(h, CURLOPT_USERPWD, userpwd);
         }
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+        if (range)
+            curl_easy_setopt(h, CURLOPT_RANGE, range);
+        if (content_range) {
+            *content_range = '\0';
+            curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+            curl_easy_setopt(h, CURLOPT_HEADERDATA, content_range);
+        }
         prism_buf_free(b);
         prism_buf_init(b, max);
         CURLcode cr = curl_easy_perform(h);
@@ -294,30 +317,88 @@ static void status_error(const char *what, const char *bucket, long status, cons
         snprintf(err, n, "%s: HTTP %ld%s%s", what, status, *e ? " " : "", e);
 }
 
+/* The object at `url` from byte `b->len` on, in parts of S3_PART bytes,
+ * into `b`: `total` bytes in all. A part that fails is retried alone. */
+static int get_rest(const char *path, const char *bucket, const char *url, size_t total,
+                    prism_buf *b, char *err, size_t n)
+{
+    char why[512], range[64];
+    int rc = 0;
+    while (rc == 0 && b->len < total) {
+        size_t end = total - b->len > S3_PART ? b->len + S3_PART : total;
+        prism_buf part;
+        long status = 0;
+        prism_buf_init(&part, S3_PART);
+        snprintf(range, sizeof range, "%zu-%zu", b->len, end - 1);
+        rc = -1;
+        if (s3_request(url, range, &part, &status, NULL, why, sizeof why) != 0)
+            snprintf(err, n, "%s: bytes %s: %s", path, range, why);
+        else if (status != 206)
+            status_error(path, bucket, status, &part, err, n);
+        else if (part.len != end - b->len)
+            snprintf(err, n, "%s: bytes %s: %zu bytes came (the object changed?)", path, range,
+                     part.len);
+        else if (prism_buf_append(b, part.data, part.len) != 0)
+            snprintf(err, n, "%s: out of memory", path);
+        else
+            rc = 0;
+        prism_buf_free(&part);
+    }
+    return rc;
+}
+
 int prism_s3_get(const char *path, size_t max, char **body, size_t *len, char *err, size_t n)
 {
     s3_loc loc = {0};
     if (split(path, &loc, err, n) != 0)
         return -1;
     int rc = -1;
-    char *url = object_url(loc.bucket, loc.key, NULL), why[512];
+    char *url = object_url(loc.bucket, loc.key, NULL), why[512], crange[S3_RANGE_MAX] = "";
+    char first[64];
     prism_buf b;
     long status = 0;
     prism_buf_init(&b, max);
-    if (!*loc.key)
+    snprintf(first, sizeof first, "0-%zu", S3_PART - 1);
+    if (!*loc.key) {
         snprintf(err, n, "%s: names a bucket, not an object", path);
-    else if (!url)
-        snprintf(err, n, "%s: out of memory", path);
-    else if (s3_request(url, &b, &status, why, sizeof why) != 0)
-        snprintf(err, n, "%s: %s", path, why);
-    else if (status != 200)
-        status_error(path, loc.bucket, status, &b, err, n);
-    else if (!b.data && prism_buf_append(&b, "", 0) != 0)
-        snprintf(err, n, "%s: out of memory", path);
-    else {
-        *body = prism_buf_take(&b, len);
-        rc = 0;
+        goto out;
     }
+    if (!url) {
+        snprintf(err, n, "%s: out of memory", path);
+        goto out;
+    }
+    /* the first part tells the size; an empty object has no range to give (416) */
+    int got = s3_request(url, first, &b, &status, crange, why, sizeof why);
+    if (got == 0 && status == 416)
+        got = s3_request(url, NULL, &b, &status, NULL, why, sizeof why);
+    if (got != 0) {
+        snprintf(err, n, "%s: %s", path, why);
+        goto out;
+    }
+    if (status == 206) { /* "bytes 0-8388607/20000000" */
+        const char *slash = strrchr(crange, '/');
+        char *e = NULL;
+        unsigned long long total = slash ? strtoull(slash + 1, &e, 10) : 0;
+        if (!slash || e == slash + 1 || total < b.len) {
+            snprintf(err, n, "%s: an answer without its size (Content-Range \"%.64s\")", path,
+                     crange);
+            goto out;
+        }
+        if (total > max) {
+            snprintf(err, n, "%s: larger than %zu bytes", path, max);
+            goto out;
+        }
+        if (get_rest(path, loc.bucket, url, (size_t)total, &b, err, n) != 0)
+            goto out;
+    } else if (status != 200) { /* 200: a store that ignores ranges sent it whole */
+        status_error(path, loc.bucket, status, &b, err, n);
+        goto out;
+    }
+    *body = prism_buf_take(&b, len);
+    rc = *body ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, n, "%s: out of memory", path);
+out:
     prism_buf_free(&b);
     free(url);
     free(loc.bucket);
@@ -411,7 +492,7 @@ int prism_s3_list(const char *path, int (*fn)(void *ud, const char *object_path,
         if (!url) {
             snprintf(err, n, "%s: out of memory", path);
             rc = -1;
-        } else if (s3_request(url, &b, &status, why, sizeof why) != 0) {
+        } else if (s3_request(url, NULL, &b, &status, NULL, why, sizeof why) != 0) {
             snprintf(err, n, "%s: listing: %s", path, why);
             rc = -1;
         } else if (status != 200) {

@@ -70,7 +70,7 @@ class S3Cluster(Cluster):
                                 capture_output=True).returncode == 0
         node = ["node"] + (["--openssl-legacy-provider"] if legacy else [])
         argv = node + [S3RVER, "-d", os.path.join(self.s3_dir, "store"), "-a", "127.0.0.1",
-                       "-p", str(self.s3_port), "--silent", "--configure-bucket", BUCKET]
+                       "-p", str(self.s3_port), "--configure-bucket", BUCKET]
         self.s3 = Proc("s3rver", argv, os.path.join(self.s3_dir, "s3rver.log"))
         try:
             wait_until(self.s3_up, timeout=30, what="s3rver")
@@ -143,7 +143,8 @@ def fill(c):
 
 def test_read_from_s3(c):
     """An image pipeline, JSON lines, CSV and text read from s3:// paths, every row checked;
-    a listing of more than one page (ListObjectsV2's continuation tokens)."""
+    an object larger than one ranged GET; a listing of more than one page (ListObjectsV2's
+    continuation tokens)."""
     need_binaries()
     images = fill(c)
     d = post(c, {"ops": [{"op": "read_images", "paths": "s3://%s/imgs" % BUCKET,
@@ -169,6 +170,18 @@ def test_read_from_s3(c):
                           "include_paths": True}]})
     assert rows(c, d["dataset_id"], 10) == [{"text": "alpha", "path": path},
                                             {"text": "beta", "path": path}]
+
+    # 17 MiB: fetched in 8 MiB ranged GETs, lines cut across the parts' seams
+    lines = ["%07d" % i + "x" * (2000 + i % 23) for i in range(17 * 1024 * 1024 // 2012)]
+    c.put("big/lines.txt", "".join(line + "\n" for line in lines).encode())
+    d = post(c, {"ops": [{"op": "read_text", "paths": "s3://%s/big" % BUCKET},
+                         {"op": "repartition", "num_blocks": 8}],  # blocks rows can give
+                 "options": {"preserve_order": True}})
+    got = [r["text"] for r in rows(c, d["dataset_id"], len(lines) + 1)]
+    assert got == lines, (len(got), len(lines))
+    with open(os.path.join(c.s3_dir, "s3rver.log"), errors="replace") as f:
+        parts = [line.strip() for line in f if "big/lines.txt 206 " in line]
+    assert len(parts) == 3, parts  # s3rver's log of each answer: 8, 8 and 1 MiB
 
     # s3rver answers 1000 keys a page: 1005 objects take two
     for i in range(1005):
