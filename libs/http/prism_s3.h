@@ -1,7 +1,6 @@
 /* Reads from S3 and S3-compatible stores (docs/datasets.md#s3): objects
  * named "s3://bucket/key", listed with ListObjectsV2 and fetched with
- * ranged GETs,
- * signed with AWS Signature V4 by libcurl (no SDK).
+ * ranged GETs, signed with AWS Signature V4 by libcurl (no SDK).
  *
  * Credentials and the store come from the process's environment:
  * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (without them requests go
