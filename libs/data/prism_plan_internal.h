@@ -15,14 +15,14 @@ typedef enum plan_ftype {
     PF_INT,    /* an integer in [min, max] */
     PF_NUMBER, /* a finite number in [min, max]; integral ones are stored as integers */
     PF_BOOL,
-    PF_STRING,  /* [min, max] bytes; `choices` when set; no control characters */
-    PF_IDENT,   /* a C identifier of at most PRISM_PLAN_MAX_NAME bytes (function names) */
-    PF_PATHS,   /* a path, glob, http(s) URL or s3:// path, or a non-empty list: stored as a list */
-    PF_NAMES,   /* a non-empty list of distinct names of at most `max` bytes */
-    PF_SIZE2,   /* [height, width], each in [min, max] */
-    PF_NUMBERS, /* a list of 1 to 4 numbers in [min, max] */
-    PF_FN,      /* {"package", "function", "args"?} */
-    PF_COMPUTE, /* {"kind": "tasks"} or {"kind": "actors", "min_size"?, "max_size"?} */
+    PF_STRING,    /* [min, max] bytes; `choices` when set; no control characters */
+    PF_IDENT,     /* a C identifier of at most PRISM_PLAN_MAX_NAME bytes (function names) */
+    PF_PATHS,     /* a path, glob, http(s) or s3:// URL, or a non-empty list: stored as a list */
+    PF_NAMES,     /* a non-empty list of distinct names of at most `max` bytes */
+    PF_SIZE2,     /* [height, width], each in [min, max] */
+    PF_NUMBERS,   /* a list of 1 to 4 numbers in [min, max] */
+    PF_FN,        /* {"package", "function", "args"?} */
+    PF_COMPUTE,   /* {"kind": "tasks"} or {"kind": "actors", "min_size"?, "max_size"?} */
     PF_RESOURCES, /* {name: amount}: custom resources */
     PF_ITEMS,     /* a list of at most PRISM_PLAN_MAX_ITEMS JSON values */
     PF_OBJECT,    /* any JSON object nested at most PRISM_PLAN_MAX_DEPTH deep */
