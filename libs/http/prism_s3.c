@@ -1,6 +1,6 @@
 /* S3 reads on libcurl (prism_s3.h): addressing, SigV4 through
- * CURLOPT_AWS_SIGV4, retries, and a small parser for the XML that
- * ListObjectsV2 and S3's errors answer with. */
+ * CURLOPT_AWS_SIGV4, ranged GETs and retries; what the answers say is read
+ * by prism_s3_parse.c. */
 #include "prism_s3.h"
 
 #include <curl/curl.h>
@@ -12,6 +12,7 @@
 
 #include "prism_buf.h"
 #include "prism_httpc.h"
+#include "prism_s3_parse.h"
 
 #define S3_ATTEMPTS 5             /* tries of one request, the first included */
 #define S3_BACKOFF_MS 100         /* doubled after each failed try ... */
@@ -104,68 +105,6 @@ static char *object_url(const char *bucket, const char *key, const char *query)
         return NULL;
     }
     return prism_buf_take(&b, NULL);
-}
-
-/* ---------- XML ---------- */
-
-/* The text of the first <tag>...</tag> in [s, end), entities decoded
- * (owned), or NULL when there is none (or out of memory). */
-static char *xml_text(const char *s, const char *end, const char *tag)
-{
-    char open[64], close[64];
-    snprintf(open, sizeof open, "<%s>", tag);
-    snprintf(close, sizeof close, "</%s>", tag);
-    const char *a = memmem(s, (size_t)(end - s), open, strlen(open));
-    if (!a)
-        return NULL;
-    a += strlen(open);
-    const char *z = memmem(a, (size_t)(end - a), close, strlen(close));
-    if (!z)
-        return NULL;
-    char *out = malloc((size_t)(z - a) + 1), *o = out;
-    if (!out)
-        return NULL;
-    static const struct {
-        const char *name;
-        char c;
-    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    while (a < z) {
-        size_t i, k = sizeof ents / sizeof *ents;
-        if (*a == '&') {
-            for (i = 0; i < k; i++)
-                if ((size_t)(z - a) >= strlen(ents[i].name) &&
-                    !strncmp(a, ents[i].name, strlen(ents[i].name)))
-                    break;
-            if (i < k) {
-                *o++ = ents[i].c;
-                a += strlen(ents[i].name);
-                continue;
-            }
-            if (a + 2 < z && a[1] == '#') { /* &#NN; or &#xNN; of a byte-sized code */
-                char *e;
-                bool hex = a[2] == 'x';
-                unsigned long v = strtoul(a + (hex ? 3 : 2), &e, hex ? 16 : 10);
-                if (e < z && *e == ';' && v > 0 && v < 0x80) {
-                    *o++ = (char)v;
-                    a = e + 1;
-                    continue;
-                }
-            }
-        }
-        *o++ = *a++;
-    }
-    *o = '\0';
-    return out;
-}
-
-/* "Code: Message" of an S3 error body into `out` ("" when it has none). */
-static void error_of(const char *body, size_t len, char *out, size_t n)
-{
-    char *code = body ? xml_text(body, body + len, "Code") : NULL;
-    char *msg = body ? xml_text(body, body + len, "Message") : NULL;
-    snprintf(out, n, "%s%s%s", code ? code : "", code && msg ? ": " : "", msg ? msg : "");
-    free(code);
-    free(msg);
 }
 
 /* ---------- requests ---------- */
@@ -270,7 +209,7 @@ static int s3_request(const char *url, const char *range, prism_buf *b, long *st
             retry = *status >= 500 || *status == 429;
             if (retry) {
                 char e[256];
-                error_of(b->data, b->len, e, sizeof e);
+                prism_s3_parse_error(b->data, b->len, e, sizeof e);
                 snprintf(why, n, "HTTP %ld%s%s", *status, *e ? " " : "", e);
             }
         }
@@ -303,7 +242,7 @@ static void status_error(const char *what, const char *bucket, long status, cons
                          char *err, size_t n)
 {
     char e[512];
-    error_of(b->data, b->len, e, sizeof e);
+    prism_s3_parse_error(b->data, b->len, e, sizeof e);
     if (strstr(e, "NoSuchBucket"))
         snprintf(err, n, "s3://%s: no such bucket (HTTP %ld %s)", bucket, status, e);
     else if (strstr(e, "NoSuchKey") || (status == 404 && !*e))
@@ -405,64 +344,44 @@ out:
     return rc;
 }
 
-/* Whether `key` is listed for `prefix` as the path named it (prism_s3.h). */
-static bool wanted(const char *key, const char *prefix)
+/* One page of a listing: calls `fn` for the keys `loc` names; `*next`
+ * gets the continuation token (owned) when the listing goes on. */
+typedef struct page_ctx {
+    const char *path;
+    const s3_loc *loc;
+    int (*fn)(void *, const char *, int64_t);
+    void *ud;
+    char *err;
+    size_t n;
+} page_ctx;
+
+static int on_entry(void *ud, const char *key, int64_t size)
 {
-    size_t pl = strlen(prefix), kl = strlen(key);
-    if (kl == 0 || key[kl - 1] == '/')
-        return false;
-    if (pl && prefix[pl - 1] != '/' && strcmp(key, prefix) != 0 && key[pl] != '/')
-        return false; /* "dir" names "dir" and "dir/...", not "dir2" */
-    const char *last = strrchr(key, '/');
-    last = last ? last + 1 : key;
-    return strcmp(key, prefix) == 0 || (last[0] != '.' && last[0] != '_');
+    page_ctx *c = ud;
+    if (!prism_s3_names(c->loc->key, key))
+        return 0;
+    prism_buf p;
+    prism_buf_init(&p, 8 << 10);
+    int rc = prism_buf_printf(&p, "s3://%s/%s", c->loc->bucket, key);
+    if (rc < 0)
+        snprintf(c->err, c->n, "%s: a key too long: %.64s...", c->path, key);
+    else
+        rc = c->fn(c->ud, p.data, size);
+    prism_buf_free(&p);
+    return rc;
 }
 
-/* One page of a listing: calls `fn` for its keys; `*next` gets the
- * continuation token (owned) when the listing goes on. */
 static int list_page(const char *path, const s3_loc *loc, const char *body, size_t len,
                      int (*fn)(void *, const char *, int64_t), void *ud, char **next, char *err,
                      size_t n)
 {
-    const char *s = body, *end = body + len;
-    while ((s = memmem(s, (size_t)(end - s), "<Contents>", 10))) {
-        const char *z = memmem(s, (size_t)(end - s), "</Contents>", 11);
-        if (!z) {
-            snprintf(err, n, "%s: a listing cut short", path);
-            return -1;
-        }
-        char *key = xml_text(s, z, "Key"), *size = xml_text(s, z, "Size"), *e = NULL;
-        long long sz = size ? strtoll(size, &e, 10) : -1;
-        int rc = 0;
-        if (!key || !size || e == size || *e || sz < 0) {
-            snprintf(err, n, "%s: a listing entry without a key or a size", path);
-            rc = -1;
-        } else if (wanted(key, loc->key)) {
-            prism_buf p;
-            prism_buf_init(&p, 8 << 10);
-            if (prism_buf_printf(&p, "s3://%s/%s", loc->bucket, key) < 0) {
-                snprintf(err, n, "%s: a key too long: %.64s...", path, key);
-                rc = -1;
-            } else {
-                rc = fn(ud, p.data, (int64_t)sz);
-            }
-            prism_buf_free(&p);
-        }
-        free(key);
-        free(size);
-        if (rc != 0)
-            return -1;
-        s = z + 11;
-    }
-    char *trunc = xml_text(body, end, "IsTruncated");
-    bool more = trunc && !strcmp(trunc, "true");
-    free(trunc);
-    *next = more ? xml_text(body, end, "NextContinuationToken") : NULL;
-    if (more && !*next) {
-        snprintf(err, n, "%s: a listing truncated without a continuation token", path);
-        return -1;
-    }
-    return 0;
+    page_ctx c = {path, loc, fn, ud, err, n};
+    char why[256] = "";
+    if (prism_s3_parse_listing(body, len, on_entry, &c, next, why, sizeof why) == 0)
+        return 0;
+    if (*why) /* else `fn` said why */
+        snprintf(err, n, "%s: %s", path, why);
+    return -1;
 }
 
 int prism_s3_list(const char *path, int (*fn)(void *ud, const char *object_path, int64_t size),
