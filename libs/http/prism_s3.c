@@ -18,12 +18,12 @@
 #define S3_BACKOFF_MS 100         /* doubled after each failed try ... */
 #define S3_BACKOFF_MAX_MS 2000    /* ... up to this */
 #define S3_LIST_MAX (8u << 20)    /* bytes of one listing page (1000 keys) */
-#define S3_ERR_MAX (64u << 10)    /* bytes of an error body kept */
 #define S3_TIMEOUT_MS 600000      /* one request, whole */
 #define S3_STALL_S 30L            /* a transfer with no bytes for this long is dropped */
 #define S3_RETRY_FOR_S 60         /* no try starts after this long since the first */
 #define S3_PART ((size_t)8 << 20) /* bytes of one ranged GET of an object */
 #define S3_RANGE_MAX 128          /* bytes of a Content-Range kept */
+#define S3_PAGES_MAX (1 << 14)    /* pages of one listing: 16M keys at S3's 1000 a page */
 
 #define S3_BUCKET_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
 
@@ -114,9 +114,6 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ud)
     return prism_buf_append(ud, data, size * nmemb) == 0 ? size * nmemb : 0;
 }
 
-/* One GET of `url`, signed, retried. Returns 0 with the final response's
- * status and body in `b` (any status but a retried one's), or -1 with
- * `why` after the last try failed in transport. */
 /* Keeps a Content-Range header's value (a ranged GET's answer). */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -130,6 +127,11 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     return len;
 }
 
+/* One GET of `url` (of bytes `range`, "FIRST-LAST", when not NULL), signed,
+ * retried. Returns 0 with the final answer's status and body in `b` and,
+ * when `content_range` is not NULL, its Content-Range there (S3_RANGE_MAX
+ * bytes); or -1 with `why` after the last try failed, in transport or
+ * with a status worth retrying. */
 static int s3_request(const char *url, const char *range, prism_buf *b, long *status,
                       char *content_range, char *why, size_t n)
 {
@@ -171,6 +173,7 @@ static int s3_request(const char *url, const char *range, prism_buf *b, long *st
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L); /* a key "a/../b" is that key */
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)S3_TIMEOUT_MS);
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -390,10 +393,10 @@ int prism_s3_list(const char *path, int (*fn)(void *ud, const char *object_path,
     s3_loc loc = {0};
     if (split(path, &loc, err, n) != 0)
         return -1;
-    /* "dir" lists from "dir" (to see the key itself), wanted() keeps what it names */
-    char *token = NULL, why[512];
+    /* "dir" lists from "dir" (to see the key itself); prism_s3_names keeps what it names */
+    char *token = NULL, *last = NULL, why[512];
     int rc = 0;
-    for (int page = 0; rc == 0; page++) {
+    for (int page = 1; rc == 0; page++) {
         prism_buf q, b;
         prism_buf_init(&q, 64 << 10);
         prism_buf_init(&b, S3_LIST_MAX);
@@ -406,7 +409,8 @@ int prism_s3_list(const char *path, int (*fn)(void *ud, const char *object_path,
                prism_buf_append(&q, "", 0);
         char *url = bad ? NULL : object_url(loc.bucket, "", q.data ? q.data : "");
         long status = 0;
-        free(token);
+        free(last);
+        last = token; /* a store that gives the same token again would list forever */
         token = NULL;
         if (!url) {
             snprintf(err, n, "%s: out of memory", path);
@@ -425,8 +429,13 @@ int prism_s3_list(const char *path, int (*fn)(void *ud, const char *object_path,
         prism_buf_free(&b);
         if (rc == 0 && !token)
             break;
+        if (rc == 0 && ((last && !strcmp(token, last)) || page == S3_PAGES_MAX)) {
+            snprintf(err, n, "%s: the listing does not end (%d pages)", path, page);
+            rc = -1;
+        }
     }
     free(token);
+    free(last);
     free(loc.bucket);
     return rc;
 }

@@ -240,6 +240,7 @@ class SigV4Checker(http.server.BaseHTTPRequestHandler):
     seen = []
     throttle = 0  # answer this many next requests with 503 SlowDown
     listed = ["d/a+b.txt"]  # the keys a listing gives; only d/a+b.txt exists
+    endless = False  # every page says "more", with the same token
     lock = threading.Lock()
 
     def log_message(self, *a):
@@ -283,6 +284,9 @@ class SigV4Checker(http.server.BaseHTTPRequestHandler):
         elif throttled:
             self.answer(503, b"<Error><Code>SlowDown</Code><Message>Please reduce your request "
                         b"rate.</Message></Error>")
+        elif "list-type=2" in query and SigV4Checker.endless:
+            self.answer(200, b"<ListBucketResult><IsTruncated>true</IsTruncated>"
+                        b"<NextContinuationToken>again</NextContinuationToken></ListBucketResult>")
         elif "list-type=2" in query:
             self.answer(200, b"<ListBucketResult><IsTruncated>false</IsTruncated>" + b"".join(
                 b"<Contents><Key>%s</Key><Size>6</Size></Contents>" % k.encode()
@@ -311,7 +315,8 @@ def test_signature_v4(c):
 
 def test_throttling_and_missing_keys(c):
     """503 SlowDown is retried with backoff until it passes, or fails the dataset after 5
-    tries; a key listed but gone by the time a task fetches it fails naming the key."""
+    tries; a key listed but gone by the time a task fetches it fails naming the key; a
+    listing that never ends is cut."""
     need_binaries()
     SigV4Checker.seen.clear()
     SigV4Checker.throttle = 3
@@ -331,6 +336,12 @@ def test_throttling_and_missing_keys(c):
     finally:
         SigV4Checker.listed = ["d/a+b.txt"]
     assert "s3://bkt/d/gone.txt: no such key (HTTP 404 NoSuchKey" in msg, msg
+    SigV4Checker.endless = True
+    try:
+        msg = failed_with(c, {"ops": [{"op": "read_text", "paths": "s3://bkt/d"}]})
+    finally:
+        SigV4Checker.endless = False
+    assert "s3://bkt/d: the listing does not end (2 pages)" in msg, msg
 
 
 def test_signature_mismatch(c):
