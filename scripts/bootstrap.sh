@@ -27,7 +27,7 @@ fi
 # The npm packages, at the versions each package-lock.json pins: installed
 # here so that builds and tests download nothing.
 root=$(cd "$(dirname "$0")/.." && pwd)
-for d in tools/openapi clients/typescript; do
+for d in tools/openapi tools/s3rver clients/typescript; do
   [ -f "$root/$d/package-lock.json" ] || continue
   if [ ! -f "$root/$d/node_modules/.package-lock.json" ] ||
      [ "$root/$d/package-lock.json" -nt "$root/$d/node_modules/.package-lock.json" ]; then

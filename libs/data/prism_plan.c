@@ -471,7 +471,8 @@ const json_t *prism_plan_options_json(const prism_plan *p) { return p->options_f
 
 prism_plan_path_kind prism_plan_path_kind_of(const char *path)
 {
-    if (!strncasecmp(path, "http://", 7) || !strncasecmp(path, "https://", 8))
+    if (!strncasecmp(path, "http://", 7) || !strncasecmp(path, "https://", 8) ||
+        !strncasecmp(path, "s3://", 5))
         return PRISM_PATH_URL;
     if (strpbrk(path, "*?["))
         return PRISM_PATH_GLOB;

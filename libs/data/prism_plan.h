@@ -204,8 +204,8 @@ typedef struct prism_plan_read_options {
 void prism_plan_read_options_init(prism_plan_read_options *o);
 
 /* Reads. `paths` is NULL-terminated: each a file, a directory (every file
- * under it), a glob ("*", "?", "[...]") or an http(s) URL. `opts` may be
- * NULL for the defaults. */
+ * under it), a glob ("*", "?", "[...]"), an http(s) URL or an s3:// path
+ * (docs/datasets.md#s3). `opts` may be NULL for the defaults. */
 prism_plan_status prism_plan_range(prism_plan *p, int64_t n, const prism_plan_read_options *opts);
 /* `items_json`: a JSON array, one row per element (an object's keys are
  * columns; any other value is the row's "item"). */
@@ -366,7 +366,7 @@ json_t *prism_plan_explain_json(const prism_plan *p, prism_plan_error *err);
 typedef enum prism_plan_path_kind {
     PRISM_PATH_LOCAL = 0, /* a file or a directory: which one, the executor finds out */
     PRISM_PATH_GLOB,      /* a local pattern with *, ? or [...] */
-    PRISM_PATH_URL,       /* http:// or https:// */
+    PRISM_PATH_URL,       /* http://, https:// or s3:// (not this node's file system) */
 } prism_plan_path_kind;
 
 /* How a read's path is to be listed (for a path the plan accepted). */

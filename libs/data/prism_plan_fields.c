@@ -253,9 +253,10 @@ static int read_path(plan_ctx *c, const char *path, json_t *v)
 {
     char q[96];
     if (!json_is_string(v) || json_string_length(v) == 0)
-        return plan_fail(c, PRISM_PLAN_INVALID, path,
-                         "\"%s\" must be a non-empty string (a path, a glob or an http(s) URL)",
-                         path);
+        return plan_fail(
+            c, PRISM_PLAN_INVALID, path,
+            "\"%s\" must be a non-empty string (a path, a glob, an http(s) URL or an s3:// path)",
+            path);
     const char *s = json_string_value(v);
     if (json_string_length(v) > PRISM_PLAN_MAX_STRING)
         return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\" must be at most %d bytes", path,
@@ -272,12 +273,21 @@ static int read_path(plan_ctx *c, const char *path, json_t *v)
         if (scheme) {
             bool http = (n == 4 && !strncasecmp(s, "http", 4)) ||
                         (n == 5 && !strncasecmp(s, "https", 5));
-            if (!http)
+            bool s3 = n == 2 && !strncasecmp(s, "s3", 2);
+            if (!http && !s3)
                 return plan_fail(c, PRISM_PLAN_INVALID, path,
-                                 "\"%s\": URLs must be http:// or https://, not \"%s\"", path,
-                                 plan_quote(q, s));
-            if (!sep[3])
-                return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\": the URL has no host", path);
+                                 "\"%s\": URLs must be http://, https:// or s3://, not \"%s\"",
+                                 path, plan_quote(q, s));
+            if (!sep[3] || (s3 && sep[3] == '/'))
+                return plan_fail(c, PRISM_PLAN_INVALID, path, "\"%s\": the URL has no %s", path,
+                                 s3 ? "bucket" : "host");
+            size_t bl = strcspn(sep + 3, "/");
+            if (s3 && (bl > 255 || strspn(sep + 3, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+                                                   "TUVWXYZ0123456789.-_") < bl))
+                return plan_fail(c, PRISM_PLAN_INVALID, path,
+                                 "\"%s\": a bucket name is letters, digits, '.', '-' and '_', "
+                                 "not \"%s\"",
+                                 path, plan_quote(q, s));
         }
     }
     return 0;
@@ -294,7 +304,8 @@ static int read_paths(plan_ctx *c, const plan_field *f, const char *path, json_t
     }
     if (!json_is_array(v) || json_array_size(v) == 0)
         return plan_fail(c, PRISM_PLAN_INVALID, path,
-                         "\"%s\" must be a path, a glob or an http(s) URL, or a non-empty list "
+                         "\"%s\" must be a path, a glob, an http(s) URL or an s3:// path, or a "
+                         "non-empty list "
                          "of them",
                          path);
     if (json_array_size(v) > PRISM_PLAN_MAX_LIST)

@@ -17,7 +17,7 @@ typedef enum plan_ftype {
     PF_BOOL,
     PF_STRING,    /* [min, max] bytes; `choices` when set; no control characters */
     PF_IDENT,     /* a C identifier of at most PRISM_PLAN_MAX_NAME bytes (function names) */
-    PF_PATHS,     /* a path, glob or http(s) URL, or a non-empty list of them: stored as a list */
+    PF_PATHS,     /* a path, glob, http(s) or s3:// URL, or a non-empty list: stored as a list */
     PF_NAMES,     /* a non-empty list of distinct names of at most `max` bytes */
     PF_SIZE2,     /* [height, width], each in [min, max] */
     PF_NUMBERS,   /* a list of 1 to 4 numbers in [min, max] */

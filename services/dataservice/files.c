@@ -1,6 +1,7 @@
 /* The files a read names (docs/datasets.md#reads): each path a file, a
- * directory or a glob on this node's file system, or an http(s) URL (one
- * file, its extension not checked). A directory gives every
+ * directory or a glob on this node's file system, an http(s) URL (one
+ * file, its extension not checked), or an s3:// object or prefix (listed
+ * with prism_s3.h, as a directory is). A directory gives every
  * regular file under it, in name order, leaving out names that start with
  * "." or "_" (as Ray Data) and symbolic links (the walk stays under what was
  * named); a path named, or matched by a glob, is followed as given. */
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "dataservice.h"
+#include "prism_s3.h"
 
 #define FILES_MAX (1u << 20) /* files one read may list */
 #define FILES_MAX_DEPTH 32   /* directories deep under a path named */
@@ -41,7 +43,7 @@ static bool has_extension(const lister *l, const char *path)
     return false;
 }
 
-static int add_file(lister *l, const char *path, const struct stat *sb)
+static int add_sized(lister *l, const char *path, int64_t size)
 {
     if (!has_extension(l, path))
         return 0;
@@ -49,12 +51,33 @@ static int add_file(lister *l, const char *path, const struct stat *sb)
         snprintf(l->err, l->n, "more than %u files", FILES_MAX);
         return -1;
     }
-    if (json_array_append_new(l->out, json_pack("{sssI}", "path", path, "size",
-                                                (json_int_t)sb->st_size)) != 0) {
+    if (json_array_append_new(l->out,
+                              json_pack("{sssI}", "path", path, "size", (json_int_t)size)) != 0) {
         snprintf(l->err, l->n, "out of memory");
         return -1;
     }
-    l->total += sb->st_size;
+    l->total += size;
+    return 0;
+}
+
+static int add_file(lister *l, const char *path, const struct stat *sb)
+{
+    return add_sized(l, path, (int64_t)sb->st_size);
+}
+
+static int on_object(void *ud, const char *path, int64_t size) { return add_sized(ud, path, size); }
+
+/* The objects under an s3:// path; none is an error, as a missing file is. */
+static int add_s3(lister *l, const char *path)
+{
+    size_t before = json_array_size(l->out);
+    if (prism_s3_list(path, on_object, l, l->err, l->n) != 0)
+        return -1;
+    if (json_array_size(l->out) == before) {
+        snprintf(l->err, l->n, "%s: no objects%s", path,
+                 json_is_array(l->exts) ? " with those extensions" : "");
+        return -1;
+    }
     return 0;
 }
 
@@ -195,10 +218,11 @@ json_t *ds_list_files(const json_t *paths, const json_t *exts, int64_t *total, c
     }
     json_array_foreach(paths, i, p) {
         const char *path = json_string_value(p);
-        int rc = !path                  ? -1
-                 : is_url(path)         ? add_url(&l, path)
-                 : strpbrk(path, "*?[") ? add_glob(&l, path)
-                                        : add_path(&l, path);
+        int rc = !path                    ? -1
+                 : is_url(path)           ? add_url(&l, path)
+                 : prism_s3_is_path(path) ? add_s3(&l, path)
+                 : strpbrk(path, "*?[")   ? add_glob(&l, path)
+                                          : add_path(&l, path);
         if (rc != 0) {
             json_decref(l.out);
             return NULL;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dataservice.h"
+#include "prism_s3.h"
 
 int ds_roots_parse(ds_config *c, char *err, size_t n)
 {
@@ -89,6 +90,12 @@ int ds_read_allowed(const ds_config *c, const char *path, char *err, size_t n)
 
 int ds_write_check(const ds_config *c, const char *path, char *err, size_t n)
 {
+    if (prism_s3_is_path(path)) {
+        snprintf(err, n,
+                 "writes to s3:// are not supported yet: \"path\" must be a directory "
+                 "on the dataservice's node");
+        return -1;
+    }
     if (!c->nroots) {
         snprintf(err, n,
                  "writes are off: the dataservice was started without --data-roots (the "

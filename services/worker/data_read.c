@@ -1,6 +1,7 @@
 /* Reads of files (data_ops.h): a read task's files, each read whole, into
  * one block: read_binary_files, read_text, read_jsonl, read_csv (libcsv)
- * and read_images (data_image.c). Errors name the file, and the line where
+ * and read_images (data_image.c); local files, http(s) URLs and S3 objects
+ * (prism_s3.h). Errors name the file, and the line where
  * there is one. */
 #include <csv.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "data_ops.h"
 #include "prism_httpc.h"
 #include "prism_json_text.h"
+#include "prism_s3.h"
 
 /* A file larger than a block's string column could hold is refused. */
 #define READ_MAX_FILE PRISM_BLOCK_MAX_DATA
@@ -53,12 +55,16 @@ static uint8_t *fetch_url(const char *url, size_t *len, char *err, size_t n)
     return buf;
 }
 
-/* The whole file `path`, or the body of an http(s) URL (owned,
- * NUL-terminated), or NULL with `err`. */
+/* The whole file `path`, or the body of an http(s) URL or an S3 object
+ * (owned, NUL-terminated), or NULL with `err`. */
 static uint8_t *read_file(const char *path, size_t *len, char *err, size_t n)
 {
     if (is_url(path))
         return fetch_url(path, len, err, n);
+    if (prism_s3_is_path(path)) {
+        char *body = NULL;
+        return prism_s3_get(path, READ_MAX_FILE, &body, len, err, n) == 0 ? (uint8_t *)body : NULL;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     struct stat sb;
     uint8_t *buf = NULL;

@@ -152,7 +152,7 @@ def test_bad_plans(c):
          "invalid_plan", 'ops[1] (groupby): "aggs[0].on"'),
         ({"ops": [rng, {"op": "repartition", "num_blocks": 0}]}, "invalid_plan",
          "ops[1] (repartition)"),
-        ({"ops": [{"op": "read_images", "paths": ["/tmp", "s3://bucket/a.jpg"]}]},
+        ({"ops": [{"op": "read_images", "paths": ["/tmp", "gs://bucket/a.jpg"]}]},
          "invalid_plan", 'ops[0] (read_images): "paths[1]"'),
         ({"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "square"), "concurrency": 2,
                         "compute": {"kind": "actors"}}]}, "invalid_plan", "ops[1]"),

@@ -300,15 +300,22 @@ static const bad_case bad[] = {
     {"{\"ops\": [{\"op\": \"read_images\"}]}", PRISM_PLAN_INVALID, 0, "paths",
      "ops[0] (read_images): missing \"paths\""},
     {"{\"ops\": [{\"op\": \"read_images\", \"paths\": []}]}", PRISM_PLAN_INVALID, 0, "paths",
-     "ops[0] (read_images): \"paths\" must be a path, a glob or an http(s) URL, or a non-empty "
-     "list of them"},
+     "ops[0] (read_images): \"paths\" must be a path, a glob, an http(s) URL or an s3:// path, "
+     "or a non-empty list of them"},
     {"{\"ops\": [{\"op\": \"read_images\", \"paths\": [\"a\", 3]}]}", PRISM_PLAN_INVALID, 0,
      "paths[1]",
-     "ops[0] (read_images): \"paths[1]\" must be a non-empty string (a path, a glob or an "
-     "http(s) URL)"},
-    {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"s3://bucket/k\"}]}", PRISM_PLAN_INVALID, 0,
+     "ops[0] (read_images): \"paths[1]\" must be a non-empty string (a path, a glob, an "
+     "http(s) URL or an s3:// path)"},
+    {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"gs://bucket/k\"}]}", PRISM_PLAN_INVALID, 0,
      "paths",
-     "ops[0] (read_images): \"paths\": URLs must be http:// or https://, not \"s3://bucket/k\""},
+     "ops[0] (read_images): \"paths\": URLs must be http://, https:// or s3://, not "
+     "\"gs://bucket/k\""},
+    {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"s3:///k\"}]}", PRISM_PLAN_INVALID, 0,
+     "paths", "ops[0] (read_images): \"paths\": the URL has no bucket"},
+    {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"s3://evil.example:80#/k\"}]}",
+     PRISM_PLAN_INVALID, 0, "paths",
+     "ops[0] (read_images): \"paths\": a bucket name is letters, digits, '.', '-' and '_', not "
+     "\"s3://evil.example:80#/k\""},
     {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"https://\"}]}", PRISM_PLAN_INVALID, 0,
      "paths", "ops[0] (read_images): \"paths\": the URL has no host"},
     {"{\"ops\": [{\"op\": \"read_images\", \"paths\": \"a\\tb\"}]}", PRISM_PLAN_INVALID, 0, "paths",
@@ -1429,6 +1436,8 @@ static void test_paths(void **state)
     assert_int_equal(prism_plan_path_kind_of("/data/img[0-9].png"), PRISM_PATH_GLOB);
     assert_int_equal(prism_plan_path_kind_of("HTTPS://host/x"), PRISM_PATH_URL);
     assert_int_equal(prism_plan_path_kind_of("http://host/x*"), PRISM_PATH_URL);
+    assert_int_equal(prism_plan_path_kind_of("S3://bucket/prefix"), PRISM_PATH_URL);
+    prism_plan_destroy(parse_ok("{\"ops\": [{\"op\": \"read_jsonl\", \"paths\": \"s3://b\"}]}"));
     /* "://" after something that is not a scheme is a local name. */
     prism_plan_destroy(parse_ok("{\"ops\": [{\"op\": \"read_text\", \"paths\": \"a/b://c\"}]}"));
 }
