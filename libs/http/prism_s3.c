@@ -132,8 +132,11 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
  * when `content_range` is not NULL, its Content-Range there (S3_RANGE_MAX
  * bytes); or -1 with `why` after the last try failed, in transport or
  * with a status worth retrying. */
-static int s3_request(const char *url, const char *range, prism_buf *b, long *status,
-                      char *content_range, char *why, size_t n)
+/* One request, retried on 5xx, throttling and lost connections: a GET
+ * (of `range` when given), or a PUT of `put_len` bytes of `put`. The answer's
+ * body goes to `b`. */
+static int s3_request_ex(const char *url, const char *range, const void *put, size_t put_len,
+                         prism_buf *b, long *status, char *content_range, char *why, size_t n)
 {
     prism_httpc_global_init();
     CURL *h = curl_easy_init();
@@ -154,6 +157,8 @@ static int s3_request(const char *url, const char *range, prism_buf *b, long *st
             tok = NULL;
         /* S3 wants the payload's hash signed; libcurl before 8 does not add it */
         headers = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+        if (headers && put) /* no 100-continue round trip before the body */
+            headers = curl_slist_append(headers, "Expect:");
         struct curl_slist *more = headers && tok ? curl_slist_append(headers, tok) : headers;
         if (!userpwd || !headers || !more || (token && *token && !tok)) {
             snprintf(why, n, "out of memory");
@@ -190,6 +195,11 @@ static int s3_request(const char *url, const char *range, prism_buf *b, long *st
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
         if (range)
             curl_easy_setopt(h, CURLOPT_RANGE, range);
+        if (put) {
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)put);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)put_len);
+        }
         if (content_range) {
             *content_range = '\0';
             curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -240,6 +250,12 @@ static int s3_request(const char *url, const char *range, prism_buf *b, long *st
     return rc;
 }
 
+static int s3_request(const char *url, const char *range, prism_buf *b, long *status,
+                      char *content_range, char *why, size_t n)
+{
+    return s3_request_ex(url, range, NULL, 0, b, status, content_range, why, n);
+}
+
 /* The message of a non-2xx answer about `what` (an s3:// path). */
 static void status_error(const char *what, const char *bucket, long status, const prism_buf *b,
                          char *err, size_t n)
@@ -286,6 +302,41 @@ static int get_rest(const char *path, const char *bucket, const char *url, size_
             rc = 0;
         prism_buf_free(&part);
     }
+    return rc;
+}
+
+int prism_s3_put(const char *path, const void *data, size_t len, char *err, size_t n)
+{
+    const char *key = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
+    if (!key || !*key || !secret) {
+        snprintf(err, n,
+                 "%s: writes to S3 need credentials (AWS_ACCESS_KEY_ID and "
+                 "AWS_SECRET_ACCESS_KEY in the dataservice's environment)",
+                 path);
+        return -1;
+    }
+    s3_loc loc = {0};
+    if (split(path, &loc, err, n) != 0)
+        return -1;
+    int rc = -1;
+    char *url = *loc.key ? object_url(loc.bucket, loc.key, NULL) : NULL, why[512] = "";
+    prism_buf b;
+    long status = 0;
+    prism_buf_init(&b, 64 << 10);
+    if (!*loc.key)
+        snprintf(err, n, "%s: a write needs a key, not only a bucket", path);
+    else if (!url)
+        snprintf(err, n, "%s: out of memory", path);
+    else if (s3_request_ex(url, NULL, data ? data : "", len, &b, &status, NULL, why, sizeof why) !=
+             0)
+        snprintf(err, n, "%s: %s", path, why);
+    else if (status < 200 || status >= 300)
+        status_error(path, loc.bucket, status, &b, err, n);
+    else
+        rc = 0;
+    prism_buf_free(&b);
+    free(url);
+    free(loc.bucket);
     return rc;
 }
 

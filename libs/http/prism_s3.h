@@ -28,6 +28,12 @@ bool prism_s3_is_path(const char *path);
  * with `err` naming the object. */
 int prism_s3_get(const char *path, size_t max, char **body, size_t *len, char *err, size_t n);
 
+/* Stores `len` bytes of `data` as the object at `path` (an s3:// path
+ * naming a key), replacing one there: one PUT, retried as reads are. Needs
+ * credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): no anonymous
+ * writes. Returns 0, or -1 with `err` naming the object. */
+int prism_s3_put(const char *path, const void *data, size_t len, char *err, size_t n);
+
 /* Calls `fn(ud, object_path, size)` for each object under `path`, in key
  * order: "s3://bucket" or "s3://bucket/" lists the bucket, "s3://bucket/dir"
  * the key "dir" itself and the keys under "dir/", "s3://bucket/dir/" those

@@ -1,7 +1,7 @@
 /* A dataset's write (docs/datasets.md#writes): each output block becomes
- * one file in the write's directory, named after the dataset and the
- * block's place in the output ("<dataset id>_000003.jsonl"); write_images
- * and write_binary make a file of each row's image or bytes instead
+ * one file in the write's directory (or one object under an s3:// prefix), named after the dataset
+ * and the block's place in the output ("<dataset id>_000003.jsonl"); write_images and write_binary
+ * make a file of each row's image or bytes instead
  * ("<dataset id>_000003_000017.png"). A file is
  * written under a hidden temporary name (".<name>.tmp", which reads leave
  * out), flushed to disk, then renamed: a half-written file never appears
@@ -19,11 +19,13 @@
 
 #include "dataservice.h"
 #include "prism_buf.h"
+#include "prism_s3.h"
 
 #define WRITE_MAX_FILE ((size_t)4 << 30) /* bytes of one file's text at most */
 
 struct ds_writer {
-    int dirfd;
+    int dirfd; /* a local directory's, or -1 */
+    char *s3;  /* an s3:// prefix (no trailing '/'), or NULL */
     prism_plan_op_kind kind;
     char delimiter;
     char column[PRISM_PLAN_MAX_NAME + 1]; /* write_images, write_binary: the column */
@@ -50,7 +52,17 @@ ds_writer *ds_writer_open(const ds_config *c, prism_plan_op_kind kind, const jso
     const char *fmt = json_string_value(json_object_get(spec, "file_format"));
     w->jpeg = fmt && !strcmp(fmt, "jpeg");
     snprintf(w->prefix, sizeof w->prefix, "%s", dataset_id);
-    if ((w->dirfd = ds_write_dir_open(c, path, err, n)) < 0) {
+    w->dirfd = -1;
+    if (prism_s3_is_path(path)) { /* each file one object, PUT whole */
+        size_t len = strlen(path);
+        while (len > 5 && path[len - 1] == '/')
+            len--;
+        if (!(w->s3 = strndup(path, len))) {
+            snprintf(err, n, "out of memory");
+            free(w);
+            return NULL;
+        }
+    } else if ((w->dirfd = ds_write_dir_open(c, path, err, n)) < 0) {
         free(w);
         return NULL;
     }
@@ -61,7 +73,9 @@ void ds_writer_close(ds_writer *w)
 {
     if (!w)
         return;
-    close(w->dirfd);
+    if (w->dirfd >= 0)
+        close(w->dirfd);
+    free(w->s3);
     free(w);
 }
 
@@ -171,6 +185,16 @@ static int csv_text(const prism_block *blk, size_t rows, char delim, prism_buf *
 static int put_file(ds_writer *w, const char *name, const char *data, size_t len, char *err,
                     size_t n)
 {
+    if (w->s3) { /* a PUT is whole or nothing: no temporary name needed */
+        char *path = NULL;
+        if (asprintf(&path, "%s/%s", w->s3, name) < 0) {
+            snprintf(err, n, "out of memory");
+            return -1;
+        }
+        int rc = prism_s3_put(path, data, len, err, n);
+        free(path);
+        return rc;
+    }
     char tmp[DS_ID_LEN + 64];
     snprintf(tmp, sizeof tmp, ".%s.tmp", name);
     int fd = openat(w->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);

@@ -191,10 +191,34 @@ def test_read_from_s3(c):
     assert got == sorted("line %d" % i for i in range(1005)), (len(got), got[:3])
 
 
+def test_write_to_s3(c):
+    """write_jsonl and write_csv to s3:// prefixes: one object a block, PUT by the
+    dataservice, read back from S3 row for row."""
+    need_binaries()
+    fill(c)
+    items = [{"i": k, "name": "n%d" % k, "x": k / 4} for k in range(50)]
+    src = {"op": "from_items", "items": items, "override_num_blocks": 3}
+    for op, ext in (("write_jsonl", "jsonl"), ("write_csv", "csv")):
+        out = "s3://%s/out/%s/" % (BUCKET, ext)
+        d = post(c, {"ops": [src, {"op": op, "path": out}]})
+        r = c.get("/api/v1/datasets/%s/count?timeout_ms=60000" % d["dataset_id"], timeout=90)
+        assert r.status == 200 and r.json()["count"] == 50, r
+        written = dataset(c, d["dataset_id"])["written"]
+        assert written["files"] == 3 and written["bytes"] > 0, written
+        back = post(c, {"ops": [{"op": "read_" + ext, "paths": out}]})
+        got = sorted(rows(c, back["dataset_id"], 100), key=lambda r: r["i"])
+        assert got == items, (op, got[:3])
+    # the objects' names: the dataset's id and the block's place
+    d = post(c, {"ops": [{"op": "read_binary_files", "paths": "s3://%s/out/jsonl" % BUCKET,
+                          "include_paths": True}]})
+    names = sorted(r["path"].rsplit("/", 1)[1] for r in rows(c, d["dataset_id"], 10))
+    assert len(names) == 3 and all(n.endswith(".jsonl") for n in names), names
+
+
 def test_s3_errors(c):
     """A missing bucket, a missing key and a server that dies mid-read fail the dataset with
-    a message naming the bucket or object, after bounded retries; nothing hangs. A write to
-    s3:// is refused."""
+    a message naming the bucket or object, after bounded retries; nothing hangs; so does a
+    write to a missing bucket."""
     need_binaries()
     fill(c)
     msg = failed_with(c, {"ops": [{"op": "read_jsonl", "paths": "s3://nosuch/rows"}]})
@@ -205,8 +229,9 @@ def test_s3_errors(c):
     assert "s3://%s/rows: no objects with those extensions" % BUCKET in msg, msg
 
     d = post(c, {"ops": [{"op": "read_text", "paths": "s3://%s/text" % BUCKET},
-                         {"op": "write_jsonl", "path": "s3://%s/out" % BUCKET}]}, status=403)
-    assert "writes to s3:// are not supported yet" in d["error"]["message"], d
+                         {"op": "write_jsonl", "path": "s3://nosuch/out"}]})
+    r = c.get("/api/v1/datasets/%s/count?timeout_ms=60000" % d["dataset_id"], timeout=90)
+    assert r.status == 409 and "s3://nosuch: no such bucket" in r.json()["error"]["message"], r
 
     for i in range(200):
         c.put("many/k%04d.txt" % i, b"line %d\n" % i)
@@ -362,6 +387,6 @@ if __name__ == "__main__":
     test_throttling_and_missing_keys.cluster = test_signature_v4.cluster
     test_signature_mismatch.cluster = {"s3_env": dict(
         test_signature_v4.cluster["s3_env"], AWS_SECRET_ACCESS_KEY="not-the-secret")}
-    run([test_read_from_s3, test_s3_errors, test_s3_wrong_credentials, test_signature_v4,
+    run([test_read_from_s3, test_write_to_s3, test_s3_errors, test_s3_wrong_credentials, test_signature_v4,
          test_throttling_and_missing_keys, test_signature_mismatch], cluster_class=S3Cluster,
         dataservice=True)
