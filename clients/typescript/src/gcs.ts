@@ -772,7 +772,7 @@ export interface paths {
          *     against what its executor runs, and starts it. At most 16 MiB of plan.
          *     With `stream=true` the output goes to one consumer (`.../blocks/next`).
          *     A plan that ends with a write (`write_jsonl`, `write_csv`, `write_images`, `write_binary`) writes its
-         *     output blocks as files under the dataservice's `--data-roots`.
+         *     output blocks as files under the dataservice's `--data-roots`, or as objects under an `s3://` prefix.
          */
         post: operations["createDataset"];
         delete?: never;
@@ -3923,7 +3923,8 @@ export interface operations {
             /**
              * @description `path_not_allowed`: the write's path is not absolute, holds `..`, or
              *     does not resolve under the dataservice's `--data-roots` (writes are
-             *     off without them)
+             *     off without them); or it is an `s3://` path and the dataservice has
+             *     no AWS credentials
              */
             403: {
                 headers: {
