@@ -617,6 +617,22 @@ static void stats_of(const prism_column_view *v, const size_t *order, size_t fir
                      agg_stats *s)
 {
     memset(s, 0, sizeof *s);
+    if (v->type == PRISM_COL_FLOAT64 && !v->null_count) { /* the common case, without a switch */
+        const double *d = (const double *)v->values + v->offset;
+        for (size_t i = first; i < last; i++) {
+            double dv = d[order[i]];
+            s->n++;
+            s->fsum += dv;
+            if (s->n == 1 || dv < s->dmin)
+                s->dmin = dv;
+            if (s->n == 1 || dv > s->dmax)
+                s->dmax = dv;
+            double dd = dv - s->mean;
+            s->mean += dd / (double)s->n;
+            s->m2 += dd * (dv - s->mean);
+        }
+        return;
+    }
     for (size_t i = first; i < last; i++) {
         int64_t iv = 0;
         double dv = 0;
@@ -850,9 +866,15 @@ static int hashed_groups(const keyset *ks, size_t rows, size_t *order, size_t *s
     }
     memset(slot, 0, cap * sizeof *slot);
     size_t groups = 0;
+    /* one int64 key without nulls: hashed and compared as it is */
+    const int64_t *ik = ks->n == 1 && ks->view[0].type == PRISM_COL_INT64 && !ks->view[0].null_count
+                            ? (const int64_t *)ks->view[0].values + ks->view[0].offset
+                            : NULL;
     for (size_t r = 0; r < rows; r++) {
-        size_t i = (size_t)hash_row(ks, 0, r) & (cap - 1);
-        while (slot[i] && cmp_rows(ks, 0, first[slot[i] - 1], 0, r) != 0)
+        uint64_t seed = ik ? (uint64_t)ik[r] : 0;
+        size_t i = (size_t)(ik ? mix64(&seed) : hash_row(ks, 0, r)) & (cap - 1);
+        while (slot[i] && (ik ? ik[first[slot[i] - 1]] != ik[r]
+                              : cmp_rows(ks, 0, first[slot[i] - 1], 0, r) != 0))
             i = (i + 1) & (cap - 1);
         if (!slot[i]) {
             first[groups] = r;

@@ -1173,6 +1173,17 @@ def test_all_to_all(c):
         assert abs(r["mean(y)"] - statistics.mean(ys)) < 1e-9, r
         assert abs(r["std(x)"] - statistics.stdev(xs)) < 1e-9, r
     assert sorted(r["g"] for r in got) == sorted("g%d" % k for k in range(13))
+    # an int64 key (the maps' typed path) gives the same groups as Python
+    iitems = [{"k": (i * 7) % 11, "y": i / 8.0} for i in range(3000)]
+    got, _ = run_rows([{"op": "from_items", "items": iitems, "override_num_blocks": 4},
+                       {"op": "groupby", "key": "k", "aggs": [{"fn": "count"},
+                                                              {"fn": "sum", "on": "y"},
+                                                              {"fn": "std", "on": "y"}]}], 11)
+    for r in got:
+        ys = [it["y"] for it in iitems if it["k"] == r["k"]]
+        assert r["count()"] == len(ys) and abs(r["sum(y)"] - sum(ys)) < 1e-6, r
+        assert abs(r["std(y)"] - statistics.stdev(ys)) < 1e-9, r
+    assert sorted(r["k"] for r in got) == list(range(11)), got
     # nulls across blocks (each map aggregates its block, the reduce merges):
     # group a has x in each block, group b never
     nitems = [{"g": "a" if i % 2 else "b", "x": i if i % 2 else None} for i in range(40)]
