@@ -143,16 +143,22 @@ static int perform(prism_httpc *c, const char *url, long *status, sink_ctx *sink
     return 0;
 }
 
-int prism_httpc_request(prism_httpc *c, const char *method, const char *path,
+/* One request into a buffer of at most `max` bytes; `range` (or NULL) asks
+ * for bytes 0..range-1, and a longer body is then cut there. */
+static int request_into(prism_httpc *c, const char *method, const char *path,
                         const char *content_type, const void *body, size_t len, int timeout_ms,
-                        size_t max_resp, prism_httpc_resp *out, char *err, size_t errlen)
+                        size_t max, size_t range, prism_httpc_resp *out, char *err, size_t errlen)
 {
     prism_buf buf;
-    prism_buf_init(&buf, max_resp ? max_resp : DEFAULT_MAX_RESP);
-    sink_ctx sink = {.buf = &buf};
-    char url[4096];
+    prism_buf_init(&buf, max);
+    sink_ctx sink = {.buf = &buf, .cut = range ? 1 : 0};
+    char url[4096], bytes[64];
     struct curl_slist *headers =
         prepare(c, method, path, content_type, body, len, timeout_ms, &sink, url, sizeof url);
+    if (range) {
+        snprintf(bytes, sizeof bytes, "0-%zu", range - 1);
+        curl_easy_setopt(c->curl, CURLOPT_RANGE, bytes);
+    }
     int rc = perform(c, url, &out->status, &sink, err, errlen);
     curl_slist_free_all(headers);
     out->body = prism_buf_take(&buf, &out->len);
@@ -163,25 +169,19 @@ int prism_httpc_request(prism_httpc *c, const char *method, const char *path,
     return 0;
 }
 
+int prism_httpc_request(prism_httpc *c, const char *method, const char *path,
+                        const char *content_type, const void *body, size_t len, int timeout_ms,
+                        size_t max_resp, prism_httpc_resp *out, char *err, size_t errlen)
+{
+    return request_into(c, method, path, content_type, body, len, timeout_ms,
+                        max_resp ? max_resp : DEFAULT_MAX_RESP, 0, out, err, errlen);
+}
+
 int prism_httpc_get_head(prism_httpc *c, const char *path, size_t n, int timeout_ms,
                          prism_httpc_resp *out, char *err, size_t errlen)
 {
-    prism_buf buf;
-    prism_buf_init(&buf, n);
-    sink_ctx sink = {.buf = &buf, .cut = 1};
-    char url[4096], range[64];
-    struct curl_slist *headers =
-        prepare(c, "GET", path, NULL, NULL, 0, timeout_ms, &sink, url, sizeof url);
-    snprintf(range, sizeof range, "0-%zu", n ? n - 1 : 0);
-    curl_easy_setopt(c->curl, CURLOPT_RANGE, range);
-    int rc = perform(c, url, &out->status, &sink, err, errlen);
-    curl_slist_free_all(headers);
-    out->body = prism_buf_take(&buf, &out->len);
-    if (rc != 0) {
-        prism_httpc_resp_free(out);
-        return -1;
-    }
-    return 0;
+    return request_into(c, "GET", path, NULL, NULL, 0, timeout_ms, n ? n : 1, n ? n : 1, out, err,
+                        errlen);
 }
 
 void prism_httpc_resp_free(prism_httpc_resp *r)

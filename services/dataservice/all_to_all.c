@@ -581,43 +581,26 @@ void a2a_complete(executor *x, size_t i, ex_task t, json_t *stats)
         a->samples_cost += cost;
         return;
     }
-    if (t.merge) { /* K maps' parts joined: the reduces take these instead */
+    if (t.merge || !t.reduce) { /* a map's parts, or K maps' joined by a merge */
         ex_map m = {.parts = t.parts,
                     .nparts = t.nparts,
-                    .cost = t.in_cost,
+                    .cost = t.in_cost, /* a merge's maps' parts stay too, pinned by lineage */
                     .take = -1,
                     .seq = t.seq,
-                    .merged = true};
+                    .merged = t.merge};
         json_t *bytes = json_object_get(stats, "bytes"), *rows = json_object_get(stats, "rows");
         for (size_t k = 0; k < t.nparts; k++) {
             int64_t b = json_integer_value(json_array_get(bytes, k)) + EX_STORE_OVERHEAD;
             m.bytes += b;
-            m.cost += b; /* the maps' parts stay too, pinned by its lineage */
+            m.cost += b;
             m.rows += json_integer_value(json_array_get(rows, k));
         }
         x->held += m.cost;
         a->parked += m.cost;
-        if (a2a_add_map(a, m) != 0) {
-            for (size_t k = 0; k < t.nparts; k++)
-                prism_ref_release(t.parts[k]);
-            free(t.parts);
-            ex_fail(x, "out of memory");
+        if (!t.merge) {
+            a->merge_check = true;
+            st->sum_in += t.in_bytes;
         }
-        return;
-    }
-    if (!t.reduce) {
-        a->merge_check = true;
-        ex_map m = {
-            .parts = t.parts, .nparts = t.nparts, .cost = t.in_cost, .take = -1, .seq = t.seq};
-        json_t *bytes = json_object_get(stats, "bytes"), *rows = json_object_get(stats, "rows");
-        for (size_t k = 0; k < t.nparts; k++) {
-            m.bytes += json_integer_value(json_array_get(bytes, k)) + EX_STORE_OVERHEAD;
-            m.cost += json_integer_value(json_array_get(bytes, k)) + EX_STORE_OVERHEAD;
-            m.rows += json_integer_value(json_array_get(rows, k));
-        }
-        x->held += m.cost;
-        a->parked += m.cost;
-        st->sum_in += t.in_bytes;
         if (a2a_add_map(a, m) != 0) {
             for (size_t k = 0; k < t.nparts; k++)
                 prism_ref_release(t.parts[k]);
