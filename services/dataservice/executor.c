@@ -212,20 +212,91 @@ int64_t ex_running_tasks(const executor *x)
     return n;
 }
 
-/* The bytes a task of stage `i` is expected to make from `in_bytes` of input. */
+/* The bytes a task of stage `i` is expected to make from `in_bytes` of input
+ * (a read: from a split weighing `in_bytes`, see split_weight). */
 static int64_t estimate(const ex_stage *st, int64_t in_bytes)
 {
     if (st->kind == EX_READ) {
-        if (st->done_tasks > 0)
-            return st->sum_out / st->done_tasks + EX_STORE_OVERHEAD;
+        if (st->sum_units > 0)
+            return (int64_t)((double)in_bytes * (double)st->sum_out / (double)st->sum_units) +
+                   EX_STORE_OVERHEAD;
         if (st->files) /* at least the files' bytes; images decode to more */
-            return st->split_rows + 1024;
-        return st->split_rows > 0 ? st->split_rows * 8 + 1024 : 64 * 1024;
+            return in_bytes + 1024;
+        return in_bytes * 8 + 1024; /* int64 ids */
     }
     if (st->sum_in > 0)
         return (int64_t)((double)in_bytes * (double)st->sum_out / (double)st->sum_in) +
                EX_STORE_OVERHEAD;
     return in_bytes + EX_STORE_OVERHEAD;
+}
+
+/* ---------- a read's splits ----------
+ * A read has nominal splits: override_num_blocks, or the default count
+ * (more when the input passes the target size). Without the override each
+ * is cut smaller as it launches once its output would pass the executor's
+ * target: what a unit of the read (a row, an item, a byte of files) makes is
+ * learned from the tasks that ended (decoding and normalizing an image makes
+ * tens of times its file's bytes). A read of files starts with one small
+ * split alone, to learn it before a large block is made. */
+
+/* Where nominal split `i` begins: a file, row or item index. */
+static int64_t split_start(const ex_stage *st, size_t i)
+{
+    if (st->files)
+        return (int64_t)st->bounds[i];
+    int64_t n = st->items ? (int64_t)json_array_size(st->items) : st->range_n;
+    int64_t k = (int64_t)st->nsplits, base = n / k, rem = n % k;
+    return (int64_t)i * base + ((int64_t)i < rem ? (int64_t)i : rem);
+}
+
+/* Whether a read runs one small split alone first: its output per unit is
+ * not known before (files decode; operators fused after the read may make
+ * any size). */
+static bool split_probes(const ex_stage *st)
+{
+    return st->adaptive && (st->files || st->info.num_ops > 1);
+}
+
+/* What the next split may weigh (rows, items, or bytes of files). */
+static int64_t split_fit(const executor *x, const ex_stage *st)
+{
+    if (!st->adaptive)
+        return INT64_MAX;
+    if (st->sum_units > 0 && st->sum_out > 0) {
+        double fit = (double)x->target * (double)st->sum_units / (double)st->sum_out;
+        return fit < 1 ? 1 : fit > 1e18 ? INT64_MAX : (int64_t)fit;
+    }
+    if (!split_probes(st))
+        return INT64_MAX;
+    if (st->files)
+        return x->target / 64;
+    int64_t nominal = (split_start(st, 1) - split_start(st, 0)) / 8;
+    return nominal > 1 ? nominal : 1;
+}
+
+static int64_t file_size(const ex_stage *st, int64_t f)
+{
+    return json_integer_value(json_object_get(json_array_get(st->files, (size_t)f), "size"));
+}
+
+/* The next split: units [cursor, *to); returns its weight. */
+static int64_t split_weight(const executor *x, const ex_stage *st, int64_t *to)
+{
+    int64_t from = st->cursor, end = split_start(st, st->next_split + 1);
+    int64_t fit = split_fit(x, st);
+    if (!st->files) {
+        *to = end - from > fit ? from + fit : end;
+        return *to - from;
+    }
+    int64_t w = 0, f = from;
+    for (; f < end; f++) {
+        int64_t size = file_size(st, f);
+        if (f > from && w + size > fit)
+            break;
+        w += size;
+    }
+    *to = f;
+    return w;
 }
 
 /* The bundle a map task would take next: blocks [head, head + k). */
@@ -276,9 +347,13 @@ static bool can_launch(executor *x, size_t i, int64_t *est)
         return false;
     if (st->pool && ds_pool_idle(st->pool) < 0 && !ds_pool_can_grow(st->pool))
         return false; /* every actor busy, and no more allowed */
-    int64_t in_bytes = 0, in_cost = 0;
+    int64_t in_bytes = 0, in_cost = 0, to;
     if (st->kind == EX_READ && st->next_split >= st->nsplits)
         return false;
+    if (st->kind == EX_READ && split_probes(st) && st->ntasks > 0 && st->done_tasks == 0)
+        return false; /* the first split, alone, tells what a unit of the read makes */
+    if (st->kind == EX_READ)
+        in_bytes = split_weight(x, st, &to);
     if (st->kind == EX_MAP && bundle_size(st, &in_bytes, &in_cost) == 0)
         return false;
     *est = estimate(st, in_bytes);
@@ -292,14 +367,12 @@ static bool can_launch(executor *x, size_t i, int64_t *est)
            (ex_running_tasks(x) == 0 && x->stream_waiting == 0);
 }
 
-/* Split `i` of a from_items read: its share of the items. */
-static char *items_split(const ex_stage *st, size_t i)
+/* Items [from, to) of a from_items read. */
+static char *items_split(const ex_stage *st, int64_t from, int64_t to)
 {
-    size_t n = json_array_size(st->items), base = n / st->nsplits, rem = n % st->nsplits;
-    size_t start = i * base + (i < rem ? i : rem), end = start + base + (i < rem);
     json_t *slice = json_array();
-    for (size_t k = start; slice && k < end; k++)
-        json_array_append(slice, json_array_get(st->items, k));
+    for (int64_t k = from; slice && k < to; k++)
+        json_array_append(slice, json_array_get(st->items, (size_t)k));
     json_t *split = slice ? json_pack("{so}", "items", slice) : NULL;
     char *text = split ? json_dumps(split, JSON_COMPACT) : NULL;
     json_decref(split);
@@ -365,32 +438,32 @@ int ex_add_task(ex_stage *st, ex_task t)
     return 0;
 }
 
-/* Split `i` of a read of files: its files' paths. */
-static char *files_split(const ex_stage *st, size_t i)
+/* Files [from, to) of a read of files: their paths. */
+static char *files_split(const ex_stage *st, int64_t from, int64_t to)
 {
     json_t *paths = json_array();
-    for (size_t k = st->bounds[i]; paths && k < st->bounds[i + 1]; k++)
-        json_array_append(paths, json_object_get(json_array_get(st->files, k), "path"));
+    for (int64_t k = from; paths && k < to; k++)
+        json_array_append(paths, json_object_get(json_array_get(st->files, (size_t)k), "path"));
     json_t *split = paths ? json_pack("{so}", "files", paths) : NULL;
     char *text = split ? json_dumps(split, JSON_COMPACT) : NULL;
     json_decref(split);
     return text;
 }
 
-/* The read's next split as JSON text. */
-static char *next_split(ex_stage *st)
+/* The read's next split as JSON text; the cursor moves past it. */
+static char *next_split(const executor *x, ex_stage *st, int64_t *weight)
 {
-    size_t i = st->next_split;
+    int64_t from = st->cursor, to;
+    *weight = split_weight(x, st, &to);
+    st->cursor = to;
+    if (to >= split_start(st, st->next_split + 1))
+        st->next_split++;
     if (st->items)
-        return items_split(st, i);
+        return items_split(st, from, to);
     if (st->files)
-        return files_split(st, i);
-    int64_t range_n = st->range_n;
-    int64_t base = range_n / (int64_t)st->nsplits, rem = range_n % (int64_t)st->nsplits;
-    int64_t start = (int64_t)i * base + ((int64_t)i < rem ? (int64_t)i : rem);
-    int64_t end = start + base + ((int64_t)i < rem);
+        return files_split(st, from, to);
     char *text = NULL;
-    if (asprintf(&text, "{\"start\":%lld,\"end\":%lld}", (long long)start, (long long)end) < 0)
+    if (asprintf(&text, "{\"start\":%lld,\"end\":%lld}", (long long)from, (long long)to) < 0)
         text = NULL;
     return text;
 }
@@ -402,10 +475,9 @@ static int launch_one(executor *x, size_t i, int64_t est)
     prism_value *args[2 + 64] = {prism_value_json(st->program), NULL};
     size_t nargs = 2;
     if (st->kind == EX_READ) {
-        char *split = next_split(st);
+        char *split = next_split(x, st, &t.units);
         args[1] = split ? prism_value_json(split) : NULL;
         free(split);
-        st->next_split++;
     } else {
         int64_t bytes, cost;
         size_t k = bundle_size(st, &bytes, &cost);
@@ -711,6 +783,7 @@ static void complete(executor *x, size_t i, size_t k)
     st->out_bytes += b.bytes;
     st->done_tasks++;
     st->sum_in += t.in_bytes;
+    st->sum_units += t.units;
     st->sum_out += b.bytes;
     if (st->info.row_limit >= 0 && st->out_rows >= st->info.row_limit && !st->saturated) {
         st->saturated = true; /* the limit after it has its rows: stop feeding it */
@@ -903,7 +976,6 @@ static int cut_files(ex_stage *st, int64_t blocks, int64_t total)
     }
     st->bounds[blocks] = nfiles;
     st->nsplits = (size_t)blocks;
-    st->split_rows = total / blocks;
     return 0;
 }
 
@@ -969,6 +1041,10 @@ static int setup(executor *x)
     x->preserve = json_is_true(json_object_get(opts, "preserve_order"));
     int64_t target = json_integer_value(json_object_get(opts, "target_max_block_size"));
     x->budget = d->budget;
+    /* A read's blocks stay under the plan's target, and under an eighth of
+     * the budget so that several can be in flight (at least 1 MiB). */
+    int64_t share = x->budget / 8 > (1 << 20) ? x->budget / 8 : (1 << 20);
+    x->target = target > 0 && target < share ? target : share;
     const json_t *stages = json_object_get(d->physical_json, "stages");
     for (size_t i = 0; i <= x->n; i++) {
         ex_stage *st = &x->st[i];
@@ -1026,6 +1102,7 @@ static int setup(executor *x)
         const json_t *spec;
         prism_plan_op_kind kind = prism_physical_plan_op(d->physical, i, 0, &spec, NULL, NULL);
         json_t *over = json_object_get(spec, "override_num_blocks");
+        st->adaptive = !json_is_integer(over);
         int64_t rows,
             blocks = json_is_integer(over) ? json_integer_value(over) : s->cfg.default_blocks;
         if (kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS) {
@@ -1046,7 +1123,6 @@ static int setup(executor *x)
         if (blocks > rows)
             blocks = rows;
         st->nsplits = (size_t)(blocks > 0 ? blocks : 0);
-        st->split_rows = blocks > 0 ? rows / blocks + 1 : 0;
     }
     x->st[x->n].kind = EX_SINK;
     x->st[x->n].name = "output";

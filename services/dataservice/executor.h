@@ -40,6 +40,7 @@ typedef struct ex_task {
     char in_node[DS_NODE_LEN + 1]; /* the node holding most of its input bytes ("" none) */
     int64_t in_cost, in_bytes, est;
     int64_t spill; /* of in_cost: all-to-all parts and what they pin */
+    int64_t units; /* a read's: what its split weighs (rows, items, or files' bytes) */
     uint64_t seq;
 } ex_task;
 
@@ -57,8 +58,12 @@ typedef struct ex_stage {
     ex_fifo early;    /* preserve_order: input that came before its turn */
     uint64_t next_in; /* preserve_order: the seq the queue takes next */
     int64_t queued_bytes;
-    size_t nsplits, next_split; /* a read's splits */
-    int64_t split_rows;         /* a range's rows per split (for the first estimate) */
+    /* A read's nominal splits, each cut smaller as it launches when its
+     * output would pass the target block size (docs/datasets.md#block-sizes) */
+    size_t nsplits, next_split; /* next_split: the nominal split `cursor` is in */
+    int64_t cursor;             /* the next row, item or file to read */
+    bool adaptive;              /* splits are cut to the target (no override_num_blocks) */
+    int64_t sum_units;          /* the weights of the splits read so far */
     int64_t range_n;            /* a range's rows */
     json_t *items;              /* from_items: every item (borrowed from the plan) */
     json_t *files;              /* a read of files: [{"path", "size"}...] (owned) */
@@ -87,7 +92,8 @@ typedef struct executor {
     size_t n;
     bool preserve;
     int64_t budget, held, peak;
-    int64_t spill; /* of held: the blocks' and tasks' `spill` (the all-to-alls' parked apart) */
+    int64_t target; /* the bytes a read's block should stay under */
+    int64_t spill;  /* of held: the blocks' and tasks' `spill` (the all-to-alls' parked apart) */
     int64_t stream_cost;   /* a streamed output's blocks the consumer has not given back */
     size_t stream_waiting; /* of which not taken yet */
     int64_t rows, blocks, bytes;
