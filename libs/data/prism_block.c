@@ -982,15 +982,17 @@ prism_block_status prism_block_serialize(const prism_block *blk, void *dst, size
     return st;
 }
 
-prism_block_status prism_block_concat(prism_block *const *blks, size_t n, prism_block **out,
-                                      char *err, size_t errlen)
+/* The pieces of a concatenation (every column of every block; the caller
+ * frees), after checking the schemas agree; `*rows` their total. */
+static prism_block_status concat_segs(prism_block *const *blks, size_t n, pb_seg **out,
+                                      size_t *rows, char *err, size_t errlen)
 {
     if (!blks || !out || n == 0) {
         pb_err(err, errlen, "nothing to concatenate");
         return PRISM_BLOCK_EINVAL;
     }
     const prism_block_schema *s = &blks[0]->schema;
-    uint64_t rows = 0;
+    uint64_t total = 0;
     for (size_t k = 0; k < n; k++) {
         const prism_block_schema *t = &blks[k]->schema;
         if (t->n != s->n) {
@@ -1005,10 +1007,10 @@ prism_block_status prism_block_concat(prism_block *const *blks, size_t n, prism_
                 return PRISM_BLOCK_ESCHEMA;
             }
         }
-        rows += blks[k]->rows;
+        total += blks[k]->rows;
     }
-    if (rows > PRISM_BLOCK_MAX_ROWS) {
-        pb_err(err, errlen, "%llu rows in all (at most %u)", (unsigned long long)rows,
+    if (total > PRISM_BLOCK_MAX_ROWS) {
+        pb_err(err, errlen, "%llu rows in all (at most %u)", (unsigned long long)total,
                PRISM_BLOCK_MAX_ROWS);
         return PRISM_BLOCK_ERANGE;
     }
@@ -1018,7 +1020,48 @@ prism_block_status prism_block_concat(prism_block *const *blks, size_t n, prism_
     for (size_t c = 0; c < s->n; c++)
         for (size_t k = 0; k < n; k++)
             segs[c * n + k] = pb_seg_of(blks[k], c);
-    prism_block_status st = pb_write_block(s, segs, n, (size_t)rows, out, err, errlen);
+    *out = segs;
+    *rows = (size_t)total;
+    return PRISM_BLOCK_OK;
+}
+
+prism_block_status prism_block_concat(prism_block *const *blks, size_t n, prism_block **out,
+                                      char *err, size_t errlen)
+{
+    pb_seg *segs;
+    size_t rows;
+    prism_block_status st = out ? concat_segs(blks, n, &segs, &rows, err, errlen)
+                                : PRISM_BLOCK_EINVAL;
+    if (st)
+        return st;
+    st = pb_write_block(&blks[0]->schema, segs, n, rows, out, err, errlen);
+    free(segs);
+    return st;
+}
+
+prism_block_status prism_block_concat_size(prism_block *const *blks, size_t n, size_t *size,
+                                           char *err, size_t errlen)
+{
+    pb_seg *segs;
+    size_t rows;
+    prism_block_status st = size ? concat_segs(blks, n, &segs, &rows, err, errlen)
+                                 : PRISM_BLOCK_EINVAL;
+    if (st)
+        return st;
+    st = pb_write_size(&blks[0]->schema, segs, n, rows, size, err, errlen);
+    free(segs);
+    return st;
+}
+
+prism_block_status prism_block_concat_into(prism_block *const *blks, size_t n, void *dst,
+                                           size_t cap, size_t *written, char *err, size_t errlen)
+{
+    pb_seg *segs;
+    size_t rows;
+    prism_block_status st = concat_segs(blks, n, &segs, &rows, err, errlen);
+    if (st)
+        return st;
+    st = pb_write_into(&blks[0]->schema, segs, n, rows, dst, cap, written, err, errlen);
     free(segs);
     return st;
 }

@@ -304,6 +304,14 @@ prism_block_status prism_block_drop(const prism_block *blk, const char *const *n
  * is EINVAL: there would be no schema. */
 prism_block_status prism_block_concat(prism_block *const *blks, size_t n, prism_block **out,
                                       char *err, size_t errlen);
+/* The concatenation's byte length, and the concatenation written into `dst`
+ * (`cap` bytes, at least that length: ERANGE; 8-byte aligned: EINVAL, and
+ * 64-byte aligned to open it) as with prism_block_builder_finish_into: for
+ * a caller that reuses its memory (an iterator's batches). */
+prism_block_status prism_block_concat_size(prism_block *const *blks, size_t n, size_t *size,
+                                           char *err, size_t errlen);
+prism_block_status prism_block_concat_into(prism_block *const *blks, size_t n, void *dst,
+                                           size_t cap, size_t *written, char *err, size_t errlen);
 /* The block for explain: its schema's JSON with "rows", "bytes"
  * (prism_block_nbytes) and each column's "null_count" added. The caller frees. */
 prism_block_status prism_block_describe_json(const prism_block *blk, char **out, size_t *len);

@@ -127,6 +127,13 @@ prism_block_status pb_plan_make(const prism_block_schema *s, const pb_seg *segs,
 void pb_plan_free(pb_plan *plan);
 void pb_write(const prism_block_schema *s, const pb_seg *segs, size_t nseg, const pb_plan *plan,
               uint8_t *dst);
+/* The bytes pb_write would write; pb_write into `dst` (`cap` bytes, 8-byte
+ * aligned: EINVAL; ERANGE when too small), its length in `*written`. */
+prism_block_status pb_write_size(const prism_block_schema *s, const pb_seg *segs, size_t nseg,
+                                 size_t rows, size_t *size, char *err, size_t errlen);
+prism_block_status pb_write_into(const prism_block_schema *s, const pb_seg *segs, size_t nseg,
+                                 size_t rows, void *dst, size_t cap, size_t *written, char *err,
+                                 size_t errlen);
 /* The segment covering all of a block's column `col`. */
 pb_seg pb_seg_of(const prism_block *blk, size_t col);
 /* plan + write into new aligned memory + open it as an owning block. */

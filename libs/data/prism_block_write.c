@@ -724,6 +724,42 @@ static void builder_reset(prism_block_builder *b)
     }
 }
 
+prism_block_status pb_write_size(const prism_block_schema *s, const pb_seg *segs, size_t nseg,
+                                 size_t rows, size_t *size, char *err, size_t errlen)
+{
+    pb_plan plan;
+    prism_block_status st = pb_plan_make(s, segs, nseg, rows, &plan, err, errlen);
+    if (!st) {
+        *size = plan.total;
+        pb_plan_free(&plan);
+    }
+    return st;
+}
+
+prism_block_status pb_write_into(const prism_block_schema *s, const pb_seg *segs, size_t nseg,
+                                 size_t rows, void *dst, size_t cap, size_t *written, char *err,
+                                 size_t errlen)
+{
+    if (!dst || (uintptr_t)dst % 8) { /* offsets are stored as int32 in place */
+        pb_err(err, errlen, "no destination, or one that is not 8-byte aligned");
+        return PRISM_BLOCK_EINVAL;
+    }
+    pb_plan plan;
+    prism_block_status st = pb_plan_make(s, segs, nseg, rows, &plan, err, errlen);
+    if (st)
+        return st;
+    if (plan.total > cap) {
+        pb_err(err, errlen, "the block needs %zu bytes, %zu given", plan.total, cap);
+        st = PRISM_BLOCK_ERANGE;
+    } else {
+        pb_write(s, segs, nseg, &plan, dst);
+        if (written)
+            *written = plan.total;
+    }
+    pb_plan_free(&plan);
+    return st;
+}
+
 prism_block_status prism_block_builder_size(const prism_block_builder *b, size_t *size, char *err,
                                             size_t errlen)
 {
@@ -733,12 +769,7 @@ prism_block_status prism_block_builder_size(const prism_block_builder *b, size_t
     pb_seg *segs = builder_segs(b, &rows);
     if (!segs)
         return PRISM_BLOCK_ENOMEM;
-    pb_plan plan;
-    prism_block_status st = pb_plan_make(&b->schema, segs, 1, rows, &plan, err, errlen);
-    if (!st) {
-        *size = plan.total;
-        pb_plan_free(&plan);
-    }
+    prism_block_status st = pb_write_size(&b->schema, segs, 1, rows, size, err, errlen);
     free(segs);
     return st;
 }
@@ -746,29 +777,17 @@ prism_block_status prism_block_builder_size(const prism_block_builder *b, size_t
 prism_block_status prism_block_builder_finish_into(prism_block_builder *b, void *dst, size_t cap,
                                                    size_t *written, char *err, size_t errlen)
 {
-    if (!b || !dst || (uintptr_t)dst % 8) { /* offsets are stored as int32 in place */
-        pb_err(err, errlen, "no builder, or a destination that is not 8-byte aligned");
+    if (!b)
         return PRISM_BLOCK_EINVAL;
-    }
     size_t rows;
     pb_seg *segs = builder_segs(b, &rows);
     if (!segs)
         return PRISM_BLOCK_ENOMEM;
-    pb_plan plan;
-    prism_block_status st = pb_plan_make(&b->schema, segs, 1, rows, &plan, err, errlen);
-    if (!st) {
-        if (plan.total > cap) {
-            pb_err(err, errlen, "the block needs %zu bytes, %zu given", plan.total, cap);
-            st = PRISM_BLOCK_ERANGE;
-        } else {
-            pb_write(&b->schema, segs, 1, &plan, dst);
-            if (written)
-                *written = plan.total;
-            builder_reset(b);
-        }
-        pb_plan_free(&plan);
-    }
+    prism_block_status st =
+        pb_write_into(&b->schema, segs, 1, rows, dst, cap, written, err, errlen);
     free(segs);
+    if (!st)
+        builder_reset(b);
     return st;
 }
 

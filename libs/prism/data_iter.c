@@ -5,6 +5,7 @@
  * batches of the size asked, and gives each block back when the last batch
  * using it is freed, which lets the dataservice drop it. Also the batches'
  * accessors. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,19 @@
 
 #define NEXT_SLICE_MS 30000
 #define GET_MS 60000
+/* Buffers of joined batches kept for the next ones. */
+#define SPARE_BATCHES 2
+
+/* The memory of batches joined from several blocks, reused: a batch of
+ * images is tens of MiB, and fresh memory for each cost a page fault every
+ * 4 KiB and an unmap, more than copying the rows. Shared by the iterator
+ * and its batches (which may outlive it, and be freed on other threads). */
+typedef struct batch_mem {
+    pthread_mutex_t mu;
+    int refs;
+    void *spare[SPARE_BATCHES];
+    size_t cap[SPARE_BATCHES];
+} batch_mem;
 
 struct prism_data_iter {
     prism_client *c;
@@ -31,6 +45,7 @@ struct prism_data_iter {
     size_t first;      /* rows of pend[0] already batched */
     int64_t pend_rows; /* rows in pend not batched yet */
     bool end;          /* the dataservice has no more */
+    batch_mem *mem;    /* joined batches' buffers */
 };
 
 void prism_data_iter_options_init(prism_data_iter_options *opts)
@@ -180,6 +195,99 @@ static prism_status fetch(prism_data_iter *it, int64_t wait_ms)
     return s;
 }
 
+/* ---------- joined batches' memory ---------- */
+
+static void mem_unref(batch_mem *m)
+{
+    pthread_mutex_lock(&m->mu);
+    bool last = --m->refs == 0;
+    pthread_mutex_unlock(&m->mu);
+    if (!last)
+        return;
+    for (int i = 0; i < SPARE_BATCHES; i++)
+        free(m->spare[i]);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+/* A joined batch's buffer, given back when its block's last reference goes. */
+typedef struct lent_mem {
+    batch_mem *m;
+    void *p;
+    size_t cap;
+} lent_mem;
+
+/* At least `len` bytes, 64-byte aligned: the smallest spare that fits, or new. */
+static lent_mem *mem_take(batch_mem *m, size_t len)
+{
+    lent_mem *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    pthread_mutex_lock(&m->mu);
+    int best = -1;
+    for (int i = 0; i < SPARE_BATCHES; i++)
+        if (m->spare[i] && m->cap[i] >= len && (best < 0 || m->cap[i] < m->cap[best]))
+            best = i;
+    if (best >= 0) {
+        l->p = m->spare[best];
+        l->cap = m->cap[best];
+        m->spare[best] = NULL;
+    }
+    m->refs++;
+    pthread_mutex_unlock(&m->mu);
+    l->m = m;
+    if (!l->p) {
+        l->cap = (len + 63) / 64 * 64;
+        l->p = aligned_alloc(64, l->cap ? l->cap : 64);
+    }
+    if (!l->p) {
+        mem_unref(m);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+/* Keeps the buffer in an empty slot or in place of a smaller spare. */
+static void mem_give_back(void *ud)
+{
+    lent_mem *l = ud;
+    batch_mem *m = l->m;
+    pthread_mutex_lock(&m->mu);
+    int slot = 0;
+    for (int i = 1; i < SPARE_BATCHES; i++)
+        if (!m->spare[i] || (m->spare[slot] && m->cap[i] < m->cap[slot]))
+            slot = i;
+    if (!m->spare[slot] || m->cap[slot] < l->cap) {
+        void *old = m->spare[slot];
+        m->spare[slot] = l->p;
+        m->cap[slot] = l->cap;
+        l->p = old;
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(l->p);
+    mem_unref(m);
+    free(l);
+}
+
+/* The `n` pieces joined into one block in the iterator's reused memory. */
+static prism_block_status join_pieces(prism_data_iter *it, prism_block *const *parts, size_t n,
+                                      prism_block **out, char *why, size_t wn)
+{
+    size_t len = 0, written = 0;
+    prism_block_status st = prism_block_concat_size(parts, n, &len, why, wn);
+    lent_mem *l = st == PRISM_BLOCK_OK ? mem_take(it->mem, len) : NULL;
+    if (st == PRISM_BLOCK_OK && !l)
+        st = PRISM_BLOCK_ENOMEM;
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_concat_into(parts, n, l->p, l->cap, &written, why, wn);
+    if (st == PRISM_BLOCK_OK)
+        return prism_block_open_ex(l->p, written, 0, mem_give_back, l, out, why, wn);
+    if (l)
+        mem_give_back(l);
+    return st;
+}
+
 /* ---------- batches out of blocks ---------- */
 
 static prism_status wrap(prism_block *blk, prism_batch **out)
@@ -218,7 +326,7 @@ static prism_status cut_batch(prism_data_iter *it, size_t want, prism_batch **ou
     if (st == PRISM_BLOCK_OK && k == 1)
         batch = prism_block_ref(parts[0]);
     else if (st == PRISM_BLOCK_OK)
-        st = prism_block_concat(parts, k, &batch, why, sizeof why);
+        st = join_pieces(it, parts, k, &batch, why, sizeof why);
     for (size_t i = 0; parts && i < k; i++)
         prism_block_destroy(parts[i]);
     free(parts);
@@ -236,6 +344,21 @@ static prism_status cut_batch(prism_data_iter *it, size_t want, prism_batch **ou
     return wrap(batch, out);
 }
 
+/* A new iterator (zeroed) with its batches' memory; NULL out of memory. */
+static prism_data_iter *iter_alloc(void)
+{
+    prism_data_iter *it = calloc(1, sizeof *it);
+    batch_mem *m = it ? calloc(1, sizeof *m) : NULL;
+    if (!m || pthread_mutex_init(&m->mu, NULL) != 0) {
+        free(m);
+        free(it);
+        return NULL;
+    }
+    m->refs = 1;
+    it->mem = m;
+    return it;
+}
+
 prism_status prism_data_iter_batches(prism_dataset *ds, int64_t batch_size,
                                      const prism_data_iter_options *opts, prism_data_iter **out)
 {
@@ -246,7 +369,7 @@ prism_status prism_data_iter_batches(prism_dataset *ds, int64_t batch_size,
                            "iter_batches needs a dataset, a batch size of 1 to 2^31 - 1 and "
                            "options whose reserved words are zero");
     *out = NULL;
-    prism_data_iter *it = calloc(1, sizeof *it);
+    prism_data_iter *it = iter_alloc();
     if (!it)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     it->c = prism__data_client(ds);
@@ -255,7 +378,8 @@ prism_status prism_data_iter_batches(prism_dataset *ds, int64_t batch_size,
     it->owns = true;
     prism_status s = prism__data_start(ds, true, &it->h, it->id, sizeof it->id);
     if (s != PRISM_OK) {
-        free(it);
+        it->end = true; /* nothing started: nothing to stop */
+        prism_data_iter_destroy(it);
         return s;
     }
     *out = it;
@@ -274,9 +398,9 @@ prism_status prism_data_iter_split(prism_client *c, const char *dataset_id, int 
                            "iter_split needs a client, a dataset ID, a split >= 0, a batch size "
                            "of 1 to 2^31 - 1 and options whose reserved words are zero");
     *out = NULL;
-    prism_data_iter *it = calloc(1, sizeof *it);
+    prism_data_iter *it = iter_alloc();
     if (!it || prism_httpc_create(&it->h, c->address, c->token) != 0) {
-        free(it);
+        prism_data_iter_destroy(it);
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     }
     it->c = c;
@@ -325,6 +449,8 @@ void prism_data_iter_destroy(prism_data_iter *it)
         prism_block_destroy(it->pend[i]);
     free(it->pend);
     prism_httpc_destroy(it->h);
+    if (it->mem)
+        mem_unref(it->mem);
     free(it);
 }
 

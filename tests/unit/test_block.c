@@ -946,6 +946,23 @@ static void test_concat(void **state)
     assert_same_bytes(all, blk);
     prism_block_destroy(all);
 
+    /* Into the caller's memory: the same bytes; too small, unaligned: refused. */
+    size_t len = 0, written = 0;
+    assert_int_equal(prism_block_concat_size(three, 3, &len, err, sizeof err), OK);
+    assert_int_equal(len, prism_block_nbytes(blk));
+    void *mem = aligned_alloc(64, (len + 63) / 64 * 64);
+    assert_int_equal(prism_block_concat_into(three, 3, mem, len - 1, &written, err, sizeof err),
+                     PRISM_BLOCK_ERANGE);
+    assert_int_equal(prism_block_concat_into(three, 3, (char *)mem + 4, len, &written, err,
+                                             sizeof err),
+                     PRISM_BLOCK_EINVAL);
+    assert_int_equal(prism_block_concat_into(three, 3, mem, len, &written, err, sizeof err), OK);
+    assert_int_equal(written, len);
+    assert_int_equal(prism_block_open(mem, written, &all, err, sizeof err), OK);
+    assert_same_bytes(all, blk);
+    prism_block_destroy(all);
+    free(mem);
+
     /* Only blocks of one schema. */
     prism_block *sel;
     const char *names[] = {"b", "i8"};
