@@ -11,11 +11,12 @@
  *    as one stage: one task per block runs them all in turn, as Ray Data
  *    fuses them, so blocks do not go through the object store in between.
  *    Projections fuse into whatever stage precedes them.
- * 3. Image runs. Within a stage, decode_image or a crop followed by a crop
- *    and/or a flip of the same column run as one pass per image: the first
- *    builtin's args get the others in "then", and each other one
- *    "fused": true (it passes its block through), so that an image is cut
- *    and flipped in one copy, straight from the decoder.
+ * 3. Image runs. Within a stage, decode_image or a crop followed by a crop,
+ *    a flip and/or normalize (in that order) of the same column run as one
+ *    pass per image: the first builtin's args get the others in "then", and
+ *    each other one "fused": true (it passes its block through), so that an
+ *    image is cut, flipped and normalized in one copy, straight from the
+ *    decoder.
  * A write that ends the plan is in no stage: the executor consumes the
  * last stage's blocks by writing them.
  *
@@ -410,16 +411,21 @@ static int mark_image_runs(prism_physical_plan *pp, size_t first, size_t end)
             continue;
         const char *col = json_string_value(
             json_object_get(args, strcmp(head, "decode_image") ? "column" : "output"));
-        bool crop = is_crop(head), flip = false;
+        bool crop = is_crop(head), flip = false, norm = false;
         size_t k = j + 1;
-        for (; k < end && col && !flip; k++) {
+        for (; k < end && col && !norm; k++) {
             const json_t *a;
             const char *fn = builtin_of(&pp->ops[k], &a);
             const char *c = json_string_value(json_object_get(a, "column"));
-            if (!fn || !c || strcmp(c, col) || !(is_crop(fn) ? !crop : !strcmp(fn, "flip")))
+            bool joins = !fn                   ? false
+                         : is_crop(fn)         ? !crop && !flip
+                         : !strcmp(fn, "flip") ? !flip
+                                               : !strcmp(fn, "normalize");
+            if (!c || strcmp(c, col) || !joins)
                 break;
             crop |= is_crop(fn);
             flip |= !strcmp(fn, "flip");
+            norm |= !strcmp(fn, "normalize");
         }
         if (k == j + 1)
             continue;

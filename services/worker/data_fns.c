@@ -488,33 +488,17 @@ static int run_cast(const json_t *args, const prism_block *in, prism_block **out
     return rc;
 }
 
-/* normalize(column, mean, std): (x - mean) / std as float32; one mean and
- * std for every element, or one per channel (a tensor's last dimension). */
-static int run_normalize(const json_t *args, const prism_block *in, prism_block **out, char *err,
-                         size_t n)
+/* normalize's mean and std: k (1-4) of each. 0, or -1 with `err`. */
+static int normalize_args(const json_t *args, double m[4], double d[4], size_t *k, char *err,
+                          size_t n)
 {
-    const char *name = json_string_value(json_object_get(args, "column"));
     const json_t *mean = json_object_get(args, "mean"), *sd = json_object_get(args, "std");
-    size_t k = json_array_size(mean);
-    num_col c;
-    if (k == 0 || k != json_array_size(sd) || k > 4) {
+    *k = json_array_size(mean);
+    if (*k == 0 || *k != json_array_size(sd) || *k > 4) {
         snprintf(err, n, "normalize: \"mean\" and \"std\" must be 1-4 numbers each, as many");
         return -1;
     }
-    if (find_numeric(in, "normalize", name ? name : "image", &c, err, n) != 0)
-        return -1;
-    const prism_block_schema *s = prism_block_get_schema(in);
-    size_t ndim = c.v.type == PRISM_COL_TENSOR ? prism_block_schema_ndim(s, (size_t)c.index) : 0;
-    size_t channels = ndim ? (size_t)prism_block_schema_shape(s, (size_t)c.index)[ndim - 1] : 1;
-    if (k > 1 && channels != k) {
-        snprintf(err, n,
-                 "normalize: column \"%s\" has %zu channel%s (its last dimension) but "
-                 "\"mean\" has %zu numbers",
-                 name ? name : "image", channels, channels == 1 ? "" : "s", k);
-        return -1;
-    }
-    double m[4], d[4];
-    for (size_t j = 0; j < k; j++) {
+    for (size_t j = 0; j < *k; j++) {
         m[j] = json_number_value(json_array_get(mean, j));
         d[j] = json_number_value(json_array_get(sd, j));
         if (!(d[j] > 0)) {
@@ -522,6 +506,49 @@ static int run_normalize(const json_t *args, const prism_block *in, prism_block 
             return -1;
         }
     }
+    return 0;
+}
+
+int data_normalize_table(const json_t *args, float table[4][256], size_t *k, char *err, size_t n)
+{
+    double m[4], d[4];
+    if (normalize_args(args, m, d, k, err, n) != 0)
+        return -1;
+    for (size_t j = 0; j < *k; j++)
+        for (int x = 0; x < 256; x++)
+            table[j][x] = (float)(((double)x - m[j]) / d[j]);
+    return 0;
+}
+
+int data_normalize_fits(const json_t *args, size_t k, size_t channels, char *err, size_t n)
+{
+    if (k <= 1 || channels == k)
+        return 0;
+    const char *name = json_string_value(json_object_get(args, "column"));
+    snprintf(err, n,
+             "normalize: column \"%s\" has %zu channel%s (its last dimension) but "
+             "\"mean\" has %zu numbers",
+             name ? name : "image", channels, channels == 1 ? "" : "s", k);
+    return -1;
+}
+
+/* normalize(column, mean, std): (x - mean) / std as float32; one mean and
+ * std for every element, or one per channel (a tensor's last dimension). */
+static int run_normalize(const json_t *args, const prism_block *in, prism_block **out, char *err,
+                         size_t n)
+{
+    const char *name = json_string_value(json_object_get(args, "column"));
+    size_t k;
+    double m[4], d[4];
+    num_col c;
+    if (normalize_args(args, m, d, &k, err, n) != 0 ||
+        find_numeric(in, "normalize", name ? name : "image", &c, err, n) != 0)
+        return -1;
+    const prism_block_schema *s = prism_block_get_schema(in);
+    size_t ndim = c.v.type == PRISM_COL_TENSOR ? prism_block_schema_ndim(s, (size_t)c.index) : 0;
+    size_t channels = ndim ? (size_t)prism_block_schema_shape(s, (size_t)c.index)[ndim - 1] : 1;
+    if (data_normalize_fits(args, k, channels, err, n) != 0)
+        return -1;
     size_t count = prism_block_rows(in) * c.per_row;
     float *values = malloc(count * sizeof *values + 1);
     if (!values) {
@@ -531,9 +558,7 @@ static int run_normalize(const json_t *args, const prism_block *in, prism_block 
     if (c.elem == PRISM_COL_UINT8) { /* images: a table of the 256 values per channel */
         float table[4][256];
         const uint8_t *px = (const uint8_t *)c.v.values + c.first;
-        for (size_t j = 0; j < k; j++)
-            for (int x = 0; x < 256; x++)
-                table[j][x] = (float)(((double)x - m[j]) / d[j]);
+        data_normalize_table(args, table, &k, err, n);
         for (size_t i = 0; i < count; i++)
             values[i] = table[k > 1 ? i % channels : 0][px[i]];
     } else {
@@ -555,6 +580,11 @@ int data_builtin_known(const char *fn)
 int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, data_skip *skip,
                      prism_block **out, char *err, size_t n)
 {
+    if (json_is_true(json_object_get(args, "fused"))) {
+        /* done by its run's first builtin, in the same pass (data_transforms.c) */
+        *out = prism_block_ref((prism_block *)in);
+        return *out ? 0 : -1;
+    }
     if (!strcmp(fn, "cast"))
         return run_cast(args, in, out, err, n);
     if (!strcmp(fn, "normalize"))

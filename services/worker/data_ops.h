@@ -116,6 +116,11 @@ int data_builtin_run(const char *fn, const json_t *args, const prism_block *in, 
                      prism_block **out, char *err, size_t n);
 /* Whether this executor implements the builtin `fn`. */
 int data_builtin_known(const char *fn);
+/* normalize's table for uint8 elements: table[j][x] = (x - mean[j]) /
+ * std[j] as float32, for its k (1-4) numbers. 0, or -1 with `err`. */
+int data_normalize_table(const json_t *args, float table[4][256], size_t *k, char *err, size_t n);
+/* Whether normalize's k numbers fit `channels` (one, or one a channel). */
+int data_normalize_fits(const json_t *args, size_t k, size_t channels, char *err, size_t n);
 
 /* ---------- data_transforms.c: the image builtins ---------- */
 
@@ -138,7 +143,9 @@ uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channe
                          const int64_t *size, int64_t shape[3], data_skip *skip, uint8_t *kept,
                          size_t *nkept, char *err, size_t n);
 /* decode_image, random_crop, center_crop, resize and flip; as
- * data_builtin_run. */
+ * data_builtin_run. A run's first gets the others in "then"
+ * (libs/data/prism_plan_opt.c) and does them in the same pass, normalize
+ * included. */
 int data_image_builtin_known(const char *fn);
 int data_image_builtin_run(const char *fn, const json_t *args, const prism_block *in,
                            data_skip *skip, prism_block **out, char *err, size_t n);

@@ -217,13 +217,14 @@ static uint64_t seed_of(const json_t *args)
     return s;
 }
 
-/* ---------- fused runs: a crop and a flip in one copy ----------
+/* ---------- fused runs: a crop, a flip and normalize in one copy ----------
  * The optimizer marks a run of image builtins on one column in one stage
- * (decode_image or a crop, then a crop and/or a flip): the first gets the
- * others' functions and args in "then", each other one "fused": true and
- * passes its block through. Each image is then cut and flipped in one copy
- * (straight from the decoder's output after decode_image), drawing the same
- * random numbers, in the same order, as the builtins one after the other. */
+ * (decode_image or a crop, then a crop, a flip and/or normalize, in that
+ * order): the first gets the others' functions and args in "then", each
+ * other one "fused": true and passes its block through. Each image is then
+ * cut, flipped and normalized in one copy (straight from the decoder's
+ * output after decode_image), drawing the same random numbers, in the same
+ * order, and making the same floats as the builtins one after the other. */
 
 typedef struct chain {
     const char *crop_fn; /* NULL: no crop (h, w are the input's) */
@@ -233,6 +234,9 @@ typedef struct chain {
     int flip; /* 0: none, 1: horizontal, 2: vertical */
     double p;
     uint64_t flip_rng;
+    const json_t *norm; /* normalize's args (NULL: none): the images become float32 */
+    size_t nk;          /* its numbers: one, or one a channel */
+    float table[4][256];
 } chain;
 
 static int size_arg(const json_t *args, int64_t *h, int64_t *w);
@@ -241,7 +245,7 @@ static int size_arg(const json_t *args, int64_t *h, int64_t *w);
 static int chain_add(chain *ch, const char *fn, const json_t *args)
 {
     if (fn && (!strcmp(fn, "random_crop") || !strcmp(fn, "center_crop")) && !ch->crop_fn &&
-        !ch->flip) {
+        !ch->flip && !ch->norm) {
         if (size_arg(args, &ch->h, &ch->w) != 0)
             return -1;
         ch->crop_fn = !strcmp(fn, "random_crop") ? "random_crop" : "center_crop";
@@ -250,7 +254,7 @@ static int chain_add(chain *ch, const char *fn, const json_t *args)
             ch->crop_rng = seed_of(args);
         return 0;
     }
-    if (fn && !strcmp(fn, "flip") && !ch->flip) {
+    if (fn && !strcmp(fn, "flip") && !ch->flip && !ch->norm) {
         const char *dir = json_string_value(json_object_get(args, "direction"));
         const json_t *pj = json_object_get(args, "p");
         ch->flip = dir && !strcmp(dir, "vertical") ? 2 : 1;
@@ -268,7 +272,14 @@ static int chain_load(chain *ch, const json_t *then, char *err, size_t n)
     const json_t *f;
     json_array_foreach(then, i, f) {
         const char *fn = json_string_value(json_object_get(f, "function"));
-        if (chain_add(ch, fn, json_object_get(f, "args")) != 0) {
+        const json_t *args = json_object_get(f, "args");
+        if (fn && !strcmp(fn, "normalize") && !ch->norm) {
+            if (data_normalize_table(args, ch->table, &ch->nk, err, n) != 0)
+                return -1;
+            ch->norm = args;
+            continue;
+        }
+        if (chain_add(ch, fn, args) != 0) {
             snprintf(err, n, "cannot fuse \"%s\" into this run of image builtins", fn ? fn : "?");
             return -1;
         }
@@ -276,9 +287,11 @@ static int chain_load(chain *ch, const json_t *then, char *err, size_t n)
     return 0;
 }
 
-/* Whether a crop of `ch` fits images of ih x iw; else -1 with `err`. */
-static int chain_fits(const chain *ch, int64_t ih, int64_t iw, char *err, size_t n)
+/* Whether `ch` fits images of ih x iw x ic; else -1 with `err`. */
+static int chain_fits(const chain *ch, int64_t ih, int64_t iw, int64_t ic, char *err, size_t n)
 {
+    if (ch->norm && data_normalize_fits(ch->norm, ch->nk, (size_t)ic, err, n) != 0)
+        return -1;
     if (!ch->crop_fn || (ch->h <= ih && ch->w <= iw))
         return 0;
     snprintf(err, n, "%s: cannot crop images of %lld x %lld to %lld x %lld (height x width)",
@@ -286,8 +299,23 @@ static int chain_fits(const chain *ch, int64_t ih, int64_t iw, char *err, size_t
     return -1;
 }
 
+/* `count` uint8 elements at `u` normalized into `f`. They may share memory
+ * when `u` starts 3 * count bytes into `f`: float i (bytes 4i to 4i + 3)
+ * only overwrites elements up to i, already read. */
+static void normalize_line(const chain *ch, const uint8_t *u, float *f, size_t count,
+                           size_t channels)
+{
+    if (ch->nk > 1)
+        for (size_t i = 0; i < count; i++)
+            f[i] = ch->table[i % channels][u[i]];
+    else
+        for (size_t i = 0; i < count; i++)
+            f[i] = ch->table[0][u[i]];
+}
+
 /* One image [ih, iw] of `px` bytes a pixel, cut and flipped into `dst`
- * [h, w] (h, w: the crop's, else ih, iw). */
+ * [h, w] (h, w: the crop's, else ih, iw), and normalized (uint8 pixels
+ * into float32) when the run ends with normalize. */
 static void chain_apply(chain *ch, const uint8_t *src, int64_t ih, int64_t iw, size_t px,
                         uint8_t *dst)
 {
@@ -301,11 +329,12 @@ static void chain_apply(chain *ch, const uint8_t *src, int64_t ih, int64_t iw, s
     if (ch->flip) /* 53 random bits as a number in [0, 1), as flip draws them */
         flip = (double)(next_random(&ch->flip_rng) >> 11) / 9007199254740992.0 < ch->p ? ch->flip
                                                                                        : 0;
-    size_t line = (size_t)w * px;
+    size_t line = (size_t)w * px, out_line = ch->norm ? 4 * line : line;
     for (int64_t y = 0; y < h; y++) {
         const uint8_t *s =
             src + ((size_t)(y0 + (flip == 2 ? h - 1 - y : y)) * (size_t)iw + (size_t)x0) * px;
-        uint8_t *d = dst + (size_t)y * line;
+        /* normalized: the bytes go to the last quarter of the line's floats */
+        uint8_t *d = dst + (size_t)y * out_line + (ch->norm ? 3 * line : 0);
         if (flip != 1) {
             memcpy(d, s, line);
         } else if (px == 3) { /* RGB: a fixed size the compiler copies inline */
@@ -315,6 +344,8 @@ static void chain_apply(chain *ch, const uint8_t *src, int64_t ih, int64_t iw, s
             for (int64_t x = 0; x < w; x++)
                 memcpy(d + (size_t)(w - 1 - x) * px, s + (size_t)x * px, px);
         }
+        if (ch->norm)
+            normalize_line(ch, d, (float *)(void *)(dst + (size_t)y * out_line), line, px);
     }
 }
 
@@ -346,10 +377,17 @@ static int crop(const char *fn, const json_t *args, const prism_block *in, prism
                  fn, (long long)ic.h, (long long)ic.w, (long long)h, (long long)w);
         return -1;
     }
-    if (chain_load(&ch, json_object_get(args, "then"), err, n) != 0)
+    if (chain_load(&ch, json_object_get(args, "then"), err, n) != 0 ||
+        chain_fits(&ch, ic.h, ic.w, ic.c, err, n) != 0)
         return -1;
+    /* normalize fuses into the copy of uint8 pixels; other images are
+     * normalized after it, on their own */
+    const json_t *norm_after = ic.elem != PRISM_COL_UINT8 ? ch.norm : NULL;
+    if (norm_after)
+        ch.norm = NULL;
     size_t rows = prism_block_rows(in), px = (size_t)ic.c * ic.width;
-    size_t out_img = (size_t)(ch.h * ch.w) * px, in_img = (size_t)(ic.h * ic.w) * px;
+    size_t out_img = (size_t)(ch.h * ch.w) * px * (ch.norm ? 4 : 1);
+    size_t in_img = (size_t)(ic.h * ic.w) * px;
     uint8_t *dst = malloc(rows * out_img + 1);
     if (!dst) {
         snprintf(err, n, "%s: out of memory", fn);
@@ -357,8 +395,15 @@ static int crop(const char *fn, const json_t *args, const prism_block *in, prism
     }
     for (size_t r = 0; r < rows; r++)
         chain_apply(&ch, ic.rows + r * in_img, ic.h, ic.w, px, dst + r * out_img);
-    int rc = replace_images(in, &ic, ch.h, ch.w, dst, out, err, n);
+    img_col oc = ic;
+    if (ch.norm)
+        oc.elem = PRISM_COL_FLOAT32;
+    prism_block *cut = NULL;
+    int rc = replace_images(in, &oc, ch.h, ch.w, dst, norm_after ? &cut : out, err, n);
     free(dst);
+    if (rc == 0 && norm_after)
+        rc = data_builtin_run("normalize", norm_after, cut, NULL, out, err, n);
+    prism_block_destroy(cut);
     return rc;
 }
 
@@ -489,7 +534,7 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
             return NULL;
         }
         if (!all) {
-            if (ch && chain_fits(ch, im.h, im.w, err, n) != 0) {
+            if (ch && chain_fits(ch, im.h, im.w, im.c, err, n) != 0) {
                 free(im.px);
                 return NULL;
             }
@@ -498,7 +543,7 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
             shape[0] = size ? size[0] : ch && ch->crop_fn ? ch->h : im.h;
             shape[1] = size ? size[1] : ch && ch->crop_fn ? ch->w : im.w;
             shape[2] = im.c;
-            img = (size_t)(shape[0] * shape[1] * shape[2]);
+            img = (size_t)(shape[0] * shape[1] * shape[2]) * (ch && ch->norm ? 4 : 1);
             if ((uint64_t)img > DATA_IMAGE_MAX_BYTES ||
                 !(all = spare_cap ? spare_get(count * img + 1, spare_cap)
                                   : malloc(count * img + 1))) {
@@ -609,8 +654,9 @@ static int decode(const json_t *args, const prism_block *in, data_skip *skip, pr
     prism_block *base = NULL, *rest = NULL;
     const char *drop[] = {b.name};
     int rc = -1;
+    prism_coltype elem = ch.norm ? PRISM_COL_FLOAT32 : PRISM_COL_UINT8;
     if (px && prism_block_columns(in) == 1)
-        rc = data_tensor_column(output, PRISM_COL_UINT8, shape, px, nkept, NULL, -1, out, err, n) ==
+        rc = data_tensor_column(output, elem, shape, px, nkept, NULL, -1, out, err, n) ==
                      PRISM_BLOCK_OK
                  ? 0
                  : -1;
@@ -624,8 +670,8 @@ static int decode(const json_t *args, const prism_block *in, data_skip *skip, pr
         rc = -1;
     }
     if (base && rc == 0)
-        rc = data_block_with_tensor(rest ? rest : base, output, PRISM_COL_UINT8, shape, px, NULL,
-                                    out, err, n) == PRISM_BLOCK_OK
+        rc = data_block_with_tensor(rest ? rest : base, output, elem, shape, px, NULL, out, err,
+                                    n) == PRISM_BLOCK_OK
                  ? 0
                  : -1;
     free(kept);
@@ -645,11 +691,6 @@ int data_image_builtin_known(const char *fn)
 int data_image_builtin_run(const char *fn, const json_t *args, const prism_block *in,
                            data_skip *skip, prism_block **out, char *err, size_t n)
 {
-    if (json_is_true(json_object_get(args, "fused"))) {
-        /* done by the run's first builtin, in the same pass (see chain) */
-        *out = prism_block_ref((prism_block *)in);
-        return *out ? 0 : -1;
-    }
     if (!strcmp(fn, "decode_image"))
         return decode(args, in, skip, out, err, n);
     if (!strcmp(fn, "center_crop") || !strcmp(fn, "random_crop"))

@@ -587,6 +587,28 @@ def test_image_runs_fused(c):
         assert [f["function"] for f in ops[1]["spec"]["fn"]["args"]["then"]] == ["flip"], ops
         assert "fused" not in ops[3]["spec"]["fn"]["args"], ops
         assert got == run_images([1, 0.5, 0.25], flip_first)[0]
+
+        # normalize ends a run: the pixels cut, flipped and made float32 in the same pass,
+        # the floats those of normalize on its own
+        norm = ("normalize", {"mean": [100, 120, 140], "std": [2, 4, 8]})
+        fused, info = run_images([1, 1, 1, 1], steps + [norm])
+        ops = info["explain_json"]["physical"]["stages"][0]["ops"]
+        assert [f["function"] for f in ops[1]["spec"]["fn"]["args"]["then"]] == [
+            "random_crop", "flip", "normalize"], ops
+        assert ops[4]["spec"]["fn"]["args"]["fused"] is True, ops
+        unfused, info = run_images([1, 0.5, 0.25, 0.125], steps + [norm])
+        assert len(info["stages"]) == 4, info["stages"]
+        assert fused == unfused, (fused[0][0][:2], unfused[0][0][:2])
+        assert all(abs(f[ch] - (w[ch] - (100, 120, 140)[ch]) / (2, 4, 8)[ch]) < 1e-6
+                   for img, wimg in zip(fused, want) for row, wrow in zip(img, wimg)
+                   for f, w in zip(row, wrow) for ch in range(3)), fused[0][0][:2]
+        # a run headed by a crop of float pixels: cut and flipped, then normalized on its own
+        cast = ("cast", {"dtype": "float32"})
+        got, info = run_images([1, 1, 1, 1, 1], [steps[0], cast, steps[1], steps[2], norm])
+        ops = info["explain_json"]["physical"]["stages"][0]["ops"]
+        assert [f["function"] for f in ops[3]["spec"]["fn"]["args"]["then"]] == [
+            "flip", "normalize"], ops
+        assert got == fused, (got[0][0][:2], fused[0][0][:2])
     finally:
         shutil.rmtree(top)
 
