@@ -8,6 +8,12 @@ a real cluster. The consumer, prism-data-ingest (read_binary_files -> decode
 -> random crop 224 -> flip -> batches of 256, touching every byte), runs on
 node 1; the head (nats-server, GCS, scheduler, dataservice) is not pinned.
 
+With SHARE=1 the machine's CPU time is split evenly instead: each node
+(its processes, and the consumer on node 1) in a cgroup of its own whose
+CFS quota is the machine's CPUs / the largest count of nodes, so that three
+nodes can be measured on two CPUs (two thirds of a CPU each), and one node
+has as much as each of three.
+
 For each count of nodes it reports the images/s of the consumer, and which
 nodes ran the stages' tasks (from the tasks the owners report to the GCS).
 
@@ -15,7 +21,8 @@ nodes ran the stages' tasks (from the tasks the owners report to the GCS).
 
 BUILD_DIR is a Release build (a sanitizer build is refused). Needs root (as
 tests/cluster does). Environment: NODES (counts, "1,2"), N (images, 2000),
-SIZE (256), CPUS_PER_NODE (1; nodes x this must not pass the machine's CPUs).
+SIZE (256), CPUS_PER_NODE (1; nodes x this must not pass the machine's CPUs),
+SHARE (1: CPU time split by cgroup quotas, as above, cgroup v1 or v2).
 """
 import json
 import os
@@ -48,7 +55,9 @@ def main():
     counts = [int(x) for x in os.environ.get("NODES", "1,2").split(",")]
     n, size = int(os.environ.get("N", "2000")), int(os.environ.get("SIZE", "256"))
     per = int(os.environ.get("CPUS_PER_NODE", "1"))
-    if max(counts) * per > os.cpu_count():
+    share = os.environ.get("SHARE") == "1"
+    quota = os.cpu_count() / max(counts)  # SHARE: CPUs of time a node
+    if not share and max(counts) * per > os.cpu_count():
         raise SystemExit("%d nodes of %d CPUs need more than this machine's %d"
                          % (max(counts), per, os.cpu_count()))
     work = tempfile.mkdtemp(prefix="prism-bench-data-nodes.")
@@ -62,11 +71,50 @@ def main():
     def cpus(i):
         return set(range((i - 1) * per, i * per))
 
+    # SHARE: a cgroup a node with its CPU quota (v2 if mounted, else v1's cpu)
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    cg_root = "/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/cpu"
+
+    cg_name = "prism-bench-nodes-%d-" % os.getpid()
+
+    def cgroup(i):
+        return os.path.join(cg_root, cg_name + str(i))
+
+    def cg_make(k):
+        if v2:
+            with open(os.path.join(cg_root, "cgroup.subtree_control"), "w") as f:
+                f.write("+cpu")
+        for i in range(1, k + 1):
+            os.makedirs(cgroup(i), exist_ok=True)
+            if v2:
+                with open(os.path.join(cgroup(i), "cpu.max"), "w") as f:
+                    f.write("%d 100000" % int(quota * 100000))
+            else:
+                with open(os.path.join(cgroup(i), "cpu.cfs_period_us"), "w") as f:
+                    f.write("100000")
+                with open(os.path.join(cgroup(i), "cpu.cfs_quota_us"), "w") as f:
+                    f.write(str(int(quota * 100000)))
+
+    def cg_remove(k):
+        for i in range(1, k + 1):
+            for _ in range(50):  # its last processes may take a moment to go
+                try:
+                    os.rmdir(cgroup(i))
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
     def pin(c, k):
         for i in range(1, k + 1):
             for pid in c.net.ns_pids(i):
                 try:
-                    os.sched_setaffinity(pid, cpus(i))
+                    if share:
+                        with open(os.path.join(cgroup(i), "cgroup.procs"), "w") as f:
+                            f.write(str(pid))
+                    else:
+                        os.sched_setaffinity(pid, cpus(i))
                 except OSError:
                     pass  # gone meanwhile
 
@@ -87,7 +135,9 @@ def main():
     rows = []
     try:
         for k in counts:
-            say("%d node(s) of %d CPU(s)" % (k, per))
+            say("%d node(s) of %s CPU(s)" % (k, "%.2f" % quota if share else per))
+            if share:
+                cg_make(k)
             c = netcluster.NetCluster(nodes=k, objectstores=True, store_memory="1GiB",
                                       node_args=["--num-cpus", str(per)])
             try:
@@ -98,9 +148,14 @@ def main():
                 env.pop("PRISM_HOME", None)
                 cpu = ",".join(str(x) for x in sorted(cpus(1)))
                 t0 = time.monotonic()
-                r = subprocess.run(["ip", "netns", "exec", c.net.ns(1), "taskset", "-c", cpu,
-                                    os.path.join(bindir, "prism-data-ingest"), images],
-                                   env=env, capture_output=True, text=True, timeout=1800)
+                def join_node_1():  # before `ip netns exec`, which hides /sys/fs/cgroup
+                    with open(os.path.join(cgroup(1), "cgroup.procs"), "w") as f:
+                        f.write(str(os.getpid()))
+                r = subprocess.run(["ip", "netns", "exec", c.net.ns(1)] +
+                                   ([] if share else ["taskset", "-c", cpu]) +
+                                   [os.path.join(bindir, "prism-data-ingest"), images],
+                                   env=env, capture_output=True, text=True, timeout=1800,
+                                   preexec_fn=join_node_1 if share else None)
                 if r.returncode:
                     raise SystemExit("prism-data-ingest on %d node(s) failed: %s" % (k, r.stderr))
                 doc = json.loads(r.stdout.strip().splitlines()[-1])
@@ -110,12 +165,15 @@ def main():
                 rows.append(doc)
             finally:
                 c.close(check=False)
+                if share:
+                    cg_remove(k)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base = rows[0]["images_per_s"] / rows[0]["nodes"] if rows else 1
-    print("image ingest on namespaced nodes: %d JPEGs %dx%d, %d CPU(s) per node, %d CPUs, "
-          "load average at the end %s\n" % (n, size, size, per, os.cpu_count(),
-                                            open("/proc/loadavg").read().split()[0]))
+    print("image ingest on namespaced nodes: %d JPEGs %dx%d, %s per node, %d CPUs, "
+          "load average at the end %s\n" % (
+              n, size, size, "%.2f CPU of time (quota)" % quota if share else "%d CPU(s)" % per,
+              os.cpu_count(), open("/proc/loadavg").read().split()[0]))
     print("| nodes | images/s | vs 1 node | first batch s | tasks reported (workers) per node |")
     print("|---|---|---|---|---|")
     for r in rows:
