@@ -1,7 +1,8 @@
 /* S3's answers (libs/http/prism_s3_parse.h) on any bytes: a listing page
  * parsed, every key it gives a string with the size it came with, a
- * truncated page with its token; an error body's code and message; and
- * which keys a path's prefix names. Input: a prefix line, then the body. */
+ * truncated page with its token; an error body's code and message; which
+ * keys a path's prefix names; and the body as a shared credentials file,
+ * the prefix its profile. Input: a prefix line, then the body. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *code = prism_s3_parse_text(copy, copy + len, "Code");
     check(!code || strlen(code) <= len, "a text longer than the body");
     free(code);
+
+    prism_s3_creds cr;
+    rc = prism_s3_parse_credentials((const char *)body, len, prefix, &cr);
+    check(rc == 0 || (!cr.key && !cr.secret && !cr.token), "credentials left with a refusal");
+    check(rc != 0 || (cr.key && *cr.key && cr.secret), "credentials without a key or secret");
+    check(rc != 0 || (strlen(cr.key) <= len && strlen(cr.secret) <= len &&
+                      (!cr.token || strlen(cr.token) <= len)),
+          "a credential longer than the file");
+    prism_s3_creds_clear(&cr);
     free(copy);
     return 0;
 }

@@ -24,6 +24,7 @@
 #define S3_PART ((size_t)8 << 20) /* bytes of one ranged GET of an object */
 #define S3_RANGE_MAX 128          /* bytes of a Content-Range kept */
 #define S3_PAGES_MAX (1 << 14)    /* pages of one listing: 16M keys at S3's 1000 a page */
+#define S3_CREDS_MAX (1u << 20)   /* bytes of a shared credentials file read */
 
 #define S3_BUCKET_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
 
@@ -62,6 +63,44 @@ static const char *env_or(const char *name, const char *fallback)
 {
     const char *v = getenv(name);
     return v && *v ? v : fallback;
+}
+
+/* The credentials to sign with, as AWS's tools find them: the environment's
+ * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN),
+ * else profile AWS_PROFILE ("default") of the shared credentials file
+ * (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials). Returns 0, or -1
+ * when there are none (requests then go unsigned) or memory ran out. */
+static int creds_load(prism_s3_creds *c)
+{
+    *c = (prism_s3_creds){0};
+    const char *key = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
+    const char *token = getenv("AWS_SESSION_TOKEN");
+    if (key && *key && secret) {
+        c->key = strdup(key);
+        c->secret = strdup(secret);
+        c->token = token && *token ? strdup(token) : NULL;
+        if (c->key && c->secret && (c->token || !token || !*token))
+            return 0;
+        prism_s3_creds_clear(c);
+        return -1;
+    }
+    char path[4096];
+    const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
+    if (file && *file)
+        snprintf(path, sizeof path, "%s", file);
+    else if (home && *home)
+        snprintf(path, sizeof path, "%s/.aws/credentials", home);
+    else
+        return -1;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *text = malloc(S3_CREDS_MAX + 1);
+    size_t len = text ? fread(text, 1, S3_CREDS_MAX, f) : 0;
+    fclose(f);
+    int rc = text ? prism_s3_parse_credentials(text, len, env_or("AWS_PROFILE", "default"), c) : -1;
+    free(text);
+    return rc;
 }
 
 /* Appends `s` percent-encoded as SigV4 wants it: unreserved bytes kept, and
@@ -144,14 +183,14 @@ static int s3_request_ex(const char *url, const char *range, const void *put, si
         snprintf(why, n, "out of memory");
         return -1;
     }
-    const char *key = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
-    const char *token = getenv("AWS_SESSION_TOKEN");
+    prism_s3_creds creds = {0};
     char sigv4[128], *userpwd = NULL, *tok = NULL;
     struct curl_slist *headers = NULL;
-    bool sign = key && *key && secret;
+    bool sign = creds_load(&creds) == 0;
+    const char *token = creds.token;
     if (sign) {
         snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", env_or("AWS_REGION", "us-east-1"));
-        if (asprintf(&userpwd, "%s:%s", key, secret) < 0)
+        if (asprintf(&userpwd, "%s:%s", creds.key, creds.secret) < 0)
             userpwd = NULL;
         if (token && *token && asprintf(&tok, "x-amz-security-token: %s", token) < 0)
             tok = NULL;
@@ -165,6 +204,7 @@ static int s3_request_ex(const char *url, const char *range, const void *put, si
             curl_slist_free_all(headers);
             free(tok);
             free(userpwd);
+            prism_s3_creds_clear(&creds);
             curl_easy_cleanup(h);
             return -1;
         }
@@ -246,6 +286,7 @@ static int s3_request_ex(const char *url, const char *range, const void *put, si
     curl_slist_free_all(headers);
     free(tok);
     free(userpwd);
+    prism_s3_creds_clear(&creds);
     curl_easy_cleanup(h);
     return rc;
 }
@@ -305,14 +346,19 @@ static int get_rest(const char *path, const char *bucket, const char *url, size_
     return rc;
 }
 
+bool prism_s3_has_credentials(void)
+{
+    prism_s3_creds creds;
+    if (creds_load(&creds) != 0)
+        return false;
+    prism_s3_creds_clear(&creds);
+    return true;
+}
+
 int prism_s3_put(const char *path, const void *data, size_t len, char *err, size_t n)
 {
-    const char *key = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
-    if (!key || !*key || !secret) {
-        snprintf(err, n,
-                 "%s: writes to S3 need credentials (AWS_ACCESS_KEY_ID and "
-                 "AWS_SECRET_ACCESS_KEY in the dataservice's environment)",
-                 path);
+    if (!prism_s3_has_credentials()) {
+        snprintf(err, n, "%s: writes to S3 need credentials (%s)", path, PRISM_S3_CREDENTIALS);
         return -1;
     }
     s3_loc loc = {0};

@@ -3,8 +3,10 @@
  * ranged GETs, signed with AWS Signature V4 by libcurl (no SDK).
  *
  * Credentials and the store come from the process's environment:
- * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (without them requests go
- * unsigned, for public buckets), AWS_SESSION_TOKEN, AWS_REGION (default
+ * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY with AWS_SESSION_TOKEN, else
+ * profile AWS_PROFILE ("default") of the shared credentials file
+ * (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials; without either,
+ * requests go unsigned, for public buckets), AWS_REGION (default
  * us-east-1) and AWS_ENDPOINT_URL (an S3-compatible store, addressed
  * path-style: ENDPOINT/bucket/key; without it, AWS's virtual-host style
  * https://bucket.s3.REGION.amazonaws.com/key); AWS_CA_BUNDLE names the CA
@@ -28,10 +30,17 @@ bool prism_s3_is_path(const char *path);
  * with `err` naming the object. */
 int prism_s3_get(const char *path, size_t max, char **body, size_t *len, char *err, size_t n);
 
+/* Whether this process has credentials to sign with (above), and where
+ * they are looked for, for error messages. */
+bool prism_s3_has_credentials(void);
+#define PRISM_S3_CREDENTIALS                                                                       \
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, or a profile of the "         \
+    "shared credentials file"
+
 /* Stores `len` bytes of `data` as the object at `path` (an s3:// path
  * naming a key), replacing one there: one PUT, retried as reads are. Needs
- * credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): no anonymous
- * writes. Returns 0, or -1 with `err` naming the object. */
+ * credentials: no anonymous writes. Returns 0, or -1 with `err` naming the
+ * object. */
 int prism_s3_put(const char *path, const void *data, size_t len, char *err, size_t n);
 
 /* Calls `fn(ud, object_path, size)` for each object under `path`, in key

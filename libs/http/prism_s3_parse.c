@@ -113,3 +113,66 @@ bool prism_s3_names(const char *prefix, const char *key)
     last = last ? last + 1 : key;
     return last[0] != '.' && last[0] != '_';
 }
+
+void prism_s3_creds_clear(prism_s3_creds *c)
+{
+    free(c->key);
+    free(c->secret);
+    free(c->token);
+    *c = (prism_s3_creds){0};
+}
+
+/* [a, z) without the spaces and tabs around it. */
+static void trim(const char **a, const char **z)
+{
+    while (*a < *z && (**a == ' ' || **a == '\t' || **a == '\r'))
+        (*a)++;
+    while (*z > *a && ((*z)[-1] == ' ' || (*z)[-1] == '\t' || (*z)[-1] == '\r'))
+        (*z)--;
+}
+
+static bool same(const char *a, const char *z, const char *word)
+{
+    return (size_t)(z - a) == strlen(word) && !memcmp(a, word, (size_t)(z - a));
+}
+
+int prism_s3_parse_credentials(const char *text, size_t len, const char *profile,
+                               prism_s3_creds *out)
+{
+    *out = (prism_s3_creds){0};
+    const char *p = text, *end = text + len;
+    bool in = false;
+    int rc = 0;
+    while (p < end && rc == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p)), *a = p, *z = nl ? nl : end;
+        p = nl ? nl + 1 : end;
+        trim(&a, &z);
+        if (a == z || *a == '#' || *a == ';')
+            continue;
+        if (*a == '[') {
+            const char *na = a + 1, *nz = z > na && z[-1] == ']' ? z - 1 : z;
+            trim(&na, &nz);
+            in = same(na, nz, profile);
+            continue;
+        }
+        const char *eq = memchr(a, '=', (size_t)(z - a));
+        if (!in || !eq)
+            continue;
+        const char *ka = a, *kz = eq, *va = eq + 1, *vz = z;
+        trim(&ka, &kz);
+        trim(&va, &vz);
+        char **slot = same(ka, kz, "aws_access_key_id")       ? &out->key
+                      : same(ka, kz, "aws_secret_access_key") ? &out->secret
+                      : same(ka, kz, "aws_session_token")     ? &out->token
+                                                              : NULL;
+        if (!slot)
+            continue;
+        free(*slot);
+        if (!(*slot = strndup(va, (size_t)(vz - va))))
+            rc = -1;
+    }
+    if (rc == 0 && out->key && *out->key && out->secret)
+        return 0;
+    prism_s3_creds_clear(out);
+    return -1;
+}

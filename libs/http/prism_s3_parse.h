@@ -2,7 +2,8 @@
  * the code and message of an error, and which listed keys an s3:// path
  * names. A small parser of just the XML S3 writes (elements without
  * attributes, the five entities and character references), on any bytes:
- * the body comes from the network. No I/O. */
+ * the body comes from the network. Also a profile of an AWS shared
+ * credentials file. No I/O. */
 #ifndef PRISM_S3_PARSE_H
 #define PRISM_S3_PARSE_H
 
@@ -31,5 +32,19 @@ void prism_s3_parse_error(const char *body, size_t len, char *out, size_t n);
  * prism_s3_list): `prefix` itself, or under "prefix/" ("dir" is not
  * "dir2"), leaving out folder markers and names starting with "." or "_". */
 bool prism_s3_names(const char *prefix, const char *key);
+
+/* A profile's credentials for SigV4. */
+typedef struct prism_s3_creds {
+    char *key, *secret, *token; /* owned; token NULL when there is none */
+} prism_s3_creds;
+
+/* Profile `profile` of an AWS shared credentials file, `len` bytes of
+ * `text` (INI: "[name]" opens a profile, "name = value" lines, "#" or ";"
+ * starts a comment line): its aws_access_key_id, aws_secret_access_key and
+ * aws_session_token. Returns 0 when the profile has a key and a secret,
+ * else -1 (out of memory too) with `*out` zeroed. */
+int prism_s3_parse_credentials(const char *text, size_t len, const char *profile,
+                               prism_s3_creds *out);
+void prism_s3_creds_clear(prism_s3_creds *c);
 
 #endif

@@ -91,11 +91,9 @@ int ds_read_allowed(const ds_config *c, const char *path, char *err, size_t n)
 int ds_write_check(const ds_config *c, const char *path, char *err, size_t n)
 {
     if (prism_s3_is_path(path)) { /* --data-roots bound local files; S3 has its credentials */
-        const char *key = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
-        if (!key || !*key || !secret) {
-            snprintf(err, n,
-                     "writes to s3:// need credentials: AWS_ACCESS_KEY_ID and "
-                     "AWS_SECRET_ACCESS_KEY in the dataservice's environment");
+        if (!prism_s3_has_credentials()) {
+            snprintf(err, n, "writes to s3:// need credentials: %s of the dataservice",
+                     PRISM_S3_CREDENTIALS);
             return -1;
         }
         return 0;

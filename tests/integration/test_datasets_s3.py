@@ -369,6 +369,19 @@ def test_throttling_and_missing_keys(c):
     assert "s3://bkt/d: the listing does not end (2 pages)" in msg, msg
 
 
+def test_shared_credentials_profile(c):
+    """Without credentials in the environment, a profile of the shared credentials file
+    (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE) signs the requests: its key, secret and
+    session token, not the default profile's."""
+    need_binaries()
+    SigV4Checker.seen.clear()
+    d = post(c, {"ops": [{"op": "read_text", "paths": "s3://bkt/d"}]})
+    assert rows(c, d["dataset_id"], 10) == [{"text": "hello"}]
+    seen = SigV4Checker.seen
+    assert len(seen) == 2 and all(s["ok"] and s["key"] == KEY for s in seen), seen
+    assert all(s["token"] == "profile-token" for s in seen), seen
+
+
 def test_signature_mismatch(c):
     """A secret the store does not share: access denied, naming the bucket and the
     signature."""
@@ -387,6 +400,19 @@ if __name__ == "__main__":
     test_throttling_and_missing_keys.cluster = test_signature_v4.cluster
     test_signature_mismatch.cluster = {"s3_env": dict(
         test_signature_v4.cluster["s3_env"], AWS_SECRET_ACCESS_KEY="not-the-secret")}
-    run([test_read_from_s3, test_write_to_s3, test_s3_errors, test_s3_wrong_credentials, test_signature_v4,
-         test_throttling_and_missing_keys, test_signature_mismatch], cluster_class=S3Cluster,
-        dataservice=True)
+    creds = tempfile.NamedTemporaryFile("w", prefix="prism-s3-credentials-", delete=False)
+    creds.write("# two profiles\n[default]\naws_access_key_id = NOT-THIS-ONE\n"
+                "aws_secret_access_key = nor-this\n\n[prism]\n"
+                "aws_access_key_id = %s\naws_secret_access_key=%s\n"
+                "aws_session_token = profile-token\n" % (KEY, SECRET))
+    creds.close()
+    test_shared_credentials_profile.cluster = {"s3_env": {
+        "AWS_ENDPOINT_URL": test_signature_v4.cluster["s3_env"]["AWS_ENDPOINT_URL"],
+        "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+        "AWS_SHARED_CREDENTIALS_FILE": creds.name, "AWS_PROFILE": "prism"}}
+    try:
+        run([test_read_from_s3, test_write_to_s3, test_s3_errors, test_s3_wrong_credentials,
+             test_signature_v4, test_throttling_and_missing_keys, test_shared_credentials_profile,
+             test_signature_mismatch], cluster_class=S3Cluster, dataservice=True)
+    finally:
+        os.unlink(creds.name)
