@@ -22,7 +22,7 @@
 #define S3_STALL_S 30L            /* a transfer with no bytes for this long is dropped */
 #define S3_RETRY_FOR_S 60         /* no try starts after this long since the first */
 #define S3_PART ((size_t)8 << 20) /* bytes of one ranged GET of an object */
-#define S3_RANGE_MAX 128          /* bytes of a Content-Range kept */
+#define S3_RANGE_MAX 128          /* bytes of a Content-Range or an ETag kept */
 #define S3_PAGES_MAX (1 << 14)    /* pages of one listing: 16M keys at S3's 1000 a page */
 #define S3_CREDS_MAX (1u << 20)   /* bytes of a shared credentials file read */
 
@@ -153,29 +153,45 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ud)
     return prism_buf_append(ud, data, size * nmemb) == 0 ? size * nmemb : 0;
 }
 
-/* Keeps a Content-Range header's value (a ranged GET's answer). */
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+/* What a ranged GET's answer says of the object: its Content-Range and
+ * ETag (each S3_RANGE_MAX bytes, values trimmed). */
+typedef struct s3_meta {
+    char range[S3_RANGE_MAX];
+    char etag[S3_RANGE_MAX];
+} s3_meta;
+
+static void keep_header(const char *data, size_t len, const char *name, char *out)
 {
-    size_t len = size * nmemb;
-    char *out = ud;
-    if (len > 14 && !strncasecmp(data, "Content-Range:", 14)) {
-        size_t v = len - 14 < S3_RANGE_MAX - 1 ? len - 14 : S3_RANGE_MAX - 1;
-        memcpy(out, data + 14, v);
-        out[v] = '\0';
-    }
-    return len;
+    size_t nl = strlen(name);
+    if (len <= nl || strncasecmp(data, name, nl))
+        return;
+    const char *v = data + nl, *e = data + len;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    size_t k = (size_t)(e - v) < S3_RANGE_MAX - 1 ? (size_t)(e - v) : S3_RANGE_MAX - 1;
+    memcpy(out, v, k);
+    out[k] = '\0';
 }
 
-/* One GET of `url` (of bytes `range`, "FIRST-LAST", when not NULL), signed,
- * retried. Returns 0 with the final answer's status and body in `b` and,
- * when `content_range` is not NULL, its Content-Range there (S3_RANGE_MAX
- * bytes); or -1 with `why` after the last try failed, in transport or
- * with a status worth retrying. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    s3_meta *m = ud;
+    keep_header(data, size * nmemb, "Content-Range:", m->range);
+    keep_header(data, size * nmemb, "ETag:", m->etag);
+    return size * nmemb;
+}
+
 /* One request, retried on 5xx, throttling and lost connections: a GET
- * (of `range` when given), or a PUT of `put_len` bytes of `put`. The answer's
- * body goes to `b`. */
-static int s3_request_ex(const char *url, const char *range, const void *put, size_t put_len,
-                         prism_buf *b, long *status, char *content_range, char *why, size_t n)
+ * (of `range`, "FIRST-LAST", when given; only if the object's ETag is still
+ * `if_match` when given), or a PUT of `put_len` bytes of `put`. Returns 0
+ * with the final answer's status and body in `b` and, when `meta` is not
+ * NULL, what its headers say of the object; or -1 with `why` after the last
+ * try failed, in transport or with a status worth retrying. */
+static int s3_request_ex(const char *url, const char *range, const char *if_match, const void *put,
+                         size_t put_len, prism_buf *b, long *status, s3_meta *meta, char *why,
+                         size_t n)
 {
     prism_httpc_global_init();
     CURL *h = curl_easy_init();
@@ -209,6 +225,21 @@ static int s3_request_ex(const char *url, const char *range, const void *put, si
             return -1;
         }
     }
+    if (if_match && *if_match) {
+        char hm[S3_RANGE_MAX + 16];
+        snprintf(hm, sizeof hm, "If-Match: %s", if_match);
+        struct curl_slist *more = curl_slist_append(headers, hm);
+        if (!more) {
+            snprintf(why, n, "out of memory");
+            curl_slist_free_all(headers);
+            free(tok);
+            free(userpwd);
+            prism_s3_creds_clear(&creds);
+            curl_easy_cleanup(h);
+            return -1;
+        }
+        headers = more;
+    }
     int rc = -1;
     long backoff = S3_BACKOFF_MS;
     time_t start = time(NULL);
@@ -240,10 +271,10 @@ static int s3_request_ex(const char *url, const char *range, const void *put, si
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)put);
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)put_len);
         }
-        if (content_range) {
-            *content_range = '\0';
+        if (meta) {
+            *meta = (s3_meta){{0}, {0}};
             curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-            curl_easy_setopt(h, CURLOPT_HEADERDATA, content_range);
+            curl_easy_setopt(h, CURLOPT_HEADERDATA, meta);
         }
         prism_buf_free(b);
         prism_buf_init(b, max);
@@ -291,10 +322,10 @@ static int s3_request_ex(const char *url, const char *range, const void *put, si
     return rc;
 }
 
-static int s3_request(const char *url, const char *range, prism_buf *b, long *status,
-                      char *content_range, char *why, size_t n)
+static int s3_request(const char *url, const char *range, prism_buf *b, long *status, s3_meta *meta,
+                      char *why, size_t n)
 {
-    return s3_request_ex(url, range, NULL, 0, b, status, content_range, why, n);
+    return s3_request_ex(url, range, NULL, NULL, 0, b, status, meta, why, n);
 }
 
 /* The message of a non-2xx answer about `what` (an s3:// path). */
@@ -317,9 +348,11 @@ static void status_error(const char *what, const char *bucket, long status, cons
 }
 
 /* The object at `url` from byte `b->len` on, in parts of S3_PART bytes,
- * into `b`: `total` bytes in all. A part that fails is retried alone. */
+ * into `b`: `total` bytes in all, each part only while the object's ETag is
+ * still `etag` (when known), so that an object replaced in the middle fails
+ * instead of mixing two. A part that fails is retried alone. */
 static int get_rest(const char *path, const char *bucket, const char *url, size_t total,
-                    prism_buf *b, char *err, size_t n)
+                    const char *etag, prism_buf *b, char *err, size_t n)
 {
     char why[512], range[64];
     int rc = 0;
@@ -330,8 +363,11 @@ static int get_rest(const char *path, const char *bucket, const char *url, size_
         prism_buf_init(&part, S3_PART);
         snprintf(range, sizeof range, "%zu-%zu", b->len, end - 1);
         rc = -1;
-        if (s3_request(url, range, &part, &status, NULL, why, sizeof why) != 0)
+        if (s3_request_ex(url, range, etag, NULL, 0, &part, &status, NULL, why, sizeof why) != 0)
             snprintf(err, n, "%s: bytes %s: %s", path, range, why);
+        else if (status == 412)
+            snprintf(err, n, "%s: the object changed while it was read (its ETag was %s)", path,
+                     etag);
         else if (status != 206)
             status_error(path, bucket, status, &part, err, n);
         else if (part.len != end - b->len)
@@ -373,8 +409,8 @@ int prism_s3_put(const char *path, const void *data, size_t len, char *err, size
         snprintf(err, n, "%s: a write needs a key, not only a bucket", path);
     else if (!url)
         snprintf(err, n, "%s: out of memory", path);
-    else if (s3_request_ex(url, NULL, data ? data : "", len, &b, &status, NULL, why, sizeof why) !=
-             0)
+    else if (s3_request_ex(url, NULL, NULL, data ? data : "", len, &b, &status, NULL, why,
+                           sizeof why) != 0)
         snprintf(err, n, "%s: %s", path, why);
     else if (status < 200 || status >= 300)
         status_error(path, loc.bucket, status, &b, err, n);
@@ -392,7 +428,8 @@ int prism_s3_get(const char *path, size_t max, char **body, size_t *len, char *e
     if (split(path, &loc, err, n) != 0)
         return -1;
     int rc = -1;
-    char *url = object_url(loc.bucket, loc.key, NULL), why[512], crange[S3_RANGE_MAX] = "";
+    char *url = object_url(loc.bucket, loc.key, NULL), why[512];
+    s3_meta meta = {{0}, {0}};
     char first[64];
     prism_buf b;
     long status = 0;
@@ -407,7 +444,7 @@ int prism_s3_get(const char *path, size_t max, char **body, size_t *len, char *e
         goto out;
     }
     /* the first part tells the size; an empty object has no range to give (416) */
-    int got = s3_request(url, first, &b, &status, crange, why, sizeof why);
+    int got = s3_request(url, first, &b, &status, &meta, why, sizeof why);
     if (got == 0 && status == 416)
         got = s3_request(url, NULL, &b, &status, NULL, why, sizeof why);
     if (got != 0) {
@@ -415,19 +452,19 @@ int prism_s3_get(const char *path, size_t max, char **body, size_t *len, char *e
         goto out;
     }
     if (status == 206) { /* "bytes 0-8388607/20000000" */
-        const char *slash = strrchr(crange, '/');
+        const char *slash = strrchr(meta.range, '/');
         char *e = NULL;
         unsigned long long total = slash ? strtoull(slash + 1, &e, 10) : 0;
         if (!slash || e == slash + 1 || total < b.len) {
             snprintf(err, n, "%s: an answer without its size (Content-Range \"%.64s\")", path,
-                     crange);
+                     meta.range);
             goto out;
         }
         if (total > max) {
             snprintf(err, n, "%s: larger than %zu bytes", path, max);
             goto out;
         }
-        if (get_rest(path, loc.bucket, url, (size_t)total, &b, err, n) != 0)
+        if (get_rest(path, loc.bucket, url, (size_t)total, meta.etag, &b, err, n) != 0)
             goto out;
     } else if (status != 200) { /* 200: a store that ignores ranges sent it whole */
         status_error(path, loc.bucket, status, &b, err, n);

@@ -266,6 +266,11 @@ class SigV4Checker(http.server.BaseHTTPRequestHandler):
     throttle = 0  # answer this many next requests with 503 SlowDown
     listed = ["d/a+b.txt"]  # the keys a listing gives; only d/a+b.txt exists
     endless = False  # every page says "more", with the same token
+    # bkt/big.txt: one part past S3's 8 MiB parts, "a\n" lines (ETag "v1"); with
+    # big_changes, replaced by "b\n" lines ("v2") once its first part has gone
+    big_size = (8 << 20) + 6
+    big_etag = '"v1"'
+    big_changes = False
     lock = threading.Lock()
 
     def log_message(self, *a):
@@ -318,9 +323,32 @@ class SigV4Checker(http.server.BaseHTTPRequestHandler):
                 for k in SigV4Checker.listed) + b"</ListBucketResult>")
         elif path == "/bkt/d/a%2Bb.txt":
             self.answer(200, b"hello\n")
+        elif path == "/bkt/big.txt":
+            self.big()
         else:
             self.answer(404, b"<Error><Code>NoSuchKey</Code><Message>The specified key does "
                         b"not exist.</Message></Error>")
+
+
+    def big(self):
+        cls = SigV4Checker
+        first, last = (int(x) for x in self.headers["Range"].split("=")[1].split("-"))
+        last = min(last, cls.big_size - 1)
+        match = self.headers.get("If-Match")
+        if match is not None and match != cls.big_etag:
+            return self.answer(412, b"<Error><Code>PreconditionFailed</Code><Message>At least "
+                               b"one of the pre-conditions you specified did not hold</Message>"
+                               b"</Error>")
+        line = b"a\n" if cls.big_etag == '"v1"' else b"b\n"
+        body = (line * ((last - first) // 2 + 1))[:last - first + 1]
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Range", "bytes %d-%d/%d" % (first, last, cls.big_size))
+        self.send_header("ETag", cls.big_etag)
+        self.end_headers()
+        self.wfile.write(body)
+        if cls.big_changes and first == 0:
+            cls.big_etag = '"v2"'
 
 
 def test_signature_v4(c):
@@ -369,6 +397,26 @@ def test_throttling_and_missing_keys(c):
     assert "s3://bkt/d: the listing does not end (2 pages)" in msg, msg
 
 
+def test_object_changed_mid_read(c):
+    """An object read in several ranged GETs is read whole when it stays as it is; replaced
+    between two of them (same size, another ETag), the read fails saying so instead of
+    joining the two: every GET after the first asks If-Match with the first one's ETag."""
+    need_binaries()
+    SigV4Checker.listed = ["big.txt"]
+    try:
+        d = post(c, {"ops": [{"op": "read_text", "paths": "s3://bkt/big.txt"}]})
+        r = c.get("/api/v1/datasets/%s/count?timeout_ms=60000" % d["dataset_id"], timeout=90)
+        assert r.status == 200 and r.json()["count"] == SigV4Checker.big_size // 2, r.json()
+        SigV4Checker.big_changes = True
+        msg = failed_with(c, {"ops": [{"op": "read_text", "paths": "s3://bkt/big.txt"}]})
+    finally:
+        SigV4Checker.listed = ["d/a+b.txt"]
+        SigV4Checker.big_changes = False
+        SigV4Checker.big_etag = '"v1"'
+    assert 's3://bkt/big.txt: the object changed while it was read (its ETag was "v1")' \
+        in msg, msg
+
+
 def test_shared_credentials_profile(c):
     """Without credentials in the environment, a profile of the shared credentials file
     (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE) signs the requests: its key, secret and
@@ -398,6 +446,7 @@ if __name__ == "__main__":
         "AWS_ENDPOINT_URL": "http://127.0.0.1:%d/" % checker.server_address[1],
         "AWS_REGION": "eu-west-3", "AWS_SESSION_TOKEN": "tok-1/2+3"}}
     test_throttling_and_missing_keys.cluster = test_signature_v4.cluster
+    test_object_changed_mid_read.cluster = test_signature_v4.cluster
     test_signature_mismatch.cluster = {"s3_env": dict(
         test_signature_v4.cluster["s3_env"], AWS_SECRET_ACCESS_KEY="not-the-secret")}
     creds = tempfile.NamedTemporaryFile("w", prefix="prism-s3-credentials-", delete=False)
@@ -412,7 +461,8 @@ if __name__ == "__main__":
         "AWS_SHARED_CREDENTIALS_FILE": creds.name, "AWS_PROFILE": "prism"}}
     try:
         run([test_read_from_s3, test_write_to_s3, test_s3_errors, test_s3_wrong_credentials,
-             test_signature_v4, test_throttling_and_missing_keys, test_shared_credentials_profile,
+             test_signature_v4, test_throttling_and_missing_keys, test_object_changed_mid_read,
+             test_shared_credentials_profile,
              test_signature_mismatch], cluster_class=S3Cluster, dataservice=True)
     finally:
         os.unlink(creds.name)
