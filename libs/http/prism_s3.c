@@ -183,6 +183,15 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
+/* Appends `line` to `*list`: false when memory ran out (the list stays). */
+static bool add_header(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *more = curl_slist_append(*list, line);
+    if (more)
+        *list = more;
+    return more != NULL;
+}
+
 /* One request, retried on 5xx, throttling and lost connections: a GET
  * (of `range`, "FIRST-LAST", when given; only if the object's ETag is still
  * `if_match` when given), or a PUT of `put_len` bytes of `put`. Returns 0
@@ -202,45 +211,30 @@ static int s3_request_ex(const char *url, const char *range, const char *if_matc
     prism_s3_creds creds = {0};
     char sigv4[128], *userpwd = NULL, *tok = NULL;
     struct curl_slist *headers = NULL;
-    bool sign = creds_load(&creds) == 0;
-    const char *token = creds.token;
+    bool sign = creds_load(&creds) == 0, oom = false;
+    int rc = -1;
     if (sign) {
         snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", env_or("AWS_REGION", "us-east-1"));
         if (asprintf(&userpwd, "%s:%s", creds.key, creds.secret) < 0)
             userpwd = NULL;
-        if (token && *token && asprintf(&tok, "x-amz-security-token: %s", token) < 0)
+        if (creds.token && asprintf(&tok, "x-amz-security-token: %s", creds.token) < 0)
             tok = NULL;
+        oom = !userpwd || (creds.token && !tok);
         /* S3 wants the payload's hash signed; libcurl before 8 does not add it */
-        headers = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-        if (headers && put) /* no 100-continue round trip before the body */
-            headers = curl_slist_append(headers, "Expect:");
-        struct curl_slist *more = headers && tok ? curl_slist_append(headers, tok) : headers;
-        if (!userpwd || !headers || !more || (token && *token && !tok)) {
-            snprintf(why, n, "out of memory");
-            curl_slist_free_all(headers);
-            free(tok);
-            free(userpwd);
-            prism_s3_creds_clear(&creds);
-            curl_easy_cleanup(h);
-            return -1;
-        }
+        oom = oom || !add_header(&headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+        /* no 100-continue round trip before a PUT's body */
+        oom = oom || (put && !add_header(&headers, "Expect:")) ||
+              (tok && !add_header(&headers, tok));
     }
-    if (if_match && *if_match) {
+    if (!oom && if_match && *if_match) {
         char hm[S3_RANGE_MAX + 16];
         snprintf(hm, sizeof hm, "If-Match: %s", if_match);
-        struct curl_slist *more = curl_slist_append(headers, hm);
-        if (!more) {
-            snprintf(why, n, "out of memory");
-            curl_slist_free_all(headers);
-            free(tok);
-            free(userpwd);
-            prism_s3_creds_clear(&creds);
-            curl_easy_cleanup(h);
-            return -1;
-        }
-        headers = more;
+        oom = !add_header(&headers, hm);
     }
-    int rc = -1;
+    if (oom) {
+        snprintf(why, n, "out of memory");
+        goto done;
+    }
     long backoff = S3_BACKOFF_MS;
     time_t start = time(NULL);
     size_t max = b->max;
@@ -314,6 +308,7 @@ static int s3_request_ex(const char *url, const char *range, const char *if_matc
     }
     if (rc != 0 && !strstr(why, "larger than") && !strstr(why, " tries in "))
         snprintf(why + strlen(why), n - strlen(why), " (after %d tries)", S3_ATTEMPTS);
+done:
     curl_slist_free_all(headers);
     free(tok);
     free(userpwd);

@@ -171,6 +171,10 @@ int prism_s3_parse_credentials(const char *text, size_t len, const char *profile
         if (!(*slot = strndup(va, (size_t)(vz - va))))
             rc = -1;
     }
+    if (out->token && !*out->token) { /* "aws_session_token =": none */
+        free(out->token);
+        out->token = NULL;
+    }
     if (rc == 0 && out->key && *out->key && out->secret)
         return 0;
     prism_s3_creds_clear(out);
