@@ -299,6 +299,13 @@ static int64_t split_weight(const executor *x, const ex_stage *st, int64_t *to)
     return w;
 }
 
+/* The rows of `b` that count, from its `skip`. */
+static int64_t rows_of(const ex_block *b)
+{
+    int64_t left = b->rows - b->skip;
+    return b->take >= 0 && b->take < left ? b->take : left;
+}
+
 /* The bundle a map task would take next: blocks [head, head + k). */
 static size_t bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost)
 {
@@ -307,13 +314,39 @@ static size_t bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost)
     *bytes = *cost = 0;
     while (st->queue.head + k < st->queue.n) {
         const ex_block *b = &st->queue.v[st->queue.head + k++];
-        rows += b->take >= 0 && b->take < b->rows ? b->take : b->rows;
+        rows += rows_of(b);
         *bytes += b->bytes;
         *cost += b->cost;
         if (rows >= st->info.min_rows_per_bundle || k == 64)
             break;
     }
     return k;
+}
+
+/* A map task takes a slice of its one input block when the whole block
+ * would make an output past the target (a decode on an actor pool after a
+ * read of files; docs/datasets.md#block-sizes): the rows to take, or 0 for
+ * every row. The stage's output per input byte is learned from its tasks
+ * that ended; before any has, a block of more than a 64th of the target is
+ * probed with an eighth of its rows, alone. */
+static int64_t slice_rows(const executor *x, const ex_stage *st, size_t k)
+{
+    if (k != 1)
+        return 0;
+    const ex_block *b = &st->queue.v[st->queue.head];
+    int64_t rows = rows_of(b);
+    if (rows < 2)
+        return 0;
+    if (st->sum_in > 0 && st->sum_out > 0) {
+        double out = (double)b->bytes * (double)st->sum_out / (double)st->sum_in;
+        if (out <= (double)x->target)
+            return 0;
+        int64_t n = (int64_t)((double)rows * (double)x->target / out);
+        return n < 1 ? 1 : n;
+    }
+    if (st->done_tasks == 0 && b->bytes > x->target / 64)
+        return rows / 8 > 0 ? rows / 8 : 1;
+    return 0;
 }
 
 /* The bytes one task of each map stage after stage `i` is expected to make
@@ -354,8 +387,15 @@ static bool can_launch(executor *x, size_t i, int64_t *est)
         return false; /* the first split, alone, tells what a unit of the read makes */
     if (st->kind == EX_READ)
         in_bytes = split_weight(x, st, &to);
-    if (st->kind == EX_MAP && bundle_size(st, &in_bytes, &in_cost) == 0)
+    size_t k = st->kind == EX_MAP ? bundle_size(st, &in_bytes, &in_cost) : 0;
+    if (st->kind == EX_MAP && k == 0)
         return false;
+    if (st->kind == EX_MAP && k == 1 && st->done_tasks == 0 && st->ntasks > 0 &&
+        in_bytes > x->target / 64)
+        return false; /* the first task, alone, tells what a byte of input makes */
+    int64_t slice = st->kind == EX_MAP ? slice_rows(x, st, k) : 0;
+    if (slice > 0)
+        in_bytes = in_bytes * slice / rows_of(&st->queue.v[st->queue.head]);
     *est = estimate(st, in_bytes);
     /* Room is kept for one task of each stage downstream, so that what this
      * stage makes can always move on. One task may always run: a budget
@@ -481,6 +521,7 @@ static int launch_one(executor *x, size_t i, int64_t est)
     } else {
         int64_t bytes, cost;
         size_t k = bundle_size(st, &bytes, &cost);
+        int64_t slice = slice_rows(x, st, k);
         json_t *take = json_array();
         int64_t most = 0;
         for (size_t j = 0; j < k; j++) {
@@ -489,9 +530,27 @@ static int launch_one(executor *x, size_t i, int64_t est)
                 most = b.bytes;
                 snprintf(t.in_node, sizeof t.in_node, "%s", b.node);
             }
-            json_array_append_new(take, b.take >= 0 ? json_integer(b.take) : json_null());
             args[nargs++] = prism_value_ref(b.ref);
-            prism_ref_release(b.ref); /* the task holds its arguments */
+            if (slice > 0) { /* the rest waits at the queue's head for the next task */
+                ex_block rest = b;
+                int64_t rows = rows_of(&b);
+                b.bytes = b.bytes * slice / rows;
+                b.cost = b.cost * slice / rows;
+                b.spill = b.spill * slice / rows;
+                rest.bytes -= b.bytes;
+                rest.cost -= b.cost;
+                rest.spill -= b.spill;
+                rest.skip += slice;
+                rest.take = b.take >= 0 ? b.take - slice : -1;
+                b.take = slice;
+                st->queue.v[--st->queue.head] = rest;
+            } else {
+                prism_ref_release(b.ref); /* the task holds its arguments */
+            }
+            json_array_append_new(take, b.skip > 0    ? json_pack("[II]", (json_int_t)b.skip,
+                                                                  (json_int_t)rows_of(&b))
+                                        : b.take >= 0 ? json_integer(b.take)
+                                                      : json_null());
             st->queued_bytes -= b.bytes;
             t.in_bytes += b.bytes;
             t.in_cost += b.cost;

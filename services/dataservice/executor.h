@@ -20,6 +20,8 @@ typedef struct ex_block {
     int64_t cost;  /* bytes it keeps alive: itself, and the inputs its lineage pins */
     int64_t spill; /* of which all-to-all parts and what they pin (the stores' to spill) */
     int64_t take;  /* -1: every row; else only the first `take` rows count */
+    int64_t skip;  /* rows before the ones that count: a map stage's block taken in slices
+                    * (its `bytes`, `cost` and `spill` are then the rest's) */
     uint64_t seq;
     char node[DS_NODE_LEN + 1]; /* the node its task ran on ("" unknown) */
 } ex_block;

@@ -469,7 +469,9 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
     return s;
 }
 
-/* The input blocks, each cut to its `take`. Returns how many were opened. */
+/* The input blocks, each cut to its `take`: its first rows (an integer),
+ * or [first, count] (a slice of a block taken in parts). Returns how many
+ * were opened. */
 static size_t open_inputs(const prism_value *const *args, size_t nargs, const json_t *take,
                           prism_block **in, char *err, size_t n)
 {
@@ -479,9 +481,19 @@ static size_t open_inputs(const prism_value *const *args, size_t nargs, const js
         if (!b)
             break;
         json_t *t = json_array_get(take, k);
-        if (json_is_integer(t) && (size_t)json_integer_value(t) < prism_block_rows(b)) {
+        size_t rows = prism_block_rows(b), from = 0, to = rows;
+        if (json_is_integer(t) && json_integer_value(t) >= 0 &&
+            (size_t)json_integer_value(t) < rows)
+            to = (size_t)json_integer_value(t);
+        if (json_is_array(t)) {
+            json_int_t a = json_integer_value(json_array_get(t, 0));
+            json_int_t c = json_integer_value(json_array_get(t, 1));
+            from = a > 0 && (size_t)a < rows ? (size_t)a : a > 0 ? rows : 0;
+            to = c > 0 && (size_t)c < rows - from ? from + (size_t)c : c > 0 ? rows : from;
+        }
+        if (from > 0 || to < rows) {
             prism_block *cut = NULL;
-            prism_block_status st = prism_block_slice(b, 0, (size_t)json_integer_value(t), &cut);
+            prism_block_status st = prism_block_slice(b, from, to, &cut);
             prism_block_destroy(b);
             if (st != PRISM_BLOCK_OK) {
                 snprintf(err, n, "out of memory");

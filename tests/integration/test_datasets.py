@@ -651,6 +651,20 @@ def test_block_sizes(c):
 
         fixed, stage = run_images(override_num_blocks=4)
         assert stage["blocks"] == 4 and fixed == got, stage
+
+        # A map stage of its own (an actor pool) that makes 4 bytes of each: its one input
+        # block (the read's, 40 images) is taken in slices whose output stays near the
+        # target, the first (an eighth of the block) alone to learn that
+        d = post(c, {"ops": [
+            {"op": "read_images", "paths": top, "include_paths": True, "override_num_blocks": 1},
+            {"op": "map_batches", "fn": fn("builtin", "normalize", mean=[128], std=[2]),
+             "compute": {"kind": "actors", "min_size": 1, "max_size": 2}}],
+            "options": {"preserve_order": True, "target_max_block_size": target}})
+        sliced = rows(c, d["dataset_id"], n + 1)
+        stages = dataset(c, d["dataset_id"])["stages"]
+        assert stages[0]["blocks"] == 1 and stages[1]["rows"] == n, stages
+        assert n - 8 <= stages[1]["blocks"] <= n, stages
+        assert sliced == got, [r["path"] for r in sliced]
     finally:
         shutil.rmtree(top)
 
