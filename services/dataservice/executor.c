@@ -195,9 +195,9 @@ bool ex_reaches(const executor *x, size_t j, size_t i)
 
 size_t ex_upstream_splits(const executor *x, size_t i)
 {
-    size_t n = 0;
-    for (size_t j = 0; j < i; j++)
-        if (x->st[j].kind == EX_READ && ex_reaches(x, j, i))
+    size_t n = x->st[i].nsplits;   /* a read fused into stage i */
+    for (size_t j = 0; j < i; j++) /* reads, and all-to-alls a read is fused into */
+        if (x->st[j].nsplits && ex_reaches(x, j, i))
             n += x->st[j].nsplits;
     return n;
 }
@@ -377,8 +377,7 @@ static char *files_split(const ex_stage *st, size_t i)
     return text;
 }
 
-/* The read's next split as JSON text. */
-static char *next_split(ex_stage *st)
+char *ex_next_split(const ex_stage *st)
 {
     size_t i = st->next_split;
     if (st->items)
@@ -402,7 +401,7 @@ static int launch_one(executor *x, size_t i, int64_t est)
     prism_value *args[2 + 64] = {prism_value_json(st->program), NULL};
     size_t nargs = 2;
     if (st->kind == EX_READ) {
-        char *split = next_split(st);
+        char *split = ex_next_split(st);
         args[1] = split ? prism_value_json(split) : NULL;
         free(split);
         st->next_split++;
@@ -869,17 +868,25 @@ char *ex_custom_resources(const json_t *res)
     return text;
 }
 
-/* The stage program the tasks run: its operators, row limit and
- * skip_corrupt (a from_items read without its items: each task gets its own
- * in its split). */
-static char *program_of(const json_t *stage_json, bool skip_corrupt)
+/* The stage program the tasks run: its first `nops` operators, row limit
+ * and skip_corrupt (a from_items read without its items: each task gets
+ * its own in its split). */
+static json_t *program_json(const json_t *stage_json, bool skip_corrupt, size_t nops)
 {
     json_t *ops = json_deep_copy(json_object_get(stage_json, "ops"));
+    while (json_array_size(ops) > nops)
+        json_array_remove(ops, nops);
     json_t *spec = json_object_get(json_array_get(ops, 0), "spec");
     json_object_del(spec, "items");
     json_t *prog = json_pack("{sososb}", "ops", ops ? ops : json_array(), "row_limit",
                              json_deep_copy(json_object_get(stage_json, "row_limit")),
                              "skip_corrupt", skip_corrupt);
+    return prog;
+}
+
+static char *program_of(const json_t *stage_json, bool skip_corrupt)
+{
+    json_t *prog = program_json(stage_json, skip_corrupt, SIZE_MAX);
     char *text = prog ? json_dumps(prog, JSON_COMPACT) : NULL;
     json_decref(prog);
     return text;
@@ -957,6 +964,37 @@ static int setup_files(executor *x, ex_stage *st, prism_plan_op_kind kind, const
     return 0;
 }
 
+/* Stage `i`'s read (its first operator): the splits it makes. 0, or -1
+ * (having failed the dataset, or out of memory). */
+static int setup_read(executor *x, size_t i)
+{
+    ex_stage *st = &x->st[i];
+    const json_t *opts = prism_physical_plan_options(x->d->physical);
+    int64_t target = json_integer_value(json_object_get(opts, "target_max_block_size"));
+    const json_t *spec;
+    prism_plan_op_kind kind = prism_physical_plan_op(x->d->physical, i, 0, &spec, NULL, NULL);
+    json_t *over = json_object_get(spec, "override_num_blocks");
+    int64_t rows,
+        blocks = json_is_integer(over) ? json_integer_value(over) : x->s->cfg.default_blocks;
+    if (kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS)
+        return setup_files(x, st, kind, spec, blocks, json_is_integer(over), target);
+    if (kind == PRISM_OP_FROM_ITEMS) {
+        st->items = json_object_get(spec, "items");
+        rows = (int64_t)json_array_size(st->items);
+    } else {
+        rows = st->range_n = json_integer_value(json_object_get(spec, "n"));
+        /* int64 ids: more blocks when they would pass the target size */
+        int64_t need = target >= 8 ? rows / (target / 8) + 1 : 1;
+        if (!json_is_integer(over) && need > blocks)
+            blocks = need;
+    }
+    if (blocks > rows)
+        blocks = rows;
+    st->nsplits = (size_t)(blocks > 0 ? blocks : 0);
+    st->split_rows = blocks > 0 ? rows / blocks + 1 : 0;
+    return 0;
+}
+
 static int setup(executor *x)
 {
     ds_dataset *d = x->d;
@@ -967,7 +1005,6 @@ static int setup(executor *x)
         return -1;
     const json_t *opts = prism_physical_plan_options(d->physical);
     x->preserve = json_is_true(json_object_get(opts, "preserve_order"));
-    int64_t target = json_integer_value(json_object_get(opts, "target_max_block_size"));
     x->budget = d->budget;
     const json_t *stages = json_object_get(d->physical_json, "stages");
     for (size_t i = 0; i <= x->n; i++) {
@@ -994,7 +1031,25 @@ static int setup(executor *x)
         if (st->kind == EX_LIMIT)
             continue;
         if (st->info.kind == PRISM_STAGE_ALL_TO_ALL) {
-            if (a2a_setup(x, i) != 0)
+            /* a read or map stage fused into its maps: every operator but the last */
+            json_t *up = NULL;
+            if (st->info.num_ops > 1) {
+                up = program_json(json_array_get(stages, i),
+                                  json_is_true(json_object_get(opts, "skip_corrupt")),
+                                  st->info.num_ops - 1);
+                if (!up)
+                    return -1;
+                /* a read: the maps make their blocks from its splits */
+                st->closed = prism_plan_op_is_read(
+                    prism_physical_plan_op(d->physical, i, 0, NULL, NULL, NULL));
+                if (st->closed && setup_read(x, i) != 0) {
+                    json_decref(up);
+                    return -1;
+                }
+            }
+            int rc = a2a_setup(x, i, up);
+            json_decref(up);
+            if (rc != 0)
                 return -1;
             continue;
         }
@@ -1021,32 +1076,8 @@ static int setup(executor *x)
                           ? st->info.max_size
                           : s->cfg.max_tasks;
         }
-        if (st->kind != EX_READ)
-            continue;
-        const json_t *spec;
-        prism_plan_op_kind kind = prism_physical_plan_op(d->physical, i, 0, &spec, NULL, NULL);
-        json_t *over = json_object_get(spec, "override_num_blocks");
-        int64_t rows,
-            blocks = json_is_integer(over) ? json_integer_value(over) : s->cfg.default_blocks;
-        if (kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS) {
-            if (setup_files(x, st, kind, spec, blocks, json_is_integer(over), target) != 0)
-                return -1;
-            continue;
-        }
-        if (kind == PRISM_OP_FROM_ITEMS) {
-            st->items = json_object_get(spec, "items");
-            rows = (int64_t)json_array_size(st->items);
-        } else {
-            rows = st->range_n = json_integer_value(json_object_get(spec, "n"));
-            /* int64 ids: more blocks when they would pass the target size */
-            int64_t need = target >= 8 ? rows / (target / 8) + 1 : 1;
-            if (!json_is_integer(over) && need > blocks)
-                blocks = need;
-        }
-        if (blocks > rows)
-            blocks = rows;
-        st->nsplits = (size_t)(blocks > 0 ? blocks : 0);
-        st->split_rows = blocks > 0 ? rows / blocks + 1 : 0;
+        if (st->kind == EX_READ && setup_read(x, i) != 0)
+            return -1;
     }
     x->st[x->n].kind = EX_SINK;
     x->st[x->n].name = "output";

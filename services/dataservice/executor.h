@@ -124,14 +124,19 @@ int64_t ex_running_tasks(const executor *x);
  * the blocks made from those), count up to half the budget; beyond that
  * they are the object stores' to spill. */
 int64_t ex_held_now(const executor *x);
+/* A read's next split (st->next_split) as JSON text; NULL out of memory. */
+char *ex_next_split(const ex_stage *st);
 /* The custom resources of a stage's resource map as JSON text (NULL: none). */
 char *ex_custom_resources(const json_t *res);
 
 /* ---------- all_to_all.c: an all-to-all stage (stage kind EX_A2A) ---------- */
 
-/* Sets up stage `i` as the all-to-all of its operator: 0, or -1 (having
- * failed the dataset, or out of memory). */
-int a2a_setup(executor *x, size_t i);
+/* Sets up stage `i` as the all-to-all of its last operator: 0, or -1
+ * (having failed the dataset, or out of memory). `fused` (borrowed; NULL:
+ * none) is the program of the read or map stage fused into its maps, the
+ * stage's other operators: the maps run it first, on the read's splits
+ * (the stage's own, set up before) or on the blocks that come. */
+int a2a_setup(executor *x, size_t i, const json_t *fused);
 /* Starts what may start: maps as blocks come, then the reduces. */
 void a2a_step(executor *x, size_t i);
 /* Task `t` of stage `i` ended well with `stats` (taken off the task list). */

@@ -428,11 +428,35 @@ static prism_status finish(prism_task_ctx *ctx, const stage_prog *p, prism_block
     return PRISM_OK;
 }
 
+/* The block of the read that starts the stage. Returns 0, or -1 with err
+ * naming the read. */
+static int read_split(stage_prog *p, const json_t *split, prism_block **b, char *err, size_t n)
+{
+    const json_t *read = json_array_get(p->ops, 0);
+    const char *kind = json_string_value(json_object_get(read, "op"));
+    char why[ERR_LEN] = "", label[160];
+    int rc = -1;
+    if (kind && !strcmp(kind, "range"))
+        rc = read_range(split, b, why, sizeof why);
+    else if (kind && !strcmp(kind, "from_items"))
+        rc = read_items(split, b, why, sizeof why);
+    else if (kind && !strncmp(kind, "read_", 5))
+        rc = data_read_files(kind, json_object_get(read, "spec"), split, &p->skip, b, why,
+                             sizeof why);
+    else
+        snprintf(why, sizeof why, "this executor cannot read \"%s\" yet", kind ? kind : "?");
+    if (rc != 0) {
+        op_label(read, label, sizeof label);
+        snprintf(err, n, "%s: %s", label, why);
+    }
+    return rc;
+}
+
 prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                              prism_value **returns, size_t nreturns)
 {
     stage_prog p = {0};
-    char err[ERR_LEN] = "", why[ERR_LEN] = "", label[160];
+    char err[ERR_LEN] = "";
     json_t *split =
         nargs == 2 && args[1]->kind == PRISM_VALUE_JSON ? json_loads(args[1]->text, 0, NULL) : NULL;
     prism_block *b = NULL;
@@ -442,23 +466,8 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
         return prism_task_fail(ctx, "data_read_stage takes a stage program and a split%s%s",
                                *err ? ": " : "", err);
     }
-    const json_t *read = json_array_get(p.ops, 0);
-    const char *kind = json_string_value(json_object_get(read, "op"));
-    int rc = -1;
-    if (kind && !strcmp(kind, "range"))
-        rc = read_range(split, &b, why, sizeof why);
-    else if (kind && !strcmp(kind, "from_items"))
-        rc = read_items(split, &b, why, sizeof why);
-    else if (kind && !strncmp(kind, "read_", 5))
-        rc = data_read_files(kind, json_object_get(read, "spec"), split, &p.skip, &b, why,
-                             sizeof why);
-    else
-        snprintf(why, sizeof why, "this executor cannot read \"%s\" yet", kind ? kind : "?");
+    int rc = read_split(&p, split, &b, err, sizeof err);
     json_decref(split);
-    if (rc != 0) {
-        op_label(read, label, sizeof label);
-        snprintf(err, sizeof err, "%s: %s", label, why);
-    }
     if (rc == 0)
         rc = run_ops(ctx, &p, 1, &b, err, sizeof err);
     prism_status s = rc == 0 ? finish(ctx, &p, b, returns, nreturns)
@@ -549,6 +558,45 @@ prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args,
         prism_block_destroy(b);
     prog_free(&p);
     return s;
+}
+
+prism_block *data_run_stage(prism_task_ctx *ctx, const json_t *prog, const prism_value *in,
+                            int64_t take, size_t *skipped, char *err, size_t n)
+{
+    stage_prog p = {.ops = json_object_get(prog, "ops"), .row_limit = -1};
+    p.skip.on = json_is_true(json_object_get(prog, "skip_corrupt"));
+    prism_block *b = NULL;
+    int rc = -1;
+    if (!json_is_array(p.ops) || json_array_size(p.ops) == 0) {
+        snprintf(err, n, "the stage program must be JSON with a list of operators");
+    } else if (prism_value_kind_of(in) == PRISM_VALUE_JSON) { /* a split: the stage reads */
+        json_t *split = json_loads(prism_value_json_text(in), 0, NULL);
+        rc = split ? read_split(&p, split, &b, err, n) : -1;
+        if (!split)
+            snprintf(err, n, "a split must be JSON");
+        json_decref(split);
+        if (rc == 0)
+            rc = run_ops(ctx, &p, 1, &b, err, n);
+    } else if ((b = data_block_of_value(in, err, n))) {
+        rc = 0;
+        if (take >= 0 && (size_t)take < prism_block_rows(b)) {
+            prism_block *cut = NULL;
+            if (prism_block_slice(b, 0, (size_t)take, &cut) != PRISM_BLOCK_OK) {
+                snprintf(err, n, "out of memory");
+                rc = -1;
+            }
+            prism_block_destroy(b);
+            b = cut;
+        }
+        if (rc == 0)
+            rc = run_ops(ctx, &p, 0, &b, err, n);
+    }
+    if (rc != 0) {
+        prism_block_destroy(b);
+        return NULL;
+    }
+    *skipped += p.skip.count;
+    return b;
 }
 
 /* ---------- the actor pools' class ---------- */

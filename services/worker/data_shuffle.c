@@ -398,7 +398,9 @@ static int sample_keys(const a2a_prog *p, prism_block *b, prism_block **out, cha
 /* data_a2a_map(program, task, block, sample...) -> [part 0, ..., part P-1,
  * stats]: task is {"index": m, "take": n|null, "sample": bool}. Sort first
  * samples every block ("sample": true -> [keys, stats]), then cuts each at
- * the boundaries the samples (its later arguments) give. */
+ * the boundaries the samples (its later arguments) give. With a fused
+ * stage in the program, the block is that stage's output on the third
+ * argument (a split, or a block). */
 static int group_block(const a2a_prog *p, prism_block *b, bool partial, prism_block **out,
                        char *err, size_t n);
 
@@ -410,8 +412,20 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
     json_t *task =
         nargs >= 3 && args[1]->kind == PRISM_VALUE_JSON ? json_loads(args[1]->text, 0, NULL) : NULL;
     prism_block *b = NULL;
-    if (!task || prog_load(args[0], &p, err, sizeof err) != 0 ||
-        !(b = data_block_of_value(args[2], err, sizeof err))) {
+    json_t *take = json_object_get(task, "take");
+    int64_t take_rows = json_is_integer(take) ? json_integer_value(take) : -1;
+    const json_t *stage = NULL;
+    size_t skipped = 0;
+    if (task && prog_load(args[0], &p, err, sizeof err) == 0 &&
+        (stage = json_object_get(p.doc, "stage"))) {
+        /* the stage fused into the maps makes the block, its take applied */
+        if (!(b = data_run_stage(ctx, stage, args[2], take_rows, &skipped, err, sizeof err))) {
+            json_decref(task);
+            json_decref(p.doc);
+            return prism_task_fail(ctx, "%s", err);
+        }
+        take_rows = -1;
+    } else if (!task || *err || !(b = data_block_of_value(args[2], err, sizeof err))) {
         json_decref(task);
         json_decref(p.doc);
         return prism_task_fail(ctx, "data_a2a_map takes a program, a task and a block%s%s",
@@ -419,8 +433,6 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
     }
     bool sample = json_is_true(json_object_get(task, "sample"));
     size_t nparts = sample ? 1 : p.parts, nsamples = nargs - 3;
-    json_t *take = json_object_get(task, "take");
-    int64_t take_rows = json_is_integer(take) ? json_integer_value(take) : -1;
     uint64_t index = (uint64_t)json_integer_value(json_object_get(task, "index"));
     json_decref(task);
     if (nreturns != nparts + 1) {
@@ -487,8 +499,8 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
             rc = -1;
         }
     }
-    json_t *stats = rc == 0 ? json_pack("{sOsOsiss}", "rows", rows_j, "bytes", bytes_j, "skipped",
-                                        0, "node", node_id())
+    json_t *stats = rc == 0 ? json_pack("{sOsOsIss}", "rows", rows_j, "bytes", bytes_j, "skipped",
+                                        (json_int_t)skipped, "node", node_id())
                             : NULL;
     char *text = stats ? json_dumps(stats, JSON_COMPACT) : NULL;
     if (rc == 0 && !(returns[nparts] = text ? prism_value_json(text) : NULL)) {
