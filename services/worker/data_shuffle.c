@@ -624,13 +624,23 @@ typedef struct agg_stats {
     double fsum, dmin, dmax, mean, m2;
 } agg_stats;
 
-/* The non-null values of rows order[first..last) of column `v`. */
+/* The non-null values of rows order[first..last) of column `v`: their
+ * count and sums, and with `full` their minimum, maximum, mean and m2 too
+ * (Welford's update divides once a value: only min, max and std need it). */
 static void stats_of(const prism_column_view *v, const size_t *order, size_t first, size_t last,
-                     agg_stats *s)
+                     bool full, agg_stats *s)
 {
     memset(s, 0, sizeof *s);
     if (v->type == PRISM_COL_FLOAT64 && !v->null_count) { /* the common case, without a switch */
         const double *d = (const double *)v->values + v->offset;
+        if (!full) {
+            double sum = 0;
+            for (size_t i = first; i < last; i++)
+                sum += d[order[i]];
+            s->n = last - first;
+            s->fsum = sum;
+            return;
+        }
         for (size_t i = first; i < last; i++) {
             double dv = d[order[i]];
             s->n++;
@@ -718,6 +728,7 @@ static int partial_columns(prism_block **keys, prism_block *b, const char *fn, c
     bool ints = on && v.type <= PRISM_COL_UINT64;
     bool int_v = ints && (!strcmp(fn, "sum") || !strcmp(fn, "min") || !strcmp(fn, "max"));
     bool has_v = strcmp(fn, "count") != 0, has_m2 = !strcmp(fn, "std");
+    bool full = has_m2 || !strcmp(fn, "min") || !strcmp(fn, "max");
     int64_t *cnt = malloc((ngroups ? ngroups : 1) * sizeof *cnt);
     int64_t *iv = malloc((ngroups ? ngroups : 1) * sizeof *iv);
     double *dv = malloc((ngroups ? ngroups : 1) * sizeof *dv);
@@ -728,7 +739,7 @@ static int partial_columns(prism_block **keys, prism_block *b, const char *fn, c
     for (size_t g = 0; rc == 0 && g < ngroups; g++) {
         agg_stats st = {.n = starts[g + 1] - starts[g]};
         if (on)
-            stats_of(&v, order, starts[g], starts[g + 1], &st);
+            stats_of(&v, order, starts[g], starts[g + 1], full, &st);
         cnt[g] = (int64_t)st.n;
         iv[g] = !strcmp(fn, "min") ? st.imin : !strcmp(fn, "max") ? st.imax : st.isum;
         dv[g] = !strcmp(fn, "min")   ? st.dmin
