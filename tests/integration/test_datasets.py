@@ -398,6 +398,13 @@ def test_read_files(c):
                      "options": {"skip_corrupt": True}})
         assert sorted(r["a"] for r in rows(c, d["dataset_id"], 10)) == [1, 2, 4]
         assert dataset(c, d["dataset_id"])["output"]["skipped"] == 1
+        # the read fused into a shuffle's maps: the same rows, the same file counted
+        d = post(c, {"ops": [{"op": "read_jsonl", "paths": os.path.join(top, "mixed"),
+                              "override_num_blocks": 2}, {"op": "random_shuffle"}],
+                     "options": {"skip_corrupt": True}})
+        assert sorted(r["a"] for r in rows(c, d["dataset_id"], 10)) == [1, 2, 4]
+        info = dataset(c, d["dataset_id"])
+        assert info["output"]["skipped"] == 1 and len(info["stages"]) == 1, info
         write(os.path.join(top, "t", "good.txt"), b"x\ny\n")
         write(os.path.join(top, "t", "bad.txt"), b"ok\n\xff\xfe\n")
         d = post(c, {"ops": [{"op": "read_text", "paths": os.path.join(top, "t")}],
