@@ -1411,6 +1411,15 @@ def test_all_to_all_fused(c):
     for got in (fused, alone):
         assert sorted(r["id"] for r in got) == list(range(0, n, 3)), got[:3]
 
+    # after a limit: the map stage fused in takes only the rows the limit let through
+    d = post(c, {"ops": [rng, keep, {"op": "limit", "limit": 10},
+                         {"op": "add_column", "col": "t", "fn": fn(pkg, "twice", column="id")},
+                         {"op": "random_shuffle", "seed": 2}]})
+    got = rows(c, d["dataset_id"], 100)
+    assert sorted((r["id"], r["t"]) for r in got) == [(i, 2.0 * i) for i in range(0, 30, 3)], got
+    info = dataset(c, d["dataset_id"])
+    assert info["stages"][-1]["name"] == "AddColumn(t)->RandomShuffle", info["stages"]
+
     # groupby: count, sum, mean against Python's
     aggs = [{"fn": "count"}, {"fn": "sum", "on": "t"}, {"fn": "mean", "on": "v"}]
     fused, alone, explain = run_both([src, twice, {"op": "groupby", "key": "k", "aggs": aggs}],
