@@ -370,10 +370,10 @@ static bool maps_as_blocks_come(const prism_physical_plan *pp, const opt_stage *
 
 /* Whether read or map stage `up` can run in the map tasks of all-to-all
  * stage `a`: tasks with the all-to-all's resources and no cap of their
- * own, and (a map stage) one block a task, as an all-to-all map takes. */
+ * own. */
 static bool fuses_into_maps(const opt_stage *up, const opt_stage *a)
 {
-    return (up->kind == PRISM_STAGE_READ || (up->kind == PRISM_STAGE_MAP && up->min_rows == 0)) &&
+    return (up->kind == PRISM_STAGE_READ || up->kind == PRISM_STAGE_MAP) &&
            up->compute == PRISM_COMPUTE_TASKS && up->cpus == a->cpus && up->gpus == 0 &&
            up->memory == 0 && !json_object_size(up->custom) && up->concurrency == 0;
 }
@@ -392,6 +392,8 @@ static void fuse_into_all_to_all(prism_physical_plan *pp)
             continue;
         a->first = up->first;
         a->nops += up->nops;
+        /* a map stage's bundles (a read makes one block a task anyway) */
+        a->min_rows = up->kind == PRISM_STAGE_MAP ? up->min_rows : 0;
         json_decref(up->custom);
         memmove(up, a, (pp->nstages - i) * sizeof *up);
         pp->nstages--;

@@ -153,27 +153,91 @@ static int64_t a2a_map_estimate(const ex_stage *st, const ex_a2a *a)
             return a->map_out / a->maps_done + overhead;
         return (st->files ? st->split_rows : st->split_rows * 8) + 1024 + overhead;
     }
-    int64_t in = st->queue.v[st->queue.head].bytes;
-    if (a->fused && a->map_in > 0)
+    int64_t in = st->queue.v[st->queue.head].bytes, cost;
+    if (!a->fused)
+        return in + overhead;
+    ex_bundle_size(st, &in, &cost);
+    if (a->map_in > 0)
         in = (int64_t)((double)in * (double)a->map_out / (double)a->map_in);
     return in + overhead;
 }
 
-/* A map task on the read's next split (a read fused in), else the next
- * queued block. */
+/* Submits map task `t` (its parts and stats its returns) on `args` (taken). */
+static int a2a_submit_map(executor *x, ex_stage *st, ex_task t, prism_value **args, size_t nargs)
+{
+    prism_ref **refs = calloc(t.nparts + 1, sizeof *refs);
+    x->held += t.est;
+    if (!refs) {
+        for (size_t i = 0; i < nargs; i++)
+            prism_value_free(args[i]);
+        x->held -= t.est + t.in_cost;
+        x->spill -= t.spill;
+        ex_fail(x, "out of memory");
+        return -1;
+    }
+    if (a2a_submit(x, st, "data_a2a_map", args, nargs, (int)t.nparts + 1, refs) != 0) {
+        free(refs);
+        x->held -= t.est + t.in_cost;
+        x->spill -= t.spill;
+        return -1;
+    }
+    t.parts = refs;
+    t.stats = refs[t.nparts];
+    if (ex_add_task(st, t) != 0) {
+        ex_drop_task(x, &t);
+        ex_fail(x, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* A map task with a stage fused in: on the read's next split, else on the
+ * next bundle of queued blocks, as the map stage would have taken it. */
+static int a2a_launch_fused(executor *x, ex_stage *st, int64_t est)
+{
+    ex_a2a *a = st->a2a;
+    ex_task t = {.est = est, .nparts = a->parts};
+    prism_value *args[2 + 64] = {prism_value_json(st->program), NULL};
+    size_t nargs = 2;
+    json_t *take = json_array();
+    if (st->next_split < st->nsplits) {
+        char *split = ex_next_split(st);
+        args[nargs++] = split ? prism_value_json(split) : NULL;
+        free(split);
+        t.seq = st->next_split++;
+    } else {
+        int64_t bytes, cost;
+        size_t k = ex_bundle_size(st, &bytes, &cost);
+        for (size_t j = 0; j < k; j++) {
+            ex_block b = ex_fifo_pop(&st->queue);
+            st->queued_bytes -= b.bytes;
+            if (j == 0) /* its randomness follows its first block's place in the input */
+                t.seq = b.seq;
+            json_array_append_new(take, b.take >= 0 ? json_integer(b.take) : json_null());
+            args[nargs++] = prism_value_ref(b.ref);
+            prism_ref_release(b.ref); /* the task holds its arguments */
+            t.in_bytes += b.bytes;
+            t.in_cost += b.cost;
+            t.spill += b.spill;
+        }
+    }
+    json_t *task = json_pack("{sIsOsb}", "index", (json_int_t)t.seq, "take",
+                             take ? take : json_null(), "sample", 0);
+    json_decref(take);
+    char *text = task ? json_dumps(task, JSON_COMPACT) : NULL;
+    json_decref(task);
+    args[1] = text ? prism_value_json(text) : NULL;
+    free(text);
+    return a2a_submit_map(x, st, t, args, nargs);
+}
+
+/* A map task on the next queued block. */
 static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
 {
     ex_a2a *a = st->a2a;
     bool sample = a->op == PRISM_OP_SORT && !a->sampled;
-    ex_block b = {.take = -1};
-    char *split = NULL;
-    if (st->next_split < st->nsplits) {
-        split = ex_next_split(st);
-        b.seq = st->next_split++;
-    } else {
-        b = ex_fifo_pop(&st->queue);
-        st->queued_bytes -= b.bytes;
-    }
+    ex_block b = ex_fifo_pop(&st->queue);
+    st->queued_bytes -= b.bytes;
     /* Its randomness follows its block's place in the input, not when the
      * block came: a seeded run makes the same parts. */
     ex_task t = {
@@ -189,7 +253,7 @@ static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
     if (args) {
         args[0] = prism_value_json(st->program);
         args[1] = prism_value_json(task);
-        args[2] = b.ref ? prism_value_ref(b.ref) : split ? prism_value_json(split) : NULL;
+        args[2] = prism_value_ref(b.ref);
         for (size_t k = 3; k < nargs; k++)
             args[k] = prism_value_ref(a->samples[k - 3]);
     }
@@ -213,36 +277,16 @@ static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
         }
         prism_ref_release(b.ref); /* the task holds its argument */
     }
-    free(split);
     t.nparts = sample ? 1 : a->parts;
-    prism_ref **refs = calloc(t.nparts + 1, sizeof *refs);
-    x->held += t.est;
-    if (!refs || !args) {
-        for (size_t i = 0; args && i < nargs; i++)
-            prism_value_free(args[i]);
-        free(args);
-        free(refs);
-        x->held -= t.est + t.in_cost;
+    if (!args) {
+        x->held -= t.in_cost;
         x->spill -= t.spill;
         ex_fail(x, "out of memory");
         return -1;
     }
-    int rc = a2a_submit(x, st, "data_a2a_map", args, nargs, (int)t.nparts + 1, refs);
+    int rc = a2a_submit_map(x, st, t, args, nargs);
     free(args);
-    if (rc != 0) {
-        free(refs);
-        x->held -= t.est + t.in_cost;
-        x->spill -= t.spill;
-        return -1;
-    }
-    t.parts = refs;
-    t.stats = refs[t.nparts];
-    if (ex_add_task(st, t) != 0) {
-        ex_drop_task(x, &t);
-        ex_fail(x, "out of memory");
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 /* A merge task on maps `idx` (`k` of them, consecutive blocks in order):
@@ -555,7 +599,7 @@ void a2a_step(executor *x, size_t i)
             est = a2a_map_estimate(st, a);
             if (ex_held_now(x) + est > x->budget && ex_running_tasks(x) > 0)
                 break;
-            if (a2a_launch_map(x, st, est) != 0)
+            if ((a->fused ? a2a_launch_fused : a2a_launch_map)(x, st, est) != 0)
                 return;
         }
         if (input_done && ex_fifo_len(&st->queue) == 0 && st->ntasks == 0 &&

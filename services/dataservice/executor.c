@@ -228,8 +228,7 @@ static int64_t estimate(const ex_stage *st, int64_t in_bytes)
     return in_bytes + EX_STORE_OVERHEAD;
 }
 
-/* The bundle a map task would take next: blocks [head, head + k). */
-static size_t bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost)
+size_t ex_bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost)
 {
     size_t k = 0;
     int64_t rows = 0;
@@ -279,7 +278,7 @@ static bool can_launch(executor *x, size_t i, int64_t *est)
     int64_t in_bytes = 0, in_cost = 0;
     if (st->kind == EX_READ && st->next_split >= st->nsplits)
         return false;
-    if (st->kind == EX_MAP && bundle_size(st, &in_bytes, &in_cost) == 0)
+    if (st->kind == EX_MAP && ex_bundle_size(st, &in_bytes, &in_cost) == 0)
         return false;
     *est = estimate(st, in_bytes);
     /* Room is kept for one task of each stage downstream, so that what this
@@ -407,7 +406,7 @@ static int launch_one(executor *x, size_t i, int64_t est)
         st->next_split++;
     } else {
         int64_t bytes, cost;
-        size_t k = bundle_size(st, &bytes, &cost);
+        size_t k = ex_bundle_size(st, &bytes, &cost);
         json_t *take = json_array();
         int64_t most = 0;
         for (size_t j = 0; j < k; j++) {

@@ -124,6 +124,10 @@ int64_t ex_running_tasks(const executor *x);
  * the blocks made from those), count up to half the budget; beyond that
  * they are the object stores' to spill. */
 int64_t ex_held_now(const executor *x);
+/* The bundle a map task would take next: queued blocks [head, head + k),
+ * enough rows for the stage's min_rows_per_bundle (64 blocks at most), and
+ * their bytes and cost. */
+size_t ex_bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost);
 /* A read's next split (st->next_split) as JSON text; NULL out of memory. */
 char *ex_next_split(const ex_stage *st);
 /* The custom resources of a stage's resource map as JSON text (NULL: none). */

@@ -399,8 +399,8 @@ static int sample_keys(const a2a_prog *p, prism_block *b, prism_block **out, cha
  * stats]: task is {"index": m, "take": n|null, "sample": bool}. Sort first
  * samples every block ("sample": true -> [keys, stats]), then cuts each at
  * the boundaries the samples (its later arguments) give. With a fused
- * stage in the program, the block is that stage's output on the third
- * argument (a split, or a block). */
+ * stage in the program, the block is that stage's output on the other
+ * arguments (a split, or a bundle of blocks and "take" a list). */
 static int group_block(const a2a_prog *p, prism_block *b, bool partial, prism_block **out,
                        char *err, size_t n);
 
@@ -418,8 +418,9 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
     size_t skipped = 0;
     if (task && prog_load(args[0], &p, err, sizeof err) == 0 &&
         (stage = json_object_get(p.doc, "stage"))) {
-        /* the stage fused into the maps makes the block, its take applied */
-        if (!(b = data_run_stage(ctx, stage, args[2], take_rows, &skipped, err, sizeof err))) {
+        /* the stage fused into the maps makes the block from the rest */
+        if (!(b = data_run_stage(ctx, stage, args + 2, nargs - 2, take, &skipped, err,
+                                 sizeof err))) {
             json_decref(task);
             json_decref(p.doc);
             return prism_task_fail(ctx, "%s", err);
@@ -432,7 +433,7 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
                                *err ? ": " : "", err);
     }
     bool sample = json_is_true(json_object_get(task, "sample"));
-    size_t nparts = sample ? 1 : p.parts, nsamples = nargs - 3;
+    size_t nparts = sample ? 1 : p.parts, nsamples = stage ? 0 : nargs - 3;
     uint64_t index = (uint64_t)json_integer_value(json_object_get(task, "index"));
     json_decref(task);
     if (nreturns != nparts + 1) {

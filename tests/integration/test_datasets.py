@@ -1431,6 +1431,21 @@ def test_all_to_all_fused(c):
         assert r["count()"] == len(vs) and r["sum(t)"] == 2 * sum(vs), r
         assert abs(r["mean(v)"] - statistics.mean(vs)) < 1e-9, r
     assert sorted(r["k"] for r in fused) == list(range(7)), fused
+    # a map stage that bundles blocks (batch_size 2500 of blocks of 1000 rows, after a stage
+    # of other resources): each map takes a bundle of what has come, as the stage would
+    cast = {"op": "map_batches", "fn": fn("builtin", "cast", column="v", dtype="float64"),
+            "batch_size": 2500}
+    d = post(c, {"ops": [src, dict(twice, num_cpus=0.5), cast,
+                         {"op": "groupby", "key": "k", "aggs": aggs}]})
+    got = rows(c, d["dataset_id"], 20)
+    assert sorted(got, key=lambda r: r["k"]) == sorted(fused, key=lambda r: r["k"]), got
+    info = dataset(c, d["dataset_id"])
+    a2a = info["stages"][-1]
+    assert a2a["name"] == "MapBatches(cast)->GroupBy(k)", info["stages"]
+    print("  bundled maps: %d tasks done" % a2a["tasks_done"])
+    assert 2 + 6 <= a2a["tasks_done"] <= 6 + 6, a2a  # maps of 1 to 3 blocks, 6 reduces
+    assert "bundles of 2500+ rows" in info["explain"], info["explain"]
+
     # unique and map_groups
     fused, alone, _ = run_both([src, twice, {"op": "unique", "column": "k"}], 20)
     assert sorted(r["k"] for r in fused) == sorted(r["k"] for r in alone) == list(range(7))

@@ -1345,8 +1345,8 @@ static int stages_of(const char *text, size_t *n, const char *want)
 }
 
 /* A read or map stage right before an all-to-all that maps blocks as they
- * come runs in that all-to-all's map tasks; not before a sort, not an
- * actor pool, a GPU stage or one that bundles blocks. */
+ * come runs in that all-to-all's map tasks (a map stage's bundles kept);
+ * not before a sort, not an actor pool, nor a GPU stage. */
 static void test_all_to_all_fusion(void **state)
 {
     (void)state;
@@ -1416,16 +1416,23 @@ static void test_all_to_all_fusion(void **state)
              gb);
     assert_true(stages_of(text, &n, "AllToAllOperator[GroupBy(k)]"));
     assert_int_equal(n, 3);
-    /* a map stage that bundles blocks for its batch_size, a GPU stage, other resources, a cap */
-    const char *kept[] = {"{\"op\": \"map_batches\", \"fn\": " FN("f") ", \"batch_size\": 64}",
-                          "{\"op\": \"map_batches\", \"fn\": " FN("f") ", \"num_gpus\": 1}",
+    /* a map stage that bundles blocks for its batch_size: its maps take bundles */
+    const char *pre = "{\"op\": \"map\", \"fn\": " FN("a") ", \"num_cpus\": 2}";
+    snprintf(text, sizeof text,
+             "{\"ops\": [" R
+             ", %s, {\"op\": \"map_batches\", \"fn\": " FN("f") ", "
+                                                                "\"batch_size\": 64}, %s]}",
+             pre, gb);
+    assert_true(stages_of(text, &n,
+                          "AllToAllOperator[MapBatches(f)->GroupBy(k)]  ops[2-3]; CPU 1; "
+                          "bundles of 64+ rows\n"));
+    assert_int_equal(n, 3);
+    /* not a GPU stage, other resources, a cap */
+    const char *kept[] = {"{\"op\": \"map_batches\", \"fn\": " FN("f") ", \"num_gpus\": 1}",
                           "{\"op\": \"map_batches\", \"fn\": " FN("f") ", \"num_cpus\": 2}",
                           "{\"op\": \"map_batches\", \"fn\": " FN("f") ", \"concurrency\": 2}"};
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(text, sizeof text,
-                 "{\"ops\": [" R ", {\"op\": \"map\", \"fn\": " FN("a") ", \"num_cpus\": 2}, "
-                                                                        "%s, %s]}",
-                 kept[i], gb);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(text, sizeof text, "{\"ops\": [" R ", %s, %s, %s]}", pre, kept[i], gb);
         assert_true(stages_of(text, &n, "AllToAllOperator[GroupBy(k)]"));
     }
     /* a limit between stays a stage of its own */
