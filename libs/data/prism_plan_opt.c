@@ -10,7 +10,9 @@
  * 2. Fusion. Consecutive one-to-one operators with compatible compute run
  *    as one stage: one task per block runs them all in turn, as Ray Data
  *    fuses them, so blocks do not go through the object store in between.
- *    Projections fuse into whatever stage precedes them.
+ *    Projections fuse into whatever stage precedes them. A read or map
+ *    stage right before an all-to-all that maps each block as it comes
+ *    (not sort) runs in that all-to-all's map tasks.
  * 3. Image runs. Within a stage, decode_image or a crop followed by a crop,
  *    a flip and/or normalize (in that order) of the same column run as one
  *    pass per image: the first builtin's args get the others in "then", and
@@ -349,6 +351,59 @@ static bool fuses(const opt_stage *s, const opt_op *o)
     return ok;
 }
 
+/* Whether all-to-all stage `a` cuts each block into parts as it comes,
+ * needing no look at the whole input first: random_shuffle, repartition
+ * with shuffle, groupby, map_groups, unique. Not sort (its maps wait for
+ * every block's sample), nor randomize_block_order or repartition without
+ * shuffle (no map). */
+static bool maps_as_blocks_come(const prism_physical_plan *pp, const opt_stage *a)
+{
+    const opt_op *o = &pp->ops[a->first];
+    switch (o->kind) {
+    case PRISM_OP_RANDOM_SHUFFLE:
+    case PRISM_OP_GROUPBY:
+    case PRISM_OP_MAP_GROUPS:
+    case PRISM_OP_UNIQUE: return true;
+    case PRISM_OP_REPARTITION: return json_is_true(json_object_get(o->spec, "shuffle"));
+    default: return false;
+    }
+}
+
+/* Whether read or map stage `up` can run in the map tasks of all-to-all
+ * stage `a`: tasks with the all-to-all's resources and no cap of their
+ * own. */
+static bool fuses_into_maps(const opt_stage *up, const opt_stage *a)
+{
+    return (up->kind == PRISM_STAGE_READ || up->kind == PRISM_STAGE_MAP) &&
+           up->compute == PRISM_COMPUTE_TASKS && up->cpus == a->cpus && up->gpus == 0 &&
+           up->memory == 0 && !json_object_size(up->custom) && up->concurrency == 0;
+}
+
+/* A read or map stage right before an all-to-all that maps blocks as they
+ * come joins the all-to-all stage: its operators run in the map tasks,
+ * which cut their output into parts, so its blocks never go through the
+ * object store whole (Ray Data fuses a map into a shuffle's map alike). */
+static void fuse_into_all_to_all(prism_physical_plan *pp)
+{
+    for (size_t i = 1; i < pp->nstages; i++) {
+        opt_stage *up = &pp->stages[i - 1], *a = &pp->stages[i];
+        if (a->kind != PRISM_STAGE_ALL_TO_ALL || up->next != i ||
+            up->first + up->nops != a->first || !maps_as_blocks_come(pp, a) ||
+            !fuses_into_maps(up, a))
+            continue;
+        a->first = up->first;
+        a->nops += up->nops;
+        /* a map stage's bundles (a read makes one block a task anyway) */
+        a->min_rows = up->kind == PRISM_STAGE_MAP ? up->min_rows : 0;
+        json_decref(up->custom);
+        memmove(up, a, (pp->nstages - i) * sizeof *up);
+        pp->nstages--;
+        for (size_t j = 0; j < pp->nstages; j++)
+            if (pp->stages[j].next >= i)
+                pp->stages[j].next--;
+    }
+}
+
 static json_t *resource_map(const opt_stage *s)
 {
     json_t *r = json_object();
@@ -486,6 +541,7 @@ static int fuse(prism_physical_plan *pp)
             if (pp->stages[j].first == last)
                 s->next = j;
     }
+    fuse_into_all_to_all(pp);
     for (size_t i = 0; i < pp->nstages; i++) {
         opt_stage *s = &pp->stages[i];
         /* An all-to-all stage cannot stop early: any of its reduces may hold

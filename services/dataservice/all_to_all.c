@@ -9,7 +9,12 @@
  * of every map or merge into output block r. Sort samples every block first, to pick the range
  * boundaries. randomize_block_order and repartition without shuffle run no map: the blocks
  * themselves are the parts. Outputs leave in reduce order. The tasks are in
- * services/worker/data_shuffle.c. */
+ * services/worker/data_shuffle.c.
+ *
+ * A read or map stage that the optimizer fused into the stage runs in its
+ * map tasks: each makes its block (from a split of the read, or from a
+ * block that came) and cuts it into parts in the same task, so that the
+ * block never goes through the object store whole. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +47,11 @@ typedef struct ex_map {
 /* An all-to-all stage (docs/datasets.md#how-the-all-to-all-runs). */
 typedef struct ex_a2a {
     prism_plan_op_kind op;
-    bool has_map;     /* map tasks cut blocks into parts (not randomize_block_order,
-                       * nor repartition without shuffle) */
+    bool has_map;            /* map tasks cut blocks into parts (not randomize_block_order,
+                              * nor repartition without shuffle) */
+    bool fused;              /* a read or map stage runs in the maps first */
+    int64_t map_in, map_out; /* fused: the maps' input and parts bytes so far */
+    int64_t maps_done;
     size_t parts;     /* reduce tasks, and so output blocks */
     size_t merge_k;   /* maps a merge task joins (push-based); 0: no merge */
     bool merge_check; /* a map ended since the last look for a group to merge */
@@ -135,6 +143,94 @@ static int a2a_submit(executor *x, ex_stage *st, const char *fn, prism_value **a
     return 0;
 }
 
+/* The bytes a map is expected to make: its block's, or with a stage fused
+ * in, what the maps made so far for their input (a read's: a split's). */
+static int64_t a2a_map_estimate(const ex_stage *st, const ex_a2a *a)
+{
+    int64_t overhead = EX_STORE_OVERHEAD * (int64_t)a->parts;
+    if (st->next_split < st->nsplits) {
+        if (a->maps_done > 0)
+            return a->map_out / a->maps_done + overhead;
+        return (st->files ? st->split_rows : st->split_rows * 8) + 1024 + overhead;
+    }
+    int64_t in = st->queue.v[st->queue.head].bytes, cost;
+    if (!a->fused)
+        return in + overhead;
+    ex_bundle_size(st, &in, &cost);
+    if (a->map_in > 0)
+        in = (int64_t)((double)in * (double)a->map_out / (double)a->map_in);
+    return in + overhead;
+}
+
+/* Submits map task `t` (its parts and stats its returns) on `args` (taken). */
+static int a2a_submit_map(executor *x, ex_stage *st, ex_task t, prism_value **args, size_t nargs)
+{
+    prism_ref **refs = calloc(t.nparts + 1, sizeof *refs);
+    x->held += t.est;
+    if (!refs) {
+        for (size_t i = 0; i < nargs; i++)
+            prism_value_free(args[i]);
+        x->held -= t.est + t.in_cost;
+        x->spill -= t.spill;
+        ex_fail(x, "out of memory");
+        return -1;
+    }
+    if (a2a_submit(x, st, "data_a2a_map", args, nargs, (int)t.nparts + 1, refs) != 0) {
+        free(refs);
+        x->held -= t.est + t.in_cost;
+        x->spill -= t.spill;
+        return -1;
+    }
+    t.parts = refs;
+    t.stats = refs[t.nparts];
+    if (ex_add_task(st, t) != 0) {
+        ex_drop_task(x, &t);
+        ex_fail(x, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* A map task with a stage fused in: on the read's next split, else on the
+ * next bundle of queued blocks, as the map stage would have taken it. */
+static int a2a_launch_fused(executor *x, ex_stage *st, int64_t est)
+{
+    ex_a2a *a = st->a2a;
+    ex_task t = {.est = est, .nparts = a->parts};
+    prism_value *args[2 + 64] = {prism_value_json(st->program), NULL};
+    size_t nargs = 2;
+    json_t *take = json_array();
+    if (st->next_split < st->nsplits) {
+        t.seq = st->next_split; /* one whole split: a fused read's are not cut */
+        char *split = ex_next_split(x, st, &t.units);
+        args[nargs++] = split ? prism_value_json(split) : NULL;
+        free(split);
+    } else {
+        int64_t bytes, cost;
+        size_t k = ex_bundle_size(st, &bytes, &cost);
+        for (size_t j = 0; j < k; j++) {
+            ex_block b = ex_fifo_pop(&st->queue);
+            st->queued_bytes -= b.bytes;
+            if (j == 0) /* its randomness follows its first block's place in the input */
+                t.seq = b.seq;
+            json_array_append_new(take, b.take >= 0 ? json_integer(b.take) : json_null());
+            args[nargs++] = prism_value_ref(b.ref);
+            prism_ref_release(b.ref); /* the task holds its arguments */
+            t.in_bytes += b.bytes;
+            t.in_cost += b.cost;
+            t.spill += b.spill;
+        }
+    }
+    json_t *task = json_pack("{sIsOsb}", "index", (json_int_t)t.seq, "take",
+                             take ? take : json_null(), "sample", 0);
+    json_decref(take);
+    char *text = task ? json_dumps(task, JSON_COMPACT) : NULL;
+    json_decref(task);
+    args[1] = text ? prism_value_json(text) : NULL;
+    free(text);
+    return a2a_submit_map(x, st, t, args, nargs);
+}
+
 /* A map task on the next queued block. */
 static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
 {
@@ -182,34 +278,15 @@ static int a2a_launch_map(executor *x, ex_stage *st, int64_t est)
         prism_ref_release(b.ref); /* the task holds its argument */
     }
     t.nparts = sample ? 1 : a->parts;
-    prism_ref **refs = calloc(t.nparts + 1, sizeof *refs);
-    x->held += t.est;
-    if (!refs || !args) {
-        for (size_t i = 0; args && i < nargs; i++)
-            prism_value_free(args[i]);
-        free(args);
-        free(refs);
-        x->held -= t.est + t.in_cost;
+    if (!args) {
+        x->held -= t.in_cost;
         x->spill -= t.spill;
         ex_fail(x, "out of memory");
         return -1;
     }
-    int rc = a2a_submit(x, st, "data_a2a_map", args, nargs, (int)t.nparts + 1, refs);
+    int rc = a2a_submit_map(x, st, t, args, nargs);
     free(args);
-    if (rc != 0) {
-        free(refs);
-        x->held -= t.est + t.in_cost;
-        x->spill -= t.spill;
-        return -1;
-    }
-    t.parts = refs;
-    t.stats = refs[t.nparts];
-    if (ex_add_task(st, t) != 0) {
-        ex_drop_task(x, &t);
-        ex_fail(x, "out of memory");
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 /* A merge task on maps `idx` (`k` of them, consecutive blocks in order):
@@ -465,7 +542,7 @@ void a2a_step(executor *x, size_t i)
     ex_a2a *a = st->a2a;
     if (st->cut)
         return;
-    bool input_done = st->closed && ex_fifo_len(&st->early) == 0;
+    bool input_done = st->closed && ex_fifo_len(&st->early) == 0 && st->next_split >= st->nsplits;
     if (!a->has_map) {
         if (!input_done || a->reducing)
             goto reduces;
@@ -517,12 +594,12 @@ void a2a_step(executor *x, size_t i)
             a->sampled = true;
         }
         a2a_merges(x, st);
-        while (!x->error && ex_fifo_len(&st->queue) && (int64_t)st->ntasks < st->cap) {
-            const ex_block *b = &st->queue.v[st->queue.head];
-            est = b->bytes + EX_STORE_OVERHEAD * (int64_t)a->parts;
+        while (!x->error && (ex_fifo_len(&st->queue) || st->next_split < st->nsplits) &&
+               (int64_t)st->ntasks < st->cap) {
+            est = a2a_map_estimate(st, a);
             if (ex_held_now(x) + est > x->budget && ex_running_tasks(x) > 0)
                 break;
-            if (a2a_launch_map(x, st, est) != 0)
+            if ((a->fused ? a2a_launch_fused : a2a_launch_map)(x, st, est) != 0)
                 return;
         }
         if (input_done && ex_fifo_len(&st->queue) == 0 && st->ntasks == 0 &&
@@ -600,6 +677,10 @@ void a2a_complete(executor *x, size_t i, ex_task t, json_t *stats)
         if (!t.merge) {
             a->merge_check = true;
             st->sum_in += t.in_bytes;
+            a->map_in += t.in_bytes;
+            a->map_out += m.bytes;
+            a->maps_done++;
+            x->skipped += json_integer_value(json_object_get(stats, "skipped"));
         }
         if (a2a_add_map(a, m) != 0) {
             for (size_t k = 0; k < t.nparts; k++)
@@ -637,16 +718,18 @@ bool a2a_finished(const ex_stage *st)
     return a->reducing && (a->nmaps == 0 || a->next_deliver >= a->parts);
 }
 
-int a2a_setup(executor *x, size_t i)
+int a2a_setup(executor *x, size_t i, const json_t *fused)
 {
     ex_stage *st = &x->st[i];
     st->kind = EX_A2A;
     const json_t *spec;
-    prism_plan_op_kind op = prism_physical_plan_op(x->d->physical, i, 0, &spec, NULL, NULL);
+    prism_plan_op_kind op =
+        prism_physical_plan_op(x->d->physical, i, st->info.num_ops - 1, &spec, NULL, NULL);
     ex_a2a *a = st->a2a = calloc(1, sizeof *a);
     if (!a)
         return -1;
     a->op = op;
+    a->fused = fused != NULL;
     bool shuffle = json_is_true(json_object_get(spec, "shuffle"));
     a->has_map = op != PRISM_OP_RANDOMIZE_BLOCK_ORDER && (op != PRISM_OP_REPARTITION || shuffle);
     /* As many output blocks as the read makes (Ray Data: as many as input
@@ -681,6 +764,10 @@ int a2a_setup(executor *x, size_t i)
                              "spec", own ? own : spec, "parts", (json_int_t)a->parts, "seed",
                              (json_int_t)a->seed);
     json_decref(own);
+    if (prog && fused && json_object_set(prog, "stage", (json_t *)fused) < 0) {
+        json_decref(prog);
+        prog = NULL;
+    }
     st->program = prog ? json_dumps(prog, JSON_COMPACT) : NULL;
     json_decref(prog);
     st->resources = ex_custom_resources(st->info.resources);

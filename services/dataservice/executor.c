@@ -195,9 +195,9 @@ bool ex_reaches(const executor *x, size_t j, size_t i)
 
 size_t ex_upstream_splits(const executor *x, size_t i)
 {
-    size_t n = 0;
-    for (size_t j = 0; j < i; j++)
-        if (x->st[j].kind == EX_READ && ex_reaches(x, j, i))
+    size_t n = x->st[i].nsplits;   /* a read fused into stage i */
+    for (size_t j = 0; j < i; j++) /* reads, and all-to-alls a read is fused into */
+        if (x->st[j].nsplits && ex_reaches(x, j, i))
             n += x->st[j].nsplits;
     return n;
 }
@@ -306,8 +306,7 @@ static int64_t rows_of(const ex_block *b)
     return b->take >= 0 && b->take < left ? b->take : left;
 }
 
-/* The bundle a map task would take next: blocks [head, head + k). */
-static size_t bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost)
+size_t ex_bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost)
 {
     size_t k = 0;
     int64_t rows = 0;
@@ -387,7 +386,7 @@ static bool can_launch(executor *x, size_t i, int64_t *est)
         return false; /* the first split, alone, tells what a unit of the read makes */
     if (st->kind == EX_READ)
         in_bytes = split_weight(x, st, &to);
-    size_t k = st->kind == EX_MAP ? bundle_size(st, &in_bytes, &in_cost) : 0;
+    size_t k = st->kind == EX_MAP ? ex_bundle_size(st, &in_bytes, &in_cost) : 0;
     if (st->kind == EX_MAP && k == 0)
         return false;
     if (st->kind == EX_MAP && k == 1 && st->done_tasks == 0 && st->ntasks > 0 &&
@@ -490,8 +489,7 @@ static char *files_split(const ex_stage *st, int64_t from, int64_t to)
     return text;
 }
 
-/* The read's next split as JSON text; the cursor moves past it. */
-static char *next_split(const executor *x, ex_stage *st, int64_t *weight)
+char *ex_next_split(const executor *x, ex_stage *st, int64_t *weight)
 {
     int64_t from = st->cursor, to;
     *weight = split_weight(x, st, &to);
@@ -515,12 +513,12 @@ static int launch_one(executor *x, size_t i, int64_t est)
     prism_value *args[2 + 64] = {prism_value_json(st->program), NULL};
     size_t nargs = 2;
     if (st->kind == EX_READ) {
-        char *split = next_split(x, st, &t.units);
+        char *split = ex_next_split(x, st, &t.units);
         args[1] = split ? prism_value_json(split) : NULL;
         free(split);
     } else {
         int64_t bytes, cost;
-        size_t k = bundle_size(st, &bytes, &cost);
+        size_t k = ex_bundle_size(st, &bytes, &cost);
         int64_t slice = slice_rows(x, st, k);
         json_t *take = json_array();
         int64_t most = 0;
@@ -1001,17 +999,25 @@ char *ex_custom_resources(const json_t *res)
     return text;
 }
 
-/* The stage program the tasks run: its operators, row limit and
- * skip_corrupt (a from_items read without its items: each task gets its own
- * in its split). */
-static char *program_of(const json_t *stage_json, bool skip_corrupt)
+/* The stage program the tasks run: its first `nops` operators, row limit
+ * and skip_corrupt (a from_items read without its items: each task gets
+ * its own in its split). */
+static json_t *program_json(const json_t *stage_json, bool skip_corrupt, size_t nops)
 {
     json_t *ops = json_deep_copy(json_object_get(stage_json, "ops"));
+    while (json_array_size(ops) > nops)
+        json_array_remove(ops, nops);
     json_t *spec = json_object_get(json_array_get(ops, 0), "spec");
     json_object_del(spec, "items");
     json_t *prog = json_pack("{sososb}", "ops", ops ? ops : json_array(), "row_limit",
                              json_deep_copy(json_object_get(stage_json, "row_limit")),
                              "skip_corrupt", skip_corrupt);
+    return prog;
+}
+
+static char *program_of(const json_t *stage_json, bool skip_corrupt)
+{
+    json_t *prog = program_json(stage_json, skip_corrupt, SIZE_MAX);
     char *text = prog ? json_dumps(prog, JSON_COMPACT) : NULL;
     json_decref(prog);
     return text;
@@ -1088,6 +1094,39 @@ static int setup_files(executor *x, ex_stage *st, prism_plan_op_kind kind, const
     return 0;
 }
 
+/* Stage `i`'s read (its first operator): the splits it makes. 0, or -1
+ * (having failed the dataset, or out of memory). */
+static int setup_read(executor *x, size_t i)
+{
+    ex_stage *st = &x->st[i];
+    const json_t *opts = prism_physical_plan_options(x->d->physical);
+    int64_t target = json_integer_value(json_object_get(opts, "target_max_block_size"));
+    const json_t *spec;
+    prism_plan_op_kind kind = prism_physical_plan_op(x->d->physical, i, 0, &spec, NULL, NULL);
+    json_t *over = json_object_get(spec, "override_num_blocks");
+    /* a read fused into an all-to-all's maps keeps its splits: its blocks
+     * never leave the task whole */
+    st->adaptive = !json_is_integer(over) && st->kind == EX_READ;
+    int64_t rows,
+        blocks = json_is_integer(over) ? json_integer_value(over) : x->s->cfg.default_blocks;
+    if (kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS)
+        return setup_files(x, st, kind, spec, blocks, json_is_integer(over), target);
+    if (kind == PRISM_OP_FROM_ITEMS) {
+        st->items = json_object_get(spec, "items");
+        rows = (int64_t)json_array_size(st->items);
+    } else {
+        rows = st->range_n = json_integer_value(json_object_get(spec, "n"));
+        /* int64 ids: more blocks when they would pass the target size */
+        int64_t need = target >= 8 ? rows / (target / 8) + 1 : 1;
+        if (!json_is_integer(over) && need > blocks)
+            blocks = need;
+    }
+    if (blocks > rows)
+        blocks = rows;
+    st->nsplits = (size_t)(blocks > 0 ? blocks : 0);
+    return 0;
+}
+
 static int setup(executor *x)
 {
     ds_dataset *d = x->d;
@@ -1098,7 +1137,6 @@ static int setup(executor *x)
         return -1;
     const json_t *opts = prism_physical_plan_options(d->physical);
     x->preserve = json_is_true(json_object_get(opts, "preserve_order"));
-    int64_t target = json_integer_value(json_object_get(opts, "target_max_block_size"));
     x->budget = d->budget;
     /* A read's blocks stay under the plan's target, and under an eighth of
      * the budget so that several can be in flight (at least 1 MiB). */
@@ -1129,7 +1167,25 @@ static int setup(executor *x)
         if (st->kind == EX_LIMIT)
             continue;
         if (st->info.kind == PRISM_STAGE_ALL_TO_ALL) {
-            if (a2a_setup(x, i) != 0)
+            /* a read or map stage fused into its maps: every operator but the last */
+            json_t *up = NULL;
+            if (st->info.num_ops > 1) {
+                up = program_json(json_array_get(stages, i),
+                                  json_is_true(json_object_get(opts, "skip_corrupt")),
+                                  st->info.num_ops - 1);
+                if (!up)
+                    return -1;
+                /* a read: the maps make their blocks from its splits */
+                st->closed = prism_plan_op_is_read(
+                    prism_physical_plan_op(d->physical, i, 0, NULL, NULL, NULL));
+                if (st->closed && setup_read(x, i) != 0) {
+                    json_decref(up);
+                    return -1;
+                }
+            }
+            int rc = a2a_setup(x, i, up);
+            json_decref(up);
+            if (rc != 0)
                 return -1;
             continue;
         }
@@ -1156,32 +1212,8 @@ static int setup(executor *x)
                           ? st->info.max_size
                           : s->cfg.max_tasks;
         }
-        if (st->kind != EX_READ)
-            continue;
-        const json_t *spec;
-        prism_plan_op_kind kind = prism_physical_plan_op(d->physical, i, 0, &spec, NULL, NULL);
-        json_t *over = json_object_get(spec, "override_num_blocks");
-        st->adaptive = !json_is_integer(over);
-        int64_t rows,
-            blocks = json_is_integer(over) ? json_integer_value(over) : s->cfg.default_blocks;
-        if (kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS) {
-            if (setup_files(x, st, kind, spec, blocks, json_is_integer(over), target) != 0)
-                return -1;
-            continue;
-        }
-        if (kind == PRISM_OP_FROM_ITEMS) {
-            st->items = json_object_get(spec, "items");
-            rows = (int64_t)json_array_size(st->items);
-        } else {
-            rows = st->range_n = json_integer_value(json_object_get(spec, "n"));
-            /* int64 ids: more blocks when they would pass the target size */
-            int64_t need = target >= 8 ? rows / (target / 8) + 1 : 1;
-            if (!json_is_integer(over) && need > blocks)
-                blocks = need;
-        }
-        if (blocks > rows)
-            blocks = rows;
-        st->nsplits = (size_t)(blocks > 0 ? blocks : 0);
+        if (st->kind == EX_READ && setup_read(x, i) != 0)
+            return -1;
     }
     x->st[x->n].kind = EX_SINK;
     x->st[x->n].name = "output";

@@ -132,14 +132,24 @@ int64_t ex_running_tasks(const executor *x);
  * the blocks made from those), count up to half the budget; beyond that
  * they are the object stores' to spill. */
 int64_t ex_held_now(const executor *x);
+/* The bundle a map task would take next: queued blocks [head, head + k),
+ * enough rows for the stage's min_rows_per_bundle (64 blocks at most), and
+ * their bytes and cost. */
+size_t ex_bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost);
+/* A read's next split as JSON text (NULL out of memory), its weight in
+ * `*weight`; the read moves past it (docs/datasets.md#block-sizes). */
+char *ex_next_split(const executor *x, ex_stage *st, int64_t *weight);
 /* The custom resources of a stage's resource map as JSON text (NULL: none). */
 char *ex_custom_resources(const json_t *res);
 
 /* ---------- all_to_all.c: an all-to-all stage (stage kind EX_A2A) ---------- */
 
-/* Sets up stage `i` as the all-to-all of its operator: 0, or -1 (having
- * failed the dataset, or out of memory). */
-int a2a_setup(executor *x, size_t i);
+/* Sets up stage `i` as the all-to-all of its last operator: 0, or -1
+ * (having failed the dataset, or out of memory). `fused` (borrowed; NULL:
+ * none) is the program of the read or map stage fused into its maps, the
+ * stage's other operators: the maps run it first, on the read's splits
+ * (the stage's own, set up before) or on the blocks that come. */
+int a2a_setup(executor *x, size_t i, const json_t *fused);
 /* Starts what may start: maps as blocks come, then the reduces. */
 void a2a_step(executor *x, size_t i);
 /* Task `t` of stage `i` ended well with `stats` (taken off the task list). */

@@ -428,11 +428,35 @@ static prism_status finish(prism_task_ctx *ctx, const stage_prog *p, prism_block
     return PRISM_OK;
 }
 
+/* The block of the read that starts the stage. Returns 0, or -1 with err
+ * naming the read. */
+static int read_split(stage_prog *p, const json_t *split, prism_block **b, char *err, size_t n)
+{
+    const json_t *read = json_array_get(p->ops, 0);
+    const char *kind = json_string_value(json_object_get(read, "op"));
+    char why[ERR_LEN] = "", label[160];
+    int rc = -1;
+    if (kind && !strcmp(kind, "range"))
+        rc = read_range(split, b, why, sizeof why);
+    else if (kind && !strcmp(kind, "from_items"))
+        rc = read_items(split, b, why, sizeof why);
+    else if (kind && !strncmp(kind, "read_", 5))
+        rc = data_read_files(kind, json_object_get(read, "spec"), split, &p->skip, b, why,
+                             sizeof why);
+    else
+        snprintf(why, sizeof why, "this executor cannot read \"%s\" yet", kind ? kind : "?");
+    if (rc != 0) {
+        op_label(read, label, sizeof label);
+        snprintf(err, n, "%s: %s", label, why);
+    }
+    return rc;
+}
+
 prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                              prism_value **returns, size_t nreturns)
 {
     stage_prog p = {0};
-    char err[ERR_LEN] = "", why[ERR_LEN] = "", label[160];
+    char err[ERR_LEN] = "";
     json_t *split =
         nargs == 2 && args[1]->kind == PRISM_VALUE_JSON ? json_loads(args[1]->text, 0, NULL) : NULL;
     prism_block *b = NULL;
@@ -442,23 +466,8 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
         return prism_task_fail(ctx, "data_read_stage takes a stage program and a split%s%s",
                                *err ? ": " : "", err);
     }
-    const json_t *read = json_array_get(p.ops, 0);
-    const char *kind = json_string_value(json_object_get(read, "op"));
-    int rc = -1;
-    if (kind && !strcmp(kind, "range"))
-        rc = read_range(split, &b, why, sizeof why);
-    else if (kind && !strcmp(kind, "from_items"))
-        rc = read_items(split, &b, why, sizeof why);
-    else if (kind && !strncmp(kind, "read_", 5))
-        rc = data_read_files(kind, json_object_get(read, "spec"), split, &p.skip, &b, why,
-                             sizeof why);
-    else
-        snprintf(why, sizeof why, "this executor cannot read \"%s\" yet", kind ? kind : "?");
+    int rc = read_split(&p, split, &b, err, sizeof err);
     json_decref(split);
-    if (rc != 0) {
-        op_label(read, label, sizeof label);
-        snprintf(err, sizeof err, "%s: %s", label, why);
-    }
     if (rc == 0)
         rc = run_ops(ctx, &p, 1, &b, err, sizeof err);
     prism_status s = rc == 0 ? finish(ctx, &p, b, returns, nreturns)
@@ -472,12 +481,12 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
 /* The input blocks, each cut to its `take`: its first rows (an integer),
  * or [first, count] (a slice of a block taken in parts). Returns how many
  * were opened. */
-static size_t open_inputs(const prism_value *const *args, size_t nargs, const json_t *take,
+static size_t open_inputs(const prism_value *const *blocks, size_t nblocks, const json_t *take,
                           prism_block **in, char *err, size_t n)
 {
     size_t k = 0;
-    for (; k + 2 < nargs; k++) {
-        prism_block *b = data_block_of_value(args[k + 2], err, n);
+    for (; k < nblocks; k++) {
+        prism_block *b = data_block_of_value(blocks[k], err, n);
         if (!b)
             break;
         json_t *t = json_array_get(take, k);
@@ -506,6 +515,49 @@ static size_t open_inputs(const prism_value *const *args, size_t nargs, const js
     return k;
 }
 
+/* The stage's operators on a bundle of input blocks, each cut to its
+ * `take`: on one block when their schemas agree, else on each block on its
+ * own and the results joined. Returns 0 with *out, or -1 with err. */
+static int run_on_blocks(prism_task_ctx *ctx, stage_prog *p, const prism_value *const *blocks,
+                         size_t want, const json_t *take, prism_block **out, char *err, size_t n)
+{
+    prism_block **in = calloc(want ? want : 1, sizeof *in);
+    size_t got = in ? open_inputs(blocks, want, take, in, err, n) : 0;
+    prism_block *b = NULL;
+    int rc = -1;
+    if (!in) {
+        snprintf(err, n, "out of memory");
+    } else if (got == want && want == 1) {
+        b = in[0];
+        in[0] = NULL;
+        rc = run_ops(ctx, p, 0, &b, err, n);
+    } else if (got == want) {
+        char why[512];
+        if (prism_block_concat(in, want, &b, why, sizeof why) == PRISM_BLOCK_OK) {
+            rc = run_ops(ctx, p, 0, &b, err, n);
+        } else {
+            size_t i = 0;
+            for (; i < want; i++)
+                if (run_ops(ctx, p, 0, &in[i], err, n) != 0)
+                    break;
+            if (i == want) {
+                b = join(in, want, err, n);
+                memset(in, 0, want * sizeof *in);
+                rc = b ? 0 : -1;
+            }
+        }
+    }
+    for (size_t i = 0; in && i < got; i++)
+        prism_block_destroy(in[i]);
+    free(in);
+    if (rc != 0) {
+        prism_block_destroy(b);
+        b = NULL;
+    }
+    *out = b;
+    return rc;
+}
+
 prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                             prism_value **returns, size_t nreturns)
 {
@@ -522,45 +574,43 @@ prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args,
                                "and blocks%s%s",
                                *err ? ": " : "", err);
     }
-    size_t want = nargs - 2;
-    prism_block **in = calloc(want, sizeof *in);
-    size_t got = in ? open_inputs(args, nargs, take, in, err, sizeof err) : 0;
-    json_decref(take);
     prism_block *b = NULL;
-    int rc = -1;
-    if (!in) {
-        snprintf(err, sizeof err, "out of memory");
-    } else if (got == want && want == 1) {
-        b = in[0];
-        in[0] = NULL;
-        rc = run_ops(ctx, &p, 0, &b, err, sizeof err);
-    } else if (got == want) {
-        /* A bundle: one block when the schemas agree, else each block on its
-         * own and the results joined. */
-        char why[512];
-        if (prism_block_concat(in, want, &b, why, sizeof why) == PRISM_BLOCK_OK) {
-            rc = run_ops(ctx, &p, 0, &b, err, sizeof err);
-        } else {
-            size_t i = 0;
-            for (; i < want; i++)
-                if (run_ops(ctx, &p, 0, &in[i], err, sizeof err) != 0)
-                    break;
-            if (i == want) {
-                b = join(in, want, err, sizeof err);
-                memset(in, 0, want * sizeof *in);
-                rc = b ? 0 : -1;
-            }
-        }
-    }
-    for (size_t i = 0; in && i < got; i++)
-        prism_block_destroy(in[i]);
-    free(in);
+    int rc = run_on_blocks(ctx, &p, args + 2, nargs - 2, take, &b, err, sizeof err);
+    json_decref(take);
     prism_status s = rc == 0 ? finish(ctx, &p, b, returns, nreturns)
                              : prism_task_fail(ctx, "%s", err);
     if (rc != 0)
         prism_block_destroy(b);
     prog_free(&p);
     return s;
+}
+
+prism_block *data_run_stage(prism_task_ctx *ctx, const json_t *prog, const prism_value *const *in,
+                            size_t nin, const json_t *take, size_t *skipped, char *err, size_t n)
+{
+    stage_prog p = {.ops = json_object_get(prog, "ops"), .row_limit = -1};
+    p.skip.on = json_is_true(json_object_get(prog, "skip_corrupt"));
+    prism_block *b = NULL;
+    int rc = -1;
+    if (!json_is_array(p.ops) || json_array_size(p.ops) == 0 || nin == 0) {
+        snprintf(err, n, "the stage program must be JSON with a list of operators");
+    } else if (prism_value_kind_of(in[0]) == PRISM_VALUE_JSON) { /* a split: the stage reads */
+        json_t *split = json_loads(prism_value_json_text(in[0]), 0, NULL);
+        rc = split ? read_split(&p, split, &b, err, n) : -1;
+        if (!split)
+            snprintf(err, n, "a split must be JSON");
+        json_decref(split);
+        if (rc == 0)
+            rc = run_ops(ctx, &p, 1, &b, err, n);
+    } else {
+        rc = run_on_blocks(ctx, &p, in, nin, take, &b, err, n);
+    }
+    if (rc != 0) {
+        prism_block_destroy(b);
+        return NULL;
+    }
+    *skipped += p.skip.count;
+    return b;
 }
 
 /* ---------- the actor pools' class ---------- */

@@ -30,13 +30,25 @@ prism_status data_read_stage(prism_task_ctx *ctx, const prism_value *const *args
 prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                             prism_value **returns, size_t nreturns);
 
+/* Runs stage program `prog` (as the tasks above get it, parsed; borrowed)
+ * on `in`: one split (JSON) when the stage starts with a read, else `nin`
+ * blocks, a bundle as data_map_stage takes, each cut to its `take` (a list
+ * as data_map_stage's; NULL: every row). Returns the stage's output block,
+ * adding the files and images skip_corrupt left out to *skipped; or NULL
+ * with `err` naming the operator. The row limit is the caller's. */
+prism_block *data_run_stage(prism_task_ctx *ctx, const json_t *prog, const prism_value *const *in,
+                            size_t nin, const json_t *take, size_t *skipped, char *err, size_t n);
+
 /* The tasks of an all-to-all stage (data_shuffle.c):
- *   data_a2a_map(program, task, block)       -> [part 0, ..., part P-1, stats]
+ *   data_a2a_map(program, task, block...)    -> [part 0, ..., part P-1, stats]
  *   data_a2a_reduce(program, task, block...) -> [block, stats]
- * `program` is {"op", "spec", "parts": P, "seed"}; a map's task is
- * {"index", "take"}, its stats {"rows": [...], "bytes": [...], "node"} per
- * part (sort: one part, the block sorted); a reduce's task is {"index",
- * "ranges"?} and its blocks part `index` of every map output. */
+ * `program` is {"op", "spec", "parts": P, "seed", "stage"?}; a map's task is
+ * {"index", "take"}, its stats {"rows": [...], "bytes": [...], "skipped",
+ * "node"} per part (sort: one part, the block sorted); a reduce's task is
+ * {"index", "ranges"?} and its blocks part `index` of every map output.
+ * "stage", the program of a read or map stage fused into the maps: a map
+ * runs it on its input (a split, or a bundle of blocks, "take" a list for
+ * them) first (data_run_stage). */
 prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,
                           prism_value **returns, size_t nreturns);
 prism_status data_a2a_reduce(prism_task_ctx *ctx, const prism_value *const *args, size_t nargs,

@@ -398,7 +398,9 @@ static int sample_keys(const a2a_prog *p, prism_block *b, prism_block **out, cha
 /* data_a2a_map(program, task, block, sample...) -> [part 0, ..., part P-1,
  * stats]: task is {"index": m, "take": n|null, "sample": bool}. Sort first
  * samples every block ("sample": true -> [keys, stats]), then cuts each at
- * the boundaries the samples (its later arguments) give. */
+ * the boundaries the samples (its later arguments) give. With a fused
+ * stage in the program, the block is that stage's output on the other
+ * arguments (a split, or a bundle of blocks and "take" a list). */
 static int group_block(const a2a_prog *p, prism_block *b, bool partial, prism_block **out,
                        char *err, size_t n);
 
@@ -410,17 +412,28 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
     json_t *task =
         nargs >= 3 && args[1]->kind == PRISM_VALUE_JSON ? json_loads(args[1]->text, 0, NULL) : NULL;
     prism_block *b = NULL;
-    if (!task || prog_load(args[0], &p, err, sizeof err) != 0 ||
-        !(b = data_block_of_value(args[2], err, sizeof err))) {
+    json_t *take = json_object_get(task, "take");
+    int64_t take_rows = json_is_integer(take) ? json_integer_value(take) : -1;
+    const json_t *stage = NULL;
+    size_t skipped = 0;
+    if (task && prog_load(args[0], &p, err, sizeof err) == 0 &&
+        (stage = json_object_get(p.doc, "stage"))) {
+        /* the stage fused into the maps makes the block from the rest */
+        if (!(b = data_run_stage(ctx, stage, args + 2, nargs - 2, take, &skipped, err,
+                                 sizeof err))) {
+            json_decref(task);
+            json_decref(p.doc);
+            return prism_task_fail(ctx, "%s", err);
+        }
+        take_rows = -1;
+    } else if (!task || *err || !(b = data_block_of_value(args[2], err, sizeof err))) {
         json_decref(task);
         json_decref(p.doc);
         return prism_task_fail(ctx, "data_a2a_map takes a program, a task and a block%s%s",
                                *err ? ": " : "", err);
     }
     bool sample = json_is_true(json_object_get(task, "sample"));
-    size_t nparts = sample ? 1 : p.parts, nsamples = nargs - 3;
-    json_t *take = json_object_get(task, "take");
-    int64_t take_rows = json_is_integer(take) ? json_integer_value(take) : -1;
+    size_t nparts = sample ? 1 : p.parts, nsamples = stage ? 0 : nargs - 3;
     uint64_t index = (uint64_t)json_integer_value(json_object_get(task, "index"));
     json_decref(task);
     if (nreturns != nparts + 1) {
@@ -487,8 +500,8 @@ prism_status data_a2a_map(prism_task_ctx *ctx, const prism_value *const *args, s
             rc = -1;
         }
     }
-    json_t *stats = rc == 0 ? json_pack("{sOsOsiss}", "rows", rows_j, "bytes", bytes_j, "skipped",
-                                        0, "node", node_id())
+    json_t *stats = rc == 0 ? json_pack("{sOsOsIss}", "rows", rows_j, "bytes", bytes_j, "skipped",
+                                        (json_int_t)skipped, "node", node_id())
                             : NULL;
     char *text = stats ? json_dumps(stats, JSON_COMPACT) : NULL;
     if (rc == 0 && !(returns[nparts] = text ? prism_value_json(text) : NULL)) {
@@ -612,13 +625,23 @@ typedef struct agg_stats {
     double fsum, dmin, dmax, mean, m2;
 } agg_stats;
 
-/* The non-null values of rows order[first..last) of column `v`. */
+/* The non-null values of rows order[first..last) of column `v`: their
+ * count and sums, and with `full` their minimum, maximum, mean and m2 too
+ * (Welford's update divides once a value: only min, max and std need it). */
 static void stats_of(const prism_column_view *v, const size_t *order, size_t first, size_t last,
-                     agg_stats *s)
+                     bool full, agg_stats *s)
 {
     memset(s, 0, sizeof *s);
     if (v->type == PRISM_COL_FLOAT64 && !v->null_count) { /* the common case, without a switch */
         const double *d = (const double *)v->values + v->offset;
+        if (!full) {
+            double sum = 0;
+            for (size_t i = first; i < last; i++)
+                sum += d[order[i]];
+            s->n = last - first;
+            s->fsum = sum;
+            return;
+        }
         for (size_t i = first; i < last; i++) {
             double dv = d[order[i]];
             s->n++;
@@ -706,6 +729,7 @@ static int partial_columns(prism_block **keys, prism_block *b, const char *fn, c
     bool ints = on && v.type <= PRISM_COL_UINT64;
     bool int_v = ints && (!strcmp(fn, "sum") || !strcmp(fn, "min") || !strcmp(fn, "max"));
     bool has_v = strcmp(fn, "count") != 0, has_m2 = !strcmp(fn, "std");
+    bool full = has_m2 || !strcmp(fn, "min") || !strcmp(fn, "max");
     int64_t *cnt = malloc((ngroups ? ngroups : 1) * sizeof *cnt);
     int64_t *iv = malloc((ngroups ? ngroups : 1) * sizeof *iv);
     double *dv = malloc((ngroups ? ngroups : 1) * sizeof *dv);
@@ -716,7 +740,7 @@ static int partial_columns(prism_block **keys, prism_block *b, const char *fn, c
     for (size_t g = 0; rc == 0 && g < ngroups; g++) {
         agg_stats st = {.n = starts[g + 1] - starts[g]};
         if (on)
-            stats_of(&v, order, starts[g], starts[g + 1], &st);
+            stats_of(&v, order, starts[g], starts[g + 1], full, &st);
         cnt[g] = (int64_t)st.n;
         iv[g] = !strcmp(fn, "min") ? st.imin : !strcmp(fn, "max") ? st.imax : st.isum;
         dv[g] = !strcmp(fn, "min")   ? st.dmin

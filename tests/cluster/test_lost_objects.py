@@ -6,8 +6,9 @@ and runs the task again, and the application sees the right result.
 
 - A task pushed to node-3's worker (waiting there behind a sleep) takes a
   result stored on node-2; node-2 is killed before the task reads it.
-- A seeded random_shuffle: a node holding parts some maps stored is killed
-  while the last block is made, so that the reduces are submitted before
+- A seeded random_shuffle (the stage making its blocks fused into its
+  maps): a node holding parts some maps stored is killed while the last
+  block is made, so that the reduces are submitted before
   the node's death is known (the GCS's node timeout is 6 s here) and find
   those parts gone. The dataset finishes with the same rows, in the
   same order, as a run without the kill."""
@@ -84,23 +85,26 @@ def test_node_lost_mid_shuffle(c):
     # Three nodes of one CPU: three blocks are made and mapped, the fourth
     # is being made (3 s) when a node holding parts goes; the reduces start
     # after it, before the GCS declares the node dead (6 s).
+    def a2a(d):
+        return [s for s in d["stages"] if s["kind"] == "all_to_all"][0]
+
     def maps_done(d):
         return d["state"] not in ("PENDING", "RUNNING") or (
-            d["state"] == "RUNNING" and d["stages"][1]["tasks_done"] >= blocks - 1)
+            d["state"] == "RUNNING" and a2a(d)["tasks_done"] >= blocks - 1)
 
     wait_until(lambda: maps_done(dataset(c, did)), timeout=60, interval=0.02,
                what="%d maps of the shuffle done" % (blocks - 1))
     holders = wait_until(lambda: parts_on(c), timeout=10, what="parts listed on an idle node")
     victim = max(holders, key=holders.get)
     d = dataset(c, did)
-    assert d["state"] == "RUNNING" and d["stages"][1]["tasks_done"] < blocks, d
+    assert d["state"] == "RUNNING" and a2a(d)["tasks_done"] < blocks, d
     c.kill_node(victim)
     got = [r["id"] for r in rows(c, did, n)]
     info = dataset(c, did)
     assert info["state"] == "FINISHED", info
     assert got == want, [(i, a, b) for i, (a, b) in enumerate(zip(got, want)) if a != b][:5]
     print("  %s killed holding %d parts; %d all-to-all tasks done" % (
-        victim, holders[victim], info["stages"][1]["tasks_done"]))
+        victim, holders[victim], a2a(info)["tasks_done"]))
 
 
 test_node_lost_mid_shuffle.cluster = {"node_timeout_ms": 6000}

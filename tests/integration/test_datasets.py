@@ -398,6 +398,13 @@ def test_read_files(c):
                      "options": {"skip_corrupt": True}})
         assert sorted(r["a"] for r in rows(c, d["dataset_id"], 10)) == [1, 2, 4]
         assert dataset(c, d["dataset_id"])["output"]["skipped"] == 1
+        # the read fused into a shuffle's maps: the same rows, the same file counted
+        d = post(c, {"ops": [{"op": "read_jsonl", "paths": os.path.join(top, "mixed"),
+                              "override_num_blocks": 2}, {"op": "random_shuffle"}],
+                     "options": {"skip_corrupt": True}})
+        assert sorted(r["a"] for r in rows(c, d["dataset_id"], 10)) == [1, 2, 4]
+        info = dataset(c, d["dataset_id"])
+        assert info["output"]["skipped"] == 1 and len(info["stages"]) == 1, info
         write(os.path.join(top, "t", "good.txt"), b"x\ny\n")
         write(os.path.join(top, "t", "bad.txt"), b"ok\n\xff\xfe\n")
         d = post(c, {"ops": [{"op": "read_text", "paths": os.path.join(top, "t")}],
@@ -1179,7 +1186,7 @@ def test_all_to_all(c):
         assert ids != list(range(n)) and ids[:100] != sorted(ids[:100]), ids[:20]
         orders.append(ids)
         a2a = [s for s in info["stages"] if s["kind"] == "all_to_all"]
-        assert len(a2a) == 1 and a2a[0]["name"] == "RandomShuffle", info["stages"]
+        assert len(a2a) == 1 and a2a[0]["name"] == "ReadRange->RandomShuffle", info["stages"]
         assert a2a[0]["blocks"] == 8 and a2a[0]["tasks_done"] == 16, a2a  # 8 maps, 8 reduces
     assert orders[0] == orders[1], [(a, b) for a, b in zip(orders[0], orders[1]) if a != b][:5]
     assert orders[0] != orders[2]
@@ -1397,41 +1404,153 @@ def test_all_to_all_worker_killed(c):
     need_binaries()
     pkg = upload_package(c)
     n = 8000
-    ops = [{"op": "range", "n": n, "override_num_blocks": 16},
-           {"op": "map_batches", "fn": fn(pkg, "slow", ms=300), "batch_size": None},
-           {"op": "random_shuffle", "seed": 9}]
-    want = [r["id"] for r in rows(c, post(c, {"ops": ops})["dataset_id"], n)]
-    assert sorted(want) == list(range(n))
-    # push-based, so that merges die too
-    did = post(c, {"ops": ops, "options": {"use_push_based_shuffle": True}})["dataset_id"]
-    killed = 0
-    # all-to-all tasks done: some maps; every map and merge (16 and 4) and a reduce
-    for threshold in (3, 21):
-        wait_until(lambda: dataset(c, did)["state"] != "RUNNING" or
-                   dataset(c, did)["stages"][1]["tasks_done"] >= threshold, timeout=60,
-                   what="%d all-to-all tasks done" % threshold)
-        pids = [int(x) for x in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir],
-                                               capture_output=True, text=True).stdout.split()]
-        for pid in pids:
-            kill_quietly(pid)
-        killed += len(pids)
-    got = [r["id"] for r in rows(c, did, n)]
-    assert got == want, [(a, b) for a, b in zip(got, want) if a != b][:5]
-    info = dataset(c, did)
-    assert info["state"] == "FINISHED", info
-    print("  %d workers killed; %d all-to-all tasks done" % (killed,
-                                                            info["stages"][1]["tasks_done"]))
+
+    def a2a(did):
+        return [s for s in dataset(c, did)["stages"] if s["kind"] == "all_to_all"][0]
+    slow = {"op": "map_batches", "fn": fn(pkg, "slow", ms=300), "batch_size": None}
+    # the read and map fused into the shuffle's maps; and (a cap of its own) a stage before it
+    for pre in (slow, dict(slow, concurrency=16)):
+        ops = [{"op": "range", "n": n, "override_num_blocks": 16}, pre,
+               {"op": "random_shuffle", "seed": 9}]
+        want = [r["id"] for r in rows(c, post(c, {"ops": ops})["dataset_id"], n)]
+        assert sorted(want) == list(range(n))
+        # push-based, so that merges die too
+        did = post(c, {"ops": ops, "options": {"use_push_based_shuffle": True}})["dataset_id"]
+        assert len(dataset(c, did)["stages"]) == (1 if pre is slow else 2)
+        killed = 0
+        # all-to-all tasks done: some maps; every map and merge (16 and 4) and a reduce
+        for threshold in (3, 21):
+            wait_until(lambda: dataset(c, did)["state"] != "RUNNING" or
+                       a2a(did)["tasks_done"] >= threshold, timeout=60,
+                       what="%d all-to-all tasks done" % threshold)
+            pids = [int(x) for x in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir],
+                                                   capture_output=True,
+                                                   text=True).stdout.split()]
+            for pid in pids:
+                kill_quietly(pid)
+            killed += len(pids)
+        got = [r["id"] for r in rows(c, did, n)]
+        assert got == want, [(a, b) for a, b in zip(got, want) if a != b][:5]
+        info = dataset(c, did)
+        assert info["state"] == "FINISHED", info
+        print("  %d workers killed; %d all-to-all tasks done" % (killed, a2a(did)["tasks_done"]))
 
     # stopped while its maps run (a sort: while it samples): every part and block let go
     for op in ({"op": "random_shuffle"}, {"op": "sort", "key": "id"}):
-        slow = [{"op": "range", "n": n, "override_num_blocks": 64}, ops[1]]  # about 10 s
-        did = post(c, {"ops": slow + [op]})["dataset_id"]
-        wait_until(lambda: dataset(c, did)["stages"][1]["tasks_done"] >= 2, timeout=60,
-                   what="all-to-all tasks done")
+        pre = [{"op": "range", "n": n, "override_num_blocks": 64}, slow]  # about 10 s
+        did = post(c, {"ops": pre + [op]})["dataset_id"]
+        wait_until(lambda: a2a(did)["tasks_done"] >= 2, timeout=60, what="all-to-all tasks done")
         r = c.post("/api/v1/datasets/%s/stop" % did)
         assert r.status == 200, (r, dataset(c, did))
         wait_until(lambda: dataset(c, did)["state"] == "STOPPED", timeout=30, what="STOPPED")
         assert dataset(c, did)["bytes_in_flight"] == 0, dataset(c, did)
+
+
+def test_all_to_all_fused(c):
+    """The read and map stage before random_shuffle, repartition(shuffle), groupby, unique and
+    map_groups run in the all-to-all's maps: the same rows as with a stage of their own (a
+    concurrency cap keeps one) and as Python computes; not before a sort."""
+    need_binaries()
+    pkg = upload_package(c)
+    n = 6000
+    items = [{"k": i % 7, "v": i} for i in range(n)]
+    src = {"op": "from_items", "items": items, "override_num_blocks": 6}
+    twice = {"op": "add_column", "col": "t", "fn": fn(pkg, "twice", column="v")}
+
+    def run_both(ops, limit, options=None):
+        """ops[1] fused, then with a stage of its own: both runs' rows and explains."""
+        out = []
+        for pre in (ops[1], dict(ops[1], concurrency=6)):
+            d = post(c, {"ops": [ops[0], pre] + ops[2:], "options": options or {}})
+            got = rows(c, d["dataset_id"], limit)
+            info = dataset(c, d["dataset_id"])
+            assert info["state"] == "FINISHED", info
+            out.append((got, info))
+        (fused, fi), (alone, ai) = out
+        assert len(fi["stages"]) == len(ai["stages"]) - 1, (fi["stages"], ai["stages"])
+        assert fi["stages"][0]["kind"] == "all_to_all", fi["stages"]
+        return fused, alone, fi["explain"]
+
+    # random_shuffle: a permutation of the map's output, nothing lost or twice
+    rng = {"op": "range", "n": n, "override_num_blocks": 8}
+    sq = {"op": "map_batches", "fn": fn(pkg, "square", column="id"), "batch_size": None}
+    want = sorted((float(i), float(i * i)) for i in range(n))
+    for options in ({}, {"use_push_based_shuffle": True}, {"preserve_order": True}):
+        fused, alone, explain = run_both([rng, sq, {"op": "random_shuffle", "seed": 5}], n + 10,
+                                         options)
+        assert "AllToAllOperator[ReadRange->MapBatches(square)->RandomShuffle]" in explain, explain
+        for got in (fused, alone):
+            assert sorted((r["id"], r["square"]) for r in got) == want, (options, got[:3])
+        assert [r["id"] for r in fused] != sorted(r["id"] for r in fused)
+    # a filter fused in: fewer rows than blocks made
+    keep = {"op": "filter", "fn": fn(pkg, "keep_multiples", column="id", of=3)}
+    fused, alone, _ = run_both([rng, keep, {"op": "repartition", "num_blocks": 4,
+                                            "shuffle": True}], n + 10)
+    for got in (fused, alone):
+        assert sorted(r["id"] for r in got) == list(range(0, n, 3)), got[:3]
+
+    # after a limit: the map stage fused in takes only the rows the limit let through
+    d = post(c, {"ops": [rng, keep, {"op": "limit", "limit": 10},
+                         {"op": "add_column", "col": "t", "fn": fn(pkg, "twice", column="id")},
+                         {"op": "random_shuffle", "seed": 2}]})
+    got = rows(c, d["dataset_id"], 100)
+    assert sorted((r["id"], r["t"]) for r in got) == [(i, 2.0 * i) for i in range(0, 30, 3)], got
+    info = dataset(c, d["dataset_id"])
+    assert info["stages"][-1]["name"] == "AddColumn(t)->RandomShuffle", info["stages"]
+
+    # groupby: count, sum, mean against Python's
+    aggs = [{"fn": "count"}, {"fn": "sum", "on": "t"}, {"fn": "mean", "on": "v"}]
+    fused, alone, explain = run_both([src, twice, {"op": "groupby", "key": "k", "aggs": aggs}],
+                                     20)
+    assert "AllToAllOperator[FromItems->AddColumn(t)->GroupBy(k)]" in explain, explain
+    assert sorted(fused, key=lambda r: r["k"]) == sorted(alone, key=lambda r: r["k"])
+    for r in fused:
+        vs = [it["v"] for it in items if it["k"] == r["k"]]
+        assert r["count()"] == len(vs) and r["sum(t)"] == 2 * sum(vs), r
+        assert abs(r["mean(v)"] - statistics.mean(vs)) < 1e-9, r
+    assert sorted(r["k"] for r in fused) == list(range(7)), fused
+    # a map stage that bundles blocks (batch_size 2500 of blocks of 1000 rows, after a stage
+    # of other resources): each map takes a bundle of what has come, as the stage would
+    cast = {"op": "map_batches", "fn": fn("builtin", "cast", column="v", dtype="float64"),
+            "batch_size": 2500}
+    d = post(c, {"ops": [src, dict(twice, num_cpus=0.5), cast,
+                         {"op": "groupby", "key": "k", "aggs": aggs}]})
+    got = rows(c, d["dataset_id"], 20)
+    assert sorted(got, key=lambda r: r["k"]) == sorted(fused, key=lambda r: r["k"]), got
+    info = dataset(c, d["dataset_id"])
+    a2a = info["stages"][-1]
+    assert a2a["name"] == "MapBatches(cast)->GroupBy(k)", info["stages"]
+    print("  bundled maps: %d tasks done" % a2a["tasks_done"])
+    assert 2 + 6 <= a2a["tasks_done"] <= 6 + 6, a2a  # maps of 1 to 3 blocks, 6 reduces
+    assert "bundles of 2500+ rows" in info["explain"], info["explain"]
+
+    # unique and map_groups
+    fused, alone, _ = run_both([src, twice, {"op": "unique", "column": "k"}], 20)
+    assert sorted(r["k"] for r in fused) == sorted(r["k"] for r in alone) == list(range(7))
+    fused, alone, _ = run_both([src, twice, {"op": "map_groups", "key": "k",
+                                             "fn": fn(pkg, "group_spread", key="k",
+                                                      column="t")}], 20)
+    assert sorted((r["key"], r["rows"], r["spread"]) for r in fused) == sorted(
+        (r["key"], r["rows"], r["spread"]) for r in alone) == sorted(
+        (float(k), float(len(range(k, n, 7))), float(2 * (max(range(k, n, 7)) - k)))
+        for k in range(7)), fused
+
+    # an all-to-all after a fused one makes as many blocks as the read made
+    d = post(c, {"ops": [rng, sq, {"op": "random_shuffle"}, {"op": "sort", "key": "id"}]})
+    assert [r["id"] for r in rows(c, d["dataset_id"], n + 10)] == list(range(n))
+    info = dataset(c, d["dataset_id"])
+    assert [s["blocks"] for s in info["stages"]] == [8, 8], info["stages"]
+
+    # a sort's maps wait for every sample: the stage before it stays its own
+    d = post(c, {"ops": [src, twice, {"op": "sort", "key": "v"}]})
+    assert [r["v"] for r in rows(c, d["dataset_id"], n + 10)] == list(range(n))
+    info = dataset(c, d["dataset_id"])
+    assert [s["kind"] for s in info["stages"]] == ["read", "all_to_all"], info["stages"]
+
+    # a fused operator's failure names it
+    msg = failed_with(c, {"ops": [rng, {"op": "map_batches", "fn": fn(pkg, "broken")},
+                                  {"op": "random_shuffle"}]})
+    assert "ops[1] (map_batches)" in msg and "always fails" in msg, msg
 
 
 def test_writes(c):
@@ -1724,5 +1843,5 @@ if __name__ == "__main__":
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
          test_materialize, test_actor_pool, test_operator_metrics, test_split_locality,
          test_all_to_all, test_all_to_all_larger_than_the_stores,
-         test_all_to_all_worker_killed, test_union_zip],
+         test_all_to_all_worker_killed, test_all_to_all_fused, test_union_zip],
         dataservice=True)

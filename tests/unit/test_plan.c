@@ -1300,20 +1300,22 @@ static void test_all_to_all(void **state)
     char *text = prism_plan_to_json(p, NULL);
     assert_non_null(strstr(text, "{\"op\":\"sort\",\"key\":[\"id\"]}"));
     free(text);
-    /* each its own stage, never fused, never cut short by the limit after it */
+    /* each its own stage (the read fused into the shuffle's maps), never
+     * fused with each other, never cut short by the limit after it */
     prism_physical_plan *pp;
     assert_int_equal(prism_plan_optimize(p, &pp, NULL), PRISM_PLAN_OK);
-    assert_int_equal(prism_physical_plan_num_stages(pp), 7);
-    const char *names[] = {
-        "ReadRange->SelectColumns", "RandomShuffle",       "Sort(id)", "GroupBy(id)",
-        "Repartition(2)",           "RandomizeBlockOrder", "Limit(4)"};
-    for (size_t i = 0; i < 7; i++) {
+    assert_int_equal(prism_physical_plan_num_stages(pp), 6);
+    const char *names[] = {"ReadRange->SelectColumns->RandomShuffle",
+                           "Sort(id)",
+                           "GroupBy(id)",
+                           "Repartition(2)",
+                           "RandomizeBlockOrder",
+                           "Limit(4)"};
+    for (size_t i = 0; i < 6; i++) {
         prism_plan_stage s;
         prism_physical_plan_stage(pp, i, &s);
         assert_string_equal(s.name, names[i]);
-        assert_int_equal(s.kind, i == 0   ? PRISM_STAGE_READ
-                                 : i == 6 ? PRISM_STAGE_LIMIT
-                                          : PRISM_STAGE_ALL_TO_ALL);
+        assert_int_equal(s.kind, i == 5 ? PRISM_STAGE_LIMIT : PRISM_STAGE_ALL_TO_ALL);
         if (s.kind == PRISM_STAGE_ALL_TO_ALL)
             assert_int_equal(s.row_limit, -1);
     }
@@ -1322,6 +1324,125 @@ static void test_all_to_all(void **state)
     assert_non_null(strstr(x, "+- AllToAllOperator[RandomizeBlockOrder]  ops[6]; CPU 1\n"));
     free(x);
     prism_plan_destroy(p);
+}
+
+/* Optimizes `text`'s plan: its stages in *n, and whether its explain
+ * holds `want` (printed when not). */
+static int stages_of(const char *text, size_t *n, const char *want)
+{
+    prism_plan *p = parse_ok(text);
+    prism_physical_plan *pp;
+    assert_int_equal(prism_plan_optimize(p, &pp, NULL), PRISM_PLAN_OK);
+    *n = prism_physical_plan_num_stages(pp);
+    prism_physical_plan_destroy(pp);
+    char *x = prism_plan_explain(p, NULL);
+    int found = strstr(x, want) != NULL;
+    if (!found)
+        print_message("%s\n", x);
+    free(x);
+    prism_plan_destroy(p);
+    return found;
+}
+
+/* A read or map stage right before an all-to-all that maps blocks as they
+ * come runs in that all-to-all's map tasks (a map stage's bundles kept);
+ * not before a sort, not an actor pool, nor a GPU stage. */
+static void test_all_to_all_fusion(void **state)
+{
+    (void)state;
+    size_t n;
+    const char *gb = "{\"op\": \"groupby\", \"key\": \"k\", \"aggs\": [{\"fn\": \"count\"}]}";
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": " FN("f") "}, %s]}", gb);
+    assert_true(
+        stages_of(text, &n,
+                  "-------- Physical Plan --------\n"
+                  "AllToAllOperator[ReadRange->MapBatches(f)->GroupBy(k)]  ops[0-2]; CPU 1\n"));
+    assert_int_equal(n, 1);
+    prism_plan *p = parse_ok(text);
+    prism_physical_plan *pp;
+    assert_int_equal(prism_plan_optimize(p, &pp, NULL), PRISM_PLAN_OK);
+    prism_plan_stage s;
+    prism_physical_plan_stage(pp, 0, &s);
+    assert_int_equal(s.kind, PRISM_STAGE_ALL_TO_ALL);
+    assert_int_equal(s.num_ops, 3);
+    assert_int_equal(s.next, 1);
+    assert_int_equal(prism_physical_plan_op(pp, 0, 2, NULL, NULL, NULL), PRISM_OP_GROUPBY);
+    json_t *j = prism_physical_plan_to_json(pp);
+    json_t *st0 = json_array_get(json_object_get(j, "stages"), 0);
+    assert_string_equal(json_string_value(json_object_get(st0, "kind")), "all_to_all");
+    assert_string_equal(json_string_value(json_object_get(st0, "operator")), "AllToAllOperator");
+    assert_int_equal(json_array_size(json_object_get(st0, "ops")), 3);
+    json_decref(j);
+    prism_physical_plan_destroy(pp);
+    prism_plan_destroy(p);
+    /* every all-to-all with maps that need no look at the whole input */
+    const char *fused[] = {"{\"op\": \"random_shuffle\"}",
+                           "{\"op\": \"repartition\", \"num_blocks\": 3, \"shuffle\": true}",
+                           "{\"op\": \"unique\", \"column\": \"k\"}",
+                           "{\"op\": \"map_groups\", \"key\": \"k\", \"fn\": " FN("g") "}"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(text, sizeof text,
+                 "{\"ops\": [" R ", {\"op\": \"map\", \"fn\": " FN("f") "}, %s]}", fused[i]);
+        assert_true(stages_of(text, &n, "AllToAllOperator[ReadRange->Map(f)->"));
+        assert_int_equal(n, 1);
+    }
+    /* not a sort (its maps wait for every sample), nor maps that never run */
+    const char *not_fused[] = {"{\"op\": \"sort\", \"key\": \"k\"}",
+                               "{\"op\": \"repartition\", \"num_blocks\": 3}",
+                               "{\"op\": \"randomize_block_order\"}"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(text, sizeof text,
+                 "{\"ops\": [" R ", {\"op\": \"map\", \"fn\": " FN("f") "}, %s]}", not_fused[i]);
+        assert_true(stages_of(text, &n, "+- TaskPoolMapOperator[ReadRange->Map(f)]"));
+        assert_int_equal(n, 2);
+    }
+    /* an actor pool is not fused; a task map after it is, when it takes one block a task */
+    snprintf(text, sizeof text,
+             "{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": " FN(
+                 "a") ", \"compute\": "
+                      "{\"kind\": \"actors\", \"max_size\": 2}}, {\"op\": \"map\", \"fn\": " FN(
+                          "f") "}, %s]}",
+             gb);
+    assert_true(stages_of(text, &n,
+                          "AllToAllOperator[Map(f)->GroupBy(k)]  ops[2-3]; CPU 1\n"
+                          "+- ActorPoolMapOperator[MapBatches(a)]"));
+    assert_int_equal(n, 3);
+    snprintf(text, sizeof text,
+             "{\"ops\": [" R ", {\"op\": \"map_batches\", \"fn\": " FN(
+                 "a") ", \"compute\": "
+                      "{\"kind\": \"actors\", \"max_size\": 2}}, %s]}",
+             gb);
+    assert_true(stages_of(text, &n, "AllToAllOperator[GroupBy(k)]"));
+    assert_int_equal(n, 3);
+    /* a map stage that bundles blocks for its batch_size: its maps take bundles */
+    const char *pre = "{\"op\": \"map\", \"fn\": " FN("a") ", \"num_cpus\": 2}";
+    snprintf(text, sizeof text,
+             "{\"ops\": [" R
+             ", %s, {\"op\": \"map_batches\", \"fn\": " FN("f") ", "
+                                                                "\"batch_size\": 64}, %s]}",
+             pre, gb);
+    assert_true(stages_of(text, &n,
+                          "AllToAllOperator[MapBatches(f)->GroupBy(k)]  ops[2-3]; CPU 1; "
+                          "bundles of 64+ rows\n"));
+    assert_int_equal(n, 3);
+    /* not a GPU stage, other resources, a cap */
+    const char *kept[] = {"{\"op\": \"map_batches\", \"fn\": " FN("f") ", \"num_gpus\": 1}",
+                          "{\"op\": \"map_batches\", \"fn\": " FN("f") ", \"num_cpus\": 2}",
+                          "{\"op\": \"map_batches\", \"fn\": " FN("f") ", \"concurrency\": 2}"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(text, sizeof text, "{\"ops\": [" R ", %s, %s, %s]}", pre, kept[i], gb);
+        assert_true(stages_of(text, &n, "AllToAllOperator[GroupBy(k)]"));
+    }
+    /* a limit between stays a stage of its own */
+    snprintf(text, sizeof text,
+             "{\"ops\": [" R
+             ", {\"op\": \"filter\", \"fn\": " FN("f") "}, {\"op\": "
+                                                       "\"limit\", \"limit\": 3}, %s]}",
+             gb);
+    assert_true(stages_of(text, &n, "AllToAllOperator[GroupBy(k)]"));
+    assert_int_equal(n, 3);
 }
 
 /* union and zip: other datasets checked as plans, laid out as branches of
@@ -1460,6 +1581,7 @@ int main(void)
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_write),
         cmocka_unit_test(test_all_to_all),
+        cmocka_unit_test(test_all_to_all_fusion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
