@@ -145,13 +145,14 @@ static int a2a_submit(executor *x, ex_stage *st, const char *fn, prism_value **a
 
 /* The bytes a map is expected to make: its block's, or with a stage fused
  * in, what the maps made so far for their input (a read's: a split's). */
-static int64_t a2a_map_estimate(const ex_stage *st, const ex_a2a *a)
+static int64_t a2a_map_estimate(const executor *x, const ex_stage *st, const ex_a2a *a)
 {
     int64_t overhead = EX_STORE_OVERHEAD * (int64_t)a->parts;
     if (st->next_split < st->nsplits) {
         if (a->maps_done > 0)
             return a->map_out / a->maps_done + overhead;
-        return (st->files ? st->split_rows : st->split_rows * 8) + 1024 + overhead;
+        int64_t to, weight = ex_split_weight(x, st, &to);
+        return (st->files ? weight : weight * 8) + 1024 + overhead;
     }
     int64_t in = st->queue.v[st->queue.head].bytes, cost;
     if (!a->fused)
@@ -596,7 +597,7 @@ void a2a_step(executor *x, size_t i)
         a2a_merges(x, st);
         while (!x->error && (ex_fifo_len(&st->queue) || st->next_split < st->nsplits) &&
                (int64_t)st->ntasks < st->cap) {
-            est = a2a_map_estimate(st, a);
+            est = a2a_map_estimate(x, st, a);
             if (ex_held_now(x) + est > x->budget && ex_running_tasks(x) > 0)
                 break;
             if ((a->fused ? a2a_launch_fused : a2a_launch_map)(x, st, est) != 0)

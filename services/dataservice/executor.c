@@ -213,7 +213,7 @@ int64_t ex_running_tasks(const executor *x)
 }
 
 /* The bytes a task of stage `i` is expected to make from `in_bytes` of input
- * (a read: from a split weighing `in_bytes`, see split_weight). */
+ * (a read: from a split weighing `in_bytes`, see ex_split_weight). */
 static int64_t estimate(const ex_stage *st, int64_t in_bytes)
 {
     if (st->kind == EX_READ) {
@@ -279,8 +279,7 @@ static int64_t file_size(const ex_stage *st, int64_t f)
     return json_integer_value(json_object_get(json_array_get(st->files, (size_t)f), "size"));
 }
 
-/* The next split: units [cursor, *to); returns its weight. */
-static int64_t split_weight(const executor *x, const ex_stage *st, int64_t *to)
+int64_t ex_split_weight(const executor *x, const ex_stage *st, int64_t *to)
 {
     int64_t from = st->cursor, end = split_start(st, st->next_split + 1);
     int64_t fit = split_fit(x, st);
@@ -385,7 +384,7 @@ static bool can_launch(executor *x, size_t i, int64_t *est)
     if (st->kind == EX_READ && split_probes(st) && st->ntasks > 0 && st->done_tasks == 0)
         return false; /* the first split, alone, tells what a unit of the read makes */
     if (st->kind == EX_READ)
-        in_bytes = split_weight(x, st, &to);
+        in_bytes = ex_split_weight(x, st, &to);
     size_t k = st->kind == EX_MAP ? ex_bundle_size(st, &in_bytes, &in_cost) : 0;
     if (st->kind == EX_MAP && k == 0)
         return false;
@@ -492,7 +491,7 @@ static char *files_split(const ex_stage *st, int64_t from, int64_t to)
 char *ex_next_split(const executor *x, ex_stage *st, int64_t *weight)
 {
     int64_t from = st->cursor, to;
-    *weight = split_weight(x, st, &to);
+    *weight = ex_split_weight(x, st, &to);
     st->cursor = to;
     if (to >= split_start(st, st->next_split + 1))
         st->next_split++;
@@ -1141,6 +1140,7 @@ static int setup(executor *x)
     /* A read's blocks stay under the plan's target, and under an eighth of
      * the budget so that several can be in flight (at least 1 MiB). */
     int64_t share = x->budget / 8 > (1 << 20) ? x->budget / 8 : (1 << 20);
+    int64_t target = json_integer_value(json_object_get(opts, "target_max_block_size"));
     x->target = target > 0 && target < share ? target : share;
     const json_t *stages = json_object_get(d->physical_json, "stages");
     for (size_t i = 0; i <= x->n; i++) {

@@ -136,6 +136,9 @@ int64_t ex_held_now(const executor *x);
  * enough rows for the stage's min_rows_per_bundle (64 blocks at most), and
  * their bytes and cost. */
 size_t ex_bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost);
+/* A read's next split: units [st->cursor, *to) (rows of a range, items,
+ * files); returns its weight (rows, items, or the files' bytes). */
+int64_t ex_split_weight(const executor *x, const ex_stage *st, int64_t *to);
 /* A read's next split as JSON text (NULL out of memory), its weight in
  * `*weight`; the read moves past it (docs/datasets.md#block-sizes). */
 char *ex_next_split(const executor *x, ex_stage *st, int64_t *weight);
