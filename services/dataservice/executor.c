@@ -274,11 +274,6 @@ static int64_t split_fit(const executor *x, const ex_stage *st)
     return nominal > 1 ? nominal : 1;
 }
 
-static int64_t file_size(const ex_stage *st, int64_t f)
-{
-    return json_integer_value(json_object_get(json_array_get(st->files, (size_t)f), "size"));
-}
-
 int64_t ex_split_weight(const executor *x, const ex_stage *st, int64_t *to)
 {
     int64_t from = st->cursor, end = split_start(st, st->next_split + 1);
@@ -287,15 +282,19 @@ int64_t ex_split_weight(const executor *x, const ex_stage *st, int64_t *to)
         *to = end - from > fit ? from + fit : end;
         return *to - from;
     }
-    int64_t w = 0, f = from;
-    for (; f < end; f++) {
-        int64_t size = file_size(st, f);
-        if (f > from && w + size > fit)
-            break;
-        w += size;
+    /* the files after `from` whose bytes fit (at least one), by bisection
+     * of the bytes before each file: asked at every look at the stage */
+    const int64_t *before = st->bytes_before;
+    int64_t lo = from + 1, hi = end;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (before[mid] - before[from] <= fit)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
-    *to = f;
-    return w;
+    *to = lo;
+    return before[lo] - before[from];
 }
 
 /* The rows of `b` that count, from its `skip`. */
@@ -1028,12 +1027,17 @@ static int cut_files(ex_stage *st, int64_t blocks, int64_t total)
     size_t nfiles = json_array_size(st->files);
     if (blocks > (int64_t)nfiles)
         blocks = (int64_t)nfiles;
-    if (!(st->bounds = calloc((size_t)blocks + 1, sizeof *st->bounds)))
+    if (!(st->bounds = calloc((size_t)blocks + 1, sizeof *st->bounds)) ||
+        !(st->bytes_before = calloc(nfiles + 1, sizeof *st->bytes_before)))
         return -1;
+    for (size_t f = 0; f < nfiles; f++)
+        st->bytes_before[f + 1] =
+            st->bytes_before[f] +
+            json_integer_value(json_object_get(json_array_get(st->files, f), "size"));
     size_t k = 0, f = 0;
     int64_t seen = 0;
     for (; f < nfiles && k + 1 < (size_t)blocks; f++) {
-        seen += json_integer_value(json_object_get(json_array_get(st->files, f), "size"));
+        seen = st->bytes_before[f + 1];
         /* split k ends once it has its share, leaving a file for each after it */
         if (seen * blocks >= total * (int64_t)(k + 1) || nfiles - f - 1 == (size_t)blocks - k - 1)
             st->bounds[++k] = f + 1;
@@ -1249,6 +1253,7 @@ static void teardown(executor *x)
         free(st->program);
         free(st->resources);
         free(st->bounds);
+        free(st->bytes_before);
         json_decref(st->files);
         a2a_free(st->a2a);
         join_free(st->join);

@@ -70,6 +70,7 @@ typedef struct ex_stage {
     json_t *items;              /* from_items: every item (borrowed from the plan) */
     json_t *files;              /* a read of files: [{"path", "size"}...] (owned) */
     size_t *bounds;             /* files: split i is files [bounds[i], bounds[i + 1]) */
+    int64_t *bytes_before;      /* files: bytes of the files before file f, f in [0, n] */
     ex_task *tasks;
     size_t ntasks, tcap;
     uint64_t next_out;
