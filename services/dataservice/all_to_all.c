@@ -13,8 +13,8 @@
  *
  * A read or map stage that the optimizer fused into the stage runs in its
  * map tasks: each makes its block (from a split of the read, or from a
- * block that came) and cuts it into parts in the same task, so that the
- * block never goes through the object store whole. */
+ * bundle of the blocks that came) and cuts it into parts in the same task,
+ * so that the block never goes through the object store whole. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
