@@ -257,6 +257,17 @@ static bool split_probes(const ex_stage *st)
     return st->adaptive && (st->files || st->info.num_ops > 1);
 }
 
+/* `n` rows cut down to a whole number of the stage's batches (its
+ * min_rows_per_bundle: the largest batch_size fused in) when at least one
+ * fits, so that cutting a block leaves its batches full; a batch larger
+ * than the target is cut too (batch_size is a target, as in Ray Data: the
+ * memory bound wins). */
+static int64_t whole_batches(const ex_stage *st, int64_t n)
+{
+    int64_t b = st->info.min_rows_per_bundle;
+    return b > 1 && n >= b ? n / b * b : n;
+}
+
 /* What the next split may weigh (rows, items, or bytes of files). */
 static int64_t split_fit(const executor *x, const ex_stage *st)
 {
@@ -264,14 +275,15 @@ static int64_t split_fit(const executor *x, const ex_stage *st)
         return INT64_MAX;
     if (st->sum_units > 0 && st->sum_out > 0) {
         double fit = (double)x->target * (double)st->sum_units / (double)st->sum_out;
-        return fit < 1 ? 1 : fit > 1e18 ? INT64_MAX : (int64_t)fit;
+        int64_t n = fit < 1 ? 1 : fit > 1e18 ? INT64_MAX : (int64_t)fit;
+        return st->files ? n : whole_batches(st, n);
     }
     if (!split_probes(st))
         return INT64_MAX;
     if (st->files)
         return x->target / 64;
     int64_t nominal = (split_start(st, 1) - split_start(st, 0)) / 8;
-    return nominal > 1 ? nominal : 1;
+    return whole_batches(st, nominal > 1 ? nominal : 1);
 }
 
 int64_t ex_split_weight(const executor *x, const ex_stage *st, int64_t *to)
@@ -322,10 +334,10 @@ size_t ex_bundle_size(const ex_stage *st, int64_t *bytes, int64_t *cost)
 
 /* A map task takes a slice of its one input block when the whole block
  * would make an output past the target (a decode on an actor pool after a
- * read of files; docs/datasets.md#block-sizes): the rows to take, or 0 for
- * every row. The stage's output per input byte is learned from its tasks
- * that ended; before any has, a block of more than a 64th of the target is
- * probed with an eighth of its rows, alone. */
+ * read of files; docs/datasets.md#block-sizes): the rows to take (whole
+ * batches), or 0 for every row. The stage's output per input byte is
+ * learned from its tasks that ended; before any has, a block of more than
+ * a 64th of the target is probed with an eighth of its rows, alone. */
 static int64_t slice_rows(const executor *x, const ex_stage *st, size_t k)
 {
     if (k != 1)
@@ -334,16 +346,16 @@ static int64_t slice_rows(const executor *x, const ex_stage *st, size_t k)
     int64_t rows = rows_of(b);
     if (rows < 2)
         return 0;
+    int64_t n = 0;
     if (st->sum_in > 0 && st->sum_out > 0) {
         double out = (double)b->bytes * (double)st->sum_out / (double)st->sum_in;
-        if (out <= (double)x->target)
-            return 0;
-        int64_t n = (int64_t)((double)rows * (double)x->target / out);
-        return n < 1 ? 1 : n;
+        if (out > (double)x->target)
+            n = (int64_t)((double)rows * (double)x->target / out);
+    } else if (st->done_tasks == 0 && b->bytes > x->target / 64) {
+        n = rows / 8 > 0 ? rows / 8 : 1;
     }
-    if (st->done_tasks == 0 && b->bytes > x->target / 64)
-        return rows / 8 > 0 ? rows / 8 : 1;
-    return 0;
+    n = n > 0 ? whole_batches(st, n) : 0;
+    return n < rows ? n : 0;
 }
 
 /* The bytes one task of each map stage after stage `i` is expected to make
