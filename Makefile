@@ -34,7 +34,7 @@ build-tsan: bootstrap
 # The unit tests and the tasks and actors tests (the threads of libprism, the
 # worker and the GCS's actor manager) under ThreadSanitizer; a race fails them.
 test-tsan: build-tsan
-	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	  ctest --output-on-failure -j$(JOBS) --timeout 600 \
 	  -R '^unit\.|^integration\.test_(tasks|actors|actors_api)$$'
 
