@@ -154,6 +154,9 @@ typedef const uint8_t *(*data_encoded_fn)(void *ud, size_t i, size_t *len, char 
 uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channels,
                          const int64_t *size, int64_t shape[3], data_skip *skip, uint8_t *kept,
                          size_t *nkept, char *err, size_t n);
+/* Frees the image blocks' spare buffers (up to 256 MiB) that the process
+ * keeps for the next block: the worker calls it once idle a while. */
+void data_spares_release(void);
 /* decode_image, random_crop, center_crop, resize and flip; as
  * data_builtin_run. A run's first gets the others in "then"
  * (libs/data/prism_plan_opt.c) and does them in the same pass, normalize

@@ -17,7 +17,8 @@
  * system each time (the allocator gives it back when freed), and a page
  * fault every 4 KiB of it cost the worker more than the copies themselves.
  * So the process keeps the last buffers freed (at most SPARE_COUNT, together
- * at most SPARE_BYTES, held until it exits) and hands them out again. */
+ * at most SPARE_BYTES) and hands them out again, until it has been idle a
+ * while (data_spares_release). */
 #define SPARE_COUNT 2
 #define SPARE_BYTES ((size_t)256 << 20)
 
@@ -70,6 +71,17 @@ static void spare_put(void *p, size_t cap)
     }
     pthread_mutex_unlock(&spare_mu);
     free(out.p);
+}
+
+void data_spares_release(void)
+{
+    spare all[SPARE_COUNT];
+    pthread_mutex_lock(&spare_mu);
+    memcpy(all, spares, sizeof all);
+    memset(spares, 0, sizeof spares);
+    pthread_mutex_unlock(&spare_mu);
+    for (size_t i = 0; i < SPARE_COUNT; i++)
+        free(all[i].p);
 }
 
 static void spare_release(void *ud)

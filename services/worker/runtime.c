@@ -12,6 +12,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -43,6 +44,10 @@
 
 #define CLIENT_CONNECT_WAIT_MS 5000
 #define WORKER_SPIN_NS 50000
+/* Idle this long after its last task, the worker gives back the memory it
+ * kept for the next one: blocks' spare buffers and freed heap (the heap
+ * keeps up to 128 MiB freed: main.c). */
+#define WORKER_TRIM_AFTER_MS 5000
 #define AUTH_DEADLINE_MS 5000 /* a peer that has not proved itself by then is dropped */
 #define MAX_UNAUTHED 64       /* connections still in the handshake; the oldest goes first */
 #define MAX_CONNS 1024
@@ -1764,7 +1769,8 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
     w.main_thread = pthread_self();
     prism__set_block_hook(on_block, &w);
     int rc = start(&w, err, errlen);
-    int64_t spin_until = 0;
+    int64_t spin_until = 0, last_task_ms = prism_mono_ms();
+    bool trimmed = true;
     while (rc == 0 && !w.stop) {
         /* Just after a task the next one often follows within microseconds (an
          * owner waiting on each result): polling briefly saves a wake-up. */
@@ -1776,6 +1782,12 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
         if (w.queue && !w.stop) {
             run_next(&w);
             spin_until = prism_mono_ns() + WORKER_SPIN_NS;
+            last_task_ms = prism_mono_ms();
+            trimmed = false;
+        } else if (!trimmed && prism_mono_ms() - last_task_ms > WORKER_TRIM_AFTER_MS) {
+            data_spares_release();
+            malloc_trim(0);
+            trimmed = true;
         }
         report_calls(&w);
         if (w.nunauthed)
