@@ -81,6 +81,7 @@ struct prism_http_server {
     pthread_mutex_t ws_lock; /* guards the three below */
     pthread_cond_t ws_ended;
     size_t ws_running;         /* WebSocket threads that have not ended */
+    size_t ws_pending;         /* 101 answers queued whose upgrade has not come yet */
     ws_session *ws_ended_list; /* ended threads, to join */
 };
 
@@ -330,6 +331,9 @@ void prism_http_reply_stream(prism_http_req *req, int status, const char *conten
 #define WS_WRITE_STALL_MS 30000
 /* After our close frame, how long the peer has to answer with its own. */
 #define WS_CLOSE_WAIT_MS 2000
+/* How long destroy waits for the upgrade of a 101 already sent (that
+ * WebSocket then gets a close frame from its upgrade). */
+#define WS_PENDING_WAIT_MS 2000
 
 /* One WebSocket: made by prism_http_reply_websocket, run by a thread of its
  * own once libmicrohttpd hands the connection over, joined by whoever reaps
@@ -539,6 +543,15 @@ static void ws_reap(prism_http_server *s)
     }
 }
 
+/* A queued 101 was taken by its upgrade or dropped with its connection. */
+static void ws_unpend(prism_http_server *s)
+{
+    pthread_mutex_lock(&s->ws_lock);
+    s->ws_pending--;
+    pthread_cond_broadcast(&s->ws_ended);
+    pthread_mutex_unlock(&s->ws_lock);
+}
+
 /* Called on the connection's thread once the 101 went out. */
 static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
                         size_t extra_in_size, MHD_socket sock,
@@ -573,12 +586,22 @@ static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, c
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
         ws_free(w);
     }
+    ws_unpend(s); /* its thread runs, or its close went out */
 }
 
-/* Ends every WebSocket (they see `stopping`) and joins their threads. */
+/* Ends every WebSocket (they see `stopping`) and joins their threads. A
+ * 101 already sent whose upgrade has not come yet is waited for (up to
+ * WS_PENDING_WAIT_MS), so that its client gets a close frame, not a
+ * connection cut after a successful handshake. */
 static void ws_stop_all(prism_http_server *s)
 {
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += WS_PENDING_WAIT_MS / 1000;
     pthread_mutex_lock(&s->ws_lock);
+    while (s->ws_pending &&
+           pthread_cond_timedwait(&s->ws_ended, &s->ws_lock, &until) != ETIMEDOUT) {
+    }
     while (s->ws_running)
         pthread_cond_wait(&s->ws_ended, &s->ws_lock);
     pthread_mutex_unlock(&s->ws_lock);
@@ -659,6 +682,9 @@ void prism_http_reply_websocket(prism_http_req *req, prism_http_stream_read read
     MHD_add_response_header(resp, "Upgrade", "websocket");
     MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
     req->ws = w;
+    pthread_mutex_lock(&req->srv->ws_lock);
+    req->srv->ws_pending++;
+    pthread_mutex_unlock(&req->srv->ws_lock);
     set_response(req, 101, resp, NULL);
 }
 
@@ -1237,8 +1263,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
      * upgraded one has no next request and stays busy until it closes. */
     if (!req->upgraded)
         slot_set_busy(req->slot, false);
-    if (req->ws) /* the 101 never went out: the session never started */
+    if (req->ws) { /* the 101 never went out: the session never started */
         ws_free(req->ws);
+        ws_unpend(req->srv);
+    }
     if (req->slot)
         req->slot->answered = false;
     if (req->response)
@@ -1297,13 +1325,13 @@ static int init_sync(prism_http_server *s)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     int rc = pthread_cond_init(&s->reaper_wake, &attr);
+    if (rc == 0 && pthread_cond_init(&s->ws_ended, &attr) != 0) {
+        pthread_cond_destroy(&s->reaper_wake);
+        rc = -1;
+    }
     pthread_condattr_destroy(&attr);
     if (rc != 0)
         return -1;
-    if (pthread_cond_init(&s->ws_ended, NULL) != 0) {
-        pthread_cond_destroy(&s->reaper_wake);
-        return -1;
-    }
     pthread_mutex_init(&s->conns_lock, NULL);
     pthread_mutex_init(&s->ws_lock, NULL);
     s->sync_ready = true;
