@@ -33,7 +33,11 @@ static void check_optimized(const prism_plan *p)
         prism_plan_stage s;
         prism_physical_plan_stage(pp, i, &s);
         check(s.num_ops >= 1 && s.name && s.name[0] && s.resources, "an empty stage");
-        check(i > 0 || s.kind == PRISM_STAGE_READ, "the read is not the first stage");
+        /* the read leads: its own stage, or an all-to-all it is fused into */
+        check(i > 0 || s.kind == PRISM_STAGE_READ ||
+                  (s.kind == PRISM_STAGE_ALL_TO_ALL &&
+                   prism_plan_op_is_read(prism_physical_plan_op(pp, 0, 0, NULL, NULL, NULL))),
+              "the read is not the first stage");
         check(s.next > i && s.next <= stages && (s.next == stages) == (i + 1 == stages),
               "a stage's output goes nowhere, backwards, or out before the last stage");
         if (s.row_limit >= 0) {
