@@ -28,7 +28,12 @@ static void on_event(void *ud, os_event ev, const os_object *o)
     objectstore *os = ud;
     if (ev == OS_EV_ADDED)
         os_server_sealed(os, o);
-    if (!os->bus)
+    /* An event is a NATS message to every store of the cluster, and its
+     * readers care about two things only: large copies made by pulls, which
+     * serve later pulls (os_copies.c; the first copy is the source pulls are
+     * given anyway), and objects some other store copied, whose deletion
+     * drops those copies. Nothing else is announced, so that puts stay local. */
+    if (!os->bus || !((o->pulled && o->data_size >= OS_COPIES_MIN_BYTES) || o->served))
         return;
     char hex[PRISM_OBJECT_ID_HEX_LEN + 1];
     prism_object_id_to_hex(&o->id, hex);

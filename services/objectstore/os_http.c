@@ -201,9 +201,12 @@ static void h_get(prism_http_req *req, void *ctx)
                 o->uploads >= (uint32_t)os->max_uploads;
     if (busy) {
         os_client_drop(&os->store, &g->cl);
-    } else if (st == PRISM_STORE_OK && pull && size >= OS_COPIES_MIN_BYTES) {
-        o->uploads++;
-        g->upload = o;
+    } else if (st == PRISM_STORE_OK && pull) {
+        o->served = true;
+        if (size >= OS_COPIES_MIN_BYTES) {
+            o->uploads++;
+            g->upload = o;
+        }
     }
     if (st == PRISM_STORE_OK && !busy) {
         g->p = os_data(&os->store, o);
@@ -379,6 +382,8 @@ static void h_info(prism_http_req *req, void *ctx)
                                (long long)os->max_uploads);
         return;
     }
+    if (o && pull)
+        o->served = true;
     json_t *j = o ? os_http_object_json(os, o) : NULL;
     if (j && !o->block && o->spill) { /* the metadata of a spilled object is on disk */
         uint8_t meta[PRISM_STORE_MAX_METADATA];

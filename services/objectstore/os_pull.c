@@ -137,6 +137,8 @@ static int pull_from(objectstore *os, os_pull *p, const char *source, int64_t ti
     pthread_mutex_lock(&os->store.mu);
     int st = os_create(&os->store, &cl, &p->id, p->owned ? &p->owner : NULL, p->size, meta,
                        meta_len, pin, &o);
+    if (st == PRISM_STORE_OK)
+        o->pulled = true;
     sink_ctx sc = {.dst = st == PRISM_STORE_OK ? os_data(&os->store, o) : NULL, .size = p->size};
     pthread_mutex_unlock(&os->store.mu);
     if (st != PRISM_STORE_OK) {

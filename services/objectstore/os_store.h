@@ -46,6 +46,8 @@ typedef struct os_object {
     prism_id owner;
     int64_t sealed_ms; /* monotonic: when it was sealed (os_owners.c spares new objects) */
     uint32_t uploads;  /* pulls by other stores being served now (os_http.c) */
+    bool served;       /* another store pulled it from here: may hold a copy */
+    bool pulled;       /* a copy pulled from another store (os_pull.c) */
     int lru;           /* which LRU list holds it: 0 none, 1 secondary, 2 primary */
     struct os_object *lru_prev, *lru_next;
 } os_object;

@@ -475,8 +475,15 @@ def test_http_and_events(tmp):
         for i in range(5):
             st, _, _ = s.http("PUT", "/api/v1/objects/" + object_id(10 + i), b"%d" % i * (4 * MiB))
             expect(st == 201, "put %d" % i)
+            if i == 0:  # pulled by another store: its events are published from now on
+                st, _, _ = s.http("GET", "/api/v1/objects/%s/info?pull=1" % object_id(10))
+                expect(st == 200, "pull info")
         st, _, body = s.http("GET", "/api/v1/objects/" + object_id(10))
         expect(st == 200 and body == b"0" * (4 * MiB), "restored through HTTP")
+        # a small object is announced only once another store pulled it: `new`
+        # (never pulled) goes silently, `oid` after a pull with an event
+        expect(s.http("GET", "/api/v1/objects/%s/info?pull=1" % oid)[0] == 200, "pull info")
+        expect(s.http("DELETE", "/api/v1/objects/" + new)[0] == 200, "delete unpulled")
         expect(s.http("DELETE", "/api/v1/objects/" + oid)[0] == 200, "delete")
         st, _, body = s.http("GET", "/api/v1/stats")
         stats = json.loads(body)
@@ -491,8 +498,15 @@ def test_http_and_events(tmp):
         ev = wait_for(lambda: [e for e in nats.events() if e[0] == "prism.object.removed"], what="removed event")
         expect(ev[0][1] == {"object_id": oid, "node_id": "node1", "size": 1024, "primary": True,
                             "store_address": s.url}, ev)
-        subjects = {e[0] for e in nats.events()}
-        expect({"prism.object.added", "prism.object.spilled"} <= subjects, subjects)
+        spilled = [e[1]["object_id"] for e in nats.events() if e[0] == "prism.object.spilled"]
+        expect(spilled == [object_id(10)], spilled)
+        # One publisher, so events arrive in order: by the time `oid`'s removal
+        # came, any other would have come before it. Objects no other store
+        # pulled are not announced: puts (nothing here was pulled from
+        # elsewhere), `new`'s deletion, the other spills.
+        others = [e for e in nats.events() if e[0] == "prism.object.added" or
+                  e[1].get("object_id") not in (oid, object_id(10))]
+        expect(not others, others)
     finally:
         s.stop()
         nats.stop()

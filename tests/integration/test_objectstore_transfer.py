@@ -225,6 +225,31 @@ def test_pulls_spread_from_copies(tmp):
         nats.stop()
 
 
+def test_small_copy_dropped_with_primary(tmp):
+    """Objects are announced only once another store pulled them; the
+    deletion of a small one that another store pulled still reaches it, and
+    its copy goes."""
+    nats = Nats(tmp)
+    a = Store(tmp, "a", memory="32MiB", nats=nats)
+    b = Store(tmp, "b", memory="32MiB", nats=nats, extra=("--peers", a.url))
+    try:
+        time.sleep(0.5)  # the stores' bus connections come up in the background
+        oid = object_id(21)
+        a.client(["put", oid, 1024, 9, "pin"])
+        expect(pull(b, oid, a.url)[0] == 200, "b pulls the small object from a")
+        expect(b.http("GET", "/api/v1/objects/%s/info" % oid)[0] == 200, "b holds a copy")
+        expect(a.http("DELETE", "/api/v1/objects/" + oid)[0] == 200, "a deletes the primary")
+        deadline = time.time() + 10
+        while b.http("GET", "/api/v1/objects/%s/info" % oid)[0] != 404:
+            expect(time.time() < deadline, "b's copy outlived the primary")
+            time.sleep(0.05)
+    finally:
+        a.stop()
+        b.stop()
+        nats.stop()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([test_transfer_200mib, test_source_dies_midway,
-                        test_unknown_source_gets_no_token, test_pulls_spread_from_copies]))
+                        test_unknown_source_gets_no_token, test_pulls_spread_from_copies,
+                        test_small_copy_dropped_with_primary]))
