@@ -523,6 +523,20 @@ prism_status prism__data_start(prism_dataset *ds, bool stream, prism_httpc **h, 
     return start(ds, NULL, stream ? "?stream=true" : NULL, h, id, idlen);
 }
 
+prism_status prism__data_start_batches(prism_dataset *ds, int64_t batch_size, prism_httpc **h,
+                                       char *id, size_t idlen)
+{
+    char query[64];
+    snprintf(query, sizeof query, "?stream=true&batch_size=%lld", (long long)batch_size);
+    /* an epoch of a materialized dataset reads nothing: no hint */
+    return start(ds, NULL, ds && *ds->mat ? "?stream=true" : query, h, id, idlen);
+}
+
+bool prism__data_in_order(const prism_dataset *ds)
+{
+    return ds && json_is_true(json_object_get(prism_plan_options_json(ds->plan), "preserve_order"));
+}
+
 prism_status prism_data_streaming_split(prism_dataset *ds, int n, bool equal,
                                         int consumer_timeout_ms, char *id, size_t idlen)
 {

@@ -20,6 +20,12 @@ prism_status prism__data_answer(long status, json_t *doc, const char *what);
  * a client for the GCS in `*h` (owned) and the dataset's ID. */
 prism_status prism__data_start(prism_dataset *ds, bool stream, prism_httpc **h, char *id,
                                size_t idlen);
+/* The same for iter_batches: streamed, batches of `batch_size` rows (a hint
+ * for the blocks' sizes). */
+prism_status prism__data_start_batches(prism_dataset *ds, int64_t batch_size, prism_httpc **h,
+                                       char *id, size_t idlen);
+/* Whether the dataset's rows must come in order (preserve_order). */
+bool prism__data_in_order(const prism_dataset *ds);
 /* The client a dataset was built for. */
 prism_client *prism__data_client(const prism_dataset *ds);
 

@@ -37,8 +37,9 @@ struct prism_data_iter {
     prism_httpc *h;
     char id[64];
     int64_t batch_size;
-    int split; /* which consumer of a streaming_split; 0 for a plain iterator */
-    bool owns; /* this iterator started the dataset: it stops it when left early */
+    int split;     /* which consumer of a streaming_split; 0 for a plain iterator */
+    bool owns;     /* this iterator started the dataset: it stops it when left early */
+    bool in_order; /* preserve_order: blocks are batched in the order they came */
     prism_data_iter_options o;
     prism_block **pend; /* blocks (views cut to their rows) not wholly batched yet */
     size_t npend, cap;
@@ -306,6 +307,17 @@ static prism_status wrap(prism_block *blk, prism_batch **out)
  * holds them, else the pieces joined into a new block. */
 static prism_status cut_batch(prism_data_iter *it, size_t want, prism_batch **out)
 {
+    /* Out of order, a whole batch read in place beats a join: a short block
+     * not started yet (a read's first, small one) waits behind one that
+     * holds a batch. */
+    if (!it->in_order && it->first == 0 && prism_block_rows(it->pend[0]) < want)
+        for (size_t k = 1; k < it->npend; k++)
+            if (prism_block_rows(it->pend[k]) >= want) {
+                prism_block *b = it->pend[k];
+                memmove(it->pend + 1, it->pend, k * sizeof *it->pend);
+                it->pend[0] = b;
+                break;
+            }
     prism_block **parts = calloc(it->npend, sizeof *parts);
     size_t k = 0, got = 0, used = 0; /* used: blocks wholly taken */
     prism_block_status st = parts ? PRISM_BLOCK_OK : PRISM_BLOCK_ENOMEM;
@@ -376,7 +388,8 @@ prism_status prism_data_iter_batches(prism_dataset *ds, int64_t batch_size,
     it->batch_size = batch_size;
     it->o = *o;
     it->owns = true;
-    prism_status s = prism__data_start(ds, true, &it->h, it->id, sizeof it->id);
+    it->in_order = prism__data_in_order(ds);
+    prism_status s = prism__data_start_batches(ds, batch_size, &it->h, it->id, sizeof it->id);
     if (s != PRISM_OK) {
         it->end = true; /* nothing started: nothing to stop */
         prism_data_iter_destroy(it);
@@ -405,6 +418,7 @@ prism_status prism_data_iter_split(prism_client *c, const char *dataset_id, int 
     }
     it->c = c;
     it->batch_size = batch_size;
+    it->in_order = true; /* not known here: kept */
     it->split = split;
     it->o = *o;
     snprintf(it->id, sizeof it->id, "%s", dataset_id);

@@ -2,6 +2,7 @@
  * /api/v1/datasets* to it (services/gcs/datasets_proxy.c). /healthz and
  * /metrics come with the server. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ static void post_dataset(prism_http_req *req, void *ctx)
     ds_stream_opts so;
     int64_t nsplits;
     if (prism_http_query_bool(req, "stream", false, &so.streamed) != 0 ||
+        prism_http_query_int(req, "batch_size", 0, 0, INT32_MAX, &so.batch_size) != 0 ||
         prism_http_query_bool(req, "materialize", false, &so.materialize) != 0 ||
         prism_http_query_int(req, "split", 1, 1, DS_MAX_SPLITS, &nsplits) != 0 ||
         prism_http_query_bool(req, "equal", false, &so.equal) != 0 ||
@@ -297,7 +299,7 @@ static void post_epoch(prism_http_req *req, void *ctx)
     dataservice *s = ctx;
     char id[DS_ID_LEN + 1], err[1200];
     const char *code = "internal";
-    ds_stream_opts so = {.streamed = true};
+    ds_stream_opts so = {.streamed = true}; /* nothing is read: no batch_size */
     int64_t nsplits;
     if (prism_http_query_int(req, "split", 1, 1, DS_MAX_SPLITS, &nsplits) != 0 ||
         prism_http_query_bool(req, "equal", false, &so.equal) != 0 ||

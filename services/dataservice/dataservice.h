@@ -109,6 +109,7 @@ typedef struct ds_stream_opts {
     int nsplits;        /* consumers: 1, or streaming_split's n */
     bool equal;         /* each consumer gets as many rows (up to n - 1 dropped) */
     int64_t timeout_ms; /* a consumer silent this long is lost: the dataset fails */
+    int64_t batch_size; /* the consumer's batch size, 0 unknown: blocks hold whole batches */
     bool materialize;   /* not streamed: every output block is kept for later epochs */
 } ds_stream_opts;
 
@@ -149,7 +150,8 @@ typedef struct ds_dataset {
     int64_t files_written, bytes_written; /* a write's files so far */
     json_t *preview;                      /* the first output rows, up to preview_rows */
     int64_t created_ms, started_ms, ended_ms;
-    bool streamed; /* the output goes to a consumer (stream.c), not counted and dropped */
+    bool streamed;      /* the output goes to a consumer (stream.c), not counted and dropped */
+    int64_t batch_size; /* the consumer's batches (ds_stream_opts) */
     ds_stream stream;
     bool stop;        /* asked to stop (POST .../stop, or the service ends) */
     char *lost;       /* a consumer was lost: why the dataset fails (the executor's to take) */

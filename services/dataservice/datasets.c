@@ -97,6 +97,7 @@ static ds_dataset *prepare(dataservice *s, prism_plan *plan, const char **code, 
 
 static int insert(dataservice *s, ds_dataset *d, const ds_stream_opts *so, char *id_out,
                   const char **code, char *err, size_t errlen);
+static void start_pending(dataservice *s);
 
 int ds_dataset_create(dataservice *s, const char *plan_text, size_t len, const ds_stream_opts *so,
                       char *id_out, const char **code, char *err, size_t errlen)
@@ -166,6 +167,7 @@ static int insert(dataservice *s, ds_dataset *d, const ds_stream_opts *so, char 
     }
     d->seq = s->next_seq++;
     d->streamed = so->streamed;
+    d->batch_size = so->batch_size;
     d->budget = ds_budget_of(s, d);
     if (*d->source) { /* an epoch: made, nothing to run, its blocks queued */
         ds_dataset *src = ds_dataset_find(s, d->source);
@@ -198,6 +200,7 @@ static int insert(dataservice *s, ds_dataset *d, const ds_stream_opts *so, char 
     s->datasets = d;
     s->count++;
     snprintf(id_out, DS_ID_LEN + 1, "%s", d->id);
+    start_pending(s); /* now, not at the next cron: the consumer is waiting */
     pthread_mutex_unlock(&s->lock);
     prism_metric_add(s->m.submitted, 1);
     LOG_INFO("dataset %s%s%s: %zu stage%s", d->id, d->name ? " " : "", d->name ? d->name : "",
@@ -437,11 +440,10 @@ static void check_consumers(dataservice *s)
     }
 }
 
-void ds_datasets_cron(dataservice *s)
+/* Starts the oldest PENDING datasets while fewer than max_running run. With
+ * the lock held. */
+static void start_pending(dataservice *s)
 {
-    join_ended(s, false);
-    pthread_mutex_lock(&s->lock);
-    check_consumers(s);
     size_t running = 0;
     for (ds_dataset *d = s->datasets; d; d = d->next)
         running += d->thread_running;
@@ -473,6 +475,14 @@ void ds_datasets_cron(dataservice *s)
         running++;
         pthread_cond_broadcast(&s->changed);
     }
+}
+
+void ds_datasets_cron(dataservice *s)
+{
+    join_ended(s, false);
+    pthread_mutex_lock(&s->lock);
+    check_consumers(s);
+    start_pending(s);
     pthread_mutex_unlock(&s->lock);
 }
 

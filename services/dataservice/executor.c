@@ -288,7 +288,9 @@ static int64_t split_fit(const executor *x, const ex_stage *st)
 
 int64_t ex_split_weight(const executor *x, const ex_stage *st, int64_t *to)
 {
-    int64_t from = st->cursor, end = split_start(st, st->next_split + 1);
+    /* learned splits of whole batches may span nominal ones */
+    bool align = st->align > 1 && st->sum_units > 0;
+    int64_t from = st->cursor, end = split_start(st, align ? st->nsplits : st->next_split + 1);
     int64_t fit = split_fit(x, st);
     if (!st->files) {
         *to = end - from > fit ? from + fit : end;
@@ -304,6 +306,18 @@ int64_t ex_split_weight(const executor *x, const ex_stage *st, int64_t *to)
             lo = mid;
         else
             hi = mid - 1;
+    }
+    /* Whole batches: fewer files, or one batch of up to twice the fit. In
+     * order, batches count from the first file (only the block after the
+     * probe is short); else each block is (the consumer sets the short
+     * probe aside: libs/prism/data_iter.c). */
+    if (align) {
+        int64_t b = st->align, base = st->preserve ? 0 : from;
+        int64_t down = base + (lo - base) / b * b, up = base + ((from - base) / b + 1) * b;
+        if (down > from)
+            lo = down;
+        else if (up <= end && before[up] - before[from] <= 2 * fit)
+            lo = up;
     }
     *to = lo;
     return before[lo] - before[from];
@@ -504,7 +518,7 @@ char *ex_next_split(const executor *x, ex_stage *st, int64_t *weight)
     int64_t from = st->cursor, to;
     *weight = ex_split_weight(x, st, &to);
     st->cursor = to;
-    if (to >= split_start(st, st->next_split + 1))
+    while (st->next_split < st->nsplits && to >= split_start(st, st->next_split + 1))
         st->next_split++;
     if (st->items)
         return items_split(st, from, to);
@@ -1124,6 +1138,11 @@ static int setup_read(executor *x, size_t i)
     st->adaptive = !json_is_integer(over) && st->kind == EX_READ;
     int64_t rows,
         blocks = json_is_integer(over) ? json_integer_value(over) : x->s->cfg.default_blocks;
+    /* One row a file, straight to the consumer: blocks of whole batches are
+     * read in place, not joined (docs/datasets.md#block-sizes). */
+    if (st->adaptive && st->next == x->n && x->d->batch_size > 1 &&
+        (kind == PRISM_OP_READ_BINARY_FILES || kind == PRISM_OP_READ_IMAGES))
+        st->align = x->d->batch_size;
     if (kind != PRISM_OP_RANGE && kind != PRISM_OP_FROM_ITEMS)
         return setup_files(x, st, kind, spec, blocks, json_is_integer(over), target);
     if (kind == PRISM_OP_FROM_ITEMS) {

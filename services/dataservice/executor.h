@@ -65,6 +65,7 @@ typedef struct ex_stage {
     size_t nsplits, next_split; /* next_split: the nominal split `cursor` is in */
     int64_t cursor;             /* the next row, item or file to read */
     bool adaptive;              /* splits are cut to the target (no override_num_blocks) */
+    int64_t align;              /* > 1: splits hold whole consumer batches (files) */
     int64_t sum_units;          /* the weights of the splits read so far */
     int64_t range_n;            /* a range's rows */
     json_t *items;              /* from_items: every item (borrowed from the plan) */

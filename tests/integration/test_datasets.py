@@ -672,6 +672,35 @@ def test_block_sizes(c):
         assert stages[0]["blocks"] == 1 and stages[1]["rows"] == n, stages
         assert n - 8 <= stages[1]["blocks"] <= n, stages
         assert sliced == got, [r["path"] for r in sliced]
+
+        # A consumer's batch size (iter_batches sends it): blocks of whole batches of 4,
+        # so that each batch is read in place, even where one is over the target (three
+        # images here); the probe, and the end of the files, may be short
+        target = 3 * image + 1024
+        for order in (False, True):
+            r = c.post("/api/v1/datasets?stream=true&batch_size=4", {
+                "ops": [{"op": "read_images", "paths": top},
+                        {"op": "map_batches", "fn": fn("builtin", "normalize", mean=[128], std=[2])}],
+                "options": {"preserve_order": order, "target_max_block_size": target}})
+            assert r.status == 201, r
+            did, sizes = r.json()["dataset_id"], []
+            while True:
+                r = c.post("/api/v1/datasets/%s/blocks/next?timeout_ms=30000" % did, None)
+                assert r.status == 200, r
+                b = r.json()
+                if b["block"]:
+                    sizes.append(b["block"]["rows"])
+                    r = c.post("/api/v1/datasets/%s/blocks/release?seq=%d" % (did, b["block"]["seq"]),
+                               None)
+                    assert r.status == 200, r
+                elif b["end"]:
+                    break
+            assert b["complete"] and sum(sizes) == n, sizes
+            assert len([k for k in sizes if k % 4]) <= 2 and max(sizes) == 4, (order, sizes)
+            if order:  # the block after the probe completes the probe's batch
+                assert sizes[0] + sizes[1] == 4 and all(k == 4 for k in sizes[2:]), sizes
+        r = c.post("/api/v1/datasets?stream=true&batch_size=-1", {"ops": [{"op": "range", "n": 1}]})
+        assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", r
     finally:
         shutil.rmtree(top)
 
