@@ -718,9 +718,17 @@ prism_status prism__decode_stored(prism_store *store, const prism_object_id *id,
 {
     prism_store_buffer buf;
     prism_store_status ss = prism_store_get(store, id, timeout_ms, &buf);
+    /* A spilled object with no room to come back is there, not lost: making
+     * it again would only fill the store again. */
+    bool full = ss == PRISM_STORE_OUT_OF_MEMORY || ss == PRISM_STORE_TOO_LARGE;
     if (ss != PRISM_STORE_OK)
-        return prism__fail(ss == PRISM_STORE_TIMEOUT ? PRISM_ERR_TIMEOUT : PRISM_ERR_OBJECT_LOST,
-                           "object store get failed: %s", prism_store_status_text(ss));
+        return prism__fail(ss == PRISM_STORE_TIMEOUT ? PRISM_ERR_TIMEOUT
+                           : full                    ? PRISM_ERR_NO_MEMORY
+                                                     : PRISM_ERR_OBJECT_LOST,
+                           "object store get failed: %s%s", prism_store_status_text(ss),
+                           full ? " (spilled, and no room in the arena to read it back: the "
+                                  "values read at once are larger than the object store)"
+                                : "");
     store_hold *h = calloc(1, sizeof *h);
     if (!h) {
         prism_store_release(store, id);

@@ -294,7 +294,9 @@ static void *load_package(worker_rt *w, const char *pkg, char *err, size_t n)
 /* A stored argument that cannot be read (its store unreachable, restarted
  * empty) sets *why to PRISM_ERR_OBJECT_LOST: the node failed, not the task.
  * The message names the object and the node the owner said holds it, which
- * the owner reads to make the object again (docs/tasks.md). */
+ * the owner reads to make the object again (docs/tasks.md). One the store has
+ * no room to read back from disk sets PRISM_ERR_NO_MEMORY: the task's
+ * arguments are larger than the store, and making them again cannot help. */
 static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, size_t n,
                                     prism_status *why)
 {
@@ -307,10 +309,11 @@ static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, si
         memcpy(id.b, idb, sizeof id.b);
         bool local = prism__same_store(node, sock, w->cfg->node_id, w->cfg->store_socket);
         char detail[768] = "";
+        prism_status ds = PRISM_ERR_OBJECT_LOST;
         if (local || prism__store_pull(w->cfg->store_address, w->cfg->token, &id, url, detail,
                                        sizeof detail) == 0) {
-            if (prism__decode_stored(w->store, &id, ARG_GET_MS, w->client, self_addr(w), &v) !=
-                PRISM_OK)
+            if ((ds = prism__decode_stored(w->store, &id, ARG_GET_MS, w->client, self_addr(w),
+                                           &v)) != PRISM_OK)
                 snprintf(detail, sizeof detail, "%s", prism_last_error());
         }
         if (!v) {
@@ -318,7 +321,7 @@ static prism_value *read_stored_arg(worker_rt *w, prism_reader *r, char *err, si
             prism_object_id_to_hex(&id, hex);
             snprintf(err, n, "argument %s, stored on node %s, could not be read: %s", hex,
                      node && *node ? node : "?", detail);
-            *why = PRISM_ERR_OBJECT_LOST;
+            *why = ds == PRISM_ERR_NO_MEMORY ? PRISM_ERR_NO_MEMORY : PRISM_ERR_OBJECT_LOST;
         }
     } else if (!w->store) {
         snprintf(err, n, "this worker has no object store to read a large argument from");

@@ -1423,6 +1423,10 @@ def test_all_to_all_larger_than_the_stores(c):
     # budget, but for the one task it may always start (a 2 MiB block and its output).
     assert info["peak_bytes_in_flight"] <= opts["memory_budget_bytes"] + (4 << 20), info
     assert info["bytes_in_flight"] == 0, info
+    # One reduce that reads parts larger than the store together (48 MiB into one block):
+    # it fails saying so, instead of making the parts again as if they were lost
+    msg = failed_with(c, {"ops": [rng, {"op": "repartition", "num_blocks": 1}], "options": opts})
+    assert "Repartition(1)" in msg and "no room in the arena to read it back" in msg, msg
 test_all_to_all_larger_than_the_stores.cluster = {"store_memory": "16MiB"}
 
 
