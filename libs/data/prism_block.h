@@ -158,6 +158,12 @@ prism_block_status prism_block_schema_copy(const prism_block_schema *s, prism_bl
 bool prism_block_schema_equal(const prism_block_schema *a, const prism_block_schema *b);
 
 size_t prism_block_schema_columns(const prism_block_schema *s);
+/* Where the first buffer of any block of this schema begins: column 0's
+ * values when it has no nulls, whatever the row count. A writer may fill
+ * them in place there and have the builder write the rest around them
+ * (prism_block_builder_set_fixed with values at dst + this offset, then
+ * prism_block_builder_finish_into dst). */
+size_t prism_block_schema_data_offset(const prism_block_schema *s);
 /* Index of the column named `name`, or -1. */
 long prism_block_schema_find(const prism_block_schema *s, const char *name);
 /* Column `i`'s name (borrowed from the schema), type, and for tensor columns
@@ -391,7 +397,8 @@ prism_block_status prism_block_builder_append_tensor(prism_block_builder *b, siz
 
 /* Whole columns, the fast path of batch functions. The arrays are borrowed,
  * not copied, until finish (or destroy): keep them unchanged until then;
- * finish copies each with one memcpy. `validity` (NULL: no nulls) is an
+ * finish copies each with one memcpy (none for one that already lies where
+ * the block puts it: prism_block_schema_data_offset). `validity` (NULL: no nulls) is an
  * Arrow bitmap of `rows` bits starting at bit 0.
  *   set_fixed    a number column: `rows` values; a tensor column:
  *                rows * list_size elements, row-major (a uint8 image batch

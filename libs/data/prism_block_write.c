@@ -71,6 +71,14 @@ static size_t record_size(const pb_field *f)
     return 64 + 8 * f->ndim + ((f->name_len + 7) & ~(size_t)7);
 }
 
+size_t prism_block_schema_data_offset(const prism_block_schema *s)
+{
+    size_t len = 0;
+    for (size_t c = 0; s && c < s->n; c++)
+        len += record_size(&s->f[c]);
+    return (size_t)align64(PRISM_BLOCK_HEADER_SIZE + len);
+}
+
 void pb_plan_free(pb_plan *plan)
 {
     free(plan->cols);
@@ -219,7 +227,7 @@ void pb_write(const prism_block_schema *s, const pb_seg *segs, size_t nseg, cons
         } else {
             size_t w = pb_row_width(f);
             for (size_t k = 0, at = 0; k < nseg; at += g[k].rows, k++)
-                if (g[k].rows && w)
+                if (g[k].rows && w && out + at * w != g[k].values + g[k].offset * w)
                     memcpy(out + at * w, g[k].values + g[k].offset * w, g[k].rows * w);
         }
         if (cp->len[1])

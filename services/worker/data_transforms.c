@@ -145,6 +145,57 @@ prism_block_status data_tensor_column(const char *name, prism_coltype elem, cons
     return st;
 }
 
+/* Where the values of a block whose one column is tensor `name` of `elem`
+ * (three dimensions) begin: 0 out of memory. */
+static size_t tensor_prefix(const char *name, prism_coltype elem)
+{
+    prism_block_schema *s = NULL;
+    const int64_t any[3] = {1, 1, 1}; /* the shape does not move the values */
+    size_t off = prism_block_schema_create(&s) == PRISM_BLOCK_OK &&
+                         prism_block_schema_add_tensor(s, name, elem, 3, any) == PRISM_BLOCK_OK
+                     ? prism_block_schema_data_offset(s)
+                     : 0;
+    prism_block_schema_destroy(s);
+    return off;
+}
+
+/* The block of one tensor column whose `rows` values were written in place,
+ * tensor_prefix bytes into `base` (a spare buffer of `cap` bytes): its
+ * header written around them, so that the pixels are not copied again. The
+ * block owns `base` (given back to the spares with it; at once on failure). */
+static prism_block_status tensor_in_place(const char *name, prism_coltype elem,
+                                          const int64_t *shape, uint8_t *base, size_t cap,
+                                          size_t rows, prism_block **out, char *err, size_t n)
+{
+    prism_block_schema *s = NULL;
+    prism_block_builder *b = NULL;
+    spare *sp = calloc(1, sizeof *sp);
+    size_t written = 0;
+    char why[256] = "";
+    prism_block_status st = sp ? prism_block_schema_create(&s) : PRISM_BLOCK_ENOMEM;
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_schema_add_tensor(s, name, elem, 3, shape);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_create(s, &b);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_set_fixed(b, 0, base + prism_block_schema_data_offset(s), rows,
+                                           NULL);
+    if (st == PRISM_BLOCK_OK)
+        st = prism_block_builder_finish_into(b, base, cap, &written, why, sizeof why);
+    if (st == PRISM_BLOCK_OK) {
+        *sp = (spare){base, cap};
+        st = prism_block_open_ex(base, written, 0, spare_release, sp, out, why, sizeof why);
+    }
+    if (st != PRISM_BLOCK_OK) {
+        spare_put(base, cap);
+        free(sp);
+        snprintf(err, n, "cannot build column \"%s\": %s %s", name, prism_block_strerror(st), why);
+    }
+    prism_block_builder_destroy(b);
+    prism_block_schema_destroy(s);
+    return st;
+}
+
 /* The image column `name` of `in`: [h, w, c] of `elem` per row. */
 typedef struct img_col {
     long index;
@@ -525,10 +576,11 @@ static void drop_images(uint8_t *all, const size_t *spare_cap)
 
 /* data_decode_all, each image then cut and flipped by `ch` (NULL: none)
  * into the buffer, which is a spare one (spare_put it with *spare_cap) when
- * `spare_cap` is set. */
+ * `spare_cap` is set; the images start `prefix` bytes into it. */
 static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int channels,
                               const int64_t *size, chain *ch, int64_t shape[3], data_skip *skip,
-                              uint8_t *kept, size_t *nkept, size_t *spare_cap, char *err, size_t n)
+                              uint8_t *kept, size_t *nkept, size_t prefix, size_t *spare_cap,
+                              char *err, size_t n)
 {
     uint8_t *all = NULL;
     size_t img = 0, k = 0;
@@ -557,8 +609,8 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
             shape[2] = im.c;
             img = (size_t)(shape[0] * shape[1] * shape[2]) * (ch && ch->norm ? 4 : 1);
             if ((uint64_t)img > DATA_IMAGE_MAX_BYTES ||
-                !(all = spare_cap ? spare_get(count * img + 1, spare_cap)
-                                  : malloc(count * img + 1))) {
+                !(all = spare_cap ? spare_get(prefix + count * img + 1, spare_cap)
+                                  : malloc(prefix + count * img + 1))) {
                 snprintf(err, n, "out of memory for %zu images", count);
                 free(im.px);
                 return NULL;
@@ -576,13 +628,13 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
             drop_images(all, spare_cap);
             return NULL;
         }
+        uint8_t *at = all + prefix + k * img;
         if (size && (im.h != shape[0] || im.w != shape[1]))
-            data_image_resize(im.px, im.h, im.w, im.c, all + k * img, (int)shape[0], (int)shape[1],
-                              0);
+            data_image_resize(im.px, im.h, im.w, im.c, at, (int)shape[0], (int)shape[1], 0);
         else if (ch)
-            chain_apply(ch, im.px, im.h, im.w, (size_t)im.c, all + k * img);
+            chain_apply(ch, im.px, im.h, im.w, (size_t)im.c, at);
         else
-            memcpy(all + k * img, im.px, img);
+            memcpy(at, im.px, img);
         free(im.px);
         if (kept)
             kept[i] = 1;
@@ -592,7 +644,7 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
         shape[0] = size ? size[0] : ch && ch->crop_fn ? ch->h : 0;
         shape[1] = size ? size[1] : ch && ch->crop_fn ? ch->w : 0;
         shape[2] = channels;
-        all = spare_cap ? spare_get(1, spare_cap) : calloc(1, 1);
+        all = spare_cap ? spare_get(prefix + 1, spare_cap) : calloc(1, prefix + 1);
     }
     *nkept = k;
     return all;
@@ -602,8 +654,8 @@ uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channe
                          const int64_t *size, int64_t shape[3], data_skip *skip, uint8_t *kept,
                          size_t *nkept, char *err, size_t n)
 {
-    return decode_images(count, get, ud, channels, size, NULL, shape, skip, kept, nkept, NULL, err,
-                         n);
+    return decode_images(count, get, ud, channels, size, NULL, shape, skip, kept, nkept, 0, NULL,
+                         err, n);
 }
 
 typedef struct bin_rows {
@@ -655,24 +707,30 @@ static int decode(const json_t *args, const prism_block *in, data_skip *skip, pr
         return -1;
     size_t rows = prism_block_rows(in), nkept = 0;
     int64_t shape[3] = {0, 0, data_image_channels(mode ? mode : "RGB")};
+    prism_coltype elem = ch.norm ? PRISM_COL_FLOAT32 : PRISM_COL_UINT8;
+    /* The images alone: decoded where the block keeps them */
+    bool alone = prism_block_columns(in) == 1;
+    size_t prefix = alone ? tensor_prefix(output, elem) : 0;
     uint8_t *kept = malloc(rows + 1);
     size_t cap = 0;
-    uint8_t *px = kept ? decode_images(rows, bin_row, &b, (int)shape[2], NULL, then ? &ch : NULL,
-                                       shape, skip, kept, &nkept, &cap, err, n)
-                       : NULL;
+    uint8_t *px = kept && (prefix || !alone)
+                      ? decode_images(rows, bin_row, &b, (int)shape[2], NULL, then ? &ch : NULL,
+                                      shape, skip, kept, &nkept, prefix, &cap, err, n)
+                      : NULL;
+    if (!kept || (alone && !prefix))
+        snprintf(err, n, "decode_image: out of memory");
     /* The encoded bytes go (the decoded image stands for them) before the
      * images join the block, so that the block is written once, with bytes
      * of its own, and goes to the object store as it is. */
     prism_block *base = NULL, *rest = NULL;
     const char *drop[] = {b.name};
     int rc = -1;
-    prism_coltype elem = ch.norm ? PRISM_COL_FLOAT32 : PRISM_COL_UINT8;
-    if (px && prism_block_columns(in) == 1)
-        rc = data_tensor_column(output, elem, shape, px, nkept, NULL, -1, out, err, n) ==
-                     PRISM_BLOCK_OK
+    if (px && alone) {
+        rc = tensor_in_place(output, elem, shape, px, cap, nkept, out, err, n) == PRISM_BLOCK_OK
                  ? 0
                  : -1;
-    else if (px && nkept < rows)
+        px = NULL; /* the block's now, or given back */
+    } else if (px && nkept < rows)
         rc = keep_rows(in, kept, nkept, &base, err, n);
     else if (px)
         rc = (base = prism_block_ref((prism_block *)in)) ? 0 : -1;

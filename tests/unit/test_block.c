@@ -777,6 +777,44 @@ static void m_tail_pad(uint8_t *p, size_t n) { p[n - 1] = 1; }
 static void m_schema_pad(uint8_t *p, size_t n) { p[64 + ld32(p + 32)] = 1; }
 static void m_trailing(uint8_t *p, size_t n) { st64(p + 24, n); }
 
+/* Values written in place, at the schema's data offset, then the block
+ * written around them: the same bytes as a block built from a copy. */
+static void test_values_in_place(void **state)
+{
+    (void)state;
+    const int64_t shape[3] = {4, 3, 2};
+    const size_t rows = 5, n = rows * 4 * 3 * 2;
+    prism_block_schema *s;
+    assert_int_equal(prism_block_schema_create(&s), OK);
+    assert_int_equal(prism_block_schema_add_tensor(s, "image", PRISM_COL_UINT8, 3, shape), OK);
+    size_t off = prism_block_schema_data_offset(s);
+    assert_true(off >= PRISM_BLOCK_HEADER_SIZE && off % 64 == 0);
+    uint8_t *values = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        values[i] = (uint8_t)(i * 7);
+    prism_block_builder *b;
+    assert_int_equal(prism_block_builder_create(s, &b), OK);
+    assert_int_equal(prism_block_builder_set_fixed(b, 0, values, rows, NULL), OK);
+    prism_block *copied;
+    assert_int_equal(prism_block_builder_finish(b, &copied, err, sizeof err), OK);
+    size_t len;
+    const uint8_t *want = prism_block_data(copied, &len);
+    uint8_t *mem = aligned_copy(NULL, len + 64);
+    memset(mem, 0xee, len + 64); /* the header and the padding must be written */
+    memcpy(mem + off, values, n);
+    assert_int_equal(prism_block_builder_set_fixed(b, 0, mem + off, rows, NULL), OK);
+    size_t written = 0;
+    assert_int_equal(prism_block_builder_finish_into(b, mem, len + 64, &written, err, sizeof err),
+                     OK);
+    assert_int_equal(written, len);
+    assert_memory_equal(mem, want, len);
+    prism_block_destroy(copied);
+    prism_block_builder_destroy(b);
+    prism_block_schema_destroy(s);
+    free(values);
+    free(mem);
+}
+
 static void test_open_rejects_corrupt(void **state)
 {
     (void)state;
@@ -1565,23 +1603,15 @@ static void test_arrow_import(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_types_and_schema),
-        cmocka_unit_test(test_every_type_round_trip),
-        cmocka_unit_test(test_empty_blocks),
-        cmocka_unit_test(test_whole_columns),
-        cmocka_unit_test(test_builder_errors),
-        cmocka_unit_test(test_finish_into),
-        cmocka_unit_test(test_open_rejects_corrupt),
-        cmocka_unit_test(test_utf8_check),
-        cmocka_unit_test(test_slice),
-        cmocka_unit_test(test_concat),
-        cmocka_unit_test(test_select_drop),
-        cmocka_unit_test(test_release_callback),
-        cmocka_unit_test(test_json_out),
-        cmocka_unit_test(test_json_in_inferred),
-        cmocka_unit_test(test_json_in_schema),
-        cmocka_unit_test(test_arrow_export),
-        cmocka_unit_test(test_arrow_export_slice),
+        cmocka_unit_test(test_types_and_schema), cmocka_unit_test(test_every_type_round_trip),
+        cmocka_unit_test(test_empty_blocks),     cmocka_unit_test(test_whole_columns),
+        cmocka_unit_test(test_builder_errors),   cmocka_unit_test(test_finish_into),
+        cmocka_unit_test(test_values_in_place),  cmocka_unit_test(test_open_rejects_corrupt),
+        cmocka_unit_test(test_utf8_check),       cmocka_unit_test(test_slice),
+        cmocka_unit_test(test_concat),           cmocka_unit_test(test_select_drop),
+        cmocka_unit_test(test_release_callback), cmocka_unit_test(test_json_out),
+        cmocka_unit_test(test_json_in_inferred), cmocka_unit_test(test_json_in_schema),
+        cmocka_unit_test(test_arrow_export),     cmocka_unit_test(test_arrow_export_slice),
         cmocka_unit_test(test_arrow_import),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
