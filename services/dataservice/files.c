@@ -7,6 +7,7 @@
  * named); a path named, or matched by a glob, is followed as given. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,72 +82,84 @@ static int add_s3(lister *l, const char *path)
     return 0;
 }
 
+/* A directory entry the walk visits: its name and type (DT_UNKNOWN when
+ * the file system does not say). */
+typedef struct entry {
+    char *name;
+    unsigned char type;
+} entry;
+
 static int by_name(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
 }
 
-/* The names in directory `dir` that the walk visits, sorted; NULL with err. */
-static char **dir_names(lister *l, const char *dir, size_t *count)
+/* The entries of the open directory `d` that the walk visits, sorted; NULL
+ * with err. */
+static entry *dir_entries(lister *l, DIR *d, size_t *count)
 {
-    DIR *d = opendir(dir);
-    char **names = NULL;
+    entry *v = NULL;
     size_t k = 0, cap = 0;
     struct dirent *e;
-    if (!d) {
-        snprintf(l->err, l->n, "%s: %s", dir, strerror(errno));
-        return NULL;
-    }
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || e->d_name[0] == '_')
             continue;
         if (k == cap) {
-            char **v = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof *v);
-            if (!v)
+            entry *bigger = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof *v);
+            if (!bigger)
                 break;
-            names = v;
+            v = bigger;
         }
-        if (!(names[k] = strdup(e->d_name)))
+        if (!(v[k].name = strdup(e->d_name)))
             break;
-        k++;
+        v[k++].type = e->d_type;
     }
-    bool ok = e == NULL;
-    closedir(d);
-    if (!ok) {
+    if (e) {
         for (size_t i = 0; i < k; i++)
-            free(names[i]);
-        free(names);
+            free(v[i].name);
+        free(v);
         snprintf(l->err, l->n, "out of memory");
         return NULL;
     }
-    qsort(names, k, sizeof *names, by_name);
+    qsort(v, k, sizeof *v, by_name);
     *count = k;
-    return names ? names : calloc(1, sizeof *names);
+    return v ? v : calloc(1, sizeof *v);
 }
 
+/* Each entry's type comes from the directory where it can: a file whose
+ * extension is not read is never looked at, and those that are, by name
+ * within the directory (fstatat) rather than by their whole path. */
 static int walk(lister *l, const char *dir, int depth)
 {
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(l->err, l->n, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
     size_t k = 0;
-    char **names = dir_names(l, dir, &k);
-    int rc = names ? 0 : -1;
+    entry *v = dir_entries(l, d, &k);
+    int rc = v ? 0 : -1;
     for (size_t i = 0; i < k; i++) {
         char *path = NULL;
         struct stat sb;
-        if (rc == 0 && asprintf(&path, "%s/%s", dir, names[i]) < 0) {
+        unsigned char t = v[i].type;
+        bool want = t == DT_DIR || t == DT_UNKNOWN || (t == DT_REG && has_extension(l, v[i].name));
+        if (rc == 0 && want && asprintf(&path, "%s/%s", dir, v[i].name) < 0) {
             snprintf(l->err, l->n, "out of memory");
             rc = -1;
             path = NULL;
         }
-        if (rc == 0 && lstat(path, &sb) == 0) {
+        if (path && fstatat(dirfd(d), v[i].name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
             if (S_ISREG(sb.st_mode))
                 rc = add_file(l, path, &sb);
             else if (S_ISDIR(sb.st_mode) && depth < FILES_MAX_DEPTH)
                 rc = walk(l, path, depth + 1);
         }
         free(path);
-        free(names[i]);
+        free(v[i].name);
     }
-    free(names);
+    free(v);
+    closedir(d);
     return rc;
 }
 

@@ -318,7 +318,8 @@ def failed_with(c, plan):
 
 def test_read_files(c):
     """read_binary_files, read_text, read_jsonl and read_csv over files and directories,
-    with paths, every row checked; files split into read tasks."""
+    with paths, every row checked (names starting with "." and symbolic links under a
+    directory left out); files split into read tasks."""
     need_binaries()
     top = tempfile.mkdtemp(prefix="prism-data-")
     try:
@@ -326,6 +327,7 @@ def test_read_files(c):
             write(os.path.join(top, "bin", "f%d.dat" % i), bytes([i]) * (10 + i))
         write(os.path.join(top, "bin", ".hidden"), b"skipped")
         write(os.path.join(top, "bin", "sub", "g.dat"), b"\x00\xffnested")
+        os.symlink(os.path.join(top, "bin", "f0.dat"), os.path.join(top, "bin", "link.dat"))
         d = post(c, {"ops": [{"op": "read_binary_files", "paths": os.path.join(top, "bin"),
                               "include_paths": True, "override_num_blocks": 3}],
                      "options": {"preserve_order": True}})
