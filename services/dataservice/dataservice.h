@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -180,7 +181,10 @@ typedef struct dataservice {
     ds_op_metrics ops[PRISM_OP_KIND_COUNT];
 
     pthread_mutex_t client_lock; /* guards `client` (taken alone: connecting is slow) */
-    prism_client *client;        /* connected on first use */
+    prism_client *client;        /* connected once serving (connector), or on first use */
+    pthread_t connector;
+    bool connecting;            /* connector started: joined at stop */
+    atomic_bool connector_stop; /* the service stops: the connector gives up */
 
     pthread_mutex_t lock;   /* guards what follows */
     pthread_cond_t changed; /* broadcast when any dataset's state or output changes */

@@ -11,6 +11,9 @@
 #include "prism_httpc.h"
 #include "prism_log.h"
 #include "prism_subjects.h"
+#include "prism_time.h"
+
+#define CONNECTOR_PROBE_MS 500
 
 int ds_configure(void *ctx, const prism_service_settings *set, char *err, size_t errlen)
 {
@@ -175,6 +178,36 @@ static void on_address(prism_bus *bus, const char *subject, const char *reply, c
     json_decref(doc);
 }
 
+/* The client's connection (the object store's arena mapped, the bus) takes
+ * tens of milliseconds: made before the first dataset waits on it (100 ms
+ * of the first dataset's first batch). Only once the GCS answers its
+ * /healthz: a connection to a GCS not up yet waits up to 10 s, which a stop
+ * would then wait for too. */
+static void *connector_main(void *arg)
+{
+    dataservice *s = arg;
+    prism_httpc *h = NULL;
+    if (prism_httpc_create(&h, s->cfg.gcs_address, NULL) != 0)
+        return NULL;
+    while (!atomic_load(&s->connector_stop)) {
+        prism_httpc_resp r = {0};
+        char err[256];
+        bool up = prism_httpc_request(h, "GET", "/healthz", NULL, NULL, 0, CONNECTOR_PROBE_MS, 0,
+                                      &r, err, sizeof err) == 0 &&
+                  r.status == 200;
+        prism_httpc_resp_free(&r);
+        if (up) {
+            if (ds_client(s))
+                LOG_INFO("connected to the cluster through the GCS at %s", s->cfg.gcs_address);
+            break;
+        }
+        for (int i = 0; i < 10 && !atomic_load(&s->connector_stop); i++)
+            prism_sleep_ms(CONNECTOR_PROBE_MS / 10);
+    }
+    prism_httpc_destroy(h);
+    return NULL;
+}
+
 int ds_serving(void *ctx, const char *url, char *err, size_t errlen)
 {
     dataservice *s = ctx;
@@ -190,6 +223,7 @@ int ds_serving(void *ctx, const char *url, char *err, size_t errlen)
     }
     LOG_INFO("dataservice serving its API at %s (tasks through the GCS at %s)", url,
              s->cfg.gcs_address);
+    s->connecting = pthread_create(&s->connector, NULL, connector_main, s) == 0;
     return 0;
 }
 
@@ -218,6 +252,10 @@ void ds_stop(void *ctx)
         prism_bus_unsubscribe(s->bus, PRISM_SUBJECT_SCHED_NODE);
     }
     ds_datasets_stop_all(s);
+    atomic_store(&s->connector_stop, true);
+    if (s->connecting)
+        pthread_join(s->connector, NULL);
+    s->connecting = false;
     pthread_mutex_lock(&s->client_lock);
     if (s->client)
         prism_disconnect(s->client);
