@@ -26,10 +26,27 @@ static void pad_to(prism_writer *w, size_t align)
     pw_bytes(w, zeros, n);
 }
 
+void pw_tensor_head(prism_writer *w, prism_dtype dtype, int ndim, const int64_t *shape,
+                    uint64_t len)
+{
+    pw_u8(w, (uint8_t)PRISM_VALUE_TENSOR);
+    pw_u8(w, (uint8_t)dtype);
+    pw_u8(w, (uint8_t)ndim);
+    for (int i = 0; i < ndim; i++)
+        pw_u64(w, (uint64_t)shape[i]);
+    pw_u64(w, len);
+    pad_to(w, TENSOR_ALIGN);
+}
+
 static void pw_value_depth(prism_writer *w, const prism_value *v, const char *self, int depth)
 {
     if (depth > MAX_DEPTH) {
         w->failed = 1;
+        return;
+    }
+    if (v->kind == PRISM_VALUE_TENSOR) {
+        pw_tensor_head(w, v->dtype, v->ndim, v->shape, v->len);
+        pw_bytes(w, v->data, v->len);
         return;
     }
     pw_u8(w, (uint8_t)v->kind);
@@ -40,15 +57,7 @@ static void pw_value_depth(prism_writer *w, const prism_value *v, const char *se
         pw_u64(w, v->len);
         pw_bytes(w, v->data, v->len);
         break;
-    case PRISM_VALUE_TENSOR:
-        pw_u8(w, (uint8_t)v->dtype);
-        pw_u8(w, (uint8_t)v->ndim);
-        for (int i = 0; i < v->ndim; i++)
-            pw_u64(w, (uint64_t)v->shape[i]);
-        pw_u64(w, v->len);
-        pad_to(w, TENSOR_ALIGN);
-        pw_bytes(w, v->data, v->len);
-        break;
+    case PRISM_VALUE_TENSOR: break; /* above */
     case PRISM_VALUE_LIST:
         pw_u32(w, (uint32_t)v->nitems);
         for (size_t i = 0; i < v->nitems; i++)

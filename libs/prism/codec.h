@@ -15,6 +15,10 @@
 size_t pw_value_size(const prism_value *v, const char *self_addr);
 /* A value; references this process owns are written with `self_addr` as owner. */
 void pw_value(prism_writer *w, const prism_value *v, const char *self_addr);
+/* What pw_value writes of a tensor before its `len` bytes of data (written
+ * at the start of an encoding: the data then starts 16-byte aligned). */
+void pw_tensor_head(prism_writer *w, prism_dtype dtype, int ndim, const int64_t *shape,
+                    uint64_t len);
 /* A decoded value (NULL on a malformed one). References are tracked in `client`
  * (may be NULL); an owner equal to `self_addr` means this process owns it. */
 prism_value *pr_value(prism_reader *r, prism_client *client, const char *self_addr);

@@ -13,6 +13,12 @@ struct prism_task_ctx {
     void *runtime;  /* the runtime's state, for `client` */
     char name[256]; /* "package/function" or "Class.method" */
     char *error;    /* set by prism_task_fail; the runtime frees it */
+    /* Memory in the object store for return `index` when it will be a 1-D
+     * uint8 tensor of exactly `len` bytes (a data block): a task that makes
+     * its return there, and returns a value whose data is that memory, is
+     * not copied. NULL (no store, a small value, one already taken): the
+     * task uses its own memory. Set by the worker runtime only. */
+    void *(*return_space)(prism_task_ctx *ctx, uint16_t index, size_t len);
 };
 
 #endif

@@ -16,7 +16,7 @@ void pw_bytes(prism_writer *w, const void *p, size_t n)
         w->failed = 1;
         return;
     }
-    if (w->out && n)
+    if (w->out && n && w->out + w->pos != (const uint8_t *)p) /* already in place: no copy */
         memcpy(w->out + w->pos, p, n);
     w->pos += n;
 }

@@ -382,14 +382,29 @@ static int run_op(prism_task_ctx *ctx, const json_t *op, data_skip *skip, prism_
     return 0;
 }
 
+/* An operator's function arguments (NULL for one without a function). */
+static const json_t *fn_args(const json_t *op)
+{
+    return json_object_get(json_object_get(json_object_get(op, "spec"), "fn"), "args");
+}
+
 /* Runs ops[first..] on *b. Returns 0, or -1 with err naming the operator. */
 static int run_ops(prism_task_ctx *ctx, stage_prog *p, size_t first, prism_block **b, char *err,
                    size_t n)
 {
+    /* The last operator that does work makes the stage's block: those after
+     * it ran in its pass already (fused into a run of builtins) */
+    size_t last = json_array_size(p->ops);
+    while (last > first &&
+           json_is_true(json_object_get(fn_args(json_array_get(p->ops, last - 1)), "fused")))
+        last--;
     for (size_t i = first; i < json_array_size(p->ops); i++) {
         const json_t *op = json_array_get(p->ops, i);
         char why[ERR_LEN] = "", label[160];
-        if (run_op(ctx, op, &p->skip, b, why, sizeof why) != 0) {
+        data_output_op(i + 1 == last ? ctx : NULL);
+        int rc = run_op(ctx, op, &p->skip, b, why, sizeof why);
+        data_output_op(NULL);
+        if (rc != 0) {
             op_label(op, label, sizeof label);
             snprintf(err, n, "%s: %s", label, why);
             return -1;

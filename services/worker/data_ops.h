@@ -157,6 +157,11 @@ uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channe
 /* Frees the image blocks' spare buffers (up to 256 MiB) that the process
  * keeps for the next block: the worker calls it once idle a while. */
 void data_spares_release(void);
+/* While the operator that makes a stage task's output block runs: its task
+ * (NULL otherwise). An image decode then makes the block in the task's
+ * return space in the object store (prism_task_ctx.return_space): not
+ * copied there after. */
+void data_output_op(prism_task_ctx *ctx);
 /* decode_image, random_crop, center_crop, resize and flip; as
  * data_builtin_run. A run's first gets the others in "then"
  * (libs/data/prism_plan_opt.c) and does them in the same pass, normalize

@@ -10,6 +10,7 @@
 
 #include "data_image.h"
 #include "data_ops.h"
+#include "task_ctx.h"
 
 /* ---------- spare buffers ----------
  * A block of images is tens of MiB, written once by a task and freed once
@@ -72,6 +73,10 @@ static void spare_put(void *p, size_t cap)
     pthread_mutex_unlock(&spare_mu);
     free(out.p);
 }
+
+static _Thread_local prism_task_ctx *output_ctx;
+
+void data_output_op(prism_task_ctx *ctx) { output_ctx = ctx; }
 
 void data_spares_release(void)
 {
@@ -160,19 +165,21 @@ static size_t tensor_prefix(const char *name, prism_coltype elem)
 }
 
 /* The block of one tensor column whose `rows` values were written in place,
- * tensor_prefix bytes into `base` (a spare buffer of `cap` bytes): its
- * header written around them, so that the pixels are not copied again. The
- * block owns `base` (given back to the spares with it; at once on failure). */
+ * tensor_prefix bytes into `base` (`cap` bytes): its header written around
+ * them, so that the pixels are not copied again. The block owns `base`, a
+ * spare buffer (given back to the spares with it; at once on failure),
+ * unless `borrowed` (the task's return space: the runtime's). */
 static prism_block_status tensor_in_place(const char *name, prism_coltype elem,
                                           const int64_t *shape, uint8_t *base, size_t cap,
-                                          size_t rows, prism_block **out, char *err, size_t n)
+                                          size_t rows, bool borrowed, prism_block **out, char *err,
+                                          size_t n)
 {
     prism_block_schema *s = NULL;
     prism_block_builder *b = NULL;
-    spare *sp = calloc(1, sizeof *sp);
+    spare *sp = borrowed ? NULL : calloc(1, sizeof *sp);
     size_t written = 0;
     char why[256] = "";
-    prism_block_status st = sp ? prism_block_schema_create(&s) : PRISM_BLOCK_ENOMEM;
+    prism_block_status st = sp || borrowed ? prism_block_schema_create(&s) : PRISM_BLOCK_ENOMEM;
     if (st == PRISM_BLOCK_OK)
         st = prism_block_schema_add_tensor(s, name, elem, 3, shape);
     if (st == PRISM_BLOCK_OK)
@@ -182,13 +189,17 @@ static prism_block_status tensor_in_place(const char *name, prism_coltype elem,
                                            NULL);
     if (st == PRISM_BLOCK_OK)
         st = prism_block_builder_finish_into(b, base, cap, &written, why, sizeof why);
-    if (st == PRISM_BLOCK_OK) {
+    if (st == PRISM_BLOCK_OK && borrowed) {
+        st = prism_block_open_ex(base, written, 0, NULL, NULL, out, why, sizeof why);
+    } else if (st == PRISM_BLOCK_OK) {
         *sp = (spare){base, cap};
         st = prism_block_open_ex(base, written, 0, spare_release, sp, out, why, sizeof why);
     }
-    if (st != PRISM_BLOCK_OK) {
+    if (st != PRISM_BLOCK_OK && !borrowed) {
         spare_put(base, cap);
         free(sp);
+    }
+    if (st != PRISM_BLOCK_OK) {
         snprintf(err, n, "cannot build column \"%s\": %s %s", name, prism_block_strerror(st), why);
     }
     prism_block_builder_destroy(b);
@@ -574,13 +585,41 @@ static void drop_images(uint8_t *all, const size_t *spare_cap)
         free(all);
 }
 
+/* The buffer of `count` images of `img` bytes, `prefix` bytes in: with
+ * `in_return` set, the task's return space when the operator makes its
+ * output block (exactly the block of them all: *in_return then says so),
+ * else a spare buffer (spare_put it with *spare_cap) when `spare_cap` is
+ * set, else malloc'd. */
+static uint8_t *images_buffer(size_t count, size_t img, size_t prefix, bool *in_return,
+                              size_t *spare_cap)
+{
+    size_t block = (prefix + count * img + 63) / 64 * 64;
+    uint8_t *p = in_return && output_ctx && output_ctx->return_space
+                     ? output_ctx->return_space(output_ctx, 0, block)
+                     : NULL;
+    if (p) {
+        *in_return = true;
+        *spare_cap = block;
+        return p;
+    }
+    return spare_cap ? spare_get(prefix + count * img + 1, spare_cap)
+                     : malloc(prefix + count * img + 1);
+}
+
+/* The buffer of decode_images, unless it is the task's return space (the
+ * runtime's: dropped once the task ends). */
+static void drop_buffer(uint8_t *all, const size_t *spare_cap, const bool *in_return)
+{
+    if (!in_return || !*in_return)
+        drop_images(all, spare_cap);
+}
+
 /* data_decode_all, each image then cut and flipped by `ch` (NULL: none)
- * into the buffer, which is a spare one (spare_put it with *spare_cap) when
- * `spare_cap` is set; the images start `prefix` bytes into it. */
+ * into the buffer (images_buffer); the images start `prefix` bytes in. */
 static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int channels,
                               const int64_t *size, chain *ch, int64_t shape[3], data_skip *skip,
-                              uint8_t *kept, size_t *nkept, size_t prefix, size_t *spare_cap,
-                              char *err, size_t n)
+                              uint8_t *kept, size_t *nkept, size_t prefix, bool *in_return,
+                              size_t *spare_cap, char *err, size_t n)
 {
     uint8_t *all = NULL;
     size_t img = 0, k = 0;
@@ -594,7 +633,7 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
                 skip->count++;
                 continue;
             }
-            drop_images(all, spare_cap);
+            drop_buffer(all, spare_cap, in_return);
             return NULL;
         }
         if (!all) {
@@ -609,8 +648,7 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
             shape[2] = im.c;
             img = (size_t)(shape[0] * shape[1] * shape[2]) * (ch && ch->norm ? 4 : 1);
             if ((uint64_t)img > DATA_IMAGE_MAX_BYTES ||
-                !(all = spare_cap ? spare_get(prefix + count * img + 1, spare_cap)
-                                  : malloc(prefix + count * img + 1))) {
+                !(all = images_buffer(count, img, prefix, in_return, spare_cap))) {
                 snprintf(err, n, "out of memory for %zu images", count);
                 free(im.px);
                 return NULL;
@@ -625,7 +663,7 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
                      "give a size (and mode) so that every image has one shape",
                      what, im.h, im.w, im.c, fh, fw, (long long)shape[2]);
             free(im.px);
-            drop_images(all, spare_cap);
+            drop_buffer(all, spare_cap, in_return);
             return NULL;
         }
         uint8_t *at = all + prefix + k * img;
@@ -655,7 +693,7 @@ uint8_t *data_decode_all(size_t count, data_encoded_fn get, void *ud, int channe
                          size_t *nkept, char *err, size_t n)
 {
     return decode_images(count, get, ud, channels, size, NULL, shape, skip, kept, nkept, 0, NULL,
-                         err, n);
+                         NULL, err, n);
 }
 
 typedef struct bin_rows {
@@ -713,12 +751,25 @@ static int decode(const json_t *args, const prism_block *in, data_skip *skip, pr
     size_t prefix = alone ? tensor_prefix(output, elem) : 0;
     uint8_t *kept = malloc(rows + 1);
     size_t cap = 0;
+    bool in_return = false; /* decoded into the task's return space */
     uint8_t *px = kept && (prefix || !alone)
                       ? decode_images(rows, bin_row, &b, (int)shape[2], NULL, then ? &ch : NULL,
-                                      shape, skip, kept, &nkept, prefix, &cap, err, n)
+                                      shape, skip, kept, &nkept, prefix, alone ? &in_return : NULL,
+                                      &cap, err, n)
                       : NULL;
     if (!kept || (alone && !prefix))
         snprintf(err, n, "decode_image: out of memory");
+    if (px && in_return && nkept < rows) { /* images skipped: a shorter block, of its own */
+        size_t img = (size_t)(shape[0] * shape[1] * shape[2]) * (ch.norm ? 4 : 1), scap = 0;
+        uint8_t *own = spare_get(prefix + nkept * img + 1, &scap);
+        if (own)
+            memcpy(own + prefix, px + prefix, nkept * img);
+        else
+            snprintf(err, n, "decode_image: out of memory");
+        px = own;
+        cap = scap;
+        in_return = false;
+    }
     /* The encoded bytes go (the decoded image stands for them) before the
      * images join the block, so that the block is written once, with bytes
      * of its own, and goes to the object store as it is. */
@@ -726,7 +777,8 @@ static int decode(const json_t *args, const prism_block *in, data_skip *skip, pr
     const char *drop[] = {b.name};
     int rc = -1;
     if (px && alone) {
-        rc = tensor_in_place(output, elem, shape, px, cap, nkept, out, err, n) == PRISM_BLOCK_OK
+        rc = tensor_in_place(output, elem, shape, px, cap, nkept, in_return, out, err, n) ==
+                     PRISM_BLOCK_OK
                  ? 0
                  : -1;
         px = NULL; /* the block's now, or given back */

@@ -119,8 +119,21 @@ typedef struct package {
     struct package *next;
 } package;
 
+/* The store object a running task makes a return in (ctx->return_space). */
+typedef struct ret_space {
+    const prism_task_id *task; /* the task running; NULL between tasks */
+    const char *owner;
+    bool made;
+    uint16_t index;
+    prism_object_id id;
+    uint8_t *data;
+    size_t len;
+    uint64_t size;
+} ret_space;
+
 typedef struct worker_rt {
     const prism_worker_config *cfg;
+    ret_space ret;
     int epfd, sigfd, unix_fd, tcp_fd;
     bool tls; /* the TCP port speaks TLS only */
     uint8_t key[WIRE_KEY_BYTES];
@@ -395,6 +408,53 @@ static prism_store_status adopt_existing(prism_store *st, const prism_object_id 
     return prism_store_pin(st, id);
 }
 
+/* ctx->return_space: return `index` created in the store, its tensor
+ * header written, for the task to fill. One a task. */
+static void *return_space(prism_task_ctx *ctx, uint16_t index, size_t len)
+{
+    worker_rt *w = ctx->runtime;
+    ret_space *r = &w->ret;
+    if (!w->store || !r->task || r->made || len <= PRISM_INLINE_MAX)
+        return NULL;
+    const int64_t shape[1] = {(int64_t)len};
+    prism_writer count = {0};
+    pw_tensor_head(&count, PRISM_U8, 1, shape, len);
+    prism_id owner;
+    bool owned = wire_owner_id(r->owner, &owner);
+    prism_object_id_make(&r->id, r->task, index);
+    uint8_t *p;
+    if (prism_store_create(w->store, &r->id, owned ? &owner : NULL, count.pos + len, NULL, 0,
+                           PRISM_STORE_PIN, &p) != PRISM_STORE_OK)
+        return NULL; /* a retry's return already there, a full store: the usual way */
+    prism_writer head = {.out = p, .cap = count.pos};
+    pw_tensor_head(&head, PRISM_U8, 1, shape, len);
+    r->made = true;
+    r->index = index;
+    r->data = p + count.pos;
+    r->len = len;
+    r->size = count.pos + len;
+    return r->data;
+}
+
+/* Return `i` made in its store object by the task: sealed there. A value
+ * made elsewhere instead (images skipped, a later operator's block) is
+ * stored the usual way under the same ID, so the space goes first: by now
+ * nothing reads it (the blocks made there were replaced, or copied out). */
+static bool return_in_place(worker_rt *w, uint16_t i, const prism_value *v, uint64_t *stored)
+{
+    ret_space *r = &w->ret;
+    if (!r->made || r->index != i)
+        return false;
+    r->made = false;
+    if (prism_value_kind_of(v) != PRISM_VALUE_TENSOR || v->data != r->data || v->len != r->len ||
+        v->dtype != PRISM_U8 || v->ndim != 1) {
+        prism_store_abort(w->store, &r->id);
+        return false;
+    }
+    *stored = r->size;
+    return prism_store_seal(w->store, &r->id) == PRISM_STORE_OK;
+}
+
 /* Encodes one return: inline in the DONE frame when small, else straight
  * into the node's store. */
 static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *task,
@@ -420,7 +480,10 @@ static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *t
         prism_object_id oid;
         prism_object_id_make(&oid, task, i);
         uint64_t stored = 0;
-        prism_store_status ss = prism__store_value(w->store, &oid, task_owner, v, self, &stored);
+        prism_store_status ss =
+            return_in_place(w, i, v, &stored)
+                ? PRISM_STORE_OK
+                : prism__store_value(w->store, &oid, task_owner, v, self, &stored);
         if (ss == PRISM_STORE_EXISTS)
             ss = adopt_existing(w->store, &oid, &stored);
         if (ss == PRISM_STORE_OK) {
@@ -835,9 +898,10 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
 {
     push p = {0};
     char err[1024] = "";
-    prism_task_ctx ctx = {.client = ctx_client, .runtime = w};
+    prism_task_ctx ctx = {.client = ctx_client, .runtime = w, .return_space = return_space};
     prism_status bad = PRISM_ERR_INVALID;
     int parsed = parse_push(w, data, len, &p, err, sizeof err, &bad);
+    w->ret = (ret_space){.task = &p.id, .owner = task_owner};
     snprintf(ctx.name, sizeof ctx.name, "%s/%s", p.package ? p.package : "?",
              p.function ? p.function : "?");
     prism_task_fn fn = NULL;
@@ -881,6 +945,11 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
     for (uint16_t i = 0; rets && i < nret; i++)
         prism_value_free(rets[i]);
     free(rets);
+    /* A return space the task did not return (it failed, or made another
+     * value): nothing reads it now that the values are freed. */
+    if (w->ret.made)
+        prism_store_abort(w->store, &w->ret.id);
+    w->ret = (ret_space){0};
     free(ctx.error);
     push_free(&p);
     /* References the task kept (its arguments are gone now) must be known to

@@ -618,6 +618,32 @@ def test_image_runs_fused(c):
         assert [f["function"] for f in ops[3]["spec"]["fn"]["args"]["then"]] == [
             "flip", "normalize"], ops
         assert got == fused, (got[0][0][:2], fused[0][0][:2])
+
+        # Blocks above the inline size go to the object store, a fused run's made in the
+        # task's return space there: the same images; and with a corrupt file skipped (the
+        # block shorter than that space, so made apart), the same again
+        big = os.path.join(top, "big")
+        for i in range(6):
+            make_image(os.path.join(big, "b%d.png" % i), "png", 120, 100, 3)
+        large = [("decode_image", {}), ("random_crop", {"size": [90, 110], "seed": 2}),
+                 ("flip", {"p": 0.5, "seed": 9})]
+
+        def run_big(cpus, skip_corrupt=False):
+            ops = [{"op": "read_binary_files", "paths": big, "override_num_blocks": 1}]
+            for (name, args), n in zip(large, cpus):
+                ops.append({"op": "map_batches", "fn": fn("builtin", name, **args),
+                            "num_cpus": n})
+            d = post(c, {"ops": ops, "options": {"preserve_order": True,
+                                                  "skip_corrupt": skip_corrupt}})
+            got = [r["image"] for r in rows(c, d["dataset_id"], 10)]
+            return got, dataset(c, d["dataset_id"])
+        fused, info = run_big([1, 1, 1])
+        assert len(info["stages"]) == 1 and info["stages"][0]["bytes"] > 100 * 1024, info
+        assert len(fused) == 6 and fused == run_big([1, 0.5, 0.25])[0]
+        write(os.path.join(big, "b9.png"), b"not a png")
+        fused, info = run_big([1, 1, 1], skip_corrupt=True)
+        assert len(fused) == 6 and info["output"]["skipped"] == 1, info
+        assert fused == run_big([1, 0.5, 0.25], skip_corrupt=True)[0]
     finally:
         shutil.rmtree(top)
 
