@@ -17,6 +17,7 @@ typedef struct stage_prog {
     json_t *ops;       /* [{"op", "name", "logical", "spec"}...] */
     int64_t row_limit; /* -1: none */
     data_skip skip;    /* the plan's skip_corrupt, and what it left out */
+    bool parts;        /* an all-to-all's map: its block is cut, not returned */
 } stage_prog;
 
 static void prog_free(stage_prog *p) { json_decref(p->doc); }
@@ -401,7 +402,7 @@ static int run_ops(prism_task_ctx *ctx, stage_prog *p, size_t first, prism_block
     for (size_t i = first; i < json_array_size(p->ops); i++) {
         const json_t *op = json_array_get(p->ops, i);
         char why[ERR_LEN] = "", label[160];
-        data_output_op(i + 1 == last ? ctx : NULL);
+        data_output_op(i + 1 == last && !p->parts ? ctx : NULL);
         int rc = run_op(ctx, op, &p->skip, b, why, sizeof why);
         data_output_op(NULL);
         if (rc != 0) {
@@ -603,7 +604,7 @@ prism_status data_map_stage(prism_task_ctx *ctx, const prism_value *const *args,
 prism_block *data_run_stage(prism_task_ctx *ctx, const json_t *prog, const prism_value *const *in,
                             size_t nin, const json_t *take, size_t *skipped, char *err, size_t n)
 {
-    stage_prog p = {.ops = json_object_get(prog, "ops"), .row_limit = -1};
+    stage_prog p = {.ops = json_object_get(prog, "ops"), .row_limit = -1, .parts = true};
     p.skip.on = json_is_true(json_object_get(prog, "skip_corrupt"));
     prism_block *b = NULL;
     int rc = -1;
