@@ -550,6 +550,12 @@ static void start_on_grant(gcs *g, actor *a, json_t *grant)
     }
     a->phase = PH_CREATING;
     store_placed(g, a);
+    if (getenv("PRISM_TEST_GCS_CRASH_AFTER_PLACED")) {
+        /* Tests only (test_actors_api.py): dies as a crash between storing
+         * the worker and its constructor's run would. */
+        LOG_WARN("PRISM_TEST_GCS_CRASH_AFTER_PLACED is set: the GCS kills itself");
+        raise(SIGKILL);
+    }
     LOG_INFO("actor %s: creating %s/%s on worker %s of node %s", a->id, a->package, a->cls,
              or_dash(a->worker_id), or_dash(a->node_id));
 }
@@ -759,6 +765,7 @@ static bool on_done(gcs *g, actor *a, const uint8_t *p, size_t n)
         }
     } else if (a->phase == PH_ATTACHING && a->adopt) {
         adopt_failed(g, a, message ? message : "no message");
+        gone = true; /* the connection: `a` leases again */
     } else if (a->phase == PH_ATTACHING) {
         LOG_WARN("actor %s: its worker %s no longer hosts it: %s", a->id, or_dash(a->worker_id),
                  message ? message : "no message");

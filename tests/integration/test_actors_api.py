@@ -646,6 +646,31 @@ def test_gcs_crash_between_lease_and_alive_adopts(c):
 test_gcs_crash_between_lease_and_alive_adopts.cluster = {"node_args": ("--num-cpus", "2")}
 
 
+def test_gcs_crash_after_placing_leases_again(c):
+    """The GCS dies once it stored the worker an actor goes to, before that worker got
+    the constructor: started again, it finds the worker hosts no such actor, gives the
+    lease back and leases again (it used to crash there, reading the connection it had
+    just closed); the actor comes up ALIVE."""
+    nc = nats(c)
+    try:
+        c.stop_proc(c.gcs)
+        os.environ["PRISM_TEST_GCS_CRASH_AFTER_PLACED"] = "1"
+        try:
+            crashing = c.start_gcs()
+        finally:
+            del os.environ["PRISM_TEST_GCS_CRASH_AFTER_PLACED"]
+        aid = create(nc, max_restarts=1)
+        wait_until(lambda: not crashing.alive(), what="the GCS to die after placing the actor")
+        gcs = c.start_gcs()
+        a = wait_actor(c, aid, ("ALIVE",))
+        assert gcs.alive() and running(pid_of(c, a)), a
+    finally:
+        nc.close()
+    log = open(c.gcs.log_path).read()
+    assert "is not adopted: this worker hosts no such actor" in log, log[-2000:]
+test_gcs_crash_after_placing_leases_again.cluster = {"node_args": ("--num-cpus", "2")}
+
+
 def test_worker_hosting_an_actor_the_gcs_does_not_run_is_killed(c):
     """The same crash, and the actor's row then says DEAD (as if it had been
     killed for good): the GCS started again does not run it, so the worker's
@@ -679,5 +704,5 @@ if __name__ == "__main__":
          test_kill_of_a_worker_that_does_not_exit,
          test_owner_gone_kills_a_live_actor, test_missing_package_fails_the_constructor,
          test_node_that_dies_takes_its_actors, test_gcs_restart_keeps_alive_actors,
-         test_gcs_crash_between_lease_and_alive_adopts,
+         test_gcs_crash_between_lease_and_alive_adopts, test_gcs_crash_after_placing_leases_again,
          test_worker_hosting_an_actor_the_gcs_does_not_run_is_killed], nodes=1)
