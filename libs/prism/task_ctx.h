@@ -19,6 +19,7 @@ struct prism_task_ctx {
      * not copied. NULL (no store, a small value, one already taken): the
      * task uses its own memory. Set by the worker runtime only. */
     void *(*return_space)(prism_task_ctx *ctx, uint16_t index, size_t len);
+    void *call; /* the runtime's state of this call (calls may run at once) */
 };
 
 #endif

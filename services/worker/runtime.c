@@ -119,7 +119,8 @@ typedef struct package {
     struct package *next;
 } package;
 
-/* The store object a running task makes a return in (ctx->return_space). */
+/* The store object a running task makes a return in (ctx->return_space):
+ * one per call, since a threaded actor runs several at once. */
 typedef struct ret_space {
     const prism_task_id *task; /* the task running; NULL between tasks */
     const char *owner;
@@ -133,7 +134,6 @@ typedef struct ret_space {
 
 typedef struct worker_rt {
     const prism_worker_config *cfg;
-    ret_space ret;
     int epfd, sigfd, unix_fd, tcp_fd;
     bool tls; /* the TCP port speaks TLS only */
     uint8_t key[WIRE_KEY_BYTES];
@@ -413,8 +413,8 @@ static prism_store_status adopt_existing(prism_store *st, const prism_object_id 
 static void *return_space(prism_task_ctx *ctx, uint16_t index, size_t len)
 {
     worker_rt *w = ctx->runtime;
-    ret_space *r = &w->ret;
-    if (!w->store || !r->task || r->made || len <= PRISM_INLINE_MAX)
+    ret_space *r = ctx->call;
+    if (!r || !w->store || !r->task || r->made || len <= PRISM_INLINE_MAX)
         return NULL;
     const int64_t shape[1] = {(int64_t)len};
     prism_writer count = {0};
@@ -440,10 +440,10 @@ static void *return_space(prism_task_ctx *ctx, uint16_t index, size_t len)
  * made elsewhere instead (images skipped, a later operator's block) is
  * stored the usual way under the same ID, so the space goes first: by now
  * nothing reads it (the blocks made there were replaced, or copied out). */
-static bool return_in_place(worker_rt *w, uint16_t i, const prism_value *v, uint64_t *stored)
+static bool return_in_place(worker_rt *w, ret_space *r, uint16_t i, const prism_value *v,
+                            uint64_t *stored)
 {
-    ret_space *r = &w->ret;
-    if (!r->made || r->index != i)
+    if (!r || !r->made || r->index != i)
         return false;
     r->made = false;
     if (prism_value_kind_of(v) != PRISM_VALUE_TENSOR || v->data != r->data || v->len != r->len ||
@@ -457,7 +457,7 @@ static bool return_in_place(worker_rt *w, uint16_t i, const prism_value *v, uint
 
 /* Encodes one return: inline in the DONE frame when small, else straight
  * into the node's store. */
-static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *task,
+static void write_return(worker_rt *w, ret_space *ret, prism_writer *out, const prism_task_id *task,
                          const char *task_owner, uint16_t i, const prism_value *v, const char *name)
 {
     const char *self = self_addr(w);
@@ -481,7 +481,7 @@ static void write_return(worker_rt *w, prism_writer *out, const prism_task_id *t
         prism_object_id_make(&oid, task, i);
         uint64_t stored = 0;
         prism_store_status ss =
-            return_in_place(w, i, v, &stored)
+            return_in_place(w, ret, i, v, &stored)
                 ? PRISM_STORE_OK
                 : prism__store_value(w->store, &oid, task_owner, v, self, &stored);
         if (ss == PRISM_STORE_EXISTS)
@@ -788,7 +788,7 @@ static void actor_done(worker_rt *w, prism_buf *out, const uint8_t *id, prism_st
     pw_u16(&wr, 1);
     if (s == PRISM_OK) {
         prism_value *null = prism_value_null();
-        write_return(w, &wr, NULL, NULL, 0, null, name);
+        write_return(w, NULL, &wr, NULL, NULL, 0, null, name);
         prism_value_free(null);
     } else {
         write_error_slot(&wr, s, name, err);
@@ -898,10 +898,11 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
 {
     push p = {0};
     char err[1024] = "";
-    prism_task_ctx ctx = {.client = ctx_client, .runtime = w, .return_space = return_space};
+    ret_space ret = {.task = &p.id, .owner = task_owner};
+    prism_task_ctx ctx = {
+        .client = ctx_client, .runtime = w, .return_space = return_space, .call = &ret};
     prism_status bad = PRISM_ERR_INVALID;
     int parsed = parse_push(w, data, len, &p, err, sizeof err, &bad);
-    w->ret = (ret_space){.task = &p.id, .owner = task_owner};
     snprintf(ctx.name, sizeof ctx.name, "%s/%s", p.package ? p.package : "?",
              p.function ? p.function : "?");
     prism_task_fn fn = NULL;
@@ -929,7 +930,7 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
     for (uint16_t i = 0; i < nret; i++) {
         if (s == PRISM_OK) {
             prism_value *null = rets[i] ? NULL : prism_value_null();
-            write_return(w, &wr, &p.id, task_owner, i, rets[i] ? rets[i] : null, ctx.name);
+            write_return(w, &ret, &wr, &p.id, task_owner, i, rets[i] ? rets[i] : null, ctx.name);
             prism_value_free(null);
             write_held(w, &wr, rets[i], task_owner);
         } else if (!fn && !method) {
@@ -947,9 +948,8 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
     free(rets);
     /* A return space the task did not return (it failed, or made another
      * value): nothing reads it now that the values are freed. */
-    if (w->ret.made)
-        prism_store_abort(w->store, &w->ret.id);
-    w->ret = (ret_space){0};
+    if (ret.made)
+        prism_store_abort(w->store, &ret.id);
     free(ctx.error);
     push_free(&p);
     /* References the task kept (its arguments are gone now) must be known to
