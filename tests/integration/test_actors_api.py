@@ -607,19 +607,24 @@ def test_gcs_restart_keeps_alive_actors(c):
     assert "re-attached to worker" in gcs_log, gcs_log[-2000:]
 
 
-def crash_gcs_before_alive(c, nc, **fields):
-    """Restarts the GCS with its test-only hook, which SIGKILLs it once a
-    constructor's DONE came and before ALIVE is stored; creates an actor
+def crash_gcs(c, nc, hook, **fields):
+    """Restarts the GCS with the test-only crash `hook` set (docs/actors.md),
+    which SIGKILLs it at that point of an actor's creation; creates an actor
     (detached, owner "gcs") and waits for that death. Returns the actor ID."""
     c.stop_proc(c.gcs)
-    os.environ["PRISM_TEST_GCS_CRASH_BEFORE_ALIVE"] = "1"
+    os.environ[hook] = "1"
     try:
         crashing = c.start_gcs()
     finally:
-        del os.environ["PRISM_TEST_GCS_CRASH_BEFORE_ALIVE"]
+        del os.environ[hook]
     aid = create(nc, **fields)
-    wait_until(lambda: not crashing.alive(), what="the GCS to die before storing ALIVE")
+    wait_until(lambda: not crashing.alive(), what="the GCS to die (%s)" % hook)
     return aid
+
+
+def crash_gcs_before_alive(c, nc, **fields):
+    """The crash once a constructor's DONE came, before ALIVE is stored."""
+    return crash_gcs(c, nc, "PRISM_TEST_GCS_CRASH_BEFORE_ALIVE", **fields)
 
 
 def test_gcs_crash_between_lease_and_alive_adopts(c):
@@ -653,14 +658,7 @@ def test_gcs_crash_after_placing_leases_again(c):
     just closed); the actor comes up ALIVE."""
     nc = nats(c)
     try:
-        c.stop_proc(c.gcs)
-        os.environ["PRISM_TEST_GCS_CRASH_AFTER_PLACED"] = "1"
-        try:
-            crashing = c.start_gcs()
-        finally:
-            del os.environ["PRISM_TEST_GCS_CRASH_AFTER_PLACED"]
-        aid = create(nc, max_restarts=1)
-        wait_until(lambda: not crashing.alive(), what="the GCS to die after placing the actor")
+        aid = crash_gcs(c, nc, "PRISM_TEST_GCS_CRASH_AFTER_PLACED", max_restarts=1)
         gcs = c.start_gcs()
         a = wait_actor(c, aid, ("ALIVE",))
         assert gcs.alive() and running(pid_of(c, a)), a
