@@ -272,18 +272,24 @@ static na_lease *lease_new(nodeagent *na, const lease_req *r, const char *reply)
     return l;
 }
 
-/* A pool worker for a lease: idle first, else one starting, else a new one. */
+/* A pool worker for a lease: idle first, else one starting, else a new one.
+ * Of the idle ones, the one whose lease was returned last: its heap, caches
+ * and mappings are warm (a worker's first task runs slower, mostly first
+ * touches of memory), and the spares left cold are the ones idle longest,
+ * which trim_idle stops first. */
 static na_worker *pool_worker(nodeagent *na, char *err, size_t errlen)
 {
-    na_worker *starting = NULL;
+    na_worker *idle = NULL, *starting = NULL;
     for (na_worker *w = na->workers; w; w = w->next) {
         if (w->dedicated || w->lease)
             continue;
-        if (w->state == NA_WORKER_IDLE)
-            return w;
+        if (w->state == NA_WORKER_IDLE && (!idle || w->returned_mono > idle->returned_mono))
+            idle = w;
         if (w->state == NA_WORKER_STARTING && !starting)
             starting = w;
     }
+    if (idle)
+        return idle;
     return starting ? starting : na_worker_start(na, NULL, 0, err, errlen);
 }
 
@@ -441,7 +447,7 @@ json_t *na_lease_return(nodeagent *na, json_t *req)
             na_worker_stop(na, w);
         else if (w && w->state == NA_WORKER_LEASED) {
             w->state = NA_WORKER_IDLE;
-            w->idle_since_mono = prism_mono_ms();
+            w->idle_since_mono = w->returned_mono = prism_mono_ms();
         }
     }
     pthread_mutex_unlock(&na->lock);

@@ -163,6 +163,7 @@ typedef struct na_worker {
     char *unix_path, *tcp;    /* from its ready line */
     int64_t started_ms;       /* wall clock */
     int64_t started_mono, idle_since_mono, kill_at_mono;
+    int64_t returned_mono; /* when its last lease was returned; 0: never leased */
     int gpus[64];
     int ngpus;
     na_lease *lease; /* granted or pending on it */

@@ -214,6 +214,29 @@ def test_leases_granted_busy_returned(c):
 test_leases_granted_busy_returned.cluster = {"node_args": node_args(2)}
 
 
+def test_warmest_idle_worker_leased_first(c):
+    """Of the idle workers, a lease takes the one returned last (warm), never
+    a spare that has run nothing while a used one is idle."""
+    wait_view(c, ["node-1"])
+    a = granted(c, {"CPU": 1})
+    b = granted(c, {"CPU": 1})
+    assert a["worker_id"] != b["worker_id"], (a, b)
+    wait_idle(c, "node-1", 1)  # the spare the pool keeps (--prestart-workers 1)
+    spare = [w["worker_id"] for w in workers(c, "node-1") if w["state"] == "idle"]
+    give_back(c, b)
+    give_back(c, a)
+    for _ in range(3):
+        again = granted(c, {"CPU": 1})
+        assert again["worker_id"] == a["worker_id"], (again, a, b, spare)
+        give_back(c, again)
+    give_back(c, granted(c, {"CPU": 1}, owner_id="0" * 31 + "2"))
+    x, y = granted(c, {"CPU": 1}), granted(c, {"CPU": 1})
+    assert {x["worker_id"], y["worker_id"]} == {a["worker_id"], b["worker_id"]}, (x, y, spare)
+    give_back(c, x)
+    give_back(c, y)
+test_warmest_idle_worker_leased_first.cluster = {"node_args": node_args(3)}
+
+
 def test_infeasible_and_bad_requests(c):
     wait_view(c, ["node-1"])
     r = lease(c, {"CPU": 1, "GPU": 1})
@@ -515,7 +538,8 @@ def check_spec(c):
 
 
 if __name__ == "__main__":
-    run([test_leases_granted_busy_returned, test_infeasible_and_bad_requests,
+    run([test_leases_granted_busy_returned, test_warmest_idle_worker_leased_first,
+         test_infeasible_and_bad_requests,
          test_gpu_lease_gets_its_own_worker, test_spread_alternates_nodes,
          test_node_affinity_and_locality,
          test_worker_killed_frees_its_lease, test_scheduler_api, test_queued_owners_take_turns,
