@@ -23,6 +23,24 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The sum of n floats in 16 lanes: a loop the compiler vectorizes without
+ * reordering additions (one running sum waits on each add, and cost this
+ * driver 1 s of 10,000 images; DataLoader's tensor sum is vectorized). */
+static double sum_floats(const float *f, size_t n)
+{
+    float lane[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++)
+            lane[l] += f[i + l];
+    double sum = 0;
+    for (; i < n; i++)
+        sum += f[i];
+    for (int l = 0; l < 16; l++)
+        sum += lane[l];
+    return sum;
+}
+
 #define TRY(call)                                                                                  \
     do {                                                                                           \
         if ((call) != PRISM_OK) {                                                                  \
@@ -77,8 +95,7 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < n; i++)
                 sum += ((const uint8_t *)v)[i];
         else
-            for (size_t i = 0; i < n; i++)
-                fsum += ((const float *)v)[i];
+            fsum += sum_floats(v, n);
         images += prism_batch_rows(b);
         bytes += n * prism_dtype_size(dt);
         if (!first)

@@ -375,6 +375,11 @@ void prism_block_builder_destroy(prism_block_builder *b);
 /* Room for `rows` more rows in each appended column (an optimization only;
  * strings' bytes are not known and grow as appended). */
 prism_block_status prism_block_builder_reserve(prism_block_builder *b, size_t rows);
+/* Room for `bytes` more bytes of strings or binary in column `col` (an
+ * optimization only: a reader that knows what is coming spares the copies
+ * of growing). */
+prism_block_status prism_block_builder_reserve_bytes(prism_block_builder *b, size_t col,
+                                                     size_t bytes);
 
 /* Appending: each call adds one row's value to one column; columns fill
  * independently and must reach the same row count by finish. A column is

@@ -309,6 +309,9 @@ void prism_block_builder_destroy(prism_block_builder *b)
 }
 
 /* Makes room for `need` bytes in *p (zeroing what is new), doubling. */
+/* Room for `need` bytes in *p, doubling. What is new is left as it comes:
+ * every byte below a column's length is written by its append (bits_grow
+ * zeroes, for buffers set a bit at a time). */
 static bool grow(uint8_t **p, size_t *cap, size_t need)
 {
     if (need <= *cap)
@@ -322,9 +325,18 @@ static bool grow(uint8_t **p, size_t *cap, size_t need)
     uint8_t *q = realloc(*p, n);
     if (!q)
         return false;
-    memset(q + *cap, 0, n - *cap);
     *p = q;
     *cap = n;
+    return true;
+}
+
+/* grow for a bitmap: the new bytes are zero (a bit is only ever set). */
+static bool bits_grow(uint8_t **p, size_t *cap, size_t need)
+{
+    size_t had = *cap;
+    if (!grow(p, cap, need))
+        return false;
+    memset(*p + had, 0, *cap - had);
     return true;
 }
 
@@ -344,7 +356,7 @@ prism_block_status prism_block_builder_reserve(prism_block_builder *b, size_t ro
             need = (n + 1) * 4;
         else if (__builtin_mul_overflow(n, pb_row_width(f), &need))
             return PRISM_BLOCK_ERANGE;
-        if (!grow(&k->values, &k->values_cap, need))
+        if (!(f->type == PRISM_COL_BOOL ? bits_grow : grow)(&k->values, &k->values_cap, need))
             return PRISM_BLOCK_ENOMEM;
     }
     return PRISM_BLOCK_OK;
@@ -354,6 +366,20 @@ prism_block_status prism_block_builder_reserve(prism_block_builder *b, size_t ro
 static const pb_field *field_of(const prism_block_builder *b, size_t col, bool (*ok)(prism_coltype))
 {
     return b && col < b->schema.n && ok(b->schema.f[col].type) ? &b->schema.f[col] : NULL;
+}
+
+prism_block_status prism_block_builder_reserve_bytes(prism_block_builder *b, size_t col,
+                                                     size_t bytes)
+{
+    const pb_field *f = field_of(b, col, pb_is_varlen);
+    if (!f)
+        return PRISM_BLOCK_EINVAL;
+    bcol *k = &b->cols[col];
+    if (k->mode == COL_SET)
+        return PRISM_BLOCK_ESTATE;
+    if (bytes > PRISM_BLOCK_MAX_DATA - k->data_len)
+        return PRISM_BLOCK_ERANGE;
+    return grow(&k->data, &k->data_cap, k->data_len + bytes) ? PRISM_BLOCK_OK : PRISM_BLOCK_ENOMEM;
 }
 
 static bool is_bool(prism_coltype t) { return t == PRISM_COL_BOOL; }
@@ -383,7 +409,7 @@ static bcol *appendable(prism_block_builder *b, size_t col, prism_block_status *
         memset(k->values, 0, 4);
         k->values_len = 4;
     }
-    if (k->has_validity && !grow(&k->validity, &k->validity_cap, (k->rows + 8) / 8)) {
+    if (k->has_validity && !bits_grow(&k->validity, &k->validity_cap, (k->rows + 8) / 8)) {
         *st = PRISM_BLOCK_ENOMEM;
         return NULL;
     }
@@ -415,7 +441,7 @@ static prism_block_status push_values(bcol *k, const void *p, size_t n)
 
 static prism_block_status push_bit(bcol *k, bool v)
 {
-    if (!grow(&k->values, &k->values_cap, (k->rows + 8) / 8))
+    if (!bits_grow(&k->values, &k->values_cap, (k->rows + 8) / 8))
         return PRISM_BLOCK_ENOMEM;
     k->values[k->rows / 8] &= (uint8_t) ~(1u << (k->rows & 7));
     if (v)
@@ -450,7 +476,7 @@ prism_block_status prism_block_builder_append_null(prism_block_builder *b, size_
     if (!k)
         return st;
     if (!k->has_validity) { /* the first null: all rows so far were valid */
-        if (!grow(&k->validity, &k->validity_cap, (k->rows + 8) / 8))
+        if (!bits_grow(&k->validity, &k->validity_cap, (k->rows + 8) / 8))
             return PRISM_BLOCK_ENOMEM;
         memset(k->validity, 0, k->validity_cap);
         set_bits(k->validity, 0, k->rows);

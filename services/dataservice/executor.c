@@ -501,13 +501,18 @@ int ex_add_task(ex_stage *st, ex_task t)
     return 0;
 }
 
-/* Files [from, to) of a read of files: their paths. */
+/* Files [from, to) of a read of files: their paths, and their bytes as
+ * listed (the reader makes room for them at once). */
 static char *files_split(const ex_stage *st, int64_t from, int64_t to)
 {
     json_t *paths = json_array();
-    for (int64_t k = from; paths && k < to; k++)
-        json_array_append(paths, json_object_get(json_array_get(st->files, (size_t)k), "path"));
-    json_t *split = paths ? json_pack("{so}", "files", paths) : NULL;
+    json_int_t bytes = 0;
+    for (int64_t k = from; paths && k < to; k++) {
+        json_t *f = json_array_get(st->files, (size_t)k);
+        json_array_append(paths, json_object_get(f, "path"));
+        bytes += json_integer_value(json_object_get(f, "size"));
+    }
+    json_t *split = paths ? json_pack("{sosI}", "files", paths, "bytes", bytes) : NULL;
     char *text = split ? json_dumps(split, JSON_COMPACT) : NULL;
     json_decref(split);
     return text;
@@ -954,6 +959,18 @@ static bool all_done(const executor *x)
     return sink->closed && ex_fifo_len(&sink->queue) == 0 && ex_fifo_len(&sink->early) == 0;
 }
 
+/* The budget, and with it the target size of a read's blocks: under the
+ * plan's target, and under an eighth of the budget so that several can be
+ * in flight (at least 1 MiB). */
+static void set_budget(executor *x, int64_t budget)
+{
+    const json_t *opts = prism_physical_plan_options(x->d->physical);
+    int64_t share = budget / 8 > (1 << 20) ? budget / 8 : (1 << 20);
+    int64_t target = json_integer_value(json_object_get(opts, "target_max_block_size"));
+    x->budget = budget;
+    x->target = target > 0 && target < share ? target : share;
+}
+
 /* ---------- publishing ---------- */
 
 /* Copies the progress into the dataset; returns whether a stop was asked. */
@@ -989,6 +1006,11 @@ static bool publish(executor *x)
         ds_pool_counts(st->pool, &d->stages[i].actors_alive, &d->stages[i].actors_busy,
                        &d->stages[i].actors_created);
     }
+    /* A default budget follows the stores: taken before their sizes were
+     * known it was the fallback, and nodes come and go. */
+    int64_t budget = ds_budget_of(s, d);
+    if (budget != d->budget)
+        set_budget(x, d->budget = budget);
     d->bytes_in_flight = now;
     d->peak_bytes_in_flight = x->peak;
     d->rows = x->rows;
@@ -1171,12 +1193,7 @@ static int setup(executor *x)
         return -1;
     const json_t *opts = prism_physical_plan_options(d->physical);
     x->preserve = json_is_true(json_object_get(opts, "preserve_order"));
-    x->budget = d->budget;
-    /* A read's blocks stay under the plan's target, and under an eighth of
-     * the budget so that several can be in flight (at least 1 MiB). */
-    int64_t share = x->budget / 8 > (1 << 20) ? x->budget / 8 : (1 << 20);
-    int64_t target = json_integer_value(json_object_get(opts, "target_max_block_size"));
-    x->target = target > 0 && target < share ? target : share;
+    set_budget(x, d->budget);
     const json_t *stages = json_object_get(d->physical_json, "stages");
     for (size_t i = 0; i <= x->n; i++) {
         ex_stage *st = &x->st[i];

@@ -517,6 +517,9 @@ int data_read_files(const char *kind, const json_t *spec, const json_t *split, d
     bool text = !strcmp(kind, "read_text");
     prism_block_status st =
         make_builder(&r, text ? "text" : "bytes", text ? PRISM_COL_UTF8 : PRISM_COL_BINARY);
+    json_int_t bytes = json_integer_value(json_object_get(split, "bytes"));
+    if (st == PRISM_BLOCK_OK && bytes > 0) /* the listed sizes: a hint, files may have changed */
+        (void)prism_block_builder_reserve_bytes(r.b, 0, (size_t)bytes);
     if (st != PRISM_BLOCK_OK)
         snprintf(err, n, "%s", prism_block_strerror(st));
     else if ((rc = each_file(&r, text ? text_file : binary_file, err, n)) == 0 &&

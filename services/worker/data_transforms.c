@@ -379,12 +379,21 @@ static int chain_fits(const chain *ch, int64_t ih, int64_t iw, int64_t ic, char 
 static void normalize_line(const chain *ch, const uint8_t *u, float *f, size_t count,
                            size_t channels)
 {
-    if (ch->nk > 1)
-        for (size_t i = 0; i < count; i++)
-            f[i] = ch->table[i % channels][u[i]];
-    else
+    if (ch->nk > 1 && channels == 3) { /* RGB, unrolled: no division an element */
+        const float *t0 = ch->table[0], *t1 = ch->table[1], *t2 = ch->table[2];
+        for (size_t i = 0; i + 3 <= count; i += 3) {
+            f[i] = t0[u[i]];
+            f[i + 1] = t1[u[i + 1]];
+            f[i + 2] = t2[u[i + 2]];
+        }
+    } else if (ch->nk > 1) {
+        for (size_t i = 0; i < count; i += channels)
+            for (size_t c = 0; c < channels && i + c < count; c++)
+                f[i + c] = ch->table[c][u[i + c]];
+    } else {
         for (size_t i = 0; i < count; i++)
             f[i] = ch->table[0][u[i]];
+    }
 }
 
 /* One image [ih, iw] of `px` bytes a pixel, cut and flipped into `dst`

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -398,6 +399,8 @@ def run(tests, cluster_class=None, **cluster_kw):
         except BaseException as e:
             failed += 1
             print("FAIL", t.__name__, "-", repr(e), flush=True)
+            traceback.print_exc(file=sys.stdout)  # which assert: most carry no message
+            sys.stdout.flush()
             if c:
                 c.dump_logs()
         finally:

@@ -277,6 +277,18 @@ def test_default_budget_is_half_the_stores(c):
     assert count(c, d["dataset_id"]) == 10
     d = post(c, {"ops": [{"op": "range", "n": 10}], "options": {"memory_budget_bytes": 12345}})
     assert d["memory_budget_bytes"] == 12345, d
+    # a running dataset's default budget follows the stores: a third node's joins it
+    pkg = upload_package(c)
+    d = post(c, {"ops": [{"op": "range", "n": 800, "override_num_blocks": 80},
+                         {"op": "map_batches", "fn": fn(pkg, "slow", ms=200),
+                          "batch_size": None}]})
+    assert d["memory_budget_bytes"] == 64 << 20, d
+    c.start_node("node-3")
+    c.wait_nodes(3)
+    wait_until(lambda: dataset(c, d["dataset_id"])["memory_budget_bytes"] == 96 << 20,
+               timeout=20, what="the running dataset's budget to take the third store")
+    assert dataset(c, d["dataset_id"])["state"] == "RUNNING"
+    assert count(c, d["dataset_id"]) == 800
 test_default_budget_is_half_the_stores.cluster = {"nodes": 2}
 
 
@@ -633,8 +645,11 @@ def test_image_runs_fused(c):
             for (name, args), n in zip(large, cpus):
                 ops.append({"op": "map_batches", "fn": fn("builtin", name, **args),
                             "num_cpus": n})
+            # a budget that no block of these comes near: each stage's block is one task's
+            # (seeded crops repeat for a given block; a probe would cut it in two)
             d = post(c, {"ops": ops, "options": {"preserve_order": True,
-                                                  "skip_corrupt": skip_corrupt}})
+                                                  "skip_corrupt": skip_corrupt,
+                                                  "memory_budget_bytes": 1 << 30}})
             got = [r["image"] for r in rows(c, d["dataset_id"], 10)]
             return got, dataset(c, d["dataset_id"])
         fused, info = run_big([1, 1, 1])
@@ -1182,8 +1197,10 @@ def test_split_locality(c):
     there first, so at least as many blocks as the smaller node made are read locally."""
     need_binaries()
     pkg = upload_package(c)
+    # each slow task takes a node's 2 CPUs, so that two at once run on both nodes
     plan = {"ops": [{"op": "range", "n": 32000, "override_num_blocks": 32},
-                    {"op": "map_batches", "fn": fn(pkg, "slow", ms=200), "batch_size": None},
+                    {"op": "map_batches", "fn": fn(pkg, "slow", ms=100), "batch_size": None,
+                     "num_cpus": 2},
                     {"op": "map_batches", "fn": fn("builtin", "cast", column="id", dtype="int64"),
                      "num_cpus": 0.5, "batch_size": None}]}
     r = c.post("/api/v1/datasets?materialize=true", plan)

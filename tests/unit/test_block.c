@@ -641,6 +641,10 @@ static void test_finish_into(void **state)
     prism_block_builder *b;
     assert_int_equal(prism_block_builder_create(s, &b), OK);
     assert_int_equal(prism_block_builder_reserve(b, 100), OK);
+    assert_int_equal(prism_block_builder_reserve_bytes(b, 1, 500), OK);
+    assert_int_equal(prism_block_builder_reserve_bytes(b, 0, 500), PRISM_BLOCK_EINVAL);
+    assert_int_equal(prism_block_builder_reserve_bytes(b, 2, 500), PRISM_BLOCK_EINVAL);
+    assert_int_equal(prism_block_builder_reserve_bytes(b, 1, SIZE_MAX), PRISM_BLOCK_ERANGE);
     for (int i = 0; i < 100; i++) {
         assert_int_equal(prism_block_builder_append_float(b, 0, i * 0.25), OK);
         char t[16];
