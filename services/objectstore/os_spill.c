@@ -124,6 +124,7 @@ int os_spill_some(os_store *s, uint64_t need)
         if (f->next)
             f->next->prev = f;
         s->spill_files = f;
+        s->spill_file_count++;
     }
     for (size_t i = 0; i < n; i++) {
         os_object *o = v[i];
@@ -135,6 +136,8 @@ int os_spill_some(os_store *s, uint64_t need)
         }
         os_alloc_put(&s->alloc, o->block);
         o->block = NULL;
+        s->spilled_now++;
+        s->spilled_now_bytes += o->data_size + o->meta_size;
         os_lru_update(s, o);
         if (s->on_event)
             s->on_event(s->ud, OS_EV_SPILLED, o);
@@ -170,7 +173,14 @@ void os_spill_drop(os_store *s, os_object *o)
         s->spill_files = f->next;
     if (f->next)
         f->next->prev = f->prev;
+    s->spill_file_count--;
     file_remove(f);
+}
+
+void os_spill_forget(os_store *s, const os_object *o)
+{
+    s->spilled_now--;
+    s->spilled_now_bytes -= o->data_size + o->meta_size;
 }
 
 void os_spill_cleanup(os_store *s)
@@ -180,6 +190,7 @@ void os_spill_cleanup(os_store *s)
         s->spill_files = f->next;
         file_remove(f);
     }
+    s->spill_file_count = 0;
 }
 
 void os_spill_remove_stale(const char *dir)

@@ -69,6 +69,8 @@ static void free_object(os_store *s, os_object *o)
         lru_unlink(s, o);
     if (o->block)
         os_alloc_put(&s->alloc, o->block);
+    else
+        os_spill_forget(s, o);
     if (o->spill)
         os_spill_drop(s, o);
     free(o);
@@ -202,6 +204,7 @@ static int restore(os_store *s, os_object *o)
         o->block = NULL;
         return r;
     }
+    os_spill_forget(s, o);
     s->restores++;
     s->restored_bytes_total += o->data_size + o->meta_size;
     return PRISM_STORE_OK;
@@ -323,18 +326,10 @@ void os_stats(os_store *s, prism_store_stats *out)
         .transfer_out_bytes_total = s->transfer_out,
         .clients = s->clients,
     };
-    size_t pos = 0;
-    os_object *o;
-    while ((o = os_map_next(&s->objects, &pos, NULL))) {
-        if (o->block) {
-            out->objects_in_memory++;
-        } else {
-            out->spilled_objects++;
-            out->spilled_bytes += o->data_size + o->meta_size;
-        }
-    }
-    for (os_spill_file *f = s->spill_files; f; f = f->next)
-        out->spill_files++;
+    out->spilled_objects = s->spilled_now;
+    out->spilled_bytes = s->spilled_now_bytes;
+    out->objects_in_memory = s->objects.len - s->spilled_now;
+    out->spill_files = s->spill_file_count;
 }
 
 /* --- clients --- */

@@ -89,6 +89,9 @@ typedef struct os_store {
     os_spill_file *spill_files;
     void (*on_event)(void *ud, os_event ev, const os_object *o);
     void *ud;
+    /* What is on disk now, kept as it changes: stats are asked often (every
+     * /metrics gauge, the reports) and must not walk every object. */
+    uint64_t spilled_now, spilled_now_bytes, spill_file_count;
     /* counters */
     uint64_t evictions, spills, spilled_bytes_total, restores, restored_bytes_total;
     uint64_t transfer_in, transfer_out, clients;
@@ -131,6 +134,8 @@ int os_spill_some(os_store *s, uint64_t need);
 int os_spill_restore(os_store *s, os_object *o);
 /* Drops an object's disk copy; removes the file with its last object. */
 void os_spill_drop(os_store *s, os_object *o);
+/* Counts a spilled object out of what is on disk now: back in memory, or gone. */
+void os_spill_forget(os_store *s, const os_object *o);
 /* Removes every spill file. */
 void os_spill_cleanup(os_store *s);
 /* Removes spill files left by stores that died (their pid is gone). */

@@ -189,6 +189,31 @@ static void test_eviction_order(void **state)
     teardown(f);
 }
 
+/* os_stats (counters kept as objects change) against a walk of every
+ * object and spill file. */
+static void check_stats(fixture *f)
+{
+    prism_store_stats st;
+    os_stats(&f->s, &st);
+    uint64_t mem = 0, spilled = 0, bytes = 0, files = 0;
+    size_t pos = 0;
+    os_object *o;
+    while ((o = os_map_next(&f->s.objects, &pos, NULL))) {
+        if (o->block) {
+            mem++;
+        } else {
+            spilled++;
+            bytes += o->data_size + o->meta_size;
+        }
+    }
+    for (os_spill_file *sf = f->s.spill_files; sf; sf = sf->next)
+        files++;
+    assert_int_equal(st.objects_in_memory, mem);
+    assert_int_equal(st.spilled_objects, spilled);
+    assert_int_equal(st.spilled_bytes, bytes);
+    assert_int_equal(st.spill_files, files);
+}
+
 /* Three arenas' worth of pinned objects all come back intact through spilling. */
 static void test_spill_restore(void **state)
 {
@@ -202,18 +227,21 @@ static void test_spill_restore(void **state)
     assert_true(st.spill_files < st.spills_total); /* batched */
     assert_true(f->s.alloc.used <= f->s.capacity);
     assert_int_equal(f->s.evictions, 0);
+    check_stats(f);
     for (uint32_t i = 0; i < N; i++) {
         prism_object_id id = oid(i);
         os_object *o;
         assert_int_equal(os_get(&f->s, &f->c, &id, &o), PRISM_STORE_OK);
         assert_int_equal(check(os_data(&f->s, o), 256 * KiB, i), 0);
         assert_int_equal(os_release(&f->s, &f->c, &id), PRISM_STORE_OK);
+        check_stats(f);
     }
     assert_true(f->s.restores > 0);
     /* deleting everything removes every spill file */
     for (uint32_t i = 0; i < N; i++) {
         prism_object_id id = oid(i);
         assert_int_equal(os_delete(&f->s, &id), PRISM_STORE_OK);
+        check_stats(f);
     }
     os_stats(&f->s, &st);
     assert_int_equal(st.spill_files, 0);
