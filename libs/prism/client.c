@@ -411,14 +411,18 @@ static prism_status fetch_cluster(prism_client *c)
     return s;
 }
 
-static prism_status open_local_store(prism_client *c)
+static prism_status open_local_store(prism_client *c, prism_store *shared)
 {
     const char *sock = getenv("PRISM_STORE_SOCKET");
     if (!sock || !*sock)
         return PRISM_OK; /* no local store: large values stay in this process */
     char err[256];
-    if (prism_store_connect(&c->store, sock, err, sizeof err) != PRISM_STORE_OK)
+    if (shared) {
+        c->store = shared;
+        c->store_shared = true;
+    } else if (prism_store_connect(&c->store, sock, err, sizeof err) != PRISM_STORE_OK) {
         return prism__fail(PRISM_ERR_CONNECT, "cannot use the object store at %s: %s", sock, err);
+    }
     c->store_socket = strdup(sock);
     const char *url = getenv("PRISM_STORE_URL");
     if (!url || !*url) /* the store says where it serves: borrowers elsewhere pull from there */
@@ -481,7 +485,8 @@ void prism_disconnect(prism_client *c)
     prism__actors_free(c);
     prism__tasks_free_pending(c); /* before the table: freeing tasks drops references */
     objects_free(c);
-    prism_store_destroy(c->store);
+    if (!c->store_shared)
+        prism_store_destroy(c->store);
     prism__events_free(c);
     prism__borrow_free(c);
     free(c->store_url);
@@ -502,6 +507,12 @@ void prism_connect_options_init(prism_connect_options *opts)
 }
 
 prism_status prism_connect(const prism_connect_options *opts, prism_client **out)
+{
+    return prism__connect_sharing_store(opts, NULL, out);
+}
+
+prism_status prism__connect_sharing_store(const prism_connect_options *opts, prism_store *shared,
+                                          prism_client **out)
 {
     *out = NULL;
     if (opts && !PRISM__RESERVED_ZERO(opts))
@@ -544,7 +555,7 @@ prism_status prism_connect(const prism_connect_options *opts, prism_client **out
                                            err, sizeof err) != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "%s", err);
     if (s == PRISM_OK)
-        s = open_local_store(c);
+        s = open_local_store(c, shared);
     if (s == PRISM_OK && prism_bus_subscribe(c->bus, PRISM_SUBJECT_EVENT_NODE, NULL, on_node_event,
                                              c) != PRISM_BUS_OK)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to node events");

@@ -217,6 +217,7 @@ struct prism_client {
     uint64_t lease_seq;                 /* request IDs */
     prism_bus *bus;
     prism_store *store; /* NULL without a local store */
+    bool store_shared;  /* `store` is the worker runtime's: not destroyed here */
     pthread_mutex_t lock;
     pthread_cond_t changed; /* an object or a task changed state */
     pthread_cond_t leaser_wake;
@@ -297,6 +298,11 @@ void prism__borrow_stop(prism_client *c);
 void prism__borrow_free_entry(obj_entry *e);
 /* At disconnect, after borrow_stop: frees what is left unsent. */
 void prism__borrow_free(prism_client *c);
+/* prism_connect, the local store (PRISM_STORE_SOCKET) being `shared`, a
+ * connection the caller keeps and destroys after the client: the worker
+ * runtime's, so that a worker maps the arena once, not twice. */
+prism_status prism__connect_sharing_store(const prism_connect_options *opts, prism_store *shared,
+                                          prism_client **out);
 /* Gives a client the node's object store (the worker runtime's own client). */
 prism_status prism__client_use_store(prism_client *c, const char *node_id, const char *socket,
                                      const char *url);

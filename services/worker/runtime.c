@@ -188,7 +188,8 @@ static prism_client *worker_client(worker_rt *w, int wait_ms)
         prism_connect_options o = {.address = w->cfg->gcs_address, .token = w->cfg->token};
         int64_t deadline = prism_mono_ms() + wait_ms;
         prism_status st;
-        while ((st = prism_connect(&o, &w->client)) != PRISM_OK && prism_mono_ms() < deadline)
+        while ((st = prism__connect_sharing_store(&o, w->store, &w->client)) != PRISM_OK &&
+               prism_mono_ms() < deadline)
             prism_sleep_ms(100);
         if (st != PRISM_OK)
             w->client = NULL;
