@@ -1203,17 +1203,21 @@ def test_split_locality(c):
                      "num_cpus": 2},
                     {"op": "map_batches", "fn": fn("builtin", "cast", column="id", dtype="int64"),
                      "num_cpus": 0.5, "batch_size": None}]}
-    r = c.post("/api/v1/datasets?materialize=true", plan)
-    assert r.status == 201, r
-    mid = r.json()["dataset_id"]
-    assert count(c, mid) == 32000
-    second = dataset(c, mid)["stages"][1]
-    print("  the second stage: %d of %d tasks on the node of their input" % (
-        second["tasks_local"], second["tasks_done"]))
-    made = dataset(c, mid)["materialized"]["nodes"]
-    assert sum(made.values()) == 32 and "" not in made, made
+    for attempt in range(3):  # where the scheduler put the tasks is its choice: bounded retries
+        r = c.post("/api/v1/datasets?materialize=true", plan)
+        assert r.status == 201, r
+        mid = r.json()["dataset_id"]
+        assert count(c, mid) == 32000
+        second = dataset(c, mid)["stages"][1]
+        print("  the second stage: %d of %d tasks on the node of their input" % (
+            second["tasks_local"], second["tasks_done"]))
+        made = dataset(c, mid)["materialized"]["nodes"]
+        assert sum(made.values()) == 32 and "" not in made, made
+        if len(made) == 2:
+            break
+        c.post("/api/v1/datasets/%s/stop" % mid, None)
     if len(made) < 2:
-        skip("the stage ran on one node only: %s" % made)
+        skip("the stage ran on one node only, 3 times: %s" % made)
     ids = sorted(made)
     r = c.post("/api/v1/datasets/%s/epochs?split=2" % mid, None)
     assert r.status == 201, r
