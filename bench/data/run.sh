@@ -8,7 +8,8 @@
 #     uint8 and float32-normalized;
 #   - PyTorch's DataLoader (dataloader.py, num_workers 1..4, the best) when
 #     /usr/bin/python3 has torch (Debian's python3-torch and
-#     python3-torchvision); otherwise it is left out, and said so.
+#     python3-torchvision, installed with apt-get when this runs as root);
+#     otherwise it is left out, and said so.
 #
 #   bench/data/run.sh [BUILD_DIR]     (default build-bench, a Release build)
 #
@@ -37,6 +38,7 @@ LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 say "writing $N JPEGs of ${SIZE}x$SIZE"
 mkdir -p "$WORK/images"
 "$BIN/prism-data-gen" "$WORK/images" "$N" "$SIZE"
+sync # written back now, not during the runs
 
 # CPU time (clock ticks, user and system) of every process of the cluster
 # (prism-* and nats-server naming PRISM_HOME in their command line or
@@ -51,7 +53,8 @@ cluster_ticks() {
 }
 
 # A Prism run, its cpu_s made the driver's plus the cluster's during it
-# (workers started meanwhile count whole; a process that ended is missed).
+# (workers started meanwhile count whole; a process that ended is missed);
+# LABEL, when set, is added to its peer's name.
 prism_step() {
   cluster_ticks | sort >"$WORK/cpu0"
   n=$(wc -l <"$RESULTS")
@@ -64,11 +67,12 @@ prism_step() {
   cluster_ticks | sort >"$WORK/cpu1"
   ticks=$(join -a2 "$WORK/cpu0" "$WORK/cpu1" | awk '{t += NF == 3 ? $3 - $2 : $2} END {print t + 0}')
   if [ "$(wc -l <"$RESULTS")" -gt "$n" ]; then
-    $PY - "$RESULTS" "$ticks" "$(getconf CLK_TCK)" "$(bench_store_peak "$WORK/store.jsonl")" <<'PYEOF'
+    $PY - "$RESULTS" "$ticks" "$(getconf CLK_TCK)" "$(bench_store_peak "$WORK/store.jsonl")" "${LABEL:-}" <<'PYEOF'
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
 r = json.loads(lines[-1])
 r["cpu_s"] = round(r["cpu_s"] + int(sys.argv[2]) / int(sys.argv[3]), 3)
+r["peer"] += sys.argv[5]
 r.update(json.loads(sys.argv[4]))
 lines[-1] = json.dumps(r)
 open(sys.argv[1], "w").write("\n".join(lines) + "\n")
@@ -78,9 +82,20 @@ PYEOF
 
 run_step 900 "$BIN/prism-data-pool" "$WORK/images" "$CPUS"
 bench_cluster_up 1 "$CPUS"
+P=$CPUS; [ "$P" -gt 2 ] && P=2
+bench_cluster_settle 1 "$P" # --prestart-workers: min(2, CPUs)
 prism_step "$BIN/prism-data-ingest" "$WORK/images"
 prism_step "$BIN/prism-data-ingest" "$WORK/images" normalize
+# Again on the same cluster: the workers have run before (on this VM a
+# process's first touch of each page of memory costs about 5 us, so a fresh
+# worker's first blocks run slower; bench/data/README.md)
+LABEL=", warm cluster" prism_step "$BIN/prism-data-ingest" "$WORK/images"
 bench_cluster_down
+if ! $PY -c 'import torch, torchvision' 2>/dev/null && [ "$(id -u)" = 0 ]; then
+  say "installing Debian's python3-torch and python3-torchvision"
+  apt-get install -y python3-torch python3-torchvision >/dev/null 2>&1 ||
+    say "apt-get install python3-torch python3-torchvision failed"
+fi
 if $PY -c 'import torch, torchvision' 2>/dev/null; then
   # num_workers swept 1..4 (at most the CPUs), the best reported
   W=$CPUS; [ "$W" -gt 4 ] && W=4

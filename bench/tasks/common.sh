@@ -90,6 +90,25 @@ bench_cluster_up() { # NODES CPUS_PER_NODE
   fi
 }
 
+# Waits (at most 30 s) until the scheduler sees every node of the cluster
+# with WANT idle workers: the stores prefaulted, the prestarted workers up,
+# so that a run measures the work and not the cluster's start.
+bench_cluster_settle() { # NODES WANT
+  url=$(cat "$PRISM_HOME/run/scheduler.address")
+  token=$(cat "$PRISM_HOME/token")
+  i=0
+  while [ $i -lt 300 ]; do
+    if curl -sf -H "Authorization: Bearer $token" "$url/api/v1/scheduler" |
+      $PY -c 'import json, sys; n = json.load(sys.stdin)["nodes"]
+sys.exit(0 if len(n) >= int(sys.argv[1]) and all(x["workers_idle"] >= int(sys.argv[2]) for x in n) else 1)' "$1" "$2"; then
+      return 0
+    fi
+    sleep 0.1
+    i=$((i + 1))
+  done
+  say "the cluster did not settle in 30 s: measuring anyway"
+}
+
 # Samples node-1's object store (used and spilled bytes) five times a second
 # into OUT (JSON lines) until killed; run it in the background.
 bench_sample_store() { # OUT
