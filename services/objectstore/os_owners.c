@@ -52,27 +52,36 @@ static int by_owner(const void *a, const void *b)
     return memcmp(&((const owned *)a)->owner, &((const owned *)b)->owner, sizeof(prism_id));
 }
 
-/* The owned, sealed objects old enough to ask about, sorted by owner. */
+/* The owned, sealed objects old enough to ask about, sorted by owner. The
+ * walk lets go of the store's lock every SLICE objects, so that puts and
+ * gets never wait for a walk of them all; an object moved meanwhile may be
+ * missed or listed twice this round (the next round has it; a second
+ * delete finds nothing). */
+#define SLICE 8192
 static owned *snapshot(objectstore *os, int64_t sealed_before, size_t *n)
 {
     owned *list = NULL;
-    size_t cap = 0, pos = 0;
+    size_t cap = 0, pos = 0, walked = 0;
     prism_object_id id;
     os_object *o;
     *n = 0;
     pthread_mutex_lock(&os->store.mu);
     while ((o = os_map_next(&os->store.objects, &pos, &id))) {
-        if (!o->owned || o->state != OS_OBJ_SEALED || o->sealed_ms > sealed_before)
-            continue;
-        if (*n == cap) {
-            size_t ncap = cap ? 2 * cap : 256;
-            owned *g = realloc(list, ncap * sizeof *g);
-            if (!g)
-                break; /* ask about what fits; the rest waits for the next round */
-            list = g;
-            cap = ncap;
+        if (o->owned && o->state == OS_OBJ_SEALED && o->sealed_ms <= sealed_before) {
+            if (*n == cap) {
+                size_t ncap = cap ? 2 * cap : 256;
+                owned *g = realloc(list, ncap * sizeof *g);
+                if (!g)
+                    break; /* ask about what fits; the rest waits for the next round */
+                list = g;
+                cap = ncap;
+            }
+            list[(*n)++] = (owned){o->owner, o->id};
         }
-        list[(*n)++] = (owned){o->owner, o->id};
+        if (++walked % SLICE == 0) { /* `o` is not used past this */
+            pthread_mutex_unlock(&os->store.mu);
+            pthread_mutex_lock(&os->store.mu);
+        }
     }
     pthread_mutex_unlock(&os->store.mu);
     if (*n)
