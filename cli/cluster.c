@@ -36,6 +36,7 @@
 
 typedef struct up_opts {
     int64_t nodes, port, memory, num_cpus, num_gpus, store_memory;
+    bool store_huge_pages;
     const char *resources, *log_level;
 } up_opts;
 
@@ -301,6 +302,8 @@ static pid_t start_store(cluster *c, const char *name)
         return -1;
     arg_add(&a, "--socket=%s/objectstore.sock", dir);
     arg_add(&a, "--memory=%lld", (long long)c->o->store_memory);
+    if (c->o->store_huge_pages)
+        arg_add(&a, "--huge-pages");
     arg_add(&a, "--spill-dir=%s/spill", dir);
     return start(c, proc, &a);
 }
@@ -506,6 +509,8 @@ int cmd_up(int argc, char **argv)
          "custom resources per node, e.g. '{\"disk\": 4}'"},
         {"object-store-memory", 0, CLI_SIZE, &o.store_memory, "SIZE",
          "shared memory of each node's object store (default 512MiB)"},
+        {"object-store-huge-pages", 0, CLI_FLAG, &o.store_huge_pages, NULL,
+         "the stores' memory in huge pages, reserved beforehand in /proc/sys/vm/nr_hugepages"},
         {"port", 'p', CLI_INT, &o.port, "P", "GCS port (default 0: a free port)"},
         {"log-level", 0, CLI_STRING, &o.log_level, "LEVEL",
          "services' log level: debug|info|warn|error"},
@@ -513,7 +518,7 @@ int cmd_up(int argc, char **argv)
     cli_command cmd = {
         .usage =
             "prism up [--nodes N] [--num-cpus N] [--memory SIZE] [--object-store-memory SIZE]\n"
-            "         [--port P]",
+            "         [--object-store-huge-pages] [--port P]",
         .summary = "Starts a local cluster on loopback: nats-server, the GCS, the scheduler, N\n"
                    "nodes (a node agent and an object store each) and the dataservice, with a\n"
                    "new token, all state under $PRISM_HOME (default ~/.prism). The GCS address\n"

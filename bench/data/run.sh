@@ -19,7 +19,9 @@
 # other work it varies far less than images/s.
 #
 # Environment: N (images, default 2000), SIZE (default 256), CPUS (the
-# cluster's CPUs, default nproc), KEEP=1 (keep the work directory).
+# cluster's CPUs, default nproc), KEEP=1 (keep the work directory), HUGE=1
+# (root: the object store's 512 MiB in huge pages, reserved for the run in
+# /proc/sys/vm/nr_hugepages and given back; docs/objectstore.md#the-arena).
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-bench}
@@ -81,6 +83,13 @@ PYEOF
 }
 
 run_step 900 "$BIN/prism-data-pool" "$WORK/images" "$CPUS"
+if [ -n "${HUGE:-}" ]; then
+  HUGE_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
+  echo $((HUGE_BEFORE + 256)) >/proc/sys/vm/nr_hugepages
+  trap 'bench_cleanup; echo "$HUGE_BEFORE" >/proc/sys/vm/nr_hugepages' EXIT
+  UP_ARGS=--object-store-huge-pages
+  say "the store in huge pages: $(grep HugePages_Free /proc/meminfo)"
+fi
 bench_cluster_up 1 "$CPUS"
 P=$CPUS; [ "$P" -gt 2 ] && P=2
 bench_cluster_settle 1 "$P" # --prestart-workers: min(2, CPUs)

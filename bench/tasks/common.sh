@@ -78,7 +78,8 @@ run_step() { # LIMIT_SECONDS COMMAND...
 # `prism up` in PRISM_HOME; the driver's local object store in PRISM_STORE_SOCKET.
 bench_cluster_up() { # NODES CPUS_PER_NODE
   say "starting a local cluster: $1 node(s), $2 CPUs each"
-  "$BIN/prism" up --nodes "$1" --num-cpus "$2" >"$WORK/up.log" 2>&1 || {
+  # shellcheck disable=SC2086 # UP_ARGS: words for `prism up`
+  "$BIN/prism" up --nodes "$1" --num-cpus "$2" ${UP_ARGS:-} >"$WORK/up.log" 2>&1 || {
     cat "$WORK/up.log" >&2
     FAILED=1
     exit 1

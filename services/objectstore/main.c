@@ -185,7 +185,7 @@ static objectstore the_store = {
 static struct {
     char *socket, *spill_dir, *node_id, *peers;
     int64_t memory, spill_batch, max_put, owner_check_ms, max_uploads;
-    bool prefault;
+    bool prefault, huge_pages;
     char spill_path[4096];
 } cfg;
 
@@ -196,6 +196,9 @@ static prism_option options[] = {
     {"memory", PRISM_OPT_SIZE, &cfg.memory, "512MiB", "size of the shared-memory arena"},
     {"prefault", PRISM_OPT_BOOL, &cfg.prefault, "true",
      "allocate every arena page at start (no page faults on put)"},
+    {"huge-pages", PRISM_OPT_BOOL, &cfg.huge_pages, "false",
+     "back the arena with huge pages reserved in /proc/sys/vm/nr_hugepages (size rounded down "
+     "to 2 MiB)"},
     {"spill-dir", PRISM_OPT_STRING, &cfg.spill_dir, NULL,
      "directory for spilled objects (default $TMPDIR/prism-objectstore-spill)"},
     {"spill-batch", PRISM_OPT_SIZE, &cfg.spill_batch, "16MiB",
@@ -248,6 +251,7 @@ static int init(void *ctx, char *err, size_t errlen)
                           .spill_dir = cfg.spill_path,
                           .spill_batch = (uint64_t)cfg.spill_batch,
                           .prefault = cfg.prefault,
+                          .huge_pages = cfg.huge_pages,
                           .on_event = on_event,
                           .ud = os};
     if (!os->node_id || os_store_init(&os->store, &sc, err, errlen) != 0)

@@ -69,6 +69,7 @@ typedef struct os_store_config {
     const char *spill_dir;
     uint64_t spill_batch; /* spill at least this many bytes at a time */
     bool prefault;        /* touch every arena page at start */
+    bool huge_pages;      /* the arena in reserved huge pages (MFD_HUGETLB) */
     /* Called with `mu` held on every added / removed / spilled object. */
     void (*on_event)(void *ud, os_event ev, const os_object *o);
     void *ud;

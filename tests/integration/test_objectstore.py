@@ -257,6 +257,58 @@ def test_large_arena(tmp):
         expect(not sanitizer_report(s), "sanitizer report in the store log")
 
 
+def huge_pages():
+    """(HugePages_Free, Hugepagesize in KiB) of /proc/meminfo."""
+    info = dict(l.split(":", 1) for l in open("/proc/meminfo"))
+    return int(info["HugePages_Free"].split()[0]), int(info["Hugepagesize"].split()[0])
+
+
+def test_huge_pages(tmp):
+    """--huge-pages: the arena in reserved huge pages; without enough of them the store
+    refuses to start and says where they are reserved; with them (root reserves 16 here, and
+    gives them back), objects round-trip and the arena holds its pages."""
+    path = "/proc/sys/vm/nr_hugepages"
+    before = int(open(path).read())
+    root = os.geteuid() == 0 and os.access(path, os.W_OK)
+    try:
+        if root:
+            with open(path, "w") as f:
+                f.write("0")
+        if huge_pages()[0] < 16:
+            try:
+                Store(tmp, "none", extra=["--huge-pages"])
+                raise AssertionError("a store started without huge pages reserved")
+            except AssertionError as e:
+                expect("nr_hugepages" in str(e) and "huge pages" in str(e), str(e))
+        if not root:
+            print("  not root: no huge pages reserved here, only the refusal checked")
+            return
+        with open(path, "w") as f:
+            f.write(str(16))
+        free, size_kib = huge_pages()
+        if free < 16 or size_kib != 2048:
+            print("  only %d huge pages of %d KiB could be reserved: the rest not checked"
+                  % (free, size_kib))
+            return
+        s = Store(tmp, "huge", memory="33MiB", extra=["--huge-pages"])  # rounded to 32 MiB
+        try:
+            expect(huge_pages()[0] == 0, "the arena holds its 16 pages: %s" % (huge_pages(),))
+            a = object_id(1)
+            out = s.client(["put", a, 5 << 20, 3], ["get", a])
+            expect(out[1].startswith("OK size=%d sha256=%s" % (5 << 20, out[0].split("sha256=")[1])),
+                   out)
+            st = s.stats()
+            expect(st["capacity"] == 32 << 20, st)
+        finally:
+            expect(s.stop() == 0, "clean exit")
+            expect(not sanitizer_report(s), "sanitizer report in the store log")
+        expect(huge_pages()[0] == 16, "the pages are free again: %s" % (huge_pages(),))
+    finally:
+        if root:
+            with open(path, "w") as f:
+                f.write(str(before))
+
+
 def test_concurrent_clients(tmp):
     s = Store(tmp, "a", memory="48MiB")
     try:
@@ -513,7 +565,7 @@ def test_http_and_events(tmp):
 
 
 if __name__ == "__main__":
-    sys.exit(run_tests([test_round_trips, test_large_arena, test_concurrent_clients,
+    sys.exit(run_tests([test_round_trips, test_large_arena, test_huge_pages, test_concurrent_clients,
                         test_spill_three_times_the_arena,
                         test_eviction_order, test_killed_clients, test_too_large, test_garbage_frames,
                         test_store_restart, test_http_and_events]))
