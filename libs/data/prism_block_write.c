@@ -308,7 +308,6 @@ void prism_block_builder_destroy(prism_block_builder *b)
     free(b);
 }
 
-/* Makes room for `need` bytes in *p (zeroing what is new), doubling. */
 /* Room for `need` bytes in *p, doubling. What is new is left as it comes:
  * every byte below a column's length is written by its append (bits_grow
  * zeroes, for buffers set a bit at a time). */
@@ -476,7 +475,7 @@ prism_block_status prism_block_builder_append_null(prism_block_builder *b, size_
     if (!k)
         return st;
     if (!k->has_validity) { /* the first null: all rows so far were valid */
-        if (!bits_grow(&k->validity, &k->validity_cap, (k->rows + 8) / 8))
+        if (!grow(&k->validity, &k->validity_cap, (k->rows + 8) / 8))
             return PRISM_BLOCK_ENOMEM;
         memset(k->validity, 0, k->validity_cap);
         set_bits(k->validity, 0, k->rows);

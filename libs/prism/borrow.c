@@ -274,6 +274,7 @@ static bool on_get(prism_client *c, const prism_object_id *id, uint32_t wait_ms,
             g->deadline_ms = prism_mono_ms() + (wait_ms > LONG_POLL_MS ? LONG_POLL_MS : wait_ms);
             g->next = c->remote_gets;
             c->remote_gets = g;
+            pthread_cond_signal(&c->leaser_wake); /* answered at its deadline */
             return false;
         }
         free(g);

@@ -431,21 +431,6 @@ static prism_status open_local_store(prism_client *c, prism_store *shared)
     return PRISM_OK;
 }
 
-prism_status prism__client_use_store(prism_client *c, const char *node_id, const char *socket,
-                                     const char *url)
-{
-    if (c->store || !socket || !*socket)
-        return PRISM_OK;
-    char err[256];
-    if (prism_store_connect(&c->store, socket, err, sizeof err) != PRISM_STORE_OK)
-        return prism__fail(PRISM_ERR_CONNECT, "cannot use the object store at %s: %s", socket, err);
-    c->store_socket = strdup(socket);
-    free(c->store_url);
-    c->store_url = url && *url ? strdup(url) : NULL;
-    snprintf(c->node_id, sizeof c->node_id, "%s", node_id ? node_id : "");
-    return PRISM_OK;
-}
-
 /* The ownership table, at the end: owned stored objects are deleted from
  * the store; nothing is dropped entry by entry (the whole table goes). */
 static void objects_free(prism_client *c)

@@ -303,9 +303,6 @@ void prism__borrow_free(prism_client *c);
  * runtime's, so that a worker maps the arena once, not twice. */
 prism_status prism__connect_sharing_store(const prism_connect_options *opts, prism_store *shared,
                                           prism_client **out);
-/* Gives a client the node's object store (the worker runtime's own client). */
-prism_status prism__client_use_store(prism_client *c, const char *node_id, const char *socket,
-                                     const char *url);
 /* An owned object settled: answers borrowers waiting for it. Lock held. */
 void prism__borrow_settled(prism_client *c, obj_entry *e);
 /* An entry goes away: a borrowed one gives its registrations back, an owned
@@ -408,6 +405,9 @@ void prism__event_task(prism_client *c, const task_spec *t, int state, const cha
 /* Publishes what was recorded (drops the lock meanwhile) and reports tasks
  * that have waited long. Leaser thread, lock held. */
 void prism__events_tick(prism_client *c);
+/* Nothing to report soon: no task events recorded, no changed ownership table
+ * to report, no compiled DAGs (whose reports follow their executions). */
+bool prism__events_quiet(const prism_client *c);
 /* The compiled DAGs' executions and state, every DAG_REPORT_MS when they
  * changed (dag.c). Leaser thread, lock held (dropped meanwhile). */
 #define DAG_REPORT_MS 1000

@@ -290,4 +290,12 @@ void prism__events_tick(prism_client *c)
     prism__dags_tick(c);
 }
 
+bool prism__events_quiet(const prism_client *c)
+{
+    size_t total = c->nobjects - c->nborrowed;
+    return !c->nevents && !c->events_dropped && !c->dags &&
+           (table_signature(c) == c->objects_report.signature ||
+            (total == 0 && c->objects_report.total == 0));
+}
+
 const char *prism_client_owner(const prism_client *c) { return c ? c->self_addr : ""; }

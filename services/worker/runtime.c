@@ -48,8 +48,9 @@
  * kept for the next one: blocks' spare buffers and freed heap (the heap
  * keeps up to 128 MiB freed: main.c). */
 #define WORKER_TRIM_AFTER_MS 5000
-#define AUTH_DEADLINE_MS 5000 /* a peer that has not proved itself by then is dropped */
-#define MAX_UNAUTHED 64       /* connections still in the handshake; the oldest goes first */
+#define WORKER_IDLE_WAIT_MS 5000 /* the loop's longest sleep (idle_wait_ms) */
+#define AUTH_DEADLINE_MS 5000    /* a peer that has not proved itself by then is dropped */
+#define MAX_UNAUTHED 64          /* connections still in the handshake; the oldest goes first */
 #define MAX_CONNS 1024
 #define LEASE_CHECK_MS 2000
 /* A stored argument is sealed before its owner names it (here, or pulled
@@ -193,9 +194,6 @@ static prism_client *worker_client(worker_rt *w, int wait_ms)
             prism_sleep_ms(100);
         if (st != PRISM_OK)
             w->client = NULL;
-        else if (prism__client_use_store(w->client, w->cfg->node_id, w->cfg->store_socket,
-                                         w->cfg->store_address) != PRISM_OK)
-            LOG_WARN("the worker's client cannot use the object store: %s", prism_last_error());
     }
     pthread_mutex_unlock(&w->client_lock);
     return w->client;
@@ -993,7 +991,7 @@ static void return_lease(worker_rt *w, const char *lease_id);
 /* A lease granted here whose owner never said HELLO within GRANT_UNUSED_MS
  * (it gave up, or exited, between the grant and its connection) goes back
  * to the node agent: nobody else would return it, and its resources would
- * stay taken. Looked at once a second, from the loop. */
+ * stay taken. Looked at from the loop (every second while one waits). */
 #define GRANT_UNUSED_MS 15000
 static void return_unused_grant(worker_rt *w)
 {
@@ -1830,6 +1828,36 @@ static void report_calls(worker_rt *w)
     publish_calls(w, taken, done, dag);
 }
 
+/* How long the loop may sleep with nothing to run: until the next thing it
+ * does on a clock (a handshake's deadline, a grant not used, the trim after
+ * the last task, an actor's calls report), WORKER_IDLE_WAIT_MS at most.
+ * Hundreds of idle actors on a node each waking every second cost a CPU. */
+static int idle_wait_ms(worker_rt *w, bool trimmed, int64_t last_task_ms)
+{
+    int64_t now = prism_mono_ms(), wait = WORKER_IDLE_WAIT_MS;
+    pthread_mutex_lock(&w->grant_lock);
+    bool grant = w->granted_lease[0] && !w->grant_used;
+    pthread_mutex_unlock(&w->grant_lock);
+    bool dag = true; /* a DAG loop's executions are reported as they change */
+    if (pthread_mutex_trylock(&w->dag_lock) == 0) {
+        dag = w->dag != NULL;
+        pthread_mutex_unlock(&w->dag_lock);
+    }
+    if (w->nunauthed || grant || (w->actor && dag))
+        wait = 1000;
+    if (!trimmed && last_task_ms + WORKER_TRIM_AFTER_MS + 1 - now < wait)
+        wait = last_task_ms + WORKER_TRIM_AFTER_MS + 1 - now;
+    actor_host *a = w->actor;
+    if (a && w->bus) {
+        bool changed = __atomic_load_n(&a->taken, __ATOMIC_RELAXED) != a->reported_taken ||
+                       __atomic_load_n(&a->done, __ATOMIC_RELAXED) != a->reported_done;
+        int64_t due = a->reported_ms + (changed ? 500 : 5000) - now;
+        if (due < wait)
+            wait = due;
+    }
+    return wait < 1 ? 1 : (int)wait;
+}
+
 int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
 {
     worker_rt w = {.cfg = cfg, .epfd = -1, .sigfd = -1, .unix_fd = -1, .tcp_fd = -1};
@@ -1851,7 +1879,7 @@ int prism_worker_run(const prism_worker_config *cfg, char *err, size_t errlen)
         conn *held = w.held_conn;
         if (!w.queue && held && flush_held(&w) != 0) /* its next job was cancelled */
             conn_drop(&w, held);
-        poll_once(&w, w.queue || spin ? 0 : 1000);
+        poll_once(&w, w.queue || spin ? 0 : idle_wait_ms(&w, trimmed, last_task_ms));
         if (w.queue && !w.stop) {
             run_next(&w);
             spin_until = prism_mono_ns() + WORKER_SPIN_NS;

@@ -84,11 +84,17 @@ class Proc:
             self.p.send_signal(sig)
         self.p.wait(timeout=30)
 
-    def stop(self, timeout=20):
-        """SIGTERM; returns the exit status (None when it had to be killed)."""
+    def send_signal(self, sig):
+        if self.alive():
+            self.p.send_signal(sig)
+
+    def stop(self, timeout=20, signalled=False):
+        """SIGTERM (unless `signalled` already); returns the exit status (None
+        when it had to be killed)."""
         if not self.alive():
             return self.p.returncode
-        self.p.send_signal(signal.SIGTERM)
+        if not signalled:
+            self.p.send_signal(signal.SIGTERM)
         try:
             return self.p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -332,19 +338,21 @@ class Cluster:
         return r.body.decode()
 
     # ---- teardown ----
-    def stop_proc(self, p):
-        rc = p.stop()
+    def stop_proc(self, p, signalled=False):
+        rc = p.stop(signalled=signalled)
         if rc is None:
             self.failed_shutdowns.append((p.name, "did not exit on SIGTERM", p.tail()))
         elif rc != 0:
             self.failed_shutdowns.append((p.name, rc, p.tail()))
 
     def close(self, check=True):
-        for p in reversed(self.procs):
-            if p is self.nats:
-                continue
-            if p.alive():
-                self.stop_proc(p)
+        # Every service is told at once, as an orchestrator tearing the whole
+        # cluster down does: each must exit cleanly while its peers go too.
+        services = [p for p in reversed(self.procs) if p is not self.nats and p.alive()]
+        for p in services:
+            p.send_signal(signal.SIGTERM)
+        for p in services:
+            self.stop_proc(p, signalled=True)
         self.nats.stop()
         for p in self.procs:
             p.log.close()
