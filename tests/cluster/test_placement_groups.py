@@ -52,9 +52,15 @@ def names(c, g):
     return [by_id.get(b["node_id"]) for b in g["bundles"]]
 
 
-def remove(c, pg):
+def remove(c, pg, all_free=False):
+    """Removes the group; with `all_free`, waits until the nodes report every CPU
+    free again: the next group's placement reads the nodes' reports, and one
+    still counting a returned bundle makes SPREAD share a node (best effort)."""
     r = c.request("DELETE", PG + "/" + pg)
     assert r.status == 200 and r.json()["state"] == "REMOVED", r
+    if all_free:
+        wait_until(lambda: (lambda res: res["available"].get("CPU") == res["total"].get("CPU"))(
+            c.get("/api/v1/cluster").json()["resources"]), timeout=20, what="every CPU free again")
 
 
 def placed(c, bundles, strategy):
@@ -78,29 +84,29 @@ def test_strategies(c):
     # STRICT_SPREAD: three nodes, one bundle each; a fourth bundle cannot fit.
     pg, where = placed(c, [one, one, one], "STRICT_SPREAD")
     assert sorted(where) == ["node-1", "node-2", "node-3"], where
-    remove(c, pg)
+    remove(c, pg, all_free=True)
     bad = pending(c, [half] * 4, "STRICT_SPREAD", "on distinct nodes")
-    remove(c, bad)
+    remove(c, bad, all_free=True)
     # STRICT_PACK: one node, or none.
     pg, where = placed(c, [half, half], "STRICT_PACK")
     assert len(set(where)) == 1, where
     bad = pending(c, [one, one], "STRICT_PACK", "on one node")
     remove(c, bad)
-    remove(c, pg)
+    remove(c, pg, all_free=True)
     # PACK: small bundles share a node; big ones spill over, best effort.
     pg, where = placed(c, [half, half], "PACK")
     assert len(set(where)) == 1, where
-    remove(c, pg)
+    remove(c, pg, all_free=True)
     pg, where = placed(c, [one, one], "PACK")
     assert len(set(where)) == 2, where
-    remove(c, pg)
+    remove(c, pg, all_free=True)
     # SPREAD: distinct nodes while there are some, then shared.
     pg, where = placed(c, [half] * 3, "SPREAD")
     assert len(set(where)) == 3, where
-    remove(c, pg)
+    remove(c, pg, all_free=True)
     pg, where = placed(c, [half] * 4, "SPREAD")
     assert len(set(where)) == 3, where
-    remove(c, pg)
+    remove(c, pg, all_free=True)
     # Every removal gave its CPUs back: the whole cluster fits one last group.
     pg, where = placed(c, [one, one, one], "SPREAD")
     assert sorted(where) == ["node-1", "node-2", "node-3"], where
