@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "prism_buf.h"
@@ -246,6 +247,10 @@ struct prism_client {
     uint64_t task_counter; /* task IDs: a random prefix per client and a counter */
     int epfd, wakefd;
     pthread_t io_thread, leaser_thread;
+    /* While the io thread polls for results (io_spinning), pushes leave their
+     * frames in the connections' out buffers (out_pending) and it sends them,
+     * many frames a send, instead of a send per task (pool.c flush_soon). */
+    _Atomic bool io_spinning, out_pending;
     bool stopping;
     /* counters for inspection and benchmarks */
     uint64_t tasks_submitted, tasks_finished, tasks_retried;

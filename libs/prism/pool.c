@@ -14,7 +14,8 @@
  * frames, flushes pending writes and notices dead workers. Pushing happens
  * under the client lock from whichever thread made a task ready: writes are
  * non-blocking, and what does not fit waits in the connection's out buffer
- * for the io thread. */
+ * for the io thread; while the io thread is busy anyway, pushes leave their
+ * frames to it, and it sends them many a write (flush_soon). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +254,32 @@ static worker_conn *least_loaded(pool *p)
     return best;
 }
 
+static void conn_close(prism_client *c, worker_conn *wc, const char *why);
+
+/* Sends w's frames now, or leaves them to the io thread when it is polling
+ * anyway. Both flags are sequentially consistent: either this thread sees
+ * the io thread stopped polling and sends, or the io thread, having stopped,
+ * sees out_pending and sends (both may: the second finds nothing). Lock held. */
+static void flush_soon(prism_client *c, worker_conn *w)
+{
+    atomic_store(&c->out_pending, true);
+    if (!atomic_load(&c->io_spinning))
+        flush_out(c, w);
+}
+
+/* The frames pushes left for the io thread. Lock held. */
+static void flush_pending(prism_client *c)
+{
+    if (!atomic_exchange(&c->out_pending, false))
+        return;
+    for (pool *p = c->pools; p; p = p->next)
+        for (worker_conn *w = p->workers, *next; w; w = next) {
+            next = w->next;
+            if (w->out.len && flush_out(c, w) != 0)
+                conn_close(c, w, "its connection closed");
+        }
+}
+
 static void dispatch(prism_client *c, pool *p)
 {
     worker_conn *w;
@@ -283,7 +310,7 @@ static void dispatch(prism_client *c, pool *p)
             w->running = t;
         w->running_tail = t;
         w->inflight++;
-        flush_out(c, w);
+        flush_soon(c, w);
     }
     if (p->queue)
         pthread_cond_signal(&c->leaser_wake);
@@ -534,12 +561,18 @@ static int wait_events(prism_client *c, struct epoll_event *evs, int max)
     bool busy = tasks_in_flight(c);
     pthread_mutex_unlock(&c->lock);
     if (busy) {
+        atomic_store(&c->io_spinning, true);
         int64_t until = prism_mono_ns() + IO_SPIN_US * 1000;
         do {
             int n = epoll_wait(c->epfd, evs, max, 0);
-            if (n != 0)
+            if (n != 0 || atomic_load(&c->out_pending)) {
+                atomic_store(&c->io_spinning, false);
                 return n;
+            }
         } while (prism_mono_ns() < until);
+        atomic_store(&c->io_spinning, false);
+        if (atomic_load(&c->out_pending))
+            return 0;
     }
     /* Nothing here runs on a clock: connections closed meanwhile are freed
      * after the next event, or when the client stops. */
@@ -556,6 +589,8 @@ static void *io_main(void *arg)
         pthread_mutex_unlock(&c->lock);
         int n = wait_events(c, evs, 64);
         pthread_mutex_lock(&c->lock);
+        /* The tasks the results below make room for go out together, after. */
+        atomic_store(&c->io_spinning, true);
         bool stop = c->stopping;
         for (int i = 0; i < n && !stop; i++) {
             worker_conn *wc = evs[i].data.ptr;
@@ -575,6 +610,8 @@ static void *io_main(void *arg)
             if (rc != 0)
                 conn_close(c, wc, "its connection closed");
         }
+        atomic_store(&c->io_spinning, false);
+        flush_pending(c);
         pthread_mutex_unlock(&c->lock);
         if (stop)
             return NULL;
