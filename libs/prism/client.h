@@ -247,9 +247,10 @@ struct prism_client {
     uint64_t task_counter; /* task IDs: a random prefix per client and a counter */
     int epfd, wakefd;
     pthread_t io_thread, leaser_thread;
-    /* While the io thread polls for results (io_spinning), pushes leave their
-     * frames in the connections' out buffers (out_pending) and it sends them,
-     * many frames a send, instead of a send per task (pool.c flush_soon). */
+    /* While the io thread polls for results or handles the events it got
+     * (io_spinning), pushes leave their frames in the connections' out
+     * buffers (out_pending) and it sends them, many frames a send, instead of
+     * a send per task (pool.c flush_soon). */
     _Atomic bool io_spinning, out_pending;
     bool stopping;
     /* counters for inspection and benchmarks */

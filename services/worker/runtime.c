@@ -1802,6 +1802,15 @@ static void publish_calls(worker_rt *w, uint64_t taken, uint64_t done, json_t *d
  * With its compiled DAG's loop, if any: the DAG's listing shows its health
  * and the latency of its inputs (a start or stop in progress holds the lock
  * for seconds: then without it this time). */
+#define CALLS_CHANGED_MS 500 /* a change of the counts is reported this soon at most */
+#define CALLS_SAME_MS 5000   /* unchanged counts are reported again this often */
+
+static bool calls_changed(const actor_host *a)
+{
+    return __atomic_load_n(&a->taken, __ATOMIC_RELAXED) != a->reported_taken ||
+           __atomic_load_n(&a->done, __ATOMIC_RELAXED) != a->reported_done;
+}
+
 static void report_calls(worker_rt *w)
 {
     actor_host *a = w->actor;
@@ -1811,14 +1820,14 @@ static void report_calls(worker_rt *w)
     uint64_t done = __atomic_load_n(&a->done, __ATOMIC_RELAXED);
     int64_t now = prism_mono_ms();
     bool changed = taken != a->reported_taken || done != a->reported_done;
-    if (now - a->reported_ms < 500)
+    if (now - a->reported_ms < CALLS_CHANGED_MS)
         return;
     json_t *dag = NULL;
     if (pthread_mutex_trylock(&w->dag_lock) == 0) {
         dag = dag_report_locked(w, &changed);
         pthread_mutex_unlock(&w->dag_lock);
     }
-    if (now - a->reported_ms < (changed ? 500 : 5000)) {
+    if (now - a->reported_ms < (changed ? CALLS_CHANGED_MS : CALLS_SAME_MS)) {
         json_decref(dag);
         return;
     }
@@ -1849,9 +1858,7 @@ static int idle_wait_ms(worker_rt *w, bool trimmed, int64_t last_task_ms)
         wait = last_task_ms + WORKER_TRIM_AFTER_MS + 1 - now;
     actor_host *a = w->actor;
     if (a && w->bus) {
-        bool changed = __atomic_load_n(&a->taken, __ATOMIC_RELAXED) != a->reported_taken ||
-                       __atomic_load_n(&a->done, __ATOMIC_RELAXED) != a->reported_done;
-        int64_t due = a->reported_ms + (changed ? 500 : 5000) - now;
+        int64_t due = a->reported_ms + (calls_changed(a) ? CALLS_CHANGED_MS : CALLS_SAME_MS) - now;
         if (due < wait)
             wait = due;
     }
