@@ -388,6 +388,14 @@ def test_large_values(c):
 test_large_values.cluster = {"store_memory": "256MiB"}
 
 
+def graph(dag):
+    """A listed DAG without what its running loops report."""
+    live = ("executions", "loops", "output_latency")
+    g = {k: v for k, v in dag.items() if k not in live}
+    g["edges"] = [{k: v for k, v in e.items() if k != "latency"} for e in dag["edges"]]
+    return g
+
+
 def test_listed_after_gcs_restart(c):
     """The GCS keeps its DAGs in its database: after a restart it lists them
     again with their graph and count. The DAG runs on while the GCS is down
@@ -415,7 +423,11 @@ def test_listed_after_gcs_restart(c):
         read_until(p, "executed")  # 20 more, with no GCS
         c.start_gcs()
         after = c.get("/api/v1/dags/" + before["id"]).json()
-        assert after == before, (before, after)
+        # Its graph and count come from the database; the loops' states and
+        # the latencies are live, and the actors may report them to the new
+        # GCS before this read, as may the driver its 20 later executions.
+        assert graph(after) == graph(before), (before, after)
+        assert after["executions"] in (20, 40), after
         go()
         read_until(p, "executed")
         wait_until(lambda: mine(60), timeout=10, what="the new GCS told of 60 executions")
