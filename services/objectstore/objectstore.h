@@ -56,8 +56,9 @@ typedef struct objectstore {
 
 /* os_server.c */
 int os_server_listen(objectstore *os, char *err, size_t errlen);
-/* Serves until SIGTERM or SIGINT, calling `tick(arg)` at least every 10 ms
- * (prism_service_tick: the periodic jobs). */
+/* Serves until SIGTERM or SIGINT, calling `tick(arg)` after each round of
+ * events and at the latest when the milliseconds it last returned are over
+ * (prism_service_tick: the periodic jobs, and when the next is due). */
 void os_server_run(objectstore *os, int (*tick)(void *arg), void *arg);
 /* Closes every connection (dropping their references) and the socket. */
 void os_server_close(objectstore *os);

@@ -472,12 +472,20 @@ void os_server_sealed(objectstore *os, const os_object *sealed)
     }
 }
 
-static void expire_waits(objectstore *os)
+/* Ends the parked gets whose time is up. Returns the milliseconds until the
+ * next one's deadline, or -1 when none waits with one. */
+static int64_t expire_waits(objectstore *os)
 {
-    int64_t now = prism_mono_ms();
-    for (os_conn *c = os->conns; c; c = c->next)
-        if (c->waiting && !c->dead && c->wait_deadline >= 0 && now >= c->wait_deadline)
+    int64_t now = prism_mono_ms(), next = -1;
+    for (os_conn *c = os->conns; c; c = c->next) {
+        if (!c->waiting || c->dead || c->wait_deadline < 0)
+            continue;
+        if (now >= c->wait_deadline)
             unpark(os, c, PRISM_STORE_TIMEOUT, NULL);
+        else if (next < 0 || c->wait_deadline - now < next)
+            next = c->wait_deadline - now;
+    }
+    return next;
 }
 
 /* Runs requests left in the buffers of connections whose get just ended,
@@ -569,10 +577,13 @@ void os_server_run(objectstore *os, int (*tick)(void *arg), void *arg)
 {
     struct epoll_event evs[64];
     int64_t spin_until = 0;
+    int wait_ms = 0;
     for (;;) {
         /* A client's next request often follows its answer within microseconds
-         * (put then get): polling briefly after work saves the wake-up. */
-        int n = epoll_wait(os->epfd, evs, 64, prism_mono_ns() < spin_until ? 0 : 10);
+         * (put then get): polling briefly after work saves the wake-up. Else
+         * the loop sleeps until a parked get's deadline or the service's next
+         * job; whatever else needs it (other threads) writes the wake fd. */
+        int n = epoll_wait(os->epfd, evs, 64, prism_mono_ns() < spin_until ? 0 : wait_ms);
         if (n > 0)
             spin_until = prism_mono_ns() + 50000;
         bool stop = false;
@@ -591,12 +602,14 @@ void os_server_run(objectstore *os, int (*tick)(void *arg), void *arg)
                 on_conn_event(os, evs[i].data.ptr, evs[i].events);
             }
         }
-        expire_waits(os);
+        int64_t next_get = expire_waits(os);
         housekeeping(os);
         pthread_mutex_unlock(&os->store.mu);
         if (stop)
             break;
-        tick(arg);
+        wait_ms = tick(arg);
+        if (next_get >= 0 && next_get < wait_ms)
+            wait_ms = (int)next_get;
     }
     LOG_INFO("stopping on a signal");
 }
