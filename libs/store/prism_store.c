@@ -58,6 +58,18 @@ struct prism_store {
     old_arena *old;     /* those arenas: mapped while `stale` is not empty */
     size_t nold;
     bool keep_old; /* an ID was held in both: which pointer a release ends is unknown */
+    /* The last small object this handle put, with the reference its put took
+     * (PSP_FLAG_HOLD): a get of it is answered here, without a round trip.
+     * That reference goes with the handle's next request (a RELEASE frame in
+     * the same send) once every get answered here is released. Its count in
+     * `held` is one for the put plus `users`. */
+    struct {
+        bool valid;
+        bool gettable;  /* false once this handle deleted it */
+        uint32_t users; /* gets answered here, not released yet */
+        prism_object_id id;
+        prism_store_buffer buf;
+    } kept;
     char err[256];
 };
 
@@ -205,9 +217,11 @@ static prism_store_status set_status(prism_store *st, prism_store_status s)
     return s;
 }
 
+#define SEND_IOV_MAX 6
+
 static prism_store_status send_all(prism_store *st, const struct iovec *iov_in, int n)
 {
-    struct iovec iov[4];
+    struct iovec iov[SEND_IOV_MAX];
     memcpy(iov, iov_in, (size_t)n * sizeof iov[0]);
     struct iovec *v = iov;
     while (n > 0) {
@@ -285,6 +299,27 @@ static prism_store_status recv_all(prism_store *st, void *buf, size_t len, int t
 
 static prism_store_status open_store(prism_store *st);
 
+static bool is_kept(const prism_store *st, const prism_object_id *id)
+{
+    return st->kept.valid && !memcmp(st->kept.id.b, id->b, sizeof id->b);
+}
+
+/* Lets the kept object go when nothing of this handle reads it through the
+ * kept reference any more: fills in the RELEASE frame to send before the
+ * next request and returns true. */
+static bool kept_drop(prism_store *st, psp_hdr *h, psp_id_req *req)
+{
+    if (!st->kept.valid || st->kept.users)
+        return false;
+    st->kept.valid = false;
+    held_slot *e = held_find(&st->held, &st->kept.id);
+    if (e)
+        held_drop(&st->held, e);
+    *h = (psp_hdr){.len = sizeof *req, .type = PSP_RELEASE, .flags = PSP_FLAG_NOREPLY};
+    memcpy(req->id, st->kept.id.b, sizeof req->id);
+    return true;
+}
+
 /* A store that went away and came back (a supervisor restarted it on the
  * same socket): a new connection and arena. The old arena stays mapped while
  * this handle still has pointers into it (gets not released, creates not
@@ -295,6 +330,15 @@ static prism_store_status reconnect(prism_store *st)
         close(st->fd);
     st->fd = -1;
     st->rcv_timeout_ms = -1;
+    /* the old store dropped the put's reference with the connection; gets
+     * answered from it are released as the old store's (stale) ones */
+    if (st->kept.valid) {
+        held_slot *e = held_find(&st->held, &st->kept.id);
+        if (e)
+            held_drop(&st->held, e);
+        st->kept.valid = false;
+        st->kept.users = 0;
+    }
     for (size_t i = 0; i < st->held.cap; i++)
         if (st->held.slots[i].count &&
             held_add(&st->stale, &st->held.slots[i].id, st->held.slots[i].count) != 0)
@@ -331,11 +375,15 @@ static prism_store_status call(prism_store *st, uint16_t type, uint16_t flags, c
 {
     if (st->broken && reconnect(st) != PRISM_STORE_OK)
         return PRISM_STORE_DISCONNECTED;
-    psp_hdr h = {.len = (uint32_t)(alen + blen + clen), .type = type, .flags = flags};
-    struct iovec iov[4] = {{&h, sizeof h}, {(void *)a, alen}, {(void *)b, blen}, {(void *)c, clen}};
-    prism_store_status s = send_all(st, iov, 4);
+    psp_hdr h = {.len = (uint32_t)(alen + blen + clen), .type = type, .flags = flags}, kh;
+    psp_id_req kreq;
+    struct iovec iov[SEND_IOV_MAX] = {{&kh, sizeof kh},  {&kreq, sizeof kreq}, {&h, sizeof h},
+                                      {(void *)a, alen}, {(void *)b, blen},    {(void *)c, clen}};
+    int skip = kept_drop(st, &kh, &kreq) ? 0 : 2;
+    prism_store_status s = send_all(st, iov + skip, SEND_IOV_MAX - skip);
+    /* the new store never hears of the old one's references */
     if (s == PRISM_STORE_DISCONNECTED && reconnect(st) == PRISM_STORE_OK)
-        s = send_all(st, iov, 4);
+        s = send_all(st, iov + 2, SEND_IOV_MAX - 2);
     if (s != PRISM_STORE_OK || (flags & PSP_FLAG_NOREPLY))
         return s;
     int limit = wait_ms < 0 ? -1 : wait_ms + REPLY_GRACE_MS;
@@ -567,6 +615,8 @@ static prism_store_status id_call(prism_store *st, uint16_t type, const prism_ob
     pthread_mutex_lock(&st->mu);
     prism_store_status s;
     bool ends_create = type == PSP_SEAL || type == PSP_ABORT;
+    if (type == PSP_DELETE && is_kept(st, id))
+        st->kept.gettable = false; /* gets of it now ask the store: not found */
     /* a create in progress on the new store is the one meant, else the old one */
     if (ends_create && !held_find(&st->held, id) && stale_drop(st, id))
         s = fail(st, PRISM_STORE_DISCONNECTED,
@@ -623,11 +673,35 @@ prism_store_status prism_store_put(prism_store *st, const prism_object_id *id,
         return prism_store_seal(st, id);
     }
     psp_create_req req = create_req(id, owner, size, metadata_size);
-    psp_status_rep rep;
+    uint16_t pf = (flags & PRISM_STORE_PIN) ? PSP_FLAG_PIN : 0;
     pthread_mutex_lock(&st->mu);
-    prism_store_status s = call(st, PSP_PUT, (flags & PRISM_STORE_PIN) ? PSP_FLAG_PIN : 0, &req,
-                                sizeof req, metadata, metadata_size, data, (size_t)size, &rep,
-                                sizeof rep, 0);
+    prism_store_status s;
+    if (st->kept.valid && st->kept.users) { /* the kept object is still read: no new one */
+        psp_status_rep rep;
+        s = call(st, PSP_PUT, pf, &req, sizeof req, metadata, metadata_size, data, (size_t)size,
+                 &rep, sizeof rep, 0);
+        pthread_mutex_unlock(&st->mu);
+        return s;
+    }
+    /* A creator often reads what it put: the put keeps a reference for it */
+    psp_get_rep rep;
+    s = call(st, PSP_PUT, pf | PSP_FLAG_HOLD, &req, sizeof req, metadata, metadata_size, data,
+             (size_t)size, &rep, sizeof rep, 0);
+    if (s == PRISM_STORE_OK) {
+        uint8_t *p = arena_ptr(st, rep.offset, rep.data_size + rep.metadata_size);
+        if (!p || rep.data_size != size || rep.metadata_size != metadata_size) {
+            s = fail(st, PRISM_STORE_PROTOCOL, "put: object outside the arena");
+        } else if (held_add(&st->held, id, 1) == 0) {
+            st->kept.valid = st->kept.gettable = true;
+            st->kept.users = 0;
+            st->kept.id = *id;
+            st->kept.buf = (prism_store_buffer){p, size, p + size, metadata_size};
+        } else { /* out of memory to track it: the reference goes back now */
+            psp_id_req r;
+            memcpy(r.id, id->b, sizeof r.id);
+            call(st, PSP_RELEASE, PSP_FLAG_NOREPLY, &r, sizeof r, NULL, 0, NULL, 0, NULL, 0, 0);
+        }
+    }
     pthread_mutex_unlock(&st->mu);
     return s;
 }
@@ -641,6 +715,13 @@ prism_store_status prism_store_get(prism_store *st, const prism_object_id *id, i
     memcpy(req.id, id->b, sizeof req.id);
     psp_get_rep rep;
     pthread_mutex_lock(&st->mu);
+    if (is_kept(st, id) && st->kept.gettable && held_add(&st->held, id, 1) == 0) {
+        st->kept.users++;
+        *out = st->kept.buf;
+        prism_store_status s = set_status(st, PRISM_STORE_OK);
+        pthread_mutex_unlock(&st->mu);
+        return s;
+    }
     prism_store_status s =
         call(st, PSP_GET, 0, &req, sizeof req, NULL, 0, NULL, 0, &rep, sizeof rep, req.timeout_ms);
     if (s == PRISM_STORE_OK) {
@@ -667,6 +748,19 @@ prism_store_status prism_store_release(prism_store *st, const prism_object_id *i
     memcpy(req.id, id->b, sizeof req.id);
     pthread_mutex_lock(&st->mu);
     prism_store_status s = PRISM_STORE_OK;
+    held_slot *k = is_kept(st, id) ? held_find(&st->held, id) : NULL;
+    /* A get answered from the kept reference, or one this handle never took
+     * (ignored, as the store would: the kept reference stays); a get the
+     * store answered (after a delete of it here, of an object put again
+     * under the ID) is released below. */
+    if (k && (st->kept.users || k->count <= 1)) {
+        if (st->kept.users) {
+            st->kept.users--;
+            held_drop(&st->held, k);
+        }
+        pthread_mutex_unlock(&st->mu);
+        return s;
+    }
     /* An ID held from both stores: the old one is let go first, so that the
      * new store never loses a reader too early (the old arena then stays
      * mapped until destroy, as either pointer may still be in use). */

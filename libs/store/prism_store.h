@@ -153,7 +153,15 @@ prism_store_status prism_store_seal(prism_store *st, const prism_object_id *id);
 prism_store_status prism_store_abort(prism_store *st, const prism_object_id *id);
 
 /* create + copy + seal in one call; small objects travel inside the request
- * (one round trip). `data` is copied; the caller keeps it. */
+ * (one round trip). `data` is copied; the caller keeps it.
+ *
+ * A creator often reads back what it put, so a small put also leaves this
+ * handle a reference to the object: until the handle's next request to the
+ * store, a get of that object is answered without asking the store (as
+ * plasma's clients do). The reference goes with that next request (in the
+ * same send), or after the last such get is released if one is still out;
+ * meanwhile the object is neither evicted nor spilled, and its space, if
+ * another client deletes it, is freed then. */
 prism_store_status prism_store_put(prism_store *st, const prism_object_id *id,
                                    const prism_id *owner, const void *data, uint64_t size,
                                    const void *metadata, uint32_t metadata_size, unsigned flags);

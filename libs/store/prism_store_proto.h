@@ -18,12 +18,15 @@
 
 #include "prism_id.h"
 
-#define PSP_VERSION 2u
+#define PSP_VERSION 3u
 #define PSP_MAX_FRAME (1u << 20)     /* largest request body */
 #define PSP_INLINE_MAX (256u * 1024) /* put sends data inline up to this size */
 #define PSP_REPLY 0x8000u
 #define PSP_FLAG_NOREPLY 0x1u
 #define PSP_FLAG_PIN 0x2u
+/* PUT: the creator also takes a reference, as a get would; the reply is then
+ * a psp_get_rep (where the object is). */
+#define PSP_FLAG_HOLD 0x4u
 
 /* HELLO reply flags */
 #define PSP_ARENA_PREFAULTED 0x1u /* the store touched every page: map with MAP_POPULATE */
@@ -91,6 +94,7 @@ typedef struct psp_get_req {
     int32_t timeout_ms;
 } psp_get_req;
 
+/* GET, and PUT with PSP_FLAG_HOLD */
 typedef struct psp_get_rep {
     int32_t status;
     uint32_t metadata_size;
@@ -98,7 +102,7 @@ typedef struct psp_get_rep {
     uint64_t data_size;
 } psp_get_rep;
 
-/* SEAL, ABORT, DELETE, PIN, UNPIN, PUT */
+/* SEAL, ABORT, DELETE, PIN, UNPIN, PUT without PSP_FLAG_HOLD */
 typedef struct psp_status_rep {
     int32_t status;
 } psp_status_rep;

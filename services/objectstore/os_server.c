@@ -210,7 +210,14 @@ static int op_put(objectstore *os, os_conn *c, const psp_hdr *h, const uint8_t *
         memcpy(os_data(&os->store, o), body + sizeof req + req.metadata_size, req.data_size);
         r = os_seal(&os->store, &c->cl, &id);
     }
-    reply_status(os, c, h, r);
+    if (!(h->flags & PSP_FLAG_HOLD)) {
+        reply_status(os, c, h, r);
+        return 0;
+    }
+    o = NULL;
+    if (r == PRISM_STORE_OK)
+        r = os_get(&os->store, &c->cl, &id, &o);
+    reply_get(os, c, h, r, o);
     return 0;
 }
 

@@ -6,6 +6,7 @@ prism-objectstore-testclient and over HTTP with urllib.
 The helpers here are also used by test_objectstore_transfer.py."""
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -495,6 +496,94 @@ def test_store_restart(tmp):
         s2.stop()
 
 
+def test_put_keeps_a_reference(tmp):
+    """A small put leaves its client a reference to the object: a get of it is
+    answered without the store (stopped here), and the reference goes with
+    the client's next request. A delete by that client ends it at once."""
+    s = Store(tmp, "a")
+    a, b = object_id(1), object_id(2)
+    words = ["putsmall", a, 1000, 5, "--", "line", "--", "get", a, "--", "line", "--",
+             "stats", "--", "line", "--", "putsmall", b, 10, 1, "--", "keep", b, "--",
+             "delete", b, "--", "contains", b, "--", "unkeep", b, "--", "get", a, "--", "stats"]
+    p = subprocess.Popen([os.path.join(BIN, "prism-objectstore-testclient"), s.sock] +
+                         [str(w) for w in words],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def readers(oid):
+        return json.loads(s.http("GET", "/api/v1/objects/%s/info" % oid)[2])["readers"]
+
+    try:
+        put = p.stdout.readline().strip()
+        expect(put.startswith("OK sha256="), put)
+        expect(p.stdout.readline().strip() == "OK waiting", "waiting")
+        expect(readers(a) == 1, "the put's reference")
+        s.proc.send_signal(signal.SIGSTOP)
+        try:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            ready, _, _ = select.select([p.stdout], [], [], 20)
+            expect(ready, "the get was answered while the store was stopped")
+            got = p.stdout.readline().strip()
+            expect(got == "OK size=1000 %s metadata=application/x-test" % put.split()[1], got)
+            expect(p.stdout.readline().strip() == "OK waiting", "waiting")
+        finally:
+            s.proc.send_signal(signal.SIGCONT)
+        expect(readers(a) == 1, "kept until the client's next request")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        before = p.stdout.readline()
+        expect(" objects=1 " in before, before)
+        expect(p.stdout.readline().strip() == "OK waiting", "waiting")
+        expect(readers(a) == 0, "released with the next request")
+        out, _ = p.communicate("go\n", timeout=30)
+        lines = out.splitlines()
+        expect(p.returncode == 0 and len(lines) == 7, out)
+        # b, deleted while read through the kept reference: gone for others,
+        # its bytes intact for the reader until it lets go
+        expect(lines[1] == "OK kept " + lines[0].split()[1] and lines[3] == "OK absent", out)
+        expect(lines[4] == "OK " + lines[0].split()[1], out)
+        expect(lines[5].startswith("OK size=1000 "), out)
+        # b's space is free again: only a is left
+        used = [line.split(" used=")[1].split()[0] for line in (before, lines[6])]
+        expect(" objects=1 " in lines[6] and used[0] == used[1], (before, out))
+    finally:
+        if p.poll() is None:
+            p.kill()
+        expect(s.stop() == 0, "clean exit")
+
+
+def test_put_reference_across_restart(tmp):
+    """The store restarts while a client reads through its put's reference:
+    the bytes stay readable, and nothing of the old reference reaches the
+    new store."""
+    s = Store(tmp, "a")
+    c = object_id(3)
+    words = ["putsmall", c, 5000, 9, "--", "keep", c, "--", "line", "--", "unkeep", c, "--",
+             "contains", c, "--", "putsmall", c, 10, 2, "--", "get", c, "--", "stats"]
+    p = subprocess.Popen([os.path.join(BIN, "prism-objectstore-testclient"), s.sock] +
+                         [str(w) for w in words],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    s2 = None
+    try:
+        sha = p.stdout.readline().split()[1]
+        expect(p.stdout.readline().strip() == "OK kept " + sha, "kept")
+        expect(p.stdout.readline().strip() == "OK waiting", "waiting")
+        s.stop(signal.SIGKILL)
+        s2 = Store(tmp, "a")
+        out, _ = p.communicate("go\n", timeout=30)
+        lines = out.splitlines()
+        expect(p.returncode == 0 and len(lines) == 5, out)
+        expect(lines[0] == "OK " + sha and lines[1] == "OK absent", out)
+        expect(lines[3].startswith("OK size=10 ") and " objects=1 " in lines[4], out)
+        expect(json.loads(s2.http("GET", "/api/v1/objects/%s/info" % c)[2])["readers"] == 0,
+               "the reference went back with the stats request")
+    finally:
+        if p.poll() is None:
+            p.kill()
+        if s2:
+            expect(s2.stop() == 0, "clean exit")
+
+
 def test_http_and_events(tmp):
     nats = Nats(tmp)
     nats.subscribe("prism.object.>")
@@ -568,4 +657,5 @@ if __name__ == "__main__":
     sys.exit(run_tests([test_round_trips, test_large_arena, test_huge_pages, test_concurrent_clients,
                         test_spill_three_times_the_arena,
                         test_eviction_order, test_killed_clients, test_too_large, test_garbage_frames,
-                        test_store_restart, test_http_and_events]))
+                        test_store_restart, test_put_keeps_a_reference,
+                        test_put_reference_across_restart, test_http_and_events]))

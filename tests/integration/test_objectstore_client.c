@@ -105,6 +105,23 @@ static int cmd_put(prism_store *st, prism_object_id *id, uint64_t size, uint64_t
     return 0;
 }
 
+/* prism_store_put: the bytes travel in the request (up to 256 KiB) */
+static int cmd_put_small(prism_store *st, prism_object_id *id, uint64_t size, uint64_t seed)
+{
+    uint8_t *p = malloc(size ? size : 1);
+    if (!p)
+        return err(st, PRISM_STORE_ERROR);
+    pattern(p, size, seed);
+    char h[65];
+    sha(p, size, h);
+    prism_store_status s = prism_store_put(st, id, NULL, p, size, "application/x-test", 18, 0);
+    free(p);
+    if (s != PRISM_STORE_OK)
+        return err(st, s);
+    printf("OK sha256=%s\n", h);
+    return 0;
+}
+
 static int cmd_get(prism_store *st, prism_object_id *id, int timeout)
 {
     prism_store_buffer b;
@@ -244,6 +261,8 @@ static int run(prism_store *st, int argc, char **argv)
         return cmd_put(st, &id, strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0), pin,
                        owned ? &owner : NULL);
     }
+    if (!strcmp(c, "putsmall") && argc == 4) /* putsmall ID SIZE SEED */
+        return cmd_put_small(st, &id, strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
     if (!strcmp(c, "get"))
         return cmd_get(st, &id, argc > 2 ? atoi(argv[2]) : 0);
     if (!strcmp(c, "keep") && nkept < 8) { /* get without release */
