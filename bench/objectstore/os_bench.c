@@ -117,7 +117,7 @@ static void bench_get(prism_store *st, prism_store *writer, const char *name, ui
     prism_object_id id = fresh_id();
     prism_store_status s = prism_store_put(writer, &id, NULL, buf, size, NULL, 0, PRISM_STORE_PIN);
     if (s != PRISM_STORE_OK)
-        die(st, s, "put");
+        die(writer, s, "put");
     int n = 0;
     volatile uint8_t sink = 0;
     double t0 = now_s(), t = t0;

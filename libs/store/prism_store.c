@@ -675,19 +675,15 @@ prism_store_status prism_store_put(prism_store *st, const prism_object_id *id,
     psp_create_req req = create_req(id, owner, size, metadata_size);
     uint16_t pf = (flags & PRISM_STORE_PIN) ? PSP_FLAG_PIN : 0;
     pthread_mutex_lock(&st->mu);
-    prism_store_status s;
-    if (st->kept.valid && st->kept.users) { /* the kept object is still read: no new one */
-        psp_status_rep rep;
-        s = call(st, PSP_PUT, pf, &req, sizeof req, metadata, metadata_size, data, (size_t)size,
-                 &rep, sizeof rep, 0);
-        pthread_mutex_unlock(&st->mu);
-        return s;
-    }
-    /* A creator often reads what it put: the put keeps a reference for it */
+    /* A creator often reads what it put: the put keeps a reference for it,
+     * unless the kept object is still being read (then no new one). A HOLD
+     * reply is a GET's; a plain one is its first field, the status. */
+    bool hold = !(st->kept.valid && st->kept.users);
     psp_get_rep rep;
-    s = call(st, PSP_PUT, pf | PSP_FLAG_HOLD, &req, sizeof req, metadata, metadata_size, data,
-             (size_t)size, &rep, sizeof rep, 0);
-    if (s == PRISM_STORE_OK) {
+    prism_store_status s = call(st, PSP_PUT, pf | (hold ? PSP_FLAG_HOLD : 0), &req, sizeof req,
+                                metadata, metadata_size, data, (size_t)size, &rep,
+                                hold ? sizeof rep : sizeof(psp_status_rep), 0);
+    if (s == PRISM_STORE_OK && hold) {
         uint8_t *p = arena_ptr(st, rep.offset, rep.data_size + rep.metadata_size);
         if (!p || rep.data_size != size || rep.metadata_size != metadata_size) {
             s = fail(st, PRISM_STORE_PROTOCOL, "put: object outside the arena");

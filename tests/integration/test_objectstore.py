@@ -504,7 +504,8 @@ def test_put_keeps_a_reference(tmp):
     a, b = object_id(1), object_id(2)
     words = ["putsmall", a, 1000, 5, "--", "line", "--", "get", a, "--", "line", "--",
              "stats", "--", "line", "--", "putsmall", b, 10, 1, "--", "keep", b, "--",
-             "delete", b, "--", "contains", b, "--", "unkeep", b, "--", "get", a, "--", "stats"]
+             "delete", b, "--", "contains", b, "--", "get", b, "--", "unkeep", b, "--", "get", a,
+             "--", "stats"]
     p = subprocess.Popen([os.path.join(BIN, "prism-objectstore-testclient"), s.sock] +
                          [str(w) for w in words],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -537,15 +538,17 @@ def test_put_keeps_a_reference(tmp):
         expect(readers(a) == 0, "released with the next request")
         out, _ = p.communicate("go\n", timeout=30)
         lines = out.splitlines()
-        expect(p.returncode == 0 and len(lines) == 7, out)
-        # b, deleted while read through the kept reference: gone for others,
-        # its bytes intact for the reader until it lets go
+        expect(p.returncode == 1 and len(lines) == 8, out)  # 1: the get of b fails
+        # b, deleted while read through the kept reference: gone for others
+        # and for this client's later gets, its bytes intact for the reader
+        # until it lets go
         expect(lines[1] == "OK kept " + lines[0].split()[1] and lines[3] == "OK absent", out)
-        expect(lines[4] == "OK " + lines[0].split()[1], out)
-        expect(lines[5].startswith("OK size=1000 "), out)
+        expect(lines[4].startswith("ERR 2 "), "a get after the delete asks the store: %s" % out)
+        expect(lines[5] == "OK " + lines[0].split()[1], out)
+        expect(lines[6].startswith("OK size=1000 "), out)
         # b's space is free again: only a is left
-        used = [line.split(" used=")[1].split()[0] for line in (before, lines[6])]
-        expect(" objects=1 " in lines[6] and used[0] == used[1], (before, out))
+        used = [line.split(" used=")[1].split()[0] for line in (before, lines[7])]
+        expect(" objects=1 " in lines[7] and used[0] == used[1], (before, out))
     finally:
         if p.poll() is None:
             p.kill()
@@ -558,8 +561,9 @@ def test_put_reference_across_restart(tmp):
     new store."""
     s = Store(tmp, "a")
     c = object_id(3)
-    words = ["putsmall", c, 5000, 9, "--", "keep", c, "--", "line", "--", "unkeep", c, "--",
-             "contains", c, "--", "putsmall", c, 10, 2, "--", "get", c, "--", "stats"]
+    words = ["putsmall", c, 5000, 9, "--", "keep", c, "--", "line", "--", "contains", c, "--",
+             "unkeep", c, "--", "get", c, "--", "putsmall", c, 10, 2, "--", "get", c, "--",
+             "stats"]
     p = subprocess.Popen([os.path.join(BIN, "prism-objectstore-testclient"), s.sock] +
                          [str(w) for w in words],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -572,9 +576,10 @@ def test_put_reference_across_restart(tmp):
         s2 = Store(tmp, "a")
         out, _ = p.communicate("go\n", timeout=30)
         lines = out.splitlines()
-        expect(p.returncode == 0 and len(lines) == 5, out)
-        expect(lines[0] == "OK " + sha and lines[1] == "OK absent", out)
-        expect(lines[3].startswith("OK size=10 ") and " objects=1 " in lines[4], out)
+        expect(p.returncode == 1 and len(lines) == 6, out)  # 1: the get of the old c fails
+        expect(lines[0] == "OK absent" and lines[1] == "OK " + sha, out)
+        expect(lines[2].startswith("ERR 2 "), "the new store is asked, not the old reference: %s" % out)
+        expect(lines[4].startswith("OK size=10 ") and " objects=1 " in lines[5], out)
         expect(json.loads(s2.http("GET", "/api/v1/objects/%s/info" % c)[2])["readers"] == 0,
                "the reference went back with the stats request")
     finally:
