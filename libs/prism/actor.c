@@ -70,13 +70,28 @@ static void set_text(char **field, json_t *value)
                                                                 : NULL;
 }
 
+/* Where a state comes in an actor's life: an answer to a query sent before
+ * an event came may arrive after it, and must not take the actor back (an
+ * ALIVE actor seen as PENDING again would wait for the next query). Each
+ * restart begins a new life (RESTARTING, with `restarts` one more). */
+static bool is_older(const actor_rec *a, int state, int64_t restarts)
+{
+    if (a->state == ACTOR_DEAD || restarts < a->restarts)
+        return true;
+    return restarts == a->restarts && a->state == ACTOR_ALIVE && state != ACTOR_ALIVE &&
+           state != ACTOR_DEAD;
+}
+
 /* Takes what the GCS says of an actor (ACTOR of docs/actors.md). Lock held. */
 static void rec_update(actor_rec *a, json_t *j)
 {
     int state = state_of(json_string_value(json_object_get(j, "state")));
-    if (state == ACTOR_UNKNOWN)
+    json_t *restarts = json_object_get(j, "restarts");
+    int64_t n = json_is_integer(restarts) ? (int64_t)json_integer_value(restarts) : a->restarts;
+    if (state == ACTOR_UNKNOWN || is_older(a, state, n))
         return;
     a->state = state;
+    a->restarts = n;
     set_text(&a->cause, json_object_get(j, "cause"));
     if (json_is_string(json_object_get(j, "class")))
         set_text(&a->cls, json_object_get(j, "class"));
@@ -109,12 +124,24 @@ static void on_actor_event(prism_bus *bus, const char *subject, const char *repl
     json_decref(ev);
 }
 
-int prism__actors_start(prism_client *c)
+/* A client follows actor events from the first actor it knows of: a process
+ * that never uses actors (most workers) is not woken by every state change
+ * of every actor in the cluster. The subscription is in place before the
+ * request that makes or looks up the actor, so no event of it is missed. */
+static prism_status follow_actor_events(prism_client *c)
 {
-    return prism_bus_subscribe(c->bus, PRISM_SUBJECT_EVENT_ACTOR, NULL, on_actor_event, c) ==
-                   PRISM_BUS_OK
-               ? 0
-               : -1;
+    if (__atomic_load_n(&c->actor_events, __ATOMIC_ACQUIRE))
+        return PRISM_OK;
+    pthread_mutex_lock(&c->events_lock);
+    int rc = PRISM_BUS_OK;
+    if (!c->actor_events) {
+        rc = prism_bus_subscribe(c->bus, PRISM_SUBJECT_EVENT_ACTOR, NULL, on_actor_event, c);
+        if (rc == PRISM_BUS_OK)
+            __atomic_store_n(&c->actor_events, true, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&c->events_lock);
+    return rc == PRISM_BUS_OK ? PRISM_OK
+                              : prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to actor events");
 }
 
 void prism__actors_free(prism_client *c)
@@ -178,6 +205,9 @@ static prism_status gcs_request_json(prism_client *c, const char *subject, json_
 
 static prism_status make_handle(prism_client *c, const char *id, json_t *actor, prism_actor **out)
 {
+    prism_status s = follow_actor_events(c);
+    if (s != PRISM_OK)
+        return s;
     prism_actor *h = calloc(1, sizeof *h);
     if (!h)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
@@ -337,6 +367,8 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
         if (!args[i])
             return prism__fail(PRISM_ERR_INVALID, "argument %zu is NULL", i);
     prism_status s = check_options(o);
+    if (s == PRISM_OK)
+        s = follow_actor_events(c);
     if (s != PRISM_OK)
         return s;
     prism_id id;
@@ -408,6 +440,7 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
     if (a) {
         a->state = ACTOR_PENDING;
         a->max_task_retries = o->max_task_retries;
+        a->next_query_ms = prism_mono_ms() + QUERY_EVERY_MS; /* its events come first */
         a->cls = strdup(cls);
     }
     pthread_mutex_unlock(&c->lock);
@@ -439,9 +472,12 @@ prism_status prism_actor_get(prism_client *c, const char *name, const char *ns, 
     if (!c || !name || !*name || !out)
         return prism__fail(PRISM_ERR_INVALID, "actor_get needs a client and a name");
     json_t *reply = NULL;
-    prism_status s = gcs_request_json(
-        c, PRISM_SUBJECT_ACTOR_GET,
-        json_pack("{s:s,s:s}", "name", name, "namespace", namespace_of(ns)), &reply);
+    prism_status s = follow_actor_events(c);
+    if (s != PRISM_OK)
+        return s;
+    s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_GET,
+                         json_pack("{s:s,s:s}", "name", name, "namespace", namespace_of(ns)),
+                         &reply);
     json_t *actor = json_object_get(reply, "actor");
     const char *id = json_string_value(json_object_get(actor, "actor_id"));
     if (s == PRISM_OK && !id)
@@ -459,8 +495,10 @@ prism_status prism_actor_open(prism_client *c, const char *actor_id, prism_actor
     if (!c || !out || !prism_is_hex(actor_id, PRISM_ID_HEX_LEN))
         return prism__fail(PRISM_ERR_INVALID, "an actor ID is 32 lowercase hex digits");
     json_t *reply = NULL;
-    prism_status s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_GET,
-                                      json_pack("{s:s}", "actor_id", actor_id), &reply);
+    prism_status s = follow_actor_events(c);
+    if (s == PRISM_OK)
+        s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_GET, json_pack("{s:s}", "actor_id", actor_id),
+                             &reply);
     if (s == PRISM_OK)
         s = make_handle(c, actor_id, json_object_get(reply, "actor"), out);
     json_decref(reply);
@@ -490,6 +528,9 @@ prism_status prism_actor_call(prism_client *c, prism_actor *a, const char *metho
 {
     if (!c || !a || !method || !*method)
         return prism__fail(PRISM_ERR_INVALID, "actor_call needs a client, a handle and a method");
+    prism_status s = follow_actor_events(c); /* a handle made by another client */
+    if (s != PRISM_OK)
+        return s;
     pthread_mutex_lock(&c->lock);
     actor_rec *rec = rec_for(c, a->id);
     pool *p = rec ? rec->pool : NULL;

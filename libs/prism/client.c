@@ -480,6 +480,7 @@ void prism_disconnect(prism_client *c)
     free(c->nats_url);
     free(c->store_socket);
     pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->events_lock);
     pthread_cond_destroy(&c->changed);
     pthread_cond_destroy(&c->leaser_wake);
     free(c);
@@ -507,6 +508,7 @@ prism_status prism__connect_sharing_store(const prism_connect_options *opts, pri
     if (!c)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->events_lock, NULL);
     pthread_condattr_t ca; /* get/wait deadlines are on the monotonic clock */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -544,8 +546,6 @@ prism_status prism__connect_sharing_store(const prism_connect_options *opts, pri
     if (s == PRISM_OK && prism_bus_subscribe(c->bus, PRISM_SUBJECT_EVENT_NODE, NULL, on_node_event,
                                              c) != PRISM_BUS_OK)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to node events");
-    if (s == PRISM_OK && prism__actors_start(c) != 0)
-        s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to actor events");
     if (s == PRISM_OK && prism__borrow_start(c) != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot subscribe to this owner's subject");
     if (s == PRISM_OK && prism__pools_start(c) != 0)

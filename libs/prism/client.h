@@ -172,6 +172,7 @@ struct actor_rec {
     char *cls;                                   /* its class, once the GCS said */
     char *node_id, *worker_id, *unix_path, *tcp; /* its worker while ALIVE */
     int max_task_retries;
+    int64_t restarts;       /* as the GCS last said: orders its answers */
     bool busy;              /* the leaser is connecting or asking the GCS */
     int64_t next_query_ms;  /* when to ask the GCS again while not ALIVE */
     size_t reported_queued; /* calls queued here as last told the GCS */
@@ -220,7 +221,9 @@ struct prism_client {
     prism_store *store; /* NULL without a local store */
     bool store_shared;  /* `store` is the worker runtime's: not destroyed here */
     pthread_mutex_t lock;
-    pthread_cond_t changed; /* an object or a task changed state */
+    pthread_mutex_t events_lock; /* taken while subscribing to actor events */
+    bool actor_events;           /* subscribed (set once, read without `lock`) */
+    pthread_cond_t changed;      /* an object or a task changed state */
     pthread_cond_t leaser_wake;
     obj_entry **buckets;
     size_t nbuckets, nobjects;
@@ -395,7 +398,6 @@ void prism__task_name(const task_spec *t, char *out, size_t n);
 void prism__task_fail_returns(prism_client *c, task_spec *t, prism_status s, const char *message);
 
 /* ---- actors (actor.c) ---- */
-int prism__actors_start(prism_client *c);
 /* Leaser thread, lock held: connects to actors that became ALIVE, asks the
  * GCS about the others, fails calls to dead ones. */
 void prism__actors_tick(prism_client *c);

@@ -225,7 +225,7 @@ static void load(gcs *g, const char *id)
         g->actors->live = a;
         n++;
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     pthread_mutex_unlock(&g->lock);
     if (!id && n)
         LOG_INFO("%d actors to take over (ALIVE ones are re-attached, others leased again)", n);

@@ -325,11 +325,6 @@ static json_t *group_error_locked(gcs *g, json_t *lease)
 
 static json_t *insert_locked(gcs *g, const create_req *r)
 {
-    json_t *known = gcs_actor_json_locked(g, r->id);
-    if (known) {
-        json_decref(known);
-        return prism_error_json("exists", "actor %s exists", r->id);
-    }
     json_t *named = r->name ? gcs_actor_live_by_name_locked(g, r->ns, r->name) : NULL;
     if (named) {
         json_t *err = prism_error_json("name_taken", "actor %s is named '%s' in namespace '%s'",
@@ -360,7 +355,10 @@ static json_t *insert_locked(gcs *g, const create_req *r)
     sqlite3_bind_int64(st, 12, r->max_concurrency);
     sqlite3_bind_int64(st, 13, now);
     sqlite3_bind_int64(st, 14, now);
-    if (gcs_db_exec_stmt(st) != SQLITE_DONE)
+    int rc = gcs_db_exec_stmt(st);
+    if (rc == SQLITE_CONSTRAINT) /* the ID is UNIQUE: no lookup before */
+        return prism_error_json("exists", "actor %s exists", r->id);
+    if (rc != SQLITE_DONE)
         return prism_error_json("internal", "the actor could not be stored");
     return NULL;
 }

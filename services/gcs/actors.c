@@ -169,7 +169,7 @@ json_t *gcs_actor_json_locked(gcs *g, const char *id)
     sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT " ACTOR_COLUMNS " FROM actors WHERE id = ?");
     gcs_db_bind_text(st, 1, id);
     json_t *a = st && sqlite3_step(st) == SQLITE_ROW ? gcs_actor_row_json(st) : NULL;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     if (a)
         gcs_actor_add_calls_locked(g, a);
     return a;
@@ -259,7 +259,7 @@ json_t *gcs_actor_live_by_name_locked(gcs *g, const char *ns, const char *name)
     gcs_db_bind_text(st, 1, ns);
     gcs_db_bind_text(st, 2, name);
     json_t *a = st && sqlite3_step(st) == SQLITE_ROW ? gcs_actor_row_json(st) : NULL;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return a;
 }
 
@@ -323,7 +323,7 @@ static double count_state(void *ud)
     sqlite3_stmt *st = gcs_db_prepare(s->g->db, "SELECT count(*) FROM actors WHERE state = ?");
     gcs_db_bind_text(st, 1, s->state);
     double n = st && sqlite3_step(st) == SQLITE_ROW ? (double)sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     pthread_mutex_unlock(&s->g->lock);
     return n;
 }

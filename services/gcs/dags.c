@@ -68,7 +68,7 @@ static void load(gcs *g)
             keep(g, id, doc);
         json_decref(doc);
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
 }
 
 int gcs_dags_create(gcs *g)

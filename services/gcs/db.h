@@ -14,8 +14,13 @@ void gcs_db_close(sqlite3 *db);
 /* The schema version the database is at (PRAGMA user_version). */
 int gcs_db_version(sqlite3 *db);
 
-/* Prepares `sql`; NULL on error (logged: a failure here is a bug). */
+/* Prepares `sql`, or lends the statement kept from its last use; NULL on
+ * error (logged: a failure here is a bug). Give it back with gcs_db_finish,
+ * never sqlite3_finalize. */
 sqlite3_stmt *gcs_db_prepare(sqlite3 *db, const char *sql);
+/* Ends a statement of gcs_db_prepare: resets it for its next user (or
+ * finalizes one that is not kept). NULL is ignored. */
+void gcs_db_finish(sqlite3_stmt *st);
 /* Binds text, or NULL when `text` is NULL. */
 void gcs_db_bind_text(sqlite3_stmt *st, int i, const char *text);
 /* Binds `doc` as compact JSON text, or NULL. */
@@ -24,7 +29,7 @@ void gcs_db_bind_json(sqlite3_stmt *st, int i, json_t *doc);
 json_t *gcs_db_column_json(sqlite3_stmt *st, int i);
 json_t *gcs_db_column_int_or_null(sqlite3_stmt *st, int i);
 json_t *gcs_db_column_text_or_null(sqlite3_stmt *st, int i);
-/* Runs a statement that returns no rows, then finalizes it. Returns SQLITE_DONE on success. */
+/* Runs a statement that returns no rows, then finishes it. Returns SQLITE_DONE on success. */
 int gcs_db_exec_stmt(sqlite3_stmt *st);
 
 /* Makes the list element of the current row of a statement; NULL leaves the row out. */
@@ -35,7 +40,7 @@ typedef json_t *gcs_db_row_fn(sqlite3_stmt *st, void *ud);
  * `LIMIT :limit`, which this binds to `limit` + 1: the one more row tells
  * whether a next page exists. Appends row(st, ud) of the first `limit` rows
  * to `items` and returns the next page's cursor, the text of `cursor_column`
- * in the page's last row, or JSON null on the last page. Finalizes `st`. */
+ * in the page's last row, or JSON null on the last page. Finishes `st`. */
 json_t *gcs_db_page(sqlite3_stmt *st, const char *cursor_column, int64_t limit, gcs_db_row_fn *row,
                     void *ud, json_t *items);
 

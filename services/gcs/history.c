@@ -126,7 +126,7 @@ static double count_rows(gcs *g, const char *sql, const char *arg)
     sqlite3_stmt *st = gcs_db_prepare(g->db, sql);
     gcs_db_bind_text(st, 1, arg);
     double n = st && sqlite3_step(st) == SQLITE_ROW ? (double)sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return n;
 }
 

@@ -55,7 +55,7 @@ static int lookup(gcs *g, const char *id, log_source *out)
         out->node_dead = node_state && !strcmp((const char *)node_state, "DEAD");
         rc = 0;
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     pthread_mutex_unlock(&g->lock);
     return rc;
 }
@@ -339,7 +339,7 @@ static int copy_candidates(gcs *g, copy_job *out, int max)
             free(out[n].address);
         }
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     pthread_mutex_unlock(&g->lock);
     return n;
 }
@@ -401,7 +401,7 @@ static int copy_one(gcs *g, const copy_job *j, char *piece, size_t *budget)
     sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT 1 FROM jobs WHERE id = ?");
     gcs_db_bind_text(st, 1, j->id);
     bool exists = st && sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     if (!exists || failed)
         unlink(part);
     else if (complete && rename(part, path) != 0)

@@ -69,7 +69,7 @@ static place_item *pending_jobs_locked(gcs *g, int *count)
         tail = &it->next;
         (*count)++;
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return list;
 }
 

@@ -52,7 +52,7 @@ static int collect_checks_locked(gcs *g, check_item *items)
             snprintf(items[n].node_id, sizeof items[n].node_id, "%s", node->id);
             items[n++].stop = false;
         }
-        sqlite3_finalize(st);
+        gcs_db_finish(st);
         size_t i;
         json_t *v;
         json_array_foreach(node->running, i, v) {

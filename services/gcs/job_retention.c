@@ -34,7 +34,7 @@ static int prune_batch_locked(gcs *g, const char *sql, int64_t arg)
         }
         json_array_append_new(ids, json_string(id));
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     const char *node;
     json_t *ids;
     json_object_foreach(by_node, node, ids) {

@@ -185,7 +185,7 @@ static bool package_known_locked(gcs *g, const char *sha)
     sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT 1 FROM packages WHERE sha256=?");
     gcs_db_bind_text(st, 1, sha);
     bool known = st && sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return known;
 }
 

@@ -52,7 +52,7 @@ static json_t *job_get_locked(gcs *g, const char *id)
     sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?");
     gcs_db_bind_text(st, 1, id);
     json_t *job = st && sqlite3_step(st) == SQLITE_ROW ? gcs_job_row_json(st) : NULL;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return job;
 }
 
@@ -97,7 +97,7 @@ int gcs_job_place_load(gcs *g, const char *id, job_place *out)
         out->state = strdup((const char *)sqlite3_column_text(st, 1));
         rc = 0;
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return rc;
 }
 
@@ -178,7 +178,7 @@ void gcs_jobs_fail_node_locked(gcs *g, const char *node_id, const char *message)
     json_t *ids = json_array();
     while (st && sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(ids, json_string((const char *)sqlite3_column_text(st, 0)));
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     size_t i;
     json_t *v;
     json_array_foreach(ids, i, v)
@@ -275,7 +275,7 @@ int gcs_jobs_start(gcs *g)
         if (!gcs_node_find(g, node))
             json_array_append_new(gone, json_string(node));
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     size_t i;
     json_t *v;
     json_array_foreach(gone, i, v)

@@ -57,7 +57,7 @@ void gcs_api_kv_get(prism_http_req *req, void *ctx)
     } else {
         prism_http_reply_error(req, 404, "not_found", "no key '%s' in namespace '%s'", key, ns);
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     pthread_mutex_unlock(&g->lock);
 }
 

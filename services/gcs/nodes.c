@@ -129,7 +129,7 @@ static bool node_id_known(gcs *g, const char *id)
     sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT 1 FROM nodes WHERE id=?");
     gcs_db_bind_text(st, 1, id);
     bool known = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return known;
 }
 
@@ -271,7 +271,7 @@ static void load_live_nodes(gcs *g)
         n->next = g->nodes;
         g->nodes = n;
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
 }
 
 int gcs_nodes_start(gcs *g)
@@ -387,7 +387,7 @@ void gcs_api_node_get(prism_http_req *req, void *ctx)
         node = gcs_node_row_json(st);
         add_live_fields(g, node);
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     pthread_mutex_unlock(&g->lock);
     if (!node) {
         prism_http_reply_error(req, 404, "not_found", "no node '%s'", id);
@@ -443,7 +443,7 @@ static int64_t count_rows(gcs *g, const char *sql, const char *arg)
     sqlite3_stmt *st = gcs_db_prepare(g->db, sql);
     gcs_db_bind_text(st, 1, arg);
     int64_t n = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return n;
 }
 

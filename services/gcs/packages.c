@@ -26,7 +26,7 @@ int gcs_package_store(gcs *g, const void *body, size_t len, char *sha, bool *cre
     sqlite3_stmt *st = gcs_db_prepare(g->db, "SELECT 1 FROM packages WHERE sha256=?");
     gcs_db_bind_text(st, 1, sha);
     bool exists = st && sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     int rc = 0;
     if (!exists && prism_write_file_atomic(path, body, len, 0644) != 0) {
         LOG_ERROR("cannot write package %s: %m", path);

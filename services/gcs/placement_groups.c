@@ -65,7 +65,7 @@ json_t *gcs_pg_json_locked(gcs *g, const char *id)
         gcs_db_prepare(g->db, "SELECT " PG_COLUMNS " FROM placement_groups WHERE id = ?");
     gcs_db_bind_text(st, 1, id);
     json_t *doc = st && sqlite3_step(st) == SQLITE_ROW ? gcs_pg_row_json(st) : NULL;
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return doc;
 }
 
@@ -155,7 +155,7 @@ static pg_item *waiting_locked(gcs *g, int64_t *cursor, bool *full)
         *tail = it;
         tail = &it->next;
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return head;
 }
 
@@ -292,7 +292,7 @@ void gcs_pgs_node_dead_locked(gcs *g, const char *node_id)
         it->next = items;
         items = it;
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     char reason[256];
     snprintf(reason, sizeof reason, "node %s died: its bundles are placed again", node_id);
     while (items) {
@@ -332,7 +332,7 @@ static json_t *group_actors_locked(gcs *g, const char *id)
     gcs_db_bind_text(st, 1, id);
     while (st && sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(list, json_string((const char *)sqlite3_column_text(st, 0)));
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return list;
 }
 
@@ -385,7 +385,7 @@ static json_t *owners_locked(gcs *g)
                "owner IS NOT NULL");
     while (st && sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(list, json_string((const char *)sqlite3_column_text(st, 0)));
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return list;
 }
 
@@ -415,7 +415,7 @@ static json_t *groups_of_locked(gcs *g, const char *owner)
     gcs_db_bind_text(st, 1, owner);
     while (st && sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(list, json_string((const char *)sqlite3_column_text(st, 0)));
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     return list;
 }
 

@@ -55,7 +55,7 @@ static int lookup(gcs *g, const char *name, char *sha, int64_t *size)
         *size = sqlite3_column_int64(st, 1);
         rc = 0;
     }
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     pthread_mutex_unlock(&g->lock);
     return rc;
 }

@@ -182,7 +182,7 @@ void gcs_ray_jobs_list(prism_http_req *req, void *ctx)
     json_t *ids = json_array();
     while (st && sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(ids, json_string((const char *)sqlite3_column_text(st, 0)));
-    sqlite3_finalize(st);
+    gcs_db_finish(st);
     pthread_mutex_unlock(&g->lock);
     size_t i;
     json_t *v;

@@ -127,7 +127,7 @@ class Cluster:
 
     def __init__(self, nodes=1, node_timeout_ms=3000, gcs_args=(), node_args=None,
                  scheduler=True, scheduler_args=(), objectstore=True, store_memory="64MiB",
-                 dataservice=False, dataservice_args=()):
+                 dataservice=False, dataservice_args=(), nats_monitor=False):
         if not find_nats():
             skip("nats-server is not installed (make bootstrap installs it)")
         needed = ("prism-gcs",) + (("prism-scheduler",) if scheduler else ())
@@ -157,6 +157,7 @@ class Cluster:
         self.dataservice_args = list(dataservice_args)
         self.failed_shutdowns = []
         self.nats_port = free_port()
+        self.nats_monitor_port = free_port() if nats_monitor else None
         # With a certificate in the environment NATS speaks TLS too, as under `prism up`.
         self.nats_tls = bool(os.environ.get("PRISM_TLS_CERT") and os.environ.get("PRISM_TLS_KEY"))
         self.nats_url = "%s://127.0.0.1:%d" % ("tls" if self.nats_tls else "nats", self.nats_port)
@@ -182,11 +183,20 @@ class Cluster:
         conf = os.path.join(self.dir, "nats.conf")
         with open(conf, "w") as f:
             f.write('listen: 127.0.0.1:%d\nauthorization { token: "%s" }\n' % (self.nats_port, self.token))
+            if self.nats_monitor_port:
+                f.write('http: 127.0.0.1:%d\n' % self.nats_monitor_port)
             if self.nats_tls:
                 f.write('tls { cert_file: "%s", key_file: "%s" }\n'
                         % (os.environ["PRISM_TLS_CERT"], os.environ["PRISM_TLS_KEY"]))
         self.nats = self._spawn("nats", [find_nats(), "-c", conf])
         wait_until(lambda: self._port_open(self.nats_port), what="nats-server")
+
+    def nats_subscriptions(self):
+        """Each NATS connection's subjects, as lists (needs nats_monitor=True)."""
+        url = "http://127.0.0.1:%d/connz?subs=1&limit=1024" % self.nats_monitor_port
+        with urllib.request.urlopen(url, timeout=10) as r:
+            conns = json.load(r).get("connections") or []
+        return [x.get("subscriptions_list") or [] for x in conns]
 
     def _port_open(self, port):
         with socket.socket() as s:

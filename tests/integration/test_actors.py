@@ -142,6 +142,36 @@ def test_handle_passed_to_a_task(c):
     assert "handle ok" in probe(c, "handle", upload_package(c))
 
 
+def test_only_actor_users_follow_actor_events(c):
+    """Every actor's state changes go to the clients that use actors, not to
+    every worker: nested tasks leave workers whose clients are connected, and
+    none of them, nor the task driver, subscribes to prism.event.actor; an
+    actor's creator does, and the worker it runs on does not."""
+    tasks = os.path.join(BIN, "task_probe")
+    if not os.access(tasks, os.X_OK):
+        skip("task_probe is not built")
+    r = subprocess.run([tasks, "nested", "3"], env=env_of(c), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+
+    def following():
+        return sum("prism.event.actor" in subs for subs in c.nats_subscriptions())
+
+    # Clients subscribe to their owner subject (the GCS to one of its own).
+    owners = sum(any(s.startswith("prism.owner.") for s in subs) for subs in c.nats_subscriptions())
+    assert owners >= 2, "no worker's client is connected"
+    assert following() == 0
+    owner = start(c, "create", "watched")
+    try:
+        first_line(owner, "actor ")
+        assert following() == 1
+    finally:
+        owner.communicate("done\n", timeout=60)
+
+
+test_only_actor_users_follow_actor_events.cluster = {"nats_monitor": True}
+
+
 def test_actor_class_from_a_package(c):
     out = probe(c, "package", upload_package(c))
     assert "package actor ok" in out and "no method 'inc'" in out, out
@@ -285,7 +315,8 @@ if __name__ == "__main__":
          test_detached_actor_outlives_its_driver, test_owned_actor_dies_with_its_owner,
          test_restart_then_max_restarts, test_calls_in_flight_when_the_actor_dies,
          test_cancel_actor_calls,
-         test_handle_passed_to_a_task, test_actor_class_from_a_package,
+         test_handle_passed_to_a_task, test_only_actor_users_follow_actor_events,
+         test_actor_class_from_a_package,
          test_actor_keeps_a_borrowed_reference,
          test_constructor_argument_outlives_its_creator_reference,
          test_pending_calls_count_calls_queued_at_callers,
