@@ -670,10 +670,15 @@ static bool wait_settled(prism_client *c, const prism_object_id *id, int timeout
 {
     struct timespec ts;
     deadline_ts(&ts, timeout_ms);
+    int64_t deadline_ms = timeout_ms < 0 ? -1 : prism_mono_ms() + timeout_ms;
     for (;;) {
         obj_entry *e = prism__obj_find(c, id);
         if (!e || e->state != OBJ_PENDING)
             return true;
+        if (deadline_ms >= 0 && prism_mono_ms() >= deadline_ms)
+            return false;
+        if (prism__read_directly(c, id, deadline_ms))
+            continue;
         int rc = timeout_ms < 0 ? pthread_cond_wait(&c->changed, &c->lock)
                                 : pthread_cond_timedwait(&c->changed, &c->lock, &ts);
         if (rc == ETIMEDOUT)

@@ -124,6 +124,7 @@ struct worker_conn {
     int64_t leased_ms; /* monotonic: when the lease was granted */
     bool sharing;      /* given back once its tasks are done: other owners wait (pool.c) */
     bool want_out;     /* EPOLLOUT armed */
+    bool direct;       /* a waiting caller reads it (prism__read_directly), not the io thread */
     bool dead;         /* closed; freed by the io thread once no event can name it */
     pool *pool;
     worker_conn *next;
@@ -376,6 +377,16 @@ void prism__lost_message(const obj_entry *e, char *msg, size_t n);
 void prism__tasks_args_lost(prism_client *c);
 /* Closes the connections to workers on `node_id` (their tasks are retried). Lock held. */
 void prism__pools_node_dead(prism_client *c, const char *node_id);
+/* A caller waiting for object `id` reads the result from the worker's
+ * socket itself, when the task that makes it is on the only connection with
+ * tasks in flight: the kernel then wakes the caller straight from the reply,
+ * as in a plain round trip, where the io thread would wake and then wake
+ * the caller (a wake-up more, across CPUs as a rule). The io thread leaves
+ * that connection's results alone meanwhile. Lock held, dropped while
+ * waiting (at most until `deadline_ms`, monotonic, or -1: none, in slices).
+ * Returns false when it does not apply (wait as usual), true after a wait:
+ * look again. */
+bool prism__read_directly(prism_client *c, const prism_object_id *id, int64_t deadline_ms);
 /* Frees a task; `c`'s lock is held (or `c` is NULL when the task never entered the table). */
 void prism__task_free(prism_client *c, task_spec *t);
 /* At disconnect: frees the tasks still waiting for arguments and those kept

@@ -17,6 +17,7 @@
  * for the io thread; while the io thread is busy anyway, pushes leave their
  * frames to it, and it sends them many a write (flush_soon). */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@
  * for a lease, an actor waiting for calls) would otherwise wake 20 times a
  * second: 500 idle actors cost a CPU in wake-ups alone. */
 #define LEASER_TICK_MS 50
+#define DIRECT_SLICE_MS 100 /* a direct read looks up this often (a close, a deadline) */
 #define LEASER_QUIET_MS 1000
 
 /* ---------- pools ---------- */
@@ -188,13 +190,21 @@ static void encode_push(prism_client *c, prism_buf *out, const task_spec *t)
     wire_end(out, start);
 }
 
+/* What the io thread waits for on wc: its results, unless a caller reads
+ * them (prism__read_directly), and room to send while frames wait. */
+static void set_events(prism_client *c, worker_conn *wc)
+{
+    struct epoll_event ev = {.events = (wc->direct ? 0 : EPOLLIN) | (wc->want_out ? EPOLLOUT : 0),
+                             .data.ptr = wc};
+    epoll_ctl(c->epfd, EPOLL_CTL_MOD, wc->fd, &ev);
+}
+
 static void arm_out(prism_client *c, worker_conn *wc, bool on)
 {
     if (wc->want_out == on)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = wc};
-    epoll_ctl(c->epfd, EPOLL_CTL_MOD, wc->fd, &ev);
     wc->want_out = on;
+    set_events(c, wc);
 }
 
 /* Sends what the socket takes now. Returns -1 when the connection broke. */
@@ -384,7 +394,8 @@ static void conn_close(prism_client *c, worker_conn *wc, const char *why)
     epoll_ctl(c->epfd, EPOLL_CTL_DEL, wc->fd, NULL);
     wire_tls_destroy(wc->tls);
     wc->tls = NULL;
-    close(wc->fd);
+    if (!wc->direct) /* else the caller polling it closes it (prism__read_directly) */
+        close(wc->fd);
     /* Retried tasks go back to the front in their original order. A task
      * worker runs its tasks one at a time, in order: only the first may have
      * started; an actor's calls may run side by side. */
@@ -415,14 +426,20 @@ static void conn_close(prism_client *c, worker_conn *wc, const char *why)
 
 static void bury(prism_client *c)
 {
+    worker_conn **kept = &c->graveyard;
     for (worker_conn *wc = c->graveyard, *next; wc; wc = next) {
         next = wc->next;
+        if (wc->direct) { /* a caller still polls it: the next time */
+            *kept = wc;
+            kept = &wc->next;
+            continue;
+        }
         free(wc->lease_id);
         free(wc->node_id);
         free(wc->worker_id);
         free(wc);
     }
-    c->graveyard = NULL;
+    *kept = NULL;
 }
 
 static void deletion_free(deletion *d);
@@ -548,9 +565,54 @@ static bool tasks_in_flight(prism_client *c)
 {
     for (pool *p = c->pools; p; p = p->next)
         for (worker_conn *w = p->workers; w; w = w->next)
-            if (w->inflight)
+            if (w->inflight && !w->direct)
                 return true;
     return false;
+}
+
+static bool runs(const worker_conn *wc, const prism_task_id *id)
+{
+    for (const task_spec *t = wc->running; t; t = t->next)
+        if (prism_id_equal(&t->id, id))
+            return true;
+    return false;
+}
+
+bool prism__read_directly(prism_client *c, const prism_object_id *id, int64_t deadline_ms)
+{
+    prism_task_id task;
+    prism_object_id_task(id, &task);
+    worker_conn *wc = NULL;
+    for (pool *p = c->pools; p; p = p->next)
+        for (worker_conn *w = p->workers; w; w = w->next) {
+            if (!w->inflight)
+                continue;
+            if (wc)
+                return false; /* several: the io thread serves them together */
+            wc = w;
+        }
+    if (!wc || wc->direct || wc->tls || wc->out.len || !wire_auth_done(&wc->auth) ||
+        !runs(wc, &task))
+        return false;
+    wc->direct = true;
+    set_events(c, wc);
+    int fd = wc->fd;
+    int64_t left = deadline_ms < 0 ? DIRECT_SLICE_MS : deadline_ms - prism_mono_ms();
+    pthread_mutex_unlock(&c->lock);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n = left > 0 ? poll(&pfd, 1, (int)(left < DIRECT_SLICE_MS ? left : DIRECT_SLICE_MS)) : 0;
+    pthread_mutex_lock(&c->lock);
+    wc->direct = false;
+    if (wc->dead) { /* closed meanwhile (its tasks moved on): the fd was left to this thread */
+        close(fd);
+        return true;
+    }
+    if (n > 0 && conn_read(c, wc) != 0) {
+        conn_close(c, wc, "its connection closed");
+        return true;
+    }
+    set_events(c, wc);
+    return true;
 }
 
 /* While results are due, polls for a moment before sleeping: a result that
@@ -603,8 +665,8 @@ static void *io_main(void *arg)
                 continue;
             }
             int rc = 0;
-            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                rc = conn_read(c, wc);
+            if (!wc->direct && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                rc = conn_read(c, wc); /* a caller reads a direct one */
             if (rc == 0 && (evs[i].events & EPOLLOUT))
                 rc = flush_out(c, wc);
             if (rc != 0)
