@@ -2,7 +2,8 @@
  * (docs/actors.md) with one epoll loop over the connections to the actors'
  * workers, a queue of commands from NATS callbacks and HTTP handlers, and a
  * tick every TICK_MS for what is due (lease retries, kill deadlines, owner
- * pings).
+ * pings) while actors live; without any, only the pruning of DEAD rows
+ * (every PRUNE_EVERY_MS) wakes it.
  *
  * Nothing here waits on the network for long: lease requests and pings are
  * published with a reply subject of ours and their answers come back as
@@ -1040,7 +1041,7 @@ void *gcs_actor_manager_main(void *arg)
         pthread_mutex_unlock(&A->lock);
         if (stop)
             break;
-        int n = epoll_wait(A->epfd, evs, 64, TICK_MS);
+        int n = epoll_wait(A->epfd, evs, 64, A->live ? TICK_MS : PRUNE_EVERY_MS);
         for (int i = 0; i < n; i++) {
             actor *a = evs[i].data.ptr;
             if (!a) {
