@@ -203,11 +203,9 @@ static prism_status gcs_request_json(prism_client *c, const char *subject, json_
     return s;
 }
 
+/* Its callers follow actor events already (before their request to the GCS). */
 static prism_status make_handle(prism_client *c, const char *id, json_t *actor, prism_actor **out)
 {
-    prism_status s = follow_actor_events(c);
-    if (s != PRISM_OK)
-        return s;
     prism_actor *h = calloc(1, sizeof *h);
     if (!h)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
