@@ -50,7 +50,7 @@ static int start(gcs *g)
     g->metrics = prism_metrics_create();
     if (gcs_tasks_create(g) != 0 || gcs_task_list_create(g) != 0 ||
         gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0 || gcs_history_create(g) != 0 ||
-        gcs_dags_create(g) != 0)
+        gcs_dags_create(g) != 0 || gcs_data_proxy_create(g) != 0)
         return -1;
     g->bus = fuzz_bus();
     if (gcs_start(g, err, sizeof err) != 0)

@@ -196,6 +196,11 @@ typedef struct prism_client prism_client;
  * options whose `reserved` is not zero (PRISM_ERR_INVALID), so a struct left
  * uninitialized fails now rather than change meaning later (docs/api-c.md). */
 
+/* A client keeps values above the inline size in its node's object store
+ * ($PRISM_STORE_SOCKET, set for jobs and workers). A driver started by hand
+ * on the machine of `prism up`, whose address (not given here) is that of
+ * $PRISM_HOME/address, uses the store of that cluster's first node. Without
+ * a store, large values stay in the driver and are read over HTTP. */
 typedef struct prism_connect_options {
     const char *address;  /* GCS URL; default NULL: $PRISM_ADDRESS, else $PRISM_HOME/address */
     const char *token;    /* default NULL: $PRISM_TOKEN, else $PRISM_HOME/token */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "codec.h"
@@ -351,14 +352,20 @@ const char *prism_ref_id(const prism_ref *ref) { return ref ? ref->hex : ""; }
 
 /* ---------- connecting ---------- */
 
-static char *home_file(const char *name)
+/* "$PRISM_HOME/<name>" (default home ~/.prism), the state of `prism up`. */
+static void home_path(char *path, size_t len, const char *name)
 {
     const char *home = getenv("PRISM_HOME");
-    char path[4096];
     if (home && *home)
-        snprintf(path, sizeof path, "%s/%s", home, name);
+        snprintf(path, len, "%s/%s", home, name);
     else
-        snprintf(path, sizeof path, "%s/.prism/%s", getenv("HOME") ? getenv("HOME") : ".", name);
+        snprintf(path, len, "%s/.prism/%s", getenv("HOME") ? getenv("HOME") : ".", name);
+}
+
+static char *home_file(const char *name)
+{
+    char path[4096];
+    home_path(path, sizeof path, name);
     char *text = prism_read_file(path, 4096, NULL);
     if (text)
         text[strcspn(text, "\r\n")] = '\0';
@@ -373,6 +380,29 @@ static char *setting(const char *given, const char *env, const char *file)
     if (e && *e)
         return strdup(e);
     return home_file(file);
+}
+
+#define HOME_NODE "node-1" /* the first node of `prism up` */
+/* The ID of the node `prism up` named `name`, into c->home_node (left empty
+ * when the GCS does not list it). */
+static void home_node_id(prism_client *c, prism_httpc *http, const char *name)
+{
+    long status = 0;
+    json_t *doc = NULL;
+    char err[256];
+    if (prism_httpc_json(http, "GET", "/api/v1/nodes?state=ALIVE&limit=1000", NULL, 10000, &status,
+                         &doc, err, sizeof err) == 0 &&
+        status == 200) {
+        size_t i;
+        json_t *n;
+        json_array_foreach(json_object_get(doc, "nodes"), i, n) {
+            const char *id = json_string_value(json_object_get(n, "node_id"));
+            if (id && json_is_string(json_object_get(n, "name")) &&
+                !strcmp(json_string_value(json_object_get(n, "name")), name))
+                snprintf(c->home_node, sizeof c->home_node, "%s", id);
+        }
+    }
+    json_decref(doc);
 }
 
 /* Asks the GCS for what the client needs to know about the cluster. A GCS
@@ -396,6 +426,8 @@ static prism_status fetch_cluster(prism_client *c)
         prism_sleep_ms(pause);
         pause = pause < 800 ? 2 * pause : 1000;
     }
+    if (rc == 0 && status == 200 && c->home_store)
+        home_node_id(c, http, HOME_NODE);
     prism_httpc_destroy(http);
     prism_status s = PRISM_OK;
     if (rc != 0)
@@ -411,13 +443,35 @@ static prism_status fetch_cluster(prism_client *c)
     return s;
 }
 
+/* A process on the machine of `prism up` that talks to that cluster (the
+ * address it takes from the environment or the home is $PRISM_HOME/address)
+ * uses the store of the cluster's first node as its own, as a job's driver
+ * on that node would: large values go there and are read from there without
+ * a copy. Returns its socket path (malloc'd), or NULL. */
+static char *home_store_socket(const prism_client *c)
+{
+    char *address = home_file("address");
+    bool same = address && c->address && !strcmp(address, c->address);
+    free(address);
+    char path[4096];
+    home_path(path, sizeof path, "nodes/" HOME_NODE "/objectstore.sock");
+    struct stat st;
+    return same && stat(path, &st) == 0 && S_ISSOCK(st.st_mode) ? strdup(path) : NULL;
+}
+
 static prism_status open_local_store(prism_client *c, prism_store *shared)
 {
     const char *sock = getenv("PRISM_STORE_SOCKET");
-    if (!sock || !*sock)
-        return PRISM_OK; /* no local store: large values stay in this process */
     char err[256];
-    if (shared) {
+    if (c->home_store) {
+        if (prism_store_connect(&c->store, c->home_store, err, sizeof err) != PRISM_STORE_OK)
+            return PRISM_OK; /* gone since: like no store at all */
+        sock = c->home_store;
+        if (!c->node_id[0])
+            snprintf(c->node_id, sizeof c->node_id, "%s", c->home_node);
+    } else if (!sock || !*sock) {
+        return PRISM_OK; /* no local store: large values stay in this process */
+    } else if (shared) {
         c->store = shared;
         c->store_shared = true;
     } else if (prism_store_connect(&c->store, sock, err, sizeof err) != PRISM_STORE_OK) {
@@ -479,6 +533,7 @@ void prism_disconnect(prism_client *c)
     free(c->token);
     free(c->nats_url);
     free(c->store_socket);
+    free(c->home_store);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->events_lock);
     pthread_cond_destroy(&c->changed);
@@ -525,6 +580,9 @@ prism_status prism__connect_sharing_store(const prism_connect_options *opts, pri
     c->nats_url = nats && *nats ? strdup(nats) : NULL;
     const char *node = getenv("PRISM_NODE_ID");
     snprintf(c->node_id, sizeof c->node_id, "%s", node ? node : "");
+    const char *sock = getenv("PRISM_STORE_SOCKET");
+    if (!shared && (!sock || !*sock) && !(opts && opts->address && *opts->address))
+        c->home_store = home_store_socket(c); /* services name their address: never theirs */
     prism_id_random(&c->put_task);
     char hex[PRISM_ID_HEX_LEN + 1];
     prism_id_to_hex(&c->put_task, hex);

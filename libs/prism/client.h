@@ -212,6 +212,8 @@ struct prism_client {
     char self_addr[128];              /* how references this process owns are named elsewhere */
     char node_id[64];                 /* this process's node, when known */
     char *store_socket;               /* the local object store, when there is one */
+    char *home_store;                 /* the store of `prism up`'s first node, when used */
+    char home_node[64];               /* ... and that node's ID */
     char *store_url;        /* its HTTP address, for readers on other nodes (may be NULL) */
     char owner_subject[80]; /* prism.owner.HEX: where borrowers reach this owner */
     char reply_subject[84]; /* prism.owner.HEX.r: answers to this process's requests */

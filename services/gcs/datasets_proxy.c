@@ -1,8 +1,12 @@
 /* Datasets through the GCS's address, so that users keep one address:
  * /api/v1/datasets* is forwarded as it came (method, path, query, body) to
  * the dataservice, and its answer returned as it is. The GCS asks where the
- * dataservice serves on NATS (prism.data.address) at each request: it keeps
- * no state about it, and "no responders" says at once that none runs. */
+ * dataservice serves on NATS (prism.data.address): "no responders" says at
+ * once that none runs. A consumer fetches and releases a block per batch, so
+ * the answer is kept for URL_KEEP_MS (or until a forward fails), and so are
+ * a few connections to it: a new one per request cost the dataservice a
+ * thread and a connection buffer, and both sides a TCP handshake. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,26 +14,108 @@
 #include "gcs.h"
 #include "prism_httpc.h"
 #include "prism_subjects.h"
+#include "prism_time.h"
 
 #define FIND_TIMEOUT_MS 2000
 /* The dataservice waits at most 60 s for a dataset (timeout_ms). */
 #define FORWARD_TIMEOUT_MS 75000
 #define MAX_ANSWER (64u << 20)
+#define URL_KEEP_MS 1000
+#define IDLE_MAX 8 /* connections kept between requests */
+
+struct gcs_data_proxy {
+    pthread_mutex_t lock; /* a leaf */
+    char url[512];        /* the dataservice's, as it last answered; "" when unknown */
+    int64_t url_mono;     /* when it answered */
+    prism_httpc *idle[IDLE_MAX];
+    int nidle;
+};
+
+int gcs_data_proxy_create(gcs *g)
+{
+    if (!(g->data_proxy = calloc(1, sizeof *g->data_proxy)))
+        return -1;
+    pthread_mutex_init(&g->data_proxy->lock, NULL);
+    return 0;
+}
+
+/* Closes the kept connections; with `forget`, the URL too. Lock held. */
+static void drop_idle(gcs_data_proxy *p, bool forget)
+{
+    while (p->nidle > 0)
+        prism_httpc_destroy(p->idle[--p->nidle]);
+    if (forget)
+        p->url[0] = '\0';
+}
+
+void gcs_data_proxy_destroy(gcs *g)
+{
+    if (!g->data_proxy)
+        return;
+    drop_idle(g->data_proxy, true);
+    pthread_mutex_destroy(&g->data_proxy->lock);
+    free(g->data_proxy);
+    g->data_proxy = NULL;
+}
 
 /* The dataservice's URL into `url`. Returns 0, or -1 when none answers. */
 static int find_dataservice(gcs *g, char *url, size_t n)
 {
+    gcs_data_proxy *p = g->data_proxy;
+    pthread_mutex_lock(&p->lock);
+    bool kept = p->url[0] && prism_mono_ms() - p->url_mono < URL_KEEP_MS;
+    if (kept)
+        snprintf(url, n, "%s", p->url);
+    pthread_mutex_unlock(&p->lock);
+    if (kept)
+        return 0;
     json_t *req = json_object(), *reply = NULL;
     int rc = g->bus && req ? prism_bus_request_json(g->bus, PRISM_SUBJECT_DATA_ADDRESS, req,
                                                     FIND_TIMEOUT_MS, &reply)
                            : PRISM_BUS_ERROR;
     const char *u = json_string_value(json_object_get(reply, "url"));
-    int ok = rc == PRISM_BUS_OK && u && *u ? 0 : -1;
-    if (ok == 0)
+    int ok = rc == PRISM_BUS_OK && u && *u && strlen(u) < sizeof p->url ? 0 : -1;
+    if (ok == 0) {
         snprintf(url, n, "%s", u);
+        pthread_mutex_lock(&p->lock);
+        if (strcmp(p->url, u) != 0) /* moved: the kept connections go to the old one */
+            drop_idle(p, false);
+        snprintf(p->url, sizeof p->url, "%s", u);
+        p->url_mono = prism_mono_ms();
+        pthread_mutex_unlock(&p->lock);
+    }
     json_decref(req);
     json_decref(reply);
     return ok;
+}
+
+/* A connection to `url`: a kept one, or a new one (NULL when out of memory). */
+static prism_httpc *take_conn(gcs *g, const char *url)
+{
+    gcs_data_proxy *p = g->data_proxy;
+    prism_httpc *h = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->nidle > 0 && !strcmp(p->url, url))
+        h = p->idle[--p->nidle];
+    pthread_mutex_unlock(&p->lock);
+    if (!h && prism_httpc_create(&h, url, g->cfg.token) != 0)
+        h = NULL;
+    return h;
+}
+
+/* Keeps `h` for the next request when it served `url` well, else closes it. */
+static void give_conn(gcs *g, prism_httpc *h, const char *url, bool ok)
+{
+    gcs_data_proxy *p = g->data_proxy;
+    pthread_mutex_lock(&p->lock);
+    if (!ok && !strcmp(p->url, url))
+        drop_idle(p, true); /* ask again next time: it may have moved or died */
+    else if (ok && p->nidle < IDLE_MAX && !strcmp(p->url, url)) {
+        p->idle[p->nidle++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    prism_httpc_destroy(h);
 }
 
 void gcs_api_datasets_proxy(prism_http_req *req, void *ctx)
@@ -46,8 +132,8 @@ void gcs_api_datasets_proxy(prism_http_req *req, void *ctx)
     if (!query || asprintf(&path, "%s%s%s", prism_http_path(req), *query ? "?" : "", query) < 0)
         path = NULL;
     free(query);
-    prism_httpc *h = NULL;
-    if (!path || prism_httpc_create(&h, url, g->cfg.token) != 0) {
+    prism_httpc *h = path ? take_conn(g, url) : NULL;
+    if (!h) {
         free(path);
         prism_http_reply_error(req, 500, "internal", "out of memory");
         return;
@@ -62,7 +148,7 @@ void gcs_api_datasets_proxy(prism_http_req *req, void *ctx)
     int rc = prism_httpc_request(h, method, path, len ? (ctype ? ctype : "application/json") : NULL,
                                  len ? body : NULL, len, FORWARD_TIMEOUT_MS, MAX_ANSWER, &resp, err,
                                  sizeof err);
-    prism_httpc_destroy(h);
+    give_conn(g, h, url, rc == 0);
     free(path);
     if (rc != 0) {
         prism_http_reply_error(req, 503, "dataservice_unavailable",

@@ -64,6 +64,7 @@ typedef struct gcs_object_list gcs_object_list;
 typedef struct gcs_actors gcs_actors;
 typedef struct gcs_history gcs_history;
 typedef struct gcs_services gcs_services;
+typedef struct gcs_data_proxy gcs_data_proxy;
 
 typedef struct gcs {
     gcs_config cfg;
@@ -74,12 +75,13 @@ typedef struct gcs {
     gcs_history *history;         /* the cluster's recent figures (history.c) */
     gcs_services *services;       /* the services that announce themselves (services.c) */
     gcs_dags *dags;               /* the drivers' compiled DAGs (dags.c) */
+    gcs_data_proxy *data_proxy;   /* where the dataservice is (datasets_proxy.c) */
     /* Lock order, outermost first; a thread holding one may take only those
      * after it:
      *   tasks->lock      (tasks_api.c: the REST task API's objects and client)
      *   lock             (this one: the database, nodes, jobs, actors' rows)
      *   actors->lock     (the actor manager's command queue; a leaf)
-     *   object_list->lock, task_list->lock, dags->lock  (leaves)
+     *   object_list->lock, task_list->lock, dags->lock, data_proxy->lock (leaves)
      *   history->lock, services->lock (leaves taken with no other lock held)
      * Holding `lock`, never wait for the actor manager (gcs_actors_wait): it
      * takes `lock` to handle the very command waited for. Its thread takes
@@ -280,6 +282,8 @@ void gcs_api_actor_get(prism_http_req *req, void *ctx);
 void gcs_api_actor_kill(prism_http_req *req, void *ctx);
 
 /* datasets_proxy.c: /api/v1/datasets* forwarded to the dataservice */
+int gcs_data_proxy_create(gcs *g);
+void gcs_data_proxy_destroy(gcs *g);
 void gcs_api_datasets_proxy(prism_http_req *req, void *ctx);
 
 /* raycompat.c: Ray's Jobs REST API over the same code */

@@ -59,7 +59,7 @@ int gcs_init(void *ctx, char *err, size_t errlen)
     make_metrics(g);
     if (gcs_tasks_create(g) != 0 || gcs_task_list_create(g) != 0 ||
         gcs_object_list_create(g) != 0 || gcs_actors_create(g) != 0 || gcs_history_create(g) != 0 ||
-        gcs_dags_create(g) != 0 || gcs_services_create(g) != 0) {
+        gcs_dags_create(g) != 0 || gcs_services_create(g) != 0 || gcs_data_proxy_create(g) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -105,6 +105,7 @@ void gcs_cleanup(void *ctx)
     gcs_history_destroy(g);
     gcs_dags_destroy(g);
     gcs_services_destroy(g);
+    gcs_data_proxy_destroy(g);
     if (g->db)
         gcs_db_close(g->db);
     free(g->packages_dir);

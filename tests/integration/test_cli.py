@@ -152,6 +152,50 @@ def test_up_status_down(h):
     assert not h.sanitizer_reports(), h.sanitizer_reports()
 
 
+def test_driver_uses_the_local_store(h):
+    """A driver started by hand on the machine of `prism up` (its address from
+    PRISM_HOME, or PRISM_ADDRESS naming the same cluster) uses node-1's store
+    as its own, as a job's driver there does: a large put is stored there,
+    on that node, not kept in the driver."""
+    probe = os.path.join(BIN, "task_probe")
+    if not os.access(probe, os.X_OK):
+        skip("task_probe is not built")
+    h.ok("up", "--nodes", "2")
+    with open(os.path.join(h.dir, "address")) as f:
+        address = f.read().strip()
+    with open(os.path.join(h.dir, "token")) as f:
+        token = f.read().strip()
+
+    def get(path):
+        req = urllib.request.Request(address + path, headers={"Authorization": "Bearer " + token})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+    nodes = {n["name"]: n["node_id"] for n in get("/api/v1/nodes?state=ALIVE")["nodes"]}
+    env = {k: v for k, v in h.env.items() if not k.startswith("PRISM_STORE")}
+    for extra in ({}, {"PRISM_ADDRESS": address, "PRISM_TOKEN": token}):
+        p = subprocess.Popen([probe, "hold", nodes["node-2"]], env=dict(env, **extra),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            ids = {}
+            for line in p.stdout:
+                if line.strip() == "ready":
+                    break
+                name, value = line.split()
+                ids[name] = value
+            assert "big" in ids, (ids, p.stderr.read())
+
+            def big():
+                objs = get("/api/v1/objects?owner=" + ids["owner"])["objects"]
+                return next((o for o in objs if o["object_id"] == ids["big"]), None)
+            o = wait_until(big, what="the driver's large put, listed")
+            assert (o["location"], o["node_id"], o["owner_node_id"]) == \
+                ("store", nodes["node-1"], nodes["node-1"]), (extra, o)
+        finally:
+            p.communicate(input="\n", timeout=60)
+        assert p.returncode == 0, p.returncode
+
+
 def test_submit_quoting_and_wait(h):
     h.ok("up")
     jid = h.ok("job", "submit", "--", "echo", "a  b", "it's").strip()
@@ -262,9 +306,9 @@ def main():
     for b in ("prism", "prism-gcs", "prism-nodeagent"):
         if not os.access(os.path.join(BIN, b), os.X_OK):
             skip("%s is not built in %s" % (b, BIN))
-    tests = [test_up_status_down, test_submit_quoting_and_wait, test_options_reach_the_job,
-             test_follow_stop_delete, test_package_working_dir, test_job_packages, test_errors,
-             test_up_failure_cleans_up]
+    tests = [test_up_status_down, test_driver_uses_the_local_store, test_submit_quoting_and_wait,
+             test_options_reach_the_job, test_follow_stop_delete, test_package_working_dir,
+             test_job_packages, test_errors, test_up_failure_cleans_up]
     failed = 0
     for t in tests:
         h = Home()
