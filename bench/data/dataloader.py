@@ -31,6 +31,13 @@ def one_run(folder, workers, normalize):
     from torch.utils.data import DataLoader, IterableDataset, get_worker_info
     from torchvision import transforms
 
+    def cpu():  # this process's and its waited-for children's (the workers'), user and system
+        me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
+                                                    resource.RUSAGE_CHILDREN))
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    cpu0 = cpu()
+    start = time.monotonic()  # from the listing on, as the other peers' reads list their files
     files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
                    if f.lower().endswith((".jpg", ".jpeg")))
     crop_flip = transforms.Compose([transforms.RandomCrop(CROP),
@@ -48,14 +55,7 @@ def one_run(folder, workers, normalize):
                 t = torch.from_numpy(np.array(img, dtype=np.uint8))  # [224, 224, 3]
                 yield (t.float() - mean) / std if normalize else t
 
-    def cpu():  # this process's and its waited-for children's (the workers'), user and system
-        me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
-                                                    resource.RUSAGE_CHILDREN))
-        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-    cpu0 = cpu()
     loader = DataLoader(Jpegs(), batch_size=BATCH, num_workers=workers)
-    start = time.monotonic()
     first = None
     images = 0
     checksum = 0

@@ -117,6 +117,8 @@ int main(int argc, char **argv)
         return 2;
     }
     int threads = atoi(argv[2]);
+    /* from the listing on, as the other peers' reads list their files */
+    double t0 = now(), first = 0;
     DIR *d = opendir(argv[1]);
     struct dirent *e;
     while (d && (e = readdir(d))) {
@@ -132,7 +134,6 @@ int main(int argc, char **argv)
     qsort(files, nfiles, sizeof *files, by_name);
     bufs[0] = malloc(BATCH * IMG);
     bufs[1] = malloc(BATCH * IMG);
-    double t0 = now(), first = 0;
     pthread_t *t = calloc((size_t)threads, sizeof *t);
     for (int i = 0; i < threads; i++)
         pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1));
