@@ -44,10 +44,20 @@ def scheme():
     return "https" if os.environ.get("PRISM_TLS_CERT") else "http"
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now and not given out before by this process
+    (two calls in a row may otherwise get the same one). Another process can
+    still take it before it is used: services choose their own (`--port 0`)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def kill_quietly(pid, sig=signal.SIGKILL):
@@ -162,7 +172,7 @@ class Cluster:
         self.nats_tls = bool(os.environ.get("PRISM_TLS_CERT") and os.environ.get("PRISM_TLS_KEY"))
         self.nats_url = "%s://127.0.0.1:%d" % ("tls" if self.nats_tls else "nats", self.nats_port)
         self.start_nats()
-        self.gcs_port = free_port()
+        self.gcs_port = 0  # the GCS's choice, kept for its restarts
         self.start_gcs()
         if scheduler:
             self.start_scheduler()
@@ -207,14 +217,28 @@ class Cluster:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         return env
 
+    def _serve(self, name, argv, port, what):
+        """Spawns a service on `port` (0: a port it binds itself, which no other
+        process can take first) and waits for its /healthz; returns (Proc, URL)."""
+        addr = os.path.join(self.dir, name + ".address")
+        if os.path.exists(addr):
+            os.unlink(addr)
+        p = self._spawn(name, argv + ["--port", str(port), "--address-file", addr],
+                        self.service_env())
+        wait_until(lambda: os.path.exists(addr) or not p.alive(), what=what + " to serve")
+        if not p.alive():
+            raise AssertionError("%s exited: %s" % (what, p.tail()))
+        with open(addr) as f:
+            url = f.read().strip()
+        wait_until(lambda: self._healthy(url), what=what + " /healthz")
+        return p, url
+
     def start_gcs(self, extra=()):
-        argv = [os.path.join(BIN, "prism-gcs"), "--port", str(self.gcs_port), "--token-file",
-                self.token_file, "--nats-url", self.nats_url, "--data-dir",
-                os.path.join(self.dir, "gcs"), "--node-timeout-ms", str(self.node_timeout_ms),
-                "--log-level", "debug"] + self.gcs_args + list(extra)
-        self.gcs = self._spawn("gcs", argv, self.service_env())
-        self.url = "%s://127.0.0.1:%d" % (scheme(), self.gcs_port)
-        wait_until(self._healthy, what="GCS /healthz")
+        argv = [os.path.join(BIN, "prism-gcs"), "--token-file", self.token_file, "--nats-url",
+                self.nats_url, "--data-dir", os.path.join(self.dir, "gcs"), "--node-timeout-ms",
+                str(self.node_timeout_ms), "--log-level", "debug"] + self.gcs_args + list(extra)
+        self.gcs, self.url = self._serve("gcs", argv, self.gcs_port, "GCS")
+        self.gcs_port = int(self.url.rsplit(":", 1)[1])
         return self.gcs
 
     def _healthy(self, base=None):
@@ -225,26 +249,21 @@ class Cluster:
 
     def start_scheduler(self, extra=()):
         """prism-scheduler on a free port; its REST base URL is self.scheduler_url."""
-        port = free_port()
-        argv = [os.path.join(BIN, "prism-scheduler"), "--port", str(port), "--token-file",
-                self.token_file, "--nats-url", self.nats_url, "--node-timeout-ms",
-                str(self.node_timeout_ms), "--log-level", "debug"] + self.scheduler_args + list(extra)
-        self.scheduler = self._spawn("scheduler-" + str(len(self.procs)), argv, self.service_env())
-        self.scheduler_url = "%s://127.0.0.1:%d" % (scheme(), port)
-        wait_until(lambda: self._healthy(self.scheduler_url), what="scheduler /healthz")
+        argv = [os.path.join(BIN, "prism-scheduler"), "--token-file", self.token_file,
+                "--nats-url", self.nats_url, "--node-timeout-ms", str(self.node_timeout_ms),
+                "--log-level", "debug"] + self.scheduler_args + list(extra)
+        self.scheduler, self.scheduler_url = self._serve("scheduler-" + str(len(self.procs)),
+                                                         argv, 0, "scheduler")
         return self.scheduler
 
     def start_dataservice(self, extra=()):
         """prism-dataservice on a free port; its REST base URL is self.dataservice_url
         (the GCS forwards /api/v1/datasets* there, once it answers on NATS)."""
-        port = free_port()
-        argv = [os.path.join(BIN, "prism-dataservice"), "--port", str(port), "--token-file",
-                self.token_file, "--nats-url", self.nats_url, "--gcs-address", self.url,
+        argv = [os.path.join(BIN, "prism-dataservice"), "--token-file", self.token_file,
+                "--nats-url", self.nats_url, "--gcs-address", self.url,
                 "--log-level", "debug"] + self.dataservice_args + list(extra)
-        self.dataservice = self._spawn("dataservice-" + str(len(self.procs)), argv,
-                                       self.service_env())
-        self.dataservice_url = "%s://127.0.0.1:%d" % (scheme(), port)
-        wait_until(lambda: self._healthy(self.dataservice_url), what="dataservice /healthz")
+        self.dataservice, self.dataservice_url = self._serve(
+            "dataservice-" + str(len(self.procs)), argv, 0, "dataservice")
         # The GCS finds it over NATS: wait until a request through the GCS gets there.
         wait_until(lambda: self.get("/api/v1/datasets").status == 200,
                    what="the GCS forwarding to the dataservice")

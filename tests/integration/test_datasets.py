@@ -1576,7 +1576,10 @@ def test_all_to_all_fused(c):
                          {"op": "add_column", "col": "t", "fn": fn(pkg, "twice", column="id")},
                          {"op": "random_shuffle", "seed": 2}]})
     got = rows(c, d["dataset_id"], 100)
-    assert sorted((r["id"], r["t"]) for r in got) == [(i, 2.0 * i) for i in range(0, 30, 3)], got
+    # any 10 rows the filter kept: without preserve_order a limit takes the first to come,
+    # from whichever block ends first (docs/datasets.md)
+    assert len(got) == 10 and len({r["id"] for r in got}) == 10, got
+    assert all(r["id"] % 3 == 0 and r["id"] < n and r["t"] == 2.0 * r["id"] for r in got), got
     info = dataset(c, d["dataset_id"])
     assert info["stages"][-1]["name"] == "AddColumn(t)->RandomShuffle", info["stages"]
 
