@@ -39,11 +39,6 @@ def find_nats():
     return None
 
 
-def scheme():
-    """The services speak HTTPS when PRISM_TLS_CERT (and _KEY) reach them."""
-    return "https" if os.environ.get("PRISM_TLS_CERT") else "http"
-
-
 _ports_given = set()
 
 
