@@ -349,6 +349,8 @@ class NetCluster(harness.Cluster):
             return s.connect_ex((host or self.net.head_ip, port)) == 0
 
     def start_gcs(self, extra=()):
+        if not self.gcs_port:  # on the test's own bridge address: no other test's port
+            self.gcs_port = harness.free_port()
         argv = [os.path.join(BIN, "prism-gcs"), "--host", self.net.head_ip, "--port",
                 str(self.gcs_port), "--token-file", self.token_file, "--nats-url", self.nats_url,
                 "--data-dir", os.path.join(self.dir, "gcs"), "--node-timeout-ms",
