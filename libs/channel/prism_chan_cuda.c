@@ -3,10 +3,12 @@
  * CUDA runtime API: no kernels, so the host compiler builds it. */
 #include "prism_chan_cuda.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cuda_runtime_api.h>
 
@@ -196,6 +198,80 @@ int prism_cuda_ring_open(prism_cuda_ring **out, const void *buf, size_t len, cha
     }
     *out = r;
     return 0;
+}
+
+/* A handle is a header, a memory handle and up to MAX_SLOTS event handles. */
+#define MAX_EXPORT                                                                                 \
+    (sizeof(ring_hdr) + sizeof(cudaIpcMemHandle_t) +                                               \
+     PRISM_CUDA_RING_MAX_SLOTS * sizeof(cudaIpcEventHandle_t))
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, (const char *)buf + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *buf, size_t n)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EPIPE;
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int prism_cuda_ring_send(int sock, const prism_cuda_ring *r)
+{
+    uint64_t len = r ? prism_cuda_ring_export(r, NULL, 0) : 0;
+    uint8_t *blob = len ? malloc(len) : NULL;
+    if (len && (!blob || prism_cuda_ring_export(r, blob, len) != len)) {
+        free(blob);
+        errno = ENOMEM;
+        return -1;
+    }
+    int rc = write_all(sock, &len, sizeof len) == 0 && write_all(sock, blob, len) == 0 ? 0 : -1;
+    free(blob);
+    return rc;
+}
+
+int prism_cuda_ring_recv(int sock, prism_cuda_ring **out, char *err, size_t n)
+{
+    *out = NULL;
+    uint64_t len = 0;
+    if (read_all(sock, &len, sizeof len) != 0) {
+        snprintf(err, n, "receiving a CUDA ring: %s", strerror(errno));
+        return -1;
+    }
+    if (len == 0)
+        return 0;
+    if (len > MAX_EXPORT) {
+        snprintf(err, n, "a malformed CUDA ring handle");
+        return -1;
+    }
+    void *blob = malloc(len);
+    int rc = -1;
+    if (!blob)
+        snprintf(err, n, "out of memory");
+    else if (read_all(sock, blob, len) != 0)
+        snprintf(err, n, "receiving a CUDA ring: %s", strerror(errno));
+    else
+        rc = prism_cuda_ring_open(out, blob, len, err, n);
+    free(blob);
+    return rc;
 }
 
 void *prism_cuda_ring_slot(const prism_cuda_ring *r, uint32_t slot)

@@ -50,6 +50,13 @@ size_t prism_cuda_ring_export(const prism_cuda_ring *r, void *buf, size_t len);
 /* Maps a ring exported by another process of this node (not this one: CUDA
  * IPC refuses the process that allocated). The handles are checked. */
 int prism_cuda_ring_open(prism_cuda_ring **out, const void *buf, size_t len, char *err, size_t n);
+/* The exported handles over a connected stream socket, length first (an
+ * authenticated one: a rendezvous socket, a socketpair). `r` NULL sends
+ * "none" (length 0), for a writer that has no device. 0, or -1 with errno. */
+int prism_cuda_ring_send(int sock, const prism_cuda_ring *r);
+/* Receives what prism_cuda_ring_send sent and maps it (prism_cuda_ring_open):
+ * 0 with `*out` the ring, or NULL when "none" was sent; -1 with `err`. */
+int prism_cuda_ring_recv(int sock, prism_cuda_ring **out, char *err, size_t n);
 /* Slot `slot`'s device address (valid while the ring lives), for a method
  * that works on the value in place. */
 void *prism_cuda_ring_slot(const prism_cuda_ring *r, uint32_t slot);
@@ -57,7 +64,9 @@ uint64_t prism_cuda_ring_slot_size(const prism_cuda_ring *r);
 uint32_t prism_cuda_ring_nslots(const prism_cuda_ring *r);
 /* Writer: copies `len` bytes from `src` (device or host memory) into the
  * slot on the ring's stream, then records the slot's event. Returns without
- * waiting for the copy. */
+ * waiting for the copy. `src` must be ready in that stream's order: made on
+ * prism_cuda_ring_stream, or its maker synchronised (a cudaMemcpy from
+ * pageable host memory may return before the device has the bytes). */
 int prism_cuda_ring_put(prism_cuda_ring *r, uint32_t slot, const void *src, uint64_t len, char *err,
                         size_t n);
 /* Reader: orders the ring's stream after the slot's last put (no host

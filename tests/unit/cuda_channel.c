@@ -59,33 +59,18 @@ static int check(const uint8_t *p, uint64_t k, uint64_t len)
     return 0;
 }
 
-static int read_all(int fd, void *buf, size_t n)
-{
-    for (size_t got = 0; got < n;) {
-        ssize_t r = read(fd, (char *)buf + got, n - got);
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 /* The reader's process: the ring's handles come over `sock` (length first;
  * 0: no device, nothing to do). */
 static int reader_main(int sock, prism_chan *ctl)
 {
-    uint64_t len = 0;
-    if (read_all(sock, &len, sizeof len) != 0 || len == 0)
-        return 3;
-    void *blob = malloc(len);
     char err[256] = "";
     prism_cuda_ring *ring;
-    if (!blob || read_all(sock, blob, len) != 0 ||
-        prism_cuda_ring_open(&ring, blob, len, err, sizeof err) != 0) {
-        fprintf(stderr, "cuda_channel reader: %s\n", blob ? err : "out of memory");
+    if (prism_cuda_ring_recv(sock, &ring, err, sizeof err) != 0) {
+        fprintf(stderr, "cuda_channel reader: %s\n", err);
         return 4;
     }
-    free(blob);
+    if (!ring)
+        return 3;
     prism_chan_reader *r;
     uint8_t *host = malloc(SLOT_SIZE);
     if (!host || prism_chan_reader_open_shm(&r, ctl, 0, NULL) != PRISM_CHAN_OK)
@@ -100,9 +85,13 @@ static int reader_main(int sock, prism_chan *ctl)
             break;
         }
         memcpy(&rec, p, sizeof rec);
-        if (rec.slot != (k - 1) % SLOTS || rec.len != value_len(k) ||
-            prism_cuda_ring_get(ring, rec.slot, host, rec.len, err, sizeof err) != 0 ||
-            check(host, k, rec.len) != 0) {
+        if (rec.slot != (k - 1) % SLOTS || rec.len != value_len(k))
+            snprintf(err, sizeof err, "slot %u, %llu bytes: not what was written", rec.slot,
+                     (unsigned long long)rec.len);
+        else if (prism_cuda_ring_get(ring, rec.slot, host, rec.len, err, sizeof err) == 0 &&
+                 check(host, k, rec.len) != 0)
+            snprintf(err, sizeof err, "the bytes of slot %u differ", rec.slot);
+        if (err[0]) {
             fprintf(stderr, "cuda_channel reader: value %llu: %s\n", (unsigned long long)k, err);
             rc = 7;
         }
@@ -120,14 +109,7 @@ static void test_same_node(int sock, prism_chan *ctl, pid_t child)
     prism_cuda_ring *ring;
     CHECK(prism_cuda_ring_create(&ring, 0, SLOTS, SLOT_SIZE, err, sizeof err) == 0, "create: %s",
           err);
-    size_t len = prism_cuda_ring_export(ring, NULL, 0);
-    uint8_t *blob = malloc(len);
-    CHECK(blob && prism_cuda_ring_export(ring, blob, len) == len, "export");
-    uint64_t len64 = len;
-    CHECK(write(sock, &len64, sizeof len64) == sizeof len64 &&
-              write(sock, blob, len) == (ssize_t)len,
-          "sending the handles");
-    free(blob);
+    CHECK(prism_cuda_ring_send(sock, ring) == 0, "sending the handles");
     /* The writer's value lives on the device, as a GPU actor's output does. */
     uint8_t *host = malloc(SLOT_SIZE), *dev;
     CHECK(host && cudaMalloc((void **)&dev, SLOT_SIZE) == cudaSuccess, "the source buffer");
@@ -137,7 +119,12 @@ static void test_same_node(int sock, prism_chan *ctl, pid_t child)
         void *p;
         record rec = {.slot = (uint32_t)((k - 1) % SLOTS), .len = value_len(k)};
         fill(host, k, rec.len);
-        CHECK(cudaMemcpy(dev, host, rec.len, cudaMemcpyHostToDevice) == cudaSuccess, "H2D");
+        /* Made on the ring's stream, as a method's output must be ordered
+         * before the put (a cudaMemcpy from pageable memory may return
+         * before the device has the bytes). */
+        CHECK(cudaMemcpyAsync(dev, host, rec.len, cudaMemcpyHostToDevice,
+                              prism_cuda_ring_stream(ring)) == cudaSuccess,
+              "H2D");
         /* The control slot is free only once the reader is done with the
          * device slot of the value SLOTS before. */
         CHECK(prism_chan_begin_write(w, &p, WAIT_MS) == PRISM_CHAN_OK, "a free slot");
@@ -151,8 +138,8 @@ static void test_same_node(int sock, prism_chan *ctl, pid_t child)
           "the reader process failed (%d)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     prism_chan_writer_destroy(w);
     /* Malformed handles are refused before CUDA sees them. */
-    len = prism_cuda_ring_export(ring, NULL, 0);
-    blob = malloc(len);
+    size_t len = prism_cuda_ring_export(ring, NULL, 0);
+    uint8_t *blob = malloc(len);
     prism_cuda_ring_export(ring, blob, len);
     blob[0] ^= 1;
     prism_cuda_ring *bad;
@@ -221,8 +208,7 @@ int main(void)
     close(sv[1]);
     char why[256] = "";
     if (!prism_cuda_available(why, sizeof why)) {
-        uint64_t none = 0;
-        CHECK(write(sv[0], &none, sizeof none) == sizeof none, "telling the reader");
+        CHECK(prism_cuda_ring_send(sv[0], NULL) == 0, "telling the reader");
         waitpid(child, NULL, 0);
         printf("SKIPPED: no CUDA device here (%s); the CUDA channels are built but not run\n", why);
         prism_chan_destroy(ctl);
