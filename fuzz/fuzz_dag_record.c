@@ -4,7 +4,8 @@
  * Input: a record. Checks: a value record decodes the same in place and
  * copied; what decodes re-encodes, and decoding that gives the same bytes
  * again (stable after one round); an error record's name and message
- * survive a round trip. */
+ * survive a round trip; a device record's tensor lies within its slot and
+ * re-encodes; a ring record re-encodes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,43 @@ static void error_round_trip(const uint8_t *data, size_t size, int tag)
     free(msg);
 }
 
+/* A device slot's address for prism__dag_get_device: a fake base, never
+ * dereferenced (the value only points at it). */
+static void *slot_addr(void *ud, uint32_t slot)
+{
+    return slot < 4 ? (uint8_t *)ud + (size_t)slot * 4096 : NULL;
+}
+
+static void device_round_trip(const uint8_t *data, size_t size)
+{
+    static uint8_t base[4 * 4096];
+    prism_value *v = prism__dag_get_device(data, size, 0, slot_addr, base, 4096);
+    if (!v)
+        return;
+    size_t len;
+    const uint8_t *p = prism_value_data(v, &len);
+    check(prism_value_device(v) == 0 && len <= 4096 && p >= base && p < base + sizeof base,
+          "a device record stays within its slot");
+    uint8_t buf[DAG_REC_HEAD + 16 + 8 * PRISM_MAX_DIMS];
+    size_t n = prism__dag_put_device(buf, sizeof buf, (uint32_t)((p - base) / 4096), v);
+    prism_value *again = n ? prism__dag_get_device(buf, n, 0, slot_addr, base, 4096) : NULL;
+    check(again && prism_value_data(again, NULL) == p, "a device record re-encodes");
+    prism_value_free(again);
+    prism_value_free(v);
+}
+
+static void ring_round_trip(const uint8_t *data, size_t size)
+{
+    size_t n;
+    const void *h = prism__dag_get_ring(data, size, &n);
+    if (!h)
+        return;
+    uint8_t *buf = malloc(size);
+    check(buf && prism__dag_put_ring(buf, size, h, n) == size && buf[0] == data[0],
+          "a ring record re-encodes at its size");
+    free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int tag = prism__dag_tag(data, size);
@@ -81,6 +119,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         value_round_trip(data, size);
     else if (tag == DAG_REC_REF)
         prism_ref_release(prism__dag_get_ref(data, size));
+    else if (tag == DAG_REC_DEVICE)
+        device_round_trip(data, size);
+    else if (tag == DAG_REC_RING)
+        ring_round_trip(data, size);
     else if (tag >= 0)
         error_round_trip(data, size, tag);
     return 0;

@@ -50,8 +50,17 @@
  *
  * Channels are shared memory when their writer and readers are on one node
  * (the driver's or another), else one authenticated TCP connection per
- * reader (docs/dags.md#cross-node-edges). Values on a GPU are not carried
- * yet (docs/dags.md#cuda-channels).
+ * reader (docs/dags.md#cross-node-edges).
+ *
+ * GPU values (docs/dags.md#gpu-values): a method may return a tensor in CUDA
+ * device memory (prism_value_device_tensor), whose data must be complete
+ * (its stream synchronised) when the method returns. With
+ * max_device_buf_size set, it goes to readers on the writer's node through
+ * a ring of device slots over CUDA IPC: the reader's method gets a device
+ * tensor in the slot, valid until it returns (it must be done with it on the
+ * device by then). To the driver, across nodes, when the tensor is larger
+ * than max_device_buf_size or without it set, the tensor is copied to a host
+ * tensor. Workers built without CUDA fail such a method's execution.
  *
  * Threads: a prism_dag and a prism_dag_compiled (with its futures) are used
  * by one thread at a time. */
@@ -93,22 +102,25 @@ PRISM_API prism_status prism_dag_multi_output(prism_dag *dag, prism_dag_node *co
                                               size_t n, prism_dag_node **out);
 
 typedef struct prism_dag_options {
-    int max_inflight;      /* executions started and not yet got, 1-1024; default 8 */
-    uint64_t max_buf_size; /* bytes of one encoded value in a channel's slot, 64 to
-                              1 GiB (larger values go through the object store);
-                              default 1 MiB */
-    int timeout_ms;        /* compile and teardown: how long actors may take to start
-                              or stop their loops; execute: how long it waits for
-                              room in the input channel; default 30000 */
-    uint32_t spin_us;      /* how long a waiting side polls before it sleeps on a futex;
-                              default 50 */
-    uint64_t reserved[8];  /* zero */
+    int max_inflight;             /* executions started and not yet got, 1-1024; default 8 */
+    uint64_t max_buf_size;        /* bytes of one encoded value in a channel's slot, 64 to
+                                     1 GiB (larger values go through the object store);
+                                     default 1 MiB */
+    int timeout_ms;               /* compile and teardown: how long actors may take to start
+                                     or stop their loops; execute: how long it waits for
+                                     room in the input channel; default 30000 */
+    uint32_t spin_us;             /* how long a waiting side polls before it sleeps on a futex;
+                                     default 50 */
+    uint64_t max_device_buf_size; /* bytes of one device tensor in a GPU edge's slot
+                                     (docs/dags.md#gpu-values), up to 16 GiB; default 0:
+                                     device tensors are copied to host memory on every edge */
+    uint64_t reserved[7];         /* zero */
 } prism_dag_options;
 
 /* clang-format off */
 #define PRISM_DAG_OPTIONS_INIT                                                                \
     {.max_inflight = 8, .max_buf_size = 1u << 20, .timeout_ms = 30000, .spin_us = 50,         \
-     .reserved = {0}}
+     .max_device_buf_size = 0, .reserved = {0}}
 /* clang-format on */
 PRISM_API void prism_dag_options_init(prism_dag_options *opts);
 

@@ -153,6 +153,19 @@ PRISM_API prism_value *prism_value_bytes(const void *data, size_t len);
  * `shape` with `ndim` above 0, a negative dimension or a size that overflows. */
 PRISM_API prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shape,
                                           const void *data);
+/* A tensor whose data is CUDA device memory on `device` (0-based), not
+ * copied: `release(ud)` (may be NULL) runs when the value is freed. Such a
+ * value travels only between the actors of a compiled DAG
+ * (docs/dags.md#gpu-values); a put, a task's argument or return, an actor
+ * call or a copy of it fails (PRISM_ERR_INVALID). prism_value_data gives
+ * the device pointer. INVALID for a device outside 0-1023, a NULL
+ * `dev_ptr`, or a dtype or shape prism_value_tensor refuses (the memory
+ * then stays the caller's: `release` is not called). */
+PRISM_API prism_value *prism_value_device_tensor(int device, prism_dtype dtype, int ndim,
+                                                 const int64_t *shape, void *dev_ptr,
+                                                 void (*release)(void *ud), void *ud);
+/* The CUDA device a tensor's data is on, or -1 (host memory, or not a tensor). */
+PRISM_API int prism_value_device(const prism_value *v);
 PRISM_API prism_value *prism_value_list(void);
 /* Appends to a list; takes `item`. Returns PRISM_ERR_INVALID if `list` is not a list. */
 PRISM_API prism_status prism_value_list_append(prism_value *list, prism_value *item);

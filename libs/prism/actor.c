@@ -362,8 +362,10 @@ prism_status prism_actor_create(prism_client *c, const char *package, const char
     if (!c || !package || !*package || !cls || !*cls || !out || (nargs && !args))
         return prism__fail(PRISM_ERR_INVALID, "actor_create needs a client, a package and a class");
     for (size_t i = 0; i < nargs; i++)
-        if (!args[i])
-            return prism__fail(PRISM_ERR_INVALID, "argument %zu is NULL", i);
+        if (!args[i] || prism__value_on_device(args[i]))
+            return prism__fail(PRISM_ERR_INVALID,
+                               args[i] ? "argument %zu " PRISM__ON_DEVICE : "argument %zu is NULL",
+                               i);
     prism_status s = check_options(o);
     if (s == PRISM_OK)
         s = follow_actor_events(c);

@@ -663,6 +663,8 @@ prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out)
     *out = NULL;
     if (!c || !v)
         return prism__fail(PRISM_ERR_INVALID, "put needs a client and a value");
+    if (prism__value_on_device(v))
+        return prism__fail(PRISM_ERR_INVALID, "the value " PRISM__ON_DEVICE);
     size_t size = pw_value_size(v, c->self_addr);
     if (size == 0)
         return prism__fail(PRISM_ERR_INVALID, "the value is too large or too deeply nested");

@@ -44,6 +44,10 @@ static void pw_value_depth(prism_writer *w, const prism_value *v, const char *se
         w->failed = 1;
         return;
     }
+    if (v->kind == PRISM_VALUE_TENSOR && v->device1) {
+        w->failed = 1; /* device memory: only a DAG's loop moves it */
+        return;
+    }
     if (v->kind == PRISM_VALUE_TENSOR) {
         pw_tensor_head(w, v->dtype, v->ndim, v->shape, v->len);
         pw_bytes(w, v->data, v->len);

@@ -629,6 +629,12 @@ static json_t *start_spec(const prism_dag_compiled *d, size_t a)
         for (uint32_t r = 0; d->tcp[n] && writer_of(d, n) == a && r < d->nreaders[n]; r++)
             json_array_append_new(tout, json_pack("[I,I,s,s]", (json_int_t)n, (json_int_t)r,
                                                   reader_addr(d, n, r), secret_of(d, n, r)));
+    /* Edges whose readers are all actors of the writer's node: a device
+     * tensor may stay on the device there. */
+    json_t *dev = json_array();
+    for (size_t n = 0; d->o.max_device_buf_size && n < d->nnodes; n++)
+        if (writer_of(d, n) == a && d->nreaders[n] && !d->tcp[n] && !is_output(d, n))
+            json_array_append_new(dev, json_integer((json_int_t)n));
     char sock[64];
     snprintf(sock, sizeof sock, "prism-dag-%s", d->id);
     json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:I,s:I,s:I}", "dag", d->id, "socket",
@@ -636,8 +642,14 @@ static json_t *start_spec(const prism_dag_compiled *d, size_t a)
                           chans, "nodes", nodes, "tcp_in", tin, "tcp_out", tout, "max_buf_size",
                           (json_int_t)d->o.max_buf_size, "nslots", (json_int_t)d->o.max_inflight,
                           "timeout_ms", (json_int_t)d->o.timeout_ms);
-    if (j)
+    if (j) {
+        json_object_set_new(j, "device_out", dev);
+        json_object_set_new(j, "device_buf_size",
+                            json_integer((json_int_t)d->o.max_device_buf_size));
         peer_spec(d, a, j);
+    } else {
+        json_decref(dev);
+    }
     return j;
 }
 
@@ -1014,6 +1026,8 @@ static prism_status check_options(const prism_dag_options *o)
         return prism__fail(PRISM_ERR_INVALID, "max_buf_size must be 64 bytes to 1 GiB");
     if (o->timeout_ms < 1 || o->spin_us > 1000000)
         return prism__fail(PRISM_ERR_INVALID, "timeout_ms must be positive, spin_us at most 1 s");
+    if (o->max_device_buf_size > ((uint64_t)16 << 30))
+        return prism__fail(PRISM_ERR_INVALID, "max_device_buf_size must be at most 16 GiB");
     return PRISM_OK;
 }
 

@@ -55,7 +55,76 @@ int prism__dag_tag(const void *buf, size_t len)
     if (len < DAG_REC_HEAD)
         return -1;
     int tag = *(const uint8_t *)buf;
-    return tag <= DAG_REC_REF ? tag : -1;
+    return tag <= DAG_REC_RING ? tag : -1;
+}
+
+size_t prism__dag_put_device(void *buf, size_t cap, uint32_t slot, const prism_value *v)
+{
+    if (cap < DAG_REC_HEAD || v->kind != PRISM_VALUE_TENSOR || !v->device1)
+        return 0;
+    prism_writer w = {.out = (uint8_t *)buf + DAG_REC_HEAD, .cap = cap - DAG_REC_HEAD};
+    pw_u32(&w, slot);
+    pw_u8(&w, (uint8_t)v->dtype);
+    pw_u8(&w, (uint8_t)v->ndim);
+    for (int i = 0; i < v->ndim; i++)
+        pw_u64(&w, (uint64_t)v->shape[i]);
+    pw_u64(&w, v->len);
+    if (w.failed)
+        return 0;
+    put_head(buf, DAG_REC_DEVICE);
+    return DAG_REC_HEAD + w.pos;
+}
+
+prism_value *prism__dag_get_device(const void *buf, size_t len, int device,
+                                   void *(*slot_addr)(void *ud, uint32_t slot), void *ud,
+                                   uint64_t slot_size)
+{
+    if (prism__dag_tag(buf, len) != DAG_REC_DEVICE)
+        return NULL;
+    prism_reader r = {(const uint8_t *)buf + DAG_REC_HEAD, len - DAG_REC_HEAD, 0, NULL, NULL, NULL};
+    uint32_t slot = pr_u32(&r);
+    prism_dtype dtype = (prism_dtype)pr_u8(&r);
+    int ndim = pr_u8(&r);
+    int64_t shape[PRISM_MAX_DIMS];
+    if (ndim > PRISM_MAX_DIMS)
+        return NULL;
+    for (int i = 0; i < ndim; i++)
+        shape[i] = (int64_t)pr_u64(&r);
+    uint64_t bytes = pr_u64(&r);
+    void *base = r.failed || r.left ? NULL : slot_addr(ud, slot);
+    prism_value *v = base ? prism_value_device_tensor(device, dtype, ndim, shape, base, NULL, NULL)
+                          : NULL;
+    if (v && (v->len != bytes || bytes > slot_size)) {
+        prism_value_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+size_t prism__dag_put_ring(void *buf, size_t cap, const void *handles, size_t n)
+{
+    if (cap < DAG_REC_HEAD)
+        return 0;
+    prism_writer w = {.out = (uint8_t *)buf + DAG_REC_HEAD, .cap = cap - DAG_REC_HEAD};
+    pw_u64(&w, n);
+    pw_bytes(&w, handles, n);
+    if (w.failed)
+        return 0;
+    put_head(buf, DAG_REC_RING);
+    return DAG_REC_HEAD + w.pos;
+}
+
+const void *prism__dag_get_ring(const void *buf, size_t len, size_t *n)
+{
+    if (prism__dag_tag(buf, len) != DAG_REC_RING)
+        return NULL;
+    prism_reader r = {(const uint8_t *)buf + DAG_REC_HEAD, len - DAG_REC_HEAD, 0, NULL, NULL, NULL};
+    uint64_t k = pr_u64(&r);
+    const void *p = pr_bytes(&r, k);
+    if (!p || r.left)
+        return NULL;
+    *n = (size_t)k;
+    return p;
 }
 
 static void no_op(void *ud) { (void)ud; }
@@ -160,7 +229,7 @@ prism_value *prism__dag_read(prism_client *c, const void *buf, size_t len, bool 
 bool prism__dag_is_value(const void *buf, size_t len)
 {
     int tag = prism__dag_tag(buf, len);
-    return tag == DAG_REC_VALUE || tag == DAG_REC_REF;
+    return tag == DAG_REC_VALUE || tag == DAG_REC_REF || tag == DAG_REC_DEVICE;
 }
 
 int prism__dag_held_init(dag_held *h, size_t nslots)

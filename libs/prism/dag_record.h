@@ -9,6 +9,10 @@
  *   DAG_REC_DIED   str name, str message: an actor upstream died
  *   DAG_REC_REF    a reference (codec.h) to the value in the object store,
  *                  for a value whose encoding does not fit the slot
+ *   DAG_REC_DEVICE u32 slot, u8 dtype, u8 ndim, u64 shape[ndim], u64 bytes:
+ *                  a device tensor in slot `slot` of the edge's CUDA ring
+ *   DAG_REC_RING   u64 n, n bytes: the edge's CUDA ring (prism_cuda_ring_export),
+ *                  sent once, before the first DEVICE record
  *
  * An error record goes on through every node downstream, so the execution's
  * get names the method that failed, and the next execution runs normally. */
@@ -20,7 +24,14 @@
 
 #include "prism_internal.h"
 
-enum { DAG_REC_VALUE = 0, DAG_REC_ERROR = 1, DAG_REC_DIED = 2, DAG_REC_REF = 3 };
+enum {
+    DAG_REC_VALUE = 0,
+    DAG_REC_ERROR = 1,
+    DAG_REC_DIED = 2,
+    DAG_REC_REF = 3,
+    DAG_REC_DEVICE = 4,
+    DAG_REC_RING = 5
+};
 #define DAG_REC_HEAD 16
 
 /* Whether a value holds an object reference anywhere (edges carry plain values). */
@@ -58,8 +69,22 @@ size_t prism__dag_put(prism_client *c, void *buf, size_t cap, const prism_value 
  * NULL, with prism_last_error set, when malformed or not fetched. */
 prism_value *prism__dag_read(prism_client *c, const void *buf, size_t len, bool in_place,
                              int timeout_ms);
-/* Whether the record carries a value (a value or a reference record). */
+/* Whether the record carries a value (a value, reference or device record). */
 bool prism__dag_is_value(const void *buf, size_t len);
+
+/* A device tensor's record: `v`'s dtype and shape, its bytes in `slot`. 0
+ * when it does not fit. */
+size_t prism__dag_put_device(void *buf, size_t cap, uint32_t slot, const prism_value *v);
+/* A device record's slot, and the tensor it describes, as a value of
+ * device `device` whose data is `base` (not owned: valid while the slot is
+ * held), provided its bytes fit `slot_size`. NULL when malformed. */
+prism_value *prism__dag_get_device(const void *buf, size_t len, int device,
+                                   void *(*slot_addr)(void *ud, uint32_t slot), void *ud,
+                                   uint64_t slot_size);
+/* A ring record holding the `n` bytes of a ring's handles; 0 when it does not fit. */
+size_t prism__dag_put_ring(void *buf, size_t cap, const void *handles, size_t n);
+/* A ring record's handles (pointing into `buf`) and their length; NULL when malformed. */
+const void *prism__dag_get_ring(const void *buf, size_t len, size_t *n);
 
 /* The references a writer holds for the values in its channel's slots
  * (prism__dag_put): slot k mod nslots holds write k's. */

@@ -38,6 +38,9 @@ struct prism_value {
      * arena), `release(release_ud)` is called instead of free(data). */
     void (*release)(void *ud);
     void *release_ud;
+    /* A TENSOR whose `data` is CUDA device memory: its device + 1 (0: host
+     * memory). Never encoded: only a compiled DAG's loop moves it. */
+    int device1;
 };
 
 /* A reference handle. Each live handle counts once in its owner's table. */
@@ -69,5 +72,12 @@ bool prism__same_store(const char *node, const char *socket, const char *my_node
 /* A value that borrows `data` (zero-copy); `release(ud)` runs when it is freed. */
 prism_value *prism__value_borrowed(prism_value_kind kind, const uint8_t *data, size_t len,
                                    void (*release)(void *), void *ud);
+/* Why a value holding device memory was refused (after "the value " or
+ * "argument N "). */
+#define PRISM__ON_DEVICE                                                                           \
+    "holds a tensor in device memory, which travels only between the actors of a compiled DAG "    \
+    "(docs/dags.md#gpu-values)"
+/* Whether `v` is, or holds, a tensor in device memory. */
+bool prism__value_on_device(const prism_value *v);
 
 #endif

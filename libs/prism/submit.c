@@ -193,8 +193,10 @@ static prism_status check_submit(prism_client *c, const char *package, const cha
     if (o->placement_group && o->bundle_index < -1)
         return prism__fail(PRISM_ERR_INVALID, "bundle_index is -1 (any bundle) or more");
     for (size_t i = 0; i < nargs; i++)
-        if (!args[i])
-            return prism__fail(PRISM_ERR_INVALID, "argument %zu is NULL", i);
+        if (!args[i] || prism__value_on_device(args[i]))
+            return prism__fail(PRISM_ERR_INVALID,
+                               args[i] ? "argument %zu " PRISM__ON_DEVICE : "argument %zu is NULL",
+                               i);
     return PRISM_OK;
 }
 

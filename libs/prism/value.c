@@ -5,6 +5,9 @@
 
 #include "prism_internal.h"
 
+/* The release of memory the value does not own. */
+static void keep(void *ud) { (void)ud; }
+
 /* NULL from a constructor: prism_last_status() tells a bad argument from no memory. */
 static prism_value *invalid(const char *why)
 {
@@ -88,7 +91,8 @@ static int64_t shape_elements(int ndim, const int64_t *shape)
     return n;
 }
 
-prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shape, const void *data)
+/* A tensor without data: dtype, shape and length checked and set. */
+static prism_value *tensor_new(prism_dtype dtype, int ndim, const int64_t *shape)
 {
     size_t esize = prism_dtype_size(dtype);
     if (!esize)
@@ -98,10 +102,23 @@ prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shap
     int64_t n = shape_elements(ndim, shape);
     if (n < 0 || (uint64_t)n > SIZE_MAX / esize)
         return invalid("a tensor dimension is negative or the tensor is too large");
-    size_t len = (size_t)n * esize;
     prism_value *v = value_new(PRISM_VALUE_TENSOR);
     if (!v)
         return NULL;
+    v->len = (size_t)n * esize;
+    v->dtype = dtype;
+    v->ndim = ndim;
+    if (ndim)
+        memcpy(v->shape, shape, (size_t)ndim * sizeof *shape);
+    return v;
+}
+
+prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shape, const void *data)
+{
+    prism_value *v = tensor_new(dtype, ndim, shape);
+    if (!v)
+        return NULL;
+    size_t len = v->len;
     v->data = data ? malloc(len ? len : 1) : calloc(1, len ? len : 1);
     if (!v->data) {
         free(v);
@@ -109,12 +126,40 @@ prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shap
     }
     if (data && len)
         memcpy(v->data, data, len);
-    v->len = len;
-    v->dtype = dtype;
-    v->ndim = ndim;
-    if (ndim)
-        memcpy(v->shape, shape, (size_t)ndim * sizeof *shape);
     return v;
+}
+
+prism_value *prism_value_device_tensor(int device, prism_dtype dtype, int ndim,
+                                       const int64_t *shape, void *dev_ptr,
+                                       void (*release)(void *ud), void *ud)
+{
+    if (device < 0 || device > 1023 || !dev_ptr)
+        return invalid("a device tensor needs a CUDA device (0-1023) and device memory");
+    prism_value *v = tensor_new(dtype, ndim, shape);
+    if (!v)
+        return NULL;
+    v->data = dev_ptr;
+    v->release = release ? release : keep;
+    v->release_ud = ud;
+    v->device1 = device + 1;
+    return v;
+}
+
+int prism_value_device(const prism_value *v)
+{
+    return v && v->kind == PRISM_VALUE_TENSOR ? v->device1 - 1 : -1;
+}
+
+bool prism__value_on_device(const prism_value *v)
+{
+    if (!v)
+        return false;
+    if (v->device1)
+        return true;
+    for (size_t i = 0; i < v->nitems; i++)
+        if (prism__value_on_device(v->items[i]))
+            return true;
+    return false;
 }
 
 prism_value *prism_value_list(void) { return value_new(PRISM_VALUE_LIST); }
@@ -186,7 +231,10 @@ prism_value *prism_value_copy(const prism_value *v)
     case PRISM_VALUE_NULL: return prism_value_null();
     case PRISM_VALUE_JSON: return prism_value_json(v->text);
     case PRISM_VALUE_BYTES: return prism_value_bytes(v->data, v->len);
-    case PRISM_VALUE_TENSOR: return prism_value_tensor(v->dtype, v->ndim, v->shape, v->data);
+    case PRISM_VALUE_TENSOR:
+        if (v->device1)
+            return invalid("a tensor in device memory is not copied on the host");
+        return prism_value_tensor(v->dtype, v->ndim, v->shape, v->data);
     case PRISM_VALUE_REF: return prism_value_ref(v->ref);
     case PRISM_VALUE_ERROR: return prism_value_error(v->text, v->message);
     case PRISM_VALUE_LIST: {

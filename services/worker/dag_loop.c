@@ -17,11 +17,13 @@
 
 #include <jansson.h>
 
+#include "dag_device.h"
 #include "dag_edge.h"
 #include "dag_record.h"
 #include "dag_rendezvous.h"
 #include "prism_channel.h"
 #include "prism_id.h"
+#include "prism_log.h"
 #include "prism_sha256.h"
 #include "task_ctx.h"
 
@@ -44,6 +46,9 @@ typedef struct loop_node {
     size_t *lens;
     prism_value **args;
     prism_value **rets;
+    dag_dev_ring **dev_in;  /* per argument: its edge's CUDA ring, once its record came */
+    dag_dev_ring **dev_out; /* per return: its edge's ring, once made */
+    bool *dev_edge;         /* per return: device tensors may stay on the device */
 } loop_node;
 
 /* A channel of another node's actor (or driver): one TCP connection. */
@@ -78,6 +83,8 @@ struct dag_loop {
     tcp_edge *tin, *tout; /* TCP inputs (listened for) and outputs (connected) */
     size_t ntin, ntout;
     uint64_t max_buf_size;
+    uint64_t dev_buf_size; /* a device slot's bytes (0: device tensors go to the host) */
+    json_t *dev_nodes;     /* the graph nodes whose edges may carry device tensors */
     uint32_t nslots;
     int timeout_ms;
     loop_node *nodes;
@@ -143,7 +150,16 @@ static prism_value *read_arg(dag_loop *l, loop_node *nd, size_t i)
 {
     const void *buf = nd->bufs[i];
     size_t len = nd->lens[i];
-    prism_client *c = prism__dag_tag(buf, len) == DAG_REC_REF ? loop_client(l) : NULL;
+    int tag = prism__dag_tag(buf, len);
+    if (tag == DAG_REC_DEVICE) {
+        prism_value *v = nd->dev_in[i] ? dag_dev_ring_read(nd->dev_in[i], buf, len) : NULL;
+        if (!v)
+            prism__fail(PRISM_ERR_INTERNAL, nd->dev_in[i] ? "a malformed device record"
+                                                          : "a device tensor, and its edge's "
+                                                            "CUDA ring could not be mapped here");
+        return v;
+    }
+    prism_client *c = tag == DAG_REC_REF ? loop_client(l) : NULL;
     return prism__dag_read(c, buf, len, true, FETCH_MS);
 }
 
@@ -180,22 +196,104 @@ static void run_method(dag_loop *l, loop_node *nd, char **emsg)
         prism_value_free(nd->args[i]);
 }
 
-/* Writes return `j`'s record: the input record `fwd` passed on, the value,
- * or the error (*emsg, set here when the value does not fit). */
-static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
+/* One record of return `j` on a shared-memory channel, made by `make`
+ * into the slot (its length; 0: an error record with `err` instead). */
+static int write_record(dag_loop *l, loop_node *nd, size_t j,
+                        size_t (*make)(loop_node *, size_t, void *, size_t, char *, size_t))
 {
     void *p;
     int rc = wait_write(l, nd->out[j], &p);
     if (rc != STEP_OK)
         return rc;
     prism__dag_held_begin(&nd->held[j]);
+    size_t cap = prism_chan_writer_capacity(nd->out[j]);
+    char err[400] = "";
+    size_t len = make(nd, j, p, cap, err, sizeof err);
+    if (!len)
+        len = prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->ctx.name, err);
+    prism_chan_status cs = prism_chan_end_write(nd->out[j], len);
+    prism__dag_held_end(&nd->held[j], NULL);
+    return cs == PRISM_CHAN_PEER_DEAD ? STEP_DIED : STEP_OK;
+}
+
+static size_t ring_record(loop_node *nd, size_t j, void *p, size_t cap, char *err, size_t n)
+{
+    (void)err, (void)n;
+    return dag_dev_ring_record(nd->dev_out[j], p, cap);
+}
+
+/* The slot of the write about to be published is free of every reader, so
+ * is the ring's slot of the same number. */
+static size_t device_record(loop_node *nd, size_t j, void *p, size_t cap, char *err, size_t n)
+{
+    dag_held *h = &nd->held[j];
+    return dag_dev_ring_put(nd->dev_out[j], (uint32_t)(h->writes % h->nslots), nd->rets[j], p, cap,
+                            err, n);
+}
+
+/* Return `j`, a device tensor, through its edge's CUDA ring (made, and its
+ * record sent, on first use). STEP_OK with `*staged` set when the edge
+ * cannot take it (the ring or its record could not be made): the caller
+ * then sends it as a host copy, as every later value of the edge. */
+static int write_device(dag_loop *l, loop_node *nd, size_t j, bool *staged)
+{
+    char err[300];
+    if (!nd->dev_out[j]) {
+        uint8_t probe[4096];
+        if (dag_dev_ring_create(&nd->dev_out[j], prism_value_device(nd->rets[j]),
+                                (uint32_t)nd->held[j].nslots, l->dev_buf_size, err,
+                                sizeof err) != 0 ||
+            dag_dev_ring_record(nd->dev_out[j], probe, sizeof probe) >
+                prism_chan_writer_capacity(nd->out[j]) ||
+            dag_dev_ring_record(nd->dev_out[j], probe, sizeof probe) == 0) {
+            prism_log(PRISM_LOG_WARN,
+                      "%s: device tensors on its channel %zu go through host memory (%s)",
+                      nd->ctx.name, j,
+                      nd->dev_out[j] ? "the ring's handles do not fit max_buf_size" : err);
+            dag_dev_ring_destroy(nd->dev_out[j]);
+            nd->dev_out[j] = NULL;
+            nd->dev_edge[j] = false;
+            *staged = true;
+            return STEP_OK;
+        }
+        int rc = write_record(l, nd, j, ring_record);
+        if (rc != STEP_OK)
+            return rc;
+    }
+    return write_record(l, nd, j, device_record);
+}
+
+/* Writes return `j`'s record: the input record `fwd` passed on, the value,
+ * or the error (*emsg, set here when the value does not fit). */
+static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
+{
+    const prism_value *ret = nd->rets[j];
+    prism_value *host = NULL;
+    if (fwd < 0 && !*emsg && ret && prism__value_on_device(ret)) {
+        bool staged =
+            !(nd->dev_edge[j] && prism_value_device(ret) >= 0 && ret->len <= l->dev_buf_size);
+        if (!staged) {
+            int rc = write_device(l, nd, j, &staged);
+            if (!staged)
+                return rc;
+        }
+        char err[400];
+        if (!(ret = host = dag_dev_to_host(nd->rets[j], err, sizeof err)))
+            *emsg = strdup(err);
+    }
+    void *p;
+    int rc = wait_write(l, nd->out[j], &p);
+    if (rc != STEP_OK) {
+        prism_value_free(host);
+        return rc;
+    }
+    prism__dag_held_begin(&nd->held[j]);
     size_t cap = prism_chan_writer_capacity(nd->out[j]), len = 0;
     prism_ref *held = NULL;
     if (fwd >= 0 && nd->lens[fwd] <= cap) {
         memcpy(p, nd->bufs[fwd], nd->lens[fwd]);
         len = nd->lens[fwd];
-    } else if (!*emsg && nd->rets[j] &&
-               !(len = prism__dag_put(loop_client(l), p, cap, nd->rets[j], &held))) {
+    } else if (!*emsg && ret && !(len = prism__dag_put(loop_client(l), p, cap, ret, &held))) {
         char msg[600];
         snprintf(msg, sizeof msg,
                  "it returned a value holding an object reference, or one larger than "
@@ -208,6 +306,7 @@ static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
                                    *emsg ? *emsg : "out of memory");
     prism_chan_status cs = prism_chan_end_write(nd->out[j], len);
     prism__dag_held_end(&nd->held[j], held);
+    prism_value_free(host);
     /* A TCP channel whose socket is full: the rest of the frame must leave
      * before the loop blocks on a read, or a reader downstream could wait
      * for it forever. Waited for in slices, as a full ring is. */
@@ -241,14 +340,28 @@ static int run_and_write(dag_loop *l, loop_node *nd)
     return rc;
 }
 
+/* A ring record on argument `i`'s edge: its writer's CUDA ring, mapped here
+ * for the device records that follow. */
+static void map_ring(loop_node *nd, size_t i)
+{
+    char err[300];
+    dag_dev_ring_destroy(nd->dev_in[i]);
+    if (!(nd->dev_in[i] = dag_dev_ring_open(nd->bufs[i], nd->lens[i], err, sizeof err)))
+        prism_log(PRISM_LOG_WARN, "%s: its argument %zu's CUDA ring: %s", nd->ctx.name, i, err);
+}
+
 static int step(dag_loop *l, loop_node *nd)
 {
     size_t got = 0;
     int rc = STEP_OK;
     while (rc == STEP_OK && got < nd->nin) {
         rc = wait_read(l, nd->in[got], &nd->bufs[got], &nd->lens[got]);
-        if (rc == STEP_OK)
+        if (rc == STEP_OK && prism__dag_tag(nd->bufs[got], nd->lens[got]) == DAG_REC_RING) {
+            map_ring(nd, got);
+            prism_chan_end_read(nd->in[got]);
+        } else if (rc == STEP_OK) {
             got++;
+        }
     }
     if (rc == STEP_OK)
         rc = run_and_write(l, nd);
@@ -675,8 +788,12 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
     nd->args = calloc(nd->nin + 1, sizeof *nd->args);
     nd->rets = calloc(nd->nout + 1, sizeof *nd->rets);
     nd->held = calloc(nd->nout + 1, sizeof *nd->held);
+    nd->dev_in = calloc(nd->nin + 1, sizeof *nd->dev_in);
+    nd->dev_out = calloc(nd->nout + 1, sizeof *nd->dev_out);
+    nd->dev_edge = calloc(nd->nout + 1, sizeof *nd->dev_edge);
     if (!method || !nd->in || !nd->out || !nd->bufs || !nd->lens || !nd->args || !nd->rets ||
-        !nd->held || nd->nin == 0 || nd->nout == 0 || nd->nout > 64) {
+        !nd->held || !nd->dev_in || !nd->dev_out || !nd->dev_edge || nd->nin == 0 ||
+        nd->nout == 0 || nd->nout > 64) {
         snprintf(err, errlen, "a malformed DAG node");
         return -1;
     }
@@ -714,6 +831,9 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
             snprintf(err, errlen, "%s: cannot write its channel %zu", nd->ctx.name, i);
             return -1;
         }
+        for (size_t k = 0; ch && k < json_array_size(l->dev_nodes); k++)
+            if (json_integer_value(json_array_get(l->dev_nodes, k)) == node)
+                nd->dev_edge[i] = true;
     }
     return 0;
 }
@@ -739,6 +859,10 @@ static int parse_and_open(dag_loop *l, json_t *spec, char *err, size_t errlen)
     l->max_buf_size = mbs >= 64 && mbs <= (1 << 30) ? (uint64_t)mbs : 64;
     l->nslots = nslots >= 1 && nslots <= 1024 ? (uint32_t)nslots : 1;
     l->timeout_ms = tmo >= 1 && tmo <= 600000 ? (int)tmo : RENDEZVOUS_MS;
+    json_int_t dbs = json_integer_value(json_object_get(spec, "device_buf_size"));
+    l->dev_buf_size = dbs > 0 ? (uint64_t)dbs : 0;
+    json_t *dev = json_object_get(spec, "device_out");
+    l->dev_nodes = json_is_array(dev) && l->dev_buf_size ? json_incref(dev) : json_array();
     if (alloc_chans(l, spec) != 0) {
         snprintf(err, errlen, "too many channels, or out of memory");
         return -1;
@@ -780,6 +904,13 @@ static void loop_free(dag_loop *l)
             prism_chan_writer_destroy(nd->out[j]);
         for (size_t j = 0; nd->held && j < nd->nout; j++)
             prism__dag_held_free(&nd->held[j]);
+        for (size_t j = 0; nd->dev_in && j < nd->nin; j++)
+            dag_dev_ring_destroy(nd->dev_in[j]);
+        for (size_t j = 0; nd->dev_out && j < nd->nout; j++)
+            dag_dev_ring_destroy(nd->dev_out[j]);
+        free(nd->dev_in);
+        free(nd->dev_out);
+        free(nd->dev_edge);
         free(nd->held);
         free(nd->in);
         free(nd->out);
@@ -801,6 +932,7 @@ static void loop_free(dag_loop *l)
     free(l->nodes);
     free(l->chans);
     free(l->chan_nodes);
+    json_decref(l->dev_nodes);
     free(l);
 }
 

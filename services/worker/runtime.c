@@ -462,7 +462,9 @@ static void write_return(worker_rt *w, ret_space *ret, prism_writer *out, const 
     const char *self = self_addr(w);
     size_t size = pw_value_size(v, self);
     if (size == 0) {
-        write_error_slot(out, PRISM_ERR_TASK, name, "the return value could not be encoded");
+        write_error_slot(out, PRISM_ERR_TASK, name,
+                         prism__value_on_device(v) ? "the return value " PRISM__ON_DEVICE
+                                                   : "the return value could not be encoded");
     } else if (size <= PRISM_INLINE_MAX || !w->store) {
         /* The length is patched in after: alignment padding depends on where
          * in the frame the value lands. */

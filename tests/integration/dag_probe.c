@@ -225,6 +225,21 @@ static int errors(void)
     prism_dag_future_release(fs[0]);
     for (int i = 1; i < 4; i++)
         check_result(fs[i], i, 2, 1, false);
+    /* A tensor in device memory (a pointer the host never reads) is refused
+     * by execute, an actor call and a put, saying why; the DAG goes on. */
+    static float fake[4];
+    int64_t four = 4;
+    prism_value *dev = prism_value_device_tensor(0, PRISM_F32, 1, &four, fake, NULL, NULL);
+    prism_ref *r = NULL;
+    CHECK(dev && prism_dag_execute(d, dev, &fs[0]) != PRISM_OK, "executing with device memory");
+    CHECK(prism_put(c, dev, &r) == PRISM_ERR_INVALID && strstr(prism_last_error(), "device memory"),
+          "a put of device memory");
+    CHECK(prism_actor_call(c, actors[0], "add", &dev, 1, 1, &r) == PRISM_ERR_INVALID &&
+              strstr(prism_last_error(), "device memory"),
+          "an actor call with device memory");
+    printf("device memory refused: %s\n", prism_last_error());
+    prism_value_free(dev);
+    check_result(execute(d, 9), 9, 2, 1, false);
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     CHECK(call(actors[0], "add", "1", &got) == PRISM_OK && got == 2, "a call after teardown");
     compile_failures();
@@ -501,6 +516,94 @@ static int large(long long n, size_t size)
     return 0;
 }
 
+/* gpu PKG N: GpuStage actors of package PKG (tests/integration/gpu_fns.c):
+ * input -> A.to_device -> B.rotate -> (C.rotate, D.rotate), N executions
+ * of u8 tensors up to 1 MiB, 4 in flight, with device slots of 1 MiB: the
+ * edges between the actors carry device tensors over CUDA IPC (B's to two
+ * readers), the outputs come to the driver as host copies, each rotated by
+ * two. Then the same graph without device slots: B's rotate gets a host
+ * copy and fails, naming itself. Exits 77 when the actors find no CUDA
+ * device. */
+static int gpu(const char *pkg, long long n)
+{
+    for (int i = 0; i < 4; i++)
+        CHECK(prism_actor_create(c, pkg, "GpuStage", NULL, 0, NULL, &actors[i]) == PRISM_OK,
+              "create GpuStage %d", i);
+    /* An ordinary call may not return device memory, and says why. */
+    int64_t one = 1;
+    prism_value *t = prism_value_tensor(PRISM_U8, 1, &one, NULL), *got = NULL;
+    prism_ref *r = NULL;
+    CHECK(prism_actor_call(c, actors[0], "to_device", &t, 1, 1, &r) == PRISM_OK, "call");
+    prism_status s = prism_get(c, r, 60000, &got);
+    const char *msg = prism_value_error_message(got);
+    if (s != PRISM_OK && msg && strstr(msg, "no CUDA device")) {
+        printf("no CUDA device: %s\n", msg);
+        return 77;
+    }
+    CHECK(s == PRISM_ERR_TASK && msg && strstr(msg, "device memory"),
+          "an ordinary call returning device memory: status %d, %s", s, msg ? msg : "no error");
+    prism_value_free(got);
+    prism_ref_release(r);
+    for (int pass = 0; pass < 2; pass++) {
+        prism_dag *g;
+        prism_dag_node *in, *a, *b, *parts[2], *all;
+        CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK, "graph");
+        CHECK(prism_dag_bind(g, actors[0], "to_device", &in, 1, &a) == PRISM_OK &&
+                  prism_dag_bind(g, actors[1], "rotate", &a, 1, &b) == PRISM_OK &&
+                  prism_dag_bind(g, actors[2], "rotate", &b, 1, &parts[0]) == PRISM_OK &&
+                  prism_dag_bind(g, actors[3], "rotate", &b, 1, &parts[1]) == PRISM_OK &&
+                  prism_dag_multi_output(g, parts, 2, &all) == PRISM_OK,
+              "bind");
+        prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+        o.max_inflight = 4;
+        o.max_device_buf_size = pass == 0 ? 1u << 20 : 0;
+        prism_dag_compiled *d;
+        CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+        prism_dag_free(g);
+        prism_dag_future *f[4];
+        long long runs = pass == 0 ? n : 1;
+        for (long long x = 0; x < runs + 4; x++) {
+            if (x >= 4) {
+                long long y = x - 4;
+                int64_t len = 1 + (y * 7919) % (1 << 20);
+                prism_value *out = NULL;
+                s = prism_dag_get(f[y % 4], 60000, &out);
+                if (pass == 1) {
+                    msg = prism_value_error_message(out);
+                    CHECK(s == PRISM_ERR_TASK && msg && strstr(msg, "host memory") &&
+                              strstr(prism_value_error_task(out), "GpuStage.rotate"),
+                          "without device slots: status %d, %s", s, msg ? msg : "no error");
+                } else {
+                    CHECK(s == PRISM_OK && prism_value_list_size(out) == 2, "get %lld", y);
+                    for (int k = 0; k < 2; k++) {
+                        const prism_value *v = prism_value_list_get(out, k);
+                        size_t m = 0;
+                        const unsigned char *p = prism_value_data(v, &m);
+                        CHECK(prism_value_device(v) < 0 && p && (int64_t)m == len,
+                              "execution %lld output %d: %zu bytes", y, k, m);
+                        for (int64_t i = 0; i < len; i++)
+                            CHECK(p[i] == (unsigned char)((y + ((i + 2) % len) * 7) % 251),
+                                  "execution %lld output %d byte %lld", y, k, (long long)i);
+                    }
+                }
+                prism_value_free(out);
+            }
+            if (x < runs) {
+                int64_t len = 1 + (x * 7919) % (1 << 20);
+                prism_value *v = prism_value_tensor(PRISM_U8, 1, &len, NULL);
+                unsigned char *p = (unsigned char *)prism_value_data(v, NULL);
+                for (int64_t i = 0; i < len; i++)
+                    p[i] = (unsigned char)((x + i * 7) % 251);
+                CHECK(prism_dag_execute(d, v, &f[x % 4]) == PRISM_OK, "execute %lld", x);
+                prism_value_free(v);
+            }
+        }
+        CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    }
+    printf("gpu ok: %lld executions through device edges, checked\n", n);
+    return 0;
+}
+
 /* Waits for a line on stdin: the test looked at the listing meanwhile. */
 static void pause_for_test(const char *said)
 {
@@ -722,7 +825,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | nodes A B N INFLIGHT [WHERE [spread]] | serve | rogue\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | nodes A B N INFLIGHT [WHERE [spread]] | serve | rogue | gpu PKG N\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -750,6 +853,8 @@ int main(int argc, char **argv)
         rc = serve_strangers();
     else if (!strcmp(argv[1], "rogue"))
         rc = rogue();
+    else if (!strcmp(argv[1], "gpu") && argc == 4)
+        rc = gpu(argv[2], atoll(argv[3]));
     else if (!strcmp(argv[1], "orphan") || !strcmp(argv[1], "orphan-after"))
         rc = orphan(argv[1][6] == '-');
     for (int i = 0; i < MAX_ACTORS; i++)

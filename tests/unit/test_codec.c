@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "dag_record.h"
 #include "prism_wire.h"
 
 static prism_buf encode(const prism_value *v)
@@ -126,6 +127,47 @@ static void test_invalid_values_are_refused(void **state)
     prism_value_free(not_list);
 }
 
+static int released;
+static void count_release(void *ud) { released += *(int *)ud; }
+
+/* A tensor in device memory (a pointer never dereferenced here) is not
+ * encoded, copied or put; its release runs once; a list holding one is
+ * refused as a whole; a device record names the slot it lies in. */
+static void test_device_tensors_stay_off_the_wire(void **state)
+{
+    static uint8_t fake[4096];
+    int64_t shape[] = {4, 8};
+    int one = 1;
+    assert_null(prism_value_device_tensor(-1, PRISM_F32, 2, shape, fake, NULL, NULL));
+    assert_null(prism_value_device_tensor(0, PRISM_F32, 2, shape, NULL, NULL, NULL));
+    prism_value *v = prism_value_device_tensor(2, PRISM_F32, 2, shape, fake, count_release, &one);
+    assert_non_null(v);
+    assert_int_equal(prism_value_device(v), 2);
+    size_t len;
+    assert_ptr_equal(prism_value_data(v, &len), fake);
+    assert_int_equal(len, 128);
+    assert_int_equal(pw_value_size(v, NULL), 0);
+    assert_null(prism_value_copy(v));
+    assert_int_equal(prism_last_status(), PRISM_ERR_INVALID);
+    prism_value *host = prism_value_tensor(PRISM_F32, 2, shape, NULL);
+    assert_int_equal(prism_value_device(host), -1);
+    prism_value_free(host);
+
+    uint8_t rec[DAG_REC_HEAD + 64];
+    size_t n = prism__dag_put_device(rec, sizeof rec, 3, v);
+    assert_true(n > 0);
+    assert_int_equal(prism__dag_tag(rec, n), DAG_REC_DEVICE);
+    assert_true(prism__dag_is_value(rec, n));
+
+    prism_value *l = prism_value_list();
+    assert_int_equal(prism_value_list_append(l, v), PRISM_OK);
+    assert_int_equal(pw_value_size(l, NULL), 0);
+    assert_true(prism__value_on_device(l));
+    released = 0;
+    prism_value_free(l);
+    assert_int_equal(released, 1);
+}
+
 /* Every truncation of a valid encoding fails cleanly; so does random garbage. */
 static void test_malformed_input(void **state)
 {
@@ -216,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_tensor_data_is_aligned),
         cmocka_unit_test(test_info_from_the_head),
         cmocka_unit_test(test_invalid_values_are_refused),
+        cmocka_unit_test(test_device_tensors_stay_off_the_wire),
         cmocka_unit_test(test_malformed_input),
         cmocka_unit_test(test_fixed_region),
         cmocka_unit_test(test_frames),
