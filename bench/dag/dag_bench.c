@@ -8,9 +8,10 @@
  *   calls  the same chain as prism_actor_call -> prism_get per stage, each
  *          stage's result passed to the next: 2k hops (there and back per stage)
  *
- * With --large, instead: 1 MiB values through chains of 1 and 2, one at a
- * time, in the slot (max_buf_size 2 MiB, "via": "slot") and through the
- * object store (64 KiB slots, "via": "store"), against the same calls.
+ * With --large, instead: 1 MiB and 100 MiB values through chains of 1 and 2,
+ * one at a time, in the slot (max_buf_size the value's size + 1 MiB, "via":
+ * "slot") and through the object store (64 KiB slots, "via": "store"),
+ * against the same calls.
  *
  * With --nodes A,B, instead: the DAG alone ("mode": "dag-tcp"), the driver
  * counted on node A and the actors on B, A, B, A, so that every hop of the
@@ -22,12 +23,22 @@
  * chain 4 minus chain 1 is three hops between actors of a node that is not
  * the driver's.
  *
+ * With --gpu PKG, instead: device tensors of 8 B, 1 MiB and 100 MiB through
+ * GpuStage actors of package PKG (tests/integration/gpu_fns.c; the node
+ * must let every worker see the GPU: `prism up --num-gpus 0`), one at a
+ * time: input (the size) -> A.make -> k x pass -> Z.done -> output (the
+ * size), for k = 0 and 2, with device slots of the size ("mode":
+ * "dag-gpu", "stages": k). Every edge between actors carries the tensor on
+ * the device: a device hop is (k=2 - k=0) / 2. "copy_us": cudaMemcpyAsync
+ * device to device and a sync of the same bytes in A's process.
+ *
  * With --chain K: the DAG rows of that chain alone (8 B and 1 KiB, no actor
  * calls), for a profiler or perf attached to its processes; --n N times N
  * executions one at a time (after N / 10 of warm-up) and skips the rate's
  * run, so that counts per execution are easy to divide out.
  *
- *   prism-dag-bench [--quick] [--large | --nodes A,B | --remote A,B] [--chain K] [--n N]
+ *   prism-dag-bench [--quick] [--large | --nodes A,B | --remote A,B | --gpu PKG] [--chain K] [--n
+ * N]
  *                   [--spin-us N]
  *   (against $PRISM_ADDRESS / $PRISM_HOME; --spin-us sets the DAG's spin_us, default 50) */
 #include <stdbool.h>
@@ -132,7 +143,10 @@ static void bench_dag(prism_client *c, prism_actor **a, int k, const prism_value
 {
     prism_dag_compiled *d = compile(c, a, k);
     int64_t *lat = calloc((size_t)n_dag, sizeof *lat);
-    for (long i = 0; i < n_dag / 10; i++) /* warm-up */
+    /* Warm-up: every slot used once by every process (a 100 MiB slot's
+     * pages are mapped on first touch: 25,600 page faults), then a tenth. */
+    long warm = n_dag / 10 > 2 * inflight ? n_dag / 10 : 2 * inflight;
+    for (long i = 0; i < warm; i++)
         one(d, v);
     for (long i = 0; i < n_dag; i++) {
         int64_t t0 = now_ns();
@@ -150,7 +164,7 @@ static void bench_dag(prism_client *c, prism_actor **a, int k, const prism_value
 static void bench_calls(prism_client *c, prism_actor **a, int k, const prism_value *v, size_t size)
 {
     int64_t *lat = calloc((size_t)n_calls, sizeof *lat);
-    for (long i = -n_calls / 10; i < n_calls; i++) {
+    for (long i = -(n_calls / 10 > 2 ? n_calls / 10 : 2); i < n_calls; i++) {
         int64_t t0 = now_ns();
         prism_value *cur = prism_value_copy(v);
         for (int s = 0; s < k; s++) {
@@ -191,32 +205,115 @@ static void bench_small(prism_client *c, prism_actor **a)
     }
 }
 
-/* --large: 1 MiB in the slot, then through the object store. */
+/* --large: 1 MiB and 100 MiB values, each in the slot (which takes its
+ * encoding), then through the object store (64 KiB slots). */
 static void bench_large(prism_client *c, prism_actor **a, bool quick)
 {
-    n_dag = quick ? 50 : 300;
-    n_calls = quick ? 20 : 100;
-    inflight = 2;
-    size_t size = 1u << 20;
-    char *bytes = calloc(1, size);
-    prism_value *v = prism_value_bytes(bytes, size);
+    static const size_t sizes[] = {1u << 20, 100u << 20};
     static const char *const vias[] = {"slot", "store"};
-    for (int m = 0; m < 2; m++) {
-        via = vias[m];
-        max_buf = m == 0 ? 2u << 20 : 64u << 10;
-        for (int k = 1; k <= 2; k++) {
-            bench_dag(c, a, k, v, size);
-            if (m == 0)
-                bench_calls(c, a, k, v, size);
+    inflight = 2;
+    for (int s = 0; s < 2; s++) {
+        size_t size = sizes[s];
+        bool huge = size > (1u << 20);
+        n_dag = huge ? (quick ? 5 : 20) : (quick ? 50 : 300);
+        n_calls = huge ? (quick ? 3 : 10) : (quick ? 20 : 100);
+        char *bytes = calloc(1, size);
+        prism_value *v = bytes ? prism_value_bytes(bytes, size) : NULL;
+        if (!v)
+            die("a large value");
+        for (int m = 0; m < 2; m++) {
+            via = vias[m];
+            max_buf = m == 0 ? size + (1u << 20) : 64u << 10;
+            for (int k = 1; k <= 2; k++) {
+                bench_dag(c, a, k, v, size);
+                if (m == 0)
+                    bench_calls(c, a, k, v, size);
+            }
+        }
+        prism_value_free(v);
+        free(bytes);
+    }
+}
+
+/* A call of `method` with one JSON argument: its JSON result as a number. */
+static double call_json(prism_client *c, prism_actor *a, const char *method, const char *arg)
+{
+    prism_value *v = prism_value_json(arg), *got = NULL;
+    prism_ref *r;
+    if (prism_actor_call(c, a, method, &v, 1, 1, &r) != PRISM_OK ||
+        prism_get(c, r, 60000, &got) != PRISM_OK)
+        die(method);
+    double x = atof(prism_value_json_text(got));
+    prism_value_free(v);
+    prism_value_free(got);
+    prism_ref_release(r);
+    return x;
+}
+
+/* --gpu PKG: device hops through GpuStage actors. */
+static void bench_gpu(prism_client *c, const char *pkg, bool quick)
+{
+    prism_actor *g[4]; /* A (make), two passes, Z (done) */
+    for (int i = 0; i < 4; i++) {
+        prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+        o.num_cpus = 0.25;
+        if (prism_actor_create(c, pkg, "GpuStage", NULL, 0, &o, &g[i]) != PRISM_OK)
+            die("create GpuStage");
+    }
+    static const size_t sizes[] = {8, 1u << 20, 100u << 20};
+    for (size_t s = 0; s < 3; s++) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", sizes[s]);
+        double copy_us = call_json(c, g[0], "copy_us", n);
+        long runs = sizes[s] > (1u << 20) ? (quick ? 50 : 200) : (quick ? 500 : 2000);
+        for (int k = 0; k <= 2; k += 2) {
+            prism_dag *dag;
+            prism_dag_node *x;
+            if (prism_dag_create(&dag) != PRISM_OK || prism_dag_input(dag, &x) != PRISM_OK ||
+                prism_dag_bind(dag, g[0], "make", &x, 1, &x) != PRISM_OK)
+                die("graph");
+            for (int i = 0; i < k; i++)
+                if (prism_dag_bind(dag, g[1 + i], "pass", &x, 1, &x) != PRISM_OK)
+                    die("bind");
+            if (prism_dag_bind(dag, g[3], "done", &x, 1, &x) != PRISM_OK)
+                die("bind");
+            prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+            o.max_inflight = 2;
+            o.max_device_buf_size = sizes[s];
+            if (spin_us >= 0)
+                o.spin_us = (uint32_t)spin_us;
+            prism_dag_compiled *d;
+            if (prism_dag_compile(c, dag, &o, &d) != PRISM_OK)
+                die("compile");
+            prism_dag_free(dag);
+            prism_value *v = prism_value_json(n);
+            int64_t *lat = calloc((size_t)runs, sizeof *lat);
+            for (long i = -runs / 10 - 4; i < runs; i++) {
+                int64_t t0 = now_ns();
+                one(d, v);
+                if (i >= 0)
+                    lat[i] = now_ns() - t0;
+            }
+            qsort(lat, (size_t)runs, sizeof *lat, cmp);
+            printf("{\"system\": \"dag\", \"mode\": \"dag-gpu\", \"stages\": %d, \"payload\": %zu, "
+                   "\"n\": %ld, \"median_us\": %.3f, \"p99_us\": %.3f, \"copy_us\": %.2f}\n",
+                   k, sizes[s], runs, (double)lat[runs / 2] / 1e3,
+                   (double)lat[(long)((double)runs * 0.99)] / 1e3, copy_us);
+            fflush(stdout);
+            free(lat);
+            prism_value_free(v);
+            if (prism_dag_teardown(d) != PRISM_OK)
+                die("teardown");
         }
     }
-    prism_value_free(v);
-    free(bytes);
+    for (int i = 0; i < 4; i++)
+        prism_actor_release(g[i]);
 }
 
 int main(int argc, char **argv)
 {
     bool quick = false, large = false;
+    const char *gpu_pkg = NULL;
     char node_a[128] = "", node_b[128] = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
@@ -226,6 +323,8 @@ int main(int argc, char **argv)
             n_rate = 5000;
         } else if (!strcmp(argv[i], "--large")) {
             large = true;
+        } else if (!strcmp(argv[i], "--gpu") && i + 1 < argc) {
+            gpu_pkg = argv[++i];
         } else if (!strcmp(argv[i], "--chain") && i + 1 < argc) {
             only_chain = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--n") && i + 1 < argc) {
@@ -246,6 +345,11 @@ int main(int argc, char **argv)
     prism_client *c;
     if (prism_connect(NULL, &c) != PRISM_OK)
         die("connect");
+    if (gpu_pkg) {
+        bench_gpu(c, gpu_pkg, quick);
+        prism_disconnect(c);
+        return 0;
+    }
     prism_actor *a[MAX_CHAIN];
     for (int i = 0; i < MAX_CHAIN; i++) {
         prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;

@@ -12,8 +12,8 @@
 # then the raw ring again (the table takes the better of the two); the raw
 # ring both pinned and round k + 1 unpinned processes (--chain 2,4), the
 # floor of a chain of k actors with the same number of processes. SPIN_US
-# sets the DAG's spin_us (default 50). LARGE=1 adds 1 MiB values through
-# chains of 1 and 2, in the slot and through the object store (64 KiB
+# sets the DAG's spin_us (default 50). LARGE=1 adds 1 MiB and 100 MiB values
+# through chains of 1 and 2, in the slot and through the object store (64 KiB
 # slots), against actor calls: a second table. CROSS=1 adds a cluster of two
 # node agents on loopback (`prism up --nodes 2`) and prism-dag-bench --nodes:
 # the same chains with every hop a TCP edge between the nodes, against the
@@ -46,7 +46,7 @@ bench_cluster_up 1 2
 say "compiled DAG and actor calls"
 run_step 900 "$DB" ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
 if [ -n "${LARGE:-}" ]; then
-  say "1 MiB values: in the slot, through the object store"
+  say "1 MiB and 100 MiB values: in the slot, through the object store"
   run_step 900 "$DB" --large ${QUICK:+--quick} ${SPIN_US:+--spin-us "$SPIN_US"}
 fi
 bench_cluster_down
@@ -97,7 +97,7 @@ for line in open(sys.argv[1]):
         if k not in ring or r["median_us"] < ring[k]["median_us"]:
             ring[k] = r
     elif r["system"] != "dag-raw" and r["payload"] >= 1 << 20:
-        large[(r["chain"], r["mode"], r.get("via"))] = r
+        large[(r["chain"], r["payload"], r["mode"], r.get("via"))] = r
     elif r["system"] == "dag-raw":
         k = (r["transport"], r["payload"])
         if k not in raw or r["median_us"] < raw[k]["median_us"]:
@@ -129,14 +129,14 @@ for (k, p), d in sorted(dag.items(), key=lambda kv: (kv[0][1], kv[0][0])):
            f"| {k} | {size(p)} | {d['median_us']:.1f} | {d['hop_us']:.2f} | | | | | ") + same)
 if large:
     print()
-    print("| chain | 1 MiB: DAG, in the slot µs (median / p99) | DAG, through the object store "
+    print("| chain | payload | DAG, in the slot µs (median / p99) | DAG, through the object store "
           "| actor calls |")
-    print("|---|---|---|---|")
-    for k in sorted({key[0] for key in large}):
-        cells = [large.get((k, "dag", "slot")), large.get((k, "dag", "store")),
-                 large.get((k, "calls", "slot"))]
-        print(f"| {k} | " + " | ".join(f"{x['median_us']:.0f} / {x['p99_us']:.0f}" if x else ""
-                                       for x in cells) + " |")
+    print("|---|---|---|---|---|")
+    for k, p in sorted({key[:2] for key in large}, key=lambda kp: (kp[1], kp[0])):
+        cells = [large.get((k, p, "dag", "slot")), large.get((k, p, "dag", "store")),
+                 large.get((k, p, "calls", "slot"))]
+        print(f"| {k} | {p >> 20} MiB | " + " | ".join(
+            f"{x['median_us']:.0f} / {x['p99_us']:.0f}" if x else "" for x in cells) + " |")
 if cross:
     print()
     print("| across nodes: chain | payload | DAG: execution µs (median / p99) | DAG: per hop µs "

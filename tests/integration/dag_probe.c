@@ -534,16 +534,18 @@ static int gpu(const char *pkg, long long n)
     prism_value *t = prism_value_tensor(PRISM_U8, 1, &one, NULL), *got = NULL;
     prism_ref *r = NULL;
     CHECK(prism_actor_call(c, actors[0], "to_device", &t, 1, 1, &r) == PRISM_OK, "call");
+    prism_value_free(t);
     prism_status s = prism_get(c, r, 60000, &got);
+    prism_ref_release(r);
     const char *msg = prism_value_error_message(got);
     if (s != PRISM_OK && msg && strstr(msg, "no CUDA device")) {
         printf("no CUDA device: %s\n", msg);
+        prism_value_free(got);
         return 77;
     }
     CHECK(s == PRISM_ERR_TASK && msg && strstr(msg, "device memory"),
           "an ordinary call returning device memory: status %d, %s", s, msg ? msg : "no error");
     prism_value_free(got);
-    prism_ref_release(r);
     for (int pass = 0; pass < 2; pass++) {
         prism_dag *g;
         prism_dag_node *in, *a, *b, *parts[2], *all;

@@ -9,14 +9,31 @@
  *                      host tensor, so a DAG that copied its input to the
  *                      host instead of passing it on the device fails
  *   to_host(tensor)    a device tensor copied to a host tensor
+ *   make(n)            a device tensor of n bytes (JSON), a view of a
+ *                      buffer the stage keeps: no allocation per call
+ *   done(tensor)       a device tensor's length (JSON)
+ *   pass(tensor)       a device tensor passed on as it is: a view of the
+ *                      argument, which the loop copies into the next edge's
+ *                      slot (the GPU DAG benchmark's stage, bench/dag)
+ *   copy_us(n)         the median µs of cudaMemcpyAsync device to device of
+ *                      n bytes and a sync, 100 times in this process: the
+ *                      peer the benchmark's hops are compared with
  * Every method's device work is done when it returns, as a DAG's methods'
  * must be (docs/dags.md#gpu-values). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <cuda_runtime_api.h>
 
 #include <prism/task.h>
+
+/* A stage's device buffer for `make`, kept across calls. */
+typedef struct stage {
+    void *buf;
+    size_t cap;
+} stage;
 
 static int device_count(void)
 {
@@ -31,8 +48,16 @@ PRISM_ACTOR_INIT(GpuStage)
         return prism_task_fail(ctx, "no CUDA device here");
     if (cudaSetDevice(0) != cudaSuccess)
         return prism_task_fail(ctx, "cudaSetDevice failed");
-    *state = NULL;
-    return PRISM_OK;
+    *state = calloc(1, sizeof(stage));
+    return *state ? PRISM_OK : prism_task_fail(ctx, "out of memory");
+}
+
+PRISM_ACTOR_FREE(GpuStage)
+{
+    stage *st = state;
+    if (st)
+        cudaFree(st->buf);
+    free(st);
 }
 
 static void free_device(void *p) { cudaFree(p); }
@@ -109,5 +134,92 @@ PRISM_ACTOR_METHOD(GpuStage, to_host)
         return prism_task_fail(ctx, "to_host: a device copy failed");
     }
     returns[0] = v;
+    return PRISM_OK;
+}
+
+PRISM_ACTOR_METHOD(GpuStage, pass)
+{
+    (void)state, (void)nreturns;
+    if (nargs != 1 || prism_value_device(args[0]) < 0)
+        return prism_task_fail(ctx, "pass takes a tensor in device memory");
+    returns[0] = prism_value_device_tensor(prism_value_device(args[0]), prism_value_dtype(args[0]),
+                                           prism_value_ndim(args[0]), prism_value_shape(args[0]),
+                                           (void *)prism_value_data(args[0], NULL), NULL, NULL);
+    return returns[0] ? PRISM_OK : prism_task_fail(ctx, "pass: %s", prism_last_error());
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+PRISM_ACTOR_METHOD(GpuStage, copy_us)
+{
+    (void)state, (void)nreturns;
+    const char *text = nargs == 1 ? prism_value_json_text(args[0]) : NULL;
+    long long n = text ? atoll(text) : 0;
+    void *a = NULL, *b = NULL;
+    cudaStream_t st = NULL;
+    int64_t ns[100];
+    if (n < 1 || cudaMalloc(&a, (size_t)n) != cudaSuccess ||
+        cudaMalloc(&b, (size_t)n) != cudaSuccess ||
+        cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) != cudaSuccess) {
+        cudaFree(a);
+        cudaFree(b);
+        return prism_task_fail(ctx, "copy_us takes a JSON byte count the device has room for");
+    }
+    for (int i = -10; i < 100; i++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cudaMemcpyAsync(b, a, (size_t)n, cudaMemcpyDeviceToDevice, st);
+        cudaStreamSynchronize(st);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (i >= 0)
+            ns[i] = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+    }
+    qsort(ns, 100, sizeof *ns, cmp_i64);
+    cudaStreamDestroy(st);
+    cudaFree(a);
+    cudaFree(b);
+    char out[32];
+    snprintf(out, sizeof out, "%.2f", ns[50] / 1e3);
+    returns[0] = prism_value_json(out);
+    return PRISM_OK;
+}
+
+PRISM_ACTOR_METHOD(GpuStage, make)
+{
+    (void)nreturns;
+    stage *st = state;
+    const char *text = nargs == 1 ? prism_value_json_text(args[0]) : NULL;
+    long long n = text ? atoll(text) : 0;
+    if (n < 1)
+        return prism_task_fail(ctx, "make takes a JSON byte count");
+    if ((size_t)n > st->cap) {
+        cudaFree(st->buf);
+        st->buf = NULL;
+        st->cap = 0;
+        if (cudaMalloc(&st->buf, (size_t)n) != cudaSuccess ||
+            cudaMemset(st->buf, 7, (size_t)n) != cudaSuccess ||
+            cudaDeviceSynchronize() != cudaSuccess)
+            return prism_task_fail(ctx, "make: no room on the device for %lld bytes", n);
+        st->cap = (size_t)n;
+    }
+    int64_t shape = n;
+    returns[0] = prism_value_device_tensor(0, PRISM_U8, 1, &shape, st->buf, NULL, NULL);
+    return returns[0] ? PRISM_OK : prism_task_fail(ctx, "make: %s", prism_last_error());
+}
+
+PRISM_ACTOR_METHOD(GpuStage, done)
+{
+    (void)state, (void)nreturns;
+    size_t n = 0;
+    if (nargs != 1 || prism_value_device(args[0]) < 0)
+        return prism_task_fail(ctx, "done takes a tensor in device memory");
+    prism_value_data(args[0], &n);
+    char out[32];
+    snprintf(out, sizeof out, "%zu", n);
+    returns[0] = prism_value_json(out);
     return PRISM_OK;
 }
