@@ -24,8 +24,8 @@
  * the driver's.
  *
  * With --gpu PKG, instead: device tensors of 8 B, 1 MiB and 100 MiB through
- * GpuStage actors of package PKG (tests/integration/gpu_fns.c; the node
- * must let every worker see the GPU: `prism up --num-gpus 0`), one at a
+ * GpuStage actors of package PKG (tests/integration/gpu_fns.c; each leases
+ * a quarter of a GPU), one at a
  * time: input (the size) -> A.make -> k x pass -> Z.done -> output (the
  * size), for k = 0 and 2, with device slots of the size ("mode":
  * "dag-gpu", "stages": k). Every edge between actors carries the tensor on
@@ -257,6 +257,7 @@ static void bench_gpu(prism_client *c, const char *pkg, bool quick)
     for (int i = 0; i < 4; i++) {
         prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
         o.num_cpus = 0.25;
+        o.num_gpus = 0.25; /* four share one device */
         if (prism_actor_create(c, pkg, "GpuStage", NULL, 0, &o, &g[i]) != PRISM_OK)
             die("create GpuStage");
     }

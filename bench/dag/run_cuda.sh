@@ -13,8 +13,8 @@
 #
 # CLUSTER=1 adds compiled DAGs carrying device tensors (BUILD_DIR must be a
 # full build with the toolkit): a local cluster in a temporary PRISM_HOME
-# (`prism up --nodes 1 --num-cpus 8 --num-gpus 0`, so that every worker sees
-# the GPU; stopped by a trap), the GpuStage package uploaded
+# (`prism up --nodes 1 --num-cpus 8`; the actors lease a quarter of a GPU
+# each; stopped by a trap), the GpuStage package uploaded
 # (BUILD_DIR/tests/gpu_test_fns.so), then prism-dag-bench --gpu: a table of
 # the device hop between two actors against cudaMemcpy. For MPS, start its
 # control daemon before (docs/dags.md#ordering-and-processes-sharing-one-gpu).
@@ -40,7 +40,7 @@ fi
 export PRISM_HOME
 PRISM_HOME=$(mktemp -d /tmp/prism-cuda-bench.XXXXXX)
 trap '"$BIN/prism" down >/dev/null 2>&1; rm -rf "$PRISM_HOME"' EXIT
-"$BIN/prism" up --nodes 1 --num-cpus 8 --num-gpus 0 >/dev/null
+"$BIN/prism" up --nodes 1 --num-cpus 8 >/dev/null
 PKG=$("$BIN/prism" package upload "$BUILD/tests/gpu_test_fns.so")
 "$BIN/prism-dag-bench" --gpu "$PKG" ${QUICK:+--quick} >"$PRISM_HOME/gpu.jsonl"
 echo

@@ -293,7 +293,8 @@ typedef struct prism_placement_group prism_placement_group;
 typedef struct prism_task_options {
     int num_returns;         /* 1-PRISM_MAX_RETURNS; default 1 */
     double num_cpus;         /* default 1 */
-    double num_gpus;         /* default 0 */
+    double num_gpus;         /* default 0; below 1, a share of one device (0.25: four
+                                share it), else a whole number of devices */
     double memory;           /* bytes; default 0 */
     const char *resources;   /* custom resources as a JSON object, e.g. {"accel": 1};
                                 default NULL: none */
@@ -361,7 +362,8 @@ typedef struct prism_actor prism_actor;
 
 typedef struct prism_actor_options {
     double num_cpus;         /* held for the actor's life; default 1 */
-    double num_gpus;         /* default 0 */
+    double num_gpus;         /* default 0; below 1, a share of one device, else whole
+                                devices (as prism_task_options) */
     double memory;           /* bytes; default 0 */
     const char *resources;   /* custom resources as a JSON object; default NULL: none */
     const char *name;        /* to find it with prism_actor_get; default NULL: unnamed */

@@ -1,4 +1,5 @@
 /* Submitting tasks: specs, dependencies on owned objects, results, retries. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,9 @@ static prism_status check_submit(prism_client *c, const char *package, const cha
         return prism__fail(PRISM_ERR_INVALID, "num_returns must be 1-%d", PRISM_MAX_RETURNS);
     if (o->num_cpus < 0 || o->num_gpus < 0 || o->memory < 0)
         return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
+    if (o->num_gpus > 1 && o->num_gpus != floor(o->num_gpus))
+        return prism__fail(PRISM_ERR_INVALID, "num_gpus above 1 must be a whole number of "
+                                              "devices (below 1: a share of one)");
     if (o->placement_group && o->bundle_index < -1)
         return prism__fail(PRISM_ERR_INVALID, "bundle_index is -1 (any bundle) or more");
     for (size_t i = 0; i < nargs; i++)

@@ -261,7 +261,7 @@ static void free_gpus(nodeagent *na, na_job *j)
 static int alloc_gpus(nodeagent *na, na_job *j, int want)
 {
     for (int i = 0; i < na->cfg.num_gpus && j->ngpus < want; i++)
-        if (!na->gpu_used[i])
+        if (na_gpu_free_whole(na, i))
             j->gpus[j->ngpus++] = i;
     if (j->ngpus < want) {
         free_gpus(na, j);

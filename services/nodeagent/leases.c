@@ -11,11 +11,13 @@
  * Free = registered totals − granted and pending leases − jobs' resources
  * − placement group bundles (bundles.c; a lease naming a group draws on its
  * bundle instead);
- * GPUs are whole devices from the pool drivers also take from. A lease that
- * does not fit is answered `busy`. A lease without GPUs takes an idle worker
- * (answered at once) or one being started (answered by the cron once it is
- * ready); a lease with GPUs gets a worker of its own, started with those
- * devices and stopped when the lease is returned.
+ * GPUs are devices from the pool drivers also take from: a lease asks for
+ * whole ones, or for a share of one (0 < GPU < 1, as Ray's fractional GPUs:
+ * several such leases share a device, packed onto the fullest one that
+ * has room). A lease that does not fit is answered `busy`. A lease without GPUs takes an idle
+ * worker (answered at once) or one being started (answered by the cron once it is ready); a lease
+ * with GPUs gets a worker of its own, started with those devices and stopped when the lease is
+ * returned.
  *
  * A lease that names a `job_id` is the GCS's, for that job's driver: no
  * worker, granted at once when it fits, its GPUs picked now. job.start
@@ -39,12 +41,27 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define JOB_LEASE_HOLD_MS 30000 /* the GCS sends job.start right after the grant */
 
+bool na_gpu_free_whole(const nodeagent *na, int i)
+{
+    return !na->gpu_used[i] && na->gpu_share[i] == 0;
+}
+
 int na_free_gpus(const nodeagent *na)
 {
     int n = 0;
     for (int i = 0; i < na->cfg.num_gpus; i++)
-        n += !na->gpu_used[i];
+        n += na_gpu_free_whole(na, i);
     return n;
+}
+
+/* What the devices have free, shares counted. */
+static double free_gpu_amount(const nodeagent *na)
+{
+    int n = 0;
+    for (int i = 0; i < na->cfg.num_gpus; i++)
+        if (!na->gpu_used[i])
+            n += NA_GPU_UNITS - na->gpu_share[i];
+    return (double)n / NA_GPU_UNITS;
 }
 
 /* GPUs are counted by device elsewhere; `skip` (may be NULL) is not subtracted either. */
@@ -77,7 +94,9 @@ json_t *na_available(nodeagent *na)
         if (json_number_value(v) < PRISM_RES_EPSILON) /* clamped: CPU lent by a blocked lease */
             json_object_set_new(avail, name, json_integer(0));
     }
-    json_object_set_new(avail, "GPU", json_integer(na_free_gpus(na)));
+    double gpus = free_gpu_amount(na);
+    json_object_set_new(avail, "GPU",
+                        gpus == floor(gpus) ? json_integer((json_int_t)gpus) : json_real(gpus));
     na_bundles_subtract(na, avail);
     return avail;
 }
@@ -91,8 +110,8 @@ char *na_shortfall(nodeagent *na, json_t *want)
     json_t *v;
     json_object_foreach(want, name, v) {
         double need = json_number_value(v), have = json_number_value(json_object_get(avail, name));
-        if (!strcmp(name, "GPU"))
-            need = ceil(need); /* whole devices */
+        if (!strcmp(name, "GPU") && need > 1)
+            need = ceil(need); /* whole devices; below 1, a share of one */
         if (!prism_res_amount_fits(have, need))
             prism_buf_printf(&b, "%s%s %g asked, %g free", b.len ? "; " : "", name, need, have);
     }
@@ -193,7 +212,8 @@ typedef struct lease_req {
     const char *job_id; /* the GCS's lease for a job's driver, or NULL */
     json_t *resources;
     int64_t timeout_ms;
-    int gpus;
+    int gpus;          /* whole devices */
+    int gpu_share;     /* or a share of one (NA_GPU_UNITS: all of it) */
     const char *pg_id; /* a placement group's lease, or NULL */
     int bundle_index;  /* -1: any of the group's bundles here */
 } lease_req;
@@ -246,7 +266,16 @@ static json_t *parse(json_t *req, lease_req *r)
     if (t && (!json_is_integer(t) || json_integer_value(t) < 1))
         return prism_error_json("invalid_argument", "'timeout_ms' must be a positive integer");
     r->timeout_ms = t ? json_integer_value(t) : DEFAULT_TIMEOUT_MS;
-    r->gpus = (int)ceil(json_number_value(json_object_get(r->resources, "GPU")));
+    double g = json_number_value(json_object_get(r->resources, "GPU"));
+    if (g > 1 && g != floor(g))
+        return prism_error_json("invalid_argument",
+                                "resources.GPU above 1 must be a whole number of devices");
+    r->gpus = g >= 1 - PRISM_RES_EPSILON ? (int)ceil(g - PRISM_RES_EPSILON) : 0;
+    r->gpu_share = r->gpus == 0 && g > 0 ? (int)lround(g * NA_GPU_UNITS) : 0;
+    if (r->gpus == 0 && g > 0 && r->gpu_share == 0)
+        r->gpu_share = 1;              /* the smallest share */
+    if (r->gpu_share > 0 && r->job_id) /* a driver takes whole devices */
+        r->gpus = 1, r->gpu_share = 0;
     return parse_group(req, r);
 }
 
@@ -290,29 +319,40 @@ static na_worker *pool_worker(nodeagent *na, char *err, size_t errlen)
     }
     if (idle)
         return idle;
-    return starting ? starting : na_worker_start(na, NULL, 0, err, errlen);
+    return starting ? starting : na_worker_start(na, NULL, 0, 0, err, errlen);
 }
 
-/* A worker of its own with `n` devices. */
-static na_worker *gpu_worker(nodeagent *na, int n, char *err, size_t errlen)
+/* A worker of its own with `n` whole devices, or with `share` of one: the
+ * device already most shared that has room, so that whole ones stay free. */
+static na_worker *gpu_worker(nodeagent *na, int n, int share, char *err, size_t errlen)
 {
     int idx[64], k = 0;
-    for (int i = 0; i < na->cfg.num_gpus && k < n; i++)
-        if (!na->gpu_used[i])
+    for (int i = 0; share > 0 && i < na->cfg.num_gpus; i++)
+        if (!na->gpu_used[i] && na->gpu_share[i] + share <= NA_GPU_UNITS &&
+            (!k || na->gpu_share[i] > na->gpu_share[idx[0]]))
+            idx[0] = i, k = 1;
+    for (int i = 0; share <= 0 && i < na->cfg.num_gpus && k < n; i++)
+        if (na_gpu_free_whole(na, i))
             idx[k++] = i;
-    if (k < n) {
+    if (share > 0 && !k) {
+        snprintf(err, errlen, "GPU %g asked, no device has that share free",
+                 (double)share / NA_GPU_UNITS);
+        return NULL;
+    }
+    if (share <= 0 && k < n) {
         snprintf(err, errlen, "GPU %d asked, %d free", n, k);
         return NULL;
     }
-    return na_worker_start(na, idx, n, err, errlen);
+    return na_worker_start(na, idx, share > 0 ? 1 : n, share, err, errlen);
 }
 
 /* Attaches a new lease to a worker; the answer now, or NULL (later). */
 static json_t *lease_on(nodeagent *na, const lease_req *r, int bundle, const char *reply)
 {
     char err[NA_MESSAGE_MAX] = "";
-    na_worker *w = r->gpus > 0 ? gpu_worker(na, r->gpus, err, sizeof err)
-                               : pool_worker(na, err, sizeof err);
+    na_worker *w = r->gpus > 0 || r->gpu_share > 0
+                       ? gpu_worker(na, r->gpus, r->gpu_share, err, sizeof err)
+                       : pool_worker(na, err, sizeof err);
     if (!w)
         return prism_error_json("busy", "no worker for the lease: %s", err);
     na_lease *l = lease_new(na, r, w->state == NA_WORKER_IDLE ? NULL : reply);
@@ -345,7 +385,7 @@ static json_t *lease_for_job(nodeagent *na, const lease_req *r)
         return prism_error_json("busy", "out of memory");
     snprintf(l->job_id, sizeof l->job_id, "%s", r->job_id);
     for (int i = 0; i < na->cfg.num_gpus && l->ngpus < r->gpus; i++) {
-        if (!na->gpu_used[i]) {
+        if (na_gpu_free_whole(na, i)) {
             na->gpu_used[i] = true;
             l->gpus[l->ngpus++] = i;
         }

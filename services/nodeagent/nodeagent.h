@@ -151,6 +151,10 @@ typedef enum na_worker_state {
 
 typedef struct na_lease na_lease;
 
+/* A device's shares are counted in these units, so that leases of 0.1 add
+ * and subtract exactly (as Ray keeps resources in fixed point). */
+#define NA_GPU_UNITS 10000
+
 typedef struct na_worker {
     char id[PRISM_ID_HEX_LEN + 1];
     pid_t pid; /* also its process group */
@@ -166,6 +170,7 @@ typedef struct na_worker {
     int64_t returned_mono; /* when its last lease was returned; 0: never leased */
     int gpus[64];
     int ngpus;
+    int gpu_share;   /* above 0: it holds that share of gpus[0] (NA_GPU_UNITS: all) */
     na_lease *lease; /* granted or pending on it */
     struct na_worker *next;
 } na_worker;
@@ -228,7 +233,8 @@ typedef struct nodeagent {
     bool closing; /* shutting down: refuse new work */
     int busy;     /* NATS handlers in progress */
     na_job *jobs;
-    bool gpu_used[64];
+    bool gpu_used[64]; /* held whole (a worker's, a job's) */
+    int gpu_share[64]; /* shares held by workers of fractional leases (NA_GPU_UNITS: all) */
     na_worker *workers;
     na_lease *leases;
     na_bundle *bundles;
@@ -286,8 +292,10 @@ void na_link_report(nodeagent *na);
 
 /* workers.c: the worker pool. Callers hold `lock` unless noted. */
 const char *na_worker_state_name(na_worker_state s);
-/* Starts a worker; `gpus` devices (pool indices) make it dedicated. */
-na_worker *na_worker_start(nodeagent *na, const int *gpus, int ngpus, char *err, size_t errlen);
+/* Starts a worker; `gpus` devices (pool indices) make it dedicated: it
+ * holds them whole, or with `share` above 0 that share of its one device. */
+na_worker *na_worker_start(nodeagent *na, const int *gpus, int ngpus, int share, char *err,
+                           size_t errlen);
 /* SIGTERM (SIGKILL after --stop-grace-ms); the cron reaps it. */
 void na_worker_stop(nodeagent *na, na_worker *w);
 /* Reads ready lines, reaps, enforces deadlines, keeps the pool's size. */
@@ -325,9 +333,12 @@ bool na_lease_take_for_job(nodeagent *na, const char *lease_id, const char *job_
 void na_leases_expire(nodeagent *na);
 /* NULL when `want` fits in what is free, else why not (the caller frees). Lock held. */
 char *na_shortfall(nodeagent *na, json_t *want);
-/* Total minus leases minus jobs; GPU counts free devices. Owned by the caller. */
+/* Total minus leases minus jobs; GPU is what devices have free, shares
+ * counted (0.5 when half of one is leased). Owned by the caller. */
 json_t *na_available(nodeagent *na);
+/* Devices free whole: neither held nor shared. */
 int na_free_gpus(const nodeagent *na);
+bool na_gpu_free_whole(const nodeagent *na, int i);
 
 /* bundles.c: bundle.reserve, bundle.return and leases in a bundle. Lock
  * held unless noted. */

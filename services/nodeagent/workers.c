@@ -217,7 +217,19 @@ static void note_failure(nodeagent *na, const char *why)
               "a worker failed to start: %s; next try in %lld ms", why, (long long)delay);
 }
 
-na_worker *na_worker_start(nodeagent *na, const int *gpus, int ngpus, char *err, size_t errlen)
+/* A worker's devices taken (`sign` 1) or given back (-1): whole, or its share. */
+static void hold_gpus(nodeagent *na, const na_worker *w, int sign)
+{
+    for (int i = 0; i < w->ngpus; i++) {
+        if (w->gpu_share > 0)
+            na->gpu_share[w->gpus[i]] += sign * w->gpu_share;
+        else
+            na->gpu_used[w->gpus[i]] = sign > 0;
+    }
+}
+
+na_worker *na_worker_start(nodeagent *na, const int *gpus, int ngpus, int share, char *err,
+                           size_t errlen)
 {
     if (!may_start(na, err, errlen))
         return NULL;
@@ -232,6 +244,7 @@ na_worker *na_worker_start(nodeagent *na, const int *gpus, int ngpus, char *err,
     socket_path(na, w);
     for (int i = 0; i < ngpus; i++)
         w->gpus[w->ngpus++] = gpus[i];
+    w->gpu_share = ngpus == 1 ? share : 0;
     w->dedicated = ngpus > 0;
     w->ready_fd = -1;
     if (spawn(na, w, err, errlen) != 0) {
@@ -239,8 +252,7 @@ na_worker *na_worker_start(nodeagent *na, const int *gpus, int ngpus, char *err,
         free(w);
         return NULL;
     }
-    for (int i = 0; i < w->ngpus; i++)
-        na->gpu_used[w->gpus[i]] = true;
+    hold_gpus(na, w, 1);
     w->state = NA_WORKER_STARTING;
     w->started_ms = prism_now_ms();
     w->started_mono = prism_mono_ms();
@@ -322,8 +334,7 @@ static void worker_exited(nodeagent *na, na_worker *w, int status)
     if (w->lease)
         na_lease_free(na, w->lease, "the worker died before it was ready");
     kill(-w->pid, SIGKILL); /* what it left behind in its group */
-    for (int i = 0; i < w->ngpus; i++)
-        na->gpu_used[w->gpus[i]] = false;
+    hold_gpus(na, w, -1);
     unlink(w->socket);
     LOG_DEBUG("worker %s (pid %d) %s", w->id, (int)w->pid, how);
     na->report_wanted = true;
@@ -457,7 +468,7 @@ static void prestart(nodeagent *na)
     int ready = na_workers_count(na, NA_WORKER_IDLE, true) +
                 na_workers_count(na, NA_WORKER_STARTING, true);
     for (; ready < na->cfg.prestart_workers; ready++)
-        if (!na_worker_start(na, NULL, 0, err, sizeof err))
+        if (!na_worker_start(na, NULL, 0, 0, err, sizeof err))
             return;
 }
 

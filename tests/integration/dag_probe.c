@@ -239,6 +239,13 @@ static int errors(void)
           "an actor call with device memory");
     printf("device memory refused: %s\n", prism_last_error());
     prism_value_free(dev);
+    /* GPUs: a share of one below 1, whole devices above. */
+    prism_actor_options ao = PRISM_ACTOR_OPTIONS_INIT;
+    prism_actor *none = NULL;
+    ao.num_gpus = 1.5;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &ao, &none) == PRISM_ERR_INVALID &&
+              !none && strstr(prism_last_error(), "whole number"),
+          "num_gpus 1.5");
     check_result(execute(d, 9), 9, 2, 1, false);
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     CHECK(call(actors[0], "add", "1", &got) == PRISM_OK && got == 2, "a call after teardown");
@@ -518,7 +525,8 @@ static int large(long long n, size_t size)
 
 /* gpu PKG N: GpuStage actors of package PKG (tests/integration/gpu_fns.c):
  * input -> A.to_device -> B.rotate -> (C.rotate, D.rotate), N executions
- * of u8 tensors up to 1 MiB, 4 in flight, with device slots of 1 MiB: the
+ * of u8 tensors up to 1 MiB, 4 in flight, with device slots of 1 MiB (each
+ * actor leases a quarter of a GPU, so one device is enough): the
  * edges between the actors carry device tensors over CUDA IPC (B's to two
  * readers), the outputs come to the driver as host copies, each rotated by
  * two. Then the same graph without device slots: B's rotate gets a host
@@ -526,8 +534,11 @@ static int large(long long n, size_t size)
  * device. */
 static int gpu(const char *pkg, long long n)
 {
+    prism_actor_options ao = PRISM_ACTOR_OPTIONS_INIT;
+    ao.num_cpus = 0.25;
+    ao.num_gpus = 0.25; /* four share one device */
     for (int i = 0; i < 4; i++)
-        CHECK(prism_actor_create(c, pkg, "GpuStage", NULL, 0, NULL, &actors[i]) == PRISM_OK,
+        CHECK(prism_actor_create(c, pkg, "GpuStage", NULL, 0, &ao, &actors[i]) == PRISM_OK,
               "create GpuStage %d", i);
     /* An ordinary call may not return device memory, and says why. */
     int64_t one = 1;

@@ -279,6 +279,47 @@ def test_gpu_lease_gets_its_own_worker(c):
 test_gpu_lease_gets_its_own_worker.cluster = {"node_args": node_args(4, gpus=2)}
 
 
+def test_fractional_gpus_share_a_device(c):
+    """GPU below 1 is a share of one device, as Ray's fractional GPUs: shares
+    are packed onto the device most shared that has room, and each worker
+    sees that device; a whole lease takes only a device nobody shares; a
+    share is free again once its worker has gone."""
+    wait_view(c, ["node-1"])
+
+    def device(g):
+        w = {x["worker_id"]: x for x in workers(c, "node-1")}[g["worker_id"]]
+        assert w["dedicated"] and len(w["gpus"]) == 1, w
+        assert environ(w["pid"]).get(b"CUDA_VISIBLE_DEVICES") == str(w["gpus"][0]).encode(), w
+        return w["gpus"][0]
+
+    a = granted(c, {"CPU": 0.1, "GPU": 0.5})
+    b = granted(c, {"CPU": 0.1, "GPU": 0.25})
+    assert device(a) == device(b) == 0, (a, b)
+    assert available(c, "node-1", "GPU") == 1.25
+    whole = granted(c, {"GPU": 1})
+    assert device(whole) == 1, whole  # device 0 is shared: not whole
+    assert available(c, "node-1", "GPU") == 0.25
+    assert error_code(lease(c, {"GPU": 1})) == "busy"
+    assert error_code(lease(c, {"GPU": 0.5})) == "busy"  # 0.25 left, on device 0
+    last = granted(c, {"GPU": 0.25})
+    assert device(last) == 0
+    assert available(c, "node-1", "GPU") == 0
+    for g in (a, b, last, whole):
+        give_back(c, g)
+    wait_available(c, "node-1", "GPU", 2)
+    # Shares are counted exactly: three tenths and back leave two devices.
+    tenths = [granted(c, {"CPU": 0.1, "GPU": 0.1}) for _ in range(3)]
+    assert {device(g) for g in tenths} == {0} and available(c, "node-1", "GPU") == 1.7
+    for g in tenths:
+        give_back(c, g)
+    wait_available(c, "node-1", "GPU", 2)
+    # Above 1 a lease takes whole devices only.
+    r = nats(c).request("prism.node.%s.worker.lease" % a["node_id"],
+                        {"lease_id": "l-frac", "owner_id": "o", "resources": {"GPU": 1.5}})
+    assert error_code(r) == "invalid_argument" and "whole number" in r["error"]["message"], r
+test_fractional_gpus_share_a_device.cluster = {"node_args": node_args(4, gpus=2)}
+
+
 def test_spread_alternates_nodes(c):
     wait_view(c, ["node-1", "node-2"])
     grants = [granted(c, {"CPU": 0.5}, strategy="SPREAD") for _ in range(4)]
@@ -540,7 +581,8 @@ def check_spec(c):
 if __name__ == "__main__":
     run([test_leases_granted_busy_returned, test_warmest_idle_worker_leased_first,
          test_infeasible_and_bad_requests,
-         test_gpu_lease_gets_its_own_worker, test_spread_alternates_nodes,
+         test_gpu_lease_gets_its_own_worker,
+         test_fractional_gpus_share_a_device, test_spread_alternates_nodes,
          test_node_affinity_and_locality,
          test_worker_killed_frees_its_lease, test_scheduler_api, test_queued_owners_take_turns,
          test_queued_request_granted_when_room_comes,
