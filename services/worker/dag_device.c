@@ -47,6 +47,8 @@ int dag_dev_ring_create(dag_dev_ring **out, int device, uint32_t nslots, uint64_
 size_t dag_dev_ring_record(const dag_dev_ring *r, void *buf, size_t cap)
 {
     size_t hn = prism_cuda_ring_export(r->ring, NULL, 0);
+    if (!buf)
+        return DAG_REC_HEAD + 8 + hn;
     uint8_t *handles = malloc(hn);
     size_t len = 0;
     if (handles && prism_cuda_ring_export(r->ring, handles, hn) == hn)

@@ -27,7 +27,7 @@ typedef struct dag_dev_ring dag_dev_ring;
 int dag_dev_ring_create(dag_dev_ring **out, int device, uint32_t nslots, uint64_t slot_size,
                         char *err, size_t n);
 /* Writes the ring record (the ring's handles) into `buf` of `cap` bytes:
- * its length, or 0 when it does not fit. */
+ * its length, or 0 when it does not fit. `buf` NULL: the length it needs. */
 size_t dag_dev_ring_record(const dag_dev_ring *r, void *buf, size_t cap);
 /* Copies device tensor `v` into slot `slot` and waits for the copy, then
  * writes its device record into `buf`: the record's length, or 0 with

@@ -196,39 +196,29 @@ static void run_method(dag_loop *l, loop_node *nd, char **emsg)
         prism_value_free(nd->args[i]);
 }
 
-/* One record of return `j` on a shared-memory channel, made by `make`
- * into the slot (its length; 0: an error record with `err` instead). */
-static int write_record(dag_loop *l, loop_node *nd, size_t j,
-                        size_t (*make)(loop_node *, size_t, void *, size_t, char *, size_t))
+/* One record of return `j` on a shared-memory channel: `rec` (`len`
+ * bytes) when given, else the device record of its value, or an error
+ * record saying why that could not be made (the execution's value). */
+static int write_record(dag_loop *l, loop_node *nd, size_t j, const void *rec, size_t len)
 {
     void *p;
     int rc = wait_write(l, nd->out[j], &p);
     if (rc != STEP_OK)
         return rc;
-    prism__dag_held_begin(&nd->held[j]);
+    dag_held *h = &nd->held[j];
+    prism__dag_held_begin(h);
     size_t cap = prism_chan_writer_capacity(nd->out[j]);
     char err[400] = "";
-    size_t len = make(nd, j, p, cap, err, sizeof err);
-    if (!len)
+    if (rec)
+        memcpy(p, rec, len);
+    else if (!(len = dag_dev_ring_put(nd->dev_out[j], (uint32_t)(h->writes % h->nslots),
+                                      nd->rets[j], p, cap, err, sizeof err)))
+        /* the slot of the write being published is free of every reader,
+         * so is the ring's slot of the same number */
         len = prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->ctx.name, err);
     prism_chan_status cs = prism_chan_end_write(nd->out[j], len);
-    prism__dag_held_end(&nd->held[j], NULL);
+    prism__dag_held_end(h, NULL);
     return cs == PRISM_CHAN_PEER_DEAD ? STEP_DIED : STEP_OK;
-}
-
-static size_t ring_record(loop_node *nd, size_t j, void *p, size_t cap, char *err, size_t n)
-{
-    (void)err, (void)n;
-    return dag_dev_ring_record(nd->dev_out[j], p, cap);
-}
-
-/* The slot of the write about to be published is free of every reader, so
- * is the ring's slot of the same number. */
-static size_t device_record(loop_node *nd, size_t j, void *p, size_t cap, char *err, size_t n)
-{
-    dag_held *h = &nd->held[j];
-    return dag_dev_ring_put(nd->dev_out[j], (uint32_t)(h->writes % h->nslots), nd->rets[j], p, cap,
-                            err, n);
 }
 
 /* Return `j`, a device tensor, through its edge's CUDA ring (made, and its
@@ -237,30 +227,36 @@ static size_t device_record(loop_node *nd, size_t j, void *p, size_t cap, char *
  * then sends it as a host copy, as every later value of the edge. */
 static int write_device(dag_loop *l, loop_node *nd, size_t j, bool *staged)
 {
-    char err[300];
     if (!nd->dev_out[j]) {
-        uint8_t probe[4096];
+        /* The ring record is made before the channel write that carries it:
+         * a slot begun must hold a record, and anything but this one would
+         * count as an execution's value for its readers. */
+        char err[300] = "out of memory";
+        size_t len = 0;
+        uint8_t *rec = NULL;
         if (dag_dev_ring_create(&nd->dev_out[j], prism_value_device(nd->rets[j]),
                                 (uint32_t)nd->held[j].nslots, l->dev_buf_size, err,
-                                sizeof err) != 0 ||
-            dag_dev_ring_record(nd->dev_out[j], probe, sizeof probe) >
-                prism_chan_writer_capacity(nd->out[j]) ||
-            dag_dev_ring_record(nd->dev_out[j], probe, sizeof probe) == 0) {
-            prism_log(PRISM_LOG_WARN,
-                      "%s: device tensors on its channel %zu go through host memory (%s)",
-                      nd->ctx.name, j,
-                      nd->dev_out[j] ? "the ring's handles do not fit max_buf_size" : err);
-            dag_dev_ring_destroy(nd->dev_out[j]);
-            nd->dev_out[j] = NULL;
-            nd->dev_edge[j] = false;
-            *staged = true;
-            return STEP_OK;
+                                sizeof err) == 0 &&
+            (len = dag_dev_ring_record(nd->dev_out[j], NULL, 0)) >
+                prism_chan_writer_capacity(nd->out[j]))
+            snprintf(err, sizeof err, "the ring's handles do not fit max_buf_size");
+        else if (nd->dev_out[j] && (rec = malloc(len)) &&
+                 dag_dev_ring_record(nd->dev_out[j], rec, len) == len) {
+            int rc = write_record(l, nd, j, rec, len);
+            free(rec);
+            return rc != STEP_OK ? rc : write_record(l, nd, j, NULL, 0);
         }
-        int rc = write_record(l, nd, j, ring_record);
-        if (rc != STEP_OK)
-            return rc;
+        prism_log(PRISM_LOG_WARN,
+                  "%s: device tensors on its channel %zu go through host memory (%s)", nd->ctx.name,
+                  j, err);
+        free(rec);
+        dag_dev_ring_destroy(nd->dev_out[j]);
+        nd->dev_out[j] = NULL;
+        nd->dev_edge[j] = false;
+        *staged = true;
+        return STEP_OK;
     }
-    return write_record(l, nd, j, device_record);
+    return write_record(l, nd, j, NULL, 0);
 }
 
 /* Writes return `j`'s record: the input record `fwd` passed on, the value,
