@@ -1131,6 +1131,7 @@ export interface components {
             options?: {
                 num_returns?: number;
                 num_cpus?: number;
+                /** @description below 1: a share of one device; else a whole number of devices */
                 num_gpus?: number;
                 memory?: number;
                 resources?: {
@@ -1636,7 +1637,8 @@ export interface components {
         };
         /**
          * @description Resource name → amount: `CPU`, `GPU`, `memory` (bytes) and any custom
-         *     name.
+         *     name. `GPU` below 1 asks for a share of one device (several such
+         *     workers use it at once); from 1 up, a whole number of devices.
          * @example {
          *       "CPU": 4,
          *       "GPU": 1,
