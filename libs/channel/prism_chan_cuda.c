@@ -281,6 +281,8 @@ void *prism_cuda_ring_slot(const prism_cuda_ring *r, uint32_t slot)
 
 uint64_t prism_cuda_ring_slot_size(const prism_cuda_ring *r) { return r->slot_size; }
 
+int prism_cuda_ring_device(const prism_cuda_ring *r) { return r->device; }
+
 uint32_t prism_cuda_ring_nslots(const prism_cuda_ring *r) { return r->nslots; }
 
 void *prism_cuda_ring_stream(const prism_cuda_ring *r) { return r->stream; }

@@ -61,6 +61,8 @@ int prism_cuda_ring_recv(int sock, prism_cuda_ring **out, char *err, size_t n);
  * that works on the value in place. */
 void *prism_cuda_ring_slot(const prism_cuda_ring *r, uint32_t slot);
 uint64_t prism_cuda_ring_slot_size(const prism_cuda_ring *r);
+/* The device the ring is on, as this process numbers it. */
+int prism_cuda_ring_device(const prism_cuda_ring *r);
 uint32_t prism_cuda_ring_nslots(const prism_cuda_ring *r);
 /* Writer: copies `len` bytes from `src` (device or host memory) into the
  * slot on the ring's stream, then records the slot's event. Returns without

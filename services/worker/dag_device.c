@@ -13,45 +13,20 @@
 
 #include "prism_chan_cuda.h"
 
-struct dag_dev_ring {
-    prism_cuda_ring *ring;
-    int device;
-};
-
-static dag_dev_ring *wrap(prism_cuda_ring *ring, int device)
-{
-    dag_dev_ring *r = ring ? calloc(1, sizeof *r) : NULL;
-    if (!r) {
-        prism_cuda_ring_destroy(ring);
-        return NULL;
-    }
-    r->ring = ring;
-    r->device = device;
-    return r;
-}
-
 int dag_dev_ring_create(dag_dev_ring **out, int device, uint32_t nslots, uint64_t slot_size,
                         char *err, size_t n)
 {
-    *out = NULL;
-    prism_cuda_ring *ring;
-    if (prism_cuda_ring_create(&ring, device, nslots, slot_size, err, n) != 0)
-        return -1;
-    if (!(*out = wrap(ring, device))) {
-        snprintf(err, n, "out of memory");
-        return -1;
-    }
-    return 0;
+    return prism_cuda_ring_create(out, device, nslots, slot_size, err, n);
 }
 
 size_t dag_dev_ring_record(const dag_dev_ring *r, void *buf, size_t cap)
 {
-    size_t hn = prism_cuda_ring_export(r->ring, NULL, 0);
+    size_t hn = prism_cuda_ring_export(r, NULL, 0);
     if (!buf)
         return DAG_REC_HEAD + 8 + hn;
     uint8_t *handles = malloc(hn);
     size_t len = 0;
-    if (handles && prism_cuda_ring_export(r->ring, handles, hn) == hn)
+    if (handles && prism_cuda_ring_export(r, handles, hn) == hn)
         len = prism__dag_put_ring(buf, cap, handles, hn);
     free(handles);
     return len;
@@ -60,15 +35,14 @@ size_t dag_dev_ring_record(const dag_dev_ring *r, void *buf, size_t cap)
 size_t dag_dev_ring_put(dag_dev_ring *r, uint32_t slot, const prism_value *v, void *buf, size_t cap,
                         char *err, size_t n)
 {
-    if (prism_value_device(v) != r->device) {
+    if (prism_value_device(v) != prism_cuda_ring_device(r)) {
         snprintf(err, n, "a tensor on device %d, and the edge's ring is on device %d",
-                 prism_value_device(v), r->device);
+                 prism_value_device(v), prism_cuda_ring_device(r));
         return 0;
     }
     size_t len;
     const void *src = prism_value_data(v, &len);
-    if (prism_cuda_ring_put(r->ring, slot, src, len, err, n) != 0 ||
-        prism_cuda_ring_sync(r->ring, err, n) != 0)
+    if (prism_cuda_ring_put(r, slot, src, len, err, n) != 0 || prism_cuda_ring_sync(r, err, n) != 0)
         return 0;
     size_t rec = prism__dag_put_device(buf, cap, slot, v);
     if (!rec)
@@ -80,36 +54,23 @@ dag_dev_ring *dag_dev_ring_open(const void *buf, size_t len, char *err, size_t n
 {
     size_t hn = 0;
     const void *handles = prism__dag_get_ring(buf, len, &hn);
-    prism_cuda_ring *ring;
-    if (!handles) {
+    prism_cuda_ring *ring = NULL;
+    if (!handles)
         snprintf(err, n, "a malformed CUDA ring record");
-        return NULL;
-    }
-    if (prism_cuda_ring_open(&ring, handles, hn, err, n) != 0)
-        return NULL;
-    int device = 0;
-    cudaGetDevice(&device); /* prism_cuda_ring_open made the ring's device current */
-    dag_dev_ring *r = wrap(ring, device);
-    if (!r)
-        snprintf(err, n, "out of memory");
-    return r;
+    else
+        prism_cuda_ring_open(&ring, handles, hn, err, n);
+    return ring;
 }
 
 static void *slot_addr(void *ud, uint32_t slot) { return prism_cuda_ring_slot(ud, slot); }
 
 prism_value *dag_dev_ring_read(dag_dev_ring *r, const void *buf, size_t len)
 {
-    return prism__dag_get_device(buf, len, r->device, slot_addr, r->ring,
-                                 prism_cuda_ring_slot_size(r->ring));
+    return prism__dag_get_device(buf, len, prism_cuda_ring_device(r), slot_addr, r,
+                                 prism_cuda_ring_slot_size(r));
 }
 
-void dag_dev_ring_destroy(dag_dev_ring *r)
-{
-    if (!r)
-        return;
-    prism_cuda_ring_destroy(r->ring);
-    free(r);
-}
+void dag_dev_ring_destroy(dag_dev_ring *r) { prism_cuda_ring_destroy(r); }
 
 static prism_value *tensor_to_host(const prism_value *v, char *err, size_t n)
 {
@@ -185,13 +146,15 @@ prism_value *dag_dev_to_host(const prism_value *v, char *err, size_t n)
 {
     if (prism_value_device(v) >= 0)
         return tensor_to_host(v, err, n);
-    prism_value *l = prism_value_kind_of(v) == PRISM_VALUE_LIST ? prism_value_list()
-                                                                : prism_value_copy(v);
     if (prism_value_kind_of(v) != PRISM_VALUE_LIST) {
-        if (!l)
+        prism_value *c = prism_value_copy(v);
+        if (!c)
             snprintf(err, n, "%s", prism_last_error());
-        return l;
+        return c;
     }
+    prism_value *l = prism_value_list();
+    if (!l)
+        snprintf(err, n, "out of memory");
     for (size_t i = 0; l && i < prism_value_list_size(v); i++) {
         prism_value *item = dag_dev_to_host(prism_value_list_get(v, i), err, n);
         if (!item || prism_value_list_append(l, item) != PRISM_OK) {
@@ -199,7 +162,5 @@ prism_value *dag_dev_to_host(const prism_value *v, char *err, size_t n)
             return NULL;
         }
     }
-    if (!l)
-        snprintf(err, n, "out of memory");
     return l;
 }

@@ -19,8 +19,9 @@
 
 #include "prism/prism.h"
 
-/* The writer's ring of one edge (NULL until its first device tensor). */
-typedef struct dag_dev_ring dag_dev_ring;
+/* An edge's ring: the writer's (NULL until its first device tensor) or a
+ * reader's mapping of it; a prism_cuda_ring in a build with CUDA. */
+typedef struct prism_cuda_ring dag_dev_ring;
 
 /* Makes the ring of an edge whose channel has `nslots` slots: slot_size
  * bytes each on `device`. 0, or -1 with `err`. */

@@ -8,7 +8,6 @@
  *                      device memory: out[i] = in[(i + 1) mod n]; refuses a
  *                      host tensor, so a DAG that copied its input to the
  *                      host instead of passing it on the device fails
- *   to_host(tensor)    a device tensor copied to a host tensor
  *   make(n)            a device tensor of n bytes (JSON), a view of a
  *                      buffer the stage keeps: no allocation per call
  *   done(tensor)       a device tensor's length (JSON)
@@ -114,24 +113,6 @@ PRISM_ACTOR_METHOD(GpuStage, rotate)
         cudaDeviceSynchronize() != cudaSuccess) {
         prism_value_free(v);
         return prism_task_fail(ctx, "rotate: a device copy failed");
-    }
-    returns[0] = v;
-    return PRISM_OK;
-}
-
-PRISM_ACTOR_METHOD(GpuStage, to_host)
-{
-    (void)state, (void)nreturns;
-    if (nargs != 1 || prism_value_device(args[0]) < 0)
-        return prism_task_fail(ctx, "to_host takes a tensor in device memory");
-    size_t n;
-    const void *in = prism_value_data(args[0], &n);
-    prism_value *v = prism_value_tensor(prism_value_dtype(args[0]), prism_value_ndim(args[0]),
-                                        prism_value_shape(args[0]), NULL);
-    if (!v || cudaMemcpy((void *)prism_value_data(v, NULL), in, n, cudaMemcpyDeviceToHost) !=
-                  cudaSuccess) {
-        prism_value_free(v);
-        return prism_task_fail(ctx, "to_host: a device copy failed");
     }
     returns[0] = v;
     return PRISM_OK;
