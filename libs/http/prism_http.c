@@ -1041,6 +1041,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     prism_http_server *s = cls;
     conn_slot *c = *socket_context;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        /* a client that opens a connection per request shows here */
+        if (s->cfg.metrics)
+            prism_metric_add(prism_metrics_counter(s->cfg.metrics, "prism_http_connections_total",
+                                                   "HTTP connections accepted", NULL),
+                             1);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         c = ci ? calloc(1, sizeof *c) : NULL;

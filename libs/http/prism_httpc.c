@@ -237,3 +237,96 @@ const char *prism_httpc_error_message(json_t *doc, const char *fallback)
     const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
     return msg ? msg : fallback;
 }
+
+/* ---------- kept connections ---------- */
+
+#define POOL_MAX 64
+
+struct prism_httpc_pool {
+    pthread_mutex_t lock; /* a leaf */
+    int max_idle, nidle;
+    prism_httpc *idle[POOL_MAX]; /* oldest first */
+};
+
+/* True when `c` was made for `base_url` (trailing slashes aside) and `token`. */
+static bool bound_to(const prism_httpc *c, const char *base_url, const char *token)
+{
+    size_t n = strlen(base_url);
+    while (n > 0 && base_url[n - 1] == '/')
+        n--;
+    if (strlen(c->base) != n || strncmp(c->base, base_url, n) != 0)
+        return false;
+    if (!token || !*token)
+        return !c->auth;
+    static const char bearer[] = "Authorization: Bearer ";
+    return c->auth && !strcmp(c->auth + sizeof bearer - 1, token);
+}
+
+prism_httpc_pool *prism_httpc_pool_create(int max_idle)
+{
+    if (max_idle < 1 || max_idle > POOL_MAX)
+        return NULL;
+    prism_httpc_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    pthread_mutex_init(&p->lock, NULL);
+    p->max_idle = max_idle;
+    return p;
+}
+
+void prism_httpc_pool_destroy(prism_httpc_pool *p)
+{
+    if (!p)
+        return;
+    while (p->nidle > 0)
+        prism_httpc_destroy(p->idle[--p->nidle]);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+prism_httpc *prism_httpc_pool_take(prism_httpc_pool *p, const char *base_url, const char *token)
+{
+    prism_httpc *c = NULL;
+    pthread_mutex_lock(&p->lock);
+    for (int i = p->nidle - 1; i >= 0 && !c; i--)
+        if (bound_to(p->idle[i], base_url, token)) {
+            c = p->idle[i];
+            memmove(&p->idle[i], &p->idle[i + 1], (size_t)(p->nidle - i - 1) * sizeof c);
+            p->nidle--;
+        }
+    pthread_mutex_unlock(&p->lock);
+    if (!c && prism_httpc_create(&c, base_url, token) != 0)
+        c = NULL;
+    return c;
+}
+
+void prism_httpc_pool_give(prism_httpc_pool *p, prism_httpc *c, bool ok)
+{
+    if (!c)
+        return;
+    prism_httpc *drop[POOL_MAX + 1];
+    int ndrop = 0;
+    pthread_mutex_lock(&p->lock);
+    if (!ok) {
+        int kept = 0;
+        for (int i = 0; i < p->nidle; i++) {
+            if (!strcmp(p->idle[i]->base, c->base))
+                drop[ndrop++] = p->idle[i];
+            else
+                p->idle[kept++] = p->idle[i];
+        }
+        p->nidle = kept;
+        drop[ndrop++] = c;
+    } else {
+        if (p->nidle == p->max_idle) {
+            drop[ndrop++] = p->idle[0];
+            memmove(&p->idle[0], &p->idle[1], (size_t)(p->nidle - 1) * sizeof c);
+            p->nidle--;
+        }
+        p->idle[p->nidle++] = c;
+    }
+    pthread_mutex_unlock(&p->lock);
+    /* closed outside the lock: a TLS close may write to the socket */
+    for (int i = 0; i < ndrop; i++)
+        prism_httpc_destroy(drop[i]);
+}

@@ -7,6 +7,7 @@
 #define PRISM_HTTPC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct prism_httpc prism_httpc;
@@ -58,5 +59,27 @@ int prism_httpc_stream(prism_httpc *c, const char *method, const char *path, int
 
 /* Message of an error envelope in `doc`, or `fallback`. */
 const char *prism_httpc_error_message(json_t *doc, const char *fallback);
+
+/* Kept connections, for a process that makes many short requests to a few
+ * servers: a new connection per request costs the server a thread and a
+ * connection buffer, and both sides a handshake. A pool is safe to share
+ * between threads; a client taken from it is the taker's alone until given
+ * back. */
+typedef struct prism_httpc_pool prism_httpc_pool;
+
+/* A pool keeping at most `max_idle` idle clients (1-64). NULL when out of
+ * memory. */
+prism_httpc_pool *prism_httpc_pool_create(int max_idle);
+/* Closes the idle clients. Every client taken must have been given back
+ * (or destroyed) first. */
+void prism_httpc_pool_destroy(prism_httpc_pool *p);
+/* An idle client for `base_url` and `token` (the one given back last), or a
+ * new one. NULL when out of memory. */
+prism_httpc *prism_httpc_pool_take(prism_httpc_pool *p, const char *base_url, const char *token);
+/* Gives `c` back: kept when `ok` (its last request got an answer) and there
+ * is room (the oldest idle client makes room), else closed. A transport
+ * error also closes every idle client of the same base URL: the server may
+ * have moved or died. */
+void prism_httpc_pool_give(prism_httpc_pool *p, prism_httpc *c, bool ok);
 
 #endif

@@ -383,6 +383,9 @@ static char *setting(const char *given, const char *env, const char *file)
 }
 
 #define HOME_NODE "node-1" /* the first node of `prism up` */
+/* connections kept: a consumer releases a block per batch, an owner deletes
+ * a stored copy per freed object, each a request to a service or a store */
+#define HTTP_IDLE_MAX 8
 /* The ID of the node `prism up` named `name`, into c->home_node (left empty
  * when the GCS does not list it). */
 static void home_node_id(prism_client *c, prism_httpc *http, const char *name)
@@ -412,8 +415,8 @@ static void home_node_id(prism_client *c, prism_httpc *http, const char *name)
 #define CONNECT_RETRY_MS 10000
 static prism_status fetch_cluster(prism_client *c)
 {
-    prism_httpc *http;
-    if (prism_httpc_create(&http, c->address, c->token) != 0)
+    prism_httpc *http = prism_httpc_pool_take(c->http, c->address, c->token);
+    if (!http)
         return prism__fail(PRISM_ERR_NO_MEMORY, "cannot make an HTTP client");
     long status = 0;
     json_t *doc = NULL;
@@ -428,7 +431,7 @@ static prism_status fetch_cluster(prism_client *c)
     }
     if (rc == 0 && status == 200 && c->home_store)
         home_node_id(c, http, HOME_NODE);
-    prism_httpc_destroy(http);
+    prism_httpc_pool_give(c->http, http, rc == 0);
     prism_status s = PRISM_OK;
     if (rc != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot reach the cluster at %s: %s", c->address, err);
@@ -528,6 +531,7 @@ void prism_disconnect(prism_client *c)
         prism_store_destroy(c->store);
     prism__events_free(c);
     prism__borrow_free(c);
+    prism_httpc_pool_destroy(c->http);
     free(c->store_url);
     free(c->address);
     free(c->token);
@@ -573,6 +577,7 @@ prism_status prism__connect_sharing_store(const prism_connect_options *opts, pri
     c->epfd = c->wakefd = -1;
     c->nbuckets = 1024;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
+    c->http = prism_httpc_pool_create(HTTP_IDLE_MAX);
     c->address = setting(opts ? opts->address : NULL, "PRISM_ADDRESS", "address");
     c->token = setting(opts ? opts->token : NULL, "PRISM_TOKEN", "token");
     wire_auth_key(c->token, c->wire_key);
@@ -589,7 +594,7 @@ prism_status prism__connect_sharing_store(const prism_connect_options *opts, pri
     snprintf(c->self_addr, sizeof c->self_addr, "owner:%s", hex);
     prism_status s = PRISM_OK;
     char err[512];
-    if (!c->buckets)
+    if (!c->buckets || !c->http)
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     else if (!c->address)
         s = prism__fail(PRISM_ERR_CONNECT,
@@ -852,15 +857,15 @@ static prism_status fetch_remote(prism_client *c, const char *url, const prism_r
             return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s: %s", ref->hex, err);
         return prism__decode_stored(c->store, &ref->id, 10000, c, c->self_addr, out);
     }
-    prism_httpc *h;
-    if (prism_httpc_create(&h, url, c->token) != 0)
+    prism_httpc *h = prism_httpc_pool_take(c->http, url, c->token);
+    if (!h)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     char path[128], err[512];
     snprintf(path, sizeof path, "/api/v1/objects/%s", ref->hex);
     prism_httpc_resp resp;
     int rc = prism_httpc_request(h, "GET", path, NULL, NULL, 0, 600000, (size_t)1 << 40, &resp, err,
                                  sizeof err);
-    prism_httpc_destroy(h);
+    prism_httpc_pool_give(c->http, h, rc == 0);
     if (rc != 0)
         return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s: its store does not answer: %s",
                            ref->hex, err);
@@ -945,19 +950,20 @@ prism_status prism_get_or_describe(prism_client *c, const prism_ref *ref, int ti
 static bool describe_remote(prism_client *c, const char *url, const prism_ref *ref,
                             size_t max_bytes, prism_value_info *info)
 {
-    prism_httpc *h;
-    if (!url || !*url || prism_httpc_create(&h, url, c->token) != 0)
+    prism_httpc *h = url && *url ? prism_httpc_pool_take(c->http, url, c->token) : NULL;
+    if (!h)
         return false;
     char path[128], err[256];
     snprintf(path, sizeof path, "/api/v1/objects/%s", ref->hex);
     prism_httpc_resp resp;
     bool big = false;
-    if (prism_httpc_get_head(h, path, VALUE_HEAD_BYTES, 30000, &resp, err, sizeof err) == 0) {
+    int rc = prism_httpc_get_head(h, path, VALUE_HEAD_BYTES, 30000, &resp, err, sizeof err);
+    if (rc == 0) {
         big = (resp.status == 200 || resp.status == 206) &&
               pr_value_info((const uint8_t *)resp.body, resp.len, info) && info->size > max_bytes;
         prism_httpc_resp_free(&resp);
     }
-    prism_httpc_destroy(h);
+    prism_httpc_pool_give(c->http, h, rc == 0);
     if (!big)
         memset(info, 0, sizeof *info);
     return big;

@@ -12,6 +12,7 @@
 
 #include "prism_buf.h"
 #include "prism_bus.h"
+#include "prism_httpc.h"
 #include "prism_internal.h"
 #include "prism_store.h"
 #include "codec.h"
@@ -208,6 +209,7 @@ typedef struct deletion {
 
 struct prism_client {
     char *address, *token, *nats_url;
+    prism_httpc_pool *http;           /* kept connections to the cluster's services and stores */
     uint8_t wire_key[WIRE_KEY_BYTES]; /* proves the token to workers (wire.h) */
     char self_addr[128];              /* how references this process owns are named elsewhere */
     char node_id[64];                 /* this process's node, when known */
@@ -271,6 +273,18 @@ struct prism_client {
     struct prism_dag_compiled *dags;
     int64_t last_dags_ms;
 };
+
+/* An HTTP client for the cluster's address (GCS), a kept one when there is;
+ * NULL when out of memory. Given back with prism__http_give. */
+static inline prism_httpc *prism__http_take(prism_client *c)
+{
+    return prism_httpc_pool_take(c->http, c->address, c->token);
+}
+
+static inline void prism__http_give(prism_client *c, prism_httpc *h)
+{
+    prism_httpc_pool_give(c->http, h, true);
+}
 
 /* ---- the ownership table (client.c); lock held ---- */
 obj_entry *prism__obj_find(prism_client *c, const prism_object_id *id);

@@ -177,15 +177,15 @@ void prism_data_destroy(prism_dataset *ds)
     if (!ds)
         return;
     if (*ds->mat) { /* its blocks go: stopping an ended dataset drops what it keeps */
-        prism_httpc *h;
-        if (prism_httpc_create(&h, ds->c->address, ds->c->token) == 0) {
+        prism_httpc *h = prism__http_take(ds->c);
+        if (h) {
             char path[128], err[256];
             long status;
             json_t *doc = NULL;
             snprintf(path, sizeof path, "/api/v1/datasets/%s/stop", ds->mat);
             (void)prism__data_rest(h, "POST", path, NULL, 10000, &status, &doc, err, sizeof err);
             json_decref(doc);
-            prism_httpc_destroy(h);
+            prism__http_give(ds->c, h);
         }
     }
     prism_plan_destroy(ds->plan);
@@ -481,7 +481,7 @@ static prism_status start(prism_dataset *ds, json_t *op, const char *query, pris
         return frozen(ds);
     }
     if (*ds->mat && !query) { /* count, take: what it keeps */
-        if (prism_httpc_create(h, ds->c->address, ds->c->token) != 0)
+        if (!(*h = prism__http_take(ds->c)))
             return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
         snprintf(id, idlen, "%s", ds->mat);
         return PRISM_OK;
@@ -497,7 +497,7 @@ static prism_status start(prism_dataset *ds, json_t *op, const char *query, pris
         snprintf(path, sizeof path, "/api/v1/datasets/%s/epochs%s", ds->mat, query);
     else
         snprintf(path, sizeof path, "/api/v1/datasets%s", query ? query : "");
-    if (prism_httpc_create(h, ds->c->address, ds->c->token) != 0)
+    if (!(*h = prism__http_take(ds->c)))
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     else if (prism__data_rest(*h, "POST", path, plan, 30000, &status, &doc, err, sizeof err) != 0)
         s = prism__fail(PRISM_ERR_CONNECT, "cannot reach the cluster: %s", err);
@@ -511,7 +511,7 @@ static prism_status start(prism_dataset *ds, json_t *op, const char *query, pris
     json_decref(doc);
     free(plan);
     if (s != PRISM_OK) {
-        prism_httpc_destroy(*h);
+        prism__http_give(ds->c, *h);
         *h = NULL;
     }
     return s;
@@ -552,7 +552,7 @@ prism_status prism_data_streaming_split(prism_dataset *ds, int n, bool equal,
         snprintf(query + len, sizeof query - (size_t)len, "&consumer_timeout_ms=%d",
                  consumer_timeout_ms);
     prism_status s = start(ds, NULL, query, &h, id, idlen);
-    prism_httpc_destroy(h);
+    prism__http_give(ds->c, h);
     return s;
 }
 
@@ -602,7 +602,7 @@ prism_status prism_data_materialize(prism_dataset *ds, int timeout_ms, prism_dat
     if (s == PRISM_OK && !json_is_true(json_object_get(doc, "complete")))
         s = prism__fail(PRISM_ERR_TIMEOUT, "the dataset did not end in %d ms", timeout_ms);
     json_decref(doc);
-    prism_httpc_destroy(h);
+    prism__http_give(ds->c, h);
     char *plan = s == PRISM_OK ? prism_plan_to_json(ds->plan, NULL) : NULL;
     prism_dataset *m = NULL;
     if (s == PRISM_OK && (s = new_dataset(ds->c, &m)) == PRISM_OK) {
@@ -634,7 +634,7 @@ prism_status prism_data_count(prism_dataset *ds, int timeout_ms, int64_t *out)
     if (s == PRISM_OK && out)
         *out = json_integer_value(json_object_get(doc, "count"));
     json_decref(doc);
-    prism_httpc_destroy(h);
+    prism__http_give(ds->c, h);
     return s;
 }
 
@@ -655,7 +655,7 @@ prism_status prism_data_take(prism_dataset *ds, int64_t n, int timeout_ms, char 
     if (s == PRISM_OK && !(*out = json_dumps(json_object_get(doc, "rows"), JSON_COMPACT)))
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     json_decref(doc);
-    prism_httpc_destroy(h);
+    prism__http_give(ds->c, h);
     return s;
 }
 
@@ -687,7 +687,7 @@ static prism_status write_to(prism_dataset *ds, json_t *op, int timeout_ms, int6
             *files = json_integer_value(json_object_get(json_object_get(doc, "written"), "files"));
         json_decref(doc);
     }
-    prism_httpc_destroy(h);
+    prism__http_give(ds->c, h);
     return s;
 }
 

@@ -59,9 +59,9 @@ void prism_data_iter_options_init(prism_data_iter_options *opts)
 /* What giving a block back needs, whatever outlives what: the value read,
  * the borrowed reference, and where to say it is done. */
 typedef struct lent {
+    prism_client *c; /* outlives its batches (prism_disconnect's contract) */
     prism_value *v;
     prism_ref *ref;
-    char *address, *token;
     char path[160];
 } lent;
 
@@ -70,18 +70,16 @@ static void give_back(void *ud)
     lent *l = ud;
     prism_value_free(l->v);
     prism_ref_release(l->ref);
-    prism_httpc *h;
-    if (prism_httpc_create(&h, l->address, l->token) == 0) {
+    prism_httpc *h = prism_httpc_pool_take(l->c->http, l->c->address, l->c->token);
+    if (h) {
         long status;
         json_t *doc = NULL;
         char err[256];
         /* a failure only leaves the block to the dataset's end */
-        (void)prism__data_rest(h, "POST", l->path, NULL, 10000, &status, &doc, err, sizeof err);
+        int rc = prism__data_rest(h, "POST", l->path, NULL, 10000, &status, &doc, err, sizeof err);
         json_decref(doc);
-        prism_httpc_destroy(h);
+        prism_httpc_pool_give(l->c->http, h, rc == 0);
     }
-    free(l->address);
-    free(l->token);
     free(l);
 }
 
@@ -98,8 +96,7 @@ static prism_status borrow(prism_data_iter *it, const json_t *b, prism_block **o
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     snprintf(l->path, sizeof l->path, "/api/v1/datasets/%s/blocks/release?seq=%lld", it->id,
              (long long)seq);
-    l->address = strdup(it->c->address);
-    l->token = it->c->token ? strdup(it->c->token) : NULL;
+    l->c = it->c;
     if (!hex || !owner || prism_object_id_from_hex(&oid, hex) != 0) {
         give_back(l);
         return prism__fail(PRISM_ERR_INTERNAL, "the dataservice lent a block without its ID");
@@ -412,11 +409,12 @@ prism_status prism_data_iter_split(prism_client *c, const char *dataset_id, int 
                            "of 1 to 2^31 - 1 and options whose reserved words are zero");
     *out = NULL;
     prism_data_iter *it = iter_alloc();
-    if (!it || prism_httpc_create(&it->h, c->address, c->token) != 0) {
+    if (it)
+        it->c = c;
+    if (!it || !(it->h = prism__http_take(c))) {
         prism_data_iter_destroy(it);
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     }
-    it->c = c;
     it->batch_size = batch_size;
     it->in_order = true; /* not known here: kept */
     it->split = split;
@@ -462,7 +460,8 @@ void prism_data_iter_destroy(prism_data_iter *it)
     for (size_t i = 0; i < it->npend; i++)
         prism_block_destroy(it->pend[i]);
     free(it->pend);
-    prism_httpc_destroy(it->h);
+    if (it->h)
+        prism__http_give(it->c, it->h);
     if (it->mem)
         mem_unref(it->mem);
     free(it);

@@ -30,14 +30,14 @@ static prism_status call(prism_client *c, const char *method, const char *path, 
                          json_t **out)
 {
     *out = NULL;
-    prism_httpc *h;
-    if (prism_httpc_create(&h, c->address, c->token) != 0)
+    prism_httpc *h = prism__http_take(c);
+    if (!h)
         return prism__fail(PRISM_ERR_NO_MEMORY, "cannot make an HTTP client");
     long status = 0;
     char err[512];
     int rc =
         prism_httpc_json(h, method, path, body, REQUEST_TIMEOUT_MS, &status, out, err, sizeof err);
-    prism_httpc_destroy(h);
+    prism__http_give(c, h);
     if (rc != 0)
         return prism__fail(PRISM_ERR_CONNECT, "cannot reach the GCS at %s: %s", c->address, err);
     if (status >= 200 && status < 300)

@@ -1035,20 +1035,20 @@ static bool delete_copy(prism_client *c, deletion *d)
         return prism_store_delete(c->store, &d->id) != PRISM_STORE_DISCONNECTED;
     if (!*d->store_url)
         return true;
-    prism_httpc *h;
-    if (prism_httpc_create(&h, d->store_url, c->token) != 0)
+    prism_httpc *h = prism_httpc_pool_take(c->http, d->store_url, c->token);
+    if (!h)
         return false;
     char path[128], err[256];
     prism_httpc_resp resp;
     snprintf(path, sizeof path, "/api/v1/objects/");
     prism_object_id_to_hex(&d->id, path + strlen(path));
     bool done = false;
-    if (prism_httpc_request(h, "DELETE", path, NULL, NULL, 0, 5000, 0, &resp, err, sizeof err) ==
-        0) {
+    int rc = prism_httpc_request(h, "DELETE", path, NULL, NULL, 0, 5000, 0, &resp, err, sizeof err);
+    if (rc == 0) {
         done = resp.status < 500; /* deleted, or not there (404) */
         prism_httpc_resp_free(&resp);
     }
-    prism_httpc_destroy(h);
+    prism_httpc_pool_give(c->http, h, rc == 0);
     return done;
 }
 

@@ -24,35 +24,30 @@
 #define IDLE_MAX 8 /* connections kept between requests */
 
 struct gcs_data_proxy {
-    pthread_mutex_t lock; /* a leaf */
-    char url[512];        /* the dataservice's, as it last answered; "" when unknown */
-    int64_t url_mono;     /* when it answered */
-    prism_httpc *idle[IDLE_MAX];
-    int nidle;
+    pthread_mutex_t lock;    /* a leaf */
+    char url[512];           /* the dataservice's, as it last answered; "" when unknown */
+    int64_t url_mono;        /* when it answered */
+    prism_httpc_pool *conns; /* to it */
 };
 
 int gcs_data_proxy_create(gcs *g)
 {
     if (!(g->data_proxy = calloc(1, sizeof *g->data_proxy)))
         return -1;
+    if (!(g->data_proxy->conns = prism_httpc_pool_create(IDLE_MAX))) {
+        free(g->data_proxy);
+        g->data_proxy = NULL;
+        return -1;
+    }
     pthread_mutex_init(&g->data_proxy->lock, NULL);
     return 0;
-}
-
-/* Closes the kept connections; with `forget`, the URL too. Lock held. */
-static void drop_idle(gcs_data_proxy *p, bool forget)
-{
-    while (p->nidle > 0)
-        prism_httpc_destroy(p->idle[--p->nidle]);
-    if (forget)
-        p->url[0] = '\0';
 }
 
 void gcs_data_proxy_destroy(gcs *g)
 {
     if (!g->data_proxy)
         return;
-    drop_idle(g->data_proxy, true);
+    prism_httpc_pool_destroy(g->data_proxy->conns);
     pthread_mutex_destroy(&g->data_proxy->lock);
     free(g->data_proxy);
     g->data_proxy = NULL;
@@ -78,8 +73,6 @@ static int find_dataservice(gcs *g, char *url, size_t n)
     if (ok == 0) {
         snprintf(url, n, "%s", u);
         pthread_mutex_lock(&p->lock);
-        if (strcmp(p->url, u) != 0) /* moved: the kept connections go to the old one */
-            drop_idle(p, false);
         snprintf(p->url, sizeof p->url, "%s", u);
         p->url_mono = prism_mono_ms();
         pthread_mutex_unlock(&p->lock);
@@ -87,35 +80,6 @@ static int find_dataservice(gcs *g, char *url, size_t n)
     json_decref(req);
     json_decref(reply);
     return ok;
-}
-
-/* A connection to `url`: a kept one, or a new one (NULL when out of memory). */
-static prism_httpc *take_conn(gcs *g, const char *url)
-{
-    gcs_data_proxy *p = g->data_proxy;
-    prism_httpc *h = NULL;
-    pthread_mutex_lock(&p->lock);
-    if (p->nidle > 0 && !strcmp(p->url, url))
-        h = p->idle[--p->nidle];
-    pthread_mutex_unlock(&p->lock);
-    if (!h && prism_httpc_create(&h, url, g->cfg.token) != 0)
-        h = NULL;
-    return h;
-}
-
-/* Keeps `h` for the next request when it served `url` well, else closes it. */
-static void give_conn(gcs *g, prism_httpc *h, const char *url, bool ok)
-{
-    gcs_data_proxy *p = g->data_proxy;
-    pthread_mutex_lock(&p->lock);
-    if (!ok && !strcmp(p->url, url))
-        drop_idle(p, true); /* ask again next time: it may have moved or died */
-    else if (ok && p->nidle < IDLE_MAX && !strcmp(p->url, url)) {
-        p->idle[p->nidle++] = h;
-        h = NULL;
-    }
-    pthread_mutex_unlock(&p->lock);
-    prism_httpc_destroy(h);
 }
 
 void gcs_api_datasets_proxy(prism_http_req *req, void *ctx)
@@ -132,7 +96,8 @@ void gcs_api_datasets_proxy(prism_http_req *req, void *ctx)
     if (!query || asprintf(&path, "%s%s%s", prism_http_path(req), *query ? "?" : "", query) < 0)
         path = NULL;
     free(query);
-    prism_httpc *h = path ? take_conn(g, url) : NULL;
+    gcs_data_proxy *p = g->data_proxy;
+    prism_httpc *h = path ? prism_httpc_pool_take(p->conns, url, g->cfg.token) : NULL;
     if (!h) {
         free(path);
         prism_http_reply_error(req, 500, "internal", "out of memory");
@@ -148,7 +113,13 @@ void gcs_api_datasets_proxy(prism_http_req *req, void *ctx)
     int rc = prism_httpc_request(h, method, path, len ? (ctype ? ctype : "application/json") : NULL,
                                  len ? body : NULL, len, FORWARD_TIMEOUT_MS, MAX_ANSWER, &resp, err,
                                  sizeof err);
-    give_conn(g, h, url, rc == 0);
+    prism_httpc_pool_give(p->conns, h, rc == 0);
+    if (rc != 0) { /* ask again next time: it may have moved or died */
+        pthread_mutex_lock(&p->lock);
+        if (!strcmp(p->url, url))
+            p->url[0] = '\0';
+        pthread_mutex_unlock(&p->lock);
+    }
     free(path);
     if (rc != 0) {
         prism_http_reply_error(req, 503, "dataservice_unavailable",

@@ -918,6 +918,86 @@ static void test_eviction(void **state)
     assert_int_equal(open_new, 3);
 }
 
+/* The value of an unlabelled series in the server's /metrics. */
+static double metric_value(fixture *fx, const char *name)
+{
+    prism_httpc_resp resp;
+    char err[256];
+    assert_int_equal(prism_httpc_request(fx->client, "GET", "/metrics", NULL, NULL, 0, TIMEOUT_MS,
+                                         0, &resp, err, sizeof err),
+                     0);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = strstr(resp.body, key);
+    double v = at ? strtod(at + strlen(key), NULL) : -1;
+    prism_httpc_resp_free(&resp);
+    return v;
+}
+
+static void test_httpc_pool(void **state)
+{
+    fixture *fx = *state;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", prism_http_server_port(fx->srv));
+    assert_null(prism_httpc_pool_create(0));
+    prism_httpc_pool *p = prism_httpc_pool_create(2);
+    assert_non_null(p);
+    long status = 0;
+    /* A client given back is taken again (the base URL's trailing slash
+     * aside), and so is its connection: ten requests, one new connection. */
+    prism_httpc *a = prism_httpc_pool_take(p, url, TOKEN);
+    assert_non_null(a);
+    json_decref(call(a, "GET", "/api/v1/items/x", NULL, &status));
+    assert_int_equal(status, 200);
+    prism_httpc_pool_give(p, a, true);
+    double before = metric_value(fx, "prism_http_connections_total");
+    assert_true(before >= 1);
+    char slash[80];
+    snprintf(slash, sizeof slash, "%s/", url);
+    for (int i = 0; i < 10; i++) {
+        prism_httpc *h = prism_httpc_pool_take(p, i % 2 ? slash : url, TOKEN);
+        assert_ptr_equal(h, a);
+        json_decref(call(h, "GET", "/api/v1/items/x", NULL, &status));
+        assert_int_equal(status, 200);
+        prism_httpc_pool_give(p, h, true);
+    }
+    /* one new connection: the metrics request's own (the server closes a
+     * connection after a reply it makes before reading the request's body) */
+    double after = metric_value(fx, "prism_http_connections_total");
+    if (after != before + 1)
+        fail_msg("connections %.0f -> %.0f: the kept client connected again", before, after);
+    /* Another token, or none, is another client: a kept one never speaks
+     * with a token it was not made with. */
+    prism_httpc *anon = prism_httpc_pool_take(p, url, NULL);
+    prism_httpc *wrong = prism_httpc_pool_take(p, url, TOKEN "x");
+    assert_non_null(anon);
+    assert_non_null(wrong);
+    assert_ptr_not_equal(anon, a);
+    assert_ptr_not_equal(wrong, a);
+    assert_ptr_not_equal(anon, wrong);
+    json_decref(call(anon, "GET", "/api/v1/items/x", NULL, &status));
+    assert_int_equal(status, 401);
+    /* Two kept at most: the oldest (a) makes room; the last given comes first. */
+    prism_httpc_pool_give(p, anon, true);
+    prism_httpc_pool_give(p, wrong, true);
+    assert_ptr_equal(prism_httpc_pool_take(p, url, TOKEN "x"), wrong);
+    assert_ptr_equal(prism_httpc_pool_take(p, url, NULL), anon);
+    prism_httpc *fresh = prism_httpc_pool_take(p, url, TOKEN); /* a was closed */
+    assert_non_null(fresh);
+    assert_ptr_not_equal(fresh, anon);
+    assert_ptr_not_equal(fresh, wrong);
+    json_decref(call(fresh, "GET", "/api/v1/items/y", NULL, &status));
+    assert_int_equal(status, 200);
+    /* A transport error closes it and every kept client of its server. */
+    prism_httpc_pool_give(p, anon, true);
+    prism_httpc_pool_give(p, fresh, false);
+    prism_httpc *again = prism_httpc_pool_take(p, url, NULL);
+    assert_ptr_not_equal(again, wrong);
+    prism_httpc_pool_give(p, again, true);
+    prism_httpc_pool_give(p, wrong, true);
+    prism_httpc_pool_destroy(p); /* closes what it keeps (ASan: nothing leaks) */
+}
+
 /* ---------- WebSockets ---------- */
 
 #define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="        /* RFC 6455's example key */
@@ -1392,6 +1472,7 @@ int main(void)
         cmocka_unit_test(test_url_not_utf8_or_nul),
         cmocka_unit_test(test_head),
         cmocka_unit_test(test_parser_errors_are_json),
+        cmocka_unit_test(test_httpc_pool),
         cmocka_unit_test(test_ws_accept_key),
         cmocka_unit_test(test_ws_parse),
         cmocka_unit_test(test_ws_stream),
