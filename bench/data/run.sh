@@ -18,8 +18,15 @@
 # every process of its cluster during the run. On a machine shared with
 # other work it varies far less than images/s.
 #
+# The pool and Prism on a warm cluster run ROUNDS times, alternately, so that
+# both see the machine in the same minutes (on a shared VM a lone run of each,
+# minutes apart, differed by up to 15 % either way); each is reported as the
+# median of its rounds with [min - max], and so is the ratio of the two in
+# each round. A fresh cluster's first dataset and the float32 one run once.
+#
 # Environment: N (images, default 2000), SIZE (default 256), CPUS (the
-# cluster's CPUs, default nproc), KEEP=1 (keep the work directory), HUGE=1
+# cluster's CPUs, default nproc), ROUNDS (default 3), KEEP=1 (keep the work
+# directory), HUGE=1
 # (root: the object store's 512 MiB in huge pages, reserved for the run in
 # /proc/sys/vm/nr_hugepages and given back; docs/objectstore.md#the-arena).
 set -eu
@@ -28,6 +35,7 @@ BUILD=${1:-build-bench}
 N=${N:-2000}
 SIZE=${SIZE:-256}
 CPUS=${CPUS:-$(nproc)}
+ROUNDS=${ROUNDS:-3}
 KEEP=${KEEP:-}
 QUICK=""
 PY=/usr/bin/python3
@@ -82,7 +90,6 @@ PYEOF
   fi
 }
 
-run_step 900 "$BIN/prism-data-pool" "$WORK/images" "$CPUS"
 if [ -n "${HUGE:-}" ]; then
   HUGE_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
   echo $((HUGE_BEFORE + 256)) >/proc/sys/vm/nr_hugepages
@@ -93,12 +100,18 @@ fi
 bench_cluster_up 1 "$CPUS"
 P=$CPUS; [ "$P" -gt 2 ] && P=2
 bench_cluster_settle 1 "$P" # --prestart-workers: min(2, CPUs)
-prism_step "$BIN/prism-data-ingest" "$WORK/images"
+LABEL=", a fresh cluster's first dataset" prism_step "$BIN/prism-data-ingest" "$WORK/images"
 prism_step "$BIN/prism-data-ingest" "$WORK/images" normalize
-# Again on the same cluster: the workers have run before (on this VM a
+# Then on the same cluster, whose workers have run before (on this VM a
 # process's first touch of each page of memory costs about 5 us, so a fresh
-# worker's first blocks run slower; bench/data/README.md)
-LABEL=", warm cluster" prism_step "$BIN/prism-data-ingest" "$WORK/images"
+# worker's first blocks run slower; bench/data/README.md), round by round
+# with the pool
+r=0
+while [ "$r" -lt "$ROUNDS" ]; do
+  run_step 900 "$BIN/prism-data-pool" "$WORK/images" "$CPUS"
+  LABEL=", warm cluster" prism_step "$BIN/prism-data-ingest" "$WORK/images"
+  r=$((r + 1))
+done
 bench_cluster_down
 if ! $PY -c 'import torch, torchvision' 2>/dev/null && [ "$(id -u)" = 0 ]; then
   say "installing Debian's python3-torch and python3-torchvision"
@@ -115,20 +128,37 @@ else
 fi
 bench_failed_logs
 
-echo "image ingest: $N JPEGs ${SIZE}x$SIZE, $(nproc) CPUs, load average at the start $LOAD0"
+echo "image ingest: $N JPEGs ${SIZE}x$SIZE, $(nproc) CPUs, $ROUNDS rounds, load average at the start $LOAD0"
 echo
 $PY - "$RESULTS" <<'PYEOF'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-ceiling = next((r["images_per_s"] for r in rows if r["peer"].startswith("C thread")), None)
-print("%-52s %10s %10s %14s %10s %8s %12s %14s" % ("peer", "images/s", "MB/s", "first batch s",
-                                                    "peak RSS", "vs pool", "CPU ms/image",
-                                                    "store peak MiB"))
+peers = {}  # peer -> its runs, in order
 for r in rows:
-    rel = "%.0f %%" % (100 * r["images_per_s"] / ceiling) if ceiling else "-"
-    cpu = "%.2f" % (1000 * r["cpu_s"] / r["images"]) if r.get("cpu_s") and r["images"] else "-"
-    store = str(r["store_peak_mib"]) if "store_peak_mib" in r else "-"
-    print("%-52s %10.1f %10.1f %14.3f %7.1f MB %8s %12s %14s" % (r["peer"], r["images_per_s"],
-          r["mb_per_s"], r["first_batch_s"], r["peak_rss_mb"], rel, cpu, store))
+    peers.setdefault(r["peer"], []).append(r)
+def med(runs, f):
+    return statistics.median(f(r) for r in runs)
+def spread(runs, f, fmt):
+    v = [f(r) for r in runs]
+    return fmt % statistics.median(v) + ("" if len(v) == 1 else (" [" + fmt + " - " + fmt + "]") % (min(v), max(v)))
+pool = next((runs for p, runs in peers.items() if p.startswith("C thread")), None)
+ceiling = med(pool, lambda r: r["images_per_s"]) if pool else None
+print("%-52s %26s %8s %8s %14s %10s %12s %14s" % ("peer", "images/s", "MB/s", "vs pool",
+      "first batch s", "peak RSS", "CPU ms/image", "store peak MiB"))
+for p, runs in peers.items():
+    rel = "%.0f %%" % (100 * med(runs, lambda r: r["images_per_s"]) / ceiling) if ceiling else "-"
+    cpu = spread(runs, lambda r: 1000 * r["cpu_s"] / r["images"], "%.2f") if all(
+        r.get("cpu_s") and r["images"] for r in runs) else "-"
+    store = str(max(r["store_peak_mib"] for r in runs)) if all("store_peak_mib" in r for r in runs) else "-"
+    print("%-52s %26s %8.1f %8s %14.3f %7.1f MB %12s %14s" % (
+        p + ("" if len(runs) == 1 else " (%d runs)" % len(runs)),
+        spread(runs, lambda r: r["images_per_s"], "%.0f"), med(runs, lambda r: r["mb_per_s"]),
+        rel, med(runs, lambda r: r["first_batch_s"]), max(r["peak_rss_mb"] for r in runs), cpu, store))
+warm = next((runs for p, runs in peers.items() if p.endswith("warm cluster")), None)
+if pool and warm and len(pool) == len(warm):
+    ratios = [w["images_per_s"] / c["images_per_s"] for w, c in zip(warm, pool)]
+    print()
+    print("Prism, warm cluster / C thread pool, round by round: median %.0f %% [%.0f %% - %.0f %%]"
+          % (100 * statistics.median(ratios), 100 * min(ratios), 100 * max(ratios)))
 PYEOF
 [ -z "$FAILED" ]
