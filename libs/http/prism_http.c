@@ -90,6 +90,7 @@ struct prism_http_req {
     struct MHD_Connection *conn;
     conn_slot *slot; /* NULL when it could not be allocated */
     bool started;    /* the headers were seen */
+    bool deferred;   /* answered at the headers, sent once the (empty) body ended */
     bool uri_too_long;
     bool uri_has_nul; /* "%00" in the raw URL: decoding would cut the path or a query value */
     const prism_http_route *route;
@@ -1229,10 +1230,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         req->started_ns = prism_mono_ns();
         slot_set_busy(req->slot, true);
-        if (on_headers(req))
-            return send_response(req);
-        return MHD_YES;
+        if (!on_headers(req))
+            return MHD_YES;
+        /* A reply queued before the body closes the connection (what is left
+         * of the request cannot be told apart from the next one). Without a
+         * body, the call that ends it comes at once: sent then, the reply
+         * keeps the connection (a scraper's, a kept client's). */
+        const char *cl = prism_http_header(req, "Content-Length");
+        if (!prism_http_header(req, "Transfer-Encoding") && (!cl || !strcmp(cl, "0"))) {
+            req->deferred = true;
+            return MHD_YES;
+        }
+        return send_response(req);
     }
+    if (req->deferred)
+        return send_response(req);
     /* MHD queues a reply only before the body or after all of it: a body that
      * went over the cap mid-way (no Content-Length) is answered once it ends. */
     if (req->too_large && *upload_size == 0) {
