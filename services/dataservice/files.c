@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dataservice.h"
 #include "prism_s3.h"
@@ -126,9 +128,70 @@ static entry *dir_entries(lister *l, DIR *d, size_t *count)
     return v ? v : calloc(1, sizeof *v);
 }
 
-/* Each entry's type comes from the directory where it can: a file whose
- * extension is not read is never looked at, and those that are, by name
- * within the directory (fstatat) rather than by their whole path. */
+/* What a walk learns of an entry: `ok` when it was looked at (fstatat). */
+typedef struct looked {
+    struct stat sb;
+    bool ok;
+} looked;
+
+/* Entries [from, to) of a directory, each looked at by name within it
+ * (fstatat) when the walk wants it: a directory, or a file whose extension
+ * is read (the type comes from the directory where it can). */
+typedef struct look_job {
+    const lister *l;
+    int dfd;
+    const entry *v;
+    looked *out;
+    size_t from, to;
+} look_job;
+
+static void *look_at(void *arg)
+{
+    look_job *j = arg;
+    for (size_t i = j->from; i < j->to; i++) {
+        unsigned char t = j->v[i].type;
+        bool want = t == DT_DIR || t == DT_UNKNOWN ||
+                    (t == DT_REG && has_extension(j->l, j->v[i].name));
+        j->out[i].ok = want &&
+                       fstatat(j->dfd, j->v[i].name, &j->out[i].sb, AT_SYMLINK_NOFOLLOW) == 0;
+    }
+    return NULL;
+}
+
+/* A `stat` is a few microseconds: a directory of many files (a dataset of
+ * images) is looked at by up to LOOK_THREADS threads, LOOK_MIN entries or
+ * more each, so that the read's first tasks start sooner. */
+#define LOOK_THREADS 4
+#define LOOK_MIN 1024
+
+static void look_all(const lister *l, int dfd, const entry *v, size_t k, looked *out)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t n = k / LOOK_MIN;
+    if (n > LOOK_THREADS)
+        n = LOOK_THREADS;
+    if (cpus > 0 && n > (size_t)cpus)
+        n = (size_t)cpus;
+    if (n < 1)
+        n = 1;
+    look_job jobs[LOOK_THREADS];
+    pthread_t th[LOOK_THREADS];
+    bool started[LOOK_THREADS] = {false};
+    for (size_t t = 0; t < n; t++) {
+        jobs[t] = (look_job){l, dfd, v, out, k * t / n, k * (t + 1) / n};
+        /* the first chunk is this thread's; a helper that cannot start leaves its
+         * chunk to this thread too */
+        started[t] = t > 0 && pthread_create(&th[t], NULL, look_at, &jobs[t]) == 0;
+    }
+    look_at(&jobs[0]);
+    for (size_t t = 1; t < n; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            look_at(&jobs[t]);
+    }
+}
+
 static int walk(lister *l, const char *dir, int depth)
 {
     DIR *d = opendir(dir);
@@ -138,26 +201,29 @@ static int walk(lister *l, const char *dir, int depth)
     }
     size_t k = 0;
     entry *v = dir_entries(l, d, &k);
-    int rc = v ? 0 : -1;
+    looked *seen = v ? calloc(k ? k : 1, sizeof *seen) : NULL;
+    int rc = seen ? 0 : -1;
+    if (v && !seen)
+        snprintf(l->err, l->n, "out of memory");
+    if (seen)
+        look_all(l, dirfd(d), v, k, seen);
     for (size_t i = 0; i < k; i++) {
         char *path = NULL;
-        struct stat sb;
-        unsigned char t = v[i].type;
-        bool want = t == DT_DIR || t == DT_UNKNOWN || (t == DT_REG && has_extension(l, v[i].name));
-        if (rc == 0 && want && asprintf(&path, "%s/%s", dir, v[i].name) < 0) {
+        if (rc == 0 && seen[i].ok && asprintf(&path, "%s/%s", dir, v[i].name) < 0) {
             snprintf(l->err, l->n, "out of memory");
             rc = -1;
             path = NULL;
         }
-        if (path && fstatat(dirfd(d), v[i].name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
-            if (S_ISREG(sb.st_mode))
-                rc = add_file(l, path, &sb);
-            else if (S_ISDIR(sb.st_mode) && depth < FILES_MAX_DEPTH)
+        if (path) {
+            if (S_ISREG(seen[i].sb.st_mode))
+                rc = add_file(l, path, &seen[i].sb);
+            else if (S_ISDIR(seen[i].sb.st_mode) && depth < FILES_MAX_DEPTH)
                 rc = walk(l, path, depth + 1);
         }
         free(path);
         free(v[i].name);
     }
+    free(seen);
     free(v);
     closedir(d);
     return rc;

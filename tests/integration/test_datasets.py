@@ -351,6 +351,26 @@ def test_read_files(c):
         assert got == want, got
         assert dataset(c, d["dataset_id"])["stages"][0]["blocks"] == 3
 
+        # A directory of thousands of files is looked at by several threads:
+        # the same files, in name order (a subdirectory at its name's place),
+        # other extensions and hidden names left out.
+        many = os.path.join(top, "many")
+        want_paths = []
+        for i in range(2600):
+            name = "f%04d.%s" % (i, "txt" if i % 7 == 3 else "dat")
+            write(os.path.join(many, name), b"x" * (i % 50))
+            if name.endswith(".dat"):
+                want_paths.append(os.path.join(many, name))
+            if i == 1300:
+                write(os.path.join(many, "f1300d", "inner.dat"), b"inner")
+                want_paths.append(os.path.join(many, "f1300d", "inner.dat"))
+        write(os.path.join(many, ".f0001.dat"), b"hidden")
+        d = post(c, {"ops": [{"op": "read_binary_files", "paths": many, "include_paths": True,
+                              "file_extensions": ["dat"]},
+                             {"op": "select_columns", "columns": ["path"]}],
+                     "options": {"preserve_order": True}})
+        assert [r["path"] for r in rows(c, d["dataset_id"], 3000)] == want_paths
+
         write(os.path.join(top, "a.txt"), b"one\r\ntwo\n\nthree")
         write(os.path.join(top, "b.txt"), "d\u00e9j\u00e0\n".encode())
         d = post(c, {"ops": [{"op": "read_text", "paths": [os.path.join(top, "a.txt"),
