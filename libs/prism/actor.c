@@ -37,12 +37,44 @@ static int state_of(const char *name)
     return ACTOR_UNKNOWN;
 }
 
+/* FNV-1a of an actor ID. */
+static size_t id_hash(const char *id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *id; id++)
+        h = (h ^ (uint8_t)*id) * 1099511628211ull;
+    return (size_t)h;
+}
+
+/* The record of actor `id`, or NULL. Lock held. */
 static actor_rec *find_rec(prism_client *c, const char *id)
 {
-    for (actor_rec *a = c->actors; a; a = a->next)
+    if (!c->actor_nbuckets)
+        return NULL;
+    for (actor_rec *a = c->actor_index[id_hash(id) & (c->actor_nbuckets - 1)]; a; a = a->hnext)
         if (!strcmp(a->id, id))
             return a;
     return NULL;
+}
+
+/* Room in the index for one more record: 0, or -1 out of memory. */
+static int index_room(prism_client *c)
+{
+    if (c->nactors < c->actor_nbuckets)
+        return 0;
+    size_t n = c->actor_nbuckets ? 2 * c->actor_nbuckets : 4;
+    actor_rec **v = calloc(n, sizeof *v);
+    if (!v)
+        return -1;
+    for (actor_rec *a = c->actors; a; a = a->next) {
+        size_t k = id_hash(a->id) & (n - 1);
+        a->hnext = v[k];
+        v[k] = a;
+    }
+    free(c->actor_index);
+    c->actor_index = v;
+    c->actor_nbuckets = n;
+    return 0;
 }
 
 /* The record of actor `id`, made when new. Lock held. */
@@ -51,8 +83,7 @@ static actor_rec *rec_for(prism_client *c, const char *id)
     actor_rec *a = find_rec(c, id);
     if (a)
         return a;
-    a = calloc(1, sizeof *a);
-    if (!a)
+    if (index_room(c) != 0 || !(a = calloc(1, sizeof *a)))
         return NULL;
     snprintf(a->id, sizeof a->id, "%s", id);
     if (!(a->pool = prism__pool_for_actor(c, a))) {
@@ -61,6 +92,10 @@ static actor_rec *rec_for(prism_client *c, const char *id)
     }
     a->next = c->actors;
     c->actors = a;
+    size_t k = id_hash(a->id) & (c->actor_nbuckets - 1);
+    a->hnext = c->actor_index[k];
+    c->actor_index[k] = a;
+    c->nactors++;
     return a;
 }
 
@@ -158,6 +193,9 @@ void prism__actors_free(prism_client *c)
         free(a);
     }
     c->actors = NULL;
+    free(c->actor_index);
+    c->actor_index = NULL;
+    c->actor_nbuckets = c->nactors = 0;
 }
 
 /* A request to the GCS about actors; `*reply` is its JSON. */

@@ -180,7 +180,8 @@ struct actor_rec {
     size_t reported_queued; /* calls queued here as last told the GCS */
     int64_t reported_ms;
     pool *pool;
-    actor_rec *next;
+    actor_rec *next;  /* every record, newest first */
+    actor_rec *hnext; /* in its bucket of the index by ID */
 };
 
 /* A message the leaser thread publishes with the lock dropped (borrow.c). */
@@ -234,6 +235,8 @@ struct prism_client {
     size_t nbuckets, nobjects;
     pool *pools;
     actor_rec *actors;
+    actor_rec **actor_index; /* by ID: each call and event finds its record */
+    size_t actor_nbuckets, nactors;
     worker_conn *graveyard;    /* closed connections the io thread frees */
     deletion *deletions;       /* stored copies to delete now */
     deletion *deletions_later; /* whose store could not be reached: tried again */

@@ -85,6 +85,32 @@ static int counter(prism_client *c)
     return 0;
 }
 
+/* many N: N Counters (no CPU held) from one client, called in turns: each
+ * call reaches its own actor (the client finds each actor's record by ID,
+ * an index that grows as actors come). */
+static int many(prism_client *c, int n)
+{
+    CHECK(n > 0 && n <= 64, "many: 1 to 64 actors");
+    prism_actor *a[64] = {NULL};
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.num_cpus = 0;
+    for (int i = 0; i < n; i++)
+        CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a[i]) == PRISM_OK,
+              "create %d: %s", i, prism_last_error());
+    for (int round = 1; round <= 2; round++)
+        for (int i = 0; i < n; i++) {
+            double x;
+            CHECK(call(c, a[i], "inc", NULL, &x) == PRISM_OK && x == round,
+                  "actor %d, call %d gave %g", i, round, x);
+        }
+    for (int i = 0; i < n; i++) {
+        CHECK(prism_actor_kill(c, a[i], true) == PRISM_OK, "kill %d", i);
+        prism_actor_release(a[i]);
+    }
+    printf("many ok: %d\n", n);
+    return 0;
+}
+
 /* create NAME [detached]: a named Counter; prints its ID, then waits for a
  * line on stdin (a detached one need not: the process exits at once). */
 static int create(prism_client *c, const char *name, bool detached)
@@ -622,7 +648,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: actor_probe counter|create NAME [detached]|calls NAME N|get NAME|"
-                        "restart|inflight RETRIES|onnode NODE\n");
+                        "restart|inflight RETRIES|onnode NODE|many N\n");
         return 2;
     }
     prism_client *c;
@@ -647,6 +673,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "stuck")      ? stuck(c)
              : !strcmp(cmd, "chain")      ? chain(c)
              : !strcmp(cmd, "ctorlist")   ? ctorlist(c, arg)
+             : !strcmp(cmd, "many")       ? many(c, atoi(arg))
                                           : 2;
     prism_disconnect(c);
     return rc;

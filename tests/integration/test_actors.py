@@ -52,6 +52,13 @@ def test_counter(c):
     print(out.strip())
 
 
+def test_many_actors_from_one_client(c):
+    """Twelve actors from one client, called in turns: each call reaches its own
+    actor (the client's index of actors by ID grows past its first size)."""
+    out = probe(c, "many", "12")
+    assert "many ok: 12" in out, out
+
+
 def test_order_of_three_callers(c):
     """10,002 calls from three processes at once: each sees its own counts
     rise in the order it made the calls, and the total is exact."""
@@ -311,7 +318,8 @@ def test_actor_on_a_node_that_dies(c):
 
 
 if __name__ == "__main__":
-    run([test_counter, test_order_of_three_callers, test_named_actor_from_another_job,
+    run([test_counter, test_many_actors_from_one_client, test_order_of_three_callers,
+         test_named_actor_from_another_job,
          test_detached_actor_outlives_its_driver, test_owned_actor_dies_with_its_owner,
          test_restart_then_max_restarts, test_calls_in_flight_when_the_actor_dies,
          test_cancel_actor_calls,
