@@ -64,3 +64,23 @@ const char *prism_httpc_error_message(json_t *doc, const char *fallback)
     const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
     return msg ? msg : fallback;
 }
+
+/* Kept connections: none are kept, every client taken is new. */
+struct prism_httpc_pool {
+    int unused;
+};
+
+prism_httpc_pool *prism_httpc_pool_create(int max_idle)
+{
+    return max_idle >= 1 && max_idle <= 64 ? calloc(1, sizeof(prism_httpc_pool)) : NULL;
+}
+
+void prism_httpc_pool_destroy(prism_httpc_pool *p) { free(p); }
+
+prism_httpc *prism_httpc_pool_take(prism_httpc_pool *p, const char *base_url, const char *token)
+{
+    prism_httpc *c = NULL;
+    return prism_httpc_create(&c, base_url, token) == 0 ? c : NULL;
+}
+
+void prism_httpc_pool_give(prism_httpc_pool *p, prism_httpc *c, bool ok) { free(c); }
