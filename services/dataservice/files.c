@@ -128,10 +128,12 @@ static entry *dir_entries(lister *l, DIR *d, size_t *count)
     return v ? v : calloc(1, sizeof *v);
 }
 
-/* What a walk learns of an entry: `ok` when it was looked at (fstatat). */
+/* What a walk learns of an entry (fstatat): a regular file and its size, a
+ * directory, or neither (not looked at, or something else). */
+enum { LOOKED_NONE, LOOKED_FILE, LOOKED_DIR };
 typedef struct looked {
-    struct stat sb;
-    bool ok;
+    int64_t size;
+    unsigned char kind;
 } looked;
 
 /* Entries [from, to) of a directory, each looked at by name within it
@@ -152,8 +154,15 @@ static void *look_at(void *arg)
         unsigned char t = j->v[i].type;
         bool want = t == DT_DIR || t == DT_UNKNOWN ||
                     (t == DT_REG && has_extension(j->l, j->v[i].name));
-        j->out[i].ok = want &&
-                       fstatat(j->dfd, j->v[i].name, &j->out[i].sb, AT_SYMLINK_NOFOLLOW) == 0;
+        struct stat sb;
+        looked *o = &j->out[i];
+        o->kind = LOOKED_NONE;
+        if (want && fstatat(j->dfd, j->v[i].name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+            o->kind = S_ISREG(sb.st_mode)   ? LOOKED_FILE
+                      : S_ISDIR(sb.st_mode) ? LOOKED_DIR
+                                            : LOOKED_NONE;
+            o->size = (int64_t)sb.st_size;
+        }
     }
     return NULL;
 }
@@ -209,15 +218,16 @@ static int walk(lister *l, const char *dir, int depth)
         look_all(l, dirfd(d), v, k, seen);
     for (size_t i = 0; i < k; i++) {
         char *path = NULL;
-        if (rc == 0 && seen[i].ok && asprintf(&path, "%s/%s", dir, v[i].name) < 0) {
+        if (rc == 0 && seen[i].kind != LOOKED_NONE &&
+            asprintf(&path, "%s/%s", dir, v[i].name) < 0) {
             snprintf(l->err, l->n, "out of memory");
             rc = -1;
             path = NULL;
         }
         if (path) {
-            if (S_ISREG(seen[i].sb.st_mode))
-                rc = add_file(l, path, &seen[i].sb);
-            else if (S_ISDIR(seen[i].sb.st_mode) && depth < FILES_MAX_DEPTH)
+            if (seen[i].kind == LOOKED_FILE)
+                rc = add_sized(l, path, seen[i].size);
+            else if (depth < FILES_MAX_DEPTH)
                 rc = walk(l, path, depth + 1);
         }
         free(path);
