@@ -6,7 +6,6 @@
  * to the actor's worker. The leaser thread connects once the actor is ALIVE
  * and asks the GCS again whenever the connection drops (the actor may have
  * restarted elsewhere); `prism.event.actor` tells it sooner. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,11 +375,9 @@ static prism_status check_options(const prism_actor_options *o)
     if (!PRISM__RESERVED_ZERO(o))
         return prism__fail(PRISM_ERR_INVALID, "prism_actor_options: `reserved` is not zero "
                                               "(initialize it with PRISM_ACTOR_OPTIONS_INIT)");
-    if (o->num_cpus < 0 || o->num_gpus < 0 || o->memory < 0)
-        return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
-    if (o->num_gpus > 1 && o->num_gpus != floor(o->num_gpus))
-        return prism__fail(PRISM_ERR_INVALID, "num_gpus above 1 must be a whole number of "
-                                              "devices (below 1: a share of one)");
+    prism_status s = prism__check_amounts(o->num_cpus, o->num_gpus, o->memory);
+    if (s != PRISM_OK)
+        return s;
     if (o->max_restarts < -1 || o->max_task_retries < -1)
         return prism__fail(PRISM_ERR_INVALID,
                            "max_restarts and max_task_retries are -1 (forever) or more");

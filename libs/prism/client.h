@@ -374,6 +374,10 @@ prism_store_status prism__store_value(prism_store *store, const prism_object_id 
                                       const char *owner, const prism_value *v, const char *self,
                                       uint64_t *size);
 
+/* PRISM_OK when a task's or an actor's resource amounts can be asked for
+ * (submit.c): none negative, and GPU below 1 (a share of one device) or whole. */
+prism_status prism__check_amounts(double num_cpus, double num_gpus, double memory);
+
 /* ---- tasks (submit.c); lock held ---- */
 /* Called when an object a task waits for is ready or failed. */
 void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep);

@@ -101,9 +101,11 @@ prism_value *prism__dag_get_device(const void *buf, size_t len, int device,
     return v;
 }
 
+size_t prism__dag_ring_size(size_t n) { return DAG_REC_HEAD + 8 + n; }
+
 size_t prism__dag_put_ring(void *buf, size_t cap, const void *handles, size_t n)
 {
-    if (cap < DAG_REC_HEAD)
+    if (cap < prism__dag_ring_size(n))
         return 0;
     prism_writer w = {.out = (uint8_t *)buf + DAG_REC_HEAD, .cap = cap - DAG_REC_HEAD};
     pw_u64(&w, n);

@@ -83,6 +83,8 @@ prism_value *prism__dag_get_device(const void *buf, size_t len, int device,
                                    uint64_t slot_size);
 /* A ring record holding the `n` bytes of a ring's handles; 0 when it does not fit. */
 size_t prism__dag_put_ring(void *buf, size_t cap, const void *handles, size_t n);
+/* The length of that record. */
+size_t prism__dag_ring_size(size_t n);
 /* A ring record's handles (pointing into `buf`) and their length; NULL when malformed. */
 const void *prism__dag_get_ring(const void *buf, size_t len, size_t *n);
 

@@ -70,7 +70,7 @@ static void give_back(void *ud)
     lent *l = ud;
     prism_value_free(l->v);
     prism_ref_release(l->ref);
-    prism_httpc *h = prism_httpc_pool_take(l->c->http, l->c->address, l->c->token);
+    prism_httpc *h = prism__http_take(l->c);
     if (h) {
         long status;
         json_t *doc = NULL;

@@ -179,6 +179,16 @@ void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep)
         prism__pool_enqueue(c, t, false);
 }
 
+prism_status prism__check_amounts(double num_cpus, double num_gpus, double memory)
+{
+    if (num_cpus < 0 || num_gpus < 0 || memory < 0)
+        return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
+    if (num_gpus > 1 && num_gpus != floor(num_gpus))
+        return prism__fail(PRISM_ERR_INVALID, "num_gpus above 1 must be a whole number of "
+                                              "devices (below 1: a share of one)");
+    return PRISM_OK;
+}
+
 static prism_status check_submit(prism_client *c, const char *package, const char *function,
                                  prism_value *const *args, size_t nargs,
                                  const prism_task_options *o, prism_ref **returns)
@@ -189,11 +199,9 @@ static prism_status check_submit(prism_client *c, const char *package, const cha
     /* the wire carries the count in 16 bits (prism_codec.h) */
     if (o->num_returns < 1 || o->num_returns > PRISM_MAX_RETURNS)
         return prism__fail(PRISM_ERR_INVALID, "num_returns must be 1-%d", PRISM_MAX_RETURNS);
-    if (o->num_cpus < 0 || o->num_gpus < 0 || o->memory < 0)
-        return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
-    if (o->num_gpus > 1 && o->num_gpus != floor(o->num_gpus))
-        return prism__fail(PRISM_ERR_INVALID, "num_gpus above 1 must be a whole number of "
-                                              "devices (below 1: a share of one)");
+    prism_status s = prism__check_amounts(o->num_cpus, o->num_gpus, o->memory);
+    if (s != PRISM_OK)
+        return s;
     if (o->placement_group && o->bundle_index < -1)
         return prism__fail(PRISM_ERR_INVALID, "bundle_index is -1 (any bundle) or more");
     for (size_t i = 0; i < nargs; i++)

@@ -114,14 +114,12 @@ void gcs_api_datasets_proxy(prism_http_req *req, void *ctx)
                                  len ? body : NULL, len, FORWARD_TIMEOUT_MS, MAX_ANSWER, &resp, err,
                                  sizeof err);
     prism_httpc_pool_give(p->conns, h, rc == 0);
-    if (rc != 0) { /* ask again next time: it may have moved or died */
-        pthread_mutex_lock(&p->lock);
+    free(path);
+    if (rc != 0) {
+        pthread_mutex_lock(&p->lock); /* ask again next time: it may have moved or died */
         if (!strcmp(p->url, url))
             p->url[0] = '\0';
         pthread_mutex_unlock(&p->lock);
-    }
-    free(path);
-    if (rc != 0) {
         prism_http_reply_error(req, 503, "dataservice_unavailable",
                                "the dataservice at %s does not answer: %s", url, err);
         return;

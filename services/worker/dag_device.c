@@ -23,7 +23,7 @@ size_t dag_dev_ring_record(const dag_dev_ring *r, void *buf, size_t cap)
 {
     size_t hn = prism_cuda_ring_export(r, NULL, 0);
     if (!buf)
-        return DAG_REC_HEAD + 8 + hn;
+        return prism__dag_ring_size(hn);
     uint8_t *handles = malloc(hn);
     size_t len = 0;
     if (handles && prism_cuda_ring_export(r, handles, hn) == hn)

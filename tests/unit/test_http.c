@@ -934,6 +934,14 @@ static double metric_value(fixture *fx, const char *name)
     return v;
 }
 
+/* Fails unless the server has accepted `want` connections in all. */
+static void expect_connections(fixture *fx, double want, const char *why)
+{
+    double got = metric_value(fx, "prism_http_connections_total");
+    if (got != want)
+        fail_msg("%.0f connections accepted, not %.0f: %s", got, want, why);
+}
+
 /* Replies made before the body (health, metrics, refusals) keep a
  * bodiless request's connection, as the routes' replies do. */
 static void test_early_replies_keep_the_connection(void **state)
@@ -948,9 +956,7 @@ static void test_early_replies_keep_the_connection(void **state)
         expect_error(fx->anon, "GET", "/api/v1/items/x", NULL, 401, "unauthorized");
         expect_error(fx->client, "GET", "/api/v1/nothing", NULL, 404, "not_found");
     }
-    double after = metric_value(fx, "prism_http_connections_total");
-    if (after != before)
-        fail_msg("connections %.0f -> %.0f: an early reply closed its connection", before, after);
+    expect_connections(fx, before, "an early reply closed its connection");
 }
 
 static void test_httpc_pool(void **state)
@@ -980,9 +986,7 @@ static void test_httpc_pool(void **state)
         assert_int_equal(status, 200);
         prism_httpc_pool_give(p, h, true);
     }
-    double after = metric_value(fx, "prism_http_connections_total");
-    if (after != before)
-        fail_msg("connections %.0f -> %.0f: a kept client connected again", before, after);
+    expect_connections(fx, before, "a kept client connected again");
     /* Another token, or none, is another client: a kept one never speaks
      * with a token it was not made with. */
     prism_httpc *anon = prism_httpc_pool_take(p, url, NULL);
@@ -1001,15 +1005,19 @@ static void test_httpc_pool(void **state)
     assert_ptr_equal(prism_httpc_pool_take(p, url, NULL), anon);
     prism_httpc *fresh = prism_httpc_pool_take(p, url, TOKEN); /* a was closed */
     assert_non_null(fresh);
-    assert_ptr_not_equal(fresh, anon);
-    assert_ptr_not_equal(fresh, wrong);
+    double n = metric_value(fx, "prism_http_connections_total");
     json_decref(call(fresh, "GET", "/api/v1/items/y", NULL, &status));
     assert_int_equal(status, 200);
+    expect_connections(fx, n + 1, "the oldest idle client was kept past the pool's size");
     /* A transport error closes it and every kept client of its server. */
     prism_httpc_pool_give(p, anon, true);
     prism_httpc_pool_give(p, fresh, false);
     prism_httpc *again = prism_httpc_pool_take(p, url, NULL);
-    assert_ptr_not_equal(again, wrong);
+    assert_non_null(again);
+    n = metric_value(fx, "prism_http_connections_total");
+    json_decref(call(again, "GET", "/api/v1/items/y", NULL, &status));
+    assert_int_equal(status, 401);
+    expect_connections(fx, n + 1, "a transport error left its server's idle clients kept");
     prism_httpc_pool_give(p, again, true);
     prism_httpc_pool_give(p, wrong, true);
     prism_httpc_pool_destroy(p); /* closes what it keeps (ASan: nothing leaks) */
