@@ -94,6 +94,7 @@ struct task_spec {
     int64_t submitted_ms; /* monotonic, for waits */
     int64_t submitted_at; /* wall clock, for people */
     int64_t started_at;   /* wall clock of the last push */
+    int64_t frame_end;    /* where its last push ends in its connection's bytes (sent) */
     char node_id[PRISM_ID_HEX_LEN + 1], worker_id[PRISM_ID_HEX_LEN + 1]; /* where it last ran */
     bool reported_pending; /* a PENDING event went out for it */
     bool cancelled;        /* force-cancelled while it ran: its worker is being killed */
@@ -119,6 +120,10 @@ struct worker_conn {
     int inflight;
     task_spec *running, *running_tail; /* pushed, in order */
     prism_buf in, out;
+    /* Bytes of `out` the socket took, counted so that `sent + out.len` is
+     * where the bytes queued so far end: a task whose push ends past `sent`
+     * when the connection breaks never reached the worker, so never ran. */
+    int64_t sent;
     int64_t idle_since_ms;
     /* wall clock of its last result: when the task pushed after it started */
     int64_t last_done_ms;

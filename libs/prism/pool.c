@@ -228,6 +228,7 @@ static int flush_out(prism_client *c, worker_conn *wc)
     if (sent) {
         memmove(wc->out.data, wc->out.data + sent, wc->out.len - sent);
         wc->out.len -= sent;
+        wc->sent += (int64_t)sent;
     }
     arm_out(c, wc, wc->out.len > 0);
     return 0;
@@ -309,6 +310,7 @@ static void dispatch(prism_client *c, pool *p)
             continue;
         }
         encode_push(c, &w->out, t);
+        t->frame_end = w->sent + (int64_t)w->out.len;
         t->started_at = prism_now_ms();
         memcpy(t->node_id, w->node_id, strnlen(w->node_id, PRISM_ID_HEX_LEN) + 1);
         t->node_id[PRISM_ID_HEX_LEN] = '\0';
@@ -398,7 +400,9 @@ static void conn_close(prism_client *c, worker_conn *wc, const char *why)
         close(wc->fd);
     /* Retried tasks go back to the front in their original order. A task
      * worker runs its tasks one at a time, in order: only the first may have
-     * started; an actor's calls may run side by side. */
+     * started; an actor's calls may run side by side. Neither ran when its
+     * push never left (a call made just after the actor's worker died: the
+     * send fails, and the call waits for the actor's restart). */
     task_spec *first = wc->running;
     task_spec *list = wc->running, *rev = NULL;
     while (list) {
@@ -409,7 +413,7 @@ static void conn_close(prism_client *c, worker_conn *wc, const char *why)
     }
     for (task_spec *t = rev, *next; t; t = next) {
         next = t->next;
-        prism__task_worker_died(c, t, why, p->actor || t == first);
+        prism__task_worker_died(c, t, why, (p->actor || t == first) && t->frame_end <= wc->sent);
     }
     prism_buf_free(&wc->in);
     prism_buf_free(&wc->out);
@@ -509,12 +513,14 @@ static int on_auth(prism_client *c, worker_conn *wc, uint8_t type, const uint8_t
     prism_buf_init(&auth, (size_t)WIRE_MAX_FRAME * 4);
     int rc = wire_auth_step(&wc->auth, c->wire_key, type, p, n, &auth);
     if (rc == 0 && auth.len) { /* the AUTH frame */
+        size_t front = auth.len;
         if (prism_buf_append(&auth, wc->out.data, wc->out.len) != 0) {
             prism_buf_free(&auth);
             return -1;
         }
         prism_buf_free(&wc->out);
         wc->out = auth;
+        wc->sent -= (int64_t)front; /* the frames queued meanwhile end that much later */
         return flush_out(c, wc);
     }
     prism_buf_free(&auth);

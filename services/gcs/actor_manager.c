@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "actors.h"
+#include "prism_resources.h"
 #include "prism_codec.h"
 #include "db.h"
 #include "prism_log.h"
@@ -81,6 +82,7 @@ struct actor {
     uint64_t lease_n;
     int64_t next_ms;
     int failures; /* lease or creation failures since it was last ALIVE: the backoff */
+    bool busy;    /* the scheduler answered busy: a node's room asks again (busy_waiters) */
     char *reason; /* the pending reason last stored */
     int fd;
     wire_tls *tls; /* with a worker whose TCP address is tls: */
@@ -147,8 +149,16 @@ static void actor_free(actor *a)
     free(a);
 }
 
+static void set_busy(gcs *g, actor *a, bool busy)
+{
+    if (a->busy != busy)
+        __atomic_add_fetch(&g->actors->busy_waiters, busy ? 1 : -1, __ATOMIC_RELAXED);
+    a->busy = busy;
+}
+
 static void remove_actor(gcs *g, actor *a)
 {
+    set_busy(g, a, false);
     for (actor **pp = &g->actors->live; *pp; pp = &(*pp)->next) {
         if (*pp == a) {
             *pp = a->next;
@@ -406,6 +416,7 @@ static void pending(gcs *g, actor *a, const char *reason, int64_t delay)
 static void request_lease(gcs *g, actor *a)
 {
     char reply[192];
+    set_busy(g, a, false);
     a->lease_n++;
     snprintf(reply, sizeof reply, "%s.lease.%s.%llu", g->actors->reply_prefix, a->id,
              (unsigned long long)a->lease_n);
@@ -591,8 +602,42 @@ static void on_lease_reply(gcs *g, actor_cmd *c)
     } else {
         pending(g, a, msg ? msg : "the scheduler's answer is not a lease",
                 backoff_ms(a->failures++));
+        set_busy(g, a, code && !strcmp(code, "busy"));
     }
     json_decref(reply);
+}
+
+/* Adds `want`'s amounts to `used`. */
+static void take(json_t *used, json_t *want)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(want, name, v)
+        json_object_set_new(
+            used, name,
+            json_real(json_number_value(json_object_get(used, name)) + json_number_value(v)));
+}
+
+/* A node reported room: the actors told busy that fit in it ask again now
+ * rather than at their backoff (which stays for the others, and for a node
+ * whose report came before its room reached the scheduler). */
+static void on_room(gcs *g, actor_cmd *c)
+{
+    json_t *avail = json_loadb(c->data, c->len, 0, NULL), *used = json_object();
+    int64_t now = prism_mono_ms();
+    for (actor *a = g->actors->live; avail && used && a; a = a->next) {
+        json_t *want = json_object_get(a->lease_req, "resources");
+        const char *node = json_string_value(json_object_get(a->lease_req, "node_id"));
+        bool elsewhere = node && strcmp(node, c->id) &&
+                         !json_is_true(json_object_get(a->lease_req, "soft"));
+        if (!a->busy || a->phase != PH_WAIT_LEASE || elsewhere ||
+            !prism_res_fits(avail, used, want))
+            continue;
+        take(used, want);
+        a->next_ms = now;
+    }
+    json_decref(avail);
+    json_decref(used);
 }
 
 /* ---------- losing workers, killing ---------- */
@@ -961,7 +1006,9 @@ static void forget_owners(gcs *g, int64_t tick)
 
 static void handle(gcs *g, actor_cmd *c)
 {
-    actor *a = c->kind == AC_NODE_DEAD || c->kind == AC_REPORT ? NULL : find(g, c->id);
+    actor *a = c->kind == AC_NODE_DEAD || c->kind == AC_REPORT || c->kind == AC_ROOM
+                   ? NULL
+                   : find(g, c->id);
     switch (c->kind) {
     case AC_CREATED:
         if (!a)
@@ -975,6 +1022,7 @@ static void handle(gcs *g, actor_cmd *c)
     case AC_PING_REPLY: on_ping_reply(g, c); break;
     case AC_NODE_DEAD: on_node_dead(g, c->id); break;
     case AC_REPORT: on_report(g, c); break;
+    case AC_ROOM: on_room(g, c); break;
     }
 }
 

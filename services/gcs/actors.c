@@ -79,6 +79,23 @@ void gcs_actors_node_dead(gcs *g, const char *node_id)
         gcs_actors_post(g, c);
 }
 
+void gcs_actors_node_room(gcs *g, const char *node_id, json_t *available)
+{
+    /* Posted only while an actor waits for room: nodes report at every
+     * lease granted or returned. */
+    if (!g->actors || !__atomic_load_n(&g->actors->busy_waiters, __ATOMIC_RELAXED))
+        return;
+    actor_cmd *c = gcs_actor_cmd_new(AC_ROOM, node_id);
+    char *text = c ? json_dumps(available, JSON_COMPACT) : NULL;
+    if (!text) {
+        free(c);
+        return;
+    }
+    c->data = text;
+    c->len = strlen(text);
+    gcs_actors_post(g, c);
+}
+
 /* ---------- the table ---------- */
 
 static void set_text_or_skip(json_t *o, const char *key, sqlite3_stmt *st, int col)

@@ -28,6 +28,7 @@ typedef enum actor_cmd_kind {
     AC_PING_REPLY,  /* the answer of owner `id` (its ID) to a PING (empty: nobody there) */
     AC_NODE_DEAD,   /* the GCS declared node `id` dead */
     AC_REPORT,      /* a worker says it hosts actor `id`: data is its JSON report */
+    AC_ROOM,        /* node `id` reported room: data is its available resources (JSON) */
 } actor_cmd_kind;
 
 typedef struct actor_cmd {
@@ -57,6 +58,7 @@ struct gcs_actors {
     actor *live;           /* actors not DEAD, or killed and not gone yet: manager thread only */
     json_t *owners;        /* owner address -> its PING's times (actor_manager.c): manager only */
     int64_t ticks;         /* the manager's ticks so far */
+    int busy_waiters;      /* actors told busy, waiting to ask again: read by any thread */
     int64_t last_prune_mono;
     prism_metric *m_created, *m_restarts;
     /* What actors' workers last said of their calls (prism.event.actor.calls):

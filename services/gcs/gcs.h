@@ -277,6 +277,9 @@ void gcs_actors_stop(gcs *g);
 void gcs_actors_destroy(gcs *g);
 /* The GCS declared `node_id` dead: its actors restart or die. Any lock may be held. */
 void gcs_actors_node_dead(gcs *g, const char *node_id);
+/* Node `node_id` reported `available` (borrowed): actors the scheduler
+ * answered busy ask again at once where they fit, not at their backoff. */
+void gcs_actors_node_room(gcs *g, const char *node_id, json_t *available);
 void gcs_api_actors_list(prism_http_req *req, void *ctx);
 void gcs_api_actor_get(prism_http_req *req, void *ctx);
 void gcs_api_actor_kill(prism_http_req *req, void *ctx);

@@ -246,6 +246,8 @@ static void on_report(prism_bus *bus, const char *subject, const char *reply, co
         pthread_mutex_unlock(&g->lock);
         if (copy && json_array_size(json_object_get(msg, "bundles")))
             gcs_pgs_reconcile(g, id, json_object_get(msg, "bundles"));
+        if (copy)
+            gcs_actors_node_room(g, id, avail);
     }
     json_decref(msg);
 }

@@ -1,9 +1,12 @@
 /* prism-nodeagent: its options, start-up and shutdown hooks and periodic
  * job, on the service skeleton (prism_service.h). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "nodeagent.h"
@@ -18,6 +21,7 @@ static nodeagent na = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .pkg_lock = PTHREAD_MUTEX_INITIALIZER,
     .idle = PTHREAD_COND_INITIALIZER,
+    .wake_fd = -1,
 };
 
 static prism_option options[] = {
@@ -134,7 +138,8 @@ static int init(void *ctx, char *err, size_t errlen)
                  na.cfg.worker_bin, strerror(errno));
     register_metrics(na.metrics);
     na.resources = na_config_resources(&na.cfg);
-    if (!na.resources || na_launcher_create(&na.launcher) != 0) {
+    na.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!na.resources || na.wake_fd < 0 || na_launcher_create(&na.launcher) != 0) {
         snprintf(err, errlen, "out of resources at startup");
         return -1;
     }
@@ -176,6 +181,55 @@ static void cron(void *ctx)
         na_link_report(&na); /* availability changed since the last report */
 }
 
+/* The skeleton's loop, plus the workers: the cron runs when due, and at
+ * once when a worker is ready or has exited or another thread started one.
+ * A descriptor that cannot be polled (no memory, no pidfd) is still seen by
+ * the cron's next tick. */
+static int run(void *ctx, prism_service *svc)
+{
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGHUP);
+    int sig_fd = signalfd(-1, &stops, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sig_fd < 0) {
+        LOG_ERROR("signalfd: %s", strerror(errno));
+        return -1;
+    }
+    struct pollfd *fds = malloc(2 * sizeof *fds);
+    size_t cap = fds ? 2 : 0;
+    int wait = prism_service_tick(svc), rc = fds ? 0 : -1;
+    while (fds) {
+        fds[0] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
+        fds[1] = (struct pollfd){.fd = na.wake_fd, .events = POLLIN};
+        pthread_mutex_lock(&na.lock);
+        int more = na_workers_pollfds(&na, &fds, &cap, 2);
+        pthread_mutex_unlock(&na.lock);
+        int n = poll(fds, 2 + (size_t)(more > 0 ? more : 0), wait);
+        if (n < 0 && errno != EINTR) {
+            LOG_ERROR("poll: %s", strerror(errno));
+            rc = -1;
+            break;
+        }
+        struct signalfd_siginfo si;
+        if (n > 0 && (fds[0].revents & POLLIN) && read(sig_fd, &si, sizeof si) == sizeof si &&
+            si.ssi_signo != SIGHUP) {
+            LOG_INFO("signal %u: shutting down", si.ssi_signo);
+            break;
+        }
+        uint64_t count; /* how many wakes: one look at the workers serves them all */
+        if (n > 0 && (fds[1].revents & POLLIN) && read(na.wake_fd, &count, sizeof count) < 0)
+            LOG_DEBUG("reading the wake counter: %s", strerror(errno));
+        if (n > 0 && !(fds[0].revents & POLLIN))
+            cron(ctx); /* a worker's event, or a new worker to watch */
+        wait = prism_service_tick(svc);
+    }
+    free(fds);
+    close(sig_fd);
+    return rc;
+}
+
 /* REST is down; NATS stays up until the drivers' last updates are out. */
 static void stop(void *ctx)
 {
@@ -196,6 +250,9 @@ static void cleanup(void *ctx)
     na_launcher_destroy(na.launcher);
     while (na.jobs)
         na_job_remove(&na, na.jobs);
+    if (na.wake_fd >= 0)
+        close(na.wake_fd);
+    na.wake_fd = -1;
     json_decref(na.resources);
     json_decref(na.cfg.custom);
 }
@@ -226,6 +283,7 @@ int main(int argc, char **argv)
         .init = init,
         .start = start,
         .serving = serving,
+        .run = run,
         .stop = stop,
         .cleanup = cleanup,
     };

@@ -11,6 +11,7 @@
 #define PRISM_NODEAGENT_H
 
 #include <jansson.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -161,6 +162,7 @@ typedef struct na_worker {
     na_worker_state state;
     bool dedicated; /* started for one lease (GPUs): stopped when it is returned */
     int ready_fd;   /* our end of its ready channel; -1 once done */
+    int pidfd;      /* readable once it has exited; -1 where the kernel has none */
     char ready[NA_READY_MAX];
     size_t ready_len;
     char socket[NA_PATH_MAX]; /* --socket given to it */
@@ -219,6 +221,7 @@ typedef struct nodeagent {
     prism_bus *bus;
     prism_http_server *http;
     na_launcher *launcher;
+    int wake_fd; /* an eventfd: written when the main loop's set of descriptors changed */
     pthread_mutex_t pkg_lock; /* one package download/extraction at a time */
 
     /* Main thread only (cron). */
@@ -300,6 +303,13 @@ na_worker *na_worker_start(nodeagent *na, const int *gpus, int ngpus, int share,
 void na_worker_stop(nodeagent *na, na_worker *w);
 /* Reads ready lines, reaps, enforces deadlines, keeps the pool's size. */
 void na_workers_cron(nodeagent *na);
+/* The descriptors that say a worker is ready (its ready channel, while it
+ * starts) or has exited (its pidfd), written to `*fds` (grown as needed,
+ * owned by the caller) from index `first` on. Returns how many were added,
+ * or -1 when out of memory. */
+int na_workers_pollfds(const nodeagent *na, struct pollfd **fds, size_t *cap, size_t first);
+/* Tells the main loop to look at the workers again (any thread, lock or not). */
+void na_wake(nodeagent *na);
 /* SIGKILL to every worker, their leases freed (a new incarnation). */
 void na_workers_kill_all(nodeagent *na, const char *why);
 /* Stops every worker and waits for them (no NATS handler runs any more). No lock. */

@@ -9,8 +9,12 @@
  * environment, output appended to STATE_DIR/workers/ID.log. Once it listens
  * it writes {"unix": PATH, "tcp": "host:port"} and a newline to descriptor 3
  * (one end of a stream socket pair, so write(2) and send(2) both work); the
- * cron reads the other end without blocking. Everything here runs with the
- * agent's lock held (the cron, lease handlers), except the shutdown wait. */
+ * cron reads the other end without blocking. The main loop polls that end
+ * and a pidfd of each worker, so that a worker ready or gone is seen at once
+ * rather than at the cron's next tick (a lease waiting for a new worker, or
+ * an actor created after another was killed, would wait for it). Everything
+ * here runs with the agent's lock held (the cron, lease handlers), except
+ * the shutdown wait. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -173,6 +178,8 @@ static int spawn(nodeagent *na, na_worker *w, char *err, size_t errlen)
     fcntl(ready[0], F_SETFL, O_NONBLOCK);
     w->ready_fd = ready[0];
     ready[0] = -1;
+    /* It cannot have been reaped yet: only the cron reaps, under our lock. */
+    w->pidfd = pidfd_open(w->pid, 0);
     rc = 0;
 out:
     for (int i = 0; i < 2; i++)
@@ -246,7 +253,7 @@ na_worker *na_worker_start(nodeagent *na, const int *gpus, int ngpus, int share,
         w->gpus[w->ngpus++] = gpus[i];
     w->gpu_share = ngpus == 1 ? share : 0;
     w->dedicated = ngpus > 0;
-    w->ready_fd = -1;
+    w->ready_fd = w->pidfd = -1;
     if (spawn(na, w, err, errlen) != 0) {
         note_failure(na, err);
         free(w);
@@ -258,6 +265,7 @@ na_worker *na_worker_start(nodeagent *na, const int *gpus, int ngpus, int share,
     w->started_mono = prism_mono_ms();
     w->next = na->workers;
     na->workers = w;
+    na_wake(na); /* the main loop polls its descriptors from now on */
     prism_metric_add(na->m.workers_started, 1);
     LOG_DEBUG("worker %s starting, pid %d%s", w->id, (int)w->pid, w->dedicated ? " (GPUs)" : "");
     return w;
@@ -307,6 +315,8 @@ static void worker_free(nodeagent *na, na_worker *w)
     }
     if (w->ready_fd >= 0)
         close(w->ready_fd);
+    if (w->pidfd >= 0)
+        close(w->pidfd);
     free(w->unix_path);
     free(w->tcp);
     free(w);
@@ -470,6 +480,35 @@ static void prestart(nodeagent *na)
     for (; ready < na->cfg.prestart_workers; ready++)
         if (!na_worker_start(na, NULL, 0, 0, err, sizeof err))
             return;
+}
+
+int na_workers_pollfds(const nodeagent *na, struct pollfd **fds, size_t *cap, size_t first)
+{
+    size_t n = first;
+    for (const na_worker *w = na->workers; w; w = w->next) {
+        int mine[2] = {w->pidfd, w->state == NA_WORKER_STARTING ? w->ready_fd : -1};
+        for (int i = 0; i < 2; i++) {
+            if (mine[i] < 0)
+                continue;
+            if (n == *cap) {
+                size_t grown = *cap ? *cap * 2 : 16;
+                struct pollfd *p = realloc(*fds, grown * sizeof *p);
+                if (!p)
+                    return -1;
+                *fds = p;
+                *cap = grown;
+            }
+            (*fds)[n++] = (struct pollfd){.fd = mine[i], .events = POLLIN};
+        }
+    }
+    return (int)(n - first);
+}
+
+void na_wake(nodeagent *na)
+{
+    uint64_t one = 1;
+    if (na->wake_fd >= 0 && write(na->wake_fd, &one, sizeof one) < 0)
+        return; /* the counter is full: the loop is woken anyway */
 }
 
 void na_workers_cron(nodeagent *na)
