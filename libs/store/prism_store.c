@@ -20,7 +20,10 @@
 
 /* A reply never exceeds this; anything longer is a protocol error. */
 #define REPLY_MAX 256
-#define POPULATE_MIN (1u << 20)  /* creates at least this large map their pages at once */
+/* Creates and gets at least this large map the arena's pages they touch at
+ * once, in whole chunks of CHUNK bytes that stay mapped (see map_span). */
+#define POPULATE_MIN (64u << 10)
+#define CHUNK_SHIFT 21           /* 2 MiB */
 #define MAP_ALL_MAX (1ull << 30) /* arenas up to this size are mapped whole at connect */
 /* Extra time a waiting get gives the store to answer before declaring it hung. */
 #define REPLY_GRACE_MS 10000
@@ -47,8 +50,9 @@ struct prism_store {
     int fd;
     uint8_t *arena;
     uint64_t arena_size;
-    bool prefaulted;       /* the store touched every page, and this process did not map
-                            * them all at connect: large creates map theirs at once */
+    bool lazy;             /* never map the whole arena at connect */
+    uint64_t *mapped;      /* a bit per chunk of the arena: its pages are mapped here;
+                            * NULL: all are, or mapping them ahead is not cheap */
     char url[PSP_URL_MAX]; /* the store's HTTP URL from HELLO */
     bool broken;
     int rcv_timeout_ms; /* SO_RCVTIMEO now set; -1: none */
@@ -358,6 +362,8 @@ static prism_store_status reconnect(prism_store *st)
         st->arena = NULL;
         st->arena_size = 0;
     }
+    free(st->mapped);
+    st->mapped = NULL;
     prism_store_status s = open_store(st);
     if (s != PRISM_STORE_OK)
         return fail(st, PRISM_STORE_DISCONNECTED, "object store went away: %s", st->err);
@@ -449,11 +455,14 @@ static prism_store_status handshake(prism_store *st)
                     rep.r.version);
     }
     /* Mapping every page of the arena at connect (MAP_POPULATE) spares the
-     * first puts their page faults, but costs each client 0.12 s and 2 MiB
-     * of page tables per GiB of arena: seconds for every worker and driver
-     * on a node with a large store. So only a small arena is mapped whole;
-     * in a larger one each large create maps its own pages (populate). */
-    bool all = (rep.r.flags & PSP_ARENA_PREFAULTED) && rep.r.arena_size <= MAP_ALL_MAX;
+     * first puts and gets their page faults, but costs each client 0.1 s
+     * and 2 MiB of page tables per GiB of arena, and its exit 20 ms per GiB
+     * to unmap them. So only a small arena is mapped whole, and only by a
+     * client that is not lazy (a worker must be ready at once, and its
+     * lease's resources wait for its exit); otherwise large creates and
+     * gets map their chunks as they come (map_span). */
+    bool prefaulted = rep.r.flags & PSP_ARENA_PREFAULTED;
+    bool all = prefaulted && !st->lazy && rep.r.arena_size <= MAP_ALL_MAX;
     void *m = mmap(NULL, rep.r.arena_size, PROT_READ | PROT_WRITE,
                    MAP_SHARED | (all ? MAP_POPULATE : 0), afd, 0);
     close(afd);
@@ -462,7 +471,8 @@ static prism_store_status handshake(prism_store *st)
                     (unsigned long long)rep.r.arena_size, strerror(errno));
     st->arena = m;
     st->arena_size = rep.r.arena_size;
-    st->prefaulted = (rep.r.flags & PSP_ARENA_PREFAULTED) && !all;
+    uint64_t chunks = (st->arena_size >> CHUNK_SHIFT) + 1;
+    st->mapped = prefaulted && !all ? calloc((chunks + 63) / 64, sizeof *st->mapped) : NULL;
     rep.r.url[sizeof rep.r.url - 1] = '\0';
     memcpy(st->url, rep.r.url, sizeof st->url);
     return PRISM_STORE_OK;
@@ -483,6 +493,12 @@ static prism_store_status open_store(prism_store *st)
 prism_store_status prism_store_connect(prism_store **out, const char *socket_path, char *err,
                                        size_t errlen)
 {
+    return prism_store_connect_lazy(out, socket_path, false, err, errlen);
+}
+
+prism_store_status prism_store_connect_lazy(prism_store **out, const char *socket_path, bool lazy,
+                                            char *err, size_t errlen)
+{
     *out = NULL;
     prism_store *st = calloc(1, sizeof *st);
     if (!st) {
@@ -491,6 +507,7 @@ prism_store_status prism_store_connect(prism_store **out, const char *socket_pat
         return PRISM_STORE_ERROR;
     }
     pthread_mutex_init(&st->mu, NULL);
+    st->lazy = lazy;
     st->rcv_timeout_ms = -1;
     st->fd = -1;
     prism_store_status s = PRISM_STORE_OK;
@@ -519,6 +536,7 @@ void prism_store_destroy(prism_store *st)
         close(st->fd);
     if (st->arena)
         munmap(st->arena, st->arena_size);
+    free(st->mapped);
     st->keep_old = false;
     unmap_old(st);
     free(st->held.slots);
@@ -534,25 +552,57 @@ const char *prism_store_url(const prism_store *st) { return st ? st->url : ""; }
 
 const char *prism_store_last_error(const prism_store *st) { return st->err; }
 
-/* The data of an arena range from a reply, checked against the mapping. */
-/* Maps the pages of [p, p + len) in this process at once when the store
- * has them all (one call, not a fault every 4 KiB while the creator
- * writes): a large put then runs at memcpy's speed. Best effort: a kernel
- * without MADV_POPULATE_WRITE (before 5.14) faults them in as they come. */
-static void populate(uint8_t *p, uint64_t len)
+/* The chunks of [p, p + len) (a range of the current arena) this process
+ * has not mapped yet, as one span to populate, now marked mapped. With
+ * `mu` held; the populate itself runs unlocked. Only when the store has all
+ * its pages (mapping them allocates nothing), the arena was not mapped
+ * whole, and for large objects: a small one faults its few pages in as it
+ * is used. */
+typedef struct span {
+    uint8_t *p;
+    uint64_t len;
+} span;
+
+static span map_span(prism_store *st, const uint8_t *p, uint64_t len)
 {
-#ifdef MADV_POPULATE_WRITE
-    if (len < POPULATE_MIN)
-        return;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)p & ~(page - 1), z = ((uintptr_t)p + len + page - 1) & ~(page - 1);
-    (void)madvise((void *)a, z - a, MADV_POPULATE_WRITE);
+    span none = {NULL, 0};
+    if (!st->mapped || len < POPULATE_MIN)
+        return none;
+    uint64_t off = (uint64_t)(p - st->arena), first = UINT64_MAX, last = 0;
+    for (uint64_t c = off >> CHUNK_SHIFT; c <= (off + len - 1) >> CHUNK_SHIFT; c++) {
+        uint64_t bit = 1ull << (c & 63);
+        if (st->mapped[c >> 6] & bit)
+            continue;
+        st->mapped[c >> 6] |= bit;
+        first = first < c ? first : c;
+        last = c;
+    }
+    if (first == UINT64_MAX)
+        return none;
+    uint64_t a = first << CHUNK_SHIFT, z = (last + 1) << CHUNK_SHIFT;
+    if (z > st->arena_size)
+        z = st->arena_size;
+    return (span){st->arena + a, z - a};
+}
+
+/* Maps a span's pages in this process at once (one call, not a fault
+ * every 4 KiB while the creator writes or the reader reads): a large put
+ * then runs at memcpy's speed. As MAP_POPULATE does for a shared mapping,
+ * by read faults, which map 16 pages each (fault-around) and, the arena
+ * being shared memory, writable: three times as fast here as write faults.
+ * Best effort: a kernel without MADV_POPULATE_READ (before 5.14) faults
+ * them in as they come. */
+static void populate(span s)
+{
+#ifdef MADV_POPULATE_READ
+    if (s.len)
+        (void)madvise(s.p, s.len, MADV_POPULATE_READ);
 #else
-    (void)p;
-    (void)len;
+    (void)s;
 #endif
 }
 
+/* The data of an arena range from a reply, checked against the mapping. */
 static uint8_t *arena_ptr(prism_store *st, uint64_t off, uint64_t len)
 {
     if (off > st->arena_size || len > st->arena_size - off)
@@ -598,10 +648,9 @@ prism_store_status prism_store_create(prism_store *st, const prism_object_id *id
                  "and spilling (the rest is in use by readers or unsealed objects)",
                  (unsigned long long)size);
     }
-    bool fill = s == PRISM_STORE_OK && st->prefaulted;
+    span fill = s == PRISM_STORE_OK ? map_span(st, *data, size + metadata_size) : (span){0};
     pthread_mutex_unlock(&st->mu);
-    if (fill) /* unlocked: other calls need not wait for it */
-        populate(*data, size + metadata_size);
+    populate(fill); /* unlocked: other calls need not wait for it */
     return s;
 }
 
@@ -720,6 +769,7 @@ prism_store_status prism_store_get(prism_store *st, const prism_object_id *id, i
     }
     prism_store_status s =
         call(st, PSP_GET, 0, &req, sizeof req, NULL, 0, NULL, 0, &rep, sizeof rep, req.timeout_ms);
+    span fill = {0};
     if (s == PRISM_STORE_OK) {
         uint8_t *p = arena_ptr(st, rep.offset, rep.data_size + rep.metadata_size);
         if (!p || rep.metadata_size > PRISM_STORE_MAX_METADATA) {
@@ -730,9 +780,11 @@ prism_store_status prism_store_get(prism_store *st, const prism_object_id *id, i
             out->metadata = p + rep.data_size;
             out->metadata_size = rep.metadata_size;
             held_add(&st->held, id, 1);
+            fill = map_span(st, p, rep.data_size + rep.metadata_size);
         }
     }
     pthread_mutex_unlock(&st->mu);
+    populate(fill);
     return s;
 }
 

@@ -128,6 +128,11 @@ typedef struct prism_store_stats {
  * On failure `*out` is NULL and `err` (may be NULL) says why. */
 prism_store_status prism_store_connect(prism_store **out, const char *socket_path, char *err,
                                        size_t errlen);
+/* The same; with `lazy` the arena's pages are never all mapped at connect,
+ * only as large creates and gets use them (docs/objectstore.md): for a
+ * process that must be ready at once and exit fast, as a worker. */
+prism_store_status prism_store_connect_lazy(prism_store **out, const char *socket_path, bool lazy,
+                                            char *err, size_t errlen);
 /* Closes the connection and unmaps the arena: every pointer from this handle
  * becomes invalid, and the store drops its references. NULL is a no-op. */
 void prism_store_destroy(prism_store *st);

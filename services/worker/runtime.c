@@ -1677,8 +1677,10 @@ static int start(worker_rt *w, char *err, size_t n)
     watch(w, w->sigfd, &w->sigfd);
     watch(w, w->unix_fd, &w->unix_fd);
     watch(w, w->tcp_fd, &w->tcp_fd);
+    /* Lazy: mapping the whole arena first would make every new worker (an
+     * actor's, a pool's growth) wait for it, and its exit, with its lease. */
     if (cfg->store_socket && *cfg->store_socket &&
-        prism_store_connect(&w->store, cfg->store_socket, err, n) != PRISM_STORE_OK)
+        prism_store_connect_lazy(&w->store, cfg->store_socket, true, err, n) != PRISM_STORE_OK)
         return -1;
     if (cfg->nats_url && *cfg->nats_url &&
         prism_bus_connect(&w->bus, cfg->nats_url, cfg->token, "prism-worker", 0, err, n) != 0)

@@ -139,9 +139,9 @@ class Store:
             raise AssertionError("store %s exited: %s" % (name, open(os.path.join(self.dir, "store.log")).read()))
         self.url = open(addr).read().strip()
 
-    def client(self, *cmds, timeout=120, check=True):
+    def client(self, *cmds, timeout=120, check=True, lazy=False):
         """Runs testclient commands (lists of words); returns its output lines."""
-        args = [os.path.join(BIN, "prism-objectstore-testclient"), self.sock]
+        args = [os.path.join(BIN, "prism-objectstore-testclient")] + ["--lazy"] * lazy + [self.sock]
         for i, c in enumerate(cmds):
             if i:
                 args.append("--")
@@ -253,6 +253,40 @@ def test_large_arena(tmp):
         expect(out[0] != out[1], "two seeds, two contents: %s" % out[:2])
         again = s.client(["get", a], ["get", b])
         expect(again == out[2:4], (again, out[2:4]))
+    finally:
+        expect(s.stop() == 0, "clean exit")
+        expect(not sanitizer_report(s), "sanitizer report in the store log")
+
+
+def test_lazy_client(tmp):
+    """A lazy client (a worker's) maps none of the arena at connect, and the chunks of
+    its large creates and gets as they come; a client that is not lazy maps an arena of
+    up to 1 GiB whole (docs/objectstore.md#the-arena). Objects across chunk edges read
+    back the same in both, and a small one faults in only its own pages."""
+    s = Store(tmp, "lazy", memory="64MiB")
+    try:
+        rss = lambda line: int(line.split("rss=")[1])
+        whole = s.client(["rss"])
+        expect(rss(whole[0]) >= 60 * 1024, "mapped whole at connect: %s" % whole)
+        # sizes around the 64 KiB threshold (with the metadata), and across 2 MiB chunks
+        sizes = [1000, 60000, 64 * 1024, 3 * MiB + 12345, 5 * MiB + 1]
+        cmds = [["rss"]]
+        for i, size in enumerate(sizes):
+            cmds += [["put", object_id(i), size, i + 1, "pin"], ["rss"]]
+        out = s.client(*cmds, lazy=True)
+        expect(rss(out[0]) < 1024, "nothing mapped at connect: %s" % out[0])
+        expect(rss(out[2]) < 1024 and rss(out[4]) < 1024, "small puts map their pages: %s" % out)
+        expect(rss(out[8]) >= 3 * 1024, "a 3 MiB put maps its chunks: %s" % out)
+        expect(rss(out[10]) - rss(out[8]) >= 5 * 1024, "and a 5 MiB one: %s" % out)
+        shas = [line.split("sha256=")[1] for line in out[1::2]]
+        # read back lazily (a fresh process: it maps the chunks of each large get) and whole
+        for lazy in (True, False):
+            got = s.client(*[["get", object_id(i)] for i in range(len(sizes))] + [["rss"]],
+                           lazy=lazy)
+            for i, size in enumerate(sizes):
+                expect(got[i].startswith("OK size=%d sha256=%s" % (size, shas[i])), got[i])
+            if lazy:
+                expect(3 * 1024 + 5 * 1024 <= rss(got[-1]) < 20 * 1024, got[-1])
     finally:
         expect(s.stop() == 0, "clean exit")
         expect(not sanitizer_report(s), "sanitizer report in the store log")
@@ -659,7 +693,7 @@ def test_http_and_events(tmp):
 
 
 if __name__ == "__main__":
-    sys.exit(run_tests([test_round_trips, test_large_arena, test_huge_pages, test_concurrent_clients,
+    sys.exit(run_tests([test_round_trips, test_large_arena, test_lazy_client, test_huge_pages, test_concurrent_clients,
                         test_spill_three_times_the_arena,
                         test_eviction_order, test_killed_clients, test_too_large, test_garbage_frames,
                         test_store_restart, test_put_keeps_a_reference,

@@ -2,7 +2,9 @@
  * commands given on the command line against the store's Unix socket and
  * prints one line per command, "OK ..." or "ERR <status> <message>".
  *
- *   prism-objectstore-testclient SOCKET CMD [ARGS] [-- CMD [ARGS]]...
+ *   prism-objectstore-testclient [--lazy] SOCKET CMD [ARGS] [-- CMD [ARGS]]...
+ *
+ *   --lazy                   connect with prism_store_connect_lazy
  *
  *   put ID SIZE SEED [pin]   create + fill with a pattern + seal; prints sha256
  *   get ID [TIMEOUT_MS]      get + hash + release; prints size and sha256
@@ -13,6 +15,7 @@
  *   wait ID TIMEOUT_MS       a get that waits; prints its status
  *   contains ID | delete ID | pin ID | unpin ID | abort ID | stats
  *   stress N SEED            N rounds of put/get/release/delete of random sizes
+ *   rss                      the arena's pages mapped in this process, in KiB
  *   sleep MS */
 #include <stdint.h>
 #include <stdio.h>
@@ -220,6 +223,28 @@ static int run(prism_store *st, int argc, char **argv)
         printf("OK\n");
         return 0;
     }
+    if (!strcmp(c, "rss")) { /* the Rss of the store's memfd mapping */
+        FILE *f = fopen("/proc/self/smaps", "r");
+        char line[512];
+        bool arena = false;
+        long kib = -1;
+        while (f && fgets(line, sizeof line, f)) {
+            unsigned long from, to;
+            if (sscanf(line, "%lx-%lx ", &from, &to) == 2) /* a mapping's first line */
+                arena = strstr(line, "memfd:prism-objectstore") != NULL;
+            long v;
+            if (arena && sscanf(line, "Rss: %ld kB", &v) == 1)
+                kib = v;
+        }
+        if (f)
+            fclose(f);
+        if (kib < 0) {
+            printf("ERR 1 no arena mapping in /proc/self/smaps\n");
+            return 1;
+        }
+        printf("OK rss=%ld\n", kib);
+        return 0;
+    }
     if (!strcmp(c, "stats")) {
         prism_store_stats x;
         if ((s = prism_store_stats_get(st, &x)) != PRISM_STORE_OK)
@@ -340,13 +365,16 @@ static int run(prism_store *st, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    bool lazy = argc > 1 && !strcmp(argv[1], "--lazy");
+    argc -= lazy;
+    argv += lazy;
     if (argc < 3) {
-        fprintf(stderr, "usage: %s SOCKET CMD [ARGS] [-- CMD [ARGS]]...\n", argv[0]);
+        fprintf(stderr, "usage: %s [--lazy] SOCKET CMD [ARGS] [-- CMD [ARGS]]...\n", argv[0]);
         return 2;
     }
     prism_store *st;
     char e[256];
-    prism_store_status s = prism_store_connect(&st, argv[1], e, sizeof e);
+    prism_store_status s = prism_store_connect_lazy(&st, argv[1], lazy, e, sizeof e);
     if (s != PRISM_STORE_OK) {
         printf("ERR %d %s\n", (int)s, e);
         return 1;
