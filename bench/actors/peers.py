@@ -20,6 +20,7 @@ multiprocessing baseline has no counterpart (a Process reading a Pipe serves
 one call at a time) and leaves the row out.
 """
 import os
+import statistics
 import sys
 import threading
 
@@ -64,6 +65,21 @@ def dask_round(actors, n):
     return n
 
 
+CHURN = 10  # actors made one after another, each dropped before the next
+
+
+def churn_ms(make, drop):
+    """The median ms of CHURN rounds of make() (create and first call), each
+    actor dropped (untimed) before the next is made."""
+    times = []
+    for _ in range(CHURN):
+        t0 = now()
+        a = make()
+        times.append((now() - t0) / 1e6)
+        drop(a)
+    return round(statistics.median(times), 2)
+
+
 def dask_nn_child(address, workers, n, rounds, warmup, index, barrier, results):
     from distributed import Client
     client = Client(address)
@@ -99,8 +115,14 @@ def run_dask():
     create_ms = (now() - a0) / 1e6
     lat, total = timed_loop(lambda: actor.echo().result(), 300 if QUICK else 3000,
                             3 if QUICK else 10, 100)
+
+    def dask_make():
+        a = actor_of(Counter, workers[0])
+        a.echo().result()
+        return a
+
     emit(system=S, bench="1_1_actor_calls_sync", version=version, create_ms=round(create_ms, 2),
-         **latency_fields(lat, total, UNIT))
+         churn_ms=churn_ms(dask_make, lambda a: None), **latency_fields(lat, total, UNIT))
 
     # 1_1_actor_calls_async
     emit(system=S, bench="1_1_actor_calls_async", actors=1, n=n,
@@ -208,8 +230,14 @@ def run_multiprocessing():
     create_ms = (now() - a0) / 1e6
     lat, total = timed_loop(lambda: actor.call("echo"), 2000 if QUICK else 20000,
                             3 if QUICK else 10, 1000)
+
+    def mp_make():
+        a = MpActor(ctx)
+        a.call("echo")
+        return a
+
     emit(system=S, bench="1_1_actor_calls_sync", create_ms=round(create_ms, 2),
-         **latency_fields(lat, total, UNIT))
+         churn_ms=churn_ms(mp_make, MpActor.close), **latency_fields(lat, total, UNIT))
 
     # 1_1_actor_calls_async
     emit(system=S, bench="1_1_actor_calls_async", actors=1, n=n,

@@ -10,7 +10,10 @@
  * BENCH:
  *   sync        1_1_actor_calls_sync: one caller, one actor, each call
  *               waited for before the next; rate, median and p99 latency,
- *               and how long the actor took from create to its first answer
+ *               how long the actor took from create to its first answer, and
+ *               the median of CHURN more such, each killed before the next
+ *               is made (a new worker for each once the node's prestarted
+ *               ones are taken)
  *   async       1_1_actor_calls_async: --n calls made at once, then all got;
  *               the median rate of the rounds
  *   concurrent  1_1_actor_calls_concurrent: as async, to an actor created
@@ -43,6 +46,7 @@
 #include "bench_prism.h"
 
 #define MAX_ACTORS 64
+#define CHURN 10
 
 typedef struct cfg {
     long n, rounds, warmup, actors, clients, concurrency;
@@ -166,12 +170,20 @@ static int bench_sync(const cfg *cf)
             break;
     }
     double total = (double)(bench_now_ns() - t0) / 1e9;
+    kill_all(c, &a, 1);
+    double churn[CHURN];
+    for (int i = 0; i < CHURN; i++) {
+        c0 = bench_now_ns();
+        BENCH_TRY(create_counter(c, cf, 1, &a), "create");
+        BENCH_TRY(call_sync(c, a), "first call");
+        churn[i] = (double)(bench_now_ns() - c0) / 1e6;
+        kill_all(c, &a, 1);
+    }
     printf("{\"system\": \"prism\", \"bench\": \"%s\", ", bench_name);
     bench_latency_fields(stdout, lat, (size_t)n, total, "calls/s");
-    printf(", \"create_ms\": %.2f}\n", create_ms);
+    printf(", \"create_ms\": %.2f, \"churn_ms\": %.2f}\n", create_ms, bench_median_d(churn, CHURN));
     fflush(stdout);
     free(lat);
-    kill_all(c, &a, 1);
     prism_disconnect(c);
     return 0;
 }

@@ -31,6 +31,7 @@ def main():
         ("  median latency", "1_1_actor_calls_sync", "median_us", "µs", False, "rtt_us"),
         ("  p99 latency", "1_1_actor_calls_sync", "p99_us", "µs", False, ""),
         ("  create + first call", "1_1_actor_calls_sync", "create_ms", "ms", False, ""),
+        ("  the same, 10 in a row", "1_1_actor_calls_sync", "churn_ms", "ms", False, ""),
         ("1_1_actor_calls_async", "1_1_actor_calls_async", "rate", "calls/s", True, "pipe"),
         ("1_1_actor_calls_concurrent", "1_1_actor_calls_concurrent", "rate", "calls/s", True,
          "pipe"),
