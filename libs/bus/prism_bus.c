@@ -152,12 +152,12 @@ int prism_bus_connect(prism_bus **out, const char *url, const char *token, const
     return PRISM_BUS_OK;
 }
 
-/* Stops delivery to `s` and waits for its running callback, so nothing
- * touches the subscriber's state after this returns. */
-/* Ends the subscriptions of the list `subs`: every drain is begun before
- * any is waited for, so that they share their round trips to the server
- * (one by one, each cost one: a client of six subscriptions took 5-10 ms
- * to disconnect, which a worker's exit, and its lease, waited for). */
+/* Stops delivery to the subscriptions of the list `subs` and waits for
+ * their running callbacks, so nothing touches the subscribers' state after
+ * this returns. Every drain is begun before any is waited for, so that they
+ * share their round trips to the server (one by one, each cost one: a
+ * client of six subscriptions took 5-10 ms to disconnect, which a worker's
+ * exit, and its lease, waited for). */
 static void end_subscriptions(prism_bus *b, bus_sub *subs)
 {
     /* Draining needs the server: without it, it would only wait out its timeout. */
