@@ -2,6 +2,7 @@
  * The node agent starts it (docs/tasks.md); it is not started by hand. Its
  * options and token come from the service skeleton (prism_service.h); the
  * loop is the worker's own (runtime.c). */
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,13 @@ static int configure(void *ctx, const prism_service_settings *s, char *err, size
 {
     if (!socket_path) {
         snprintf(err, errlen, "--socket is required");
+        return -1;
+    }
+    /* Checked before the worker opens anything: a number that is not open
+     * now would be its own next descriptor (its event loop's), which it
+     * would close once ready. */
+    if (ready_fd >= 0 && (ready_fd > 1 << 20 || fcntl((int)ready_fd, F_GETFD) < 0)) {
+        snprintf(err, errlen, "--ready-fd %lld is not an open descriptor", (long long)ready_fd);
         return -1;
     }
     wc = (prism_worker_config){worker_id,    node_id,       socket_path,  host,

@@ -1560,6 +1560,10 @@ static void poll_once(worker_rt *w, int timeout_ms)
 {
     struct epoll_event evs[32];
     int n = epoll_wait(w->epfd, evs, 32, timeout_ms);
+    if (n < 0 && errno != EINTR) { /* it would fail again at once, forever */
+        LOG_ERROR("the event loop failed: %s; stopping", strerror(errno));
+        w->stop = true;
+    }
     for (int i = 0; i < n; i++) {
         void *tag = evs[i].data.ptr;
         if (tag == &w->sigfd) {

@@ -573,6 +573,16 @@ def test_wait_for_k_of_n(c):
     assert "waitk ok" in probe(c, "waitk").stdout
 
 
+def test_worker_refuses_a_ready_fd_that_is_not_open(c):
+    """A --ready-fd that is not open would be the worker's own next descriptor (its event
+    loop's), closed once ready: the loop then spun on EBADF. It is refused at start."""
+    sock = os.path.join(c.dir, "refused-worker.sock")
+    r = subprocess.run([os.path.join(BIN, "prism-worker"), "--socket", sock, "--ready-fd", "3",
+                        "--no-auth"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "--ready-fd 3 is not an open descriptor" in r.stderr, r
+    assert not os.path.exists(sock), "it stopped before listening"
+
+
 def test_force_cancel_of_a_running_task(c):
     t0 = time.monotonic()
     out = probe(c, "cancel").stdout
@@ -592,5 +602,6 @@ if __name__ == "__main__":
          test_nested_tasks_on_one_cpu, test_borrowed_references,
          test_borrowed_objects_across_nodes,
          test_owner_death_fails_borrowers, test_wait_for_k_of_n,
-         test_force_cancel_of_a_running_task], nodes=1,
+         test_force_cancel_of_a_running_task,
+         test_worker_refuses_a_ready_fd_that_is_not_open], nodes=1,
         node_args=("--num-cpus", "4"))
