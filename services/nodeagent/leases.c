@@ -312,7 +312,7 @@ static na_worker *pool_worker(nodeagent *na, char *err, size_t errlen)
     for (na_worker *w = na->workers; w; w = w->next) {
         if (w->dedicated || w->lease)
             continue;
-        if (w->state == NA_WORKER_IDLE && (!idle || w->returned_mono > idle->returned_mono))
+        if (w->state == NA_WORKER_IDLE && (!idle || w->returned > idle->returned))
             idle = w;
         if (w->state == NA_WORKER_STARTING && !starting)
             starting = w;
@@ -487,7 +487,8 @@ json_t *na_lease_return(nodeagent *na, json_t *req)
             na_worker_stop(na, w);
         else if (w && w->state == NA_WORKER_LEASED) {
             w->state = NA_WORKER_IDLE;
-            w->idle_since_mono = w->returned_mono = prism_mono_ms();
+            w->idle_since_mono = prism_mono_ms();
+            w->returned = ++na->returns;
         }
     }
     pthread_mutex_unlock(&na->lock);

@@ -169,7 +169,9 @@ typedef struct na_worker {
     char *unix_path, *tcp;    /* from its ready line */
     int64_t started_ms;       /* wall clock */
     int64_t started_mono, idle_since_mono, kill_at_mono;
-    int64_t returned_mono; /* when its last lease was returned; 0: never leased */
+    /* When its last lease was returned, as a count of returns (two often
+     * share a millisecond); 0: never leased. */
+    uint64_t returned;
     int gpus[64];
     int ngpus;
     int gpu_share;   /* above 0: it holds that share of gpus[0] (NA_GPU_UNITS: all) */
@@ -242,6 +244,7 @@ typedef struct nodeagent {
     na_lease *leases;
     na_bundle *bundles;
     bool report_wanted;                /* availability changed: publish prism.sched.node */
+    uint64_t returns;                  /* leases of pool workers returned so far */
     int worker_failures;               /* worker starts that failed in a row */
     int64_t worker_retry_mono;         /* no new worker before this (after failures) */
     char worker_error[NA_MESSAGE_MAX]; /* why the last start failed */
