@@ -744,8 +744,11 @@ static bool wait_settled(prism_client *c, const prism_object_id *id, int timeout
             return false;
         if (prism__read_directly(c, id, deadline_ms))
             continue;
+        prism__unpark(c, INT64_MAX);
+        c->io_waiters++;
         int rc = timeout_ms < 0 ? pthread_cond_wait(&c->changed, &c->lock)
                                 : pthread_cond_timedwait(&c->changed, &c->lock, &ts);
+        c->io_waiters--;
         if (rc == ETIMEDOUT)
             return false;
     }
@@ -1110,9 +1113,12 @@ static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n,
         pending[npending++] = i;
     }
     prism_status s = PRISM_OK;
+    prism__unpark(c, INT64_MAX);
     while (done < k) {
+        c->io_waiters++;
         int rc = timeout_ms < 0 ? pthread_cond_wait(&c->changed, &c->lock)
                                 : pthread_cond_timedwait(&c->changed, &c->lock, &ts);
+        c->io_waiters--;
         size_t kept = 0, seen = 0, i = 0;
         for (; i < npending; i++) {
             size_t x = pending[i];

@@ -131,7 +131,12 @@ struct worker_conn {
     bool sharing;      /* given back once its tasks are done: other owners wait (pool.c) */
     bool want_out;     /* EPOLLOUT armed */
     bool direct;       /* a waiting caller reads it (prism__read_directly), not the io thread */
-    bool dead;         /* closed; freed by the io thread once no event can name it */
+    /* Read directly last, at `parked_ns`, and left out of the io thread's
+     * wait until a caller waits for another reason or PARK_US pass (pool.c). */
+    bool parked;
+    int64_t parked_ns;
+    uint32_t armed; /* the events registered with epoll */
+    bool dead;      /* closed; freed by the io thread once no event can name it */
     pool *pool;
     worker_conn *next;
 };
@@ -268,6 +273,8 @@ struct prism_client {
      * buffers (out_pending) and it sends them, many frames a send, instead of
      * a send per task (pool.c flush_soon). */
     _Atomic bool io_spinning, out_pending;
+    bool io_timed;  /* the io thread's wait ends by itself: parked connections (pool.c) */
+    int io_waiters; /* threads waiting for what the io thread reads: nothing is parked meanwhile */
     bool stopping;
     /* counters for inspection and benchmarks */
     uint64_t tasks_submitted, tasks_finished, tasks_retried;
@@ -415,6 +422,9 @@ void prism__pools_node_dead(prism_client *c, const char *node_id);
  * Returns false when it does not apply (wait as usual), true after a wait:
  * look again. */
 bool prism__read_directly(prism_client *c, const prism_object_id *id, int64_t deadline_ms);
+/* Gives the io thread the connections parked before `parked_before_ns`: a
+ * caller about to wait for the io thread calls it with INT64_MAX. */
+void prism__unpark(prism_client *c, int64_t parked_before_ns);
 /* Frees a task; `c`'s lock is held (or `c` is NULL when the task never entered the table). */
 void prism__task_free(prism_client *c, task_spec *t);
 /* At disconnect: frees the tasks still waiting for arguments and those kept

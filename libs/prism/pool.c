@@ -47,6 +47,13 @@
  * second: 500 idle actors cost a CPU in wake-ups alone. */
 #define LEASER_TICK_MS 50
 #define DIRECT_SLICE_MS 100 /* a direct read looks up this often (a close, a deadline) */
+/* A caller's synchronous get polls its worker's socket this long before it
+ * sleeps: a result due in microseconds then costs no wake-up, which across
+ * CPUs of a VM costs more than the call itself (bench/actors, finding 10). */
+#define DIRECT_SPIN_US 50
+/* A connection read directly stays out of the io thread's wait this long
+ * after, so that the next synchronous call wakes no other thread. */
+#define PARK_US 2000
 #define LEASER_QUIET_MS 1000
 
 /* ---------- pools ---------- */
@@ -194,9 +201,12 @@ static void encode_push(prism_client *c, prism_buf *out, const task_spec *t)
  * them (prism__read_directly), and room to send while frames wait. */
 static void set_events(prism_client *c, worker_conn *wc)
 {
-    struct epoll_event ev = {.events = (wc->direct ? 0 : EPOLLIN) | (wc->want_out ? EPOLLOUT : 0),
-                             .data.ptr = wc};
+    uint32_t want = (wc->direct || wc->parked ? 0 : EPOLLIN) | (wc->want_out ? EPOLLOUT : 0);
+    if (want == wc->armed)
+        return;
+    struct epoll_event ev = {.events = want, .data.ptr = wc};
     epoll_ctl(c->epfd, EPOLL_CTL_MOD, wc->fd, &ev);
+    wc->armed = want;
 }
 
 static void arm_out(prism_client *c, worker_conn *wc, bool on)
@@ -571,7 +581,7 @@ static bool tasks_in_flight(prism_client *c)
 {
     for (pool *p = c->pools; p; p = p->next)
         for (worker_conn *w = p->workers; w; w = w->next)
-            if (w->inflight && !w->direct)
+            if (w->inflight && !w->direct && !w->parked)
                 return true;
     return false;
 }
@@ -606,7 +616,12 @@ bool prism__read_directly(prism_client *c, const prism_object_id *id, int64_t de
     int64_t left = deadline_ms < 0 ? DIRECT_SLICE_MS : deadline_ms - prism_mono_ms();
     pthread_mutex_unlock(&c->lock);
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int n = left > 0 ? poll(&pfd, 1, (int)(left < DIRECT_SLICE_MS ? left : DIRECT_SLICE_MS)) : 0;
+    int n = 0;
+    int64_t spin_until = prism_mono_ns() + DIRECT_SPIN_US * 1000;
+    while (left > 0 && (n = poll(&pfd, 1, 0)) == 0 && prism_mono_ns() < spin_until) {
+    }
+    if (n == 0 && left > 0)
+        n = poll(&pfd, 1, (int)(left < DIRECT_SLICE_MS ? left : DIRECT_SLICE_MS));
     pthread_mutex_lock(&c->lock);
     wc->direct = false;
     if (wc->dead) { /* closed meanwhile (its tasks moved on): the fd was left to this thread */
@@ -617,8 +632,36 @@ bool prism__read_directly(prism_client *c, const prism_object_id *id, int64_t de
         conn_close(c, wc, "its connection closed");
         return true;
     }
+    if (c->io_waiters) /* another thread waits for the io thread to read */
+        return true;
+    wc->parked = true;
+    wc->parked_ns = prism_mono_ns();
     set_events(c, wc);
+    uint64_t one = 1; /* a wait without end would never take it back */
+    if (!c->io_timed && write(c->wakefd, &one, sizeof one) < 0) {
+    }
     return true;
+}
+
+/* Gives the io thread back the connections parked before the given time.
+ * Lock held. */
+void prism__unpark(prism_client *c, int64_t parked_before_ns)
+{
+    for (pool *p = c->pools; p; p = p->next)
+        for (worker_conn *w = p->workers; w; w = w->next)
+            if (w->parked && w->parked_ns < parked_before_ns) {
+                w->parked = false;
+                set_events(c, w);
+            }
+}
+
+static bool any_parked(prism_client *c)
+{
+    for (pool *p = c->pools; p; p = p->next)
+        for (worker_conn *w = p->workers; w; w = w->next)
+            if (w->parked)
+                return true;
+    return false;
 }
 
 /* While results are due, polls for a moment before sleeping: a result that
@@ -627,6 +670,7 @@ static int wait_events(prism_client *c, struct epoll_event *evs, int max)
 {
     pthread_mutex_lock(&c->lock);
     bool busy = tasks_in_flight(c);
+    bool parked = c->io_timed = any_parked(c);
     pthread_mutex_unlock(&c->lock);
     if (busy) {
         atomic_store(&c->io_spinning, true);
@@ -642,9 +686,9 @@ static int wait_events(prism_client *c, struct epoll_event *evs, int max)
         if (atomic_load(&c->out_pending))
             return 0;
     }
-    /* Nothing here runs on a clock: connections closed meanwhile are freed
-     * after the next event, or when the client stops. */
-    return epoll_wait(c->epfd, evs, max, -1);
+    /* Nothing else here runs on a clock: connections closed meanwhile are
+     * freed after the next event, or when the client stops. */
+    return epoll_wait(c->epfd, evs, max, parked ? PARK_US / 1000 : -1);
 }
 
 static void *io_main(void *arg)
@@ -679,6 +723,7 @@ static void *io_main(void *arg)
                 conn_close(c, wc, "its connection closed");
         }
         atomic_store(&c->io_spinning, false);
+        prism__unpark(c, prism_mono_ns() - PARK_US * 1000);
         flush_pending(c);
         pthread_mutex_unlock(&c->lock);
         if (stop)
@@ -1006,6 +1051,7 @@ void prism__pool_add_worker(prism_client *c, pool *p, worker_conn *wc)
     set_reason(p, NULL);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = wc};
     epoll_ctl(c->epfd, EPOLL_CTL_ADD, wc->fd, &ev);
+    wc->armed = EPOLLIN;
     dispatch(c, p);
     flush_out(c, wc);
 }

@@ -27,4 +27,8 @@ static inline bool prism_res_amount_fits(double have, double need)
  * names only in `have` are not looked at. */
 bool prism_res_fits(json_t *have, json_t *used, json_t *want);
 
+/* Adds every amount of `amounts` to `sum`, names `sum` lacks starting at 0.
+ * Returns false when out of memory (`sum` then holds part of the amounts). */
+bool prism_res_add(json_t *sum, json_t *amounts);
+
 #endif

@@ -608,16 +608,6 @@ static void on_lease_reply(gcs *g, actor_cmd *c)
 }
 
 /* Adds `want`'s amounts to `used`. */
-static void take(json_t *used, json_t *want)
-{
-    const char *name;
-    json_t *v;
-    json_object_foreach(want, name, v)
-        json_object_set_new(
-            used, name,
-            json_real(json_number_value(json_object_get(used, name)) + json_number_value(v)));
-}
-
 /* A node reported room: the actors told busy that fit in it ask again now
  * rather than at their backoff (which stays for the others, and for a node
  * whose report came before its room reached the scheduler). */
@@ -633,7 +623,7 @@ static void on_room(gcs *g, actor_cmd *c)
         if (!a->busy || a->phase != PH_WAIT_LEASE || elsewhere ||
             !prism_res_fits(avail, used, want))
             continue;
-        take(used, want);
+        prism_res_add(used, want);
         a->next_ms = now;
     }
     json_decref(avail);

@@ -174,13 +174,7 @@ static json_t *new_demand(nodeagent *na, const char *pg_id, json_t *list)
     json_array_foreach(list, i, b) {
         if (bundle_find(na, pg_id, (int)json_integer_value(json_object_get(b, "index"))))
             continue;
-        const char *name;
-        json_t *v;
-        json_object_foreach(json_object_get(b, "resources"), name, v) {
-            json_t *old = json_object_get(sum, name);
-            json_object_set_new(sum, name,
-                                json_real(json_number_value(old) + json_number_value(v)));
-        }
+        prism_res_add(sum, json_object_get(b, "resources"));
     }
     return sum;
 }
