@@ -135,8 +135,9 @@ struct worker_conn {
      * wait until a caller waits for another reason or PARK_US pass (pool.c). */
     bool parked;
     int64_t parked_ns;
-    uint32_t armed; /* the events registered with epoll */
-    bool dead;      /* closed; freed by the io thread once no event can name it */
+    uint32_t armed;    /* the events registered with epoll */
+    bool slow_replies; /* the last direct read waited past DIRECT_SPIN_US: it sleeps at once */
+    bool dead;         /* closed; freed by the io thread once no event can name it */
     pool *pool;
     worker_conn *next;
 };

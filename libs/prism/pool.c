@@ -18,6 +18,7 @@
  * frames to it, and it sends them many a write (flush_soon). */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +50,14 @@
 #define DIRECT_SLICE_MS 100 /* a direct read looks up this often (a close, a deadline) */
 /* A caller's synchronous get polls its worker's socket this long before it
  * sleeps: a result due in microseconds then costs no wake-up, which across
- * CPUs of a VM costs more than the call itself (bench/actors, finding 10). */
-#define DIRECT_SPIN_US 50
+ * CPUs of a VM costs more than the call itself (bench/actors, finding 10).
+ * Only while the connection's replies come within it: a longer task (one
+ * that reads its argument from the store, say) needs the CPU the poll would
+ * take, from the worker or the store. */
+#define DIRECT_SPIN_US 20
+/* Past its first 2 us the poll yields the CPU each time: a worker or store
+ * that shares the caller's CPU runs then (as the DAG channels' waits do). */
+#define DIRECT_SPIN_ALONE_NS 2000
 /* A connection read directly stays out of the io thread's wait this long
  * after, so that the next synchronous call wakes no other thread. */
 #define PARK_US 2000
@@ -617,11 +624,15 @@ bool prism__read_directly(prism_client *c, const prism_object_id *id, int64_t de
     pthread_mutex_unlock(&c->lock);
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     int n = 0;
-    int64_t spin_until = prism_mono_ns() + DIRECT_SPIN_US * 1000;
-    while (left > 0 && (n = poll(&pfd, 1, 0)) == 0 && prism_mono_ns() < spin_until) {
+    int64_t began = prism_mono_ns(), now = began, spin = wc->slow_replies ? 0 : DIRECT_SPIN_US;
+    while (left > 0 && (n = poll(&pfd, 1, 0)) == 0 && now < began + spin * 1000) {
+        if (now - began > DIRECT_SPIN_ALONE_NS)
+            sched_yield();
+        now = prism_mono_ns();
     }
     if (n == 0 && left > 0)
         n = poll(&pfd, 1, (int)(left < DIRECT_SLICE_MS ? left : DIRECT_SLICE_MS));
+    wc->slow_replies = n == 0 || prism_mono_ns() - began > DIRECT_SPIN_US * 1000;
     pthread_mutex_lock(&c->lock);
     wc->direct = false;
     if (wc->dead) { /* closed meanwhile (its tasks moved on): the fd was left to this thread */
