@@ -584,13 +584,16 @@ static int conn_read(prism_client *c, worker_conn *wc)
     }
 }
 
-static bool tasks_in_flight(prism_client *c)
+/* Whether the io thread waits for results (`busy`), and whether a
+ * connection is parked: one walk of the connections, before each wait. */
+static void io_wants(prism_client *c, bool *busy, bool *parked)
 {
+    *busy = *parked = false;
     for (pool *p = c->pools; p; p = p->next)
-        for (worker_conn *w = p->workers; w; w = w->next)
-            if (w->inflight && !w->direct && !w->parked)
-                return true;
-    return false;
+        for (worker_conn *w = p->workers; w; w = w->next) {
+            *parked |= w->parked;
+            *busy |= w->inflight && !w->direct && !w->parked;
+        }
 }
 
 static bool runs(const worker_conn *wc, const prism_task_id *id)
@@ -666,22 +669,14 @@ void prism__unpark(prism_client *c, int64_t parked_before_ns)
             }
 }
 
-static bool any_parked(prism_client *c)
-{
-    for (pool *p = c->pools; p; p = p->next)
-        for (worker_conn *w = p->workers; w; w = w->next)
-            if (w->parked)
-                return true;
-    return false;
-}
-
 /* While results are due, polls for a moment before sleeping: a result that
  * arrives within microseconds then costs no wake-up of this thread. */
 static int wait_events(prism_client *c, struct epoll_event *evs, int max)
 {
     pthread_mutex_lock(&c->lock);
-    bool busy = tasks_in_flight(c);
-    bool parked = c->io_timed = any_parked(c);
+    bool busy, parked;
+    io_wants(c, &busy, &parked);
+    c->io_timed = parked;
     pthread_mutex_unlock(&c->lock);
     if (busy) {
         atomic_store(&c->io_spinning, true);
@@ -734,7 +729,8 @@ static void *io_main(void *arg)
                 conn_close(c, wc, "its connection closed");
         }
         atomic_store(&c->io_spinning, false);
-        prism__unpark(c, prism_mono_ns() - PARK_US * 1000);
+        if (c->io_timed)
+            prism__unpark(c, prism_mono_ns() - PARK_US * 1000);
         flush_pending(c);
         pthread_mutex_unlock(&c->lock);
         if (stop)

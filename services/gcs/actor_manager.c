@@ -607,7 +607,6 @@ static void on_lease_reply(gcs *g, actor_cmd *c)
     json_decref(reply);
 }
 
-/* Adds `want`'s amounts to `used`. */
 /* A node reported room: the actors told busy that fit in it ask again now
  * rather than at their backoff (which stays for the others, and for a node
  * whose report came before its room reached the scheduler). */
