@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <png.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +41,31 @@ static int alloc_pixels(data_image *out, int h, int w, int c, char *err, size_t 
     return 0;
 }
 
+/* One decoder a thread, kept from image to image: a new one for each image
+ * also set up the decoder's working buffers anew, fresh memory each time,
+ * and the decode's stores into it cost as much as the crop and flip. */
+static pthread_key_t tj_key;
+static pthread_once_t tj_once = PTHREAD_ONCE_INIT;
+
+static void tj_drop(void *tj) { tjDestroy(tj); }
+
+static void tj_key_make(void) { pthread_key_create(&tj_key, tj_drop); }
+
+static tjhandle thread_decoder(void)
+{
+    pthread_once(&tj_once, tj_key_make);
+    tjhandle tj = pthread_getspecific(tj_key);
+    if (!tj && (tj = tjInitDecompress()) && pthread_setspecific(tj_key, tj) != 0) {
+        tjDestroy(tj);
+        tj = NULL;
+    }
+    return tj;
+}
+
 static int decode_jpeg(const uint8_t *buf, size_t len, int channels, data_image *out, char *err,
                        size_t n)
 {
-    tjhandle tj = tjInitDecompress();
+    tjhandle tj = thread_decoder();
     int w = 0, h = 0, sub = 0, cs = 0, rc = -1;
     if (!tj) {
         snprintf(err, n, "cannot start the JPEG decoder");
@@ -69,7 +91,6 @@ static int decode_jpeg(const uint8_t *buf, size_t len, int channels, data_image 
     }
     rc = 0;
 out:
-    tjDestroy(tj);
     return rc;
 }
 

@@ -396,6 +396,22 @@ static void normalize_line(const chain *ch, const uint8_t *u, float *f, size_t c
     }
 }
 
+/* `w` RGB pixels at `s` into `d` in reverse order. Reversed first into a
+ * buffer on the stack, which stays in the cache, then copied whole: the
+ * pixel-by-pixel stores went straight to `d` (the task's output, memory not
+ * in the cache) and each waited for its line to be read. */
+static void flip_rgb_line(const uint8_t *s, uint8_t *d, int64_t w)
+{
+    enum { CHUNK = 1024 }; /* pixels */
+    uint8_t tmp[CHUNK * 3];
+    for (int64_t x = 0; x < w; x += CHUNK) {
+        int64_t k = w - x < CHUNK ? w - x : CHUNK;
+        for (int64_t i = 0; i < k; i++) /* a fixed size the compiler copies inline */
+            memcpy(tmp + (size_t)(k - 1 - i) * 3, s + (size_t)(x + i) * 3, 3);
+        memcpy(d + (size_t)(w - x - k) * 3, tmp, (size_t)k * 3);
+    }
+}
+
 /* One image [ih, iw] of `px` bytes a pixel, cut and flipped into `dst`
  * [h, w] (h, w: the crop's, else ih, iw), and normalized (uint8 pixels
  * into float32) when the run ends with normalize. */
@@ -420,9 +436,8 @@ static void chain_apply(chain *ch, const uint8_t *src, int64_t ih, int64_t iw, s
         uint8_t *d = dst + (size_t)y * out_line + (ch->norm ? 3 * line : 0);
         if (flip != 1) {
             memcpy(d, s, line);
-        } else if (px == 3) { /* RGB: a fixed size the compiler copies inline */
-            for (int64_t x = 0; x < w; x++)
-                memcpy(d + (size_t)(w - 1 - x) * 3, s + (size_t)x * 3, 3);
+        } else if (px == 3) {
+            flip_rgb_line(s, d, w);
         } else {
             for (int64_t x = 0; x < w; x++)
                 memcpy(d + (size_t)(w - 1 - x) * px, s + (size_t)x * px, px);
