@@ -1,8 +1,9 @@
 /* The object stores' memory, for the default memory budget: the node
  * agents' reports (prism.sched.node, which the schedulers follow too) name
  * each node's store; a periodic job asks each for its capacity
- * (GET /api/v1/stats). Soft state: a node silent for STORE_SILENT_MS is
- * forgotten. */
+ * (GET /api/v1/stats). The reports also give each node's CPUs, which
+ * the executor cuts a read's last round by. Soft state: a node silent for
+ * STORE_SILENT_MS is forgotten. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,11 @@ struct ds_store {
     char *url;
     int64_t seen_mono;
     int64_t capacity; /* 0 until asked */
+    double cpus;      /* the node's CPUs (its report's total) */
     struct ds_store *next;
 };
 
-/* prism.sched.node: {node_id, store_address, ...} every heartbeat. */
+/* prism.sched.node: {node_id, store_address, total, ...} every heartbeat. */
 static void on_node(prism_bus *bus, const char *subject, const char *reply, const char *data,
                     size_t len, void *ud)
 {
@@ -47,8 +49,10 @@ static void on_node(prism_bus *bus, const char *subject, const char *reply, cons
             st->url = strdup(url);
             st->capacity = 0;
         }
-        if (st)
+        if (st) {
             st->seen_mono = prism_mono_ms();
+            st->cpus = json_number_value(json_object_get(json_object_get(doc, "total"), "CPU"));
+        }
         pthread_mutex_unlock(&s->lock);
     }
     json_decref(doc);
@@ -114,6 +118,14 @@ int64_t ds_stores_capacity(dataservice *s)
     int64_t total = 0;
     for (ds_store *st = s->stores; st; st = st->next)
         total += st->capacity;
+    return total;
+}
+
+double ds_stores_cpus(dataservice *s)
+{
+    double total = 0;
+    for (ds_store *st = s->stores; st; st = st->next)
+        total += st->cpus;
     return total;
 }
 
