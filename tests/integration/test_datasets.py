@@ -1222,20 +1222,24 @@ def test_split_locality(c):
     there first, so at least as many blocks as the smaller node made are read locally."""
     need_binaries()
     pkg = upload_package(c)
-    # each slow task takes a node's 2 CPUs, so that two at once run on both nodes
+    # each slow task takes a node's 2 CPUs, so that two at once run on both nodes; the
+    # cast after it needs no CPU, so the node of its input always has room for it (with
+    # some, it ran wherever a slow task had just ended, and under load every block of
+    # the last stage was made on one node)
     plan = {"ops": [{"op": "range", "n": 32000, "override_num_blocks": 32},
                     {"op": "map_batches", "fn": fn(pkg, "slow", ms=100), "batch_size": None,
                      "num_cpus": 2},
                     {"op": "map_batches", "fn": fn("builtin", "cast", column="id", dtype="int64"),
-                     "num_cpus": 0.5, "batch_size": None}]}
+                     "num_cpus": 0, "batch_size": None}]}
     for attempt in range(3):  # where the scheduler put the tasks is its choice: bounded retries
         r = c.post("/api/v1/datasets?materialize=true", plan)
         assert r.status == 201, r
         mid = r.json()["dataset_id"]
         assert count(c, mid) == 32000
-        second = dataset(c, mid)["stages"][1]
-        print("  the second stage: %d of %d tasks on the node of their input" % (
-            second["tasks_local"], second["tasks_done"]))
+        stages = dataset(c, mid)["stages"]
+        print("  the second stage: %d of %d tasks on the node of their input; the third %d" % (
+            stages[1]["tasks_local"], stages[1]["tasks_done"], stages[2]["tasks_local"]))
+        assert stages[2]["tasks_local"] == stages[2]["tasks_done"] == 32, stages[2]
         made = dataset(c, mid)["materialized"]["nodes"]
         assert sum(made.values()) == 32 and "" not in made, made
         if len(made) == 2:
