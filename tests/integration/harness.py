@@ -311,8 +311,20 @@ class Cluster:
         return p
 
     def wait_nodes(self, n, timeout=20):
-        return wait_until(lambda: self.get("/api/v1/cluster").json()["nodes_alive"] == n,
-                          timeout=timeout, what="%d nodes alive" % n)
+        """Waits until the GCS counts `n` nodes alive and, when a scheduler runs, until it
+        has each of them in its view too: it learns of a node from the node's own report,
+        which may come after the GCS's registration (a lease with soft affinity for a node
+        the scheduler does not know yet goes elsewhere)."""
+        got = wait_until(lambda: self.get("/api/v1/cluster").json()["nodes_alive"] == n,
+                         timeout=timeout, what="%d nodes alive" % n)
+        if self.scheduler is not None and self.scheduler.alive():
+            def seen():
+                alive = {x["node_id"] for x in
+                         self.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+                r = self.get("/api/v1/scheduler", base=self.scheduler_url)
+                return r.status == 200 and alive <= {x["node_id"] for x in r.json()["nodes"]}
+            wait_until(seen, timeout=timeout, what="the scheduler to see the %d nodes" % n)
+        return got
 
     # ---- HTTP ----
     def request(self, method, path, body=None, token="default", headers=None, raw=None,
