@@ -66,7 +66,7 @@ static int decode_jpeg(const uint8_t *buf, size_t len, int channels, data_image 
                        size_t n)
 {
     tjhandle tj = thread_decoder();
-    int w = 0, h = 0, sub = 0, cs = 0, rc = -1;
+    int w = 0, h = 0, sub = 0, cs = 0;
     if (!tj) {
         snprintf(err, n, "cannot start the JPEG decoder");
         return -1;
@@ -74,24 +74,22 @@ static int decode_jpeg(const uint8_t *buf, size_t len, int channels, data_image 
     if (len > (size_t)0xffffffffu ||
         tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &sub, &cs) != 0) {
         snprintf(err, n, "not a valid JPEG: %s", tjGetErrorStr2(tj));
-        goto out;
+        return -1;
     }
     if (channels == 0)
         channels = cs == TJCS_GRAY ? 1 : 3;
     int fmt = channels == 1 ? TJPF_GRAY : channels == 3 ? TJPF_RGB : TJPF_RGBA;
     if (alloc_pixels(out, h, w, channels, err, n) != 0)
-        goto out;
+        return -1;
     /* A warning (a truncated file) fails too: its pixels are not all there. */
     if (tjDecompress2(tj, buf, (unsigned long)len, out->px, w, 0, h, fmt, TJFLAG_STOPONWARNING) !=
         0) {
         snprintf(err, n, "a corrupt JPEG: %s", tjGetErrorStr2(tj));
         free(out->px);
         out->px = NULL;
-        goto out;
+        return -1;
     }
-    rc = 0;
-out:
-    return rc;
+    return 0;
 }
 
 static int decode_png(const uint8_t *buf, size_t len, int channels, data_image *out, char *err,
