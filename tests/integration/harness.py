@@ -310,6 +310,12 @@ class Cluster:
         self.nodes[name] = p
         return p
 
+    def worker_pids(self, node=None):
+        """The PIDs of this cluster's worker processes, or of node `node`'s (a name)."""
+        pattern = "prism-worker.*" + self.dir + ("/nodes/%s/" % node if node else "")
+        out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+
     def wait_nodes(self, n, timeout=20):
         """Waits until the GCS counts `n` nodes alive and, when a scheduler runs, until it
         has each of them in its view too: it learns of a node from the node's own report,

@@ -1,6 +1,7 @@
 """Actors end to end: a C driver (actor_probe) with the builtin Counter
 against real schedulers, node agents, workers and the GCS."""
 import os
+import signal
 import subprocess
 import time
 
@@ -295,6 +296,10 @@ def test_concurrent_actor(c):
     assert "concurrent ok" in probe(c, "concurrent")
 
 
+def lives_on(a, node_id):
+    return a["state"] == "ALIVE" and a.get("node_id") == node_id
+
+
 def test_actor_on_a_node_that_dies(c):
     c.start_node("node-2", "--num-cpus", "4")
     c.wait_nodes(2)
@@ -305,14 +310,50 @@ def test_actor_on_a_node_that_dies(c):
         assert actor(c, actor_id)["node_id"] == nodes["node-2"]
         c.nodes["node-2"].kill()
         c.stores["node-2"].kill()
-        for pid in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir + "/nodes/node-2/"],
-                                  capture_output=True, text=True).stdout.split():
+        for pid in c.worker_pids("node-2"):
             kill_quietly(pid)
+        # The call is made once the actor lives again: one sent before the
+        # caller sees its old worker go fails, as the probe's actor has no
+        # max_task_retries (a killed process's socket closes a moment later).
+        wait_until(lambda: lives_on(actor(c, actor_id), nodes["node-1"]), timeout=60,
+                   what="the actor restarted on node-1")
         out, err = p.communicate("go\n", timeout=120)
         assert p.returncode == 0 and "moved ok" in out, (out, err)
         a = actor(c, actor_id)
         assert a["restarts"] >= 1 and a.get("node_id") == nodes["node-1"], a
     finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def test_actor_whose_worker_hangs_with_its_node(c):
+    """The actor's node hangs (its agent, store and workers stopped, their
+    sockets open): the GCS restarts the actor elsewhere once the node misses
+    its heartbeats, and the caller, told the node died, sends its next call to
+    the new worker rather than down the old connection, which never closes."""
+    c.start_node("node-3", "--num-cpus", "4")
+    c.wait_nodes(2)
+    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
+    p = start(c, "onnode", nodes["node-3"])
+    hung = []
+    try:
+        actor_id = first_line(p, "actor ").split()[1]
+        assert actor(c, actor_id)["node_id"] == nodes["node-3"]
+        hung = c.worker_pids("node-3")
+        assert hung, "no worker of node-3 found"
+        for pid in hung:
+            kill_quietly(pid, signal.SIGSTOP)
+        c.nodes["node-3"].send_signal(signal.SIGSTOP)
+        c.stores["node-3"].send_signal(signal.SIGSTOP)
+        wait_until(lambda: lives_on(actor(c, actor_id), nodes["node-1"]), timeout=60,
+                   what="the actor restarted on node-1")
+        out, err = p.communicate("go\n", timeout=120)
+        assert p.returncode == 0 and "moved ok" in out, (out, err)
+    finally:
+        for pid in hung:
+            kill_quietly(pid)
+        c.nodes["node-3"].kill()
+        c.stores["node-3"].kill()
         if p.poll() is None:
             p.kill()
 
@@ -329,4 +370,5 @@ if __name__ == "__main__":
          test_constructor_argument_outlives_its_creator_reference,
          test_pending_calls_count_calls_queued_at_callers,
          test_pipelined_calls_that_wait_for_each_other, test_concurrent_actor,
-         test_actor_on_a_node_that_dies], nodes=1, node_args=("--num-cpus", "4"))
+         test_actor_on_a_node_that_dies, test_actor_whose_worker_hangs_with_its_node],
+        nodes=1, node_args=("--num-cpus", "4"))

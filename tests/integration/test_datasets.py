@@ -789,8 +789,7 @@ def test_worker_killed_mid_pipeline(c):
         wait_until(lambda: dataset(c, did)["stages"][0]["tasks_done"] >= threshold, timeout=60,
                    what="%d tasks done" % threshold)
         assert dataset(c, did)["state"] == "RUNNING", dataset(c, did)
-        pids = [int(x) for x in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir],
-                                               capture_output=True, text=True).stdout.split()]
+        pids = c.worker_pids()
         assert pids, "no workers found"
         for pid in pids:
             kill_quietly(pid)
@@ -1534,9 +1533,7 @@ def test_all_to_all_worker_killed(c):
             wait_until(lambda: dataset(c, did)["state"] != "RUNNING" or
                        a2a(did)["tasks_done"] >= threshold, timeout=60,
                        what="%d all-to-all tasks done" % threshold)
-            pids = [int(x) for x in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir],
-                                                   capture_output=True,
-                                                   text=True).stdout.split()]
+            pids = c.worker_pids()
             for pid in pids:
                 kill_quietly(pid)
             killed += len(pids)

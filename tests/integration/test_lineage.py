@@ -87,9 +87,7 @@ def test_argument_lost_with_its_node_after_the_push(c):
         t0 = time.monotonic()
         c.nodes["node-2"].kill()
         c.stores["node-2"].kill()
-        pattern = "prism-worker.*%s/nodes/node-2/" % c.dir
-        for pid in subprocess.run(["pgrep", "-f", pattern], capture_output=True,
-                                  text=True).stdout.split():
+        for pid in c.worker_pids("node-2"):
             kill_quietly(pid)
         # the sum's worker reads its argument once the 4 s sleep ends: after this
         assert time.monotonic() - t0 < 3, "node-2 took too long to kill"

@@ -112,8 +112,7 @@ def test_kill_worker_mid_task(c):
         assert p.stdout.readline().strip() == "submitted"
 
         time.sleep(1.0)
-        pids = [int(x) for x in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir],
-                                               capture_output=True, text=True).stdout.split()]
+        pids = c.worker_pids()
         assert pids, "no workers found"
         for pid in pids:  # every worker: the one running the task is among them
             kill_quietly(pid)
@@ -210,8 +209,7 @@ def test_lost_object_is_rebuilt(c):
         assert p.stdout.readline().strip() == "first get ok", p.stderr.read()
         c.nodes["node-2"].kill()
         c.stores["node-2"].kill()
-        for pid in subprocess.run(["pgrep", "-f", "prism-worker.*" + c.dir + "/nodes/node-2/"],
-                                  capture_output=True, text=True).stdout.split():
+        for pid in c.worker_pids("node-2"):
             kill_quietly(pid)
         wait_until(lambda: c.get("/api/v1/nodes/" + nodes["node-2"]).json()["state"] == "DEAD",
                    what="node-2 DEAD")
