@@ -236,18 +236,25 @@ bool prism__dag_is_value(const void *buf, size_t len)
 
 int prism__dag_held_init(dag_held *h, size_t nslots)
 {
-    *h = (dag_held){.refs = calloc(nslots ? nslots : 1, sizeof *h->refs), .nslots = nslots};
+    if (!nslots)
+        nslots = 1;
+    *h = (dag_held){.refs = calloc(nslots, sizeof *h->refs), .nslots = nslots};
     return h->refs ? 0 : -1;
 }
 
 void prism__dag_held_begin(dag_held *h)
 {
-    prism_ref **slot = &h->refs[h->writes % h->nslots];
+    prism_ref **slot = &h->refs[h->slot];
     prism_ref_release(*slot);
     *slot = NULL;
 }
 
-void prism__dag_held_end(dag_held *h, prism_ref *ref) { h->refs[h->writes++ % h->nslots] = ref; }
+void prism__dag_held_end(dag_held *h, prism_ref *ref)
+{
+    h->refs[h->slot] = ref;
+    if (++h->slot == h->nslots)
+        h->slot = 0;
+}
 
 void prism__dag_held_free(dag_held *h)
 {

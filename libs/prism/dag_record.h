@@ -89,11 +89,12 @@ size_t prism__dag_ring_size(size_t n);
 const void *prism__dag_get_ring(const void *buf, size_t len, size_t *n);
 
 /* The references a writer holds for the values in its channel's slots
- * (prism__dag_put): slot k mod nslots holds write k's. */
+ * (prism__dag_put): slot k mod nslots holds write k's. `slot` is the next
+ * write's (kept, not computed: a division per write shows on a hop). */
 typedef struct dag_held {
     prism_ref **refs;
     size_t nslots;
-    uint64_t writes;
+    size_t slot;
 } dag_held;
 
 int prism__dag_held_init(dag_held *h, size_t nslots);

@@ -164,7 +164,8 @@ static prism_value *read_arg(dag_loop *l, loop_node *nd, size_t i)
 }
 
 /* Runs the method on the records read: nd->rets are its values, or *emsg
- * (heap) says why it failed. */
+ * (heap) says why it failed. The arguments stay in nd->args for the caller
+ * to free once the returns are out (the next actor waits for those). */
 static void run_method(dag_loop *l, loop_node *nd, char **emsg)
 {
     size_t n = 0;
@@ -192,8 +193,6 @@ static void run_method(dag_loop *l, loop_node *nd, char **emsg)
         free(ctx->error);
         ctx->error = NULL;
     }
-    for (size_t i = 0; i < n; i++)
-        prism_value_free(nd->args[i]);
 }
 
 /* One record of return `j` on a shared-memory channel: `rec` (`len`
@@ -211,8 +210,8 @@ static int write_record(dag_loop *l, loop_node *nd, size_t j, const void *rec, s
     char err[400] = "";
     if (rec)
         memcpy(p, rec, len);
-    else if (!(len = dag_dev_ring_put(nd->dev_out[j], (uint32_t)(h->writes % h->nslots),
-                                      nd->rets[j], p, cap, err, sizeof err)))
+    else if (!(len = dag_dev_ring_put(nd->dev_out[j], (uint32_t)h->slot, nd->rets[j], p, cap, err,
+                                      sizeof err)))
         /* the slot of the write being published is free of every reader,
          * so is the ring's slot of the same number */
         len = prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->ctx.name, err);
@@ -331,6 +330,10 @@ static int run_and_write(dag_loop *l, loop_node *nd)
     for (size_t j = 0; j < nd->nout; j++) {
         prism_value_free(nd->rets[j]);
         nd->rets[j] = NULL;
+    }
+    for (size_t i = 0; i < nd->nin; i++) {
+        prism_value_free(nd->args[i]);
+        nd->args[i] = NULL;
     }
     free(emsg);
     return rc;
