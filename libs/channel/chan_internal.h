@@ -5,6 +5,7 @@
 #define PRISM_CHAN_INTERNAL_H
 
 #include <stdatomic.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -105,7 +106,8 @@ enum { CHAN_KIND_SHM = 1, CHAN_KIND_SOCKET = 2, CHAN_KIND_FANOUT = 3 };
 struct prism_chan_writer {
     int kind;
     prism_chan_wait wait;
-    bool writing; /* between begin_write and end_write/abort */
+    bool cpu_shared; /* chan_spin_yield's guess */
+    bool writing;    /* between begin_write and end_write/abort */
     bool closed;
     union {
         struct {
@@ -141,6 +143,7 @@ struct prism_chan_writer {
 struct prism_chan_reader {
     int kind;
     prism_chan_wait wait;
+    bool cpu_shared; /* chan_spin_yield's guess */
     bool reading;
     union {
         struct {
@@ -178,12 +181,25 @@ void chan_count_latency(_Atomic uint64_t *hist, _Atomic uint64_t *sum_ns, int64_
 int64_t chan_deadline(int timeout_ms);
 void chan_wait_defaults(prism_chan_wait *dst, const prism_chan_wait *src);
 
-/* Past its first SPIN_ALONE_NS a spinning wait also yields the CPU each time
- * it reads the clock: a peer that shares the CPU (more processes than CPUs)
- * then runs at once instead of after the whole spin, and a peer on a CPU of
- * its own costs nothing, since sched_yield returns at once when nothing else
- * is runnable here. */
+/* A spinning wait also yields the CPU each time it reads the clock, so that
+ * a peer sharing the CPU (more processes than CPUs) runs at once instead of
+ * after the whole spin. A side alone on its CPU first spins SPIN_ALONE_NS
+ * without yielding: sched_yield then returns at once, but it is a syscall
+ * (about 0.5 us on a VM), longer than a hop. Whether the CPU is shared is
+ * learnt from the last yield: one that took over YIELD_RAN_NS ran another
+ * process. */
 #define SPIN_ALONE_NS 2000
+#define YIELD_RAN_NS 1000
+
+/* Where a spinning wait that began at `began` and looks at the clock at
+ * `now` yields; `*shared` is the endpoint's guess that its CPU is shared. */
+static inline void chan_spin_yield(bool *shared, int64_t began, int64_t now)
+{
+    if (!*shared && now - began <= SPIN_ALONE_NS)
+        return;
+    sched_yield();
+    *shared = chan_now_ns() - now > YIELD_RAN_NS;
+}
 
 static inline void chan_cpu_relax(void)
 {

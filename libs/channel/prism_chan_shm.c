@@ -320,8 +320,8 @@ static prism_chan_status writer_wait(prism_chan_writer *w, uint64_t need, int ti
         chan_cpu_relax();
         if ((s = slot_free(w, need)) != PRISM_CHAN_TIMEOUT)
             return s;
-        if (i % 32 == 0 && (now = chan_now_ns()) - spin_began > SPIN_ALONE_NS)
-            sched_yield();
+        if (w->cpu_shared || i % 32 == 0)
+            chan_spin_yield(&w->cpu_shared, spin_began, now = chan_now_ns());
     }
     int64_t live_every = (int64_t)w->wait.liveness_ms * 1000000;
     int64_t next_check = chan_now_ns() + live_every;
@@ -476,8 +476,8 @@ static prism_chan_status reader_wait(prism_chan_reader *r, chan_slot *slot, uint
         chan_cpu_relax();
         if ((s = value_ready(h, slot, k)) != PRISM_CHAN_TIMEOUT)
             return s;
-        if (i % 32 == 0 && (now = chan_now_ns()) - spin_began > SPIN_ALONE_NS)
-            sched_yield();
+        if (r->cpu_shared || i % 32 == 0)
+            chan_spin_yield(&r->cpu_shared, spin_began, now = chan_now_ns());
     }
     int64_t live_every = (int64_t)r->wait.liveness_ms * 1000000;
     int64_t next_check = chan_now_ns() + live_every;

@@ -311,8 +311,7 @@ prism_chan_status chan_sock_begin_read(prism_chan_reader *r, const void **buf, s
             return PRISM_CHAN_TIMEOUT;
         if (now < spin_end) {
             chan_cpu_relax();
-            if (now - spin_began > SPIN_ALONE_NS) /* each look is a recv: yield each time */
-                sched_yield();
+            chan_spin_yield(&r->cpu_shared, spin_began, now); /* each look is a recv */
             continue;
         }
         if (!poll_until(r->u.sock.fd, POLLIN, deadline))

@@ -192,8 +192,9 @@ int prism_chan_recv_fd(int sock, int *fd);
 /* How an endpoint waits. Spinning costs a CPU but answers in well under a
  * microsecond; a futex sleep costs a wake-up of several microseconds, and the
  * peer a syscall, but a sleeping side costs nothing. So a waiting endpoint
- * polls for `spin_us` (shm: yielding the CPU now and then after the first
- * 2 µs, for a peer that shares it), then sleeps; the peer issues the wake
+ * polls for `spin_us` (yielding the CPU as it polls, for a peer that shares
+ * it: at once when its last yield found the CPU shared, else after the first
+ * 2 µs), then sleeps; the peer issues the wake
  * syscall only when a sleeper flagged itself, so while both sides keep up
  * nobody makes a syscall. */
 typedef struct prism_chan_wait {
