@@ -10,7 +10,6 @@
  * is blocking or not (and the socket's flags, shared with every dup of it,
  * are left alone). */
 #include <errno.h>
-#include <sched.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>

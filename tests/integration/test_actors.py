@@ -300,18 +300,18 @@ def lives_on(a, node_id):
     return a["state"] == "ALIVE" and a.get("node_id") == node_id
 
 
-def test_actor_on_a_node_that_dies(c):
-    c.start_node("node-2", "--num-cpus", "4")
+def actor_leaves(c, name, take_down):
+    """A Counter placed (soft) on a new node `name`; `take_down()` takes the node
+    down; the actor's next call, made once the GCS shows it ALIVE on node-1,
+    answers from there. Returns the actor's record and the nodes' IDs."""
+    c.start_node(name, "--num-cpus", "4")
     c.wait_nodes(2)
     nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
-    p = start(c, "onnode", nodes["node-2"])
+    p = start(c, "onnode", nodes[name])
     try:
         actor_id = first_line(p, "actor ").split()[1]
-        assert actor(c, actor_id)["node_id"] == nodes["node-2"]
-        c.nodes["node-2"].kill()
-        c.stores["node-2"].kill()
-        for pid in c.worker_pids("node-2"):
-            kill_quietly(pid)
+        assert actor(c, actor_id)["node_id"] == nodes[name]
+        take_down()
         # The call is made once the actor lives again: one sent before the
         # caller sees its old worker go fails, as the probe's actor has no
         # max_task_retries (a killed process's socket closes a moment later).
@@ -319,11 +319,20 @@ def test_actor_on_a_node_that_dies(c):
                    what="the actor restarted on node-1")
         out, err = p.communicate("go\n", timeout=120)
         assert p.returncode == 0 and "moved ok" in out, (out, err)
-        a = actor(c, actor_id)
-        assert a["restarts"] >= 1 and a.get("node_id") == nodes["node-1"], a
+        return actor(c, actor_id), nodes
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_actor_on_a_node_that_dies(c):
+    def kill():
+        c.nodes["node-2"].kill()
+        c.stores["node-2"].kill()
+        for pid in c.worker_pids("node-2"):
+            kill_quietly(pid)
+    a, nodes = actor_leaves(c, "node-2", kill)
+    assert a["restarts"] >= 1 and a.get("node_id") == nodes["node-1"], a
 
 
 def test_actor_whose_worker_hangs_with_its_node(c):
@@ -331,31 +340,23 @@ def test_actor_whose_worker_hangs_with_its_node(c):
     sockets open): the GCS restarts the actor elsewhere once the node misses
     its heartbeats, and the caller, told the node died, sends its next call to
     the new worker rather than down the old connection, which never closes."""
-    c.start_node("node-3", "--num-cpus", "4")
-    c.wait_nodes(2)
-    nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
-    p = start(c, "onnode", nodes["node-3"])
     hung = []
-    try:
-        actor_id = first_line(p, "actor ").split()[1]
-        assert actor(c, actor_id)["node_id"] == nodes["node-3"]
-        hung = c.worker_pids("node-3")
+
+    def hang():
+        hung.extend(c.worker_pids("node-3"))
         assert hung, "no worker of node-3 found"
         for pid in hung:
             kill_quietly(pid, signal.SIGSTOP)
         c.nodes["node-3"].send_signal(signal.SIGSTOP)
         c.stores["node-3"].send_signal(signal.SIGSTOP)
-        wait_until(lambda: lives_on(actor(c, actor_id), nodes["node-1"]), timeout=60,
-                   what="the actor restarted on node-1")
-        out, err = p.communicate("go\n", timeout=120)
-        assert p.returncode == 0 and "moved ok" in out, (out, err)
+    try:
+        actor_leaves(c, "node-3", hang)
     finally:
         for pid in hung:
             kill_quietly(pid)
-        c.nodes["node-3"].kill()
-        c.stores["node-3"].kill()
-        if p.poll() is None:
-            p.kill()
+        if "node-3" in c.nodes:
+            c.nodes["node-3"].kill()
+            c.stores["node-3"].kill()
 
 
 if __name__ == "__main__":
