@@ -2,10 +2,11 @@
  * actor's loop or the driver reads them from a slot another process wrote.
  *
  * Input: a record. Checks: a value record decodes the same in place and
- * copied; what decodes re-encodes, and decoding that gives the same bytes
- * again (stable after one round); an error record's name and message
- * survive a round trip; a device record's tensor lies within its slot and
- * re-encodes; a ring record re-encodes. */
+ * copied, and viewed without an allocation where it is flat (null, bytes, a
+ * tensor: same kind, bytes and shape, its data within the record); what decodes re-encodes, and
+ * decoding that gives the same bytes again (stable after one round); an error record's name and
+ * message survive a round trip; a device record's tensor lies within its slot and re-encodes; a
+ * ring record re-encodes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,16 @@ static void value_round_trip(const uint8_t *data, size_t size)
     prism_value *copy = prism__dag_get_value(data, size, false);
     prism_value *in_place = prism__dag_get_value(data, size, true);
     check(!copy == !in_place, "in place and copied decoding agree");
+    prism_value view;
+    if (prism__dag_view_value(data, size, &view)) {
+        size_t n = 0;
+        const uint8_t *p = prism_value_data(&view, &n), *q = prism_value_data(copy, NULL);
+        check(copy && prism_value_kind_of(copy) == view.kind && n == copy->len &&
+                  (!n || (p > data && p + n <= data + size && !memcmp(p, q, n))) &&
+                  view.ndim == copy->ndim && view.dtype == copy->dtype &&
+                  !memcmp(view.shape, copy->shape, sizeof view.shape),
+              "a view is the copied value, in place");
+    }
     if (!copy)
         return;
     /* Not the input's size: the reader takes any tensor padding, the writer

@@ -122,26 +122,39 @@ bool pr_value_info(const uint8_t *buf, size_t len, prism_value_info *out)
     return !r.failed && tensor_len_ok(out->dtype, out->ndim, out->shape, n);
 }
 
+/* A tensor's head and where its data lies in the reader's buffer; false
+ * (r->failed set) when malformed. */
+static bool tensor_at(prism_reader *r, prism_dtype *dtype, int *ndim, int64_t *shape, uint64_t *len,
+                      const uint8_t **data)
+{
+    *dtype = (prism_dtype)pr_u8(r);
+    *ndim = pr_u8(r);
+    if (*ndim > PRISM_MAX_DIMS) {
+        r->failed = 1;
+        return false;
+    }
+    for (int i = 0; i < *ndim; i++)
+        shape[i] = (int64_t)pr_u64(r);
+    *len = pr_u64(r);
+    pr_bytes(r, pr_u8(r)); /* alignment padding */
+    if (!(*data = pr_bytes(r, *len)))
+        return false;
+    if (!tensor_len_ok(*dtype, *ndim, shape, *len)) {
+        r->failed = 1;
+        return false;
+    }
+    return true;
+}
+
 static prism_value *read_tensor(prism_reader *r)
 {
-    prism_dtype dtype = (prism_dtype)pr_u8(r);
-    int ndim = pr_u8(r);
+    prism_dtype dtype;
+    int ndim;
     int64_t shape[PRISM_MAX_DIMS];
-    if (ndim > PRISM_MAX_DIMS) {
-        r->failed = 1;
+    uint64_t len;
+    const uint8_t *data;
+    if (!tensor_at(r, &dtype, &ndim, shape, &len, &data))
         return NULL;
-    }
-    for (int i = 0; i < ndim; i++)
-        shape[i] = (int64_t)pr_u64(r);
-    uint64_t len = pr_u64(r);
-    pr_bytes(r, pr_u8(r)); /* alignment padding */
-    const uint8_t *data = pr_bytes(r, len);
-    if (!data)
-        return NULL;
-    if (!tensor_len_ok(dtype, ndim, shape, len)) {
-        r->failed = 1;
-        return NULL;
-    }
     prism_value *v;
     if (r->hold) { /* zero-copy: the value points into the reader's buffer */
         v = prism__value_borrowed(PRISM_VALUE_TENSOR, data, len, r->release, r->ud);
@@ -157,6 +170,28 @@ static prism_value *read_tensor(prism_reader *r)
     if (!v)
         r->failed = 1;
     return v;
+}
+
+bool pr_value_view(prism_reader *r, prism_value *out)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = (prism_value_kind)pr_u8(r);
+    const uint8_t *data = NULL;
+    uint64_t len = 0;
+    switch (out->kind) {
+    case PRISM_VALUE_NULL: break;
+    case PRISM_VALUE_BYTES:
+        len = pr_u64(r);
+        data = pr_bytes(r, len);
+        break;
+    case PRISM_VALUE_TENSOR: tensor_at(r, &out->dtype, &out->ndim, out->shape, &len, &data); break;
+    default: return false;
+    }
+    if (r->failed || (out->kind != PRISM_VALUE_NULL && !data))
+        return false;
+    out->data = (uint8_t *)data;
+    out->len = (size_t)len;
+    return true;
 }
 
 static prism_value *read_value(prism_reader *r, prism_client *c, const char *self, int depth);

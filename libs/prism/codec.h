@@ -23,6 +23,13 @@ void pw_tensor_head(prism_writer *w, prism_dtype dtype, int ndim, const int64_t 
  * (may be NULL); an owner equal to `self_addr` means this process owns it. */
 prism_value *pr_value(prism_reader *r, prism_client *client, const char *self_addr);
 
+/* A null, bytes or tensor value read in place into `out`: its data points
+ * into the reader's buffer, nothing is allocated, and `out` is never
+ * freed (prism_value_free would free what it does not own). false for any
+ * other kind or a malformed value. Saves a value's allocation where one is
+ * read per message (a compiled DAG's arguments). */
+bool pr_value_view(prism_reader *r, prism_value *out);
+
 /* What an encoded bytes or tensor value is (kind, size, dtype, shape), from
  * its first bytes only; false for any other kind or a malformed header. */
 bool pr_value_info(const uint8_t *buf, size_t len, prism_value_info *out);

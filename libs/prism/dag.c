@@ -84,6 +84,8 @@ struct prism_dag_compiled {
     uint32_t *out_reader; /* the reader index the driver reads each output item with */
     bool multi;
     uint64_t next_seq, read_seq; /* executions started; executions read */
+    size_t next_slot, read_slot; /* their futures' indexes: seq mod max_inflight, kept (a
+                                  * division an execution shows on a hop) */
     size_t parts;                /* items of execution read_seq read so far */
     prism_value *partial;        /* what they gave (a list; without a multi-output node,
                                   * the one value itself) */
@@ -1131,7 +1133,7 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                                               "out-pointer");
     if (d->broken != PRISM_OK)
         return set_broken(d, NULL);
-    prism_dag_future *f = &d->futures[d->next_seq % (uint64_t)d->o.max_inflight];
+    prism_dag_future *f = &d->futures[d->next_slot];
     if (f->in_use)
         return prism__fail(PRISM_ERR_INVALID,
                            "%d executions are in flight (max_inflight): get "
@@ -1163,6 +1165,8 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
     prism__dag_held_end(&d->in_held, held);
     *f = (prism_dag_future){.d = d, .in_use = true};
     d->next_seq++;
+    if (++d->next_slot == (size_t)d->o.max_inflight)
+        d->next_slot = 0;
     *out = f;
     return PRISM_OK;
 }
@@ -1200,7 +1204,7 @@ static void take_item(prism_dag_compiled *d, size_t i, const void *buf, size_t l
 /* The execution just read goes to its future (or is dropped if released). */
 static void settle(prism_dag_compiled *d)
 {
-    prism_dag_future *f = &d->futures[d->read_seq % (uint64_t)d->o.max_inflight];
+    prism_dag_future *f = &d->futures[d->read_slot];
     prism_value *v = d->partial;
     f->status = PRISM_OK;
     if (d->partial_error) {
@@ -1222,6 +1226,8 @@ static void settle(prism_dag_compiled *d)
     d->partial = d->partial_error = NULL;
     d->parts = 0;
     d->read_seq++;
+    if (++d->read_slot == (size_t)d->o.max_inflight)
+        d->read_slot = 0;
     atomic_store_explicit(&d->done, d->read_seq, memory_order_relaxed);
 }
 

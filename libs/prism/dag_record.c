@@ -148,6 +148,14 @@ prism_value *prism__dag_get_value(const void *buf, size_t len, bool in_place)
     return v;
 }
 
+bool prism__dag_view_value(const void *buf, size_t len, prism_value *out)
+{
+    if (prism__dag_tag(buf, len) != DAG_REC_VALUE)
+        return false;
+    prism_reader r = {(const uint8_t *)buf + DAG_REC_HEAD, len - DAG_REC_HEAD, 0, NULL, NULL, NULL};
+    return pr_value_view(&r, out) && !r.left;
+}
+
 int prism__dag_get_error(const void *buf, size_t len, char **name, char **msg)
 {
     *name = *msg = NULL;

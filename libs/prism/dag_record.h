@@ -47,6 +47,11 @@ int prism__dag_tag(const void *buf, size_t len);
 /* A value record's value: copied, or with `in_place` pointing into `buf`
  * for bytes and tensors (valid while the slot is held). NULL when malformed. */
 prism_value *prism__dag_get_value(const void *buf, size_t len, bool in_place);
+/* A value record holding a null, bytes or a host tensor, viewed in place
+ * into `out` (pr_value_view: nothing allocated, never freed; valid while
+ * the slot is held). false for any other record or value: read it with
+ * prism__dag_read. */
+bool prism__dag_view_value(const void *buf, size_t len, prism_value *out);
 /* An error or died record's name and message (heap copies, the caller's). */
 int prism__dag_get_error(const void *buf, size_t len, char **name, char **msg);
 

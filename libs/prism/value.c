@@ -21,12 +21,50 @@ static prism_value *no_memory(void)
     return NULL;
 }
 
+/* malloc and memset, not calloc: glibc's calloc bypasses its per-thread
+ * cache, and made a third of the instructions of a DAG driver's get. */
 static prism_value *value_new(prism_value_kind kind)
 {
-    prism_value *v = calloc(1, sizeof *v);
+    prism_value *v = malloc(sizeof *v);
     if (!v)
         return no_memory();
+    memset(v, 0, sizeof *v);
     v->kind = kind;
+    return v;
+}
+
+/* Data of up to this many bytes shares one allocation with its value: on a
+ * compiled DAG's hop, where a method's return and the driver's result are
+ * small values made and freed every execution, an allocation less each is
+ * a measurable part of the hop (bench/dag/README.md). Kept small: glibc's
+ * per-thread cache takes blocks up to about 1 KiB only, and freeing one
+ * larger block cost more than the two small ones it replaced (a DAG's hop
+ * with 1 KiB values got slower). */
+#define INLINE_MAX 512
+#define INLINE_AT ((sizeof(prism_value) + 15) / 16 * 16) /* data 16-byte aligned, as malloc's */
+
+/* A value of `kind` with room for `len` bytes of data (zeroed when
+ * `zero`): in the same allocation when small, else its own. */
+static prism_value *value_with_data(prism_value_kind kind, size_t len, bool zero)
+{
+    if (len > INLINE_MAX) {
+        prism_value *v = value_new(kind);
+        if (v && !(v->data = zero ? calloc(1, len) : malloc(len))) {
+            free(v);
+            return no_memory();
+        }
+        if (v)
+            v->len = len;
+        return v;
+    }
+    prism_value *v = malloc(INLINE_AT + len);
+    if (!v)
+        return no_memory();
+    memset(v, 0, zero ? INLINE_AT + len : sizeof *v);
+    v->kind = kind;
+    v->data = (uint8_t *)v + INLINE_AT;
+    v->len = len;
+    v->release = keep; /* freed with the value */
     return v;
 }
 
@@ -65,17 +103,9 @@ prism_value *prism_value_bytes(const void *data, size_t len)
 {
     if (!data && len)
         return invalid("bytes of a nonzero length need data");
-    prism_value *v = value_new(PRISM_VALUE_BYTES);
-    if (!v)
-        return NULL;
-    v->data = malloc(len ? len : 1);
-    if (!v->data) {
-        free(v);
-        return no_memory();
-    }
-    if (len)
+    prism_value *v = value_with_data(PRISM_VALUE_BYTES, len, false);
+    if (v && len)
         memcpy(v->data, data, len);
-    v->len = len;
     return v;
 }
 
@@ -91,8 +121,11 @@ static int64_t shape_elements(int ndim, const int64_t *shape)
     return n;
 }
 
-/* A tensor without data: dtype, shape and length checked and set. */
-static prism_value *tensor_new(prism_dtype dtype, int ndim, const int64_t *shape)
+/* A tensor, its dtype, shape and length checked and set: with room for its
+ * data when `host` (zeroed when `zero`), else without (the caller sets
+ * `data` to device memory). */
+static prism_value *tensor_new(prism_dtype dtype, int ndim, const int64_t *shape, bool host,
+                               bool zero)
 {
     size_t esize = prism_dtype_size(dtype);
     if (!esize)
@@ -102,10 +135,12 @@ static prism_value *tensor_new(prism_dtype dtype, int ndim, const int64_t *shape
     int64_t n = shape_elements(ndim, shape);
     if (n < 0 || (uint64_t)n > SIZE_MAX / esize)
         return invalid("a tensor dimension is negative or the tensor is too large");
-    prism_value *v = value_new(PRISM_VALUE_TENSOR);
+    size_t len = (size_t)n * esize;
+    prism_value *v = host ? value_with_data(PRISM_VALUE_TENSOR, len, zero)
+                          : value_new(PRISM_VALUE_TENSOR);
     if (!v)
         return NULL;
-    v->len = (size_t)n * esize;
+    v->len = len;
     v->dtype = dtype;
     v->ndim = ndim;
     if (ndim)
@@ -115,17 +150,9 @@ static prism_value *tensor_new(prism_dtype dtype, int ndim, const int64_t *shape
 
 prism_value *prism_value_tensor(prism_dtype dtype, int ndim, const int64_t *shape, const void *data)
 {
-    prism_value *v = tensor_new(dtype, ndim, shape);
-    if (!v)
-        return NULL;
-    size_t len = v->len;
-    v->data = data ? malloc(len ? len : 1) : calloc(1, len ? len : 1);
-    if (!v->data) {
-        free(v);
-        return no_memory();
-    }
-    if (data && len)
-        memcpy(v->data, data, len);
+    prism_value *v = tensor_new(dtype, ndim, shape, true, !data);
+    if (v && data && v->len)
+        memcpy(v->data, data, v->len);
     return v;
 }
 
@@ -135,7 +162,7 @@ prism_value *prism_value_device_tensor(int device, prism_dtype dtype, int ndim,
 {
     if (device < 0 || device > 1023 || !dev_ptr)
         return invalid("a device tensor needs a CUDA device (0-1023) and device memory");
-    prism_value *v = tensor_new(dtype, ndim, shape);
+    prism_value *v = tensor_new(dtype, ndim, shape, false, false);
     if (!v)
         return NULL;
     v->data = dev_ptr;

@@ -1,5 +1,6 @@
 #include "prism_codec.h"
 
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,14 +24,33 @@ void pw_bytes(prism_writer *w, const void *p, size_t n)
 
 size_t pw_pos(const prism_writer *w) { return w->buf ? w->buf->len : w->pos; }
 
-void pw_u8(prism_writer *w, uint8_t v) { pw_bytes(w, &v, 1); }
-
-static void put_le(prism_writer *w, uint64_t v, int n)
+/* Whether `n` more bytes fit a fixed buffer being written: the fixed-width
+ * fields then go straight in, without pw_bytes' memcpy call for one to
+ * eight bytes (a value's encoding on a compiled DAG's hop is mostly these). */
+static inline int fits(const prism_writer *w, size_t n)
 {
-    uint8_t b[8];
-    for (int i = 0; i < n; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-    pw_bytes(w, b, (size_t)n);
+    return !w->failed && !w->buf && w->out && n <= w->cap - w->pos;
+}
+
+void pw_u8(prism_writer *w, uint8_t v)
+{
+    if (fits(w, 1))
+        w->out[w->pos++] = v;
+    else
+        pw_bytes(w, &v, 1);
+}
+
+/* The `n` low bytes of `v`, little-endian: one store when they fit (the
+ * first n bytes of v's little-endian form, on any host). */
+static inline void put_le(prism_writer *w, uint64_t v, size_t n)
+{
+    uint64_t le = htole64(v);
+    if (fits(w, n)) {
+        memcpy(w->out + w->pos, &le, n);
+        w->pos += n;
+    } else {
+        pw_bytes(w, &le, n);
+    }
 }
 
 void pw_u16(prism_writer *w, uint16_t v) { put_le(w, v, 2); }

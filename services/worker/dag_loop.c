@@ -45,6 +45,7 @@ typedef struct loop_node {
     const void **bufs;
     size_t *lens;
     prism_value **args;
+    prism_value *views; /* per argument: its value in place, when flat (no allocation) */
     prism_value **rets;
     dag_dev_ring **dev_in;  /* per argument: its edge's CUDA ring, once its record came */
     dag_dev_ring **dev_out; /* per return: its edge's ring, once made */
@@ -159,6 +160,8 @@ static prism_value *read_arg(dag_loop *l, loop_node *nd, size_t i)
                                                             "CUDA ring could not be mapped here");
         return v;
     }
+    if (prism__dag_view_value(buf, len, &nd->views[i]))
+        return &nd->views[i];
     prism_client *c = tag == DAG_REC_REF ? loop_client(l) : NULL;
     return prism__dag_read(c, buf, len, true, FETCH_MS);
 }
@@ -332,7 +335,8 @@ static int run_and_write(dag_loop *l, loop_node *nd)
         nd->rets[j] = NULL;
     }
     for (size_t i = 0; i < nd->nin; i++) {
-        prism_value_free(nd->args[i]);
+        if (nd->args[i] != &nd->views[i])
+            prism_value_free(nd->args[i]);
         nd->args[i] = NULL;
     }
     free(emsg);
@@ -785,13 +789,14 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
     nd->bufs = calloc(nd->nin + 1, sizeof *nd->bufs);
     nd->lens = calloc(nd->nin + 1, sizeof *nd->lens);
     nd->args = calloc(nd->nin + 1, sizeof *nd->args);
+    nd->views = calloc(nd->nin + 1, sizeof *nd->views);
     nd->rets = calloc(nd->nout + 1, sizeof *nd->rets);
     nd->held = calloc(nd->nout + 1, sizeof *nd->held);
     nd->dev_in = calloc(nd->nin + 1, sizeof *nd->dev_in);
     nd->dev_out = calloc(nd->nout + 1, sizeof *nd->dev_out);
     nd->dev_edge = calloc(nd->nout + 1, sizeof *nd->dev_edge);
-    if (!method || !nd->in || !nd->out || !nd->bufs || !nd->lens || !nd->args || !nd->rets ||
-        !nd->held || !nd->dev_in || !nd->dev_out || !nd->dev_edge || nd->nin == 0 ||
+    if (!method || !nd->in || !nd->out || !nd->bufs || !nd->lens || !nd->args || !nd->views ||
+        !nd->rets || !nd->held || !nd->dev_in || !nd->dev_out || !nd->dev_edge || nd->nin == 0 ||
         nd->nout == 0 || nd->nout > 64) {
         snprintf(err, errlen, "a malformed DAG node");
         return -1;
@@ -917,6 +922,7 @@ static void loop_free(dag_loop *l)
         free(nd->bufs);
         free(nd->lens);
         free(nd->args);
+        free(nd->views);
     }
     for (size_t i = 0; i < l->nchans; i++)
         prism_chan_destroy(l->chans[i]);
