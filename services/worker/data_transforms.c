@@ -400,7 +400,7 @@ static void normalize_line(const chain *ch, const uint8_t *u, float *f, size_t c
  * buffer on the stack, which stays in the cache, then copied whole: the
  * pixel-by-pixel stores went straight to `d` (the task's output, memory not
  * in the cache) and each waited for its line to be read. */
-static void flip_rgb_line(const uint8_t *s, uint8_t *d, int64_t w)
+static void flip_rgb_plain(const uint8_t *s, uint8_t *d, int64_t w)
 {
     enum { CHUNK = 1024 }; /* pixels */
     uint8_t tmp[CHUNK * 3];
@@ -411,6 +411,38 @@ static void flip_rgb_line(const uint8_t *s, uint8_t *d, int64_t w)
         memcpy(d + (size_t)(w - x - k) * 3, tmp, (size_t)k * 3);
     }
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* The same, five pixels a shuffle (SSSE3, which the x86-64 baseline lacks:
+ * chosen at run time). Each 16-byte store puts five reversed pixels and,
+ * in front, one spare byte that the next store (five pixels further left
+ * in `d`) or the plain tail overwrites; loads and stores stay inside the
+ * lines. A third of the time of the plain copy, which was 3 % of an
+ * image's decode, crop and flip (bench/data/README.md). */
+__attribute__((target("ssse3"))) static void flip_rgb_ssse3(const uint8_t *s, uint8_t *d, int64_t w)
+{
+    const __m128i rev = _mm_setr_epi8(-1, 12, 13, 14, 9, 10, 11, 6, 7, 8, 3, 4, 5, 0, 1, 2);
+    int64_t x = 0;
+    for (; x + 6 <= w; x += 5) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + (size_t)x * 3));
+        _mm_storeu_si128((__m128i *)(void *)(d + (size_t)(w - 5 - x) * 3 - 1),
+                         _mm_shuffle_epi8(v, rev));
+    }
+    flip_rgb_plain(s + (size_t)x * 3, d, w - x);
+}
+
+static void flip_rgb_line(const uint8_t *s, uint8_t *d, int64_t w)
+{
+    if (__builtin_cpu_supports("ssse3"))
+        flip_rgb_ssse3(s, d, w);
+    else
+        flip_rgb_plain(s, d, w);
+}
+#else
+static void flip_rgb_line(const uint8_t *s, uint8_t *d, int64_t w) { flip_rgb_plain(s, d, w); }
+#endif
 
 /* One image [ih, iw] of `px` bytes a pixel, cut and flipped into `dst`
  * [h, w] (h, w: the crop's, else ih, iw), and normalized (uint8 pixels
@@ -515,6 +547,10 @@ static void flip_one(const uint8_t *src, uint8_t *dst, const img_col *ic, int ve
         uint8_t *d = dst + (size_t)(vertical ? ic->h - 1 - y : y) * line;
         if (vertical) {
             memcpy(d, s, line);
+            continue;
+        }
+        if (px == 3) {
+            flip_rgb_line(s, d, ic->w);
             continue;
         }
         for (int64_t x = 0; x < ic->w; x++)

@@ -567,14 +567,15 @@ def test_read_images(c):
 def test_image_runs_fused(c):
     """decode_image -> random_crop -> flip in one stage runs as one pass per image (the
     optimizer marks the run): seeded, its images equal those of the same builtins in stages
-    of their own (unfused), and those of crop -> flip fused without the decode."""
+    of their own (unfused), and those of crop -> flip fused without the decode. The crop is
+    37 pixels wide: a flip of RGB lines reverses five pixels a step, then the rest."""
     need_binaries()
     top = tempfile.mkdtemp(prefix="prism-img-")
     try:
         for i in range(8):
-            make_image(os.path.join(top, "p%d.png" % i), "png", 16, 12, 3)
+            make_image(os.path.join(top, "p%d.png" % i), "png", 40, 12, 3)
 
-        steps = [("decode_image", {}), ("random_crop", {"size": [6, 8], "seed": 11}),
+        steps = [("decode_image", {}), ("random_crop", {"size": [6, 37], "seed": 11}),
                  ("flip", {"p": 0.5, "seed": 5})]
 
         def run_images(cpus, steps=steps):
@@ -601,7 +602,7 @@ def test_image_runs_fused(c):
             "MapBatches(decode_image)", "MapBatches(random_crop)->MapBatches(flip)"], info
         ops = info["explain_json"]["physical"]["stages"][2]["ops"]
         assert [f["function"] for f in ops[0]["spec"]["fn"]["args"]["then"]] == ["flip"], ops
-        assert len(fused) == 8 and len(fused[0]) == 6 and len(fused[0][0]) == 8, fused[0]
+        assert len(fused) == 8 and len(fused[0]) == 6 and len(fused[0][0]) == 37, fused[0]
         assert fused == unfused and crop_flip == unfused
         # what the builtins document, drawn with their generator (splitmix64): per image the
         # crop's y0 then x0, and the flip's 53-bit number against p
@@ -611,11 +612,11 @@ def test_image_runs_fused(c):
                 z = (state ^ (state >> 30)) * 0xbf58476d1ce4e5b9 % 2**64
                 z = (z ^ (z >> 27)) * 0x94d049bb133111eb % 2**64
                 yield z ^ (z >> 31)
-        crop_rng, flip_rng, full = splitmix(11), splitmix(5), gradient(16, 12, 3)
+        crop_rng, flip_rng, full = splitmix(11), splitmix(5), gradient(40, 12, 3)
         want = []
         for _ in range(8):
-            y0, x0 = next(crop_rng) % 7, next(crop_rng) % 9
-            img = [row[x0:x0 + 8] for row in full[y0:y0 + 6]]
+            y0, x0 = next(crop_rng) % 7, next(crop_rng) % 4
+            img = [row[x0:x0 + 37] for row in full[y0:y0 + 6]]
             want.append([list(reversed(r)) for r in img]
                         if (next(flip_rng) >> 11) / 2.0**53 < 0.5 else img)
         assert unfused == want, (unfused, want)
