@@ -396,20 +396,11 @@ static void normalize_line(const chain *ch, const uint8_t *u, float *f, size_t c
     }
 }
 
-/* `w` RGB pixels at `s` into `d` in reverse order. Reversed first into a
- * buffer on the stack, which stays in the cache, then copied whole: the
- * pixel-by-pixel stores went straight to `d` (the task's output, memory not
- * in the cache) and each waited for its line to be read. */
-static void flip_rgb_plain(const uint8_t *s, uint8_t *d, int64_t w)
+/* `k` RGB pixels at `s` into `o` in reverse order, three bytes at a time. */
+static void reverse_plain(const uint8_t *s, uint8_t *o, int64_t k)
 {
-    enum { CHUNK = 1024 }; /* pixels */
-    uint8_t tmp[CHUNK * 3];
-    for (int64_t x = 0; x < w; x += CHUNK) {
-        int64_t k = w - x < CHUNK ? w - x : CHUNK;
-        for (int64_t i = 0; i < k; i++) /* a fixed size the compiler copies inline */
-            memcpy(tmp + (size_t)(k - 1 - i) * 3, s + (size_t)(x + i) * 3, 3);
-        memcpy(d + (size_t)(w - x - k) * 3, tmp, (size_t)k * 3);
-    }
+    for (int64_t i = 0; i < k; i++) /* a fixed size the compiler copies inline */
+        memcpy(o + (size_t)(k - 1 - i) * 3, s + (size_t)i * 3, 3);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -418,31 +409,47 @@ static void flip_rgb_plain(const uint8_t *s, uint8_t *d, int64_t w)
 /* The same, five pixels a shuffle (SSSE3, which the x86-64 baseline lacks:
  * chosen at run time). Each 16-byte store puts five reversed pixels and,
  * in front, one spare byte that the next store (five pixels further left
- * in `d`) or the plain tail overwrites; loads and stores stay inside the
- * lines. A third of the time of the plain copy, which was 3 % of an
- * image's decode, crop and flip (bench/data/README.md). */
-__attribute__((target("ssse3"))) static void flip_rgb_ssse3(const uint8_t *s, uint8_t *d, int64_t w)
+ * in `o`) or the plain tail overwrites; loads and stores stay inside the
+ * pixels given. */
+__attribute__((target("ssse3"))) static void reverse_ssse3(const uint8_t *s, uint8_t *o, int64_t k)
 {
     const __m128i rev = _mm_setr_epi8(-1, 12, 13, 14, 9, 10, 11, 6, 7, 8, 3, 4, 5, 0, 1, 2);
     int64_t x = 0;
-    for (; x + 6 <= w; x += 5) {
+    for (; x + 6 <= k; x += 5) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + (size_t)x * 3));
-        _mm_storeu_si128((__m128i *)(void *)(d + (size_t)(w - 5 - x) * 3 - 1),
+        _mm_storeu_si128((__m128i *)(void *)(o + (size_t)(k - 5 - x) * 3 - 1),
                          _mm_shuffle_epi8(v, rev));
     }
-    flip_rgb_plain(s + (size_t)x * 3, d, w - x);
+    reverse_plain(s + (size_t)x * 3, o, k - x);
 }
 
+static bool has_ssse3(void) { return __builtin_cpu_supports("ssse3"); }
+#else
+static void reverse_ssse3(const uint8_t *s, uint8_t *o, int64_t k) { reverse_plain(s, o, k); }
+static bool has_ssse3(void) { return false; }
+#endif
+
+/* `w` RGB pixels at `s` into `d` in reverse order. Reversed first into a
+ * buffer on the stack, which stays in the cache, then copied whole: stores
+ * straight to `d` (the task's output, memory not in the cache) each waited
+ * for their line to be read, pixel by pixel or 16 bytes at a time alike.
+ * Reversed five pixels a shuffle where the CPU has SSSE3: a 224 x 224
+ * image's flip into memory not in the cache takes 16 us against 30, a
+ * plain copy 10 (bench/data/README.md). */
 static void flip_rgb_line(const uint8_t *s, uint8_t *d, int64_t w)
 {
-    if (__builtin_cpu_supports("ssse3"))
-        flip_rgb_ssse3(s, d, w);
-    else
-        flip_rgb_plain(s, d, w);
+    enum { CHUNK = 1024 }; /* pixels */
+    uint8_t tmp[CHUNK * 3];
+    bool simd = has_ssse3();
+    for (int64_t x = 0; x < w; x += CHUNK) {
+        int64_t k = w - x < CHUNK ? w - x : CHUNK;
+        if (simd)
+            reverse_ssse3(s + (size_t)x * 3, tmp, k);
+        else
+            reverse_plain(s + (size_t)x * 3, tmp, k);
+        memcpy(d + (size_t)(w - x - k) * 3, tmp, (size_t)k * 3);
+    }
 }
-#else
-static void flip_rgb_line(const uint8_t *s, uint8_t *d, int64_t w) { flip_rgb_plain(s, d, w); }
-#endif
 
 /* One image [ih, iw] of `px` bytes a pixel, cut and flipped into `dst`
  * [h, w] (h, w: the crop's, else ih, iw), and normalized (uint8 pixels
