@@ -228,6 +228,73 @@ static void test_fixed_region(void **state)
     free(region);
     prism_value_free(list);
     prism_buf_free(&b);
+
+    /* Every kind of field, written in place where it fits: a region cut
+     * anywhere fails, never writes past its end, and whole gives the bytes
+     * of the growable buffer. */
+    prism_object_id id = {{1, 2, 3}};
+    prism_ref *r = prism__ref_new(NULL, &id, "owner:x");
+    prism_value *all = prism_value_list();
+    prism_value_list_append(all, prism_value_bytes("abcde", 5));
+    prism_value_list_append(all, prism_value_null());
+    prism_value_list_append(all, prism_value_error("pkg/fn", "no"));
+    prism_value_list_append(all, prism_value_ref(r));
+    int64_t three[] = {3};
+    prism_value_list_append(all, prism_value_tensor(PRISM_I32, 1, three, NULL));
+    b = encode(all);
+    region = malloc(b.len + 8);
+    for (size_t cap = 0; cap <= b.len; cap++) {
+        memset(region, 0xee, b.len + 8);
+        prism_writer cut = {.out = region, .cap = cap};
+        pw_value(&cut, all, "owner:me");
+        assert_int_equal(cut.failed, cap < b.len);
+        assert_true(cut.pos <= cap);
+        for (size_t i = cap; i < b.len + 8; i++)
+            assert_int_equal(region[i], 0xee);
+    }
+    assert_memory_equal(region, b.data, b.len);
+    free(region);
+    prism_value_free(all);
+    prism_ref_release(r);
+    prism_buf_free(&b);
+}
+
+/* Values whose data shares their allocation (small) and values whose data
+ * has its own (large), on either side of the limit: the bytes given, a
+ * zeroed tensor, a copy and a round trip. */
+static void test_data_sizes(void **state)
+{
+    const size_t sizes[] = {0, 1, 511, 512, 513, 4096, 100000};
+    uint8_t *pattern = malloc(100000);
+    for (size_t i = 0; i < 100000; i++)
+        pattern[i] = (uint8_t)(i * 7 + 1);
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        size_t n = sizes[k], len;
+        prism_value *v = prism_value_bytes(pattern, n);
+        const uint8_t *p = prism_value_data(v, &len);
+        assert_int_equal(len, n);
+        assert_non_null(p);
+        assert_memory_equal(p, pattern, n);
+        prism_value *copy = prism_value_copy(v);
+        assert_memory_equal(prism_value_data(copy, NULL), pattern, n);
+        prism_buf b = encode(v);
+        prism_value *back = decode(&b);
+        assert_memory_equal(prism_value_data(back, &len), pattern, n);
+        assert_int_equal(len, n);
+        int64_t shape[] = {(int64_t)n};
+        prism_value *zero = prism_value_tensor(PRISM_U8, 1, shape, NULL);
+        const uint8_t *z = prism_value_data(zero, &len);
+        assert_int_equal(len, n);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(z[i], 0);
+        assert_int_equal((uintptr_t)z % 16, 0);
+        prism_value_free(zero);
+        prism_value_free(back);
+        prism_value_free(copy);
+        prism_value_free(v);
+        prism_buf_free(&b);
+    }
+    free(pattern);
 }
 
 static void test_frames(void **state)
@@ -261,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_device_tensors_stay_off_the_wire),
         cmocka_unit_test(test_malformed_input),
         cmocka_unit_test(test_fixed_region),
+        cmocka_unit_test(test_data_sizes),
         cmocka_unit_test(test_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

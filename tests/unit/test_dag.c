@@ -120,6 +120,27 @@ static void test_value_records(void **state)
     assert_int_equal((uintptr_t)(p - buf) % 16, 0);
     prism_value_free(copy);
     prism_value_free(in_place);
+    /* Viewed: the same tensor in place, nothing allocated; null too; not
+     * JSON (its text is allocated), a record cut short, or another tag. */
+    prism_value view;
+    assert_true(prism__dag_view_value(buf, n, &view));
+    assert_int_equal(prism_value_kind_of(&view), PRISM_VALUE_TENSOR);
+    assert_ptr_equal(prism_value_data(&view, NULL), p);
+    assert_int_equal(prism_value_dtype(&view), PRISM_F32);
+    assert_int_equal(prism_value_ndim(&view), 2);
+    assert_int_equal(prism_value_shape(&view)[1], 2);
+    assert_false(prism__dag_view_value(buf, n - 1, &view));
+    prism_value *other = prism_value_null();
+    size_t m = prism__dag_put_value(buf, sizeof buf, other);
+    assert_true(prism__dag_view_value(buf, m, &view));
+    assert_int_equal(prism_value_kind_of(&view), PRISM_VALUE_NULL);
+    prism_value_free(other);
+    other = prism_value_json("[1]");
+    m = prism__dag_put_value(buf, sizeof buf, other);
+    assert_false(prism__dag_view_value(buf, m, &view));
+    prism_value_free(other);
+    m = prism__dag_put_error(buf, sizeof buf, DAG_REC_ERROR, "A.f", "no");
+    assert_false(prism__dag_view_value(buf, m, &view));
     /* Too large for the slot: 0, nothing claimed. */
     assert_int_equal(prism__dag_put_value(buf, 40, t), 0);
     prism_value_free(t);
