@@ -3,9 +3,10 @@
  *
  * Input: a record. Checks: a value record decodes the same in place and
  * copied, and viewed without an allocation where it is flat (null, bytes, a
- * tensor: same kind, bytes and shape, its data within the record); what decodes re-encodes, and
- * decoding that gives the same bytes again (stable after one round); an error record's name and
- * message survive a round trip; a device record's tensor lies within its slot and re-encodes; a
+ * tensor: same kind, bytes and shape, its data within the record); what
+ * decodes re-encodes, and decoding that gives the same bytes again (stable
+ * after one round); an error record's name and message survive a round
+ * trip; a device record's tensor lies within its slot and re-encodes; a
  * ring record re-encodes. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -49,12 +49,13 @@ static prism_value *value_with_data(prism_value_kind kind, size_t len, bool zero
 {
     if (len > INLINE_MAX) {
         prism_value *v = value_new(kind);
-        if (v && !(v->data = zero ? calloc(1, len) : malloc(len))) {
+        if (!v)
+            return NULL;
+        if (!(v->data = zero ? calloc(1, len) : malloc(len))) {
             free(v);
             return no_memory();
         }
-        if (v)
-            v->len = len;
+        v->len = len;
         return v;
     }
     prism_value *v = malloc(INLINE_AT + len);
