@@ -2,7 +2,7 @@
 # Installs the Debian packages Prism builds and tests with, when missing.
 set -eu
 pkgs="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
-libsqlite3-dev libnats-dev libssl-dev zlib1g-dev libgnutls28-dev libturbojpeg0-dev libpng-dev libcsv-dev nats-server libcmocka-dev python3 python3-yaml
+libsqlite3-dev libnats-dev libssl-dev zlib1g-dev libgnutls28-dev libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev libcsv-dev nats-server libcmocka-dev python3 python3-yaml
 python3-websockets curl tar gzip
 procps iproute2 docker-compose clang libclang-rt-14-dev clang-format openssl chromium
 libarchive-dev"

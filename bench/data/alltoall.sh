@@ -65,11 +65,9 @@ for gib in $SIZES; do
     case " $PEERS " in *" prism "*)
       say "$gib GiB, $op: Prism"
       samples="$WORK/store-$gib-$op.jsonl"
-      bench_sample_store "$samples" &
-      SAMPLER=$!
+      bench_sample_store_start "$samples"
       run_step 1800 "$BIN/prism-data-alltoall" "$SHA" "$op" "$ROWS" "$BLOCKS"
-      kill "$SAMPLER" 2>/dev/null || true
-      wait "$SAMPLER" 2>/dev/null || true
+      bench_sample_store_stop
       echo "{\"gib\": $gib, \"op\": \"$op\", \"store\": $(bench_store_peak "$samples")}" \
         >>"$WORK/store.jsonl"
       ;;

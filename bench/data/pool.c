@@ -1,7 +1,8 @@
 /* The ceiling: a hand-written C thread pool doing the benchmark's work on
- * every core with libturbojpeg: read each JPEG, decode it, crop 224 x 224 at
- * random, flip it left-right with probability 0.5, and put it in a batch of
- * 256 that a consumer reads whole (every byte summed). Prints one JSON line.
+ * every core with libjpeg-turbo: read each JPEG, decode the rows of a crop
+ * of 224 x 224 drawn at random (as Prism's fused run does), cut it, flip it
+ * left-right with probability 0.5, and put it in a batch of 256 that a
+ * consumer reads whole (every byte summed). Prints one JSON line.
  *   prism-data-pool DIR THREADS */
 #include <dirent.h>
 #include <pthread.h>
@@ -12,7 +13,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-#include <turbojpeg.h>
+
+#include <jpeglib.h> /* after stdio.h: it names FILE */
 
 #define CROP 224
 #define BATCH 256
@@ -52,23 +54,38 @@ static uint8_t *slurp(const char *path, size_t *len)
     return buf;
 }
 
-/* Decodes, crops and flips image i into `out`. */
-static int prepare(tjhandle tj, size_t i, uint8_t *px, size_t cap, uint8_t *out, unsigned *seed)
+/* Decodes, crops and flips image i into `out`: only the crop's rows are
+ * decoded (the rows above skipped, those below not read) into `px`. A
+ * corrupt file ends the program (libjpeg's error handler). */
+static int prepare(struct jpeg_decompress_struct *d, size_t i, uint8_t *px, size_t cap,
+                   uint8_t *out, unsigned *seed)
 {
     size_t len;
     uint8_t *jpeg = slurp(files[i], &len);
-    int w, h, sub, cs;
-    if (!jpeg || tjDecompressHeader3(tj, jpeg, (unsigned long)len, &w, &h, &sub, &cs) != 0 ||
-        (size_t)w * (size_t)h * 3 > cap || w < CROP || h < CROP ||
-        tjDecompress2(tj, jpeg, (unsigned long)len, px, w, 0, h, TJPF_RGB, 0) != 0) {
+    if (!jpeg)
+        return -1;
+    jpeg_mem_src(d, jpeg, (unsigned long)len);
+    jpeg_read_header(d, TRUE);
+    d->out_color_space = JCS_RGB;
+    int w = (int)d->image_width, h = (int)d->image_height;
+    if ((size_t)w * CROP * 3 > cap || w < CROP || h < CROP) {
+        jpeg_abort_decompress(d);
         free(jpeg);
         return -1;
     }
-    free(jpeg);
     int y0 = rand_r(seed) % (h - CROP + 1), x0 = rand_r(seed) % (w - CROP + 1);
     int flip = rand_r(seed) & 1;
+    jpeg_start_decompress(d);
+    if (y0 > 0)
+        jpeg_skip_scanlines(d, (JDIMENSION)y0);
+    while ((int)d->output_scanline < y0 + CROP) {
+        JSAMPROW row = px + (size_t)((int)d->output_scanline - y0) * (size_t)w * 3;
+        jpeg_read_scanlines(d, &row, 1);
+    }
+    jpeg_abort_decompress(d);
+    free(jpeg);
     for (int y = 0; y < CROP; y++) {
-        const uint8_t *src = px + ((size_t)(y0 + y) * (size_t)w + (size_t)x0) * 3;
+        const uint8_t *src = px + ((size_t)y * (size_t)w + (size_t)x0) * 3;
         uint8_t *dst = out + (size_t)y * CROP * 3;
         if (!flip) {
             memcpy(dst, src, CROP * 3);
@@ -83,11 +100,14 @@ static int prepare(tjhandle tj, size_t i, uint8_t *px, size_t cap, uint8_t *out,
 static void *worker(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg;
-    tjhandle tj = tjInitDecompress();
-    size_t cap = (size_t)4096 * 4096 * 3;
+    struct jpeg_decompress_struct d;
+    struct jpeg_error_mgr jerr;
+    d.err = jpeg_std_error(&jerr);
+    jpeg_create_decompress(&d);
+    size_t cap = (size_t)4096 * CROP * 3;
     uint8_t *px = malloc(cap), *img = malloc(IMG);
     for (size_t i; (i = atomic_fetch_add(&next_file, 1)) < nfiles;) {
-        if (prepare(tj, i, px, cap, img, &seed) != 0) {
+        if (prepare(&d, i, px, cap, img, &seed) != 0) {
             fprintf(stderr, "prism-data-pool: cannot decode %s\n", files[i]);
             exit(1);
         }
@@ -101,7 +121,7 @@ static void *worker(void *arg)
     }
     free(px);
     free(img);
-    tjDestroy(tj);
+    jpeg_destroy_decompress(&d);
     return NULL;
 }
 

@@ -69,11 +69,9 @@ prism_step() {
   cluster_ticks | sort >"$WORK/cpu0"
   n=$(wc -l <"$RESULTS")
   : >"$WORK/store.jsonl"
-  bench_sample_store "$WORK/store.jsonl" &
-  sampler=$!
+  bench_sample_store_start "$WORK/store.jsonl"
   run_step 900 "$@"
-  kill "$sampler" 2>/dev/null || true
-  wait "$sampler" 2>/dev/null || true
+  bench_sample_store_stop
   cluster_ticks | sort >"$WORK/cpu1"
   ticks=$(join -a2 "$WORK/cpu0" "$WORK/cpu1" | awk '{t += NF == 3 ? $3 - $2 : $2} END {print t + 0}')
   if [ "$(wc -l <"$RESULTS")" -gt "$n" ]; then

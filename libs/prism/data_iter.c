@@ -1,7 +1,7 @@
 /* Streaming a dataset's output to this process (include/prism/data.h):
  * the dataservice lends each output block (its object ID and owner); this
- * process reads it as a borrower, through the object store (zero-copy from
- * the node's store when the block is there), cuts and joins blocks into
+ * process reads it from its node's store (zero-copy) when the block is
+ * there, else as a borrower through the object store, cuts and joins blocks into
  * batches of the size asked, and gives each block back when the last batch
  * using it is freed, which lets the dataservice drop it. Also the batches'
  * accessors. */
@@ -104,8 +104,18 @@ static prism_status borrow(prism_data_iter *it, const json_t *b, prism_block **o
         give_back(l);
         return prism__fail(PRISM_ERR_INTERNAL, "the dataservice lent a block without its ID");
     }
-    l->ref = prism__ref_new(it->c, &oid, owner);
-    prism_status s = l->ref ? prism_get(it->c, l->ref, GET_MS, &l->v) : PRISM_ERR_NO_MEMORY;
+    /* A block in this process's own store is read there at once, without
+     * borrowing it from its owner (a get, an add and a remove on NATS a
+     * block): the dataservice keeps it until it is given back, and a delete
+     * meanwhile waits for this read's release. Elsewhere (or gone from
+     * here), it is borrowed, as any reference is. */
+    prism_status s =
+        it->c->store ? prism__decode_stored(it->c->store, &oid, 0, it->c, it->c->self_addr, &l->v)
+                     : PRISM_ERR_OBJECT_LOST;
+    if (s != PRISM_OK) {
+        l->ref = prism__ref_new(it->c, &oid, owner);
+        s = l->ref ? prism_get(it->c, l->ref, GET_MS, &l->v) : PRISM_ERR_NO_MEMORY;
+    }
     size_t len = 0;
     const void *data = s == PRISM_OK ? prism_value_data(l->v, &len) : NULL;
     char why[512] = "";

@@ -4,10 +4,12 @@
 #include <math.h>
 #include <png.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <turbojpeg.h>
+
+#include <jpeglib.h> /* after stdio.h: it names FILE */
 
 int data_image_channels(const char *mode)
 {
@@ -22,15 +24,17 @@ int data_image_channels(const char *mode)
     return -1;
 }
 
-/* Room for an image of h x w x c, or -1 past the limit. */
-static int alloc_pixels(data_image *out, int h, int w, int c, char *err, size_t n)
+/* Room for rows [top, top + rows) of an image of h x w x c, or -1 past
+ * the limit (the whole image's). */
+static int alloc_pixels(data_image *out, int h, int w, int c, int top, int rows, char *err,
+                        size_t n)
 {
     if (h <= 0 || w <= 0 || (uint64_t)h * (uint64_t)w * (uint64_t)c > DATA_IMAGE_MAX_BYTES) {
         snprintf(err, n, "an image of %d x %d pixels is too large (at most %u bytes decoded)", w, h,
                  DATA_IMAGE_MAX_BYTES);
         return -1;
     }
-    out->px = malloc((size_t)h * (size_t)w * (size_t)c);
+    out->px = malloc((size_t)rows * (size_t)w * (size_t)c);
     if (!out->px) {
         snprintf(err, n, "out of memory");
         return -1;
@@ -38,62 +42,139 @@ static int alloc_pixels(data_image *out, int h, int w, int c, char *err, size_t 
     out->h = h;
     out->w = w;
     out->c = c;
+    out->top = top;
+    out->rows = rows;
     return 0;
 }
 
 /* One decoder a thread, kept from image to image: a new one for each image
  * also set up the decoder's working buffers anew, fresh memory each time,
- * and the decode's stores into it cost as much as the crop and flip. */
-static pthread_key_t tj_key;
-static pthread_once_t tj_once = PTHREAD_ONCE_INIT;
+ * and the decode's stores into it cost as much as the crop and flip. The
+ * libjpeg API (not TurboJPEG's) so that a crop decodes only its rows. */
+typedef struct jpeg_decoder {
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_error_mgr jerr;
+    jmp_buf on_error;
+    char msg[JMSG_LENGTH_MAX];
+} jpeg_decoder;
 
-static void tj_drop(void *tj) { tjDestroy(tj); }
+static pthread_key_t jpeg_key;
+static pthread_once_t jpeg_once = PTHREAD_ONCE_INIT;
 
-static void tj_key_make(void) { pthread_key_create(&tj_key, tj_drop); }
-
-static tjhandle thread_decoder(void)
+static void jpeg_drop(void *p)
 {
-    pthread_once(&tj_once, tj_key_make);
-    tjhandle tj = pthread_getspecific(tj_key);
-    if (!tj && (tj = tjInitDecompress()) && pthread_setspecific(tj_key, tj) != 0) {
-        tjDestroy(tj);
-        tj = NULL;
-    }
-    return tj;
+    jpeg_decoder *d = p;
+    jpeg_destroy_decompress(&d->cinfo);
+    free(d);
 }
 
-static int decode_jpeg(const uint8_t *buf, size_t len, int channels, data_image *out, char *err,
-                       size_t n)
+static void jpeg_key_make(void) { pthread_key_create(&jpeg_key, jpeg_drop); }
+
+static void jpeg_fail(j_common_ptr c)
 {
-    tjhandle tj = thread_decoder();
-    int w = 0, h = 0, sub = 0, cs = 0;
-    if (!tj) {
-        snprintf(err, n, "cannot start the JPEG decoder");
-        return -1;
+    jpeg_decoder *d = (jpeg_decoder *)(void *)c;
+    c->err->format_message(c, d->msg);
+    longjmp(d->on_error, 1);
+}
+
+/* A warning (a truncated file) fails too: its pixels are not all there. */
+static void jpeg_warn(j_common_ptr c, int level)
+{
+    if (level < 0)
+        jpeg_fail(c);
+}
+
+static jpeg_decoder *thread_decoder(void)
+{
+    pthread_once(&jpeg_once, jpeg_key_make);
+    jpeg_decoder *d = pthread_getspecific(jpeg_key);
+    if (d || !(d = calloc(1, sizeof *d)))
+        return d;
+    d->cinfo.err = jpeg_std_error(&d->jerr);
+    d->jerr.error_exit = jpeg_fail;
+    d->jerr.emit_message = jpeg_warn;
+    if (setjmp(d->on_error)) { /* out of memory */
+        free(d);
+        return NULL;
     }
-    if (len > (size_t)0xffffffffu ||
-        tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &sub, &cs) != 0) {
-        snprintf(err, n, "not a valid JPEG: %s", tjGetErrorStr2(tj));
-        return -1;
+    jpeg_create_decompress(&d->cinfo);
+    if (pthread_setspecific(jpeg_key, d) != 0) {
+        jpeg_drop(d);
+        return NULL;
     }
+    return d;
+}
+
+/* decode_jpeg's steps, which fail by a jump back into it (jpeg_fail):
+ * `*started` is set once the pixels are being decoded. */
+static int jpeg_rows(struct jpeg_decompress_struct *c, const uint8_t *buf, size_t len, int channels,
+                     data_rows_fn pick, void *ud, data_image *out, volatile int *started, char *err,
+                     size_t n)
+{
+    jpeg_mem_src(c, buf, (unsigned long)len);
+    jpeg_read_header(c, TRUE);
     if (channels == 0)
-        channels = cs == TJCS_GRAY ? 1 : 3;
-    int fmt = channels == 1 ? TJPF_GRAY : channels == 3 ? TJPF_RGB : TJPF_RGBA;
-    if (alloc_pixels(out, h, w, channels, err, n) != 0)
-        return -1;
-    /* A warning (a truncated file) fails too: its pixels are not all there. */
-    if (tjDecompress2(tj, buf, (unsigned long)len, out->px, w, 0, h, fmt, TJFLAG_STOPONWARNING) !=
-        0) {
-        snprintf(err, n, "a corrupt JPEG: %s", tjGetErrorStr2(tj));
-        free(out->px);
-        out->px = NULL;
+        channels = c->jpeg_color_space == JCS_GRAYSCALE ? 1 : 3;
+    c->out_color_space = channels == 1 ? JCS_GRAYSCALE : channels == 3 ? JCS_RGB : JCS_EXT_RGBA;
+    int h = (int)c->image_height, w = (int)c->image_width, top = 0, rows = h;
+    if (pick && h > 0 && w > 0)
+        pick(ud, h, w, &top, &rows);
+    if (top < 0 || rows <= 0 || top > h - rows) { /* the whole image */
+        top = 0;
+        rows = h;
+    }
+    if (alloc_pixels(out, h, w, channels, top, rows, err, n) != 0) {
+        jpeg_abort_decompress(c);
         return -1;
     }
+    *started = 1;
+    jpeg_start_decompress(c);
+    if (top > 0)
+        jpeg_skip_scanlines(c, (JDIMENSION)top);
+    size_t line = (size_t)w * (size_t)channels;
+    while ((int)c->output_scanline < top + rows) {
+        JSAMPROW at[4];
+        int k = 0, y = (int)c->output_scanline - top;
+        for (; k < 4 && y + k < rows; k++)
+            at[k] = out->px + (size_t)(y + k) * line;
+        jpeg_read_scanlines(c, at, (JDIMENSION)k);
+    }
+    if (c->output_scanline == c->output_height)
+        jpeg_finish_decompress(c);
+    else
+        jpeg_abort_decompress(c);
     return 0;
 }
 
-static int decode_png(const uint8_t *buf, size_t len, int channels, data_image *out, char *err,
-                      size_t n)
+/* The rows [top, top + rows) that `pick` chooses of the image: the rows
+ * above are skipped (entropy-decoded only), the rows below not decoded at
+ * all. */
+static int decode_jpeg(const uint8_t *buf, size_t len, int channels, data_rows_fn pick, void *ud,
+                       data_image *out, char *err, size_t n)
+{
+    jpeg_decoder *d = thread_decoder();
+    if (!d) {
+        snprintf(err, n, "cannot start the JPEG decoder");
+        return -1;
+    }
+    if (len > (size_t)0xffffffffu) {
+        snprintf(err, n, "not a valid JPEG: too large");
+        return -1;
+    }
+    volatile int started = 0;
+    if (setjmp(d->on_error)) {
+        jpeg_abort_decompress(&d->cinfo);
+        free(out->px);
+        out->px = NULL;
+        snprintf(err, n, "%s: %s", started ? "a corrupt JPEG" : "not a valid JPEG", d->msg);
+        return -1;
+    }
+    return jpeg_rows(&d->cinfo, buf, len, channels, pick, ud, out, &started, err, n);
+}
+
+/* Every row, whatever `pick` chooses: the simplified API reads whole images. */
+static int decode_png(const uint8_t *buf, size_t len, int channels, data_rows_fn pick, void *ud,
+                      data_image *out, char *err, size_t n)
 {
     png_image img;
     memset(&img, 0, sizeof img);
@@ -108,11 +189,16 @@ static int decode_png(const uint8_t *buf, size_t len, int channels, data_image *
                                                         : 1;
     img.format = channels == 1 ? PNG_FORMAT_GRAY : channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_RGBA;
     if (img.width > 65536 || img.height > 65536 ||
-        alloc_pixels(out, (int)img.height, (int)img.width, channels, err, n) != 0) {
+        alloc_pixels(out, (int)img.height, (int)img.width, channels, 0, (int)img.height, err, n) !=
+            0) {
         if (img.width > 65536 || img.height > 65536)
             snprintf(err, n, "a PNG of %u x %u pixels is too large", img.width, img.height);
         png_image_free(&img);
         return -1;
+    }
+    if (pick) {
+        int top = 0, rows = out->h;
+        pick(ud, out->h, out->w, &top, &rows);
     }
     if (!png_image_finish_read(&img, NULL, out->px, 0, NULL)) {
         snprintf(err, n, "a corrupt PNG: %s", img.message);
@@ -124,15 +210,15 @@ static int decode_png(const uint8_t *buf, size_t len, int channels, data_image *
     return 0;
 }
 
-int data_image_decode(const uint8_t *buf, size_t len, int channels, data_image *out, char *err,
-                      size_t n)
+int data_image_decode(const uint8_t *buf, size_t len, int channels, data_rows_fn pick, void *ud,
+                      data_image *out, char *err, size_t n)
 {
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     memset(out, 0, sizeof *out);
     if (len >= 3 && buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff)
-        return decode_jpeg(buf, len, channels, out, err, n);
+        return decode_jpeg(buf, len, channels, pick, ud, out, err, n);
     if (len >= 8 && !memcmp(buf, png_sig, 8))
-        return decode_png(buf, len, channels, out, err, n);
+        return decode_png(buf, len, channels, pick, ud, out, err, n);
     snprintf(err, n, "not a JPEG or PNG image");
     return -1;
 }

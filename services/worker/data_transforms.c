@@ -311,6 +311,8 @@ typedef struct chain {
     const json_t *norm; /* normalize's args (NULL: none): the images become float32 */
     size_t nk;          /* its numbers: one, or one a channel */
     float table[4][256];
+    int64_t y0, x0; /* the image's cut and flip, drawn (chain_draw) */
+    int flipped;
 } chain;
 
 static int size_arg(const json_t *args, int64_t *h, int64_t *w);
@@ -451,22 +453,46 @@ static void flip_rgb_line(const uint8_t *s, uint8_t *d, int64_t w)
     }
 }
 
-/* One image [ih, iw] of `px` bytes a pixel, cut and flipped into `dst`
- * [h, w] (h, w: the crop's, else ih, iw), and normalized (uint8 pixels
- * into float32) when the run ends with normalize. */
-static void chain_apply(chain *ch, const uint8_t *src, int64_t ih, int64_t iw, size_t px,
-                        uint8_t *dst)
+/* Draws the cut and the flip of an image of ih x iw, which the crop fits:
+ * its random numbers, in the builtins' order. */
+static void chain_draw(chain *ch, int64_t ih, int64_t iw)
 {
     int64_t h = ch->crop_fn ? ch->h : ih, w = ch->crop_fn ? ch->w : iw;
-    int64_t y0 = (ih - h) / 2, x0 = (iw - w) / 2;
+    ch->y0 = (ih - h) / 2;
+    ch->x0 = (iw - w) / 2;
     if (ch->crop_fn && ch->random_crop) {
-        y0 = (int64_t)(next_random(&ch->crop_rng) % (uint64_t)(ih - h + 1));
-        x0 = (int64_t)(next_random(&ch->crop_rng) % (uint64_t)(iw - w + 1));
+        ch->y0 = (int64_t)(next_random(&ch->crop_rng) % (uint64_t)(ih - h + 1));
+        ch->x0 = (int64_t)(next_random(&ch->crop_rng) % (uint64_t)(iw - w + 1));
     }
-    int flip = 0;
+    ch->flipped = 0;
     if (ch->flip) /* 53 random bits as a number in [0, 1), as flip draws them */
-        flip = (double)(next_random(&ch->flip_rng) >> 11) / 9007199254740992.0 < ch->p ? ch->flip
-                                                                                       : 0;
+        ch->flipped =
+            (double)(next_random(&ch->flip_rng) >> 11) / 9007199254740992.0 < ch->p ? ch->flip : 0;
+}
+
+/* data_rows_fn of a decode into a run: the draw, and the crop's rows. */
+static void chain_pick(void *ud, int ih, int iw, int *top, int *rows)
+{
+    chain *ch = ud;
+    if (ch->crop_fn && (ch->h > ih || ch->w > iw))
+        return; /* the run fails on it (chain_fits) */
+    chain_draw(ch, ih, iw);
+    if (ch->crop_fn) {
+        *top = (int)ch->y0;
+        *rows = (int)ch->h;
+    }
+}
+
+/* One image [ih, iw] of `px` bytes a pixel, of which `src` holds the rows
+ * from `top` on, cut and flipped as drawn (chain_draw) into `dst` [h, w]
+ * (h, w: the crop's, else ih, iw), and normalized (uint8 pixels into
+ * float32) when the run ends with normalize. */
+static void chain_apply(const chain *ch, const uint8_t *src, int64_t top, int64_t ih, int64_t iw,
+                        size_t px, uint8_t *dst)
+{
+    int64_t h = ch->crop_fn ? ch->h : ih, w = ch->crop_fn ? ch->w : iw;
+    int64_t y0 = ch->y0 - top, x0 = ch->x0;
+    int flip = ch->flipped;
     size_t line = (size_t)w * px, out_line = ch->norm ? 4 * line : line;
     for (int64_t y = 0; y < h; y++) {
         const uint8_t *s =
@@ -530,8 +556,10 @@ static int crop(const char *fn, const json_t *args, const prism_block *in, prism
         snprintf(err, n, "%s: out of memory", fn);
         return -1;
     }
-    for (size_t r = 0; r < rows; r++)
-        chain_apply(&ch, ic.rows + r * in_img, ic.h, ic.w, px, dst + r * out_img);
+    for (size_t r = 0; r < rows; r++) {
+        chain_draw(&ch, ic.h, ic.w);
+        chain_apply(&ch, ic.rows + r * in_img, 0, ic.h, ic.w, px, dst + r * out_img);
+    }
     img_col oc = ic;
     if (ch.norm)
         oc.elem = PRISM_COL_FLOAT32;
@@ -630,14 +658,16 @@ static int resize(const json_t *args, const prism_block *in, prism_block **out, 
 
 /* ---------- decode ---------- */
 
-/* Image `i` decoded into `im`: 0; -1 with `err` naming it. */
-static int decode_one(data_encoded_fn get, void *ud, size_t i, int channels, data_image *im,
-                      char *err, size_t n)
+/* Image `i` decoded into `im` (the rows that `ch` cuts when given): 0; -1
+ * with `err` naming it. */
+static int decode_one(data_encoded_fn get, void *ud, size_t i, int channels, chain *ch,
+                      data_image *im, char *err, size_t n)
 {
     size_t len = 0;
     char what[512] = "", why[512] = "";
     const uint8_t *buf = get(ud, i, &len, what, sizeof what);
-    if (buf && data_image_decode(buf, len, channels, im, why, sizeof why) == 0)
+    if (buf &&
+        data_image_decode(buf, len, channels, ch ? chain_pick : NULL, ch, im, why, sizeof why) == 0)
         return 0;
     snprintf(err, n, "%s: %s", what, buf ? why : "cannot be read");
     return -1;
@@ -695,9 +725,15 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
         data_image im;
         if (kept)
             kept[i] = 0;
-        if (decode_one(get, ud, i, channels, &im, err, n) != 0) {
+        /* an image left out draws nothing: the draws made before its decode failed are undone */
+        uint64_t rngs[2] = {ch ? ch->crop_rng : 0, ch ? ch->flip_rng : 0};
+        if (decode_one(get, ud, i, channels, size ? NULL : ch, &im, err, n) != 0) {
             if (skip && skip->on) { /* left out, and counted */
                 skip->count++;
+                if (ch) {
+                    ch->crop_rng = rngs[0];
+                    ch->flip_rng = rngs[1];
+                }
                 continue;
             }
             drop_buffer(all, spare_cap, in_return);
@@ -737,7 +773,7 @@ static uint8_t *decode_images(size_t count, data_encoded_fn get, void *ud, int c
         if (size && (im.h != shape[0] || im.w != shape[1]))
             data_image_resize(im.px, im.h, im.w, im.c, at, (int)shape[0], (int)shape[1], 0);
         else if (ch)
-            chain_apply(ch, im.px, im.h, im.w, (size_t)im.c, at);
+            chain_apply(ch, im.px, im.top, im.h, im.w, (size_t)im.c, at);
         else
             memcpy(at, im.px, img);
         free(im.px);

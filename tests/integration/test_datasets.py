@@ -578,8 +578,8 @@ def test_image_runs_fused(c):
         steps = [("decode_image", {}), ("random_crop", {"size": [6, 37], "seed": 11}),
                  ("flip", {"p": 0.5, "seed": 5})]
 
-        def run_images(cpus, steps=steps):
-            ops = [{"op": "read_binary_files", "paths": top, "override_num_blocks": 1}]
+        def run_images(cpus, steps=steps, paths=top):
+            ops = [{"op": "read_binary_files", "paths": paths, "override_num_blocks": 1}]
             for (name, args), n in zip(steps, cpus):
                 ops.append({"op": "map_batches", "fn": fn("builtin", name, **args),
                             "num_cpus": n})
@@ -651,6 +651,19 @@ def test_image_runs_fused(c):
         assert [f["function"] for f in ops[3]["spec"]["fn"]["args"]["then"]] == [
             "flip", "normalize"], ops
         assert got == fused, (got[0][0][:2], fused[0][0][:2])
+
+        # JPEGs: the fused run decodes only the rows of each crop, the same pixels as a
+        # decode of the whole image cut after it
+        jpg = os.path.join(top, "jpg")
+        for i in range(6):
+            make_image(os.path.join(jpg, "j%d.jpg" % i), "jpeg", 40, 48, 3)
+        jsteps = [("decode_image", {}), ("random_crop", {"size": [9, 37], "seed": 3}),
+                  ("flip", {"p": 0.5, "seed": 4})]
+        fused, info = run_images([1, 1, 1], jsteps, jpg)
+        assert len(info["stages"]) == 1 and len(fused) == 6, info["stages"]
+        assert len(fused[0]) == 9 and len(fused[0][0]) == 37, fused[0]
+        assert fused == run_images([1, 0.5, 0.25], jsteps, jpg)[0]
+        assert len({json.dumps(i) for i in fused}) > 1
 
         # Blocks above the inline size go to the object store, a fused run's made in the
         # task's return space there: the same images; and with a corrupt file skipped (the
@@ -803,11 +816,15 @@ def test_worker_killed_mid_pipeline(c):
         killed, sum(s["tasks_done"] for s in info["stages"])))
 
 
-def probe(c, *args, timeout=120):
+def probe(c, *args, timeout=120, store=False):
+    """data_probe with ARGS; with `store`, it uses node-1's object store (blocks there are
+    read in place, not borrowed)."""
     exe = os.path.join(BIN, "data_probe")
     if not os.access(exe, os.X_OK):
         skip("data_probe is not built")
     env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
+    if store:
+        env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
     r = subprocess.run([exe] + [str(a) for a in args], env=env, capture_output=True, text=True,
                        timeout=timeout)
     assert r.returncode == 0, (args, r.stdout, r.stderr)
@@ -823,6 +840,9 @@ def test_c_api(c):
     # batches that cut blocks and batches that join them
     assert "100000 rows in 334 batches" in probe(c, "range", 100000, 100, 300)
     assert "160000 rows in 7 batches" in probe(c, "range", 160000, 8, 25000)
+    # the same with the node's store: the blocks there read in place, not borrowed from the
+    # dataservice (the stores empty below: each was still given back)
+    assert "160000 rows in 7 batches" in probe(c, "range", 160000, 8, 25000, store=True)
     top = tempfile.mkdtemp(prefix="prism-capi-")
     try:
         for i in range(7):
@@ -839,7 +859,7 @@ def test_c_api(c):
                timeout=30, what="the early dataset to end")
     listed = c.get("/api/v1/datasets").json()["datasets"]
     streamed = [d for d in listed if d["streamed"]]
-    assert len(streamed) == 5 and all(d["bytes_in_flight"] == 0 for d in streamed), streamed
+    assert len(streamed) == 6 and all(d["bytes_in_flight"] == 0 for d in streamed), streamed
     # every block given back: the stores hold nothing
     wait_until(lambda: all(s["objects"] == 0 for s in store_used(c).values()), timeout=20,
                what="the object stores to be empty")

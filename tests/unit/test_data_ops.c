@@ -1,7 +1,8 @@
 /* The tasks of dataset stages (services/worker/data_ops.c, data_fns.c),
  * called as the worker calls them: reads, the builtins cast and normalize,
  * package functions (here a stub finder), bundles with their takes, the
- * row limit, and errors that name the operator. */
+ * row limit, errors that name the operator, and JPEG decodes of a crop's
+ * rows (data_image.c). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +13,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <turbojpeg.h>
 
+#include "data_image.h"
 #include "data_ops.h"
 #include "prism_internal.h"
 #include "task_ctx.h"
@@ -321,6 +324,106 @@ static void test_take_rows(void **state)
     prism_block_destroy(b);
 }
 
+/* ---------- a crop's rows of a JPEG ---------- */
+
+typedef struct band {
+    int top, rows;
+    int h, w; /* as told */
+} band;
+
+static void pick(void *ud, int h, int w, int *top, int *rows)
+{
+    band *b = ud;
+    b->h = h;
+    b->w = w;
+    *top = b->top;
+    *rows = b->rows;
+}
+
+/* A JPEG of w x h noisy pixels (sharp chroma edges for the upsampling),
+ * tjFree it. */
+static unsigned char *noisy_jpeg(int w, int h, int sub, int flags, unsigned long *len)
+{
+    uint8_t *px = malloc((size_t)w * (size_t)h * 3);
+    assert_non_null(px);
+    uint32_t r = 12345;
+    for (size_t i = 0; i < (size_t)w * (size_t)h * 3; i++) {
+        r = r * 1103515245u + 12345u;
+        px[i] = (uint8_t)((r >> 16) & 0xff);
+    }
+    tjhandle tj = tjInitCompress();
+    unsigned char *jpeg = NULL;
+    assert_int_equal(tjCompress2(tj, px, w, 0, h, TJPF_RGB, &jpeg, len, sub, 90, flags), 0);
+    tjDestroy(tj);
+    free(px);
+    return jpeg;
+}
+
+/* Every band of rows (a crop's decode) equals the same rows of the whole
+ * image, whatever the subsampling, the channels asked for, progressive or
+ * not; rows out of the image give the whole; a file cut short fails whole
+ * but decodes a band above the cut. */
+static void test_jpeg_rows(void **state)
+{
+    (void)state;
+    const int subs[] = {TJSAMP_420, TJSAMP_422, TJSAMP_444, TJSAMP_440, TJSAMP_GRAY};
+    const int w = 61, h = 45;
+    char err[256];
+    for (size_t s = 0; s < sizeof subs / sizeof subs[0]; s++)
+        for (int prog = 0; prog < 2; prog++) {
+            unsigned long len = 0;
+            unsigned char *jpeg = noisy_jpeg(w, h, subs[s], prog ? TJFLAG_PROGRESSIVE : 0, &len);
+            for (int channels = 0; channels <= 4; channels++) {
+                if (channels == 2)
+                    continue;
+                data_image all;
+                assert_int_equal(
+                    data_image_decode(jpeg, len, channels, NULL, NULL, &all, err, sizeof err), 0);
+                assert_true(all.h == h && all.w == w && all.top == 0 && all.rows == h);
+                size_t line = (size_t)w * (size_t)all.c;
+                for (int top = 0; top < h; top += 3)
+                    for (int rows = 1; top + rows <= h; rows += 7) {
+                        band b = {top, rows, 0, 0};
+                        data_image im;
+                        assert_int_equal(data_image_decode(jpeg, len, channels, pick, &b, &im, err,
+                                                           sizeof err),
+                                         0);
+                        assert_true(b.h == h && b.w == w);
+                        assert_true(im.top == top && im.rows == rows && im.h == h && im.c == all.c);
+                        assert_memory_equal(im.px, all.px + (size_t)top * line,
+                                            (size_t)rows * line);
+                        free(im.px);
+                    }
+                band out = {h - 2, 5, 0, 0};
+                data_image im;
+                assert_int_equal(
+                    data_image_decode(jpeg, len, channels, pick, &out, &im, err, sizeof err), 0);
+                assert_true(im.top == 0 && im.rows == h);
+                assert_memory_equal(im.px, all.px, (size_t)h * line);
+                free(im.px);
+                free(all.px);
+            }
+            if (!prog) { /* baseline: cut short, the rows above the cut still decode */
+                data_image im;
+                band first = {0, 8, 0, 0};
+                assert_int_equal(
+                    data_image_decode(jpeg, len * 2 / 3, 3, NULL, NULL, &im, err, sizeof err), -1);
+                assert_non_null(strstr(err, "a corrupt JPEG"));
+                assert_null(im.px);
+                assert_int_equal(
+                    data_image_decode(jpeg, len * 2 / 3, 3, pick, &first, &im, err, sizeof err), 0);
+                free(im.px);
+            }
+            tjFree(jpeg);
+        }
+    data_image im;
+    band any = {0, 1, 0, 0};
+    assert_int_equal(data_image_decode((const uint8_t *)"\xff\xd8\xff\x01", 4, 3, pick, &any, &im,
+                                       err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "not a valid JPEG"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_bundle_filter_batches),
         cmocka_unit_test(test_errors_name_the_operator),
         cmocka_unit_test(test_take_rows),
+        cmocka_unit_test(test_jpeg_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
