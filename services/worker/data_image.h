@@ -1,4 +1,4 @@
-/* Images for datasets: JPEG (libturbojpeg) and PNG (libpng) decoded to
+/* Images for datasets: JPEG (libjpeg-turbo) and PNG (libpng) decoded to
  * 8-bit pixels, resized, cropped and flipped (docs/datasets.md#reads). The
  * bytes decoded come from files and blocks: nothing in them is trusted. */
 #ifndef PRISM_WORKER_DATA_IMAGE_H
