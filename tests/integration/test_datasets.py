@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.request
 
-from harness import BIN, kill_quietly, run, skip, wait_until
+from harness import BIN, NatsSubscriber, kill_quietly, run, skip, wait_until
 
 PACKAGE = os.path.join(BIN, "..", "tests", "data_test_fns.so")
 
@@ -839,10 +839,18 @@ def test_c_api(c):
     # 100 blocks of 1000 rows (8 KB, inline) and 8 blocks of 20000 (160 KB, in the store),
     # batches that cut blocks and batches that join them
     assert "100000 rows in 334 batches" in probe(c, "range", 100000, 100, 300)
-    assert "160000 rows in 7 batches" in probe(c, "range", 160000, 8, 25000)
-    # the same with the node's store: the blocks there read in place, not borrowed from the
-    # dataservice (the stores empty below: each was still given back)
-    assert "160000 rows in 7 batches" in probe(c, "range", 160000, 8, 25000, store=True)
+    # Without a store the consumer borrows each block from its owner (a GET, an ADD and a
+    # REMOVE on prism.owner.HEX, docs/tasks.md); with the node's store it reads them there
+    # and borrows none (the stores empty below: each was still given back)
+    def borrows(store):
+        sub = NatsSubscriber(c.nats_port, c.token, "prism.owner.*", raw=True)
+        try:
+            assert "160000 rows in 7 batches" in probe(c, "range", 160000, 8, 25000, store=store)
+            return sum(1 for _, data in sub.events() if data[:1] in (b"\x01", b"\x02", b"\x03"))
+        finally:
+            sub.close()
+    assert borrows(False) >= 8 * 3
+    assert borrows(True) == 0
     top = tempfile.mkdtemp(prefix="prism-capi-")
     try:
         for i in range(7):
