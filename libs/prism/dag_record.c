@@ -1,5 +1,6 @@
 #include "dag_record.h"
 
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,8 +23,45 @@ static void put_head(void *buf, int tag)
     *(uint8_t *)buf = (uint8_t)tag;
 }
 
+/* A bytes value's record, as the codec writes it (head, kind byte, u64
+ * length, the bytes) but without its calls: on a compiled DAG's hop the
+ * record is written and read once a side, and for small values the
+ * codec's general path was most of the DAG's own instructions
+ * (bench/README.md#a-hop-without-the-codecs-general-path). */
+#define FLAT_AT (DAG_REC_HEAD + 9) /* where a bytes value's bytes start */
+
+static size_t put_bytes(uint8_t *buf, size_t cap, const prism_value *v)
+{
+    if (cap < FLAT_AT || v->len > cap - FLAT_AT)
+        return 0;
+    uint64_t n = htole64(v->len);
+    memset(buf, 0, DAG_REC_HEAD); /* tag DAG_REC_VALUE (0) and the zeros */
+    buf[DAG_REC_HEAD] = PRISM_VALUE_BYTES;
+    memcpy(buf + DAG_REC_HEAD + 1, &n, 8);
+    if (v->len)
+        memcpy(buf + FLAT_AT, v->data, v->len);
+    return FLAT_AT + v->len;
+}
+
+/* The bytes of a bytes value's record, or NULL when the record is anything
+ * else (read it with the codec, which also tells a malformed one). */
+static const uint8_t *get_bytes(const void *buf, size_t len, size_t *n)
+{
+    const uint8_t *b = buf;
+    if (len < FLAT_AT || b[0] != DAG_REC_VALUE || b[DAG_REC_HEAD] != PRISM_VALUE_BYTES)
+        return NULL;
+    uint64_t k;
+    memcpy(&k, b + DAG_REC_HEAD + 1, 8);
+    if (le64toh(k) != len - FLAT_AT)
+        return NULL;
+    *n = len - FLAT_AT;
+    return b + FLAT_AT;
+}
+
 size_t prism__dag_put_value(void *buf, size_t cap, const prism_value *v)
 {
+    if (v->kind == PRISM_VALUE_BYTES)
+        return put_bytes(buf, cap, v);
     if (cap < DAG_REC_HEAD || prism__dag_has_ref(v))
         return 0;
     prism_writer w = {.out = (uint8_t *)buf + DAG_REC_HEAD, .cap = cap - DAG_REC_HEAD};
@@ -133,6 +171,10 @@ static void no_op(void *ud) { (void)ud; }
 
 prism_value *prism__dag_get_value(const void *buf, size_t len, bool in_place)
 {
+    size_t n;
+    const uint8_t *bytes = in_place ? NULL : get_bytes(buf, len, &n);
+    if (bytes)
+        return prism_value_bytes(bytes, n);
     if (prism__dag_tag(buf, len) != DAG_REC_VALUE)
         return NULL;
     prism_reader r = {(const uint8_t *)buf + DAG_REC_HEAD, len - DAG_REC_HEAD, 0, NULL, NULL, NULL};
@@ -150,6 +192,15 @@ prism_value *prism__dag_get_value(const void *buf, size_t len, bool in_place)
 
 bool prism__dag_view_value(const void *buf, size_t len, prism_value *out)
 {
+    size_t n;
+    const uint8_t *bytes = get_bytes(buf, len, &n);
+    if (bytes) {
+        memset(out, 0, sizeof *out);
+        out->kind = PRISM_VALUE_BYTES;
+        out->data = (uint8_t *)bytes;
+        out->len = n;
+        return true;
+    }
     if (prism__dag_tag(buf, len) != DAG_REC_VALUE)
         return false;
     prism_reader r = {(const uint8_t *)buf + DAG_REC_HEAD, len - DAG_REC_HEAD, 0, NULL, NULL, NULL};

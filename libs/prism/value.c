@@ -284,6 +284,10 @@ void prism_value_free(prism_value *v)
 {
     if (!v)
         return;
+    if (v->release == keep) { /* bytes or a tensor in the value's own block: the common case */
+        free(v);
+        return;
+    }
     free(v->text);
     free(v->message);
     if (v->release)
