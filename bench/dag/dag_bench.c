@@ -5,12 +5,14 @@
  *   dag    execute -> get, one at a time: the latency of an execution, and
  *          per hop (an execution crosses k + 1 processes: driver, k actors,
  *          driver); then with 8 in flight: executions per second
+ *   dag-in-place  the same with prism_dag_get_in_place, one at a time: the
+ *          result read in its slot, not copied out
  *   calls  the same chain as prism_actor_call -> prism_get per stage, each
  *          stage's result passed to the next: 2k hops (there and back per stage)
  *
  * With --large, instead: 1 MiB and 100 MiB values through chains of 1 and 2,
  * one at a time, in the slot (max_buf_size the value's size + 1 MiB, "via":
- * "slot") and through the object store (64 KiB slots, "via": "store"),
+ * "slot"; got both ways) and through the object store (64 KiB slots, "via": "store"),
  * against the same calls.
  *
  * With --nodes A,B, instead: the DAG alone ("mode": "dag-tcp"), the driver
@@ -122,6 +124,30 @@ static void one(prism_dag_compiled *d, const prism_value *v)
     prism_value_free(out);
 }
 
+static void one_in_place(prism_dag_compiled *d, const prism_value *v)
+{
+    prism_dag_future *f;
+    const prism_value *out;
+    if (prism_dag_execute(d, v, &f) != PRISM_OK ||
+        prism_dag_get_in_place(f, 10000, &out) != PRISM_OK)
+        die("execute");
+}
+
+/* Latencies of n_dag executions one at a time, after `warm` of warm-up. */
+static void time_one(prism_dag_compiled *d, const prism_value *v, bool in_place, long warm,
+                     int64_t *lat)
+{
+    for (long i = -warm; i < n_dag; i++) {
+        int64_t t0 = now_ns();
+        if (in_place)
+            one_in_place(d, v);
+        else
+            one(d, v);
+        if (i >= 0)
+            lat[i] = now_ns() - t0;
+    }
+}
+
 /* Executions per second with INFLIGHT in flight. */
 static double pipelined(prism_dag_compiled *d, const prism_value *v)
 {
@@ -146,15 +172,13 @@ static void bench_dag(prism_client *c, prism_actor **a, int k, const prism_value
     /* Warm-up: every slot used once by every process (a 100 MiB slot's
      * pages are mapped on first touch: 25,600 page faults), then a tenth. */
     long warm = n_dag / 10 > 2 * inflight ? n_dag / 10 : 2 * inflight;
-    for (long i = 0; i < warm; i++)
-        one(d, v);
-    for (long i = 0; i < n_dag; i++) {
-        int64_t t0 = now_ns();
-        one(d, v);
-        lat[i] = now_ns() - t0;
-    }
+    time_one(d, v, false, warm, lat);
     double rate = via ? 0 : pipelined(d, v);
     report(dag_mode, k, size, lat, n_dag, k + 1, rate);
+    if (!strcmp(dag_mode, "dag") && !(via && !strcmp(via, "store"))) {
+        time_one(d, v, true, n_dag / 10 + 1, lat);
+        report("dag-in-place", k, size, lat, n_dag, k + 1, 0);
+    }
     free(lat);
     if (prism_dag_teardown(d) != PRISM_OK)
         die("teardown");

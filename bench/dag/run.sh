@@ -11,7 +11,9 @@
 # trap) and prism-dag-bench (chains of 1, 2 and 4 actors, 8 B and 1 KiB),
 # then the raw ring again (the table takes the better of the two); the raw
 # ring both pinned and round k + 1 unpinned processes (--chain 2,4), the
-# floor of a chain of k actors with the same number of processes. SPIN_US
+# floor of a chain of k actors with the same number of processes. Every DAG
+# is timed twice: with prism_dag_get (the result copied out) and with
+# prism_dag_get_in_place (read in its slot). SPIN_US
 # sets the DAG's spin_us (default 50). LARGE=1 adds 1 MiB and 100 MiB values
 # through chains of 1 and 2, in the slot and through the object store (64 KiB
 # slots), against actor calls: a second table. CROSS=1 adds a cluster of two
@@ -89,7 +91,7 @@ echo "Compiled DAGs: $(nproc) CPUs, $(uname -sr), load average at the start $LOA
 echo
 $PY - "$RESULTS" <<'PY' || FAILED=1
 import json, sys
-raw, dag, calls, large, cross, remote, ring = {}, {}, {}, {}, {}, {}, {}
+raw, dag, calls, large, cross, remote, ring, inplace = {}, {}, {}, {}, {}, {}, {}, {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     if r.get("transport") == "chan-chain":
@@ -108,6 +110,8 @@ for line in open(sys.argv[1]):
         remote[(r["chain"], r["payload"])] = r
     elif r["mode"] == "dag":
         dag[(r["chain"], r["payload"])] = r
+    elif r["mode"] == "dag-in-place":
+        inplace[(r["chain"], r["payload"])] = r
     else:
         calls[(r["chain"], r["payload"])] = r
 def size(n):
@@ -115,13 +119,16 @@ def size(n):
 print("| chain | payload | DAG: execution µs (median / p99) | DAG: per hop µs | DAG: executions/s, 8 in flight "
       "| actor calls: execution µs (median / p99) | actor calls: per hop µs | per hop: calls / DAG "
       "| raw ring hop µs (prism_channel / bare) | raw ring round k + 1 processes: hop µs "
-      "| per hop: DAG / that ring |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+      "| per hop: DAG / that ring | DAG, read in place: per hop µs | per hop: in place / that ring |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (k, p), d in sorted(dag.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     c = calls.get((k, p))
     ch, bare = raw.get(("chan", p)), raw.get(("bare", p))
     rg = ch if k == 1 else ring.get((k, p))  # two processes: the pinned ping-pong
-    same = f"| {rg['median_us']:.2f} | {d['hop_us'] / rg['median_us']:.2f}× |" if rg else "| | |"
+    ip = inplace.get((k, p))
+    same = f"| {rg['median_us']:.2f} | {d['hop_us'] / rg['median_us']:.2f}× " if rg else "| | "
+    same += (f"| {ip['hop_us']:.2f} | " + (f"{ip['hop_us'] / rg['median_us']:.2f}× |" if rg else "|")
+             if ip else "| | |")
     print((f"| {k} | {size(p)} | {d['median_us']:.1f} / {d['p99_us']:.1f} | {d['hop_us']:.2f} "
            f"| {d['rate']:,.0f} "
            f"| {c['median_us']:.1f} / {c['p99_us']:.1f} | {c['hop_us']:.1f} | {c['hop_us'] / d['hop_us']:.1f}× "
@@ -129,12 +136,12 @@ for (k, p), d in sorted(dag.items(), key=lambda kv: (kv[0][1], kv[0][0])):
            f"| {k} | {size(p)} | {d['median_us']:.1f} | {d['hop_us']:.2f} | | | | | ") + same)
 if large:
     print()
-    print("| chain | payload | DAG, in the slot µs (median / p99) | DAG, through the object store "
-          "| actor calls |")
-    print("|---|---|---|---|---|")
+    print("| chain | payload | DAG, in the slot µs (median / p99) | DAG, in the slot, read in place "
+          "| DAG, through the object store | actor calls |")
+    print("|---|---|---|---|---|---|")
     for k, p in sorted({key[:2] for key in large}, key=lambda kp: (kp[1], kp[0])):
-        cells = [large.get((k, p, "dag", "slot")), large.get((k, p, "dag", "store")),
-                 large.get((k, p, "calls", "slot"))]
+        cells = [large.get((k, p, "dag", "slot")), large.get((k, p, "dag-in-place", "slot")),
+                 large.get((k, p, "dag", "store")), large.get((k, p, "calls", "slot"))]
         print(f"| {k} | {p >> 20} MiB | " + " | ".join(
             f"{x['median_us']:.0f} / {x['p99_us']:.0f}" if x else "" for x in cells) + " |")
 if cross:

@@ -143,6 +143,16 @@ PRISM_API prism_status prism_dag_execute(prism_dag_compiled *d, const prism_valu
  * failed, `*out` is an ERROR value naming it. PRISM_ERR_ACTOR_DIED: the DAG
  * is broken. */
 PRISM_API prism_status prism_dag_get(prism_dag_future *f, int timeout_ms, prism_value **out);
+/* As prism_dag_get, but without copying the result out of the output
+ * channel: bytes and tensors point into the channel's slot. `*out` is
+ * borrowed, not to be freed: it stays valid until the next prism_dag_get or
+ * prism_dag_get_in_place on this DAG, or its teardown. Until then its slot
+ * is held, so the last actors write ahead into max_inflight - 1 slots. A
+ * value that went through the object store, an error, and an execution read
+ * before (because a later future was got first) are handed out the same
+ * way, borrowed. */
+PRISM_API prism_status prism_dag_get_in_place(prism_dag_future *f, int timeout_ms,
+                                              const prism_value **out);
 /* Drops a future without getting it (its result is discarded when it comes).
  * NULL is a no-op. */
 PRISM_API void prism_dag_future_release(prism_dag_future *f);

@@ -63,6 +63,7 @@ typedef struct dag_actor {
 struct prism_dag_future {
     prism_dag_compiled *d;
     bool in_use, released, ready;
+    bool in_place; /* its value lies in the DAG's held slots */
     prism_status status;
     prism_value *value;
 };
@@ -91,6 +92,14 @@ struct prism_dag_compiled {
                                   * the one value itself) */
     prism_value *partial_error;  /* the first error among them */
     prism_status partial_status;
+    /* Reading in place (prism_dag_get_in_place): the items of execution
+     * read_seq are read where they lie, and their slots stay held (not
+     * released to the writer) until the value is given back. */
+    bool in_place;             /* execution read_seq is read in place */
+    size_t holding;            /* items whose slot is held: items 0 .. holding - 1 */
+    prism_value view;          /* the value of a single output item, viewed in its slot */
+    prism_value *lent;         /* what prism_dag_get_in_place handed out last */
+    bool lent_holds;           /* it lies in the held slots */
     prism_dag_future *futures; /* max_inflight */
     prism_status broken;       /* PRISM_OK while it runs */
     char *broken_msg;
@@ -113,6 +122,13 @@ struct prism_dag_compiled {
     bool listed;              /* in c->dags */
     prism_dag_compiled *next; /* in c->dags */
 };
+
+/* Frees a value the DAG read, unless it is the view kept in the DAG itself. */
+static void drop(prism_dag_compiled *d, prism_value *v)
+{
+    if (v != &d->view)
+        prism_value_free(v);
+}
 
 /* ---------- building the compiled form ---------- */
 
@@ -966,7 +982,8 @@ static void free_compiled(prism_dag_compiled *d)
     for (int i = 0; d->futures && i < d->o.max_inflight; i++)
         prism_value_free(d->futures[i].value);
     prism__dag_rdv_close(d->rdv);
-    prism_value_free(d->partial);
+    drop(d, d->lent);
+    drop(d, d->partial);
     prism_value_free(d->partial_error);
     free(d->futures);
     free(d->broken_msg);
@@ -1175,9 +1192,11 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
 static void take_item(prism_dag_compiled *d, size_t i, const void *buf, size_t len)
 {
     int tag = prism__dag_tag(buf, len);
-    prism_value *v = prism__dag_is_value(buf, len)
-                         ? prism__dag_read(d->c, buf, len, false, d->o.timeout_ms)
-                         : NULL;
+    prism_value *v = NULL;
+    if (d->in_place && !d->multi && prism__dag_view_value(buf, len, &d->view))
+        v = &d->view;
+    else if (prism__dag_is_value(buf, len))
+        v = prism__dag_read(d->c, buf, len, d->in_place, d->o.timeout_ms);
     if (v) {
         if (d->multi)
             prism_value_list_append(d->partial, v);
@@ -1201,30 +1220,66 @@ static void take_item(prism_dag_compiled *d, size_t i, const void *buf, size_t l
     free(msg);
 }
 
-/* The execution just read goes to its future (or is dropped if released). */
-static void settle(prism_dag_compiled *d)
+/* Lets the writers have the held slots again. */
+static void release_held(prism_dag_compiled *d)
+{
+    for (size_t i = 0; i < d->holding; i++)
+        prism_chan_end_read(d->outs[i]);
+    d->holding = 0;
+}
+
+/* Gives back what prism_dag_get_in_place handed out: before any other read,
+ * and at teardown. */
+static void give_back(prism_dag_compiled *d)
+{
+    if (!d->lent)
+        return;
+    drop(d, d->lent);
+    d->lent = NULL;
+    if (d->lent_holds)
+        release_held(d);
+    d->lent_holds = false;
+}
+
+/* The execution just read goes to its future (or is dropped if released).
+ * `keep` when it was read in place for prism_dag_get_in_place: its slots
+ * stay held. */
+static void settle(prism_dag_compiled *d, bool keep)
 {
     prism_dag_future *f = &d->futures[d->read_slot];
     prism_value *v = d->partial;
     f->status = PRISM_OK;
     if (d->partial_error) {
-        prism_value_free(d->partial);
+        drop(d, d->partial);
         v = d->partial_error;
         f->status = d->partial_status;
     } else if (d->multi ? v->nitems != d->nouts : !v) {
-        prism_value_free(v);
+        drop(d, v);
         v = NULL;
         f->status = PRISM_ERR_NO_MEMORY;
     }
+    if (d->in_place && !keep) {
+        /* Begun in place, finished by a get that copies: the value leaves
+         * the slots before they are let go. */
+        if (f->status == PRISM_OK && !f->released) {
+            prism_value *copy = prism_value_copy(v);
+            drop(d, v);
+            if (!(v = copy))
+                f->status = PRISM_ERR_NO_MEMORY;
+        }
+        release_held(d);
+    }
     if (f->released) {
-        prism_value_free(v);
+        drop(d, v);
         f->in_use = f->released = false;
     } else {
         f->value = v;
         f->ready = true;
+        f->in_place = d->in_place && keep;
     }
     d->partial = d->partial_error = NULL;
     d->parts = 0;
+    d->in_place = false;
     d->read_seq++;
     if (++d->read_slot == (size_t)d->o.max_inflight)
         d->read_slot = 0;
@@ -1232,8 +1287,10 @@ static void settle(prism_dag_compiled *d)
 }
 
 /* Reads the outputs of execution read_seq, waiting up to `timeout_ms` in all. */
-static prism_status read_next(prism_dag_compiled *d, int timeout_ms)
+static prism_status read_next(prism_dag_compiled *d, int timeout_ms, bool in_place)
 {
+    if (d->parts == 0)
+        d->in_place = in_place;
     /* One item (no list, no clock): the channel's wait keeps the time. */
     bool one = !d->multi || timeout_ms < 0;
     int64_t deadline = one ? 0 : prism_mono_ms() + timeout_ms;
@@ -1244,7 +1301,8 @@ static prism_status read_next(prism_dag_compiled *d, int timeout_ms)
         int wait_ms = one ? timeout_ms : left > 0 ? (int)left : 0;
         const void *buf;
         size_t len;
-        prism_chan_flush(d->in, 0); /* a TCP input's frame left partly unsent */
+        if (d->tcp[d->input])
+            prism_chan_flush(d->in, 0); /* a frame left partly unsent */
         prism_chan_status cs = prism_chan_begin_read(d->outs[d->parts], &buf, &len, wait_ms);
         if (cs == PRISM_CHAN_TIMEOUT)
             return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's execution is not done yet");
@@ -1254,22 +1312,28 @@ static prism_status read_next(prism_dag_compiled *d, int timeout_ms)
             return set_broken(d, msg);
         }
         take_item(d, d->parts, buf, len);
-        prism_chan_end_read(d->outs[d->parts]);
+        if (d->in_place)
+            d->holding++;
+        else
+            prism_chan_end_read(d->outs[d->parts]);
         d->parts++;
         if (d->broken != PRISM_OK)
             return d->broken;
     }
-    settle(d);
+    settle(d, in_place);
     return PRISM_OK;
 }
 
 static void future_done(prism_dag_future *f)
 {
-    f->in_use = f->ready = f->released = false;
+    f->in_use = f->ready = f->released = f->in_place = false;
     f->value = NULL;
 }
 
-prism_status prism_dag_get(prism_dag_future *f, int timeout_ms, prism_value **out)
+/* prism_dag_get and prism_dag_get_in_place: the latter reads f's execution
+ * in place when it is the next one read (earlier ones are copied into their
+ * futures as usual). */
+static prism_status get(prism_dag_future *f, int timeout_ms, bool in_place, prism_value **out)
 {
     if (out)
         *out = NULL;
@@ -1277,8 +1341,9 @@ prism_status prism_dag_get(prism_dag_future *f, int timeout_ms, prism_value **ou
         return prism__fail(PRISM_ERR_INVALID, "dag_get needs a future not yet got and an "
                                               "out-pointer");
     prism_dag_compiled *d = f->d;
+    give_back(d);
     while (!f->ready && d->broken == PRISM_OK) {
-        prism_status s = read_next(d, timeout_ms);
+        prism_status s = read_next(d, timeout_ms, in_place && &d->futures[d->read_slot] == f);
         if (s == PRISM_ERR_TIMEOUT)
             return s;
     }
@@ -1288,11 +1353,25 @@ prism_status prism_dag_get(prism_dag_future *f, int timeout_ms, prism_value **ou
     }
     prism_status s = f->status;
     *out = f->value;
+    if (in_place) {
+        d->lent = *out;
+        d->lent_holds = f->in_place;
+    }
     future_done(f);
     if (s == PRISM_ERR_TASK)
         return prism__fail(s, "%s failed: %s", prism_value_error_task(*out),
                            prism_value_error_message(*out));
     return s == PRISM_OK ? s : prism__fail(s, "out of memory");
+}
+
+prism_status prism_dag_get(prism_dag_future *f, int timeout_ms, prism_value **out)
+{
+    return get(f, timeout_ms, false, out);
+}
+
+prism_status prism_dag_get_in_place(prism_dag_future *f, int timeout_ms, const prism_value **out)
+{
+    return get(f, timeout_ms, true, (prism_value **)out);
 }
 
 void prism_dag_future_release(prism_dag_future *f)

@@ -483,6 +483,28 @@ static bool is_pattern(const prism_value *v, long long x, size_t size)
     return true;
 }
 
+/* Compiles input -> actors[0].echo (-> actors[1].echo and actors[2].echo,
+ * gathered, with `fan`), 2 in flight, 64 KiB slots. */
+static prism_dag_compiled *compile_echo(bool fan)
+{
+    prism_dag *g;
+    prism_dag_node *in, *a, *parts[2], *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK, "graph");
+    CHECK(prism_dag_bind(g, actors[0], "echo", &in, 1, &a) == PRISM_OK, "bind");
+    if (fan)
+        CHECK(prism_dag_bind(g, actors[1], "echo", &a, 1, &parts[0]) == PRISM_OK &&
+                  prism_dag_bind(g, actors[2], "echo", &a, 1, &parts[1]) == PRISM_OK &&
+                  prism_dag_multi_output(g, parts, 2, &all) == PRISM_OK,
+              "bind");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = 2;
+    o.max_buf_size = 64 * 1024;
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    return d;
+}
+
 /* large N SIZE: input -> A.echo -> (B.echo, C.echo) with 64 KiB slots: every
  * other execution carries SIZE bytes (through the object store, read by two
  * readers after A), the others 1 KiB (in the slots). Waits (the test looks
@@ -490,20 +512,7 @@ static bool is_pattern(const prism_value *v, long long x, size_t size)
 static int large(long long n, size_t size)
 {
     make_actors(3, 1);
-    prism_dag *g;
-    prism_dag_node *in, *a, *parts[2], *all;
-    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK, "graph");
-    CHECK(prism_dag_bind(g, actors[0], "echo", &in, 1, &a) == PRISM_OK &&
-              prism_dag_bind(g, actors[1], "echo", &a, 1, &parts[0]) == PRISM_OK &&
-              prism_dag_bind(g, actors[2], "echo", &a, 1, &parts[1]) == PRISM_OK &&
-              prism_dag_multi_output(g, parts, 2, &all) == PRISM_OK,
-          "bind");
-    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
-    o.max_inflight = 2;
-    o.max_buf_size = 64 * 1024;
-    prism_dag_compiled *d;
-    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
-    prism_dag_free(g);
+    prism_dag_compiled *d = compile_echo(true);
     for (long long x = 0; x < n; x++) {
         size_t len = x % 2 ? 1024 : size;
         prism_value *v = pattern(x, len), *out = NULL;
@@ -520,6 +529,147 @@ static int large(long long n, size_t size)
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     pause_for_test("torn down");
     printf("large ok\n");
+    return 0;
+}
+
+static prism_dag_future *execute_pattern(prism_dag_compiled *d, long long x, size_t len)
+{
+    prism_value *v = pattern(x, len);
+    prism_dag_future *f;
+    CHECK(prism_dag_execute(d, v, &f) == PRISM_OK, "execute %lld", x);
+    prism_value_free(v);
+    return f;
+}
+
+/* The size of execution x's value: mostly in the slot (0 to 40 KiB), every
+ * seventh through the object store (100 KiB). */
+static size_t in_place_size(long long x)
+{
+    return x % 7 == 3 ? 100 * 1024 : (size_t)(x * 331 % 40960);
+}
+
+/* in-place N: prism_dag_get_in_place over N executions of an echo actor,
+ * two in flight (its actor writes ahead into the other slot while the
+ * driver holds one): every value as sent and unchanged while it is held
+ * (the execution after next would go to its slot), and a value that fits
+ * the slot lies where the one two executions before it lay (the slot), not
+ * where the one before did. Then out of order (the later one in place, the
+ * earlier one copied for its future), after a get that copies, a method's
+ * error, and through a fan-out of two (a list of two values in their
+ * slots); a multi-output execution begun in place and finished otherwise;
+ * teardown with a value still lent. */
+static int in_place(long long n)
+{
+    make_actors(3, 1);
+    prism_dag_compiled *d = compile_echo(false);
+    prism_dag_future *f[2] = {execute_pattern(d, 0, in_place_size(0)),
+                              execute_pattern(d, 1, in_place_size(1))};
+    const void *at[3] = {NULL, NULL, NULL};
+    for (long long x = 0; x < n; x++) {
+        const prism_value *v;
+        CHECK(prism_dag_get_in_place(f[x % 2], 60000, &v) == PRISM_OK, "get %lld in place: %s", x,
+              prism_last_error());
+        /* Execution x + 2's value goes to the slot v lies in: its actor
+         * waits until v is given back. The pause gives it time to write if
+         * it did not. */
+        if (x + 2 < n)
+            f[x % 2] = execute_pattern(d, x + 2, in_place_size(x + 2));
+        if (x % 25 == 0)
+            usleep(20000);
+        CHECK(is_pattern(v, x, in_place_size(x)), "execution %lld came back changed", x);
+        at[x % 3] = prism_value_data(v, NULL);
+        if (x >= 2 && in_place_size(x) && in_place_size(x - 1) && in_place_size(x - 2) &&
+            in_place_size(x) <= 60000 && in_place_size(x - 1) <= 60000 &&
+            in_place_size(x - 2) <= 60000)
+            CHECK(at[x % 3] == at[(x - 2) % 3] && at[x % 3] != at[(x - 1) % 3],
+                  "execution %lld was not read in its slot", x);
+    }
+    /* Out of order: the earlier one is copied into its future. */
+    prism_dag_future *a = execute_pattern(d, 100, 1000), *b = execute_pattern(d, 101, 2000);
+    const prism_value *vb, *va;
+    CHECK(prism_dag_get_in_place(b, 60000, &vb) == PRISM_OK && is_pattern(vb, 101, 2000),
+          "the later one first");
+    CHECK(prism_dag_get_in_place(a, 60000, &va) == PRISM_OK && is_pattern(va, 100, 1000),
+          "then the earlier one");
+    /* In place, then a get that copies: that value is the caller's. */
+    a = execute_pattern(d, 102, 3000);
+    b = execute_pattern(d, 103, 4000);
+    prism_value *owned;
+    CHECK(prism_dag_get_in_place(a, 60000, &va) == PRISM_OK && is_pattern(va, 102, 3000),
+          "in place");
+    CHECK(prism_dag_get(b, 60000, &owned) == PRISM_OK && is_pattern(owned, 103, 4000), "copied");
+    prism_value_free(owned);
+    /* A bad argument for add: the error value, borrowed, names the method. */
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    prism_dag *g;
+    prism_dag_node *in, *out;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
+              prism_dag_bind(g, actors[0], "add", &in, 1, &out) == PRISM_OK &&
+              prism_dag_compile(c, g, NULL, &d) == PRISM_OK,
+          "compile add");
+    prism_dag_free(g);
+    a = execute_pattern(d, 104, 10);
+    CHECK(prism_dag_get_in_place(a, 60000, &va) == PRISM_ERR_TASK &&
+              prism_value_kind_of(va) == PRISM_VALUE_ERROR &&
+              !strcmp(prism_value_error_task(va), "Counter.add"),
+          "a method's error in place: %s", prism_last_error());
+    a = execute(d, 5);
+    CHECK(prism_dag_get_in_place(a, 60000, &va) == PRISM_OK && number(va) == 6,
+          "the DAG goes on after the error");
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    /* A fan-out: a list of two, each in its own output channel's slot. */
+    d = compile_echo(true);
+    for (long long x = 0; x < 20; x++) {
+        const prism_value *l;
+        CHECK(prism_dag_get_in_place(execute_pattern(d, x, in_place_size(x)), 60000, &l) ==
+                      PRISM_OK &&
+                  prism_value_list_size(l) == 2 &&
+                  is_pattern(prism_value_list_get(l, 0), x, in_place_size(x)) &&
+                  is_pattern(prism_value_list_get(l, 1), x, in_place_size(x)),
+              "fan-out execution %lld", x);
+    }
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    /* Input x -> (echo x, sleep x ms): one item comes at once, the other
+     * later. A get in place that times out holds the first; a get that
+     * copies finishes it. A get in place of a later future that reads an
+     * earlier one first (a copy), then times out in its own, holds only its
+     * own: getting the earlier one in between lets nothing else go. */
+    prism_dag *fan;
+    prism_dag_node *x, *two[2], *both;
+    CHECK(prism_dag_create(&fan) == PRISM_OK && prism_dag_input(fan, &x) == PRISM_OK &&
+              prism_dag_bind(fan, actors[1], "echo", &x, 1, &two[0]) == PRISM_OK &&
+              prism_dag_bind(fan, actors[2], "sleep", &x, 1, &two[1]) == PRISM_OK &&
+              prism_dag_multi_output(fan, two, 2, &both) == PRISM_OK,
+          "echo and sleep");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = 2;
+    CHECK(prism_dag_compile(c, fan, &o, &d) == PRISM_OK, "compile echo and sleep");
+    prism_dag_free(fan);
+    const prism_value *l;
+    a = execute(d, 300);
+    CHECK(prism_dag_get_in_place(a, 50, &l) == PRISM_ERR_TIMEOUT, "the sleep is not done");
+    CHECK(prism_dag_get(a, 60000, &owned) == PRISM_OK && prism_value_list_size(owned) == 2 &&
+              number(prism_value_list_get(owned, 0)) == 300,
+          "begun in place, finished copied");
+    prism_value_free(owned);
+    a = execute(d, 100);
+    b = execute(d, 2000);
+    CHECK(prism_dag_get_in_place(b, 500, &l) == PRISM_ERR_TIMEOUT, "the long sleep is not done");
+    CHECK(prism_dag_get_in_place(a, 60000, &l) == PRISM_OK &&
+              number(prism_value_list_get(l, 0)) == 100,
+          "the earlier one, read before");
+    CHECK(prism_dag_get_in_place(b, 60000, &l) == PRISM_OK &&
+              number(prism_value_list_get(l, 0)) == 2000,
+          "the later one, held since: %s", prism_last_error());
+    for (long long y = 0; y < 4; y++)
+        CHECK(prism_dag_get_in_place(execute(d, y), 60000, &l) == PRISM_OK &&
+                  number(prism_value_list_get(l, 0)) == y,
+              "after: %lld: %s", y, prism_last_error());
+    const prism_value *none = (const prism_value *)1;
+    CHECK(prism_dag_get_in_place(NULL, 0, &none) == PRISM_ERR_INVALID && !none,
+          "no future: invalid, and nothing handed out");
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown with a value lent");
+    printf("in-place ok: %lld executions\n", n);
     return 0;
 }
 
@@ -838,7 +988,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | nodes A B N INFLIGHT [WHERE [spread]] | serve | rogue | gpu PKG N\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | in-place N | nodes A B N INFLIGHT [WHERE [spread]] | serve | rogue | gpu PKG N\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -855,6 +1005,8 @@ int main(int argc, char **argv)
         rc = returns();
     else if (!strcmp(argv[1], "listed") && (argc == 3 || argc == 4))
         rc = listed(atoll(argv[2]), argc == 4 ? atoi(argv[3]) : 1);
+    else if (!strcmp(argv[1], "in-place") && argc == 3)
+        rc = in_place(atoll(argv[2]));
     else if (!strcmp(argv[1], "large") && argc == 4)
         rc = large(atoll(argv[2]), (size_t)atoll(argv[3]));
     else if (!strcmp(argv[1], "rendezvous") && argc == 3)

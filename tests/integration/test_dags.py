@@ -388,6 +388,24 @@ def test_large_values(c):
 test_large_values.cluster = {"store_memory": "256MiB"}
 
 
+def test_get_in_place(c):
+    """prism_dag_get_in_place: 300 executions of 0 to 40 KiB (every seventh
+    100 KiB, through the object store), two in flight, each value as sent,
+    unchanged while held (the execution after next waits for its slot) and
+    read in its slot (it lies where the one two executions earlier lay);
+    out of order, after a get that copies, a method's error, a fan-out's
+    list of two; a multi-output execution begun in place that times out,
+    finished by a copying get or while an earlier one is got in between;
+    teardown with a value still lent."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    env = probe_env(c)
+    env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
+    r = subprocess.run([PROBE, "in-place", "300"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "in-place ok: 300 executions" in r.stdout, (r.stdout, r.stderr)
+
+
 def graph(dag):
     """A listed DAG without what its running loops report."""
     live = ("executions", "loops", "output_latency")
@@ -614,5 +632,5 @@ if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
          test_rendezvous_refuses_strangers, test_peer_rendezvous_refuses_strangers,
-         test_large_values, test_listed_after_gcs_restart,
+         test_large_values, test_get_in_place, test_listed_after_gcs_restart,
          test_edge_refuses_strangers, test_across_nodes, test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))
