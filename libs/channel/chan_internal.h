@@ -20,7 +20,8 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 
 #define CHAN_LINE 64 /* cache line: fields written by different sides never share one */
 #define CHAN_MAGIC 0x314843534952500aULL /* "\nPRISCH1" */
-#define CHAN_VERSION 2                   /* 2: publish stamps and readers' latency histograms */
+#define CHAN_VERSION                                                                               \
+    3 /* 2: publish stamps and readers' latency histograms; 3: data in the head's line */
 
 /* Who holds the writer's or a reader's place. */
 enum { CHAN_FREE = 0, CHAN_ATTACHED = 1, CHAN_LEFT = 2 };
@@ -68,15 +69,18 @@ typedef struct chan_reader_line {
 } chan_reader_line;
 _Static_assert(sizeof(chan_reader_line) == 3 * CHAN_LINE, "three lines per reader");
 
-/* The head of a slot; its data follows one line later. Value k (from 1) is
- * in slot (k - 1) % nslots, and seq == k once it is published. */
+/* A slot: its head, then its data at once, so that a value of up to 40
+ * bytes shares the line of seq: a reader that sees seq has the value in
+ * the same line, one line to wait for instead of two (bench/README.md#
+ * a-small-value-in-its-slots-first-line). Value k (from 1) is in slot
+ * (k - 1) % nslots, and seq == k once it is published. */
 typedef struct chan_slot {
     _Atomic uint64_t seq;
     uint64_t len;  /* written before seq (release), read after it (acquire) */
     int64_t stamp; /* CLOCK_MONOTONIC ns of the publish (timed values); as len */
-    char pad[CHAN_LINE - 24];
+    uint8_t data[];
 } chan_slot;
-_Static_assert(sizeof(chan_slot) == CHAN_LINE, "a slot's head is one line");
+_Static_assert(sizeof(chan_slot) == 24, "a slot's head leaves 40 bytes of its line to data");
 
 struct prism_chan {
     int fd; /* the mapping's own fd (creator: the memfd; opener: a dup) */
@@ -99,7 +103,7 @@ static inline chan_slot *chan_slot_at(const prism_chan *ch, uint32_t i)
     return (chan_slot *)(ch->base + ch->slots_off + (size_t)i * ch->slot_stride);
 }
 
-static inline uint8_t *chan_slot_data(chan_slot *s) { return (uint8_t *)s + CHAN_LINE; }
+static inline uint8_t *chan_slot_data(chan_slot *s) { return s->data; }
 
 enum { CHAN_KIND_SHM = 1, CHAN_KIND_SOCKET = 2, CHAN_KIND_FANOUT = 3 };
 

@@ -53,7 +53,7 @@ static void geometry(uint32_t nslots, uint32_t nreaders, uint64_t slot_size, uin
 {
     *readers_off = sizeof(chan_hdr);
     *slots_off = round_up(*readers_off + (uint64_t)nreaders * sizeof(chan_reader_line), PAGE);
-    *stride = sizeof(chan_slot) + round_up(slot_size, CHAN_LINE);
+    *stride = round_up(sizeof(chan_slot) + slot_size, CHAN_LINE);
     *total = round_up(*slots_off + (uint64_t)nslots * *stride, PAGE);
 }
 
