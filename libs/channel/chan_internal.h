@@ -20,8 +20,8 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 
 #define CHAN_LINE 64 /* cache line: fields written by different sides never share one */
 #define CHAN_MAGIC 0x314843534952500aULL /* "\nPRISCH1" */
-#define CHAN_VERSION                                                                               \
-    3 /* 2: publish stamps and readers' latency histograms; 3: data in the head's line */
+/* 2: publish stamps and readers' latency histograms; 3: data in the head's line */
+#define CHAN_VERSION 3
 
 /* Who holds the writer's or a reader's place. */
 enum { CHAN_FREE = 0, CHAN_ATTACHED = 1, CHAN_LEFT = 2 };
