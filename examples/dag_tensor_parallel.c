@@ -3,7 +3,11 @@
  * several actors.
  *
  *   shards = [Counter(10), Counter(20), Counter(30), Counter(40)]
- *   dag = MultiOutput([s.add(input) for s in shards])   # [x+10, x+20, x+30, x+40]
+ *   dag = MultiOutput([s.add(input, rank) for rank, s in enumerate(shards)])
+ *   # [x+10, x+21, x+32, x+43]
+ *
+ * Each shard's rank is a constant argument (prism_dag_constant): sent to
+ * its actor once, at compile, and given to every call.
  *
  * Run it against a cluster (`prism up`), or as a job:
  *   prism job submit --wait -- build/bin/prism-example-dag-tensor-parallel */
@@ -34,8 +38,14 @@ static int compile(prism_client *c, prism_actor **shards, prism_dag_compiled **d
     prism_status s = prism_dag_create(&g);
     if (s == PRISM_OK)
         s = prism_dag_input(g, &in);
-    for (int i = 0; s == PRISM_OK && i < SHARDS; i++)
-        s = prism_dag_bind(g, shards[i], "add", &in, 1, &parts[i]);
+    for (int i = 0; s == PRISM_OK && i < SHARDS; i++) {
+        prism_value *rank = number(i);
+        prism_dag_node *args[2] = {in, NULL};
+        s = prism_dag_constant(g, rank, &args[1]); /* copies it */
+        prism_value_free(rank);
+        if (s == PRISM_OK)
+            s = prism_dag_bind(g, shards[i], "add", args, 2, &parts[i]); /* add(input, rank) */
+    }
     if (s == PRISM_OK)
         s = prism_dag_multi_output(g, parts, SHARDS, &all);
     if (s == PRISM_OK)
@@ -60,7 +70,7 @@ static int execute(prism_dag_compiled *d, long long x)
     for (size_t i = 0; i < prism_value_list_size(out); i++) {
         const char *t = prism_value_json_text(prism_value_list_get(out, i));
         printf("%s%s", i ? ", " : "", t);
-        wrong |= atoll(t) != x + 10 * (long long)(i + 1);
+        wrong |= atoll(t) != x + 10 * (long long)(i + 1) + (long long)i;
     }
     printf("]\n");
     prism_value_free(out);

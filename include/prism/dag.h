@@ -29,6 +29,13 @@
  *       prism_dag_bind(g, shard[i], "fwd", &in, 1, &part[i]);
  *   prism_dag_multi_output(g, part, N, &all);  // get gives a list of N values
  *
+ * A constant argument (the same value in every execution):
+ *
+ *   prism_dag_node *scale, *args[2];
+ *   prism_dag_constant(g, v, &scale);          // v copied
+ *   args[0] = in, args[1] = scale;
+ *   prism_dag_bind(g, a, "mul", args, 2, &n);  // a.mul(input, v)
+ *
  * The graph is acyclic by construction: a node can only take nodes made
  * before it. Every actor of a DAG runs one loop thread in its worker, which
  * runs its nodes in the order they were made; an actor may appear in several
@@ -84,10 +91,18 @@ PRISM_API void prism_dag_free(prism_dag *dag);
 
 /* The graph's input: what prism_dag_execute is given. One per graph. */
 PRISM_API prism_status prism_dag_input(prism_dag *dag, prism_dag_node **out);
+/* A value the same in every execution (Ray's `bind(inp, 5)`), to give a
+ * bind as an argument: `v` is copied, and goes to the actors that take it
+ * once, at compile. Plain values only (no object references, no device
+ * memory). It may be taken by several binds, not be an output item. */
+PRISM_API prism_status prism_dag_constant(prism_dag *dag, const prism_value *v,
+                                          prism_dag_node **out);
 /* A call of `method` on actor `a` taking the values of `nargs` earlier
- * nodes of this graph as its arguments, in order. `a` is borrowed until
- * compile returns (the compiled DAG keeps its own handle). `out` may be one
- * of `args` (`prism_dag_bind(g, a, "fwd", &n, 1, &n)`). */
+ * nodes of this graph as its arguments, in order; at least one of them
+ * not a constant (the call runs once for each execution that reaches it).
+ * `a` is borrowed until compile returns (the compiled DAG keeps its own
+ * handle). `out` may be one of `args` (`prism_dag_bind(g, a, "fwd", &n, 1,
+ * &n)`). */
 PRISM_API prism_status prism_dag_bind(prism_dag *dag, prism_actor *a, const char *method,
                                       prism_dag_node *const *args, size_t nargs,
                                       prism_dag_node **out);

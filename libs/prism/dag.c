@@ -46,6 +46,7 @@ typedef struct dag_node_rt {
     size_t *args, nargs;
     uint32_t *arg_reader; /* the reader index each argument reads its channel with */
     size_t nreturns;      /* DAG_BIND */
+    prism_value *value;   /* DAG_CONST: its own copy, for the start calls */
 } dag_node_rt;
 
 typedef struct dag_actor {
@@ -132,6 +133,19 @@ static void drop(prism_dag_compiled *d, prism_value *v)
 
 /* ---------- building the compiled form ---------- */
 
+/* Whether argument `j` of node `i` is a constant (no channel: its value went
+ * with the start call). */
+static bool const_arg(const prism_dag_compiled *d, size_t i, size_t j)
+{
+    return d->nodes[d->nodes[i].args[j]].kind == DAG_CONST;
+}
+
+/* Whether argument `j` of node `i` is a bind's read of a channel. */
+static bool chan_arg(const prism_dag_compiled *d, size_t i, size_t j)
+{
+    return d->nodes[i].kind == DAG_BIND && !const_arg(d, i, j);
+}
+
 static size_t actor_index(prism_dag_compiled *d, prism_actor *a)
 {
     for (size_t i = 0; i < d->nactors; i++)
@@ -169,11 +183,12 @@ static prism_status copy_graph(prism_dag_compiled *d, const prism_dag *g)
             d->input = i;
         r->args = calloc(n->nargs + 1, sizeof *r->args);
         r->arg_reader = calloc(n->nargs + 1, sizeof *r->arg_reader);
-        if (!r->args || !r->arg_reader || (n->method && !(r->method = strdup(n->method))))
+        if (!r->args || !r->arg_reader || (n->method && !(r->method = strdup(n->method))) ||
+            (n->value && !(r->value = prism_value_copy(n->value))))
             return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
         for (size_t j = 0; j < n->nargs; j++) { /* the output's readers are plan_outputs' */
             r->args[j] = n->args[j];
-            if (n->kind == DAG_BIND)
+            if (chan_arg(d, i, j))
                 r->arg_reader[j] = d->nreaders[n->args[j]]++;
         }
         if (n->kind == DAG_BIND && (r->actor = actor_index(d, n->actor)) == SIZE_MAX)
@@ -206,7 +221,8 @@ static prism_status list_actor_chans(prism_dag_compiled *d)
             if (d->nodes[i].kind != DAG_BIND || d->nodes[i].actor != a)
                 continue;
             for (size_t j = 0; j < d->nodes[i].nargs; j++)
-                add_chan(da, d->nodes[i].args[j]);
+                if (chan_arg(d, i, j))
+                    add_chan(da, d->nodes[i].args[j]);
             for (size_t j = i; j < d->nnodes; j++)
                 if (writes(d, i, j))
                     add_chan(da, j);
@@ -253,7 +269,7 @@ static bool reads(const prism_dag_compiled *d, size_t a, size_t n)
     for (size_t i = 0; i < d->nnodes; i++)
         for (size_t j = 0;
              d->nodes[i].kind == DAG_BIND && d->nodes[i].actor == a && j < d->nodes[i].nargs; j++)
-            if (d->nodes[i].args[j] == n)
+            if (d->nodes[i].args[j] == n && chan_arg(d, i, j))
                 return true;
     return false;
 }
@@ -279,6 +295,8 @@ static prism_status listen_actors(prism_dag_compiled *d)
             for (size_t j = 0;
                  d->nodes[i].kind == DAG_BIND && d->nodes[i].actor == a && j < d->nodes[i].nargs;
                  j++) {
+                if (const_arg(d, i, j))
+                    continue;
                 da->read_node[da->nreads] = d->nodes[i].args[j];
                 da->read_reader[da->nreads++] = d->nodes[i].arg_reader[j];
                 json_array_append_new(in, json_pack("[I,I]", (json_int_t)d->nodes[i].args[j],
@@ -614,11 +632,15 @@ static void peer_spec(const prism_dag_compiled *d, size_t a, json_t *j)
     json_object_set_new(j, "fetch", fetch);
 }
 
-/* The JSON argument of __prism_dag_start for actor `a` (docs/dags.md#compile). */
-static json_t *start_spec(const prism_dag_compiled *d, size_t a)
+/* The JSON argument of __prism_dag_start for actor `a` (docs/dags.md#compile).
+ * The constants its nodes take follow it as the call's next arguments:
+ * `consts` (room for one per graph node) gets them, `*nconsts` their count. */
+static json_t *start_spec(const prism_dag_compiled *d, size_t a, const prism_value **consts,
+                          size_t *nconsts)
 {
     const dag_actor *da = &d->actors[a];
     json_t *chans = json_array(), *nodes = json_array();
+    *nconsts = 0;
     for (size_t i = 0; i < da->nchans; i++)
         json_array_append_new(chans, json_integer((json_int_t)da->chans[i]));
     for (size_t i = 0; i < d->nnodes; i++) {
@@ -626,9 +648,17 @@ static json_t *start_spec(const prism_dag_compiled *d, size_t a)
         if (n->kind != DAG_BIND || n->actor != a)
             continue;
         json_t *in = json_array(), *out = json_array();
-        for (size_t j = 0; j < n->nargs; j++)
-            json_array_append_new(in, json_pack("[I,I]", (json_int_t)n->args[j],
-                                                (json_int_t)n->arg_reader[j]));
+        for (size_t j = 0; j < n->nargs; j++) {
+            const prism_value *v = d->nodes[n->args[j]].value;
+            size_t k = 0;
+            while (k < *nconsts && consts[k] != v)
+                k++;
+            if (v && k == *nconsts)
+                consts[(*nconsts)++] = v;
+            json_array_append_new(in, v ? json_pack("{s:I}", "const", (json_int_t)k)
+                                        : json_pack("[I,I]", (json_int_t)n->args[j],
+                                                    (json_int_t)n->arg_reader[j]));
+        }
         for (size_t j = i; j < d->nnodes; j++)
             if (writes(d, i, j))
                 json_array_append_new(out, json_integer((json_int_t)j));
@@ -676,23 +706,28 @@ static json_t *start_spec(const prism_dag_compiled *d, size_t a)
 static prism_status call_actors(prism_dag_compiled *d, bool start)
 {
     const char *method = start ? "__prism_dag_start" : "__prism_dag_stop";
-    for (size_t a = 0; a < d->nactors; a++) {
+    /* the spec, then the constants (borrowed from the nodes) */
+    prism_value **args = calloc(d->nnodes + 1, sizeof *args);
+    prism_status s = args ? PRISM_OK : prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    for (size_t a = 0; s == PRISM_OK && a < d->nactors; a++) {
         if (!start && !d->actors[a].started)
             continue;
-        json_t *j = start ? start_spec(d, a) : json_pack("{s:s}", "dag", d->id);
+        size_t nconsts = 0;
+        json_t *j = start ? start_spec(d, a, (const prism_value **)args + 1, &nconsts)
+                          : json_pack("{s:s}", "dag", d->id);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
-        prism_value *arg = text ? prism_value_json(text) : NULL;
+        args[0] = text ? prism_value_json(text) : NULL;
         free(text);
-        if (!arg)
-            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-        prism_status s =
-            prism_actor_call(d->c, d->actors[a].handle, method, &arg, 1, 1, &d->actors[a].call);
-        prism_value_free(arg);
-        if (s != PRISM_OK)
-            return s;
+        if (!args[0])
+            s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+        else
+            s = prism_actor_call(d->c, d->actors[a].handle, method, args, 1 + nconsts, 1,
+                                 &d->actors[a].call);
+        prism_value_free(args[0]);
     }
-    return PRISM_OK;
+    free(args);
+    return s;
 }
 
 /* A worker that sent a nonce gets the channels of the actor whose start call
@@ -779,7 +814,7 @@ static prism_status finish_calls(prism_dag_compiled *d, bool start)
 
 static bool report_whole(const prism_buf *b) { return b->len + DAG_REPORT_PIECE <= b->max; }
 
-static const char *const kind_names[] = {"input", "bind", "multi_output", "return"};
+static const char *const kind_names[] = {"input", "bind", "multi_output", "return", "constant"};
 
 /* A latency histogram (prism_chan_hist) as JSON. */
 static void hist_text(prism_buf *b, const prism_chan_hist *h)
@@ -804,6 +839,8 @@ static void latency_text(prism_buf *b, const prism_dag_compiled *d)
     bool first = true;
     for (size_t i = 0; i < d->nnodes; i++)
         for (size_t j = 0; d->nodes[i].kind == DAG_BIND && j < d->nodes[i].nargs; j++) {
+            if (const_arg(d, i, j))
+                continue;
             prism_chan_hist h;
             prism_chan_reader_hist(d->chans[d->nodes[i].args[j]], d->nodes[i].arg_reader[j], &h);
             prism_buf_printf(b, "%s", first ? "" : ",");
@@ -857,6 +894,8 @@ static void report_text(prism_buf *b, const prism_dag_compiled *d, const char *s
     bool first = true;
     for (size_t i = 0; i < d->nnodes; i++)
         for (size_t j = 0; d->nodes[i].kind == DAG_BIND && j < d->nodes[i].nargs; j++) {
+            if (const_arg(d, i, j))
+                continue;
             prism_buf_printf(b, "%s{\"from\":%zu,\"to\":%zu,\"kind\":\"%s\",\"slot_size\":%llu}",
                              first ? "" : ",", d->nodes[i].args[j], i,
                              d->tcp[d->nodes[i].args[j]] ? "tcp" : "shm",
@@ -969,6 +1008,7 @@ static void free_compiled(prism_dag_compiled *d)
         free(d->nodes[i].method);
         free(d->nodes[i].args);
         free(d->nodes[i].arg_reader);
+        prism_value_free(d->nodes[i].value);
     }
     for (size_t a = 0; a < d->nactors; a++) {
         prism_ref_release(d->actors[a].call);

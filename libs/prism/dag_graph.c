@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dag_internal.h"
+#include "dag_record.h"
 
 /* Its size is ABI (docs/api-c.md#options-structs). */
 _Static_assert(sizeof(prism_dag_options) == 88, "prism_dag_options changed size");
@@ -28,6 +29,7 @@ static void node_free(prism_dag_node *n)
         return;
     free(n->method);
     free(n->args);
+    prism_value_free(n->value);
     free(n);
 }
 
@@ -59,6 +61,19 @@ static prism_dag_node *add_node(prism_dag *dag, int kind, prism_dag_node *const 
             prism__fail(PRISM_ERR_INVALID, "a multi-output node can only be the output");
             return NULL;
         }
+        if (args[i]->kind == DAG_CONST && kind == DAG_MULTI) {
+            prism__fail(PRISM_ERR_INVALID, "item %zu is a constant: only a bind takes one", i);
+            return NULL;
+        }
+    }
+    bool node_arg = nargs == 0 || kind != DAG_BIND;
+    for (size_t i = 0; i < nargs; i++)
+        node_arg |= args[i]->kind != DAG_CONST;
+    if (!node_arg) {
+        /* with nothing to wait for, its actor could not tell one execution from the next */
+        prism__fail(PRISM_ERR_INVALID, "a bind needs an argument that is not a constant (the "
+                                       "input, or a node that leads from it)");
+        return NULL;
     }
     if (dag->n == dag->cap) {
         size_t cap = dag->cap ? 2 * dag->cap : 8;
@@ -96,6 +111,28 @@ prism_status prism_dag_input(prism_dag *dag, prism_dag_node **out)
             return prism__fail(PRISM_ERR_INVALID, "the graph has an input already");
     *out = add_node(dag, DAG_INPUT, NULL, 0);
     return *out ? PRISM_OK : prism_last_status();
+}
+
+prism_status prism_dag_constant(prism_dag *dag, const prism_value *v, prism_dag_node **out)
+{
+    if (out)
+        *out = NULL;
+    if (!dag || !v || !out)
+        return prism__fail(PRISM_ERR_INVALID, "dag_constant needs a graph, a value and an "
+                                              "out-pointer");
+    if (prism__dag_has_ref(v))
+        return prism__fail(PRISM_ERR_INVALID, "a DAG's values cannot hold object references");
+    if (prism__value_on_device(v))
+        return prism__fail(PRISM_ERR_INVALID, "the constant " PRISM__ON_DEVICE);
+    prism_value *copy = prism_value_copy(v);
+    prism_dag_node *n = copy ? add_node(dag, DAG_CONST, NULL, 0) : NULL;
+    if (!n) {
+        prism_value_free(copy);
+        return copy ? prism_last_status() : prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    }
+    n->value = copy;
+    *out = n;
+    return PRISM_OK;
 }
 
 /* `out` may point into `args` (n = bind(g, a, "fwd", &n, 1, &n)): it is
@@ -169,6 +206,8 @@ prism_status prism__dag_check(const prism_dag *dag)
         return prism__fail(PRISM_ERR_INVALID, "the graph is empty");
     if (dag->nodes[dag->n - 1]->kind == DAG_INPUT)
         return prism__fail(PRISM_ERR_INVALID, "the graph's output is its input: bind a method");
+    if (dag->nodes[dag->n - 1]->kind == DAG_CONST)
+        return prism__fail(PRISM_ERR_INVALID, "the graph's output is a constant: bind a method");
     /* Walk back from the output: nodes only take earlier ones. */
     bool *used = calloc(dag->n, sizeof *used);
     if (!used)

@@ -299,15 +299,21 @@ static prism_status counter_echo(prism_task_ctx *ctx, void *state, const prism_v
     return PRISM_OK;
 }
 
-/* add(x): x plus the count, which stays as it is (a stage of the DAG tests
- * and examples: a chain of Counter(1), Counter(2), ... adds 1 + 2 + ...). */
+/* add(x, ...): its arguments' sum plus the count, which stays as it is (a
+ * stage of the DAG tests and examples: a chain of Counter(1), Counter(2),
+ * ... adds 1 + 2 + ...; add(input, 100) takes a constant). */
 static prism_status counter_add(prism_task_ctx *ctx, void *state, const prism_value *const *args,
                                 size_t nargs, prism_value **returns, size_t nreturns)
 {
-    long long x;
-    if (nargs != 1 || !integer_arg(args, nargs, 0, &x))
-        return prism_task_fail(ctx, "add takes one JSON integer");
-    returns[0] = integer_value(x + __atomic_load_n(&((counter *)state)->n, __ATOMIC_SEQ_CST));
+    long long sum = __atomic_load_n(&((counter *)state)->n, __ATOMIC_SEQ_CST), x;
+    for (size_t i = 0; i < nargs; i++) {
+        if (!integer_arg(args + i, 1, 0, &x))
+            return prism_task_fail(ctx, "add takes JSON integers");
+        sum += x;
+    }
+    if (nargs == 0)
+        return prism_task_fail(ctx, "add takes JSON integers");
+    returns[0] = integer_value(sum);
     return PRISM_OK;
 }
 

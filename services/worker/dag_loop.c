@@ -2,7 +2,8 @@
  * actor's nodes in the order the graph made them: read one record from every
  * input, run the method on the values read in place (bytes and tensors are
  * not copied), write its return as one record, release the inputs. A record
- * that is an error is passed on without running the method. */
+ * that is an error is passed on without running the method. A constant
+ * argument has no channel: its value came with the start call. */
 #include "dag_loop.h"
 
 #include <errno.h>
@@ -39,7 +40,8 @@ typedef struct loop_node {
     prism_actor_method_fn fn;
     prism_task_ctx ctx; /* what the method runs with, made once; ctx.name: "Class.method" */
     size_t nin, nout;
-    prism_chan_reader **in;
+    prism_chan_reader **in;  /* per argument: its channel (NULL: a constant) */
+    prism_value **consts;    /* per argument: its constant, owned (NULL: a channel) */
     prism_chan_writer **out; /* one per return */
     dag_held *held;          /* per return: its values in the object store */
     const void **bufs;
@@ -149,6 +151,8 @@ static prism_client *loop_client(dag_loop *l)
  * store. */
 static prism_value *read_arg(dag_loop *l, loop_node *nd, size_t i)
 {
+    if (nd->consts[i])
+        return nd->consts[i];
     const void *buf = nd->bufs[i];
     size_t len = nd->lens[i];
     int tag = prism__dag_tag(buf, len);
@@ -322,7 +326,7 @@ static int run_and_write(dag_loop *l, loop_node *nd)
 {
     int fwd = -1;
     for (size_t i = 0; fwd < 0 && i < nd->nin; i++)
-        if (!prism__dag_is_value(nd->bufs[i], nd->lens[i]))
+        if (!nd->consts[i] && !prism__dag_is_value(nd->bufs[i], nd->lens[i]))
             fwd = (int)i;
     char *emsg = NULL;
     if (fwd < 0)
@@ -335,7 +339,7 @@ static int run_and_write(dag_loop *l, loop_node *nd)
         nd->rets[j] = NULL;
     }
     for (size_t i = 0; i < nd->nin; i++) {
-        if (nd->args[i] != &nd->views[i])
+        if (nd->args[i] != &nd->views[i] && nd->args[i] != nd->consts[i])
             prism_value_free(nd->args[i]);
         nd->args[i] = NULL;
     }
@@ -355,9 +359,13 @@ static void map_ring(loop_node *nd, size_t i)
 
 static int step(dag_loop *l, loop_node *nd)
 {
-    size_t got = 0;
+    size_t got = 0; /* arguments read (or constant) */
     int rc = STEP_OK;
     while (rc == STEP_OK && got < nd->nin) {
+        if (!nd->in[got]) {
+            got++;
+            continue;
+        }
         rc = wait_read(l, nd->in[got], &nd->bufs[got], &nd->lens[got]);
         if (rc == STEP_OK && prism__dag_tag(nd->bufs[got], nd->lens[got]) == DAG_REC_RING) {
             map_ring(nd, got);
@@ -369,7 +377,8 @@ static int step(dag_loop *l, loop_node *nd)
     if (rc == STEP_OK)
         rc = run_and_write(l, nd);
     for (size_t i = 0; i < got; i++)
-        prism_chan_end_read(nd->in[i]);
+        if (nd->in[i])
+            prism_chan_end_read(nd->in[i]);
     return rc;
 }
 
@@ -776,15 +785,17 @@ static prism_chan_status open_tcp_writer(dag_loop *l, json_int_t node, prism_cha
     return cs;
 }
 
-/* One node of the spec: {"method": M, "in": [[node, reader], ...], "out": [node, ...]}. */
-static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wait *wait, char *err,
-                     size_t errlen)
+/* One node of the spec: {"method": M, "in": [[node, reader] or {"const": k}, ...],
+ * "out": [node, ...]}; consts[k] is copied. */
+static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_value *const *consts,
+                     size_t nconsts, const prism_chan_wait *wait, char *err, size_t errlen)
 {
     const char *method = json_string_value(json_object_get(j, "method"));
     json_t *in = json_object_get(j, "in"), *out = json_object_get(j, "out");
     nd->nin = json_array_size(in);
     nd->nout = json_array_size(out);
     nd->in = calloc(nd->nin + 1, sizeof *nd->in);
+    nd->consts = calloc(nd->nin + 1, sizeof *nd->consts);
     nd->out = calloc(nd->nout + 1, sizeof *nd->out);
     nd->bufs = calloc(nd->nin + 1, sizeof *nd->bufs);
     nd->lens = calloc(nd->nin + 1, sizeof *nd->lens);
@@ -795,9 +806,9 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
     nd->dev_in = calloc(nd->nin + 1, sizeof *nd->dev_in);
     nd->dev_out = calloc(nd->nout + 1, sizeof *nd->dev_out);
     nd->dev_edge = calloc(nd->nout + 1, sizeof *nd->dev_edge);
-    if (!method || !nd->in || !nd->out || !nd->bufs || !nd->lens || !nd->args || !nd->views ||
-        !nd->rets || !nd->held || !nd->dev_in || !nd->dev_out || !nd->dev_edge || nd->nin == 0 ||
-        nd->nout == 0 || nd->nout > 64) {
+    if (!method || !nd->in || !nd->consts || !nd->out || !nd->bufs || !nd->lens || !nd->args ||
+        !nd->views || !nd->rets || !nd->held || !nd->dev_in || !nd->dev_out || !nd->dev_edge ||
+        nd->nin == 0 || nd->nout == 0 || nd->nout > 64) {
         snprintf(err, errlen, "a malformed DAG node");
         return -1;
     }
@@ -807,8 +818,21 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
     nd->index = json_is_integer(index) ? json_integer_value(index) : -1;
     if (!(nd->fn = l->env.resolve(l->env.ud, method, err, errlen)))
         return -1;
+    size_t nchans = 0;
     for (size_t i = 0; i < nd->nin; i++) {
         json_t *e = json_array_get(in, i);
+        json_t *k = json_object_get(e, "const");
+        if (k) {
+            json_int_t ki = json_integer_value(k);
+            if (!json_is_integer(k) || ki < 0 || (size_t)ki >= nconsts ||
+                !(nd->consts[i] = prism_value_copy(consts[ki]))) {
+                snprintf(err, errlen, "%s: its argument %zu is a constant not sent", nd->ctx.name,
+                         i);
+                return -1;
+            }
+            continue;
+        }
+        nchans++;
         json_int_t node = json_integer_value(json_array_get(e, 0));
         json_int_t reader = json_integer_value(json_array_get(e, 1));
         prism_chan *ch = chan_of(l, node);
@@ -822,6 +846,10 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
             snprintf(err, errlen, "%s: cannot read its argument %zu's channel", nd->ctx.name, i);
             return -1;
         }
+    }
+    if (nchans == 0) {
+        snprintf(err, errlen, "%s: every argument is a constant", nd->ctx.name);
+        return -1;
     }
     for (size_t i = 0; i < nd->nout; i++) {
         json_int_t node = json_integer_value(json_array_get(out, i));
@@ -842,7 +870,8 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_chan_wai
     return 0;
 }
 
-static int parse_and_open(dag_loop *l, json_t *spec, char *err, size_t errlen)
+static int parse_and_open(dag_loop *l, json_t *spec, const prism_value *const *consts,
+                          size_t nconsts, char *err, size_t errlen)
 {
     const char *id = json_string_value(json_object_get(spec, "dag"));
     const char *sock = json_string_value(json_object_get(spec, "socket"));
@@ -884,7 +913,8 @@ static int parse_and_open(dag_loop *l, json_t *spec, char *err, size_t errlen)
     }
     for (size_t i = 0; i < json_array_size(nodes); i++) {
         l->nnodes++;
-        if (open_node(l, &l->nodes[i], json_array_get(nodes, i), &wait, err, errlen) != 0)
+        if (open_node(l, &l->nodes[i], json_array_get(nodes, i), consts, nconsts, &wait, err,
+                      errlen) != 0)
             return -1;
     }
     return 0;
@@ -904,6 +934,9 @@ static void loop_free(dag_loop *l)
         loop_node *nd = &l->nodes[i];
         for (size_t j = 0; nd->in && j < nd->nin; j++)
             prism_chan_reader_destroy(nd->in[j]);
+        for (size_t j = 0; nd->consts && j < nd->nin; j++)
+            prism_value_free(nd->consts[j]);
+        free(nd->consts);
         for (size_t j = 0; nd->out && j < nd->nout; j++)
             prism_chan_writer_destroy(nd->out[j]);
         for (size_t j = 0; nd->held && j < nd->nout; j++)
@@ -1005,8 +1038,8 @@ int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, c
     return 0;
 }
 
-int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, char *err,
-                   size_t errlen)
+int dag_loop_start(dag_loop **out, const char *spec, const prism_value *const *consts,
+                   size_t nconsts, const dag_loop_env *env, char *err, size_t errlen)
 {
     json_t *j = spec ? json_loads(spec, 0, NULL) : NULL;
     const char *id = json_string_value(json_object_get(j, "dag"));
@@ -1026,7 +1059,7 @@ int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, ch
         return -1;
     }
     l->env = *env;
-    int rc = parse_and_open(l, j, err, errlen);
+    int rc = parse_and_open(l, j, consts, nconsts, err, errlen);
     json_decref(j);
     if (rc == 0 && pthread_create(&l->thread, NULL, loop_main, l) != 0) {
         snprintf(err, errlen, "cannot start the DAG's thread");
@@ -1069,9 +1102,11 @@ json_t *dag_loop_report(const dag_loop *l)
     json_t *inputs = json_array();
     for (size_t i = 0; l->started && i < l->nnodes;
          i++) /* nodes and readers are fixed once started */
-        for (size_t j = 0; l->nodes[i].index >= 0 && j < l->nodes[i].nin; j++)
-            json_array_append_new(inputs, json_pack("[I,I,o]", l->nodes[i].index, (json_int_t)j,
-                                                    hist_json(l->nodes[i].in[j])));
+        for (size_t j = 0, k = 0; l->nodes[i].index >= 0 && j < l->nodes[i].nin; j++)
+            if (l->nodes[i].in[j])
+                json_array_append_new(inputs,
+                                      json_pack("[I,I,o]", l->nodes[i].index, (json_int_t)k++,
+                                                hist_json(l->nodes[i].in[j])));
     return json_pack("{s:s,s:s,s:I,s:s?,s:o}", "dag", l->id, "state", state, "executions",
                      (json_int_t)dag_loop_executions(l), "error",
                      ended && l->error[0] ? l->error : NULL, "inputs", inputs);

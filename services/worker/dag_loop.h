@@ -35,7 +35,8 @@ typedef struct dag_loop_env {
  * ended (dag_loop_ended): the actor takes ordinary calls and DAGs again. */
 int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, char **reply,
                     char *err, size_t errlen);
-/* Parses the start call's JSON, fetches the shared-memory channels from the
+/* Parses the start call's JSON (its nodes' arguments: [node, reader] for a
+ * channel, {"const": k} for consts[k], copied), fetches the shared-memory channels from the
  * driver's rendezvous socket, makes those it writes to readers of its own
  * node (not the driver's) and serves them on a rendezvous socket of its own
  * (a thread, until each reader came, or stop or timeout), fetches those the
@@ -44,15 +45,16 @@ int dag_loop_listen(dag_loop **out, const char *spec, const dag_loop_env *env, c
  * the thread. `*out` is NULL, or the loop dag_loop_listen made for the same
  * DAG (freed on failure). 0, or -1 with `err`. `env` is copied; what it
  * points to outlives the loop. */
-int dag_loop_start(dag_loop **out, const char *spec, const dag_loop_env *env, char *err,
-                   size_t errlen);
+int dag_loop_start(dag_loop **out, const char *spec, const prism_value *const *consts,
+                   size_t nconsts, const dag_loop_env *env, char *err, size_t errlen);
 /* The DAG's ID (32 hex digits). */
 const char *dag_loop_id(const dag_loop *l);
 /* The loop's health and its inputs' latency, for the actor's reports to
  * the GCS (docs/dags.md#visible-state), from any thread while the loop
  * lives: {"dag": ID, "state": "LISTENING" | "RUNNING" | "ENDED",
  * "executions": passes done, "error": why it ended, or null, "inputs":
- * [[graph node, argument position, histogram], ...]}. NULL when out of memory. */
+ * [[graph node, k, histogram], ...]} (the node's k-th channel: constant
+ * arguments have none). NULL when out of memory. */
 json_t *dag_loop_report(const dag_loop *l);
 /* Its passes done (each one execution through the actor's nodes). */
 uint64_t dag_loop_executions(const dag_loop *l);

@@ -578,15 +578,15 @@ static prism_actor_method_fn resolve_for_dag(void *ud, const char *method, char 
     return lookup_method(ud, method, err, n);
 }
 
-/* __prism_dag_listen(spec) then __prism_dag_start(spec): listens for the
+/* __prism_dag_listen(spec) then __prism_dag_start(spec, constants...): listens for the
  * DAG's edges from other nodes, then starts the actor's loop of a compiled
  * DAG (libs/prism/dag.c sends them; docs/dags.md#compile). */
 static prism_status dag_setup(prism_task_ctx *ctx, void *state, const prism_value *const *args,
                               size_t nargs, prism_value **returns, size_t nreturns, bool listen)
 {
     worker_rt *w = ctx->runtime;
-    if (nargs != 1 || !prism_value_json_text(args[0]))
-        return prism_task_fail(ctx, "__prism_dag_start takes the DAG's spec");
+    if (nargs < 1 || (listen && nargs != 1) || !prism_value_json_text(args[0]))
+        return prism_task_fail(ctx, "__prism_dag_start takes the DAG's spec (and its constants)");
     dag_loop_env env = {.state = state,
                         .cls = w->actor->cls,
                         .client = ctx_client,
@@ -598,7 +598,8 @@ static prism_status dag_setup(prism_task_ctx *ctx, void *state, const prism_valu
     pthread_mutex_lock(&w->dag_lock);
     if (listen)
         dag_loop_listen(&w->dag, prism_value_json_text(args[0]), &env, &reply, err, sizeof err);
-    else if (dag_loop_start(&w->dag, prism_value_json_text(args[0]), &env, err, sizeof err) == 0)
+    else if (dag_loop_start(&w->dag, prism_value_json_text(args[0]), args + 1, nargs - 1, &env, err,
+                            sizeof err) == 0)
         LOG_INFO("actor %s runs in compiled DAG %s", w->actor->id, dag_loop_id(w->dag));
     pthread_mutex_unlock(&w->dag_lock);
     if (reply && nreturns == 1)

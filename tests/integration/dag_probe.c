@@ -121,18 +121,24 @@ static long long number(const prism_value *v)
     return v && prism_value_json_text(v) ? atoll(prism_value_json_text(v)) : -1;
 }
 
-/* Checks execution x's result: chain: x + sum; fan-out: [x + step, x + 2 step, ...].
- * Every other one is read in place, so that both gets see every shape and
- * every kind of edge. */
+/* Execution x's result, read in place when x is odd (then borrowed), else
+ * copied into `*owned` (the caller frees it), so that both gets see every
+ * shape and every kind of edge. */
+static const prism_value *get_either(prism_dag_future *f, long long x, prism_value **owned)
+{
+    const prism_value *out = NULL;
+    *owned = NULL;
+    prism_status s = x % 2 ? prism_dag_get_in_place(f, 60000, &out)
+                           : prism_dag_get(f, 60000, owned);
+    CHECK(s == PRISM_OK, "get %lld: %s", x, prism_status_text(s));
+    return *owned ? *owned : out;
+}
+
+/* Checks execution x's result: chain: x + sum; fan-out: [x + step, x + 2 step, ...]. */
 static void check_result(prism_dag_future *f, long long x, int k, int step, bool fanout)
 {
-    prism_value *owned = NULL;
-    const prism_value *out = NULL;
-    prism_status s = x % 2 ? prism_dag_get_in_place(f, 60000, &out)
-                           : prism_dag_get(f, 60000, &owned);
-    if (owned)
-        out = owned;
-    CHECK(s == PRISM_OK, "get %lld: %s", x, prism_status_text(s));
+    prism_value *owned;
+    const prism_value *out = get_either(f, x, &owned);
     if (fanout) {
         CHECK(prism_value_list_size(out) == (size_t)k, "a list of %d", k);
         for (int i = 0; i < k; i++)
@@ -535,6 +541,85 @@ static int large(long long n, size_t size)
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     pause_for_test("torn down");
     printf("large ok\n");
+    return 0;
+}
+
+/* Execution x of `constants`: [x + 101, x + 3204]. */
+static void check_constants(prism_dag_future *f, long long x)
+{
+    prism_value *owned;
+    const prism_value *out = get_either(f, x, &owned);
+    CHECK(prism_value_list_size(out) == 2 && number(prism_value_list_get(out, 0)) == x + 101 &&
+              number(prism_value_list_get(out, 1)) == x + 3204,
+          "execution %lld with constants", x);
+    prism_value_free(owned);
+}
+
+/* constants N: binds that take constants (Ray's bind(inp, 5)), with
+ * Counter(1), (2), (3): a = A.add(in, 100) = x + 101, b = B.add(1000, a,
+ * 100) = x + 1203, c = A.add(b, 1000, 1000) = x + 3204, output [a, c]: a
+ * constant taken twice by one bind, by two actors, and by two binds of one
+ * actor; N executions, 4 in flight. The graph is freed before the first
+ * execution (the actors have their copies). Then C.echo(big, in) with 64
+ * KiB slots, `big` a 200 KiB bytes constant (through the object store to
+ * C, and back that way each execution): as sent, every time. */
+static int constants(long long n)
+{
+    make_actors(3, 1);
+    prism_dag *g;
+    prism_dag_node *in, *k100, *k1000, *a, *b, *cn, *all;
+    prism_value *v100 = prism_value_json("100"), *v1000 = prism_value_json("1000");
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
+              prism_dag_constant(g, v100, &k100) == PRISM_OK &&
+              prism_dag_constant(g, v1000, &k1000) == PRISM_OK,
+          "graph");
+    prism_value_free(v100);
+    prism_value_free(v1000);
+    CHECK(prism_dag_bind(g, actors[0], "add", (prism_dag_node *[]){in, k100}, 2, &a) == PRISM_OK,
+          "bind a");
+    CHECK(prism_dag_bind(g, actors[1], "add", (prism_dag_node *[]){k1000, a, k100}, 3, &b) ==
+              PRISM_OK,
+          "bind b");
+    CHECK(prism_dag_bind(g, actors[0], "add", (prism_dag_node *[]){b, k1000, k1000}, 3, &cn) ==
+              PRISM_OK,
+          "bind c");
+    CHECK(prism_dag_multi_output(g, (prism_dag_node *[]){a, cn}, 2, &all) == PRISM_OK, "gather");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = 4;
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    prism_dag_future *fs[4];
+    for (long long x = 0; x < n + 4; x++) {
+        if (x >= 4)
+            check_constants(fs[x % 4], x - 4);
+        if (x < n)
+            fs[x % 4] = execute(d, x);
+    }
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+
+    prism_value *big = pattern(7, 200 * 1024);
+    prism_dag_node *kbig, *e;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
+              prism_dag_constant(g, big, &kbig) == PRISM_OK &&
+              prism_dag_bind(g, actors[2], "echo", (prism_dag_node *[]){kbig, in}, 2, &e) ==
+                  PRISM_OK,
+          "graph of a large constant");
+    prism_value_free(big);
+    o.max_inflight = 2;
+    o.max_buf_size = 64 * 1024;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile with a large constant");
+    prism_dag_free(g);
+    for (long long x = 0; x < 20; x++) {
+        prism_value *owned;
+        CHECK(is_pattern(get_either(execute(d, x), x, &owned), 7, 200 * 1024),
+              "the large constant came back changed in execution %lld", x);
+        prism_value_free(owned);
+    }
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    long long got;
+    CHECK(call(actors[0], "add", "1", &got) == PRISM_OK && got == 2, "a call after teardown");
+    printf("constants ok: %lld executions\n", n);
     return 0;
 }
 
@@ -1013,6 +1098,8 @@ int main(int argc, char **argv)
         rc = listed(atoll(argv[2]), argc == 4 ? atoi(argv[3]) : 1);
     else if (!strcmp(argv[1], "in-place") && argc == 3)
         rc = in_place(atoll(argv[2]));
+    else if (!strcmp(argv[1], "constants") && argc == 3)
+        rc = constants(atoll(argv[2]));
     else if (!strcmp(argv[1], "large") && argc == 4)
         rc = large(atoll(argv[2]), (size_t)atoll(argv[3]));
     else if (!strcmp(argv[1], "rendezvous") && argc == 3)

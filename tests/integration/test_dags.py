@@ -406,6 +406,27 @@ def test_get_in_place(c):
     assert r.returncode == 0 and "in-place ok: 300 executions" in r.stdout, (r.stdout, r.stderr)
 
 
+def test_constants(c):
+    """Binds that take constants (prism_dag_constant): one taken twice by a
+    bind, by two actors and by two binds of one actor, over 2,000
+    executions four in flight, the graph freed before the first; a 200 KiB
+    constant through 64 KiB slots, as sent every time. The listing shows
+    the constants as nodes with no edge out of them."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
+    assert "constants ok: 2000 executions" in probe(c, "constants", 2000)
+    new = [d for d in c.get("/api/v1/dags").json()["dags"] if d["id"] not in before]
+    assert len(new) == 2, new
+    first = c.get("/api/v1/dags/" + new[-1]["id"]).json()
+    kinds = [n["kind"] for n in first["nodes"]]
+    assert kinds == ["input", "constant", "constant", "bind", "bind", "bind", "multi_output"], first
+    assert [n["args"] for n in first["nodes"][3:6]] == [[0, 1], [2, 3, 1], [4, 2, 2]], first
+    # the channels only: input -> a, a -> b, b -> c
+    assert [(e["from"], e["to"]) for e in first["edges"]] == [(0, 3), (3, 4), (4, 5)], first
+    assert first["outputs"] == [3, 5], first
+
+
 def graph(dag):
     """A listed DAG without what its running loops report."""
     live = ("executions", "loops", "output_latency")
@@ -559,7 +580,8 @@ def test_shapes_errors_and_death_across_nodes(c):
     """The other checks with the actors on two nodes (B, A, B; the driver on
     A), so most edges are TCP: tensor-parallel (the input fans out over one
     connection per reader, B's outputs come back over TCP, A's through
-    shared memory), several returns, 4 MiB values through 64 KiB slots (a
+    shared memory), several returns, constant arguments, 4 MiB values
+    through 64 KiB slots (a
     reference on the edge, the bytes from another node's store), a failing
     method that names
     Class.method while the DAG goes on, max_inflight, compile failures; and a
@@ -577,6 +599,7 @@ def test_shapes_errors_and_death_across_nodes(c):
     env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
     for args, want in ((["fanout", 3, n, 16], "fanout ok: %d executions" % n),
                        (["returns"], "returns ok"),
+                       (["constants", 200], "constants ok"),
                        (["large", 10, 4 << 20], "large ok"),
                        (["errors"], "method error: Counter.add failed"),
                        (["died"], "actor died: ")):
@@ -632,5 +655,6 @@ if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
          test_rendezvous_refuses_strangers, test_peer_rendezvous_refuses_strangers,
-         test_large_values, test_get_in_place, test_listed_after_gcs_restart,
-         test_edge_refuses_strangers, test_across_nodes, test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))
+         test_large_values, test_get_in_place, test_constants, test_listed_after_gcs_restart,
+         test_edge_refuses_strangers, test_across_nodes,
+         test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))

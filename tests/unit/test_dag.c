@@ -224,6 +224,70 @@ static void test_error_records(void **state)
 
 /* A value too large for its slot travels as a reference record; the writer
  * lets a slot's reference go only when the slot is written again. */
+/* Constants: copied into their node, taken by binds (not alone), never the
+ * output or an output item, plain values only. */
+static void test_constants(void **state)
+{
+    prism_dag *g;
+    prism_dag_node *in, *k, *k2, *n, *multi, *x;
+    assert_int_equal(prism_dag_create(&g), PRISM_OK);
+    assert_int_equal(prism_dag_input(g, &in), PRISM_OK);
+    prism_value *v = prism_value_json("100");
+    assert_int_equal(prism_dag_constant(g, v, &k), PRISM_OK);
+    prism_value_free(v); /* the node has its own copy */
+    assert_int_equal(k->kind, DAG_CONST);
+    assert_string_equal(prism_value_json_text(k->value), "100");
+    assert_int_equal(prism__dag_check(g), PRISM_ERR_INVALID); /* the output is a constant */
+    assert_non_null(strstr(prism_last_error(), "constant"));
+    /* A bind of constants only has nothing to wait for. */
+    prism_dag_node *two[2] = {k, k};
+    assert_int_equal(prism_dag_bind(g, actor, "fwd", two, 2, &x), PRISM_ERR_INVALID);
+    assert_null(x);
+    assert_non_null(strstr(prism_last_error(), "not a constant"));
+    prism_dag_node *args[3] = {k, in, k};
+    assert_int_equal(prism_dag_bind(g, actor, "fwd", args, 3, &n), PRISM_OK);
+    assert_int_equal(n->nargs, 3);
+    assert_int_equal(n->args[0], k->index);
+    assert_int_equal(n->args[1], in->index);
+    assert_int_equal(prism__dag_check(g), PRISM_OK);
+    /* Never an output item. */
+    prism_dag_node *items[2] = {n, k};
+    assert_int_equal(prism_dag_multi_output(g, items, 2, &multi), PRISM_ERR_INVALID);
+    assert_null(multi);
+    /* One that no bind takes leads nowhere. */
+    v = prism_value_bytes("abc", 3);
+    assert_int_equal(prism_dag_constant(g, v, &k2), PRISM_OK);
+    prism_value_free(v);
+    prism_dag_node *args2[2] = {n, k2};
+    assert_int_equal(prism_dag_bind(g, actor, "fwd", args2, 2, &x), PRISM_OK);
+    assert_int_equal(prism__dag_check(g), PRISM_OK);
+    assert_int_equal(prism_dag_constant(g, (v = prism_value_json("1")), &k2), PRISM_OK);
+    prism_value_free(v);
+    assert_int_equal(prism_dag_bind(g, actor, "fwd", &x, 1, &x), PRISM_OK);
+    assert_int_equal(prism__dag_check(g), PRISM_ERR_INVALID);
+    assert_non_null(strstr(prism_last_error(), "does not lead to the output"));
+    /* Plain values only; nothing made when refused. */
+    size_t nodes = g->n;
+    prism_object_id id = {{9, 9, 9}};
+    prism_ref *r = prism__ref_new(NULL, &id, "owner:x");
+    prism_value *list = prism_value_list(), *ref = prism_value_ref(r);
+    assert_int_equal(prism_value_list_append(list, ref), PRISM_OK);
+    assert_int_equal(prism_dag_constant(g, list, &x), PRISM_ERR_INVALID);
+    assert_null(x);
+    assert_non_null(strstr(prism_last_error(), "object references"));
+    prism_value_free(list);
+    prism_ref_release(r);
+    static float fake[4];
+    int64_t four = 4;
+    prism_value *dev = prism_value_device_tensor(0, PRISM_F32, 1, &four, fake, NULL, NULL);
+    assert_int_equal(prism_dag_constant(g, dev, &x), PRISM_ERR_INVALID);
+    assert_non_null(strstr(prism_last_error(), "device memory"));
+    prism_value_free(dev);
+    assert_int_equal(prism_dag_constant(g, NULL, &x), PRISM_ERR_INVALID);
+    assert_int_equal(g->n, nodes);
+    prism_dag_free(g);
+}
+
 static void test_ref_records(void **state)
 {
     uint8_t buf[128];
@@ -448,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_and_fanout_check),
         cmocka_unit_test(test_several_returns),
         cmocka_unit_test(test_refused_graphs),
+        cmocka_unit_test(test_constants),
         cmocka_unit_test(test_value_records),
         cmocka_unit_test(test_bytes_records),
         cmocka_unit_test(test_error_records),

@@ -1410,10 +1410,10 @@ export interface components {
             nodes: {
                 index: number;
                 /**
-                 * @description return: one of the values of a bind of several returns (its one argument)
+                 * @description return: one of the values of a bind of several returns (its one argument); constant: a value the same in every execution, given to its binds at compile (no channel, no edge)
                  * @enum {string}
                  */
-                kind: "input" | "bind" | "multi_output" | "return";
+                kind: "input" | "bind" | "multi_output" | "return" | "constant";
                 /** @description bind only */
                 actor_id?: string;
                 /** @description bind only: the actor's class, when the GCS knows the actor */
@@ -1423,7 +1423,7 @@ export interface components {
                 /** @description the indexes of the nodes it takes */
                 args: number[];
             }[];
-            /** @description the channels the binds read their arguments from */
+            /** @description the channels the binds read their arguments from (a constant argument has none) */
             edges: {
                 from: number;
                 to: number;
