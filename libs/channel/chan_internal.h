@@ -189,11 +189,19 @@ void chan_wait_defaults(prism_chan_wait *dst, const prism_chan_wait *src);
  * a peer sharing the CPU (more processes than CPUs) runs at once instead of
  * after the whole spin. A side alone on its CPU first spins SPIN_ALONE_NS
  * without yielding: sched_yield then returns at once, but it is a syscall
- * (about 0.5 us on a VM), longer than a hop. Whether the CPU is shared is
- * learnt from the last yield: one that took over YIELD_RAN_NS ran another
- * process. */
+ * (0.1-0.5 us, over 1 us on some VMs), longer than a hop. Whether the CPU
+ * is shared is learnt from the last yield: one that took YIELD_RAN_NS more
+ * than the quickest this process has timed ran another process. Not a
+ * fixed bound: where a syscall alone takes longer than it, every yield
+ * would count as shared, and the wait would yield at every look. */
 #define SPIN_ALONE_NS 2000
 #define YIELD_RAN_NS 1000
+
+/* Yields once; sets `*shared` from how long that took. `now`: just before. */
+void chan_yield(bool *shared, int64_t now);
+/* Whether a yield that took `took` ns ran another process: YIELD_RAN_NS
+ * more than the quickest one timed, `*floor` (which it lowers). */
+bool chan_yield_ran_other(_Atomic int64_t *floor, int64_t took);
 
 /* Where a spinning wait that began at `began` and looks at the clock at
  * `now` yields; `*shared` is the endpoint's guess that its CPU is shared. */
@@ -201,8 +209,7 @@ static inline void chan_spin_yield(bool *shared, int64_t began, int64_t now)
 {
     if (!*shared && now - began <= SPIN_ALONE_NS)
         return;
-    sched_yield();
-    *shared = chan_now_ns() - now > YIELD_RAN_NS;
+    chan_yield(shared, now);
 }
 
 static inline void chan_cpu_relax(void)

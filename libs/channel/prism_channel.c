@@ -40,6 +40,25 @@ int64_t chan_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The quickest sched_yield this process has timed: what a yield costs here
+ * when it runs nobody else. Threads race on it harmlessly (a lower value
+ * lost comes back with the next quick yield). */
+static _Atomic int64_t yield_floor_ns = INT64_MAX;
+
+bool chan_yield_ran_other(_Atomic int64_t *floor, int64_t took)
+{
+    int64_t f = atomic_load_explicit(floor, memory_order_relaxed);
+    if (took < f)
+        atomic_store_explicit(floor, f = took, memory_order_relaxed);
+    return took > f + YIELD_RAN_NS;
+}
+
+void chan_yield(bool *shared, int64_t now)
+{
+    sched_yield();
+    *shared = chan_yield_ran_other(&yield_floor_ns, chan_now_ns() - now);
+}
+
 int64_t chan_wall_ns(void)
 {
     struct timespec ts;

@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "chan_internal.h"
 #include "prism_channel.h"
 
 #define LONG_MS 20000 /* a wait that only a bug can exhaust */
@@ -1034,9 +1035,30 @@ static void test_fanout_writer(void **state)
     }
 }
 
+/* A spinning wait's guess that its CPU is shared: a yield that took a
+ * microsecond more than the quickest one timed ran another process. Not a
+ * fixed bound: on a VM where the syscall alone took 1.2 us, every yield
+ * counted as shared, and waits yielded at every look (the raw ring's 8 B
+ * round trip took 0.9 us instead of 0.3). */
+static void test_yield_ran_other(void **state)
+{
+    _Atomic int64_t floor = INT64_MAX;
+    assert_false(chan_yield_ran_other(&floor, 1200)); /* the first: the floor */
+    assert_int_equal(atomic_load(&floor), 1200);
+    assert_false(chan_yield_ran_other(&floor, 1300)); /* a slow syscall, nobody else ran */
+    assert_false(chan_yield_ran_other(&floor, 2200));
+    assert_true(chan_yield_ran_other(&floor, 2201)); /* another process ran */
+    assert_true(chan_yield_ran_other(&floor, 50000));
+    assert_int_equal(atomic_load(&floor), 1200);
+    assert_false(chan_yield_ran_other(&floor, 150)); /* a quicker one lowers it */
+    assert_true(chan_yield_ran_other(&floor, 1200));
+    assert_int_equal(atomic_load(&floor), 150);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_yield_ran_other),
         cmocka_unit_test(test_shm_options_and_checks),
         cmocka_unit_test(test_shm_order_two_processes),
         cmocka_unit_test(test_shm_fanout_slow_reader),
