@@ -29,6 +29,14 @@
  *       prism_dag_bind(g, shard[i], "fwd", &in, 1, &part[i]);
  *   prism_dag_multi_output(g, part, N, &all);  // get gives a list of N values
  *
+ * Several inputs (Ray's `inp[0]`, `inp[1]`; execute gets a list of two):
+ *
+ *   prism_dag_node *x, *y, *xy[2];
+ *   prism_dag_input_item(g, in, 0, &x);
+ *   prism_dag_input_item(g, in, 1, &y);
+ *   xy[0] = x, xy[1] = y;
+ *   prism_dag_bind(g, a, "f", xy, 2, &n);     // a.f(input[0], input[1])
+ *
  * A constant argument (the same value in every execution):
  *
  *   prism_dag_node *scale, *args[2];
@@ -91,6 +99,13 @@ PRISM_API void prism_dag_free(prism_dag *dag);
 
 /* The graph's input: what prism_dag_execute is given. One per graph. */
 PRISM_API prism_status prism_dag_input(prism_dag *dag, prism_dag_node **out);
+/* Item `i` (0-1023) of the input, as a node of its own (Ray's `inp[i]`):
+ * execute is then given a list of at least i + 1 values, and the driver
+ * writes each item into the channel of the nodes that take it, so an actor
+ * that takes one item reads that value alone. The input node itself may
+ * be taken too (the whole list). */
+PRISM_API prism_status prism_dag_input_item(prism_dag *dag, prism_dag_node *input, size_t i,
+                                            prism_dag_node **out);
 /* A value the same in every execution (Ray's `bind(inp, 5)`), to give a
  * bind as an argument: `v` is copied, and goes to the actors that take it
  * once, at compile. Plain values only (no object references, no device
@@ -149,7 +164,8 @@ PRISM_API prism_status prism_dag_compile(prism_client *c, const prism_dag *dag,
 /* Starts one execution with `input` (borrowed; copied into the input
  * channel). At most max_inflight executions may be started and not yet got:
  * the next one fails with PRISM_ERR_INVALID until the oldest is got or
- * released. */
+ * released. A DAG that takes items of its input (prism_dag_input_item)
+ * needs a list long enough: else PRISM_ERR_INVALID, nothing written. */
 PRISM_API prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                                          prism_dag_future **out);
 /* Waits up to `timeout_ms` (-1: as long as the DAG lives) for the execution's

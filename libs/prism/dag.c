@@ -46,8 +46,21 @@ typedef struct dag_node_rt {
     size_t *args, nargs;
     uint32_t *arg_reader; /* the reader index each argument reads its channel with */
     size_t nreturns;      /* DAG_BIND */
+    size_t item;          /* DAG_ITEM: which item of the input */
     prism_value *value;   /* DAG_CONST: its own copy, for the start calls */
 } dag_node_rt;
+
+/* A channel the driver writes each execution: the input's, or that of an
+ * item of it (prism_dag_input_item). */
+typedef struct dag_in {
+    size_t node;
+    prism_chan_writer *w;
+    dag_held held; /* its values in the object store, per slot */
+    int *fds;      /* TCP: one connection per reader, then -1; NULL: shared memory */
+    void *buf;     /* an execution's slot, between begin and end */
+    size_t len;    /* and what was put there */
+    prism_ref *ref;
+} dag_in;
 
 typedef struct dag_actor {
     prism_actor *handle;
@@ -74,13 +87,13 @@ struct prism_dag_compiled {
     char id[PRISM_ID_HEX_LEN + 1];
     prism_dag_options o;
     dag_node_rt *nodes;
-    size_t nnodes, input;
+    size_t nnodes;
     prism_chan **chans; /* per node; NULL when nobody reads it */
     uint32_t *nreaders; /* per node */
     dag_actor *actors;
     size_t nactors;
-    prism_chan_writer *in;
-    dag_held in_held;         /* the input's values in the object store, per slot */
+    dag_in *ins;              /* the input and its items that nodes read */
+    size_t nins, nitems;      /* nitems: how many items of the input they take (0: none) */
     prism_chan_reader **outs; /* one per output item */
     size_t *out_nodes, nouts;
     uint32_t *out_reader; /* the reader index the driver reads each output item with */
@@ -112,7 +125,7 @@ struct prism_dag_compiled {
                                         reader actor fetches writer actor's channels */
     size_t *sbase;                   /* node n's readers' secrets start at secret[sbase[n]] */
     char (*secret)[DAG_EDGE_SECRET_HEX + 1]; /* per reader of a TCP channel: its connection's */
-    int *in_fds, *out_fds, *out_listen;      /* the driver's ends (-1: none) */
+    int *out_fds, *out_listen;               /* the driver's ends (-1: none) */
     char **out_addr;                         /* where the driver listens for output item i */
     /* Its reports to the GCS (GET /api/v1/dags): the leaser thread reads
      * these two, and the list of the client's DAGs, under the client's lock. */
@@ -179,8 +192,9 @@ static prism_status copy_graph(prism_dag_compiled *d, const prism_dag *g)
         r->kind = n->kind;
         r->nargs = n->nargs;
         r->nreturns = n->nreturns;
-        if (n->kind == DAG_INPUT)
-            d->input = i;
+        if (n->kind == DAG_ITEM && n->ret + 1 > d->nitems)
+            d->nitems = n->ret + 1;
+        r->item = n->kind == DAG_ITEM ? n->ret : 0;
         r->args = calloc(n->nargs + 1, sizeof *r->args);
         r->arg_reader = calloc(n->nargs + 1, sizeof *r->arg_reader);
         if (!r->args || !r->arg_reader || (n->method && !(r->method = strdup(n->method))) ||
@@ -258,6 +272,18 @@ static prism_status plan_outputs(prism_dag_compiled *d)
         if (d->nreaders[i] > PRISM_CHAN_MAX_READERS)
             return prism__fail(PRISM_ERR_INVALID, "node %zu is read by %u nodes, more than %d", i,
                                d->nreaders[i], PRISM_CHAN_MAX_READERS);
+    return PRISM_OK;
+}
+
+/* The channels the driver writes: the input's, when a node takes the whole
+ * input, and each item's that a node takes. */
+static prism_status plan_inputs(prism_dag_compiled *d)
+{
+    if (!(d->ins = calloc(d->nnodes, sizeof *d->ins)))
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    for (size_t n = 0; n < d->nnodes; n++)
+        if ((d->nodes[n].kind == DAG_INPUT || d->nodes[n].kind == DAG_ITEM) && d->nreaders[n])
+            d->ins[d->nins++].node = n;
     return PRISM_OK;
 }
 
@@ -507,10 +533,13 @@ static prism_status make_chans(prism_dag_compiled *d)
             return prism__fail(PRISM_ERR_INTERNAL, "cannot read the output channel");
         }
     }
-    if (prism__dag_held_init(&d->in_held, (size_t)d->o.max_inflight) != 0 ||
-        (!d->tcp[d->input] &&
-         prism_chan_writer_open_shm(&d->in, d->chans[d->input], &wait) != PRISM_CHAN_OK))
-        return prism__fail(PRISM_ERR_INTERNAL, "cannot write the input channel");
+    for (size_t i = 0; i < d->nins; i++) {
+        dag_in *in = &d->ins[i];
+        if (prism__dag_held_init(&in->held, (size_t)d->o.max_inflight) != 0 ||
+            (!d->tcp[in->node] &&
+             prism_chan_writer_open_shm(&in->w, d->chans[in->node], &wait) != PRISM_CHAN_OK))
+            return prism__fail(PRISM_ERR_INTERNAL, "cannot write the input channel");
+    }
     return PRISM_OK;
 }
 
@@ -533,28 +562,27 @@ static const char *secret_of(const prism_dag_compiled *d, size_t n, uint32_t r)
     return d->secret[d->sbase[n] + r];
 }
 
-/* The driver's TCP ends, while the actors start: it connects the input and
- * takes each output's one proven connection. */
-static prism_status connect_driver(prism_dag_compiled *d)
+/* Connects input channel `in` (TCP) to each of its readers. */
+static prism_status connect_input(prism_dag_compiled *d, dag_in *in)
 {
     prism_chan_wait wait = {.spin_us = d->o.spin_us};
     size_t sndbuf = (size_t)d->o.max_inflight * (size_t)(d->o.max_buf_size + 4);
-    uint32_t n = d->tcp[d->input] ? d->nreaders[d->input] : 0;
+    uint32_t n = d->nreaders[in->node];
     prism_chan_writer **ws = calloc(n + 1, sizeof *ws);
-    if (!ws || !(d->in_fds = malloc((n + 1) * sizeof *d->in_fds))) {
+    if (!ws || !(in->fds = malloc((n + 1) * sizeof *in->fds))) {
         free(ws);
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     }
     for (uint32_t r = 0; r <= n; r++)
-        d->in_fds[r] = -1;
+        in->fds[r] = -1;
     prism_status s = PRISM_OK;
     uint32_t k = 0;
     for (; k < n; k++) {
-        const char *addr = reader_addr(d, d->input, k);
+        const char *addr = reader_addr(d, in->node, k);
         if (!addr ||
-            (d->in_fds[k] = prism__dag_edge_connect(addr, secret_of(d, d->input, k), sndbuf,
-                                                    d->o.timeout_ms)) < 0 ||
-            prism_chan_writer_open_socket(&ws[k], d->in_fds[k], d->o.max_buf_size, &wait) !=
+            (in->fds[k] = prism__dag_edge_connect(addr, secret_of(d, in->node, k), sndbuf,
+                                                  d->o.timeout_ms)) < 0 ||
+            prism_chan_writer_open_socket(&ws[k], in->fds[k], d->o.max_buf_size, &wait) !=
                 PRISM_CHAN_OK) {
             s = prism__fail(PRISM_ERR_CONNECT, "cannot connect the DAG's input to %s: %s",
                             addr ? addr : "?", strerror(errno));
@@ -562,14 +590,26 @@ static prism_status connect_driver(prism_dag_compiled *d)
         }
     }
     if (s == PRISM_OK && n == 1)
-        d->in = ws[0];
+        in->w = ws[0];
     else if (s == PRISM_OK && n > 1 &&
-             prism_chan_writer_open_fanout(&d->in, ws, n) != PRISM_CHAN_OK)
+             prism_chan_writer_open_fanout(&in->w, ws, n) != PRISM_CHAN_OK)
         s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     if (s != PRISM_OK)
         while (k > 0)
             prism_chan_writer_destroy(ws[--k]);
     free(ws);
+    return s;
+}
+
+/* The driver's TCP ends, while the actors start: it connects the input
+ * channels and takes each output's one proven connection. */
+static prism_status connect_driver(prism_dag_compiled *d)
+{
+    prism_chan_wait wait = {.spin_us = d->o.spin_us};
+    prism_status s = PRISM_OK;
+    for (size_t i = 0; s == PRISM_OK && i < d->nins; i++)
+        if (d->tcp[d->ins[i].node])
+            s = connect_input(d, &d->ins[i]);
     for (size_t i = 0; s == PRISM_OK && i < d->nouts; i++) {
         if (d->out_listen[i] < 0)
             continue;
@@ -814,7 +854,8 @@ static prism_status finish_calls(prism_dag_compiled *d, bool start)
 
 static bool report_whole(const prism_buf *b) { return b->len + DAG_REPORT_PIECE <= b->max; }
 
-static const char *const kind_names[] = {"input", "bind", "multi_output", "return", "constant"};
+static const char *const kind_names[] = {"input",  "bind",     "multi_output",
+                                         "return", "constant", "input_item"};
 
 /* A latency histogram (prism_chan_hist) as JSON. */
 static void hist_text(prism_buf *b, const prism_chan_hist *h)
@@ -990,11 +1031,15 @@ static void close_fd(int fd)
 
 static void free_compiled(prism_dag_compiled *d)
 {
-    prism_chan_writer_destroy(d->in);
-    for (uint32_t r = 0; d->in_fds && d->in_fds[r] >= 0; r++)
-        close_fd(d->in_fds[r]);
-    free(d->in_fds);
-    prism__dag_held_free(&d->in_held);
+    for (size_t i = 0; d->ins && i < d->nins; i++) {
+        dag_in *in = &d->ins[i];
+        prism_chan_writer_destroy(in->w);
+        for (uint32_t r = 0; in->fds && in->fds[r] >= 0; r++)
+            close_fd(in->fds[r]);
+        free(in->fds);
+        prism__dag_held_free(&in->held);
+    }
+    free(d->ins);
     for (size_t i = 0; d->outs && i < d->nouts; i++) {
         prism_chan_reader_destroy(d->outs[i]);
         if (d->out_fds) {
@@ -1060,7 +1105,8 @@ prism_status prism_dag_teardown(prism_dag_compiled *d)
         if (d->out_fds)
             d->out_fds[i] = -1;
     }
-    prism_chan_writer_close(d->in, d->in_fds && d->in_fds[0] >= 0 ? d->o.timeout_ms : 0);
+    for (size_t i = 0; i < d->nins; i++)
+        prism_chan_writer_close(d->ins[i].w, d->ins[i].fds ? d->o.timeout_ms : 0);
     prism_status s = PRISM_OK, stop = call_actors(d, false);
     prism_status done = finish_calls(d, false);
     if (stop == PRISM_OK)
@@ -1097,6 +1143,8 @@ static prism_status compile_steps(prism_dag_compiled *d, const prism_dag *dag)
         s = list_actor_chans(d);
     if (s == PRISM_OK)
         s = plan_outputs(d);
+    if (s == PRISM_OK)
+        s = plan_inputs(d);
     if (s == PRISM_OK)
         s = prism__dag_rdv_listen(&d->rdv, d->id);
     if (s == PRISM_OK)
@@ -1180,6 +1228,58 @@ static const char *item_name(const prism_dag_compiled *d, size_t i)
     return m ? m : "the input";
 }
 
+/* Writes `input` (and its items) into every input channel, or into none:
+ * each slot is begun before any is published. */
+static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input)
+{
+    size_t begun = 0, put = 0;
+    prism_chan_status cs = PRISM_CHAN_OK;
+    int64_t deadline = d->nins > 1 ? prism_mono_ms() + d->o.timeout_ms : 0; /* for them all */
+    while (begun < d->nins && cs == PRISM_CHAN_OK) {
+        int64_t left = begun ? deadline - prism_mono_ms() : d->o.timeout_ms;
+        cs = prism_chan_begin_write(d->ins[begun].w, &d->ins[begun].buf, left > 0 ? (int)left : 0);
+        begun += cs == PRISM_CHAN_OK;
+    }
+    while (cs == PRISM_CHAN_OK && put < d->nins) {
+        dag_in *in = &d->ins[put];
+        const prism_value *v = d->nodes[in->node].kind == DAG_ITEM
+                                   ? prism_value_list_get(input, d->nodes[in->node].item)
+                                   : input;
+        prism__dag_held_begin(&in->held);
+        in->ref = NULL;
+        in->len = prism__dag_put(d->c, in->buf, prism_chan_writer_capacity(in->w), v, &in->ref);
+        if (in->len == 0)
+            break;
+        put++;
+    }
+    if (put < d->nins) {
+        prism_status s = cs == PRISM_CHAN_TIMEOUT
+                             ? prism__fail(PRISM_ERR_TIMEOUT,
+                                           "the DAG's first actors took no input for %d ms",
+                                           d->o.timeout_ms)
+                         : cs != PRISM_CHAN_OK
+                             ? set_broken(d, "an actor that reads the DAG's input died")
+                             : prism__fail(prism_last_status(),
+                                           "the input is larger than max_buf_size and the object "
+                                           "store did not take it: %s",
+                                           prism_last_error());
+        for (size_t i = 0; i < begun; i++)
+            prism_chan_abort_write(d->ins[i].w);
+        for (size_t i = 0; i < put; i++)
+            prism_ref_release(d->ins[i].ref); /* nobody will read them */
+        return s;
+    }
+    for (size_t i = 0; i < d->nins; i++) {
+        dag_in *in = &d->ins[i];
+        /* Over TCP, the frame must be in the kernel before the caller blocks
+         * in get (an actor waits for all of it); read_next sends what is left. */
+        if (prism_chan_end_write(in->w, in->len) == PRISM_CHAN_QUEUED)
+            prism_chan_flush(in->w, d->o.timeout_ms);
+        prism__dag_held_end(&in->held, in->ref);
+    }
+    return PRISM_OK;
+}
+
 prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                                prism_dag_future **out)
 {
@@ -1198,28 +1298,15 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                            d->o.max_inflight);
     if (prism__dag_has_ref(input))
         return prism__fail(PRISM_ERR_INVALID, "a DAG's values cannot hold object references");
-    void *buf;
-    prism_chan_status cs = prism_chan_begin_write(d->in, &buf, d->o.timeout_ms);
-    if (cs == PRISM_CHAN_TIMEOUT)
-        return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's first actors took no input for %d ms",
-                           d->o.timeout_ms);
-    if (cs != PRISM_CHAN_OK)
-        return set_broken(d, "an actor that reads the DAG's input died");
-    prism__dag_held_begin(&d->in_held);
-    prism_ref *held;
-    size_t n = prism__dag_put(d->c, buf, prism_chan_writer_capacity(d->in), input, &held);
-    if (n == 0) {
-        prism_chan_abort_write(d->in);
-        return prism__fail(prism_last_status(),
-                           "the input is larger than max_buf_size and "
-                           "the object store did not take it: %s",
-                           prism_last_error());
-    }
-    /* Over TCP, the frame must be in the kernel before the caller blocks in
-     * get (an actor waits for all of it); read_next sends what is left. */
-    if (prism_chan_end_write(d->in, n) == PRISM_CHAN_QUEUED)
-        prism_chan_flush(d->in, d->o.timeout_ms);
-    prism__dag_held_end(&d->in_held, held);
+    if (d->nitems && (prism_value_kind_of(input) != PRISM_VALUE_LIST ||
+                      prism_value_list_size(input) < d->nitems))
+        return prism__fail(PRISM_ERR_INVALID,
+                           "the DAG takes items of its input up to item %zu "
+                           "(prism_dag_input_item): execute it with a list of at least %zu",
+                           d->nitems - 1, d->nitems);
+    prism_status s = write_inputs(d, input);
+    if (s != PRISM_OK)
+        return s;
     *f = (prism_dag_future){.d = d, .in_use = true};
     d->next_seq++;
     if (++d->next_slot == (size_t)d->o.max_inflight)
@@ -1341,8 +1428,9 @@ static prism_status read_next(prism_dag_compiled *d, int timeout_ms, bool in_pla
         int wait_ms = one ? timeout_ms : left > 0 ? (int)left : 0;
         const void *buf;
         size_t len;
-        if (d->tcp[d->input])
-            prism_chan_flush(d->in, 0); /* a frame left partly unsent */
+        for (size_t i = 0; i < d->nins; i++)
+            if (d->ins[i].fds)
+                prism_chan_flush(d->ins[i].w, 0); /* a frame left partly unsent */
         prism_chan_status cs = prism_chan_begin_read(d->outs[d->parts], &buf, &len, wait_ms);
         if (cs == PRISM_CHAN_TIMEOUT)
             return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's execution is not done yet");

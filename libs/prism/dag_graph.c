@@ -61,8 +61,9 @@ static prism_dag_node *add_node(prism_dag *dag, int kind, prism_dag_node *const 
             prism__fail(PRISM_ERR_INVALID, "a multi-output node can only be the output");
             return NULL;
         }
-        if (args[i]->kind == DAG_CONST && kind == DAG_MULTI) {
-            prism__fail(PRISM_ERR_INVALID, "item %zu is a constant: only a bind takes one", i);
+        if ((args[i]->kind == DAG_CONST || args[i]->kind == DAG_ITEM) && kind == DAG_MULTI) {
+            prism__fail(PRISM_ERR_INVALID,
+                        "item %zu is a constant or an item of the input: only a bind takes one", i);
             return NULL;
         }
     }
@@ -131,6 +132,22 @@ prism_status prism_dag_constant(prism_dag *dag, const prism_value *v, prism_dag_
         return copy ? prism_last_status() : prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     }
     n->value = copy;
+    *out = n;
+    return PRISM_OK;
+}
+
+prism_status prism_dag_input_item(prism_dag *dag, prism_dag_node *input, size_t i,
+                                  prism_dag_node **out)
+{
+    if (out)
+        *out = NULL;
+    if (!dag || !out || !owns(dag, input) || input->kind != DAG_INPUT || i >= 1024)
+        return prism__fail(PRISM_ERR_INVALID, "dag_input_item needs a graph, its input node, an "
+                                              "item below 1024 and an out-pointer");
+    prism_dag_node *n = add_node(dag, DAG_ITEM, &input, 1);
+    if (!n)
+        return prism_last_status();
+    n->ret = i;
     *out = n;
     return PRISM_OK;
 }
@@ -204,7 +221,7 @@ prism_status prism__dag_check(const prism_dag *dag)
 {
     if (!dag || dag->n == 0)
         return prism__fail(PRISM_ERR_INVALID, "the graph is empty");
-    if (dag->nodes[dag->n - 1]->kind == DAG_INPUT)
+    if (dag->nodes[dag->n - 1]->kind == DAG_INPUT || dag->nodes[dag->n - 1]->kind == DAG_ITEM)
         return prism__fail(PRISM_ERR_INVALID, "the graph's output is its input: bind a method");
     if (dag->nodes[dag->n - 1]->kind == DAG_CONST)
         return prism__fail(PRISM_ERR_INVALID, "the graph's output is a constant: bind a method");

@@ -10,8 +10,9 @@
 /* A bind of several returns is a DAG_BIND node the user never sees, and
  * one DAG_RETURN node per return, taking it as its one argument. A
  * DAG_CONST node has no channel: its value goes to the actors whose binds
- * take it with their start call. */
-enum dag_node_kind { DAG_INPUT, DAG_BIND, DAG_MULTI, DAG_RETURN, DAG_CONST };
+ * take it with their start call. A DAG_ITEM node takes the input: the
+ * driver writes that item of each execution's input into its channel. */
+enum dag_node_kind { DAG_INPUT, DAG_BIND, DAG_MULTI, DAG_RETURN, DAG_CONST, DAG_ITEM };
 
 struct prism_dag_node {
     size_t index;       /* in its graph: nodes only take nodes of lower index */
@@ -21,7 +22,7 @@ struct prism_dag_node {
     size_t *args; /* indexes of the nodes it takes (DAG_BIND, DAG_MULTI, DAG_RETURN) */
     size_t nargs;
     size_t nreturns;    /* DAG_BIND: 1, or its DAG_RETURN nodes */
-    size_t ret;         /* DAG_RETURN: which return of its bind */
+    size_t ret;         /* DAG_RETURN: which return of its bind; DAG_ITEM: which item */
     prism_value *value; /* DAG_CONST: its own copy */
 };
 

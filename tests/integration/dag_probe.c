@@ -88,6 +88,18 @@ static prism_dag_compiled *compile_chain(int k, int inflight)
     return d;
 }
 
+/* Compiles `g` with `inflight` executions in flight, then frees it (the
+ * compiled DAG does not need it). */
+static prism_dag_compiled *compile_graph(prism_dag *g, int inflight)
+{
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = inflight;
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    return d;
+}
+
 /* input -> each actor; a multi-output node gathers them. */
 static prism_dag_compiled *compile_fanout(int k, int inflight)
 {
@@ -97,12 +109,7 @@ static prism_dag_compiled *compile_fanout(int k, int inflight)
     for (int i = 0; i < k; i++)
         CHECK(prism_dag_bind(g, actors[i], "add", &in, 1, &parts[i]) == PRISM_OK, "bind");
     CHECK(prism_dag_multi_output(g, parts, (size_t)k, &all) == PRISM_OK, "multi_output");
-    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
-    o.max_inflight = inflight;
-    prism_dag_compiled *d;
-    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
-    prism_dag_free(g);
-    return d;
+    return compile_graph(g, inflight);
 }
 
 static prism_dag_future *execute(prism_dag_compiled *d, long long x)
@@ -584,11 +591,7 @@ static int constants(long long n)
               PRISM_OK,
           "bind c");
     CHECK(prism_dag_multi_output(g, (prism_dag_node *[]){a, cn}, 2, &all) == PRISM_OK, "gather");
-    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
-    o.max_inflight = 4;
-    prism_dag_compiled *d;
-    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
-    prism_dag_free(g);
+    prism_dag_compiled *d = compile_graph(g, 4);
     prism_dag_future *fs[4];
     for (long long x = 0; x < n + 4; x++) {
         if (x >= 4)
@@ -606,6 +609,7 @@ static int constants(long long n)
                   PRISM_OK,
           "graph of a large constant");
     prism_value_free(big);
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
     o.max_inflight = 2;
     o.max_buf_size = 64 * 1024;
     CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile with a large constant");
@@ -620,6 +624,70 @@ static int constants(long long n)
     long long got;
     CHECK(call(actors[0], "add", "1", &got) == PRISM_OK && got == 2, "a call after teardown");
     printf("constants ok: %lld executions\n", n);
+    return 0;
+}
+
+/* items N: items of the input (Ray's inp[0], inp[1]) with Counter(1), (2),
+ * (3): a = A.add(in[0], in[1]), b = B.add(in[1]), c = C.echo(in) (the whole
+ * input): N executions of [x, 2x], 4 in flight, give [3x + 1, 2x + 2, [x,
+ * 2x]]. An input that is not a list, or too short, is refused with nothing
+ * written, and the DAG goes on. */
+static int items(long long n)
+{
+    make_actors(3, 1);
+    prism_dag *g;
+    prism_dag_node *in, *x, *y, *a, *b, *cn, *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
+              prism_dag_input_item(g, in, 0, &x) == PRISM_OK &&
+              prism_dag_input_item(g, in, 1, &y) == PRISM_OK &&
+              prism_dag_bind(g, actors[0], "add", (prism_dag_node *[]){x, y}, 2, &a) == PRISM_OK &&
+              prism_dag_bind(g, actors[1], "add", &y, 1, &b) == PRISM_OK &&
+              prism_dag_bind(g, actors[2], "echo", &in, 1, &cn) == PRISM_OK &&
+              prism_dag_multi_output(g, (prism_dag_node *[]){a, b, cn}, 3, &all) == PRISM_OK,
+          "graph");
+    prism_dag_compiled *d = compile_graph(g, 4);
+    prism_dag_future *fs[4];
+    for (long long k = 0; k < n + 4; k++) {
+        if (k >= 4) {
+            long long xv = k - 4;
+            prism_value *owned;
+            const prism_value *out = get_either(fs[k % 4], xv, &owned);
+            const prism_value *whole = prism_value_list_get(out, 2);
+            CHECK(prism_value_list_size(out) == 3 &&
+                      number(prism_value_list_get(out, 0)) == 3 * xv + 1 &&
+                      number(prism_value_list_get(out, 1)) == 2 * xv + 2 &&
+                      prism_value_list_size(whole) == 2 &&
+                      number(prism_value_list_get(whole, 0)) == xv &&
+                      number(prism_value_list_get(whole, 1)) == 2 * xv,
+                  "execution %lld with items of its input", xv);
+            prism_value_free(owned);
+        }
+        if (k == n / 2) { /* refused: nothing written, the executions go on */
+            prism_dag_future *f = NULL;
+            prism_value *one = prism_value_json("5"), *short_list = prism_value_list();
+            CHECK(prism_value_list_append(short_list, prism_value_json("1")) == PRISM_OK, "list");
+            CHECK(prism_dag_execute(d, one, &f) == PRISM_ERR_INVALID && !f &&
+                      strstr(prism_last_error(), "a list of at least 2"),
+                  "an input that is not a list");
+            printf("not a list: %s\n", prism_last_error());
+            CHECK(prism_dag_execute(d, short_list, &f) == PRISM_ERR_INVALID && !f,
+                  "an input too short");
+            prism_value_free(one);
+            prism_value_free(short_list);
+        }
+        if (k < n) {
+            prism_value *v = prism_value_list();
+            char text[32];
+            snprintf(text, sizeof text, "%lld", k);
+            CHECK(prism_value_list_append(v, prism_value_json(text)) == PRISM_OK, "list");
+            snprintf(text, sizeof text, "%lld", 2 * k);
+            CHECK(prism_value_list_append(v, prism_value_json(text)) == PRISM_OK, "list");
+            CHECK(prism_dag_execute(d, v, &fs[k % 4]) == PRISM_OK, "execute %lld", k);
+            prism_value_free(v);
+        }
+    }
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    printf("items ok: %lld executions\n", n);
     return 0;
 }
 
@@ -896,12 +964,7 @@ static prism_dag_compiled *compile_spread(int k, int inflight)
     for (int i = 1; i < k; i++)
         CHECK(prism_dag_bind(g, actors[i], "add", &n, 1, &parts[i - 1]) == PRISM_OK, "bind");
     CHECK(prism_dag_multi_output(g, parts, (size_t)k - 1, &all) == PRISM_OK, "multi_output");
-    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
-    o.max_inflight = inflight;
-    prism_dag_compiled *d;
-    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
-    prism_dag_free(g);
-    return d;
+    return compile_graph(g, inflight);
 }
 
 /* Execution x of compile_spread: actor i (i >= 1) gave x + 1 + (i + 1). */
@@ -1098,6 +1161,8 @@ int main(int argc, char **argv)
         rc = listed(atoll(argv[2]), argc == 4 ? atoi(argv[3]) : 1);
     else if (!strcmp(argv[1], "in-place") && argc == 3)
         rc = in_place(atoll(argv[2]));
+    else if (!strcmp(argv[1], "items") && argc == 3)
+        rc = items(atoll(argv[2]));
     else if (!strcmp(argv[1], "constants") && argc == 3)
         rc = constants(atoll(argv[2]));
     else if (!strcmp(argv[1], "large") && argc == 4)

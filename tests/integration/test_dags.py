@@ -427,6 +427,26 @@ def test_constants(c):
     assert first["outputs"] == [3, 5], first
 
 
+def test_input_items(c):
+    """Items of the input (prism_dag_input_item, Ray's inp[0] and inp[1]):
+    one actor takes both, one the second, one the whole list, over 2,000
+    executions four in flight; an input that is not a list, or one too
+    short, is refused with nothing written while executions are in flight,
+    and the DAG goes on. The listing shows each item as a node of its own
+    with its own edges."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
+    assert "items ok: 2000 executions" in probe(c, "items", 2000)
+    new = [d for d in c.get("/api/v1/dags").json()["dags"] if d["id"] not in before]
+    assert len(new) == 1, new
+    d = c.get("/api/v1/dags/" + new[0]["id"]).json()
+    assert [n["kind"] for n in d["nodes"]] == ["input", "input_item", "input_item", "bind", "bind",
+                                               "bind", "multi_output"], d
+    assert [n["args"] for n in d["nodes"][1:3]] == [[0], [0]], d
+    assert [(e["from"], e["to"]) for e in d["edges"]] == [(1, 3), (2, 3), (2, 4), (0, 5)], d
+
+
 def graph(dag):
     """A listed DAG without what its running loops report."""
     live = ("executions", "loops", "output_latency")
@@ -580,7 +600,8 @@ def test_shapes_errors_and_death_across_nodes(c):
     """The other checks with the actors on two nodes (B, A, B; the driver on
     A), so most edges are TCP: tensor-parallel (the input fans out over one
     connection per reader, B's outputs come back over TCP, A's through
-    shared memory), several returns, constant arguments, 4 MiB values
+    shared memory), several returns, constant arguments, items of the
+    input (a TCP channel each), 4 MiB values
     through 64 KiB slots (a
     reference on the edge, the bytes from another node's store), a failing
     method that names
@@ -600,6 +621,7 @@ def test_shapes_errors_and_death_across_nodes(c):
     for args, want in ((["fanout", 3, n, 16], "fanout ok: %d executions" % n),
                        (["returns"], "returns ok"),
                        (["constants", 200], "constants ok"),
+                       (["items", 200], "items ok"),
                        (["large", 10, 4 << 20], "large ok"),
                        (["errors"], "method error: Counter.add failed"),
                        (["died"], "actor died: ")):
@@ -655,6 +677,7 @@ if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
          test_rendezvous_refuses_strangers, test_peer_rendezvous_refuses_strangers,
-         test_large_values, test_get_in_place, test_constants, test_listed_after_gcs_restart,
+         test_large_values, test_get_in_place, test_constants,
+         test_input_items, test_listed_after_gcs_restart,
          test_edge_refuses_strangers, test_across_nodes,
          test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))

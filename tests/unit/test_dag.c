@@ -288,6 +288,38 @@ static void test_constants(void **state)
     prism_dag_free(g);
 }
 
+/* Items of the input: nodes that take the input, refused as the output or
+ * an output item, and for anything but the graph's input. */
+static void test_input_items(void **state)
+{
+    prism_dag *g, *other;
+    prism_dag_node *in, *in2, *x, *y, *n, *multi, *bad;
+    assert_int_equal(prism_dag_create(&g), PRISM_OK);
+    assert_int_equal(prism_dag_create(&other), PRISM_OK);
+    assert_int_equal(prism_dag_input(g, &in), PRISM_OK);
+    assert_int_equal(prism_dag_input(other, &in2), PRISM_OK);
+    assert_int_equal(prism_dag_input_item(g, in, 0, &x), PRISM_OK);
+    assert_int_equal(x->kind, DAG_ITEM);
+    assert_int_equal(x->ret, 0);
+    assert_int_equal(x->args[0], in->index);
+    assert_int_equal(prism__dag_check(g), PRISM_ERR_INVALID); /* the output is the input's */
+    assert_non_null(strstr(prism_last_error(), "its input"));
+    assert_int_equal(prism_dag_input_item(g, in, 1023, &y), PRISM_OK);
+    assert_int_equal(prism_dag_input_item(g, in, 1024, &bad), PRISM_ERR_INVALID);
+    assert_null(bad);
+    assert_int_equal(prism_dag_input_item(g, in2, 0, &bad),
+                     PRISM_ERR_INVALID);                                      /* another graph's */
+    assert_int_equal(prism_dag_input_item(g, x, 0, &bad), PRISM_ERR_INVALID); /* not an input */
+    prism_dag_node *xy[2] = {x, y};
+    assert_int_equal(prism_dag_bind(g, actor, "fwd", xy, 2, &n), PRISM_OK);
+    assert_int_equal(prism__dag_check(g), PRISM_OK);
+    prism_dag_node *items[2] = {n, y};
+    assert_int_equal(prism_dag_multi_output(g, items, 2, &multi), PRISM_ERR_INVALID);
+    assert_null(multi);
+    prism_dag_free(other);
+    prism_dag_free(g);
+}
+
 static void test_ref_records(void **state)
 {
     uint8_t buf[128];
@@ -513,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_several_returns),
         cmocka_unit_test(test_refused_graphs),
         cmocka_unit_test(test_constants),
+        cmocka_unit_test(test_input_items),
         cmocka_unit_test(test_value_records),
         cmocka_unit_test(test_bytes_records),
         cmocka_unit_test(test_error_records),

@@ -1410,10 +1410,10 @@ export interface components {
             nodes: {
                 index: number;
                 /**
-                 * @description return: one of the values of a bind of several returns (its one argument); constant: a value the same in every execution, given to its binds at compile (no channel, no edge)
+                 * @description return: one of the values of a bind of several returns (its one argument); constant: a value the same in every execution, given to its binds at compile (no channel, no edge); input_item: an item of the input (its one argument), which the driver writes into a channel of its own
                  * @enum {string}
                  */
-                kind: "input" | "bind" | "multi_output" | "return" | "constant";
+                kind: "input" | "bind" | "multi_output" | "return" | "constant" | "input_item";
                 /** @description bind only */
                 actor_id?: string;
                 /** @description bind only: the actor's class, when the GCS knows the actor */
