@@ -168,6 +168,12 @@ PRISM_API prism_status prism_dag_compile(prism_client *c, const prism_dag *dag,
  * needs a list long enough: else PRISM_ERR_INVALID, nothing written. */
 PRISM_API prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                                          prism_dag_future **out);
+/* As prism_dag_execute with the list of `nargs` values `args` (borrowed)
+ * as its input, without building it: the channel of item i gets args[i]
+ * itself. Only when a node takes the whole input is the list built for it
+ * (a copy of each value). */
+PRISM_API prism_status prism_dag_execute_args(prism_dag_compiled *d, const prism_value *const *args,
+                                              size_t nargs, prism_dag_future **out);
 /* Waits up to `timeout_ms` (-1: as long as the DAG lives) for the execution's
  * result. It takes the future, except when it returns PRISM_ERR_TIMEOUT
  * (then nothing changed: get it again or release it). PRISM_ERR_TASK: a method

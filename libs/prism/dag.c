@@ -610,11 +610,17 @@ static prism_status connect_driver(prism_dag_compiled *d)
     for (size_t i = 0; s == PRISM_OK && i < d->nins; i++)
         if (d->tcp[d->ins[i].node])
             s = connect_input(d, &d->ins[i]);
+    const char **secrets = s == PRISM_OK ? calloc(d->nouts, sizeof *secrets) : NULL;
+    if (s == PRISM_OK && !secrets)
+        s = prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    for (size_t i = 0; s == PRISM_OK && i < d->nouts; i++)
+        secrets[i] = secret_of(d, d->out_nodes[i], d->out_reader[i]);
+    if (s == PRISM_OK)
+        prism__dag_edge_accept_all(d->out_listen, secrets, d->nouts, d->o.timeout_ms, d->out_fds);
+    free(secrets);
     for (size_t i = 0; s == PRISM_OK && i < d->nouts; i++) {
         if (d->out_listen[i] < 0)
             continue;
-        d->out_fds[i] = prism__dag_edge_accept(
-            d->out_listen[i], secret_of(d, d->out_nodes[i], d->out_reader[i]), d->o.timeout_ms);
         close(d->out_listen[i]);
         d->out_listen[i] = -1;
         if (d->out_fds[i] < 0 ||
@@ -1228,9 +1234,11 @@ static const char *item_name(const prism_dag_compiled *d, size_t i)
     return m ? m : "the input";
 }
 
-/* Writes `input` (and its items) into every input channel, or into none:
- * each slot is begun before any is published. */
-static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input)
+/* Writes `input` and its items (from `args` when given, else from the
+ * list `input`) into every input channel, or into none: each slot is begun
+ * before any is published. */
+static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input,
+                                 const prism_value *const *args)
 {
     size_t begun = 0, put = 0;
     prism_chan_status cs = PRISM_CHAN_OK;
@@ -1242,9 +1250,10 @@ static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input
     }
     while (cs == PRISM_CHAN_OK && put < d->nins) {
         dag_in *in = &d->ins[put];
-        const prism_value *v = d->nodes[in->node].kind == DAG_ITEM
-                                   ? prism_value_list_get(input, d->nodes[in->node].item)
-                                   : input;
+        size_t item = d->nodes[in->node].item;
+        const prism_value *v = d->nodes[in->node].kind != DAG_ITEM ? input
+                               : args                              ? args[item]
+                                      : prism_value_list_get(input, item);
         prism__dag_held_begin(&in->held);
         in->ref = NULL;
         in->len = prism__dag_put(d->c, in->buf, prism_chan_writer_capacity(in->w), v, &in->ref);
@@ -1280,14 +1289,20 @@ static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input
     return PRISM_OK;
 }
 
-prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
-                               prism_dag_future **out)
+/* Whether a node takes the whole input (not only items of it). */
+static bool takes_input(const prism_dag_compiled *d)
 {
-    if (out)
-        *out = NULL;
-    if (!d || !input || !out)
-        return prism__fail(PRISM_ERR_INVALID, "dag_execute needs a DAG, an input and an "
-                                              "out-pointer");
+    for (size_t i = 0; i < d->nins; i++)
+        if (d->nodes[d->ins[i].node].kind == DAG_INPUT)
+            return true;
+    return false;
+}
+
+/* prism_dag_execute, and prism_dag_execute_args with `args` (then `input`
+ * is their list when a node takes the whole input, else NULL). */
+static prism_status execute(prism_dag_compiled *d, const prism_value *input,
+                            const prism_value *const *args, size_t nargs, prism_dag_future **out)
+{
     if (d->broken != PRISM_OK)
         return set_broken(d, NULL);
     prism_dag_future *f = &d->futures[d->next_slot];
@@ -1296,15 +1311,20 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                            "%d executions are in flight (max_inflight): get "
                            "or release the oldest first",
                            d->o.max_inflight);
-    if (prism__dag_has_ref(input))
+    bool refs = input && prism__dag_has_ref(input);
+    for (size_t i = 0; args && i < nargs; i++)
+        refs |= prism__dag_has_ref(args[i]);
+    if (refs)
         return prism__fail(PRISM_ERR_INVALID, "a DAG's values cannot hold object references");
-    if (d->nitems && (prism_value_kind_of(input) != PRISM_VALUE_LIST ||
-                      prism_value_list_size(input) < d->nitems))
+    size_t have = args                                             ? nargs
+                  : prism_value_kind_of(input) == PRISM_VALUE_LIST ? prism_value_list_size(input)
+                                                                   : 0;
+    if (have < d->nitems)
         return prism__fail(PRISM_ERR_INVALID,
                            "the DAG takes items of its input up to item %zu "
                            "(prism_dag_input_item): execute it with a list of at least %zu",
                            d->nitems - 1, d->nitems);
-    prism_status s = write_inputs(d, input);
+    prism_status s = write_inputs(d, input, args);
     if (s != PRISM_OK)
         return s;
     *f = (prism_dag_future){.d = d, .in_use = true};
@@ -1313,6 +1333,46 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
         d->next_slot = 0;
     *out = f;
     return PRISM_OK;
+}
+
+prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
+                               prism_dag_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!d || !input || !out)
+        return prism__fail(PRISM_ERR_INVALID, "dag_execute needs a DAG, an input and an "
+                                              "out-pointer");
+    return execute(d, input, NULL, 0, out);
+}
+
+prism_status prism_dag_execute_args(prism_dag_compiled *d, const prism_value *const *args,
+                                    size_t nargs, prism_dag_future **out)
+{
+    if (out)
+        *out = NULL;
+    bool ok = d && out && (args || nargs == 0) && nargs <= 1024;
+    for (size_t i = 0; ok && i < nargs; i++)
+        ok = args[i] != NULL;
+    if (!ok)
+        return prism__fail(PRISM_ERR_INVALID, "dag_execute_args needs a DAG, up to 1024 values "
+                                              "and an out-pointer");
+    if (!takes_input(d))
+        return execute(d, NULL, args, nargs, out);
+    /* A node takes the whole input: it gets the list, built (and copied) here. */
+    prism_value *list = prism_value_list();
+    for (size_t i = 0; list && i < nargs; i++) {
+        prism_value *v = prism_value_copy(args[i]);
+        if (!v || prism_value_list_append(list, v) != PRISM_OK) { /* it takes v, even then */
+            prism_value_free(list);
+            list = NULL;
+        }
+    }
+    if (!list)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    prism_status s = execute(d, list, args, nargs, out);
+    prism_value_free(list);
+    return s;
 }
 
 /* Takes item `i` of execution read_seq from its record. */

@@ -6,6 +6,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -273,4 +276,43 @@ int prism__dag_edge_connect(const char *addr, const char *secret, size_t sndbuf,
         return -1;
     }
     return fd;
+}
+
+typedef struct accept_job {
+    int listen_fd;
+    const char *secret;
+    int timeout_ms;
+    int fd;
+} accept_job;
+
+static void *accept_one(void *arg)
+{
+    accept_job *j = arg;
+    j->fd = j->listen_fd < 0 ? -1 : prism__dag_edge_accept(j->listen_fd, j->secret, j->timeout_ms);
+    return NULL;
+}
+
+void prism__dag_edge_accept_all(const int *listen_fds, const char *const *secrets, size_t n,
+                                int timeout_ms, int *out_fds)
+{
+    accept_job *jobs = calloc(n + 1, sizeof *jobs);
+    pthread_t *threads = calloc(n + 1, sizeof *threads);
+    bool *started = calloc(n + 1, sizeof *started);
+    for (size_t i = 0; i < n; i++) {
+        if (!jobs || !threads || !started) { /* out of memory: none is taken */
+            out_fds[i] = -1;
+            continue;
+        }
+        jobs[i] = (accept_job){listen_fds[i], secrets[i], timeout_ms, -1};
+        started[i] = listen_fds[i] >= 0 &&
+                     pthread_create(&threads[i], NULL, accept_one, &jobs[i]) == 0;
+    }
+    for (size_t i = 0; jobs && threads && started && i < n; i++) {
+        if (started[i])
+            pthread_join(threads[i], NULL);
+        out_fds[i] = jobs[i].fd;
+    }
+    free(jobs);
+    free(threads);
+    free(started);
 }

@@ -37,6 +37,14 @@ int prism__dag_edge_listen(const char *host, char *addr, size_t addrlen);
  * one connection. */
 int prism__dag_edge_accept(int listen_fd, const char *secret, int timeout_ms);
 
+/* prism__dag_edge_accept on `n` listeners at once, one thread each: the
+ * writers may connect in any order (one writer's edges one after another,
+ * each waiting for its proof), so taking them one by one could wait on a
+ * listener whose writer waits on another. out_fds[i] for listen_fds[i]; -1
+ * where it is -1, or where none proved secrets[i] in time. */
+void prism__dag_edge_accept_all(const int *listen_fds, const char *const *secrets, size_t n,
+                                int timeout_ms, int *out_fds);
+
 /* Connects to "host:port", proves `secret` and checks the reader's proof.
  * `sndbuf` (bytes, 0: the system's) bounds what the kernel queues for the
  * reader. Returns the connected fd (TCP_NODELAY), or -1 with errno

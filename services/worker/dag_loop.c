@@ -678,18 +678,29 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* Takes the one proven connection of every TCP input, then closes its
- * listener (runs beside the start call, which connects the outputs: two
- * actors that write to each other must not wait on each other). */
+/* Takes the one proven connection of every TCP input, all at once (a
+ * writer connects its edges in an order of its own), then closes the
+ * listeners. Runs beside the start call, which connects the outputs: two
+ * actors that write to each other must not wait on each other. */
 static void *accept_inputs(void *arg)
 {
     dag_loop *l = arg;
-    for (size_t i = 0; i < l->ntin; i++) {
-        tcp_edge *t = &l->tin[i];
-        if (t->listen_fd >= 0 && t->secret[0])
-            t->fd = prism__dag_edge_accept(t->listen_fd, t->secret, l->timeout_ms);
-        close_fd(&t->listen_fd);
+    int *listens = calloc(l->ntin + 1, sizeof *listens), *fds = calloc(l->ntin + 1, sizeof *fds);
+    const char **secrets = calloc(l->ntin + 1, sizeof *secrets);
+    for (size_t i = 0; listens && fds && secrets && i < l->ntin; i++) {
+        listens[i] = l->tin[i].secret[0] ? l->tin[i].listen_fd : -1;
+        secrets[i] = l->tin[i].secret;
     }
+    if (listens && fds && secrets) /* else no input connects: the start fails saying so */
+        prism__dag_edge_accept_all(listens, secrets, l->ntin, l->timeout_ms, fds);
+    for (size_t i = 0; i < l->ntin; i++) {
+        if (listens && fds && secrets && listens[i] >= 0)
+            l->tin[i].fd = fds[i];
+        close_fd(&l->tin[i].listen_fd);
+    }
+    free(listens);
+    free(fds);
+    free(secrets);
     return NULL;
 }
 

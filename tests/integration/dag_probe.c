@@ -630,7 +630,8 @@ static int constants(long long n)
 /* items N: items of the input (Ray's inp[0], inp[1]) with Counter(1), (2),
  * (3): a = A.add(in[0], in[1]), b = B.add(in[1]), c = C.echo(in) (the whole
  * input): N executions of [x, 2x], 4 in flight, give [3x + 1, 2x + 2, [x,
- * 2x]]. An input that is not a list, or too short, is refused with nothing
+ * 2x]]; every third one by prism_dag_execute_args. An input that is not a
+ * list, or too short, and too few arguments are refused with nothing
  * written, and the DAG goes on. */
 static int items(long long n)
 {
@@ -672,6 +673,12 @@ static int items(long long n)
             printf("not a list: %s\n", prism_last_error());
             CHECK(prism_dag_execute(d, short_list, &f) == PRISM_ERR_INVALID && !f,
                   "an input too short");
+            CHECK(prism_dag_execute_args(d, (const prism_value *const[]){one}, 1, &f) ==
+                          PRISM_ERR_INVALID &&
+                      !f,
+                  "too few arguments");
+            CHECK(prism_dag_execute_args(d, NULL, 2, &f) == PRISM_ERR_INVALID && !f,
+                  "no arguments");
             prism_value_free(one);
             prism_value_free(short_list);
         }
@@ -682,9 +689,39 @@ static int items(long long n)
             CHECK(prism_value_list_append(v, prism_value_json(text)) == PRISM_OK, "list");
             snprintf(text, sizeof text, "%lld", 2 * k);
             CHECK(prism_value_list_append(v, prism_value_json(text)) == PRISM_OK, "list");
-            CHECK(prism_dag_execute(d, v, &fs[k % 4]) == PRISM_OK, "execute %lld", k);
+            /* every third one as two values: the items are not put in a list */
+            CHECK((k % 3 == 1 ? prism_dag_execute_args(
+                                    d,
+                                    (const prism_value *const[]){prism_value_list_get(v, 0),
+                                                                 prism_value_list_get(v, 1)},
+                                    2, &fs[k % 4])
+                              : prism_dag_execute(d, v, &fs[k % 4])) == PRISM_OK,
+                  "execute %lld", k);
             prism_value_free(v);
         }
+    }
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    /* No node takes the whole input: execute_args writes the two values
+     * into their items' channels, with no list made for the input. */
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
+              prism_dag_input_item(g, in, 0, &x) == PRISM_OK &&
+              prism_dag_input_item(g, in, 1, &y) == PRISM_OK &&
+              prism_dag_bind(g, actors[0], "add", (prism_dag_node *[]){y, x}, 2, &a) == PRISM_OK,
+          "graph of items only");
+    d = compile_graph(g, 2);
+    for (long long k = 0; k < 50; k++) {
+        prism_value *xv = prism_value_json("7"), *yv = prism_value_json(k % 2 ? "100" : "200");
+        prism_dag_future *f;
+        CHECK(prism_dag_execute_args(d, (const prism_value *const[]){xv, yv}, 2, &f) == PRISM_OK,
+              "execute_args %lld", k);
+        prism_value_free(xv);
+        prism_value_free(yv);
+        prism_value *owned;
+        CHECK(number(get_either(f, k, &owned)) == (k % 2 ? 108 : 208),
+              "execution %lld of items "
+              "only",
+              k);
+        prism_value_free(owned);
     }
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     printf("items ok: %lld executions\n", n);

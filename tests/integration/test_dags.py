@@ -430,17 +430,19 @@ def test_constants(c):
 def test_input_items(c):
     """Items of the input (prism_dag_input_item, Ray's inp[0] and inp[1]):
     one actor takes both, one the second, one the whole list, over 2,000
-    executions four in flight; an input that is not a list, or one too
-    short, is refused with nothing written while executions are in flight,
-    and the DAG goes on. The listing shows each item as a node of its own
+    executions four in flight, every third by prism_dag_execute_args; an
+    input that is not a list, one too short, or too few arguments are
+    refused with nothing written while executions are in flight, and the DAG
+    goes on. Then a DAG that takes the items only, in reverse order, run
+    by execute_args. The listing shows each item as a node of its own
     with its own edges."""
     if not os.access(PROBE, os.X_OK):
         skip("dag_probe is not built")
     before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
     assert "items ok: 2000 executions" in probe(c, "items", 2000)
     new = [d for d in c.get("/api/v1/dags").json()["dags"] if d["id"] not in before]
-    assert len(new) == 1, new
-    d = c.get("/api/v1/dags/" + new[0]["id"]).json()
+    assert len(new) == 2, new  # newest first: the second takes no whole input
+    d = c.get("/api/v1/dags/" + new[-1]["id"]).json()
     assert [n["kind"] for n in d["nodes"]] == ["input", "input_item", "input_item", "bind", "bind",
                                                "bind", "multi_output"], d
     assert [n["args"] for n in d["nodes"][1:3]] == [[0], [0]], d
