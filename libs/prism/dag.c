@@ -1311,7 +1311,7 @@ static prism_status execute(prism_dag_compiled *d, const prism_value *input,
                            "%d executions are in flight (max_inflight): get "
                            "or release the oldest first",
                            d->o.max_inflight);
-    bool refs = input && prism__dag_has_ref(input);
+    bool refs = !args && prism__dag_has_ref(input); /* with args, `input` is copies of them */
     for (size_t i = 0; args && i < nargs; i++)
         refs |= prism__dag_has_ref(args[i]);
     if (refs)
