@@ -161,18 +161,8 @@ void prism__obj_set_failed_encoded(prism_client *c, obj_entry *e, prism_status s
  * (borrowed ones give their registrations back instead). Lock held. */
 static void obj_free(prism_client *c, obj_entry *e)
 {
-    if (!e->owner && e->store_socket && *e->store_socket) {
-        deletion *d = calloc(1, sizeof *d);
-        if (d) {
-            d->id = e->id;
-            d->store_socket = strdup(e->store_socket);
-            d->node_id = strdup(e->node_id ? e->node_id : "");
-            d->store_url = strdup(e->store_url ? e->store_url : "");
-            d->next = c->deletions;
-            c->deletions = d;
-            pthread_cond_signal(&c->leaser_wake);
-        }
-    }
+    if (!e->owner && e->store_socket && *e->store_socket)
+        prism__deletion_add(c, e);
     obj_entry **pp = &c->buckets[bucket_of(c, &e->id)];
     while (*pp != e)
         pp = &(*pp)->next;
@@ -542,6 +532,7 @@ void prism_disconnect(prism_client *c)
     pthread_mutex_destroy(&c->events_lock);
     pthread_cond_destroy(&c->changed);
     pthread_cond_destroy(&c->leaser_wake);
+    pthread_cond_destroy(&c->deleter_wake);
     free(c);
 }
 
@@ -574,6 +565,7 @@ prism_status prism__connect_sharing_store(const prism_connect_options *opts, pri
     pthread_cond_init(&c->changed, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&c->leaser_wake, NULL);
+    pthread_cond_init(&c->deleter_wake, NULL);
     c->epfd = c->wakefd = -1;
     c->nbuckets = 1024;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);

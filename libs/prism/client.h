@@ -1,7 +1,8 @@
 /* The owner side of libprism: the ownership table, task queues, leases and
- * the connections to leased workers. One lock guards it all; two threads run
- * in the background: `io` (reads results from workers, flushes writes) and
- * `leaser` (asks for leases, returns idle ones, deletes freed objects). */
+ * the connections to leased workers. One lock guards it all; three threads
+ * run in the background: `io` (reads results from workers, flushes writes),
+ * `leaser` (asks for leases, returns idle ones, reports) and `deleter`
+ * (deletes the stored copies of freed objects). */
 #ifndef PRISM_CLIENT_H
 #define PRISM_CLIENT_H
 
@@ -242,6 +243,7 @@ struct prism_client {
     bool actor_events;           /* subscribed (set once, read without `lock`) */
     pthread_cond_t changed;      /* an object or a task changed state */
     pthread_cond_t leaser_wake;
+    pthread_cond_t deleter_wake; /* deletions to run (deletions.c) */
     obj_entry **buckets;
     size_t nbuckets, nobjects;
     pool *pools;
@@ -268,7 +270,7 @@ struct prism_client {
     uint32_t put_index;
     uint64_t task_counter; /* task IDs: a random prefix per client and a counter */
     int epfd, wakefd;
-    pthread_t io_thread, leaser_thread;
+    pthread_t io_thread, leaser_thread, deleter_thread;
     /* While the io thread polls for results or handles the events it got
      * (io_spinning), pushes leave their frames in the connections' out
      * buffers (out_pending) and it sends them, many frames a send, instead of
@@ -474,8 +476,21 @@ void prism__dags_tick(prism_client *c);
 void prism__events_free(prism_client *c);
 
 /* ---- pools and workers (pool.c) ---- */
+/* Start and stop the background threads (the deleter's too). */
 int prism__pools_start(prism_client *c);
 void prism__pools_stop(prism_client *c);
+
+/* ---- freed objects' stored copies (deletions.c) ---- */
+/* Queues the deletion of owned entry `e`'s stored copy. Lock held. */
+void prism__deletion_add(prism_client *c, const obj_entry *e);
+/* Forgets the deletions due again on `node_id`: its copies died with it. Lock held. */
+void prism__deletions_node_dead(prism_client *c, const char *node_id);
+/* Deletes what is queued and what is due again; with `last`, everything
+ * queued, once. Lock held, dropped meanwhile. */
+void prism__deletions_run(prism_client *c, bool last);
+int prism__deletions_start(prism_client *c);
+/* Joins the deleter (c->stopping set); what it left goes with prism__deletions_run(c, true). */
+void prism__deletions_stop(prism_client *c);
 /* Queues a task whose arguments are ready and pushes what can go. Lock held. */
 void prism__pool_enqueue(prism_client *c, task_spec *t, bool front);
 pool *prism__pool_for(prism_client *c, const prism_task_options *o);

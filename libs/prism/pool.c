@@ -39,8 +39,6 @@
 #define LEASE_QUEUE_MS 60000  /* how long a request may wait in the scheduler's queue */
 #define LEASE_CONFIRM_MS 5000 /* a waiting request is asked again this often (still there?) */
 #define MAX_BACKOFF_MS 1000
-#define DELETE_RETRY_MS 1000
-#define DELETE_TRIES 30
 #define CONNECT_TIMEOUT_MS 5000 /* a worker's TCP connect and TLS handshake */
 /* The leaser's rounds: every LEASER_TICK_MS while it has work with a
  * deadline, every LEASER_QUIET_MS when not. An idle process (a worker waiting
@@ -463,19 +461,9 @@ static void bury(prism_client *c)
     *kept = NULL;
 }
 
-static void deletion_free(deletion *d);
-
 void prism__pools_node_dead(prism_client *c, const char *node_id)
 {
-    for (deletion **pp = &c->deletions_later; *pp;) { /* its copies died with it */
-        deletion *d = *pp;
-        if (!strcmp(d->node_id, node_id)) {
-            *pp = d->next;
-            deletion_free(d);
-        } else {
-            pp = &d->next;
-        }
-    }
+    prism__deletions_node_dead(c, node_id); /* its copies died with it */
     for (pool *p = c->pools; p; p = p->next)
         for (worker_conn *w = p->workers, *next; w; w = next) {
             next = w->next;
@@ -1078,89 +1066,6 @@ static void return_idle(prism_client *c, int64_t now)
     }
 }
 
-static void deletion_free(deletion *d)
-{
-    free(d->store_socket);
-    free(d->store_url);
-    free(d->node_id);
-    free(d);
-}
-
-/* Deletes one stored copy. False when its store could not be reached (a
- * restart, a cut link): the copy may still be there. */
-static bool delete_copy(prism_client *c, deletion *d)
-{
-    if (c->store && prism__same_store(d->node_id, d->store_socket, c->node_id, c->store_socket))
-        return prism_store_delete(c->store, &d->id) != PRISM_STORE_DISCONNECTED;
-    if (!*d->store_url)
-        return true;
-    prism_httpc *h = prism_httpc_pool_take(c->http, d->store_url, c->token);
-    if (!h)
-        return false;
-    char path[128], err[256];
-    prism_httpc_resp resp;
-    snprintf(path, sizeof path, "/api/v1/objects/");
-    prism_object_id_to_hex(&d->id, path + strlen(path));
-    bool done = false;
-    int rc = prism_httpc_request(h, "DELETE", path, NULL, NULL, 0, 5000, 0, &resp, err, sizeof err);
-    if (rc == 0) {
-        done = resp.status < 500; /* deleted, or not there (404) */
-        prism_httpc_resp_free(&resp);
-    }
-    prism_httpc_pool_give(c->http, h, rc == 0);
-    return done;
-}
-
-/* The copies freed since the last call, and those due again. A copy whose
- * store cannot be reached is tried again with backoff (1 s doubling to 10 s,
- * DELETE_TRIES times) until its node is declared dead (its copies died with
- * it); with `last` (the client disconnects) it gets one more try. Lock held. */
-static void run_deletions(prism_client *c, bool last)
-{
-    int64_t now = prism_mono_ms();
-    deletion *list = c->deletions;
-    c->deletions = NULL;
-    for (deletion **pp = &c->deletions_later; *pp;) {
-        deletion *d = *pp;
-        if (!last && d->next_ms > now) {
-            pp = &d->next;
-            continue;
-        }
-        *pp = d->next;
-        d->next = list;
-        list = d;
-    }
-    if (!list)
-        return;
-    pthread_mutex_unlock(&c->lock);
-    deletion *again = NULL;
-    char unreachable[1024] = ""; /* one timeout per store and pass, not one per copy */
-    for (deletion *d = list, *next; d; d = next) {
-        next = d->next;
-        bool done = false;
-        if (!*unreachable || strcmp(d->store_url, unreachable) != 0) {
-            done = delete_copy(c, d);
-            if (!done)
-                snprintf(unreachable, sizeof unreachable, "%s", d->store_url);
-        }
-        if (done || last || ++d->tries >= DELETE_TRIES) {
-            deletion_free(d);
-            continue;
-        }
-        int64_t wait = (int64_t)DELETE_RETRY_MS << (d->tries < 4 ? d->tries - 1 : 3);
-        d->next_ms = prism_mono_ms() + (wait < 10000 ? wait : 10000);
-        d->next = again;
-        again = d;
-    }
-    pthread_mutex_lock(&c->lock);
-    while (again) {
-        deletion *d = again;
-        again = d->next;
-        d->next = c->deletions_later;
-        c->deletions_later = d;
-    }
-}
-
 /* A task still queued after dispatch found every worker at its depth
  * (least_loaded): one more worker is worth asking for. */
 static bool wants_lease(const pool *p, int64_t now)
@@ -1172,11 +1077,11 @@ static bool wants_lease(const pool *p, int64_t now)
 
 /* Nothing of the leaser's rounds is due soon: no tasks queued, running or
  * waiting for a lease, no leases held (each is given back on time), nothing to
- * delete or answer, no events to send. Whatever starts such work signals
+ * answer, no events to send. Whatever starts such work signals
  * leaser_wake or happens on a connection the round then sees. Lock held. */
 static bool leaser_quiet(const prism_client *c)
 {
-    if (c->deletions_later || c->remote_gets || c->nresolving || !prism__events_quiet(c))
+    if (c->remote_gets || c->nresolving || !prism__events_quiet(c))
         return false;
     for (const pool *p = c->pools; p; p = p->next) {
         if (p->queue || p->requesting || (p->workers && !p->actor))
@@ -1211,7 +1116,6 @@ static void *leaser_main(void *arg)
         }
         tend_queued(c, now);
         return_idle(c, now);
-        run_deletions(c, false);
         prism__events_tick(c);
         prism__borrow_tick(c);
         prism__actors_tick(c);
@@ -1220,7 +1124,7 @@ static void *leaser_main(void *arg)
         ts.tv_nsec += (leaser_quiet(c) ? LEASER_QUIET_MS : LEASER_TICK_MS) * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
-        if (!c->stopping && !c->deletions && !c->outbox && !c->lease_answers)
+        if (!c->stopping && !c->outbox && !c->lease_answers)
             pthread_cond_timedwait(&c->leaser_wake, &c->lock, &ts);
     }
     pthread_mutex_unlock(&c->lock);
@@ -1239,7 +1143,7 @@ int prism__pools_start(prism_client *c)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev);
-    if (pthread_create(&c->io_thread, NULL, io_main, c) != 0)
+    if (prism__deletions_start(c) != 0 || pthread_create(&c->io_thread, NULL, io_main, c) != 0)
         return -1;
     if (pthread_create(&c->leaser_thread, NULL, leaser_main, c) != 0) {
         c->stopping = true;
@@ -1284,6 +1188,7 @@ void prism__pools_stop(prism_client *c)
         pthread_join(c->io_thread, NULL);
     if (c->leaser_thread)
         pthread_join(c->leaser_thread, NULL);
+    prism__deletions_stop(c);
     /* No request goes out now: what this owner left in a scheduler's queue
      * goes at once, not at the scheduler's next ping; a grant that comes
      * meanwhile is given back below. */
@@ -1312,7 +1217,7 @@ void prism__pools_stop(prism_client *c)
     }
     bury(c);
     /* Tasks held only as dependents of pending objects go with the table. */
-    run_deletions(c, true);
+    prism__deletions_run(c, true);
     pthread_mutex_unlock(&c->lock);
     if (c->epfd >= 0)
         close(c->epfd);

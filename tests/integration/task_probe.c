@@ -820,13 +820,44 @@ static int waitk(prism_client *c)
     return 0;
 }
 
+/* freeleasing: a stored object is dropped while a task's lease request is
+ * out (the test stopped the scheduler): prints "put ID", drops it on a line
+ * of stdin, prints "released", then waits for the task (42). */
+static int freeleasing(prism_client *c)
+{
+    prism_value *add[2] = {prism_value_json("2"), prism_value_json("40")};
+    prism_ref *task = submit1(c, "builtin", "add", add, 2, NULL);
+    CHECK(task, "submit");
+    static unsigned char big_bytes[1 << 20];
+    prism_value *big = prism_value_bytes(big_bytes, sizeof big_bytes);
+    prism_ref *ref = NULL;
+    CHECK(prism_put(c, big, &ref) == PRISM_OK, "put");
+    printf("put %s\n", prism_ref_id(ref));
+    fflush(stdout);
+    char line[64];
+    CHECK(fgets(line, sizeof line, stdin) != NULL, "stdin");
+    prism_ref_release(ref);
+    printf("released\n");
+    fflush(stdout);
+    prism_value *out = NULL;
+    prism_status s = prism_get(c, task, 120000, &out);
+    CHECK(s == PRISM_OK && json_num(out) == 42, "the task: %s", prism_status_text(s));
+    printf("freeleasing ok\n");
+    prism_value_free(out);
+    prism_value_free(big);
+    prism_value_free(add[0]);
+    prism_value_free(add[1]);
+    prism_ref_release(task);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr,
                 "usage: task_probe seed|many N|nested D|errors|package SHA|crash SHA|"
                 "sleep MS|sleeps N MS|reconstruct NODE|bigarg A B|hold NODE|lostarg [put|once]|"
-                "lostpushed A B\n");
+                "lostpushed A B|freeleasing\n");
         return 2;
     }
     prism_client *c;
@@ -845,6 +876,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "sleeps") && argc > 3     ? sleeps(c, atoi(arg), argv[3])
              : !strcmp(cmd, "reconstruct")            ? reconstruct(c, arg)
              : !strcmp(cmd, "hold")                   ? hold(c, arg)
+             : !strcmp(cmd, "freeleasing")            ? freeleasing(c)
              : !strcmp(cmd, "bigarg") && argc > 3     ? bigarg(c, arg, argv[3])
              : !strcmp(cmd, "lostarg")                ? lostarg(c, arg)
              : !strcmp(cmd, "lostpushed") && argc > 3 ? lostpushed(c, arg, argv[3])

@@ -2,6 +2,7 @@
 agents, workers and object stores."""
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -588,6 +589,39 @@ def test_force_cancel_of_a_running_task(c):
     assert time.monotonic() - t0 < 25, "the 30 s task was not cut short"
 
 
+def test_free_while_a_lease_waits(c):
+    """An object its owner drops while a lease request of it is out leaves the store at once:
+    the deletion does not wait for the scheduler's answer (here the scheduler is stopped, and
+    the request waits for its whole 10 s timeout)."""
+    if not os.access(PROBE, os.X_OK):
+        skip("task_probe is not built")
+    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
+               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"))
+    env.pop("PRISM_HOME", None)
+    c.scheduler.send_signal(signal.SIGSTOP)
+    p = subprocess.Popen([PROBE, "freeleasing"], env=env, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("put "), (line, p.stderr.read() if p.poll() is not None else "")
+        wait_until(lambda: store_stats(c, "node-1")["objects"] == 1, timeout=10,
+                   what="the object in the store")
+        p.stdin.write("drop\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "released"
+        wait_until(lambda: store_stats(c, "node-1")["objects"] == 0, timeout=5,
+                   what="the dropped object to leave the store while the lease request waits")
+        assert c.scheduler.alive()
+    finally:
+        c.scheduler.send_signal(signal.SIGCONT)
+    try:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and "freeleasing ok" in out, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_long_tasks_run_side_by_side, test_worker_crash_is_retried_then_fails,
@@ -600,6 +634,6 @@ if __name__ == "__main__":
          test_nested_tasks_on_one_cpu, test_borrowed_references,
          test_borrowed_objects_across_nodes,
          test_owner_death_fails_borrowers, test_wait_for_k_of_n,
-         test_force_cancel_of_a_running_task,
+         test_force_cancel_of_a_running_task, test_free_while_a_lease_waits,
          test_worker_refuses_a_ready_fd_that_is_not_open], nodes=1,
         node_args=("--num-cpus", "4"))
