@@ -58,7 +58,7 @@ static void outbox_put(prism_client *c, const char *subject, const char *reply, 
         c->outbox_tail = &c->outbox;
     *c->outbox_tail = m;
     c->outbox_tail = &m->next;
-    pthread_cond_signal(&c->leaser_wake);
+    pthread_cond_signal(&c->courier_wake);
 }
 
 static outmsg *outbox_take(prism_client *c)
@@ -86,12 +86,26 @@ static void send_all(prism_client *c, outmsg *list)
     }
 }
 
+/* One thread at a time sends, until the outbox is empty: an owner must see
+ * a borrower's ADD before its REMOVE, which two threads sending what each
+ * took could reorder. Lock held, dropped meanwhile. */
+void prism__borrow_flush_locked(prism_client *c)
+{
+    while (c->outbox && !c->outbox_sending) {
+        outmsg *list = outbox_take(c);
+        c->outbox_sending = true;
+        pthread_mutex_unlock(&c->lock);
+        send_all(c, list);
+        pthread_mutex_lock(&c->lock);
+        c->outbox_sending = false;
+    }
+}
+
 void prism__borrow_flush(prism_client *c)
 {
     pthread_mutex_lock(&c->lock);
-    outmsg *list = outbox_take(c);
+    prism__borrow_flush_locked(c);
     pthread_mutex_unlock(&c->lock);
-    send_all(c, list);
 }
 
 /* Tells `owner` that this process dropped `count` references to `id`. Lock held. */
@@ -757,12 +771,6 @@ void prism__borrow_tick(prism_client *c)
         c->last_borrower_check_ms = now;
         check_borrowers(c);
     }
-    outmsg *list = outbox_take(c);
-    if (list) {
-        pthread_mutex_unlock(&c->lock);
-        send_all(c, list);
-        pthread_mutex_lock(&c->lock);
-    }
 }
 
 int prism__borrow_start(prism_client *c)
@@ -819,7 +827,6 @@ void prism__borrow_stop(prism_client *c)
         free(g);
     }
     c->remote_gets = NULL;
-    outmsg *list = outbox_take(c);
+    prism__borrow_flush_locked(c);
     pthread_mutex_unlock(&c->lock);
-    send_all(c, list);
 }

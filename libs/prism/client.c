@@ -532,7 +532,7 @@ void prism_disconnect(prism_client *c)
     pthread_mutex_destroy(&c->events_lock);
     pthread_cond_destroy(&c->changed);
     pthread_cond_destroy(&c->leaser_wake);
-    pthread_cond_destroy(&c->deleter_wake);
+    pthread_cond_destroy(&c->courier_wake);
     free(c);
 }
 
@@ -565,7 +565,7 @@ prism_status prism__connect_sharing_store(const prism_connect_options *opts, pri
     pthread_cond_init(&c->changed, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&c->leaser_wake, NULL);
-    pthread_cond_init(&c->deleter_wake, NULL);
+    pthread_cond_init(&c->courier_wake, NULL);
     c->epfd = c->wakefd = -1;
     c->nbuckets = 1024;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);

@@ -1,8 +1,9 @@
 /* The owner side of libprism: the ownership table, task queues, leases and
  * the connections to leased workers. One lock guards it all; three threads
  * run in the background: `io` (reads results from workers, flushes writes),
- * `leaser` (asks for leases, returns idle ones, reports) and `deleter`
- * (deletes the stored copies of freed objects). */
+ * `leaser` (asks for leases, returns idle ones, reports) and `courier`
+ * (deletes the stored copies of freed objects, sends the borrowing
+ * protocol's messages). */
 #ifndef PRISM_CLIENT_H
 #define PRISM_CLIENT_H
 
@@ -243,7 +244,7 @@ struct prism_client {
     bool actor_events;           /* subscribed (set once, read without `lock`) */
     pthread_cond_t changed;      /* an object or a task changed state */
     pthread_cond_t leaser_wake;
-    pthread_cond_t deleter_wake; /* deletions to run (deletions.c) */
+    pthread_cond_t courier_wake; /* deletions to run, messages to send (courier.c) */
     obj_entry **buckets;
     size_t nbuckets, nobjects;
     pool *pools;
@@ -254,6 +255,7 @@ struct prism_client {
     deletion *deletions;       /* stored copies to delete now */
     deletion *deletions_later; /* whose store could not be reached: tried again */
     outmsg *outbox, **outbox_tail;
+    bool outbox_sending; /* a thread sends what it took: the others leave theirs to it */
     remote_get *remote_gets;
     prism_object_id *unreg; /* borrowed entries made since the last registration */
     size_t nunreg, capunreg;
@@ -270,7 +272,7 @@ struct prism_client {
     uint32_t put_index;
     uint64_t task_counter; /* task IDs: a random prefix per client and a counter */
     int epfd, wakefd;
-    pthread_t io_thread, leaser_thread, deleter_thread;
+    pthread_t io_thread, leaser_thread, courier_thread;
     /* While the io thread polls for results or handles the events it got
      * (io_spinning), pushes leave their frames in the connections' out
      * buffers (out_pending) and it sends them, many frames a send, instead of
@@ -355,8 +357,11 @@ void prism__borrow_forget(prism_client *c, obj_entry *e);
 /* Asks the owner of a pending borrowed entry for its value (answered later,
  * on the reply subject). Lock held. */
 void prism__borrow_resolve(prism_client *c, obj_entry *e);
-/* Publishes what is queued; called without the lock. */
+/* Publishes what is queued, or leaves it to the thread sending now (which
+ * sends until the outbox is empty); called without the lock. */
 void prism__borrow_flush(prism_client *c);
+/* The same, lock held (dropped meanwhile). */
+void prism__borrow_flush_locked(prism_client *c);
 /* One synchronous try at a borrowed entry's value, so a dead owner shows at
  * once. Called without the lock. */
 void prism__borrow_fetch_now(prism_client *c, const prism_object_id *id);
@@ -476,11 +481,11 @@ void prism__dags_tick(prism_client *c);
 void prism__events_free(prism_client *c);
 
 /* ---- pools and workers (pool.c) ---- */
-/* Start and stop the background threads (the deleter's too). */
+/* Start and stop the background threads (the courier's too). */
 int prism__pools_start(prism_client *c);
 void prism__pools_stop(prism_client *c);
 
-/* ---- freed objects' stored copies (deletions.c) ---- */
+/* ---- the courier: freed objects' stored copies, the outbox (courier.c) ---- */
 /* Queues the deletion of owned entry `e`'s stored copy. Lock held. */
 void prism__deletion_add(prism_client *c, const obj_entry *e);
 /* Forgets the deletions due again on `node_id`: its copies died with it. Lock held. */
@@ -488,9 +493,10 @@ void prism__deletions_node_dead(prism_client *c, const char *node_id);
 /* Deletes what is queued and what is due again; with `last`, everything
  * queued, once. Lock held, dropped meanwhile. */
 void prism__deletions_run(prism_client *c, bool last);
-int prism__deletions_start(prism_client *c);
-/* Joins the deleter (c->stopping set); what it left goes with prism__deletions_run(c, true). */
-void prism__deletions_stop(prism_client *c);
+int prism__courier_start(prism_client *c);
+/* Joins the courier (c->stopping set); the deletions it left go with
+ * prism__deletions_run(c, true). */
+void prism__courier_stop(prism_client *c);
 /* Queues a task whose arguments are ready and pushes what can go. Lock held. */
 void prism__pool_enqueue(prism_client *c, task_spec *t, bool front);
 pool *prism__pool_for(prism_client *c, const prism_task_options *o);

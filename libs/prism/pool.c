@@ -1124,7 +1124,7 @@ static void *leaser_main(void *arg)
         ts.tv_nsec += (leaser_quiet(c) ? LEASER_QUIET_MS : LEASER_TICK_MS) * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
-        if (!c->stopping && !c->outbox && !c->lease_answers)
+        if (!c->stopping && !c->lease_answers)
             pthread_cond_timedwait(&c->leaser_wake, &c->lock, &ts);
     }
     pthread_mutex_unlock(&c->lock);
@@ -1143,7 +1143,7 @@ int prism__pools_start(prism_client *c)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev);
-    if (prism__deletions_start(c) != 0 || pthread_create(&c->io_thread, NULL, io_main, c) != 0)
+    if (prism__courier_start(c) != 0 || pthread_create(&c->io_thread, NULL, io_main, c) != 0)
         return -1;
     if (pthread_create(&c->leaser_thread, NULL, leaser_main, c) != 0) {
         c->stopping = true;
@@ -1188,7 +1188,7 @@ void prism__pools_stop(prism_client *c)
         pthread_join(c->io_thread, NULL);
     if (c->leaser_thread)
         pthread_join(c->leaser_thread, NULL);
-    prism__deletions_stop(c);
+    prism__courier_stop(c);
     /* No request goes out now: what this owner left in a scheduler's queue
      * goes at once, not at the scheduler's next ping; a grant that comes
      * meanwhile is given back below. */

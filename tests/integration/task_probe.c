@@ -820,23 +820,35 @@ static int waitk(prism_client *c)
     return 0;
 }
 
-/* freeleasing: a stored object is dropped while a task's lease request is
- * out (the test stopped the scheduler): prints "put ID", drops it on a line
- * of stdin, prints "released", then waits for the task (42). */
-static int freeleasing(prism_client *c)
+/* freeleasing [SHA]: a stored object is dropped while a task's lease
+ * request is out (the test stops the scheduler meanwhile): the object is
+ * this driver's put, or with SHA one a worker owns that this driver
+ * borrows (stash). Prints "object ID"; on a line of stdin submits the
+ * task, drops the object and prints "released"; then waits for the task
+ * (42). */
+static int freeleasing(prism_client *c, const char *sha)
 {
-    prism_value *add[2] = {prism_value_json("2"), prism_value_json("40")};
-    prism_ref *task = submit1(c, "builtin", "add", add, 2, NULL);
-    CHECK(task, "submit");
     static unsigned char big_bytes[1 << 20];
-    prism_value *big = prism_value_bytes(big_bytes, sizeof big_bytes);
+    prism_value *big = prism_value_bytes(big_bytes, sizeof big_bytes), *list = NULL;
     prism_ref *ref = NULL;
-    CHECK(prism_put(c, big, &ref) == PRISM_OK, "put");
-    printf("put %s\n", prism_ref_id(ref));
+    long pid = 0;
+    if (*sha)
+        ref = stashed(c, sha, sizeof big_bytes, &list, &pid);
+    else
+        CHECK(prism_put(c, big, &ref) == PRISM_OK, "put");
+    CHECK(ref, "stash gave no reference");
+    printf("object %s\n", prism_ref_id(ref));
     fflush(stdout);
     char line[64];
     CHECK(fgets(line, sizeof line, stdin) != NULL, "stdin");
+    prism_value *add[2] = {prism_value_json("2"), prism_value_json("40")};
+    prism_task_options shape = PRISM_TASK_OPTIONS_INIT;
+    shape.num_cpus = 1.5; /* a shape of its own: no lease of the stash's to reuse */
+    prism_ref *task = submit1(c, "builtin", "add", add, 2, &shape);
+    CHECK(task, "submit");
+    usleep(200000); /* the lease request is out */
     prism_ref_release(ref);
+    prism_value_free(list);
     printf("released\n");
     fflush(stdout);
     prism_value *out = NULL;
@@ -857,7 +869,7 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "usage: task_probe seed|many N|nested D|errors|package SHA|crash SHA|"
                 "sleep MS|sleeps N MS|reconstruct NODE|bigarg A B|hold NODE|lostarg [put|once]|"
-                "lostpushed A B|freeleasing\n");
+                "lostpushed A B|freeleasing [SHA]\n");
         return 2;
     }
     prism_client *c;
@@ -876,7 +888,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "sleeps") && argc > 3     ? sleeps(c, atoi(arg), argv[3])
              : !strcmp(cmd, "reconstruct")            ? reconstruct(c, arg)
              : !strcmp(cmd, "hold")                   ? hold(c, arg)
-             : !strcmp(cmd, "freeleasing")            ? freeleasing(c)
+             : !strcmp(cmd, "freeleasing")            ? freeleasing(c, arg)
              : !strcmp(cmd, "bigarg") && argc > 3     ? bigarg(c, arg, argv[3])
              : !strcmp(cmd, "lostarg")                ? lostarg(c, arg)
              : !strcmp(cmd, "lostpushed") && argc > 3 ? lostpushed(c, arg, argv[3])

@@ -590,36 +590,41 @@ def test_force_cancel_of_a_running_task(c):
 
 
 def test_free_while_a_lease_waits(c):
-    """An object its owner drops while a lease request of it is out leaves the store at once:
-    the deletion does not wait for the scheduler's answer (here the scheduler is stopped, and
-    the request waits for its whole 10 s timeout)."""
+    """An object dropped while a lease request of its process is out leaves the store at once:
+    neither the owner's deletion nor a borrower's REMOVE waits for the scheduler's answer (here
+    the scheduler is stopped, and the request waits for its whole 10 s timeout). Both: an
+    object the driver put, and one a worker owns that the driver borrows."""
     if not os.access(PROBE, os.X_OK):
         skip("task_probe is not built")
+    sha = upload_package(c)
     env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
                PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"))
     env.pop("PRISM_HOME", None)
-    c.scheduler.send_signal(signal.SIGSTOP)
-    p = subprocess.Popen([PROBE, "freeleasing"], env=env, stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = p.stdout.readline()
-        assert line.startswith("put "), (line, p.stderr.read() if p.poll() is not None else "")
-        wait_until(lambda: store_stats(c, "node-1")["objects"] == 1, timeout=10,
-                   what="the object in the store")
-        p.stdin.write("drop\n")
-        p.stdin.flush()
-        assert p.stdout.readline().strip() == "released"
-        wait_until(lambda: store_stats(c, "node-1")["objects"] == 0, timeout=5,
-                   what="the dropped object to leave the store while the lease request waits")
-        assert c.scheduler.alive()
-    finally:
-        c.scheduler.send_signal(signal.SIGCONT)
-    try:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0 and "freeleasing ok" in out, (out, err)
-    finally:
-        if p.poll() is None:
-            p.kill()
+    for args in (["freeleasing"], ["freeleasing", sha]):
+        p = subprocess.Popen([PROBE] + args, env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = p.stdout.readline()
+            assert line.startswith("object "), (args, line, p.poll() is not None and p.stderr.read())
+            wait_until(lambda: store_stats(c, "node-1")["objects"] == 1, timeout=10,
+                       what="the object in the store")
+            c.scheduler.send_signal(signal.SIGSTOP)
+            try:
+                p.stdin.write("drop\n")
+                p.stdin.flush()
+                assert p.stdout.readline().strip() == "released", args
+                t0 = time.monotonic()
+                wait_until(lambda: store_stats(c, "node-1")["objects"] == 0, timeout=5,
+                           what="the dropped object to leave the store while the lease request "
+                                "waits (%s)" % " ".join(args[:1] + ["SHA"] * (len(args) - 1)))
+                print("  %s: the store emptied in %.2f s" % (args[-1][:11], time.monotonic() - t0))
+            finally:
+                c.scheduler.send_signal(signal.SIGCONT)
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0 and "freeleasing ok" in out, (args, out, err)
+        finally:
+            if p.poll() is None:
+                p.kill()
 
 
 if __name__ == "__main__":

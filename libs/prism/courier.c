@@ -1,11 +1,15 @@
-/* Freeing stored copies: when the owner drops its last reference to an
- * object in a store, the copy is deleted from a thread of its own. Space a
- * store frees is what others wait for (a dataset's memory budget counts a
- * block as gone once its consumer gives it back), so a deletion must not
- * queue behind the leaser's rounds, whose lease request may wait for a
- * worker process to start. A copy in this process's node's store is one
- * round trip on the store's socket; one elsewhere is a DELETE to that store
- * over HTTP, tried again with backoff while the store cannot be reached. */
+/* The courier thread: what this process owes others, off the thread that
+ * owes it and never behind the leaser's rounds (whose lease request may
+ * wait for a worker process to start):
+ * - the stored copies of the objects it freed: a store frees the space when
+ *   the owner says so, and others wait for it (a dataset's memory budget
+ *   counts a block as gone once its consumer gives it back). A copy in this
+ *   process's node's store is one round trip on the store's socket; one
+ *   elsewhere is a DELETE to that store over HTTP, tried again with backoff
+ *   while the store cannot be reached;
+ * - the borrowing protocol's messages queued in the outbox (borrow.c): a
+ *   borrower's REMOVE frees the object at its owner, an owner's late answer
+ *   ends a borrower's wait. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -101,7 +105,6 @@ void prism__deletions_run(prism_client *c, bool last)
     }
 }
 
-
 void prism__deletion_add(prism_client *c, const obj_entry *e)
 {
     deletion *d = calloc(1, sizeof *d);
@@ -117,7 +120,7 @@ void prism__deletion_add(prism_client *c, const obj_entry *e)
     }
     d->next = c->deletions;
     c->deletions = d;
-    pthread_cond_signal(&c->deleter_wake);
+    pthread_cond_signal(&c->courier_wake);
 }
 
 void prism__deletions_node_dead(prism_client *c, const char *node_id)
@@ -133,20 +136,21 @@ void prism__deletions_node_dead(prism_client *c, const char *node_id)
     }
 }
 
-static void *deleter_main(void *arg)
+static void *courier_main(void *arg)
 {
     prism_client *c = arg;
     pthread_mutex_lock(&c->lock);
     while (!c->stopping) {
+        prism__borrow_flush_locked(c);
         prism__deletions_run(c, false);
-        if (c->stopping || c->deletions)
+        if (c->stopping || c->deletions || (c->outbox && !c->outbox_sending))
             continue;
         int64_t due = INT64_MAX; /* the next copy whose store was out of reach */
         for (const deletion *d = c->deletions_later; d; d = d->next)
             if (d->next_ms < due)
                 due = d->next_ms;
         if (due == INT64_MAX) {
-            pthread_cond_wait(&c->deleter_wake, &c->lock);
+            pthread_cond_wait(&c->courier_wake, &c->lock);
             continue;
         }
         int64_t wait_ms = due - prism_mono_ms();
@@ -158,23 +162,23 @@ static void *deleter_main(void *arg)
         ts.tv_nsec += (wait_ms % 1000) * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&c->deleter_wake, &c->lock, &ts);
+        pthread_cond_timedwait(&c->courier_wake, &c->lock, &ts);
     }
     pthread_mutex_unlock(&c->lock);
     return NULL;
 }
 
-int prism__deletions_start(prism_client *c)
+int prism__courier_start(prism_client *c)
 {
-    return pthread_create(&c->deleter_thread, NULL, deleter_main, c) == 0 ? 0 : -1;
+    return pthread_create(&c->courier_thread, NULL, courier_main, c) == 0 ? 0 : -1;
 }
 
-void prism__deletions_stop(prism_client *c)
+void prism__courier_stop(prism_client *c)
 {
     pthread_mutex_lock(&c->lock);
-    pthread_cond_broadcast(&c->deleter_wake);
+    pthread_cond_broadcast(&c->courier_wake);
     pthread_mutex_unlock(&c->lock);
-    if (c->deleter_thread)
-        pthread_join(c->deleter_thread, NULL);
-    c->deleter_thread = 0;
+    if (c->courier_thread)
+        pthread_join(c->courier_thread, NULL);
+    c->courier_thread = 0;
 }
