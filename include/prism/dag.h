@@ -170,8 +170,8 @@ PRISM_API prism_status prism_dag_execute(prism_dag_compiled *d, const prism_valu
                                          prism_dag_future **out);
 /* As prism_dag_execute with the list of `nargs` values `args` (borrowed)
  * as its input, without building it: the channel of item i gets args[i]
- * itself. Only when a node takes the whole input is the list built for it
- * (a copy of each value). */
+ * itself, and a node that takes the whole input gets the list encoded
+ * straight from `args` (no value is copied). */
 PRISM_API prism_status prism_dag_execute_args(prism_dag_compiled *d, const prism_value *const *args,
                                               size_t nargs, prism_dag_future **out);
 /* Waits up to `timeout_ms` (-1: as long as the DAG lives) for the execution's

@@ -1359,20 +1359,12 @@ prism_status prism_dag_execute_args(prism_dag_compiled *d, const prism_value *co
                                               "and an out-pointer");
     if (!takes_input(d))
         return execute(d, NULL, args, nargs, out);
-    /* A node takes the whole input: it gets the list, built (and copied) here. */
-    prism_value *list = prism_value_list();
-    for (size_t i = 0; list && i < nargs; i++) {
-        prism_value *v = prism_value_copy(args[i]);
-        if (!v || prism_value_list_append(list, v) != PRISM_OK) { /* it takes v, even then */
-            prism_value_free(list);
-            list = NULL;
-        }
-    }
-    if (!list)
-        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
-    prism_status s = execute(d, list, args, nargs, out);
-    prism_value_free(list);
-    return s;
+    /* A node takes the whole input: the list of the values, a view of
+     * `args` that is only encoded (into the slot, or by a put), never freed:
+     * the values are not copied. */
+    prism_value list = {
+        .kind = PRISM_VALUE_LIST, .items = (prism_value **)args, .nitems = nargs, .cap = nargs};
+    return execute(d, &list, args, nargs, out);
 }
 
 /* Takes item `i` of execution read_seq from its record. */
