@@ -485,6 +485,10 @@ void prism__events_free(prism_client *c);
 int prism__pools_start(prism_client *c);
 void prism__pools_stop(prism_client *c);
 
+/* Waits on one of the background threads' condition variables (leaser_wake,
+ * courier_wake: CLOCK_REALTIME) for at most `ms`. Lock held. */
+void prism__wake_wait(prism_client *c, pthread_cond_t *wake, int64_t ms);
+
 /* ---- the courier: freed objects' stored copies, the outbox (courier.c) ---- */
 /* Queues the deletion of owned entry `e`'s stored copy. Lock held. */
 void prism__deletion_add(prism_client *c, const obj_entry *e);

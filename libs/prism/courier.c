@@ -12,7 +12,6 @@
  *   ends a borrower's wait. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "client.h"
 #include "prism_httpc.h"
@@ -149,20 +148,10 @@ static void *courier_main(void *arg)
         for (const deletion *d = c->deletions_later; d; d = d->next)
             if (d->next_ms < due)
                 due = d->next_ms;
-        if (due == INT64_MAX) {
+        if (due == INT64_MAX)
             pthread_cond_wait(&c->courier_wake, &c->lock);
-            continue;
-        }
-        int64_t wait_ms = due - prism_mono_ms();
-        if (wait_ms <= 0)
-            continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += wait_ms / 1000;
-        ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&c->courier_wake, &c->lock, &ts);
+        else if (due > prism_mono_ms())
+            prism__wake_wait(c, &c->courier_wake, due - prism_mono_ms());
     }
     pthread_mutex_unlock(&c->lock);
     return NULL;

@@ -1234,11 +1234,9 @@ static const char *item_name(const prism_dag_compiled *d, size_t i)
     return m ? m : "the input";
 }
 
-/* Writes `input` and its items (from `args` when given, else from the
- * list `input`) into every input channel, or into none: each slot is begun
- * before any is published. */
-static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input,
-                                 const prism_value *const *args)
+/* Writes `input` and its items into every input channel, or into none:
+ * each slot is begun before any is published. */
+static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input)
 {
     size_t begun = 0, put = 0;
     prism_chan_status cs = PRISM_CHAN_OK;
@@ -1250,10 +1248,9 @@ static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input
     }
     while (cs == PRISM_CHAN_OK && put < d->nins) {
         dag_in *in = &d->ins[put];
-        size_t item = d->nodes[in->node].item;
-        const prism_value *v = d->nodes[in->node].kind != DAG_ITEM ? input
-                               : args                              ? args[item]
-                                      : prism_value_list_get(input, item);
+        const prism_value *v = d->nodes[in->node].kind != DAG_ITEM
+                                   ? input
+                                   : prism_value_list_get(input, d->nodes[in->node].item);
         prism__dag_held_begin(&in->held);
         in->ref = NULL;
         in->len = prism__dag_put(d->c, in->buf, prism_chan_writer_capacity(in->w), v, &in->ref);
@@ -1289,19 +1286,7 @@ static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input
     return PRISM_OK;
 }
 
-/* Whether a node takes the whole input (not only items of it). */
-static bool takes_input(const prism_dag_compiled *d)
-{
-    for (size_t i = 0; i < d->nins; i++)
-        if (d->nodes[d->ins[i].node].kind == DAG_INPUT)
-            return true;
-    return false;
-}
-
-/* prism_dag_execute, and prism_dag_execute_args with `args` (then `input`
- * is their list when a node takes the whole input, else NULL). */
-static prism_status execute(prism_dag_compiled *d, const prism_value *input,
-                            const prism_value *const *args, size_t nargs, prism_dag_future **out)
+static prism_status execute(prism_dag_compiled *d, const prism_value *input, prism_dag_future **out)
 {
     if (d->broken != PRISM_OK)
         return set_broken(d, NULL);
@@ -1311,20 +1296,14 @@ static prism_status execute(prism_dag_compiled *d, const prism_value *input,
                            "%d executions are in flight (max_inflight): get "
                            "or release the oldest first",
                            d->o.max_inflight);
-    bool refs = !args && prism__dag_has_ref(input); /* with args, `input` is copies of them */
-    for (size_t i = 0; args && i < nargs; i++)
-        refs |= prism__dag_has_ref(args[i]);
-    if (refs)
+    if (prism__dag_has_ref(input))
         return prism__fail(PRISM_ERR_INVALID, "a DAG's values cannot hold object references");
-    size_t have = args                                             ? nargs
-                  : prism_value_kind_of(input) == PRISM_VALUE_LIST ? prism_value_list_size(input)
-                                                                   : 0;
-    if (have < d->nitems)
+    if (prism_value_list_size(input) < d->nitems)
         return prism__fail(PRISM_ERR_INVALID,
                            "the DAG takes items of its input up to item %zu "
                            "(prism_dag_input_item): execute it with a list of at least %zu",
                            d->nitems - 1, d->nitems);
-    prism_status s = write_inputs(d, input, args);
+    prism_status s = write_inputs(d, input);
     if (s != PRISM_OK)
         return s;
     *f = (prism_dag_future){.d = d, .in_use = true};
@@ -1343,7 +1322,7 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
     if (!d || !input || !out)
         return prism__fail(PRISM_ERR_INVALID, "dag_execute needs a DAG, an input and an "
                                               "out-pointer");
-    return execute(d, input, NULL, 0, out);
+    return execute(d, input, out);
 }
 
 prism_status prism_dag_execute_args(prism_dag_compiled *d, const prism_value *const *args,
@@ -1357,14 +1336,13 @@ prism_status prism_dag_execute_args(prism_dag_compiled *d, const prism_value *co
     if (!ok)
         return prism__fail(PRISM_ERR_INVALID, "dag_execute_args needs a DAG, up to 1024 values "
                                               "and an out-pointer");
-    if (!takes_input(d))
-        return execute(d, NULL, args, nargs, out);
-    /* A node takes the whole input: the list of the values, a view of
-     * `args` that is only encoded (into the slot, or by a put), never freed:
-     * the values are not copied. */
+    /* The input is the list of the values, a view of `args` that is only
+     * read (its items into their channels; encoded, into the slot or by a
+     * put, for a node that takes the whole input) and never freed: no
+     * value is copied. */
     prism_value list = {
         .kind = PRISM_VALUE_LIST, .items = (prism_value **)args, .nitems = nargs, .cap = nargs};
-    return execute(d, &list, args, nargs, out);
+    return execute(d, &list, out);
 }
 
 /* Takes item `i` of execution read_seq from its record. */

@@ -1075,6 +1075,17 @@ static bool wants_lease(const pool *p, int64_t now)
     return !p->actor && p->queue && now >= p->next_request_ms && p->nworkers < MAX_LEASES_PER_SHAPE;
 }
 
+void prism__wake_wait(prism_client *c, pthread_cond_t *wake, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(wake, &c->lock, &ts);
+}
+
 /* Nothing of the leaser's rounds is due soon: no tasks queued, running or
  * waiting for a lease, no leases held (each is given back on time), nothing to
  * answer, no events to send. Whatever starts such work signals
@@ -1119,13 +1130,9 @@ static void *leaser_main(void *arg)
         prism__events_tick(c);
         prism__borrow_tick(c);
         prism__actors_tick(c);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (leaser_quiet(c) ? LEASER_QUIET_MS : LEASER_TICK_MS) * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
         if (!c->stopping && !c->lease_answers)
-            pthread_cond_timedwait(&c->leaser_wake, &c->lock, &ts);
+            prism__wake_wait(c, &c->leaser_wake,
+                             leaser_quiet(c) ? LEASER_QUIET_MS : LEASER_TICK_MS);
     }
     pthread_mutex_unlock(&c->lock);
     return NULL;

@@ -829,13 +829,16 @@ static int waitk(prism_client *c)
 static int freeleasing(prism_client *c, const char *sha)
 {
     static unsigned char big_bytes[1 << 20];
-    prism_value *big = prism_value_bytes(big_bytes, sizeof big_bytes), *list = NULL;
+    prism_value *list = NULL;
     prism_ref *ref = NULL;
     long pid = 0;
-    if (*sha)
+    if (*sha) {
         ref = stashed(c, sha, sizeof big_bytes, &list, &pid);
-    else
+    } else {
+        prism_value *big = prism_value_bytes(big_bytes, sizeof big_bytes);
         CHECK(prism_put(c, big, &ref) == PRISM_OK, "put");
+        prism_value_free(big);
+    }
     CHECK(ref, "stash gave no reference");
     printf("object %s\n", prism_ref_id(ref));
     fflush(stdout);
@@ -856,7 +859,6 @@ static int freeleasing(prism_client *c, const char *sha)
     CHECK(s == PRISM_OK && json_num(out) == 42, "the task: %s", prism_status_text(s));
     printf("freeleasing ok\n");
     prism_value_free(out);
-    prism_value_free(big);
     prism_value_free(add[0]);
     prism_value_free(add[1]);
     prism_ref_release(task);

@@ -12,12 +12,18 @@ PROBE = os.path.join(BIN, "task_probe")
 PACKAGE = os.path.join(BIN, "..", "examples", "example_tasks.so")
 
 
-def probe(c, *args, node="node-1", timeout=180, check=True):
-    if not os.access(PROBE, os.X_OK) or not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
-        skip("task_probe or prism-worker is not built")
+def probe_env(c, node="node-1"):
+    """task_probe's environment: the cluster, and `node`'s object store."""
     env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
                PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", node, "objectstore.sock"))
     env.pop("PRISM_HOME", None)
+    return env
+
+
+def probe(c, *args, node="node-1", timeout=180, check=True):
+    if not os.access(PROBE, os.X_OK) or not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
+        skip("task_probe or prism-worker is not built")
+    env = probe_env(c, node)
     r = subprocess.run([PROBE] + [str(a) for a in args], env=env, capture_output=True, text=True,
                        timeout=timeout)
     if check:
@@ -599,11 +605,8 @@ def test_free_while_a_lease_waits(c):
     if not os.access(PROBE, os.X_OK):
         skip("task_probe is not built")
     sha = upload_package(c)
-    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
-               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"))
-    env.pop("PRISM_HOME", None)
     for args in (["freeleasing"], ["freeleasing", sha]):
-        p = subprocess.Popen([PROBE] + args, env=env, stdin=subprocess.PIPE,
+        p = subprocess.Popen([PROBE] + args, env=probe_env(c), stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             line = p.stdout.readline()
