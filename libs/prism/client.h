@@ -170,6 +170,10 @@ struct pool {
      * wait for this shape too, so leases held LEASE_SHARE_MS are given back. */
     uint64_t request_id;
     bool sched_queued, contended;
+    /* The last request (or asking again) was sent at asked_ms and its answer
+     * has not come: past LEASE_TIMEOUT_MS the scheduler is taken as slow. */
+    bool awaiting;
+    int64_t asked_ms;
     double task_ms; /* a task's run time, smoothed; -1 until one ended */
     int64_t queued_since_ms;
     int64_t next_request_ms;
@@ -233,7 +237,9 @@ struct prism_client {
     char *store_url;        /* its HTTP address, for readers on other nodes (may be NULL) */
     char owner_subject[80]; /* prism.owner.HEX: where borrowers reach this owner */
     char reply_subject[84]; /* prism.owner.HEX.r: answers to this process's requests */
-    char lease_subject[84]; /* prism.owner.HEX.l: answers to lease requests that waited */
+    /* prism.owner.HEX.l: answers to lease requests that waited; the first
+     * answer to request N comes on prism.owner.HEX.l.N */
+    char lease_subject[84];
     struct lease_answer *lease_answers; /* arrived there, for the leaser thread */
     uint64_t lease_seq;                 /* request IDs */
     prism_bus *bus;

@@ -3,7 +3,11 @@
  * Tasks of one shape (resources + strategy) share a pool of leased workers.
  * The leaser thread asks the scheduler for a lease when a pool has queued
  * tasks and every worker of it is full, and gives back (closes) workers idle
- * for LEASE_IDLE_MS. A request the scheduler cannot grant now waits in its
+ * for LEASE_IDLE_MS. It never waits for an answer: a request goes out with
+ * a reply subject of its own (the scheduler's answer may wait for a worker
+ * to start, and meanwhile the leaser serves the other pools, connects to
+ * actors and sends reports), and the answer comes to it as those of the
+ * scheduler's queue do. A request the scheduler cannot grant now waits in its
  * queue (docs/scheduler.md): the grant comes later on this owner's lease
  * subject, with no retrying (only asking again every LEASE_CONFIRM_MS under
  * the same request ID, which keeps its place); meanwhile the pool's tasks
@@ -845,7 +849,7 @@ static void take_answer(prism_client *c, pool *p, int rc, json_t *reply)
     if (granted && !wc)
         return_lease(c, reply);
     pthread_mutex_lock(&c->lock);
-    p->requesting = p->sched_queued = p->contended = false;
+    p->requesting = p->sched_queued = p->contended = p->awaiting = false;
     int64_t now = prism_mono_ms();
     const char *code = NULL;
     /* No new worker: the ones the pool has take tasks deeper. */
@@ -896,30 +900,47 @@ static void on_queued(prism_client *c, pool *p, json_t *reply)
 /* Asks for a lease for `p`, or, for a request waiting in the scheduler's
  * queue, asks again under the same request_id: the scheduler that holds it
  * says so and it keeps its place; one that does not (it restarted) takes it
- * anew. */
+ * anew. The answer comes on lease_subject.<request_id> (take_lease_answers).
+ * Lock held; dropped meanwhile. */
 static void request_lease(prism_client *c, pool *p)
 {
     if (!p->sched_queued)
         p->request_id = ++c->lease_seq;
-    p->requesting = true;
-    json_t *req = lease_request_now(c, p), *reply = NULL;
-    pthread_mutex_unlock(&c->lock);
-    int rc =
-        prism_bus_request_json(c->bus, PRISM_SUBJECT_SCHED_LEASE, req, LEASE_TIMEOUT_MS, &reply);
+    p->requesting = p->awaiting = true;
+    p->asked_ms = p->queued_since_ms = prism_mono_ms();
+    json_t *req = lease_request_now(c, p);
+    char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    if (rc == PRISM_BUS_OK && json_is_true(json_object_get(reply, "queued"))) {
+    char reply[sizeof c->lease_subject + 24];
+    snprintf(reply, sizeof reply, "%s.%llu", c->lease_subject, (unsigned long long)p->request_id);
+    pthread_mutex_unlock(&c->lock);
+    int rc = body ? prism_bus_publish_request(c->bus, PRISM_SUBJECT_SCHED_LEASE, reply, body,
+                                              strlen(body))
+                  : PRISM_BUS_ERROR;
+    free(body);
+    if (rc != PRISM_BUS_OK)
+        take_answer(c, p, rc, NULL);
+    else
         pthread_mutex_lock(&c->lock);
-        p->queued_since_ms = prism_mono_ms();
-        on_queued(c, p, reply);
-    } else {
-        take_answer(c, p, rc, reply);
-    }
-    json_decref(reply);
 }
 
-/* An answer that arrived on the lease subject (a NATS thread). */
+/* A request whose answer did not come in LEASE_TIMEOUT_MS: the scheduler is
+ * slow or gone (its queue went with it). Asked anew, under a new ID; a grant
+ * that comes late for the old one is given back. Lock held. */
+static void tend_unanswered(prism_client *c, int64_t now)
+{
+    for (pool *p = c->pools; p; p = p->next) {
+        if (!p->requesting || !p->awaiting || now - p->asked_ms < LEASE_TIMEOUT_MS)
+            continue;
+        pthread_mutex_unlock(&c->lock);
+        take_answer(c, p, PRISM_BUS_TIMEOUT, NULL);
+    }
+}
+
+/* An answer that arrived on the lease subjects (a NATS thread). */
 typedef struct lease_answer {
     json_t *body;
+    bool no_responders; /* no scheduler took the request */
     struct lease_answer *next;
 } lease_answer;
 
@@ -928,10 +949,26 @@ static void on_lease_answer(prism_bus *bus, const char *subject, const char *rep
 {
     prism_client *c = ud;
     lease_answer *a = calloc(1, sizeof *a);
-    if (!a || !(a->body = json_loadb(data, len, 0, NULL))) {
+    if (!a)
+        return;
+    /* The first answer to a request comes on lease_subject.<request_id>;
+     * the server's no-responders notice there is empty. */
+    size_t n = strlen(c->lease_subject);
+    const char *id = !strncmp(subject, c->lease_subject, n) && subject[n] == '.' ? subject + n + 1
+                                                                                 : NULL;
+    if (id && len == 0) {
+        a->no_responders = true;
+        a->body = json_object();
+    } else {
+        a->body = json_loadb(data, len, 0, NULL);
+    }
+    if (!json_is_object(a->body)) {
+        json_decref(a->body);
         free(a);
         return;
     }
+    if (id && !json_object_get(a->body, "request_id"))
+        json_object_set_new(a->body, "request_id", json_string(id));
     pthread_mutex_lock(&c->lock);
     a->next = c->lease_answers;
     c->lease_answers = a;
@@ -978,12 +1015,18 @@ static void take_lease_answers(prism_client *c)
     for (lease_answer *a = list, *next; a; a = next) {
         next = a->next;
         pool *p = pool_of_request(c, a->body);
-        if (p && json_is_true(json_object_get(a->body, "queued"))) {
+        if (p)
+            p->awaiting = false;
+        if (p && a->no_responders) {
+            pthread_mutex_unlock(&c->lock);
+            take_answer(c, p, PRISM_BUS_NO_RESPONDERS, NULL);
+        } else if (p && json_is_true(json_object_get(a->body, "queued"))) {
             on_queued(c, p, a->body);
         } else if (p) {
             /* A copy asked again just then may wait on (it went from the
              * queue as the asking crossed it): it goes too. */
-            publish_cancel(c, p);
+            if (p->sched_queued)
+                publish_cancel(c, p);
             p->sched_queued = false;
             pthread_mutex_unlock(&c->lock);
             take_answer(c, p, PRISM_BUS_OK, a->body);
@@ -1071,7 +1114,8 @@ static void return_idle(prism_client *c, int64_t now)
 static bool wants_lease(const pool *p, int64_t now)
 {
     if (p->requesting) /* one waiting in the scheduler's queue is confirmed now and then */
-        return p->sched_queued && p->queue && now - p->queued_since_ms >= LEASE_CONFIRM_MS;
+        return p->sched_queued && !p->awaiting && p->queue &&
+               now - p->queued_since_ms >= LEASE_CONFIRM_MS;
     return !p->actor && p->queue && now >= p->next_request_ms && p->nworkers < MAX_LEASES_PER_SHAPE;
 }
 
@@ -1125,6 +1169,7 @@ static void *leaser_main(void *arg)
             request_lease(c, need);
             continue;
         }
+        tend_unanswered(c, now);
         tend_queued(c, now);
         return_idle(c, now);
         prism__events_tick(c);
@@ -1142,7 +1187,10 @@ int prism__pools_start(prism_client *c)
 {
     snprintf(c->lease_subject, sizeof c->lease_subject, "%s%s", c->owner_subject,
              PRISM_SUBJECT_OWNER_LEASE_SUFFIX);
-    if (prism_bus_subscribe(c->bus, c->lease_subject, NULL, on_lease_answer, c) != PRISM_BUS_OK)
+    char first[sizeof c->lease_subject + 2];
+    snprintf(first, sizeof first, "%s.*", c->lease_subject);
+    if (prism_bus_subscribe(c->bus, c->lease_subject, NULL, on_lease_answer, c) != PRISM_BUS_OK ||
+        prism_bus_subscribe(c->bus, first, NULL, on_lease_answer, c) != PRISM_BUS_OK)
         return -1;
     c->epfd = epoll_create1(EPOLL_CLOEXEC);
     c->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1206,8 +1254,12 @@ void prism__pools_stop(prism_client *c)
     pthread_mutex_unlock(&c->lock);
     if (asked)
         publish_cancel(c, NULL);
-    if (c->bus && c->lease_subject[0])
+    if (c->bus && c->lease_subject[0]) {
+        char first[sizeof c->lease_subject + 2];
+        snprintf(first, sizeof first, "%s.*", c->lease_subject);
         prism_bus_unsubscribe(c->bus, c->lease_subject);
+        prism_bus_unsubscribe(c->bus, first);
+    }
     pthread_mutex_lock(&c->lock);
     for (pool *p = c->pools, *next; p; p = next) {
         next = p->next;

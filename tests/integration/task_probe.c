@@ -820,6 +820,35 @@ static int waitk(prism_client *c)
     return 0;
 }
 
+/* On a line of stdin: a task of a shape of its own (so that no lease of
+ * the process's is reused), once its lease request is out (the test stops
+ * the scheduler meanwhile). */
+static prism_ref *task_while_leasing(prism_client *c)
+{
+    char line[64];
+    if (!fgets(line, sizeof line, stdin))
+        return NULL;
+    prism_value *add[2] = {prism_value_json("2"), prism_value_json("40")};
+    prism_task_options shape = PRISM_TASK_OPTIONS_INIT;
+    shape.num_cpus = 1.5;
+    prism_ref *task = submit1(c, "builtin", "add", add, 2, &shape);
+    prism_value_free(add[0]);
+    prism_value_free(add[1]);
+    usleep(200000); /* the lease request is out */
+    return task;
+}
+
+/* That task's result, once the scheduler is back: 42. */
+static int task_after_leasing(prism_client *c, prism_ref *task)
+{
+    prism_value *out = NULL;
+    prism_status s = prism_get(c, task, 120000, &out);
+    CHECK(s == PRISM_OK && json_num(out) == 42, "the task: %s", prism_status_text(s));
+    prism_value_free(out);
+    prism_ref_release(task);
+    return 0;
+}
+
 /* freeleasing [SHA]: a stored object is dropped while a task's lease
  * request is out (the test stops the scheduler meanwhile): the object is
  * this driver's put, or with SHA one a worker owns that this driver
@@ -842,26 +871,50 @@ static int freeleasing(prism_client *c, const char *sha)
     CHECK(ref, "stash gave no reference");
     printf("object %s\n", prism_ref_id(ref));
     fflush(stdout);
-    char line[64];
-    CHECK(fgets(line, sizeof line, stdin) != NULL, "stdin");
-    prism_value *add[2] = {prism_value_json("2"), prism_value_json("40")};
-    prism_task_options shape = PRISM_TASK_OPTIONS_INIT;
-    shape.num_cpus = 1.5; /* a shape of its own: no lease of the stash's to reuse */
-    prism_ref *task = submit1(c, "builtin", "add", add, 2, &shape);
+    prism_ref *task = task_while_leasing(c);
     CHECK(task, "submit");
-    usleep(200000); /* the lease request is out */
     prism_ref_release(ref);
     prism_value_free(list);
     printf("released\n");
     fflush(stdout);
-    prism_value *out = NULL;
-    prism_status s = prism_get(c, task, 120000, &out);
-    CHECK(s == PRISM_OK && json_num(out) == 42, "the task: %s", prism_status_text(s));
+    CHECK(task_after_leasing(c, task) == 0, "the task");
     printf("freeleasing ok\n");
-    prism_value_free(out);
-    prism_value_free(add[0]);
-    prism_value_free(add[1]);
-    prism_ref_release(task);
+    return 0;
+}
+
+/* callleasing: a call to an actor while a task's lease request is out
+ * (the test stops the scheduler meanwhile) does not wait for the request's
+ * answer: an actor call needs no scheduler. Prints "actor ID"; on a line
+ * of stdin submits the task, then calls the actor for the first time (so
+ * that this client connects to it now) and prints "call ok MS"; then waits
+ * for the task (42). */
+static int callleasing(prism_client *c)
+{
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, NULL, &a) == PRISM_OK,
+          "create Counter");
+    printf("actor %s\n", prism_actor_id(a));
+    fflush(stdout);
+    prism_ref *task = task_while_leasing(c);
+    CHECK(task, "submit");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    prism_ref *r = NULL;
+    prism_value *v = NULL;
+    CHECK(prism_actor_call(c, a, "inc", NULL, 0, 1, &r) == PRISM_OK, "call");
+    prism_status s = prism_get(c, r, 5000, &v);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(s == PRISM_OK && json_num(v) == 1, "the call while the lease request waits: %s",
+          prism_status_text(s));
+    printf("call ok %.0f\n",
+           (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    fflush(stdout);
+    prism_value_free(v);
+    prism_ref_release(r);
+    CHECK(task_after_leasing(c, task) == 0, "the task");
+    printf("callleasing ok\n");
+    CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
+    prism_actor_release(a);
     return 0;
 }
 
@@ -871,7 +924,7 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "usage: task_probe seed|many N|nested D|errors|package SHA|crash SHA|"
                 "sleep MS|sleeps N MS|reconstruct NODE|bigarg A B|hold NODE|lostarg [put|once]|"
-                "lostpushed A B|freeleasing [SHA]\n");
+                "lostpushed A B|freeleasing [SHA]|callleasing\n");
         return 2;
     }
     prism_client *c;
@@ -891,6 +944,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "reconstruct")            ? reconstruct(c, arg)
              : !strcmp(cmd, "hold")                   ? hold(c, arg)
              : !strcmp(cmd, "freeleasing")            ? freeleasing(c, arg)
+             : !strcmp(cmd, "callleasing")            ? callleasing(c)
              : !strcmp(cmd, "bigarg") && argc > 3     ? bigarg(c, arg, argv[3])
              : !strcmp(cmd, "lostarg")                ? lostarg(c, arg)
              : !strcmp(cmd, "lostpushed") && argc > 3 ? lostpushed(c, arg, argv[3])

@@ -263,6 +263,21 @@ def test_infeasible_task_waits_for_a_node(c):
 
 
 
+def test_task_waits_for_a_scheduler(c):
+    """With no scheduler running, a task stays pending and says why (its owner's lease request
+    got the bus's no-responders notice), then runs once a scheduler starts."""
+    c.scheduler.kill()
+    r = c.post("/api/v1/tasks", {"package": "builtin", "function": "add", "args": [2, 3],
+                                 "options": {"num_cpus": 1.25}})
+    oid = r.json()["object_ids"][0]
+    d = wait_until(lambda: (lambda x: x if "scheduler" in x.get("reason", "") else None)(
+        c.get("/api/v1/objects/%s?timeout_ms=200" % oid).json()), what="a pending reason")
+    assert d["state"] == "PENDING" and "none is running" in d["reason"], d
+    c.start_scheduler()
+    d = c.get("/api/v1/objects/%s?timeout_ms=30000" % oid).json()
+    assert d["state"] == "READY" and d["value"]["value"] == 5, d
+
+
 def test_200mib_argument_from_another_node(c):
     c.start_node("node-2", "--num-cpus", "4")
     c.wait_nodes(2)
@@ -632,18 +647,49 @@ def test_free_while_a_lease_waits(c):
                 p.kill()
 
 
+
+def test_actor_call_while_a_lease_waits(c):
+    """A first call to an actor while a lease request of its process is out goes at once: the
+    caller looks the actor up and connects to it without waiting for the scheduler's answer
+    (here the scheduler is stopped, and the request would wait for its whole 10 s timeout)."""
+    if not os.access(PROBE, os.X_OK):
+        skip("task_probe is not built")
+    p = subprocess.Popen([PROBE, "callleasing"], env=probe_env(c), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("actor "), (line, p.poll() is not None and p.stderr.read())
+        aid = line.split()[1]
+        wait_until(lambda: c.get("/api/v1/actors/" + aid).json().get("state") == "ALIVE",
+                   timeout=30, what="the actor alive")
+        c.scheduler.send_signal(signal.SIGSTOP)
+        try:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            line = p.stdout.readline().split()
+            assert line[:2] == ["call", "ok"], (line, p.poll() is not None and p.stderr.read())
+            print("  the call took %s ms" % line[2])
+        finally:
+            c.scheduler.send_signal(signal.SIGCONT)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and "callleasing ok" in out, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_long_tasks_run_side_by_side, test_worker_crash_is_retried_then_fails,
          test_kill_worker_mid_task, test_stores_empty_after_the_program, test_rest_tasks,
          test_lost_object_is_rebuilt,
          test_value_from_another_node_through_the_local_store,
-         test_infeasible_task_waits_for_a_node,
+         test_infeasible_task_waits_for_a_node, test_task_waits_for_a_scheduler,
          test_200mib_argument_from_another_node, test_task_list, test_object_list,
          test_stores_free_what_no_owner_holds, test_locality,
          test_nested_tasks_on_one_cpu, test_borrowed_references,
          test_borrowed_objects_across_nodes,
          test_owner_death_fails_borrowers, test_wait_for_k_of_n,
          test_force_cancel_of_a_running_task, test_free_while_a_lease_waits,
+         test_actor_call_while_a_lease_waits,
          test_worker_refuses_a_ready_fd_that_is_not_open], nodes=1,
         node_args=("--num-cpus", "4"))
