@@ -4,9 +4,11 @@
  * use of the store; bytes are copied in and out of the arena without the
  * lock, while a reference (get) or the creator's claim (put) keeps the
  * object's block in place. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "objectstore.h"
@@ -185,15 +187,21 @@ static void h_get(prism_http_req *req, void *ctx)
     g->os = os;
     os_client_init(&g->cl);
     os_object *o = NULL;
-    int64_t deadline = prism_mono_ms() + timeout;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(timeout / 1000);
+    deadline.tv_nsec += (long)(timeout % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&os->store.mu);
     int st;
+    /* Woken by each seal, not polling: the object is served as soon as it is. */
     while (((st = os_get(&os->store, &g->cl, &id, &o)) == PRISM_STORE_NOT_FOUND ||
             st == PRISM_STORE_NOT_SEALED) &&
-           prism_mono_ms() < deadline) {
-        pthread_mutex_unlock(&os->store.mu);
-        prism_sleep_ms(5);
-        pthread_mutex_lock(&os->store.mu);
+           timeout > 0 &&
+           pthread_cond_timedwait(&os->store.sealed, &os->store.mu, &deadline) != ETIMEDOUT) {
     }
     uint64_t size = o ? o->data_size : 0;
     char ct[256] = "";

@@ -179,6 +179,7 @@ int os_seal(os_store *s, os_client *c, const prism_object_id *id)
     o->sealed_ms = prism_mono_ms();
     os_lru_update(s, o);
     emit(s, OS_EV_ADDED, o);
+    pthread_cond_broadcast(&s->sealed);
     return PRISM_STORE_OK;
 }
 
@@ -366,6 +367,11 @@ int os_store_init(os_store *s, const os_store_config *cfg, char *err, size_t err
                     .on_event = cfg->on_event,
                     .ud = cfg->ud};
     pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->sealed, &ca);
+    pthread_condattr_destroy(&ca);
     s->arena = MAP_FAILED;
     /* Huge pages: a process's first touch of each page of the arena costs
      * it a fault (on some VMs about 5 us a 4 KiB page, even after
@@ -429,6 +435,7 @@ void os_store_destroy(os_store *s)
     if (s->arena_fd >= 0)
         close(s->arena_fd);
     free(s->spill_dir);
+    pthread_cond_destroy(&s->sealed);
     pthread_mutex_destroy(&s->mu);
     s->arena = NULL;
     s->arena_fd = -1;

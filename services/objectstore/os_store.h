@@ -77,6 +77,7 @@ typedef struct os_store_config {
 
 typedef struct os_store {
     pthread_mutex_t mu;
+    pthread_cond_t sealed; /* broadcast at every seal, for HTTP gets that wait (CLOCK_MONOTONIC) */
     int arena_fd;
     uint8_t *arena;
     uint64_t capacity;

@@ -695,9 +695,45 @@ def test_http_and_events(tmp):
         nats.stop()
 
 
+def test_http_get_waits_for_the_seal(tmp):
+    """A GET with timeout_ms waits for an object that is not there yet and returns it once it is
+    sealed (a PUT 0.3 s later), well before its own timeout; an object that never comes is a 404
+    once the timeout passed."""
+    s = Store(tmp, "node1", memory="16MiB")
+    try:
+        oid = object_id(7)
+        got = {}
+
+        def get():
+            t0 = time.monotonic()
+            got["reply"] = s.http("GET", "/api/v1/objects/%s?timeout_ms=20000" % oid)
+            got["at"] = time.monotonic()
+            got["took"] = got["at"] - t0
+
+        t = threading.Thread(target=get)
+        t.start()
+        time.sleep(0.3)
+        put_sent = time.monotonic()
+        st, _, _ = s.http("PUT", "/api/v1/objects/" + oid, b"late" * 1000)
+        put_done = time.monotonic()
+        expect(st == 201, "put: %d" % st)
+        t.join(30)
+        st, _, body = got["reply"]
+        expect(st == 200 and body == b"late" * 1000, "the waiting GET: %d" % st)
+        expect(got["took"] < 15, "the GET waited %.2f s of its 20 s" % got["took"])
+        print("  the waiting GET returned %.1f ms after the PUT was sent (which took %.1f ms)"
+              % ((got["at"] - put_sent) * 1e3, (put_done - put_sent) * 1e3))
+        t0 = time.monotonic()
+        st, _, _ = s.http("GET", "/api/v1/objects/%s?timeout_ms=300" % object_id(8))
+        expect(st == 404 and time.monotonic() - t0 >= 0.29, "an object that never comes: %d" % st)
+    finally:
+        s.stop()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([test_round_trips, test_large_arena, test_lazy_client, test_huge_pages, test_concurrent_clients,
                         test_spill_three_times_the_arena,
                         test_eviction_order, test_killed_clients, test_too_large, test_garbage_frames,
                         test_store_restart, test_put_keeps_a_reference,
-                        test_put_reference_across_restart, test_http_and_events]))
+                        test_put_reference_across_restart, test_http_and_events,
+                        test_http_get_waits_for_the_seal]))

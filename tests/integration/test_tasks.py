@@ -12,10 +12,10 @@ PROBE = os.path.join(BIN, "task_probe")
 PACKAGE = os.path.join(BIN, "..", "examples", "example_tasks.so")
 
 
-def probe_env(c, node="node-1"):
-    """task_probe's environment: the cluster, and `node`'s object store."""
+def probe_env(c, node="node-1", **more):
+    """task_probe's environment: the cluster, `node`'s object store, and `more` variables."""
     env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
-               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", node, "objectstore.sock"))
+               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", node, "objectstore.sock"), **more)
     env.pop("PRISM_HOME", None)
     return env
 
@@ -112,8 +112,7 @@ def test_worker_crash_is_retried_then_fails(c):
 
 
 def test_kill_worker_mid_task(c):
-    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
-    p = subprocess.Popen([PROBE, "sleep", "3000"], env=env, stdout=subprocess.PIPE,
+    p = subprocess.Popen([PROBE, "sleep", "3000"], env=probe_env(c), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "submitted"
@@ -210,10 +209,9 @@ def test_lost_object_is_rebuilt(c):
     c.start_node("node-2", "--num-cpus", "4")
     c.wait_nodes(2)
     nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
-    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
-               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"))
-    p = subprocess.Popen([PROBE, "reconstruct", nodes["node-2"]], env=env, stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([PROBE, "reconstruct", nodes["node-2"]], env=probe_env(c),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
     try:
         assert p.stdout.readline().strip() == "first get ok", p.stderr.read()
         c.nodes["node-2"].kill()
@@ -239,10 +237,7 @@ def test_value_from_another_node_through_the_local_store(c):
     c.wait_nodes(2)
     nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
     before = store_stats(c, "node-1")["transfer_in_bytes_total"]
-    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token,
-               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"),
-               PRISM_STORE_URL=c.store_addresses["node-1"])
-    env.pop("PRISM_HOME", None)
+    env = probe_env(c, PRISM_STORE_URL=c.store_addresses["node-1"])
     r = subprocess.run([PROBE, "remoteget", nodes["node-2"]], env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "remoteget ok" in r.stdout, (r.stdout, r.stderr)
@@ -335,11 +330,9 @@ def start_holder(c, node_id, remote_node):
     on `remote_node`, until its stdin closes (task_probe hold)."""
     if not os.access(PROBE, os.X_OK):
         skip("task_probe is not built")
-    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token, PRISM_NODE_ID=node_id,
-               PRISM_STORE_SOCKET=os.path.join(c.dir, "nodes", "node-1", "objectstore.sock"))
-    env.pop("PRISM_HOME", None)
-    return subprocess.Popen([PROBE, "hold", remote_node], env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([PROBE, "hold", remote_node], env=probe_env(c, PRISM_NODE_ID=node_id),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def read_holder(p):
