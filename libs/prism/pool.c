@@ -64,6 +64,9 @@
  * after, so that the next synchronous call wakes no other thread. */
 #define PARK_US 2000
 #define LEASER_QUIET_MS 1000
+/* A client that disconnects waits this long for the answers to its lease
+ * requests still out, to give back a grant among them at once. */
+#define STOP_ANSWERS_MS 2000
 
 /* ---------- pools ---------- */
 
@@ -1230,6 +1233,26 @@ static void free_pool(prism_client *c, pool *p)
     free(p);
 }
 
+/* Drops the answers that came, once the leaser is gone: the requests they
+ * answer are no longer out (queued ones are cancelled after), and a grant
+ * among them is given back. Lock held. */
+static void give_back_answers(prism_client *c)
+{
+    while (c->lease_answers) {
+        lease_answer *a = c->lease_answers;
+        c->lease_answers = a->next;
+        pool *p = pool_of_request(c, a->body);
+        if (p) {
+            p->awaiting = false;
+            p->requesting = json_is_true(json_object_get(a->body, "queued"));
+        }
+        if (json_is_true(json_object_get(a->body, "ok")))
+            return_lease(c, a->body);
+        json_decref(a->body);
+        free(a);
+    }
+}
+
 void prism__pools_stop(prism_client *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -1244,13 +1267,28 @@ void prism__pools_stop(prism_client *c)
     if (c->leaser_thread)
         pthread_join(c->leaser_thread, NULL);
     prism__courier_stop(c);
-    /* No request goes out now: what this owner left in a scheduler's queue
-     * goes at once, not at the scheduler's next ping; a grant that comes
-     * meanwhile is given back below. */
+    /* No request goes out now. The answers still due are waited for a
+     * while (a grant may wait for a worker to start): a grant is given back
+     * at once, not by its worker after GRANT_UNUSED_MS with nobody using
+     * it. What this owner left in a scheduler's queue goes at once, not at
+     * the scheduler's next ping; a grant that comes meanwhile is given back
+     * below. */
     pthread_mutex_lock(&c->lock);
+    int64_t until = prism_mono_ms() + STOP_ANSWERS_MS;
     bool asked = false;
-    for (pool *p = c->pools; p; p = p->next)
-        asked |= p->requesting;
+    for (;;) {
+        give_back_answers(c);
+        bool due = false;
+        asked = false;
+        for (pool *p = c->pools; p; p = p->next) {
+            asked |= p->requesting;
+            due |= p->awaiting;
+        }
+        int64_t now = prism_mono_ms();
+        if (!due || now >= until)
+            break;
+        prism__wake_wait(c, &c->leaser_wake, until - now);
+    }
     pthread_mutex_unlock(&c->lock);
     if (asked)
         publish_cancel(c, NULL);
@@ -1266,14 +1304,7 @@ void prism__pools_stop(prism_client *c)
         free_pool(c, p);
     }
     c->pools = NULL;
-    while (c->lease_answers) { /* a grant among them is given back */
-        lease_answer *a = c->lease_answers;
-        c->lease_answers = a->next;
-        if (json_is_true(json_object_get(a->body, "ok")))
-            return_lease(c, a->body);
-        json_decref(a->body);
-        free(a);
-    }
+    give_back_answers(c);
     bury(c);
     /* Tasks held only as dependents of pending objects go with the table. */
     prism__deletions_run(c, true);

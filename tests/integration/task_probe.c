@@ -918,13 +918,27 @@ static int callleasing(prism_client *c)
     return 0;
 }
 
+/* leaveleasing: the client disconnects while a task's lease request is
+ * out (the test stops the scheduler, and lets it go on once the disconnect
+ * began): the grant that comes then is given back at once. Prints "ready";
+ * on a line of stdin submits the task, then returns (main disconnects). */
+static int leaveleasing(prism_client *c)
+{
+    printf("ready\n");
+    fflush(stdout);
+    prism_ref *task = task_while_leasing(c);
+    CHECK(task, "submit");
+    prism_ref_release(task);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr,
                 "usage: task_probe seed|many N|nested D|errors|package SHA|crash SHA|"
                 "sleep MS|sleeps N MS|reconstruct NODE|bigarg A B|hold NODE|lostarg [put|once]|"
-                "lostpushed A B|freeleasing [SHA]|callleasing\n");
+                "lostpushed A B|freeleasing [SHA]|callleasing|leaveleasing\n");
         return 2;
     }
     prism_client *c;
@@ -945,6 +959,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "hold")                   ? hold(c, arg)
              : !strcmp(cmd, "freeleasing")            ? freeleasing(c, arg)
              : !strcmp(cmd, "callleasing")            ? callleasing(c)
+             : !strcmp(cmd, "leaveleasing")           ? leaveleasing(c)
              : !strcmp(cmd, "bigarg") && argc > 3     ? bigarg(c, arg, argv[3])
              : !strcmp(cmd, "lostarg")                ? lostarg(c, arg)
              : !strcmp(cmd, "lostpushed") && argc > 3 ? lostpushed(c, arg, argv[3])

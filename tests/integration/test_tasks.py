@@ -670,6 +670,36 @@ def test_actor_call_while_a_lease_waits(c):
         if p.poll() is None:
             p.kill()
 
+
+def test_grant_after_the_client_left(c):
+    """A client that disconnects while a lease request is out waits a little for the answer, and
+    gives the grant back at once: the node's CPUs are all free again soon, not once the worker
+    notices after 15 s that nobody used the lease."""
+    if not os.access(PROBE, os.X_OK):
+        skip("task_probe is not built")
+    from test_scheduler import available
+    wait_until(lambda: available(c, "node-1", "CPU") == 4, timeout=30, what="all CPUs free")
+    p = subprocess.Popen([PROBE, "leaveleasing"], env=probe_env(c), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready", p.poll() is not None and p.stderr.read()
+        c.scheduler.send_signal(signal.SIGSTOP)
+        try:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            time.sleep(0.6)  # submitted, and the disconnect waits for the answer
+        finally:
+            c.scheduler.send_signal(signal.SIGCONT)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, (out, err)
+        left = time.monotonic()
+        wait_until(lambda: available(c, "node-1", "CPU") == 4, timeout=8,
+                   what="the grant that came after the client left to be given back")
+        print("  all CPUs free %.2f s after the client left" % (time.monotonic() - left))
+    finally:
+        if p.poll() is None:
+            p.kill()
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_long_tasks_run_side_by_side, test_worker_crash_is_retried_then_fails,
@@ -683,6 +713,6 @@ if __name__ == "__main__":
          test_borrowed_objects_across_nodes,
          test_owner_death_fails_borrowers, test_wait_for_k_of_n,
          test_force_cancel_of_a_running_task, test_free_while_a_lease_waits,
-         test_actor_call_while_a_lease_waits,
+         test_actor_call_while_a_lease_waits, test_grant_after_the_client_left,
          test_worker_refuses_a_ready_fd_that_is_not_open], nodes=1,
         node_args=("--num-cpus", "4"))
