@@ -311,6 +311,47 @@ int prism_bus_request(prism_bus *b, const char *subject, const void *data, size_
     return *reply ? PRISM_BUS_OK : PRISM_BUS_ERROR;
 }
 
+int prism_bus_request_all(prism_bus *b, const char *const *subjects, size_t n, const void *data,
+                          size_t len, int timeout_ms, int *rc)
+{
+    /* An inbox of its own per request: a sync subscription tells a
+     * no-responders notice only as a status, not in a message naming it. */
+    natsSubscription **subs = calloc(n + 1, sizeof *subs);
+    natsStatus s = subs ? NATS_OK : NATS_NO_MEMORY;
+    for (size_t i = 0; i < n; i++)
+        rc[i] = PRISM_BUS_ERROR;
+    for (size_t i = 0; s == NATS_OK && i < n; i++) {
+        natsInbox *inbox = NULL;
+        s = natsInbox_Create(&inbox);
+        if (s == NATS_OK)
+            s = natsConnection_SubscribeSync(&subs[i], b->nc, inbox);
+        if (s == NATS_OK)
+            s = natsConnection_PublishRequest(b->nc, subjects[i], inbox, data, (int)len);
+        natsInbox_Destroy(inbox);
+    }
+    if (s != NATS_OK)
+        set_error(b, "a request to several peers", s);
+    /* All went out at once: waiting for each in turn takes one wait in all. */
+    int64_t deadline = prism_mono_ms() + timeout_ms;
+    for (size_t i = 0; s == NATS_OK && i < n; i++) {
+        int64_t wait = deadline - prism_mono_ms();
+        natsMsg *msg = NULL;
+        natsStatus r = natsSubscription_NextMsg(&msg, subs[i], wait > 0 ? wait : 0);
+        rc[i] = r == NATS_NO_RESPONDERS || (r == NATS_OK && natsMsg_IsNoResponders(msg))
+                    ? PRISM_BUS_NO_RESPONDERS
+                : r == NATS_OK ? PRISM_BUS_OK
+                               : PRISM_BUS_TIMEOUT;
+        natsMsg_Destroy(msg);
+    }
+    for (size_t i = 0; subs && i < n; i++) {
+        if (subs[i])
+            natsSubscription_Unsubscribe(subs[i]);
+        natsSubscription_Destroy(subs[i]);
+    }
+    free(subs);
+    return s == NATS_OK ? PRISM_BUS_OK : PRISM_BUS_ERROR;
+}
+
 int prism_bus_request_json(prism_bus *b, const char *subject, json_t *req, int timeout_ms,
                            json_t **reply)
 {

@@ -64,6 +64,15 @@ int prism_bus_request(prism_bus *b, const char *subject, const void *data, size_
 int prism_bus_request_json(prism_bus *b, const char *subject, json_t *req, int timeout_ms,
                            json_t **reply);
 
+/* Sends `n` requests at once, the same `len` bytes to each of `subjects`,
+ * and waits up to `timeout_ms` in all for their answers (whose bytes are
+ * dropped): rc[i] is PRISM_BUS_OK (answered), _NO_RESPONDERS (nobody
+ * subscribes to subjects[i]) or _TIMEOUT. Checking n peers costs one wait,
+ * not n. Returns PRISM_BUS_OK, or _ERROR when they could not be sent (every
+ * rc[i] _ERROR then). */
+int prism_bus_request_all(prism_bus *b, const char *const *subjects, size_t n, const void *data,
+                          size_t len, int timeout_ms, int *rc);
+
 /* Shortest waits for error text: the last failure of this bus, for logs. */
 const char *prism_bus_last_error(prism_bus *b);
 

@@ -625,24 +625,49 @@ static void connect_actor(prism_client *c, actor_rec *a)
     }
 }
 
+/* Asks the GCS where the actor is, without waiting: the answer comes to
+ * the leaser as a lease request's does (prism__actor_answered). */
 static void query_actor(prism_client *c, actor_rec *a)
 {
-    json_t *req = json_pack("{s:s}", "actor_id", a->id), *reply = NULL;
+    json_t *req = json_pack("{s:s}", "actor_id", a->id);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
     a->busy = true;
+    a->query_id = ++c->lease_seq;
+    a->query_ms = prism_mono_ms();
+    char reply[sizeof c->lease_subject + 24];
+    snprintf(reply, sizeof reply, "%s.%llu", c->lease_subject, (unsigned long long)a->query_id);
     pthread_mutex_unlock(&c->lock);
-    prism_status s = gcs_request_json(c, PRISM_SUBJECT_ACTOR_GET, req, &reply);
+    int rc =
+        body ? prism_bus_publish_request(c->bus, PRISM_SUBJECT_ACTOR_GET, reply, body, strlen(body))
+             : PRISM_BUS_ERROR;
+    free(body);
     pthread_mutex_lock(&c->lock);
+    if (rc != PRISM_BUS_OK)
+        prism__actor_answered(c, a->query_id, NULL);
+}
+
+bool prism__actor_answered(prism_client *c, uint64_t id, json_t *body)
+{
+    actor_rec *a = c->actors;
+    while (a && a->query_id != id)
+        a = a->next;
+    if (!a || !id)
+        return false;
     a->busy = false;
+    a->query_id = 0;
     a->next_query_ms = prism_mono_ms() + QUERY_EVERY_MS;
-    json_t *actor = json_object_get(reply, "actor");
-    if (s == PRISM_OK && actor) {
+    json_t *actor = json_object_get(body, "actor");
+    const char *refused =
+        json_string_value(json_object_get(json_object_get(body, "error"), "message"));
+    if (actor) {
         rec_update(a, actor);
-    } else if (s == PRISM_ERR_INVALID) { /* the GCS does not know it */
+    } else if (json_object_get(body, "error")) { /* the GCS does not know it */
         a->state = ACTOR_DEAD;
         free(a->cause);
-        a->cause = strdup(prism_last_error());
+        a->cause = strdup(refused ? refused : "refused");
     }
-    json_decref(reply);
+    return true;
 }
 
 /* Calls to a dead actor fail; those still waiting for arguments go once
@@ -692,6 +717,8 @@ void prism__actors_tick(prism_client *c)
     int64_t now = prism_mono_ms();
     report_queued(c, now, false);
     for (actor_rec *a = c->actors; a; a = a->next) {
+        if (a->query_id && now - a->query_ms >= GCS_REQUEST_MS) /* no answer: ask again */
+            prism__actor_answered(c, a->query_id, NULL);
         pool *p = a->pool;
         if (!p->queue || p->workers || a->busy)
             continue;

@@ -621,20 +621,28 @@ void prism__borrow_remove_for(prism_client *c, const prism_ref *ref, const char 
 
 /* ---------- liveness ---------- */
 
-static bool alive(prism_client *c, const char *addr)
+/* Pings the `n` processes at once (one wait of ANSWER_MS at most, however
+ * many are slow): live[k] is false for those gone. Lock not held. */
+static void alive(prism_client *c, char *const *addrs, size_t n, bool *live)
 {
-    char subject[96];
-    if (!wire_owner_subject(addr, subject, sizeof subject))
-        return false;
+    char subjects[MAX_CHECKED][96];
+    const char *to[MAX_CHECKED];
+    size_t m = 0, at[MAX_CHECKED];
+    for (size_t k = 0; k < n; k++) {
+        live[k] = wire_owner_subject(addrs[k], subjects[m], sizeof subjects[m]);
+        if (live[k]) {
+            to[m] = subjects[m];
+            at[m++] = k;
+        }
+    }
     prism_buf b;
     wire_owner_request(&b, OWNER_PING, c->self_addr, 0, 0);
-    char *reply = NULL;
-    size_t rlen = 0;
-    int rc = prism_bus_request(c->bus, subject, b.data, b.len, ANSWER_MS, &reply, &rlen);
+    int rc[MAX_CHECKED];
+    prism_bus_request_all(c->bus, to, m, b.data, b.len, ANSWER_MS, rc);
     prism_buf_free(&b);
-    free(reply);
     /* Only "nobody subscribes" is proof: a slow answer is not a death. */
-    return rc != PRISM_BUS_NO_RESPONDERS;
+    for (size_t i = 0; i < m; i++)
+        live[at[i]] = rc[i] != PRISM_BUS_NO_RESPONDERS;
 }
 
 static bool add_unique(char **list, size_t *n, const char *addr)
@@ -661,8 +669,7 @@ static void check_owners(prism_client *c, int64_t now)
         return;
     bool live[MAX_CHECKED];
     pthread_mutex_unlock(&c->lock);
-    for (size_t k = 0; k < n; k++)
-        live[k] = alive(c, owners[k]);
+    alive(c, owners, n, live);
     pthread_mutex_lock(&c->lock);
     /* Settling runs task code paths that may free entries: collect first. */
     size_t cap = 64, m = 0;
@@ -718,8 +725,7 @@ static void check_borrowers(prism_client *c)
         return;
     bool live[MAX_CHECKED];
     pthread_mutex_unlock(&c->lock);
-    for (size_t k = 0; k < n; k++)
-        live[k] = alive(c, addrs[k]);
+    alive(c, addrs, n, live);
     pthread_mutex_lock(&c->lock);
     for (size_t k = 0; k < n; k++) {
         if (live[k])

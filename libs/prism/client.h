@@ -191,9 +191,11 @@ struct actor_rec {
     char *cls;                                   /* its class, once the GCS said */
     char *node_id, *worker_id, *unix_path, *tcp; /* its worker while ALIVE */
     int max_task_retries;
-    int64_t restarts;       /* as the GCS last said: orders its answers */
-    bool busy;              /* the leaser is connecting or asking the GCS */
-    int64_t next_query_ms;  /* when to ask the GCS again while not ALIVE */
+    int64_t restarts;      /* as the GCS last said: orders its answers */
+    bool busy;             /* the leaser is connecting or asking the GCS */
+    int64_t next_query_ms; /* when to ask the GCS again while not ALIVE */
+    uint64_t query_id;     /* the question to the GCS out (0: none), asked at query_ms */
+    int64_t query_ms;
     size_t reported_queued; /* calls queued here as last told the GCS */
     int64_t reported_ms;
     pool *pool;
@@ -238,7 +240,8 @@ struct prism_client {
     char owner_subject[80]; /* prism.owner.HEX: where borrowers reach this owner */
     char reply_subject[84]; /* prism.owner.HEX.r: answers to this process's requests */
     /* prism.owner.HEX.l: answers to lease requests that waited; the first
-     * answer to request N comes on prism.owner.HEX.l.N */
+     * answer to request N (a lease request, or an actor's question to the
+     * GCS) comes on prism.owner.HEX.l.N */
     char lease_subject[84];
     struct lease_answer *lease_answers; /* arrived there, for the leaser thread */
     uint64_t lease_seq;                 /* request IDs */
@@ -464,6 +467,10 @@ void prism__task_fail_returns(prism_client *c, task_spec *t, prism_status s, con
 /* Leaser thread, lock held: connects to actors that became ALIVE, asks the
  * GCS about the others, fails calls to dead ones. */
 void prism__actors_tick(prism_client *c);
+/* Leaser thread, lock held: takes the GCS's answer `body` (NULL: no GCS
+ * runs) to question `id` (a request ID, from lease_seq) if an actor asked
+ * it; false when none did. */
+bool prism__actor_answered(prism_client *c, uint64_t id, json_t *body);
 /* Lock held: tells the GCS that no calls are queued here any more (disconnect). */
 void prism__actors_report_final(prism_client *c);
 void prism__actors_free(prism_client *c);

@@ -943,7 +943,8 @@ static void tend_unanswered(prism_client *c, int64_t now)
 /* An answer that arrived on the lease subjects (a NATS thread). */
 typedef struct lease_answer {
     json_t *body;
-    bool no_responders; /* no scheduler took the request */
+    uint64_t id;        /* the request's (0: none given) */
+    bool no_responders; /* nobody took the request */
     struct lease_answer *next;
 } lease_answer;
 
@@ -970,8 +971,9 @@ static void on_lease_answer(prism_bus *bus, const char *subject, const char *rep
         free(a);
         return;
     }
-    if (id && !json_object_get(a->body, "request_id"))
-        json_object_set_new(a->body, "request_id", json_string(id));
+    if (!id)
+        id = json_string_value(json_object_get(a->body, "request_id"));
+    a->id = id ? strtoull(id, NULL, 10) : 0;
     pthread_mutex_lock(&c->lock);
     a->next = c->lease_answers;
     c->lease_answers = a;
@@ -979,17 +981,11 @@ static void on_lease_answer(prism_bus *bus, const char *subject, const char *rep
     pthread_mutex_unlock(&c->lock);
 }
 
-static pool *pool_of_request(prism_client *c, json_t *body)
+static pool *pool_of_request(prism_client *c, uint64_t id)
 {
-    const char *id = json_string_value(json_object_get(body, "request_id"));
-    if (!id)
-        return NULL;
-    for (pool *p = c->pools; p; p = p->next) {
-        char mine[24];
-        snprintf(mine, sizeof mine, "%llu", (unsigned long long)p->request_id);
-        if (p->requesting && !strcmp(mine, id))
+    for (pool *p = c->pools; p && id; p = p->next)
+        if (p->requesting && p->request_id == id)
             return p;
-    }
     return NULL;
 }
 
@@ -1017,9 +1013,14 @@ static void take_lease_answers(prism_client *c)
     }
     for (lease_answer *a = list, *next; a; a = next) {
         next = a->next;
-        pool *p = pool_of_request(c, a->body);
-        if (p)
+        pool *p = pool_of_request(c, a->id);
+        if (p) {
             p->awaiting = false;
+        } else if (prism__actor_answered(c, a->id, a->no_responders ? NULL : a->body)) {
+            json_decref(a->body); /* an actor's question to the GCS */
+            free(a);
+            continue;
+        }
         if (p && a->no_responders) {
             pthread_mutex_unlock(&c->lock);
             take_answer(c, p, PRISM_BUS_NO_RESPONDERS, NULL);
@@ -1241,7 +1242,7 @@ static void give_back_answers(prism_client *c)
     while (c->lease_answers) {
         lease_answer *a = c->lease_answers;
         c->lease_answers = a->next;
-        pool *p = pool_of_request(c, a->body);
+        pool *p = pool_of_request(c, a->id);
         if (p) {
             p->awaiting = false;
             p->requesting = json_is_true(json_object_get(a->body, "queued"));

@@ -932,13 +932,74 @@ static int leaveleasing(prism_client *c)
     return 0;
 }
 
+/* queryhung: while this client asks a stopped GCS where its actor went
+ * (the test stopped the GCS and killed the actor's worker), a task of a new
+ * shape still gets its lease and runs. Prints "actor ID PID"; on a line of
+ * stdin calls the actor (which makes the client ask), then runs the task
+ * and prints "task ok MS"; on a second line waits for the call to settle
+ * (the GCS is back) and kills the actor. */
+static int queryhung(prism_client *c)
+{
+    prism_actor_options o = PRISM_ACTOR_OPTIONS_INIT;
+    o.max_restarts = 1;
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", NULL, 0, &o, &a) == PRISM_OK, "create");
+    prism_ref *r = NULL;
+    prism_value *v = NULL;
+    CHECK(prism_actor_call(c, a, "pid", NULL, 0, 1, &r) == PRISM_OK &&
+              prism_get(c, r, 60000, &v) == PRISM_OK,
+          "pid");
+    double pid = json_num(v);
+    prism_value_free(v);
+    prism_ref_release(r);
+    /* A worker for the task's shape was started once, and is idle now: a
+     * worker that starts needs the GCS, which will be stopped. */
+    prism_value *add[2] = {prism_value_json("2"), prism_value_json("40")};
+    prism_task_options shape = PRISM_TASK_OPTIONS_INIT;
+    shape.num_cpus = 1.5;
+    prism_ref *task = submit1(c, "builtin", "add", add, 2, &shape);
+    CHECK(task && prism_get(c, task, 60000, &v) == PRISM_OK, "the first task");
+    prism_value_free(v);
+    prism_ref_release(task);
+    printf("actor %s %.0f\n", prism_actor_id(a), pid);
+    fflush(stdout);
+    char line[64];
+    CHECK(fgets(line, sizeof line, stdin) != NULL, "stdin");
+    usleep(300000); /* the worker's death seen: the next call waits for its address */
+    CHECK(prism_actor_call(c, a, "get", NULL, 0, 1, &r) == PRISM_OK, "call");
+    usleep(300000); /* the question to the GCS out */
+    task = submit1(c, "builtin", "add", add, 2, &shape);
+    prism_value_free(add[0]);
+    prism_value_free(add[1]);
+    CHECK(task, "submit");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    prism_status s = prism_get(c, task, 5000, &v);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(s == PRISM_OK && json_num(v) == 42, "the task while the GCS is stopped: %s",
+          prism_status_text(s));
+    prism_value_free(v);
+    prism_ref_release(task);
+    printf("task ok %.0f\n",
+           (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    fflush(stdout);
+    CHECK(fgets(line, sizeof line, stdin) != NULL, "stdin");
+    prism_get(c, r, 60000, &v); /* restarted or failed: either settles it */
+    prism_value_free(v);
+    prism_ref_release(r);
+    CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
+    prism_actor_release(a);
+    printf("queryhung ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr,
                 "usage: task_probe seed|many N|nested D|errors|package SHA|crash SHA|"
                 "sleep MS|sleeps N MS|reconstruct NODE|bigarg A B|hold NODE|lostarg [put|once]|"
-                "lostpushed A B|freeleasing [SHA]|callleasing|leaveleasing\n");
+                "lostpushed A B|freeleasing [SHA]|callleasing|leaveleasing|queryhung\n");
         return 2;
     }
     prism_client *c;
@@ -960,6 +1021,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "freeleasing")            ? freeleasing(c, arg)
              : !strcmp(cmd, "callleasing")            ? callleasing(c)
              : !strcmp(cmd, "leaveleasing")           ? leaveleasing(c)
+             : !strcmp(cmd, "queryhung")              ? queryhung(c)
              : !strcmp(cmd, "bigarg") && argc > 3     ? bigarg(c, arg, argv[3])
              : !strcmp(cmd, "lostarg")                ? lostarg(c, arg)
              : !strcmp(cmd, "lostpushed") && argc > 3 ? lostpushed(c, arg, argv[3])

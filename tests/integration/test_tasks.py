@@ -700,6 +700,35 @@ def test_grant_after_the_client_left(c):
         if p.poll() is None:
             p.kill()
 
+
+def test_task_while_the_gcs_hangs(c):
+    """A client asking a stopped GCS where its actor went (its worker was killed) still gets
+    leases for its tasks: the question does not hold up the thread that takes the grants."""
+    if not os.access(PROBE, os.X_OK):
+        skip("task_probe is not built")
+    p = subprocess.Popen([PROBE, "queryhung"], env=probe_env(c), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline().split()
+        assert line[:1] == ["actor"], (line, p.poll() is not None and p.stderr.read())
+        c.gcs.send_signal(signal.SIGSTOP)
+        try:
+            os.kill(int(line[2]), signal.SIGKILL)
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            line = p.stdout.readline().split()
+            assert line[:2] == ["task", "ok"], (line, p.poll() is not None and p.stderr.read())
+            print("  the task took %s ms with the GCS stopped" % line[2])
+        finally:
+            c.gcs.send_signal(signal.SIGCONT)
+        p.stdin.write("done\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and "queryhung ok" in out, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
 if __name__ == "__main__":
     run([test_seed_program, test_seed_as_a_job, test_ten_thousand_tasks, test_nested_tasks,
          test_errors_are_clear, test_package_tasks, test_long_tasks_run_side_by_side, test_worker_crash_is_retried_then_fails,
@@ -714,5 +743,6 @@ if __name__ == "__main__":
          test_owner_death_fails_borrowers, test_wait_for_k_of_n,
          test_force_cancel_of_a_running_task, test_free_while_a_lease_waits,
          test_actor_call_while_a_lease_waits, test_grant_after_the_client_left,
+         test_task_while_the_gcs_hangs,
          test_worker_refuses_a_ready_fd_that_is_not_open], nodes=1,
         node_args=("--num-cpus", "4"))

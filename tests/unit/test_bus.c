@@ -345,6 +345,36 @@ static void test_request_timeout(void **state)
     prism_bus_destroy(b);
 }
 
+/* Three peers at once: one answers, one is not there, one never answers.
+ * One wait for them all, about the time asked. */
+static void test_request_all(void **state)
+{
+    prism_bus *server = connect_bus("peers"), *client = connect_bus("asker");
+    assert_int_equal(prism_bus_subscribe(server, "t.all.live", NULL, on_echo, NULL), 0);
+    assert_int_equal(prism_bus_subscribe(server, "t.all.silent", NULL, on_silence, NULL), 0);
+    await_responder(client, "t.all.live");
+    const char *subjects[4] = {"t.all.silent", "t.all.live", "t.all.gone", "t.all.live"};
+    int rc[4];
+    int64_t t0 = prism_mono_ms();
+    assert_int_equal(prism_bus_request_all(client, subjects, 4, "{}", 2, 300, rc), PRISM_BUS_OK);
+    int64_t took = prism_mono_ms() - t0;
+    assert_int_equal(rc[0], PRISM_BUS_TIMEOUT);
+    assert_int_equal(rc[1], PRISM_BUS_OK);
+    assert_int_equal(rc[2], PRISM_BUS_NO_RESPONDERS);
+    assert_int_equal(rc[3], PRISM_BUS_OK);
+    assert_true(took >= 290 && took < 2000);
+    /* All answered: no wait for the deadline. */
+    const char *live[2] = {"t.all.live", "t.all.gone"};
+    t0 = prism_mono_ms();
+    assert_int_equal(prism_bus_request_all(client, live, 2, "{}", 2, 5000, rc), PRISM_BUS_OK);
+    assert_int_equal(rc[0], PRISM_BUS_OK);
+    assert_int_equal(rc[1], PRISM_BUS_NO_RESPONDERS);
+    assert_true(prism_mono_ms() - t0 < 4000);
+    assert_int_equal(prism_bus_request_all(client, live, 0, "{}", 2, 5000, rc), PRISM_BUS_OK);
+    prism_bus_destroy(client);
+    prism_bus_destroy(server);
+}
+
 static void expect_refused(const char *token)
 {
     prism_bus *b = NULL;
@@ -410,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_publish_subscribe), cmocka_unit_test(test_queue_group),
         cmocka_unit_test(test_request_reply),     cmocka_unit_test(test_request_timeout),
         cmocka_unit_test(test_wrong_token),       cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_request_all),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     stop_server();
