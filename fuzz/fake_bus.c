@@ -123,6 +123,16 @@ int prism_bus_request_json(prism_bus *b, const char *subject, json_t *req, int t
     return PRISM_BUS_NO_RESPONDERS;
 }
 
+int prism_bus_request_all(prism_bus *b, const char *const *subjects, size_t n, const void *data,
+                          size_t len, int timeout_ms, int *rc)
+{
+    for (size_t i = 0; i < n; i++) {
+        prism_bus_publish(b, subjects[i], data, len);
+        rc[i] = PRISM_BUS_NO_RESPONDERS;
+    }
+    return PRISM_BUS_OK;
+}
+
 const char *prism_bus_last_error(prism_bus *b) { return "fake bus"; }
 
 /* NATS subject matching: tokens split on '.', '*' matches one token, a
