@@ -33,6 +33,7 @@ static bool fixture_open(objectstore *os, const char *dir)
     os_store_config cfg = {.capacity = FIXTURE_ARENA,
                            .spill_dir = dir,
                            .spill_batch = 4096,
+                           .io_inline = true, /* a run is one thread's, and repeatable */
                            .on_event = fixture_on_event,
                            .ud = os};
     char err[256];

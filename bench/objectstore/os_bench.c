@@ -5,11 +5,17 @@
  *   prism-objectstore-bench memcpy
  *   prism-objectstore-bench core SOCKET     put/get rates and throughput
  *   prism-objectstore-bench spill SOCKET N  writes N times the arena of pinned
- *                                           objects, then reads them all back */
+ *                                           objects, then reads them all back
+ *   prism-objectstore-bench ping SOCKET     small put/get/release/delete rounds
+ *                                           until SIGTERM or SIGINT, then their
+ *                                           latency (what a spill beside it
+ *                                           costs other clients: spill_stall.sh) */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "prism_store.h"
 #include "prism_time.h"
@@ -142,20 +148,27 @@ static void bench_get(prism_store *st, prism_store *writer, const char *name, ui
 
 /* A small put, then a get of it: by the handle that put it (answered from
  * the put's reference), or by another one (`reader`: its own round trip). */
+/* A 64 B put by `st`, then a get and release by `reader`; returns its ID. */
+static prism_object_id put_get(prism_store *st, prism_store *reader)
+{
+    static const uint8_t buf[64] = {1};
+    prism_object_id id = fresh_id();
+    prism_store_buffer b;
+    prism_store_status s = prism_store_put(st, &id, NULL, buf, sizeof buf, NULL, 0, 0);
+    if (s == PRISM_STORE_OK)
+        s = prism_store_get(reader, &id, 0, &b);
+    if (s != PRISM_STORE_OK)
+        die(st, s, "put+get");
+    prism_store_release(reader, &id);
+    return id;
+}
+
 static void bench_pairs(prism_store *st, prism_store *reader, const char *name, double secs)
 {
-    uint8_t buf[64] = {0};
     int n = 0;
     double t0 = now_s(), t = t0;
     for (; t - t0 < secs; n++) {
-        prism_object_id id = fresh_id();
-        prism_store_buffer b;
-        prism_store_status s = prism_store_put(st, &id, NULL, buf, sizeof buf, NULL, 0, 0);
-        if (s == PRISM_STORE_OK)
-            s = prism_store_get(reader, &id, 0, &b);
-        if (s != PRISM_STORE_OK)
-            die(st, s, "put+get");
-        prism_store_release(reader, &id);
+        put_get(st, reader);
         if ((n & 63) == 0)
             t = now_s();
     }
@@ -219,6 +232,56 @@ static void bench_spill(prism_store *st, int times)
     free(buf);
 }
 
+static volatile sig_atomic_t stop_ping;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_ping = 1;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void bench_ping(prism_store *st)
+{
+    struct sigaction sa = {.sa_handler = on_stop};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    size_t n = 0, cap = 1 << 16;
+    uint64_t *ns = malloc(cap * sizeof *ns), worst = 0;
+    while (!stop_ping && ns) {
+        uint64_t t = prism_mono_ns();
+        prism_object_id id = put_get(st, st);
+        prism_store_delete(st, &id);
+        uint64_t d = prism_mono_ns() - t;
+        if (n == cap) {
+            uint64_t *p = realloc(ns, 2 * cap * sizeof *ns);
+            if (!p)
+                break;
+            ns = p;
+            cap *= 2;
+        }
+        ns[n++] = d;
+        worst = d > worst ? d : worst;
+        usleep(100); /* a client with other work, not a spinning one */
+    }
+    if (!n) {
+        free(ns);
+        return;
+    }
+    qsort(ns, n, sizeof *ns, cmp_u64);
+    result("ping_rounds", (double)n, "");
+    result("ping_median", (double)ns[n / 2] / 1e3, "us");
+    result("ping_p99", (double)ns[n * 99 / 100] / 1e3, "us");
+    result("ping_p999", (double)ns[n * 999 / 1000] / 1e3, "us");
+    result("ping_max", (double)worst / 1e3, "us");
+    free(ns);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "memcpy")) {
@@ -226,7 +289,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc < 3) {
-        fprintf(stderr, "usage: %s memcpy | core SOCKET | spill SOCKET TIMES\n", argv[0]);
+        fprintf(stderr, "usage: %s memcpy | core SOCKET | spill SOCKET TIMES | ping SOCKET\n",
+                argv[0]);
         return 2;
     }
     prism_store *st;
@@ -246,6 +310,8 @@ int main(int argc, char **argv)
         bench_core(st, other);
     else if (!strcmp(argv[1], "spill"))
         bench_spill(st, argc > 3 ? atoi(argv[3]) : 3);
+    else if (!strcmp(argv[1], "ping"))
+        bench_ping(st);
     prism_store_destroy(other);
     prism_store_destroy(st);
     return 0;

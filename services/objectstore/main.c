@@ -51,6 +51,9 @@ static void on_event(void *ud, os_event ev, const os_object *o)
     json_decref(j);
 }
 
+/* A spill or restore ended on the store's I/O thread (with store.mu held). */
+static void on_moved(void *ud) { os_server_moved(ud); }
+
 /* Another node's primary copy was deleted: the object is freed, so a copy
  * pulled here (secondary) would only wait for eviction; it goes now. A
  * primary copy here is left alone: its owner deletes it. */
@@ -253,6 +256,7 @@ static int init(void *ctx, char *err, size_t errlen)
                           .prefault = cfg.prefault,
                           .huge_pages = cfg.huge_pages,
                           .on_event = on_event,
+                          .on_moved = on_moved,
                           .ud = os};
     if (!os->node_id || os_store_init(&os->store, &sc, err, errlen) != 0)
         return -1;
@@ -308,6 +312,7 @@ static void stop(void *ctx)
     objectstore *os = ctx;
     os_owners_stop(os->owners); /* it may be asking NATS: before NATS closes */
     os->owners = NULL;
+    os_store_stop_io(&os->store); /* its events go to NATS and the loop too */
     os_server_close(os);
 }
 

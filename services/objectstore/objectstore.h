@@ -34,7 +34,7 @@ typedef struct objectstore {
      * wakes a waiting get (under mu) */
     int listen_fd, epfd, sig_fd, wake_fd;
     os_conn *conns;
-    bool resume_pending;
+    bool resume_pending, moved_pending;
 
     /* transfers in flight, merged by object ID; `pull_cv` signals their end */
     os_pull *pulls;
@@ -64,6 +64,9 @@ void os_server_run(objectstore *os, int (*tick)(void *arg), void *arg);
 void os_server_close(objectstore *os);
 /* Answers the gets waiting for `o`, which was just sealed. With mu held. */
 void os_server_sealed(objectstore *os, const os_object *o);
+/* A disk job ended: the requests parked for one run again (on the loop).
+ * With mu held, from any thread. */
+void os_server_moved(objectstore *os);
 /* Runs `len` bytes of requests as a new connection on `fd` would (replies
  * are queued, not sent; only HELLO writes to `fd`), then drops the
  * connection as if its client went away. Returns -1 on a protocol error.

@@ -197,11 +197,15 @@ static void h_get(prism_http_req *req, void *ctx)
     }
     pthread_mutex_lock(&os->store.mu);
     int st;
-    /* Woken by each seal, not polling: the object is served as soon as it is. */
-    while (((st = os_get(&os->store, &g->cl, &id, &o)) == PRISM_STORE_NOT_FOUND ||
-            st == PRISM_STORE_NOT_SEALED) &&
-           timeout > 0 &&
-           pthread_cond_timedwait(&os->store.sealed, &os->store.mu, &deadline) != ETIMEDOUT) {
+    /* Woken by each seal, not polling: the object is served as soon as it is;
+     * one coming back from disk is waited for whatever the timeout. */
+    for (;;) {
+        st = os_get(&os->store, &g->cl, &id, &o);
+        if (st == OS_WAIT)
+            pthread_cond_wait(&os->store.moved, &os->store.mu);
+        else if (!(st == PRISM_STORE_NOT_FOUND || st == PRISM_STORE_NOT_SEALED) || timeout <= 0 ||
+                 pthread_cond_timedwait(&os->store.sealed, &os->store.mu, &deadline) == ETIMEDOUT)
+            break;
     }
     uint64_t size = o ? o->data_size : 0;
     char ct[256] = "";
@@ -287,7 +291,10 @@ static void do_put(prism_http_req *req, objectstore *os, const prism_object_id *
     os_client_init(&cl);
     os_object *o = NULL;
     pthread_mutex_lock(&os->store.mu);
-    int st = os_create(&os->store, &cl, id, NULL, len, ct, (uint32_t)strlen(ct), pin, &o);
+    int st;
+    while ((st = os_create(&os->store, &cl, id, NULL, len, ct, (uint32_t)strlen(ct), pin, &o)) ==
+           OS_WAIT)
+        pthread_cond_wait(&os->store.moved, &os->store.mu); /* room is being spilled */
     uint8_t *dst = st == PRISM_STORE_OK ? os_data(&os->store, o) : NULL;
     pthread_mutex_unlock(&os->store.mu);
     if (st != PRISM_STORE_OK) {

@@ -135,8 +135,10 @@ static int pull_from(objectstore *os, os_pull *p, const char *source, int64_t ti
     os_client_init(&cl);
     os_object *o = NULL;
     pthread_mutex_lock(&os->store.mu);
-    int st = os_create(&os->store, &cl, &p->id, p->owned ? &p->owner : NULL, p->size, meta,
-                       meta_len, pin, &o);
+    int st;
+    while ((st = os_create(&os->store, &cl, &p->id, p->owned ? &p->owner : NULL, p->size, meta,
+                           meta_len, pin, &o)) == OS_WAIT)
+        pthread_cond_wait(&os->store.moved, &os->store.mu); /* room is being spilled */
     if (st == PRISM_STORE_OK)
         o->pulled = true;
     sink_ctx sc = {.dst = st == PRISM_STORE_OK ? os_data(&os->store, o) : NULL, .size = p->size};

@@ -2,7 +2,10 @@
  * clients with the binary protocol of prism_store_proto.h. Each request is
  * dispatched from a table by type; a get that must wait parks its connection
  * (no further requests are read from it, so replies stay in order) until the
- * object is sealed, the wait times out, or the client goes away. */
+ * object is sealed, the wait times out, or the client goes away. A request
+ * that waits for the store's disk I/O (OS_WAIT: a create that needs room
+ * being spilled, a get of an object being restored) parks the same way and
+ * runs again when a disk job ends. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -36,13 +39,16 @@ struct os_conn {
     uint8_t *out;
     size_t out_len, out_cap;
     uint32_t events; /* registered with epoll */
-    /* a parked get */
-    bool waiting;
+    /* a parked get, or (`retry`) a request parked at the head of `in` until
+     * a disk job ends */
+    bool waiting, retry;
     prism_object_id wait_id;
     int64_t wait_deadline; /* monotonic ms; -1: forever */
     os_conn *prev, *next;
 };
 
+/* Returns 0, -1 on a protocol error, or OS_WAIT having done nothing: the
+ * request runs again when a disk job ends. */
 typedef int (*op_fn)(objectstore *os, os_conn *c, const psp_hdr *h, const uint8_t *body);
 
 /* --- output --- */
@@ -186,6 +192,8 @@ static int op_create(objectstore *os, os_conn *c, const psp_hdr *h, const uint8_
     psp_create_rep rep = {.status = os_create(&os->store, &c->cl, &id, &owner, req.data_size,
                                               body + sizeof req, req.metadata_size,
                                               h->flags & PSP_FLAG_PIN, &o)};
+    if (rep.status == OS_WAIT)
+        return OS_WAIT;
     if (rep.status == PRISM_STORE_OK)
         rep.offset = o->block->off;
     reply(os, c, h, &rep, sizeof rep);
@@ -206,6 +214,8 @@ static int op_put(objectstore *os, os_conn *c, const psp_hdr *h, const uint8_t *
     os_object *o;
     int r = os_create(&os->store, &c->cl, &id, &owner, req.data_size, body + sizeof req,
                       req.metadata_size, h->flags & PSP_FLAG_PIN, &o);
+    if (r == OS_WAIT)
+        return OS_WAIT;
     if (r == PRISM_STORE_OK) {
         memcpy(os_data(&os->store, o), body + sizeof req + req.metadata_size, req.data_size);
         r = os_seal(&os->store, &c->cl, &id);
@@ -290,6 +300,8 @@ static int op_get(objectstore *os, os_conn *c, const psp_hdr *h, const uint8_t *
     get_id(&id, req.id);
     os_object *o = NULL;
     int r = os_get(&os->store, &c->cl, &id, &o);
+    if (r == OS_WAIT)
+        return OS_WAIT;
     if ((r == PRISM_STORE_NOT_FOUND || r == PRISM_STORE_NOT_SEALED) && req.timeout_ms != 0) {
         c->waiting = true;
         c->wait_id = id;
@@ -337,8 +349,14 @@ static int process(objectstore *os, os_conn *c)
         if (c->in_len - pos < sizeof h + h.len)
             break;
         const uint8_t *body = c->in + pos + sizeof h;
+        int r = ops[h.type].fn(os, c, &h, body);
+        if (r == OS_WAIT) { /* the frame stays, to run again */
+            c->waiting = c->retry = true;
+            conn_events(os, c);
+            break;
+        }
         pos += sizeof h + h.len;
-        if (ops[h.type].fn(os, c, &h, body) != 0) {
+        if (r != 0) {
             rc = -1;
             break;
         }
@@ -471,7 +489,8 @@ static void unpark(objectstore *os, os_conn *c, int status, const os_object *o)
 void os_server_sealed(objectstore *os, const os_object *sealed)
 {
     for (os_conn *c = os->conns; c; c = c->next) {
-        if (!c->waiting || c->dead || memcmp(&c->wait_id, &sealed->id, sizeof sealed->id) != 0)
+        if (!c->waiting || c->retry || c->dead ||
+            memcmp(&c->wait_id, &sealed->id, sizeof sealed->id) != 0)
             continue;
         os_object *o = NULL;
         int r = os_get(&os->store, &c->cl, &c->wait_id, &o);
@@ -485,7 +504,7 @@ static int64_t expire_waits(objectstore *os)
 {
     int64_t now = prism_mono_ms(), next = -1;
     for (os_conn *c = os->conns; c; c = c->next) {
-        if (!c->waiting || c->dead || c->wait_deadline < 0)
+        if (!c->waiting || c->retry || c->dead || c->wait_deadline < 0)
             continue;
         if (now >= c->wait_deadline)
             unpark(os, c, PRISM_STORE_TIMEOUT, NULL);
@@ -495,16 +514,32 @@ static int64_t expire_waits(objectstore *os)
     return next;
 }
 
-/* Runs requests left in the buffers of connections whose get just ended,
- * and closes connections killed from other threads. */
+void os_server_moved(objectstore *os)
+{
+    os->moved_pending = true;
+    if (os->wake_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(os->wake_fd, &one, sizeof one);
+        (void)w;
+    }
+}
+
+/* Runs requests left in the buffers of connections whose get just ended, or
+ * that waited for a disk job that ended, and closes connections killed from
+ * other threads. */
 static void housekeeping(objectstore *os)
 {
-    bool resume = os->resume_pending;
-    os->resume_pending = false;
+    bool resume = os->resume_pending, moved = os->moved_pending;
+    os->resume_pending = os->moved_pending = false;
     os_conn *next;
     for (os_conn *c = os->conns; c; c = next) {
         next = c->next;
-        if (!c->dead && resume && !c->waiting && c->in_len) {
+        bool go = resume;
+        if (moved && c->retry) {
+            c->waiting = c->retry = false;
+            go = true;
+        }
+        if (!c->dead && go && !c->waiting && c->in_len) {
             if (process(os, c) != 0)
                 c->dead = true;
             else
@@ -626,8 +661,9 @@ void os_server_close(objectstore *os)
     pthread_mutex_lock(&os->store.mu);
     while (os->conns)
         conn_close(os, os->conns);
-    pthread_mutex_unlock(&os->store.mu);
     int fds[] = {os->listen_fd, os->epfd, os->sig_fd, os->wake_fd};
+    os->wake_fd = -1; /* os_server_moved, from the store's I/O thread, checks it */
+    pthread_mutex_unlock(&os->store.mu);
     for (int i = 0; i < 4; i++)
         if (fds[i] >= 0)
             close(fds[i]);

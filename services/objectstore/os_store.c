@@ -39,12 +39,13 @@ static void lru_unlink(os_store *s, os_object *o)
 }
 
 /* Puts `o` at the most recently used end of the list it belongs to now, or in
- * none when it is not a candidate (unsealed, referenced, deleted, on disk). */
+ * none when it is not a candidate (unsealed, referenced, deleted, on disk,
+ * moving to or from disk). */
 void os_lru_update(os_store *s, os_object *o)
 {
     if (o->lru)
         lru_unlink(s, o);
-    if (o->state != OS_OBJ_SEALED || !o->block || o->readers || o->deleted)
+    if (o->state != OS_OBJ_SEALED || !o->block || o->readers || o->deleted || o->moving)
         return;
     o->lru = o->pinned ? 2 : 1;
     os_lru *l = o->lru == 2 ? &s->primary : &s->secondary;
@@ -73,6 +74,8 @@ static void free_object(os_store *s, os_object *o)
         os_alloc_put(&s->alloc, o->block);
     else
         os_spill_forget(s, o);
+    if (o->incoming)
+        os_alloc_put(&s->alloc, o->incoming);
     if (o->spill)
         os_spill_drop(s, o);
     free(o);
@@ -92,7 +95,19 @@ static void evict(os_store *s, os_object *o)
     free_object(s, o);
 }
 
-/* Finds `size` bytes, evicting secondary copies, then spilling primary ones. */
+bool os_moved_deleted(os_store *s, os_object *o)
+{
+    if (!o->deleted)
+        return false;
+    if (!o->readers)
+        free_object(s, o);
+    else if (o->spill) /* nobody can reach the disk copy any more */
+        os_spill_drop(s, o);
+    return true;
+}
+
+/* Finds `size` bytes, evicting secondary copies, then spilling primary ones:
+ * OS_WAIT while a spill under way may make the room. */
 static int make_room(os_store *s, uint64_t size, os_block **out)
 {
     for (;;) {
@@ -102,6 +117,12 @@ static int make_room(os_store *s, uint64_t size, os_block **out)
             evict(s, s->secondary.head);
             continue;
         }
+        if (s->spill_failed) { /* this caller hears of it; the next one tries again */
+            s->spill_failed = false;
+            return PRISM_STORE_IO_ERROR;
+        }
+        if (s->spilling)
+            return OS_WAIT;
         if (!s->primary.head)
             return PRISM_STORE_OUT_OF_MEMORY;
         int r = os_spill_some(s, os_alloc_rounded(size));
@@ -197,20 +218,17 @@ int os_abort(os_store *s, os_client *c, const prism_object_id *id)
 
 static int restore(os_store *s, os_object *o)
 {
+    if (o->moving)
+        return OS_WAIT;
+    if (o->restore_failed) { /* this get hears of it; the next one tries again */
+        o->restore_failed = false;
+        return PRISM_STORE_IO_ERROR;
+    }
     os_block *b;
     int r = make_room(s, o->data_size + o->meta_size, &b);
     if (r != PRISM_STORE_OK)
         return r;
-    o->block = b;
-    if ((r = os_spill_restore(s, o)) != PRISM_STORE_OK) {
-        os_alloc_put(&s->alloc, b);
-        o->block = NULL;
-        return r;
-    }
-    os_spill_forget(s, o);
-    s->restores++;
-    s->restored_bytes_total += o->data_size + o->meta_size;
-    return PRISM_STORE_OK;
+    return os_spill_restore(s, o, b);
 }
 
 int os_get(os_store *s, os_client *c, const prism_object_id *id, os_object **out)
@@ -250,7 +268,7 @@ static void unref(os_store *s, os_object *o, uint32_t n)
     o->readers -= n;
     if (o->readers)
         return;
-    if (o->deleted)
+    if (o->deleted && !o->moving)
         free_object(s, o);
     else
         os_lru_update(s, o);
@@ -279,11 +297,11 @@ int os_delete(os_store *s, const prism_object_id *id)
         return PRISM_STORE_NOT_SEALED;
     emit(s, OS_EV_REMOVED, o);
     unlist(s, o);
-    if (o->readers) {
+    if (o->readers || o->moving) {
         o->deleted = true;
         if (o->lru)
             lru_unlink(s, o);
-        if (o->spill) /* nobody can reach the disk copy any more */
+        if (o->spill && !o->moving) /* nobody can reach the disk copy any more */
             os_spill_drop(s, o);
     } else {
         free_object(s, o);
@@ -365,6 +383,8 @@ int os_store_init(os_store *s, const os_store_config *cfg, char *err, size_t err
                     .capacity = cfg->capacity,
                     .spill_batch = cfg->spill_batch,
                     .on_event = cfg->on_event,
+                    .on_moved = cfg->on_moved,
+                    .io_inline = cfg->io_inline,
                     .ud = cfg->ud};
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca;
@@ -372,6 +392,8 @@ int os_store_init(os_store *s, const os_store_config *cfg, char *err, size_t err
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->sealed, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&s->moved, NULL);
+    pthread_cond_init(&s->io_cv, NULL);
     s->arena = MAP_FAILED;
     /* Huge pages: a process's first touch of each page of the arena costs
      * it a fault (on some VMs about 5 us a 4 KiB page, even after
@@ -422,6 +444,7 @@ fail:
 
 void os_store_destroy(os_store *s)
 {
+    os_store_stop_io(s);
     size_t pos = 0;
     os_object *o;
     /* Collect first: freeing does not change the table, but keep iteration simple. */
@@ -436,6 +459,8 @@ void os_store_destroy(os_store *s)
         close(s->arena_fd);
     free(s->spill_dir);
     pthread_cond_destroy(&s->sealed);
+    pthread_cond_destroy(&s->moved);
+    pthread_cond_destroy(&s->io_cv);
     pthread_mutex_destroy(&s->mu);
     s->arena = NULL;
     s->arena_fd = -1;

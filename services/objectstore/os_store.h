@@ -4,7 +4,10 @@
  * it with `mu` held, on behalf of an os_client (a connection, an HTTP request,
  * a transfer), which is what owns references and unsealed objects.
  *
- * Functions return a prism_store_status. */
+ * Functions return a prism_store_status, or OS_WAIT: disk I/O this call
+ * needs runs on the store's I/O thread, off the lock; the caller tries the
+ * same call again once `moved` is broadcast (on_moved says so to an event
+ * loop). OS_WAIT never leaves the store. */
 #ifndef OS_STORE_H
 #define OS_STORE_H
 
@@ -26,6 +29,9 @@ typedef struct os_spill_file {
     struct os_spill_file *prev, *next;
 } os_spill_file;
 
+/* Not a prism_store_status: "a spill or restore is under way; call again". */
+#define OS_WAIT 1000
+
 typedef enum os_obj_state { OS_OBJ_CREATED, OS_OBJ_SEALED } os_obj_state;
 
 typedef struct os_client os_client;
@@ -40,9 +46,15 @@ typedef struct os_object {
     os_block *block;      /* the arena copy; NULL while only on disk */
     os_spill_file *spill; /* the disk copy; NULL when none */
     uint64_t spill_off;
-    uint32_t readers;   /* references held by clients */
-    os_client *creator; /* while OS_OBJ_CREATED */
-    bool owned;         /* `owner` names the Prism client that owns the object */
+    /* A disk job has it (os_spill.c): its block (spilled) or `incoming`
+     * (restored) and its spill file stay put, it is in no LRU list, and a
+     * delete leaves the freeing to the job's end. */
+    bool moving;
+    os_block *incoming;  /* while restored: the block being filled */
+    bool restore_failed; /* the last restore failed: the next get says so */
+    uint32_t readers;    /* references held by clients */
+    os_client *creator;  /* while OS_OBJ_CREATED */
+    bool owned;          /* `owner` names the Prism client that owns the object */
     prism_id owner;
     int64_t sealed_ms; /* monotonic: when it was sealed (os_owners.c spares new objects) */
     uint32_t uploads;  /* pulls by other stores being served now (os_http.c) */
@@ -70,14 +82,21 @@ typedef struct os_store_config {
     uint64_t spill_batch; /* spill at least this many bytes at a time */
     bool prefault;        /* touch every arena page at start */
     bool huge_pages;      /* the arena in reserved huge pages (MFD_HUGETLB) */
+    /* Disk I/O on the calling thread, under the lock, and never OS_WAIT:
+     * deterministic, for the fuzz targets and single-threaded tests. */
+    bool io_inline;
     /* Called with `mu` held on every added / removed / spilled object. */
     void (*on_event)(void *ud, os_event ev, const os_object *o);
+    /* Called with `mu` held on the I/O thread when a disk job ended: calls
+     * that answered OS_WAIT may go on. */
+    void (*on_moved)(void *ud);
     void *ud;
 } os_store_config;
 
 typedef struct os_store {
     pthread_mutex_t mu;
     pthread_cond_t sealed; /* broadcast at every seal, for HTTP gets that wait (CLOCK_MONOTONIC) */
+    pthread_cond_t moved;  /* broadcast when a disk job ended (OS_WAIT) */
     int arena_fd;
     uint8_t *arena;
     uint64_t capacity;
@@ -90,7 +109,15 @@ typedef struct os_store {
     uint64_t spill_seq;
     os_spill_file *spill_files;
     void (*on_event)(void *ud, os_event ev, const os_object *o);
+    void (*on_moved)(void *ud);
     void *ud;
+    /* The disk jobs (os_spill.c): a queue for one thread, started at the
+     * first job. One spill at a time (`spilling`); a failed one fails the
+     * next create that needs room (`spill_failed`). */
+    struct os_io_job *io_head, *io_tail;
+    pthread_cond_t io_cv;
+    pthread_t io_thread;
+    bool io_started, io_inline, spilling, spill_failed; /* io_inline: see the config */
     /* What is on disk now, kept as it changes: stats are asked often (every
      * /metrics gauge, the reports) and must not walk every object. */
     uint64_t spilled_now, spilled_now_bytes, spill_file_count;
@@ -100,7 +127,10 @@ typedef struct os_store {
 } os_store;
 
 int os_store_init(os_store *s, const os_store_config *cfg, char *err, size_t errlen);
-/* Frees every object and removes the spill files. */
+/* Finishes the disk jobs and stops the I/O thread; later ones run inline.
+ * Call without `mu`, before what on_event and on_moved use goes away. */
+void os_store_stop_io(os_store *s);
+/* Stops the I/O thread, frees every object and removes the spill files. */
 void os_store_destroy(os_store *s);
 
 void os_client_init(os_client *c);
@@ -114,8 +144,9 @@ int os_create(os_store *s, os_client *c, const prism_object_id *id, const prism_
               uint64_t size, const void *meta, uint32_t meta_size, bool pin, os_object **out);
 int os_seal(os_store *s, os_client *c, const prism_object_id *id);
 int os_abort(os_store *s, os_client *c, const prism_object_id *id);
-/* Takes a reference to a sealed object, restoring it from disk when spilled.
- * NOT_FOUND when absent, NOT_SEALED while being written (the caller may wait). */
+/* Takes a reference to a sealed object. NOT_FOUND when absent, NOT_SEALED
+ * while being written (the caller may wait), OS_WAIT while it comes back
+ * from disk (a spilled object's first get starts its restore). */
 int os_get(os_store *s, os_client *c, const prism_object_id *id, os_object **out);
 int os_release(os_store *s, os_client *c, const prism_object_id *id);
 int os_delete(os_store *s, const prism_object_id *id);
@@ -129,11 +160,14 @@ static inline uint8_t *os_data(const os_store *s, const os_object *o)
 }
 
 /* --- os_spill.c --- */
-/* Writes the least recently used unreferenced primary copies to one spill
- * file until at least `need` bytes (and the batch size) are freed. */
+/* Frees the blocks of the least recently used unreferenced primary copies
+ * until at least `need` bytes (and the batch size): those already on disk
+ * at once, the others once one spill file holds them. OK when some room was
+ * made now, OS_WAIT when it comes with the spill's end. */
 int os_spill_some(os_store *s, uint64_t need);
-/* Reads a spilled object back into its (already allocated) block. */
-int os_spill_restore(os_store *s, os_object *o);
+/* Reads a spilled object back into `b`, allocated for it. OK when it is
+ * back (inline I/O), OS_WAIT when its get must wait for the job. */
+int os_spill_restore(os_store *s, os_object *o, os_block *b);
 /* Drops an object's disk copy; removes the file with its last object. */
 void os_spill_drop(os_store *s, os_object *o);
 /* Counts a spilled object out of what is on disk now: back in memory, or gone. */
@@ -145,5 +179,8 @@ void os_spill_remove_stale(const char *dir);
 
 /* internal to the core, shared with os_spill.c */
 void os_lru_update(os_store *s, os_object *o);
+/* The end of a disk job for `o`: frees it when it was deleted meanwhile and
+ * nobody reads it. Returns true when it did. */
+bool os_moved_deleted(os_store *s, os_object *o);
 
 #endif

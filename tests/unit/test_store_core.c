@@ -1,5 +1,6 @@
 /* The object store's core, in process: lifecycle, eviction order, spilling
  * and restoring, out-of-memory errors, cleanup of a dropped client. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -36,13 +38,14 @@ static void on_event(void *ud, os_event ev, const os_object *o)
         f->spilled++;
 }
 
-static fixture *setup(uint64_t capacity, uint64_t batch)
+static fixture *setup_io(uint64_t capacity, uint64_t batch, bool io_inline)
 {
     fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/prism-test-store-%d", (int)getpid());
     os_store_config cfg = {.capacity = capacity,
                            .spill_dir = f->dir,
                            .spill_batch = batch,
+                           .io_inline = io_inline,
                            .on_event = on_event,
                            .ud = f};
     char err[256];
@@ -50,6 +53,9 @@ static fixture *setup(uint64_t capacity, uint64_t batch)
     os_client_init(&f->c);
     return f;
 }
+
+/* Disk I/O inline: the async I/O has its own tests (test_async_*). */
+static fixture *setup(uint64_t capacity, uint64_t batch) { return setup_io(capacity, batch, true); }
 
 static void teardown(fixture *f)
 {
@@ -269,12 +275,161 @@ static void test_client_drop(void **state)
     teardown(f);
 }
 
+/* --- disk I/O on the store's thread: the test holds `mu` as the server does --- */
+
+/* Waits for the end of a disk job, failing after 10 s. */
+static void wait_moved(fixture *f)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += 10;
+    assert_int_equal(pthread_cond_timedwait(&f->s.moved, &f->s.mu, &t), 0);
+}
+
+static int create_waiting(fixture *f, uint32_t n, uint64_t size, os_object **o)
+{
+    prism_object_id id = oid(n);
+    int r;
+    while ((r = os_create(&f->s, &f->c, &id, NULL, size, "t", 1, true, o)) == OS_WAIT)
+        wait_moved(f);
+    return r;
+}
+
+static void put_waiting(fixture *f, uint32_t n, uint64_t size)
+{
+    os_object *o;
+    assert_int_equal(create_waiting(f, n, size, &o), PRISM_STORE_OK);
+    fill(os_data(&f->s, o), size, n);
+    prism_object_id id = oid(n);
+    assert_int_equal(os_seal(&f->s, &f->c, &id), PRISM_STORE_OK);
+}
+
+/* A create that needs room waits for the spill (OS_WAIT), and meanwhile the
+ * objects being written out can be read and deleted; a get of a spilled
+ * object waits for its restore and finds its bytes. */
+static void test_async_spill_restore(void **state)
+{
+    const uint64_t quarter = 256 * KiB - 64; /* + 1 byte of metadata: a quarter of the arena */
+    fixture *f = setup_io(1 * MiB, 512 * KiB, false);
+    pthread_mutex_lock(&f->s.mu);
+    for (uint32_t i = 0; i < 4; i++)
+        put_waiting(f, i, quarter);
+    prism_object_id id0 = oid(0), id1 = oid(1), id4 = oid(4), id5 = oid(5);
+    os_object *o, *o0;
+    assert_int_equal(os_create(&f->s, &f->c, &id4, NULL, 200 * KiB, "t", 1, true, &o), OS_WAIT);
+    assert_int_equal(os_contains(&f->s, &id4), PRISM_STORE_ABSENT); /* nothing done */
+    /* the oldest two are being written (one batch): still readable, deletable */
+    assert_true(f->s.spilling);
+    assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_MEMORY);
+    assert_int_equal(os_get(&f->s, &f->c, &id0, &o0), PRISM_STORE_OK);
+    assert_int_equal(os_delete(&f->s, &id1), PRISM_STORE_OK);
+    assert_int_equal(os_create(&f->s, &f->c, &id4, NULL, 200 * KiB, "t", 1, true, &o), OS_WAIT);
+    put_waiting(f, 4, 200 * KiB);
+    assert_false(f->s.spilling);
+    /* the one read meanwhile stayed in memory, with its disk copy */
+    assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_MEMORY);
+    assert_non_null(o0->spill);
+    assert_int_equal(os_contains(&f->s, &id1), PRISM_STORE_ABSENT);
+    assert_int_equal(f->s.spill_file_count, 1);
+    assert_int_equal(f->s.spills, 2);
+    assert_int_equal(os_release(&f->s, &f->c, &id0), PRISM_STORE_OK);
+    check_stats(f);
+    /* with 0 the least recently used, its disk copy lets its block go at
+     * once: a create that fits there does not wait */
+    for (uint32_t i = 2; i < 5; i++) {
+        prism_object_id id = oid(i);
+        assert_int_equal(os_get(&f->s, &f->c, &id, &o), PRISM_STORE_OK);
+        assert_int_equal(os_release(&f->s, &f->c, &id), PRISM_STORE_OK);
+    }
+    assert_int_equal(os_create(&f->s, &f->c, &id5, NULL, 250 * KiB, "t", 1, true, &o),
+                     PRISM_STORE_OK);
+    fill(os_data(&f->s, o), 250 * KiB, 5);
+    assert_int_equal(os_seal(&f->s, &f->c, &id5), PRISM_STORE_OK);
+    assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_SPILLED);
+    check_stats(f);
+    /* its get restores it, once 2 (the rest of that batch) is out */
+    int r;
+    while ((r = os_get(&f->s, &f->c, &id0, &o0)) == OS_WAIT)
+        wait_moved(f);
+    assert_int_equal(r, PRISM_STORE_OK);
+    assert_int_equal(check(os_data(&f->s, o0), quarter, 0), 0);
+    assert_int_equal(f->s.restores, 1);
+    assert_int_equal(os_release(&f->s, &f->c, &id0), PRISM_STORE_OK);
+    for (uint32_t i = 2; i < 4; i++) {
+        prism_object_id id = oid(i);
+        while ((r = os_get(&f->s, &f->c, &id, &o)) == OS_WAIT)
+            wait_moved(f);
+        assert_int_equal(r, PRISM_STORE_OK);
+        assert_int_equal(check(os_data(&f->s, o), quarter, i), 0);
+        assert_int_equal(os_release(&f->s, &f->c, &id), PRISM_STORE_OK);
+    }
+    check_stats(f);
+    pthread_mutex_unlock(&f->s.mu);
+    teardown(f);
+    (void)state;
+}
+
+/* An object deleted while it comes back from disk is freed when the read
+ * ends, block and spill file too. */
+static void test_async_delete_while_restoring(void **state)
+{
+    fixture *f = setup_io(1 * MiB, 0, false);
+    pthread_mutex_lock(&f->s.mu);
+    put_waiting(f, 0, 600 * KiB);
+    put_waiting(f, 1, 600 * KiB); /* spills 0 */
+    prism_object_id id0 = oid(0), id1 = oid(1);
+    assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_SPILLED);
+    assert_int_equal(os_delete(&f->s, &id1), PRISM_STORE_OK);
+    os_object *o;
+    assert_int_equal(os_get(&f->s, &f->c, &id0, &o), OS_WAIT);
+    assert_int_equal(os_get(&f->s, &f->c, &id0, &o), OS_WAIT); /* the same restore */
+    assert_int_equal(os_delete(&f->s, &id0), PRISM_STORE_OK);
+    assert_int_equal(os_get(&f->s, &f->c, &id0, &o), PRISM_STORE_NOT_FOUND);
+    while (f->s.alloc.used || f->s.spill_file_count)
+        wait_moved(f);
+    check_stats(f);
+    assert_int_equal(f->s.objects.len, 0);
+    pthread_mutex_unlock(&f->s.mu);
+    teardown(f);
+    (void)state;
+}
+
+/* A spill that cannot write fails the create that waited for it, and the
+ * objects stay in memory, intact; the next create tries again. */
+static void test_async_spill_fails(void **state)
+{
+    fixture *f = setup_io(1 * MiB, 0, false);
+    pthread_mutex_lock(&f->s.mu);
+    put_waiting(f, 0, 600 * KiB);
+    prism_remove_tree(f->dir); /* the spill file cannot be made */
+    os_object *o;
+    assert_int_equal(create_waiting(f, 1, 600 * KiB, &o), PRISM_STORE_IO_ERROR);
+    prism_object_id id0 = oid(0);
+    assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_MEMORY);
+    assert_int_equal(os_get(&f->s, &f->c, &id0, &o), PRISM_STORE_OK);
+    assert_int_equal(check(os_data(&f->s, o), 600 * KiB, 0), 0);
+    assert_int_equal(os_release(&f->s, &f->c, &id0), PRISM_STORE_OK);
+    assert_int_equal(prism_mkdir_p(f->dir, 0700), 0);
+    put_waiting(f, 1, 600 * KiB);
+    assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_SPILLED);
+    check_stats(f);
+    pthread_mutex_unlock(&f->s.mu);
+    teardown(f);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lifecycle),         cmocka_unit_test(test_owner_recorded),
-        cmocka_unit_test(test_too_large_and_oom), cmocka_unit_test(test_eviction_order),
-        cmocka_unit_test(test_spill_restore),     cmocka_unit_test(test_client_drop),
+        cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_owner_recorded),
+        cmocka_unit_test(test_too_large_and_oom),
+        cmocka_unit_test(test_eviction_order),
+        cmocka_unit_test(test_spill_restore),
+        cmocka_unit_test(test_client_drop),
+        cmocka_unit_test(test_async_spill_restore),
+        cmocka_unit_test(test_async_delete_while_restoring),
+        cmocka_unit_test(test_async_spill_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
