@@ -240,7 +240,8 @@ int64_t ds_budget_of(dataservice *s, const ds_dataset *d);
 int ds_stores_start(dataservice *s);        /* subscribes to the node agents' reports */
 void ds_stores_cron(dataservice *s);        /* asks new stores their size; takes the lock */
 int64_t ds_stores_capacity(dataservice *s); /* bytes of all known stores; lock held */
-double ds_stores_cpus(dataservice *s);      /* CPUs of the nodes known; lock held */
+double ds_stores_cpus(dataservice *s,
+                      double *gpus); /* CPUs (and GPUs) of the nodes known; lock held */
 void ds_stores_free(dataservice *s);
 
 /* files.c: the files of a read's `paths` ([{"path", "size"}...], owned),

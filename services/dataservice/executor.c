@@ -416,10 +416,60 @@ int64_t ex_held_now(const executor *x)
     return x->held - spill + counted + x->stream_cost;
 }
 
+static bool same_shape(const ex_stage *a, const ex_stage *b)
+{
+    return a->info.num_cpus == b->info.num_cpus && a->info.num_gpus == b->info.num_gpus &&
+           a->info.memory == b->info.memory && !a->resources == !b->resources &&
+           (!a->resources || !strcmp(a->resources, b->resources));
+}
+
+/* Whether one more task of stage `i` fits the cluster's CPUs and GPUs
+ * beside the tasks in flight, leaving room for one task of each stage
+ * downstream of another shape that has input waiting and no task running.
+ * Tasks of one shape share their leases in submission order, but a stage of
+ * another shape needs leases of its own: while the stages before it kept
+ * every CPU busy with queued tasks, it got none until they had run them
+ * all, and the pipeline ran stage after stage (a GPU stage idle while a CPU
+ * stage ran). Ray Data reserves resources for each operator the same way.
+ * Without such a stage downstream nothing is held back (queued tasks run
+ * back to back on their leases), and one task of a stage may always run. */
+static bool leaves_room(const executor *x, size_t i)
+{
+    const ex_stage *st = &x->st[i];
+    if (st->ntasks == 0 || (x->cpus <= 0 && x->gpus <= 0))
+        return true;
+    double cpus = st->info.num_cpus, gpus = st->info.num_gpus;
+    bool other = false;
+    for (size_t j = st->next; j < x->n; j = x->st[j].next) {
+        const ex_stage *d = &x->st[j];
+        if (d->kind != EX_MAP || d->pool || d->done || d->cut || same_shape(st, d) ||
+            (d->info.num_cpus <= 0 && d->info.num_gpus <= 0))
+            continue;
+        other = true;
+        if (d->ntasks == 0 && ex_fifo_len(&d->queue) > 0) {
+            cpus += d->info.num_cpus;
+            gpus += d->info.num_gpus;
+        }
+    }
+    if (!other)
+        return true;
+    for (size_t k = 0; k < x->n; k++) {
+        const ex_stage *o = &x->st[k];
+        int64_t held = (int64_t)o->ntasks, busy, created;
+        if (o->pool) /* an actor holds its resources, busy or not */
+            ds_pool_counts(o->pool, &held, &busy, &created);
+        if (o->kind == EX_MAP || o->kind == EX_READ) {
+            cpus += (double)held * o->info.num_cpus;
+            gpus += (double)held * o->info.num_gpus;
+        }
+    }
+    return (x->cpus <= 0 || cpus <= x->cpus + 1e-9) && (x->gpus <= 0 || gpus <= x->gpus + 1e-9);
+}
+
 static bool can_launch(executor *x, size_t i, int64_t *est)
 {
     ex_stage *st = &x->st[i];
-    if (st->cut || st->saturated || (int64_t)st->ntasks >= st->cap)
+    if (st->cut || st->saturated || (int64_t)st->ntasks >= st->cap || !leaves_room(x, i))
         return false;
     if (st->pool && ds_pool_idle(st->pool) < 0 && !ds_pool_can_grow(st->pool))
         return false; /* every actor busy, and no more allowed */
@@ -1031,7 +1081,7 @@ static bool publish(executor *x)
     int64_t budget = ds_budget_of(s, d);
     if (budget != d->budget)
         set_budget(x, d->budget = budget);
-    x->cpus = ds_stores_cpus(s);
+    x->cpus = ds_stores_cpus(s, &x->gpus);
     d->bytes_in_flight = now;
     d->peak_bytes_in_flight = x->peak;
     d->rows = x->rows;
@@ -1343,7 +1393,7 @@ void *ds_executor_main(void *arg)
     else if (setup(&x) != 0)
         ex_fail(&x, "out of memory"); /* unless setup said why */
     pthread_mutex_lock(&x.s->lock);
-    x.cpus = ds_stores_cpus(x.s);
+    x.cpus = ds_stores_cpus(x.s, &x.gpus);
     pthread_mutex_unlock(&x.s->lock);
     while (!x.error && !stopped) {
         int64_t now = prism_mono_ms();

@@ -98,6 +98,7 @@ typedef struct executor {
     int64_t budget, held, peak;
     int64_t target; /* the bytes a read's block should stay under */
     double cpus;    /* the cluster's, from the node agents' reports (0: not known yet) */
+    double gpus;    /* the same for GPUs */
     int64_t spill;  /* of held: the blocks' and tasks' `spill` (the all-to-alls' parked apart) */
     int64_t stream_cost;   /* a streamed output's blocks the consumer has not given back */
     size_t stream_waiting; /* of which not taken yet */

@@ -62,6 +62,19 @@ static double gauge_stores(void *ud)
     return n;
 }
 
+static double gauge_cluster(void *ud, bool gpus)
+{
+    dataservice *s = ud;
+    double g;
+    pthread_mutex_lock(&s->lock);
+    double c = ds_stores_cpus(s, &g);
+    pthread_mutex_unlock(&s->lock);
+    return gpus ? g : c;
+}
+
+static double gauge_cpus(void *ud) { return gauge_cluster(ud, false); }
+static double gauge_gpus(void *ud) { return gauge_cluster(ud, true); }
+
 static double gauge_in_flight(void *ud)
 {
     dataservice *s = ud;
@@ -148,6 +161,14 @@ int ds_init(void *ctx, char *err, size_t errlen)
     prism_metrics_gauge_fn(m, "prism_dataservice_store_capacity_bytes",
                            "Memory of the object stores the node agents report", NULL, gauge_stores,
                            s);
+    prism_metrics_gauge_fn(m, "prism_dataservice_cluster_resources",
+                           "CPUs and GPUs of the nodes the node agents report (what stages of "
+                           "other shapes get room in)",
+                           "resource=\"CPU\"", gauge_cpus, s);
+    prism_metrics_gauge_fn(m, "prism_dataservice_cluster_resources",
+                           "CPUs and GPUs of the nodes the node agents report (what stages of "
+                           "other shapes get room in)",
+                           "resource=\"GPU\"", gauge_gpus, s);
     prism_metrics_gauge_fn(m, "prism_dataservice_bytes_in_flight",
                            "Bytes of blocks the running datasets hold", NULL, gauge_in_flight, s);
     op_metrics_init(s);

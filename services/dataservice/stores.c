@@ -21,8 +21,8 @@ struct ds_store {
     char node_id[64];
     char *url;
     int64_t seen_mono;
-    int64_t capacity; /* 0 until asked */
-    double cpus;      /* the node's CPUs (its report's total) */
+    int64_t capacity;  /* 0 until asked */
+    double cpus, gpus; /* the node's CPUs and GPUs (its report's total) */
     struct ds_store *next;
 };
 
@@ -51,7 +51,9 @@ static void on_node(prism_bus *bus, const char *subject, const char *reply, cons
         }
         if (st) {
             st->seen_mono = prism_mono_ms();
-            st->cpus = json_number_value(json_object_get(json_object_get(doc, "total"), "CPU"));
+            json_t *total = json_object_get(doc, "total");
+            st->cpus = json_number_value(json_object_get(total, "CPU"));
+            st->gpus = json_number_value(json_object_get(total, "GPU"));
         }
         pthread_mutex_unlock(&s->lock);
     }
@@ -121,11 +123,14 @@ int64_t ds_stores_capacity(dataservice *s)
     return total;
 }
 
-double ds_stores_cpus(dataservice *s)
+double ds_stores_cpus(dataservice *s, double *gpus)
 {
     double total = 0;
-    for (ds_store *st = s->stores; st; st = st->next)
+    *gpus = 0;
+    for (ds_store *st = s->stores; st; st = st->next) {
         total += st->cpus;
+        *gpus += st->gpus;
+    }
     return total;
 }
 

@@ -1010,6 +1010,40 @@ def test_read_urls(c):
         shutil.rmtree(top)
 
 
+def test_stages_of_other_shapes_overlap(c):
+    """A stage of 1-CPU tasks that could keep every CPU of a 4-CPU node busy leaves room for
+    the next stage, of 2-CPU tasks, once that one has input: its tasks run while the first
+    still has tasks to run. Before, the first stage's queued tasks held every CPU's lease
+    until it had run them all, and the second stage ran only after it."""
+    need_binaries()
+    pkg = upload_package(c)
+    wait_until(lambda: 'prism_dataservice_cluster_resources{resource="CPU"} 4' in
+               c.get("/metrics", base=c.dataservice_url).body.decode(),
+               timeout=20, what="the dataservice knowing the node's CPUs")
+    plan = {"ops": [{"op": "range", "n": 1600, "override_num_blocks": 16},
+                    {"op": "map_batches", "fn": fn(pkg, "slow", ms=300), "batch_size": None,
+                     "num_cpus": 1},
+                    {"op": "map_batches", "fn": fn(pkg, "slow", ms=20), "batch_size": None,
+                     "num_cpus": 2}]}
+    did = post(c, plan)["dataset_id"]
+    overlap = None
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        d = dataset(c, did)
+        first, last = d["stages"][0], d["stages"][-1]
+        if overlap is None and last["tasks_done"] > 0 and first["tasks_done"] < 16:
+            overlap = (first["tasks_done"], last["tasks_done"])
+        if d["state"] != "RUNNING" and d["state"] != "PENDING":
+            break
+        time.sleep(0.02)
+    assert d["state"] == "FINISHED" and d["output"]["rows"] == 1600, d
+    assert len(d["stages"]) == 2, d["stages"]  # the first map fused into the read
+    print("  the 2-CPU stage had done %s tasks when the first had done %s of 16" % (
+        overlap and overlap[1], overlap and overlap[0]))
+    assert overlap is not None and overlap[0] <= 8, (overlap, d["stages"])
+test_stages_of_other_shapes_overlap.cluster = {"node_args": ("--num-cpus", "4")}
+
+
 def test_c_api_two_nodes(c):
     """Blocks made on a two-node cluster (a slow stage, to keep CPUs busy), streamed to a C
     consumer with no store of its own: every id once, and the stores empty afterwards."""
@@ -1983,5 +2017,6 @@ if __name__ == "__main__":
          test_cli, test_read_urls, test_c_api_two_nodes, test_writes, test_streaming_split,
          test_materialize, test_actor_pool, test_operator_metrics, test_split_locality,
          test_all_to_all, test_all_to_all_larger_than_the_stores,
-         test_all_to_all_worker_killed, test_all_to_all_fused, test_union_zip],
+         test_all_to_all_worker_killed, test_all_to_all_fused, test_union_zip,
+         test_stages_of_other_shapes_overlap],
         dataservice=True)
