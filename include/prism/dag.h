@@ -106,6 +106,14 @@ PRISM_API prism_status prism_dag_input(prism_dag *dag, prism_dag_node **out);
  * be taken too (the whole list). */
 PRISM_API prism_status prism_dag_input_item(prism_dag *dag, prism_dag_node *input, size_t i,
                                             prism_dag_node **out);
+/* The input's value named `key` (1-200 bytes; Ray's `inp.key`), as a node
+ * of its own: the DAG is then executed with prism_dag_execute_kwargs, which
+ * names it, and the driver writes it into the channel of the nodes that
+ * take it. Several nodes of one key are one value. The keys count as items
+ * after the positional ones (prism_dag_input_item), in the order nodes
+ * first take them: that is the list a node taking the whole input gets. */
+PRISM_API prism_status prism_dag_input_key(prism_dag *dag, prism_dag_node *input, const char *key,
+                                           prism_dag_node **out);
 /* A value the same in every execution (Ray's `bind(inp, 5)`), to give a
  * bind as an argument: `v` is copied, and goes to the actors that take it
  * once, at compile. Plain values only (no object references, no device
@@ -174,6 +182,17 @@ PRISM_API prism_status prism_dag_execute(prism_dag_compiled *d, const prism_valu
  * straight from `args` (no value is copied). */
 PRISM_API prism_status prism_dag_execute_args(prism_dag_compiled *d, const prism_value *const *args,
                                               size_t nargs, prism_dag_future **out);
+/* As prism_dag_execute_args with values by key besides (Ray's
+ * `execute(x, key=v)`): `nargs` positional values, exactly as many as the
+ * DAG's items (prism_dag_input_item) take, and `nkw` values `kwargs[i]`
+ * named `keys[i]`, each key of the DAG (prism_dag_input_key) once and no
+ * other; all borrowed, none copied. A DAG that takes keys is executed this
+ * way only: prism_dag_execute and _execute_args refuse it. */
+PRISM_API prism_status prism_dag_execute_kwargs(prism_dag_compiled *d,
+                                                const prism_value *const *args, size_t nargs,
+                                                const char *const *keys,
+                                                const prism_value *const *kwargs, size_t nkw,
+                                                prism_dag_future **out);
 /* Waits up to `timeout_ms` (-1: as long as the DAG lives) for the execution's
  * result. It takes the future, except when it returns PRISM_ERR_TIMEOUT
  * (then nothing changed: get it again or release it). PRISM_ERR_TASK: a method

@@ -92,8 +92,12 @@ struct prism_dag_compiled {
     uint32_t *nreaders; /* per node */
     dag_actor *actors;
     size_t nactors;
-    dag_in *ins;              /* the input and its items that nodes read */
-    size_t nins, nitems;      /* nitems: how many items of the input they take (0: none) */
+    dag_in *ins;         /* the input and its items that nodes read */
+    size_t nins, nitems; /* nitems: how many items of the input they take (0: none) */
+    /* prism_dag_input_key: the keys nodes take, items npos .. npos + nkeys - 1
+     * after the positional ones (0 .. npos - 1) */
+    char **keys;
+    size_t nkeys, npos;
     prism_chan_reader **outs; /* one per output item */
     size_t *out_nodes, nouts;
     uint32_t *out_reader; /* the reader index the driver reads each output item with */
@@ -177,6 +181,39 @@ static void add_chan(dag_actor *a, size_t node)
 }
 
 /* Copies the graph, finds its actors and numbers every reader. */
+static size_t key_index(const prism_dag_compiled *d, const char *key)
+{
+    size_t k = 0;
+    while (k < d->nkeys && strcmp(d->keys[k], key))
+        k++;
+    return k;
+}
+
+/* The input's items: the positional ones first, then one per key, in the
+ * order nodes first take them. */
+static prism_status input_keys(prism_dag_compiled *d, const prism_dag *g)
+{
+    size_t nkeyed = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const prism_dag_node *n = g->nodes[i];
+        if (n->kind == DAG_ITEM && !n->key && n->ret + 1 > d->npos)
+            d->npos = n->ret + 1;
+        nkeyed += n->kind == DAG_ITEM && n->key;
+    }
+    if (nkeyed && !(d->keys = calloc(nkeyed, sizeof *d->keys)))
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    for (size_t i = 0; i < g->n; i++) {
+        const prism_dag_node *n = g->nodes[i];
+        if (n->kind != DAG_ITEM || !n->key || key_index(d, n->key) < d->nkeys)
+            continue;
+        if (!(d->keys[d->nkeys] = strdup(n->key)))
+            return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+        d->nkeys++;
+    }
+    d->nitems = d->npos + d->nkeys;
+    return PRISM_OK;
+}
+
 static prism_status copy_graph(prism_dag_compiled *d, const prism_dag *g)
 {
     d->nnodes = g->n;
@@ -186,15 +223,16 @@ static prism_status copy_graph(prism_dag_compiled *d, const prism_dag *g)
     d->actors = calloc(g->n, sizeof *d->actors);
     if (!d->nodes || !d->nreaders || !d->chans || !d->actors)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    prism_status s = input_keys(d, g);
+    if (s != PRISM_OK)
+        return s;
     for (size_t i = 0; i < g->n; i++) {
         const prism_dag_node *n = g->nodes[i];
         dag_node_rt *r = &d->nodes[i];
         r->kind = n->kind;
         r->nargs = n->nargs;
         r->nreturns = n->nreturns;
-        if (n->kind == DAG_ITEM && n->ret + 1 > d->nitems)
-            d->nitems = n->ret + 1;
-        r->item = n->kind == DAG_ITEM ? n->ret : 0;
+        r->item = n->kind == DAG_ITEM ? (n->key ? d->npos + key_index(d, n->key) : n->ret) : 0;
         r->args = calloc(n->nargs + 1, sizeof *r->args);
         r->arg_reader = calloc(n->nargs + 1, sizeof *r->arg_reader);
         if (!r->args || !r->arg_reader || (n->method && !(r->method = strdup(n->method))) ||
@@ -1093,6 +1131,9 @@ static void free_compiled(prism_dag_compiled *d)
     free(d->nreaders);
     free(d->nodes);
     free(d->actors);
+    for (size_t k = 0; k < d->nkeys; k++)
+        free(d->keys[k]);
+    free(d->keys);
     free(d);
 }
 
@@ -1314,6 +1355,15 @@ static prism_status execute(prism_dag_compiled *d, const prism_value *input, pri
     return PRISM_OK;
 }
 
+/* A DAG that takes keys of its input is given them by name only. */
+static prism_status keys_unnamed(const prism_dag_compiled *d)
+{
+    return prism__fail(PRISM_ERR_INVALID,
+                       "the DAG takes the input's key \"%s\" (prism_dag_input_key): execute it "
+                       "with prism_dag_execute_kwargs",
+                       d->keys[0]);
+}
+
 prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
                                prism_dag_future **out)
 {
@@ -1322,7 +1372,7 @@ prism_status prism_dag_execute(prism_dag_compiled *d, const prism_value *input,
     if (!d || !input || !out)
         return prism__fail(PRISM_ERR_INVALID, "dag_execute needs a DAG, an input and an "
                                               "out-pointer");
-    return execute(d, input, out);
+    return d->nkeys ? keys_unnamed(d) : execute(d, input, out);
 }
 
 prism_status prism_dag_execute_args(prism_dag_compiled *d, const prism_value *const *args,
@@ -1336,6 +1386,8 @@ prism_status prism_dag_execute_args(prism_dag_compiled *d, const prism_value *co
     if (!ok)
         return prism__fail(PRISM_ERR_INVALID, "dag_execute_args needs a DAG, up to 1024 values "
                                               "and an out-pointer");
+    if (d->nkeys)
+        return keys_unnamed(d);
     /* The input is the list of the values, a view of `args` that is only
      * read (its items into their channels; encoded, into the slot or by a
      * put, for a node that takes the whole input) and never freed: no
@@ -1343,6 +1395,64 @@ prism_status prism_dag_execute_args(prism_dag_compiled *d, const prism_value *co
     prism_value list = {
         .kind = PRISM_VALUE_LIST, .items = (prism_value **)args, .nitems = nargs, .cap = nargs};
     return execute(d, &list, out);
+}
+
+prism_status prism_dag_execute_kwargs(prism_dag_compiled *d, const prism_value *const *args,
+                                      size_t nargs, const char *const *keys,
+                                      const prism_value *const *kwargs, size_t nkw,
+                                      prism_dag_future **out)
+{
+    if (out)
+        *out = NULL;
+    bool ok = d && out && (args || nargs == 0) && ((keys && kwargs) || nkw == 0) &&
+              nargs + nkw <= 1024;
+    for (size_t i = 0; ok && i < nargs; i++)
+        ok = args[i] != NULL;
+    for (size_t i = 0; ok && i < nkw; i++)
+        ok = keys[i] && kwargs[i];
+    if (!ok)
+        return prism__fail(PRISM_ERR_INVALID, "dag_execute_kwargs needs a DAG, up to 1024 values "
+                                              "with a key for each named one, and an "
+                                              "out-pointer");
+    if (nargs != d->npos)
+        return prism__fail(PRISM_ERR_INVALID,
+                           "the DAG takes %zu positional items of its input "
+                           "(prism_dag_input_item); dag_execute_kwargs was given %zu",
+                           d->npos, nargs);
+    /* The list the nodes read: the positional values, then one per key in
+     * the DAG's order (a view, as in prism_dag_execute_args). */
+    prism_value **items = malloc((d->nitems ? d->nitems : 1) * sizeof *items);
+    if (!items)
+        return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    memcpy(items, args, nargs * sizeof *items);
+    prism_status s = PRISM_OK;
+    for (size_t i = 0; i < nkw && s == PRISM_OK; i++) {
+        size_t k = key_index(d, keys[i]);
+        if (k == d->nkeys)
+            s = prism__fail(PRISM_ERR_INVALID, "the DAG takes no key \"%.200s\" of its input",
+                            keys[i]);
+        for (size_t j = 0; j < i && s == PRISM_OK; j++)
+            if (!strcmp(keys[j], keys[i]))
+                s = prism__fail(PRISM_ERR_INVALID, "the key \"%.200s\" is given twice", keys[i]);
+    }
+    for (size_t k = 0; k < d->nkeys && s == PRISM_OK; k++) {
+        size_t i = 0;
+        while (i < nkw && strcmp(keys[i], d->keys[k]))
+            i++;
+        if (i == nkw)
+            s = prism__fail(PRISM_ERR_INVALID,
+                            "the DAG takes the input's key \"%s\": "
+                            "dag_execute_kwargs was not given it",
+                            d->keys[k]);
+        else
+            items[d->npos + k] = (prism_value *)kwargs[i];
+    }
+    prism_value list = {
+        .kind = PRISM_VALUE_LIST, .items = items, .nitems = d->nitems, .cap = d->nitems};
+    if (s == PRISM_OK)
+        s = execute(d, &list, out);
+    free(items);
+    return s;
 }
 
 /* Takes item `i` of execution read_seq from its record. */

@@ -28,6 +28,7 @@ static void node_free(prism_dag_node *n)
     if (!n)
         return;
     free(n->method);
+    free(n->key);
     free(n->args);
     prism_value_free(n->value);
     free(n);
@@ -148,6 +149,26 @@ prism_status prism_dag_input_item(prism_dag *dag, prism_dag_node *input, size_t 
     if (!n)
         return prism_last_status();
     n->ret = i;
+    *out = n;
+    return PRISM_OK;
+}
+
+prism_status prism_dag_input_key(prism_dag *dag, prism_dag_node *input, const char *key,
+                                 prism_dag_node **out)
+{
+    if (out)
+        *out = NULL;
+    if (!dag || !out || !owns(dag, input) || input->kind != DAG_INPUT || !key || !*key ||
+        strlen(key) > 200)
+        return prism__fail(PRISM_ERR_INVALID, "dag_input_key needs a graph, its input node, a "
+                                              "key of 1-200 bytes and an out-pointer");
+    char *k = strdup(key);
+    prism_dag_node *n = k ? add_node(dag, DAG_ITEM, &input, 1) : NULL;
+    if (!n) {
+        free(k);
+        return k ? prism_last_status() : prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+    }
+    n->key = k;
     *out = n;
     return PRISM_OK;
 }

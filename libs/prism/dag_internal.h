@@ -23,6 +23,7 @@ struct prism_dag_node {
     size_t nargs;
     size_t nreturns;    /* DAG_BIND: 1, or its DAG_RETURN nodes */
     size_t ret;         /* DAG_RETURN: which return of its bind; DAG_ITEM: which item */
+    char *key;          /* DAG_ITEM by key (prism_dag_input_key): the key, else NULL */
     prism_value *value; /* DAG_CONST: its own copy */
 };
 

@@ -627,6 +627,16 @@ static int constants(long long n)
     return 0;
 }
 
+/* What items and keys give for x and 2x: [3x + 1, 2x + 2, [x, 2x]]. */
+static bool three_sums(const prism_value *out, long long x)
+{
+    const prism_value *whole = prism_value_list_get(out, 2);
+    return prism_value_list_size(out) == 3 && number(prism_value_list_get(out, 0)) == 3 * x + 1 &&
+           number(prism_value_list_get(out, 1)) == 2 * x + 2 && prism_value_list_size(whole) == 2 &&
+           number(prism_value_list_get(whole, 0)) == x &&
+           number(prism_value_list_get(whole, 1)) == 2 * x;
+}
+
 /* items N: items of the input (Ray's inp[0], inp[1]) with Counter(1), (2),
  * (3): a = A.add(in[0], in[1]), b = B.add(in[1]), c = C.echo(in) (the whole
  * input): N executions of [x, 2x], 4 in flight, give [3x + 1, 2x + 2, [x,
@@ -652,14 +662,7 @@ static int items(long long n)
         if (k >= 4) {
             long long xv = k - 4;
             prism_value *owned;
-            const prism_value *out = get_either(fs[k % 4], xv, &owned);
-            const prism_value *whole = prism_value_list_get(out, 2);
-            CHECK(prism_value_list_size(out) == 3 &&
-                      number(prism_value_list_get(out, 0)) == 3 * xv + 1 &&
-                      number(prism_value_list_get(out, 1)) == 2 * xv + 2 &&
-                      prism_value_list_size(whole) == 2 &&
-                      number(prism_value_list_get(whole, 0)) == xv &&
-                      number(prism_value_list_get(whole, 1)) == 2 * xv,
+            CHECK(three_sums(get_either(fs[k % 4], xv, &owned), xv),
                   "execution %lld with items of its input", xv);
             prism_value_free(owned);
         }
@@ -725,6 +728,81 @@ static int items(long long n)
     }
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     printf("items ok: %lld executions\n", n);
+    return 0;
+}
+
+/* keys N: an item and a key of the input (Ray's inp[0] and inp.scale) with
+ * Counter(1), (2), (3): a = A.add(in[0], in.scale), b = B.add(in.scale),
+ * c = C.echo(in): N executions of x and scale=2x by
+ * prism_dag_execute_kwargs, 4 in flight, give [3x + 1, 2x + 2, [x, 2x]] (the
+ * whole input lists the key after the item). Executing it without the key,
+ * with a key it does not take, a key twice or a positional value too many
+ * is refused with nothing written, and the DAG goes on. */
+static int keys(long long n)
+{
+    make_actors(3, 1);
+    prism_dag *g;
+    prism_dag_node *in, *x, *s1, *s2, *a, *b, *cn, *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
+              prism_dag_input_item(g, in, 0, &x) == PRISM_OK &&
+              prism_dag_input_key(g, in, "scale", &s1) == PRISM_OK &&
+              prism_dag_input_key(g, in, "scale", &s2) == PRISM_OK &&
+              prism_dag_input_key(g, in, "", &a) == PRISM_ERR_INVALID && !a &&
+              prism_dag_bind(g, actors[0], "add", (prism_dag_node *[]){x, s1}, 2, &a) == PRISM_OK &&
+              prism_dag_bind(g, actors[1], "add", &s2, 1, &b) == PRISM_OK &&
+              prism_dag_bind(g, actors[2], "echo", &in, 1, &cn) == PRISM_OK &&
+              prism_dag_multi_output(g, (prism_dag_node *[]){a, b, cn}, 3, &all) == PRISM_OK,
+          "graph");
+    prism_dag_compiled *d = compile_graph(g, 4);
+    prism_dag_future *fs[4];
+    const char *scale[] = {"scale"};
+    for (long long k = 0; k < n + 4; k++) {
+        if (k >= 4) {
+            long long xv = k - 4;
+            prism_value *owned;
+            CHECK(three_sums(get_either(fs[k % 4], xv, &owned), xv),
+                  "execution %lld with a key of its input", xv);
+            prism_value_free(owned);
+        }
+        if (k == n / 2) { /* refused: nothing written, the executions go on */
+            prism_dag_future *f = NULL;
+            prism_value *one = prism_value_json("5");
+            const prism_value *const v1[] = {one}, *const v2[] = {one, one};
+            CHECK(prism_dag_execute_args(d, v1, 1, &f) == PRISM_ERR_INVALID && !f &&
+                      strstr(prism_last_error(), "prism_dag_execute_kwargs"),
+                  "executed without its key");
+            printf("without its key: %s\n", prism_last_error());
+            CHECK(prism_dag_execute_kwargs(d, v1, 1, NULL, NULL, 0, &f) == PRISM_ERR_INVALID &&
+                      !f && strstr(prism_last_error(), "\"scale\""),
+                  "no key given");
+            CHECK(prism_dag_execute_kwargs(d, v1, 1, (const char *[]){"scale", "other"}, v2, 2,
+                                           &f) == PRISM_ERR_INVALID &&
+                      !f && strstr(prism_last_error(), "\"other\""),
+                  "a key it does not take");
+            CHECK(prism_dag_execute_kwargs(d, v1, 1, (const char *[]){"scale", "scale"}, v2, 2,
+                                           &f) == PRISM_ERR_INVALID &&
+                      !f,
+                  "a key twice");
+            CHECK(prism_dag_execute_kwargs(d, v2, 2, scale, v1, 1, &f) == PRISM_ERR_INVALID && !f,
+                  "a positional value too many");
+            prism_value_free(one);
+        }
+        if (k < n) {
+            char text[32];
+            snprintf(text, sizeof text, "%lld", k);
+            prism_value *xv = prism_value_json(text);
+            snprintf(text, sizeof text, "%lld", 2 * k);
+            prism_value *sv = prism_value_json(text);
+            CHECK(prism_dag_execute_kwargs(d, (const prism_value *const[]){xv}, 1, scale,
+                                           (const prism_value *const[]){sv}, 1,
+                                           &fs[k % 4]) == PRISM_OK,
+                  "execute %lld", k);
+            prism_value_free(xv);
+            prism_value_free(sv);
+        }
+    }
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    printf("keys ok: %lld executions\n", n);
     return 0;
 }
 
@@ -1198,6 +1276,8 @@ int main(int argc, char **argv)
         rc = listed(atoll(argv[2]), argc == 4 ? atoi(argv[3]) : 1);
     else if (!strcmp(argv[1], "in-place") && argc == 3)
         rc = in_place(atoll(argv[2]));
+    else if (!strcmp(argv[1], "keys") && argc == 3)
+        rc = keys(atoll(argv[2]));
     else if (!strcmp(argv[1], "items") && argc == 3)
         rc = items(atoll(argv[2]));
     else if (!strcmp(argv[1], "constants") && argc == 3)

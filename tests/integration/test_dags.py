@@ -449,6 +449,18 @@ def test_input_items(c):
     assert [(e["from"], e["to"]) for e in d["edges"]] == [(1, 3), (2, 3), (2, 4), (0, 5)], d
 
 
+def test_input_keys(c):
+    """A key of the input (prism_dag_input_key, Ray's inp.scale) beside an
+    item: two nodes of one key, 1,000 executions four in flight by
+    prism_dag_execute_kwargs, the whole input the item then the key;
+    executing it without its key, with another key, a key twice or a
+    positional value too many is refused with nothing written, and the DAG
+    goes on."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    assert "keys ok: 1000 executions" in probe(c, "keys", 1000)
+
+
 def graph(dag):
     """A listed DAG without what its running loops report."""
     live = ("executions", "loops", "output_latency")
@@ -680,6 +692,6 @@ if __name__ == "__main__":
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
          test_rendezvous_refuses_strangers, test_peer_rendezvous_refuses_strangers,
          test_large_values, test_get_in_place, test_constants,
-         test_input_items, test_listed_after_gcs_restart,
+         test_input_items, test_input_keys, test_listed_after_gcs_restart,
          test_edge_refuses_strangers, test_across_nodes,
          test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))
