@@ -528,8 +528,10 @@ void prism_disconnect(prism_client *c)
     free(c->nats_url);
     free(c->store_socket);
     free(c->home_store);
+    prism__stores_free(c);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->events_lock);
+    pthread_mutex_destroy(&c->stores_lock);
     pthread_cond_destroy(&c->changed);
     pthread_cond_destroy(&c->leaser_wake);
     pthread_cond_destroy(&c->courier_wake);
@@ -559,6 +561,7 @@ prism_status prism__connect_sharing_store(const prism_connect_options *opts, pri
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->events_lock, NULL);
+    pthread_mutex_init(&c->stores_lock, NULL);
     pthread_condattr_t ca; /* get/wait deadlines are on the monotonic clock */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -852,6 +855,11 @@ static prism_status fetch_remote(prism_client *c, const char *url, const prism_r
             return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s: %s", ref->hex, err);
         return prism__decode_stored(c->store, &ref->id, 10000, c, c->self_addr, out);
     }
+    if (!prism__store_known(c, url))
+        return prism__fail(PRISM_ERR_OBJECT_LOST,
+                           "object %s is said to be in the object store at %s, which the GCS "
+                           "does not list as a live node's: the cluster's token is not sent there",
+                           ref->hex, url);
     prism_httpc *h = prism_httpc_pool_take(c->http, url, c->token);
     if (!h)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
@@ -945,9 +953,11 @@ prism_status prism_get_or_describe(prism_client *c, const prism_ref *ref, int ti
 static bool describe_remote(prism_client *c, const char *url, const prism_ref *ref,
                             size_t max_bytes, prism_value_info *info)
 {
-    prism_httpc *h = url && *url ? prism_httpc_pool_take(c->http, url, c->token) : NULL;
+    prism_httpc *h = url && *url && prism__store_known(c, url)
+                         ? prism_httpc_pool_take(c->http, url, c->token)
+                         : NULL;
     if (!h)
-        return false;
+        return false; /* fetch_remote says why */
     char path[128], err[256];
     snprintf(path, sizeof path, "/api/v1/objects/%s", ref->hex);
     prism_httpc_resp resp;
@@ -969,10 +979,11 @@ static bool describe_remote(prism_client *c, const char *url, const prism_ref *r
  * entry it needs. Returns it (to release after) or NULL. Lock held. */
 static prism_ref *track(prism_client *c, const prism_ref *ref)
 {
-    if (ref->client == c || prism__obj_find(c, &ref->id) || !ref->owner ||
-        !strcmp(ref->owner, c->self_addr))
+    /* another client's handle of its own object: that client owns it */
+    const char *owner = ref->owner ? ref->owner : ref->client ? ref->client->self_addr : NULL;
+    if (ref->client == c || prism__obj_find(c, &ref->id) || !owner || !strcmp(owner, c->self_addr))
         return NULL;
-    return prism__ref_new_locked(c, &ref->id, ref->owner);
+    return prism__ref_new_locked(c, &ref->id, owner);
 }
 
 /* Whether a borrowed entry needs its value fetched from the owner. A copy lost

@@ -236,7 +236,12 @@ struct prism_client {
     char *store_socket;               /* the local object store, when there is one */
     char *home_store;                 /* the store of `prism up`'s first node, when used */
     char home_node[64];               /* ... and that node's ID */
-    char *store_url;        /* its HTTP address, for readers on other nodes (may be NULL) */
+    char *store_url; /* its HTTP address, for readers on other nodes (may be NULL) */
+    /* the live nodes' stores as the GCS last listed them (stores.c) */
+    pthread_mutex_t stores_lock;
+    char **stores;
+    size_t nstores;
+    int64_t stores_asked_ms;
     char owner_subject[80]; /* prism.owner.HEX: where borrowers reach this owner */
     char reply_subject[84]; /* prism.owner.HEX.r: answers to this process's requests */
     /* prism.owner.HEX.l: answers to lease requests that waited; the first
@@ -393,6 +398,12 @@ void prism__borrow_tick(prism_client *c);
  * with `err`. */
 int prism__store_pull(const char *store_url, const char *token, const prism_object_id *id,
                       const char *source, char *err, size_t n);
+/* stores.c: whether the store at `url` is this client's or a live node's as
+ * the GCS lists them, the only stores it sends the token to. A URL the
+ * list lacks makes it ask the GCS again (at most once a second, waiting for
+ * that). Without the client's lock. */
+bool prism__store_known(prism_client *c, const char *url);
+void prism__stores_free(prism_client *c);
 prism_status prism__decode_stored(prism_store *store, const prism_object_id *id, int timeout_ms,
                                   prism_client *c, const char *self, prism_value **out);
 

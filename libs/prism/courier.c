@@ -36,6 +36,8 @@ static bool delete_copy(prism_client *c, deletion *d)
         return prism_store_delete(c->store, &d->id) != PRISM_STORE_DISCONNECTED;
     if (!*d->store_url)
         return true;
+    if (!prism__store_known(c, d->store_url)) /* not the cluster's: the token stays here */
+        return true;
     prism_httpc *h = prism_httpc_pool_take(c->http, d->store_url, c->token);
     if (!h)
         return false;

@@ -243,6 +243,13 @@ static void on_report(prism_bus *bus, const char *subject, const char *reply, co
             json_decref(n->available);
             n->available = copy;
         }
+        /* The store's URL, which the database does not keep: a GCS that
+         * restarted learns it again from the next report. */
+        const char *store = json_string_value(json_object_get(msg, "store_address"));
+        if (n && store && *store && (!n->store_address || strcmp(n->store_address, store))) {
+            free(n->store_address);
+            n->store_address = strdup(store);
+        }
         pthread_mutex_unlock(&g->lock);
         if (copy && json_array_size(json_object_get(msg, "bundles")))
             gcs_pgs_reconcile(g, id, json_object_get(msg, "bundles"));
@@ -327,7 +334,8 @@ json_t *gcs_node_row_json(sqlite3_stmt *st)
                      "message", gcs_db_column_text_or_null(st, 8));
 }
 
-/* Adds what only the live view knows: free resources. Lock held. */
+/* Adds what only the live view knows: free resources, the store's URL.
+ * Lock held. */
 static void add_live_fields(gcs *g, json_t *node)
 {
     gcs_node *n = gcs_node_find(g, json_string_value(json_object_get(node, "node_id")));
@@ -335,6 +343,8 @@ static void add_live_fields(gcs *g, json_t *node)
     if (n) {
         gcs_res_add(avail, n->available, 1);
         json_object_set_new(node, "last_heartbeat", json_integer(n->last_heartbeat_ms));
+        if (n->store_address)
+            json_object_set_new(node, "store_address", json_string(n->store_address));
     }
     json_object_set_new(node, "available", avail);
 }

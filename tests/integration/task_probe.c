@@ -932,6 +932,64 @@ static int leaveleasing(prism_client *c)
     return 0;
 }
 
+/* A client of the cluster with no store of its own, as a driver on a
+ * machine without a node is. */
+static prism_client *storeless(void)
+{
+    char *sock = getenv("PRISM_STORE_SOCKET") ? strdup(getenv("PRISM_STORE_SOCKET")) : NULL;
+    unsetenv("PRISM_STORE_SOCKET");
+    unsetenv("PRISM_STORE_URL");
+    prism_client *b = NULL;
+    if (prism_connect(NULL, &b) != PRISM_OK)
+        b = NULL;
+    if (sock)
+        setenv("PRISM_STORE_SOCKET", sock, 1);
+    free(sock);
+    return b;
+}
+
+/* strangestore: this client stores a 1 MiB value in node-1's store, but
+ * names its store by the URL the test gave (PRISM_STORE_URL), one the GCS
+ * does not list. A client without a store gets it from the owner, learns
+ * that URL, and must refuse it rather than send the token there; a value
+ * of a client naming its store rightly it reads over HTTP. */
+static int strangestore(prism_client *c)
+{
+    enum { SIZE = 1 << 20 };
+    uint8_t *buf = malloc(SIZE);
+    CHECK(buf, "memory");
+    for (size_t i = 0; i < SIZE; i++)
+        buf[i] = (uint8_t)(i * 13);
+    prism_value *v = prism_value_bytes(buf, SIZE);
+    prism_ref *strange = NULL, *right = NULL;
+    CHECK(prism_put(c, v, &strange) == PRISM_OK, "put");
+    prism_client *b = storeless();
+    CHECK(b, "a client without a store");
+    unsetenv("PRISM_STORE_URL");
+    prism_client *a2 = NULL;
+    CHECK(prism_connect(NULL, &a2) == PRISM_OK && prism_put(a2, v, &right) == PRISM_OK,
+          "a client naming its store rightly");
+    prism_value_free(v);
+    prism_value *got = NULL;
+    size_t len = 0;
+    CHECK(prism_get(b, right, 10000, &got) == PRISM_OK, "a value in a listed store");
+    const void *data = prism_value_data(got, &len);
+    CHECK(len == SIZE && !memcmp(data, buf, SIZE), "the value read over HTTP");
+    printf("read %zu bytes from a listed store\n", len);
+    prism_value_free(got);
+    got = NULL;
+    prism_status s = prism_get(b, strange, 10000, &got);
+    CHECK(s == PRISM_ERR_OBJECT_LOST && !got && strstr(prism_last_error(), "does not list"),
+          "a value in a store the GCS does not list: %s", prism_status_text(s));
+    printf("refused: %s\n", prism_last_error());
+    prism_ref_release(strange);
+    prism_ref_release(right);
+    prism_disconnect(b);
+    prism_disconnect(a2);
+    free(buf);
+    return 0;
+}
+
 /* queryhung: while this client asks a stopped GCS where its actor went
  * (the test stopped the GCS and killed the actor's worker), a task of a new
  * shape still gets its lease and runs. Prints "actor ID PID"; on a line of
@@ -999,7 +1057,8 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "usage: task_probe seed|many N|nested D|errors|package SHA|crash SHA|"
                 "sleep MS|sleeps N MS|reconstruct NODE|bigarg A B|hold NODE|lostarg [put|once]|"
-                "lostpushed A B|freeleasing [SHA]|callleasing|leaveleasing|queryhung\n");
+                "lostpushed A B|freeleasing [SHA]|callleasing|leaveleasing|queryhung|"
+                "strangestore\n");
         return 2;
     }
     prism_client *c;
@@ -1022,6 +1081,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "callleasing")            ? callleasing(c)
              : !strcmp(cmd, "leaveleasing")           ? leaveleasing(c)
              : !strcmp(cmd, "queryhung")              ? queryhung(c)
+             : !strcmp(cmd, "strangestore")           ? strangestore(c)
              : !strcmp(cmd, "bigarg") && argc > 3     ? bigarg(c, arg, argv[3])
              : !strcmp(cmd, "lostarg")                ? lostarg(c, arg)
              : !strcmp(cmd, "lostpushed") && argc > 3 ? lostpushed(c, arg, argv[3])

@@ -1,9 +1,11 @@
 """Tasks end to end: a C driver (task_probe) against real schedulers, node
 agents, workers and object stores."""
+import http.server
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 from harness import BIN, kill_quietly, run, skip, wait_until
@@ -701,6 +703,41 @@ def test_grant_after_the_client_left(c):
             p.kill()
 
 
+def test_storeless_client_keeps_its_token(c):
+    """A client without a store of its own reads a value over the HTTP API of the store that
+    holds it, with the cluster's token; the URL comes from the value's owner. An owner that
+    names its store by a URL the GCS does not list (here a listener of the test's own) gets
+    its value refused with a clear error and the listener hears nothing: no token goes there.
+    A value of an owner naming its store rightly is read as before."""
+    hits = []
+
+    class Listener(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            hits.append((self.command, self.path, self.headers.get("Authorization")))
+            self.send_response(404)
+            self.end_headers()
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        if not os.access(PROBE, os.X_OK):
+            skip("task_probe is not built")
+        env = probe_env(c, PRISM_STORE_URL="http://127.0.0.1:%d" % server.server_port)
+        r = subprocess.run([PROBE, "strangestore"], env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        print("  " + r.stdout.strip().replace("\n", "\n  "))
+        assert "does not list" in r.stdout and "read 1048576 bytes" in r.stdout, r.stdout
+        assert hits == [], hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_task_while_the_gcs_hangs(c):
     """A client asking a stopped GCS where its actor went (its worker was killed) still gets
     leases for its tasks: the question does not hold up the thread that takes the grants."""
@@ -743,6 +780,6 @@ if __name__ == "__main__":
          test_owner_death_fails_borrowers, test_wait_for_k_of_n,
          test_force_cancel_of_a_running_task, test_free_while_a_lease_waits,
          test_actor_call_while_a_lease_waits, test_grant_after_the_client_left,
-         test_task_while_the_gcs_hangs,
+         test_task_while_the_gcs_hangs, test_storeless_client_keeps_its_token,
          test_worker_refuses_a_ready_fd_that_is_not_open], nodes=1,
         node_args=("--num-cpus", "4"))
