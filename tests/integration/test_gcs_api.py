@@ -301,6 +301,30 @@ def test_large_value_described_not_copied(c):
 test_large_value_described_not_copied.cluster = {"nodes": 1}
 
 
+def test_store_addresses_after_restart(c):
+    """The nodes listing names each live node's store, the only stores a client without a
+    store of its own (the GCS's, for REST tasks) sends the token to. A restarted GCS, whose
+    database does not keep them, learns them again from the nodes' reports, and a large task
+    result is read through it as before."""
+    if not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
+        skip("prism-worker is not built")
+    c.wait_nodes(1)
+    store = c.store_addresses["node-1"]
+    listed = lambda: [n.get("store_address") for n in  # noqa: E731
+                      c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]]
+    assert listed() == [store], listed()
+    assert c.stop_proc(c.gcs) is None and not c.failed_shutdowns, c.failed_shutdowns
+    c.start_gcs()
+    wait_until(lambda: listed() == [store], timeout=20, what="the restarted GCS to list the store")
+    oid = c.post("/api/v1/tasks", {"package": "builtin", "function": "zeros",
+                                   "args": [[512, 512]]}).json()["object_ids"][0]
+    raw = c.get("/api/v1/objects/%s?format=raw&timeout_ms=30000" % oid)
+    assert raw.status == 200 and len(raw.body) == 2 << 20, (raw.status, len(raw.body))
+
+
+test_store_addresses_after_restart.cluster = {"nodes": 1}
+
+
 def test_services(c):
     """The GCS lists itself and the services announcing themselves; one that
     stops announcing turns SILENT, and ALIVE again when it comes back."""
@@ -345,5 +369,5 @@ if __name__ == "__main__":
          test_oversized_body_is_413, test_bad_query_is_400, test_pending_job_without_nodes,
          test_job_list_pagination, test_kv, test_packages, test_metrics, test_ray_version_and_jobs,
          test_restart_keeps_state, test_schema_upgrade, test_node_workers,
-         test_large_value_described_not_copied, test_services],
+         test_large_value_described_not_copied, test_store_addresses_after_restart, test_services],
         nodes=0)
