@@ -53,8 +53,7 @@ static void ask(prism_client *c)
         }
         size_t i;
         json_t *node;
-        json_array_foreach(json_object_get(doc, "nodes"), i, node)
-        {
+        json_array_foreach(json_object_get(doc, "nodes"), i, node) {
             const char *url = json_string_value(json_object_get(node, "store_address"));
             char **more = url && *url ? realloc(found, (n + 1) * sizeof *found) : NULL;
             if (more && (more[n] = strdup(url)))

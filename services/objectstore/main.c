@@ -102,6 +102,15 @@ GAUGE_FN(g_spilled_objects, spilled_objects)
 GAUGE_FN(g_spill_files, spill_files)
 GAUGE_FN(g_clients, clients)
 
+static double g_disk_jobs(void *ud)
+{
+    objectstore *os = ud;
+    pthread_mutex_lock(&os->store.mu);
+    double n = (double)os->store.io_pending;
+    pthread_mutex_unlock(&os->store.mu);
+    return n;
+}
+
 static void metrics_init(objectstore *os)
 {
     prism_metrics *m = os->metrics;
@@ -117,6 +126,10 @@ static void metrics_init(objectstore *os)
         {"prism_objectstore_spilled_objects", "Objects only on disk", g_spilled_objects},
         {"prism_objectstore_spill_files", "Spill files on disk", g_spill_files},
         {"prism_objectstore_clients", "Connected Unix-socket clients", g_clients},
+        {"prism_objectstore_disk_jobs",
+         "Spills and restores queued or running on the I/O thread (creates and gets wait for "
+         "them)",
+         g_disk_jobs},
     };
     for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
         prism_metrics_gauge_fn(m, gauges[i].name, gauges[i].help, NULL, gauges[i].fn, os);
@@ -134,6 +147,8 @@ static void metrics_init(objectstore *os)
                                               "Bytes moved between nodes", "direction=\"in\"");
     os->m_transfer_out = prism_metrics_counter(m, "prism_objectstore_transfer_bytes_total",
                                                "Bytes moved between nodes", "direction=\"out\"");
+    os->m_disk_errors = prism_metrics_counter(m, "prism_objectstore_disk_errors_total",
+                                              "Spills and restores that failed on disk", NULL);
 }
 
 /* Adds what the counters grew by since the last run. */
@@ -156,6 +171,11 @@ static void metrics_job(void *ctx)
     prism_metric_add(os->m_transfer_out,
                      (double)(s.transfer_out_bytes_total - l->transfer_out_bytes_total));
     os->last = s;
+    pthread_mutex_lock(&os->store.mu);
+    uint64_t errors = os->store.io_errors;
+    pthread_mutex_unlock(&os->store.mu);
+    prism_metric_add(os->m_disk_errors, (double)(errors - os->last_disk_errors));
+    os->last_disk_errors = errors;
 }
 
 /* Tells the GCS how full this store is (the dashboard's object store use

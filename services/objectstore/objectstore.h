@@ -50,8 +50,9 @@ typedef struct objectstore {
     prism_bus *bus;
     os_owners *owners; /* the thread asking owners what they still hold */
     prism_metric *m_evictions, *m_spills, *m_spilled_bytes, *m_restores, *m_restored_bytes,
-        *m_transfer_in, *m_transfer_out;
+        *m_transfer_in, *m_transfer_out, *m_disk_errors;
     prism_store_stats last; /* counters already added to the metrics */
+    uint64_t last_disk_errors;
 } objectstore;
 
 /* os_server.c */

@@ -187,6 +187,7 @@ static void finish_restore(os_store *s, os_io_job *j)
 /* Applies a job's outcome to the store, under the lock, and frees it. */
 static void job_finish(os_store *s, os_io_job *j)
 {
+    s->io_errors += j->status != PRISM_STORE_OK;
     if (j->restore)
         finish_restore(s, j);
     else
@@ -210,6 +211,7 @@ static void *io_main(void *arg)
         job_run(j);
         pthread_mutex_lock(&s->mu);
         job_finish(s, j);
+        s->io_pending--;
         if (s->on_moved)
             s->on_moved(s->ud);
         pthread_cond_broadcast(&s->moved);
@@ -238,6 +240,7 @@ static int submit(os_store *s, os_io_job *j)
     else
         s->io_head = j;
     s->io_tail = j;
+    s->io_pending++;
     pthread_cond_signal(&s->io_cv);
     return OS_WAIT;
 }

@@ -118,6 +118,7 @@ typedef struct os_store {
     pthread_cond_t io_cv;
     pthread_t io_thread;
     bool io_started, io_inline, spilling, spill_failed; /* io_inline: see the config */
+    uint64_t io_pending, io_errors; /* jobs queued or running; jobs whose I/O failed */
     /* What is on disk now, kept as it changes: stats are asked often (every
      * /metrics gauge, the reports) and must not walk every object. */
     uint64_t spilled_now, spilled_now_bytes, spill_file_count;

@@ -676,7 +676,8 @@ def test_http_and_events(tmp):
         text = body.decode()
         for m in ("prism_objectstore_used_bytes", "prism_objectstore_capacity_bytes", "prism_objectstore_objects",
                   "prism_objectstore_spilled_bytes", "prism_objectstore_evictions_total",
-                  "prism_objectstore_restores_total", "prism_objectstore_transfer_bytes_total"):
+                  "prism_objectstore_restores_total", "prism_objectstore_transfer_bytes_total",
+                  "prism_objectstore_disk_jobs", "prism_objectstore_disk_errors_total"):
             expect(m in text, "metric " + m)
         ev = wait_for(lambda: [e for e in nats.events() if e[0] == "prism.object.removed"], what="removed event")
         expect(ev[0][1] == {"object_id": oid, "node_id": "node1", "size": 1024, "primary": True,

@@ -320,12 +320,14 @@ static void test_async_spill_restore(void **state)
     assert_int_equal(os_contains(&f->s, &id4), PRISM_STORE_ABSENT); /* nothing done */
     /* the oldest two are being written (one batch): still readable, deletable */
     assert_true(f->s.spilling);
+    assert_int_equal(f->s.io_pending, 1);
     assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_MEMORY);
     assert_int_equal(os_get(&f->s, &f->c, &id0, &o0), PRISM_STORE_OK);
     assert_int_equal(os_delete(&f->s, &id1), PRISM_STORE_OK);
     assert_int_equal(os_create(&f->s, &f->c, &id4, NULL, 200 * KiB, "t", 1, true, &o), OS_WAIT);
     put_waiting(f, 4, 200 * KiB);
     assert_false(f->s.spilling);
+    assert_int_equal(f->s.io_pending, 0);
     /* the one read meanwhile stayed in memory, with its disk copy */
     assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_MEMORY);
     assert_non_null(o0->spill);
@@ -404,6 +406,7 @@ static void test_async_spill_fails(void **state)
     prism_remove_tree(f->dir); /* the spill file cannot be made */
     os_object *o;
     assert_int_equal(create_waiting(f, 1, 600 * KiB, &o), PRISM_STORE_IO_ERROR);
+    assert_int_equal(f->s.io_errors, 1);
     prism_object_id id0 = oid(0);
     assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_MEMORY);
     assert_int_equal(os_get(&f->s, &f->c, &id0, &o), PRISM_STORE_OK);
