@@ -424,8 +424,10 @@ static bool same_shape(const ex_stage *a, const ex_stage *b)
 }
 
 /* Whether one more task of stage `i` fits the cluster's CPUs and GPUs
- * beside the tasks in flight, leaving room for one task of each stage
- * downstream of another shape that has input waiting and no task running.
+ * beside the tasks in flight and the actors of the pools, leaving room for
+ * one task of each stage downstream of another shape that has input waiting
+ * and no task running (for an actor pool: one more actor, while every actor
+ * is busy and the pool may grow).
  * Tasks of one shape share their leases in submission order, but a stage of
  * another shape needs leases of its own: while the stages before it kept
  * every CPU busy with queued tasks, it got none until they had run them
@@ -436,17 +438,20 @@ static bool same_shape(const ex_stage *a, const ex_stage *b)
 static bool leaves_room(const executor *x, size_t i)
 {
     const ex_stage *st = &x->st[i];
-    if (st->ntasks == 0 || (x->cpus <= 0 && x->gpus <= 0))
+    if (st->ntasks == 0 || (x->cpus <= 0 && x->gpus <= 0) ||
+        (st->pool && ds_pool_idle(st->pool) >= 0)) /* an idle actor takes nothing more */
         return true;
     double cpus = st->info.num_cpus, gpus = st->info.num_gpus;
     bool other = false;
     for (size_t j = st->next; j < x->n; j = x->st[j].next) {
         const ex_stage *d = &x->st[j];
-        if (d->kind != EX_MAP || d->pool || d->done || d->cut || same_shape(st, d) ||
-            (d->info.num_cpus <= 0 && d->info.num_gpus <= 0))
+        if (d->kind != EX_MAP || d->done || d->cut ||
+            (d->info.num_cpus <= 0 && d->info.num_gpus <= 0) || (!d->pool && same_shape(st, d)))
             continue;
-        other = true;
-        if (d->ntasks == 0 && ex_fifo_len(&d->queue) > 0) {
+        other = true; /* an actor pool's actors have leases of their own, whatever the shape */
+        bool waits = ex_fifo_len(&d->queue) > 0;
+        if (d->pool ? waits && ds_pool_idle(d->pool) < 0 && ds_pool_can_grow(d->pool)
+                    : waits && d->ntasks == 0) {
             cpus += d->info.num_cpus;
             gpus += d->info.num_gpus;
         }

@@ -1044,6 +1044,27 @@ def test_stages_of_other_shapes_overlap(c):
     # second stage's leases came after that: 14-15 of 16; now 2-4 (a worker's start for the
     # 2-CPU shape under load may cost a few more)
     assert overlap is not None and overlap[0] <= 12, (overlap, d["stages"])
+
+    # an actor pool after it (1 CPU an actor, 1..2 of them): its second actor starts while
+    # the first stage runs (the constructor logs its process), not once it ended
+    log = os.path.join(tempfile.mkdtemp(prefix="prism-pool-"), "pool.log")
+    plan["ops"][2] = {"op": "map_batches", "fn": fn(pkg, "model", log=log, ms=300),
+                      "batch_size": None, "num_cpus": 1,
+                      "compute": {"kind": "actors", "min_size": 1, "max_size": 2}}
+    did = post(c, plan)["dataset_id"]
+    grown = None
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        d = dataset(c, did)
+        if grown is None and os.path.exists(log) and len(open(log).read().split()) >= 2:
+            grown = d["stages"][0]["tasks_done"]
+        if d["state"] not in ("RUNNING", "PENDING"):
+            break
+        time.sleep(0.02)
+    assert d["state"] == "FINISHED" and d["output"]["rows"] == 1600, d
+    print("  the pool's second actor started when the first stage had done %s of 16" % grown)
+    assert grown is not None and grown <= 12, (grown, d["stages"])
+    shutil.rmtree(os.path.dirname(log), ignore_errors=True)
 test_stages_of_other_shapes_overlap.cluster = {"node_args": ("--num-cpus", "4")}
 
 
