@@ -1719,6 +1719,11 @@ export interface components {
              * @example http://127.0.0.1:40123
              */
             address: string | null;
+            /**
+             * @description the URL of the node's object store as its node agent registered it; only on a node the GCS knows live (a client without a store of its own sends the cluster's token to no other store)
+             * @example http://127.0.0.1:40125
+             */
+            store_address?: string;
             resources: components["schemas"]["Resources"];
             /** @description free resources as its node agent last reported them (jobs and tasks taken); empty for a DEAD node */
             available: components["schemas"]["Resources"];
