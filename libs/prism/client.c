@@ -840,9 +840,9 @@ int prism__store_pull(const char *store_url, const char *token, const prism_obje
 /* A stored object held by another node's store. With a store of its own, this
  * process has it pulled there and reads it zero-copy (its store vouches for
  * the source before the token goes there); without one, it reads the bytes
- * over the holding store's HTTP API. */
-static prism_status fetch_remote(prism_client *c, const char *url, const prism_ref *ref,
-                                 prism_value **out)
+ * over the holding store's HTTP API, when `listed` (prism__store_known). */
+static prism_status fetch_remote(prism_client *c, const char *url, bool listed,
+                                 const prism_ref *ref, prism_value **out)
 {
     if (!url || !*url)
         return prism__fail(PRISM_ERR_OBJECT_LOST,
@@ -855,7 +855,7 @@ static prism_status fetch_remote(prism_client *c, const char *url, const prism_r
             return prism__fail(PRISM_ERR_OBJECT_LOST, "object %s: %s", ref->hex, err);
         return prism__decode_stored(c->store, &ref->id, 10000, c, c->self_addr, out);
     }
-    if (!prism__store_known(c, url))
+    if (!listed)
         return prism__fail(PRISM_ERR_OBJECT_LOST,
                            "object %s is said to be in the object store at %s, which the GCS "
                            "does not list as a live node's: the cluster's token is not sent there",
@@ -948,16 +948,15 @@ prism_status prism_get_or_describe(prism_client *c, const prism_ref *ref, int ti
 #define VALUE_HEAD_BYTES 256
 
 /* For prism_get_or_describe: true when the first bytes of an object in
- * another node's store show a bytes or tensor value of more than `max_bytes`
- * (`info` then says what it is); false to fetch it whole. */
+ * another node's store (one the GCS lists) show a bytes or tensor value of
+ * more than `max_bytes` (`info` then says what it is); false to fetch it
+ * whole. */
 static bool describe_remote(prism_client *c, const char *url, const prism_ref *ref,
                             size_t max_bytes, prism_value_info *info)
 {
-    prism_httpc *h = url && *url && prism__store_known(c, url)
-                         ? prism_httpc_pool_take(c->http, url, c->token)
-                         : NULL;
+    prism_httpc *h = prism_httpc_pool_take(c->http, url, c->token);
     if (!h)
-        return false; /* fetch_remote says why */
+        return false;
     char path[128], err[256];
     snprintf(path, sizeof path, "/api/v1/objects/%s", ref->hex);
     prism_httpc_resp resp;
@@ -1052,10 +1051,14 @@ static prism_status get_value(prism_client *c, const prism_ref *ref, int timeout
         bool local = c->store &&
                      prism__same_store(e->node_id, e->store_socket, c->node_id, c->store_socket);
         pthread_mutex_unlock(&c->lock);
+        /* The token goes straight to `url` (a describe, or a read without a
+         * store here) only when the GCS lists it; asked once, when needed. */
+        bool pulls = c->store && c->store_url;
+        bool listed = !local && url && *url && (info || !pulls) && prism__store_known(c, url);
         if (local)
             s = prism__decode_stored(c->store, &ref->id, 10000, c, c->self_addr, out);
-        else if (!info || !describe_remote(c, url, ref, max_bytes, info))
-            s = fetch_remote(c, url, ref, out);
+        else if (!info || !listed || !describe_remote(c, url, ref, max_bytes, info))
+            s = fetch_remote(c, url, listed, ref, out);
         free(url);
     }
     prism_ref_release(temp);

@@ -295,6 +295,20 @@ static int create_waiting(fixture *f, uint32_t n, uint64_t size, os_object **o)
     return r;
 }
 
+/* Gets object `n` (waiting while it comes back from disk), checks its
+ * `size` bytes and releases it. */
+static void read_back(fixture *f, uint32_t n, uint64_t size)
+{
+    prism_object_id id = oid(n);
+    os_object *o;
+    int r;
+    while ((r = os_get(&f->s, &f->c, &id, &o)) == OS_WAIT)
+        wait_moved(f);
+    assert_int_equal(r, PRISM_STORE_OK);
+    assert_int_equal(check(os_data(&f->s, o), size, n), 0);
+    assert_int_equal(os_release(&f->s, &f->c, &id), PRISM_STORE_OK);
+}
+
 static void put_waiting(fixture *f, uint32_t n, uint64_t size)
 {
     os_object *o;
@@ -350,21 +364,10 @@ static void test_async_spill_restore(void **state)
     assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_SPILLED);
     check_stats(f);
     /* its get restores it, once 2 (the rest of that batch) is out */
-    int r;
-    while ((r = os_get(&f->s, &f->c, &id0, &o0)) == OS_WAIT)
-        wait_moved(f);
-    assert_int_equal(r, PRISM_STORE_OK);
-    assert_int_equal(check(os_data(&f->s, o0), quarter, 0), 0);
+    read_back(f, 0, quarter);
     assert_int_equal(f->s.restores, 1);
-    assert_int_equal(os_release(&f->s, &f->c, &id0), PRISM_STORE_OK);
-    for (uint32_t i = 2; i < 4; i++) {
-        prism_object_id id = oid(i);
-        while ((r = os_get(&f->s, &f->c, &id, &o)) == OS_WAIT)
-            wait_moved(f);
-        assert_int_equal(r, PRISM_STORE_OK);
-        assert_int_equal(check(os_data(&f->s, o), quarter, i), 0);
-        assert_int_equal(os_release(&f->s, &f->c, &id), PRISM_STORE_OK);
-    }
+    for (uint32_t i = 2; i < 4; i++)
+        read_back(f, i, quarter);
     check_stats(f);
     pthread_mutex_unlock(&f->s.mu);
     teardown(f);
