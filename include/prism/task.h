@@ -84,6 +84,25 @@ typedef void (*prism_actor_free_fn)(void *state);
 PRISM_API prism_client *prism_task_client(prism_task_ctx *ctx);
 /* The task's name ("package/function"). */
 PRISM_API const char *prism_task_name(prism_task_ctx *ctx);
+/* Return `index` as a bytes value of `len` bytes that the function writes
+ * in place, rather than making a value the runtime then copies:
+ *
+ *   uint8_t *out = prism_task_return_bytes(ctx, 0, n);
+ *   if (!out)
+ *       return prism_task_fail(ctx, "%s", prism_last_error());
+ *   produce(out, n);
+ *   return PRISM_OK;
+ *
+ * The memory is where the value is going: in a compiled DAG, the slot of
+ * the node's output channel (nothing allocated, nothing copied, when the
+ * value fits max_buf_size); for a task's or an actor call's return larger
+ * than the frames carry inline, the object in the node's store. Anywhere
+ * else it is a bytes value's own memory. It is the function's to write
+ * until it returns: returns[index] then stands for it (leave it as it is;
+ * a value put there instead replaces it, copied the usual way). A function
+ * that fails drops it. NULL, with prism_last_error set: an index past
+ * nreturns or one already set (PRISM_ERR_INVALID), no memory. */
+PRISM_API void *prism_task_return_bytes(prism_task_ctx *ctx, size_t index, size_t len);
 /* Fails the task with a message (an application error): returns PRISM_ERR_TASK. */
 PRISM_API prism_status prism_task_fail(prism_task_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -1,6 +1,7 @@
 #include "dag_record.h"
 
 #include <endian.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,16 +31,27 @@ static void put_head(void *buf, int tag)
  * (bench/README.md#a-hop-without-the-codecs-general-path). */
 #define FLAT_AT (DAG_REC_HEAD + 9) /* where a bytes value's bytes start */
 
+size_t prism__dag_bytes_size(size_t n) { return n > SIZE_MAX - FLAT_AT ? SIZE_MAX : FLAT_AT + n; }
+
+uint8_t *prism__dag_bytes_room(void *buf, size_t cap, size_t n)
+{
+    if (prism__dag_bytes_size(n) > cap)
+        return NULL;
+    uint8_t *b = buf;
+    uint64_t k = htole64(n);
+    memset(b, 0, DAG_REC_HEAD); /* tag DAG_REC_VALUE (0) and the zeros */
+    b[DAG_REC_HEAD] = PRISM_VALUE_BYTES;
+    memcpy(b + DAG_REC_HEAD + 1, &k, 8);
+    return b + FLAT_AT;
+}
+
 static size_t put_bytes(uint8_t *buf, size_t cap, const prism_value *v)
 {
-    if (cap < FLAT_AT || v->len > cap - FLAT_AT)
+    uint8_t *at = prism__dag_bytes_room(buf, cap, v->len);
+    if (!at)
         return 0;
-    uint64_t n = htole64(v->len);
-    memset(buf, 0, DAG_REC_HEAD); /* tag DAG_REC_VALUE (0) and the zeros */
-    buf[DAG_REC_HEAD] = PRISM_VALUE_BYTES;
-    memcpy(buf + DAG_REC_HEAD + 1, &n, 8);
     if (v->len)
-        memcpy(buf + FLAT_AT, v->data, v->len);
+        memcpy(at, v->data, v->len);
     return FLAT_AT + v->len;
 }
 

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "prism_internal.h"
 
@@ -39,6 +40,11 @@ bool prism__dag_has_ref(const prism_value *v);
 /* Writes a value record into `buf` of `cap` bytes: its length, or 0 when it
  * does not fit. */
 size_t prism__dag_put_value(void *buf, size_t cap, const prism_value *v);
+/* The record of a bytes value of `n` bytes: its length, and its head
+ * written into `buf` of `cap` bytes, giving where its bytes go (NULL when
+ * it does not fit). */
+size_t prism__dag_bytes_size(size_t n);
+uint8_t *prism__dag_bytes_room(void *buf, size_t cap, size_t n);
 /* Writes an error or died record (truncating the message to fit); 0 when
  * not even the head fits. */
 size_t prism__dag_put_error(void *buf, size_t cap, int tag, const char *name, const char *msg);

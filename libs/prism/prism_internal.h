@@ -69,6 +69,8 @@ void prism__value_free_locked(prism_client *c, prism_value *v);
 bool prism__same_store(const char *node, const char *socket, const char *my_node,
                        const char *my_socket);
 
+/* A bytes value of `len` bytes not yet written (its data never NULL). */
+prism_value *prism__value_bytes_room(size_t len);
 /* A value that borrows `data` (zero-copy); `release(ud)` runs when it is freed. */
 prism_value *prism__value_borrowed(prism_value_kind kind, const uint8_t *data, size_t len,
                                    void (*release)(void *), void *ud);

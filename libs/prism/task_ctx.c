@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prism_internal.h"
 #include "task_ctx.h"
 
 prism_client *prism_task_client(prism_task_ctx *ctx) { return ctx->client(ctx); }
@@ -20,4 +21,24 @@ prism_status prism_task_fail(prism_task_ctx *ctx, const char *fmt, ...)
     free(ctx->error);
     ctx->error = strdup(msg);
     return PRISM_ERR_TASK;
+}
+
+void *prism_task_return_bytes(prism_task_ctx *ctx, size_t index, size_t len)
+{
+    if (!ctx || !ctx->returns || index >= ctx->nreturns) {
+        prism__fail(PRISM_ERR_INVALID, "return %zu is not one of this call's", index);
+        return NULL;
+    }
+    if (ctx->returns[index]) {
+        prism__fail(PRISM_ERR_INVALID, "return %zu is set already", index);
+        return NULL;
+    }
+    void *p = ctx->return_bytes ? ctx->return_bytes(ctx, index, len, &ctx->returns[index]) : NULL;
+    if (p)
+        return p;
+    prism_value *v = prism__value_bytes_room(len);
+    if (!v)
+        return NULL;
+    ctx->returns[index] = v;
+    return v->data;
 }

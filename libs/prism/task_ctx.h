@@ -20,6 +20,15 @@ struct prism_task_ctx {
      * task uses its own memory. Set by the worker runtime only. */
     void *(*return_space)(prism_task_ctx *ctx, uint16_t index, size_t len);
     void *call; /* the runtime's state of this call (calls may run at once) */
+    /* The call's returns (the function's `returns`), for
+     * prism_task_return_bytes; NULL where the call has none (a constructor). */
+    prism_value **returns;
+    size_t nreturns;
+    /* Memory for return `index` as `len` bytes, where the runtime would
+     * copy that value to, with *ret set to a value standing for it (the
+     * runtime's own way of telling it when the function returns). NULL:
+     * not here (the bytes go into a value of their own). May be NULL. */
+    void *(*return_bytes)(prism_task_ctx *ctx, size_t index, size_t len, prism_value **ret);
 };
 
 #endif

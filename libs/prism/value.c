@@ -100,6 +100,11 @@ prism_value *prism_value_json(const char *text)
     return v;
 }
 
+prism_value *prism__value_bytes_room(size_t len)
+{
+    return value_with_data(PRISM_VALUE_BYTES, len, false);
+}
+
 prism_value *prism_value_bytes(const void *data, size_t len)
 {
     if (!data && len)

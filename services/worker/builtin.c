@@ -291,10 +291,21 @@ static prism_status counter_get(prism_task_ctx *ctx, void *state, const prism_va
     return PRISM_OK;
 }
 
-/* echo(x): x itself (for latency measurements). */
+/* echo(x): x itself (for latency measurements). Bytes are written where
+ * the return goes (prism_task_return_bytes): a DAG's slot, the store. */
 static prism_status counter_echo(prism_task_ctx *ctx, void *state, const prism_value *const *args,
                                  size_t nargs, prism_value **returns, size_t nreturns)
 {
+    size_t len;
+    const void *data = nargs ? prism_value_data(args[0], &len) : NULL;
+    if (nargs && prism_value_kind_of(args[0]) == PRISM_VALUE_BYTES) {
+        void *out = prism_task_return_bytes(ctx, 0, len);
+        if (!out)
+            return prism_task_fail(ctx, "%s", prism_last_error());
+        if (len)
+            memcpy(out, data, len);
+        return PRISM_OK;
+    }
     returns[0] = nargs ? prism_value_copy(args[0]) : prism_value_null();
     return PRISM_OK;
 }
@@ -315,6 +326,29 @@ static prism_status counter_add(prism_task_ctx *ctx, void *state, const prism_va
         return prism_task_fail(ctx, "add takes JSON integers");
     returns[0] = integer_value(sum);
     return PRISM_OK;
+}
+
+/* fill(n): n bytes (up to 64 MiB), byte i being (count + i) mod 256,
+ * written where the return goes (prism_task_return_bytes); fill(-n) asks
+ * for n bytes, fills them, and fails (tests of a failure after the return
+ * was asked for). Either way a second ask for the same return must be
+ * refused. */
+static prism_status counter_fill(prism_task_ctx *ctx, void *state, const prism_value *const *args,
+                                 size_t nargs, prism_value **returns, size_t nreturns)
+{
+    long long n;
+    if (nargs != 1 || !integer_arg(args, nargs, 0, &n) || n < -(64LL << 20) || n > 64LL << 20)
+        return prism_task_fail(ctx, "fill takes a JSON integer, at most 64 MiB either way");
+    size_t len = (size_t)(n < 0 ? -n : n);
+    uint8_t *out = prism_task_return_bytes(ctx, 0, len);
+    if (!out)
+        return prism_task_fail(ctx, "fill: %s", prism_last_error());
+    long long k = __atomic_load_n(&((counter *)state)->n, __ATOMIC_SEQ_CST);
+    for (size_t i = 0; i < len; i++)
+        out[i] = (uint8_t)((unsigned long long)k + i);
+    if (prism_task_return_bytes(ctx, 0, 1))
+        return prism_task_fail(ctx, "fill: a second ask for return 0 was given memory");
+    return n < 0 ? prism_task_fail(ctx, "fill failed after asking for %zu bytes", len) : PRISM_OK;
 }
 
 /* pair(x): two returns, x and x plus the count (several returns in DAGs). */
@@ -390,7 +424,7 @@ prism_actor_method_fn prism__builtin_actor_method(const char *cls, const char *m
         prism_actor_method_fn fn;
     } table[] = {{"inc", counter_inc},     {"get", counter_get},   {"echo", counter_echo},
                  {"add", counter_add},     {"pair", counter_pair}, {"sleep", counter_sleep},
-                 {"first", counter_first}, {"pid", counter_pid}};
+                 {"first", counter_first}, {"pid", counter_pid},   {"fill", counter_fill}};
     for (size_t i = 0; !strcmp(cls, "Counter") && i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(table[i].name, method))
             return table[i].fn;

@@ -36,6 +36,7 @@
 #define SOCKET_MAX 90  /* characters of a rendezvous socket's abstract name */
 
 typedef struct loop_node {
+    dag_loop *loop;
     json_int_t index; /* its graph node (-1: not said) */
     prism_actor_method_fn fn;
     prism_task_ctx ctx; /* what the method runs with, made once; ctx.name: "Class.method" */
@@ -52,6 +53,11 @@ typedef struct loop_node {
     dag_dev_ring **dev_in;  /* per argument: its edge's CUDA ring, once its record came */
     dag_dev_ring **dev_out; /* per return: its edge's ring, once made */
     bool *dev_edge;         /* per return: device tensors may stay on the device */
+    /* Per return: the slot a method writes its bytes into
+     * (prism_task_return_bytes), once begun, and the value standing for
+     * them in `rets` (never freed). */
+    void **slot;
+    prism_value *in_slot;
 } loop_node;
 
 /* A channel of another node's actor (or driver): one TCP connection. */
@@ -170,6 +176,35 @@ static prism_value *read_arg(dag_loop *l, loop_node *nd, size_t i)
     return prism__dag_read(c, buf, len, true, FETCH_MS);
 }
 
+/* Return `j`'s value gone: freed, unless it stands for bytes in the slot. */
+static void drop_ret(loop_node *nd, size_t j)
+{
+    if (nd->rets[j] != &nd->in_slot[j])
+        prism_value_free(nd->rets[j]);
+    nd->rets[j] = NULL;
+}
+
+/* ctx->return_bytes (prism_task_return_bytes): return `j`'s bytes written
+ * by the method straight into its channel's slot, when they fit. The write
+ * begins here, before the method fills it; write_one publishes it, or an
+ * error record in its place. */
+static void *return_in_slot(prism_task_ctx *ctx, size_t j, size_t len, prism_value **ret)
+{
+    loop_node *nd = ctx->call;
+    void *p;
+    if (j >= nd->nout || nd->slot[j] ||
+        prism__dag_bytes_size(len) > prism_chan_writer_capacity(nd->out[j]) ||
+        wait_write(nd->loop, nd->out[j], &p) != STEP_OK)
+        return NULL; /* a bytes value of its own; a loop ending finds out at the write */
+    prism__dag_held_begin(&nd->held[j]);
+    nd->slot[j] = p;
+    prism_value *v = &nd->in_slot[j];
+    *v = (prism_value){.kind = PRISM_VALUE_BYTES, .len = len};
+    v->data = prism__dag_bytes_room(p, prism_chan_writer_capacity(nd->out[j]), len);
+    *ret = v;
+    return v->data;
+}
+
 /* Runs the method on the records read: nd->rets are its values, or *emsg
  * (heap) says why it failed. The arguments stay in nd->args for the caller
  * to free once the returns are out (the next actor waits for those). */
@@ -189,8 +224,7 @@ static void run_method(dag_loop *l, loop_node *nd, char **emsg)
                                 nd->rets, nd->nout);
         for (size_t i = 0; i < nd->nout; i++) {
             if (s != PRISM_OK) {
-                prism_value_free(nd->rets[i]);
-                nd->rets[i] = NULL;
+                drop_ret(nd, i);
             } else if (!nd->rets[i]) {
                 nd->rets[i] = prism_value_null();
             }
@@ -271,9 +305,11 @@ static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
 {
     const prism_value *ret = nd->rets[j];
     prism_value *host = NULL;
+    void *p = nd->slot[j]; /* begun by return_in_slot */
+    nd->slot[j] = NULL;
     if (fwd < 0 && !*emsg && ret && prism__value_on_device(ret)) {
         bool staged =
-            !(nd->dev_edge[j] && prism_value_device(ret) >= 0 && ret->len <= l->dev_buf_size);
+            p || !(nd->dev_edge[j] && prism_value_device(ret) >= 0 && ret->len <= l->dev_buf_size);
         if (!staged) {
             int rc = write_device(l, nd, j, &staged);
             if (!staged)
@@ -283,18 +319,21 @@ static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
         if (!(ret = host = dag_dev_to_host(nd->rets[j], err, sizeof err)))
             *emsg = strdup(err);
     }
-    void *p;
-    int rc = wait_write(l, nd->out[j], &p);
-    if (rc != STEP_OK) {
-        prism_value_free(host);
-        return rc;
+    if (!p) {
+        int rc = wait_write(l, nd->out[j], &p);
+        if (rc != STEP_OK) {
+            prism_value_free(host);
+            return rc;
+        }
+        prism__dag_held_begin(&nd->held[j]);
     }
-    prism__dag_held_begin(&nd->held[j]);
     size_t cap = prism_chan_writer_capacity(nd->out[j]), len = 0;
     prism_ref *held = NULL;
     if (fwd >= 0 && nd->lens[fwd] <= cap) {
         memcpy(p, nd->bufs[fwd], nd->lens[fwd]);
         len = nd->lens[fwd];
+    } else if (!*emsg && ret == &nd->in_slot[j]) {
+        len = prism__dag_bytes_size(ret->len); /* written in place */
     } else if (!*emsg && ret && !(len = prism__dag_put(loop_client(l), p, cap, ret, &held))) {
         char msg[600];
         snprintf(msg, sizeof msg,
@@ -335,8 +374,8 @@ static int run_and_write(dag_loop *l, loop_node *nd)
     for (size_t j = 0; rc == STEP_OK && j < nd->nout; j++)
         rc = write_one(l, nd, j, fwd, &emsg);
     for (size_t j = 0; j < nd->nout; j++) {
-        prism_value_free(nd->rets[j]);
-        nd->rets[j] = NULL;
+        drop_ret(nd, j);
+        nd->slot[j] = NULL; /* a write left begun: the loop ends, its channel is closed */
     }
     for (size_t i = 0; i < nd->nin; i++) {
         if (nd->args[i] != &nd->views[i] && nd->args[i] != nd->consts[i])
@@ -817,13 +856,21 @@ static int open_node(dag_loop *l, loop_node *nd, json_t *j, const prism_value *c
     nd->dev_in = calloc(nd->nin + 1, sizeof *nd->dev_in);
     nd->dev_out = calloc(nd->nout + 1, sizeof *nd->dev_out);
     nd->dev_edge = calloc(nd->nout + 1, sizeof *nd->dev_edge);
+    nd->slot = calloc(nd->nout + 1, sizeof *nd->slot);
+    nd->in_slot = calloc(nd->nout + 1, sizeof *nd->in_slot);
     if (!method || !nd->in || !nd->consts || !nd->out || !nd->bufs || !nd->lens || !nd->args ||
         !nd->views || !nd->rets || !nd->held || !nd->dev_in || !nd->dev_out || !nd->dev_edge ||
-        nd->nin == 0 || nd->nout == 0 || nd->nout > 64) {
+        !nd->slot || !nd->in_slot || nd->nin == 0 || nd->nout == 0 || nd->nout > 64) {
         snprintf(err, errlen, "a malformed DAG node");
         return -1;
     }
-    nd->ctx = (prism_task_ctx){.client = l->env.client, .runtime = l->env.runtime};
+    nd->loop = l;
+    nd->ctx = (prism_task_ctx){.client = l->env.client,
+                               .runtime = l->env.runtime,
+                               .call = nd,
+                               .returns = nd->rets,
+                               .nreturns = nd->nout,
+                               .return_bytes = return_in_slot};
     snprintf(nd->ctx.name, sizeof nd->ctx.name, "%s.%s", l->env.cls, method);
     json_t *index = json_object_get(j, "index");
     nd->index = json_is_integer(index) ? json_integer_value(index) : -1;
@@ -959,6 +1006,8 @@ static void loop_free(dag_loop *l)
         free(nd->dev_in);
         free(nd->dev_out);
         free(nd->dev_edge);
+        free(nd->slot);
+        free(nd->in_slot);
         free(nd->held);
         free(nd->in);
         free(nd->out);

@@ -126,6 +126,7 @@ typedef struct ret_space {
     const prism_task_id *task; /* the task running; NULL between tasks */
     const char *owner;
     bool made;
+    bool bytes; /* a bytes value's head, else a 1-D uint8 tensor's */
     uint16_t index;
     prism_object_id id;
     uint8_t *data;
@@ -407,32 +408,65 @@ static prism_store_status adopt_existing(prism_store *st, const prism_object_id 
     return prism_store_pin(st, id);
 }
 
-/* ctx->return_space: return `index` created in the store, its tensor
- * header written, for the task to fill. One a task. */
-static void *return_space(prism_task_ctx *ctx, uint16_t index, size_t len)
+/* Return `index` created in the store for `len` bytes of data after a
+ * head, written here: a 1-D uint8 tensor's (`bytes` false) or a bytes
+ * value's. The data's address; NULL when a return is made there already
+ * (one a task), or for a small value or a full store (the task uses its own
+ * memory, stored the usual way). */
+static uint8_t *make_space(prism_task_ctx *ctx, uint16_t index, size_t len, bool bytes)
 {
     worker_rt *w = ctx->runtime;
     ret_space *r = ctx->call;
     if (!r || !w->store || !r->task || r->made || len <= PRISM_INLINE_MAX)
         return NULL;
     const int64_t shape[1] = {(int64_t)len};
-    prism_writer count = {0};
-    pw_tensor_head(&count, PRISM_U8, 1, shape, len);
+    uint8_t head[64];
+    prism_writer hw = {.out = head, .cap = sizeof head};
+    if (bytes) {
+        pw_u8(&hw, (uint8_t)PRISM_VALUE_BYTES);
+        pw_u64(&hw, len);
+    } else {
+        pw_tensor_head(&hw, PRISM_U8, 1, shape, len);
+    }
     prism_id owner;
     bool owned = wire_owner_id(r->owner, &owner);
     prism_object_id_make(&r->id, r->task, index);
     uint8_t *p;
-    if (prism_store_create(w->store, &r->id, owned ? &owner : NULL, count.pos + len, NULL, 0,
-                           PRISM_STORE_PIN, &p) != PRISM_STORE_OK)
+    if (hw.failed || prism_store_create(w->store, &r->id, owned ? &owner : NULL, hw.pos + len, NULL,
+                                        0, PRISM_STORE_PIN, &p) != PRISM_STORE_OK)
         return NULL; /* a retry's return already there, a full store: the usual way */
-    prism_writer head = {.out = p, .cap = count.pos};
-    pw_tensor_head(&head, PRISM_U8, 1, shape, len);
+    memcpy(p, head, hw.pos);
     r->made = true;
+    r->bytes = bytes;
     r->index = index;
-    r->data = p + count.pos;
+    r->data = p + hw.pos;
     r->len = len;
-    r->size = count.pos + len;
+    r->size = hw.pos + len;
     return r->data;
+}
+
+/* ctx->return_space: a data block's tensor made in the store. */
+static void *return_space(prism_task_ctx *ctx, uint16_t index, size_t len)
+{
+    return make_space(ctx, index, len, false);
+}
+
+static void keep_space(void *ud) { (void)ud; }
+
+/* ctx->return_bytes (prism_task_return_bytes): a large bytes return made in
+ * the store, `*ret` a value viewing it (return_in_place seals it). */
+static void *return_bytes(prism_task_ctx *ctx, size_t index, size_t len, prism_value **ret)
+{
+    if (index > UINT16_MAX)
+        return NULL;
+    uint8_t *p = make_space(ctx, (uint16_t)index, len, true);
+    if (p && !(*ret = prism__value_borrowed(PRISM_VALUE_BYTES, p, len, keep_space, NULL))) {
+        ret_space *r = ctx->call;
+        prism_store_abort(((worker_rt *)ctx->runtime)->store, &r->id);
+        r->made = false;
+        return NULL;
+    }
+    return p;
 }
 
 /* Return `i` made in its store object by the task: sealed there. A value
@@ -445,8 +479,10 @@ static bool return_in_place(worker_rt *w, ret_space *r, uint16_t i, const prism_
     if (!r || !r->made || r->index != i)
         return false;
     r->made = false;
-    if (prism_value_kind_of(v) != PRISM_VALUE_TENSOR || v->data != r->data || v->len != r->len ||
-        v->dtype != PRISM_U8 || v->ndim != 1) {
+    bool same = r->bytes ? prism_value_kind_of(v) == PRISM_VALUE_BYTES
+                         : prism_value_kind_of(v) == PRISM_VALUE_TENSOR && v->dtype == PRISM_U8 &&
+                               v->ndim == 1;
+    if (!same || v->data != r->data || v->len != r->len) {
         prism_store_abort(w->store, &r->id);
         return false;
     }
@@ -901,8 +937,11 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
     push p = {0};
     char err[1024] = "";
     ret_space ret = {.task = &p.id, .owner = task_owner};
-    prism_task_ctx ctx = {
-        .client = ctx_client, .runtime = w, .return_space = return_space, .call = &ret};
+    prism_task_ctx ctx = {.client = ctx_client,
+                          .runtime = w,
+                          .return_space = return_space,
+                          .call = &ret,
+                          .return_bytes = return_bytes};
     prism_status bad = PRISM_ERR_INVALID;
     int parsed = parse_push(w, data, len, &p, err, sizeof err, &bad);
     snprintf(ctx.name, sizeof ctx.name, "%s/%s", p.package ? p.package : "?",
@@ -919,6 +958,8 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
     }
     uint16_t nret = p.nreturns ? p.nreturns : 1;
     prism_value **rets = calloc(nret, sizeof *rets);
+    ctx.returns = rets;
+    ctx.nreturns = rets ? nret : 0;
     prism_status s = PRISM_ERR_INVALID;
     if (fn && rets)
         s = fn(&ctx, (const prism_value *const *)p.args, p.nargs, rets, nret);

@@ -85,6 +85,57 @@ static int counter(prism_client *c)
     return 0;
 }
 
+/* One fill(n) call: the bytes it gave, checked against (count + i) mod 256. */
+static prism_status fill_call(prism_client *c, prism_actor *a, long long n, long long count)
+{
+    char arg[32];
+    snprintf(arg, sizeof arg, "%lld", n);
+    prism_value *v = prism_value_json(arg);
+    prism_ref *r = NULL;
+    prism_status s = prism_actor_call(c, a, "fill", &v, 1, 1, &r);
+    prism_value_free(v);
+    prism_value *got = NULL;
+    if (s == PRISM_OK)
+        s = prism_get(c, r, 60000, &got);
+    prism_ref_release(r);
+    size_t len = 0;
+    const uint8_t *b = got ? prism_value_data(got, &len) : NULL;
+    if (s == PRISM_OK && (prism_value_kind_of(got) != PRISM_VALUE_BYTES || len != (size_t)n))
+        s = PRISM_ERR_INTERNAL;
+    for (size_t i = 0; s == PRISM_OK && i < len; i++)
+        if (b[i] != (uint8_t)((unsigned long long)count + i))
+            s = PRISM_ERR_INTERNAL;
+    prism_value_free(got);
+    return s;
+}
+
+/* fill: Counter(7).fill(n) writes its bytes where its return goes
+ * (prism_task_return_bytes): in the frame (small) or the node's store
+ * (large), every byte as made; fill(-n) fails after asking, and the next
+ * call is whole again. */
+static int fill(prism_client *c)
+{
+    prism_value *seven = prism_value_json("7");
+    prism_actor *a = NULL;
+    CHECK(prism_actor_create(c, "builtin", "Counter", &seven, 1, NULL, &a) == PRISM_OK, "create");
+    prism_value_free(seven);
+    /* 100 KiB: the most a frame carries inline */
+    const long long sizes[] = {0, 100, 100 << 10, (100 << 10) + 1, 4 << 20, 4096, 0};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        CHECK(fill_call(c, a, sizes[i], 7) == PRISM_OK, "fill(%lld)", sizes[i]);
+    for (long long n = -100; n >= -(4 << 20); n *= 2000) {
+        prism_status s = fill_call(c, a, n, 7);
+        CHECK(s == PRISM_ERR_TASK && strstr(prism_last_error(), "Counter.fill") &&
+                  strstr(prism_last_error(), "failed after asking"),
+              "fill(%lld) gave %s", n, prism_status_text(s));
+        CHECK(fill_call(c, a, -n, 7) == PRISM_OK, "fill(%lld) after a failed one", -n);
+    }
+    CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
+    prism_actor_release(a);
+    printf("fill ok\n");
+    return 0;
+}
+
 /* many N: N Counters (no CPU held) from one client, called in turns: each
  * call reaches its own actor (the client finds each actor's record by ID,
  * an index that grows as actors come). */
@@ -648,7 +699,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: actor_probe counter|create NAME [detached]|calls NAME N|get NAME|"
-                        "restart|inflight RETRIES|onnode NODE|many N\n");
+                        "restart|inflight RETRIES|onnode NODE|many N|fill\n");
         return 2;
     }
     prism_client *c;
@@ -674,6 +725,7 @@ int main(int argc, char **argv)
              : !strcmp(cmd, "chain")      ? chain(c)
              : !strcmp(cmd, "ctorlist")   ? ctorlist(c, arg)
              : !strcmp(cmd, "many")       ? many(c, atoi(arg))
+             : !strcmp(cmd, "fill")       ? fill(c)
                                           : 2;
     prism_disconnect(c);
     return rc;

@@ -551,6 +551,73 @@ static int large(long long n, size_t size)
     return 0;
 }
 
+/* Whether `v` is fill(size)'s bytes from a Counter(k): (k + i) mod 256. */
+static bool is_fill(const prism_value *v, long long k, size_t size)
+{
+    size_t len = 0;
+    const unsigned char *b = v ? prism_value_data(v, &len) : NULL;
+    if (prism_value_kind_of(v) != PRISM_VALUE_BYTES || len != size)
+        return false;
+    for (size_t i = 0; i < size; i++)
+        if (b[i] != (unsigned char)((unsigned long long)k + i))
+            return false;
+    return true;
+}
+
+/* fill N: input (a size) -> A.fill -> B.echo, output [A's, B's], A =
+ * Counter(7), 64 KiB slots, 3 in flight: A and B write their bytes in the
+ * slot (prism_task_return_bytes), A's read by B and the driver. Sizes
+ * cycle through empty, small, a slot's fill, one byte past it and larger
+ * (a value of their own, through the object store), and a fill that fails
+ * after asking (its error names Counter.fill; the next one is whole). */
+static int fill(long long n)
+{
+    make_actors(2, 7);
+    prism_dag *g;
+    prism_dag_node *in, *a, *b, *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
+              prism_dag_bind(g, actors[0], "fill", &in, 1, &a) == PRISM_OK &&
+              prism_dag_bind(g, actors[1], "echo", &a, 1, &b) == PRISM_OK &&
+              prism_dag_multi_output(g, (prism_dag_node *[]){a, b}, 2, &all) == PRISM_OK,
+          "graph");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = 3;
+    o.max_buf_size = 64 * 1024;
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    /* 25: a bytes record's head (docs/dags.md#records) */
+    const long long sizes[] = {0, 8, 1000, 60000, 65536 - 25, 65536 - 24, 200000, -5000};
+    const size_t nsizes = sizeof sizes / sizeof sizes[0];
+    prism_dag_future *fs[3];
+    for (long long x = 0; x < n + 3; x++) {
+        if (x >= 3) {
+            long long size = sizes[(x - 3) % (long long)nsizes];
+            prism_value *owned;
+            if (size < 0) {
+                prism_status s = prism_dag_get(fs[x % 3], 60000, &owned);
+                CHECK(s == PRISM_ERR_TASK && prism_value_error_task(owned) &&
+                          !strcmp(prism_value_error_task(owned), "Counter.fill") &&
+                          strstr(prism_value_error_message(owned), "failed after asking"),
+                      "execution %lld (fill(%lld)) gave %s", x - 3, size, prism_status_text(s));
+                prism_value_free(owned);
+            } else {
+                const prism_value *out = get_either(fs[x % 3], x - 3, &owned);
+                CHECK(prism_value_list_size(out) == 2 &&
+                          is_fill(prism_value_list_get(out, 0), 7, (size_t)size) &&
+                          is_fill(prism_value_list_get(out, 1), 7, (size_t)size),
+                      "execution %lld (fill(%lld)) came back changed", x - 3, size);
+                prism_value_free(owned);
+            }
+        }
+        if (x < n)
+            fs[x % 3] = execute(d, sizes[x % (long long)nsizes]);
+    }
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    printf("fill ok: %lld executions\n", n);
+    return 0;
+}
+
 /* Execution x of `constants`: [x + 101, x + 3204]. */
 static void check_constants(prism_dag_future *f, long long x)
 {
@@ -1257,7 +1324,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | in-place N | nodes A B N INFLIGHT [WHERE [spread]] | serve | rogue | gpu PKG N\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | fill N | in-place N | nodes A B N INFLIGHT [WHERE [spread]] | serve | rogue | gpu PKG N\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -1282,6 +1349,8 @@ int main(int argc, char **argv)
         rc = items(atoll(argv[2]));
     else if (!strcmp(argv[1], "constants") && argc == 3)
         rc = constants(atoll(argv[2]));
+    else if (!strcmp(argv[1], "fill") && argc == 3)
+        rc = fill(atoll(argv[2]));
     else if (!strcmp(argv[1], "large") && argc == 4)
         rc = large(atoll(argv[2]), (size_t)atoll(argv[3]));
     else if (!strcmp(argv[1], "rendezvous") && argc == 3)

@@ -356,6 +356,12 @@ class Cluster:
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
+    def store_stats(self, node="node-1"):
+        """The node's object store's counters (its GET /api/v1/stats)."""
+        r = self.get("/api/v1/stats", base=self.store_addresses[node])
+        assert r.status == 200, r
+        return r.json()
+
     def post(self, path, body=None, **kw):
         return self.request("POST", path, body=body, **kw)
 

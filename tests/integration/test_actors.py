@@ -3,7 +3,6 @@ against real schedulers, node agents, workers and the GCS."""
 import os
 import signal
 import subprocess
-import time
 
 from harness import BIN, kill_quietly, run, skip, wait_until
 
@@ -51,6 +50,19 @@ def test_counter(c):
     for line in ("counter ok: [1, 2]", "unknown method:", "constructor failed:", "errors ok"):
         assert line in out, out
     print(out.strip())
+
+
+def test_return_written_in_place(c):
+    """prism_task_return_bytes: Counter.fill writes its bytes where the return
+    goes (inline up to the frame's limit, else the node's store), every byte
+    as made; one that fails after asking leaves nothing in the store, and the
+    next call is whole."""
+    base = c.store_stats()
+    out = probe(c, "fill")
+    assert "fill ok" in out, out
+    wait_until(lambda: c.store_stats()["objects"] == base["objects"], timeout=20,
+               what="the store back to %d objects" % base["objects"])
+    print(out.strip(), "- store objects before and after:", base["objects"])
 
 
 def test_many_actors_from_one_client(c):
@@ -185,15 +197,6 @@ def test_actor_class_from_a_package(c):
     assert "package actor ok" in out and "no method 'inc'" in out, out
 
 
-def store_objects(c, node="node-1"):
-    import json
-    import urllib.request
-    req = urllib.request.Request(c.store_addresses[node] + "/api/v1/stats",
-                                 headers={"Authorization": "Bearer " + c.token})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())["objects"]
-
-
 def test_actor_keeps_a_borrowed_reference(c):
     """An actor holds a reference after the call that brought it: the object
     outlives the driver's own handle, and goes once the actor drops it."""
@@ -211,7 +214,7 @@ def test_actor_keeps_a_borrowed_reference(c):
         p.stdin.write("go\n")
         p.stdin.flush()
         first_line(p, "dropped")
-        wait_until(lambda: store_objects(c) == 0, timeout=20,
+        wait_until(lambda: c.store_stats()["objects"] == 0, timeout=20,
                    what="the object store to be empty once the actor dropped the reference")
         out, err = p.communicate("done\n", timeout=60)
         assert p.returncode == 0, (out, err)
@@ -237,7 +240,7 @@ def constructor_argument_outlives_its_creator_reference(c, *args):
         held = lambda: [o for o in c.get("/api/v1/objects?state=READY").json()["objects"]
                         if o.get("borrowers") == 1 and o["refs"] == 0 and o["size"] > 1000000]
         wait_until(held, timeout=10, what="the argument listed with one borrower (the GCS)")
-        assert store_objects(c) == 1
+        assert c.store_stats()["objects"] == 1
         kill_quietly(worker_pid(c, actor(c, actor_id)["worker_id"]))
         wait_until(lambda: actor(c, actor_id)["restarts"] == 1 and
                    actor(c, actor_id)["state"] == "ALIVE", what="the actor restarted")
@@ -247,7 +250,7 @@ def constructor_argument_outlives_its_creator_reference(c, *args):
         first_line(p, "killed")
         a = actor(c, actor_id)
         assert a["restarts"] == 1 and a["state"] == "DEAD", a
-        wait_until(lambda: store_objects(c) == 0, timeout=20,
+        wait_until(lambda: c.store_stats()["objects"] == 0, timeout=20,
                    what="the object store to be empty once the actor is DEAD")
         out, err = p.communicate("done\n", timeout=60)
         assert p.returncode == 0, (out, err)
@@ -360,7 +363,7 @@ def test_actor_whose_worker_hangs_with_its_node(c):
 
 
 if __name__ == "__main__":
-    run([test_counter, test_many_actors_from_one_client, test_order_of_three_callers,
+    run([test_counter, test_return_written_in_place, test_many_actors_from_one_client, test_order_of_three_callers,
          test_named_actor_from_another_job,
          test_detached_actor_outlives_its_driver, test_owned_actor_dies_with_its_owner,
          test_restart_then_max_restarts, test_calls_in_flight_when_the_actor_dies,

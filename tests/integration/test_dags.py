@@ -340,14 +340,6 @@ def test_peer_rendezvous_refuses_strangers(c):
             p.wait()
 
 
-def store_stats(c):
-    import urllib.request
-    req = urllib.request.Request(c.store_addresses["node-1"] + "/api/v1/stats",
-                                 headers={"Authorization": "Bearer " + c.token})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
 def test_large_values(c):
     """Values of 4 MiB through 64 KiB slots go through the object store (a
     reference in the slot), read by two readers after the first actor, and
@@ -356,7 +348,7 @@ def test_large_values(c):
     is back where it was (no object left behind)."""
     if not os.access(PROBE, os.X_OK):
         skip("dag_probe is not built")
-    base = store_stats(c)
+    base = c.store_stats()
     env = probe_env(c)  # a driver on the node, with its object store, as a job is
     env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
     p = subprocess.Popen([PROBE, "large", "20", str(4 << 20)], env=env,
@@ -365,15 +357,15 @@ def test_large_values(c):
         read_until(p, "executed")
         # 4 edges (input, A, B, C), 2 slots each: at most 8 objects of 4 MiB
         # are still held by their writers, nothing more.
-        during = store_stats(c)
+        during = c.store_stats()
         print("store before: %d objects, %d bytes; running: %d, %d" % (
             base["objects"], base["used_bytes"], during["objects"], during["used_bytes"]))
         assert 0 < during["objects"] - base["objects"] <= 8, (base, during)
         p.stdin.write("go\n")
         p.stdin.flush()
         read_until(p, "torn down")
-        wait_until(lambda: store_stats(c)["objects"] == base["objects"] and
-                   store_stats(c)["used_bytes"] == base["used_bytes"], timeout=20,
+        wait_until(lambda: c.store_stats()["objects"] == base["objects"] and
+                   c.store_stats()["used_bytes"] == base["used_bytes"], timeout=20,
                    what="the store back to %s" % base)
         p.stdin.write("go\n")
         p.stdin.flush()
@@ -386,6 +378,21 @@ def test_large_values(c):
 
 
 test_large_values.cluster = {"store_memory": "256MiB"}
+
+
+def test_returns_written_in_slot(c):
+    """prism_task_return_bytes in a DAG: Counter.fill writes its bytes in its
+    channel's slot and Counter.echo copies them slot to slot, A's slot read
+    by B and the driver; sizes from empty to a slot's fill, one byte past it
+    and larger (a value of their own, through the object store), and a fill
+    that fails after asking (the error names it; the next is whole)."""
+    if not os.access(PROBE, os.X_OK):
+        skip("dag_probe is not built")
+    env = probe_env(c)
+    env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
+    r = subprocess.run([PROBE, "fill", "400"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "fill ok: 400 executions" in r.stdout, (r.stdout, r.stderr)
 
 
 def test_get_in_place(c):
@@ -615,8 +622,8 @@ def test_shapes_errors_and_death_across_nodes(c):
     A), so most edges are TCP: tensor-parallel (the input fans out over one
     connection per reader, B's outputs come back over TCP, A's through
     shared memory), several returns, constant arguments, items of the
-    input (a TCP channel each), 4 MiB values
-    through 64 KiB slots (a
+    input (a TCP channel each), returns written in the slot (the socket
+    channel's frame), 4 MiB values through 64 KiB slots (a
     reference on the edge, the bytes from another node's store), a failing
     method that names
     Class.method while the DAG goes on, max_inflight, compile failures; and a
@@ -637,6 +644,7 @@ def test_shapes_errors_and_death_across_nodes(c):
                        (["constants", 200], "constants ok"),
                        (["items", 200], "items ok"),
                        (["large", 10, 4 << 20], "large ok"),
+                       (["fill", 200], "fill ok"),
                        (["errors"], "method error: Counter.add failed"),
                        (["died"], "actor died: ")):
         args = [str(a) for a in args]
@@ -691,7 +699,7 @@ if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
          test_rendezvous_refuses_strangers, test_peer_rendezvous_refuses_strangers,
-         test_large_values, test_get_in_place, test_constants,
+         test_large_values, test_returns_written_in_slot, test_get_in_place, test_constants,
          test_input_items, test_input_keys, test_listed_after_gcs_restart,
          test_edge_refuses_strangers, test_across_nodes,
          test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))

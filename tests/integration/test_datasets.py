@@ -11,7 +11,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 
 from harness import BIN, NatsSubscriber, kill_quietly, run, skip, wait_until
 
@@ -215,13 +214,7 @@ def test_stop(c):
 
 
 def store_used(c):
-    out = {}
-    for node, url in c.store_addresses.items():
-        req = urllib.request.Request(url + "/api/v1/stats",
-                                     headers={"Authorization": "Bearer " + c.token})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            out[node] = json.loads(r.read())
-    return out
+    return {node: c.store_stats(node) for node in c.store_addresses}
 
 
 def test_streams_within_the_memory_budget(c):

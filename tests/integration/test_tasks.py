@@ -41,15 +41,6 @@ def upload_package(c):
     return r.json()["sha256"]
 
 
-def store_stats(c, node):
-    import json
-    import urllib.request
-    url = c.store_addresses[node] + "/api/v1/stats"
-    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + c.token})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
 def test_seed_program(c):
     out = probe(c, "seed").stdout
     assert "seed ok" in out, out
@@ -135,7 +126,7 @@ def test_stores_empty_after_the_program(c):
     sha = upload_package(c)
     probe(c, "package", sha)
     probe(c, "seed")
-    wait_until(lambda: store_stats(c, "node-1")["objects"] == 0, timeout=20,
+    wait_until(lambda: c.store_stats("node-1")["objects"] == 0, timeout=20,
                what="object store of node-1 to be empty")
 
 
@@ -238,12 +229,12 @@ def test_value_from_another_node_through_the_local_store(c):
     c.start_node("node-2", "--num-cpus", "4")
     c.wait_nodes(2)
     nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
-    before = store_stats(c, "node-1")["transfer_in_bytes_total"]
+    before = c.store_stats("node-1")["transfer_in_bytes_total"]
     env = probe_env(c, PRISM_STORE_URL=c.store_addresses["node-1"])
     r = subprocess.run([PROBE, "remoteget", nodes["node-2"]], env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "remoteget ok" in r.stdout, (r.stdout, r.stderr)
-    assert store_stats(c, "node-1")["transfer_in_bytes_total"] - before >= 400000
+    assert c.store_stats("node-1")["transfer_in_bytes_total"] - before >= 400000
 
 
 def test_infeasible_task_waits_for_a_node(c):
@@ -281,7 +272,7 @@ def test_200mib_argument_from_another_node(c):
     nodes = {n["name"]: n["node_id"] for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]}
     out = probe(c, "bigarg", nodes["node-1"], nodes["node-2"]).stdout
     assert "bigarg ok" in out, out
-    stats = store_stats(c, "node-2")
+    stats = c.store_stats("node-2")
     assert stats["transfer_in_bytes_total"] >= 200 << 20, stats
 test_200mib_argument_from_another_node.cluster = {"store_memory": "512MiB"}
 
@@ -552,7 +543,7 @@ def test_borrowed_references(c):
     print(out.strip())
     for line in ("borrowed get ok", "passed on ok", "nested in a put ok", "borrow ok"):
         assert line in out, out
-    wait_until(lambda: sum(store_stats(c, n)["objects"] for n in c.store_addresses) == 0,
+    wait_until(lambda: sum(c.store_stats(n)["objects"] for n in c.store_addresses) == 0,
                timeout=20, what="every object store to be empty after the borrowers left")
 
 
@@ -573,7 +564,7 @@ def test_borrowed_objects_across_nodes(c):
         out = probe(c, "borrowa", sha, stash_node, use_node).stdout
         assert "driver read the object an actor owns ok" in out and "borrowa ok" in out, out
         print(out.strip().replace("\n", "; "))
-    wait_until(lambda: sum(store_stats(c, n)["objects"] for n in c.store_addresses) == 0,
+    wait_until(lambda: sum(c.store_stats(n)["objects"] for n in c.store_addresses) == 0,
                timeout=20, what="every object store to be empty after the borrowers left")
 
 
@@ -621,7 +612,7 @@ def test_free_while_a_lease_waits(c):
         try:
             line = p.stdout.readline()
             assert line.startswith("object "), (args, line, p.poll() is not None and p.stderr.read())
-            wait_until(lambda: store_stats(c, "node-1")["objects"] == 1, timeout=10,
+            wait_until(lambda: c.store_stats("node-1")["objects"] == 1, timeout=10,
                        what="the object in the store")
             c.scheduler.send_signal(signal.SIGSTOP)
             try:
@@ -629,7 +620,7 @@ def test_free_while_a_lease_waits(c):
                 p.stdin.flush()
                 assert p.stdout.readline().strip() == "released", args
                 t0 = time.monotonic()
-                wait_until(lambda: store_stats(c, "node-1")["objects"] == 0, timeout=5,
+                wait_until(lambda: c.store_stats("node-1")["objects"] == 0, timeout=5,
                            what="the dropped object to leave the store while the lease request "
                                 "waits (%s)" % " ".join(args[:1] + ["SHA"] * (len(args) - 1)))
                 print("  %s: the store emptied in %.2f s" % (args[-1][:11], time.monotonic() - t0))
