@@ -126,20 +126,23 @@ struct prism_chan_writer {
         } shm;
         struct {
             int fd;
-            uint64_t cap;   /* max_buf_size */
-            uint8_t *buf;   /* 4-byte header, 8-byte stamp, cap */
-            uint64_t next;  /* the value to write next, from 1 (one in 8 is stamped) */
-            size_t base;    /* where the published frame starts in buf (no stamp: 8) */
-            size_t frame;   /* bytes of the published frame (0: none pending) */
-            size_t sent;    /* of them, handed to the kernel */
-            int timeout_ms; /* of the begun write: end_write waits as long */
-            bool ending;    /* close queued the end-of-stream mark */
-            bool broken;    /* the peer is gone: every call says PEER_DEAD */
+            uint64_t cap;       /* max_buf_size */
+            uint8_t *buf;       /* 4-byte header, 8-byte stamp, cap */
+            const uint8_t *src; /* the pending frame's bytes when they are another
+                                 * writer's (a fan-out's first), else NULL: buf */
+            uint64_t next;      /* the value to write next, from 1 (one in 8 is stamped) */
+            size_t base;        /* where the published frame starts in buf (no stamp: 8) */
+            size_t frame;       /* bytes of the published frame (0: none pending) */
+            size_t sent;        /* of them, handed to the kernel */
+            int timeout_ms;     /* of the begun write: end_write waits as long */
+            bool ending;        /* close queued the end-of-stream mark */
+            bool broken;        /* the peer is gone: every call says PEER_DEAD */
         } sock;
         struct {
             prism_chan_writer **w; /* owned */
             void **bufs;           /* each one's buffer of the begun write */
             size_t n, begun;       /* writers; of them, begun so far (in order) */
+            bool shared;           /* all sockets: they send the first one's frame */
         } fan;
     } u;
 };
@@ -249,6 +252,14 @@ void chan_shm_reader_free(prism_chan_reader *r);
 
 prism_chan_status chan_sock_begin_write(prism_chan_writer *w, void **buf, int timeout_ms);
 prism_chan_status chan_sock_end_write(prism_chan_writer *w, size_t len);
+/* A fan-out's end_write on sockets without copying the value: `first`'s
+ * frame made (chan_sock_frame), then each other writer given the same
+ * frame to send from `first`'s buffer (chan_sock_share), which nobody
+ * writes again until every one of them sent it (the fan-out's begin_write
+ * flushes them all first). chan_sock_send sends as end_write does. */
+void chan_sock_frame(prism_chan_writer *w, size_t len);
+void chan_sock_share(prism_chan_writer *w, const prism_chan_writer *first);
+prism_chan_status chan_sock_send(prism_chan_writer *w);
 prism_chan_status chan_sock_flush(prism_chan_writer *w, int timeout_ms);
 prism_chan_status chan_sock_writer_close(prism_chan_writer *w, int timeout_ms);
 void chan_sock_writer_free(prism_chan_writer *w);

@@ -108,8 +108,9 @@ prism_chan_status prism_chan_writer_open_socket(prism_chan_writer **out, int soc
  * when the socket is full. */
 static prism_chan_status push(prism_chan_writer *w)
 {
+    const uint8_t *from = w->u.sock.src ? w->u.sock.src : w->u.sock.buf;
     while (w->u.sock.sent < w->u.sock.frame) {
-        ssize_t r = send(w->u.sock.fd, w->u.sock.buf + w->u.sock.base + w->u.sock.sent,
+        ssize_t r = send(w->u.sock.fd, from + w->u.sock.base + w->u.sock.sent,
                          w->u.sock.frame - w->u.sock.sent, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r > 0) {
             w->u.sock.sent += (size_t)r;
@@ -125,6 +126,7 @@ static prism_chan_status push(prism_chan_writer *w)
         }
     }
     w->u.sock.frame = w->u.sock.sent = 0;
+    w->u.sock.src = NULL;
     return PRISM_CHAN_OK;
 }
 
@@ -160,7 +162,7 @@ prism_chan_status chan_sock_begin_write(prism_chan_writer *w, void **buf, int ti
     return PRISM_CHAN_OK;
 }
 
-prism_chan_status chan_sock_end_write(prism_chan_writer *w, size_t len)
+void chan_sock_frame(prism_chan_writer *w, size_t len)
 {
     /* The bytes are at HDR + STAMP: a stamped frame starts at 0, another
      * one STAMP later, its length right before the bytes. */
@@ -171,11 +173,30 @@ prism_chan_status chan_sock_end_write(prism_chan_writer *w, size_t len)
         put_le64(w->u.sock.buf + HDR, (uint64_t)chan_wall_ns());
     w->u.sock.frame = HDR + (stamped ? STAMP : 0) + len;
     w->u.sock.sent = 0;
+}
+
+void chan_sock_share(prism_chan_writer *w, const prism_chan_writer *first)
+{
+    w->u.sock.next++; /* in step with `first`, had it framed the value itself */
+    w->u.sock.src = first->u.sock.buf;
+    w->u.sock.base = first->u.sock.base;
+    w->u.sock.frame = first->u.sock.frame;
+    w->u.sock.sent = 0;
+}
+
+prism_chan_status chan_sock_send(prism_chan_writer *w)
+{
     /* The frame leaves now, waiting as long as begin_write could: a writer
      * that goes on to block elsewhere (reading its next input) must not
      * leave half a value stuck here. */
     prism_chan_status s = chan_sock_flush(w, w->u.sock.timeout_ms);
     return s == PRISM_CHAN_TIMEOUT ? PRISM_CHAN_QUEUED : s;
+}
+
+prism_chan_status chan_sock_end_write(prism_chan_writer *w, size_t len)
+{
+    chan_sock_frame(w, len);
+    return chan_sock_send(w);
 }
 
 prism_chan_status chan_sock_writer_close(prism_chan_writer *w, int timeout_ms)

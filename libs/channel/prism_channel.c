@@ -252,6 +252,9 @@ prism_chan_status prism_chan_writer_open_fanout(prism_chan_writer **out, prism_c
     }
     memcpy(copy, ws, n * sizeof *copy);
     w->kind = CHAN_KIND_FANOUT;
+    w->u.fan.shared = true;
+    for (size_t i = 0; i < n; i++)
+        w->u.fan.shared &= ws[i]->kind == CHAN_KIND_SOCKET;
     w->u.fan.w = copy;
     w->u.fan.bufs = bufs;
     w->u.fan.n = n;
@@ -287,15 +290,27 @@ static void fan_abort(prism_chan_writer *w)
     w->u.fan.begun = 0;
 }
 
-/* The first writer's buffer holds the value: copied to the others, then
- * published in every one. The worst status wins. */
+/* The first writer's buffer holds the value: sockets send that one frame
+ * (no copy), other writers get a copy; then it is published in every one.
+ * The worst status wins. */
 static prism_chan_status fan_end_write(prism_chan_writer *w, size_t len)
 {
     prism_chan_status worst = PRISM_CHAN_OK;
+    if (w->u.fan.shared) {
+        chan_sock_frame(w->u.fan.w[0], len);
+        for (size_t i = 1; i < w->u.fan.n; i++)
+            chan_sock_share(w->u.fan.w[i], w->u.fan.w[0]);
+    }
     for (size_t i = 0; i < w->u.fan.n; i++) {
-        if (i > 0 && len)
-            memcpy(w->u.fan.bufs[i], w->u.fan.bufs[0], len);
-        prism_chan_status s = prism_chan_end_write(w->u.fan.w[i], len);
+        prism_chan_status s;
+        if (w->u.fan.shared) {
+            w->u.fan.w[i]->writing = false;
+            s = chan_sock_send(w->u.fan.w[i]);
+        } else {
+            if (i > 0 && len)
+                memcpy(w->u.fan.bufs[i], w->u.fan.bufs[0], len);
+            s = prism_chan_end_write(w->u.fan.w[i], len);
+        }
         if (s != PRISM_CHAN_OK && (worst == PRISM_CHAN_OK || worst == PRISM_CHAN_QUEUED))
             worst = s;
     }
@@ -393,9 +408,13 @@ prism_chan_status prism_chan_writer_close(prism_chan_writer *w, int timeout_ms)
     if (w->kind == CHAN_KIND_FANOUT) {
         fan_abort(w);
         w->closed = true;
+        /* The last first: the others may still be sending the first one's
+         * frame, which its end mark would overwrite. */
         prism_chan_status worst = PRISM_CHAN_OK;
-        for (size_t i = 0; i < w->u.fan.n; i++) {
+        for (size_t i = w->u.fan.n; i-- > 0;) {
             prism_chan_status s = prism_chan_writer_close(w->u.fan.w[i], timeout_ms);
+            if (s == PRISM_CHAN_TIMEOUT && i > 0 && w->u.fan.shared)
+                return s; /* still open: close again */
             worst = worst == PRISM_CHAN_OK ? s : worst;
         }
         return worst;
@@ -413,7 +432,7 @@ void prism_chan_writer_destroy(prism_chan_writer *w)
         return;
     w->writing = false;
     if (w->kind == CHAN_KIND_FANOUT) {
-        for (size_t i = 0; i < w->u.fan.n; i++)
+        for (size_t i = w->u.fan.n; i-- > 0;) /* the first's buffer last (fan_end_write) */
             prism_chan_writer_destroy(w->u.fan.w[i]);
         free(w->u.fan.w);
         free(w->u.fan.bufs);

@@ -251,9 +251,11 @@ prism_chan_status prism_chan_reader_open_socket(prism_chan_reader **out, int soc
 /* One writer over several (`ws[0..n)`, taken over: destroyed with it), for a
  * value that goes to readers behind several sockets. begin_write waits for
  * room in each in turn (those that had room stay begun across a timeout;
- * the next call goes on), hands out the first one's buffer; end_write copies
- * the value into the others and publishes it in all (the worst status
- * wins); abort, flush, close and destroy apply to each. Capacity: the least. */
+ * the next call goes on), hands out the first one's buffer; end_write
+ * publishes the value in all (the worst status wins): sockets all send the
+ * first one's frame, not a copy (so its buffer is free again only once each
+ * took it: the next begin_write), other writers get a copy. Abort, flush,
+ * close and destroy apply to each, the first one last. Capacity: the least. */
 prism_chan_status prism_chan_writer_open_fanout(prism_chan_writer **out, prism_chan_writer **ws,
                                                 size_t n);
 

@@ -1035,6 +1035,100 @@ static void test_fanout_writer(void **state)
     }
 }
 
+/* A reader of test_fanout_shares_one_frame: `n` values of `size` bytes,
+ * byte j of value v being v * 31 + j; `slow` sleeps between them, so that
+ * its socket holds back what the writer sent the other one. */
+typedef struct frame_reader {
+    prism_chan_reader *r;
+    int n, slow;
+    size_t size;
+    int bad; /* the first value that came wrong, plus one; 0: none */
+} frame_reader;
+
+static void *frame_reader_main(void *arg)
+{
+    frame_reader *f = arg;
+    for (int v = 0; v < f->n && !f->bad; v++) {
+        const uint8_t *buf;
+        size_t len;
+        if (prism_chan_begin_read(f->r, (const void **)&buf, &len, LONG_MS) != PRISM_CHAN_OK ||
+            len != f->size) {
+            f->bad = v + 1;
+            break;
+        }
+        for (size_t j = 0; j < len && !f->bad; j++)
+            if (buf[j] != (uint8_t)(v * 31 + (int)j))
+                f->bad = v + 1;
+        prism_chan_end_read(f->r);
+        if (f->slow)
+            sleep_ms(f->slow);
+    }
+    return NULL;
+}
+
+/* A fan-out over sockets sends the first writer's frame to every socket
+ * (no copy): values larger than the sockets' buffers, a reader slower than
+ * the other, so one socket still sends a value from that buffer while the
+ * other took it all; the writer's next value must wait for both, and each
+ * reader gets every byte of every value; close waits for the slow one. */
+static void test_fanout_shares_one_frame(void **state)
+{
+    enum { N = 2, VALUES = 24 };
+    const size_t size = 256 << 10;
+    int sv[N][2];
+    prism_chan_writer *ws[N], *w;
+    frame_reader f[N];
+    pthread_t t[N];
+    prism_chan_wait wait = {0};
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]), 0);
+        small_buffers(sv[i][0]);
+        small_buffers(sv[i][1]);
+        assert_int_equal(prism_chan_writer_open_socket(&ws[i], sv[i][0], size, &wait),
+                         PRISM_CHAN_OK);
+        f[i] = (frame_reader){.n = VALUES, .slow = i == 1 ? 2 : 0, .size = size};
+        assert_int_equal(prism_chan_reader_open_socket(&f[i].r, sv[i][1], size, &wait),
+                         PRISM_CHAN_OK);
+    }
+    assert_int_equal(prism_chan_writer_open_fanout(&w, ws, N), PRISM_CHAN_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, frame_reader_main, &f[i]), 0);
+    int shared = 0;
+    for (int v = 0; v < VALUES; v++) {
+        /* short waits: end_write then leaves a frame queued (QUEUED) */
+        uint8_t *buf;
+        prism_chan_status b = PRISM_CHAN_TIMEOUT;
+        for (int64_t end = now_ns() + (int64_t)LONG_MS * 1000000;
+             b == PRISM_CHAN_TIMEOUT && now_ns() < end;)
+            b = prism_chan_begin_write(w, (void **)&buf, 1);
+        assert_int_equal(b, PRISM_CHAN_OK);
+        for (size_t j = 0; j < size; j++)
+            buf[j] = (uint8_t)(v * 31 + (int)j);
+        prism_chan_status s = prism_chan_end_write(w, size);
+        assert_true(s == PRISM_CHAN_OK || s == PRISM_CHAN_QUEUED);
+        /* the slow socket still sending the first one's buffer, not a copy */
+        shared += ws[1]->u.sock.frame && ws[1]->u.sock.src == ws[0]->u.sock.buf;
+    }
+    assert_true(shared > 0);
+    prism_chan_status s = PRISM_CHAN_TIMEOUT;
+    for (int tries = 0; tries < 100 && s == PRISM_CHAN_TIMEOUT; tries++)
+        s = prism_chan_writer_close(w, 200);
+    assert_int_equal(s, PRISM_CHAN_OK);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(f[i].bad, 0);
+        const void *got;
+        size_t len;
+        assert_int_equal(prism_chan_begin_read(f[i].r, &got, &len, LONG_MS), PRISM_CHAN_CLOSED);
+        prism_chan_reader_destroy(f[i].r);
+    }
+    prism_chan_writer_destroy(w);
+    for (int i = 0; i < N; i++) {
+        close(sv[i][0]);
+        close(sv[i][1]);
+    }
+}
+
 /* A spinning wait's guess that its CPU is shared: a yield that took a
  * microsecond more than the quickest one timed ran another process. Not a
  * fixed bound: on a VM where the syscall alone took 1.2 us, every yield
@@ -1073,6 +1167,7 @@ int main(void)
         cmocka_unit_test(test_sock_writer_bound),
         cmocka_unit_test(test_sock_peer_vanishes),
         cmocka_unit_test(test_fanout_writer),
+        cmocka_unit_test(test_fanout_shares_one_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
