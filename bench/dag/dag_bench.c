@@ -12,8 +12,11 @@
  *
  * With --large, instead: 1 MiB and 100 MiB values through chains of 1 and 2,
  * one at a time, in the slot (max_buf_size the value's size + 1 MiB, "via":
- * "slot"; got both ways) and through the object store (64 KiB slots, "via": "store"),
- * against the same calls.
+ * "slot"; got both ways, then got in place with the caller's bytes sent
+ * each time: "dag-made" wraps them in a fresh value and executes it,
+ * "dag-written" writes them into the input's slot with
+ * prism_dag_execute_begin/_end) and through the object store (64 KiB
+ * slots, "via": "store"), against the same calls.
  *
  * With --nodes A,B, instead: the DAG alone ("mode": "dag-tcp"), the driver
  * counted on node A and the actors on B, A, B, A, so that every hop of the
@@ -133,16 +136,42 @@ static void one_in_place(prism_dag_compiled *d, const prism_value *v)
         die("execute");
 }
 
+/* --large, in the slot: the caller's own bytes (v's) sent each time, got
+ * in place, as a producer sends what it made: wrapped in a fresh value
+ * (prism_value_bytes copies them) and executed, or written into the input's
+ * slot (prism_dag_execute_begin/_end). */
+static void one_made(prism_dag_compiled *d, const prism_value *v)
+{
+    size_t len;
+    const void *bytes = prism_value_data(v, &len);
+    prism_value *made = prism_value_bytes(bytes, len);
+    one_in_place(d, made);
+    prism_value_free(made);
+}
+
+static void one_written(prism_dag_compiled *d, const prism_value *v)
+{
+    size_t len;
+    const void *bytes = prism_value_data(v, &len);
+    void *in;
+    prism_dag_future *f;
+    const prism_value *out;
+    if (prism_dag_execute_begin(d, len, &in) != PRISM_OK)
+        die("begin");
+    memcpy(in, bytes, len);
+    if (prism_dag_execute_end(d, &f) != PRISM_OK ||
+        prism_dag_get_in_place(f, 10000, &out) != PRISM_OK)
+        die("execute");
+}
+
 /* Latencies of n_dag executions one at a time, after `warm` of warm-up. */
-static void time_one(prism_dag_compiled *d, const prism_value *v, bool in_place, long warm,
+static void time_one(prism_dag_compiled *d, const prism_value *v,
+                     void (*how)(prism_dag_compiled *, const prism_value *), long warm,
                      int64_t *lat)
 {
     for (long i = -warm; i < n_dag; i++) {
         int64_t t0 = now_ns();
-        if (in_place)
-            one_in_place(d, v);
-        else
-            one(d, v);
+        how(d, v);
         if (i >= 0)
             lat[i] = now_ns() - t0;
     }
@@ -172,12 +201,18 @@ static void bench_dag(prism_client *c, prism_actor **a, int k, const prism_value
     /* Warm-up: every slot used once by every process (a 100 MiB slot's
      * pages are mapped on first touch: 25,600 page faults), then a tenth. */
     long warm = n_dag / 10 > 2 * inflight ? n_dag / 10 : 2 * inflight;
-    time_one(d, v, false, warm, lat);
+    time_one(d, v, one, warm, lat);
     double rate = via ? 0 : pipelined(d, v);
     report(dag_mode, k, size, lat, n_dag, k + 1, rate);
     if (!strcmp(dag_mode, "dag") && !(via && !strcmp(via, "store"))) {
-        time_one(d, v, true, n_dag / 10 + 1, lat);
+        time_one(d, v, one_in_place, n_dag / 10 + 1, lat);
         report("dag-in-place", k, size, lat, n_dag, k + 1, 0);
+    }
+    if (via && !strcmp(via, "slot")) {
+        time_one(d, v, one_made, n_dag / 10 + 1, lat);
+        report("dag-made", k, size, lat, n_dag, k + 1, 0);
+        time_one(d, v, one_written, n_dag / 10 + 1, lat);
+        report("dag-written", k, size, lat, n_dag, k + 1, 0);
     }
     free(lat);
     if (prism_dag_teardown(d) != PRISM_OK)

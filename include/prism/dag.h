@@ -193,6 +193,27 @@ PRISM_API prism_status prism_dag_execute_kwargs(prism_dag_compiled *d,
                                                 const char *const *keys,
                                                 const prism_value *const *kwargs, size_t nkw,
                                                 prism_dag_future **out);
+/* An execution whose input is `len` bytes that the caller writes in place,
+ * the driver's half of a hop without a copy (docs/dags.md#writing-the-input-in-place):
+ *
+ *   uint8_t *in;
+ *   prism_dag_execute_begin(d, n, (void **)&in);  // waits for a free slot
+ *   produce(in, n);
+ *   prism_dag_execute_end(d, &f);                   // as prism_dag_execute of those bytes
+ *
+ * `*buf` is the input channel's slot (over TCP, its connection's frame),
+ * valid until _end or _cancel; write exactly `len` bytes there. Meanwhile
+ * nothing else may execute (PRISM_ERR_INVALID), though gets may run. For a
+ * DAG that takes its input whole (no items or keys: PRISM_ERR_INVALID),
+ * and bytes that fit max_buf_size less a record's head of 25 bytes (else
+ * PRISM_ERR_INVALID: prism_dag_execute puts larger ones in the object
+ * store). Errors as prism_dag_execute's. */
+PRISM_API prism_status prism_dag_execute_begin(prism_dag_compiled *d, size_t len, void **buf);
+/* Starts the execution begun: its future, as prism_dag_execute gives. */
+PRISM_API prism_status prism_dag_execute_end(prism_dag_compiled *d, prism_dag_future **out);
+/* Gives up the execution begun: nothing is written, the slot is free again.
+ * A no-op without one. */
+PRISM_API void prism_dag_execute_cancel(prism_dag_compiled *d);
 /* Waits up to `timeout_ms` (-1: as long as the DAG lives) for the execution's
  * result. It takes the future, except when it returns PRISM_ERR_TIMEOUT
  * (then nothing changed: get it again or release it). PRISM_ERR_TASK: a method

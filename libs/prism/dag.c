@@ -119,6 +119,7 @@ struct prism_dag_compiled {
     prism_value *lent;         /* what prism_dag_get_in_place handed out last */
     bool lent_holds;           /* it lies in the held slots */
     prism_dag_future *futures; /* max_inflight */
+    bool writing_in;           /* prism_dag_execute_begin began the input's write */
     prism_status broken;       /* PRISM_OK while it runs */
     char *broken_msg;
     dag_rdv *rdv; /* during compile */
@@ -1327,16 +1328,38 @@ static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input
     return PRISM_OK;
 }
 
-static prism_status execute(prism_dag_compiled *d, const prism_value *input, prism_dag_future **out)
+/* Whether one more execution may start now. */
+static prism_status room_for_one(prism_dag_compiled *d)
 {
     if (d->broken != PRISM_OK)
         return set_broken(d, NULL);
-    prism_dag_future *f = &d->futures[d->next_slot];
-    if (f->in_use)
+    if (d->writing_in)
+        return prism__fail(PRISM_ERR_INVALID, "an execution's input is being written "
+                                              "(prism_dag_execute_begin): end or cancel it first");
+    if (d->futures[d->next_slot].in_use)
         return prism__fail(PRISM_ERR_INVALID,
                            "%d executions are in flight (max_inflight): get "
                            "or release the oldest first",
                            d->o.max_inflight);
+    return PRISM_OK;
+}
+
+/* The execution whose input was just written. */
+static prism_dag_future *started(prism_dag_compiled *d)
+{
+    prism_dag_future *f = &d->futures[d->next_slot];
+    *f = (prism_dag_future){.d = d, .in_use = true};
+    d->next_seq++;
+    if (++d->next_slot == (size_t)d->o.max_inflight)
+        d->next_slot = 0;
+    return f;
+}
+
+static prism_status execute(prism_dag_compiled *d, const prism_value *input, prism_dag_future **out)
+{
+    prism_status room = room_for_one(d);
+    if (room != PRISM_OK)
+        return room;
     if (prism__dag_has_ref(input))
         return prism__fail(PRISM_ERR_INVALID, "a DAG's values cannot hold object references");
     if (prism_value_list_size(input) < d->nitems)
@@ -1347,11 +1370,7 @@ static prism_status execute(prism_dag_compiled *d, const prism_value *input, pri
     prism_status s = write_inputs(d, input);
     if (s != PRISM_OK)
         return s;
-    *f = (prism_dag_future){.d = d, .in_use = true};
-    d->next_seq++;
-    if (++d->next_slot == (size_t)d->o.max_inflight)
-        d->next_slot = 0;
-    *out = f;
+    *out = started(d);
     return PRISM_OK;
 }
 
@@ -1453,6 +1472,67 @@ prism_status prism_dag_execute_kwargs(prism_dag_compiled *d, const prism_value *
         s = execute(d, &list, out);
     free(items);
     return s;
+}
+
+prism_status prism_dag_execute_begin(prism_dag_compiled *d, size_t len, void **buf)
+{
+    if (buf)
+        *buf = NULL;
+    if (!d || !buf)
+        return prism__fail(PRISM_ERR_INVALID, "dag_execute_begin needs a DAG and an out-pointer");
+    prism_status s = room_for_one(d);
+    if (s != PRISM_OK)
+        return s;
+    if (d->nkeys || d->nitems || d->nins != 1)
+        return prism__fail(PRISM_ERR_INVALID,
+                           "the DAG takes items or keys of its input: its input cannot be "
+                           "written in place (execute it with prism_dag_execute_args or "
+                           "_kwargs)");
+    dag_in *in = &d->ins[0];
+    size_t cap = prism_chan_writer_capacity(in->w);
+    if (prism__dag_bytes_size(len) > cap)
+        return prism__fail(PRISM_ERR_INVALID,
+                           "%zu bytes do not fit the input's slot (max_buf_size %llu, less a "
+                           "record's head of %zu bytes): execute them with prism_dag_execute, "
+                           "which puts them in the object store",
+                           len, (unsigned long long)d->o.max_buf_size, prism__dag_bytes_size(0));
+    prism_chan_status cs = prism_chan_begin_write(in->w, &in->buf, d->o.timeout_ms);
+    if (cs == PRISM_CHAN_TIMEOUT)
+        return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's first actors took no input for %d ms",
+                           d->o.timeout_ms);
+    if (cs != PRISM_CHAN_OK)
+        return set_broken(d, "an actor that reads the DAG's input died");
+    prism__dag_held_begin(&in->held);
+    in->ref = NULL;
+    in->len = prism__dag_bytes_size(len);
+    *buf = prism__dag_bytes_room(in->buf, cap, len);
+    d->writing_in = true;
+    return PRISM_OK;
+}
+
+prism_status prism_dag_execute_end(prism_dag_compiled *d, prism_dag_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!d || !out || !d->writing_in)
+        return prism__fail(PRISM_ERR_INVALID, "dag_execute_end needs a DAG whose input "
+                                              "prism_dag_execute_begin began, and an out-pointer");
+    d->writing_in = false;
+    dag_in *in = &d->ins[0];
+    /* As write_inputs: the whole frame in the kernel before get blocks. */
+    if (prism_chan_end_write(in->w, in->len) == PRISM_CHAN_QUEUED)
+        prism_chan_flush(in->w, d->o.timeout_ms);
+    prism__dag_held_end(&in->held, NULL);
+    *out = started(d);
+    return PRISM_OK;
+}
+
+void prism_dag_execute_cancel(prism_dag_compiled *d)
+{
+    if (!d || !d->writing_in)
+        return;
+    prism_chan_abort_write(d->ins[0].w);
+    d->writing_in = false;
 }
 
 /* Takes item `i` of execution read_seq from its record. */

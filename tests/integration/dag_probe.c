@@ -564,6 +564,26 @@ static bool is_fill(const prism_value *v, long long k, size_t size)
     return true;
 }
 
+/* in -> A.`method` -> a, B.echo of a (`chained`) or of in -> b, output
+ * [a, b]: 3 in flight, 64 KiB slots. */
+static prism_dag_compiled *compile_two(const char *method, bool chained)
+{
+    prism_dag *g;
+    prism_dag_node *in, *a, *b, *all;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
+              prism_dag_bind(g, actors[0], method, &in, 1, &a) == PRISM_OK &&
+              prism_dag_bind(g, actors[1], "echo", chained ? &a : &in, 1, &b) == PRISM_OK &&
+              prism_dag_multi_output(g, (prism_dag_node *[]){a, b}, 2, &all) == PRISM_OK,
+          "graph");
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_inflight = 3;
+    o.max_buf_size = 64 * 1024;
+    prism_dag_compiled *d;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
+    prism_dag_free(g);
+    return d;
+}
+
 /* fill N: input (a size) -> A.fill -> B.echo, output [A's, B's], A =
  * Counter(7), 64 KiB slots, 3 in flight: A and B write their bytes in the
  * slot (prism_task_return_bytes), A's read by B and the driver. Sizes
@@ -573,19 +593,7 @@ static bool is_fill(const prism_value *v, long long k, size_t size)
 static int fill(long long n)
 {
     make_actors(2, 7);
-    prism_dag *g;
-    prism_dag_node *in, *a, *b, *all;
-    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
-              prism_dag_bind(g, actors[0], "fill", &in, 1, &a) == PRISM_OK &&
-              prism_dag_bind(g, actors[1], "echo", &a, 1, &b) == PRISM_OK &&
-              prism_dag_multi_output(g, (prism_dag_node *[]){a, b}, 2, &all) == PRISM_OK,
-          "graph");
-    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
-    o.max_inflight = 3;
-    o.max_buf_size = 64 * 1024;
-    prism_dag_compiled *d;
-    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
-    prism_dag_free(g);
+    prism_dag_compiled *d = compile_two("fill", true);
     /* 25: a bytes record's head (docs/dags.md#records) */
     const long long sizes[] = {0, 8, 1000, 60000, 65536 - 25, 65536 - 24, 200000, -5000};
     const size_t nsizes = sizeof sizes / sizeof sizes[0];
@@ -615,6 +623,90 @@ static int fill(long long n)
     }
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     printf("fill ok: %lld executions\n", n);
+    return 0;
+}
+
+/* Execution x's input written in place: the pattern of `len` bytes. */
+static prism_dag_future *execute_written(prism_dag_compiled *d, long long x, size_t len)
+{
+    unsigned char *in;
+    CHECK(prism_dag_execute_begin(d, len, (void **)&in) == PRISM_OK, "begin %lld", x);
+    for (size_t i = 0; i < len; i++)
+        in[i] = (unsigned char)((x + (long long)i * 7) % 251);
+    prism_dag_future *f;
+    CHECK(prism_dag_execute_end(d, &f) == PRISM_OK, "end %lld", x);
+    return f;
+}
+
+/* written N: the input written in place (prism_dag_execute_begin/_end),
+ * read by two actors: in -> A.echo, in -> B.echo, output [A's, B's], 64
+ * KiB slots, 3 in flight (across nodes: one connection per reader). N
+ * executions of 0 to a slot's fill, each got as sent; and what is refused
+ * without a byte written: a value too large, a second begin, an execute or
+ * a fourth execution meanwhile, an end without a begin, a DAG that takes
+ * items; a cancelled input leaves no trace. */
+static int written(long long n)
+{
+    make_actors(2, 1);
+    prism_dag_compiled *d = compile_two("echo", false);
+    const size_t fill = 64 * 1024 - 25; /* a bytes record's head (docs/dags.md#records) */
+    const size_t sizes[] = {0, 8, 1000, 40000, fill};
+    prism_dag_future *fs[3];
+    void *buf;
+    for (long long x = 0; x < n + 3; x++) {
+        if (x == 3) { /* three in flight: a fourth is refused */
+            CHECK(prism_dag_execute_begin(d, 8, &buf) == PRISM_ERR_INVALID, "a fourth begin");
+            prism_dag_future *f;
+            CHECK(prism_dag_execute_end(d, &f) == PRISM_ERR_INVALID && !f,
+                  "an end without a begin");
+        }
+        if (x >= 3) {
+            size_t len = sizes[(x - 3) % 5];
+            prism_value *owned;
+            const prism_value *out = get_either(fs[x % 3], x - 3, &owned);
+            CHECK(prism_value_list_size(out) == 2 &&
+                      is_pattern(prism_value_list_get(out, 0), x - 3, len) &&
+                      is_pattern(prism_value_list_get(out, 1), x - 3, len),
+                  "execution %lld (%zu bytes written in place) came back changed", x - 3, len);
+            prism_value_free(owned);
+        }
+        if (x < n)
+            fs[x % 3] = execute_written(d, x, sizes[x % 5]);
+    }
+    CHECK(prism_dag_execute_begin(d, fill + 1, &buf) == PRISM_ERR_INVALID && !buf &&
+              strstr(prism_last_error(), "do not fit"),
+          "a value one byte too large");
+    CHECK(prism_dag_execute_begin(d, 100, &buf) == PRISM_OK, "begin to cancel");
+    memset(buf, 0xee, 100);
+    void *again;
+    CHECK(prism_dag_execute_begin(d, 8, &again) == PRISM_ERR_INVALID, "a second begin");
+    prism_value *v = pattern(1, 8);
+    prism_dag_future *f;
+    CHECK(prism_dag_execute(d, v, &f) == PRISM_ERR_INVALID && strstr(prism_last_error(), "begin"),
+          "an execute while an input is begun");
+    prism_dag_execute_cancel(d);
+    prism_dag_execute_cancel(d); /* nothing begun: a no-op */
+    CHECK(prism_dag_execute(d, v, &f) == PRISM_OK, "an execute after the cancel");
+    prism_value_free(v);
+    prism_value *out;
+    CHECK(prism_dag_get(f, 60000, &out) == PRISM_OK && prism_value_list_size(out) == 2 &&
+              is_pattern(prism_value_list_get(out, 0), 1, 8),
+          "the cancelled input left a trace");
+    prism_value_free(out);
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+
+    prism_dag *g;
+    prism_dag_node *in, *x0, *e;
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
+              prism_dag_input_item(g, in, 0, &x0) == PRISM_OK &&
+              prism_dag_bind(g, actors[0], "echo", &x0, 1, &e) == PRISM_OK,
+          "graph of an item");
+    d = compile_graph(g, 2);
+    CHECK(prism_dag_execute_begin(d, 8, &buf) == PRISM_ERR_INVALID &&
+              strstr(prism_last_error(), "items or keys"),
+          "a DAG that takes items");
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    printf("written ok: %lld executions\n", n);
     return 0;
 }
 
@@ -1324,7 +1416,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(
             stderr,
-            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | fill N | in-place N | nodes A B N INFLIGHT [WHERE [spread]] | serve | rogue | gpu PKG N\n");
+            "usage: dag_probe chain|fanout K N INFLIGHT | errors | died [pause] | teardown | returns | orphan[-after] | listed N [ROUNDS] | rendezvous MS | large N SIZE | fill N | written N | in-place N | nodes A B N INFLIGHT [WHERE [spread]] | serve | rogue | gpu PKG N\n");
         return 2;
     }
     CHECK(prism_connect(NULL, &c) == PRISM_OK, "connect");
@@ -1349,6 +1441,8 @@ int main(int argc, char **argv)
         rc = items(atoll(argv[2]));
     else if (!strcmp(argv[1], "constants") && argc == 3)
         rc = constants(atoll(argv[2]));
+    else if (!strcmp(argv[1], "written") && argc == 3)
+        rc = written(atoll(argv[2]));
     else if (!strcmp(argv[1], "fill") && argc == 3)
         rc = fill(atoll(argv[2]));
     else if (!strcmp(argv[1], "large") && argc == 4)

@@ -395,6 +395,16 @@ def test_returns_written_in_slot(c):
     assert r.returncode == 0 and "fill ok: 400 executions" in r.stdout, (r.stdout, r.stderr)
 
 
+def test_input_written_in_place(c):
+    """prism_dag_execute_begin/_end: the driver writes each input in the
+    input channel's slot, read by two actors; every size up to a slot's
+    fill comes back as written; a value too large, a second begin, an
+    execute or one execution too many meanwhile, an end without a begin and
+    a DAG that takes items are refused, and a cancelled input leaves no
+    trace."""
+    assert "written ok: 600 executions" in probe(c, "written", 600)
+
+
 def test_get_in_place(c):
     """prism_dag_get_in_place: 300 executions of 0 to 40 KiB (every seventh
     100 KiB, through the object store), two in flight, each value as sent,
@@ -623,7 +633,8 @@ def test_shapes_errors_and_death_across_nodes(c):
     connection per reader, B's outputs come back over TCP, A's through
     shared memory), several returns, constant arguments, items of the
     input (a TCP channel each), returns written in the slot (the socket
-    channel's frame), 4 MiB values through 64 KiB slots (a
+    channel's frame), the input written in place (one frame sent on both
+    readers' connections), 4 MiB values through 64 KiB slots (a
     reference on the edge, the bytes from another node's store), a failing
     method that names
     Class.method while the DAG goes on, max_inflight, compile failures; and a
@@ -645,6 +656,7 @@ def test_shapes_errors_and_death_across_nodes(c):
                        (["items", 200], "items ok"),
                        (["large", 10, 4 << 20], "large ok"),
                        (["fill", 200], "fill ok"),
+                       (["written", 200], "written ok"),
                        (["errors"], "method error: Counter.add failed"),
                        (["died"], "actor died: ")):
         args = [str(a) for a in args]
@@ -699,7 +711,8 @@ if __name__ == "__main__":
     run([test_pipeline_parallel, test_tensor_parallel, test_errors, test_several_returns,
          test_actor_killed, test_driver_dies, test_teardown_leaves_nothing, test_listed,
          test_rendezvous_refuses_strangers, test_peer_rendezvous_refuses_strangers,
-         test_large_values, test_returns_written_in_slot, test_get_in_place, test_constants,
+         test_large_values, test_returns_written_in_slot, test_input_written_in_place,
+         test_get_in_place, test_constants,
          test_input_items, test_input_keys, test_listed_after_gcs_restart,
          test_edge_refuses_strangers, test_across_nodes,
          test_shapes_errors_and_death_across_nodes], nodes=1, node_args=("--num-cpus", "8"))
