@@ -9,8 +9,14 @@
  *   prism-objectstore-bench ping SOCKET     small put/get/release/delete rounds
  *                                           until SIGTERM or SIGINT, then their
  *                                           latency (what a spill beside it
- *                                           costs other clients: spill_stall.sh) */
+ *                                           costs other clients: spill_stall.sh)
+ *   prism-objectstore-bench readback SOCKET puts 16 pinned objects of 1 MiB,
+ *                                           prints "ready", then gets them in
+ *                                           turn until SIGTERM or SIGINT: the
+ *                                           latency of the gets that restored
+ *                                           one (spill_stall.sh CLIENT=readback) */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,17 +195,13 @@ static void bench_core(prism_store *st, prism_store *other)
     bench_get(st, other, "get_100MiB", 100 * MiB, 1.0);
 }
 
-/* Pinned objects of 8 MiB, `times` arenas of them, then all read back. */
-static void bench_spill(prism_store *st, int times)
+/* `n` pinned objects of `size` bytes of 0x42, their IDs into `ids`. */
+static void put_pinned(prism_store *st, prism_object_id *ids, uint64_t n, uint64_t size)
 {
-    const uint64_t size = 8 * MiB;
-    uint64_t n = prism_store_capacity(st) * (uint64_t)times / size;
-    prism_object_id *ids = calloc(n, sizeof *ids);
     uint8_t *buf = malloc(size);
+    if (!buf)
+        die(st, PRISM_STORE_ERROR, "out of memory");
     memset(buf, 0x42, size);
-    prism_store_stats s0, s1, s2;
-    prism_store_stats_get(st, &s0);
-    double t = now_s();
     for (uint64_t i = 0; i < n; i++) {
         ids[i] = fresh_id();
         prism_store_status s =
@@ -207,6 +209,31 @@ static void bench_spill(prism_store *st, int times)
         if (s != PRISM_STORE_OK)
             die(st, s, "put");
     }
+    free(buf);
+}
+
+/* A get of one of them (restoring it when spilled), checked, and its release. */
+static void get_checked(prism_store *st, const prism_object_id *id, uint64_t size)
+{
+    prism_store_buffer b;
+    prism_store_status s = prism_store_get(st, id, 0, &b);
+    if (s != PRISM_STORE_OK || b.data[size - 1] != 0x42)
+        die(st, s, "get");
+    prism_store_release(st, id);
+}
+
+/* Pinned objects of 8 MiB, `times` arenas of them, then all read back. */
+static void bench_spill(prism_store *st, int times)
+{
+    const uint64_t size = 8 * MiB;
+    uint64_t n = prism_store_capacity(st) * (uint64_t)times / size;
+    prism_object_id *ids = calloc(n, sizeof *ids);
+    if (!ids)
+        die(st, PRISM_STORE_ERROR, "out of memory");
+    prism_store_stats s0, s1, s2;
+    prism_store_stats_get(st, &s0);
+    double t = now_s();
+    put_pinned(st, ids, n, size);
     double put_t = now_s() - t;
     prism_store_stats_get(st, &s1);
     uint64_t spilled = s1.spilled_bytes_total - s0.spilled_bytes_total;
@@ -214,13 +241,8 @@ static void bench_spill(prism_store *st, int times)
     result("spill_bytes", (double)spilled / (1 << 30), "GiB");
     result("spill_throughput", (double)spilled / put_t / (1 << 30), "GiB/s");
     t = now_s();
-    for (uint64_t i = 0; i < n; i++) {
-        prism_store_buffer b;
-        prism_store_status s = prism_store_get(st, &ids[i], 0, &b);
-        if (s != PRISM_STORE_OK || b.data[size - 1] != 0x42)
-            die(st, s, "get");
-        prism_store_release(st, &ids[i]);
-    }
+    for (uint64_t i = 0; i < n; i++)
+        get_checked(st, &ids[i], size);
     double get_t = now_s() - t;
     prism_store_stats_get(st, &s2);
     uint64_t restored = s2.restored_bytes_total - s1.restored_bytes_total;
@@ -229,7 +251,6 @@ static void bench_spill(prism_store *st, int times)
     for (uint64_t i = 0; i < n; i++)
         prism_store_delete(st, &ids[i]);
     free(ids);
-    free(buf);
 }
 
 static volatile sig_atomic_t stop_ping;
@@ -246,40 +267,97 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void bench_ping(prism_store *st)
+/* Latencies kept until a signal says stop, then their distribution. */
+typedef struct lat_log {
+    uint64_t *ns, worst;
+    size_t n, cap;
+} lat_log;
+
+static void until_stopped(void)
 {
     struct sigaction sa = {.sa_handler = on_stop};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    size_t n = 0, cap = 1 << 16;
-    uint64_t *ns = malloc(cap * sizeof *ns), worst = 0;
-    while (!stop_ping && ns) {
+}
+
+static bool lat_add(lat_log *l, uint64_t d)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 1 << 16;
+        uint64_t *p = realloc(l->ns, cap * sizeof *p);
+        if (!p)
+            return false;
+        l->ns = p;
+        l->cap = cap;
+    }
+    l->ns[l->n++] = d;
+    l->worst = d > l->worst ? d : l->worst;
+    return true;
+}
+
+static void lat_report(lat_log *l, const char *prefix)
+{
+    char name[64];
+    if (l->n) {
+        qsort(l->ns, l->n, sizeof *l->ns, cmp_u64);
+        static const struct {
+            const char *what;
+            size_t per_mille;
+        } at[] = {{"median", 500}, {"p99", 990}, {"p999", 999}};
+        snprintf(name, sizeof name, "%s_rounds", prefix);
+        result(name, (double)l->n, "");
+        for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+            snprintf(name, sizeof name, "%s_%s", prefix, at[i].what);
+            result(name, (double)l->ns[l->n * at[i].per_mille / 1000] / 1e3, "us");
+        }
+        snprintf(name, sizeof name, "%s_max", prefix);
+        result(name, (double)l->worst / 1e3, "us");
+    }
+    free(l->ns);
+}
+
+static void bench_ping(prism_store *st)
+{
+    until_stopped();
+    lat_log l = {0};
+    while (!stop_ping) {
         uint64_t t = prism_mono_ns();
         prism_object_id id = put_get(st, st);
         prism_store_delete(st, &id);
-        uint64_t d = prism_mono_ns() - t;
-        if (n == cap) {
-            uint64_t *p = realloc(ns, 2 * cap * sizeof *ns);
-            if (!p)
-                break;
-            ns = p;
-            cap *= 2;
-        }
-        ns[n++] = d;
-        worst = d > worst ? d : worst;
+        if (!lat_add(&l, prism_mono_ns() - t))
+            break;
         usleep(100); /* a client with other work, not a spinning one */
     }
-    if (!n) {
-        free(ns);
-        return;
+    lat_report(&l, "ping");
+}
+
+/* readback: gets of objects that a spill beside it keeps pushing out; the
+ * gets that found theirs on disk (the store's restore count moved) are
+ * timed. */
+static void bench_readback(prism_store *st)
+{
+    enum { N = 64 };
+    const uint64_t size = 256 * KiB;
+    until_stopped();
+    prism_object_id ids[N];
+    put_pinned(st, ids, N, size);
+    printf("ready\n");
+    fflush(stdout);
+    lat_log l = {0};
+    for (int i = 0; !stop_ping; i = (i + 1) % N) {
+        prism_store_stats before, after;
+        prism_store_stats_get(st, &before);
+        uint64_t t = prism_mono_ns();
+        get_checked(st, &ids[i], size);
+        uint64_t d = prism_mono_ns() - t;
+        prism_store_stats_get(st, &after);
+        if (after.restores_total > before.restores_total && !lat_add(&l, d))
+            break;
+        usleep(100);
     }
-    qsort(ns, n, sizeof *ns, cmp_u64);
-    result("ping_rounds", (double)n, "");
-    result("ping_median", (double)ns[n / 2] / 1e3, "us");
-    result("ping_p99", (double)ns[n * 99 / 100] / 1e3, "us");
-    result("ping_p999", (double)ns[n * 999 / 1000] / 1e3, "us");
-    result("ping_max", (double)worst / 1e3, "us");
-    free(ns);
+    lat_report(&l, "readback");
+    for (int i = 0; i < N; i++)
+        prism_store_delete(st, &ids[i]);
 }
 
 int main(int argc, char **argv)
@@ -289,7 +367,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc < 3) {
-        fprintf(stderr, "usage: %s memcpy | core SOCKET | spill SOCKET TIMES | ping SOCKET\n",
+        fprintf(stderr,
+                "usage: %s memcpy | core SOCKET | spill SOCKET TIMES | ping SOCKET | "
+                "readback SOCKET\n",
                 argv[0]);
         return 2;
     }
@@ -312,6 +392,8 @@ int main(int argc, char **argv)
         bench_spill(st, argc > 3 ? atoi(argv[3]) : 3);
     else if (!strcmp(argv[1], "ping"))
         bench_ping(st);
+    else if (!strcmp(argv[1], "readback"))
+        bench_readback(st);
     prism_store_destroy(other);
     prism_store_destroy(st);
     return 0;

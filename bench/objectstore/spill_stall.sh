@@ -2,16 +2,19 @@
 # What spilling costs the store's other clients: a client doing small
 # put/get rounds (prism-objectstore-bench ping) beside one writing three
 # times the arena of pinned objects and reading them back (... spill), on a
-# 256 MiB arena. With BUILD_BEFORE, that build's store takes turns with
-# BUILD's (the clients are BUILD's, the same for both).
+# 256 MiB arena. With CLIENT=readback, the other client instead reads back
+# its own 1 MiB objects, which the spill pushes out, and times the gets that
+# restored one (... readback). With BUILD_BEFORE, that build's store takes
+# turns with BUILD's (the clients are BUILD's, the same for both).
 #
-#   bench/objectstore/spill_stall.sh BUILD [BUILD_BEFORE] [TURNS]
+#   [CLIENT=ping|readback] bench/objectstore/spill_stall.sh BUILD [BUILD_BEFORE] [TURNS]
 #
 # Builds must be plain (non-sanitizer) ones, e.g. Release.
 set -eu
 NEW=$1
 OLD=${2:-}
 TURNS=${3:-3}
+CLIENT=${CLIENT:-ping}
 BIN=$NEW/bin
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-spill-stall.XXXXXX")
 STORE=""
@@ -30,8 +33,13 @@ turn() { # BUILD
   STORE=$!
   i=0
   while [ ! -f "$WORK/addr" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-  "$BIN/prism-objectstore-bench" ping "$WORK/s.sock" >"$WORK/ping" &
+  "$BIN/prism-objectstore-bench" "$CLIENT" "$WORK/s.sock" >"$WORK/ping" &
   ping=$!
+  i=0 # readback: its objects made first
+  while [ "$CLIENT" = readback ] && ! grep -q ready "$WORK/ping" && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
   sleep 0.2
   "$BIN/prism-objectstore-bench" spill "$WORK/s.sock" 3 >"$WORK/spill.out"
   kill -TERM "$ping"
@@ -41,11 +49,11 @@ turn() { # BUILD
   STORE=""
   printf '%s:' "$1"
   awk '/^(spill|restore)_throughput/ { printf " %s %.2f GiB/s", $1, $2 }' "$WORK/spill.out"
-  awk '/^ping_/ { printf " %s %s%s", substr($1, 6), $2, $3 }' "$WORK/ping"
+  awk '/^(ping|readback)_/ { sub(/^[a-z]+_/, "", $1); printf " %s %s%s", $1, $2, $3 }' "$WORK/ping"
   echo
 }
 
-echo "spill beside small puts and gets ($(nproc) cores, $(uname -r))"
+echo "spill beside $CLIENT ($(nproc) cores, $(uname -r))"
 k=1
 while [ $k -le "$TURNS" ]; do
   turn "$NEW"

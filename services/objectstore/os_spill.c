@@ -6,10 +6,13 @@
  * removes it. A restored object keeps its disk copy, so spilling it again
  * only frees its arena block.
  *
- * The writing and reading run on one I/O thread without the lock, so that
+ * The writing and reading run on I/O threads without the lock, so that
  * the event loop and the HTTP threads go on serving meanwhile; the calls
- * that wait for them answer OS_WAIT (os_store.h). One spill at a time:
- * creates that need room wait for it rather than spill more. */
+ * that wait for them answer OS_WAIT (os_store.h). Spills and restores have
+ * a thread each: a get of a spilled object does not wait for a spill of
+ * tens of MiB to finish (its object cannot be in that spill: an object
+ * being moved is in one job only). One spill at a time: creates that need
+ * room wait for it rather than spill more. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -197,16 +200,17 @@ static void job_finish(os_store *s, os_io_job *j)
 
 static void *io_main(void *arg)
 {
-    os_store *s = arg;
+    os_io_queue *q = arg;
+    os_store *s = q->s;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->io_head && !s->io_inline)
-            pthread_cond_wait(&s->io_cv, &s->mu);
-        os_io_job *j = s->io_head;
+        while ((!q->head || (s->hold_spills && q == &s->io[OS_IO_SPILLS])) && !s->io_inline)
+            pthread_cond_wait(&q->cv, &s->mu);
+        os_io_job *j = q->head;
         if (!j) /* stopping, and every job is done */
             break;
-        if (!(s->io_head = j->next))
-            s->io_tail = NULL;
+        if (!(q->head = j->next))
+            q->tail = NULL;
         pthread_mutex_unlock(&s->mu);
         job_run(j);
         pthread_mutex_lock(&s->mu);
@@ -220,12 +224,13 @@ static void *io_main(void *arg)
     return NULL;
 }
 
-/* Runs `j` on the I/O thread (OS_WAIT) or, inline, here: then its status. */
+/* Runs `j` on its I/O thread (OS_WAIT) or, inline, here: then its status. */
 static int submit(os_store *s, os_io_job *j)
 {
-    if (!s->io_inline && !s->io_started) {
-        s->io_started = pthread_create(&s->io_thread, NULL, io_main, s) == 0;
-        if (!s->io_started)
+    os_io_queue *q = &s->io[j->restore ? OS_IO_RESTORES : OS_IO_SPILLS];
+    if (!s->io_inline && !q->started) {
+        q->started = pthread_create(&q->thread, NULL, io_main, q) == 0;
+        if (!q->started)
             s->io_inline = true; /* no thread: the I/O runs where it is asked for */
     }
     if (s->io_inline) {
@@ -235,26 +240,30 @@ static int submit(os_store *s, os_io_job *j)
         return status;
     }
     j->next = NULL;
-    if (s->io_tail)
-        s->io_tail->next = j;
+    if (q->tail)
+        q->tail->next = j;
     else
-        s->io_head = j;
-    s->io_tail = j;
+        q->head = j;
+    q->tail = j;
     s->io_pending++;
-    pthread_cond_signal(&s->io_cv);
+    pthread_cond_signal(&q->cv);
     return OS_WAIT;
 }
 
 void os_store_stop_io(os_store *s)
 {
+    bool started[2];
     pthread_mutex_lock(&s->mu);
-    bool started = s->io_started;
     s->io_inline = true;
-    s->io_started = false;
-    pthread_cond_signal(&s->io_cv);
+    for (int k = 0; k < 2; k++) {
+        started[k] = s->io[k].started;
+        s->io[k].started = false;
+        pthread_cond_signal(&s->io[k].cv);
+    }
     pthread_mutex_unlock(&s->mu);
-    if (started)
-        pthread_join(s->io_thread, NULL);
+    for (int k = 0; k < 2; k++)
+        if (started[k])
+            pthread_join(s->io[k].thread, NULL);
 }
 
 /* A spill job for `v` (its objects now moving), or NULL when out of memory. */

@@ -393,7 +393,10 @@ int os_store_init(os_store *s, const os_store_config *cfg, char *err, size_t err
     pthread_cond_init(&s->sealed, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&s->moved, NULL);
-    pthread_cond_init(&s->io_cv, NULL);
+    for (int k = 0; k < 2; k++) {
+        s->io[k].s = s;
+        pthread_cond_init(&s->io[k].cv, NULL);
+    }
     s->arena = MAP_FAILED;
     /* Huge pages: a process's first touch of each page of the arena costs
      * it a fault (on some VMs about 5 us a 4 KiB page, even after
@@ -460,7 +463,8 @@ void os_store_destroy(os_store *s)
     free(s->spill_dir);
     pthread_cond_destroy(&s->sealed);
     pthread_cond_destroy(&s->moved);
-    pthread_cond_destroy(&s->io_cv);
+    for (int k = 0; k < 2; k++)
+        pthread_cond_destroy(&s->io[k].cv);
     pthread_mutex_destroy(&s->mu);
     s->arena = NULL;
     s->arena_fd = -1;

@@ -93,6 +93,17 @@ typedef struct os_store_config {
     void *ud;
 } os_store_config;
 
+/* The disk jobs of one kind, run in order by a thread of their own (os_spill.c). */
+typedef struct os_io_queue {
+    struct os_store *s;
+    struct os_io_job *head, *tail;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool started;
+} os_io_queue;
+
+enum { OS_IO_SPILLS, OS_IO_RESTORES };
+
 typedef struct os_store {
     pthread_mutex_t mu;
     pthread_cond_t sealed; /* broadcast at every seal, for HTTP gets that wait (CLOCK_MONOTONIC) */
@@ -111,13 +122,14 @@ typedef struct os_store {
     void (*on_event)(void *ud, os_event ev, const os_object *o);
     void (*on_moved)(void *ud);
     void *ud;
-    /* The disk jobs (os_spill.c): a queue for one thread, started at the
-     * first job. One spill at a time (`spilling`); a failed one fails the
-     * next create that needs room (`spill_failed`). */
-    struct os_io_job *io_head, *io_tail;
-    pthread_cond_t io_cv;
-    pthread_t io_thread;
-    bool io_started, io_inline, spilling, spill_failed; /* io_inline: see the config */
+    /* The disk jobs (os_spill.c): spills and restores each in a queue of
+     * its own, with a thread started at its first job, so that a get of a
+     * spilled object does not wait behind a spill. One spill at a time
+     * (`spilling`); a failed one fails the next create that needs room
+     * (`spill_failed`). `hold_spills` (unit tests only) keeps the spill
+     * thread from taking its next job. */
+    os_io_queue io[2];                                   /* [OS_IO_SPILLS], [OS_IO_RESTORES] */
+    bool io_inline, spilling, spill_failed, hold_spills; /* io_inline: see the config */
     uint64_t io_pending, io_errors; /* jobs queued or running; jobs whose I/O failed */
     /* What is on disk now, kept as it changes: stats are asked often (every
      * /metrics gauge, the reports) and must not walk every object. */
@@ -128,7 +140,7 @@ typedef struct os_store {
 } os_store;
 
 int os_store_init(os_store *s, const os_store_config *cfg, char *err, size_t errlen);
-/* Finishes the disk jobs and stops the I/O thread; later ones run inline.
+/* Finishes the disk jobs and stops the I/O threads; later ones run inline.
  * Call without `mu`, before what on_event and on_moved use goes away. */
 void os_store_stop_io(os_store *s);
 /* Stops the I/O thread, frees every object and removes the spill files. */

@@ -399,6 +399,36 @@ static void test_async_delete_while_restoring(void **state)
     (void)state;
 }
 
+/* A get of a spilled object is restored while a spill is under way (held
+ * here until the restore is done): spills and restores have a thread each. */
+static void test_async_restore_beside_spill(void **state)
+{
+    fixture *f = setup_io(1 * MiB, 0, false);
+    pthread_mutex_lock(&f->s.mu);
+    for (uint32_t i = 0; i < 4; i++)
+        put_waiting(f, i, 300 * KiB); /* the fourth spills 0 */
+    prism_object_id id0 = oid(0), id1 = oid(1), id4 = oid(4);
+    assert_int_equal(os_contains(&f->s, &id0), PRISM_STORE_PRESENT_SPILLED);
+    assert_int_equal(os_delete(&f->s, &id1), PRISM_STORE_OK); /* room for 0 again */
+    f->s.hold_spills = true;
+    os_object *o;
+    assert_int_equal(os_create(&f->s, &f->c, &id4, NULL, 500 * KiB, "t", 1, true, &o), OS_WAIT);
+    assert_true(f->s.spilling);
+    read_back(f, 0, 300 * KiB); /* its restore does not wait for the spill */
+    assert_int_equal(f->s.restores, 1);
+    assert_true(f->s.spilling);
+    assert_int_equal(f->s.io_pending, 1);
+    f->s.hold_spills = false;
+    pthread_cond_signal(&f->s.io[OS_IO_SPILLS].cv);
+    put_waiting(f, 4, 500 * KiB);
+    assert_false(f->s.spilling);
+    read_back(f, 4, 500 * KiB);
+    check_stats(f);
+    pthread_mutex_unlock(&f->s.mu);
+    teardown(f);
+    (void)state;
+}
+
 /* A spill that cannot write fails the create that waited for it, and the
  * objects stay in memory, intact; the next create tries again. */
 static void test_async_spill_fails(void **state)
@@ -435,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_client_drop),
         cmocka_unit_test(test_async_spill_restore),
         cmocka_unit_test(test_async_delete_while_restoring),
+        cmocka_unit_test(test_async_restore_beside_spill),
         cmocka_unit_test(test_async_spill_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
