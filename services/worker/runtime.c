@@ -126,7 +126,8 @@ typedef struct ret_space {
     const prism_task_id *task; /* the task running; NULL between tasks */
     const char *owner;
     bool made;
-    bool bytes; /* a bytes value's head, else a 1-D uint8 tensor's */
+    bool bytes;        /* a bytes value's head, else a 1-D uint8 tensor's */
+    prism_value *view; /* bytes: the value standing for them in the task's returns */
     uint16_t index;
     prism_object_id id;
     uint8_t *data;
@@ -460,8 +461,9 @@ static void *return_bytes(prism_task_ctx *ctx, size_t index, size_t len, prism_v
     if (index > UINT16_MAX)
         return NULL;
     uint8_t *p = make_space(ctx, (uint16_t)index, len, true);
-    if (p && !(*ret = prism__value_borrowed(PRISM_VALUE_BYTES, p, len, keep_space, NULL))) {
-        ret_space *r = ctx->call;
+    ret_space *r = ctx->call;
+    if (p &&
+        !(*ret = r->view = prism__value_borrowed(PRISM_VALUE_BYTES, p, len, keep_space, NULL))) {
         prism_store_abort(((worker_rt *)ctx->runtime)->store, &r->id);
         r->made = false;
         return NULL;
@@ -986,6 +988,9 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
         }
     }
     wire_end(out, start);
+    /* A task that put another value in place of its bytes' (freed below) */
+    if (ret.view && (!rets || rets[ret.index] != ret.view))
+        prism_value_free(ret.view);
     for (uint16_t i = 0; rets && i < nret; i++)
         prism_value_free(rets[i]);
     free(rets);
