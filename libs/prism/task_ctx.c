@@ -36,9 +36,22 @@ void *prism_task_return_bytes(prism_task_ctx *ctx, size_t index, size_t len)
     void *p = ctx->return_bytes ? ctx->return_bytes(ctx, index, len, &ctx->returns[index]) : NULL;
     if (p)
         return p;
+    if (!ctx->made && !(ctx->made = calloc(ctx->nreturns, sizeof *ctx->made))) {
+        prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
     prism_value *v = prism__value_bytes_room(len);
     if (!v)
         return NULL;
-    ctx->returns[index] = v;
+    ctx->returns[index] = ctx->made[index] = v;
     return v->data;
+}
+
+void prism__task_ctx_settle(prism_task_ctx *ctx)
+{
+    for (size_t i = 0; ctx->made && i < ctx->nreturns; i++)
+        if (ctx->made[i] && ctx->returns[i] != ctx->made[i])
+            prism_value_free(ctx->made[i]);
+    free(ctx->made);
+    ctx->made = NULL;
 }

@@ -29,6 +29,14 @@ struct prism_task_ctx {
      * runtime's own way of telling it when the function returns). NULL:
      * not here (the bytes go into a value of their own). May be NULL. */
     void *(*return_bytes)(prism_task_ctx *ctx, size_t index, size_t len, prism_value **ret);
+    /* Per return, the bytes value prism_task_return_bytes made itself (not
+     * through return_bytes); NULL until it makes one. */
+    prism_value **made;
 };
+
+/* After the function returned (whatever it returned), before its returns
+ * are read: frees what prism_task_return_bytes made that the function
+ * replaced in `returns`, and forgets the rest (now the returns'). */
+void prism__task_ctx_settle(prism_task_ctx *ctx);
 
 #endif

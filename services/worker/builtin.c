@@ -330,15 +330,20 @@ static prism_status counter_add(prism_task_ctx *ctx, void *state, const prism_va
 
 /* fill(n): n bytes (up to 64 MiB), byte i being (count + i) mod 256,
  * written where the return goes (prism_task_return_bytes); fill(-n) asks
- * for n bytes, fills them, and fails (tests of a failure after the return
- * was asked for). Either way a second ask for the same return must be
- * refused. */
+ * for n bytes, fills them, and fails; fill(n, "swap") fills them, then
+ * returns the JSON string "swapped" instead (tests of a failure, or another
+ * value, after the return was asked for). A second ask for the same return
+ * must be refused. */
 static prism_status counter_fill(prism_task_ctx *ctx, void *state, const prism_value *const *args,
                                  size_t nargs, prism_value **returns, size_t nreturns)
 {
     long long n;
-    if (nargs != 1 || !integer_arg(args, nargs, 0, &n) || n < -(64LL << 20) || n > 64LL << 20)
-        return prism_task_fail(ctx, "fill takes a JSON integer, at most 64 MiB either way");
+    bool swap = nargs == 2 && prism_value_kind_of(args[1]) == PRISM_VALUE_JSON &&
+                !strcmp(prism_value_json_text(args[1]), "\"swap\"");
+    if ((nargs != 1 && !swap) || !integer_arg(args, 1, 0, &n) || n < -(64LL << 20) ||
+        n > 64LL << 20)
+        return prism_task_fail(ctx, "fill takes a JSON integer, at most 64 MiB either way, and "
+                                    "optionally \"swap\"");
     size_t len = (size_t)(n < 0 ? -n : n);
     uint8_t *out = prism_task_return_bytes(ctx, 0, len);
     if (!out)
@@ -348,6 +353,8 @@ static prism_status counter_fill(prism_task_ctx *ctx, void *state, const prism_v
         out[i] = (uint8_t)((unsigned long long)k + i);
     if (prism_task_return_bytes(ctx, 0, 1))
         return prism_task_fail(ctx, "fill: a second ask for return 0 was given memory");
+    if (swap)
+        returns[0] = prism_value_json("\"swapped\"");
     return n < 0 ? prism_task_fail(ctx, "fill failed after asking for %zu bytes", len) : PRISM_OK;
 }
 

@@ -222,6 +222,7 @@ static void run_method(dag_loop *l, loop_node *nd, char **emsg)
         ctx->error = NULL;
         prism_status s = nd->fn(ctx, l->env.state, (const prism_value *const *)nd->args, nd->nin,
                                 nd->rets, nd->nout);
+        prism__task_ctx_settle(ctx);
         for (size_t i = 0; i < nd->nout; i++) {
             if (s != PRISM_OK) {
                 drop_ret(nd, i);

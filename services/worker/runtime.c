@@ -967,6 +967,7 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
         s = fn(&ctx, (const prism_value *const *)p.args, p.nargs, rets, nret);
     else if (method && rets)
         s = method(&ctx, w->actor->state, (const prism_value *const *)p.args, p.nargs, rets, nret);
+    prism__task_ctx_settle(&ctx);
     size_t start = out->len;
     wire_begin(out, WIRE_DONE);
     prism_writer wr = {.buf = out};

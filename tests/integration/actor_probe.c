@@ -112,7 +112,8 @@ static prism_status fill_call(prism_client *c, prism_actor *a, long long n, long
 /* fill: Counter(7).fill(n) writes its bytes where its return goes
  * (prism_task_return_bytes): in the frame (small) or the node's store
  * (large), every byte as made; fill(-n) fails after asking, and the next
- * call is whole again. */
+ * call is whole again; fill(n, "swap") returns another value instead, which
+ * is what comes. */
 static int fill(prism_client *c)
 {
     prism_value *seven = prism_value_json("7");
@@ -129,6 +130,22 @@ static int fill(prism_client *c)
                   strstr(prism_last_error(), "failed after asking"),
               "fill(%lld) gave %s", n, prism_status_text(s));
         CHECK(fill_call(c, a, -n, 7) == PRISM_OK, "fill(%lld) after a failed one", -n);
+    }
+    /* another value returned in place of the bytes asked for: that one */
+    for (long long n = 100; n <= 200000; n *= 2000) {
+        char text[32];
+        snprintf(text, sizeof text, "%lld", n);
+        prism_value *args[2] = {prism_value_json(text), prism_value_json("\"swap\"")}, *got = NULL;
+        prism_ref *r = NULL;
+        CHECK(prism_actor_call(c, a, "fill", args, 2, 1, &r) == PRISM_OK &&
+                  prism_get(c, r, 60000, &got) == PRISM_OK &&
+                  !strcmp(prism_value_json_text(got) ? prism_value_json_text(got) : "",
+                          "\"swapped\""),
+              "fill(%lld, swap)", n);
+        prism_value_free(args[0]);
+        prism_value_free(args[1]);
+        prism_value_free(got);
+        prism_ref_release(r);
     }
     CHECK(prism_actor_kill(c, a, true) == PRISM_OK, "kill");
     prism_actor_release(a);

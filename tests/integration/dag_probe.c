@@ -589,7 +589,8 @@ static prism_dag_compiled *compile_two(const char *method, bool chained)
  * slot (prism_task_return_bytes), A's read by B and the driver. Sizes
  * cycle through empty, small, a slot's fill, one byte past it and larger
  * (a value of their own, through the object store), and a fill that fails
- * after asking (its error names Counter.fill; the next one is whole). */
+ * after asking (its error names Counter.fill; the next one is whole); then
+ * A.fill(in, "swap"), whose other value comes instead of its bytes. */
 static int fill(long long n)
 {
     make_actors(2, 7);
@@ -620,6 +621,30 @@ static int fill(long long n)
         }
         if (x < n)
             fs[x % 3] = execute(d, sizes[x % (long long)nsizes]);
+    }
+    CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
+    /* in -> A.fill(in, "swap"): the bytes asked for (in the slot, or too
+     * large for it) replaced by another value, which is what comes */
+    prism_dag *g;
+    prism_dag_node *in, *swap, *a;
+    prism_value *word = prism_value_json("\"swap\"");
+    CHECK(prism_dag_create(&g) == PRISM_OK && prism_dag_input(g, &in) == PRISM_OK &&
+              prism_dag_constant(g, word, &swap) == PRISM_OK &&
+              prism_dag_bind(g, actors[0], "fill", (prism_dag_node *[]){in, swap}, 2, &a) ==
+                  PRISM_OK,
+          "graph of a swap");
+    prism_value_free(word);
+    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
+    o.max_buf_size = 64 * 1024;
+    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile a swap");
+    prism_dag_free(g);
+    for (long long x = 0; x < 6; x++) {
+        prism_value *out;
+        CHECK(prism_dag_get(execute(d, x % 2 ? 100 : 100000), 60000, &out) == PRISM_OK &&
+                  !strcmp(prism_value_json_text(out) ? prism_value_json_text(out) : "",
+                          "\"swapped\""),
+              "fill(%d, swap) in the DAG", x % 2 ? 100 : 100000);
+        prism_value_free(out);
     }
     CHECK(prism_dag_teardown(d) == PRISM_OK, "teardown");
     printf("fill ok: %lld executions\n", n);

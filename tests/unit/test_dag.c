@@ -22,6 +22,7 @@
 #include "dag_rendezvous.h"
 #include "prism_buf.h"
 #include "prism_wire.h"
+#include "task_ctx.h"
 
 /* The graph only keeps actor pointers until compile: any non-NULL one does here. */
 static prism_actor *const actor = (prism_actor *)&actor;
@@ -175,6 +176,14 @@ static void test_bytes_records(void **state)
         assert_memory_equal(buf, ref, n);
         /* One byte short of room: 0 (the caller then goes through the store). */
         assert_int_equal(prism__dag_put_value(buf, n - 1, v), 0);
+        /* A record whose bytes a method writes in place: the same bytes. */
+        uint8_t room[128];
+        assert_int_equal(prism__dag_bytes_size(len), n);
+        assert_null(prism__dag_bytes_room(room, n - 1, len));
+        uint8_t *at = prism__dag_bytes_room(room, sizeof room, len);
+        assert_ptr_equal(at, room + DAG_REC_HEAD + 9);
+        memcpy(at, data, len);
+        assert_memory_equal(room, buf, n);
         prism_value *copy = prism__dag_get_value(buf, n, false);
         size_t got = 99;
         assert_non_null(copy);
@@ -197,6 +206,37 @@ static void test_bytes_records(void **state)
         prism_value_free(copy);
         prism_value_free(v);
     }
+}
+
+/* prism_task_return_bytes where the runtime has no place of its own: a
+ * bytes value per return, each asked for once; one the function replaced
+ * is freed when the call settles (the leak checker tells). */
+static void test_return_bytes_on_heap(void **state)
+{
+    prism_value *rets[2] = {NULL, NULL};
+    prism_task_ctx ctx = {.returns = rets, .nreturns = 2};
+    uint8_t *a = prism_task_return_bytes(&ctx, 0, 600);
+    assert_non_null(a);
+    memset(a, 7, 600);
+    assert_null(prism_task_return_bytes(&ctx, 0, 8));
+    assert_int_equal(prism_last_status(), PRISM_ERR_INVALID);
+    assert_null(prism_task_return_bytes(&ctx, 2, 8));
+    assert_int_equal(prism_last_status(), PRISM_ERR_INVALID);
+    assert_non_null(prism_task_return_bytes(&ctx, 1, 0));
+    rets[1] = prism_value_json("1"); /* the function's own value instead */
+    prism__task_ctx_settle(&ctx);
+    assert_null(ctx.made);
+    size_t len;
+    const uint8_t *got = prism_value_data(rets[0], &len);
+    assert_int_equal(prism_value_kind_of(rets[0]), PRISM_VALUE_BYTES);
+    assert_int_equal(len, 600);
+    assert_true(got[0] == 7 && got[599] == 7);
+    assert_int_equal(prism_value_kind_of(rets[1]), PRISM_VALUE_JSON);
+    prism_task_ctx none = {0}; /* a constructor's: no returns */
+    assert_null(prism_task_return_bytes(&none, 0, 8));
+    prism_value_free(rets[0]);
+    prism_value_free(rets[1]);
+    (void)state;
 }
 
 static void test_error_records(void **state)
@@ -548,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_input_items),
         cmocka_unit_test(test_value_records),
         cmocka_unit_test(test_bytes_records),
+        cmocka_unit_test(test_return_bytes_on_heap),
         cmocka_unit_test(test_error_records),
         cmocka_unit_test(test_ref_records),
         cmocka_unit_test(test_rendezvous_peers),
