@@ -1276,6 +1276,25 @@ static const char *item_name(const prism_dag_compiled *d, size_t i)
     return m ? m : "the input";
 }
 
+/* Why an input channel gave no room: `cs`, begin_write's. */
+static prism_status input_refused(prism_dag_compiled *d, prism_chan_status cs)
+{
+    return cs == PRISM_CHAN_TIMEOUT
+               ? prism__fail(PRISM_ERR_TIMEOUT, "the DAG's first actors took no input for %d ms",
+                             d->o.timeout_ms)
+               : set_broken(d, "an actor that reads the DAG's input died");
+}
+
+/* Publishes the record written in `in`'s begun slot. Over TCP, the frame
+ * must be in the kernel before the caller blocks in get (an actor waits
+ * for all of it); read_next sends what is left. */
+static void publish_input(prism_dag_compiled *d, dag_in *in)
+{
+    if (prism_chan_end_write(in->w, in->len) == PRISM_CHAN_QUEUED)
+        prism_chan_flush(in->w, d->o.timeout_ms);
+    prism__dag_held_end(&in->held, in->ref);
+}
+
 /* Writes `input` and its items into every input channel, or into none:
  * each slot is begun before any is published. */
 static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input)
@@ -1301,12 +1320,8 @@ static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input
         put++;
     }
     if (put < d->nins) {
-        prism_status s = cs == PRISM_CHAN_TIMEOUT
-                             ? prism__fail(PRISM_ERR_TIMEOUT,
-                                           "the DAG's first actors took no input for %d ms",
-                                           d->o.timeout_ms)
-                         : cs != PRISM_CHAN_OK
-                             ? set_broken(d, "an actor that reads the DAG's input died")
+        prism_status s = cs != PRISM_CHAN_OK
+                             ? input_refused(d, cs)
                              : prism__fail(prism_last_status(),
                                            "the input is larger than max_buf_size and the object "
                                            "store did not take it: %s",
@@ -1317,14 +1332,8 @@ static prism_status write_inputs(prism_dag_compiled *d, const prism_value *input
             prism_ref_release(d->ins[i].ref); /* nobody will read them */
         return s;
     }
-    for (size_t i = 0; i < d->nins; i++) {
-        dag_in *in = &d->ins[i];
-        /* Over TCP, the frame must be in the kernel before the caller blocks
-         * in get (an actor waits for all of it); read_next sends what is left. */
-        if (prism_chan_end_write(in->w, in->len) == PRISM_CHAN_QUEUED)
-            prism_chan_flush(in->w, d->o.timeout_ms);
-        prism__dag_held_end(&in->held, in->ref);
-    }
+    for (size_t i = 0; i < d->nins; i++)
+        publish_input(d, &d->ins[i]);
     return PRISM_OK;
 }
 
@@ -1497,11 +1506,8 @@ prism_status prism_dag_execute_begin(prism_dag_compiled *d, size_t len, void **b
                            "which puts them in the object store",
                            len, (unsigned long long)d->o.max_buf_size, prism__dag_bytes_size(0));
     prism_chan_status cs = prism_chan_begin_write(in->w, &in->buf, d->o.timeout_ms);
-    if (cs == PRISM_CHAN_TIMEOUT)
-        return prism__fail(PRISM_ERR_TIMEOUT, "the DAG's first actors took no input for %d ms",
-                           d->o.timeout_ms);
     if (cs != PRISM_CHAN_OK)
-        return set_broken(d, "an actor that reads the DAG's input died");
+        return input_refused(d, cs);
     prism__dag_held_begin(&in->held);
     in->ref = NULL;
     in->len = prism__dag_bytes_size(len);
@@ -1518,11 +1524,7 @@ prism_status prism_dag_execute_end(prism_dag_compiled *d, prism_dag_future **out
         return prism__fail(PRISM_ERR_INVALID, "dag_execute_end needs a DAG whose input "
                                               "prism_dag_execute_begin began, and an out-pointer");
     d->writing_in = false;
-    dag_in *in = &d->ins[0];
-    /* As write_inputs: the whole frame in the kernel before get blocks. */
-    if (prism_chan_end_write(in->w, in->len) == PRISM_CHAN_QUEUED)
-        prism_chan_flush(in->w, d->o.timeout_ms);
-    prism__dag_held_end(&in->held, NULL);
+    publish_input(d, &d->ins[0]);
     *out = started(d);
     return PRISM_OK;
 }

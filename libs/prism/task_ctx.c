@@ -49,7 +49,9 @@ void *prism_task_return_bytes(prism_task_ctx *ctx, size_t index, size_t len)
 
 void prism__task_ctx_settle(prism_task_ctx *ctx)
 {
-    for (size_t i = 0; ctx->made && i < ctx->nreturns; i++)
+    if (!ctx->made) /* the common case, once a DAG hop: nothing to do */
+        return;
+    for (size_t i = 0; i < ctx->nreturns; i++)
         if (ctx->made[i] && ctx->returns[i] != ctx->made[i])
             prism_value_free(ctx->made[i]);
     free(ctx->made);

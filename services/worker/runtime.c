@@ -126,8 +126,8 @@ typedef struct ret_space {
     const prism_task_id *task; /* the task running; NULL between tasks */
     const char *owner;
     bool made;
-    bool bytes;        /* a bytes value's head, else a 1-D uint8 tensor's */
-    prism_value *view; /* bytes: the value standing for them in the task's returns */
+    bool bytes;       /* a bytes value's head, else a 1-D uint8 tensor's */
+    prism_value view; /* bytes: the value standing for them in the task's returns (not freed) */
     uint16_t index;
     prism_object_id id;
     uint8_t *data;
@@ -452,21 +452,16 @@ static void *return_space(prism_task_ctx *ctx, uint16_t index, size_t len)
     return make_space(ctx, index, len, false);
 }
 
-static void keep_space(void *ud) { (void)ud; }
-
 /* ctx->return_bytes (prism_task_return_bytes): a large bytes return made in
- * the store, `*ret` a value viewing it (return_in_place seals it). */
+ * the store, `*ret` the call's own value viewing it (return_in_place seals
+ * it), as a DAG's loop views its slot. */
 static void *return_bytes(prism_task_ctx *ctx, size_t index, size_t len, prism_value **ret)
 {
-    if (index > UINT16_MAX)
-        return NULL;
-    uint8_t *p = make_space(ctx, (uint16_t)index, len, true);
-    ret_space *r = ctx->call;
-    if (p &&
-        !(*ret = r->view = prism__value_borrowed(PRISM_VALUE_BYTES, p, len, keep_space, NULL))) {
-        prism_store_abort(((worker_rt *)ctx->runtime)->store, &r->id);
-        r->made = false;
-        return NULL;
+    uint8_t *p = index <= UINT16_MAX ? make_space(ctx, (uint16_t)index, len, true) : NULL;
+    if (p) {
+        ret_space *r = ctx->call;
+        r->view = (prism_value){.kind = PRISM_VALUE_BYTES, .data = p, .len = len};
+        *ret = &r->view;
     }
     return p;
 }
@@ -989,11 +984,9 @@ static void run_task(worker_rt *w, const uint8_t *data, size_t len, const char *
         }
     }
     wire_end(out, start);
-    /* A task that put another value in place of its bytes' (freed below) */
-    if (ret.view && (!rets || rets[ret.index] != ret.view))
-        prism_value_free(ret.view);
     for (uint16_t i = 0; rets && i < nret; i++)
-        prism_value_free(rets[i]);
+        if (rets[i] != &ret.view)
+            prism_value_free(rets[i]);
     free(rets);
     /* A return space the task did not return (it failed, or made another
      * value): nothing reads it now that the values are freed. */

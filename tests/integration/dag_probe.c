@@ -90,14 +90,21 @@ static prism_dag_compiled *compile_chain(int k, int inflight)
 
 /* Compiles `g` with `inflight` executions in flight, then frees it (the
  * compiled DAG does not need it). */
-static prism_dag_compiled *compile_graph(prism_dag *g, int inflight)
+static prism_dag_compiled *compile_graph_buf(prism_dag *g, int inflight, uint64_t max_buf_size)
 {
     prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
     o.max_inflight = inflight;
+    if (max_buf_size)
+        o.max_buf_size = max_buf_size;
     prism_dag_compiled *d;
     CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
     prism_dag_free(g);
     return d;
+}
+
+static prism_dag_compiled *compile_graph(prism_dag *g, int inflight)
+{
+    return compile_graph_buf(g, inflight, 0);
 }
 
 /* input -> each actor; a multi-output node gathers them. */
@@ -515,13 +522,7 @@ static prism_dag_compiled *compile_echo(bool fan)
                   prism_dag_bind(g, actors[2], "echo", &a, 1, &parts[1]) == PRISM_OK &&
                   prism_dag_multi_output(g, parts, 2, &all) == PRISM_OK,
               "bind");
-    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
-    o.max_inflight = 2;
-    o.max_buf_size = 64 * 1024;
-    prism_dag_compiled *d;
-    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
-    prism_dag_free(g);
-    return d;
+    return compile_graph_buf(g, 2, 64 * 1024);
 }
 
 /* large N SIZE: input -> A.echo -> (B.echo, C.echo) with 64 KiB slots: every
@@ -575,13 +576,7 @@ static prism_dag_compiled *compile_two(const char *method, bool chained)
               prism_dag_bind(g, actors[1], "echo", chained ? &a : &in, 1, &b) == PRISM_OK &&
               prism_dag_multi_output(g, (prism_dag_node *[]){a, b}, 2, &all) == PRISM_OK,
           "graph");
-    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
-    o.max_inflight = 3;
-    o.max_buf_size = 64 * 1024;
-    prism_dag_compiled *d;
-    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile");
-    prism_dag_free(g);
-    return d;
+    return compile_graph_buf(g, 3, 64 * 1024);
 }
 
 /* fill N: input (a size) -> A.fill -> B.echo, output [A's, B's], A =
@@ -634,10 +629,7 @@ static int fill(long long n)
                   PRISM_OK,
           "graph of a swap");
     prism_value_free(word);
-    prism_dag_options o = PRISM_DAG_OPTIONS_INIT;
-    o.max_buf_size = 64 * 1024;
-    CHECK(prism_dag_compile(c, g, &o, &d) == PRISM_OK, "compile a swap");
-    prism_dag_free(g);
+    d = compile_graph_buf(g, 8, 64 * 1024);
     for (long long x = 0; x < 6; x++) {
         prism_value *out;
         CHECK(prism_dag_get(execute(d, x % 2 ? 100 : 100000), 60000, &out) == PRISM_OK &&

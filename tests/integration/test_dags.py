@@ -32,11 +32,14 @@ def read_until(p, line):
             return out
 
 
-def probe(c, *args, timeout=120, rc=0):
+def probe(c, *args, timeout=120, rc=0, store=False):
+    """Runs dag_probe; with `store`, as a driver on node-1 with its object
+    store (as a job is), for values through the store."""
     if not os.access(PROBE, os.X_OK) or not os.access(os.path.join(BIN, "prism-worker"), os.X_OK):
         skip("dag_probe or prism-worker is not built")
-    env = dict(os.environ, PRISM_ADDRESS=c.url, PRISM_TOKEN=c.token)
-    env.pop("PRISM_HOME", None)
+    env = probe_env(c)
+    if store:
+        env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
     r = subprocess.run([PROBE] + [str(a) for a in args], env=env, capture_output=True, text=True,
                        timeout=timeout)
     assert r.returncode == rc, "probe %s failed (%d):\n%s\n%s" % (args, r.returncode, r.stdout,
@@ -386,13 +389,7 @@ def test_returns_written_in_slot(c):
     by B and the driver; sizes from empty to a slot's fill, one byte past it
     and larger (a value of their own, through the object store), and a fill
     that fails after asking (the error names it; the next is whole)."""
-    if not os.access(PROBE, os.X_OK):
-        skip("dag_probe is not built")
-    env = probe_env(c)
-    env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
-    r = subprocess.run([PROBE, "fill", "400"], env=env, capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0 and "fill ok: 400 executions" in r.stdout, (r.stdout, r.stderr)
+    assert "fill ok: 400 executions" in probe(c, "fill", 400, store=True)
 
 
 def test_input_written_in_place(c):
@@ -414,13 +411,7 @@ def test_get_in_place(c):
     list of two; a multi-output execution begun in place that times out,
     finished by a copying get or while an earlier one is got in between;
     teardown with a value still lent."""
-    if not os.access(PROBE, os.X_OK):
-        skip("dag_probe is not built")
-    env = probe_env(c)
-    env["PRISM_STORE_SOCKET"] = os.path.join(c.dir, "nodes", "node-1", "objectstore.sock")
-    r = subprocess.run([PROBE, "in-place", "300"], env=env, capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0 and "in-place ok: 300 executions" in r.stdout, (r.stdout, r.stderr)
+    assert "in-place ok: 300 executions" in probe(c, "in-place", 300, store=True)
 
 
 def test_constants(c):
