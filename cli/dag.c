@@ -165,6 +165,17 @@ static void print_loops(json_t *d)
         if (json_is_string(json_object_get(l, "error")))
             printf("  error: %s", fmt_str(l, "error", ""));
         putchar('\n');
+        /* the paths its values took, the ones taken at all */
+        const char *name, *sep = "    values:";
+        json_t *n;
+        json_object_foreach(json_object_get(l, "values"), name, n) {
+            if (json_integer_value(n) > 0) {
+                printf("%s %s %lld", sep, name, (long long)json_integer_value(n));
+                sep = ",";
+            }
+        }
+        if (*sep == ',')
+            putchar('\n');
     }
 }
 

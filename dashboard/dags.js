@@ -13,6 +13,12 @@ function describe(d, n) {
   return (n.class || 'actor ' + shortId(n.actor_id)) + '.' + n.method;
 }
 
+// The paths a loop's values took, those taken at all: "read_decoded 50, …".
+function valuePaths(values) {
+  return Object.entries(values || {}).filter(([, n]) => n > 0)
+    .map(([k, n]) => k + ' ' + n).join(', ');
+}
+
 function shape(d) {
   return d.nodes.filter((n) => n.kind === 'bind').map((n) => describe(d, n)).join(' → ');
 }
@@ -76,9 +82,10 @@ export const detail = {
       h('td', { class: 'state' }, stateBadge(l.state)),
       h('td', { class: 'num executions' }, l.executions),
       h('td', { class: 'active' }, fmtAgo(l.active_at)),
+      h('td', { class: 'values' }, valuePaths(l.values)),
       h('td', { class: 'cause' }, l.error || '')));
-    st.loops.replaceChildren(table(['actor', 'state', 'executions', 'last active', 'error'], loops,
-      'No loop reported.'));
+    st.loops.replaceChildren(table(['actor', 'state', 'executions', 'last active', 'values',
+      'error'], loops, 'No loop reported.'));
     const edges = d.edges.map((e) => h('tr', {},
       h('td', {}, e.from + ' → ' + e.to), h('td', {}, e.kind), h('td', {}, fmtBytes(e.slot_size))));
     st.edges.replaceChildren(table(['edge', 'kind', 'slot'], edges, 'No channel.'));

@@ -176,6 +176,23 @@ static void take_latency(json_t *dag, json_t *rep)
     json_decref(outs);
 }
 
+/* A loop's counts of what became of its values, as its worker reported
+ * them (NULL: none yet; docs/dags.md#visible-state). The GCS does not
+ * name them: it keeps what looks like a count, and at most VALUES_MAX. */
+#define VALUES_MAX 16
+static json_t *values_of(json_t *reported)
+{
+    json_t *v = json_object(), *n;
+    const char *name;
+    json_object_foreach(reported, name, n) {
+        size_t len = strspn(name, "abcdefghijklmnopqrstuvwxyz_");
+        if (json_object_size(v) < VALUES_MAX && len > 0 && len <= 32 && !name[len] &&
+            json_is_integer(n) && json_integer_value(n) >= 0)
+            json_object_set(v, name, n);
+    }
+    return v;
+}
+
 /* One entry per actor of the DAG, in the order of its first node, with no
  * report from its worker yet. */
 static void add_loops(json_t *dag)
@@ -190,9 +207,9 @@ static void add_loops(json_t *dag)
             seen = seen || json_equal(json_object_get(l, "actor_id"), aid);
         }
         if (json_is_string(aid) && !seen)
-            json_array_append_new(loops,
-                                  json_pack("{s:O,s:s,s:i,s:n,s:n}", "actor_id", aid, "state",
-                                            "UNKNOWN", "executions", 0, "active_at", "error"));
+            json_array_append_new(loops, json_pack("{s:O,s:s,s:i,s:n,s:n,s:o}", "actor_id", aid,
+                                                   "state", "UNKNOWN", "executions", 0, "active_at",
+                                                   "error", "values", values_of(NULL)));
     }
     json_object_set_new(dag, "loops", loops);
 }
@@ -317,6 +334,7 @@ void gcs_dags_loop_report(gcs *g, const char *actor_id, json_t *loop)
         if (json_integer_value(done) >= json_integer_value(json_object_get(l, "executions"))) {
             json_object_set(l, "executions", done);
             json_object_set(l, "active_at", at);
+            json_object_set_new(l, "values", values_of(json_object_get(loop, "values")));
         }
         take_inputs(dag, actor_id, json_object_get(loop, "inputs"));
         if (save_it)

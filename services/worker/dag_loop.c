@@ -77,6 +77,25 @@ typedef struct serve_peer {
     bool served;
 } serve_peer;
 
+/* What became of the values the loop read and wrote, counted for the
+ * listing: a value that takes a slow path (the object store, a decode)
+ * shows there, not only in its latency. Names as in dag_loop_report. */
+enum {
+    READ_IN_PLACE,    /* null, bytes or a host tensor viewed in its slot */
+    READ_DECODED,     /* any other value: decoded into a value of its own */
+    READ_FROM_STORE,  /* a reference record: fetched from the object store */
+    READ_DEVICE,      /* a device tensor from its edge's CUDA ring */
+    WRITTEN_IN_SLOT,  /* bytes the method wrote in the slot itself */
+    WRITTEN_COPIED,   /* a value encoded into the slot */
+    WRITTEN_TO_STORE, /* too large for the slot: its reference written */
+    WRITTEN_DEVICE,   /* a device tensor through the edge's CUDA ring */
+    WRITTEN_ERRORS,   /* an error record: the method failed, or an input's error passed on */
+    NCOUNTS
+};
+static const char *const count_names[NCOUNTS] = {
+    "read_in_place",  "read_decoded",     "read_from_store", "read_device",   "written_in_slot",
+    "written_copied", "written_to_store", "written_device",  "written_errors"};
+
 struct dag_loop {
     char id[PRISM_ID_HEX_LEN + 1];
     dag_loop_env env;
@@ -100,10 +119,11 @@ struct dag_loop {
     size_t nnodes;
     pthread_t thread;
     bool started;
-    int64_t listen_until; /* listened for, not started: given up after this (monotonic ms) */
-    int stop, ended;      /* atomics */
-    uint64_t passes;      /* atomic: passes over its nodes done (the loop thread writes it) */
-    char error[200];      /* why the loop ended, set before `ended` */
+    int64_t listen_until;     /* listened for, not started: given up after this (monotonic ms) */
+    int stop, ended;          /* atomics */
+    uint64_t passes;          /* atomic: passes over its nodes done (the loop thread writes it) */
+    uint64_t counts[NCOUNTS]; /* atomics, as `passes` */
+    char error[200];          /* why the loop ended, set before `ended` */
 };
 
 enum { STEP_OK, STEP_END, STEP_DIED };
@@ -118,6 +138,12 @@ static int64_t mono_ms(void)
 }
 
 static bool stopping(dag_loop *l) { return __atomic_load_n(&l->stop, __ATOMIC_ACQUIRE); }
+
+/* One writer (the loop thread): a plain increment, published for the reports. */
+static void count(dag_loop *l, int k)
+{
+    __atomic_store_n(&l->counts[k], l->counts[k] + 1, __ATOMIC_RELAXED);
+}
 
 static int wait_read(dag_loop *l, prism_chan_reader *r, const void **buf, size_t *len)
 {
@@ -163,6 +189,7 @@ static prism_value *read_arg(dag_loop *l, loop_node *nd, size_t i)
     size_t len = nd->lens[i];
     int tag = prism__dag_tag(buf, len);
     if (tag == DAG_REC_DEVICE) {
+        count(l, READ_DEVICE);
         prism_value *v = nd->dev_in[i] ? dag_dev_ring_read(nd->dev_in[i], buf, len) : NULL;
         if (!v)
             prism__fail(PRISM_ERR_INTERNAL, nd->dev_in[i] ? "a malformed device record"
@@ -170,8 +197,11 @@ static prism_value *read_arg(dag_loop *l, loop_node *nd, size_t i)
                                                             "CUDA ring could not be mapped here");
         return v;
     }
-    if (prism__dag_view_value(buf, len, &nd->views[i]))
+    if (prism__dag_view_value(buf, len, &nd->views[i])) {
+        count(l, READ_IN_PLACE);
         return &nd->views[i];
+    }
+    count(l, tag == DAG_REC_REF ? READ_FROM_STORE : READ_DECODED);
     prism_client *c = tag == DAG_REC_REF ? loop_client(l) : NULL;
     return prism__dag_read(c, buf, len, true, FETCH_MS);
 }
@@ -250,13 +280,17 @@ static int write_record(dag_loop *l, loop_node *nd, size_t j, const void *rec, s
     prism__dag_held_begin(h);
     size_t cap = prism_chan_writer_capacity(nd->out[j]);
     char err[400] = "";
-    if (rec)
+    if (rec) {
         memcpy(p, rec, len);
-    else if (!(len = dag_dev_ring_put(nd->dev_out[j], (uint32_t)h->slot, nd->rets[j], p, cap, err,
-                                      sizeof err)))
+    } else if ((len = dag_dev_ring_put(nd->dev_out[j], (uint32_t)h->slot, nd->rets[j], p, cap, err,
+                                       sizeof err))) {
+        count(l, WRITTEN_DEVICE);
+    } else {
         /* the slot of the write being published is free of every reader,
          * so is the ring's slot of the same number */
         len = prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->ctx.name, err);
+        count(l, WRITTEN_ERRORS);
+    }
     prism_chan_status cs = prism_chan_end_write(nd->out[j], len);
     prism__dag_held_end(h, NULL);
     return cs == PRISM_CHAN_PEER_DEAD ? STEP_DIED : STEP_OK;
@@ -330,11 +364,13 @@ static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
     }
     size_t cap = prism_chan_writer_capacity(nd->out[j]), len = 0;
     prism_ref *held = NULL;
+    int what = WRITTEN_ERRORS;
     if (fwd >= 0 && nd->lens[fwd] <= cap) {
         memcpy(p, nd->bufs[fwd], nd->lens[fwd]);
         len = nd->lens[fwd];
     } else if (!*emsg && ret == &nd->in_slot[j]) {
         len = prism__dag_bytes_size(ret->len); /* written in place */
+        what = WRITTEN_IN_SLOT;
     } else if (!*emsg && ret && !(len = prism__dag_put(loop_client(l), p, cap, ret, &held))) {
         char msg[600];
         snprintf(msg, sizeof msg,
@@ -342,10 +378,13 @@ static int write_one(dag_loop *l, loop_node *nd, size_t j, int fwd, char **emsg)
                  "max_buf_size that the object store did not take (%s)",
                  prism_last_error());
         *emsg = strdup(msg);
+    } else if (len) {
+        what = held ? WRITTEN_TO_STORE : WRITTEN_COPIED;
     }
     if (!len)
         len = prism__dag_put_error(p, cap, DAG_REC_ERROR, nd->ctx.name,
                                    *emsg ? *emsg : "out of memory");
+    count(l, what);
     prism_chan_status cs = prism_chan_end_write(nd->out[j], len);
     prism__dag_held_end(&nd->held[j], held);
     prism_value_free(host);
@@ -1168,9 +1207,14 @@ json_t *dag_loop_report(const dag_loop *l)
                 json_array_append_new(inputs,
                                       json_pack("[I,I,o]", l->nodes[i].index, (json_int_t)k++,
                                                 hist_json(l->nodes[i].in[j])));
-    return json_pack("{s:s,s:s,s:I,s:s?,s:o}", "dag", l->id, "state", state, "executions",
+    json_t *values = json_object();
+    for (int k = 0; k < NCOUNTS; k++)
+        json_object_set_new(
+            values, count_names[k],
+            json_integer((json_int_t)__atomic_load_n(&l->counts[k], __ATOMIC_RELAXED)));
+    return json_pack("{s:s,s:s,s:I,s:s?,s:o,s:o}", "dag", l->id, "state", state, "executions",
                      (json_int_t)dag_loop_executions(l), "error",
-                     ended && l->error[0] ? l->error : NULL, "inputs", inputs);
+                     ended && l->error[0] ? l->error : NULL, "inputs", inputs, "values", values);
 }
 
 /* A loop listened for whose start never came (its driver died in between)

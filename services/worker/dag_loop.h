@@ -53,8 +53,10 @@ const char *dag_loop_id(const dag_loop *l);
  * the GCS (docs/dags.md#visible-state), from any thread while the loop
  * lives: {"dag": ID, "state": "LISTENING" | "RUNNING" | "ENDED",
  * "executions": passes done, "error": why it ended, or null, "inputs":
- * [[graph node, k, histogram], ...]} (the node's k-th channel: constant
- * arguments have none). NULL when out of memory. */
+ * [[graph node, k, histogram], ...], "values": {"read_in_place": n, ...}}
+ * (the node's k-th channel: constant arguments have none; "values" counts
+ * what became of the values read and written: docs/dags.md#visible-state).
+ * NULL when out of memory. */
 json_t *dag_loop_report(const dag_loop *l);
 /* Its passes done (each one execution through the actor's nodes). */
 uint64_t dag_loop_executions(const dag_loop *l);

@@ -126,8 +126,8 @@ def test_teardown_leaves_nothing(c):
 def test_listed(c):
     """GET /api/v1/dags shows a compiled DAG: its actors (class and method),
     its shared-memory edges and each hop's latency histogram, the executions
-    done; TORN_DOWN after teardown;
-    an unknown id is a 404 not_found."""
+    done, each loop's values (JSON decoded, copied into the slot); TORN_DOWN
+    after teardown; an unknown id is a 404 not_found."""
     if not os.access(PROBE, os.X_OK):
         skip("dag_probe is not built")
     before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
@@ -171,6 +171,7 @@ def test_listed(c):
         now = time.time() * 1000
         for l in loops():
             assert l["error"] is None and now - 60000 < l["active_at"] <= now + 5000, l
+            assert l["values"] == dict(ZERO_VALUES, read_decoded=50, written_copied=50), l
         assert [l["actor_id"] for l in loops()] == actors, loops()
         p.stdin.write("go\n")
         p.stdin.flush()
@@ -202,6 +203,8 @@ def test_listed(c):
     assert "TORN_DOWN, 50 executions" in shown.stdout, shown.stdout
     assert len([l for l in shown.stdout.splitlines() if "STOPPED" in l and
                 " 50 executions  last active" in l]) == 2, shown.stdout
+    assert shown.stdout.count("    values: read_decoded 50, written_copied 50\n") == 2, \
+        shown.stdout
     assert [r for r in subprocess.run([cli, "dag", "list"], env=env, capture_output=True,
                                       text=True, timeout=60).stdout.splitlines()
             if r.startswith(d["id"])][0].split()[4] == "0/2", "the list's LOOPS column"
@@ -383,13 +386,45 @@ def test_large_values(c):
 test_large_values.cluster = {"store_memory": "256MiB"}
 
 
+def fill_values(c, before, n):
+    """The loops' counts of what became of their values (`values`) in the
+    two DAGs `dag_probe fill N` made since `before`, once every loop's last
+    report came: each value's path is known from its size (8 sizes in
+    turn: 5 fit a 64 KiB slot, 2 do not, 1 fails after asking)."""
+    def dags():
+        new = [d for d in c.get("/api/v1/dags").json()["dags"] if d["id"] not in before]
+        # a loop's counts are whole once it wrote a record per execution
+        done = all(sum(v for k, v in l["values"].items() if k.startswith("written_")) ==
+                   d["executions"] for d in new for l in d["loops"])
+        return new if len(new) == 2 and done else None
+
+    swap, two = wait_until(dags, timeout=20, what="both DAGs' loops counted")
+    fit, big = n // 8 * 5, n // 8 * 2
+    a, b = (l["values"] for l in two["loops"])
+    assert two["executions"] == n and a == dict(
+        ZERO_VALUES, read_decoded=n, written_in_slot=fit, written_to_store=big,
+        written_errors=n // 8), a
+    assert b == dict(ZERO_VALUES, read_in_place=fit, read_from_store=big, written_in_slot=fit,
+                     written_to_store=big, written_errors=n // 8), b
+    assert swap["loops"][0]["values"] == dict(ZERO_VALUES, read_decoded=6, written_copied=6), swap
+
+
+ZERO_VALUES = dict.fromkeys(
+    ("read_in_place", "read_decoded", "read_from_store", "read_device", "written_in_slot",
+     "written_copied", "written_to_store", "written_device", "written_errors"), 0)
+
+
 def test_returns_written_in_slot(c):
     """prism_task_return_bytes in a DAG: Counter.fill writes its bytes in its
     channel's slot and Counter.echo copies them slot to slot, A's slot read
     by B and the driver; sizes from empty to a slot's fill, one byte past it
     and larger (a value of their own, through the object store), and a fill
-    that fails after asking (the error names it; the next is whole)."""
+    that fails after asking (the error names it; the next is whole). The
+    loops' counts show each value's path: in the slot, or through the
+    store."""
+    before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
     assert "fill ok: 400 executions" in probe(c, "fill", 400, store=True)
+    fill_values(c, before, 400)
 
 
 def test_input_written_in_place(c):
@@ -651,10 +686,13 @@ def test_shapes_errors_and_death_across_nodes(c):
                        (["errors"], "method error: Counter.add failed"),
                        (["died"], "actor died: ")):
         args = [str(a) for a in args]
+        before = {d["id"] for d in c.get("/api/v1/dags").json()["dags"]}
         r = subprocess.run([PROBE] + args, env=env, capture_output=True, text=True, timeout=120,
                            input="go\ngo\n")
         assert r.returncode == 0 and want in r.stdout, (args, r.stdout, r.stderr)
         print(r.stdout.strip())
+        if args[0] == "fill":  # the same paths over TCP edges
+            fill_values(c, before, int(args[1]))
 
 
 def test_edge_refuses_strangers(c):

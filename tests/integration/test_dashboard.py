@@ -517,7 +517,7 @@ test_dashboard.cluster = {"dataservice": True}
 def test_dags_page(c):
     """A DAG a driver compiled and ran 50 times is on the DAGs page with its
     stages and executions; its page shows its nodes and each actor's loop
-    (RUNNING, 50 passes), and TORN_DOWN (loops STOPPED) after the driver
+    (RUNNING, 50 passes, the paths its values took), and TORN_DOWN (loops STOPPED) after the driver
     tears it down."""
     probe = os.path.join(BIN, "dag_probe")
     if not os.access(probe, os.X_OK):
@@ -557,6 +557,9 @@ def test_dags_page(c):
             assert b.js(text_of(loop + " td.state")) == "RUNNING"
             assert b.js(text_of(loop + " td.cause")) == ""
             assert "Counter.add" in b.js(text_of(loop)), b.js(text_of(loop))
+            # JSON numbers in, JSON numbers out: decoded, and copied into the slot
+            b.wait(text_of(loop + " td.values") +
+                   " === 'read_decoded 50, written_copied 50'", "actor %s's values" % a)
         b.screenshot("dag")
         p.stdin.write("go\n")
         p.stdin.flush()

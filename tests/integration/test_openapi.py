@@ -778,7 +778,7 @@ def test_gcs_routes_answer_valid_requests(c):
     assert dag["nodes"][1]["class"] == "Counter" and dag["executions"] == 3, dag
     assert dag["edges"][0]["latency"]["count"] == 3 and dag["output_latency"][0]["count"] == 3, dag
     assert dag["loops"] == [{"actor_id": aid, "state": "UNKNOWN", "executions": 0,
-                             "active_at": None, "error": None}], dag
+                             "active_at": None, "error": None, "values": {}}], dag
     # its actor's loop, as the actor's worker reports it with its calls
     nc = NatsClient(c.nats_port, c.token)
     try:
@@ -787,13 +787,18 @@ def test_gcs_routes_answer_valid_requests(c):
             "done": 0, "dag": {"dag": dag_id, "state": "ENDED", "executions": 3, "active_at": 5,
                                "error": "a peer of the DAG died",
                                "inputs": [[1, 0, {"count": 4, "mean_us": 1.5,
-                                                  "buckets": [0, 4] + [0] * 13}]]}})
+                                                  "buckets": [0, 4] + [0] * 13}]],
+                               # what looks like a count is kept, the rest dropped
+                               "values": {"read_decoded": 3, "written_copied": 3,
+                                          "Not-A-Name": 1, "negative": -1, "text": "x",
+                                          "x" * 33: 1}}})
     finally:
         nc.close()
     dag = wait_until(lambda: (lambda d: d if d["loops"][0]["state"] == "ENDED" else None)(
         api.call("GET", "/api/v1/dags/{id}", {"id": dag_id}, expect=200).json()),
         what="the loop's report in the listing")
     assert dag["loops"][0]["error"] == "a peer of the DAG died", dag
+    assert dag["loops"][0]["values"] == {"read_decoded": 3, "written_copied": 3}, dag
     assert dag["edges"][0]["latency"]["count"] == 4, dag
     api.call("GET", "/api/v1/dags", query={"state": "GONE"}, expect=400, code="invalid_argument")
     api.call("GET", "/api/v1/dags/{id}", {"id": "nope"}, expect=404, code="not_found")

@@ -1464,6 +1464,16 @@ export interface components {
             active_at: number | null;
             /** @description why the loop ended, when it was not torn down */
             error: string | null;
+            /**
+             * @description What became of the values the loop read and wrote, counted by its
+             *     worker (empty until its first report; docs/dags.md, "What became
+             *     of the values"): read_in_place, read_decoded, read_from_store,
+             *     read_device, written_in_slot, written_copied, written_to_store,
+             *     written_device, written_errors.
+             */
+            values?: {
+                [key: string]: number;
+            };
         };
         /**
          * @description How long the values of a hop waited between their writer's publish and
