@@ -7,11 +7,12 @@
  *   $PRISM_HOME/lock       held while `up` or `down` runs
  *   $PRISM_HOME/logs/      one log per process: nats-server, gcs, scheduler,
  *                          objectstore-node-1, node-1..., dataservice
- *   $PRISM_HOME/run/       the address files the services write
+ *   $PRISM_HOME/run/       the address files the services write, nats-server's ports file
  *   $PRISM_HOME/gcs/       the GCS data (SQLite file, packages)
  *   $PRISM_HOME/nodes/N/   each node's state: the agent's, objectstore.sock, spill/ */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -179,8 +180,6 @@ static int start_nats(cluster *c, const char *token)
     char program[4096], conf[16384];
     if (proc_find_system("nats-server", program, sizeof program) != 0)
         return -1;
-    if ((c->nats_port = ready_free_port()) < 0)
-        return -1;
     /* The certificate of the REST listeners serves NATS too (docs/security.md#tls). */
     const char *cert = getenv("PRISM_TLS_CERT"), *key = getenv("PRISM_TLS_KEY");
     bool tls = cert && *cert && key && *key;
@@ -194,25 +193,41 @@ static int start_nats(cluster *c, const char *token)
         snprintf(tls_block, sizeof tls_block, "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n}\n",
                  cert, key);
     /* No `http` line: nats-server then serves no monitoring, whose
-     * /connz?auth=1 would show the token to anyone on this host. */
-    snprintf(
-        conf, sizeof conf,
-        "# written by `prism up`\nlisten: \"127.0.0.1:%d\"\nauthorization {\n  token: \"%s\"\n}\n%s",
-        c->nats_port, token, tls_block);
-    snprintf(c->nats_url, sizeof c->nats_url, "%s://127.0.0.1:%d", tls ? "tls" : "nats",
-             c->nats_port);
+     * /connz?auth=1 would show the token to anyone on this host. Port -1:
+     * nats-server binds a free port itself and names it in its ports file
+     * in run/ (ours alone). A port picked here and bound by it later could
+     * be taken in between by another user of this host, whose listener
+     * every service would then send the token to. */
+    snprintf(conf, sizeof conf,
+             "# written by `prism up`\nlisten: \"127.0.0.1:-1\"\nauthorization {\n  token: "
+             "\"%s\"\n}\n%s",
+             token, tls_block);
     if (write_secret("nats.conf", conf) != 0)
         return -1;
+    char run[4096], stale[4200];
+    home_file(run, sizeof run, "%s", "run");
+    /* one a killed nats-server left could name its pid again */
+    snprintf(stale, sizeof stale, "%s/nats-server_*.ports", run);
+    glob_t g;
+    if (glob(stale, GLOB_NOSORT, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+        globfree(&g);
+    }
     argv_list a = {0};
     home_file(conf, sizeof conf, "%s", "nats.conf");
     arg_add(&a, "%s", program);
     arg_add(&a, "-c");
     arg_add(&a, "%s", conf);
+    arg_add(&a, "--ports_file_dir");
+    arg_add(&a, "%s", run);
     pid_t pid = start(c, "nats-server", &a);
-    if (pid < 0 || ready_wait_port("nats-server", c->nats_port, pid, READY_TIMEOUT_MS) != 0) {
+    if (pid < 0 || ready_wait_nats(pid, run, READY_TIMEOUT_MS, &c->nats_port) != 0) {
         failed("nats-server");
         return -1;
     }
+    snprintf(c->nats_url, sizeof c->nats_url, "%s://127.0.0.1:%d", tls ? "tls" : "nats",
+             c->nats_port);
     return 0;
 }
 

@@ -1,51 +1,16 @@
 #include "ready.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "client.h"
 #include "prism_httpc.h"
 #include "prism_time.h"
 #include "proc.h"
-
-static int loopback_socket(int port, struct sockaddr_in *addr)
-{
-    memset(addr, 0, sizeof *addr);
-    addr->sin_family = AF_INET;
-    addr->sin_port = htons((uint16_t)port);
-    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-}
-
-int ready_free_port(void)
-{
-    struct sockaddr_in addr;
-    socklen_t len = sizeof addr;
-    int fd = loopback_socket(0, &addr), port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-        port = ntohs(addr.sin_port);
-    if (fd >= 0)
-        close(fd);
-    if (port < 0)
-        fprintf(stderr, "prism: cannot find a free port on 127.0.0.1\n");
-    return port;
-}
-
-static bool port_open(int port)
-{
-    struct sockaddr_in addr;
-    int fd = loopback_socket(port, &addr);
-    bool open = fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
-    if (fd >= 0)
-        close(fd);
-    return open;
-}
 
 /* One step of a bounded wait for `name`: 0 to go on polling, -1 (printed) to give up. */
 static int wait_step(pid_t pid, int64_t deadline, const char *name, const char *what)
@@ -62,13 +27,28 @@ static int wait_step(pid_t pid, int64_t deadline, const char *name, const char *
     return 0;
 }
 
-int ready_wait_port(const char *name, int port, pid_t pid, int timeout_ms)
+/* The port of the first client URL in a ports file ({"nats":
+ * ["nats://127.0.0.1:PORT"]}), or -1 while it is not there or whole. */
+static int ports_file_port(const char *path)
+{
+    json_t *doc = json_load_file(path, 0, NULL);
+    const char *url = json_string_value(json_array_get(json_object_get(doc, "nats"), 0));
+    const char *colon = url ? strrchr(url, ':') : NULL;
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    bool whole = end && !*end && port > 0 && port < 65536;
+    json_decref(doc);
+    return whole ? (int)port : -1;
+}
+
+int ready_wait_nats(pid_t pid, const char *dir, int timeout_ms, int *port)
 {
     int64_t deadline = prism_mono_ms() + timeout_ms;
-    char what[64];
-    snprintf(what, sizeof what, "port %d accepted connections", port);
-    while (!port_open(port))
-        if (wait_step(pid, deadline, name, what) != 0)
+    char path[4200], what[4300];
+    snprintf(path, sizeof path, "%s/nats-server_%lld.ports", dir, (long long)pid);
+    snprintf(what, sizeof what, "it named its port in %s", path);
+    while ((*port = ports_file_port(path)) < 0)
+        if (wait_step(pid, deadline, "nats-server", what) != 0)
             return -1;
     return 0;
 }

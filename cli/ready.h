@@ -8,11 +8,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
-int ready_free_port(void);
-/* Waits until 127.0.0.1:port accepts connections; `name` is the process in messages.
- * Returns 0 or -1. */
-int ready_wait_port(const char *name, int port, pid_t pid, int timeout_ms);
+/* Waits until nats-server `pid`, started with --ports_file_dir `dir`,
+ * names the port it listens on for clients there, which it does once it
+ * listens. Returns 0 with the port in `*port`, or -1 (printed). */
+int ready_wait_nats(pid_t pid, const char *dir, int timeout_ms, int *port);
 /* Waits until `path` holds a URL (the service's --address-file), then until
  * GET URL/healthz answers 200. Returns 0 with the URL in `url`, or -1. */
 int ready_wait_service(const char *name, const char *path, pid_t pid, int timeout_ms, char *url,

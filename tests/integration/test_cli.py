@@ -106,12 +106,17 @@ def test_up_status_down(h):
     # nats-server, GCS, scheduler, an object store and a node agent per node, dataservice
     assert len(pids) == 8 and all(running(p) for p in pids), pids
     # nats-server serves its clients on loopback and no monitoring at all (its
-    # /connz?auth=1 would show the token to anyone on the host)
+    # /connz?auth=1 would show the token to anyone on the host), on a port
+    # it bound itself (no port picked before it started, which another user
+    # could take in between) and named in its ports file in run/
     with open(os.path.join(h.dir, "pids")) as f:
         nats = [int(l.split()[1]) for l in f if l.split()[0] == "nats-server"]
     with open(os.path.join(h.dir, "nats.conf")) as f:
-        port = int(re.search(r'listen: "127\.0\.0\.1:(\d+)"', f.read()).group(1))
-    assert len(nats) == 1 and listening(nats[0]) == {("127.0.0.1", port)}, listening(nats[0])
+        assert 'listen: "127.0.0.1:-1"' in f.read()
+    assert len(nats) == 1, nats
+    with open(os.path.join(h.dir, "run", "nats-server_%d.ports" % nats[0])) as f:
+        port = int(json.load(f)["nats"][0].rsplit(":", 1)[1])
+    assert listening(nats[0]) == {("127.0.0.1", port)}, listening(nats[0])
     out = h.ok("status")
     assert "2 alive, 0 dead" in out and "node-1" in out and "node-2" in out, out
     assert re.search(r"services: +gcs ALIVE, (dataservice ALIVE, scheduler ALIVE|scheduler ALIVE, "
