@@ -34,6 +34,9 @@
  * connection is cut. */
 #define DRAIN_LIMIT (64u << 20)
 #define DEFAULT_HEADER_TIMEOUT_MS 5000
+/* A request without the token (a public route: static files) has this long
+ * from its headers to its response's last byte, however it trickles. */
+#define STRANGER_MS 30000
 #define DEFAULT_MAX_CONNECTIONS 2048u
 /* Files kept for everything else the process opens (database, NATS, logs). */
 #define RESERVED_FDS 256u
@@ -58,7 +61,10 @@ typedef struct conn_slot {
     bool busy;     /* a request's headers arrived and its response is not done */
     bool closing;  /* shut down by the reaper or evicted: no longer counted */
     bool answered; /* the current request has a response queued (connection thread only) */
-    int64_t idle_since_ns;
+    /* Its request came without the token (a public route): it may be shut
+     * as an idle one is, and once STRANGER_MS passed since its headers. */
+    bool stranger;
+    int64_t idle_since_ns, stranger_since_ns;
 } conn_slot;
 
 struct prism_http_server {
@@ -71,7 +77,7 @@ struct prism_http_server {
     pthread_mutex_t conns_lock;
     pthread_cond_t reaper_wake;
     conn_slot *conns; /* newest first */
-    size_t nidle;     /* slots neither busy nor closing */
+    size_t nidle;     /* slots that may be shut (evictable()) */
     size_t max_idle;
     int64_t header_timeout_ns;
     char *tls_cert, *tls_key; /* PEM text, kept while the daemon runs; NULL: plain HTTP */
@@ -219,6 +225,15 @@ void prism_http_reply(prism_http_req *req, int status, const char *content_type,
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (resp)
+        set_response(req, status, resp, content_type);
+}
+
+void prism_http_reply_static(prism_http_req *req, int status, const char *content_type,
+                             const void *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
     if (resp)
         set_response(req, status, resp, content_type);
 }
@@ -882,6 +897,8 @@ static bool head_size_ok(prism_http_req *req)
     return true;
 }
 
+static void slot_set_stranger(conn_slot *c);
+
 static bool reply_unauthorized(prism_http_req *req)
 {
     prism_http_add_header(req, "WWW-Authenticate", "Bearer");
@@ -917,9 +934,16 @@ static bool on_headers(prism_http_req *req)
     bool path_known;
     req->route = find_route(req, &path_known);
     /* Without the token, only a public route: the first route matching may
-     * be another one than the public route public_match found. */
+     * be another one than the public route public_match found. And with no
+     * body, which a stranger could trickle to hold the connection. */
     if (!authed && !(req->route && route_public(req->route)))
         return reply_unauthorized(req);
+    if (!authed) {
+        const char *len = prism_http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (prism_http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) || (len && strcmp(len, "0")))
+            return reply_unauthorized(req);
+        slot_set_stranger(req->slot);
+    }
     if (!req->route) {
         if (path_known) {
             char allow[128];
@@ -994,9 +1018,13 @@ static _Thread_local conn_slot *current_slot;
 
 /* Closes the connection under the slot (caller holds conns_lock): its thread
  * sees the end of the stream and lets libmicrohttpd close it. */
+/* Waiting for a request, or serving one without the token: a slot that a
+ * client who sends requests with the token may push out. */
+static bool evictable(const conn_slot *c) { return !c->closing && (!c->busy || c->stranger); }
+
 static void slot_shut(conn_slot *c)
 {
-    if (!c->busy && !c->closing)
+    if (evictable(c))
         c->srv->nidle--;
     c->closing = true;
     shutdown(c->fd, SHUT_RDWR);
@@ -1013,25 +1041,46 @@ static void slot_set_busy(conn_slot *c, bool busy)
         if (busy) {
             s->nidle--;
         } else {
-            s->nidle++;
+            if (!c->stranger) /* a stranger's counted already */
+                s->nidle++;
+            c->stranger = false;
             c->idle_since_ns = prism_mono_ns(); /* the next request's deadline starts */
         }
     }
     pthread_mutex_unlock(&s->conns_lock);
 }
 
-/* When too many connections wait for headers, the one waiting longest goes,
- * so that clients that send a request at once are always let in, however many
- * trickling connections someone holds (on loopback they all share one
- * address, so limits per address cannot tell them apart). */
+static void evict_if_full(prism_http_server *s);
+
+/* The request being served came without the token. */
+static void slot_set_stranger(conn_slot *c)
+{
+    if (!c)
+        return;
+    prism_http_server *s = c->srv;
+    pthread_mutex_lock(&s->conns_lock);
+    if (!c->closing && c->busy && !c->stranger) {
+        c->stranger = true;
+        c->stranger_since_ns = prism_mono_ns();
+        s->nidle++;
+        evict_if_full(s);
+    }
+    pthread_mutex_unlock(&s->conns_lock);
+}
+
+/* When too many connections wait for headers (or serve a request without
+ * the token), the oldest goes, so that clients that send a request with
+ * the token at once are always let in, however many trickling connections
+ * someone holds (on loopback they all share one address, so limits per
+ * address cannot tell them apart). */
 static void evict_if_full(prism_http_server *s)
 {
     if (s->nidle <= s->max_idle)
         return;
     conn_slot *oldest = NULL;
     for (conn_slot *c = s->conns; c; c = c->next)
-        if (!c->busy && !c->closing)
-            oldest = c; /* the list is newest first: the last idle one waited longest */
+        if (evictable(c))
+            oldest = c; /* the list is newest first: the last one waited longest */
     if (oldest)
         slot_shut(oldest);
 }
@@ -1069,7 +1118,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (!c)
         return;
     pthread_mutex_lock(&s->conns_lock);
-    if (!c->busy && !c->closing)
+    if (evictable(c))
         s->nidle--;
     if (c->prev)
         c->prev->next = c->next;
@@ -1082,8 +1131,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     free(c);
 }
 
-/* Shuts down connections that waited for headers past the deadline. A byte
- * received does not reset it (libmicrohttpd's own timeout would be). */
+/* Shuts down connections that waited for headers past the deadline, and
+ * those serving a request without the token past STRANGER_MS. A byte
+ * received or sent does not reset them (libmicrohttpd's own timeout would
+ * be). */
 static void *reaper_main(void *arg)
 {
     prism_http_server *s = arg;
@@ -1094,7 +1145,9 @@ static void *reaper_main(void *arg)
     while (!atomic_load(&s->stopping)) {
         int64_t now = prism_mono_ns();
         for (conn_slot *c = s->conns; c; c = c->next)
-            if (!c->busy && !c->closing && now - c->idle_since_ns > s->header_timeout_ns)
+            if (!c->closing &&
+                (c->busy ? c->stranger && now - c->stranger_since_ns > STRANGER_MS * 1000000LL
+                         : now - c->idle_since_ns > s->header_timeout_ns))
                 slot_shut(c);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);

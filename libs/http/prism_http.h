@@ -145,6 +145,10 @@ int prism_http_query_bool(prism_http_req *req, const char *name, bool def, bool 
 /* Copies `body`. */
 void prism_http_reply(prism_http_req *req, int status, const char *content_type, const void *body,
                       size_t len);
+/* Does not copy `body`, which outlives the server (a file compiled in):
+ * many clients reading a large page hold no copy of it each. */
+void prism_http_reply_static(prism_http_req *req, int status, const char *content_type,
+                             const void *body, size_t len);
 /* Takes the reference to `doc`. */
 void prism_http_reply_json(prism_http_req *req, int status, json_t *doc);
 /* The error envelope; `code` is a stable machine-readable word. */

@@ -33,7 +33,7 @@ static void serve(prism_http_req *req, const gcs_dashboard_file *f, const char *
         prism_http_reply(req, 304, NULL, "", 0);
         return;
     }
-    prism_http_reply(req, 200, type, f->data, f->size);
+    prism_http_reply_static(req, 200, type, f->data, f->size);
 }
 
 void gcs_api_docs(prism_http_req *req, void *ctx)

@@ -73,7 +73,7 @@ static void serve(prism_http_req *req, const gcs_dashboard_file *f)
         prism_http_reply(req, 304, NULL, "", 0);
         return;
     }
-    prism_http_reply(req, 200, content_type(f->name), f->data, f->size);
+    prism_http_reply_static(req, 200, content_type(f->name), f->data, f->size);
 }
 
 void gcs_dashboard_index(prism_http_req *req, void *ctx) { serve(req, find_file("index.html")); }
