@@ -224,6 +224,11 @@ typedef struct nodeagent {
     prism_http_server *http;
     na_launcher *launcher;
     int wake_fd; /* an eventfd: written when the main loop's set of descriptors changed */
+    /* Where the workers' sockets go: STATE_DIR/workers, or a directory of
+     * our own under $TMPDIR (`socket_dir_made`, removed at shutdown) when
+     * that path is too long for a socket address. */
+    char socket_dir[NA_PATH_MAX];
+    bool socket_dir_made;
     pthread_mutex_t pkg_lock; /* one package download/extraction at a time */
 
     /* Main thread only (cron). */

@@ -87,22 +87,40 @@ int na_workers_prepare_dir(nodeagent *na, char *err, size_t errlen)
             return -1;
         }
     }
-    snprintf(path, sizeof path, "%s/workers", na->cfg.state_dir);
-    remove_stale_sockets(path);
+    snprintf(na->socket_dir, sizeof na->socket_dir, "%s/workers", na->cfg.state_dir);
+    remove_stale_sockets(na->socket_dir);
+    /* ID.sock must fit a socket address. A shorter directory is made, not
+     * named: a path others can guess (a worker's ID shows in ps) could be
+     * taken before the worker binds it. */
+    struct sockaddr_un sa;
+    if (strlen(na->socket_dir) + 1 + PRISM_ID_HEX_LEN + 5 < sizeof sa.sun_path)
+        return 0;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(na->socket_dir, sizeof na->socket_dir, "%s/prism-workers-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(na->socket_dir)) { /* mode 0700 */
+        snprintf(err, errlen, "cannot create a directory for the workers' sockets (%s): %s",
+                 na->socket_dir, strerror(errno));
+        return -1;
+    }
+    na->socket_dir_made = true;
     return 0;
 }
 
-/* STATE_DIR/workers/ID.sock, or a shorter path when that does not fit a
- * socket address. */
+/* The directory na_workers_prepare_dir made, once the workers are gone. */
+static void remove_socket_dir(nodeagent *na)
+{
+    if (!na->socket_dir_made)
+        return;
+    remove_stale_sockets(na->socket_dir);
+    if (rmdir(na->socket_dir) != 0)
+        LOG_WARN("cannot remove %s: %s", na->socket_dir, strerror(errno));
+    na->socket_dir_made = false;
+}
+
 static void socket_path(const nodeagent *na, na_worker *w)
 {
-    struct sockaddr_un sa;
-    int n = snprintf(w->socket, sizeof w->socket, "%s/workers/%s.sock", na->cfg.state_dir, w->id);
-    if (n > 0 && (size_t)n < sizeof sa.sun_path)
-        return;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(w->socket, sizeof w->socket, "%s/prism-worker-%s.sock", tmp && *tmp ? tmp : "/tmp",
-             w->id);
+    snprintf(w->socket, sizeof w->socket, "%s/%s.sock", na->socket_dir, w->id);
 }
 
 /* ---------- starting ---------- */
@@ -556,6 +574,7 @@ void na_workers_shutdown(nodeagent *na)
     while (na->workers)
         worker_free(na, na->workers);
     pthread_mutex_unlock(&na->lock);
+    remove_socket_dir(na);
 }
 
 /* ---------- REST ---------- */

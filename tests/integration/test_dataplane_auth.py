@@ -13,7 +13,7 @@ import ssl
 import struct
 import time
 
-from harness import NatsClient, run, wait_until
+from harness import BIN, NatsClient, run, wait_until
 from test_actors_api import create, wait_actor
 
 HELLO, PUSH, DONE, ACTOR_KILL, CHALLENGE, AUTH, AUTH_OK = 1, 2, 3, 6, 8, 9, 10
@@ -152,6 +152,42 @@ def test_unix_sockets_are_private(c):
         assert mode == 0o600, "%s has mode %o" % (p, mode)
 
 
+def test_long_state_dir_sockets_in_a_private_dir(c):
+    """A node agent whose state directory is too long for a socket address
+    puts its workers' sockets in a directory it made (0700, a name nobody
+    could guess before), serves tasks through them, and removes it as it
+    stops."""
+    tmp = os.path.join(c.dir, "tmp")
+    os.makedirs(tmp)
+    state = os.path.join(c.dir, "nodes", "long-" + "s" * 100)
+    os.makedirs(state)
+    argv = [os.path.join(BIN, "prism-nodeagent"), "--port", "0", "--token-file", c.token_file,
+            "--nats-url", c.nats_url, "--gcs-address", c.url, "--state-dir", state, "--name",
+            "long", "--num-cpus", "1", "--heartbeat-ms", "300", "--log-level", "debug"]
+    agent = c._spawn("long", argv, dict(c.service_env(), TMPDIR=tmp))
+    try:
+        c.wait_nodes(2)
+        node = [n for n in c.get("/api/v1/nodes?state=ALIVE").json()["nodes"]
+                if n["name"] == "long"][0]
+        workers = wait_until(lambda: [w for w in c.request(
+            "GET", "/api/v1/workers", base=node["address"]).json()["workers"] if w.get("unix")],
+            what="a worker of the long-named node")
+        made = os.listdir(tmp)
+        assert len(made) == 1 and made[0].startswith("prism-workers-"), made
+        assert os.stat(os.path.join(tmp, made[0])).st_mode & 0o777 == 0o700
+        for w in workers:
+            assert os.path.dirname(w["unix"]) == os.path.join(tmp, made[0]), w
+        r = c.post("/api/v1/tasks", {"package": "builtin", "function": "add", "args": [2, 40],
+                                     "options": {"strategy": "NODE_AFFINITY",
+                                                 "node_id": node["node_id"]}})
+        assert r.status == 201, r
+        d = c.get("/api/v1/objects/%s?timeout_ms=30000" % r.json()["object_ids"][0]).json()
+        assert d["value"] == {"kind": "json", "value": 42}, d
+    finally:
+        assert agent.stop() == 0
+    assert os.listdir(tmp) == [], os.listdir(tmp)
+
+
 def test_leases_are_checked(c):
     key = wire_key(c.token)
     tcp = idle_worker_tcp(c)
@@ -255,5 +291,7 @@ def test_stalled_handshakes_are_dropped(c):
 
 if __name__ == "__main__":
     os.umask(0)  # the services inherit it: their sockets must not
-    run([test_strangers_get_nothing_done, test_unix_sockets_are_private, test_leases_are_checked, test_actor_kill_needs_the_lease,
+    run([test_strangers_get_nothing_done, test_unix_sockets_are_private,
+         test_long_state_dir_sockets_in_a_private_dir, test_leases_are_checked,
+         test_actor_kill_needs_the_lease,
          test_stalled_handshakes_are_dropped], node_args=("--num-cpus", "2"))
