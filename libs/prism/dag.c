@@ -128,7 +128,10 @@ struct prism_dag_compiled {
     bool *peer; /* its channel is shared memory made by its writer's worker (another node) */
     char (*pair)[DAG_NONCE_HEX + 1]; /* [writer * nactors + reader]: the nonce with which
                                         reader actor fetches writer actor's channels */
-    size_t *sbase;                   /* node n's readers' secrets start at secret[sbase[n]] */
+    /* Per actor: the random part of its worker's rendezvous socket's name,
+     * which nobody can take first: known only from the start calls. */
+    char (*rdv_name)[DAG_NONCE_HEX + 1];
+    size_t *sbase; /* node n's readers' secrets start at secret[sbase[n]] */
     char (*secret)[DAG_EDGE_SECRET_HEX + 1]; /* per reader of a TCP channel: its connection's */
     int *out_fds, *out_listen;               /* the driver's ends (-1: none) */
     char **out_addr;                         /* where the driver listens for output item i */
@@ -459,9 +462,15 @@ static bool one_node(const prism_dag_compiled *d, size_t n)
 }
 
 /* The nonces of the actors that fetch channels made by another actor's
- * worker: one per (writer, reader) pair. */
+ * worker: one per (writer, reader) pair; and each actor's rendezvous
+ * socket's name. */
 static void plan_pairs(prism_dag_compiled *d)
 {
+    for (size_t a = 0; a < d->nactors; a++) {
+        prism_id id;
+        prism_id_random(&id);
+        prism_id_to_hex(&id, d->rdv_name[a]);
+    }
     for (size_t n = 0; n < d->nnodes; n++)
         for (size_t a = 0; d->peer[n] && a < d->nactors; a++) {
             char *nonce = d->pair[writer_of(d, n) * d->nactors + a];
@@ -482,8 +491,9 @@ static prism_status plan_kinds(prism_dag_compiled *d)
     d->tcp = calloc(d->nnodes, sizeof *d->tcp);
     d->peer = calloc(d->nnodes, sizeof *d->peer);
     d->pair = calloc(d->nactors * d->nactors + 1, sizeof *d->pair);
+    d->rdv_name = calloc(d->nactors + 1, sizeof *d->rdv_name);
     d->sbase = calloc(d->nnodes + 1, sizeof *d->sbase);
-    if (!d->tcp || !d->peer || !d->pair || !d->sbase)
+    if (!d->tcp || !d->peer || !d->pair || !d->rdv_name || !d->sbase)
         return prism__fail(PRISM_ERR_NO_MEMORY, "out of memory");
     for (size_t n = 0; n < d->nnodes; n++)
         d->sbase[n + 1] = d->sbase[n] + d->nreaders[n];
@@ -701,7 +711,7 @@ static void peer_spec(const prism_dag_compiled *d, size_t a, json_t *j)
     for (size_t o = 0; o < d->nactors; o++) {
         char sock[80];
         json_t *mine = pair_chans(d, a, o), *theirs = pair_chans(d, o, a);
-        snprintf(sock, sizeof sock, "prism-dag-%s-%zu", d->id, o);
+        snprintf(sock, sizeof sock, "prism-dag-%s-%s", d->id, d->rdv_name[o]);
         if (json_array_size(mine))
             json_array_append_new(peers, json_pack("[s,O]", d->pair[a * d->nactors + o], mine));
         if (json_array_size(theirs))
@@ -711,7 +721,7 @@ static void peer_spec(const prism_dag_compiled *d, size_t a, json_t *j)
         json_decref(theirs);
     }
     char sock[80];
-    snprintf(sock, sizeof sock, "prism-dag-%s-%zu", d->id, a);
+    snprintf(sock, sizeof sock, "prism-dag-%s-%s", d->id, d->rdv_name[a]);
     json_object_set_new(j, "make", make);
     json_object_set_new(j, "serve", json_pack("{s:s,s:o}", "socket", sock, "peers", peers));
     json_object_set_new(j, "fetch", fetch);
@@ -1125,6 +1135,7 @@ static void free_compiled(prism_dag_compiled *d)
     free(d->tcp);
     free(d->peer);
     free(d->pair);
+    free(d->rdv_name);
     free(d->sbase);
     free(d->secret);
     free(d->outs);

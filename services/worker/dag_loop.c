@@ -662,7 +662,7 @@ static void *serve_main(void *arg)
     return NULL;
 }
 
-/* "serve": {"socket": "prism-dag-<dag>-<i>", "peers": [[nonce, [node, ...]], ...]}
+/* "serve": {"socket": "prism-dag-<dag>-<random>", "peers": [[nonce, [node, ...]], ...]}
  * (nodes of channels made here): listens there and serves in a thread of its
  * own, so that two workers that fetch from each other do not wait on each
  * other. The thread sees only the peers' table, made before it starts. */
