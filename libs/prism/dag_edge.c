@@ -21,6 +21,9 @@
 #include "prism_wire.h"
 
 #define TURN_MS 2000 /* how long one connection may take to prove the secret */
+/* Connections proving themselves at once: strangers that hold some delay
+ * the writer of the edge by no more than their own handshakes. */
+#define PENDING_MAX 16
 
 void prism__dag_edge_secret(char secret[DAG_EDGE_SECRET_HEX + 1])
 {
@@ -125,7 +128,7 @@ int prism__dag_edge_listen(const char *host, char *addr, size_t addrlen)
         return -1;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 8) != 0) {
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 32) != 0) {
         int e = errno;
         if (fd >= 0)
             close(fd);
@@ -144,24 +147,83 @@ int prism__dag_edge_listen(const char *host, char *addr, size_t addrlen)
     return fd;
 }
 
-/* The reader's side on one accepted connection: 0 when it proved the secret. */
-static int prove_peer(int fd, const uint8_t key[WIRE_KEY_BYTES], int64_t deadline)
+/* A connection accepted and challenged, proving itself (or not). */
+typedef struct pending {
+    int fd;
+    int64_t until; /* its turn's end */
+    uint8_t nonce[WIRE_NONCE_BYTES];
+    uint8_t f[WIRE_AUTH_FRAME_MAX]; /* its AUTH frame, as it comes */
+    size_t got;
+} pending;
+
+/* Closes pending[i], keeping the others in the order they came. */
+static void drop(pending *p, size_t *np, size_t i)
 {
-    prism_buf out;
-    prism_buf_init(&out, WIRE_AUTH_FRAME_MAX * 2);
-    uint8_t nonce[WIRE_NONCE_BYTES], f[WIRE_AUTH_FRAME_MAX], type;
+    close(p[i].fd);
+    memmove(&p[i], &p[i + 1], (*np - i - 1) * sizeof *p);
+    (*np)--;
+}
+
+/* Reads what `p` sent: 1 once its frame is whole, 0 for more, -1 when it
+ * cannot be an AUTH frame (or the peer went away). */
+static int read_some(pending *p)
+{
+    for (;;) {
+        size_t size = p->got >= 4 ? wire_frame_size(p->f) : 4;
+        if (p->got >= 4 && (size < 5 || size > WIRE_AUTH_FRAME_MAX))
+            return -1;
+        if (p->got == size && p->got > 4)
+            return 1;
+        ssize_t n = recv(p->fd, p->f + p->got, size - p->got, MSG_DONTWAIT);
+        if (n > 0)
+            p->got += (size_t)n;
+        else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            return -1;
+        else
+            return 0;
+    }
+}
+
+/* `p`'s whole frame: 0 when it proves the secret (our proof sent back). */
+static int answer(pending *p, const uint8_t key[WIRE_KEY_BYTES])
+{
+    uint8_t type;
     const uint8_t *payload;
     size_t plen;
-    wire_auth_challenge(&out, nonce);
+    prism_buf out;
+    prism_buf_init(&out, WIRE_AUTH_FRAME_MAX * 2);
     int rc = -1;
-    if (send_all(fd, out.data, out.len, deadline) == 0 &&
-        recv_frame(fd, f, &type, &payload, &plen, deadline) == 0 && type == WIRE_AUTH) {
-        out.len = 0;
-        if (wire_auth_accept(key, nonce, payload, plen, &out) == 0)
-            rc = send_all(fd, out.data, out.len, deadline);
-    }
+    if (wire_parse(p->f, p->got, &type, &payload, &plen) == (long)p->got && type == WIRE_AUTH &&
+        wire_auth_accept(key, p->nonce, payload, plen, &out) == 0)
+        rc = send_all(p->fd, out.data, out.len, p->until);
     prism_buf_free(&out);
     return rc;
+}
+
+/* Takes the connections waiting on `listen_fd` and challenges each; when
+ * PENDING_MAX prove themselves already, the oldest makes room. -1 on an
+ * error of the listener's. */
+static int take_new(int listen_fd, pending *p, size_t *np)
+{
+    for (;;) {
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+                           errno == ECONNABORTED
+                       ? 0
+                       : -1;
+        if (*np == PENDING_MAX)
+            drop(p, np, 0);
+        pending *q = &p[(*np)++];
+        *q = (pending){.fd = fd, .until = prism_mono_ms() + TURN_MS};
+        prism_buf out;
+        prism_buf_init(&out, WIRE_AUTH_FRAME_MAX * 2);
+        wire_auth_challenge(&out, q->nonce);
+        /* a new connection's buffer takes these few bytes at once */
+        if (send(fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)out.len)
+            drop(p, np, *np - 1);
+        prism_buf_free(&out);
+    }
 }
 
 int prism__dag_edge_accept(int listen_fd, const char *secret, int timeout_ms)
@@ -169,22 +231,51 @@ int prism__dag_edge_accept(int listen_fd, const char *secret, int timeout_ms)
     uint8_t key[WIRE_KEY_BYTES];
     wire_auth_key(secret, key);
     int64_t deadline = prism_mono_ms() + timeout_ms;
-    for (;;) {
-        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                return -1;
-            if (wait_fd(listen_fd, POLLIN, deadline) != 0)
-                return -1;
-            continue;
+    pending p[PENDING_MAX];
+    size_t np = 0;
+    int won = -1, err = ETIMEDOUT;
+    while (won < 0) {
+        int64_t now = prism_mono_ms(), until = deadline;
+        for (size_t i = np; i-- > 0;)
+            if (now >= p[i].until)
+                drop(p, &np, i); /* a silent one, its turn over */
+        if (now >= deadline)
+            break;
+        struct pollfd pf[PENDING_MAX + 1] = {{.fd = listen_fd, .events = POLLIN}};
+        for (size_t i = 0; i < np; i++) {
+            pf[i + 1] = (struct pollfd){.fd = p[i].fd, .events = POLLIN};
+            until = p[i].until < until ? p[i].until : until;
         }
-        int64_t turn = prism_mono_ms() + TURN_MS;
-        if (prove_peer(fd, key, turn < deadline ? turn : deadline) == 0) {
-            tune(fd, 0);
-            return fd;
+        int rc = poll(pf, (nfds_t)np + 1, (int)(until - now));
+        if (rc < 0 && errno != EINTR) {
+            err = errno;
+            break;
         }
-        close(fd);
+        for (size_t i = np; rc > 0 && won < 0 && i-- > 0;) {
+            if (!pf[i + 1].revents)
+                continue;
+            int r = read_some(&p[i]);
+            if (r == 1 && answer(&p[i], key) == 0) {
+                won = p[i].fd;
+                p[i].fd = -1; /* kept: the others go below */
+            } else if (r != 0) {
+                drop(p, &np, i); /* a wrong answer: closed at once */
+            }
+        }
+        if (won < 0 && rc > 0 && (pf[0].revents & POLLIN) && take_new(listen_fd, p, &np) != 0) {
+            err = errno;
+            break;
+        }
     }
+    for (size_t i = 0; i < np; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+    if (won < 0) {
+        errno = err;
+        return -1;
+    }
+    tune(won, 0);
+    return won;
 }
 
 /* "host:port" or "[v6]:port" into its parts. */

@@ -30,8 +30,10 @@ void prism__dag_edge_secret(char secret[DAG_EDGE_SECRET_HEX + 1]);
 int prism__dag_edge_listen(const char *host, char *addr, size_t addrlen);
 
 /* Accepts connections on `listen_fd` until one proves `secret`, for up to
- * `timeout_ms` in all. Every other connection is closed: one that answers
- * wrongly at once, a silent one when its turn runs out. Returns the
+ * `timeout_ms` in all. Up to 16 prove themselves at once (a 17th closes the
+ * oldest), so silent strangers do not hold the writer back. Every other
+ * connection is closed: one that answers wrongly at once, a silent one
+ * when its turn (2 s) runs out. Returns the
  * connected fd (TCP_NODELAY), or -1 (errno ETIMEDOUT when none proved it in
  * time). The listener stays the caller's to close: one edge takes exactly
  * one connection. */

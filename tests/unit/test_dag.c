@@ -478,6 +478,14 @@ static void *accept_edge(void *arg)
     return NULL;
 }
 
+/* The same with less time than one silent stranger's turn. */
+static void *accept_edge_soon(void *arg)
+{
+    edge_reader *r = arg;
+    r->fd = prism__dag_edge_accept(r->listen_fd, r->secret, 1500);
+    return NULL;
+}
+
 /* A raw TCP connection to `addr` (127.0.0.1:port). */
 static int raw_connect(const char *addr)
 {
@@ -499,6 +507,40 @@ static size_t drain(int fd, uint8_t *buf, size_t cap)
     while (got < cap && (n = recv(fd, buf + got, cap - got, 0)) > 0)
         got += (size_t)n;
     return got;
+}
+
+/* Strangers that connect first and say nothing do not hold the writer
+ * back: it proves itself beside them, well within one stranger's turn
+ * (2 s), here the whole accept's timeout; 20 of them push the oldest out. */
+static void test_edge_strangers_first(void **state)
+{
+    (void)state;
+    char secret[DAG_EDGE_SECRET_HEX + 1], addr[300];
+    prism__dag_edge_secret(secret);
+    int lfd = prism__dag_edge_listen("127.0.0.1", addr, sizeof addr);
+    assert_true(lfd >= 0);
+    edge_reader r = {.listen_fd = lfd, .secret = secret, .fd = -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, accept_edge_soon, &r), 0);
+    int silent[20];
+    uint8_t buf[256];
+    for (int i = 0; i < 20; i++) { /* each challenged, in turn */
+        silent[i] = raw_connect(addr);
+        assert_int_equal(recv(silent[i], buf, 4 + 1 + 1 + WIRE_NONCE_BYTES, MSG_WAITALL),
+                         4 + 1 + 1 + WIRE_NONCE_BYTES);
+    }
+    int w = prism__dag_edge_connect(addr, secret, 0, 5000);
+    assert_true(w >= 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(r.fd >= 0);
+    /* the first four were pushed out: the end, nothing after the challenge */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(drain(silent[i], buf, sizeof buf), 0);
+    for (int i = 0; i < 20; i++)
+        close(silent[i]);
+    close(w);
+    close(r.fd);
+    close(lfd);
 }
 
 /* A cross-node edge's connection: peers without the secret (a forged AUTH,
@@ -593,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_ref_records),
         cmocka_unit_test(test_rendezvous_peers),
         cmocka_unit_test(test_edge_connection),
+        cmocka_unit_test(test_edge_strangers_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
