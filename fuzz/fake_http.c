@@ -89,6 +89,12 @@ void prism_http_reply(prism_http_req *req, int status, const char *content_type,
     answered(req, status);
 }
 
+void prism_http_reply_static(prism_http_req *req, int status, const char *content_type,
+                             const void *body, size_t len)
+{
+    answered(req, status);
+}
+
 void prism_http_reply_json(prism_http_req *req, int status, json_t *doc)
 {
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -141,6 +147,8 @@ void prism_http_add_header(prism_http_req *req, const char *name, const char *va
 
 const char *prism_http_method(const prism_http_req *req) { return req->method; }
 const char *prism_http_path(const prism_http_req *req) { return req->path; }
+
+char *prism_http_path_encoded(const prism_http_req *req) { return strdup(req->path); }
 
 const char *prism_http_param(const prism_http_req *req, const char *name)
 {

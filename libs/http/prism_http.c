@@ -732,13 +732,14 @@ const char *prism_http_query(const prism_http_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static void percent_encode(prism_buf *b, const char *s)
+/* `s` with every byte but the unreserved ones (and '/' when `path`) as %XX. */
+static void percent_encode(prism_buf *b, const char *s, bool path)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
+            c == '-' || c == '_' || c == '.' || c == '~' || (path && c == '/')) {
             prism_buf_append(b, s, 1);
         } else {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
@@ -753,10 +754,10 @@ static enum MHD_Result append_query_arg(void *cls, enum MHD_ValueKind kind, cons
     prism_buf *b = cls;
     if (b->len)
         prism_buf_append(b, "&", 1);
-    percent_encode(b, key);
+    percent_encode(b, key, false);
     if (value) {
         prism_buf_append(b, "=", 1);
-        percent_encode(b, value);
+        percent_encode(b, value, false);
     }
     return MHD_YES;
 }
@@ -766,6 +767,16 @@ char *prism_http_query_string(const prism_http_req *req)
     prism_buf b;
     prism_buf_init(&b, 64 * 1024);
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, append_query_arg, &b);
+    size_t len;
+    char *out = prism_buf_take(&b, &len);
+    return out ? out : strdup("");
+}
+
+char *prism_http_path_encoded(const prism_http_req *req)
+{
+    prism_buf b;
+    prism_buf_init(&b, MAX_URI * 3);
+    percent_encode(&b, req->path, true);
     size_t len;
     char *out = prism_buf_take(&b, &len);
     return out ? out : strdup("");

@@ -118,6 +118,10 @@ const char *prism_http_header(const prism_http_req *req, const char *name);
  * none), for handlers that forward a request. The caller frees; NULL when
  * out of memory. */
 char *prism_http_query_string(const prism_http_req *req);
+/* The path re-encoded ("/a%20b/c": each byte but the unreserved ones and
+ * '/' as %XX), for handlers that forward a request. The caller frees; NULL
+ * when out of memory. */
+char *prism_http_path_encoded(const prism_http_req *req);
 /* True once the server is stopping: a handler that waits (for a state to
  * change) should answer now, since stopping waits for running handlers. */
 bool prism_http_stopping(const prism_http_req *req);

@@ -89,6 +89,20 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+/* A request's URL at most: a path and query that the servers accept
+ * (8 KiB), re-encoded by a proxy (each byte as %XX at worst), fit. */
+#define URL_MAX (32u << 10)
+
+/* Whether base + path fit URL_MAX; else `err` says so. A URL cut short
+ * would still be sent, to a path or with a query that nobody asked for. */
+static bool url_fits(const prism_httpc *c, const char *path, char *err, size_t errlen)
+{
+    if (strlen(c->base) + strlen(path) < URL_MAX)
+        return true;
+    snprintf(err, errlen, "the request's URL is longer than %u bytes", URL_MAX);
+    return false;
+}
+
 /* Sets up one transfer on the reused handle. Returns the header list to free. */
 static struct curl_slist *prepare(prism_httpc *c, const char *method, const char *path,
                                   const char *content_type, const void *body, size_t len,
@@ -149,10 +163,13 @@ static int request_into(prism_httpc *c, const char *method, const char *path,
                         const char *content_type, const void *body, size_t len, int timeout_ms,
                         size_t max, size_t range, prism_httpc_resp *out, char *err, size_t errlen)
 {
+    *out = (prism_httpc_resp){0};
+    if (!url_fits(c, path, err, errlen))
+        return -1;
     prism_buf buf;
     prism_buf_init(&buf, max);
     sink_ctx sink = {.buf = &buf, .cut = range ? 1 : 0};
-    char url[4096], bytes[64];
+    char url[URL_MAX], bytes[64];
     struct curl_slist *headers =
         prepare(c, method, path, content_type, body, len, timeout_ms, &sink, url, sizeof url);
     if (range) {
@@ -213,10 +230,13 @@ int prism_httpc_stream(prism_httpc *c, const char *method, const char *path, int
                        int (*sink_fn)(void *ud, const char *data, size_t len), void *ud,
                        long *status, char *err, size_t errlen)
 {
+    *status = 0;
+    if (!url_fits(c, path, err, errlen))
+        return -1;
     prism_buf errbody; /* a non-2xx answer is kept for its message, not streamed */
     prism_buf_init(&errbody, 64u << 10);
     sink_ctx sink = {.curl = c->curl, .buf = &errbody, .fn = sink_fn, .ud = ud};
-    char url[4096];
+    char url[URL_MAX];
     struct curl_slist *headers =
         prepare(c, method, path, NULL, NULL, 0, timeout_ms, &sink, url, sizeof url);
     int rc = perform(c, url, status, &sink, err, errlen);

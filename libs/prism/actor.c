@@ -375,7 +375,8 @@ static prism_status check_options(const prism_actor_options *o)
     if (!PRISM__RESERVED_ZERO(o))
         return prism__fail(PRISM_ERR_INVALID, "prism_actor_options: `reserved` is not zero "
                                               "(initialize it with PRISM_ACTOR_OPTIONS_INIT)");
-    prism_status s = prism__check_amounts(o->num_cpus, o->num_gpus, o->memory);
+    prism_status s = prism__check_amounts(o->num_cpus, o->num_gpus, o->memory, o->resources,
+                                          o->strategy, o->node_id);
     if (s != PRISM_OK)
         return s;
     if (o->max_restarts < -1 || o->max_task_retries < -1)

@@ -415,8 +415,12 @@ prism_store_status prism__store_value(prism_store *store, const prism_object_id 
                                       uint64_t *size);
 
 /* PRISM_OK when a task's or an actor's resource amounts can be asked for
- * (submit.c): none negative, and GPU below 1 (a share of one device) or whole. */
-prism_status prism__check_amounts(double num_cpus, double num_gpus, double memory);
+ * (submit.c): none negative, GPU below 1 (a share of one device) or whole,
+ * `resources` (may be NULL) a JSON object of non-negative numbers, and a
+ * node_id for NODE_AFFINITY. */
+prism_status prism__check_amounts(double num_cpus, double num_gpus, double memory,
+                                  const char *resources, prism_strategy strategy,
+                                  const char *node_id);
 
 /* ---- tasks (submit.c); lock held ---- */
 /* Called when an object a task waits for is ready or failed. */

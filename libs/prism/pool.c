@@ -870,8 +870,10 @@ static void take_answer(prism_client *c, pool *p, int rc, json_t *reply)
         snprintf(msg, sizeof msg, "the granted worker cannot be used: %s", err);
         prism__pool_fail_queued(c, p, PRISM_ERR_CONNECT, msg);
         p->next_request_ms = now + MAX_BACKOFF_MS;
-    } else if (!granted && is_code(reply, "placement_group_removed")) {
-        /* Waiting would never end: what asks for the group fails. */
+    } else if (!granted &&
+               (is_code(reply, "placement_group_removed") || is_code(reply, "invalid_argument"))) {
+        /* Waiting would never end: what asks for the group (or in a way
+         * the scheduler refuses) fails. */
         prism__pool_fail_queued(c, p, PRISM_ERR_INVALID, reply_error(reply, &code));
         p->next_request_ms = now + MAX_BACKOFF_MS;
     } else {

@@ -179,10 +179,28 @@ void prism__task_dep_done(prism_client *c, task_spec *t, obj_entry *dep)
         prism__pool_enqueue(c, t, false);
 }
 
-prism_status prism__check_amounts(double num_cpus, double num_gpus, double memory)
+prism_status prism__check_amounts(double num_cpus, double num_gpus, double memory,
+                                  const char *resources, prism_strategy strategy,
+                                  const char *node_id)
 {
     if (num_cpus < 0 || num_gpus < 0 || memory < 0)
         return prism__fail(PRISM_ERR_INVALID, "resource amounts must not be negative");
+    /* Checked here, not only by the scheduler: a lease refused for them
+     * would be refused again every time it is asked for. */
+    if (resources) {
+        json_t *r = json_loads(resources, 0, NULL), *v;
+        const char *name;
+        bool ok = json_is_object(r);
+        json_object_foreach(r, name, v) {
+            ok = ok && json_is_number(v) && json_number_value(v) >= 0;
+        }
+        json_decref(r);
+        if (!ok)
+            return prism__fail(PRISM_ERR_INVALID, "resources must be a JSON object of resource "
+                                                  "name to a non-negative number");
+    }
+    if (strategy == PRISM_STRATEGY_NODE_AFFINITY && (!node_id || !*node_id))
+        return prism__fail(PRISM_ERR_INVALID, "NODE_AFFINITY needs a node_id");
     if (num_gpus > 1 && num_gpus != floor(num_gpus))
         return prism__fail(PRISM_ERR_INVALID, "num_gpus above 1 must be a whole number of "
                                               "devices (below 1: a share of one)");
@@ -199,7 +217,8 @@ static prism_status check_submit(prism_client *c, const char *package, const cha
     /* the wire carries the count in 16 bits (prism_codec.h) */
     if (o->num_returns < 1 || o->num_returns > PRISM_MAX_RETURNS)
         return prism__fail(PRISM_ERR_INVALID, "num_returns must be 1-%d", PRISM_MAX_RETURNS);
-    prism_status s = prism__check_amounts(o->num_cpus, o->num_gpus, o->memory);
+    prism_status s = prism__check_amounts(o->num_cpus, o->num_gpus, o->memory, o->resources,
+                                          o->strategy, o->node_id);
     if (s != PRISM_OK)
         return s;
     if (o->placement_group && o->bundle_index < -1)

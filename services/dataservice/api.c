@@ -281,6 +281,12 @@ static void release_block(prism_http_req *req, void *ctx)
     ds_dataset *d = streamed_locked(req, s);
     if (!d)
         return;
+    if (seq < 0) { /* after the lookup: an unknown dataset is a 404 first */
+        pthread_mutex_unlock(&s->lock);
+        prism_http_reply_error(req, 400, "invalid_argument",
+                               "seq (the block's, from blocks/next) is required");
+        return;
+    }
     prism_ref *ref = ds_stream_release(d, seq);
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);

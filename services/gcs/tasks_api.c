@@ -13,6 +13,7 @@
 
 #define MAX_REST_OBJECTS 100000
 #define MAX_ARGS 64
+#define MAX_RETRIES 1000000
 
 typedef struct rest_object {
     prism_ref *ref;
@@ -122,14 +123,30 @@ static int read_options(prism_http_req *req, json_t *o, prism_task_options *out,
         prism_http_field_number(req, o, "num_cpus", &out->num_cpus) != 0 ||
         prism_http_field_number(req, o, "num_gpus", &out->num_gpus) != 0 ||
         prism_http_field_number(req, o, "memory", &out->memory) != 0 ||
-        prism_http_field_number(req, o, "max_retries", &retries) != 0 ||
         prism_http_field_string(req, o, "strategy", false, &strategy) != 0 ||
         prism_http_field_string(req, o, "node_id", false, &node) != 0 ||
         prism_http_field_object(req, o, "resources", &resources) != 0)
         return -1;
-    if (num_returns < 1 || num_returns > 64) {
+    if (num_returns < 1 || num_returns > 64 || num_returns != (int)num_returns) {
         prism_http_reply_error(req, 400, "invalid_argument", "num_returns must be 1-64");
         return -1;
+    }
+    json_t *mr = json_object_get(o, "max_retries"); /* -1 too: not a field_number */
+    if (mr)
+        retries = json_is_number(mr) ? json_number_value(mr) : -2;
+    if (retries < -1 || retries > MAX_RETRIES || retries != (int)retries) {
+        prism_http_reply_error(req, 400, "invalid_argument",
+                               "max_retries must be -1 (forever) to %d", MAX_RETRIES);
+        return -1;
+    }
+    json_t *flag;
+    for (size_t i = 0; i < 2; i++) {
+        static const char *const flags[] = {"retry_exceptions", "soft"};
+        if ((flag = json_object_get(o, flags[i])) && !json_is_boolean(flag)) {
+            prism_http_reply_error(req, 400, "invalid_argument", "'%s' must be a boolean",
+                                   flags[i]);
+            return -1;
+        }
     }
     out->num_returns = (int)num_returns;
     out->max_retries = (int)retries;

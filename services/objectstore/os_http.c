@@ -285,6 +285,12 @@ static void do_put(prism_http_req *req, objectstore *os, const prism_object_id *
         prism_http_reply_error(req, 400, "bad_request", "Content-Type is too long");
         return;
     }
+    for (const char *p = ct; *p; p++) {
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) { /* a media type is ASCII */
+            prism_http_reply_error(req, 400, "bad_request", "Content-Type must be printable ASCII");
+            return;
+        }
+    }
     char hex[PRISM_OBJECT_ID_HEX_LEN + 1];
     prism_object_id_to_hex(id, hex);
     os_client cl;

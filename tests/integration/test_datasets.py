@@ -192,6 +192,13 @@ def test_bad_plans(c):
         assert info["state"] == "FAILED" and info["error"] == msg, info
     assert c.get("/api/v1/datasets/nope").status == 404
     assert c.get("/api/v1/datasets/nope/count").status == 404
+    # IDs the server decodes are forwarded as they came (not a bad URL, nor
+    # another path): unknown, as any
+    for path in ("/api/v1/datasets/a%20b", "/api/v1/datasets/x%3Fa=1/count",
+                 "/api/v1/datasets/x%23y"):
+        r = c.get(path)
+        assert r.status == 404 and r.json()["error"]["code"] == "not_found", (path, r)
+    assert c.get("/api/v1/datasets/nope").status == 404  # the address of the dataservice kept
 
 
 def test_stop(c):
@@ -767,6 +774,9 @@ def test_block_sizes(c):
                     assert r.status == 200, r
                 elif b["end"]:
                     break
+            for seq in ("", "?seq=-1", "?seq=x"):  # which block is not said
+                r = c.post("/api/v1/datasets/%s/blocks/release%s" % (did, seq), None)
+                assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", r
             assert b["complete"] and sum(sizes) == n and max(sizes) == 4, sizes
             short = [k for k in sizes[1:] if k % 4]  # but the probe
             assert len(short) >= 2 and sum(short) <= 4 * cpus + 4, (order, cpus, sizes)

@@ -654,6 +654,13 @@ def test_http_and_events(tmp):
         expect(info["size"] == 5000 and info["content_type"] == "text/plain" and info["pinned"], info)
         expect(s.http("GET", "/api/v1/objects/" + object_id(99))[0] == 404, "absent object")
         expect(s.http("GET", "/api/v1/objects/nothex")[0] == 400, "bad id")
+        # a Content-Type that is not ASCII is refused before anything is stored
+        before = json.loads(s.http("GET", "/api/v1/stats")[2])["objects"]
+        for method, path in (("PUT", "/api/v1/objects/" + object_id(98)), ("POST", "/api/v1/objects")):
+            st, _, body = s.http(method, path, b"x", {"Content-Type": "text/\xff"})
+            expect(st == 400 and json.loads(body)["error"]["code"] == "bad_request", (st, body))
+        expect(s.http("GET", "/api/v1/objects/" + object_id(98))[0] == 404, "nothing stored")
+        expect(json.loads(s.http("GET", "/api/v1/stats")[2])["objects"] == before, "no object made")
         # spill everything: 20 MiB of pinned objects through a 16 MiB arena
         for i in range(5):
             st, _, _ = s.http("PUT", "/api/v1/objects/" + object_id(10 + i), b"%d" % i * (4 * MiB))

@@ -194,6 +194,19 @@ def test_rest_tasks(c):
                         "options": {"strategy": "NOWHERE"}}, 400)):
         r = c.post("/api/v1/tasks", bad)
         assert r.status == code, (bad, r)
+    # Options a lease could never be granted for, refused at once (not a
+    # task that waits for ever while its lease is refused again and again).
+    for options in ({"resources": {"GPU": "x"}}, {"resources": {"CPU": -1}},
+                    {"strategy": "NODE_AFFINITY"}, {"max_retries": 1e10}, {"max_retries": 2.5},
+                    {"max_retries": -2}, {"num_returns": 1.9}, {"retry_exceptions": "yes"},
+                    {"soft": 1}):
+        r = c.post("/api/v1/tasks", {"package": "builtin", "function": "echo",
+                                     "options": options})
+        assert r.status == 400 and r.json()["error"]["code"] == "invalid_argument", (options, r)
+    r = c.post("/api/v1/tasks", {"package": "builtin", "function": "add", "args": [1, 1],
+                                 "options": {"max_retries": -1, "resources": {"CPU": 0.5}}})
+    d = c.get("/api/v1/objects/%s?timeout_ms=30000" % r.json()["object_ids"][0]).json()
+    assert d["value"] == {"kind": "json", "value": 2}, d
 
 
 

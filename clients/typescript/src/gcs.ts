@@ -1137,10 +1137,12 @@ export interface components {
                 resources?: {
                     [key: string]: number;
                 };
+                /** @description retries of a task whose worker died (-1: for ever); default 3 */
                 max_retries?: number;
                 retry_exceptions?: boolean;
                 /** @enum {string} */
                 strategy?: "DEFAULT" | "SPREAD" | "NODE_AFFINITY";
+                /** @description required with NODE_AFFINITY */
                 node_id?: string;
                 soft?: boolean;
             };
@@ -3926,7 +3928,10 @@ export interface operations {
             };
             /**
              * @description `invalid_plan`, `unknown_operator` or `unsupported_operator`, with
-             *     a message naming the operator (`ops[2] (map_batches): ...`)
+             *     a message naming the operator (`ops[2] (map_batches): ...`); or
+             *     `invalid_argument` for the query (a bad split,
+             *     consumer_timeout_ms, split or equal without stream, materialize
+             *     with stream or a write)
              */
             400: {
                 headers: {
