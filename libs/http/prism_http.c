@@ -891,9 +891,12 @@ static bool url_text_ok(prism_http_req *req)
 }
 
 /* The request head within our limits (checked before anything else). */
+/* A request too large to take is answered, and its connection closed as
+ * other malformed ones are (not kept until the next request's deadline). */
 static bool head_size_ok(prism_http_req *req)
 {
     if (req->uri_too_long) {
+        prism_http_add_header(req, "Connection", "close");
         prism_http_reply_error(req, 414, "uri_too_long", "the URL is over the %u byte limit",
                                MAX_URI);
         return false;
@@ -901,6 +904,7 @@ static bool head_size_ok(prism_http_req *req)
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     if (ci && ci->header_size > MAX_HEAD) {
+        prism_http_add_header(req, "Connection", "close");
         prism_http_reply_error(req, 431, "headers_too_large",
                                "the request line and headers are over the %u byte limit", MAX_HEAD);
         return false;
