@@ -93,18 +93,28 @@ int na_workers_prepare_dir(nodeagent *na, char *err, size_t errlen)
      * named: a path others can guess (a worker's ID shows in ps) could be
      * taken before the worker binds it. */
     struct sockaddr_un sa;
-    if (strlen(na->socket_dir) + 1 + PRISM_ID_HEX_LEN + 5 < sizeof sa.sun_path)
+    const size_t name = 1 + PRISM_ID_HEX_LEN + 5; /* "/ID.sock" */
+    if (strlen(na->socket_dir) + name < sizeof sa.sun_path)
         return 0;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(na->socket_dir, sizeof na->socket_dir, "%s/prism-workers-XXXXXX",
-             tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(na->socket_dir)) { /* mode 0700 */
-        snprintf(err, errlen, "cannot create a directory for the workers' sockets (%s): %s",
-                 na->socket_dir, strerror(errno));
-        return -1;
+    const char *bases[] = {getenv("TMPDIR"), "/tmp"};
+    for (size_t i = 0; i < 2; i++) {
+        if (!bases[i] || !*bases[i] ||
+            strlen(bases[i]) + strlen("/prism-XXXXXX") + name >= sizeof sa.sun_path)
+            continue;
+        snprintf(na->socket_dir, sizeof na->socket_dir, "%s/prism-XXXXXX", bases[i]);
+        if (!mkdtemp(na->socket_dir)) { /* mode 0700 */
+            snprintf(err, errlen, "cannot create a directory for the workers' sockets (%s): %s",
+                     na->socket_dir, strerror(errno));
+            return -1;
+        }
+        na->socket_dir_made = true;
+        return 0;
     }
-    na->socket_dir_made = true;
-    return 0;
+    snprintf(err, errlen,
+             "the workers' sockets would have paths over %zu bytes, in %s/workers and in "
+             "$TMPDIR: use a shorter --state-dir",
+             sizeof sa.sun_path - 1, na->cfg.state_dir);
+    return -1;
 }
 
 /* The directory na_workers_prepare_dir made, once the workers are gone. */

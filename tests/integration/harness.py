@@ -393,6 +393,24 @@ class Cluster:
         elif rc != 0:
             self.failed_shutdowns.append((p.name, rc, p.tail()))
 
+    def worker_reports(self):
+        """Sanitizer reports in the workers' logs: a worker is no service of
+        the harness's, but the node agent stops it with SIGTERM too, and what
+        it leaked or broke by then is in its log."""
+        found = []
+        for root, _, files in os.walk(os.path.join(self.dir, "nodes")):
+            for f in files:
+                if not f.endswith(".log") or os.path.basename(root) != "workers":
+                    continue
+                with open(os.path.join(root, f), errors="replace") as log:
+                    text = log.read()
+                at = min([i for i in (text.find("ERROR: AddressSanitizer"),
+                                      text.find("ERROR: LeakSanitizer"),
+                                      text.find("runtime error:")) if i >= 0], default=-1)
+                if at >= 0:
+                    found.append(("worker " + f[:-4], "a sanitizer report", text[at:at + 6000]))
+        return found
+
     def close(self, check=True):
         # Every service is told at once, as an orchestrator tearing the whole
         # cluster down does: each must exit cleanly while its peers go too.
@@ -404,6 +422,7 @@ class Cluster:
         self.nats.stop()
         for p in self.procs:
             p.log.close()
+        self.failed_shutdowns += self.worker_reports()
         if check and self.failed_shutdowns:
             msg = "\n".join("%s: exit %s\n%s" % f for f in self.failed_shutdowns)
             raise AssertionError("services did not shut down cleanly:\n" + msg)

@@ -173,7 +173,7 @@ def test_long_state_dir_sockets_in_a_private_dir(c):
             "GET", "/api/v1/workers", base=node["address"]).json()["workers"] if w.get("unix")],
             what="a worker of the long-named node")
         made = os.listdir(tmp)
-        assert len(made) == 1 and made[0].startswith("prism-workers-"), made
+        assert len(made) == 1 and made[0].startswith("prism-"), made
         assert os.stat(os.path.join(tmp, made[0])).st_mode & 0o777 == 0o700
         for w in workers:
             assert os.path.dirname(w["unix"]) == os.path.join(tmp, made[0]), w
