@@ -890,9 +890,9 @@ static bool url_text_ok(prism_http_req *req)
     return ok;
 }
 
-/* The request head within our limits (checked before anything else). */
-/* A request too large to take is answered, and its connection closed as
- * other malformed ones are (not kept until the next request's deadline). */
+/* The request head within our limits (checked before anything else). A
+ * request too large to take is answered, and its connection closed as other
+ * malformed ones are (not kept until the next request's deadline). */
 static bool head_size_ok(prism_http_req *req)
 {
     if (req->uri_too_long) {
@@ -1031,12 +1031,12 @@ static enum MHD_Result send_response(prism_http_req *req)
  * libmicrohttpd. */
 static _Thread_local conn_slot *current_slot;
 
-/* Closes the connection under the slot (caller holds conns_lock): its thread
- * sees the end of the stream and lets libmicrohttpd close it. */
 /* Waiting for a request, or serving one without the token: a slot that a
  * client who sends requests with the token may push out. */
 static bool evictable(const conn_slot *c) { return !c->closing && (!c->busy || c->stranger); }
 
+/* Closes the connection under the slot (caller holds conns_lock): its thread
+ * sees the end of the stream and lets libmicrohttpd close it. */
 static void slot_shut(conn_slot *c)
 {
     if (evictable(c))
