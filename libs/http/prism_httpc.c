@@ -113,7 +113,8 @@ static struct curl_slist *prepare(prism_httpc *c, const char *method, const char
     snprintf(url, urllen, "%s%s", c->base, path);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    /* 0: none (a log followed); curl would refuse a negative one and keep none */
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms >= 0 ? (long)timeout_ms : 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);

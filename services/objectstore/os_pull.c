@@ -13,10 +13,13 @@
  * looks again. So a value read on many nodes at once spreads as a tree: each
  * finished copy serves the next ones, instead of every node pulling from the
  * first store. */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "objectstore.h"
 #include "prism_httpc.h"
@@ -26,8 +29,9 @@
 #define INFO_TIMEOUT_MS 10000
 #define PEER_WAIT_MS 3000 /* a store that just joined is announced within this */
 #define DEFAULT_TIMEOUT_MS 600000
-#define BUSY_WAIT_MS 20      /* the first wait while every holder is busy, doubling... */
-#define BUSY_WAIT_MAX_MS 200 /* ... up to this */
+#define MAX_TIMEOUT_MS 86400000 /* a day */
+#define BUSY_WAIT_MS 20         /* the first wait while every holder is busy, doubling... */
+#define BUSY_WAIT_MAX_MS 200    /* ... up to this */
 #define COPY_GRACE_MS 100
 
 enum { PULL_DONE = 0, PULL_FAILED = -1, PULL_BUSY = 1 };
@@ -277,6 +281,14 @@ void os_pull_handler(prism_http_req *req, void *ctx)
         json_decref(body);
         return;
     }
+    /* bounded: a transfer's timeout is an int of milliseconds, and 0 or one
+     * past it would leave the transfer none at all */
+    if (timeout < 1 || timeout > MAX_TIMEOUT_MS) {
+        prism_http_reply_error(req, 400, "bad_request", "timeout_ms must be 1 to %d",
+                               MAX_TIMEOUT_MS);
+        json_decref(body);
+        return;
+    }
     pin = json_object_get(body, "pin");
     if (!os_peers_known(os->peers, source, PEER_WAIT_MS)) {
         LOG_WARN("a pull of %s named source %.200s, which is no store of the cluster: refused", hex,
@@ -298,10 +310,20 @@ void os_pull_handler(prism_http_req *req, void *ctx)
         return;
     }
     os_pull **pp = find(os, &id), *p = *pp;
-    if (p) {
+    bool late = false;
+    if (p) { /* another request pulls it: its end is ours, within our own timeout */
+        struct timespec until; /* pull_cv waits on the realtime clock (its default) */
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(timeout / 1000);
+        until.tv_nsec += (long)((int64_t)timeout % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
         p->refs++;
-        while (!p->done)
-            pthread_cond_wait(&os->pull_cv, &os->store.mu);
+        while (!p->done && !late)
+            late = pthread_cond_timedwait(&os->pull_cv, &os->store.mu, &until) == ETIMEDOUT &&
+                   !p->done;
     } else if ((p = calloc(1, sizeof *p))) {
         p->id = id;
         p->refs = 1;
@@ -316,10 +338,14 @@ void os_pull_handler(prism_http_req *req, void *ctx)
         pthread_cond_broadcast(&os->pull_cv);
     }
     json_t *j = NULL;
-    int http = p ? p->http : 500;
-    const char *code = p && p->code ? p->code : "internal";
+    int http = late ? 504 : p ? p->http : 500;
+    const char *code = late ? "timeout" : p && p->code ? p->code : "internal";
     char msg[256];
-    snprintf(msg, sizeof msg, "%s", p ? p->msg : "out of memory");
+    snprintf(msg, sizeof msg, "%s",
+             late ? "the pull of this object that another request began did not end within "
+                    "timeout_ms"
+             : p  ? p->msg
+                  : "out of memory");
     if (http == 200) {
         j = json_pack("{s:s, s:I, s:s}", "object_id", hex, "size", (json_int_t)p->size, "state",
                       "sealed");

@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_objectstore import (MiB, Nats, Store, TOKEN, expect, object_id,  # noqa: E402
-                              run_tests)
+                              run_tests, wait_for)
 
 
 def pull(dst, oid, source, out=None, timeout_ms=120000):
@@ -109,6 +109,67 @@ def test_source_dies_midway(tmp):
         expect(st == 502, body)
         expect(b.client(["contains", oid])[0] == "OK absent", "no partial object")
     finally:
+        b.stop()
+        srv.shutdown()
+        srv.server_close()
+
+
+class StallingSource(http.server.BaseHTTPRequestHandler):
+    """Announces a 4 MiB object, sends 64 KiB of it and then nothing until
+    `release` is set (a frozen node: no close, no reset)."""
+    protocol_version = "HTTP/1.1"
+    release = threading.Event()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path.endswith("/info"):
+            body = json.dumps({"object_id": path.split("/")[4], "size": 4 * MiB, "state": "sealed",
+                               "metadata_hex": ""}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(4 * MiB))
+        self.end_headers()
+        self.wfile.write(b"\xcd" * 65536)
+        self.wfile.flush()
+        StallingSource.release.wait(60)
+        self.close_connection = True
+
+
+def test_stalled_source_and_timeouts(tmp):
+    """A pull's timeout_ms bounds it: 0 and one past a day are refused (an
+    int of milliseconds past 2^31 used to leave the transfer without any);
+    a request that joins a pull under way of a source that stalls gives up
+    after its own timeout_ms (504 timeout), and the pull after its own
+    (502), leaving no partial object."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StallingSource)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    source = "http://127.0.0.1:%d" % srv.server_address[1]
+    b = Store(tmp, "b", memory="64MiB", extra=("--peers", source))
+    oid = object_id(9)
+    try:
+        for bad in (0, 3e9, 2 ** 32):
+            st, body = pull(b, oid, source, timeout_ms=bad)
+            expect(st == 400 and b"timeout_ms" in body, "%s: %d %s" % (bad, st, body))
+        first = []
+        t = threading.Thread(target=pull, args=(b, oid, source, first, 4000))
+        t.start()
+        wait_for(lambda: b.stats()["used"] > 0, what="the first pull under way")
+        st, body = pull(b, oid, source, timeout_ms=500)
+        expect(st == 504 and json.loads(body)["error"]["code"] == "timeout", "%d %s" % (st, body))
+        expect(t.is_alive(), "the joiner gave up before the pull it joined")
+        t.join(30)
+        expect(first and first[0][0] == 502, first)
+        expect(b.client(["contains", oid])[0] == "OK absent", "no partial object")
+    finally:
+        StallingSource.release.set()
         b.stop()
         srv.shutdown()
         srv.server_close()
@@ -252,4 +313,4 @@ def test_small_copy_dropped_with_primary(tmp):
 if __name__ == "__main__":
     sys.exit(run_tests([test_transfer_200mib, test_source_dies_midway,
                         test_unknown_source_gets_no_token, test_pulls_spread_from_copies,
-                        test_small_copy_dropped_with_primary]))
+                        test_small_copy_dropped_with_primary, test_stalled_source_and_timeouts]))
