@@ -714,22 +714,11 @@ prism_status prism_put(prism_client *c, const prism_value *v, prism_ref **out)
 
 /* ---------- get and wait ---------- */
 
-static void deadline_ts(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Waits for `e` to settle. Lock held; returns false on timeout. */
 static bool wait_settled(prism_client *c, const prism_object_id *id, int timeout_ms)
 {
     struct timespec ts;
-    deadline_ts(&ts, timeout_ms);
+    ts = prism_deadline_ts(CLOCK_MONOTONIC, timeout_ms);
     int64_t deadline_ms = timeout_ms < 0 ? -1 : prism_mono_ms() + timeout_ms;
     for (;;) {
         obj_entry *e = prism__obj_find(c, id);
@@ -1092,7 +1081,7 @@ static prism_status wait_refs(prism_client *c, prism_ref *const *refs, size_t n,
                               int timeout_ms, bool *ready)
 {
     struct timespec ts;
-    deadline_ts(&ts, timeout_ms);
+    ts = prism_deadline_ts(CLOCK_MONOTONIC, timeout_ms);
     /* One look at each object until k are found ready (as Ray's num_returns:
      * the first k found are marked); then each settling wakes this thread and
      * only the objects still pending are looked at again, a scan stopping at

@@ -45,14 +45,7 @@ uint64_t gcs_actors_post(gcs *g, actor_cmd *c)
 bool gcs_actors_wait(gcs *g, uint64_t seq, int timeout_ms)
 {
     gcs_actors *A = g->actors;
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = prism_deadline_ts(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&A->lock);
     while (A->processed < seq && !A->stopping &&
            pthread_cond_timedwait(&A->processed_cv, &A->lock, &until) != ETIMEDOUT) {

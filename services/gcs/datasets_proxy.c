@@ -92,12 +92,12 @@ void gcs_api_datasets_proxy(prism_http_req *req, void *ctx)
         return;
     }
     /* re-encoded: the server decoded them ("a%20b", "x%3Fy") */
-    char *query = prism_http_query_string(req), *decoded = prism_http_path_encoded(req);
+    char *query = prism_http_query_string(req), *encoded = prism_http_path_encoded(req);
     char *path = NULL;
-    if (!query || !decoded || asprintf(&path, "%s%s%s", decoded, *query ? "?" : "", query) < 0)
+    if (!query || !encoded || asprintf(&path, "%s%s%s", encoded, *query ? "?" : "", query) < 0)
         path = NULL;
     free(query);
-    free(decoded);
+    free(encoded);
     gcs_data_proxy *p = g->data_proxy;
     prism_httpc *h = path ? prism_httpc_pool_take(p->conns, url, g->cfg.token) : NULL;
     if (!h) {

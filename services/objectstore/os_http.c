@@ -187,14 +187,7 @@ static void h_get(prism_http_req *req, void *ctx)
     g->os = os;
     os_client_init(&g->cl);
     os_object *o = NULL;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(timeout / 1000);
-    deadline.tv_nsec += (long)(timeout % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = prism_deadline_ts(CLOCK_MONOTONIC, timeout);
     pthread_mutex_lock(&os->store.mu);
     int st;
     /* Woken by each seal, not polling: the object is served as soon as it is;

@@ -312,14 +312,8 @@ void os_pull_handler(prism_http_req *req, void *ctx)
     os_pull **pp = find(os, &id), *p = *pp;
     bool late = false;
     if (p) { /* another request pulls it: its end is ours, within our own timeout */
-        struct timespec until; /* pull_cv waits on the realtime clock (its default) */
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)(timeout / 1000);
-        until.tv_nsec += (long)((int64_t)timeout % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        /* pull_cv waits on the realtime clock (its default) */
+        struct timespec until = prism_deadline_ts(CLOCK_REALTIME, (int64_t)timeout);
         p->refs++;
         while (!p->done && !late)
             late = pthread_cond_timedwait(&os->pull_cv, &os->store.mu, &until) == ETIMEDOUT &&

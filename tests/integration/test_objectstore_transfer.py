@@ -60,27 +60,37 @@ def test_transfer_200mib(tmp):
         b.stop()
 
 
-class DyingSource(http.server.BaseHTTPRequestHandler):
-    """Announces a 200 MiB object, sends 50 MiB of it and dies."""
+class AnnouncingSource(http.server.BaseHTTPRequestHandler):
+    """A source store's /info: an object of SIZE bytes, sealed. The body's
+    GET is the subclass's `send_body`."""
     protocol_version = "HTTP/1.1"
+    SIZE = 0
 
     def log_message(self, *args):
         pass
 
     def do_GET(self):
         path = self.path.split("?")[0]
-        if path.endswith("/info"):
-            body = json.dumps({"object_id": path.split("/")[4], "size": 200 * MiB, "state": "sealed",
-                               "metadata_hex": ""}).encode()
+        if not path.endswith("/info"):
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(self.SIZE))
             self.end_headers()
-            self.wfile.write(body)
+            self.send_body()
             return
+        body = json.dumps({"object_id": path.split("/")[4], "size": self.SIZE, "state": "sealed",
+                           "metadata_hex": ""}).encode()
         self.send_response(200)
-        self.send_header("Content-Length", str(200 * MiB))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self.wfile.write(body)
+
+
+class DyingSource(AnnouncingSource):
+    """Announces a 200 MiB object, sends 50 MiB of it and dies."""
+    SIZE = 200 * MiB
+
+    def send_body(self):
         chunk = b"\xab" * MiB
         for _ in range(50):
             self.wfile.write(chunk)
@@ -114,29 +124,13 @@ def test_source_dies_midway(tmp):
         srv.server_close()
 
 
-class StallingSource(http.server.BaseHTTPRequestHandler):
+class StallingSource(AnnouncingSource):
     """Announces a 4 MiB object, sends 64 KiB of it and then nothing until
     `release` is set (a frozen node: no close, no reset)."""
-    protocol_version = "HTTP/1.1"
+    SIZE = 4 * MiB
     release = threading.Event()
 
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        path = self.path.split("?")[0]
-        if path.endswith("/info"):
-            body = json.dumps({"object_id": path.split("/")[4], "size": 4 * MiB, "state": "sealed",
-                               "metadata_hex": ""}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(4 * MiB))
-        self.end_headers()
+    def send_body(self):
         self.wfile.write(b"\xcd" * 65536)
         self.wfile.flush()
         StallingSource.release.wait(60)
